@@ -1,0 +1,1 @@
+"""Accounts, password checks, HTTP Basic auth with a verification cache, and role rules."""

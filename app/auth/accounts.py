@@ -1,0 +1,68 @@
+"""Broker accounts: creation, passwords (werkzeug scrypt) and credential checks."""
+import secrets
+
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from app import contract
+from app.errors import BadRequest, Conflict
+from app.models import Account, utcnow
+
+PASSWORD_METHOD = "scrypt"
+MIN_PASSWORD_LENGTH = 12
+
+_dummy_hash = None
+
+
+def hash_password(password):
+    return generate_password_hash(password, method=PASSWORD_METHOD)
+
+
+def generate_password():
+    """A random password for a new account, shown once to whoever created it."""
+    return secrets.token_urlsafe(18)
+
+
+def validate_username(username):
+    username = (username or "").strip()
+    if not username or len(username) > 150 or any(c.isspace() or c == ":" for c in username):
+        raise BadRequest("A user name is 1 to 150 characters without spaces or ':'")
+    return username
+
+
+def validate_password(password):
+    if len(password or "") < MIN_PASSWORD_LENGTH:
+        raise BadRequest(f"A password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+def create_account(username, role, password=None):
+    """Create an account; returns (account, password) where password is the one set."""
+    username = validate_username(username)
+    if role not in contract.ROLES:
+        raise BadRequest(f"Unknown role {role!r}; choose one of {', '.join(contract.ROLES)}")
+    password = validate_password(password) if password is not None else generate_password()
+    if Account.by_username(username) is not None:
+        raise Conflict(f"An account named {username!r} already exists")
+    account = Account.create(username=username, role=role, password_hash=hash_password(password))
+    return account, password
+
+
+def set_password(account, password):
+    account.password_hash = hash_password(validate_password(password))
+    account.updated_at = utcnow()
+    account.save()
+
+
+def password_matches(account, password):
+    """Check a password against an account, or burn the same time when there is none.
+
+    Checking a dummy hash for unknown names keeps the answer time from telling an
+    attacker which user names exist.
+    """
+    global _dummy_hash
+    if account is None:
+        if _dummy_hash is None:
+            _dummy_hash = hash_password(secrets.token_hex(16))
+        check_password_hash(_dummy_hash, password)
+        return False
+    return check_password_hash(account.password_hash, password)

@@ -1,0 +1,175 @@
+"""The EPM and ticket contracts in code (see ../shared/contract/).
+
+Event names, the fields EPM sends, ticket types with their number prefixes and
+states, duration limits and the exact validation messages live here and only
+here; every other module refers to these names.
+"""
+from dataclasses import dataclass
+
+WEBHOOK_PATH = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"
+API_PREFIX = "/api/x_bets_pmc_jit"
+
+# --- Roles --------------------------------------------------------------------
+
+ROLE_API = "api"
+ROLE_USER = "user"
+ROLE_ADMIN = "admin"
+ROLES = (ROLE_API, ROLE_USER, ROLE_ADMIN)
+APPROVER_ROLES = (ROLE_USER, ROLE_ADMIN)
+
+# --- Kinds of JIT request -----------------------------------------------------
+
+KIND_APPLICATION = "application"
+KIND_ADMIN = "admin"
+KIND_LABELS = {KIND_APPLICATION: "Application Access", KIND_ADMIN: "Admin Access"}
+
+# --- Webhook events -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventType:
+    """One EPM webhook event: its wire name, the request kind, and its role."""
+
+    name: str
+    kind: str
+    is_created: bool
+
+
+URM_TICKET_CREATED = EventType("URM_Native_Ticket_Created", KIND_APPLICATION, True)
+URM_DECISION_UPDATE = EventType("URM_NATIVE_DECISION_UPDATE", KIND_APPLICATION, False)
+ADMIN_TICKET_CREATED = EventType("JIT_ADMIN_TICKET_CREATED", KIND_ADMIN, True)
+ADMIN_TICKET_UPDATED = EventType("JIT_ADMIN_TICKET_UPDATED", KIND_ADMIN, False)
+
+EVENT_TYPES = {
+    event.name: event
+    for event in (URM_TICKET_CREATED, URM_DECISION_UPDATE, ADMIN_TICKET_CREATED, ADMIN_TICKET_UPDATED)
+}
+
+
+def find_event_type(name):
+    """The EventType for a wire name, matched without regard to case, or None."""
+    if not isinstance(name, str):
+        return None
+    wanted = name.strip().casefold()
+    for event in EVENT_TYPES.values():
+        if event.name.casefold() == wanted:
+            return event
+    return None
+
+
+# The keys of `requestInfo` in URM_Native_Ticket_Created, case as EPM sends them.
+URM_REQUEST_INFO_KEYS = (
+    "applicationType", "action", "workstyle", "reason", "user", "hostName",
+    "trustedOwnership", "productDescription", "driveType", "btZoneIdentifierExists",
+    "productCode", "upgradeCode", "clsId", "comDisplayName", "token",
+    "tokenAssignmentIsShell", "uacTriggered", "downloadSourceUrl", "userLanguage",
+    "sha1Hash", "sha256Hash", "filePathObjectId", "cmdArgs", "publisher", "productName",
+    "productVersion", "fileVersion", "applicationGroup", "message", "messageId",
+    "hostType", "osName", "osVersion", "ComputerGroup", "GroupId", "requestVersion",
+    "hostedFilePath", "parentProcess", "storeAppName", "serviceName", "serviceAction",
+    "authRequestUri", "bundleInfoDescription", "reputationScoreDateTime",
+    "reputationScore", "reputationIntegrationType",
+)
+
+# Delivery processing states of an incoming request.
+INCOMING_RECEIVED = "received"
+INCOMING_PROCESSED = "processed"
+INCOMING_DUPLICATE = "duplicate"
+INCOMING_ERROR = "error"
+INCOMING_STATUSES = (INCOMING_RECEIVED, INCOMING_PROCESSED, INCOMING_DUPLICATE, INCOMING_ERROR)
+
+# --- Ticket types, numbers and states -----------------------------------------
+
+
+@dataclass(frozen=True)
+class TicketType:
+    """A task table a JIT request can become, with its numbering and states."""
+
+    label: str
+    table: str
+    prefix: str
+    first_number: int
+    states: tuple  # ((value, label), ...) in display order
+    new_state: int
+    closed_state: int
+
+    def state_label(self, value):
+        return dict(self.states).get(value, str(value))
+
+    def state_value(self, label):
+        """The state value for a label (case-insensitive) or a numeric string, else None."""
+        if isinstance(label, int) and label in dict(self.states):
+            return label
+        text = str(label).strip()
+        for value, state_label in self.states:
+            if state_label.casefold() == text.casefold() or str(value) == text:
+                return value
+        return None
+
+    def format_number(self, counter):
+        return f"{self.prefix}{counter:07d}"
+
+
+INCIDENT = TicketType(
+    "Incident", "incident", "INC", 10001,
+    ((1, "New"), (2, "In Progress"), (3, "On Hold"), (6, "Resolved"), (7, "Closed"), (8, "Canceled")),
+    new_state=1, closed_state=7,
+)
+CHANGE_REQUEST = TicketType(
+    "Change Request", "change_request", "CHG", 1,
+    ((-5, "New"), (-4, "Assess"), (-3, "Authorize"), (-2, "Scheduled"), (-1, "Implement"),
+     (0, "Review"), (3, "Closed"), (4, "Canceled")),
+    new_state=-5, closed_state=3,
+)
+_CATALOG_STATES = ((1, "Open"), (2, "Work in Progress"), (3, "Closed Complete"),
+                   (4, "Closed Incomplete"), (7, "Closed Skipped"))
+CATALOG_TASK = TicketType("Service Catalog – Task", "sc_task", "SCTASK", 10001,
+                          _CATALOG_STATES, new_state=1, closed_state=3)
+REQUESTED_ITEM = TicketType("Service Catalog – Requested Item", "sc_req_item", "RITM", 10001,
+                            _CATALOG_STATES, new_state=1, closed_state=3)
+
+TICKET_TYPES = {t.table: t for t in (INCIDENT, CHANGE_REQUEST, CATALOG_TASK, REQUESTED_ITEM)}
+DEFAULT_TICKET_TYPE = INCIDENT.table
+
+
+def find_ticket_type(name):
+    """A TicketType by table name, label or prefix (case-insensitive; '-' for '–'), or None."""
+    wanted = str(name).strip().replace("-", "–").casefold()
+    for ticket_type in TICKET_TYPES.values():
+        names = (ticket_type.table, ticket_type.label, ticket_type.prefix)
+        if wanted in (n.replace("-", "–").casefold() for n in names):
+            return ticket_type
+    return None
+
+
+def ticket_type_for_number(number):
+    """The TicketType whose prefix a ticket number carries, or None."""
+    text = str(number).upper()
+    # Longest prefix first so SCTASK is not mistaken for a shorter prefix.
+    for ticket_type in sorted(TICKET_TYPES.values(), key=lambda t: -len(t.prefix)):
+        digits = text[len(ticket_type.prefix):]
+        if text.startswith(ticket_type.prefix) and len(digits) == 7 and digits.isdigit():
+            return ticket_type
+    return None
+
+
+ALL_STATE_LABELS = tuple(dict.fromkeys(label for t in TICKET_TYPES.values() for _, label in t.states))
+DEFAULT_ACTIVE_STATES = ("New", "In Progress", "On Hold")
+
+# --- Decisions ------------------------------------------------------------------
+
+DECISION_APPROVED = "Approved"
+DECISION_DENIED = "Denied"
+DECISIONS = (DECISION_APPROVED, DECISION_DENIED)
+
+DURATION_ONCE = "once"
+DURATION_MINUTES = "minutes"
+DURATION_HOURS = "hours"
+DURATION_LIMITS = {DURATION_MINUTES: (5, 1440), DURATION_HOURS: (1, 24)}
+
+MSG_REASON_REQUIRED = "Please enter a reason"
+MSG_MINUTES_RANGE = "Enter a number between 5 and 1440"
+MSG_HOURS_RANGE = "Enter a number between 1 and 24"
+MSG_INACTIVE = "You cannot modify the decision because this request is inactive"
+MSG_FINAL = "The server has accepted the decision. It is now final and cannot be changed"
+DURATION_MESSAGES = {DURATION_MINUTES: MSG_MINUTES_RANGE, DURATION_HOURS: MSG_HOURS_RANGE}

@@ -1,0 +1,94 @@
+"""The peewee database: SQLite by default, PostgreSQL by URL, one kept-open connection per thread.
+
+Models bind to `database`, a proxy that `init_database` points at a concrete
+database when an app is created, so nothing connects at import time.
+"""
+from pathlib import Path
+from urllib.parse import urlparse
+
+import peewee
+from playhouse.db_url import parse as parse_database_url
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+database = peewee.DatabaseProxy()
+
+# Errors that mean "the database could not do this now" (locked, restarting,
+# unreachable): the caller should try again later, nothing was stored.
+UNAVAILABLE_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
+
+
+def create_database(settings):
+    """A pooled peewee database for `settings.database_url` (sqlite:/// or postgresql://)."""
+    url = settings.database_url
+    scheme = urlparse(url).scheme
+    options = parse_database_url(url)
+    name = options.pop("database")
+    if scheme in ("sqlite", "sqlite+pool"):
+        if name != ":memory:":
+            Path(name).parent.mkdir(parents=True, exist_ok=True)
+        return PooledSqliteDatabase(
+            name,
+            max_connections=settings.max_connections,
+            # Write transactions take the write lock when they begin, so two writers
+            # queue on the busy timeout instead of deadlocking on a lock upgrade.
+            lock_type="IMMEDIATE",
+            timeout=settings.sqlite_busy_timeout_ms / 1000,
+            check_same_thread=False,
+            pragmas={
+                "journal_mode": "wal",
+                "busy_timeout": settings.sqlite_busy_timeout_ms,
+                "foreign_keys": 1,
+                "synchronous": settings.sqlite_synchronous,
+            },
+        )
+    if scheme in ("postgres", "postgresql", "postgres+pool", "postgresql+pool"):
+        return PooledPostgresqlDatabase(
+            name, max_connections=settings.max_connections, stale_timeout=300, **options
+        )
+    raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r}: use sqlite:/// or postgresql://")
+
+
+def init_database(settings):
+    """Point the `database` proxy at the database `settings` name, and return it."""
+    concrete = create_database(settings)
+    previous = database.obj
+    if previous is not None and not previous.is_closed():
+        previous.close_all() if hasattr(previous, "close_all") else previous.close()
+    database.initialize(concrete)
+    return concrete
+
+
+def is_sqlite():
+    return isinstance(database.obj, peewee.SqliteDatabase)
+
+
+def write_transaction():
+    """A transaction for a multi-row change (BEGIN IMMEDIATE on SQLite)."""
+    return database.atomic()
+
+
+def init_app(app):
+    """Open a pooled connection for each request and hand it back at the end."""
+
+    @app.before_request
+    def _connect():
+        database.connect(reuse_if_open=True)
+
+    @app.teardown_appcontext
+    def _release(_exception):
+        if not database.is_closed():
+            # A request that failed mid-transaction must not hand the pool a
+            # connection with an open transaction.
+            if database.in_transaction():
+                database.rollback()
+            database.close()
+
+
+def ping():
+    """True when a query reaches the database."""
+    try:
+        database.connect(reuse_if_open=True)
+        database.execute_sql("SELECT 1")
+        return True
+    except UNAVAILABLE_ERRORS:
+        return False

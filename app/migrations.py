@@ -1,0 +1,55 @@
+"""Schema creation and upgrades: an ordered list of steps, each run once per database.
+
+`upgrade()` is the only way tables are created or changed. A step is never edited
+once released: a new column or table is a new step appended to MIGRATIONS, using
+`playhouse.migrate` for changes to existing tables.
+"""
+from app import models
+from app.db import database, is_sqlite, write_transaction
+
+
+def _initial_schema(_migrator):
+    database.create_tables([
+        models.Account, models.Configuration, models.NumberCounter, models.Task,
+        models.ApplicationAccessTicket, models.AdminTicket, models.IncomingRequest,
+    ])
+    database.execute_sql("CREATE INDEX task_newest ON task (opened_at DESC, id DESC)")
+
+
+MIGRATIONS = [
+    (1, "initial schema", _initial_schema),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version():
+    if not database.table_exists(models.SchemaVersion._meta.table_name):
+        return 0
+    newest = models.SchemaVersion.select().order_by(models.SchemaVersion.version.desc()).first()
+    return newest.version if newest else 0
+
+
+# Arbitrary constant naming the PostgreSQL advisory lock that serialises upgrades.
+_UPGRADE_LOCK_KEY = 73_015_201
+
+
+def upgrade():
+    """Run every migration not yet applied, in one transaction; returns the descriptions run."""
+    from playhouse.migrate import SchemaMigrator
+
+    migrator = SchemaMigrator.from_database(database.obj)
+    applied = []
+    with write_transaction():
+        # Two processes running `init` at once: the second waits here (the SQLite
+        # write lock, or this advisory lock) and then finds the steps done.
+        if not is_sqlite():
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_UPGRADE_LOCK_KEY,))
+        database.create_tables([models.SchemaVersion])
+        done = current_version()
+        for version, description, step in MIGRATIONS:
+            if version > done:
+                step(migrator)
+                models.SchemaVersion.create(version=version)
+                applied.append(description)
+    return applied

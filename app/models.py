@@ -1,0 +1,224 @@
+"""The broker's tables, named as BeyondTrust's ServiceNow app names them (contract/tickets.md).
+
+ServiceNow keeps incidents, changes and catalog tasks in one `task` hierarchy told
+apart by `sys_class_name`; the broker does the same, so lists and searches across
+ticket types read one indexed table. The two JIT tables hold what EPM sent.
+"""
+import json
+import uuid
+from datetime import datetime, timezone
+
+import peewee
+
+from app import contract
+from app.db import database
+
+
+def utcnow():
+    """The current UTC time, naive, as every timestamp column stores it."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def new_sys_id():
+    """A ServiceNow-style sys_id: 32 lowercase hex characters, never reused."""
+    return uuid.uuid4().hex
+
+
+class JSONField(peewee.TextField):
+    """A JSON document stored as text, so both databases read it the same way."""
+
+    def db_value(self, value):
+        return None if value is None else json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+    def python_value(self, value):
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(peewee.Model):
+    sys_id = peewee.CharField(max_length=32, unique=True, default=new_sys_id)
+
+    class Meta:
+        database = database
+
+
+class Account(BaseModel):
+    """A broker account: an approver (`user`), an `admin`, or EPM's `api` machine identity."""
+
+    username = peewee.CharField(max_length=150, unique=True)
+    password_hash = peewee.CharField(max_length=255)
+    role = peewee.CharField(max_length=16, choices=[(r, r) for r in contract.ROLES])
+    active = peewee.BooleanField(default=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "sys_user"
+
+    @classmethod
+    def by_username(cls, username):
+        return cls.get_or_none(cls.username == username)
+
+
+class Configuration(BaseModel):
+    """Integration settings; the broker uses the record named `Default`."""
+
+    name = peewee.CharField(max_length=100, unique=True)
+    pmc_host = peewee.CharField(max_length=255, default="")
+    tenant_id = peewee.CharField(max_length=100, default="")
+    client_id = peewee.CharField(max_length=255, default="")
+    client_secret = peewee.TextField(default="")
+    ticket_type = peewee.CharField(max_length=32, default=contract.DEFAULT_TICKET_TYPE)
+    active_states = peewee.CharField(max_length=255, default=", ".join(contract.DEFAULT_ACTIVE_STATES))
+    default_short_description = peewee.CharField(max_length=160, default="")
+    default_assignment_group = peewee.CharField(max_length=100, default="")
+    default_category = peewee.CharField(max_length=100, default="")
+    auto_close = peewee.BooleanField(default=False)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+    DEFAULT_NAME = "Default"
+
+    class Meta:
+        table_name = "x_bets_pmc_jit_configuration"
+
+    @classmethod
+    def default(cls):
+        """The `Default` record, created with default values when missing."""
+        record, _ = cls.get_or_create(name=cls.DEFAULT_NAME)
+        return record
+
+    @property
+    def active_state_labels(self):
+        return [label.strip() for label in self.active_states.split(",") if label.strip()]
+
+
+class NumberCounter(peewee.Model):
+    """The next number per task table; rows are locked by the transaction that takes one."""
+
+    table = peewee.CharField(max_length=32, primary_key=True)
+    next_number = peewee.IntegerField()
+
+    class Meta:
+        database = database
+        table_name = "sys_number"
+
+
+class Task(BaseModel):
+    """The ticket an approver works: an incident, change, catalog task or requested item.
+
+    The columns an approver lists and searches by (requester, host, application) are
+    copied here from the JIT record so the list is one indexed query.
+    """
+
+    sys_class_name = peewee.CharField(max_length=32)
+    number = peewee.CharField(max_length=16, unique=True)
+    state = peewee.IntegerField()
+    short_description = peewee.CharField(max_length=160, default="")
+    assignment_group = peewee.CharField(max_length=100, default="", index=True)
+    category = peewee.CharField(max_length=100, default="")
+    kind = peewee.CharField(max_length=16)
+    request_id = peewee.CharField(max_length=100, index=True)
+    requester = peewee.CharField(max_length=255, null=True)
+    host = peewee.CharField(max_length=255, null=True)
+    subject = peewee.CharField(max_length=255)
+    publisher = peewee.CharField(max_length=255, null=True)
+    requested_duration = peewee.CharField(max_length=32, null=True)
+    opened_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+    closed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "task"
+
+    @property
+    def ticket_type(self):
+        return contract.TICKET_TYPES[self.sys_class_name]
+
+    @property
+    def state_label(self):
+        return self.ticket_type.state_label(self.state)
+
+    @property
+    def jit_request(self):
+        """The application-access or admin record behind this task."""
+        model = ApplicationAccessTicket if self.kind == contract.KIND_APPLICATION else AdminTicket
+        return model.get(model.task == self)
+
+
+class JitRequest(BaseModel):
+    """What EPM sent about one request, and EPM's finalized decision once it arrives."""
+
+    task = peewee.ForeignKeyField(Task, unique=True, on_delete="CASCADE")
+    request_id = peewee.CharField(max_length=100, unique=True)
+    tenant_id = peewee.CharField(max_length=100, null=True)
+    epm_ticket_number = peewee.CharField(max_length=100, null=True)
+    requested_at = peewee.DateTimeField(null=True)
+    reason = peewee.TextField(null=True)
+    final_decision = peewee.CharField(max_length=32, null=True)
+    final_decision_time = peewee.DateTimeField(null=True)
+    final_decision_by = peewee.CharField(max_length=255, null=True)
+    final_duration = peewee.CharField(max_length=32, null=True)
+    final_start_time = peewee.DateTimeField(null=True)
+    final_end_time = peewee.DateTimeField(null=True)
+    decision_final = peewee.BooleanField(default=False)
+    created_at = peewee.DateTimeField(default=utcnow)
+    updated_at = peewee.DateTimeField(default=utcnow)
+
+
+class ApplicationAccessTicket(JitRequest):
+    """An Application Access request (URM); `request_info` holds every key EPM sent."""
+
+    request_info = JSONField(default=dict)
+
+    class Meta:
+        table_name = "x_bets_pmc_jit_application_access_ticket"
+
+
+class AdminTicket(JitRequest):
+    """An Admin Access request."""
+
+    computer_id = peewee.CharField(max_length=100, null=True)
+    group_id = peewee.CharField(max_length=100, null=True)
+    user_id = peewee.CharField(max_length=255, null=True)
+    user_name = peewee.CharField(max_length=255, null=True)
+    duration_requested = peewee.CharField(max_length=32, null=True)
+
+    class Meta:
+        table_name = "x_bets_pmc_jit_admin_ticket"
+
+
+JIT_MODELS = {contract.KIND_APPLICATION: ApplicationAccessTicket, contract.KIND_ADMIN: AdminTicket}
+
+
+class IncomingRequest(BaseModel):
+    """One webhook delivery exactly as received, and what became of it."""
+
+    event_type = peewee.CharField(max_length=64, null=True)
+    request_id = peewee.CharField(max_length=100, null=True)
+    status = peewee.CharField(max_length=16, default=contract.INCOMING_RECEIVED)
+    error = peewee.TextField(null=True)
+    raw_body = peewee.BlobField(null=True)
+    content_type = peewee.CharField(max_length=255, null=True)
+    headers = JSONField(default=dict)
+    source_address = peewee.CharField(max_length=64, null=True)
+    task = peewee.ForeignKeyField(Task, null=True, on_delete="SET NULL")
+    received_at = peewee.DateTimeField(default=utcnow)
+    processed_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "x_bets_pmc_jit_incoming_request"
+        indexes = ((("request_id", "event_type", "status"), False),)
+
+    @property
+    def body_text(self):
+        return None if self.raw_body is None else bytes(self.raw_body).decode("utf-8", "replace")
+
+
+class SchemaVersion(peewee.Model):
+    """Which migrations have run (see app/migrations.py)."""
+
+    version = peewee.IntegerField(primary_key=True)
+    applied_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        database = database
+        table_name = "jitbroker_schema_version"

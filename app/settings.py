@@ -1,0 +1,122 @@
+"""Process settings: defaults, then a TOML file, then the environment, then explicit overrides.
+
+These are the settings a process needs before it can reach its database. The
+integration settings approvers and admins edit (EPM host, ticket type, ...) live in
+the database's configuration record instead (see app/configuration.py).
+"""
+import os
+import secrets
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# TOML location of each setting: (section, key).
+TOML_KEYS = {
+    "database_url": ("database", "url"),
+    "sqlite_busy_timeout_ms": ("database", "sqlite_busy_timeout_ms"),
+    "sqlite_synchronous": ("database", "sqlite_synchronous"),
+    "max_connections": ("database", "max_connections"),
+    "secret_key": ("server", "secret_key"),
+    "port": ("server", "port"),
+    "web_concurrency": ("server", "web_concurrency"),
+    "public_url": ("server", "public_url"),
+    "max_body_bytes": ("intake", "max_body_bytes"),
+    "auth_cache_seconds": ("intake", "auth_cache_seconds"),
+    "log_level": ("logging", "level"),
+}
+
+# Environment variables that override the file (12-factor names).
+ENV_KEYS = {
+    "DATABASE_URL": "database_url",
+    "SECRET_KEY": "secret_key",
+    "PORT": "port",
+    "WEB_CONCURRENCY": "web_concurrency",
+    "JITBROKER_PUBLIC_URL": "public_url",
+    "JITBROKER_LOG_LEVEL": "log_level",
+}
+
+
+class SettingsError(ValueError):
+    """A settings file or variable that cannot be used; the message says which."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///instance/jitbroker.db"
+    sqlite_busy_timeout_ms: int = 5000
+    sqlite_synchronous: str = "FULL"
+    max_connections: int = 8
+    secret_key: str = ""
+    port: int = 8000
+    web_concurrency: int = 2
+    public_url: str = ""
+    max_body_bytes: int = 1024 * 1024
+    auth_cache_seconds: int = 300
+    log_level: str = "INFO"
+
+    @classmethod
+    def load(cls, overrides=None, environ=None):
+        """Build settings from defaults, the TOML file, the environment and `overrides`."""
+        environ = os.environ if environ is None else environ
+        values = {}
+        config_path = environ.get("JITBROKER_CONFIG")
+        if config_path or Path("config.toml").is_file():
+            values.update(_read_toml(Path(config_path or "config.toml")))
+        for variable, name in ENV_KEYS.items():
+            if environ.get(variable):
+                values[name] = environ[variable]
+        values.update(overrides or {})
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
+        return cls()._coerced(values)
+
+    def _coerced(self, values):
+        typed = {}
+        for field in fields(self):
+            if field.name not in values:
+                continue
+            value = values[field.name]
+            try:
+                typed[field.name] = int(value) if field.type is int else str(value)
+            except (TypeError, ValueError):
+                raise SettingsError(f"setting {field.name} must be an integer, not {value!r}") from None
+        return replace(self, **typed)
+
+    def with_secret_key(self, instance_path):
+        """These settings with a secret key: the configured one, or one kept in the instance folder.
+
+        Every worker of a deployment must share the key that signs sessions, so a
+        generated key is written once to `instance/secret_key` and read from there after.
+        """
+        if self.secret_key:
+            return self
+        key_file = Path(instance_path) / "secret_key"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return replace(self, secret_key=key_file.read_text().strip())
+
+
+def _read_toml(path):
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise SettingsError(f"settings file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError(f"settings file {path} is not valid TOML: {error}") from None
+    values = {}
+    for name, (section, key) in TOML_KEYS.items():
+        if key in document.get(section, {}):
+            values[name] = document[section][key]
+    known = {section for section, _ in TOML_KEYS.values()}
+    for section, table in document.items():
+        known_keys = {key for s, key in TOML_KEYS.values() if s == section}
+        if section not in known or not isinstance(table, dict) or set(table) - known_keys:
+            raise SettingsError(f"settings file {path}: unknown key in [{section}]")
+    return values
