@@ -173,3 +173,18 @@ MSG_HOURS_RANGE = "Enter a number between 1 and 24"
 MSG_INACTIVE = "You cannot modify the decision because this request is inactive"
 MSG_FINAL = "The server has accepted the decision. It is now final and cannot be changed"
 DURATION_MESSAGES = {DURATION_MINUTES: MSG_MINUTES_RANGE, DURATION_HOURS: MSG_HOURS_RANGE}
+
+# --- EPM management API (contract/epm.md §2–4; unconfirmed values are configurable) ---
+
+EPM_TOKEN_PATH = "/oauth/connect/token"
+EPM_APPLICATION_DECISION_PATH = "/management-api/v2/AuthorizationRequest/notification"
+EPM_ADMIN_DECISION_PATH = "/management-api/v3/AdminAccessRequest/approval"
+EPM_ADMIN_ONCE_DURATION = "Once"
+EPM_APPLICATION_LIST_PATH = "/management-api/v3/AuthorizationRequest"
+EPM_ADMIN_LIST_PATH = "/management-api/v3/AdminAccessRequest"
+EPM_STATUS_APPROVED = "2000"
+EPM_STATUS_DENIED = "2001"
+EPM_DURATION_ONCE = "Once"
+EPM_DECISION_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+EPM_SERVICES_SUFFIX = "-services"
+IDEMPOTENCY_HEADER = "Idempotency-Key"

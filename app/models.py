@@ -73,6 +73,11 @@ class Configuration(BaseModel):
     default_assignment_group = peewee.CharField(max_length=100, default="")
     default_category = peewee.CharField(max_length=100, default="")
     auto_close = peewee.BooleanField(default=False)
+    # EPM API paths the contract marks unconfirmed, kept editable (contract/epm.md §2–3).
+    token_path = peewee.CharField(max_length=255, default=contract.EPM_TOKEN_PATH)
+    application_decision_path = peewee.CharField(max_length=255, default=contract.EPM_APPLICATION_DECISION_PATH)
+    admin_decision_path = peewee.CharField(max_length=255, default=contract.EPM_ADMIN_DECISION_PATH)
+    admin_once_duration = peewee.CharField(max_length=32, default=contract.EPM_ADMIN_ONCE_DURATION)
     updated_at = peewee.DateTimeField(default=utcnow)
 
     DEFAULT_NAME = "Default"
