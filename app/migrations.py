@@ -11,7 +11,7 @@ from app.db import database, is_sqlite, write_transaction
 def _initial_schema(_migrator):
     database.create_tables([
         models.Account, models.Configuration, models.NumberCounter, models.Task,
-        models.ApplicationAccessTicket, models.AdminTicket, models.IncomingRequest,
+        models.ApplicationAccessTicket, models.AdminTicket, models.WorkNote, models.IncomingRequest,
     ])
     database.execute_sql("CREATE INDEX task_newest ON task (opened_at DESC, id DESC)")
 

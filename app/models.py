@@ -194,6 +194,20 @@ class AdminTicket(JitRequest):
 JIT_MODELS = {contract.KIND_APPLICATION: ApplicationAccessTicket, contract.KIND_ADMIN: AdminTicket}
 
 
+class WorkNote(BaseModel):
+    """A line in a ticket's activity: an approver's note or one the system adds for an event."""
+
+    task = peewee.ForeignKeyField(Task, backref="work_notes", on_delete="CASCADE")
+    author = peewee.CharField(max_length=150)
+    text = peewee.TextField()
+    system = peewee.BooleanField(default=False)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "sys_journal_field"
+        indexes = ((("task", "created_at"), False),)
+
+
 class IncomingRequest(BaseModel):
     """One webhook delivery exactly as received, and what became of it."""
 

@@ -1,0 +1,52 @@
+"""JIT Broker: turns EPM's just-in-time access requests into tickets approvers decide.
+
+`create_app` assembles the service: settings, the database, error handling,
+authentication, the feature blueprints and the `jitbroker` CLI. Nothing connects
+or starts at import time.
+"""
+from dataclasses import fields
+
+from flask import Flask
+
+from app.settings import ROOT, Settings
+
+SETTING_NAMES = {field.name for field in fields(Settings)}
+
+
+def create_app(config=None):
+    """Build the Flask app.
+
+    `config` may hold settings overrides (lower-case names of `Settings`) and Flask
+    options (upper-case, e.g. TESTING); the rest comes from config.toml and the
+    environment.
+    """
+    config = dict(config or {})
+    overrides = {key: value for key, value in config.items() if key in SETTING_NAMES}
+    flask_options = {key: value for key, value in config.items() if key not in SETTING_NAMES}
+
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+                instance_path=str(ROOT / "instance"))
+    settings = Settings.load(overrides).with_secret_key(app.instance_path)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+    )
+    app.config.update(flask_options)
+    app.extensions["settings"] = settings
+
+    from app import db, errors
+    from app.auth import basic
+    from app.cli import register_commands
+    from app.health import bp as health_bp
+    from app.intake.views import bp as intake_bp
+    from app.tickets.api import bp as tickets_api_bp
+
+    db.init_database(settings)
+    db.init_app(app)
+    errors.init_app(app)
+    basic.init_app(app, settings)
+    app.register_blueprint(health_bp)
+    app.register_blueprint(intake_bp)
+    app.register_blueprint(tickets_api_bp)
+    register_commands(app)
+    return app

@@ -1,0 +1,132 @@
+"""The `jitbroker` command line (also reachable as `flask --app app ...`)."""
+import sys
+
+import click
+from flask.cli import FlaskGroup, with_appcontext
+
+from app import contract
+from app.db import database
+from app.errors import BrokerError
+
+
+def _fail(message):
+    raise click.ClickException(message)
+
+
+def _broker_errors(function):
+    """Turn a BrokerError into a one-line reason and a non-zero exit."""
+    from functools import wraps
+
+    @wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except BrokerError as error:
+            _fail(f"{error.message}: {error.detail}" if error.detail else error.message)
+    return wrapper
+
+
+@click.command("init")
+@with_appcontext
+@_broker_errors
+def init_command():
+    """Create or upgrade the schema, the Default configuration and a first admin account."""
+    from app.auth.accounts import create_account
+    from app.migrations import upgrade
+    from app.models import Account, Configuration
+
+    with database.connection_context():
+        for description in upgrade():
+            click.echo(f"Applied migration: {description}")
+        Configuration.default()
+        if not Account.select().where(Account.role == contract.ROLE_ADMIN).exists():
+            account, password = create_account("admin", contract.ROLE_ADMIN)
+            click.echo(f"Created admin account {account.username!r} with password: {password}")
+        click.echo("Database is ready.")
+
+
+users = click.Group("users", help="Manage broker accounts.")
+
+
+@users.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(contract.ROLES), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+@_broker_errors
+def users_create(name, role, password_stdin):
+    """Create an account; prints a generated password unless one is given on stdin."""
+    from app.auth.accounts import create_account
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    with database.connection_context():
+        account, password_set = create_account(name, role, password)
+    if password_stdin:
+        click.echo(f"Created {account.role} account {account.username!r}.")
+    else:
+        click.echo(f"Created {account.role} account {account.username!r} with password: {password_set}")
+
+
+@users.command("list")
+@with_appcontext
+def users_list():
+    """List accounts with their role and whether they are active."""
+    from app.models import Account
+
+    with database.connection_context():
+        for account in Account.select().order_by(Account.username):
+            status = "active" if account.active else "inactive"
+            click.echo(f"{account.username}\t{account.role}\t{status}")
+
+
+config = click.Group("config", help="Show or change the integration configuration.")
+
+
+@config.command("show")
+@with_appcontext
+def config_show():
+    """Print every configuration field; secrets are masked."""
+    from app.configuration import FIELDS, masked_values
+    from app.models import Configuration
+
+    with database.connection_context():
+        values = masked_values(Configuration.default())
+    for field in FIELDS:
+        click.echo(f"{field.name} = {values[field.name]}")
+
+
+@config.command("set")
+@click.argument("assignments", nargs=-1, required=True)
+@with_appcontext
+@_broker_errors
+def config_set(assignments):
+    """Set fields: `jitbroker config set pmc_host=acme-services.pm.beyondtrustcloud.com auto_close=true`."""
+    from app.configuration import update_configuration
+
+    values = {}
+    for assignment in assignments:
+        name, separator, value = assignment.partition("=")
+        if not separator:
+            _fail(f"{assignment!r} is not key=value")
+        values[name.strip()] = value
+    with database.connection_context():
+        _record, warnings = update_configuration(values)
+    click.echo(f"Updated {', '.join(values)}.")
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+
+
+COMMANDS = [init_command, users, config]
+
+
+def register_commands(app):
+    for command in COMMANDS:
+        app.cli.add_command(command)
+
+
+def _create_app():
+    from app import create_app
+    return create_app()
+
+
+cli = FlaskGroup(name="jitbroker", create_app=_create_app, help="JIT Broker: EPM just-in-time approvals.")

@@ -1,0 +1,168 @@
+"""The integration settings record (`Default`): which fields exist, how each is checked.
+
+The CLI (`jitbroker config set`) and the admin page both change the record through
+`update_configuration`, so a value is checked the same way wherever it is entered.
+"""
+import re
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from app import contract
+from app.db import write_transaction
+from app.errors import BadRequest
+from app.models import Configuration, utcnow
+
+MASK = "********"
+
+_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::\d{1,5})?$")
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0", ""}
+
+
+def clean_pmc_host(value):
+    """A bare host name (the contract's form) or a full http(s) URL, as the admin typed it."""
+    text = value.strip()
+    if not text:
+        return ""
+    if "://" in text:
+        url = urlparse(text)
+        if url.scheme not in ("http", "https") or not url.hostname or not _HOST_NAME.match(url.netloc.split("@")[-1]):
+            raise ValueError("enter a host name such as acme-services.pm.beyondtrustcloud.com, "
+                             "or a full http:// or https:// URL")
+        return text.rstrip("/")
+    if not _HOST_NAME.match(text):
+        raise ValueError("enter the PMC Service Host Name without https:// or a path, "
+                         "such as acme-services.pm.beyondtrustcloud.com")
+    return text.lower()
+
+
+def pmc_host_warnings(host):
+    """Advice about a host that is valid but probably wrong."""
+    name = (urlparse(host).hostname if "://" in host else host.split(":")[0]) or ""
+    if name.endswith("beyondtrustcloud.com") and contract.EPM_SERVICES_SUFFIX not in name.split(".")[0]:
+        tenant = name.split(".")[0]
+        return [f"The PMC Service Host Name is the tenant host with the -services suffix, "
+                f"for example {tenant}-services.pm.beyondtrustcloud.com; {name} has no -services suffix."]
+    return []
+
+
+def _clean_text(limit):
+    def clean(value):
+        text = value.strip()
+        if len(text) > limit:
+            raise ValueError(f"at most {limit} characters")
+        return text
+    return clean
+
+
+def _clean_secret(value):
+    if len(value) > 4000:
+        raise ValueError("at most 4000 characters")
+    return value
+
+
+def _clean_ticket_type(value):
+    ticket_type = contract.find_ticket_type(value)
+    if ticket_type is None:
+        choices = ", ".join(t.table for t in contract.TICKET_TYPES.values())
+        raise ValueError(f"unknown ticket type {value.strip()!r}; choose one of {choices}")
+    return ticket_type.table
+
+
+def _clean_active_states(value):
+    labels = [label.strip() for label in value.split(",") if label.strip()]
+    if not labels:
+        raise ValueError("name at least one state")
+    by_casefold = {label.casefold(): label for label in contract.ALL_STATE_LABELS}
+    unknown = [label for label in labels if label.casefold() not in by_casefold]
+    if unknown:
+        raise ValueError(f"unknown state {unknown[0]!r}; states are {', '.join(contract.ALL_STATE_LABELS)}")
+    return ", ".join(dict.fromkeys(by_casefold[label.casefold()] for label in labels))
+
+
+def _clean_boolean(value):
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("use true or false")
+
+
+def _clean_path(value):
+    text = value.strip()
+    if not text.startswith("/") or any(c.isspace() for c in text):
+        raise ValueError("a path starting with /, without spaces")
+    return text
+
+
+@dataclass(frozen=True)
+class ConfigField:
+    name: str
+    label: str
+    clean: object
+    secret: bool = False
+    help: str = ""
+
+
+FIELDS = (
+    ConfigField("pmc_host", "PMC Service Host Name", clean_pmc_host,
+                help="The tenant host with the -services suffix, e.g. acme-services.pm.beyondtrustcloud.com"),
+    ConfigField("tenant_id", "Tenant ID", _clean_text(100)),
+    ConfigField("client_id", "Client ID", _clean_text(255)),
+    ConfigField("client_secret", "Client Secret", _clean_secret, secret=True),
+    ConfigField("ticket_type", "Ticket Type", _clean_ticket_type,
+                help="incident, change_request, sc_task or sc_req_item; affects new requests only"),
+    ConfigField("active_states", "Active States", _clean_active_states,
+                help="Comma-separated state labels in which approve and deny are allowed"),
+    ConfigField("default_short_description", "Default Short Description", _clean_text(160)),
+    ConfigField("default_assignment_group", "Default Assignment Group", _clean_text(100)),
+    ConfigField("default_category", "Default Category", _clean_text(100)),
+    ConfigField("auto_close", "Auto-close", _clean_boolean,
+                help="Close the ticket once EPM has finalized the decision"),
+    ConfigField("token_path", "Token Path", _clean_path),
+    ConfigField("application_decision_path", "Application Access Decision Path", _clean_path),
+    ConfigField("admin_decision_path", "Admin Access Decision Path", _clean_path),
+    ConfigField("admin_once_duration", "Admin Access \"Once\" Duration Value", _clean_text(32)),
+)
+FIELDS_BY_NAME = {field.name: field for field in FIELDS}
+
+
+def clean_values(raw):
+    """Check raw text values by field name; returns cleaned values or raises BadRequest."""
+    cleaned, errors = {}, {}
+    for name, value in raw.items():
+        field = FIELDS_BY_NAME.get(name)
+        if field is None:
+            errors[name] = f"unknown field; fields are {', '.join(FIELDS_BY_NAME)}"
+            continue
+        try:
+            cleaned[name] = field.clean(value if isinstance(value, (str, bool)) else str(value))
+        except ValueError as error:
+            errors[name] = str(error)
+    if errors:
+        detail = "; ".join(f"{name}: {message}" for name, message in errors.items())
+        raise BadRequest("Invalid configuration", detail, extra={"fields": errors})
+    return cleaned
+
+
+def update_configuration(raw):
+    """Check and save values on the Default record; returns (record, warnings)."""
+    cleaned = clean_values(raw)
+    with write_transaction():
+        record = Configuration.default()
+        for name, value in cleaned.items():
+            setattr(record, name, value)
+        record.updated_at = utcnow()
+        record.save()
+    return record, pmc_host_warnings(record.pmc_host)
+
+
+def masked_values(record):
+    """Every field's value for display, secrets shown only as set or not."""
+    values = {}
+    for field in FIELDS:
+        value = getattr(record, field.name)
+        values[field.name] = (MASK if value else "") if field.secret else value
+    return values

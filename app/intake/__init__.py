@@ -1,0 +1,1 @@
+"""The webhook front door: EPM deliveries stored raw, validated and turned into tickets."""

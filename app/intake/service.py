@@ -1,0 +1,145 @@
+"""What a webhook delivery does, in one transaction with its own record.
+
+Every authenticated delivery becomes an IncomingRequest row. A created event makes
+a ticket unless one exists for its RequestId (then it is a duplicate); an update
+event finalizes the ticket, or waits as `received` until its created event comes.
+"""
+import logging
+import traceback
+
+import peewee
+from marshmallow import ValidationError
+
+from app import contract
+from app.db import UNAVAILABLE_ERRORS, write_transaction
+from app.errors import BadRequest
+from app.intake.payload import parse_json_object
+from app.intake.schemas import load_event
+from app.models import IncomingRequest, utcnow
+from app.tickets import service as tickets
+
+log = logging.getLogger(__name__)
+
+# Headers worth keeping with a delivery; never Authorization or cookies.
+KEPT_HEADERS = ("Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Request-Id", "Traceparent")
+
+# Concurrent first deliveries of one RequestId on PostgreSQL: the loser's insert
+# violates the unique RequestId, its transaction rolls back, and the retry finds
+# the winner's ticket. Two attempts are enough; a third would mean a real bug.
+_ATTEMPTS = 3
+
+
+class Delivery:
+    """One delivery as it arrived: raw bytes and the request metadata kept with it."""
+
+    def __init__(self, raw_body, content_type=None, headers=None, source_address=None):
+        self.raw_body = raw_body
+        self.content_type = content_type
+        self.headers = {name: value for name, value in (headers or {}).items() if name in KEPT_HEADERS}
+        self.source_address = source_address
+
+    def record(self, **values):
+        return IncomingRequest.create(
+            raw_body=self.raw_body, content_type=self.content_type, headers=self.headers,
+            source_address=self.source_address, **values,
+        )
+
+
+def record_rejected(delivery, reason, event_type=None, request_id=None):
+    """Store a delivery that cannot be processed, with the reason, and return its row."""
+    with write_transaction():
+        return delivery.record(status=contract.INCOMING_ERROR, error=reason[:2000], event_type=event_type,
+                               request_id=request_id, processed_at=utcnow())
+
+
+def _describe(messages):
+    if isinstance(messages, dict):
+        return "; ".join(f"{field}: {_describe(detail)}" for field, detail in messages.items())
+    if isinstance(messages, list):
+        return " ".join(_describe(message) for message in messages)
+    return str(messages)
+
+
+def _first_value(document, key):
+    for name, value in document.items():
+        if str(name).casefold() == key.casefold() and isinstance(value, (str, int)):
+            return str(value)[:100]
+    return None
+
+
+def receive(delivery):
+    """Validate and process a delivery; returns its IncomingRequest row.
+
+    Raises BadRequest (the delivery is stored as an error first) for bodies that are
+    not a valid event.
+    """
+    try:
+        document = parse_json_object(delivery.raw_body)
+    except BadRequest as error:
+        record_rejected(delivery, f"{error.message}: {error.detail}")
+        raise
+    try:
+        event, fields = load_event(document)
+    except ValidationError as error:
+        reason = _describe(error.messages)
+        incoming = record_rejected(delivery, reason, _first_value(document, "EventType"),
+                                   _first_value(document, "RequestId"))
+        raise BadRequest("Invalid delivery", reason,
+                         extra={"fields": error.messages, "incoming_request": incoming.sys_id}) from None
+
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with write_transaction():
+                return _apply(delivery, event, fields)
+        except peewee.IntegrityError:
+            if attempt == _ATTEMPTS:
+                raise
+            log.info("concurrent delivery for RequestId %s; retrying", fields["request_id"])
+        except UNAVAILABLE_ERRORS:
+            raise
+        except Exception:
+            log.exception("delivery for RequestId %s failed", fields["request_id"])
+            record_rejected(delivery, "processing failed: " + traceback.format_exc(limit=3)[-1500:],
+                            event.name, fields["request_id"])
+            raise
+
+
+def _apply(delivery, event, fields):
+    request_id = fields["request_id"]
+    jit = tickets.find_jit_request(event.kind, request_id)
+    if event.is_created:
+        if jit is not None:
+            return delivery.record(event_type=event.name, request_id=request_id, task=jit.task,
+                                   status=contract.INCOMING_DUPLICATE, processed_at=utcnow())
+        task = tickets.create_ticket(event, fields)
+        incoming = delivery.record(event_type=event.name, request_id=request_id, task=task,
+                                   status=contract.INCOMING_PROCESSED, processed_at=utcnow())
+        _apply_waiting_updates(event.kind, request_id)
+        return incoming
+
+    if jit is None:
+        # The update outran its created event: keep it; the created event applies it.
+        return delivery.record(event_type=event.name, request_id=request_id, status=contract.INCOMING_RECEIVED)
+    if tickets.is_same_final_decision(jit, tickets.decision_fields(event, fields)):
+        return delivery.record(event_type=event.name, request_id=request_id, task=jit.task,
+                               status=contract.INCOMING_DUPLICATE, processed_at=utcnow())
+    task = tickets.finalize_decision(jit, event, fields)
+    return delivery.record(event_type=event.name, request_id=request_id, task=task,
+                           status=contract.INCOMING_PROCESSED, processed_at=utcnow())
+
+
+def _apply_waiting_updates(kind, request_id):
+    update_names = [event.name for event in contract.EVENT_TYPES.values() if event.kind == kind and not event.is_created]
+    waiting = (IncomingRequest.select()
+               .where(IncomingRequest.request_id == request_id,
+                      IncomingRequest.event_type.in_(update_names),
+                      IncomingRequest.status == contract.INCOMING_RECEIVED)
+               .order_by(IncomingRequest.received_at, IncomingRequest.id))
+    for incoming in waiting:
+        event, fields = load_event(parse_json_object(bytes(incoming.raw_body)))
+        jit = tickets.find_jit_request(kind, request_id)
+        task = tickets.finalize_decision(jit, event, fields)
+        incoming.task = task
+        incoming.status = contract.INCOMING_PROCESSED
+        incoming.processed_at = utcnow()
+        incoming.save()

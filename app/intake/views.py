@@ -1,0 +1,50 @@
+"""`POST /api/x_bets_pmc_jit/authorization_request_webhook_handler`: EPM's deliveries."""
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app import contract
+from app.auth.basic import require_roles
+from app.errors import BrokerError, UnsupportedMediaType
+from app.intake import service
+
+bp = Blueprint("intake", __name__)
+
+
+class PayloadTooLarge(BrokerError):
+    status = 413
+
+
+def _is_json(content_type):
+    mimetype = (content_type or "").split(";")[0].strip().lower()
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
+
+
+@bp.post(contract.WEBHOOK_PATH)
+@require_roles(contract.ROLE_API, allow_session=False)
+def webhook():
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    delivery = service.Delivery(None, request.content_type, dict(request.headers), request.remote_addr)
+    if request.content_length is not None and request.content_length > limit:
+        _reject_too_large(delivery, limit)
+    try:
+        delivery.raw_body = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        _reject_too_large(delivery, limit)
+    if not _is_json(request.content_type):
+        reason = f"Content-Type must be application/json, not {request.content_type or 'missing'!r}"
+        service.record_rejected(delivery, reason)
+        raise UnsupportedMediaType("Unsupported media type", reason)
+    incoming = service.receive(delivery)
+    return jsonify(result={
+        "incoming_request": incoming.sys_id,
+        "status": incoming.status,
+        "ticket": incoming.task.number if incoming.task_id else None,
+    })
+
+
+def _reject_too_large(delivery, limit):
+    # The body is not kept: storing it is what the limit protects against.
+    delivery.raw_body = None
+    reason = f"The body is larger than the {limit} byte limit"
+    service.record_rejected(delivery, reason)
+    raise PayloadTooLarge("Payload too large", reason)

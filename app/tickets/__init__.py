@@ -1,0 +1,1 @@
+"""Tickets: numbering, creation from EPM requests, EPM's finalized decisions, states, reads."""

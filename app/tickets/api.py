@@ -1,0 +1,103 @@
+"""The JSON read API over tickets and deliveries, in ServiceNow's `{"result": ...}` envelope."""
+from flask import Blueprint, jsonify, request
+from marshmallow import Schema, ValidationError, fields, validate
+
+from app import contract
+from app.auth.basic import require_roles
+from app.errors import BadRequest, NotFound
+from app.models import IncomingRequest, Task
+from app.tickets.documents import ticket_document, ticket_summary
+
+bp = Blueprint("tickets_api", __name__, url_prefix=contract.API_PREFIX)
+
+MAX_LIMIT = 1000
+
+
+class TicketQuerySchema(Schema):
+    request_id = fields.String()
+    state = fields.String(validate=validate.OneOf(contract.ALL_STATE_LABELS, error="Unknown state {input!r}."))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0))
+
+
+class IncomingQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(contract.INCOMING_STATUSES))
+    request_id = fields.String()
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0))
+
+
+def _query_args(schema):
+    try:
+        return schema().load(request.args.to_dict())
+    except ValidationError as error:
+        detail = "; ".join(f"{name}: {' '.join(map(str, messages))}" for name, messages in error.messages.items())
+        raise BadRequest("Invalid query", detail, extra={"fields": error.messages}) from None
+
+
+def find_task(number):
+    task = Task.get_or_none(Task.number == number.upper())
+    if task is None:
+        raise NotFound(f"No ticket {number}")
+    return task
+
+
+@bp.get("/tickets/<number>")
+@require_roles(*contract.APPROVER_ROLES)
+def get_ticket(number):
+    return jsonify(result=ticket_document(find_task(number)))
+
+
+def state_condition(label):
+    """Tasks whose state has this label in their own ticket type."""
+    condition = None
+    for ticket_type in contract.TICKET_TYPES.values():
+        value = ticket_type.state_value(label)
+        if value is None:
+            continue
+        clause = (Task.sys_class_name == ticket_type.table) & (Task.state == value)
+        condition = clause if condition is None else condition | clause
+    return condition
+
+
+@bp.get("/tickets")
+@require_roles(*contract.APPROVER_ROLES)
+def list_tickets():
+    args = _query_args(TicketQuerySchema)
+    query = Task.select()
+    if "request_id" in args:
+        query = query.where(Task.request_id == args["request_id"])
+    if "state" in args:
+        query = query.where(state_condition(args["state"]))
+    query = query.order_by(Task.opened_at.desc(), Task.id.desc()).limit(args["limit"]).offset(args["offset"])
+    return jsonify(result=[ticket_summary(task) for task in query])
+
+
+def incoming_document(incoming):
+    return {
+        "sys_id": incoming.sys_id,
+        "event_type": incoming.event_type,
+        "request_id": incoming.request_id,
+        "status": incoming.status,
+        "error": incoming.error,
+        "ticket": incoming.task.number if incoming.task_id else None,
+        "content_type": incoming.content_type,
+        "source_address": incoming.source_address,
+        "received_at": incoming.received_at.isoformat(),
+        "processed_at": incoming.processed_at.isoformat() if incoming.processed_at else None,
+        "body": incoming.body_text,
+    }
+
+
+@bp.get("/incoming_requests")
+@require_roles(contract.ROLE_ADMIN)
+def list_incoming_requests():
+    args = _query_args(IncomingQuerySchema)
+    query = IncomingRequest.select()
+    if "status" in args:
+        query = query.where(IncomingRequest.status == args["status"])
+    if "request_id" in args:
+        query = query.where(IncomingRequest.request_id == args["request_id"])
+    query = (query.order_by(IncomingRequest.received_at.desc(), IncomingRequest.id.desc())
+             .limit(args["limit"]).offset(args["offset"]))
+    return jsonify(result=[incoming_document(incoming) for incoming in query])

@@ -1,0 +1,18 @@
+"""Ticket numbers: a prefix and a 7-digit counter per task table, gap-free and unique.
+
+The counter row is incremented inside the transaction that creates the ticket, so
+the row lock (PostgreSQL) or the write lock (SQLite) orders concurrent requests and
+a rolled-back ticket gives its number back.
+"""
+from app.models import NumberCounter
+
+
+def allocate_number(ticket_type):
+    """Take the next number for `ticket_type`; call inside a write transaction."""
+    NumberCounter.insert(table=ticket_type.table, next_number=ticket_type.first_number).on_conflict_ignore().execute()
+    (NumberCounter
+     .update(next_number=NumberCounter.next_number + 1)
+     .where(NumberCounter.table == ticket_type.table)
+     .execute())
+    taken = NumberCounter.get(NumberCounter.table == ticket_type.table).next_number - 1
+    return ticket_type.format_number(taken)
