@@ -1,0 +1,126 @@
+"""Fixtures shared by the whole suite: an app on each database backend, accounts, clients.
+
+Every test that uses `app` runs twice: on a fresh SQLite file and on a PostgreSQL
+database created for this test run on 127.0.0.1 (emptied between tests).
+"""
+import base64
+import json
+import os
+import uuid
+
+import psycopg2
+import pytest
+
+from app import create_app
+from app.db import database
+from app.migrations import upgrade
+from tests import factories
+
+POSTGRES_ADMIN_URL = os.environ.get("JITBROKER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+BACKENDS = ("sqlite", "postgresql")
+WEBHOOK = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"
+
+
+def _admin_connection():
+    connection = psycopg2.connect(POSTGRES_ADMIN_URL)
+    connection.autocommit = True
+    return connection
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A PostgreSQL database of its own for this test run (and xdist worker), dropped afterwards."""
+    name = f"jitbroker_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    connection = _admin_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    connection.close()
+    base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    connection = _admin_connection()
+    with connection.cursor() as cursor:
+        cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    connection.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/jitbroker.db"
+    return request.getfixturevalue("postgres_url")
+
+
+def empty_tables():
+    """Delete every row but the schema version, so each PostgreSQL test starts clean."""
+    tables = [name for name in database.get_tables() if name != "jitbroker_schema_version"]
+    if tables:
+        database.execute_sql("TRUNCATE " + ", ".join(f'"{name}"' for name in tables) + " RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def app(database_url):
+    app = create_app({"database_url": database_url, "secret_key": "test-secret-key", "TESTING": True})
+    with app.app_context():
+        with database.connection_context():
+            upgrade()
+            if not database_url.startswith("sqlite"):
+                empty_tables()
+        yield app
+        database.close_all()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def basic_auth(username, password):
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture
+def api_account(app):
+    return factories.account("epm", "api")
+
+
+@pytest.fixture
+def approver(app):
+    return factories.account("jchen", "user")
+
+
+@pytest.fixture
+def admin(app):
+    return factories.account("root", "admin")
+
+
+@pytest.fixture
+def api_auth(api_account):
+    return basic_auth(api_account.username, factories.PASSWORD)
+
+
+@pytest.fixture
+def approver_auth(approver):
+    return basic_auth(approver.username, factories.PASSWORD)
+
+
+@pytest.fixture
+def admin_auth(admin):
+    return basic_auth(admin.username, factories.PASSWORD)
+
+
+@pytest.fixture
+def deliver(client, api_auth):
+    """POST a delivery (dict, str or bytes) as EPM would; returns the response."""
+
+    def deliver(body, content_type="application/json", headers=None):
+        data = body if isinstance(body, (bytes, str)) else json.dumps(body)
+        return client.post(WEBHOOK, data=data, content_type=content_type, headers={**api_auth, **(headers or {})})
+
+    return deliver
+

@@ -1,0 +1,54 @@
+"""Test data: accounts with a known password (hashed once per run), and EPM deliveries."""
+import copy
+import json
+import uuid
+from functools import lru_cache
+from pathlib import Path
+
+from app.auth.accounts import hash_password
+from app.models import Account
+
+PASSWORD = "correct-horse-battery"
+# Copies of ../shared/fixtures, so a clean clone of the project carries its own.
+_FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@lru_cache(maxsize=1)
+def password_hash():
+    return hash_password(PASSWORD)
+
+
+def account(username, role, active=True):
+    return Account.create(username=username, role=role, password_hash=password_hash(), active=active)
+
+
+def _fixture(name):
+    return json.loads((_FIXTURES / f"{name}.json").read_text())
+
+
+def application_request(request_id=None, **request_info):
+    body = copy.deepcopy(_fixture("urm_ticket_created"))
+    body["RequestId"] = request_id or str(uuid.uuid4())
+    body["requestInfo"].update(request_info)
+    return body
+
+
+def application_decision(request_id, **request_info):
+    body = copy.deepcopy(_fixture("urm_decision_update"))
+    body["RequestId"] = request_id
+    body["requestInfo"].update(request_info)
+    return body
+
+
+def admin_request(request_id=None, **fields):
+    body = copy.deepcopy(_fixture("admin_ticket_created"))
+    body["RequestId"] = request_id or str(uuid.uuid4())
+    body.update(fields)
+    return body
+
+
+def admin_decision(request_id, **fields):
+    body = copy.deepcopy(_fixture("admin_ticket_updated"))
+    body["RequestId"] = request_id
+    body.update(fields)
+    return body

@@ -1,0 +1,370 @@
+"""The webhook front door: authentication, bad input, and deliveries becoming tickets."""
+import json
+import re
+
+import pytest
+
+from app import contract
+from app.models import AdminTicket, ApplicationAccessTicket, Configuration, IncomingRequest, Task, WorkNote
+from tests import factories
+from tests.conftest import WEBHOOK, basic_auth
+
+
+def incoming_rows():
+    return list(IncomingRequest.select().order_by(IncomingRequest.id))
+
+
+# --- Authentication ----------------------------------------------------------------
+
+
+def test_delivery_without_credentials_is_refused_and_not_stored(client, api_account):
+    response = client.post(WEBHOOK, json=factories.application_request())
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic")
+    assert incoming_rows() == []
+
+
+def test_delivery_with_wrong_password_is_refused(client, api_account):
+    response = client.post(WEBHOOK, json=factories.application_request(),
+                           headers=basic_auth("epm", "wrong-password-here"))
+    assert response.status_code == 401
+    assert Task.select().count() == 0
+
+
+def test_unknown_user_gets_the_same_answer_as_a_wrong_password(client, api_account):
+    wrong_password = client.post(WEBHOOK, json={}, headers=basic_auth("epm", "nope-nope-nope"))
+    unknown_user = client.post(WEBHOOK, json={}, headers=basic_auth("nobody", "nope-nope-nope"))
+    assert wrong_password.status_code == unknown_user.status_code == 401
+    assert wrong_password.json == unknown_user.json
+
+
+@pytest.mark.parametrize("role", ["user", "admin"])
+def test_only_the_api_role_may_deliver(client, role):
+    factories.account("person", role)
+    response = client.post(WEBHOOK, json=factories.application_request(),
+                           headers=basic_auth("person", factories.PASSWORD))
+    assert response.status_code == 403
+    assert Task.select().count() == 0
+
+
+def test_deactivated_api_account_cannot_deliver(client):
+    factories.account("epm", "api", active=False)
+    response = client.post(WEBHOOK, json=factories.application_request(),
+                           headers=basic_auth("epm", factories.PASSWORD))
+    assert response.status_code == 401
+
+
+def test_password_is_verified_once_then_cached(app, deliver):
+    for _ in range(5):
+        assert deliver(factories.application_request()).status_code == 200
+    assert app.extensions["verification_cache"].verifications == 1
+
+
+def test_changed_password_is_not_accepted_from_the_cache(app, client, api_account, deliver):
+    from app.auth.accounts import set_password
+
+    assert deliver(factories.application_request()).status_code == 200
+    set_password(api_account, "a-brand-new-password")
+    response = client.post(WEBHOOK, json=factories.application_request(),
+                           headers=basic_auth("epm", factories.PASSWORD))
+    assert response.status_code == 401
+
+
+# --- Bad input is stored with its reason -------------------------------------------
+
+
+def test_non_json_content_type_is_415_and_stored_as_error(deliver):
+    response = deliver(json.dumps(factories.application_request()), content_type="text/plain")
+    assert response.status_code == 415
+    [row] = incoming_rows()
+    assert row.status == contract.INCOMING_ERROR
+    assert "application/json" in row.error
+    assert Task.select().count() == 0
+
+
+def test_malformed_json_is_400_and_the_raw_body_is_kept(deliver):
+    response = deliver(b'{"EventType": "URM_Native_Ticket_Created", ')
+    assert response.status_code == 400
+    assert response.json["error"]["message"] == "Malformed JSON"
+    [row] = incoming_rows()
+    assert row.status == contract.INCOMING_ERROR
+    assert row.body_text == '{"EventType": "URM_Native_Ticket_Created", '
+
+
+def test_json_that_is_not_an_object_is_400(deliver):
+    assert deliver(b'["EventType"]').status_code == 400
+
+
+def test_body_over_one_mebibyte_is_413_and_stored_without_body(deliver):
+    body = factories.application_request(cmdArgs="x" * (1024 * 1024))
+    response = deliver(body)
+    assert response.status_code == 413
+    [row] = incoming_rows()
+    assert row.status == contract.INCOMING_ERROR
+    assert row.raw_body is None
+    assert "limit" in row.error
+
+
+def test_missing_event_type_is_a_field_error(deliver):
+    body = factories.application_request()
+    del body["EventType"]
+    response = deliver(body)
+    assert response.status_code == 400
+    assert "EventType" in response.json["fields"]
+    assert incoming_rows()[0].status == contract.INCOMING_ERROR
+
+
+def test_unknown_event_type_is_a_field_error_naming_the_known_ones(deliver):
+    response = deliver({**factories.application_request(), "EventType": "SOMETHING_ELSE"})
+    assert response.status_code == 400
+    assert "URM_Native_Ticket_Created" in response.json["fields"]["EventType"][0]
+    [row] = incoming_rows()
+    assert row.event_type == "SOMETHING_ELSE"
+    assert "Unknown event type" in row.error
+
+
+@pytest.mark.parametrize("request_id", [None, "", "%%RequestId%%"])
+def test_missing_or_blank_request_id_is_a_field_error(deliver, request_id):
+    body = factories.application_request()
+    if request_id is None:
+        del body["RequestId"]
+    else:
+        body["RequestId"] = request_id
+    response = deliver(body)
+    assert response.status_code == 400
+    assert "RequestId" in response.json["fields"]
+    assert Task.select().count() == 0
+    assert incoming_rows()[0].status == contract.INCOMING_ERROR
+
+
+def test_an_object_where_text_belongs_is_a_field_error(deliver):
+    response = deliver(factories.admin_request(UserName={"nested": ["junk"]}))
+    assert response.status_code == 400
+    assert response.json["fields"] == {"UserName": ["Expected a text value."]}
+    assert Task.select().count() == 0
+
+
+def test_request_info_that_is_not_an_object_is_a_field_error(deliver):
+    response = deliver({**factories.application_request(), "requestInfo": "oops"})
+    assert response.status_code == 400
+    assert "requestInfo" in response.json["fields"]
+
+
+# --- Created events become tickets -------------------------------------------------
+
+
+def test_application_request_becomes_an_incident_with_its_details(deliver):
+    body = factories.application_request()
+    response = deliver(body)
+    assert response.status_code == 200
+    result = response.json["result"]
+    assert result["status"] == contract.INCOMING_PROCESSED
+    assert result["ticket"] == "INC0010001"
+    task = Task.get(Task.number == "INC0010001")
+    assert task.sys_class_name == "incident"
+    assert task.state_label == "New"
+    assert task.kind == contract.KIND_APPLICATION
+    assert (task.requester, task.host, task.subject) == ("CORP\\mrivera", "LT-LIS-0142", "Example VPN Client")
+    assert re.fullmatch(r"[0-9a-f]{32}", task.sys_id)
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.task == task)
+    assert jit.request_id == body["RequestId"]
+    assert jit.request_info["sha256Hash"] == body["requestInfo"]["sha256Hash"]
+    assert jit.requested_at.isoformat() == "2026-11-20T14:03:11.123456"
+    [row] = incoming_rows()
+    assert row.sys_id == result["incoming_request"]
+    assert row.task_id == task.id
+    assert row.processed_at is not None
+    assert json.loads(row.body_text) == body
+
+
+def test_admin_request_becomes_a_ticket_with_its_fields(deliver):
+    deliver(factories.admin_request(request_id="adm-1"))
+    jit = AdminTicket.get(AdminTicket.request_id == "adm-1")
+    assert (jit.user_name, jit.duration_requested, jit.reason) == (
+        "CORP\\akowalski", "1800", "Install printer driver for the 3rd floor")
+    assert jit.task.kind == contract.KIND_ADMIN
+    assert jit.task.subject == "Admin access"
+
+
+def test_the_system_notes_the_creation_on_the_ticket(deliver):
+    number = deliver(factories.application_request()).json["result"]["ticket"]
+    [note] = WorkNote.select().join(Task).where(Task.number == number)
+    assert note.system and number in note.text
+
+
+def test_numbers_count_up_without_gaps(deliver):
+    numbers = [deliver(factories.application_request()).json["result"]["ticket"] for _ in range(3)]
+    assert numbers == ["INC0010001", "INC0010002", "INC0010003"]
+
+
+@pytest.mark.parametrize("ticket_type, first_number, state", [
+    ("change_request", "CHG0000001", "New"),
+    ("sc_task", "SCTASK0010001", "Open"),
+    ("sc_req_item", "RITM0010001", "Open"),
+])
+def test_configured_ticket_type_decides_the_table_number_and_first_state(deliver, ticket_type, first_number, state):
+    Configuration.default()
+    Configuration.update(ticket_type=ticket_type).execute()
+    number = deliver(factories.admin_request()).json["result"]["ticket"]
+    task = Task.get(Task.number == number)
+    assert number == first_number
+    assert task.sys_class_name == ticket_type
+    assert task.state_label == state
+
+
+def test_changing_the_ticket_type_affects_only_later_requests(deliver):
+    first = deliver(factories.application_request()).json["result"]["ticket"]
+    Configuration.default()
+    Configuration.update(ticket_type="change_request").execute()
+    second = deliver(factories.application_request()).json["result"]["ticket"]
+    assert (first, second) == ("INC0010001", "CHG0000001")
+    assert Task.get(Task.number == first).sys_class_name == "incident"
+
+
+def test_configured_defaults_fill_the_ticket(deliver):
+    Configuration.default()
+    Configuration.update(default_short_description="JIT request", default_assignment_group="Service Desk",
+                         default_category="Security").execute()
+    number = deliver(factories.admin_request()).json["result"]["ticket"]
+    task = Task.get(Task.number == number)
+    assert (task.short_description, task.assignment_group, task.category) == (
+        "JIT request", "Service Desk", "Security")
+
+
+def test_the_same_created_event_twice_yields_one_ticket(deliver):
+    body = factories.application_request()
+    first = deliver(body).json["result"]
+    second = deliver(body).json["result"]
+    assert second["ticket"] == first["ticket"]
+    assert second["status"] == contract.INCOMING_DUPLICATE
+    assert Task.select().count() == 1
+    assert [row.status for row in incoming_rows()] == ["processed", "duplicate"]
+
+
+# --- What real EPM output looks like -----------------------------------------------
+
+
+def test_empty_and_unreplaced_placeholders_are_no_value(deliver):
+    body = factories.application_request(ComputerGroup="%%ComputerGroup%%", publisher="", productName="%%Product%%")
+    number = deliver(body).json["result"]["ticket"]
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == body["RequestId"])
+    assert jit.request_info["ComputerGroup"] is None
+    assert jit.request_info["publisher"] is None
+    task = Task.get(Task.number == number)
+    assert task.publisher is None
+    assert task.subject == "VPN Client Installer"
+
+
+def test_duplicate_keys_keep_the_first_filled_value(deliver):
+    request_id = "dup-keys-1"
+    raw = ('{"EventType": "JIT_ADMIN_TICKET_CREATED", "RequestId": "%s", "UserName": "", '
+           '"UserName": "first.user", "UserName": "second.user", "Reason": "r"}' % request_id)
+    assert deliver(raw.encode()).status_code == 200
+    assert AdminTicket.get(AdminTicket.request_id == request_id).user_name == "first.user"
+
+
+def test_the_published_template_with_workstyle_twice_is_accepted(deliver):
+    raw = json.dumps(factories.application_request(request_id="ws-1"))
+    raw = raw.replace('"action": "Elevate"', '"workstyle": "", "action": "Elevate"', 1)
+    assert raw.count('"workstyle"') == 2
+    assert deliver(raw).status_code == 200
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == "ws-1")
+    assert jit.request_info["workstyle"] == "Standard Users"
+
+
+def test_unknown_extra_keys_are_kept(deliver):
+    body = factories.application_request(customerField="kept", nested={"a": 1})
+    body["ExtraTopLevel"] = "also kept"
+    assert deliver(body).status_code == 200
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == body["RequestId"])
+    assert jit.request_info["customerField"] == "kept"
+    assert jit.request_info["nested"] == {"a": 1}
+    assert json.loads(incoming_rows()[0].body_text)["ExtraTopLevel"] == "also kept"
+
+
+def test_keys_match_without_regard_to_case(deliver):
+    body = factories.admin_request()
+    body = {key.lower(): value for key, value in body.items()}
+    response = deliver(body)
+    assert response.status_code == 200
+    assert AdminTicket.get(AdminTicket.request_id == body["requestid"]).user_name == "CORP\\akowalski"
+
+
+def test_numbers_and_booleans_where_strings_belong_are_read_as_text(deliver):
+    body = factories.admin_request(DurationRequested=1800, TicketNumber=100232)
+    body["requestInfo"] = None
+    assert deliver(body).status_code == 200
+    assert AdminTicket.get(AdminTicket.request_id == body["RequestId"]).duration_requested == "1800"
+
+
+@pytest.mark.parametrize("timestamp, stored", [
+    ("2026-11-20T15:10:00.1234567Z", "2026-11-20T15:10:00.123456"),
+    ("2026-11-20T15:10:00", "2026-11-20T15:10:00"),
+    ("2026-11-20T17:10:00+02:00", "2026-11-20T15:10:00"),
+    ("not a time", None),
+    ("", None),
+])
+def test_timestamps_are_read_as_utc_and_never_fatal(deliver, timestamp, stored):
+    body = factories.admin_request(Timestamp=timestamp)
+    assert deliver(body).status_code == 200
+    requested_at = AdminTicket.get(AdminTicket.request_id == body["RequestId"]).requested_at
+    assert (requested_at.isoformat() if requested_at else None) == stored
+
+
+# --- Update events -------------------------------------------------------------------
+
+
+def test_update_records_epms_final_decision(deliver):
+    deliver(factories.admin_request(request_id="adm-2"))
+    response = deliver(factories.admin_decision("adm-2"))
+    assert response.json["result"]["status"] == contract.INCOMING_PROCESSED
+    jit = AdminTicket.get(AdminTicket.request_id == "adm-2")
+    assert jit.decision_final
+    assert (jit.final_decision, jit.final_decision_by, jit.final_duration) == ("Approved", "jchen", "1800")
+    assert jit.final_decision_time.isoformat() == "2026-11-20T15:12:02"
+    assert (jit.final_start_time.isoformat(), jit.final_end_time.isoformat()) == (
+        "2026-11-20T15:12:03", "2026-11-20T15:42:03")
+    assert jit.task.state_label == "New"
+
+
+def test_application_update_reads_the_decision_from_request_info(deliver):
+    deliver(factories.application_request(request_id="app-2"))
+    deliver(factories.application_decision("app-2", Decision="Denied"))
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == "app-2")
+    assert (jit.final_decision, jit.final_duration, jit.decision_final) == ("Denied", "3600", True)
+
+
+def test_update_before_its_created_event_is_kept_and_applied_later(deliver):
+    early = deliver(factories.application_decision("app-3")).json["result"]
+    assert (early["status"], early["ticket"]) == (contract.INCOMING_RECEIVED, None)
+    created = deliver(factories.application_request(request_id="app-3")).json["result"]
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == "app-3")
+    assert jit.decision_final and jit.final_decision == "Approved"
+    waiting = IncomingRequest.get(IncomingRequest.sys_id == early["incoming_request"])
+    assert waiting.status == contract.INCOMING_PROCESSED
+    assert waiting.task.number == created["ticket"]
+
+
+def test_the_same_update_twice_is_a_duplicate(deliver):
+    deliver(factories.admin_request(request_id="adm-4"))
+    deliver(factories.admin_decision("adm-4"))
+    again = deliver(factories.admin_decision("adm-4")).json["result"]
+    assert again["status"] == contract.INCOMING_DUPLICATE
+    assert WorkNote.select().where(WorkNote.text.contains("finalized")).count() == 1
+
+
+def test_auto_close_moves_the_ticket_to_its_closed_state(deliver):
+    Configuration.default()
+    Configuration.update(auto_close=True).execute()
+    deliver(factories.admin_request(request_id="adm-5"))
+    deliver(factories.admin_decision("adm-5"))
+    task = AdminTicket.get(AdminTicket.request_id == "adm-5").task
+    assert task.state_label == "Closed"
+    assert task.closed_at is not None
+    assert WorkNote.select().where(WorkNote.task == task, WorkNote.text.contains("auto-close")).count() == 1
+
+
+def test_without_auto_close_the_ticket_stays_open(deliver):
+    deliver(factories.admin_request(request_id="adm-6"))
+    deliver(factories.admin_decision("adm-6"))
+    assert AdminTicket.get(AdminTicket.request_id == "adm-6").task.state_label == "New"

@@ -1,0 +1,83 @@
+"""The jitbroker command line: init, users and configuration."""
+import re
+
+from app.models import Account, Configuration
+
+
+def test_init_is_idempotent_and_prints_the_first_admin_password(runner):
+    first = runner.invoke(args=["init"])
+    assert first.exit_code == 0, first.output
+    match = re.search(r"Created admin account 'admin' with password: (\S+)", first.output)
+    assert match
+    second = runner.invoke(args=["init"])
+    assert second.exit_code == 0
+    assert "Created admin" not in second.output
+    assert Account.select().count() == 1
+    assert Configuration.select().where(Configuration.name == "Default").count() == 1
+
+
+def test_the_printed_password_signs_in(runner, client):
+    output = runner.invoke(args=["init"]).output
+    password = re.search(r"password: (\S+)", output).group(1)
+    from tests.conftest import basic_auth
+    assert client.get("/api/x_bets_pmc_jit/tickets", headers=basic_auth("admin", password)).status_code == 200
+
+
+def test_users_create_prints_a_generated_password(runner):
+    result = runner.invoke(args=["users", "create", "epm", "--role", "api"])
+    assert result.exit_code == 0
+    assert re.search(r"Created api account 'epm' with password: \S{12,}", result.output)
+    assert Account.by_username("epm").role == "api"
+
+
+def test_users_create_reads_a_password_from_stdin(runner):
+    from app.auth.accounts import password_matches
+
+    result = runner.invoke(args=["users", "create", "ann", "--role", "user", "--password-stdin"],
+                           input="a-long-enough-password\n")
+    assert result.exit_code == 0
+    assert "a-long-enough-password" not in result.output
+    assert password_matches(Account.by_username("ann"), "a-long-enough-password")
+
+
+def test_users_create_rejects_short_passwords_duplicates_and_bad_roles(runner):
+    short = runner.invoke(args=["users", "create", "ann", "--role", "user", "--password-stdin"], input="short\n")
+    assert short.exit_code != 0 and "12 characters" in short.output
+    runner.invoke(args=["users", "create", "bob", "--role", "user"])
+    again = runner.invoke(args=["users", "create", "bob", "--role", "user"])
+    assert again.exit_code != 0 and "already exists" in again.output
+    assert runner.invoke(args=["users", "create", "cat", "--role", "root"]).exit_code != 0
+
+
+def test_users_list_shows_role_and_status(runner):
+    runner.invoke(args=["users", "create", "zed", "--role", "admin"])
+    assert "zed\tadmin\tactive" in runner.invoke(args=["users", "list"]).output
+
+
+def test_config_set_then_show_masks_the_secret(runner):
+    result = runner.invoke(args=["config", "set", "pmc_host=acme-services.pm.beyondtrustcloud.com",
+                                 "client_secret=very-secret-value", "auto_close=true", "ticket_type=Change Request",
+                                 "active_states=new, assess"])
+    assert result.exit_code == 0, result.output
+    shown = runner.invoke(args=["config", "show"]).output
+    assert "very-secret-value" not in shown
+    assert "client_secret = ********" in shown
+    assert "pmc_host = acme-services.pm.beyondtrustcloud.com" in shown
+    assert "ticket_type = change_request" in shown
+    assert "active_states = New, Assess" in shown
+    assert Configuration.default().auto_close is True
+
+
+def test_config_set_warns_about_a_host_without_services_suffix(runner):
+    result = runner.invoke(args=["config", "set", "pmc_host=acme.pm.beyondtrustcloud.com"])
+    assert result.exit_code == 0
+    assert "-services" in result.output
+
+
+def test_config_set_rejects_bad_keys_and_values_with_one_line(runner):
+    for assignment in ["colour=blue", "ticket_type=problem", "auto_close=maybe", "active_states=Sleeping",
+                       "pmc_host=https://", "pmc_host=has space.example.com", "no-equals-sign"]:
+        result = runner.invoke(args=["config", "set", assignment])
+        assert result.exit_code != 0, assignment
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    assert Configuration.default().ticket_type == "incident"

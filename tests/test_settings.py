@@ -1,0 +1,48 @@
+"""Settings: defaults, the TOML file, then the environment."""
+import pytest
+
+from app.settings import Settings, SettingsError
+
+
+def test_defaults_use_the_embedded_sqlite_database():
+    settings = Settings.load(environ={})
+    assert settings.database_url == "sqlite:///instance/jitbroker.db"
+    assert settings.port == 8000
+
+
+def test_toml_file_then_environment_override(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[database]\nurl = "sqlite:///from-file.db"\n[server]\nport = 9000\nweb_concurrency = 3\n')
+    settings = Settings.load(environ={"JITBROKER_CONFIG": str(path), "PORT": "9100"})
+    assert settings.database_url == "sqlite:///from-file.db"
+    assert (settings.port, settings.web_concurrency) == (9100, 3)
+    settings = Settings.load(environ={"JITBROKER_CONFIG": str(path), "DATABASE_URL": "postgresql://h/db"})
+    assert settings.database_url == "postgresql://h/db"
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("[server]\ncolour = 1\n", "unknown key"),
+    ("[nonsense]\nx = 1\n", "unknown key"),
+    ("[server\n", "not valid TOML"),
+    ("[server]\nport = \"eighty\"\n", "must be an integer"),
+])
+def test_bad_settings_files_are_named_errors(tmp_path, text, fragment):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(SettingsError, match=fragment):
+        Settings.load(environ={"JITBROKER_CONFIG": str(path)})
+
+
+def test_every_setting_is_documented_in_the_example_file():
+    import tomllib
+    from pathlib import Path
+
+    from app.settings import TOML_KEYS
+
+    example = tomllib.loads((Path(__file__).resolve().parent.parent / "config.example.toml").read_text())
+    for section, key in TOML_KEYS.values():
+        assert key in example[section], f"[{section}] {key} missing from config.example.toml"
+
+
+def test_healthz_answers_when_the_database_is_reachable(client):
+    assert client.get("/healthz").json == {"status": "ok"}
