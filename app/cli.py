@@ -42,6 +42,8 @@ def init_command():
         if not Account.select().where(Account.role == contract.ROLE_ADMIN).exists():
             account, password = create_account("admin", contract.ROLE_ADMIN)
             click.echo(f"Created admin account {account.username!r} with password: {password}")
+        else:
+            click.echo("An admin account exists; `jitbroker users set-password admin` gives it a new password.")
         click.echo("Database is ready.")
 
 
@@ -65,6 +67,25 @@ def users_create(name, role, password_stdin):
         click.echo(f"Created {account.role} account {account.username!r}.")
     else:
         click.echo(f"Created {account.role} account {account.username!r} with password: {password_set}")
+
+
+@users.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+@_broker_errors
+def users_set_password(name, password_stdin):
+    """Set a new password for an account; prints a generated one unless given on stdin."""
+    from app.auth.accounts import generate_password, set_password
+    from app.models import Account
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else generate_password()
+    with database.connection_context():
+        account = Account.by_username(name)
+        if account is None:
+            _fail(f"No account named {name!r}")
+        set_password(account, password)
+    click.echo(f"Password changed for {name!r}." if password_stdin else f"New password for {name!r}: {password}")
 
 
 @users.command("list")

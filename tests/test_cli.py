@@ -81,3 +81,13 @@ def test_config_set_rejects_bad_keys_and_values_with_one_line(runner):
         assert result.exit_code != 0, assignment
         assert len(result.output.strip().splitlines()) == 1, result.output
     assert Configuration.default().ticket_type == "incident"
+
+
+def test_users_set_password_replaces_the_password(runner):
+    from app.auth.accounts import password_matches
+
+    runner.invoke(args=["users", "create", "ann", "--role", "user"])
+    result = runner.invoke(args=["users", "set-password", "ann"])
+    new_password = re.search(r"New password for 'ann': (\S+)", result.output).group(1)
+    assert password_matches(Account.by_username("ann"), new_password)
+    assert runner.invoke(args=["users", "set-password", "nobody"]).exit_code != 0

@@ -11,7 +11,7 @@ import peewee
 from marshmallow import ValidationError
 
 from app import contract
-from app.db import UNAVAILABLE_ERRORS, write_transaction
+from app.db import UNAVAILABLE_ERRORS, database, is_sqlite, write_transaction
 from app.errors import BadRequest
 from app.intake.payload import parse_json_object
 from app.intake.schemas import load_event
@@ -106,6 +106,10 @@ def receive(delivery):
 
 def _apply(delivery, event, fields):
     request_id = fields["request_id"]
+    if not is_sqlite():
+        # Deliveries for one RequestId take turns (SQLite's write lock already does
+        # this), so an update racing its created event is always seen by one of them.
+        database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (request_id,))
     jit = tickets.find_jit_request(event.kind, request_id)
     if event.is_created:
         if jit is not None:
