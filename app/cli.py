@@ -137,7 +137,81 @@ def config_set(assignments):
         click.echo(f"Warning: {warning}", err=True)
 
 
-COMMANDS = [init_command, users, config]
+outbox = click.Group("outbox", help="Decisions waiting for, or delivered to, EPM.")
+
+
+@outbox.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include delivered decisions.")
+@with_appcontext
+def outbox_list(show_all):
+    """List decision deliveries: ticket, decision, status, attempts, next attempt, last error."""
+    from app.models import Decision, Task
+
+    with database.connection_context():
+        query = Decision.select(Decision, Task).join(Task).order_by(Decision.id)
+        if not show_all:
+            query = query.where(Decision.status != contract.DELIVERY_DELIVERED)
+        rows = list(query)
+        for decision in rows:
+            click.echo("\t".join([
+                decision.task.number, decision.decision, decision.status, f"attempts={decision.attempts}",
+                f"next={decision.next_attempt_at:%Y-%m-%d %H:%M:%S}", decision.last_error or "",
+            ]))
+    if not rows:
+        click.echo("The outbox is empty.")
+
+
+@outbox.command("retry-all")
+@with_appcontext
+def outbox_retry_all():
+    """Send every pending decision now."""
+    from app.decisions.delivery import retry_all
+
+    with database.connection_context():
+        results = retry_all()
+        for decision in results:
+            click.echo(f"{decision.task.number}\t{decision.status}\t{decision.last_error or ''}")
+    click.echo(f"{len(results)} pending decisions attempted.")
+
+
+@click.command("test-connection")
+@with_appcontext
+def test_connection_command():
+    """Fetch a token from EPM and read one record: prints Connection OK or the failure."""
+    from app.epm.client import EpmClient
+    from app.epm.errors import EpmError
+    from app.models import Configuration
+
+    with database.connection_context():
+        configuration = Configuration.default()
+    try:
+        click.echo(EpmClient.from_configuration(configuration).test_connection())
+    except (EpmError, ValueError) as error:
+        _fail(str(error))
+
+
+@click.command("scheduler")
+@with_appcontext
+def scheduler_command():
+    """Run the background jobs (decision retries, ...) until stopped: one per deployment."""
+    from flask import current_app
+
+    from app.jobs import run_scheduler
+
+    run_scheduler(current_app._get_current_object())
+
+
+@click.command("run-jobs")
+@with_appcontext
+def run_jobs_command():
+    """Run every background job once and exit (for cron and tests)."""
+    from app.jobs import run_due_jobs
+
+    for name, result in run_due_jobs().items():
+        click.echo(f"{name}: {result}")
+
+
+COMMANDS = [init_command, users, config, outbox, test_connection_command, scheduler_command, run_jobs_command]
 
 
 def register_commands(app):

@@ -188,3 +188,12 @@ EPM_DURATION_ONCE = "Once"
 EPM_DECISION_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EPM_SERVICES_SUFFIX = "-services"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+# --- Decision delivery to EPM (the outbox) -------------------------------------------
+
+DELIVERY_PENDING = "pending"      # waiting for its next attempt
+DELIVERY_SENDING = "sending"      # claimed by a process that is calling EPM now
+DELIVERY_DELIVERED = "delivered"  # EPM answered 2xx: the decision is final
+DELIVERY_FAILED = "failed"        # EPM refused it for good (4xx other than 401/408/429)
+DELIVERY_STATUSES = (DELIVERY_PENDING, DELIVERY_SENDING, DELIVERY_DELIVERED, DELIVERY_FAILED)
+MSG_DECISION_IN_FLIGHT = "A decision on this request is already being sent to EPM"

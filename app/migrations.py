@@ -16,8 +16,13 @@ def _initial_schema(_migrator):
     database.execute_sql("CREATE INDEX task_newest ON task (opened_at DESC, id DESC)")
 
 
+def _decisions(_migrator):
+    database.create_tables([models.Decision])
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
+    (2, "decisions and their delivery outbox", _decisions),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

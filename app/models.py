@@ -208,6 +208,41 @@ class WorkNote(BaseModel):
         indexes = ((("task", "created_at"), False),)
 
 
+class Decision(BaseModel):
+    """An approver's decision and its delivery to EPM: the outbox row.
+
+    Written in the same transaction that checks the ticket may still be decided, so
+    a decision is either recorded and queued for EPM, or not at all. `sys_id` is the
+    idempotency key EPM receives with every attempt.
+    """
+
+    task = peewee.ForeignKeyField(Task, backref="decisions", on_delete="CASCADE")
+    decision = peewee.CharField(max_length=16)
+    reason = peewee.TextField()
+    duration_unit = peewee.CharField(max_length=16, null=True)
+    duration_value = peewee.IntegerField(null=True)
+    duration_sent = peewee.CharField(max_length=32, null=True)
+    decided_by = peewee.CharField(max_length=150)
+    decided_at = peewee.DateTimeField(default=utcnow)
+    ticket_url = peewee.CharField(max_length=500)
+    status = peewee.CharField(max_length=16, default=contract.DELIVERY_PENDING)
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField(default=utcnow)
+    claimed_until = peewee.DateTimeField(null=True)
+    last_status = peewee.IntegerField(null=True)
+    last_error = peewee.TextField(null=True)
+    delivered_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "x_bets_pmc_jit_decision"
+        indexes = ((("status", "next_attempt_at"), False),)
+
+    @property
+    def is_open(self):
+        """Pending, sending or delivered: no other decision may be taken meanwhile."""
+        return self.status != contract.DELIVERY_FAILED
+
+
 class IncomingRequest(BaseModel):
     """One webhook delivery exactly as received, and what became of it."""
 

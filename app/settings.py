@@ -25,6 +25,8 @@ TOML_KEYS = {
     "max_body_bytes": ("intake", "max_body_bytes"),
     "auth_cache_seconds": ("intake", "auth_cache_seconds"),
     "log_level": ("logging", "level"),
+    "epm_timeout_seconds": ("epm", "timeout_seconds"),
+    "retry_schedule": ("epm", "retry_schedule"),
 }
 
 # Environment variables that override the file (12-factor names).
@@ -55,6 +57,13 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     auth_cache_seconds: int = 300
     log_level: str = "INFO"
+    epm_timeout_seconds: int = 10
+    # Seconds between delivery attempts to EPM; the last gap repeats until EPM answers.
+    retry_schedule: str = "5,15,30,60,120,300"
+
+    @property
+    def retry_delays(self):
+        return [max(1, int(part)) for part in self.retry_schedule.replace(" ", "").split(",") if part]
 
     @classmethod
     def load(cls, overrides=None, environ=None):
@@ -71,7 +80,13 @@ class Settings:
         unknown = set(values) - {f.name for f in fields(cls)}
         if unknown:
             raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
-        return cls()._coerced(values)
+        settings = cls()._coerced(values)
+        try:
+            if not settings.retry_delays:
+                raise ValueError
+        except ValueError:
+            raise SettingsError(f"retry_schedule must list seconds, like 5,15,60, not {settings.retry_schedule!r}") from None
+        return settings
 
     def _coerced(self, values):
         typed = {}
@@ -80,7 +95,8 @@ class Settings:
                 continue
             value = values[field.name]
             try:
-                typed[field.name] = int(value) if field.type is int else str(value)
+                typed[field.name] = int(value) if field.type is int else (
+                    ",".join(map(str, value)) if isinstance(value, list) else str(value))
             except (TypeError, ValueError):
                 raise SettingsError(f"setting {field.name} must be an integer, not {value!r}") from None
         return replace(self, **typed)

@@ -1,5 +1,5 @@
 """The JSON read API over tickets and deliveries, in ServiceNow's `{"result": ...}` envelope."""
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from marshmallow import Schema, ValidationError, fields, validate
 
 from app import contract
@@ -101,3 +101,66 @@ def list_incoming_requests():
     query = (query.order_by(IncomingRequest.received_at.desc(), IncomingRequest.id.desc())
              .limit(args["limit"]).offset(args["offset"]))
     return jsonify(result=[incoming_document(incoming) for incoming in query])
+
+
+def ticket_url(task):
+    """The ticket's page as approvers reach it, for the link EPM shows."""
+    base = current_app.extensions["settings"].public_url or request.host_url
+    return f"{base.rstrip('/')}/tickets/{task.number}"
+
+
+def _json_body():
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise BadRequest("Send a JSON object", "the body must be a JSON object with Content-Type application/json")
+    return body
+
+
+def decision_document(decision):
+    return {
+        "sys_id": decision.sys_id,
+        "decision": decision.decision,
+        "reason": decision.reason,
+        "duration_unit": decision.duration_unit,
+        "duration_value": decision.duration_value,
+        "duration_sent": decision.duration_sent,
+        "decided_by": decision.decided_by,
+        "decided_at": decision.decided_at.isoformat(),
+        "delivery_status": decision.status,
+        "attempts": decision.attempts,
+        "last_error": decision.last_error,
+        "delivered_at": decision.delivered_at.isoformat() if decision.delivered_at else None,
+    }
+
+
+# The write API takes Basic auth only: a browser session must go through the
+# CSRF-protected forms instead.
+@bp.post("/tickets/<number>/decision")
+@require_roles(*contract.APPROVER_ROLES, allow_session=False)
+def post_decision(number):
+    from app.decisions.service import decide
+
+    task = find_task(number)
+    body = _json_body()
+    decision = decide(task, g.account, body.get("decision"), body.get("reason"), body.get("duration_unit"),
+                      body.get("duration_value"), ticket_url(task))
+    status = 201 if decision.status == contract.DELIVERY_DELIVERED else 202
+    return jsonify(result={"ticket": ticket_document(find_task(number)), "decision": decision_document(decision)}), status
+
+
+@bp.patch("/tickets/<number>")
+@require_roles(*contract.APPROVER_ROLES, allow_session=False)
+def patch_ticket(number):
+    from app.decisions.service import add_work_note, change_state
+
+    task = find_task(number)
+    body = _json_body()
+    unknown = set(body) - {"state", "work_note"}
+    if unknown or not body:
+        raise BadRequest("Send state and/or work_note", f"unknown fields: {', '.join(sorted(unknown))}" if unknown
+                         else "nothing to change")
+    if "state" in body:
+        task = change_state(task, g.account, str(body["state"]))
+    if "work_note" in body:
+        add_work_note(task, g.account, str(body["work_note"]))
+    return jsonify(result=ticket_document(find_task(number)))

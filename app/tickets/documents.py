@@ -2,6 +2,7 @@
 from marshmallow import Schema, fields
 
 from app import contract
+from app.models import WorkNote
 
 _ADMIN_DETAILS = ("computer_id", "group_id", "user_id", "user_name", "duration_requested")
 
@@ -55,6 +56,10 @@ def ticket_document(task, jit=None):
         details.update({name: getattr(jit, name) for name in _ADMIN_DETAILS})
     document["details"] = details
     document["epm_decision"] = DecisionSchema().dump(jit)
+    document["work_notes"] = [
+        {"author": note.author, "text": note.text, "system": note.system, "created_at": note.created_at.isoformat()}
+        for note in task.work_notes.order_by(WorkNote.created_at, WorkNote.id)
+    ]
     return document
 
 

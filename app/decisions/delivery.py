@@ -1,0 +1,145 @@
+"""Delivering decisions to EPM from the outbox: exactly once, retried through outages.
+
+A process claims a decision (pending and due, or `sending` whose claim expired
+because its process died) with one conditional UPDATE, so two processes never send
+the same decision at once. Every attempt carries the decision's sys_id as its
+idempotency key, so a re-send after a lost answer cannot apply twice in EPM.
+"""
+import logging
+import random
+from datetime import timedelta
+
+from flask import current_app
+
+from app import contract
+from app.db import write_transaction
+from app.epm.client import EpmClient
+from app.epm.errors import EpmError
+from app.epm.payloads import admin_decision_body, application_decision_body
+from app.models import Configuration, Decision, utcnow
+from app.tickets import service as tickets
+
+log = logging.getLogger(__name__)
+
+
+def _settings():
+    return current_app.extensions["settings"]
+
+
+def _claim_seconds():
+    # Long enough for a token fetch and a call, each retried once after a 401.
+    return _settings().epm_timeout_seconds * 4 + 5
+
+
+def _claim(decision_id):
+    now = utcnow()
+    due = (Decision.status == contract.DELIVERY_PENDING) & (Decision.next_attempt_at <= now)
+    abandoned = (Decision.status == contract.DELIVERY_SENDING) & (Decision.claimed_until < now)
+    with write_transaction():
+        claimed = (Decision
+                   .update(status=contract.DELIVERY_SENDING, attempts=Decision.attempts + 1,
+                           claimed_until=now + timedelta(seconds=_claim_seconds()))
+                   .where(Decision.id == decision_id, due | abandoned)
+                   .execute())
+    return claimed == 1
+
+
+def retry_delay(attempts, retry_after=None):
+    """Seconds until the next attempt: the configured schedule with ±20% jitter."""
+    delays = _settings().retry_delays
+    delay = delays[min(attempts, len(delays)) - 1] * random.uniform(0.8, 1.2)
+    return max(delay, retry_after or 0)
+
+
+def request_body(decision, configuration):
+    """The JSON EPM receives for `decision` (contract/epm.md §3)."""
+    task = decision.task
+    jit = task.jit_request
+    common = dict(
+        decision=decision.decision, performed_by=decision.decided_by, request_id=jit.request_id,
+        decision_time=decision.decided_at, reason=decision.reason, sys_id=task.sys_id,
+        ticket_number=task.number, ticket_url=decision.ticket_url,
+    )
+    if task.kind == contract.KIND_APPLICATION:
+        return application_decision_body(duration=decision.duration_sent or contract.EPM_DURATION_ONCE, **common)
+    return admin_decision_body(duration=decision.duration_sent, once_duration=configuration.admin_once_duration,
+                               **common)
+
+
+def _send(decision, configuration):
+    client = EpmClient.from_configuration(configuration, timeout=_settings().epm_timeout_seconds)
+    body = request_body(decision, configuration)
+    if decision.task.kind == contract.KIND_APPLICATION:
+        return client.send_application_decision(body, decision.sys_id)
+    return client.send_admin_decision(body, decision.sys_id)
+
+
+def deliver_decision(decision):
+    """Make one delivery attempt if the decision is due and unclaimed; returns it re-read."""
+    if not _claim(decision.id):
+        return Decision.get_by_id(decision.id)
+    decision = Decision.get_by_id(decision.id)
+    configuration = Configuration.default()
+    try:
+        _send(decision, configuration)
+    except EpmError as error:
+        _record_failure(decision, str(error), error.status, error.retryable, error.retry_after)
+    except ValueError as error:
+        # The EPM connection is not configured (yet): keep the decision until it is.
+        _record_failure(decision, f"The EPM connection is not usable: {error}", None, True, None)
+    else:
+        _record_success(decision)
+    return Decision.get_by_id(decision.id)
+
+
+def _record_success(decision):
+    with write_transaction():
+        Decision.update(status=contract.DELIVERY_DELIVERED, delivered_at=utcnow(), claimed_until=None,
+                        last_status=200, last_error=None).where(Decision.id == decision.id).execute()
+        tickets.add_work_note(decision.task, f"Decision sent to EPM and acknowledged "
+                                             f"(attempt {decision.attempts}). It is now final.")
+
+
+def _record_failure(decision, message, status, retryable, retry_after):
+    log.warning("delivery of decision %s to EPM failed (attempt %s): %s", decision.sys_id, decision.attempts, message)
+    with write_transaction():
+        if retryable:
+            next_at = utcnow() + timedelta(seconds=retry_delay(decision.attempts, retry_after))
+            Decision.update(status=contract.DELIVERY_PENDING, next_attempt_at=next_at, claimed_until=None,
+                            last_status=status, last_error=message[:2000]).where(Decision.id == decision.id).execute()
+            if decision.attempts == 1:
+                tickets.add_work_note(decision.task, f"Delivery to EPM failed: {message}. "
+                                                     "It will be retried automatically.")
+        else:
+            Decision.update(status=contract.DELIVERY_FAILED, claimed_until=None, last_status=status,
+                            last_error=message[:2000]).where(Decision.id == decision.id).execute()
+            tickets.add_work_note(decision.task, f"Delivery to EPM failed permanently: {message}. "
+                                                 "The ticket can be decided again.")
+
+
+def deliver_due(limit=100):
+    """One attempt for every decision that is due (or abandoned mid-send); returns how many were tried."""
+    now = utcnow()
+    due = (Decision.select(Decision.id)
+           .where(((Decision.status == contract.DELIVERY_PENDING) & (Decision.next_attempt_at <= now))
+                  | ((Decision.status == contract.DELIVERY_SENDING) & (Decision.claimed_until < now)))
+           .order_by(Decision.next_attempt_at).limit(limit))
+    tried = 0
+    for row in list(due):
+        deliver_decision(row)
+        tried += 1
+    return tried
+
+
+def retry_now(decision):
+    """Make a pending decision due now and attempt it."""
+    Decision.update(next_attempt_at=utcnow()).where(
+        Decision.id == decision.id, Decision.status == contract.DELIVERY_PENDING).execute()
+    return deliver_decision(decision)
+
+
+def retry_all():
+    """Make every pending decision due now and attempt each; returns the decisions tried."""
+    Decision.update(next_attempt_at=utcnow()).where(Decision.status == contract.DELIVERY_PENDING).execute()
+    pending = list(Decision.select().where(Decision.status == contract.DELIVERY_PENDING).order_by(Decision.id))
+    return [deliver_decision(decision) for decision in pending]

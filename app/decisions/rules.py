@@ -1,0 +1,66 @@
+"""The decision form's rules (contract/tickets.md "Decisions"), as a marshmallow schema.
+
+The browser checks the same rules before submit; this schema is the authority.
+Each broken rule answers with the contract's exact message.
+"""
+from marshmallow import Schema, ValidationError, fields, validates_schema
+
+from app import contract
+
+
+class DecisionSchema(Schema):
+    decision = fields.String(required=True, error_messages={"required": "Choose Approved or Denied"})
+    reason = fields.String(load_default="", allow_none=True)
+    duration_unit = fields.String(load_default=None, allow_none=True)
+    duration_value = fields.Raw(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _check(self, data, **kwargs):
+        errors = {}
+        decision = str(data.get("decision") or "").strip().capitalize()
+        if decision not in contract.DECISIONS:
+            errors["decision"] = ["Choose Approved or Denied"]
+        if not str(data.get("reason") or "").strip():
+            errors["reason"] = [contract.MSG_REASON_REQUIRED]
+        if decision == contract.DECISION_APPROVED:
+            unit = str(data.get("duration_unit") or "").strip().lower()
+            if unit not in (contract.DURATION_ONCE, *contract.DURATION_LIMITS):
+                errors["duration_unit"] = ["Choose Once, Minutes or Hours"]
+            elif unit in contract.DURATION_LIMITS and _duration_number(data.get("duration_value"), unit) is None:
+                errors["duration_value"] = [contract.DURATION_MESSAGES[unit]]
+        if errors:
+            raise ValidationError(errors)
+
+
+def _duration_number(value, unit):
+    """The whole number of minutes or hours, or None when it is outside the unit's range."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        value = value.strip()
+        if not value.isdigit():
+            return None
+    elif not isinstance(value, int):
+        return None
+    number = int(value)
+    low, high = contract.DURATION_LIMITS[unit]
+    return number if low <= number <= high else None
+
+
+def clean_decision(raw):
+    """Check a decision form; returns (decision, reason, unit, value) or raises ValidationError."""
+    data = DecisionSchema().load(raw)
+    decision = data["decision"].strip().capitalize()
+    if decision == contract.DECISION_DENIED:
+        return decision, data["reason"].strip(), None, None
+    unit = data["duration_unit"].strip().lower()
+    value = None if unit == contract.DURATION_ONCE else _duration_number(data["duration_value"], unit)
+    return decision, data["reason"].strip(), unit, value
+
+
+def first_message(messages):
+    """The first rule broken, in form order, as the message to show."""
+    for name in ("decision", "reason", "duration_unit", "duration_value"):
+        if name in messages:
+            return messages[name][0]
+    return next(iter(messages.values()))[0]

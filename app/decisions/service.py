@@ -1,0 +1,117 @@
+"""Taking a decision on a ticket, and changing its state or notes.
+
+`decide` checks the ticket may still be decided and writes the decision into the
+outbox in one transaction, then makes the first delivery attempt at once (see
+app/decisions/delivery.py); retries happen in the scheduler.
+"""
+from marshmallow import ValidationError
+
+from app import contract
+from app.db import is_sqlite, write_transaction
+from app.decisions.delivery import deliver_decision, retry_all, retry_now  # noqa: F401 (the service's interface)
+from app.decisions.rules import clean_decision, first_message
+from app.epm.payloads import duration_seconds
+from app.errors import BadRequest, Conflict
+from app.models import Configuration, Decision, Task, utcnow
+from app.tickets import service as tickets
+
+
+def is_active(task, configuration=None):
+    """Whether the ticket's state is one of the configured active states (by label)."""
+    configuration = configuration or Configuration.default()
+    labels = {label.casefold() for label in configuration.active_state_labels}
+    return task.state_label.casefold() in labels
+
+
+def latest_decision(task):
+    return task.decisions.order_by(Decision.decided_at.desc(), Decision.id.desc()).first()
+
+
+def _lock_task(task):
+    """Re-read the ticket holding its row lock, so two approvers take turns."""
+    query = Task.select().where(Task.id == task.id)
+    if not is_sqlite():
+        query = query.for_update()
+    return query.get()
+
+
+def _duration_text(unit, value):
+    if unit is None:
+        return None
+    if unit == contract.DURATION_ONCE:
+        return "Once"
+    return f"{value} {unit}"
+
+
+def decide(task, account, decision, reason, duration_unit=None, duration_value=None, ticket_url=""):
+    """Record `account`'s decision on `task` and send it to EPM; returns the Decision.
+
+    Raises BadRequest with the contract's message for a broken form rule, and
+    Conflict when the ticket is inactive, already final, or another decision is on
+    its way to EPM.
+    """
+    try:
+        decision, reason, unit, value = clean_decision({
+            "decision": decision, "reason": reason, "duration_unit": duration_unit, "duration_value": duration_value,
+        })
+    except ValidationError as error:
+        fields = {name: messages[0] for name, messages in error.messages.items()}
+        raise BadRequest(first_message(error.messages), extra={"fields": fields}) from None
+
+    with write_transaction():
+        task = _lock_task(task)
+        previous = latest_decision(task)
+        if previous is not None and previous.status == contract.DELIVERY_DELIVERED:
+            raise Conflict(contract.MSG_FINAL)
+        if task.jit_request.decision_final:
+            raise Conflict(contract.MSG_FINAL)
+        if not is_active(task):
+            raise Conflict(contract.MSG_INACTIVE)
+        if previous is not None and previous.is_open:
+            raise Conflict(contract.MSG_DECISION_IN_FLIGHT, f"{previous.decision} by {previous.decided_by}")
+        record = Decision.create(
+            task=task, decision=decision, reason=reason, duration_unit=unit, duration_value=value,
+            duration_sent=duration_seconds(unit, value) if decision == contract.DECISION_APPROVED else None,
+            decided_by=account.username, ticket_url=ticket_url[:500],
+        )
+        duration = _duration_text(unit, value)
+        tickets.add_work_note(task, f"{decision} by {account.username}"
+                                    f"{f' for {duration}' if duration else ''}: {reason}")
+        task.updated_at = utcnow()
+        task.save()
+    return deliver_decision(record)
+
+
+def change_state(task, account, state_label):
+    """Move a ticket to another state of its type, with a work note saying who did it."""
+    value = task.ticket_type.state_value(state_label)
+    if value is None:
+        labels = ", ".join(label for _, label in task.ticket_type.states)
+        raise BadRequest(f"Unknown state {state_label!r} for a {task.ticket_type.label}; states are {labels}",
+                         extra={"fields": {"state": "unknown state"}})
+    with write_transaction():
+        task = _lock_task(task)
+        if task.state == value:
+            return task
+        before = task.state_label
+        task.state = value
+        task.updated_at = utcnow()
+        closed = {task.ticket_type.closed_state} | {v for v, label in task.ticket_type.states
+                                                      if label.startswith(("Closed", "Canceled", "Resolved"))}
+        task.closed_at = utcnow() if value in closed else None
+        task.save()
+        tickets.add_work_note(task, f"State changed from {before} to {task.state_label} by {account.username}.")
+    return task
+
+
+def add_work_note(task, account, text):
+    """An approver's note on a ticket."""
+    text = (text or "").strip()
+    if not text:
+        raise BadRequest("A work note needs some text", extra={"fields": {"work_note": "required"}})
+    if len(text) > 4000:
+        raise BadRequest("A work note is at most 4000 characters", extra={"fields": {"work_note": "too long"}})
+    with write_transaction():
+        note = tickets.add_work_note(task, text, author=account.username, system=False)
+        Task.update(updated_at=utcnow()).where(Task.id == task.id).execute()
+    return note
