@@ -1,0 +1,284 @@
+"""The client for EPM's management API: tokens, decision calls and reads (contract/epm.md §2–4).
+
+One EpmClient per use is cheap: the access token is cached per process (see
+app.epm.tokens) and every HTTP request is made on its own short-lived connection
+with a time-out, so nothing needs closing. Failures are raised as the classes in
+app.epm.errors. Every HTTP attempt is reported to `on_call` with secrets redacted.
+"""
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping
+from urllib.parse import quote
+
+import requests
+from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
+from requests_oauthlib import OAuth2Session
+
+from app import contract
+from app.epm import tokens
+from app.epm.errors import (
+    EpmAuthFailed, EpmRejected, error_for_exception, error_for_status, response_body,
+)
+from app.epm.hosts import (  # noqa: F401 - validate_host is part of this module's public API
+    base_url_for_host, host_name, host_warnings, is_loopback, validate_host,
+)
+from app.epm.redaction import MASK, redact
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = 10
+MAX_PAGE_SIZE = 200
+CONNECTION_OK = "Connection OK"
+LIST_PATHS = {
+    contract.KIND_APPLICATION: contract.EPM_APPLICATION_LIST_PATH,
+    contract.KIND_ADMIN: contract.EPM_ADMIN_LIST_PATH,
+}
+PAGE_SIZE_PARAM = "Pagination.PageSize"
+PAGE_NUMBER_PARAM = "Pagination.PageNumber"
+
+# ASSUMPTION (EPM documents only 200 and 500): a 409 saying the request was already
+# decided/processed is the answer to a re-send after a lost 2xx, so it counts as success.
+_ALREADY_DECIDED = re.compile(r"\balready\s+(?:been\s+)?(?:decided|processed|approved|denied|completed|final)",
+                              re.IGNORECASE)
+
+
+class _SecretRedactingFilter:
+    """Masks the client secret and tokens in requests-oauthlib's own debug records.
+
+    fetch_token logs the form body (with client_secret) and the token it obtained at
+    DEBUG; a deployment that turns on debug logging must still not write secrets.
+    """
+
+    def filter(self, record):
+        if isinstance(record.args, Mapping):  # logging unwraps a lone dict argument
+            record.args = redact(record.args)
+        elif isinstance(record.args, tuple):
+            record.args = tuple(redact(arg) if isinstance(arg, str | bytes | Mapping) else arg for arg in record.args)
+        return True
+
+
+logging.getLogger("requests_oauthlib").addFilter(_SecretRedactingFilter())
+logging.getLogger("requests_oauthlib.oauth2_session").addFilter(_SecretRedactingFilter())
+
+
+def _path(value, default):
+    value = (value or "").strip() or default
+    return value if value.startswith("/") else f"/{value}"
+
+
+class EpmClient:
+    """Calls one EPM tenant's management API with OAuth 2.0 client credentials."""
+
+    def __init__(self, base_url, client_id, client_secret, *, token_path=contract.EPM_TOKEN_PATH,
+                 application_decision_path=contract.EPM_APPLICATION_DECISION_PATH,
+                 admin_decision_path=contract.EPM_ADMIN_DECISION_PATH, timeout=DEFAULT_TIMEOUT, on_call=None):
+        self.base_url = base_url.rstrip("/")
+        self.host = host_name(self.base_url)
+        self.client_id = client_id
+        self._client_secret = client_secret
+        self.token_path = _path(token_path, contract.EPM_TOKEN_PATH)
+        self.application_decision_path = _path(application_decision_path, contract.EPM_APPLICATION_DECISION_PATH)
+        self.admin_decision_path = _path(admin_decision_path, contract.EPM_ADMIN_DECISION_PATH)
+        self.timeout = timeout
+        self.on_call = on_call
+        self._token_key = tokens.cache_key(self.base_url, self.token_path, client_id, client_secret)
+
+    @classmethod
+    def from_configuration(cls, config, on_call=None, *, timeout=DEFAULT_TIMEOUT):
+        """A client for the `Configuration` record; ValueError if the host or credentials are unusable."""
+        base_url = base_url_for_host(config.pmc_host)
+        client_id = (config.client_id or "").strip()
+        if not client_id or not config.client_secret:
+            raise ValueError("The EPM client ID and client secret are not configured.")
+        return cls(base_url, client_id, config.client_secret, token_path=config.token_path,
+                   application_decision_path=config.application_decision_path,
+                   admin_decision_path=config.admin_decision_path, timeout=timeout, on_call=on_call)
+
+    def __repr__(self):
+        return f"EpmClient({self.base_url!r}, client_id={self.client_id!r})"
+
+    # --- Public calls ---------------------------------------------------------------
+
+    def send_application_decision(self, body, idempotency_key):
+        """POST an Application Access decision (payloads.application_decision_body); returns EPM's JSON or {}.
+
+        Success means EPM acknowledged it: a 2xx, or a 409 saying it was already decided.
+        """
+        return self._send_decision(self.application_decision_path, body, idempotency_key,
+                                   "the Application Access decision")
+
+    def send_admin_decision(self, body, idempotency_key):
+        """POST an Admin Access decision (payloads.admin_decision_body); same answers as above."""
+        return self._send_decision(self.admin_decision_path, body, idempotency_key, "the Admin Access decision")
+
+    def list_requests(self, kind, page_size=MAX_PAGE_SIZE, page_number=1):
+        """One page of EPM's requests of `kind`: {"data": [...], "pageCount": N, "totalRecordCount": N}."""
+        if not 1 <= int(page_size) <= MAX_PAGE_SIZE or int(page_number) < 1:
+            raise ValueError(f"page_size must be 1–{MAX_PAGE_SIZE} and page_number at least 1")
+        params = {PAGE_SIZE_PARAM: int(page_size), PAGE_NUMBER_PARAM: int(page_number)}
+        response = self._call("GET", self._list_path(kind), what=f"the {kind} request list", params=params)
+        return self._json_document(response, "the request list")
+
+    def get_request(self, kind, request_id):
+        """EPM's record of one request (by its RequestId) as a dict; EpmRejected with status 404 if unknown."""
+        path = f"{self._list_path(kind)}/{quote(str(request_id), safe='')}"
+        response = self._call("GET", path, what=f"the {kind} request {request_id}")
+        return self._json_document(response, "the request")
+
+    def test_connection(self):
+        """Fetch a token and read one page of size 1; returns "Connection OK" or raises EpmError."""
+        self._access_token()
+        self.list_requests(contract.KIND_APPLICATION, page_size=1, page_number=1)
+        return CONNECTION_OK
+
+    # --- Requests ---------------------------------------------------------------------
+
+    def _list_path(self, kind):
+        try:
+            return LIST_PATHS[kind]
+        except KeyError:
+            raise ValueError(f"Unknown request kind {kind!r}; expected one of {sorted(LIST_PATHS)}") from None
+
+    def _send_decision(self, path, body, idempotency_key, what):
+        if not idempotency_key:
+            raise ValueError("A decision needs an idempotency key so a re-send cannot apply twice")
+        response = self._call("POST", path, what=what, json_body=body,
+                              headers={contract.IDEMPOTENCY_HEADER: str(idempotency_key)},
+                              accept=lambda r: r.status_code == 409 and _ALREADY_DECIDED.search(r.text or ""))
+        try:
+            document = response.json()
+        except ValueError:
+            return {}
+        return document if isinstance(document, dict) else {"result": document}
+
+    def _json_document(self, response, what):
+        try:
+            document = response.json()
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            hint = " ".join(host_warnings(self.base_url))
+            raise EpmRejected(f"EPM answered {what} with something other than a JSON object "
+                              f"(HTTP {response.status_code}). {hint}".strip(),
+                              status=response.status_code, body=response_body(response))
+        return document
+
+    def _call(self, method, path, *, what, json_body=None, params=None, headers=None, accept=None):
+        """Make one API call with the cached token; on a 401, fetch a new token and try exactly once more."""
+        url = f"{self.base_url}{path}"
+        token = self._access_token()
+        for attempt in (1, 2):
+            request_headers = {"Authorization": f"Bearer {token}", "Accept": "application/json", **(headers or {})}
+            response = self._attempt(method, url, path, attempt, what, json_body=json_body, params=params,
+                                     headers=request_headers)
+            if response.status_code == 401 and attempt == 1:
+                log.info("EPM refused the access token for %s %s; fetching a new one", method, path)
+                token = self._access_token(stale=token)
+                continue
+            if 200 <= response.status_code < 300 or (accept is not None and accept(response)):
+                return response
+            raise error_for_status(response, what=what)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+    def _attempt(self, method, url, path, attempt, what, *, json_body, params, headers):
+        started = time.perf_counter()
+        request_body = json.dumps(redact(json_body), ensure_ascii=False) if json_body is not None else None
+        try:
+            # A fresh connection per call (requests.request closes its session): a client is
+            # often built per decision and never closed, and must not leak sockets.
+            response = requests.request(method, url, json=json_body, params=params, headers=headers,
+                                        timeout=self.timeout, allow_redirects=False)
+        except requests.RequestException as error:
+            failure = error_for_exception(error, host=self.host, what=what, timeout=self.timeout)
+            self._report(method, url, path, attempt, started, None, request_body, None, failure.message)
+            raise failure from error
+        ok = 200 <= response.status_code < 300
+        self._report(method, response.url, path, attempt, started, response.status_code, request_body,
+                     response_body(response), None if ok else f"HTTP {response.status_code}")
+        return response
+
+    # --- Tokens ---------------------------------------------------------------------
+
+    def _access_token(self, stale=None):
+        """The shared token; `stale` is the one the API just refused (a refresh, reported as attempt 2)."""
+        return tokens.get_token(self._token_key, lambda: self._fetch_token(attempt=1 if stale is None else 2),
+                                stale=stale)
+
+    def _fetch_token(self, attempt):
+        """POST the client-credentials grant (form-encoded, client_id and client_secret in the body)."""
+        token_url = f"{self.base_url}{self.token_path}"
+        self._allow_plain_http_if_loopback(token_url)
+        started = time.perf_counter()
+        answered = []
+
+        def check_answer(response):
+            # Runs inside fetch_token before oauthlib parses the body, so every non-200
+            # answer becomes our error (oauthlib would raise a bare parsing error).
+            answered.append(response)
+            ok = response.status_code == 200
+            self._report("POST", token_url, self.token_path, attempt, started, response.status_code,
+                         redact(response.request.body), response_body(response),
+                         None if ok else f"HTTP {response.status_code}")
+            if not ok:
+                raise self._token_error(response, token_url)
+            return response
+
+        tokens.count_fetch()
+        session = OAuth2Session(client=BackendApplicationClient(client_id=self.client_id))
+        session.register_compliance_hook("access_token_response", check_answer)
+        try:
+            with session:
+                token = session.fetch_token(token_url, client_id=self.client_id, client_secret=self._client_secret,
+                                            include_client_id=True, timeout=self.timeout)
+        except requests.RequestException as error:
+            failure = error_for_exception(error, host=self.host, what="the token request", timeout=self.timeout)
+            form = f"grant_type=client_credentials&client_id={quote(self.client_id)}&client_secret={MASK}"
+            self._report("POST", token_url, self.token_path, attempt, started, None, form, None, failure.message)
+            raise failure from error
+        except (OAuth2Error, ValueError) as error:
+            status = answered[0].status_code if answered else None
+            raise EpmRejected(f"EPM's token endpoint {token_url} answered without a usable access token "
+                              f"({error.__class__.__name__}). {' '.join(host_warnings(self.base_url))}".strip(),
+                              status=status, body=response_body(answered[0]) if answered else None) from error
+        log.info("fetched an EPM access token for client %s at %s", self.client_id, self.host)
+        return token["access_token"], token.get("expires_in")
+
+    def _token_error(self, response, token_url):
+        status = response.status_code
+        body = response_body(response)
+        advice = " ".join(host_warnings(self.base_url))
+        if status in (400, 401):
+            return EpmAuthFailed(f"EPM refused the client credentials at {token_url} (HTTP {status}). Check the "
+                                 f"client ID and client secret; a regenerated secret must be entered again. {advice}"
+                                 .strip(), status=status, body=body)
+        if status in (404, 405):
+            return EpmRejected(f"There is no token endpoint at {token_url} (HTTP {status}). Check the PMC Service "
+                               f"Host Name and the token path. {advice}".strip(), status=status, body=body)
+        return error_for_status(response, what="the token request")
+
+    def _allow_plain_http_if_loopback(self, token_url):
+        if not token_url.lower().startswith("http://"):
+            return
+        if not is_loopback(self.host):
+            raise EpmRejected(f"Refusing to send the client secret over plain http:// to {self.host}. "
+                              "Use https:// (http:// is only for a test server on this machine).")
+        # oauthlib refuses http:// token URLs unless this is set, and has no per-session
+        # switch (requests-oauthlib issue 61). We only get here for a loopback test server.
+        os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
+
+    # --- Reporting --------------------------------------------------------------------
+
+    def _report(self, method, url, path, attempt, started, status, request_body, response_text, error):
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        log.info("EPM %s %s -> %s in %.0f ms (attempt %s)", method, path, status or error, duration_ms, attempt)
+        if self.on_call is None:
+            return
+        record = {"method": method, "url": url, "path": path, "status": status, "duration_ms": duration_ms,
+                  "attempt": attempt, "request_body": request_body, "response_body": response_text, "error": error}
+        try:
+            self.on_call(record)
+        except Exception:  # noqa: BLE001 - a broken call log must never break a decision's delivery
+            log.exception("the EPM call log callback failed")

@@ -1,0 +1,161 @@
+"""What can go wrong when the broker calls EPM, one class per failure an admin can act on.
+
+Every class carries `status` (HTTP status or None), `body` (EPM's answer, redacted and
+truncated), `retryable` (whether sending the same decision again later may succeed)
+and `retry_after` (seconds EPM asked us to wait, or None). Messages name the host and
+say what to check, because they are shown to approvers and admins as they are.
+"""
+import socket
+import ssl
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+
+import requests
+from urllib3.exceptions import NameResolutionError
+
+from app.epm.hosts import EXAMPLE_HOST
+from app.epm.redaction import redact, truncate
+
+BODY_LIMIT = 1000
+MESSAGE_BODY_LIMIT = 300
+
+
+class EpmError(Exception):
+    """A call to EPM did not succeed."""
+
+    retryable = False
+
+    def __init__(self, message, *, status=None, body=None, retry_after=None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.body = body
+        self.retry_after = retry_after
+
+
+class EpmRetryable(EpmError):
+    """A passing failure (time-out, connection reset, 408/429/5xx): try again later."""
+
+    retryable = True
+
+
+class EpmUnreachable(EpmRetryable):
+    """The host could not be reached at all: DNS, TLS or a refused connection.
+
+    Retryable, because an outage looks the same, but the message says which failure
+    it was so an admin can tell a typo in the host name from an outage.
+    """
+
+
+class EpmRejected(EpmError):
+    """EPM refused the request for good (a 4xx other than 401/403/408/429)."""
+
+
+class EpmAuthFailed(EpmError):
+    """EPM refused the client credentials, or an access token even after a refresh.
+
+    Retryable: the fix is in the configuration, and a decision waiting in the outbox
+    should go through once an admin corrects the client ID or secret.
+    """
+
+    retryable = True
+
+
+class EpmForbidden(EpmError):
+    """The API account lacks the permission the call needs.
+
+    Retryable for the same reason as EpmAuthFailed: an admin grants the permission
+    and the waiting decision is delivered.
+    """
+
+    retryable = True
+
+
+def retry_after_seconds(value, now=None):
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None if absent/invalid."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0, int((when - (now or datetime.now(timezone.utc))).total_seconds()))
+
+
+def response_body(response):
+    """EPM's answer as text for errors and logs: redacted, then truncated."""
+    return truncate(redact(response.text or ""), BODY_LIMIT)
+
+
+def _snippet(body):
+    body = (body or "").strip()
+    return f": {truncate(body, MESSAGE_BODY_LIMIT)}" if body else ""
+
+
+def error_for_status(response, *, what):
+    """The EpmError for an unsuccessful API answer (not 2xx; a 401 here means the refresh did not help)."""
+    status = response.status_code
+    body = response_body(response)
+    where = f"{what} ({response.request.method} {response.url})"
+    if status == 401:
+        return EpmAuthFailed(f"EPM refused the access token for {where} even after fetching a new one (HTTP 401). "
+                             "Check the client ID and client secret.", status=status, body=body)
+    if status == 403:
+        return EpmForbidden(f"EPM refused {where} (HTTP 403): the API account needs the "
+                            "\"JIT — Full Access\" permission in EPM.", status=status, body=body)
+    if status in (408, 429) or status >= 500:
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        wait = f", asked to retry after {retry_after} s" if retry_after is not None else ""
+        return EpmRetryable(f"EPM could not handle {where} right now (HTTP {status}{wait}){_snippet(body)}",
+                            status=status, body=body, retry_after=retry_after)
+    if 300 <= status < 400:
+        location = response.headers.get("Location", "another address")
+        return EpmRejected(f"EPM answered {where} with a redirect (HTTP {status}) to {location}. "
+                           f"Check the PMC Service Host Name (e.g. {EXAMPLE_HOST}).", status=status, body=body)
+    return EpmRejected(f"EPM rejected {where} (HTTP {status}){_snippet(body)}", status=status, body=body)
+
+
+def _causes(error):
+    """`error` and everything it wraps: args, urllib3's .reason, __cause__, __context__."""
+    seen, pending = set(), [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen or not isinstance(current, BaseException):
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend(arg for arg in current.args if isinstance(arg, BaseException))
+        pending.extend(item for item in (getattr(current, "reason", None), current.__cause__, current.__context__)
+                       if isinstance(item, BaseException))
+
+
+def _any(error, types, words=()):
+    for cause in _causes(error):
+        if isinstance(cause, types) or any(word in str(cause) for word in words):
+            return True
+    return False
+
+
+def error_for_exception(error, *, host, what, timeout):
+    """The EpmError for a requests exception raised while calling `host` (no HTTP answer came back)."""
+    if isinstance(error, requests.exceptions.SSLError) or _any(error, (ssl.SSLError,)):
+        return EpmUnreachable(f"TLS certificate verification failed for {host} while calling {what}: {error}. "
+                              "Check the PMC Service Host Name and any TLS-intercepting proxy.")
+    if isinstance(error, requests.exceptions.Timeout):
+        return EpmRetryable(f"EPM ({host}) did not answer {what} within {timeout} s.")
+    if _any(error, (NameResolutionError, socket.gaierror),
+            ("Name or service not known", "nodename nor servname", "getaddrinfo failed",
+             "Temporary failure in name resolution", "Failed to resolve")):
+        return EpmUnreachable(f"Could not resolve host {host} — check the PMC Service Host Name (it usually ends "
+                              f"in -services, e.g. {EXAMPLE_HOST}).")
+    if _any(error, (ConnectionRefusedError,), ("Connection refused",)):
+        return EpmUnreachable(f"Connection refused by {host} while calling {what}. Check the PMC Service Host "
+                              "Name and port, and that EPM (or the proxy in between) is up.")
+    if _any(error, (ConnectionResetError, ConnectionAbortedError), ("Connection aborted", "reset by peer")):
+        return EpmRetryable(f"The connection to {host} was reset during {what}.")
+    return EpmRetryable(f"Could not complete {what} with {host}: {error}")
