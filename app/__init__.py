@@ -48,5 +48,7 @@ def create_app(config=None):
     app.register_blueprint(health_bp)
     app.register_blueprint(intake_bp)
     app.register_blueprint(tickets_api_bp)
+    from app import web
+    web.init_app(app)
     register_commands(app)
     return app

@@ -1,0 +1,70 @@
+"""The browser interface: sign-in, the ticket list and page, decisions, configuration and users.
+
+`init_app` wires it into the app: session cookie rules, CSRF protection for every
+browser form (the Basic-auth JSON blueprints are exempt), the page blueprints,
+template helpers and the security headers every HTML page carries.
+"""
+from datetime import timedelta
+
+from flask import g
+from flask_wtf.csrf import CSRFProtect
+
+from app import contract
+from app.web import formatting
+
+csrf = CSRFProtect()
+
+# Blueprints that authenticate with HTTP Basic and take JSON, never a browser form.
+CSRF_EXEMPT_BLUEPRINTS = ("intake", "tickets_api")
+
+SESSION_LIFETIME = timedelta(hours=12)
+
+# No inline script or style anywhere, so the policy can forbid both: an EPM value
+# that slipped past escaping still could not run.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                               "base-uri 'none'; form-action 'self'; object-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
+
+
+def init_app(app):
+    """Register the browser pages on `app` (after the API blueprints, which CSRF must skip)."""
+    from app.web import configuration, signin, tickets, users
+
+    settings = app.extensions["settings"]
+    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = settings.public_url.lower().startswith("https://")
+    app.config["PERMANENT_SESSION_LIFETIME"] = SESSION_LIFETIME
+    # The token lives as long as the session it is bound to, which sign-in renews;
+    # an approver's form left open over lunch should still submit.
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
+
+    csrf.init_app(app)
+    for name in CSRF_EXEMPT_BLUEPRINTS:
+        csrf.exempt(app.blueprints[name])
+
+    for blueprint in (signin.bp, tickets.bp, configuration.bp, users.bp):
+        app.register_blueprint(blueprint)
+
+    formatting.register(app)
+
+    @app.context_processor
+    def _page_context():
+        # Only what the access check already loaded: error pages (a database outage
+        # among them) must render without touching the database.
+        account = g.get("account")
+        return {
+            "current_account": account,
+            "is_admin": account is not None and account.role == contract.ROLE_ADMIN,
+        }
+
+    @app.after_request
+    def _security_headers(response):
+        if response.mimetype == "text/html":
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response

@@ -1,0 +1,120 @@
+"""The admin configuration page: every integration setting, Test Connection and delivery retries.
+
+The client secret is write-only: the page never renders it, and a blank secret
+field keeps the stored one.
+"""
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from app import contract
+from app.configuration import FIELDS, pmc_host_warnings, update_configuration
+from app.decisions import service as decisions
+from app.epm.client import EpmClient
+from app.epm.errors import EpmError
+from app.errors import BadRequest
+from app.models import Configuration
+from app.web.access import require_page_roles
+
+bp = Blueprint("web_configuration", __name__, url_prefix="/admin")
+
+admins = require_page_roles(contract.ROLE_ADMIN)
+
+CHECKBOX_FIELDS = {"auto_close"}
+CHOICE_FIELDS = {"ticket_type": [(t.table, t.label) for t in contract.TICKET_TYPES.values()]}
+
+
+def _widget(field):
+    if field.secret:
+        return "secret"
+    if field.name in CHECKBOX_FIELDS:
+        return "checkbox"
+    if field.name in CHOICE_FIELDS:
+        return "select"
+    return "text"
+
+
+def field_views(record, submitted=None, errors=None):
+    """One entry per configuration field: label, widget, value to show (never a secret), help, error."""
+    errors = errors or {}
+    views = []
+    for field in FIELDS:
+        stored = getattr(record, field.name)
+        value = submitted.get(field.name, stored) if submitted is not None else stored
+        if field.name in CHECKBOX_FIELDS and isinstance(value, str):
+            value = value == "true"
+        views.append({
+            "name": field.name,
+            "label": field.label,
+            "widget": _widget(field),
+            "value": "" if field.secret else value,
+            "is_set": bool(stored) if field.secret else None,
+            "choices": CHOICE_FIELDS.get(field.name, []),
+            "help": field.help,
+            "error": errors.get(field.name),
+        })
+    return views
+
+
+def submitted_values(form):
+    """The raw values to save: checkboxes as true/false, the secret only when one was typed."""
+    raw = {}
+    for field in FIELDS:
+        if field.secret:
+            if form.get(field.name):
+                raw[field.name] = form[field.name]
+        elif field.name in CHECKBOX_FIELDS:
+            raw[field.name] = "true" if form.get(field.name) else "false"
+        else:
+            raw[field.name] = form.get(field.name, "")
+    return raw
+
+
+def _render(record, submitted=None, errors=None, message=None, status=200):
+    host = submitted.get("pmc_host", record.pmc_host) if submitted else record.pmc_host
+    return render_template(
+        "admin/configuration.html",
+        fields=field_views(record, submitted, errors),
+        warnings=pmc_host_warnings(host) if not errors else [],
+        message=message,
+    ), status
+
+
+@bp.get("/configuration")
+@admins
+def configuration():
+    return _render(Configuration.default())
+
+
+@bp.post("/configuration")
+@admins
+def save_configuration():
+    raw = submitted_values(request.form)
+    try:
+        _, warnings = update_configuration(raw)
+    except BadRequest as error:
+        return _render(Configuration.default(), raw, error.extra.get("fields", {}), error.message, error.status)
+    flash("Configuration saved.", "ok")
+    for warning in warnings:
+        flash(warning, "warning")
+    return redirect(url_for("web_configuration.configuration"))
+
+
+@bp.post("/configuration/test")
+@admins
+def test_connection():
+    try:
+        result = EpmClient.from_configuration(Configuration.default()).test_connection()
+    except (EpmError, ValueError) as error:
+        flash(f"Test Connection failed: {error}", "error")
+    else:
+        flash(result, "ok")
+    return redirect(url_for("web_configuration.configuration", _anchor="test-connection"))
+
+
+@bp.post("/deliveries/retry")
+@admins
+def retry_deliveries():
+    tried = decisions.retry_all()
+    delivered = sum(1 for decision in tried if decision.status == contract.DELIVERY_DELIVERED)
+    flash(f"Tried {len(tried)} waiting decision(s); {delivered} delivered to EPM.",
+          "ok" if delivered == len(tried) else "warning")
+    return redirect(url_for("web_configuration.configuration", _anchor="deliveries"))

@@ -1,0 +1,29 @@
+"""How pages show times and ages: every stored timestamp is naive UTC and is labelled so."""
+from app.models import utcnow
+
+
+def timestamp(value):
+    """`2026-11-20 14:03:11 UTC`, or an empty string for no value."""
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value else ""
+
+
+def machine_timestamp(value):
+    """The value for a <time datetime> attribute."""
+    return f"{value:%Y-%m-%dT%H:%M:%S}Z" if value else ""
+
+
+def age(value, now=None):
+    """How long ago `value` was, in the largest whole unit: `45 s`, `12 min`, `3 h`, `9 d`."""
+    if value is None:
+        return ""
+    seconds = max(0, int(((now or utcnow()) - value).total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
+def register(app):
+    app.add_template_filter(timestamp)
+    app.add_template_filter(machine_timestamp)
+    app.add_template_filter(age)

@@ -1,0 +1,146 @@
+"""What the ticket page shows, prepared for a template that only displays it.
+
+Every value here may come from EPM; the templates escape all of it, and nothing
+EPM sent is ever turned into a link.
+"""
+from dataclasses import dataclass
+
+from app import contract
+from app.decisions import service as decisions
+from app.models import Configuration, WorkNote
+from app.web import labels
+from app.web.formatting import timestamp
+
+
+@dataclass(frozen=True)
+class Action:
+    """One decision button: its visible label and the decision form's URL slug."""
+
+    label: str
+    slug: str
+    decision: str
+
+
+def detail_rows(task, jit):
+    """(label, value) pairs of what EPM sent, in the order an approver reads them."""
+    if task.kind == contract.KIND_APPLICATION:
+        info = {**(jit.request_info or {})}
+        info["reason"] = info.get("reason") or jit.reason
+        rows = [(label, info.get(key)) for label, key in labels.APPLICATION_DETAILS]
+    else:
+        rows = [(label, getattr(jit, name)) for label, name in labels.ADMIN_DETAILS]
+    rows += [
+        ("Request time", timestamp(jit.requested_at)),
+        ("EPM ticket number", jit.epm_ticket_number),
+        ("EPM request ID", jit.request_id),
+        ("Tenant ID", jit.tenant_id),
+    ]
+    return [(label, value) for label, value in rows if value not in (None, "")]
+
+
+def all_request_info(jit):
+    """Every requestInfo key EPM sent, contract keys first, then any others it added."""
+    info = jit.request_info or {}
+    keys = [key for key in contract.URM_REQUEST_INFO_KEYS if key in info]
+    keys += sorted(key for key in info if key not in contract.URM_REQUEST_INFO_KEYS)
+    return [(key, info[key]) for key in keys]
+
+
+def ticket_rows(task):
+    return [
+        ("Ticket type", task.ticket_type.label),
+        ("State", task.state_label),
+        ("Kind", contract.KIND_LABELS[task.kind]),
+        ("Short description", task.short_description),
+        ("Assignment group", task.assignment_group),
+        ("Category", task.category),
+        ("Opened", timestamp(task.opened_at)),
+        ("Closed", timestamp(task.closed_at)),
+    ]
+
+
+def duration_text(decision):
+    if decision.duration_unit in (None, contract.DURATION_ONCE):
+        return labels.DURATION_UNIT_LABELS[contract.DURATION_ONCE] if decision.duration_unit else ""
+    return f"{decision.duration_value} {labels.DURATION_UNIT_LABELS[decision.duration_unit].lower()}"
+
+
+def decision_rows(decision):
+    """The broker's latest decision and how its delivery to EPM is going."""
+    if decision is None:
+        return []
+    rows = [
+        ("Decision", decision.decision),
+        ("Reason", decision.reason),
+        ("Duration", duration_text(decision)),
+        ("Decided by", decision.decided_by),
+        ("Decided at", timestamp(decision.decided_at)),
+        ("Delivery to EPM", labels.DELIVERY_LABELS.get(decision.status, decision.status)),
+        ("Delivery attempts", str(decision.attempts)),
+        ("Delivered at", timestamp(decision.delivered_at)),
+        ("Last delivery error", decision.last_error if decision.status != contract.DELIVERY_DELIVERED else None),
+    ]
+    return [(label, value) for label, value in rows if value not in (None, "")]
+
+
+def epm_decision_rows(jit):
+    """EPM's finalized decision, once its update event has arrived."""
+    if not jit.decision_final:
+        return []
+    rows = [
+        ("Decision", jit.final_decision),
+        ("Decision time", timestamp(jit.final_decision_time)),
+        ("Performed by", jit.final_decision_by),
+        ("Duration", jit.final_duration),
+        ("Start time", timestamp(jit.final_start_time)),
+        ("End time", timestamp(jit.final_end_time)),
+    ]
+    return [(label, value) for label, value in rows if value not in (None, "")]
+
+
+def available_actions(task, account, jit, latest, active):
+    """The decision buttons `account` may use now: approvers, active state, nothing final or in flight."""
+    if account.role not in contract.APPROVER_ROLES or not active or jit.decision_final:
+        return []
+    if latest is not None and latest.is_open:
+        return []
+    return [Action(labels.ACTION_LABELS[(decision, task.kind)], labels.DECISION_SLUGS[decision], decision)
+            for decision in contract.DECISIONS]
+
+
+def decision_notice(jit, latest, active):
+    """Why no decision buttons are offered, in the contract's words, or None."""
+    if jit.decision_final or (latest is not None and latest.status == contract.DELIVERY_DELIVERED):
+        return contract.MSG_FINAL
+    if not active:
+        return contract.MSG_INACTIVE
+    if latest is not None and latest.is_open:
+        return contract.MSG_DECISION_IN_FLIGHT
+    return None
+
+
+def ticket_view(task, account):
+    """Everything the ticket page template displays."""
+    jit = task.jit_request
+    configuration = Configuration.default()
+    active = decisions.is_active(task, configuration)
+    latest = decisions.latest_decision(task)
+    notes = list(task.work_notes.order_by(WorkNote.created_at.desc(), WorkNote.id.desc()))
+    return {
+        "task": task,
+        "kind_label": contract.KIND_LABELS[task.kind],
+        "title": task.subject,
+        "details": detail_rows(task, jit),
+        "request_info": all_request_info(jit) if task.kind == contract.KIND_APPLICATION else [],
+        "ticket_rows": [(label, value) for label, value in ticket_rows(task) if value],
+        "active": active,
+        "decision": latest,
+        "decision_rows": decision_rows(latest),
+        "epm_rows": epm_decision_rows(jit),
+        "actions": available_actions(task, account, jit, latest, active),
+        "notice": decision_notice(jit, latest, active),
+        "can_retry": (account.role == contract.ROLE_ADMIN and latest is not None
+                      and latest.status == contract.DELIVERY_PENDING),
+        "states": [(label, label) for _, label in task.ticket_type.states],
+        "notes": notes,
+    }

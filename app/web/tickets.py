@@ -1,0 +1,124 @@
+"""Ticket pages: the list, one ticket, the decision form, state changes, notes and delivery retries."""
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+
+from app import contract
+from app.decisions import service as decisions
+from app.errors import BadRequest, Conflict, NotFound
+from app.models import Task
+from app.tickets.api import ticket_url
+from app.web import decision_form, labels
+from app.web import ticket_list as listing
+from app.web.access import require_page_roles
+from app.web.ticket_page import ticket_view
+
+bp = Blueprint("web_tickets", __name__)
+
+approvers = require_page_roles(*contract.APPROVER_ROLES)
+
+
+def find_task(number):
+    task = Task.get_or_none(Task.number == number.upper())
+    if task is None:
+        raise NotFound(f"No ticket {number}")
+    return task
+
+
+@bp.get("/")
+@approvers
+def home():
+    return redirect(url_for("web_tickets.ticket_list"))
+
+
+@bp.get("/tickets")
+@approvers
+def ticket_list():
+    filters = listing.TicketFilters.from_args(request.args)
+    page = listing.ticket_page(filters, after=request.args.get("after"), before=request.args.get("before"),
+                               size=listing.PAGE_SIZE)
+    return render_template(
+        "tickets/list.html",
+        filters=filters,
+        filter_args=filters.as_args(),
+        page=page,
+        rows=[_list_row(task) for task in page.tasks],
+        state_choices=[(label, label) for label in contract.ALL_STATE_LABELS],
+        kind_choices=list(contract.KIND_LABELS.items()),
+        ticket_type_choices=[(t.table, t.label) for t in contract.TICKET_TYPES.values()],
+        group_choices=[(group, group) for group in listing.assignment_groups()],
+    )
+
+
+def _list_row(task):
+    return {
+        "number": task.number,
+        "kind": contract.KIND_LABELS[task.kind],
+        "requester": task.requester or "",
+        "host": task.host or "",
+        "application": task.subject,
+        "duration": task.requested_duration or "",
+        "state": task.state_label,
+        "opened_at": task.opened_at,
+    }
+
+
+@bp.get("/tickets/<number>")
+@approvers
+def ticket(number):
+    return render_template("tickets/detail.html", **ticket_view(find_task(number), g.account))
+
+
+@bp.route("/tickets/<number>/<any(approve, deny):slug>", methods=["GET", "POST"])
+@approvers
+def decide(number, slug):
+    task = find_task(number)
+    decision = labels.DECISIONS_BY_SLUG[slug]
+    if request.method == "GET":
+        return render_template("tickets/decision.html",
+                               **decision_form.form_view(task, decision, decision_form.form_values()))
+    values = decision_form.form_values(request.form)
+    is_approval = decision == contract.DECISION_APPROVED
+    try:
+        recorded = decisions.decide(
+            task, g.account, decision, values["reason"],
+            values["duration_unit"] if is_approval else None,
+            values["duration_value"] if is_approval else None,
+            ticket_url(task),
+        )
+    except (BadRequest, Conflict) as error:
+        errors = error.extra.get("fields", {}) if isinstance(error, BadRequest) else {}
+        view = decision_form.form_view(task, decision, values, errors=errors, message=error.message)
+        return render_template("tickets/decision.html", **view), error.status
+    flash(f"{recorded.decision}: {labels.DELIVERY_LABELS.get(recorded.status, recorded.status)}.",
+          "error" if recorded.status == contract.DELIVERY_FAILED else "ok")
+    return redirect(url_for("web_tickets.ticket", number=task.number))
+
+
+@bp.post("/tickets/<number>/state")
+@approvers
+def change_state(number):
+    task = find_task(number)
+    updated = decisions.change_state(task, g.account, request.form.get("state", ""))
+    flash(f"State is now {updated.state_label}.", "ok")
+    return redirect(url_for("web_tickets.ticket", number=task.number))
+
+
+@bp.post("/tickets/<number>/notes")
+@approvers
+def add_note(number):
+    task = find_task(number)
+    decisions.add_work_note(task, g.account, request.form.get("work_note", ""))
+    flash("Work note added.", "ok")
+    return redirect(url_for("web_tickets.ticket", number=task.number, _anchor="notes"))
+
+
+@bp.post("/tickets/<number>/retry")
+@require_page_roles(contract.ROLE_ADMIN)
+def retry_delivery(number):
+    task = find_task(number)
+    latest = decisions.latest_decision(task)
+    if latest is None:
+        raise BadRequest(f"{task.number} has no decision to send")
+    result = decisions.retry_now(latest)
+    flash(f"Delivery: {labels.DELIVERY_LABELS.get(result.status, result.status)}.",
+          "error" if result.status != contract.DELIVERY_DELIVERED else "ok")
+    return redirect(url_for("web_tickets.ticket", number=task.number))

@@ -1,0 +1,109 @@
+"""The admin users page: create accounts, set roles, reset passwords, deactivate and reactivate.
+
+A generated password is shown once, in the answer to the request that made it; it
+is never stored in the session or put in a URL. An admin cannot change their own
+role or deactivate themselves, so the last admin cannot lock everyone out.
+"""
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+
+from app import contract
+from app.auth.accounts import create_account, generate_password, set_password
+from app.db import write_transaction
+from app.errors import BadRequest, BrokerError, NotFound
+from app.models import Account, utcnow
+from app.web.access import require_page_roles
+
+bp = Blueprint("web_users", __name__, url_prefix="/admin")
+
+admins = require_page_roles(contract.ROLE_ADMIN)
+
+
+def _find_account(account_id):
+    account = Account.get_or_none(Account.id == account_id)
+    if account is None:
+        raise NotFound("No such account")
+    return account
+
+
+def _refuse_self(account, what):
+    if account.id == g.account.id:
+        raise BadRequest(f"You cannot {what} your own account; ask another admin")
+
+
+def set_role(account, role):
+    """Give `account` another role (not the signed-in admin's own)."""
+    if role not in contract.ROLES:
+        raise BadRequest(f"Unknown role {role!r}; choose one of {', '.join(contract.ROLES)}")
+    _refuse_self(account, "change the role of")
+    with write_transaction():
+        Account.update(role=role, updated_at=utcnow()).where(Account.id == account.id).execute()
+
+
+def set_active(account, active):
+    """Deactivate or reactivate `account`; a deactivated account can neither sign in nor call the API."""
+    if not active:
+        _refuse_self(account, "deactivate")
+    with write_transaction():
+        Account.update(active=active, updated_at=utcnow()).where(Account.id == account.id).execute()
+
+
+def _render(new_password=None, error=None, status=200, form=None):
+    accounts = list(Account.select().order_by(Account.username))
+    response = render_template("admin/users.html", accounts=accounts, roles=contract.ROLES,
+                               role_choices=[(role, role) for role in contract.ROLES],
+                               new_password=new_password, error=error, form=form or {})
+    # The page may carry a password shown once: keep it out of every cache.
+    return response, status, {"Cache-Control": "no-store"}
+
+
+@bp.get("/users")
+@admins
+def users():
+    return _render()
+
+
+@bp.post("/users")
+@admins
+def create_user():
+    username = request.form.get("username", "")
+    role = request.form.get("role", "")
+    try:
+        account, password = create_account(username, role)
+    except BrokerError as error:
+        return _render(error=error.message, status=error.status, form={"username": username, "role": role})
+    return _render(new_password={"username": account.username, "password": password, "created": True},
+                   status=201)
+
+
+@bp.post("/users/<int:account_id>/role")
+@admins
+def change_role(account_id):
+    account = _find_account(account_id)
+    try:
+        set_role(account, request.form.get("role", ""))
+    except BrokerError as error:
+        return _render(error=error.message, status=error.status)
+    flash(f"{account.username} is now {request.form['role']}.", "ok")
+    return redirect(url_for("web_users.users"))
+
+
+@bp.post("/users/<int:account_id>/password")
+@admins
+def reset_password(account_id):
+    account = _find_account(account_id)
+    password = generate_password()
+    set_password(account, password)
+    return _render(new_password={"username": account.username, "password": password, "created": False})
+
+
+@bp.post("/users/<int:account_id>/active")
+@admins
+def change_active(account_id):
+    account = _find_account(account_id)
+    active = request.form.get("active") == "true"
+    try:
+        set_active(account, active)
+    except BrokerError as error:
+        return _render(error=error.message, status=error.status)
+    flash(f"{account.username} is {'active again' if active else 'deactivated'}.", "ok")
+    return redirect(url_for("web_users.users"))

@@ -1,0 +1,158 @@
+"""Signing in and out, the session cookie, CSRF, and who may open which page."""
+import pytest
+
+from app import create_app
+from app.auth.accounts import set_password
+from app.web.access import password_stamp
+from tests import factories
+
+PAGES = ("/", "/tickets", "/admin/configuration", "/admin/users")
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_anonymous_page_request_redirects_to_sign_in(web, path):
+    response = web.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/sign-in")
+
+
+def test_sign_in_redirect_comes_back_to_the_page_asked_for(web, approver):
+    response = web.get("/tickets?state=New")
+    assert response.headers["Location"] == "/sign-in?next=/tickets?state%3DNew"
+    response = web.sign_in(approver.username, next="/tickets?state=New")
+    assert response.headers["Location"] == "/tickets?state=New"
+
+
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example"])
+def test_sign_in_never_redirects_off_site(web, approver, target):
+    response = web.sign_in(approver.username, next=target)
+    assert response.headers["Location"] == "/tickets"
+
+
+def test_approver_signs_in_and_sees_tickets(web, approver):
+    response = web.sign_in(approver.username)
+    assert response.status_code == 302
+    page = web.get("/tickets")
+    assert page.status_code == 200
+    assert "jchen" in page.get_data(as_text=True)
+    assert web.session()["account_id"] == approver.id
+
+
+def test_wrong_password_is_refused(web, approver):
+    response = web.sign_in(approver.username, password="not-the-password")
+    assert response.status_code == 401
+    assert "Invalid user name or password" in response.get_data(as_text=True)
+    assert "account_id" not in web.session()
+
+
+def test_unknown_user_gets_the_same_answer_as_a_wrong_password(web):
+    response = web.sign_in("nobody")
+    assert response.status_code == 401
+    assert "Invalid user name or password" in response.get_data(as_text=True)
+
+
+def test_api_account_cannot_sign_in(web, api_account):
+    response = web.sign_in(api_account.username)
+    assert response.status_code == 401
+    assert "Invalid user name or password" in response.get_data(as_text=True)
+    assert "account_id" not in web.session()
+
+
+def test_inactive_account_cannot_sign_in(web, app):
+    factories.account("gone", "user", active=False)
+    response = web.sign_in("gone")
+    assert response.status_code == 401
+    assert "account_id" not in web.session()
+
+
+def test_sign_in_starts_a_new_session(web, approver):
+    web.get("/sign-in")
+    with web.client.session_transaction() as session:
+        session["planted"] = "by an attacker"
+        anonymous_token = session["csrf_token"]
+    web.sign_in(approver.username)
+    first = web.session()
+    assert "planted" not in first
+    assert "csrf_token" not in first
+    assert first["nonce"]
+    web.get("/tickets")
+    assert web.session()["csrf_token"] != anonymous_token
+    web.post("/sign-out")
+    web.sign_in(approver.username)
+    assert web.session()["nonce"] != first["nonce"]
+
+
+def test_sign_out_ends_the_session(as_approver):
+    response = as_approver.post("/sign-out")
+    assert response.status_code == 302
+    assert "account_id" not in as_approver.session()
+    assert as_approver.get("/tickets").status_code == 302
+
+
+def test_sign_out_needs_a_post_with_a_token(as_approver):
+    assert as_approver.get("/sign-out").status_code == 405
+    assert as_approver.request("POST", "/sign-out").status_code == 400
+    assert as_approver.get("/tickets").status_code == 200
+
+
+def test_deactivated_account_loses_its_session(as_approver, approver):
+    approver.active = False
+    approver.save()
+    assert as_approver.get("/tickets").status_code == 302
+
+
+def test_password_reset_ends_sessions_opened_with_the_old_password(as_approver, approver):
+    set_password(approver, "a-brand-new-password")
+    assert as_approver.get("/tickets").status_code == 302
+
+
+def test_session_cookie_is_httponly_and_samesite_lax(web, approver):
+    response = web.sign_in(approver.username)
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie
+
+
+def test_session_cookie_is_secure_when_served_over_https(database_url):
+    app = create_app({"database_url": database_url, "secret_key": "k", "public_url": "https://jit.example.com",
+                      "TESTING": True})
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+
+
+def test_post_without_csrf_token_is_refused(web, approver):
+    response = web.request("POST", "/sign-in", data={"username": approver.username, "password": factories.PASSWORD})
+    assert response.status_code == 400
+    assert "CSRF" in response.get_data(as_text=True)
+    assert "account_id" not in web.session()
+
+
+def test_post_with_a_forged_csrf_token_is_refused(as_approver, application_ticket):
+    response = as_approver.request("POST", f"/tickets/{application_ticket.number}/notes",
+                                   data={"csrf_token": "forged", "work_note": "hello"})
+    assert response.status_code == 400
+
+
+def test_webhook_needs_no_csrf_token(deliver):
+    assert deliver(factories.admin_request()).status_code == 200
+
+
+def test_api_role_is_forbidden_on_pages(web, api_account):
+    # The api account cannot sign in; even a session made for it opens no page.
+    with web.client.session_transaction() as session:
+        session.update(account_id=api_account.id, stamp=password_stamp(api_account))
+    for path in ("/tickets", "/admin/users"):
+        assert web.get(path).status_code == 403
+
+
+@pytest.mark.parametrize("path", ["/admin/configuration", "/admin/users"])
+def test_admin_pages_are_forbidden_for_users(as_approver, path):
+    response = as_approver.get(path)
+    assert response.status_code == 403
+
+
+def test_pages_carry_security_headers(as_approver):
+    response = as_approver.get("/tickets")
+    assert "script-src" not in response.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+    assert response.headers["X-Frame-Options"] == "DENY"

@@ -1,0 +1,137 @@
+"""The ticket list: newest first, its columns, filters, search, keyset pages, escaping."""
+import re
+
+import pytest
+
+from app import contract
+from app.models import Task
+from app.web import ticket_list
+from tests import factories
+
+
+def numbers_on(response):
+    return re.findall(r'<a href="/tickets/([A-Z]+\d{7})">', response.get_data(as_text=True))
+
+
+@pytest.fixture
+def three_tickets(make_ticket):
+    vpn = make_ticket(factories.application_request(user="CORP\\mrivera", hostName="LT-LIS-0142",
+                                                    productName="Example VPN Client", publisher="Example Networks"))
+    admin = make_ticket(factories.admin_request(UserName="CORP\\akowalski", ComputerId="PC-ADMIN-7",
+                                                DurationRequested="1800"))
+    editor = make_ticket(factories.application_request(user="CORP\\tlee", hostName="WS-PRT-0007",
+                                                       productName="Notepad Plus", publisher="Don Ho"))
+    return vpn, admin, editor
+
+
+def test_list_is_newest_first_with_every_column(as_approver, three_tickets):
+    vpn, admin, editor = three_tickets
+    response = as_approver.get("/tickets")
+    assert response.status_code == 200
+    assert numbers_on(response) == [editor.number, admin.number, vpn.number]
+    page = response.get_data(as_text=True)
+    for text in ("Application Access", "Admin Access", "CORP\\akowalski", "PC-ADMIN-7", "Example VPN Client",
+                 "Admin access", "1800", "New"):
+        assert text in page
+    assert re.search(r'<time datetime="[^"]+Z"\s+title="[^"]+ UTC">\d+ s</time>', page)
+
+
+def test_list_filters_by_state(as_approver, three_tickets):
+    vpn, _, _ = three_tickets
+    vpn.state = contract.INCIDENT.state_value("On Hold")
+    vpn.save()
+    assert numbers_on(as_approver.get("/tickets?state=On+Hold")) == [vpn.number]
+    assert vpn.number not in numbers_on(as_approver.get("/tickets?state=New"))
+
+
+def test_list_filters_by_kind(as_approver, three_tickets):
+    _, admin, _ = three_tickets
+    assert numbers_on(as_approver.get(f"/tickets?kind={contract.KIND_ADMIN}")) == [admin.number]
+
+
+def test_list_filters_by_ticket_type(as_approver, three_tickets):
+    _, admin, _ = three_tickets
+    Task.update(sys_class_name=contract.CHANGE_REQUEST.table).where(Task.id == admin.id).execute()
+    assert numbers_on(as_approver.get("/tickets?ticket_type=change_request")) == [admin.number]
+    assert admin.number not in numbers_on(as_approver.get("/tickets?ticket_type=incident"))
+
+
+def test_list_filters_by_assignment_group(as_approver, three_tickets):
+    vpn, _, _ = three_tickets
+    Task.update(assignment_group="Service Desk").where(Task.id == vpn.id).execute()
+    response = as_approver.get("/tickets?group=Service+Desk")
+    assert numbers_on(response) == [vpn.number]
+    assert '<option value="Service Desk" selected>' in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("query, which", [
+    ("LT-LIS", 0),            # host
+    ("mrivera", 0),           # user
+    ("notepad", 2),           # product, any case
+    ("Example Networks", 0),  # publisher
+    ("akowalski", 1),
+])
+def test_list_searches_user_host_product_and_publisher(as_approver, three_tickets, query, which):
+    assert numbers_on(as_approver.get("/tickets", query_string={"q": query})) == [three_tickets[which].number]
+
+
+def test_list_search_by_number(as_approver, three_tickets):
+    _, admin, _ = three_tickets
+    assert numbers_on(as_approver.get("/tickets", query_string={"q": admin.number.lower()})) == [admin.number]
+
+
+def test_list_search_treats_wildcards_as_text(as_approver, three_tickets):
+    assert numbers_on(as_approver.get("/tickets", query_string={"q": "%"})) == []
+
+
+def test_list_ignores_unknown_filter_values(as_approver, three_tickets):
+    assert len(numbers_on(as_approver.get("/tickets?state=Bogus&kind=nope&ticket_type=x"))) == 3
+
+
+def test_list_pages_walk_back_and_forth(as_approver, make_ticket, monkeypatch):
+    monkeypatch.setattr(ticket_list, "PAGE_SIZE", 2)
+    made = [make_ticket(factories.admin_request()).number for _ in range(5)]
+    newest_first = list(reversed(made))
+
+    first = as_approver.get("/tickets")
+    assert numbers_on(first) == newest_first[:2]
+    assert "Newer" not in first.get_data(as_text=True)
+    older = re.search(r'href="([^"]+)" rel="next"', first.get_data(as_text=True)).group(1)
+
+    second = as_approver.get(older.replace("&amp;", "&"))
+    assert numbers_on(second) == newest_first[2:4]
+    third_link = re.search(r'href="([^"]+)" rel="next"', second.get_data(as_text=True)).group(1)
+    third = as_approver.get(third_link.replace("&amp;", "&"))
+    assert numbers_on(third) == newest_first[4:]
+    assert 'rel="next"' not in third.get_data(as_text=True)
+
+    back = re.search(r'href="([^"]+)" rel="prev"', third.get_data(as_text=True)).group(1)
+    assert numbers_on(as_approver.get(back.replace("&amp;", "&"))) == newest_first[2:4]
+
+
+def test_list_pages_keep_the_filters(as_approver, make_ticket, monkeypatch):
+    monkeypatch.setattr(ticket_list, "PAGE_SIZE", 1)
+    for _ in range(2):
+        make_ticket(factories.admin_request())
+    make_ticket(factories.application_request())
+    first = as_approver.get("/tickets?kind=admin").get_data(as_text=True)
+    older = re.search(r'href="([^"]+)" rel="next"', first).group(1)
+    assert "kind=admin" in older
+
+
+def test_list_ignores_a_broken_cursor(as_approver, three_tickets):
+    assert len(numbers_on(as_approver.get("/tickets?after=garbage"))) == 3
+
+
+def test_list_escapes_epm_values(as_approver, make_ticket):
+    make_ticket(factories.application_request(user="<script>alert(1)</script>", productName="<b>x</b>",
+                                              hostName="<img src=x onerror=alert(2)>"))
+    page = as_approver.get("/tickets").get_data(as_text=True)
+    assert "<script>alert(1)" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<img src=x" not in page
+    assert "<b>x</b>" not in page
+
+
+def test_empty_list_says_so(as_approver):
+    assert "No tickets" in as_approver.get("/tickets").get_data(as_text=True)

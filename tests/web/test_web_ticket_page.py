@@ -1,0 +1,127 @@
+"""The ticket page: every detail an approver needs, EPM's final decision, notes, state, escaping."""
+import re
+
+from markupsafe import escape
+
+from app import contract
+from app.models import Task
+from app.web import labels
+from tests import factories
+
+
+def text_of(response):
+    return response.get_data(as_text=True)
+
+
+def test_application_ticket_shows_everything_an_approver_needs(as_approver, make_ticket):
+    body = factories.application_request(reputationScore="87", reputationIntegrationType="VirusTotal")
+    task = make_ticket(body)
+    page = text_of(as_approver.get(f"/tickets/{task.number}"))
+    info = body["requestInfo"]
+    for key in ("user", "hostName", "productName", "productVersion", "publisher", "sha1Hash", "sha256Hash",
+                "reason", "cmdArgs", "workstyle", "applicationGroup", "osName", "parentProcess", "reputationScore",
+                "reputationIntegrationType"):
+        assert str(escape(info[key])) in page, key
+    assert "C:\\Users\\mrivera\\Downloads\\vpnclient-5.2.1.exe" in page
+    for label in ("File path", "SHA-1", "SHA-256", "Command-line arguments", "Parent process", "Reputation score"):
+        assert f"<dt>{label}</dt>" in page
+    assert "Everything EPM sent" in page
+    assert body["TicketNumber"] in page
+
+
+def test_admin_ticket_shows_user_computer_group_duration_reason_and_times(as_approver, make_ticket):
+    body = factories.admin_request()
+    task = make_ticket(body)
+    page = text_of(as_approver.get(f"/tickets/{task.number}"))
+    for key in ("UserName", "UserId", "ComputerId", "GroupId", "DurationRequested", "Reason", "TicketNumber"):
+        assert body[key] in page, key
+    for label in ("User name", "User ID", "Computer ID", "Group ID", "Duration requested", "Request time",
+                  "EPM ticket number"):
+        assert f"<dt>{label}</dt>" in page
+    assert "2026-11-20 15:10:00 UTC" in page
+
+
+def test_unknown_ticket_is_404(as_approver):
+    response = as_approver.get("/tickets/INC9999999")
+    assert response.status_code == 404
+    assert "INC9999999" in text_of(response)
+
+
+def test_epm_values_are_escaped_and_download_url_is_not_a_link(as_approver, make_ticket):
+    evil = "<script>alert('x')</script>"
+    task = make_ticket(factories.application_request(
+        productName=evil, cmdArgs=evil, publisher=evil, reason=evil, user=evil,
+        downloadSourceUrl="https://evil.example/payload.exe\"><script>alert(1)</script>"))
+    page = text_of(as_approver.get(f"/tickets/{task.number}"))
+    assert "<script>alert" not in page
+    assert "&lt;script&gt;" in page
+    assert "https://evil.example/payload.exe" in page
+    assert 'href="https://evil.example' not in page
+
+
+def test_system_notes_are_shown(as_approver, application_ticket):
+    page = text_of(as_approver.get(f"/tickets/{application_ticket.number}"))
+    assert "received from EPM" in page
+    assert 'class="system"' in page
+
+
+def test_approver_adds_a_work_note(as_approver, application_ticket):
+    response = as_approver.post(f"/tickets/{application_ticket.number}/notes", {"work_note": "Called <the> user"})
+    assert response.status_code == 302
+    page = text_of(as_approver.get(f"/tickets/{application_ticket.number}"))
+    assert "Called &lt;the&gt; user" in page
+    assert re.search(r'<li class="person">\s*<p class="note-meta"><strong>jchen</strong>', page)
+
+
+def test_blank_work_note_is_refused(as_approver, application_ticket):
+    response = as_approver.post(f"/tickets/{application_ticket.number}/notes", {"work_note": "  "})
+    assert response.status_code == 400
+
+
+def test_approver_changes_the_state(as_approver, application_ticket):
+    response = as_approver.post(f"/tickets/{application_ticket.number}/state", {"state": "On Hold"})
+    assert response.status_code == 302
+    assert Task.get_by_id(application_ticket.id).state_label == "On Hold"
+    page = text_of(as_approver.get(f"/tickets/{application_ticket.number}"))
+    assert '<option value="On Hold" selected>' in page
+    assert "State changed from New to On Hold by jchen" in page
+
+
+def test_state_select_offers_the_ticket_types_labels(as_approver, application_ticket):
+    page = text_of(as_approver.get(f"/tickets/{application_ticket.number}"))
+    for _, label in contract.INCIDENT.states:
+        assert f'<option value="{label}"' in page
+
+
+def test_unknown_state_is_refused(as_approver, application_ticket):
+    assert as_approver.post(f"/tickets/{application_ticket.number}/state", {"state": "Bogus"}).status_code == 400
+
+
+def test_decision_actions_are_named_for_the_kind(as_approver, application_ticket, admin_ticket):
+    app_page = text_of(as_approver.get(f"/tickets/{application_ticket.number}"))
+    assert ">Approve Application Access</a>" in app_page
+    assert ">Deny Application Access</a>" in app_page
+    admin_page = text_of(as_approver.get(f"/tickets/{admin_ticket.number}"))
+    assert ">Approve Admin Access</a>" in admin_page
+    assert ">Deny Admin Access</a>" in admin_page
+    assert labels.ACTION_LABELS[(contract.DECISION_DENIED, contract.KIND_ADMIN)] == "Deny Admin Access"
+
+
+def test_decision_actions_are_hidden_when_the_state_is_inactive(as_approver, application_ticket):
+    application_ticket.state = contract.INCIDENT.state_value("Resolved")
+    application_ticket.save()
+    page = text_of(as_approver.get(f"/tickets/{application_ticket.number}"))
+    assert "Approve Application Access" not in page
+    assert contract.MSG_INACTIVE in page
+
+
+def test_epm_finalized_decision_is_shown(as_approver, deliver, make_ticket):
+    task = make_ticket(factories.admin_request(request_id="adm-final"))
+    deliver(factories.admin_decision("adm-final"))
+    page = text_of(as_approver.get(f"/tickets/{task.number}"))
+    assert "EPM's finalized decision" in page
+    for text in ("Approved", "2026-11-20 15:12:02 UTC", "2026-11-20 15:12:03 UTC", "2026-11-20 15:42:03 UTC",
+                 "jchen", "1800"):
+        assert text in page
+    assert "Approve Admin Access" not in page
+    assert contract.MSG_FINAL in page
