@@ -1,0 +1,118 @@
+"""The whole loop on real processes: EPM (the fake) → gunicorn → approvers → EPM → update → ticket."""
+import threading
+import time
+
+import pytest
+import requests
+
+from app import contract
+from app.decisions import delivery
+from app.epm.fake import FakeEpm
+from app.epm.tokens import clear_token_cache
+from app.models import Configuration, Decision, Task
+from tests import factories
+from tests.live import LiveServer
+
+pytestmark = pytest.mark.e2e
+
+
+EPM_TIMEOUT_SECONDS = 1
+
+
+@pytest.fixture
+def loop(app, database_url, api_account, tmp_path):
+    """A gunicorn broker and a fake EPM that knows it, configured to talk to each other."""
+    factories.account("alice", "user")
+    factories.account("bob", "user")
+    config = tmp_path / "broker.toml"
+    config.write_text(f"[epm]\ntimeout_seconds = {EPM_TIMEOUT_SECONDS}\n")
+    with LiveServer(database_url, workers=2, env={"JITBROKER_CONFIG": str(config)}) as server:
+        with FakeEpm(broker_url=server.url, webhook_user="epm", webhook_password=factories.PASSWORD,
+                     auto_finalize=True) as fake:
+            Configuration.default()
+            Configuration.update(pmc_host=fake.url, client_id=fake.client_id,
+                                 client_secret=fake.client_secret).execute()
+            clear_token_cache()
+            yield server, fake
+            clear_token_cache()
+
+
+def _wait_for(predicate, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _decision_url(server, number):
+    return f"{server.url}/api/x_bets_pmc_jit/tickets/{number}/decision"
+
+
+def test_two_approvers_at_once_one_wins_and_epm_gets_one_call(loop):
+    server, fake = loop
+    request_id = fake.fire_application_request()
+    number = Task.get(Task.request_id == request_id).number
+    barrier = threading.Barrier(2)
+    answers = {}
+
+    def approve(user, decision):
+        barrier.wait()
+        response = requests.post(_decision_url(server, number), auth=(user, factories.PASSWORD), timeout=30,
+                                 json={"decision": decision, "reason": f"{user} decided", "duration_unit": "hours",
+                                       "duration_value": 2})
+        answers[user] = response
+
+    threads = [threading.Thread(target=approve, args=args) for args in (("alice", "Approved"), ("bob", "Denied"))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    statuses = sorted(response.status_code for response in answers.values())
+    assert statuses == [201, 409]
+    loser = next(response for response in answers.values() if response.status_code == 409)
+    assert loser.json()["error"]["message"] in (contract.MSG_FINAL, contract.MSG_DECISION_IN_FLIGHT)
+    assert fake.applied_count == 1
+    assert fake.received_count == 1
+    assert fake.wait_for_finalizations()
+    assert _wait_for(lambda: Task.get(Task.number == number).jit_request.decision_final)
+    jit = Task.get(Task.number == number).jit_request
+    winner = next(user for user, response in answers.items() if response.status_code == 201)
+    assert jit.final_decision_by == winner
+
+
+def test_decisions_made_during_an_outage_are_delivered_once_after_it(loop):
+    server, fake = loop
+    numbers = [Task.get(Task.request_id == fake.fire_admin_request()).number for _ in range(3)]
+    fake.fail_next(len(numbers), 503)
+    for number in numbers:
+        response = requests.post(_decision_url(server, number), auth=("alice", factories.PASSWORD), timeout=30,
+                                 json={"decision": "Approved", "reason": "outage test", "duration_unit": "once"})
+        assert response.status_code == 202
+        assert response.json()["result"]["decision"]["delivery_status"] == contract.DELIVERY_PENDING
+    assert fake.applied_count == 0
+    Decision.update(next_attempt_at=Decision.decided_at).execute()
+    assert delivery.deliver_due() == 3
+    assert delivery.deliver_due() == 0
+    assert fake.applied_count == 3
+    assert {d.status for d in Decision.select()} == {contract.DELIVERY_DELIVERED}
+    assert fake.wait_for_finalizations()
+    assert _wait_for(lambda: all(Task.get(Task.number == n).jit_request.decision_final for n in numbers))
+
+
+def test_an_acknowledgement_after_the_time_out_is_not_applied_twice(loop):
+    server, fake = loop
+    number = Task.get(Task.request_id == fake.fire_application_request()).number
+    fake.delay_next(EPM_TIMEOUT_SECONDS + 2)
+    response = requests.post(_decision_url(server, number), auth=("alice", factories.PASSWORD), timeout=60,
+                             json={"decision": "Denied", "reason": "slow EPM"})
+    assert response.status_code == 202
+    assert "did not answer" in response.json()["result"]["decision"]["last_error"]
+    assert _wait_for(lambda: fake.applied_count == 1)
+    Decision.update(next_attempt_at=Decision.decided_at).execute()
+    assert delivery.deliver_due() == 1
+    assert Decision.get().status == contract.DELIVERY_DELIVERED
+    assert fake.received_count == 2
+    assert fake.applied_count == 1
