@@ -211,7 +211,33 @@ def run_jobs_command():
         click.echo(f"{name}: {result}")
 
 
-COMMANDS = [init_command, users, config, outbox, test_connection_command, scheduler_command, run_jobs_command]
+@click.command("fake-epm", context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def fake_epm_command(arguments):
+    """Run a fake EPM tenant on loopback (options: jitbroker fake-epm --help)."""
+    from app.epm.fake import main
+
+    raise SystemExit(main(list(arguments)))
+
+
+@click.command("demo-setup")
+@click.option("--env-file", default="instance/demo.env", show_default=True)
+@click.option("--fake-epm-url", default="http://127.0.0.1:8200", show_default=True)
+@with_appcontext
+@_broker_errors
+def demo_setup_command(env_file, fake_epm_url):
+    """Prepare the README demo: an api account for the fake EPM, and the broker pointed at it."""
+    from app.demo import DEMO_API_ACCOUNT, prepare_demo
+
+    with database.connection_context():
+        wired = prepare_demo(env_file, fake_epm_url)
+    click.echo(f"The fake EPM delivers as {DEMO_API_ACCOUNT!r} (password in {env_file}).")
+    if not wired:
+        click.echo("The EPM connection is already configured for another host; the demo leaves it alone.")
+
+
+COMMANDS = [init_command, users, config, outbox, test_connection_command, scheduler_command, run_jobs_command,
+            fake_epm_command, demo_setup_command]
 
 
 def register_commands(app):

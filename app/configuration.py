@@ -3,48 +3,23 @@
 The CLI (`jitbroker config set`) and the admin page both change the record through
 `update_configuration`, so a value is checked the same way wherever it is entered.
 """
-import re
 from dataclasses import dataclass
-from urllib.parse import urlparse
 
 from app import contract
 from app.db import write_transaction
+from app.epm.hosts import host_warnings as pmc_host_warnings, validate_host
 from app.errors import BadRequest
 from app.models import Configuration, utcnow
 
 MASK = "********"
 
-_HOST_NAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                        r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*(?::\d{1,5})?$")
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0", ""}
 
 
 def clean_pmc_host(value):
-    """A bare host name (the contract's form) or a full http(s) URL, as the admin typed it."""
-    text = value.strip()
-    if not text:
-        return ""
-    if "://" in text:
-        url = urlparse(text)
-        if url.scheme not in ("http", "https") or not url.hostname or not _HOST_NAME.match(url.netloc.split("@")[-1]):
-            raise ValueError("enter a host name such as acme-services.pm.beyondtrustcloud.com, "
-                             "or a full http:// or https:// URL")
-        return text.rstrip("/")
-    if not _HOST_NAME.match(text):
-        raise ValueError("enter the PMC Service Host Name without https:// or a path, "
-                         "such as acme-services.pm.beyondtrustcloud.com")
-    return text.lower()
-
-
-def pmc_host_warnings(host):
-    """Advice about a host that is valid but probably wrong."""
-    name = (urlparse(host).hostname if "://" in host else host.split(":")[0]) or ""
-    if name.endswith("beyondtrustcloud.com") and contract.EPM_SERVICES_SUFFIX not in name.split(".")[0]:
-        tenant = name.split(".")[0]
-        return [f"The PMC Service Host Name is the tenant host with the -services suffix, "
-                f"for example {tenant}-services.pm.beyondtrustcloud.com; {name} has no -services suffix."]
-    return []
+    """A bare host name (the contract's form) or a full http(s) URL; empty clears it."""
+    return validate_host(value) if value.strip() else ""
 
 
 def _clean_text(limit):
@@ -156,7 +131,7 @@ def update_configuration(raw):
             setattr(record, name, value)
         record.updated_at = utcnow()
         record.save()
-    return record, pmc_host_warnings(record.pmc_host)
+    return record, pmc_host_warnings(record.pmc_host) if record.pmc_host else []
 
 
 def masked_values(record):
