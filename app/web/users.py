@@ -11,7 +11,7 @@ from app.auth.accounts import create_account, generate_password, set_password
 from app.db import write_transaction
 from app.errors import BadRequest, BrokerError, NotFound
 from app.models import Account, utcnow
-from app.web.access import require_page_roles
+from app.web.access import require_page_roles, start_session
 
 bp = Blueprint("web_users", __name__, url_prefix="/admin")
 
@@ -93,6 +93,9 @@ def reset_password(account_id):
     account = _find_account(account_id)
     password = generate_password()
     set_password(account, password)
+    if account.id == g.account.id:
+        # A new password ends the sessions opened with the old one; keep this one.
+        start_session(account)
     return _render(new_password={"username": account.username, "password": password, "created": False})
 
 

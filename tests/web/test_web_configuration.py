@@ -70,7 +70,7 @@ def test_invalid_host_is_refused_with_its_reason(as_admin):
     assert response.status_code == 400
     page = text_of(response)
     assert "Invalid configuration" in page
-    assert re.search(r'id="pmc_host-error"\s*>[^<]*host name', page)
+    assert re.search(r'id="pmc_host-error"\s*>[^<]*host name', page, re.IGNORECASE)
     assert Configuration.default().pmc_host == ""
 
 

@@ -86,3 +86,15 @@ def test_users_page_is_for_admins_only(as_approver, approver):
     assert as_approver.get("/admin/users").status_code == 403
     assert as_approver.post("/admin/users", {"username": "sneaky", "role": "admin"}).status_code == 403
     assert Account.by_username("sneaky") is None
+
+
+def test_admin_resetting_their_own_password_stays_signed_in(as_admin, admin):
+    response = as_admin.post(f"/admin/users/{admin.id}/password")
+    assert response.status_code == 200
+    assert as_admin.get("/admin/users").status_code == 200
+
+
+def test_own_row_offers_no_role_change_or_deactivation(as_admin, admin):
+    page = text_of(as_admin.get("/admin/users"))
+    assert f"/admin/users/{admin.id}/role" not in page
+    assert f"/admin/users/{admin.id}/active" not in page
