@@ -51,7 +51,7 @@ def _validate_url(text):
         raise ValueError(f"The PMC Service Host Name {text!r} has the scheme {parts.scheme!r}: enter a host name "
                          f"such as {EXAMPLE_HOST}, or a full https:// URL.")
     if not parts.hostname or "@" in parts.netloc or not _BARE_HOST.match(parts.netloc):
-        raise ValueError(f"The PMC Service Host Name {text!r} does not name a valid host. {HOST_ADVICE}.")
+        raise ValueError(f"The PMC Service Host Name {text!r} does not contain a valid host name. {HOST_ADVICE}.")
     if parts.query or parts.fragment:
         raise ValueError(f"The PMC Service Host Name {text!r} must not carry a query or fragment.")
     try:

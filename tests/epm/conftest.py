@@ -1,6 +1,11 @@
-"""Fixtures for the EPM client tests: a clean token cache and a `responses`-faked tenant."""
+"""Fixtures for the EPM tests: a clean token cache, a `responses`-faked tenant, a webhook receiver."""
+import threading
+import time
+
 import pytest
 import responses
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request
 
 from app.epm import tokens
 from app.epm.client import EpmClient
@@ -55,3 +60,42 @@ def token_calls(mock):
 
 def api_calls(mock):
     return [call for call in mock.calls if "/management-api/" in call.request.url]
+
+
+class WebhookReceiver:
+    """A tiny broker stand-in on loopback that records every POST it gets and answers `status`."""
+
+    def __init__(self, status=200, delay=0.0):
+        self.status, self.delay = status, delay
+        self.received = []
+        self._lock = threading.Lock()
+        self._server = make_server("127.0.0.1", 0, self, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        daemon=True)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def __call__(self, environ, start_response):
+        incoming = Request(environ)
+        record = {"path": incoming.path, "headers": dict(incoming.headers), "json": incoming.get_json(silent=True)}
+        time.sleep(self.delay)
+        with self._lock:
+            self.received.append(record)
+        start_response(f"{self.status} Answer", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    def events(self):
+        with self._lock:
+            return [record["json"] for record in self.received]
+
+
+@pytest.fixture
+def webhook_receiver():
+    receiver = WebhookReceiver()
+    receiver._thread.start()
+    yield receiver
+    receiver._server.shutdown()
+    receiver._server.server_close()
+    receiver._thread.join(5)
