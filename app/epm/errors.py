@@ -54,21 +54,20 @@ class EpmRejected(EpmError):
 class EpmAuthFailed(EpmError):
     """EPM refused the client credentials, or an access token even after a refresh.
 
-    Retryable: the fix is in the configuration, and a decision waiting in the outbox
-    should go through once an admin corrects the client ID or secret.
+    Retryable, like a connection that is not configured yet: the fix is in the
+    broker's configuration, and a decision waiting in the outbox should go through
+    once an admin corrects the client ID or secret, without approvers deciding again.
     """
 
     retryable = True
 
 
 class EpmForbidden(EpmError):
-    """The API account lacks the permission the call needs.
+    """The API account lacks the permission the call needs (403).
 
-    Retryable for the same reason as EpmAuthFailed: an admin grants the permission
-    and the waiting decision is delivered.
+    Permanent, as the contract says of every 4xx other than 401/408/429: the
+    approver sees it and can decide again once an admin granted the permission.
     """
-
-    retryable = True
 
 
 def retry_after_seconds(value, now=None):

@@ -62,7 +62,15 @@ def get_token(key, fetch, *, stale=None):
             cached = _tokens.get(key)
         if cached is not None and cached.value != stale and _clock() < cached.renew_at:
             return cached.value
-        value, expires_in = fetch()
+        try:
+            value, expires_in = fetch()
+        except Exception:
+            if stale is not None:
+                # The API refused it and no replacement came: don't offer it to the next call.
+                with _lock:
+                    if _tokens.get(key) is cached:
+                        del _tokens[key]
+            raise
         with _lock:
             _tokens[key] = CachedToken(value, renew_at(expires_in))
         return value

@@ -102,7 +102,18 @@ def test_a_persistent_401_raises_auth_failed_after_exactly_two_token_fetches(epm
         epm_client.send_application_decision(DECISION, "key-1")
     assert tokens.token_fetch_count() - before == 2
     assert len(api_calls(epm_mock)) == 2
-    assert raised.value.status == 401
+    assert (raised.value.status, raised.value.retryable) == (401, True)
+
+
+def test_after_a_failed_refresh_the_next_call_asks_for_a_token_first(epm_mock, epm_client):
+    epm_mock.post(APPLICATION_URL, status=401)
+    epm_mock.replace("POST", TOKEN_URL, json=token_answer())
+    epm_mock.add("POST", TOKEN_URL, status=401, json={"error": "invalid_client"})
+    with pytest.raises(EpmAuthFailed):
+        epm_client.send_application_decision(DECISION, "key-1")
+    with pytest.raises(EpmAuthFailed):
+        epm_client.send_application_decision(DECISION, "key-1")
+    assert len(api_calls(epm_mock)) == 1  # the refused token was not offered again
 
 
 @pytest.mark.parametrize("status", [400, 401])
@@ -226,7 +237,7 @@ def test_403_says_which_permission_is_missing(epm_mock, epm_client):
     epm_mock.post(APPLICATION_URL, status=403)
     with pytest.raises(EpmForbidden, match="JIT — Full Access") as raised:
         epm_client.send_application_decision(DECISION, "key-1")
-    assert raised.value.status == 403
+    assert (raised.value.status, raised.value.retryable) == (403, False)
 
 
 def test_a_time_out_is_retryable(epm_mock, epm_client):
