@@ -72,6 +72,8 @@ def epm(broker):
 
 @pytest.fixture
 def browser():
+    # Generous waits: two test workers share two cores with gunicorn and Chromium.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         yield chromium
