@@ -28,7 +28,7 @@ class LiveServer:
         self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": secret_key, **(env or {})}
         self.process = None
 
-    def start(self, timeout=30):
+    def start(self, timeout=60):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
              "--graceful-timeout", "5", "--log-level", "warning", "app:create_app()"],
@@ -41,7 +41,8 @@ class LiveServer:
                 self.stop()
                 raise RuntimeError(f"gunicorn exited: {error}")
             try:
-                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                # Generous: on a busy machine the socket accepts before a worker has booted.
+                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
                     return self
             except requests.RequestException:
                 time.sleep(0.1)

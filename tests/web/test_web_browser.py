@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 from playwright.sync_api import expect, sync_playwright
 
 from app import contract
@@ -22,33 +21,12 @@ from tests.live import LiveServer
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+# Screenshots refresh the README's pictures only when asked (JITBROKER_UPDATE_SCREENSHOTS=1),
+# so an ordinary test run leaves the checkout clean.
+SCREENSHOTS = (Path(__file__).resolve().parents[2] / "docs" / "screenshots" if os.environ.get("JITBROKER_UPDATE_SCREENSHOTS")
+               else Path(os.environ.get("TMPDIR", "/tmp")) / "jitbroker-screenshots")
 LAPTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
-
-
-class PatientLiveServer(LiveServer):
-    """A LiveServer that also waits out a slow first answer.
-
-    On a busy two-core machine (two test workers, each with gunicorn and Chromium)
-    the socket accepts before a worker has booted, and LiveServer's one-second
-    health check times out; keep asking until the start deadline instead.
-    """
-
-    def start(self, timeout=60):
-        started = time.monotonic()
-        try:
-            return super().start(timeout)
-        except requests.Timeout:
-            pass
-        while time.monotonic() - started < timeout:
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
-                    return self
-            except requests.RequestException:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("gunicorn did not answer /healthz in time")
 
 
 @pytest.fixture
@@ -56,7 +34,7 @@ def broker(app, database_url):
     """gunicorn serving the broker, with an approver and the account EPM delivers with."""
     factories.account("jchen", contract.ROLE_USER)
     factories.account("epm", contract.ROLE_API)
-    with PatientLiveServer(database_url, workers=2) as server:
+    with LiveServer(database_url, workers=2) as server:
         yield server
 
 
