@@ -20,9 +20,16 @@ def _decisions(_migrator):
     database.create_tables([models.Decision])
 
 
+def _audit_log(_migrator):
+    from app.audit.models import AuditEntry
+
+    database.create_tables([AuditEntry])
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
+    (3, "audit log", _audit_log),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

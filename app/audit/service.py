@@ -1,0 +1,169 @@
+"""Appending to the audit log and checking that nobody edited or deleted an entry.
+
+Each entry stores the SHA-256 of a canonical JSON of its own fields plus the hash
+of the entry before it (the first entry follows GENESIS_HASH). Changing a stored
+field breaks that entry's hash; deleting an entry breaks the next entry's link.
+Removing entries from the end leaves a shorter chain that still verifies: keep the
+head hash `verify()` reports somewhere else to catch that too.
+"""
+import getpass
+import hashlib
+import json
+from dataclasses import dataclass
+
+from flask import g, has_request_context, request
+
+from app.audit.models import AuditEntry
+from app.db import database, is_sqlite, write_transaction
+from app.models import new_sys_id, utcnow
+
+GENESIS_HASH = "0" * 64
+
+# Arbitrary constant naming the PostgreSQL advisory lock that makes appends take turns.
+_APPEND_LOCK_KEY = 73_015_203
+
+# Actions the broker records; other modules may record their own (e.g. replays, purges).
+SIGN_IN = "sign_in"
+SIGN_IN_FAILED = "sign_in_failed"
+SIGN_OUT = "sign_out"
+USER_CREATE = "user_create"
+USER_ROLE_CHANGE = "user_role_change"
+USER_PASSWORD_RESET = "user_password_reset"
+USER_DEACTIVATE = "user_deactivate"
+USER_REACTIVATE = "user_reactivate"
+DECISION = "decision"
+STATE_CHANGE = "state_change"
+CONFIGURATION_CHANGE = "configuration_change"
+
+SYSTEM_ACTOR = "system"
+
+# The fields the hash covers, in the order exports show them.
+HASHED_FIELDS = ("sys_id", "created_at", "actor", "action", "object_type", "object_id", "source_address", "detail",
+                 "previous_hash")
+
+
+def cli_actor():
+    """Who ran a `jitbroker` command: the operating-system user, marked as the command line."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"cli:{user}"
+
+
+def _request_actor():
+    account = g.get("account") if has_request_context() else None
+    return account.username if account is not None else SYSTEM_ACTOR
+
+
+def _timestamp(moment):
+    """UTC, to the microsecond the database keeps, with the Z that says so."""
+    return moment.isoformat(timespec="microseconds") + "Z"
+
+
+def entry_fields(entry):
+    """The hashed fields of an entry, as plain JSON values."""
+    return {
+        "sys_id": entry.sys_id,
+        "created_at": _timestamp(entry.created_at),
+        "actor": entry.actor,
+        "action": entry.action,
+        "object_type": entry.object_type,
+        "object_id": entry.object_id,
+        "source_address": entry.source_address,
+        "detail": entry.detail,
+        "previous_hash": entry.previous_hash,
+    }
+
+
+def compute_hash(fields):
+    """SHA-256 (hex) of the canonical JSON of `fields`: sorted keys, no spaces, UTF-8."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _text(value, limit):
+    return str(value if value is not None else "")[:limit]
+
+
+def record(action, actor, object_type, object_id, detail=None, source_address=None):
+    """Append an entry to the audit log and return it.
+
+    `actor` is a user name, an Account, or None for the signed-in account of the
+    current request ("system" outside one); `source_address` defaults to the
+    current request's client address. `detail` is a JSON-able dict; never put a
+    secret in it. Call it inside the transaction making the change, as its last
+    statement, so the change and its entry are stored together and the append lock
+    is held only briefly.
+    """
+    if actor is None:
+        actor = _request_actor()
+    actor = getattr(actor, "username", actor)
+    if source_address is None and has_request_context():
+        source_address = request.remote_addr
+    # Round-trip through JSON so the hash covers exactly what the database returns.
+    detail = json.loads(json.dumps(detail or {}, default=str))
+    with write_transaction():
+        # The previous hash must be read and the new entry written with no other
+        # append in between: SQLite's write transaction already excludes other
+        # writers; PostgreSQL appends queue on this advisory lock until commit.
+        if not is_sqlite():
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY,))
+        previous = AuditEntry.select(AuditEntry.entry_hash).order_by(AuditEntry.id.desc()).first()
+        entry = AuditEntry(
+            sys_id=new_sys_id(), created_at=utcnow(), actor=_text(actor, 150), action=_text(action, 64),
+            object_type=_text(object_type, 64), object_id=_text(object_id, 255),
+            source_address=_text(source_address, 64) if source_address else None, detail=detail,
+            previous_hash=previous.entry_hash if previous else GENESIS_HASH,
+        )
+        entry.entry_hash = compute_hash(entry_fields(entry))
+        entry.save(force_insert=True)
+    return entry
+
+
+@dataclass
+class VerifyResult:
+    """What `verify` found: how many entries it checked, the last good hash, and the first bad entry."""
+
+    checked: int
+    head_hash: str
+    bad_entry: AuditEntry = None
+    problem: str = None
+
+    @property
+    def intact(self):
+        return self.bad_entry is None
+
+
+def verify():
+    """Walk the whole chain in order; stop at the first entry that was edited or follows a deleted one."""
+    expected_previous = GENESIS_HASH
+    checked = 0
+    for entry in AuditEntry.select().order_by(AuditEntry.id).iterator():
+        if entry.previous_hash != expected_previous:
+            return VerifyResult(checked, expected_previous, entry,
+                                "its link to the entry before does not match: an entry before it was deleted or changed")
+        if compute_hash(entry_fields(entry)) != entry.entry_hash:
+            return VerifyResult(checked, expected_previous, entry, "its content does not match its hash: it was edited")
+        expected_previous = entry.entry_hash
+        checked += 1
+    return VerifyResult(checked, expected_previous)
+
+
+def entries_between(since=None, until=None, actor=None, action=None):
+    """Entries oldest first, created at or after `since` and before `until` (naive UTC datetimes)."""
+    query = AuditEntry.select().order_by(AuditEntry.id)
+    if since is not None:
+        query = query.where(AuditEntry.created_at >= since)
+    if until is not None:
+        query = query.where(AuditEntry.created_at < until)
+    if actor:
+        query = query.where(AuditEntry.actor == actor)
+    if action:
+        query = query.where(AuditEntry.action == action)
+    return query
+
+
+def entry_document(entry):
+    """An entry as exported: every hashed field, its hash and its position."""
+    return {"id": entry.id, **entry_fields(entry), "entry_hash": entry.entry_hash}
