@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from app.errors import BadRequest
 
 _PLACEHOLDER = re.compile(r"^%%[^%]*%%$")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _TIMESTAMP = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)"
     r"(?:[.,](?P<fraction>\d+))?\s*(?P<zone>Z|[+-]\d{2}(?::?\d{2})?)?$",
@@ -40,11 +41,32 @@ def parse_json_object(raw_body):
         raise BadRequest("Malformed JSON", f"the body is not UTF-8: {error.reason} at byte {error.start}") from None
     try:
         document = json.loads(text, object_pairs_hook=_keep_first_filled)
-    except (json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:
+        # ValueError beyond JSONDecodeError: a number longer than Python converts (4300 digits).
         raise BadRequest("Malformed JSON", str(error)) from None
     if not isinstance(document, dict):
         raise BadRequest("Malformed JSON", "the body must be a JSON object")
-    return document
+    return _storable(document)
+
+
+def _storable_text(text):
+    if _UNSTORABLE.search(text) is None:
+        return text
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _storable(value):
+    """`value` with NUL characters and unpaired surrogates (legal JSON escapes) replaced by U+FFFD.
+
+    Neither database can store them in a text column; the raw body keeps the original.
+    """
+    if isinstance(value, str):
+        return _storable_text(value)
+    if isinstance(value, dict):
+        return {_storable_text(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_storable(item) for item in value]
+    return value
 
 
 def text_value(value):

@@ -9,6 +9,9 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, pre_load
 from app import contract
 from app.intake.payload import parse_timestamp, text_value
 
+# EPM's RequestIds are GUIDs; the column holding them is 100 characters wide.
+MAX_REQUEST_ID_LENGTH = 100
+
 
 class EpmText(fields.Field):
     """A scalar EPM value as text; empty or `%%placeholder%%` becomes None."""
@@ -79,6 +82,9 @@ class EventSchema(EpmSchema):
         # A RequestId that is present but blank is as useless as a missing one.
         if "RequestId" in data and text_value(data["RequestId"]) is None:
             raise ValidationError({"RequestId": ["RequestId must not be empty."]})
+        request_id = text_value(data.get("RequestId"))
+        if isinstance(request_id, str) and len(request_id) > MAX_REQUEST_ID_LENGTH:
+            raise ValidationError({"RequestId": [f"RequestId is longer than {MAX_REQUEST_ID_LENGTH} characters."]})
         return data
 
 

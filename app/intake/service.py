@@ -60,10 +60,11 @@ def _describe(messages):
     return str(messages)
 
 
-def _first_value(document, key):
+def _first_value(document, key, limit):
+    """`key`'s value as text cut to its column's size, for the record of a rejected delivery."""
     for name, value in document.items():
         if str(name).casefold() == key.casefold() and isinstance(value, (str, int)):
-            return str(value)[:100]
+            return str(value)[:limit]
     return None
 
 
@@ -82,15 +83,16 @@ def receive(delivery):
         event, fields = load_event(document)
     except ValidationError as error:
         reason = _describe(error.messages)
-        incoming = record_rejected(delivery, reason, _first_value(document, "EventType"),
-                                   _first_value(document, "RequestId"))
+        incoming = record_rejected(delivery, reason,
+                                   _first_value(document, "EventType", IncomingRequest.event_type.max_length),
+                                   _first_value(document, "RequestId", IncomingRequest.request_id.max_length))
         raise BadRequest("Invalid delivery", reason,
                          extra={"fields": error.messages, "incoming_request": incoming.sys_id}) from None
 
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with write_transaction():
-                return _apply(delivery, event, fields)
+                return apply_event(delivery, event, fields)
         except peewee.IntegrityError:
             if attempt == _ATTEMPTS:
                 raise
@@ -104,7 +106,12 @@ def receive(delivery):
             raise
 
 
-def _apply(delivery, event, fields):
+def apply_event(delivery, event, fields):
+    """Apply a validated event inside the caller's write transaction; returns the delivery's row.
+
+    `delivery.record(**values)` stores the outcome (status, ticket, ...): a new row for
+    a delivery arriving now, the existing row when ops replay a stored one (app/ops/replay.py).
+    """
     request_id = fields["request_id"]
     if not is_sqlite():
         # Deliveries for one RequestId take turns (SQLite's write lock already does
