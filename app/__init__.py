@@ -35,6 +35,7 @@ def create_app(config=None):
     app.extensions["settings"] = settings
 
     from app import db, errors
+    from app.audit import views as audit_views
     from app.auth import basic
     from app.cli import register_commands
     from app.health import bp as health_bp
@@ -48,6 +49,7 @@ def create_app(config=None):
     app.register_blueprint(health_bp)
     app.register_blueprint(intake_bp)
     app.register_blueprint(tickets_api_bp)
+    app.register_blueprint(audit_views.bp)
     from app import web
     web.init_app(app)
     register_commands(app)

@@ -5,7 +5,9 @@ import click
 from flask.cli import FlaskGroup, with_appcontext
 
 from app import contract
-from app.db import database
+from app.audit import service as audit
+from app.audit.commands import audit as audit_commands
+from app.db import database, write_transaction
 from app.errors import BrokerError
 
 
@@ -40,7 +42,10 @@ def init_command():
             click.echo(f"Applied migration: {description}")
         Configuration.default()
         if not Account.select().where(Account.role == contract.ROLE_ADMIN).exists():
-            account, password = create_account("admin", contract.ROLE_ADMIN)
+            with write_transaction():
+                account, password = create_account("admin", contract.ROLE_ADMIN)
+                audit.record(audit.USER_CREATE, audit.cli_actor(), "account", account.username,
+                             {"role": account.role}, source_address="local")
             click.echo(f"Created admin account {account.username!r} with password: {password}")
         else:
             click.echo("An admin account exists; `jitbroker users set-password admin` gives it a new password.")
@@ -61,8 +66,10 @@ def users_create(name, role, password_stdin):
     from app.auth.accounts import create_account
 
     password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
-    with database.connection_context():
+    with database.connection_context(), write_transaction():
         account, password_set = create_account(name, role, password)
+        audit.record(audit.USER_CREATE, audit.cli_actor(), "account", account.username, {"role": account.role},
+                     source_address="local")
     if password_stdin:
         click.echo(f"Created {account.role} account {account.username!r}.")
     else:
@@ -84,7 +91,10 @@ def users_set_password(name, password_stdin):
         account = Account.by_username(name)
         if account is None:
             _fail(f"No account named {name!r}")
-        set_password(account, password)
+        with write_transaction():
+            set_password(account, password)
+            audit.record(audit.USER_PASSWORD_RESET, audit.cli_actor(), "account", account.username,
+                         source_address="local")
     click.echo(f"Password changed for {name!r}." if password_stdin else f"New password for {name!r}: {password}")
 
 
@@ -131,7 +141,7 @@ def config_set(assignments):
             _fail(f"{assignment!r} is not key=value")
         values[name.strip()] = value
     with database.connection_context():
-        _record, warnings = update_configuration(values)
+        _record, warnings = update_configuration(values, actor=audit.cli_actor(), source_address="local")
     click.echo(f"Updated {', '.join(values)}.")
     for warning in warnings:
         click.echo(f"Warning: {warning}", err=True)
@@ -237,7 +247,7 @@ def demo_setup_command(env_file, fake_epm_url):
 
 
 COMMANDS = [init_command, users, config, outbox, test_connection_command, scheduler_command, run_jobs_command,
-            fake_epm_command, demo_setup_command]
+            fake_epm_command, demo_setup_command, audit_commands]
 
 
 def register_commands(app):

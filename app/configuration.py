@@ -6,6 +6,7 @@ The CLI (`jitbroker config set`) and the admin page both change the record throu
 from dataclasses import dataclass
 
 from app import contract
+from app.audit import service as audit
 from app.db import write_transaction
 from app.epm.hosts import host_warnings as pmc_host_warnings, validate_host
 from app.errors import BadRequest
@@ -122,15 +123,31 @@ def clean_values(raw):
     return cleaned
 
 
-def update_configuration(raw):
-    """Check and save values on the Default record; returns (record, warnings)."""
+def _shown(field, value):
+    return (MASK if value else "") if field.secret else value
+
+
+def update_configuration(raw, actor=None, source_address=None):
+    """Check and save values on the Default record; returns (record, warnings).
+
+    The fields that changed go to the audit log as old → new, secrets masked;
+    `actor` and `source_address` default to the current request's (see app.audit.service.record).
+    """
     cleaned = clean_values(raw)
     with write_transaction():
         record = Configuration.default()
+        changes = {}
         for name, value in cleaned.items():
+            old = getattr(record, name)
+            if old != value:
+                field = FIELDS_BY_NAME[name]
+                changes[name] = {"old": _shown(field, old), "new": _shown(field, value)}
             setattr(record, name, value)
         record.updated_at = utcnow()
         record.save()
+        if changes:
+            audit.record(audit.CONFIGURATION_CHANGE, actor, "configuration", record.name, changes,
+                         source_address=source_address)
     return record, pmc_host_warnings(record.pmc_host) if record.pmc_host else []
 
 
@@ -139,5 +156,5 @@ def masked_values(record):
     values = {}
     for field in FIELDS:
         value = getattr(record, field.name)
-        values[field.name] = (MASK if value else "") if field.secret else value
+        values[field.name] = _shown(field, value)
     return values

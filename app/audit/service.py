@@ -10,6 +10,7 @@ import getpass
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
 
 from flask import g, has_request_context, request
 
@@ -148,6 +149,28 @@ def verify():
         expected_previous = entry.entry_hash
         checked += 1
     return VerifyResult(checked, expected_previous)
+
+
+def parse_bound(text, end=False):
+    """A naive UTC datetime from `YYYY-MM-DD` or an ISO 8601 time (an offset is converted to UTC).
+
+    As an `end` bound, a bare date means the end of that day, so `--until 2026-03-31`
+    takes in all of 31 March. Raises ValueError with a message a person can act on.
+    """
+    text = (text or "").strip()
+    if not text:
+        return None
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            moment = datetime.combine(day, time.min)
+            return moment + timedelta(days=1) if end else moment
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
 
 
 def entries_between(since=None, until=None, actor=None, action=None):

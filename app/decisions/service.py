@@ -7,6 +7,7 @@ app/decisions/delivery.py); retries happen in the scheduler.
 from marshmallow import ValidationError
 
 from app import contract
+from app.audit import service as audit
 from app.db import is_sqlite, write_transaction
 from app.decisions.delivery import deliver_decision, retry_all, retry_now  # noqa: F401 (the service's interface)
 from app.decisions.rules import clean_decision, first_message
@@ -79,6 +80,10 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
                                     f"{f' for {duration}' if duration else ''}: {reason}")
         task.updated_at = utcnow()
         task.save()
+        audit.record(audit.DECISION, account, "ticket", task.number, {
+            "decision": decision, "reason": reason, "duration": duration, "request_id": task.request_id,
+            "decision_sys_id": record.sys_id,
+        })
     return deliver_decision(record)
 
 
@@ -101,6 +106,7 @@ def change_state(task, account, state_label):
         task.closed_at = utcnow() if value in closed else None
         task.save()
         tickets.add_work_note(task, f"State changed from {before} to {task.state_label} by {account.username}.")
+        audit.record(audit.STATE_CHANGE, account, "ticket", task.number, {"old": before, "new": task.state_label})
     return task
 
 

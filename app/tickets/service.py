@@ -5,6 +5,7 @@ ticket and its notes together, so a delivery is stored with all its effects or n
 at all.
 """
 from app import contract
+from app.audit import service as audit
 from app.models import AdminTicket, ApplicationAccessTicket, Configuration, JIT_MODELS, Task, WorkNote, utcnow
 from app.tickets.numbers import allocate_number
 
@@ -131,10 +132,15 @@ def finalize_decision(jit, event, fields):
                         f"{window}.")
     configuration = Configuration.default()
     task.updated_at = utcnow()
+    closed_from = None
     if configuration.auto_close and task.state != task.ticket_type.closed_state:
+        closed_from = task.state_label
         task.state = task.ticket_type.closed_state
         task.closed_at = utcnow()
         add_work_note(task, f"Closed automatically ({task.ticket_type.state_label(task.state)}) "
                             "because EPM finalized the decision and auto-close is on.")
     task.save()
+    if closed_from is not None:
+        audit.record(audit.STATE_CHANGE, audit.SYSTEM_ACTOR, "ticket", task.number,
+                     {"old": closed_from, "new": task.state_label, "why": "auto-close after EPM's final decision"})
     return task

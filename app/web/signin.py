@@ -2,6 +2,7 @@
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app import contract
+from app.audit import service as audit
 from app.auth.accounts import password_matches
 from app.models import Account
 from app.web.access import end_session, safe_next, signed_in_account, start_session
@@ -11,14 +12,23 @@ bp = Blueprint("web_auth", __name__)
 MSG_SIGN_IN_FAILED = "Invalid user name or password"
 
 
-def _may_sign_in(account, password):
-    """True for an active approver or admin whose password matches.
+def _refusal(account, password):
+    """Why this account may not sign in with this password, or None for an active approver or admin.
 
     The password is checked first, for every name, so the answer takes as long
-    for an unknown, inactive or `api` account as for a wrong password.
+    for an unknown, inactive or `api` account as for a wrong password. The reason
+    goes to the audit log only; the person signing in sees one message for all.
     """
     matches = password_matches(account, password)
-    return matches and account.active and account.role in contract.APPROVER_ROLES
+    if account is None:
+        return "unknown user name"
+    if not matches:
+        return "wrong password"
+    if not account.active:
+        return "account deactivated"
+    if account.role not in contract.APPROVER_ROLES:
+        return f"the {account.role!r} role may not sign in"
+    return None
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
@@ -31,15 +41,21 @@ def sign_in():
 
     username = request.form.get("username", "").strip()
     account = Account.by_username(username) if username else None
-    if not _may_sign_in(account, request.form.get("password", "")):
+    refusal = _refusal(account, request.form.get("password", ""))
+    if refusal is not None:
+        audit.record(audit.SIGN_IN_FAILED, username or "(blank)", "account", username, {"reason": refusal})
         return render_template("auth/sign_in.html", next_page=next_page, username=username,
                                error=MSG_SIGN_IN_FAILED), 401
+    audit.record(audit.SIGN_IN, account, "account", account.username)
     start_session(account)
     return redirect(next_page or url_for("web_tickets.ticket_list"))
 
 
 @bp.post("/sign-out")
 def sign_out():
+    account = signed_in_account()
+    if account is not None:
+        audit.record(audit.SIGN_OUT, account, "account", account.username)
     end_session()
     flash("You are signed out.", "ok")
     return redirect(url_for("web_auth.sign_in"))

@@ -7,6 +7,7 @@ role or deactivate themselves, so the last admin cannot lock everyone out.
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from app import contract
+from app.audit import service as audit
 from app.auth.accounts import create_account, generate_password, set_password
 from app.db import write_transaction
 from app.errors import BadRequest, BrokerError, NotFound
@@ -37,6 +38,8 @@ def set_role(account, role):
     _refuse_self(account, "change the role of")
     with write_transaction():
         Account.update(role=role, updated_at=utcnow()).where(Account.id == account.id).execute()
+        audit.record(audit.USER_ROLE_CHANGE, g.account, "account", account.username,
+                     {"old": account.role, "new": role})
 
 
 def set_active(account, active):
@@ -45,6 +48,8 @@ def set_active(account, active):
         _refuse_self(account, "deactivate")
     with write_transaction():
         Account.update(active=active, updated_at=utcnow()).where(Account.id == account.id).execute()
+        audit.record(audit.USER_REACTIVATE if active else audit.USER_DEACTIVATE, g.account, "account",
+                     account.username)
 
 
 def _render(new_password=None, error=None, status=200, form=None):
@@ -68,7 +73,9 @@ def create_user():
     username = request.form.get("username", "")
     role = request.form.get("role", "")
     try:
-        account, password = create_account(username, role)
+        with write_transaction():
+            account, password = create_account(username, role)
+            audit.record(audit.USER_CREATE, g.account, "account", account.username, {"role": account.role})
     except BrokerError as error:
         return _render(error=error.message, status=error.status, form={"username": username, "role": role})
     return _render(new_password={"username": account.username, "password": password, "created": True},
@@ -92,7 +99,9 @@ def change_role(account_id):
 def reset_password(account_id):
     account = _find_account(account_id)
     password = generate_password()
-    set_password(account, password)
+    with write_transaction():
+        set_password(account, password)
+        audit.record(audit.USER_PASSWORD_RESET, g.account, "account", account.username)
     if account.id == g.account.id:
         # A new password ends the sessions opened with the old one; keep this one.
         start_session(account)
