@@ -42,10 +42,16 @@ def export_command(output_format, since, until):
     """Write entries, oldest first, with their hashes to standard output as CSV or a JSON array."""
     with database.connection_context():
         entries = (service.entry_document(entry) for entry in service.entries_between(since, until).iterator())
-        if output_format == "csv":
-            _write_csv(entries, click.get_text_stream("stdout"))
-        else:
-            _write_json(entries, click.get_text_stream("stdout"))
+        write = _write_csv if output_format == "csv" else _write_json
+        write(entries, _Output())
+
+
+class _Output:
+    """Standard output as a file-like object for the csv module, through click (so tests capture it)."""
+
+    @staticmethod
+    def write(text):
+        click.echo(text, nl=False)
 
 
 COLUMNS = ("id", *service.HASHED_FIELDS, "entry_hash")

@@ -50,9 +50,12 @@ def _integer(args, name, default, lowest, highest):
 
 
 def describe_detail(detail):
-    """An entry's details as one line: `field: old → new; other: value`."""
+    """An entry's details as one line: `old → new; field: old → new; other: value`."""
+    detail = dict(detail or {})
     parts = []
-    for name, value in (detail or {}).items():
+    if {"old", "new"} <= set(detail):
+        parts.append(f"{detail.pop('old')!s} → {detail.pop('new')!s}")
+    for name, value in detail.items():
         if isinstance(value, dict) and set(value) == {"old", "new"}:
             value = f"{value['old']!s} → {value['new']!s}"
         parts.append(f"{name}: {value}")

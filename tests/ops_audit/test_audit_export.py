@@ -1,0 +1,81 @@
+"""`jitbroker audit export`: entries in a date range as CSV or JSON, with what is needed to re-check the chain."""
+import csv
+import io
+import json
+from datetime import datetime
+
+import pytest
+
+from app.audit import service as audit
+
+
+@pytest.fixture
+def three_days(app, monkeypatch):
+    """One entry on each of 1, 2 and 3 March 2026 (UTC)."""
+    entries = []
+    for day, actor in ((1, "ann"), (2, "bob"), (3, "cy")):
+        monkeypatch.setattr(audit, "utcnow", lambda day=day: datetime(2026, 3, day, 12, 30, 5, 120000))
+        entries.append(audit.record("sign_in", actor, "account", actor, {"note": f"day {day}, «ünïcode»"},
+                                    source_address="192.0.2.7"))
+    return entries
+
+
+def _json_export(runner, *options):
+    result = runner.invoke(args=["audit", "export", "--format", "json", *options])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_json_export_holds_every_entry_oldest_first_with_its_hashes(runner, three_days):
+    exported = _json_export(runner)
+
+    assert [entry["actor"] for entry in exported] == ["ann", "bob", "cy"]
+    first = exported[0]
+    assert first["created_at"] == "2026-03-01T12:30:05.120000Z"
+    assert (first["action"], first["object_type"], first["object_id"]) == ("sign_in", "account", "ann")
+    assert first["source_address"] == "192.0.2.7"
+    assert first["detail"] == {"note": "day 1, «ünïcode»"}
+    assert first["previous_hash"] == audit.GENESIS_HASH
+    assert exported[1]["previous_hash"] == first["entry_hash"]
+
+
+def test_an_export_can_be_rechecked_without_the_database(runner, three_days):
+    for entry in _json_export(runner):
+        fields = {name: entry[name] for name in audit.HASHED_FIELDS}
+        assert audit.compute_hash(fields) == entry["entry_hash"]
+
+
+def test_until_takes_in_the_whole_day(runner, three_days):
+    assert [e["actor"] for e in _json_export(runner, "--since", "2026-03-02", "--until", "2026-03-02")] == ["bob"]
+    assert [e["actor"] for e in _json_export(runner, "--until", "2026-03-02")] == ["ann", "bob"]
+    assert [e["actor"] for e in _json_export(runner, "--since", "2026-03-02")] == ["bob", "cy"]
+
+
+def test_a_time_bound_is_read_as_utc(runner, three_days):
+    # 13:00 in UTC+02:00 is 11:00 UTC, before the 12:30 entry on 2 March.
+    assert [e["actor"] for e in _json_export(runner, "--since", "2026-03-02T13:00:00+02:00")] == ["bob", "cy"]
+    assert [e["actor"] for e in _json_export(runner, "--since", "2026-03-02T12:30:06Z")] == ["cy"]
+
+
+def test_csv_export_has_a_header_and_one_row_per_entry(runner, three_days):
+    result = runner.invoke(args=["audit", "export", "--format", "csv", "--since", "2026-03-02"])
+
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert [row["actor"] for row in rows] == ["bob", "cy"]
+    assert list(rows[0]) == ["id", *audit.HASHED_FIELDS, "entry_hash"]
+    assert json.loads(rows[0]["detail"]) == {"note": "day 2, «ünïcode»"}
+    assert rows[0]["entry_hash"] == three_days[1].entry_hash
+
+
+def test_an_empty_range_exports_no_entries(runner, three_days):
+    assert _json_export(runner, "--since", "2027-01-01") == []
+    result = runner.invoke(args=["audit", "export", "--format", "csv", "--since", "2027-01-01"])
+    assert result.output.strip() == ",".join(["id", *audit.HASHED_FIELDS, "entry_hash"])
+
+
+def test_a_date_that_is_not_one_is_refused(runner, app):
+    result = runner.invoke(args=["audit", "export", "--since", "last tuesday"])
+
+    assert result.exit_code == 2
+    assert "is not a date (YYYY-MM-DD) or an ISO 8601 time" in result.output
