@@ -14,7 +14,10 @@ API_PREFIX = "/api/x_bets_pmc_jit"
 ROLE_API = "api"
 ROLE_USER = "user"
 ROLE_ADMIN = "admin"
-ROLES = (ROLE_API, ROLE_USER, ROLE_ADMIN)
+# May read tickets through the ServiceNow Table API subset (app/servicenow_api) and
+# nothing else: the identity a PAM product validates ticket numbers with.
+ROLE_READER = "reader"
+ROLES = (ROLE_API, ROLE_USER, ROLE_ADMIN, ROLE_READER)
 APPROVER_ROLES = (ROLE_USER, ROLE_ADMIN)
 
 # --- Kinds of JIT request -----------------------------------------------------

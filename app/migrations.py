@@ -26,10 +26,18 @@ def _audit_log(_migrator):
     database.create_tables([AuditEntry])
 
 
+def _policies_and_itsm(_migrator):
+    from app.itsm.models import ItsmConnection
+    from app.policies.models import BypassCode, PendingApproval, PolicyEvaluation, PolicyRule, PolicySettings
+
+    database.create_tables([PolicyRule, PolicySettings, BypassCode, PolicyEvaluation, PendingApproval, ItsmConnection])
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
     (3, "audit log", _audit_log),
+    (6, "validation policies, bypass codes and ITSM connections", _policies_and_itsm),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

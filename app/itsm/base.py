@@ -1,0 +1,199 @@
+"""What every ITSM connector shares: the one ticket shape, errors, and HTTP calls with time-outs.
+
+A connector turns a ticket number into a `RemoteTicket` (or None when the ITSM
+has no such ticket) and checks its own settings. HTTP calls go through
+`Connector.request`, which sets a time-out, never follows redirects, logs method,
+host, path and status only (no headers, bodies or query strings, which may carry
+secrets), and turns failures into `ItsmError` with a message an admin can act on.
+"""
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+import requests
+
+log = logging.getLogger(__name__)
+
+APPROVED = "approved"
+REJECTED = "rejected"
+REQUESTED = "requested"
+NOT_REQUESTED = "not requested"
+
+
+class ItsmError(Exception):
+    """The ITSM could not be asked, or refused: the message says what to check."""
+
+
+class ItsmSettingsError(ItsmError):
+    """The connection's settings are incomplete or malformed."""
+
+
+@dataclass(frozen=True)
+class RemoteTicket:
+    """A ticket as the policy checks see it, whichever system holds it.
+
+    `approval` is one of approved, rejected, requested, not requested (or "" when
+    the system has no notion of it); the window is naive UTC.
+    """
+
+    number: str
+    state: str = ""
+    approval: str = ""
+    window_start: datetime = None
+    window_end: datetime = None
+    requester: str = None
+    source: str = ""
+
+
+def utc_naive(moment):
+    """A datetime as naive UTC (aware ones converted, naive ones taken as UTC)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+    return moment
+
+
+def parse_timestamp(text):
+    """ISO 8601 (`2026-03-01T10:00:00.000+0000`, `...Z`) or ServiceNow's `2026-03-01 10:00:00` (UTC)."""
+    if text in (None, ""):
+        return None
+    value = str(text).strip()
+    if value.endswith("Z"):
+        value = value[:-1] + "+00:00"
+    # Python before 3.12 wants +00:00, not +0000.
+    if len(value) > 5 and value[-5] in "+-" and value[-4:].isdigit() and value[-3] != ":":
+        value = value[:-2] + ":" + value[-2:]
+    try:
+        return utc_naive(datetime.fromisoformat(value.replace(" ", "T", 1)))
+    except ValueError:
+        return None
+
+
+def from_epoch_millis(value):
+    """Milliseconds since 1970 (as ServiceDesk Plus sends them) as naive UTC."""
+    try:
+        return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc).replace(tzinfo=None)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+class TokenCache:
+    """Access tokens per connection, renewed a minute before they expire; one per process."""
+
+    def __init__(self):
+        self._tokens = {}
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            token, expires = self._tokens.get(key, (None, 0))
+        return token if token and expires > time.monotonic() + 60 else None
+
+    def put(self, key, token, lifetime_seconds):
+        with self._lock:
+            self._tokens[key] = (token, time.monotonic() + max(int(lifetime_seconds or 3600), 120))
+
+    def drop(self, key):
+        with self._lock:
+            self._tokens.pop(key, None)
+
+    def clear(self):
+        with self._lock:
+            self._tokens.clear()
+
+
+tokens = TokenCache()
+
+
+class Connector:
+    """Base class: subclasses set `kind`, `label`, `auth_methods`, and implement `lookup` and `check`."""
+
+    kind = ""
+    label = ""
+    auth_methods = ()
+    # Whether the mapping below was checked against the vendor's published API. A
+    # connector whose answers could not be confirmed says which parts in its docstring.
+    confirmed = True
+
+    def __init__(self, connection):
+        self.connection = connection
+        self.timeout = connection.timeout_seconds or 10
+
+    @property
+    def name(self):
+        return self.connection.name
+
+    def describe(self):
+        return f"{self.label} {self.name!r}"
+
+    # --- What subclasses provide ------------------------------------------------------
+
+    def lookup(self, number):  # pragma: no cover - every connector overrides it
+        """The ticket `number` as a RemoteTicket, None when the ITSM has none; ItsmError on failure."""
+        raise NotImplementedError
+
+    def check(self):  # pragma: no cover - every connector overrides it
+        """One cheap authenticated call proving the settings work; returns what it read."""
+        raise NotImplementedError
+
+    def required_settings(self):
+        """(field, label) pairs this connection must have set, for its auth method."""
+        return [("base_url", "Base URL")]
+
+    # --- Shared ---------------------------------------------------------------------
+
+    def validate_settings(self):
+        """"Validate Settings": the settings are complete and the ITSM accepts them. Returns a message."""
+        missing = [label for field, label in self.required_settings()
+                   if not str(getattr(self.connection, field, "") or self.connection.option(field)).strip()]
+        if missing:
+            raise ItsmSettingsError(f"{self.describe()} is missing: {', '.join(missing)}")
+        if self.auth_methods and self.connection.auth_method not in self.auth_methods:
+            raise ItsmSettingsError(f"{self.describe()}: choose an authentication method: "
+                                    f"{', '.join(self.auth_methods)}")
+        detail = self.check()
+        return f"Settings OK: {self.describe()} answered{f' ({detail})' if detail else ''}."
+
+    @property
+    def base_url(self):
+        return (self.connection.base_url or "").strip().rstrip("/")
+
+    def request(self, method, url, *, what, expect_json=True, not_found_ok=False, **kwargs):
+        """One HTTP call; returns the decoded JSON (or the response), None for an allowed 404."""
+        parts = urlsplit(url)
+        started = time.perf_counter()
+        try:
+            response = requests.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
+        except requests.Timeout:
+            raise ItsmError(f"{self.describe()} did not answer {what} within {self.timeout} s") from None
+        except requests.RequestException as error:
+            raise ItsmError(f"{self.describe()} could not be reached at {parts.netloc} for {what}: "
+                            f"{error.__class__.__name__}") from None
+        log.info("ITSM %s %s %s%s -> %s in %.0f ms", self.name, method, parts.netloc, parts.path,
+                 response.status_code, (time.perf_counter() - started) * 1000)
+        if response.status_code == 404 and not_found_ok:
+            return None
+        if response.status_code in (401, 403):
+            raise ItsmError(f"{self.describe()} refused the credentials for {what} (HTTP {response.status_code}); "
+                            "check the user, key or token and its permissions")
+        if 300 <= response.status_code < 400:
+            raise ItsmError(f"{self.describe()} redirected {what} (HTTP {response.status_code}) to "
+                            f"{response.headers.get('Location', 'another address')}; check the base URL")
+        if not 200 <= response.status_code < 300:
+            raise ItsmError(f"{self.describe()} answered {what} with HTTP {response.status_code}")
+        if not expect_json:
+            return response
+        try:
+            return response.json()
+        except ValueError:
+            raise ItsmError(f"{self.describe()} answered {what} with something other than JSON; "
+                            "check the base URL") from None
+
+    def token_key(self):
+        """Cache key for this connection's access token: changes when its credentials change."""
+        connection = self.connection
+        return (connection.sys_id, connection.updated_at, connection.client_id, connection.username)

@@ -1,0 +1,236 @@
+"""Storing ITSM connections and "Validate Settings": the one service the CLI and the admin pages share.
+
+Secrets (`secret`, `client_secret`, `refresh_token`) are write-only: a blank value
+keeps the stored one, displays show only whether one is set, and the audit log
+records which fields changed, never their values.
+"""
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from app.audit import service as audit
+from app.db import write_transaction
+from app.errors import BadRequest, Conflict
+from app.itsm import CONNECTOR_TYPES, connector_for
+from app.itsm.base import ItsmError
+from app.itsm.models import ItsmConnection
+from app.models import utcnow
+
+MASK = "********"
+RESERVED_NAMES = {"any", "broker"}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_TRUE = {"true", "yes", "on", "1"}
+_FALSE = {"false", "no", "off", "0", ""}
+
+
+def _clean_name(value):
+    text = value.strip()
+    if not _NAME.match(text) or text.lower() in RESERVED_NAMES:
+        raise ValueError("1–64 letters, digits, '.', '_' or '-', starting with a letter or digit; not 'any' or 'broker'")
+    return text
+
+
+def _clean_kind(value):
+    text = value.strip()
+    if text not in CONNECTOR_TYPES:
+        raise ValueError(f"choose one of {', '.join(CONNECTOR_TYPES)}")
+    return text
+
+
+def _clean_url(value):
+    text = value.strip().rstrip("/")
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    if parts.scheme not in ("https", "http") or not parts.netloc or parts.query or parts.fragment:
+        raise ValueError("an https:// address, e.g. https://acme.service-now.com")
+    if parts.scheme == "http" and parts.hostname not in ("localhost", "127.0.0.1", "::1"):
+        raise ValueError("use https:// (http:// only for a test server on this machine): credentials travel with it")
+    return text
+
+
+def _clean_text(limit):
+    def clean(value):
+        text = value.strip()
+        if len(text) > limit:
+            raise ValueError(f"at most {limit} characters")
+        return text
+    return clean
+
+
+def _clean_secret(value):
+    if len(value) > 8000:
+        raise ValueError("at most 8000 characters")
+    return value.strip()
+
+
+def _clean_boolean(value):
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("use true or false")
+
+
+def _clean_timeout(value):
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise ValueError("a whole number of seconds") from None
+    if not 1 <= number <= 60:
+        raise ValueError("between 1 and 60 seconds")
+    return number
+
+
+def parse_options(value):
+    """`key=value` pairs, one per line (or separated by ';'), as a dict; a dict passes through."""
+    if isinstance(value, dict):
+        return {str(k).strip(): str(v).strip() for k, v in value.items() if str(k).strip()}
+    options = {}
+    for part in re.split(r"[\n;]", value or ""):
+        if not part.strip():
+            continue
+        key, separator, item = part.partition("=")
+        if not separator or not key.strip():
+            raise ValueError(f"{part.strip()!r} is not key=value")
+        options[key.strip()] = item.strip()
+    return options
+
+
+def format_options(options):
+    return "\n".join(f"{key}={value}" for key, value in sorted((options or {}).items()))
+
+
+@dataclass(frozen=True)
+class ConnectionField:
+    name: str
+    label: str
+    clean: object
+    secret: bool = False
+    help: str = ""
+
+
+FIELDS = (
+    ConnectionField("name", "Name", _clean_name, help="How rules refer to this connection"),
+    ConnectionField("kind", "ITSM", _clean_kind),
+    ConnectionField("enabled", "Enabled", _clean_boolean),
+    ConnectionField("base_url", "Base URL", _clean_url,
+                    help="ServiceNow: https://<instance>.service-now.com; Jira: https://<site>.atlassian.net; "
+                         "ServiceDesk Plus: https://sdp.example.com:8080 (Cloud: blank for sdpondemand.manageengine.com); "
+                         "Remedyforce: your My Domain URL, or blank for login.salesforce.com"),
+    ConnectionField("auth_method", "Authentication", _clean_text(32),
+                    help="servicenow: basic or oauth; jira: api_token or oauth; sdp and sdp_msp: technician_key; "
+                         "sdp_cloud: zoho_oauth; remedyforce: oauth"),
+    ConnectionField("username", "User name / account e-mail", _clean_text(255)),
+    ConnectionField("secret", "Password / API token / technician key", _clean_secret, secret=True),
+    ConnectionField("client_id", "OAuth client ID", _clean_text(255)),
+    ConnectionField("client_secret", "OAuth client secret", _clean_secret, secret=True),
+    ConnectionField("refresh_token", "OAuth refresh token", _clean_secret, secret=True),
+    ConnectionField("token_url", "Token URL", _clean_url, help="Blank for the ITSM's usual token endpoint"),
+    ConnectionField("options", "Options", parse_options,
+                    help="key=value per line: jira cloud_id, start_field, end_field, api_version; sdp module, "
+                         "portal, accounts_url; remedyforce object and field names, api_version"),
+    ConnectionField("timeout_seconds", "Time-out (seconds)", _clean_timeout),
+)
+FIELDS_BY_NAME = {field.name: field for field in FIELDS}
+SECRET_FIELDS = tuple(field.name for field in FIELDS if field.secret)
+
+
+def clean_values(raw):
+    """Check raw values by field name; returns cleaned values or raises BadRequest with `fields`."""
+    cleaned, errors = {}, {}
+    for name, value in raw.items():
+        field = FIELDS_BY_NAME.get(name)
+        if field is None:
+            errors[name] = f"unknown field; fields are {', '.join(FIELDS_BY_NAME)}"
+            continue
+        try:
+            cleaned[name] = field.clean(value if isinstance(value, (str, dict)) else str(value))
+        except ValueError as error:
+            errors[name] = str(error)
+    if errors:
+        detail = "; ".join(f"{name}: {message}" for name, message in errors.items())
+        raise BadRequest("Invalid ITSM connection", detail, extra={"fields": errors})
+    return cleaned
+
+
+def _check_auth_method(values):
+    connector = CONNECTOR_TYPES[values["kind"]]
+    method = values.get("auth_method") or connector.auth_methods[0]
+    if method not in connector.auth_methods:
+        message = f"for {connector.label} choose {', '.join(connector.auth_methods)}"
+        raise BadRequest("Invalid ITSM connection", f"auth_method: {message}",
+                         extra={"fields": {"auth_method": message}})
+    values["auth_method"] = method
+
+
+def find_connection(name):
+    return ItsmConnection.get_or_none(ItsmConnection.name == name)
+
+
+def create_connection(raw, actor):
+    """Store a new connection; returns it. Conflict when the name is taken."""
+    values = clean_values({key: value for key, value in raw.items() if value not in (None,)})
+    for required in ("name", "kind"):
+        if not values.get(required):
+            raise BadRequest("Invalid ITSM connection", f"{required}: required", extra={"fields": {required: "required"}})
+    _check_auth_method(values)
+    with write_transaction():
+        if find_connection(values["name"]) is not None:
+            raise Conflict(f"An ITSM connection named {values['name']!r} already exists")
+        connection = ItsmConnection.create(**values)
+        audit.record("itsm_connection_create", actor, "itsm_connection", connection.name,
+                     {"kind": connection.kind, "fields": sorted(values)})
+    return connection
+
+
+def update_connection(connection, raw, actor):
+    """Change a connection; blank secrets keep the stored ones. Returns it re-read."""
+    raw = {key: value for key, value in raw.items() if not (key in SECRET_FIELDS and not str(value or "").strip())}
+    values = clean_values(raw)
+    merged = {"kind": values.get("kind", connection.kind), "auth_method": values.get("auth_method",
+                                                                                     connection.auth_method)}
+    _check_auth_method(merged)
+    values["auth_method"] = merged["auth_method"]
+    with write_transaction():
+        if "name" in values and values["name"] != connection.name and find_connection(values["name"]) is not None:
+            raise Conflict(f"An ITSM connection named {values['name']!r} already exists")
+        changed = sorted(name for name, value in values.items() if getattr(connection, name) != value)
+        values["updated_at"] = utcnow()
+        ItsmConnection.update(**values).where(ItsmConnection.id == connection.id).execute()
+        connection = ItsmConnection.get_by_id(connection.id)
+        audit.record("itsm_connection_update", actor, "itsm_connection", connection.name, {"fields": changed})
+    return connection
+
+
+def delete_connection(connection, actor):
+    with write_transaction():
+        ItsmConnection.delete().where(ItsmConnection.id == connection.id).execute()
+        audit.record("itsm_connection_delete", actor, "itsm_connection", connection.name, {"kind": connection.kind})
+
+
+def validate_connection(connection):
+    """"Validate Settings": (ok, message); the outcome is kept on the connection."""
+    try:
+        message = connector_for(connection).validate_settings()
+        ok = True
+    except (ItsmError, ValueError) as error:
+        message, ok = f"Validation failed: {error}", False
+    with write_transaction():
+        ItsmConnection.update(last_validated_at=utcnow(), last_validation=message[:2000]).where(
+            ItsmConnection.id == connection.id).execute()
+    return ok, message
+
+
+def masked(connection):
+    """Every field for display: secrets as set or not, options as key=value text."""
+    shown = {}
+    for field in FIELDS:
+        value = getattr(connection, field.name)
+        if field.secret:
+            value = MASK if value else ""
+        elif field.name == "options":
+            value = format_options(value)
+        shown[field.name] = value
+    return shown

@@ -1,0 +1,124 @@
+"""BMC Helix Remedyforce: a SOQL query through Salesforce's REST API.
+
+Remedyforce keeps change requests in the Salesforce object
+`BMCServiceDesk__Change_Request__c`; one lookup is one
+`GET {instance}/services/data/v{api_version}/query?q=SELECT … WHERE Name = '…'`.
+The token comes from Salesforce's OAuth endpoint (`/services/oauth2/token`):
+the refresh-token grant when one is stored, else client credentials (which needs
+the org's My Domain URL as the token host). Calls then go to the `instance_url`
+the token answer names.
+
+Mapping: number = `Name`; state = `BMCServiceDesk__FKStatus__r.Name`; window =
+`BMCServiceDesk__Scheduled_Start_Date__c` / `…_End_Date__c`; approval = the
+boolean `BMCServiceDesk__Approved__c` (true -> approved, false -> requested);
+requester = `BMCServiceDesk__FKInitiator__r.Username`.
+
+Not confirmed: the object, `Name`, the status relation and the scheduled dates
+appear in published Remedyforce customisations; `BMCServiceDesk__Approved__c` is
+documented on incidents and service requests, and `BMCServiceDesk__FKInitiator__c`
+on change requests, but neither could be confirmed on a live change request. Every
+field name is an option (`object`, `state_field`, `approved_field`, `start_field`,
+`end_field`, `requester_field`) so an org can correct them (docs/connectors.md).
+"""
+import re
+
+from app.itsm.base import APPROVED, REQUESTED, Connector, ItsmError, RemoteTicket, parse_timestamp, tokens
+
+SALESFORCE_LOGIN = "https://login.salesforce.com"
+DEFAULT_FIELDS = {
+    "object": "BMCServiceDesk__Change_Request__c",
+    "state_field": "BMCServiceDesk__FKStatus__r.Name",
+    "approved_field": "BMCServiceDesk__Approved__c",
+    "start_field": "BMCServiceDesk__Scheduled_Start_Date__c",
+    "end_field": "BMCServiceDesk__Scheduled_End_Date__c",
+    "requester_field": "BMCServiceDesk__FKInitiator__r.Username",
+}
+AUTH_OAUTH = "oauth"
+_API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
+_NUMBER = re.compile(r"^[A-Za-z0-9-]{1,40}$")
+
+
+def _path(record, dotted):
+    value = record
+    for part in dotted.split("."):
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
+
+
+class RemedyforceConnector(Connector):
+    """BMC Remedyforce change requests over Salesforce REST (SOQL)."""
+
+    kind = "remedyforce"
+    label = "BMC Remedyforce"
+    auth_methods = (AUTH_OAUTH,)
+    confirmed = False
+
+    def required_settings(self):
+        return [("client_id", "Connected app consumer key"), ("client_secret", "Connected app consumer secret")]
+
+    def field(self, name):
+        value = str(self.connection.option(name, DEFAULT_FIELDS[name]))
+        if not _API_NAME.match(value):
+            raise ItsmError(f"{self.describe()}: option {name} {value!r} is not a Salesforce field name")
+        return value
+
+    def _session(self):
+        """(instance URL, access token), fetched once and cached until it nearly expires."""
+        key = self.token_key()
+        cached = tokens.get(key)
+        if cached:
+            return cached
+        connection = self.connection
+        form = {"client_id": connection.client_id, "client_secret": connection.client_secret}
+        if connection.refresh_token:
+            form.update(grant_type="refresh_token", refresh_token=connection.refresh_token)
+        else:
+            form.update(grant_type="client_credentials")
+        token_host = self.base_url or SALESFORCE_LOGIN
+        url = (connection.token_url or "").strip() or f"{token_host}/services/oauth2/token"
+        answer = self.request("POST", url, what="the OAuth token request", data=form)
+        if not isinstance(answer, dict) or not answer.get("access_token"):
+            raise ItsmError(f"{self.describe()} gave no access token; check the connected app and grant")
+        session = ((answer.get("instance_url") or self.base_url).rstrip("/"), answer["access_token"])
+        # Salesforce does not say how long a token lives; the session timeout is 2 h by default.
+        tokens.put(key, session, 3600)
+        return session
+
+    def _query(self, soql, what):
+        instance, token = self._session()
+        version = str(self.connection.option("api_version", "59.0"))
+        return self.request("GET", f"{instance}/services/data/v{version}/query", what=what, params={"q": soql},
+                            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+
+    def lookup(self, number):
+        if not _NUMBER.match(number):
+            return None
+        names = {name: self.field(name) for name in DEFAULT_FIELDS}
+        columns = ", ".join(["Id", "Name"] + [names[n] for n in DEFAULT_FIELDS if n != "object"])
+        # `number` is letters, digits and dashes only (checked above), so quoting it is safe.
+        answer = self._query(f"SELECT {columns} FROM {names['object']} WHERE Name = '{number}' LIMIT 1",
+                             what=f"the lookup of {number}")
+        records = answer.get("records") if isinstance(answer, dict) else None
+        if not isinstance(records, list):
+            raise ItsmError(f"{self.describe()} answered the lookup of {number} without records")
+        if not records:
+            return None
+        record = records[0]
+        approved = _path(record, names["approved_field"])
+        return RemoteTicket(
+            number=record.get("Name") or number,
+            state=str(_path(record, names["state_field"]) or ""),
+            approval=APPROVED if approved is True or str(approved).lower() == "true" else REQUESTED,
+            window_start=parse_timestamp(_path(record, names["start_field"])),
+            window_end=parse_timestamp(_path(record, names["end_field"])),
+            requester=_path(record, names["requester_field"]),
+            source=self.name,
+        )
+
+    def check(self):
+        answer = self._query(f"SELECT Id FROM {self.field('object')} LIMIT 1", what="the settings check")
+        if not isinstance(answer, dict) or "records" not in answer:
+            raise ItsmError(f"{self.describe()} answered the query without records; check the instance")
+        return f"{self.field('object')} readable"

@@ -1,0 +1,154 @@
+"""ManageEngine ServiceDesk Plus (API v3): on-premises and MSP with a technician key, Cloud with Zoho OAuth.
+
+A lookup reads one change (or, with the option `module=requests`, one request)
+by its ID: `GET {base}/api/v3/changes/{id}` on-premises and MSP (header
+`authtoken`), `GET {base}/app/{portal}/api/v3/changes/{id}` in the Cloud (header
+`Authorization: Zoho-oauthtoken …`, the token refreshed at Zoho's accounts server).
+The reference's digits are the ID, so a reason quoting `CH-42` or `#42` reads 42.
+
+Mapping: state = `status.name`; approval = `approval_status.name` (Approved ->
+approved, Rejected/Denied -> rejected, Pending… -> requested); window =
+`scheduled_start_time` / `scheduled_end_time` (`value` in epoch milliseconds);
+requester = the `requester` (requests) or `change_requester` / `change_owner`
+(changes), by e-mail address, else name.
+
+Not confirmed: the documentation confirms `status`, `scheduled_start_time`,
+`scheduled_end_time` for changes and `approval_status` and `requester` for requests;
+`approval_status`, `change_requester` and `change_owner` on a change, and MSP's
+API behaving as on-premises for these reads, could not be confirmed against a
+live instance (see docs/connectors.md).
+"""
+import json
+import re
+from urllib.parse import quote
+
+from app.itsm.base import (
+    APPROVED, NOT_REQUESTED, REJECTED, REQUESTED, Connector, ItsmError, RemoteTicket, from_epoch_millis, tokens,
+)
+
+ACCEPT = "application/vnd.manageengine.sdp.v3+json"
+AUTH_TECHNICIAN_KEY = "technician_key"
+AUTH_ZOHO_OAUTH = "zoho_oauth"
+ZOHO_ACCOUNTS = "https://accounts.zoho.com"
+SDP_CLOUD = "https://sdpondemand.manageengine.com"
+MODULES = {"changes": "change", "requests": "request"}
+REQUESTER_FIELDS = ("requester", "change_requester", "change_owner")
+
+
+def _name(value):
+    return (value or {}).get("name", "") if isinstance(value, dict) else (value or "")
+
+
+def _approval(name):
+    text = (name or "").strip().lower()
+    if not text:
+        return NOT_REQUESTED
+    if text.startswith("approved"):
+        return APPROVED
+    if text.startswith(("rejected", "denied")):
+        return REJECTED
+    return REQUESTED
+
+
+class ServiceDeskPlusConnector(Connector):
+    """ServiceDesk Plus on-premises: technician key (`authtoken` header)."""
+
+    kind = "sdp"
+    label = "ServiceDesk Plus"
+    auth_methods = (AUTH_TECHNICIAN_KEY,)
+    confirmed = False
+
+    def required_settings(self):
+        return [("base_url", "Base URL (https://sdp.example.com:8080)"), ("secret", "Technician key")]
+
+    @property
+    def module(self):
+        module = self.connection.option("module", "changes")
+        if module not in MODULES:
+            raise ItsmError(f"{self.describe()}: option module must be changes or requests, not {module!r}")
+        return module
+
+    def api_root(self):
+        return f"{self.base_url}/api/v3"
+
+    def _headers(self):
+        return {"Accept": ACCEPT, "authtoken": self.connection.secret}
+
+    def lookup(self, number):
+        digits = re.sub(r"\D", "", number)
+        if not digits:
+            return None
+        module = self.module
+        answer = self.request("GET", f"{self.api_root()}/{module}/{quote(digits)}", what=f"the lookup of {number}",
+                              not_found_ok=True, headers=self._headers())
+        if answer is None:
+            return None
+        record = answer.get(MODULES[module]) if isinstance(answer, dict) else None
+        if not isinstance(record, dict):
+            return None
+        requester = next((record[f] for f in REQUESTER_FIELDS if isinstance(record.get(f), dict)), {})
+        display_id = record.get("display_id")
+        shown = display_id.get("display_value") if isinstance(display_id, dict) else display_id
+        return RemoteTicket(
+            number=str(shown or record.get("id") or digits),
+            state=_name(record.get("status")),
+            approval=_approval(_name(record.get("approval_status"))),
+            window_start=from_epoch_millis((record.get("scheduled_start_time") or {}).get("value")),
+            window_end=from_epoch_millis((record.get("scheduled_end_time") or {}).get("value")),
+            requester=requester.get("email_id") or requester.get("name"),
+            source=self.name,
+        )
+
+    def check(self):
+        list_info = json.dumps({"list_info": {"row_count": 1}})
+        answer = self.request("GET", f"{self.api_root()}/{self.module}", what="the settings check",
+                              params={"input_data": list_info}, headers=self._headers())
+        if not isinstance(answer, dict) or "response_status" not in answer:
+            raise ItsmError(f"{self.describe()} answered without a response status; check the base URL")
+        return f"{self.module} readable"
+
+
+class ServiceDeskPlusMspConnector(ServiceDeskPlusConnector):
+    """ServiceDesk Plus MSP on-premises: the same v3 reads with a technician key."""
+
+    kind = "sdp_msp"
+    label = "ServiceDesk Plus MSP"
+
+
+class ServiceDeskPlusCloudConnector(ServiceDeskPlusConnector):
+    """ServiceDesk Plus Cloud: Zoho OAuth with a stored refresh token; the option `portal` names the portal."""
+
+    kind = "sdp_cloud"
+    label = "ServiceDesk Plus Cloud"
+    auth_methods = (AUTH_ZOHO_OAUTH,)
+
+    def required_settings(self):
+        return [("client_id", "Zoho client ID"), ("client_secret", "Zoho client secret"),
+                ("refresh_token", "Zoho refresh token"), ("portal", "Portal (option portal)")]
+
+    def api_root(self):
+        base = self.base_url or SDP_CLOUD
+        return f"{base}/app/{quote(str(self.connection.option('portal')))}/api/v3"
+
+    def _headers(self):
+        return {"Accept": ACCEPT, "Authorization": f"Zoho-oauthtoken {self._access_token()}"}
+
+    def _access_token(self):
+        key = self.token_key()
+        token = tokens.get(key)
+        if token:
+            return token
+        connection = self.connection
+        url = (connection.token_url or "").strip() or f"{connection.option('accounts_url', ZOHO_ACCOUNTS)}/oauth/v2/token"
+        # Sent as a form body, not the query string Zoho's examples use, so no
+        # secret ever appears in a URL (or a log line that prints one).
+        answer = self.request("POST", url, what="the Zoho token refresh", data={
+            "grant_type": "refresh_token", "client_id": connection.client_id,
+            "client_secret": connection.client_secret, "refresh_token": connection.refresh_token,
+        })
+        if not isinstance(answer, dict) or not answer.get("access_token"):
+            error = answer.get("error") if isinstance(answer, dict) else None
+            raise ItsmError(f"{self.describe()} gave no access token{f' ({error})' if error else ''}; "
+                            "check the client and the refresh token")
+        tokens.put(key, answer["access_token"], answer.get("expires_in"))
+        return answer["access_token"]

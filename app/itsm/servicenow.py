@@ -1,0 +1,119 @@
+"""ServiceNow: one Table API read per lookup, with basic auth or OAuth (`/oauth_token.do`).
+
+The number's prefix picks the table (CHG -> change_request, ...). The read asks
+for `sysparm_display_value=all`, so each field comes as `{"value", "display_value"}`:
+the state's label from `display_value`, the approval and the planned window
+(`start_date`, `end_date`, stored in UTC) from `value`. The requester is the
+user name of `requested_by` (changes), else `requested_for` (requests, items),
+else `opened_by`, read by dot-walking.
+"""
+from urllib.parse import quote
+
+from app.itsm.base import Connector, ItsmError, RemoteTicket, parse_timestamp, tokens
+
+TABLES_BY_PREFIX = {
+    "PRJTASK": "pm_project_task", "SCTASK": "sc_task", "CTASK": "change_task", "RITM": "sc_req_item",
+    "TASK": "task", "INC": "incident", "CHG": "change_request", "REQ": "sc_request", "PRB": "problem",
+    "PRJ": "pm_project",
+}
+REQUESTER_FIELDS = ("requested_by.user_name", "requested_for.user_name", "opened_by.user_name")
+FIELDS = ("sys_id", "number", "state", "approval", "start_date", "end_date") + REQUESTER_FIELDS
+
+AUTH_BASIC = "basic"
+AUTH_OAUTH = "oauth"
+
+
+def table_for(number):
+    """The ServiceNow table a number lives in, by its prefix (longest first); `task` otherwise."""
+    text = number.upper()
+    for prefix in sorted(TABLES_BY_PREFIX, key=len, reverse=True):
+        if text.startswith(prefix) and text[len(prefix):].isdigit():
+            return TABLES_BY_PREFIX[prefix]
+    return "task"
+
+
+def _value(record, field, key="value"):
+    item = record.get(field)
+    if isinstance(item, dict):
+        return item.get(key) or ""
+    return item or ""
+
+
+class ServiceNowConnector(Connector):
+    """ServiceNow's Table API (`GET /api/now/table/{table}`), basic auth or an OAuth access token.
+
+    OAuth uses the instance's token endpoint: the refresh-token grant when a refresh
+    token is stored, the password grant when a user name and password are, else
+    client credentials (newer releases only).
+    """
+
+    kind = "servicenow"
+    label = "ServiceNow"
+    auth_methods = (AUTH_BASIC, AUTH_OAUTH)
+
+    def required_settings(self):
+        required = [("base_url", "Base URL (https://<instance>.service-now.com)")]
+        if self.connection.auth_method == AUTH_OAUTH:
+            return required + [("client_id", "OAuth client ID"), ("client_secret", "OAuth client secret")]
+        return required + [("username", "User name"), ("secret", "Password")]
+
+    def _auth(self):
+        connection = self.connection
+        if connection.auth_method == AUTH_OAUTH:
+            return {"headers": {"Authorization": f"Bearer {self._access_token()}", "Accept": "application/json"}}
+        return {"auth": (connection.username, connection.secret), "headers": {"Accept": "application/json"}}
+
+    def _access_token(self):
+        key = self.token_key()
+        token = tokens.get(key)
+        if token:
+            return token
+        connection = self.connection
+        form = {"client_id": connection.client_id, "client_secret": connection.client_secret}
+        if connection.refresh_token:
+            form.update(grant_type="refresh_token", refresh_token=connection.refresh_token)
+        elif connection.username and connection.secret:
+            form.update(grant_type="password", username=connection.username, password=connection.secret)
+        else:
+            form.update(grant_type="client_credentials")
+        url = (connection.token_url or "").strip() or f"{self.base_url}/oauth_token.do"
+        answer = self.request("POST", url, what="the OAuth token request", data=form)
+        if not isinstance(answer, dict) or not answer.get("access_token"):
+            raise ItsmError(f"{self.describe()} gave no access token; check the OAuth client and grant")
+        tokens.put(key, answer["access_token"], answer.get("expires_in"))
+        return answer["access_token"]
+
+    def _read(self, table, params, what):
+        url = f"{self.base_url}/api/now/table/{quote(table)}"
+        return self.request("GET", url, what=what, params=params, **self._auth())
+
+    def lookup(self, number):
+        table = table_for(number)
+        answer = self._read(table, {
+            "sysparm_query": f"number={number}", "sysparm_limit": "1", "sysparm_display_value": "all",
+            "sysparm_exclude_reference_link": "true", "sysparm_fields": ",".join(FIELDS),
+        }, what=f"the lookup of {number} in {table}")
+        records = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(records, list):
+            raise ItsmError(f"{self.describe()} answered the lookup of {number} without a result list")
+        if not records:
+            return None
+        record = records[0]
+        approval = _value(record, "approval").strip().lower()
+        requester = next((_value(record, field) for field in REQUESTER_FIELDS if _value(record, field)), None)
+        return RemoteTicket(
+            number=_value(record, "number", "display_value") or _value(record, "number") or number,
+            state=_value(record, "state", "display_value") or _value(record, "state"),
+            approval=approval if approval else "",
+            window_start=parse_timestamp(_value(record, "start_date")),
+            window_end=parse_timestamp(_value(record, "end_date")),
+            requester=requester, source=self.name,
+        )
+
+    def check(self):
+        answer = self._read("change_request", {"sysparm_limit": "1", "sysparm_fields": "sys_id"},
+                            what="the settings check")
+        if not isinstance(answer, dict) or "result" not in answer:
+            raise ItsmError(f"{self.describe()} answered without a Table API result; check the base URL")
+        return "Table API readable"
+

@@ -1,0 +1,236 @@
+"""Applying the ordered rules to a new ticket, and explaining the outcome on it.
+
+Rules run top to bottom; a disabled rule, or one whose matchers do not all match,
+is skipped. The first matching rule with a final outcome decides:
+
+- exempt: nothing is done and later rules are skipped (the request goes to approvers);
+- auto-deny: denied with the rule's reason;
+- require two approvers: approvers must agree twice (see app/policies/approvals.py);
+- auto-approve: approved when the referenced ticket passes the rule's checks (or the
+  reason quotes a valid bypass code); otherwise the next rule runs, or, with "deny
+  when invalid", the request is denied;
+- require a ticket reference is a gate: a reason without a reference (or a valid
+  bypass code) is denied; with one, the next rule runs.
+
+A rule in dry run (or every rule, when the global dry run is on) records what it
+would have done and is otherwise treated as not matching. Requesters on the
+exempt list skip every rule. Decisions go through app.decisions.service.decide as
+the system identity, exactly like a person's; every evaluation leaves one work
+note on the ticket saying what each rule did and why.
+"""
+import logging
+from dataclasses import dataclass, field
+
+from app import contract
+from app.decisions import service as decisions
+from app.errors import BrokerError
+from app.models import utcnow
+from app.policies import bypass
+from app.policies.identity import system_account
+from app.policies.matching import RequestFacts, find_reference, glob_matches, rule_matches
+from app.policies.models import (
+    OUTCOME_AUTO_APPROVE, OUTCOME_AUTO_DENY, OUTCOME_EXEMPT, OUTCOME_REQUIRE_TICKET, OUTCOME_TWO_APPROVERS,
+    PATTERN_SERVICENOW, PolicyRule, PolicySettings,
+)
+from app.policies.validation import granted_minutes, validate_reference
+from app.tickets import service as tickets
+
+log = logging.getLogger(__name__)
+
+APPROVE = "approve"
+DENY = "deny"
+TWO_APPROVERS = "two_approvers"
+EXEMPT = "exempt"
+CONTINUE = "continue"
+
+_WOULD = {APPROVE: "approved", DENY: "denied", TWO_APPROVERS: "required two approvers", EXEMPT: "exempted",
+          CONTINUE: "let the request through to the next rule"}
+
+
+@dataclass
+class Verdict:
+    """What one rule makes of one request, and why."""
+
+    action: str
+    why: str
+    reason: str = ""          # the reason EPM receives with a decision
+    minutes: int = None       # approvals only
+    code: object = None       # the bypass code the approval relies on
+
+
+@dataclass
+class Report:
+    """The outcome of one evaluation: a summary, the lines of the work note, what approvers must do."""
+
+    outcome: str = "no rule matched; left to approvers"
+    lines: list = field(default_factory=list)
+    required_approvals: int = 1
+    decision: object = None
+    steps: list = field(default_factory=list)
+    claimed_code: object = None
+
+
+def _label(rule):
+    return f"Rule {rule.position} {rule.name!r}"
+
+
+def _missing_reference_reason(rule):
+    if rule.deny_reason:
+        return rule.deny_reason
+    example = " (e.g. CHG0001234)" if rule.reference_pattern == PATTERN_SERVICENOW else ""
+    return f"A ticket reference is required: quote an approved change or request number{example} in the reason"
+
+
+def _code_text(code):
+    return f"failsafe bypass code …{code.hint}"
+
+
+def judge(rule, facts, now, claimed_code=None):
+    """The rule's verdict on a request it matches (nothing is changed).
+
+    `claimed_code` is a bypass code an earlier rule of this evaluation already used:
+    it still counts, though a single-use code is no longer active.
+    """
+    if rule.outcome == OUTCOME_EXEMPT:
+        return Verdict(EXEMPT, "the request is exempt from later rules and left to approvers")
+    if rule.outcome == OUTCOME_AUTO_DENY:
+        return Verdict(DENY, "the rule denies every request it matches",
+                       reason=rule.deny_reason or f"Denied by policy rule {rule.name!r}")
+    if rule.outcome == OUTCOME_TWO_APPROVERS:
+        return Verdict(TWO_APPROVERS, "two different approvers, neither of them the requester, must approve")
+
+    reference = find_reference(rule, facts.reason)
+    code = claimed_code or bypass.valid_code_in(facts.reason)
+    if rule.outcome == OUTCOME_REQUIRE_TICKET:
+        if reference:
+            return Verdict(CONTINUE, f"the reason quotes {reference}")
+        if code is not None:
+            return Verdict(CONTINUE, f"the reason quotes a valid {_code_text(code)}", code=code)
+        return Verdict(DENY, "the reason quotes no ticket reference and no valid bypass code",
+                       reason=_missing_reference_reason(rule))
+
+    # OUTCOME_AUTO_APPROVE
+    if code is not None:
+        minutes = granted_minutes(rule, None, now, until=code.expires_at)
+        return Verdict(APPROVE, f"the reason quotes a valid {_code_text(code)}, which counts as a valid ticket; "
+                                f"approved for {minutes} minutes",
+                       reason=f"Approved automatically by policy rule {rule.name!r}: {_code_text(code)}",
+                       minutes=minutes, code=code)
+    if not reference:
+        return _not_valid(rule, "the reason quotes no ticket reference")
+    result = validate_reference(rule, facts, reference, now)
+    if not result.ok:
+        passed = f" (passed: {'; '.join(result.passed)})" if result.passed else ""
+        return _not_valid(rule, f"{reference} is not valid: {result.failed}{passed}")
+    checks = "; ".join(f"✓ {line}" for line in result.passed) or "no checks are switched on"
+    return Verdict(APPROVE, f"{reference} is valid. Checks passed: {checks}. Approved for {result.duration_minutes} "
+                            f"minutes (the smaller of the rule's {rule.max_duration_minutes}-minute maximum and "
+                            "the time left in the ticket's window)",
+                   reason=f"Approved automatically by policy rule {rule.name!r}: {reference} is valid",
+                   minutes=result.duration_minutes)
+
+
+def _not_valid(rule, why):
+    if rule.deny_on_failure:
+        return Verdict(DENY, why, reason=rule.deny_reason or f"Denied by policy rule {rule.name!r}: {why}")
+    return Verdict(CONTINUE, why)
+
+
+def _is_exempt(settings, facts):
+    return next((pattern for pattern in settings.exempt_patterns if glob_matches(pattern, facts.user)), None)
+
+
+def evaluate(task, ticket_url=""):
+    """Apply the rules to `task` (a new ticket) and act on the outcome; returns a Report."""
+    settings = PolicySettings.current()
+    rules = [rule for rule in PolicyRule.ordered() if rule.enabled]
+    report = Report()
+    if not rules:
+        report.outcome = "no rules"
+        return report
+    facts = RequestFacts.from_task(task)
+    exempt_by = _is_exempt(settings, facts)
+    if exempt_by:
+        report.outcome = "requester exempt; left to approvers"
+        report.lines.append(f"The requester {facts.user!r} is on the exempt list ({exempt_by!r}): "
+                            "no rule applies; the request is left to approvers.")
+        _note(task, settings, report)
+        return report
+
+    now = utcnow()
+    report.claimed_code = None
+    for rule in rules:
+        if not rule_matches(rule, facts):
+            report.steps.append({"rule": rule.name, "matched": False})
+            continue
+        verdict = judge(rule, facts, now, report.claimed_code)
+        report.steps.append({"rule": rule.name, "matched": True, "verdict": verdict.action,
+                             "dry_run": bool(settings.dry_run or rule.dry_run)})
+        if settings.dry_run or rule.dry_run:
+            scope = "global dry run" if settings.dry_run else "dry run"
+            report.lines.append(f"[{scope}] {_label(rule)} matched and would have {_WOULD[verdict.action]}: "
+                                f"{verdict.why}.")
+            continue
+        if verdict.action == CONTINUE:
+            report.lines.append(f"{_label(rule)} matched: {verdict.why}; the next rule decides.")
+            if verdict.code is not None and not _use_code(verdict.code, task, rule, report):
+                return _finish_denied_gate(task, settings, rule, report, ticket_url)
+            continue
+        return _act(task, settings, rule, verdict, report, ticket_url)
+    report.lines.append("No rule decided; the request is left to approvers.")
+    _note(task, settings, report)
+    return report
+
+
+def _use_code(code, task, rule, report):
+    if report.claimed_code is not None and report.claimed_code.id == code.id:
+        return True
+    if bypass.use_code(code, system_account(), task, rule):
+        report.claimed_code = code
+        report.lines.append(f"The {_code_text(code)} was used (audited).")
+        return True
+    report.lines.append(f"The {_code_text(code)} stopped being valid before it could be used.")
+    return False
+
+
+def _finish_denied_gate(task, settings, rule, report, ticket_url):
+    verdict = Verdict(DENY, "the bypass code was no longer valid", reason=_missing_reference_reason(rule))
+    return _act(task, settings, rule, verdict, report, ticket_url)
+
+
+def _act(task, settings, rule, verdict, report, ticket_url):
+    if verdict.action == EXEMPT:
+        report.outcome = f"exempt by {_label(rule)}"
+        report.lines.append(f"{_label(rule)} matched: {verdict.why}.")
+    elif verdict.action == TWO_APPROVERS:
+        report.outcome = f"two approvers required by {_label(rule)}"
+        report.required_approvals = 2
+        report.lines.append(f"{_label(rule)} matched: {verdict.why}.")
+    elif verdict.action == APPROVE and verdict.code is not None and not _use_code(verdict.code, task, rule, report):
+        report.outcome = "left to approvers"
+        report.lines.append("No rule decided; the request is left to approvers.")
+    else:
+        decision = contract.DECISION_APPROVED if verdict.action == APPROVE else contract.DECISION_DENIED
+        report.lines.append(f"{_label(rule)} matched and {_WOULD[verdict.action]} the request automatically: "
+                            f"{verdict.why}.")
+        _note(task, settings, report)
+        report.lines = []
+        report.outcome = f"{decision.lower()} by {_label(rule)}"
+        try:
+            report.decision = decisions.decide(
+                task, system_account(), decision, verdict.reason[:4000],
+                contract.DURATION_MINUTES if decision == contract.DECISION_APPROVED else None,
+                verdict.minutes if decision == contract.DECISION_APPROVED else None, ticket_url)
+        except BrokerError as error:
+            report.outcome = f"{_label(rule)} could not {verdict.action}: {error.message}"
+            tickets.add_work_note(task, f"The policy decision could not be taken: {error.message}. "
+                                        "The request is left to approvers.", author=settings.system_account)
+        return report
+    _note(task, settings, report)
+    return report
+
+
+def _note(task, settings, report):
+    if report.lines:
+        tickets.add_work_note(task, "Policy evaluation:\n" + "\n".join(f"- {line}" for line in report.lines),
+                              author=settings.system_account)

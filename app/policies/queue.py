@@ -1,0 +1,148 @@
+"""When policies run: queued by the webhook after its transaction commits, run after the answer.
+
+The intake view calls `after_delivery` once `receive` has stored a new ticket. It
+queues a PolicyEvaluation row and asks the WSGI server to run it once the answer
+has been sent (`call_on_close`), so EPM's webhook is never kept waiting for an ITSM
+or for EPM itself, and an ITSM call never happens inside the intake transaction.
+The scheduler's `evaluate_policies` job picks up anything left behind (a process
+that stopped first, an evaluation whose claim expired). A policy that fails is
+logged and noted on the ticket; it never fails the delivery.
+"""
+import logging
+import traceback
+from datetime import timedelta
+
+from flask import after_this_request, current_app, has_request_context
+
+from app import contract
+from app.db import database, write_transaction
+from app.models import Task, utcnow
+from app.policies import engine
+from app.policies.models import (
+    EVALUATION_DONE, EVALUATION_ERROR, EVALUATION_PENDING, EVALUATION_RUNNING, PolicyEvaluation, PolicyRule,
+)
+from app.tickets import service as tickets
+
+log = logging.getLogger(__name__)
+
+# Long enough for several ITSM look-ups and a decision sent to EPM, each with time-outs.
+CLAIM_SECONDS = 180
+MAX_ATTEMPTS = 3
+
+
+def _ticket_url(task):
+    from app.tickets.api import ticket_url
+
+    return ticket_url(task) if has_request_context() else ""
+
+
+def queue_evaluation(task, ticket_url=""):
+    """Queue `task` for evaluation when any rule is enabled; returns the row, or None."""
+    if not PolicyRule.select().where(PolicyRule.enabled == True).exists():  # noqa: E712
+        return None
+    with write_transaction():
+        evaluation = PolicyEvaluation.get_or_none(PolicyEvaluation.task == task)
+        if evaluation is None:
+            evaluation = PolicyEvaluation.create(task=task, ticket_url=ticket_url[:500])
+    return evaluation
+
+
+def after_delivery(incoming):
+    """The intake view's hook: queue a new ticket's evaluation and run it after the answer is sent.
+
+    Never raises: a problem is logged, and the delivery keeps its answer.
+    """
+    try:
+        event = contract.find_event_type(incoming.event_type)
+        if incoming.status != contract.INCOMING_PROCESSED or not incoming.task_id or not event or not event.is_created:
+            return None
+        task = Task.get_by_id(incoming.task_id)
+        evaluation = queue_evaluation(task, _ticket_url(task))
+        if evaluation is None:
+            return None
+        app = current_app._get_current_object()
+        evaluation_id = evaluation.id
+
+        @after_this_request
+        def _run_after_answer(response):
+            response.call_on_close(lambda: run_in_background(app, evaluation_id))
+            return response
+
+        return evaluation
+    except Exception:  # noqa: BLE001 - the webhook's answer must not depend on the policies
+        log.exception("could not queue the policy evaluation for incoming request %s", incoming.sys_id)
+        return None
+
+
+def run_in_background(app, evaluation_id):
+    """Run one evaluation in its own app context and connection (after the response, or from a job)."""
+    try:
+        with app.app_context():
+            opened = database.is_closed()
+            if opened:
+                database.connect()
+            try:
+                run_evaluation(evaluation_id)
+            finally:
+                if opened and not database.is_closed():
+                    database.close()
+    except Exception:  # noqa: BLE001 - runs after the answer was sent: nobody else would see it
+        log.exception("policy evaluation %s failed", evaluation_id)
+
+
+def _claim(evaluation_id):
+    now = utcnow()
+    due = PolicyEvaluation.status == EVALUATION_PENDING
+    abandoned = (PolicyEvaluation.status == EVALUATION_RUNNING) & (PolicyEvaluation.claimed_until < now)
+    with write_transaction():
+        claimed = (PolicyEvaluation
+                   .update(status=EVALUATION_RUNNING, attempts=PolicyEvaluation.attempts + 1,
+                           claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                   .where(PolicyEvaluation.id == evaluation_id, due | abandoned)
+                   .execute())
+    return claimed == 1
+
+
+def run_evaluation(evaluation_id):
+    """Evaluate one queued ticket if this process wins the claim; returns the row re-read, or None."""
+    if not _claim(evaluation_id):
+        return None
+    evaluation = PolicyEvaluation.get_by_id(evaluation_id)
+    task = Task.get_by_id(evaluation.task_id)
+    try:
+        report = engine.evaluate(task, evaluation.ticket_url)
+    except Exception as error:  # noqa: BLE001 - a broken rule or ITSM must leave the request to approvers
+        log.exception("policy evaluation of %s failed", task.number)
+        final = evaluation.attempts >= MAX_ATTEMPTS
+        PolicyEvaluation.update(
+            status=EVALUATION_ERROR if final else EVALUATION_PENDING, claimed_until=None,
+            error=traceback.format_exc(limit=3)[-2000:],
+        ).where(PolicyEvaluation.id == evaluation_id).execute()
+        tickets.add_work_note(task, f"Policy evaluation failed ({error.__class__.__name__}: {error}); "
+                                    + ("the request is left to approvers." if final else "it will be retried."))
+        return PolicyEvaluation.get_by_id(evaluation_id)
+    PolicyEvaluation.update(
+        status=EVALUATION_DONE, claimed_until=None, finished_at=utcnow(), outcome=report.outcome[:2000],
+        steps=report.steps, required_approvals=report.required_approvals, error=None,
+    ).where(PolicyEvaluation.id == evaluation_id).execute()
+    return PolicyEvaluation.get_by_id(evaluation_id)
+
+
+def evaluate_due(limit=50):
+    """Run every queued (or abandoned) evaluation; returns how many were tried."""
+    now = utcnow()
+    due = (PolicyEvaluation.select(PolicyEvaluation.id)
+           .where((PolicyEvaluation.status == EVALUATION_PENDING)
+                  | ((PolicyEvaluation.status == EVALUATION_RUNNING) & (PolicyEvaluation.claimed_until < now)))
+           .order_by(PolicyEvaluation.queued_at).limit(limit))
+    tried = 0
+    for row in list(due):
+        run_evaluation(row.id)
+        tried += 1
+    return tried
+
+
+def required_approvals(task):
+    """How many approvers a policy requires for `task` (1 unless a rule asked for two)."""
+    evaluation = PolicyEvaluation.get_or_none(PolicyEvaluation.task == task)
+    return evaluation.required_approvals if evaluation is not None else 1
