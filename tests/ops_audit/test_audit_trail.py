@@ -1,7 +1,6 @@
 """Each action an auditor asks about leaves one entry: who, from where, on what, and what changed."""
-from app import contract
 from app.audit import service as audit
-from app.configuration import MASK, update_configuration
+from app.configuration import FIELDS, MASK, update_configuration
 from app.models import Account, Configuration
 from tests import factories
 from tests.conftest import basic_auth
@@ -151,10 +150,11 @@ def test_configuration_changes_are_recorded_old_to_new_with_secrets_masked(runne
 
 def test_configuration_saved_on_the_page_is_recorded_as_the_admin(as_admin, audit_entries):
     update_configuration({"client_secret": "first-secret"})
-    form = {"ticket_type": "incident", "active_states": "New, In Progress, On Hold", "token_path": "/oauth/connect/token",
-            "application_decision_path": contract.EPM_APPLICATION_DECISION_PATH,
-            "admin_decision_path": contract.EPM_ADMIN_DECISION_PATH, "admin_once_duration": "Once",
-            "default_category": "Security", "client_secret": "second-secret"}
+    record = Configuration.default()
+    # The form as the page submits it: every field as stored, checkboxes only when on.
+    form = {field.name: getattr(record, field.name) for field in FIELDS if not field.secret}
+    form = {name: "true" if value is True else value for name, value in form.items() if value is not False}
+    form.update(default_category="Security", client_secret="second-secret")
     assert as_admin.post("/admin/configuration", form).status_code == 302
 
     entry = audit_entries(audit.CONFIGURATION_CHANGE)[-1]
