@@ -49,6 +49,13 @@ def create_app(config=None):
     app.register_blueprint(health_bp)
     app.register_blueprint(intake_bp)
     app.register_blueprint(tickets_api_bp)
+    from app import servicenow_api
+    from app.itsm import views as itsm_views
+    from app.policies import views as policy_views
+
+    servicenow_api.init_app(app)
+    app.register_blueprint(policy_views.bp)
+    app.register_blueprint(itsm_views.bp)
     app.register_blueprint(audit_views.bp)
     from app import web
     web.init_app(app)

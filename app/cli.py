@@ -9,6 +9,8 @@ from app.audit import service as audit
 from app.audit.commands import audit as audit_commands
 from app.db import database, write_transaction
 from app.errors import BrokerError
+from app.itsm.commands import itsm as itsm_commands
+from app.policies.commands import policy as policy_commands
 
 
 def _fail(message):
@@ -248,6 +250,9 @@ def demo_setup_command(env_file, fake_epm_url):
 
 COMMANDS = [init_command, users, config, outbox, test_connection_command, scheduler_command, run_jobs_command,
             fake_epm_command, demo_setup_command, audit_commands]
+
+# Validation policies and the ITSM connections they check against.
+COMMANDS += [policy_commands, itsm_commands]
 
 
 def register_commands(app):

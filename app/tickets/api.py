@@ -138,12 +138,17 @@ def decision_document(decision):
 @bp.post("/tickets/<number>/decision")
 @require_roles(*contract.APPROVER_ROLES, allow_session=False)
 def post_decision(number):
-    from app.decisions.service import decide
+    from app.policies.approvals import PendingApproval, submit_decision
 
     task = find_task(number)
     body = _json_body()
-    decision = decide(task, g.account, body.get("decision"), body.get("reason"), body.get("duration_unit"),
-                      body.get("duration_value"), ticket_url(task))
+    # A policy may require two approvers: the first approval is then stored, not sent.
+    decision = submit_decision(task, g.account, body.get("decision"), body.get("reason"), body.get("duration_unit"),
+                               body.get("duration_value"), ticket_url(task))
+    if isinstance(decision, PendingApproval):
+        return jsonify(result={"ticket": ticket_document(find_task(number)), "pending_approval": {
+            "approver": decision.approver, "reason": decision.reason, "approvals_required": 2,
+            "created_at": decision.created_at.isoformat()}}), 202
     status = 201 if decision.status == contract.DELIVERY_DELIVERED else 202
     return jsonify(result={"ticket": ticket_document(find_task(number)), "decision": decision_document(decision)}), status
 

@@ -5,6 +5,7 @@ from app import contract
 from app.decisions import service as decisions
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Task
+from app.policies import approvals
 from app.tickets.api import ticket_url
 from app.web import decision_form, labels
 from app.web import ticket_list as listing
@@ -78,7 +79,8 @@ def decide(number, slug):
     values = decision_form.form_values(request.form)
     is_approval = decision == contract.DECISION_APPROVED
     try:
-        recorded = decisions.decide(
+        # A policy may require two approvers: the first approval is then stored, not sent.
+        recorded = approvals.submit_decision(
             task, g.account, decision, values["reason"],
             values["duration_unit"] if is_approval else None,
             values["duration_value"] if is_approval else None,
@@ -88,6 +90,9 @@ def decide(number, slug):
         errors = error.extra.get("fields", {}) if isinstance(error, BadRequest) else {}
         view = decision_form.form_view(task, decision, values, errors=errors, message=error.message)
         return render_template("tickets/decision.html", **view), error.status
+    if isinstance(recorded, approvals.PendingApproval):
+        flash("First approval recorded. A second approver must approve before the decision goes to EPM.", "ok")
+        return redirect(url_for("web_tickets.ticket", number=task.number))
     flash(f"{recorded.decision}: {labels.DELIVERY_LABELS.get(recorded.status, recorded.status)}.",
           "error" if recorded.status == contract.DELIVERY_FAILED else "ok")
     return redirect(url_for("web_tickets.ticket", number=task.number))
