@@ -33,11 +33,28 @@ def _policies_and_itsm(_migrator):
     database.create_tables([PolicyRule, PolicySettings, BypassCode, PolicyEvaluation, PendingApproval, ItsmConnection])
 
 
+def _security(migrator):
+    import peewee
+    from playhouse.migrate import migrate
+
+    from app.security.models import AuthFailure
+
+    database.create_tables([AuthFailure])
+    account = models.Account._meta.table_name
+    existing = {column.name for column in database.get_columns(account)}
+    columns = [
+        ("previous_password_hash", peewee.CharField(max_length=255, null=True)),
+        ("previous_password_expires_at", peewee.DateTimeField(null=True)),
+    ]
+    migrate(*(migrator.add_column(account, name, field) for name, field in columns if name not in existing))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
     (3, "audit log", _audit_log),
     (6, "validation policies, bypass codes and ITSM connections", _policies_and_itsm),
+    (7, "sign-in throttling and a second webhook password", _security),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

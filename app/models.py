@@ -50,6 +50,10 @@ class Account(BaseModel):
     active = peewee.BooleanField(default=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
+    # The password before the last change, still accepted over HTTP Basic until the
+    # expiry, so EPM's credentials can be rotated without dropping a delivery.
+    previous_password_hash = peewee.CharField(max_length=255, null=True)
+    previous_password_expires_at = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "sys_user"

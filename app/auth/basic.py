@@ -17,6 +17,7 @@ from flask import current_app, g, request, session
 from app.auth.accounts import password_matches
 from app.errors import Forbidden, Unauthorized
 from app.models import Account
+from app.security import throttle
 
 
 class VerificationCache:
@@ -69,9 +70,13 @@ def basic_account():
     if credentials is None or credentials.type != "basic":
         return None
     username, password = credentials.username or "", credentials.password or ""
+    # Failed Basic checks count against the address only, never the account: EPM's
+    # `api` account must not be lockable by someone guessing wrong on purpose.
+    throttle.check(username, request.remote_addr, throttle.BASIC)
     account = Account.by_username(username)
     cache = current_app.extensions["verification_cache"]
     if not cache.verify(account, username, password) or not account.active:
+        throttle.record_failure(username, request.remote_addr, throttle.BASIC)
         raise Unauthorized("Invalid user name or password")
     return account
 

@@ -5,11 +5,13 @@ from app import contract
 from app.audit import service as audit
 from app.auth.accounts import password_matches
 from app.models import Account
+from app.security import throttle
 from app.web.access import end_session, safe_next, signed_in_account, start_session
 
 bp = Blueprint("web_auth", __name__)
 
 MSG_SIGN_IN_FAILED = "Invalid user name or password"
+MSG_TOO_MANY = "Too many failed sign-ins; wait a few minutes and try again"
 
 
 def _refusal(account, password):
@@ -40,9 +42,15 @@ def sign_in():
         return render_template("auth/sign_in.html", next_page=next_page, username="", error=None)
 
     username = request.form.get("username", "").strip()
+    try:
+        throttle.check(username, request.remote_addr, throttle.SIGN_IN)
+    except throttle.TooManyAttempts as error:
+        return render_template("auth/sign_in.html", next_page=next_page, username=username,
+                               error=MSG_TOO_MANY), error.status, {"Retry-After": str(error.retry_after)}
     account = Account.by_username(username) if username else None
     refusal = _refusal(account, request.form.get("password", ""))
     if refusal is not None:
+        throttle.record_failure(username, request.remote_addr, throttle.SIGN_IN)
         audit.record(audit.SIGN_IN_FAILED, username or "(blank)", "account", username, {"reason": refusal})
         return render_template("auth/sign_in.html", next_page=next_page, username=username,
                                error=MSG_SIGN_IN_FAILED), 401
