@@ -9,6 +9,8 @@ from app.audit import service as audit
 from app.audit.commands import audit as audit_commands
 from app.db import database, write_transaction
 from app.errors import BrokerError
+from app.jobs.commands import COMMANDS as JOB_COMMANDS
+from app.notify.commands import COMMANDS as NOTIFY_COMMANDS, users_set
 from app.itsm.commands import itsm as itsm_commands
 from app.policies.commands import policy as policy_commands
 
@@ -202,27 +204,6 @@ def test_connection_command():
         _fail(str(error))
 
 
-@click.command("scheduler")
-@with_appcontext
-def scheduler_command():
-    """Run the background jobs (decision retries, ...) until stopped: one per deployment."""
-    from flask import current_app
-
-    from app.jobs import run_scheduler
-
-    run_scheduler(current_app._get_current_object())
-
-
-@click.command("run-jobs")
-@with_appcontext
-def run_jobs_command():
-    """Run every background job once and exit (for cron and tests)."""
-    from app.jobs import run_due_jobs
-
-    for name, result in run_due_jobs().items():
-        click.echo(f"{name}: {result}")
-
-
 @click.command("fake-epm", context_settings={"ignore_unknown_options": True, "help_option_names": []})
 @click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
 def fake_epm_command(arguments):
@@ -248,11 +229,13 @@ def demo_setup_command(env_file, fake_epm_url):
         click.echo("The EPM connection is already configured for another host; the demo leaves it alone.")
 
 
-COMMANDS = [init_command, users, config, outbox, test_connection_command, scheduler_command, run_jobs_command,
-            fake_epm_command, demo_setup_command, audit_commands]
+COMMANDS = [init_command, users, config, outbox, test_connection_command, fake_epm_command,
+            demo_setup_command, *JOB_COMMANDS, *NOTIFY_COMMANDS, audit_commands]
 
 # Validation policies and the ITSM connections they check against.
 COMMANDS += [policy_commands, itsm_commands]
+
+users.add_command(users_set)
 
 
 def register_commands(app):

@@ -73,6 +73,52 @@ def _clean_path(value):
     return text
 
 
+def _clean_whole_number(low, high):
+    def clean(value):
+        text = str(value).strip()
+        try:
+            number = int(text)
+        except ValueError:
+            raise ValueError(f"a whole number from {low} to {high}") from None
+        if not low <= number <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return number
+    return clean
+
+
+def _clean_smtp_host(value):
+    text = value.strip()
+    if len(text) > 255 or any(c.isspace() or c in "/@" for c in text):
+        raise ValueError("a host name or address, without spaces, scheme or path")
+    return text
+
+
+def _clean_mail_from(value):
+    from email.utils import parseaddr
+
+    text = value.strip()
+    if not text:
+        return ""
+    _name, address = parseaddr(text)
+    if len(text) > 254 or any(c in text for c in "\r\n") or "@" not in address or " " in address:
+        raise ValueError("an e-mail address, optionally with a name: JIT Broker <jit@example.com>")
+    return text
+
+
+def _clean_webhook_url(value):
+    from urllib.parse import urlparse
+
+    text = value.strip()
+    if not text:
+        return ""
+    parsed = urlparse(text)
+    if parsed.scheme not in ("https", "http") or not parsed.netloc or any(c.isspace() for c in text):
+        raise ValueError("an https:// URL (the incoming-webhook address Slack or Teams gives)")
+    if len(text) > 2000:
+        raise ValueError("at most 2000 characters")
+    return text
+
+
 @dataclass(frozen=True)
 class ConfigField:
     name: str
@@ -101,6 +147,25 @@ FIELDS = (
     ConfigField("application_decision_path", "Application Access Decision Path", _clean_path),
     ConfigField("admin_decision_path", "Admin Access Decision Path", _clean_path),
     ConfigField("admin_once_duration", "Admin Access \"Once\" Duration Value", _clean_text(32)),
+    ConfigField("smtp_host", "SMTP Server", _clean_smtp_host,
+                help="Mail server for ticket notifications; empty sends no e-mail"),
+    ConfigField("smtp_port", "SMTP Port", _clean_whole_number(1, 65535), help="587 with STARTTLS, 25 without"),
+    ConfigField("smtp_username", "SMTP User Name", _clean_text(255), help="Empty: send without signing in"),
+    ConfigField("smtp_password", "SMTP Password", _clean_secret, secret=True),
+    ConfigField("smtp_starttls", "SMTP STARTTLS", _clean_boolean,
+                help="Encrypt the connection with STARTTLS before signing in"),
+    ConfigField("mail_from", "Mail From", _clean_mail_from, help="Sender address, e.g. JIT Broker <jit@example.com>"),
+    ConfigField("notify_webhook_url", "Notification Webhook URL", _clean_webhook_url, secret=True,
+                help="Slack or Teams incoming-webhook URL; receives {\"text\": ...}. Empty sends none"),
+    ConfigField("sla_minutes", "Reminder After (minutes)", _clean_whole_number(0, 525600),
+                help="Remind approvers once when a ticket waits this long; 0 turns reminders off"),
+    ConfigField("retention_incoming_days", "Keep Incoming Requests (days)", _clean_whole_number(0, 36500),
+                help="Deliveries older than this are purged unless their ticket is open; 0 keeps them"),
+    ConfigField("retention_outbound_days", "Keep Outbound Call Logs (days)", _clean_whole_number(0, 36500),
+                help="0 keeps them"),
+    ConfigField("retention_closed_ticket_days", "Keep Closed Tickets (days)", _clean_whole_number(0, 36500),
+                help="Closed or canceled tickets are purged this long after closing; 0 keeps them"),
+    ConfigField("debug_logging", "Debug Logging", _clean_boolean, help="Log at DEBUG level (secrets stay masked)"),
 )
 FIELDS_BY_NAME = {field.name: field for field in FIELDS}
 

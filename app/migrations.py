@@ -49,15 +49,49 @@ def _security(migrator):
     migrate(*(migrator.add_column(account, name, field) for name, field in columns if name not in existing))
 
 
+def _scheduler_notifications_retention(migrator):
+    import peewee
+    from playhouse.migrate import migrate
+
+    from app.jobs.models import JobLock, SchedulerLease
+    from app.notify.models import Notification
+
+    database.create_tables([SchedulerLease, JobLock, Notification])
+    # Field definitions are spelled out here, not taken from the models, so this step
+    # does the same thing however the models change later.
+    account, configuration = models.Account._meta.table_name, models.Configuration._meta.table_name
+    columns = [
+        (account, "email", peewee.CharField(max_length=254, default="")),
+        (account, "groups", peewee.CharField(max_length=1000, default="")),
+        (configuration, "smtp_host", peewee.CharField(max_length=255, default="")),
+        (configuration, "smtp_port", peewee.IntegerField(default=587)),
+        (configuration, "smtp_username", peewee.CharField(max_length=255, default="")),
+        (configuration, "smtp_password", peewee.TextField(default="")),
+        (configuration, "smtp_starttls", peewee.BooleanField(default=True)),
+        (configuration, "mail_from", peewee.CharField(max_length=254, default="")),
+        (configuration, "notify_webhook_url", peewee.TextField(default="")),
+        (configuration, "sla_minutes", peewee.IntegerField(default=0)),
+        (configuration, "retention_incoming_days", peewee.IntegerField(default=90)),
+        (configuration, "retention_outbound_days", peewee.IntegerField(default=30)),
+        (configuration, "retention_closed_ticket_days", peewee.IntegerField(default=365)),
+        (configuration, "debug_logging", peewee.BooleanField(default=False)),
+    ]
+    # Step 1 creates tables from the current models, so a new database has these already.
+    existing = {table: {column.name for column in database.get_columns(table)} for table in (account, configuration)}
+    migrate(*(migrator.add_column(table, name, field) for table, name, field in columns
+              if name not in existing[table]))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
     (3, "audit log", _audit_log),
+    (5, "scheduler lease, notifications and retention settings", _scheduler_notifications_retention),
     (6, "validation policies, bypass codes and ITSM connections", _policies_and_itsm),
     (7, "sign-in throttling and a second webhook password", _security),
 ]
 
-LATEST_VERSION = MIGRATIONS[-1][0]
+LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)
 
 
 def current_version():
@@ -83,9 +117,11 @@ def upgrade():
         if not is_sqlite():
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_UPGRADE_LOCK_KEY,))
         database.create_tables([models.SchemaVersion])
-        done = current_version()
+        # Steps applied, not just the newest: a step numbered below one already applied
+        # (work merged out of order) still runs.
+        done = {row.version for row in models.SchemaVersion.select()}
         for version, description, step in MIGRATIONS:
-            if version > done:
+            if version not in done:
                 step(migrator)
                 models.SchemaVersion.create(version=version)
                 applied.append(description)

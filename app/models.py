@@ -50,6 +50,10 @@ class Account(BaseModel):
     active = peewee.BooleanField(default=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
+    # Where ticket notifications go, and which assignment groups (comma-separated) the
+    # approver belongs to: see app/notify/recipients.py.
+    email = peewee.CharField(max_length=254, default="")
+    groups = peewee.CharField(max_length=1000, default="")
     # The password before the last change, still accepted over HTTP Basic until the
     # expiry, so EPM's credentials can be rotated without dropping a delivery.
     previous_password_hash = peewee.CharField(max_length=255, null=True)
@@ -82,6 +86,19 @@ class Configuration(BaseModel):
     application_decision_path = peewee.CharField(max_length=255, default=contract.EPM_APPLICATION_DECISION_PATH)
     admin_decision_path = peewee.CharField(max_length=255, default=contract.EPM_ADMIN_DECISION_PATH)
     admin_once_duration = peewee.CharField(max_length=32, default=contract.EPM_ADMIN_ONCE_DURATION)
+    # Notifications (app/notify), SLA reminders, retention (app/jobs) and the log level switch.
+    smtp_host = peewee.CharField(max_length=255, default="")
+    smtp_port = peewee.IntegerField(default=587)
+    smtp_username = peewee.CharField(max_length=255, default="")
+    smtp_password = peewee.TextField(default="")
+    smtp_starttls = peewee.BooleanField(default=True)
+    mail_from = peewee.CharField(max_length=254, default="")
+    notify_webhook_url = peewee.TextField(default="")
+    sla_minutes = peewee.IntegerField(default=0)
+    retention_incoming_days = peewee.IntegerField(default=90)
+    retention_outbound_days = peewee.IntegerField(default=30)
+    retention_closed_ticket_days = peewee.IntegerField(default=365)
+    debug_logging = peewee.BooleanField(default=False)
     updated_at = peewee.DateTimeField(default=utcnow)
 
     DEFAULT_NAME = "Default"

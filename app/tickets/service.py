@@ -7,6 +7,7 @@ at all.
 from app import contract
 from app.audit import service as audit
 from app.models import AdminTicket, ApplicationAccessTicket, Configuration, JIT_MODELS, Task, WorkNote, utcnow
+from app.notify.service import queue_ticket_created
 from app.tickets.numbers import allocate_number
 
 SYSTEM_AUTHOR = "system"
@@ -88,6 +89,8 @@ def create_ticket(event, fields):
         )
     add_work_note(task, f"{contract.KIND_LABELS[event.kind]} request {fields['request_id']} received from EPM; "
                         f"{ticket_type.label} {task.number} created.")
+    # Only a queued row here: the scheduler sends it, so mail or chat never slows the webhook.
+    queue_ticket_created(task, configuration)
     return task
 
 

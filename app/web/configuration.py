@@ -18,7 +18,7 @@ bp = Blueprint("web_configuration", __name__, url_prefix="/admin")
 
 admins = require_page_roles(contract.ROLE_ADMIN)
 
-CHECKBOX_FIELDS = {"auto_close"}
+CHECKBOX_FIELDS = {"auto_close", "smtp_starttls", "debug_logging"}
 CHOICE_FIELDS = {"ticket_type": [(t.table, t.label) for t in contract.TICKET_TYPES.values()]}
 
 

@@ -1,0 +1,182 @@
+"""Retention: delete what is older than the configuration keeps, in small batches.
+
+Three periods, in days, on the Default configuration (0 keeps rows forever):
+- `retention_incoming_days` (90): webhook deliveries, except those linked to an open ticket;
+- `retention_outbound_days` (30): the log of calls made to EPM;
+- `retention_closed_ticket_days` (365): tickets closed (or canceled) that long ago, with
+  their JIT record, notes, decisions and notifications.
+An open ticket is never deleted: "closed" means the ticket type's closed state or
+another terminal state (Closed Incomplete, Closed Skipped, Canceled). Resolved is not
+terminal (a resolved ticket can be reopened), and a ticket whose decision is still
+on its way to EPM is kept. Each batch is its own short transaction, so a purge never
+holds locks the intake waits on for long.
+"""
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import peewee
+
+from app import contract
+from app.audit import service as audit
+from app.db import database, write_transaction
+from app.models import (
+    AdminTicket, ApplicationAccessTicket, Configuration, Decision, IncomingRequest, Task, WorkNote, utcnow,
+)
+from app.notify.models import Notification
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+AUDIT_ACTION = "retention_purge"
+TABLE_INCOMING = IncomingRequest._meta.table_name
+TABLE_OUTBOUND = "x_bets_pmc_jit_outbound_call"
+TABLE_TICKETS = Task._meta.table_name
+
+
+def terminal_states(ticket_type):
+    """The states of `ticket_type` after which nothing more happens to a ticket."""
+    return {ticket_type.closed_state} | {value for value, label in ticket_type.states
+                                         if label.startswith(("Closed", "Canceled"))}
+
+
+def is_closed(task):
+    return task.state in terminal_states(task.ticket_type)
+
+
+def _closed_condition():
+    condition = None
+    for ticket_type in contract.TICKET_TYPES.values():
+        clause = (Task.sys_class_name == ticket_type.table) & Task.state.in_(sorted(terminal_states(ticket_type)))
+        condition = clause if condition is None else condition | clause
+    return condition
+
+
+def _outbound_call_model():
+    """The outbound call log model, when this build has it and its table exists."""
+    try:
+        from app.ops.models import OutboundCall
+    except ImportError:
+        return None
+    return OutboundCall if database.table_exists(OutboundCall._meta.table_name) else None
+
+
+def _incoming_candidates(cutoff):
+    closed_tasks = Task.select(Task.id).where(_closed_condition())
+    return (IncomingRequest.select(IncomingRequest.id)
+            .where(IncomingRequest.received_at < cutoff,
+                   IncomingRequest.task.is_null() | IncomingRequest.task.in_(closed_tasks)))
+
+
+def _outbound_candidates(cutoff):
+    model = _outbound_call_model()
+    return None if model is None else model.select(model.id).where(model.created_at < cutoff)
+
+
+def _ticket_candidates(cutoff):
+    in_flight = (Decision.select(Decision.task)
+                 .where(Decision.status.in_([contract.DELIVERY_PENDING, contract.DELIVERY_SENDING])))
+    return (Task.select(Task.id)
+            .where(_closed_condition(),
+                   peewee.fn.COALESCE(Task.closed_at, Task.updated_at) < cutoff,
+                   Task.id.not_in(in_flight)))
+
+
+def _delete_incoming(ids):
+    return IncomingRequest.delete().where(IncomingRequest.id.in_(ids)).execute()
+
+
+def _delete_outbound(ids):
+    model = _outbound_call_model()
+    return model.delete().where(model.id.in_(ids)).execute()
+
+
+def _delete_tickets(ids):
+    # Dependents first, explicitly, so the purge does not rely on every database
+    # enforcing ON DELETE CASCADE; deliveries outlive their ticket (their own period).
+    Notification.delete().where(Notification.task.in_(ids)).execute()
+    Decision.delete().where(Decision.task.in_(ids)).execute()
+    WorkNote.delete().where(WorkNote.task.in_(ids)).execute()
+    ApplicationAccessTicket.delete().where(ApplicationAccessTicket.task.in_(ids)).execute()
+    AdminTicket.delete().where(AdminTicket.task.in_(ids)).execute()
+    IncomingRequest.update(task=None).where(IncomingRequest.task.in_(ids)).execute()
+    return Task.delete().where(Task.id.in_(ids)).execute()
+
+
+@dataclass(frozen=True)
+class RetentionRule:
+    table: str
+    setting: str
+    candidates: object  # cutoff -> a query selecting ids, or None when the table does not exist
+    delete: object      # list of ids -> rows deleted
+
+
+RULES = (
+    RetentionRule(TABLE_INCOMING, "retention_incoming_days", _incoming_candidates, _delete_incoming),
+    RetentionRule(TABLE_OUTBOUND, "retention_outbound_days", _outbound_candidates, _delete_outbound),
+    RetentionRule(TABLE_TICKETS, "retention_closed_ticket_days", _ticket_candidates, _delete_tickets),
+)
+
+
+@dataclass
+class PurgeReport:
+    """Rows deleted (or, with dry_run, that would be) per table, and each table's cutoff."""
+
+    dry_run: bool = False
+    counts: dict = field(default_factory=dict)
+    cutoffs: dict = field(default_factory=dict)
+
+    @property
+    def total(self):
+        return sum(self.counts.values())
+
+    def lines(self):
+        verb = "would delete" if self.dry_run else "deleted"
+        lines = []
+        for table, count in self.counts.items():
+            cutoff = self.cutoffs.get(table)
+            kept = f"older than {cutoff:%Y-%m-%d %H:%M} UTC" if cutoff else "kept forever (retention 0)"
+            lines.append(f"{table}: {verb} {count} ({kept})")
+        return lines
+
+    def __str__(self):
+        prefix = "dry run: " if self.dry_run else ""
+        return prefix + ", ".join(f"{table} {count}" for table, count in self.counts.items())
+
+
+def purge(dry_run=False, now=None, batch_size=BATCH_SIZE, actor=audit.SYSTEM_ACTOR):
+    """Delete every row past its retention period; returns a PurgeReport.
+
+    Deletes `batch_size` rows per transaction until none is left, and records one
+    audit entry per table that lost rows.
+    """
+    configuration = Configuration.default()
+    now = now or utcnow()
+    report = PurgeReport(dry_run=dry_run)
+    for rule in RULES:
+        days = getattr(configuration, rule.setting)
+        report.counts[rule.table] = 0
+        if not days:
+            report.cutoffs[rule.table] = None
+            continue
+        cutoff = now - timedelta(days=days)
+        report.cutoffs[rule.table] = cutoff
+        if rule.candidates(cutoff) is None:
+            continue
+        if dry_run:
+            report.counts[rule.table] = rule.candidates(cutoff).count()
+            continue
+        while True:
+            with write_transaction():
+                ids = [row.id for row in rule.candidates(cutoff).limit(batch_size)]
+                if not ids:
+                    break
+                report.counts[rule.table] += rule.delete(ids)
+            if len(ids) < batch_size:
+                break
+        if report.counts[rule.table]:
+            audit.record(AUDIT_ACTION, actor, "table", rule.table,
+                         {"deleted": report.counts[rule.table], "older_than": cutoff, "retention_days": days})
+    if report.total:
+        log.info("retention purge: %s", report)
+    return report

@@ -1,0 +1,84 @@
+"""The text of ticket notifications, for e-mail and for chat webhooks.
+
+Everything EPM supplied (user names, hosts, application names, reasons) is shown as
+plain text: line breaks and control characters are flattened, so a value can neither
+add header lines to an e-mail nor fake lines in its body; e-mails are text/plain only;
+chat text escapes the characters Slack and Teams treat as markup (&, <, >), so a value
+cannot become a link, a mention or HTML.
+"""
+import re
+from dataclasses import dataclass
+
+from flask import current_app
+
+from app import contract
+from app.notify.models import KIND_SLA_REMINDER
+
+SUBJECT_PREFIX = "[JIT Broker]"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+def plain(value, limit=500):
+    """`value` as one line of plain text, at most `limit` characters."""
+    text = _CONTROL.sub(" ", str(value if value is not None else "")).strip()
+    text = re.sub(r" {2,}", " ", text)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def chat_escape(text):
+    """Escape the characters Slack's and Teams' message text treat as markup."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    body: str
+
+    @property
+    def chat_text(self):
+        return chat_escape(f"{self.subject}\n{self.body}")
+
+
+def ticket_link(task):
+    """The ticket's page, when the broker knows its public address (server.public_url)."""
+    base = current_app.extensions["settings"].public_url
+    return f"{base.rstrip('/')}/tickets/{task.number}" if base else None
+
+
+def _details(task):
+    jit = task.jit_request
+    rows = [
+        ("Ticket", task.number),
+        ("Request", contract.KIND_LABELS[task.kind]),
+        ("Requested by", task.requester),
+        ("Host", task.host),
+        ("Application" if task.kind == contract.KIND_APPLICATION else "Access", task.subject),
+        ("Publisher", task.publisher),
+        ("Requested duration", task.requested_duration),
+        ("Reason", jit.reason),
+        ("Assignment group", task.assignment_group),
+        ("Opened", f"{task.opened_at:%Y-%m-%d %H:%M} UTC"),
+    ]
+    return [f"{label}: {plain(value, 1000)}" for label, value in rows if value]
+
+
+def ticket_message(task, kind, waited_minutes=None):
+    """The subject and body telling approvers about `task` (new, or still waiting after the SLA)."""
+    summary = plain(task.short_description, 160)
+    if kind == KIND_SLA_REMINDER:
+        subject = f"{SUBJECT_PREFIX} Reminder: {task.number} is still waiting for a decision"
+        opening = (f"This request has been waiting for a decision for more than {waited_minutes} minutes."
+                   if waited_minutes else "This request is still waiting for a decision.")
+    else:
+        subject = f"{SUBJECT_PREFIX} {task.number} needs a decision: {summary}"
+        opening = "A new just-in-time access request is waiting for a decision."
+    lines = [opening, "", *_details(task)]
+    link = ticket_link(task)
+    lines += ["", f"Decide at: {link}" if link else f"Decide in JIT Broker: ticket {task.number}."]
+    return Message(plain(subject, 250), "\n".join(lines) + "\n")
+
+
+def test_message():
+    return Message(f"{SUBJECT_PREFIX} Test notification",
+                   "This is a test notification from JIT Broker. Ticket notifications will arrive like this.\n")

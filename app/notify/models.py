@@ -1,0 +1,48 @@
+"""Queued notifications: one row per ticket event and channel, sent by the scheduler.
+
+The intake writes these rows in its own transaction and never talks to a mail server
+or webhook itself, so a slow or failing notification channel cannot slow or fail the
+answer EPM waits for. The unique (task, kind, channel) index makes queueing
+idempotent and sends an SLA reminder at most once per ticket.
+"""
+import peewee
+
+from app.models import BaseModel, Task, utcnow
+
+KIND_TICKET_CREATED = "ticket_created"
+KIND_SLA_REMINDER = "sla_reminder"
+KINDS = (KIND_TICKET_CREATED, KIND_SLA_REMINDER)
+
+CHANNEL_EMAIL = "email"
+CHANNEL_WEBHOOK = "webhook"
+CHANNELS = (CHANNEL_EMAIL, CHANNEL_WEBHOOK)
+
+STATUS_PENDING = "pending"    # waiting for its next attempt
+STATUS_SENDING = "sending"    # claimed by a process sending it now
+STATUS_SENT = "sent"
+STATUS_SKIPPED = "skipped"    # nobody to send it to, or the channel was switched off since
+STATUS_FAILED = "failed"      # gave up after MAX_ATTEMPTS
+STATUSES = (STATUS_PENDING, STATUS_SENDING, STATUS_SENT, STATUS_SKIPPED, STATUS_FAILED)
+
+
+class Notification(BaseModel):
+    """A message about a ticket to its approvers over one channel, and its delivery state."""
+
+    task = peewee.ForeignKeyField(Task, backref="notifications", on_delete="CASCADE")
+    kind = peewee.CharField(max_length=16)
+    channel = peewee.CharField(max_length=16)
+    status = peewee.CharField(max_length=16, default=STATUS_PENDING)
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField(default=utcnow)
+    claimed_until = peewee.DateTimeField(null=True)
+    recipients = peewee.TextField(null=True)
+    last_error = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    sent_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "x_bets_pmc_jit_notification"
+        indexes = (
+            (("task", "kind", "channel"), True),
+            (("status", "next_attempt_at"), False),
+        )

@@ -1,0 +1,222 @@
+"""Queueing ticket notifications, sending them from the scheduler, and SLA reminders.
+
+`queue_ticket_created` runs inside the transaction that creates a ticket and only
+writes rows; `send_due` (a scheduler job) claims due rows one at a time with a
+conditional UPDATE, so two processes never send the same one, and retries failures
+with growing gaps until MAX_ATTEMPTS.
+"""
+import logging
+import random
+from datetime import timedelta
+from email.utils import parseaddr
+
+import peewee
+
+from app import contract
+from app.db import database, write_transaction
+from app.models import AdminTicket, ApplicationAccessTicket, Configuration, Decision, Task, utcnow
+from app.notify import channels, messages, recipients
+from app.notify.models import (
+    CHANNEL_EMAIL, CHANNEL_WEBHOOK, KIND_SLA_REMINDER, KIND_TICKET_CREATED, STATUS_FAILED, STATUS_PENDING,
+    STATUS_SENDING, STATUS_SENT, STATUS_SKIPPED, Notification,
+)
+
+log = logging.getLogger(__name__)
+
+# Seconds between attempts; the last gap repeats. About a day of tries in all.
+RETRY_DELAYS = (30, 60, 120, 300, 600, 1800, 3600)
+MAX_ATTEMPTS = 30
+CLAIM_SECONDS = channels.TIMEOUT_SECONDS * 3 + 5
+SEND_BATCH = 50
+SLA_BATCH = 200
+
+
+def configured_channels(configuration):
+    found = []
+    if channels.email_configured(configuration):
+        found.append(CHANNEL_EMAIL)
+    if channels.webhook_configured(configuration):
+        found.append(CHANNEL_WEBHOOK)
+    return found
+
+
+def _queue(task, kind, configuration):
+    queued = 0
+    for channel in configured_channels(configuration):
+        if Notification.select().where(Notification.task == task, Notification.kind == kind,
+                                       Notification.channel == channel).exists():
+            continue
+        try:
+            # A savepoint: a duplicate queued meanwhile must not abort the caller's transaction.
+            with database.atomic():
+                Notification.create(task=task, kind=kind, channel=channel)
+            queued += 1
+        except peewee.IntegrityError:
+            pass
+    return queued
+
+
+def queue_ticket_created(task, configuration=None):
+    """Queue the new-ticket notification on every configured channel; call inside the creating transaction."""
+    return _queue(task, KIND_TICKET_CREATED, configuration or Configuration.default())
+
+
+# --- SLA reminders ------------------------------------------------------------------------------
+
+def _active_condition(configuration):
+    labels = {label.casefold() for label in configuration.active_state_labels}
+    condition = None
+    for ticket_type in contract.TICKET_TYPES.values():
+        states = [value for value, label in ticket_type.states if label.casefold() in labels]
+        if states:
+            clause = (Task.sys_class_name == ticket_type.table) & Task.state.in_(states)
+            condition = clause if condition is None else condition | clause
+    return condition
+
+
+def waiting_tickets(configuration, now=None):
+    """Tickets in an active state, opened more than `sla_minutes` ago, with no decision taken or
+    finalized and no reminder queued yet."""
+    cutoff = (now or utcnow()) - timedelta(minutes=configuration.sla_minutes)
+    active = _active_condition(configuration)
+    if active is None:
+        return Task.select().where(peewee.SQL("1 = 0"))
+    decided = Decision.select(Decision.task).where(Decision.status != contract.DELIVERY_FAILED)
+    finalized = [model.select(model.task).where(model.decision_final == True)  # noqa: E712
+                 for model in (ApplicationAccessTicket, AdminTicket)]
+    reminded = Notification.select(Notification.task).where(Notification.kind == KIND_SLA_REMINDER)
+    return (Task.select()
+            .where(active, Task.opened_at <= cutoff, Task.id.not_in(decided), Task.id.not_in(finalized[0]),
+                   Task.id.not_in(finalized[1]), Task.id.not_in(reminded))
+            .order_by(Task.opened_at)
+            .limit(SLA_BATCH))
+
+
+def queue_sla_reminders(now=None):
+    """Queue one reminder per ticket waiting longer than `sla_minutes` (0: off); returns how many tickets."""
+    configuration = Configuration.default()
+    if not configuration.sla_minutes or not configured_channels(configuration):
+        return 0
+    reminded = 0
+    for task in list(waiting_tickets(configuration, now)):
+        with write_transaction():
+            if _queue(task, KIND_SLA_REMINDER, configuration):
+                reminded += 1
+    if reminded:
+        log.info("queued SLA reminders for %s tickets", reminded)
+    return reminded
+
+
+# --- Sending ------------------------------------------------------------------------------------
+
+def _due(now):
+    return (((Notification.status == STATUS_PENDING) & (Notification.next_attempt_at <= now))
+            | ((Notification.status == STATUS_SENDING) & (Notification.claimed_until < now)))
+
+
+def _claim(notification_id):
+    now = utcnow()
+    with write_transaction():
+        claimed = (Notification
+                   .update(status=STATUS_SENDING, attempts=Notification.attempts + 1,
+                           claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
+                   .where(Notification.id == notification_id, _due(now))
+                   .execute())
+    return claimed == 1
+
+
+def _finish(notification, **values):
+    with write_transaction():
+        Notification.update(claimed_until=None, **values).where(Notification.id == notification.id).execute()
+
+
+def _deliver(notification, configuration):
+    """Send one notification; returns (status, recipients, note)."""
+    task = notification.task
+    if notification.kind == KIND_SLA_REMINDER:
+        message = messages.ticket_message(task, notification.kind, configuration.sla_minutes)
+    else:
+        message = messages.ticket_message(task, notification.kind)
+    if notification.channel == CHANNEL_EMAIL:
+        if not channels.email_configured(configuration):
+            return STATUS_SKIPPED, None, "e-mail is no longer configured"
+        addresses = recipients.email_addresses(task)
+        if not addresses:
+            group = task.assignment_group or "any group"
+            return STATUS_SKIPPED, None, f"no active approver with an e-mail address in {group}"
+        refused = channels.send_email(configuration, addresses, message)
+        note = f"refused by the mail server: {', '.join(refused)}" if refused else None
+        return STATUS_SENT, ", ".join(addresses), note
+    if not channels.webhook_configured(configuration):
+        return STATUS_SKIPPED, None, "the notification webhook is no longer configured"
+    channels.send_webhook(configuration.notify_webhook_url.strip(), message.chat_text)
+    return STATUS_SENT, "webhook", None
+
+
+def send_notification(notification):
+    """One attempt at a due notification, if this process can claim it; returns it re-read."""
+    if not _claim(notification.id):
+        return Notification.get_by_id(notification.id)
+    notification = Notification.get_by_id(notification.id)
+    try:
+        status, sent_to, note = _deliver(notification, Configuration.default())
+    except channels.NotificationError as error:
+        _record_failure(notification, str(error))
+    else:
+        _finish(notification, status=status, recipients=sent_to, last_error=note,
+                sent_at=utcnow() if status == STATUS_SENT else None)
+    return Notification.get_by_id(notification.id)
+
+
+def _record_failure(notification, reason):
+    log.warning("%s notification %s for ticket %s failed (attempt %s): %s", notification.channel,
+                notification.kind, notification.task.number, notification.attempts, reason)
+    if notification.attempts >= MAX_ATTEMPTS:
+        _finish(notification, status=STATUS_FAILED, last_error=reason[:2000])
+        return
+    delay = RETRY_DELAYS[min(notification.attempts, len(RETRY_DELAYS)) - 1] * random.uniform(0.8, 1.2)
+    _finish(notification, status=STATUS_PENDING, last_error=reason[:2000],
+            next_attempt_at=utcnow() + timedelta(seconds=delay))
+
+
+def send_due(limit=SEND_BATCH):
+    """One attempt for each due notification (or one abandoned mid-send); returns how many were sent."""
+    due = Notification.select(Notification.id).where(_due(utcnow())).order_by(Notification.next_attempt_at)
+    sent = 0
+    for row in list(due.limit(limit)):
+        if send_notification(row).status == STATUS_SENT:
+            sent += 1
+    return sent
+
+
+def send_test(configuration, to=None):
+    """Send a test message on every configured channel now; returns [(channel, ok, outcome)],
+    `ok` None for a channel that is not configured.
+
+    E-mail goes to the addresses in `to`, or to the sender address when none is given.
+    """
+    message = messages.test_message()
+    results = []
+    if channels.email_configured(configuration):
+        addresses = list(to or [])
+        if not addresses and parseaddr(configuration.mail_from)[1]:
+            addresses = [parseaddr(configuration.mail_from)[1]]
+        try:
+            if not addresses:
+                raise channels.NotificationError("say where to send it: --to ADDRESS (or set mail_from)")
+            refused = channels.send_email(configuration, addresses, message)
+            results.append((CHANNEL_EMAIL, True, f"sent to {', '.join(addresses)}"
+                            + (f"; refused: {', '.join(refused)}" if refused else "")))
+        except channels.NotificationError as error:
+            results.append((CHANNEL_EMAIL, False, str(error)))
+    else:
+        results.append((CHANNEL_EMAIL, None, "not configured (smtp_host is empty)"))
+    if channels.webhook_configured(configuration):
+        try:
+            channels.send_webhook(configuration.notify_webhook_url.strip(), message.chat_text)
+            results.append((CHANNEL_WEBHOOK, True, "sent"))
+        except channels.NotificationError as error:
+            results.append((CHANNEL_WEBHOOK, False, str(error)))
+    else:
+        results.append((CHANNEL_WEBHOOK, None, "not configured (notify_webhook_url is empty)"))
+    return results
