@@ -1,0 +1,204 @@
+"""Auto-approve: each check on the referenced ticket, each switchable, the duration, and EPM receiving it."""
+import json
+from datetime import timedelta
+
+import pytest
+import requests
+
+from app.itsm.connections import create_connection
+from app.models import utcnow
+from app.policies.models import PolicyEvaluation
+from tests import factories
+from tests.policies.conftest import WEBHOOK, application, epm_decisions, notes
+
+SN = "https://corp.service-now.com"
+CHANGES = f"{SN}/api/now/table/change_request"
+
+
+def _time(moment):
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def change_record(number="CHG0001234", state="Scheduled", approval="approved", start=None, end=None,
+                  requester="mrivera"):
+    """A change as ServiceNow's Table API answers with sysparm_display_value=all."""
+    now = utcnow()
+    start = start or now - timedelta(hours=1)
+    end = end or now + timedelta(minutes=45)
+    return {
+        "sys_id": {"value": "a" * 32, "display_value": "a" * 32},
+        "number": {"value": number, "display_value": number},
+        "state": {"value": "-2", "display_value": state},
+        "approval": {"value": approval, "display_value": approval.title()},
+        "start_date": {"value": _time(start), "display_value": _time(start)},
+        "end_date": {"value": _time(end), "display_value": _time(end)},
+        "requested_by.user_name": {"value": requester, "display_value": requester},
+    }
+
+
+@pytest.fixture
+def servicenow(app):
+    return create_connection({"name": "corp", "kind": "servicenow", "base_url": SN, "auth_method": "basic",
+                              "username": "svc-jit", "secret": "sn-password"}, "root")
+
+
+@pytest.fixture
+def approve_rule(add_rule, servicenow):
+    def make(**values):
+        settings = {"name": "Scheduled changes", "outcome": "auto_approve", "ticket_source": "corp",
+                    "allowed_states": "Scheduled, Implement", "max_duration_minutes": "60", **values}
+        return add_rule(**settings)
+    return make
+
+
+def test_a_valid_change_approves_the_request_and_epm_receives_the_approval(http, submit, approve_rule):
+    approve_rule()
+    http.get(CHANGES, json={"result": [change_record()]})
+
+    task = submit(application("Per CHG0001234, update the VPN client"))
+
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Approved"
+    assert body["decisionPerformedByUser"] == "policy-engine"
+    assert body["duration"] == str(44 * 60)  # 45 minutes left in the window, less than the 60-minute maximum
+    assert task.decisions.get().decided_by == "policy-engine"
+    [note] = [note for note in notes(task) if note.startswith("Policy evaluation")]
+    for passed in ("✓ CHG0001234 exists in ITSM 'corp'", "✓ its state 'Scheduled' is allowed", "✓ it is approved",
+                   "✓ its planned window", "✓ its requester 'mrivera' is the JIT requester 'CORP\\\\mrivera'"):
+        assert passed in note
+    assert "Approved for 44 minutes" in note
+
+
+def test_the_lookup_asks_servicenow_for_the_number_with_basic_auth(http, submit, approve_rule):
+    approve_rule()
+    http.get(CHANGES, json={"result": [change_record()]})
+
+    submit(application("CHG0001234"))
+
+    [call] = [call for call in http.calls if call.request.url.startswith(CHANGES)]
+    assert "sysparm_query=number%3DCHG0001234" in call.request.url
+    assert "sysparm_display_value=all" in call.request.url
+    assert call.request.headers["Authorization"].startswith("Basic ")
+
+
+def test_the_maximum_caps_a_long_window(http, submit, approve_rule):
+    approve_rule(max_duration_minutes="30")
+    http.get(CHANGES, json={"result": [change_record(end=utcnow() + timedelta(hours=5))]})
+
+    submit(application("CHG0001234"))
+
+    assert epm_decisions(http)[0]["duration"] == str(30 * 60)
+
+
+FAILURES = {
+    "exists": ({"result": []}, "CHG0001234 was not found in ITSM 'corp'"),
+    "state": ({"result": [change_record(state="New")]}, "its state 'New' is not one of Scheduled, Implement"),
+    "approved": ({"result": [change_record(approval="requested")]}, "its approval is 'requested', not approved"),
+    "window": ({"result": [change_record(start=utcnow() + timedelta(hours=2), end=utcnow() + timedelta(hours=3))]},
+               "does not cover now"),
+    "requester": ({"result": [change_record(requester="jdoe")]},
+                  "its requester 'jdoe' is not the JIT requester 'CORP\\\\mrivera'"),
+}
+
+
+@pytest.mark.parametrize("check", list(FAILURES))
+def test_a_failed_check_leaves_the_request_to_approvers_and_says_why(http, submit, approve_rule, check):
+    answer, why = FAILURES[check]
+    approve_rule()
+    http.get(CHANGES, json=answer)
+
+    task = submit(application("CHG0001234"))
+
+    assert epm_decisions(http) == []
+    assert task.decisions.count() == 0
+    [note] = [note for note in notes(task) if note.startswith("Policy evaluation")]
+    assert why in note
+    assert "the request is left to approvers" in note
+
+
+@pytest.mark.parametrize("check", ["state", "approved", "window", "requester"])
+def test_each_check_can_be_switched_off(http, submit, approve_rule, check):
+    answer, _why = FAILURES[check]
+    approve_rule(**{f"check_{check}": "false"})
+    http.get(CHANGES, json=answer)
+
+    submit(application("CHG0001234"))
+
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Approved"
+    if check == "window":
+        # Without the window check the window does not limit the duration: the maximum applies.
+        assert body["duration"] == str(60 * 60)
+
+
+def test_with_every_check_off_a_well_formed_reference_is_enough(http, submit, approve_rule):
+    approve_rule(check_exists="false", check_state="false", check_approved="false", check_window="false",
+                 check_requester="false")
+
+    submit(application("CHG0001234"))
+
+    assert [body["decision"] for body in epm_decisions(http)] == ["Approved"]
+    assert not [call for call in http.calls if call.request.url.startswith(CHANGES)]
+
+
+def test_deny_when_invalid_denies_with_the_failed_check(http, submit, approve_rule):
+    approve_rule(deny_on_failure="true")
+    http.get(CHANGES, json={"result": [change_record(approval="rejected")]})
+
+    submit(application("CHG0001234"))
+
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Denied"
+    assert "its approval is 'rejected', not approved" in body["message"]
+
+
+def test_an_unreachable_itsm_never_approves_and_never_fails_the_delivery(http, submit, approve_rule):
+    approve_rule()
+    http.get(CHANGES, body=requests.ConnectionError("connection refused"))
+
+    task = submit(application("CHG0001234"))
+
+    assert epm_decisions(http) == []
+    [note] = [note for note in notes(task) if note.startswith("Policy evaluation")]
+    assert "ServiceNow 'corp' could not be reached at corp.service-now.com" in note
+    assert PolicyEvaluation.get(PolicyEvaluation.task == task).status == "done"
+
+
+def test_the_requester_check_ignores_domain_and_case(http, submit, approve_rule):
+    approve_rule()
+    http.get(CHANGES, json={"result": [change_record(requester="MRivera@corp.example")]})
+
+    submit(application("CHG0001234"))
+
+    assert [body["decision"] for body in epm_decisions(http)] == ["Approved"]
+
+
+def test_a_reference_to_the_brokers_own_approved_ticket_is_valid(http, submit, add_rule, client, api_auth):
+    now = utcnow()
+    earlier = submit(factories.admin_request(UserName="CORP\\akowalski"))
+    update = factories.admin_decision(earlier.request_id, StartTime=(now - timedelta(minutes=10)).isoformat() + "Z",
+                                      EndTime=(now + timedelta(minutes=50)).isoformat() + "Z")
+    assert client.post(WEBHOOK, data=json.dumps(update), content_type="application/json",
+                       headers=api_auth).status_code == 200
+    add_rule(name="Earlier JIT approval", outcome="auto_approve", ticket_source="broker", allowed_states="New",
+             max_duration_minutes="120")
+
+    submit(factories.admin_request(UserName="CORP\\akowalski", Reason=f"Continue work from {earlier.number}"))
+
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Approved"
+    assert int(body["duration"]) == 49 * 60
+
+
+def test_a_policy_that_fails_is_noted_and_the_delivery_still_succeeds(http, submit, add_rule, monkeypatch):
+    from app.policies import engine
+
+    add_rule(name="Deny all", outcome="auto_deny")
+    monkeypatch.setattr(engine, "judge", lambda *args: 1 / 0)
+
+    task = submit(application("please"))
+
+    assert epm_decisions(http) == []
+    evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
+    assert evaluation.status == "pending" and evaluation.attempts == 1
+    assert any("Policy evaluation failed (ZeroDivisionError" in note for note in notes(task))

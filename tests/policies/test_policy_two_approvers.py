@@ -1,0 +1,99 @@
+"""Two-person approval: the first approval waits; the second, from someone else, goes to EPM."""
+import pytest
+
+from app.policies.approvals import MSG_REQUESTER, MSG_SAME_APPROVER
+from app.policies.models import PendingApproval
+from tests import factories
+from tests.conftest import basic_auth
+from tests.policies.conftest import application, epm_decisions, notes
+
+APPROVAL = {"decision": "Approved", "reason": "Looks fine", "duration_unit": "minutes", "duration_value": 30}
+
+
+@pytest.fixture
+def ticket(http, submit, add_rule):
+    add_rule(name="Two for installers", outcome="two_approvers")
+    return submit(application("please"))
+
+
+def as_user(username):
+    factories.account(username, "user")
+    return basic_auth(username, factories.PASSWORD)
+
+
+def decide(client, ticket, auth, body=APPROVAL):
+    return client.post(f"/api/x_bets_pmc_jit/tickets/{ticket.number}/decision", json=body, headers=auth)
+
+
+def test_the_first_approval_is_recorded_and_nothing_goes_to_epm(http, client, ticket):
+    answer = decide(client, ticket, as_user("jchen"))
+
+    assert answer.status_code == 202
+    assert answer.json["result"]["pending_approval"]["approver"] == "jchen"
+    assert epm_decisions(http) == []
+    assert ticket.decisions.count() == 0
+    assert any("First approval by jchen" in note for note in notes(ticket))
+
+
+def test_the_second_approval_by_someone_else_goes_to_epm(http, client, ticket):
+    decide(client, ticket, as_user("jchen"))
+
+    answer = decide(client, ticket, as_user("akim"), {**APPROVAL, "reason": "Agreed"})
+
+    assert answer.status_code == 201
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Approved"
+    assert body["decisionPerformedByUser"] == "akim"
+    assert body["duration"] == str(30 * 60)
+    assert "first by jchen" in body["message"]
+    assert PendingApproval.get().status == "used"
+
+
+def test_the_same_person_cannot_approve_twice(http, client, ticket):
+    auth = as_user("jchen")
+    decide(client, ticket, auth)
+
+    again = decide(client, ticket, auth)
+
+    assert again.status_code == 409
+    assert again.json["error"]["message"] == MSG_SAME_APPROVER
+    assert epm_decisions(http) == []
+
+
+def test_the_requester_can_approve_neither_first_nor_second(http, client, ticket):
+    requester = as_user("mrivera")  # EPM's requester is CORP\mrivera
+    first = decide(client, ticket, requester)
+    decide(client, ticket, as_user("jchen"))
+    second = decide(client, ticket, requester)
+
+    assert first.status_code == second.status_code == 409
+    assert first.json["error"]["message"] == MSG_REQUESTER
+    assert epm_decisions(http) == []
+
+
+def test_one_approver_may_deny(http, client, ticket):
+    answer = decide(client, ticket, as_user("jchen"), {"decision": "Denied", "reason": "Not now"})
+
+    assert answer.status_code == 201
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
+
+
+def test_without_the_rule_one_approval_is_enough(http, client, submit):
+    task = submit(application("please"))
+
+    answer = decide(client, task, as_user("jchen"))
+
+    assert answer.status_code == 201
+    assert [body["decision"] for body in epm_decisions(http)] == ["Approved"]
+
+
+def test_the_browser_form_records_the_first_approval(http, ticket, web):
+    factories.account("jchen", "user")
+    web.sign_in("jchen")
+
+    answer = web.post(f"/tickets/{ticket.number}/approve", {"reason": "Fine", "duration_unit": "once"},
+                      follow_redirects=True)
+
+    assert "First approval recorded" in answer.get_data(as_text=True)
+    assert epm_decisions(http) == []
+    assert PendingApproval.get().approver == "jchen"
