@@ -59,5 +59,7 @@ def create_app(config=None):
     app.register_blueprint(audit_views.bp)
     from app import web
     web.init_app(app)
+    from app import ops
+    ops.init_app(app)
     register_commands(app)
     return app

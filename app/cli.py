@@ -9,6 +9,7 @@ from app.audit import service as audit
 from app.audit.commands import audit as audit_commands
 from app.db import database, write_transaction
 from app.errors import BrokerError
+from app.ops.commands import COMMANDS as OPS_COMMANDS
 from app.jobs.commands import COMMANDS as JOB_COMMANDS
 from app.notify.commands import COMMANDS as NOTIFY_COMMANDS, users_set
 from app.itsm.commands import itsm as itsm_commands
@@ -195,11 +196,12 @@ def test_connection_command():
     from app.epm.client import EpmClient
     from app.epm.errors import EpmError
     from app.models import Configuration
+    from app.ops.outbound import outbound_call_recorder
 
     with database.connection_context():
         configuration = Configuration.default()
     try:
-        click.echo(EpmClient.from_configuration(configuration).test_connection())
+        click.echo(EpmClient.from_configuration(configuration, outbound_call_recorder(configuration)).test_connection())
     except (EpmError, ValueError) as error:
         _fail(str(error))
 
@@ -236,6 +238,9 @@ COMMANDS = [init_command, users, config, outbox, test_connection_command, fake_e
 COMMANDS += [policy_commands, itsm_commands]
 
 users.add_command(users_set)
+
+# Operations: replaying stored webhook deliveries.
+COMMANDS += OPS_COMMANDS
 
 
 def register_commands(app):

@@ -26,6 +26,12 @@ def _audit_log(_migrator):
     database.create_tables([AuditEntry])
 
 
+def _operations_logs(_migrator):
+    from app.ops.models import AppLog, OutboundCall
+
+    database.create_tables([OutboundCall, AppLog])
+
+
 def _policies_and_itsm(_migrator):
     from app.itsm.models import ItsmConnection
     from app.policies.models import BypassCode, PendingApproval, PolicyEvaluation, PolicyRule, PolicySettings
@@ -86,6 +92,7 @@ MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
     (3, "audit log", _audit_log),
+    (4, "operations logs", _operations_logs),
     (5, "scheduler lease, notifications and retention settings", _scheduler_notifications_retention),
     (6, "validation policies, bypass codes and ITSM connections", _policies_and_itsm),
     (7, "sign-in throttling and a second webhook password", _security),

@@ -17,6 +17,8 @@ from app.epm.client import EpmClient
 from app.epm.errors import EpmError
 from app.epm.payloads import admin_decision_body, application_decision_body
 from app.models import Configuration, Decision, utcnow
+from app.ops.logging import log_context
+from app.ops.outbound import outbound_call_recorder
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
@@ -67,11 +69,13 @@ def request_body(decision, configuration):
 
 
 def _send(decision, configuration):
-    client = EpmClient.from_configuration(configuration, timeout=_settings().epm_timeout_seconds)
+    client = EpmClient.from_configuration(configuration, on_call=outbound_call_recorder(configuration, decision),
+                                          timeout=_settings().epm_timeout_seconds)
     body = request_body(decision, configuration)
-    if decision.task.kind == contract.KIND_APPLICATION:
-        return client.send_application_decision(body, decision.sys_id)
-    return client.send_admin_decision(body, decision.sys_id)
+    with log_context(ticket=decision.task.number):
+        if decision.task.kind == contract.KIND_APPLICATION:
+            return client.send_application_decision(body, decision.sys_id)
+        return client.send_admin_decision(body, decision.sys_id)
 
 
 def deliver_decision(decision):

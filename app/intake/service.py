@@ -37,11 +37,13 @@ class Delivery:
         self.content_type = content_type
         self.headers = {name: value for name, value in (headers or {}).items() if name in KEPT_HEADERS}
         self.source_address = source_address
+        # When it arrived, not when its row was written at the end of its processing.
+        self.received_at = utcnow()
 
     def record(self, **values):
         return IncomingRequest.create(
             raw_body=self.raw_body, content_type=self.content_type, headers=self.headers,
-            source_address=self.source_address, **values,
+            source_address=self.source_address, received_at=self.received_at, **values,
         )
 
 

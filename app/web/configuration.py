@@ -12,6 +12,7 @@ from app.epm.client import EpmClient
 from app.epm.errors import EpmError
 from app.errors import BadRequest
 from app.models import Configuration
+from app.ops.outbound import outbound_call_recorder
 from app.web.access import require_page_roles
 
 bp = Blueprint("web_configuration", __name__, url_prefix="/admin")
@@ -102,7 +103,8 @@ def save_configuration():
 @admins
 def test_connection():
     try:
-        result = EpmClient.from_configuration(Configuration.default()).test_connection()
+        configuration = Configuration.default()
+        result = EpmClient.from_configuration(configuration, outbound_call_recorder(configuration)).test_connection()
     except (EpmError, ValueError) as error:
         flash(f"Test Connection failed: {error}", "error")
     else:

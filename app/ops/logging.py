@@ -1,0 +1,168 @@
+"""The service's log: JSON lines on stdout, a request id per HTTP request, and the app-log table.
+
+Every record carries `request_id` and `ticket`: the HTTP request's id (EPM's or a
+proxy's X-Request-Id when it sent a usable one, else a new one, echoed back in the
+response header) and the ticket the record is about, when known. A log shipper can
+take stdout as it is; admins read the stored records in the browser (app/ops/log_store.py).
+"""
+import contextvars
+import json
+import logging
+import re
+import sys
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+
+from flask import g, has_request_context, request
+
+from app import contract
+from app.db import database
+from app.epm.redaction import redact
+from app.ops import log_store
+
+REQUEST_ID_HEADER = "X-Request-Id"
+# What we accept from a caller as a request id: short, and nothing that could break a
+# log line or a response header.
+_USABLE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+
+_request_id = contextvars.ContextVar("jitbroker_request_id", default=None)
+_ticket = contextvars.ContextVar("jitbroker_ticket", default=None)
+
+# Handlers this module installs carry this attribute, so a second create_app in one
+# process (tests, the CLI) replaces them instead of adding more.
+_MARK = "_jitbroker_handler"
+
+
+def current_request_id():
+    return _request_id.get()
+
+
+@contextmanager
+def log_context(ticket=None, request_id=None):
+    """Label the records logged inside the block with a ticket number and/or a request id."""
+    tokens = []
+    if ticket is not None:
+        tokens.append((_ticket, _ticket.set(ticket)))
+    if request_id is not None:
+        tokens.append((_request_id, _request_id.set(request_id)))
+    try:
+        yield
+    finally:
+        for variable, token in reversed(tokens):
+            variable.reset(token)
+
+
+def _ticket_from_request():
+    if not has_request_context() or not request.view_args:
+        return None
+    number = str(request.view_args.get("number") or "").upper()
+    return number if contract.ticket_type_for_number(number) else None
+
+
+class LogContextFilter(logging.Filter):
+    """Adds `request_id` and `ticket` to every record a handler sees (None when unknown)."""
+
+    def filter(self, record):
+        if getattr(record, "request_id", None) is None:
+            record.request_id = _request_id.get()
+        if getattr(record, "ticket", None) is None:
+            try:
+                record.ticket = _ticket.get() or _ticket_from_request()
+            except Exception:  # noqa: BLE001 - labelling a record must never stop it
+                record.ticket = None
+        return True
+
+
+def record_fields(record):
+    """The fields of a record as the JSON line and the app-log table both carry them."""
+    try:
+        message = record.getMessage()
+    except Exception:  # noqa: BLE001 - a broken format string still deserves a line
+        message = f"{record.msg!r} {record.args!r}"
+    exception = None
+    if record.exc_info:
+        exception = logging.Formatter().formatException(record.exc_info)
+    elif record.exc_text:
+        exception = record.exc_text
+    return {
+        "time": datetime.fromtimestamp(record.created, timezone.utc),
+        "level": record.levelname,
+        "logger": record.name,
+        # Secrets never reach a log line, even from a careless message.
+        "message": redact(message),
+        "request_id": getattr(record, "request_id", None),
+        "ticket": getattr(record, "ticket", None),
+        "exception": redact(exception) if exception else None,
+    }
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, request_id, ticket (and exception)."""
+
+    def format(self, record):
+        fields = record_fields(record)
+        line = {
+            "time": fields["time"].isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": fields["level"],
+            "logger": fields["logger"],
+            "message": fields["message"],
+            "request_id": fields["request_id"],
+            "ticket": fields["ticket"],
+        }
+        if fields["exception"]:
+            line["exception"] = fields["exception"]
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def _level(name):
+    level = logging.getLevelName(str(name).strip().upper())
+    return level if isinstance(level, int) else logging.INFO
+
+
+def configure_logging(app):
+    """Send every record to stdout as JSON and WARNING+ to the app-log table; give requests an id.
+
+    The root logger's level comes from the `[logging] level` setting; the configuration's
+    debug switch lowers the broker's own loggers to DEBUG and stores INFO+ while it is on.
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, _MARK, False)]:
+        root.removeHandler(handler)
+
+    context = LogContextFilter()
+    stdout_handler = logging.StreamHandler(sys.stdout)
+    stdout_handler.setFormatter(JsonFormatter())
+    stdout_handler.addFilter(context)
+    store_handler = log_store.AppLogHandler(record_fields)
+    store_handler.addFilter(context)
+    for handler in (stdout_handler, store_handler):
+        setattr(handler, _MARK, True)
+        root.addHandler(handler)
+    root.setLevel(_level(app.extensions["settings"].log_level))
+    log_store.debug_switch.reset()
+    log_store.writer.use_database(database.obj, app.extensions["settings"])
+    log_store.writer.ensure_started()
+
+    @app.before_request
+    def _start_request_log():
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        g.request_id = incoming if _USABLE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id_token = _request_id.set(g.request_id)
+        # A forked worker (gunicorn --preload) starts its own writer on its first request.
+        log_store.writer.ensure_started()
+
+    @app.after_request
+    def _echo_request_id(response):
+        if g.get("request_id"):
+            response.headers[REQUEST_ID_HEADER] = g.request_id
+        return response
+
+    @app.teardown_request
+    def _end_request_log(_exception):
+        token = g.pop("request_id_token", None)
+        if token is not None:
+            try:
+                _request_id.reset(token)
+            except ValueError:  # set in another context (a streamed response): nothing to undo
+                pass

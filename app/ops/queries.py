@@ -1,0 +1,132 @@
+"""The filters of the operations lists, shared by the admin pages and their JSON twins.
+
+Each list takes its filters through a marshmallow schema (the same checks for a query
+string typed in a browser and one sent by a script) and returns a bounded page, newest first.
+"""
+import logging
+from datetime import datetime, time, timedelta
+
+from marshmallow import Schema, ValidationError, fields, validate
+from peewee import JOIN
+
+from app import contract
+from app.errors import BadRequest
+from app.models import Decision, IncomingRequest, Task
+from app.ops.models import AppLog, OutboundCall
+from app.ops.outbound import PURPOSES
+
+PAGE_SIZE = 50
+MAX_LIMIT = 500
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+CALL_OUTCOMES = ("ok", "failed")
+
+
+def _blank_to_missing(data):
+    return {key: value for key, value in data.items() if value not in (None, "")}
+
+
+class _PageSchema(Schema):
+    date = fields.Date(format="%Y-%m-%d")
+    limit = fields.Integer(load_default=PAGE_SIZE, validate=validate.Range(1, MAX_LIMIT))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0))
+
+
+class IncomingFilterSchema(_PageSchema):
+    status = fields.String(validate=validate.OneOf(contract.INCOMING_STATUSES))
+    event_type = fields.String(validate=validate.Length(max=64))
+    request_id = fields.String(validate=validate.Length(max=100))
+
+
+class OutboundFilterSchema(_PageSchema):
+    what = fields.String(validate=validate.OneOf(PURPOSES))
+    outcome = fields.String(validate=validate.OneOf(CALL_OUTCOMES))
+    ticket = fields.String(validate=validate.Length(max=16))
+
+
+class AppLogFilterSchema(_PageSchema):
+    level = fields.String(validate=validate.OneOf(LOG_LEVELS))
+    logger = fields.String(validate=validate.Length(max=255))
+    request_id = fields.String(validate=validate.Length(max=128))
+    ticket = fields.String(validate=validate.Length(max=32))
+    q = fields.String(validate=validate.Length(max=200))
+
+
+def load_filters(schema, args):
+    """Checked filters from a query string; BadRequest naming the fields that are wrong."""
+    try:
+        return schema().load(_blank_to_missing(args.to_dict() if hasattr(args, "to_dict") else dict(args)))
+    except ValidationError as error:
+        detail = "; ".join(f"{name}: {' '.join(map(str, messages))}" for name, messages in error.messages.items())
+        raise BadRequest("Invalid filter", detail, extra={"fields": error.messages}) from None
+
+
+def _day(column, day):
+    start = datetime.combine(day, time.min)
+    return (column >= start) & (column < start + timedelta(days=1))
+
+
+def _page(query, filters):
+    return list(query.limit(filters["limit"]).offset(filters["offset"]))
+
+
+def incoming_requests(filters):
+    query = IncomingRequest.select(IncomingRequest, Task).join(Task, on=(IncomingRequest.task == Task.id),
+                                                                join_type=JOIN.LEFT_OUTER)
+    if "status" in filters:
+        query = query.where(IncomingRequest.status == filters["status"])
+    if "event_type" in filters:
+        query = query.where(IncomingRequest.event_type == filters["event_type"])
+    if "request_id" in filters:
+        query = query.where(IncomingRequest.request_id == filters["request_id"].strip())
+    if "date" in filters:
+        query = query.where(_day(IncomingRequest.received_at, filters["date"]))
+    return _page(query.order_by(IncomingRequest.received_at.desc(), IncomingRequest.id.desc()), filters)
+
+
+def outbound_calls(filters):
+    query = (OutboundCall.select(OutboundCall, Decision, Task)
+             .join(Decision, on=(OutboundCall.decision == Decision.id), join_type=JOIN.LEFT_OUTER)
+             .join(Task, on=(Decision.task == Task.id), join_type=JOIN.LEFT_OUTER))
+    if "what" in filters:
+        query = query.where(OutboundCall.what == filters["what"])
+    if filters.get("outcome") == "ok":
+        query = query.where(OutboundCall.status.between(200, 299) & OutboundCall.error.is_null())
+    elif filters.get("outcome") == "failed":
+        query = query.where(OutboundCall.status.is_null() | ~OutboundCall.status.between(200, 299)
+                            | OutboundCall.error.is_null(False))
+    if "ticket" in filters:
+        query = query.where(Task.number == filters["ticket"].strip().upper())
+    if "date" in filters:
+        query = query.where(_day(OutboundCall.created_at, filters["date"]))
+    return _page(query.order_by(OutboundCall.created_at.desc(), OutboundCall.id.desc()), filters)
+
+
+def app_log(filters):
+    query = AppLog.select()
+    if "level" in filters:
+        query = query.where(AppLog.level_number >= logging.getLevelName(filters["level"]))
+    if "logger" in filters:
+        name = filters["logger"].strip()
+        query = query.where((AppLog.logger == name) | AppLog.logger.startswith(name + "."))
+    if "request_id" in filters:
+        query = query.where(AppLog.request_id == filters["request_id"].strip())
+    if "ticket" in filters:
+        query = query.where(AppLog.ticket == filters["ticket"].strip().upper())
+    if "q" in filters:
+        query = query.where(AppLog.message.contains(filters["q"]))
+    if "date" in filters:
+        query = query.where(_day(AppLog.created_at, filters["date"]))
+    return _page(query.order_by(AppLog.created_at.desc(), AppLog.id.desc()), filters)
+
+
+def page_links(filters, count):
+    """The offsets of the newer and older pages (None when there is none)."""
+    newer = max(filters["offset"] - filters["limit"], 0) if filters["offset"] > 0 else None
+    older = filters["offset"] + filters["limit"] if count == filters["limit"] else None
+    return newer, older
+
+
+def filter_args(filters):
+    """The filters as query-string arguments for links (without paging)."""
+    return {key: (value.isoformat() if hasattr(value, "isoformat") else value)
+            for key, value in filters.items() if key not in ("limit", "offset")}
