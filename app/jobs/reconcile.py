@@ -25,6 +25,7 @@ from app import contract
 from app.audit import service as audit
 from app.db import database, is_sqlite, write_transaction
 from app.epm.client import MAX_PAGE_SIZE, EpmClient
+from app.ops.outbound import outbound_call_recorder
 from app.intake.schemas import load_event
 from app.models import Configuration, Decision
 from app.tickets import service as tickets
@@ -270,7 +271,8 @@ def reconcile(client=None, dry_run=False, actor=audit.SYSTEM_ACTOR):
     """
     if client is None:
         timeout = current_app.extensions["settings"].epm_timeout_seconds
-        client = EpmClient.from_configuration(Configuration.default(), timeout=timeout)
+        configuration = Configuration.default()
+        client = EpmClient.from_configuration(configuration, outbound_call_recorder(configuration), timeout=timeout)
     report = ReconcileReport(dry_run=dry_run)
     for kind in KINDS:
         for record in _records(client, kind, report):
@@ -288,7 +290,8 @@ def reconcile(client=None, dry_run=False, actor=audit.SYSTEM_ACTOR):
 def reconcile_job():
     """The scheduled reconciliation: skipped (not failed) while the EPM connection is not configured."""
     try:
-        client = EpmClient.from_configuration(Configuration.default(),
+        configuration = Configuration.default()
+        client = EpmClient.from_configuration(configuration, outbound_call_recorder(configuration),
                                               timeout=current_app.extensions["settings"].epm_timeout_seconds)
     except ValueError as error:
         return f"skipped: {error}"

@@ -1,0 +1,77 @@
+"""Fixtures for the operations tests: browser sessions, tickets from EPM, a faked EPM tenant, the stored log."""
+import pytest
+import responses
+
+from app.configuration import update_configuration
+from app.epm.tokens import clear_token_cache
+from app.models import Task
+from app.ops import log_store
+from tests import factories
+from tests.web.conftest import WebClient
+
+EPM = "https://acme-services.pm.beyondtrustcloud.com"
+TOKEN_URL = f"{EPM}/oauth/connect/token"
+APPLICATION_URL = f"{EPM}/management-api/v2/AuthorizationRequest/notification"
+APPLICATION_LIST_URL = f"{EPM}/management-api/v3/AuthorizationRequest"
+CLIENT_SECRET = "s3cr3t-Client-Value-Never-Stored"
+ACCESS_TOKEN = "eyJ-access-token-never-stored"
+
+
+@pytest.fixture
+def app(app):
+    yield app
+    # Rows the log writer still holds belong to this test's database: let them land
+    # before the app's connections close.
+    log_store.flush(5)
+
+
+@pytest.fixture
+def web(client):
+    return WebClient(client)
+
+
+@pytest.fixture
+def as_admin(web, admin):
+    assert web.sign_in(admin.username).status_code == 302
+    return web
+
+
+@pytest.fixture
+def as_approver(web, approver):
+    assert web.sign_in(approver.username).status_code == 302
+    return web
+
+
+@pytest.fixture
+def make_ticket(deliver):
+    """Deliver a created event as EPM would and return the ticket it became."""
+
+    def make(body=None):
+        answer = deliver(body or factories.application_request())
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        return Task.get(Task.number == answer.json["result"]["ticket"])
+
+    return make
+
+
+@pytest.fixture
+def epm(app):
+    """The configured EPM tenant faked with `responses`: a token, decisions and reads all answer 200."""
+    clear_token_cache()
+    update_configuration({"pmc_host": "acme-services.pm.beyondtrustcloud.com", "client_id": "broker-client",
+                          "client_secret": CLIENT_SECRET})
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.post(TOKEN_URL, json={"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600,
+                                   "scope": "urn:management:api"})
+        mock.post(APPLICATION_URL, json={"status": "ok"})
+        mock.get(APPLICATION_LIST_URL, json={"data": [], "pageCount": 0, "totalRecordCount": 0})
+        yield mock
+    clear_token_cache()
+
+
+def stored_log():
+    """Every app-log row, oldest first, once the writer has stored what was logged so far."""
+    from app.ops.models import AppLog
+
+    assert log_store.flush(10)
+    return list(AppLog.select().order_by(AppLog.id))

@@ -1,0 +1,196 @@
+"""Replaying a stored delivery: a dry run says what would change and changes nothing; a replay applies it."""
+import json
+import re
+
+import pytest
+
+from app import contract
+from app.audit.models import AuditEntry
+from app.db import write_transaction
+from app.intake.payload import parse_json_object
+from app.intake.schemas import load_event
+from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, Task, WorkNote
+from app.ops import replay as replays
+from app.tickets import service as tickets
+from tests import factories
+
+
+@pytest.fixture
+def unknown_admin_delivery(deliver, monkeypatch):
+    """An Admin Access request stored as an error while its event type was unknown to the broker."""
+    body = factories.admin_request()
+    with monkeypatch.context() as unknown:
+        unknown.delitem(contract.EVENT_TYPES, contract.ADMIN_TICKET_CREATED.name)
+        assert deliver(body).status_code == 400
+    incoming = IncomingRequest.get(IncomingRequest.request_id == body["RequestId"])
+    assert incoming.status == contract.INCOMING_ERROR
+    assert "Unknown event type" in incoming.error
+    return incoming
+
+
+@pytest.fixture
+def waiting_update(deliver):
+    """An update stored as `received`, whose ticket then appeared without applying it."""
+    request_id = "6b1f3a52-0000-4e0b-8a57-2f0c3d9e4a11"
+    assert deliver(factories.application_decision(request_id)).json["result"]["status"] == contract.INCOMING_RECEIVED
+    event, fields = load_event(parse_json_object(json.dumps(factories.application_request(request_id)).encode()))
+    with write_transaction():
+        task = tickets.create_ticket(event, fields)
+    update = IncomingRequest.get(IncomingRequest.request_id == request_id,
+                                 IncomingRequest.event_type == contract.URM_DECISION_UPDATE.name)
+    assert update.status == contract.INCOMING_RECEIVED
+    return update, task
+
+
+def test_dry_run_says_a_ticket_would_be_created_and_changes_nothing(app, unknown_admin_delivery, admin):
+    notes_before = WorkNote.select().count()
+
+    outcome = replays.replay(unknown_admin_delivery.sys_id, admin, dry_run=True)
+
+    assert outcome.dry_run and outcome.changed
+    assert outcome.result == replays.CREATED
+    assert outcome.message.startswith("would create a ticket of type Incident for Admin Access request")
+    assert outcome.ticket is None
+    stored = IncomingRequest.get_by_id(unknown_admin_delivery.id)
+    assert (stored.status, stored.task_id, stored.error) == (contract.INCOMING_ERROR, None, unknown_admin_delivery.error)
+    assert Task.select().count() == 0 and AdminTicket.select().count() == 0
+    assert WorkNote.select().count() == notes_before
+    assert not AuditEntry.select().where(AuditEntry.action == replays.AUDIT_ACTION).exists()
+
+
+def test_dry_run_does_not_use_up_a_ticket_number(app, unknown_admin_delivery, admin, make_ticket):
+    replays.replay(unknown_admin_delivery, admin, dry_run=True)
+    assert make_ticket().number == "INC0010001"
+
+
+def test_replay_creates_the_ticket_once_the_event_type_is_known(app, unknown_admin_delivery, admin):
+    outcome = replays.replay(unknown_admin_delivery.sys_id, admin)
+
+    assert (outcome.result, outcome.changed, outcome.status) == (replays.CREATED, True, contract.INCOMING_PROCESSED)
+    assert outcome.message == (f"created Incident INC0010001 for Admin Access request "
+                               f"{unknown_admin_delivery.request_id}")
+    stored = IncomingRequest.get_by_id(unknown_admin_delivery.id)
+    assert stored.status == contract.INCOMING_PROCESSED
+    assert stored.error is None and stored.processed_at is not None
+    assert stored.task.number == outcome.ticket == "INC0010001"
+    assert AdminTicket.get(AdminTicket.request_id == unknown_admin_delivery.request_id).user_name == "CORP\\akowalski"
+    assert IncomingRequest.select().count() == 1  # the stored row was processed, not copied
+    assert any(f"replayed by {admin.username}" in note.text for note in stored.task.work_notes)
+
+
+def test_replay_is_recorded_in_the_audit_log(app, unknown_admin_delivery, admin):
+    replays.replay(unknown_admin_delivery, admin, source_address="10.0.0.7")
+    entry = AuditEntry.get(AuditEntry.action == replays.AUDIT_ACTION)
+    assert (entry.actor, entry.object_type, entry.object_id, entry.source_address) == (
+        admin.username, "incoming_request", unknown_admin_delivery.sys_id, "10.0.0.7")
+    assert entry.detail["result"] == replays.CREATED and entry.detail["ticket"] == "INC0010001"
+
+
+def test_dry_run_says_a_waiting_update_would_finalize_its_ticket(app, waiting_update, admin):
+    update, task = waiting_update
+
+    outcome = replays.replay(update, admin, dry_run=True)
+
+    assert outcome.message == f"would finalize {task.number} with Approved"
+    assert outcome.changed and outcome.ticket == task.number
+    assert not ApplicationAccessTicket.get(ApplicationAccessTicket.task == task).decision_final
+    assert IncomingRequest.get_by_id(update.id).status == contract.INCOMING_RECEIVED
+
+
+def test_replay_finalizes_a_waiting_update_after_its_ticket_appeared(app, waiting_update, admin):
+    update, task = waiting_update
+
+    outcome = replays.replay(update, admin)
+
+    assert (outcome.result, outcome.message) == (replays.FINALIZED, f"finalized {task.number} with Approved")
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.task == task)
+    assert jit.decision_final and (jit.final_decision, jit.final_decision_by) == ("Approved", "jchen")
+    stored = IncomingRequest.get_by_id(update.id)
+    assert (stored.status, stored.task_id) == (contract.INCOMING_PROCESSED, task.id)
+
+
+def test_replaying_a_processed_delivery_is_a_duplicate_and_changes_nothing(app, make_ticket, admin):
+    task = make_ticket()
+    incoming = IncomingRequest.get(IncomingRequest.task == task)
+
+    for dry_run in (True, False):
+        outcome = replays.replay(incoming, admin, dry_run=dry_run)
+        assert outcome.result == replays.DUPLICATE and not outcome.changed
+        assert outcome.message.startswith("duplicate:") and outcome.message.endswith("no change")
+        assert IncomingRequest.get_by_id(incoming.id).status == contract.INCOMING_PROCESSED
+    assert Task.select().count() == 1
+    # Asked for and done (nothing to do), so audited: only the dry run is not.
+    assert AuditEntry.select().where(AuditEntry.action == replays.AUDIT_ACTION).count() == 1
+
+
+def test_a_body_that_is_still_invalid_stays_an_error(app, deliver, admin):
+    assert deliver({"EventType": "URM_Native_Ticket_Created"}).status_code == 400
+    incoming = IncomingRequest.get()
+
+    outcome = replays.replay(incoming, admin)
+
+    assert outcome.result == replays.INVALID and not outcome.changed
+    assert "RequestId" in outcome.message
+    assert IncomingRequest.get_by_id(incoming.id).status == contract.INCOMING_ERROR
+
+
+def test_cli_replay_dry_run_then_apply(app, runner, unknown_admin_delivery):
+    dry = runner.invoke(args=["replay", unknown_admin_delivery.sys_id, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "Dry run: would create a ticket of type Incident" in dry.output
+    assert Task.select().count() == 0
+
+    applied = runner.invoke(args=["replay", unknown_admin_delivery.sys_id])
+    assert applied.exit_code == 0, applied.output
+    assert "created Incident INC0010001" in applied.output and "Status: processed" in applied.output
+    assert AuditEntry.get(AuditEntry.action == replays.AUDIT_ACTION).actor.startswith("cli:")
+
+
+def test_cli_replay_of_an_unknown_delivery_fails(app, runner):
+    result = runner.invoke(args=["replay", "0" * 32])
+    assert result.exit_code != 0
+    assert "No incoming request" in result.output
+
+
+def test_replay_page_previews_then_applies(app, as_admin, unknown_admin_delivery):
+    path = f"/admin/incoming/{unknown_admin_delivery.sys_id}/replay"
+
+    preview = as_admin.post(path, {"mode": "dry-run"})
+    page = preview.get_data(as_text=True)
+    assert preview.status_code == 200
+    assert "Dry run:</strong> would create a ticket of type Incident" in page
+    assert re.search(r'name="mode" value="apply"', page)
+    assert Task.select().count() == 0
+
+    applied = as_admin.post(path, {"mode": "apply"})
+    assert applied.status_code == 302
+    assert IncomingRequest.get_by_id(unknown_admin_delivery.id).status == contract.INCOMING_PROCESSED
+    follow = as_admin.get(applied.headers["Location"]).get_data(as_text=True)
+    assert "Replay: created Incident INC0010001" in follow
+
+
+def test_replay_page_offers_no_replay_when_nothing_would_change(app, as_admin, make_ticket):
+    incoming = IncomingRequest.get(IncomingRequest.task == make_ticket())
+    page = as_admin.post(f"/admin/incoming/{incoming.sys_id}/replay", {"mode": "dry-run"}).get_data(as_text=True)
+    assert "duplicate: a ticket for RequestId" in page
+    assert 'value="apply"' not in page
+
+
+def test_replay_api_dry_run_and_apply(app, client, admin_auth, unknown_admin_delivery):
+    path = f"/api/x_bets_pmc_jit/ops/incoming_requests/{unknown_admin_delivery.sys_id}/replay"
+
+    dry = client.post(path, json={"dry_run": True}, headers=admin_auth)
+    assert dry.status_code == 200
+    assert dry.json["result"]["dry_run"] is True and dry.json["result"]["result"] == "created"
+    assert Task.select().count() == 0
+
+    applied = client.post(path, json={}, headers=admin_auth)
+    assert applied.json["result"]["ticket"] == "INC0010001"
+    assert applied.json["result"]["status"] == contract.INCOMING_PROCESSED
+
+
+def test_replay_api_rejects_a_dry_run_that_is_not_a_boolean(app, client, admin_auth, unknown_admin_delivery):
+    path = f"/api/x_bets_pmc_jit/ops/incoming_requests/{unknown_admin_delivery.sys_id}/replay"
+    answer = client.post(path, json={"dry_run": "yes"}, headers=admin_auth)
+    assert answer.status_code == 400
+    assert Task.select().count() == 0
