@@ -34,7 +34,7 @@ def create_app(config=None):
     app.config.update(flask_options)
     app.extensions["settings"] = settings
 
-    from app import db, errors
+    from app import db, errors, metrics
     from app.audit import views as audit_views
     from app.auth import basic
     from app.cli import register_commands
@@ -47,6 +47,7 @@ def create_app(config=None):
     errors.init_app(app)
     basic.init_app(app, settings)
     app.register_blueprint(health_bp)
+    metrics.init_app(app)
     app.register_blueprint(intake_bp)
     app.register_blueprint(tickets_api_bp)
     from app import servicenow_api

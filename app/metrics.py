@@ -1,0 +1,152 @@
+"""`GET /metrics`: Prometheus metrics read from the database at scrape time.
+
+The service runs as several gunicorn workers, perhaps on several hosts, so counters
+kept in one process's memory would each tell part of the story. Every value here is
+counted from the tables instead, so any worker answers a scrape with the whole
+deployment's numbers. The endpoint needs no sign-in and shows counts only (no
+ticket contents, names or addresses): expose it to the Prometheus server only,
+e.g. on loopback or a private network.
+
+The delivery counters count the rows the database holds; when retention purges old
+rows they go down, which Prometheus reads as a counter reset.
+"""
+from flask import Blueprint, Response, current_app
+from peewee import Case, fn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+
+from app import contract
+from app.audit import service as audit
+from app.audit.models import AuditEntry
+from app.models import Decision, IncomingRequest, Task, utcnow
+
+bp = Blueprint("metrics", __name__)
+
+# Upper bounds (seconds) of the EPM call latency histogram's buckets.
+EPM_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+OUTBOX_STATUSES = (contract.DELIVERY_PENDING, contract.DELIVERY_SENDING)
+UNKNOWN = "unknown"
+
+
+def event_label(name):
+    """The contract's spelling of an event type, or `unknown`: a rejected body may name anything."""
+    event = contract.find_event_type(name)
+    return event.name if event is not None else UNKNOWN
+
+
+class DatabaseCollector:
+    """Counts deliveries, decisions, EPM calls, tickets and refused authentications from the database."""
+
+    def collect(self):
+        yield self._webhook_deliveries()
+        yield from self._decisions()
+        yield from self._epm_calls()
+        yield self._tickets()
+        yield CounterMetricFamily(
+            "jitbroker_sign_in_failures", "Refused browser sign-ins, from the audit log",
+            value=AuditEntry.select().where(AuditEntry.action == audit.SIGN_IN_FAILED).count())
+        yield self._webhook_auth_failures()
+
+    @staticmethod
+    def _webhook_deliveries():
+        family = CounterMetricFamily("jitbroker_webhook_deliveries",
+                                     "Webhook deliveries stored, by event type and what became of them",
+                                     labels=["event_type", "outcome"])
+        counts = {}
+        rows = (IncomingRequest
+                .select(IncomingRequest.event_type, IncomingRequest.status, fn.COUNT(IncomingRequest.id))
+                .group_by(IncomingRequest.event_type, IncomingRequest.status).tuples())
+        for event_type, status, count in rows:
+            key = (event_label(event_type), status)
+            counts[key] = counts.get(key, 0) + count
+        for labels, count in sorted(counts.items()):
+            family.add_metric(list(labels), count)
+        return family
+
+    @staticmethod
+    def _decisions():
+        by_status = dict(Decision.select(Decision.status, fn.COUNT(Decision.id)).group_by(Decision.status).tuples())
+        deliveries = CounterMetricFamily("jitbroker_decision_deliveries",
+                                         "Decisions whose delivery to EPM ended, by outcome", labels=["outcome"])
+        for outcome in (contract.DELIVERY_DELIVERED, contract.DELIVERY_FAILED):
+            deliveries.add_metric([outcome], by_status.get(outcome, 0))
+        yield deliveries
+        yield GaugeMetricFamily("jitbroker_outbox_depth", "Decisions waiting for or in delivery to EPM",
+                                value=sum(by_status.get(status, 0) for status in OUTBOX_STATUSES))
+        oldest = Decision.select(fn.MIN(Decision.decided_at)).where(Decision.status.in_(OUTBOX_STATUSES)).scalar()
+        yield GaugeMetricFamily("jitbroker_oldest_pending_decision_age_seconds",
+                                "Seconds the oldest undelivered decision has waited; 0 when none waits",
+                                value=max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)
+
+    @staticmethod
+    def _epm_calls():
+        from app.ops.models import OutboundCall
+
+        call = OutboundCall
+        bucket_columns = [fn.SUM(Case(None, [(call.duration_ms <= bound * 1000, 1)], 0))
+                          for bound in EPM_LATENCY_BUCKETS]
+        rows = (call.select(call.what, fn.COUNT(call.id), fn.SUM(call.duration_ms), *bucket_columns)
+                .group_by(call.what).order_by(call.what).tuples())
+        latency = HistogramMetricFamily("jitbroker_epm_call_duration_seconds",
+                                        "Time EPM took to answer each call (token and API), by call",
+                                        labels=["call"])
+        for what, count, total_ms, *cumulative in rows:
+            buckets = [(_bound_text(bound), int(in_bucket or 0))
+                       for bound, in_bucket in zip(EPM_LATENCY_BUCKETS, cumulative)]
+            latency.add_metric([what], buckets + [("+Inf", count)], (total_ms or 0) / 1000)
+        yield latency
+
+        calls = CounterMetricFamily("jitbroker_epm_calls", "Calls made to EPM, by call and answer (error: no answer)",
+                                    labels=["call", "status"])
+        counts = {}
+        for what, status, count in call.select(call.what, call.status, fn.COUNT(call.id)).group_by(
+                call.what, call.status).tuples():
+            key = (what, status_class(status))
+            counts[key] = counts.get(key, 0) + count
+        for labels, count in sorted(counts.items()):
+            calls.add_metric(list(labels), count)
+        yield calls
+
+    @staticmethod
+    def _webhook_auth_failures():
+        from app.ops import WEBHOOK_AUTH_LOGGER
+        from app.ops.models import AppLog
+
+        return CounterMetricFamily(
+            "jitbroker_webhook_auth_failures",
+            "Webhook deliveries refused for their credentials (401 or 403), from the service log",
+            value=AppLog.select().where(AppLog.logger == WEBHOOK_AUTH_LOGGER).count())
+
+    @staticmethod
+    def _tickets():
+        family = GaugeMetricFamily("jitbroker_tickets", "Tickets by ticket type and state",
+                                   labels=["ticket_type", "state"])
+        rows = (Task.select(Task.sys_class_name, Task.state, fn.COUNT(Task.id))
+                .group_by(Task.sys_class_name, Task.state).order_by(Task.sys_class_name, Task.state).tuples())
+        for table, state, count in rows:
+            ticket_type = contract.TICKET_TYPES.get(table)
+            family.add_metric([table, ticket_type.state_label(state) if ticket_type else str(state)], count)
+        return family
+
+
+def status_class(status):
+    """`2xx`, `4xx`, ... for an HTTP status; `error` when no answer came."""
+    return "error" if status is None else f"{status // 100}xx"
+
+
+def _bound_text(bound):
+    return repr(float(bound))
+
+
+def init_app(app):
+    """Give `app` its own registry (never the process-global one), holding the database collector."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector())
+    app.extensions["metrics_registry"] = registry
+    app.register_blueprint(bp)
+
+
+@bp.get("/metrics")
+def metrics():
+    registry = current_app.extensions["metrics_registry"]
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
