@@ -39,14 +39,14 @@ def parse_query(text, fields):
         term = term.strip()
         if not term or term == "EQ":
             continue
-        if term.startswith("OR") or term.startswith("NQ"):
-            raise QueryError(f"{term!r}: only AND (^) is supported, not OR or NQ")
         if term.startswith("ORDERBYDESC"):
             query.order_by.append((_known(term[len("ORDERBYDESC"):], fields), True))
             continue
         if term.startswith("ORDERBY"):
             query.order_by.append((_known(term[len("ORDERBY"):], fields), False))
             continue
+        if term.startswith(("OR", "NQ")):
+            raise QueryError(f"{term!r}: only AND (^) is supported, not OR or NQ")
         match = _TERM.match(term)
         if match is None:
             operator = next((op for op in _UNSUPPORTED if op in term.upper()), None)

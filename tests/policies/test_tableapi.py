@@ -1,0 +1,153 @@
+"""The ServiceNow Table API subset over the broker's tickets: queries, fields, limits, display values, auth."""
+import json
+
+import pytest
+
+from app.configuration import update_configuration
+from tests import factories
+from tests.conftest import basic_auth
+from tests.policies.conftest import WEBHOOK
+
+TABLE = "/api/now/table/incident"
+
+
+@pytest.fixture
+def reader_auth(app):
+    factories.account("pam360", "reader")
+    return basic_auth("pam360", factories.PASSWORD)
+
+
+@pytest.fixture
+def tickets(client, api_auth):
+    """Three incidents: INC0010001 and INC0010002 by mrivera, INC0010003 by jdoe (moved to In Progress)."""
+    made = []
+    for user in ("CORP\\mrivera", "CORP\\mrivera", "CORP\\jdoe"):
+        answer = client.post(WEBHOOK, data=json.dumps(factories.application_request(user=user)),
+                             content_type="application/json", headers=api_auth)
+        made.append(answer.json["result"]["ticket"])
+    from app.models import Task
+
+    Task.update(state=2).where(Task.number == made[2]).execute()
+    return made
+
+
+def get(client, auth, path=TABLE, **params):
+    return client.get(path, query_string=params, headers=auth)
+
+
+def test_a_query_by_number_answers_in_servicenows_shape(client, reader_auth, tickets):
+    answer = get(client, reader_auth, sysparm_query="number=INC0010002")
+
+    assert answer.status_code == 200
+    [record] = answer.json["result"]
+    assert record["number"] == "INC0010002"
+    assert record["state"] == "1"
+    assert record["approval"] == "requested"
+    assert record["opened_by"] == "CORP\\mrivera"
+    assert record["start_date"] == "" and record["end_date"] == ""
+    assert len(record["sys_id"]) == 32
+    assert record["short_description"].startswith("Application Access")
+
+
+def test_conditions_joined_by_caret_must_all_hold(client, reader_auth, tickets):
+    both = get(client, reader_auth, sysparm_query="opened_by=CORP\\mrivera^state=1")
+    label = get(client, reader_auth, sysparm_query="state=In Progress")
+    negated = get(client, reader_auth, sysparm_query="state!=1")
+
+    assert [r["number"] for r in both.json["result"]] == ["INC0010001", "INC0010002"]
+    assert [r["number"] for r in label.json["result"]] == ["INC0010003"]
+    assert [r["number"] for r in negated.json["result"]] == ["INC0010003"]
+
+
+def test_fields_limit_offset_and_ordering(client, reader_auth, tickets):
+    answer = get(client, reader_auth, sysparm_fields="number,state,nonexistent", sysparm_limit="2",
+                 sysparm_offset="1", sysparm_query="ORDERBYDESCnumber")
+
+    assert answer.json["result"] == [{"number": "INC0010002", "state": "1"}, {"number": "INC0010001", "state": "1"}]
+    assert answer.headers["X-Total-Count"] == "3"
+
+
+def test_display_values_and_both(client, reader_auth, tickets):
+    shown = get(client, reader_auth, sysparm_query="number=INC0010003", sysparm_fields="state,approval",
+                sysparm_display_value="true")
+    both = get(client, reader_auth, sysparm_query="number=INC0010003", sysparm_fields="state",
+               sysparm_display_value="all")
+
+    assert shown.json["result"] == [{"state": "In Progress", "approval": "Requested"}]
+    assert both.json["result"] == [{"state": {"value": "2", "display_value": "In Progress"}}]
+
+
+def test_approval_and_window_follow_the_decision_epm_finalized(client, reader_auth, api_auth, tickets):
+    created = factories.admin_request()
+    number = client.post(WEBHOOK, data=json.dumps(created), content_type="application/json",
+                         headers=api_auth).json["result"]["ticket"]
+    client.post(WEBHOOK, data=json.dumps(factories.admin_decision(created["RequestId"])),
+                content_type="application/json", headers=api_auth)
+
+    approved = get(client, reader_auth, sysparm_query="approval=approved", sysparm_fields="number,start_date,end_date")
+
+    assert approved.json["result"] == [{"number": number, "start_date": "2026-11-20 15:12:03",
+                                        "end_date": "2026-11-20 15:42:03"}]
+
+
+def test_one_record_by_sys_id(client, reader_auth, tickets):
+    from app.models import Task
+
+    task = Task.get(Task.number == "INC0010001")
+
+    answer = get(client, reader_auth, f"{TABLE}/{task.sys_id}", sysparm_fields="number,sys_id")
+    missing = get(client, reader_auth, f"{TABLE}/{'0' * 32}")
+    wrong_table = get(client, reader_auth, f"/api/now/table/change_request/{task.sys_id}")
+
+    assert answer.json == {"result": {"number": "INC0010001", "sys_id": task.sys_id}}
+    assert missing.status_code == wrong_table.status_code == 404
+    assert missing.json["error"]["message"] == "No Record found"
+    assert missing.json["status"] == "failure"
+
+
+def test_each_table_holds_only_its_own_tickets(client, reader_auth, tickets):
+    update_configuration({"ticket_type": "change_request"})
+    client.post(WEBHOOK, data=json.dumps(factories.application_request()), content_type="application/json",
+                headers={**basic_auth("epm", factories.PASSWORD)})
+
+    changes = get(client, reader_auth, "/api/now/table/change_request", sysparm_fields="number,state")
+
+    assert changes.json["result"] == [{"number": "CHG0000001", "state": "-5"}]
+    assert len(get(client, reader_auth).json["result"]) == 3
+
+
+@pytest.mark.parametrize("query", ["numberLIKEINC", "number=INC0010001^ORnumber=INC0010002", "priority=1"])
+def test_unsupported_queries_are_refused_not_misread(client, reader_auth, tickets, query):
+    answer = get(client, reader_auth, sysparm_query=query)
+
+    assert answer.status_code == 400
+    assert answer.json["error"]["message"] == "Invalid sysparm_query"
+
+
+def test_unknown_tables_and_bad_limits_are_refused(client, reader_auth):
+    assert get(client, reader_auth, "/api/now/table/sys_user").status_code == 400
+    assert get(client, reader_auth, sysparm_limit="0").status_code == 400
+    assert get(client, reader_auth, sysparm_limit="lots").status_code == 400
+
+
+def test_readers_and_approvers_may_read_nobody_else(client, reader_auth, approver_auth, admin_auth, api_auth):
+    assert get(client, reader_auth).status_code == 200
+    assert get(client, approver_auth).status_code == 200
+    assert get(client, admin_auth).status_code == 200
+    assert get(client, api_auth).status_code == 403
+    unauthenticated = client.get(TABLE)
+    assert unauthenticated.status_code == 401
+    assert unauthenticated.headers["WWW-Authenticate"].startswith("Basic")
+    assert get(client, basic_auth("pam360", "wrong-password")).status_code == 401
+
+
+def test_a_reader_can_use_nothing_but_the_table_api(client, reader_auth, tickets):
+    assert client.get("/api/x_bets_pmc_jit/tickets", headers=reader_auth).status_code == 403
+    assert client.post(f"/api/x_bets_pmc_jit/tickets/{tickets[0]}/decision", headers=reader_auth,
+                       json={"decision": "Approved", "reason": "x", "duration_unit": "once"}).status_code == 403
+
+
+def test_a_browser_session_is_not_enough(client, web, approver):
+    web.sign_in(approver.username)
+
+    assert client.get(TABLE).status_code == 401
