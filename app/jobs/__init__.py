@@ -55,6 +55,13 @@ def purge_expired():
     return purge()
 
 
+def evaluate_policies():
+    """Run policy evaluations left queued (normally they run right after the webhook's answer)."""
+    from app.policies.queue import evaluate_due
+
+    return evaluate_due()
+
+
 @dataclass(frozen=True)
 class Job:
     """A background job: what it runs, how often, and how long its lock lasts between renewals."""
@@ -71,6 +78,7 @@ JOBS = {job.name: job for job in (
     Job("sla_reminders", queue_sla_reminders, 60),
     Job("reconcile", reconcile_with_epm, 15 * 60),
     Job("purge", purge_expired, 60 * 60),
+    Job("evaluate_policies", evaluate_policies, 5),
 )}
 
 

@@ -1,0 +1,45 @@
+"""When policies run: after the webhook's answer is sent, or by the scheduler's job for anything left queued."""
+import json
+
+from app.jobs import JOBS, run_job
+from app.models import Task
+from app.policies.models import PolicyEvaluation
+from tests.policies.conftest import WEBHOOK, application, epm_decisions
+
+
+def deliver_without_closing(client, api_auth, body):
+    return client.post(WEBHOOK, data=json.dumps(body), content_type="application/json", headers=api_auth)
+
+
+def test_the_webhook_is_answered_before_any_policy_runs(http, client, api_auth, add_rule):
+    add_rule(name="Deny all", outcome="auto_deny")
+
+    answer = deliver_without_closing(client, api_auth, application("please"))
+
+    task = Task.get(Task.number == answer.json["result"]["ticket"])
+    assert answer.status_code == 200 and answer.json["result"]["status"] == "processed"
+    assert PolicyEvaluation.get(PolicyEvaluation.task == task).status == "pending"
+    assert epm_decisions(http) == []
+
+    answer.close()  # the server has sent the answer: now the policy runs
+
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
+    assert PolicyEvaluation.get(PolicyEvaluation.task == task).status == "done"
+
+
+def test_the_scheduler_job_runs_evaluations_left_queued(http, client, api_auth, add_rule):
+    add_rule(name="Deny all", outcome="auto_deny")
+    deliver_without_closing(client, api_auth, application("please"))  # as if the worker stopped after answering
+
+    outcome = run_job(JOBS["evaluate_policies"], "test:1")
+
+    assert outcome.result == 1
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
+
+
+def test_nothing_is_queued_while_no_rule_is_enabled(http, client, api_auth, add_rule):
+    add_rule(name="Off", outcome="auto_deny", enabled="false")
+
+    deliver_without_closing(client, api_auth, application("please")).close()
+
+    assert PolicyEvaluation.select().count() == 0
