@@ -115,6 +115,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+class _StdoutHandler(logging.StreamHandler):
+    """JSON lines to stdout; a stream closed under it (a finished test's capture) is not an error worth a traceback."""
+
+    def handleError(self, record):
+        if getattr(self.stream, "closed", False):
+            return
+        super().handleError(record)
+
+
 def _level(name):
     level = logging.getLevelName(str(name).strip().upper())
     return level if isinstance(level, int) else logging.INFO
@@ -126,12 +135,18 @@ def configure_logging(app):
     The root logger's level comes from the `[logging] level` setting; the configuration's
     debug switch lowers the broker's own loggers to DEBUG and stores INFO+ while it is on.
     """
+    install_log_handlers(app)
+    _install_request_ids(app)
+
+
+def install_log_handlers(app):
+    """(Re)place this module's handlers on the root logger, writing to the current stdout."""
     root = logging.getLogger()
     for handler in [h for h in root.handlers if getattr(h, _MARK, False)]:
         root.removeHandler(handler)
 
     context = LogContextFilter()
-    stdout_handler = logging.StreamHandler(sys.stdout)
+    stdout_handler = _StdoutHandler(sys.stdout)
     stdout_handler.setFormatter(JsonFormatter())
     stdout_handler.addFilter(context)
     store_handler = log_store.AppLogHandler(record_fields)
@@ -144,6 +159,8 @@ def configure_logging(app):
     log_store.writer.use_database(database.obj, app.extensions["settings"])
     log_store.writer.ensure_started()
 
+
+def _install_request_ids(app):
     @app.before_request
     def _start_request_log():
         incoming = request.headers.get(REQUEST_ID_HEADER, "")

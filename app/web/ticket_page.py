@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from app import contract
 from app.decisions import service as decisions
 from app.models import Configuration, WorkNote
+from app.ops.history import ticket_history
 from app.web import labels
 from app.web.formatting import timestamp
 
@@ -143,4 +144,5 @@ def ticket_view(task, account):
                       and latest.status == contract.DELIVERY_PENDING),
         "states": [(label, label) for _, label in task.ticket_type.states],
         "notes": notes,
+        "history": ticket_history(task) if account.role == contract.ROLE_ADMIN else [],
     }

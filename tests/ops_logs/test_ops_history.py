@@ -1,0 +1,76 @@
+"""A ticket's processing history: every step from EPM's delivery to its closing, in the order it happened."""
+from app.configuration import update_configuration
+from app.models import Task
+from tests import factories
+
+DECISION = "/api/x_bets_pmc_jit/tickets/{}/decision"
+HISTORY = "/api/x_bets_pmc_jit/tickets/{}/history"
+
+
+def steps(client, auth, number):
+    answer = client.get(HISTORY.format(number), headers=auth)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return answer.json["result"]["events"]
+
+
+def kinds_without_notes(events):
+    return [event["kind"] for event in events if event["kind"] != "work note"]
+
+
+def test_history_of_a_ticket_from_delivery_to_closing(app, epm, client, deliver, approver_auth, admin_auth):
+    update_configuration({"auto_close": "true"})
+    request_id = "a9e1c2d3-0000-4000-8000-000000000001"
+    number = deliver(factories.application_request(request_id)).json["result"]["ticket"]
+    approved = client.post(DECISION.format(number), headers=approver_auth,
+                           json={"decision": "Approved", "reason": "Release night", "duration_unit": "once"})
+    assert approved.status_code == 201, approved.get_data(as_text=True)
+    assert deliver(factories.application_decision(request_id)).json["result"]["status"] == "processed"
+
+    events = steps(client, admin_auth, number)
+
+    assert kinds_without_notes(events) == [
+        "delivery received", "ticket created", "decision recorded", "delivery attempt", "delivery attempt",
+        "decision delivered", "delivery received", "finalized by EPM", "closed",
+    ]
+    assert [event["at"] for event in events if event["kind"] != "finalized by EPM"] == sorted(
+        event["at"] for event in events if event["kind"] != "finalized by EPM")
+    by_kind = {event["kind"]: event for event in events}
+    assert by_kind["decision recorded"]["summary"] == "Approved by jchen: Release night"
+    attempts = [event["summary"] for event in events if event["kind"] == "delivery attempt"]
+    assert attempts[0].startswith("token: POST /oauth/connect/token → 200")
+    assert attempts[1].startswith("application decision: POST /management-api/v2/AuthorizationRequest/notification → 200")
+    assert by_kind["finalized by EPM"]["summary"] == "EPM finalized the decision: Approved by jchen"
+    notes = [event["summary"] for event in events if event["kind"] == "work note"]
+    assert notes[0].startswith("Application Access request") and notes[-1].startswith("Closed automatically")
+
+
+def test_an_update_that_came_first_is_finalized_after_the_ticket_is_created(app, client, deliver, admin_auth):
+    request_id = "a9e1c2d3-0000-4000-8000-000000000002"
+    assert deliver(factories.application_decision(request_id)).json["result"]["status"] == "received"
+    number = deliver(factories.application_request(request_id)).json["result"]["ticket"]
+
+    events = steps(client, admin_auth, number)
+
+    assert kinds_without_notes(events) == ["delivery received", "delivery received", "ticket created",
+                                           "finalized by EPM"]
+    assert "URM_NATIVE_DECISION_UPDATE" in events[0]["summary"]
+    assert "URM_Native_Ticket_Created" in events[1]["summary"]
+
+
+def test_history_of_an_unknown_ticket_is_not_found(app, client, admin_auth):
+    answer = client.get(HISTORY.format("INC0099999"), headers=admin_auth)
+    assert answer.status_code == 404
+
+
+def test_admins_see_the_history_on_the_ticket_page(app, as_admin, make_ticket):
+    task = make_ticket()
+    page = as_admin.get(f"/tickets/{task.number}").get_data(as_text=True)
+    assert "Processing history" in page
+    assert f"Incident {task.number} created" in page
+
+
+def test_approvers_do_not_see_the_history(app, as_approver, make_ticket):
+    task = make_ticket()
+    page = as_approver.get(f"/tickets/{task.number}").get_data(as_text=True)
+    assert "Processing history" not in page
+    assert Task.select().count() == 1

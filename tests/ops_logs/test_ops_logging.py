@@ -1,0 +1,152 @@
+"""The service's log: JSON lines on stdout with request ids and tickets, WARNING+ stored, a debug switch."""
+import json
+import logging
+import re
+
+from app.configuration import update_configuration
+from app.ops import log_store
+from app.ops.logging import JsonFormatter, install_log_handlers, log_context
+from tests.ops_logs.conftest import stored_log
+
+WEBHOOK = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"
+LINE_FIELDS = {"time", "level", "logger", "message", "request_id", "ticket"}
+
+log = logging.getLogger("app.tests.ops")
+
+
+def stdout_reader(app, capsys):
+    """Start writing log lines to the stdout capsys captures now; returns a reader of the JSON lines."""
+    install_log_handlers(app)  # again: capsys swaps stdout per test phase, and this is the test's
+    capsys.readouterr()
+
+    def lines():
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+    return lines
+
+
+def test_every_line_on_stdout_is_a_json_record(app, capsys):
+    stdout_lines = stdout_reader(app, capsys)
+    log.warning("disk %s is almost full", "/var")
+    (line,) = [line for line in stdout_lines() if line["logger"] == "app.tests.ops"]
+    assert set(line) == LINE_FIELDS
+    assert (line["level"], line["message"]) == ("WARNING", "disk /var is almost full")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
+
+
+def test_an_exception_is_part_of_its_line(app, capsys):
+    stdout_lines = stdout_reader(app, capsys)
+    try:
+        raise ValueError("broken value")
+    except ValueError:
+        log.exception("processing failed")
+    (line,) = [line for line in stdout_lines() if line["logger"] == "app.tests.ops"]
+    assert line["level"] == "ERROR"
+    assert "ValueError: broken value" in line["exception"]
+
+
+def test_a_request_keeps_the_callers_request_id_and_echoes_it(app, client, capsys):
+    stdout_lines = stdout_reader(app, capsys)
+    answer = client.post(WEBHOOK, json={}, headers={"Authorization": "Basic bm9ib2R5Om5vcGU=",
+                                                    "X-Request-Id": "epm-7f3a-0001"})
+    assert answer.status_code == 401
+    assert answer.headers["X-Request-Id"] == "epm-7f3a-0001"
+    (line,) = [line for line in stdout_lines() if line["logger"] == "app.ops.webhook_auth"]
+    assert line["request_id"] == "epm-7f3a-0001"
+
+
+def test_a_request_without_a_usable_request_id_gets_a_new_one(app, client):
+    first = client.get("/healthz").headers["X-Request-Id"]
+    second = client.get("/healthz", headers={"X-Request-Id": "two words"}).headers["X-Request-Id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", first) and re.fullmatch(r"[0-9a-f]{32}", second)
+    assert first != second
+
+
+def test_records_about_a_ticket_carry_its_number(app, capsys):
+    stdout_lines = stdout_reader(app, capsys)
+    with log_context(ticket="INC0010042"):
+        log.warning("EPM is slow")
+    log.warning("not about a ticket")
+    tickets = [line["ticket"] for line in stdout_lines() if line["logger"] == "app.tests.ops"]
+    assert tickets == ["INC0010042", None]
+
+
+def test_secrets_never_reach_a_line(app, capsys):
+    stdout_lines = stdout_reader(app, capsys)
+    log.warning("token request body: grant_type=client_credentials&client_secret=hunter2-value")
+    (line,) = [line for line in stdout_lines() if line["logger"] == "app.tests.ops"]
+    assert "hunter2-value" not in json.dumps(line)
+
+
+def test_warnings_are_stored_with_their_request_id_and_ticket(app):
+    with log_context(ticket="INC0010007", request_id="req-42"):
+        log.warning("delivery to EPM failed")
+        log.info("routine detail")
+
+    (entry,) = [entry for entry in stored_log() if entry.logger == "app.tests.ops"]
+    assert (entry.level, entry.message, entry.request_id, entry.ticket) == (
+        "WARNING", "delivery to EPM failed", "req-42", "INC0010007")
+
+
+def test_the_debug_switch_stores_info_records_and_lowers_the_level(app):
+    assert not logging.getLogger("app").isEnabledFor(logging.DEBUG)
+    update_configuration({"debug_logging": "true"})
+    assert log_store.debug_switch.refresh()
+
+    log.info("routine detail")
+    assert logging.getLogger("app.tests.ops").isEnabledFor(logging.DEBUG)
+    assert [entry.message for entry in stored_log() if entry.logger == "app.tests.ops"] == ["routine detail"]
+
+    update_configuration({"debug_logging": "false"})
+    log_store.debug_switch.refresh()
+    log.info("routine again")
+    assert [entry.message for entry in stored_log() if entry.logger == "app.tests.ops"] == ["routine detail"]
+
+
+def test_the_debug_switch_takes_effect_without_a_restart(app, monkeypatch):
+    monkeypatch.setattr(log_store, "DEBUG_SWITCH_SECONDS", 0)  # the writer re-reads it after every batch
+    update_configuration({"debug_logging": "true"})
+
+    log.warning("wakes the writer")
+    stored_log()
+
+    assert log_store.debug_switch.enabled
+    log.info("now kept")
+    assert "now kept" in [entry.message for entry in stored_log()]
+
+
+def test_a_broken_record_neither_raises_nor_stops_the_log(app):
+    broken = logging.LogRecord("app.tests.ops", logging.WARNING, __file__, 1, "%d items", ("not a number",), None)
+    store = next(handler for handler in logging.getLogger().handlers if isinstance(handler, log_store.AppLogHandler))
+
+    store.handle(broken)
+    assert "not a number" in json.loads(JsonFormatter().format(broken))["message"]
+    log.warning("still logging")
+
+    messages = [entry.message for entry in stored_log() if entry.logger == "app.tests.ops"]
+    assert len(messages) == 2 and "not a number" in messages[0]
+    assert messages[1] == "still logging"
+
+
+def test_database_driver_records_are_never_stored(app):
+    update_configuration({"debug_logging": "true"})
+    log_store.debug_switch.refresh()
+    logging.getLogger("peewee").warning("a query")
+    assert not [entry for entry in stored_log() if entry.logger == "peewee"]
+
+
+def test_app_log_page_and_api_filter_the_stored_records(app, as_admin, client, admin_auth):
+    with log_context(ticket="INC0010003", request_id="req-abc"):
+        log.error("EPM refused the decision <b>for good</b>")
+    logging.getLogger("app.other").warning("something else")
+    stored_log()
+
+    page = as_admin.get("/admin/logs?level=ERROR").get_data(as_text=True)
+    assert "EPM refused the decision &lt;b&gt;for good&lt;/b&gt;" in page
+    assert "something else" not in page
+    by_logger = client.get("/api/x_bets_pmc_jit/ops/app_log?logger=app.other", headers=admin_auth).json["result"]
+    assert [entry["message"] for entry in by_logger] == ["something else"]
+    by_ticket = client.get("/api/x_bets_pmc_jit/ops/app_log?ticket=inc0010003", headers=admin_auth).json["result"]
+    assert [(entry["level"], entry["request_id"]) for entry in by_ticket] == [("ERROR", "req-abc")]
+    wrong = client.get("/api/x_bets_pmc_jit/ops/app_log?level=LOUD", headers=admin_auth)
+    assert wrong.status_code == 400 and "level" in wrong.json["error"]["detail"]
