@@ -1,6 +1,7 @@
 """Fixtures for jobs and notifications: tickets as EPM creates them, a fake EPM, a local SMTP server."""
+import email
+import email.policy
 import threading
-from datetime import timedelta
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -11,7 +12,7 @@ from app.db import database
 from app.epm import tokens
 from app.epm.fake import FakeEpm
 from app.migrations import upgrade
-from app.models import Task, utcnow
+from app.models import Account, Task, utcnow
 from tests import factories
 from tests.conftest import empty_tables
 from tests.live import free_port
@@ -51,10 +52,6 @@ def make_ticket(deliver):
     return make
 
 
-def days(n):
-    return timedelta(days=n)
-
-
 @pytest.fixture
 def fake_epm(app, monkeypatch):
     """A fake EPM tenant on loopback that sends no webhooks, entered in the configuration as an admin would."""
@@ -77,6 +74,24 @@ class RecordingHandler:
         with self._lock:
             self.messages.append(envelope)
         return "250 Message accepted for delivery"
+
+    def received(self):
+        """[(envelope recipients, parsed message)] in the order they arrived."""
+        with self._lock:
+            return [(envelope.rcpt_tos, email.message_from_bytes(envelope.content, policy=email.policy.default))
+                    for envelope in self.messages]
+
+
+@pytest.fixture
+def make_approver(app):
+    """An account with an e-mail address and assignment groups."""
+
+    def make(name, email_address, groups="", role="user", active=True):
+        account = factories.account(name, role, active=active)
+        Account.update(email=email_address, groups=groups).where(Account.id == account.id).execute()
+        return account
+
+    return make
 
 
 @pytest.fixture

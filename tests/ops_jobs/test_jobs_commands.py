@@ -1,0 +1,75 @@
+"""`jitbroker run-jobs` and `jobs status`, and the upgrade that adds the settings these jobs read."""
+from datetime import timedelta
+
+from playhouse.migrate import SchemaMigrator, migrate
+
+from app.db import database
+from app.jobs import JOBS, Job, lease
+from app.migrations import upgrade
+from app.models import Account, Configuration, SchemaVersion, utcnow
+from app.notify.models import Notification
+from app.ops.models import OutboundCall
+from tests import factories
+
+
+def old_outbound_call():
+    return OutboundCall.create(method="GET", url="https://epm/x", path="/x", status=200, duration_ms=3.0, attempt=1,
+                               what="request list", created_at=utcnow() - timedelta(days=45))
+
+
+def test_run_jobs_skips_a_job_the_scheduler_is_running_and_runs_the_rest(app, runner):
+    call = old_outbound_call()
+    assert lease.acquire_job_lock("purge", "scheduler-host:7:scheduler:ab12", lock_seconds=300)
+
+    result = runner.invoke(args=["run-jobs", "--force"])
+
+    assert result.exit_code == 0, result.output
+    assert "purge: skipped (running elsewhere)" in result.output
+    assert "deliver_outbox: 0" in result.output and "send_notifications: 0" in result.output
+    assert OutboundCall.get_by_id(call.id), "the purge did not run a second time"
+
+    lease.release_job_lock("purge", "scheduler-host:7:scheduler:ab12")
+    assert "purge: skipped (running elsewhere or not due yet)" in runner.invoke(args=["run-jobs"]).output, \
+        "not due: the scheduler just started it"
+    runner.invoke(args=["run-jobs", "--force", "--job", "purge"])
+    assert OutboundCall.get_or_none(OutboundCall.id == call.id) is None
+
+
+def test_run_jobs_exits_non_zero_when_a_job_fails(app, runner, monkeypatch):
+    def broken():
+        raise RuntimeError("disk full")
+
+    monkeypatch.setitem(JOBS, "purge", Job("purge", broken, 3600))
+    result = runner.invoke(args=["run-jobs", "--job", "purge"])
+    assert result.exit_code == 1 and "purge: failed: RuntimeError: disk full" in result.output
+
+
+def test_run_jobs_refuses_an_unknown_job(app, runner):
+    result = runner.invoke(args=["run-jobs", "--job", "backup"])
+    assert result.exit_code == 2 and "unknown job 'backup'" in result.output
+
+
+def test_jobs_status_shows_the_active_scheduler_and_last_runs(app, runner):
+    lease.acquire_scheduler_lease("host-a:1:scheduler:00ff")
+    runner.invoke(args=["run-jobs", "--job", "sla_reminders"])
+    output = runner.invoke(args=["jobs", "status"]).output
+    assert "scheduler: active, holder host-a:1:scheduler:00ff, heartbeat" in output
+    assert "sla_reminders: every 60 s, last started" in output and "deliver_outbox: every 5 s, never ran" in output
+
+
+def test_upgrading_an_older_database_adds_the_new_columns_with_their_defaults(app):
+    factories.account("jchen", "user")
+    Configuration.default()
+    migrator = SchemaMigrator.from_database(database.obj)
+    migrate(migrator.drop_column("sys_user", "email"), migrator.drop_column("sys_user", "groups"),
+            migrator.drop_column(Configuration._meta.table_name, "sla_minutes"),
+            migrator.drop_column(Configuration._meta.table_name, "retention_incoming_days"))
+    database.drop_tables([Notification])
+    SchemaVersion.delete().where(SchemaVersion.version == 5).execute()
+
+    assert upgrade() == ["scheduler lease, notifications and retention settings"]
+
+    assert Account.by_username("jchen").email == "" and Account.by_username("jchen").groups == ""
+    configuration = Configuration.default()
+    assert configuration.sla_minutes == 0 and configuration.retention_incoming_days == 90
+    assert Notification.select().count() == 0

@@ -1,0 +1,134 @@
+"""Retention: rows past their period go, in batches; open tickets and what they need stay."""
+from datetime import timedelta
+
+from app.audit.models import AuditEntry
+from app.configuration import update_configuration
+from app.jobs.retention import purge
+from app.models import ApplicationAccessTicket, IncomingRequest, Task, WorkNote, utcnow
+from app.ops.models import OutboundCall
+from tests import factories
+
+
+def days(n):
+    return timedelta(days=n)
+
+
+def age_deliveries(task, age):
+    IncomingRequest.update(received_at=utcnow() - age).where(IncomingRequest.task == task).execute()
+
+
+def close(task, age):
+    Task.update(state=task.ticket_type.closed_state, closed_at=utcnow() - age).where(Task.id == task.id).execute()
+
+
+def outbound_call(age):
+    return OutboundCall.create(method="POST", url="https://epm/x", path="/x", status=200, duration_ms=12.5, attempt=1,
+                               what="token", created_at=utcnow() - age)
+
+
+def test_deliveries_are_kept_for_90_days_by_default(app, deliver):
+    deliver(factories.admin_decision("no-such-request"))  # waits for its created event, linked to no ticket
+    deliver(factories.admin_decision("another-one"))
+    young, old = IncomingRequest.select().order_by(IncomingRequest.id)
+    IncomingRequest.update(received_at=utcnow() - days(89)).where(IncomingRequest.id == young.id).execute()
+    IncomingRequest.update(received_at=utcnow() - days(91)).where(IncomingRequest.id == old.id).execute()
+
+    report = purge()
+
+    assert report.counts[IncomingRequest._meta.table_name] == 1
+    assert [row.id for row in IncomingRequest.select()] == [young.id]
+
+
+def test_a_delivery_of_an_open_ticket_is_never_purged(app, make_ticket):
+    task = make_ticket(age=days(400))
+    age_deliveries(task, days(400))
+    purge()
+    assert IncomingRequest.select().where(IncomingRequest.task == task).count() == 1
+    assert Task.get_by_id(task.id)
+
+
+def test_a_delivery_of_a_closed_ticket_goes_after_its_own_period(app, make_ticket):
+    task = make_ticket()
+    close(task, days(10))
+    age_deliveries(task, days(91))
+    purge()
+    assert IncomingRequest.select().count() == 0
+    assert Task.get_by_id(task.id), "the ticket itself is kept for its own period"
+
+
+def test_closed_tickets_are_kept_for_365_days_with_everything_they_carry(app, make_ticket):
+    recent, expired = make_ticket(), make_ticket()
+    close(recent, days(364))
+    close(expired, days(366))
+
+    report = purge()
+
+    assert report.counts["task"] == 1
+    assert [task.id for task in Task.select()] == [recent.id]
+    assert ApplicationAccessTicket.select().count() == 1 and WorkNote.select().where(WorkNote.task == expired.id).count() == 0
+
+
+def test_an_open_ticket_is_never_purged_however_old(app, make_ticket):
+    open_task = make_ticket(age=days(2000))
+    Task.update(updated_at=utcnow() - days(2000)).where(Task.id == open_task.id).execute()
+    on_hold = make_ticket(age=days(2000))
+    Task.update(state=on_hold.ticket_type.state_value("On Hold"), updated_at=utcnow() - days(2000),
+                closed_at=utcnow() - days(2000)).where(Task.id == on_hold.id).execute()
+    purge()
+    assert Task.select().count() == 2
+
+
+def test_canceled_tickets_count_as_closed_but_resolved_ones_do_not(app, make_ticket):
+    canceled, resolved = make_ticket(), make_ticket()
+    for task, label in ((canceled, "Canceled"), (resolved, "Resolved")):
+        Task.update(state=task.ticket_type.state_value(label), closed_at=utcnow() - days(400)).where(
+            Task.id == task.id).execute()
+    purge()
+    assert [task.id for task in Task.select()] == [resolved.id]
+
+
+def test_outbound_call_logs_are_kept_for_30_days(app):
+    kept, gone = outbound_call(days(29)), outbound_call(days(31))
+    report = purge()
+    assert report.counts[OutboundCall._meta.table_name] == 1
+    assert [call.id for call in OutboundCall.select()] == [kept.id]
+    assert gone.id not in [call.id for call in OutboundCall.select()]
+
+
+def test_periods_are_configurable_and_zero_keeps_forever(app, make_ticket):
+    update_configuration({"retention_incoming_days": "0", "retention_closed_ticket_days": "7"})
+    task = make_ticket()
+    close(task, days(8))
+    age_deliveries(task, days(5000))
+    report = purge()
+    assert report.counts == {IncomingRequest._meta.table_name: 0, OutboundCall._meta.table_name: 0, "task": 1}
+    assert IncomingRequest.select().count() == 1
+
+
+def test_purging_works_through_many_small_batches(app):
+    for _ in range(7):
+        outbound_call(days(40))
+    assert purge(batch_size=2).counts[OutboundCall._meta.table_name] == 7
+    assert OutboundCall.select().count() == 0
+
+
+def test_a_dry_run_counts_without_deleting(app):
+    outbound_call(days(40))
+    report = purge(dry_run=True)
+    assert report.counts[OutboundCall._meta.table_name] == 1 and OutboundCall.select().count() == 1
+
+
+def test_a_purge_is_audited(app):
+    outbound_call(days(40))
+    purge(actor="cli:ops")
+    entry = AuditEntry.get(AuditEntry.action == "retention_purge")
+    assert entry.actor == "cli:ops" and entry.detail["deleted"] == 1
+
+
+def test_the_purge_command_prints_counts_per_table(app, runner, make_ticket):
+    outbound_call(days(40))
+    dry = runner.invoke(args=["purge", "--dry-run"])
+    assert dry.exit_code == 0
+    assert f"{OutboundCall._meta.table_name}: would delete 1" in dry.output
+    assert f"{IncomingRequest._meta.table_name}: would delete 0" in dry.output and "task: would delete 0" in dry.output
+    assert f"{OutboundCall._meta.table_name}: deleted 1" in runner.invoke(args=["purge"]).output

@@ -1,0 +1,178 @@
+"""Several schedulers against one PostgreSQL database: one runs the jobs, a standby takes over when it dies."""
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from app.db import database
+from app.jobs import JOBS, Job, lease
+from app.jobs.models import JobLock
+from app.jobs.scheduler import LeasedScheduler
+from tests.live import ROOT
+
+RUNS_TABLE = "test_job_runs"
+
+# A scheduler in a process of its own, running one job that records each run.
+SCHEDULER_PROCESS = """
+import sys, threading
+from app import create_app
+from app.db import database
+from app.jobs import Job
+from app.jobs.scheduler import LeasedScheduler
+
+def record_run():
+    database.execute_sql("INSERT INTO test_job_runs (holder) VALUES (%s)", (sys.argv[1],))
+    return "recorded"
+
+app = create_app({"database_url": sys.argv[2], "secret_key": "test-secret-key"})
+stop = threading.Event()
+import signal
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+LeasedScheduler(app, jobs=[Job("record", record_run, 1)], holder=sys.argv[1], lease_seconds=3,
+                heartbeat_seconds=1).run(stop)
+"""
+
+
+@pytest.fixture
+def runs_table(pg_app):
+    with database.connection_context():
+        database.execute_sql(f"CREATE TABLE IF NOT EXISTS {RUNS_TABLE} (holder text, ran_at timestamp DEFAULT now())")
+        database.execute_sql(f"TRUNCATE {RUNS_TABLE}")
+    return RUNS_TABLE
+
+
+def runs():
+    with database.connection_context():
+        return [row[0] for row in database.execute_sql(f"SELECT holder FROM {RUNS_TABLE} ORDER BY ran_at")]
+
+
+def record_job(holder, interval=3600):
+    def record_run():
+        database.execute_sql(f"INSERT INTO {RUNS_TABLE} (holder) VALUES (%s)", (holder,))
+        return "recorded"
+    return Job("record", record_run, interval)
+
+
+class Running:
+    """A LeasedScheduler running in a thread until stopped."""
+
+    def __init__(self, app, holder, jobs=None, lease_seconds=30, heartbeat_seconds=1):
+        self.holder = holder
+        self.scheduler = LeasedScheduler(app, jobs=jobs if jobs is not None else [record_job(holder)], holder=holder,
+                                         lease_seconds=lease_seconds, heartbeat_seconds=heartbeat_seconds)
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(app,), daemon=True)
+
+    def _run(self, app):
+        with app.app_context():
+            self.scheduler.run(self.stop_event)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join(30)
+        assert not self.thread.is_alive()
+
+
+def wait_for(condition, timeout=15, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def current_holder():
+    with database.connection_context():
+        state = lease.scheduler_lease()
+    return None if state is None or state["expired"] else state["holder"]
+
+
+def test_two_schedulers_run_a_job_once_and_only_the_lease_holder_runs_it(pg_app, runs_table):
+    first, second = Running(pg_app, "host-a:1"), Running(pg_app, "host-b:2")
+    first.start(), second.start()
+    try:
+        assert wait_for(lambda: len(runs()) >= 1)
+        time.sleep(2.5)  # both schedulers fired the job at start and have heartbeated since
+    finally:
+        first.stop(), second.stop()
+    assert len(runs()) == 1
+    active = [running for running in (first, second) if running.scheduler.outcomes]
+    assert len(active) == 1
+    assert runs() == [active[0].holder]
+
+
+def test_two_schedulers_run_each_real_job_once(pg_app):
+    first, second = Running(pg_app, "host-a:1", jobs=list(JOBS.values())), Running(pg_app, "host-b:2",
+                                                                               jobs=list(JOBS.values()))
+    first.start(), second.start()
+    try:
+        assert wait_for(lambda: JobLock.select().where(JobLock.last_finished_at.is_null(False)).count() == len(JOBS))
+        time.sleep(1.5)
+    finally:
+        first.stop(), second.stop()
+    rows = {row.name: row for row in JobLock.select()}
+    assert set(rows) == set(JOBS)
+    assert all(row.runs == 1 for row in rows.values()), {name: row.runs for name, row in rows.items()}
+    ran = {holder for holder, running in (("host-a:1", first), ("host-b:2", second)) if running.scheduler.outcomes}
+    assert len(ran) == 1
+
+
+def _start_process(postgres_url, holder):
+    return subprocess.Popen([sys.executable, "-c", SCHEDULER_PROCESS, holder, postgres_url], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+
+
+@pytest.fixture
+def scheduler_process(postgres_url, runs_table):
+    process = _start_process(postgres_url, "host-a:1")
+    yield process
+    if process.poll() is None:
+        process.kill()
+    process.wait(10)
+    process.stderr.close()
+
+
+def test_a_standby_takes_over_once_the_active_scheduler_died(pg_app, scheduler_process):
+    # Both run a job every second: the standby's runs show when it took over.
+    assert wait_for(lambda: "host-a:1" in runs(), timeout=30), scheduler_process.stderr.read()
+    standby = Running(pg_app, "host-b:2", jobs=[record_job("host-b:2", interval=1)], lease_seconds=3,
+                      heartbeat_seconds=1).start()
+    try:
+        time.sleep(2.5)
+        assert not standby.scheduler.is_active and set(runs()) == {"host-a:1"}, "the standby waits"
+
+        scheduler_process.send_signal(signal.SIGKILL)
+        died_at = time.monotonic()
+        assert wait_for(lambda: "host-b:2" in runs(), timeout=15)
+        took = time.monotonic() - died_at
+    finally:
+        standby.stop()
+    assert 1 < took < 3 + 2 + 1, "not before the lease ran out; within it and a heartbeat or two after"
+    history = runs()
+    first_b = history.index("host-b:2")
+    assert set(history[:first_b]) == {"host-a:1"} and set(history[first_b:]) == {"host-b:2"}, "never both at once"
+    assert current_holder() is None, "the standby released the lease when it stopped"
+
+
+def test_a_scheduler_that_stops_cleanly_hands_over_at_once(pg_app, scheduler_process):
+    assert wait_for(lambda: "host-a:1" in runs(), timeout=30), scheduler_process.stderr.read()
+    standby = Running(pg_app, "host-b:2", jobs=[record_job("host-b:2", interval=1)], lease_seconds=30,
+                      heartbeat_seconds=1).start()
+    try:
+        time.sleep(1.5)
+        scheduler_process.send_signal(signal.SIGTERM)
+        assert scheduler_process.wait(15) == 0
+        # A 30 s lease: taking over within a few seconds means it was released, not left to expire.
+        assert wait_for(lambda: "host-b:2" in runs(), timeout=5)
+    finally:
+        standby.stop()

@@ -1,0 +1,78 @@
+"""The chat webhook notification: {"text": ...} as Slack and Teams incoming webhooks take it."""
+import json
+
+import pytest
+import responses
+
+from app.configuration import update_configuration
+from app.jobs import JOBS, run_job
+from app.notify.models import CHANNEL_WEBHOOK, STATUS_PENDING, STATUS_SENT, Notification
+from tests import factories
+
+HOOK = "https://hooks.slack.com/services/T000/B000/secret-token"
+
+
+@pytest.fixture
+def webhook(app):
+    update_configuration({"notify_webhook_url": HOOK})
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def posted(mock):
+    return [json.loads(call.request.body) for call in mock.calls if call.request.url == HOOK]
+
+
+def send_notifications():
+    return run_job(JOBS["send_notifications"], "test:1")
+
+
+def test_a_new_ticket_is_posted_once_as_text(webhook, make_ticket):
+    webhook.post(HOOK, body="ok")
+    task = make_ticket(factories.application_request(user="CORP\\mrivera"))
+    assert posted(webhook) == [], "the webhook answer does not wait for the chat webhook"
+
+    send_notifications()
+    send_notifications()
+
+    [body] = posted(webhook)
+    assert list(body) == ["text"]
+    assert task.number in body["text"] and "Requested by: CORP\\mrivera" in body["text"]
+    assert webhook.calls[0].request.headers["Content-Type"] == "application/json"
+    notification = Notification.get(Notification.channel == CHANNEL_WEBHOOK)
+    assert notification.status == STATUS_SENT
+
+
+def test_markup_from_epm_is_escaped_in_chat_text(webhook, make_ticket):
+    webhook.post(HOOK, body="ok")
+    make_ticket(factories.application_request(productName="<!channel> <https://evil.example|click> & <b>x</b>"))
+    send_notifications()
+    [body] = posted(webhook)
+    assert "&lt;!channel&gt; &lt;https://evil.example|click&gt; &amp; &lt;b&gt;x&lt;/b&gt;" in body["text"]
+    assert "<" not in body["text"] and ">" not in body["text"]
+
+
+def test_a_failing_webhook_is_retried_and_its_address_never_logged(webhook, make_ticket):
+    webhook.post(HOOK, status=500, body="no_service")
+    make_ticket()
+    send_notifications()
+    notification = Notification.get()
+    assert notification.status == STATUS_PENDING and notification.attempts == 1
+    assert "HTTP 500" in notification.last_error and "secret-token" not in notification.last_error
+
+
+def test_the_webhook_address_is_masked_in_config_show(webhook, runner):
+    output = runner.invoke(args=["config", "show"]).output
+    assert "notify_webhook_url = ********" in output and "secret-token" not in output
+
+
+def test_an_address_that_is_not_a_web_url_is_refused(app, runner):
+    result = runner.invoke(args=["config", "set", "notify_webhook_url=ftp://hooks.example.com/x"])
+    assert result.exit_code == 1 and "notify_webhook_url" in result.output
+
+
+def test_notify_test_posts_to_the_webhook(webhook, runner):
+    webhook.post(HOOK, body="ok")
+    result = runner.invoke(args=["notify", "test"])
+    assert result.exit_code == 0 and "webhook: OK: sent" in result.output
+    assert "Test notification" in posted(webhook)[0]["text"]
