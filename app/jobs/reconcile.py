@@ -26,6 +26,7 @@ from app.audit import service as audit
 from app.db import database, is_sqlite, write_transaction
 from app.epm.client import MAX_PAGE_SIZE, EpmClient
 from app.ops.outbound import outbound_call_recorder
+from app.intake import service as intake
 from app.intake.schemas import load_event
 from app.models import Configuration, Decision
 from app.tickets import service as tickets
@@ -182,6 +183,14 @@ def _lock_request(request_id):
         database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (request_id,))
 
 
+class _Reconciled:
+    """The intake's `delivery` for a created event rebuilt from EPM's list: nothing arrived, so
+    nothing is stored as a delivery; the outcome is only handed back."""
+
+    def record(self, **values):
+        return values
+
+
 def _records(client, kind, report):
     """Every record EPM lists for `kind`, page after page."""
     page = 1
@@ -233,11 +242,14 @@ def _reconcile_one(kind, record, report, dry_run, actor):
         if jit is None:
             ticket = None
             if not dry_run:
-                task = tickets.create_ticket(created_event, created_fields)
+                # The intake's own path: the same ticket creation, and any update event that
+                # arrived without its created event is applied now.
+                task = intake.apply_event(_Reconciled(), created_event, created_fields)["task"]
                 tickets.add_work_note(task, f"Ticket reconciled from EPM: its request {request_id} was listed by "
                                             "EPM but its webhook never arrived.")
-                if update:
-                    tickets.finalize_decision(tickets.find_jit_request(kind, request_id), *update)
+                jit = tickets.find_jit_request(kind, request_id)
+                if update and not jit.decision_final:
+                    tickets.finalize_decision(jit, *update)
                 ticket = task.number
                 audit.record(AUDIT_TICKET_CREATED, actor, "ticket", ticket,
                              {"kind": kind, "request_id": request_id, "epm_decision": decision})
