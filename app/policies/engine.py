@@ -29,7 +29,7 @@ from app.policies import bypass
 from app.policies.identity import system_account
 from app.policies.matching import RequestFacts, find_reference, glob_matches, rule_matches
 from app.policies.models import (
-    OUTCOME_AUTO_APPROVE, OUTCOME_AUTO_DENY, OUTCOME_EXEMPT, OUTCOME_REQUIRE_TICKET, OUTCOME_TWO_APPROVERS,
+    OUTCOME_AUTO_DENY, OUTCOME_EXEMPT, OUTCOME_REQUIRE_TICKET, OUTCOME_TWO_APPROVERS,
     PATTERN_SERVICENOW, PolicyRule, PolicySettings,
 )
 from app.policies.validation import granted_minutes, validate_reference
