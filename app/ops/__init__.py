@@ -15,12 +15,14 @@ from app import contract
 # app-log table like every warning; the dashboard counts them.
 WEBHOOK_AUTH_LOGGER = "app.ops.webhook_auth"
 auth_log = logging.getLogger(WEBHOOK_AUTH_LOGGER)
+REFUSED_WEBHOOK_STATUSES = (401, 403, 429)
 
 
 def _log_refused_webhook(response):
     # 401: unknown account or wrong password; 403: a real account without the api role
-    # (an approver's credentials typed into EPM). Both mean EPM's deliveries are lost.
-    if request.path == contract.WEBHOOK_PATH and response.status_code in (401, 403):
+    # (an approver's credentials typed into EPM); 429: refused unchecked after too many
+    # failures. Each means a delivery from EPM was lost.
+    if request.path == contract.WEBHOOK_PATH and response.status_code in REFUSED_WEBHOOK_STATUSES:
         credentials = request.authorization
         username = (credentials.username or "")[:150] if credentials is not None else None
         auth_log.warning("webhook authentication refused (HTTP %s) from %s for %s", response.status_code,

@@ -150,3 +150,13 @@ def test_app_log_page_and_api_filter_the_stored_records(app, as_admin, client, a
     assert [(entry["level"], entry["request_id"]) for entry in by_ticket] == [("ERROR", "req-abc")]
     wrong = client.get("/api/x_bets_pmc_jit/ops/app_log?level=LOUD", headers=admin_auth)
     assert wrong.status_code == 400 and "level" in wrong.json["error"]["detail"]
+
+
+def test_refused_webhook_authentications_are_stored_for_the_dashboard(app, client, approver_auth):
+    assert client.post(WEBHOOK, json={}, headers={"Authorization": "Basic bm9ib2R5Om5vcGU="}).status_code == 401
+    assert client.post(WEBHOOK, json={}, headers=approver_auth).status_code == 403
+
+    refused = [entry.message for entry in stored_log() if entry.logger == "app.ops.webhook_auth"]
+    assert len(refused) == 2
+    assert "(HTTP 401)" in refused[0] and "'nobody'" in refused[0]
+    assert "(HTTP 403)" in refused[1] and "'jchen'" in refused[1]
