@@ -46,6 +46,8 @@ def create_app(config=None):
     db.init_app(app)
     errors.init_app(app)
     basic.init_app(app, settings)
+    from app import security
+    security.init_app(app)
     app.register_blueprint(health_bp)
     metrics.init_app(app)
     app.register_blueprint(intake_bp)

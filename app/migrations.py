@@ -44,6 +44,7 @@ def _security(migrator):
     from playhouse.migrate import migrate
 
     from app.security.models import AuthFailure
+    from app.security.secrets import encrypt_stored
 
     database.create_tables([AuthFailure])
     account = models.Account._meta.table_name
@@ -53,6 +54,10 @@ def _security(migrator):
         ("previous_password_expires_at", peewee.DateTimeField(null=True)),
     ]
     migrate(*(migrator.add_column(account, name, field) for name, field in columns if name not in existing))
+    # Secrets saved before encryption existed are encrypted in place.
+    configuration = models.Configuration._meta.table_name
+    stored = {column.name for column in database.get_columns(configuration)}
+    encrypt_stored(configuration, [name for name in ("client_secret", "smtp_password") if name in stored])
 
 
 def _scheduler_notifications_retention(migrator):

@@ -12,6 +12,7 @@ import peewee
 
 from app import contract
 from app.db import database
+from app.security.secrets import EncryptedTextField
 
 
 def utcnow():
@@ -74,7 +75,7 @@ class Configuration(BaseModel):
     pmc_host = peewee.CharField(max_length=255, default="")
     tenant_id = peewee.CharField(max_length=100, default="")
     client_id = peewee.CharField(max_length=255, default="")
-    client_secret = peewee.TextField(default="")
+    client_secret = EncryptedTextField(default="")
     ticket_type = peewee.CharField(max_length=32, default=contract.DEFAULT_TICKET_TYPE)
     active_states = peewee.CharField(max_length=255, default=", ".join(contract.DEFAULT_ACTIVE_STATES))
     default_short_description = peewee.CharField(max_length=160, default="")
@@ -90,7 +91,7 @@ class Configuration(BaseModel):
     smtp_host = peewee.CharField(max_length=255, default="")
     smtp_port = peewee.IntegerField(default=587)
     smtp_username = peewee.CharField(max_length=255, default="")
-    smtp_password = peewee.TextField(default="")
+    smtp_password = EncryptedTextField(default="")
     smtp_starttls = peewee.BooleanField(default=True)
     mail_from = peewee.CharField(max_length=254, default="")
     notify_webhook_url = peewee.TextField(default="")

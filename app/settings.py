@@ -25,6 +25,9 @@ TOML_KEYS = {
     "max_body_bytes": ("intake", "max_body_bytes"),
     "auth_cache_seconds": ("intake", "auth_cache_seconds"),
     "log_level": ("logging", "level"),
+    "session_idle_minutes": ("session", "idle_minutes"),
+    "session_max_hours": ("session", "max_hours"),
+    "trusted_proxies": ("server", "trusted_proxies"),
     "epm_timeout_seconds": ("epm", "timeout_seconds"),
     "retry_schedule": ("epm", "retry_schedule"),
 }
@@ -57,6 +60,12 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     auth_cache_seconds: int = 300
     log_level: str = "INFO"
+    # A browser session ends after this long unused, and this long after sign-in at most.
+    session_idle_minutes: int = 30
+    session_max_hours: int = 12
+    # Reverse proxies in front of the broker whose X-Forwarded-For/-Proto/-Host to trust
+    # (0: none; the client address is the socket's peer).
+    trusted_proxies: int = 0
     epm_timeout_seconds: int = 10
     # Seconds between delivery attempts to EPM; the last gap repeats until EPM answers.
     retry_schedule: str = "5,15,30,60,120,300"

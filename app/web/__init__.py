@@ -17,8 +17,6 @@ csrf = CSRFProtect()
 # Blueprints that authenticate with HTTP Basic and take JSON, never a browser form.
 CSRF_EXEMPT_BLUEPRINTS = ("intake", "tickets_api")
 
-SESSION_LIFETIME = timedelta(hours=12)
-
 # No inline script or style anywhere, so the policy can forbid both: an EPM value
 # that slipped past escaping still could not run.
 SECURITY_HEADERS = {
@@ -38,7 +36,8 @@ def init_app(app):
     app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = settings.public_url.lower().startswith("https://")
-    app.config["PERMANENT_SESSION_LIFETIME"] = SESSION_LIFETIME
+    # The cookie's own expiry; app/security/sessions.py enforces the idle limit too.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings.session_max_hours)
     # The token lives as long as the session it is bound to, which sign-in renews;
     # an approver's form left open over lunch should still submit.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)

@@ -14,6 +14,7 @@ from flask import current_app, g, redirect, request, session, url_for
 
 from app.auth.basic import session_account
 from app.errors import Forbidden
+from app.security import sessions
 
 
 def password_stamp(account):
@@ -29,6 +30,7 @@ def start_session(account):
     session["account_id"] = account.id
     session["nonce"] = secrets.token_urlsafe(24)
     session["stamp"] = password_stamp(account)
+    sessions.mark_opened()
 
 
 def end_session():
@@ -39,6 +41,9 @@ def signed_in_account():
     """The active account of this browser session whose password has not changed since sign-in."""
     account = session_account()
     if account is None:
+        return None
+    if not sessions.still_valid():
+        session.clear()
         return None
     if not hmac.compare_digest(session.get("stamp", ""), password_stamp(account)):
         session.clear()

@@ -1,4 +1,6 @@
 """Signing in and out, the session cookie, CSRF, and who may open which page."""
+import time
+
 import pytest
 
 from app import create_app
@@ -140,7 +142,8 @@ def test_webhook_needs_no_csrf_token(deliver):
 def test_api_role_is_forbidden_on_pages(web, api_account):
     # The api account cannot sign in; even a session made for it opens no page.
     with web.client.session_transaction() as session:
-        session.update(account_id=api_account.id, stamp=password_stamp(api_account))
+        now = int(time.time())
+        session.update(account_id=api_account.id, stamp=password_stamp(api_account), opened_at=now, seen_at=now)
     for path in ("/tickets", "/admin/users"):
         assert web.get(path).status_code == 403
 
