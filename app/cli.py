@@ -84,10 +84,14 @@ def users_create(name, role, password_stdin):
 @users.command("set-password")
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--keep-previous-hours", type=click.IntRange(0, 720), default=0,
+              help="api accounts: accept the old password too for this many hours (rotating EPM's credentials).")
 @with_appcontext
 @_broker_errors
-def users_set_password(name, password_stdin):
+def users_set_password(name, password_stdin, keep_previous_hours):
     """Set a new password for an account; prints a generated one unless given on stdin."""
+    from datetime import timedelta
+
     from app.auth.accounts import generate_password, set_password
     from app.models import Account
 
@@ -97,7 +101,7 @@ def users_set_password(name, password_stdin):
         if account is None:
             _fail(f"No account named {name!r}")
         with write_transaction():
-            set_password(account, password)
+            set_password(account, password, timedelta(hours=keep_previous_hours) if keep_previous_hours else None)
             audit.record(audit.USER_PASSWORD_RESET, audit.cli_actor(), "account", account.username,
                          source_address="local")
     click.echo(f"Password changed for {name!r}." if password_stdin else f"New password for {name!r}: {password}")

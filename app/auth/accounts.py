@@ -47,8 +47,21 @@ def create_account(username, role, password=None):
     return account, password
 
 
-def set_password(account, password):
-    account.password_hash = hash_password(validate_password(password))
+def set_password(account, password, keep_previous_for=None):
+    """Give `account` a new password; the old one stops working at once, or after `keep_previous_for`.
+
+    Keeping the previous password (a timedelta) is for the `api` account: EPM's
+    webhook credentials can then be changed in EPM after the broker, with both
+    passwords accepted meanwhile, so no delivery is refused during the rotation.
+    """
+    new_hash = hash_password(validate_password(password))
+    if keep_previous_for and account.role == contract.ROLE_API:
+        account.previous_password_hash = account.password_hash
+        account.previous_password_expires_at = utcnow() + keep_previous_for
+    else:
+        account.previous_password_hash = None
+        account.previous_password_expires_at = None
+    account.password_hash = new_hash
     account.updated_at = utcnow()
     account.save()
 
@@ -66,3 +79,11 @@ def password_matches(account, password):
         check_password_hash(_dummy_hash, password)
         return False
     return check_password_hash(account.password_hash, password)
+
+
+def previous_password_matches(account, password):
+    """True for the `api` account's previous password while its rotation window is open."""
+    if (account is None or account.role != contract.ROLE_API or not account.previous_password_hash
+            or account.previous_password_expires_at is None or account.previous_password_expires_at <= utcnow()):
+        return False
+    return check_password_hash(account.previous_password_hash, password)

@@ -14,7 +14,7 @@ from functools import wraps
 
 from flask import current_app, g, request, session
 
-from app.auth.accounts import password_matches
+from app.auth.accounts import password_matches, previous_password_matches
 from app.errors import Forbidden, Unauthorized
 from app.models import Account
 from app.security import throttle
@@ -47,7 +47,7 @@ class VerificationCache:
             if expires is not None and expires > now:
                 return True
         self.verifications += 1
-        if not password_matches(account, password):
+        if not (password_matches(account, password) or previous_password_matches(account, password)):
             return False
         with self._lock:
             self._entries[digest] = now + self.lifetime
