@@ -2,13 +2,14 @@
 import peewee
 
 from app.models import BaseModel, JSONField, utcnow
+from app.security.secrets import EncryptedTextField
 
 
 class ItsmConnection(BaseModel):
     """One ITSM instance: its kind, where it is, how the broker signs in, and kind-specific options.
 
-    `secret`, `client_secret` and `refresh_token` are never shown or logged; the
-    pages and the CLI show only whether they are set.
+    `secret`, `client_secret` and `refresh_token` are stored encrypted (app/security/secrets.py)
+    and never shown or logged; the pages and the CLI show only whether they are set.
     """
 
     name = peewee.CharField(max_length=64, unique=True)
@@ -17,10 +18,10 @@ class ItsmConnection(BaseModel):
     base_url = peewee.CharField(max_length=500, default="")
     auth_method = peewee.CharField(max_length=32, default="")
     username = peewee.CharField(max_length=255, default="")
-    secret = peewee.TextField(default="")
+    secret = EncryptedTextField(default="")
     client_id = peewee.CharField(max_length=255, default="")
-    client_secret = peewee.TextField(default="")
-    refresh_token = peewee.TextField(default="")
+    client_secret = EncryptedTextField(default="")
+    refresh_token = EncryptedTextField(default="")
     token_url = peewee.CharField(max_length=500, default="")
     options = JSONField(default=dict)
     timeout_seconds = peewee.IntegerField(default=10)

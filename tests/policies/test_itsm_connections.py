@@ -114,3 +114,16 @@ def test_validate_settings_button_shows_the_result(as_admin, app):
 
 def test_approvers_cannot_open_the_itsm_pages(as_approver):
     assert as_approver.get("/admin/policies/itsm").status_code == 403
+
+
+def test_secrets_are_stored_encrypted(app):
+    from app.db import database
+
+    create_connection({"name": "corp", "kind": "servicenow", "base_url": SN, "username": "svc",
+                       "secret": "sn-password", "client_secret": "cs", "refresh_token": "rt"}, "root")
+
+    row = database.execute_sql('SELECT secret, client_secret, refresh_token FROM x_bets_pmc_jit_itsm_connection'
+                               ).fetchone()
+    assert all(value.startswith("fernet:") for value in row)
+    assert "sn-password" not in "".join(row)
+    assert ItsmConnection.get().secret == "sn-password"
