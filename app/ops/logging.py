@@ -34,10 +34,6 @@ _ticket = contextvars.ContextVar("jitbroker_ticket", default=None)
 _MARK = "_jitbroker_handler"
 
 
-def current_request_id():
-    return _request_id.get()
-
-
 @contextmanager
 def log_context(ticket=None, request_id=None):
     """Label the records logged inside the block with a ticket number and/or a request id."""

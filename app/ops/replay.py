@@ -3,8 +3,9 @@
 A replay runs the intake's own processing (`app.intake.service.apply_event`) on the
 stored body, with the stored row standing in for the delivery, in one transaction.
 A dry run does exactly the same and rolls back, so its answer is what a replay would
-do right now. A replay that would change nothing (a duplicate, an update still
-waiting for its ticket, a body that is still invalid) leaves the row as it was.
+do right now. A replay that would change nothing (a processed delivery that is now
+a duplicate, an update still waiting for its ticket, a body that is still invalid)
+leaves the row as it was.
 Every replay that is not a dry run is written to the audit log.
 """
 import logging
@@ -98,6 +99,13 @@ def _describe(incoming, event, fields, status_before, closed_before, after, wait
     if after.status == contract.INCOMING_DUPLICATE:
         number = f" ({task.number})" if task is not None else ""
         what = "a ticket" if event.is_created else "the same final decision"
+        if status_before in (contract.INCOMING_ERROR, contract.INCOMING_RECEIVED):
+            # The delivery failed or waited, and EPM's resend (or another update) did the work
+            # meanwhile: marking it a duplicate settles it, and changes no ticket.
+            marked = "would mark it" if dry_run else "marked it"
+            return ReplayOutcome(result=DUPLICATE, changed=True,
+                                 message=f"{marked} as a duplicate: {what} for RequestId {request_id} "
+                                         f"already exists{number}", **base)
         return ReplayOutcome(result=DUPLICATE, changed=False,
                              message=f"duplicate: {what} for RequestId {request_id} already exists{number}; no change",
                              **{**base, "status": status_before})

@@ -194,3 +194,17 @@ def test_replay_api_rejects_a_dry_run_that_is_not_a_boolean(app, client, admin_a
     answer = client.post(path, json={"dry_run": "yes"}, headers=admin_auth)
     assert answer.status_code == 400
     assert Task.select().count() == 0
+
+
+def test_a_failed_delivery_that_epm_sent_again_is_marked_a_duplicate(app, unknown_admin_delivery, deliver, admin):
+    resent = deliver(json.loads(bytes(unknown_admin_delivery.raw_body))).json["result"]
+    assert resent["status"] == contract.INCOMING_PROCESSED
+
+    preview = replays.replay(unknown_admin_delivery, admin, dry_run=True)
+    assert preview.message.startswith("would mark it as a duplicate: a ticket for RequestId")
+    assert IncomingRequest.get_by_id(unknown_admin_delivery.id).status == contract.INCOMING_ERROR
+
+    outcome = replays.replay(unknown_admin_delivery, admin)
+    stored = IncomingRequest.get_by_id(unknown_admin_delivery.id)
+    assert (outcome.changed, stored.status, stored.task.number) == (True, contract.INCOMING_DUPLICATE, resent["ticket"])
+    assert Task.select().count() == 1
