@@ -93,6 +93,32 @@ def _scheduler_notifications_retention(migrator):
               if name not in existing[table]))
 
 
+def _ticket_search_index(_migrator):
+    """Free-text search without reading every ticket (app/tickets/search.py queries these)."""
+    columns = "number, requester, host, subject, publisher"
+    if is_sqlite():
+        new_values = "new.number, new.requester, new.host, new.subject, new.publisher"
+        old_values = "old.number, old.requester, old.host, old.subject, old.publisher"
+        database.execute_sql(f"CREATE VIRTUAL TABLE task_search USING fts5({columns}, content='task', "
+                             "content_rowid='id', tokenize='trigram')")
+        database.execute_sql("INSERT INTO task_search (task_search) VALUES ('rebuild')")
+        database.execute_sql(f"CREATE TRIGGER task_search_insert AFTER INSERT ON task BEGIN "
+                             f"INSERT INTO task_search (rowid, {columns}) VALUES (new.id, {new_values}); END")
+        database.execute_sql(f"CREATE TRIGGER task_search_delete AFTER DELETE ON task BEGIN "
+                             f"INSERT INTO task_search (task_search, rowid, {columns}) "
+                             f"VALUES ('delete', old.id, {old_values}); END")
+        database.execute_sql(f"CREATE TRIGGER task_search_update AFTER UPDATE OF {columns} ON task BEGIN "
+                             f"INSERT INTO task_search (task_search, rowid, {columns}) "
+                             f"VALUES ('delete', old.id, {old_values}); "
+                             f"INSERT INTO task_search (rowid, {columns}) VALUES (new.id, {new_values}); END")
+        return
+    database.execute_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    database.execute_sql(
+        "CREATE INDEX task_search_trgm ON task USING gin ((coalesce(number, '') || ' ' || coalesce(requester, '') "
+        "|| ' ' || coalesce(host, '') || ' ' || coalesce(subject, '') || ' ' || coalesce(publisher, '')) "
+        "gin_trgm_ops)")
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -101,6 +127,7 @@ MIGRATIONS = [
     (5, "scheduler lease, notifications and retention settings", _scheduler_notifications_retention),
     (6, "validation policies, bypass codes and ITSM connections", _policies_and_itsm),
     (7, "sign-in throttling and a second webhook password", _security),
+    (8, "ticket search index", _ticket_search_index),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

@@ -1,11 +1,12 @@
 """The JSON read API over tickets and deliveries, in ServiceNow's `{"result": ...}` envelope."""
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 from marshmallow import Schema, ValidationError, fields, validate
 
 from app import contract
 from app.auth.basic import require_roles
 from app.errors import BadRequest, NotFound
 from app.models import IncomingRequest, Task
+from app.tickets.cursors import decode_cursor, encode_cursor, older_than
 from app.tickets.documents import ticket_document, ticket_summary
 
 bp = Blueprint("tickets_api", __name__, url_prefix=contract.API_PREFIX)
@@ -18,6 +19,13 @@ class TicketQuerySchema(Schema):
     state = fields.String(validate=validate.OneOf(contract.ALL_STATE_LABELS, error="Unknown state {input!r}."))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT))
     offset = fields.Integer(load_default=0, validate=validate.Range(0))
+    # The last ticket of the previous page (its Link rel="next" header): deep pages by index seek.
+    cursor = fields.String(validate=lambda text: _check_cursor(text))
+
+
+def _check_cursor(text):
+    if decode_cursor(text) is None:
+        raise ValidationError("Not a cursor; use the one in the previous page's Link header.")
 
 
 class IncomingQuerySchema(Schema):
@@ -69,8 +77,15 @@ def list_tickets():
         query = query.where(Task.request_id == args["request_id"])
     if "state" in args:
         query = query.where(state_condition(args["state"]))
-    query = query.order_by(Task.opened_at.desc(), Task.id.desc()).limit(args["limit"]).offset(args["offset"])
-    return jsonify(result=[ticket_summary(task) for task in query])
+    if "cursor" in args:
+        query = query.where(older_than(decode_cursor(args["cursor"])))
+    tasks = list(query.order_by(Task.opened_at.desc(), Task.id.desc()).limit(args["limit"]).offset(args["offset"]))
+    response = jsonify(result=[ticket_summary(task) for task in tasks])
+    if len(tasks) == args["limit"]:
+        following = {**request.args.to_dict(), "cursor": encode_cursor(tasks[-1])}
+        following.pop("offset", None)
+        response.headers["Link"] = f'<{url_for("tickets_api.list_tickets", **following)}>; rel="next"'
+    return response
 
 
 def incoming_document(incoming):

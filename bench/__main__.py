@@ -1,0 +1,83 @@
+"""`python -m bench [--quick] [--phase NAME ...]`: run the benchmark, write the JSON report and docs table."""
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import phases, report, wrk
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="short runs and small databases, to try the suite")
+    parser.add_argument("--phase", action="append", choices=phases.ORDER, help="run only these phases")
+    parser.add_argument("--seconds", type=int, help="seconds per load run (default 10, quick 3)")
+    parser.add_argument("--large", type=int, help="tickets in the large list phase (default 1,000,000)")
+    parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--docs", type=Path, default=report.DOCS, help="the Markdown page to write")
+    parser.add_argument("--no-docs", action="store_true", help="write only the JSON report")
+    args = parser.parse_args(argv)
+    wrk.ensure_wrk()
+    options = phases.Options(
+        seconds=args.seconds or (3 if args.quick else 10),
+        small=1_000 if args.quick else 10_000,
+        large=args.large or (20_000 if args.quick else 1_000_000),
+        quick=args.quick,
+    )
+    results = {
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": _cpus(), "python": platform.python_version(), "wrk": _wrk_version(),
+                    "load_average_at_start": _load_average()},
+        "settings": {"gunicorn_workers": 2, "worker_class": "sync", "connections": wrk.CONNECTIONS,
+                     "wrk_threads": wrk.THREADS, "seconds_per_run": options.seconds, "quick": args.quick},
+        "phases": {},
+    }
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="jitbroker-bench-") as scratch:
+        options.scratch = scratch
+        for name in args.phase or phases.ORDER:
+            print(f"[bench] {name} ...", flush=True)
+            phase_started = time.monotonic()
+            results["phases"][name] = phases.RUNNERS[name](options)
+            results["phases"][name]["elapsed_seconds"] = round(time.monotonic() - phase_started, 1)
+            print(f"[bench] {name}: {json.dumps(results['phases'][name])[:600]}", flush=True)
+    results["machine"]["load_average_at_end"] = _load_average()
+    results["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    results["targets"] = report.check_targets(results)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"[bench] wrote {args.output}")
+    if not args.no_docs:
+        report.write_markdown(results, args.docs)
+        print(f"[bench] wrote {args.docs}")
+        if report.write_deployment_numbers(results):
+            print(f"[bench] wrote the two-instance numbers into {report.DEPLOYMENT}")
+    for target in results["targets"]:
+        print(f"[bench] {'met ' if target['met'] else 'MISS'} {target['what']}: {target['measured']} "
+              f"(target {target['target']})")
+    return 0
+
+
+def _cpus():
+    import os
+    return os.cpu_count()
+
+
+def _load_average():
+    return [round(value, 2) for value in __import__("os").getloadavg()]
+
+
+def _wrk_version():
+    completed = subprocess.run([wrk.ensure_wrk(), "--version"], capture_output=True, text=True)
+    return (completed.stdout or completed.stderr).splitlines()[0].strip()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""`python -m bench.generate --database-url URL --tickets N`: fill a broker database with tickets, fast.
+
+Bulk inserts in big transactions (executemany on SQLite, COPY on PostgreSQL) of
+Incident tickets opened over the last two years, 80% Application Access and 20%
+Admin Access, each with its JIT record, and the number counter moved past them, so
+the ticket list, search and decision pages see a broker with that much history.
+Requesters, hosts and applications repeat the way they do in a real estate: a
+search for a person or a machine finds tens of tickets, for an application thousands.
+Work notes and raw deliveries are left out: the list and search never read them.
+"""
+import argparse
+import csv
+import io
+import json
+import random
+import time
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from app import contract
+from app.db import database, is_sqlite
+from app.models import AdminTicket, ApplicationAccessTicket, NumberCounter, Task
+
+BATCH = 50_000
+TENANT_ID = "0d3c2b1a-5f4e-4d3c-9b2a-1f0e9d8c7b6a"
+SPAN = timedelta(days=730)
+APPLICATIONS = [f"{name} {edition}" for name in (
+    "Example VPN Client", "Zoom", "Visual Studio Code", "Python", "Wireshark", "Notepad++", "7-Zip", "Git",
+    "Docker Desktop", "PuTTY", "WinSCP", "Postman", "Slack", "Teams", "Firefox", "Chrome", "Acrobat Reader",
+    "Citrix Workspace", "Power BI Desktop", "SQL Server Management Studio") for edition in ("", "Setup", "Updater")]
+PUBLISHERS = ["Example Networks Inc.", "Zoom Video Communications", "Microsoft Corporation",
+              "Python Software Foundation",
+              "Wireshark Foundation", "Don Ho", "Igor Pavlov", "Git", "Docker Inc", "Simon Tatham", "Martin Prikryl",
+              "Postman Inc", "Slack Technologies", "Mozilla Corporation", "Google LLC", "Adobe Inc.", "Citrix Systems"]
+SITES = ["LIS", "BER", "NYC", "SFO", "LON", "PAR", "MAD", "TOR", "SYD", "SIN"]
+GROUPS = ["Service Desk", "Workplace Lisbon", "Workplace Berlin", "Engineering Laptops", "Finance IT",
+          "Security Operations", "Server Admins", "Developers"]
+SURNAMES = ["rivera", "kowalski", "chen", "novak", "silva", "muller", "smith", "garcia", "ivanova", "okafor",
+            "tanaka", "haddad", "larsen", "moreau", "rossi", "santos", "nguyen", "cohen", "fischer", "khan"]
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def requester(index):
+    """One of 10,000 people: CORP\\<initial><surname><n>."""
+    return f"CORP\\{LETTERS[index % 26]}{SURNAMES[index % 20]}{index // 520}"
+
+
+def host(index):
+    """One of 20,000 machines: LT-<site>-<4 digits>."""
+    return f"LT-{SITES[index % 10]}-{index // 10:04d}"
+
+
+def _rows(count, first_id, first_number, now, rng):
+    start = now - SPAN
+    step = SPAN / max(count, 1)
+    closed = INCIDENT.closed_state
+    for offset in range(count):
+        task_id = first_id + offset
+        opened = start + step * offset
+        is_admin = rng.random() < 0.2
+        person = requester(rng.randrange(10_000))
+        machine = host(rng.randrange(20_000))
+        recent = offset >= count - 200
+        state = INCIDENT.new_state if recent else closed
+        if is_admin:
+            subject, publisher, duration = "Admin access", None, str(rng.choice((900, 1800, 3600)))
+            description = f"Admin Access: {person} requests administrative elevation"
+        else:
+            app_index = rng.randrange(len(APPLICATIONS))
+            subject, duration = APPLICATIONS[app_index].strip(), None
+            publisher = PUBLISHERS[app_index // 3 % len(PUBLISHERS)]
+            description = f"Application Access: {person} requests {subject}"
+        bits = f"{rng.getrandbits(128):032x}"
+        request_id = f"{bits[:8]}-{bits[8:12]}-4{bits[13:16]}-8{bits[17:20]}-{bits[20:]}"
+        kind = contract.KIND_ADMIN if is_admin else contract.KIND_APPLICATION
+        task = (task_id, f"{task_id:08x}{bits[8:]}", INCIDENT.table, INCIDENT.format_number(first_number + offset),
+                state, description[:160], rng.choice(GROUPS), "", kind, request_id, person, machine, subject,
+                publisher, duration, opened, opened, None if recent else opened + timedelta(minutes=30))
+        common = (f"{bits[8:]}{task_id:08x}", task_id, request_id, TENANT_ID, str(100000 + task_id),
+                  opened, "Needed for work", not recent, opened, opened)
+        if is_admin:
+            jit = common + (machine, "7e5d4c3b-2a19-4807-b6f5-e4d3c2b1a098", f"S-1-5-21-{task_id}", person, duration)
+        else:
+            jit = common + (json.dumps({"user": person, "hostName": machine, "productName": subject,
+                                        "publisher": publisher, "action": "Elevate"}, sort_keys=True),)
+        yield is_admin, task, jit
+
+
+INCIDENT = contract.INCIDENT
+TASK_COLUMNS = ("id", "sys_id", "sys_class_name", "number", "state", "short_description", "assignment_group",
+                "category", "kind", "request_id", "requester", "host", "subject", "publisher", "requested_duration",
+                "opened_at", "updated_at", "closed_at")
+JIT_COLUMNS = ("sys_id", "task_id", "request_id", "tenant_id", "epm_ticket_number", "requested_at", "reason",
+               "decision_final", "created_at", "updated_at")
+ADMIN_COLUMNS = JIT_COLUMNS + ("computer_id", "group_id", "user_id", "user_name", "duration_requested")
+APPLICATION_COLUMNS = JIT_COLUMNS + ("request_info",)
+
+
+def _insert(table, columns, rows):
+    if not rows:
+        return
+    if is_sqlite():
+        marks = ", ".join("?" * len(columns))
+        database.cursor().executemany(f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks})', rows)
+        return
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in rows:
+        writer.writerow([r"\N" if value is None else value for value in row])
+    buffer.seek(0)
+    database.cursor().copy_expert(
+        f'COPY "{table}" ({", ".join(columns)}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')', buffer)
+
+
+def generate(count, seed=1):
+    """Add `count` Incident tickets after any already there; returns seconds taken."""
+    started = time.monotonic()
+    rng = random.Random(seed)
+    first_id = (Task.select(Task.id).order_by(Task.id.desc()).scalar() or 0) + 1
+    counter = NumberCounter.get_or_none(NumberCounter.table == INCIDENT.table)
+    first_number = counter.next_number if counter else INCIDENT.first_number
+    now = datetime.utcnow().replace(microsecond=0)
+    generated = _rows(count, first_id, first_number, now, rng)
+    if is_sqlite():
+        # A bulk load: a big page cache, and no fsync until the end (the benchmark's own database).
+        database.execute_sql("PRAGMA cache_size = -262144")
+        database.execute_sql("PRAGMA synchronous = OFF")
+    with _bulk_load([Task, AdminTicket, ApplicationAccessTicket]):
+        _load(generated, count)
+    _finish(count, first_number)
+    return round(time.monotonic() - started, 1)
+
+
+def _load(generated, count):
+    done = 0
+    while done < count:
+        tasks, admins, applications = [], [], []
+        for is_admin, task, jit in generated:
+            tasks.append(task)
+            (admins if is_admin else applications).append(jit)
+            if len(tasks) == BATCH:
+                break
+        with database.atomic():
+            _insert(Task._meta.table_name, TASK_COLUMNS, tasks)
+            _insert(AdminTicket._meta.table_name, ADMIN_COLUMNS, admins)
+            _insert(ApplicationAccessTicket._meta.table_name, APPLICATION_COLUMNS, applications)
+        done += len(tasks)
+
+
+def _finish(count, first_number):
+    with database.atomic():
+        NumberCounter.insert(table=INCIDENT.table, next_number=first_number + count).on_conflict(
+            conflict_target=[NumberCounter.table], update={NumberCounter.next_number: first_number + count}).execute()
+        if not is_sqlite():
+            for model in (Task, AdminTicket, ApplicationAccessTicket):
+                table = model._meta.table_name
+                database.execute_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                                     f"(SELECT COALESCE(MAX(id), 1) FROM \"{table}\"))")
+    database.execute_sql("ANALYZE")
+
+
+@contextmanager
+def _bulk_load(models):
+    """Drop the tables' secondary indexes (and SQLite's search triggers) for the load, then build
+    them again in one pass each: much faster than updating them row by row."""
+    tables = [model._meta.table_name for model in models]
+    if is_sqlite():
+        marks = ", ".join("?" * len(tables))
+        saved = database.execute_sql(
+            f"SELECT type, name, sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND sql IS NOT NULL "
+            f"AND tbl_name IN ({marks})", tables).fetchall()
+    else:
+        saved = [("index", name, sql) for name, sql in database.execute_sql(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s) AND indexname NOT IN "
+            "(SELECT conname FROM pg_constraint)", (tables,)).fetchall()]
+    with database.atomic():
+        for kind, name, _sql in saved:
+            database.execute_sql(f'DROP {kind.upper()} "{name}"')
+    yield
+    with database.atomic():
+        for _kind, _name, sql in saved:
+            database.execute_sql(sql)
+        if is_sqlite() and database.table_exists("task_search"):
+            database.execute_sql("INSERT INTO task_search (task_search) VALUES ('rebuild')")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.generate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database-url", required=True, help="sqlite:///path or postgresql://...")
+    parser.add_argument("--tickets", type=int, required=True)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    from bench import broker
+
+    broker.prepare(args.database_url)
+    with broker.broker_app(args.database_url):
+        seconds = generate(args.tickets, args.seed)
+    print(f"added {args.tickets} tickets in {seconds} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""The benchmark's phases: each starts its own processes and databases, loads them, and returns numbers."""
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import broker, cluster, decisions, intake, listing, servers, wrk
+
+WARM_UP_SECONDS = 2
+
+
+@dataclass
+class Options:
+    seconds: int
+    small: int
+    large: int
+    quick: bool
+    scratch: str = ""
+
+
+def roof(options):
+    """A no-op Flask JSON endpoint under the broker's gunicorn settings."""
+    with servers.Gunicorn("bench.roof:create_app()") as server:
+        wrk.run(server.url, "post_json.lua", WARM_UP_SECONDS)
+        result = wrk.run(server.url, "post_json.lua", options.seconds)
+        result["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
+    return result
+
+
+def _intake(backend, options, synchronous=None):
+    with servers.database_for(backend, options.scratch, "intake") as db:
+        broker.prepare(db.url)
+        env = broker.server_env(db.url)
+        if synchronous:
+            config = Path(options.scratch) / f"sqlite-{synchronous}.toml"
+            config.write_text(f'[database]\nsqlite_synchronous = "{synchronous}"\n')
+            env["JITBROKER_CONFIG"] = str(config)
+        with servers.Gunicorn("app:create_app()", env=env) as server:
+            warm = intake.load(server.url, broker.API_USER, broker.PASSWORD, WARM_UP_SECONDS)
+            result = intake.load(server.url, broker.API_USER, broker.PASSWORD, options.seconds)
+            result["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
+        with broker.broker_app(db.url):
+            rows = intake.stored_rows()
+    answered_2xx = warm["ok"] + result["ok"]
+    rows["answered_2xx_including_warm_up"] = answered_2xx
+    # Every 2xx stored its delivery; rows beyond them are requests wrk had in flight when it stopped.
+    rows["every_2xx_stored"] = rows["incoming_requests"] >= answered_2xx and warm["non_2xx"] == 0
+    result["rows"] = rows
+    result["backend"] = backend
+    result["sqlite_synchronous"] = (synchronous or "FULL") if backend == "sqlite" else None
+    return result
+
+
+def intake_sqlite(options):
+    return _intake("sqlite", options)
+
+
+def intake_sqlite_normal(options):
+    return _intake("sqlite", options, synchronous="NORMAL")
+
+
+def intake_postgresql(options):
+    return _intake("postgresql", options)
+
+
+def _lists(backend, options):
+    return {"small": listing.measure(backend, options.small, options),
+            "large": listing.measure(backend, options.large, options)}
+
+
+def lists_sqlite(options):
+    return _lists("sqlite", options)
+
+
+def lists_postgresql(options):
+    return _lists("postgresql", options)
+
+
+def decision_round_trip(options):
+    """Approvals through the JSON API on SQLite (the default store), delivered to the fake EPM."""
+    with servers.database_for("sqlite", options.scratch, "decisions") as db:
+        broker.prepare(db.url)
+        with servers.Gunicorn("app:create_app()", env=broker.server_env(db.url)) as server:
+            with broker.broker_app(db.url):
+                result = decisions.round_trips(server, 30 if options.quick else 200)
+            result["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
+    return result
+
+
+def two_instances(options):
+    return cluster.run(options)
+
+
+ORDER = ["roof", "intake_sqlite", "intake_sqlite_normal", "intake_postgresql", "lists_sqlite", "lists_postgresql",
+         "decision_round_trip", "two_instances"]
+RUNNERS = {name: globals()[name] for name in ORDER}

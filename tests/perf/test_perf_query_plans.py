@@ -1,0 +1,109 @@
+"""Cheap guards for what keeps the broker fast with a long history (docs/performance.md).
+
+The ticket list, its deep pages and the JSON API's cursor pages must read the
+`task_newest` index, and free-text search the search index of migration 8, on both
+databases: checked with EXPLAIN on a few thousand generated tickets, so a change that
+turns them into a scan of every ticket fails here rather than in production.
+(One password check per credential per cache lifetime is guarded in tests/intake,
+test_intake_webhook.py, through `verification_cache.verifications`.)
+"""
+from datetime import datetime
+
+import pytest
+
+from app.db import database, is_sqlite
+from app.models import Task
+from app.tickets.cursors import older_than
+from app.web import ticket_list
+from bench import generate
+
+TICKETS = 3000
+
+
+@pytest.fixture
+def history(app):
+    generate.generate(TICKETS)
+    return Task.select().order_by(Task.id).offset(TICKETS // 2).get()
+
+
+def plan(query):
+    sql, params = query.sql()
+    if is_sqlite():
+        return " ".join(row[3] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall())
+    # A few thousand rows fit in a handful of pages, where PostgreSQL rightly prefers reading
+    # them all; with sequential scans priced out it shows whether an index can answer at all.
+    database.execute_sql("SET enable_seqscan = off")
+    try:
+        return " ".join(row[0] for row in database.execute_sql("EXPLAIN " + sql, params).fetchall())
+    finally:
+        database.execute_sql("RESET enable_seqscan")
+
+
+def newest_first(query, size=51):
+    return query.order_by(Task.opened_at.desc(), Task.id.desc()).limit(size)
+
+
+def test_perf_list_first_page_reads_the_newest_index(history):
+    assert "task_newest" in plan(newest_first(ticket_list.filtered_query(ticket_list.TicketFilters())))
+
+
+def test_perf_deep_page_seeks_the_newest_index(history):
+    query = newest_first(ticket_list.filtered_query(ticket_list.TicketFilters()).where(
+        older_than((history.opened_at, history.id))))
+    text = plan(query)
+    assert "task_newest" in text
+    assert "SCAN task " not in text + " "  # SQLite: a seek, not a walk from the top
+
+
+def test_perf_search_reads_the_search_index(history):
+    person = history.requester.split("\\")[-1]
+    query = ticket_list.filtered_query(ticket_list.TicketFilters(q=person))
+    if is_sqlite():
+        assert "task_search VIRTUAL TABLE INDEX" in plan(newest_first(query))
+    else:
+        # Which way PostgreSQL reaches the newest matches depends on how many there are;
+        # the matching itself must be able to use the trigram index.
+        assert "task_search_trgm" in plan(query)
+    found = list(newest_first(query))
+    assert found and all(person.lower() in task.requester.lower() for task in found)
+
+
+def test_perf_search_index_follows_new_changed_and_deleted_tickets(history):
+    def found(text):
+        return [task.id for task in ticket_list.filtered_query(ticket_list.TicketFilters(q=text))]
+
+    assert found("zz-unique-host") == []
+    Task.update(host="LT-ZZ-UNIQUE-HOST").where(Task.id == history.id).execute()
+    assert found("zz-unique-host") == [history.id]
+    Task.update(host="LT-OTHER").where(Task.id == history.id).execute()
+    assert found("zz-unique-host") == []
+    new = Task.create(sys_class_name="incident", number="INC9999999", state=1, kind="application",
+                      request_id="perf-new", subject="Frobnicator Studio", opened_at=datetime(2030, 1, 1))
+    assert found("frobnicator") == [new.id]
+    new.delete_instance()
+    assert found("frobnicator") == []
+
+
+def test_perf_short_search_text_still_finds_tickets(history):
+    # Under three characters there is no trigram to look up: the list falls back to LIKE.
+    tasks = list(ticket_list.filtered_query(ticket_list.TicketFilters(q="LT")).limit(5))
+    assert len(tasks) == 5
+
+
+def test_perf_assignment_groups_are_every_group_in_order(history):
+    Task.update(assignment_group="").where(Task.id == history.id).execute()
+    expected = [row.assignment_group for row in Task.select(Task.assignment_group).where(Task.assignment_group != "")
+                .distinct().order_by(Task.assignment_group)]
+    assert ticket_list.assignment_groups() == expected == sorted(generate.GROUPS)
+
+
+def test_perf_common_and_rare_search_text_find_the_same_tickets(history, monkeypatch):
+    from app.tickets import search
+
+    def found(text):
+        return [task.id for task in newest_first(ticket_list.filtered_query(ticket_list.TicketFilters(q=text)), 500)]
+
+    indexed = found("VPN Client")
+    monkeypatch.setattr(search, "SQLITE_COMMON_MATCHES", 5)
+    assert found("VPN Client") == indexed
+    assert len(indexed) > 5
