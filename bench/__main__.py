@@ -23,7 +23,15 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--docs", type=Path, default=report.DOCS, help="the Markdown page to write")
     parser.add_argument("--no-docs", action="store_true", help="write only the JSON report")
+    parser.add_argument("--from-json", type=Path, help="measure nothing: write the docs from this saved report")
     args = parser.parse_args(argv)
+    if args.from_json:
+        results = json.loads(args.from_json.read_text())
+        results["targets"] = report.check_targets(results)
+        report.write_markdown(results, args.docs)
+        report.write_deployment_numbers(results)
+        print(f"[bench] wrote {args.docs} from {args.from_json}")
+        return 0
     wrk.ensure_wrk()
     options = phases.Options(
         seconds=args.seconds or (3 if args.quick else 10),
@@ -48,12 +56,9 @@ def main(argv=None):
             results["phases"][name] = phases.RUNNERS[name](options)
             results["phases"][name]["elapsed_seconds"] = round(time.monotonic() - phase_started, 1)
             print(f"[bench] {name}: {json.dumps(results['phases'][name])[:600]}", flush=True)
-    results["machine"]["load_average_at_end"] = _load_average()
-    results["elapsed_seconds"] = round(time.monotonic() - started, 1)
-    results["targets"] = report.check_targets(results)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"[bench] wrote {args.output}")
+            # Written after every phase, so an interrupted run still leaves what it measured.
+            _write(results, args, started, complete=False)
+    _write(results, args, started, complete=True)
     if not args.no_docs:
         report.write_markdown(results, args.docs)
         print(f"[bench] wrote {args.docs}")
@@ -63,6 +68,17 @@ def main(argv=None):
         print(f"[bench] {'met ' if target['met'] else 'MISS'} {target['what']}: {target['measured']} "
               f"(target {target['target']})")
     return 0
+
+
+def _write(results, args, started, complete):
+    results["complete"] = complete
+    results["machine"]["load_average_at_end"] = _load_average()
+    results["elapsed_seconds"] = round(time.monotonic() - started, 1)
+    results["targets"] = report.check_targets(results)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    if complete:
+        print(f"[bench] wrote {args.output}")
 
 
 def _cpus():

@@ -89,6 +89,6 @@ def two_instances(options):
     return cluster.run(options)
 
 
-ORDER = ["roof", "intake_sqlite", "intake_sqlite_normal", "intake_postgresql", "lists_sqlite", "lists_postgresql",
-         "decision_round_trip", "two_instances"]
+ORDER = ["roof", "intake_sqlite", "intake_sqlite_normal", "intake_postgresql", "decision_round_trip", "two_instances",
+         "lists_sqlite", "lists_postgresql"]
 RUNNERS = {name: globals()[name] for name in ORDER}
