@@ -30,20 +30,29 @@ CLAIM_SECONDS = 180
 MAX_ATTEMPTS = 3
 
 
-def _ticket_url(task):
+def ticket_url_for(task):
+    """The link EPM shows with a decision: as the webhook's request saw the broker, else server.public_url.
+
+    Outside a request (the scheduler, reconciliation) without a public URL configured,
+    the path alone: EPM needs a value, and no host can be guessed.
+    """
     from app.tickets.api import ticket_url
 
-    return ticket_url(task) if has_request_context() else ""
+    if has_request_context():
+        return ticket_url(task)
+    base = current_app.extensions["settings"].public_url
+    return f"{base.rstrip('/')}/tickets/{task.number}" if base else f"/tickets/{task.number}"
 
 
-def queue_evaluation(task, ticket_url=""):
+def queue_evaluation(task, ticket_url=None):
     """Queue `task` for evaluation when any rule is enabled; returns the row, or None."""
     if not PolicyRule.select().where(PolicyRule.enabled == True).exists():  # noqa: E712
         return None
     with write_transaction():
         evaluation = PolicyEvaluation.get_or_none(PolicyEvaluation.task == task)
         if evaluation is None:
-            evaluation = PolicyEvaluation.create(task=task, ticket_url=ticket_url[:500])
+            url = ticket_url if ticket_url is not None else ticket_url_for(task)
+            evaluation = PolicyEvaluation.create(task=task, ticket_url=url[:500])
     return evaluation
 
 
@@ -57,7 +66,7 @@ def after_delivery(incoming):
         if incoming.status != contract.INCOMING_PROCESSED or not incoming.task_id or not event or not event.is_created:
             return None
         task = Task.get_by_id(incoming.task_id)
-        evaluation = queue_evaluation(task, _ticket_url(task))
+        evaluation = queue_evaluation(task, ticket_url_for(task))
         if evaluation is None:
             return None
         app = current_app._get_current_object()
@@ -110,7 +119,7 @@ def run_evaluation(evaluation_id):
     evaluation = PolicyEvaluation.get_by_id(evaluation_id)
     task = Task.get_by_id(evaluation.task_id)
     try:
-        report = engine.evaluate(task, evaluation.ticket_url)
+        report = engine.evaluate(task, evaluation.ticket_url or ticket_url_for(task))
     except Exception as error:  # noqa: BLE001 - a broken rule or ITSM must leave the request to approvers
         log.exception("policy evaluation of %s failed", task.number)
         final = evaluation.attempts >= MAX_ATTEMPTS

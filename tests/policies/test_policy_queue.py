@@ -43,3 +43,36 @@ def test_nothing_is_queued_while_no_rule_is_enabled(http, client, api_auth, add_
     deliver_without_closing(client, api_auth, application("please")).close()
 
     assert PolicyEvaluation.select().count() == 0
+
+
+class ListingClient:
+    """Stands in for EpmClient's request lists during reconciliation: one page of application requests."""
+
+    def __init__(self, records):
+        self.records = records
+
+    def list_requests(self, kind, page_size, page_number):
+        data = self.records if kind == "application" and page_number == 1 else []
+        return {"data": data, "pageCount": 1, "totalRecordCount": len(data)}
+
+
+def test_a_request_recovered_by_reconciliation_meets_the_policies(http, add_rule, app, monkeypatch):
+    import dataclasses
+    import uuid
+
+    monkeypatch.setitem(app.extensions, "settings",
+                        dataclasses.replace(app.extensions["settings"], public_url="https://jit.example.com"))
+
+    from app.jobs.reconcile import reconcile
+
+    add_rule(name="Deny all", outcome="auto_deny")
+    request_id = str(uuid.uuid4())
+    reconcile(ListingClient([{"RequestId": request_id, "Status": "Pending",
+                              "requestInfo": {"User": "CORP\\kpatel", "reason": "lost webhook"}}]))
+
+    run_job(JOBS["evaluate_policies"], "test:1")
+
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Denied"
+    assert body["ticketUrl"] == "https://jit.example.com/tickets/INC0010001"  # server.public_url
+    assert Task.get(Task.request_id == request_id).decisions.get().decided_by == "policy-engine"
