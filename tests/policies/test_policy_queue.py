@@ -76,3 +76,23 @@ def test_a_request_recovered_by_reconciliation_meets_the_policies(http, add_rule
     assert body["decision"] == "Denied"
     assert body["ticketUrl"] == "https://jit.example.com/tickets/INC0010001"  # server.public_url
     assert Task.get(Task.request_id == request_id).decisions.get().decided_by == "policy-engine"
+
+
+def test_a_ticket_created_by_replaying_a_stored_delivery_meets_the_policies(http, add_rule, client, api_auth,
+                                                                            admin, monkeypatch):
+    from app import contract
+    from app.models import IncomingRequest
+    from app.ops import replay
+    from tests import factories
+
+    add_rule(name="Deny all", outcome="auto_deny")
+    body = factories.admin_request()
+    with monkeypatch.context() as unknown:  # stored as an error while the broker did not know the event
+        unknown.delitem(contract.EVENT_TYPES, contract.ADMIN_TICKET_CREATED.name)
+        assert deliver_without_closing(client, api_auth, body).status_code == 400
+    stored = IncomingRequest.get(IncomingRequest.request_id == body["RequestId"])
+
+    replay.replay(stored, admin)
+    run_job(JOBS["evaluate_policies"], "test:1")
+
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
