@@ -14,6 +14,7 @@ import pytest
 from app import create_app
 from app.db import database
 from app.migrations import upgrade
+from app.ops import log_store
 from tests import factories
 
 POSTGRES_ADMIN_URL = os.environ.get("JITBROKER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -66,6 +67,8 @@ def app(database_url):
             if not database_url.startswith("sqlite"):
                 empty_tables()
         yield app
+        # The app-log writer thread may still be storing a record this test logged.
+        log_store.flush(5)
         database.close_all()
 
 

@@ -12,26 +12,11 @@ from app.db import database
 from app.epm import tokens
 from app.epm.fake import FakeEpm
 from app.migrations import upgrade
+from app.ops import log_store
 from app.models import Account, Task, utcnow
 from tests import factories
 from tests.conftest import empty_tables
 from tests.live import free_port
-
-
-def _flush_stored_logs():
-    # The app-log writer thread stores warnings on its own connection; let it finish
-    # before the fixture closes every pooled connection under it.
-    try:
-        from app.ops import log_store
-    except ImportError:
-        return
-    log_store.flush(5)
-
-
-@pytest.fixture
-def app(app):
-    yield app
-    _flush_stored_logs()
 
 
 @pytest.fixture
@@ -122,5 +107,5 @@ def pg_app(postgres_url):
             upgrade()
             empty_tables()
         yield app
-        _flush_stored_logs()
+        log_store.flush(5)
         database.close_all()
