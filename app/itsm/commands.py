@@ -104,7 +104,10 @@ def itsm_set(name, settings):
 def itsm_remove(name):
     """Delete a connection."""
     with database.connection_context():
-        service.delete_connection(_connection(name), audit.cli_actor())
+        try:
+            service.delete_connection(_connection(name), audit.cli_actor())
+        except BrokerError as error:
+            _fail(error)
     click.echo(f"Removed ITSM connection {name!r}.")
 
 

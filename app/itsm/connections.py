@@ -2,7 +2,9 @@
 
 Secrets (`secret`, `client_secret`, `refresh_token`) are write-only: a blank value
 keeps the stored one, displays show only whether one is set, and the audit log
-records which fields changed, never their values.
+records which fields changed, never their values. Rules name the connection they
+check against: renaming one renames it in those rules, and one a rule uses cannot
+be deleted.
 """
 import re
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from app.itsm import CONNECTOR_TYPES, connector_for
 from app.itsm.base import ItsmError
 from app.itsm.models import ItsmConnection
 from app.models import utcnow
+from app.policies.models import PolicyRule
 
 MASK = "********"
 RESERVED_NAMES = {"any", "broker"}
@@ -199,13 +202,27 @@ def update_connection(connection, raw, actor):
         changed = sorted(name for name, value in values.items() if getattr(connection, name) != value)
         values["updated_at"] = utcnow()
         ItsmConnection.update(**values).where(ItsmConnection.id == connection.id).execute()
+        if "name" in changed:
+            PolicyRule.update(ticket_source=values["name"]).where(
+                PolicyRule.ticket_source == connection.name).execute()
         connection = ItsmConnection.get_by_id(connection.id)
         audit.record("itsm_connection_update", actor, "itsm_connection", connection.name, {"fields": changed})
     return connection
 
 
+def rules_using(connection):
+    """The rules that look tickets up in this connection only."""
+    return list(PolicyRule.ordered().where(PolicyRule.ticket_source == connection.name))
+
+
 def delete_connection(connection, actor):
+    """Delete a connection no rule names as its ticket source (Conflict naming the rules otherwise)."""
     with write_transaction():
+        users = rules_using(connection)
+        if users:
+            names = ", ".join(f"#{rule.id} {rule.name!r}" for rule in users)
+            raise Conflict(f"ITSM connection {connection.name!r} is the ticket source of rule {names}",
+                           "point those rules elsewhere first")
         ItsmConnection.delete().where(ItsmConnection.id == connection.id).execute()
         audit.record("itsm_connection_delete", actor, "itsm_connection", connection.name, {"kind": connection.kind})
 

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from app.audit import service as audit
 from app.db import write_transaction
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest, Conflict, NotFound
 from app.models import utcnow
 from app.policies.models import BypassCode
 
@@ -66,9 +66,12 @@ def find_code(sys_id):
 
 
 def revoke_code(record, actor):
+    """Revoke a code (Conflict when it already is, so the audit log records one revocation)."""
     with write_transaction():
-        BypassCode.update(revoked_at=utcnow(), revoked_by=getattr(actor, "username", actor)).where(
+        revoked = BypassCode.update(revoked_at=utcnow(), revoked_by=getattr(actor, "username", actor)).where(
             BypassCode.id == record.id, BypassCode.revoked_at.is_null()).execute()
+        if not revoked:
+            raise Conflict(f"Bypass code …{record.hint} is already revoked")
         audit.record("bypass_code_revoke", actor, "bypass_code", record.sys_id, {"hint": record.hint})
     return BypassCode.get_by_id(record.id)
 

@@ -193,6 +193,10 @@ def issue_bypass():
 @bp.post("/bypass/<sys_id>/revoke")
 @admins
 def revoke_bypass(sys_id):
-    record = bypass.revoke_code(bypass.find_code(sys_id), g.account)
-    flash(f"Bypass code …{record.hint} revoked.", "ok")
+    try:
+        record = bypass.revoke_code(bypass.find_code(sys_id), g.account)
+    except BrokerError as error:
+        flash(error.message, "error")
+    else:
+        flash(f"Bypass code …{record.hint} revoked.", "ok")
     return redirect(url_for("policies.index", _anchor="bypass"))
