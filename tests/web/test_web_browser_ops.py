@@ -114,7 +114,8 @@ def test_admin_follows_a_request_through_dashboard_history_calls_log_and_audit(b
              if kind != "work note"]
     kinds = [kind for kind, _ in steps]
     attempts = [what for kind, what in steps if kind == "delivery attempt"]
-    first_attempt, last_attempt = kinds.index("delivery attempt"), len(kinds) - 1 - kinds[::-1].index("delivery attempt")
+    first_attempt = kinds.index("delivery attempt")
+    last_attempt = len(kinds) - 1 - kinds[::-1].index("delivery attempt")
     # EPM's update may arrive a moment before the broker has marked the decision delivered.
     assert kinds.index("decision delivered") > last_attempt
     assert [kind for kind in kinds[:first_attempt] + kinds[last_attempt + 1:] if kind != "decision delivered"] == [
