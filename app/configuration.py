@@ -165,6 +165,8 @@ FIELDS = (
                 help="0 keeps them"),
     ConfigField("retention_closed_ticket_days", "Keep Closed Tickets (days)", _clean_whole_number(0, 36500),
                 help="Closed or canceled tickets are purged this long after closing; 0 keeps them"),
+    ConfigField("retention_app_log_days", "Keep Application Log Records (days)", _clean_whole_number(0, 36500),
+                help="0 keeps them"),
     ConfigField("debug_logging", "Debug Logging", _clean_boolean, help="Log at DEBUG level (secrets stay masked)"),
 )
 FIELDS_BY_NAME = {field.name: field for field in FIELDS}

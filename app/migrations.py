@@ -119,6 +119,16 @@ def _ticket_search_index(_migrator):
         "gin_trgm_ops)")
 
 
+def _app_log_retention(migrator):
+    import peewee
+    from playhouse.migrate import migrate
+
+    configuration = models.Configuration._meta.table_name
+    # Step 1 creates tables from the current models, so a new database has it already.
+    if "retention_app_log_days" not in {column.name for column in database.get_columns(configuration)}:
+        migrate(migrator.add_column(configuration, "retention_app_log_days", peewee.IntegerField(default=30)))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -128,6 +138,7 @@ MIGRATIONS = [
     (6, "validation policies, bypass codes and ITSM connections", _policies_and_itsm),
     (7, "sign-in throttling and a second webhook password", _security),
     (8, "ticket search index", _ticket_search_index),
+    (9, "application log retention setting", _app_log_retention),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

@@ -99,6 +99,7 @@ class Configuration(BaseModel):
     retention_incoming_days = peewee.IntegerField(default=90)
     retention_outbound_days = peewee.IntegerField(default=30)
     retention_closed_ticket_days = peewee.IntegerField(default=365)
+    retention_app_log_days = peewee.IntegerField(default=30)
     debug_logging = peewee.BooleanField(default=False)
     updated_at = peewee.DateTimeField(default=utcnow)
 

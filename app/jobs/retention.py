@@ -1,8 +1,9 @@
 """Retention: delete what is older than the configuration keeps, in small batches.
 
-Three periods, in days, on the Default configuration (0 keeps rows forever):
+Four periods, in days, on the Default configuration (0 keeps rows forever):
 - `retention_incoming_days` (90): webhook deliveries, except those linked to an open ticket;
 - `retention_outbound_days` (30): the log of calls made to EPM;
+- `retention_app_log_days` (30): the service's stored log records;
 - `retention_closed_ticket_days` (365): tickets closed (or canceled) that long ago, with
   their JIT record, notes, decisions and notifications.
 An open ticket is never deleted: "closed" means the ticket type's closed state or
@@ -31,6 +32,7 @@ BATCH_SIZE = 500
 AUDIT_ACTION = "retention_purge"
 TABLE_INCOMING = IncomingRequest._meta.table_name
 TABLE_OUTBOUND = "x_bets_pmc_jit_outbound_call"
+TABLE_APP_LOG = "x_bets_pmc_jit_app_log"
 TABLE_TICKETS = Task._meta.table_name
 
 
@@ -52,13 +54,14 @@ def _closed_condition():
     return condition
 
 
-def _outbound_call_model():
-    """The outbound call log model, when this build has it and its table exists."""
+def _ops_model(name):
+    """The operations log model `name` (OutboundCall, AppLog), when this build has it and its table exists."""
     try:
-        from app.ops.models import OutboundCall
+        from app.ops import models
     except ImportError:
         return None
-    return OutboundCall if database.table_exists(OutboundCall._meta.table_name) else None
+    model = getattr(models, name, None)
+    return model if model is not None and database.table_exists(model._meta.table_name) else None
 
 
 def _incoming_candidates(cutoff):
@@ -68,9 +71,18 @@ def _incoming_candidates(cutoff):
                    IncomingRequest.task.is_null() | IncomingRequest.task.in_(closed_tasks)))
 
 
-def _outbound_candidates(cutoff):
-    model = _outbound_call_model()
-    return None if model is None else model.select(model.id).where(model.created_at < cutoff)
+def _log_candidates(model_name):
+    def candidates(cutoff):
+        model = _ops_model(model_name)
+        return None if model is None else model.select(model.id).where(model.created_at < cutoff)
+    return candidates
+
+
+def _log_deleter(model_name):
+    def delete(ids):
+        model = _ops_model(model_name)
+        return model.delete().where(model.id.in_(ids)).execute()
+    return delete
 
 
 def _ticket_candidates(cutoff):
@@ -84,11 +96,6 @@ def _ticket_candidates(cutoff):
 
 def _delete_incoming(ids):
     return IncomingRequest.delete().where(IncomingRequest.id.in_(ids)).execute()
-
-
-def _delete_outbound(ids):
-    model = _outbound_call_model()
-    return model.delete().where(model.id.in_(ids)).execute()
 
 
 def _delete_tickets(ids):
@@ -113,7 +120,9 @@ class RetentionRule:
 
 RULES = (
     RetentionRule(TABLE_INCOMING, "retention_incoming_days", _incoming_candidates, _delete_incoming),
-    RetentionRule(TABLE_OUTBOUND, "retention_outbound_days", _outbound_candidates, _delete_outbound),
+    RetentionRule(TABLE_OUTBOUND, "retention_outbound_days", _log_candidates("OutboundCall"),
+                  _log_deleter("OutboundCall")),
+    RetentionRule(TABLE_APP_LOG, "retention_app_log_days", _log_candidates("AppLog"), _log_deleter("AppLog")),
     RetentionRule(TABLE_TICKETS, "retention_closed_ticket_days", _ticket_candidates, _delete_tickets),
 )
 

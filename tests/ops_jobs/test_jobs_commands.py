@@ -73,3 +73,13 @@ def test_upgrading_an_older_database_adds_the_new_columns_with_their_defaults(ap
     configuration = Configuration.default()
     assert configuration.sla_minutes == 0 and configuration.retention_incoming_days == 90
     assert Notification.select().count() == 0
+
+
+def test_upgrading_adds_the_application_log_retention_with_its_default(app):
+    Configuration.default()
+    migrate(SchemaMigrator.from_database(database.obj).drop_column(Configuration._meta.table_name,
+                                                                     "retention_app_log_days"))
+    SchemaVersion.delete().where(SchemaVersion.version == 9).execute()
+
+    assert upgrade() == ["application log retention setting"]
+    assert Configuration.default().retention_app_log_days == 30

@@ -5,7 +5,7 @@ from app.audit.models import AuditEntry
 from app.configuration import update_configuration
 from app.jobs.retention import purge
 from app.models import ApplicationAccessTicket, IncomingRequest, Task, WorkNote, utcnow
-from app.ops.models import OutboundCall
+from app.ops.models import AppLog, OutboundCall
 from tests import factories
 
 
@@ -24,6 +24,38 @@ def close(task, age):
 def outbound_call(age):
     return OutboundCall.create(method="POST", url="https://epm/x", path="/x", status=200, duration_ms=12.5, attempt=1,
                                what="token", created_at=utcnow() - age)
+
+
+def log_record(at):
+    return AppLog.create(level="WARNING", level_number=30, logger="app.test", message="kept a while", created_at=at)
+
+
+def test_a_row_exactly_as_old_as_its_period_is_kept_and_one_a_second_older_is_purged(app, deliver, make_ticket):
+    now = utcnow()
+    second = timedelta(seconds=1)
+    deliver(factories.admin_decision("waits-for-its-ticket-1"))  # linked to no ticket
+    deliver(factories.admin_decision("waits-for-its-ticket-2"))
+    kept_delivery, old_delivery = IncomingRequest.select().order_by(IncomingRequest.id)
+    IncomingRequest.update(received_at=now - days(90)).where(IncomingRequest.id == kept_delivery.id).execute()
+    IncomingRequest.update(received_at=now - days(90) - second).where(IncomingRequest.id == old_delivery.id).execute()
+    kept_call, old_call = outbound_call(days(1)), outbound_call(days(1))
+    OutboundCall.update(created_at=now - days(30)).where(OutboundCall.id == kept_call.id).execute()
+    OutboundCall.update(created_at=now - days(30) - second).where(OutboundCall.id == old_call.id).execute()
+    kept_log, _ = log_record(now - days(30)), log_record(now - days(30) - second)
+    kept_ticket, old_ticket, open_ticket = make_ticket(), make_ticket(), make_ticket(age=days(3650))
+    for task, closed_at in ((kept_ticket, now - days(365)), (old_ticket, now - days(365) - second)):
+        Task.update(state=task.ticket_type.closed_state, closed_at=closed_at).where(Task.id == task.id).execute()
+    Task.update(updated_at=now - days(3650)).where(Task.id == open_ticket.id).execute()
+
+    report = purge(now=now)
+
+    assert report.counts == {IncomingRequest._meta.table_name: 1, OutboundCall._meta.table_name: 1,
+                             AppLog._meta.table_name: 1, "task": 1}
+    assert IncomingRequest.get_or_none(IncomingRequest.id == old_delivery.id) is None
+    assert IncomingRequest.get_or_none(IncomingRequest.id == kept_delivery.id) is not None
+    assert [row.id for row in OutboundCall.select()] == [kept_call.id]
+    assert [row.id for row in AppLog.select()] == [kept_log.id]
+    assert sorted(task.id for task in Task.select()) == sorted([kept_ticket.id, open_ticket.id])
 
 
 def test_deliveries_are_kept_for_90_days_by_default(app, deliver):
@@ -95,13 +127,24 @@ def test_outbound_call_logs_are_kept_for_30_days(app):
     assert gone.id not in [call.id for call in OutboundCall.select()]
 
 
+def test_application_log_records_are_kept_for_30_days(app):
+    kept, gone = log_record(utcnow() - days(29)), log_record(utcnow() - days(31))
+    report = purge()
+    assert report.counts[AppLog._meta.table_name] == 1
+    assert [record.id for record in AppLog.select()] == [kept.id]
+    assert gone.id not in [record.id for record in AppLog.select()]
+
+
 def test_periods_are_configurable_and_zero_keeps_forever(app, make_ticket):
-    update_configuration({"retention_incoming_days": "0", "retention_closed_ticket_days": "7"})
+    update_configuration({"retention_incoming_days": "0", "retention_closed_ticket_days": "7",
+                          "retention_app_log_days": "2"})
     task = make_ticket()
     close(task, days(8))
     age_deliveries(task, days(5000))
+    log_record(utcnow() - days(3))
     report = purge()
-    assert report.counts == {IncomingRequest._meta.table_name: 0, OutboundCall._meta.table_name: 0, "task": 1}
+    assert report.counts == {IncomingRequest._meta.table_name: 0, OutboundCall._meta.table_name: 0,
+                             AppLog._meta.table_name: 1, "task": 1}
     assert IncomingRequest.select().count() == 1
 
 
