@@ -129,6 +129,12 @@ def _app_log_retention(migrator):
         migrate(migrator.add_column(configuration, "retention_app_log_days", peewee.IntegerField(default=30)))
 
 
+def _shared_epm_token(_migrator):
+    from app.epm.models import EpmToken
+
+    database.create_tables([EpmToken])
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -139,6 +145,7 @@ MIGRATIONS = [
     (7, "sign-in throttling and a second webhook password", _security),
     (8, "ticket search index", _ticket_search_index),
     (9, "application log retention setting", _app_log_retention),
+    (10, "EPM access token shared by every process", _shared_epm_token),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)
