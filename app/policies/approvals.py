@@ -5,7 +5,8 @@
 stored as a PendingApproval (with a work note) and nothing goes to EPM; the
 second, from a different person, calls `decide`, which sends it to EPM as usual.
 Neither approver may be the requester. A denial needs one person and goes straight
-through.
+through. While a ticket's policies are still being evaluated nobody can approve it:
+until the rules have run, nobody knows whether one approval is enough.
 """
 from marshmallow import ValidationError
 
@@ -17,12 +18,15 @@ from app.decisions.rules import clean_decision, first_message
 from app.errors import BadRequest, Conflict
 from app.models import Task, utcnow
 from app.policies.matching import user_key
-from app.policies.models import APPROVAL_PENDING, APPROVAL_USED, PendingApproval
+from app.policies.models import (
+    APPROVAL_PENDING, APPROVAL_USED, EVALUATION_PENDING, EVALUATION_RUNNING, PendingApproval, PolicyEvaluation,
+)
 from app.policies.queue import required_approvals
 from app.tickets import service as tickets
 
 MSG_REQUESTER = "The requester cannot approve their own request"
 MSG_SAME_APPROVER = "You gave the first approval; a different approver must give the second"
+MSG_EVALUATING = "The policies are still being evaluated for this request; approve it again shortly"
 
 
 def pending_approval(task):
@@ -34,6 +38,13 @@ def pending_approval(task):
 def is_requester(account, task):
     """Whether the broker account is the EPM user who asked (compared without domain and case)."""
     return bool(task.requester) and user_key(account.username) == user_key(task.requester)
+
+
+def _check_evaluated(task):
+    """Refuse an approval while the ticket's evaluation is queued or running (it may require two approvers)."""
+    evaluation = PolicyEvaluation.get_or_none(PolicyEvaluation.task == task)
+    if evaluation is not None and evaluation.status in (EVALUATION_PENDING, EVALUATION_RUNNING):
+        raise Conflict(MSG_EVALUATING)
 
 
 def _check_may_decide(task):
@@ -49,8 +60,10 @@ def _check_may_decide(task):
 
 def submit_decision(task, account, decision, reason, duration_unit=None, duration_value=None, ticket_url=""):
     """Decide, or record a first approval; returns the Decision, or the PendingApproval when one is recorded."""
-    needs_two = required_approvals(task) >= 2
     is_approval = str(decision or "").strip().capitalize() == contract.DECISION_APPROVED
+    if is_approval:
+        _check_evaluated(task)
+    needs_two = required_approvals(task) >= 2
     if not (needs_two and is_approval):
         return decisions.decide(task, account, decision, reason, duration_unit, duration_value, ticket_url)
     try:

@@ -6,7 +6,7 @@ import pytest
 
 from app.audit.models import AuditEntry
 from app.errors import BadRequest
-from app.models import utcnow
+from app.models import Task, utcnow
 from app.policies import bypass
 from app.policies.models import BypassCode
 from tests.policies.conftest import application, epm_decisions, notes
@@ -70,6 +70,10 @@ def test_a_time_limited_code_works_until_it_expires(http, submit, approve_rule):
     assert int(bodies[0]["duration"]) in (29 * 60, 30 * 60)
     assert expired.decisions.count() == 0
     assert bypass.status(BypassCode.get_by_id(record.id)) == "expired"
+    # Every use is audited, each with the ticket it let through.
+    uses = AuditEntry.select().where(AuditEntry.action == "bypass_code_use").order_by(AuditEntry.id)
+    assert [entry.detail["ticket"] for entry in uses] == [task.number for task in Task.select().order_by(Task.id)][:2]
+    assert BypassCode.get_by_id(record.id).used_count == 2
 
 
 def test_a_revoked_code_is_not_valid(http, submit, approve_rule):

@@ -202,3 +202,100 @@ def test_a_policy_that_fails_is_noted_and_the_delivery_still_succeeds(http, subm
     evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
     assert evaluation.status == "pending" and evaluation.attempts == 1
     assert any("Policy evaluation failed (ZeroDivisionError" in note for note in notes(task))
+
+
+def test_only_the_exists_check_approves_any_ticket_the_itsm_has(http, submit, approve_rule):
+    approve_rule(check_state="false", check_approved="false", check_window="false", check_requester="false")
+    http.get(CHANGES, json={"result": [change_record(state="New", approval="rejected", requester="jdoe",
+                                                     start=utcnow() + timedelta(days=1),
+                                                     end=utcnow() + timedelta(days=2))]})
+
+    task = submit(application("CHG0001234"))
+
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Approved" and body["duration"] == str(60 * 60)
+    [note] = [note for note in notes(task) if note.startswith("Policy evaluation")]
+    assert "Checks passed: ✓ CHG0001234 exists in ITSM 'corp'. Approved for 60 minutes" in note
+
+
+def test_source_any_looks_in_the_broker_first_then_each_itsm(http, submit, approve_rule):
+    approve_rule(ticket_source="any")
+    http.get(CHANGES, json={"result": [change_record()]})
+
+    task = submit(application("CHG0001234"))
+
+    assert [body["decision"] for body in epm_decisions(http)] == ["Approved"]
+    assert any("✓ CHG0001234 exists in ITSM 'corp'" in note for note in notes(task))
+
+
+def test_source_any_reports_every_place_it_looked(http, submit, approve_rule):
+    approve_rule(ticket_source="any")
+    http.get(CHANGES, json={"result": []})
+
+    task = submit(application("CHG0001234"))
+
+    assert epm_decisions(http) == []
+    assert any("CHG0001234 was not found in the broker, ITSM 'corp'" in note for note in notes(task))
+
+
+def test_decisions_are_taken_as_the_configured_system_identity(http, submit, add_rule):
+    from app.models import Account
+    from app.policies.rules import update_settings
+
+    update_settings({"system_account": "jit-robot"}, "root")
+    add_rule(name="Deny all", outcome="auto_deny")
+
+    task = submit(application("please"))
+
+    [body] = epm_decisions(http)
+    assert body["decisionPerformedByUser"] == "jit-robot"
+    assert task.decisions.get().decided_by == "jit-robot"
+    assert Account.by_username("jit-robot").role == "user"
+    assert [note.author for note in task.work_notes if note.text.startswith("Policy evaluation")] == ["jit-robot"]
+
+
+def test_an_automatic_decision_reaches_epm_exactly_as_a_persons(http, submit, approve_rule, client, approver_auth):
+    from app.audit.models import AuditEntry
+
+    approve_rule(publisher="Example*")
+    http.get(CHANGES, json={"result": [change_record(end=utcnow() + timedelta(hours=5))]})
+    automatic = submit(application("CHG0001234", publisher="Example Networks Inc."))
+    human = submit(application("CHG0001234", publisher="Contoso Ltd"))
+    answer = client.post(f"/api/x_bets_pmc_jit/tickets/{human.number}/decision", headers=approver_auth,
+                         json={"decision": "Approved", "reason": "ok", "duration_unit": "minutes",
+                               "duration_value": 60})
+
+    assert answer.status_code == 201
+    calls = [call.request for call in http.calls if "management-api" in call.request.url]
+    assert [call.url for call in calls] == [calls[0].url, calls[0].url]
+    by_policy, by_person = (json.loads(call.body) for call in calls)
+    assert set(by_policy) == set(by_person)
+    for key in ("decision", "duration"):
+        assert by_policy[key] == by_person[key]
+    assert (by_policy["decisionPerformedByUser"], by_person["decisionPerformedByUser"]) == ("policy-engine", "jchen")
+    assert by_policy["ticketUrl"].endswith(f"/tickets/{automatic.number}")
+    assert automatic.decisions.get().status == human.decisions.get().status == "delivered"
+    decisions_audited = {entry.actor: entry.object_id for entry in AuditEntry.select().where(
+        AuditEntry.object_type == "ticket", AuditEntry.action == "decision")}
+    assert decisions_audited == {"policy-engine": automatic.number, "jchen": human.number}
+
+
+def test_a_custom_regex_reference_is_looked_up_in_jira(http, submit, add_rule):
+    create_connection({"name": "jsm", "kind": "jira", "base_url": "https://acme.atlassian.net",
+                       "username": "svc-jit@acme.example", "secret": "api-token",
+                       "options": {"start_field": "customfield_10058", "end_field": "customfield_10059"}}, "root")
+    add_rule(name="Jira changes", outcome="auto_approve", reference_pattern="regex",
+             custom_regex=r"\b([A-Z][A-Z0-9]+-\d+)\b", ticket_source="jsm", allowed_states="Implementing")
+    now = utcnow()
+    http.get("https://acme.atlassian.net/rest/api/3/issue/ITSM-42", json={"key": "ITSM-42", "fields": {
+        "status": {"name": "Implementing"}, "reporter": {"emailAddress": "mrivera@corp.example"},
+        "customfield_10058": (now - timedelta(hours=1)).isoformat() + "Z",
+        "customfield_10059": (now + timedelta(minutes=30)).isoformat() + "Z"}})
+    http.get("https://acme.atlassian.net/rest/servicedeskapi/request/ITSM-42/approval",
+             json={"values": [{"id": "1", "finalDecision": "approved"}]})
+
+    task = submit(application("Working on ITSM-42 tonight"))
+
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Approved" and int(body["duration"]) in (29 * 60, 30 * 60)
+    assert any("✓ ITSM-42 exists in ITSM 'jsm'" in note for note in notes(task))

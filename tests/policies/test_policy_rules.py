@@ -59,6 +59,27 @@ def test_each_matcher_decides_which_requests_a_rule_applies_to(http, submit, add
     assert len(epm_decisions(http)) == 1
 
 
+def test_group_id_matches_admin_requests_too(http, submit, add_rule):
+    add_rule(name="Servers group", outcome="auto_deny", group_id="7E5D4C3B-*")
+
+    matching = submit(factories.admin_request(GroupId="7e5d4c3b-2a19-4807-b6f5-e4d3c2b1a098"))
+    other = submit(factories.admin_request(GroupId="00000000-2a19-4807-b6f5-e4d3c2b1a098"))
+
+    assert matching.decisions.count() == 1
+    assert other.decisions.count() == 0
+
+
+def test_every_matcher_a_rule_sets_must_match(http, submit, add_rule):
+    add_rule(name="Installers on laptops", outcome="auto_deny", kind="application", application_group="Installers*",
+             computer_group="Lisbon *")
+
+    both = submit(factories.application_request(applicationGroup="Installers", ComputerGroup="Lisbon Laptops"))
+    one = submit(factories.application_request(applicationGroup="Installers", ComputerGroup="Servers"))
+
+    assert both.decisions.count() == 1
+    assert one.decisions.count() == 0
+
+
 def test_a_pattern_without_wildcards_is_an_exact_match_in_any_case(http, submit, add_rule):
     add_rule(name="exact", outcome="auto_deny", publisher="EXAMPLE NETWORKS INC.")
 
@@ -116,11 +137,16 @@ def test_require_ticket_denies_a_reason_without_a_reference(http, submit, add_ru
 
 
 @pytest.mark.parametrize("reason, reference", [
-    ("Per CHG0001234 tonight", "CHG0001234"),
     ("inc0010001: broken VPN", "INC0010001"),
+    ("Per CHG0001234 tonight", "CHG0001234"),
+    ("change task CTASK0001001", "CTASK0001001"),
+    ("(REQ0010020)", "REQ0010020"),
     ("see RITM0001234", "RITM0001234"),
+    ("root cause PRB0000050.", "PRB0000050"),
+    ("project PRJ0000011", "PRJ0000011"),
     ("PRJTASK0000042 rollout", "PRJTASK0000042"),
     ("task TASK0000007", "TASK0000007"),
+    ("catalog task SCTASK0010003", "SCTASK0010003"),
 ])
 def test_require_ticket_lets_servicenow_references_through_to_the_next_rule(http, submit, add_rule, reason,
                                                                            reference):
@@ -132,7 +158,8 @@ def test_require_ticket_lets_servicenow_references_through_to_the_next_rule(http
     assert any(f"the reason quotes {reference}; the next rule decides" in note for note in notes(task))
 
 
-@pytest.mark.parametrize("reason", ["CHG000123 is too short", "CHG00012345 is too long", "XCHG0001234 glued"])
+@pytest.mark.parametrize("reason", ["CHG000123 is too short", "CHG00012345 is too long", "XCHG0001234 glued",
+                                    "INCIDENT0001234 is not a prefix", "CHG-0001234 has a dash"])
 def test_require_ticket_refuses_malformed_servicenow_numbers(http, submit, add_rule, reason):
     add_rule(name="Ticket required", outcome="require_ticket")
 

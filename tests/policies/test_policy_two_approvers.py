@@ -1,11 +1,14 @@
 """Two-person approval: the first approval waits; the second, from someone else, goes to EPM."""
+import json
+
 import pytest
 
-from app.policies.approvals import MSG_REQUESTER, MSG_SAME_APPROVER
+from app.models import Task
+from app.policies.approvals import MSG_EVALUATING, MSG_REQUESTER, MSG_SAME_APPROVER
 from app.policies.models import PendingApproval
 from tests import factories
 from tests.conftest import basic_auth
-from tests.policies.conftest import application, epm_decisions, notes
+from tests.policies.conftest import WEBHOOK, application, epm_decisions, notes
 
 APPROVAL = {"decision": "Approved", "reason": "Looks fine", "duration_unit": "minutes", "duration_value": 30}
 
@@ -97,3 +100,21 @@ def test_the_browser_form_records_the_first_approval(http, ticket, web):
     assert "First approval recorded" in answer.get_data(as_text=True)
     assert epm_decisions(http) == []
     assert PendingApproval.get().approver == "jchen"
+
+
+def test_nobody_can_approve_before_the_policies_have_run(http, client, api_auth, add_rule):
+    add_rule(name="Two for installers", outcome="two_approvers")
+    delivery = client.post(WEBHOOK, data=json.dumps(application("please")), content_type="application/json",
+                           headers=api_auth)  # answered, not yet closed: the evaluation is still queued
+    task = Task.get(Task.number == delivery.json["result"]["ticket"])
+
+    jchen = as_user("jchen")
+    early = decide(client, task, jchen)
+    delivery.close()  # the policies run: two approvers are required
+    first = decide(client, task, jchen)
+
+    assert early.status_code == 409
+    assert early.json["error"]["message"] == MSG_EVALUATING
+    assert first.status_code == 202
+    assert epm_decisions(http) == []
+    assert task.decisions.count() == 0
