@@ -32,7 +32,7 @@ from app.policies.models import (
     OUTCOME_AUTO_DENY, OUTCOME_EXEMPT, OUTCOME_REQUIRE_TICKET, OUTCOME_TWO_APPROVERS,
     PATTERN_SERVICENOW, PolicyRule, PolicySettings,
 )
-from app.policies.validation import granted_minutes, validate_reference
+from app.policies.validation import granted_minutes, quoted, validate_reference
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Report:
 
 
 def _label(rule):
-    return f"Rule {rule.position} {rule.name!r}"
+    return f"Rule {rule.position} {quoted(rule.name)}"
 
 
 def _missing_reference_reason(rule):
@@ -95,7 +95,7 @@ def judge(rule, facts, now, claimed_code=None):
         return Verdict(EXEMPT, "the request is exempt from later rules and left to approvers")
     if rule.outcome == OUTCOME_AUTO_DENY:
         return Verdict(DENY, "the rule denies every request it matches",
-                       reason=rule.deny_reason or f"Denied by policy rule {rule.name!r}")
+                       reason=rule.deny_reason or f"Denied by policy rule {quoted(rule.name)}")
     if rule.outcome == OUTCOME_TWO_APPROVERS:
         return Verdict(TWO_APPROVERS, "two different approvers, neither of them the requester, must approve")
 
@@ -114,7 +114,7 @@ def judge(rule, facts, now, claimed_code=None):
         minutes = granted_minutes(rule, None, now, until=code.expires_at)
         return Verdict(APPROVE, f"the reason quotes a valid {_code_text(code)}, which counts as a valid ticket; "
                                 f"approved for {minutes} minutes",
-                       reason=f"Approved automatically by policy rule {rule.name!r}: {_code_text(code)}",
+                       reason=f"Approved automatically by policy rule {quoted(rule.name)}: {_code_text(code)}",
                        minutes=minutes, code=code)
     if not reference:
         return _not_valid(rule, "the reason quotes no ticket reference")
@@ -126,13 +126,13 @@ def judge(rule, facts, now, claimed_code=None):
     return Verdict(APPROVE, f"{reference} is valid. Checks passed: {checks}. Approved for {result.duration_minutes} "
                             f"minutes (the smaller of the rule's {rule.max_duration_minutes}-minute maximum and "
                             "the time left in the ticket's window)",
-                   reason=f"Approved automatically by policy rule {rule.name!r}: {reference} is valid",
+                   reason=f"Approved automatically by policy rule {quoted(rule.name)}: {reference} is valid",
                    minutes=result.duration_minutes)
 
 
 def _not_valid(rule, why):
     if rule.deny_on_failure:
-        return Verdict(DENY, why, reason=rule.deny_reason or f"Denied by policy rule {rule.name!r}: {why}")
+        return Verdict(DENY, why, reason=rule.deny_reason or f"Denied by policy rule {quoted(rule.name)}: {why}")
     return Verdict(CONTINUE, why)
 
 
@@ -152,7 +152,7 @@ def evaluate(task, ticket_url=""):
     exempt_by = _is_exempt(settings, facts)
     if exempt_by:
         report.outcome = "requester exempt; left to approvers"
-        report.lines.append(f"The requester {facts.user!r} is on the exempt list ({exempt_by!r}): "
+        report.lines.append(f"The requester {quoted(facts.user)} is on the exempt list ({quoted(exempt_by)}): "
                             "no rule applies; the request is left to approvers.")
         _note(task, settings, report)
         return report

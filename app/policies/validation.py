@@ -19,6 +19,12 @@ from app.policies.models import CHECK_LABELS, SOURCE_ANY, SOURCE_BROKER
 MIN_MINUTES = contract.DURATION_LIMITS[contract.DURATION_MINUTES][0]
 
 
+def quoted(value):
+    """A value in single quotes for a work note or a reason: as it is, never escaped as repr() would
+    (EPM's `CORP\\mrivera` must read with one backslash on the ticket)."""
+    return f"'{value}'"
+
+
 @dataclass
 class Lookup:
     """Where a reference was looked for, what was found, and what went wrong on the way."""
@@ -42,7 +48,7 @@ class CheckResult:
 
 
 def _source_label(name):
-    return "the broker" if name == BROKER_SOURCE else f"ITSM {name!r}"
+    return "the broker" if name == BROKER_SOURCE else f"ITSM {quoted(name)}"
 
 
 def _connections(source):
@@ -63,11 +69,11 @@ def find_ticket(reference, source):
             return found
     connections = _connections(source)
     if not connections and source not in (SOURCE_ANY, SOURCE_BROKER):
-        found.errors.append(f"there is no ITSM connection named {source!r}")
+        found.errors.append(f"there is no ITSM connection named {quoted(source)}")
     for connection in connections:
         found.searched.append(_source_label(connection.name))
         if not connection.enabled:
-            found.errors.append(f"ITSM {connection.name!r} is disabled")
+            found.errors.append(f"ITSM {quoted(connection.name)} is disabled")
             continue
         try:
             found.ticket = connector_for(connection).lookup(reference)
@@ -94,14 +100,14 @@ def check_exists(rule, facts, ticket, now, found):
 def check_state(rule, facts, ticket, now, found):
     allowed = rule.allowed_state_labels
     if ticket.state and ticket.state.strip().casefold() in {label.casefold() for label in allowed}:
-        return True, f"its state {ticket.state!r} is allowed"
-    return False, f"its state {ticket.state or 'unknown'!r} is not one of {', '.join(allowed) or 'no states'}"
+        return True, f"its state {quoted(ticket.state)} is allowed"
+    return False, f"its state {quoted(ticket.state or 'unknown')} is not one of {', '.join(allowed) or 'no states'}"
 
 
 def check_approved(rule, facts, ticket, now, found):
     if ticket.approval == APPROVED:
         return True, "it is approved"
-    return False, f"its approval is {ticket.approval or 'unknown'!r}, not approved"
+    return False, f"its approval is {quoted(ticket.approval or 'unknown')}, not approved"
 
 
 def check_window(rule, facts, ticket, now, found):
@@ -112,13 +118,15 @@ def check_window(rule, facts, ticket, now, found):
     left = ticket.window_end - now
     if left < timedelta(minutes=MIN_MINUTES):
         return False, f"its planned window {_window_text(ticket)} ends in under {MIN_MINUTES} minutes"
-    return True, f"its planned window {_window_text(ticket)} covers now ({int(left.total_seconds() // 60)} minutes left)"
+    minutes_left = int(left.total_seconds() // 60)
+    return True, f"its planned window {_window_text(ticket)} covers now ({minutes_left} minutes left)"
 
 
 def check_requester(rule, facts, ticket, now, found):
     if ticket.requester and facts.user and user_key(ticket.requester) == user_key(facts.user):
-        return True, f"its requester {ticket.requester!r} is the JIT requester {facts.user!r}"
-    return False, f"its requester {ticket.requester or 'unknown'!r} is not the JIT requester {facts.user or 'unknown'!r}"
+        return True, f"its requester {quoted(ticket.requester)} is the JIT requester {quoted(facts.user)}"
+    return False, (f"its requester {quoted(ticket.requester or 'unknown')} is not the JIT requester "
+                   f"{quoted(facts.user or 'unknown')}")
 
 
 CHECK_FUNCTIONS = {
@@ -135,8 +143,8 @@ def validate_reference(rule, facts, reference, now):
     passed = []
     for name in checks:
         if ticket is None and name != "exists":
-            return CheckResult(passed, f"{CHECK_LABELS[name]} cannot be checked: {reference} was not found "
-                                       f"({'; '.join(found.errors) or 'in ' + (', '.join(found.searched) or 'nowhere')})")
+            where = "; ".join(found.errors) or "in " + (", ".join(found.searched) or "nowhere")
+            return CheckResult(passed, f"{CHECK_LABELS[name]} cannot be checked: {reference} was not found ({where})")
         ok, text = CHECK_FUNCTIONS[name](rule, facts, ticket, now, found)
         if not ok:
             return CheckResult(passed, text, ticket)
