@@ -2,7 +2,7 @@
 import click
 from flask.cli import with_appcontext
 
-from app.db import database, write_transaction
+from app.db import database
 
 notify = click.Group("notify", help="Ticket notifications by e-mail and webhook.")
 
@@ -47,13 +47,6 @@ def notify_list(show_all):
         click.echo("No notifications waiting." if not show_all else "No notifications.")
 
 
-def _clean_email(value):
-    text = value.strip()
-    if text and (len(text) > 254 or "@" not in text or any(c.isspace() or c in ",;<>\"" for c in text)):
-        raise click.BadParameter(f"{value!r} is not an e-mail address", param_hint="--email")
-    return text
-
-
 @click.command("set")
 @click.argument("name")
 @click.option("--email", help="Where this approver's notifications go (empty clears it).")
@@ -62,29 +55,22 @@ def _clean_email(value):
 def users_set(name, email, groups):
     """Set an account's e-mail address and assignment groups."""
     from app.audit import service as audit
-    from app.models import Account, utcnow
-    from app.notify.recipients import format_groups
+    from app.errors import BadRequest
+    from app.models import Account
+    from app.notify.settings import set_notification_settings
 
     if email is None and groups is None:
         raise click.UsageError("give --email and/or --groups")
-    changes = {}
-    with database.connection_context(), write_transaction():
+    with database.connection_context():
         account = Account.by_username(name)
         if account is None:
             raise click.ClickException(f"No account named {name!r}")
-        if email is not None:
-            changes["email"] = {"old": account.email, "new": _clean_email(email)}
-            account.email = changes["email"]["new"]
-        if groups is not None:
-            cleaned = format_groups(groups)
-            if len(cleaned) > Account.groups.max_length:
-                raise click.BadParameter(f"at most {Account.groups.max_length} characters", param_hint="--groups")
-            changes["groups"] = {"old": account.groups, "new": cleaned}
-            account.groups = cleaned
-        account.updated_at = utcnow()
-        account.save()
-        audit.record("user_notification_settings", audit.cli_actor(), "account", account.username, changes,
-                     source_address="local")
+        try:
+            set_notification_settings(account, audit.cli_actor(), email=email, groups=groups,
+                                      source_address="local")
+        except BadRequest as error:
+            raise click.BadParameter(error.message, param_hint=f"--{error.extra.get('field', 'email')}") from error
+        account = Account.get_by_id(account.id)
     click.echo(f"{account.username}: email {account.email or '-'}, groups {account.groups or '-'}")
 
 

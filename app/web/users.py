@@ -1,4 +1,5 @@
-"""The admin users page: create accounts, set roles, reset passwords, deactivate and reactivate.
+"""The admin users page: create accounts, set roles, reset passwords, deactivate and reactivate,
+and set where an approver's notifications go (e-mail address, assignment groups).
 
 A generated password is shown once, in the answer to the request that made it; it
 is never stored in the session or put in a URL. An admin cannot change their own
@@ -12,6 +13,7 @@ from app.auth.accounts import create_account, generate_password, set_password
 from app.db import write_transaction
 from app.errors import BadRequest, BrokerError, NotFound
 from app.models import Account, utcnow
+from app.notify.settings import set_notification_settings
 from app.web.access import require_page_roles, start_session
 
 bp = Blueprint("web_users", __name__, url_prefix="/admin")
@@ -55,6 +57,7 @@ def set_active(account, active):
 def _render(new_password=None, error=None, status=200, form=None):
     accounts = list(Account.select().order_by(Account.username))
     response = render_template("admin/users.html", accounts=accounts, roles=contract.ROLES,
+                               approver_roles=contract.APPROVER_ROLES,
                                role_choices=[(role, role) for role in contract.ROLES],
                                new_password=new_password, error=error, form=form or {})
     # The page may carry a password shown once: keep it out of every cache.
@@ -118,4 +121,18 @@ def change_active(account_id):
     except BrokerError as error:
         return _render(error=error.message, status=error.status)
     flash(f"{account.username} is {'active again' if active else 'deactivated'}.", "ok")
+    return redirect(url_for("web_users.users"))
+
+
+@bp.post("/users/<int:account_id>/notifications")
+@admins
+def change_notifications(account_id):
+    account = _find_account(account_id)
+    try:
+        changes = set_notification_settings(account, g.account, email=request.form.get("email", ""),
+                                            groups=request.form.get("groups", ""))
+    except BrokerError as error:
+        return _render(error=error.message, status=error.status)
+    flash(f"{account.username}: e-mail and groups saved." if changes else f"{account.username}: nothing changed.",
+          "ok")
     return redirect(url_for("web_users.users"))
