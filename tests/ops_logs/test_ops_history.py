@@ -1,7 +1,11 @@
 """A ticket's processing history: every step from EPM's delivery to its closing, in the order it happened."""
+import responses
+
 from app.configuration import update_configuration
-from app.models import Task
+from app.decisions import delivery
+from app.models import Decision, Task
 from tests import factories
+from tests.ops_logs.conftest import APPLICATION_URL
 
 DECISION = "/api/x_bets_pmc_jit/tickets/{}/decision"
 HISTORY = "/api/x_bets_pmc_jit/tickets/{}/history"
@@ -42,6 +46,30 @@ def test_history_of_a_ticket_from_delivery_to_closing(app, epm, client, deliver,
     assert by_kind["finalized by EPM"]["summary"] == "EPM finalized the decision: Approved by jchen"
     notes = [event["summary"] for event in events if event["kind"] == "work note"]
     assert notes[0].startswith("Application Access request") and notes[-1].startswith("Closed automatically")
+
+
+def test_each_delivery_attempt_is_a_step_of_its_own(app, epm, client, deliver, approver_auth, admin_auth):
+    epm.replace(responses.POST, APPLICATION_URL, status=503, json={"message": "maintenance"})
+    number = deliver(factories.application_request()).json["result"]["ticket"]
+    queued = client.post(DECISION.format(number), headers=approver_auth,
+                         json={"decision": "Denied", "reason": "Not on the allow list", "duration_unit": "once"})
+    assert queued.status_code == 202, queued.get_data(as_text=True)
+    epm.replace(responses.POST, APPLICATION_URL, json={"status": "ok"})
+    delivery.retry_now(Decision.get())
+
+    events = steps(client, admin_auth, number)
+
+    assert kinds_without_notes(events) == [
+        "delivery received", "ticket created", "decision recorded", "delivery attempt", "delivery attempt",
+        "delivery attempt", "decision delivered",
+    ]
+    attempts = [event["summary"] for event in events if event["kind"] == "delivery attempt"]
+    assert attempts[0].startswith("token: POST /oauth/connect/token → 200")
+    assert attempts[1].startswith("application decision: POST /management-api/v2/AuthorizationRequest/notification → 503")
+    assert attempts[2].startswith("application decision: POST /management-api/v2/AuthorizationRequest/notification → 200")
+    assert [event["detail"]["status"] for event in events if event["kind"] == "delivery attempt"] == [200, 503, 200]
+    delivered = next(event for event in events if event["kind"] == "decision delivered")
+    assert delivered["summary"] == "EPM acknowledged the denied decision"
 
 
 def test_an_update_that_came_first_is_finalized_after_the_ticket_is_created(app, client, deliver, admin_auth):
