@@ -12,7 +12,8 @@ shape, values as strings. Basic auth only (no session, so no CSRF), for the
 Where the broker differs from an instance: `opened_by` is the EPM requester's
 name, not a reference to a user record; `start_date`/`end_date` are the access
 window EPM reported when it finalized the decision (empty before); `approval` is
-computed from the decisions (see app/itsm/broker.py).
+computed from the decisions (see app/itsm/broker.py). The one dot-walked field is
+`opened_by.user_name` (the same name), answered only when asked for.
 """
 from flask import Blueprint, jsonify, request
 
@@ -20,7 +21,7 @@ from app import contract
 from app.auth.basic import require_roles
 from app.errors import BadRequest, NotFound
 from app.servicenow_api.query import QueryError, parse_query
-from app.servicenow_api.records import FIELDS, QUERYABLE, find_records, record_document
+from app.servicenow_api.records import DOT_WALKED, FIELDS, QUERYABLE, find_records, record_document
 
 bp = Blueprint("servicenow_table_api", __name__, url_prefix="/api/now/table")
 
@@ -40,7 +41,8 @@ def _number(name, default, low, high):
     text = request.args.get(name, "").strip()
     if not text:
         return default
-    if not text.isdigit() or not low <= int(text) <= high:
+    # ASCII only: "²" is a digit to isdigit() but not to int().
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise BadRequest(f"Invalid {name}", f"a whole number from {low} to {high}")
     return int(text)
 
@@ -55,7 +57,7 @@ def _display_mode():
 def _fields():
     names = [name.strip() for name in request.args.get("sysparm_fields", "").split(",") if name.strip()]
     # Like an instance, unknown fields are left out of the answer rather than refused.
-    return [name for name in names if name in FIELDS] if names else list(FIELDS)
+    return [name for name in names if name in FIELDS or name in DOT_WALKED] if names else list(FIELDS)
 
 
 @bp.get("/<table>")

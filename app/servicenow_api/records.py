@@ -1,4 +1,8 @@
 """The broker's tickets as Table API records: which fields exist, their values, and queries over them."""
+from datetime import datetime
+
+from peewee import DateTimeField
+
 from app.decisions.service import is_active
 from app.itsm.base import APPROVED, NOT_REQUESTED, REJECTED, REQUESTED
 from app.itsm.broker import approval_of
@@ -14,6 +18,7 @@ COLUMNS = {
     "correlation_id": Task.request_id, "assignment_group": Task.assignment_group,
     "short_description": Task.short_description, "category": Task.category,
     "opened_at": Task.opened_at, "sys_created_on": Task.opened_at, "sys_updated_on": Task.updated_at,
+    "opened_by.user_name": Task.requester,
 }
 # Fields computed per record: conditions on them are applied after reading.
 COMPUTED = ("approval", "active")
@@ -21,6 +26,10 @@ QUERYABLE = set(COLUMNS) | set(COMPUTED)
 FIELDS = ("sys_id", "number", "sys_class_name", "state", "approval", "active", "opened_by", "short_description",
           "start_date", "end_date", "opened_at", "closed_at", "sys_created_on", "sys_updated_on", "assignment_group",
           "category", "correlation_id")
+# Dot-walked fields a ServiceNow client may ask for by name (never in the default
+# answer, as on an instance): the requester's user name, which PAM products and the
+# broker's own ServiceNow connector read as `opened_by.user_name`.
+DOT_WALKED = {"opened_by.user_name": "opened_by"}
 # How many rows a query on a computed field may read before filtering.
 COMPUTED_SCAN_LIMIT = 20000
 
@@ -47,6 +56,8 @@ def _values(task, configuration):
     values["state"] = (str(task.state), task.state_label)
     values["approval"] = (approval, APPROVAL_LABELS.get(approval, approval))
     values["active"] = (active, active)
+    for name, base in DOT_WALKED.items():
+        values[name] = values[base]
     return values
 
 
@@ -76,7 +87,19 @@ def _condition(ticket_type, condition):
     value = condition.value
     if condition.field == "number":
         value = value.upper()
+    if isinstance(column, DateTimeField):
+        # A value that is not a time equals no record (PostgreSQL would refuse the comparison).
+        value = _time_value(value)
+        if value is None:
+            return (Task.id < 0) if condition.operator == "=" else (Task.id > 0)
     return (column == value) if condition.operator == "=" else (column != value)
+
+
+def _time_value(text):
+    try:
+        return datetime.strptime(text.strip(), TIME_FORMAT)
+    except ValueError:
+        return None
 
 
 def _computed_matches(task, conditions, configuration):

@@ -124,3 +124,41 @@ def test_validate_settings_lists_one_change():
 
     assert ServiceDeskPlusConnector(connection()).validate_settings().startswith("Settings OK")
     assert json.loads(responses.calls[0].request.params["input_data"]) == {"list_info": {"row_count": 1}}
+
+
+@responses.activate
+def test_msp_validate_settings_lists_one_change_with_the_technician_key():
+    responses.get(f"{SDP}/api/v3/changes", json={"changes": [], "response_status": [{"status_code": 2000}]})
+
+    message = ServiceDeskPlusMspConnector(connection("sdp_msp")).validate_settings()
+
+    assert message == "Settings OK: ServiceDesk Plus MSP 'sdp' answered (changes readable)."
+    assert responses.calls[0].request.headers["authtoken"] == "6FXXXXX2-0XXX-TECH-KEY"
+
+
+@responses.activate
+def test_cloud_validate_settings_refreshes_the_token_and_lists_one_change_in_the_portal():
+    responses.post("https://accounts.zoho.eu/oauth/v2/token", json={"access_token": "1000.eu", "expires_in": 3600})
+    responses.get("https://sdpondemand.manageengine.com/app/itdesk/api/v3/changes",
+                  json={"changes": [], "response_status": [{"status_code": 2000}]})
+    cloud = connection("sdp_cloud", base_url="", auth_method="zoho_oauth", secret="", client_id="1000.CID",
+                       client_secret="zoho-secret", refresh_token="1000.refresh",
+                       options={"portal": "itdesk", "accounts_url": "https://accounts.zoho.eu"})
+
+    message = ServiceDeskPlusCloudConnector(cloud).validate_settings()
+
+    assert message == "Settings OK: ServiceDesk Plus Cloud 'sdp' answered (changes readable)."
+    assert responses.calls[1].request.headers["Authorization"] == "Zoho-oauthtoken 1000.eu"
+
+
+@responses.activate
+def test_validate_settings_reports_a_refused_technician_key():
+    responses.get(f"{SDP}/api/v3/changes", status=401, json={"response_status": {"status_code": 4000}})
+
+    with pytest.raises(ItsmError, match="refused the credentials for the settings check .HTTP 401."):
+        ServiceDeskPlusConnector(connection()).validate_settings()
+
+
+def test_an_unknown_module_option_is_refused():
+    with pytest.raises(ItsmError, match="option module must be changes or requests, not 'problems'"):
+        ServiceDeskPlusConnector(connection(options={"module": "problems"})).lookup("42")

@@ -151,3 +151,56 @@ def test_a_browser_session_is_not_enough(client, web, approver):
     web.sign_in(approver.username)
 
     assert client.get(TABLE).status_code == 401
+
+
+@pytest.mark.parametrize("table, prefix", [("sc_task", "SCTASK"), ("sc_req_item", "RITM")])
+def test_catalog_tasks_and_requested_items_are_served_too(client, api_auth, reader_auth, table, prefix):
+    update_configuration({"ticket_type": table})
+    client.post(WEBHOOK, data=json.dumps(factories.application_request()), content_type="application/json",
+                headers=api_auth)
+
+    answer = get(client, reader_auth, f"/api/now/table/{table}", sysparm_query=f"number={prefix}0010001^state=Open",
+                 sysparm_fields="number,state,approval,opened_by")
+
+    assert answer.json == {"result": [{"number": f"{prefix}0010001", "state": "1", "approval": "requested",
+                                       "opened_by": "CORP\\mrivera"}]}
+    assert get(client, reader_auth, "/api/now/table/sc_task" if table != "sc_task" else TABLE).json == {"result": []}
+
+
+def test_the_requester_can_be_read_dot_walked_as_on_an_instance(client, reader_auth, tickets):
+    asked = get(client, reader_auth, sysparm_query="opened_by.user_name=CORP\\jdoe",
+                sysparm_fields="number,opened_by.user_name")
+    default = get(client, reader_auth, sysparm_query="number=INC0010001")
+
+    assert asked.json["result"] == [{"number": "INC0010003", "opened_by.user_name": "CORP\\jdoe"}]
+    assert "opened_by.user_name" not in default.json["result"][0]
+
+
+def test_a_servicenow_client_checks_a_jit_ticket_against_the_broker(client, reader_auth, tickets):
+    """What a PAM configured for ServiceNow does: the broker's own ServiceNow connector, pointed at the broker."""
+    import re
+    from urllib.parse import urlsplit
+
+    import responses
+
+    from app.itsm.models import ItsmConnection
+    from app.itsm.servicenow import ServiceNowConnector
+
+    def through_the_broker(request):
+        parts = urlsplit(request.url)
+        answer = client.get(f"{parts.path}?{parts.query}", headers={"Authorization": request.headers["Authorization"]})
+        return answer.status_code, {"Content-Type": answer.content_type}, answer.get_data()
+
+    broker = ItsmConnection(name="jit", kind="servicenow", base_url="https://jit.example.com", auth_method="basic",
+                            username="pam360", secret=factories.PASSWORD)
+    with responses.RequestsMock() as mock:
+        mock.add_callback("GET", re.compile(r"https://jit\.example\.com/api/now/table/.*"), through_the_broker)
+
+        ticket = ServiceNowConnector(broker).lookup("INC0010003")
+        missing = ServiceNowConnector(broker).lookup("INC0019999")
+        settings = ServiceNowConnector(broker).validate_settings()
+
+    assert (ticket.number, ticket.state, ticket.approval, ticket.requester) == (
+        "INC0010003", "In Progress", "requested", "CORP\\jdoe")
+    assert missing is None
+    assert settings == "Settings OK: ServiceNow 'jit' answered (Table API readable)."
