@@ -127,3 +127,14 @@ def test_secrets_are_stored_encrypted(app):
     assert all(value.startswith("fernet:") for value in row)
     assert "sn-password" not in "".join(row)
     assert ItsmConnection.get().secret == "sn-password"
+
+
+def test_the_admin_page_refuses_to_delete_a_connection_a_rule_uses(as_admin, add_rule):
+    create_connection({"name": "corp", "kind": "servicenow", "base_url": SN, "username": "svc", "secret": "pw"},
+                      "root")
+    add_rule(name="Changes", outcome="auto_approve", ticket_source="corp")
+
+    answer = as_admin.post("/admin/policies/itsm/corp/delete", follow_redirects=True)
+
+    assert "is the ticket source of rule" in answer.get_data(as_text=True)
+    assert ItsmConnection.select().count() == 1

@@ -99,3 +99,15 @@ def test_an_admin_revokes_a_bypass_code(as_admin):
 
     assert as_admin.post(f"/admin/policies/bypass/{record.sys_id}/revoke").status_code == 302
     assert status(BypassCode.get_by_id(record.id)) == "revoked"
+
+
+def test_revoking_a_revoked_code_says_so(as_admin):
+    from app.policies.bypass import issue_code, revoke_code
+
+    record, _code = issue_code("root", "spare", True, None)
+    revoke_code(record, "root")
+
+    answer = as_admin.post(f"/admin/policies/bypass/{record.sys_id}/revoke", follow_redirects=True)
+
+    assert f"Bypass code …{record.hint} is already revoked" in answer.get_data(as_text=True)
+    assert AuditEntry.select().where(AuditEntry.action == "bypass_code_revoke").count() == 1

@@ -147,6 +147,14 @@ def test_a_reader_can_use_nothing_but_the_table_api(client, reader_auth, tickets
                        json={"decision": "Approved", "reason": "x", "duration_unit": "once"}).status_code == 403
 
 
+def test_a_reader_cannot_sign_in_to_the_pages(client, web, reader_auth):
+    refused = web.sign_in("pam360")
+
+    assert refused.status_code == 401
+    assert "Invalid user name or password" in refused.get_data(as_text=True)
+    assert client.get("/tickets", headers=reader_auth).status_code == 302  # to the sign-in page
+
+
 def test_a_browser_session_is_not_enough(client, web, approver):
     web.sign_in(approver.username)
 
