@@ -31,6 +31,14 @@ class ItsmSettingsError(ItsmError):
     """The connection's settings are incomplete or malformed."""
 
 
+class ItsmCredentialsRefused(ItsmError):
+    """The ITSM answered 401 or 403 to the credentials or token the broker sent."""
+
+    def __init__(self, message, status):
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class RemoteTicket:
     """A ticket as the policy checks see it, whichever system holds it.
@@ -122,6 +130,7 @@ class Connector:
     def __init__(self, connection):
         self.connection = connection
         self.timeout = connection.timeout_seconds or 10
+        self.token_from_cache = False
 
     @property
     def name(self):
@@ -178,8 +187,9 @@ class Connector:
         if response.status_code == 404 and not_found_ok:
             return None
         if response.status_code in (401, 403):
-            raise ItsmError(f"{self.describe()} refused the credentials for {what} (HTTP {response.status_code}); "
-                            "check the user, key or token and its permissions")
+            raise ItsmCredentialsRefused(f"{self.describe()} refused the credentials for {what} "
+                                         f"(HTTP {response.status_code}); check the user, key or token and its "
+                                         "permissions", response.status_code)
         if 300 <= response.status_code < 400:
             raise ItsmError(f"{self.describe()} redirected {what} (HTTP {response.status_code}) to "
                             f"{response.headers.get('Location', 'another address')}; check the base URL")
@@ -192,6 +202,27 @@ class Connector:
         except ValueError:
             raise ItsmError(f"{self.describe()} answered {what} with something other than JSON; "
                             "check the base URL") from None
+
+    def with_token_renewed_once(self, call):
+        """`call()` (which makes one request); if the ITSM refuses a cached access token with a 401, drop it
+        and call once more with a new one. An ITSM may revoke a token, or end it sooner than it said it
+        would (Salesforce's session timeout is set per org), and the cache would otherwise keep a dead
+        token until its own expiry."""
+        self.token_from_cache = False
+        try:
+            return call()
+        except ItsmCredentialsRefused as error:
+            if error.status != 401 or not self.token_from_cache:
+                raise
+        tokens.drop(self.token_key())
+        return call()
+
+    def cached_token(self):
+        """The cached access token (or session) of this connection, noting that one was used; None if none."""
+        token = tokens.get(self.token_key())
+        if token:
+            self.token_from_cache = True
+        return token
 
     def token_key(self):
         """Cache key for this connection's access token: changes when its credentials change."""

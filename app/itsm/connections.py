@@ -29,7 +29,8 @@ _FALSE = {"false", "no", "off", "0", ""}
 def _clean_name(value):
     text = value.strip()
     if not _NAME.match(text) or text.lower() in RESERVED_NAMES:
-        raise ValueError("1–64 letters, digits, '.', '_' or '-', starting with a letter or digit; not 'any' or 'broker'")
+        raise ValueError("1–64 letters, digits, '.', '_' or '-', starting with a letter or digit; "
+                         "not 'any' or 'broker'")
     return text
 
 
@@ -120,7 +121,8 @@ FIELDS = (
     ConnectionField("enabled", "Enabled", _clean_boolean),
     ConnectionField("base_url", "Base URL", _clean_url,
                     help="ServiceNow: https://<instance>.service-now.com; Jira: https://<site>.atlassian.net; "
-                         "ServiceDesk Plus: https://sdp.example.com:8080 (Cloud: blank for sdpondemand.manageengine.com); "
+                         "ServiceDesk Plus: https://sdp.example.com:8080 "
+                         "(Cloud: blank for sdpondemand.manageengine.com); "
                          "Remedyforce: your My Domain URL, or blank for login.salesforce.com"),
     ConnectionField("auth_method", "Authentication", _clean_text(32),
                     help="servicenow: basic or oauth; jira: api_token or oauth; sdp and sdp_msp: technician_key; "
@@ -177,7 +179,8 @@ def create_connection(raw, actor):
     values = clean_values({key: value for key, value in raw.items() if value not in (None,)})
     for required in ("name", "kind"):
         if not values.get(required):
-            raise BadRequest("Invalid ITSM connection", f"{required}: required", extra={"fields": {required: "required"}})
+            raise BadRequest("Invalid ITSM connection", f"{required}: required",
+                             extra={"fields": {required: "required"}})
     _check_auth_method(values)
     with write_transaction():
         if find_connection(values["name"]) is not None:

@@ -55,10 +55,10 @@ class JiraConnector(Connector):
         return {"auth": (connection.username, connection.secret), "headers": headers}
 
     def _access_token(self):
-        key = self.token_key()
-        token = tokens.get(key)
+        token = self.cached_token()
         if token:
             return token
+        key = self.token_key()
         connection = self.connection
         answer = self.request("POST", (connection.token_url or "").strip() or ATLASSIAN_TOKEN_URL,
                               what="the OAuth token refresh", json={
@@ -83,15 +83,16 @@ class JiraConnector(Connector):
         key = number.upper()
         start_field, end_field = self.connection.option("start_field"), self.connection.option("end_field")
         fields = ["status", "reporter", "summary"] + [f for f in (start_field, end_field) if f]
-        issue = self.request("GET", f"{self.api_root}/rest/api/{self._api_version()}/issue/{quote(key)}",
-                             what=f"the lookup of {key}", not_found_ok=True,
-                             params={"fields": ",".join(fields)}, **self._auth())
+        issue = self.with_token_renewed_once(lambda: self.request(
+            "GET", f"{self.api_root}/rest/api/{self._api_version()}/issue/{quote(key)}", what=f"the lookup of {key}",
+            not_found_ok=True, params={"fields": ",".join(fields)}, **self._auth()))
         if issue is None:
             return None
         values = issue.get("fields") or {}
         reporter = values.get("reporter") or {}
-        approvals = self.request("GET", f"{self.api_root}/rest/servicedeskapi/request/{quote(key)}/approval",
-                                 what=f"the approvals of {key}", not_found_ok=True, **self._auth())
+        approvals = self.with_token_renewed_once(lambda: self.request(
+            "GET", f"{self.api_root}/rest/servicedeskapi/request/{quote(key)}/approval",
+            what=f"the approvals of {key}", not_found_ok=True, **self._auth()))
         return RemoteTicket(
             number=issue.get("key") or key,
             state=(values.get("status") or {}).get("name", ""),
@@ -110,7 +111,8 @@ class JiraConnector(Connector):
         return DECISIONS.get(str(steps[-1].get("finalDecision", "")).lower(), REQUESTED)
 
     def check(self):
-        me = self.request("GET", f"{self.api_root}/rest/api/{self._api_version()}/myself", what="the settings check",
-                          **self._auth())
+        me = self.with_token_renewed_once(lambda: self.request(
+            "GET", f"{self.api_root}/rest/api/{self._api_version()}/myself", what="the settings check",
+            **self._auth()))
         who = me.get("emailAddress") or me.get("displayName") or me.get("name") if isinstance(me, dict) else None
         return f"signed in as {who}" if who else "signed in"

@@ -66,10 +66,10 @@ class RemedyforceConnector(Connector):
 
     def _session(self):
         """(instance URL, access token), fetched once and cached until it nearly expires."""
-        key = self.token_key()
-        cached = tokens.get(key)
+        cached = self.cached_token()
         if cached:
             return cached
+        key = self.token_key()
         connection = self.connection
         form = {"client_id": connection.client_id, "client_secret": connection.client_secret}
         if connection.refresh_token:
@@ -87,10 +87,13 @@ class RemedyforceConnector(Connector):
         return session
 
     def _query(self, soql, what):
-        instance, token = self._session()
         version = str(self.connection.option("api_version", "59.0"))
-        return self.request("GET", f"{instance}/services/data/v{version}/query", what=what, params={"q": soql},
-                            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+
+        def query():
+            instance, token = self._session()
+            return self.request("GET", f"{instance}/services/data/v{version}/query", what=what, params={"q": soql},
+                                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        return self.with_token_renewed_once(query)
 
     def lookup(self, number):
         if not _NUMBER.match(number):

@@ -79,8 +79,9 @@ class ServiceDeskPlusConnector(Connector):
         if not digits:
             return None
         module = self.module
-        answer = self.request("GET", f"{self.api_root()}/{module}/{quote(digits)}", what=f"the lookup of {number}",
-                              not_found_ok=True, headers=self._headers())
+        answer = self.with_token_renewed_once(lambda: self.request(
+            "GET", f"{self.api_root()}/{module}/{quote(digits)}", what=f"the lookup of {number}", not_found_ok=True,
+            headers=self._headers()))
         if answer is None:
             return None
         record = answer.get(MODULES[module]) if isinstance(answer, dict) else None
@@ -101,8 +102,9 @@ class ServiceDeskPlusConnector(Connector):
 
     def check(self):
         list_info = json.dumps({"list_info": {"row_count": 1}})
-        answer = self.request("GET", f"{self.api_root()}/{self.module}", what="the settings check",
-                              params={"input_data": list_info}, headers=self._headers())
+        answer = self.with_token_renewed_once(lambda: self.request(
+            "GET", f"{self.api_root()}/{self.module}", what="the settings check", params={"input_data": list_info},
+            headers=self._headers()))
         if not isinstance(answer, dict) or "response_status" not in answer:
             raise ItsmError(f"{self.describe()} answered without a response status; check the base URL")
         return f"{self.module} readable"
@@ -134,12 +136,13 @@ class ServiceDeskPlusCloudConnector(ServiceDeskPlusConnector):
         return {"Accept": ACCEPT, "Authorization": f"Zoho-oauthtoken {self._access_token()}"}
 
     def _access_token(self):
-        key = self.token_key()
-        token = tokens.get(key)
+        token = self.cached_token()
         if token:
             return token
+        key = self.token_key()
         connection = self.connection
-        url = (connection.token_url or "").strip() or f"{connection.option('accounts_url', ZOHO_ACCOUNTS)}/oauth/v2/token"
+        accounts = connection.option("accounts_url", ZOHO_ACCOUNTS)
+        url = (connection.token_url or "").strip() or f"{accounts}/oauth/v2/token"
         # Sent as a form body, not the query string Zoho's examples use, so no
         # secret ever appears in a URL (or a log line that prints one).
         answer = self.request("POST", url, what="the Zoho token refresh", data={

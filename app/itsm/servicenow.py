@@ -64,10 +64,10 @@ class ServiceNowConnector(Connector):
         return {"auth": (connection.username, connection.secret), "headers": {"Accept": "application/json"}}
 
     def _access_token(self):
-        key = self.token_key()
-        token = tokens.get(key)
+        token = self.cached_token()
         if token:
             return token
+        key = self.token_key()
         connection = self.connection
         form = {"client_id": connection.client_id, "client_secret": connection.client_secret}
         if connection.refresh_token:
@@ -85,7 +85,7 @@ class ServiceNowConnector(Connector):
 
     def _read(self, table, params, what):
         url = f"{self.base_url}/api/now/table/{quote(table)}"
-        return self.request("GET", url, what=what, params=params, **self._auth())
+        return self.with_token_renewed_once(lambda: self.request("GET", url, what=what, params=params, **self._auth()))
 
     def lookup(self, number):
         table = table_for(number)

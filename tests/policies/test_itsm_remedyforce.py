@@ -113,3 +113,19 @@ def test_validate_settings_reports_a_refused_client():
 
     with pytest.raises(ItsmError, match="HTTP 400"):
         RemedyforceConnector(connection()).validate_settings()
+
+
+@responses.activate
+def test_a_session_that_ended_early_is_renewed_once():
+    responses.post(LOGIN, json={"access_token": "00D-old", "instance_url": INSTANCE})
+    responses.post(LOGIN, json={"access_token": "00D-new", "instance_url": INSTANCE})
+    responses.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
+    responses.get(QUERY, status=401, json=[{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+    responses.get(QUERY, json={"totalSize": 1, "done": True, "records": [RECORD]})
+    connector = RemedyforceConnector(connection())
+
+    assert connector.lookup("00001234") is None
+    assert connector.lookup("00001234").approval == "approved"
+
+    sent = [call.request.headers["Authorization"] for call in responses.calls if call.request.method == "GET"]
+    assert sent == ["Bearer 00D-old", "Bearer 00D-old", "Bearer 00D-new"]

@@ -161,3 +161,43 @@ def test_an_html_answer_means_a_wrong_base_url():
 
     with pytest.raises(ItsmError, match="something other than JSON"):
         ServiceNowConnector(connection()).lookup("CHG0000024")
+
+
+@responses.activate
+def test_a_cached_token_the_instance_refuses_is_fetched_again_once():
+    responses.post(f"{SN}/oauth_token.do", json={"access_token": "sn-old", "expires_in": 1799})
+    responses.post(f"{SN}/oauth_token.do", json={"access_token": "sn-new", "expires_in": 1799})
+    table = f"{SN}/api/now/table/change_request"
+    responses.get(table, json={"result": [CHANGE]})
+    responses.get(table, status=401, json={"error": {"message": "User Not Authenticated"}})  # revoked meanwhile
+    responses.get(table, json={"result": [CHANGE]})
+    connector = ServiceNowConnector(connection(auth_method="oauth", client_id="cid", client_secret="cs"))
+
+    connector.lookup("CHG0000024")
+    ticket = connector.lookup("CHG0000024")
+
+    assert ticket.number == "CHG0000024"
+    sent = [call.request.headers.get("Authorization") for call in responses.calls if call.request.method == "GET"]
+    assert sent == ["Bearer sn-old", "Bearer sn-old", "Bearer sn-new"]
+
+
+@responses.activate
+def test_a_new_token_the_instance_refuses_is_not_retried():
+    responses.post(f"{SN}/oauth_token.do", json={"access_token": "sn-access", "expires_in": 1799})
+    responses.get(f"{SN}/api/now/table/change_request", status=401, json={})
+
+    with pytest.raises(ItsmError, match="refused the credentials"):
+        ServiceNowConnector(connection(auth_method="oauth", client_id="cid", client_secret="cs")).lookup("CHG0000024")
+
+    assert len(responses.calls) == 2
+
+
+@responses.activate
+def test_oauth_client_credentials_when_no_user_or_refresh_token_is_stored():
+    responses.post(f"{SN}/oauth_token.do", json={"access_token": "sn-access", "expires_in": 1799})
+    responses.get(f"{SN}/api/now/table/change_request", json={"result": []})
+
+    ServiceNowConnector(connection(auth_method="oauth", client_id="cid", client_secret="cs", username="",
+                                   secret="")).lookup("CHG0000024")
+
+    assert "grant_type=client_credentials" in responses.calls[0].request.body
