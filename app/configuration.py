@@ -8,11 +8,14 @@ from dataclasses import dataclass
 from app import contract
 from app.audit import service as audit
 from app.db import write_transaction
+from app.epm import tokens
 from app.epm.hosts import host_warnings as pmc_host_warnings, validate_host
 from app.errors import BadRequest
 from app.models import Configuration, utcnow
 
 MASK = "********"
+# Fields that make a different set of EPM credentials: a change deletes the stored access tokens.
+EPM_CREDENTIAL_FIELDS = {"pmc_host", "client_id", "client_secret", "token_path"}
 
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0", ""}
@@ -212,6 +215,9 @@ def update_configuration(raw, actor=None, source_address=None):
             setattr(record, name, value)
         record.updated_at = utcnow()
         record.save()
+        if changes.keys() & EPM_CREDENTIAL_FIELDS:
+            # No token outlives the credentials it was issued for (app/epm/tokens.py).
+            tokens.forget_stored_tokens()
         if changes:
             audit.record(audit.CONFIGURATION_CHANGE, actor, "configuration", record.name, changes,
                          source_address=source_address)

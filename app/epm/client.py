@@ -1,8 +1,9 @@
 """The client for EPM's management API: tokens, decision calls and reads (contract/epm.md §2–4).
 
-One EpmClient per use is cheap: the access token is cached per process (see
-app.epm.tokens) and every HTTP request is made on its own short-lived connection
-with a time-out, so nothing needs closing. Failures are raised as the classes in
+One EpmClient per use is cheap: the access token is cached in the process and, for
+clients built from the stored configuration, shared with the deployment's other
+processes through the database (see app.epm.tokens); every HTTP request is made on
+its own short-lived connection with a time-out, so nothing needs closing. Failures are raised as the classes in
 app.epm.errors. Every HTTP attempt is reported to `on_call` with secrets redacted.
 """
 import json
@@ -13,6 +14,7 @@ import time
 from collections.abc import Mapping
 from urllib.parse import quote
 
+import peewee
 import requests
 from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
@@ -74,7 +76,8 @@ class EpmClient:
 
     def __init__(self, base_url, client_id, client_secret, *, token_path=contract.EPM_TOKEN_PATH,
                  application_decision_path=contract.EPM_APPLICATION_DECISION_PATH,
-                 admin_decision_path=contract.EPM_ADMIN_DECISION_PATH, timeout=DEFAULT_TIMEOUT, on_call=None):
+                 admin_decision_path=contract.EPM_ADMIN_DECISION_PATH, timeout=DEFAULT_TIMEOUT, on_call=None,
+                 shared_token=False):
         self.base_url = base_url.rstrip("/")
         self.host = host_name(self.base_url)
         self.client_id = client_id
@@ -85,17 +88,24 @@ class EpmClient:
         self.timeout = timeout
         self.on_call = on_call
         self._token_key = tokens.cache_key(self.base_url, self.token_path, client_id, client_secret)
+        # shared_token: take the access token from, and store it in, the database for every process.
+        self.shared_token = shared_token
 
     @classmethod
-    def from_configuration(cls, config, on_call=None, *, timeout=DEFAULT_TIMEOUT):
-        """A client for the `Configuration` record; ValueError if the host or credentials are unusable."""
+    def from_configuration(cls, config, on_call=None, *, timeout=DEFAULT_TIMEOUT, shared_token=None):
+        """A client for the `Configuration` record; ValueError if the host or credentials are unusable.
+
+        A record read from the database shares its access token with the deployment's
+        other processes through that database (unless `shared_token` says otherwise).
+        """
         base_url = base_url_for_host(config.pmc_host)
         client_id = (config.client_id or "").strip()
         if not client_id or not config.client_secret:
             raise ValueError("The EPM client ID and client secret are not configured.")
         return cls(base_url, client_id, config.client_secret, token_path=config.token_path,
                    application_decision_path=config.application_decision_path,
-                   admin_decision_path=config.admin_decision_path, timeout=timeout, on_call=on_call)
+                   admin_decision_path=config.admin_decision_path, timeout=timeout, on_call=on_call,
+                   shared_token=isinstance(config, peewee.Model) if shared_token is None else shared_token)
 
     def __repr__(self):
         return f"EpmClient({self.base_url!r}, client_id={self.client_id!r})"
@@ -205,7 +215,8 @@ class EpmClient:
     def _access_token(self, stale=None):
         """The shared token; `stale` is the one the API just refused (a refresh, reported as attempt 2)."""
         return tokens.get_token(self._token_key, lambda: self._fetch_token(attempt=1 if stale is None else 2),
-                                stale=stale)
+                                stale=stale, shared=self.shared_token,
+                                claim_seconds=self.timeout + tokens.CLAIM_MARGIN_SECONDS)
 
     def _fetch_token(self, attempt):
         """POST the client-credentials grant (form-encoded, client_id and client_secret in the body)."""
