@@ -120,7 +120,8 @@ def test_a_session_that_ended_early_is_renewed_once():
     responses.post(LOGIN, json={"access_token": "00D-old", "instance_url": INSTANCE})
     responses.post(LOGIN, json={"access_token": "00D-new", "instance_url": INSTANCE})
     responses.get(QUERY, json={"totalSize": 0, "done": True, "records": []})
-    responses.get(QUERY, status=401, json=[{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
+    responses.get(QUERY, status=401,
+                  json=[{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}])
     responses.get(QUERY, json={"totalSize": 1, "done": True, "records": [RECORD]})
     connector = RemedyforceConnector(connection())
 
