@@ -254,10 +254,9 @@ WHY_MISSED = {
         "with 16 connections on 2 sync workers, 14 requests queue while 2 are served, so p99 is the queue "
         "length times the per-request cost: it misses for the same reason throughput does."),
     "EPM token fetches": (
-        "the access token is cached per process (app/epm/tokens.py), and gunicorn's 2 workers are 2 "
-        "processes, so each fetches one token on its first decision: one fetch per worker per token lifetime "
-        "(an hour), not one per decision. Sharing one token across processes would mean storing the access "
-        "token in the database; not done."),
+        "every process of a deployment shares one access token through the database (app/epm/tokens.py), "
+        "so a run should make one token request; more than one means a token expired or EPM refused one "
+        "during the run (each 401 costs one new token for everyone)."),
     "decision round trip": (
         "a decision is two write transactions (record it with its outbox row and audit entry, then mark it "
         "delivered) around the call to EPM, each a synchronous SQLite commit, plus the token fetch of each "

@@ -29,8 +29,9 @@ def _settings():
 
 
 def _claim_seconds():
-    # Long enough for a token fetch and a call, each retried once after a 401.
-    return _settings().epm_timeout_seconds * 4 + 5
+    # Worst case: waiting out another process's token claim (time-out + 2 s), a token request,
+    # the call, a 401, a new token and the call again: five time-outs and change.
+    return _settings().epm_timeout_seconds * 6 + 5
 
 
 def _claim(decision_id):
