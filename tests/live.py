@@ -1,5 +1,6 @@
 """A real gunicorn serving the broker on loopback, for end-to-end tests."""
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -20,8 +21,9 @@ def free_port():
 class LiveServer:
     """`gunicorn 'app:create_app()'` with `workers` sync workers on a free loopback port."""
 
-    def __init__(self, database_url, workers=2, env=None, secret_key="test-secret-key"):
-        self.port = free_port()
+    def __init__(self, database_url, workers=2, env=None, secret_key="test-secret-key", port=None):
+        # A fixed `port` brings a server back where its clients expect it after a crash.
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url
         self.workers = workers
@@ -60,8 +62,55 @@ class LiveServer:
         if self.process and self.process.stderr:
             self.process.stderr.close()
 
+    def worker_pids(self):
+        """The live (not zombie) processes whose parent is this server's master: its workers, oldest first."""
+        return children_of(self.process.pid)
+
+    def kill_worker(self, pid):
+        os.kill(pid, signal.SIGKILL)
+
+    def kill_master(self, with_workers=False):
+        """SIGKILL the master (and at once its workers, as a supervisor killing the whole service
+        would); returns the pids of the workers it had."""
+        workers = self.worker_pids()
+        self.process.kill()
+        if with_workers:
+            for pid in workers:
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait()
+        self.process.stderr.close()
+        return workers
+
     def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def _stat(pid):
+    """(state, parent pid, start time in clock ticks) of `pid` from /proc, or None once it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # "pid (comm) state ppid ...": comm may hold spaces and parentheses; starttime is field 22.
+    fields = text[text.rindex(")") + 2:].split()
+    return fields[0], int(fields[1]), int(fields[19])
+
+
+def children_of(parent_pid):
+    """Live child processes of `parent_pid`, oldest first."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = _stat(int(entry.name))
+            if stat and stat[1] == parent_pid and stat[0] != "Z":
+                children.append((stat[2], int(entry.name)))
+    return [pid for _started, pid in sorted(children)]
+
+
+def is_running(pid):
+    """True while `pid` exists and is not a zombie."""
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z"

@@ -151,8 +151,11 @@ def _apply_waiting_updates(kind, request_id):
     for incoming in waiting:
         event, fields = load_event(parse_json_object(bytes(incoming.raw_body)))
         jit = tickets.find_jit_request(kind, request_id)
-        task = tickets.finalize_decision(jit, event, fields)
-        incoming.task = task
-        incoming.status = contract.INCOMING_PROCESSED
+        if tickets.is_same_final_decision(jit, tickets.decision_fields(event, fields)):
+            # EPM sent the update again (a resend, or a retry of an answer lost) before its created event.
+            incoming.task, incoming.status = jit.task, contract.INCOMING_DUPLICATE
+        else:
+            incoming.task = tickets.finalize_decision(jit, event, fields)
+            incoming.status = contract.INCOMING_PROCESSED
         incoming.processed_at = utcnow()
         incoming.save()
