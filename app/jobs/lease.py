@@ -26,10 +26,25 @@ from app.models import utcnow
 log = logging.getLogger(__name__)
 
 SCHEDULER_LEASE = "scheduler"
+
+
+def _seconds_from_environment(variable, default):
+    value = os.environ.get(variable, "").strip()
+    if not value:
+        return default
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{variable} must be a whole number of seconds (1 or more), not {value!r}")
+    return int(value)
+
+
 # The active scheduler renews every HEARTBEAT_SECONDS; a standby takes over once the
-# lease has not been renewed for LEASE_SECONDS.
-HEARTBEAT_SECONDS = 10
-LEASE_SECONDS = 30
+# lease has not been renewed for LEASE_SECONDS. Shorter times hand over faster after a
+# crash but renew more often; the environment can set both.
+HEARTBEAT_SECONDS = _seconds_from_environment("JITBROKER_SCHEDULER_HEARTBEAT_SECONDS", 10)
+LEASE_SECONDS = _seconds_from_environment("JITBROKER_SCHEDULER_LEASE_SECONDS", 30)
+# When set, every job's lock lasts this long between renewals instead of the job's own
+# lock_seconds: how soon another process may run a job whose runner died mid-run.
+JOB_LOCK_SECONDS = _seconds_from_environment("JITBROKER_JOB_LOCK_SECONDS", None)
 # /readyz: a heartbeat older than this means no scheduler is running jobs.
 STALE_AFTER_SECONDS = LEASE_SECONDS
 
@@ -112,6 +127,7 @@ def acquire_job_lock(name, holder, lock_seconds, due_after_seconds=None):
     refused unless the job last started at least that long ago (by anyone): how
     `run-jobs` from cron skips jobs that ran recently.
     """
+    lock_seconds = JOB_LOCK_SECONDS or lock_seconds
     now = database_now()
     condition = (JobLock.name == name) & (JobLock.holder.is_null() | (JobLock.locked_until < now))
     if due_after_seconds is not None:
@@ -147,7 +163,7 @@ class JobLockKeeper:
     """Renews a job lock in a background thread while a long job runs, so it never expires mid-run."""
 
     def __init__(self, name, holder, lock_seconds):
-        self.name, self.holder, self.lock_seconds = name, holder, lock_seconds
+        self.name, self.holder, self.lock_seconds = name, holder, JOB_LOCK_SECONDS or lock_seconds
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"job-lock-{name}", daemon=True)
 
