@@ -64,5 +64,7 @@ def create_app(config=None):
     web.init_app(app)
     from app import ops
     ops.init_app(app)
+    from app import openapi
+    openapi.init_app(app)
     register_commands(app)
     return app

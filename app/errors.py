@@ -80,7 +80,10 @@ def init_app(app):
 
     @app.errorhandler(HTTPException)
     def _http_error(error):
-        return error_response(error.code, error.description or error.name)
+        response, status = error_response(error.code, error.description or error.name)
+        # Keep the headers werkzeug sends with the status, such as a 405's Allow.
+        headers = [(name, value) for name, value in error.get_headers() if name.lower() != "content-type"]
+        return response, status, headers
 
     for error_class in UNAVAILABLE_ERRORS:
         @app.errorhandler(error_class)

@@ -38,7 +38,8 @@ def _duration_number(value, unit):
         return None
     if isinstance(value, str):
         value = value.strip()
-        if not value.isdigit():
+        # ASCII only: "²" is a digit to isdigit() but not to int().
+        if not (value.isascii() and value.isdigit()):
             return None
     elif not isinstance(value, int):
         return None

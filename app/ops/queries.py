@@ -17,6 +17,7 @@ from app.ops.outbound import PURPOSES
 
 PAGE_SIZE = 50
 MAX_LIMIT = 500
+MAX_OFFSET = 10 ** 9  # beyond 2**63 the databases cannot even take the number
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CALL_OUTCOMES = ("ok", "failed")
 
@@ -28,7 +29,7 @@ def _blank_to_missing(data):
 class _PageSchema(Schema):
     date = fields.Date(format="%Y-%m-%d")
     limit = fields.Integer(load_default=PAGE_SIZE, validate=validate.Range(1, MAX_LIMIT))
-    offset = fields.Integer(load_default=0, validate=validate.Range(0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
 
 
 class IncomingFilterSchema(_PageSchema):

@@ -4,7 +4,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from app import contract
 from app.auth.basic import require_roles
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest, Conflict, NotFound
 from app.models import IncomingRequest, Task
 from app.tickets.cursors import decode_cursor, encode_cursor, older_than
 from app.tickets.documents import ticket_document, ticket_summary
@@ -12,13 +12,15 @@ from app.tickets.documents import ticket_document, ticket_summary
 bp = Blueprint("tickets_api", __name__, url_prefix=contract.API_PREFIX)
 
 MAX_LIMIT = 1000
+# Deeper than any real list; beyond 2**63 the databases cannot even take the number.
+MAX_OFFSET = 10 ** 9
 
 
 class TicketQuerySchema(Schema):
     request_id = fields.String()
     state = fields.String(validate=validate.OneOf(contract.ALL_STATE_LABELS, error="Unknown state {input!r}."))
     limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT))
-    offset = fields.Integer(load_default=0, validate=validate.Range(0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
     # The last ticket of the previous page (its Link rel="next" header): deep pages by index seek.
     cursor = fields.String(validate=lambda text: _check_cursor(text))
 
@@ -32,7 +34,7 @@ class IncomingQuerySchema(Schema):
     status = fields.String(validate=validate.OneOf(contract.INCOMING_STATUSES))
     request_id = fields.String()
     limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT))
-    offset = fields.Integer(load_default=0, validate=validate.Range(0))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
 
 
 def _query_args(schema):
@@ -168,6 +170,15 @@ def post_decision(number):
     return jsonify(result={"ticket": ticket_document(find_task(number)), "decision": decision_document(decision)}), status
 
 
+def _check_state_exists(task, state):
+    """Conflict for a state of another ticket type: the request is sound, this ticket's type has no such state."""
+    if task.ticket_type.state_value(state) is None and any(
+            ticket_type.state_value(state) is not None for ticket_type in contract.TICKET_TYPES.values()):
+        labels = ", ".join(label for _, label in task.ticket_type.states)
+        raise Conflict(f"A {task.ticket_type.label} has no state {state!r}; its states are {labels}",
+                       extra={"fields": {"state": "not a state of this ticket type"}})
+
+
 @bp.patch("/tickets/<number>")
 @require_roles(*contract.APPROVER_ROLES, allow_session=False)
 def patch_ticket(number):
@@ -179,8 +190,13 @@ def patch_ticket(number):
     if unknown or not body:
         raise BadRequest("Send state and/or work_note", f"unknown fields: {', '.join(sorted(unknown))}" if unknown
                          else "nothing to change")
+    not_text = sorted(name for name, value in body.items() if not isinstance(value, str))
+    if not_text:
+        raise BadRequest("Send state and work_note as text", f"not text: {', '.join(not_text)}",
+                         extra={"fields": {name: "not text" for name in not_text}})
     if "state" in body:
-        task = change_state(task, g.account, str(body["state"]))
+        _check_state_exists(task, body["state"])
+        task = change_state(task, g.account, body["state"])
     if "work_note" in body:
-        add_work_note(task, g.account, str(body["work_note"]))
+        add_work_note(task, g.account, body["work_note"])
     return jsonify(result=ticket_document(find_task(number)))

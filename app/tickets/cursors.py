@@ -4,11 +4,22 @@ A cursor names the last ticket a page showed; the next page starts below it with
 index seek, so the hundredth page costs what the first does (an OFFSET would read and
 throw away every row above it).
 """
+import re
 from datetime import datetime
 
 from app.models import Task
 
 _CURSOR_TIME = "%Y-%m-%dT%H:%M:%S.%f"
+
+# What encode_cursor makes, exactly: a real calendar day (leap years included), a time
+# to the microsecond, and an id of at most 18 digits (SQLite's integers stop at 2**63).
+# The OpenAPI description publishes it, so a client can tell a cursor without asking.
+_YEAR = r"(?:[0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)"
+_LEAP_YEAR = r"(?:[0-9]{2}(?:0[48]|[2468][048]|[13579][26])|(?:0[48]|[2468][048]|[13579][26])00)"
+_DAY = (rf"(?:{_YEAR}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+        rf"|02-(?:0[1-9]|1[0-9]|2[0-8]))|{_LEAP_YEAR}-02-29)")
+CURSOR_PATTERN = rf"{_DAY}T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\.[0-9]{{6}}_[0-9]{{1,18}}"
+_CURSOR = re.compile(CURSOR_PATTERN)
 
 
 def encode_cursor(task):
@@ -17,6 +28,8 @@ def encode_cursor(task):
 
 def decode_cursor(text):
     """(opened_at, id) from a cursor, or None for anything that is not one."""
+    if not isinstance(text, str) or _CURSOR.fullmatch(text) is None:
+        return None
     try:
         moment, _, task_id = (text or "").partition("_")
         return datetime.strptime(moment, _CURSOR_TIME), int(task_id)
