@@ -3,8 +3,9 @@
 Everything EPM supplied (user names, hosts, application names, reasons) is shown as
 plain text: line breaks and control characters are flattened, so a value can neither
 add header lines to an e-mail nor fake lines in its body; e-mails are text/plain only;
-chat text escapes the characters Slack and Teams treat as markup (&, <, >), so a value
-cannot become a link, a mention or HTML.
+chat text escapes the characters Slack and Teams treat as markup (&, <, >) and breaks
+Markdown's `[label](url)` (Teams renders Markdown), so a value cannot become a link, an
+image, a mention or HTML.
 """
 import re
 from dataclasses import dataclass
@@ -26,8 +27,13 @@ def plain(value, limit=500):
 
 
 def chat_escape(text):
-    """Escape the characters Slack's and Teams' message text treat as markup."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape what Slack's and Teams' message text treat as markup.
+
+    `<…>` is Slack's link and mention syntax and HTML to Teams; `[label](url)` and
+    `![alt](url)` are Markdown links and images to Teams. A space between `]` and `(`
+    keeps the text readable in both and makes it no link in any Markdown.
+    """
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("](", "] (")
 
 
 @dataclass(frozen=True)
