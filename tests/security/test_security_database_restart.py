@@ -7,6 +7,7 @@ is never restarted; the broker's connections are also cut from the server's side
 (pg_terminate_backend) without a restart.
 """
 import glob
+import os
 import shutil
 import subprocess
 import tempfile
@@ -41,18 +42,23 @@ def _postgres_bin(name):
 
 
 class PrivatePostgres:
-    """A PostgreSQL cluster of this test's own, run by the `postgres` user as the server requires."""
+    """A PostgreSQL cluster of this test's own; as root, run by the `postgres` user (the server refuses root)."""
 
     def __init__(self):
         self.directory = Path(tempfile.mkdtemp(prefix="jitbroker-pg-"))
-        shutil.chown(self.directory, "postgres")
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            shutil.chown(self.directory, "postgres")
         self.data = self.directory / "data"
         self.port = free_port()
         self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
 
-    def _as_postgres(self, *command):
-        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.PIPE, timeout=60)
+    def _as_postgres(self, *command, check=True):
+        prefix = ["runuser", "-u", "postgres", "--"] if self.as_root else []
+        done = subprocess.run([*prefix, *command], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                              timeout=60)
+        if check and done.returncode:
+            raise RuntimeError(f"{Path(command[0]).name} {command[-1]} failed: {done.stderr.strip()}")
 
     def create(self):
         self._as_postgres(_postgres_bin("initdb"), "-D", str(self.data), "--auth=trust", "-U", "postgres",
@@ -66,9 +72,9 @@ class PrivatePostgres:
                           "-o", options, "start")
         return self
 
-    def stop(self, mode="fast"):
+    def stop(self, mode="fast", check=True):
         """`fast` ends the sessions and shuts down cleanly; `immediate` crashes (recovery on the next start)."""
-        self._as_postgres(_postgres_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+        self._as_postgres(_postgres_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop", check=check)
 
     def terminate_connections(self):
         """Cut every other session from the server's side, as an admin or a failover would."""
@@ -82,10 +88,7 @@ class PrivatePostgres:
             connection.close()
 
     def destroy(self):
-        try:
-            self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass  # already stopped
+        self.stop("immediate", check=False)  # it may be stopped already
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
