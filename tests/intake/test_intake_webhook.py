@@ -345,6 +345,16 @@ def test_update_before_its_created_event_is_kept_and_applied_later(deliver):
     assert waiting.task.number == created["ticket"]
 
 
+def test_an_update_sent_twice_before_its_created_event_is_applied_once(deliver):
+    first = deliver(factories.application_decision("app-6")).json["result"]
+    second = deliver(factories.application_decision("app-6")).json["result"]
+    deliver(factories.application_request(request_id="app-6"))
+    statuses = {IncomingRequest.get(IncomingRequest.sys_id == answer["incoming_request"]).status
+                for answer in (first, second)}
+    assert statuses == {contract.INCOMING_PROCESSED, contract.INCOMING_DUPLICATE}
+    assert WorkNote.select().where(WorkNote.text.contains("finalized")).count() == 1
+
+
 def test_the_same_update_twice_is_a_duplicate(deliver):
     deliver(factories.admin_request(request_id="adm-4"))
     deliver(factories.admin_decision("adm-4"))
