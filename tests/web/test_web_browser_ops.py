@@ -20,7 +20,7 @@ from app.models import IncomingRequest, Task
 from app.web import labels
 from tests import factories
 from tests.live import LiveServer
-from tests.web.test_web_browser import LAPTOP, browser, reload_until  # noqa: F401 - `browser` is a fixture
+from tests.web.test_web_browser import LAPTOP, PHONE, browser, reload_until  # noqa: F401 - `browser` is a fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -218,6 +218,15 @@ def test_admin_replays_a_stored_delivery_after_a_dry_run_and_approvers_are_kept_
         assert answer.status == 403, path
         expect(approver.locator(".status-code")).to_have_text("Error 403")
         expect(approver.locator("main")).not_to_contain_text(unknown_admin_delivery.request_id)
+
+    # On a phone the admin menu wraps instead of running off the screen.
+    phone = browser.new_context(viewport=PHONE).new_page()
+    sign_in(phone, broker, ADMIN)
+    operations = phone.get_by_role("navigation", name="Main").get_by_role("link", name="Operations")
+    expect(operations).to_be_in_viewport()
+    box = operations.bounding_box()
+    assert box["x"] + box["width"] <= PHONE["width"]
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
 
     page = browser.new_context(viewport=LAPTOP).new_page()
     sign_in(page, broker, ADMIN)
