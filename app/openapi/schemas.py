@@ -19,8 +19,10 @@ OPTIONAL_UTC = {"type": ["string", "null"], "format": "date-time"}
 TEXT = {"type": "string"}
 OPTIONAL_TEXT = {"type": ["string", "null"]}
 SYS_ID = {"type": "string", "pattern": "^[0-9a-f]{32}$"}
+# No NUL (PostgreSQL refuses it): what a query, a path or a body's text may not hold.
+NO_NUL = {"not": {"type": "string", "pattern": r"\x00"}}
 # Something worth reading: not empty, not only white space.
-NOT_BLANK = {"type": "string", "pattern": r"\S"}
+NOT_BLANK = {"type": "string", "pattern": r"\S", **NO_NUL}
 
 
 def envelope(result):
@@ -201,7 +203,7 @@ DECISION_REQUEST = {
     "oneOf": [
         {"type": "object", "title": "Denied", "required": ["decision", "reason"], "properties": {
             "decision": {"const": contract.DECISION_DENIED}, "reason": _REASON,
-            "duration_unit": OPTIONAL_TEXT}},
+            "duration_unit": {**OPTIONAL_TEXT, **NO_NUL}}},
         _approval(contract.DURATION_ONCE),
         *(_approval(unit, value) for unit, value in _DURATIONS.items()),
     ],

@@ -7,6 +7,7 @@ app/openapi/schemas.py. OPERATIONS names the view behind each path and method;
 tests/security/test_security_openapi.py checks it against the app's URL map and each
 view's roles, and runs schemathesis against the whole description.
 """
+import copy
 import re
 
 from apispec import APISpec
@@ -58,13 +59,14 @@ _RETRY_AFTER = {"Retry-After": {"required": True, "schema": {"type": "string", "
                                 "description": "seconds to wait"}}
 # What any authenticated operation may answer besides its own outcomes.
 COMMON_ANSWERS = {
+    "400": _error("A parameter or the body is wrong (`fields` says which), a query parameter was given twice, "
+                  "or a parameter holds a NUL character"),
     "401": _error("No credentials, wrong ones, or a deactivated account",
                   {"WWW-Authenticate": {"required": True, "schema": {"type": "string"}}}),
     "403": _error("The account's role may not do this"),
     "429": _error("Too many failed authentications from this address; try again after Retry-After", _RETRY_AFTER),
     "503": _error("The database is unavailable; retry after Retry-After", _RETRY_AFTER),
 }
-BAD_REQUEST = {"400": _error("A parameter or the body is wrong; `fields` says which")}
 NOT_FOUND = {"404": _error("No such record")}
 
 
@@ -110,7 +112,7 @@ OPERATIONS = {
         "EPM's webhook: one JIT request event", [contract.ROLE_API],
         {"200": _ok(s.DELIVERY_RESULT, "Stored and processed (or stored as a duplicate, or waiting for its "
                                        "created event)"),
-         **BAD_REQUEST,
+        
          "413": _error("The body is over the configured size limit"),
          "415": _error("The body is not JSON (Content-Type application/json or application/*+json)")},
         body=s.ref("EpmEvent"),
@@ -120,14 +122,14 @@ OPERATIONS = {
         "Tickets, newest first", APPROVERS,
         {"200": _ok(s.envelope({"type": "array", "items": s.ref("TicketSummary")}), headers={
             "Link": {"schema": {"type": "string"}, "description": "the next page, when this one is full"}}),
-         **BAD_REQUEST},
+         },
         _query(TicketQuerySchema))),
     (f"{API}/tickets/{{number}}", "get"): ("tickets_api.get_ticket", _operation(
         "One ticket with everything EPM sent and its work notes", APPROVERS,
         {"200": _ok(s.envelope(s.ref("Ticket"))), **NOT_FOUND}, [NUMBER])),
     (f"{API}/tickets/{{number}}", "patch"): ("tickets_api.patch_ticket", _operation(
         "Change a ticket's state and/or add a work note", APPROVERS,
-        {"200": _ok(s.envelope(s.ref("Ticket"))), **BAD_REQUEST, **NOT_FOUND,
+        {"200": _ok(s.envelope(s.ref("Ticket"))), **NOT_FOUND,
          "409": _error("The state is one of another ticket type's")}, [NUMBER],
         body=s.ref("TicketChange"), description="Basic auth only (a browser uses the CSRF-protected forms).")),
     (f"{API}/tickets/{{number}}/decision", "post"): ("tickets_api.post_decision", _operation(
@@ -135,42 +137,42 @@ OPERATIONS = {
         {"201": _ok(s.DECISION_RESULT, "Decided and delivered to EPM: final"),
          "202": _ok(s.DECISION_RESULT, "Decided and queued for delivery (EPM did not acknowledge it yet), "
                                        "or a first approval waiting for a second approver"),
-         **BAD_REQUEST, **NOT_FOUND,
+         **NOT_FOUND,
          "409": _error("The ticket is inactive, already decided, or another decision is on its way to EPM")},
         [NUMBER], body=s.ref("DecisionRequest"), description="Basic auth only.")),
     (f"{API}/tickets/{{number}}/history", "get"): ("ops_api.history", _operation(
         "A ticket's processing history, oldest step first", ADMIN, {"200": _ok(s.HISTORY), **NOT_FOUND}, [NUMBER])),
     (f"{API}/incoming_requests", "get"): ("tickets_api.list_incoming_requests", _operation(
         "Webhook deliveries with their bodies, newest first", ADMIN,
-        {"200": _ok(s.envelope({"type": "array", "items": s.INCOMING_REQUEST_WITH_BODY})), **BAD_REQUEST},
+        {"200": _ok(s.envelope({"type": "array", "items": s.INCOMING_REQUEST_WITH_BODY})), },
         _query(IncomingQuerySchema))),
     (f"{API}/ops/incoming_requests", "get"): ("ops_api.incoming_requests", _operation(
         "Webhook deliveries, newest first", ADMIN,
-        {"200": _ok(s.envelope({"type": "array", "items": s.ref("IncomingRequest")})), **BAD_REQUEST},
+        {"200": _ok(s.envelope({"type": "array", "items": s.ref("IncomingRequest")})), },
         _query(IncomingFilterSchema))),
     (f"{API}/ops/incoming_requests/{{sys_id}}", "get"): ("ops_api.incoming_request", _operation(
         "One webhook delivery with its kept headers and raw body", ADMIN,
         {"200": _ok(s.envelope(s.ref("IncomingRequest"))), **NOT_FOUND}, [SYS_ID])),
     (f"{API}/ops/incoming_requests/{{sys_id}}/replay", "post"): ("ops_api.replay_incoming_request", _operation(
         "Process a stored delivery again (or, with dry_run, say what that would do)", ADMIN,
-        {"200": _ok(s.REPLAY_RESULT), **BAD_REQUEST, **NOT_FOUND}, [SYS_ID],
+        {"200": _ok(s.REPLAY_RESULT), **NOT_FOUND}, [SYS_ID],
         body=s.REPLAY_REQUEST, body_required=False, description="Basic auth only; audited unless a dry run.")),
     (f"{API}/ops/outbound_calls", "get"): ("ops_api.outbound_calls", _operation(
         "Calls the broker made to EPM, newest first", ADMIN,
-        {"200": _ok(s.envelope({"type": "array", "items": s.ref("OutboundCall")})), **BAD_REQUEST},
+        {"200": _ok(s.envelope({"type": "array", "items": s.ref("OutboundCall")})), },
         _query(OutboundFilterSchema))),
     (f"{API}/ops/outbound_calls/{{sys_id}}", "get"): ("ops_api.outbound_call", _operation(
         "One call to EPM with its (redacted) bodies", ADMIN,
         {"200": _ok(s.envelope(s.ref("OutboundCall"))), **NOT_FOUND}, [SYS_ID])),
     (f"{API}/ops/app_log", "get"): ("ops_api.app_log", _operation(
         "The service's own log records, newest first", ADMIN,
-        {"200": _ok(s.envelope({"type": "array", "items": s.ref("AppLogEntry")})), **BAD_REQUEST},
+        {"200": _ok(s.envelope({"type": "array", "items": s.ref("AppLogEntry")})), },
         _query(AppLogFilterSchema))),
     (f"{API}/ops/dashboard", "get"): ("ops_api.dashboard", _operation(
         "The operations dashboard's figures and flags", ADMIN, {"200": _ok(s.DASHBOARD)})),
     (f"{API}/audit", "get"): ("audit.audit_api", _operation(
         "Audit entries, oldest first, with their hash chain", ADMIN,
-        {"200": _ok(s.envelope({"type": "array", "items": s.ref("AuditEntry")})), **BAD_REQUEST}, [
+        {"200": _ok(s.envelope({"type": "array", "items": s.ref("AuditEntry")})), }, [
             {"in": "query", "name": "actor", "schema": {"type": "string"}},
             {"in": "query", "name": "action", "schema": {"type": "string"}},
             {"in": "query", "name": "since", "schema": {"anyOf": [{"type": "string", "format": "date"},
@@ -188,7 +190,7 @@ OPERATIONS = {
         "ServiceNow Table API: the broker's tickets of one table", TABLE_API_ROLES,
         {"200": _ok(s.envelope({"type": "array", "items": s.ref("TableRecord")}), headers={
             "X-Total-Count": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}}),
-         **BAD_REQUEST}, [
+         }, [
             _path_parameter("table", "the ticket table", {"enum": list(contract.TICKET_TYPES)}),
             {"in": "query", "name": "sysparm_query", "schema": {"type": "string", "pattern": encoded_query_pattern()},
              "description": "`field=value` and `field!=value` terms joined by `^`, and ORDERBY/ORDERBYDESC"},
@@ -201,7 +203,7 @@ OPERATIONS = {
         ], description="Basic auth only; also for the read-only `reader` role.")),
     ("/api/now/table/{table}/{sys_id}", "get"): ("servicenow_table_api.get_record", _operation(
         "ServiceNow Table API: one ticket by sys_id", TABLE_API_ROLES,
-        {"200": _ok(s.envelope(s.ref("TableRecord"))), **BAD_REQUEST, **NOT_FOUND}, [
+        {"200": _ok(s.envelope(s.ref("TableRecord"))), **NOT_FOUND}, [
             _path_parameter("table", "the ticket table", {"enum": list(contract.TICKET_TYPES)}), SYS_ID,
             {"in": "query", "name": "sysparm_fields", "schema": {"type": "string"}},
             {"in": "query", "name": "sysparm_display_value", "schema": {"enum": list(DISPLAY_MODES)}},
@@ -215,14 +217,16 @@ BLANK_MEANS_ABSENT = {f"{API}/ops/incoming_requests", f"{API}/ops/outbound_calls
                       f"{API}/audit", "/api/now/table/{table}", "/api/now/table/{table}/{sys_id}"}
 
 
-def _finish_query_parameters(path, parameters):
+def _finish_parameters(path, parameters):
     for parameter in parameters:
-        if parameter.get("in") != "query":
-            continue
-        if parameter["name"] == "cursor":
-            parameter["schema"] = CURSOR
-        if path in BLANK_MEANS_ABSENT:
-            parameter["allowEmptyValue"] = True
+        if parameter.get("in") == "query":
+            if parameter["name"] == "cursor":
+                parameter["schema"] = CURSOR
+            if path in BLANK_MEANS_ABSENT:
+                parameter["allowEmptyValue"] = True
+        schema = parameter["schema"]
+        if schema.get("type") == "string" and "not" not in schema:
+            schema.update(s.NO_NUL)
 
 
 def build_spec():
@@ -238,9 +242,10 @@ def build_spec():
     for name, schema in s.COMPONENTS.items():
         spec.components.schema(name, schema)
     for (path, method), (_endpoint, operation) in OPERATIONS.items():
-        spec.path(path=path, operations={method: {**operation, "security": [{"basic": []}]}})
+        # A copy: the entries share parameter and answer objects the document then finishes.
+        spec.path(path=path, operations={method: {**copy.deepcopy(operation), "security": [{"basic": []}]}})
     document = spec.to_dict()
     for path, operations in document["paths"].items():
         for operation in operations.values():
-            _finish_query_parameters(path, operation.get("parameters", []))
+            _finish_parameters(path, operation.get("parameters", []))
     return document

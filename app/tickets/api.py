@@ -1,4 +1,6 @@
 """The JSON read API over tickets and deliveries, in ServiceNow's `{"result": ...}` envelope."""
+import re
+
 from flask import Blueprint, current_app, g, jsonify, request, url_for
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -126,10 +128,20 @@ def ticket_url(task):
     return f"{base.rstrip('/')}/tickets/{task.number}"
 
 
-def _json_body():
+# NUL (PostgreSQL refuses it) and unpaired surrogates (legal as JSON escapes, not in UTF-8)
+# cannot be stored in either database.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _json_body(*stored):
+    """The JSON object sent; BadRequest when it is none, or a field in `stored` holds text no database takes."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise BadRequest("Send a JSON object", "the body must be a JSON object with Content-Type application/json")
+    unstorable = sorted(name for name in stored if isinstance(body.get(name), str) and _UNSTORABLE.search(body[name]))
+    if unstorable:
+        raise BadRequest("Text cannot contain NUL characters or unpaired surrogates",
+                         f"in {', '.join(unstorable)}", extra={"fields": {name: "unstorable text" for name in unstorable}})
     return body
 
 
@@ -158,7 +170,7 @@ def post_decision(number):
     from app.policies.approvals import PendingApproval, submit_decision
 
     task = find_task(number)
-    body = _json_body()
+    body = _json_body("decision", "reason", "duration_unit", "duration_value")
     # A policy may require two approvers: the first approval is then stored, not sent.
     decision = submit_decision(task, g.account, body.get("decision"), body.get("reason"), body.get("duration_unit"),
                                body.get("duration_value"), ticket_url(task))
@@ -185,7 +197,7 @@ def patch_ticket(number):
     from app.decisions.service import add_work_note, change_state
 
     task = find_task(number)
-    body = _json_body()
+    body = _json_body("state", "work_note")
     unknown = set(body) - {"state", "work_note"}
     if unknown or not body:
         raise BadRequest("Send state and/or work_note", f"unknown fields: {', '.join(sorted(unknown))}" if unknown
