@@ -32,14 +32,13 @@ CURSOR = {"type": "string", "pattern": f"^{CURSOR_PATTERN}$",
           "description": "the cursor in the previous page's `Link: <…>; rel=\"next\"` header"}
 
 
-
-def encoded_query_pattern(fields=None):
-    """The grammar app/servicenow_api/query.py reads, as a regular expression over `fields`.
+def encoded_query_pattern():
+    """The grammar app/servicenow_api/query.py reads, as a regular expression over its fields.
 
     Terms joined by `^`; each, around optional white space, is empty, `EQ`,
     `ORDERBY[DESC]field`, or `field=value` / `field!=value` with any value but `^`.
     """
-    field = "(?:" + "|".join(re.escape(name) for name in sorted(QUERYABLE if fields is None else fields)) + ")"
+    field = "(?:" + "|".join(re.escape(name) for name in sorted(QUERYABLE)) + ")"
     term = rf"\s*(?:EQ|ORDERBY(?:DESC)?\s*{field}|{field}!?=[^^]*)?\s*"
     return rf"^{term}(?:\^{term})*$"
 
