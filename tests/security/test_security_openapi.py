@@ -137,12 +137,15 @@ def test_the_description_is_a_valid_openapi_document(broker):
 
 # What schemathesis found answering 500 (PostgreSQL refuses NUL in any text, neither
 # database takes a lone surrogate), and a repeated parameter the views read only once.
+# The two pages (signed out: the refusal comes before sign-in) had the same 500.
 REFUSED = [
     ("GET", "/api/x_bets_pmc_jit/tickets?request_id=%00", None),
     ("GET", "/api/x_bets_pmc_jit/tickets/INC%000010001", None),
     ("GET", "/api/x_bets_pmc_jit/audit?actor=%00", None),
     ("GET", "/api/now/table/incident?sysparm_query=number%3D%00", None),
     ("GET", "/api/x_bets_pmc_jit/audit?action=a&action=b", None),
+    ("GET", "/admin/audit?actor=%00", None),  # pages too: PostgreSQL refuses NUL wherever it appears
+    ("GET", "/tickets/INC%000010001", None),
     ("PATCH", "/api/x_bets_pmc_jit/tickets/INC0010001", '{"work_note": "a\\u0000b"}'),
     ("PATCH", "/api/x_bets_pmc_jit/tickets/INC0010001", '{"work_note": "a\\ud800b"}'),
     ("POST", "/api/x_bets_pmc_jit/tickets/INC0010001/decision", '{"decision": "Denied", "reason": "\\udfff"}'),
@@ -157,7 +160,8 @@ def test_what_no_database_can_take_is_a_clear_400(broker, method, path, body):
         path, method=method, data=body, content_type="application/json",
         headers=basic_auth("root", factories.PASSWORD))
     assert answer.status_code == 400, answer.get_data(as_text=True)
-    assert answer.json["status"] == "failure"
+    if path.startswith("/api/"):
+        assert answer.json["status"] == "failure"
 
 
 def keeps_to_its_description(case, broker):
