@@ -159,3 +159,14 @@ def test_pages_carry_security_headers(as_approver):
     assert "script-src" not in response.headers["Content-Security-Policy"]
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Frame-Options"] == "DENY"
+
+
+@pytest.mark.parametrize("field", ["username", "password"])
+def test_a_nul_character_in_a_form_is_a_clear_400(web, approver, field):
+    # PostgreSQL refuses NUL in any text, even to compare it; the form is refused, not failed.
+    values = {"username": approver.username, "password": factories.PASSWORD}
+    values[field] = "jc\x00hen"
+    response = web.sign_in(values["username"], values["password"])
+    assert response.status_code == 400
+    assert "NUL" in response.get_data(as_text=True)
+    assert "account_id" not in web.session()
