@@ -3,22 +3,19 @@
 The CLI (`jitbroker config set`) and the admin page both change the record through
 `update_configuration`, so a value is checked the same way wherever it is entered.
 """
-from dataclasses import dataclass
 
 from app import contract
 from app.audit import service as audit
 from app.db import write_transaction
 from app.epm import tokens
 from app.epm.hosts import host_warnings as pmc_host_warnings, validate_host
-from app.errors import BadRequest
+from app.fields import Field, clean_boolean, clean_text, clean_values as clean_fields
 from app.models import Configuration, utcnow
 
 MASK = "********"
 # Fields that make a different set of EPM credentials: a change deletes the stored access tokens.
 EPM_CREDENTIAL_FIELDS = {"pmc_host", "client_id", "client_secret", "token_path"}
 
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0", ""}
 
 
 def clean_pmc_host(value):
@@ -26,13 +23,6 @@ def clean_pmc_host(value):
     return validate_host(value) if value.strip() else ""
 
 
-def _clean_text(limit):
-    def clean(value):
-        text = value.strip()
-        if len(text) > limit:
-            raise ValueError(f"at most {limit} characters")
-        return text
-    return clean
 
 
 def _clean_secret(value):
@@ -60,13 +50,6 @@ def _clean_active_states(value):
     return ", ".join(dict.fromkeys(by_casefold[label.casefold()] for label in labels))
 
 
-def _clean_boolean(value):
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError("use true or false")
 
 
 def _clean_path(value):
@@ -122,75 +105,53 @@ def _clean_webhook_url(value):
     return text
 
 
-@dataclass(frozen=True)
-class ConfigField:
-    name: str
-    label: str
-    clean: object
-    secret: bool = False
-    help: str = ""
-
-
 FIELDS = (
-    ConfigField("pmc_host", "PMC Service Host Name", clean_pmc_host,
+    Field("pmc_host", "PMC Service Host Name", clean_pmc_host,
                 help="The tenant host with the -services suffix, e.g. acme-services.pm.beyondtrustcloud.com"),
-    ConfigField("tenant_id", "Tenant ID", _clean_text(100)),
-    ConfigField("client_id", "Client ID", _clean_text(255)),
-    ConfigField("client_secret", "Client Secret", _clean_secret, secret=True),
-    ConfigField("ticket_type", "Ticket Type", _clean_ticket_type,
+    Field("tenant_id", "Tenant ID", clean_text(100)),
+    Field("client_id", "Client ID", clean_text(255)),
+    Field("client_secret", "Client Secret", _clean_secret, secret=True),
+    Field("ticket_type", "Ticket Type", _clean_ticket_type,
                 help="incident, change_request, sc_task or sc_req_item; affects new requests only"),
-    ConfigField("active_states", "Active States", _clean_active_states,
+    Field("active_states", "Active States", _clean_active_states,
                 help="Comma-separated state labels in which approve and deny are allowed"),
-    ConfigField("default_short_description", "Default Short Description", _clean_text(160)),
-    ConfigField("default_assignment_group", "Default Assignment Group", _clean_text(100)),
-    ConfigField("default_category", "Default Category", _clean_text(100)),
-    ConfigField("auto_close", "Auto-close", _clean_boolean,
+    Field("default_short_description", "Default Short Description", clean_text(160)),
+    Field("default_assignment_group", "Default Assignment Group", clean_text(100)),
+    Field("default_category", "Default Category", clean_text(100)),
+    Field("auto_close", "Auto-close", clean_boolean,
                 help="Close the ticket once EPM has finalized the decision"),
-    ConfigField("token_path", "Token Path", _clean_path),
-    ConfigField("application_decision_path", "Application Access Decision Path", _clean_path),
-    ConfigField("admin_decision_path", "Admin Access Decision Path", _clean_path),
-    ConfigField("admin_once_duration", "Admin Access \"Once\" Duration Value", _clean_text(32)),
-    ConfigField("smtp_host", "SMTP Server", _clean_smtp_host,
+    Field("token_path", "Token Path", _clean_path),
+    Field("application_decision_path", "Application Access Decision Path", _clean_path),
+    Field("admin_decision_path", "Admin Access Decision Path", _clean_path),
+    Field("admin_once_duration", "Admin Access \"Once\" Duration Value", clean_text(32)),
+    Field("smtp_host", "SMTP Server", _clean_smtp_host,
                 help="Mail server for ticket notifications; empty sends no e-mail"),
-    ConfigField("smtp_port", "SMTP Port", _clean_whole_number(1, 65535), help="587 with STARTTLS, 25 without"),
-    ConfigField("smtp_username", "SMTP User Name", _clean_text(255), help="Empty: send without signing in"),
-    ConfigField("smtp_password", "SMTP Password", _clean_secret, secret=True),
-    ConfigField("smtp_starttls", "SMTP STARTTLS", _clean_boolean,
+    Field("smtp_port", "SMTP Port", _clean_whole_number(1, 65535), help="587 with STARTTLS, 25 without"),
+    Field("smtp_username", "SMTP User Name", clean_text(255), help="Empty: send without signing in"),
+    Field("smtp_password", "SMTP Password", _clean_secret, secret=True),
+    Field("smtp_starttls", "SMTP STARTTLS", clean_boolean,
                 help="Encrypt the connection with STARTTLS before signing in"),
-    ConfigField("mail_from", "Mail From", _clean_mail_from, help="Sender address, e.g. JIT Broker <jit@example.com>"),
-    ConfigField("notify_webhook_url", "Notification Webhook URL", _clean_webhook_url, secret=True,
+    Field("mail_from", "Mail From", _clean_mail_from, help="Sender address, e.g. JIT Broker <jit@example.com>"),
+    Field("notify_webhook_url", "Notification Webhook URL", _clean_webhook_url, secret=True,
                 help="Slack or Teams incoming-webhook URL; receives {\"text\": ...}. Empty sends none"),
-    ConfigField("sla_minutes", "Reminder After (minutes)", _clean_whole_number(0, 525600),
+    Field("sla_minutes", "Reminder After (minutes)", _clean_whole_number(0, 525600),
                 help="Remind approvers once when a ticket waits this long; 0 turns reminders off"),
-    ConfigField("retention_incoming_days", "Keep Incoming Requests (days)", _clean_whole_number(0, 36500),
+    Field("retention_incoming_days", "Keep Incoming Requests (days)", _clean_whole_number(0, 36500),
                 help="Deliveries older than this are purged unless their ticket is open; 0 keeps them"),
-    ConfigField("retention_outbound_days", "Keep Outbound Call Logs (days)", _clean_whole_number(0, 36500),
+    Field("retention_outbound_days", "Keep Outbound Call Logs (days)", _clean_whole_number(0, 36500),
                 help="0 keeps them"),
-    ConfigField("retention_closed_ticket_days", "Keep Closed Tickets (days)", _clean_whole_number(0, 36500),
+    Field("retention_closed_ticket_days", "Keep Closed Tickets (days)", _clean_whole_number(0, 36500),
                 help="Closed or canceled tickets are purged this long after closing; 0 keeps them"),
-    ConfigField("retention_app_log_days", "Keep Application Log Records (days)", _clean_whole_number(0, 36500),
+    Field("retention_app_log_days", "Keep Application Log Records (days)", _clean_whole_number(0, 36500),
                 help="0 keeps them"),
-    ConfigField("debug_logging", "Debug Logging", _clean_boolean, help="Log at DEBUG level (secrets stay masked)"),
+    Field("debug_logging", "Debug Logging", clean_boolean, help="Log at DEBUG level (secrets stay masked)"),
 )
 FIELDS_BY_NAME = {field.name: field for field in FIELDS}
 
 
 def clean_values(raw):
-    """Check raw text values by field name; returns cleaned values or raises BadRequest."""
-    cleaned, errors = {}, {}
-    for name, value in raw.items():
-        field = FIELDS_BY_NAME.get(name)
-        if field is None:
-            errors[name] = f"unknown field; fields are {', '.join(FIELDS_BY_NAME)}"
-            continue
-        try:
-            cleaned[name] = field.clean(value if isinstance(value, (str, bool)) else str(value))
-        except ValueError as error:
-            errors[name] = str(error)
-    if errors:
-        detail = "; ".join(f"{name}: {message}" for name, message in errors.items())
-        raise BadRequest("Invalid configuration", detail, extra={"fields": errors})
-    return cleaned
+    """Check raw values by field name; returns cleaned values or raises BadRequest with `fields`."""
+    return clean_fields(FIELDS_BY_NAME, raw, "Invalid configuration")
 
 
 def _shown(field, value):

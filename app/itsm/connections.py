@@ -7,12 +7,12 @@ check against: renaming one renames it in those rules, and one a rule uses canno
 be deleted.
 """
 import re
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from app.audit import service as audit
 from app.db import write_transaction
 from app.errors import BadRequest, Conflict
+from app.fields import Field, clean_boolean, clean_text, clean_values as clean_fields
 from app.itsm import CONNECTOR_TYPES, connector_for
 from app.itsm.base import ItsmError
 from app.itsm.models import ItsmConnection
@@ -22,8 +22,6 @@ from app.policies.models import PolicyRule
 MASK = "********"
 RESERVED_NAMES = {"any", "broker"}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0", ""}
 
 
 def _clean_name(value):
@@ -53,13 +51,6 @@ def _clean_url(value):
     return text
 
 
-def _clean_text(limit):
-    def clean(value):
-        text = value.strip()
-        if len(text) > limit:
-            raise ValueError(f"at most {limit} characters")
-        return text
-    return clean
 
 
 def _clean_secret(value):
@@ -68,13 +59,6 @@ def _clean_secret(value):
     return value.strip()
 
 
-def _clean_boolean(value):
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError("use true or false")
 
 
 def _clean_timeout(value):
@@ -106,37 +90,28 @@ def format_options(options):
     return "\n".join(f"{key}={value}" for key, value in sorted((options or {}).items()))
 
 
-@dataclass(frozen=True)
-class ConnectionField:
-    name: str
-    label: str
-    clean: object
-    secret: bool = False
-    help: str = ""
-
-
 FIELDS = (
-    ConnectionField("name", "Name", _clean_name, help="How rules refer to this connection"),
-    ConnectionField("kind", "ITSM", _clean_kind),
-    ConnectionField("enabled", "Enabled", _clean_boolean),
-    ConnectionField("base_url", "Base URL", _clean_url,
+    Field("name", "Name", _clean_name, help="How rules refer to this connection"),
+    Field("kind", "ITSM", _clean_kind),
+    Field("enabled", "Enabled", clean_boolean),
+    Field("base_url", "Base URL", _clean_url,
                     help="ServiceNow: https://<instance>.service-now.com; Jira: https://<site>.atlassian.net; "
                          "ServiceDesk Plus: https://sdp.example.com:8080 "
                          "(Cloud: blank for sdpondemand.manageengine.com); "
                          "Remedyforce: your My Domain URL, or blank for login.salesforce.com"),
-    ConnectionField("auth_method", "Authentication", _clean_text(32),
+    Field("auth_method", "Authentication", clean_text(32),
                     help="servicenow: basic or oauth; jira: api_token or oauth; sdp and sdp_msp: technician_key; "
                          "sdp_cloud: zoho_oauth; remedyforce: oauth"),
-    ConnectionField("username", "User name / account e-mail", _clean_text(255)),
-    ConnectionField("secret", "Password / API token / technician key", _clean_secret, secret=True),
-    ConnectionField("client_id", "OAuth client ID", _clean_text(255)),
-    ConnectionField("client_secret", "OAuth client secret", _clean_secret, secret=True),
-    ConnectionField("refresh_token", "OAuth refresh token", _clean_secret, secret=True),
-    ConnectionField("token_url", "Token URL", _clean_url, help="Blank for the ITSM's usual token endpoint"),
-    ConnectionField("options", "Options", parse_options,
+    Field("username", "User name / account e-mail", clean_text(255)),
+    Field("secret", "Password / API token / technician key", _clean_secret, secret=True),
+    Field("client_id", "OAuth client ID", clean_text(255)),
+    Field("client_secret", "OAuth client secret", _clean_secret, secret=True),
+    Field("refresh_token", "OAuth refresh token", _clean_secret, secret=True),
+    Field("token_url", "Token URL", _clean_url, help="Blank for the ITSM's usual token endpoint"),
+    Field("options", "Options", parse_options,
                     help="key=value per line: jira cloud_id, start_field, end_field, api_version; sdp module, "
                          "portal, accounts_url; remedyforce object and field names, api_version"),
-    ConnectionField("timeout_seconds", "Time-out (seconds)", _clean_timeout),
+    Field("timeout_seconds", "Time-out (seconds)", _clean_timeout),
 )
 FIELDS_BY_NAME = {field.name: field for field in FIELDS}
 SECRET_FIELDS = tuple(field.name for field in FIELDS if field.secret)
@@ -144,20 +119,7 @@ SECRET_FIELDS = tuple(field.name for field in FIELDS if field.secret)
 
 def clean_values(raw):
     """Check raw values by field name; returns cleaned values or raises BadRequest with `fields`."""
-    cleaned, errors = {}, {}
-    for name, value in raw.items():
-        field = FIELDS_BY_NAME.get(name)
-        if field is None:
-            errors[name] = f"unknown field; fields are {', '.join(FIELDS_BY_NAME)}"
-            continue
-        try:
-            cleaned[name] = field.clean(value if isinstance(value, (str, dict)) else str(value))
-        except ValueError as error:
-            errors[name] = str(error)
-    if errors:
-        detail = "; ".join(f"{name}: {message}" for name, message in errors.items())
-        raise BadRequest("Invalid ITSM connection", detail, extra={"fields": errors})
-    return cleaned
+    return clean_fields(FIELDS_BY_NAME, raw, "Invalid ITSM connection", kept_types=(str, dict))
 
 
 def _check_auth_method(values):

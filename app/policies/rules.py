@@ -5,39 +5,21 @@ functions, so a rule is checked the same way wherever it is entered, and every
 change is in the audit log.
 """
 import re
-from dataclasses import dataclass
 
 from app import contract
 from app.audit import service as audit
 from app.db import write_transaction
 from app.errors import BadRequest, NotFound
+from app.fields import Field, clean_boolean, clean_text, clean_values as clean_fields
 from app.models import utcnow
 from app.policies import models
 from app.policies.matching import MATCHERS
 from app.policies.models import PolicyRule, PolicySettings
 
-_TRUE = {"true", "yes", "on", "1"}
-_FALSE = {"false", "no", "off", "0", ""}
 
 
-def _clean_boolean(value):
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError("use true or false")
 
 
-def _clean_text(limit, required=False):
-    def clean(value):
-        text = str(value).strip()
-        if required and not text:
-            raise ValueError("required")
-        if len(text) > limit:
-            raise ValueError(f"at most {limit} characters")
-        return text
-    return clean
 
 
 def _clean_kind(value):
@@ -96,40 +78,32 @@ def _clean_minutes(value):
     return number
 
 
-@dataclass(frozen=True)
-class RuleField:
-    name: str
-    label: str
-    clean: object
-    help: str = ""
-
-
 _GLOB_HELP = "Optional; case-insensitive glob (* ? [...]) over the whole value, exact without wildcards"
 
 FIELDS = (
-    RuleField("name", "Name", _clean_text(100, required=True)),
-    RuleField("enabled", "Enabled", _clean_boolean),
-    RuleField("dry_run", "Dry run", _clean_boolean, "Record what the rule would do, without doing it"),
-    RuleField("kind", "Kind", _clean_kind, "any, application or admin"),
-    *(RuleField(name, label, _clean_text(255), _GLOB_HELP) for name, label in MATCHERS.items() if name != "kind"),
-    RuleField("outcome", "Outcome", _clean_choice(tuple(models.OUTCOME_LABELS))),
-    RuleField("reference_pattern", "Ticket reference pattern",
+    Field("name", "Name", clean_text(100, required=True)),
+    Field("enabled", "Enabled", clean_boolean),
+    Field("dry_run", "Dry run", clean_boolean, "Record what the rule would do, without doing it"),
+    Field("kind", "Kind", _clean_kind, "any, application or admin"),
+    *(Field(name, label, clean_text(255), _GLOB_HELP) for name, label in MATCHERS.items() if name != "kind"),
+    Field("outcome", "Outcome", _clean_choice(tuple(models.OUTCOME_LABELS))),
+    Field("reference_pattern", "Ticket reference pattern",
               _clean_choice((models.PATTERN_SERVICENOW, models.PATTERN_REGEX)),
               "servicenow: INC, CHG, CTASK, REQ, RITM, PRB, PRJ, PRJTASK, TASK (and SCTASK) + 7 digits; "
               "regex: the custom regex below"),
-    RuleField("custom_regex", "Custom reference regex", _clean_regex,
+    Field("custom_regex", "Custom reference regex", _clean_regex,
               "Case-insensitive; a capture group, if any, is the number looked up"),
-    RuleField("ticket_source", "Where the referenced ticket lives", _clean_source,
+    Field("ticket_source", "Where the referenced ticket lives", _clean_source,
               "any (the broker, then each enabled ITSM connection), broker, or a connection's name"),
-    *(RuleField(f"check_{check}", f"Check: {label}", _clean_boolean)
+    *(Field(f"check_{check}", f"Check: {label}", clean_boolean)
       for check, label in models.CHECK_LABELS.items()),
-    RuleField("allowed_states", "Allowed states", _clean_states, "Comma-separated state labels, any case"),
-    RuleField("max_duration_minutes", "Maximum duration (minutes)", _clean_minutes,
+    Field("allowed_states", "Allowed states", _clean_states, "Comma-separated state labels, any case"),
+    Field("max_duration_minutes", "Maximum duration (minutes)", _clean_minutes,
               "The approval lasts the smaller of this and the time left in the ticket's window"),
-    RuleField("deny_reason", "Denial reason", _clean_text(1000),
+    Field("deny_reason", "Denial reason", clean_text(1000),
               "Sent to EPM when this rule denies (auto-deny, a missing reference, or a failed check with "
               "'deny when invalid')"),
-    RuleField("deny_on_failure", "Deny when the ticket is invalid", _clean_boolean,
+    Field("deny_on_failure", "Deny when the ticket is invalid", clean_boolean,
               "Auto-approve only: deny instead of leaving the request to approvers"),
 )
 FIELDS_BY_NAME = {field.name: field for field in FIELDS}
@@ -137,20 +111,7 @@ FIELDS_BY_NAME = {field.name: field for field in FIELDS}
 
 def clean_values(raw):
     """Check raw values by field name; returns cleaned values or raises BadRequest with `fields`."""
-    cleaned, errors = {}, {}
-    for name, value in raw.items():
-        field = FIELDS_BY_NAME.get(name)
-        if field is None:
-            errors[name] = f"unknown field; fields are {', '.join(FIELDS_BY_NAME)}"
-            continue
-        try:
-            cleaned[name] = field.clean(value if isinstance(value, (str, bool)) else str(value))
-        except ValueError as error:
-            errors[name] = str(error)
-    if errors:
-        detail = "; ".join(f"{name}: {message}" for name, message in errors.items())
-        raise BadRequest("Invalid policy rule", detail, extra={"fields": errors})
-    return cleaned
+    return clean_fields(FIELDS_BY_NAME, raw, "Invalid policy rule")
 
 
 def _check_consistent(values):
@@ -235,9 +196,9 @@ def set_rule_dry_run(rule, dry_run, actor):
 
 
 SETTINGS_FIELDS = {
-    "dry_run": _clean_boolean,
-    "exempt_users": _clean_text(4000),
-    "system_account": _clean_text(150, required=True),
+    "dry_run": clean_boolean,
+    "exempt_users": clean_text(4000),
+    "system_account": clean_text(150, required=True),
 }
 
 

@@ -6,6 +6,7 @@ afterwards.
 """
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
+from app.fields import clean_boolean
 from app import contract
 from app.errors import BrokerError
 from app.itsm.models import ItsmConnection
@@ -22,7 +23,7 @@ bp = Blueprint("policies", __name__, url_prefix="/admin/policies")
 
 admins = require_page_roles(contract.ROLE_ADMIN)
 
-BOOLEAN_FIELDS = {field.name for field in policy_rules.FIELDS if field.clean is policy_rules._clean_boolean}
+BOOLEAN_FIELDS = {field.name for field in policy_rules.FIELDS if field.clean is clean_boolean}
 TEXTAREA_FIELDS = {"deny_reason"}
 
 

@@ -1,0 +1,61 @@
+"""Named, labelled fields whose raw text a form, the JSON API or the command line sets.
+
+The EPM configuration, policy rules and ITSM connections each declare a tuple of Fields;
+`clean_values` checks a raw mapping against one such tuple and names every bad field.
+"""
+from dataclasses import dataclass
+
+from app.errors import BadRequest
+
+TRUE = {"true", "yes", "on", "1"}
+FALSE = {"false", "no", "off", "0", ""}
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    clean: object  # raw value -> cleaned value; raises ValueError with a message for the user
+    help: str = ""
+    secret: bool = False
+
+
+def clean_boolean(value):
+    text = str(value).strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise ValueError("use true or false")
+
+
+def clean_text(limit, required=False):
+    def clean(value):
+        text = str(value).strip()
+        if required and not text:
+            raise ValueError("required")
+        if len(text) > limit:
+            raise ValueError(f"at most {limit} characters")
+        return text
+    return clean
+
+
+def clean_values(fields_by_name, raw, title, kept_types=(str, bool)):
+    """Check raw values by field name; returns cleaned values or raises BadRequest(`title`) with `fields`.
+
+    Values of `kept_types` reach the field's cleaner as they are; anything else as its text.
+    """
+    cleaned, errors = {}, {}
+    for name, value in raw.items():
+        field = fields_by_name.get(name)
+        if field is None:
+            errors[name] = f"unknown field; fields are {', '.join(fields_by_name)}"
+            continue
+        try:
+            cleaned[name] = field.clean(value if isinstance(value, kept_types) else str(value))
+        except ValueError as error:
+            errors[name] = str(error)
+    if errors:
+        detail = "; ".join(f"{name}: {message}" for name, message in errors.items())
+        raise BadRequest(title, detail, extra={"fields": errors})
+    return cleaned
