@@ -9,6 +9,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+import requests
 from flask import Flask, jsonify, request
 
 from app import contract

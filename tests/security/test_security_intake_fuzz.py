@@ -8,7 +8,6 @@ wrong types, numbers too long to convert, lone surrogates and NUL characters.
 import json
 import random
 
-import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
