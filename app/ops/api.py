@@ -9,13 +9,12 @@ from flask import Blueprint, g, jsonify, request
 
 from app import contract
 from app.auth.basic import require_roles
-from app.errors import BadRequest, NotFound
-from app.models import Task
+from app.errors import BadRequest
 from app.ops import dashboard as metrics
 from app.ops import queries, replay as replays
 from app.ops.documents import app_log_document, incoming_document, outbound_document
 from app.ops.history import ticket_history
-from app.ops.models import OutboundCall
+from app.tickets.api import find_task
 
 bp = Blueprint("ops_api", __name__, url_prefix=contract.API_PREFIX)
 
@@ -70,9 +69,7 @@ def outbound_calls():
 @bp.get("/ops/outbound_calls/<sys_id>")
 @admins
 def outbound_call(sys_id):
-    call = OutboundCall.get_or_none(OutboundCall.sys_id == sys_id.lower())
-    if call is None:
-        raise NotFound(f"No outbound call {sys_id}")
+    call = queries.find_outbound_call(sys_id)
     return jsonify(result=outbound_document(call, with_bodies=True))
 
 
@@ -92,7 +89,5 @@ def dashboard():
 @bp.get("/tickets/<number>/history")
 @admins
 def history(number):
-    task = Task.get_or_none(Task.number == number.upper())
-    if task is None:
-        raise NotFound(f"No ticket {number}")
+    task = find_task(number)
     return jsonify(result={"ticket": task.number, "events": [event.as_dict() for event in ticket_history(task)]})

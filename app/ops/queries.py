@@ -10,7 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from peewee import JOIN
 
 from app import contract
-from app.errors import BadRequest
+from app.errors import BadRequest, NotFound
 from app.models import Decision, IncomingRequest, Task
 from app.ops.models import AppLog, OutboundCall
 from app.ops.outbound import PURPOSES
@@ -100,6 +100,13 @@ def outbound_calls(filters):
     if "date" in filters:
         query = query.where(_day(OutboundCall.created_at, filters["date"]))
     return _page(query.order_by(OutboundCall.created_at.desc(), OutboundCall.id.desc()), filters)
+
+
+def find_outbound_call(sys_id):
+    call = OutboundCall.get_or_none(OutboundCall.sys_id == str(sys_id).strip().lower())
+    if call is None:
+        raise NotFound(f"No outbound call {sys_id}")
+    return call
 
 
 def app_log(filters):

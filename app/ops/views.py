@@ -2,11 +2,9 @@
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from app import contract
-from app.errors import NotFound
 from app.ops import dashboard as metrics
 from app.ops import queries, replay as replays
 from app.ops.documents import pretty_body
-from app.ops.models import OutboundCall
 from app.web.access import require_page_roles
 
 bp = Blueprint("ops", __name__, url_prefix="/admin")
@@ -85,9 +83,7 @@ def outbound_list():
 @bp.get("/outbound/<sys_id>")
 @admins
 def outbound_detail(sys_id):
-    call = OutboundCall.get_or_none(OutboundCall.sys_id == sys_id.lower())
-    if call is None:
-        raise NotFound(f"No outbound call {sys_id}")
+    call = queries.find_outbound_call(sys_id)
     return render_template("ops/outbound_detail.html", call=call, request_body=pretty_body(call.request_body),
                            response_body=pretty_body(call.response_body))
 
