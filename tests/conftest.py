@@ -16,6 +16,7 @@ from app.db import database
 from app.migrations import upgrade
 from app.ops import log_store
 from tests import factories
+from tests.webclient import WebClient
 
 POSTGRES_ADMIN_URL = os.environ.get("JITBROKER_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ("sqlite", "postgresql")
@@ -127,3 +128,21 @@ def deliver(client, api_auth):
 
     return deliver
 
+
+
+@pytest.fixture
+def web(client):
+    """The test client used as a browser: signs in, sends each form's CSRF token."""
+    return WebClient(client)
+
+
+@pytest.fixture
+def as_approver(web, approver):
+    assert web.sign_in(approver.username).status_code == 302
+    return web
+
+
+@pytest.fixture
+def as_admin(web, admin):
+    assert web.sign_in(admin.username).status_code == 302
+    return web

@@ -4,18 +4,6 @@ import pytest
 from app.audit.models import AuditEntry
 from app.models import Task
 from tests import factories
-from tests.web.conftest import WebClient
-
-
-@pytest.fixture
-def web(client):
-    return WebClient(client)
-
-
-@pytest.fixture
-def as_admin(web, admin):
-    assert web.sign_in(admin.username).status_code == 302
-    return web
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import pytest
 from app.audit.models import AuditEntry
 from app.models import Account, Task
 from app.notify.recipients import approvers_for
-from tests.web.conftest import WebClient
+from tests.webclient import WebClient
 
 
 def test_users_set_stores_email_and_groups(approver, runner):

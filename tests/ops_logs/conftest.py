@@ -7,7 +7,6 @@ from app.epm.tokens import clear_token_cache
 from app.models import Task
 from app.ops import log_store
 from tests import factories
-from tests.web.conftest import WebClient
 
 EPM = "https://acme-services.pm.beyondtrustcloud.com"
 TOKEN_URL = f"{EPM}/oauth/connect/token"
@@ -15,31 +14,6 @@ APPLICATION_URL = f"{EPM}/management-api/v2/AuthorizationRequest/notification"
 APPLICATION_LIST_URL = f"{EPM}/management-api/v3/AuthorizationRequest"
 CLIENT_SECRET = "s3cr3t-Client-Value-Never-Stored"
 ACCESS_TOKEN = "eyJ-access-token-never-stored"
-
-
-@pytest.fixture
-def app(app):
-    yield app
-    # Rows the log writer still holds belong to this test's database: let them land
-    # before the app's connections close.
-    log_store.flush(5)
-
-
-@pytest.fixture
-def web(client):
-    return WebClient(client)
-
-
-@pytest.fixture
-def as_admin(web, admin):
-    assert web.sign_in(admin.username).status_code == 302
-    return web
-
-
-@pytest.fixture
-def as_approver(web, approver):
-    assert web.sign_in(approver.username).status_code == 302
-    return web
 
 
 @pytest.fixture

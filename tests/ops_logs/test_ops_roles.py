@@ -79,7 +79,7 @@ def test_admins_see_the_operations_link(as_admin, as_approver_page):
 
 @pytest.fixture
 def as_approver_page(app, client, approver):
-    from tests.web.conftest import WebClient
+    from tests.webclient import WebClient
 
     approver_web = WebClient(app.test_client())
     assert approver_web.sign_in(approver.username).status_code == 302

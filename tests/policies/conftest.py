@@ -79,20 +79,3 @@ def application(reason, **info):
     return factories.application_request(reason=reason, **info)
 
 
-@pytest.fixture
-def web(client):
-    from tests.web.conftest import WebClient
-
-    return WebClient(client)
-
-
-@pytest.fixture
-def as_admin(web, admin):
-    assert web.sign_in(admin.username).status_code == 302
-    return web
-
-
-@pytest.fixture
-def as_approver(web, approver):
-    assert web.sign_in(approver.username).status_code == 302
-    return web

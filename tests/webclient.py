@@ -1,0 +1,38 @@
+"""The Flask test client used the way a browser uses the pages: sign in, then post forms with their CSRF token."""
+import re
+
+from tests import factories
+
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class WebClient:
+    """The Flask test client used the way a browser uses the pages: sign in, then post forms with their token."""
+
+    def __init__(self, client):
+        self.client = client
+
+    def request(self, method, path, **kwargs):
+        # A fresh app context per request, as in production: the `app` fixture keeps
+        # one pushed for the whole test, and `g` (the signed-in account, the CSRF
+        # token Flask-WTF caches there) would otherwise leak from one request to the next.
+        with self.client.application.app_context():
+            return self.client.open(path, method=method, **kwargs)
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def token(self):
+        """A CSRF token for this session, read from a page's form as a browser would."""
+        page = self.get("/sign-in", follow_redirects=True).get_data(as_text=True)
+        return _TOKEN.search(page).group(1)
+
+    def post(self, path, data=None, **kwargs):
+        return self.request("POST", path, data={"csrf_token": self.token(), **(data or {})}, **kwargs)
+
+    def sign_in(self, username, password=factories.PASSWORD, **extra):
+        return self.post("/sign-in", {"username": username, "password": password, **extra})
+
+    def session(self):
+        with self.client.session_transaction() as session:
+            return dict(session)
