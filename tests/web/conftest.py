@@ -1,11 +1,14 @@
 """Fixtures for the browser pages: tickets from EPM and a faked EPM tenant (the signed-in `web` client is in tests/conftest.py)."""
 import pytest
+from playwright.sync_api import expect, sync_playwright
 
 from app.configuration import update_configuration
 from app.epm import tokens
 from app.epm.fake import FakeEpm
 from app.models import Task
 from tests import factories
+
+CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture
@@ -39,3 +42,14 @@ def fake_epm(app, monkeypatch):
         update_configuration({"pmc_host": fake.url, "client_id": fake.client_id, "client_secret": fake.client_secret})
         yield fake
     tokens.clear_token_cache()
+
+
+@pytest.fixture
+def browser():
+    """Debian's Chromium, headless, driven by Playwright."""
+    # Generous waits: two test workers share two cores with gunicorn and Chromium.
+    expect.set_options(timeout=15_000)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield chromium
+        chromium.close()

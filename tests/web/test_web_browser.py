@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from app import contract
 from app.configuration import update_configuration
@@ -20,7 +20,6 @@ from tests.live import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
-CHROMIUM = "/usr/bin/chromium"
 # Screenshots refresh the README's pictures only when asked (JITBROKER_UPDATE_SCREENSHOTS=1),
 # so an ordinary test run leaves the checkout clean.
 SCREENSHOTS = (Path(__file__).resolve().parents[2] / "docs" / "screenshots" if os.environ.get("JITBROKER_UPDATE_SCREENSHOTS")
@@ -46,16 +45,6 @@ def epm(broker):
         update_configuration({"pmc_host": fake.url, "client_id": fake.client_id,
                               "client_secret": fake.client_secret})
         yield fake
-
-
-@pytest.fixture
-def browser():
-    # Generous waits: two test workers share two cores with gunicorn and Chromium.
-    expect.set_options(timeout=15_000)
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 def screenshot(page, name):

@@ -20,7 +20,7 @@ from app.models import IncomingRequest, Task
 from app.web import labels
 from tests import factories
 from tests.live import LiveServer
-from tests.web.test_web_browser import LAPTOP, PHONE, browser, reload_until  # noqa: F401 - `browser` is a fixture
+from tests.web.test_web_browser import LAPTOP, PHONE, reload_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
