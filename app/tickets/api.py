@@ -10,6 +10,7 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.models import IncomingRequest, Task
 from app.tickets.cursors import decode_cursor, encode_cursor, older_than
 from app.tickets.documents import ticket_document, ticket_summary
+from app.tickets.rows import newest_first, read_rows
 
 bp = Blueprint("tickets_api", __name__, url_prefix=contract.API_PREFIX)
 
@@ -83,10 +84,10 @@ def list_tickets():
         query = query.where(state_condition(args["state"]))
     if "cursor" in args:
         query = query.where(older_than(decode_cursor(args["cursor"])))
-    tasks = list(query.order_by(Task.opened_at.desc(), Task.id.desc()).limit(args["limit"]).offset(args["offset"]))
-    response = jsonify(result=[ticket_summary(task) for task in tasks])
-    if len(tasks) == args["limit"]:
-        following = {**request.args.to_dict(), "cursor": encode_cursor(tasks[-1])}
+    rows = read_rows(newest_first(query).limit(args["limit"]).offset(args["offset"]))
+    response = jsonify(result=[ticket_summary(row) for row in rows])
+    if len(rows) == args["limit"]:
+        following = {**request.args.to_dict(), "cursor": encode_cursor(rows[-1])}
         following.pop("offset", None)
         response.headers["Link"] = f'<{url_for("tickets_api.list_tickets", **following)}>; rel="next"'
     return response
