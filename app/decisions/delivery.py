@@ -2,13 +2,18 @@
 
 A process claims a decision (pending and due, or `sending` whose claim expired
 because its process died) with one conditional UPDATE, so two processes never send
-the same decision at once. Every attempt carries the decision's sys_id as its
-idempotency key, so a re-send after a lost answer cannot apply twice in EPM.
+the same decision at once; a new decision is written already claimed for its first
+attempt (`first_claim`), in the transaction that records it. Every attempt carries
+the decision's sys_id as its idempotency key, so a re-send after a lost answer
+cannot apply twice in EPM. An attempt's outcome and the HTTP calls it made are
+stored in one transaction: with SQLite's synchronous=FULL each commit is an fsync
+the approver waits for.
 """
 import logging
 import random
 from datetime import timedelta
 
+import peewee
 from flask import current_app
 
 from app import contract
@@ -17,8 +22,9 @@ from app.epm.client import EpmClient
 from app.epm.errors import EpmError
 from app.epm.payloads import admin_decision_body, application_decision_body
 from app.models import Configuration, Decision, utcnow
+from app.ops import outbound
 from app.ops.logging import log_context
-from app.ops.outbound import outbound_call_recorder
+from app.ops.models import OutboundCall
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
@@ -32,6 +38,12 @@ def _claim_seconds():
     # Worst case: waiting out another process's token claim (time-out + 2 s), a token request,
     # the call, a 401, a new token and the call again: five time-outs and change.
     return _settings().epm_timeout_seconds * 6 + 5
+
+
+def first_claim():
+    """The columns of a decision that its creator claims for the first attempt (see deliver_claimed)."""
+    return {"status": contract.DELIVERY_SENDING, "attempts": 1,
+            "claimed_until": utcnow() + timedelta(seconds=_claim_seconds())}
 
 
 def _claim(decision_id):
@@ -54,10 +66,10 @@ def retry_delay(attempts, retry_after=None):
     return max(delay, retry_after or 0)
 
 
-def request_body(decision, configuration):
-    """The JSON EPM receives for `decision` (contract/epm.md §3)."""
+def request_body(decision, configuration, jit=None):
+    """The JSON EPM receives for `decision` (contract/epm.md §3); `jit` is its task's jit_request if at hand."""
     task = decision.task
-    jit = task.jit_request
+    jit = jit or task.jit_request
     common = dict(
         decision=decision.decision, performed_by=decision.decided_by, request_id=jit.request_id,
         decision_time=decision.decided_at, reason=decision.reason, sys_id=task.sys_id,
@@ -69,10 +81,9 @@ def request_body(decision, configuration):
                                **common)
 
 
-def _send(decision, configuration):
-    client = EpmClient.from_configuration(configuration, on_call=outbound_call_recorder(configuration, decision),
-                                          timeout=_settings().epm_timeout_seconds)
-    body = request_body(decision, configuration)
+def _send(decision, configuration, jit, on_call):
+    client = EpmClient.from_configuration(configuration, on_call=on_call, timeout=_settings().epm_timeout_seconds)
+    body = request_body(decision, configuration, jit)
     with log_context(ticket=decision.task.number):
         if decision.task.kind == contract.KIND_APPLICATION:
             return client.send_application_decision(body, decision.sys_id)
@@ -83,31 +94,76 @@ def deliver_decision(decision):
     """Make one delivery attempt if the decision is due and unclaimed; returns it re-read."""
     if not _claim(decision.id):
         return Decision.get_by_id(decision.id)
-    decision = Decision.get_by_id(decision.id)
-    configuration = Configuration.default()
+    return deliver_claimed(Decision.get_by_id(decision.id))
+
+
+def deliver_claimed(decision, configuration=None, jit=None):
+    """Make the attempt this process claimed `decision` for; returns the decision as now stored.
+
+    `configuration` and `jit` (its task's jit_request) save reading them again when the
+    caller holds them.
+    """
+    configuration = configuration or Configuration.default()
+    calls = []
+
+    def record_call(call):
+        calls.append(outbound.call_row(call, outbound.call_purpose(call.get("path"), configuration), decision))
+
     try:
-        _send(decision, configuration)
+        _send(decision, configuration, jit, record_call)
     except EpmError as error:
-        _record_failure(decision, str(error), error.status, error.retryable, error.retry_after)
+        _record_failure(decision, str(error), error.status, error.retryable, error.retry_after, calls)
     except ValueError as error:
         # The EPM connection is not configured (yet): keep the decision until it is.
-        _record_failure(decision, f"The EPM connection is not usable: {error}", None, True, None)
+        _record_failure(decision, f"The EPM connection is not usable: {error}", None, True, None, calls)
+    except BaseException:
+        # Unexpected: the claim runs out and a later attempt re-sends; keep the calls made.
+        _store_calls_alone(calls)
+        raise
     else:
-        _record_success(decision)
+        _record_success(decision, calls)
+        return decision
     return Decision.get_by_id(decision.id)
 
 
-def _record_success(decision):
+def _store_calls(calls):
+    """Store an attempt's calls inside the caller's transaction; a call log that cannot be
+    written is given up (its savepoint rolled back), never the outcome it belongs to."""
+    if not calls:
+        return
+    try:
+        with write_transaction():  # nested: a savepoint
+            OutboundCall.insert_many(calls).execute()
+    except peewee.DatabaseError:
+        log.exception("could not record %s EPM call(s) of a decision's delivery", len(calls))
+
+
+def _store_calls_alone(calls):
+    for row in calls:
+        try:
+            with write_transaction():
+                OutboundCall.insert(row).execute()
+        except Exception:  # noqa: BLE001 - a call log must not hide the error being raised
+            log.exception("could not record the EPM call %s %s", row.get("method"), row.get("path"))
+
+
+def _record_success(decision, calls):
+    """Mark `decision` delivered (in the database and on the object) with the calls that delivered it."""
+    now = utcnow()
     with write_transaction():
-        Decision.update(status=contract.DELIVERY_DELIVERED, delivered_at=utcnow(), claimed_until=None,
+        _store_calls(calls)
+        Decision.update(status=contract.DELIVERY_DELIVERED, delivered_at=now, claimed_until=None,
                         last_status=200, last_error=None).where(Decision.id == decision.id).execute()
         tickets.add_work_note(decision.task, f"Decision sent to EPM and acknowledged "
                                              f"(attempt {decision.attempts}). It is now final.")
+    decision.status, decision.delivered_at, decision.claimed_until = contract.DELIVERY_DELIVERED, now, None
+    decision.last_status, decision.last_error = 200, None
 
 
-def _record_failure(decision, message, status, retryable, retry_after):
+def _record_failure(decision, message, status, retryable, retry_after, calls=()):
     log.warning("delivery of decision %s to EPM failed (attempt %s): %s", decision.sys_id, decision.attempts, message)
     with write_transaction():
+        _store_calls(list(calls))
         if retryable:
             next_at = utcnow() + timedelta(seconds=retry_delay(decision.attempts, retry_after))
             Decision.update(status=contract.DELIVERY_PENDING, next_attempt_at=next_at, claimed_until=None,

@@ -1,15 +1,17 @@
 """Taking a decision on a ticket, and changing its state or notes.
 
 `decide` checks the ticket may still be decided and writes the decision into the
-outbox in one transaction, then makes the first delivery attempt at once (see
-app/decisions/delivery.py); retries happen in the scheduler.
+outbox, claimed for its first attempt, in one transaction, then makes that attempt
+at once (see app/decisions/delivery.py); retries happen in the scheduler.
 """
 from marshmallow import ValidationError
 
 from app import contract
 from app.audit import service as audit
 from app.db import is_sqlite, write_transaction
-from app.decisions.delivery import deliver_decision, retry_all, retry_now  # noqa: F401 (the service's interface)
+from app.decisions.delivery import (  # noqa: F401 (the service's interface)
+    deliver_claimed, deliver_decision, first_claim, retry_all, retry_now,
+)
 from app.decisions.rules import clean_decision, first_message
 from app.epm.payloads import duration_seconds
 from app.errors import BadRequest, Conflict
@@ -64,9 +66,11 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
         previous = latest_decision(task)
         if previous is not None and previous.status == contract.DELIVERY_DELIVERED:
             raise Conflict(contract.MSG_FINAL)
-        if task.jit_request.decision_final:
+        jit = task.jit_request
+        if jit.decision_final:
             raise Conflict(contract.MSG_FINAL)
-        if not is_active(task):
+        configuration = Configuration.default()
+        if not is_active(task, configuration):
             raise Conflict(contract.MSG_INACTIVE)
         if previous is not None and previous.is_open:
             raise Conflict(contract.MSG_DECISION_IN_FLIGHT, f"{previous.decision} by {previous.decided_by}")
@@ -74,6 +78,8 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
             task=task, decision=decision, reason=reason, duration_unit=unit, duration_value=value,
             duration_sent=duration_seconds(unit, value) if decision == contract.DECISION_APPROVED else None,
             decided_by=account.username, ticket_url=ticket_url[:500],
+            # Claimed for its first attempt right away: one commit fewer than claiming it after.
+            **first_claim(),
         )
         duration = _duration_text(unit, value)
         tickets.add_work_note(task, f"{decision} by {account.username}"
@@ -84,7 +90,7 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
             "decision": decision, "reason": reason, "duration": duration, "request_id": task.request_id,
             "decision_sys_id": record.sys_id,
         })
-    return deliver_decision(record)
+    return deliver_claimed(record, configuration, jit)
 
 
 def change_state(task, account, state_label):
