@@ -2,14 +2,17 @@
 
 One EpmClient per use is cheap: the access token is cached in the process and, for
 clients built from the stored configuration, shared with the deployment's other
-processes through the database (see app.epm.tokens); every HTTP request is made on
-its own short-lived connection with a time-out, so nothing needs closing. Failures are raised as the classes in
-app.epm.errors. Every HTTP attempt is reported to `on_call` with secrets redacted.
+processes through the database (see app.epm.tokens); API calls go through one
+kept-alive requests.Session per thread of the process (see `http_session`), so a
+decision does not pay for a new TCP (and TLS) connection, and nothing needs closing.
+Every call has a time-out. Failures are raised as the classes in app.epm.errors.
+Every HTTP attempt is reported to `on_call` with secrets redacted.
 """
 import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping
 from urllib.parse import quote
@@ -64,6 +67,45 @@ class _SecretRedactingFilter:
 
 logging.getLogger("requests_oauthlib").addFilter(_SecretRedactingFilter())
 logging.getLogger("requests_oauthlib.oauth2_session").addFilter(_SecretRedactingFilter())
+
+
+# A connection idle longer than this is not reused: servers and load balancers close idle
+# keep-alive connections (often after 60 s or more), and a request written into one they
+# are just closing fails. urllib3 already skips one whose close it has seen.
+KEEPALIVE_IDLE_SECONDS = 30
+
+_local = threading.local()
+
+
+def _forget_sessions_after_fork():
+    # A forked child (a gunicorn worker, a test process) must not share its parent's sockets.
+    global _local
+    _local = threading.local()
+
+
+os.register_at_fork(after_in_child=_forget_sessions_after_fork)
+
+
+def http_session():
+    """This thread's requests.Session for EPM's API: one per thread (a Session is not
+    thread-safe), with its connections dropped once they have been idle too long."""
+    now = time.monotonic()
+    session = getattr(_local, "session", None)
+    if session is not None and now - _local.last_used > KEEPALIVE_IDLE_SECONDS:
+        session.close()
+        session = None
+    if session is None:
+        session = _local.session = requests.Session()
+    _local.last_used = now
+    return session
+
+
+def close_http_sessions():
+    """Close this thread's kept-alive EPM connections (tests; a process about to stop)."""
+    session = getattr(_local, "session", None)
+    if session is not None:
+        session.close()
+        _local.session = None
 
 
 def _path(value, default):
@@ -197,10 +239,8 @@ class EpmClient:
         started = time.perf_counter()
         request_body = json.dumps(redact(json_body), ensure_ascii=False) if json_body is not None else None
         try:
-            # A fresh connection per call (requests.request closes its session): a client is
-            # often built per decision and never closed, and must not leak sockets.
-            response = requests.request(method, url, json=json_body, params=params, headers=headers,
-                                        timeout=self.timeout, allow_redirects=False)
+            response = http_session().request(method, url, json=json_body, params=params, headers=headers,
+                                              timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as error:
             failure = error_for_exception(error, host=self.host, what=what, timeout=self.timeout)
             self._report(method, url, path, attempt, started, None, request_body, None, failure.message)

@@ -10,14 +10,16 @@ Record shapes of the reads and the answers to refused decisions are EPM's
 unpublished details; the fake makes them up plainly (see app/epm/fake_routes.py).
 """
 import argparse
+import io
 import itertools
 import logging
 import os
+import socket
 import threading
 import uuid
 
 import requests
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app import contract
 from app.epm import fake_events
@@ -30,6 +32,60 @@ log = logging.getLogger(__name__)
 DEFAULT_CLIENT_ID = "broker-client"
 DEFAULT_CLIENT_SECRET = "broker-secret"
 FIRST_TICKET_NUMBER = 100231
+
+
+# How long a kept-alive connection may sit idle before the fake closes it: longer than
+# the EPM client keeps one (app.epm.client.KEEPALIVE_IDLE_SECONDS), so the fake never
+# closes a connection the client is about to reuse.
+KEEPALIVE_SECONDS = 60
+
+
+class _KeepAliveHandler(WSGIRequestHandler):
+    """Werkzeug's handler, keeping HTTP/1.1 connections open between requests as EPM does.
+
+    Werkzeug's development server closes every connection because the next request line
+    could sit behind a body the application did not read; this handler reads each body
+    whole before the application sees it, so nothing is left behind. Connections are
+    registered with the server so that stopping the fake closes them too.
+    """
+
+    timeout = KEEPALIVE_SECONDS
+
+    def setup(self):
+        super().setup()
+        # Werkzeug sends the headers and the body separately: without this, Nagle holds the
+        # body back until the client's delayed ACK (40 ms) on every reused connection.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self):
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        super().finish()
+
+    def run_wsgi(self):
+        self._keep_alive = "chunked" not in self.headers.get("Transfer-Encoding", "").lower()
+        if not self._keep_alive:
+            return super().run_wsgi()
+        connection_stream = self.rfile
+        try:
+            length = max(int(self.headers.get("Content-Length") or 0), 0)
+        except ValueError:
+            length = 0
+        self.rfile = io.BytesIO(connection_stream.read(length) if length else b"")
+        try:
+            return super().run_wsgi()
+        finally:
+            self.rfile = connection_stream
+
+    def send_header(self, keyword, value):
+        if keyword.lower() == "connection" and value.lower() == "close" and getattr(self, "_keep_alive", False):
+            return  # werkzeug's blanket close; the client's own "Connection: close" is still honoured
+        super().send_header(keyword, value)
+
+    def log_request(self, code="-", size="-"):
+        log.debug("fake EPM: %s -> %s", self.requestline, code)
 
 
 class FakeEpm(FakeEpmRoutes):
@@ -65,7 +121,9 @@ class FakeEpm(FakeEpmRoutes):
         """Listen on host:port (0 picks a free port) in a background thread; returns self."""
         if self._server is None:
             self._stopping.clear()
-            self._server = make_server(self.host, self._port, self._wsgi, threaded=True)
+            self._server = make_server(self.host, self._port, self._wsgi, threaded=True,
+                                       request_handler=_KeepAliveHandler)
+            self._server.connections, self._server.connections_lock = set(), threading.Lock()
             # A short poll interval so stop() returns at once rather than after up to 0.5 s.
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                             name="fake-epm", daemon=True)
@@ -81,9 +139,20 @@ class FakeEpm(FakeEpmRoutes):
             self._idle.wait_for(lambda: self._in_flight == 0, timeout=10)
         self.wait_for_finalizations(10)
         self._server.shutdown()
+        self._close_kept_alive_connections()
         self._server.server_close()
         self._thread.join(10)
         self._server = self._thread = None
+
+    def _close_kept_alive_connections(self):
+        # Their handler threads would otherwise go on answering for a stopped fake.
+        with self._server.connections_lock:
+            connections = list(self._server.connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already closed by the client
 
     def __enter__(self):
         return self.start()
