@@ -1,25 +1,60 @@
 """Free-text ticket search that reads an index, not every ticket (migration 8 creates it).
 
 The text is looked for inside the ticket number, requester, host, application and
-publisher, ignoring case, as SQL's LIKE '%text%' would. SQLite answers it from the
-`task_search` FTS5 table (trigram tokenizer: any substring of three characters or
-more); PostgreSQL from a pg_trgm GIN index over the same columns. Shorter text has
-no trigram to look up and falls back to LIKE over the table.
+publisher, ignoring case, as SQL's LIKE '%text%' would. Shorter text than a trigram
+has nothing to look up and is matched with LIKE over the newest-first list.
+
+Text that many tickets share (an application) is cheapest found by walking the
+newest-first list with LIKE: a page of matches comes within a few thousand rows.
+Text few tickets share (a person, a machine) is found through the trigram index, but
+only through its rarer trigrams: both indexes pay for every common trigram of the
+text ("LT-" is in every host name) on every candidate ticket, which made a machine's
+search read most of the index.
+
+SQLite: the `task_search` FTS5 table (trigram tokenizer). A cheap probe of each
+trigram's first matches tells the rare ones; the tickets holding the two rarest are
+the candidates, and those containing the whole text (compared as the trigram index
+folds case) are the answer. Too many candidates means common text: the LIKE walk.
+
+PostgreSQL: the pg_trgm GIN index over the same columns joined by spaces. The
+planner's own estimate tells common text, which it walks newest first by itself; rare
+text asks the index only for the trigrams inside its words (those at a word's edge,
+such as " lt", are in most tickets) and checks the whole text on what that finds.
 """
+import json
+import re
+
 from peewee import SQL
 
 from app.db import database, is_sqlite
 from app.models import Task
 
 MIN_INDEXED_LENGTH = 3
-# From this many matches on, SQLite walks the newest-first index instead (see above).
-SQLITE_COMMON_MATCHES = 1000
+# SQLite: matches of one trigram read (oldest first: FTS5 reads backwards slower) to tell
+# how common it is.
+SQLITE_PROBE_MATCHES = 200
+# SQLite: at most this many trigrams of a long text are probed (spread over the text).
+SQLITE_PROBED_TRIGRAMS = 10
+# SQLite: tickets holding the two rarest trigrams beyond which the text counts as common.
+# Checking a candidate costs about what walking a few rows of the list does; a text in
+# 2,000 of 1,000,000 tickets has a page of them within the newest 25,000.
+SQLITE_MAX_CANDIDATES = 2000
+# SQLite: trigrams ANDed for the candidates, and the candidates they should leave. Each
+# more trigram costs a seek per candidate; each candidate costs a ticket read to check.
+SQLITE_ANDED_TRIGRAMS = 4
+SQLITE_FEW_CANDIDATES = 50
+# PostgreSQL: estimated matches from which the newest-first walk finds a page sooner.
+POSTGRES_COMMON_MATCHES = 1000
+# PostgreSQL: words of the text asked of the index (the longest); each costs a scan key.
+POSTGRES_INDEXED_WORDS = 3
 
 # The indexed expression of migration 8's `task_search_trgm`; the query must spell it the
 # same way for PostgreSQL to use the index (tests/perf checks the plan).
 POSTGRES_DOCUMENT = ("(coalesce(number, '') || ' ' || coalesce(requester, '') || ' ' || coalesce(host, '') || ' ' "
                      "|| coalesce(subject, '') || ' ' || coalesce(publisher, ''))")
 SEARCHED_COLUMNS = (Task.number, Task.requester, Task.host, Task.subject, Task.publisher)
+# pg_trgm's words: runs of letters and digits.
+_WORD = re.compile(r"[^\W_]+")
 
 
 def _like_pattern(text):
@@ -33,19 +68,111 @@ def _like_condition(text):
     return condition
 
 
-def _is_common_on_sqlite(phrase):
-    probe = database.execute_sql("SELECT rowid FROM task_search WHERE task_search MATCH ? ORDER BY rowid DESC "
-                                 "LIMIT 1 OFFSET ?", (phrase, SQLITE_COMMON_MATCHES - 1))
-    return probe.fetchone() is not None
-
-
 def text_condition(text):
     """Tickets whose number, requester, host, application or publisher contains `text`."""
     if len(text) < MIN_INDEXED_LENGTH:
         return _like_condition(text)
     if is_sqlite():
-        phrase = '"' + text.replace('"', '""') + '"'
-        if _is_common_on_sqlite(phrase):
-            return _like_condition(text)
-        return Task.id.in_(SQL("(SELECT rowid FROM task_search WHERE task_search MATCH ?)", [phrase]))
-    return SQL(f"{POSTGRES_DOCUMENT} ILIKE %s ESCAPE '\\'", [_like_pattern(text)])
+        return _sqlite_condition(text)
+    return _postgres_condition(text)
+
+
+def _trigrams(text):
+    """(position, trigram) for each distinct trigram of `text` (as the trigram index folds case)."""
+    found = {}
+    for start in range(len(text) - 2):
+        found.setdefault(text[start:start + 3].lower(), (start, text[start:start + 3]))
+    return list(found.values())
+
+
+def _fts_string(text):
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _spread(items, count):
+    if len(items) <= count:
+        return items
+    return [items[round(index * (len(items) - 1) / (count - 1))] for index in range(count)]
+
+
+def _trigram_shares_on_sqlite(trigrams):
+    """The share of tickets holding each trigram, judged from its first matches; and how many tickets."""
+    member = "SELECT ?, count(*), max(rowid) FROM (SELECT rowid FROM task_search WHERE task_search MATCH ? LIMIT ?)"
+    params = []
+    for index, (_start, trigram) in enumerate(trigrams):
+        params += [index, _fts_string(trigram), SQLITE_PROBE_MATCHES]
+    rows = database.execute_sql(" UNION ALL ".join([member] * len(trigrams)), params).fetchall()
+    # Two subqueries: SQLite reads min() or max() off the index end only when alone.
+    first, newest = database.execute_sql(
+        "SELECT (SELECT min(rowid) FROM task), (SELECT max(rowid) FROM task)").fetchone()
+    first, newest = first or 0, newest or 0
+    shares = {}
+    for index, count, last in rows:
+        span = newest if count < SQLITE_PROBE_MATCHES else last
+        shares[trigrams[index]] = count / max(span - first + 1, 1)
+    return shares, newest - first + 1
+
+
+def _selective_trigrams(shares, tickets):
+    """The rarest trigrams until they are expected to leave a few dozen tickets: the two
+    rarest, then those apart from every one chosen (neighbours mostly come together, as
+    "159" with "598"; a trigram apart says something else: "T-M" the site), then any."""
+    ordered = sorted(shares, key=shares.get)
+    chosen, expected = [], float(tickets)
+    for only_apart in (False, True, False):
+        for item in ordered:
+            if len(chosen) == SQLITE_ANDED_TRIGRAMS or expected <= SQLITE_FEW_CANDIDATES:
+                break
+            if item in chosen or only_apart and any(abs(item[0] - other[0]) < 3 for other in chosen):
+                continue
+            chosen.append(item)
+            expected *= shares[item]
+            if len(chosen) == 2 and not only_apart:
+                break
+    return [trigram for _start, trigram in chosen]
+
+
+def _sqlite_condition(text):
+    trigrams = _spread(_trigrams(text), SQLITE_PROBED_TRIGRAMS)
+    shares, tickets = _trigram_shares_on_sqlite(trigrams)
+    if min(shares.values()) == 0:
+        return Task.id.in_([])  # a trigram no ticket holds: no ticket holds the text
+    candidates = [rowid for rowid, in database.execute_sql(
+        "SELECT rowid FROM task_search WHERE task_search MATCH ? LIMIT ?",
+        (" AND ".join(map(_fts_string, _selective_trigrams(shares, tickets))), SQLITE_MAX_CANDIDATES + 1))]
+    if len(candidates) > SQLITE_MAX_CANDIDATES:
+        return _like_condition(text)
+    matches = _containing_on_sqlite(candidates, text)
+    return Task.id.in_(SQL("(SELECT value FROM json_each(?))", [json.dumps(matches)]))
+
+
+def _containing_on_sqlite(candidates, text):
+    """The candidates with `text` inside one of the searched columns, ignoring case as FTS5's
+    trigram tokenizer does (for every alphabet, where SQLite's LIKE folds only ASCII)."""
+    needle = text.lower()
+    columns = ", ".join(column.column_name for column in SEARCHED_COLUMNS)
+    rows = database.execute_sql(f"SELECT id, {columns} FROM task WHERE id IN (SELECT value FROM json_each(?))",
+                                (json.dumps(candidates),))
+    return [row[0] for row in rows if any(needle in value.lower() for value in row[1:] if value)]
+
+
+def _estimated_matches_on_postgres(pattern):
+    plan = database.execute_sql(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM task WHERE {POSTGRES_DOCUMENT} ILIKE %s",
+                                (pattern,)).fetchone()[0]
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+    return plan[0]["Plan"]["Plan Rows"]
+
+
+def _postgres_condition(text):
+    pattern = _like_pattern(text)
+    whole = SQL(f"{POSTGRES_DOCUMENT} ILIKE %s ESCAPE '\\'", [pattern])
+    words = sorted({word for word in _WORD.findall(text) if len(word) >= MIN_INDEXED_LENGTH}, key=len, reverse=True)
+    if not words or words == [text] or _estimated_matches_on_postgres(pattern) >= POSTGRES_COMMON_MATCHES:
+        return whole
+    # The whole text is checked outside the index: `IS TRUE` keeps the planner from adding
+    # its edge trigrams to the index scan. Each word (letters and digits only) is itself a
+    # LIKE pattern, and any ticket containing the text contains every word of it.
+    condition = SQL(f"({POSTGRES_DOCUMENT} ILIKE %s ESCAPE '\\') IS TRUE", [pattern])
+    for word in words[:POSTGRES_INDEXED_WORDS]:
+        condition = SQL(f"{POSTGRES_DOCUMENT} ILIKE %s", ["%" + word + "%"]) & condition
+    return condition

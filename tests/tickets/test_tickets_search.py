@@ -1,0 +1,73 @@
+"""Free-text search finds exactly the tickets containing the text, newest first, page by page,
+whichever way it reaches them (the rare trigrams, or the newest-first walk for common text)."""
+import pytest
+
+from app.models import Task
+from app.tickets import search
+from app.web import ticket_list
+from bench import generate
+
+TICKETS = 3000
+
+
+@pytest.fixture
+def history(app):
+    generate.generate(TICKETS)
+    # An application ticket half-way down, as the benchmark's search sample is.
+    return Task.select().where(Task.subject.contains("VPN Client")).order_by(Task.id).offset(40).get()
+
+
+def containing(text):
+    """Every ticket holding `text` in a searched column, newest first: read from all of them."""
+    needle = text.lower()
+    tasks = [task for task in Task.select().order_by(Task.opened_at.desc(), Task.id.desc())
+             if any(needle in (value or "").lower()
+                    for value in (task.number, task.requester, task.host, task.subject, task.publisher))]
+    return [task.id for task in tasks]
+
+
+def every_page(text, size=20):
+    filters = ticket_list.TicketFilters(q=text)
+    page = ticket_list.ticket_page(filters, size=size)
+    found = [task.id for task in page.tasks]
+    while page.older:
+        page = ticket_list.ticket_page(filters, after=page.older, size=size)
+        found += [task.id for task in page.tasks]
+    return found
+
+
+def texts_of(task):
+    return {"person": task.requester.split("\\")[-1], "machine": task.host, "application": "VPN Client",
+            "part of a machine": task.host[3:], "number": task.number[3:]}
+
+
+@pytest.mark.parametrize("kind", ["person", "machine", "application", "part of a machine", "number"])
+def test_search_pages_through_exactly_the_tickets_holding_the_text(history, kind):
+    text = texts_of(history)[kind]
+    expected = containing(text)
+    assert history.id in expected
+    assert every_page(text) == expected
+
+
+@pytest.mark.parametrize("kind", ["person", "machine", "application"])
+def test_search_finds_the_same_tickets_by_index_and_by_walking_the_list(history, monkeypatch, kind):
+    text = texts_of(history)[kind]
+    expected = containing(text)
+    # Every text counts as common: the newest-first walk with LIKE.
+    monkeypatch.setattr(search, "SQLITE_MAX_CANDIDATES", 0)
+    monkeypatch.setattr(search, "POSTGRES_COMMON_MATCHES", 0)
+    assert every_page(text) == expected
+    # Every text counts as rare: the trigram index.
+    monkeypatch.setattr(search, "SQLITE_MAX_CANDIDATES", 10 ** 6)
+    monkeypatch.setattr(search, "POSTGRES_COMMON_MATCHES", 10 ** 9)
+    assert every_page(text) == expected
+
+
+def test_search_for_text_no_ticket_holds_finds_nothing(history):
+    assert every_page("LT-NOWHERE-0000") == []
+    assert every_page(history.host + "-9") == []
+
+
+def test_search_ignores_case_beyond_ascii(history):
+    Task.update(requester="CORP\\jürgen.größe").where(Task.id == history.id).execute()
+    assert every_page("JÜRGEN.GRÖ") == [history.id]
