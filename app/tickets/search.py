@@ -121,7 +121,7 @@ def _selective_trigrams(shares, tickets):
     chosen, expected = [], float(tickets)
     for only_apart in (False, True, False):
         for item in ordered:
-            if len(chosen) == SQLITE_ANDED_TRIGRAMS or expected <= SQLITE_FEW_CANDIDATES:
+            if len(chosen) == SQLITE_ANDED_TRIGRAMS or chosen and expected <= SQLITE_FEW_CANDIDATES:
                 break
             if item in chosen or only_apart and any(abs(item[0] - other[0]) < 3 for other in chosen):
                 continue
