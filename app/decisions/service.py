@@ -85,7 +85,7 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
         tickets.add_work_note(task, f"{decision} by {account.username}"
                                     f"{f' for {duration}' if duration else ''}: {reason}")
         task.updated_at = utcnow()
-        task.save()
+        task.save(only=[Task.updated_at])
         audit.record(audit.DECISION, account, "ticket", task.number, {
             "decision": decision, "reason": reason, "duration": duration, "request_id": task.request_id,
             "decision_sys_id": record.sys_id,

@@ -58,6 +58,7 @@ class _KeepAliveHandler(WSGIRequestHandler):
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.server.connections_lock:
             self.server.connections.add(self.connection)
+            self.server.connections_opened += 1
 
     def finish(self):
         with self.server.connections_lock:
@@ -80,8 +81,9 @@ class _KeepAliveHandler(WSGIRequestHandler):
             self.rfile = connection_stream
 
     def send_header(self, keyword, value):
-        if keyword.lower() == "connection" and value.lower() == "close" and getattr(self, "_keep_alive", False):
-            return  # werkzeug's blanket close; the client's own "Connection: close" is still honoured
+        if (keyword.lower() == "connection" and value.lower() == "close" and getattr(self, "_keep_alive", False)
+                and not self.close_connection):
+            return  # werkzeug's blanket close, when the client did not ask to close (or speak HTTP/1.0)
         super().send_header(keyword, value)
 
     def log_request(self, code="-", size="-"):
@@ -124,6 +126,7 @@ class FakeEpm(FakeEpmRoutes):
             self._server = make_server(self.host, self._port, self._wsgi, threaded=True,
                                        request_handler=_KeepAliveHandler)
             self._server.connections, self._server.connections_lock = set(), threading.Lock()
+            self._server.connections_opened = 0
             # A short poll interval so stop() returns at once rather than after up to 0.5 s.
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
                                             name="fake-epm", daemon=True)
@@ -164,6 +167,12 @@ class FakeEpm(FakeEpmRoutes):
     def url(self):
         """http://127.0.0.1:<port>: what an admin enters as the PMC Service Host Name."""
         return f"http://{self.host}:{self._server.server_port}"
+
+    @property
+    def connections_opened(self):
+        """TCP connections accepted since start(): fewer than requests when clients keep them alive."""
+        with self._server.connections_lock:
+            return self._server.connections_opened
 
     def reset(self):
         """Forget everything (calls, requests, tokens, injected faults) and restore the first secret."""
