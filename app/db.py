@@ -17,6 +17,19 @@ database = peewee.DatabaseProxy()
 UNAVAILABLE_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
 
 
+class BrokerPostgresqlDatabase(PooledPostgresqlDatabase):
+    """The connection pool without a `SELECT 1` round trip on every checkout.
+
+    peewee pings each pooled connection as a request takes it: one more round trip per
+    request. The driver's own flags (closed, transaction status) are checked instead; a
+    connection the server dropped meanwhile fails its request's first query (503, which
+    EPM and the scheduler retry) and is then discarded, as every such error is.
+    """
+
+    def _is_closed(self, conn):
+        return bool(conn.closed) or not self._adapter.is_connection_reusable(conn)
+
+
 def create_database(settings):
     """A pooled peewee database for `settings.database_url` (sqlite:/// or postgresql://)."""
     url = settings.database_url
@@ -42,7 +55,7 @@ def create_database(settings):
             },
         )
     if scheme in ("postgres", "postgresql", "postgres+pool", "postgresql+pool"):
-        return PooledPostgresqlDatabase(
+        return BrokerPostgresqlDatabase(
             name, max_connections=settings.max_connections, stale_timeout=300, **options
         )
     raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r}: use sqlite:/// or postgresql://")

@@ -135,6 +135,18 @@ def _shared_epm_token(_migrator):
     database.create_tables([EpmToken])
 
 
+def _queued_intake(migrator):
+    import peewee
+    from playhouse.migrate import migrate
+
+    table = models.IncomingRequest._meta.table_name
+    # Step 1 creates tables from the current models, so a new database has both already.
+    if "queued" not in {column.name for column in database.get_columns(table)}:
+        migrate(migrator.add_column(table, "queued", peewee.BooleanField(default=False)))
+    if not any(index.columns == ["queued", "id"] for index in database.get_indexes(table)):
+        database.execute_sql(f"CREATE INDEX incomingrequest_queued_id ON {table} (queued, id)")
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -146,6 +158,7 @@ MIGRATIONS = [
     (8, "ticket search index", _ticket_search_index),
     (9, "application log retention setting", _app_log_retention),
     (10, "EPM access token shared by every process", _shared_epm_token),
+    (11, "deliveries stored for the processor (queued intake)", _queued_intake),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

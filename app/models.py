@@ -63,6 +63,14 @@ class Account(BaseModel):
     class Meta:
         table_name = "sys_user"
 
+    def save(self, *args, **kwargs):
+        from app.auth.basic import forget_accounts
+
+        saved = super().save(*args, **kwargs)
+        # Requests in this process must not authenticate from the account as it was.
+        forget_accounts()
+        return saved
+
     @classmethod
     def by_username(cls, username):
         return cls.get_or_none(cls.username == username)
@@ -280,10 +288,12 @@ class IncomingRequest(BaseModel):
     task = peewee.ForeignKeyField(Task, null=True, on_delete="SET NULL")
     received_at = peewee.DateTimeField(default=utcnow)
     processed_at = peewee.DateTimeField(null=True)
+    # Stored by the webhook in queued intake mode and not yet processed (app/intake/processor.py).
+    queued = peewee.BooleanField(default=False)
 
     class Meta:
         table_name = "x_bets_pmc_jit_incoming_request"
-        indexes = ((("request_id", "event_type", "status"), False),)
+        indexes = ((("request_id", "event_type", "status"), False), (("queued", "id"), False))
 
     @property
     def body_text(self):

@@ -60,8 +60,15 @@ def empty_tables():
 
 
 @pytest.fixture
-def app(database_url):
-    app = create_app({"database_url": database_url, "secret_key": "test-secret-key", "TESTING": True})
+def app_settings():
+    """Settings a test module wants beyond the defaults (override it there, e.g. the intake mode)."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, app_settings):
+    app = create_app({"database_url": database_url, "secret_key": "test-secret-key", "TESTING": True,
+                      **app_settings})
     with app.app_context():
         with database.connection_context():
             upgrade()

@@ -4,11 +4,19 @@ A scrypt check costs ~100 ms of CPU; paying it per webhook would cap intake near
 20 deliveries/s. Successful checks are remembered for a short while, keyed by an
 HMAC of user name, password and the stored hash: the password itself is never
 kept, and changing the password (a new stored hash) invalidates the entry.
+
+Reading the account and the sign-in throttle on every request would still cost two
+queries each time, so each process keeps the accounts it read, and the addresses
+it found not throttled, for ACCOUNT_CACHE_SECONDS (one second). The broker's own
+account changes forget them at once in the process that made them (`forget_accounts`);
+every other worker and host sees a deactivation, a new role or password within that
+second. A wrong password is never answered from memory: it always meets the throttle.
 """
 import hashlib
 import hmac
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from functools import wraps
 
@@ -18,6 +26,77 @@ from app.auth.accounts import password_matches, previous_password_matches
 from app.errors import Forbidden, Unauthorized
 from app.models import Account
 from app.security import throttle
+
+
+ACCOUNT_CACHE_SECONDS = 1.0
+
+_account_caches = weakref.WeakSet()
+
+
+def forget_accounts():
+    """Drop every account this process remembers (call after changing an account)."""
+    for cache in list(_account_caches):
+        cache.forget()
+
+
+class AccountCache:
+    """Accounts read in the last `lifetime` seconds, by user name and by id, and the
+    addresses the sign-in throttle let through in that time; one per app."""
+
+    def __init__(self, lifetime=ACCOUNT_CACHE_SECONDS):
+        self.lifetime = lifetime
+        self._by_name = {}
+        self._by_id = {}
+        self._unthrottled = {}
+        self._lock = threading.Lock()
+        _account_caches.add(self)
+
+    def _remembered(self, entries, key):
+        entry = entries.get(key)
+        return entry[0] if entry is not None and entry[1] > time.monotonic() else None
+
+    def _remember(self, account):
+        expires = time.monotonic() + self.lifetime
+        with self._lock:
+            self._by_name[account.username] = self._by_id[account.id] = (account, expires)
+
+    def by_username(self, username):
+        """The account named `username` (None when there is none; that is never remembered)."""
+        account = self._remembered(self._by_name, username)
+        if account is None:
+            account = Account.by_username(username)
+            if account is not None:
+                self._remember(account)
+        return account
+
+    def by_id(self, account_id):
+        account = self._remembered(self._by_id, account_id)
+        if account is None:
+            account = Account.get_or_none(Account.id == account_id)
+            if account is not None:
+                self._remember(account)
+        return account
+
+    def recently_unthrottled(self, address):
+        """True when `address` passed the sign-in throttle within the lifetime."""
+        return self._remembered(self._unthrottled, address) is not None
+
+    def check_throttle(self, username, address):
+        """throttle.check for an HTTP Basic attempt; remembers an address it let through."""
+        throttle.check(username, address, throttle.BASIC)
+        with self._lock:
+            self._unthrottled[address] = (True, time.monotonic() + self.lifetime)
+
+    def record_failure(self, username, address):
+        with self._lock:
+            self._unthrottled.pop(address, None)
+        throttle.record_failure(username, address, throttle.BASIC)
+
+    def forget(self):
+        with self._lock:
+            self._by_name.clear()
+            self._by_id.clear()
+            self._unthrottled.clear()
 
 
 class VerificationCache:
@@ -35,22 +114,26 @@ class VerificationCache:
         message = "\0".join((username, password, password_hash)).encode()
         return hmac.new(self._key, message, hashlib.sha256).digest()
 
+    def remembers(self, account, username, password):
+        """True when this very credential was verified for `account` within the lifetime."""
+        digest = self.digest(username, password, account.password_hash)
+        with self._lock:
+            expires = self._entries.get(digest)
+        return expires is not None and expires > time.monotonic()
+
     def verify(self, account, username, password):
         """True when `password` is the account's; pays the full check only on a cache miss."""
         if account is None:
             password_matches(None, password)
             return False
-        digest = self.digest(username, password, account.password_hash)
-        now = time.monotonic()
-        with self._lock:
-            expires = self._entries.get(digest)
-            if expires is not None and expires > now:
-                return True
+        if self.remembers(account, username, password):
+            return True
         self.verifications += 1
         if not (password_matches(account, password) or previous_password_matches(account, password)):
             return False
+        digest = self.digest(username, password, account.password_hash)
         with self._lock:
-            self._entries[digest] = now + self.lifetime
+            self._entries[digest] = time.monotonic() + self.lifetime
             self._entries.move_to_end(digest)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
@@ -59,6 +142,7 @@ class VerificationCache:
 
 def init_app(app, settings):
     app.extensions["verification_cache"] = VerificationCache(settings.secret_key, settings.auth_cache_seconds)
+    app.extensions["account_cache"] = AccountCache()
 
 
 def basic_account():
@@ -72,11 +156,17 @@ def basic_account():
     username, password = credentials.username or "", credentials.password or ""
     # Failed Basic checks count against the address only, never the account: EPM's
     # `api` account must not be lockable by someone guessing wrong on purpose.
-    throttle.check(username, request.remote_addr, throttle.BASIC)
-    account = Account.by_username(username)
+    accounts = current_app.extensions["account_cache"]
     cache = current_app.extensions["verification_cache"]
+    account = accounts.by_username(username)
+    # The common case costs no query: a credential verified a moment ago, from an
+    # address the throttle let through a moment ago. Anything else meets the throttle.
+    if account is not None and account.active and cache.remembers(account, username, password) and \
+            accounts.recently_unthrottled(request.remote_addr):
+        return account
+    accounts.check_throttle(username, request.remote_addr)
     if not cache.verify(account, username, password) or not account.active:
-        throttle.record_failure(username, request.remote_addr, throttle.BASIC)
+        accounts.record_failure(username, request.remote_addr)
         raise Unauthorized("Invalid user name or password")
     return account
 
@@ -86,7 +176,7 @@ def session_account():
     account_id = session.get("account_id")
     if account_id is None:
         return None
-    account = Account.get_or_none(Account.id == account_id)
+    account = current_app.extensions["account_cache"].by_id(account_id)
     return account if account is not None and account.active else None
 
 

@@ -3,6 +3,10 @@
 Every authenticated delivery becomes an IncomingRequest row. A created event makes
 a ticket unless one exists for its RequestId (then it is a duplicate); an update
 event finalizes the ticket, or waits as `received` until its created event comes.
+
+In the inline intake mode `receive` does all of it before the webhook answers. In
+the queued mode `accept` only stores the delivery (`queued`, status `received`) and
+the processor (app/intake/processor.py) applies it later through `apply_event`.
 """
 import logging
 import traceback
@@ -13,9 +17,9 @@ from marshmallow import ValidationError
 from app import contract
 from app.db import UNAVAILABLE_ERRORS, database, is_sqlite, write_transaction
 from app.errors import BadRequest
-from app.intake.payload import parse_json_object
+from app.intake.payload import parse_json_object, text_value
 from app.intake.schemas import load_event
-from app.models import IncomingRequest, utcnow
+from app.models import IncomingRequest, new_sys_id, utcnow
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,58 @@ class Delivery:
             source_address=self.source_address, received_at=self.received_at, **values,
         )
 
+    def store_queued(self, event_type, request_id):
+        """Insert this delivery as queued for the processor; returns its sys_id.
+
+        The webhook's whole cost in queued mode is this one INSERT, so its SQL is
+        built once per database instead of by peewee on every delivery.
+        """
+        sys_id = new_sys_id()
+        values = {"sys_id": sys_id, "raw_body": self.raw_body, "content_type": self.content_type,
+                  "headers": self.headers, "source_address": self.source_address, "received_at": self.received_at,
+                  "event_type": event_type, "request_id": request_id, "status": contract.INCOMING_RECEIVED,
+                  "queued": True}
+        database.execute_sql(_queued_insert_sql(), [field.db_value(values[field.name]) for field in _QUEUED_FIELDS])
+        return sys_id
+
+
+# In the model's column order, the order peewee writes the INSERT's columns in.
+_QUEUED_FIELDS = [field for field in IncomingRequest._meta.sorted_fields if field.name in (
+    "sys_id", "raw_body", "content_type", "headers", "source_address", "received_at", "event_type", "request_id",
+    "status", "queued")]
+_queued_insert = {}
+
+
+def _queued_insert_sql():
+    concrete = database.obj
+    sql = _queued_insert.get(type(concrete))
+    if sql is None:
+        # peewee writes the statement once (quoting, placeholders, RETURNING on PostgreSQL).
+        sql, params = IncomingRequest.insert({field: None for field in _QUEUED_FIELDS}).sql()
+        columns = ", ".join(f'"{field.column_name}"' for field in _QUEUED_FIELDS)
+        assert len(params) == len(_QUEUED_FIELDS) and f"({columns})" in sql, sql
+        _queued_insert[type(concrete)] = sql
+    return sql
+
+
+class StoredDelivery:
+    """A stored row in the place of a new delivery: `record` updates it instead of adding one.
+
+    Used to process a delivery stored earlier: one the webhook queued, or one ops replay.
+    """
+
+    def __init__(self, incoming):
+        self.incoming = incoming
+
+    def record(self, **values):
+        values.setdefault("error", None)
+        values.setdefault("processed_at", None)
+        values["queued"] = False
+        for name, value in values.items():
+            setattr(self.incoming, name, value)
+        self.incoming.save()
+        return self.incoming
+
 
 def record_rejected(delivery, reason, event_type=None, request_id=None):
     """Store a delivery that cannot be processed, with the reason, and return its row."""
@@ -70,26 +126,60 @@ def _first_value(document, key, limit):
     return None
 
 
+def _parse(delivery):
+    """The delivery's JSON object; raises BadRequest (stored as an error first) when it is not one."""
+    try:
+        return parse_json_object(delivery.raw_body)
+    except BadRequest as error:
+        record_rejected(delivery, f"{error.message}: {error.detail}")
+        raise
+
+
+def _load(delivery, document):
+    """(event, fields) of a parsed delivery; raises BadRequest (stored as an error first) when invalid."""
+    try:
+        return load_event(document)
+    except ValidationError as error:
+        reason = describe_invalid(error)
+        incoming = record_rejected(delivery, reason,
+                                   _first_value(document, "EventType", IncomingRequest.event_type.max_length),
+                                   _first_value(document, "RequestId", IncomingRequest.request_id.max_length))
+        raise BadRequest("Invalid delivery", reason,
+                         extra={"fields": error.messages, "incoming_request": incoming.sys_id}) from None
+
+
+def describe_invalid(error):
+    """A marshmallow ValidationError in one line, as stored with a rejected delivery."""
+    return _describe(error.messages)
+
+
+def accept(delivery):
+    """Store a delivery for the processor (queued intake); returns its sys_id.
+
+    Only what is cheap is checked before the answer: a JSON object naming a known
+    EventType and a RequestId. Anything else gets the same 400 as in inline mode. The
+    full validation runs when the processor applies the delivery; one that fails it
+    then becomes an error row with the reason, like a delivery refused at once.
+    """
+    document = _parse(delivery)
+    event = contract.find_event_type(_first_value(document, "EventType", IncomingRequest.event_type.max_length))
+    limit = IncomingRequest.request_id.max_length
+    request_id = text_value(_first_value(document, "RequestId", limit + 1))
+    if event is None or not isinstance(request_id, str) or len(request_id) > limit:
+        # The full validation names what is wrong (400); should it pass after all, use its reading.
+        event, fields = _load(delivery, document)
+        request_id = fields["request_id"]
+    # One statement, committed by itself: no BEGIN and COMMIT round trips around it.
+    return delivery.store_queued(event.name, request_id)
+
+
 def receive(delivery):
     """Validate and process a delivery; returns its IncomingRequest row.
 
     Raises BadRequest (the delivery is stored as an error first) for bodies that are
     not a valid event.
     """
-    try:
-        document = parse_json_object(delivery.raw_body)
-    except BadRequest as error:
-        record_rejected(delivery, f"{error.message}: {error.detail}")
-        raise
-    try:
-        event, fields = load_event(document)
-    except ValidationError as error:
-        reason = _describe(error.messages)
-        incoming = record_rejected(delivery, reason,
-                                   _first_value(document, "EventType", IncomingRequest.event_type.max_length),
-                                   _first_value(document, "RequestId", IncomingRequest.request_id.max_length))
-        raise BadRequest("Invalid delivery", reason,
-                         extra={"fields": error.messages, "incoming_request": incoming.sys_id}) from None
+    event, fields = _load(delivery, _parse(delivery))
 
     for attempt in range(1, _ATTEMPTS + 1):
         try:
@@ -143,10 +233,12 @@ def apply_event(delivery, event, fields):
 
 def _apply_waiting_updates(kind, request_id):
     update_names = [event.name for event in contract.EVENT_TYPES.values() if event.kind == kind and not event.is_created]
+    # Queued deliveries are not waiting: the processor applies them in their turn.
     waiting = (IncomingRequest.select()
                .where(IncomingRequest.request_id == request_id,
                       IncomingRequest.event_type.in_(update_names),
-                      IncomingRequest.status == contract.INCOMING_RECEIVED)
+                      IncomingRequest.status == contract.INCOMING_RECEIVED,
+                      IncomingRequest.queued == False)  # noqa: E712
                .order_by(IncomingRequest.received_at, IncomingRequest.id))
     for incoming in waiting:
         event, fields = load_event(parse_json_object(bytes(incoming.raw_body)))

@@ -20,7 +20,7 @@ from app.db import UNAVAILABLE_ERRORS, write_transaction
 from app.errors import BadRequest, NotFound
 from app.intake.payload import parse_json_object
 from app.intake.schemas import load_event
-from app.intake.service import apply_event
+from app.intake.service import StoredDelivery, apply_event
 from app.models import IncomingRequest
 from app.tickets import service as tickets
 
@@ -53,21 +53,6 @@ class ReplayOutcome:
         return asdict(self)
 
 
-class _StoredDelivery:
-    """The stored row in the place of a new delivery: `record` updates it instead of adding one."""
-
-    def __init__(self, incoming):
-        self.incoming = incoming
-
-    def record(self, **values):
-        values.setdefault("error", None)
-        values.setdefault("processed_at", None)
-        for name, value in values.items():
-            setattr(self.incoming, name, value)
-        self.incoming.save()
-        return self.incoming
-
-
 class _RollBack(Exception):
     def __init__(self, outcome):
         super().__init__(outcome.message)
@@ -85,7 +70,8 @@ def _waiting_updates(kind, request_id):
     names = [event.name for event in contract.EVENT_TYPES.values() if event.kind == kind and not event.is_created]
     return (IncomingRequest.select()
             .where(IncomingRequest.request_id == request_id, IncomingRequest.event_type.in_(names),
-                   IncomingRequest.status == contract.INCOMING_RECEIVED)
+                   IncomingRequest.status == contract.INCOMING_RECEIVED,
+                   IncomingRequest.queued == False)  # noqa: E712
             .count())
 
 
@@ -157,7 +143,7 @@ def _apply(incoming, event, fields, actor, dry_run, source_address):
         jit = tickets.find_jit_request(event.kind, fields["request_id"])
         closed_before = jit is not None and jit.task.closed_at is not None
         waiting_before = _waiting_updates(event.kind, fields["request_id"]) if event.is_created else 0
-        after = apply_event(_StoredDelivery(row), event, fields)
+        after = apply_event(StoredDelivery(row), event, fields)
         outcome = _describe(incoming, event, fields, status_before, closed_before, after, waiting_before, dry_run)
         if dry_run or not outcome.changed:
             raise _RollBack(outcome)

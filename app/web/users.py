@@ -10,6 +10,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from app import contract
 from app.audit import service as audit
 from app.auth.accounts import create_account, generate_password, set_password
+from app.auth.basic import forget_accounts
 from app.db import write_transaction
 from app.errors import BadRequest, BrokerError, NotFound
 from app.models import Account, utcnow
@@ -42,6 +43,7 @@ def set_role(account, role):
         Account.update(role=role, updated_at=utcnow()).where(Account.id == account.id).execute()
         audit.record(audit.USER_ROLE_CHANGE, g.account, "account", account.username,
                      {"old": account.role, "new": role})
+    forget_accounts()
 
 
 def set_active(account, active):
@@ -52,6 +54,7 @@ def set_active(account, active):
         Account.update(active=active, updated_at=utcnow()).where(Account.id == account.id).execute()
         audit.record(audit.USER_REACTIVATE if active else audit.USER_DEACTIVATE, g.account, "account",
                      account.username)
+    forget_accounts()
 
 
 def _render(new_password=None, error=None, status=200, form=None):
