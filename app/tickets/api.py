@@ -40,9 +40,14 @@ class IncomingQuerySchema(Schema):
     offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
 
 
+# Built once: a marshmallow schema deep-copies its fields on every instantiation.
+_TICKET_QUERY = TicketQuerySchema()
+_INCOMING_QUERY = IncomingQuerySchema()
+
+
 def _query_args(schema):
     try:
-        return schema().load(request.args.to_dict())
+        return schema.load(request.args.to_dict())
     except ValidationError as error:
         detail = "; ".join(f"{name}: {' '.join(map(str, messages))}" for name, messages in error.messages.items())
         raise BadRequest("Invalid query", detail, extra={"fields": error.messages}) from None
@@ -76,7 +81,7 @@ def state_condition(label):
 @bp.get("/tickets")
 @require_roles(*contract.APPROVER_ROLES)
 def list_tickets():
-    args = _query_args(TicketQuerySchema)
+    args = _query_args(_TICKET_QUERY)
     query = Task.select()
     if "request_id" in args:
         query = query.where(Task.request_id == args["request_id"])
@@ -112,7 +117,7 @@ def incoming_document(incoming):
 @bp.get("/incoming_requests")
 @require_roles(contract.ROLE_ADMIN)
 def list_incoming_requests():
-    args = _query_args(IncomingQuerySchema)
+    args = _query_args(_INCOMING_QUERY)
     query = IncomingRequest.select()
     if "status" in args:
         query = query.where(IncomingRequest.status == args["status"])

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
 
+from peewee import SQL
+
 from app import contract
 from app.db import database
 from app.models import Task
@@ -51,7 +53,10 @@ class TicketRow(NamedTuple):
         return str(self.state) if label is None else label
 
 
-_COLUMNS = [getattr(Task, name) for name in TicketRow._fields]
+# One literal for the select list: peewee took about 0.3 ms to render 18 qualified columns,
+# a third of what building and running the page's query cost. Unqualified names are
+# unambiguous because the list queries read `task` alone.
+_SELECT_LIST = SQL(", ".join(f'"{getattr(Task, name).column_name}"' for name in TicketRow._fields))
 _FIRST_MOMENT = TicketRow._fields.index("opened_at")
 
 
@@ -66,8 +71,8 @@ def _moment(value):
 
 
 def read_rows(query):
-    """The tickets a Task query selects (its columns replaced by TicketRow's), as TicketRows in its order."""
-    cursor = database.execute_sql(*query.select(*_COLUMNS).sql())
+    """The tickets a query over `task` alone selects (its columns replaced by TicketRow's), in its order."""
+    cursor = database.execute_sql(*query.select(_SELECT_LIST).sql())
     first = _FIRST_MOMENT
     return [TicketRow(*row[:first], _moment(row[first]), _moment(row[first + 1]), _moment(row[first + 2]))
             for row in cursor.fetchall()]

@@ -7,13 +7,15 @@ turns them into a scan of every ticket fails here rather than in production.
 (One password check per credential per cache lifetime is guarded in tests/intake,
 test_intake_webhook.py, through `verification_cache.verifications`.)
 """
+import re
 from datetime import datetime
 
 import pytest
 
 from app.db import database, is_sqlite
 from app.models import Task
-from app.tickets.cursors import older_than
+from app.tickets import rows
+from app.tickets.cursors import encode_cursor, newer_than, older_than
 from app.web import ticket_list
 from bench import generate
 
@@ -47,12 +49,42 @@ def test_perf_list_first_page_reads_the_newest_index(history):
     assert "task_newest" in plan(newest_first(ticket_list.filtered_query(ticket_list.TicketFilters())))
 
 
-def test_perf_deep_page_seeks_the_newest_index(history):
-    query = newest_first(ticket_list.filtered_query(ticket_list.TicketFilters()).where(
-        older_than((history.opened_at, history.id))))
+def assert_seeks_the_newest_index(query):
+    """A seek to the cursor in task_newest, not a walk from one end filtering every row on the way."""
     text = plan(query)
-    assert "task_newest" in text
-    assert "SCAN task " not in text + " "  # SQLite: a seek, not a walk from the top
+    if is_sqlite():
+        assert "SEARCH t1 USING INDEX task_newest (opened_at" in text
+        assert "SCAN" not in text
+    else:
+        seek = r"Index Scan( Backward)? using task_newest on task t1\s+\([^)]*\)\s+Index Cond: \(opened_at [<>]="
+        assert re.search(seek, text)
+
+
+def test_perf_deep_page_seeks_the_newest_index(history):
+    assert_seeks_the_newest_index(newest_first(ticket_list.filtered_query(ticket_list.TicketFilters()).where(
+        older_than((history.opened_at, history.id)))))
+
+
+def test_perf_newer_page_seeks_the_newest_index(history):
+    assert_seeks_the_newest_index(ticket_list.filtered_query(ticket_list.TicketFilters()).where(
+        newer_than((history.opened_at, history.id))).order_by(Task.opened_at.asc(), Task.id.asc()).limit(51))
+
+
+def test_perf_list_pages_as_read_seek_the_newest_index(history, client, approver_auth, monkeypatch):
+    """The queries the browser list and the JSON list send for pages below and above a cursor, as sent."""
+    from app.tickets import api
+
+    sent = []
+    monkeypatch.setattr(rows, "read_rows", lambda query: sent.append(query) or [])
+    monkeypatch.setattr(api, "read_rows", lambda query: sent.append(query) or [])
+    cursor = encode_cursor(history)
+    rows.row_page(ticket_list.filtered_query(ticket_list.TicketFilters()), after=cursor)
+    rows.row_page(ticket_list.filtered_query(ticket_list.TicketFilters()), before=cursor)
+    assert client.get("/api/x_bets_pmc_jit/tickets", query_string={"cursor": cursor},
+                      headers=approver_auth).status_code == 200
+    assert len(sent) == 3
+    for query in sent:
+        assert_seeks_the_newest_index(query.select(rows._SELECT_LIST))
 
 
 @pytest.mark.parametrize("kind", ["person", "machine"])
