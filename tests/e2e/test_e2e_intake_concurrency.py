@@ -1,8 +1,12 @@
 """Many deliveries at once against a real gunicorn: one ticket per request, numbers without gaps."""
 import random
+import subprocess
+import sys
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
@@ -11,15 +15,15 @@ from app import contract
 from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, Task
 from tests import factories
 from tests.conftest import WEBHOOK
-from tests.live import LiveServer
+from tests.live import ROOT, LiveServer
 
 pytestmark = pytest.mark.e2e
 
 THREADS = 16
 
 
-def test_concurrent_deliveries_make_one_ticket_each_with_gap_free_numbers(app, database_url, api_account):
-    request_ids = [str(uuid.uuid4()) for _ in range(60)]
+def deliveries_for(request_ids):
+    """Each created event twice (EPM retrying), and some updates, shuffled: some before their ticket."""
     deliveries = []
     for index, request_id in enumerate(request_ids):
         make = factories.application_request if index % 2 else factories.admin_request
@@ -30,20 +34,57 @@ def test_concurrent_deliveries_make_one_ticket_each_with_gap_free_numbers(app, d
             update = factories.application_decision if index % 2 else factories.admin_decision
             deliveries.append(update(request_id))
     random.Random(7).shuffle(deliveries)
+    return deliveries
+
+
+def send_all(url, deliveries):
     local = threading.local()
 
     def send(body):
         if not hasattr(local, "session"):
             local.session = requests.Session()
             local.session.auth = ("epm", factories.PASSWORD)
-        response = local.session.post(server.url + WEBHOOK, json=body, timeout=30)
+        response = local.session.post(url + WEBHOOK, json=body, timeout=30)
         return response.status_code, response.json()
 
-    with LiveServer(database_url, workers=2) as server:
-        with ThreadPoolExecutor(THREADS) as pool:
-            answers = list(pool.map(send, deliveries))
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(send, deliveries))
 
+
+def test_concurrent_deliveries_make_one_ticket_each_with_gap_free_numbers(app, database_url, api_account):
+    request_ids = [str(uuid.uuid4()) for _ in range(60)]
+    deliveries = deliveries_for(request_ids)
+    with LiveServer(database_url, workers=2) as server:
+        answers = send_all(server.url, deliveries)
     assert [status for status, _ in answers] == [200] * len(deliveries)
+    assert_one_ticket_each(request_ids, deliveries)
+
+
+def test_queued_deliveries_become_one_ticket_each_through_the_scheduler(app, database_url, api_account):
+    """Queued intake as deployed: gunicorn answers, a `jitbroker scheduler` process makes the tickets."""
+    request_ids = [str(uuid.uuid4()) for _ in range(60)]
+    deliveries = deliveries_for(request_ids)
+    env = {"JITBROKER_INTAKE_MODE": "queued"}
+    with LiveServer(database_url, workers=2, env=env) as server:
+        scheduler = subprocess.Popen([str(Path(sys.executable).parent / "jitbroker"), "scheduler"], cwd=ROOT,
+                                     env={**server.env, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            answers = send_all(server.url, deliveries)
+            assert [status for status, _ in answers] == [200] * len(deliveries)
+            assert {answer["result"]["status"] for _, answer in answers} == {contract.INCOMING_RECEIVED}
+            # Every acknowledged delivery is stored before its answer.
+            assert IncomingRequest.select().count() == len(deliveries)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and \
+                    IncomingRequest.select().where(IncomingRequest.queued == True).count():  # noqa: E712
+                time.sleep(0.2)
+        finally:
+            scheduler.terminate()
+            scheduler.wait(30)
+    assert_one_ticket_each(request_ids, deliveries)
+
+
+def assert_one_ticket_each(request_ids, deliveries):
     numbers = sorted(task.number for task in Task.select())
     assert numbers == [f"INC{10001 + i:07d}" for i in range(len(request_ids))]
     assert Task.select().count() == len(request_ids)
