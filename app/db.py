@@ -3,6 +3,7 @@
 Models bind to `database`, a proxy that `init_database` points at a concrete
 database when an app is created, so nothing connects at import time.
 """
+import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -18,16 +19,34 @@ UNAVAILABLE_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
 
 
 class BrokerPostgresqlDatabase(PooledPostgresqlDatabase):
-    """The connection pool without a `SELECT 1` round trip on every checkout.
+    """The connection pool, without a `SELECT 1` round trip for a connection in steady use.
 
-    peewee pings each pooled connection as a request takes it: one more round trip per
-    request. The driver's own flags (closed, transaction status) are checked instead; a
-    connection the server dropped meanwhile fails its request's first query (503, which
-    EPM and the scheduler retry) and is then discarded, as every such error is.
+    peewee pings each pooled connection as a request takes it: under load one more
+    round trip per request. A connection handed back less than IDLE_PING_SECONDS ago is
+    checked by the driver's own flags (closed, transaction status) instead; one that sat
+    longer is pinged as before. Should the server drop a busy connection in between (a
+    restart), that request's first query fails with 503, which EPM and the scheduler
+    retry, and the connection is discarded.
     """
 
+    IDLE_PING_SECONDS = 1.0
+
+    def __init__(self, *args, **kwargs):
+        self._returned_at = {}
+        super().__init__(*args, **kwargs)
+
     def _is_closed(self, conn):
-        return bool(conn.closed) or not self._adapter.is_connection_reusable(conn)
+        if conn.closed or not self._adapter.is_connection_reusable(conn):
+            return True
+        returned_at = self._returned_at.pop(self.conn_key(conn), None)
+        if returned_at is not None and time.monotonic() - returned_at < self.IDLE_PING_SECONDS:
+            return False
+        return super()._is_closed(conn)
+
+    def _close(self, conn, close_conn=False):
+        if not close_conn:
+            self._returned_at[self.conn_key(conn)] = time.monotonic()
+        super()._close(conn, close_conn)
 
 
 def create_database(settings):

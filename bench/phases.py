@@ -1,6 +1,6 @@
 """The benchmark's phases: each starts its own processes and databases, loads them, and returns numbers."""
+import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 from bench import broker, cluster, decisions, intake, listing, servers, wrk
 
@@ -25,18 +25,19 @@ def roof(options):
     return result
 
 
-def _intake(backend, options, synchronous=None):
+def _intake(backend, options, mode="queued"):
+    """The webhook under load; in queued mode with the scheduler turning deliveries into tickets meanwhile,
+    as a deployment runs it, then timed until every stored delivery has become its ticket."""
     with servers.database_for(backend, options.scratch, "intake") as db:
         broker.prepare(db.url)
-        env = broker.server_env(db.url)
-        if synchronous:
-            config = Path(options.scratch) / f"sqlite-{synchronous}.toml"
-            config.write_text(f'[database]\nsqlite_synchronous = "{synchronous}"\n')
-            env["JITBROKER_CONFIG"] = str(config)
-        with servers.Gunicorn("app:create_app()", env=env) as server:
+        env = broker.server_env(db.url, JITBROKER_INTAKE_MODE=mode)
+        with servers.Gunicorn("app:create_app()", env=env) as server, \
+                servers.Process([sys.executable, "-m", "flask", "--app", "app:create_app()", "scheduler"], env=env):
             warm = intake.load(server.url, broker.API_USER, broker.PASSWORD, WARM_UP_SECONDS)
             result = intake.load(server.url, broker.API_USER, broker.PASSWORD, options.seconds)
             result["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
+            with broker.broker_app(db.url):
+                result["processing"] = intake.wait_until_processed()
         with broker.broker_app(db.url):
             rows = intake.stored_rows()
     answered_2xx = warm["ok"] + result["ok"]
@@ -45,7 +46,8 @@ def _intake(backend, options, synchronous=None):
     rows["every_2xx_stored"] = rows["incoming_requests"] >= answered_2xx and warm["non_2xx"] == 0
     result["rows"] = rows
     result["backend"] = backend
-    result["sqlite_synchronous"] = (synchronous or "FULL") if backend == "sqlite" else None
+    result["intake_mode"] = mode
+    result["sqlite_synchronous"] = "FULL" if backend == "sqlite" else None
     return result
 
 
@@ -53,8 +55,8 @@ def intake_sqlite(options):
     return _intake("sqlite", options)
 
 
-def intake_sqlite_normal(options):
-    return _intake("sqlite", options, synchronous="NORMAL")
+def intake_sqlite_inline(options):
+    return _intake("sqlite", options, mode="inline")
 
 
 def intake_postgresql(options):
@@ -89,6 +91,6 @@ def two_instances(options):
     return cluster.run(options)
 
 
-ORDER = ["roof", "intake_sqlite", "intake_sqlite_normal", "intake_postgresql", "decision_round_trip", "two_instances",
+ORDER = ["roof", "intake_sqlite", "intake_sqlite_inline", "intake_postgresql", "decision_round_trip", "two_instances",
          "lists_sqlite", "lists_postgresql"]
 RUNNERS = {name: globals()[name] for name in ORDER}
