@@ -39,6 +39,7 @@ class DatabaseCollector:
 
     def collect(self):
         yield self._webhook_deliveries()
+        yield from self._intake_queue()
         yield from self._decisions()
         yield from self._epm_calls()
         yield self._tickets()
@@ -62,6 +63,17 @@ class DatabaseCollector:
         for labels, count in sorted(counts.items()):
             family.add_metric(list(labels), count)
         return family
+
+    @staticmethod
+    def _intake_queue():
+        queued = IncomingRequest.select().where(IncomingRequest.queued == True)  # noqa: E712
+        yield GaugeMetricFamily("jitbroker_intake_queue_depth",
+                                "Deliveries stored by queued intake and not yet turned into tickets",
+                                value=queued.count())
+        oldest = queued.select(fn.MIN(IncomingRequest.received_at)).scalar()
+        yield GaugeMetricFamily("jitbroker_oldest_queued_delivery_age_seconds",
+                                "Seconds the oldest queued delivery has waited for the processor; 0 when none waits",
+                                value=max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)
 
     @staticmethod
     def _decisions():

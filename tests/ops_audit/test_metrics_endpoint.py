@@ -77,6 +77,25 @@ def test_a_delivered_webhook_moves_its_counter(client, deliver):
     assert value(after, name, event_type="unknown", outcome="error") == 1
 
 
+@pytest.mark.parametrize("app_settings", [{"intake_mode": "queued"}])
+def test_queued_deliveries_show_as_the_intake_queue_until_processed(client, deliver, app_settings):
+    from app.intake.processor import process_queued
+    from app.models import IncomingRequest
+
+    deliver(factories.application_request())
+    deliver(factories.admin_request())
+    first = IncomingRequest.select().order_by(IncomingRequest.id).first()
+    IncomingRequest.update(received_at=utcnow() - timedelta(seconds=90)).where(IncomingRequest.id == first.id).execute()
+    samples = scrape(client)
+    assert value(samples, "jitbroker_intake_queue_depth") == 2
+    assert 90 <= value(samples, "jitbroker_oldest_queued_delivery_age_seconds") < 150
+
+    process_queued()
+    samples = scrape(client)
+    assert value(samples, "jitbroker_intake_queue_depth") == 0
+    assert value(samples, "jitbroker_oldest_queued_delivery_age_seconds") == 0
+
+
 def test_an_event_type_nobody_defined_is_counted_as_unknown(client, deliver):
     deliver({"EventType": "made-up-event-" + "x" * 50, "RequestId": "r-1"})
 
