@@ -202,7 +202,9 @@ class DeliveryProcessor:
             while not stop_event.is_set():
                 try:
                     with self.app.app_context(), database.connection_context():
-                        applied = process_queued(run_evaluation=run_evaluation, should_pause=self.busy)
+                        # Looked at every round, so a burst is seen from its first half second.
+                        applied = 0 if self.busy() else process_queued(run_evaluation=run_evaluation,
+                                                                          should_pause=self.busy)
                 except UNAVAILABLE_ERRORS as error:
                     log.warning("delivery processor: the database is unavailable: %s", error)
                     applied = 0
