@@ -41,8 +41,6 @@ def decode_cursor(text):
 # Without it, neither database could seek on `a < x OR (a = x AND b < y)`: both walked the
 # index from the newest ticket and filtered, so a page 90% down a million tickets read
 # 900,000 index entries (tests/perf checks the plans).
-
-
 def older_than(cursor):
     """Tickets after the cursor's in the newest-first order."""
     opened_at, task_id = cursor
