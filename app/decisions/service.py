@@ -61,6 +61,8 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
         fields = {name: messages[0] for name, messages in error.messages.items()}
         raise BadRequest(first_message(error.messages), extra={"fields": fields}) from None
 
+    # Read before the write lock is taken, so the transaction holds it for less time.
+    configuration = Configuration.default()
     with write_transaction():
         task = _lock_task(task)
         previous = latest_decision(task)
@@ -69,7 +71,6 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
         jit = task.jit_request
         if jit.decision_final:
             raise Conflict(contract.MSG_FINAL)
-        configuration = Configuration.default()
         if not is_active(task, configuration):
             raise Conflict(contract.MSG_INACTIVE)
         if previous is not None and previous.is_open:
