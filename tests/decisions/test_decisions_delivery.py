@@ -9,6 +9,7 @@ from app.decisions import delivery
 from app.epm.client import EpmClient
 from app.models import Decision, WorkNote, utcnow
 from app.ops.models import OutboundCall
+from app.tickets.api import decision_document
 from tests import factories
 from tests.decisions.conftest import APPLICATION_URL, decision_calls
 
@@ -101,3 +102,12 @@ def test_a_call_log_that_cannot_be_written_does_not_undo_the_delivery(epm, appro
     assert Decision.get().status == contract.DELIVERY_DELIVERED
     assert WorkNote.select().where(WorkNote.text.contains("acknowledged")).count() == 1
     assert OutboundCall.select().count() == 0
+
+
+@pytest.mark.parametrize("duration", [{"duration_unit": "once"}, {"duration_unit": "minutes", "duration_value": "45"}])
+def test_the_acknowledged_answer_shows_the_decision_as_stored(epm, client, approver_auth, ticket, duration):
+    epm.post(APPLICATION_URL, json={})
+    response = client.post(f"{API}/tickets/{ticket}/decision", headers=approver_auth,
+                           json={"decision": "Approved", "reason": "  ok  ", **duration})
+    assert response.status_code == 201
+    assert response.json["result"]["decision"] == decision_document(Decision.get())
