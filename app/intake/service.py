@@ -15,9 +15,9 @@ import peewee
 from marshmallow import ValidationError
 
 from app import contract
-from app.db import UNAVAILABLE_ERRORS, database, is_sqlite, write_transaction
+from app.db import UNAVAILABLE_ERRORS, database, is_sqlite, write_transaction, writers_turn
 from app.errors import BadRequest
-from app.intake.payload import parse_json_object, text_value
+from app.intake.payload import parse_json_object, storable_text, text_value
 from app.intake.schemas import load_event
 from app.models import IncomingRequest, new_sys_id, utcnow
 from app.tickets import service as tickets
@@ -61,7 +61,9 @@ class Delivery:
                   "headers": self.headers, "source_address": self.source_address, "received_at": self.received_at,
                   "event_type": event_type, "request_id": request_id, "status": contract.INCOMING_RECEIVED,
                   "queued": True}
-        database.execute_sql(_queued_insert_sql(), [field.db_value(values[field.name]) for field in _QUEUED_FIELDS])
+        parameters = [field.db_value(values[field.name]) for field in _QUEUED_FIELDS]
+        with writers_turn():
+            database.execute_sql(_queued_insert_sql(), parameters)
         return sys_id
 
 
@@ -126,10 +128,10 @@ def _first_value(document, key, limit):
     return None
 
 
-def _parse(delivery):
+def _parse(delivery, storable=True):
     """The delivery's JSON object; raises BadRequest (stored as an error first) when it is not one."""
     try:
-        return parse_json_object(delivery.raw_body)
+        return parse_json_object(delivery.raw_body, storable)
     except BadRequest as error:
         record_rejected(delivery, f"{error.message}: {error.detail}")
         raise
@@ -161,14 +163,16 @@ def accept(delivery):
     full validation runs when the processor applies the delivery; one that fails it
     then becomes an error row with the reason, like a delivery refused at once.
     """
-    document = _parse(delivery)
+    # The raw body is what is stored; only the two values read here must fit a text column.
+    document = _parse(delivery, storable=False)
     event = contract.find_event_type(_first_value(document, "EventType", IncomingRequest.event_type.max_length))
     limit = IncomingRequest.request_id.max_length
     request_id = text_value(_first_value(document, "RequestId", limit + 1))
     if event is None or not isinstance(request_id, str) or len(request_id) > limit:
         # The full validation names what is wrong (400); should it pass after all, use its reading.
-        event, fields = _load(delivery, document)
+        event, fields = _load(delivery, _parse(delivery))
         request_id = fields["request_id"]
+    request_id = storable_text(request_id)
     # One statement, committed by itself: no BEGIN and COMMIT round trips around it.
     return delivery.store_queued(event.name, request_id)
 
