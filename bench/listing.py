@@ -28,8 +28,8 @@ def session_cookie(app):
 
 def deep_task(total):
     """The ticket 90% of the way down the newest-first list."""
-    return (Task.select().order_by(Task.opened_at.desc(), Task.id.desc())
-            .offset(int(total * 0.9)).limit(1).get())
+    # Not .get(): peewee's get() pages to the first row and drops the offset.
+    return list(Task.select().order_by(Task.opened_at.desc(), Task.id.desc()).offset(int(total * 0.9)).limit(1))[0]
 
 
 def search_terms(task):
@@ -44,7 +44,8 @@ def targets(app, total):
 
     deep = deep_task(total)
     cursor = encode_cursor(deep)
-    sample = Task.select().where(Task.kind == contract.KIND_APPLICATION).order_by(Task.id).offset(total // 2).get()
+    sample = list(Task.select().where(Task.kind == contract.KIND_APPLICATION).order_by(Task.id)
+                  .offset(total // 2).limit(1))[0]
     api = contract.API_PREFIX + "/tickets"
     return {
         "api_first_page": [f"{api}?limit={PAGE}"],
