@@ -3,14 +3,14 @@
 Pages walk the `task_newest (opened_at DESC, id DESC)` index with a cursor of the
 last row seen, so the hundredth page costs what the first does.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from app import contract
 from app.db import database
 from app.models import Task
 from app.tickets.api import state_condition
 from app.tickets import search
-from app.tickets.cursors import decode_cursor, encode_cursor, newer_than, older_than
+from app.tickets.cursors import encode_cursor  # noqa: F401 - bench/listing.py reads it from here
 
 PAGE_SIZE = 50
 MAX_QUERY_LENGTH = 100
@@ -44,13 +44,6 @@ class TicketFilters:
         return {name: value for name, value in vars(self).items() if value}
 
 
-@dataclass
-class TicketPage:
-    tasks: list = field(default_factory=list)
-    newer: str = None  # cursor for the page before (newer tickets), None on the first page
-    older: str = None  # cursor for the next page (older tickets), None on the last page
-
-
 def _search_condition(text):
     if contract.ticket_type_for_number(text):
         return Task.number == text.upper()
@@ -70,25 +63,6 @@ def filtered_query(filters):
     if filters.q:
         query = query.where(_search_condition(filters.q))
     return query
-
-
-def ticket_page(filters, after=None, before=None, size=PAGE_SIZE):
-    """One page of tickets older than cursor `after`, or newer than cursor `before`, or the newest."""
-    query = filtered_query(filters)
-    after, before = decode_cursor(after), decode_cursor(before)
-    if before:
-        rows = list(query.where(newer_than(before))
-                    .order_by(Task.opened_at.asc(), Task.id.asc()).limit(size + 1))
-        more_newer = len(rows) > size
-        tasks = list(reversed(rows[:size]))
-        return TicketPage(tasks, newer=encode_cursor(tasks[0]) if more_newer else None,
-                          older=encode_cursor(tasks[-1]) if tasks else None)
-    if after:
-        query = query.where(older_than(after))
-    rows = list(query.order_by(Task.opened_at.desc(), Task.id.desc()).limit(size + 1))
-    tasks = rows[:size]
-    return TicketPage(tasks, newer=encode_cursor(tasks[0]) if after and tasks else None,
-                      older=encode_cursor(tasks[-1]) if len(rows) > size else None)
 
 
 # A loose index scan: one seek in the assignment_group index per distinct group, where

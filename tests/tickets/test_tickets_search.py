@@ -4,6 +4,7 @@ import pytest
 
 from app.models import Task
 from app.tickets import search
+from app.tickets.rows import row_page
 from app.web import ticket_list
 from bench import generate
 
@@ -28,11 +29,11 @@ def containing(text):
 
 def every_page(text, size=20):
     filters = ticket_list.TicketFilters(q=text)
-    page = ticket_list.ticket_page(filters, size=size)
-    found = [task.id for task in page.tasks]
+    page = row_page(ticket_list.filtered_query(filters), size=size)
+    found = [row.id for row in page.rows]
     while page.older:
-        page = ticket_list.ticket_page(filters, after=page.older, size=size)
-        found += [task.id for task in page.tasks]
+        page = row_page(ticket_list.filtered_query(filters), after=page.older, size=size)
+        found += [row.id for row in page.rows]
     return found
 
 
