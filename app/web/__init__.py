@@ -38,6 +38,9 @@ def init_app(app):
     app.config["SESSION_COOKIE_SECURE"] = settings.public_url.lower().startswith("https://")
     # The cookie's own expiry; app/security/sessions.py enforces the idle limit too.
     app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings.session_max_hours)
+    # The cookie is rewritten when the session changes (sign-in, and the idle stamp every
+    # 30 s), not re-signed on every page: the limits live inside it, not in its expiry.
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     # The token lives as long as the session it is bound to, which sign-in renews;
     # an approver's form left open over lunch should still submit.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)

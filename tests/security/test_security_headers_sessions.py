@@ -65,6 +65,17 @@ def test_a_used_session_survives_past_the_idle_time_out_but_not_the_absolute_one
     assert admin_client.get("/tickets").status_code == 302
 
 
+def test_the_cookie_is_rewritten_only_when_the_session_changes(app, admin_client, monkeypatch):
+    """Pages in quick succession carry no Set-Cookie; the idle stamp is renewed at most every 30 s."""
+    admin_client.get("/tickets")
+    assert "Set-Cookie" not in admin_client.get("/tickets").headers
+    now = time.time()
+    monkeypatch.setattr(sessions.time, "time", lambda: now + 45)
+    renewed = admin_client.get("/tickets")
+    assert renewed.status_code == 200 and "session=" in renewed.headers["Set-Cookie"]
+    assert "Set-Cookie" not in admin_client.get("/tickets").headers
+
+
 def test_time_outs_are_configurable(database_url, monkeypatch):
     app = create_app({"database_url": database_url, "secret_key": "k", "TESTING": True,
                       "session_idle_minutes": 5, "session_max_hours": 1})
