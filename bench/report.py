@@ -254,21 +254,27 @@ def write_markdown(results, path):
 PAGE_REASON = (
         "the cost does not grow with history (compare the 10,000-ticket column: the ratio part of the target "
         "is met), but p95 is measured with 16 connections on 2 sync workers, so each request waits behind up "
-        "to 7 others in its worker's queue: p95 is about 8 × the time one page takes, and one page (a query of "
-        "a few ms, then 50 rows rendered as JSON or HTML by a worker that shares 2 cores with wrk, PostgreSQL "
-        "and, in this run, other work on the machine) takes more than 50 / 8 ms.")
+        "to 7 others in its worker's queue: p95 is about 8 × the time one page takes. The JSON pages read plain "
+        "rows through a keyset seek on task_newest (tests/perf checks the plans) and take a few ms; the HTML "
+        "page also renders 50 rows, the filter form's four selects and the navigation in Jinja (about 40 % of "
+        "its time in an in-process profile), reads the signed session and signs a CSRF token, so one page "
+        "costs more than 50 / 8 ms of a worker that shares 2 cores with wrk and the database.")
 
 # What a missed target means, shown only for the targets a run misses. Causes found by
 # profiling the broker on this machine (see the notes in each reason).
 WHY_MISSED = {
     "intake throughput, sqlite": (
-        "in queued mode a delivery costs Basic auth from memory, a JSON parse and one INSERT committed with "
-        "`synchronous = FULL` (an fsync of the WAL per delivery, one writer at a time): what is left over the "
-        "roof is that commit and the CPU of the parse; with other work on the machine the fsync grows."),
+        "in queued mode the webhook's only statement is one INSERT (tests/intake/test_intake_queued.py counts "
+        "it), but each request still runs the broker's Flask stack (session, CSRF check, request id and log "
+        "context, security headers, the connection's checkout and return), Basic auth from memory and the "
+        "JSON parse, several times the no-op roof's CPU per request, and commits with `synchronous = FULL`: "
+        "an fsync of the WAL per delivery, one writer at a time (writers take turns on a file lock, app/db.py). "
+        "A trial with `NORMAL` (no fsync) still stayed under half the target ratio: the request's CPU is the "
+        "larger part of the gap. Inline mode (`intake sqlite inline`) is ten times slower."),
     "intake throughput, postgresql": (
-        "in queued mode a delivery costs Basic auth from memory, a JSON parse and one INSERT, which waits for "
-        "PostgreSQL to flush its WAL (`synchronous_commit = on`); what is left over the roof is that round "
-        "trip and flush."),
+        "in queued mode a delivery is one INSERT that waits for PostgreSQL to flush its WAL "
+        "(`synchronous_commit = on`) while the worker can do nothing else (sync workers), on top of the same "
+        "per-request CPU as on SQLite; PostgreSQL's own backend shares the 2 cores."),
     "intake p99 latency": (
         "with 16 connections on 2 sync workers, 14 requests queue while 2 are served, so p99 is the queue "
         "length times the per-request cost, and an fsync that stalls (other writes on the disk) holds up "
@@ -281,16 +287,15 @@ WHY_MISSED = {
         "so a run should make one token request; more than one means a token expired or EPM refused one "
         "during the run (each 401 costs one new token for everyone)."),
     "decision round trip": (
-        "a decision is two write transactions (record it with its outbox row and audit entry, then mark it "
-        "delivered) around the call to EPM, each a synchronous SQLite commit, plus the token fetch of each "
-        "worker's first decision; with other load on the machine the commits' fsyncs dominate p95."),
+        "a decision is two write transactions around the call to EPM (recorded already claimed for its first "
+        "attempt; then the attempt's outcome, work note and call log together), each a FULL-synchronous SQLite "
+        "commit; EPM's update event for the previous decision reaches the other worker at the same moment and "
+        "its inline processing holds the write lock meanwhile. The margin is a few ms: a quiet run of the phase "
+        "alone stays under the target, other load on the machine pushes p95 over it."),
     "free-text search": (
-        "text that matches few tickets (a person, a machine) is answered from the trigram index in a few "
-        "ms; text that matches thousands (an application name in the rotation, \"VPN Client\") costs SQLite's "
-        "FTS5 a phrase evaluation over every match to learn that it is common, before the list walks the "
-        "newest-first index instead (app/tickets/search.py); that probe and the 16-connection queue make p95. "
-        "A cheaper probe (or ordering search results by ticket id, which FTS5 returns newest first lazily) "
-        "is the next step."),
+        "text matching few tickets (a person, a machine) is looked up through its rarest trigrams and text "
+        "matching thousands walks the newest-first index (app/tickets/search.py); either is a few ms in "
+        "process, so what is left is the HTML page's own cost (see the list pages) in the 16-connection queue."),
     "api first page": PAGE_REASON,
     "api deep page": PAGE_REASON,
     "list first page": PAGE_REASON,
