@@ -46,3 +46,15 @@ def test_every_setting_is_documented_in_the_example_file():
 
 def test_healthz_answers_when_the_database_is_reachable(client):
     assert client.get("/healthz").json == {"status": "ok"}
+
+
+def test_the_intake_mode_is_inline_unless_set_and_only_a_known_mode_is_accepted(tmp_path):
+    assert Settings.load(environ={}).intake_mode == "inline"
+    assert Settings.load(environ={"JITBROKER_INTAKE_MODE": "queued"}).intake_mode == "queued"
+    config = tmp_path / "config.toml"
+    config.write_text('[intake]\nmode = "queued"\nprocessor_nice = 5\nprocessor_pause_above = 0\n')
+    settings = Settings.load(environ={"JITBROKER_CONFIG": str(config)})
+    assert (settings.intake_mode, settings.intake_processor_nice, settings.intake_processor_pause_above) == (
+        "queued", 5, 0)
+    with pytest.raises(SettingsError, match="intake mode must be one of inline, queued, not 'later'"):
+        Settings.load(environ={"JITBROKER_INTAKE_MODE": "later"})
