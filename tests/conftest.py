@@ -12,7 +12,10 @@ import psycopg2
 import pytest
 
 from app import create_app
+from app.configuration import update_configuration
 from app.db import database
+from app.epm import tokens
+from app.epm.fake import FakeEpm
 from app.migrations import upgrade
 from app.ops import log_store
 from tests import factories
@@ -123,6 +126,17 @@ def approver_auth(approver):
 @pytest.fixture
 def admin_auth(admin):
     return basic_auth(admin.username, factories.PASSWORD)
+
+
+@pytest.fixture
+def fake_epm(app, monkeypatch):
+    """A fake EPM tenant on loopback, entered in the configuration as an admin would."""
+    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
+    tokens.clear_token_cache()
+    with FakeEpm() as fake:
+        update_configuration({"pmc_host": fake.url, "client_id": fake.client_id, "client_secret": fake.client_secret})
+        yield fake
+    tokens.clear_token_cache()
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ from aiosmtpd.controller import Controller
 from app import create_app
 from app.configuration import update_configuration
 from app.db import database
-from app.epm import tokens
-from app.epm.fake import FakeEpm
 from app.migrations import upgrade
 from app.ops import log_store
 from app.models import Account, Task, utcnow
@@ -36,16 +34,6 @@ def make_ticket(deliver):
 
     return make
 
-
-@pytest.fixture
-def fake_epm(app, monkeypatch):
-    """A fake EPM tenant on loopback that sends no webhooks, entered in the configuration as an admin would."""
-    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
-    tokens.clear_token_cache()
-    with FakeEpm() as fake:
-        update_configuration({"pmc_host": fake.url, "client_id": fake.client_id, "client_secret": fake.client_secret})
-        yield fake
-    tokens.clear_token_cache()
 
 
 class RecordingHandler:

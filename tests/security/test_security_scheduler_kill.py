@@ -19,9 +19,6 @@ from pathlib import Path
 import pytest
 
 from app import contract
-from app.configuration import update_configuration
-from app.epm import tokens
-from app.epm.fake import FakeEpm
 from app.jobs import Job, lease
 from app.jobs.models import JobLock
 from app.jobs.scheduler import LeasedScheduler
@@ -35,18 +32,9 @@ pytestmark = pytest.mark.e2e
 DECISIONS = 4
 LEASE_SECONDS, HEARTBEAT_SECONDS, JOB_LOCK_SECONDS = 3, 1, 3
 # The scheduler waits this long for EPM; a decision claimed by a process that died is
-# taken up again after 4 × this + 5 seconds (app/decisions/delivery.py).
+# taken up again after 6 × this + 5 seconds (app/decisions/delivery.py).
 EPM_TIMEOUT_SECONDS = 2
 
-
-@pytest.fixture
-def fake_epm(app, monkeypatch):
-    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
-    tokens.clear_token_cache()
-    with FakeEpm() as fake:
-        update_configuration({"pmc_host": fake.url, "client_id": fake.client_id, "client_secret": fake.client_secret})
-        yield fake
-    tokens.clear_token_cache()
 
 
 class SchedulerProcess:

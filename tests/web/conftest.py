@@ -2,9 +2,6 @@
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from app.configuration import update_configuration
-from app.epm import tokens
-from app.epm.fake import FakeEpm
 from app.models import Task
 from tests import factories
 
@@ -32,16 +29,6 @@ def application_ticket(make_ticket):
 def admin_ticket(make_ticket):
     return make_ticket(factories.admin_request())
 
-
-@pytest.fixture
-def fake_epm(app, monkeypatch):
-    """A fake EPM tenant on loopback, entered in the configuration as an admin would."""
-    monkeypatch.delenv("OAUTHLIB_INSECURE_TRANSPORT", raising=False)
-    tokens.clear_token_cache()
-    with FakeEpm() as fake:
-        update_configuration({"pmc_host": fake.url, "client_id": fake.client_id, "client_secret": fake.client_secret})
-        yield fake
-    tokens.clear_token_cache()
 
 
 @pytest.fixture
