@@ -40,16 +40,17 @@ def clean_text(limit, required=False):
     return clean
 
 
-def clean_values(fields_by_name, raw, title, kept_types=(str, bool)):
+def clean_values(fields_by_name, raw, title, kept_types=(str, bool), what="field"):
     """Check raw values by field name; returns cleaned values or raises BadRequest(`title`) with `fields`.
 
     Values of `kept_types` reach the field's cleaner as they are; anything else as its text.
+    An unknown name is refused as an unknown `what`.
     """
     cleaned, errors = {}, {}
     for name, value in raw.items():
         field = fields_by_name.get(name)
         if field is None:
-            errors[name] = f"unknown field; fields are {', '.join(fields_by_name)}"
+            errors[name] = f"unknown {what}; {what}s are {', '.join(fields_by_name)}"
             continue
         try:
             cleaned[name] = field.clean(value if isinstance(value, kept_types) else str(value))

@@ -195,30 +195,23 @@ def set_rule_dry_run(rule, dry_run, actor):
     return update_rule(rule, {"dry_run": "true" if dry_run else "false"}, actor)
 
 
-SETTINGS_FIELDS = {
-    "dry_run": clean_boolean,
-    "exempt_users": clean_text(4000),
-    "system_account": clean_text(150, required=True),
-}
+def _clean_system_account(value):
+    name = clean_text(150, required=True)(value)
+    if any(c.isspace() or c == ":" for c in name):
+        raise ValueError("a user name without spaces or ':'")
+    return name
+
+
+SETTINGS_FIELDS = {field.name: field for field in (
+    Field("dry_run", "Global dry run", clean_boolean),
+    Field("exempt_users", "Exempt users", clean_text(4000)),
+    Field("system_account", "System account", _clean_system_account),
+)}
 
 
 def update_settings(raw, actor):
     """Change the global policy settings (global dry run, exempt users, system identity name)."""
-    cleaned, errors = {}, {}
-    for name, value in raw.items():
-        clean = SETTINGS_FIELDS.get(name)
-        if clean is None:
-            errors[name] = f"unknown setting; settings are {', '.join(SETTINGS_FIELDS)}"
-            continue
-        try:
-            cleaned[name] = clean(value)
-        except ValueError as error:
-            errors[name] = str(error)
-    if "system_account" in cleaned and (any(c.isspace() or c == ":" for c in cleaned["system_account"])):
-        errors["system_account"] = "a user name without spaces or ':'"
-    if errors:
-        raise BadRequest("Invalid policy settings", "; ".join(f"{n}: {m}" for n, m in errors.items()),
-                         extra={"fields": errors})
+    cleaned = clean_fields(SETTINGS_FIELDS, raw, "Invalid policy settings", what="setting")
     with write_transaction():
         settings = PolicySettings.current()
         PolicySettings.update(updated_at=utcnow(), **cleaned).where(PolicySettings.id == settings.id).execute()
