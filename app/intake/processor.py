@@ -30,7 +30,7 @@ from app.db import UNAVAILABLE_ERRORS, database, is_sqlite, write_transaction
 from app.errors import BadRequest
 from app.intake.payload import parse_json_object
 from app.intake.schemas import load_event
-from app.intake.service import StoredDelivery, apply_event, describe_invalid
+from app.intake.service import StoredDelivery, apply_event, describe_invalid, made_new_ticket
 from app.models import IncomingRequest, utcnow
 
 log = logging.getLogger(__name__)
@@ -110,10 +110,7 @@ def new_ticket_evaluation(incoming):
     """Queue the policies of the ticket a processed created event made; returns the evaluation or None."""
     from app.policies.queue import queue_evaluation
 
-    event = contract.find_event_type(incoming.event_type)
-    if incoming.status != contract.INCOMING_PROCESSED or not incoming.task_id or not event or not event.is_created:
-        return None
-    return queue_evaluation(incoming.task)
+    return queue_evaluation(incoming.task) if made_new_ticket(incoming) else None
 
 
 def process_queued(limit=BATCH, run_evaluation=None, should_pause=None):

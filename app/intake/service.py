@@ -235,15 +235,28 @@ def apply_event(delivery, event, fields):
                            status=contract.INCOMING_PROCESSED, processed_at=utcnow())
 
 
-def _apply_waiting_updates(kind, request_id):
+def made_new_ticket(incoming):
+    """True when this delivery, once applied, is the created event that made its ticket."""
+    event = contract.find_event_type(incoming.event_type)
+    return bool(incoming.status == contract.INCOMING_PROCESSED and incoming.task_id and event and event.is_created)
+
+
+def waiting_updates(kind, request_id):
+    """The update events of `kind` stored for `request_id` that wait for their created event, oldest first.
+
+    Queued deliveries are not waiting: the processor applies them in their turn.
+    """
     update_names = [event.name for event in contract.EVENT_TYPES.values() if event.kind == kind and not event.is_created]
-    # Queued deliveries are not waiting: the processor applies them in their turn.
-    waiting = (IncomingRequest.select()
-               .where(IncomingRequest.request_id == request_id,
-                      IncomingRequest.event_type.in_(update_names),
-                      IncomingRequest.status == contract.INCOMING_RECEIVED,
-                      IncomingRequest.queued == False)  # noqa: E712
-               .order_by(IncomingRequest.received_at, IncomingRequest.id))
+    return (IncomingRequest.select()
+            .where(IncomingRequest.request_id == request_id,
+                   IncomingRequest.event_type.in_(update_names),
+                   IncomingRequest.status == contract.INCOMING_RECEIVED,
+                   IncomingRequest.queued == False)  # noqa: E712
+            .order_by(IncomingRequest.received_at, IncomingRequest.id))
+
+
+def _apply_waiting_updates(kind, request_id):
+    waiting = waiting_updates(kind, request_id)
     for incoming in waiting:
         event, fields = load_event(parse_json_object(bytes(incoming.raw_body)))
         jit = tickets.find_jit_request(kind, request_id)

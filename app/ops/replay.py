@@ -20,7 +20,7 @@ from app.db import UNAVAILABLE_ERRORS, write_transaction
 from app.errors import BadRequest, NotFound
 from app.intake.payload import parse_json_object
 from app.intake.schemas import load_event
-from app.intake.service import StoredDelivery, apply_event
+from app.intake.service import StoredDelivery, apply_event, waiting_updates
 from app.models import IncomingRequest
 from app.tickets import service as tickets
 
@@ -66,15 +66,6 @@ def find_incoming_request(sys_id):
     return incoming
 
 
-def _waiting_updates(kind, request_id):
-    names = [event.name for event in contract.EVENT_TYPES.values() if event.kind == kind and not event.is_created]
-    return (IncomingRequest.select()
-            .where(IncomingRequest.request_id == request_id, IncomingRequest.event_type.in_(names),
-                   IncomingRequest.status == contract.INCOMING_RECEIVED,
-                   IncomingRequest.queued == False)  # noqa: E712
-            .count())
-
-
 def _describe(incoming, event, fields, status_before, closed_before, after, waiting_before, dry_run):
     """The outcome of apply_event on the stored row, in the words the replay page shows."""
     would = "would " if dry_run else ""
@@ -106,7 +97,7 @@ def _describe(incoming, event, fields, status_before, closed_before, after, wait
             base["ticket"] = None
         else:
             message = f"created {task.ticket_type.label} {task.number} for {kind} request {request_id}"
-        applied = waiting_before - _waiting_updates(event.kind, request_id)
+        applied = waiting_before - waiting_updates(event.kind, request_id).count()
         if applied:
             message += f", and {'apply' if dry_run else 'applied'} {applied} waiting update(s)"
         return ReplayOutcome(result=CREATED, changed=True, message=message, **base)
@@ -142,7 +133,7 @@ def _apply(incoming, event, fields, actor, dry_run, source_address):
         status_before = row.status
         jit = tickets.find_jit_request(event.kind, fields["request_id"])
         closed_before = jit is not None and jit.task.closed_at is not None
-        waiting_before = _waiting_updates(event.kind, fields["request_id"]) if event.is_created else 0
+        waiting_before = waiting_updates(event.kind, fields["request_id"]).count() if event.is_created else 0
         after = apply_event(StoredDelivery(row), event, fields)
         outcome = _describe(incoming, event, fields, status_before, closed_before, after, waiting_before, dry_run)
         if dry_run or not outcome.changed:

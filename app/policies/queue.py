@@ -14,8 +14,8 @@ from datetime import timedelta
 
 from flask import after_this_request, current_app, has_request_context
 
-from app import contract
 from app.db import database, write_transaction
+from app.intake.service import made_new_ticket
 from app.models import Task, utcnow
 from app.policies import engine
 from app.policies.models import (
@@ -62,8 +62,7 @@ def after_delivery(incoming):
     Never raises: a problem is logged, and the delivery keeps its answer.
     """
     try:
-        event = contract.find_event_type(incoming.event_type)
-        if incoming.status != contract.INCOMING_PROCESSED or not incoming.task_id or not event or not event.is_created:
+        if not made_new_ticket(incoming):
             return None
         # The delivery holds the ticket it made: no second read of it on the webhook's path.
         evaluation = queue_evaluation(incoming.task)
