@@ -42,6 +42,13 @@ class BaseModel(peewee.Model):
         database = database
 
 
+def _forget_cached_accounts():
+    # Requests in this process must not authenticate from an account as it was (app/auth/basic.py).
+    from app.auth.basic import forget_accounts
+
+    forget_accounts()
+
+
 class Account(BaseModel):
     """A broker account: an approver (`user`), an `admin`, or EPM's `api` machine identity."""
 
@@ -64,12 +71,15 @@ class Account(BaseModel):
         table_name = "sys_user"
 
     def save(self, *args, **kwargs):
-        from app.auth.basic import forget_accounts
-
         saved = super().save(*args, **kwargs)
-        # Requests in this process must not authenticate from the account as it was.
-        forget_accounts()
+        _forget_cached_accounts()
         return saved
+
+    @classmethod
+    def change(cls, account_id, **values):
+        """Update one account's columns (and its updated_at) without reading it first."""
+        cls.update(updated_at=utcnow(), **values).where(cls.id == account_id).execute()
+        _forget_cached_accounts()
 
     @classmethod
     def by_username(cls, username):

@@ -1,10 +1,9 @@
 """An account's notification settings: the e-mail address its notifications go to and its
 assignment groups. Set from the users page and `jitbroker users set`; every change is audited."""
 from app.audit import service as audit
-from app.auth.basic import forget_accounts
 from app.db import write_transaction
 from app.errors import BadRequest
-from app.models import Account, utcnow
+from app.models import Account
 from app.notify.recipients import format_groups
 
 AUDIT_ACTION = "user_notification_settings"
@@ -44,8 +43,6 @@ def set_notification_settings(account, actor, email=None, groups=None, source_ad
         changes = {name: {"old": getattr(stored, name), "new": value} for name, value in new_values.items()
                    if getattr(stored, name) != value}
         if changes:
-            Account.update(updated_at=utcnow(), **{name: change["new"] for name, change in changes.items()}).where(
-                Account.id == account.id).execute()
+            Account.change(account.id, **{name: change["new"] for name, change in changes.items()})
             audit.record(AUDIT_ACTION, actor, "account", stored.username, changes, source_address=source_address)
-    forget_accounts()
     return changes

@@ -10,10 +10,9 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from app import contract
 from app.audit import service as audit
 from app.auth.accounts import create_account, generate_password, set_password
-from app.auth.basic import forget_accounts
 from app.db import write_transaction
 from app.errors import BadRequest, BrokerError, NotFound
-from app.models import Account, utcnow
+from app.models import Account
 from app.notify.settings import set_notification_settings
 from app.web.access import require_page_roles, start_session
 
@@ -40,10 +39,9 @@ def set_role(account, role):
         raise BadRequest(f"Unknown role {role!r}; choose one of {', '.join(contract.ROLES)}")
     _refuse_self(account, "change the role of")
     with write_transaction():
-        Account.update(role=role, updated_at=utcnow()).where(Account.id == account.id).execute()
+        Account.change(account.id, role=role)
         audit.record(audit.USER_ROLE_CHANGE, g.account, "account", account.username,
                      {"old": account.role, "new": role})
-    forget_accounts()
 
 
 def set_active(account, active):
@@ -51,10 +49,9 @@ def set_active(account, active):
     if not active:
         _refuse_self(account, "deactivate")
     with write_transaction():
-        Account.update(active=active, updated_at=utcnow()).where(Account.id == account.id).execute()
+        Account.change(account.id, active=active)
         audit.record(audit.USER_REACTIVATE if active else audit.USER_DEACTIVATE, g.account, "account",
                      account.username)
-    forget_accounts()
 
 
 def _render(new_password=None, error=None, status=200, form=None):
