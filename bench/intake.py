@@ -72,6 +72,7 @@ def wait_until_processed(timeout=900):
 
 def stored_rows():
     """What the database holds after the load (call inside the app's context)."""
+    from app.intake.processor import queued_count
     from app.models import IncomingRequest, Task
 
     from peewee import fn
@@ -82,7 +83,7 @@ def stored_rows():
     numbers = sorted(int(re.sub(r"\D", "", number)) for number, in Task.select(Task.number).tuples())
     gap_free = not numbers or numbers[-1] - numbers[0] + 1 == len(numbers)
     return {"incoming_requests": sum(by_status.values()), "incoming_by_status": by_status,
-            "still_queued": IncomingRequest.select().where(IncomingRequest.queued == True).count(),  # noqa: E712
+            "still_queued": queued_count(),
             "created_request_ids": (IncomingRequest.select(IncomingRequest.request_id).distinct()
                                     .where(IncomingRequest.event_type.in_(created)).count()),
             "tickets": len(numbers), "numbers_gap_free": gap_free,

@@ -5,6 +5,7 @@ nothing is lost or applied twice, a bad delivery is still refused or recorded wi
 reason, and the tickets come out exactly as inline intake makes them.
 """
 import json
+import os
 import threading
 import time
 
@@ -17,7 +18,6 @@ from app.models import IncomingRequest, Task
 from app.policies import rules as policy_rules
 from app.policies.models import PolicyEvaluation
 from tests import factories
-from tests.conftest import WEBHOOK
 
 
 @pytest.fixture
@@ -180,6 +180,22 @@ def test_the_processor_thread_turns_deliveries_into_tickets_until_stopped(app, d
         stop.set()
         thread.join(10)
     assert not thread.is_alive()
+
+
+def test_the_processor_thread_runs_at_the_lower_cpu_priority_it_is_given(app):
+    stop = threading.Event()
+    own = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    nice = max(7, own)
+    thread = processor.DeliveryProcessor(app, poll_seconds=0.05, nice=nice).start(stop)
+    try:
+        deadline = time.monotonic() + 10
+        while os.getpriority(os.PRIO_PROCESS, thread.native_id) != nice and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert os.getpriority(os.PRIO_PROCESS, thread.native_id) == nice
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == own  # the rest of the process keeps its own
+    finally:
+        stop.set()
+        thread.join(10)
 
 
 def test_the_processor_waits_while_a_burst_is_arriving_and_works_it_off_after(app, deliver, api_account):
