@@ -92,6 +92,11 @@ def check_targets(results):
     return checks
 
 
+def _counts(by_status):
+    """`201: 45, 409: 60`: the same text whether the counts come from this run or a saved report (JSON keys are text)."""
+    return ", ".join(f"{status}: {count}" for status, count in by_status.items())
+
+
 def _row(*cells):
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
 
@@ -140,7 +145,7 @@ def _phase_tables(results):
     trip = phases.get("decision_round_trip")
     if trip:
         lines += ["", f"Decision round trip: {trip['decisions']} approvals one after another, p50 "
-                  f"{trip['latency_ms']['p50']} ms, p95 {trip['latency_ms']['p95']} ms, answers {trip['statuses']}, "
+                  f"{trip['latency_ms']['p50']} ms, p95 {trip['latency_ms']['p95']} ms, answers {_counts(trip['statuses'])}, "
                   f"{trip['token_fetches']} token fetches, EPM applied {trip['epm_applied']}, worker RSS "
                   f"{trip['worker_peak_rss_mb']} MB."]
     pair = phases.get("two_instances")
@@ -150,7 +155,7 @@ def _phase_tables(results):
                   f"(the same RequestIds sent to both), {intake['rows']['tickets']} tickets, "
                   f"{intake['rows']['duplicate_request_ids']} duplicates, numbers gap-free: "
                   f"{intake['numbers_gap_free']}; {decided['tickets_decided']} tickets decided on both at once "
-                  f"(answers {decided['answers']}), EPM applied {decided['epm']['applied']}, "
+                  f"(answers {_counts(decided['answers'])}), EPM applied {decided['epm']['applied']}, "
                   f"{decided['epm']['token_fetches']} token fetches across 4 workers and the scheduler."]
     return lines
 
@@ -184,7 +189,7 @@ def two_instances_summary(results):
              f"{intake['rows']['duplicate_request_ids']} / {intake['numbers_gap_free']}"),
         _row("non-2xx answers / every 2xx stored", f"{intake['non_2xx']} / {intake['every_2xx_stored']}"),
         _row("tickets decided on both instances at once / answers",
-             f"{decided['tickets_decided']} / {decided['answers']}"),
+             f"{decided['tickets_decided']} / {_counts(decided['answers'])}"),
         _row("delivered / applied by EPM / calls EPM received",
              f"{decided['delivered']} / {decided['epm']['applied']} / {decided['epm']['received']}"),
         _row("EPM token fetches (4 web workers and the scheduler)", decided["epm"]["token_fetches"]),
@@ -256,9 +261,9 @@ PAGE_REASON = (
         "is met), but p95 is measured with 16 connections on 2 sync workers, so each request waits behind up "
         "to 7 others in its worker's queue: p95 is about 8 × the time one page takes. The JSON pages read plain "
         "rows through a keyset seek on task_newest (tests/perf checks the plans) and take a few ms; the HTML "
-        "page also renders 50 rows, the filter form's four selects and the navigation in Jinja (about 40 % of "
-        "its time in an in-process profile), reads the signed session and signs a CSRF token, so one page "
-        "costs more than 50 / 8 ms of a worker that shares 2 cores with wrk and the database.")
+        "page also renders 50 rows, the filter form's four selects and the navigation in Jinja, reads the "
+        "signed session and signs a CSRF token, so one page costs more than 50 / 8 ms of a worker that shares "
+        "2 cores with wrk and the database.")
 
 # What a missed target means, shown only for the targets a run misses. Causes found by
 # profiling the broker on this machine (see the notes in each reason).
@@ -269,8 +274,7 @@ WHY_MISSED = {
         "context, security headers, the connection's checkout and return), Basic auth from memory and the "
         "JSON parse, several times the no-op roof's CPU per request, and commits with `synchronous = FULL`: "
         "an fsync of the WAL per delivery, one writer at a time (writers take turns on a file lock, app/db.py). "
-        "A trial with `NORMAL` (no fsync) still stayed under half the target ratio: the request's CPU is the "
-        "larger part of the gap. Inline mode (`intake sqlite inline`) is ten times slower."),
+        "Inline mode (`intake sqlite inline`) is several times slower."),
     "intake throughput, postgresql": (
         "in queued mode a delivery is one INSERT that waits for PostgreSQL to flush its WAL "
         "(`synchronous_commit = on`) while the worker can do nothing else (sync workers), on top of the same "
