@@ -235,3 +235,114 @@ def ping():
         return True
     except UNAVAILABLE_ERRORS:
         return False
+
+
+class GroupedInsert:
+    """Rows that concurrent threads of one process insert into one table, committed together.
+
+    Under gthread workers several requests of one worker may be waiting for a commit at
+    once. The first to find no write under way leads: it takes every row waiting then
+    (at most `max_rows`), inserts them with one statement and commits them together, so
+    the group pays for one turn on the write lock and one fsync (SQLite) or WAL flush
+    (PostgreSQL) instead of one each; rows arriving meanwhile form the next group. The
+    statement commits itself (no BEGIN and COMMIT around it): a thread that holds the
+    write lock must win the GIL back after every call that released it, so the fewer
+    calls inside the lock, the shorter other writers wait. Every caller returns only once
+    its own row is committed, or raises what stopped it. Should a group fail for any
+    reason but the database being unavailable (one row's bad value), nothing of it is
+    stored and each row is tried again alone, so only the row at fault fails.
+    """
+
+    def __init__(self, model, field_names, max_rows=64):
+        # In the model's column order, the order peewee writes an INSERT's columns in.
+        self.fields = [field for field in model._meta.sorted_fields if field.name in field_names]
+        assert len(self.fields) == len(field_names), field_names
+        self.model = model
+        self.max_rows = max_rows
+        self._lock = threading.Lock()
+        self._waiting = []
+        self._writing = False
+        self._statements = {}
+
+    def insert(self, values):
+        """Insert one row (a dict by field name) and return once it is committed."""
+        row = _GroupedRow([field.db_value(values[field.name]) for field in self.fields])
+        with self._lock:
+            self._waiting.append(row)
+            leads = not self._writing
+            self._writing = True
+        if not leads:
+            # Woken once: its row is committed (or failed), or it leads the next group.
+            row.woken.wait()
+        if not row.done:
+            self._lead()
+        if row.error is not None:
+            # Each waiting thread raises its own copy: one exception object raised in
+            # several threads at once would collect all their tracebacks.
+            raise _copy_error(row.error) from row.error
+
+    def _lead(self):
+        """Write the waiting rows (this thread's among them), then wake each writer and the next leader."""
+        group = []
+        try:
+            # The group is taken once the write lock is ours: rows that arrived while
+            # another process held it go with this one instead of waiting for a turn.
+            with writers_turn():
+                with self._lock:
+                    group, self._waiting = self._waiting[:self.max_rows], self._waiting[self.max_rows:]
+                self._write(group)
+        finally:
+            with self._lock:
+                following = self._waiting[0] if self._waiting else None
+                self._writing = following is not None
+            for row in group:
+                if not row.done:  # stopped before its write (an interrupt): it must not wait forever
+                    row.error, row.done = RuntimeError("the grouped insert was interrupted"), True
+                row.woken.set()
+            if following is not None:
+                following.woken.set()
+
+    def _write(self, group):
+        try:
+            # One statement commits itself, all its rows or none: no BEGIN and COMMIT around it.
+            with writers_turn():
+                database.execute_sql(self._statement(len(group)), [value for row in group for value in row.parameters])
+        except UNAVAILABLE_ERRORS as error:
+            for row in group:
+                row.error = error
+        except Exception as error:
+            if len(group) == 1:
+                group[0].error = error
+            else:
+                for row in group:
+                    self._write([row])
+        finally:
+            for row in group:
+                row.done = True
+
+    def _statement(self, rows):
+        key = (type(database.obj), rows)
+        sql = self._statements.get(key)
+        if sql is None:
+            # peewee writes each statement once (quoting, placeholders, RETURNING on PostgreSQL).
+            sql, params = self.model.insert_many([{field: None for field in self.fields}] * rows).sql()
+            assert len(params) == rows * len(self.fields), sql
+            self._statements[key] = sql
+        return sql
+
+
+class _GroupedRow:
+    __slots__ = ("parameters", "done", "error", "woken")
+
+    def __init__(self, parameters):
+        self.parameters = parameters
+        self.done = False
+        self.error = None
+        self.woken = threading.Event()
+
+
+def _copy_error(error):
+    try:
+        return type(error)(*error.args)
+    except Exception:  # an exception type that cannot be rebuilt from its args
+        return error

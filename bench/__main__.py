@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bench import phases, report, wrk
+from bench import phases, report, servers, wrk
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -43,7 +43,7 @@ def main(argv=None):
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpus": _cpus(), "python": platform.python_version(), "wrk": _wrk_version(),
                     "load_average_at_start": _load_average()},
-        "settings": {"gunicorn_workers": 2, "worker_class": "sync", "connections": wrk.CONNECTIONS,
+        "settings": {**_gunicorn_settings(), "connections": wrk.CONNECTIONS,
                      "wrk_threads": wrk.THREADS, "seconds_per_run": options.seconds, "quick": args.quick},
         "phases": {},
     }
@@ -68,6 +68,12 @@ def main(argv=None):
         print(f"[bench] {'met ' if target['met'] else 'MISS'} {target['what']}: {target['measured']} "
               f"(target {target['target']})")
     return 0
+
+
+def _gunicorn_settings():
+    settings = servers.gunicorn_settings()
+    return {"gunicorn_workers": settings["workers"], "worker_class": settings["worker_class"],
+            "gunicorn_threads": settings["threads"]}
 
 
 def _write(results, args, started, complete):

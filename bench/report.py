@@ -227,7 +227,9 @@ def write_markdown(results, path):
         "the explanations.",
         "",
         f"Run of {results['started_at']}: {machine['cpus']} CPUs, Python {machine['python']}, {machine['wrk']};",
-        f"gunicorn {settings['gunicorn_workers']} {settings['worker_class']} workers, wrk {settings['connections']}"
+        f"gunicorn {settings['gunicorn_workers']} {settings['worker_class']} workers"
+        f"{' of ' + str(settings['gunicorn_threads']) + ' threads' if settings.get('gunicorn_threads') else ''},"
+        f" wrk {settings['connections']}"
         f" connections over {settings['wrk_threads']} threads, {settings['seconds_per_run']} s per measurement"
         f" after a warm-up; load average {machine['load_average_at_start']} at the start and"
         f" {machine['load_average_at_end']} at the end (other work shares this machine, so absolute numbers"

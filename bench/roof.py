@@ -1,6 +1,6 @@
 """The roof: a no-op Flask JSON endpoint served exactly like the broker.
 
-What two sync gunicorn workers on this machine can answer at all; every throughput
+What gunicorn, as gunicorn.conf.py runs the broker, can answer on this machine at all; every throughput
 target is a ratio against it, measured in the same run.
 """
 from flask import Flask, jsonify

@@ -1,10 +1,12 @@
 """The processes a benchmark phase runs against: gunicorn masters, databases, a scheduler.
 
 Every server listens on loopback. Gunicorn runs the way Procfile runs the broker:
-`gunicorn 'app:create_app()'` with 2 sync workers, so the roof and the broker are
-measured under the same settings.
+`gunicorn 'app:create_app()'` started in the project folder, so it takes its worker
+class, workers and threads from gunicorn.conf.py there, and the roof and the broker
+are measured under the same settings.
 """
 import os
+import runpy
 import signal
 import socket
 import subprocess
@@ -18,7 +20,15 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get("JITBROKER_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-WORKERS = 2
+
+
+def gunicorn_settings():
+    """The worker settings gunicorn.conf.py gives every gunicorn started in the project folder."""
+    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    return {"workers": settings["workers"], "worker_class": settings["worker_class"], "threads": settings["threads"]}
+
+
+WORKERS = gunicorn_settings()["workers"]
 
 
 def free_port():
@@ -28,7 +38,7 @@ def free_port():
 
 
 class Gunicorn:
-    """One gunicorn master with `workers` sync workers serving `app_spec` on a free loopback port."""
+    """One gunicorn master with `workers` workers (gunicorn.conf.py's class) serving `app_spec` on a free loopback port."""
 
     def __init__(self, app_spec, env=None, workers=WORKERS):
         self.app_spec = app_spec
@@ -41,7 +51,7 @@ class Gunicorn:
     def start(self, timeout=60):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
-             "--worker-class", "sync", "--graceful-timeout", "5", "--log-level", "warning", self.app_spec],
+             "--graceful-timeout", "5", "--log-level", "warning", self.app_spec],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ import peewee
 from marshmallow import ValidationError
 
 from app import contract
-from app.db import UNAVAILABLE_ERRORS, database, is_sqlite, write_transaction, writers_turn
+from app.db import UNAVAILABLE_ERRORS, GroupedInsert, database, is_sqlite, write_transaction
 from app.errors import BadRequest
 from app.intake.payload import parse_json_object, storable_text, text_value
 from app.intake.schemas import load_event
@@ -39,7 +39,9 @@ class Delivery:
     def __init__(self, raw_body, content_type=None, headers=None, source_address=None):
         self.raw_body = raw_body
         self.content_type = content_type
-        self.headers = {name: value for name, value in (headers or {}).items() if name in KEPT_HEADERS}
+        # Looked up by name, not copied whole (a request's headers are read from its environ).
+        headers = {} if headers is None else headers
+        self.headers = {name: value for name in KEPT_HEADERS if (value := headers.get(name)) is not None}
         self.source_address = source_address
         # When it arrived, not when its row was written at the end of its processing.
         self.received_at = utcnow()
@@ -51,39 +53,23 @@ class Delivery:
         )
 
     def store_queued(self, event_type, request_id):
-        """Insert this delivery as queued for the processor; returns its sys_id.
+        """Insert this delivery as queued for the processor; returns its sys_id once committed.
 
-        The webhook's whole cost in queued mode is this one INSERT, so its SQL is
-        built once per database instead of by peewee on every delivery.
+        The webhook's whole cost in queued mode is this INSERT: alone, one statement
+        that commits itself; beside other deliveries this worker's threads are storing
+        at the same moment, one statement and one commit for all of them (GroupedInsert).
         """
         sys_id = new_sys_id()
-        values = {"sys_id": sys_id, "raw_body": self.raw_body, "content_type": self.content_type,
-                  "headers": self.headers, "source_address": self.source_address, "received_at": self.received_at,
-                  "event_type": event_type, "request_id": request_id, "status": contract.INCOMING_RECEIVED,
-                  "queued": True}
-        parameters = [field.db_value(values[field.name]) for field in _QUEUED_FIELDS]
-        with writers_turn():
-            database.execute_sql(_queued_insert_sql(), parameters)
+        _queued_rows.insert({
+            "sys_id": sys_id, "raw_body": self.raw_body, "content_type": self.content_type, "headers": self.headers,
+            "source_address": self.source_address, "received_at": self.received_at, "event_type": event_type,
+            "request_id": request_id, "status": contract.INCOMING_RECEIVED, "queued": True})
         return sys_id
 
 
-# In the model's column order, the order peewee writes the INSERT's columns in.
-_QUEUED_FIELDS = [field for field in IncomingRequest._meta.sorted_fields if field.name in (
+_queued_rows = GroupedInsert(IncomingRequest, (
     "sys_id", "raw_body", "content_type", "headers", "source_address", "received_at", "event_type", "request_id",
-    "status", "queued")]
-_queued_insert = {}
-
-
-def _queued_insert_sql():
-    concrete = database.obj
-    sql = _queued_insert.get(type(concrete))
-    if sql is None:
-        # peewee writes the statement once (quoting, placeholders, RETURNING on PostgreSQL).
-        sql, params = IncomingRequest.insert({field: None for field in _QUEUED_FIELDS}).sql()
-        columns = ", ".join(f'"{field.column_name}"' for field in _QUEUED_FIELDS)
-        assert len(params) == len(_QUEUED_FIELDS) and f"({columns})" in sql, sql
-        _queued_insert[type(concrete)] = sql
-    return sql
+    "status", "queued"))
 
 
 class StoredDelivery:

@@ -1,0 +1,173 @@
+"""Queued deliveries that a worker's threads store at the same moment share one commit.
+
+What EPM relies on: each delivery is answered only once its own row is committed,
+a row that cannot be stored fails alone, and a database that is unavailable gets
+every waiting delivery a 503 (which EPM retries) with nothing half-stored.
+"""
+import threading
+import time
+
+import peewee
+import pytest
+
+from app import contract
+from app.db import GroupedInsert, database
+from app.intake import service
+from app.models import IncomingRequest, new_sys_id, utcnow
+from tests import factories
+from tests.conftest import WEBHOOK
+
+
+@pytest.fixture
+def app_settings():
+    return {"intake_mode": "queued"}
+
+
+def values(sys_id=None, request_id="req-grouped"):
+    return {"sys_id": sys_id or new_sys_id(), "raw_body": b"{}", "content_type": "application/json", "headers": {},
+            "source_address": "127.0.0.1", "received_at": utcnow(), "event_type": "URM_Native_Ticket_Created",
+            "request_id": request_id, "status": contract.INCOMING_RECEIVED, "queued": True}
+
+
+FIELDS = tuple(values())
+
+
+class HeldStatements:
+    """Counts the INSERT statements a GroupedInsert runs, and holds the first until released."""
+
+    def __init__(self, monkeypatch):
+        self.statements = []
+        self.first_started = threading.Event()
+        self.release_first = threading.Event()
+        concrete = database.obj
+        real_execute = concrete.execute_sql
+
+        def execute_sql(sql, params=None, *args, **kwargs):
+            if sql.startswith("INSERT INTO"):
+                self.statements.append(len(params) // len(FIELDS))
+                if len(self.statements) == 1:
+                    self.first_started.set()
+                    assert self.release_first.wait(10)
+            return real_execute(sql, params, *args, **kwargs)
+
+        monkeypatch.setattr(concrete, "execute_sql", execute_sql)
+
+
+def in_threads(app, count, work):
+    """Run work(i) in `count` threads, each with the app context and a connection as a request has."""
+    outcomes = [None] * count
+
+    def run(index):
+        with app.app_context(), database.connection_context():
+            try:
+                outcomes[index] = work(index)
+            except Exception as error:  # the test reads it
+                outcomes[index] = error
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    return threads, outcomes
+
+
+def wait_for(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
+def stored_sys_ids():
+    return {sys_id for (sys_id,) in IncomingRequest.select(IncomingRequest.sys_id).tuples()}
+
+
+def test_rows_that_wait_behind_a_write_are_committed_together_and_each_caller_returns_once_its_row_is(
+        app, monkeypatch):
+    grouped = GroupedInsert(IncomingRequest, FIELDS)
+    held = HeldStatements(monkeypatch)
+    ids = [new_sys_id() for _ in range(5)]
+    threads, outcomes = in_threads(app, 5, lambda index: grouped.insert(values(ids[index])) or "stored")
+
+    threads[0].start()
+    assert held.first_started.wait(10)
+    for thread in threads[1:]:
+        thread.start()
+    wait_for(lambda: len(grouped._waiting) == 4)
+    # Nobody has returned while the first write is held: not even the four not in it.
+    assert outcomes == [None] * 5
+    held.release_first.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert outcomes == ["stored"] * 5
+    assert held.statements == [1, 4]  # the lone first row, then the four that waited, in one statement
+    assert stored_sys_ids() == set(ids)
+
+
+def test_a_row_that_cannot_be_stored_fails_alone_and_the_rest_of_its_group_is_stored(app, monkeypatch):
+    grouped = GroupedInsert(IncomingRequest, FIELDS)
+    held = HeldStatements(monkeypatch)
+    taken = new_sys_id()
+    ids = [new_sys_id(), new_sys_id(), taken, new_sys_id()]
+    # The first row takes `taken`; in the next group the row reusing it breaks the unique sys_id.
+    row_ids = [taken] + ids
+    threads, outcomes = in_threads(app, 5, lambda index: grouped.insert(values(row_ids[index])) or "stored")
+    threads[0].start()
+    assert held.first_started.wait(10)
+    for thread in threads[1:]:
+        thread.start()
+    wait_for(lambda: len(grouped._waiting) == 4)
+    held.release_first.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert [outcome == "stored" for outcome in outcomes] == [True, True, True, False, True]
+    assert isinstance(outcomes[3], peewee.IntegrityError)
+    assert held.statements == [1, 4, 1, 1, 1, 1]  # the group failed whole, then each row alone
+    assert stored_sys_ids() == set(row_ids)
+    assert IncomingRequest.select().count() == 4
+
+
+def test_an_unavailable_database_fails_every_waiting_delivery_with_503_and_stores_none(
+        app, deliver, api_account, monkeypatch):
+    concrete = database.obj
+    real_execute = concrete.execute_sql
+
+    def unavailable(sql, params=None, *args, **kwargs):
+        if sql.startswith("INSERT INTO"):
+            raise peewee.OperationalError("database is locked")
+        return real_execute(sql, params, *args, **kwargs)
+
+    deliver(factories.application_request("req-before"))  # credentials read and remembered
+    monkeypatch.setattr(concrete, "execute_sql", unavailable)
+    response = deliver(factories.application_request("req-grouped-503"))
+
+    assert response.status_code == 503
+    monkeypatch.setattr(concrete, "execute_sql", real_execute)
+    assert [row.request_id for row in IncomingRequest.select()] == ["req-before"]
+
+
+def test_concurrent_webhook_deliveries_each_get_their_own_stored_row(app, api_auth, monkeypatch):
+    held = HeldStatements(monkeypatch)
+
+    def post(index):
+        with app.test_client() as client:
+            response = client.post(WEBHOOK, json=factories.application_request(f"req-burst-{index}"), headers=api_auth)
+            return response.status_code, response.json["result"]["incoming_request"]
+
+    threads = [threading.Thread(target=lambda index=index: outcomes.__setitem__(index, post(index)))
+               for index in range(6)]
+    outcomes = [None] * 6
+    threads[0].start()
+    assert held.first_started.wait(10)
+    for thread in threads[1:]:
+        thread.start()
+    wait_for(lambda: len(service._queued_rows._waiting) == 5)
+    held.release_first.set()
+    for thread in threads:
+        thread.join(10)
+
+    assert [status for status, _sys_id in outcomes] == [200] * 6
+    assert held.statements == [1, 5]
+    rows = {row.sys_id: row for row in IncomingRequest.select()}
+    assert set(rows) == {sys_id for _status, sys_id in outcomes}
+    assert sorted(row.request_id for row in rows.values()) == sorted(f"req-burst-{index}" for index in range(6))
+    assert all(row.queued and row.status == contract.INCOMING_RECEIVED for row in rows.values())
