@@ -25,7 +25,7 @@ def _is_json(content_type):
 @require_roles(contract.ROLE_API, allow_session=False)
 def webhook():
     limit = current_app.config["MAX_CONTENT_LENGTH"]
-    delivery = service.Delivery(None, request.content_type, dict(request.headers), request.remote_addr)
+    delivery = service.Delivery(None, request.content_type, request.headers, request.remote_addr)
     if request.content_length is not None and request.content_length > limit:
         _reject_too_large(delivery, limit)
     try:

@@ -7,6 +7,7 @@ limit it is over, whatever the cookie's own expiry says.
 import time
 
 from flask import current_app, session
+from flask.sessions import SecureCookieSessionInterface
 
 OPENED = "opened_at"
 SEEN = "seen_at"
@@ -31,3 +32,18 @@ def still_valid():
     if now - seen >= 30:  # no need to rewrite the cookie on every click
         session[SEEN] = now
     return True
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie sessions, opened for nothing when a request brings no cookie.
+
+    EPM's deliveries and the JSON API's clients authenticate with Basic credentials and
+    never send the session cookie, yet Flask builds the cookie's signer to open every
+    request's session. Without the cookie there is nothing to verify, and an empty
+    session is all there is; one that gets values (sign-in) is signed as it is saved.
+    """
+
+    def open_session(self, app, request):
+        if self.get_cookie_name(app) not in request.cookies:
+            return self.session_class() if app.secret_key else None
+        return super().open_session(app, request)

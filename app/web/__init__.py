@@ -10,6 +10,7 @@ from flask import g
 from flask_wtf.csrf import CSRFProtect
 
 from app import contract
+from app.security import sessions
 from app.web import formatting
 
 csrf = CSRFProtect()
@@ -41,6 +42,7 @@ def init_app(app):
     # The cookie is rewritten when the session changes (sign-in, and the idle stamp every
     # 30 s), not re-signed on every page: the limits live inside it, not in its expiry.
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False
+    app.session_interface = sessions.SessionInterface()
     # The token lives as long as the session it is bound to, which sign-in renews;
     # an approver's form left open over lunch should still submit.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
