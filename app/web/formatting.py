@@ -13,6 +13,14 @@ def machine_timestamp(value):
     return value.isoformat(timespec="seconds") + "Z" if value else ""
 
 
+def timestamps(value):
+    """(timestamp(value), machine_timestamp(value)) from one isoformat: a list page formats 50 times."""
+    if not value:
+        return "", ""
+    text = value.isoformat(" ", "seconds")
+    return text + " UTC", text.replace(" ", "T") + "Z"
+
+
 def age(value, now=None):
     """How long ago `value` was, in the largest whole unit: `45 s`, `12 min`, `3 h`, `9 d`."""
     if value is None:

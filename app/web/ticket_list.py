@@ -3,7 +3,10 @@
 Pages walk the `task_newest (opened_at DESC, id DESC)` index with a cursor of the
 last row seen, so the hundredth page costs what the first does.
 """
+import time
 from dataclasses import dataclass
+
+from flask import current_app
 
 from app import contract
 from app.db import database
@@ -14,6 +17,10 @@ from app.tickets.cursors import encode_cursor  # noqa: F401 - bench/listing.py r
 
 PAGE_SIZE = 50
 MAX_QUERY_LENGTH = 100
+# How long a process shows the same assignment groups in the filter: a group that EPM's
+# first ticket for it brings appears in the choices up to this much later. The list of
+# tickets itself is never cached.
+GROUP_CHOICES_SECONDS = 5.0
 
 
 @dataclass
@@ -80,3 +87,33 @@ _DISTINCT_GROUPS = (
 def assignment_groups():
     """Every assignment group a ticket has, in order, for the filter's choices."""
     return [name for name, in database.execute_sql(_DISTINCT_GROUPS)]
+
+
+class RecentGroups:
+    """The assignment groups as read at most `lifetime` seconds ago; one per app.
+
+    The filter's choices change when a ticket brings a new group, which is rare, but
+    the query ran on every list page: on PostgreSQL it cost the server about as much
+    as reading the page's 50 rows.
+    """
+
+    def __init__(self, lifetime=GROUP_CHOICES_SECONDS, clock=time.monotonic):
+        self.lifetime = lifetime
+        self.clock = clock
+        self._remembered = None  # (groups, read_at)
+
+    def groups(self):
+        remembered, now = self._remembered, self.clock()
+        if remembered is not None and now - remembered[1] < self.lifetime:
+            return remembered[0]
+        groups = tuple(assignment_groups())
+        self._remembered = (groups, now)  # one assignment: threads see the old pair or the new one
+        return groups
+
+
+def group_choices():
+    """The filter's assignment groups, read again once this app's copy is GROUP_CHOICES_SECONDS old."""
+    recent = current_app.extensions.get("recent_groups")
+    if recent is None:
+        recent = current_app.extensions.setdefault("recent_groups", RecentGroups())
+    return recent.groups()

@@ -14,7 +14,7 @@ from app.tickets.rows import row_page
 from app.web import decision_form, labels
 from app.web import ticket_list as listing
 from app.web.access import require_page_roles
-from app.web.formatting import age, machine_timestamp, timestamp
+from app.web.formatting import age, timestamps
 from app.web.ticket_page import ticket_view
 
 bp = Blueprint("web_tickets", __name__)
@@ -35,6 +35,12 @@ def home():
     return redirect(url_for("web_tickets.ticket_list"))
 
 
+# The filter's fixed choices, (value, label) pairs, made once rather than on every page.
+_STATE_CHOICES = tuple((label, label) for label in contract.ALL_STATE_LABELS)
+_KIND_CHOICES = tuple(contract.KIND_LABELS.items())
+_TICKET_TYPE_CHOICES = tuple((t.table, t.label) for t in contract.TICKET_TYPES.values())
+
+
 @bp.get("/tickets")
 @approvers
 def ticket_list():
@@ -49,16 +55,17 @@ def ticket_list():
         filter_args=filters.as_args(),
         page=page,
         rows=[_list_row(row, link, now) for row in page.rows],
-        state_choices=[(label, label) for label in contract.ALL_STATE_LABELS],
-        kind_choices=list(contract.KIND_LABELS.items()),
-        ticket_type_choices=[(t.table, t.label) for t in contract.TICKET_TYPES.values()],
-        group_choices=[(group, group) for group in listing.assignment_groups()],
+        state_choices=_STATE_CHOICES,
+        kind_choices=_KIND_CHOICES,
+        ticket_type_choices=_TICKET_TYPE_CHOICES,
+        group_choices=[(group, group) for group in listing.group_choices()],
     )
 
 
 class ListRow(NamedTuple):
     """One line of the ticket list, every cell already text: a page has 50 of them, and a
-    url_for or a template filter per cell cost more than the page's query."""
+    url_for or a template filter per cell cost more than the page's query. The template
+    unpacks it in this order."""
 
     link: str
     number: str
@@ -74,13 +81,13 @@ class ListRow(NamedTuple):
 
 
 def _list_row(row, link, now):
-    return ListRow(
-        link=link + quote(row.number), number=row.number, kind=contract.KIND_LABELS[row.kind],
-        requester=row.requester or "", host=row.host or "", application=row.subject,
-        duration=row.requested_duration or "", state=row.state_label,
-        opened_at=machine_timestamp(row.opened_at), opened_at_text=timestamp(row.opened_at),
-        age=age(row.opened_at, now),
-    )
+    number = row.number
+    opened_at_text, opened_at = timestamps(row.opened_at)
+    # Broker-made numbers are letters and digits, which quote() would return unchanged.
+    path = number if number.isascii() and number.isalnum() else quote(number)
+    return ListRow(link + path, number, contract.KIND_LABELS[row.kind], row.requester or "", row.host or "",
+                   row.subject, row.requested_duration or "", row.state_label, opened_at, opened_at_text,
+                   age(row.opened_at, now))
 
 
 @bp.get("/tickets/<number>")

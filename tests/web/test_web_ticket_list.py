@@ -64,6 +64,28 @@ def test_list_filters_by_assignment_group(as_approver, three_tickets):
     assert '<option value="Service Desk" selected>' in response.get_data(as_text=True)
 
 
+def group_options(response):
+    """The assignment groups the filter offers, "Any group" aside."""
+    select = response.get_data(as_text=True).split('name="group"')[1].split("</select>")[0]
+    return re.findall(r'<option value="([^"]+)" ', select)
+
+
+def test_list_offers_a_new_assignment_group_once_the_remembered_ones_are_old(app, as_approver, three_tickets):
+    vpn, admin, _ = three_tickets
+    clock = [1000.0]
+    app.extensions["recent_groups"] = ticket_list.RecentGroups(clock=lambda: clock[0])
+    Task.update(assignment_group="Service Desk").where(Task.id == vpn.id).execute()
+    before = group_options(as_approver.get("/tickets"))
+    assert "Service Desk" in before
+
+    Task.update(assignment_group="Finance IT").where(Task.id == admin.id).execute()
+    clock[0] += ticket_list.GROUP_CHOICES_SECONDS - 0.5
+    assert group_options(as_approver.get("/tickets")) == before  # remembered, not read again
+    clock[0] += 1
+    assert group_options(as_approver.get("/tickets")) == ticket_list.assignment_groups()
+    assert "Finance IT" in ticket_list.assignment_groups()
+
+
 @pytest.mark.parametrize("query, which", [
     ("LT-LIS", 0),            # host
     ("mrivera", 0),           # user
