@@ -5,12 +5,30 @@ authentication, the feature blueprints and the `jitbroker` CLI. Nothing connects
 or starts at import time.
 """
 from dataclasses import fields
+from types import FunctionType
 
 from flask import Flask
 
 from app.settings import ROOT, Settings
 
 SETTING_NAMES = {field.name for field in fields(Settings)}
+
+
+class BrokerFlask(Flask):
+    """Flask, asking once per function whether a view or hook is a coroutine.
+
+    Flask asks `inspect` before each call of every before-, after- and teardown hook
+    and view, a dozen times per request; the answer never changes for a function.
+    """
+
+    def ensure_sync(self, func):
+        if not isinstance(func, FunctionType):
+            return super().ensure_sync(func)
+        known = self.__dict__.setdefault("_sync_functions", {})
+        found = known.get(func)
+        if found is None:
+            found = known[func] = super().ensure_sync(func)
+        return found
 
 
 def create_app(config=None):
@@ -24,7 +42,7 @@ def create_app(config=None):
     overrides = {key: value for key, value in config.items() if key in SETTING_NAMES}
     flask_options = {key: value for key, value in config.items() if key not in SETTING_NAMES}
 
-    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
+    app = BrokerFlask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
                 instance_path=str(ROOT / "instance"))
     settings = Settings.load(overrides).with_secret_key(app.instance_path)
     app.config.update(

@@ -211,11 +211,12 @@ def write_transaction():
 
 
 def init_app(app):
-    """Open a pooled connection for each request and hand it back at the end."""
+    """Hand a request's pooled connection back at its end.
 
-    @app.before_request
-    def _connect():
-        database.connect(reuse_if_open=True)
+    A request takes its connection from the pool with its first query (peewee
+    connects on demand), not before it starts: one that needs no query, such as a
+    queued delivery whose row another thread's group insert writes, takes none.
+    """
 
     @app.teardown_appcontext
     def _release(_exception):

@@ -44,6 +44,7 @@ class SessionInterface(SecureCookieSessionInterface):
     """
 
     def open_session(self, app, request):
-        if self.get_cookie_name(app) not in request.cookies:
+        # No Cookie header at all is the common case, and needs no cookie parsing.
+        if not request.environ.get("HTTP_COOKIE") or self.get_cookie_name(app) not in request.cookies:
             return self.session_class() if app.secret_key else None
         return super().open_session(app, request)
