@@ -15,13 +15,21 @@ PAGE = 50
 
 
 def session_cookie(app):
-    """A signed-in browser session for the bench's approver, as the sign-in page would set it."""
+    """A signed-in browser session for the bench's approver, as a browser holds it after its first page.
+
+    That page gave the session its CSRF token; without one every request would make a
+    token and send a new cookie, which a real browser pays once. The session's last-seen
+    stamp is renewed (and the cookie sent again) once it is 30 s old, and wrk never takes
+    a cookie back: each page's load gets a fresh cookie, as a browser keeps the renewed one.
+    """
     from flask import session
+    from flask_wtf.csrf import generate_csrf
 
     from app.web.access import start_session
 
     with app.test_request_context():
         start_session(Account.by_username(broker.APPROVER))
+        generate_csrf()
         value = app.session_interface.get_signing_serializer(app).dumps(dict(session))
     return f"{app.config.get('SESSION_COOKIE_NAME', 'session')}={value}"
 
@@ -63,12 +71,15 @@ def measure(backend, size, options):
         with broker.broker_app(db.url) as app:
             seconds = generate.generate(size)
             paths = targets(app, size)
-            cookie = session_cookie(app)
         results = {"tickets": size, "generate_seconds": seconds, "pages": {}}
         with servers.Gunicorn("app:create_app()", env=broker.server_env(db.url)) as server:
             auth = _basic(broker.APPROVER, broker.PASSWORD)
             for name, rotation in paths.items():
-                headers = {"Authorization": auth} if name.startswith("api") else {"Cookie": cookie}
+                if name.startswith("api"):
+                    headers = {"Authorization": auth}
+                else:
+                    with broker.broker_app(db.url) as app:
+                        headers = {"Cookie": session_cookie(app)}
                 wrk.run(server.url, "paths.lua", 1, script_args=rotation, headers=headers)
                 result = wrk.run(server.url, "paths.lua", options.seconds, script_args=rotation, headers=headers)
                 result["paths"] = rotation
