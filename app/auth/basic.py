@@ -108,6 +108,7 @@ class VerificationCache:
         self.max_entries = max_entries
         self._entries = OrderedDict()
         self._lock = threading.Lock()
+        self._checking = {}  # digest -> the lock held while one thread checks that credential
         self.verifications = 0  # full password checks performed, for the regression test
 
     def digest(self, username, password, password_hash):
@@ -122,16 +123,35 @@ class VerificationCache:
         return expires is not None and expires > time.monotonic()
 
     def verify(self, account, username, password):
-        """True when `password` is the account's; pays the full check only on a cache miss."""
+        """True when `password` is the account's; pays the full check only on a cache miss.
+
+        Threads of one worker that miss on the same credential at once (a gthread
+        worker's first deliveries) wait for the first one's check instead of each
+        paying its own: one verification per credential per lifetime, not one per thread.
+        """
         if account is None:
             password_matches(None, password)
             return False
         if self.remembers(account, username, password):
             return True
+        digest = self.digest(username, password, account.password_hash)
+        with self._lock:
+            checking = self._checking.get(digest)
+            if checking is None:
+                checking = self._checking[digest] = threading.Lock()
+        with checking:
+            try:
+                # A check another thread finished while this one waited answers for it;
+                # a credential it refused is checked again (a wrong password is never remembered).
+                return self.remembers(account, username, password) or self._check(account, password, digest)
+            finally:
+                with self._lock:
+                    self._checking.pop(digest, None)
+
+    def _check(self, account, password, digest):
         self.verifications += 1
         if not (password_matches(account, password) or previous_password_matches(account, password)):
             return False
-        digest = self.digest(username, password, account.password_hash)
         with self._lock:
             self._entries[digest] = time.monotonic() + self.lifetime
             self._entries.move_to_end(digest)

@@ -1,6 +1,7 @@
 """The webhook front door: authentication, bad input, and deliveries becoming tickets."""
 import json
 import re
+import threading
 
 import pytest
 
@@ -58,6 +59,27 @@ def test_password_is_verified_once_then_cached(app, deliver):
     for _ in range(5):
         assert deliver(factories.application_request()).status_code == 200
     assert app.extensions["verification_cache"].verifications == 1
+
+
+def test_threads_missing_the_cache_at_once_share_one_password_check(app, api_account):
+    # A gthread worker's first deliveries arrive together; each paying the ~100 ms
+    # check would stall all of them behind one another.
+    cache = app.extensions["verification_cache"]
+    start = threading.Barrier(6)
+    answers = []
+
+    def verify(password):
+        start.wait()
+        answers.append(cache.verify(api_account, "epm", password))
+
+    threads = [threading.Thread(target=verify, args=(factories.PASSWORD,)) for _ in range(5)]
+    threads.append(threading.Thread(target=verify, args=("a-wrong-password",)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answers) == [False] + [True] * 5
+    assert cache.verifications == 2  # the right password once, the wrong one on its own
 
 
 def test_changed_password_is_not_accepted_from_the_cache(app, client, api_account, deliver):
