@@ -1,15 +1,17 @@
 """gunicorn's settings for the broker. gunicorn reads this file from the folder it starts in,
 so Procfile, the end-to-end tests and the benchmark (roof included) all run the same way.
 
-gthread workers: a request that waits (a commit's fsync on SQLite or WAL flush on
-PostgreSQL, a decision's call to EPM) leaves the worker's other threads serving, and
-deliveries that queued intake stores at the same moment share one commit (app/db.py,
-GroupedInsert). Each thread holds at most one pooled database connection, so `threads`
-must not exceed `[database] max_connections` (8 by default).
-WEB_CONCURRENCY and WEB_THREADS override the defaults.
+Sync workers by default. WEB_THREADS above 1 makes them gthread workers of that many
+threads: a delivery waiting on its commit then leaves the worker's other threads
+serving, and queued deliveries stored at the same moment share one commit (app/db.py,
+GroupedInsert), which takes queued intake further under a burst. The ticket pages pay
+for it: on SQLite their reads got several times slower with 8 threads a worker
+(docs/performance.md, "Worker class"). Each thread holds at most one pooled database
+connection, so WEB_THREADS must not exceed `[database] max_connections` (8 by default).
+WEB_CONCURRENCY sets the number of workers.
 """
 import os
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "8"))
+threads = int(os.environ.get("WEB_THREADS", "1"))
+worker_class = "gthread" if threads > 1 else "sync"

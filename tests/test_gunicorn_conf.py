@@ -12,12 +12,12 @@ def conf(monkeypatch, **environ):
     return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
 
 
-def test_workers_are_threaded_and_each_thread_can_have_a_pooled_connection(monkeypatch):
+def test_two_sync_workers_by_default(monkeypatch):
     settings = conf(monkeypatch)
-    assert (settings["worker_class"], settings["workers"]) == ("gthread", 2)
-    assert 1 < settings["threads"] <= Settings().max_connections
+    assert (settings["worker_class"], settings["workers"], settings["threads"]) == ("sync", 2, 1)
 
 
-def test_the_environment_sets_workers_and_threads(monkeypatch):
-    settings = conf(monkeypatch, WEB_CONCURRENCY="3", WEB_THREADS="4")
-    assert (settings["workers"], settings["threads"]) == (3, 4)
+def test_threads_make_gthread_workers_and_each_thread_can_have_a_pooled_connection(monkeypatch):
+    settings = conf(monkeypatch, WEB_CONCURRENCY="3", WEB_THREADS="8")
+    assert (settings["worker_class"], settings["workers"], settings["threads"]) == ("gthread", 3, 8)
+    assert settings["threads"] <= Settings().max_connections
