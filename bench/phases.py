@@ -91,6 +91,13 @@ def two_instances(options):
     return cluster.run(options)
 
 
-ORDER = ["roof", "intake_sqlite", "intake_sqlite_inline", "intake_postgresql", "decision_round_trip", "two_instances",
+def inprocess(options):
+    """CPU per request of the roof, the broker's stack and the queued webhook, without a server."""
+    from bench import inprocess as measurement
+
+    return measurement.measure(500 if options.quick else 3000, options.scratch)
+
+
+ORDER = ["inprocess", "roof", "intake_sqlite", "intake_sqlite_inline", "intake_postgresql", "decision_round_trip", "two_instances",
          "lists_sqlite", "lists_postgresql"]
 RUNNERS = {name: globals()[name] for name in ORDER}

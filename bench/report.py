@@ -148,6 +148,12 @@ def _phase_tables(results):
                   f"{trip['latency_ms']['p50']} ms, p95 {trip['latency_ms']['p95']} ms, answers {_counts(trip['statuses'])}, "
                   f"{trip['token_fetches']} token fetches, EPM applied {trip['epm_applied']}, worker RSS "
                   f"{trip['worker_peak_rss_mb']} MB."]
+    cpu = phases.get("inprocess")
+    if cpu:
+        lines += ["", "CPU per request in process (`python -m bench.inprocess`: the WSGI app called directly, best of "
+                  "three rounds): " + ", ".join(f"{name.replace('_', ' ')} {cpu[name]['cpu_us_per_request']} µs"
+                                                for name in ("roof_noop", "broker_healthz", "webhook_queued_sqlite")
+                                                if name in cpu) + "."]
     pair = phases.get("two_instances")
     if pair:
         intake, decided = pair["intake"], pair["decisions"]
@@ -262,29 +268,33 @@ PAGE_REASON = (
         "the cost does not grow with history (compare the 10,000-ticket column: the ratio part of the target "
         "is met), but p95 is measured with 16 connections on 2 sync workers, so each request waits behind up "
         "to 7 others in its worker's queue: p95 is about 8 × the time one page takes. The JSON pages read plain "
-        "rows through a keyset seek on task_newest (tests/perf checks the plans) and take a few ms; the HTML "
-        "page also renders 50 rows, the filter form's four selects and the navigation in Jinja, reads the "
-        "signed session and signs a CSRF token, so one page costs more than 50 / 8 ms of a worker that shares "
-        "2 cores with wrk and the database.")
+        "rows through a keyset seek on task_newest (tests/perf checks the plans); the HTML page also renders 50 "
+        "rows, the filter form and the navigation in Jinja, reads the signed session and signs a CSRF token, "
+        "and on PostgreSQL the database's own backend shares the 2 cores with the workers and wrk, so one page "
+        "costs about as much as 50 / 8 ms of a worker allows.")
+
+_INTAKE_CPU = (
+    "The webhook's only statement is one INSERT (tests/intake/test_intake_queued.py counts it), yet a "
+    "delivery costs several times the roof's CPU (the in-process line under Numbers: the Flask stack's hooks, "
+    "Basic auth from memory, the JSON parse, the INSERT into a table with four indexes), and the fixed cost "
+    "gunicorn, the kernel and wrk add per request is the same for both. ")
 
 # What a missed target means, shown only for the targets a run misses. Causes found by
 # profiling the broker on this machine (see the notes in each reason).
 WHY_MISSED = {
     "intake throughput, sqlite": (
-        "in queued mode the webhook's only statement is one INSERT (tests/intake/test_intake_queued.py counts "
-        "it), but each request still runs the broker's Flask stack (session, CSRF check, request id and log "
-        "context, security headers, the connection's checkout and return), Basic auth from memory and the "
-        "JSON parse, several times the no-op roof's CPU per request, and commits with `synchronous = FULL`: "
-        "an fsync of the WAL per delivery, one writer at a time (writers take turns on a file lock, app/db.py). "
-        "Inline mode (`intake sqlite inline`) is several times slower."),
+        _INTAKE_CPU + "With `synchronous = FULL` every commit also waits for an fsync of the WAL, one writer at "
+        "a time (writers take turns on a file lock, app/db.py). gthread workers (WEB_THREADS, gunicorn.conf.py) "
+        "let deliveries arriving together share one INSERT and one fsync, but slow the ticket pages several "
+        "times over (see Worker class below), so the shipped default stays sync. Inline mode (`intake sqlite "
+        "inline`) is several times slower."),
     "intake throughput, postgresql": (
-        "in queued mode a delivery is one INSERT that waits for PostgreSQL to flush its WAL "
-        "(`synchronous_commit = on`) while the worker can do nothing else (sync workers), on top of the same "
-        "per-request CPU as on SQLite; PostgreSQL's own backend shares the 2 cores."),
+        _INTAKE_CPU + "Each INSERT also waits for PostgreSQL to flush its WAL (`synchronous_commit = on`) while "
+        "the sync worker can do nothing else, and PostgreSQL's own backend shares the 2 cores."),
     "intake p99 latency": (
         "with 16 connections on 2 sync workers, 14 requests queue while 2 are served, so p99 is the queue "
-        "length times the per-request cost, and an fsync that stalls (other writes on the disk) holds up "
-        "every request queued behind it."),
+        "length times the per-request cost, and a commit whose fsync stalls holds up every request queued "
+        "behind it: the roof's requests cost a fraction of a delivery's, so its queue moves faster."),
     "intake tickets": (
         "some stored deliveries did not become their ticket after the load: see the deliveries by status "
         "and the scheduler's log."),
@@ -295,9 +305,9 @@ WHY_MISSED = {
     "decision round trip": (
         "a decision is two write transactions around the call to EPM (recorded already claimed for its first "
         "attempt; then the attempt's outcome, work note and call log together), each a FULL-synchronous SQLite "
-        "commit; EPM's update event for the previous decision reaches the other worker at the same moment and "
-        "its inline processing holds the write lock meanwhile. The margin is a few ms: a quiet run of the phase "
-        "alone stays under the target, other load on the machine pushes p95 over it."),
+        "commit, and about 18 queries whose SQL peewee builds anew each time (half the in-process profile); "
+        "EPM's update event for the previous decision reaches the other worker at the same moment and its "
+        "inline processing holds the write lock meanwhile. The margin is a few ms either way on this machine."),
     "free-text search": (
         "text matching few tickets (a person, a machine) is looked up through its rarest trigrams and text "
         "matching thousands walks the newest-first index (app/tickets/search.py); either is a few ms in "
@@ -318,7 +328,21 @@ METHOD = """## How it is measured
   Lua scripts (`bench/lua/`) vary each request and count every status code, so non-2xx answers
   and "database is locked" bodies are counted exactly.
 - **Roof**: `bench/roof.py`, a no-op Flask JSON endpoint, under the same gunicorn command the
-  broker runs with (2 sync workers), loaded by the same wrk settings.
+  broker runs with (gunicorn.conf.py: 2 sync workers), loaded by the same wrk settings.
+- **Worker class**: `WEB_THREADS=8 scripts/bench --phase lists_sqlite --phase decision_round_trip
+  --large 100000 --seconds 5 --no-docs --output bench/results/threads-8.json`, and the same with
+  `WEB_THREADS=1` into `threads-1.json` (both kept in bench/results, run one after the other on
+  2026-12-01), compare 8-thread gthread workers with the sync default: at 100,000 tickets the list
+  pages answered 112 and 116 req/s threaded against 357 and 317 sync, p95 197 and 196 ms against
+  55 and 65 ms; the decision round trip was about the same (p95 51 against 54 ms). Threaded
+  workers let queued intake group concurrent deliveries into one commit (app/db.py GroupedInsert):
+  `--phase roof --phase intake_sqlite --phase intake_postgresql --seconds 8` the same two ways
+  (`threads-8-intake.json`, `threads-1-intake.json`) measured 660 against 548 deliveries/s on
+  SQLite and 801 against 590 on PostgreSQL (0.32 and 0.39 x the roof threaded, 0.29 and 0.31 x
+  sync), not enough to pay for the pages.
+- **In process**: `python -m bench.inprocess` (the `inprocess` phase) calls the WSGI apps directly
+  and reports CPU per request for the roof, the broker's `/healthz` and a queued delivery, so the
+  broker's own cost can be read apart from gunicorn's, the kernel's and wrk's.
 - **Intake**: the real webhook with real Basic auth (an `api` account, scrypt-hashed). Each
   request is a new delivery built from the fixtures' bodies (`tests/fixtures`): a created event,
   then the update event for the same RequestId, alternating Application Access and Admin Access.

@@ -75,6 +75,21 @@ def wait_for(condition, timeout=10):
         time.sleep(0.005)
 
 
+def start_behind_a_held_write(held, threads, grouped):
+    """Start the first thread and hold its write; start the rest and wait until all of them wait behind it."""
+    threads[0].start()
+    assert held.first_started.wait(10)
+    for thread in threads[1:]:
+        thread.start()
+    wait_for(lambda: len(grouped._waiting) == len(threads) - 1)
+
+
+def release(held, threads):
+    held.release_first.set()
+    for thread in threads:
+        thread.join(10)
+
+
 def stored_sys_ids():
     return {sys_id for (sys_id,) in IncomingRequest.select(IncomingRequest.sys_id).tuples()}
 
@@ -86,16 +101,10 @@ def test_rows_that_wait_behind_a_write_are_committed_together_and_each_caller_re
     ids = [new_sys_id() for _ in range(5)]
     threads, outcomes = in_threads(app, 5, lambda index: grouped.insert(values(ids[index])) or "stored")
 
-    threads[0].start()
-    assert held.first_started.wait(10)
-    for thread in threads[1:]:
-        thread.start()
-    wait_for(lambda: len(grouped._waiting) == 4)
+    start_behind_a_held_write(held, threads, grouped)
     # Nobody has returned while the first write is held: not even the four not in it.
     assert outcomes == [None] * 5
-    held.release_first.set()
-    for thread in threads:
-        thread.join(10)
+    release(held, threads)
 
     assert outcomes == ["stored"] * 5
     assert held.statements == [1, 4]  # the lone first row, then the four that waited, in one statement
@@ -110,14 +119,8 @@ def test_a_row_that_cannot_be_stored_fails_alone_and_the_rest_of_its_group_is_st
     # The first row takes `taken`; in the next group the row reusing it breaks the unique sys_id.
     row_ids = [taken] + ids
     threads, outcomes = in_threads(app, 5, lambda index: grouped.insert(values(row_ids[index])) or "stored")
-    threads[0].start()
-    assert held.first_started.wait(10)
-    for thread in threads[1:]:
-        thread.start()
-    wait_for(lambda: len(grouped._waiting) == 4)
-    held.release_first.set()
-    for thread in threads:
-        thread.join(10)
+    start_behind_a_held_write(held, threads, grouped)
+    release(held, threads)
 
     assert [outcome == "stored" for outcome in outcomes] == [True, True, True, False, True]
     assert isinstance(outcomes[3], peewee.IntegrityError)
@@ -156,14 +159,8 @@ def test_concurrent_webhook_deliveries_each_get_their_own_stored_row(app, api_au
     threads = [threading.Thread(target=lambda index=index: outcomes.__setitem__(index, post(index)))
                for index in range(6)]
     outcomes = [None] * 6
-    threads[0].start()
-    assert held.first_started.wait(10)
-    for thread in threads[1:]:
-        thread.start()
-    wait_for(lambda: len(service._queued_rows._waiting) == 5)
-    held.release_first.set()
-    for thread in threads:
-        thread.join(10)
+    start_behind_a_held_write(held, threads, service._queued_rows)
+    release(held, threads)
 
     assert [status for status, _sys_id in outcomes] == [200] * 6
     assert held.statements == [1, 5]
