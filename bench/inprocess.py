@@ -2,10 +2,11 @@
 
 Calls each app's WSGI callable directly, in this process, and reports the CPU time
 (`time.process_time`, best of three rounds) one request costs: the roof's no-op
-endpoint, the broker's `/healthz`, and a queued-intake delivery with real Basic auth
-into a scratch SQLite database. What gunicorn, the kernel and wrk add per request is
-the same for the roof and the broker, so the difference between these figures is what
-the broker's stack and the webhook cost beyond the roof. CPU time, unlike wall time,
+endpoint, the broker's `/healthz`, a queued-intake delivery with real Basic auth into
+a scratch SQLite database, and the first page of the JSON API and of the approvers'
+HTML list over TICKETS generated tickets. What gunicorn, the kernel and wrk add per
+request is the same for the roof and the broker, so the difference between these
+figures is what the broker's stack costs beyond the roof. CPU time, unlike wall time,
 hardly moves with what else the machine runs, though a busy machine still slows it.
 """
 import argparse
@@ -19,9 +20,11 @@ import uuid
 from pathlib import Path
 
 from app import contract
-from bench import broker, intake, roof
+from bench import broker, generate, intake, listing, roof
 
 ROUNDS = 3
+# Tickets in the scratch database the pages are read from.
+TICKETS = 2000
 
 
 def _environ(path, method="GET", body=b"", headers=None):
@@ -69,22 +72,34 @@ def _delivery_bodies():
         yield (prefix + uuid.uuid4().hex + suffix).encode()
 
 
-def measure(requests, folder):
+def measure(requests, folder, tickets=TICKETS):
     from app import create_app
 
     url = f"sqlite:///{Path(folder) / 'inprocess.db'}"
     broker.prepare(url)
+    # Generated in an app of its own: the generator's bulk-load pragmas stay on its connections.
+    with broker.broker_app(url):
+        generate.generate(tickets)
     app = create_app({"database_url": url, "secret_key": broker.SECRET_KEY, "intake_mode": "queued",
                       "log_level": "WARNING"})
-    token = base64.b64encode(f"{broker.API_USER}:{broker.PASSWORD}".encode()).decode()
+    with app.app_context():
+        cookie = listing.session_cookie(app)
+    api_token = base64.b64encode(f"{broker.API_USER}:{broker.PASSWORD}".encode()).decode()
+    approver_token = base64.b64encode(f"{broker.APPROVER}:{broker.PASSWORD}".encode()).decode()
     bodies = _delivery_bodies()
     noop = roof.create_app()
+    pages = max(1, requests // 10)  # a page costs about ten deliveries
     return {
         "roof_noop": cpu_per_request(noop, lambda: _environ("/noop", "POST", b'{"a": 1}'), requests),
         "broker_healthz": cpu_per_request(app, lambda: _environ("/healthz"), requests),
+        "api_first_page_sqlite": cpu_per_request(
+            app, lambda: _environ(f"{contract.API_PREFIX}/tickets", headers={
+                "QUERY_STRING": f"limit={listing.PAGE}", "HTTP_AUTHORIZATION": f"Basic {approver_token}"}), pages),
+        "list_first_page_sqlite": cpu_per_request(
+            app, lambda: _environ("/tickets", headers={"HTTP_COOKIE": cookie}), pages),
         "webhook_queued_sqlite": cpu_per_request(
             app, lambda: _environ(contract.WEBHOOK_PATH, "POST", next(bodies),
-                                  {"HTTP_AUTHORIZATION": f"Basic {token}"}), requests),
+                                  {"HTTP_AUTHORIZATION": f"Basic {api_token}"}), requests),
     }
 
 

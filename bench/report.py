@@ -152,7 +152,8 @@ def _phase_tables(results):
     if cpu:
         lines += ["", "CPU per request in process (`python -m bench.inprocess`: the WSGI app called directly, best of "
                   "three rounds): " + ", ".join(f"{name.replace('_', ' ')} {cpu[name]['cpu_us_per_request']} µs"
-                                                for name in ("roof_noop", "broker_healthz", "webhook_queued_sqlite")
+                                                for name in ("roof_noop", "broker_healthz", "webhook_queued_sqlite",
+                                                             "api_first_page_sqlite", "list_first_page_sqlite")
                                                 if name in cpu) + "."]
     pair = phases.get("two_instances")
     if pair:
@@ -234,7 +235,7 @@ def write_markdown(results, path):
         "",
         f"Run of {results['started_at']}: {machine['cpus']} CPUs, Python {machine['python']}, {machine['wrk']};",
         f"gunicorn {settings['gunicorn_workers']} {settings['worker_class']} workers"
-        f"{' of ' + str(settings['gunicorn_threads']) + ' threads' if settings.get('gunicorn_threads') else ''},"
+        f"{' of ' + str(settings['gunicorn_threads']) + ' threads' if settings.get('gunicorn_threads', 1) > 1 else ''},"
         f" wrk {settings['connections']}"
         f" connections over {settings['wrk_threads']} threads, {settings['seconds_per_run']} s per measurement"
         f" after a warm-up; load average {machine['load_average_at_start']} at the start and"
@@ -305,7 +306,7 @@ WHY_MISSED = {
     "decision round trip": (
         "a decision is two write transactions around the call to EPM (recorded already claimed for its first "
         "attempt; then the attempt's outcome, work note and call log together), each a FULL-synchronous SQLite "
-        "commit, and about 18 queries whose SQL peewee builds anew each time (half the in-process profile); "
+        "commit, and many small queries whose SQL peewee builds anew on every call; "
         "EPM's update event for the previous decision reaches the other worker at the same moment and its "
         "inline processing holds the write lock meanwhile. The margin is a few ms either way on this machine."),
     "free-text search": (
