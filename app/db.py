@@ -251,7 +251,8 @@ class GroupedInsert:
     calls inside the lock, the shorter other writers wait. Every caller returns only once
     its own row is committed, or raises what stopped it. Should a group fail for any
     reason but the database being unavailable (one row's bad value), nothing of it is
-    stored and each row is tried again alone, so only the row at fault fails.
+    stored and each row is tried again alone, so only the row at fault fails. Under sync
+    workers (gunicorn.conf.py's default) every group is the one row of its request.
     """
 
     def __init__(self, model, field_names, max_rows=64):
