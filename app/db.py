@@ -305,10 +305,10 @@ class GroupedInsert:
                 following.woken.set()
 
     def _write(self, group):
+        """Insert `group` (the caller holds the writers' turn), or each of its rows alone should it fail."""
         try:
             # One statement commits itself, all its rows or none: no BEGIN and COMMIT around it.
-            with writers_turn():
-                database.execute_sql(self._statement(len(group)), [value for row in group for value in row.parameters])
+            database.execute_sql(self._statement(len(group)), [value for row in group for value in row.parameters])
         except UNAVAILABLE_ERRORS as error:
             for row in group:
                 row.error = error

@@ -33,9 +33,12 @@ FIELDS = tuple(values())
 
 
 class HeldStatements:
-    """Counts the INSERT statements a GroupedInsert runs, and holds the first until released."""
+    """Counts the INSERT statements a GroupedInsert runs, and holds the first until released.
 
-    def __init__(self, monkeypatch):
+    With `fail_after_first`, every INSERT after the first raises that error instead of running.
+    """
+
+    def __init__(self, monkeypatch, fail_after_first=None):
         self.statements = []
         self.first_started = threading.Event()
         self.release_first = threading.Event()
@@ -48,6 +51,8 @@ class HeldStatements:
                 if len(self.statements) == 1:
                     self.first_started.set()
                     assert self.release_first.wait(10)
+                elif fail_after_first is not None:
+                    raise fail_after_first
             return real_execute(sql, params, *args, **kwargs)
 
         monkeypatch.setattr(concrete, "execute_sql", execute_sql)
@@ -129,7 +134,21 @@ def test_a_row_that_cannot_be_stored_fails_alone_and_the_rest_of_its_group_is_st
     assert IncomingRequest.select().count() == 4
 
 
-def test_an_unavailable_database_fails_every_waiting_delivery_with_503_and_stores_none(
+def test_an_unavailable_database_fails_every_row_of_the_group_and_none_is_tried_again_alone(app, monkeypatch):
+    grouped = GroupedInsert(IncomingRequest, FIELDS)
+    held = HeldStatements(monkeypatch, fail_after_first=peewee.OperationalError("database is locked"))
+    threads, outcomes = in_threads(app, 5, lambda index: grouped.insert(values()) or "stored")
+    start_behind_a_held_write(held, threads, grouped)
+    release(held, threads)
+
+    assert outcomes[0] == "stored"
+    assert all(isinstance(outcome, peewee.OperationalError) for outcome in outcomes[1:])
+    assert len({id(outcome) for outcome in outcomes[1:]}) == 4  # each thread raised its own copy
+    assert held.statements == [1, 4]
+    assert IncomingRequest.select().count() == 1
+
+
+def test_a_delivery_the_unavailable_database_cannot_store_is_answered_503_and_nothing_is_stored(
         app, deliver, api_account, monkeypatch):
     concrete = database.obj
     real_execute = concrete.execute_sql
