@@ -21,13 +21,16 @@ class BrokerFlask(Flask):
     and view, a dozen times per request; the answer never changes for a function.
     """
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._sync_functions = {}
+
     def ensure_sync(self, func):
         if not isinstance(func, FunctionType):
             return super().ensure_sync(func)
-        known = self.__dict__.setdefault("_sync_functions", {})
-        found = known.get(func)
+        found = self._sync_functions.get(func)
         if found is None:
-            found = known[func] = super().ensure_sync(func)
+            found = self._sync_functions[func] = super().ensure_sync(func)
         return found
 
 

@@ -117,7 +117,9 @@ class VerificationCache:
 
     def remembers(self, account, username, password):
         """True when this very credential was verified for `account` within the lifetime."""
-        digest = self.digest(username, password, account.password_hash)
+        return self._remembered(self.digest(username, password, account.password_hash))
+
+    def _remembered(self, digest):
         with self._lock:
             expires = self._entries.get(digest)
         return expires is not None and expires > time.monotonic()
@@ -132,9 +134,9 @@ class VerificationCache:
         if account is None:
             password_matches(None, password)
             return False
-        if self.remembers(account, username, password):
-            return True
         digest = self.digest(username, password, account.password_hash)
+        if self._remembered(digest):
+            return True
         with self._lock:
             checking = self._checking.get(digest)
             if checking is None:
@@ -143,7 +145,7 @@ class VerificationCache:
             try:
                 # A check another thread finished while this one waited answers for it;
                 # a credential it refused is checked again (a wrong password is never remembered).
-                return self.remembers(account, username, password) or self._check(account, password, digest)
+                return self._remembered(digest) or self._check(account, password, digest)
             finally:
                 with self._lock:
                     self._checking.pop(digest, None)
