@@ -92,7 +92,7 @@ def two_instances(options):
 
 
 def inprocess(options):
-    """CPU per request of the roof, the broker's stack and the queued webhook, without a server."""
+    """CPU per request without a server: the roof, /healthz, a queued delivery, the first list pages."""
     from bench import inprocess as measurement
 
     return measurement.measure(500 if options.quick else 3000, options.scratch)

@@ -342,8 +342,9 @@ METHOD = """## How it is measured
   SQLite and 801 against 590 on PostgreSQL (0.32 and 0.39 x the roof threaded, 0.29 and 0.31 x
   sync), not enough to pay for the pages.
 - **In process**: `python -m bench.inprocess` (the `inprocess` phase) calls the WSGI apps directly
-  and reports CPU per request for the roof, the broker's `/healthz` and a queued delivery, so the
-  broker's own cost can be read apart from gunicorn's, the kernel's and wrk's.
+  and reports CPU per request for the roof, the broker's `/healthz`, a queued delivery, and the
+  first page of the JSON API and of the HTML list over 2,000 tickets, so the broker's own cost
+  can be read apart from gunicorn's, the kernel's and wrk's.
 - **Intake**: the real webhook with real Basic auth (an `api` account, scrypt-hashed). Each
   request is a new delivery built from the fixtures' bodies (`tests/fixtures`): a created event,
   then the update event for the same RequestId, alternating Application Access and Admin Access.
