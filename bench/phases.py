@@ -1,6 +1,7 @@
 """The benchmark's phases: each starts its own processes and databases, loads them, and returns numbers."""
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 from bench import broker, cluster, decisions, intake, listing, servers, wrk
 
@@ -25,12 +26,17 @@ def roof(options):
     return result
 
 
-def _intake(backend, options, mode="queued"):
+def _intake(backend, options, mode="queued", synchronous="FULL"):
     """The webhook under load; in queued mode with the scheduler turning deliveries into tickets meanwhile,
-    as a deployment runs it, then timed until every stored delivery has become its ticket."""
+    as a deployment runs it, then timed until every stored delivery has become its ticket. `synchronous`
+    is SQLite's durability setting (`[database] sqlite_synchronous`; FULL is the shipped default)."""
     with servers.database_for(backend, options.scratch, "intake") as db:
         broker.prepare(db.url)
         env = broker.server_env(db.url, JITBROKER_INTAKE_MODE=mode)
+        if synchronous != "FULL":
+            config = Path(options.scratch) / f"synchronous-{synchronous}.toml"
+            config.write_text(f'[database]\nsqlite_synchronous = "{synchronous}"\n')
+            env["JITBROKER_CONFIG"] = str(config)
         with servers.Gunicorn("app:create_app()", env=env) as server, \
                 servers.Process([sys.executable, "-m", "flask", "--app", "app:create_app()", "scheduler"], env=env):
             warm = intake.load(server.url, broker.API_USER, broker.PASSWORD, WARM_UP_SECONDS)
@@ -47,12 +53,16 @@ def _intake(backend, options, mode="queued"):
     result["rows"] = rows
     result["backend"] = backend
     result["intake_mode"] = mode
-    result["sqlite_synchronous"] = "FULL" if backend == "sqlite" else None
+    result["sqlite_synchronous"] = synchronous if backend == "sqlite" else None
     return result
 
 
 def intake_sqlite(options):
     return _intake("sqlite", options)
+
+
+def intake_sqlite_normal(options):
+    return _intake("sqlite", options, synchronous="NORMAL")
 
 
 def intake_sqlite_inline(options):
@@ -61,6 +71,34 @@ def intake_sqlite_inline(options):
 
 def intake_postgresql(options):
     return _intake("postgresql", options)
+
+
+def _reference(backend, options, synchronous="FULL"):
+    """bench/reference.py (one INSERT of the body, nothing else) loaded with the intake phase's deliveries."""
+    from bench import reference
+
+    with servers.database_for(backend, options.scratch, "reference") as db:
+        reference.prepare(db.url)
+        env = {"REFERENCE_DATABASE_URL": db.url, "REFERENCE_SYNCHRONOUS": synchronous}
+        with servers.Gunicorn("bench.reference:create_app()", env=env) as server:
+            intake.load(server.url, broker.API_USER, broker.PASSWORD, WARM_UP_SECONDS)
+            result = intake.load(server.url, broker.API_USER, broker.PASSWORD, options.seconds)
+            result["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
+    result["backend"] = backend
+    result["sqlite_synchronous"] = synchronous if backend == "sqlite" else None
+    return result
+
+
+def reference_sqlite(options):
+    return _reference("sqlite", options)
+
+
+def reference_sqlite_normal(options):
+    return _reference("sqlite", options, synchronous="NORMAL")
+
+
+def reference_postgresql(options):
+    return _reference("postgresql", options)
 
 
 def _lists(backend, options):
@@ -98,6 +136,7 @@ def inprocess(options):
     return measurement.measure(500 if options.quick else 3000, options.scratch)
 
 
-ORDER = ["inprocess", "roof", "intake_sqlite", "intake_sqlite_inline", "intake_postgresql", "decision_round_trip", "two_instances",
-         "lists_sqlite", "lists_postgresql"]
+ORDER = ["inprocess", "roof", "reference_sqlite", "reference_sqlite_normal", "reference_postgresql", "intake_sqlite",
+         "intake_sqlite_normal", "intake_sqlite_inline", "intake_postgresql", "decision_round_trip", "two_instances", "lists_sqlite",
+         "lists_postgresql"]
 RUNNERS = {name: globals()[name] for name in ORDER}
