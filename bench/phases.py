@@ -26,6 +26,14 @@ def roof(options):
     return result
 
 
+def _deliveries(server, options):
+    """The intake load on `server`: wrk's results for the warm-up and the measured run (with the worker's RSS)."""
+    warm = intake.load(server.url, broker.API_USER, broker.PASSWORD, WARM_UP_SECONDS)
+    result = intake.load(server.url, broker.API_USER, broker.PASSWORD, options.seconds)
+    result["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
+    return warm, result
+
+
 def _intake(backend, options, mode="queued", synchronous="FULL"):
     """The webhook under load; in queued mode with the scheduler turning deliveries into tickets meanwhile,
     as a deployment runs it, then timed until every stored delivery has become its ticket. `synchronous`
@@ -39,9 +47,7 @@ def _intake(backend, options, mode="queued", synchronous="FULL"):
             env["JITBROKER_CONFIG"] = str(config)
         with servers.Gunicorn("app:create_app()", env=env) as server, \
                 servers.Process([sys.executable, "-m", "flask", "--app", "app:create_app()", "scheduler"], env=env):
-            warm = intake.load(server.url, broker.API_USER, broker.PASSWORD, WARM_UP_SECONDS)
-            result = intake.load(server.url, broker.API_USER, broker.PASSWORD, options.seconds)
-            result["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
+            warm, result = _deliveries(server, options)
             with broker.broker_app(db.url):
                 result["processing"] = intake.wait_until_processed()
         with broker.broker_app(db.url):
@@ -81,9 +87,7 @@ def _reference(backend, options, synchronous="FULL"):
         reference.prepare(db.url)
         env = {"REFERENCE_DATABASE_URL": db.url, "REFERENCE_SYNCHRONOUS": synchronous}
         with servers.Gunicorn("bench.reference:create_app()", env=env) as server:
-            intake.load(server.url, broker.API_USER, broker.PASSWORD, WARM_UP_SECONDS)
-            result = intake.load(server.url, broker.API_USER, broker.PASSWORD, options.seconds)
-            result["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
+            _warm, result = _deliveries(server, options)
     result["backend"] = backend
     result["sqlite_synchronous"] = synchronous if backend == "sqlite" else None
     return result
