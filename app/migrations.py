@@ -147,6 +147,15 @@ def _queued_intake(migrator):
         database.execute_sql(f"CREATE INDEX incomingrequest_queued_id ON {table} (queued, id)")
 
 
+def _search_statistics(_migrator):
+    """PostgreSQL: estimate a search text's matches from a larger sample (app/tickets/search.py)."""
+    if not is_sqlite():
+        from app.tickets import search
+
+        search.keep_search_statistics()
+        database.execute_sql("ANALYZE task")
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -159,6 +168,7 @@ MIGRATIONS = [
     (9, "application log retention setting", _app_log_retention),
     (10, "EPM access token shared by every process", _shared_epm_token),
     (11, "deliveries stored for the processor (queued intake)", _queued_intake),
+    (12, "search estimates from a larger sample", _search_statistics),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)
