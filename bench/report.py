@@ -123,8 +123,8 @@ def reference_note(results, backend):
         return ""
     rate = roof["requests_per_second"]
     reached = " and ".join(
-        f"{phases[name]['requests_per_second'] / rate:.2f} x the roof with {REFERENCES[name].split(', ')[-1]}"
-        if backend == "sqlite" else f"{phases[name]['requests_per_second'] / rate:.2f} x the roof"
+        f"{phases[name]['requests_per_second'] / rate:.2f} x the roof"
+        + (f" with synchronous {phases[name]['sqlite_synchronous']}" if phases[name].get("sqlite_synchronous") else "")
         for name in measured)
     text = f" In this run the reference reached {reached}"
     if intake:

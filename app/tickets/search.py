@@ -50,9 +50,11 @@ POSTGRES_INDEXED_WORDS = 3
 # PostgreSQL: the statistics target of the search index's expression. The planner
 # estimates a text's matches by trying it on the histogram ANALYZE keeps of the
 # expression; with the default 100 entries a text in 3 % of the tickets matches none of
-# them about one ANALYZE in twenty, is taken for rare, and its search reads every match
-# through the index (seconds at 1,000,000 tickets). 1,000 entries see a text in 1 % of
-# the tickets every time, for about a millisecond more of planning.
+# them in about one ANALYZE of twenty (0.97 ** 100), is taken for rare, and its search
+# reads every match through the index: the scripts/bench run of 2026-12-01T22:59Z
+# measured search at 1,000,000 tickets at p95 1756 ms (bench/results/latest.json as of
+# commit 447a07d). With 1,000 entries even a text in 1 % of the tickets is missed in
+# fewer than one ANALYZE in 20,000 (0.99 ** 1000); the planner pays a little more per search.
 POSTGRES_SEARCH_STATISTICS = 1000
 
 # The indexed expression of migration 8's `task_search_trgm`; the query must spell it the

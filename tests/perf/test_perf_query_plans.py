@@ -161,29 +161,28 @@ def test_perf_common_and_rare_search_text_find_the_same_tickets(history, monkeyp
     assert len(indexed) > 5
 
 
-@pytest.fixture
-def postgres_history(postgres_url):
-    from app import create_app
-    from app.migrations import upgrade
-    from tests.conftest import empty_tables
-
-    app = create_app({"database_url": postgres_url, "secret_key": "test-secret-key", "TESTING": True})
-    with app.app_context():
-        with database.connection_context():
-            upgrade()
-            empty_tables()
-            # The generator drops the search index for its bulk load and builds it again.
-            generate.generate(TICKETS)
-            yield app
-        database.close_all()
-
-
 def search_statistics_target():
     return database.execute_sql("SELECT attstattarget FROM pg_attribute WHERE attrelid = 'task_search_trgm'::regclass "
                                 "AND attnum = 1").fetchone()[0]
 
 
-def test_perf_postgres_search_index_keeps_its_larger_sample_through_a_bulk_load(postgres_history):
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_perf_postgres_upgrade_gives_the_search_index_its_larger_sample(app):
+    from app.migrations import upgrade
+    from app.models import SchemaVersion
+    from app.tickets import search
+
+    # A database from before migration 12, with the default target (-1).
+    database.execute_sql("ALTER INDEX task_search_trgm ALTER COLUMN 1 SET STATISTICS -1")
+    SchemaVersion.delete().where(SchemaVersion.version == 12).execute()
+
+    assert upgrade() == ["search estimates from a larger sample"]
+    assert search_statistics_target() == search.POSTGRES_SEARCH_STATISTICS
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_perf_postgres_search_index_keeps_its_larger_sample_through_a_bulk_load(history):
+    # The generator drops the search index for its bulk load and builds it again.
     from app.tickets import search
 
     assert search_statistics_target() == search.POSTGRES_SEARCH_STATISTICS
