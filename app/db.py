@@ -220,12 +220,17 @@ def init_app(app):
 
     @app.teardown_appcontext
     def _release(_exception):
-        if not database.is_closed():
-            # A request that failed mid-transaction must not hand the pool a
-            # connection with an open transaction.
-            if database.in_transaction():
-                database.rollback()
-            database.close()
+        release_connection()
+
+
+def release_connection():
+    """Hand this thread's connection, if it took one, back to the pool."""
+    if not database.is_closed():
+        # A request that failed mid-transaction must not hand the pool a
+        # connection with an open transaction.
+        if database.in_transaction():
+            database.rollback()
+        database.close()
 
 
 def ping():

@@ -150,17 +150,28 @@ def accept(delivery):
     then becomes an error row with the reason, like a delivery refused at once.
     """
     # The raw body is what is stored; only the two values read here must fit a text column.
-    document = _parse(delivery, storable=False)
+    reading = quick_reading(_parse(delivery, storable=False))
+    if reading is None:
+        # The full validation names what is wrong (400); should it pass after all, use its reading.
+        event, fields = _load(delivery, _parse(delivery))
+        reading = event, storable_text(fields["request_id"])
+    event, request_id = reading
+    # One statement, committed by itself: no BEGIN and COMMIT round trips around it.
+    return delivery.store_queued(event.name, request_id)
+
+
+def quick_reading(document):
+    """(event type, RequestId as stored) of a delivery whose EventType is known and whose
+    RequestId is filled in and fits its column; None when the full validation must say.
+
+    `document` is the parsed body (`parse_json_object(..., storable=False)`).
+    """
     event = contract.find_event_type(_first_value(document, "EventType", IncomingRequest.event_type.max_length))
     limit = IncomingRequest.request_id.max_length
     request_id = text_value(_first_value(document, "RequestId", limit + 1))
     if event is None or not isinstance(request_id, str) or len(request_id) > limit:
-        # The full validation names what is wrong (400); should it pass after all, use its reading.
-        event, fields = _load(delivery, _parse(delivery))
-        request_id = fields["request_id"]
-    request_id = storable_text(request_id)
-    # One statement, committed by itself: no BEGIN and COMMIT round trips around it.
-    return delivery.store_queued(event.name, request_id)
+        return None
+    return event, storable_text(request_id)
 
 
 def receive(delivery):

@@ -16,7 +16,8 @@ class PayloadTooLarge(BrokerError):
     status = 413
 
 
-def _is_json(content_type):
+def is_json(content_type):
+    """True for application/json and application/*+json."""
     mimetype = (content_type or "").split(";")[0].strip().lower()
     return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
 
@@ -32,7 +33,7 @@ def webhook():
         delivery.raw_body = request.get_data(cache=False)
     except RequestEntityTooLarge:
         _reject_too_large(delivery, limit)
-    if not _is_json(request.content_type):
+    if not is_json(request.content_type):
         reason = f"Content-Type must be application/json, not {request.content_type or 'missing'!r}"
         service.record_rejected(delivery, reason)
         raise UnsupportedMediaType("Unsupported media type", reason)

@@ -156,11 +156,15 @@ def install_log_handlers(app):
     log_store.writer.ensure_started()
 
 
+def usable_request_id(incoming):
+    """A client's X-Request-Id when it is safe to log and echo; None for none or any other."""
+    return incoming if incoming and _USABLE_REQUEST_ID.match(incoming) else None
+
+
 def _install_request_ids(app):
     @app.before_request
     def _start_request_log():
-        incoming = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = incoming if _USABLE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        g.request_id = usable_request_id(request.headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
         g.request_id_token = _request_id.set(g.request_id)
         # A forked worker (gunicorn --preload) starts its own writer on its first request.
         log_store.writer.ensure_started()

@@ -1,0 +1,107 @@
+"""Queued intake's common case, answered in the WSGI stack before Flask dispatches it.
+
+In queued mode a delivery's whole work is one INSERT (`service.accept`). Flask's
+request and app contexts, its hooks, the session and the JSON response built around
+that INSERT cost several times its CPU (`python -m bench.inprocess`), and under a
+burst of deliveries that CPU is what limits intake. `DirectWebhook` answers a POST to
+the webhook itself when every one of these holds:
+
+- the intake mode is queued;
+- the Basic credentials were verified a moment ago for an active account holding the
+  view's role, sent from an address the throttle let through a moment ago
+  (`basic.is_remembered`, the check the view itself starts with);
+- no query string and no cookie; a Content-Length within the body limit; a JSON type;
+- a JSON object whose EventType and RequestId pass queued intake's quick checks
+  (`service.quick_reading`).
+
+Anything else (a credential's first delivery, every refusal, a database outage) goes
+on to the Flask view with the body as it was read, and the view answers, stores and
+counts it exactly as before. The answer is the view's, header for header: the tests
+(tests/intake/test_intake_direct.py) compare the two. It sits inside ProxyFix, so the
+address and scheme it reads are the ones Flask reads.
+"""
+import io
+import uuid
+
+from werkzeug.datastructures import Authorization, EnvironHeaders
+
+from app import contract
+from app.auth.basic import is_remembered
+from app.db import release_connection
+from app.errors import BadRequest
+from app.intake import service
+from app.intake.payload import parse_json_object
+from app.intake.views import is_json, webhook
+from app.ops.logging import REQUEST_ID_HEADER, usable_request_id
+from app.security.headers import HSTS
+from app.settings import INTAKE_QUEUED
+
+
+class DirectWebhook:
+    """WSGI middleware: stores and answers queued deliveries it can take, hands on the rest."""
+
+    def __init__(self, app, view_app):
+        self.app = app
+        self.view_app = view_app  # the Flask WSGI callable it wraps
+        self.limit = app.config["MAX_CONTENT_LENGTH"]
+        self.roles = webhook.required_roles
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") != contract.WEBHOOK_PATH or environ.get("REQUEST_METHOD") != "POST":
+            return self.view_app(environ, start_response)
+        try:
+            sys_id = self._store(environ)
+        except Exception:
+            # Nothing was stored (the INSERT is one statement): the view tries again and
+            # answers the failure as it always does (503 while the database is away).
+            sys_id = None
+        finally:
+            release_connection()
+        if sys_id is None:
+            return self.view_app(environ, start_response)
+        response = self.app.json.response(
+            result={"incoming_request": sys_id, "status": contract.INCOMING_RECEIVED, "ticket": None})
+        response.headers[REQUEST_ID_HEADER] = usable_request_id(environ.get("HTTP_X_REQUEST_ID")) or uuid.uuid4().hex
+        if environ.get("wsgi.url_scheme") == "https":
+            response.headers["Strict-Transport-Security"] = HSTS
+        return response(environ, start_response)
+
+    def _store(self, environ):
+        """The sys_id of the delivery stored from this request, or None to hand it to the view."""
+        if environ.get("QUERY_STRING") or environ.get("HTTP_COOKIE") or not is_json(environ.get("CONTENT_TYPE")):
+            return None
+        length = environ.get("CONTENT_LENGTH")
+        if not length or not length.isdigit() or int(length) > self.limit:
+            return None
+        if not self._authenticated(environ):
+            return None
+        body = environ["wsgi.input"].read(int(length))
+        # Read once: whatever happens next, the view reads the same bytes.
+        environ["wsgi.input"] = io.BytesIO(body)
+        if len(body) != int(length):
+            return None
+        try:
+            reading = service.quick_reading(parse_json_object(body, storable=False))
+        except BadRequest:
+            return None
+        if reading is None:
+            return None
+        event, request_id = reading
+        delivery = service.Delivery(body, environ.get("CONTENT_TYPE"), EnvironHeaders(environ),
+                                    environ.get("REMOTE_ADDR"))
+        return delivery.store_queued(event.name, request_id)
+
+    def _authenticated(self, environ):
+        credentials = Authorization.from_header(environ.get("HTTP_AUTHORIZATION"))
+        if credentials is None or credentials.type != "basic":
+            return False
+        username, password = credentials.username or "", credentials.password or ""
+        account = self.app.extensions["account_cache"].by_username(username)
+        return is_remembered(self.app, account, username, password, environ.get("REMOTE_ADDR")) and \
+            account.role in self.roles
+
+
+def install(app):
+    """Put the direct path in front of `app`'s Flask dispatch when intake is queued."""
+    if app.extensions["settings"].intake_mode == INTAKE_QUEUED:
+        app.wsgi_app = DirectWebhook(app, app.wsgi_app)

@@ -1,0 +1,193 @@
+"""Queued intake's direct path (app/intake/direct.py): the common delivery answered before Flask.
+
+What EPM and ops rely on: the answer is the view's, header for header; the delivery is
+stored exactly as the view stores it; and everything the direct path does not take
+(first credentials, refusals, an outage) still gets the view's answer and record.
+"""
+import json
+
+import pytest
+import peewee
+from flask import request, request_started
+from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.test import Client
+
+from app import contract
+from app.db import database
+from app.intake.direct import DirectWebhook
+from app.models import IncomingRequest
+from tests import factories
+from tests.conftest import WEBHOOK, basic_auth
+
+
+@pytest.fixture
+def app_settings():
+    return {"intake_mode": "queued"}
+
+
+@pytest.fixture
+def dispatched(app):
+    """The requests that reached Flask's dispatch (the view), by path."""
+    paths = []
+
+    def record(_sender, **_extra):
+        paths.append(request.path)
+
+    request_started.connect(record, app)
+    yield paths
+    request_started.disconnect(record, app)
+
+
+class ViewClient(Client):
+    """A client of the Flask app behind the direct path (the view answers every delivery),
+    sending what Flask's test client sends (its remote address and user agent), cookies as given."""
+
+    def __init__(self, app):
+        assert isinstance(app.wsgi_app, DirectWebhook)
+        super().__init__(app.wsgi_app.view_app, app.response_class, use_cookies=False)
+        self.environ_base = app.test_client().environ_base
+
+    def open(self, *args, **kwargs):
+        return super().open(*args, environ_base=self.environ_base, **kwargs)
+
+
+def view_client(app):
+    return ViewClient(app)
+
+
+def test_a_known_credentials_delivery_is_answered_without_flask_dispatching_it(deliver, api_account, dispatched):
+    assert deliver(factories.application_request("req-direct-1")).status_code == 200
+    assert dispatched == [WEBHOOK], "the first delivery pays the password check in the view"
+    response = deliver(factories.application_request("req-direct-2"))
+    assert response.status_code == 200
+    assert dispatched == [WEBHOOK], "the second was answered before Flask's dispatch"
+    assert response.json["result"]["status"] == contract.INCOMING_RECEIVED
+
+
+def test_the_direct_answer_is_the_views_header_for_header(app, deliver, api_account, dispatched):
+    deliver(factories.application_request("req-warm"))
+    headers = {**basic_auth("epm", factories.PASSWORD), "X-Request-Id": "epm-delivery-7"}
+    body = json.dumps(factories.admin_request("req-compare-1"))
+    direct = app.test_client().post(WEBHOOK, data=body, content_type="application/json", headers=headers)
+    body = json.dumps(factories.admin_request("req-compare-2"))
+    viewed = view_client(app).post(WEBHOOK, data=body, content_type="application/json", headers=headers)
+    assert dispatched == [WEBHOOK, WEBHOOK], "only the view client's request went through Flask"
+
+    assert direct.status_code == viewed.status_code == 200
+    assert sorted(direct.headers.items()) == sorted(viewed.headers.items())
+    assert direct.headers["X-Request-Id"] == "epm-delivery-7"
+    results = [json.loads(answer.get_data())["result"] for answer in (direct, viewed)]
+    ids = [result.pop("incoming_request") for result in results]
+    assert results[0] == results[1] == {"status": contract.INCOMING_RECEIVED, "ticket": None}
+    # The same bytes but for the row's id: key order, spacing and the trailing newline.
+    assert direct.get_data().replace(ids[0].encode(), ids[1].encode()) == viewed.get_data()
+
+
+def test_the_direct_path_stores_the_delivery_as_the_view_does(app, deliver, api_account):
+    deliver(factories.application_request("req-warm"))
+    headers = {**basic_auth("epm", factories.PASSWORD), "User-Agent": "EPM-Webhook/1.0",
+               "X-Forwarded-For": "10.1.2.3", "Cookie-Less": "yes"}
+    raw = {}
+    for name, client in (("direct", app.test_client()), ("viewed", view_client(app))):
+        raw[name] = json.dumps(factories.application_request(f"req-{name}"), indent=1).encode()
+        answer = client.post(WEBHOOK, data=raw[name], content_type="application/json; charset=utf-8",
+                             headers=headers)
+        assert answer.status_code == 200
+    stored = {row.request_id: row for row in IncomingRequest.select()}
+    direct, viewed = stored["req-direct"], stored["req-viewed"]
+    assert bytes(direct.raw_body) == raw["direct"] and bytes(viewed.raw_body) == raw["viewed"]
+    for column in ("event_type", "status", "queued", "content_type", "headers", "source_address", "task_id",
+                   "error", "processed_at"):
+        assert getattr(direct, column) == getattr(viewed, column), column
+    assert direct.headers["User-Agent"] == "EPM-Webhook/1.0" and "Authorization" not in direct.headers
+    assert direct.received_at is not None
+
+
+@pytest.mark.parametrize("change, why", [
+    (lambda request: request.update(query_string="sysparm_x=1"), "a query string"),
+    (lambda request: request["headers"].update(Cookie="session=x; theme=dark"), "a cookie"),
+    (lambda request: request.update(content_type="text/plain"), "not JSON"),
+    (lambda request: request.update(data=b'{"EventType": "URM_Native_Ticket_Created"'), "malformed JSON"),
+    (lambda request: request.update(data=b'["not", "an", "object"]'), "not an object"),
+    (lambda request: request.update(data=json.dumps({"EventType": "Unknown", "RequestId": "r"})), "unknown event"),
+    (lambda request: request.update(data=json.dumps({**factories.application_request(), "RequestId": "%%x%%"})),
+     "an unreplaced RequestId"),
+    (lambda request: request["headers"].update(basic_auth("epm", "wrong password")), "a wrong password"),
+])
+def test_what_the_direct_path_does_not_take_gets_the_views_answer(app, deliver, api_account, dispatched, change,
+                                                                   why):
+    deliver(factories.application_request("req-warm"))
+    sent = {"data": json.dumps(factories.application_request("req-handed-on")), "content_type": "application/json",
+            "headers": basic_auth("epm", factories.PASSWORD)}
+    change(sent)
+    warm = IncomingRequest.select().count()
+    # Without a cookie jar, which would drop the Cookie header.
+    direct = app.test_client(use_cookies=False).post(WEBHOOK, **sent)
+    assert dispatched == [WEBHOOK, WEBHOOK], f"{why}: handed to the view"
+    after_direct = IncomingRequest.select().count()
+    viewed = view_client(app).post(WEBHOOK, **sent)
+    assert (direct.status_code, direct.get_json().keys()) == (viewed.status_code, viewed.get_json().keys()), why
+    # Each of the two was stored (or refused without a row) the same way, once.
+    assert IncomingRequest.select().count() - after_direct == after_direct - warm, why
+
+
+def test_a_body_over_the_limit_is_refused_by_the_view_unread(app, deliver, api_account, dispatched):
+    deliver(factories.application_request("req-warm"))
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    document = {**factories.application_request("req-large"), "reason": "x" * limit}
+    answer = deliver(document)
+    assert answer.status_code == 413 and dispatched == [WEBHOOK, WEBHOOK]
+    row = IncomingRequest.select().order_by(IncomingRequest.id.desc()).get()
+    assert row.status == contract.INCOMING_ERROR and row.raw_body is None
+
+
+def test_a_database_outage_gets_the_views_503_and_nothing_is_stored(app, deliver, api_account, monkeypatch):
+    deliver(factories.application_request("req-warm"))
+    concrete = database.obj
+
+    def unavailable(*_args, **_kwargs):
+        raise peewee.OperationalError("database is locked")
+
+    monkeypatch.setattr(concrete, "execute_sql", unavailable)
+    answer = deliver(factories.application_request("req-outage"))
+    monkeypatch.undo()
+    assert answer.status_code == 503 and "Retry-After" in answer.headers
+    assert IncomingRequest.select().where(IncomingRequest.request_id == "req-outage").count() == 0
+
+
+def test_a_deactivated_account_is_refused_once_the_account_cache_forgets_it(app, deliver, api_account, dispatched):
+    deliver(factories.application_request("req-warm"))
+    api_account.active = False
+    api_account.save()  # forgets this process's cached accounts, as every account change does
+    assert deliver(factories.application_request("req-after")).status_code == 401
+    assert IncomingRequest.select().where(IncomingRequest.request_id == "req-after").count() == 0
+
+
+def test_an_approver_account_cannot_deliver_even_with_remembered_credentials(app, approver, dispatched):
+    client = app.test_client()
+    auth = basic_auth("jchen", factories.PASSWORD)
+    # An approver's credentials verified a moment ago by the JSON API...
+    assert client.get(f"{contract.API_PREFIX}/tickets", headers=auth).status_code == 200
+    # ...are still refused at the webhook, which only the api role may use.
+    answer = client.post(WEBHOOK, json=factories.application_request("req-approver"), headers=auth)
+    assert answer.status_code == 403
+    assert dispatched[-1] == WEBHOOK
+    assert IncomingRequest.select().where(IncomingRequest.request_id == "req-approver").count() == 0
+
+
+@pytest.mark.parametrize("app_settings", [{"intake_mode": "inline"}])
+def test_inline_intake_has_no_direct_path(app):
+    assert not isinstance(app.wsgi_app, DirectWebhook)
+
+
+@pytest.mark.parametrize("app_settings", [{"intake_mode": "queued", "trusted_proxies": 1}])
+def test_behind_a_trusted_proxy_the_direct_path_sees_the_forwarded_address_and_scheme(
+        app, deliver, api_account, dispatched):
+    assert isinstance(app.wsgi_app, ProxyFix) and isinstance(app.wsgi_app.app, DirectWebhook)
+    headers = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+    for number in (1, 2):  # the second takes the direct path
+        answer = deliver(factories.application_request(f"req-proxied-{number}"), headers=headers)
+        assert answer.status_code == 200
+        assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert dispatched == [WEBHOOK]
+    assert {row.source_address for row in IncomingRequest.select()} == {"203.0.113.9"}
