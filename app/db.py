@@ -15,7 +15,17 @@ import peewee
 from playhouse.db_url import parse as parse_database_url
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
+from app.settings import INTAKE_QUEUED
+
 database = peewee.DatabaseProxy()
+# Where queued intake's webhook stores deliveries (GroupedInsert): in queued mode
+# connections of their own (`create_database(..., for_deliveries=True)`), otherwise `database`.
+deliveries = peewee.DatabaseProxy()
+
+# Queued deliveries' SQLite connections leave checkpoints to the scheduler's processor
+# (`checkpoint`), so no answer to EPM waits for one; they checkpoint themselves only
+# should the WAL pass this many pages (80 MB) because no scheduler runs.
+DELIVERIES_WAL_AUTOCHECKPOINT = 20_000
 
 # Errors that mean "the database could not do this now" (locked, restarting,
 # unreachable): the caller should try again later, nothing was stored.
@@ -154,14 +164,22 @@ class BrokerSqliteDatabase(PooledSqliteDatabase):
             self.writers.release(completely)
 
 
-def writers_turn():
+def writers_turn(proxy=database):
     """Hold the writers' turn for a single write outside a transaction (SQLite; nothing on PostgreSQL)."""
-    concrete = database.obj
+    concrete = proxy.obj
     return concrete.writers_turn() if isinstance(concrete, BrokerSqliteDatabase) else nullcontext()
 
 
-def create_database(settings):
-    """A pooled peewee database for `settings.database_url` (sqlite:/// or postgresql://)."""
+def create_database(settings, for_deliveries=False):
+    """A pooled peewee database for `settings.database_url` (sqlite:/// or postgresql://).
+
+    `for_deliveries`: the connections queued intake stores deliveries on. On SQLite they
+    leave checkpoints to the processor. With `[intake] synchronous_commit = "off"` their
+    commits return before they are on disk: SQLite's `synchronous` NORMAL (in WAL mode a
+    commit that a power cut may roll back, never a corrupt file) and PostgreSQL's
+    `synchronous_commit` off.
+    """
+    asynchronous = for_deliveries and settings.intake_synchronous_commit == "off"
     url = settings.database_url
     scheme = urlparse(url).scheme
     options = parse_database_url(url)
@@ -181,10 +199,14 @@ def create_database(settings):
                 "journal_mode": "wal",
                 "busy_timeout": settings.sqlite_busy_timeout_ms,
                 "foreign_keys": 1,
-                "synchronous": settings.sqlite_synchronous,
+                "synchronous": "NORMAL" if asynchronous and settings.sqlite_synchronous.upper() != "OFF"
+                else settings.sqlite_synchronous,
+                **({"wal_autocheckpoint": DELIVERIES_WAL_AUTOCHECKPOINT} if for_deliveries else {}),
             },
         )
     if scheme in ("postgres", "postgresql", "postgres+pool", "postgresql+pool"):
+        if asynchronous:
+            options["options"] = f"{options.get('options', '')} -c synchronous_commit=off".strip()
         return BrokerPostgresqlDatabase(
             name, max_connections=settings.max_connections, stale_timeout=300, **options
         )
@@ -192,13 +214,31 @@ def create_database(settings):
 
 
 def init_database(settings):
-    """Point the `database` proxy at the database `settings` name, and return it."""
+    """Point the `database` and `deliveries` proxies at the database `settings` name; returns `database`'s."""
     concrete = create_database(settings)
-    previous = database.obj
-    if previous is not None and not previous.is_closed():
-        previous.close_all() if hasattr(previous, "close_all") else previous.close()
+    for proxy in (deliveries, database):
+        previous = proxy.obj
+        if previous is not None and not previous.is_closed():
+            previous.close_all() if hasattr(previous, "close_all") else previous.close()
     database.initialize(concrete)
+    deliveries.initialize(create_database(settings, for_deliveries=True) if settings.intake_mode == INTAKE_QUEUED
+                          else concrete)
     return concrete
+
+
+def close_pools():
+    """Close every pooled connection of `database` and `deliveries`."""
+    for proxy in (database, deliveries) if deliveries.obj is not database.obj else (database,):
+        proxy.close_all() if hasattr(proxy.obj, "close_all") else proxy.close()
+
+
+def checkpoint():
+    """Copy SQLite's WAL into the database file without blocking anyone (PASSIVE); nothing on PostgreSQL.
+
+    The processor calls it for the deliveries' connections, which do not checkpoint themselves.
+    """
+    if is_sqlite():
+        database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def is_sqlite():
@@ -224,13 +264,14 @@ def init_app(app):
 
 
 def release_connection():
-    """Hand this thread's connection, if it took one, back to the pool."""
-    if not database.is_closed():
-        # A request that failed mid-transaction must not hand the pool a
-        # connection with an open transaction.
-        if database.in_transaction():
-            database.rollback()
-        database.close()
+    """Hand this thread's connections, if it took any, back to their pools."""
+    for proxy in (database, deliveries) if deliveries.obj is not database.obj else (database,):
+        if not proxy.is_closed():
+            # A request that failed mid-transaction must not hand the pool a
+            # connection with an open transaction.
+            if proxy.in_transaction():
+                proxy.rollback()
+            proxy.close()
 
 
 def ping():
@@ -260,12 +301,13 @@ class GroupedInsert:
     workers (gunicorn.conf.py's default) every group is the one row of its request.
     """
 
-    def __init__(self, model, field_names, max_rows=64):
+    def __init__(self, model, field_names, max_rows=64, into=deliveries):
         # In the model's column order, the order peewee writes an INSERT's columns in.
         self.fields = [field for field in model._meta.sorted_fields if field.name in field_names]
         assert len(self.fields) == len(field_names), field_names
         self.model = model
         self.max_rows = max_rows
+        self.database = into
         self._lock = threading.Lock()
         self._waiting = []
         self._writing = False
@@ -294,7 +336,7 @@ class GroupedInsert:
         try:
             # The group is taken once the write lock is ours: rows that arrived while
             # another process held it go with this one instead of waiting for a turn.
-            with writers_turn():
+            with writers_turn(self.database):
                 with self._lock:
                     group, self._waiting = self._waiting[:self.max_rows], self._waiting[self.max_rows:]
                 self._write(group)
@@ -313,7 +355,8 @@ class GroupedInsert:
         """Insert `group` (the caller holds the writers' turn), or each of its rows alone should it fail."""
         try:
             # One statement commits itself, all its rows or none: no BEGIN and COMMIT around it.
-            database.execute_sql(self._statement(len(group)), [value for row in group for value in row.parameters])
+            self.database.execute_sql(self._statement(len(group)),
+                                      [value for row in group for value in row.parameters])
         except UNAVAILABLE_ERRORS as error:
             for row in group:
                 row.error = error
@@ -328,7 +371,7 @@ class GroupedInsert:
                 row.done = True
 
     def _statement(self, rows):
-        key = (type(database.obj), rows)
+        key = (type(self.database.obj), rows)
         sql = self._statements.get(key)
         if sql is None:
             # peewee writes each statement once (quoting, placeholders, RETURNING on PostgreSQL).

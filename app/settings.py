@@ -25,6 +25,7 @@ TOML_KEYS = {
     "max_body_bytes": ("intake", "max_body_bytes"),
     "auth_cache_seconds": ("intake", "auth_cache_seconds"),
     "intake_mode": ("intake", "mode"),
+    "intake_synchronous_commit": ("intake", "synchronous_commit"),
     "intake_processor_nice": ("intake", "processor_nice"),
     "intake_processor_pause_above": ("intake", "processor_pause_above"),
     "log_level": ("logging", "level"),
@@ -50,6 +51,7 @@ ENV_KEYS = {
 INTAKE_INLINE = "inline"
 INTAKE_QUEUED = "queued"
 INTAKE_MODES = (INTAKE_INLINE, INTAKE_QUEUED)
+SYNCHRONOUS_COMMIT = ("on", "off")
 
 
 class SettingsError(ValueError):
@@ -72,6 +74,11 @@ class Settings:
     # the ticket). "queued": the webhook stores the delivery and answers at once; the
     # scheduler process turns stored deliveries into tickets (docs/deployment.md).
     intake_mode: str = "inline"
+    # "on": a queued delivery is answered once its commit is on disk. "off": once the
+    # database has it, before the disk does; an OS crash or power cut (SQLite) or a
+    # PostgreSQL crash may lose the last moment's acknowledged deliveries, which
+    # reconciliation recovers from EPM (docs/deployment.md, Durability).
+    intake_synchronous_commit: str = "on"
     # The niceness of the scheduler's delivery processor in queued mode: under a burst the
     # web workers answering EPM come first, and tickets follow as soon as CPU is free.
     intake_processor_nice: int = 10
@@ -110,6 +117,8 @@ class Settings:
         settings = cls()._coerced(values)
         if settings.intake_mode not in INTAKE_MODES:
             raise SettingsError(f"intake mode must be one of {', '.join(INTAKE_MODES)}, not {settings.intake_mode!r}")
+        if settings.intake_synchronous_commit not in SYNCHRONOUS_COMMIT:
+            raise SettingsError(f"intake synchronous_commit must be on or off, not {settings.intake_synchronous_commit!r}")
         try:
             if not settings.retry_delays:
                 raise ValueError

@@ -3,7 +3,7 @@ from contextlib import contextmanager
 
 from app import create_app
 from app.auth.accounts import hash_password
-from app.db import database
+from app.db import close_pools, database
 from app.migrations import upgrade
 from app.models import Account, Configuration
 
@@ -22,7 +22,7 @@ def broker_app(database_url):
         try:
             yield app
         finally:
-            database.close_all() if hasattr(database.obj, "close_all") else database.close()
+            close_pools()
 
 
 def prepare(database_url):

@@ -13,7 +13,7 @@ import pytest
 
 from app import create_app
 from app.configuration import update_configuration
-from app.db import database
+from app.db import close_pools, database
 from app.epm import tokens
 from app.epm.fake import FakeEpm
 from app.migrations import upgrade
@@ -80,7 +80,7 @@ def app(database_url, app_settings):
         yield app
         # The app-log writer thread may still be storing a record this test logged.
         log_store.flush(5)
-        database.close_all()
+        close_pools()
 
 
 @pytest.fixture

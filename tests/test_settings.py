@@ -58,3 +58,12 @@ def test_the_intake_mode_is_inline_unless_set_and_only_a_known_mode_is_accepted(
         "queued", 5, 0)
     with pytest.raises(SettingsError, match="intake mode must be one of inline, queued, not 'later'"):
         Settings.load(environ={"JITBROKER_INTAKE_MODE": "later"})
+
+
+def test_queued_deliveries_commit_synchronously_unless_set_off_and_only_on_or_off_is_accepted(tmp_path):
+    assert Settings.load(environ={}).intake_synchronous_commit == "on"
+    config = tmp_path / "config.toml"
+    config.write_text('[intake]\nmode = "queued"\nsynchronous_commit = "off"\n')
+    assert Settings.load(environ={"JITBROKER_CONFIG": str(config)}).intake_synchronous_commit == "off"
+    with pytest.raises(SettingsError, match="intake synchronous_commit must be on or off, not 'maybe'"):
+        Settings.load({"intake_synchronous_commit": "maybe"}, environ={})

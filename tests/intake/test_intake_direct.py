@@ -13,7 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.test import Client
 
 from app import contract
-from app.db import database
+from app.db import deliveries
 from app.intake.direct import DirectWebhook
 from app.models import IncomingRequest
 from tests import factories
@@ -143,7 +143,7 @@ def test_a_body_over_the_limit_is_refused_by_the_view_unread(app, deliver, api_a
 
 def test_a_database_outage_gets_the_views_503_and_nothing_is_stored(app, deliver, api_account, monkeypatch):
     deliver(factories.application_request("req-warm"))
-    concrete = database.obj
+    concrete = deliveries.obj
 
     def unavailable(*_args, **_kwargs):
         raise peewee.OperationalError("database is locked")

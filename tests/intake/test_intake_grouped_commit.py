@@ -11,7 +11,7 @@ import peewee
 import pytest
 
 from app import contract
-from app.db import GroupedInsert, database
+from app.db import GroupedInsert, database, deliveries
 from app.intake import service
 from app.models import IncomingRequest, new_sys_id, utcnow
 from tests import factories
@@ -42,7 +42,7 @@ class HeldStatements:
         self.statements = []
         self.first_started = threading.Event()
         self.release_first = threading.Event()
-        concrete = database.obj
+        concrete = deliveries.obj
         real_execute = concrete.execute_sql
 
         def execute_sql(sql, params=None, *args, **kwargs):
@@ -150,7 +150,7 @@ def test_an_unavailable_database_fails_every_row_of_the_group_and_none_is_tried_
 
 def test_a_delivery_the_unavailable_database_cannot_store_is_answered_503_and_nothing_is_stored(
         app, deliver, api_account, monkeypatch):
-    concrete = database.obj
+    concrete = deliveries.obj
     real_execute = concrete.execute_sql
 
     def unavailable(sql, params=None, *args, **kwargs):

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from app import contract
-from app.db import database
+from app.db import database, deliveries
 from app.intake import processor, service
 from app.models import IncomingRequest, Task
 from app.policies import rules as policy_rules
@@ -236,7 +236,7 @@ def test_two_processors_at_once_apply_each_delivery_once(app, deliver, api_accou
 def test_the_queued_webhook_costs_one_statement_once_the_credentials_are_known(
         app, deliver, api_account, monkeypatch):
     deliver(factories.application_request())  # the first one pays the password check and the reads
-    concrete = database.obj
+    concrete = deliveries.obj
     statements = []
     real_execute = concrete.execute_sql
 
