@@ -374,8 +374,9 @@ class GroupedInsert:
         key = (type(self.database.obj), rows)
         sql = self._statements.get(key)
         if sql is None:
-            # peewee writes each statement once (quoting, placeholders, RETURNING on PostgreSQL).
-            sql, params = self.model.insert_many([{field: None for field in self.fields}] * rows).sql()
+            # peewee writes each statement once (quoting, placeholders), without the RETURNING
+            # it would add on PostgreSQL: nobody reads the new ids.
+            sql, params = self.model.insert_many([{field: None for field in self.fields}] * rows).returning().sql()
             assert len(params) == rows * len(self.fields), sql
             self._statements[key] = sql
         return sql

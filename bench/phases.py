@@ -35,18 +35,17 @@ def _deliveries(server, options):
     return warm, result
 
 
-def _intake(backend, options, mode="queued", synchronous="FULL", synchronous_commit="on"):
+def _intake(backend, options, mode="queued", synchronous_commit="on"):
     """The webhook under load; in queued mode with the scheduler turning deliveries into tickets meanwhile,
-    as a deployment runs it, then timed until every stored delivery has become its ticket. `synchronous`
-    is SQLite's durability setting for everything (`[database] sqlite_synchronous`; FULL is the shipped
-    default), `synchronous_commit` queued intake's for the deliveries alone (`[intake] synchronous_commit`)."""
+    as a deployment runs it, then timed until every stored delivery has become its ticket.
+    `synchronous_commit` is queued intake's durability setting for the deliveries (`[intake]
+    synchronous_commit`; "on" is the default); SQLite runs with the shipped `synchronous = FULL`."""
     with servers.database_for(backend, options.scratch, "intake") as db:
         broker.prepare(db.url)
         env = broker.server_env(db.url, JITBROKER_INTAKE_MODE=mode)
-        if synchronous != "FULL" or synchronous_commit != "on":
-            config = Path(options.scratch) / f"intake-{synchronous}-{synchronous_commit}.toml"
-            config.write_text(f'[database]\nsqlite_synchronous = "{synchronous}"\n\n'
-                              f'[intake]\nsynchronous_commit = "{synchronous_commit}"\n')
+        if synchronous_commit != "on":
+            config = Path(options.scratch) / f"intake-synchronous-commit-{synchronous_commit}.toml"
+            config.write_text(f'[intake]\nsynchronous_commit = "{synchronous_commit}"\n')
             env["JITBROKER_CONFIG"] = str(config)
         with servers.Gunicorn("app:create_app()", env=env) as server, \
                 servers.Process([sys.executable, "-m", "flask", "--app", "app:create_app()", "scheduler"], env=env):
@@ -62,7 +61,7 @@ def _intake(backend, options, mode="queued", synchronous="FULL", synchronous_com
     result["rows"] = rows
     result["backend"] = backend
     result["intake_mode"] = mode
-    result["sqlite_synchronous"] = synchronous if backend == "sqlite" else None
+    result["sqlite_synchronous"] = "FULL" if backend == "sqlite" else None
     result["synchronous_commit"] = synchronous_commit
     return result
 
@@ -120,12 +119,11 @@ RUNNERS = {
     "reference_sqlite": partial(_reference, "sqlite"),
     "reference_sqlite_normal": partial(_reference, "sqlite", synchronous="NORMAL"),
     "reference_postgresql": partial(_reference, "postgresql"),
-    "intake_sqlite": partial(_intake, "sqlite"),
-    "intake_sqlite_normal": partial(_intake, "sqlite", synchronous="NORMAL"),
-    "intake_sqlite_inline": partial(_intake, "sqlite", mode="inline"),
-    "intake_postgresql": partial(_intake, "postgresql"),
     "intake_sqlite_async": partial(_intake, "sqlite", synchronous_commit="off"),
+    "intake_sqlite": partial(_intake, "sqlite"),
+    "intake_sqlite_inline": partial(_intake, "sqlite", mode="inline"),
     "intake_postgresql_async": partial(_intake, "postgresql", synchronous_commit="off"),
+    "intake_postgresql": partial(_intake, "postgresql"),
     "decision_round_trip": decision_round_trip,
     "two_instances": two_instances,
     "lists_sqlite": partial(_lists, "sqlite"),
