@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from app import contract
 from app.audit import service as audit
 from app.audit.models import AuditEntry
-from app.models import Decision, IncomingRequest, Task, utcnow
+from app.models import Decision, IncomingRequest, QueuedDelivery, Task, utcnow
 
 bp = Blueprint("metrics", __name__)
 
@@ -60,6 +60,12 @@ class DatabaseCollector:
         for event_type, status, count in rows:
             key = (event_label(event_type), status)
             counts[key] = counts.get(key, 0) + count
+        # Stored by queued intake, not yet taken into the incoming-request log: received too.
+        waiting = QueuedDelivery.select(QueuedDelivery.event_type, fn.COUNT(QueuedDelivery.id)) \
+            .group_by(QueuedDelivery.event_type).tuples()
+        for event_type, count in waiting:
+            key = (event_label(event_type), contract.INCOMING_RECEIVED)
+            counts[key] = counts.get(key, 0) + count
         for labels, count in sorted(counts.items()):
             family.add_metric(list(labels), count)
         return family
@@ -69,8 +75,10 @@ class DatabaseCollector:
         queued = IncomingRequest.select().where(IncomingRequest.queued == True)  # noqa: E712
         yield GaugeMetricFamily("jitbroker_intake_queue_depth",
                                 "Deliveries stored by queued intake and not yet turned into tickets",
-                                value=queued.count())
-        oldest = queued.select(fn.MIN(IncomingRequest.received_at)).scalar()
+                                value=queued.count() + QueuedDelivery.select().count())
+        # Taken in oldest first: a delivery still waiting to be taken in is newer than every queued row.
+        oldest = queued.select(fn.MIN(IncomingRequest.received_at)).scalar() or \
+            QueuedDelivery.select(fn.MIN(QueuedDelivery.received_at)).scalar()
         yield GaugeMetricFamily("jitbroker_oldest_queued_delivery_age_seconds",
                                 "Seconds the oldest queued delivery has waited for the processor; 0 when none waits",
                                 value=max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)

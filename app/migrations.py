@@ -156,6 +156,10 @@ def _search_statistics(_migrator):
         database.execute_sql("ANALYZE task")
 
 
+def _queued_delivery_inbox(_migrator):
+    database.create_tables([models.QueuedDelivery])
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -169,6 +173,7 @@ MIGRATIONS = [
     (10, "EPM access token shared by every process", _shared_epm_token),
     (11, "deliveries stored for the processor (queued intake)", _queued_intake),
     (12, "search estimates from a larger sample", _search_statistics),
+    (13, "queued deliveries stored apart until the processor takes them in", _queued_delivery_inbox),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

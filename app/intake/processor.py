@@ -1,7 +1,8 @@
 """The queued intake's processor: turns stored deliveries into tickets, oldest first.
 
-In queued mode (`[intake] mode = "queued"`) the webhook only stores each delivery,
-marked `queued`. The processor applies them with the same `apply_event` the inline
+In queued mode (`[intake] mode = "queued"`) the webhook only stores each delivery
+(QueuedDelivery). The processor takes them into the incoming-request log, marked
+`queued`, and applies them with the same `apply_event` the inline
 mode runs inside the request, each delivery in its own write transaction, and
 queues the policies of every new ticket as the inline webhook does. It runs as a
 thread of every `jitbroker scheduler` process (at a lower CPU priority, so that
@@ -31,7 +32,7 @@ from app.errors import BadRequest
 from app.intake.payload import parse_json_object
 from app.intake.schemas import load_event
 from app.intake.service import StoredDelivery, apply_event, describe_invalid, made_new_ticket
-from app.models import IncomingRequest, utcnow
+from app.models import IncomingRequest, QueuedDelivery, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,35 @@ CHECKPOINT_SECONDS = 0.25
 _ATTEMPTS = 3
 
 
+# What a delivery taken in from QueuedDelivery keeps: everything the webhook stored.
+_TAKEN_FIELDS = ("sys_id", "event_type", "request_id", "raw_body", "content_type", "headers", "source_address",
+                 "received_at")
+
+
+def take_in(limit=BATCH):
+    """Move up to `limit` deliveries the webhook stored into the incoming-request log, queued,
+    oldest first, in one transaction; returns how many it moved.
+
+    Each keeps its sys_id (the one EPM's answer named) and its arrival order: they get
+    their IncomingRequest ids in the order they arrived. Rows are claimed (SQLite's
+    write lock; `FOR UPDATE SKIP LOCKED` on PostgreSQL), so two processors never move one twice.
+    """
+    with write_transaction():
+        query = QueuedDelivery.select(QueuedDelivery.id).order_by(QueuedDelivery.id).limit(limit)
+        if not is_sqlite():
+            query = query.for_update("FOR UPDATE SKIP LOCKED")
+        ids = [row_id for (row_id,) in query.tuples()]
+        if not ids:
+            return 0
+        columns = [getattr(QueuedDelivery, name) for name in _TAKEN_FIELDS]
+        taken = (QueuedDelivery.select(*columns, peewee.Value(contract.INCOMING_RECEIVED), peewee.Value(True))
+                 .where(QueuedDelivery.id.in_(ids)).order_by(QueuedDelivery.id))
+        IncomingRequest.insert_from(taken, [*(getattr(IncomingRequest, name) for name in _TAKEN_FIELDS),
+                                            IncomingRequest.status, IncomingRequest.queued]).execute()
+        QueuedDelivery.delete().where(QueuedDelivery.id.in_(ids)).execute()
+    return len(ids)
+
+
 def queued_ids(limit=BATCH):
     """Ids of deliveries waiting for the processor, oldest first."""
     query = (IncomingRequest.select(IncomingRequest.id)
@@ -57,7 +87,9 @@ def queued_ids(limit=BATCH):
 
 
 def queued_count():
-    return IncomingRequest.select().where(IncomingRequest.queued == True).count()  # noqa: E712
+    """Deliveries stored by queued intake and not yet applied: waiting to be taken in, or taken in."""
+    return QueuedDelivery.select().count() + \
+        IncomingRequest.select().where(IncomingRequest.queued == True).count()  # noqa: E712
 
 
 def _claim(incoming_id):
@@ -125,6 +157,7 @@ def process_queued(limit=BATCH, run_evaluation=None, should_pause=None):
     evaluation (none: the scheduler's evaluate_policies job runs them). When
     `should_pause()` is true before a delivery, the call stops there.
     """
+    take_in(limit)
     applied = 0
     for incoming_id in queued_ids(limit):
         if should_pause is not None and should_pause():
@@ -154,7 +187,10 @@ def lower_this_threads_priority(nice):
 
 
 class ArrivalRate:
-    """How fast deliveries are arriving, from the growth of the newest delivery's id between looks."""
+    """How fast deliveries are arriving, from the growth between looks of the newest incoming
+    request's id plus the deliveries waiting to be taken in (taking one in moves it from the
+    second to the first, which leaves the sum as it was).
+    """
 
     def __init__(self, look_every_seconds=PAUSE_CHECK_SECONDS):
         self.look_every = look_every_seconds
@@ -165,7 +201,7 @@ class ArrivalRate:
         now = time.monotonic()
         if self._last is not None and now - self._last[0] < self.look_every:
             return self.per_second
-        newest = IncomingRequest.select(fn.MAX(IncomingRequest.id)).scalar() or 0
+        newest = (IncomingRequest.select(fn.MAX(IncomingRequest.id)).scalar() or 0) + QueuedDelivery.select().count()
         if self._last is not None:
             self.per_second = (newest - self._last[1]) / (now - self._last[0])
         self._last = (now, newest)

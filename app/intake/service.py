@@ -5,8 +5,9 @@ a ticket unless one exists for its RequestId (then it is a duplicate); an update
 event finalizes the ticket, or waits as `received` until its created event comes.
 
 In the inline intake mode `receive` does all of it before the webhook answers. In
-the queued mode `accept` only stores the delivery (`queued`, status `received`) and
-the processor (app/intake/processor.py) applies it later through `apply_event`.
+the queued mode `accept` only stores the delivery (a QueuedDelivery row), and the
+processor (app/intake/processor.py) takes it into the incoming-request log (`queued`,
+status `received`) and applies it later through `apply_event`.
 """
 import logging
 import traceback
@@ -19,7 +20,7 @@ from app.db import UNAVAILABLE_ERRORS, GroupedInsert, database, is_sqlite, write
 from app.errors import BadRequest
 from app.intake.payload import parse_json_object, storable_text, text_value
 from app.intake.schemas import load_event
-from app.models import IncomingRequest, new_sys_id, utcnow
+from app.models import IncomingRequest, QueuedDelivery, new_sys_id, utcnow
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
@@ -53,23 +54,23 @@ class Delivery:
         )
 
     def store_queued(self, event_type, request_id):
-        """Insert this delivery as queued for the processor; returns its sys_id once committed.
+        """Store this delivery for the processor; returns its sys_id once committed.
 
-        The webhook's whole cost in queued mode is this INSERT: alone, one statement
-        that commits itself; beside other deliveries this worker's threads are storing
-        at the same moment, one statement and one commit for all of them (GroupedInsert).
+        The webhook's whole cost in queued mode is this INSERT into QueuedDelivery: alone,
+        one statement that commits itself; beside other deliveries this worker's threads
+        are storing at the same moment, one statement and one commit for all of them
+        (GroupedInsert). The sys_id is the one its IncomingRequest row keeps.
         """
         sys_id = new_sys_id()
         _queued_rows.insert({
             "sys_id": sys_id, "raw_body": self.raw_body, "content_type": self.content_type, "headers": self.headers,
             "source_address": self.source_address, "received_at": self.received_at, "event_type": event_type,
-            "request_id": request_id, "status": contract.INCOMING_RECEIVED, "queued": True})
+            "request_id": request_id})
         return sys_id
 
 
-_queued_rows = GroupedInsert(IncomingRequest, (
-    "sys_id", "raw_body", "content_type", "headers", "source_address", "received_at", "event_type", "request_id",
-    "status", "queued"))
+_queued_rows = GroupedInsert(QueuedDelivery, (
+    "sys_id", "raw_body", "content_type", "headers", "source_address", "received_at", "event_type", "request_id"))
 
 
 class StoredDelivery:

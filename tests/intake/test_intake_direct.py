@@ -15,7 +15,8 @@ from werkzeug.test import Client
 from app import contract
 from app.db import deliveries
 from app.intake.direct import DirectWebhook
-from app.models import IncomingRequest
+from app.intake import processor
+from app.models import IncomingRequest, QueuedDelivery
 from tests import factories
 from tests.conftest import WEBHOOK, basic_auth
 
@@ -93,6 +94,7 @@ def test_the_direct_path_stores_the_delivery_as_the_view_does(app, deliver, api_
         answer = client.post(WEBHOOK, data=raw[name], content_type="application/json; charset=utf-8",
                              headers=headers)
         assert answer.status_code == 200
+    processor.take_in()
     stored = {row.request_id: row for row in IncomingRequest.select()}
     direct, viewed = stored["req-direct"], stored["req-viewed"]
     assert bytes(direct.raw_body) == raw["direct"] and bytes(viewed.raw_body) == raw["viewed"]
@@ -190,4 +192,4 @@ def test_behind_a_trusted_proxy_the_direct_path_sees_the_forwarded_address_and_s
         assert answer.status_code == 200
         assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
     assert dispatched == [WEBHOOK]
-    assert {row.source_address for row in IncomingRequest.select()} == {"203.0.113.9"}
+    assert {row.source_address for row in QueuedDelivery.select()} == {"203.0.113.9"}

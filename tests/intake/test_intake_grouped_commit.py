@@ -13,7 +13,7 @@ import pytest
 from app import contract
 from app.db import GroupedInsert, database, deliveries
 from app.intake import service
-from app.models import IncomingRequest, new_sys_id, utcnow
+from app.models import IncomingRequest, QueuedDelivery, new_sys_id, utcnow
 from tests import factories
 from tests.conftest import WEBHOOK
 
@@ -38,7 +38,7 @@ class HeldStatements:
     With `fail_after_first`, every INSERT after the first raises that error instead of running.
     """
 
-    def __init__(self, monkeypatch, fail_after_first=None):
+    def __init__(self, monkeypatch, fail_after_first=None, fields_per_row=len(FIELDS)):
         self.statements = []
         self.first_started = threading.Event()
         self.release_first = threading.Event()
@@ -47,7 +47,7 @@ class HeldStatements:
 
         def execute_sql(sql, params=None, *args, **kwargs):
             if sql.startswith("INSERT INTO"):
-                self.statements.append(len(params) // len(FIELDS))
+                self.statements.append(len(params) // fields_per_row)
                 if len(self.statements) == 1:
                     self.first_started.set()
                     assert self.release_first.wait(10)
@@ -164,11 +164,11 @@ def test_a_delivery_the_unavailable_database_cannot_store_is_answered_503_and_no
 
     assert response.status_code == 503
     monkeypatch.setattr(concrete, "execute_sql", real_execute)
-    assert [row.request_id for row in IncomingRequest.select()] == ["req-before"]
+    assert [row.request_id for row in QueuedDelivery.select()] == ["req-before"]
 
 
 def test_concurrent_webhook_deliveries_each_get_their_own_stored_row(app, api_auth, monkeypatch):
-    held = HeldStatements(monkeypatch)
+    held = HeldStatements(monkeypatch, fields_per_row=len(service._queued_rows.fields))
 
     def post(index):
         with app.test_client() as client:
@@ -183,7 +183,6 @@ def test_concurrent_webhook_deliveries_each_get_their_own_stored_row(app, api_au
 
     assert [status for status, _sys_id in outcomes] == [200] * 6
     assert held.statements == [1, 5]
-    rows = {row.sys_id: row for row in IncomingRequest.select()}
+    rows = {row.sys_id: row for row in QueuedDelivery.select()}
     assert set(rows) == {sys_id for _status, sys_id in outcomes}
     assert sorted(row.request_id for row in rows.values()) == sorted(f"req-burst-{index}" for index in range(6))
-    assert all(row.queued and row.status == contract.INCOMING_RECEIVED for row in rows.values())

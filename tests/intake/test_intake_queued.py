@@ -41,6 +41,9 @@ def test_a_delivery_is_stored_raw_and_answered_before_it_becomes_a_ticket(delive
     assert response.status_code == 200
     result = response.json["result"]
     assert result["status"] == contract.INCOMING_RECEIVED and result["ticket"] is None
+    assert rows() == [] and processor.queued_count() == 1, "stored apart, not yet in the incoming-request log"
+    # Taken into the log as queued, with everything the webhook stored and the sys_id EPM was given.
+    assert processor.take_in() == 1 and processor.take_in() == 0
     [row] = rows()
     assert row.sys_id == result["incoming_request"]
     assert bytes(row.raw_body) == raw
