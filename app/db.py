@@ -226,9 +226,14 @@ def init_database(settings):
     return concrete
 
 
+def _pools():
+    """`database`, and `deliveries` when it has connections of its own."""
+    return (database, deliveries) if deliveries.obj is not database.obj else (database,)
+
+
 def close_pools():
     """Close every pooled connection of `database` and `deliveries`."""
-    for proxy in (database, deliveries) if deliveries.obj is not database.obj else (database,):
+    for proxy in _pools():
         proxy.close_all() if hasattr(proxy.obj, "close_all") else proxy.close()
 
 
@@ -265,7 +270,7 @@ def init_app(app):
 
 def release_connection():
     """Hand this thread's connections, if it took any, back to their pools."""
-    for proxy in (database, deliveries) if deliveries.obj is not database.obj else (database,):
+    for proxy in _pools():
         if not proxy.is_closed():
             # A request that failed mid-transaction must not hand the pool a
             # connection with an open transaction.

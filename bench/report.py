@@ -353,15 +353,15 @@ _INTAKE_REST = (
 WHY_MISSED = {
     "intake throughput, sqlite": (
         _INTAKE_COST + " On SQLite the two workers' inserts take turns on the one write lock (app/db.py "
-        "WritersTurn), and the scheduler's processor checkpoints the WAL every 0.25 s meanwhile; an insert "
-        "appending to a WAL page the checkpoint is syncing waits for it.<<REFERENCE>>" + _INTAKE_REST),
+        "WritersTurn), and the scheduler's processor checkpoints the WAL every 0.25 s meanwhile, syncing it "
+        "and the database file, which inserts committing at that moment wait for.<<REFERENCE>>" + _INTAKE_REST),
     "intake throughput, postgresql": (
         _INTAKE_COST + " On PostgreSQL the server's own backend parses, plans and runs each INSERT on the same "
         "2 cores the workers and wrk share.<<REFERENCE>>" + _INTAKE_REST),
     "intake p99 latency": (
         "with 16 connections on 2 sync workers, 14 requests queue while 2 are served, so p99 is the queue "
         "length times the per-request cost, and an insert that waits (for the other worker's write, or on "
-        "SQLite for a WAL page the processor's checkpoint is syncing) holds up every request queued behind it: "
+        "SQLite for the processor's checkpoint to sync the WAL) holds up every request queued behind it: "
         "the roof's requests cost a fraction of a delivery's, so its queue moves faster."),
     "intake tickets": (
         "some stored deliveries did not become their ticket after the load: see the deliveries by status "

@@ -38,12 +38,13 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 POLL_SECONDS = 0.5
-# How often the processor looks at the arrival rate (one indexed MAX(id) each time).
+# How often the processor looks at the arrival rate (an indexed MAX(id) and a count of the
+# deliveries not yet taken in, each time).
 PAUSE_CHECK_SECONDS = 0.5
 # How often the processor checkpoints SQLite's WAL, which the webhook's inserts leave to it
-# (app/db.py), also while it waits for a burst to pass. A checkpoint syncs the WAL, and an
-# insert appending to a page being written out waits for it: the more often, the shorter
-# each wait (intake p99 under a burst, throwaway trials: ~230 ms at 3 s, ~60 at 1 s, ~45 at 0.2 s).
+# (app/db.py), also while it waits for a burst to pass. A checkpoint syncs the WAL and the
+# database file, and inserts committing meanwhile were seen to stall (intake p99): the more
+# often, the less each checkpoint copies and syncs, and the shorter the stall.
 CHECKPOINT_SECONDS = 0.25
 # Two concurrent deliveries of one RequestId on PostgreSQL: see app/intake/service.py.
 _ATTEMPTS = 3
