@@ -216,7 +216,7 @@ def create_database(settings, for_deliveries=False):
 def init_database(settings):
     """Point the `database` and `deliveries` proxies at the database `settings` name; returns `database`'s."""
     concrete = create_database(settings)
-    for proxy in (deliveries, database):
+    for proxy in _pools():
         previous = proxy.obj
         if previous is not None and not previous.is_closed():
             previous.close_all() if hasattr(previous, "close_all") else previous.close()

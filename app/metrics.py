@@ -72,10 +72,12 @@ class DatabaseCollector:
 
     @staticmethod
     def _intake_queue():
+        from app.intake.processor import queued_count
+
         queued = IncomingRequest.select().where(IncomingRequest.queued == True)  # noqa: E712
         yield GaugeMetricFamily("jitbroker_intake_queue_depth",
                                 "Deliveries stored by queued intake and not yet turned into tickets",
-                                value=queued.count() + QueuedDelivery.select().count())
+                                value=queued_count())
         # Taken in oldest first: a delivery still waiting to be taken in is newer than every queued row.
         oldest = queued.select(fn.MIN(IncomingRequest.received_at)).scalar() or \
             QueuedDelivery.select(fn.MIN(QueuedDelivery.received_at)).scalar()

@@ -31,8 +31,6 @@ def intake_label(result):
     label = f"intake {result['backend']} ({result.get('intake_mode', 'inline')}"
     if result.get("intake_mode") == "queued":
         label += f", synchronous_commit {result.get('synchronous_commit', 'on')}"
-    if result.get("sqlite_synchronous") and result["sqlite_synchronous"] != "FULL":
-        label += f", sqlite synchronous {result['sqlite_synchronous']}"
     return label + ")"
 
 

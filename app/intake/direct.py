@@ -21,13 +21,14 @@ counts it exactly as before. The answer is the view's, header for header: the te
 address and scheme it reads are the ones Flask reads.
 """
 import io
+import logging
 import uuid
 
 from werkzeug.datastructures import Authorization, EnvironHeaders
 
 from app import contract
 from app.auth.basic import is_remembered
-from app.db import release_connection
+from app.db import UNAVAILABLE_ERRORS, release_connection
 from app.errors import BadRequest
 from app.intake import service
 from app.intake.payload import parse_json_object
@@ -35,6 +36,8 @@ from app.intake.views import is_json, webhook
 from app.ops.logging import REQUEST_ID_HEADER, usable_request_id
 from app.security.headers import HSTS
 from app.settings import INTAKE_QUEUED
+
+log = logging.getLogger(__name__)
 
 
 class DirectWebhook:
@@ -52,9 +55,12 @@ class DirectWebhook:
             return self.view_app(environ, start_response)
         try:
             sys_id = self._store(environ)
-        except Exception:
+        except UNAVAILABLE_ERRORS:
             # Nothing was stored (the INSERT is one statement): the view tries again and
-            # answers the failure as it always does (503 while the database is away).
+            # answers as it always does while the database is away (503).
+            sys_id = None
+        except Exception:  # noqa: BLE001 - the view answers; a fault here must still be seen
+            log.exception("the webhook's direct path failed; the view answers this delivery")
             sys_id = None
         finally:
             release_connection()

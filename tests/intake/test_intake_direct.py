@@ -52,10 +52,6 @@ class ViewClient(Client):
         return super().open(*args, environ_base=self.environ_base, **kwargs)
 
 
-def view_client(app):
-    return ViewClient(app)
-
-
 def test_a_known_credentials_delivery_is_answered_without_flask_dispatching_it(deliver, api_account, dispatched):
     assert deliver(factories.application_request("req-direct-1")).status_code == 200
     assert dispatched == [WEBHOOK], "the first delivery pays the password check in the view"
@@ -71,7 +67,7 @@ def test_the_direct_answer_is_the_views_header_for_header(app, deliver, api_acco
     body = json.dumps(factories.admin_request("req-compare-1"))
     direct = app.test_client().post(WEBHOOK, data=body, content_type="application/json", headers=headers)
     body = json.dumps(factories.admin_request("req-compare-2"))
-    viewed = view_client(app).post(WEBHOOK, data=body, content_type="application/json", headers=headers)
+    viewed = ViewClient(app).post(WEBHOOK, data=body, content_type="application/json", headers=headers)
     assert dispatched == [WEBHOOK, WEBHOOK], "only the view client's request went through Flask"
 
     assert direct.status_code == viewed.status_code == 200
@@ -89,7 +85,7 @@ def test_the_direct_path_stores_the_delivery_as_the_view_does(app, deliver, api_
     headers = {**basic_auth("epm", factories.PASSWORD), "User-Agent": "EPM-Webhook/1.0",
                "X-Forwarded-For": "10.1.2.3", "Cookie-Less": "yes"}
     raw = {}
-    for name, client in (("direct", app.test_client()), ("viewed", view_client(app))):
+    for name, client in (("direct", app.test_client()), ("viewed", ViewClient(app))):
         raw[name] = json.dumps(factories.application_request(f"req-{name}"), indent=1).encode()
         answer = client.post(WEBHOOK, data=raw[name], content_type="application/json; charset=utf-8",
                              headers=headers)
@@ -127,7 +123,7 @@ def test_what_the_direct_path_does_not_take_gets_the_views_answer(app, deliver, 
     direct = app.test_client(use_cookies=False).post(WEBHOOK, **sent)
     assert dispatched == [WEBHOOK, WEBHOOK], f"{why}: handed to the view"
     after_direct = IncomingRequest.select().count()
-    viewed = view_client(app).post(WEBHOOK, **sent)
+    viewed = ViewClient(app).post(WEBHOOK, **sent)
     assert (direct.status_code, direct.get_json().keys()) == (viewed.status_code, viewed.get_json().keys()), why
     # Each of the two was stored (or refused without a row) the same way, once.
     assert IncomingRequest.select().count() - after_direct == after_direct - warm, why
@@ -155,6 +151,22 @@ def test_a_database_outage_gets_the_views_503_and_nothing_is_stored(app, deliver
     monkeypatch.undo()
     assert answer.status_code == 503 and "Retry-After" in answer.headers
     assert IncomingRequest.select().where(IncomingRequest.request_id == "req-outage").count() == 0
+
+
+def test_a_fault_in_the_direct_path_is_logged_and_the_view_answers(deliver, api_account, dispatched, monkeypatch,
+                                                                   caplog):
+    from app.intake import direct
+
+    deliver(factories.application_request("req-warm"))
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("a bug in the direct path")
+
+    monkeypatch.setattr(direct, "parse_json_object", broken)
+    answer = deliver(factories.application_request("req-after-fault"))
+    assert answer.status_code == 200 and dispatched == [WEBHOOK, WEBHOOK]
+    assert QueuedDelivery.select().where(QueuedDelivery.request_id == "req-after-fault").count() == 1
+    assert any("direct path failed" in record.getMessage() and record.exc_info for record in caplog.records)
 
 
 def test_a_deactivated_account_is_refused_once_the_account_cache_forgets_it(app, deliver, api_account, dispatched):

@@ -216,6 +216,18 @@ def test_the_processor_waits_while_a_burst_is_arriving_and_works_it_off_after(ap
     assert Task.select().count() == 10
 
 
+def test_taking_deliveries_into_the_log_is_not_counted_as_arrivals(app, deliver, api_account):
+    for number in range(5):
+        deliver(factories.application_request(f"req-rate-{number}"))
+    rate = processor.ArrivalRate(look_every_seconds=0)
+    rate.update()
+    assert processor.take_in(3) == 3
+    time.sleep(0.01)
+    assert rate.update() == 0, "moving 3 of 5 is no arrival"
+    deliver(factories.application_request("req-rate-new"))
+    assert rate.update() > 0, "a new delivery is"
+
+
 def test_two_processors_at_once_apply_each_delivery_once(app, deliver, api_account):
     for number in range(12):
         deliver(factories.application_request(f"req-pair-{number}"))

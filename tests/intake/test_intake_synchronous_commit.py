@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.db import database, deliveries, release_connection
+from app.db import database, deliveries, is_sqlite, release_connection
 from app.intake import processor, service
 from app.models import IncomingRequest, QueuedDelivery, Task
 from tests import factories
@@ -21,7 +21,7 @@ QUEUED_OFF = {"intake_mode": "queued", "intake_synchronous_commit": "off"}
 
 
 def commits_wait_for_the_disk(proxy):
-    if database.obj.__class__.__name__.startswith("BrokerSqlite"):
+    if is_sqlite():
         # 2 is FULL, which syncs the WAL at every commit; 1 is NORMAL, which leaves that to checkpoints.
         return {2: True, 1: False}[proxy.execute_sql("PRAGMA synchronous").fetchone()[0]]
     return {"on": True, "off": False}[proxy.execute_sql("SHOW synchronous_commit").fetchone()[0]]
