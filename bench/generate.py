@@ -157,7 +157,28 @@ def _finish(count, first_number):
                 table = model._meta.table_name
                 database.execute_sql(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                                      f"(SELECT COALESCE(MAX(id), 1) FROM \"{table}\"))")
-    database.execute_sql("ANALYZE")
+    _settle()
+
+
+def _settle():
+    """Leave the database as a broker with this much history has it: statistics gathered and
+    every written page on disk.
+
+    Without this, PostgreSQL's checkpointer spends the next minutes writing out the load's
+    dirty buffers and each first read of a loaded row sets its hint bits (a page write),
+    both while the list pages are measured; a database with a year of history has long
+    settled. SQLite's WAL is copied into the database file and emptied.
+    """
+    if is_sqlite():
+        database.execute_sql("ANALYZE")
+        database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return
+    database.execute_sql("VACUUM (ANALYZE)")
+    may_checkpoint = database.execute_sql(
+        "SELECT rolsuper OR pg_has_role(current_user, 'pg_checkpoint', 'MEMBER') FROM pg_roles "
+        "WHERE rolname = current_user").fetchone()[0]
+    if may_checkpoint:  # otherwise the checkpointer writes the pages in its own time
+        database.execute_sql("CHECKPOINT")
 
 
 @contextmanager
