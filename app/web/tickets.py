@@ -10,7 +10,7 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.models import Task, utcnow
 from app.policies import approvals
 from app.tickets.api import ticket_url
-from app.tickets.rows import row_page
+from app.tickets.rows import ListedTicket, row_page
 from app.web import decision_form, labels
 from app.web import ticket_list as listing
 from app.web.access import require_page_roles
@@ -46,7 +46,7 @@ _TICKET_TYPE_CHOICES = tuple((t.table, t.label) for t in contract.TICKET_TYPES.v
 def ticket_list():
     filters = listing.TicketFilters.from_args(request.args)
     page = row_page(listing.filtered_query(filters), after=request.args.get("after"),
-                    before=request.args.get("before"), size=listing.PAGE_SIZE)
+                    before=request.args.get("before"), size=listing.PAGE_SIZE, row_type=ListedTicket)
     link = url_for("web_tickets.ticket", number="-").removesuffix("-")
     now = utcnow()
     return render_template(

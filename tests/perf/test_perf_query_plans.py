@@ -76,16 +76,16 @@ def test_perf_list_pages_as_read_seek_the_newest_index(history, client, approver
     from app.tickets import api
 
     sent = []
-    monkeypatch.setattr(rows, "read_rows", lambda query: sent.append(query) or [])
-    monkeypatch.setattr(api, "read_rows", lambda query: sent.append(query) or [])
+    monkeypatch.setattr(rows, "read_rows", lambda query, row_type=rows.TicketRow: sent.append((query, row_type)) or [])
+    monkeypatch.setattr(api, "read_rows", lambda query, row_type=rows.TicketRow: sent.append((query, row_type)) or [])
     cursor = encode_cursor(history)
-    rows.row_page(ticket_list.filtered_query(ticket_list.TicketFilters()), after=cursor)
-    rows.row_page(ticket_list.filtered_query(ticket_list.TicketFilters()), before=cursor)
+    rows.row_page(ticket_list.filtered_query(ticket_list.TicketFilters()), after=cursor, row_type=rows.ListedTicket)
+    rows.row_page(ticket_list.filtered_query(ticket_list.TicketFilters()), before=cursor, row_type=rows.ListedTicket)
     assert client.get("/api/x_bets_pmc_jit/tickets", query_string={"cursor": cursor},
                       headers=approver_auth).status_code == 200
     assert len(sent) == 3
-    for query in sent:
-        assert_seeks_the_newest_index(query.select(rows._SELECT_LIST))
+    for query, row_type in sent:
+        assert_seeks_the_newest_index(query.select(rows._COLUMNS[row_type][0]))
 
 
 @pytest.mark.parametrize("kind", ["person", "machine"])

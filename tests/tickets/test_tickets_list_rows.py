@@ -7,7 +7,7 @@ import pytest
 
 from app.models import Task
 from app.tickets.documents import TicketSchema, ticket_summary
-from app.tickets.rows import newest_first, read_rows, row_page
+from app.tickets.rows import ListedTicket, newest_first, read_rows, row_page
 from app.web import ticket_list
 from bench import generate
 
@@ -32,6 +32,16 @@ def test_a_row_says_what_its_ticket_says(tickets_sharing_a_moment):
         assert (row.id, row.opened_at, row.updated_at, row.closed_at) == (
             task.id, task.opened_at, task.updated_at, task.closed_at)
     assert any(row.state_label == "99" for row in rows)
+
+
+def test_a_listed_ticket_says_what_its_ticket_says(tickets_sharing_a_moment):
+    Task.update(state=99, requester=None).where(Task.id == 7).execute()
+    tasks = list(newest_first(Task.select()))
+    listed = read_rows(newest_first(Task.select()), ListedTicket)
+    assert [tuple(row) for row in listed] == [tuple(getattr(task, name) for name in ListedTicket._fields)
+                                               for task in tasks]
+    assert [row.state_label for row in listed] == [task.state_label for task in tasks]
+    assert "99" in [row.state_label for row in listed]
 
 
 def test_row_pages_walk_older_and_back_newer_through_shared_moments(tickets_sharing_a_moment):
