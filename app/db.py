@@ -5,6 +5,7 @@ database when an app is created, so nothing connects at import time.
 """
 import fcntl
 import os
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager, nullcontext
@@ -132,6 +133,19 @@ class BrokerSqliteDatabase(PooledSqliteDatabase):
 
     def writers_turn(self):
         return self.writers.turn() if self.writers else nullcontext()
+
+    def _set_pragmas(self, conn):
+        # `PRAGMA journal_mode` answers "database is locked" at once, without the busy
+        # handler, while another connection holds a lock it needs (a checkpoint truncating
+        # the WAL, say): a new connection tries again until the busy timeout has passed.
+        deadline = time.monotonic() + self._timeout
+        while True:
+            try:
+                return super()._set_pragmas(conn)
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.01)
 
     def begin(self, lock_type=None):
         if self.writers:
