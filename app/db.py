@@ -135,9 +135,9 @@ class BrokerSqliteDatabase(PooledSqliteDatabase):
         return self.writers.turn() if self.writers else nullcontext()
 
     def _set_pragmas(self, conn):
-        # `PRAGMA journal_mode` answers "database is locked" at once, without the busy
-        # handler, while another connection holds a lock it needs (a checkpoint truncating
-        # the WAL, say): a new connection tries again until the busy timeout has passed.
+        # Seen once in the test suite: a new connection's pragmas failed with "database is
+        # locked" at once rather than after the busy timeout (which lock it met is not
+        # known). A new connection tries them again until the busy timeout has passed.
         deadline = time.monotonic() + self._timeout
         while True:
             try:
@@ -251,13 +251,15 @@ def close_pools():
         proxy.close_all() if hasattr(proxy.obj, "close_all") else proxy.close()
 
 
-def checkpoint():
-    """Copy SQLite's WAL into the database file without blocking anyone (PASSIVE); nothing on PostgreSQL.
+def checkpoint(mode="PASSIVE"):
+    """Copy SQLite's WAL into the database file; nothing on PostgreSQL.
 
-    The processor calls it for the deliveries' connections, which do not checkpoint themselves.
+    PASSIVE blocks no one: the processor calls it for the deliveries' connections, which
+    do not checkpoint themselves. TRUNCATE also empties the WAL, waiting for readers.
     """
+    assert mode in ("PASSIVE", "TRUNCATE"), mode
     if is_sqlite():
-        database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        database.execute_sql(f"PRAGMA wal_checkpoint({mode})")
 
 
 def is_sqlite():
