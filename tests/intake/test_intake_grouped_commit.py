@@ -148,6 +148,23 @@ def test_an_unavailable_database_fails_every_row_of_the_group_and_none_is_tried_
     assert IncomingRequest.select().count() == 1
 
 
+def test_a_connection_the_pool_cannot_open_fails_the_row_and_leaves_nothing_waiting(app, monkeypatch):
+    grouped = GroupedInsert(IncomingRequest, FIELDS)
+
+    def refused(*_args, **_kwargs):
+        raise peewee.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(deliveries.obj, "connect", refused)
+    with pytest.raises(peewee.OperationalError):
+        grouped.insert(values(request_id="req-refused"))
+    monkeypatch.undo()
+
+    # The refused row's caller has its error: no later group may store it behind its back.
+    assert grouped._waiting == [] and not grouped._writing
+    grouped.insert(values(request_id="req-after"))
+    assert [row.request_id for row in IncomingRequest.select()] == ["req-after"]
+
+
 def test_a_delivery_the_unavailable_database_cannot_store_is_answered_503_and_nothing_is_stored(
         app, deliver, api_account, monkeypatch):
     concrete = deliveries.obj

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from app import create_app
-from app.db import BrokerSqliteDatabase, database, write_transaction, writers_turn
+from app.db import BrokerSqliteDatabase, WritersTurn, database, write_transaction, writers_turn
 from app.migrations import upgrade
 from app.models import Configuration
 
@@ -106,3 +106,48 @@ def test_a_writer_whose_turn_does_not_come_in_time_still_writes(sqlite_app, tmp_
     finally:
         fcntl.flock(holder, fcntl.LOCK_UN)
         os.close(holder)
+
+
+@pytest.fixture
+def held_turn(sqlite_app):
+    """Another process's descriptor holding the writers' lock; `let_go()` ends its turn."""
+    holder = os.open(database.obj.writers.path, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    yield lambda: fcntl.flock(holder, fcntl.LOCK_UN)
+    os.close(holder)
+
+
+def test_a_turn_that_ends_while_the_writer_yields_is_taken_without_a_sleep(held_turn, monkeypatch):
+    yields, sleeps = [], []
+
+    def sched_yield():
+        yields.append(1)
+        if len(yields) == 3:
+            held_turn()
+
+    monkeypatch.setattr(os, "sched_yield", sched_yield)
+    monkeypatch.setattr("app.db.time.sleep", sleeps.append)
+    database.obj.writers.acquire()
+    try:
+        # A delivery's turn is far shorter than one sleep: its end is seen at once.
+        assert (len(yields), sleeps) == (3, [])
+        assert turn_is_taken()  # from this test's probe: the writer holds it
+    finally:
+        database.obj.writers.release()
+
+
+def test_a_long_turn_sends_the_waiting_writer_to_sleep_instead_of_spinning(held_turn, monkeypatch):
+    sleeps = []
+
+    def sleep(seconds):
+        sleeps.append(seconds)
+        held_turn()
+
+    monkeypatch.setattr("app.db.time.sleep", sleep)
+    database.obj.writers.acquire()
+    try:
+        # Yielding for a millisecond at most, then sleeping between tries: a CPU is not
+        # burnt for a transaction that holds the turn for milliseconds.
+        assert sleeps == [WritersTurn.POLL_SECONDS]
+    finally:
+        database.obj.writers.release()
