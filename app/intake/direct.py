@@ -24,7 +24,7 @@ import io
 import logging
 import uuid
 
-from werkzeug.datastructures import Authorization, EnvironHeaders
+from werkzeug.datastructures import Authorization
 
 from app import contract
 from app.auth.basic import is_remembered
@@ -38,6 +38,16 @@ from app.security.headers import HSTS
 from app.settings import INTAKE_QUEUED
 
 log = logging.getLogger(__name__)
+
+
+def _environ_key(header):
+    """Where the WSGI environ holds a request header's value (werkzeug's EnvironHeaders reads it there too)."""
+    key = header.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{key}"
+
+
+# The headers a delivery keeps, with their environ keys: read without wrapping the environ.
+_KEPT_HEADER_KEYS = tuple((name, _environ_key(name)) for name in service.KEPT_HEADERS)
 
 
 class DirectWebhook:
@@ -94,8 +104,8 @@ class DirectWebhook:
         if reading is None:
             return None
         event, request_id = reading
-        delivery = service.Delivery(body, environ.get("CONTENT_TYPE"), EnvironHeaders(environ),
-                                    environ.get("REMOTE_ADDR"))
+        headers = {name: environ[key] for name, key in _KEPT_HEADER_KEYS if key in environ}
+        delivery = service.Delivery(body, environ.get("CONTENT_TYPE"), headers, environ.get("REMOTE_ADDR"))
         return delivery.store_queued(event.name, request_id)
 
     def _authenticated(self, environ):

@@ -26,6 +26,9 @@ def _keep_first_filled(pairs):
     EPM's published template repeats `workstyle`; an administrator's edited
     template may repeat others, sometimes with one copy left unfilled.
     """
+    result = dict(pairs)
+    if len(result) == len(pairs):
+        return result  # no key repeats: the common case, built without a Python loop
     result = {}
     for key, value in pairs:
         if key not in result or (_is_blank(result[key]) and not _is_blank(value)):

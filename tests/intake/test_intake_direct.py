@@ -83,7 +83,8 @@ def test_the_direct_answer_is_the_views_header_for_header(app, deliver, api_acco
 def test_the_direct_path_stores_the_delivery_as_the_view_does(app, deliver, api_account):
     deliver(factories.application_request("req-warm"))
     headers = {**basic_auth("epm", factories.PASSWORD), "User-Agent": "EPM-Webhook/1.0",
-               "X-Forwarded-For": "10.1.2.3", "Cookie-Less": "yes"}
+               "X-Forwarded-For": "10.1.2.3", "Cookie-Less": "yes", "X-Request-Id": "epm-delivery-8",
+               "Traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
     raw = {}
     for name, client in (("direct", app.test_client()), ("viewed", ViewClient(app))):
         raw[name] = json.dumps(factories.application_request(f"req-{name}"), indent=1).encode()
@@ -97,6 +98,8 @@ def test_the_direct_path_stores_the_delivery_as_the_view_does(app, deliver, api_
     for column in ("event_type", "status", "queued", "content_type", "headers", "source_address", "task_id",
                    "error", "processed_at"):
         assert getattr(direct, column) == getattr(viewed, column), column
+    assert set(direct.headers) == {"Content-Type", "Content-Length", "User-Agent", "X-Forwarded-For", "X-Request-Id",
+                                   "Traceparent"}  # every header a delivery keeps, and nothing else
     assert direct.headers["User-Agent"] == "EPM-Webhook/1.0" and "Authorization" not in direct.headers
     assert direct.received_at is not None
 
