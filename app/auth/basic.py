@@ -113,7 +113,7 @@ class VerificationCache:
 
     def digest(self, username, password, password_hash):
         message = "\0".join((username, password, password_hash)).encode()
-        return hmac.new(self._key, message, hashlib.sha256).digest()
+        return hmac.digest(self._key, message, "sha256")  # one call into OpenSSL
 
     def remembers(self, account, username, password):
         """True when this very credential was verified for `account` within the lifetime."""

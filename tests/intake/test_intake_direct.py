@@ -4,7 +4,11 @@ What EPM and ops rely on: the answer is the view's, header for header; the deliv
 stored exactly as the view stores it; and everything the direct path does not take
 (first credentials, refusals, an outage) still gets the view's answer and record.
 """
+import gc
 import json
+import os
+import threading
+from pathlib import Path
 
 import pytest
 import peewee
@@ -208,3 +212,50 @@ def test_behind_a_trusted_proxy_the_direct_path_sees_the_forwarded_address_and_s
         assert answer.headers["Strict-Transport-Security"].startswith("max-age=")
     assert dispatched == [WEBHOOK]
     assert {row.source_address for row in QueuedDelivery.select()} == {"203.0.113.9"}
+
+
+def open_files_of(path):
+    """How many descriptors of this process have `path` open (Linux's /proc)."""
+    count = 0
+    for descriptor in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{descriptor}") == str(path)
+        except OSError:  # closed since it was listed (the listing's own descriptor)
+            pass
+    return count
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_on_sqlite_a_thread_keeps_its_deliveries_connection_from_one_delivery_to_the_next(
+        app, deliver, api_account, database_url):
+    deliver(factories.application_request("req-warm"))
+    assert not deliveries.is_closed(), "kept open past the end of the request"
+    kept = deliveries.connection()
+    assert deliver(factories.application_request("req-kept")).status_code == 200
+    assert deliveries.connection() is kept
+    assert QueuedDelivery.select().where(QueuedDelivery.request_id == "req-kept").count() == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_on_sqlite_the_connection_a_thread_kept_closes_when_the_thread_ends(app, api_auth, database_url):
+    path = Path(database_url.removeprefix("sqlite:///")).resolve()
+
+    def deliver_in_a_thread_of_its_own(request_id):
+        def deliver():
+            with app.test_client() as client:
+                answer = client.post(WEBHOOK, json=factories.application_request(request_id), headers=api_auth)
+                assert answer.status_code == 200
+            assert not deliveries.is_closed()  # kept while the thread lives
+
+        thread = threading.Thread(target=deliver)
+        thread.start()
+        thread.join(10)
+        gc.collect()
+
+    deliver_in_a_thread_of_its_own("req-warm")  # the broker's own connections, opened as needed
+    before = open_files_of(path)
+    # As a server with a thread per request runs: each thread's connection goes with it.
+    for index in range(5):
+        deliver_in_a_thread_of_its_own(f"req-thread-{index}")
+    assert open_files_of(path) == before
+    assert QueuedDelivery.select().where(QueuedDelivery.request_id.startswith("req-thread-")).count() == 5
