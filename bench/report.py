@@ -335,7 +335,8 @@ PAGE_REASON = (
 _INTAKE_COST = (
     "Queued intake answers a delivery whose credentials were verified a moment ago in the WSGI stack, before "
     "Flask's dispatch (app/intake/direct.py): Basic auth from memory, the JSON read, one INSERT into a table "
-    "with four indexes, and the view's answer. What is left above the roof is that CPU (the in-process line "
+    "without secondary indexes (QueuedDelivery; the processor moves its rows into the incoming-request log "
+    "later), and the view's answer. What is left above the roof is that CPU (the in-process line "
     "under Numbers) and the INSERT's own cost in the database, which the reference rows measure alone: the "
     "same deliveries stored by one bare peewee INSERT each, without any of the broker (bench/reference.py).")
 
@@ -354,8 +355,14 @@ WHY_MISSED = {
         "WritersTurn), and the scheduler's processor checkpoints the WAL every 0.25 s meanwhile, syncing it "
         "and the database file, which inserts committing at that moment wait for.<<REFERENCE>>" + _INTAKE_REST),
     "intake throughput, postgresql": (
-        _INTAKE_COST + " On PostgreSQL the server's own backend parses, plans and runs each INSERT on the same "
-        "2 cores the workers and wrk share.<<REFERENCE>>" + _INTAKE_REST),
+        _INTAKE_COST + " On PostgreSQL each delivery is one round trip to the server, and the sync worker "
+        "waits it out: the backend that runs the INSERT shares the 2 cores with the workers and wrk, so the "
+        "wait grows with the load (py-spy sampling a worker during this phase, `py-spy record -p PID -d 5 "
+        "-r 500 -f raw`, found about a third of its wall time inside psycopg2's execute on 2026-12-03). "
+        "Preparing the statement on the server made no difference in a trial outside the bench (a lead, "
+        "not a figure): parsing and planning are a small part of it. The roof is bound by CPU alone and this "
+        "phase by the round trip too, so their ratio moves with the machine: the run of 2026-12-02 18:59 "
+        "UTC, with a roof of 3254 req/s, measured 0.72 x.<<REFERENCE>>" + _INTAKE_REST),
     "intake p99 latency": (
         "with 16 connections on 2 sync workers, 14 requests queue while 2 are served, so p99 is the queue "
         "length times the per-request cost, and an insert that waits (for the other worker's write, or on "
