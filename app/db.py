@@ -198,9 +198,9 @@ class BrokerSqliteDatabase(_TakesTurns, PooledSqliteDatabase):
 class DeliveriesSqliteDatabase(_TakesTurns, peewee.SqliteDatabase):
     """Queued intake's SQLite connections: one per thread, which keeps it for its life.
 
-    Taking a pooled connection and handing it back at the end of each request costs a
-    queued delivery about an eighth of its CPU in the worker (the pool's bookkeeping in
-    Python; callgrind counts in the commit that made this). A SQLite connection is an
+    Taking a pooled connection and handing it back at the end of each request was about
+    8% of the instructions the direct path spends on a delivery (the pool's bookkeeping
+    in Python; callgrind counts in the commit that made this). A SQLite connection is an
     open file with no server that could drop it, so each thread keeps its own:
     `release_connection` leaves it open, and peewee holds it in the thread's local state,
     so it closes when the thread ends (or at `close_pools`, for the calling thread).
@@ -391,7 +391,7 @@ class GroupedInsert:
         """Write the waiting rows (this thread's among them), then wake each writer and the next leader."""
         group = []
         try:
-            # The pooled connection is taken before the turn, so the turn lasts only the INSERT.
+            # The connection is taken (or found kept) before the turn, so the turn lasts only the INSERT.
             try:
                 self.database.connect(reuse_if_open=True)
             except UNAVAILABLE_ERRORS:
