@@ -192,15 +192,12 @@ class _TakesTurns:
 class BrokerSqliteDatabase(_TakesTurns, PooledSqliteDatabase):
     """The broker's SQLite connections: pooled, each thread's handed back at the end of its request."""
 
-    kept_by_thread = False
-
 
 class DeliveriesSqliteDatabase(_TakesTurns, peewee.SqliteDatabase):
     """Queued intake's SQLite connections: one per thread, which keeps it for its life.
 
-    Taking a pooled connection and handing it back at the end of each request was about
-    8% of the instructions the direct path spends on a delivery (the pool's bookkeeping
-    in Python; callgrind counts in the commit that made this). A SQLite connection is an
+    Taking a pooled connection and handing it back at the end of each request is the
+    pool's bookkeeping in Python, a visible part of a queued delivery's CPU. A SQLite connection is an
     open file with no server that could drop it, so each thread keeps its own:
     `release_connection` leaves it open, and peewee holds it in the thread's local state,
     so it closes when the thread ends (or at `close_pools`, for the calling thread).
@@ -394,13 +391,16 @@ class GroupedInsert:
             # The connection is taken (or found kept) before the turn, so the turn lasts only the INSERT.
             try:
                 self.database.connect(reuse_if_open=True)
-            except UNAVAILABLE_ERRORS:
-                pass  # the INSERT meets the same error, and each row of the group is told
+            except UNAVAILABLE_ERRORS as error:
+                # Tried once: every row of the group is told, without a turn or a second attempt.
+                group = self._take_group()
+                for row in group:
+                    row.error, row.done = error, True
+                return
             # The group is taken once the write lock is ours: rows that arrived while
             # another process held it go with this one instead of waiting for a turn.
             with writers_turn(self.database):
-                with self._lock:
-                    group, self._waiting = self._waiting[:self.max_rows], self._waiting[self.max_rows:]
+                group = self._take_group()
                 self._write(group)
         finally:
             with self._lock:
@@ -414,6 +414,12 @@ class GroupedInsert:
             if following is not None:
                 # Every row that arrived while a group was being written has its Event.
                 following.woken.set()
+
+    def _take_group(self):
+        """The rows waiting now, oldest first, at most `max_rows`; the rest wait for the next group."""
+        with self._lock:
+            group, self._waiting = self._waiting[:self.max_rows], self._waiting[self.max_rows:]
+        return group
 
     def _write(self, group):
         """Insert `group` (the caller holds the writers' turn), or each of its rows alone should it fail."""

@@ -362,7 +362,7 @@ WHY_MISSED = {
         "Preparing the statement on the server made no difference in a trial outside the bench (a lead, "
         "not a figure): parsing and planning are a small part of it. The roof is bound by CPU alone and this "
         "phase by the round trip too, so their ratio moves with the machine: the run of 2026-12-02 18:59 "
-        "UTC, with a roof of 3254 req/s, measured 0.72 x.<<REFERENCE>>" + _INTAKE_REST),
+        "UTC, with a roof of 3254 req/s, measured 0.72 x (bench/results/latest.json as of commit 9deb8af).<<REFERENCE>>" + _INTAKE_REST),
     "intake p99 latency": (
         "with 16 connections on 2 sync workers, 14 requests queue while 2 are served, so p99 is the queue "
         "length times the per-request cost, and an insert that waits (for the other worker's write, or on "

@@ -148,16 +148,19 @@ def test_an_unavailable_database_fails_every_row_of_the_group_and_none_is_tried_
     assert IncomingRequest.select().count() == 1
 
 
-def test_a_connection_the_pool_cannot_open_fails_the_row_and_leaves_nothing_waiting(app, monkeypatch):
+def test_a_connection_that_cannot_be_opened_fails_the_row_once_and_leaves_nothing_waiting(app, monkeypatch):
     grouped = GroupedInsert(IncomingRequest, FIELDS)
+    attempts = []
 
     def refused(*_args, **_kwargs):
+        attempts.append(1)
         raise peewee.OperationalError("unable to open database file")
 
     monkeypatch.setattr(deliveries.obj, "connect", refused)
     with pytest.raises(peewee.OperationalError):
         grouped.insert(values(request_id="req-refused"))
     monkeypatch.undo()
+    assert len(attempts) == 1, "a server that is down is not asked twice for one delivery"
 
     # The refused row's caller has its error: no later group may store it behind its back.
     assert grouped._waiting == [] and not grouped._writing
