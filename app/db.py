@@ -207,6 +207,49 @@ class DeliveriesSqliteDatabase(_TakesTurns, peewee.SqliteDatabase):
     kept_by_thread = True
 
 
+class DeliveriesPostgresqlDatabase(peewee.PostgresqlDatabase):
+    """Queued intake's PostgreSQL connections: one per thread, which keeps it between deliveries.
+
+    Like DeliveriesSqliteDatabase, it saves the pool's bookkeeping per delivery. A server
+    can drop a connection, so a kept one is checked as BrokerPostgresqlDatabase checks a
+    pooled one: by the driver's own flags when it was last used less than
+    IDLE_PING_SECONDS ago, by a `SELECT 1` round trip when it sat longer. One that fails
+    the check is closed and a new one opened. One that breaks during its INSERT fails that
+    delivery over to the view, whose own INSERT finds it broken and opens a new one (or
+    answers 503 should the database still be away).
+    """
+
+    kept_by_thread = True
+    IDLE_PING_SECONDS = BrokerPostgresqlDatabase.IDLE_PING_SECONDS
+
+    def __init__(self, *args, **kwargs):
+        self._used = threading.local()
+        super().__init__(*args, **kwargs)
+
+    def connect(self, reuse_if_open=False):
+        # GroupedInsert calls this before each INSERT: the time between calls is the time it sat.
+        now = time.monotonic()
+        used_at, self._used.at = getattr(self._used, "at", None), now
+        if not self.is_closed() and not self._still_usable(now - (used_at or now)):
+            self._discard()
+        return super().connect(reuse_if_open)
+
+    def _still_usable(self, idle_seconds):
+        conn = self._state.conn
+        if conn.closed or not self._adapter.is_connection_reusable(conn):
+            return False
+        return idle_seconds < self.IDLE_PING_SECONDS or not self._adapter.is_connection_closed(conn)
+
+    def _discard(self):
+        """Close this thread's connection, whatever state it is in (a broken one cannot roll back)."""
+        conn = self._state.conn
+        self._state.reset()
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - it is being thrown away because it may be broken
+            pass
+
+
 def writers_turn(proxy=database):
     """Hold the writers' turn for a single write outside a transaction (SQLite; nothing on PostgreSQL)."""
     concrete = proxy.obj
@@ -251,6 +294,8 @@ def create_database(settings, for_deliveries=False):
     if scheme in ("postgres", "postgresql", "postgres+pool", "postgresql+pool"):
         if asynchronous:
             options["options"] = f"{options.get('options', '')} -c synchronous_commit=off".strip()
+        if for_deliveries:
+            return DeliveriesPostgresqlDatabase(name, **options)
         return BrokerPostgresqlDatabase(
             name, max_connections=settings.max_connections, stale_timeout=300, **options
         )
@@ -316,7 +361,8 @@ def init_app(app):
 
 def release_connection():
     """Hand this thread's connections, if it took any, back to their pools; a connection
-    its thread keeps (queued intake's on SQLite, DeliveriesSqliteDatabase) stays open."""
+    its thread keeps (queued intake's, DeliveriesSqliteDatabase and
+    DeliveriesPostgresqlDatabase) stays open: the next delivery checks it (`connect`)."""
     for proxy in _pools():
         # A request that failed mid-transaction must not hand the pool (or its next
         # request) a connection with an open transaction.

@@ -8,6 +8,7 @@ import gc
 import json
 import os
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from app.intake.direct import DirectWebhook
 from app.intake import processor
 from app.models import IncomingRequest, QueuedDelivery
 from tests import factories
-from tests.conftest import WEBHOOK, basic_auth
+from tests.conftest import WEBHOOK, _admin_connection, basic_auth
 
 
 @pytest.fixture
@@ -225,9 +226,7 @@ def open_files_of(path):
     return count
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_on_sqlite_a_thread_keeps_its_deliveries_connection_from_one_delivery_to_the_next(
-        app, deliver, api_account, database_url):
+def test_a_thread_keeps_its_deliveries_connection_from_one_delivery_to_the_next(app, deliver, api_account):
     deliver(factories.application_request("req-warm"))
     assert not deliveries.is_closed(), "kept open past the end of the request"
     kept = deliveries.connection()
@@ -259,3 +258,79 @@ def test_on_sqlite_the_connection_a_thread_kept_closes_when_the_thread_ends(app,
         deliver_in_a_thread_of_its_own(f"req-thread-{index}")
     assert open_files_of(path) == before
     assert QueuedDelivery.select().where(QueuedDelivery.request_id.startswith("req-thread-")).count() == 5
+
+
+def server_connections(app):
+    """How many PostgreSQL backends serve the app's database now."""
+    with closing(_admin_connection()) as admin, admin.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (deliveries.obj.database,))
+        return cursor.fetchone()[0]
+
+
+def drop_kept_connection():
+    """The server ends this thread's kept deliveries connection, as a PostgreSQL restart would.
+
+    (Not `with connection`: psycopg2 opens a transaction for it, inside which
+    pg_stat_activity would show the same snapshot each time.)"""
+    pid = deliveries.connection().get_backend_pid()
+    with closing(_admin_connection()) as admin, admin.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        for _ in range(100):
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,))
+            if not cursor.fetchone()[0]:
+                return
+            threading.Event().wait(0.05)
+    raise AssertionError(f"backend {pid} outlived its termination")
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_the_connection_a_thread_kept_closes_when_the_thread_ends(app, api_auth, database_url):
+    def deliver_in_a_thread_of_its_own(request_id):
+        def deliver():
+            with app.test_client() as client:
+                answer = client.post(WEBHOOK, json=factories.application_request(request_id), headers=api_auth)
+                assert answer.status_code == 200
+            assert not deliveries.is_closed()  # kept while the thread lives
+
+        thread = threading.Thread(target=deliver)
+        thread.start()
+        thread.join(10)
+        gc.collect()
+
+    deliver_in_a_thread_of_its_own("req-warm")
+    before = server_connections(app)
+    for index in range(5):
+        deliver_in_a_thread_of_its_own(f"req-thread-{index}")
+    assert server_connections(app) == before
+    assert QueuedDelivery.select().where(QueuedDelivery.request_id.startswith("req-thread-")).count() == 5
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_kept_connection_the_server_dropped_fails_one_delivery_over_to_the_view_and_is_replaced(
+        app, deliver, api_account, dispatched, database_url):
+    deliver(factories.application_request("req-warm"))  # the view's: the credentials' first delivery
+    dispatched.clear()
+    dropped = deliveries.connection()
+    drop_kept_connection()
+    # Used a moment ago, so not pinged: its INSERT fails, the view stores the delivery on a new connection.
+    assert deliver(factories.application_request("req-after-drop")).status_code == 200
+    assert dispatched == [WEBHOOK]
+    assert dropped.closed and deliveries.connection() is not dropped
+    assert QueuedDelivery.select().where(QueuedDelivery.request_id == "req-after-drop").count() == 1
+    # And the next delivery is the direct path's again.
+    assert deliver(factories.application_request("req-next")).status_code == 200
+    assert dispatched == [WEBHOOK]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_kept_connection_idle_past_the_ping_age_is_checked_and_replaced_before_its_insert(
+        app, deliver, api_account, dispatched, database_url, monkeypatch):
+    deliver(factories.application_request("req-warm"))  # the view's: the credentials' first delivery
+    dispatched.clear()
+    dropped = deliveries.connection()
+    drop_kept_connection()
+    monkeypatch.setattr(type(deliveries.obj), "IDLE_PING_SECONDS", 0.0)  # as if it had sat idle
+    assert deliver(factories.application_request("req-after-idle")).status_code == 200
+    assert dispatched == [], "the direct path found the connection gone before using it"
+    assert deliveries.connection() is not dropped
+    assert QueuedDelivery.select().where(QueuedDelivery.request_id == "req-after-idle").count() == 1
