@@ -28,6 +28,9 @@ class Epm:
         self.no_answer = 0  # attempts that got no HTTP answer at all (reset, refused, timed out)
         self.unavailable = 0  # 503s with Retry-After
         self.unexpected = []  # anything else: (status, body)
+        # Once one delivery went unanswered for GIVE_UP_SECONDS the broker is not coming
+        # back: the others stop too, so a broken broker fails the test in minutes, not hours.
+        self.gave_up = threading.Event()
 
     @property
     def answered(self):
@@ -39,7 +42,7 @@ class Epm:
             self._local.session = requests.Session()
             self._local.session.auth = ("epm", factories.PASSWORD)
         deadline = time.monotonic() + GIVE_UP_SECONDS
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.gave_up.is_set():
             try:
                 response = self._local.session.post(self.url + WEBHOOK, json=body, timeout=15)
             except requests.RequestException:
@@ -59,6 +62,7 @@ class Epm:
             with self._lock:
                 self.unexpected.append((response.status_code, response.text[:300]))
             return
+        self.gave_up.set()
 
 
 def wait_for(predicate, what, timeout=60):
