@@ -4,6 +4,7 @@ Models bind to `database`, a proxy that `init_database` points at a concrete
 database when an app is created, so nothing connects at import time.
 """
 import fcntl
+import math
 import os
 import sqlite3
 import threading
@@ -33,6 +34,14 @@ DELIVERIES_WAL_AUTOCHECKPOINT = 20_000
 UNAVAILABLE_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
 
 
+def _connection_lost(adapter, conn, idle_seconds, ping_after_seconds):
+    """True when a PostgreSQL connection must not be used again: the driver's own flags say
+    it is closed or broken, or it sat `ping_after_seconds` or longer and a `SELECT 1` fails."""
+    if conn.closed or not adapter.is_connection_reusable(conn):
+        return True
+    return idle_seconds >= ping_after_seconds and adapter.is_connection_closed(conn)
+
+
 class BrokerPostgresqlDatabase(PooledPostgresqlDatabase):
     """The connection pool, without a `SELECT 1` round trip for a connection in steady use.
 
@@ -51,12 +60,9 @@ class BrokerPostgresqlDatabase(PooledPostgresqlDatabase):
         super().__init__(*args, **kwargs)
 
     def _is_closed(self, conn):
-        if conn.closed or not self._adapter.is_connection_reusable(conn):
-            return True
         returned_at = self._returned_at.pop(self.conn_key(conn), None)
-        if returned_at is not None and time.monotonic() - returned_at < self.IDLE_PING_SECONDS:
-            return False
-        return super()._is_closed(conn)
+        idle_seconds = math.inf if returned_at is None else time.monotonic() - returned_at
+        return _connection_lost(self._adapter, conn, idle_seconds, self.IDLE_PING_SECONDS)
 
     def _close(self, conn, close_conn=False):
         if not close_conn:
@@ -229,25 +235,11 @@ class DeliveriesPostgresqlDatabase(peewee.PostgresqlDatabase):
     def connect(self, reuse_if_open=False):
         # GroupedInsert calls this before each INSERT: the time between calls is the time it sat.
         now = time.monotonic()
-        used_at, self._used.at = getattr(self._used, "at", None), now
-        if not self.is_closed() and not self._still_usable(now - (used_at or now)):
-            self._discard()
+        idle_seconds, self._used.at = now - getattr(self._used, "at", now), now
+        if not self.is_closed() and _connection_lost(self._adapter, self._state.conn, idle_seconds,
+                                                     self.IDLE_PING_SECONDS):
+            self.close()
         return super().connect(reuse_if_open)
-
-    def _still_usable(self, idle_seconds):
-        conn = self._state.conn
-        if conn.closed or not self._adapter.is_connection_reusable(conn):
-            return False
-        return idle_seconds < self.IDLE_PING_SECONDS or not self._adapter.is_connection_closed(conn)
-
-    def _discard(self):
-        """Close this thread's connection, whatever state it is in (a broken one cannot roll back)."""
-        conn = self._state.conn
-        self._state.reset()
-        try:
-            conn.close()
-        except Exception:  # noqa: BLE001 - it is being thrown away because it may be broken
-            pass
 
 
 def writers_turn(proxy=database):

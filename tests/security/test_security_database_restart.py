@@ -19,7 +19,6 @@ import pytest
 
 from app import create_app
 from app.db import database
-from app.intake.processor import process_queued, queued_count
 from app.migrations import upgrade
 from tests import factories
 from tests.live import LiveServer, free_port
@@ -155,10 +154,8 @@ def test_a_restarted_database_gets_epm_503s_then_every_delivery_stored_once_with
 
 
 def process_every_queued_delivery(database_url):
-    """Run the processor, as a scheduler would, until no delivery is left queued."""
+    """`jitbroker process-deliveries`: the processor, run until no delivery is left queued."""
     app = create_app({"database_url": database_url, "secret_key": "test-secret-key", "TESTING": True,
                       "intake_mode": "queued"})
-    with app.app_context(), database.connection_context():
-        while process_queued():
-            pass
-        assert queued_count() == 0
+    result = app.test_cli_runner().invoke(args=["process-deliveries"])
+    assert result.exit_code == 0 and result.output.endswith("; 0 still queued\n"), result.output
