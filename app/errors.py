@@ -7,6 +7,7 @@ get an HTML page.
 import logging
 
 from flask import jsonify, render_template, request
+from marshmallow import Schema, fields, validate
 from werkzeug.exceptions import HTTPException
 
 from app.db import UNAVAILABLE_ERRORS
@@ -54,15 +55,36 @@ class ServiceUnavailable(BrokerError):
     status = 503
 
 
+class ErrorMessageSchema(Schema):
+    message = fields.String(required=True)
+    detail = fields.String(allow_none=True)
+
+
+class ErrorSchema(Schema):
+    """The JSON API's error answer, with what the failure names when it names something."""
+
+    error = fields.Nested(ErrorMessageSchema, required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["failure"]))
+    wrong_fields = fields.Dict(attribute="fields", data_key="fields",
+                               metadata={"description": "the fields that are wrong, with what is wrong with each"})
+    field = fields.String(metadata={"description": "the one field that is wrong"})
+    incoming_request = fields.String(metadata={"pattern": "^[0-9a-f]{32}$",
+                                               "description": "the stored record of a refused delivery"})
+    retry_after = fields.Integer(validate=validate.Range(min=1))
+    ticket = fields.String(metadata={"description": "the ticket a refused replay concerns"})
+
+
+_ERROR = ErrorSchema()
+
+
 def wants_json():
     return request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json"
 
 
 def error_response(status, message, detail=None, extra=None):
     if wants_json():
-        body = {"error": {"message": message, "detail": detail}, "status": "failure"}
-        body.update(extra or {})
-        response = jsonify(body)
+        response = jsonify(_ERROR.dump({"error": {"message": message, "detail": detail}, "status": "failure",
+                                        **(extra or {})}))
     else:
         response = render_template("error.html", status=status, message=message, detail=detail)
     return response, status

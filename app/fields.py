@@ -1,11 +1,18 @@
-"""Named, labelled fields whose raw text a form, the JSON API or the command line sets.
+"""Named, labelled fields whose raw text a form, the JSON API or the command line sets, and
+what marshmallow lacks for the JSON API's documents.
 
 The EPM configuration, policy rules and ITSM connections each declare a tuple of Fields;
 `clean_values` checks a raw mapping against one such tuple and names every bad field.
+`Document` and the two UTC time fields are the base of the API's answer schemas, which
+app/openapi/spec.py turns into the OpenAPI description.
 """
 from dataclasses import dataclass
 
+from marshmallow import EXCLUDE, Schema, fields
+
 from app.errors import BadRequest
+
+SYS_ID = {"pattern": "^[0-9a-f]{32}$"}
 
 TRUE = {"true", "yes", "on", "1"}
 FALSE = {"false", "no", "off", "0", ""}
@@ -60,3 +67,36 @@ def clean_values(fields_by_name, raw, title, kept_types=(str, bool), what="field
         detail = "; ".join(f"{name}: {message}" for name, message in errors.items())
         raise BadRequest(title, detail, extra={"fields": errors})
     return cleaned
+
+
+class Document(Schema):
+    """A JSON document the API answers with. Every field is always there (OpenAPI `required`)
+    unless its metadata says `optional` (a part only some answers carry)."""
+
+    def on_bind_field(self, field_name, field_obj):
+        field_obj.required = not field_obj.metadata.get("optional")
+
+
+class RequestBody(Schema):
+    """A JSON body whose keys beyond the declared ones are ignored (OpenAPI: additional properties allowed)."""
+
+    class Meta:
+        unknown = EXCLUDE
+
+
+class NaiveUtc(fields.DateTime):
+    """UTC in ISO 8601 without an offset, microseconds when there are any: the ticket documents' times."""
+
+    PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?$"
+
+    def __init__(self, **kwargs):
+        kwargs["metadata"] = {"pattern": self.PATTERN, "description": "UTC, ISO 8601 without an offset",
+                              **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
+
+
+class Utc(fields.DateTime):
+    """Naive UTC in ISO 8601 with the Z that says so: the operations documents' times."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else f"{value.isoformat()}Z"

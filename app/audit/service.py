@@ -13,9 +13,11 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 from flask import g, has_request_context, request
+from marshmallow import fields
 
 from app.audit.models import AuditEntry
 from app.db import database, is_sqlite, write_transaction
+from app.fields import SYS_ID, Document
 from app.models import new_sys_id, utcnow
 
 GENESIS_HASH = "0" * 64
@@ -185,6 +187,22 @@ def entries_between(since=None, until=None, actor=None, action=None):
     if action:
         query = query.where(AuditEntry.action == action)
     return query
+
+
+class AuditEntrySchema(Document):
+    """What entry_document gives: the hashed fields exactly as hashed, the hash and the position."""
+
+    id = fields.Integer()
+    sys_id = fields.String(metadata=SYS_ID)
+    created_at = fields.String(metadata={"format": "date-time"})
+    actor = fields.String()
+    action = fields.String()
+    object_type = fields.String()
+    object_id = fields.String()
+    source_address = fields.String(allow_none=True)
+    detail = fields.Dict()
+    previous_hash = fields.String(metadata={"pattern": "^[0-9a-f]{64}$"})
+    entry_hash = fields.String(metadata={"pattern": "^[0-9a-f]{64}$"})
 
 
 def entry_document(entry):

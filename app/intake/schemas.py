@@ -4,13 +4,16 @@ Keys are matched without regard to case, every value may arrive as a string or a
 placeholder, and keys nobody declared are kept. A value of the wrong shape (an
 object where text belongs) is a field-level error.
 """
-from marshmallow import INCLUDE, Schema, ValidationError, fields, pre_load
+from marshmallow import INCLUDE, Schema, ValidationError, fields, pre_load, validate
 
 from app import contract
 from app.intake.payload import parse_timestamp, text_value
 
 # EPM's RequestIds are GUIDs; the column holding them is 100 characters wide.
 MAX_REQUEST_ID_LENGTH = 100
+# A value EPM fills in from a template: text (numbers and true/false are read as text), or
+# nothing; empty text and an unfilled `%%placeholder%%` count as nothing (OpenAPI's words).
+EPM_VALUE = {"type": ["string", "number", "boolean"], "maxLength": 4000}
 
 
 class EpmText(fields.Field):
@@ -20,6 +23,7 @@ class EpmText(fields.Field):
         if not kwargs.get("required"):
             kwargs.setdefault("load_default", None)
         kwargs.setdefault("allow_none", True)
+        kwargs.setdefault("metadata", EPM_VALUE)
         super().__init__(**kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -72,7 +76,10 @@ class EventSchema(EpmSchema):
     """The fields every event carries."""
 
     event_type = EpmText(data_key="EventType", required=True)
-    request_id = EpmText(data_key="RequestId", required=True)
+    request_id = EpmText(data_key="RequestId", required=True, allow_none=False, metadata={
+        **EPM_VALUE, "maxLength": MAX_REQUEST_ID_LENGTH, "pattern": r"\S",
+        "not": {"type": "string", "pattern": r"^\s*%%[^%]*%%\s*$"},
+        "description": "EPM's request GUID: one ticket per RequestId and kind of request"})
     tenant_id = _text("TenantId")
     timestamp = _timestamp("Timestamp")
     epm_ticket_number = _text("TicketNumber")
@@ -152,3 +159,12 @@ def load_event(document):
         expected = ", ".join(contract.EVENT_TYPES)
         raise ValidationError({"EventType": [f"Unknown event type {str(raw_type)[:100]!r}; expected one of {expected}."]})
     return event, _SCHEMA_INSTANCES[event.name].load(document)
+
+
+class DeliveryResultSchema(Schema):
+    """The webhook's answer: the stored delivery, what became of it, and its ticket."""
+
+    incoming_request = fields.String(required=True, metadata={"pattern": "^[0-9a-f]{32}$"})
+    status = fields.String(required=True, validate=validate.OneOf(contract.INCOMING_STATUSES))
+    ticket = fields.String(required=True, allow_none=True,
+                           metadata={"description": "none while an update waits for its created event"})

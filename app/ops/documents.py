@@ -1,9 +1,17 @@
-"""The operations records as JSON documents (the API) and as what the pages display."""
+"""The operations records as JSON documents (the API) and as what the pages display.
+
+The schemas are the contract: the API's views dump through them and app/openapi/spec.py
+describes the API from them. A delivery's document is tickets.documents.IncomingRequestSchema.
+"""
 import json
 
+from marshmallow import fields, validate
 
-def _iso(moment):
-    return f"{moment.isoformat()}Z" if moment else None
+from app import contract
+from app.fields import SYS_ID, Document, RequestBody, Utc
+from app.ops import replay
+
+NUMBER = {"type": ["number", "null"]}
 
 
 def pretty_body(text):
@@ -16,55 +24,139 @@ def pretty_body(text):
         return text
 
 
-def incoming_document(incoming, with_body=False):
-    document = {
-        "sys_id": incoming.sys_id,
-        "status": incoming.status,
-        "event_type": incoming.event_type,
-        "request_id": incoming.request_id,
-        "ticket": incoming.task.number if incoming.task_id else None,
-        "received_at": _iso(incoming.received_at),
-        "processed_at": _iso(incoming.processed_at),
-        "error": incoming.error,
-        "content_type": incoming.content_type,
-        "source_address": incoming.source_address,
-    }
-    if with_body:
-        document["headers"] = incoming.headers
-        document["body"] = incoming.body_text
-    return document
+def _text(**kwargs):
+    return fields.String(allow_none=True, **kwargs)
 
 
-def outbound_document(call, with_bodies=False):
-    decision = call.decision if call.decision_id else None
-    document = {
-        "sys_id": call.sys_id,
-        "created_at": _iso(call.created_at),
-        "what": call.what,
-        "method": call.method,
-        "url": call.url,
-        "path": call.path,
-        "status": call.status,
-        "duration_ms": call.duration_ms,
-        "attempt": call.attempt,
-        "error": call.error,
-        "decision": decision.sys_id if decision is not None else None,
-        "ticket": decision.task.number if decision is not None else None,
-    }
-    if with_bodies:
-        document["request_body"] = call.request_body
-        document["response_body"] = call.response_body
-    return document
+class OutboundCallSchema(Document):
+    """One call the broker made to EPM; the single call's document carries its (redacted) bodies."""
+
+    sys_id = fields.String(metadata=SYS_ID)
+    created_at = Utc()
+    what = fields.String()
+    method = fields.String()
+    url = fields.String()
+    path = fields.String()
+    status = fields.Integer(allow_none=True, metadata={"description": "none when no answer came"})
+    duration_ms = fields.Float()
+    attempt = fields.Integer()
+    error = _text()
+    decision = fields.Function(lambda call: call.decision.sys_id if call.decision_id else None, allow_none=True,
+                               metadata={"type": "string"})
+    ticket = fields.Function(lambda call: call.decision.task.number if call.decision_id else None, allow_none=True,
+                             metadata={"type": "string"})
+    request_body = _text(metadata={"optional": True, "description": "secrets and tokens redacted"})
+    response_body = _text(metadata={"optional": True, "description": "secrets and tokens redacted"})
 
 
-def app_log_document(entry):
-    return {
-        "sys_id": entry.sys_id,
-        "created_at": _iso(entry.created_at),
-        "level": entry.level,
-        "logger": entry.logger,
-        "message": entry.message,
-        "request_id": entry.request_id,
-        "ticket": entry.ticket,
-        "exception": entry.exception,
-    }
+class AppLogEntrySchema(Document):
+    sys_id = fields.String(metadata=SYS_ID)
+    created_at = Utc()
+    level = fields.String()
+    logger = fields.String()
+    message = fields.String()
+    request_id = _text()
+    ticket = _text()
+    exception = _text()
+
+
+class HistoryEventSchema(Document):
+    at = Utc()
+    kind = fields.String()
+    summary = fields.String()
+    detail = fields.Dict()
+
+
+class HistorySchema(Document):
+    """A ticket's processing history, oldest step first."""
+
+    ticket = fields.String()
+    events = fields.List(fields.Nested(HistoryEventSchema))
+
+
+class ReplayRequestSchema(RequestBody):
+    dry_run = fields.Boolean(metadata={
+        "default": False, "description": "report what a replay would do, change nothing"})
+
+
+class ReplayResultSchema(Document):
+    incoming_request = fields.String(metadata=SYS_ID)
+    dry_run = fields.Boolean()
+    result = fields.String(validate=validate.OneOf([replay.CREATED, replay.FINALIZED, replay.DUPLICATE,
+                                                    replay.WAITING, replay.INVALID, replay.FAILED]))
+    message = fields.String()
+    changed = fields.Boolean()
+    status = fields.String(validate=validate.OneOf(contract.INCOMING_STATUSES))
+    ticket = _text()
+
+
+# --- The dashboard (ops/dashboard.py): figures over the last `window_days` days -----------
+
+DayCountSchema = Document.from_dict({
+    "date": fields.Date(), "total": fields.Integer(),
+    **{kind: fields.Integer() for kind in contract.KIND_LABELS}}, name="DayCountSchema")
+
+
+class TimeToDecisionSchema(Document):
+    decided_tickets = fields.Integer()
+    median_seconds = fields.Raw(allow_none=True, metadata=NUMBER)
+    p90_seconds = fields.Raw(allow_none=True, metadata=NUMBER)
+
+
+class FailuresSchema(Document):
+    incoming_errors = fields.Integer()
+    decision_deliveries_failed = fields.Integer()
+    decision_delivery_attempts_failed = fields.Integer()
+    decisions_waiting = fields.Integer()
+    webhook_authentication_failures = fields.Integer()
+    last_webhook_authentication_failure = Utc(allow_none=True)
+
+
+class DenialBurstSchema(Document):
+    start = Utc()
+    end = Utc()
+    count = fields.Integer()
+    deciders = fields.List(fields.String())
+
+
+class AfterHoursTicketSchema(Document):
+    ticket = fields.String()
+    opened_at = Utc()
+    requester = _text()
+    kind = fields.String(validate=validate.OneOf(list(contract.KIND_LABELS)))
+    subject = fields.String()
+
+
+class AfterHoursSchema(Document):
+    count = fields.Integer()
+    business_hours_utc = fields.List(fields.Integer())
+    latest = fields.List(fields.Nested(AfterHoursTicketSchema))
+
+
+class WidelyRequestedSchema(Document):
+    application = fields.String()
+    requesters = fields.List(fields.String())
+    requests = fields.Integer()
+    start = Utc()
+    end = Utc()
+    tickets = fields.List(fields.String())
+
+
+class FlagsSchema(Document):
+    denial_bursts = fields.List(fields.Nested(DenialBurstSchema))
+    after_hours_requests = fields.Nested(AfterHoursSchema)
+    widely_requested_applications = fields.List(fields.Nested(WidelyRequestedSchema))
+
+
+class DashboardSchema(Document):
+    window_days = fields.Integer()
+    since = Utc()
+    now = Utc()
+    requests_per_day = fields.List(fields.Nested(DayCountSchema))
+    requests = fields.Nested(Document.from_dict({kind: fields.Integer() for kind in contract.KIND_LABELS},
+                                                name="RequestCountSchema"))
+    decisions = fields.Nested(Document.from_dict({"approved": fields.Integer(), "denied": fields.Integer()},
+                                                 name="DecisionCountSchema"))
+    time_to_decision = fields.Nested(TimeToDecisionSchema)
+    failures = fields.Nested(FailuresSchema)
+    flags = fields.Nested(FlagsSchema)

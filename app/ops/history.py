@@ -35,9 +35,6 @@ class HistoryEvent:
     def sort_key(self):
         return self.order_at or self.at, KIND_ORDER.index(self.kind), self.sequence
 
-    def as_dict(self):
-        return {"at": f"{self.at.isoformat()}Z", "kind": self.kind, "summary": self.summary, "detail": self.detail}
-
 
 def _deliveries(task):
     events = []

@@ -12,7 +12,7 @@ import logging
 import traceback
 from datetime import timedelta
 
-from flask import after_this_request, current_app, has_request_context
+from flask import after_this_request, current_app
 
 from app.db import database, write_transaction
 from app.intake.service import made_new_ticket
@@ -21,27 +21,13 @@ from app.policies import engine
 from app.policies.models import (
     EVALUATION_DONE, EVALUATION_ERROR, EVALUATION_PENDING, EVALUATION_RUNNING, PolicyEvaluation, PolicyRule,
 )
-from app.tickets import service as tickets
+from app.tickets import documents, service as tickets
 
 log = logging.getLogger(__name__)
 
 # Long enough for several ITSM look-ups and a decision sent to EPM, each with time-outs.
 CLAIM_SECONDS = 180
 MAX_ATTEMPTS = 3
-
-
-def ticket_url_for(task):
-    """The link EPM shows with a decision: as the webhook's request saw the broker, else server.public_url.
-
-    Outside a request (the scheduler, reconciliation) without a public URL configured,
-    the path alone: EPM needs a value, and no host can be guessed.
-    """
-    from app.tickets.api import ticket_url
-
-    if has_request_context():
-        return ticket_url(task)
-    base = current_app.extensions["settings"].public_url
-    return f"{base.rstrip('/')}/tickets/{task.number}" if base else f"/tickets/{task.number}"
 
 
 def queue_evaluation(task, ticket_url=None):
@@ -51,7 +37,7 @@ def queue_evaluation(task, ticket_url=None):
     with write_transaction():
         evaluation = PolicyEvaluation.get_or_none(PolicyEvaluation.task == task)
         if evaluation is None:
-            url = ticket_url if ticket_url is not None else ticket_url_for(task)
+            url = ticket_url if ticket_url is not None else documents.ticket_url(task)
             evaluation = PolicyEvaluation.create(task=task, ticket_url=url[:500])
     return evaluation
 
@@ -118,7 +104,7 @@ def run_evaluation(evaluation_id):
     evaluation = PolicyEvaluation.get_by_id(evaluation_id)
     task = Task.get_by_id(evaluation.task_id)
     try:
-        report = engine.evaluate(task, evaluation.ticket_url or ticket_url_for(task))
+        report = engine.evaluate(task, evaluation.ticket_url or documents.ticket_url(task))
     except Exception as error:  # noqa: BLE001 - a broken rule or ITSM must leave the request to approvers
         log.exception("policy evaluation of %s failed", task.number)
         final = evaluation.attempts >= MAX_ATTEMPTS

@@ -1,15 +1,18 @@
 """The JSON read API over tickets and deliveries, in ServiceNow's `{"result": ...}` envelope."""
 import re
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, g, jsonify, request, url_for
 from marshmallow import Schema, ValidationError, fields, validate
 
 from app import contract
 from app.auth.basic import require_roles
 from app.errors import BadRequest, Conflict, NotFound
+from app.fields import SYS_ID, Document, NaiveUtc, RequestBody
 from app.models import IncomingRequest, Task
 from app.tickets.cursors import decode_cursor, encode_cursor, older_than
-from app.tickets.documents import ticket_document, ticket_summary
+from app.tickets.documents import (
+    IncomingRequestSchema, TicketDocumentSchema, ticket_document, ticket_summary, ticket_url,
+)
 from app.tickets.rows import newest_first, read_rows
 
 bp = Blueprint("tickets_api", __name__, url_prefix=contract.API_PREFIX)
@@ -98,22 +101,6 @@ def list_tickets():
     return response
 
 
-def incoming_document(incoming):
-    return {
-        "sys_id": incoming.sys_id,
-        "event_type": incoming.event_type,
-        "request_id": incoming.request_id,
-        "status": incoming.status,
-        "error": incoming.error,
-        "ticket": incoming.task.number if incoming.task_id else None,
-        "content_type": incoming.content_type,
-        "source_address": incoming.source_address,
-        "received_at": incoming.received_at.isoformat(),
-        "processed_at": incoming.processed_at.isoformat() if incoming.processed_at else None,
-        "body": incoming.body_text,
-    }
-
-
 @bp.get("/incoming_requests")
 @require_roles(contract.ROLE_ADMIN)
 def list_incoming_requests():
@@ -125,13 +112,7 @@ def list_incoming_requests():
         query = query.where(IncomingRequest.request_id == args["request_id"])
     query = (query.order_by(IncomingRequest.received_at.desc(), IncomingRequest.id.desc())
              .limit(args["limit"]).offset(args["offset"]))
-    return jsonify(result=[incoming_document(incoming) for incoming in query])
-
-
-def ticket_url(task):
-    """The ticket's page as approvers reach it, for the link EPM shows."""
-    base = current_app.extensions["settings"].public_url or request.host_url
-    return f"{base.rstrip('/')}/tickets/{task.number}"
+    return jsonify(result=IncomingRequestSchema(many=True, exclude=("headers",)).dump(query))
 
 
 # NUL (PostgreSQL refuses it) and unpaired surrogates (legal as JSON escapes, not in UTF-8)
@@ -151,21 +132,81 @@ def _json_body(*stored):
     return body
 
 
-def decision_document(decision):
-    return {
-        "sys_id": decision.sys_id,
-        "decision": decision.decision,
-        "reason": decision.reason,
-        "duration_unit": decision.duration_unit,
-        "duration_value": decision.duration_value,
-        "duration_sent": decision.duration_sent,
-        "decided_by": decision.decided_by,
-        "decided_at": decision.decided_at.isoformat(),
-        "delivery_status": decision.status,
-        "attempts": decision.attempts,
-        "last_error": decision.last_error,
-        "delivered_at": decision.delivered_at.isoformat() if decision.delivered_at else None,
-    }
+class DecisionSchema(Document):
+    """A decision the broker recorded, with where its delivery to EPM stands."""
+
+    sys_id = fields.String(metadata=SYS_ID)
+    decision = fields.String(validate=validate.OneOf(contract.DECISIONS))
+    reason = fields.String()
+    duration_unit = fields.String(allow_none=True, validate=validate.OneOf(
+        [contract.DURATION_ONCE, *contract.DURATION_LIMITS, None]))
+    duration_value = fields.Integer(allow_none=True)
+    duration_sent = fields.String(allow_none=True)
+    decided_by = fields.String()
+    decided_at = NaiveUtc()
+    delivery_status = fields.String(attribute="status", validate=validate.OneOf(contract.DELIVERY_STATUSES))
+    attempts = fields.Integer(validate=validate.Range(min=0))
+    last_error = fields.String(allow_none=True)
+    delivered_at = NaiveUtc(allow_none=True)
+
+
+class PendingApprovalSchema(Document):
+    """A first approval, waiting for a second approver."""
+
+    approver = fields.String()
+    reason = fields.String()
+    approvals_required = fields.Constant(2, metadata={"enum": [2]})
+    created_at = NaiveUtc()
+
+
+class DecisionResultSchema(Document):
+    """The ticket after a decision, with the decision or the approval that waits for a second."""
+
+    ticket = fields.Nested(TicketDocumentSchema)
+    decision = fields.Nested(DecisionSchema, metadata={"optional": True})
+    pending_approval = fields.Nested(PendingApprovalSchema, metadata={"optional": True})
+
+
+# What the write API reads. The views check the rules themselves (decisions/rules.py), with
+# the contract's messages; these say the same rules to OpenAPI.
+NO_NUL = {"not": {"type": "string", "pattern": r"\x00"}}
+_NOT_BLANK = {"pattern": r"\S", **NO_NUL}
+
+
+def _reason():
+    return fields.String(required=True, metadata={**_NOT_BLANK, "description": "why; shown to EPM and in the audit log"})
+
+
+def _decision(name, unit=None, value=None):
+    declared = {"decision": fields.String(required=True, validate=validate.OneOf([name])), "reason": _reason(),
+                "duration_unit": fields.String(allow_none=True, metadata=NO_NUL)}
+    if unit:
+        declared["duration_unit"] = fields.String(required=True, validate=validate.OneOf([unit]))
+    if value:
+        declared["duration_value"] = fields.Raw(required=True, metadata={"anyOf": value})
+    return RequestBody.from_dict(declared, name=f"{name}{(unit or '').capitalize()}Schema")
+
+
+# Whole minutes 5-1440 or hours 1-24, as a number or as digits.
+DECISION_REQUEST_SCHEMAS = (
+    _decision(contract.DECISION_DENIED),
+    _decision(contract.DECISION_APPROVED, contract.DURATION_ONCE),
+    _decision(contract.DECISION_APPROVED, contract.DURATION_MINUTES, [
+        {"type": "integer", "minimum": 5, "maximum": 1440},
+        {"type": "string", "pattern": r"^0*([5-9]|[1-9][0-9]|[1-9][0-9]{2}|1[0-3][0-9]{2}|14[0-3][0-9]|1440)$"}]),
+    _decision(contract.DECISION_APPROVED, contract.DURATION_HOURS, [
+        {"type": "integer", "minimum": 1, "maximum": 24}, {"type": "string", "pattern": r"^0*([1-9]|1[0-9]|2[0-4])$"}]),
+)
+
+
+class TicketChangeSchema(Schema):
+    """A new state and/or a work note; at least one (OpenAPI: minProperties)."""
+
+    state = fields.String(validate=validate.OneOf(sorted({
+        text for ticket_type in contract.TICKET_TYPES.values() for value, label in ticket_type.states
+        for text in (label, str(value))})), metadata={
+        "description": "a state of the ticket's own type, by label or number (409 for another type's)"})
+    work_note = fields.String(validate=validate.Length(max=4000), metadata=_NOT_BLANK)
 
 
 # The write API takes Basic auth only: a browser session must go through the
@@ -181,11 +222,11 @@ def post_decision(number):
     decision = submit_decision(task, g.account, body.get("decision"), body.get("reason"), body.get("duration_unit"),
                                body.get("duration_value"), ticket_url(task))
     if isinstance(decision, PendingApproval):
-        return jsonify(result={"ticket": ticket_document(find_task(number)), "pending_approval": {
-            "approver": decision.approver, "reason": decision.reason, "approvals_required": 2,
-            "created_at": decision.created_at.isoformat()}}), 202
+        return jsonify(result={"ticket": ticket_document(find_task(number)),
+                               "pending_approval": PendingApprovalSchema().dump(decision)}), 202
     status = 201 if decision.status == contract.DELIVERY_DELIVERED else 202
-    return jsonify(result={"ticket": ticket_document(find_task(number)), "decision": decision_document(decision)}), status
+    return jsonify(result={"ticket": ticket_document(find_task(number)),
+                           "decision": DecisionSchema().dump(decision)}), status
 
 
 def _check_state_exists(task, state):

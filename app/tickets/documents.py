@@ -1,65 +1,98 @@
-"""The JSON shape of a ticket, as the read API and the browser's data views give it."""
-from marshmallow import Schema, fields
+"""The JSON documents of tickets and of EPM's deliveries, as the API answers them, and the
+ticket's link. The schemas are the contract: the views dump through them and
+app/openapi/spec.py describes the API from them."""
+from flask import current_app, has_request_context, request
+from marshmallow import fields, validate
 
 from app import contract
+from app.fields import SYS_ID, Document, NaiveUtc, Utc
 from app.models import WorkNote
 
 _ADMIN_DETAILS = ("computer_id", "group_id", "user_id", "user_name", "duration_requested")
+TEXT = {"type": "string"}
 
 
-class DecisionSchema(Schema):
-    decision = fields.String(attribute="final_decision")
-    decision_time = fields.DateTime(attribute="final_decision_time")
-    performed_by = fields.String(attribute="final_decision_by")
-    duration = fields.String(attribute="final_duration")
-    start_time = fields.DateTime(attribute="final_start_time")
-    end_time = fields.DateTime(attribute="final_end_time")
+def _text(**kwargs):
+    return fields.String(allow_none=True, **kwargs)
+
+
+class EpmDecisionSchema(Document):
+    """The decision as EPM finalized it (empty until then)."""
+
+    decision = _text(attribute="final_decision")
+    decision_time = NaiveUtc(attribute="final_decision_time", allow_none=True)
+    performed_by = _text(attribute="final_decision_by")
+    duration = _text(attribute="final_duration")
+    start_time = NaiveUtc(attribute="final_start_time", allow_none=True)
+    end_time = NaiveUtc(attribute="final_end_time", allow_none=True)
     final = fields.Boolean(attribute="decision_final")
 
 
-class TicketSchema(Schema):
-    sys_id = fields.String()
+class TicketSchema(Document):
+    """A ticket as the list gives it."""
+
+    sys_id = fields.String(metadata=SYS_ID)
     number = fields.String()
-    table = fields.String(attribute="sys_class_name")
-    ticket_type = fields.Function(lambda task: task.ticket_type.label)
+    table = fields.String(attribute="sys_class_name", validate=validate.OneOf(list(contract.TICKET_TYPES)))
+    ticket_type = fields.Function(lambda task: task.ticket_type.label, metadata=TEXT)
     state = fields.String(attribute="state_label")
     state_value = fields.Integer(attribute="state")
-    kind = fields.String()
-    kind_label = fields.Function(lambda task: contract.KIND_LABELS[task.kind])
+    kind = fields.String(validate=validate.OneOf(list(contract.KIND_LABELS)))
+    kind_label = fields.Function(lambda task: contract.KIND_LABELS[task.kind],
+                                 metadata={"enum": list(contract.KIND_LABELS.values())})
     request_id = fields.String()
     short_description = fields.String()
     assignment_group = fields.String()
     category = fields.String()
-    requester = fields.String()
-    host = fields.String()
+    requester = _text()
+    host = _text()
     subject = fields.String()
-    publisher = fields.String()
-    requested_duration = fields.String()
-    opened_at = fields.DateTime()
-    updated_at = fields.DateTime()
-    closed_at = fields.DateTime()
+    publisher = _text()
+    requested_duration = _text()
+    opened_at = NaiveUtc()
+    updated_at = NaiveUtc()
+    closed_at = NaiveUtc(allow_none=True)
+
+
+class DetailsSchema(Document):
+    """Everything EPM sent: `request_info` for Application Access, the admin fields otherwise."""
+
+    tenant_id = _text()
+    epm_ticket_number = _text()
+    requested_at = NaiveUtc(allow_none=True)
+    reason = _text()
+    request_info = fields.Dict(metadata={"optional": True})
+    computer_id = _text(metadata={"optional": True})
+    group_id = _text(metadata={"optional": True})
+    user_id = _text(metadata={"optional": True})
+    user_name = _text(metadata={"optional": True})
+    duration_requested = _text(metadata={"optional": True})
+
+
+class WorkNoteSchema(Document):
+    author = fields.String()
+    text = fields.String()
+    system = fields.Boolean()
+    created_at = NaiveUtc()
+
+
+class TicketDocumentSchema(TicketSchema):
+    """One ticket with everything EPM sent, EPM's decision and its work notes (ticket_document)."""
+
+    details = fields.Nested(DetailsSchema)
+    epm_decision = fields.Nested(EpmDecisionSchema)
+    work_notes = fields.List(fields.Nested(WorkNoteSchema))
 
 
 def ticket_document(task, jit=None):
     """The ticket with every EPM detail received and EPM's finalized decision."""
     jit = jit or task.jit_request
     document = TicketSchema().dump(task)
-    details = {
-        "tenant_id": jit.tenant_id,
-        "epm_ticket_number": jit.epm_ticket_number,
-        "requested_at": jit.requested_at.isoformat() if jit.requested_at else None,
-        "reason": jit.reason,
-    }
-    if task.kind == contract.KIND_APPLICATION:
-        details["request_info"] = jit.request_info
-    else:
-        details.update({name: getattr(jit, name) for name in _ADMIN_DETAILS})
-    document["details"] = details
-    document["epm_decision"] = DecisionSchema().dump(jit)
-    document["work_notes"] = [
-        {"author": note.author, "text": note.text, "system": note.system, "created_at": note.created_at.isoformat()}
-        for note in task.work_notes.order_by(WorkNote.created_at, WorkNote.id)
-    ]
+    application = task.kind == contract.KIND_APPLICATION
+    document["details"] = DetailsSchema(exclude=_ADMIN_DETAILS if application else ("request_info",)).dump(jit)
+    document["epm_decision"] = EpmDecisionSchema().dump(jit)
+    document["work_notes"] = WorkNoteSchema(many=True).dump(
+        task.work_notes.order_by(WorkNote.created_at, WorkNote.id))
     return document
 
 
@@ -81,3 +114,36 @@ def ticket_summary(task):
         closed_at=_iso(task.closed_at),
     )
     return document
+
+
+class IncomingRequestSchema(Document):
+    """One webhook delivery as stored; lists leave out the kept headers (and the ops list the body)."""
+
+    sys_id = fields.String(metadata=SYS_ID)
+    status = fields.String(validate=validate.OneOf(contract.INCOMING_STATUSES))
+    event_type = _text()
+    request_id = _text()
+    ticket = fields.Function(lambda incoming: incoming.task.number if incoming.task_id else None, allow_none=True,
+                             metadata=TEXT)
+    received_at = Utc()
+    processed_at = Utc(allow_none=True)
+    error = _text()
+    content_type = _text()
+    source_address = _text()
+    headers = fields.Dict(metadata={"optional": True,
+                                    "description": "the delivery's kept headers (never its credentials)"})
+    body = _text(attribute="body_text", metadata={
+        "optional": True, "description": "the body as received; none when it was over the size limit"})
+
+
+def ticket_url(task):
+    """The ticket's page, for the link EPM shows with a decision: as the request saw the broker,
+    else server.public_url.
+
+    Outside a request (the scheduler, reconciliation) without a public URL configured,
+    the path alone: EPM needs a value, and no host can be guessed.
+    """
+    base = current_app.extensions["settings"].public_url
+    if has_request_context():
+        base = base or request.host_url
+    return f"{(base or '').rstrip('/')}/tickets/{task.number}"

@@ -9,7 +9,7 @@ from app.decisions import service as decisions
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Task, utcnow
 from app.policies import approvals
-from app.tickets.api import ticket_url
+from app.tickets.documents import ticket_url
 from app.tickets.rows import ListedTicket, row_page
 from app.web import decision_form, labels
 from app.web import ticket_list as listing

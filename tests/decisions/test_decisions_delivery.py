@@ -9,7 +9,7 @@ from app.decisions import delivery
 from app.epm.client import EpmClient
 from app.models import Decision, WorkNote, utcnow
 from app.ops.models import OutboundCall
-from app.tickets.api import decision_document
+from app.tickets.api import DecisionSchema
 from tests import factories
 from tests.decisions.conftest import APPLICATION_URL, decision_calls
 
@@ -110,4 +110,4 @@ def test_the_acknowledged_answer_shows_the_decision_as_stored(epm, client, appro
     response = client.post(f"{API}/tickets/{ticket}/decision", headers=approver_auth,
                            json={"decision": "Approved", "reason": "  ok  ", **duration})
     assert response.status_code == 201
-    assert response.json["result"]["decision"] == decision_document(Decision.get())
+    assert response.json["result"]["decision"] == DecisionSchema().dump(Decision.get())
