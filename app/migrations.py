@@ -160,6 +160,18 @@ def _queued_delivery_inbox(_migrator):
     database.create_tables([models.QueuedDelivery])
 
 
+def _one_scheduler_lease(migrator):
+    """Policy evaluations get the due time every claimed row has (app/claims.py)."""
+    import peewee
+    from playhouse.migrate import migrate
+
+    from app.policies.models import PolicyEvaluation
+
+    table = PolicyEvaluation._meta.table_name
+    if "next_attempt_at" not in {column.name for column in database.get_columns(table)}:
+        migrate(migrator.add_column(table, "next_attempt_at", peewee.DateTimeField(default=models.utcnow)))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -174,6 +186,7 @@ MIGRATIONS = [
     (11, "deliveries stored for the processor (queued intake)", _queued_intake),
     (12, "search estimates from a larger sample", _search_statistics),
     (13, "queued deliveries stored apart until the processor takes them in", _queued_delivery_inbox),
+    (14, "one scheduler lease instead of a lock per job", _one_scheduler_lease),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)
