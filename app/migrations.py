@@ -64,10 +64,11 @@ def _scheduler_notifications_retention(migrator):
     import peewee
     from playhouse.migrate import migrate
 
-    from app.jobs.models import JobLock, SchedulerLease
+    from app.jobs.models import SchedulerLease
     from app.notify.models import Notification
 
-    database.create_tables([SchedulerLease, JobLock, Notification])
+    # This step also made a per-job lock table, which step 14 replaces (and drops).
+    database.create_tables([SchedulerLease, Notification])
     # Field definitions are spelled out here, not taken from the models, so this step
     # does the same thing however the models change later.
     account, configuration = models.Account._meta.table_name, models.Configuration._meta.table_name
@@ -160,6 +161,26 @@ def _queued_delivery_inbox(_migrator):
     database.create_tables([models.QueuedDelivery])
 
 
+def _one_scheduler_lease(migrator):
+    """Jobs run under the scheduler lease alone: each job's lock row becomes its last-run record,
+    and policy evaluations get the due time every claimed row has (app/claims.py)."""
+    import peewee
+    from playhouse.migrate import migrate
+
+    from app.jobs.models import JobRun
+    from app.policies.models import PolicyEvaluation
+
+    database.create_tables([JobRun])
+    if database.table_exists("x_bets_pmc_jit_job_lock"):
+        columns = "name, last_started_at, last_finished_at, last_result, last_error, runs"
+        database.execute_sql(f"INSERT INTO {JobRun._meta.table_name} ({columns}) "
+                             f"SELECT {columns} FROM x_bets_pmc_jit_job_lock")
+        database.execute_sql("DROP TABLE x_bets_pmc_jit_job_lock")
+    table = PolicyEvaluation._meta.table_name
+    if "next_attempt_at" not in {column.name for column in database.get_columns(table)}:
+        migrate(migrator.add_column(table, "next_attempt_at", peewee.DateTimeField(default=models.utcnow)))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -174,6 +195,7 @@ MIGRATIONS = [
     (11, "deliveries stored for the processor (queued intake)", _queued_intake),
     (12, "search estimates from a larger sample", _search_statistics),
     (13, "queued deliveries stored apart until the processor takes them in", _queued_delivery_inbox),
+    (14, "one scheduler lease instead of a lock per job", _one_scheduler_lease),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

@@ -42,6 +42,18 @@ class BaseModel(peewee.Model):
         database = database
 
 
+class QueuedWork(BaseModel):
+    """The columns of a row that waits for work and is claimed for each attempt (app/claims.py):
+    PENDING until `next_attempt_at`, WORKING while a process's claim runs (`claimed_until`)."""
+
+    PENDING, WORKING = "pending", "sending"
+
+    status = peewee.CharField(max_length=16, default=PENDING)
+    attempts = peewee.IntegerField(default=0)
+    next_attempt_at = peewee.DateTimeField(default=utcnow)
+    claimed_until = peewee.DateTimeField(null=True)
+
+
 def _forget_cached_accounts():
     # Requests in this process must not authenticate from an account as it was (app/auth/basic.py).
     from app.auth.basic import forget_accounts
@@ -249,7 +261,7 @@ class WorkNote(BaseModel):
         indexes = ((("task", "created_at"), False),)
 
 
-class Decision(BaseModel):
+class Decision(QueuedWork):
     """An approver's decision and its delivery to EPM: the outbox row.
 
     Written in the same transaction that checks the ticket may still be decided, so
@@ -266,10 +278,6 @@ class Decision(BaseModel):
     decided_by = peewee.CharField(max_length=150)
     decided_at = peewee.DateTimeField(default=utcnow)
     ticket_url = peewee.CharField(max_length=500)
-    status = peewee.CharField(max_length=16, default=contract.DELIVERY_PENDING)
-    attempts = peewee.IntegerField(default=0)
-    next_attempt_at = peewee.DateTimeField(default=utcnow)
-    claimed_until = peewee.DateTimeField(null=True)
     last_status = peewee.IntegerField(null=True)
     last_error = peewee.TextField(null=True)
     delivered_at = peewee.DateTimeField(null=True)

@@ -1,7 +1,7 @@
 """Delivering decisions to EPM from the outbox: exactly once, retried through outages.
 
 A process claims a decision (pending and due, or `sending` whose claim expired
-because its process died) with one conditional UPDATE, so two processes never send
+because its process died) through app/claims.py, so two processes never send
 the same decision at once; a new decision is written already claimed for its first
 attempt (`first_claim`), in the transaction that records it. Every attempt carries
 the decision's sys_id as its idempotency key, so a re-send after a lost answer
@@ -16,7 +16,7 @@ from datetime import timedelta
 import peewee
 from flask import current_app
 
-from app import contract
+from app import claims, contract
 from app.db import write_transaction
 from app.epm.client import EpmClient
 from app.epm.errors import EpmError
@@ -44,19 +44,6 @@ def first_claim():
     """The columns of a decision that its creator claims for the first attempt (see deliver_claimed)."""
     return {"status": contract.DELIVERY_SENDING, "attempts": 1,
             "claimed_until": utcnow() + timedelta(seconds=_claim_seconds())}
-
-
-def _claim(decision_id):
-    now = utcnow()
-    due = (Decision.status == contract.DELIVERY_PENDING) & (Decision.next_attempt_at <= now)
-    abandoned = (Decision.status == contract.DELIVERY_SENDING) & (Decision.claimed_until < now)
-    with write_transaction():
-        claimed = (Decision
-                   .update(status=contract.DELIVERY_SENDING, attempts=Decision.attempts + 1,
-                           claimed_until=now + timedelta(seconds=_claim_seconds()))
-                   .where(Decision.id == decision_id, due | abandoned)
-                   .execute())
-    return claimed == 1
 
 
 def retry_delay(attempts, retry_after=None):
@@ -92,7 +79,7 @@ def _send(decision, configuration, jit, on_call):
 
 def deliver_decision(decision):
     """Make one delivery attempt if the decision is due and unclaimed; returns it re-read."""
-    if not _claim(decision.id):
+    if not claims.claim_attempt(Decision, decision.id, _claim_seconds()):
         return Decision.get_by_id(decision.id)
     return deliver_claimed(Decision.get_by_id(decision.id))
 
@@ -180,11 +167,7 @@ def _record_failure(decision, message, status, retryable, retry_after, calls=())
 
 def deliver_due(limit=100):
     """One attempt for every decision that is due (or abandoned mid-send); returns how many were tried."""
-    now = utcnow()
-    due = (Decision.select(Decision.id)
-           .where(((Decision.status == contract.DELIVERY_PENDING) & (Decision.next_attempt_at <= now))
-                  | ((Decision.status == contract.DELIVERY_SENDING) & (Decision.claimed_until < now)))
-           .order_by(Decision.next_attempt_at).limit(limit))
+    due = Decision.select(Decision.id).where(claims.due(Decision)).order_by(Decision.next_attempt_at).limit(limit)
     tried = 0
     for row in list(due):
         deliver_decision(row)

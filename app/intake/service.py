@@ -16,7 +16,8 @@ import peewee
 from marshmallow import ValidationError
 
 from app import contract
-from app.db import UNAVAILABLE_ERRORS, GroupedInsert, database, is_sqlite, write_transaction
+from app.claims import lock_request
+from app.db import UNAVAILABLE_ERRORS, GroupedInsert, write_transaction
 from app.errors import BadRequest
 from app.intake.payload import parse_json_object, storable_text, text_value
 from app.intake.schemas import load_event
@@ -207,10 +208,7 @@ def apply_event(delivery, event, fields):
     a delivery arriving now, the existing row when ops replay a stored one (app/ops/replay.py).
     """
     request_id = fields["request_id"]
-    if not is_sqlite():
-        # Deliveries for one RequestId take turns (SQLite's write lock already does
-        # this), so an update racing its created event is always seen by one of them.
-        database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (request_id,))
+    lock_request(request_id)
     jit = tickets.find_jit_request(event.kind, request_id)
     if event.is_created:
         if jit is not None:

@@ -11,9 +11,9 @@ from app.db import database
 def scheduler_command():
     """Run the background jobs until stopped. Start one per deployment; a second one stands by
     and takes over when the first stops renewing its lease."""
-    from app.jobs import run_scheduler
+    from app.jobs.scheduler import run_until_signalled
 
-    run_scheduler(current_app._get_current_object())
+    run_until_signalled(current_app._get_current_object())
 
 
 @click.command("run-jobs")
@@ -21,13 +21,19 @@ def scheduler_command():
 @click.option("--job", "names", multiple=True, help="Run only this job (repeatable).")
 @with_appcontext
 def run_jobs_command(force, names):
-    """Run every due job once and exit (for cron). A job another process is running is skipped."""
-    from app.jobs import JOBS, run_due_jobs
+    """Run every due job once and exit (for cron); refused while a scheduler is running the jobs."""
+    from app.jobs.registry import JOBS, LeaseHeld, run_due_jobs
 
     unknown = [name for name in names if name not in JOBS]
     if unknown:
         raise click.UsageError(f"unknown job {unknown[0]!r}; jobs are {', '.join(JOBS)}")
-    outcomes = run_due_jobs(force=force, names=names or None)
+    try:
+        outcomes = run_due_jobs(force=force, names=names or None)
+    except LeaseHeld as held:
+        raise click.ClickException(
+            f"the scheduler {held.state['holder']} is running the jobs (heartbeat "
+            f"{held.state['heartbeat_age_seconds']:.0f} s ago); nothing was run. Stop it, or leave the jobs to it."
+        ) from None
     for name, outcome in outcomes.items():
         click.echo(f"{name}: {outcome}")
     if any(outcome.error for outcome in outcomes.values()):
@@ -41,12 +47,13 @@ jobs = click.Group("jobs", help="Background jobs and the scheduler running them.
 @with_appcontext
 def jobs_status():
     """Which scheduler is active, its heartbeat, and each job's last run."""
-    from app.jobs import JOBS, lease
-    from app.jobs.models import JobLock
+    from app.jobs import lease
+    from app.jobs.models import JobRun
+    from app.jobs.registry import JOBS
 
     with database.connection_context():
         state = lease.scheduler_lease()
-        locks = {row.name: row for row in JobLock.select()}
+        last_runs = {row.name: row for row in JobRun.select()}
     if state is None:
         click.echo("scheduler: never ran")
     else:
@@ -54,14 +61,16 @@ def jobs_status():
         click.echo(f"scheduler: {status}, holder {state['holder'] or '-'}, "
                    f"heartbeat {state['heartbeat_age_seconds']:.0f} s ago")
     for name, job in JOBS.items():
-        row = locks.get(name)
+        row = last_runs.get(name)
         if row is None or row.last_started_at is None:
             click.echo(f"{name}: every {job.interval_seconds} s, never ran")
             continue
-        running = f", running on {row.holder}" if row.holder else ""
-        outcome = f"failed: {row.last_error}" if row.last_error else (row.last_result or "")
+        if row.last_finished_at is None or row.last_finished_at < row.last_started_at:
+            outcome = "running now"
+        else:
+            outcome = f"failed: {row.last_error}" if row.last_error else (row.last_result or "")
         click.echo(f"{name}: every {job.interval_seconds} s, last started {row.last_started_at:%Y-%m-%d %H:%M:%S} "
-                   f"UTC{running}; {outcome}")
+                   f"UTC; {outcome}")
 
 
 @click.command("reconcile")

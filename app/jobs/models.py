@@ -1,8 +1,8 @@
-"""The tables that keep background jobs single: the scheduler lease and one lock row per job.
+"""The tables of background jobs: the scheduler lease, and each job's last run.
 
-Both are leases rather than database locks held open: a row names its holder and
-when its claim runs out, so a process that dies holding one is replaced once the
-claim expires, and nothing waits on a connection that no longer exists.
+The lease is a claim (app/claims.py), not a database lock held open: the row names its
+holder and when its claim runs out, so a process that dies holding it is replaced once
+the claim expires, and nothing waits on a connection that no longer exists.
 """
 import peewee
 
@@ -10,29 +10,27 @@ from app.db import database
 
 
 class SchedulerLease(peewee.Model):
-    """Which `jitbroker scheduler` process is the active one; the others stand by.
+    """Which process runs the jobs: the active `jitbroker scheduler`, or a `jitbroker run-jobs`.
 
-    One row (`name` = "scheduler"). The active process renews `expires_at` every
-    heartbeat; `heartbeat_at` is what readiness checks read.
+    One row (`name` = "scheduler"). The holder renews `claimed_until` every heartbeat;
+    `heartbeat_at` is what readiness checks read.
     """
 
     name = peewee.CharField(max_length=32, primary_key=True)
     holder = peewee.CharField(max_length=200, null=True)
     acquired_at = peewee.DateTimeField(null=True)
     heartbeat_at = peewee.DateTimeField(null=True)
-    expires_at = peewee.DateTimeField(null=True)
+    claimed_until = peewee.DateTimeField(null=True, column_name="expires_at")
 
     class Meta:
         database = database
         table_name = "x_bets_pmc_jit_scheduler_lease"
 
 
-class JobLock(peewee.Model):
-    """One row per job: who runs it now (until `locked_until`) and how its last run went."""
+class JobRun(peewee.Model):
+    """One row per job: when it last started (for the interval skip) and how its last run went."""
 
     name = peewee.CharField(max_length=64, primary_key=True)
-    holder = peewee.CharField(max_length=200, null=True)
-    locked_until = peewee.DateTimeField(null=True)
     last_started_at = peewee.DateTimeField(null=True)
     last_finished_at = peewee.DateTimeField(null=True)
     last_result = peewee.TextField(null=True)
@@ -41,4 +39,4 @@ class JobLock(peewee.Model):
 
     class Meta:
         database = database
-        table_name = "x_bets_pmc_jit_job_lock"
+        table_name = "x_bets_pmc_jit_job_run"

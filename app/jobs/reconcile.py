@@ -23,7 +23,8 @@ from marshmallow import ValidationError
 
 from app import contract
 from app.audit import service as audit
-from app.db import database, is_sqlite, write_transaction
+from app.claims import lock_request
+from app.db import write_transaction
 from app.epm.client import MAX_PAGE_SIZE, EpmClient
 from app.ops.outbound import outbound_call_recorder
 from app.intake import service as intake
@@ -176,13 +177,6 @@ def _as_text(document):
     return result
 
 
-def _lock_request(request_id):
-    # The intake's lock for one RequestId (app/intake/service.py): a webhook for the same
-    # request arriving meanwhile waits, then finds the ticket created here.
-    if not is_sqlite():
-        database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (request_id,))
-
-
 class _Reconciled:
     """The intake's `delivery` for a created event rebuilt from EPM's list: nothing arrived, so
     nothing is stored as a delivery; the outcome is only handed back."""
@@ -237,7 +231,8 @@ def _reconcile_one(kind, record, report, dry_run, actor):
         return
 
     with write_transaction():
-        _lock_request(request_id)
+        # A webhook for the same request arriving meanwhile waits, then finds the ticket created here.
+        lock_request(request_id)
         jit = tickets.find_jit_request(kind, request_id)
         if jit is None:
             ticket = None

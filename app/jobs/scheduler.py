@@ -3,9 +3,10 @@
 Every scheduler process keeps its own in-memory APScheduler (APScheduler's job stores
 must never be shared between schedulers). Which process actually runs jobs is decided
 by the scheduler lease: the holder runs them, the others stand by with their
-APScheduler paused and take over once the holder's lease expires. Each run also
-takes the job's own lock, so even a process that lost its lease mid-run, or a
-`jitbroker run-jobs` from cron, never runs a job a second time at once.
+APScheduler paused and take over once the holder's lease expires (a `jitbroker
+run-jobs` from cron holds the same lease while it runs). The work a job does is
+claimed row by row (app/claims.py), so even a job still running in a process that
+lost its lease never sends a decision or a notification twice.
 """
 import logging
 import signal
@@ -18,9 +19,11 @@ import peewee
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from app.claims import new_holder_id
 from app.db import database
 from app.intake.processor import DeliveryProcessor
-from app.jobs import JOBS, lease, run_job
+from app.jobs import lease
+from app.jobs.registry import JOBS, run_job
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +37,7 @@ class LeasedScheduler:
             raise ValueError("the lease must outlast at least two heartbeats")
         self.app = app
         self.jobs = list(JOBS.values() if jobs is None else jobs)
-        self.holder = holder or lease.new_holder_id()
+        self.holder = holder or new_holder_id("scheduler")
         self.lease_seconds = lease_seconds
         self.heartbeat_seconds = heartbeat_seconds
         # Until when (monotonic) this process may start jobs: the lease's length from
@@ -76,7 +79,7 @@ class LeasedScheduler:
         with self.app.app_context():
             # Half an interval: APScheduler's own cadence always passes, while a job
             # another process (a previous active scheduler, cron) just ran is skipped.
-            outcome = run_job(job, self.holder, due_after_seconds=job.interval_seconds / 2)
+            outcome = run_job(job, due_after_seconds=job.interval_seconds / 2)
         self.outcomes.append((job.name, outcome))
         if outcome.ran and outcome.error is None and outcome.result:
             log.debug("job %s: %s", job.name, outcome)

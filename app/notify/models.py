@@ -7,7 +7,7 @@ idempotent and sends an SLA reminder at most once per ticket.
 """
 import peewee
 
-from app.models import BaseModel, Task, utcnow
+from app.models import QueuedWork, Task, utcnow
 
 KIND_TICKET_CREATED = "ticket_created"
 KIND_SLA_REMINDER = "sla_reminder"
@@ -17,24 +17,20 @@ CHANNEL_EMAIL = "email"
 CHANNEL_WEBHOOK = "webhook"
 CHANNELS = (CHANNEL_EMAIL, CHANNEL_WEBHOOK)
 
-STATUS_PENDING = "pending"    # waiting for its next attempt
-STATUS_SENDING = "sending"    # claimed by a process sending it now
+STATUS_PENDING = QueuedWork.PENDING    # waiting for its next attempt
+STATUS_SENDING = QueuedWork.WORKING    # claimed by a process sending it now
 STATUS_SENT = "sent"
 STATUS_SKIPPED = "skipped"    # nobody to send it to, or the channel was switched off since
 STATUS_FAILED = "failed"      # gave up after MAX_ATTEMPTS
 STATUSES = (STATUS_PENDING, STATUS_SENDING, STATUS_SENT, STATUS_SKIPPED, STATUS_FAILED)
 
 
-class Notification(BaseModel):
+class Notification(QueuedWork):
     """A message about a ticket to its approvers over one channel, and its delivery state."""
 
     task = peewee.ForeignKeyField(Task, backref="notifications", on_delete="CASCADE")
     kind = peewee.CharField(max_length=16)
     channel = peewee.CharField(max_length=16)
-    status = peewee.CharField(max_length=16, default=STATUS_PENDING)
-    attempts = peewee.IntegerField(default=0)
-    next_attempt_at = peewee.DateTimeField(default=utcnow)
-    claimed_until = peewee.DateTimeField(null=True)
     recipients = peewee.TextField(null=True)
     last_error = peewee.TextField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)

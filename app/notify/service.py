@@ -1,8 +1,8 @@
 """Queueing ticket notifications, sending them from the scheduler, and SLA reminders.
 
 `queue_ticket_created` runs inside the transaction that creates a ticket and only
-writes rows; `send_due` (a scheduler job) claims due rows one at a time with a
-conditional UPDATE, so two processes never send the same one, and retries failures
+writes rows; `send_due` (a scheduler job) claims due rows one at a time
+(app/claims.py), so two processes never send the same one, and retries failures
 with growing gaps until MAX_ATTEMPTS.
 """
 import logging
@@ -12,13 +12,13 @@ from email.utils import parseaddr
 
 import peewee
 
-from app import contract
+from app import claims, contract
 from app.db import database, write_transaction
 from app.models import AdminTicket, ApplicationAccessTicket, Configuration, Decision, Task, utcnow
 from app.notify import channels, messages, recipients
 from app.notify.models import (
     CHANNEL_EMAIL, CHANNEL_WEBHOOK, KIND_SLA_REMINDER, KIND_TICKET_CREATED, STATUS_FAILED, STATUS_PENDING,
-    STATUS_SENDING, STATUS_SENT, STATUS_SKIPPED, Notification,
+    STATUS_SENT, STATUS_SKIPPED, Notification,
 )
 
 log = logging.getLogger(__name__)
@@ -109,25 +109,8 @@ def queue_sla_reminders(now=None):
 
 # --- Sending ------------------------------------------------------------------------------------
 
-def _due(now):
-    return (((Notification.status == STATUS_PENDING) & (Notification.next_attempt_at <= now))
-            | ((Notification.status == STATUS_SENDING) & (Notification.claimed_until < now)))
-
-
-def _claim(notification_id):
-    now = utcnow()
-    with write_transaction():
-        claimed = (Notification
-                   .update(status=STATUS_SENDING, attempts=Notification.attempts + 1,
-                           claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-                   .where(Notification.id == notification_id, _due(now))
-                   .execute())
-    return claimed == 1
-
-
 def _finish(notification, **values):
-    with write_transaction():
-        Notification.update(claimed_until=None, **values).where(Notification.id == notification.id).execute()
+    claims.release(Notification, Notification.id == notification.id, **values)
 
 
 def _deliver(notification, configuration):
@@ -155,7 +138,7 @@ def _deliver(notification, configuration):
 
 def send_notification(notification):
     """One attempt at a due notification, if this process can claim it; returns it re-read."""
-    if not _claim(notification.id):
+    if not claims.claim_attempt(Notification, notification.id, CLAIM_SECONDS):
         return Notification.get_by_id(notification.id)
     notification = Notification.get_by_id(notification.id)
     try:
@@ -181,7 +164,7 @@ def _record_failure(notification, reason):
 
 def send_due(limit=SEND_BATCH):
     """One attempt for each due notification (or one abandoned mid-send); returns how many were sent."""
-    due = Notification.select(Notification.id).where(_due(utcnow())).order_by(Notification.next_attempt_at)
+    due = Notification.select(Notification.id).where(claims.due(Notification)).order_by(Notification.next_attempt_at)
     sent = 0
     for row in list(due.limit(limit)):
         if send_notification(row).status == STATUS_SENT:

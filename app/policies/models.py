@@ -6,7 +6,7 @@ their models.
 """
 import peewee
 
-from app.models import BaseModel, JSONField, Task, utcnow
+from app.models import BaseModel, JSONField, QueuedWork, Task, utcnow
 
 # What a matching rule does (see app/policies/engine.py for the order of evaluation).
 OUTCOME_REQUIRE_TICKET = "require_ticket"
@@ -148,15 +148,14 @@ class BypassCode(BaseModel):
         table_name = "x_bets_pmc_jit_bypass_code"
 
 
-class PolicyEvaluation(BaseModel):
+class PolicyEvaluation(QueuedWork):
     """The queued, then finished, evaluation of one ticket, and what it requires of approvers."""
 
+    WORKING = EVALUATION_RUNNING
+
     task = peewee.ForeignKeyField(Task, unique=True, on_delete="CASCADE")
-    status = peewee.CharField(max_length=16, default=EVALUATION_PENDING)
-    attempts = peewee.IntegerField(default=0)
     ticket_url = peewee.CharField(max_length=500, default="")
     queued_at = peewee.DateTimeField(default=utcnow)
-    claimed_until = peewee.DateTimeField(null=True)
     finished_at = peewee.DateTimeField(null=True)
     required_approvals = peewee.IntegerField(default=1)
     outcome = peewee.TextField(default="")

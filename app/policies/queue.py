@@ -10,17 +10,15 @@ logged and noted on the ticket; it never fails the delivery.
 """
 import logging
 import traceback
-from datetime import timedelta
 
 from flask import after_this_request, current_app
 
+from app import claims
 from app.db import database, write_transaction
 from app.intake.service import made_new_ticket
 from app.models import Task, utcnow
 from app.policies import engine
-from app.policies.models import (
-    EVALUATION_DONE, EVALUATION_ERROR, EVALUATION_PENDING, EVALUATION_RUNNING, PolicyEvaluation, PolicyRule,
-)
+from app.policies.models import EVALUATION_DONE, EVALUATION_ERROR, EVALUATION_PENDING, PolicyEvaluation, PolicyRule
 from app.tickets import documents, service as tickets
 
 log = logging.getLogger(__name__)
@@ -84,22 +82,9 @@ def run_in_background(app, evaluation_id):
         log.exception("policy evaluation %s failed", evaluation_id)
 
 
-def _claim(evaluation_id):
-    now = utcnow()
-    due = PolicyEvaluation.status == EVALUATION_PENDING
-    abandoned = (PolicyEvaluation.status == EVALUATION_RUNNING) & (PolicyEvaluation.claimed_until < now)
-    with write_transaction():
-        claimed = (PolicyEvaluation
-                   .update(status=EVALUATION_RUNNING, attempts=PolicyEvaluation.attempts + 1,
-                           claimed_until=now + timedelta(seconds=CLAIM_SECONDS))
-                   .where(PolicyEvaluation.id == evaluation_id, due | abandoned)
-                   .execute())
-    return claimed == 1
-
-
 def run_evaluation(evaluation_id):
     """Evaluate one queued ticket if this process wins the claim; returns the row re-read, or None."""
-    if not _claim(evaluation_id):
+    if not claims.claim_attempt(PolicyEvaluation, evaluation_id, CLAIM_SECONDS):
         return None
     evaluation = PolicyEvaluation.get_by_id(evaluation_id)
     task = Task.get_by_id(evaluation.task_id)
@@ -108,26 +93,21 @@ def run_evaluation(evaluation_id):
     except Exception as error:  # noqa: BLE001 - a broken rule or ITSM must leave the request to approvers
         log.exception("policy evaluation of %s failed", task.number)
         final = evaluation.attempts >= MAX_ATTEMPTS
-        PolicyEvaluation.update(
-            status=EVALUATION_ERROR if final else EVALUATION_PENDING, claimed_until=None,
-            error=traceback.format_exc(limit=3)[-2000:],
-        ).where(PolicyEvaluation.id == evaluation_id).execute()
+        claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id,
+                       status=EVALUATION_ERROR if final else EVALUATION_PENDING,
+                       error=traceback.format_exc(limit=3)[-2000:])
         tickets.add_work_note(task, f"Policy evaluation failed ({error.__class__.__name__}: {error}); "
                                     + ("the request is left to approvers." if final else "it will be retried."))
         return PolicyEvaluation.get_by_id(evaluation_id)
-    PolicyEvaluation.update(
-        status=EVALUATION_DONE, claimed_until=None, finished_at=utcnow(), outcome=report.outcome[:2000],
-        steps=report.steps, required_approvals=report.required_approvals, error=None,
-    ).where(PolicyEvaluation.id == evaluation_id).execute()
+    claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id, status=EVALUATION_DONE,
+                   finished_at=utcnow(), outcome=report.outcome[:2000], steps=report.steps,
+                   required_approvals=report.required_approvals, error=None)
     return PolicyEvaluation.get_by_id(evaluation_id)
 
 
 def evaluate_due(limit=50):
     """Run every queued (or abandoned) evaluation; returns how many were tried."""
-    now = utcnow()
-    due = (PolicyEvaluation.select(PolicyEvaluation.id)
-           .where((PolicyEvaluation.status == EVALUATION_PENDING)
-                  | ((PolicyEvaluation.status == EVALUATION_RUNNING) & (PolicyEvaluation.claimed_until < now)))
+    due = (PolicyEvaluation.select(PolicyEvaluation.id).where(claims.due(PolicyEvaluation))
            .order_by(PolicyEvaluation.queued_at).limit(limit))
     tried = 0
     for row in list(due):

@@ -4,7 +4,9 @@ from datetime import timedelta
 from playhouse.migrate import SchemaMigrator, migrate
 
 from app.db import database
-from app.jobs import JOBS, Job, lease
+from app.jobs import lease
+from app.jobs.models import JobRun
+from app.jobs.registry import JOBS, Job
 from app.migrations import upgrade
 from app.models import Account, Configuration, SchemaVersion, utcnow
 from app.notify.models import Notification
@@ -17,22 +19,23 @@ def old_outbound_call():
                                what="request list", created_at=utcnow() - timedelta(days=45))
 
 
-def test_run_jobs_skips_a_job_the_scheduler_is_running_and_runs_the_rest(app, runner):
+def test_run_jobs_refuses_while_a_scheduler_runs_the_jobs_and_runs_them_once_it_stopped(app, runner):
     call = old_outbound_call()
-    assert lease.acquire_job_lock("purge", "scheduler-host:7:scheduler:ab12", lock_seconds=300)
+    assert lease.acquire_scheduler_lease("scheduler-host:7:scheduler:ab12", lease_seconds=300)
 
     result = runner.invoke(args=["run-jobs", "--force"])
 
-    assert result.exit_code == 0, result.output
-    assert "purge: skipped (running elsewhere)" in result.output
-    assert "deliver_outbox: 0" in result.output and "send_notifications: 0" in result.output
-    assert OutboundCall.get_by_id(call.id), "the purge did not run a second time"
+    assert result.exit_code == 1, result.output
+    assert "the scheduler scheduler-host:7:scheduler:ab12 is running the jobs" in result.output
+    assert "nothing was run" in result.output
+    assert OutboundCall.get_by_id(call.id), "the purge did not run beside the scheduler"
 
-    lease.release_job_lock("purge", "scheduler-host:7:scheduler:ab12")
-    assert "purge: skipped (running elsewhere or not due yet)" in runner.invoke(args=["run-jobs"]).output, \
-        "not due: the scheduler just started it"
-    runner.invoke(args=["run-jobs", "--force", "--job", "purge"])
+    lease.release_scheduler_lease("scheduler-host:7:scheduler:ab12")
+    result = runner.invoke(args=["run-jobs", "--force"])
+    assert result.exit_code == 0, result.output
+    assert "deliver_outbox: 0" in result.output and "send_notifications: 0" in result.output
     assert OutboundCall.get_or_none(OutboundCall.id == call.id) is None
+    assert "purge: skipped (ran less than an interval ago)" in runner.invoke(args=["run-jobs"]).output
 
 
 def test_run_jobs_exits_non_zero_when_a_job_fails(app, runner, monkeypatch):
@@ -50,8 +53,8 @@ def test_run_jobs_refuses_an_unknown_job(app, runner):
 
 
 def test_jobs_status_shows_the_active_scheduler_and_last_runs(app, runner):
-    lease.acquire_scheduler_lease("host-a:1:scheduler:00ff")
     runner.invoke(args=["run-jobs", "--job", "sla_reminders"])
+    lease.acquire_scheduler_lease("host-a:1:scheduler:00ff")
     output = runner.invoke(args=["jobs", "status"]).output
     assert "scheduler: active, holder host-a:1:scheduler:00ff, heartbeat" in output
     assert "sla_reminders: every 60 s, last started" in output and "deliver_outbox: every 5 s, never ran" in output
@@ -83,3 +86,19 @@ def test_upgrading_adds_the_application_log_retention_with_its_default(app):
 
     assert upgrade() == ["application log retention setting"]
     assert Configuration.default().retention_app_log_days == 30
+
+
+def test_upgrading_replaces_the_job_lock_table_by_last_runs_and_keeps_them(app, runner):
+    database.execute_sql("CREATE TABLE x_bets_pmc_jit_job_lock (name VARCHAR(64) PRIMARY KEY, holder VARCHAR(200), "
+                         "locked_until TIMESTAMP, last_started_at TIMESTAMP, last_finished_at TIMESTAMP, "
+                         "last_result TEXT, last_error TEXT, runs INTEGER NOT NULL)")
+    database.execute_sql("INSERT INTO x_bets_pmc_jit_job_lock (name, last_started_at, last_finished_at, last_result, "
+                         "runs) VALUES ('purge', '2026-01-02 03:04:05', '2026-01-02 03:04:06', 'purged 3', 7)")
+    database.drop_tables([JobRun])
+    SchemaVersion.delete().where(SchemaVersion.version == 14).execute()
+
+    assert upgrade() == ["one scheduler lease instead of a lock per job"]
+
+    assert not database.table_exists("x_bets_pmc_jit_job_lock")
+    assert "purge: every 3600 s, last started 2026-01-02 03:04:05 UTC; purged 3" in runner.invoke(
+        args=["jobs", "status"]).output

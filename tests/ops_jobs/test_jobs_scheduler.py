@@ -9,8 +9,9 @@ import time
 import pytest
 
 from app.db import database
-from app.jobs import JOBS, Job, lease
-from app.jobs.models import JobLock
+from app.jobs import lease
+from app.jobs.models import JobRun
+from app.jobs.registry import JOBS, Job
 from app.jobs.scheduler import LeasedScheduler
 from tests.live import ROOT
 
@@ -21,7 +22,7 @@ SCHEDULER_PROCESS = """
 import sys, threading
 from app import create_app
 from app.db import database
-from app.jobs import Job
+from app.jobs.registry import Job
 from app.jobs.scheduler import LeasedScheduler
 
 def record_run():
@@ -115,11 +116,11 @@ def test_two_schedulers_run_each_real_job_once(pg_app):
                                                                                jobs=list(JOBS.values()))
     first.start(), second.start()
     try:
-        assert wait_for(lambda: JobLock.select().where(JobLock.last_finished_at.is_null(False)).count() == len(JOBS))
+        assert wait_for(lambda: JobRun.select().where(JobRun.last_finished_at.is_null(False)).count() == len(JOBS))
         time.sleep(1.5)
     finally:
         first.stop(), second.stop()
-    rows = {row.name: row for row in JobLock.select()}
+    rows = {row.name: row for row in JobRun.select()}
     assert set(rows) == set(JOBS)
     assert all(row.runs == 1 for row in rows.values()), {name: row.runs for name, row in rows.items()}
     ran = {holder for holder, running in (("host-a:1", first), ("host-b:2", second)) if running.scheduler.outcomes}

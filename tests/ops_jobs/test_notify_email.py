@@ -2,7 +2,7 @@
 import time
 
 from app.configuration import update_configuration
-from app.jobs import JOBS, run_job
+from app.jobs.registry import JOBS, run_job
 from app.notify import service as notify
 from app.notify.models import CHANNEL_EMAIL, STATUS_PENDING, STATUS_SENT, STATUS_SKIPPED, Notification
 from tests import factories
@@ -14,7 +14,7 @@ def received(smtp_server):
 
 
 def send_notifications():
-    return run_job(JOBS["send_notifications"], "test:1")
+    return run_job(JOBS["send_notifications"])
 
 
 def test_a_new_ticket_is_mailed_to_its_group_s_approvers_by_the_job_not_the_webhook(

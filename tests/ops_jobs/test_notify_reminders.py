@@ -5,7 +5,7 @@ import pytest
 
 from app import contract
 from app.configuration import update_configuration
-from app.jobs import JOBS, run_job
+from app.jobs.registry import JOBS, run_job
 from app.models import Decision
 from app.notify.models import KIND_SLA_REMINDER, KIND_TICKET_CREATED, STATUS_SENT, Notification
 
@@ -22,7 +22,7 @@ def reminders():
 
 
 def run(name):
-    return run_job(JOBS[name], "test:1").result
+    return run_job(JOBS[name]).result
 
 
 def test_a_ticket_waiting_past_the_sla_gets_one_reminder(sla, make_ticket):

@@ -5,7 +5,7 @@ import pytest
 import responses
 
 from app.configuration import update_configuration
-from app.jobs import JOBS, run_job
+from app.jobs.registry import JOBS, run_job
 from app.notify.models import CHANNEL_WEBHOOK, STATUS_PENDING, STATUS_SENT, Notification
 from tests import factories
 
@@ -24,7 +24,7 @@ def posted(mock):
 
 
 def send_notifications():
-    return run_job(JOBS["send_notifications"], "test:1")
+    return run_job(JOBS["send_notifications"])
 
 
 def test_a_new_ticket_is_posted_once_as_text(webhook, make_ticket):

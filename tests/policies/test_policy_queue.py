@@ -1,7 +1,7 @@
 """When policies run: after the webhook's answer is sent, or by the scheduler's job for anything left queued."""
 import json
 
-from app.jobs import JOBS, run_job
+from app.jobs.registry import JOBS, run_job
 from app.models import Task
 from app.policies.models import PolicyEvaluation
 from tests.policies.conftest import WEBHOOK, application, epm_decisions
@@ -31,7 +31,7 @@ def test_the_scheduler_job_runs_evaluations_left_queued(http, client, api_auth, 
     add_rule(name="Deny all", outcome="auto_deny")
     deliver_without_closing(client, api_auth, application("please"))  # as if the worker stopped after answering
 
-    outcome = run_job(JOBS["evaluate_policies"], "test:1")
+    outcome = run_job(JOBS["evaluate_policies"])
 
     assert outcome.result == 1
     assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
@@ -70,7 +70,7 @@ def test_a_request_recovered_by_reconciliation_meets_the_policies(http, add_rule
     reconcile(ListingClient([{"RequestId": request_id, "Status": "Pending",
                               "requestInfo": {"User": "CORP\\kpatel", "reason": "lost webhook"}}]))
 
-    run_job(JOBS["evaluate_policies"], "test:1")
+    run_job(JOBS["evaluate_policies"])
 
     [body] = epm_decisions(http)
     assert body["decision"] == "Denied"
@@ -93,6 +93,6 @@ def test_a_ticket_created_by_replaying_a_stored_delivery_meets_the_policies(http
     stored = IncomingRequest.get(IncomingRequest.request_id == body["RequestId"])
 
     replay.replay(stored, admin)
-    run_job(JOBS["evaluate_policies"], "test:1")
+    run_job(JOBS["evaluate_policies"])
 
     assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]

@@ -15,7 +15,7 @@ import pytest
 import responses
 
 from app.configuration import update_configuration
-from app.jobs import JOBS, run_job
+from app.jobs.registry import JOBS, run_job
 from app.models import Task
 from tests import factories
 from tests.ops_jobs.conftest import make_approver, make_ticket, mail_configured, smtp_server  # noqa: F401
@@ -58,7 +58,7 @@ def hostile_tickets(app, mail_configured, make_approver, make_ticket):  # noqa: 
         chat.post(HOOK, body="ok")
         tickets = [make_ticket(factories.application_request(**APPLICATION_VALUES)),
                    make_ticket(factories.admin_request(**ADMIN_VALUES))]
-        assert run_job(JOBS["send_notifications"], "test:1").result == 4
+        assert run_job(JOBS["send_notifications"]).result == 4
         yield {"tickets": tickets, "mail": mail_configured, "chat": chat}
 
 
@@ -128,8 +128,8 @@ def test_the_reminder_is_escaped_the_same_way(hostile_tickets):
     update_configuration({"sla_minutes": "1"})
     for ticket in hostile_tickets["tickets"]:
         Task.update(opened_at=ticket.opened_at - timedelta(minutes=5)).where(Task.id == ticket.id).execute()
-    assert run_job(JOBS["sla_reminders"], "test:1").result == 2
-    assert run_job(JOBS["send_notifications"], "test:1").result == 4
+    assert run_job(JOBS["sla_reminders"]).result == 2
+    assert run_job(JOBS["send_notifications"]).result == 4
     reminders = [body["text"] for body in chat_bodies(hostile_tickets["chat"])][2:]
     assert len(reminders) == 2 and all("Reminder" in text for text in reminders)
     assert not any("<" in text or ">" in text or "](" in text for text in reminders)

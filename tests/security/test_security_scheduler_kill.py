@@ -1,8 +1,8 @@
 """A `jitbroker scheduler` SIGKILLed mid-job: the standby takes over once the lease runs out and
 finishes the job; every decision reaches EPM, none is applied twice.
 
-Two real scheduler processes share the database with short lease and job-lock times
-(set through the environment). The active one is killed while EPM holds the answer to
+Two real scheduler processes share the database with a short lease (set through the
+environment). The active one is killed while EPM holds the answer to
 a decision it is sending; the standby sends the decisions the dead one never reached
 as soon as it takes over, and re-sends the abandoned one (same idempotency key) once
 its claim runs out.
@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from app import contract
-from app.jobs import Job, lease
-from app.jobs.models import JobLock
+from app.jobs import lease
+from app.jobs.registry import Job
 from app.jobs.scheduler import LeasedScheduler
 from app.models import Decision, Task, utcnow
 from tests import factories
@@ -30,7 +30,7 @@ from tests.security.streaming import wait_for
 pytestmark = pytest.mark.e2e
 
 DECISIONS = 4
-LEASE_SECONDS, HEARTBEAT_SECONDS, JOB_LOCK_SECONDS = 3, 1, 3
+LEASE_SECONDS, HEARTBEAT_SECONDS = 3, 1
 # The scheduler waits this long for EPM; a decision claimed by a process that died is
 # taken up again after 6 × this + 5 seconds (app/decisions/delivery.py).
 EPM_TIMEOUT_SECONDS = 2
@@ -48,8 +48,7 @@ class SchedulerProcess:
         env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key",
                "JITBROKER_CONFIG": str(config),
                "JITBROKER_SCHEDULER_LEASE_SECONDS": str(LEASE_SECONDS),
-               "JITBROKER_SCHEDULER_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS),
-               "JITBROKER_JOB_LOCK_SECONDS": str(JOB_LOCK_SECONDS)}
+               "JITBROKER_SCHEDULER_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS)}
         self.process = subprocess.Popen([str(Path(sys.executable).parent / "jitbroker"), "scheduler"], cwd=ROOT,
                                         env=env, stdout=self._log, stderr=subprocess.STDOUT)
 
@@ -108,7 +107,7 @@ def test_a_scheduler_killed_mid_job_is_replaced_and_every_decision_is_delivered_
     fake_epm.delay_next(120)
     Decision.update(next_attempt_at=Decision.decided_at).execute()
     wait_for(lambda: fake_epm.received_count == 1, "the active scheduler to send a decision", timeout=30)
-    assert f":{active.process.pid}:" in JobLock.get_by_id("deliver_outbox").holder, "killed mid-job"
+    assert active.holds_lease(), "killed mid-job, holding the lease"
     active.process.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
     assert active.process.wait(10) == -signal.SIGKILL
@@ -121,7 +120,7 @@ def test_a_scheduler_killed_mid_job_is_replaced_and_every_decision_is_delivered_
     wait_for(lambda: all(d.status == contract.DELIVERY_DELIVERED for d in Decision.select()),
              "every decision to be delivered", timeout=4 * EPM_TIMEOUT_SECONDS + 5 + 15)
 
-    assert took > 1, "the standby waited for the dead scheduler's lease and job lock to run out"
+    assert took > 1, "the standby waited for the dead scheduler's lease to run out"
     assert fake_epm.applied_count == DECISIONS, "each decision applied once"
     assert fake_epm.received_count == DECISIONS + 1, "only the decision whose answer was lost was sent again"
     # Beyond the refused attempt made when each was decided: one send each, two for the one cut off.
@@ -142,13 +141,13 @@ def test_a_job_overrunning_its_interval_never_runs_twice_at_once_and_runs_again_
         with counting:
             running += 1
             most = max(most, running)
-        time.sleep(2.5)  # the job's interval is 1 s, its lock 1 s between renewals
+        time.sleep(2.5)  # the job's interval is 1 s
         with counting:
             running -= 1
             finished.append(time.monotonic())
         return "done"
 
-    scheduler = LeasedScheduler(app, jobs=[Job("slow", slow, 1, lock_seconds=1)], holder="host-a:1", lease_seconds=3,
+    scheduler = LeasedScheduler(app, jobs=[Job("slow", slow, 1)], holder="host-a:1", lease_seconds=3,
                                 heartbeat_seconds=1)
     stop = threading.Event()
 

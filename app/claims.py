@@ -1,0 +1,79 @@
+"""Claiming a row for work, so exactly one process does it: the decision outbox, notifications,
+policy evaluations, the EPM token fetch and the scheduler lease all go through `claim`.
+
+A claim is one conditional UPDATE in its own short transaction: it sets the row's
+`claimed_until` (and the caller's `values`) only where nobody holds an unexpired claim,
+and the caller won when one row changed. On PostgreSQL a concurrent UPDATE waits for the
+row lock and then re-checks the condition; SQLite admits one writer at a time. So one of
+any number of claimers wins, across threads, processes and hosts, and nothing stays locked
+while the work runs (an HTTP call, an e-mail): a claimer that dies leaves a claim that runs
+out, and the next claimer takes it over. Times come from the database's clock on
+PostgreSQL, so hosts with skewed clocks agree on when a claim runs out; SQLite serves one
+host and uses its clock.
+"""
+import os
+import socket
+import uuid
+from datetime import datetime, timedelta, timezone
+
+from app.db import database, is_sqlite, write_transaction
+
+
+def database_now():
+    """The current UTC time (naive) by the database's clock on PostgreSQL, this host's on SQLite."""
+    if is_sqlite():
+        return datetime.now(timezone.utc).replace(tzinfo=None)
+    return database.execute_sql("SELECT CAST(clock_timestamp() AT TIME ZONE 'UTC' AS timestamp)").fetchone()[0]
+
+
+def new_holder_id(role):
+    """A name for a claimer that is unique across hosts, processes and restarts: host:pid:role:random."""
+    return f"{socket.gethostname()[:100]}:{os.getpid()}:{role}:{uuid.uuid4().hex[:8]}"
+
+
+def claim(model, where, seconds, *, holder=None, now=None, **values):
+    """Claim the row `where` selects for `seconds`, setting `values` too; True if this caller won it.
+
+    Refused while another claim on the row is unexpired. With `holder` (for rows that
+    name their claimer), the holder is recorded and may renew its own claim.
+    """
+    now = now or database_now()
+    free = model.claimed_until.is_null() | (model.claimed_until < now)
+    if holder is not None:
+        free |= model.holder == holder
+        values["holder"] = holder
+    with write_transaction():
+        won = model.update(claimed_until=now + timedelta(seconds=seconds), **values).where(where, free).execute()
+    return won == 1
+
+
+def release(model, where, **values):
+    """End the claim on the row `where` selects, storing `values` (the work's outcome); returns rows changed."""
+    with write_transaction():
+        return model.update(claimed_until=None, **values).where(where).execute()
+
+
+def due(model, now=None):
+    """A queued-work row (app.models.QueuedWork) ready for an attempt: pending and due, or
+    being worked by a process whose claim ran out (it died)."""
+    now = now or database_now()
+    return (((model.status == model.PENDING) & (model.next_attempt_at <= now))
+            | ((model.status == model.WORKING) & (model.claimed_until < now)))
+
+
+def claim_attempt(model, row_id, seconds):
+    """Claim queued-work row `row_id` for one attempt: WORKING, one more attempt; True if won."""
+    now = database_now()
+    return claim(model, (model.id == row_id) & due(model, now), seconds, now=now, status=model.WORKING,
+                 attempts=model.attempts + 1)
+
+
+def lock_request(request_id):
+    """Make writers for one EPM RequestId take turns until the caller's transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock, so an update racing its created
+    event (webhook, reconciliation) is always seen by one of them. SQLite's write lock
+    already admits one writer at a time.
+    """
+    if not is_sqlite():
+        database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (request_id,))

@@ -1,0 +1,186 @@
+"""The background jobs, and running them: by the active scheduler, or once each by `run-jobs`.
+
+Whoever runs jobs holds the scheduler lease (app/jobs/lease.py), so a job never runs
+twice at once across processes; each job's last run is recorded (JobRun) for
+`jobs status` and so that a job someone just ran is not run again before its interval.
+"""
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Callable
+
+import peewee
+from flask import current_app
+
+from app.claims import database_now, new_holder_id
+from app.db import database, write_transaction
+from app.jobs import lease
+from app.jobs.models import JobRun
+
+log = logging.getLogger(__name__)
+
+
+def deliver_outbox():
+    """Attempt every decision delivery that is due."""
+    from app.decisions.delivery import deliver_due
+
+    tried = deliver_due()
+    if tried:
+        log.info("outbox: %s decision deliveries attempted", tried)
+    return tried
+
+
+def send_notifications():
+    """Send queued ticket notifications (e-mail, webhook) that are due."""
+    from app.notify.service import send_due
+
+    return send_due()
+
+
+def queue_sla_reminders():
+    """Queue one reminder for each ticket waiting longer than the configured SLA."""
+    from app.notify.service import queue_sla_reminders
+
+    return queue_sla_reminders()
+
+
+def reconcile_with_epm():
+    """Repair what missed webhooks left out, from EPM's request lists."""
+    from app.jobs.reconcile import reconcile_job
+
+    return reconcile_job()
+
+
+def purge_expired():
+    """Delete rows past their retention period, in small batches."""
+    from app.jobs.retention import purge
+
+    return purge()
+
+
+def evaluate_policies():
+    """Run policy evaluations left queued (normally they run right after the webhook's answer)."""
+    from app.policies.queue import evaluate_due
+
+    return evaluate_due()
+
+
+@dataclass(frozen=True)
+class Job:
+    """A background job: what it runs, and how often."""
+
+    name: str
+    function: Callable
+    interval_seconds: int
+
+
+JOBS = {job.name: job for job in (
+    Job("deliver_outbox", deliver_outbox, 5),
+    Job("send_notifications", send_notifications, 15),
+    Job("sla_reminders", queue_sla_reminders, 60),
+    Job("reconcile", reconcile_with_epm, 15 * 60),
+    Job("purge", purge_expired, 60 * 60),
+    Job("evaluate_policies", evaluate_policies, 5),
+)}
+
+
+@dataclass
+class JobOutcome:
+    """What happened when a job was started: it ran (with a result or an error) or was skipped, and why."""
+
+    name: str
+    ran: bool
+    result: object = None
+    error: str | None = None
+    skipped: str | None = None
+
+    def __str__(self):
+        if self.skipped:
+            return f"skipped ({self.skipped})"
+        if self.error:
+            return f"failed: {self.error}"
+        return str(self.result)
+
+
+class LeaseHeld(Exception):
+    """Another process (an active scheduler) holds the scheduler lease; `state` is scheduler_lease()."""
+
+    def __init__(self, state):
+        super().__init__(state)
+        self.state = state
+
+
+def _start(name, due_after_seconds):
+    """Record that job `name` starts now; False (nothing recorded) if it started less than
+    `due_after_seconds` ago."""
+    now = database_now()
+    condition = JobRun.name == name
+    if due_after_seconds is not None:
+        condition &= (JobRun.last_started_at.is_null()
+                      | (JobRun.last_started_at <= now - timedelta(seconds=due_after_seconds)))
+    with write_transaction():
+        JobRun.insert(name=name).on_conflict_ignore().execute()
+        return JobRun.update(last_started_at=now, runs=JobRun.runs + 1).where(condition).execute() == 1
+
+
+def run_job(job, due_after_seconds=None):
+    """Run `job` once (with `due_after_seconds`, only if nobody started it that recently) and record
+    how it ended. The caller holds the scheduler lease; runs inside its app context, on a
+    connection of its own."""
+    with database.connection_context():
+        try:
+            if not _start(job.name, due_after_seconds):
+                return JobOutcome(job.name, ran=False, skipped="ran less than an interval ago")
+        except peewee.PeeweeException as error:
+            log.warning("job %s: could not record its start: %s", job.name, error)
+            return JobOutcome(job.name, ran=False, error=f"database unavailable: {error}")
+        result = error = None
+        try:
+            result = job.function()
+        except Exception as failure:  # noqa: BLE001 - one failing job must not stop the others
+            log.exception("job %s failed", job.name)
+            error = f"{failure.__class__.__name__}: {failure}"
+            if database.in_transaction():
+                database.rollback()
+        try:
+            with write_transaction():
+                (JobRun.update(last_finished_at=database_now(),
+                               last_result=None if result is None else str(result)[:2000],
+                               last_error=None if error is None else error[:2000])
+                 .where(JobRun.name == job.name).execute())
+        except peewee.PeeweeException:
+            log.exception("job %s: could not record how its run ended", job.name)
+        return JobOutcome(job.name, ran=True, result=result, error=error)
+
+
+def run_due_jobs(force=False, names=None):
+    """Run each job once, for cron, holding the scheduler lease meanwhile: only those due (interval
+    elapsed since anyone last started them) unless `force`. Returns {name: JobOutcome}; raises
+    LeaseHeld while another process (an active scheduler) holds the lease."""
+    holder = new_holder_id("run-jobs")
+    with database.connection_context():
+        if not lease.acquire_scheduler_lease(holder, lease.LEASE_SECONDS):
+            raise LeaseHeld(lease.scheduler_lease())
+    stop = threading.Event()
+    keeper = threading.Thread(target=_keep_lease, args=(current_app._get_current_object(), holder, stop),
+                              name="run-jobs-lease", daemon=True)
+    keeper.start()
+    try:
+        jobs = [JOBS[name] for name in names] if names else list(JOBS.values())
+        return {job.name: run_job(job, None if force else job.interval_seconds) for job in jobs}
+    finally:
+        stop.set()
+        keeper.join()
+        with database.connection_context():
+            lease.release_scheduler_lease(holder)
+
+
+def _keep_lease(app, holder, stop):
+    # A long job (a purge, a reconciliation) must not outlive the lease: renew it every heartbeat.
+    while not stop.wait(lease.HEARTBEAT_SECONDS):
+        try:
+            with app.app_context(), database.connection_context():
+                lease.acquire_scheduler_lease(holder, lease.LEASE_SECONDS)
+        except peewee.PeeweeException:
+            log.exception("run-jobs: could not renew the scheduler lease")
