@@ -19,7 +19,6 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from app.db import database
-from app.intake.processor import DeliveryProcessor
 from app.jobs import JOBS, lease, run_job
 
 log = logging.getLogger(__name__)
@@ -125,8 +124,4 @@ def run_until_signalled(app):
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    # Queued deliveries become tickets here (app/intake/processor.py); with inline intake
-    # it only finds nothing to do, or what was queued before the mode changed.
-    processor = DeliveryProcessor(app).start(stop)
     LeasedScheduler(app).run(stop)
-    processor.join(timeout=30)
