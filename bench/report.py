@@ -252,6 +252,8 @@ def write_markdown(results, path):
         " drift; the targets are ratios measured in the same run).",
         "",
     ]
+    if results.get("note"):  # set by hand on a saved report, e.g. what code its figures were measured on
+        lines += [results["note"], ""]
     if not results.get("complete", True):
         lines += [f"**This run was cut short**: it measured only {', '.join(results['phases'])}.", ""]
     lines += [
