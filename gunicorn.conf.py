@@ -3,10 +3,8 @@ so Procfile, the end-to-end tests and the benchmark (roof included) all run the 
 
 Sync workers by default. WEB_THREADS above 1 makes them gthread workers of that many
 threads: a delivery waiting on its commit then leaves the worker's other threads
-serving, and queued deliveries stored at the same moment share one commit (app/db.py,
-GroupedInsert), which takes queued intake further under a burst. The ticket pages pay
-for it: on SQLite their p95 rose and some runs were several times slower than others
-(docs/performance.md, "Worker class"), and kept-alive connections stay with the worker
+serving. The ticket pages pay for it: on SQLite their p95 rose and some runs were
+several times slower than others (docs/performance.md, "Worker class"), and kept-alive connections stay with the worker
 that accepted them, however busy it is. Each thread holds at most one pooled database
 connection, so WEB_THREADS must not exceed `[database] max_connections` (8 by default).
 WEB_CONCURRENCY sets the number of workers.

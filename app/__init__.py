@@ -67,9 +67,6 @@ def create_app(config=None):
     db.init_app(app)
     errors.init_app(app)
     basic.init_app(app, settings)
-    from app.intake import direct
-    # Inside ProxyFix (security.init_app), which must see a request first.
-    direct.install(app)
     from app import security
     security.init_app(app)
     app.register_blueprint(health_bp)

@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from app import contract
 from app.audit import service as audit
 from app.audit.models import AuditEntry
-from app.models import Decision, IncomingRequest, QueuedDelivery, Task, utcnow
+from app.models import Decision, IncomingRequest, Task, utcnow
 
 bp = Blueprint("metrics", __name__)
 
@@ -39,7 +39,6 @@ class DatabaseCollector:
 
     def collect(self):
         yield self._webhook_deliveries()
-        yield from self._intake_queue()
         yield from self._decisions()
         yield from self._epm_calls()
         yield self._tickets()
@@ -60,30 +59,9 @@ class DatabaseCollector:
         for event_type, status, count in rows:
             key = (event_label(event_type), status)
             counts[key] = counts.get(key, 0) + count
-        # Stored by queued intake, not yet taken into the incoming-request log: received too.
-        waiting = QueuedDelivery.select(QueuedDelivery.event_type, fn.COUNT(QueuedDelivery.id)) \
-            .group_by(QueuedDelivery.event_type).tuples()
-        for event_type, count in waiting:
-            key = (event_label(event_type), contract.INCOMING_RECEIVED)
-            counts[key] = counts.get(key, 0) + count
         for labels, count in sorted(counts.items()):
             family.add_metric(list(labels), count)
         return family
-
-    @staticmethod
-    def _intake_queue():
-        from app.intake.processor import queued_count
-
-        queued = IncomingRequest.select().where(IncomingRequest.queued == True)  # noqa: E712
-        yield GaugeMetricFamily("jitbroker_intake_queue_depth",
-                                "Deliveries stored by queued intake and not yet turned into tickets",
-                                value=queued_count())
-        # Taken in oldest first: a delivery still waiting to be taken in is newer than every queued row.
-        oldest = queued.select(fn.MIN(IncomingRequest.received_at)).scalar() or \
-            QueuedDelivery.select(fn.MIN(QueuedDelivery.received_at)).scalar()
-        yield GaugeMetricFamily("jitbroker_oldest_queued_delivery_age_seconds",
-                                "Seconds the oldest queued delivery has waited for the processor; 0 when none waits",
-                                value=max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0.0)
 
     @staticmethod
     def _decisions():

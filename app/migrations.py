@@ -4,7 +4,9 @@
 once released: a new column or table is a new step appended to MIGRATIONS, using
 `playhouse.migrate` for changes to existing tables.
 """
-from app import models
+import peewee
+
+from app import contract, models
 from app.db import database, is_sqlite, write_transaction
 
 
@@ -40,7 +42,6 @@ def _policies_and_itsm(_migrator):
 
 
 def _security(migrator):
-    import peewee
     from playhouse.migrate import migrate
 
     from app.security.models import AuthFailure
@@ -61,7 +62,6 @@ def _security(migrator):
 
 
 def _scheduler_notifications_retention(migrator):
-    import peewee
     from playhouse.migrate import migrate
 
     from app.jobs.models import SchedulerLease
@@ -121,7 +121,6 @@ def _ticket_search_index(_migrator):
 
 
 def _app_log_retention(migrator):
-    import peewee
     from playhouse.migrate import migrate
 
     configuration = models.Configuration._meta.table_name
@@ -136,18 +135,6 @@ def _shared_epm_token(_migrator):
     database.create_tables([EpmToken])
 
 
-def _queued_intake(migrator):
-    import peewee
-    from playhouse.migrate import migrate
-
-    table = models.IncomingRequest._meta.table_name
-    # Step 1 creates tables from the current models, so a new database has both already.
-    if "queued" not in {column.name for column in database.get_columns(table)}:
-        migrate(migrator.add_column(table, "queued", peewee.BooleanField(default=False)))
-    if not any(index.columns == ["queued", "id"] for index in database.get_indexes(table)):
-        database.execute_sql(f"CREATE INDEX incomingrequest_queued_id ON {table} (queued, id)")
-
-
 def _search_statistics(_migrator):
     """PostgreSQL: estimate a search text's matches from a larger sample (app/tickets/search.py)."""
     if not is_sqlite():
@@ -157,8 +144,58 @@ def _search_statistics(_migrator):
         database.execute_sql("ANALYZE task")
 
 
-def _queued_delivery_inbox(_migrator):
-    database.create_tables([models.QueuedDelivery])
+class _QueuedDelivery(peewee.Model):
+    """The table queued intake's webhook stored deliveries in, until its processor took them in."""
+
+    sys_id = peewee.CharField(max_length=32)
+    event_type = peewee.CharField(max_length=64)
+    request_id = peewee.CharField(max_length=100)
+    raw_body = peewee.BlobField()
+    content_type = peewee.CharField(max_length=255, null=True)
+    headers = models.JSONField(default=dict)
+    source_address = peewee.CharField(max_length=64, null=True)
+    received_at = peewee.DateTimeField()
+
+    class Meta:
+        database = database
+        table_name = "x_bets_pmc_jit_queued_delivery"
+
+
+def _apply_queued_deliveries(migrator):
+    """Deliveries queued intake stored and no processor applied become tickets; its table and column go.
+
+    Queued intake (steps 11 and 13, retired) kept deliveries in its own table, then in the
+    incoming-request log marked `queued`, until its processor applied them. Each is applied
+    now, oldest first, as the webhook applies a delivery, keeping its sys_id (the one EPM's
+    answer named), and a new ticket meets the policies as if its webhook had made it.
+    """
+    from playhouse.migrate import migrate
+
+    from app.intake.service import apply_stored, made_new_ticket
+    from app.policies.queue import queue_evaluation
+
+    incoming = models.IncomingRequest
+    table = incoming._meta.table_name
+    if "queued" not in {column.name for column in database.get_columns(table)}:
+        return
+    left = [row_id for (row_id,) in incoming.select(incoming.id).where(peewee.Entity("queued") == True)  # noqa: E712
+            .order_by(incoming.id).tuples()]
+    for index in database.get_indexes(table):
+        if "queued" in index.columns:
+            database.execute_sql(f'DROP INDEX "{index.name}"')
+    migrate(migrator.drop_column(table, "queued"))
+    if database.table_exists(_QueuedDelivery._meta.table_name):
+        for row in _QueuedDelivery.select().order_by(_QueuedDelivery.id):
+            kept = {name: getattr(row, name) for name in _QueuedDelivery._meta.fields if name != "id"}
+            left.append(incoming.create(**kept, status=contract.INCOMING_RECEIVED).id)
+        database.drop_tables([_QueuedDelivery])
+    for row_id in left:
+        row = incoming.get_by_id(row_id)
+        if row.status != contract.INCOMING_RECEIVED:
+            continue  # an update its created event, applied before it, applied too
+        row = apply_stored(row)
+        if made_new_ticket(row):
+            queue_evaluation(row.task)
 
 
 def _one_scheduler_lease(migrator):
@@ -192,10 +229,9 @@ MIGRATIONS = [
     (8, "ticket search index", _ticket_search_index),
     (9, "application log retention setting", _app_log_retention),
     (10, "EPM access token shared by every process", _shared_epm_token),
-    (11, "deliveries stored for the processor (queued intake)", _queued_intake),
     (12, "search estimates from a larger sample", _search_statistics),
-    (13, "queued deliveries stored apart until the processor takes them in", _queued_delivery_inbox),
     (14, "one scheduler lease instead of a lock per job", _one_scheduler_lease),
+    (15, "deliveries queued intake left become tickets; its table and column go", _apply_queued_deliveries),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

@@ -306,39 +306,14 @@ class IncomingRequest(BaseModel):
     task = peewee.ForeignKeyField(Task, null=True, on_delete="SET NULL")
     received_at = peewee.DateTimeField(default=utcnow)
     processed_at = peewee.DateTimeField(null=True)
-    # Stored by the webhook in queued intake mode and not yet processed (app/intake/processor.py).
-    queued = peewee.BooleanField(default=False)
 
     class Meta:
         table_name = "x_bets_pmc_jit_incoming_request"
-        indexes = ((("request_id", "event_type", "status"), False), (("queued", "id"), False))
+        indexes = ((("request_id", "event_type", "status"), False),)
 
     @property
     def body_text(self):
         return None if self.raw_body is None else bytes(self.raw_body).decode("utf-8", "replace")
-
-
-class QueuedDelivery(peewee.Model):
-    """A delivery queued intake's webhook stored, not yet taken into the incoming-request log.
-
-    Nothing but the primary key is indexed, so storing one writes about one page where a
-    row of IncomingRequest, with its four indexes, writes five: the webhook's INSERT is
-    the whole of its work under a burst. The processor takes these rows into
-    IncomingRequest (queued), oldest first, before it applies them (app/intake/processor.py).
-    """
-
-    sys_id = peewee.CharField(max_length=32)
-    event_type = peewee.CharField(max_length=64)
-    request_id = peewee.CharField(max_length=100)
-    raw_body = peewee.BlobField()
-    content_type = peewee.CharField(max_length=255, null=True)
-    headers = JSONField(default=dict)
-    source_address = peewee.CharField(max_length=64, null=True)
-    received_at = peewee.DateTimeField(default=utcnow)
-
-    class Meta:
-        database = database
-        table_name = "x_bets_pmc_jit_queued_delivery"
 
 
 class SchemaVersion(peewee.Model):

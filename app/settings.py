@@ -24,10 +24,6 @@ TOML_KEYS = {
     "public_url": ("server", "public_url"),
     "max_body_bytes": ("intake", "max_body_bytes"),
     "auth_cache_seconds": ("intake", "auth_cache_seconds"),
-    "intake_mode": ("intake", "mode"),
-    "intake_synchronous_commit": ("intake", "synchronous_commit"),
-    "intake_processor_nice": ("intake", "processor_nice"),
-    "intake_processor_pause_above": ("intake", "processor_pause_above"),
     "log_level": ("logging", "level"),
     "session_idle_minutes": ("session", "idle_minutes"),
     "session_max_hours": ("session", "max_hours"),
@@ -44,14 +40,7 @@ ENV_KEYS = {
     "WEB_CONCURRENCY": "web_concurrency",
     "JITBROKER_PUBLIC_URL": "public_url",
     "JITBROKER_LOG_LEVEL": "log_level",
-    "JITBROKER_INTAKE_MODE": "intake_mode",
 }
-
-
-INTAKE_INLINE = "inline"
-INTAKE_QUEUED = "queued"
-INTAKE_MODES = (INTAKE_INLINE, INTAKE_QUEUED)
-SYNCHRONOUS_COMMIT = ("on", "off")
 
 
 class SettingsError(ValueError):
@@ -70,20 +59,6 @@ class Settings:
     public_url: str = ""
     max_body_bytes: int = 1024 * 1024
     auth_cache_seconds: int = 300
-    # "inline": a delivery becomes its ticket before the webhook answers (the answer names
-    # the ticket). "queued": the webhook stores the delivery and answers at once; the
-    # scheduler process turns stored deliveries into tickets (docs/deployment.md).
-    intake_mode: str = "inline"
-    # "on": a queued delivery is answered once its commit is on disk. "off": once the
-    # database has it, before the disk does; an OS crash or power cut (SQLite) or a
-    # PostgreSQL crash may lose the last moment's acknowledged deliveries, which
-    # reconciliation recovers from EPM (docs/deployment.md, Durability).
-    intake_synchronous_commit: str = "on"
-    # The niceness of the scheduler's delivery processor in queued mode: under a burst the
-    # web workers answering EPM come first, and tickets follow as soon as CPU is free.
-    intake_processor_nice: int = 10
-    # Deliveries per second above which the processor waits for the burst to pass (0: never).
-    intake_processor_pause_above: int = 50
     log_level: str = "INFO"
     # A browser session ends after this long unused, and this long after sign-in at most.
     session_idle_minutes: int = 30
@@ -115,10 +90,6 @@ class Settings:
         if unknown:
             raise SettingsError(f"unknown settings: {', '.join(sorted(unknown))}")
         settings = cls()._coerced(values)
-        if settings.intake_mode not in INTAKE_MODES:
-            raise SettingsError(f"intake mode must be one of {', '.join(INTAKE_MODES)}, not {settings.intake_mode!r}")
-        if settings.intake_synchronous_commit not in SYNCHRONOUS_COMMIT:
-            raise SettingsError(f"intake synchronous_commit must be on or off, not {settings.intake_synchronous_commit!r}")
         try:
             if not settings.retry_delays:
                 raise ValueError

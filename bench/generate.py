@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from peewee import ProgrammingError
 
 from app import contract
-from app.db import checkpoint, database, is_sqlite
+from app.db import database, is_sqlite
 from app.models import AdminTicket, ApplicationAccessTicket, NumberCounter, Task
 from app.tickets import search
 
@@ -173,7 +173,7 @@ def _settle():
     """
     if is_sqlite():
         database.execute_sql("ANALYZE")
-        checkpoint("TRUNCATE")
+        database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)")
         return
     database.execute_sql("VACUUM (ANALYZE)")
     try:

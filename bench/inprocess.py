@@ -2,8 +2,8 @@
 
 Calls each app's WSGI callable directly, in this process, and reports the CPU time
 (`time.process_time`, best of three rounds) one request costs: the roof's no-op
-endpoint, the broker's `/healthz`, a queued-intake delivery with real Basic auth into
-a scratch SQLite database, and the first page of the JSON API and of the approvers'
+endpoint, the broker's `/healthz`, a delivery with real Basic auth made into its ticket
+in a scratch SQLite database, and the first page of the JSON API and of the approvers'
 HTML list over TICKETS generated tickets. What gunicorn, the kernel and wrk add per
 request is the same for the roof and the broker, so the difference between these
 figures is what the broker's stack costs beyond the roof. CPU time, unlike wall time,
@@ -80,8 +80,7 @@ def measure(requests, folder, tickets=TICKETS):
     # Generated in an app of its own: the generator's bulk-load pragmas stay on its connections.
     with broker.broker_app(url):
         generate.generate(tickets)
-    app = create_app({"database_url": url, "secret_key": broker.SECRET_KEY, "intake_mode": "queued",
-                      "log_level": "WARNING"})
+    app = create_app({"database_url": url, "secret_key": broker.SECRET_KEY, "log_level": "WARNING"})
     with app.app_context():
         cookie = listing.session_cookie(app)
     api_token = base64.b64encode(f"{broker.API_USER}:{broker.PASSWORD}".encode()).decode()
@@ -97,7 +96,7 @@ def measure(requests, folder, tickets=TICKETS):
                 "QUERY_STRING": f"limit={listing.PAGE}", "HTTP_AUTHORIZATION": f"Basic {approver_token}"}), pages),
         "list_first_page_sqlite": cpu_per_request(
             app, lambda: _environ("/tickets", headers={"HTTP_COOKIE": cookie}), pages),
-        "webhook_queued_sqlite": cpu_per_request(
+        "webhook_sqlite": cpu_per_request(
             app, lambda: _environ(contract.WEBHOOK_PATH, "POST", next(bodies),
                                   {"HTTP_AUTHORIZATION": f"Basic {api_token}"}), requests),
     }

@@ -8,7 +8,6 @@ import base64
 import json
 import re
 import secrets
-import time
 from pathlib import Path
 
 from app import contract
@@ -54,25 +53,8 @@ def load(url, username, password, seconds, connections=wrk.CONNECTIONS, tag=None
         Path(script).unlink(missing_ok=True)
 
 
-def wait_until_processed(timeout=900):
-    """Wait (inside the app's context) until no delivery is queued; returns how long that took and the rate."""
-    from app.intake.processor import queued_count
-
-    started = time.monotonic()
-    backlog = queued_count()
-    while True:
-        left = queued_count()
-        if not left or time.monotonic() - started > timeout:
-            break
-        time.sleep(0.5)
-    seconds = time.monotonic() - started
-    return {"queued_when_load_stopped": backlog, "left_queued": left, "seconds_to_process": round(seconds, 1),
-            "processed_per_second": round(backlog / seconds, 1) if backlog and seconds else None}
-
-
 def stored_rows():
     """What the database holds after the load (call inside the app's context)."""
-    from app.intake.processor import queued_count
     from app.models import IncomingRequest, Task
 
     from peewee import fn
@@ -83,7 +65,6 @@ def stored_rows():
     numbers = sorted(int(re.sub(r"\D", "", number)) for number, in Task.select(Task.number).tuples())
     gap_free = not numbers or numbers[-1] - numbers[0] + 1 == len(numbers)
     return {"incoming_requests": sum(by_status.values()), "incoming_by_status": by_status,
-            "still_queued": queued_count(),
             "created_request_ids": (IncomingRequest.select(IncomingRequest.request_id).distinct()
                                     .where(IncomingRequest.event_type.in_(created)).count()),
             "tickets": len(numbers), "numbers_gap_free": gap_free,

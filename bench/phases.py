@@ -2,7 +2,6 @@
 import sys
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 from bench import broker, cluster, decisions, intake, listing, servers, wrk
 
@@ -35,23 +34,16 @@ def _deliveries(server, options):
     return warm, result
 
 
-def _intake(backend, options, mode="queued", synchronous_commit="on"):
-    """The webhook under load; in queued mode with the scheduler turning deliveries into tickets meanwhile,
-    as a deployment runs it, then timed until every stored delivery has become its ticket.
-    `synchronous_commit` is queued intake's durability setting for the deliveries (`[intake]
-    synchronous_commit`; "on" is the default); SQLite runs with the shipped `synchronous = FULL`."""
+def _intake(backend, options):
+    """The webhook under load on the default path: each delivery becomes its ticket before its 2xx,
+    with SQLite's shipped `synchronous = FULL` (PostgreSQL: synchronous_commit on), and the
+    scheduler running beside it as a deployment runs it."""
     with servers.database_for(backend, options.scratch, "intake") as db:
         broker.prepare(db.url)
-        env = broker.server_env(db.url, JITBROKER_INTAKE_MODE=mode)
-        if synchronous_commit != "on":
-            config = Path(options.scratch) / f"intake-synchronous-commit-{synchronous_commit}.toml"
-            config.write_text(f'[intake]\nsynchronous_commit = "{synchronous_commit}"\n')
-            env["JITBROKER_CONFIG"] = str(config)
+        env = broker.server_env(db.url)
         with servers.Gunicorn("app:create_app()", env=env) as server, \
                 servers.Process([sys.executable, "-m", "flask", "--app", "app:create_app()", "scheduler"], env=env):
             warm, result = _deliveries(server, options)
-            with broker.broker_app(db.url):
-                result["processing"] = intake.wait_until_processed()
         with broker.broker_app(db.url):
             rows = intake.stored_rows()
     answered_2xx = warm["ok"] + result["ok"]
@@ -60,9 +52,7 @@ def _intake(backend, options, mode="queued", synchronous_commit="on"):
     rows["every_2xx_stored"] = rows["incoming_requests"] >= answered_2xx and warm["non_2xx"] == 0
     result["rows"] = rows
     result["backend"] = backend
-    result["intake_mode"] = mode
     result["sqlite_synchronous"] = "FULL" if backend == "sqlite" else None
-    result["synchronous_commit"] = synchronous_commit
     return result
 
 
@@ -106,7 +96,7 @@ def two_instances(options):
 
 
 def inprocess(options):
-    """CPU per request without a server: the roof, /healthz, a queued delivery, the first list pages."""
+    """CPU per request without a server: the roof, /healthz, a delivery, the first list pages."""
     from bench import inprocess as measurement
 
     return measurement.measure(500 if options.quick else 3000, options.scratch)
@@ -119,10 +109,7 @@ RUNNERS = {
     "reference_sqlite": partial(_reference, "sqlite"),
     "reference_sqlite_normal": partial(_reference, "sqlite", synchronous="NORMAL"),
     "reference_postgresql": partial(_reference, "postgresql"),
-    "intake_sqlite_async": partial(_intake, "sqlite", synchronous_commit="off"),
     "intake_sqlite": partial(_intake, "sqlite"),
-    "intake_sqlite_inline": partial(_intake, "sqlite", mode="inline"),
-    "intake_postgresql_async": partial(_intake, "postgresql", synchronous_commit="off"),
     "intake_postgresql": partial(_intake, "postgresql"),
     "decision_round_trip": decision_round_trip,
     "two_instances": two_instances,

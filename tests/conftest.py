@@ -64,7 +64,7 @@ def empty_tables():
 
 @pytest.fixture
 def app_settings():
-    """Settings a test module wants beyond the defaults (override it there, e.g. the intake mode)."""
+    """Settings a test module wants beyond the defaults (override it there, e.g. the busy timeout)."""
     return {}
 
 

@@ -48,22 +48,8 @@ def test_healthz_answers_when_the_database_is_reachable(client):
     assert client.get("/healthz").json == {"status": "ok"}
 
 
-def test_the_intake_mode_is_inline_unless_set_and_only_a_known_mode_is_accepted(tmp_path):
-    assert Settings.load(environ={}).intake_mode == "inline"
-    assert Settings.load(environ={"JITBROKER_INTAKE_MODE": "queued"}).intake_mode == "queued"
+def test_a_config_still_naming_the_retired_intake_mode_is_refused_with_the_section_named(tmp_path):
     config = tmp_path / "config.toml"
-    config.write_text('[intake]\nmode = "queued"\nprocessor_nice = 5\nprocessor_pause_above = 0\n')
-    settings = Settings.load(environ={"JITBROKER_CONFIG": str(config)})
-    assert (settings.intake_mode, settings.intake_processor_nice, settings.intake_processor_pause_above) == (
-        "queued", 5, 0)
-    with pytest.raises(SettingsError, match="intake mode must be one of inline, queued, not 'later'"):
-        Settings.load(environ={"JITBROKER_INTAKE_MODE": "later"})
-
-
-def test_queued_deliveries_commit_synchronously_unless_set_off_and_only_on_or_off_is_accepted(tmp_path):
-    assert Settings.load(environ={}).intake_synchronous_commit == "on"
-    config = tmp_path / "config.toml"
-    config.write_text('[intake]\nmode = "queued"\nsynchronous_commit = "off"\n')
-    assert Settings.load(environ={"JITBROKER_CONFIG": str(config)}).intake_synchronous_commit == "off"
-    with pytest.raises(SettingsError, match="intake synchronous_commit must be on or off, not 'maybe'"):
-        Settings.load({"intake_synchronous_commit": "maybe"}, environ={})
+    config.write_text('[intake]\nmode = "queued"\n')
+    with pytest.raises(SettingsError, match=r"unknown key in \[intake\]"):
+        Settings.load(environ={"JITBROKER_CONFIG": str(config)})

@@ -36,13 +36,9 @@ def _keep_first_filled(pairs):
     return result
 
 
-def parse_json_object(raw_body, storable=True):
-    """The delivery's top-level JSON object; BadRequest with the parser's reason otherwise.
-
-    `storable=False` leaves NUL characters and lone surrogates in the values (see
-    `_storable`): for a caller that stores only a value or two, made storable by
-    `storable_text`, and not the document.
-    """
+def parse_json_object(raw_body):
+    """The delivery's top-level JSON object, its text made storable (`_storable`); BadRequest
+    with the parser's reason otherwise."""
     try:
         text = raw_body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -54,13 +50,7 @@ def parse_json_object(raw_body, storable=True):
         raise BadRequest("Malformed JSON", str(error)) from None
     if not isinstance(document, dict):
         raise BadRequest("Malformed JSON", "the body must be a JSON object")
-    return _storable(document) if storable else document
-
-
-def storable_text(text):
-    if _UNSTORABLE.search(text) is None:
-        return text
-    return _UNSTORABLE.sub("\ufffd", text)
+    return _storable(document)
 
 
 def _storable(value):
@@ -69,9 +59,9 @@ def _storable(value):
     Neither database can store them in a text column; the raw body keeps the original.
     """
     if isinstance(value, str):
-        return storable_text(value)
+        return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {storable_text(key): _storable(item) for key, item in value.items()}
+        return {_storable(key): _storable(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_storable(item) for item in value]
     return value

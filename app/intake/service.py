@@ -4,10 +4,8 @@ Every authenticated delivery becomes an IncomingRequest row. A created event mak
 a ticket unless one exists for its RequestId (then it is a duplicate); an update
 event finalizes the ticket, or waits as `received` until its created event comes.
 
-In the inline intake mode `receive` does all of it before the webhook answers. In
-the queued mode `accept` only stores the delivery (a QueuedDelivery row), and the
-processor (app/intake/processor.py) takes it into the incoming-request log (`queued`,
-status `received`) and applies it later through `apply_event`.
+`receive` does all of it before the webhook answers, so a 2xx means the raw delivery
+and its ticket are committed with the database's configured durability (app/db.py).
 """
 import logging
 import traceback
@@ -17,11 +15,11 @@ from marshmallow import ValidationError
 
 from app import contract
 from app.claims import lock_request
-from app.db import UNAVAILABLE_ERRORS, GroupedInsert, write_transaction
+from app.db import UNAVAILABLE_ERRORS, database, write_transaction
 from app.errors import BadRequest
-from app.intake.payload import parse_json_object, storable_text, text_value
+from app.intake.payload import parse_json_object
 from app.intake.schemas import load_event
-from app.models import IncomingRequest, QueuedDelivery, new_sys_id, utcnow
+from app.models import IncomingRequest, utcnow
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
@@ -54,30 +52,11 @@ class Delivery:
             source_address=self.source_address, received_at=self.received_at, **values,
         )
 
-    def store_queued(self, event_type, request_id):
-        """Store this delivery for the processor; returns its sys_id once committed.
-
-        The webhook's whole cost in queued mode is this INSERT into QueuedDelivery: alone,
-        one statement that commits itself; beside other deliveries this worker's threads
-        are storing at the same moment, one statement and one commit for all of them
-        (GroupedInsert). The sys_id is the one its IncomingRequest row keeps.
-        """
-        sys_id = new_sys_id()
-        _queued_rows.insert({
-            "sys_id": sys_id, "raw_body": self.raw_body, "content_type": self.content_type, "headers": self.headers,
-            "source_address": self.source_address, "received_at": self.received_at, "event_type": event_type,
-            "request_id": request_id})
-        return sys_id
-
-
-_queued_rows = GroupedInsert(QueuedDelivery, (
-    "sys_id", "raw_body", "content_type", "headers", "source_address", "received_at", "event_type", "request_id"))
-
 
 class StoredDelivery:
     """A stored row in the place of a new delivery: `record` updates it instead of adding one.
 
-    Used to process a delivery stored earlier: one the webhook queued, or one ops replay.
+    Used to process a delivery stored earlier: one ops replay, or one queued intake left (app/migrations.py).
     """
 
     def __init__(self, incoming):
@@ -86,7 +65,6 @@ class StoredDelivery:
     def record(self, **values):
         values.setdefault("error", None)
         values.setdefault("processed_at", None)
-        values["queued"] = False
         for name, value in values.items():
             setattr(self.incoming, name, value)
         self.incoming.save()
@@ -116,10 +94,10 @@ def _first_value(document, key, limit):
     return None
 
 
-def _parse(delivery, storable=True):
+def _parse(delivery):
     """The delivery's JSON object; raises BadRequest (stored as an error first) when it is not one."""
     try:
-        return parse_json_object(delivery.raw_body, storable)
+        return parse_json_object(delivery.raw_body)
     except BadRequest as error:
         record_rejected(delivery, f"{error.message}: {error.detail}")
         raise
@@ -141,39 +119,6 @@ def _load(delivery, document):
 def describe_invalid(error):
     """A marshmallow ValidationError in one line, as stored with a rejected delivery."""
     return _describe(error.messages)
-
-
-def accept(delivery):
-    """Store a delivery for the processor (queued intake); returns its sys_id.
-
-    Only what is cheap is checked before the answer: a JSON object naming a known
-    EventType and a RequestId. Anything else gets the same 400 as in inline mode. The
-    full validation runs when the processor applies the delivery; one that fails it
-    then becomes an error row with the reason, like a delivery refused at once.
-    """
-    # The raw body is what is stored; only the two values read here must fit a text column.
-    reading = quick_reading(_parse(delivery, storable=False))
-    if reading is None:
-        # The full validation names what is wrong (400); should it pass after all, use its reading.
-        event, fields = _load(delivery, _parse(delivery))
-        reading = event, storable_text(fields["request_id"])
-    event, request_id = reading
-    # One statement, committed by itself: no BEGIN and COMMIT round trips around it.
-    return delivery.store_queued(event.name, request_id)
-
-
-def quick_reading(document):
-    """(event type, RequestId as stored) of a delivery whose EventType is known and whose
-    RequestId is filled in and fits its column; None when the full validation must say.
-
-    `document` is the parsed body (`parse_json_object(..., storable=False)`).
-    """
-    event = contract.find_event_type(_first_value(document, "EventType", IncomingRequest.event_type.max_length))
-    limit = IncomingRequest.request_id.max_length
-    request_id = text_value(_first_value(document, "RequestId", limit + 1))
-    if event is None or not isinstance(request_id, str) or len(request_id) > limit:
-        return None
-    return event, storable_text(request_id)
 
 
 def receive(delivery):
@@ -199,6 +144,33 @@ def receive(delivery):
             record_rejected(delivery, "processing failed: " + traceback.format_exc(limit=3)[-1500:],
                             event.name, fields["request_id"])
             raise
+
+
+def apply_stored(incoming):
+    """Apply a delivery stored earlier and never processed (IncomingRequest `received`), inside the
+    caller's transaction; returns its row.
+
+    Used for the deliveries queued intake left (app/migrations.py). A body that is not a valid
+    event, or whose processing fails, leaves the row an error with the reason, which ops can replay.
+    """
+    delivery = StoredDelivery(incoming)
+    try:
+        event, fields = load_event(parse_json_object(bytes(incoming.raw_body or b"")))
+    except BadRequest as error:
+        return delivery.record(status=contract.INCOMING_ERROR, error=f"{error.message}: {error.detail}"[:2000],
+                               processed_at=utcnow())
+    except ValidationError as error:
+        return delivery.record(status=contract.INCOMING_ERROR, error=describe_invalid(error)[:2000],
+                               processed_at=utcnow())
+    try:
+        with database.atomic():  # a savepoint: a failure undoes this delivery's work only
+            return apply_event(delivery, event, fields)
+    except UNAVAILABLE_ERRORS:
+        raise
+    except Exception:
+        log.exception("stored delivery %s failed", incoming.sys_id)
+        return delivery.record(status=contract.INCOMING_ERROR, task=None, processed_at=utcnow(),
+                               error="processing failed: " + traceback.format_exc(limit=3)[-1500:])
 
 
 def apply_event(delivery, event, fields):
@@ -238,16 +210,12 @@ def made_new_ticket(incoming):
 
 
 def waiting_updates(kind, request_id):
-    """The update events of `kind` stored for `request_id` that wait for their created event, oldest first.
-
-    Queued deliveries are not waiting: the processor applies them in their turn.
-    """
+    """The update events of `kind` stored for `request_id` that wait for their created event, oldest first."""
     update_names = [event.name for event in contract.EVENT_TYPES.values() if event.kind == kind and not event.is_created]
     return (IncomingRequest.select()
             .where(IncomingRequest.request_id == request_id,
                    IncomingRequest.event_type.in_(update_names),
-                   IncomingRequest.status == contract.INCOMING_RECEIVED,
-                   IncomingRequest.queued == False)  # noqa: E712
+                   IncomingRequest.status == contract.INCOMING_RECEIVED)
             .order_by(IncomingRequest.received_at, IncomingRequest.id))
 
 

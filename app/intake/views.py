@@ -7,7 +7,6 @@ from app.auth.basic import require_roles
 from app.errors import BrokerError, UnsupportedMediaType
 from app.intake import service
 from app.policies.queue import after_delivery
-from app.settings import INTAKE_QUEUED
 
 bp = Blueprint("intake", __name__)
 
@@ -37,11 +36,6 @@ def webhook():
         reason = f"Content-Type must be application/json, not {request.content_type or 'missing'!r}"
         service.record_rejected(delivery, reason)
         raise UnsupportedMediaType("Unsupported media type", reason)
-    if current_app.extensions["settings"].intake_mode == INTAKE_QUEUED:
-        # Stored and answered; the processor makes the ticket (and runs policies) shortly.
-        # 200, not 202: which 2xx EPM counts as delivered is unconfirmed (contract/epm.md).
-        sys_id = service.accept(delivery)
-        return jsonify(result={"incoming_request": sys_id, "status": contract.INCOMING_RECEIVED, "ticket": None})
     incoming = service.receive(delivery)
     # Policies run after this answer is sent, outside the intake transaction.
     after_delivery(incoming)

@@ -105,22 +105,4 @@ def purge_command(dry_run):
         click.echo(line)
 
 
-@click.command("process-deliveries")
-@with_appcontext
-def process_deliveries_command():
-    """Turn every delivery the webhook stored in queued intake mode into its ticket, then exit.
-    (`jitbroker scheduler` does this continuously.)"""
-    from app.intake.processor import process_queued, queued_count
-    from app.policies.queue import run_evaluation
-
-    applied = 0
-    with database.connection_context():
-        while True:
-            batch = process_queued(run_evaluation=run_evaluation)
-            applied += batch
-            if not batch:
-                break
-        click.echo(f"{applied} stored deliveries processed; {queued_count()} still queued")
-
-
-COMMANDS = [scheduler_command, process_deliveries_command, run_jobs_command, jobs, reconcile_command, purge_command]
+COMMANDS = [scheduler_command, run_jobs_command, jobs, reconcile_command, purge_command]

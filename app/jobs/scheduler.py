@@ -21,7 +21,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from app.claims import new_holder_id
 from app.db import database
-from app.intake.processor import DeliveryProcessor
 from app.jobs import lease
 from app.jobs.registry import JOBS, run_job
 
@@ -128,8 +127,4 @@ def run_until_signalled(app):
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    # Queued deliveries become tickets here (app/intake/processor.py); with inline intake
-    # it only finds nothing to do, or what was queued before the mode changed.
-    processor = DeliveryProcessor(app).start(stop)
     LeasedScheduler(app).run(stop)
-    processor.join(timeout=30)

@@ -1,22 +1,17 @@
 """Many deliveries at once against a real gunicorn: one ticket per request, numbers without gaps."""
 import random
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
 from app import contract
-from app.intake.processor import queued_count
-from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, QueuedDelivery, Task
+from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, Task
 from tests import factories
 from tests.conftest import WEBHOOK
-from tests.live import ROOT, LiveServer
+from tests.live import LiveServer
 
 pytestmark = pytest.mark.e2e
 
@@ -58,29 +53,6 @@ def test_concurrent_deliveries_make_one_ticket_each_with_gap_free_numbers(app, d
     with LiveServer(database_url, workers=2) as server:
         answers = send_all(server.url, deliveries)
     assert [status for status, _ in answers] == [200] * len(deliveries)
-    assert_one_ticket_each(request_ids, deliveries)
-
-
-def test_queued_deliveries_become_one_ticket_each_through_the_scheduler(app, database_url, api_account):
-    """Queued intake as deployed: gunicorn answers, a `jitbroker scheduler` process makes the tickets."""
-    request_ids = [str(uuid.uuid4()) for _ in range(60)]
-    deliveries = deliveries_for(request_ids)
-    env = {"JITBROKER_INTAKE_MODE": "queued"}
-    with LiveServer(database_url, workers=2, env=env) as server:
-        scheduler = subprocess.Popen([str(Path(sys.executable).parent / "jitbroker"), "scheduler"], cwd=ROOT,
-                                     env={**server.env, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            answers = send_all(server.url, deliveries)
-            assert [status for status, _ in answers] == [200] * len(deliveries)
-            assert {answer["result"]["status"] for _, answer in answers} == {contract.INCOMING_RECEIVED}
-            # Every acknowledged delivery is stored before its answer (taken into the log or not yet).
-            assert IncomingRequest.select().count() + QueuedDelivery.select().count() == len(deliveries)
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline and queued_count():
-                time.sleep(0.2)
-        finally:
-            scheduler.terminate()
-            scheduler.wait(30)
     assert_one_ticket_each(request_ids, deliveries)
 
 

@@ -77,34 +77,6 @@ def test_a_delivered_webhook_moves_its_counter(client, deliver):
     assert value(after, name, event_type="unknown", outcome="error") == 1
 
 
-@pytest.mark.parametrize("app_settings", [{"intake_mode": "queued"}])
-def test_queued_deliveries_show_as_the_intake_queue_until_processed(client, deliver, app_settings):
-    from app.intake.processor import process_queued, take_in
-    from app.models import IncomingRequest, QueuedDelivery
-
-    deliver(factories.application_request())
-    deliver(factories.admin_request())
-    first = QueuedDelivery.select().order_by(QueuedDelivery.id).first()
-    QueuedDelivery.update(received_at=utcnow() - timedelta(seconds=90)).where(QueuedDelivery.id == first.id).execute()
-    samples = scrape(client)
-    assert value(samples, "jitbroker_intake_queue_depth") == 2, "stored, not yet taken into the log"
-    assert 90 <= value(samples, "jitbroker_oldest_queued_delivery_age_seconds") < 150
-    received = sum(sample for (name, labels), sample in samples.items()
-                   if name == "jitbroker_webhook_deliveries_total" and dict(labels)["outcome"] == "received")
-    assert received == 2
-
-    take_in(1)  # one taken into the incoming-request log, one still waiting: both are queued
-    assert IncomingRequest.select().count() == 1
-    samples = scrape(client)
-    assert value(samples, "jitbroker_intake_queue_depth") == 2
-    assert 90 <= value(samples, "jitbroker_oldest_queued_delivery_age_seconds") < 150
-
-    process_queued()
-    samples = scrape(client)
-    assert value(samples, "jitbroker_intake_queue_depth") == 0
-    assert value(samples, "jitbroker_oldest_queued_delivery_age_seconds") == 0
-
-
 def test_an_event_type_nobody_defined_is_counted_as_unknown(client, deliver):
     deliver({"EventType": "made-up-event-" + "x" * 50, "RequestId": "r-1"})
 

@@ -112,15 +112,12 @@ def restartable_database(private_postgres):
         database.close_all()
 
 
-@pytest.mark.parametrize("intake_mode", ["inline", "queued"])
 def test_a_restarted_database_gets_epm_503s_then_every_delivery_stored_once_without_a_broker_restart(
-        private_postgres, restartable_database, intake_mode):
-    """Queued intake stores on connections each worker keeps (app/db.py DeliveriesPostgresqlDatabase),
-    which every fault here breaks; afterwards the processor makes the tickets."""
+        private_postgres, restartable_database):
     request_ids, updated, deliveries = make_deliveries(REQUESTS)
     total = len(deliveries)
     terminated = 0
-    with LiveServer(restartable_database, workers=2, env={"JITBROKER_INTAKE_MODE": intake_mode}) as server:
+    with LiveServer(restartable_database, workers=2) as server:
         workers = set(server.worker_pids())
         epm = Epm(server.url)
         with ThreadPoolExecutor(SENDERS) as pool:
@@ -145,17 +142,7 @@ def test_a_restarted_database_gets_epm_503s_then_every_delivery_stored_once_with
     assert epm.no_answer == 0, "the broker answered every request, whatever the database did"
     assert len(epm.answers) == total, "every delivery was stored once EPM retried"
     assert terminated > 0, "the broker's connections were cut from the server's side"
-    if intake_mode == "queued":
-        process_every_queued_delivery(restartable_database)
     with database.connection_context():
         stored = assert_nothing_half_written(request_ids, updated)
     print(f"\ndatabase restarted under load: {total} deliveries, faults {[fault for _, fault in FAULTS]}, "
           f"{epm.unavailable} 503s, {terminated} connections terminated, {stored} rows stored, 0 lost, 0 500s")
-
-
-def process_every_queued_delivery(database_url):
-    """`jitbroker process-deliveries`: the processor, run until no delivery is left queued."""
-    app = create_app({"database_url": database_url, "secret_key": "test-secret-key", "TESTING": True,
-                      "intake_mode": "queued"})
-    result = app.test_cli_runner().invoke(args=["process-deliveries"])
-    assert result.exit_code == 0 and result.output.endswith("; 0 still queued\n"), result.output

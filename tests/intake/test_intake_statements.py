@@ -1,0 +1,54 @@
+"""The SQL of one webhook delivery: one transaction, and a fixed number of statements that does
+not grow with the tables (the same with one earlier ticket as with a hundred)."""
+import threading
+from contextlib import contextmanager
+
+from app.db import database, is_sqlite
+from tests import factories
+
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+@contextmanager
+def statements_sent(monkeypatch):
+    """Yields a list that fills with what this thread sends the database: ("BEGIN" | "COMMIT" |
+    "ROLLBACK" | a statement's SQL, whether a transaction was open)."""
+    sent, thread, concrete = [], threading.get_ident(), database.obj
+
+    def recorded(name, real):
+        def record(*args, **kwargs):
+            if threading.get_ident() == thread:  # not the app-log writer's thread
+                sent.append((args[0] if name == "execute_sql" else name.upper(), database.in_transaction()))
+            return real(*args, **kwargs)
+        return record
+
+    with monkeypatch.context() as patch:
+        for name in ("begin", "commit", "rollback", "execute_sql"):
+            patch.setattr(concrete, name, recorded(name, getattr(concrete, name)))
+        yield sent
+
+
+def one_delivery(deliver, monkeypatch, request_id):
+    with statements_sent(monkeypatch) as sent:
+        response = deliver(factories.application_request(request_id))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.json["result"]["ticket"], "the answer names the ticket the delivery made"
+    return sent
+
+
+def test_one_delivery_is_one_transaction_of_a_fixed_number_of_statements(deliver, monkeypatch):
+    deliver(factories.application_request("req-first"))  # the credentials' first check, the counters
+    with_one = one_delivery(deliver, monkeypatch, "req-with-one")
+    for index in range(100):
+        assert deliver(factories.application_request(f"req-earlier-{index}")).status_code == 200
+    with_a_hundred = one_delivery(deliver, monkeypatch, "req-with-a-hundred")
+
+    for sent in (with_one, with_a_hundred):
+        boundaries = [what for what, _ in sent if what in ("BEGIN", "COMMIT", "ROLLBACK")]
+        assert boundaries == ["BEGIN", "COMMIT"], sent
+        writes = [(sql, inside) for sql, inside in sent if sql.lstrip().upper().startswith(WRITES)]
+        assert writes and all(inside for _, inside in writes), "every write is inside that one transaction"
+    assert [sql for sql, _ in with_a_hundred] == [sql for sql, _ in with_one]
+    # BEGIN, the RequestId's lock (PostgreSQL), its ticket?, the configuration, the next number,
+    # the ticket's 3 rows, the delivery's row, updates waiting for it?, COMMIT; then enabled policies?
+    assert len(with_one) == (11 if is_sqlite() else 12), with_one

@@ -1,0 +1,84 @@
+"""Schema upgrades: `jitbroker init` on a database queued intake left deliveries in turns them into
+tickets, each keeping its sys_id, and its table and column go; nothing stored is lost."""
+import json
+
+import peewee
+from playhouse.migrate import SchemaMigrator, migrate
+
+from app import contract
+from app.db import database
+from app.migrations import _QueuedDelivery
+from app.models import IncomingRequest, SchemaVersion, Task, new_sys_id, utcnow
+from app.policies import rules as policy_rules
+from app.policies.models import PolicyEvaluation
+from tests import factories
+
+INCOMING = IncomingRequest._meta.table_name
+
+
+def as_queued_intake_left_it():
+    """The schema before step 15: the `queued` column (indexed) and the deliveries' own table."""
+    SchemaVersion.delete().where(SchemaVersion.version == 15).execute()
+    migrator = SchemaMigrator.from_database(database.obj)
+    # A default in the table itself, so rows written through today's model (without the column) fit.
+    migrate(migrator.add_column(INCOMING, "queued", peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT FALSE")])))
+    database.execute_sql(f'CREATE INDEX incomingrequest_queued_id ON "{INCOMING}" (queued, id)')
+    database.create_tables([_QueuedDelivery])
+
+
+def taken_in(body):
+    """A delivery the processor had taken into the incoming-request log, not yet applied."""
+    row = IncomingRequest.create(raw_body=json.dumps(body).encode(), content_type="application/json",
+                                 event_type=body["EventType"], request_id=body["RequestId"])
+    database.execute_sql(f'UPDATE "{INCOMING}" SET queued = TRUE WHERE id = {row.id}')
+    return row.sys_id
+
+
+def stored(body):
+    """A delivery the webhook had stored, not yet taken in."""
+    sys_id = new_sys_id()
+    _QueuedDelivery.create(sys_id=sys_id, event_type=body["EventType"], request_id=body["RequestId"],
+                           raw_body=json.dumps(body).encode(), content_type="application/json",
+                           headers={"User-Agent": "EPM"}, source_address="10.0.0.7", received_at=utcnow())
+    return sys_id
+
+
+def test_init_turns_the_deliveries_queued_intake_left_into_tickets_and_drops_its_table(app, runner, deliver):
+    assert deliver(factories.application_request("req-done")).status_code == 200  # processed before: untouched
+    policy_rules.create_rule({"name": "Deny all", "outcome": "auto_deny"}, "root")
+    as_queued_intake_left_it()
+    created = taken_in(factories.application_request("req-a"))
+    finalized = stored(factories.application_decision("req-a"))
+    early_update = stored(factories.admin_decision("req-b"))  # before its created event
+    admin_created = stored(factories.admin_request("req-b"))
+    invalid = stored({**factories.application_request("req-bad"), "requestInfo": "not an object"})
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: deliveries queued intake left become tickets" in result.output
+    rows = {row.sys_id: row for row in IncomingRequest.select()}
+    assert len(rows) == 6, "every delivery kept, none added"
+    assert {sys_id: rows[sys_id].status for sys_id in (created, finalized, early_update, admin_created, invalid)} == {
+        created: contract.INCOMING_PROCESSED, finalized: contract.INCOMING_PROCESSED,
+        early_update: contract.INCOMING_PROCESSED, admin_created: contract.INCOMING_PROCESSED,
+        invalid: contract.INCOMING_ERROR}
+    assert rows[invalid].error == "requestInfo: _schema: Expected a JSON object."
+    assert rows[admin_created].headers == {"User-Agent": "EPM"} and rows[admin_created].source_address == "10.0.0.7"
+    assert {task.jit_request.request_id for task in Task.select()} == {"req-done", "req-a", "req-b"}
+    assert {rows[sys_id].request_id for sys_id in (created, admin_created, invalid)} == {"req-a", "req-b", "req-bad"}
+    assert rows[created].task == rows[finalized].task and rows[created].task.jit_request.decision_final
+    assert rows[early_update].task == rows[admin_created].task and rows[admin_created].task.jit_request.decision_final
+    # The new tickets meet the policies as if their webhook had made them.
+    assert {evaluation.task for evaluation in PolicyEvaluation.select()} == {rows[created].task,
+                                                                            rows[admin_created].task}
+    assert not database.table_exists(_QueuedDelivery._meta.table_name)
+    assert "queued" not in {column.name for column in database.get_columns(INCOMING)}
+    assert runner.invoke(args=["init"]).exit_code == 0, "and a second init finds nothing to do"
+
+
+def test_init_on_a_database_that_never_ran_queued_intake_only_records_the_step(app, runner):
+    SchemaVersion.delete().where(SchemaVersion.version == 15).execute()
+    result = runner.invoke(args=["init"])
+    assert result.exit_code == 0, result.output
+    assert SchemaVersion.get_or_none(SchemaVersion.version == 15) is not None
