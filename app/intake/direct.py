@@ -33,7 +33,7 @@ from app.errors import BadRequest
 from app.intake import service
 from app.intake.payload import parse_json_object
 from app.intake.views import is_json, webhook
-from app.ops.logging import REQUEST_ID_HEADER, usable_request_id
+from app.logs.setup import REQUEST_ID_HEADER, usable_request_id
 from app.security.headers import HSTS
 from app.settings import INTAKE_QUEUED
 

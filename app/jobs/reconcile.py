@@ -25,7 +25,7 @@ from app import contract
 from app.audit import service as audit
 from app.db import database, is_sqlite, write_transaction
 from app.epm.client import MAX_PAGE_SIZE, EpmClient
-from app.ops.outbound import outbound_call_recorder
+from app.logs.outbound import outbound_call_recorder
 from app.intake import service as intake
 from app.intake.schemas import load_event
 from app.models import Configuration, Decision

@@ -8,7 +8,7 @@ from app.jobs import JOBS, Job, lease
 from app.migrations import upgrade
 from app.models import Account, Configuration, SchemaVersion, utcnow
 from app.notify.models import Notification
-from app.ops.models import OutboundCall
+from app.logs.models import OutboundCall
 from tests import factories
 
 

@@ -4,8 +4,8 @@ import logging
 import re
 
 from app.configuration import update_configuration
-from app.ops import log_store
-from app.ops.logging import JsonFormatter, install_log_handlers, log_context
+from app.logs import store as log_store
+from app.logs.setup import JsonFormatter, install_log_handlers, log_context
 from tests.ops_logs.conftest import stored_log
 
 WEBHOOK = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"
@@ -104,7 +104,7 @@ def test_the_debug_switch_stores_info_records_and_lowers_the_level(app):
 
 
 def test_the_debug_switch_takes_effect_without_a_restart(app, monkeypatch):
-    monkeypatch.setattr(log_store, "DEBUG_SWITCH_SECONDS", 0)  # the writer re-reads it after every batch
+    monkeypatch.setattr(log_store, "DEBUG_SWITCH_SECONDS", 0)  # the listener re-reads it before every row
     update_configuration({"debug_logging": "true"})
 
     log.warning("wakes the writer")
@@ -117,7 +117,7 @@ def test_the_debug_switch_takes_effect_without_a_restart(app, monkeypatch):
 
 def test_a_broken_record_neither_raises_nor_stops_the_log(app):
     broken = logging.LogRecord("app.tests.ops", logging.WARNING, __file__, 1, "%d items", ("not a number",), None)
-    store = next(handler for handler in logging.getLogger().handlers if isinstance(handler, log_store.AppLogHandler))
+    store = next(handler for handler in logging.getLogger().handlers if isinstance(handler, log_store.StoreHandler))
 
     store.handle(broken)
     assert "not a number" in json.loads(JsonFormatter().format(broken))["message"]
