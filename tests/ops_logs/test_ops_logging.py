@@ -2,6 +2,7 @@
 import json
 import logging
 import re
+import time
 
 from app.configuration import update_configuration
 from app.logs import store as log_store
@@ -113,6 +114,18 @@ def test_the_debug_switch_takes_effect_without_a_restart(app, monkeypatch):
     assert log_store.debug_switch.enabled
     log.info("now kept")
     assert "now kept" in [entry.message for entry in stored_log()]
+
+
+def test_the_debug_switch_is_picked_up_while_nothing_is_logged(app, monkeypatch):
+    monkeypatch.setattr(log_store, "DEBUG_SWITCH_SECONDS", 0.05)
+    install_log_handlers(app)  # a new listener, which waits 0.05 s for a record before re-reading the switch
+    update_configuration({"debug_logging": "true"})
+
+    deadline = time.monotonic() + 10
+    while not log_store.debug_switch.enabled and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log_store.debug_switch.enabled
+    assert logging.getLogger("app.tests.ops").isEnabledFor(logging.DEBUG)
 
 
 def test_a_broken_record_neither_raises_nor_stops_the_log(app):
