@@ -15,7 +15,6 @@ import logging
 import os
 import queue
 import sys
-import threading
 import time
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -225,10 +224,8 @@ def stop():
 
 def flush(timeout=5.0):
     """Wait until every row queued so far is stored (or given up); False on time-out."""
-    waiter = threading.Thread(target=_queue.join, name="jitbroker-app-log-flush", daemon=True)
-    waiter.start()
-    waiter.join(timeout)
-    return not waiter.is_alive()
+    with _queue.all_tasks_done:  # what Queue.join waits on, here with a deadline (and no thread at exit)
+        return _queue.all_tasks_done.wait_for(lambda: not _queue.unfinished_tasks, timeout)
 
 
 def _after_fork():
