@@ -55,7 +55,7 @@ def create_app(config=None):
     app.config.update(flask_options)
     app.extensions["settings"] = settings
 
-    from app import db, errors, metrics
+    from app import db, errors
     from app.audit import views as audit_views
     from app.auth import basic
     from app.cli import register_commands
@@ -70,7 +70,6 @@ def create_app(config=None):
     from app import security
     security.init_app(app)
     app.register_blueprint(health_bp)
-    metrics.init_app(app)
     app.register_blueprint(intake_bp)
     app.register_blueprint(tickets_api_bp)
     from app import servicenow_api
@@ -83,7 +82,9 @@ def create_app(config=None):
     app.register_blueprint(audit_views.bp)
     from app import web
     web.init_app(app)
-    from app import ops
+    from app.logs.setup import configure_logging
+    from app.ops import setup as ops
+    configure_logging(app)
     ops.init_app(app)
     from app import openapi
     openapi.init_app(app)

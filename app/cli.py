@@ -200,7 +200,7 @@ def test_connection_command():
     from app.epm.client import EpmClient
     from app.epm.errors import EpmError
     from app.models import Configuration
-    from app.ops.outbound import outbound_call_recorder
+    from app.logs.outbound import outbound_call_recorder
 
     with database.connection_context():
         configuration = Configuration.default()

@@ -29,7 +29,7 @@ def _audit_log(_migrator):
 
 
 def _operations_logs(_migrator):
-    from app.ops.models import AppLog, OutboundCall
+    from app.logs.models import AppLog, OutboundCall
 
     database.create_tables([OutboundCall, AppLog])
 

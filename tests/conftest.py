@@ -17,7 +17,7 @@ from app.db import close_pools, database
 from app.epm import tokens
 from app.epm.fake import FakeEpm
 from app.migrations import upgrade
-from app.ops import log_store
+from app.logs import store as log_store
 from tests import factories
 from tests.webclient import WebClient
 

@@ -21,10 +21,10 @@ from app.db import write_transaction
 from app.epm.client import EpmClient
 from app.epm.errors import EpmError
 from app.epm.payloads import admin_decision_body, application_decision_body
+from app.logs import outbound
+from app.logs.models import OutboundCall
+from app.logs.setup import log_context
 from app.models import Configuration, Decision, utcnow
-from app.ops import outbound
-from app.ops.logging import log_context
-from app.ops.models import OutboundCall
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)

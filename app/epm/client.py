@@ -30,7 +30,7 @@ from app.epm.errors import (
 from app.epm.hosts import (  # noqa: F401 - validate_host is part of this module's public API
     base_url_for_host, host_name, host_warnings, is_loopback, validate_host,
 )
-from app.epm.redaction import MASK, redact
+from app.logs.redaction import MASK, redact
 
 log = logging.getLogger(__name__)
 

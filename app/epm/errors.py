@@ -14,7 +14,7 @@ import requests
 from urllib3.exceptions import NameResolutionError
 
 from app.epm.hosts import EXAMPLE_HOST
-from app.epm.redaction import redact, truncate
+from app.logs.redaction import redact, truncate
 
 BODY_LIMIT = 1000
 MESSAGE_BODY_LIMIT = 300

@@ -26,7 +26,7 @@ from app.audit import service as audit
 from app.claims import lock_request
 from app.db import write_transaction
 from app.epm.client import MAX_PAGE_SIZE, EpmClient
-from app.ops.outbound import outbound_call_recorder
+from app.logs.outbound import outbound_call_recorder
 from app.intake import service as intake
 from app.intake.schemas import load_event
 from app.models import Configuration, Decision

@@ -57,7 +57,7 @@ def _closed_condition():
 def _ops_model(name):
     """The operations log model `name` (OutboundCall, AppLog), when this build has it and its table exists."""
     try:
-        from app.ops import models
+        from app.logs import models
     except ImportError:
         return None
     model = getattr(models, name, None)

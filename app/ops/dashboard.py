@@ -11,9 +11,9 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 
 from app import contract
+from app.logs.models import AppLog, OutboundCall
+from app.logs.setup import WEBHOOK_AUTH_LOGGER
 from app.models import Decision, IncomingRequest, Task, utcnow
-from app.ops import WEBHOOK_AUTH_LOGGER
-from app.ops.models import AppLog, OutboundCall
 
 WINDOW_DAYS = 30
 # Requests opened outside these UTC hours, [start, end), are after-hours requests.

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from app import contract
 from app.models import Decision, IncomingRequest, WorkNote
-from app.ops.models import OutboundCall
+from app.logs.models import OutboundCall
 
 # The kinds of step, in the order two steps at the same instant are shown.
 RECEIVED = "delivery received"

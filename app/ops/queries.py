@@ -12,8 +12,8 @@ from peewee import JOIN
 from app import contract
 from app.errors import BadRequest, NotFound
 from app.models import Decision, IncomingRequest, Task
-from app.ops.models import AppLog, OutboundCall
-from app.ops.outbound import PURPOSES
+from app.logs.models import AppLog, OutboundCall
+from app.logs.outbound import PURPOSES
 
 PAGE_SIZE = 50
 MAX_LIMIT = 500

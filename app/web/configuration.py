@@ -12,7 +12,7 @@ from app.epm.client import EpmClient
 from app.epm.errors import EpmError
 from app.errors import BadRequest
 from app.models import Configuration
-from app.ops.outbound import outbound_call_recorder
+from app.logs.outbound import outbound_call_recorder
 from app.web.access import require_page_roles
 
 bp = Blueprint("web_configuration", __name__, url_prefix="/admin")

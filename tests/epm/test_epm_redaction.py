@@ -1,7 +1,7 @@
 """Secrets masked before anything is logged: dicts, JSON, form bodies and plain text."""
 import json
 
-from app.epm.redaction import MASK, redact, truncate
+from app.logs.redaction import MASK, redact, truncate
 
 
 def test_secret_named_keys_are_masked_at_any_depth():

@@ -8,8 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.epm.tokens import clear_token_cache
 from app.models import Configuration, Decision, Task, utcnow
-from app.ops import log_store
-from app.ops.models import OutboundCall
+from app.logs import store as log_store
+from app.logs.models import OutboundCall
 from tests import factories
 from tests.conftest import basic_auth
 

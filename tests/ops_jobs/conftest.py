@@ -10,7 +10,7 @@ from app import create_app
 from app.configuration import update_configuration
 from app.db import database
 from app.migrations import upgrade
-from app.ops import log_store
+from app.logs import store as log_store
 from app.models import Account, Task, utcnow
 from tests import factories
 from tests.conftest import empty_tables

@@ -10,7 +10,7 @@ from app.jobs.registry import JOBS, Job
 from app.migrations import upgrade
 from app.models import Account, Configuration, SchemaVersion, utcnow
 from app.notify.models import Notification
-from app.ops.models import OutboundCall
+from app.logs.models import OutboundCall
 from tests import factories
 
 

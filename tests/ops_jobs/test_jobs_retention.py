@@ -5,7 +5,7 @@ from app.audit.models import AuditEntry
 from app.configuration import update_configuration
 from app.jobs.retention import purge
 from app.models import ApplicationAccessTicket, IncomingRequest, Task, WorkNote, utcnow
-from app.ops.models import AppLog, OutboundCall
+from app.logs.models import AppLog, OutboundCall
 from tests import factories
 
 

@@ -5,7 +5,7 @@ import responses
 from app.configuration import update_configuration
 from app.epm.tokens import clear_token_cache
 from app.models import Task
-from app.ops import log_store
+from app.logs import store as log_store
 from tests import factories
 
 EPM = "https://acme-services.pm.beyondtrustcloud.com"
@@ -45,7 +45,7 @@ def epm(app):
 
 def stored_log():
     """Every app-log row, oldest first, once the writer has stored what was logged so far."""
-    from app.ops.models import AppLog
+    from app.logs.models import AppLog
 
     assert log_store.flush(10)
     return list(AppLog.select().order_by(AppLog.id))

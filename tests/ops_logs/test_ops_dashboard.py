@@ -5,9 +5,9 @@ import pytest
 
 from app import contract
 from app.models import Decision, Task, utcnow
-from app.ops import log_store
+from app.logs import store as log_store
 from app.ops.dashboard import dashboard, denial_bursts, nearest_rank
-from app.ops.models import OutboundCall
+from app.logs.models import OutboundCall
 from tests import factories
 
 WEBHOOK = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"

@@ -2,10 +2,11 @@
 import json
 import logging
 import re
+import time
 
 from app.configuration import update_configuration
-from app.ops import log_store
-from app.ops.logging import JsonFormatter, install_log_handlers, log_context
+from app.logs import store as log_store
+from app.logs.setup import JsonFormatter, install_log_handlers, log_context
 from tests.ops_logs.conftest import stored_log
 
 WEBHOOK = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"
@@ -104,7 +105,7 @@ def test_the_debug_switch_stores_info_records_and_lowers_the_level(app):
 
 
 def test_the_debug_switch_takes_effect_without_a_restart(app, monkeypatch):
-    monkeypatch.setattr(log_store, "DEBUG_SWITCH_SECONDS", 0)  # the writer re-reads it after every batch
+    monkeypatch.setattr(log_store, "DEBUG_SWITCH_SECONDS", 0)  # the listener re-reads it before every row
     update_configuration({"debug_logging": "true"})
 
     log.warning("wakes the writer")
@@ -115,9 +116,21 @@ def test_the_debug_switch_takes_effect_without_a_restart(app, monkeypatch):
     assert "now kept" in [entry.message for entry in stored_log()]
 
 
+def test_the_debug_switch_is_picked_up_while_nothing_is_logged(app, monkeypatch):
+    monkeypatch.setattr(log_store, "DEBUG_SWITCH_SECONDS", 0.05)
+    install_log_handlers(app)  # a new listener, which waits 0.05 s for a record before re-reading the switch
+    update_configuration({"debug_logging": "true"})
+
+    deadline = time.monotonic() + 10
+    while not log_store.debug_switch.enabled and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert log_store.debug_switch.enabled
+    assert logging.getLogger("app.tests.ops").isEnabledFor(logging.DEBUG)
+
+
 def test_a_broken_record_neither_raises_nor_stops_the_log(app):
     broken = logging.LogRecord("app.tests.ops", logging.WARNING, __file__, 1, "%d items", ("not a number",), None)
-    store = next(handler for handler in logging.getLogger().handlers if isinstance(handler, log_store.AppLogHandler))
+    store = next(handler for handler in logging.getLogger().handlers if isinstance(handler, log_store.StoreHandler))
 
     store.handle(broken)
     assert "not a number" in json.loads(JsonFormatter().format(broken))["message"]

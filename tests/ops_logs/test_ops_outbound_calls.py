@@ -5,10 +5,10 @@ import responses
 
 from app.decisions import delivery
 from app.models import Decision
-from app.ops.models import OutboundCall
-from app.ops.outbound import call_purpose, store_outbound_call
+from app.logs.models import OutboundCall
+from app.logs.outbound import call_purpose, store_outbound_call
 from app.db import write_transaction
-from app.ops import log_store
+from app.logs import store as log_store
 from tests.ops_logs.conftest import (
     ACCESS_TOKEN, APPLICATION_LIST_URL, APPLICATION_URL, CLIENT_SECRET, TOKEN_URL,
 )

@@ -2,7 +2,7 @@
 import pytest
 
 from app.models import IncomingRequest
-from app.ops.models import AppLog, OutboundCall
+from app.logs.models import AppLog, OutboundCall
 
 OPS_ENDPOINTS = ("ops.", "ops_api.")
 PAGE_PATHS = ["/admin/dashboard", "/admin/incoming", "/admin/incoming/{incoming}", "/admin/outbound",

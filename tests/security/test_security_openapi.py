@@ -28,7 +28,7 @@ from app.epm import tokens
 from app.epm.fake import FakeEpm
 from app.migrations import upgrade
 from app.openapi.spec import OPERATIONS, build_spec
-from app.ops import log_store
+from app.logs import store as log_store
 from tests import factories
 from tests.conftest import BACKENDS, basic_auth, empty_tables
 

@@ -18,6 +18,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from app import contract
 from app.audit import service as audit
 from app.audit.models import AuditEntry
+from app.logs.models import AppLog, OutboundCall
+from app.logs.setup import WEBHOOK_AUTH_LOGGER
 from app.models import Decision, IncomingRequest, Task, utcnow
 
 bp = Blueprint("metrics", __name__)
@@ -80,8 +82,6 @@ class DatabaseCollector:
 
     @staticmethod
     def _epm_calls():
-        from app.ops.models import OutboundCall
-
         call = OutboundCall
         bucket_columns = [fn.SUM(Case(None, [(call.duration_ms <= bound * 1000, 1)], 0))
                           for bound in EPM_LATENCY_BUCKETS]
@@ -109,9 +109,6 @@ class DatabaseCollector:
 
     @staticmethod
     def _webhook_auth_failures():
-        from app.ops import WEBHOOK_AUTH_LOGGER
-        from app.ops.models import AppLog
-
         return CounterMetricFamily(
             "jitbroker_webhook_auth_failures",
             "Webhook deliveries refused for their credentials (401 or 403), from the service log",

@@ -3,7 +3,8 @@
 Every record carries `request_id` and `ticket`: the HTTP request's id (EPM's or a
 proxy's X-Request-Id when it sent a usable one, else a new one, echoed back in the
 response header) and the ticket the record is about, when known. A log shipper can
-take stdout as it is; admins read the stored records in the browser (app/ops/log_store.py).
+take stdout as it is; admins read the stored records in the browser (app/logs/store.py).
+Each refused webhook delivery is logged here too, so the dashboard can count them.
 """
 import contextvars
 import json
@@ -12,14 +13,12 @@ import re
 import sys
 import uuid
 from contextlib import contextmanager
-from datetime import datetime, timezone
 
 from flask import g, has_request_context, request
 
 from app import contract
 from app.db import database
-from app.epm.redaction import redact
-from app.ops import log_store
+from app.logs import store
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # What we accept from a caller as a request id: short, and nothing that could break a
@@ -32,6 +31,11 @@ _ticket = contextvars.ContextVar("jitbroker_ticket", default=None)
 # Handlers this module installs carry this attribute, so a second create_app in one
 # process (tests, the CLI) replaces them instead of adding more.
 _MARK = "_jitbroker_handler"
+
+# Each refused webhook delivery is one WARNING record of this logger, stored in the
+# app-log table like every warning; the dashboard counts them. The name predates logs/.
+WEBHOOK_AUTH_LOGGER = "app.ops.webhook_auth"
+REFUSED_WEBHOOK_STATUSES = (401, 403, 429)
 
 
 @contextmanager
@@ -70,44 +74,14 @@ class LogContextFilter(logging.Filter):
         return True
 
 
-def record_fields(record):
-    """The fields of a record as the JSON line and the app-log table both carry them."""
-    try:
-        message = record.getMessage()
-    except Exception:  # noqa: BLE001 - a broken format string still deserves a line
-        message = f"{record.msg!r} {record.args!r}"
-    exception = None
-    if record.exc_info:
-        exception = logging.Formatter().formatException(record.exc_info)
-    elif record.exc_text:
-        exception = record.exc_text
-    return {
-        "time": datetime.fromtimestamp(record.created, timezone.utc),
-        "level": record.levelname,
-        "logger": record.name,
-        # Secrets never reach a log line, even from a careless message.
-        "message": redact(message),
-        "request_id": getattr(record, "request_id", None),
-        "ticket": getattr(record, "ticket", None),
-        "exception": redact(exception) if exception else None,
-    }
-
-
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, request_id, ticket (and exception)."""
 
     def format(self, record):
-        fields = record_fields(record)
-        line = {
-            "time": fields["time"].isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            "level": fields["level"],
-            "logger": fields["logger"],
-            "message": fields["message"],
-            "request_id": fields["request_id"],
-            "ticket": fields["ticket"],
-        }
-        if fields["exception"]:
-            line["exception"] = fields["exception"]
+        line = store.record_fields(record)
+        line["time"] = line["time"].isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        if not line["exception"]:
+            del line["exception"]
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
@@ -130,6 +104,7 @@ def configure_logging(app):
 
     The root logger's level comes from the `[logging] level` setting; the configuration's
     debug switch lowers the broker's own loggers to DEBUG and stores INFO+ while it is on.
+    Refused webhook deliveries are logged as warnings of WEBHOOK_AUTH_LOGGER.
     """
     install_log_handlers(app)
     _install_request_ids(app)
@@ -145,15 +120,14 @@ def install_log_handlers(app):
     stdout_handler = _StdoutHandler(sys.stdout)
     stdout_handler.setFormatter(JsonFormatter())
     stdout_handler.addFilter(context)
-    store_handler = log_store.AppLogHandler(record_fields)
+    store_handler = store.StoreHandler()
     store_handler.addFilter(context)
     for handler in (stdout_handler, store_handler):
         setattr(handler, _MARK, True)
         root.addHandler(handler)
     root.setLevel(_level(app.extensions["settings"].log_level))
-    log_store.debug_switch.reset()
-    log_store.writer.use_database(database.obj, app.extensions["settings"])
-    log_store.writer.ensure_started()
+    store.debug_switch.reset()
+    store.start(database.obj, app.extensions["settings"])
 
 
 def usable_request_id(incoming):
@@ -166,13 +140,24 @@ def _install_request_ids(app):
     def _start_request_log():
         g.request_id = usable_request_id(request.headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
         g.request_id_token = _request_id.set(g.request_id)
-        # A forked worker (gunicorn --preload) starts its own writer on its first request.
-        log_store.writer.ensure_started()
 
     @app.after_request
     def _echo_request_id(response):
         if g.get("request_id"):
             response.headers[REQUEST_ID_HEADER] = g.request_id
+        return response
+
+    @app.after_request
+    def _log_refused_webhook(response):
+        # 401: unknown account or wrong password; 403: a real account without the api role
+        # (an approver's credentials typed into EPM); 429: refused unchecked after too many
+        # failures. Each means a delivery from EPM was lost.
+        if request.path == contract.WEBHOOK_PATH and response.status_code in REFUSED_WEBHOOK_STATUSES:
+            credentials = request.authorization
+            username = (credentials.username or "")[:150] if credentials is not None else None
+            logging.getLogger(WEBHOOK_AUTH_LOGGER).warning(
+                "webhook authentication refused (HTTP %s) from %s for %s", response.status_code,
+                request.remote_addr, repr(username) if username else "no credentials")
         return response
 
     @app.teardown_request

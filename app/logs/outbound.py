@@ -3,17 +3,17 @@
 The EPM client reports each attempt (token or API, bodies already redacted) to its
 `on_call` callback; `outbound_call_recorder` gives it one that stores the attempt in
 its own short transaction. A caller that is itself inside a transaction gets the row
-written by the log writer's connection instead, so the record neither waits on nor
+written by the log store's listener instead, so the record neither waits on nor
 disappears with the caller's transaction.
 """
 import logging
 
 from app import contract
 from app.db import database, write_transaction
-from app.epm.redaction import redact, truncate
+from app.logs import store
+from app.logs.models import OutboundCall
+from app.logs.redaction import redact, truncate
 from app.models import new_sys_id, utcnow
-from app.ops import log_store
-from app.ops.models import OutboundCall
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,7 @@ def store_outbound_call(call, what, decision=None):
     try:
         row = call_row(call, what, decision)
         if database.in_transaction():
-            log_store.writer.ensure_started()
-            log_store.writer.submit(database.obj, OutboundCall, row)
+            store.submit(OutboundCall, row)
             return
         opened_here = database.is_closed()
         try:
