@@ -20,7 +20,8 @@ import weakref
 from collections import OrderedDict
 from functools import wraps
 
-from flask import current_app, g, request, session
+from flask import current_app, g, request
+from flask_login import current_user
 
 from app.auth.accounts import password_matches, previous_password_matches
 from app.errors import Forbidden, Unauthorized
@@ -200,22 +201,19 @@ def is_remembered(app, account, username, password, address):
         app.extensions["account_cache"].recently_unthrottled(address)
 
 
-def session_account():
-    """The active account signed in to this browser session, or None."""
-    account_id = session.get("account_id")
-    if account_id is None:
-        return None
-    account = current_app.extensions["account_cache"].by_id(account_id)
-    return account if account is not None and account.active else None
-
-
 def require_roles(*roles, allow_session=True):
-    """Let a view run only for an account holding one of `roles` (401 unknown, 403 wrong role)."""
+    """Let a view run only for an account holding one of `roles` (401 unknown, 403 wrong role).
+
+    Basic credentials come first; with `allow_session`, a signed-in browser session
+    (app/auth/sessions.py) serves too.
+    """
 
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            account = basic_account() or (session_account() if allow_session else None)
+            account = basic_account()
+            if account is None and allow_session and current_user.is_authenticated:
+                account = current_user._get_current_object()
             if account is None:
                 raise Unauthorized("Authentication required")
             if account.role not in roles:
