@@ -41,13 +41,12 @@ def forget_accounts():
 
 
 class AccountCache:
-    """Accounts read in the last `lifetime` seconds, by user name and by id, and the
-    addresses the sign-in throttle let through in that time; one per app."""
+    """Accounts read in the last `lifetime` seconds, by user name, and the addresses
+    the sign-in throttle let through in that time; one per app."""
 
     def __init__(self, lifetime=ACCOUNT_CACHE_SECONDS):
         self.lifetime = lifetime
         self._by_name = {}
-        self._by_id = {}
         self._unthrottled = {}
         self._lock = threading.Lock()
         _account_caches.add(self)
@@ -59,21 +58,13 @@ class AccountCache:
     def _remember(self, account):
         expires = time.monotonic() + self.lifetime
         with self._lock:
-            self._by_name[account.username] = self._by_id[account.id] = (account, expires)
+            self._by_name[account.username] = (account, expires)
 
     def by_username(self, username):
         """The account named `username` (None when there is none; that is never remembered)."""
         account = self._remembered(self._by_name, username)
         if account is None:
             account = Account.by_username(username)
-            if account is not None:
-                self._remember(account)
-        return account
-
-    def by_id(self, account_id):
-        account = self._remembered(self._by_id, account_id)
-        if account is None:
-            account = Account.get_or_none(Account.id == account_id)
             if account is not None:
                 self._remember(account)
         return account
@@ -96,7 +87,6 @@ class AccountCache:
     def forget(self):
         with self._lock:
             self._by_name.clear()
-            self._by_id.clear()
             self._unthrottled.clear()
 
 

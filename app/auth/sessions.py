@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from flask import current_app, redirect, request, session, url_for
 from flask_login import LoginManager, login_user, logout_user
 
+from app.models import Account
+
 OPENED, SEEN, STAMP, NONCE = "opened_at", "seen_at", "stamp", "nonce"
 
 login_manager = LoginManager()
@@ -29,7 +31,6 @@ def init_app(app):
     """Session cookie rules and the login manager (its `current_user` is not put in templates:
     an error page, a database outage's among them, must render without loading the account)."""
     settings = app.extensions["settings"]
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = settings.public_url.lower().startswith("https://")
     # The cookie's own expiry; `load_account` enforces the idle limit too.
@@ -46,7 +47,7 @@ def load_account(account_id):
 
     A later per-account check (a session epoch that sign-out moves) belongs here too.
     """
-    account = current_app.extensions["account_cache"].by_id(int(account_id))
+    account = Account.get_or_none(Account.id == int(account_id))
     if account is None or not account.active or not _within_limits() or \
             not hmac.compare_digest(session.get(STAMP, ""), password_stamp(account)):
         session.clear()

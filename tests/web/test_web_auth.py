@@ -5,6 +5,7 @@ from flask import session
 from app import create_app
 from app.auth import sessions
 from app.auth.accounts import set_password
+from app.models import Account
 from tests import factories
 
 PAGES = ("/", "/tickets", "/admin/configuration", "/admin/users")
@@ -105,6 +106,11 @@ def test_deactivated_account_loses_its_session(as_approver, approver):
     approver.active = False
     approver.save()
     assert as_approver.get("/tickets").status_code == 302
+
+
+def test_deleted_account_loses_its_session(as_approver, approver):
+    Account.delete().where(Account.id == approver.id).execute()
+    assert not signed_in(as_approver)
 
 
 def test_password_reset_ends_sessions_opened_with_the_old_password(as_approver, approver):
