@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime, timezone
 
 import peewee
+from flask_login import UserMixin
 
 from app import contract
 from app.db import database
@@ -61,7 +62,7 @@ def _forget_cached_accounts():
     forget_accounts()
 
 
-class Account(BaseModel):
+class Account(BaseModel, UserMixin):  # UserMixin last: peewee's equality, hash and get_id stay
     """A broker account: an approver (`user`), an `admin`, or EPM's `api` machine identity."""
 
     username = peewee.CharField(max_length=150, unique=True)
@@ -96,6 +97,10 @@ class Account(BaseModel):
     @classmethod
     def by_username(cls, username):
         return cls.get_or_none(cls.username == username)
+
+    @property
+    def is_active(self):
+        return self.active
 
 
 class Configuration(BaseModel):

@@ -11,7 +11,7 @@ from app.audit import service
 from app.audit.models import AuditEntry
 from app.auth.basic import require_roles
 from app.errors import BadRequest
-from app.web.access import require_page_roles
+from app.auth.access import require_page_roles
 
 bp = Blueprint("audit", __name__)
 

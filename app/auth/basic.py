@@ -20,7 +20,8 @@ import weakref
 from collections import OrderedDict
 from functools import wraps
 
-from flask import current_app, g, request, session
+from flask import current_app, g, request
+from flask_login import current_user
 
 from app.auth.accounts import password_matches, previous_password_matches
 from app.errors import Forbidden, Unauthorized
@@ -40,13 +41,12 @@ def forget_accounts():
 
 
 class AccountCache:
-    """Accounts read in the last `lifetime` seconds, by user name and by id, and the
-    addresses the sign-in throttle let through in that time; one per app."""
+    """Accounts read in the last `lifetime` seconds, by user name, and the addresses
+    the sign-in throttle let through in that time; one per app."""
 
     def __init__(self, lifetime=ACCOUNT_CACHE_SECONDS):
         self.lifetime = lifetime
         self._by_name = {}
-        self._by_id = {}
         self._unthrottled = {}
         self._lock = threading.Lock()
         _account_caches.add(self)
@@ -58,21 +58,13 @@ class AccountCache:
     def _remember(self, account):
         expires = time.monotonic() + self.lifetime
         with self._lock:
-            self._by_name[account.username] = self._by_id[account.id] = (account, expires)
+            self._by_name[account.username] = (account, expires)
 
     def by_username(self, username):
         """The account named `username` (None when there is none; that is never remembered)."""
         account = self._remembered(self._by_name, username)
         if account is None:
             account = Account.by_username(username)
-            if account is not None:
-                self._remember(account)
-        return account
-
-    def by_id(self, account_id):
-        account = self._remembered(self._by_id, account_id)
-        if account is None:
-            account = Account.get_or_none(Account.id == account_id)
             if account is not None:
                 self._remember(account)
         return account
@@ -95,7 +87,6 @@ class AccountCache:
     def forget(self):
         with self._lock:
             self._by_name.clear()
-            self._by_id.clear()
             self._unthrottled.clear()
 
 
@@ -200,22 +191,19 @@ def is_remembered(app, account, username, password, address):
         app.extensions["account_cache"].recently_unthrottled(address)
 
 
-def session_account():
-    """The active account signed in to this browser session, or None."""
-    account_id = session.get("account_id")
-    if account_id is None:
-        return None
-    account = current_app.extensions["account_cache"].by_id(account_id)
-    return account if account is not None and account.active else None
-
-
 def require_roles(*roles, allow_session=True):
-    """Let a view run only for an account holding one of `roles` (401 unknown, 403 wrong role)."""
+    """Let a view run only for an account holding one of `roles` (401 unknown, 403 wrong role).
+
+    Basic credentials come first; with `allow_session`, a signed-in browser session
+    (app/auth/sessions.py) serves too.
+    """
 
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
-            account = basic_account() or (session_account() if allow_session else None)
+            account = basic_account()
+            if account is None and allow_session and current_user.is_authenticated:
+                account = current_user._get_current_object()
             if account is None:
                 raise Unauthorized("Authentication required")
             if account.role not in roles:

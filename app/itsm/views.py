@@ -10,7 +10,7 @@ from app.errors import BrokerError, NotFound
 from app.itsm import CONNECTOR_TYPES
 from app.itsm import connections as service
 from app.itsm.models import ItsmConnection
-from app.web.access import require_page_roles
+from app.auth.access import require_page_roles
 
 bp = Blueprint("itsm_admin", __name__, url_prefix="/admin/policies/itsm")
 

@@ -5,7 +5,7 @@ from app import contract
 from app.ops import dashboard as metrics
 from app.ops import queries, replay as replays
 from app.ops.documents import pretty_body
-from app.web.access import require_page_roles
+from app.auth.access import require_page_roles
 
 bp = Blueprint("ops", __name__, url_prefix="/admin")
 

@@ -17,7 +17,7 @@ from app.policies.models import (
     OUTCOME_LABELS, PATTERN_REGEX, PATTERN_SERVICENOW, SOURCE_ANY, SOURCE_BROKER, BypassCode, PolicyRule,
     PolicySettings,
 )
-from app.web.access import require_page_roles
+from app.auth.access import require_page_roles
 
 bp = Blueprint("policies", __name__, url_prefix="/admin/policies")
 

@@ -1,4 +1,4 @@
-"""Defences that cut across features: sign-in throttling, session limits, secrets at rest, headers, proxies."""
+"""Defences that cut across features: sign-in throttling, secrets at rest, headers, proxies."""
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 

@@ -4,13 +4,11 @@
 browser form (the Basic-auth JSON blueprints are exempt), the page blueprints,
 template helpers and the security headers every HTML page carries.
 """
-from datetime import timedelta
-
 from flask import g
 from flask_wtf.csrf import CSRFProtect
 
 from app import contract
-from app.security import sessions
+from app.auth import sessions
 from app.web import formatting
 
 csrf = CSRFProtect()
@@ -33,16 +31,7 @@ def init_app(app):
     """Register the browser pages on `app` (after the API blueprints, which CSRF must skip)."""
     from app.web import configuration, signin, tickets, users
 
-    settings = app.extensions["settings"]
-    app.config.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    app.config["SESSION_COOKIE_SECURE"] = settings.public_url.lower().startswith("https://")
-    # The cookie's own expiry; app/security/sessions.py enforces the idle limit too.
-    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings.session_max_hours)
-    # The cookie is rewritten when the session changes (sign-in, and the idle stamp every
-    # 30 s), not re-signed on every page: the limits live inside it, not in its expiry.
-    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
-    app.session_interface = sessions.SessionInterface()
+    sessions.init_app(app)
     # The token lives as long as the session it is bound to, which sign-in renews;
     # an approver's form left open over lunch should still submit.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)

@@ -6,6 +6,7 @@ field keeps the stored one.
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from app import contract
+from app.auth.access import require_page_roles
 from app.configuration import FIELDS, pmc_host_warnings, update_configuration
 from app.decisions import service as decisions
 from app.epm.client import EpmClient
@@ -13,7 +14,6 @@ from app.epm.errors import EpmError
 from app.errors import BadRequest
 from app.models import Configuration
 from app.logs.outbound import outbound_call_recorder
-from app.web.access import require_page_roles
 
 bp = Blueprint("web_configuration", __name__, url_prefix="/admin")
 

@@ -1,12 +1,13 @@
 """Signing in and out of the browser interface with a broker account."""
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from app import contract
 from app.audit import service as audit
 from app.auth.accounts import password_matches
+from app.auth.sessions import end_session, safe_next, start_session
 from app.models import Account
 from app.security import throttle
-from app.web.access import end_session, safe_next, signed_in_account, start_session
 
 bp = Blueprint("web_auth", __name__)
 
@@ -37,7 +38,7 @@ def _refusal(account, password):
 def sign_in():
     next_page = safe_next(request.values.get("next"))
     if request.method == "GET":
-        if signed_in_account() is not None:
+        if current_user.is_authenticated:
             return redirect(next_page or url_for("web_tickets.ticket_list"))
         return render_template("auth/sign_in.html", next_page=next_page, username="", error=None)
 
@@ -61,9 +62,8 @@ def sign_in():
 
 @bp.post("/sign-out")
 def sign_out():
-    account = signed_in_account()
-    if account is not None:
-        audit.record(audit.SIGN_OUT, account, "account", account.username)
+    if current_user.is_authenticated:
+        audit.record(audit.SIGN_OUT, current_user._get_current_object(), "account", current_user.username)
     end_session()
     flash("You are signed out.", "ok")
     return redirect(url_for("web_auth.sign_in"))

@@ -5,6 +5,7 @@ from urllib.parse import quote
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from app import contract
+from app.auth.access import require_page_roles
 from app.decisions import service as decisions
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Task, utcnow
@@ -13,7 +14,6 @@ from app.tickets.documents import ticket_url
 from app.tickets.rows import ListedTicket, row_page
 from app.web import decision_form, labels
 from app.web import ticket_list as listing
-from app.web.access import require_page_roles
 from app.web.formatting import age, timestamps
 from app.web.ticket_page import ticket_view
 

@@ -9,12 +9,13 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 
 from app import contract
 from app.audit import service as audit
+from app.auth.access import require_page_roles
 from app.auth.accounts import create_account, generate_password, set_password
+from app.auth.sessions import start_session
 from app.db import write_transaction
 from app.errors import BadRequest, BrokerError, NotFound
 from app.models import Account
 from app.notify.settings import set_notification_settings
-from app.web.access import require_page_roles, start_session
 
 bp = Blueprint("web_users", __name__, url_prefix="/admin")
 

@@ -1,27 +1,26 @@
 """Security headers on every HTML answer, session time-outs, and X-Forwarded-* only from trusted proxies."""
-import re
 import time
 
 import pytest
 
 from app import contract, create_app
-from app.security import headers, sessions
+from app.auth import sessions
+from app.security import headers
 from tests import factories
-
-_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+from tests.webclient import WebClient
 PAGES = ["/sign-in", "/tickets", "/admin/users", "/admin/configuration", "/tickets/NOPE0000001"]
 
 
-def sign_in(client, username):
-    token = _TOKEN.search(client.get("/sign-in").get_data(as_text=True)).group(1)
-    answer = client.post("/sign-in", data={"csrf_token": token, "username": username, "password": factories.PASSWORD})
-    assert answer.status_code == 302
-    return client
+def sign_in(app, username):
+    """A browser signed in as `username`; each request gets its own app context, as in production."""
+    browser = WebClient(app.test_client())
+    assert browser.sign_in(username).status_code == 302
+    return browser
 
 
 @pytest.fixture
 def admin_client(app, admin):
-    return sign_in(app.test_client(), admin.username)
+    return sign_in(app, admin.username)
 
 
 def test_every_html_page_carries_the_security_headers(app, admin_client):
@@ -88,10 +87,10 @@ def test_time_outs_are_configurable(database_url, monkeypatch):
                 from tests.conftest import empty_tables
                 empty_tables()
             factories.account("short", contract.ROLE_USER)
-            client = sign_in(app.test_client(), "short")
-            now = time.time()
-            monkeypatch.setattr(sessions.time, "time", lambda: now + 6 * 60)
-            assert client.get("/tickets").status_code == 302
+        client = sign_in(app, "short")
+        now = time.time()
+        monkeypatch.setattr(sessions.time, "time", lambda: now + 6 * 60)
+        assert client.get("/tickets").status_code == 302
     assert app.config["PERMANENT_SESSION_LIFETIME"].total_seconds() == 3600
 
 

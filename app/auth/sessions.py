@@ -1,0 +1,104 @@
+"""Browser sessions through Flask-Login: who a session signs in, and for how long.
+
+Flask-Login keeps the account's id in Flask's signed session cookie and `load_account`
+reads it back on each page. Beside it the session holds when it was opened and last
+used (seconds since the epoch, signed, so a client cannot move them) and a keyed stamp
+of the password it was opened with. Past the idle or the absolute limit from the
+settings, or once the account is deactivated, deleted or given a new password, the
+loader answers None and the session is over. No remember-me cookie is ever set.
+"""
+import hashlib
+import hmac
+import secrets
+import time
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from flask import current_app, redirect, request, session, url_for
+from flask_login import LoginManager, login_user, logout_user
+
+from app.models import Account
+
+OPENED, SEEN, STAMP, NONCE = "opened_at", "seen_at", "stamp", "nonce"
+
+login_manager = LoginManager()
+login_manager.login_view = "web_auth.sign_in"
+# Freshness is never asked for, and on a permanent session "strong" acts as "basic".
+login_manager.session_protection = None
+
+
+def init_app(app):
+    """Session cookie rules and the login manager (its `current_user` is not put in templates:
+    an error page, a database outage's among them, must render without loading the account)."""
+    settings = app.extensions["settings"]
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = settings.public_url.lower().startswith("https://")
+    # The cookie's own expiry; `load_account` enforces the idle limit too.
+    app.config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=settings.session_max_hours)
+    # The cookie is rewritten when the session changes (sign-in, and the idle stamp every
+    # 30 s), not re-signed on every page: the limits live inside it, not in its expiry.
+    app.config["SESSION_REFRESH_EACH_REQUEST"] = False
+    login_manager.init_app(app, add_context_processor=False)
+
+
+@login_manager.user_loader
+def load_account(account_id):
+    """The account signed in to this session while it is within its limits; None ends the session.
+
+    A later per-account check (a session epoch that sign-out moves) belongs here too.
+    """
+    account = Account.get_or_none(Account.id == int(account_id))
+    if account is None or not account.active or not _within_limits() or \
+            not hmac.compare_digest(session.get(STAMP, ""), password_stamp(account)):
+        session.clear()
+        return None
+    return account
+
+
+def _within_limits():
+    """True when this session is within the idle and absolute limits (and notes this use)."""
+    settings = current_app.extensions["settings"]
+    now = int(time.time())
+    opened, seen = session.get(OPENED), session.get(SEEN)
+    if not isinstance(opened, int) or not isinstance(seen, int):
+        return False
+    if now - opened > settings.session_max_hours * 3600 or now - seen > settings.session_idle_minutes * 60:
+        return False
+    if now - seen >= 30:  # no need to rewrite the cookie on every click
+        session[SEEN] = now
+    return True
+
+
+def password_stamp(account):
+    """A short keyed digest of the account's stored password hash (never the hash itself)."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, account.password_hash.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def start_session(account):
+    """Sign `account` in: a fresh session (new nonce, new CSRF token), nothing kept from before."""
+    session.clear()
+    session.permanent = True
+    login_user(account)
+    now = int(time.time())
+    session.update({NONCE: secrets.token_urlsafe(24), STAMP: password_stamp(account), OPENED: now, SEEN: now})
+
+
+def end_session():
+    logout_user()
+    session.clear()
+
+
+def safe_next(target):
+    """`target` when it is a path on this site, else None (no open redirects)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    return None if parts.scheme or parts.netloc else target
+
+
+@login_manager.unauthorized_handler
+def to_sign_in():
+    """Anonymous page requests go to sign-in and come back afterwards; a form post comes back to nothing."""
+    back = request.full_path.rstrip("?") if request.method == "GET" else None
+    return redirect(url_for(login_manager.login_view, next=safe_next(back)))
