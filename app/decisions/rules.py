@@ -41,6 +41,10 @@ def _duration_number(value, unit):
         # ASCII only: "²" is a digit to isdigit() but not to int().
         if not (value.isascii() and value.isdigit()):
             return None
+    elif isinstance(value, float):
+        # JSON has one number type: 11.0 is the integer 11 to JSON Schema and to EPM's clients.
+        if not value.is_integer():
+            return None
     elif not isinstance(value, int):
         return None
     number = int(value)

@@ -47,7 +47,8 @@ def test_approving_once_sends_the_contract_body_to_epm(epm, decide, application_
 
 
 @pytest.mark.parametrize("unit, value, seconds", [("minutes", 30, "1800"), ("minutes", "5", "300"),
-                                                  ("hours", 24, "86400"), ("hours", 1, "3600")])
+                                                  ("hours", 24, "86400"), ("hours", 1, "3600"),
+                                                  ("hours", 11.0, "39600")])
 def test_durations_are_sent_in_seconds(epm, decide, application_ticket, unit, value, seconds):
     epm.post(APPLICATION_URL, json={})
     decide(application_ticket, decision="Approved", reason="ok", duration_unit=unit, duration_value=value)
