@@ -214,7 +214,7 @@ class TicketChangeSchema(Schema):
 @bp.post("/tickets/<number>/decision")
 @require_roles(*contract.APPROVER_ROLES, allow_session=False)
 def post_decision(number):
-    from app.policies.approvals import PendingApproval, submit_decision
+    from app.decisions.approvals import PendingApproval, submit_decision
 
     task = find_task(number)
     body = _json_body("decision", "reason", "duration_unit", "duration_value")

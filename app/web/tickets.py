@@ -5,10 +5,9 @@ from urllib.parse import quote
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from app import contract
-from app.decisions import service as decisions
+from app.decisions import approvals, service as decisions
 from app.errors import BadRequest, Conflict, NotFound
 from app.models import Task, utcnow
-from app.policies import approvals
 from app.tickets.documents import ticket_url
 from app.tickets.rows import ListedTicket, row_page
 from app.web import decision_form, labels
