@@ -59,6 +59,7 @@ def create_app(config=None):
     from app.audit import views as audit_views
     from app.auth import basic
     from app.cli import register_commands
+    from app.decisions.api import bp as decisions_api_bp
     from app.health import bp as health_bp
     from app.intake.views import bp as intake_bp
     from app.tickets.api import bp as tickets_api_bp
@@ -72,6 +73,7 @@ def create_app(config=None):
     app.register_blueprint(health_bp)
     app.register_blueprint(intake_bp)
     app.register_blueprint(tickets_api_bp)
+    app.register_blueprint(decisions_api_bp)
     from app import servicenow_api
     from app.itsm import views as itsm_views
     from app.policies import views as policy_views

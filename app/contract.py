@@ -60,6 +60,18 @@ def find_event_type(name):
     return None
 
 
+def user_key(name):
+    """A user name reduced for comparison: no DOMAIN\\ prefix, no @domain suffix, case folded.
+
+    EPM sends `CORP\\mrivera`; an ITSM or a broker account shows `mrivera`,
+    `mrivera@corp.example` or `MRivera`: all compare equal.
+    """
+    text = (name or "").strip()
+    text = text.rsplit("\\", 1)[-1]
+    text = text.split("@", 1)[0]
+    return text.casefold()
+
+
 # The keys of `requestInfo` in URM_Native_Ticket_Created, case as EPM sends them.
 URM_REQUEST_INFO_KEYS = (
     "applicationType", "action", "workstyle", "reason", "user", "hostName",

@@ -36,7 +36,8 @@ def _operations_logs(_migrator):
 
 def _policies_and_itsm(_migrator):
     from app.itsm.models import ItsmConnection
-    from app.policies.models import BypassCode, PendingApproval, PolicyEvaluation, PolicyRule, PolicySettings
+    from app.decisions.models import PendingApproval
+    from app.policies.models import BypassCode, PolicyEvaluation, PolicyRule, PolicySettings
 
     database.create_tables([PolicyRule, PolicySettings, BypassCode, PolicyEvaluation, PendingApproval, ItsmConnection])
 
@@ -218,6 +219,25 @@ def _one_scheduler_lease(migrator):
         migrate(migrator.add_column(table, "next_attempt_at", peewee.DateTimeField(default=models.utcnow)))
 
 
+def _approvals_on_the_ticket(migrator):
+    """How many approvers a ticket needs moves from its policy evaluation to Task.approvals_required:
+    the evaluation's number once it has run, None while it is queued or running, 1 without one."""
+    import peewee
+    from playhouse.migrate import migrate
+
+    task, evaluation = models.Task._meta.table_name, "x_bets_pmc_jit_policy_evaluation"
+    # Step 1 creates tables from the current models, so a new database has the column already.
+    if "approvals_required" not in {column.name for column in database.get_columns(task)}:
+        migrate(migrator.add_column(task, "approvals_required", peewee.IntegerField(
+            null=True, default=1, constraints=[peewee.SQL("DEFAULT 1")])))
+    if "required_approvals" in {column.name for column in database.get_columns(evaluation)}:
+        database.execute_sql(
+            f"UPDATE {task} SET approvals_required = (SELECT CASE WHEN e.status IN ('pending', 'running') "
+            f"THEN NULL ELSE e.required_approvals END FROM {evaluation} e WHERE e.task_id = {task}.id) "
+            f"WHERE id IN (SELECT task_id FROM {evaluation})")
+        migrate(migrator.drop_column(evaluation, "required_approvals"))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -231,7 +251,8 @@ MIGRATIONS = [
     (10, "EPM access token shared by every process", _shared_epm_token),
     (12, "search estimates from a larger sample", _search_statistics),
     (14, "one scheduler lease instead of a lock per job", _one_scheduler_lease),
-    (15, "deliveries queued intake left become tickets; its table and column go", _apply_queued_deliveries),
+    (15, "the number of approvers a ticket needs, kept on the ticket", _approvals_on_the_ticket),
+    (16, "deliveries queued intake left become tickets; its table and column go", _apply_queued_deliveries),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

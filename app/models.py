@@ -188,6 +188,9 @@ class Task(BaseModel):
     opened_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
     closed_at = peewee.DateTimeField(null=True)
+    # How many approvers must agree (2 when a policy says so); None while the ticket's policies
+    # are queued or running, when nobody may approve. DEFAULT 1 for rows bulk-loaded with SQL.
+    approvals_required = peewee.IntegerField(null=True, default=1, constraints=[peewee.SQL("DEFAULT 1")])
 
     class Meta:
         table_name = "task"

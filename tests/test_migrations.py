@@ -17,8 +17,8 @@ INCOMING = IncomingRequest._meta.table_name
 
 
 def as_queued_intake_left_it():
-    """The schema before step 15: the `queued` column (indexed) and the deliveries' own table."""
-    SchemaVersion.delete().where(SchemaVersion.version == 15).execute()
+    """The schema before step 16: the `queued` column (indexed) and the deliveries' own table."""
+    SchemaVersion.delete().where(SchemaVersion.version == 16).execute()
     migrator = SchemaMigrator.from_database(database.obj)
     # A default in the table itself, so rows written through today's model (without the column) fit.
     migrate(migrator.add_column(INCOMING, "queued", peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT FALSE")])))
@@ -78,7 +78,7 @@ def test_init_turns_the_deliveries_queued_intake_left_into_tickets_and_drops_its
 
 
 def test_init_on_a_database_that_never_ran_queued_intake_only_records_the_step(app, runner):
-    SchemaVersion.delete().where(SchemaVersion.version == 15).execute()
+    SchemaVersion.delete().where(SchemaVersion.version == 16).execute()
     result = runner.invoke(args=["init"])
     assert result.exit_code == 0, result.output
-    assert SchemaVersion.get_or_none(SchemaVersion.version == 15) is not None
+    assert SchemaVersion.get_or_none(SchemaVersion.version == 16) is not None

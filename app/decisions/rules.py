@@ -6,6 +6,7 @@ Each broken rule answers with the contract's exact message.
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
 from app import contract
+from app.errors import BadRequest
 
 
 class DecisionSchema(Schema):
@@ -52,9 +53,17 @@ def _duration_number(value, unit):
     return number if low <= number <= high else None
 
 
-def clean_decision(raw):
-    """Check a decision form; returns (decision, reason, unit, value) or raises ValidationError."""
-    data = DecisionSchema().load(raw)
+def clean_decision(decision, reason, duration_unit=None, duration_value=None):
+    """Check a decision form; returns (decision, reason, unit, value), or raises BadRequest with
+    the first rule broken, in form order, and a message for each broken field."""
+    try:
+        data = DecisionSchema().load({"decision": decision, "reason": reason, "duration_unit": duration_unit,
+                                      "duration_value": duration_value})
+    except ValidationError as error:
+        broken = {name: messages[0] for name, messages in error.messages.items()}
+        first = next(broken[name] for name in ("decision", "reason", "duration_unit", "duration_value", *broken)
+                     if name in broken)
+        raise BadRequest(first, extra={"fields": broken}) from None
     decision = data["decision"].strip().capitalize()
     if decision == contract.DECISION_DENIED:
         return decision, data["reason"].strip(), None, None
@@ -62,10 +71,3 @@ def clean_decision(raw):
     value = None if unit == contract.DURATION_ONCE else _duration_number(data["duration_value"], unit)
     return decision, data["reason"].strip(), unit, value
 
-
-def first_message(messages):
-    """The first rule broken, in form order, as the message to show."""
-    for name in ("decision", "reason", "duration_unit", "duration_value"):
-        if name in messages:
-            return messages[name][0]
-    return next(iter(messages.values()))[0]

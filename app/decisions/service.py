@@ -4,15 +4,13 @@
 outbox, claimed for its first attempt, in one transaction, then makes that attempt
 at once (see app/decisions/delivery.py); retries happen in the scheduler.
 """
-from marshmallow import ValidationError
-
 from app import contract
 from app.audit import service as audit
 from app.db import is_sqlite, write_transaction
 from app.decisions.delivery import (  # noqa: F401 (the service's interface)
     deliver_claimed, deliver_decision, first_claim, retry_all, retry_now,
 )
-from app.decisions.rules import clean_decision, first_message
+from app.decisions.rules import clean_decision
 from app.epm.payloads import duration_seconds
 from app.errors import BadRequest, Conflict
 from app.models import Configuration, Decision, Task, utcnow
@@ -28,6 +26,18 @@ def is_active(task, configuration=None):
 
 def latest_decision(task):
     return task.decisions.order_by(Decision.decided_at.desc(), Decision.id.desc()).first()
+
+
+def check_may_decide(task, configuration=None):
+    """Conflict when the ticket is final, inactive, or has a decision on its way to EPM; else its JIT record."""
+    previous, jit = latest_decision(task), task.jit_request
+    if (previous is not None and previous.status == contract.DELIVERY_DELIVERED) or jit.decision_final:
+        raise Conflict(contract.MSG_FINAL)
+    if not is_active(task, configuration):
+        raise Conflict(contract.MSG_INACTIVE)
+    if previous is not None and previous.is_open:
+        raise Conflict(contract.MSG_DECISION_IN_FLIGHT, f"{previous.decision} by {previous.decided_by}")
+    return jit
 
 
 def _lock_task(task):
@@ -53,28 +63,12 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
     Conflict when the ticket is inactive, already final, or another decision is on
     its way to EPM.
     """
-    try:
-        decision, reason, unit, value = clean_decision({
-            "decision": decision, "reason": reason, "duration_unit": duration_unit, "duration_value": duration_value,
-        })
-    except ValidationError as error:
-        fields = {name: messages[0] for name, messages in error.messages.items()}
-        raise BadRequest(first_message(error.messages), extra={"fields": fields}) from None
-
+    decision, reason, unit, value = clean_decision(decision, reason, duration_unit, duration_value)
     # Read before the write lock is taken, so the transaction holds it for less time.
     configuration = Configuration.default()
     with write_transaction():
         task = _lock_task(task)
-        previous = latest_decision(task)
-        if previous is not None and previous.status == contract.DELIVERY_DELIVERED:
-            raise Conflict(contract.MSG_FINAL)
-        jit = task.jit_request
-        if jit.decision_final:
-            raise Conflict(contract.MSG_FINAL)
-        if not is_active(task, configuration):
-            raise Conflict(contract.MSG_INACTIVE)
-        if previous is not None and previous.is_open:
-            raise Conflict(contract.MSG_DECISION_IN_FLIGHT, f"{previous.decision} by {previous.decided_by}")
+        jit = check_may_decide(task, configuration)
         record = Decision.create(
             task=task, decision=decision, reason=reason, duration_unit=unit, duration_value=value,
             duration_sent=duration_seconds(unit, value) if decision == contract.DECISION_APPROVED else None,

@@ -14,6 +14,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 
 from app import contract
 from app.audit.service import AuditEntrySchema
+from app.decisions import api as decisions
 from app.errors import ErrorSchema
 from app.fields import NaiveUtc
 from app.intake.schemas import SCHEMAS as EPM_EVENTS, DeliveryResultSchema
@@ -66,9 +67,9 @@ COMPONENTS = {
     "DeliveryResult": (DeliveryResultSchema, {}),
     "TicketSummary": (TicketSchema, {}),
     "Ticket": (TicketDocumentSchema, {}),
-    "TicketChange": (tickets.TicketChangeSchema, {"minProperties": 1}),
-    "Decision": (tickets.DecisionSchema, {}),
-    "DecisionResult": (tickets.DecisionResultSchema, {
+    "TicketChange": (decisions.TicketChangeSchema, {"minProperties": 1}),
+    "Decision": (decisions.DecisionSchema, {}),
+    "DecisionResult": (decisions.DecisionResultSchema, {
         "oneOf": [{"required": ["decision"]}, {"required": ["pending_approval"]}]}),
     "IncomingRequest": (IncomingRequestSchema, {}),
     "ReplayRequest": (ops.ReplayRequestSchema, {}),
@@ -79,7 +80,7 @@ COMPONENTS = {
     "Dashboard": (ops.DashboardSchema, {}),
     "AuditEntry": (AuditEntrySchema, {}),
     **{event: (schema, {"title": event}) for event, schema in EPM_EVENTS.items()},
-    **{schema.__name__.removesuffix("Schema"): (schema, {}) for schema in tickets.DECISION_REQUEST_SCHEMAS},
+    **{schema.__name__.removesuffix("Schema"): (schema, {}) for schema in decisions.DECISION_REQUEST_SCHEMAS},
 }
 # ServiceNow's record: the fields asked for in `sysparm_fields`, as values, display values, or both.
 TABLE_RECORD = {"type": "object", "additionalProperties": {"anyOf": [
@@ -91,9 +92,9 @@ EPM_EVENT = {"description": "One of EPM's four events. Keys match without regard
              "oneOf": [ref(event) for event in EPM_EVENTS]}
 DECISION_REQUEST = {"description": "A denial, or an approval for once or for a number of minutes or hours",
                     "oneOf": [ref(schema.__name__.removesuffix("Schema"))
-                              for schema in tickets.DECISION_REQUEST_SCHEMAS]}
+                              for schema in decisions.DECISION_REQUEST_SCHEMAS]}
 # No NUL (PostgreSQL refuses it): what a query, a path or a body's text may not hold.
-NO_NUL = tickets.NO_NUL
+NO_NUL = decisions.NO_NUL
 
 
 def _json(schema):
@@ -179,12 +180,12 @@ OPERATIONS = {
     (f"{API}/tickets/{{number}}", "get"): ("tickets_api.get_ticket", _operation(
         "One ticket with everything EPM sent and its work notes", APPROVERS,
         {"200": _ok(envelope(ref("Ticket"))), **NOT_FOUND}, [NUMBER])),
-    (f"{API}/tickets/{{number}}", "patch"): ("tickets_api.patch_ticket", _operation(
+    (f"{API}/tickets/{{number}}", "patch"): ("decisions_api.patch_ticket", _operation(
         "Change a ticket's state and/or add a work note", APPROVERS,
         {"200": _ok(envelope(ref("Ticket"))), **NOT_FOUND,
          "409": _error("The state is one of another ticket type's")}, [NUMBER],
         body=ref("TicketChange"), description="Basic auth only (a browser uses the CSRF-protected forms).")),
-    (f"{API}/tickets/{{number}}/decision", "post"): ("tickets_api.post_decision", _operation(
+    (f"{API}/tickets/{{number}}/decision", "post"): ("decisions_api.post_decision", _operation(
         "Approve or deny the ticket's request and send the decision to EPM", APPROVERS,
         {"201": _ok(envelope(ref("DecisionResult")), "Decided and delivered to EPM: final"),
          "202": _ok(envelope(ref("DecisionResult")), "Decided and queued for delivery (EPM did not acknowledge it yet), "

@@ -5,7 +5,7 @@ is skipped. The first matching rule with a final outcome decides:
 
 - exempt: nothing is done and later rules are skipped (the request goes to approvers);
 - auto-deny: denied with the rule's reason;
-- require two approvers: approvers must agree twice (see app/policies/approvals.py);
+- require two approvers: approvers must agree twice (see app/decisions/approvals.py);
 - auto-approve: approved when the referenced ticket passes the rule's checks (or the
   reason quotes a valid bypass code); otherwise the next rule runs, or, with "deny
   when invalid", the request is denied;

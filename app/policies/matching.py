@@ -66,18 +66,6 @@ def rule_matches(rule, facts):
     return True
 
 
-def user_key(name):
-    """A user name reduced for comparison: no DOMAIN\\ prefix, no @domain suffix, case folded.
-
-    EPM sends `CORP\\mrivera`; an ITSM shows `mrivera`, `mrivera@corp.example` or
-    `MRivera`: all compare equal.
-    """
-    text = (name or "").strip()
-    text = text.rsplit("\\", 1)[-1]
-    text = text.split("@", 1)[0]
-    return text.casefold()
-
-
 def compile_reference_pattern(rule):
     """The rule's reference pattern as a compiled regex (ValueError for a broken custom one)."""
     if rule.reference_pattern == "regex":

@@ -1,4 +1,4 @@
-"""The policy tables: ordered rules, their settings, bypass codes, evaluations and first approvals.
+"""The policy tables: ordered rules, their settings, bypass codes and evaluations.
 
 Kept beside the policy code rather than in app/models.py: nothing outside
 app/policies writes them, and app/policies reads the broker's tables only through
@@ -45,9 +45,6 @@ EVALUATION_PENDING = "pending"
 EVALUATION_RUNNING = "running"
 EVALUATION_DONE = "done"
 EVALUATION_ERROR = "error"
-
-APPROVAL_PENDING = "pending"
-APPROVAL_USED = "used"
 
 
 class PolicyRule(BaseModel):
@@ -149,7 +146,7 @@ class BypassCode(BaseModel):
 
 
 class PolicyEvaluation(QueuedWork):
-    """The queued, then finished, evaluation of one ticket, and what it requires of approvers."""
+    """The queued, then finished, evaluation of one ticket (it sets Task.approvals_required)."""
 
     WORKING = EVALUATION_RUNNING
 
@@ -157,7 +154,6 @@ class PolicyEvaluation(QueuedWork):
     ticket_url = peewee.CharField(max_length=500, default="")
     queued_at = peewee.DateTimeField(default=utcnow)
     finished_at = peewee.DateTimeField(null=True)
-    required_approvals = peewee.IntegerField(default=1)
     outcome = peewee.TextField(default="")
     steps = JSONField(default=list)
     error = peewee.TextField(null=True)
@@ -165,19 +161,3 @@ class PolicyEvaluation(QueuedWork):
     class Meta:
         table_name = "x_bets_pmc_jit_policy_evaluation"
         indexes = ((("status", "queued_at"), False),)
-
-
-class PendingApproval(BaseModel):
-    """The first of two approvals a rule requires: kept until a second, different approver agrees."""
-
-    task = peewee.ForeignKeyField(Task, on_delete="CASCADE")
-    approver = peewee.CharField(max_length=150)
-    reason = peewee.TextField()
-    duration_unit = peewee.CharField(max_length=16, null=True)
-    duration_value = peewee.IntegerField(null=True)
-    status = peewee.CharField(max_length=16, default=APPROVAL_PENDING)
-    created_at = peewee.DateTimeField(default=utcnow)
-
-    class Meta:
-        table_name = "x_bets_pmc_jit_pending_approval"
-        indexes = ((("task", "status"), False),)

@@ -37,6 +37,8 @@ def queue_evaluation(task, ticket_url=None):
         if evaluation is None:
             url = ticket_url if ticket_url is not None else documents.ticket_url(task)
             evaluation = PolicyEvaluation.create(task=task, ticket_url=url[:500])
+            # Nobody may approve until the rules have said how many approvers it takes.
+            Task.update(approvals_required=None).where(Task.id == task.id).execute()
     return evaluation
 
 
@@ -93,15 +95,19 @@ def run_evaluation(evaluation_id):
     except Exception as error:  # noqa: BLE001 - a broken rule or ITSM must leave the request to approvers
         log.exception("policy evaluation of %s failed", task.number)
         final = evaluation.attempts >= MAX_ATTEMPTS
-        claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id,
-                       status=EVALUATION_ERROR if final else EVALUATION_PENDING,
-                       error=traceback.format_exc(limit=3)[-2000:])
+        with write_transaction():
+            claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id,
+                           status=EVALUATION_ERROR if final else EVALUATION_PENDING,
+                           error=traceback.format_exc(limit=3)[-2000:])
+            if final:  # given up: left to approvers, one of them is enough
+                Task.update(approvals_required=1).where(Task.id == task.id).execute()
         tickets.add_work_note(task, f"Policy evaluation failed ({error.__class__.__name__}: {error}); "
                                     + ("the request is left to approvers." if final else "it will be retried."))
         return PolicyEvaluation.get_by_id(evaluation_id)
-    claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id, status=EVALUATION_DONE,
-                   finished_at=utcnow(), outcome=report.outcome[:2000], steps=report.steps,
-                   required_approvals=report.required_approvals, error=None)
+    with write_transaction():
+        claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id, status=EVALUATION_DONE,
+                       finished_at=utcnow(), outcome=report.outcome[:2000], steps=report.steps, error=None)
+        Task.update(approvals_required=report.required_approvals).where(Task.id == task.id).execute()
     return PolicyEvaluation.get_by_id(evaluation_id)
 
 
@@ -114,9 +120,3 @@ def evaluate_due(limit=50):
         run_evaluation(row.id)
         tried += 1
     return tried
-
-
-def required_approvals(task):
-    """How many approvers a policy requires for `task` (1 unless a rule asked for two)."""
-    evaluation = PolicyEvaluation.get_or_none(PolicyEvaluation.task == task)
-    return evaluation.required_approvals if evaluation is not None else 1

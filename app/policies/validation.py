@@ -13,7 +13,6 @@ from app.itsm import connector_for
 from app.itsm.base import APPROVED, ItsmError
 from app.itsm.broker import BROKER_SOURCE, broker_ticket
 from app.itsm.models import ItsmConnection
-from app.policies.matching import user_key
 from app.policies.models import CHECK_LABELS, SOURCE_ANY, SOURCE_BROKER
 
 MIN_MINUTES = contract.DURATION_LIMITS[contract.DURATION_MINUTES][0]
@@ -123,7 +122,7 @@ def check_window(rule, facts, ticket, now, found):
 
 
 def check_requester(rule, facts, ticket, now, found):
-    if ticket.requester and facts.user and user_key(ticket.requester) == user_key(facts.user):
+    if ticket.requester and facts.user and contract.user_key(ticket.requester) == contract.user_key(facts.user):
         return True, f"its requester {quoted(ticket.requester)} is the JIT requester {quoted(facts.user)}"
     return False, (f"its requester {quoted(ticket.requester or 'unknown')} is not the JIT requester "
                    f"{quoted(facts.user or 'unknown')}")

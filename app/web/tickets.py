@@ -6,10 +6,10 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 
 from app import contract
 from app.auth.access import require_page_roles
-from app.decisions import service as decisions
-from app.errors import BadRequest, Conflict, NotFound
-from app.models import Task, utcnow
-from app.policies import approvals
+from app.decisions import approvals, service as decisions
+from app.errors import BadRequest, Conflict
+from app.models import utcnow
+from app.tickets.api import find_task
 from app.tickets.documents import ticket_url
 from app.tickets.rows import ListedTicket, row_page
 from app.web import decision_form, labels
@@ -20,13 +20,6 @@ from app.web.ticket_page import ticket_view
 bp = Blueprint("web_tickets", __name__)
 
 approvers = require_page_roles(*contract.APPROVER_ROLES)
-
-
-def find_task(number):
-    task = Task.get_or_none(Task.number == number.upper())
-    if task is None:
-        raise NotFound(f"No ticket {number}")
-    return task
 
 
 @bp.get("/")

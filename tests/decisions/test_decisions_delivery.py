@@ -8,8 +8,8 @@ from app import contract
 from app.decisions import delivery
 from app.epm.client import EpmClient
 from app.models import Decision, WorkNote, utcnow
+from app.decisions.api import DecisionSchema
 from app.logs.models import OutboundCall
-from app.tickets.api import DecisionSchema
 from tests import factories
 from tests.decisions.conftest import APPLICATION_URL, decision_calls
 

@@ -96,3 +96,27 @@ def test_a_ticket_created_by_replaying_a_stored_delivery_meets_the_policies(http
     run_job(JOBS["evaluate_policies"])
 
     assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
+
+
+def test_an_evaluation_that_keeps_failing_leaves_the_request_to_one_approver(http, submit, add_rule, client,
+                                                                            approver_auth, monkeypatch):
+    from app.policies import engine
+    from app.policies.queue import MAX_ATTEMPTS, run_evaluation
+
+    add_rule(name="Two", outcome="two_approvers")
+    monkeypatch.setattr(engine, "judge", lambda *args: 1 / 0)
+    task = submit(application("please"))  # its first attempt fails; it will be retried
+
+    def approve():
+        return client.post(f"/api/x_bets_pmc_jit/tickets/{task.number}/decision", headers=approver_auth,
+                           json={"decision": "Approved", "reason": "Fine", "duration_unit": "once"})
+
+    while_retried = approve()
+    for _attempt in range(MAX_ATTEMPTS - 1):
+        run_evaluation(PolicyEvaluation.get(PolicyEvaluation.task == task).id)
+    given_up = approve()
+
+    assert while_retried.status_code == 409
+    assert PolicyEvaluation.get(PolicyEvaluation.task == task).status == "error"
+    assert given_up.status_code == 201
+    assert [body["decision"] for body in epm_decisions(http)] == ["Approved"]

@@ -1,7 +1,7 @@
 """Each rule type and matcher, applied to requests EPM delivers, with the decision EPM receives."""
 import pytest
 
-from app.models import Decision
+from app.models import Decision, Task
 from app.policies.models import PolicyEvaluation
 from tests import factories
 from tests.policies.conftest import application, epm_decisions, notes
@@ -185,7 +185,7 @@ def test_two_approvers_rule_is_recorded_for_the_ticket(http, submit, add_rule):
     task = submit(application("please"))
 
     assert epm_decisions(http) == []
-    assert PolicyEvaluation.get(PolicyEvaluation.task == task).required_approvals == 2
+    assert Task.get_by_id(task.id).approvals_required == 2
     assert any("two different approvers" in note for note in notes(task))
 
 
@@ -222,7 +222,7 @@ def test_global_dry_run_turns_every_rule_into_a_note(http, submit, add_rule):
     [note] = [note for note in notes(task) if note.startswith("Policy evaluation")]
     assert "[global dry run] Rule 1 'Deny all' matched and would have denied" in note
     assert "[global dry run] Rule 2 'Two' matched and would have required two approvers" in note
-    assert PolicyEvaluation.get(PolicyEvaluation.task == task).required_approvals == 1
+    assert Task.get_by_id(task.id).approvals_required == 1
 
 
 def test_update_events_and_duplicates_are_not_evaluated_again(http, submit, client, api_auth, add_rule):

@@ -4,8 +4,8 @@ import json
 import pytest
 
 from app.models import Task
-from app.policies.approvals import MSG_EVALUATING, MSG_REQUESTER, MSG_SAME_APPROVER
-from app.policies.models import PendingApproval
+from app.decisions.approvals import MSG_EVALUATING, MSG_REQUESTER, MSG_SAME_APPROVER
+from app.decisions.models import PendingApproval
 from tests import factories
 from tests.conftest import basic_auth
 from tests.policies.conftest import WEBHOOK, application, epm_decisions, notes
@@ -118,3 +118,36 @@ def test_nobody_can_approve_before_the_policies_have_run(http, client, api_auth,
     assert first.status_code == 202
     assert epm_decisions(http) == []
     assert task.decisions.count() == 0
+
+
+def test_upgrading_keeps_what_each_ticket_requires_of_approvers(http, client, submit, add_rule):
+    import peewee
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from app.db import database
+    from app.migrations import MIGRATIONS, _approvals_on_the_ticket, upgrade
+    from app.models import SchemaVersion
+    from app.policies.models import PolicyEvaluation
+
+    alone = submit(application("no rule yet"))
+    add_rule(name="Two for installers", outcome="two_approvers")
+    two, queued = submit(application("first")), submit(application("second"))
+    # The database as it was: the number of approvers on the evaluation, none on the ticket.
+    evaluations = PolicyEvaluation._meta.table_name
+    migrator = SchemaMigrator.from_database(database.obj)
+    migrate(migrator.drop_column(Task._meta.table_name, "approvals_required"),
+            migrator.add_column(evaluations, "required_approvals", peewee.IntegerField(default=1)))
+    database.execute_sql(f"UPDATE {evaluations} SET required_approvals = 2")
+    PolicyEvaluation.update(status="pending").where(PolicyEvaluation.task == queued).execute()
+    [(version, description)] = [(number, text) for number, text, step in MIGRATIONS
+                                if step is _approvals_on_the_ticket]
+    SchemaVersion.delete().where(SchemaVersion.version == version).execute()
+
+    assert upgrade() == [description]
+
+    assert "required_approvals" not in {column.name for column in database.get_columns(evaluations)}
+    jchen = as_user("jchen")
+    assert decide(client, alone, jchen).status_code == 201
+    assert decide(client, two, jchen).status_code == 202
+    assert decide(client, queued, jchen).json["error"]["message"] == MSG_EVALUATING
+    assert [body["decisionPerformedByUser"] for body in epm_decisions(http)] == ["jchen"]

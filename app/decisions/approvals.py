@@ -6,22 +6,17 @@ stored as a PendingApproval (with a work note) and nothing goes to EPM; the
 second, from a different person, calls `decide`, which sends it to EPM as usual.
 Neither approver may be the requester. A denial needs one person and goes straight
 through. While a ticket's policies are still being evaluated nobody can approve it:
-until the rules have run, nobody knows whether one approval is enough.
+until the rules have run, nobody knows whether one approval is enough. The policies
+say both through `Task.approvals_required` (None until they have run, then 1 or 2).
 """
-from marshmallow import ValidationError
-
 from app import contract
 from app.audit import service as audit
 from app.db import write_transaction
 from app.decisions import service as decisions
-from app.decisions.rules import clean_decision, first_message
-from app.errors import BadRequest, Conflict
+from app.decisions.models import APPROVAL_PENDING, APPROVAL_USED, PendingApproval
+from app.decisions.rules import clean_decision
+from app.errors import Conflict
 from app.models import Task, utcnow
-from app.policies.matching import user_key
-from app.policies.models import (
-    APPROVAL_PENDING, APPROVAL_USED, EVALUATION_PENDING, EVALUATION_RUNNING, PendingApproval, PolicyEvaluation,
-)
-from app.policies.queue import required_approvals
 from app.tickets import service as tickets
 
 MSG_REQUESTER = "The requester cannot approve their own request"
@@ -37,42 +32,20 @@ def pending_approval(task):
 
 def is_requester(account, task):
     """Whether the broker account is the EPM user who asked (compared without domain and case)."""
-    return bool(task.requester) and user_key(account.username) == user_key(task.requester)
-
-
-def _check_evaluated(task):
-    """Refuse an approval while the ticket's evaluation is queued or running (it may require two approvers)."""
-    evaluation = PolicyEvaluation.get_or_none(PolicyEvaluation.task == task)
-    if evaluation is not None and evaluation.status in (EVALUATION_PENDING, EVALUATION_RUNNING):
-        raise Conflict(MSG_EVALUATING)
-
-
-def _check_may_decide(task):
-    """The same refusals `decide` gives, before a first approval is stored."""
-    previous = decisions.latest_decision(task)
-    if (previous is not None and previous.status == contract.DELIVERY_DELIVERED) or task.jit_request.decision_final:
-        raise Conflict(contract.MSG_FINAL)
-    if not decisions.is_active(task):
-        raise Conflict(contract.MSG_INACTIVE)
-    if previous is not None and previous.is_open:
-        raise Conflict(contract.MSG_DECISION_IN_FLIGHT, f"{previous.decision} by {previous.decided_by}")
+    return bool(task.requester) and contract.user_key(account.username) == contract.user_key(task.requester)
 
 
 def submit_decision(task, account, decision, reason, duration_unit=None, duration_value=None, ticket_url=""):
     """Decide, or record a first approval; returns the Decision, or the PendingApproval when one is recorded."""
     is_approval = str(decision or "").strip().capitalize() == contract.DECISION_APPROVED
-    if is_approval:
-        _check_evaluated(task)
-    needs_two = required_approvals(task) >= 2
-    if not (needs_two and is_approval):
+    # Read now, not from `task`: the policies may have finished since it was read.
+    required = Task.select(Task.approvals_required).where(Task.id == task.id).scalar()
+    if is_approval and required is None:
+        # Queued or running: the rules may yet require two approvers.
+        raise Conflict(MSG_EVALUATING)
+    if not (is_approval and required >= 2):
         return decisions.decide(task, account, decision, reason, duration_unit, duration_value, ticket_url)
-    try:
-        _decision, reason, unit, value = clean_decision({
-            "decision": decision, "reason": reason, "duration_unit": duration_unit, "duration_value": duration_value,
-        })
-    except ValidationError as error:
-        fields = {name: messages[0] for name, messages in error.messages.items()}
-        raise BadRequest(first_message(error.messages), extra={"fields": fields}) from None
+    _decision, reason, unit, value = clean_decision(decision, reason, duration_unit, duration_value)
     if is_requester(account, task):
         raise Conflict(MSG_REQUESTER)
 
@@ -80,7 +53,7 @@ def submit_decision(task, account, decision, reason, duration_unit=None, duratio
         # Row lock on PostgreSQL (SQLite's write lock already serialises): two first
         # approvals at once must not both be stored as "first".
         task = decisions._lock_task(task)
-        _check_may_decide(task)
+        decisions.check_may_decide(task)  # the refusals `decide` gives, before a first approval is stored
         first = pending_approval(task)
         if first is None:
             pending = PendingApproval.create(task=task, approver=account.username, reason=reason,

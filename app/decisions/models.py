@@ -1,0 +1,23 @@
+"""The first of two approvals, kept until a second approver agrees (app/decisions/approvals.py)."""
+import peewee
+
+from app.models import BaseModel, Task, utcnow
+
+APPROVAL_PENDING = "pending"
+APPROVAL_USED = "used"
+
+
+class PendingApproval(BaseModel):
+    """The first of two approvals a rule requires: kept until a second, different approver agrees."""
+
+    task = peewee.ForeignKeyField(Task, on_delete="CASCADE")
+    approver = peewee.CharField(max_length=150)
+    reason = peewee.TextField()
+    duration_unit = peewee.CharField(max_length=16, null=True)
+    duration_value = peewee.IntegerField(null=True)
+    status = peewee.CharField(max_length=16, default=APPROVAL_PENDING)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "x_bets_pmc_jit_pending_approval"
+        indexes = ((("task", "status"), False),)
