@@ -85,9 +85,13 @@ def create_app(config=None):
     from app import web
     web.init_app(app)
     from app.logs.setup import configure_logging
+    from app.notify import service as notify
     from app.ops import setup as ops
+    from app.policies import queue as policies
     configure_logging(app)
     ops.init_app(app)
+    notify.init_app(app)
+    policies.init_app(app)
     from app import openapi
     openapi.init_app(app)
     register_commands(app)

@@ -172,8 +172,7 @@ def _apply_queued_deliveries(migrator):
     """
     from playhouse.migrate import migrate
 
-    from app.intake.service import apply_stored, made_new_ticket
-    from app.policies.queue import queue_evaluation
+    from app.intake.service import apply_stored
 
     incoming = models.IncomingRequest
     table = incoming._meta.table_name
@@ -194,9 +193,7 @@ def _apply_queued_deliveries(migrator):
         row = incoming.get_by_id(row_id)
         if row.status != contract.INCOMING_RECEIVED:
             continue  # an update its created event, applied before it, applied too
-        row = apply_stored(row)
-        if made_new_ticket(row):
-            queue_evaluation(row.task)
+        apply_stored(row)  # a new ticket meets the policies through `ticket_created`
 
 
 def _one_scheduler_lease(migrator):

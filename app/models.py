@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 import peewee
 from flask_login import UserMixin
 
-from app import contract
+from app import contract, events
 from app.db import database
 from app.security.secrets import EncryptedTextField
 
@@ -55,11 +55,6 @@ class QueuedWork(BaseModel):
     claimed_until = peewee.DateTimeField(null=True)
 
 
-def _forget_cached_accounts():
-    # Requests in this process must not authenticate from an account as it was (app/auth/basic.py).
-    from app.auth.basic import forget_accounts
-
-    forget_accounts()
 
 
 class Account(BaseModel, UserMixin):  # UserMixin last: peewee's equality, hash and get_id stay
@@ -85,14 +80,14 @@ class Account(BaseModel, UserMixin):  # UserMixin last: peewee's equality, hash 
 
     def save(self, *args, **kwargs):
         saved = super().save(*args, **kwargs)
-        _forget_cached_accounts()
+        events.account_changed.send(Account)
         return saved
 
     @classmethod
     def change(cls, account_id, **values):
         """Update one account's columns (and its updated_at) without reading it first."""
         cls.update(updated_at=utcnow(), **values).where(cls.id == account_id).execute()
-        _forget_cached_accounts()
+        events.account_changed.send(Account)
 
     @classmethod
     def by_username(cls, username):

@@ -23,6 +23,7 @@ from functools import wraps
 from flask import current_app, g, request
 from flask_login import current_user
 
+from app import events
 from app.auth.accounts import password_matches, previous_password_matches
 from app.errors import Forbidden, Unauthorized
 from app.models import Account
@@ -34,8 +35,8 @@ ACCOUNT_CACHE_SECONDS = 1.0
 _account_caches = weakref.WeakSet()
 
 
-def forget_accounts():
-    """Drop every account this process remembers (call after changing an account)."""
+def forget_accounts(_sender=None):
+    """Drop every account this process remembers (`account_changed`'s receiver)."""
     for cache in list(_account_caches):
         cache.forget()
 
@@ -156,6 +157,7 @@ class VerificationCache:
 def init_app(app, settings):
     app.extensions["verification_cache"] = VerificationCache(settings.secret_key, settings.auth_cache_seconds)
     app.extensions["account_cache"] = AccountCache()
+    events.account_changed.connect(forget_accounts)
 
 
 def basic_account():

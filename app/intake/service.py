@@ -203,12 +203,6 @@ def apply_event(delivery, event, fields):
                            status=contract.INCOMING_PROCESSED, processed_at=utcnow())
 
 
-def made_new_ticket(incoming):
-    """True when this delivery, once applied, is the created event that made its ticket."""
-    event = contract.find_event_type(incoming.event_type)
-    return bool(incoming.status == contract.INCOMING_PROCESSED and incoming.task_id and event and event.is_created)
-
-
 def waiting_updates(kind, request_id):
     """The update events of `kind` stored for `request_id` that wait for their created event, oldest first."""
     update_names = [event.name for event in contract.EVENT_TYPES.values() if event.kind == kind and not event.is_created]

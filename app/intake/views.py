@@ -6,7 +6,6 @@ from app import contract
 from app.auth.basic import require_roles
 from app.errors import BrokerError, UnsupportedMediaType
 from app.intake import service
-from app.policies.queue import after_delivery
 
 bp = Blueprint("intake", __name__)
 
@@ -37,8 +36,6 @@ def webhook():
         service.record_rejected(delivery, reason)
         raise UnsupportedMediaType("Unsupported media type", reason)
     incoming = service.receive(delivery)
-    # Policies run after this answer is sent, outside the intake transaction.
-    after_delivery(incoming)
     return jsonify(result={
         "incoming_request": incoming.sys_id,
         "status": incoming.status,

@@ -245,12 +245,6 @@ def _reconcile_one(kind, record, report, dry_run, actor):
                 jit = tickets.find_jit_request(kind, request_id)
                 if update and not jit.decision_final:
                     tickets.finalize_decision(jit, *update)
-                if not jit.decision_final:
-                    # A recovered request meets the policies as one whose webhook arrived
-                    # would; the evaluate_policies job runs them once this commits.
-                    from app.policies.queue import queue_evaluation
-
-                    queue_evaluation(task)
                 ticket = task.number
                 audit.record(AUDIT_TICKET_CREATED, actor, "ticket", ticket,
                              {"kind": kind, "request_id": request_id, "epm_decision": decision})

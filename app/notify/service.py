@@ -12,7 +12,7 @@ from email.utils import parseaddr
 
 import peewee
 
-from app import claims, contract
+from app import claims, contract, events
 from app.db import database, write_transaction
 from app.models import AdminTicket, ApplicationAccessTicket, Configuration, Decision, Task, utcnow
 from app.notify import channels, messages, recipients
@@ -57,8 +57,13 @@ def _queue(task, kind, configuration):
 
 
 def queue_ticket_created(task, configuration=None):
-    """Queue the new-ticket notification on every configured channel; call inside the creating transaction."""
+    """Queue the new-ticket notification on every configured channel (`ticket_created`, inside the creating transaction)."""
     return _queue(task, KIND_TICKET_CREATED, configuration or Configuration.default())
+
+
+def init_app(app):
+    """Queue a notification for every ticket created, by whichever path creates it."""
+    events.ticket_created.connect(queue_ticket_created)
 
 
 # --- SLA reminders ------------------------------------------------------------------------------

@@ -140,12 +140,6 @@ def _apply(incoming, event, fields, actor, dry_run, source_address):
             raise _RollBack(outcome)
         tickets.add_work_note(after.task, f"Stored delivery {row.sys_id} ({event.name}) replayed by "
                                           f"{getattr(actor, 'username', actor) or 'an admin'}: {outcome.message}.")
-        if outcome.result == CREATED:
-            # A ticket a replay creates meets the policies as if its webhook had worked;
-            # the evaluate_policies job runs them once this commits.
-            from app.policies.queue import queue_evaluation
-
-            queue_evaluation(after.task)
         audit.record(AUDIT_ACTION, actor, "incoming_request", row.sys_id, outcome.as_dict(), source_address)
         return outcome
 

@@ -1,9 +1,9 @@
-"""When policies run: queued by the webhook after its transaction commits, run after the answer.
+"""When policies run: queued with each new ticket, run after the answer.
 
-The intake view calls `after_delivery` once `receive` has stored a new ticket. It
-queues a PolicyEvaluation row and asks the WSGI server to run it once the answer
-has been sent (`call_on_close`), so EPM's webhook is never kept waiting for an ITSM
-or for EPM itself, and an ITSM call never happens inside the intake transaction.
+`ticket_created` queues a PolicyEvaluation row inside the transaction that creates the
+ticket and, in a request, asks the WSGI server to run it once the answer has been sent
+(`call_on_close`), so EPM's webhook is never kept waiting for an ITSM or for EPM itself,
+and an ITSM call never happens inside the intake transaction.
 The scheduler's `evaluate_policies` job picks up anything left behind (a process
 that stopped first, an evaluation whose claim expired). A policy that fails is
 logged and noted on the ticket; it never fails the delivery.
@@ -11,11 +11,10 @@ logged and noted on the ticket; it never fails the delivery.
 import logging
 import traceback
 
-from flask import after_this_request, current_app
+from flask import after_this_request, current_app, has_request_context
 
-from app import claims
+from app import claims, events
 from app.db import database, write_transaction
-from app.intake.service import made_new_ticket
 from app.models import Task, utcnow
 from app.policies import engine
 from app.policies.models import EVALUATION_DONE, EVALUATION_ERROR, EVALUATION_PENDING, PolicyEvaluation, PolicyRule
@@ -42,30 +41,27 @@ def queue_evaluation(task, ticket_url=None):
     return evaluation
 
 
-def after_delivery(incoming):
-    """The intake view's hook: queue a new ticket's evaluation and run it after the answer is sent.
-
-    Never raises: a problem is logged, and the delivery keeps its answer.
-    """
+def queue_new_ticket(task, **_):
+    """`ticket_created`'s receiver: queue the new ticket's evaluation and, in a request, run it once
+    the answer is sent. Never raises: a problem is logged, and the delivery keeps its answer."""
     try:
-        if not made_new_ticket(incoming):
-            return None
-        # The delivery holds the ticket it made: no second read of it on the webhook's path.
-        evaluation = queue_evaluation(incoming.task)
-        if evaluation is None:
-            return None
-        app = current_app._get_current_object()
-        evaluation_id = evaluation.id
-
-        @after_this_request
-        def _run_after_answer(response):
-            response.call_on_close(lambda: run_in_background(app, evaluation_id))
-            return response
-
-        return evaluation
+        evaluation = queue_evaluation(task)  # its writes in a savepoint: a failure leaves the ticket's intact
     except Exception:  # noqa: BLE001 - the webhook's answer must not depend on the policies
-        log.exception("could not queue the policy evaluation for incoming request %s", incoming.sys_id)
-        return None
+        log.exception("could not queue the policy evaluation of %s", task.number)
+        return
+    if evaluation is None or not has_request_context():
+        return  # the evaluate_policies job runs it
+    app, evaluation_id = current_app._get_current_object(), evaluation.id
+
+    @after_this_request
+    def _run_after_answer(response):
+        response.call_on_close(lambda: run_in_background(app, evaluation_id))
+        return response
+
+
+def init_app(app):
+    """Every new ticket meets the policies, whichever path created it (webhook, replay, reconciliation)."""
+    events.ticket_created.connect(queue_new_ticket)
 
 
 def run_in_background(app, evaluation_id):
@@ -90,6 +86,12 @@ def run_evaluation(evaluation_id):
         return None
     evaluation = PolicyEvaluation.get_by_id(evaluation_id)
     task = Task.get_by_id(evaluation.task_id)
+    if task.jit_request.decision_final:  # EPM decided first (e.g. a reconciled request): nothing to decide
+        with write_transaction():
+            claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id, status=EVALUATION_DONE,
+                           finished_at=utcnow(), outcome="EPM had decided the request; no rule ran.", error=None)
+            Task.update(approvals_required=1).where(Task.id == task.id).execute()
+        return PolicyEvaluation.get_by_id(evaluation_id)
     try:
         report = engine.evaluate(task, evaluation.ticket_url or documents.ticket_url(task))
     except Exception as error:  # noqa: BLE001 - a broken rule or ITSM must leave the request to approvers

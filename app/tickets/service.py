@@ -4,10 +4,9 @@ Callers hold the write transaction: intake creates the incoming-request row, the
 ticket and its notes together, so a delivery is stored with all its effects or not
 at all.
 """
-from app import contract
+from app import contract, events
 from app.audit import service as audit
 from app.models import AdminTicket, ApplicationAccessTicket, Configuration, JIT_MODELS, Task, WorkNote, utcnow
-from app.notify.service import queue_ticket_created
 from app.tickets.numbers import allocate_number
 
 SYSTEM_AUTHOR = "system"
@@ -89,8 +88,9 @@ def create_ticket(event, fields):
         )
     add_work_note(task, f"{contract.KIND_LABELS[event.kind]} request {fields['request_id']} received from EPM; "
                         f"{ticket_type.label} {task.number} created.")
-    # Only a queued row here: the scheduler sends it, so mail or chat never slows the webhook.
-    queue_ticket_created(task, configuration)
+    # Receivers only queue rows here (notifications, policy evaluations): nothing slow runs
+    # inside the transaction.
+    events.ticket_created.send(task, configuration=configuration)
     return task
 
 

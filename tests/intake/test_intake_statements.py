@@ -50,5 +50,5 @@ def test_one_delivery_is_one_transaction_of_a_fixed_number_of_statements(deliver
         assert writes and all(inside for _, inside in writes), "every write is inside that one transaction"
     assert [sql for sql, _ in with_a_hundred] == [sql for sql, _ in with_one]
     # BEGIN, the RequestId's lock (PostgreSQL), its ticket?, the configuration, the next number,
-    # the ticket's 3 rows, the delivery's row, updates waiting for it?, COMMIT; then enabled policies?
+    # the ticket's 3 rows, enabled policies?, the delivery's row, updates waiting for it?, COMMIT
     assert len(with_one) == (11 if is_sqlite() else 12), with_one

@@ -78,6 +78,24 @@ def test_a_request_recovered_by_reconciliation_meets_the_policies(http, add_rule
     assert Task.get(Task.request_id == request_id).decisions.get().decided_by == "policy-engine"
 
 
+def test_a_request_epm_decided_before_its_policies_ran_is_left_as_epm_decided(http, add_rule, app):
+    import uuid
+
+    from app.jobs.reconcile import reconcile
+
+    add_rule(name="Deny all", outcome="auto_deny")
+    request_id = str(uuid.uuid4())
+    reconcile(ListingClient([{"RequestId": request_id, "Status": "Approved", "decisionTime": "2026-12-01T10:00:00Z",
+                              "requestInfo": {"User": "CORP\\kpatel", "reason": "lost webhook"}}]))
+
+    run_job(JOBS["evaluate_policies"])
+
+    task = Task.get(Task.request_id == request_id)
+    assert task.jit_request.decision_final
+    assert epm_decisions(http) == [], "no rule decides what EPM already decided"
+    assert PolicyEvaluation.get(PolicyEvaluation.task == task).outcome == "EPM had decided the request; no rule ran."
+
+
 def test_a_ticket_created_by_replaying_a_stored_delivery_meets_the_policies(http, add_rule, client, api_auth,
                                                                             admin, monkeypatch):
     from app import contract
