@@ -58,7 +58,7 @@ def create_app(config=None):
     from app import db, errors
     from app.audit import views as audit_views
     from app.auth import basic
-    from app.cli import register_commands
+    from app.commands import register_commands
     from app.decisions.api import bp as decisions_api_bp
     from app.health import bp as health_bp
     from app.intake.views import bp as intake_bp

@@ -1,0 +1,253 @@
+"""The `jitbroker` commands: each package's click group, registered on the app by `register_commands`."""
+import sys
+
+import click
+from flask.cli import with_appcontext
+
+from app import contract
+from app.audit import service as audit
+from app.audit.commands import audit as audit_commands
+from app.db import database, write_transaction
+from app.errors import BrokerError
+from app.ops.commands import COMMANDS as OPS_COMMANDS
+from app.jobs.commands import COMMANDS as JOB_COMMANDS
+from app.notify.commands import COMMANDS as NOTIFY_COMMANDS, users_set
+from app.itsm.commands import itsm as itsm_commands
+from app.policies.commands import policy as policy_commands
+
+
+def _fail(message):
+    raise click.ClickException(message)
+
+
+def _broker_errors(function):
+    """Turn a BrokerError into a one-line reason and a non-zero exit."""
+    from functools import wraps
+
+    @wraps(function)
+    def wrapper(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except BrokerError as error:
+            _fail(f"{error.message}: {error.detail}" if error.detail else error.message)
+    return wrapper
+
+
+@click.command("init")
+@with_appcontext
+@_broker_errors
+def init_command():
+    """Create or upgrade the schema, the Default configuration and a first admin account."""
+    from app.auth.accounts import create_account
+    from app.migrations import upgrade
+    from app.models import Account, Configuration
+
+    with database.connection_context():
+        for description in upgrade():
+            click.echo(f"Applied migration: {description}")
+        Configuration.default()
+        if not Account.select().where(Account.role == contract.ROLE_ADMIN).exists():
+            with write_transaction():
+                account, password = create_account("admin", contract.ROLE_ADMIN)
+                audit.record(audit.USER_CREATE, audit.cli_actor(), "account", account.username,
+                             {"role": account.role}, source_address="local")
+            click.echo(f"Created admin account {account.username!r} with password: {password}")
+        else:
+            click.echo("An admin account exists; `jitbroker users set-password admin` gives it a new password.")
+        click.echo("Database is ready.")
+
+
+users = click.Group("users", help="Manage broker accounts.")
+
+
+@users.command("create")
+@click.argument("name")
+@click.option("--role", type=click.Choice(contract.ROLES), required=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
+@_broker_errors
+def users_create(name, role, password_stdin):
+    """Create an account; prints a generated password unless one is given on stdin."""
+    from app.auth.accounts import create_account
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    with database.connection_context(), write_transaction():
+        account, password_set = create_account(name, role, password)
+        audit.record(audit.USER_CREATE, audit.cli_actor(), "account", account.username, {"role": account.role},
+                     source_address="local")
+    if password_stdin:
+        click.echo(f"Created {account.role} account {account.username!r}.")
+    else:
+        click.echo(f"Created {account.role} account {account.username!r} with password: {password_set}")
+
+
+@users.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--keep-previous-hours", type=click.IntRange(0, 720), default=0,
+              help="api accounts: accept the old password too for this many hours (rotating EPM's credentials).")
+@with_appcontext
+@_broker_errors
+def users_set_password(name, password_stdin, keep_previous_hours):
+    """Set a new password for an account; prints a generated one unless given on stdin."""
+    from datetime import timedelta
+
+    from app.auth.accounts import generate_password, set_password
+    from app.models import Account
+
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else generate_password()
+    with database.connection_context():
+        account = Account.by_username(name)
+        if account is None:
+            _fail(f"No account named {name!r}")
+        with write_transaction():
+            set_password(account, password, timedelta(hours=keep_previous_hours) if keep_previous_hours else None)
+            audit.record(audit.USER_PASSWORD_RESET, audit.cli_actor(), "account", account.username,
+                         source_address="local")
+    click.echo(f"Password changed for {name!r}." if password_stdin else f"New password for {name!r}: {password}")
+
+
+@users.command("list")
+@with_appcontext
+def users_list():
+    """List accounts with their role and whether they are active."""
+    from app.models import Account
+
+    with database.connection_context():
+        for account in Account.select().order_by(Account.username):
+            status = "active" if account.active else "inactive"
+            click.echo(f"{account.username}\t{account.role}\t{status}")
+
+
+config = click.Group("config", help="Show or change the integration configuration.")
+
+
+@config.command("show")
+@with_appcontext
+def config_show():
+    """Print every configuration field; secrets are masked."""
+    from app.configuration import FIELDS, masked_values
+    from app.models import Configuration
+
+    with database.connection_context():
+        values = masked_values(Configuration.default())
+    for field in FIELDS:
+        click.echo(f"{field.name} = {values[field.name]}")
+
+
+@config.command("set")
+@click.argument("assignments", nargs=-1, required=True)
+@with_appcontext
+@_broker_errors
+def config_set(assignments):
+    """Set fields: `jitbroker config set pmc_host=acme-services.pm.beyondtrustcloud.com auto_close=true`."""
+    from app.configuration import update_configuration
+
+    values = {}
+    for assignment in assignments:
+        name, separator, value = assignment.partition("=")
+        if not separator:
+            _fail(f"{assignment!r} is not key=value")
+        values[name.strip()] = value
+    with database.connection_context():
+        _record, warnings = update_configuration(values, actor=audit.cli_actor(), source_address="local")
+    click.echo(f"Updated {', '.join(values)}.")
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+
+
+outbox = click.Group("outbox", help="Decisions waiting for, or delivered to, EPM.")
+
+
+@outbox.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include delivered decisions.")
+@with_appcontext
+def outbox_list(show_all):
+    """List decision deliveries: ticket, decision, status, attempts, next attempt, last error."""
+    from app.models import Decision, Task
+
+    with database.connection_context():
+        query = Decision.select(Decision, Task).join(Task).order_by(Decision.id)
+        if not show_all:
+            query = query.where(Decision.status != contract.DELIVERY_DELIVERED)
+        rows = list(query)
+        for decision in rows:
+            click.echo("\t".join([
+                decision.task.number, decision.decision, decision.status, f"attempts={decision.attempts}",
+                f"next={decision.next_attempt_at:%Y-%m-%d %H:%M:%S}", decision.last_error or "",
+            ]))
+    if not rows:
+        click.echo("The outbox is empty.")
+
+
+@outbox.command("retry-all")
+@with_appcontext
+def outbox_retry_all():
+    """Send every pending decision now."""
+    from app.decisions.delivery import retry_all
+
+    with database.connection_context():
+        results = retry_all()
+        for decision in results:
+            click.echo(f"{decision.task.number}\t{decision.status}\t{decision.last_error or ''}")
+    click.echo(f"{len(results)} pending decisions attempted.")
+
+
+@click.command("test-connection")
+@with_appcontext
+def test_connection_command():
+    """Fetch a token from EPM and read one record: prints Connection OK or the failure."""
+    from app.epm.client import EpmClient
+    from app.epm.errors import EpmError
+    from app.models import Configuration
+    from app.logs.outbound import outbound_call_recorder
+
+    with database.connection_context():
+        configuration = Configuration.default()
+    try:
+        click.echo(EpmClient.from_configuration(configuration, outbound_call_recorder(configuration)).test_connection())
+    except (EpmError, ValueError) as error:
+        _fail(str(error))
+
+
+@click.command("fake-epm", context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("arguments", nargs=-1, type=click.UNPROCESSED)
+def fake_epm_command(arguments):
+    """Run a fake EPM tenant on loopback (options: jitbroker fake-epm --help)."""
+    from app.epm.fake import main
+
+    raise SystemExit(main(list(arguments)))
+
+
+@click.command("demo-setup")
+@click.option("--env-file", default="instance/demo.env", show_default=True)
+@click.option("--fake-epm-url", default="http://127.0.0.1:8200", show_default=True)
+@with_appcontext
+@_broker_errors
+def demo_setup_command(env_file, fake_epm_url):
+    """Prepare the README demo: an api account for the fake EPM, and the broker pointed at it."""
+    from app.demo import DEMO_API_ACCOUNT, prepare_demo
+
+    with database.connection_context():
+        wired = prepare_demo(env_file, fake_epm_url)
+    click.echo(f"The fake EPM delivers as {DEMO_API_ACCOUNT!r} (password in {env_file}).")
+    if not wired:
+        click.echo("The EPM connection is already configured for another host; the demo leaves it alone.")
+
+
+COMMANDS = [init_command, users, config, outbox, test_connection_command, fake_epm_command,
+            demo_setup_command, *JOB_COMMANDS, *NOTIFY_COMMANDS, audit_commands]
+
+# Validation policies and the ITSM connections they check against.
+COMMANDS += [policy_commands, itsm_commands]
+
+users.add_command(users_set)
+
+# Operations: replaying stored webhook deliveries.
+COMMANDS += OPS_COMMANDS
+
+
+def register_commands(app):
+    """Add every `jitbroker` command to `app.cli`."""
+    for command in COMMANDS:
+        app.cli.add_command(command)
