@@ -16,7 +16,7 @@ from app.models import IncomingRequest, Task
 from tests import factories
 from tests.conftest import WEBHOOK
 from tests.live import LiveServer, is_running
-from tests.security.streaming import Epm, assert_nothing_half_written, make_deliveries, wait_for
+from tests.e2e.streaming import Epm, assert_nothing_half_written, make_deliveries, wait_for
 
 pytestmark = pytest.mark.e2e
 

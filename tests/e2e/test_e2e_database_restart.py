@@ -22,7 +22,7 @@ from app.db import database
 from app.migrations import upgrade
 from tests import factories
 from tests.live import LiveServer, free_port
-from tests.security.streaming import Epm, assert_nothing_half_written, make_deliveries, wait_for
+from tests.e2e.streaming import Epm, assert_nothing_half_written, make_deliveries, wait_for
 
 pytestmark = pytest.mark.e2e
 

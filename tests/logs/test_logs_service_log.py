@@ -7,7 +7,7 @@ import time
 from app.configuration import update_configuration
 from app.logs import store as log_store
 from app.logs.setup import JsonFormatter, install_log_handlers, log_context
-from tests.ops_logs.conftest import stored_log
+from tests.logs.conftest import stored_log
 
 WEBHOOK = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"
 LINE_FIELDS = {"time", "level", "logger", "message", "request_id", "ticket"}

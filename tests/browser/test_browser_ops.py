@@ -20,7 +20,7 @@ from app.models import IncomingRequest, Task
 from app.web import labels
 from tests import factories
 from tests.live import LiveServer
-from tests.web.test_web_browser import LAPTOP, PHONE, reload_until
+from tests.browser.test_browser_approver import LAPTOP, PHONE, reload_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 

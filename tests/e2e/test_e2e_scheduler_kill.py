@@ -25,7 +25,7 @@ from app.jobs.scheduler import LeasedScheduler
 from app.models import Decision, Task, utcnow
 from tests import factories
 from tests.live import ROOT
-from tests.security.streaming import wait_for
+from tests.e2e.streaming import wait_for
 
 pytestmark = pytest.mark.e2e
 
