@@ -16,6 +16,7 @@ from app.configuration import update_configuration
 from app.db import close_pools, database
 from app.epm import tokens
 from app.epm.fake import FakeEpm
+from app.models import Task, utcnow
 from app.migrations import upgrade
 from app.logs import store as log_store
 from tests import factories
@@ -149,6 +150,30 @@ def deliver(client, api_auth):
 
     return deliver
 
+
+
+@pytest.fixture
+def make_ticket(deliver):
+    """Deliver a created event as EPM would and return the ticket it became (opened `age` ago)."""
+
+    def make(body=None, age=None, **task_values):
+        answer = deliver(body or factories.application_request())
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+        task = Task.get(Task.number == answer.json["result"]["ticket"])
+        if age is not None:
+            task_values["opened_at"] = utcnow() - age
+        if task_values:
+            Task.update(**task_values).where(Task.id == task.id).execute()
+            task = Task.get_by_id(task.id)
+        return task
+
+    return make
+
+
+@pytest.fixture
+def ticket(make_ticket):
+    """An application-access ticket created by a delivery from EPM."""
+    return make_ticket()
 
 
 @pytest.fixture

@@ -4,10 +4,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
+
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,20 +37,23 @@ class LiveServer:
              "--graceful-timeout", "5", "--log-level", "warning", "app:create_app()"],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def answers():
             if self.process.poll() is not None:
                 error = self.process.stderr.read()
                 self.stop()
                 raise RuntimeError(f"gunicorn exited: {error}")
             try:
                 # Generous: on a busy machine the socket accepts before a worker has booted.
-                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
-                    return self
+                return requests.get(f"{self.url}/healthz", timeout=5).status_code == 200
             except requests.RequestException:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("gunicorn did not answer /healthz in time")
+                return False
+
+        try:
+            wait_until(answers, timeout=timeout, interval=0.1, message="gunicorn to answer /healthz")
+        except AssertionError:
+            self.stop()
+            raise
+        return self
 
     def stop(self):
         if self.process and self.process.poll() is None:

@@ -1,6 +1,5 @@
 """The whole loop on real processes: EPM (the fake) → gunicorn → approvers → EPM → update → ticket."""
 import threading
-import time
 
 import pytest
 import requests
@@ -12,6 +11,7 @@ from app.epm.tokens import clear_token_cache
 from app.models import Configuration, Decision, Task
 from tests import factories
 from tests.live import LiveServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -36,14 +36,6 @@ def loop(app, database_url, api_account, tmp_path):
             yield server, fake
             clear_token_cache()
 
-
-def _wait_for(predicate, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
 
 
 def _decision_url(server, number):
@@ -77,7 +69,8 @@ def test_two_approvers_at_once_one_wins_and_epm_gets_one_call(loop):
     assert fake.applied_count == 1
     assert fake.received_count == 1
     assert fake.wait_for_finalizations()
-    assert _wait_for(lambda: Task.get(Task.number == number).jit_request.decision_final)
+    wait_until(lambda: Task.get(Task.number == number).jit_request.decision_final,
+               message="the ticket to show EPM's final decision")
     jit = Task.get(Task.number == number).jit_request
     winner = next(user for user, response in answers.items() if response.status_code == 201)
     assert jit.final_decision_by == winner
@@ -99,7 +92,8 @@ def test_decisions_made_during_an_outage_are_delivered_once_after_it(loop):
     assert fake.applied_count == 3
     assert {d.status for d in Decision.select()} == {contract.DELIVERY_DELIVERED}
     assert fake.wait_for_finalizations()
-    assert _wait_for(lambda: all(Task.get(Task.number == n).jit_request.decision_final for n in numbers))
+    wait_until(lambda: all(Task.get(Task.number == n).jit_request.decision_final for n in numbers),
+               message="every ticket to show EPM's final decision")
 
 
 def test_an_acknowledgement_after_the_time_out_is_not_applied_twice(loop):
@@ -110,7 +104,7 @@ def test_an_acknowledgement_after_the_time_out_is_not_applied_twice(loop):
                              json={"decision": "Denied", "reason": "slow EPM"})
     assert response.status_code == 202
     assert "did not answer" in response.json()["result"]["decision"]["last_error"]
-    assert _wait_for(lambda: fake.applied_count == 1)
+    wait_until(lambda: fake.applied_count == 1, message="EPM to apply one decision")
     Decision.update(next_attempt_at=Decision.decided_at).execute()
     assert delivery.deliver_due() == 1
     assert Decision.get().status == contract.DELIVERY_DELIVERED

@@ -30,6 +30,7 @@ from app.security import secrets
 from tests import factories
 from tests.epm.token_process import TIMEOUT_SECONDS, token_digest
 from tests.live import ROOT, LiveServer
+from tests.waiting import wait_until
 
 ANSWER_SECONDS = 30
 
@@ -71,12 +72,14 @@ class BrokerProcess:
         self.process = subprocess.Popen([sys.executable, "-m", "tests.epm.token_process"], cwd=ROOT, text=True,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.answers = queue.Queue()
+        self.events = queue.Queue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
     def _read(self):
         for line in self.process.stdout:
-            self.answers.put(json.loads(line))
+            message = json.loads(line)
+            (self.events if "event" in message else self.answers).put(message)
 
     @property
     def pid(self):
@@ -86,6 +89,8 @@ class BrokerProcess:
         return self.process.poll() is None
 
     def send(self, op, **arguments):
+        while not self.events.empty():  # what earlier calls said is not about this one
+            self.events.get_nowait()
         self.process.stdin.write(json.dumps({"op": op, **arguments}) + "\n")
         self.process.stdin.flush()
 
@@ -93,6 +98,14 @@ class BrokerProcess:
         answer = self.answers.get(timeout=ANSWER_SECONDS)
         assert answer["ok"], answer.get("traceback") or answer
         return answer
+
+    def waits_on_the_claim(self):
+        """Block until this process, mid-call, found another's claim on the token row and waits on it."""
+        try:
+            event = self.events.get(timeout=ANSWER_SECONDS)
+        except queue.Empty:
+            raise AssertionError(f"process {self.pid} never waited on another's token fetch") from None
+        assert event == {"event": "waiting"}, event
 
     def ask(self, op, **arguments):
         self.send(op, **arguments)
@@ -144,15 +157,6 @@ def epm(app):
         yield fake
 
 
-def wait_for(predicate, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def write_seconds():
     """How long a write transaction on the token row takes here; it fails after 1 s if the row is locked."""
     started = time.monotonic()
@@ -169,13 +173,13 @@ def test_two_processes_asking_at_once_make_one_token_request_and_lock_nothing_me
     first, second = processes
     with epm.holding_tokens():
         first.send("call")
-        assert wait_for(lambda: epm.token_requests_arrived == 1)
+        wait_until(lambda: epm.token_requests_arrived == 1, message="the first token request")
         second.send("call")
         claim = EpmToken.get()
         assert claim.holder is not None and claim.access_token is None
         # The token request is on the wire: intake and decisions must still be able to write.
         assert write_seconds() < 0.5
-        time.sleep(0.3)  # time for the second process to find the claim and wait on it
+        second.waits_on_the_claim()
     answers = [first.answer(), second.answer()]
 
     assert (epm.token_requests_arrived, epm.token_requests) == (1, 1)
@@ -193,9 +197,9 @@ def test_an_expired_stored_token_is_renewed_once_for_every_process(epm, processe
         process.ask("advance", seconds=3600 - tokens.RENEW_MARGIN_SECONDS + 1)
     with epm.holding_tokens():
         first.send("call")
-        assert wait_for(lambda: epm.token_requests_arrived == 2)
+        wait_until(lambda: epm.token_requests_arrived == 2, message="the renewing token request")
         second.send("call")
-        time.sleep(0.3)  # time for the second process to find the claim and wait on it
+        second.waits_on_the_claim()
     answers = [first.answer(), second.answer()]
 
     assert epm.token_requests == 2
@@ -209,7 +213,7 @@ def test_a_process_that_dies_fetching_holds_the_others_up_no_longer_than_its_cla
     dying, survivor = processes
     with epm.holding_tokens():
         dying.send("call")
-        assert wait_for(lambda: epm.token_requests_arrived == 1)
+        wait_until(lambda: epm.token_requests_arrived == 1, message="the first token request")
         claim = EpmToken.get()
         assert claim.holder is not None
         dying.kill()
@@ -281,8 +285,10 @@ def test_two_gunicorn_workers_deciding_at_once_share_one_token_and_its_replaceme
         with ThreadPoolExecutor(2) as pool:
             with fake.holding_tokens():
                 answers = [pool.submit(approve, user, number) for user, number in zip(("alice", "bob"), pair)]
-                assert wait_for(lambda: fake.token_requests_arrived == token_requests_before + 1)
-                time.sleep(0.3)  # time for the other worker to find the claim and wait on it
+                wait_until(lambda: fake.token_requests_arrived == token_requests_before + 1,
+                           message="one worker's token request")
+                # A fixed wait: a gunicorn worker cannot say when it found the other's claim and waits on it.
+                time.sleep(0.3)
             return [answer.result().status_code for answer in answers]
 
     assert decide_two_at_once(numbers[:2], 0) == [201, 201]

@@ -10,7 +10,9 @@ JSON line on stdout:
   of the token it used, and how long it took.
 - {"op": "advance", "seconds": n}: move this process's clocks forward (token expiry).
 
-Every answer has "ok"; a failed command answers {"ok": false, "error": ...}.
+Every answer has "ok"; a failed command answers {"ok": false, "error": ...}. Besides the
+answers, a call that finds another process fetching the token prints {"event": "waiting"}
+once, as it starts waiting for that fetch's result.
 """
 import hashlib
 import json
@@ -18,6 +20,7 @@ import os
 import sys
 import time
 import traceback
+import types
 from datetime import timedelta
 
 TIMEOUT_SECONDS = 1.5  # the EPM time-out of this process's client: its claims last this + the margin
@@ -28,13 +31,24 @@ def token_digest(token):
 
 
 class Process:
-    def __init__(self):
+    def __init__(self, answers):
         from app.epm import tokens
 
         self.tokens = tokens
         self.real_wall_clock = tokens._wall_clock
         self.offset = 0.0
         self.context = None
+        self.answers = answers
+        self.said_waiting = False
+        # The token module sleeps between looks at a row another process has claimed: that
+        # first sleep is the moment this process waits on the other's fetch.
+        tokens.time = types.SimpleNamespace(monotonic=time.monotonic, sleep=self._wait_on_claim)
+
+    def _wait_on_claim(self, seconds):
+        if not self.said_waiting:
+            self.said_waiting = True
+            print(json.dumps({"event": "waiting"}), file=self.answers, flush=True)
+        time.sleep(seconds)
 
     def open(self, database_url):
         from app import create_app
@@ -64,6 +78,7 @@ class Process:
         with database.connection_context():
             client = EpmClient.from_configuration(Configuration.default(), timeout=TIMEOUT_SECONDS)
         before = self.tokens.token_fetch_count()
+        self.said_waiting = False
         started = time.monotonic()
         client.list_requests(contract.KIND_APPLICATION, page_size=1)
         elapsed = time.monotonic() - started
@@ -76,7 +91,7 @@ def main():
     # Answers get the real stdout to themselves; the app's log lines (JSON on stdout) go to stderr.
     answers = os.fdopen(os.dup(sys.stdout.fileno()), "w")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    process = Process()
+    process = Process(answers)
     for line in sys.stdin:
         command = json.loads(line)
         op = command.pop("op")

@@ -18,7 +18,6 @@ from app.configuration import update_configuration
 from app.jobs.registry import JOBS, run_job
 from app.models import Task
 from tests import factories
-from tests.ops_jobs.conftest import make_approver, make_ticket, mail_configured, smtp_server  # noqa: F401
 
 HOOK = "https://hooks.slack.com/services/T000/B000/notify-escaping"
 

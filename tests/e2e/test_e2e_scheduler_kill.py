@@ -25,7 +25,7 @@ from app.jobs.scheduler import LeasedScheduler
 from app.models import Decision, Task, utcnow
 from tests import factories
 from tests.live import ROOT
-from tests.security.streaming import wait_for
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -98,15 +98,16 @@ def pending_decisions(deliver, approver_auth, client, fake_epm):
 def test_a_scheduler_killed_mid_job_is_replaced_and_every_decision_is_delivered_once(fake_epm, pending_decisions,
                                                                                    schedulers):
     first, second = schedulers("first"), schedulers("second")
-    wait_for(lambda: "started with jobs" in first.log and "started with jobs" in second.log,
-             "both schedulers to start", timeout=60)
-    wait_for(lambda: first.holds_lease() or second.holds_lease(), "one scheduler to take the lease")
+    wait_until(lambda: "started with jobs" in first.log and "started with jobs" in second.log, timeout=60,
+               message="both schedulers to start")
+    wait_until(lambda: first.holds_lease() or second.holds_lease(), timeout=60,
+               message="one scheduler to take the lease")
     active, standby = (first, second) if first.holds_lease() else (second, first)
 
     # EPM applies the first decision it gets but holds its answer: the outbox job is mid-run.
     fake_epm.delay_next(120)
     Decision.update(next_attempt_at=Decision.decided_at).execute()
-    wait_for(lambda: fake_epm.received_count == 1, "the active scheduler to send a decision", timeout=30)
+    wait_until(lambda: fake_epm.received_count == 1, timeout=30, message="the active scheduler to send a decision")
     assert active.holds_lease(), "killed mid-job, holding the lease"
     active.process.send_signal(signal.SIGKILL)
     killed_at = time.monotonic()
@@ -114,11 +115,11 @@ def test_a_scheduler_killed_mid_job_is_replaced_and_every_decision_is_delivered_
     in_flight = Decision.get(Decision.status == contract.DELIVERY_SENDING)
     assert Decision.select().where(Decision.status == contract.DELIVERY_PENDING).count() == DECISIONS - 1
 
-    wait_for(lambda: fake_epm.received_count > 1, "the standby to send the decisions left", timeout=30)
+    wait_until(lambda: fake_epm.received_count > 1, timeout=30, message="the standby to send the decisions left")
     took = time.monotonic() - killed_at
     assert standby.holds_lease()
-    wait_for(lambda: all(d.status == contract.DELIVERY_DELIVERED for d in Decision.select()),
-             "every decision to be delivered", timeout=4 * EPM_TIMEOUT_SECONDS + 5 + 15)
+    wait_until(lambda: all(d.status == contract.DELIVERY_DELIVERED for d in Decision.select()),
+               timeout=4 * EPM_TIMEOUT_SECONDS + 5 + 15, message="every decision to be delivered")
 
     assert took > 1, "the standby waited for the dead scheduler's lease to run out"
     assert fake_epm.applied_count == DECISIONS, "each decision applied once"
@@ -141,7 +142,8 @@ def test_a_job_overrunning_its_interval_never_runs_twice_at_once_and_runs_again_
         with counting:
             running += 1
             most = max(most, running)
-        time.sleep(2.5)  # the job's interval is 1 s
+        # A fixed wait on purpose: a job that overruns its 1 s interval (the behaviour under test).
+        time.sleep(2.5)
         with counting:
             running -= 1
             finished.append(time.monotonic())
@@ -158,7 +160,7 @@ def test_a_job_overrunning_its_interval_never_runs_twice_at_once_and_runs_again_
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        wait_for(lambda: len(finished) >= 2, "the job to run twice", timeout=30)
+        wait_until(lambda: len(finished) >= 2, timeout=30, message="the job to run twice")
     finally:
         stop.set()
         thread.join(30)

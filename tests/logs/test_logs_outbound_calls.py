@@ -9,7 +9,7 @@ from app.logs.models import OutboundCall
 from app.logs.outbound import call_purpose, store_outbound_call
 from app.db import write_transaction
 from app.logs import store as log_store
-from tests.ops_logs.conftest import (
+from tests.logs.conftest import (
     ACCESS_TOKEN, APPLICATION_LIST_URL, APPLICATION_URL, CLIENT_SECRET, TOKEN_URL,
 )
 

@@ -1,5 +1,4 @@
 """The scheduler lease, each job's last run, and `run-jobs` under the lease, on SQLite and PostgreSQL."""
-import time
 from datetime import timedelta
 
 import pytest
@@ -8,6 +7,7 @@ from app.claims import database_now
 from app.jobs import lease
 from app.jobs.models import JobRun
 from app.jobs.registry import Job, LeaseHeld, run_due_jobs, run_job
+from tests.waiting import wait_until
 
 
 def test_only_one_holder_gets_the_scheduler_lease(app):
@@ -20,8 +20,10 @@ def test_only_one_holder_gets_the_scheduler_lease(app):
 def test_a_standby_takes_the_lease_once_it_expired(app):
     assert lease.acquire_scheduler_lease("host-a:1", lease_seconds=1)
     assert not lease.acquire_scheduler_lease("host-b:2", lease_seconds=1)
-    time.sleep(1.2)  # the lease's own length: the behaviour under test is its running out
-    assert lease.acquire_scheduler_lease("host-b:2", lease_seconds=30)
+    real_now = lease.database_now
+    with pytest.MonkeyPatch.context() as clock:  # the lease's length passes
+        clock.setattr(lease, "database_now", lambda: real_now() + timedelta(seconds=1.2))
+        assert lease.acquire_scheduler_lease("host-b:2", lease_seconds=30)
     assert not lease.acquire_scheduler_lease("host-a:1", lease_seconds=30), "the old holder does not get it back"
 
 
@@ -71,9 +73,8 @@ def test_run_jobs_renews_the_lease_while_a_long_job_runs(app, monkeypatch):
     def slow():
         # Run on past the lease's first expiry: only its renewals keep it.
         first_expiry = lease.scheduler_lease()["expires_at"]
-        deadline = time.monotonic() + 10
-        while database_now() < first_expiry + timedelta(seconds=1) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: database_now() >= first_expiry + timedelta(seconds=1), timeout=10,
+                   message="the lease's first expiry to pass")
         taken_by_another.append(lease.acquire_scheduler_lease("scheduler-host:9", lease_seconds=60))
         return "done"
 

@@ -22,7 +22,8 @@ from app.db import database
 from app.migrations import upgrade
 from tests import factories
 from tests.live import LiveServer, free_port
-from tests.security.streaming import Epm, assert_nothing_half_written, make_deliveries, wait_for
+from tests.e2e.streaming import Epm, assert_nothing_half_written, make_deliveries
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -123,14 +124,15 @@ def test_a_restarted_database_gets_epm_503s_then_every_delivery_stored_once_with
         with ThreadPoolExecutor(SENDERS) as pool:
             sent = [pool.submit(epm.deliver, index, body) for index, body in enumerate(deliveries)]
             for share, fault in FAULTS:
-                wait_for(lambda: epm.answered >= share * total, f"{share:.0%} of the deliveries answered")
+                wait_until(lambda: epm.answered >= share * total, timeout=60,
+                           message=f"{share:.0%} of the deliveries answered")
                 if fault == "terminate connections":
                     terminated = private_postgres.terminate_connections()
                     continue
                 unavailable_before = epm.unavailable
                 private_postgres.stop("fast" if fault == "stop" else "immediate")
-                wait_for(lambda: epm.unexpected or epm.unavailable >= unavailable_before + UNAVAILABLE_ANSWERS,
-                         "503s while it is down")
+                wait_until(lambda: epm.unexpected or epm.unavailable >= unavailable_before + UNAVAILABLE_ANSWERS,
+                           timeout=60, message="503s while it is down")
                 assert epm.unexpected == [], "only 503 with Retry-After while the database is down"
                 private_postgres.start()
             for future in sent:

@@ -2,12 +2,12 @@
 import json
 import logging
 import re
-import time
 
 from app.configuration import update_configuration
 from app.logs import store as log_store
 from app.logs.setup import JsonFormatter, install_log_handlers, log_context
-from tests.ops_logs.conftest import stored_log
+from tests.logs.conftest import stored_log
+from tests.waiting import wait_until
 
 WEBHOOK = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"
 LINE_FIELDS = {"time", "level", "logger", "message", "request_id", "ticket"}
@@ -121,10 +121,7 @@ def test_the_debug_switch_is_picked_up_while_nothing_is_logged(app, monkeypatch)
     install_log_handlers(app)  # a new listener, which waits 0.05 s for a record before re-reading the switch
     update_configuration({"debug_logging": "true"})
 
-    deadline = time.monotonic() + 10
-    while not log_store.debug_switch.enabled and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert log_store.debug_switch.enabled
+    wait_until(lambda: log_store.debug_switch.enabled, timeout=10, message="the log writer to read the debug switch")
     assert logging.getLogger("app.tests.ops").isEnabledFor(logging.DEBUG)
 
 

@@ -7,7 +7,6 @@ first, and an approver is refused every operations page.
 """
 import json
 import re
-import time
 
 import pytest
 import requests
@@ -20,7 +19,8 @@ from app.models import IncomingRequest, Task
 from app.web import labels
 from tests import factories
 from tests.live import LiveServer
-from tests.web.test_web_browser import LAPTOP, PHONE, reload_until
+from tests.browser.test_browser_approver import LAPTOP, PHONE, reload_until
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -79,12 +79,13 @@ def reload_until_step(page, kind, seconds=20):
 
     The page reads the ticket and its JIT record one after the other, so it can show EPM's
     final decision a moment before the closing that the same transaction stored."""
-    deadline = time.monotonic() + seconds
-    while kind not in column(page, "table.history", 2):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no {kind!r} step within {seconds} s")
-        time.sleep(0.3)
+    def shown():
+        if kind in column(page, "table.history", 2):
+            return True
         page.reload()
+        return False
+
+    wait_until(shown, timeout=seconds, interval=0.3, message=f"a {kind!r} step")
 
 
 def filter_log(page, **fields):

@@ -1,12 +1,9 @@
-"""Fixtures for the operations tests: browser sessions, tickets from EPM, a faked EPM tenant, the stored log."""
+"""Fixtures for the operations tests: a faked EPM tenant."""
 import pytest
 import responses
 
 from app.configuration import update_configuration
 from app.epm.tokens import clear_token_cache
-from app.models import Task
-from app.logs import store as log_store
-from tests import factories
 
 EPM = "https://acme-services.pm.beyondtrustcloud.com"
 TOKEN_URL = f"{EPM}/oauth/connect/token"
@@ -14,18 +11,6 @@ APPLICATION_URL = f"{EPM}/management-api/v2/AuthorizationRequest/notification"
 APPLICATION_LIST_URL = f"{EPM}/management-api/v3/AuthorizationRequest"
 CLIENT_SECRET = "s3cr3t-Client-Value-Never-Stored"
 ACCESS_TOKEN = "eyJ-access-token-never-stored"
-
-
-@pytest.fixture
-def make_ticket(deliver):
-    """Deliver a created event as EPM would and return the ticket it became."""
-
-    def make(body=None):
-        answer = deliver(body or factories.application_request())
-        assert answer.status_code == 200, answer.get_data(as_text=True)
-        return Task.get(Task.number == answer.json["result"]["ticket"])
-
-    return make
 
 
 @pytest.fixture
@@ -41,11 +26,3 @@ def epm(app):
         mock.get(APPLICATION_LIST_URL, json={"data": [], "pageCount": 0, "totalRecordCount": 0})
         yield mock
     clear_token_cache()
-
-
-def stored_log():
-    """Every app-log row, oldest first, once the writer has stored what was logged so far."""
-    from app.logs.models import AppLog
-
-    assert log_store.flush(10)
-    return list(AppLog.select().order_by(AppLog.id))

@@ -4,7 +4,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -16,6 +15,7 @@ from app.epm.tokens import clear_token_cache
 from app.models import Configuration, Decision, IncomingRequest, Task
 from tests import factories
 from tests.live import ROOT, LiveServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -56,14 +56,6 @@ def _post_to_both(instances, body):
                                                         auth=("epm", factories.PASSWORD)), instances)
     return [answer.status_code for answer in answers]
 
-
-def _wait_for(predicate, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
@@ -107,10 +99,11 @@ def test_decisions_taken_on_both_instances_reach_epm_exactly_once(two_instances,
                 answers.append(sorted(r.status_code for r in pool.map(decide, [(first, "alice", number),
                                                                                 (second, "bob", number)])))
         assert all(pair in ([201, 409], [202, 409]) for pair in answers), answers
-        assert _wait_for(lambda: Decision.select().where(Decision.status == contract.DELIVERY_DELIVERED).count()
-                         == len(numbers))
+        wait_until(lambda: Decision.select().where(Decision.status == contract.DELIVERY_DELIVERED).count()
+                   == len(numbers), timeout=60, message="every decision to be delivered")
         assert fake.wait_for_finalizations(30)
         assert fake.applied_count == len(numbers)
         assert all(fake.decision_for(request_id) is not None for request_id in request_ids)
-        assert _wait_for(lambda: all(Task.get(Task.number == n).jit_request.decision_final for n in numbers), 30)
+        wait_until(lambda: all(Task.get(Task.number == n).jit_request.decision_final for n in numbers), timeout=30,
+                   message="every ticket to show EPM's final decision")
         clear_token_cache()

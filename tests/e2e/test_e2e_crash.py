@@ -16,7 +16,8 @@ from app.models import IncomingRequest, Task
 from tests import factories
 from tests.conftest import WEBHOOK
 from tests.live import LiveServer, is_running
-from tests.security.streaming import Epm, assert_nothing_half_written, make_deliveries, wait_for
+from tests.e2e.streaming import Epm, assert_nothing_half_written, make_deliveries
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -38,14 +39,17 @@ def test_killed_workers_and_master_lose_no_delivery_and_leave_nothing_half_writt
         with ThreadPoolExecutor(SENDERS) as pool:
             sent = [pool.submit(epm.deliver, index, body) for index, body in enumerate(deliveries)]
             for share, victim in KILLS:
-                wait_for(lambda: epm.answered >= share * total, f"{share:.0%} of the deliveries answered")
+                wait_until(lambda: epm.answered >= share * total, timeout=60,
+                           message=f"{share:.0%} of the deliveries answered")
                 if victim == "worker":
-                    wait_for(lambda: len(server.worker_pids()) == 2, "gunicorn to replace its killed worker")
+                    wait_until(lambda: len(server.worker_pids()) == 2, timeout=60,
+                               message="gunicorn to replace its killed worker")
                     server.kill_worker(server.worker_pids()[0])
                     continue
                 workers = server.kill_master(with_workers=victim == "master and workers")
                 # Workers whose master died exit by themselves, freeing the port for the restart.
-                wait_for(lambda: not any(map(is_running, workers)), "the orphaned workers to exit", timeout=40)
+                wait_until(lambda: not any(map(is_running, workers)), timeout=40,
+                           message="the orphaned workers to exit")
                 server = LiveServer(database_url, workers=2, port=server.port).start()
             for future in sent:
                 future.result()

@@ -13,6 +13,7 @@ from tests import factories
 from tests.conftest import WEBHOOK
 
 GIVE_UP_SECONDS = 120
+RESEND_PAUSE_SECONDS = 0.05
 JIT_MODELS = (AdminTicket, ApplicationAccessTicket)
 FINALIZED_NOTE = "EPM finalized the decision"
 
@@ -48,28 +49,22 @@ class Epm:
             except requests.RequestException:
                 with self._lock:
                     self.no_answer += 1
-                time.sleep(0.05)
-                continue
-            if response.status_code == 200:
-                with self._lock:
-                    self.answers[index] = response.json()["result"]
-                return
-            if response.status_code == 503 and int(response.headers.get("Retry-After", "0")) > 0:
+            else:
+                if response.status_code == 200:
+                    with self._lock:
+                        self.answers[index] = response.json()["result"]
+                    return
+                if response.status_code != 503 or int(response.headers.get("Retry-After", "0")) <= 0:
+                    with self._lock:
+                        self.unexpected.append((response.status_code, response.text[:300]))
+                    return
                 with self._lock:
                     self.unavailable += 1
-                time.sleep(0.1)  # EPM waits Retry-After; a test need not
-                continue
-            with self._lock:
-                self.unexpected.append((response.status_code, response.text[:300]))
-            return
+            # Part of this fake EPM, not a wait for a condition: its pause before it sends again
+            # (the real one waits Retry-After or backs off; a test need not wait that long).
+            time.sleep(RESEND_PAUSE_SECONDS)
         self.gave_up.set()
 
-
-def wait_for(predicate, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.01)
 
 
 def make_deliveries(count):

@@ -5,7 +5,7 @@ from app.configuration import update_configuration
 from app.decisions import delivery
 from app.models import Decision, Task
 from tests import factories
-from tests.ops_logs.conftest import APPLICATION_URL
+from tests.ops.conftest import APPLICATION_URL
 
 DECISION = "/api/x_bets_pmc_jit/tickets/{}/decision"
 HISTORY = "/api/x_bets_pmc_jit/tickets/{}/history"

@@ -14,6 +14,7 @@ from app.jobs.models import JobRun
 from app.jobs.registry import JOBS, Job
 from app.jobs.scheduler import LeasedScheduler
 from tests.live import ROOT
+from tests.waiting import wait_until
 
 RUNS_TABLE = "test_job_runs"
 
@@ -65,6 +66,9 @@ class Running:
         self.holder = holder
         self.scheduler = LeasedScheduler(app, jobs=jobs if jobs is not None else [record_job(holder)], holder=holder,
                                          lease_seconds=lease_seconds, heartbeat_seconds=heartbeat_seconds)
+        self.heartbeats = []  # True or False for each lease renewal tried: held or not
+        heartbeat = self.scheduler.heartbeat
+        self.scheduler.heartbeat = lambda: self.heartbeats.append(heartbeat()) or self.heartbeats[-1]
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self._run, args=(app,), daemon=True)
 
@@ -81,14 +85,10 @@ class Running:
         self.thread.join(30)
         assert not self.thread.is_alive()
 
-
-def wait_for(condition, timeout=15, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(interval)
-    return False
+    def heartbeated(self, times, after=0):
+        """Wait until this scheduler has tried to take or renew the lease `times` more times than `after`."""
+        wait_until(lambda: len(self.heartbeats) >= after + times, timeout=15 + 2 * times,
+                   message=f"{self.holder} to heartbeat {times} more times")
 
 
 def current_holder():
@@ -101,8 +101,10 @@ def test_two_schedulers_run_a_job_once_and_only_the_lease_holder_runs_it(pg_app,
     first, second = Running(pg_app, "host-a:1"), Running(pg_app, "host-b:2")
     first.start(), second.start()
     try:
-        assert wait_for(lambda: len(runs()) >= 1)
-        time.sleep(2.5)  # both schedulers fired the job at start and have heartbeated since
+        wait_until(lambda: len(runs()) >= 1, message="the job to run")
+        # Both schedulers fired the job at start (the standby's paused) and have heartbeated since.
+        for running in (first, second):
+            running.heartbeated(2, after=len(running.heartbeats))
     finally:
         first.stop(), second.stop()
     assert len(runs()) == 1
@@ -116,8 +118,10 @@ def test_two_schedulers_run_each_real_job_once(pg_app):
                                                                                jobs=list(JOBS.values()))
     first.start(), second.start()
     try:
-        assert wait_for(lambda: JobRun.select().where(JobRun.last_finished_at.is_null(False)).count() == len(JOBS))
-        time.sleep(1.5)
+        wait_until(lambda: JobRun.select().where(JobRun.last_finished_at.is_null(False)).count() == len(JOBS),
+                   message="every job to finish once")
+        for running in (first, second):  # time for either to run a job again, were it to
+            running.heartbeated(2, after=len(running.heartbeats))
     finally:
         first.stop(), second.stop()
     rows = {row.name: row for row in JobRun.select()}
@@ -145,16 +149,17 @@ def scheduler_process(postgres_url, runs_table):
 
 def test_a_standby_takes_over_once_the_active_scheduler_died(pg_app, scheduler_process):
     # Both run a job every second: the standby's runs show when it took over.
-    assert wait_for(lambda: "host-a:1" in runs(), timeout=30), scheduler_process.stderr.read()
+    wait_until(lambda: "host-a:1" in runs(), timeout=30, message=lambda: scheduler_process.stderr.read())
     standby = Running(pg_app, "host-b:2", jobs=[record_job("host-b:2", interval=1)], lease_seconds=3,
                       heartbeat_seconds=1).start()
     try:
-        time.sleep(2.5)
+        standby.heartbeated(3)
+        assert standby.heartbeats == [False] * len(standby.heartbeats)
         assert not standby.scheduler.is_active and set(runs()) == {"host-a:1"}, "the standby waits"
 
         scheduler_process.send_signal(signal.SIGKILL)
         died_at = time.monotonic()
-        assert wait_for(lambda: "host-b:2" in runs(), timeout=15)
+        wait_until(lambda: "host-b:2" in runs(), timeout=15, message="the standby to take over")
         took = time.monotonic() - died_at
     finally:
         standby.stop()
@@ -166,14 +171,15 @@ def test_a_standby_takes_over_once_the_active_scheduler_died(pg_app, scheduler_p
 
 
 def test_a_scheduler_that_stops_cleanly_hands_over_at_once(pg_app, scheduler_process):
-    assert wait_for(lambda: "host-a:1" in runs(), timeout=30), scheduler_process.stderr.read()
+    wait_until(lambda: "host-a:1" in runs(), timeout=30, message=lambda: scheduler_process.stderr.read())
     standby = Running(pg_app, "host-b:2", jobs=[record_job("host-b:2", interval=1)], lease_seconds=30,
                       heartbeat_seconds=1).start()
     try:
-        time.sleep(1.5)
+        standby.heartbeated(1)
+        assert standby.heartbeats[0] is False, "the standby found the lease held"
         scheduler_process.send_signal(signal.SIGTERM)
         assert scheduler_process.wait(15) == 0
         # A 30 s lease: taking over within a few seconds means it was released, not left to expire.
-        assert wait_for(lambda: "host-b:2" in runs(), timeout=5)
+        wait_until(lambda: "host-b:2" in runs(), timeout=5, message="the standby to take over within seconds")
     finally:
         standby.stop()

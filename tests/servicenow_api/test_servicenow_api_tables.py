@@ -5,8 +5,7 @@ import pytest
 
 from app.configuration import update_configuration
 from tests import factories
-from tests.conftest import basic_auth
-from tests.policies.conftest import WEBHOOK
+from tests.conftest import WEBHOOK, basic_auth
 
 TABLE = "/api/now/table/incident"
 

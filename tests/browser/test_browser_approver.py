@@ -5,7 +5,6 @@ contract's message, approve, and watch EPM's finalized decision arrive. The run
 also refreshes the screenshots in docs/screenshots/.
 """
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from app.epm.fake import FakeEpm
 from app.web import labels
 from tests import factories
 from tests.live import LiveServer
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -66,14 +66,13 @@ def sign_in(page, broker):
 
 def reload_until(page, locator, text, seconds=20):
     """Reload the page until `locator` shows `text` (EPM's webhook arrives on its own time)."""
-    deadline = time.monotonic() + seconds
-    while True:
+    def shown():
         if text in (locator.text_content() or ""):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{text!r} did not appear within {seconds} s")
-        time.sleep(0.3)
+            return True
         page.reload()
+        return False
+
+    wait_until(shown, timeout=seconds, interval=0.3, message=f"{text!r} to appear")
 
 
 def test_approver_signs_in_approves_and_sees_epms_final_decision(broker, epm, browser):
