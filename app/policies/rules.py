@@ -9,8 +9,9 @@ import re
 from app import contract
 from app.audit import service as audit
 from app.db import write_transaction
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest, Conflict, NotFound
 from app.fields import Field, clean_boolean, clean_text, clean_values as clean_fields
+from app.itsm import connections
 from app.models import utcnow
 from app.policies import models
 from app.policies.matching import MATCHERS
@@ -217,3 +218,19 @@ def update_settings(raw, actor):
         PolicySettings.update(updated_at=utcnow(), **cleaned).where(PolicySettings.id == settings.id).execute()
         audit.record("policy_settings_update", actor, "policy_settings", settings.name, cleaned)
     return PolicySettings.current()
+
+
+@connections.connection_renamed.connect
+def _rename_ticket_source(connection, old_name):
+    """Rules that check against a renamed ITSM connection follow it to its new name."""
+    PolicyRule.update(ticket_source=connection.name).where(PolicyRule.ticket_source == old_name).execute()
+
+
+@connections.connection_deleting.connect
+def _keep_ticket_source(connection):
+    """Refuse to delete an ITSM connection while a rule names it as its ticket source."""
+    users = list(PolicyRule.ordered().where(PolicyRule.ticket_source == connection.name))
+    if users:
+        names = ", ".join(f"#{rule.id} {rule.name!r}" for rule in users)
+        raise Conflict(f"ITSM connection {connection.name!r} is the ticket source of rule {names}",
+                       "point those rules elsewhere first")
