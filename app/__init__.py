@@ -56,7 +56,6 @@ def create_app(config=None):
     app.extensions["settings"] = settings
 
     from app import db, errors
-    from app.audit import views as audit_views
     from app.auth import basic
     from app.cli import register_commands
     from app.decisions.api import bp as decisions_api_bp
@@ -74,16 +73,10 @@ def create_app(config=None):
     app.register_blueprint(intake_bp)
     app.register_blueprint(tickets_api_bp)
     app.register_blueprint(decisions_api_bp)
-    from app import servicenow_api
-    from app.itsm import views as itsm_views
-    from app.policies import views as policy_views
+    from app import servicenow_api, web
 
-    servicenow_api.init_app(app)
-    app.register_blueprint(policy_views.bp)
-    app.register_blueprint(itsm_views.bp)
-    app.register_blueprint(audit_views.bp)
-    from app import web
     web.init_app(app)
+    servicenow_api.init_app(app)
     from app.logs.setup import configure_logging
     from app.ops import setup as ops
     configure_logging(app)
