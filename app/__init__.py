@@ -61,6 +61,7 @@ def create_app(config=None):
     from app.decisions.api import bp as decisions_api_bp
     from app.health import bp as health_bp
     from app.intake.views import bp as intake_bp
+    from app.ops.api import bp as ops_api_bp
     from app.tickets.api import bp as tickets_api_bp
 
     db.init_database(settings)
@@ -73,14 +74,15 @@ def create_app(config=None):
     app.register_blueprint(intake_bp)
     app.register_blueprint(tickets_api_bp)
     app.register_blueprint(decisions_api_bp)
+    app.register_blueprint(ops_api_bp)
     from app import servicenow_api, web
 
     web.init_app(app)
     servicenow_api.init_app(app)
     from app.logs.setup import configure_logging
-    from app.ops import setup as ops
+    from app.ops import metrics
     configure_logging(app)
-    ops.init_app(app)
+    metrics.init_app(app)
     from app import openapi
     openapi.init_app(app)
     register_commands(app)

@@ -9,7 +9,7 @@ signals below, so this module needs to know nothing of it.
 import re
 from urllib.parse import urlsplit
 
-from blinker import Namespace
+from blinker import signal
 
 from app.audit import service as audit
 from app.db import write_transaction
@@ -20,12 +20,11 @@ from app.itsm.base import ItsmError
 from app.itsm.models import ItsmConnection
 from app.models import utcnow
 
-_signals = Namespace()
 # Both are sent inside the transaction that changes the connection, so receivers'
 # writes commit or roll back with it; a `connection_deleting` receiver keeps the
 # connection by raising (a Conflict saying what still uses it).
-connection_renamed = _signals.signal("itsm-connection-renamed")  # sender: the connection; old_name=
-connection_deleting = _signals.signal("itsm-connection-deleting")  # sender: the connection
+connection_renamed = signal("jitbroker.itsm-connection-renamed")  # sender: the connection as it was; new_name=
+connection_deleting = signal("jitbroker.itsm-connection-deleting")  # sender: the connection
 
 MASK = "********"
 RESERVED_NAMES = {"any", "broker"}
@@ -175,10 +174,9 @@ def update_connection(connection, raw, actor):
         changed = sorted(name for name, value in values.items() if getattr(connection, name) != value)
         values["updated_at"] = utcnow()
         ItsmConnection.update(**values).where(ItsmConnection.id == connection.id).execute()
-        old_name = connection.name
-        connection = ItsmConnection.get_by_id(connection.id)
         if "name" in changed:
-            connection_renamed.send(connection, old_name=old_name)
+            connection_renamed.send(connection, new_name=values["name"])
+        connection = ItsmConnection.get_by_id(connection.id)
         audit.record("itsm_connection_update", actor, "itsm_connection", connection.name, {"fields": changed})
     return connection
 

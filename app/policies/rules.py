@@ -53,10 +53,8 @@ def _clean_regex(value):
 
 
 def _clean_source(value):
-    from app.itsm.connections import find_connection
-
     text = str(value).strip() or models.SOURCE_ANY
-    if text not in (models.SOURCE_ANY, models.SOURCE_BROKER) and find_connection(text) is None:
+    if text not in (models.SOURCE_ANY, models.SOURCE_BROKER) and connections.find_connection(text) is None:
         raise ValueError(f"{text!r} is not 'any', 'broker' or the name of an ITSM connection")
     return text
 
@@ -221,9 +219,9 @@ def update_settings(raw, actor):
 
 
 @connections.connection_renamed.connect
-def _rename_ticket_source(connection, old_name):
+def _rename_ticket_source(connection, new_name):
     """Rules that check against a renamed ITSM connection follow it to its new name."""
-    PolicyRule.update(ticket_source=connection.name).where(PolicyRule.ticket_source == old_name).execute()
+    PolicyRule.update(ticket_source=new_name).where(PolicyRule.ticket_source == connection.name).execute()
 
 
 @connections.connection_deleting.connect
