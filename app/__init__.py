@@ -56,12 +56,12 @@ def create_app(config=None):
     app.extensions["settings"] = settings
 
     from app import db, errors
-    from app.audit import views as audit_views
     from app.auth import basic
     from app.commands import register_commands
     from app.decisions.api import bp as decisions_api_bp
     from app.health import bp as health_bp
     from app.intake.views import bp as intake_bp
+    from app.ops.api import bp as ops_api_bp
     from app.tickets.api import bp as tickets_api_bp
 
     db.init_database(settings)
@@ -74,22 +74,17 @@ def create_app(config=None):
     app.register_blueprint(intake_bp)
     app.register_blueprint(tickets_api_bp)
     app.register_blueprint(decisions_api_bp)
-    from app import servicenow_api
-    from app.itsm import views as itsm_views
-    from app.policies import views as policy_views
+    app.register_blueprint(ops_api_bp)
+    from app import servicenow_api, web
 
-    servicenow_api.init_app(app)
-    app.register_blueprint(policy_views.bp)
-    app.register_blueprint(itsm_views.bp)
-    app.register_blueprint(audit_views.bp)
-    from app import web
     web.init_app(app)
+    servicenow_api.init_app(app)
     from app.logs.setup import configure_logging
     from app.notify import service as notify
-    from app.ops import setup as ops
+    from app.ops import metrics
     from app.policies import queue as policies
     configure_logging(app)
-    ops.init_app(app)
+    metrics.init_app(app)
     notify.init_app(app)
     policies.init_app(app)
     from app import openapi

@@ -11,3 +11,7 @@ _signals = Namespace()
 ticket_created = _signals.signal("ticket-created")
 # Sender: the Account class, after an account row was written.
 account_changed = _signals.signal("account-changed")
+# Sender: an ITSM connection as it was, inside the transaction that renames it; `new_name` is passed.
+connection_renamed = _signals.signal("itsm-connection-renamed")
+# Sender: an ITSM connection, inside the transaction that deletes it; a receiver keeps it by raising.
+connection_deleting = _signals.signal("itsm-connection-deleting")

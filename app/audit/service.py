@@ -17,6 +17,7 @@ from marshmallow import fields
 
 from app.audit.models import AuditEntry
 from app.db import database, is_sqlite, write_transaction
+from app.errors import BadRequest
 from app.fields import SYS_ID, Document
 from app.models import new_sys_id, utcnow
 
@@ -173,6 +174,49 @@ def parse_bound(text, end=False):
     if moment.tzinfo is not None:
         moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
     return moment
+
+
+def query_filters(args):
+    """actor, action, since and until from query arguments; BadRequest names a bad date."""
+    errors = {}
+    bounds = {}
+    for name, end in (("since", False), ("until", True)):
+        try:
+            bounds[name] = parse_bound(args.get(name, ""), end=end)
+        except ValueError as error:
+            errors[name] = str(error)
+    if errors:
+        raise BadRequest("Invalid query", "; ".join(f"{name}: {message}" for name, message in errors.items()),
+                         extra={"fields": errors})
+    return {"actor": args.get("actor", "").strip()[:150], "action": args.get("action", "").strip()[:64], **bounds}
+
+
+def query_number(args, name, default, lowest, highest):
+    """A whole-number query argument within bounds (`default` when absent); BadRequest names it otherwise."""
+    text = args.get(name, "")
+    if text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not lowest <= value <= highest:
+        raise BadRequest("Invalid query", f"{name}: a whole number from {lowest} to {highest}",
+                         extra={"fields": {name: f"a whole number from {lowest} to {highest}"}})
+    return value
+
+
+def newest_entries(filters, before, count):
+    """Up to `count` entries matching `filters`, newest first, with ids below `before` (0: from the newest)."""
+    query = entries_between(**filters).order_by(AuditEntry.id.desc())
+    if before:
+        query = query.where(AuditEntry.id < before)
+    return list(query.limit(count))
+
+
+def action_names():
+    """Every action the log holds, in order: the choices of the page's action filter."""
+    return [row.action for row in AuditEntry.select(AuditEntry.action).distinct().order_by(AuditEntry.action)]
 
 
 def entries_between(since=None, until=None, actor=None, action=None):

@@ -2,13 +2,14 @@
 
 Secrets (`secret`, `client_secret`, `refresh_token`) are write-only: a blank value
 keeps the stored one, displays show only whether one is set, and the audit log
-records which fields changed, never their values. Rules name the connection they
-check against: renaming one renames it in those rules, and one a rule uses cannot
-be deleted.
+records which fields changed, never their values. What refers to a connection by
+name (policy rules) follows a rename and may refuse a delete through the two
+signals in app/events.py, so this module needs to know nothing of it.
 """
 import re
 from urllib.parse import urlsplit
 
+from app import events
 from app.audit import service as audit
 from app.db import write_transaction
 from app.errors import BadRequest, Conflict
@@ -17,7 +18,6 @@ from app.itsm import CONNECTOR_TYPES, connector_for
 from app.itsm.base import ItsmError
 from app.itsm.models import ItsmConnection
 from app.models import utcnow
-from app.policies.models import PolicyRule
 
 MASK = "********"
 RESERVED_NAMES = {"any", "broker"}
@@ -168,26 +168,16 @@ def update_connection(connection, raw, actor):
         values["updated_at"] = utcnow()
         ItsmConnection.update(**values).where(ItsmConnection.id == connection.id).execute()
         if "name" in changed:
-            PolicyRule.update(ticket_source=values["name"]).where(
-                PolicyRule.ticket_source == connection.name).execute()
+            events.connection_renamed.send(connection, new_name=values["name"])
         connection = ItsmConnection.get_by_id(connection.id)
         audit.record("itsm_connection_update", actor, "itsm_connection", connection.name, {"fields": changed})
     return connection
 
 
-def rules_using(connection):
-    """The rules that look tickets up in this connection only."""
-    return list(PolicyRule.ordered().where(PolicyRule.ticket_source == connection.name))
-
-
 def delete_connection(connection, actor):
-    """Delete a connection no rule names as its ticket source (Conflict naming the rules otherwise)."""
+    """Delete a connection, unless a `connection_deleting` receiver refuses (Conflict saying why)."""
     with write_transaction():
-        users = rules_using(connection)
-        if users:
-            names = ", ".join(f"#{rule.id} {rule.name!r}" for rule in users)
-            raise Conflict(f"ITSM connection {connection.name!r} is the ticket source of rule {names}",
-                           "point those rules elsewhere first")
+        events.connection_deleting.send(connection)
         ItsmConnection.delete().where(ItsmConnection.id == connection.id).execute()
         audit.record("itsm_connection_delete", actor, "itsm_connection", connection.name, {"kind": connection.kind})
 

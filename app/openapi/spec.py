@@ -223,7 +223,7 @@ OPERATIONS = {
         _query(AppLogFilterSchema))),
     (f"{API}/ops/dashboard", "get"): ("ops_api.dashboard", _operation(
         "The operations dashboard's figures and flags", ADMIN, {"200": _ok(envelope(ref("Dashboard")))})),
-    (f"{API}/audit", "get"): ("audit.audit_api", _operation(
+    (f"{API}/audit", "get"): ("ops_api.audit_log", _operation(
         "Audit entries, oldest first, with their hash chain", ADMIN,
         {"200": _ok(_list("AuditEntry")), }, [
             {"in": "query", "name": "actor", "schema": {"type": "string"}},

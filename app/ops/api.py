@@ -1,4 +1,4 @@
-"""The JSON twins of the operations pages, in ServiceNow's `{"result": ...}` envelope (admins only).
+"""The JSON twins of the operations and audit log pages, in ServiceNow's `{"result": ...}` envelope (admins only).
 
 Reads take Basic auth or a signed-in session; the one write (replay) takes Basic auth
 only, as the rest of the write API does.
@@ -6,6 +6,7 @@ only, as the rest of the write API does.
 from flask import Blueprint, g, jsonify, request
 
 from app import contract
+from app.audit import service as audit
 from app.auth.basic import require_roles
 from app.errors import BadRequest
 from app.ops import dashboard as metrics
@@ -20,6 +21,9 @@ from app.tickets.documents import IncomingRequestSchema
 bp = Blueprint("ops_api", __name__, url_prefix=contract.API_PREFIX)
 
 admins = require_roles(contract.ROLE_ADMIN)
+
+AUDIT_DEFAULT_LIMIT = 100
+AUDIT_MAX_LIMIT = 1000
 
 
 @bp.get("/ops/incoming_requests")
@@ -82,3 +86,14 @@ def dashboard():
 def history(number):
     task = find_task(number)
     return jsonify(result=HistorySchema().dump({"ticket": task.number, "events": ticket_history(task)}))
+
+
+@bp.get("/audit")
+@admins
+def audit_log():
+    """Audit entries oldest first, in the order the chain runs and exports use; new entries do not shift pages."""
+    filters = audit.query_filters(request.args)
+    limit = audit.query_number(request.args, "limit", AUDIT_DEFAULT_LIMIT, 1, AUDIT_MAX_LIMIT)
+    offset = audit.query_number(request.args, "offset", 0, 0, 10**12)
+    query = audit.entries_between(**filters).limit(limit).offset(offset)
+    return jsonify(result=[audit.entry_document(entry) for entry in query])

@@ -9,8 +9,9 @@ import re
 from app import contract
 from app.audit import service as audit
 from app.db import write_transaction
-from app.errors import BadRequest, NotFound
+from app.errors import BadRequest, Conflict, NotFound
 from app.fields import Field, clean_boolean, clean_text, clean_values as clean_fields
+from app.itsm import connections
 from app.models import utcnow
 from app.policies import models
 from app.policies.matching import MATCHERS
@@ -52,10 +53,8 @@ def _clean_regex(value):
 
 
 def _clean_source(value):
-    from app.itsm.connections import find_connection
-
     text = str(value).strip() or models.SOURCE_ANY
-    if text not in (models.SOURCE_ANY, models.SOURCE_BROKER) and find_connection(text) is None:
+    if text not in (models.SOURCE_ANY, models.SOURCE_BROKER) and connections.find_connection(text) is None:
         raise ValueError(f"{text!r} is not 'any', 'broker' or the name of an ITSM connection")
     return text
 
@@ -217,3 +216,17 @@ def update_settings(raw, actor):
         PolicySettings.update(updated_at=utcnow(), **cleaned).where(PolicySettings.id == settings.id).execute()
         audit.record("policy_settings_update", actor, "policy_settings", settings.name, cleaned)
     return PolicySettings.current()
+
+
+def rename_ticket_source(connection, new_name):
+    """Rules that check against a renamed ITSM connection follow it to its new name."""
+    PolicyRule.update(ticket_source=new_name).where(PolicyRule.ticket_source == connection.name).execute()
+
+
+def keep_ticket_source(connection):
+    """Refuse to delete an ITSM connection while a rule names it as its ticket source."""
+    users = list(PolicyRule.ordered().where(PolicyRule.ticket_source == connection.name))
+    if users:
+        names = ", ".join(f"#{rule.id} {rule.name!r}" for rule in users)
+        raise Conflict(f"ITSM connection {connection.name!r} is the ticket source of rule {names}",
+                       "point those rules elsewhere first")

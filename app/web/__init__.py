@@ -1,4 +1,5 @@
-"""The browser interface: sign-in, the ticket list and page, decisions, configuration and users.
+"""The browser interface: sign-in, the ticket list and page, decisions, configuration, users,
+and the admin pages for policies, ITSM connections, operations and the audit log.
 
 `init_app` wires it into the app: session cookie rules, CSRF protection for every
 browser form (the Basic-auth JSON blueprints are exempt), the page blueprints,
@@ -14,7 +15,7 @@ from app.web import formatting
 csrf = CSRFProtect()
 
 # Blueprints that authenticate with HTTP Basic and take JSON, never a browser form.
-CSRF_EXEMPT_BLUEPRINTS = ("intake", "decisions_api")
+CSRF_EXEMPT_BLUEPRINTS = ("intake", "decisions_api", "ops_api")
 
 # No inline script or style anywhere, so the policy can forbid both: an EPM value
 # that slipped past escaping still could not run.
@@ -29,7 +30,7 @@ SECURITY_HEADERS = {
 
 def init_app(app):
     """Register the browser pages on `app` (after the API blueprints, which CSRF must skip)."""
-    from app.web import configuration, signin, tickets, users
+    from app.web import audit, configuration, itsm, ops, policies, signin, tickets, users
 
     sessions.init_app(app)
     # The token lives as long as the session it is bound to, which sign-in renews;
@@ -40,7 +41,7 @@ def init_app(app):
     for name in CSRF_EXEMPT_BLUEPRINTS:
         csrf.exempt(app.blueprints[name])
 
-    for blueprint in (signin.bp, tickets.bp, configuration.bp, users.bp):
+    for blueprint in (signin.bp, tickets.bp, configuration.bp, users.bp, policies.bp, itsm.bp, audit.bp, ops.bp):
         app.register_blueprint(blueprint)
 
     formatting.register(app)

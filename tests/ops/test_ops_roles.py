@@ -10,7 +10,7 @@ PAGE_PATHS = ["/admin/dashboard", "/admin/incoming", "/admin/incoming/{incoming}
 API_PATHS = ["/api/x_bets_pmc_jit/ops/dashboard", "/api/x_bets_pmc_jit/ops/incoming_requests",
              "/api/x_bets_pmc_jit/ops/incoming_requests/{incoming}", "/api/x_bets_pmc_jit/ops/outbound_calls",
              "/api/x_bets_pmc_jit/ops/outbound_calls/{call}", "/api/x_bets_pmc_jit/ops/app_log",
-             "/api/x_bets_pmc_jit/tickets/{ticket}/history"]
+             "/api/x_bets_pmc_jit/tickets/{ticket}/history", "/api/x_bets_pmc_jit/audit"]
 
 
 @pytest.fixture

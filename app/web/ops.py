@@ -11,7 +11,6 @@ bp = Blueprint("ops", __name__, url_prefix="/admin")
 
 admins = require_page_roles(contract.ROLE_ADMIN)
 
-DRY_RUN = "dry-run"
 APPLY = "apply"
 
 
