@@ -26,7 +26,7 @@ from flask_login import current_user
 from app.auth.accounts import password_matches, previous_password_matches
 from app.errors import Forbidden, Unauthorized
 from app.models import Account
-from app.security import throttle
+from app.auth import throttle
 
 
 ACCOUNT_CACHE_SECONDS = 1.0
