@@ -55,7 +55,7 @@ def create_app(config=None):
     app.config.update(flask_options)
     app.extensions["settings"] = settings
 
-    from app import db, errors
+    from app import db, errors, secrets
     from app.auth import basic
     from app.commands import register_commands
     from app.decisions.api import bp as decisions_api_bp
@@ -65,11 +65,10 @@ def create_app(config=None):
     from app.tickets.api import bp as tickets_api_bp
 
     db.init_database(settings)
+    secrets.configure(settings.secret_key)
     db.init_app(app)
     errors.init_app(app)
     basic.init_app(app, settings)
-    from app import security
-    security.init_app(app)
     app.register_blueprint(health_bp)
     app.register_blueprint(intake_bp)
     app.register_blueprint(tickets_api_bp)
@@ -87,7 +86,8 @@ def create_app(config=None):
     metrics.init_app(app)
     notify.init_app(app)
     policies.init_app(app)
-    from app import openapi
+    from app import http, openapi
     openapi.init_app(app)
+    http.init_app(app)
     register_commands(app)
     return app

@@ -6,7 +6,7 @@ once released: a new column or table is a new step appended to MIGRATIONS, using
 """
 import peewee
 
-from app import contract, models
+from app import contract, models, secrets
 from app.db import database, is_sqlite, write_transaction
 
 
@@ -42,11 +42,20 @@ def _policies_and_itsm(_migrator):
     database.create_tables([PolicyRule, PolicySettings, BypassCode, PolicyEvaluation, PendingApproval, ItsmConnection])
 
 
+def encrypt_stored(table, columns):
+    """Encrypt the plaintext values left in `columns` of `table`."""
+    for column in columns:
+        rows = database.execute_sql(f'SELECT id, "{column}" FROM "{table}"').fetchall()
+        for row_id, value in rows:
+            if value and not value.startswith(secrets.PREFIX):
+                database.execute_sql(f'UPDATE "{table}" SET "{column}" = {database.param} WHERE id = {database.param}',
+                                     (secrets.encrypt(value), row_id))
+
+
 def _security(migrator):
     from playhouse.migrate import migrate
 
-    from app.security.models import AuthFailure
-    from app.security.secrets import encrypt_stored
+    from app.auth.models import AuthFailure
 
     database.create_tables([AuthFailure])
     account = models.Account._meta.table_name

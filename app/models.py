@@ -13,7 +13,7 @@ from flask_login import UserMixin
 
 from app import contract, events
 from app.db import database
-from app.security.secrets import EncryptedTextField
+from app.secrets import EncryptedTextField
 
 
 def utcnow():

@@ -5,7 +5,7 @@ import pytest
 
 from app import contract, create_app
 from app.auth import sessions
-from app.security import headers
+from app import http
 from tests import factories
 from tests.webclient import WebClient
 PAGES = ["/sign-in", "/tickets", "/admin/users", "/admin/configuration", "/tickets/NOPE0000001"]
@@ -39,7 +39,7 @@ def test_every_html_page_carries_the_security_headers(app, admin_client):
 
 def test_hsts_over_https(app, admin_client):
     answer = admin_client.get("/tickets", base_url="https://broker.example")
-    assert answer.headers["Strict-Transport-Security"] == headers.HSTS
+    assert answer.headers["Strict-Transport-Security"] == http.HSTS
 
 
 def test_forwarded_proto_is_ignored_without_a_trusted_proxy(app, admin_client):

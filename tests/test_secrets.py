@@ -11,7 +11,7 @@ from app.epm import tokens
 from app.epm.client import EpmClient
 from app.epm.fake import FakeEpm
 from app.models import Configuration
-from app.security import secrets
+from app import secrets
 
 SECRET = "s3cr3t-Client-Value-4711"
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -40,13 +40,13 @@ def test_every_stored_password_is_stored_encrypted(app):
 
 
 def test_plaintext_from_before_encryption_is_read_and_then_encrypted_by_the_migration(app):
-    from app.migrations import _security
+    from app.migrations import _security, encrypt_stored
 
     Configuration.default()
     table = Configuration._meta.table_name
     database.execute_sql(f'UPDATE "{table}" SET client_secret = {database.param}', (SECRET,))
     assert Configuration.default().client_secret == SECRET
-    secrets.encrypt_stored(table, ["client_secret"])
+    encrypt_stored(table, ["client_secret"])
     assert SECRET not in stored_column("client_secret")
     assert Configuration.default().client_secret == SECRET
     assert callable(_security)

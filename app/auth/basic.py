@@ -27,7 +27,7 @@ from app import events
 from app.auth.accounts import password_matches, previous_password_matches
 from app.errors import Forbidden, Unauthorized
 from app.models import Account
-from app.security import throttle
+from app.auth import throttle
 
 
 ACCOUNT_CACHE_SECONDS = 1.0

@@ -2,7 +2,7 @@
 import peewee
 
 from app.db import database
-from app.security.secrets import EncryptedTextField
+from app.secrets import EncryptedTextField
 
 
 class EpmToken(peewee.Model):

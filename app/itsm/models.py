@@ -2,13 +2,13 @@
 import peewee
 
 from app.models import BaseModel, JSONField, utcnow
-from app.security.secrets import EncryptedTextField
+from app.secrets import EncryptedTextField
 
 
 class ItsmConnection(BaseModel):
     """One ITSM instance: its kind, where it is, how the broker signs in, and kind-specific options.
 
-    `secret`, `client_secret` and `refresh_token` are stored encrypted (app/security/secrets.py)
+    `secret`, `client_secret` and `refresh_token` are stored encrypted (app/secrets.py)
     and never shown or logged; the pages and the CLI show only whether they are set.
     """
 

@@ -3,7 +3,7 @@ and the admin pages for policies, ITSM connections, operations and the audit log
 
 `init_app` wires it into the app: session cookie rules, CSRF protection for every
 browser form (the Basic-auth JSON blueprints are exempt), the page blueprints,
-template helpers and the security headers every HTML page carries.
+and template helpers (app/http.py sets the security headers every HTML page carries).
 """
 from flask import g
 from flask_wtf.csrf import CSRFProtect
@@ -16,16 +16,6 @@ csrf = CSRFProtect()
 
 # Blueprints that authenticate with HTTP Basic and take JSON, never a browser form.
 CSRF_EXEMPT_BLUEPRINTS = ("intake", "decisions_api", "ops_api")
-
-# No inline script or style anywhere, so the policy can forbid both: an EPM value
-# that slipped past escaping still could not run.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
-                               "base-uri 'none'; form-action 'self'; object-src 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "same-origin",
-}
 
 
 def init_app(app):
@@ -55,10 +45,3 @@ def init_app(app):
             "current_account": account,
             "is_admin": account is not None and account.role == contract.ROLE_ADMIN,
         }
-
-    @app.after_request
-    def _security_headers(response):
-        if response.mimetype == "text/html":
-            for name, value in SECURITY_HEADERS.items():
-                response.headers.setdefault(name, value)
-        return response

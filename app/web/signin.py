@@ -4,10 +4,10 @@ from flask_login import current_user
 
 from app import contract
 from app.audit import service as audit
+from app.auth import throttle
 from app.auth.accounts import password_matches
 from app.auth.sessions import end_session, safe_next, start_session
 from app.models import Account
-from app.security import throttle
 
 bp = Blueprint("web_auth", __name__)
 

@@ -8,8 +8,8 @@ import pytest
 
 from app import create_app, contract
 from app.audit.models import AuditEntry
-from app.security import throttle
-from app.security.models import AuthFailure
+from app.auth import throttle
+from app.auth.models import AuthFailure
 from tests import factories
 from tests.conftest import WEBHOOK, basic_auth
 

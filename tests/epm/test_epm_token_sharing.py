@@ -18,7 +18,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 
-from app import contract
+from app import contract, secrets
 from app.configuration import update_configuration
 from app.db import database, is_sqlite
 from app.epm import tokens
@@ -26,7 +26,6 @@ from app.epm.client import EpmClient
 from app.epm.fake import FakeEpm
 from app.epm.models import EpmToken
 from app.models import Configuration, Task
-from app.security import secrets
 from tests import factories
 from tests.epm.token_process import TIMEOUT_SECONDS, token_digest
 from tests.live import ROOT, LiveServer

@@ -9,7 +9,7 @@ and stored as `fernet:<token>`. The key comes from the environment:
 - otherwise a key derived from SECRET_KEY (HKDF-SHA256), which every worker already shares.
 
 A stored value without the prefix is a plaintext one from before encryption; it is
-read as it is and encrypted by migration 7 or the next save.
+read as it is and encrypted by migration 7 (`migrations.encrypt_stored`) or the next save.
 """
 import base64
 import logging
@@ -73,15 +73,3 @@ class EncryptedTextField(peewee.TextField):
 
     def python_value(self, value):
         return decrypt(super().python_value(value))
-
-
-def encrypt_stored(table, columns):
-    """Encrypt the plaintext values left in `columns` of `table` (a migration step)."""
-    from app.db import database
-
-    for column in columns:
-        rows = database.execute_sql(f'SELECT id, "{column}" FROM "{table}"').fetchall()
-        for row_id, value in rows:
-            if value and not value.startswith(PREFIX):
-                database.execute_sql(f'UPDATE "{table}" SET "{column}" = %s WHERE id = %s'.replace(
-                    "%s", database.param), (encrypt(value), row_id))

@@ -18,10 +18,11 @@ from datetime import timedelta
 
 from flask import g, has_request_context
 
+from app.audit import service as audit
+from app.auth.models import AuthFailure
 from app.db import write_transaction
 from app.errors import BrokerError
 from app.models import utcnow
-from app.security.models import AuthFailure
 
 SIGN_IN = "sign_in"
 BASIC = "basic"
@@ -58,19 +59,19 @@ ADDRESS = Limit("address", ADDRESS_LIMIT, ADDRESS_WINDOW)
 
 
 def _failures(limit, key, now):
+    """The failures that count against `key` under `limit` at `now`."""
     query = AuthFailure.select(AuthFailure.created_at).where(AuthFailure.created_at > now - limit.window)
     if limit is ACCOUNT:
-        query = query.where(AuthFailure.username == key, AuthFailure.kind == SIGN_IN)
-    else:
-        query = query.where(AuthFailure.source_address == key)
-    return [row.created_at for row in query.order_by(AuthFailure.created_at.desc()).limit(limit.limit)]
+        return query.where(AuthFailure.username == key, AuthFailure.kind == SIGN_IN)
+    return query.where(AuthFailure.source_address == key)
 
 
 def _wait_seconds(limit, key, now):
     """Seconds until `key` may try again under `limit`, or 0 when it may now."""
     if not key:
         return 0
-    recent = _failures(limit, key, now)
+    newest = _failures(limit, key, now).order_by(AuthFailure.created_at.desc()).limit(limit.limit)
+    recent = [row.created_at for row in newest]
     if len(recent) < limit.limit:
         return 0
     # The lock lifts when the limit-th newest failure leaves the window.
@@ -85,7 +86,7 @@ def check(username, address, kind):
         wait = max(wait, _wait_seconds(ACCOUNT, _account_key(username), now))
     if wait:
         if has_request_context():
-            g.throttle_retry_after = wait
+            g.throttle_retry_after = wait  # for the Retry-After header (app/http.py)
         raise TooManyAttempts(wait)
 
 
@@ -95,8 +96,6 @@ def _account_key(username):
 
 def record_failure(username, address, kind):
     """Count a failed attempt; writes an audit entry when it is the one that starts a lock."""
-    from app.audit import service as audit
-
     now = utcnow()
     username = _account_key(username)
     address = (address or "")[:64] or None
@@ -104,30 +103,11 @@ def record_failure(username, address, kind):
         AuthFailure.create(kind=kind, username=username, source_address=address, created_at=now)
         AuthFailure.delete().where(AuthFailure.created_at < now - KEEP_FOR).execute()
     locks = []
-    if address and _count(ADDRESS, address, now) == ADDRESS.limit:
+    if address and _failures(ADDRESS, address, now).count() == ADDRESS.limit:
         locks.append((ADDRESS, address))
-    if kind == SIGN_IN and username and _count(ACCOUNT, username, now) == ACCOUNT.limit:
+    if kind == SIGN_IN and username and _failures(ACCOUNT, username, now).count() == ACCOUNT.limit:
         locks.append((ACCOUNT, username))
     for limit, key in locks:
         audit.record(AUDIT_ACTION, username or "(blank)", limit.what, key,
                      {"failures": limit.limit, "window_seconds": int(limit.window.total_seconds()), "kind": kind},
                      source_address=address)
-
-
-def _count(limit, key, now):
-    query = AuthFailure.select().where(AuthFailure.created_at > now - limit.window)
-    if limit is ACCOUNT:
-        query = query.where(AuthFailure.username == key, AuthFailure.kind == SIGN_IN)
-    else:
-        query = query.where(AuthFailure.source_address == key)
-    return query.count()
-
-
-def init_app(app):
-    """Tell clients refused with 429 when to come back."""
-
-    @app.after_request
-    def _retry_after(response):
-        if response.status_code == 429 and "Retry-After" not in response.headers:
-            response.headers["Retry-After"] = str(g.get("throttle_retry_after") or 60)
-        return response
