@@ -19,8 +19,6 @@ TOML_KEYS = {
     "sqlite_synchronous": ("database", "sqlite_synchronous"),
     "max_connections": ("database", "max_connections"),
     "secret_key": ("server", "secret_key"),
-    "port": ("server", "port"),
-    "web_concurrency": ("server", "web_concurrency"),
     "public_url": ("server", "public_url"),
     "max_body_bytes": ("intake", "max_body_bytes"),
     "auth_cache_seconds": ("intake", "auth_cache_seconds"),
@@ -36,8 +34,6 @@ TOML_KEYS = {
 ENV_KEYS = {
     "DATABASE_URL": "database_url",
     "SECRET_KEY": "secret_key",
-    "PORT": "port",
-    "WEB_CONCURRENCY": "web_concurrency",
     "JITBROKER_PUBLIC_URL": "public_url",
     "JITBROKER_LOG_LEVEL": "log_level",
 }
@@ -54,8 +50,6 @@ class Settings:
     sqlite_synchronous: str = "FULL"
     max_connections: int = 8
     secret_key: str = ""
-    port: int = 8000
-    web_concurrency: int = 2
     public_url: str = ""
     max_body_bytes: int = 1024 * 1024
     auth_cache_seconds: int = 300
@@ -142,6 +136,8 @@ def _read_toml(path):
     known = {section for section, _ in TOML_KEYS.values()}
     for section, table in document.items():
         known_keys = {key for s, key in TOML_KEYS.values() if s == section}
-        if section not in known or not isinstance(table, dict) or set(table) - known_keys:
-            raise SettingsError(f"settings file {path}: unknown key in [{section}]")
+        unknown = sorted(set(table) - known_keys) if section in known and isinstance(table, dict) else [section]
+        if unknown:
+            raise SettingsError(f"settings file {path}: unknown key in [{section}]: {', '.join(unknown)} "
+                                "(config.example.toml lists every key)")
     return values

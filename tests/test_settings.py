@@ -7,15 +7,16 @@ from app.settings import Settings, SettingsError
 def test_defaults_use_the_embedded_sqlite_database():
     settings = Settings.load(environ={})
     assert settings.database_url == "sqlite:///instance/jitbroker.db"
-    assert settings.port == 8000
+    assert settings.sqlite_synchronous == "FULL"
 
 
 def test_toml_file_then_environment_override(tmp_path):
     path = tmp_path / "config.toml"
-    path.write_text('[database]\nurl = "sqlite:///from-file.db"\n[server]\nport = 9000\nweb_concurrency = 3\n')
-    settings = Settings.load(environ={"JITBROKER_CONFIG": str(path), "PORT": "9100"})
+    path.write_text('[database]\nurl = "sqlite:///from-file.db"\n[server]\npublic_url = "https://a.example"\n'
+                    'trusted_proxies = 1\n')
+    settings = Settings.load(environ={"JITBROKER_CONFIG": str(path), "JITBROKER_PUBLIC_URL": "https://b.example"})
     assert settings.database_url == "sqlite:///from-file.db"
-    assert (settings.port, settings.web_concurrency) == (9100, 3)
+    assert (settings.public_url, settings.trusted_proxies) == ("https://b.example", 1)
     settings = Settings.load(environ={"JITBROKER_CONFIG": str(path), "DATABASE_URL": "postgresql://h/db"})
     assert settings.database_url == "postgresql://h/db"
 
@@ -24,7 +25,7 @@ def test_toml_file_then_environment_override(tmp_path):
     ("[server]\ncolour = 1\n", "unknown key"),
     ("[nonsense]\nx = 1\n", "unknown key"),
     ("[server\n", "not valid TOML"),
-    ("[server]\nport = \"eighty\"\n", "must be an integer"),
+    ("[server]\ntrusted_proxies = \"one\"\n", "must be an integer"),
 ])
 def test_bad_settings_files_are_named_errors(tmp_path, text, fragment):
     path = tmp_path / "config.toml"
@@ -48,8 +49,11 @@ def test_healthz_answers_when_the_database_is_reachable(client):
     assert client.get("/healthz").json == {"status": "ok"}
 
 
-def test_a_config_still_naming_the_retired_intake_mode_is_refused_with_the_section_named(tmp_path):
+@pytest.mark.parametrize("text, named", [('[intake]\nmode = "queued"\n', r"\[intake\]: mode"),
+                                         ("[server]\nport = 8000\nweb_concurrency = 2\n",
+                                          r"\[server\]: port, web_concurrency")])
+def test_a_config_still_naming_a_retired_setting_is_refused_with_the_key_named(tmp_path, text, named):
     config = tmp_path / "config.toml"
-    config.write_text('[intake]\nmode = "queued"\n')
-    with pytest.raises(SettingsError, match=r"unknown key in \[intake\]"):
+    config.write_text(text)
+    with pytest.raises(SettingsError, match=rf"unknown key in {named} \(config.example.toml lists every key\)"):
         Settings.load(environ={"JITBROKER_CONFIG": str(config)})
