@@ -90,15 +90,10 @@ def _text(value, limit):
 
 
 def record(action, actor, object_type, object_id, detail=None, source_address=None):
-    """Append an entry to the audit log and return it.
+    """Append an entry to the audit log and return it; `actor` None is the request's signed-in account, or "system".
 
-    `actor` is a user name, an Account, or None for the signed-in account of the
-    current request ("system" outside one); `source_address` defaults to the
-    current request's client address. `detail` is a JSON-able dict; never put a
-    secret in it. Call it inside the transaction making the change, as its last
-    statement, so the change and its entry are stored together and the append lock
-    is held only briefly.
-    """
+    `detail` must hold no secret. Call it last in the transaction making the change, so both are stored
+    together and the append lock is held briefly."""
     if actor is None:
         actor = _request_actor()
     actor = getattr(actor, "username", actor)

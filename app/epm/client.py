@@ -1,13 +1,7 @@
-"""The client for EPM's management API: tokens, decision calls and reads (contract/epm.md §2–4).
+"""The client for EPM's management API: tokens, decision calls and reads (contract/epm.md §2-4).
 
-One EpmClient per use is cheap: the access token is cached in the process and, for
-clients built from the stored configuration, shared with the deployment's other
-processes through the database (see app.epm.tokens); API calls go through one
-kept-alive requests.Session per thread of the process (see `http_session`), so a
-decision does not pay for a new TCP (and TLS) connection, and nothing needs closing.
-Every call has a time-out. Failures are raised as the classes in app.epm.errors.
-Every HTTP attempt is reported to `on_call` with secrets redacted.
-"""
+Tokens are shared through app.epm.tokens and calls reuse one kept-alive session per thread,
+so a decision pays for no new TLS handshake; every call has a time-out and failures raise app.epm.errors."""
 import json
 import logging
 import os

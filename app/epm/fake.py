@@ -1,14 +1,7 @@
 """A fake EPM tenant on a real loopback socket, for tests, benchmarks and the README demo.
 
-It serves the token endpoint, both decision routes and the reads (contract/epm.md
-§2–4), checks decision bodies against the contract, honours Idempotency-Key, and can
-fire webhooks at a broker, including the update event EPM sends once a decision is
-applied (`auto_finalize`). Faults are injected with fail_next, delay_next,
-rotate_secret and revoke_tokens. Run it alone with `python -m app.epm.fake --help`.
-
-Record shapes of the reads and the answers to refused decisions are EPM's
-unpublished details; the fake makes them up plainly (see app/epm/fake_routes.py).
-"""
+It checks decision bodies against contract/epm.md, fires webhooks at a broker and injects faults;
+the record shapes of its reads are EPM's unpublished details, made up plainly (app/epm/fake_routes.py)."""
 import argparse
 import io
 import itertools

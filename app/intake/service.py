@@ -1,12 +1,7 @@
 """What a webhook delivery does, in one transaction with its own record.
 
-Every authenticated delivery becomes an IncomingRequest row. A created event makes
-a ticket unless one exists for its RequestId (then it is a duplicate); an update
-event finalizes the ticket, or waits as `received` until its created event comes.
-
-`receive` does all of it before the webhook answers, so a 2xx means the raw delivery
-and its ticket are committed with the database's configured durability (app/db.py).
-"""
+`receive` stores the delivery and makes or finalizes its ticket before the webhook answers,
+so a 2xx means both are committed with the database's configured durability (app/db.py)."""
 import logging
 import traceback
 

@@ -1,18 +1,7 @@
-"""Jira Service Management: the issue (REST v3, or v2 for Data Center) and its approvals.
+"""Jira Service Management: the issue (REST v3, or v2 for Data Center) and the final decision of its last approval step.
 
-Two reads per lookup: `GET /rest/api/{3|2}/issue/{key}` for the status, reporter
-and the planned window, and `GET /rest/servicedeskapi/request/{key}/approval` for
-the approvals. The window lives in site-specific custom fields (JSM's "Planned
-start" / "Planned end" of a change): name them in the options `start_field` and
-`end_field` (e.g. customfield_10058). The approval is the final decision of the
-last approval step: approved, declined (-> rejected) or pending (-> requested);
-no approval steps reads as "not requested".
-
-Authentication: an API token (basic auth with the account's e-mail address), or
-OAuth 2.0 (3LO) with a stored refresh token: calls then go through
-`https://api.atlassian.com/ex/jira/{cloud_id}`, and since Atlassian rotates refresh
-tokens, each new one is saved on the connection.
-"""
+The window lives in site-specific custom fields (options `start_field`, `end_field`). With OAuth (3LO),
+Atlassian rotates refresh tokens, so each new one is saved on the connection."""
 from urllib.parse import quote
 
 from app.itsm.base import (

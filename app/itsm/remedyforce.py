@@ -1,25 +1,7 @@
-"""BMC Helix Remedyforce: a SOQL query through Salesforce's REST API.
+"""BMC Helix Remedyforce: a SOQL query on `BMCServiceDesk__Change_Request__c` through Salesforce's REST API.
 
-Remedyforce keeps change requests in the Salesforce object
-`BMCServiceDesk__Change_Request__c`; one lookup is one
-`GET {instance}/services/data/v{api_version}/query?q=SELECT … WHERE Name = '…'`.
-The token comes from Salesforce's OAuth endpoint (`/services/oauth2/token`):
-the refresh-token grant when one is stored, else client credentials (which needs
-the org's My Domain URL as the token host). Calls then go to the `instance_url`
-the token answer names.
-
-Mapping: number = `Name`; state = `BMCServiceDesk__FKStatus__r.Name`; window =
-`BMCServiceDesk__Scheduled_Start_Date__c` / `…_End_Date__c`; approval = the
-boolean `BMCServiceDesk__Approved__c` (true -> approved, false -> requested);
-requester = `BMCServiceDesk__FKInitiator__r.Username`.
-
-Not confirmed: the object, `Name`, the status relation and the scheduled dates
-appear in published Remedyforce customisations; `BMCServiceDesk__Approved__c` is
-documented on incidents and service requests, and `BMCServiceDesk__FKInitiator__c`
-on change requests, but neither could be confirmed on a live change request. Every
-field name is an option (`object`, `state_field`, `approved_field`, `start_field`,
-`end_field`, `requester_field`) so an org can correct them (docs/connectors.md).
-"""
+The approval and requester fields of a change request are not confirmed on a live org, so every
+field name is an option an org can correct (docs/connectors.md)."""
 import re
 
 from app.itsm.base import APPROVED, REQUESTED, Connector, ItsmError, RemoteTicket, parse_timestamp, tokens

@@ -1,23 +1,7 @@
 """ManageEngine ServiceDesk Plus (API v3): on-premises and MSP with a technician key, Cloud with Zoho OAuth.
 
-A lookup reads one change (or, with the option `module=requests`, one request)
-by its ID: `GET {base}/api/v3/changes/{id}` on-premises and MSP (header
-`authtoken`), `GET {base}/app/{portal}/api/v3/changes/{id}` in the Cloud (header
-`Authorization: Zoho-oauthtoken …`, the token refreshed at Zoho's accounts server).
-The reference's digits are the ID, so a reason quoting `CH-42` or `#42` reads 42.
-
-Mapping: state = `status.name`; approval = `approval_status.name` (Approved ->
-approved, Rejected/Denied -> rejected, Pending… -> requested); window =
-`scheduled_start_time` / `scheduled_end_time` (`value` in epoch milliseconds);
-requester = the `requester` (requests) or `change_requester` / `change_owner`
-(changes), by e-mail address, else name.
-
-Not confirmed: the documentation confirms `status`, `scheduled_start_time`,
-`scheduled_end_time` for changes and `approval_status` and `requester` for requests;
-`approval_status`, `change_requester` and `change_owner` on a change, and MSP's
-API behaving as on-premises for these reads, could not be confirmed against a
-live instance (see docs/connectors.md).
-"""
+A lookup reads one change (or request, option `module=requests`) by the reference's digits. The change's
+approval and requester fields, and MSP behaving as on-premises, are not confirmed (docs/connectors.md)."""
 import json
 import re
 from urllib.parse import quote

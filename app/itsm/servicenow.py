@@ -1,12 +1,4 @@
-"""ServiceNow: one Table API read per lookup, with basic auth or OAuth (`/oauth_token.do`).
-
-The number's prefix picks the table (CHG -> change_request, ...). The read asks
-for `sysparm_display_value=all`, so each field comes as `{"value", "display_value"}`:
-the state's label from `display_value`, the approval and the planned window
-(`start_date`, `end_date`, stored in UTC) from `value`. The requester is the
-user name of `requested_by` (changes), else `requested_for` (requests, items),
-else `opened_by`, read by dot-walking.
-"""
+"""ServiceNow: one Table API read per lookup (the number's prefix picks the table), basic auth or OAuth."""
 from urllib.parse import quote
 
 from app.itsm.base import Connector, ItsmError, RemoteTicket, parse_timestamp, tokens

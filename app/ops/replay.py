@@ -1,13 +1,7 @@
-"""Re-processing a stored webhook delivery once the cause of its failure is fixed.
+"""Re-processing a stored webhook delivery through the intake's own code once its failure's cause is fixed.
 
-A replay runs the intake's own processing (`app.intake.service.apply_event`) on the
-stored body, with the stored row standing in for the delivery, in one transaction.
-A dry run does exactly the same and rolls back, so its answer is what a replay would
-do right now. A replay that would change nothing (a processed delivery that is now
-a duplicate, an update still waiting for its ticket, a body that is still invalid)
-leaves the row as it was.
-Every replay that is not a dry run is written to the audit log.
-"""
+A dry run does the same and rolls back; a replay that would change nothing leaves the row as it was,
+and every real replay is audited."""
 import logging
 from dataclasses import asdict, dataclass
 
@@ -20,7 +14,7 @@ from app.db import UNAVAILABLE_ERRORS, write_transaction
 from app.errors import BadRequest, NotFound
 from app.intake.payload import parse_json_object
 from app.intake.schemas import load_event
-from app.intake.service import StoredDelivery, apply_event, waiting_updates
+from app.intake.service import StoredDelivery, apply_event, describe_invalid, waiting_updates
 from app.models import IncomingRequest
 from app.tickets import service as tickets
 
@@ -123,8 +117,7 @@ def _read_event(incoming):
     except BadRequest as error:
         return None, f"{error.message}: {error.detail}"
     except ValidationError as error:
-        return None, "; ".join(f"{name}: {' '.join(map(str, messages)) if isinstance(messages, list) else messages}"
-                               for name, messages in error.messages.items())
+        return None, describe_invalid(error)
 
 
 def _apply(incoming, event, fields, actor, dry_run, source_address):

@@ -1,26 +1,8 @@
-"""Free-text ticket search that reads an index, not every ticket (migration 8 creates it).
+"""Free-text ticket search (LIKE '%text%' over number, requester, host, application, publisher) through an index.
 
-The text is looked for inside the ticket number, requester, host, application and
-publisher, ignoring case, as SQL's LIKE '%text%' would. Shorter text than a trigram
-has nothing to look up and is matched with LIKE over the newest-first list.
-
-Text that many tickets share (an application) is cheapest found by walking the
-newest-first list with LIKE: a page of matches comes within a few thousand rows.
-Text few tickets share (a person, a machine) is found through the trigram index, but
-only through its rarer trigrams: both indexes pay for every common trigram of the
-text ("LT-" is in every host name) on every candidate ticket, which made a machine's
-search read most of the index.
-
-SQLite: the `task_search` FTS5 table (trigram tokenizer). A cheap probe of each
-trigram's first matches tells the rare ones; the tickets holding the two rarest are
-the candidates, and those containing the whole text (compared as the trigram index
-folds case) are the answer. Too many candidates means common text: the LIKE walk.
-
-PostgreSQL: the pg_trgm GIN index over the same columns joined by spaces. The
-planner's own estimate tells common text, which it walks newest first by itself; rare
-text asks the index only for the trigrams inside its words (those at a word's edge,
-such as " lt", are in most tickets) and checks the whole text on what that finds.
-"""
+Common text is cheapest found walking the newest-first list; rare text through the trigram index, but only its
+rarer trigrams: every common one ("LT-" is in every host name) would make a machine's search read most of the index.
+SQLite probes the FTS5 trigram table for the rarest; PostgreSQL's planner estimate tells common text apart."""
 import json
 import re
 
