@@ -4,7 +4,7 @@ The approval and requester fields of a change request are not confirmed on a liv
 field name is an option an org can correct (docs/connectors.md)."""
 import re
 
-from app.itsm.base import APPROVED, REQUESTED, Connector, ItsmError, RemoteTicket, parse_timestamp, tokens
+from app.itsm.base import APPROVED, REQUESTED, Connector, ItsmError, RemoteTicket, parse_timestamp
 
 SALESFORCE_LOGIN = "https://login.salesforce.com"
 DEFAULT_FIELDS = {
@@ -48,25 +48,19 @@ class RemedyforceConnector(Connector):
 
     def _session(self):
         """(instance URL, access token), fetched once and cached until it nearly expires."""
-        cached = self.cached_token()
-        if cached:
-            return cached
-        key = self.token_key()
+        return self.cached_token(self._fetch_session)
+
+    def _fetch_session(self):
         connection = self.connection
         form = {"client_id": connection.client_id, "client_secret": connection.client_secret}
         if connection.refresh_token:
             form.update(grant_type="refresh_token", refresh_token=connection.refresh_token)
         else:
             form.update(grant_type="client_credentials")
-        token_host = self.base_url or SALESFORCE_LOGIN
-        url = (connection.token_url or "").strip() or f"{token_host}/services/oauth2/token"
-        answer = self.request("POST", url, what="the OAuth token request", data=form)
-        if not isinstance(answer, dict) or not answer.get("access_token"):
-            raise ItsmError(f"{self.describe()} gave no access token; check the connected app and grant")
-        session = ((answer.get("instance_url") or self.base_url).rstrip("/"), answer["access_token"])
+        answer = self.request_token(f"{self.base_url or SALESFORCE_LOGIN}/services/oauth2/token",
+                                    "the OAuth token request", "check the connected app and grant", data=form)
         # Salesforce does not say how long a token lives; the session timeout is 2 h by default.
-        tokens.put(key, session, 3600)
-        return session
+        return ((answer.get("instance_url") or self.base_url).rstrip("/"), answer["access_token"]), 3600
 
     def _query(self, soql, what):
         version = str(self.connection.option("api_version", "59.0"))
