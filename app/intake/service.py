@@ -12,8 +12,7 @@ from app import contract
 from app.claims import lock_request
 from app.db import UNAVAILABLE_ERRORS, database, write_transaction
 from app.errors import BadRequest
-from app.intake.payload import parse_json_object
-from app.intake.schemas import load_event
+from app.intake.schemas import load_event, parse_json_object
 from app.models import IncomingRequest, utcnow
 from app.tickets import service as tickets
 
@@ -142,12 +141,9 @@ def receive(delivery):
 
 
 def apply_stored(incoming):
-    """Apply a delivery stored earlier and never processed (IncomingRequest `received`), inside the
-    caller's transaction; returns its row.
+    """Apply a delivery stored earlier and never processed, inside the caller's transaction; returns its row.
 
-    Used for the deliveries queued intake left (app/migrations.py). A body that is not a valid
-    event, or whose processing fails, leaves the row an error with the reason, which ops can replay.
-    """
+    A body that is invalid, or whose processing fails, leaves the row an error that ops can replay."""
     delivery = StoredDelivery(incoming)
     try:
         event, fields = load_event(parse_json_object(bytes(incoming.raw_body or b"")))

@@ -12,8 +12,7 @@ from app import contract
 from app.audit import service as audit
 from app.db import UNAVAILABLE_ERRORS, write_transaction
 from app.errors import BadRequest, NotFound
-from app.intake.payload import parse_json_object
-from app.intake.schemas import load_event
+from app.intake.schemas import load_event, parse_json_object
 from app.intake.service import StoredDelivery, apply_event, describe_invalid, waiting_updates
 from app.models import IncomingRequest
 from app.tickets import service as tickets
