@@ -1,9 +1,4 @@
-"""The EPM and ticket contracts in code (see ../shared/contract/).
-
-Event names, the fields EPM sends, ticket types with their number prefixes and
-states, duration limits and the exact validation messages live here and only
-here; every other module refers to these names.
-"""
+"""The EPM and ticket contracts in code (see ../shared/contract/): every other module refers to these names."""
 from dataclasses import dataclass
 
 WEBHOOK_PATH = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"

@@ -1,10 +1,6 @@
 """What can go wrong when the broker calls EPM, one class per failure an admin can act on.
 
-Every class carries `status` (HTTP status or None), `body` (EPM's answer, redacted and
-truncated), `retryable` (whether sending the same decision again later may succeed)
-and `retry_after` (seconds EPM asked us to wait, or None). Messages name the host and
-say what to check, because they are shown to approvers and admins as they are.
-"""
+Messages name the host and say what to check, because approvers and admins see them as they are."""
 import socket
 import ssl
 from datetime import datetime, timezone
@@ -54,10 +50,7 @@ class EpmRejected(EpmError):
 class EpmAuthFailed(EpmError):
     """EPM refused the client credentials, or an access token even after a refresh.
 
-    Retryable, like a connection that is not configured yet: the fix is in the
-    broker's configuration, and a decision waiting in the outbox should go through
-    once an admin corrects the client ID or secret, without approvers deciding again.
-    """
+    Retryable: once an admin corrects the configuration, a decision waiting in the outbox goes through."""
 
     retryable = True
 

@@ -36,11 +36,8 @@ KEEPALIVE_SECONDS = 60
 class _KeepAliveHandler(WSGIRequestHandler):
     """Werkzeug's handler, keeping HTTP/1.1 connections open between requests as EPM does.
 
-    Werkzeug's development server closes every connection because the next request line
-    could sit behind a body the application did not read; this handler reads each body
-    whole before the application sees it, so nothing is left behind. Connections are
-    registered with the server so that stopping the fake closes them too.
-    """
+    Werkzeug closes each connection lest a body the application did not read hide the next request;
+    this one reads each body whole first. Stopping the fake closes the connections too."""
 
     timeout = KEEPALIVE_SECONDS
 

@@ -1,11 +1,6 @@
-"""The "PMC Service Host Name" an administrator enters, turned into the API's base URL.
+"""The "PMC Service Host Name" an administrator enters, turned into the API's base URL (contract/epm.md §2).
 
-EPM's management API lives on the tenant host with the `-services` suffix
-(`acme-services.pm.beyondtrustcloud.com`), entered without a scheme; a full `http://`
-or `https://` URL is accepted too, for newer hosts and for a local fake
-(contract/epm.md §2). Leaving out `-services` is the most common misconfiguration, so
-it gets its own warning.
-"""
+Leaving out the `-services` suffix is the most common misconfiguration, so it gets its own warning."""
 import ipaddress
 import re
 from urllib.parse import urlsplit

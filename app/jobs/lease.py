@@ -1,10 +1,7 @@
 """The scheduler lease: one process of a deployment runs the background jobs at a time.
 
-The active `jitbroker scheduler` takes and renews the lease as a claim (app/claims.py);
-a standby takes it over only once the active process stopped renewing it (it died, or
-hung longer than the lease). `jitbroker run-jobs` takes the same lease for its run, so
-cron never runs jobs beside an active scheduler.
-"""
+A standby takes it over only once the holder stopped renewing it; `run-jobs` takes the same lease,
+so cron never runs jobs beside an active scheduler."""
 import os
 
 import peewee

@@ -1,9 +1,4 @@
-"""The tables of background jobs: the scheduler lease, and each job's last run.
-
-The lease is a claim (app/claims.py), not a database lock held open: the row names its
-holder and when its claim runs out, so a process that dies holding it is replaced once
-the claim expires, and nothing waits on a connection that no longer exists.
-"""
+"""The tables of background jobs: the scheduler lease (a claim, app/claims.py, not a lock) and each job's last run."""
 import peewee
 
 from app.db import database

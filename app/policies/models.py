@@ -1,9 +1,4 @@
-"""The policy tables: ordered rules, their settings, bypass codes and evaluations.
-
-Kept beside the policy code rather than in app/models.py: nothing outside
-app/policies writes them, and app/policies reads the broker's tables only through
-their models.
-"""
+"""The policy tables: ordered rules, their settings, bypass codes and evaluations (only app/policies writes them)."""
 import peewee
 
 from app.models import BaseModel, JSONField, QueuedWork, Task, utcnow
