@@ -56,11 +56,7 @@ def find_event_type(name):
 
 
 def user_key(name):
-    """A user name reduced for comparison: no DOMAIN\\ prefix, no @domain suffix, case folded.
-
-    EPM sends `CORP\\mrivera`; an ITSM or a broker account shows `mrivera`,
-    `mrivera@corp.example` or `MRivera`: all compare equal.
-    """
+    """A user name reduced for comparison: `CORP\\mrivera`, `mrivera@corp.example` and `MRivera` compare equal."""
     text = (name or "").strip()
     text = text.rsplit("\\", 1)[-1]
     text = text.split("@", 1)[0]

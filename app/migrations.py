@@ -1,9 +1,6 @@
 """Schema creation and upgrades: an ordered list of steps, each run once per database.
 
-`upgrade()` is the only way tables are created or changed. A step is never edited
-once released: a new column or table is a new step appended to MIGRATIONS, using
-`playhouse.migrate` for changes to existing tables.
-"""
+A released step is never edited: a change is a new step appended to MIGRATIONS."""
 import peewee
 from playhouse.migrate import migrate
 

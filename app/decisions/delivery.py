@@ -78,11 +78,7 @@ def deliver_decision(decision):
 
 
 def deliver_claimed(decision, configuration=None, jit=None):
-    """Make the attempt this process claimed `decision` for; returns the decision as now stored.
-
-    `configuration` and `jit` (its task's jit_request) save reading them again when the
-    caller holds them.
-    """
+    """Make the attempt this process claimed `decision` for; returns the decision as now stored."""
     configuration = configuration or Configuration.default()
     calls = []
 

@@ -45,11 +45,7 @@ _ALREADY_DECIDED = re.compile(r"\balready\s+(?:been\s+)?(?:decided|processed|app
 
 
 class _SecretRedactingFilter:
-    """Masks the client secret and tokens in requests-oauthlib's own debug records.
-
-    fetch_token logs the form body (with client_secret) and the token it obtained at
-    DEBUG; a deployment that turns on debug logging must still not write secrets.
-    """
+    """Masks the client secret and tokens that requests-oauthlib's fetch_token logs at DEBUG."""
 
     def filter(self, record):
         if isinstance(record.args, Mapping):  # logging unwraps a lone dict argument
@@ -131,9 +127,7 @@ class EpmClient:
     def from_configuration(cls, config, on_call=None, *, timeout=DEFAULT_TIMEOUT, shared_token=None):
         """A client for the `Configuration` record; ValueError if the host or credentials are unusable.
 
-        A record read from the database shares its access token with the deployment's
-        other processes through that database (unless `shared_token` says otherwise).
-        """
+        A record read from the database shares its token through it (unless `shared_token` is False)."""
         base_url = base_url_for_host(config.pmc_host)
         client_id = (config.client_id or "").strip()
         if not client_id or not config.client_secret:

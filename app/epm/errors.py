@@ -36,11 +36,7 @@ class EpmRetryable(EpmError):
 
 
 class EpmUnreachable(EpmRetryable):
-    """The host could not be reached at all: DNS, TLS or a refused connection.
-
-    Retryable, because an outage looks the same, but the message says which failure
-    it was so an admin can tell a typo in the host name from an outage.
-    """
+    """The host could not be reached (DNS, TLS, refused); retryable, the message telling a typo from an outage."""
 
 
 class EpmRejected(EpmError):
@@ -56,11 +52,7 @@ class EpmAuthFailed(EpmError):
 
 
 class EpmForbidden(EpmError):
-    """The API account lacks the permission the call needs (403).
-
-    Permanent, as the contract says of every 4xx other than 401/408/429: the
-    approver sees it and can decide again once an admin granted the permission.
-    """
+    """The API account lacks the permission the call needs (403); permanent, as for every 4xx but 401/408/429."""
 
 
 def retry_after_seconds(value, now=None):

@@ -18,11 +18,8 @@ _BARE_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Z
 
 
 def validate_host(host):
-    """The host as entered, stripped; ValueError with a message an admin can act on if unusable.
-
-    Accepts a bare host name (optionally with :port) or an http(s) URL without query,
-    fragment or credentials.
-    """
+    """The host as entered, stripped (a host name with optional :port, or an http(s) URL without query,
+    fragment or credentials); ValueError with a message an admin can act on."""
     text = (host or "").strip()
     if not text:
         raise ValueError(f"The PMC Service Host Name is empty. {HOST_ADVICE}.")

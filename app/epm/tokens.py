@@ -1,9 +1,7 @@
 """EPM access tokens, one per set of credentials, shared by every process and host through the database.
 
-One process at a time fetches, under a claim on the token's row (app/claims.py), so workers
-do not multiply token requests against EPM's limits; a caller inside a transaction, or a
-database that fails, fetches for its process alone: sharing must never stop a decision.
-"""
+One process fetches at a time under a claim on the token's row (app/claims.py), sparing EPM's limits;
+a caller inside a transaction, or a failing database, fetches alone: sharing must never stop a decision."""
 import hashlib
 import logging
 import threading

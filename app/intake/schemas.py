@@ -25,11 +25,8 @@ def _is_blank(value):
 
 
 def _keep_first_filled(pairs):
-    """Build a JSON object; for a repeated key keep the first non-blank value.
-
-    EPM's published template repeats `workstyle`; an administrator's edited
-    template may repeat others, sometimes with one copy left unfilled.
-    """
+    """A JSON object keeping, for a repeated key, its first non-blank value: EPM's template repeats
+    `workstyle`, and edited templates may repeat others with one copy unfilled."""
     result = dict(pairs)
     if len(result) == len(pairs):
         return result  # no key repeats: the common case, built without a Python loop
@@ -86,11 +83,8 @@ def text_value(value):
 
 
 def parse_timestamp(value):
-    """An EPM timestamp as naive UTC, or None when absent or unreadable.
-
-    Accepts 7 fractional digits (.NET), no zone (taken as UTC) and offsets. An
-    unreadable timestamp is not a reason to lose a delivery: the raw body keeps it.
-    """
+    """An EPM timestamp (.NET's 7 digits, no zone = UTC) as naive UTC, or None: an unreadable one
+    loses no delivery, the raw body keeps it."""
     text = text_value(value)
     if not isinstance(text, str):
         return None

@@ -116,11 +116,7 @@ def describe_invalid(error):
 
 
 def receive(delivery):
-    """Validate and process a delivery; returns its IncomingRequest row.
-
-    Raises BadRequest (the delivery is stored as an error first) for bodies that are
-    not a valid event.
-    """
+    """Validate and process a delivery; returns its row, or raises BadRequest once it is stored as an error."""
     event, fields = _load(delivery, _parse(delivery))
 
     for attempt in range(1, _ATTEMPTS + 1):
@@ -167,9 +163,7 @@ def apply_stored(incoming):
 def apply_event(delivery, event, fields):
     """Apply a validated event inside the caller's write transaction; returns the delivery's row.
 
-    `delivery.record(**values)` stores the outcome (status, ticket, ...): a new row for
-    a delivery arriving now, the existing row when ops replay a stored one (app/ops/replay.py).
-    """
+    `delivery.record(**values)` stores the outcome: a new row, or the stored one an ops replay passes."""
     request_id = fields["request_id"]
     lock_request(request_id)
     jit = tickets.find_jit_request(event.kind, request_id)

@@ -37,11 +37,7 @@ class ItsmCredentialsRefused(ItsmError):
 
 @dataclass(frozen=True)
 class RemoteTicket:
-    """A ticket as the policy checks see it, whichever system holds it.
-
-    `approval` is one of approved, rejected, requested, not requested (or "" when
-    the system has no notion of it); the window is naive UTC.
-    """
+    """A ticket as the policy checks see it, whichever system holds it; the window is naive UTC."""
 
     number: str
     state: str = ""

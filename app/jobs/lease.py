@@ -67,10 +67,6 @@ def scheduler_lease():
 
 
 def heartbeat_age_seconds():
-    """Seconds since the lease holder last renewed it, or None if none ever ran.
-
-    For readiness checks: above STALE_AFTER_SECONDS no scheduler is running jobs
-    (retries, notifications, reconciliation, purges).
-    """
+    """Seconds since the lease holder last renewed it, or None if none ever ran (for readiness checks)."""
     lease = scheduler_lease()
     return None if lease is None else lease["heartbeat_age_seconds"]

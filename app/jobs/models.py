@@ -5,11 +5,7 @@ from app.db import database
 
 
 class SchedulerLease(peewee.Model):
-    """Which process runs the jobs: the active `jitbroker scheduler`, or a `jitbroker run-jobs`.
-
-    One row (`name` = "scheduler"). The holder renews `claimed_until` every heartbeat;
-    `heartbeat_at` is what readiness checks read.
-    """
+    """Which process runs the jobs (one row, "scheduler"): the holder renews `claimed_until` each heartbeat."""
 
     name = peewee.CharField(max_length=32, primary_key=True)
     holder = peewee.CharField(max_length=200, null=True)

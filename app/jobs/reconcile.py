@@ -265,11 +265,9 @@ def _reconcile_one(kind, record, report, dry_run, actor):
 
 
 def reconcile(client=None, dry_run=False, actor=audit.SYSTEM_ACTOR):
-    """Compare EPM's request lists with the broker's tickets and repair the differences.
+    """Compare EPM's request lists with the broker's tickets and repair the differences; returns a ReconcileReport.
 
-    Returns a ReconcileReport; each repair is audited as done by `actor`. EPM errors (EpmError) and an unconfigured connection
-    (ValueError) propagate; a single unusable record is reported and skipped.
-    """
+    Each repair is audited as `actor`'s; EpmError and ValueError (unconfigured) propagate; a bad record is reported."""
     if client is None:
         timeout = current_app.extensions["settings"].epm_timeout_seconds
         configuration = Configuration.default()

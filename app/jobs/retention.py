@@ -144,11 +144,7 @@ class PurgeReport:
 
 
 def purge(dry_run=False, now=None, batch_size=BATCH_SIZE, actor=audit.SYSTEM_ACTOR):
-    """Delete every row past its retention period; returns a PurgeReport.
-
-    Deletes `batch_size` rows per transaction until none is left, and records one
-    audit entry per table that lost rows.
-    """
+    """Delete every row past its retention period, `batch_size` rows a transaction; returns a PurgeReport."""
     configuration = Configuration.default()
     now = now or utcnow()
     report = PurgeReport(dry_run=dry_run)

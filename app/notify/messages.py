@@ -22,12 +22,8 @@ def plain(value, limit=500):
 
 
 def chat_escape(text):
-    """Escape what Slack's and Teams' message text treat as markup.
-
-    `<…>` is Slack's link and mention syntax and HTML to Teams; `[label](url)` and
-    `![alt](url)` are Markdown links and images to Teams. A space between `]` and `(`
-    keeps the text readable in both and makes it no link in any Markdown.
-    """
+    """Escape what Slack and Teams treat as markup: `<…>` links and mentions, and Markdown's `[label](url)`,
+    broken by a space between `]` and `(`."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("](", "] (")
 
 

@@ -34,11 +34,7 @@ CURSOR = {"type": "string", "pattern": f"^{CURSOR_PATTERN}$",
 
 
 def encoded_query_pattern():
-    """The grammar app/servicenow_api/query.py reads, as a regular expression over its fields.
-
-    Terms joined by `^`; each, around optional white space, is empty, `EQ`,
-    `ORDERBY[DESC]field`, or `field=value` / `field!=value` with any value but `^`.
-    """
+    """The grammar app/servicenow_api/query.py reads, as a regular expression over its fields."""
     field = "(?:" + "|".join(re.escape(name) for name in sorted(QUERYABLE)) + ")"
     term = rf"\s*(?:EQ|ORDERBY(?:DESC)?\s*{field}|{field}!?=[^^]*)?\s*"
     return rf"^{term}(?:\^{term})*$"

@@ -1,8 +1,4 @@
-"""The filters of the operations lists, shared by the admin pages and their JSON twins.
-
-Each list takes its filters through a marshmallow schema (the same checks for a query
-string typed in a browser and one sent by a script) and returns a bounded page, newest first.
-"""
+"""The filters of the operations lists (one marshmallow schema each), shared by the pages and their JSON twins."""
 import logging
 from datetime import datetime, time, timedelta
 

@@ -143,11 +143,7 @@ def _apply(incoming, event, fields, actor, dry_run, source_address):
 
 
 def replay(incoming, actor=None, dry_run=False, source_address=None):
-    """Re-run the intake on a stored delivery (an IncomingRequest or its sys_id); returns a ReplayOutcome.
-
-    `actor` is who asked (a user name or Account; None means the signed-in account),
-    `source_address` where from; both go to the audit log for every replay but a dry run.
-    """
+    """Re-run the intake on a stored delivery (row or sys_id); returns a ReplayOutcome, audited but for a dry run."""
     if not isinstance(incoming, IncomingRequest):
         incoming = find_incoming_request(incoming)
     event, fields = _read_event(incoming)

@@ -107,9 +107,7 @@ def _usable_condition(now):
 def use_code(record, actor, task, rule):
     """Count one use of `record` for `task`; False when it stopped being usable meanwhile.
 
-    One conditional UPDATE, so a single-use code quoted by two requests at once is
-    used by one of them only.
-    """
+    One conditional UPDATE, so a single-use code quoted by two requests at once serves one."""
     now = utcnow()
     with write_transaction():
         used = (BypassCode

@@ -70,11 +70,8 @@ def _code_text(code):
 
 
 def judge(rule, facts, now, claimed_code=None):
-    """The rule's verdict on a request it matches (nothing is changed).
-
-    `claimed_code` is a bypass code an earlier rule of this evaluation already used:
-    it still counts, though a single-use code is no longer active.
-    """
+    """The rule's verdict on a request it matches; `claimed_code`, a bypass code an earlier rule of this
+    evaluation used, still counts."""
     if rule.outcome == OUTCOME_EXEMPT:
         return Verdict(EXEMPT, "the request is exempt from later rules and left to approvers")
     if rule.outcome == OUTCOME_AUTO_DENY:

@@ -43,11 +43,7 @@ EVALUATION_ERROR = "error"
 
 
 class PolicyRule(BaseModel):
-    """One rule: which requests it matches (every matcher optional) and what it does to them.
-
-    Matchers are case-insensitive shell-style globs (`*`, `?`, `[...]`) matched
-    against the whole value; a pattern without wildcards is an exact match.
-    """
+    """One rule: which requests it matches (case-insensitive globs, every matcher optional) and what it does."""
 
     position = peewee.IntegerField(index=True)
     name = peewee.CharField(max_length=100)

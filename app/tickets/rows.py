@@ -52,11 +52,7 @@ class TicketRow(NamedTuple):
 
 
 class ListedTicket(NamedTuple):
-    """The columns of a ticket the browser's list shows, and its cursor needs.
-
-    Ten columns rather than TicketRow's eighteen: every column of a page's 51 rows is
-    fetched and converted by the worker (on PostgreSQL, psycopg2 parses each value).
-    """
+    """The ten columns of a ticket the browser's list and its cursor need: each one of 51 rows costs a conversion."""
 
     id: int
     number: str
@@ -119,11 +115,9 @@ class RowPage:
 
 
 def row_page(query, after=None, before=None, size=50, row_type=TicketRow):
-    """One page of `query`'s tickets older than cursor `after`, or newer than cursor `before`, or the newest.
+    """One page of `query`'s tickets older than cursor `after`, newer than `before`, or the newest.
 
-    Cursors that do not decode are ignored (the newest page). One row past the page
-    is read to tell whether a further page exists, so no page needs a COUNT.
-    """
+    One row past the page tells whether a further page exists, so no page needs a COUNT."""
     after, before = decode_cursor(after), decode_cursor(before)
     if before:
         found = read_rows(query.where(newer_than(before)).order_by(Task.opened_at.asc(), Task.id.asc())
