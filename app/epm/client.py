@@ -140,8 +140,6 @@ class EpmClient:
     def __repr__(self):
         return f"EpmClient({self.base_url!r}, client_id={self.client_id!r})"
 
-    # --- Public calls ---------------------------------------------------------------
-
     def send_application_decision(self, body, idempotency_key):
         """POST an Application Access decision (payloads.application_decision_body); returns EPM's JSON or {}.
 
@@ -173,8 +171,6 @@ class EpmClient:
         self._access_token()
         self.list_requests(contract.KIND_APPLICATION, page_size=1, page_number=1)
         return CONNECTION_OK
-
-    # --- Requests ---------------------------------------------------------------------
 
     def _list_path(self, kind):
         try:
@@ -237,8 +233,6 @@ class EpmClient:
         self._report(method, response.url, path, attempt, started, response.status_code, request_body,
                      response_body(response), None if ok else f"HTTP {response.status_code}")
         return response
-
-    # --- Tokens ---------------------------------------------------------------------
 
     def _access_token(self, stale=None):
         """The shared token; `stale` is the one the API just refused (a refresh, reported as attempt 2)."""
@@ -307,8 +301,6 @@ class EpmClient:
         # oauthlib refuses http:// token URLs unless this is set, and has no per-session
         # switch (requests-oauthlib issue 61). We only get here for a loopback test server.
         os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
-
-    # --- Reporting --------------------------------------------------------------------
 
     def _report(self, method, url, path, attempt, started, status, request_body, response_text, error):
         duration_ms = round((time.perf_counter() - started) * 1000, 1)

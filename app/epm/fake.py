@@ -107,8 +107,6 @@ class FakeEpm(FakeEpmRoutes):
         self._app = self._build_app(token_path, application_decision_path, admin_decision_path)
         self.reset()
 
-    # --- Lifecycle ------------------------------------------------------------------------
-
     def start(self):
         """Listen on host:port (0 picks a free port) in a background thread; returns self."""
         if self._server is None:
@@ -180,8 +178,6 @@ class FakeEpm(FakeEpmRoutes):
             self._pending_updates = 0  # update events promised by acknowledged decisions, not yet sent
             self._ticket_numbers = itertools.count(FIRST_TICKET_NUMBER)
 
-    # --- Fault injection ------------------------------------------------------------------
-
     def fail_next(self, n, status, retry_after=None, *, endpoint=API):
         """Answer the next `n` calls to the management API (or, with endpoint="token", the token
         endpoint) with `status` and an optional Retry-After, without applying anything."""
@@ -204,8 +200,6 @@ class FakeEpm(FakeEpmRoutes):
         with self._lock:
             self.client_secret = new_secret
             self._tokens.clear()
-
-    # --- What the fake saw ------------------------------------------------------------------
 
     @property
     def received_count(self):
@@ -230,8 +224,6 @@ class FakeEpm(FakeEpmRoutes):
         True if none is left."""
         with self._updates_sent:
             return self._updates_sent.wait_for(lambda: self._pending_updates == 0, timeout=timeout)
-
-    # --- Webhooks to the broker -------------------------------------------------------------
 
     def add_request(self, kind, request_id=None, **fields):
         """Register a new request without telling the broker; returns its created event."""

@@ -29,14 +29,10 @@ SQLITE_FEW_CANDIDATES = 50
 POSTGRES_COMMON_MATCHES = 1000
 # PostgreSQL: words of the text asked of the index (the longest); each costs a scan key.
 POSTGRES_INDEXED_WORDS = 3
-# PostgreSQL: the statistics target of the search index's expression. The planner
-# estimates a text's matches by trying it on the histogram ANALYZE keeps of the
-# expression; with the default 100 entries a text in 3 % of the tickets matches none of
-# them in about one ANALYZE of twenty (0.97 ** 100), is taken for rare, and its search
-# reads every match through the index: the scripts/bench run of 2026-12-01T22:59Z
-# measured search at 1,000,000 tickets at p95 1756 ms (bench/results/latest.json as of
-# commit 447a07d). With 1,000 entries even a text in 1 % of the tickets is missed in
-# fewer than one ANALYZE in 20,000 (0.99 ** 1000); the planner pays a little more per search.
+# PostgreSQL: the statistics target of the search index's expression. With the default 100
+# histogram entries a text in 3 % of the tickets is taken for rare after one ANALYZE in twenty
+# (0.97 ** 100) and read through the index (p95 1756 ms at 1,000,000 tickets); 1,000 misses 1 %
+# in fewer than one ANALYZE in 20,000.
 POSTGRES_SEARCH_STATISTICS = 1000
 
 # The indexed expression of migration 8's `task_search_trgm`; the query must spell it the
