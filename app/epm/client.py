@@ -141,10 +141,8 @@ class EpmClient:
         return f"EpmClient({self.base_url!r}, client_id={self.client_id!r})"
 
     def send_application_decision(self, body, idempotency_key):
-        """POST an Application Access decision (payloads.application_decision_body); returns EPM's JSON or {}.
-
-        Success means EPM acknowledged it: a 2xx, or a 409 saying it was already decided.
-        """
+        """POST an Application Access decision; returns EPM's JSON or {} once acknowledged
+        (a 2xx, or a 409 saying it was already decided)."""
         return self._send_decision(self.application_decision_path, body, idempotency_key,
                                    "the Application Access decision")
 

@@ -54,10 +54,7 @@ def _validate_url(text):
 
 
 def base_url_for_host(host):
-    """The API base URL for a configured host: `https://<host>` for a bare host, a URL kept as is.
-
-    A trailing slash is removed so paths can be appended. Raises ValueError (see validate_host).
-    """
+    """The API base URL for a configured host (`https://<host>`, or the URL as given), without a trailing slash."""
     text = validate_host(host)
     if "://" in text:
         return text
@@ -81,10 +78,7 @@ def is_loopback(name):
 
 
 def host_warnings(host):
-    """Human warnings about a host that is valid but probably wrong; [] when it looks right.
-
-    Never raises: an invalid host gives its validation message as the only warning.
-    """
+    """Warnings about a host that is valid but probably wrong ([] when it looks right); never raises."""
     try:
         text = validate_host(host)
     except ValueError as error:

@@ -7,10 +7,7 @@ _SECONDS_PER_UNIT = {contract.DURATION_MINUTES: 60, contract.DURATION_HOURS: 360
 
 
 def duration_seconds(unit, value=None):
-    """The duration EPM receives: "Once" for once, else N minutes/hours as a string of seconds.
-
-    Range checks are the decision rules' job; this only converts ("30" minutes -> "1800").
-    """
+    """The duration EPM receives: "Once", else N minutes/hours as a string of seconds (ranges are the rules' job)."""
     if unit == contract.DURATION_ONCE:
         return contract.EPM_DURATION_ONCE
     if unit not in _SECONDS_PER_UNIT:

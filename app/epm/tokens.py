@@ -58,11 +58,8 @@ def _cached(key, stale):
 
 
 def get_token(key, fetch, *, stale=None, shared=False, claim_seconds=10 + CLAIM_MARGIN_SECONDS):
-    """The access token for `key`, fetched by `fetch()` -> (access_token, expires_in) when missing, due or `stale`.
-
-    requests-oauthlib does not renew client-credentials tokens (its issue 260), so callers
-    pass the token EPM just refused (a 401) as `stale`; `shared` goes through the database.
-    """
+    """The token for `key`, from `fetch()` -> (access_token, expires_in) when missing, due, or the `stale` one
+    EPM just refused (requests-oauthlib does not renew client-credentials tokens: its issue 260)."""
     value = _cached(key, stale)
     if value is not None:
         return value

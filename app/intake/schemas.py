@@ -55,10 +55,8 @@ def parse_json_object(raw_body):
 
 
 def _storable(value):
-    """`value` with NUL characters and unpaired surrogates (legal JSON escapes) replaced by U+FFFD.
-
-    Neither database can store them in a text column; the raw body keeps the original.
-    """
+    """`value` with NUL characters and unpaired surrogates replaced by U+FFFD: no text column stores them
+    (the raw body keeps the original)."""
     if isinstance(value, str):
         return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, dict):
@@ -69,10 +67,7 @@ def _storable(value):
 
 
 def text_value(value):
-    """An EPM scalar as text, or None for empty and unreplaced placeholder values.
-
-    Returns the input unchanged when it is not a scalar, so the caller can reject it.
-    """
+    """An EPM scalar as text, None for empty and placeholder values; a non-scalar is returned as is, to reject."""
     if isinstance(value, bool):
         return "True" if value else "False"
     if isinstance(value, (int, float)):

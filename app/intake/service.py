@@ -48,10 +48,7 @@ class Delivery:
 
 
 class StoredDelivery:
-    """A stored row in the place of a new delivery: `record` updates it instead of adding one.
-
-    Used to process a delivery stored earlier: one ops replay, or one queued intake left (app/migrations.py).
-    """
+    """A stored row in the place of a new delivery (an ops replay, or one queued intake left): `record` updates it."""
 
     def __init__(self, incoming):
         self.incoming = incoming

@@ -196,10 +196,8 @@ class Connector:
                             "check the base URL") from None
 
     def with_token_renewed_once(self, call):
-        """`call()` (which makes one request); if the ITSM refuses a cached access token with a 401, drop it
-        and call once more with a new one. An ITSM may revoke a token, or end it sooner than it said it
-        would (Salesforce's session timeout is set per org), and the cache would otherwise keep a dead
-        token until its own expiry."""
+        """`call()`, once more with a new token if the ITSM refuses a cached one with a 401: an ITSM may revoke
+        a token or end it early (Salesforce's session timeout is per org)."""
         self.token_from_cache = False
         try:
             return call()

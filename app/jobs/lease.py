@@ -32,10 +32,7 @@ STALE_AFTER_SECONDS = LEASE_SECONDS
 
 
 def acquire_scheduler_lease(holder, lease_seconds=LEASE_SECONDS):
-    """Take or renew the scheduler lease for `holder`; True if it holds the lease now.
-
-    Succeeds when `holder` already holds it, nobody does, or the holder let it expire.
-    """
+    """Take or renew the scheduler lease for `holder` (free, expired, or already its own); True if it holds it now."""
     now = database_now()
     lease = SchedulerLease
     lease.insert(name=SCHEDULER_LEASE).on_conflict_ignore().execute()

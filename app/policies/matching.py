@@ -74,10 +74,7 @@ def compile_reference_pattern(rule):
 
 
 def find_reference(rule, reason):
-    """The first ticket reference in `reason` by the rule's pattern, upper-cased, or None.
-
-    A custom regex with a capture group gives that group; without one, the whole match.
-    """
+    """The first ticket reference in `reason` by the rule's pattern (its capture group, if any), upper-cased."""
     match = compile_reference_pattern(rule).search(reason or "")
     if match is None:
         return None

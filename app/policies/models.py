@@ -114,10 +114,7 @@ class PolicySettings(BaseModel):
 
 
 class BypassCode(BaseModel):
-    """A failsafe code an admin issues: a reason quoting it counts as a valid ticket.
-
-    Only a SHA-256 of the code is stored; the code itself is shown once, when issued.
-    """
+    """A failsafe code an admin issues, counting as a valid ticket; only its SHA-256 is stored."""
 
     code_hash = peewee.CharField(max_length=64, unique=True)
     hint = peewee.CharField(max_length=8)
