@@ -1,8 +1,4 @@
-"""The integration settings record (`Default`): which fields exist, how each is checked.
-
-The CLI (`jitbroker config set`) and the admin page both change the record through
-`update_configuration`, so a value is checked the same way wherever it is entered.
-"""
+"""The integration settings record (`Default`): its fields, checked the same for the CLI and the admin page."""
 
 from app import contract
 from app.audit import service as audit
@@ -159,11 +155,7 @@ def _shown(field, value):
 
 
 def update_configuration(raw, actor=None, source_address=None):
-    """Check and save values on the Default record; returns (record, warnings).
-
-    The fields that changed go to the audit log as old → new, secrets masked;
-    `actor` and `source_address` default to the current request's (see app.audit.service.record).
-    """
+    """Check and save values on the Default record; returns (record, warnings); changes are audited, secrets masked."""
     cleaned = clean_values(raw)
     with write_transaction():
         record = Configuration.default()

@@ -1,9 +1,4 @@
-"""The EPM and ticket contracts in code (see ../shared/contract/).
-
-Event names, the fields EPM sends, ticket types with their number prefixes and
-states, duration limits and the exact validation messages live here and only
-here; every other module refers to these names.
-"""
+"""The EPM and ticket contracts in code (see ../shared/contract/): every other module refers to these names."""
 from dataclasses import dataclass
 
 WEBHOOK_PATH = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"
@@ -61,11 +56,7 @@ def find_event_type(name):
 
 
 def user_key(name):
-    """A user name reduced for comparison: no DOMAIN\\ prefix, no @domain suffix, case folded.
-
-    EPM sends `CORP\\mrivera`; an ITSM or a broker account shows `mrivera`,
-    `mrivera@corp.example` or `MRivera`: all compare equal.
-    """
+    """A user name reduced for comparison: `CORP\\mrivera`, `mrivera@corp.example` and `MRivera` compare equal."""
     text = (name or "").strip()
     text = text.rsplit("\\", 1)[-1]
     text = text.split("@", 1)[0]

@@ -8,7 +8,7 @@ app/openapi/spec.py turns into the OpenAPI description.
 """
 from dataclasses import dataclass
 
-from marshmallow import EXCLUDE, Schema, fields
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
 from app.errors import BadRequest
 
@@ -67,6 +67,18 @@ def clean_values(fields_by_name, raw, title, kept_types=(str, bool), what="field
         detail = "; ".join(f"{name}: {message}" for name, message in errors.items())
         raise BadRequest(title, detail, extra={"fields": errors})
     return cleaned
+
+
+def load_query(schema, args, title="Invalid query", blank_is_missing=False):
+    """A query string loaded by `schema`; BadRequest(`title`) naming each wrong field. With `blank_is_missing`
+    an empty parameter counts as not given (the operations pages' forms send every field)."""
+    values = args.to_dict() if hasattr(args, "to_dict") else dict(args)
+    try:
+        return schema.load({key: value for key, value in values.items()
+                            if not blank_is_missing or value not in (None, "")})
+    except ValidationError as error:
+        detail = "; ".join(f"{name}: {' '.join(map(str, messages))}" for name, messages in error.messages.items())
+        raise BadRequest(title, detail, extra={"fields": error.messages}) from None
 
 
 class Document(Schema):

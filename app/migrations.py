@@ -1,13 +1,23 @@
 """Schema creation and upgrades: an ordered list of steps, each run once per database.
 
-`upgrade()` is the only way tables are created or changed. A step is never edited
-once released: a new column or table is a new step appended to MIGRATIONS, using
-`playhouse.migrate` for changes to existing tables.
-"""
+A released step is never edited: a change is a new step appended to MIGRATIONS."""
 import peewee
+from playhouse.migrate import migrate
 
 from app import contract, models, secrets
 from app.db import database, is_sqlite, write_transaction
+
+
+def _columns(table):
+    return {column.name for column in database.get_columns(table)}
+
+
+def _add_columns(migrator, *columns):
+    """Add each (table, name, field) its table lacks: step 1 creates tables from the current models,
+    so a new database has them already."""
+    existing = {table: _columns(table) for table, _name, _field in columns}
+    migrate(*(migrator.add_column(table, name, field) for table, name, field in columns
+              if name not in existing[table]))
 
 
 def _initial_schema(_migrator):
@@ -53,27 +63,19 @@ def encrypt_stored(table, columns):
 
 
 def _security(migrator):
-    from playhouse.migrate import migrate
-
     from app.auth.models import AuthFailure
 
     database.create_tables([AuthFailure])
     account = models.Account._meta.table_name
-    existing = {column.name for column in database.get_columns(account)}
-    columns = [
-        ("previous_password_hash", peewee.CharField(max_length=255, null=True)),
-        ("previous_password_expires_at", peewee.DateTimeField(null=True)),
-    ]
-    migrate(*(migrator.add_column(account, name, field) for name, field in columns if name not in existing))
+    _add_columns(migrator, (account, "previous_password_hash", peewee.CharField(max_length=255, null=True)),
+                 (account, "previous_password_expires_at", peewee.DateTimeField(null=True)))
     # Secrets saved before encryption existed are encrypted in place.
     configuration = models.Configuration._meta.table_name
-    stored = {column.name for column in database.get_columns(configuration)}
-    encrypt_stored(configuration, [name for name in ("client_secret", "smtp_password") if name in stored])
+    encrypt_stored(configuration, [name for name in ("client_secret", "smtp_password")
+                                   if name in _columns(configuration)])
 
 
 def _scheduler_notifications_retention(migrator):
-    from playhouse.migrate import migrate
-
     from app.jobs.models import SchedulerLease
     from app.notify.models import Notification
 
@@ -82,7 +84,8 @@ def _scheduler_notifications_retention(migrator):
     # Field definitions are spelled out here, not taken from the models, so this step
     # does the same thing however the models change later.
     account, configuration = models.Account._meta.table_name, models.Configuration._meta.table_name
-    columns = [
+    _add_columns(
+        migrator,
         (account, "email", peewee.CharField(max_length=254, default="")),
         (account, "groups", peewee.CharField(max_length=1000, default="")),
         (configuration, "smtp_host", peewee.CharField(max_length=255, default="")),
@@ -97,11 +100,7 @@ def _scheduler_notifications_retention(migrator):
         (configuration, "retention_outbound_days", peewee.IntegerField(default=30)),
         (configuration, "retention_closed_ticket_days", peewee.IntegerField(default=365)),
         (configuration, "debug_logging", peewee.BooleanField(default=False)),
-    ]
-    # Step 1 creates tables from the current models, so a new database has these already.
-    existing = {table: {column.name for column in database.get_columns(table)} for table in (account, configuration)}
-    migrate(*(migrator.add_column(table, name, field) for table, name, field in columns
-              if name not in existing[table]))
+    )
 
 
 def _ticket_search_index(_migrator):
@@ -131,12 +130,8 @@ def _ticket_search_index(_migrator):
 
 
 def _app_log_retention(migrator):
-    from playhouse.migrate import migrate
-
-    configuration = models.Configuration._meta.table_name
-    # Step 1 creates tables from the current models, so a new database has it already.
-    if "retention_app_log_days" not in {column.name for column in database.get_columns(configuration)}:
-        migrate(migrator.add_column(configuration, "retention_app_log_days", peewee.IntegerField(default=30)))
+    _add_columns(migrator, (models.Configuration._meta.table_name, "retention_app_log_days",
+                            peewee.IntegerField(default=30)))
 
 
 def _shared_epm_token(_migrator):
@@ -172,20 +167,13 @@ class _QueuedDelivery(peewee.Model):
 
 
 def _apply_queued_deliveries(migrator):
-    """Deliveries queued intake stored and no processor applied become tickets; its table and column go.
-
-    Queued intake (steps 11 and 13, retired) kept deliveries in its own table, then in the
-    incoming-request log marked `queued`, until its processor applied them. Each is applied
-    now, oldest first, as the webhook applies a delivery, keeping its sys_id (the one EPM's
-    answer named), and a new ticket meets the policies as if its webhook had made it.
-    """
-    from playhouse.migrate import migrate
-
+    """Deliveries queued intake (steps 11 and 13, retired) stored and no processor applied become tickets,
+    oldest first, keeping the sys_id EPM's answer named; its table and `queued` column go."""
     from app.intake.service import apply_stored
 
     incoming = models.IncomingRequest
     table = incoming._meta.table_name
-    if "queued" not in {column.name for column in database.get_columns(table)}:
+    if "queued" not in _columns(table):
         return
     left = [row_id for (row_id,) in incoming.select(incoming.id).where(peewee.Entity("queued") == True)  # noqa: E712
             .order_by(incoming.id).tuples()]
@@ -208,9 +196,6 @@ def _apply_queued_deliveries(migrator):
 def _one_scheduler_lease(migrator):
     """Jobs run under the scheduler lease alone: each job's lock row becomes its last-run record,
     and policy evaluations get the due time every claimed row has (app/claims.py)."""
-    import peewee
-    from playhouse.migrate import migrate
-
     from app.jobs.models import JobRun
     from app.policies.models import PolicyEvaluation
 
@@ -220,23 +205,17 @@ def _one_scheduler_lease(migrator):
         database.execute_sql(f"INSERT INTO {JobRun._meta.table_name} ({columns}) "
                              f"SELECT {columns} FROM x_bets_pmc_jit_job_lock")
         database.execute_sql("DROP TABLE x_bets_pmc_jit_job_lock")
-    table = PolicyEvaluation._meta.table_name
-    if "next_attempt_at" not in {column.name for column in database.get_columns(table)}:
-        migrate(migrator.add_column(table, "next_attempt_at", peewee.DateTimeField(default=models.utcnow)))
+    _add_columns(migrator, (PolicyEvaluation._meta.table_name, "next_attempt_at",
+                            peewee.DateTimeField(default=models.utcnow)))
 
 
 def _approvals_on_the_ticket(migrator):
     """How many approvers a ticket needs moves from its policy evaluation to Task.approvals_required:
     the evaluation's number once it has run, None while it is queued or running, 1 without one."""
-    import peewee
-    from playhouse.migrate import migrate
-
     task, evaluation = models.Task._meta.table_name, "x_bets_pmc_jit_policy_evaluation"
-    # Step 1 creates tables from the current models, so a new database has the column already.
-    if "approvals_required" not in {column.name for column in database.get_columns(task)}:
-        migrate(migrator.add_column(task, "approvals_required", peewee.IntegerField(
-            null=True, default=1, constraints=[peewee.SQL("DEFAULT 1")])))
-    if "required_approvals" in {column.name for column in database.get_columns(evaluation)}:
+    _add_columns(migrator, (task, "approvals_required", peewee.IntegerField(
+        null=True, default=1, constraints=[peewee.SQL("DEFAULT 1")])))
+    if "required_approvals" in _columns(evaluation):
         database.execute_sql(
             f"UPDATE {task} SET approvals_required = (SELECT CASE WHEN e.status IN ('pending', 'running') "
             f"THEN NULL ELSE e.required_approvals END FROM {evaluation} e WHERE e.task_id = {task}.id) "
@@ -262,13 +241,6 @@ MIGRATIONS = [
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)
-
-
-def current_version():
-    if not database.table_exists(models.SchemaVersion._meta.table_name):
-        return 0
-    newest = models.SchemaVersion.select().order_by(models.SchemaVersion.version.desc()).first()
-    return newest.version if newest else 0
 
 
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises upgrades.

@@ -1,9 +1,6 @@
 """Process settings: defaults, then a TOML file, then the environment, then explicit overrides.
 
-These are the settings a process needs before it can reach its database. The
-integration settings approvers and admins edit (EPM host, ticket type, ...) live in
-the database's configuration record instead (see app/configuration.py).
-"""
+What a process needs before it reaches its database; the integration settings live in the database."""
 import os
 import secrets
 import tomllib
@@ -105,11 +102,8 @@ class Settings:
         return replace(self, **typed)
 
     def with_secret_key(self, instance_path):
-        """These settings with a secret key: the configured one, or one kept in the instance folder.
-
-        Every worker of a deployment must share the key that signs sessions, so a
-        generated key is written once to `instance/secret_key` and read from there after.
-        """
+        """These settings with a secret key: the configured one, or one generated once into the instance folder
+        (every worker must share the key that signs sessions)."""
         if self.secret_key:
             return self
         key_file = Path(instance_path) / "secret_key"

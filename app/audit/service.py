@@ -1,11 +1,7 @@
-"""Appending to the audit log and checking that nobody edited or deleted an entry.
+"""Appending to the hash-chained audit log and checking that nobody edited or deleted an entry.
 
-Each entry stores the SHA-256 of a canonical JSON of its own fields plus the hash
-of the entry before it (the first entry follows GENESIS_HASH). Changing a stored
-field breaks that entry's hash; deleting an entry breaks the next entry's link.
-Removing entries from the end leaves a shorter chain that still verifies: keep the
-head hash `verify()` reports somewhere else to catch that too.
-"""
+Entries removed from the end leave a shorter chain that still verifies: keep the head hash `verify()`
+reports elsewhere to catch that too."""
 import getpass
 import hashlib
 import json
@@ -91,15 +87,10 @@ def _text(value, limit):
 
 
 def record(action, actor, object_type, object_id, detail=None, source_address=None):
-    """Append an entry to the audit log and return it.
+    """Append an entry to the audit log and return it; `actor` None is the request's signed-in account, or "system".
 
-    `actor` is a user name, an Account, or None for the signed-in account of the
-    current request ("system" outside one); `source_address` defaults to the
-    current request's client address. `detail` is a JSON-able dict; never put a
-    secret in it. Call it inside the transaction making the change, as its last
-    statement, so the change and its entry are stored together and the append lock
-    is held only briefly.
-    """
+    `detail` must hold no secret. Call it last in the transaction making the change, so both are stored
+    together and the append lock is held briefly."""
     if actor is None:
         actor = _request_actor()
     actor = getattr(actor, "username", actor)
@@ -155,11 +146,7 @@ def verify():
 
 
 def parse_bound(text, end=False):
-    """A naive UTC datetime from `YYYY-MM-DD` or an ISO 8601 time (an offset is converted to UTC).
-
-    As an `end` bound, a bare date means the end of that day, so `--until 2026-03-31`
-    takes in all of 31 March. Raises ValueError with a message a person can act on.
-    """
+    """A naive UTC datetime from `YYYY-MM-DD` or ISO 8601; as an `end` bound a bare date takes in that whole day."""
     text = (text or "").strip()
     if not text:
         return None

@@ -1,14 +1,7 @@
-"""Two-person approval: when a rule requires it, the first approval waits for a second approver.
+"""Two-person approval: when the policies require it, the first approval waits for a second approver.
 
-`submit_decision` is what the decision form and the JSON API call instead of
-`decide` directly. On a ticket that needs two approvers, the first approval is
-stored as a PendingApproval (with a work note) and nothing goes to EPM; the
-second, from a different person, calls `decide`, which sends it to EPM as usual.
-Neither approver may be the requester. A denial needs one person and goes straight
-through. While a ticket's policies are still being evaluated nobody can approve it:
-until the rules have run, nobody knows whether one approval is enough. The policies
-say both through `Task.approvals_required` (None until they have run, then 1 or 2).
-"""
+Neither approver may be the requester; a denial needs one person. Nobody approves while the policies
+are being evaluated (`Task.approvals_required` is None until then): nobody knows yet if one is enough."""
 from app import contract
 from app.audit import service as audit
 from app.db import write_transaction

@@ -1,14 +1,7 @@
 """Delivering decisions to EPM from the outbox: exactly once, retried through outages.
 
-A process claims a decision (pending and due, or `sending` whose claim expired
-because its process died) through app/claims.py, so two processes never send
-the same decision at once; a new decision is written already claimed for its first
-attempt (`first_claim`), in the transaction that records it. Every attempt carries
-the decision's sys_id as its idempotency key, so a re-send after a lost answer
-cannot apply twice in EPM. An attempt's outcome and the HTTP calls it made are
-stored in one transaction: with SQLite's synchronous=FULL each commit is an fsync
-the approver waits for.
-"""
+Each attempt is claimed (app/claims.py) and carries the decision's sys_id as its idempotency key,
+so a re-send after a lost answer cannot apply twice in EPM."""
 import logging
 import random
 from datetime import timedelta
@@ -85,11 +78,7 @@ def deliver_decision(decision):
 
 
 def deliver_claimed(decision, configuration=None, jit=None):
-    """Make the attempt this process claimed `decision` for; returns the decision as now stored.
-
-    `configuration` and `jit` (its task's jit_request) save reading them again when the
-    caller holds them.
-    """
+    """Make the attempt this process claimed `decision` for; returns the decision as now stored."""
     configuration = configuration or Configuration.default()
     calls = []
 

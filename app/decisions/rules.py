@@ -1,8 +1,5 @@
-"""The decision form's rules (contract/tickets.md "Decisions"), as a marshmallow schema.
-
-The browser checks the same rules before submit; this schema is the authority.
-Each broken rule answers with the contract's exact message.
-"""
+"""The decision form's rules (contract/tickets.md "Decisions") as a marshmallow schema, the authority
+the browser's checks copy; each broken rule answers with the contract's exact message."""
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
 from app import contract

@@ -1,9 +1,4 @@
-"""Taking a decision on a ticket, and changing its state or notes.
-
-`decide` checks the ticket may still be decided and writes the decision into the
-outbox, claimed for its first attempt, in one transaction, then makes that attempt
-at once (see app/decisions/delivery.py); retries happen in the scheduler.
-"""
+"""Taking a decision on a ticket (into the outbox, then one attempt at once), and changing its state or notes."""
 from app import contract
 from app.audit import service as audit
 from app.db import is_sqlite, write_transaction
@@ -59,10 +54,7 @@ def _duration_text(unit, value):
 def decide(task, account, decision, reason, duration_unit=None, duration_value=None, ticket_url=""):
     """Record `account`'s decision on `task` and send it to EPM; returns the Decision.
 
-    Raises BadRequest with the contract's message for a broken form rule, and
-    Conflict when the ticket is inactive, already final, or another decision is on
-    its way to EPM.
-    """
+    BadRequest for a broken form rule; Conflict when the ticket is inactive, final, or has a decision on its way."""
     decision, reason, unit, value = clean_decision(decision, reason, duration_unit, duration_value)
     # Read before the write lock is taken, so the transaction holds it for less time.
     configuration = Configuration.default()

@@ -1,13 +1,7 @@
-"""The client for EPM's management API: tokens, decision calls and reads (contract/epm.md §2–4).
+"""The client for EPM's management API: tokens, decision calls and reads (contract/epm.md §2-4).
 
-One EpmClient per use is cheap: the access token is cached in the process and, for
-clients built from the stored configuration, shared with the deployment's other
-processes through the database (see app.epm.tokens); API calls go through one
-kept-alive requests.Session per thread of the process (see `http_session`), so a
-decision does not pay for a new TCP (and TLS) connection, and nothing needs closing.
-Every call has a time-out. Failures are raised as the classes in app.epm.errors.
-Every HTTP attempt is reported to `on_call` with secrets redacted.
-"""
+Tokens are shared through app.epm.tokens and calls reuse one kept-alive session per thread,
+so a decision pays for no new TLS handshake; every call has a time-out and failures raise app.epm.errors."""
 import json
 import logging
 import os
@@ -51,11 +45,7 @@ _ALREADY_DECIDED = re.compile(r"\balready\s+(?:been\s+)?(?:decided|processed|app
 
 
 class _SecretRedactingFilter:
-    """Masks the client secret and tokens in requests-oauthlib's own debug records.
-
-    fetch_token logs the form body (with client_secret) and the token it obtained at
-    DEBUG; a deployment that turns on debug logging must still not write secrets.
-    """
+    """Masks the client secret and tokens that requests-oauthlib's fetch_token logs at DEBUG."""
 
     def filter(self, record):
         if isinstance(record.args, Mapping):  # logging unwraps a lone dict argument
@@ -137,9 +127,7 @@ class EpmClient:
     def from_configuration(cls, config, on_call=None, *, timeout=DEFAULT_TIMEOUT, shared_token=None):
         """A client for the `Configuration` record; ValueError if the host or credentials are unusable.
 
-        A record read from the database shares its access token with the deployment's
-        other processes through that database (unless `shared_token` says otherwise).
-        """
+        A record read from the database shares its token through it (unless `shared_token` is False)."""
         base_url = base_url_for_host(config.pmc_host)
         client_id = (config.client_id or "").strip()
         if not client_id or not config.client_secret:
@@ -152,13 +140,9 @@ class EpmClient:
     def __repr__(self):
         return f"EpmClient({self.base_url!r}, client_id={self.client_id!r})"
 
-    # --- Public calls ---------------------------------------------------------------
-
     def send_application_decision(self, body, idempotency_key):
-        """POST an Application Access decision (payloads.application_decision_body); returns EPM's JSON or {}.
-
-        Success means EPM acknowledged it: a 2xx, or a 409 saying it was already decided.
-        """
+        """POST an Application Access decision; returns EPM's JSON or {} once acknowledged
+        (a 2xx, or a 409 saying it was already decided)."""
         return self._send_decision(self.application_decision_path, body, idempotency_key,
                                    "the Application Access decision")
 
@@ -185,8 +169,6 @@ class EpmClient:
         self._access_token()
         self.list_requests(contract.KIND_APPLICATION, page_size=1, page_number=1)
         return CONNECTION_OK
-
-    # --- Requests ---------------------------------------------------------------------
 
     def _list_path(self, kind):
         try:
@@ -249,8 +231,6 @@ class EpmClient:
         self._report(method, response.url, path, attempt, started, response.status_code, request_body,
                      response_body(response), None if ok else f"HTTP {response.status_code}")
         return response
-
-    # --- Tokens ---------------------------------------------------------------------
 
     def _access_token(self, stale=None):
         """The shared token; `stale` is the one the API just refused (a refresh, reported as attempt 2)."""
@@ -319,8 +299,6 @@ class EpmClient:
         # oauthlib refuses http:// token URLs unless this is set, and has no per-session
         # switch (requests-oauthlib issue 61). We only get here for a loopback test server.
         os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
-
-    # --- Reporting --------------------------------------------------------------------
 
     def _report(self, method, url, path, attempt, started, status, request_body, response_text, error):
         duration_ms = round((time.perf_counter() - started) * 1000, 1)

@@ -1,10 +1,6 @@
 """What can go wrong when the broker calls EPM, one class per failure an admin can act on.
 
-Every class carries `status` (HTTP status or None), `body` (EPM's answer, redacted and
-truncated), `retryable` (whether sending the same decision again later may succeed)
-and `retry_after` (seconds EPM asked us to wait, or None). Messages name the host and
-say what to check, because they are shown to approvers and admins as they are.
-"""
+Messages name the host and say what to check, because approvers and admins see them as they are."""
 import socket
 import ssl
 from datetime import datetime, timezone
@@ -40,11 +36,7 @@ class EpmRetryable(EpmError):
 
 
 class EpmUnreachable(EpmRetryable):
-    """The host could not be reached at all: DNS, TLS or a refused connection.
-
-    Retryable, because an outage looks the same, but the message says which failure
-    it was so an admin can tell a typo in the host name from an outage.
-    """
+    """The host could not be reached (DNS, TLS, refused); retryable, the message telling a typo from an outage."""
 
 
 class EpmRejected(EpmError):
@@ -54,20 +46,13 @@ class EpmRejected(EpmError):
 class EpmAuthFailed(EpmError):
     """EPM refused the client credentials, or an access token even after a refresh.
 
-    Retryable, like a connection that is not configured yet: the fix is in the
-    broker's configuration, and a decision waiting in the outbox should go through
-    once an admin corrects the client ID or secret, without approvers deciding again.
-    """
+    Retryable: once an admin corrects the configuration, a decision waiting in the outbox goes through."""
 
     retryable = True
 
 
 class EpmForbidden(EpmError):
-    """The API account lacks the permission the call needs (403).
-
-    Permanent, as the contract says of every 4xx other than 401/408/429: the
-    approver sees it and can decide again once an admin granted the permission.
-    """
+    """The API account lacks the permission the call needs (403); permanent, as for every 4xx but 401/408/429."""
 
 
 def retry_after_seconds(value, now=None):

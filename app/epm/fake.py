@@ -1,14 +1,7 @@
 """A fake EPM tenant on a real loopback socket, for tests, benchmarks and the README demo.
 
-It serves the token endpoint, both decision routes and the reads (contract/epm.md
-§2–4), checks decision bodies against the contract, honours Idempotency-Key, and can
-fire webhooks at a broker, including the update event EPM sends once a decision is
-applied (`auto_finalize`). Faults are injected with fail_next, delay_next,
-rotate_secret and revoke_tokens. Run it alone with `python -m app.epm.fake --help`.
-
-Record shapes of the reads and the answers to refused decisions are EPM's
-unpublished details; the fake makes them up plainly (see app/epm/fake_routes.py).
-"""
+It checks decision bodies against contract/epm.md, fires webhooks at a broker and injects faults;
+the record shapes of its reads are EPM's unpublished details, made up plainly (app/epm/fake_routes.py)."""
 import argparse
 import io
 import itertools
@@ -43,11 +36,8 @@ KEEPALIVE_SECONDS = 60
 class _KeepAliveHandler(WSGIRequestHandler):
     """Werkzeug's handler, keeping HTTP/1.1 connections open between requests as EPM does.
 
-    Werkzeug's development server closes every connection because the next request line
-    could sit behind a body the application did not read; this handler reads each body
-    whole before the application sees it, so nothing is left behind. Connections are
-    registered with the server so that stopping the fake closes them too.
-    """
+    Werkzeug closes each connection lest a body the application did not read hide the next request;
+    this one reads each body whole first. Stopping the fake closes the connections too."""
 
     timeout = KEEPALIVE_SECONDS
 
@@ -116,8 +106,6 @@ class FakeEpm(FakeEpmRoutes):
         self._server = self._thread = None
         self._app = self._build_app(token_path, application_decision_path, admin_decision_path)
         self.reset()
-
-    # --- Lifecycle ------------------------------------------------------------------------
 
     def start(self):
         """Listen on host:port (0 picks a free port) in a background thread; returns self."""
@@ -190,8 +178,6 @@ class FakeEpm(FakeEpmRoutes):
             self._pending_updates = 0  # update events promised by acknowledged decisions, not yet sent
             self._ticket_numbers = itertools.count(FIRST_TICKET_NUMBER)
 
-    # --- Fault injection ------------------------------------------------------------------
-
     def fail_next(self, n, status, retry_after=None, *, endpoint=API):
         """Answer the next `n` calls to the management API (or, with endpoint="token", the token
         endpoint) with `status` and an optional Retry-After, without applying anything."""
@@ -214,8 +200,6 @@ class FakeEpm(FakeEpmRoutes):
         with self._lock:
             self.client_secret = new_secret
             self._tokens.clear()
-
-    # --- What the fake saw ------------------------------------------------------------------
 
     @property
     def received_count(self):
@@ -240,8 +224,6 @@ class FakeEpm(FakeEpmRoutes):
         True if none is left."""
         with self._updates_sent:
             return self._updates_sent.wait_for(lambda: self._pending_updates == 0, timeout=timeout)
-
-    # --- Webhooks to the broker -------------------------------------------------------------
 
     def add_request(self, kind, request_id=None, **fields):
         """Register a new request without telling the broker; returns its created event."""

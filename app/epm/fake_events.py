@@ -1,9 +1,5 @@
-"""The webhook events the fake EPM sends, shaped like real deliveries (contract/epm.md §1).
-
-Every value is a string, as EPM's templates produce; timestamps carry .NET's seven
-fractional digits; an unfilled placeholder is left in, as real tenants do. The
-values default to those of the fixtures in shared/fixtures.
-"""
+"""The webhook events the fake EPM sends, shaped like real deliveries (contract/epm.md §1): all strings,
+.NET's seven fractional digits, unfilled placeholders left in as real tenants do."""
 from datetime import datetime, timedelta, timezone
 
 from app import contract

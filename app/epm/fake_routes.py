@@ -1,9 +1,4 @@
-"""The HTTP side of the fake EPM: the routes EPM serves and how the fake answers them.
-
-FakeEpm (app/epm/fake.py) inherits these views; they read and change its state under
-its lock. Decision bodies are checked against contract/epm.md §3, so a broker that
-sends a wrong body sees a 400 in tests, as it might from EPM.
-"""
+"""The HTTP side of the fake EPM: its views, which FakeEpm inherits and which change its state under its lock."""
 import math
 import secrets
 import time

@@ -1,11 +1,6 @@
-"""The "PMC Service Host Name" an administrator enters, turned into the API's base URL.
+"""The "PMC Service Host Name" an administrator enters, turned into the API's base URL (contract/epm.md §2).
 
-EPM's management API lives on the tenant host with the `-services` suffix
-(`acme-services.pm.beyondtrustcloud.com`), entered without a scheme; a full `http://`
-or `https://` URL is accepted too, for newer hosts and for a local fake
-(contract/epm.md §2). Leaving out `-services` is the most common misconfiguration, so
-it gets its own warning.
-"""
+Leaving out the `-services` suffix is the most common misconfiguration, so it gets its own warning."""
 import ipaddress
 import re
 from urllib.parse import urlsplit
@@ -23,11 +18,8 @@ _BARE_HOST = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Z
 
 
 def validate_host(host):
-    """The host as entered, stripped; ValueError with a message an admin can act on if unusable.
-
-    Accepts a bare host name (optionally with :port) or an http(s) URL without query,
-    fragment or credentials.
-    """
+    """The host as entered, stripped (a host name with optional :port, or an http(s) URL without query,
+    fragment or credentials); ValueError with a message an admin can act on."""
     text = (host or "").strip()
     if not text:
         raise ValueError(f"The PMC Service Host Name is empty. {HOST_ADVICE}.")
@@ -62,10 +54,7 @@ def _validate_url(text):
 
 
 def base_url_for_host(host):
-    """The API base URL for a configured host: `https://<host>` for a bare host, a URL kept as is.
-
-    A trailing slash is removed so paths can be appended. Raises ValueError (see validate_host).
-    """
+    """The API base URL for a configured host (`https://<host>`, or the URL as given), without a trailing slash."""
     text = validate_host(host)
     if "://" in text:
         return text
@@ -89,10 +78,7 @@ def is_loopback(name):
 
 
 def host_warnings(host):
-    """Human warnings about a host that is valid but probably wrong; [] when it looks right.
-
-    Never raises: an invalid host gives its validation message as the only warning.
-    """
+    """Warnings about a host that is valid but probably wrong ([] when it looks right); never raises."""
     try:
         text = validate_host(host)
     except ValueError as error:

@@ -1,8 +1,4 @@
-"""The JSON bodies of the two decision calls, exactly as contract/epm.md §3 lists them.
-
-Application Access: every field is a non-empty string. Admin Access: the same ticket
-fields under other names, no decision time, and no duration on a denial.
-"""
+"""The JSON bodies of the two decision calls, exactly as contract/epm.md §3 lists them."""
 from datetime import timezone
 
 from app import contract
@@ -11,10 +7,7 @@ _SECONDS_PER_UNIT = {contract.DURATION_MINUTES: 60, contract.DURATION_HOURS: 360
 
 
 def duration_seconds(unit, value=None):
-    """The duration EPM receives: "Once" for once, else N minutes/hours as a string of seconds.
-
-    Range checks are the decision rules' job; this only converts ("30" minutes -> "1800").
-    """
+    """The duration EPM receives: "Once", else N minutes/hours as a string of seconds (ranges are the rules' job)."""
     if unit == contract.DURATION_ONCE:
         return contract.EPM_DURATION_ONCE
     if unit not in _SECONDS_PER_UNIT:
@@ -46,9 +39,7 @@ def application_decision_body(*, decision, performed_by, duration, request_id, d
                               ticket_number, ticket_url):
     """The Application Access (URM) decision body; ValueError if any field would be empty.
 
-    `duration` is duration_seconds()'s result; a denial (which has none) sends "Once",
-    because EPM expects every field to be a non-empty string.
-    """
+    A denial sends the duration "Once": EPM expects every field to be a non-empty string."""
     _check_decision(decision)
     approved = decision == contract.DECISION_APPROVED
     return _non_empty({
@@ -69,10 +60,7 @@ def admin_decision_body(*, decision, performed_by, duration, request_id, reason,
                         ticket_url, decision_time=None, once_duration=contract.EPM_ADMIN_ONCE_DURATION):
     """The Admin Access decision body; ValueError if any field would be empty.
 
-    `duration` is left out on a denial; an approval "once" sends `once_duration` (the
-    configured encoding, unconfirmed by EPM). `decision_time` is accepted so both
-    builders take the same arguments, but the admin route has no such field.
-    """
+    No duration on a denial; "once" sends `once_duration` (unconfirmed by EPM); `decision_time` is ignored."""
     _check_decision(decision)
     body = {"requestId": request_id, "decision": decision}
     if decision == contract.DECISION_APPROVED:

@@ -1,19 +1,7 @@
-"""EPM access tokens: one per set of credentials, shared by every process and host of a deployment.
+"""EPM access tokens, one per set of credentials, shared by every process and host through the database.
 
-A deployment runs several gunicorn workers, a scheduler and perhaps more hosts; each
-fetching its own token would multiply token requests against EPM's limits. So:
-- a process keeps the token in memory, and a call that finds it there touches nothing else;
-- clients built from the stored configuration (`shared`) take the token stored in the
-  database (EpmToken, encrypted) before fetching one;
-- one process at a time fetches, under a claim on the token's row (app/claims.py): not a
-  lock held across the HTTP call, so writers are never stalled by a slow token endpoint; the
-  others wait for the stored result, and take the claim over if its holder died;
-- a token is renewed shortly before it expires and after the API refused it (a 401: EPM
-  drops tokens when the client secret is regenerated), because requests-oauthlib does not
-  renew client-credentials tokens by itself (its issue 260).
-A caller holding a transaction open, or a database that fails, fetches for its process
-alone: sharing saves token requests, it must never stop a decision.
-"""
+One process fetches at a time under a claim on the token's row (app/claims.py), sparing EPM's limits;
+a caller inside a transaction, or a failing database, fetches alone: sharing must never stop a decision."""
 import hashlib
 import logging
 import threading
@@ -32,10 +20,9 @@ log = logging.getLogger(__name__)
 RENEW_MARGIN_SECONDS = 60
 DEFAULT_LIFETIME_SECONDS = 3600
 CLAIM_MARGIN_SECONDS = 2  # a fetch's claim lasts the request's time-out plus this
-POLL_SECONDS = 0.05  # how often a process waiting for another's fetch looks for the result
+POLL_SECONDS = 0.05
 
-# Module-level so tests can move time without sleeping: _clock for this process's cache,
-# _wall_clock (the database's) for stored tokens and claims.
+# Module-level so tests can move time: _clock for this process's cache, _wall_clock for stored rows.
 _clock = time.monotonic
 _wall_clock = claims.database_now
 
@@ -56,16 +43,13 @@ def storage_key(key):
 
 
 def _lifetime(expires_in):
+    """(lifetime, seconds until renewal): a short-lived token is renewed at half its life, not never reused."""
     try:
         lifetime = float(expires_in)
     except (TypeError, ValueError):
-        return DEFAULT_LIFETIME_SECONDS
-    return lifetime if lifetime > 0 else DEFAULT_LIFETIME_SECONDS
-
-
-def _renew_after(lifetime):
-    # A short-lived token is renewed at half its life rather than never being reused.
-    return lifetime - min(RENEW_MARGIN_SECONDS, lifetime / 2)
+        lifetime = 0
+    lifetime = lifetime if lifetime > 0 else DEFAULT_LIFETIME_SECONDS
+    return lifetime, lifetime - min(RENEW_MARGIN_SECONDS, lifetime / 2)
 
 
 def _cached(key, stale):
@@ -74,12 +58,8 @@ def _cached(key, stale):
 
 
 def get_token(key, fetch, *, stale=None, shared=False, claim_seconds=10 + CLAIM_MARGIN_SECONDS):
-    """The access token for `key`; `fetch()` makes a token request and returns (access_token, expires_in).
-
-    Fetches when there is no token, it is due for renewal, or it equals `stale` (the token
-    the API just refused). With `shared`, the token goes through the database (module
-    docstring); `claim_seconds` is how long a fetch may take before another process takes over.
-    """
+    """The token for `key`, from `fetch()` -> (access_token, expires_in) when missing, due, or the `stale` one
+    EPM just refused (requests-oauthlib does not renew client-credentials tokens: its issue 260)."""
     value = _cached(key, stale)
     if value is not None:
         return value
@@ -97,21 +77,17 @@ def get_token(key, fetch, *, stale=None, shared=False, claim_seconds=10 + CLAIM_
             value = _cached(key, stale)
         if value is None:
             value, expires_in = fetch()
-            _tokens[key] = CachedToken(value, _clock() + _renew_after(_lifetime(expires_in)))
+            _tokens[key] = CachedToken(value, _clock() + _lifetime(expires_in)[1])
         return value
 
 
 def _share_token(key, fetch, stale, claim_seconds):
-    """Put the stored token in this process's cache, or fetch one under the claim on its row and
-    store it for the others."""
+    """Cache the stored token, or fetch one under the claim on its row and store it for the others."""
     from app.epm.models import EpmToken
 
     where = EpmToken.key == storage_key(key)
     holder = claims.new_holder_id(f"token-{threading.get_ident()}")
     EpmToken.insert(key=storage_key(key)).on_conflict_ignore().execute()
-    # Wait at most one claim's length for another process, then fetch regardless. Real time,
-    # not _clock: a test that stops _clock must not make this wait for ever.
-    give_up_at = time.monotonic() + claim_seconds + 1
     while True:
         row, now = EpmToken.get_or_none(where), _wall_clock()
         if row is None:  # deleted meanwhile (the credentials changed): fetch for this process
@@ -123,26 +99,21 @@ def _share_token(key, fetch, stale, claim_seconds):
         if claims.claim(EpmToken, where & (EpmToken.generation == row.generation), claim_seconds, holder=holder,
                         now=now):
             break
-        if time.monotonic() >= give_up_at:
-            log.warning("another process has been fetching the EPM access token for %s s; fetching here",
-                        claim_seconds)
-            break
-        time.sleep(POLL_SECONDS)
+        time.sleep(POLL_SECONDS)  # another process is fetching; its claim runs out if it died
     try:
         value, expires_in = fetch()
     except Exception:
         refused = {"access_token": None, "renew_at": None} if stale is not None else {}
         claims.release(EpmToken, where & (EpmToken.holder == holder), holder=None, **refused)
         raise
-    lifetime, now = _lifetime(expires_in), _wall_clock()
-    _tokens[key] = CachedToken(value, _clock() + _renew_after(lifetime))
+    (lifetime, renew_after), now = _lifetime(expires_in), _wall_clock()
+    _tokens[key] = CachedToken(value, _clock() + renew_after)
     claims.release(EpmToken, where, holder=None, access_token=value, fetched_at=now, generation=EpmToken.generation + 1,
-                   renew_at=now + timedelta(seconds=_renew_after(lifetime)), expires_at=now + timedelta(seconds=lifetime))
+                   renew_at=now + timedelta(seconds=renew_after), expires_at=now + timedelta(seconds=lifetime))
 
 
 def forget_stored_tokens():
-    """Delete every stored token (the EPM credentials changed): an access token is a credential
-    and should not outlive the configuration it came from. Needs a database connection."""
+    """Delete every stored token: the EPM credentials changed, and a token must not outlive them."""
     from app.epm.models import EpmToken
 
     return EpmToken.delete().execute()
@@ -160,6 +131,5 @@ def token_fetch_count():
 
 
 def clear_token_cache():
-    """Forget every token this process keeps in memory, as a newly started process would; stored
-    tokens stay (each test database starts empty; new credentials delete them)."""
+    """Forget every token this process keeps in memory, as a newly started process would; stored tokens stay."""
     _tokens.clear()

@@ -1,12 +1,7 @@
 """What a webhook delivery does, in one transaction with its own record.
 
-Every authenticated delivery becomes an IncomingRequest row. A created event makes
-a ticket unless one exists for its RequestId (then it is a duplicate); an update
-event finalizes the ticket, or waits as `received` until its created event comes.
-
-`receive` does all of it before the webhook answers, so a 2xx means the raw delivery
-and its ticket are committed with the database's configured durability (app/db.py).
-"""
+`receive` stores the delivery and makes or finalizes its ticket before the webhook answers,
+so a 2xx means both are committed with the database's configured durability (app/db.py)."""
 import logging
 import traceback
 
@@ -17,8 +12,7 @@ from app import contract
 from app.claims import lock_request
 from app.db import UNAVAILABLE_ERRORS, database, write_transaction
 from app.errors import BadRequest
-from app.intake.payload import parse_json_object
-from app.intake.schemas import load_event
+from app.intake.schemas import load_event, parse_json_object
 from app.models import IncomingRequest, utcnow
 from app.tickets import service as tickets
 
@@ -54,10 +48,7 @@ class Delivery:
 
 
 class StoredDelivery:
-    """A stored row in the place of a new delivery: `record` updates it instead of adding one.
-
-    Used to process a delivery stored earlier: one ops replay, or one queued intake left (app/migrations.py).
-    """
+    """A stored row in the place of a new delivery (an ops replay, or one queued intake left): `record` updates it."""
 
     def __init__(self, incoming):
         self.incoming = incoming
@@ -122,11 +113,7 @@ def describe_invalid(error):
 
 
 def receive(delivery):
-    """Validate and process a delivery; returns its IncomingRequest row.
-
-    Raises BadRequest (the delivery is stored as an error first) for bodies that are
-    not a valid event.
-    """
+    """Validate and process a delivery; returns its row, or raises BadRequest once it is stored as an error."""
     event, fields = _load(delivery, _parse(delivery))
 
     for attempt in range(1, _ATTEMPTS + 1):
@@ -147,12 +134,9 @@ def receive(delivery):
 
 
 def apply_stored(incoming):
-    """Apply a delivery stored earlier and never processed (IncomingRequest `received`), inside the
-    caller's transaction; returns its row.
+    """Apply a delivery stored earlier and never processed, inside the caller's transaction; returns its row.
 
-    Used for the deliveries queued intake left (app/migrations.py). A body that is not a valid
-    event, or whose processing fails, leaves the row an error with the reason, which ops can replay.
-    """
+    A body that is invalid, or whose processing fails, leaves the row an error that ops can replay."""
     delivery = StoredDelivery(incoming)
     try:
         event, fields = load_event(parse_json_object(bytes(incoming.raw_body or b"")))
@@ -176,9 +160,7 @@ def apply_stored(incoming):
 def apply_event(delivery, event, fields):
     """Apply a validated event inside the caller's write transaction; returns the delivery's row.
 
-    `delivery.record(**values)` stores the outcome (status, ticket, ...): a new row for
-    a delivery arriving now, the existing row when ops replay a stored one (app/ops/replay.py).
-    """
+    `delivery.record(**values)` stores the outcome: a new row, or the stored one an ops replay passes."""
     request_id = fields["request_id"]
     lock_request(request_id)
     jit = tickets.find_jit_request(event.kind, request_id)

@@ -1,9 +1,4 @@
-"""External ITSMs the policies validate ticket references against.
-
-Each connector maps its system's ticket to one shape, `app.itsm.base.RemoteTicket`
-(number, state, approval, window, requester). `CONNECTOR_TYPES` is the one
-registry of kinds; `connector_for` builds the connector for a stored connection.
-"""
+"""External ITSMs the policies validate ticket references against; `CONNECTOR_TYPES` is the one registry of kinds."""
 from app.itsm.jira import JiraConnector
 from app.itsm.remedyforce import RemedyforceConnector
 from app.itsm.servicedesk_plus import (

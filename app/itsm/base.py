@@ -1,11 +1,7 @@
 """What every ITSM connector shares: the one ticket shape, errors, and HTTP calls with time-outs.
 
-A connector turns a ticket number into a `RemoteTicket` (or None when the ITSM
-has no such ticket) and checks its own settings. HTTP calls go through
-`Connector.request`, which sets a time-out, never follows redirects, logs method,
-host, path and status only (no headers, bodies or query strings, which may carry
-secrets), and turns failures into `ItsmError` with a message an admin can act on.
-"""
+`Connector.request` never follows redirects and logs method, host, path and status only
+(headers, bodies and query strings may carry secrets)."""
 import logging
 import threading
 import time
@@ -41,11 +37,7 @@ class ItsmCredentialsRefused(ItsmError):
 
 @dataclass(frozen=True)
 class RemoteTicket:
-    """A ticket as the policy checks see it, whichever system holds it.
-
-    `approval` is one of approved, rejected, requested, not requested (or "" when
-    the system has no notion of it); the window is naive UTC.
-    """
+    """A ticket as the policy checks see it, whichever system holds it; the window is naive UTC."""
 
     number: str
     state: str = ""
@@ -204,10 +196,8 @@ class Connector:
                             "check the base URL") from None
 
     def with_token_renewed_once(self, call):
-        """`call()` (which makes one request); if the ITSM refuses a cached access token with a 401, drop it
-        and call once more with a new one. An ITSM may revoke a token, or end it sooner than it said it
-        would (Salesforce's session timeout is set per org), and the cache would otherwise keep a dead
-        token until its own expiry."""
+        """`call()`, once more with a new token if the ITSM refuses a cached one with a 401: an ITSM may revoke
+        a token or end it early (Salesforce's session timeout is per org)."""
         self.token_from_cache = False
         try:
             return call()
@@ -217,12 +207,25 @@ class Connector:
         tokens.drop(self.token_key())
         return call()
 
-    def cached_token(self):
-        """The cached access token (or session) of this connection, noting that one was used; None if none."""
-        token = tokens.get(self.token_key())
+    def cached_token(self, fetch):
+        """This connection's cached access token (or session), else `fetch()`'s (token, lifetime seconds), cached."""
+        key = self.token_key()
+        token = tokens.get(key)
         if token:
             self.token_from_cache = True
+            return token
+        token, lifetime = fetch()
+        tokens.put(key, token, lifetime)
         return token
+
+    def request_token(self, default_url, what, advice, **body):
+        """POST a token request to the connection's token URL (else `default_url`); the answer's JSON object,
+        ItsmError ending in `advice` when it holds no access token."""
+        answer = self.request("POST", (self.connection.token_url or "").strip() or default_url, what=what, **body)
+        if not isinstance(answer, dict) or not answer.get("access_token"):
+            error = answer.get("error") if isinstance(answer, dict) else None
+            raise ItsmError(f"{self.describe()} gave no access token{f' ({error})' if error else ''}; {advice}")
+        return answer
 
     def token_key(self):
         """Cache key for this connection's access token: changes when its credentials change."""

@@ -1,8 +1,4 @@
-"""The broker's own tickets seen as an ITSM sees them: state, approval, window and requester.
-
-Shared by the policy checks (a reason may quote an earlier JIT ticket) and the
-ServiceNow Table API subset other products validate against.
-"""
+"""The broker's own tickets seen as an ITSM sees them, for the policy checks and the ServiceNow Table API subset."""
 from app import contract
 from app.itsm.base import APPROVED, REJECTED, REQUESTED, RemoteTicket
 from app.models import Decision, Task

@@ -1,4 +1,6 @@
 """`jitbroker itsm …`: the ITSM connections policies validate against, and "Validate Settings"."""
+from contextlib import contextmanager
+
 import click
 from flask.cli import with_appcontext
 
@@ -11,7 +13,8 @@ from app.itsm.base import ItsmError
 from app.itsm.models import ItsmConnection
 
 
-def _assignments(pairs):
+def assignments(pairs):
+    """`name=value` arguments as a dict; `option.name=value` goes into its "options"."""
     values = {}
     for pair in pairs:
         name, separator, value = pair.partition("=")
@@ -25,8 +28,14 @@ def _assignments(pairs):
     return values
 
 
-def _fail(error):
-    raise click.ClickException(f"{error.message}: {error.detail}" if error.detail else error.message)
+@contextmanager
+def connected():
+    """A database connection for a command; a BrokerError raised inside stops the command with its message."""
+    with database.connection_context():
+        try:
+            yield
+        except BrokerError as error:
+            raise click.ClickException(f"{error.message}: {error.detail}" if error.detail else error.message) from None
 
 
 def _connection(name):
@@ -70,12 +79,9 @@ def itsm_show(name):
 def itsm_add(name, kind, settings):
     """Add one: `jitbroker itsm add corp servicenow base_url=https://corp.service-now.com auth_method=basic
     username=svc secret=…` (options as option.KEY=VALUE)."""
-    with database.connection_context():
-        try:
-            connection = service.create_connection({"name": name, "kind": kind, **_assignments(settings)},
-                                                   audit.cli_actor())
-        except BrokerError as error:
-            _fail(error)
+    with connected():
+        connection = service.create_connection({"name": name, "kind": kind, **assignments(settings)},
+                                               audit.cli_actor())
     click.echo(f"Added {CONNECTOR_TYPES[kind].label} connection {connection.name!r}. "
                f"Check it with: jitbroker itsm validate {connection.name}")
 
@@ -86,15 +92,12 @@ def itsm_add(name, kind, settings):
 @with_appcontext
 def itsm_set(name, settings):
     """Change fields of a connection (options as option.KEY=VALUE replace the option set given)."""
-    with database.connection_context():
+    with connected():
         connection = _connection(name)
-        values = _assignments(settings)
+        values = assignments(settings)
         if "options" in values:
             values["options"] = {**(connection.options or {}), **values["options"]}
-        try:
-            service.update_connection(connection, values, audit.cli_actor())
-        except BrokerError as error:
-            _fail(error)
+        service.update_connection(connection, values, audit.cli_actor())
     click.echo(f"Updated {', '.join(sorted(values))} of {name!r}.")
 
 
@@ -103,11 +106,8 @@ def itsm_set(name, settings):
 @with_appcontext
 def itsm_remove(name):
     """Delete a connection."""
-    with database.connection_context():
-        try:
-            service.delete_connection(_connection(name), audit.cli_actor())
-        except BrokerError as error:
-            _fail(error)
+    with connected():
+        service.delete_connection(_connection(name), audit.cli_actor())
     click.echo(f"Removed ITSM connection {name!r}.")
 
 

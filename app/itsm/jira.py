@@ -1,22 +1,11 @@
-"""Jira Service Management: the issue (REST v3, or v2 for Data Center) and its approvals.
+"""Jira Service Management: the issue (REST v3, or v2 for Data Center) and the final decision of its last approval step.
 
-Two reads per lookup: `GET /rest/api/{3|2}/issue/{key}` for the status, reporter
-and the planned window, and `GET /rest/servicedeskapi/request/{key}/approval` for
-the approvals. The window lives in site-specific custom fields (JSM's "Planned
-start" / "Planned end" of a change): name them in the options `start_field` and
-`end_field` (e.g. customfield_10058). The approval is the final decision of the
-last approval step: approved, declined (-> rejected) or pending (-> requested);
-no approval steps reads as "not requested".
-
-Authentication: an API token (basic auth with the account's e-mail address), or
-OAuth 2.0 (3LO) with a stored refresh token: calls then go through
-`https://api.atlassian.com/ex/jira/{cloud_id}`, and since Atlassian rotates refresh
-tokens, each new one is saved on the connection.
-"""
+The window lives in site-specific custom fields (options `start_field`, `end_field`). With OAuth (3LO),
+Atlassian rotates refresh tokens, so each new one is saved on the connection."""
 from urllib.parse import quote
 
 from app.itsm.base import (
-    APPROVED, NOT_REQUESTED, REJECTED, REQUESTED, Connector, ItsmError, RemoteTicket, parse_timestamp, tokens,
+    APPROVED, NOT_REQUESTED, REJECTED, REQUESTED, Connector, RemoteTicket, parse_timestamp,
 )
 
 AUTH_API_TOKEN = "api_token"
@@ -55,26 +44,21 @@ class JiraConnector(Connector):
         return {"auth": (connection.username, connection.secret), "headers": headers}
 
     def _access_token(self):
-        token = self.cached_token()
-        if token:
-            return token
-        key = self.token_key()
+        return self.cached_token(self._refresh)
+
+    def _refresh(self):
         connection = self.connection
-        answer = self.request("POST", (connection.token_url or "").strip() or ATLASSIAN_TOKEN_URL,
-                              what="the OAuth token refresh", json={
-                                  "grant_type": "refresh_token", "client_id": connection.client_id,
-                                  "client_secret": connection.client_secret,
-                                  "refresh_token": connection.refresh_token,
-                              })
-        if not isinstance(answer, dict) or not answer.get("access_token"):
-            raise ItsmError(f"{self.describe()} gave no access token; the refresh token may have expired")
+        answer = self.request_token(ATLASSIAN_TOKEN_URL, "the OAuth token refresh",
+                                    "the refresh token may have expired",
+                                    json={"grant_type": "refresh_token", "client_id": connection.client_id,
+                                          "client_secret": connection.client_secret,
+                                          "refresh_token": connection.refresh_token})
         rotated = answer.get("refresh_token")
         if rotated and rotated != connection.refresh_token:
             # Atlassian disables the refresh token just used: keep the new one.
             type(connection).update(refresh_token=rotated).where(type(connection).id == connection.id).execute()
             connection.refresh_token = rotated
-        tokens.put(key, answer["access_token"], answer.get("expires_in"))
-        return answer["access_token"]
+        return answer["access_token"], answer.get("expires_in")
 
     def _api_version(self):
         return str(self.connection.option("api_version", "3"))

@@ -6,11 +6,7 @@ from app.secrets import EncryptedTextField
 
 
 class ItsmConnection(BaseModel):
-    """One ITSM instance: its kind, where it is, how the broker signs in, and kind-specific options.
-
-    `secret`, `client_secret` and `refresh_token` are stored encrypted (app/secrets.py)
-    and never shown or logged; the pages and the CLI show only whether they are set.
-    """
+    """One ITSM instance: its kind, address, sign-in and options; its secrets are stored encrypted and never shown."""
 
     name = peewee.CharField(max_length=64, unique=True)
     kind = peewee.CharField(max_length=32)

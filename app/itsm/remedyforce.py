@@ -1,28 +1,10 @@
-"""BMC Helix Remedyforce: a SOQL query through Salesforce's REST API.
+"""BMC Helix Remedyforce: a SOQL query on `BMCServiceDesk__Change_Request__c` through Salesforce's REST API.
 
-Remedyforce keeps change requests in the Salesforce object
-`BMCServiceDesk__Change_Request__c`; one lookup is one
-`GET {instance}/services/data/v{api_version}/query?q=SELECT … WHERE Name = '…'`.
-The token comes from Salesforce's OAuth endpoint (`/services/oauth2/token`):
-the refresh-token grant when one is stored, else client credentials (which needs
-the org's My Domain URL as the token host). Calls then go to the `instance_url`
-the token answer names.
-
-Mapping: number = `Name`; state = `BMCServiceDesk__FKStatus__r.Name`; window =
-`BMCServiceDesk__Scheduled_Start_Date__c` / `…_End_Date__c`; approval = the
-boolean `BMCServiceDesk__Approved__c` (true -> approved, false -> requested);
-requester = `BMCServiceDesk__FKInitiator__r.Username`.
-
-Not confirmed: the object, `Name`, the status relation and the scheduled dates
-appear in published Remedyforce customisations; `BMCServiceDesk__Approved__c` is
-documented on incidents and service requests, and `BMCServiceDesk__FKInitiator__c`
-on change requests, but neither could be confirmed on a live change request. Every
-field name is an option (`object`, `state_field`, `approved_field`, `start_field`,
-`end_field`, `requester_field`) so an org can correct them (docs/connectors.md).
-"""
+The approval and requester fields of a change request are not confirmed on a live org, so every
+field name is an option an org can correct (docs/connectors.md)."""
 import re
 
-from app.itsm.base import APPROVED, REQUESTED, Connector, ItsmError, RemoteTicket, parse_timestamp, tokens
+from app.itsm.base import APPROVED, REQUESTED, Connector, ItsmError, RemoteTicket, parse_timestamp
 
 SALESFORCE_LOGIN = "https://login.salesforce.com"
 DEFAULT_FIELDS = {
@@ -66,25 +48,19 @@ class RemedyforceConnector(Connector):
 
     def _session(self):
         """(instance URL, access token), fetched once and cached until it nearly expires."""
-        cached = self.cached_token()
-        if cached:
-            return cached
-        key = self.token_key()
+        return self.cached_token(self._fetch_session)
+
+    def _fetch_session(self):
         connection = self.connection
         form = {"client_id": connection.client_id, "client_secret": connection.client_secret}
         if connection.refresh_token:
             form.update(grant_type="refresh_token", refresh_token=connection.refresh_token)
         else:
             form.update(grant_type="client_credentials")
-        token_host = self.base_url or SALESFORCE_LOGIN
-        url = (connection.token_url or "").strip() or f"{token_host}/services/oauth2/token"
-        answer = self.request("POST", url, what="the OAuth token request", data=form)
-        if not isinstance(answer, dict) or not answer.get("access_token"):
-            raise ItsmError(f"{self.describe()} gave no access token; check the connected app and grant")
-        session = ((answer.get("instance_url") or self.base_url).rstrip("/"), answer["access_token"])
+        answer = self.request_token(f"{self.base_url or SALESFORCE_LOGIN}/services/oauth2/token",
+                                    "the OAuth token request", "check the connected app and grant", data=form)
         # Salesforce does not say how long a token lives; the session timeout is 2 h by default.
-        tokens.put(key, session, 3600)
-        return session
+        return ((answer.get("instance_url") or self.base_url).rstrip("/"), answer["access_token"]), 3600
 
     def _query(self, soql, what):
         version = str(self.connection.option("api_version", "59.0"))

@@ -1,29 +1,13 @@
 """ManageEngine ServiceDesk Plus (API v3): on-premises and MSP with a technician key, Cloud with Zoho OAuth.
 
-A lookup reads one change (or, with the option `module=requests`, one request)
-by its ID: `GET {base}/api/v3/changes/{id}` on-premises and MSP (header
-`authtoken`), `GET {base}/app/{portal}/api/v3/changes/{id}` in the Cloud (header
-`Authorization: Zoho-oauthtoken …`, the token refreshed at Zoho's accounts server).
-The reference's digits are the ID, so a reason quoting `CH-42` or `#42` reads 42.
-
-Mapping: state = `status.name`; approval = `approval_status.name` (Approved ->
-approved, Rejected/Denied -> rejected, Pending… -> requested); window =
-`scheduled_start_time` / `scheduled_end_time` (`value` in epoch milliseconds);
-requester = the `requester` (requests) or `change_requester` / `change_owner`
-(changes), by e-mail address, else name.
-
-Not confirmed: the documentation confirms `status`, `scheduled_start_time`,
-`scheduled_end_time` for changes and `approval_status` and `requester` for requests;
-`approval_status`, `change_requester` and `change_owner` on a change, and MSP's
-API behaving as on-premises for these reads, could not be confirmed against a
-live instance (see docs/connectors.md).
-"""
+A lookup reads one change (or request, option `module=requests`) by the reference's digits. The change's
+approval and requester fields, and MSP behaving as on-premises, are not confirmed (docs/connectors.md)."""
 import json
 import re
 from urllib.parse import quote
 
 from app.itsm.base import (
-    APPROVED, NOT_REQUESTED, REJECTED, REQUESTED, Connector, ItsmError, RemoteTicket, from_epoch_millis, tokens,
+    APPROVED, NOT_REQUESTED, REJECTED, REQUESTED, Connector, ItsmError, RemoteTicket, from_epoch_millis,
 )
 
 ACCEPT = "application/vnd.manageengine.sdp.v3+json"
@@ -136,22 +120,15 @@ class ServiceDeskPlusCloudConnector(ServiceDeskPlusConnector):
         return {"Accept": ACCEPT, "Authorization": f"Zoho-oauthtoken {self._access_token()}"}
 
     def _access_token(self):
-        token = self.cached_token()
-        if token:
-            return token
-        key = self.token_key()
+        return self.cached_token(self._refresh)
+
+    def _refresh(self):
         connection = self.connection
-        accounts = connection.option("accounts_url", ZOHO_ACCOUNTS)
-        url = (connection.token_url or "").strip() or f"{accounts}/oauth/v2/token"
         # Sent as a form body, not the query string Zoho's examples use, so no
         # secret ever appears in a URL (or a log line that prints one).
-        answer = self.request("POST", url, what="the Zoho token refresh", data={
-            "grant_type": "refresh_token", "client_id": connection.client_id,
-            "client_secret": connection.client_secret, "refresh_token": connection.refresh_token,
-        })
-        if not isinstance(answer, dict) or not answer.get("access_token"):
-            error = answer.get("error") if isinstance(answer, dict) else None
-            raise ItsmError(f"{self.describe()} gave no access token{f' ({error})' if error else ''}; "
-                            "check the client and the refresh token")
-        tokens.put(key, answer["access_token"], answer.get("expires_in"))
-        return answer["access_token"]
+        answer = self.request_token(f"{connection.option('accounts_url', ZOHO_ACCOUNTS)}/oauth/v2/token",
+                                    "the Zoho token refresh", "check the client and the refresh token", data={
+                                        "grant_type": "refresh_token", "client_id": connection.client_id,
+                                        "client_secret": connection.client_secret,
+                                        "refresh_token": connection.refresh_token})
+        return answer["access_token"], answer.get("expires_in")

@@ -1,15 +1,7 @@
-"""ServiceNow: one Table API read per lookup, with basic auth or OAuth (`/oauth_token.do`).
-
-The number's prefix picks the table (CHG -> change_request, ...). The read asks
-for `sysparm_display_value=all`, so each field comes as `{"value", "display_value"}`:
-the state's label from `display_value`, the approval and the planned window
-(`start_date`, `end_date`, stored in UTC) from `value`. The requester is the
-user name of `requested_by` (changes), else `requested_for` (requests, items),
-else `opened_by`, read by dot-walking.
-"""
+"""ServiceNow: one Table API read per lookup (the number's prefix picks the table), basic auth or OAuth."""
 from urllib.parse import quote
 
-from app.itsm.base import Connector, ItsmError, RemoteTicket, parse_timestamp, tokens
+from app.itsm.base import Connector, ItsmError, RemoteTicket, parse_timestamp
 
 TABLES_BY_PREFIX = {
     "PRJTASK": "pm_project_task", "SCTASK": "sc_task", "CTASK": "change_task", "RITM": "sc_req_item",
@@ -40,12 +32,9 @@ def _value(record, field, key="value"):
 
 
 class ServiceNowConnector(Connector):
-    """ServiceNow's Table API (`GET /api/now/table/{table}`), basic auth or an OAuth access token.
+    """ServiceNow's Table API with basic auth or an OAuth token.
 
-    OAuth uses the instance's token endpoint: the refresh-token grant when a refresh
-    token is stored, the password grant when a user name and password are, else
-    client credentials (newer releases only).
-    """
+    The OAuth grant is refresh-token when one is stored, else password, else client credentials."""
 
     kind = "servicenow"
     label = "ServiceNow"
@@ -64,10 +53,9 @@ class ServiceNowConnector(Connector):
         return {"auth": (connection.username, connection.secret), "headers": {"Accept": "application/json"}}
 
     def _access_token(self):
-        token = self.cached_token()
-        if token:
-            return token
-        key = self.token_key()
+        return self.cached_token(self._fetch_token)
+
+    def _fetch_token(self):
         connection = self.connection
         form = {"client_id": connection.client_id, "client_secret": connection.client_secret}
         if connection.refresh_token:
@@ -76,12 +64,9 @@ class ServiceNowConnector(Connector):
             form.update(grant_type="password", username=connection.username, password=connection.secret)
         else:
             form.update(grant_type="client_credentials")
-        url = (connection.token_url or "").strip() or f"{self.base_url}/oauth_token.do"
-        answer = self.request("POST", url, what="the OAuth token request", data=form)
-        if not isinstance(answer, dict) or not answer.get("access_token"):
-            raise ItsmError(f"{self.describe()} gave no access token; check the OAuth client and grant")
-        tokens.put(key, answer["access_token"], answer.get("expires_in"))
-        return answer["access_token"]
+        answer = self.request_token(f"{self.base_url}/oauth_token.do", "the OAuth token request",
+                                    "check the OAuth client and grant", data=form)
+        return answer["access_token"], answer.get("expires_in")
 
     def _read(self, table, params, what):
         url = f"{self.base_url}/api/now/table/{quote(table)}"

@@ -1,7 +1,4 @@
-"""Background jobs: their registry (registry.py), the scheduler and its lease (scheduler.py,
-lease.py), and the jobs that are more than a call into a feature (reconcile.py, retention.py).
+"""Background jobs: their registry, the scheduler and its lease, and reconciliation and retention.
 
-Jobs run in one `jitbroker scheduler` process per deployment, never inside gunicorn
-workers (each worker would run every job again), or from cron with `jitbroker run-jobs`.
-Whoever runs jobs holds the scheduler lease, so no two processes run them at once.
-"""
+Jobs run in one `jitbroker scheduler` process (or `jitbroker run-jobs` from cron), never in gunicorn
+workers, where each worker would run every job again."""

@@ -1,10 +1,7 @@
 """The scheduler lease: one process of a deployment runs the background jobs at a time.
 
-The active `jitbroker scheduler` takes and renews the lease as a claim (app/claims.py);
-a standby takes it over only once the active process stopped renewing it (it died, or
-hung longer than the lease). `jitbroker run-jobs` takes the same lease for its run, so
-cron never runs jobs beside an active scheduler.
-"""
+A standby takes it over only once the holder stopped renewing it; `run-jobs` takes the same lease,
+so cron never runs jobs beside an active scheduler."""
 import os
 
 import peewee
@@ -35,10 +32,7 @@ STALE_AFTER_SECONDS = LEASE_SECONDS
 
 
 def acquire_scheduler_lease(holder, lease_seconds=LEASE_SECONDS):
-    """Take or renew the scheduler lease for `holder`; True if it holds the lease now.
-
-    Succeeds when `holder` already holds it, nobody does, or the holder let it expire.
-    """
+    """Take or renew the scheduler lease for `holder` (free, expired, or already its own); True if it holds it now."""
     now = database_now()
     lease = SchedulerLease
     lease.insert(name=SCHEDULER_LEASE).on_conflict_ignore().execute()
@@ -70,10 +64,6 @@ def scheduler_lease():
 
 
 def heartbeat_age_seconds():
-    """Seconds since the lease holder last renewed it, or None if none ever ran.
-
-    For readiness checks: above STALE_AFTER_SECONDS no scheduler is running jobs
-    (retries, notifications, reconciliation, purges).
-    """
+    """Seconds since the lease holder last renewed it, or None if none ever ran (for readiness checks)."""
     lease = scheduler_lease()
     return None if lease is None else lease["heartbeat_age_seconds"]

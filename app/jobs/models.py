@@ -1,20 +1,11 @@
-"""The tables of background jobs: the scheduler lease, and each job's last run.
-
-The lease is a claim (app/claims.py), not a database lock held open: the row names its
-holder and when its claim runs out, so a process that dies holding it is replaced once
-the claim expires, and nothing waits on a connection that no longer exists.
-"""
+"""The tables of background jobs: the scheduler lease (a claim, app/claims.py, not a lock) and each job's last run."""
 import peewee
 
 from app.db import database
 
 
 class SchedulerLease(peewee.Model):
-    """Which process runs the jobs: the active `jitbroker scheduler`, or a `jitbroker run-jobs`.
-
-    One row (`name` = "scheduler"). The holder renews `claimed_until` every heartbeat;
-    `heartbeat_at` is what readiness checks read.
-    """
+    """Which process runs the jobs (one row, "scheduler"): the holder renews `claimed_until` each heartbeat."""
 
     name = peewee.CharField(max_length=32, primary_key=True)
     holder = peewee.CharField(max_length=200, null=True)

@@ -1,19 +1,7 @@
-"""Reconciliation with EPM: repair what lost webhooks left out, from EPM's request lists.
+"""Reconciliation with EPM: create the tickets and record the final decisions that lost webhooks left out.
 
-Reads every page of both request lists (contract/epm.md §4) and, per request:
-- EPM has it, the broker does not: create the ticket through the intake's schema and
-  the same ticket-creation code, with a work note saying it was reconciled;
-- EPM shows a final decision the broker never received (its update event was lost,
-  whether the decision was sent from here or taken in EPM): record it as finalized.
-Running it again changes nothing. Nothing is ever deleted or reopened.
-
-ASSUMPTION: the record shape of EPM's reads is unpublished. The mapping below reads
-the shape the fake EPM serves (app/epm/fake_routes.py: id, ticketNumber, tenantId,
-createdDate, status, user, reason, decisionPerformedByUser, duration) and, case-
-insensitively, the names EPM's webhooks use for the same facts (RequestId, UserName,
-Decision, ...), also inside a nested `requestInfo`. A record without a request id is
-reported and skipped; a status other than an approval or denial counts as pending.
-"""
+Running it again changes nothing, and nothing is deleted or reopened. ASSUMPTION: EPM's read records are
+unpublished; they are read in the fake EPM's shape and, case-insensitively, by the webhooks' field names."""
 import logging
 from dataclasses import dataclass, field
 
@@ -271,11 +259,9 @@ def _reconcile_one(kind, record, report, dry_run, actor):
 
 
 def reconcile(client=None, dry_run=False, actor=audit.SYSTEM_ACTOR):
-    """Compare EPM's request lists with the broker's tickets and repair the differences.
+    """Compare EPM's request lists with the broker's tickets and repair the differences; returns a ReconcileReport.
 
-    Returns a ReconcileReport; each repair is audited as done by `actor`. EPM errors (EpmError) and an unconfigured connection
-    (ValueError) propagate; a single unusable record is reported and skipped.
-    """
+    Each repair is audited as `actor`'s; EpmError and ValueError (unconfigured) propagate; a bad record is reported."""
     if client is None:
         timeout = current_app.extensions["settings"].epm_timeout_seconds
         configuration = Configuration.default()

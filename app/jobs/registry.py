@@ -1,9 +1,4 @@
-"""The background jobs, and running them: by the active scheduler, or once each by `run-jobs`.
-
-Whoever runs jobs holds the scheduler lease (app/jobs/lease.py), so a job never runs
-twice at once across processes; each job's last run is recorded (JobRun) for
-`jobs status` and so that a job someone just ran is not run again before its interval.
-"""
+"""The background jobs, and running them under the scheduler lease: by the active scheduler, or once by `run-jobs`."""
 import logging
 import threading
 from dataclasses import dataclass

@@ -1,17 +1,7 @@
-"""Retention: delete what is older than the configuration keeps, in small batches.
+"""Retention: delete what is older than the configuration's periods keep (0 keeps forever), in small batches.
 
-Four periods, in days, on the Default configuration (0 keeps rows forever):
-- `retention_incoming_days` (90): webhook deliveries, except those linked to an open ticket;
-- `retention_outbound_days` (30): the log of calls made to EPM;
-- `retention_app_log_days` (30): the service's stored log records;
-- `retention_closed_ticket_days` (365): tickets closed (or canceled) that long ago, with
-  their JIT record, notes, decisions and notifications.
-An open ticket is never deleted: "closed" means the ticket type's closed state or
-another terminal state (Closed Incomplete, Closed Skipped, Canceled). Resolved is not
-terminal (a resolved ticket can be reopened), and a ticket whose decision is still
-on its way to EPM is kept. Each batch is its own short transaction, so a purge never
-holds locks the intake waits on for long.
-"""
+An open ticket, or one whose decision is still on its way to EPM, is never deleted; Resolved is not terminal
+(it can be reopened). Each batch is its own short transaction, so a purge never holds the intake up for long."""
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -154,11 +144,7 @@ class PurgeReport:
 
 
 def purge(dry_run=False, now=None, batch_size=BATCH_SIZE, actor=audit.SYSTEM_ACTOR):
-    """Delete every row past its retention period; returns a PurgeReport.
-
-    Deletes `batch_size` rows per transaction until none is left, and records one
-    audit entry per table that lost rows.
-    """
+    """Delete every row past its retention period, `batch_size` rows a transaction; returns a PurgeReport."""
     configuration = Configuration.default()
     now = now or utcnow()
     report = PurgeReport(dry_run=dry_run)

@@ -1,13 +1,7 @@
 """The `jitbroker scheduler` process: APScheduler for the timing, a database lease for who may run.
 
-Every scheduler process keeps its own in-memory APScheduler (APScheduler's job stores
-must never be shared between schedulers). Which process actually runs jobs is decided
-by the scheduler lease: the holder runs them, the others stand by with their
-APScheduler paused and take over once the holder's lease expires (a `jitbroker
-run-jobs` from cron holds the same lease while it runs). The work a job does is
-claimed row by row (app/claims.py), so even a job still running in a process that
-lost its lease never sends a decision or a notification twice.
-"""
+Each process keeps its own in-memory APScheduler (its job stores must never be shared); the lease holder
+runs the jobs, and work is claimed row by row (app/claims.py), so a process that lost its lease sends nothing twice."""
 import logging
 import signal
 import threading

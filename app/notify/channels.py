@@ -1,8 +1,4 @@
-"""Sending a message: e-mail over SMTP (smtplib), or a JSON POST to a chat webhook.
-
-Both raise NotificationError with a reason a person can act on; the caller decides
-whether to retry. Neither is ever called inside a request's transaction.
-"""
+"""Sending a message: e-mail over SMTP, or a JSON POST to a chat webhook; NotificationError says why not."""
 import smtplib
 import socket
 import ssl
@@ -34,9 +30,7 @@ def _sender(configuration):
 def send_email(configuration, recipients, message, timeout=TIMEOUT_SECONDS):
     """Send `message` (subject, body) as one text/plain e-mail to `recipients`; returns refused addresses.
 
-    Port 465 speaks TLS from the start; otherwise STARTTLS is required when
-    `smtp_starttls` is on, and the password is only sent over an encrypted connection.
-    """
+    The password only ever goes over TLS (port 465) or STARTTLS."""
     if not recipients:
         raise NotificationError("no recipients")
     sender = _sender(configuration)

@@ -1,12 +1,7 @@
 """The text of ticket notifications, for e-mail and for chat webhooks.
 
-Everything EPM supplied (user names, hosts, application names, reasons) is shown as
-plain text: line breaks and control characters are flattened, so a value can neither
-add header lines to an e-mail nor fake lines in its body; e-mails are text/plain only;
-chat text escapes the characters Slack and Teams treat as markup (&, <, >) and breaks
-Markdown's `[label](url)` (Teams renders Markdown), so a value cannot become a link, an
-image, a mention or HTML.
-"""
+Everything EPM supplied is flattened to one plain line and chat markup is escaped, so a value can add
+no e-mail header and become no link, mention or HTML."""
 import re
 from dataclasses import dataclass
 
@@ -27,12 +22,8 @@ def plain(value, limit=500):
 
 
 def chat_escape(text):
-    """Escape what Slack's and Teams' message text treat as markup.
-
-    `<…>` is Slack's link and mention syntax and HTML to Teams; `[label](url)` and
-    `![alt](url)` are Markdown links and images to Teams. A space between `]` and `(`
-    keeps the text readable in both and makes it no link in any Markdown.
-    """
+    """Escape what Slack and Teams treat as markup: `<…>` links and mentions, and Markdown's `[label](url)`,
+    broken by a space between `]` and `(`."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("](", "] (")
 
 

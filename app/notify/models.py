@@ -1,10 +1,7 @@
 """Queued notifications: one row per ticket event and channel, sent by the scheduler.
 
-The intake writes these rows in its own transaction and never talks to a mail server
-or webhook itself, so a slow or failing notification channel cannot slow or fail the
-answer EPM waits for. The unique (task, kind, channel) index makes queueing
-idempotent and sends an SLA reminder at most once per ticket.
-"""
+The intake only writes rows, so a failing channel cannot slow the answer EPM waits for; the unique
+(task, kind, channel) index makes queueing idempotent."""
 import peewee
 
 from app.models import QueuedWork, Task, utcnow

@@ -1,9 +1,5 @@
-"""Who is told about a ticket: active approvers with an e-mail address in its assignment group.
-
-An account's `groups` is a comma-separated list of assignment group names, matched
-without regard to case or surrounding spaces. A ticket without an assignment group
-goes to every active approver with an address.
-"""
+"""Who is told about a ticket: active approvers with an e-mail address in its assignment group (all of them
+when it has none); `groups` is a comma-separated list matched without regard to case."""
 from app import contract
 from app.models import Account
 

@@ -29,10 +29,8 @@ def clean_groups(value):
 
 
 def set_notification_settings(account, actor, email=None, groups=None, source_address=None):
-    """Store `email` and/or `groups` (None leaves one as it is) on `account`; returns {field: {old, new}}.
-
-    Records one audit entry listing what changed; records nothing when nothing did.
-    """
+    """Store `email` and/or `groups` (None leaves one as it is) on `account`; returns {field: {old, new}},
+    audited when anything changed."""
     new_values = {}
     if email is not None:
         new_values["email"] = clean_email(email)

@@ -1,8 +1,4 @@
-"""The JSON twins of the operations and audit log pages, in ServiceNow's `{"result": ...}` envelope (admins only).
-
-Reads take Basic auth or a signed-in session; the one write (replay) takes Basic auth
-only, as the rest of the write API does.
-"""
+"""The JSON twins of the operations and audit log pages (admins only); replay, the one write, takes Basic auth only."""
 from flask import Blueprint, g, jsonify, request
 
 from app import contract

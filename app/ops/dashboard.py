@@ -1,10 +1,7 @@
 """The operations dashboard: the last 30 days of requests, decisions and failures, and patterns to watch.
 
-Every figure is computed in Python over a few queries bounded to the window, so it
-reads the same on SQLite and PostgreSQL (no date functions that differ between them).
-Percentiles use the nearest-rank method: the 90th percentile is a real time to
-decision some ticket had, never an interpolation.
-"""
+Figures are computed in Python so they read the same on SQLite and PostgreSQL; percentiles use the
+nearest rank, a real time some ticket had."""
 import math
 import statistics
 from collections import Counter, defaultdict

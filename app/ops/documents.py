@@ -1,8 +1,4 @@
-"""The operations records as JSON documents (the API) and as what the pages display.
-
-The schemas are the contract: the API's views dump through them and app/openapi/spec.py
-describes the API from them. A delivery's document is tickets.documents.IncomingRequestSchema.
-"""
+"""The operations records as JSON documents: the schemas the API dumps through and OpenAPI describes."""
 import json
 
 from marshmallow import fields, validate

@@ -1,8 +1,5 @@
-"""A ticket's processing history: every step from EPM's delivery to the ticket's closing, in order.
-
-Built from what the broker stored anyway: the deliveries EPM sent for the ticket, the
-ticket itself, its work notes, its decisions and every call made to EPM for them.
-"""
+"""A ticket's processing history, in order, from what the broker stored: deliveries, ticket, notes,
+decisions and calls to EPM."""
 from dataclasses import dataclass, field
 from datetime import datetime
 

@@ -1,15 +1,7 @@
-"""`GET /metrics`: Prometheus metrics read from the database at scrape time.
+"""`GET /metrics`: Prometheus metrics counted from the database at scrape time.
 
-The service runs as several gunicorn workers, perhaps on several hosts, so counters
-kept in one process's memory would each tell part of the story. Every value here is
-counted from the tables instead, so any worker answers a scrape with the whole
-deployment's numbers. The endpoint needs no sign-in and shows counts only (no
-ticket contents, names or addresses): expose it to the Prometheus server only,
-e.g. on loopback or a private network.
-
-The delivery counters count the rows the database holds; when retention purges old
-rows they go down, which Prometheus reads as a counter reset.
-"""
+Several workers and hosts serve one deployment, so no counter is kept in a process's memory; the endpoint
+shows counts only and needs no sign-in, so expose it to the Prometheus server alone."""
 from flask import Blueprint, Response, current_app
 from peewee import Case, fn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

@@ -1,16 +1,13 @@
-"""The filters of the operations lists, shared by the admin pages and their JSON twins.
-
-Each list takes its filters through a marshmallow schema (the same checks for a query
-string typed in a browser and one sent by a script) and returns a bounded page, newest first.
-"""
+"""The filters of the operations lists (one marshmallow schema each), shared by the pages and their JSON twins."""
 import logging
 from datetime import datetime, time, timedelta
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 from peewee import JOIN
 
 from app import contract
-from app.errors import BadRequest, NotFound
+from app.errors import NotFound
+from app.fields import load_query
 from app.models import Decision, IncomingRequest, Task
 from app.logs.models import AppLog, OutboundCall
 from app.logs.outbound import PURPOSES
@@ -20,10 +17,6 @@ MAX_LIMIT = 500
 MAX_OFFSET = 10 ** 9  # beyond 2**63 the databases cannot even take the number
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CALL_OUTCOMES = ("ok", "failed")
-
-
-def _blank_to_missing(data):
-    return {key: value for key, value in data.items() if value not in (None, "")}
 
 
 class _PageSchema(Schema):
@@ -54,11 +47,7 @@ class AppLogFilterSchema(_PageSchema):
 
 def load_filters(schema, args):
     """Checked filters from a query string; BadRequest naming the fields that are wrong."""
-    try:
-        return schema().load(_blank_to_missing(args.to_dict() if hasattr(args, "to_dict") else dict(args)))
-    except ValidationError as error:
-        detail = "; ".join(f"{name}: {' '.join(map(str, messages))}" for name, messages in error.messages.items())
-        raise BadRequest("Invalid filter", detail, extra={"fields": error.messages}) from None
+    return load_query(schema(), args, "Invalid filter", blank_is_missing=True)
 
 
 def _day(column, day):

@@ -1,13 +1,7 @@
-"""Re-processing a stored webhook delivery once the cause of its failure is fixed.
+"""Re-processing a stored webhook delivery through the intake's own code once its failure's cause is fixed.
 
-A replay runs the intake's own processing (`app.intake.service.apply_event`) on the
-stored body, with the stored row standing in for the delivery, in one transaction.
-A dry run does exactly the same and rolls back, so its answer is what a replay would
-do right now. A replay that would change nothing (a processed delivery that is now
-a duplicate, an update still waiting for its ticket, a body that is still invalid)
-leaves the row as it was.
-Every replay that is not a dry run is written to the audit log.
-"""
+A dry run does the same and rolls back; a replay that would change nothing leaves the row as it was,
+and every real replay is audited."""
 import logging
 from dataclasses import asdict, dataclass
 
@@ -18,9 +12,8 @@ from app import contract
 from app.audit import service as audit
 from app.db import UNAVAILABLE_ERRORS, write_transaction
 from app.errors import BadRequest, NotFound
-from app.intake.payload import parse_json_object
-from app.intake.schemas import load_event
-from app.intake.service import StoredDelivery, apply_event, waiting_updates
+from app.intake.schemas import load_event, parse_json_object
+from app.intake.service import StoredDelivery, apply_event, describe_invalid, waiting_updates
 from app.models import IncomingRequest
 from app.tickets import service as tickets
 
@@ -123,8 +116,7 @@ def _read_event(incoming):
     except BadRequest as error:
         return None, f"{error.message}: {error.detail}"
     except ValidationError as error:
-        return None, "; ".join(f"{name}: {' '.join(map(str, messages)) if isinstance(messages, list) else messages}"
-                               for name, messages in error.messages.items())
+        return None, describe_invalid(error)
 
 
 def _apply(incoming, event, fields, actor, dry_run, source_address):
@@ -145,11 +137,7 @@ def _apply(incoming, event, fields, actor, dry_run, source_address):
 
 
 def replay(incoming, actor=None, dry_run=False, source_address=None):
-    """Re-run the intake on a stored delivery (an IncomingRequest or its sys_id); returns a ReplayOutcome.
-
-    `actor` is who asked (a user name or Account; None means the signed-in account),
-    `source_address` where from; both go to the audit log for every replay but a dry run.
-    """
+    """Re-run the intake on a stored delivery (row or sys_id); returns a ReplayOutcome, audited but for a dry run."""
     if not isinstance(incoming, IncomingRequest):
         incoming = find_incoming_request(incoming)
     event, fields = _read_event(incoming)

@@ -1,9 +1,6 @@
 """Failsafe bypass codes: issued by an admin, quoted in a JIT reason, counted as a valid ticket.
 
-A code is `BYPASS-XXXX-XXXX-XXXX` (letters and digits without look-alikes). It is
-single-use, time-limited, or both; only its SHA-256 is stored, so it is shown once,
-when issued. Issuing, revoking and every use go to the audit log.
-"""
+Single-use, time-limited or both; only a code's SHA-256 is stored, so it is shown once, and every use is audited."""
 import hashlib
 import re
 import secrets
@@ -110,9 +107,7 @@ def _usable_condition(now):
 def use_code(record, actor, task, rule):
     """Count one use of `record` for `task`; False when it stopped being usable meanwhile.
 
-    One conditional UPDATE, so a single-use code quoted by two requests at once is
-    used by one of them only.
-    """
+    One conditional UPDATE, so a single-use code quoted by two requests at once serves one."""
     now = utcnow()
     with write_transaction():
         used = (BypassCode

@@ -4,27 +4,11 @@ from flask.cli import with_appcontext
 
 from app.audit import service as audit
 from app.db import database
-from app.errors import BrokerError
+from app.itsm.commands import assignments, connected
 from app.policies import bypass
 from app.policies import rules as policy_rules
 from app.policies.matching import MATCHERS
 from app.policies.models import OUTCOME_LABELS, BypassCode, PolicyRule, PolicySettings
-
-
-def _fail(error):
-    if isinstance(error, BrokerError):
-        raise click.ClickException(f"{error.message}: {error.detail}" if error.detail else error.message)
-    raise click.ClickException(str(error))
-
-
-def _assignments(pairs):
-    values = {}
-    for pair in pairs:
-        name, separator, value = pair.partition("=")
-        if not separator:
-            raise click.ClickException(f"{pair!r} is not key=value")
-        values[name.strip()] = value
-    return values
 
 
 def describe_rule(rule):
@@ -63,12 +47,9 @@ def policy_list():
 @with_appcontext
 def policy_add(name, outcome, settings, position):
     """Add a rule: `jitbroker policy add "Std changes" auto_approve kind=application publisher='Example*'`."""
-    values = {"name": name, "outcome": outcome, **_assignments(settings)}
-    with database.connection_context():
-        try:
-            rule = policy_rules.create_rule(values, audit.cli_actor(), position)
-        except BrokerError as error:
-            _fail(error)
+    values = {"name": name, "outcome": outcome, **assignments(settings)}
+    with connected():
+        rule = policy_rules.create_rule(values, audit.cli_actor(), position)
         click.echo(f"Added rule #{rule.id} at position {rule.position}: {rule.name}")
 
 
@@ -78,12 +59,9 @@ def policy_add(name, outcome, settings, position):
 @with_appcontext
 def policy_set(rule_id, settings):
     """Change a rule's fields: `jitbroker policy set 3 check_window=false max_duration_minutes=30`."""
-    with database.connection_context():
-        try:
-            rule = policy_rules.update_rule(policy_rules.find_rule(rule_id), _assignments(settings),
-                                            audit.cli_actor())
-        except BrokerError as error:
-            _fail(error)
+    with connected():
+        rule = policy_rules.update_rule(policy_rules.find_rule(rule_id), assignments(settings),
+                                        audit.cli_actor())
         click.echo(f"Updated rule #{rule.id}: {rule.name}")
 
 
@@ -92,12 +70,9 @@ def policy_set(rule_id, settings):
 @with_appcontext
 def policy_remove(rule_id):
     """Delete a rule."""
-    with database.connection_context():
-        try:
-            rule = policy_rules.find_rule(rule_id)
-            policy_rules.delete_rule(rule, audit.cli_actor())
-        except BrokerError as error:
-            _fail(error)
+    with connected():
+        rule = policy_rules.find_rule(rule_id)
+        policy_rules.delete_rule(rule, audit.cli_actor())
         click.echo(f"Removed rule #{rule_id}: {rule.name}")
 
 
@@ -107,11 +82,8 @@ def policy_remove(rule_id):
 @with_appcontext
 def policy_move(rule_id, position):
     """Move a rule to a position (1 = first)."""
-    with database.connection_context():
-        try:
-            rule = policy_rules.move_rule(policy_rules.find_rule(rule_id), position, audit.cli_actor())
-        except BrokerError as error:
-            _fail(error)
+    with connected():
+        rule = policy_rules.move_rule(policy_rules.find_rule(rule_id), position, audit.cli_actor())
         click.echo(f"Rule #{rule.id} is now at position {rule.position}.")
 
 
@@ -121,17 +93,14 @@ def policy_move(rule_id, position):
 @with_appcontext
 def policy_dry_run(state, rule_id):
     """Turn dry run on or off for one rule, or for every rule when no rule is named."""
-    with database.connection_context():
-        try:
-            if rule_id is None:
-                policy_rules.update_settings({"dry_run": state}, audit.cli_actor())
-                click.echo(f"Global dry run is {state}.")
-            else:
-                rule = policy_rules.set_rule_dry_run(policy_rules.find_rule(rule_id), state == "on",
-                                                     audit.cli_actor())
-                click.echo(f"Dry run is {state} for rule #{rule.id}: {rule.name}")
-        except BrokerError as error:
-            _fail(error)
+    with connected():
+        if rule_id is None:
+            policy_rules.update_settings({"dry_run": state}, audit.cli_actor())
+            click.echo(f"Global dry run is {state}.")
+        else:
+            rule = policy_rules.set_rule_dry_run(policy_rules.find_rule(rule_id), state == "on",
+                                                 audit.cli_actor())
+            click.echo(f"Dry run is {state} for rule #{rule.id}: {rule.name}")
 
 
 @policy.command("settings")
@@ -139,12 +108,9 @@ def policy_dry_run(state, rule_id):
 @with_appcontext
 def policy_settings(settings):
     """Show, or set, `dry_run`, `exempt_users` (globs, comma-separated) and `system_account`."""
-    with database.connection_context():
-        try:
-            record = (policy_rules.update_settings(_assignments(settings), audit.cli_actor()) if settings
-                      else PolicySettings.current())
-        except BrokerError as error:
-            _fail(error)
+    with connected():
+        record = (policy_rules.update_settings(assignments(settings), audit.cli_actor()) if settings
+                  else PolicySettings.current())
         click.echo(f"dry_run = {'true' if record.dry_run else 'false'}")
         click.echo(f"exempt_users = {', '.join(record.exempt_patterns)}")
         click.echo(f"system_account = {record.system_account}")
@@ -161,11 +127,8 @@ policy.add_command(codes)
 @with_appcontext
 def bypass_issue(label, single_use, valid_hours):
     """Issue a code; it is shown this once."""
-    with database.connection_context():
-        try:
-            record, code = bypass.issue_code(audit.cli_actor(), label, single_use, valid_hours)
-        except BrokerError as error:
-            _fail(error)
+    with connected():
+        record, code = bypass.issue_code(audit.cli_actor(), label, single_use, valid_hours)
     expiry = f", expires {record.expires_at:%Y-%m-%d %H:%M} UTC" if record.expires_at else ""
     click.echo(f"Bypass code {code} ({'single use' if record.single_use else 'reusable'}{expiry}); id {record.sys_id}")
 
@@ -192,9 +155,6 @@ def bypass_list(show_all):
 @with_appcontext
 def bypass_revoke(sys_id):
     """Revoke a code by its id (from `policy bypass list`)."""
-    with database.connection_context():
-        try:
-            record = bypass.revoke_code(bypass.find_code(sys_id), audit.cli_actor())
-        except BrokerError as error:
-            _fail(error)
+    with connected():
+        record = bypass.revoke_code(bypass.find_code(sys_id), audit.cli_actor())
     click.echo(f"Revoked bypass code …{record.hint}.")

@@ -1,23 +1,7 @@
-"""Applying the ordered rules to a new ticket, and explaining the outcome on it.
+"""Applying the ordered rules to a new ticket, and explaining the outcome in one work note on it.
 
-Rules run top to bottom; a disabled rule, or one whose matchers do not all match,
-is skipped. The first matching rule with a final outcome decides:
-
-- exempt: nothing is done and later rules are skipped (the request goes to approvers);
-- auto-deny: denied with the rule's reason;
-- require two approvers: approvers must agree twice (see app/decisions/approvals.py);
-- auto-approve: approved when the referenced ticket passes the rule's checks (or the
-  reason quotes a valid bypass code); otherwise the next rule runs, or, with "deny
-  when invalid", the request is denied;
-- require a ticket reference is a gate: a reason without a reference (or a valid
-  bypass code) is denied; with one, the next rule runs.
-
-A rule in dry run (or every rule, when the global dry run is on) records what it
-would have done and is otherwise treated as not matching. Requesters on the
-exempt list skip every rule. Decisions go through app.decisions.service.decide as
-the system identity, exactly like a person's; every evaluation leaves one work
-note on the ticket saying what each rule did and why.
-"""
+The first enabled, matching rule with a final outcome decides (exempt, auto-deny, two approvers, auto-approve);
+a rule in dry run only records what it would have done. Decisions go through decide() as the system identity."""
 import logging
 from dataclasses import dataclass, field
 
@@ -86,11 +70,8 @@ def _code_text(code):
 
 
 def judge(rule, facts, now, claimed_code=None):
-    """The rule's verdict on a request it matches (nothing is changed).
-
-    `claimed_code` is a bypass code an earlier rule of this evaluation already used:
-    it still counts, though a single-use code is no longer active.
-    """
+    """The rule's verdict on a request it matches; `claimed_code`, a bypass code an earlier rule of this
+    evaluation used, still counts."""
     if rule.outcome == OUTCOME_EXEMPT:
         return Verdict(EXEMPT, "the request is exempt from later rules and left to approvers")
     if rule.outcome == OUTCOME_AUTO_DENY:

@@ -1,9 +1,5 @@
-"""The named system identity automatic decisions are taken as (`policy-engine` unless configured).
-
-It is an ordinary `user` account created on first use with a random password
-nobody is told, so EPM and the audit log see a named approver, and decisions go
-through app.decisions exactly like a person's.
-"""
+"""The named system identity automatic decisions are taken as (`policy-engine` unless configured): an ordinary
+`user` account with a password nobody is told, so EPM and the audit log see a named approver."""
 from app import contract
 from app.auth.accounts import create_account
 from app.db import write_transaction

@@ -1,9 +1,6 @@
-"""What a rule can match a request by, how it matches, and finding ticket references in a reason.
+"""What a rule can match a request by, and finding ticket references in a reason.
 
-Matchers are case-insensitive shell-style globs (`*` any run, `?` one character,
-`[...]` a set) matched against the whole value, so a pattern without wildcards is
-an exact, case-insensitive match. A value EPM did not send matches only `*`.
-"""
+Matchers are case-insensitive globs over the whole value; a value EPM did not send matches only `*`."""
 import fnmatch
 import re
 from dataclasses import dataclass
@@ -77,10 +74,7 @@ def compile_reference_pattern(rule):
 
 
 def find_reference(rule, reason):
-    """The first ticket reference in `reason` by the rule's pattern, upper-cased, or None.
-
-    A custom regex with a capture group gives that group; without one, the whole match.
-    """
+    """The first ticket reference in `reason` by the rule's pattern (its capture group, if any), upper-cased."""
     match = compile_reference_pattern(rule).search(reason or "")
     if match is None:
         return None

@@ -1,9 +1,4 @@
-"""The policy tables: ordered rules, their settings, bypass codes and evaluations.
-
-Kept beside the policy code rather than in app/models.py: nothing outside
-app/policies writes them, and app/policies reads the broker's tables only through
-their models.
-"""
+"""The policy tables: ordered rules, their settings, bypass codes and evaluations (only app/policies writes them)."""
 import peewee
 
 from app.models import BaseModel, JSONField, QueuedWork, Task, utcnow
@@ -48,11 +43,7 @@ EVALUATION_ERROR = "error"
 
 
 class PolicyRule(BaseModel):
-    """One rule: which requests it matches (every matcher optional) and what it does to them.
-
-    Matchers are case-insensitive shell-style globs (`*`, `?`, `[...]`) matched
-    against the whole value; a pattern without wildcards is an exact match.
-    """
+    """One rule: which requests it matches (case-insensitive globs, every matcher optional) and what it does."""
 
     position = peewee.IntegerField(index=True)
     name = peewee.CharField(max_length=100)
@@ -123,10 +114,7 @@ class PolicySettings(BaseModel):
 
 
 class BypassCode(BaseModel):
-    """A failsafe code an admin issues: a reason quoting it counts as a valid ticket.
-
-    Only a SHA-256 of the code is stored; the code itself is shown once, when issued.
-    """
+    """A failsafe code an admin issues, counting as a valid ticket; only its SHA-256 is stored."""
 
     code_hash = peewee.CharField(max_length=64, unique=True)
     hint = peewee.CharField(max_length=8)

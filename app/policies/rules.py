@@ -1,9 +1,6 @@
 """Creating, changing, ordering and deleting rules, and the global policy settings.
 
-The CLI (`jitbroker policy …`) and the admin page change rules only through these
-functions, so a rule is checked the same way wherever it is entered, and every
-change is in the audit log.
-"""
+The CLI and the admin page change rules only here, so a rule is checked the same way and every change is audited."""
 import re
 
 from app import contract

@@ -1,10 +1,6 @@
-"""Is a referenced ticket valid? Finding it (broker or ITSM) and running a rule's checks on it.
+"""Is a referenced ticket valid? Finding it (broker or ITSM) and running a rule's checks on it, in order.
 
-The checks, each switchable per rule as in CyberArk's ticketing integration, run
-in order: the ticket exists, its state is allowed, it is approved, its planned
-window covers now, and its requester is the JIT requester. The first failure
-stops the list; an ITSM that cannot be reached is a failure, never a pass.
-"""
+The first failure stops the list; an ITSM that cannot be reached is a failure, never a pass."""
 from dataclasses import dataclass, field
 from datetime import timedelta
 

@@ -1,20 +1,7 @@
-"""A read-only subset of ServiceNow's Table API over the broker's own tickets.
+"""A read-only subset of ServiceNow's Table API over the broker's own tickets, Basic auth only.
 
-A PAM product configured for ServiceNow (PAM360, CyberArk's ticketing
-integration) can check a JIT ticket number against the broker as it would against
-an instance: `GET /api/now/table/{incident|change_request|sc_task|sc_req_item}`
-with `sysparm_query` (`field=value`, `field!=value`, `^` for AND, ORDERBY),
-`sysparm_fields`, `sysparm_limit`, `sysparm_offset` and `sysparm_display_value`,
-and `GET /api/now/table/{table}/{sys_id}`. Answers use ServiceNow's `{"result": …}`
-shape, values as strings. Basic auth only (no session, so no CSRF), for the
-`user`, `admin` and read-only `reader` roles.
-
-Where the broker differs from an instance: `opened_by` is the EPM requester's
-name, not a reference to a user record; `start_date`/`end_date` are the access
-window EPM reported when it finalized the decision (empty before); `approval` is
-computed from the decisions (see app/itsm/broker.py). The one dot-walked field is
-`opened_by.user_name` (the same name), answered only when asked for.
-"""
+A PAM product configured for ServiceNow can check a JIT ticket number against the broker as it would against
+an instance; where the broker differs (`opened_by` is a name, not a reference) is in docs."""
 from flask import Blueprint, jsonify, request
 
 from app import contract

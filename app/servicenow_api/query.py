@@ -1,10 +1,6 @@
-"""The part of ServiceNow's encoded query language the Table API subset understands.
+"""The part of ServiceNow's encoded query language the Table API subset understands: `=`, `!=`, `^` and ORDERBY.
 
-`sysparm_query` is terms joined by `^` (AND). A term is `field=value` or
-`field!=value`, or `ORDERBYfield` / `ORDERBYDESCfield`. Anything else (`^OR`,
-`LIKE`, `IN`, `>`...) is refused with a 400 saying so, rather than silently
-answering a different question.
-"""
+Anything else is refused with a 400 saying so, rather than answering a different question."""
 import re
 from dataclasses import dataclass, field
 

@@ -4,7 +4,8 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from app import contract
 from app.auth.basic import require_roles
-from app.errors import BadRequest, NotFound
+from app.errors import NotFound
+from app.fields import load_query
 from app.models import IncomingRequest, Task
 from app.tickets.cursors import decode_cursor, encode_cursor, older_than
 from app.tickets.documents import IncomingRequestSchema, ticket_document, ticket_summary
@@ -43,14 +44,6 @@ _TICKET_QUERY = TicketQuerySchema()
 _INCOMING_QUERY = IncomingQuerySchema()
 
 
-def _query_args(schema):
-    try:
-        return schema.load(request.args.to_dict())
-    except ValidationError as error:
-        detail = "; ".join(f"{name}: {' '.join(map(str, messages))}" for name, messages in error.messages.items())
-        raise BadRequest("Invalid query", detail, extra={"fields": error.messages}) from None
-
-
 def find_task(number):
     task = Task.get_or_none(Task.number == number.upper())
     if task is None:
@@ -79,7 +72,7 @@ def state_condition(label):
 @bp.get("/tickets")
 @require_roles(*contract.APPROVER_ROLES)
 def list_tickets():
-    args = _query_args(_TICKET_QUERY)
+    args = load_query(_TICKET_QUERY, request.args)
     query = Task.select()
     if "request_id" in args:
         query = query.where(Task.request_id == args["request_id"])
@@ -99,7 +92,7 @@ def list_tickets():
 @bp.get("/incoming_requests")
 @require_roles(contract.ROLE_ADMIN)
 def list_incoming_requests():
-    args = _query_args(_INCOMING_QUERY)
+    args = load_query(_INCOMING_QUERY, request.args)
     query = IncomingRequest.select()
     if "status" in args:
         query = query.where(IncomingRequest.status == args["status"])

@@ -1,9 +1,5 @@
-"""Keyset cursors over the newest-first ticket order (`task_newest`: opened_at DESC, id DESC).
-
-A cursor names the last ticket a page showed; the next page starts below it with an
-index seek, so the hundredth page costs what the first does (an OFFSET would read and
-throw away every row above it).
-"""
+"""Keyset cursors over the newest-first ticket order: the next page starts below the last ticket shown
+with an index seek, so the hundredth page costs what the first does (an OFFSET reads every row above)."""
 import re
 from datetime import datetime
 

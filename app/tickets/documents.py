@@ -137,12 +137,8 @@ class IncomingRequestSchema(Document):
 
 
 def ticket_url(task):
-    """The ticket's page, for the link EPM shows with a decision: as the request saw the broker,
-    else server.public_url.
-
-    Outside a request (the scheduler, reconciliation) without a public URL configured,
-    the path alone: EPM needs a value, and no host can be guessed.
-    """
+    """The ticket's page for EPM's link: as the request saw the broker, else server.public_url, else the path
+    alone (outside a request, EPM needs a value and no host can be guessed)."""
     base = current_app.extensions["settings"].public_url
     if has_request_context():
         base = base or request.host_url

@@ -1,9 +1,7 @@
 """Ticket numbers: a prefix and a 7-digit counter per task table, gap-free and unique.
 
-The counter row is incremented inside the transaction that creates the ticket, so
-the row lock (PostgreSQL) or the write lock (SQLite) orders concurrent requests and
-a rolled-back ticket gives its number back.
-"""
+The counter is incremented in the ticket's own transaction: its lock orders concurrent requests,
+and a rolled-back ticket gives its number back."""
 from app.models import NumberCounter
 
 

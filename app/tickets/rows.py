@@ -1,11 +1,6 @@
-"""Tickets read as plain rows for the list pages, and their keyset pages newest first.
+"""Tickets read as plain named tuples for the list pages, newest first in keyset pages.
 
-A list page reads 50 to 1000 tickets per request. A peewee model instance per row, and
-SQLite's text timestamps parsed with strptime, cost several times what the query does;
-a `TicketRow` is a named tuple straight from the database cursor with the attributes
-`ticket_summary` reads, a `ListedTicket` one with those the browser list reads (tests
-check both agree with a Task's).
-"""
+A peewee model per row and strptime on SQLite's timestamps cost several times the query itself."""
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple
@@ -57,11 +52,7 @@ class TicketRow(NamedTuple):
 
 
 class ListedTicket(NamedTuple):
-    """The columns of a ticket the browser's list shows, and its cursor needs.
-
-    Ten columns rather than TicketRow's eighteen: every column of a page's 51 rows is
-    fetched and converted by the worker (on PostgreSQL, psycopg2 parses each value).
-    """
+    """The ten columns of a ticket the browser's list and its cursor need: each one of 51 rows costs a conversion."""
 
     id: int
     number: str
@@ -81,12 +72,9 @@ _MOMENTS = ("opened_at", "updated_at", "closed_at")
 
 
 def _columns(row_type):
-    """(select list, index of the first timestamp) for reading `row_type`: its timestamps come last.
+    """(select list, index of the first timestamp) for reading `row_type`, whose timestamps come last.
 
-    One literal for the select list: peewee took about 0.3 ms to render 18 qualified
-    columns, a third of what building and running the page's query cost. Unqualified
-    names are unambiguous because the list queries read `task` alone.
-    """
+    One literal, because peewee took about 0.3 ms to render 18 qualified columns."""
     fields = row_type._fields
     first = min(fields.index(name) for name in _MOMENTS if name in fields)
     assert set(fields[first:]) <= set(_MOMENTS), fields
@@ -127,11 +115,9 @@ class RowPage:
 
 
 def row_page(query, after=None, before=None, size=50, row_type=TicketRow):
-    """One page of `query`'s tickets older than cursor `after`, or newer than cursor `before`, or the newest.
+    """One page of `query`'s tickets older than cursor `after`, newer than `before`, or the newest.
 
-    Cursors that do not decode are ignored (the newest page). One row past the page
-    is read to tell whether a further page exists, so no page needs a COUNT.
-    """
+    One row past the page tells whether a further page exists, so no page needs a COUNT."""
     after, before = decode_cursor(after), decode_cursor(before)
     if before:
         found = read_rows(query.where(newer_than(before)).order_by(Task.opened_at.asc(), Task.id.asc())

@@ -1,26 +1,8 @@
-"""Free-text ticket search that reads an index, not every ticket (migration 8 creates it).
+"""Free-text ticket search (LIKE '%text%' over number, requester, host, application, publisher) through an index.
 
-The text is looked for inside the ticket number, requester, host, application and
-publisher, ignoring case, as SQL's LIKE '%text%' would. Shorter text than a trigram
-has nothing to look up and is matched with LIKE over the newest-first list.
-
-Text that many tickets share (an application) is cheapest found by walking the
-newest-first list with LIKE: a page of matches comes within a few thousand rows.
-Text few tickets share (a person, a machine) is found through the trigram index, but
-only through its rarer trigrams: both indexes pay for every common trigram of the
-text ("LT-" is in every host name) on every candidate ticket, which made a machine's
-search read most of the index.
-
-SQLite: the `task_search` FTS5 table (trigram tokenizer). A cheap probe of each
-trigram's first matches tells the rare ones; the tickets holding the two rarest are
-the candidates, and those containing the whole text (compared as the trigram index
-folds case) are the answer. Too many candidates means common text: the LIKE walk.
-
-PostgreSQL: the pg_trgm GIN index over the same columns joined by spaces. The
-planner's own estimate tells common text, which it walks newest first by itself; rare
-text asks the index only for the trigrams inside its words (those at a word's edge,
-such as " lt", are in most tickets) and checks the whole text on what that finds.
-"""
+Common text is cheapest found walking the newest-first list; rare text through the trigram index, but only its
+rarer trigrams: every common one ("LT-" is in every host name) would make a machine's search read most of the index.
+SQLite probes the FTS5 trigram table for the rarest; PostgreSQL's planner estimate tells common text apart."""
 import json
 import re
 
@@ -47,14 +29,10 @@ SQLITE_FEW_CANDIDATES = 50
 POSTGRES_COMMON_MATCHES = 1000
 # PostgreSQL: words of the text asked of the index (the longest); each costs a scan key.
 POSTGRES_INDEXED_WORDS = 3
-# PostgreSQL: the statistics target of the search index's expression. The planner
-# estimates a text's matches by trying it on the histogram ANALYZE keeps of the
-# expression; with the default 100 entries a text in 3 % of the tickets matches none of
-# them in about one ANALYZE of twenty (0.97 ** 100), is taken for rare, and its search
-# reads every match through the index: the scripts/bench run of 2026-12-01T22:59Z
-# measured search at 1,000,000 tickets at p95 1756 ms (bench/results/latest.json as of
-# commit 447a07d). With 1,000 entries even a text in 1 % of the tickets is missed in
-# fewer than one ANALYZE in 20,000 (0.99 ** 1000); the planner pays a little more per search.
+# PostgreSQL: the statistics target of the search index's expression. With the default 100
+# histogram entries a text in 3 % of the tickets is taken for rare after one ANALYZE in twenty
+# (0.97 ** 100) and read through the index (p95 1756 ms at 1,000,000 tickets); 1,000 misses 1 %
+# in fewer than one ANALYZE in 20,000.
 POSTGRES_SEARCH_STATISTICS = 1000
 
 # The indexed expression of migration 8's `task_search_trgm`; the query must spell it the

@@ -7,8 +7,7 @@ import pytest
 from app import contract
 from app.audit.models import AuditEntry
 from app.db import write_transaction
-from app.intake.payload import parse_json_object
-from app.intake.schemas import load_event
+from app.intake.schemas import load_event, parse_json_object
 from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, Task, WorkNote
 from app.ops import replay as replays
 from app.tickets import service as tickets
