@@ -189,11 +189,11 @@ OPERATIONS = {
         "A ticket's processing history, oldest step first", ADMIN, {"200": _ok(envelope(ref("History"))), **NOT_FOUND}, [NUMBER])),
     (f"{API}/incoming_requests", "get"): ("tickets_api.list_incoming_requests", _operation(
         "Webhook deliveries with their bodies, newest first", ADMIN,
-        {"200": _ok(_list("IncomingRequest")), },
+        {"200": _ok(_list("IncomingRequest"))},
         _query(tickets.IncomingQuerySchema))),
     (f"{API}/ops/incoming_requests", "get"): ("ops_api.incoming_requests", _operation(
         "Webhook deliveries, newest first", ADMIN,
-        {"200": _ok(_list("IncomingRequest")), },
+        {"200": _ok(_list("IncomingRequest"))},
         _query(IncomingFilterSchema))),
     (f"{API}/ops/incoming_requests/{{sys_id}}", "get"): ("ops_api.incoming_request", _operation(
         "One webhook delivery with its kept headers and raw body", ADMIN,
@@ -204,20 +204,20 @@ OPERATIONS = {
         body=ref("ReplayRequest"), body_required=False, description="Basic auth only; audited unless a dry run.")),
     (f"{API}/ops/outbound_calls", "get"): ("ops_api.outbound_calls", _operation(
         "Calls the broker made to EPM, newest first", ADMIN,
-        {"200": _ok(_list("OutboundCall")), },
+        {"200": _ok(_list("OutboundCall"))},
         _query(OutboundFilterSchema))),
     (f"{API}/ops/outbound_calls/{{sys_id}}", "get"): ("ops_api.outbound_call", _operation(
         "One call to EPM with its (redacted) bodies", ADMIN,
         {"200": _ok(envelope(ref("OutboundCall"))), **NOT_FOUND}, [SYS_ID])),
     (f"{API}/ops/app_log", "get"): ("ops_api.app_log", _operation(
         "The service's own log records, newest first", ADMIN,
-        {"200": _ok(_list("AppLogEntry")), },
+        {"200": _ok(_list("AppLogEntry"))},
         _query(AppLogFilterSchema))),
     (f"{API}/ops/dashboard", "get"): ("ops_api.dashboard", _operation(
         "The operations dashboard's figures and flags", ADMIN, {"200": _ok(envelope(ref("Dashboard")))})),
     (f"{API}/audit", "get"): ("ops_api.audit_log", _operation(
         "Audit entries, oldest first, with their hash chain", ADMIN,
-        {"200": _ok(_list("AuditEntry")), }, [
+        {"200": _ok(_list("AuditEntry"))}, [
             {"in": "query", "name": "actor", "schema": {"type": "string"}},
             {"in": "query", "name": "action", "schema": {"type": "string"}},
             {"in": "query", "name": "since", "schema": {"anyOf": [{"type": "string", "format": "date"},
@@ -235,7 +235,7 @@ OPERATIONS = {
         "ServiceNow Table API: the broker's tickets of one table", TABLE_API_ROLES,
         {"200": _ok(_list("TableRecord"), headers={
             "X-Total-Count": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}}),
-         }, [
+        }, [
             _path_parameter("table", "the ticket table", {"enum": list(contract.TICKET_TYPES)}),
             {"in": "query", "name": "sysparm_query", "schema": {"type": "string", "pattern": encoded_query_pattern()},
              "description": "`field=value` and `field!=value` terms joined by `^`, and ORDERBY/ORDERBYDESC"},

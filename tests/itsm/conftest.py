@@ -1,28 +1,4 @@
-"""Fixtures for the ITSM connector tests: clean token caches, and rules made as an admin would."""
-import pytest
+"""Fixtures for the ITSM connector tests, shared with the policy tests: clean token caches, rules made as an admin would."""
+from tests.policies.conftest import add_rule, fresh_token_caches  # noqa: F401 - fixtures
 
-from app.epm.tokens import clear_token_cache
-from app.itsm.base import tokens as itsm_tokens
-from app.policies import rules as policy_rules
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_caches():
-    """Each test fetches its own tokens, as a new process would."""
-    clear_token_cache()
-    itsm_tokens.clear()
-    yield
-    clear_token_cache()
-    itsm_tokens.clear()
-
-
-@pytest.fixture
-def add_rule():
-    """Create a rule through the service the CLI and the admin page use."""
-
-    def add(**values):
-        raw = {"name": values.pop("name", "rule"), **{k: str(v) if not isinstance(v, str) else v
-                                                       for k, v in values.items()}}
-        return policy_rules.create_rule(raw, "root")
-
-    return add
+__all__ = ["add_rule", "fresh_token_caches"]

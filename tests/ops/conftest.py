@@ -1,28 +1,4 @@
-"""Fixtures for the operations tests: a faked EPM tenant."""
-import pytest
-import responses
+"""Fixtures for the operations tests: the faked EPM tenant of the log tests."""
+from tests.logs.conftest import APPLICATION_URL, epm  # noqa: F401 - `epm` is a fixture
 
-from app.configuration import update_configuration
-from app.epm.tokens import clear_token_cache
-
-EPM = "https://acme-services.pm.beyondtrustcloud.com"
-TOKEN_URL = f"{EPM}/oauth/connect/token"
-APPLICATION_URL = f"{EPM}/management-api/v2/AuthorizationRequest/notification"
-APPLICATION_LIST_URL = f"{EPM}/management-api/v3/AuthorizationRequest"
-CLIENT_SECRET = "s3cr3t-Client-Value-Never-Stored"
-ACCESS_TOKEN = "eyJ-access-token-never-stored"
-
-
-@pytest.fixture
-def epm(app):
-    """The configured EPM tenant faked with `responses`: a token, decisions and reads all answer 200."""
-    clear_token_cache()
-    update_configuration({"pmc_host": "acme-services.pm.beyondtrustcloud.com", "client_id": "broker-client",
-                          "client_secret": CLIENT_SECRET})
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.post(TOKEN_URL, json={"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 3600,
-                                   "scope": "urn:management:api"})
-        mock.post(APPLICATION_URL, json={"status": "ok"})
-        mock.get(APPLICATION_LIST_URL, json={"data": [], "pageCount": 0, "totalRecordCount": 0})
-        yield mock
-    clear_token_cache()
+__all__ = ["APPLICATION_URL", "epm"]
