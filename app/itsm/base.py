@@ -17,6 +17,7 @@ APPROVED = "approved"
 REJECTED = "rejected"
 REQUESTED = "requested"
 NOT_REQUESTED = "not requested"
+AUTH_OAUTH = "oauth"
 
 
 class ItsmError(Exception):
@@ -207,16 +208,48 @@ class Connector:
         tokens.drop(self.token_key())
         return call()
 
-    def cached_token(self, fetch):
-        """This connection's cached access token (or session), else `fetch()`'s (token, lifetime seconds), cached."""
+    def fetch_token(self):  # pragma: no cover - every connector with a token overrides it
+        """A new access token (or session) and its lifetime in seconds."""
+        raise NotImplementedError
+
+    def access_token(self):
+        """This connection's cached access token (or session), else `fetch_token()`'s, cached for its lifetime."""
         key = self.token_key()
         token = tokens.get(key)
         if token:
             self.token_from_cache = True
             return token
-        token, lifetime = fetch()
+        token, lifetime = self.fetch_token()
         tokens.put(key, token, lifetime)
         return token
+
+    def oauth_auth(self):
+        """The request's auth: a Bearer token with the OAuth method, else the user name and secret (basic)."""
+        connection = self.connection
+        if connection.auth_method == AUTH_OAUTH:
+            return {"headers": {"Authorization": f"Bearer {self.access_token()}", "Accept": "application/json"}}
+        return {"auth": (connection.username, connection.secret), "headers": {"Accept": "application/json"}}
+
+    def oauth_form(self, password_grant=False):
+        """The token request's form: the refresh-token grant when one is stored, else (where the ITSM takes it)
+        the password grant when a user name and secret are, else client credentials."""
+        connection = self.connection
+        form = {"client_id": connection.client_id, "client_secret": connection.client_secret}
+        if connection.refresh_token:
+            form.update(grant_type="refresh_token", refresh_token=connection.refresh_token)
+        elif password_grant and connection.username and connection.secret:
+            form.update(grant_type="password", username=connection.username, password=connection.secret)
+        else:
+            form.update(grant_type="client_credentials")
+        return form
+
+    def first_record(self, answer, key, what):
+        """The first of the records listed under `key` in a query's answer, None when there is none;
+        ItsmError when the answer lists none at all."""
+        records = answer.get(key) if isinstance(answer, dict) else None
+        if not isinstance(records, list):
+            raise ItsmError(f"{self.describe()} answered {what} without a `{key}` list")
+        return records[0] if records else None
 
     def request_token(self, default_url, what, advice, **body):
         """POST a token request to the connection's token URL (else `default_url`); the answer's JSON object,

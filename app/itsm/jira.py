@@ -5,11 +5,10 @@ Atlassian rotates refresh tokens, so each new one is saved on the connection."""
 from urllib.parse import quote
 
 from app.itsm.base import (
-    APPROVED, NOT_REQUESTED, REJECTED, REQUESTED, Connector, RemoteTicket, parse_timestamp,
+    APPROVED, AUTH_OAUTH, NOT_REQUESTED, REJECTED, REQUESTED, Connector, RemoteTicket, parse_timestamp,
 )
 
 AUTH_API_TOKEN = "api_token"
-AUTH_OAUTH = "oauth"
 ATLASSIAN_TOKEN_URL = "https://auth.atlassian.com/oauth/token"
 ATLASSIAN_API = "https://api.atlassian.com/ex/jira"
 DECISIONS = {"approved": APPROVED, "declined": REJECTED, "pending": REQUESTED}
@@ -35,18 +34,7 @@ class JiraConnector(Connector):
             return f"{ATLASSIAN_API}/{quote(str(self.connection.option('cloud_id')))}"
         return self.base_url
 
-    def _auth(self):
-        connection = self.connection
-        headers = {"Accept": "application/json"}
-        if connection.auth_method == AUTH_OAUTH:
-            headers["Authorization"] = f"Bearer {self._access_token()}"
-            return {"headers": headers}
-        return {"auth": (connection.username, connection.secret), "headers": headers}
-
-    def _access_token(self):
-        return self.cached_token(self._refresh)
-
-    def _refresh(self):
+    def fetch_token(self):
         connection = self.connection
         answer = self.request_token(ATLASSIAN_TOKEN_URL, "the OAuth token refresh",
                                     "the refresh token may have expired",
@@ -69,14 +57,14 @@ class JiraConnector(Connector):
         fields = ["status", "reporter", "summary"] + [f for f in (start_field, end_field) if f]
         issue = self.with_token_renewed_once(lambda: self.request(
             "GET", f"{self.api_root}/rest/api/{self._api_version()}/issue/{quote(key)}", what=f"the lookup of {key}",
-            not_found_ok=True, params={"fields": ",".join(fields)}, **self._auth()))
+            not_found_ok=True, params={"fields": ",".join(fields)}, **self.oauth_auth()))
         if issue is None:
             return None
         values = issue.get("fields") or {}
         reporter = values.get("reporter") or {}
         approvals = self.with_token_renewed_once(lambda: self.request(
             "GET", f"{self.api_root}/rest/servicedeskapi/request/{quote(key)}/approval",
-            what=f"the approvals of {key}", not_found_ok=True, **self._auth()))
+            what=f"the approvals of {key}", not_found_ok=True, **self.oauth_auth()))
         return RemoteTicket(
             number=issue.get("key") or key,
             state=(values.get("status") or {}).get("name", ""),
@@ -97,6 +85,6 @@ class JiraConnector(Connector):
     def check(self):
         me = self.with_token_renewed_once(lambda: self.request(
             "GET", f"{self.api_root}/rest/api/{self._api_version()}/myself", what="the settings check",
-            **self._auth()))
+            **self.oauth_auth()))
         who = me.get("emailAddress") or me.get("displayName") or me.get("name") if isinstance(me, dict) else None
         return f"signed in as {who}" if who else "signed in"

@@ -4,7 +4,7 @@ The approval and requester fields of a change request are not confirmed on a liv
 field name is an option an org can correct (docs/connectors.md)."""
 import re
 
-from app.itsm.base import APPROVED, REQUESTED, Connector, ItsmError, RemoteTicket, parse_timestamp
+from app.itsm.base import APPROVED, AUTH_OAUTH, REQUESTED, Connector, ItsmError, RemoteTicket, parse_timestamp
 
 SALESFORCE_LOGIN = "https://login.salesforce.com"
 DEFAULT_FIELDS = {
@@ -15,7 +15,6 @@ DEFAULT_FIELDS = {
     "end_field": "BMCServiceDesk__Scheduled_End_Date__c",
     "requester_field": "BMCServiceDesk__FKInitiator__r.Username",
 }
-AUTH_OAUTH = "oauth"
 _API_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)*$")
 _NUMBER = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 
@@ -46,19 +45,11 @@ class RemedyforceConnector(Connector):
             raise ItsmError(f"{self.describe()}: option {name} {value!r} is not a Salesforce field name")
         return value
 
-    def _session(self):
-        """(instance URL, access token), fetched once and cached until it nearly expires."""
-        return self.cached_token(self._fetch_session)
-
-    def _fetch_session(self):
-        connection = self.connection
-        form = {"client_id": connection.client_id, "client_secret": connection.client_secret}
-        if connection.refresh_token:
-            form.update(grant_type="refresh_token", refresh_token=connection.refresh_token)
-        else:
-            form.update(grant_type="client_credentials")
+    def fetch_token(self):
+        """(instance URL, access token): the session, cached until it nearly expires."""
         answer = self.request_token(f"{self.base_url or SALESFORCE_LOGIN}/services/oauth2/token",
-                                    "the OAuth token request", "check the connected app and grant", data=form)
+                                    "the OAuth token request", "check the connected app and grant",
+                                    data=self.oauth_form())
         # Salesforce does not say how long a token lives; the session timeout is 2 h by default.
         return ((answer.get("instance_url") or self.base_url).rstrip("/"), answer["access_token"]), 3600
 
@@ -66,7 +57,7 @@ class RemedyforceConnector(Connector):
         version = str(self.connection.option("api_version", "59.0"))
 
         def query():
-            instance, token = self._session()
+            instance, token = self.access_token()
             return self.request("GET", f"{instance}/services/data/v{version}/query", what=what, params={"q": soql},
                                 headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
         return self.with_token_renewed_once(query)
@@ -79,12 +70,9 @@ class RemedyforceConnector(Connector):
         # `number` is letters, digits and dashes only (checked above), so quoting it is safe.
         answer = self._query(f"SELECT {columns} FROM {names['object']} WHERE Name = '{number}' LIMIT 1",
                              what=f"the lookup of {number}")
-        records = answer.get("records") if isinstance(answer, dict) else None
-        if not isinstance(records, list):
-            raise ItsmError(f"{self.describe()} answered the lookup of {number} without records")
-        if not records:
+        record = self.first_record(answer, "records", f"the lookup of {number}")
+        if record is None:
             return None
-        record = records[0]
         approved = _path(record, names["approved_field"])
         return RemoteTicket(
             number=record.get("Name") or number,

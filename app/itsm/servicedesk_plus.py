@@ -117,12 +117,9 @@ class ServiceDeskPlusCloudConnector(ServiceDeskPlusConnector):
         return f"{base}/app/{quote(str(self.connection.option('portal')))}/api/v3"
 
     def _headers(self):
-        return {"Accept": ACCEPT, "Authorization": f"Zoho-oauthtoken {self._access_token()}"}
+        return {"Accept": ACCEPT, "Authorization": f"Zoho-oauthtoken {self.access_token()}"}
 
-    def _access_token(self):
-        return self.cached_token(self._refresh)
-
-    def _refresh(self):
+    def fetch_token(self):
         connection = self.connection
         # Sent as a form body, not the query string Zoho's examples use, so no
         # secret ever appears in a URL (or a log line that prints one).

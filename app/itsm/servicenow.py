@@ -1,7 +1,7 @@
 """ServiceNow: one Table API read per lookup (the number's prefix picks the table), basic auth or OAuth."""
 from urllib.parse import quote
 
-from app.itsm.base import Connector, ItsmError, RemoteTicket, parse_timestamp
+from app.itsm.base import AUTH_OAUTH, Connector, ItsmError, RemoteTicket, parse_timestamp
 
 TABLES_BY_PREFIX = {
     "PRJTASK": "pm_project_task", "SCTASK": "sc_task", "CTASK": "change_task", "RITM": "sc_req_item",
@@ -12,7 +12,6 @@ REQUESTER_FIELDS = ("requested_by.user_name", "requested_for.user_name", "opened
 FIELDS = ("sys_id", "number", "state", "approval", "start_date", "end_date") + REQUESTER_FIELDS
 
 AUTH_BASIC = "basic"
-AUTH_OAUTH = "oauth"
 
 
 def table_for(number):
@@ -46,31 +45,15 @@ class ServiceNowConnector(Connector):
             return required + [("client_id", "OAuth client ID"), ("client_secret", "OAuth client secret")]
         return required + [("username", "User name"), ("secret", "Password")]
 
-    def _auth(self):
-        connection = self.connection
-        if connection.auth_method == AUTH_OAUTH:
-            return {"headers": {"Authorization": f"Bearer {self._access_token()}", "Accept": "application/json"}}
-        return {"auth": (connection.username, connection.secret), "headers": {"Accept": "application/json"}}
-
-    def _access_token(self):
-        return self.cached_token(self._fetch_token)
-
-    def _fetch_token(self):
-        connection = self.connection
-        form = {"client_id": connection.client_id, "client_secret": connection.client_secret}
-        if connection.refresh_token:
-            form.update(grant_type="refresh_token", refresh_token=connection.refresh_token)
-        elif connection.username and connection.secret:
-            form.update(grant_type="password", username=connection.username, password=connection.secret)
-        else:
-            form.update(grant_type="client_credentials")
+    def fetch_token(self):
         answer = self.request_token(f"{self.base_url}/oauth_token.do", "the OAuth token request",
-                                    "check the OAuth client and grant", data=form)
+                                    "check the OAuth client and grant", data=self.oauth_form(password_grant=True))
         return answer["access_token"], answer.get("expires_in")
 
     def _read(self, table, params, what):
         url = f"{self.base_url}/api/now/table/{quote(table)}"
-        return self.with_token_renewed_once(lambda: self.request("GET", url, what=what, params=params, **self._auth()))
+        return self.with_token_renewed_once(lambda: self.request("GET", url, what=what, params=params,
+                                                                 **self.oauth_auth()))
 
     def lookup(self, number):
         table = table_for(number)
@@ -78,12 +61,9 @@ class ServiceNowConnector(Connector):
             "sysparm_query": f"number={number}", "sysparm_limit": "1", "sysparm_display_value": "all",
             "sysparm_exclude_reference_link": "true", "sysparm_fields": ",".join(FIELDS),
         }, what=f"the lookup of {number} in {table}")
-        records = answer.get("result") if isinstance(answer, dict) else None
-        if not isinstance(records, list):
-            raise ItsmError(f"{self.describe()} answered the lookup of {number} without a result list")
-        if not records:
+        record = self.first_record(answer, "result", f"the lookup of {number}")
+        if record is None:
             return None
-        record = records[0]
         approval = _value(record, "approval").strip().lower()
         requester = next((_value(record, field) for field in REQUESTER_FIELDS if _value(record, field)), None)
         return RemoteTicket(
