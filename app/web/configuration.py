@@ -14,6 +14,7 @@ from app.epm.errors import EpmError
 from app.errors import BadRequest
 from app.models import Configuration
 from app.logs.outbound import outbound_call_recorder
+from app.web.forms import field_views, submitted_values
 
 bp = Blueprint("web_configuration", __name__, url_prefix="/admin")
 
@@ -23,57 +24,12 @@ CHECKBOX_FIELDS = {"auto_close", "smtp_starttls", "debug_logging"}
 CHOICE_FIELDS = {"ticket_type": [(t.table, t.label) for t in contract.TICKET_TYPES.values()]}
 
 
-def _widget(field):
-    if field.secret:
-        return "secret"
-    if field.name in CHECKBOX_FIELDS:
-        return "checkbox"
-    if field.name in CHOICE_FIELDS:
-        return "select"
-    return "text"
-
-
-def field_views(record, submitted=None, errors=None):
-    """One entry per configuration field: label, widget, value to show (never a secret), help, error."""
-    errors = errors or {}
-    views = []
-    for field in FIELDS:
-        stored = getattr(record, field.name)
-        value = submitted.get(field.name, stored) if submitted is not None else stored
-        if field.name in CHECKBOX_FIELDS and isinstance(value, str):
-            value = value == "true"
-        views.append({
-            "name": field.name,
-            "label": field.label,
-            "widget": _widget(field),
-            "value": "" if field.secret else value,
-            "is_set": bool(stored) if field.secret else None,
-            "choices": CHOICE_FIELDS.get(field.name, []),
-            "help": field.help,
-            "error": errors.get(field.name),
-        })
-    return views
-
-
-def submitted_values(form):
-    """The raw values to save: checkboxes as true/false, the secret only when one was typed."""
-    raw = {}
-    for field in FIELDS:
-        if field.secret:
-            if form.get(field.name):
-                raw[field.name] = form[field.name]
-        elif field.name in CHECKBOX_FIELDS:
-            raw[field.name] = "true" if form.get(field.name) else "false"
-        else:
-            raw[field.name] = form.get(field.name, "")
-    return raw
-
-
 def _render(record, submitted=None, errors=None, message=None, status=200):
     host = submitted.get("pmc_host", record.pmc_host) if submitted else record.pmc_host
     return render_template(
         "admin/configuration.html",
-        fields=field_views(record, submitted, errors),
+        fields=field_views(FIELDS, {field.name: getattr(record, field.name) for field in FIELDS}, submitted, errors,
+                           CHOICE_FIELDS, CHECKBOX_FIELDS),
         warnings=pmc_host_warnings(host) if not errors else [],
         message=message,
     ), status
@@ -88,7 +44,7 @@ def configuration():
 @bp.post("/configuration")
 @admins
 def save_configuration():
-    raw = submitted_values(request.form)
+    raw = submitted_values(FIELDS, request.form, CHECKBOX_FIELDS)
     try:
         _, warnings = update_configuration(raw)
     except BadRequest as error:

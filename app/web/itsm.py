@@ -11,10 +11,13 @@ from app.itsm import CONNECTOR_TYPES
 from app.itsm import connections as service
 from app.itsm.models import ItsmConnection
 from app.auth.access import require_page_roles
+from app.web.forms import field_views, submitted_values
 
 bp = Blueprint("itsm_admin", __name__, url_prefix="/admin/policies/itsm")
 
 admins = require_page_roles(contract.ROLE_ADMIN)
+
+CHECKBOXES = {"enabled"}
 
 
 def _find(name):
@@ -24,53 +27,6 @@ def _find(name):
     return connection
 
 
-def _widget(field):
-    if field.secret:
-        return "secret"
-    if field.name == "enabled":
-        return "checkbox"
-    if field.name == "kind":
-        return "select"
-    if field.name == "options":
-        return "textarea"
-    return "text"
-
-
-def field_views(connection=None, submitted=None, errors=None):
-    errors = errors or {}
-    shown = service.masked(connection) if connection is not None else {}
-    views = []
-    for field in service.FIELDS:
-        if submitted is not None and field.name in submitted and not field.secret:
-            value = submitted[field.name]
-        elif connection is not None:
-            value = shown[field.name]
-        else:
-            value = {"enabled": True, "timeout_seconds": 10}.get(field.name, "")
-        if field.name == "enabled" and isinstance(value, str):
-            value = value == "true"
-        views.append({
-            "name": field.name, "label": field.label, "widget": _widget(field), "help": field.help,
-            "value": "" if field.secret else value, "is_set": bool(connection and getattr(connection, field.name)),
-            "choices": [(kind, connector.label) for kind, connector in CONNECTOR_TYPES.items()],
-            "error": errors.get(field.name),
-        })
-    return views
-
-
-def submitted_values(form):
-    raw = {}
-    for field in service.FIELDS:
-        if field.name == "enabled":
-            raw[field.name] = "true" if form.get(field.name) else "false"
-        elif field.secret:
-            if form.get(field.name):
-                raw[field.name] = form[field.name]
-        else:
-            raw[field.name] = form.get(field.name, "")
-    return raw
-
-
 @bp.get("")
 @admins
 def connections():
@@ -78,9 +34,15 @@ def connections():
     return render_template("policies/itsm.html", rows=rows, kinds=CONNECTOR_TYPES)
 
 
+def _field_views(connection, submitted, errors):
+    stored = service.masked(connection) if connection is not None else {"enabled": True, "timeout_seconds": 10}
+    kinds = [(kind, connector.label) for kind, connector in CONNECTOR_TYPES.items()]
+    return field_views(service.FIELDS, stored, submitted, errors, {"kind": kinds}, CHECKBOXES, {"options"})
+
+
 def _render_form(connection, submitted=None, errors=None, message=None, status=200):
     return render_template("policies/itsm_form.html", connection=connection,
-                           fields=field_views(connection, submitted, errors), message=message,
+                           fields=_field_views(connection, submitted, errors), message=message,
                            kinds=CONNECTOR_TYPES), status
 
 
@@ -89,7 +51,7 @@ def _render_form(connection, submitted=None, errors=None, message=None, status=2
 def new_connection():
     if request.method == "GET":
         return _render_form(None)
-    raw = submitted_values(request.form)
+    raw = submitted_values(service.FIELDS, request.form, CHECKBOXES)
     try:
         connection = service.create_connection(raw, g.account)
     except BrokerError as error:
@@ -104,7 +66,7 @@ def edit_connection(name):
     connection = _find(name)
     if request.method == "GET":
         return _render_form(connection)
-    raw = submitted_values(request.form)
+    raw = submitted_values(service.FIELDS, request.form, CHECKBOXES)
     try:
         connection = service.update_connection(connection, raw, g.account)
     except BrokerError as error:

@@ -18,6 +18,7 @@ from app.policies.models import (
     PolicySettings,
 )
 from app.auth.access import require_page_roles
+from app.web.forms import field_views, submitted_values
 
 bp = Blueprint("policies", __name__, url_prefix="/admin/policies")
 
@@ -27,46 +28,22 @@ BOOLEAN_FIELDS = {field.name for field in policy_rules.FIELDS if field.clean is 
 TEXTAREA_FIELDS = {"deny_reason"}
 
 
-def _choices(name):
-    if name == "kind":
-        return [("", "Any"), *contract.KIND_LABELS.items()]
-    if name == "outcome":
-        return list(OUTCOME_LABELS.items())
-    if name == "reference_pattern":
-        return [(PATTERN_SERVICENOW, "ServiceNow formats"), (PATTERN_REGEX, "Custom regex")]
-    if name == "ticket_source":
-        connections = [(c.name, f"ITSM: {c.name}") for c in ItsmConnection.select().order_by(ItsmConnection.name)]
-        return [(SOURCE_ANY, "Any (the broker, then each ITSM)"), (SOURCE_BROKER, "The broker's own tickets"),
-                *connections]
-    return None
-
-
-def _widget(name):
-    if name in BOOLEAN_FIELDS:
-        return "checkbox"
-    if name in TEXTAREA_FIELDS:
-        return "textarea"
-    return "select" if _choices(name) is not None else "text"
+def _choices():
+    connections = [(c.name, f"ITSM: {c.name}") for c in ItsmConnection.select().order_by(ItsmConnection.name)]
+    return {
+        "kind": [("", "Any"), *contract.KIND_LABELS.items()],
+        "outcome": list(OUTCOME_LABELS.items()),
+        "reference_pattern": [(PATTERN_SERVICENOW, "ServiceNow formats"), (PATTERN_REGEX, "Custom regex")],
+        "ticket_source": [(SOURCE_ANY, "Any (the broker, then each ITSM)"), (SOURCE_BROKER, "The broker's own tickets"),
+                          *connections],
+    }
 
 
 def rule_fields(rule=None, submitted=None, errors=None):
     """One entry per rule field: label, widget, value to show, choices, help, error."""
-    errors = errors or {}
-    views = []
-    for field in policy_rules.FIELDS:
-        stored = getattr(rule, field.name) if rule is not None else getattr(PolicyRule, field.name).default
-        value = submitted.get(field.name, stored) if submitted is not None else stored
-        if field.name in BOOLEAN_FIELDS and isinstance(value, str):
-            value = value == "true"
-        views.append({"name": field.name, "label": field.label, "widget": _widget(field.name), "value": value,
-                      "choices": _choices(field.name) or [], "help": field.help, "error": errors.get(field.name)})
-    return views
-
-
-def submitted_rule(form):
-    """The raw values to save: checkboxes as true/false, everything else as typed."""
-    return {field.name: ("true" if form.get(field.name) else "false") if field.name in BOOLEAN_FIELDS
-            else form.get(field.name, "") for field in policy_rules.FIELDS}
+    stored = {field.name: getattr(rule, field.name) if rule is not None else getattr(PolicyRule, field.name).default
+              for field in policy_rules.FIELDS}
+    return field_views(policy_rules.FIELDS, stored, submitted, errors, _choices(), BOOLEAN_FIELDS, TEXTAREA_FIELDS)
 
 
 def rule_row(rule):
@@ -103,7 +80,7 @@ def _render_form(rule, submitted=None, errors=None, message=None, status=200):
 def new_rule():
     if request.method == "GET":
         return _render_form(None)
-    raw = submitted_rule(request.form)
+    raw = submitted_values(policy_rules.FIELDS, request.form, BOOLEAN_FIELDS)
     try:
         rule = policy_rules.create_rule(raw, g.account)
     except BrokerError as error:
@@ -118,7 +95,7 @@ def edit_rule(rule_id):
     rule = policy_rules.find_rule(rule_id)
     if request.method == "GET":
         return _render_form(rule)
-    raw = submitted_rule(request.form)
+    raw = submitted_values(policy_rules.FIELDS, request.form, BOOLEAN_FIELDS)
     try:
         rule = policy_rules.update_rule(rule, raw, g.account)
     except BrokerError as error:
