@@ -51,10 +51,6 @@ class UnsupportedMediaType(BrokerError):
     status = 415
 
 
-class ServiceUnavailable(BrokerError):
-    status = 503
-
-
 class ErrorMessageSchema(Schema):
     message = fields.String(required=True)
     detail = fields.String(allow_none=True)

@@ -2,6 +2,8 @@
 
 Several workers and hosts serve one deployment, so no counter is kept in a process's memory; the endpoint
 shows counts only and needs no sign-in, so expose it to the Prometheus server alone."""
+from collections import Counter
+
 from flask import Blueprint, Response, current_app
 from peewee import Case, fn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -46,16 +48,10 @@ class DatabaseCollector:
         family = CounterMetricFamily("jitbroker_webhook_deliveries",
                                      "Webhook deliveries stored, by event type and what became of them",
                                      labels=["event_type", "outcome"])
-        counts = {}
         rows = (IncomingRequest
                 .select(IncomingRequest.event_type, IncomingRequest.status, fn.COUNT(IncomingRequest.id))
                 .group_by(IncomingRequest.event_type, IncomingRequest.status).tuples())
-        for event_type, status, count in rows:
-            key = (event_label(event_type), status)
-            counts[key] = counts.get(key, 0) + count
-        for labels, count in sorted(counts.items()):
-            family.add_metric(list(labels), count)
-        return family
+        return _summed(family, (((event_label(event_type), status), count) for event_type, status, count in rows))
 
     @staticmethod
     def _decisions():
@@ -90,14 +86,8 @@ class DatabaseCollector:
 
         calls = CounterMetricFamily("jitbroker_epm_calls", "Calls made to EPM, by call and answer (error: no answer)",
                                     labels=["call", "status"])
-        counts = {}
-        for what, status, count in call.select(call.what, call.status, fn.COUNT(call.id)).group_by(
-                call.what, call.status).tuples():
-            key = (what, status_class(status))
-            counts[key] = counts.get(key, 0) + count
-        for labels, count in sorted(counts.items()):
-            calls.add_metric(list(labels), count)
-        yield calls
+        rows = call.select(call.what, call.status, fn.COUNT(call.id)).group_by(call.what, call.status).tuples()
+        yield _summed(calls, (((what, status_class(status)), count) for what, status, count in rows))
 
     @staticmethod
     def _webhook_auth_failures():
@@ -121,6 +111,16 @@ class DatabaseCollector:
 def status_class(status):
     """`2xx`, `4xx`, ... for an HTTP status; `error` when no answer came."""
     return "error" if status is None else f"{status // 100}xx"
+
+
+def _summed(family, keyed_counts):
+    """`family` with one sample per label tuple: the counts of rows that fall under the same labels, summed."""
+    totals = Counter()
+    for labels, count in keyed_counts:
+        totals[labels] += count
+    for labels, count in sorted(totals.items()):
+        family.add_metric(list(labels), count)
+    return family
 
 
 def _bound_text(bound):
