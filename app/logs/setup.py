@@ -125,7 +125,11 @@ def install_log_handlers(app):
     for handler in (stdout_handler, store_handler):
         setattr(handler, _MARK, True)
         root.addHandler(handler)
-    root.setLevel(_level(app.extensions["settings"].log_level))
+    level = _level(app.extensions["settings"].log_level)
+    root.setLevel(level)
+    # APScheduler logs "Running job" and "executed successfully" at INFO for each run of each
+    # job, some 80 lines a minute from an idle scheduler; `jitbroker jobs status` has each last run.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING if level > logging.DEBUG else logging.NOTSET)
     store.debug_switch.reset()
     store.start(database.obj, app.extensions["settings"])
 

@@ -35,6 +35,20 @@ def test_every_line_on_stdout_is_a_json_record(app, capsys):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
 
 
+def test_an_idle_scheduler_keeps_quiet_unless_the_level_is_debug(app, capsys, monkeypatch):
+    import dataclasses
+
+    stdout_lines = stdout_reader(app, capsys)
+    logging.getLogger("apscheduler.executors.default").info('Running job "deliver_outbox" (scheduled at ...)')
+    logging.getLogger("apscheduler.scheduler").warning("Run time of job was missed")
+    assert [line["message"] for line in stdout_lines()] == ["Run time of job was missed"]
+
+    monkeypatch.setitem(app.extensions, "settings", dataclasses.replace(app.extensions["settings"], log_level="DEBUG"))
+    stdout_lines = stdout_reader(app, capsys)
+    logging.getLogger("apscheduler.executors.default").info('Running job "deliver_outbox" (scheduled at ...)')
+    assert [line["logger"] for line in stdout_lines()] == ["apscheduler.executors.default"]
+
+
 def test_an_exception_is_part_of_its_line(app, capsys):
     stdout_lines = stdout_reader(app, capsys)
     try:
