@@ -13,6 +13,8 @@ bp = Blueprint("web_auth", __name__)
 
 MSG_SIGN_IN_FAILED = "Invalid user name or password"
 MSG_TOO_MANY = "Too many failed sign-ins; wait a few minutes and try again"
+ROLE_REFUSAL = "the {!r} role may not sign in"
+MSG_ROLE_REFUSED = "This is an {role} account, for EPM's deliveries: it cannot sign in here. Use an approver's account."
 
 
 def _refusal(account, password):
@@ -20,7 +22,8 @@ def _refusal(account, password):
 
     The password is checked first, for every name, so the answer takes as long
     for an unknown, inactive or `api` account as for a wrong password. The reason
-    goes to the audit log only; the person signing in sees one message for all.
+    goes to the audit log; the person signing in sees one message for all but a role
+    that cannot use the browser, told only after its right password.
     """
     matches = password_matches(account, password)
     if account is None:
@@ -30,7 +33,7 @@ def _refusal(account, password):
     if not account.active:
         return "account deactivated"
     if account.role not in contract.APPROVER_ROLES:
-        return f"the {account.role!r} role may not sign in"
+        return ROLE_REFUSAL.format(account.role)
     return None
 
 
@@ -53,8 +56,10 @@ def sign_in():
     if refusal is not None:
         throttle.record_failure(username, request.remote_addr, throttle.SIGN_IN)
         audit.record(audit.SIGN_IN_FAILED, username or "(blank)", "account", username, {"reason": refusal})
+        wrong_role = account is not None and refusal == ROLE_REFUSAL.format(account.role)
         return render_template("auth/sign_in.html", next_page=next_page, username=username,
-                               error=MSG_SIGN_IN_FAILED), 401
+                               error=MSG_ROLE_REFUSED.format(role=account.role) if wrong_role
+                               else MSG_SIGN_IN_FAILED), 401
     audit.record(audit.SIGN_IN, account, "account", account.username)
     start_session(account)
     return redirect(next_page or url_for("web_tickets.ticket_list"))
