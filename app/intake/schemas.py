@@ -20,6 +20,10 @@ _TIMESTAMP = re.compile(
 )
 
 
+NOT_AN_OBJECT = "The body is not a JSON object"
+_JSON_KINDS = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}
+
+
 def _is_blank(value):
     return value is None or (isinstance(value, str) and (not value.strip() or _PLACEHOLDER.match(value.strip())))
 
@@ -39,18 +43,20 @@ def _keep_first_filled(pairs):
 
 def parse_json_object(raw_body):
     """The delivery's top-level JSON object, its text made storable (`_storable`); BadRequest
-    with the parser's reason otherwise."""
+    with the reason otherwise. The Content-Type is not consulted: EPM's administrator chooses
+    it per webhook (contract 5.5), so the body alone says whether it is a delivery."""
     try:
         text = raw_body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise BadRequest("Malformed JSON", f"the body is not UTF-8: {error.reason} at byte {error.start}") from None
+        raise BadRequest(NOT_AN_OBJECT, f"the body is not UTF-8: {error.reason} at byte {error.start}") from None
     try:
         document = json.loads(text, object_pairs_hook=_keep_first_filled)
     except (ValueError, RecursionError) as error:
         # ValueError beyond JSONDecodeError: a number longer than Python converts (4300 digits).
-        raise BadRequest("Malformed JSON", str(error)) from None
+        raise BadRequest(NOT_AN_OBJECT, f"the body is not JSON: {error}") from None
     if not isinstance(document, dict):
-        raise BadRequest("Malformed JSON", "the body must be a JSON object")
+        kind = _JSON_KINDS.get(type(document), "a number")
+        raise BadRequest(NOT_AN_OBJECT, f"the body is JSON but {kind}, not an object")
     return _storable(document)
 
 
