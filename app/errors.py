@@ -47,10 +47,6 @@ class Conflict(BrokerError):
     status = 409
 
 
-class UnsupportedMediaType(BrokerError):
-    status = 415
-
-
 class ErrorMessageSchema(Schema):
     message = fields.String(required=True)
     detail = fields.String(allow_none=True)

@@ -6,18 +6,28 @@ import json
 import re
 from datetime import datetime, timezone
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, pre_load, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
 from app import contract
 from app.errors import BadRequest
 
-_PLACEHOLDER = re.compile(r"^%%[^%]*%%$")
+# An unreplaced template placeholder, in any letter case, is the whole value or nothing (contract 5.4).
+_PLACEHOLDER = re.compile(r"^%%[A-Za-z0-9_]+%%$")
+# What an id may not carry: C0 and C1 controls, DEL, and U+FFFD (what `_storable` made of a NUL
+# or an unpaired surrogate). Stripping them could leave an empty or a different id: it is refused.
+_CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f\ufffd"
+_NOT_IN_AN_ID = re.compile(f"[{_CONTROL_CHARACTERS}]")
+_ZERO_FRACTION = re.compile(r"^([+-]?\d+)\.0*$")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _TIMESTAMP = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)"
     r"(?:[.,](?P<fraction>\d+))?\s*(?P<zone>Z|[+-]\d{2}(?::?\d{2})?)?$",
     re.IGNORECASE,
 )
+
+
+NOT_AN_OBJECT = "The body is not a JSON object"
+_JSON_KINDS = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}
 
 
 def _is_blank(value):
@@ -39,18 +49,20 @@ def _keep_first_filled(pairs):
 
 def parse_json_object(raw_body):
     """The delivery's top-level JSON object, its text made storable (`_storable`); BadRequest
-    with the parser's reason otherwise."""
+    with the reason otherwise. The Content-Type is not consulted: EPM's administrator chooses
+    it per webhook (contract 5.5), so the body alone says whether it is a delivery."""
     try:
         text = raw_body.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise BadRequest("Malformed JSON", f"the body is not UTF-8: {error.reason} at byte {error.start}") from None
+        raise BadRequest(NOT_AN_OBJECT, f"the body is not UTF-8: {error.reason} at byte {error.start}") from None
     try:
         document = json.loads(text, object_pairs_hook=_keep_first_filled)
     except (ValueError, RecursionError) as error:
         # ValueError beyond JSONDecodeError: a number longer than Python converts (4300 digits).
-        raise BadRequest("Malformed JSON", str(error)) from None
+        raise BadRequest(NOT_AN_OBJECT, f"the body is not JSON: {error}") from None
     if not isinstance(document, dict):
-        raise BadRequest("Malformed JSON", "the body must be a JSON object")
+        kind = _JSON_KINDS.get(type(document), "a number")
+        raise BadRequest(NOT_AN_OBJECT, f"the body is JSON but {kind}, not an object")
     return _storable(document)
 
 
@@ -105,6 +117,8 @@ MAX_REQUEST_ID_LENGTH = 100
 # A value EPM fills in from a template: text (numbers and true/false are read as text), or
 # nothing; empty text and an unfilled `%%placeholder%%` count as nothing (OpenAPI's words).
 EPM_VALUE = {"type": ["string", "number", "boolean"], "maxLength": 4000}
+# An id's text: no control characters (`_NOT_IN_AN_ID`).
+ID_PATTERN = f"^[^{_CONTROL_CHARACTERS}]*$"
 
 
 class EpmText(fields.Field):
@@ -124,6 +138,50 @@ class EpmText(fields.Field):
         if text is not None and len(text) > 4000:
             raise ValidationError("Longer than 4000 characters.")
         return text
+
+
+class EpmId(EpmText):
+    """An id EPM fills in (RequestId, TenantId, TicketNumber, ComputerId, UserId, GroupId) as text;
+    one carrying control characters is refused, never stripped to something else."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and _NOT_IN_AN_ID.search(value):
+            raise ValidationError(f"{self.data_key} must not contain control characters.")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class EpmRequestId(EpmId):
+    """EPM's request GUID: one ticket per RequestId and kind of request, so never blank or over its column."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if text is None:
+            raise ValidationError("RequestId must not be empty.")
+        if len(text) > MAX_REQUEST_ID_LENGTH:
+            raise ValidationError(f"RequestId is longer than {MAX_REQUEST_ID_LENGTH} characters.")
+        return text
+
+
+class EpmObject(fields.Nested):
+    """A nested EPM object (`requestInfo`); null, empty or an unreplaced placeholder is no value."""
+
+    def __init__(self, schema, data_key):
+        super().__init__(schema, data_key=data_key, load_default=dict, allow_none=True)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and _is_blank(value):
+            return None
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class EpmCount(EpmText):
+    """A whole number EPM may send as text or as a number: "23.0" and 23.0 are read as "23";
+    any other text (Duration's "Once") is kept as it came."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        match = _ZERO_FRACTION.match(text or "")
+        return str(int(match[1])) if match else text
 
 
 class EpmTimestamp(EpmText):
@@ -154,9 +212,22 @@ class EpmSchema(Schema):
                 result[canonical] = value
         return result
 
+    @post_load
+    def _no_placeholders_kept(self, data, **kwargs):
+        # Declared fields are read already; a kept extra that is empty or a placeholder is no value too.
+        return {key: None if isinstance(value, str) and _is_blank(value) else value for key, value in data.items()}
+
 
 def _text(name):
     return EpmText(data_key=name)
+
+
+def _id(name):
+    return EpmId(data_key=name, metadata={**EPM_VALUE, "pattern": ID_PATTERN})
+
+
+def _count(name):
+    return EpmCount(data_key=name)
 
 
 def _timestamp(name):
@@ -167,53 +238,45 @@ class EventSchema(EpmSchema):
     """The fields every event carries."""
 
     event_type = EpmText(data_key="EventType", required=True)
-    request_id = EpmText(data_key="RequestId", required=True, allow_none=False, metadata={
-        **EPM_VALUE, "maxLength": MAX_REQUEST_ID_LENGTH, "pattern": r"\S",
-        "not": {"type": "string", "pattern": r"^\s*%%[^%]*%%\s*$"},
+    request_id = EpmRequestId(data_key="RequestId", required=True, allow_none=False, error_messages={
+        "null": "RequestId must not be empty."}, metadata={
+        **EPM_VALUE, "maxLength": MAX_REQUEST_ID_LENGTH, "pattern": ID_PATTERN, "allOf": [{"pattern": r"\S"}],
+        "not": {"type": "string", "pattern": r"^\s*%%[A-Za-z0-9_]+%%\s*$"},
         "description": "EPM's request GUID: one ticket per RequestId and kind of request"})
-    tenant_id = _text("TenantId")
+    tenant_id = _id("TenantId")
     timestamp = _timestamp("Timestamp")
-    epm_ticket_number = _text("TicketNumber")
-
-    @pre_load
-    def _require_request_id(self, data, **kwargs):
-        # A RequestId that is present but blank is as useless as a missing one.
-        if "RequestId" in data and text_value(data["RequestId"]) is None:
-            raise ValidationError({"RequestId": ["RequestId must not be empty."]})
-        request_id = text_value(data.get("RequestId"))
-        if isinstance(request_id, str) and len(request_id) > MAX_REQUEST_ID_LENGTH:
-            raise ValidationError({"RequestId": [f"RequestId is longer than {MAX_REQUEST_ID_LENGTH} characters."]})
-        return data
+    epm_ticket_number = _id("TicketNumber")
 
 
 # `requestInfo` of URM_Native_Ticket_Created: every declared key as text, extras kept.
 RequestInfoSchema = EpmSchema.from_dict(
-    {key: EpmText(data_key=key) for key in contract.URM_REQUEST_INFO_KEYS}, name="RequestInfoSchema"
+    {key: _id(key) if key == "GroupId" else _text(key) for key in contract.URM_REQUEST_INFO_KEYS},
+    name="RequestInfoSchema"
 )
 
 
 class ApplicationRequestCreatedSchema(EventSchema):
-    request_info = fields.Nested(RequestInfoSchema, data_key="requestInfo", load_default=dict)
+    request_info = EpmObject(RequestInfoSchema, "requestInfo")
 
 
 class ApplicationDecisionSchema(EpmSchema):
     decision = _text("Decision")
     decision_time = _timestamp("DecisionTime")
     performed_by = _text("DecisionPerformedByUser")
-    duration = _text("Duration")
+    duration = _count("Duration")
 
 
 class ApplicationDecisionUpdateSchema(EventSchema):
-    request_info = fields.Nested(ApplicationDecisionSchema, data_key="requestInfo", load_default=dict)
+    request_info = EpmObject(ApplicationDecisionSchema, "requestInfo")
 
 
 class AdminRequestCreatedSchema(EventSchema):
-    computer_id = _text("ComputerId")
-    group_id = _text("GroupId")
+    computer_id = _id("ComputerId")
+    group_id = _id("GroupId")
     reason = _text("Reason")
-    user_id = _text("UserId")
+    user_id = _id("UserId")
     user_name = _text("UserName")
-    duration_requested = _text("DurationRequested")
+    duration_requested = _count("DurationRequested")
 
 
 class AdminDecisionUpdateSchema(EventSchema):
@@ -222,8 +285,8 @@ class AdminDecisionUpdateSchema(EventSchema):
     decision = _text("Decision")
     decision_time = _timestamp("DecisionTime")
     performed_by = _text("DecisionPerformedByUser")
-    duration = _text("Duration")
-    duration_requested = _text("DurationRequested")
+    duration = _count("Duration")
+    duration_requested = _count("DurationRequested")
 
 
 SCHEMAS = {

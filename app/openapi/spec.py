@@ -158,11 +158,11 @@ OPERATIONS = {
         {"200": _ok(envelope(ref("DeliveryResult")), "Stored and processed (or stored as a duplicate, or waiting for its "
                                        "created event)"),
         
-         "413": _error("The body is over the configured size limit"),
-         "415": _error("The body is not JSON (Content-Type application/json or application/*+json)")},
+         "413": _error("The body is over the configured size limit")},
         body=EPM_EVENT,
         description="Every authenticated delivery is stored first; a refused one is stored with its reason. "
-                    "EPM retries a 5xx (a 503 carries Retry-After).")),
+                    "The body is read as JSON whatever its Content-Type (EPM's administrator chooses it); "
+                    "one that is not a JSON object is a 400. EPM retries a 5xx (a 503 carries Retry-After).")),
     (f"{API}/tickets", "get"): ("tickets_api.list_tickets", _operation(
         "Tickets, newest first", APPROVERS,
         {"200": _ok(_list("TicketSummary"), headers={

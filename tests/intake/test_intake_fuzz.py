@@ -15,7 +15,7 @@ from app import contract
 from app.models import JIT_MODELS, IncomingRequest, Task
 from tests import factories
 
-ANSWERS = {200, 400, 413, 415}
+ANSWERS = {200, 400, 413}
 UPDATE_EVENTS = {event.name for event in contract.EVENT_TYPES.values() if not event.is_created}
 TERMINAL = {contract.INCOMING_PROCESSED, contract.INCOMING_DUPLICATE, contract.INCOMING_ERROR}
 

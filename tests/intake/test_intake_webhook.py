@@ -6,7 +6,8 @@ import threading
 import pytest
 
 from app import contract
-from app.models import AdminTicket, ApplicationAccessTicket, Configuration, IncomingRequest, Task, WorkNote
+from app.models import (AdminTicket, ApplicationAccessTicket, Configuration, IncomingRequest, JIT_MODELS, Task,
+                        WorkNote)
 from tests import factories
 from tests.conftest import WEBHOOK, basic_auth
 
@@ -95,26 +96,45 @@ def test_changed_password_is_not_accepted_from_the_cache(app, client, api_accoun
 # --- Bad input is stored with its reason -------------------------------------------
 
 
-def test_non_json_content_type_is_415_and_stored_as_error(deliver):
-    response = deliver(json.dumps(factories.application_request()), content_type="text/plain")
-    assert response.status_code == 415
+@pytest.mark.parametrize("content_type", [
+    "text/plain", "text/json", None, "application/json; charset=utf-8", "application/x-www-form-urlencoded"])
+def test_a_json_object_is_a_delivery_whatever_its_content_type(client, api_auth, content_type):
+    # EPM's administrator types the webhook's Content-Type (contract 5.5).
+    body = factories.application_request()
+    headers = {**api_auth, **({"Content-Type": content_type} if content_type else {})}
+    response = client.post(WEBHOOK, data=json.dumps(body).encode(), headers=headers)
+    assert response.status_code == 200
+    assert response.json["result"]["status"] == contract.INCOMING_PROCESSED
+    assert Task.get(Task.number == response.json["result"]["ticket"]).requester == "CORP\\mrivera"
     [row] = incoming_rows()
-    assert row.status == contract.INCOMING_ERROR
-    assert "application/json" in row.error
+    assert (row.status, row.content_type) == (contract.INCOMING_PROCESSED, content_type)
+
+
+@pytest.mark.parametrize("body, reason", [
+    (b"[1,2]", "the body is JSON but an array, not an object"),
+    (b"not json", "the body is not JSON: Expecting value: line 1 column 1 (char 0)"),
+    (b'"a JSON string"', "the body is JSON but a string, not an object"),
+    (b"23.5", "the body is JSON but a number, not an object"),
+    (b"", "the body is not JSON: Expecting value: line 1 column 1 (char 0)"),
+])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json"])
+def test_a_body_that_is_not_a_json_object_is_400_and_stored_as_error(deliver, body, reason, content_type):
+    response = deliver(body, content_type=content_type)
+    assert response.status_code == 400
+    assert response.json["error"] == {"message": "The body is not a JSON object", "detail": reason}
+    [row] = incoming_rows()
+    assert (row.status, row.error) == (contract.INCOMING_ERROR, f"The body is not a JSON object: {reason}")
+    assert row.body_text == body.decode()
     assert Task.select().count() == 0
 
 
 def test_malformed_json_is_400_and_the_raw_body_is_kept(deliver):
     response = deliver(b'{"EventType": "URM_Native_Ticket_Created", ')
     assert response.status_code == 400
-    assert response.json["error"]["message"] == "Malformed JSON"
+    assert response.json["error"]["message"] == "The body is not a JSON object"
     [row] = incoming_rows()
     assert row.status == contract.INCOMING_ERROR
     assert row.body_text == '{"EventType": "URM_Native_Ticket_Created", '
-
-
-def test_json_that_is_not_an_object_is_400(deliver):
-    assert deliver(b'["EventType"]').status_code == 400
 
 
 def test_body_over_one_mebibyte_is_413_and_stored_without_body(deliver):
@@ -145,16 +165,18 @@ def test_unknown_event_type_is_a_field_error_naming_the_known_ones(deliver):
     assert "Unknown event type" in row.error
 
 
-@pytest.mark.parametrize("request_id", [None, "", "%%RequestId%%"])
-def test_missing_or_blank_request_id_is_a_field_error(deliver, request_id):
-    body = factories.application_request()
-    if request_id is None:
+@pytest.mark.parametrize("request_id", [..., None, "", "%%RequestId%%", "%%REQUESTID%%"])
+@pytest.mark.parametrize("build", [factories.application_request, factories.admin_decision])
+def test_missing_or_blank_request_id_is_a_field_error(deliver, request_id, build):
+    body = build("placeholder")
+    if request_id is ...:
         del body["RequestId"]
     else:
         body["RequestId"] = request_id
     response = deliver(body)
     assert response.status_code == 400
-    assert "RequestId" in response.json["fields"]
+    expected = "Missing data for required field." if request_id is ... else "RequestId must not be empty."
+    assert response.json["fields"] == {"RequestId": [expected]}
     assert Task.select().count() == 0
     assert incoming_rows()[0].status == contract.INCOMING_ERROR
 
@@ -275,6 +297,114 @@ def test_empty_and_unreplaced_placeholders_are_no_value(deliver):
     task = Task.get(Task.number == number)
     assert task.publisher is None
     assert task.subject == "VPN Client Installer"
+
+
+@pytest.mark.parametrize("value", ["%%trustedOwnership%%", "%%HOSTNAME%%", "%%hostname%%", " %%Host_Name2%% "])
+def test_an_unreplaced_placeholder_in_any_case_is_no_value(deliver, value):
+    body = factories.application_request(hostName=value, trustedOwnership=value, customerField=value)
+    body["TicketNumber"] = value
+    number = deliver(body).json["result"]["ticket"]
+    task = Task.get(Task.number == number)
+    assert task.host is None
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.task == task)
+    assert (jit.request_info["hostName"], jit.request_info["trustedOwnership"]) == (None, None)
+    assert jit.request_info["customerField"] is None  # a kept extra key too
+    assert jit.epm_ticket_number is None
+    assert value in incoming_rows()[0].body_text  # the raw body keeps what EPM sent
+
+
+@pytest.mark.parametrize("value", ["%%Host Name%%", "see %%HOSTNAME%%", "%%%%"])
+def test_text_around_or_inside_percent_signs_is_kept(deliver, value):
+    number = deliver(factories.application_request(hostName=value)).json["result"]["ticket"]
+    assert Task.get(Task.number == number).host == value
+
+
+@pytest.mark.parametrize("event", [contract.URM_TICKET_CREATED, contract.ADMIN_TICKET_CREATED])
+def test_a_created_event_with_only_event_type_and_request_id_becomes_a_ticket(deliver, event):
+    response = deliver({"EventType": event.name, "RequestId": "bare-1"})
+    assert response.status_code == 200
+    jit = JIT_MODELS[event.kind].get(JIT_MODELS[event.kind].request_id == "bare-1")
+    assert jit.task.number == response.json["result"]["ticket"]
+    assert (jit.epm_ticket_number, jit.tenant_id, jit.requested_at, jit.reason) == (None, None, None, None)
+    assert incoming_rows()[0].status == contract.INCOMING_PROCESSED
+
+
+@pytest.mark.parametrize("request_info", [None, "%%requestInfo%%", ""])
+def test_request_info_null_or_a_placeholder_is_no_value(deliver, request_info):
+    body = {**factories.application_request(request_id="app-null"), "requestInfo": request_info}
+    del body["TicketNumber"]
+    assert deliver(body).status_code == 200
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == "app-null")
+    assert (jit.task.subject, jit.request_info) == ("Application", {})
+    decision = {**factories.application_decision("app-null"), "requestInfo": request_info}
+    assert deliver(decision).json["result"]["status"] == contract.INCOMING_PROCESSED
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == "app-null")
+    assert (jit.decision_final, jit.final_decision) == (True, None)
+
+
+@pytest.mark.parametrize("event", [contract.URM_DECISION_UPDATE, contract.ADMIN_TICKET_UPDATED])
+def test_an_update_with_only_event_type_and_request_id_is_recorded(deliver, event):
+    created = factories.application_request if event.kind == contract.KIND_APPLICATION else factories.admin_request
+    deliver(created(request_id="bare-2"))
+    response = deliver({"EventType": event.name, "RequestId": "bare-2"})
+    assert response.json["result"]["status"] == contract.INCOMING_PROCESSED
+    assert JIT_MODELS[event.kind].get(JIT_MODELS[event.kind].request_id == "bare-2").decision_final
+
+
+@pytest.mark.parametrize("value, stored", [
+    ("1800.0", "1800"), (1800.0, "1800"), ("0900.00", "900"), ("1800.", "1800"), ("1800", "1800"),
+    ("1800.5", "1800.5"), ("Once", "Once"),
+])
+def test_a_count_with_a_zero_fraction_is_the_integer(deliver, value, stored):
+    deliver(factories.admin_request(request_id="adm-n", DurationRequested=value))
+    deliver(factories.admin_decision("adm-n", Duration=value))
+    jit = AdminTicket.get(AdminTicket.request_id == "adm-n")
+    assert (jit.duration_requested, jit.task.requested_duration, jit.final_duration) == (stored, stored, stored)
+
+
+def test_an_application_decisions_duration_with_a_zero_fraction_is_the_integer(deliver):
+    deliver(factories.application_request(request_id="app-n"))
+    deliver(factories.application_decision("app-n", Duration="3600.0"))
+    assert ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == "app-n").final_duration == "3600"
+
+
+@pytest.mark.parametrize("field", ["RequestId", "TenantId", "TicketNumber", "ComputerId", "UserId", "GroupId"])
+@pytest.mark.parametrize("control", ["\x00", "\x07", "\t", "\n", "\x1f", "\x7f", "\x85", "\x9f"])
+def test_an_id_carrying_a_control_character_is_refused_naming_the_field(deliver, field, control):
+    body = factories.admin_request(request_id="adm-ctl")
+    body[field] = control if field != "UserId" else f"S-1-5{control}-21"
+    response = deliver(body)
+    assert response.status_code == 400
+    message = f"{field} must not contain control characters."
+    assert response.json["fields"] == {field: [message]}
+    assert message in response.json["error"]["detail"]
+    [row] = incoming_rows()
+    assert (row.status, row.error) == (contract.INCOMING_ERROR, f"{field}: {message}")
+    assert row.sys_id == response.json["incoming_request"]
+    assert Task.select().count() == 0
+
+
+def test_a_group_id_in_request_info_carrying_a_control_character_is_refused(deliver):
+    response = deliver(factories.application_request(GroupId="7e5d\x1b4c3b"))
+    assert response.status_code == 400
+    assert response.json["fields"] == {"requestInfo": {"GroupId": ["GroupId must not contain control characters."]}}
+    assert incoming_rows()[0].error == "requestInfo: GroupId: GroupId must not contain control characters."
+    assert Task.select().count() == 0
+
+
+def test_ordinary_spaces_in_an_id_are_kept(deliver):
+    deliver(factories.admin_request(request_id="adm-sp", ComputerId=" WS 0042 ", UserId="CORP user"))
+    jit = AdminTicket.get(AdminTicket.request_id == "adm-sp")
+    assert (jit.computer_id, jit.user_id) == ("WS 0042", "CORP user")
+
+
+def test_free_text_keeps_its_newlines_and_tabs(deliver):
+    text = "Install the driver\n\tstep 1: unpack\r\n\tstep 2: run setup.exe /quiet"
+    deliver(factories.admin_request(request_id="adm-txt", Reason=text))
+    assert AdminTicket.get(AdminTicket.request_id == "adm-txt").reason == text
+    deliver(factories.application_request(request_id="app-txt", reason=text, message=text, cmdArgs=text))
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == "app-txt")
+    assert (jit.reason, jit.request_info["message"], jit.request_info["cmdArgs"]) == (text, text, text)
 
 
 def test_duplicate_keys_keep_the_first_filled_value(deliver):
