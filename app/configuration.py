@@ -10,7 +10,7 @@ from app.models import Configuration, utcnow
 
 MASK = "********"
 # Fields that make a different set of EPM credentials: a change deletes the stored access tokens.
-EPM_CREDENTIAL_FIELDS = {"pmc_host", "client_id", "client_secret", "token_path"}
+EPM_CREDENTIAL_FIELDS = {"pmc_host", "client_id", "client_secret", "token_path", "token_scope"}
 
 
 
@@ -52,6 +52,13 @@ def _clean_path(value):
     text = value.strip()
     if not text.startswith("/") or any(c.isspace() for c in text):
         raise ValueError("a path starting with /, without spaces")
+    return text
+
+
+def _clean_token_auth_method(value):
+    text = value.strip().lower()
+    if text not in contract.TOKEN_AUTH_METHODS:
+        raise ValueError(f"one of {', '.join(contract.TOKEN_AUTH_METHODS)}")
     return text
 
 
@@ -117,6 +124,11 @@ FIELDS = (
     Field("auto_close", "Auto-close", clean_boolean,
                 help="Close the ticket once EPM has finalized the decision"),
     Field("token_path", "Token Path", _clean_path),
+    Field("token_auth_method", "Token Client Authentication", _clean_token_auth_method,
+          help=f"{contract.TOKEN_AUTH_POST} (EPM's documented form: credentials in the body) or "
+               f"{contract.TOKEN_AUTH_BASIC} (HTTP Basic)"),
+    Field("token_scope", "Token Scope", clean_text(255),
+          help=f"Empty sends no scope; EPM's is {contract.EPM_TOKEN_SCOPE}"),
     Field("application_decision_path", "Application Access Decision Path", _clean_path),
     Field("admin_decision_path", "Admin Access Decision Path", _clean_path),
     Field("admin_once_duration", "Admin Access \"Once\" Duration Value", clean_text(32)),

@@ -14,6 +14,7 @@ from app.logs.redaction import redact, truncate
 
 BODY_LIMIT = 1000
 MESSAGE_BODY_LIMIT = 300
+TOKEN_REFUSAL_LIMIT = 500
 
 
 class EpmError(Exception):
@@ -74,6 +75,22 @@ def retry_after_seconds(value, now=None):
 def response_body(response):
     """EPM's answer as text for errors and logs: redacted, then truncated."""
     return truncate(redact(response.text or ""), BODY_LIMIT)
+
+
+def token_refusal(response):
+    """(error code or None, ": what EPM said") for a refused token request: RFC 6749's `error` and
+    `error_description` when the body is such JSON (unconfirmed for EPM, §5.6), else the raw body cut to
+    500 characters; secrets masked, "" for an empty body."""
+    try:
+        document = response.json()
+    except ValueError:
+        document = None
+    if isinstance(document, dict) and isinstance(document.get("error"), str):
+        description = document.get("error_description")
+        said = f"{document['error']}: {description}" if description else document["error"]
+        return document["error"], f": {truncate(redact(said), TOKEN_REFUSAL_LIMIT)}"
+    body = (response.text or "").strip()
+    return None, f": {truncate(redact(body), TOKEN_REFUSAL_LIMIT)}" if body else ""
 
 
 def _snippet(body):
