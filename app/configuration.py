@@ -5,7 +5,7 @@ from app.audit import service as audit
 from app.db import write_transaction
 from app.epm import tokens
 from app.epm.hosts import host_warnings as pmc_host_warnings, validate_host
-from app.fields import Field, clean_boolean, clean_text, clean_values as clean_fields
+from app.fields import Field, clean_boolean, clean_choice, clean_text, clean_values as clean_fields
 from app.models import Configuration, utcnow
 
 MASK = "********"
@@ -52,13 +52,6 @@ def _clean_path(value):
     text = value.strip()
     if not text.startswith("/") or any(c.isspace() for c in text):
         raise ValueError("a path starting with /, without spaces")
-    return text
-
-
-def _clean_token_auth_method(value):
-    text = value.strip().lower()
-    if text not in contract.TOKEN_AUTH_METHODS:
-        raise ValueError(f"one of {', '.join(contract.TOKEN_AUTH_METHODS)}")
     return text
 
 
@@ -124,7 +117,7 @@ FIELDS = (
     Field("auto_close", "Auto-close", clean_boolean,
                 help="Close the ticket once EPM has finalized the decision"),
     Field("token_path", "Token Path", _clean_path),
-    Field("token_auth_method", "Token Client Authentication", _clean_token_auth_method,
+    Field("token_auth_method", "Token Client Authentication", clean_choice(contract.TOKEN_AUTH_METHODS),
           help=f"{contract.TOKEN_AUTH_POST} (EPM's documented form: credentials in the body) or "
                f"{contract.TOKEN_AUTH_BASIC} (HTTP Basic)"),
     Field("token_scope", "Token Scope", clean_text(255),
@@ -191,8 +184,4 @@ def update_configuration(raw, actor=None, source_address=None):
 
 def masked_values(record):
     """Every field's value for display, secrets shown only as set or not."""
-    values = {}
-    for field in FIELDS:
-        value = getattr(record, field.name)
-        values[field.name] = _shown(field, value)
-    return values
+    return {field.name: _shown(field, getattr(record, field.name)) for field in FIELDS}

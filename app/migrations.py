@@ -224,8 +224,7 @@ def _approvals_on_the_ticket(migrator):
 
 
 def _token_request_and_correlation(migrator):
-    """How the token request authenticates and its scope (contract/epm.md §5.6); the x-correlation-id
-    of each decision call, sent and answered (§5.7)."""
+    """The token request's authentication and scope (contract/epm.md §5.6); EPM calls' correlation ids (§5.7)."""
     from app.logs.models import OutboundCall
 
     configuration, call = models.Configuration._meta.table_name, OutboundCall._meta.table_name

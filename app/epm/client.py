@@ -8,8 +8,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 import peewee
 import requests
@@ -20,7 +19,7 @@ from requests_oauthlib import OAuth2Session
 from app import contract
 from app.epm import tokens
 from app.epm.errors import (
-    EpmAuthFailed, EpmRejected, error_for_exception, error_for_status, response_body, token_refusal,
+    EpmAuthFailed, EpmRejected, error_for_exception, error_for_status, json_answer, response_body, token_refusal,
 )
 from app.epm.hosts import (  # noqa: F401 - validate_host is part of this module's public API
     base_url_for_host, host_name, host_warnings, is_loopback, validate_host,
@@ -39,12 +38,10 @@ LIST_PATHS = {
 PAGE_SIZE_PARAM = "Pagination.PageSize"
 PAGE_NUMBER_PARAM = "Pagination.PageNumber"
 # What to check when the token endpoint refuses with a 400/401, by RFC 6749's error code.
-CREDENTIALS_HINT = ("Check the client ID and client secret (regenerating the secret in EPM invalidates the old one: "
-                    "enter the new one).")
+CREDENTIALS_HINT = "Check the client ID and client secret (regenerating the secret in EPM invalidates the old one)."
 TOKEN_ERROR_HINTS = {
     "invalid_scope": f"Check the Token Scope setting (empty sends none; EPM's is {contract.EPM_TOKEN_SCOPE}).",
     "invalid_request": f"Check the Token Client Authentication setting (EPM documents {contract.TOKEN_AUTH_POST}).",
-    "unauthorized_client": "Check that the API account in EPM may use the client credentials grant.",
 }
 
 # ASSUMPTION (EPM documents only 200 and 500): a 409 saying the request was already
@@ -53,19 +50,9 @@ _ALREADY_DECIDED = re.compile(r"\balready\s+(?:been\s+)?(?:decided|processed|app
                               re.IGNORECASE)
 
 
-class _SecretRedactingFilter:
-    """Masks the client secret and tokens that requests-oauthlib's fetch_token logs at DEBUG."""
-
-    def filter(self, record):
-        if isinstance(record.args, Mapping):  # logging unwraps a lone dict argument
-            record.args = redact(record.args)
-        elif isinstance(record.args, tuple):
-            record.args = tuple(redact(arg) if isinstance(arg, str | bytes | Mapping) else arg for arg in record.args)
-        return True
-
-
-logging.getLogger("requests_oauthlib").addFilter(_SecretRedactingFilter())
-logging.getLogger("requests_oauthlib.oauth2_session").addFilter(_SecretRedactingFilter())
+# requests-oauthlib logs the token request (the client secret, Basic credentials) and the token at DEBUG;
+# the call log records the same calls masked, so those lines are never emitted.
+logging.getLogger("requests_oauthlib").setLevel(logging.INFO)
 
 
 # A connection idle longer than this is not reused: servers and load balancers close idle
@@ -108,21 +95,17 @@ def close_http_sessions():
 
 
 def _readable_token_answer(response):
-    """The token answer as oauthlib can read it (contract/epm.md §5.6): the scope key, in whatever case,
-    dropped (the broker never needs it, and oauthlib refuses one that differs from the request's), and
-    `expires_in` a whole number, or dropped when unreadable so the default lifetime applies."""
-    try:
-        document = response.json()
-    except ValueError:
-        return response  # oauthlib's own error names what is wrong
-    if not isinstance(document, dict):
-        return response
-    document = {key: value for key, value in document.items() if key.lower() != "scope"}
-    try:
-        document["expires_in"] = int(float(str(document["expires_in"])))
-    except (KeyError, TypeError, ValueError, OverflowError):
-        document.pop("expires_in", None)
-    response._content = json.dumps(document).encode("utf-8")  # as requests-oauthlib's own compliance fixes do
+    """The token answer as oauthlib can read it (contract/epm.md §5.6): without the scope key in any case
+    (unused, and oauthlib refuses one unlike the request's), `expires_in` a whole number or dropped when
+    unreadable (the default lifetime applies); anything but a JSON object left for oauthlib to refuse."""
+    document = json_answer(response)
+    if isinstance(document, dict):
+        document = {key: value for key, value in document.items() if key.lower() != "scope"}
+        try:
+            document["expires_in"] = int(float(str(document["expires_in"])))
+        except (KeyError, TypeError, ValueError, OverflowError):
+            document.pop("expires_in", None)
+        response._content = json.dumps(document).encode("utf-8")  # as requests-oauthlib's compliance fixes do
     return response
 
 
@@ -146,8 +129,10 @@ class EpmClient:
         self.application_decision_path = _path(application_decision_path, contract.EPM_APPLICATION_DECISION_PATH)
         self.admin_decision_path = _path(admin_decision_path, contract.EPM_ADMIN_DECISION_PATH)
         self.timeout = timeout
-        self.token_auth_method = token_auth_method or contract.TOKEN_AUTH_POST
         self.token_scope = (token_scope or "").strip()
+        self._token_credentials = (dict(auth=HTTPBasicAuth(client_id, client_secret))
+                                   if token_auth_method == contract.TOKEN_AUTH_BASIC else
+                                   dict(client_id=client_id, client_secret=client_secret, include_client_id=True))
         self.on_call = on_call
         self._token_key = tokens.cache_key(self.base_url, self.token_path, client_id, client_secret)
         # shared_token: take the access token from, and store it in, the database for every process.
@@ -165,8 +150,7 @@ class EpmClient:
         return cls(base_url, client_id, config.client_secret, token_path=config.token_path,
                    application_decision_path=config.application_decision_path,
                    admin_decision_path=config.admin_decision_path, timeout=timeout, on_call=on_call,
-                   token_auth_method=getattr(config, "token_auth_method", None),
-                   token_scope=getattr(config, "token_scope", ""),
+                   token_auth_method=config.token_auth_method, token_scope=config.token_scope,
                    shared_token=isinstance(config, peewee.Model) if shared_token is None else shared_token)
 
     def __repr__(self):
@@ -174,7 +158,7 @@ class EpmClient:
 
     def send_application_decision(self, body, idempotency_key):
         """POST an Application Access decision; returns EPM's JSON or {} once acknowledged
-        (a 2xx, or a 409 saying it was already decided). Its x-correlation-id is the RequestId."""
+        (a 2xx, or a 409 saying it was already decided); x-correlation-id is the RequestId (§5.7)."""
         return self._send_decision(self.application_decision_path, body, idempotency_key,
                                    "the Application Access decision", body.get("itsmRequestId"))
 
@@ -212,22 +196,14 @@ class EpmClient:
     def _send_decision(self, path, body, idempotency_key, what, request_id):
         if not idempotency_key:
             raise ValueError("A decision needs an idempotency key so a re-send cannot apply twice")
-        headers = {contract.IDEMPOTENCY_HEADER: str(idempotency_key)}
-        if request_id:  # contract/epm.md §5.7: EPM support can find the call by the request's id
-            headers[contract.CORRELATION_HEADER] = str(request_id)
+        headers = {contract.IDEMPOTENCY_HEADER: str(idempotency_key), contract.CORRELATION_HEADER: request_id}
         response = self._call("POST", path, what=what, json_body=body, headers=headers,
                               accept=lambda r: r.status_code == 409 and _ALREADY_DECIDED.search(r.text or ""))
-        try:
-            document = response.json()
-        except ValueError:
-            return {}
-        return document if isinstance(document, dict) else {"result": document}
+        document = json_answer(response)
+        return document if isinstance(document, dict) else {} if document is None else {"result": document}
 
     def _json_document(self, response, what):
-        try:
-            document = response.json()
-        except ValueError:
-            document = None
+        document = json_answer(response)
         if not isinstance(document, dict):
             hint = " ".join(host_warnings(self.base_url))
             raise EpmRejected(f"EPM answered {what} with something other than a JSON object "
@@ -298,21 +274,16 @@ class EpmClient:
             return _readable_token_answer(response)
 
         tokens.count_fetch()
-        in_body = self.token_auth_method != contract.TOKEN_AUTH_BASIC
-        credentials = (dict(client_id=self.client_id, client_secret=self._client_secret, include_client_id=True)
-                       if in_body else dict(auth=HTTPBasicAuth(self.client_id, self._client_secret)))
         session = OAuth2Session(client=BackendApplicationClient(client_id=self.client_id,
                                                                 scope=self.token_scope or None))
         session.register_compliance_hook("access_token_response", check_answer)
         try:
             with session:
-                token = session.fetch_token(token_url, timeout=self.timeout, **credentials)
+                token = session.fetch_token(token_url, timeout=self.timeout, **self._token_credentials)
         except requests.RequestException as error:
             failure = error_for_exception(error, host=self.host, what="the token request", timeout=self.timeout)
-            form = {"grant_type": "client_credentials", **({"scope": self.token_scope} if self.token_scope else {}),
-                    **({"client_id": self.client_id, "client_secret": MASK} if in_body else {})}
-            self._report("POST", token_url, self.token_path, attempt, started, None, urlencode(form, safe="*"),
-                         None, failure.message)
+            self._report("POST", token_url, self.token_path, attempt, started, None,
+                         redact(getattr(error.request, "body", None)), None, failure.message)
             raise failure from error
         except (OAuth2Error, ValueError) as error:
             status = answered[0].status_code if answered else None
@@ -329,10 +300,9 @@ class EpmClient:
         advice = " ".join(host_warnings(self.base_url))
         if status in (400, 401):
             code, said = token_refusal(response)
-            said = self._masked(said)
-            hint = TOKEN_ERROR_HINTS.get(code, CREDENTIALS_HINT)
-            return EpmAuthFailed(f"EPM refused the token request at {token_url} (HTTP {status}{said}). {hint} "
-                                 f"{advice}".strip(), status=status, body=body)
+            return EpmAuthFailed(self._masked(f"EPM refused the token request at {token_url} (HTTP {status}{said}). "
+                                              f"{TOKEN_ERROR_HINTS.get(code, CREDENTIALS_HINT)} {advice}").strip(),
+                                 status=status, body=body)
         if status in (404, 405):
             return EpmRejected(f"There is no token endpoint at {token_url} (HTTP {status}). Check the PMC Service "
                                f"Host Name and the token path. {advice}".strip(), status=status, body=body)

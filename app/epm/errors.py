@@ -77,25 +77,28 @@ def response_body(response):
     return truncate(redact(response.text or ""), BODY_LIMIT)
 
 
+def json_answer(response):
+    """EPM's answer parsed as JSON, or None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
 def token_refusal(response):
     """(error code or None, ": what EPM said") for a refused token request: RFC 6749's `error` and
     `error_description` when the body is such JSON (unconfirmed for EPM, §5.6), else the raw body cut to
     500 characters; secrets masked, "" for an empty body."""
-    try:
-        document = response.json()
-    except ValueError:
-        document = None
+    document = json_answer(response)
     if isinstance(document, dict) and isinstance(document.get("error"), str):
-        description = document.get("error_description")
-        said = f"{document['error']}: {description}" if description else document["error"]
-        return document["error"], f": {truncate(redact(said), TOKEN_REFUSAL_LIMIT)}"
-    body = (response.text or "").strip()
-    return None, f": {truncate(redact(body), TOKEN_REFUSAL_LIMIT)}" if body else ""
+        said = ": ".join(str(part) for part in (document["error"], document.get("error_description")) if part)
+        return document["error"], _snippet(redact(said), TOKEN_REFUSAL_LIMIT)
+    return None, _snippet(redact(response.text or ""), TOKEN_REFUSAL_LIMIT)
 
 
-def _snippet(body):
+def _snippet(body, limit=MESSAGE_BODY_LIMIT):
     body = (body or "").strip()
-    return f": {truncate(body, MESSAGE_BODY_LIMIT)}" if body else ""
+    return f": {truncate(body, limit)}" if body else ""
 
 
 def error_for_status(response, *, what):

@@ -48,10 +48,6 @@ def call_purpose(path, configuration=None):
     return "other"
 
 
-def _header_value(value):
-    return str(value)[:128] if value else None
-
-
 def call_row(call, what, decision=None):
     """The OutboundCall columns for one `on_call` report."""
     return {
@@ -68,8 +64,8 @@ def call_row(call, what, decision=None):
         "request_body": truncate(redact(call.get("request_body")), BODY_LIMIT) if call.get("request_body") else None,
         "response_body": truncate(redact(call.get("response_body")), BODY_LIMIT) if call.get("response_body") else None,
         "error": call.get("error"),
-        "correlation_id": _header_value(call.get("correlation_id")),
-        "answered_correlation_id": _header_value(call.get("answered_correlation_id")),
+        "correlation_id": str(call.get("correlation_id") or "")[:128] or None,
+        "answered_correlation_id": str(call.get("answered_correlation_id") or "")[:128] or None,
         "decision": getattr(decision, "id", decision),
         "created_at": utcnow(),
     }

@@ -28,7 +28,8 @@ DECISION = {"status": "2000", "decision": "Approved", "itsmRequestId": "req-1"}
 def configuration(**overrides):
     values = dict(pmc_host="acme-services.pm.beyondtrustcloud.com", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
                   token_path=contract.EPM_TOKEN_PATH, application_decision_path=contract.EPM_APPLICATION_DECISION_PATH,
-                  admin_decision_path=contract.EPM_ADMIN_DECISION_PATH)
+                  admin_decision_path=contract.EPM_ADMIN_DECISION_PATH, token_auth_method=contract.TOKEN_AUTH_POST,
+                  token_scope="")
     values.update(overrides)
     return SimpleNamespace(**values)
 
