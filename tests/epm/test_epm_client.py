@@ -147,6 +147,15 @@ def test_basic_client_authentication_when_configured_keeps_the_secret_out_of_the
     assert parse_qs(call.request.body, strict_parsing=True) == {"grant_type": ["client_credentials"]}
 
 
+@pytest.mark.parametrize("method", contract.TOKEN_AUTH_METHODS)
+def test_no_credential_reaches_the_log_even_at_debug_level(epm_mock, caplog, method):
+    epm_mock.post(APPLICATION_URL, json={})
+    with caplog.at_level(logging.DEBUG):
+        EpmClient.from_configuration(configuration(token_auth_method=method)).send_application_decision(DECISION, "k")
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    assert caplog.records and not [text for text in (CLIENT_SECRET, basic, TOKEN) if text in caplog.text]
+
+
 @pytest.mark.parametrize(("answer", "lifetime"), [
     ({"Scope": "urn:management:api", "expires_in": 1800}, 1800),
     ({"expires_in": "1800"}, 1800),
