@@ -5,12 +5,12 @@ from app.audit import service as audit
 from app.db import write_transaction
 from app.epm import tokens
 from app.epm.hosts import host_warnings as pmc_host_warnings, validate_host
-from app.fields import Field, clean_boolean, clean_text, clean_values as clean_fields
+from app.fields import Field, clean_boolean, clean_choice, clean_text, clean_values as clean_fields
 from app.models import Configuration, utcnow
 
 MASK = "********"
 # Fields that make a different set of EPM credentials: a change deletes the stored access tokens.
-EPM_CREDENTIAL_FIELDS = {"pmc_host", "client_id", "client_secret", "token_path"}
+EPM_CREDENTIAL_FIELDS = {"pmc_host", "client_id", "client_secret", "token_path", "token_scope"}
 
 
 
@@ -117,6 +117,11 @@ FIELDS = (
     Field("auto_close", "Auto-close", clean_boolean,
                 help="Close the ticket once EPM has finalized the decision"),
     Field("token_path", "Token Path", _clean_path),
+    Field("token_auth_method", "Token Client Authentication", clean_choice(contract.TOKEN_AUTH_METHODS),
+          help=f"{contract.TOKEN_AUTH_POST} (EPM's documented form: credentials in the body) or "
+               f"{contract.TOKEN_AUTH_BASIC} (HTTP Basic)"),
+    Field("token_scope", "Token Scope", clean_text(255),
+          help=f"Empty sends no scope; EPM's is {contract.EPM_TOKEN_SCOPE}"),
     Field("application_decision_path", "Application Access Decision Path", _clean_path),
     Field("admin_decision_path", "Admin Access Decision Path", _clean_path),
     Field("admin_once_duration", "Admin Access \"Once\" Duration Value", clean_text(32)),
@@ -179,8 +184,4 @@ def update_configuration(raw, actor=None, source_address=None):
 
 def masked_values(record):
     """Every field's value for display, secrets shown only as set or not."""
-    values = {}
-    for field in FIELDS:
-        value = getattr(record, field.name)
-        values[field.name] = _shown(field, value)
-    return values
+    return {field.name: _shown(field, getattr(record, field.name)) for field in FIELDS}

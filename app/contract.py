@@ -194,6 +194,12 @@ EPM_DURATION_ONCE = "Once"
 EPM_DECISION_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EPM_SERVICES_SUFFIX = "-services"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
+# §5.6: credentials in the form body; HTTP Basic only as a setting; the scope sent only when set.
+TOKEN_AUTH_POST = "client_secret_post"
+TOKEN_AUTH_BASIC = "client_secret_basic"
+TOKEN_AUTH_METHODS = (TOKEN_AUTH_POST, TOKEN_AUTH_BASIC)
+EPM_TOKEN_SCOPE = "urn:management:api"
+CORRELATION_HEADER = "x-correlation-id"  # §5.7: sent on decision calls, kept when EPM answers one
 
 # --- Decision delivery to EPM (the outbox) -------------------------------------------
 

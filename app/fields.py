@@ -36,6 +36,16 @@ def clean_boolean(value):
     raise ValueError("use true or false")
 
 
+def clean_choice(choices):
+    """A cleaner accepting exactly one of `choices` (names as the user types them)."""
+    def clean(value):
+        text = str(value).strip()
+        if text not in choices:
+            raise ValueError(f"choose one of {', '.join(choices)}")
+        return text
+    return clean
+
+
 def clean_text(limit, required=False):
     def clean(value):
         text = str(value).strip()

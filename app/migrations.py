@@ -223,6 +223,18 @@ def _approvals_on_the_ticket(migrator):
         migrate(migrator.drop_column(evaluation, "required_approvals"))
 
 
+def _token_request_and_correlation(migrator):
+    """The token request's authentication and scope (contract/epm.md §5.6); EPM calls' correlation ids (§5.7)."""
+    from app.logs.models import OutboundCall
+
+    configuration, call = models.Configuration._meta.table_name, OutboundCall._meta.table_name
+    _add_columns(migrator, (configuration, "token_auth_method", peewee.CharField(
+                     max_length=32, default=contract.TOKEN_AUTH_POST)),
+                 (configuration, "token_scope", peewee.CharField(max_length=255, default="")),
+                 (call, "correlation_id", peewee.CharField(max_length=128, null=True)),
+                 (call, "answered_correlation_id", peewee.CharField(max_length=128, null=True)))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -238,6 +250,7 @@ MIGRATIONS = [
     (14, "one scheduler lease instead of a lock per job", _one_scheduler_lease),
     (15, "the number of approvers a ticket needs, kept on the ticket", _approvals_on_the_ticket),
     (16, "deliveries queued intake left become tickets; its table and column go", _apply_queued_deliveries),
+    (17, "token request authentication and scope; correlation ids of EPM calls", _token_request_and_correlation),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

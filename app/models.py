@@ -117,6 +117,8 @@ class Configuration(BaseModel):
     application_decision_path = peewee.CharField(max_length=255, default=contract.EPM_APPLICATION_DECISION_PATH)
     admin_decision_path = peewee.CharField(max_length=255, default=contract.EPM_ADMIN_DECISION_PATH)
     admin_once_duration = peewee.CharField(max_length=32, default=contract.EPM_ADMIN_ONCE_DURATION)
+    token_auth_method = peewee.CharField(max_length=32, default=contract.TOKEN_AUTH_POST)
+    token_scope = peewee.CharField(max_length=255, default="")
     # Notifications (app/notify), SLA reminders, retention (app/jobs) and the log level switch.
     smtp_host = peewee.CharField(max_length=255, default="")
     smtp_port = peewee.IntegerField(default=587)

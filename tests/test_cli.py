@@ -68,6 +68,17 @@ def test_config_set_then_show_masks_the_secret(runner):
     assert Configuration.default().auto_close is True
 
 
+def test_config_set_chooses_how_the_token_request_authenticates(runner):
+    assert Configuration.default().token_auth_method == "client_secret_post"
+    result = runner.invoke(args=["config", "set", "token_auth_method=client_secret_basic",
+                                 "token_scope=urn:management:api"])
+    assert result.exit_code == 0, result.output
+    record = Configuration.default()
+    assert (record.token_auth_method, record.token_scope) == ("client_secret_basic", "urn:management:api")
+    refused = runner.invoke(args=["config", "set", "token_auth_method=basic"])
+    assert refused.exit_code != 0 and "client_secret_post, client_secret_basic" in refused.output
+
+
 def test_config_set_warns_about_a_host_without_services_suffix(runner):
     result = runner.invoke(args=["config", "set", "pmc_host=acme.pm.beyondtrustcloud.com"])
     assert result.exit_code == 0

@@ -8,7 +8,8 @@ from playhouse.migrate import SchemaMigrator, migrate
 from app import contract
 from app.db import database
 from app.migrations import _QueuedDelivery
-from app.models import IncomingRequest, SchemaVersion, Task, new_sys_id, utcnow
+from app.configuration import update_configuration
+from app.models import Configuration, IncomingRequest, SchemaVersion, Task, new_sys_id, utcnow
 from app.policies import rules as policy_rules
 from app.policies.models import PolicyEvaluation
 from tests import factories
@@ -82,3 +83,24 @@ def test_init_on_a_database_that_never_ran_queued_intake_only_records_the_step(a
     result = runner.invoke(args=["init"])
     assert result.exit_code == 0, result.output
     assert SchemaVersion.get_or_none(SchemaVersion.version == 16) is not None
+
+
+def test_init_adds_the_token_request_settings_and_correlation_columns_keeping_the_configuration(app, runner):
+    from app.logs.models import OutboundCall
+
+    Configuration.default()
+    update_configuration({"client_id": "kept-client"})
+    configuration, call = Configuration._meta.table_name, OutboundCall._meta.table_name
+    migrator = SchemaMigrator.from_database(database.obj)
+    migrate(migrator.drop_column(configuration, "token_auth_method"), migrator.drop_column(configuration, "token_scope"),
+            migrator.drop_column(call, "correlation_id"), migrator.drop_column(call, "answered_correlation_id"))
+    SchemaVersion.delete().where(SchemaVersion.version == 17).execute()
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: token request authentication and scope" in result.output
+    record = Configuration.default()
+    assert (record.client_id, record.token_auth_method, record.token_scope) == (
+        "kept-client", contract.TOKEN_AUTH_POST, "")
+    assert {"correlation_id", "answered_correlation_id"} <= {column.name for column in database.get_columns(call)}

@@ -8,18 +8,18 @@ import os
 import re
 import threading
 import time
-from collections.abc import Mapping
 from urllib.parse import quote
 
 import peewee
 import requests
+from requests.auth import HTTPBasicAuth
 from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
 
 from app import contract
 from app.epm import tokens
 from app.epm.errors import (
-    EpmAuthFailed, EpmRejected, error_for_exception, error_for_status, response_body,
+    EpmAuthFailed, EpmRejected, error_for_exception, error_for_status, json_answer, response_body, token_refusal,
 )
 from app.epm.hosts import (  # noqa: F401 - validate_host is part of this module's public API
     base_url_for_host, host_name, host_warnings, is_loopback, validate_host,
@@ -37,6 +37,12 @@ LIST_PATHS = {
 }
 PAGE_SIZE_PARAM = "Pagination.PageSize"
 PAGE_NUMBER_PARAM = "Pagination.PageNumber"
+# What to check when the token endpoint refuses with a 400/401, by RFC 6749's error code.
+CREDENTIALS_HINT = "Check the client ID and client secret (regenerating the secret in EPM invalidates the old one)."
+TOKEN_ERROR_HINTS = {
+    "invalid_scope": f"Check the Token Scope setting (empty sends none; EPM's is {contract.EPM_TOKEN_SCOPE}).",
+    "invalid_request": f"Check the Token Client Authentication setting (EPM documents {contract.TOKEN_AUTH_POST}).",
+}
 
 # ASSUMPTION (EPM documents only 200 and 500): a 409 saying the request was already
 # decided/processed is the answer to a re-send after a lost 2xx, so it counts as success.
@@ -44,19 +50,9 @@ _ALREADY_DECIDED = re.compile(r"\balready\s+(?:been\s+)?(?:decided|processed|app
                               re.IGNORECASE)
 
 
-class _SecretRedactingFilter:
-    """Masks the client secret and tokens that requests-oauthlib's fetch_token logs at DEBUG."""
-
-    def filter(self, record):
-        if isinstance(record.args, Mapping):  # logging unwraps a lone dict argument
-            record.args = redact(record.args)
-        elif isinstance(record.args, tuple):
-            record.args = tuple(redact(arg) if isinstance(arg, str | bytes | Mapping) else arg for arg in record.args)
-        return True
-
-
-logging.getLogger("requests_oauthlib").addFilter(_SecretRedactingFilter())
-logging.getLogger("requests_oauthlib.oauth2_session").addFilter(_SecretRedactingFilter())
+# requests-oauthlib logs the token request (the client secret, Basic credentials) and the token at DEBUG;
+# the call log records the same calls masked, so those lines are never emitted.
+logging.getLogger("requests_oauthlib").setLevel(logging.INFO)
 
 
 # A connection idle longer than this is not reused: servers and load balancers close idle
@@ -98,6 +94,21 @@ def close_http_sessions():
         _local.session = None
 
 
+def _readable_token_answer(response):
+    """The token answer as oauthlib can read it (contract/epm.md §5.6): without the scope key in any case
+    (unused, and oauthlib refuses one unlike the request's), `expires_in` a whole number or dropped when
+    unreadable (the default lifetime applies); anything but a JSON object left for oauthlib to refuse."""
+    document = json_answer(response)
+    if isinstance(document, dict):
+        document = {key: value for key, value in document.items() if key.lower() != "scope"}
+        try:
+            document["expires_in"] = int(float(str(document["expires_in"])))
+        except (KeyError, TypeError, ValueError, OverflowError):
+            document.pop("expires_in", None)
+        response._content = json.dumps(document).encode("utf-8")  # as requests-oauthlib's compliance fixes do
+    return response
+
+
 def _path(value, default):
     value = (value or "").strip() or default
     return value if value.startswith("/") else f"/{value}"
@@ -109,7 +120,7 @@ class EpmClient:
     def __init__(self, base_url, client_id, client_secret, *, token_path=contract.EPM_TOKEN_PATH,
                  application_decision_path=contract.EPM_APPLICATION_DECISION_PATH,
                  admin_decision_path=contract.EPM_ADMIN_DECISION_PATH, timeout=DEFAULT_TIMEOUT, on_call=None,
-                 shared_token=False):
+                 shared_token=False, token_auth_method=contract.TOKEN_AUTH_POST, token_scope=""):
         self.base_url = base_url.rstrip("/")
         self.host = host_name(self.base_url)
         self.client_id = client_id
@@ -118,6 +129,10 @@ class EpmClient:
         self.application_decision_path = _path(application_decision_path, contract.EPM_APPLICATION_DECISION_PATH)
         self.admin_decision_path = _path(admin_decision_path, contract.EPM_ADMIN_DECISION_PATH)
         self.timeout = timeout
+        self.token_scope = (token_scope or "").strip()
+        self._token_credentials = (dict(auth=HTTPBasicAuth(client_id, client_secret))
+                                   if token_auth_method == contract.TOKEN_AUTH_BASIC else
+                                   dict(client_id=client_id, client_secret=client_secret, include_client_id=True))
         self.on_call = on_call
         self._token_key = tokens.cache_key(self.base_url, self.token_path, client_id, client_secret)
         # shared_token: take the access token from, and store it in, the database for every process.
@@ -135,6 +150,7 @@ class EpmClient:
         return cls(base_url, client_id, config.client_secret, token_path=config.token_path,
                    application_decision_path=config.application_decision_path,
                    admin_decision_path=config.admin_decision_path, timeout=timeout, on_call=on_call,
+                   token_auth_method=config.token_auth_method, token_scope=config.token_scope,
                    shared_token=isinstance(config, peewee.Model) if shared_token is None else shared_token)
 
     def __repr__(self):
@@ -142,13 +158,14 @@ class EpmClient:
 
     def send_application_decision(self, body, idempotency_key):
         """POST an Application Access decision; returns EPM's JSON or {} once acknowledged
-        (a 2xx, or a 409 saying it was already decided)."""
+        (a 2xx, or a 409 saying it was already decided); x-correlation-id is the RequestId (§5.7)."""
         return self._send_decision(self.application_decision_path, body, idempotency_key,
-                                   "the Application Access decision")
+                                   "the Application Access decision", body.get("itsmRequestId"))
 
     def send_admin_decision(self, body, idempotency_key):
         """POST an Admin Access decision (payloads.admin_decision_body); same answers as above."""
-        return self._send_decision(self.admin_decision_path, body, idempotency_key, "the Admin Access decision")
+        return self._send_decision(self.admin_decision_path, body, idempotency_key, "the Admin Access decision",
+                                   body.get("requestId"))
 
     def list_requests(self, kind, page_size=MAX_PAGE_SIZE, page_number=1):
         """One page of EPM's requests of `kind`: {"data": [...], "pageCount": N, "totalRecordCount": N}."""
@@ -176,23 +193,17 @@ class EpmClient:
         except KeyError:
             raise ValueError(f"Unknown request kind {kind!r}; expected one of {sorted(LIST_PATHS)}") from None
 
-    def _send_decision(self, path, body, idempotency_key, what):
+    def _send_decision(self, path, body, idempotency_key, what, request_id):
         if not idempotency_key:
             raise ValueError("A decision needs an idempotency key so a re-send cannot apply twice")
-        response = self._call("POST", path, what=what, json_body=body,
-                              headers={contract.IDEMPOTENCY_HEADER: str(idempotency_key)},
+        headers = {contract.IDEMPOTENCY_HEADER: str(idempotency_key), contract.CORRELATION_HEADER: request_id}
+        response = self._call("POST", path, what=what, json_body=body, headers=headers,
                               accept=lambda r: r.status_code == 409 and _ALREADY_DECIDED.search(r.text or ""))
-        try:
-            document = response.json()
-        except ValueError:
-            return {}
-        return document if isinstance(document, dict) else {"result": document}
+        document = json_answer(response)
+        return document if isinstance(document, dict) else {} if document is None else {"result": document}
 
     def _json_document(self, response, what):
-        try:
-            document = response.json()
-        except ValueError:
-            document = None
+        document = json_answer(response)
         if not isinstance(document, dict):
             hint = " ".join(host_warnings(self.base_url))
             raise EpmRejected(f"EPM answered {what} with something other than a JSON object "
@@ -225,11 +236,14 @@ class EpmClient:
                                               timeout=self.timeout, allow_redirects=False)
         except requests.RequestException as error:
             failure = error_for_exception(error, host=self.host, what=what, timeout=self.timeout)
-            self._report(method, url, path, attempt, started, None, request_body, None, failure.message)
+            self._report(method, url, path, attempt, started, None, request_body, None, failure.message,
+                         correlation=(headers.get(contract.CORRELATION_HEADER), None))
             raise failure from error
         ok = 200 <= response.status_code < 300
         self._report(method, response.url, path, attempt, started, response.status_code, request_body,
-                     response_body(response), None if ok else f"HTTP {response.status_code}")
+                     response_body(response), None if ok else f"HTTP {response.status_code}",
+                     correlation=(headers.get(contract.CORRELATION_HEADER),
+                                  response.headers.get(contract.CORRELATION_HEADER)))
         return response
 
     def _access_token(self, stale=None):
@@ -239,7 +253,8 @@ class EpmClient:
                                 claim_seconds=self.timeout + tokens.CLAIM_MARGIN_SECONDS)
 
     def _fetch_token(self, attempt):
-        """POST the client-credentials grant (form-encoded, client_id and client_secret in the body)."""
+        """POST the client-credentials grant, form-encoded: client_id and client_secret in the body, or as
+        HTTP Basic when configured; the scope only when configured (contract/epm.md §5.6)."""
         token_url = f"{self.base_url}{self.token_path}"
         self._allow_plain_http_if_loopback(token_url)
         started = time.perf_counter()
@@ -249,25 +264,26 @@ class EpmClient:
             # Runs inside fetch_token before oauthlib parses the body, so every non-200
             # answer becomes our error (oauthlib would raise a bare parsing error).
             answered.append(response)
-            ok = response.status_code == 200
+            failure = None if response.status_code == 200 else self._token_error(response, token_url)
             self._report("POST", token_url, self.token_path, attempt, started, response.status_code,
-                         redact(response.request.body), response_body(response),
-                         None if ok else f"HTTP {response.status_code}")
-            if not ok:
-                raise self._token_error(response, token_url)
-            return response
+                         redact(response.request.body), self._masked(response_body(response)),
+                         failure and failure.message)
+            if failure is not None:
+                log.warning("%s", failure.message)
+                raise failure
+            return _readable_token_answer(response)
 
         tokens.count_fetch()
-        session = OAuth2Session(client=BackendApplicationClient(client_id=self.client_id))
+        session = OAuth2Session(client=BackendApplicationClient(client_id=self.client_id,
+                                                                scope=self.token_scope or None))
         session.register_compliance_hook("access_token_response", check_answer)
         try:
             with session:
-                token = session.fetch_token(token_url, client_id=self.client_id, client_secret=self._client_secret,
-                                            include_client_id=True, timeout=self.timeout)
+                token = session.fetch_token(token_url, timeout=self.timeout, **self._token_credentials)
         except requests.RequestException as error:
             failure = error_for_exception(error, host=self.host, what="the token request", timeout=self.timeout)
-            form = f"grant_type=client_credentials&client_id={quote(self.client_id)}&client_secret={MASK}"
-            self._report("POST", token_url, self.token_path, attempt, started, None, form, None, failure.message)
+            self._report("POST", token_url, self.token_path, attempt, started, None,
+                         redact(getattr(error.request, "body", None)), None, failure.message)
             raise failure from error
         except (OAuth2Error, ValueError) as error:
             status = answered[0].status_code if answered else None
@@ -278,17 +294,23 @@ class EpmClient:
         return token["access_token"], token.get("expires_in")
 
     def _token_error(self, response, token_url):
+        """The error for a refused token request: status, what EPM said (never the secret) and what to check."""
         status = response.status_code
-        body = response_body(response)
+        body = self._masked(response_body(response))
         advice = " ".join(host_warnings(self.base_url))
         if status in (400, 401):
-            return EpmAuthFailed(f"EPM refused the client credentials at {token_url} (HTTP {status}). Check the "
-                                 f"client ID and client secret; a regenerated secret must be entered again. {advice}"
-                                 .strip(), status=status, body=body)
+            code, said = token_refusal(response)
+            return EpmAuthFailed(self._masked(f"EPM refused the token request at {token_url} (HTTP {status}{said}). "
+                                              f"{TOKEN_ERROR_HINTS.get(code, CREDENTIALS_HINT)} {advice}").strip(),
+                                 status=status, body=body)
         if status in (404, 405):
             return EpmRejected(f"There is no token endpoint at {token_url} (HTTP {status}). Check the PMC Service "
                                f"Host Name and the token path. {advice}".strip(), status=status, body=body)
         return error_for_status(response, what="the token request")
+
+    def _masked(self, text):
+        """`text` without the client secret, should EPM echo it where redact() cannot tell it is one."""
+        return text.replace(self._client_secret, MASK) if text and self._client_secret else text
 
     def _allow_plain_http_if_loopback(self, token_url):
         if not token_url.lower().startswith("http://"):
@@ -300,13 +322,15 @@ class EpmClient:
         # switch (requests-oauthlib issue 61). We only get here for a loopback test server.
         os.environ.setdefault("OAUTHLIB_INSECURE_TRANSPORT", "1")
 
-    def _report(self, method, url, path, attempt, started, status, request_body, response_text, error):
+    def _report(self, method, url, path, attempt, started, status, request_body, response_text, error,
+                correlation=(None, None)):
         duration_ms = round((time.perf_counter() - started) * 1000, 1)
         log.info("EPM %s %s -> %s in %.0f ms (attempt %s)", method, path, status or error, duration_ms, attempt)
         if self.on_call is None:
             return
         record = {"method": method, "url": url, "path": path, "status": status, "duration_ms": duration_ms,
-                  "attempt": attempt, "request_body": request_body, "response_body": response_text, "error": error}
+                  "attempt": attempt, "request_body": request_body, "response_body": response_text, "error": error,
+                  "correlation_id": correlation[0], "answered_correlation_id": correlation[1]}
         try:
             self.on_call(record)
         except Exception:  # noqa: BLE001 - a broken call log must never break a decision's delivery

@@ -14,6 +14,7 @@ from app.logs.redaction import redact, truncate
 
 BODY_LIMIT = 1000
 MESSAGE_BODY_LIMIT = 300
+TOKEN_REFUSAL_LIMIT = 500
 
 
 class EpmError(Exception):
@@ -76,9 +77,28 @@ def response_body(response):
     return truncate(redact(response.text or ""), BODY_LIMIT)
 
 
-def _snippet(body):
+def json_answer(response):
+    """EPM's answer parsed as JSON, or None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def token_refusal(response):
+    """(error code or None, ": what EPM said") for a refused token request: RFC 6749's `error` and
+    `error_description` when the body is such JSON (unconfirmed for EPM, §5.6), else the raw body cut to
+    500 characters; secrets masked, "" for an empty body."""
+    document = json_answer(response)
+    if isinstance(document, dict) and isinstance(document.get("error"), str):
+        said = ": ".join(str(part) for part in (document["error"], document.get("error_description")) if part)
+        return document["error"], _snippet(redact(said), TOKEN_REFUSAL_LIMIT)
+    return None, _snippet(redact(response.text or ""), TOKEN_REFUSAL_LIMIT)
+
+
+def _snippet(body, limit=MESSAGE_BODY_LIMIT):
     body = (body or "").strip()
-    return f": {truncate(body, MESSAGE_BODY_LIMIT)}" if body else ""
+    return f": {truncate(body, limit)}" if body else ""
 
 
 def error_for_status(response, *, what):

@@ -43,12 +43,9 @@ def storage_key(key):
 
 
 def _lifetime(expires_in):
-    """(lifetime, seconds until renewal): a short-lived token is renewed at half its life, not never reused."""
-    try:
-        lifetime = float(expires_in)
-    except (TypeError, ValueError):
-        lifetime = 0
-    lifetime = lifetime if lifetime > 0 else DEFAULT_LIFETIME_SECONDS
+    """(lifetime, seconds until renewal) for `expires_in` (whole seconds; None: the default hour); a
+    short-lived token is renewed at half its life, not never reused."""
+    lifetime = expires_in if isinstance(expires_in, int) and expires_in > 0 else DEFAULT_LIFETIME_SECONDS
     return lifetime, lifetime - min(RENEW_MARGIN_SECONDS, lifetime / 2)
 
 

@@ -13,7 +13,7 @@ from app import events
 from app.audit import service as audit
 from app.db import write_transaction
 from app.errors import BadRequest, Conflict
-from app.fields import Field, clean_boolean, clean_text, clean_values as clean_fields
+from app.fields import Field, clean_boolean, clean_choice, clean_text, clean_values as clean_fields
 from app.itsm import CONNECTOR_TYPES, connector_for
 from app.itsm.base import ItsmError
 from app.itsm.models import ItsmConnection
@@ -29,13 +29,6 @@ def _clean_name(value):
     if not _NAME.match(text) or text.lower() in RESERVED_NAMES:
         raise ValueError("1–64 letters, digits, '.', '_' or '-', starting with a letter or digit; "
                          "not 'any' or 'broker'")
-    return text
-
-
-def _clean_kind(value):
-    text = value.strip()
-    if text not in CONNECTOR_TYPES:
-        raise ValueError(f"choose one of {', '.join(CONNECTOR_TYPES)}")
     return text
 
 
@@ -92,7 +85,7 @@ def format_options(options):
 
 FIELDS = (
     Field("name", "Name", _clean_name, help="How rules refer to this connection"),
-    Field("kind", "ITSM", _clean_kind),
+    Field("kind", "ITSM", clean_choice(CONNECTOR_TYPES)),
     Field("enabled", "Enabled", clean_boolean),
     Field("base_url", "Base URL", _clean_url,
                     help="ServiceNow: https://<instance>.service-now.com; Jira: https://<site>.atlassian.net; "

@@ -22,6 +22,9 @@ class OutboundCall(BaseModel):
     request_body = peewee.TextField(null=True)
     response_body = peewee.TextField(null=True)
     error = peewee.TextField(null=True)
+    # x-correlation-id sent on a decision call and answered by EPM, for a support case to quote (§5.7).
+    correlation_id = peewee.CharField(max_length=128, null=True)
+    answered_correlation_id = peewee.CharField(max_length=128, null=True)
     decision = peewee.ForeignKeyField(Decision, null=True, backref="outbound_calls", on_delete="SET NULL")
     created_at = peewee.DateTimeField(default=utcnow, index=True)
 

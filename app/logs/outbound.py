@@ -64,6 +64,8 @@ def call_row(call, what, decision=None):
         "request_body": truncate(redact(call.get("request_body")), BODY_LIMIT) if call.get("request_body") else None,
         "response_body": truncate(redact(call.get("response_body")), BODY_LIMIT) if call.get("response_body") else None,
         "error": call.get("error"),
+        "correlation_id": str(call.get("correlation_id") or "")[:128] or None,
+        "answered_correlation_id": str(call.get("answered_correlation_id") or "")[:128] or None,
         "decision": getattr(decision, "id", decision),
         "created_at": utcnow(),
     }

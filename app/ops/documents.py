@@ -37,6 +37,8 @@ class OutboundCallSchema(Document):
     duration_ms = fields.Float()
     attempt = fields.Integer()
     error = _text()
+    correlation_id = _text(metadata={"description": "x-correlation-id sent: the EPM RequestId of a decision call"})
+    answered_correlation_id = _text(metadata={"description": "x-correlation-id EPM answered with, if any"})
     decision = fields.Function(lambda call: call.decision.sys_id if call.decision_id else None, allow_none=True,
                                metadata={"type": "string"})
     ticket = fields.Function(lambda call: call.decision.task.number if call.decision_id else None, allow_none=True,

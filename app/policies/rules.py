@@ -7,7 +7,7 @@ from app import contract
 from app.audit import service as audit
 from app.db import write_transaction
 from app.errors import BadRequest, Conflict, NotFound
-from app.fields import Field, clean_boolean, clean_text, clean_values as clean_fields
+from app.fields import Field, clean_boolean, clean_choice, clean_text, clean_values as clean_fields
 from app.itsm import connections
 from app.models import utcnow
 from app.policies import models
@@ -27,15 +27,6 @@ def _clean_kind(value):
     if text not in contract.KIND_LABELS:
         raise ValueError(f"choose any, {', '.join(contract.KIND_LABELS)}")
     return text
-
-
-def _clean_choice(choices):
-    def clean(value):
-        text = str(value).strip()
-        if text not in choices:
-            raise ValueError(f"choose one of {', '.join(choices)}")
-        return text
-    return clean
 
 
 def _clean_regex(value):
@@ -82,9 +73,9 @@ FIELDS = (
     Field("dry_run", "Dry run", clean_boolean, "Record what the rule would do, without doing it"),
     Field("kind", "Kind", _clean_kind, "any, application or admin"),
     *(Field(name, label, clean_text(255), _GLOB_HELP) for name, label in MATCHERS.items() if name != "kind"),
-    Field("outcome", "Outcome", _clean_choice(tuple(models.OUTCOME_LABELS))),
+    Field("outcome", "Outcome", clean_choice(tuple(models.OUTCOME_LABELS))),
     Field("reference_pattern", "Ticket reference pattern",
-              _clean_choice((models.PATTERN_SERVICENOW, models.PATTERN_REGEX)),
+              clean_choice((models.PATTERN_SERVICENOW, models.PATTERN_REGEX)),
               "servicenow: INC, CHG, CTASK, REQ, RITM, PRB, PRJ, PRJTASK, TASK (and SCTASK) + 7 digits; "
               "regex: the custom regex below"),
     Field("custom_regex", "Custom reference regex", _clean_regex,

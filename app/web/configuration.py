@@ -21,7 +21,8 @@ bp = Blueprint("web_configuration", __name__, url_prefix="/admin")
 admins = require_page_roles(contract.ROLE_ADMIN)
 
 CHECKBOX_FIELDS = {"auto_close", "smtp_starttls", "debug_logging"}
-CHOICE_FIELDS = {"ticket_type": [(t.table, t.label) for t in contract.TICKET_TYPES.values()]}
+CHOICE_FIELDS = {"ticket_type": [(t.table, t.label) for t in contract.TICKET_TYPES.values()],
+                 "token_auth_method": [(method, method) for method in contract.TOKEN_AUTH_METHODS]}
 
 
 def _render(record, submitted=None, errors=None, message=None, status=200):

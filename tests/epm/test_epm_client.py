@@ -1,4 +1,5 @@
 """EpmClient against a `responses`-faked EPM: tokens, decision calls, reads, errors, the call log."""
+import base64
 import json
 import logging
 import socket
@@ -27,7 +28,8 @@ DECISION = {"status": "2000", "decision": "Approved", "itsmRequestId": "req-1"}
 def configuration(**overrides):
     values = dict(pmc_host="acme-services.pm.beyondtrustcloud.com", client_id=CLIENT_ID, client_secret=CLIENT_SECRET,
                   token_path=contract.EPM_TOKEN_PATH, application_decision_path=contract.EPM_APPLICATION_DECISION_PATH,
-                  admin_decision_path=contract.EPM_ADMIN_DECISION_PATH)
+                  admin_decision_path=contract.EPM_ADMIN_DECISION_PATH, token_auth_method=contract.TOKEN_AUTH_POST,
+                  token_scope="")
     values.update(overrides)
     return SimpleNamespace(**values)
 
@@ -125,6 +127,88 @@ def test_refused_client_credentials_say_to_check_the_id_and_secret(epm_mock, epm
     assert raised.value.status == status
 
 
+def test_the_token_request_sends_the_scope_when_one_is_configured(epm_mock):
+    epm_mock.post(APPLICATION_URL, json={})
+    EpmClient.from_configuration(configuration(token_scope=contract.EPM_TOKEN_SCOPE)).send_application_decision(
+        DECISION, "key-1")
+    [call] = token_calls(epm_mock)
+    assert parse_qs(call.request.body, strict_parsing=True) == {
+        "grant_type": ["client_credentials"], "scope": ["urn:management:api"], "client_id": [CLIENT_ID],
+        "client_secret": [CLIENT_SECRET]}
+
+
+def test_basic_client_authentication_when_configured_keeps_the_secret_out_of_the_body(epm_mock):
+    epm_mock.post(APPLICATION_URL, json={})
+    EpmClient.from_configuration(configuration(token_auth_method=contract.TOKEN_AUTH_BASIC)).send_application_decision(
+        DECISION, "key-1")
+    [call] = token_calls(epm_mock)
+    expected = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    assert call.request.headers["Authorization"] == f"Basic {expected}"
+    assert parse_qs(call.request.body, strict_parsing=True) == {"grant_type": ["client_credentials"]}
+
+
+@pytest.mark.parametrize("method", contract.TOKEN_AUTH_METHODS)
+def test_no_credential_reaches_the_log_even_at_debug_level(epm_mock, caplog, method):
+    epm_mock.post(APPLICATION_URL, json={})
+    with caplog.at_level(logging.DEBUG):
+        EpmClient.from_configuration(configuration(token_auth_method=method)).send_application_decision(DECISION, "k")
+    basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
+    assert caplog.records and not [text for text in (CLIENT_SECRET, basic, TOKEN) if text in caplog.text]
+
+
+@pytest.mark.parametrize(("answer", "lifetime"), [
+    ({"Scope": "urn:management:api", "expires_in": 1800}, 1800),
+    ({"expires_in": "1800"}, 1800),
+    ({"expires_in": "1800.0", "scope": "something:else"}, 1800),
+    ({}, tokens.DEFAULT_LIFETIME_SECONDS),
+    ({"expires_in": "soon"}, tokens.DEFAULT_LIFETIME_SECONDS),
+])
+def test_token_answers_as_epm_may_send_them_are_accepted_with_their_lifetime(epm_mock, monkeypatch, answer,
+                                                                             lifetime):
+    epm_mock.replace("POST", TOKEN_URL, json={"access_token": TOKEN, "token_type": "Bearer", **answer})
+    epm_mock.post(APPLICATION_URL, json={})
+    now = [1000.0]
+    monkeypatch.setattr(tokens, "_clock", lambda: now[0])
+    client = EpmClient.from_configuration(configuration(token_scope=contract.EPM_TOKEN_SCOPE))
+    client.send_application_decision(DECISION, "key-1")
+    now[0] += lifetime - tokens.RENEW_MARGIN_SECONDS - 1
+    client.send_application_decision(DECISION, "key-2")
+    assert len(token_calls(epm_mock)) == 1
+    now[0] += 2
+    client.send_application_decision(DECISION, "key-3")
+    assert len(token_calls(epm_mock)) == 2
+    assert {c.request.headers["Authorization"] for c in api_calls(epm_mock)} == {f"Bearer {TOKEN}"}
+
+
+@pytest.mark.parametrize(("answer", "said", "hint"), [
+    (dict(status=400, json={"error": "invalid_client", "error_description": f"bad secret {CLIENT_SECRET}"}),
+     "(HTTP 400: invalid_client: bad secret ********)", "regenerating the secret in EPM invalidates the old one"),
+    (dict(status=401, body="Unauthorized: " + "x" * 600, content_type="text/plain"),
+     "(HTTP 401: Unauthorized: " + "x" * 486 + "… [114 more characters])", "Check the client ID and client secret"),
+    (dict(status=400, json={"error": "invalid_scope"}), "(HTTP 400: invalid_scope)", "Check the Token Scope setting"),
+])
+def test_a_refused_token_request_says_what_epm_said_and_what_to_check(epm_mock, calls_log, caplog, answer, said,
+                                                                      hint):
+    epm_mock.replace("POST", TOKEN_URL, **answer)
+    client = EpmClient(EPM, CLIENT_ID, CLIENT_SECRET, on_call=calls_log.append)
+    with caplog.at_level(logging.INFO), pytest.raises(EpmAuthFailed) as raised:
+        client.send_application_decision(DECISION, "key-1")
+    message = str(raised.value)
+    assert said in message and hint in message
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [message]
+    assert calls_log[0]["error"] == message
+    assert CLIENT_SECRET not in json.dumps(calls_log) + caplog.text
+
+
+def test_a_refused_token_request_at_a_host_without_services_names_the_likely_host():
+    host = "https://acme.pm.beyondtrustcloud.com"
+    with responses.RequestsMock() as mock:
+        mock.post(f"{host}/oauth/connect/token", status=400, json={"error": "invalid_client"})
+        with pytest.raises(EpmAuthFailed, match="HTTP 400: invalid_client") as raised:
+            EpmClient(host, CLIENT_ID, CLIENT_SECRET).test_connection()
+    assert "did you mean 'acme-services.pm.beyondtrustcloud.com'" in str(raised.value)
+
+
 def test_a_host_without_services_suffix_is_named_when_the_token_endpoint_is_missing():
     host = "https://acme.pm.beyondtrustcloud.com"
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
@@ -158,6 +242,17 @@ def test_a_decision_is_posted_as_json_with_the_idempotency_key(epm_mock, epm_cli
     assert call.request.headers[contract.IDEMPOTENCY_HEADER] == "d3c1s10n"
     assert call.request.headers["Authorization"] == f"Bearer {TOKEN}"
     assert call.request.req_kwargs["timeout"] == 7
+
+
+def test_a_decision_carries_the_request_id_as_correlation_id_and_keeps_the_answered_one(epm_mock, epm_client,
+                                                                                      calls_log):
+    epm_mock.post(APPLICATION_URL, json={}, headers={"x-correlation-id": "epm-trace-7"})
+    epm_mock.post(ADMIN_URL, body="")
+    epm_client.send_application_decision(DECISION, "key-1")
+    epm_client.send_admin_decision({"requestId": "adm-1", "decision": "Denied"}, "key-2")
+    assert [c.request.headers["x-correlation-id"] for c in api_calls(epm_mock)] == ["req-1", "adm-1"]
+    assert [(r["correlation_id"], r["answered_correlation_id"]) for r in calls_log] == [
+        (None, None), ("req-1", "epm-trace-7"), ("adm-1", None)]
 
 
 def test_an_admin_decision_goes_to_the_admin_route(epm_mock, epm_client):
@@ -340,7 +435,7 @@ def test_each_attempt_is_reported_with_secrets_redacted(epm_mock, epm_client, ca
         ("/oauth/connect/token", 200, 1), ("/management-api/v2/AuthorizationRequest/notification", 401, 1),
         ("/oauth/connect/token", 200, 2), ("/management-api/v2/AuthorizationRequest/notification", 200, 2)]
     assert set(calls_log[0]) == {"method", "url", "path", "status", "duration_ms", "attempt", "request_body",
-                                 "response_body", "error"}
+                                 "response_body", "error", "correlation_id", "answered_correlation_id"}
     logged = json.dumps(calls_log)
     for secret in (CLIENT_SECRET, TOKEN, "leaked-by-epm", "do-not-log"):
         assert secret not in logged

@@ -111,7 +111,8 @@ def test_a_refused_token_is_recorded(app, epm, runner):
 
     assert result.exit_code != 0
     (token,) = calls()
-    assert (token.what, token.status, token.error) == ("token", 401, "HTTP 401")
+    assert (token.what, token.status) == ("token", 401)
+    assert "(HTTP 401: invalid_client)" in token.error and "Check the client ID and client secret" in token.error
     assert CLIENT_SECRET not in everything_stored([token])
 
 
@@ -160,3 +161,21 @@ def test_outbound_calls_page_and_api_list_the_calls(app, epm, client, approver_a
     assert "No calls match these filters." in failed
     detail = as_admin.get(f"/admin/outbound/{document['sys_id']}").get_data(as_text=True)
     assert "&#34;ticketId&#34;: &#34;" + ticket.number in detail
+
+
+def test_the_correlation_ids_of_a_decision_call_are_stored_and_shown(app, epm, client, approver_auth, admin_auth,
+                                                                     as_admin, make_ticket):
+    epm.replace(responses.POST, APPLICATION_URL, json={}, headers={"x-correlation-id": "epm-trace-42"})
+    ticket = make_ticket()
+    approve(client, approver_auth, ticket.number)
+
+    token, api = calls()
+    request_id = ticket.jit_request.request_id
+    assert epm.calls[-1].request.headers["x-correlation-id"] == request_id
+    assert (token.correlation_id, token.answered_correlation_id) == (None, None)
+    assert (api.correlation_id, api.answered_correlation_id) == (request_id, "epm-trace-42")
+    document = client.get(f"/api/x_bets_pmc_jit/ops/outbound_calls/{api.sys_id}", headers=admin_auth).json["result"]
+    assert (document["correlation_id"], document["answered_correlation_id"]) == (request_id, "epm-trace-42")
+    detail = as_admin.get(f"/admin/outbound/{api.sys_id}").get_data(as_text=True)
+    assert "Correlation ID sent" in detail and request_id in detail
+    assert "Correlation ID answered" in detail and "epm-trace-42" in detail

@@ -1,7 +1,12 @@
 """The admin configuration page: every field, a write-only secret, host checks, Test Connection."""
+import html
 import re
 
+import pytest
+import responses
+
 from app.configuration import FIELDS, update_configuration
+from app.epm.tokens import clear_token_cache
 from app.models import Configuration
 
 SECRET = "s3cr3t-value-never-shown"
@@ -92,3 +97,40 @@ def test_configuration_is_for_admins_only(as_approver):
     assert as_approver.get("/admin/configuration").status_code == 403
     assert as_approver.post("/admin/configuration", {"tenant_id": "x"}).status_code == 403
     assert as_approver.post("/admin/configuration/test").status_code == 403
+
+
+TOKEN_URL = "https://acme-services.pm.beyondtrustcloud.com/oauth/connect/token"
+
+
+@pytest.mark.parametrize(("answer", "shown"), [
+    (dict(status=400, json={"error": "invalid_client", "error_description": "Invalid client secret"}),
+     ["HTTP 400: invalid_client: Invalid client secret",
+      "regenerating the secret in EPM invalidates the old one"]),
+    (dict(status=401, body="Unauthorized " + "z" * 700, content_type="text/plain"),
+     ["HTTP 401: Unauthorized " + "z" * 487 + "… [213 more characters]", "Check the client ID and client secret"]),
+])
+def test_test_connection_shows_a_refused_token_request_with_what_to_check(as_admin, runner, answer, shown):
+    update_configuration({"pmc_host": "acme-services.pm.beyondtrustcloud.com", "client_id": "broker-client",
+                          "client_secret": SECRET})
+    clear_token_cache()
+    with responses.RequestsMock() as epm:
+        epm.post(TOKEN_URL, **answer)
+        page = html.unescape(text_of(as_admin.post("/admin/configuration/test", follow_redirects=True)))
+        clear_token_cache()
+        cli = runner.invoke(args=["test-connection"])
+    assert "Test Connection failed" in page and cli.exit_code != 0
+    for text in shown:
+        assert text in page and text in cli.output
+    assert SECRET not in page + cli.output
+
+
+def test_token_request_settings_are_offered_and_saved(as_admin):
+    page = text_of(as_admin.get("/admin/configuration"))
+    assert '<option value="client_secret_basic"' in page
+    response = as_admin.post("/admin/configuration", form_values(token_auth_method="client_secret_basic",
+                                                                   token_scope="urn:management:api"))
+    assert response.status_code == 302
+    record = Configuration.default()
+    assert (record.token_auth_method, record.token_scope) == ("client_secret_basic", "urn:management:api")
+    refused = as_admin.post("/admin/configuration", form_values(token_auth_method="private_key_jwt"))
+    assert refused.status_code == 400 and "choose one of client_secret_post, client_secret_basic" in text_of(refused)
