@@ -14,7 +14,8 @@ bp = Blueprint("web_auth", __name__)
 MSG_SIGN_IN_FAILED = "Invalid user name or password"
 MSG_TOO_MANY = "Too many failed sign-ins; wait a few minutes and try again"
 ROLE_REFUSAL = "the {!r} role may not sign in"
-MSG_ROLE_REFUSED = "This is an {role} account, for EPM's deliveries: it cannot sign in here. Use an approver's account."
+MSG_ROLE_REFUSED = "This account's role ({role}) is for {purpose}: it cannot sign in here. Use an approver's account."
+ROLE_PURPOSES = {contract.ROLE_API: "EPM's deliveries", contract.ROLE_READER: "reading the Table API"}
 
 
 def _refusal(account, password):
@@ -56,10 +57,10 @@ def sign_in():
     if refusal is not None:
         throttle.record_failure(username, request.remote_addr, throttle.SIGN_IN)
         audit.record(audit.SIGN_IN_FAILED, username or "(blank)", "account", username, {"reason": refusal})
-        wrong_role = account is not None and refusal == ROLE_REFUSAL.format(account.role)
-        return render_template("auth/sign_in.html", next_page=next_page, username=username,
-                               error=MSG_ROLE_REFUSED.format(role=account.role) if wrong_role
-                               else MSG_SIGN_IN_FAILED), 401
+        error = MSG_SIGN_IN_FAILED
+        if account is not None and refusal == ROLE_REFUSAL.format(account.role):
+            error = MSG_ROLE_REFUSED.format(role=account.role, purpose=ROLE_PURPOSES[account.role])
+        return render_template("auth/sign_in.html", next_page=next_page, username=username, error=error), 401
     audit.record(audit.SIGN_IN, account, "account", account.username)
     start_session(account)
     return redirect(next_page or url_for("web_tickets.ticket_list"))

@@ -150,7 +150,8 @@ def test_a_reader_cannot_sign_in_to_the_pages(client, web, reader_auth):
     refused = web.sign_in("pam360")
 
     assert refused.status_code == 401
-    assert "Invalid user name or password" in refused.get_data(as_text=True)
+    assert "This account&#39;s role (reader) is for reading the Table API: it cannot sign in here." in (
+        refused.get_data(as_text=True))
     assert client.get("/tickets", headers=reader_auth).status_code == 302  # to the sign-in page
 
 

@@ -62,13 +62,14 @@ def test_unknown_user_gets_the_same_answer_as_a_wrong_password(web):
 def test_api_account_cannot_sign_in_and_is_told_why_only_after_its_right_password(web, api_account):
     response = web.sign_in(api_account.username)
     assert response.status_code == 401
-    assert "This is an api account, for EPM&#39;s deliveries: it cannot sign in here." in response.get_data(as_text=True)
+    assert "This account&#39;s role (api) is for EPM&#39;s deliveries: it cannot sign in here." in (
+        response.get_data(as_text=True))
     assert not signed_in(web)
 
     wrong = web.sign_in(api_account.username, password="not-the-password")
     assert wrong.status_code == 401
     assert "Invalid user name or password" in wrong.get_data(as_text=True)
-    assert "api account" not in wrong.get_data(as_text=True)
+    assert "role (api)" not in wrong.get_data(as_text=True)
 
 
 def test_inactive_account_cannot_sign_in(web, app):
