@@ -9,11 +9,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 
 from flask import g, has_request_context, request
-from marshmallow import fields
+from marshmallow import Schema, ValidationError, fields, post_load
 
 from app.audit.models import AuditEntry
 from app.db import database, is_sqlite, write_transaction
-from app.errors import BadRequest
 from app.fields import SYS_ID, Document
 from app.models import new_sys_id, utcnow
 
@@ -163,34 +162,36 @@ def parse_bound(text, end=False):
     return moment
 
 
-def query_filters(args):
-    """actor, action, since and until from query arguments; BadRequest names a bad date."""
-    errors = {}
-    bounds = {}
-    for name, end in (("since", False), ("until", True)):
+class Bound(fields.String):
+    """A day (YYYY-MM-DD) or an ISO 8601 time as naive UTC (`parse_bound`); `end` takes in the whole day."""
+
+    def __init__(self, end=False, **kwargs):
+        super().__init__(load_default=None, **kwargs)
+        self.end = end
+
+    def _deserialize(self, value, attr, data, **kwargs):
         try:
-            bounds[name] = parse_bound(args.get(name, ""), end=end)
+            return parse_bound(super()._deserialize(value, attr, data, **kwargs), end=self.end)
         except ValueError as error:
-            errors[name] = str(error)
-    if errors:
-        raise BadRequest("Invalid query", "; ".join(f"{name}: {message}" for name, message in errors.items()),
-                         extra={"fields": errors})
-    return {"actor": args.get("actor", "").strip()[:150], "action": args.get("action", "").strip()[:64], **bounds}
+            raise ValidationError(str(error)) from None
 
 
-def query_number(args, name, default, lowest, highest):
-    """A whole-number query argument within bounds (`default` when absent); BadRequest names it otherwise."""
-    text = args.get(name, "")
-    if text == "":
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not lowest <= value <= highest:
-        raise BadRequest("Invalid query", f"{name}: a whole number from {lowest} to {highest}",
-                         extra={"fields": {name: f"a whole number from {lowest} to {highest}"}})
-    return value
+_DAY_OR_TIME = [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+
+
+class AuditFilterSchema(Schema):
+    """actor, action, since and until from a query string (loaded with `fields.load_query`)."""
+
+    actor = fields.String(load_default="")
+    action = fields.String(load_default="")
+    since = Bound(metadata={"anyOf": _DAY_OR_TIME,
+                            "description": "from this day or time (UTC unless it carries an offset)"})
+    until = Bound(end=True, metadata={"anyOf": _DAY_OR_TIME,
+                                      "description": "before this time; a day includes the whole day"})
+
+    @post_load
+    def _trimmed(self, data, **_kwargs):
+        return {**data, "actor": data["actor"].strip()[:150], "action": data["action"].strip()[:64]}
 
 
 def newest_entries(filters, before, count):

@@ -279,13 +279,9 @@ class AdminRequestCreatedSchema(EventSchema):
     duration_requested = _count("DurationRequested")
 
 
-class AdminDecisionUpdateSchema(EventSchema):
+class AdminDecisionUpdateSchema(EventSchema, ApplicationDecisionSchema):
     start_time = _timestamp("StartTime")
     end_time = _timestamp("EndTime")
-    decision = _text("Decision")
-    decision_time = _timestamp("DecisionTime")
-    performed_by = _text("DecisionPerformedByUser")
-    duration = _count("Duration")
     duration_requested = _count("DurationRequested")
 
 

@@ -15,7 +15,7 @@ from app.errors import ErrorSchema
 from app.fields import NaiveUtc
 from app.intake.schemas import SCHEMAS as EPM_EVENTS, DeliveryResultSchema
 from app.ops import documents as ops
-from app.ops.queries import AppLogFilterSchema, IncomingFilterSchema, OutboundFilterSchema
+from app.ops.queries import AppLogFilterSchema, AuditQuerySchema, IncomingFilterSchema, OutboundFilterSchema
 from app.servicenow_api import DISPLAY_MODES, MAX_LIMIT as TABLE_MAX_LIMIT, TABLE_API_ROLES
 from app.servicenow_api.records import QUERYABLE
 from app.tickets import api as tickets
@@ -217,20 +217,8 @@ OPERATIONS = {
         "The operations dashboard's figures and flags", ADMIN, {"200": _ok(envelope(ref("Dashboard")))})),
     (f"{API}/audit", "get"): ("ops_api.audit_log", _operation(
         "Audit entries, oldest first, with their hash chain", ADMIN,
-        {"200": _ok(_list("AuditEntry"))}, [
-            {"in": "query", "name": "actor", "schema": {"type": "string"}},
-            {"in": "query", "name": "action", "schema": {"type": "string"}},
-            {"in": "query", "name": "since", "schema": {"anyOf": [{"type": "string", "format": "date"},
-                                                                  {"type": "string", "format": "date-time"}]},
-             "description": "from this day or time (UTC unless it carries an offset)"},
-            {"in": "query", "name": "until", "schema": {"anyOf": [{"type": "string", "format": "date"},
-                                                                  {"type": "string", "format": "date-time"}]},
-             "description": "before this time; a day includes the whole day"},
-            {"in": "query", "name": "limit", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
-                                                       "default": 100}},
-            {"in": "query", "name": "offset", "schema": {"type": "integer", "minimum": 0, "maximum": 10 ** 12,
-                                                        "default": 0}},
-        ])),
+        {"200": _ok(_list("AuditEntry"))},
+        _query(AuditQuerySchema))),
     ("/api/now/table/{table}", "get"): ("servicenow_table_api.list_records", _operation(
         "ServiceNow Table API: the broker's tickets of one table", TABLE_API_ROLES,
         {"200": _ok(_list("TableRecord"), headers={

@@ -5,6 +5,7 @@ from app import contract
 from app.audit import service as audit
 from app.auth.basic import require_roles
 from app.errors import BadRequest
+from app.fields import load_query
 from app.ops import dashboard as metrics
 from app.ops import queries, replay as replays
 from app.ops.documents import (
@@ -17,10 +18,6 @@ from app.tickets.documents import IncomingRequestSchema
 bp = Blueprint("ops_api", __name__, url_prefix=contract.API_PREFIX)
 
 admins = require_roles(contract.ROLE_ADMIN)
-
-AUDIT_DEFAULT_LIMIT = 100
-AUDIT_MAX_LIMIT = 1000
-
 
 @bp.get("/ops/incoming_requests")
 @admins
@@ -88,8 +85,7 @@ def history(number):
 @admins
 def audit_log():
     """Audit entries oldest first, in the order the chain runs and exports use; new entries do not shift pages."""
-    filters = audit.query_filters(request.args)
-    limit = audit.query_number(request.args, "limit", AUDIT_DEFAULT_LIMIT, 1, AUDIT_MAX_LIMIT)
-    offset = audit.query_number(request.args, "offset", 0, 0, 10**12)
+    filters = load_query(queries.AuditQuerySchema(), request.args, blank_is_missing=True)
+    limit, offset = filters.pop("limit"), filters.pop("offset")
     query = audit.entries_between(**filters).limit(limit).offset(offset)
     return jsonify(result=[audit.entry_document(entry) for entry in query])

@@ -6,6 +6,7 @@ from marshmallow import Schema, fields, validate
 from peewee import JOIN
 
 from app import contract
+from app.audit.service import AuditFilterSchema
 from app.errors import NotFound
 from app.fields import load_query
 from app.models import Decision, IncomingRequest, Task
@@ -43,6 +44,13 @@ class AppLogFilterSchema(_PageSchema):
     request_id = fields.String(validate=validate.Length(max=128))
     ticket = fields.String(validate=validate.Length(max=32))
     q = fields.String(validate=validate.Length(max=200))
+
+
+class AuditQuerySchema(AuditFilterSchema):
+    """The audit entries' filters and page for the JSON API (oldest first, by offset)."""
+
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 12))
 
 
 def load_filters(schema, args):

@@ -3,15 +3,24 @@
 It filters by actor, action and a date range, as the JSON twin in ops/api.py does.
 """
 from flask import Blueprint, render_template, request
+from marshmallow import EXCLUDE, fields, validate
 
 from app import contract
 from app.audit import service
 from app.auth.access import require_page_roles
 from app.errors import BadRequest
+from app.fields import load_query
 
 bp = Blueprint("audit", __name__)
 
 PAGE_SIZE = 50
+
+
+class _PageQuery(service.AuditFilterSchema):
+    before = fields.Integer(load_default=0, validate=validate.Range(0, 2**63 - 1))
+
+    class Meta:
+        unknown = EXCLUDE
 
 
 def describe_detail(detail):
@@ -31,13 +40,13 @@ def describe_detail(detail):
 @require_page_roles(contract.ROLE_ADMIN)
 def audit_page():
     try:
-        filters = service.query_filters(request.args)
+        filters = load_query(_PageQuery(), request.args, blank_is_missing=True)
         error = None
     except BadRequest as problem:
         filters = {"actor": request.args.get("actor", ""), "action": request.args.get("action", ""),
-                   "since": None, "until": None}
+                   "since": None, "until": None, "before": 0}
         error = problem.detail
-    before = service.query_number(request.args, "before", 0, 0, 2**63 - 1)
+    before = filters.pop("before")
     entries = service.newest_entries(filters, before, PAGE_SIZE + 1)
     older = entries[PAGE_SIZE - 1].id if len(entries) > PAGE_SIZE else None
     rows = [{"entry": entry, "detail": describe_detail(entry.detail)} for entry in entries[:PAGE_SIZE]]

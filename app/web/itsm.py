@@ -46,33 +46,22 @@ def _render_form(connection, submitted=None, errors=None, message=None, status=2
                            kinds=CONNECTOR_TYPES), status
 
 
-@bp.route("/new", methods=["GET", "POST"])
-@admins
-def new_connection():
-    if request.method == "GET":
-        return _render_form(None)
-    raw = submitted_values(service.FIELDS, request.form, CHECKBOXES)
-    try:
-        connection = service.create_connection(raw, g.account)
-    except BrokerError as error:
-        return _render_form(None, raw, error.extra.get("fields", {}), error.message, error.status)
-    flash(f"ITSM connection {connection.name!r} added. Use Validate Settings to check it.", "ok")
-    return redirect(url_for("itsm_admin.edit_connection", name=connection.name))
-
-
+@bp.route("/new", methods=["GET", "POST"], endpoint="new_connection")
 @bp.route("/<name>", methods=["GET", "POST"])
 @admins
-def edit_connection(name):
-    connection = _find(name)
+def edit_connection(name=None):
+    connection = _find(name) if name is not None else None
     if request.method == "GET":
         return _render_form(connection)
     raw = submitted_values(service.FIELDS, request.form, CHECKBOXES)
     try:
-        connection = service.update_connection(connection, raw, g.account)
+        saved = (service.update_connection(connection, raw, g.account) if connection is not None
+                 else service.create_connection(raw, g.account))
     except BrokerError as error:
         return _render_form(connection, raw, error.extra.get("fields", {}), error.message, error.status)
-    flash(f"ITSM connection {connection.name!r} saved.", "ok")
-    return redirect(url_for("itsm_admin.edit_connection", name=connection.name))
+    flash(f"ITSM connection {saved.name!r} saved." if connection is not None else
+          f"ITSM connection {saved.name!r} added. Use Validate Settings to check it.", "ok")
+    return redirect(url_for("itsm_admin.edit_connection", name=saved.name))
 
 
 @bp.post("/<name>/validate")

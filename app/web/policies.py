@@ -75,32 +75,21 @@ def _render_form(rule, submitted=None, errors=None, message=None, status=200):
                            message=message), status
 
 
-@bp.route("/rules/new", methods=["GET", "POST"])
-@admins
-def new_rule():
-    if request.method == "GET":
-        return _render_form(None)
-    raw = submitted_values(policy_rules.FIELDS, request.form, BOOLEAN_FIELDS)
-    try:
-        rule = policy_rules.create_rule(raw, g.account)
-    except BrokerError as error:
-        return _render_form(None, raw, error.extra.get("fields", {}), error.message, error.status)
-    flash(f"Rule {rule.name!r} added at position {rule.position}.", "ok")
-    return redirect(url_for("policies.index"))
-
-
+@bp.route("/rules/new", methods=["GET", "POST"], endpoint="new_rule")
 @bp.route("/rules/<int:rule_id>", methods=["GET", "POST"])
 @admins
-def edit_rule(rule_id):
-    rule = policy_rules.find_rule(rule_id)
+def edit_rule(rule_id=None):
+    rule = policy_rules.find_rule(rule_id) if rule_id is not None else None
     if request.method == "GET":
         return _render_form(rule)
     raw = submitted_values(policy_rules.FIELDS, request.form, BOOLEAN_FIELDS)
     try:
-        rule = policy_rules.update_rule(rule, raw, g.account)
+        saved = (policy_rules.update_rule(rule, raw, g.account) if rule is not None
+                 else policy_rules.create_rule(raw, g.account))
     except BrokerError as error:
         return _render_form(rule, raw, error.extra.get("fields", {}), error.message, error.status)
-    flash(f"Rule {rule.name!r} saved.", "ok")
+    flash(f"Rule {saved.name!r} saved." if rule is not None else
+          f"Rule {saved.name!r} added at position {saved.position}.", "ok")
     return redirect(url_for("policies.index"))
 
 
