@@ -79,6 +79,14 @@ def test_config_set_chooses_how_the_token_request_authenticates(runner):
     assert refused.exit_code != 0 and "client_secret_post, client_secret_basic" in refused.output
 
 
+def test_config_set_chooses_what_admin_access_once_sends(runner):
+    assert Configuration.default().admin_once_duration == "Once"
+    result = runner.invoke(args=["config", "set", "admin_once_duration=0"])
+    assert result.exit_code == 0, result.output
+    assert Configuration.default().admin_once_duration == "0"
+    assert "admin_once_duration = 0" in runner.invoke(args=["config", "show"]).output
+
+
 def test_config_set_warns_about_a_host_without_services_suffix(runner):
     result = runner.invoke(args=["config", "set", "pmc_host=acme.pm.beyondtrustcloud.com"])
     assert result.exit_code == 0

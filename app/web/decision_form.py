@@ -28,13 +28,29 @@ def validation_attributes():
     return attributes
 
 
-def form_values(form=None):
-    """What the fields hold: the submitted values, or the defaults (Once) for a new form."""
+def requested_duration(seconds):
+    """(unit, value) for the duration an Admin Access user requested, in seconds (contract/epm.md 5.8):
+    hours when whole, else minutes; None when missing, unreadable, not whole minutes or out of range."""
+    try:
+        minutes, rest = divmod(float(seconds), 60)
+    except (TypeError, ValueError):
+        return None
+    low, high = contract.DURATION_LIMITS[contract.DURATION_MINUTES]
+    if rest or not low <= minutes <= high:  # NaN and infinity fail here too
+        return None
+    if minutes % 60:
+        return contract.DURATION_MINUTES, str(int(minutes))
+    return contract.DURATION_HOURS, str(int(minutes // 60))
+
+
+def form_values(form=None, requested=None):
+    """What the fields hold: the submitted values; for a new form the `requested` duration, else Once."""
     form = form or {}
+    unit, value = requested_duration(requested) or (contract.DURATION_ONCE, "")
     return {
         "reason": form.get("reason", ""),
-        "duration_unit": form.get("duration_unit", contract.DURATION_ONCE),
-        "duration_value": form.get("duration_value", ""),
+        "duration_unit": form.get("duration_unit", unit),
+        "duration_value": form.get("duration_value", value),
     }
 
 

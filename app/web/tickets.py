@@ -95,8 +95,8 @@ def decide(number, slug):
     task = find_task(number)
     decision = labels.DECISIONS_BY_SLUG[slug]
     if request.method == "GET":
-        return render_template("tickets/decision.html",
-                               **decision_form.form_view(task, decision, decision_form.form_values()))
+        values = decision_form.form_values(requested=task.requested_duration)  # Application Access has none
+        return render_template("tickets/decision.html", **decision_form.form_view(task, decision, values))
     values = decision_form.form_values(request.form)
     is_approval = decision == contract.DECISION_APPROVED
     try:

@@ -150,6 +150,9 @@ def test_admin_access_by_keyboard_on_a_phone_shows_epms_start_and_end(broker, ep
 
     expect(page.get_by_role("heading", name="Approve Admin Access")).to_be_visible()
     page.get_by_label("Reason").fill("Printer driver install")
+    # The form starts at the 1800 seconds the user requested (contract/epm.md 5.8).
+    expect(page.locator("input[name=duration_unit][value=minutes]")).to_be_checked()
+    expect(page.get_by_label("Number of minutes or hours")).to_have_value("30")
     page.locator("input[name=duration_unit][value=hours]").check()
     page.get_by_label("Number of minutes or hours").fill("1")
     page.get_by_label("Number of minutes or hours").press("Enter")

@@ -72,6 +72,19 @@ def test_admin_access_approval_goes_to_the_admin_endpoint(epm, decide, admin_tic
     assert body["ticketId"] == admin_ticket
 
 
+def test_admin_access_once_sends_the_configured_value_and_application_access_still_sends_once(
+        epm, decide, admin_ticket, application_ticket):
+    """contract/epm.md 5.8: Admin Access "Once" has no confirmed wire value, so it is a setting."""
+    Configuration.update(admin_once_duration="0").execute()
+    epm.post(ADMIN_URL, json={})
+    epm.post(APPLICATION_URL, json={})
+    decide(admin_ticket, decision="Approved", reason="printer driver", duration_unit="once")
+    decide(application_ticket, decision="Approved", reason="VPN update", duration_unit="once")
+    admin_call, application_call = decision_calls(epm)
+    assert (admin_call.request.url, sent_body(admin_call)["duration"]) == (ADMIN_URL, "0")
+    assert (application_call.request.url, sent_body(application_call)["duration"]) == (APPLICATION_URL, "Once")
+
+
 def test_admin_access_denial_leaves_out_the_duration(epm, decide, admin_ticket):
     epm.post(ADMIN_URL, json={})
     decide(admin_ticket, decision="Denied", reason="no")

@@ -1,9 +1,12 @@
 """The approve and deny forms: the contract's rules in the browser's data and on the server."""
+import re
+
 import pytest
 from markupsafe import escape
 
 from app import contract
 from app.models import Decision, Task
+from tests import factories
 
 
 def text_of(response):
@@ -24,6 +27,38 @@ def test_approve_form_has_reason_duration_and_the_contract_messages(as_approver,
         assert f'"{message}"' in page
     assert 'data-min-minutes="5"' in page and 'data-max-hours="24"' in page
     assert "decision-form.js" in page
+
+
+def preselected_duration(page):
+    """The checked unit and the value field's content of an approve form."""
+    unit = re.search(r'name="duration_unit" value="(\w+)"\s+checked', page).group(1)
+    return unit, re.search(r'name="duration_value" type="number" value="([^"]*)"', page).group(1)
+
+
+@pytest.mark.parametrize("requested, shown", [
+    ("1800", ("minutes", "30")),
+    ("7200", ("hours", "2")),
+    ("5400", ("minutes", "90")),
+    ("86400.0", ("hours", "24")),
+    ("300", ("minutes", "5")),
+    (None, ("once", "")),
+    ("", ("once", "")),
+    ("240", ("once", "")),
+    ("90000", ("once", "")),
+    ("1830", ("once", "")),
+    ("%%DurationRequested%%", ("once", "")),
+])
+def test_admin_approve_form_starts_at_the_requested_duration(as_approver, make_ticket, requested, shown):
+    body = factories.admin_request(DurationRequested=requested)
+    if requested is None:
+        del body["DurationRequested"]
+    ticket = make_ticket(body)
+    assert preselected_duration(text_of(as_approver.get(f"/tickets/{ticket.number}/approve"))) == shown
+
+
+def test_application_approve_form_starts_at_once(as_approver, application_ticket):
+    page = text_of(as_approver.get(f"/tickets/{application_ticket.number}/approve"))
+    assert preselected_duration(page) == ("once", "")
 
 
 def test_deny_form_has_no_duration(as_approver, admin_ticket):
