@@ -8,7 +8,7 @@ from app import contract
 from app.audit.models import AuditEntry
 from app.db import write_transaction
 from app.intake.schemas import load_event, parse_json_object
-from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, Task, WorkNote
+from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, Task, WorkNote, utcnow
 from app.ops import replay as replays
 from app.tickets import service as tickets
 from tests import factories
@@ -75,6 +75,20 @@ def test_replay_creates_the_ticket_once_the_event_type_is_known(app, unknown_adm
     assert AdminTicket.get(AdminTicket.request_id == unknown_admin_delivery.request_id).user_name == "CORP\\akowalski"
     assert IncomingRequest.select().count() == 1  # the stored row was processed, not copied
     assert any(f"replayed by {admin.username}" in note.text for note in stored.task.work_notes)
+
+
+def test_a_delivery_once_refused_for_its_content_type_becomes_its_ticket_when_replayed(app, admin):
+    # As an earlier release stored a text/plain delivery: an error row, answered 415, its body kept.
+    body = factories.application_request()
+    stored = IncomingRequest.create(raw_body=json.dumps(body).encode(), content_type="text/plain", headers={},
+                                    status=contract.INCOMING_ERROR, error="Content-Type must be application/json, "
+                                    "not 'text/plain'", received_at=utcnow())
+
+    outcome = replays.replay(stored.sys_id, admin)
+
+    assert (outcome.result, outcome.status) == (replays.CREATED, contract.INCOMING_PROCESSED)
+    made = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == body["RequestId"])
+    assert made.task.number == outcome.ticket
 
 
 def test_replay_is_recorded_in_the_audit_log(app, unknown_admin_delivery, admin):
