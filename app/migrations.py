@@ -186,8 +186,13 @@ def _apply_queued_deliveries(migrator):
             kept = {name: getattr(row, name) for name in _QueuedDelivery._meta.fields if name != "id"}
             left.append(incoming.create(**kept, status=contract.INCOMING_RECEIVED).id)
         database.drop_tables([_QueuedDelivery])
-    for row_id in left:
-        row = incoming.get_by_id(row_id)
+    rows = [incoming.get_by_id(row_id) for row_id in left]
+    # Updates first: queued intake had checked no more than their event type and RequestId, and
+    # one found invalid while its created event applied it would fail that event too. Applied
+    # first, an invalid update becomes an error row, and a valid one waits for its created event.
+    rows.sort(key=lambda row: (getattr(contract.find_event_type(row.event_type), "is_created", True), row.id))
+    for row in rows:
+        row = incoming.get_by_id(row.id)
         if row.status != contract.INCOMING_RECEIVED:
             continue  # an update its created event, applied before it, applied too
         apply_stored(row)  # a new ticket meets the policies through `ticket_created`

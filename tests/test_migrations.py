@@ -78,6 +78,18 @@ def test_init_turns_the_deliveries_queued_intake_left_into_tickets_and_drops_its
     assert runner.invoke(args=["init"]).exit_code == 0, "and a second init finds nothing to do"
 
 
+def test_an_invalid_queued_update_does_not_cost_its_created_event_the_ticket(app, runner):
+    as_queued_intake_left_it()
+    created = stored(factories.application_request("req-c"))
+    invalid_update = stored({**factories.application_decision("req-c"), "requestInfo": "not an object"})
+
+    assert runner.invoke(args=["init"]).exit_code == 0
+
+    assert IncomingRequest.get(IncomingRequest.sys_id == created).status == contract.INCOMING_PROCESSED
+    assert IncomingRequest.get(IncomingRequest.sys_id == invalid_update).status == contract.INCOMING_ERROR
+    assert [task.jit_request.request_id for task in Task.select()] == ["req-c"]
+
+
 def test_init_on_a_database_that_never_ran_queued_intake_only_records_the_step(app, runner):
     SchemaVersion.delete().where(SchemaVersion.version == 16).execute()
     result = runner.invoke(args=["init"])
