@@ -77,7 +77,7 @@ def create_app(config=None):
     from app import servicenow_api, web
 
     web.init_app(app)
-    servicenow_api.init_app(app)
+    app.register_blueprint(servicenow_api.bp)
     from app.logs.setup import configure_logging
     from app.notify import service as notify
     from app.ops import metrics

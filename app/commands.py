@@ -29,7 +29,7 @@ def _broker_errors(function):
         try:
             return function(*args, **kwargs)
         except BrokerError as error:
-            _fail(f"{error.message}: {error.detail}" if error.detail else error.message)
+            _fail(error.described())
     return wrapper
 
 

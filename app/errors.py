@@ -26,6 +26,10 @@ class BrokerError(Exception):
         self.detail = detail
         self.extra = extra or {}
 
+    def described(self):
+        """The message with its detail, as a page's notice, the command line or a stored reason shows it."""
+        return f"{self.message}: {self.detail}" if self.detail else self.message
+
 
 class BadRequest(BrokerError):
     status = 400

@@ -280,7 +280,8 @@ PAGE_REASON = (
         "the cost does not grow with history (compare the 10,000-ticket column: the ratio part of the target "
         "is met), but p95 is measured with 16 connections on 2 sync workers, so each request waits behind up "
         "to 7 others in its worker's queue: p95 is about 8 × the time one page takes. The JSON pages read plain "
-        "rows through a keyset seek on task_newest (tests/perf checks the plans); the HTML page also renders 50 "
+        "rows through a keyset seek on task_newest (tests/tickets/test_tickets_query_plans.py checks the "
+        "plans); the HTML page also renders 50 "
         "rows, the filter form and the navigation in Jinja, reads the signed session and signs a CSRF token, "
         "and on PostgreSQL the database's own backend shares the 2 cores with the workers and wrk, so one page "
         "costs about as much as 50 / 8 ms of a worker allows.")

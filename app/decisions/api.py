@@ -12,8 +12,8 @@ from app.decisions.models import PendingApproval
 from app.decisions.service import add_work_note, change_state
 from app.errors import BadRequest, Conflict
 from app.fields import SYS_ID, Document, NaiveUtc, RequestBody
-from app.tickets.api import find_task
 from app.tickets.documents import TicketDocumentSchema, ticket_document, ticket_url
+from app.tickets.service import find_task
 
 bp = Blueprint("decisions_api", __name__, url_prefix=contract.API_PREFIX)
 

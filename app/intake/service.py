@@ -90,7 +90,7 @@ def _parse(delivery):
     try:
         return parse_json_object(delivery.raw_body)
     except BadRequest as error:
-        record_rejected(delivery, f"{error.message}: {error.detail}")
+        record_rejected(delivery, error.described())
         raise
 
 
@@ -128,9 +128,24 @@ def receive(delivery):
             raise
         except Exception:
             log.exception("delivery for RequestId %s failed", fields["request_id"])
-            record_rejected(delivery, "processing failed: " + traceback.format_exc(limit=3)[-1500:],
-                            event.name, fields["request_id"])
+            record_rejected(delivery, _processing_failed(), event.name, fields["request_id"])
             raise
+
+
+def read_stored(incoming):
+    """(event, fields) from a stored delivery's body, or (None, reason) when it is not a valid event."""
+    if incoming.raw_body is None:
+        return None, "the delivery was stored without its body (it was over the size limit); nothing to replay"
+    try:
+        return load_event(parse_json_object(bytes(incoming.raw_body)))
+    except BadRequest as error:
+        return None, error.described()
+    except ValidationError as error:
+        return None, describe_invalid(error)
+
+
+def _processing_failed():
+    return "processing failed: " + traceback.format_exc(limit=3)[-1500:]
 
 
 def apply_stored(incoming):
@@ -138,14 +153,9 @@ def apply_stored(incoming):
 
     A body that is invalid, or whose processing fails, leaves the row an error that ops can replay."""
     delivery = StoredDelivery(incoming)
-    try:
-        event, fields = load_event(parse_json_object(bytes(incoming.raw_body or b"")))
-    except BadRequest as error:
-        return delivery.record(status=contract.INCOMING_ERROR, error=f"{error.message}: {error.detail}"[:2000],
-                               processed_at=utcnow())
-    except ValidationError as error:
-        return delivery.record(status=contract.INCOMING_ERROR, error=describe_invalid(error)[:2000],
-                               processed_at=utcnow())
+    event, fields = read_stored(incoming)
+    if event is None:
+        return delivery.record(status=contract.INCOMING_ERROR, error=fields[:2000], processed_at=utcnow())
     try:
         with database.atomic():  # a savepoint: a failure undoes this delivery's work only
             return apply_event(delivery, event, fields)
@@ -154,7 +164,7 @@ def apply_stored(incoming):
     except Exception:
         log.exception("stored delivery %s failed", incoming.sys_id)
         return delivery.record(status=contract.INCOMING_ERROR, task=None, processed_at=utcnow(),
-                               error="processing failed: " + traceback.format_exc(limit=3)[-1500:])
+                               error=_processing_failed())
 
 
 def apply_event(delivery, event, fields):

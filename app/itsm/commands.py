@@ -35,7 +35,7 @@ def connected():
         try:
             yield
         except BrokerError as error:
-            raise click.ClickException(f"{error.message}: {error.detail}" if error.detail else error.message) from None
+            raise click.ClickException(error.described()) from None
 
 
 def _connection(name):

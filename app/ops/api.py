@@ -12,8 +12,8 @@ from app.ops.documents import (
     AppLogEntrySchema, DashboardSchema, HistorySchema, OutboundCallSchema, ReplayResultSchema,
 )
 from app.ops.history import ticket_history
-from app.tickets.api import find_task
 from app.tickets.documents import IncomingRequestSchema
+from app.tickets.service import find_task
 
 bp = Blueprint("ops_api", __name__, url_prefix=contract.API_PREFIX)
 

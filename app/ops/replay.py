@@ -6,14 +6,12 @@ import logging
 from dataclasses import asdict, dataclass
 
 import peewee
-from marshmallow import ValidationError
 
 from app import contract
 from app.audit import service as audit
 from app.db import UNAVAILABLE_ERRORS, write_transaction
-from app.errors import BadRequest, NotFound
-from app.intake.schemas import load_event, parse_json_object
-from app.intake.service import StoredDelivery, apply_event, describe_invalid, waiting_updates
+from app.errors import NotFound
+from app.intake.service import StoredDelivery, apply_event, read_stored, waiting_updates
 from app.models import IncomingRequest
 from app.tickets import service as tickets
 
@@ -107,18 +105,6 @@ def _unchanged(incoming, dry_run, result, message):
                          changed=False, status=incoming.status, ticket=incoming.task.number if incoming.task_id else None)
 
 
-def _read_event(incoming):
-    """(event, fields) from the stored body, or (None, reason) when it is still not a valid event."""
-    if incoming.raw_body is None:
-        return None, "the delivery was stored without its body (it was over the size limit); nothing to replay"
-    try:
-        return load_event(parse_json_object(bytes(incoming.raw_body)))
-    except BadRequest as error:
-        return None, f"{error.message}: {error.detail}"
-    except ValidationError as error:
-        return None, describe_invalid(error)
-
-
 def _apply(incoming, event, fields, actor, dry_run, source_address):
     with write_transaction():
         row = IncomingRequest.get_by_id(incoming.id)
@@ -140,7 +126,7 @@ def replay(incoming, actor=None, dry_run=False, source_address=None):
     """Re-run the intake on a stored delivery (row or sys_id); returns a ReplayOutcome, audited but for a dry run."""
     if not isinstance(incoming, IncomingRequest):
         incoming = find_incoming_request(incoming)
-    event, fields = _read_event(incoming)
+    event, fields = read_stored(incoming)
     if event is None:
         outcome = _unchanged(incoming, dry_run, INVALID, f"still not a valid delivery: {fields}; no change")
     else:

@@ -74,9 +74,3 @@ def get_record(table, sys_id):
     if task is None:
         raise NotFound("No Record found", "Record doesn't exist or ACL restricts the record retrieval")
     return jsonify(result=record_document(task, _fields(), _display_mode()))
-
-
-def init_app(app):
-    """Register the blueprint; it takes Basic auth and GET only, so CSRF protection skips it."""
-    app.register_blueprint(bp)
-    app.extensions["csrf"].exempt(bp)

@@ -4,11 +4,11 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from app import contract
 from app.auth.basic import require_roles
-from app.errors import NotFound
 from app.fields import load_query
 from app.models import IncomingRequest, Task
 from app.tickets.cursors import decode_cursor, encode_cursor, older_than
 from app.tickets.documents import IncomingRequestSchema, ticket_document, ticket_summary
+from app.tickets.service import find_task
 from app.tickets.rows import newest_first, read_rows
 
 bp = Blueprint("tickets_api", __name__, url_prefix=contract.API_PREFIX)
@@ -42,13 +42,6 @@ class IncomingQuerySchema(Schema):
 # Built once: a marshmallow schema deep-copies its fields on every instantiation.
 _TICKET_QUERY = TicketQuerySchema()
 _INCOMING_QUERY = IncomingQuerySchema()
-
-
-def find_task(number):
-    task = Task.get_or_none(Task.number == number.upper())
-    if task is None:
-        raise NotFound(f"No ticket {number}")
-    return task
 
 
 @bp.get("/tickets/<number>")

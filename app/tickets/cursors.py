@@ -36,7 +36,7 @@ def decode_cursor(text):
 # Each condition opens with a plain range on opened_at: the index seeks to the cursor on it.
 # Without it, neither database could seek on `a < x OR (a = x AND b < y)`: both walked the
 # index from the newest ticket and filtered, so a page 90% down a million tickets read
-# 900,000 index entries (tests/perf checks the plans).
+# 900,000 index entries (tests/tickets/test_tickets_query_plans.py checks the plans).
 def older_than(cursor):
     """Tickets after the cursor's in the newest-first order."""
     opened_at, task_id = cursor

@@ -106,7 +106,8 @@ def _iso(moment):
 
 def ticket_summary(task):
     """A ticket as TicketSchema dumps it, built directly: a list page makes up to 1000 of these,
-    and a marshmallow schema per row cost more than the query (tests/perf checks they agree)."""
+    and a marshmallow schema per row cost more than the query
+    (tests/tickets/test_tickets_list_rows.py checks they agree)."""
     document = {name: getattr(task, name) for name in _SUMMARY_TEXT}
     document.update(
         table=task.sys_class_name, ticket_type=task.ticket_type.label, state=task.state_label, state_value=task.state,

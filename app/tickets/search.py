@@ -36,7 +36,7 @@ POSTGRES_INDEXED_WORDS = 3
 POSTGRES_SEARCH_STATISTICS = 1000
 
 # The indexed expression of migration 8's `task_search_trgm`; the query must spell it the
-# same way for PostgreSQL to use the index (tests/perf checks the plan).
+# same way for PostgreSQL to use the index (tests/tickets/test_tickets_query_plans.py checks the plan).
 POSTGRES_DOCUMENT = ("(coalesce(number, '') || ' ' || coalesce(requester, '') || ' ' || coalesce(host, '') || ' ' "
                      "|| coalesce(subject, '') || ' ' || coalesce(publisher, ''))")
 SEARCHED_COLUMNS = (Task.number, Task.requester, Task.host, Task.subject, Task.publisher)

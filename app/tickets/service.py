@@ -6,6 +6,7 @@ at all.
 """
 from app import contract, events
 from app.audit import service as audit
+from app.errors import NotFound
 from app.models import AdminTicket, ApplicationAccessTicket, Configuration, JIT_MODELS, Task, WorkNote, utcnow
 from app.tickets.numbers import allocate_number
 
@@ -14,6 +15,14 @@ SYSTEM_AUTHOR = "system"
 
 def add_work_note(task, text, author=SYSTEM_AUTHOR, system=True):
     return WorkNote.create(task=task, text=text, author=author, system=system)
+
+
+def find_task(number):
+    """The ticket numbered `number` (any letter case); NotFound when there is none."""
+    task = Task.get_or_none(Task.number == number.upper())
+    if task is None:
+        raise NotFound(f"No ticket {number}")
+    return task
 
 
 def find_jit_request(kind, request_id):

@@ -78,7 +78,7 @@ def delete(name):
     try:
         service.delete_connection(_find(name), g.account)
     except BrokerError as error:
-        flash(f"{error.message}: {error.detail}" if error.detail else error.message, "error")
+        flash(error.described(), "error")
         return redirect(url_for("itsm_admin.edit_connection", name=name))
     flash(f"ITSM connection {name!r} deleted.", "ok")
     return redirect(url_for("itsm_admin.connections"))

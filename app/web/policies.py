@@ -139,7 +139,7 @@ def save_settings():
             "system_account": request.form.get("system_account", ""),
         }, g.account)
     except BrokerError as error:
-        flash(f"{error.message}: {error.detail}" if error.detail else error.message, "error")
+        flash(error.described(), "error")
     else:
         flash("Policy settings saved.", "ok")
     return redirect(url_for("policies.index", _anchor="settings"))

@@ -9,9 +9,9 @@ from app.auth.access import require_page_roles
 from app.decisions import approvals, service as decisions
 from app.errors import BadRequest, Conflict
 from app.models import utcnow
-from app.tickets.api import find_task
 from app.tickets.documents import ticket_url
 from app.tickets.rows import ListedTicket, row_page
+from app.tickets.service import find_task
 from app.web import decision_form, labels
 from app.web import ticket_list as listing
 from app.web.formatting import age, timestamps
