@@ -174,23 +174,17 @@ def basic_account():
     accounts = current_app.extensions["account_cache"]
     cache = current_app.extensions["verification_cache"]
     account = accounts.by_username(username)
-    if is_remembered(current_app, account, username, password, request.remote_addr):
+    # The common case costs no query and no password check: the active account of a credential
+    # verified a moment ago, from an address the throttle let through a moment ago. Anything
+    # else, a wrong password above all, meets the throttle.
+    if account is not None and account.active and cache.remembers(account, username, password) and \
+            accounts.recently_unthrottled(request.remote_addr):
         return account
     accounts.check_throttle(username, request.remote_addr)
     if not cache.verify(account, username, password) or not account.active:
         accounts.record_failure(username, request.remote_addr)
         raise Unauthorized("Invalid user name or password")
     return account
-
-
-def is_remembered(app, account, username, password, address):
-    """True for the active `account` of a credential verified a moment ago, sent from an
-    address the throttle let through a moment ago: the common case, which costs no query
-    and no password check. Anything else, a wrong password above all, meets the throttle.
-    """
-    return account is not None and account.active and \
-        app.extensions["verification_cache"].remembers(account, username, password) and \
-        app.extensions["account_cache"].recently_unthrottled(address)
 
 
 def require_roles(*roles, allow_session=True):

@@ -314,7 +314,8 @@ def load_event(document):
 class DeliveryResultSchema(Schema):
     """The webhook's answer: the stored delivery, what became of it, and its ticket."""
 
-    incoming_request = fields.String(required=True, metadata={"pattern": "^[0-9a-f]{32}$"})
+    incoming_request = fields.String(required=True, attribute="sys_id", metadata={"pattern": "^[0-9a-f]{32}$"})
     status = fields.String(required=True, validate=validate.OneOf(contract.INCOMING_STATUSES))
-    ticket = fields.String(required=True, allow_none=True,
-                           metadata={"description": "none while an update waits for its created event"})
+    ticket = fields.Function(
+        lambda incoming: incoming.task.number if incoming.task_id else None, required=True, allow_none=True,
+        metadata={"type": "string", "description": "none while an update waits for its created event"})

@@ -6,6 +6,7 @@ from app import contract
 from app.auth.basic import require_roles
 from app.errors import BrokerError
 from app.intake import service
+from app.intake.schemas import DeliveryResultSchema
 
 bp = Blueprint("intake", __name__)
 
@@ -26,11 +27,7 @@ def webhook():
     except RequestEntityTooLarge:
         _reject_too_large(delivery, limit)
     incoming = service.receive(delivery)
-    return jsonify(result={
-        "incoming_request": incoming.sys_id,
-        "status": incoming.status,
-        "ticket": incoming.task.number if incoming.task_id else None,
-    })
+    return jsonify(result=DeliveryResultSchema().dump(incoming))
 
 
 def _reject_too_large(delivery, limit):
