@@ -7,9 +7,12 @@ and the caller won when one row changed. On PostgreSQL a concurrent UPDATE waits
 row lock and then re-checks the condition; SQLite admits one writer at a time. So one of
 any number of claimers wins, across threads, processes and hosts, and nothing stays locked
 while the work runs (an HTTP call, an e-mail): a claimer that dies leaves a claim that runs
-out, and the next claimer takes it over. Times come from the database's clock on
-PostgreSQL, so hosts with skewed clocks agree on when a claim runs out; SQLite serves one
-host and uses its clock.
+out, and the next claimer takes it over. A claim's expiry comes from the database's clock on
+PostgreSQL, so hosts with skewed clocks agree on when a claim runs out (the due times queued
+rows are given are the queuing host's); SQLite serves one host and uses its clock.
+
+`lock_request` is not a claim but a lock held to the end of the caller's transaction: the
+one way writers for one EPM RequestId take turns.
 """
 import os
 import socket

@@ -1,4 +1,5 @@
-"""The `jitbroker` commands: each package's click group, registered on the app by `register_commands`."""
+"""The `jitbroker` commands: init, users, config and the outbox here, each package's group beside them,
+all registered on the app by `register_commands`."""
 import sys
 
 import click
@@ -236,15 +237,10 @@ def demo_setup_command(env_file, fake_epm_url):
 
 
 COMMANDS = [init_command, users, config, outbox, test_connection_command, fake_epm_command,
-            demo_setup_command, *JOB_COMMANDS, *NOTIFY_COMMANDS, audit_commands]
-
-# Validation policies and the ITSM connections they check against.
-COMMANDS += [policy_commands, itsm_commands]
+            demo_setup_command, *JOB_COMMANDS, *NOTIFY_COMMANDS, audit_commands, policy_commands, itsm_commands,
+            *OPS_COMMANDS]
 
 users.add_command(users_set)
-
-# Operations: replaying stored webhook deliveries.
-COMMANDS += OPS_COMMANDS
 
 
 def register_commands(app):

@@ -25,7 +25,8 @@ UNAVAILABLE_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
 
 
 class BrokerSqliteDatabase(PooledSqliteDatabase):
-    """The broker's SQLite connections: pooled, each thread's handed back at the end of its request."""
+    """The broker's SQLite connections: pooled (init_app hands one back at the end of its request),
+    their pragmas retried while the file is locked."""
 
     def _set_pragmas(self, conn):
         # Seen once in the test suite: a new connection's pragmas failed with "database is

@@ -1,1 +1,2 @@
-"""Approvers' decisions: the rules a decision must pass, the outbox, delivery to EPM."""
+"""Approvers' decisions: the rules a decision must pass, two-person approval, the outbox, delivery to EPM,
+and the decision and state endpoints of the write API."""
