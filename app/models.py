@@ -47,14 +47,12 @@ class QueuedWork(BaseModel):
     """The columns of a row that waits for work and is claimed for each attempt (app/claims.py):
     PENDING until `next_attempt_at`, WORKING while a process's claim runs (`claimed_until`)."""
 
-    PENDING, WORKING = "pending", "sending"
+    PENDING, WORKING = contract.DELIVERY_PENDING, contract.DELIVERY_SENDING
 
     status = peewee.CharField(max_length=16, default=PENDING)
     attempts = peewee.IntegerField(default=0)
     next_attempt_at = peewee.DateTimeField(default=utcnow)
     claimed_until = peewee.DateTimeField(null=True)
-
-
 
 
 class Account(BaseModel, UserMixin):  # UserMixin last: peewee's equality, hash and get_id stay
