@@ -92,9 +92,11 @@ def _share_token(key, fetch, stale, claim_seconds):
         if row.access_token and row.access_token != stale and row.renew_at and now < row.renew_at:
             _tokens[key] = CachedToken(row.access_token, _clock() + (row.renew_at - now).total_seconds())
             return
-        # Only a claim on the token this process saw: one stored meanwhile is read instead.
-        if claims.claim(EpmToken, where & (EpmToken.generation == row.generation), claim_seconds, holder=holder,
-                        now=now):
+        # Only a claim on the token this process saw: one stored meanwhile is read instead. While
+        # another's claim runs, trying is a write transaction bound to fail (on SQLite, the write lock).
+        held = row.claimed_until is not None and row.claimed_until > now
+        if not held and claims.claim(EpmToken, where & (EpmToken.generation == row.generation), claim_seconds,
+                                     holder=holder, now=now):
             break
         time.sleep(POLL_SECONDS)  # another process is fetching; its claim runs out if it died
     try:

@@ -225,6 +225,30 @@ def test_a_process_that_dies_fetching_holds_the_others_up_no_longer_than_its_cla
     assert answer["token"] == token_digest(epm.issued[-1]) == token_digest(EpmToken.get().access_token)
 
 
+def test_a_waiting_process_reads_the_others_token_without_trying_a_claim_it_cannot_win(app, monkeypatch):
+    from datetime import timedelta
+
+    from app import claims
+
+    key = tokens.cache_key("https://epm.example", "/oauth/connect/token", "client", "secret")
+    where = EpmToken.key == tokens.storage_key(key)
+    EpmToken.insert(key=tokens.storage_key(key)).execute()
+    assert claims.claim(EpmToken, where, 60, holder="another-host:1:token")  # that process is fetching
+    tried = []
+    monkeypatch.setattr(tokens.claims, "claim", lambda *args, **kwargs: tried.append(args) or False)
+
+    def others_fetch_ends(seconds):  # the first wait: the other process stores its token meanwhile
+        now = claims.database_now()
+        EpmToken.update(access_token="shared-token", renew_at=now + timedelta(hours=1), claimed_until=None,
+                        holder=None).where(where).execute()
+    monkeypatch.setattr(tokens.time, "sleep", others_fetch_ends)
+    tokens.clear_token_cache()
+
+    assert tokens.get_token(key, lambda: pytest.fail("fetched although another process was fetching"),
+                            shared=True) == "shared-token"
+    assert tried == [], "no claim tried while the other's ran"
+
+
 def test_the_stored_token_is_encrypted_and_its_key_names_no_secret(epm):
     EpmClient.from_configuration(Configuration.default()).list_requests(contract.KIND_APPLICATION, page_size=1)
     [token] = epm.issued
