@@ -66,7 +66,8 @@ def jobs_status():
             click.echo(f"{name}: every {job.interval_seconds} s, never ran")
             continue
         if row.last_finished_at is None or row.last_finished_at < row.last_started_at:
-            outcome = "running now"
+            # Unfinished: running while a live lease holds the jobs; else its runner died mid-job.
+            outcome = "running now" if state is not None and not state["expired"] else "did not finish"
         else:
             outcome = f"failed: {row.last_error}" if row.last_error else (row.last_result or "")
         click.echo(f"{name}: every {job.interval_seconds} s, last started {row.last_started_at:%Y-%m-%d %H:%M:%S} "

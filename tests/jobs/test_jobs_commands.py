@@ -60,6 +60,19 @@ def test_jobs_status_shows_the_active_scheduler_and_last_runs(app, runner):
     assert "sla_reminders: every 60 s, last started" in output and "deliver_outbox: every 5 s, never ran" in output
 
 
+def test_jobs_status_says_a_run_whose_runner_died_did_not_finish(app, runner):
+    from app.jobs.models import JobRun
+    from app.models import utcnow
+
+    JobRun.create(name="purge", last_started_at=utcnow(), runs=1)  # started, never finished
+    lease.acquire_scheduler_lease("host-a:1:scheduler:00ff")
+    assert "purge: every 3600 s, last started" in runner.invoke(args=["jobs", "status"]).output
+    assert "; running now" in runner.invoke(args=["jobs", "status"]).output
+
+    lease.release_scheduler_lease("host-a:1:scheduler:00ff")
+    assert "; did not finish" in runner.invoke(args=["jobs", "status"]).output
+
+
 def test_upgrading_an_older_database_adds_the_new_columns_with_their_defaults(app):
     factories.account("jchen", "user")
     Configuration.default()
