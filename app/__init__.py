@@ -81,7 +81,7 @@ def create_app(config=None):
     from app.logs.setup import configure_logging
     from app.notify import service as notify
     from app.ops import metrics
-    from app.policies import queue as policies
+    from app import policies
     configure_logging(app)
     metrics.init_app(app)
     notify.init_app(app)

@@ -161,6 +161,8 @@ def deliver_due(limit=100):
     for row in list(due):
         deliver_decision(row)
         tried += 1
+    if tried:
+        log.info("outbox: %s decision deliveries attempted", tried)
     return tried
 
 

@@ -10,55 +10,13 @@ from flask import current_app
 
 from app.claims import database_now, new_holder_id
 from app.db import database, write_transaction
-from app.jobs import lease
+from app.decisions import delivery
+from app.jobs import lease, reconcile, retention
 from app.jobs.models import JobRun
+from app.notify import service as notify
+from app.policies import queue as policy_queue
 
 log = logging.getLogger(__name__)
-
-
-def deliver_outbox():
-    """Attempt every decision delivery that is due."""
-    from app.decisions.delivery import deliver_due
-
-    tried = deliver_due()
-    if tried:
-        log.info("outbox: %s decision deliveries attempted", tried)
-    return tried
-
-
-def send_notifications():
-    """Send queued ticket notifications (e-mail, webhook) that are due."""
-    from app.notify.service import send_due
-
-    return send_due()
-
-
-def queue_sla_reminders():
-    """Queue one reminder for each ticket waiting longer than the configured SLA."""
-    from app.notify.service import queue_sla_reminders
-
-    return queue_sla_reminders()
-
-
-def reconcile_with_epm():
-    """Repair what missed webhooks left out, from EPM's request lists."""
-    from app.jobs.reconcile import reconcile_job
-
-    return reconcile_job()
-
-
-def purge_expired():
-    """Delete rows past their retention period, in small batches."""
-    from app.jobs.retention import purge
-
-    return purge()
-
-
-def evaluate_policies():
-    """Run policy evaluations left queued (normally they run right after the webhook's answer)."""
-    from app.policies.queue import evaluate_due
-
-    return evaluate_due()
 
 
 @dataclass(frozen=True)
@@ -71,12 +29,12 @@ class Job:
 
 
 JOBS = {job.name: job for job in (
-    Job("deliver_outbox", deliver_outbox, 5),
-    Job("send_notifications", send_notifications, 15),
-    Job("sla_reminders", queue_sla_reminders, 60),
-    Job("reconcile", reconcile_with_epm, 15 * 60),
-    Job("purge", purge_expired, 60 * 60),
-    Job("evaluate_policies", evaluate_policies, 5),
+    Job("deliver_outbox", delivery.deliver_due, 5),  # decisions due (or abandoned mid-send)
+    Job("send_notifications", notify.send_due, 15),  # e-mail and chat webhook
+    Job("sla_reminders", notify.queue_sla_reminders, 60),  # one per ticket waiting past the SLA
+    Job("reconcile", reconcile.reconcile_job, 15 * 60),  # what missed webhooks left out
+    Job("purge", retention.purge, 60 * 60),  # rows past their retention, in small batches
+    Job("evaluate_policies", policy_queue.evaluate_due, 5),  # left queued after the webhook's answer
 )}
 
 

@@ -1,2 +1,13 @@
 """Validation policies on JIT requests: ordered rules, ticket checks, bypass codes, as PAM360 and CyberArk
 check access requests, applied after a ticket is created; two-person approval is in app/decisions/."""
+
+
+def init_app(app):
+    """Every new ticket meets the policies, whichever path created it (webhook, replay, reconciliation);
+    rules follow a renamed ITSM connection and keep one they name from deletion."""
+    from app import events
+    from app.policies import queue, rules
+
+    events.ticket_created.connect(queue.queue_new_ticket)
+    events.connection_renamed.connect(rules.rename_ticket_source)
+    events.connection_deleting.connect(rules.keep_ticket_source)

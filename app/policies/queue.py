@@ -13,10 +13,10 @@ import traceback
 
 from flask import after_this_request, current_app, has_request_context
 
-from app import claims, events
+from app import claims
 from app.db import database, write_transaction
 from app.models import Task, utcnow
-from app.policies import engine, rules
+from app.policies import engine
 from app.policies.models import EVALUATION_DONE, EVALUATION_ERROR, EVALUATION_PENDING, PolicyEvaluation, PolicyRule
 from app.tickets import documents, service as tickets
 
@@ -57,14 +57,6 @@ def queue_new_ticket(task, **_):
     def _run_after_answer(response):
         response.call_on_close(lambda: run_in_background(app, evaluation_id))
         return response
-
-
-def init_app(app):
-    """Every new ticket meets the policies, whichever path created it (webhook, replay, reconciliation);
-    rules follow a renamed ITSM connection and keep one they name from deletion."""
-    events.ticket_created.connect(queue_new_ticket)
-    events.connection_renamed.connect(rules.rename_ticket_source)
-    events.connection_deleting.connect(rules.keep_ticket_source)
 
 
 def run_in_background(app, evaluation_id):
