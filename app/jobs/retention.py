@@ -10,10 +10,11 @@ import peewee
 
 from app import contract
 from app.audit import service as audit
-from app.db import database, write_transaction
+from app.db import write_transaction
 from app.models import (
     AdminTicket, ApplicationAccessTicket, Configuration, Decision, IncomingRequest, Task, WorkNote, utcnow,
 )
+from app.logs.models import AppLog, OutboundCall
 from app.notify.models import Notification
 
 log = logging.getLogger(__name__)
@@ -21,8 +22,8 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 AUDIT_ACTION = "retention_purge"
 TABLE_INCOMING = IncomingRequest._meta.table_name
-TABLE_OUTBOUND = "x_bets_pmc_jit_outbound_call"
-TABLE_APP_LOG = "x_bets_pmc_jit_app_log"
+TABLE_OUTBOUND = OutboundCall._meta.table_name
+TABLE_APP_LOG = AppLog._meta.table_name
 TABLE_TICKETS = Task._meta.table_name
 
 
@@ -44,16 +45,6 @@ def _closed_condition():
     return condition
 
 
-def _ops_model(name):
-    """The operations log model `name` (OutboundCall, AppLog), when this build has it and its table exists."""
-    try:
-        from app.logs import models
-    except ImportError:
-        return None
-    model = getattr(models, name, None)
-    return model if model is not None and database.table_exists(model._meta.table_name) else None
-
-
 def _incoming_candidates(cutoff):
     closed_tasks = Task.select(Task.id).where(_closed_condition())
     return (IncomingRequest.select(IncomingRequest.id)
@@ -61,18 +52,12 @@ def _incoming_candidates(cutoff):
                    IncomingRequest.task.is_null() | IncomingRequest.task.in_(closed_tasks)))
 
 
-def _log_candidates(model_name):
-    def candidates(cutoff):
-        model = _ops_model(model_name)
-        return None if model is None else model.select(model.id).where(model.created_at < cutoff)
-    return candidates
+def _log_candidates(model):
+    return lambda cutoff: model.select(model.id).where(model.created_at < cutoff)
 
 
-def _log_deleter(model_name):
-    def delete(ids):
-        model = _ops_model(model_name)
-        return model.delete().where(model.id.in_(ids)).execute()
-    return delete
+def _log_deleter(model):
+    return lambda ids: model.delete().where(model.id.in_(ids)).execute()
 
 
 def _ticket_candidates(cutoff):
@@ -110,9 +95,8 @@ class RetentionRule:
 
 RULES = (
     RetentionRule(TABLE_INCOMING, "retention_incoming_days", _incoming_candidates, _delete_incoming),
-    RetentionRule(TABLE_OUTBOUND, "retention_outbound_days", _log_candidates("OutboundCall"),
-                  _log_deleter("OutboundCall")),
-    RetentionRule(TABLE_APP_LOG, "retention_app_log_days", _log_candidates("AppLog"), _log_deleter("AppLog")),
+    RetentionRule(TABLE_OUTBOUND, "retention_outbound_days", _log_candidates(OutboundCall), _log_deleter(OutboundCall)),
+    RetentionRule(TABLE_APP_LOG, "retention_app_log_days", _log_candidates(AppLog), _log_deleter(AppLog)),
     RetentionRule(TABLE_TICKETS, "retention_closed_ticket_days", _ticket_candidates, _delete_tickets),
 )
 
@@ -156,8 +140,6 @@ def purge(dry_run=False, now=None, batch_size=BATCH_SIZE, actor=audit.SYSTEM_ACT
             continue
         cutoff = now - timedelta(days=days)
         report.cutoffs[rule.table] = cutoff
-        if rule.candidates(cutoff) is None:
-            continue
         if dry_run:
             report.counts[rule.table] = rule.candidates(cutoff).count()
             continue
