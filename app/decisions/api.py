@@ -11,7 +11,7 @@ from app.decisions.approvals import submit_decision
 from app.decisions.models import PendingApproval
 from app.decisions.service import add_work_note, change_state
 from app.errors import BadRequest, Conflict
-from app.fields import SYS_ID, Document, NaiveUtc, RequestBody
+from app.fields import NO_NUL, SYS_ID, Document, NaiveUtc, RequestBody
 from app.tickets.documents import TicketDocumentSchema, ticket_document, ticket_url
 from app.tickets.service import find_task
 
@@ -34,7 +34,7 @@ def _json_body(*stored):
     return body
 
 
-class DecisionSchema(Document):
+class DecisionDocumentSchema(Document):
     """A decision the broker recorded, with where its delivery to EPM stands."""
 
     sys_id = fields.String(metadata=SYS_ID)
@@ -65,13 +65,12 @@ class DecisionResultSchema(Document):
     """The ticket after a decision, with the decision or the approval that waits for a second."""
 
     ticket = fields.Nested(TicketDocumentSchema)
-    decision = fields.Nested(DecisionSchema, metadata={"optional": True})
+    decision = fields.Nested(DecisionDocumentSchema, metadata={"optional": True})
     pending_approval = fields.Nested(PendingApprovalSchema, metadata={"optional": True})
 
 
 # What the write API reads. The views check the rules themselves (decisions/rules.py), with
 # the contract's messages; these say the same rules to OpenAPI.
-NO_NUL = {"not": {"type": "string", "pattern": r"\x00"}}
 _NOT_BLANK = {"pattern": r"\S", **NO_NUL}
 
 
@@ -89,15 +88,20 @@ def _decision(name, unit=None, value=None):
     return RequestBody.from_dict(declared, name=f"{name}{(unit or '').capitalize()}Schema")
 
 
+def _whole(unit):
+    low, high = contract.DURATION_LIMITS[unit]
+    return {"type": "integer", "minimum": low, "maximum": high}
+
+
 # Whole minutes 5-1440 or hours 1-24, as a number or as digits.
 DECISION_REQUEST_SCHEMAS = (
     _decision(contract.DECISION_DENIED),
     _decision(contract.DECISION_APPROVED, contract.DURATION_ONCE),
     _decision(contract.DECISION_APPROVED, contract.DURATION_MINUTES, [
-        {"type": "integer", "minimum": 5, "maximum": 1440},
+        _whole(contract.DURATION_MINUTES),
         {"type": "string", "pattern": r"^0*([5-9]|[1-9][0-9]|[1-9][0-9]{2}|1[0-3][0-9]{2}|14[0-3][0-9]|1440)$"}]),
     _decision(contract.DECISION_APPROVED, contract.DURATION_HOURS, [
-        {"type": "integer", "minimum": 1, "maximum": 24}, {"type": "string", "pattern": r"^0*([1-9]|1[0-9]|2[0-4])$"}]),
+        _whole(contract.DURATION_HOURS), {"type": "string", "pattern": r"^0*([1-9]|1[0-9]|2[0-4])$"}]),
 )
 
 
@@ -126,7 +130,7 @@ def post_decision(number):
                                "pending_approval": PendingApprovalSchema().dump(decision)}), 202
     status = 201 if decision.status == contract.DELIVERY_DELIVERED else 202
     return jsonify(result={"ticket": ticket_document(find_task(number)),
-                           "decision": DecisionSchema().dump(decision)}), status
+                           "decision": DecisionDocumentSchema().dump(decision)}), status
 
 
 def _check_state_exists(task, state):

@@ -12,7 +12,7 @@ from app import contract
 from app.audit.service import AuditEntrySchema
 from app.decisions import api as decisions
 from app.errors import ErrorSchema
-from app.fields import NaiveUtc
+from app.fields import NO_NUL, NaiveUtc
 from app.intake.schemas import SCHEMAS as EPM_EVENTS, DeliveryResultSchema
 from app.ops import documents as ops
 from app.ops.queries import AppLogFilterSchema, AuditQuerySchema, IncomingFilterSchema, OutboundFilterSchema
@@ -60,7 +60,7 @@ COMPONENTS = {
     "TicketSummary": (TicketSchema, {}),
     "Ticket": (TicketDocumentSchema, {}),
     "TicketChange": (decisions.TicketChangeSchema, {"minProperties": 1}),
-    "Decision": (decisions.DecisionSchema, {}),
+    "Decision": (decisions.DecisionDocumentSchema, {}),
     "DecisionResult": (decisions.DecisionResultSchema, {
         "oneOf": [{"required": ["decision"]}, {"required": ["pending_approval"]}]}),
     "IncomingRequest": (IncomingRequestSchema, {}),
@@ -86,7 +86,6 @@ DECISION_REQUEST = {"description": "A denial, or an approval for once or for a n
                     "oneOf": [ref(schema.__name__.removesuffix("Schema"))
                               for schema in decisions.DECISION_REQUEST_SCHEMAS]}
 # No NUL (PostgreSQL refuses it): what a query, a path or a body's text may not hold.
-NO_NUL = decisions.NO_NUL
 
 
 def _json(schema):

@@ -8,7 +8,7 @@ from app import contract
 from app.decisions import delivery
 from app.epm.client import EpmClient
 from app.models import Decision, WorkNote, utcnow
-from app.decisions.api import DecisionSchema
+from app.decisions.api import DecisionDocumentSchema
 from app.logs.models import OutboundCall
 from tests import factories
 from tests.decisions.conftest import APPLICATION_URL, decision_calls
@@ -110,4 +110,4 @@ def test_the_acknowledged_answer_shows_the_decision_as_stored(epm, client, appro
     response = client.post(f"{API}/tickets/{ticket}/decision", headers=approver_auth,
                            json={"decision": "Approved", "reason": "  ok  ", **duration})
     assert response.status_code == 201
-    assert response.json["result"]["decision"] == DecisionSchema().dump(Decision.get())
+    assert response.json["result"]["decision"] == DecisionDocumentSchema().dump(Decision.get())
