@@ -45,7 +45,7 @@ def submit_decision(task, account, decision, reason, duration_unit=None, duratio
     with write_transaction():
         # Row lock on PostgreSQL (SQLite's write lock already serialises): two first
         # approvals at once must not both be stored as "first".
-        task = decisions._lock_task(task)
+        task = decisions.lock_task(task)
         decisions.check_may_decide(task)  # the refusals `decide` gives, before a first approval is stored
         first = pending_approval(task)
         if first is None:

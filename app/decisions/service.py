@@ -35,7 +35,7 @@ def check_may_decide(task, configuration=None):
     return jit
 
 
-def _lock_task(task):
+def lock_task(task):
     """Re-read the ticket holding its row lock, so two approvers take turns."""
     query = Task.select().where(Task.id == task.id)
     if not is_sqlite():
@@ -59,7 +59,7 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
     # Read before the write lock is taken, so the transaction holds it for less time.
     configuration = Configuration.default()
     with write_transaction():
-        task = _lock_task(task)
+        task = lock_task(task)
         jit = check_may_decide(task, configuration)
         record = Decision.create(
             task=task, decision=decision, reason=reason, duration_unit=unit, duration_value=value,
@@ -88,7 +88,7 @@ def change_state(task, account, state_label):
         raise BadRequest(f"Unknown state {state_label!r} for a {task.ticket_type.label}; states are {labels}",
                          extra={"fields": {"state": "unknown state"}})
     with write_transaction():
-        task = _lock_task(task)
+        task = lock_task(task)
         if task.state == value:
             return task
         before = task.state_label

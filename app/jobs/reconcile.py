@@ -13,11 +13,12 @@ from app import contract
 from app.audit import service as audit
 from app.claims import lock_request
 from app.db import write_transaction
+from app.decisions.service import latest_decision
 from app.epm.client import MAX_PAGE_SIZE, EpmClient
-from app.logs.outbound import outbound_call_recorder
 from app.intake import service as intake
 from app.intake.schemas import load_event
-from app.models import Configuration, Decision
+from app.logs.outbound import outbound_call_recorder
+from app.models import Configuration
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
@@ -196,10 +197,6 @@ def _records(client, kind, report):
     report.problems.append(f"EPM's {kind} request list did not end after {MAX_PAGES} pages")
 
 
-def _latest_decision(task):
-    return task.decisions.order_by(Decision.decided_at.desc(), Decision.id.desc()).first()
-
-
 def _reconcile_one(kind, record, report, dry_run, actor):
     if not isinstance(record, dict):
         report.problems.append(f"a {kind} record is not an object: {str(record)[:100]}")
@@ -241,7 +238,7 @@ def _reconcile_one(kind, record, report, dry_run, actor):
         if jit.decision_final:
             return
         task = jit.task
-        sent = _latest_decision(task)
+        sent = latest_decision(task)
         if decision is None:
             if sent is not None and sent.status == contract.DELIVERY_DELIVERED:
                 report.awaiting.append({"kind": kind, "request_id": request_id, "ticket": task.number})
@@ -262,10 +259,7 @@ def reconcile(client=None, dry_run=False, actor=audit.SYSTEM_ACTOR):
     """Compare EPM's request lists with the broker's tickets and repair the differences; returns a ReconcileReport.
 
     Each repair is audited as `actor`'s; EpmError and ValueError (unconfigured) propagate; a bad record is reported."""
-    if client is None:
-        timeout = current_app.extensions["settings"].epm_timeout_seconds
-        configuration = Configuration.default()
-        client = EpmClient.from_configuration(configuration, outbound_call_recorder(configuration), timeout=timeout)
+    client = client or _configured_client()
     report = ReconcileReport(dry_run=dry_run)
     for kind in KINDS:
         for record in _records(client, kind, report):
@@ -283,9 +277,14 @@ def reconcile(client=None, dry_run=False, actor=audit.SYSTEM_ACTOR):
 def reconcile_job():
     """The scheduled reconciliation: skipped (not failed) while the EPM connection is not configured."""
     try:
-        configuration = Configuration.default()
-        client = EpmClient.from_configuration(configuration, outbound_call_recorder(configuration),
-                                              timeout=current_app.extensions["settings"].epm_timeout_seconds)
+        client = _configured_client()
     except ValueError as error:
         return f"skipped: {error}"
     return str(reconcile(client))
+
+
+def _configured_client():
+    """The EPM client of the Default configuration; ValueError while the connection is not configured."""
+    configuration = Configuration.default()
+    return EpmClient.from_configuration(configuration, outbound_call_recorder(configuration),
+                                        timeout=current_app.extensions["settings"].epm_timeout_seconds)

@@ -11,10 +11,10 @@ import peewee
 from app import contract
 from app.audit import service as audit
 from app.db import write_transaction
+from app.logs.models import AppLog, OutboundCall
 from app.models import (
     AdminTicket, ApplicationAccessTicket, Configuration, Decision, IncomingRequest, Task, WorkNote, utcnow,
 )
-from app.logs.models import AppLog, OutboundCall
 from app.notify.models import Notification
 
 log = logging.getLogger(__name__)
