@@ -164,6 +164,14 @@ def test_an_html_answer_means_a_wrong_base_url():
 
 
 @responses.activate
+def test_an_answer_without_its_record_list_is_an_error_not_an_unknown_ticket():
+    responses.get(f"{SN}/api/now/table/change_request", json={"error": {"message": "ACL"}})
+
+    with pytest.raises(ItsmError, match="answered the lookup of CHG0000024 without a `result` list"):
+        ServiceNowConnector(connection()).lookup("CHG0000024")
+
+
+@responses.activate
 def test_a_cached_token_the_instance_refuses_is_fetched_again_once():
     responses.post(f"{SN}/oauth_token.do", json={"access_token": "sn-old", "expires_in": 1799})
     responses.post(f"{SN}/oauth_token.do", json={"access_token": "sn-new", "expires_in": 1799})
