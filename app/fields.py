@@ -13,6 +13,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields
 from app.errors import BadRequest
 
 SYS_ID = {"pattern": "^[0-9a-f]{32}$"}
+MAX_OFFSET = 10 ** 9  # the largest list offset any API takes; beyond 2**63 the databases cannot take the number
 NO_NUL = {"not": {"type": "string", "pattern": r"\x00"}}  # JSON Schema: text without a NUL
 
 TRUE = {"true", "yes", "on", "1"}

@@ -12,7 +12,7 @@ from app import contract
 from app.audit.service import AuditEntrySchema
 from app.decisions import api as decisions
 from app.errors import ErrorSchema
-from app.fields import NO_NUL, NaiveUtc
+from app.fields import MAX_OFFSET, NO_NUL, NaiveUtc
 from app.intake.schemas import SCHEMAS as EPM_EVENTS, DeliveryResultSchema
 from app.ops import documents as ops
 from app.ops.queries import AppLogFilterSchema, AuditQuerySchema, IncomingFilterSchema, OutboundFilterSchema
@@ -230,7 +230,7 @@ OPERATIONS = {
              "description": "comma-separated field names; unknown names are left out"},
             {"in": "query", "name": "sysparm_limit",
              "schema": {"type": "integer", "minimum": 1, "maximum": TABLE_MAX_LIMIT}},
-            {"in": "query", "name": "sysparm_offset", "schema": {"type": "integer", "minimum": 0, "maximum": 10 ** 9}},
+            {"in": "query", "name": "sysparm_offset", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}},
             {"in": "query", "name": "sysparm_display_value", "schema": {"enum": list(DISPLAY_MODES)}},
         ], description="Basic auth only; also for the read-only `reader` role.")),
     ("/api/now/table/{table}/{sys_id}", "get"): ("servicenow_table_api.get_record", _operation(

@@ -8,14 +8,13 @@ from peewee import JOIN
 from app import contract
 from app.audit.service import AuditFilterSchema
 from app.errors import NotFound
-from app.fields import load_query
-from app.models import Decision, IncomingRequest, Task
+from app.fields import MAX_OFFSET, load_query
 from app.logs.models import AppLog, OutboundCall
 from app.logs.outbound import PURPOSES
+from app.models import Decision, IncomingRequest, Task
 
 PAGE_SIZE = 50
 MAX_LIMIT = 500
-MAX_OFFSET = 10 ** 9  # beyond 2**63 the databases cannot even take the number
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CALL_OUTCOMES = ("ok", "failed")
 

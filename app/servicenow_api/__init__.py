@@ -7,6 +7,7 @@ from flask import Blueprint, jsonify, request
 from app import contract
 from app.auth.basic import require_roles
 from app.errors import BadRequest, NotFound
+from app.fields import MAX_OFFSET
 from app.servicenow_api.query import QueryError, parse_query
 from app.servicenow_api.records import DOT_WALKED, FIELDS, QUERYABLE, find_records, record_document
 
@@ -56,7 +57,7 @@ def list_records(table):
     except QueryError as error:
         raise BadRequest("Invalid sysparm_query", str(error)) from None
     limit = _number("sysparm_limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
-    offset = _number("sysparm_offset", 0, 0, 10 ** 9)
+    offset = _number("sysparm_offset", 0, 0, MAX_OFFSET)
     fields, mode = _fields(), _display_mode()
     records, total = find_records(ticket_type, query, limit, offset)
     response = jsonify(result=[record_document(task, fields, mode) for task in records])

@@ -4,18 +4,17 @@ from marshmallow import Schema, ValidationError, fields, validate
 
 from app import contract
 from app.auth.basic import require_roles
-from app.fields import load_query
+from app.fields import MAX_OFFSET, load_query
 from app.models import IncomingRequest, Task
 from app.tickets.cursors import decode_cursor, encode_cursor, older_than
 from app.tickets.documents import IncomingRequestSchema, ticket_document, ticket_summary
-from app.tickets.service import find_task
 from app.tickets.rows import newest_first, read_rows
+from app.tickets.service import find_task
 
 bp = Blueprint("tickets_api", __name__, url_prefix=contract.API_PREFIX)
 
 MAX_LIMIT = 1000
 # Deeper than any real list; beyond 2**63 the databases cannot even take the number.
-MAX_OFFSET = 10 ** 9
 
 
 class TicketQuerySchema(Schema):

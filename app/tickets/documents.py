@@ -84,9 +84,10 @@ class TicketDocumentSchema(TicketSchema):
     work_notes = fields.List(fields.Nested(WorkNoteSchema))
 
 
-def ticket_document(task, jit=None):
-    """The ticket with every EPM detail received and EPM's finalized decision."""
-    jit = jit or task.jit_request
+def ticket_document(task):
+    """The ticket with every EPM detail received and EPM's finalized decision (TicketDocumentSchema
+    describes it; tests/openapi holds the two together)."""
+    jit = task.jit_request
     document = TicketSchema().dump(task)
     application = task.kind == contract.KIND_APPLICATION
     document["details"] = DetailsSchema(exclude=_ADMIN_DETAILS if application else ("request_info",)).dump(jit)
