@@ -1,0 +1,59 @@
+"""Browser sessions: the idle and absolute time-outs, and a cookie rewritten only when the session changes."""
+import time
+
+import pytest
+
+from app import contract
+from app.auth import sessions
+from tests import factories
+from tests.webclient import WebClient
+
+
+def sign_in(app, username):
+    """A browser signed in as `username`; each request gets its own app context, as in production."""
+    browser = WebClient(app.test_client())
+    assert browser.sign_in(username).status_code == 302
+    return browser
+
+
+@pytest.fixture
+def admin_client(app, admin):
+    return sign_in(app, admin.username)
+
+
+def test_a_session_ends_after_the_idle_time_out(app, admin_client, monkeypatch):
+    assert admin_client.get("/tickets").status_code == 200
+    now = time.time()
+    monkeypatch.setattr(sessions.time, "time", lambda: now + 31 * 60)
+    answer = admin_client.get("/tickets")
+    assert answer.status_code == 302 and "/sign-in" in answer.headers["Location"]
+
+
+def test_a_used_session_survives_past_the_idle_time_out_but_not_the_absolute_one(app, admin_client, monkeypatch):
+    start = time.time()
+    for minutes in range(20, 12 * 60, 20):
+        monkeypatch.setattr(sessions.time, "time", lambda minutes=minutes: start + minutes * 60)
+        assert admin_client.get("/tickets").status_code == 200, minutes
+    monkeypatch.setattr(sessions.time, "time", lambda: start + 12 * 3600 + 60)
+    assert admin_client.get("/tickets").status_code == 302
+
+
+def test_the_cookie_is_rewritten_only_when_the_session_changes(app, admin_client, monkeypatch):
+    """Pages in quick succession carry no Set-Cookie; the idle stamp is renewed at most every 30 s."""
+    admin_client.get("/tickets")
+    assert "Set-Cookie" not in admin_client.get("/tickets").headers
+    now = time.time()
+    monkeypatch.setattr(sessions.time, "time", lambda: now + 45)
+    renewed = admin_client.get("/tickets")
+    assert renewed.status_code == 200 and "session=" in renewed.headers["Set-Cookie"]
+    assert "Set-Cookie" not in admin_client.get("/tickets").headers
+
+
+@pytest.mark.parametrize("app_settings", [{"session_idle_minutes": 5, "session_max_hours": 1}])
+def test_time_outs_are_configurable(app, monkeypatch):
+    factories.account("short", contract.ROLE_USER)
+    client = sign_in(app, "short")
+    now = time.time()
+    monkeypatch.setattr(sessions.time, "time", lambda: now + 6 * 60)
+    assert client.get("/tickets").status_code == 302
+    assert app.config["PERMANENT_SESSION_LIFETIME"].total_seconds() == 3600
