@@ -114,9 +114,11 @@ def parse_timestamp(value):
 
 # EPM's RequestIds are GUIDs; the column holding them is 100 characters wide.
 MAX_REQUEST_ID_LENGTH = 100
+MAX_TEXT_LENGTH = 4000
+REQUEST_ID_EMPTY = "RequestId must not be empty."
 # A value EPM fills in from a template: text (numbers and true/false are read as text), or
 # nothing; empty text and an unfilled `%%placeholder%%` count as nothing (OpenAPI's words).
-EPM_VALUE = {"type": ["string", "number", "boolean"], "maxLength": 4000}
+EPM_VALUE = {"type": ["string", "number", "boolean"], "maxLength": MAX_TEXT_LENGTH}
 # An id's text: no control characters (`_NOT_IN_AN_ID`).
 ID_PATTERN = f"^[^{_CONTROL_CHARACTERS}]*$"
 
@@ -135,8 +137,8 @@ class EpmText(fields.Field):
         text = text_value(value)
         if text is not None and not isinstance(text, str):
             raise ValidationError("Expected a text value.")
-        if text is not None and len(text) > 4000:
-            raise ValidationError("Longer than 4000 characters.")
+        if text is not None and len(text) > MAX_TEXT_LENGTH:
+            raise ValidationError(f"Longer than {MAX_TEXT_LENGTH} characters.")
         return text
 
 
@@ -156,7 +158,7 @@ class EpmRequestId(EpmId):
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         if text is None:
-            raise ValidationError("RequestId must not be empty.")
+            raise ValidationError(REQUEST_ID_EMPTY)
         if len(text) > MAX_REQUEST_ID_LENGTH:
             raise ValidationError(f"RequestId is longer than {MAX_REQUEST_ID_LENGTH} characters.")
         return text
@@ -239,9 +241,9 @@ class EventSchema(EpmSchema):
 
     event_type = EpmText(data_key="EventType", required=True)
     request_id = EpmRequestId(data_key="RequestId", required=True, allow_none=False, error_messages={
-        "null": "RequestId must not be empty."}, metadata={
+        "null": REQUEST_ID_EMPTY}, metadata={
         **EPM_VALUE, "maxLength": MAX_REQUEST_ID_LENGTH, "pattern": ID_PATTERN, "allOf": [{"pattern": r"\S"}],
-        "not": {"type": "string", "pattern": r"^\s*%%[A-Za-z0-9_]+%%\s*$"},
+        "not": {"type": "string", "pattern": _PLACEHOLDER.pattern.replace("^", r"^\s*").replace("$", r"\s*$")},
         "description": "EPM's request GUID: one ticket per RequestId and kind of request"})
     tenant_id = _id("TenantId")
     timestamp = _timestamp("Timestamp")
