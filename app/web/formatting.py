@@ -35,7 +35,20 @@ def age(value, now=None):
     return f"{seconds} s"
 
 
+def duration_text(seconds):
+    """A length of time for people: `45 s`, `12 min 5 s`, `3 h 20 min`, `2 d 4 h`; `–` for none."""
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    for unit, size, smaller, smaller_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60), ("min", 60, "s", 1)):
+        if seconds >= size:
+            rest = (seconds % size) // smaller_size
+            return f"{seconds // size} {unit}" + (f" {rest} {smaller}" if rest else "")
+    return f"{seconds} s"
+
+
 def register(app):
     app.add_template_filter(timestamp)
+    app.add_template_filter(duration_text)
     app.add_template_filter(machine_timestamp)
     app.add_template_filter(age)

@@ -14,19 +14,6 @@ admins = require_page_roles(contract.ROLE_ADMIN)
 APPLY = "apply"
 
 
-@bp.app_template_filter("duration_text")
-def duration_text(seconds):
-    """A length of time for people: `45 s`, `12 min 5 s`, `3 h 20 min`, `2 d 4 h`; `–` for none."""
-    if seconds is None:
-        return "–"
-    seconds = int(round(seconds))
-    for unit, size, smaller, smaller_size in (("d", 86400, "h", 3600), ("h", 3600, "min", 60), ("min", 60, "s", 1)):
-        if seconds >= size:
-            rest = (seconds % size) // smaller_size
-            return f"{seconds // size} {unit}" + (f" {rest} {smaller}" if rest else "")
-    return f"{seconds} s"
-
-
 def _list_page(template, rows, filters, **extra):
     newer, older = queries.page_links(filters, len(rows))
     return render_template(template, rows=rows, filters=filters, filter_args=queries.filter_args(filters),
