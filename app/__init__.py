@@ -55,12 +55,15 @@ def create_app(config=None):
     app.config.update(flask_options)
     app.extensions["settings"] = settings
 
-    from app import db, errors, secrets
+    from app import db, errors, http, openapi, policies, secrets, servicenow_api, web
     from app.auth import basic
     from app.commands import register_commands
     from app.decisions.api import bp as decisions_api_bp
     from app.health import bp as health_bp
     from app.intake.views import bp as intake_bp
+    from app.logs.setup import configure_logging
+    from app.notify import service as notify
+    from app.ops import metrics
     from app.ops.api import bp as ops_api_bp
     from app.tickets.api import bp as tickets_api_bp
 
@@ -74,19 +77,12 @@ def create_app(config=None):
     app.register_blueprint(tickets_api_bp)
     app.register_blueprint(decisions_api_bp)
     app.register_blueprint(ops_api_bp)
-    from app import servicenow_api, web
-
     web.init_app(app)
     app.register_blueprint(servicenow_api.bp)
-    from app.logs.setup import configure_logging
-    from app.notify import service as notify
-    from app.ops import metrics
-    from app import policies
     configure_logging(app)
     metrics.init_app(app)
     notify.init_app(app)
     policies.init_app(app)
-    from app import http, openapi
     openapi.init_app(app)
     http.init_app(app)
     register_commands(app)
