@@ -1,10 +1,12 @@
 """A fake EPM tenant on a real loopback socket, for tests, benchmarks and the README demo.
 
-It checks decision bodies against contract/epm.md, fires webhooks at a broker and injects faults;
-the record shapes of its reads are EPM's unpublished details, made up plainly (app/epm/fake_routes.py)."""
+It checks decision bodies against contract/epm.md, fires webhooks at a broker, injects faults, and
+answers reads in the nested record shapes of the contract's section 5 (app/epm/fake_records.py). Its
+console (app/epm/fake_console.py) decides, revokes and ends sessions as EPM's own users do."""
 import argparse
 import io
 import itertools
+import json
 import logging
 import os
 import socket
@@ -16,8 +18,10 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from app import contract
 from app.epm import fake_events
-from app.epm.fake_routes import (  # noqa: F401 - TOKEN, DecisionCall, KnownRequest: the fake's API
-    API, CONTROL_PREFIX, TOKEN, DecisionCall, FakeEpmError, FakeEpmRoutes, KnownRequest,
+from app.epm.fake_console import FakeEpmConsole
+from app.epm.fake_records import DEFAULT_STATUS_TEXT, KnownRequest
+from app.epm.fake_routes import (  # noqa: F401 - TOKEN, DecisionCall: the fake's API
+    API, CONTROL_PREFIX, TOKEN, DecisionCall, FakeEpmError, FakeEpmRoutes,
 )
 
 log = logging.getLogger(__name__)
@@ -80,20 +84,30 @@ class _KeepAliveHandler(WSGIRequestHandler):
         log.debug("fake EPM: %s -> %s", self.requestline, code)
 
 
-class FakeEpm(FakeEpmRoutes):
-    """One fake tenant. Use as a context manager, or start()/stop(); `url` is its base URL."""
+class FakeEpm(FakeEpmRoutes, FakeEpmConsole):
+    """One fake tenant. Use as a context manager, or start()/stop(); `url` is its base URL.
+
+    strict: serve only the record keys section 5 confirms, refuse a decision for a request the fake never
+    announced, and answer a refused decision body with ASP.NET's ValidationProblemDetails; lenient (the
+    default) serves the dagger keys too and registers an unknown request as if it had announced it.
+    status_text: accessDecision.status for "Pending", "Approved" and "Denied" (unconfirmed values; pass
+    e.g. {"Approved": "2000", "Denied": "2001"}). admin_single_as_array: answer the v3 Admin Access single
+    read as a one-element array, as the v2 one always is (5.2)."""
 
     def __init__(self, client_id=DEFAULT_CLIENT_ID, client_secret=DEFAULT_CLIENT_SECRET, *, broker_url=None,
                  webhook_user=None, webhook_password=None, auto_finalize=False, strict=False, host="127.0.0.1",
                  port=0, tenant_id=fake_events.DEFAULT_TENANT_ID, token_lifetime=3600,
                  token_path=contract.EPM_TOKEN_PATH, application_decision_path=contract.EPM_APPLICATION_DECISION_PATH,
-                 admin_decision_path=contract.EPM_ADMIN_DECISION_PATH, webhook_timeout=10):
+                 admin_decision_path=contract.EPM_ADMIN_DECISION_PATH, webhook_timeout=10, status_text=None,
+                 admin_single_as_array=False):
         self.client_id = client_id
         self._initial_secret = client_secret
         self.broker_url = broker_url
         self.webhook_auth = (webhook_user, webhook_password) if webhook_user else None
         self.auto_finalize = auto_finalize
-        self.strict = strict  # strict: a decision for a request the fake never announced is a 404
+        self.strict = strict
+        self.status_text = {**DEFAULT_STATUS_TEXT, **(status_text or {})}
+        self.admin_single_as_array = admin_single_as_array
         self.host, self._port = host, port
         self.tenant_id = tenant_id
         self.token_lifetime = token_lifetime
@@ -248,29 +262,42 @@ class FakeEpm(FakeEpmRoutes):
         self.send_event(event)
         return event["RequestId"]
 
-    def send_event(self, event):
-        """POST one event to the broker's webhook with Basic auth; FakeEpmError unless it answers 2xx."""
+    def send_event(self, event, content_type=None):
+        """POST one event to the broker's webhook with Basic auth; FakeEpmError unless it answers 2xx.
+
+        By default the body goes as application/json. With `content_type` it goes as raw bytes under that
+        Content-Type ("text/plain", "text/json"...), or with no Content-Type at all when it is "" (5.5: the
+        EPM admin chooses). `event` may also be bytes or a str, sent as they are."""
         if not self.broker_url:
             raise FakeEpmError("The fake EPM has no broker_url to send webhooks to")
-        response = requests.post(f"{self.broker_url.rstrip('/')}{contract.WEBHOOK_PATH}", json=event,
-                                 auth=self.webhook_auth, timeout=self.webhook_timeout)
+        url = f"{self.broker_url.rstrip('/')}{contract.WEBHOOK_PATH}"
+        if content_type is None and isinstance(event, dict):
+            response = requests.post(url, json=event, auth=self.webhook_auth, timeout=self.webhook_timeout)
+        else:
+            body = event if isinstance(event, bytes) else (
+                event if isinstance(event, str) else json.dumps(event)).encode()
+            headers = {"Content-Type": content_type} if content_type else {}
+            response = requests.post(url, data=body, headers=headers, auth=self.webhook_auth,
+                                     timeout=self.webhook_timeout)
+        event_type, request_id = (event.get("EventType"), event.get("RequestId")) if isinstance(event, dict) else (
+            None, None)
         with self._lock:
-            self.webhooks.append((event["EventType"], event["RequestId"], response.status_code))
+            self.webhooks.append((event_type, request_id, response.status_code))
         if not response.ok:
-            raise FakeEpmError(f"The broker answered HTTP {response.status_code} to {event['EventType']} "
-                               f"{event['RequestId']}: {response.text[:300]}")
+            raise FakeEpmError(f"The broker answered HTTP {response.status_code} to {event_type} "
+                               f"{request_id}: {response.text[:300]}")
         return response
 
-    def _finalize_later(self, known, body):
+    def _finalize_later(self, known):
         # After the decision's answer is written: the broker's delivery must not wait on
         # the webhook it triggers, and EPM sends the update after it applied the decision.
-        threading.Thread(target=self._send_update, args=(known, body), name="fake-epm-update", daemon=True).start()
+        threading.Thread(target=self._send_update, args=(known,), name="fake-epm-update", daemon=True).start()
 
-    def _send_update(self, known, body):
-        build = (fake_events.application_update_event if known.kind == contract.KIND_APPLICATION
-                 else fake_events.admin_update_event)
+    def _send_update(self, known):
         try:
-            self.send_event(build(known.event, body))
+            with self._lock:
+                event = self.update_event(known)
+            self.send_event(event)
         except (FakeEpmError, requests.RequestException) as error:
             log.warning("fake EPM could not send the update event: %s", error)
             with self._lock:

@@ -1,6 +1,6 @@
 """The webhook events the fake EPM sends, shaped like real deliveries (contract/epm.md §1): all strings,
 .NET's seven fractional digits, unfilled placeholders left in as real tenants do."""
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 from app import contract
 
@@ -42,13 +42,9 @@ def dotnet_timestamp(moment):
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}0Z"
 
 
-def _iso_from_decision_time(decision_time, default):
-    """EPM's update events carry ISO times; the decision call sent yyyy-MM-dd HH:mm:ss (UTC)."""
-    try:
-        moment = datetime.strptime(decision_time, contract.EPM_DECISION_TIME_FORMAT).replace(tzinfo=timezone.utc)
-    except (TypeError, ValueError):
-        moment = default
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+def iso_seconds(moment):
+    """ISO 8601 in UTC to the second, as EPM's update events carry DecisionTime, StartTime and EndTime."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ") if moment else ""
 
 
 def application_created_event(request_id, ticket_number, *, tenant_id=DEFAULT_TENANT_ID, now=None, **request_info):
@@ -75,34 +71,25 @@ def admin_created_event(request_id, ticket_number, *, tenant_id=DEFAULT_TENANT_I
     }
 
 
-def application_update_event(created, decision_body, *, now=None):
-    """The URM_NATIVE_DECISION_UPDATE EPM sends once it applied `decision_body` to the `created` request."""
-    now = now or utcnow()
+def application_update_event(created, *, decision, decided_by, decided_at, duration, now=None):
+    """The URM_NATIVE_DECISION_UPDATE EPM sends once a decision on the `created` request is final."""
     return {
         "EventType": contract.URM_DECISION_UPDATE.name, "RequestId": created["RequestId"],
-        "TenantId": created["TenantId"], "TicketNumber": created["TicketNumber"], "Timestamp": dotnet_timestamp(now),
-        "requestInfo": {
-            "Decision": decision_body.get("decision", ""),
-            "DecisionTime": _iso_from_decision_time(decision_body.get("decisionTime"), now),
-            "DecisionPerformedByUser": decision_body.get("decisionPerformedByUser", ""),
-            "Duration": decision_body.get("duration", ""),
-        },
+        "TenantId": created["TenantId"], "TicketNumber": created["TicketNumber"],
+        "Timestamp": dotnet_timestamp(now or utcnow()),
+        "requestInfo": {"Decision": decision, "DecisionTime": iso_seconds(decided_at),
+                        "DecisionPerformedByUser": decided_by or "", "Duration": duration or ""},
     }
 
 
-def admin_update_event(created, decision_body, *, now=None):
-    """The JIT_ADMIN_TICKET_UPDATED EPM sends once it applied `decision_body`; an approval gets
-    StartTime/EndTime (EndTime empty for "Once"), a denial gets neither."""
-    now = now or utcnow()
-    approved = decision_body.get("decision") == contract.DECISION_APPROVED
-    duration = decision_body.get("duration", "") if approved else ""
-    start = now.strftime("%Y-%m-%dT%H:%M:%SZ") if approved else ""
-    end = (now + timedelta(seconds=int(duration))).strftime("%Y-%m-%dT%H:%M:%SZ") if duration.isdigit() else ""
+def admin_update_event(created, *, decision, decided_by, decided_at, duration, start_time, end_time, now=None):
+    """The flat JIT_ADMIN_TICKET_UPDATED EPM sends once a decision is final, and again (5.3, unconfirmed) when an
+    approved session is revoked (Decision Denied) or ended early (an earlier EndTime); absent times are ""."""
     return {
         "EventType": contract.ADMIN_TICKET_UPDATED.name, "RequestId": created["RequestId"],
-        "TicketNumber": created["TicketNumber"], "TenantId": created["TenantId"], "StartTime": start,
-        "EndTime": end, "Decision": decision_body.get("decision", ""),
-        "DecisionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "DecisionPerformedByUser": decision_body.get("decisionPerformedByUser", ""), "Duration": duration,
-        "DurationRequested": created.get("DurationRequested", ""), "Timestamp": dotnet_timestamp(now),
+        "TicketNumber": created["TicketNumber"], "TenantId": created["TenantId"],
+        "StartTime": iso_seconds(start_time), "EndTime": iso_seconds(end_time), "Decision": decision,
+        "DecisionTime": iso_seconds(decided_at), "DecisionPerformedByUser": decided_by or "",
+        "Duration": duration or "", "DurationRequested": created.get("DurationRequested", ""),
+        "Timestamp": dotnet_timestamp(now or utcnow()),
     }

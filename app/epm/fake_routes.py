@@ -1,17 +1,24 @@
-"""The HTTP side of the fake EPM: its views, which FakeEpm inherits and which change its state under its lock."""
-import math
+"""The HTTP side of the fake EPM: its views, which FakeEpm inherits and which change its state under its lock.
+
+Answers follow contract/epm.md section 5: nested records (fake_records), a one-element array for the v2
+Admin Access single read (5.2), and, when strict, ASP.NET's ValidationProblemDetails for a refused body."""
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import requests
-from flask import Flask, jsonify, request
+from flask import Flask, Response, jsonify, request
 
 from app import contract
+from app.epm import fake_records
 
 MAX_PAGE_SIZE = 200
 CONTROL_PREFIX = "/_fake"
 API, TOKEN = "api", "token"  # what fail_next applies to
+V2_APPLICATION_PATH = "/management-api/v2/AuthorizationRequest"
+V2_ADMIN_PATH = "/management-api/v2/AdminAccessRequest"
 
 _REQUIRED_FIELDS = {
     contract.KIND_APPLICATION: ("status", "decision", "decisionPerformedByUser", "duration", "itsmRequestId",
@@ -19,22 +26,19 @@ _REQUIRED_FIELDS = {
     contract.KIND_ADMIN: ("requestId", "decision", "decisionPerformedByUser", "message", "systemId", "ticketId",
                           "ticketUrl"),
 }
+# ASP.NET binds JSON keys case-insensitively (5.9): PascalCase bodies ([BTCLI]) name the same fields.
+_FIELD_NAMES = {kind: {name.lower(): name for name in (*fields, "duration")} for kind, fields in
+                _REQUIRED_FIELDS.items()}
 _REQUEST_ID_FIELD = {contract.KIND_APPLICATION: "itsmRequestId", contract.KIND_ADMIN: "requestId"}
-_STATUS_FOR = {contract.DECISION_APPROVED: contract.EPM_STATUS_APPROVED, contract.DECISION_DENIED:
-               contract.EPM_STATUS_DENIED}
+STATUS_FOR = {contract.DECISION_APPROVED: contract.EPM_STATUS_APPROVED, contract.DECISION_DENIED:
+              contract.EPM_STATUS_DENIED}
+VALIDATION_TITLE = "One or more validation errors occurred."
+_VALIDATION_TYPE = "https://tools.ietf.org/html/rfc9110#section-15.5.1"
+_NOT_FOUND_TYPE = "https://tools.ietf.org/html/rfc9110#section-15.5.5"
 
 
 class FakeEpmError(Exception):
     """The broker did not accept a webhook the fake fired (or no broker is configured)."""
-
-
-@dataclass
-class KnownRequest:
-    """A request the fake's tenant knows: its created event and, once decided, the decision body."""
-
-    kind: str
-    event: dict
-    decision: dict | None = None
 
 
 @dataclass(frozen=True)
@@ -49,27 +53,44 @@ class DecisionCall:
     status: int
 
 
+def canonical_body(kind, body):
+    """`body` with the decision fields under their camelCase names, whatever case they arrived in."""
+    names = _FIELD_NAMES[kind]
+    return {names.get(key.lower(), key): value for key, value in body.items()}
+
+
 def _contract_problem(kind, body):
-    """Why `body` breaks contract/epm.md §3, or None."""
+    """(field, why) when `body` breaks contract/epm.md §3 and §5.9, or None."""
     for name in _REQUIRED_FIELDS[kind]:
-        if not isinstance(body.get(name), str) or not body[name].strip():
-            return f"{name} must be a non-empty string"
+        if body.get(name) is None:
+            return name, f"The {name} field is required."
+        if not isinstance(body[name], str) or not body[name].strip():
+            return name, f"{name} must be a non-empty string"
     if body["decision"] not in contract.DECISIONS:
-        return "decision must be Approved or Denied"
+        return "decision", "decision must be Approved or Denied"
     if kind == contract.KIND_APPLICATION:
-        if body["status"] != _STATUS_FOR[body["decision"]]:
-            return f"status {body['status']} does not match decision {body['decision']}"
+        if body["status"] != STATUS_FOR[body["decision"]]:
+            return "status", f"status {body['status']} does not match decision {body['decision']}"
         if body["duration"] != contract.EPM_DURATION_ONCE and not body["duration"].isdigit():
-            return "duration must be Once or a number of seconds"
+            return "duration", "duration must be Once or a number of seconds"
         try:
             time.strptime(body["decisionTime"], contract.EPM_DECISION_TIME_FORMAT)
         except ValueError:
-            return "decisionTime must be yyyy-MM-dd HH:mm:ss"
+            return "decisionTime", "decisionTime must be yyyy-MM-dd HH:mm:ss"
     elif body["decision"] == contract.DECISION_APPROVED and not str(body.get("duration") or "").strip():
-        return "duration is required on an approval"
+        return "duration", "duration is required on an approval"
     elif body["decision"] == contract.DECISION_DENIED and "duration" in body:
-        return "duration must be left out on a denial"
+        return "duration", "duration must be left out on a denial"
     return None
+
+
+def validation_problem(field, message):
+    """ASP.NET Core's 400 answer to a body its model binding refused (ValidationProblemDetails)."""
+    response = jsonify({"type": _VALIDATION_TYPE, "title": VALIDATION_TITLE, "status": 400,
+                        "errors": {field: [message]}, "traceId": f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00"})
+    response.status_code = 400
+    response.mimetype = "application/problem+json"
+    return response
 
 
 class FakeEpmRoutes:
@@ -84,13 +105,21 @@ class FakeEpmRoutes:
         for kind, path in ((contract.KIND_APPLICATION, contract.EPM_APPLICATION_LIST_PATH),
                            (contract.KIND_ADMIN, contract.EPM_ADMIN_LIST_PATH)):
             app.add_url_rule(path, f"list_{kind}", lambda kind=kind: self._list_view(kind))
-            app.add_url_rule(f"{path}/<request_id>", f"get_{kind}",
-                             lambda request_id, kind=kind: self._get_view(kind, request_id))
+        for name, kind, path, as_array in (
+                ("v3_application", contract.KIND_APPLICATION, contract.EPM_APPLICATION_LIST_PATH, lambda: False),
+                ("v2_application", contract.KIND_APPLICATION, V2_APPLICATION_PATH, lambda: False),
+                ("v3_admin", contract.KIND_ADMIN, contract.EPM_ADMIN_LIST_PATH, lambda: self.admin_single_as_array),
+                ("v2_admin", contract.KIND_ADMIN, V2_ADMIN_PATH, lambda: True)):  # [BT-REF-AAR]: an array
+            app.add_url_rule(f"{path}/<request_id>", f"get_{name}", methods=["GET"],
+                             view_func=lambda request_id, kind=kind, as_array=as_array:
+                             self._get_view(kind, request_id, as_array()))
         # Unauthenticated controls for the README demo; the fake only ever listens on loopback.
         app.add_url_rule(f"{CONTROL_PREFIX}/application-requests", "fire_application",
                          lambda: self._fire_view(self.fire_application_request), methods=["POST"])
         app.add_url_rule(f"{CONTROL_PREFIX}/admin-requests", "fire_admin",
                          lambda: self._fire_view(self.fire_admin_request), methods=["POST"])
+        app.add_url_rule(f"{CONTROL_PREFIX}/requests/<request_id>/<action>", "console", self._console_view,
+                         methods=["POST"])
         app.add_url_rule(f"{CONTROL_PREFIX}/state", "state", self._state_view)
         return app
 
@@ -100,6 +129,17 @@ class FakeEpmRoutes:
         if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)
         return response
+
+    def _invalid(self, field, message):
+        """A refused decision body: ValidationProblemDetails when strict, {"message": ...} otherwise."""
+        return validation_problem(field, message) if self.strict else self._refuse(400, message)
+
+    def _not_found(self, request_id):
+        if self.strict:
+            response = jsonify(type=_NOT_FOUND_TYPE, title="Not Found", status=404)
+            response.status_code, response.mimetype = 404, "application/problem+json"
+            return response
+        return self._refuse(404, f"Request {request_id} not found")
 
     def _injected_failure(self, endpoint):
         with self._lock:
@@ -130,7 +170,7 @@ class FakeEpmRoutes:
             token = secrets.token_urlsafe(24)
             self._tokens[token] = time.monotonic() + self.token_lifetime
         return jsonify(access_token=token, token_type="Bearer", expires_in=self.token_lifetime,
-                       scope="urn:management:api")
+                       scope=contract.EPM_TOKEN_SCOPE)
 
     def _api_refusal(self):
         failure = self._injected_failure(API)
@@ -142,32 +182,34 @@ class FakeEpmRoutes:
         refusal = self._api_refusal()
         if refusal is not None:
             return refusal
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            return self._refuse(400, "The body must be a JSON object")
+        received = request.get_json(silent=True)
+        if not isinstance(received, dict):
+            return self._invalid("$", "The body must be a JSON object")
+        body = canonical_body(kind, received)
         problem = _contract_problem(kind, body)
         if problem:
-            return self._refuse(400, problem)
+            return self._invalid(*problem)
         request_id, key = body[_REQUEST_ID_FIELD[kind]], request.headers.get(contract.IDEMPOTENCY_HEADER)
         with self._lock:
             status, known = self._apply(kind, request_id, body, key)
-            self.calls.append(DecisionCall(kind, request_id, body, key, status == 201, 200 if status == 201
+            self.calls.append(DecisionCall(kind, request_id, received, key, status == 201, 200 if status == 201
                                            else status))
             delay = self._delays.pop(0) if status == 201 and self._delays else None
             finalize = status == 201 and self.auto_finalize
             if finalize:
                 self._pending_updates += 1  # counted now, so a waiter cannot miss it
         if status == 404:
-            return self._refuse(404, f"Request {request_id} not found")
+            return self._invalid(_REQUEST_ID_FIELD[kind], f"Request {request_id} not found")
         if status == 409:
             return self._refuse(409, f"Request {request_id} has already been decided")
         if status == 400:
-            return self._refuse(400, f"Request {request_id} is not an {kind} access request")
+            return self._invalid(_REQUEST_ID_FIELD[kind], f"Request {request_id} is not an {kind} access request")
         if delay:
             self._stopping.wait(delay)
-        response = jsonify({})
+        # The reference documents a 200 with no body (section 5 examples); the lenient fake answers {}.
+        response = Response(status=200) if self.strict else jsonify({})
         if finalize:
-            response.call_on_close(lambda: self._finalize_later(known, body))
+            response.call_on_close(lambda: self._finalize_later(known))
         return response
 
     def _apply(self, kind, request_id, body, key):
@@ -184,20 +226,13 @@ class FakeEpmRoutes:
             return 400, known
         if known.decision is not None:
             return 409, known
-        known.decision = body
+        known.settle(body, datetime.now(timezone.utc))
         if key:
             self._idempotency_keys.add(key)
         return 201, known
 
-    def _record(self, request_id, known):
-        """One request as the reads return it (EPM's record shape is unpublished: made up here)."""
-        event, decision = known.event, known.decision or {}
-        info = event.get("requestInfo", event)
-        return {"id": request_id, "ticketNumber": event["TicketNumber"], "tenantId": event["TenantId"],
-                "createdDate": event["Timestamp"], "status": decision.get("decision", "Pending"),
-                "user": info.get("user") or info.get("UserName"), "reason": info.get("reason") or info.get("Reason"),
-                "decisionPerformedByUser": decision.get("decisionPerformedByUser"),
-                "duration": decision.get("duration")}
+    def _record(self, known):
+        return fake_records.record(known, strict=self.strict, status_text=self.status_text)
 
     def _list_view(self, kind):
         refusal = self._api_refusal()
@@ -211,18 +246,19 @@ class FakeEpmRoutes:
         if not 1 <= size <= MAX_PAGE_SIZE or number < 1:
             return self._refuse(400, f"Pagination.PageSize must be 1–{MAX_PAGE_SIZE}, PageNumber at least 1")
         with self._lock:
-            records = [self._record(rid, known) for rid, known in self.requests.items() if known.kind == kind]
-        return jsonify(data=records[(number - 1) * size:number * size], pageCount=math.ceil(len(records) / size),
-                       totalRecordCount=len(records))
+            records = [self._record(known) for known in self.requests.values() if known.kind == kind]
+        return jsonify(fake_records.page(records, number=number, size=size, strict=self.strict))
 
-    def _get_view(self, kind, request_id):
+    def _get_view(self, kind, request_id, as_array):
         refusal = self._api_refusal()
         if refusal is not None:
             return refusal
         with self._lock:
             known = self.requests.get(request_id)
-            record = self._record(request_id, known) if known is not None and known.kind == kind else None
-        return jsonify(record) if record else self._refuse(404, f"Request {request_id} not found")
+            record = self._record(known) if known is not None and known.kind == kind else None
+        if record is None:
+            return self._not_found(request_id)
+        return jsonify([record] if as_array else record)
 
     def _fire_view(self, fire):
         try:
@@ -230,8 +266,29 @@ class FakeEpmRoutes:
         except (FakeEpmError, ValueError, requests.RequestException) as error:
             return self._refuse(502, str(error))
 
+    def _console_view(self, request_id, action):
+        """POST /_fake/requests/<id>/{decide,revoke,end-session,send-missed}: EPM's console, for the demo.
+        The JSON body holds the method's keyword arguments (decide: decision, by, duration, message, notify)."""
+        actions = {"decide": self.decide, "revoke": self.revoke, "end-session": self.end_session,
+                   "send-missed": self.send_missed}
+        if action not in actions:
+            return self._refuse(404, f"No console action {action!r}; try one of {', '.join(actions)}")
+        options = request.get_json(silent=True) or {}
+        if not isinstance(options, dict):
+            return self._refuse(400, "The body must be a JSON object of options")
+        try:
+            events = actions[action](request_id, **options)
+        except KeyError:
+            return self._refuse(404, f"Request {request_id} not found")
+        except (TypeError, ValueError) as error:
+            return self._refuse(400, str(error))
+        except (FakeEpmError, requests.RequestException) as error:
+            return self._refuse(502, str(error))
+        return jsonify(requestId=request_id, events=events if isinstance(events, list) else [events])
+
     def _state_view(self):
         with self._lock:
             return jsonify(tokenRequests=self.token_requests, received=self.received_count,
                            applied=self.applied_count, requests=len(self.requests), webhooks=self.webhooks,
                            finalizeErrors=self.finalize_errors)
+

@@ -159,7 +159,8 @@ def test_a_strict_fake_refuses_requests_it_never_announced():
     with FakeEpm(strict=True) as strict:
         with pytest.raises(EpmRejected) as raised:
             client_for(strict).send_application_decision(application_body("never-announced"), "key-1")
-    assert raised.value.status == 404
+    assert raised.value.status == 400
+    assert "itsmRequestId" in raised.value.body
 
 
 def test_a_stopped_fake_refuses_connections():
@@ -179,7 +180,7 @@ def test_reads_page_through_the_requests_the_fake_knows(fake):
     page = client.list_requests(contract.KIND_APPLICATION, page_size=2, page_number=2)
     assert (page["pageCount"], page["totalRecordCount"]) == (2, 3)
     assert [record["id"] for record in page["data"]] == application_ids[2:]
-    assert client.get_request(contract.KIND_ADMIN, admin_id)["id"] == admin_id
+    assert client.get_request(contract.KIND_ADMIN, admin_id)["requestInfo"]["requestId"] == admin_id
     with pytest.raises(EpmRejected) as raised:
         client.get_request(contract.KIND_ADMIN, application_ids[0])
     assert raised.value.status == 404
