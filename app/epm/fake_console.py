@@ -19,17 +19,18 @@ class FakeEpmConsole:
     fit, and FakeEpmError when notify is on and the broker refuses the webhook (the change stays made)."""
 
     def decide(self, request_id, decision, *, by=DEFAULT_CONSOLE_USER, duration=None,
-               message=DEFAULT_CONSOLE_MESSAGE, notify=False):
+               message=DEFAULT_CONSOLE_MESSAGE, notify=False, at=None):
         """Decide `request_id` in EPM's console ("Approved" or "Denied"), no broker involved; returns the update
         event, sent to the broker when `notify`. An approval's duration defaults to "Once" (Application
-        Access) or the requested seconds (Admin Access, whose session starts now)."""
+        Access) or the requested seconds (Admin Access, whose session starts at the decision). `at` is when
+        the decision was made (an aware datetime or ISO 8601 text; default now)."""
         if decision not in contract.DECISIONS:
             raise ValueError(f"decision must be one of {', '.join(contract.DECISIONS)}, not {decision!r}")
-        now = datetime.now(timezone.utc)
+        now = _moment(at) if at else datetime.now(timezone.utc)
         with self._lock:
             known = self._known(request_id)
-            if known.decided is not None:
-                raise ValueError(f"Request {request_id} has already been decided ({known.decided})")
+            if known.decision is not None:
+                raise ValueError(f"Request {request_id} has already been decided ({known.decision.get('decision')})")
             approved = decision == contract.DECISION_APPROVED
             body = {"decision": decision, "decisionPerformedByUser": by, "message": message}
             if known.kind == contract.KIND_APPLICATION:
@@ -106,3 +107,11 @@ class FakeEpmConsole:
         if notify:
             self.send_event(event)
         return event
+
+
+def _moment(at):
+    """`at` (datetime or ISO 8601 text; no zone means UTC) as an aware UTC datetime; ValueError if neither."""
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    if not isinstance(moment, datetime):
+        raise ValueError(f"at must be a datetime or ISO 8601 text, not {at!r}")
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
