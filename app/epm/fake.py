@@ -274,8 +274,8 @@ class FakeEpm(FakeEpmRoutes, FakeEpmConsole):
         if content_type is None and isinstance(event, dict):
             response = requests.post(url, json=event, auth=self.webhook_auth, timeout=self.webhook_timeout)
         else:
-            body = event if isinstance(event, bytes) else (
-                event if isinstance(event, str) else json.dumps(event)).encode()
+            body = event if isinstance(event, bytes) else event.encode() if isinstance(event, str) else (
+                json.dumps(event).encode())
             headers = {"Content-Type": content_type} if content_type else {}
             response = requests.post(url, data=body, headers=headers, auth=self.webhook_auth,
                                      timeout=self.webhook_timeout)
@@ -344,7 +344,9 @@ def main(argv=None):
         print(f"Fake EPM listening on {fake.url}: enter it as the PMC Service Host Name, with client ID "
               f"{args.client_id!r} and the client secret given (default {DEFAULT_CLIENT_SECRET!r}).", flush=True)
         print(f"Fire requests with: curl -X POST {fake.url}{CONTROL_PREFIX}/application-requests "
-              f"(or /admin-requests); state: {fake.url}{CONTROL_PREFIX}/state", flush=True)
+              f"(or /admin-requests); decide, revoke, end-session or send-missed with: curl -X POST "
+              f"{fake.url}{CONTROL_PREFIX}/requests/<RequestId>/revoke; state: {fake.url}{CONTROL_PREFIX}/state",
+              flush=True)
         for fire, count in ((fake.fire_application_request, args.fire_application),
                             (fake.fire_admin_request, args.fire_admin)):
             for _ in range(count):
