@@ -132,9 +132,18 @@ def _deliver(notification, configuration):
         if not addresses:
             group = task.assignment_group or "any group"
             return STATUS_SKIPPED, None, f"no active approver with an e-mail address in {group}"
-        refused = channels.send_email(configuration, addresses, message)
+        # Addresses an earlier attempt reached are not written to again.
+        already = _sent_to(notification)
+        remaining = [address for address in addresses if address not in already]
+        if not remaining:
+            return STATUS_SENT, ", ".join(already), None
+        try:
+            refused = channels.send_email(configuration, remaining, message)
+        except channels.NotificationError as error:
+            raise channels.NotificationError(str(error), [*already, *error.sent]) from error
+        sent = [*already, *(address for address in remaining if address not in refused)]
         note = f"refused by the mail server: {', '.join(refused)}" if refused else None
-        return STATUS_SENT, ", ".join(addresses), note
+        return STATUS_SENT, ", ".join(sent), note
     if not channels.webhook_configured(configuration):
         return STATUS_SKIPPED, None, "the notification webhook is no longer configured"
     channels.send_webhook(configuration.notify_webhook_url.strip(), message.chat_text)
@@ -149,21 +158,26 @@ def send_notification(notification):
     try:
         status, sent_to, note = _deliver(notification, Configuration.default())
     except channels.NotificationError as error:
-        _record_failure(notification, str(error))
+        _record_failure(notification, str(error), ", ".join(error.sent) or None)
     else:
         _finish(notification, status=status, recipients=sent_to, last_error=note,
                 sent_at=utcnow() if status == STATUS_SENT else None)
     return Notification.get_by_id(notification.id)
 
 
-def _record_failure(notification, reason):
+def _sent_to(notification):
+    """The e-mail addresses earlier attempts at `notification` reached."""
+    return [address.strip() for address in (notification.recipients or "").split(",") if address.strip()]
+
+
+def _record_failure(notification, reason, sent_to=None):
     log.warning("%s notification %s for ticket %s failed (attempt %s): %s", notification.channel,
                 notification.kind, notification.task.number, notification.attempts, reason)
     if notification.attempts >= MAX_ATTEMPTS:
-        _finish(notification, status=STATUS_FAILED, last_error=reason[:2000])
+        _finish(notification, status=STATUS_FAILED, last_error=reason[:2000], recipients=sent_to)
         return
     delay = RETRY_DELAYS[min(notification.attempts, len(RETRY_DELAYS)) - 1] * random.uniform(0.8, 1.2)
-    _finish(notification, status=STATUS_PENDING, last_error=reason[:2000],
+    _finish(notification, status=STATUS_PENDING, last_error=reason[:2000], recipients=sent_to,
             next_attempt_at=utcnow() + timedelta(seconds=delay))
 
 
