@@ -11,6 +11,7 @@ from datetime import timedelta
 from email.utils import parseaddr
 
 import peewee
+from flask import current_app
 
 from app import claims, contract, events
 from app.db import database, write_transaction
@@ -62,8 +63,10 @@ def queue_ticket_created(task, configuration=None):
 
 
 def init_app(app):
-    """Queue a notification for every ticket created, by whichever path creates it."""
+    """Queue a notification for every ticket created, by whichever path creates it; offer the pages
+    `public_url_notice()`."""
     events.ticket_created.connect(queue_ticket_created)
+    app.add_template_global(messages.public_url_notice, "public_url_notice")
 
 
 # --- SLA reminders ------------------------------------------------------------------------------
@@ -181,8 +184,17 @@ def _record_failure(notification, reason, sent_to=None):
             next_attempt_at=utcnow() + timedelta(seconds=delay))
 
 
+def warn_once_without_public_url():
+    """Log PUBLIC_URL_UNSET as one WARNING the first time this app sends notifications, not once per message."""
+    state = current_app.extensions.setdefault("notify", {})
+    if not state.get("public_url_warned") and messages.public_url_notice():
+        state["public_url_warned"] = True
+        log.warning(messages.PUBLIC_URL_UNSET)
+
+
 def send_due(limit=SEND_BATCH):
     """One attempt for each due notification (or one abandoned mid-send); returns how many were sent."""
+    warn_once_without_public_url()
     due = Notification.select(Notification.id).where(claims.due(Notification)).order_by(Notification.next_attempt_at)
     sent = 0
     for row in list(due.limit(limit)):
