@@ -291,8 +291,8 @@ def restore_command(path, yes):
 def _other_postgres_sessions():
     """How many other sessions are connected to this PostgreSQL database."""
     with database.connection_context():
-        count = database.execute_sql("SELECT count(*) FROM pg_stat_activity "
-                                     "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+        count = database.execute_sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND backend_type = 'client backend' AND pid <> pg_backend_pid()").fetchone()[0]
     close_pools()
     return count
 

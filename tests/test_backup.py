@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from app.backup import BackupError, backup
+from app.backup import BackupError, backup, restore
 from app.db import close_pools, database
 from app.migrations import MIGRATIONS
 from app.models import Account, Configuration, IncomingRequest, SchemaVersion, Task
@@ -192,3 +192,16 @@ def test_pg_dump_gets_the_password_from_the_environment_not_its_arguments(tmp_pa
     assert "--format=custom" in arguments and "--dbname=postgresql://broker@127.0.0.1:5432/jitbroker" in arguments
     assert "n0t-for-your-eyes" not in arguments
     assert (tools / "password").read_text() == "n0t-for-your-eyes\n"
+
+
+def test_restoring_a_sqlite_file_of_another_application_is_refused(tmp_path):
+    other = tmp_path / "other.db"
+    connection = sqlite3.connect(other)
+    connection.execute("CREATE TABLE notes (text)")
+    connection.commit()
+    connection.close()
+    database_file = tmp_path / "jitbroker.db"
+    database_file.write_bytes(b"stays as it is")
+    with pytest.raises(BackupError, match="is a SQLite database but not a JIT Broker one"):
+        restore(f"sqlite:///{database_file}", other)
+    assert database_file.read_bytes() == b"stays as it is"
