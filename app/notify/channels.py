@@ -50,8 +50,8 @@ def send_email(configuration, recipients, message, timeout=TIMEOUT_SECONDS):
     refused.
 
     One message each, so no approver learns who else approves and a bounce names one person. The password only
-    ever goes over TLS (port 465) or STARTTLS. NotificationError (with `sent`) when the server could not be used,
-    refused everyone, or put an address off until later."""
+    ever goes over TLS (port 465) or STARTTLS. NotificationError (with `sent`) when the server could not be used
+    or put an address off until later."""
     if not recipients:
         raise NotificationError("no recipients")
     sender = _sender(configuration)
@@ -92,9 +92,12 @@ def send_email(configuration, recipients, message, timeout=TIMEOUT_SECONDS):
                                 f"{error.__class__.__name__}: {error}", sent) from error
     if deferred:
         raise NotificationError(f"the mail server put off the message to {', '.join(deferred)}", sent)
-    if not sent:
-        raise NotificationError(f"the mail server refused every recipient: {', '.join(refused)}")
     return sorted(refused)
+
+
+def refused_everyone(refused):
+    """The NotificationError for a server that refused every address it was given."""
+    return NotificationError(f"the mail server refused every recipient: {', '.join(refused)}")
 
 
 def _text(answer):

@@ -145,6 +145,8 @@ def _deliver(notification, configuration):
         except channels.NotificationError as error:
             raise channels.NotificationError(str(error), [*already, *error.sent]) from error
         sent = [*already, *(address for address in remaining if address not in refused)]
+        if not sent:
+            raise channels.refused_everyone(refused)
         note = f"refused by the mail server: {', '.join(refused)}" if refused else None
         return STATUS_SENT, ", ".join(sent), note
     if not channels.webhook_configured(configuration):
@@ -219,6 +221,8 @@ def send_test(configuration, to=None):
             if not addresses:
                 raise channels.NotificationError("say where to send it: --to ADDRESS (or set mail_from)")
             refused = channels.send_email(configuration, addresses, message)
+            if len(refused) == len(addresses):
+                raise channels.refused_everyone(refused)
             results.append((CHANNEL_EMAIL, True, f"sent to {', '.join(addresses)}"
                             + (f"; refused: {', '.join(refused)}" if refused else "")))
         except channels.NotificationError as error:

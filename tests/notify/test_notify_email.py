@@ -204,3 +204,26 @@ def test_queueing_twice_for_one_ticket_and_channel_keeps_one_row(app, mail_confi
     task = make_ticket()
     assert notify.queue_ticket_created(task) == 0
     assert Notification.select().where(Notification.channel == CHANNEL_EMAIL).count() == 1
+
+
+def test_an_address_refused_on_a_later_attempt_does_not_undo_those_sent_before(
+        app, mail_configured, make_ticket, make_approver):
+    make_approver("ana", "ana@example.com")
+    make_approver("ben", "ben@example.com")
+    mail_configured.handler.put_off.add("ben@example.com")
+    make_ticket()
+    send_notifications()
+    mail_configured.handler.unknown.add("ben@example.com")
+    Notification.update(next_attempt_at=Notification.created_at).execute()
+    assert send_notifications().result == 1
+    sent = Notification.get()
+    assert sent.status == STATUS_SENT and sent.recipients == "ana@example.com"
+    assert sent.last_error == "refused by the mail server: ben@example.com"
+    assert [recipients for recipients, _message in received(mail_configured)] == [["ana@example.com"]]
+
+
+def test_notify_test_fails_when_every_address_is_refused(app, mail_configured, runner):
+    mail_configured.handler.unknown.add("nobody@example.com")
+    result = runner.invoke(args=["notify", "test", "--to", "nobody@example.com"])
+    assert result.exit_code == 1
+    assert "email: FAILED: the mail server refused every recipient: nobody@example.com" in result.output
