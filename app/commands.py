@@ -1,14 +1,16 @@
 """The `jitbroker` commands: init, users, config and the outbox here, each package's group beside them,
 all registered on the app by `register_commands`."""
 import sys
+from pathlib import Path
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from app import contract
 from app.audit import service as audit
 from app.audit.commands import audit as audit_commands
-from app.db import database, write_transaction
+from app.db import close_pools, database, is_sqlite, write_transaction
 from app.errors import BrokerError
 from app.ops.commands import COMMANDS as OPS_COMMANDS
 from app.jobs.commands import COMMANDS as JOB_COMMANDS
@@ -236,9 +238,68 @@ def demo_setup_command(env_file, fake_epm_url):
         click.echo("The EPM connection is already configured for another host; the demo leaves it alone.")
 
 
+@click.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--overwrite", is_flag=True, help="Replace PATH if it exists.")
+@with_appcontext
+def backup_command(path, overwrite):
+    """Back up the database to PATH; safe while the service runs (SQLite: online backup, PostgreSQL: pg_dump)."""
+    from app.backup import BackupError, backup, describe
+
+    url = current_app.extensions["settings"].database_url
+    try:
+        written = backup(url, path, overwrite=overwrite)
+    except BackupError as error:
+        _fail(str(error))
+    click.echo(f"Backed up {describe(url)} to {written} ({written.stat().st_size} bytes).")
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--yes", is_flag=True, help="Confirm that the database's contents are replaced by the backup's.")
+@with_appcontext
+def restore_command(path, yes):
+    """Replace the database with the backup at PATH and bring its schema up to date.
+
+    Stop the web and scheduler processes first; the README's "Backup and restore" gives the steps."""
+    from app.backup import BackupError, describe, restore
+    from app.migrations import upgrade
+
+    url = current_app.extensions["settings"].database_url
+    if not yes:
+        _fail(f"This replaces everything in {describe(url)} with the backup {path}. Stop the web and scheduler "
+              "processes, then run again with --yes.")
+    close_pools()
+    if not is_sqlite():
+        others = _other_postgres_sessions()
+        if others:
+            _fail(f"{others} other connection(s) to {describe(url)} are open: stop the web and scheduler processes "
+                  "(and close other clients), then restore. Nothing was changed.")
+    try:
+        restore(url, path)
+    except BackupError as error:
+        _fail(str(error))
+    with database.connection_context():
+        applied = upgrade()
+    close_pools()
+    click.echo(f"Restored {describe(url)} from {path}.")
+    for description in applied:
+        click.echo(f"Applied migration: {description}")
+    click.echo("Start the web and scheduler processes again.")
+
+
+def _other_postgres_sessions():
+    """How many other sessions are connected to this PostgreSQL database."""
+    with database.connection_context():
+        count = database.execute_sql("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                     "AND backend_type = 'client backend' AND pid <> pg_backend_pid()").fetchone()[0]
+    close_pools()
+    return count
+
+
 COMMANDS = [init_command, users, config, outbox, test_connection_command, fake_epm_command,
-            demo_setup_command, *JOB_COMMANDS, *NOTIFY_COMMANDS, audit_commands, policy_commands, itsm_commands,
-            *OPS_COMMANDS]
+            demo_setup_command, backup_command, restore_command, *JOB_COMMANDS, *NOTIFY_COMMANDS, audit_commands,
+            policy_commands, itsm_commands, *OPS_COMMANDS]
 
 users.add_command(users_set)
 

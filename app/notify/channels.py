@@ -12,7 +12,12 @@ IMPLICIT_TLS_PORT = 465
 
 
 class NotificationError(Exception):
-    """A notification could not be sent; the message says why."""
+    """A notification could not be sent; the message says why. `sent` lists the e-mail addresses that were
+    sent to before the failure, so a later attempt need not write to them again."""
+
+    def __init__(self, message, sent=()):
+        super().__init__(message)
+        self.sent = list(sent)
 
 
 def email_configured(configuration):
@@ -27,23 +32,32 @@ def _sender(configuration):
     return configuration.mail_from.strip() or f"JIT Broker <jitbroker@{socket.getfqdn()}>"
 
 
-def send_email(configuration, recipients, message, timeout=TIMEOUT_SECONDS):
-    """Send `message` (subject, body) as one text/plain e-mail to `recipients`; returns refused addresses.
-
-    The password only ever goes over TLS (port 465) or STARTTLS."""
-    if not recipients:
-        raise NotificationError("no recipients")
-    sender = _sender(configuration)
+def _email(sender, recipient, message):
     email = EmailMessage()
     email["From"] = sender
-    email["To"] = ", ".join(recipients)
+    email["To"] = recipient
     email["Subject"] = message.subject
     email["Date"] = formatdate(usegmt=True)
     email["Message-ID"] = make_msgid(domain=parseaddr(sender)[1].rpartition("@")[2] or None)
     email["Auto-Submitted"] = "auto-generated"
     email.set_content(message.body)
+    return email
+
+
+def send_email(configuration, recipients, message, timeout=TIMEOUT_SECONDS):
+    """Send `message` (subject, body) as a text/plain e-mail to each of `recipients`, one message per address
+    with that address alone in To: and in the envelope, over one SMTP session; returns the addresses the server
+    refused.
+
+    One message each, so no approver learns who else approves and a bounce names one person. The password only
+    ever goes over TLS (port 465) or STARTTLS. NotificationError (with `sent`) when the server could not be used
+    or put an address off until later."""
+    if not recipients:
+        raise NotificationError("no recipients")
+    sender = _sender(configuration)
     host, port = configuration.smtp_host.strip(), configuration.smtp_port
     context = ssl.create_default_context()
+    sent, refused, deferred = [], [], []
     try:
         if port == IMPLICIT_TLS_PORT:
             smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
@@ -54,19 +68,40 @@ def send_email(configuration, recipients, message, timeout=TIMEOUT_SECONDS):
                 smtp.starttls(context=context)
             if configuration.smtp_username:
                 smtp.login(configuration.smtp_username, configuration.smtp_password)
-            refused = smtp.send_message(email)
+            for recipient in recipients:
+                try:
+                    smtp.send_message(_email(sender, recipient, message))
+                except smtplib.SMTPRecipientsRefused:
+                    refused.append(recipient)
+                except smtplib.SMTPDataError as error:
+                    # The server's answer to this one message; the session goes on with the next.
+                    if error.smtp_code >= 500:
+                        refused.append(recipient)
+                    else:
+                        deferred.append(f"{recipient} ({error.smtp_code} {_text(error.smtp_error)})")
+                else:
+                    sent.append(recipient)
     except smtplib.SMTPNotSupportedError as error:
         raise NotificationError(f"the mail server {host}:{port} does not support {_command(error)}; "
-                                "turn smtp_starttls off only for a server on a trusted network") from error
+                                "turn smtp_starttls off only for a server on a trusted network", sent) from error
     except smtplib.SMTPAuthenticationError as error:
         raise NotificationError(f"the mail server {host}:{port} refused the SMTP user name or password "
-                                f"({error.smtp_code})") from error
-    except smtplib.SMTPRecipientsRefused as error:
-        raise NotificationError(f"the mail server refused every recipient: {', '.join(error.recipients)}") from error
+                                f"({error.smtp_code})", sent) from error
     except (smtplib.SMTPException, OSError) as error:
         raise NotificationError(f"could not send e-mail through {host}:{port}: "
-                                f"{error.__class__.__name__}: {error}") from error
+                                f"{error.__class__.__name__}: {error}", sent) from error
+    if deferred:
+        raise NotificationError(f"the mail server put off the message to {', '.join(deferred)}", sent)
     return sorted(refused)
+
+
+def refused_everyone(refused):
+    """The NotificationError for a server that refused every address it was given."""
+    return NotificationError(f"the mail server refused every recipient: {', '.join(refused)}")
+
+
+def _text(answer):
+    return answer.decode("utf-8", "replace") if isinstance(answer, bytes) else str(answer)
 
 
 def _command(error):

@@ -37,6 +37,21 @@ class Message:
         return chat_escape(f"{self.subject}\n{self.body}")
 
 
+# What approvers lose while server.public_url is unset: said on the configuration page beside the
+# notification settings, and once in the log of the process sending notifications.
+PUBLIC_URL_UNSET = (
+    "The public URL is not set ([server] public_url in config.toml, or JITBROKER_PUBLIC_URL), so notification "
+    "e-mails and chat messages name their ticket but carry no link to it: approvers have to find the ticket in "
+    "JIT Broker themselves. The broker cannot guess the address approvers reach it at (a proxy, a TLS "
+    "terminator or another port may stand in front of it). Set it to that address, e.g. https://jit.example.com; "
+    "an https:// address also keeps the session cookie to HTTPS.")
+
+
+def public_url_notice():
+    """PUBLIC_URL_UNSET while server.public_url is unset, else None."""
+    return None if current_app.extensions["settings"].public_url else PUBLIC_URL_UNSET
+
+
 def ticket_link(task):
     """The ticket's page, when the broker knows its public address (server.public_url)."""
     base = current_app.extensions["settings"].public_url

@@ -11,6 +11,7 @@ from datetime import timedelta
 from email.utils import parseaddr
 
 import peewee
+from flask import current_app
 
 from app import claims, contract, events
 from app.db import database, write_transaction
@@ -62,8 +63,10 @@ def queue_ticket_created(task, configuration=None):
 
 
 def init_app(app):
-    """Queue a notification for every ticket created, by whichever path creates it."""
+    """Queue a notification for every ticket created, by whichever path creates it; offer the pages
+    `public_url_notice()`."""
     events.ticket_created.connect(queue_ticket_created)
+    app.add_template_global(messages.public_url_notice, "public_url_notice")
 
 
 # --- SLA reminders ------------------------------------------------------------------------------
@@ -132,9 +135,20 @@ def _deliver(notification, configuration):
         if not addresses:
             group = task.assignment_group or "any group"
             return STATUS_SKIPPED, None, f"no active approver with an e-mail address in {group}"
-        refused = channels.send_email(configuration, addresses, message)
+        # Addresses an earlier attempt reached are not written to again.
+        already = _sent_to(notification)
+        remaining = [address for address in addresses if address not in already]
+        if not remaining:
+            return STATUS_SENT, ", ".join(already), None
+        try:
+            refused = channels.send_email(configuration, remaining, message)
+        except channels.NotificationError as error:
+            raise channels.NotificationError(str(error), [*already, *error.sent]) from error
+        sent = [*already, *(address for address in remaining if address not in refused)]
+        if not sent:
+            raise channels.refused_everyone(refused)
         note = f"refused by the mail server: {', '.join(refused)}" if refused else None
-        return STATUS_SENT, ", ".join(addresses), note
+        return STATUS_SENT, ", ".join(sent), note
     if not channels.webhook_configured(configuration):
         return STATUS_SKIPPED, None, "the notification webhook is no longer configured"
     channels.send_webhook(configuration.notify_webhook_url.strip(), message.chat_text)
@@ -149,26 +163,40 @@ def send_notification(notification):
     try:
         status, sent_to, note = _deliver(notification, Configuration.default())
     except channels.NotificationError as error:
-        _record_failure(notification, str(error))
+        _record_failure(notification, str(error), ", ".join(error.sent) or None)
     else:
         _finish(notification, status=status, recipients=sent_to, last_error=note,
                 sent_at=utcnow() if status == STATUS_SENT else None)
     return Notification.get_by_id(notification.id)
 
 
-def _record_failure(notification, reason):
+def _sent_to(notification):
+    """The e-mail addresses earlier attempts at `notification` reached."""
+    return [address.strip() for address in (notification.recipients or "").split(",") if address.strip()]
+
+
+def _record_failure(notification, reason, sent_to=None):
     log.warning("%s notification %s for ticket %s failed (attempt %s): %s", notification.channel,
                 notification.kind, notification.task.number, notification.attempts, reason)
     if notification.attempts >= MAX_ATTEMPTS:
-        _finish(notification, status=STATUS_FAILED, last_error=reason[:2000])
+        _finish(notification, status=STATUS_FAILED, last_error=reason[:2000], recipients=sent_to)
         return
     delay = RETRY_DELAYS[min(notification.attempts, len(RETRY_DELAYS)) - 1] * random.uniform(0.8, 1.2)
-    _finish(notification, status=STATUS_PENDING, last_error=reason[:2000],
+    _finish(notification, status=STATUS_PENDING, last_error=reason[:2000], recipients=sent_to,
             next_attempt_at=utcnow() + timedelta(seconds=delay))
+
+
+def warn_once_without_public_url():
+    """Log PUBLIC_URL_UNSET as one WARNING the first time this app sends notifications, not once per message."""
+    state = current_app.extensions.setdefault("notify", {})
+    if not state.get("public_url_warned") and messages.public_url_notice():
+        state["public_url_warned"] = True
+        log.warning(messages.PUBLIC_URL_UNSET)
 
 
 def send_due(limit=SEND_BATCH):
     """One attempt for each due notification (or one abandoned mid-send); returns how many were sent."""
+    warn_once_without_public_url()
     due = Notification.select(Notification.id).where(claims.due(Notification)).order_by(Notification.next_attempt_at)
     sent = 0
     for row in list(due.limit(limit)):
@@ -193,6 +221,8 @@ def send_test(configuration, to=None):
             if not addresses:
                 raise channels.NotificationError("say where to send it: --to ADDRESS (or set mail_from)")
             refused = channels.send_email(configuration, addresses, message)
+            if len(refused) == len(addresses):
+                raise channels.refused_everyone(refused)
             results.append((CHANNEL_EMAIL, True, f"sent to {', '.join(addresses)}"
                             + (f"; refused: {', '.join(refused)}" if refused else "")))
         except channels.NotificationError as error:

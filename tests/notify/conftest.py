@@ -13,14 +13,29 @@ from tests.live import free_port
 
 
 class RecordingHandler:
-    """An aiosmtpd handler keeping every message it accepts."""
+    """An aiosmtpd handler keeping every message it accepts.
+
+    Addresses in `unknown` are refused at RCPT TO (550); a message to an address in `put_off` is answered
+    "451 try again later" at its end of data, once per address."""
 
     def __init__(self):
         self.messages = []
+        self.unknown = set()
+        self.put_off = set()
         self._lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.unknown:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         with self._lock:
+            for recipient in envelope.rcpt_tos:
+                if recipient in self.put_off:
+                    self.put_off.discard(recipient)
+                    return "451 4.3.0 Try again later"
             self.messages.append(envelope)
         return "250 Message accepted for delivery"
 

@@ -33,17 +33,80 @@ def test_a_new_ticket_is_mailed_to_its_group_s_approvers_by_the_job_not_the_webh
     assert received(mail_configured) == [], "the webhook answer does not wait for mail"
     assert Notification.get().status == STATUS_PENDING
     assert send_notifications().result == 1
-    [(recipients, message)] = received(mail_configured)
-    assert sorted(recipients) == ["ana@example.com", "ben@example.com", "root@example.com"]
-    assert message["From"] == "JIT Broker <jit@example.com>"
-    assert task.number in message["Subject"]
-    assert message.get_content_type() == "text/plain"
-    body = message.get_content()
-    assert "Requested by: CORP\\mrivera" in body and "Application: Example VPN Client" in body
+    mails = received(mail_configured)
+    assert sorted(recipients for recipients, _message in mails) == [
+        ["ana@example.com"], ["ben@example.com"], ["root@example.com"]]
+    for _recipients, message in mails:
+        assert message["From"] == "JIT Broker <jit@example.com>"
+        assert task.number in message["Subject"]
+        assert message.get_content_type() == "text/plain"
+        body = message.get_content()
+        assert "Requested by: CORP\\mrivera" in body and "Application: Example VPN Client" in body
     sent = Notification.get()
-    assert sent.status == STATUS_SENT and sent.sent_at and "ana@example.com" in sent.recipients
+    assert sent.status == STATUS_SENT and sent.sent_at
+    assert sent.recipients == "ana@example.com, ben@example.com, root@example.com"
     assert send_notifications().result == 0, "sent once"
-    assert len(received(mail_configured)) == 1
+    assert len(received(mail_configured)) == 3
+
+
+def test_each_approver_gets_a_message_of_their_own_naming_nobody_else(
+        app, mail_configured, make_ticket, make_approver):
+    for name in ("ana", "ben", "carl"):
+        make_approver(name, f"{name}@example.com")
+    make_ticket()
+    send_notifications()
+    mails = received(mail_configured)
+    assert len(mails) == 3
+    for recipients, message in mails:
+        [address] = recipients
+        assert message["To"] == address, "the envelope and the To: header name the same one person"
+        assert message["Cc"] is None and message["Bcc"] is None
+        others = {f"{name}@example.com" for name in ("ana", "ben", "carl")} - {address}
+        assert not any(other in message.as_string() for other in others)
+    assert len({message["Message-ID"] for _recipients, message in mails}) == 3
+
+
+def test_an_address_the_server_refuses_is_noted_and_the_others_are_sent(
+        app, mail_configured, make_ticket, make_approver):
+    for name in ("ana", "ben", "carl"):
+        make_approver(name, f"{name}@example.com")
+    mail_configured.handler.unknown.add("ben@example.com")
+    make_ticket()
+    assert send_notifications().result == 1
+    assert sorted(recipients for recipients, _message in received(mail_configured)) == [
+        ["ana@example.com"], ["carl@example.com"]]
+    sent = Notification.get()
+    assert sent.status == STATUS_SENT and sent.recipients == "ana@example.com, carl@example.com"
+    assert sent.last_error == "refused by the mail server: ben@example.com"
+
+
+def test_a_message_put_off_is_retried_without_writing_again_to_those_already_sent(
+        app, mail_configured, make_ticket, make_approver):
+    for name in ("ana", "ben", "carl"):
+        make_approver(name, f"{name}@example.com")
+    mail_configured.handler.put_off.add("ben@example.com")
+    make_ticket()
+    assert send_notifications().result == 0
+    waiting = Notification.get()
+    assert waiting.status == STATUS_PENDING and waiting.recipients == "ana@example.com, carl@example.com"
+    assert "put off the message to ben@example.com (451" in waiting.last_error
+    Notification.update(next_attempt_at=Notification.created_at).execute()
+    assert send_notifications().result == 1
+    assert sorted(recipients for recipients, _message in received(mail_configured)) == [
+        ["ana@example.com"], ["ben@example.com"], ["carl@example.com"]], "one message each, nobody twice"
+    sent = Notification.get()
+    assert sent.status == STATUS_SENT and sent.attempts == 2
+    assert sent.recipients == "ana@example.com, carl@example.com, ben@example.com"
+
+
+def test_every_address_refused_is_a_failure_retried_later(app, mail_configured, make_ticket, make_approver):
+    make_approver("ana", "ana@example.com")
+    mail_configured.handler.unknown.add("ana@example.com")
+    make_ticket()
+    assert send_notifications().result == 0
+    notification = Notification.get()
+    assert notification.status == STATUS_PENDING
+    assert notification.last_error == "the mail server refused every recipient: ana@example.com"
 
 
 def test_a_ticket_without_a_group_goes_to_every_approver(app, mail_configured, make_ticket, make_approver):
@@ -51,8 +114,8 @@ def test_a_ticket_without_a_group_goes_to_every_approver(app, mail_configured, m
     make_approver("carl", "carl@example.com", "")
     make_ticket()
     send_notifications()
-    [(recipients, _message)] = received(mail_configured)
-    assert sorted(recipients) == ["ana@example.com", "carl@example.com"]
+    assert sorted(recipients for recipients, _message in received(mail_configured)) == [
+        ["ana@example.com"], ["carl@example.com"]]
 
 
 def test_nobody_to_tell_is_recorded_not_retried(app, mail_configured, make_ticket, make_approver):
@@ -141,3 +204,26 @@ def test_queueing_twice_for_one_ticket_and_channel_keeps_one_row(app, mail_confi
     task = make_ticket()
     assert notify.queue_ticket_created(task) == 0
     assert Notification.select().where(Notification.channel == CHANNEL_EMAIL).count() == 1
+
+
+def test_an_address_refused_on_a_later_attempt_does_not_undo_those_sent_before(
+        app, mail_configured, make_ticket, make_approver):
+    make_approver("ana", "ana@example.com")
+    make_approver("ben", "ben@example.com")
+    mail_configured.handler.put_off.add("ben@example.com")
+    make_ticket()
+    send_notifications()
+    mail_configured.handler.unknown.add("ben@example.com")
+    Notification.update(next_attempt_at=Notification.created_at).execute()
+    assert send_notifications().result == 1
+    sent = Notification.get()
+    assert sent.status == STATUS_SENT and sent.recipients == "ana@example.com"
+    assert sent.last_error == "refused by the mail server: ben@example.com"
+    assert [recipients for recipients, _message in received(mail_configured)] == [["ana@example.com"]]
+
+
+def test_notify_test_fails_when_every_address_is_refused(app, mail_configured, runner):
+    mail_configured.handler.unknown.add("nobody@example.com")
+    result = runner.invoke(args=["notify", "test", "--to", "nobody@example.com"])
+    assert result.exit_code == 1
+    assert "email: FAILED: the mail server refused every recipient: nobody@example.com" in result.output

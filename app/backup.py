@@ -1,0 +1,232 @@
+"""Backups of the broker's database, and putting one back.
+
+SQLite is copied with its online backup API, in one step: the copy is one consistent
+snapshot, and in WAL mode the service keeps reading and writing meanwhile. PostgreSQL is
+dumped with `pg_dump` (custom format) and restored with `pg_restore --clean`. Either way a
+backup is first written beside its destination and renamed into place, so a failure never
+leaves half a backup under the name asked for. The database password reaches pg_dump and
+pg_restore through the environment, never their command line, and never appears in an error.
+"""
+import os
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+from urllib.parse import quote, unquote, urlparse
+
+from playhouse.db_url import parse as parse_database_url
+
+SQLITE_SCHEMES = ("sqlite", "sqlite+pool")
+POSTGRES_SCHEMES = ("postgres", "postgresql", "postgres+pool", "postgresql+pool")
+# A table every broker database has since its first migration.
+SCHEMA_TABLE = "jitbroker_schema_version"
+POSTGRES_CLIENT_HINT = "install the PostgreSQL client tools (Debian: apt install postgresql-client)"
+
+
+class BackupError(Exception):
+    """A backup or restore that could not be made; the message says why and what to do."""
+
+
+def database_kind(database_url):
+    """"sqlite" or "postgresql" for a DATABASE_URL the broker accepts."""
+    scheme = urlparse(database_url).scheme
+    if scheme in SQLITE_SCHEMES:
+        return "sqlite"
+    if scheme in POSTGRES_SCHEMES:
+        return "postgresql"
+    raise BackupError(f"unsupported DATABASE_URL scheme {scheme!r}: use sqlite:/// or postgresql://")
+
+
+def describe(database_url):
+    """The database as a person names it, without its password."""
+    if database_kind(database_url) == "sqlite":
+        return str(sqlite_path(database_url))
+    parts = urlparse(database_url)
+    host = parts.hostname or "localhost"
+    return f"PostgreSQL database {unquote(parts.path.lstrip('/'))!r} on {host}:{parts.port or 5432}"
+
+
+def backup(database_url, destination, overwrite=False):
+    """Write a backup of the database at `database_url` to `destination`; returns its path."""
+    destination = Path(destination)
+    kind = database_kind(database_url)
+    _check_destination(database_url, kind, destination, overwrite)
+    partial = destination.with_name(f".{destination.name}.partial-{os.getpid()}")
+    try:
+        if kind == "sqlite":
+            _backup_sqlite(sqlite_path(database_url), partial)
+        else:
+            _backup_postgres(database_url, partial)
+        os.replace(partial, destination)
+    finally:
+        partial.unlink(missing_ok=True)
+    return destination
+
+
+def restore(database_url, source):
+    """Replace the database at `database_url` with the backup at `source` (the service stopped)."""
+    source = Path(source)
+    if not source.is_file():
+        raise BackupError(f"{source} does not exist or is not a file")
+    if database_kind(database_url) == "sqlite":
+        _restore_sqlite(source, sqlite_path(database_url))
+    else:
+        _restore_postgres(source, database_url)
+
+
+def _check_destination(database_url, kind, destination, overwrite):
+    if destination.is_dir():
+        raise BackupError(f"{destination} is a folder: name the backup file, e.g. {destination / 'jitbroker.backup'}")
+    if not destination.parent.is_dir():
+        raise BackupError(f"the folder {destination.parent} does not exist")
+    if kind == "sqlite" and destination.resolve() == sqlite_path(database_url).resolve():
+        raise BackupError(f"{destination} is the database itself: write the backup somewhere else")
+    if destination.exists() and not overwrite:
+        raise BackupError(f"{destination} exists: choose a new name, or pass --overwrite to replace it")
+
+
+# --- SQLite -------------------------------------------------------------------------------------
+
+def sqlite_path(database_url):
+    """The file of a sqlite:/// DATABASE_URL."""
+    name = parse_database_url(database_url)["database"]
+    if not name or name == ":memory:":
+        raise BackupError("an in-memory SQLite database has nothing to back up or restore")
+    return Path(name)
+
+
+def _backup_sqlite(database_file, destination):
+    if not database_file.is_file():
+        raise BackupError(f"the database {database_file} does not exist (run `jitbroker init` first)")
+    source = sqlite3.connect(f"file:{quote(str(database_file))}?mode=ro", uri=True, timeout=30)
+    try:
+        target = sqlite3.connect(destination)
+        try:
+            # pages=-1: the whole database in one step, so the copy is one snapshot instead of
+            # restarting whenever the running service commits a write.
+            source.backup(target, pages=-1)
+            # The copy stands alone: no -wal file beside it to carry along.
+            target.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            target.close()
+    except sqlite3.Error as error:
+        raise BackupError(f"could not back up {database_file}: {error}") from error
+    finally:
+        source.close()
+    _check_sqlite_backup(destination)
+
+
+def _check_sqlite_backup(path):
+    """BackupError unless `path` is an intact SQLite file holding a broker database."""
+    try:
+        connection = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
+        try:
+            intact = connection.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+            broker = connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                                        (SCHEMA_TABLE,)).fetchone() is not None
+        finally:
+            connection.close()
+    except sqlite3.DatabaseError as error:
+        raise BackupError(f"{path} is not a SQLite database ({error})") from error
+    if not intact:
+        raise BackupError(f"{path} is damaged (SQLite's quick_check failed)")
+    if not broker:
+        raise BackupError(f"{path} is a SQLite database but not a JIT Broker one (no {SCHEMA_TABLE} table)")
+
+
+def _ensure_sqlite_unused(database_file):
+    """BackupError while another process (web worker, scheduler) has the database open.
+
+    In WAL mode every open connection holds a shared lock on the file, so an exclusive lock
+    taken without waiting succeeds only when nobody else has it open."""
+    connection = sqlite3.connect(database_file, timeout=0, isolation_level=None)
+    try:
+        connection.execute("PRAGMA locking_mode=EXCLUSIVE")
+        connection.execute("BEGIN EXCLUSIVE")
+        connection.execute("COMMIT")
+    except sqlite3.OperationalError as error:
+        raise BackupError(f"{database_file} is in use ({error}): stop the web and scheduler processes, "
+                          "then restore. Nothing was changed.") from error
+    finally:
+        connection.close()
+
+
+def _restore_sqlite(source, database_file):
+    _check_sqlite_backup(source)
+    if database_file.exists():
+        _ensure_sqlite_unused(database_file)
+    database_file.parent.mkdir(parents=True, exist_ok=True)
+    partial = database_file.with_name(f".{database_file.name}.restoring-{os.getpid()}")
+    try:
+        shutil.copyfile(source, partial)
+        with open(partial, "rb") as handle:
+            os.fsync(handle.fileno())
+        # A -wal or -shm file left by the database being replaced must not be applied to the backup.
+        for suffix in ("-wal", "-shm"):
+            Path(f"{database_file}{suffix}").unlink(missing_ok=True)
+        os.replace(partial, database_file)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+def _postgres_target(database_url):
+    """(libpq connection URI without the password, environment carrying the password)."""
+    parts = urlparse(database_url)
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    uri = f"postgresql://{netloc}{parts.path}" + (f"?{parts.query}" if parts.query else "")
+    environment = {**os.environ}
+    if parts.password is not None:
+        environment["PGPASSWORD"] = unquote(parts.password)
+    return uri, environment
+
+
+def _run_postgres_tool(database_url, tool, arguments, doing):
+    uri, environment = _postgres_target(database_url)
+    executable = shutil.which(tool)
+    if executable is None:
+        raise BackupError(f"{tool} was not found on PATH: {POSTGRES_CLIENT_HINT}, of the server's major version "
+                          "or newer")
+    try:
+        result = subprocess.run([executable, "--no-password", f"--dbname={uri}", *arguments], env=environment,
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False)
+    except OSError as error:
+        raise BackupError(f"could not run {executable}: {error}") from error
+    if result.returncode != 0:
+        said = _redacted(result.stderr.strip() or result.stdout.strip(), database_url) or "(it printed nothing)"
+        raise BackupError(f"{tool} could not {doing} {describe(database_url)} (exit status {result.returncode}):\n"
+                          f"{said}")
+    return result
+
+
+def _redacted(text, database_url):
+    password = urlparse(database_url).password
+    for secret in {password, unquote(password)} if password else ():
+        text = text.replace(secret, "********")
+    return text
+
+
+def _backup_postgres(database_url, destination):
+    _run_postgres_tool(database_url, "pg_dump", ["--format=custom", f"--file={destination}"], "back up")
+
+
+def _restore_postgres(source, database_url):
+    pg_restore = shutil.which("pg_restore")
+    if pg_restore is None:
+        raise BackupError(f"pg_restore was not found on PATH: {POSTGRES_CLIENT_HINT}")
+    listing = subprocess.run([pg_restore, "--list", str(source)], stdin=subprocess.DEVNULL, capture_output=True,
+                             text=True, check=False)
+    if listing.returncode != 0 or f" {SCHEMA_TABLE} " not in listing.stdout:
+        said = listing.stderr.strip() or f"no {SCHEMA_TABLE} table in it"
+        raise BackupError(f"{source} is not a JIT Broker backup made by pg_dump (custom format): {said}")
+    # --single-transaction: the restore is whole, or the database is left as it was.
+    _run_postgres_tool(database_url, "pg_restore",
+                       ["--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
+                        str(source)], "restore")

@@ -1,0 +1,207 @@
+"""`jitbroker backup` and `jitbroker restore`, end to end on SQLite and PostgreSQL: a backup taken while
+deliveries keep arriving holds one consistent moment, and restoring it brings back exactly that moment."""
+import sqlite3
+import threading
+
+import pytest
+
+from app.backup import BackupError, backup, restore
+from app.db import close_pools, database
+from app.migrations import MIGRATIONS
+from app.models import Account, Configuration, IncomingRequest, SchemaVersion, Task
+from tests import factories
+from tests.conftest import WEBHOOK, basic_auth
+from tests.waiting import wait_until
+
+
+class DeliveryWriter(threading.Thread):
+    """Delivers new requests as EPM would, one after another, until stopped; counts the tickets made."""
+
+    def __init__(self, app, auth):
+        super().__init__(daemon=True)
+        self.client = app.test_client()
+        self.auth = auth
+        self.stop = threading.Event()
+        self.made = 0
+        self.failures = []
+
+    def run(self):
+        while not self.stop.is_set():
+            answer = self.client.post(WEBHOOK, json=factories.application_request(), headers=self.auth)
+            if answer.status_code == 200:
+                self.made += 1
+            else:
+                self.failures.append(answer.get_data(as_text=True))
+
+    def finish(self):
+        self.stop.set()
+        self.join(30)
+        close_pools()
+        assert not self.failures, self.failures[:3]
+
+
+def tickets():
+    """Every ticket as (id, number, request id), in the order they were made."""
+    return [(task.id, task.number, task.jit_request.request_id) for task in Task.select().order_by(Task.id)]
+
+
+@pytest.fixture
+def writer(app, api_account):
+    writer = DeliveryWriter(app, basic_auth(api_account.username, factories.PASSWORD))
+    yield writer
+    if writer.is_alive():
+        writer.finish()
+
+
+def test_a_backup_taken_during_writes_restores_exactly_that_moment(app, runner, writer, tmp_path, make_ticket):
+    early = make_ticket()
+    writer.start()
+    wait_until(lambda: writer.made >= 5, message="five deliveries before the backup")
+    before_backup = tickets()
+
+    backup_path = tmp_path / "broker.backup"
+    result = runner.invoke(args=["backup", str(backup_path)])
+    assert result.exit_code == 0, result.output
+    assert f"to {backup_path}" in result.output and backup_path.stat().st_size > 0
+    made_by_backup_end = writer.made
+    wait_until(lambda: writer.made >= made_by_backup_end + 3, message="deliveries after the backup")
+    writer.finish()
+    live = tickets()
+
+    # Changed after the backup: a ticket more, a ticket gone, an account more, the configuration.
+    later = make_ticket()
+    Task.delete().where(Task.id == early.id).execute()
+    factories.account("after-backup", "user")
+    Configuration.update(ticket_type="change_request").execute()
+    close_pools()
+
+    refused = runner.invoke(args=["restore", str(backup_path)])
+    assert refused.exit_code != 0 and "--yes" in refused.output
+    assert Task.select().where(Task.id == later.id).exists(), "nothing restored without --yes"
+    close_pools()
+
+    restored = runner.invoke(args=["restore", str(backup_path), "--yes"])
+    assert restored.exit_code == 0, restored.output
+
+    with database.connection_context():
+        after = tickets()
+        assert after[:len(before_backup)] == before_backup, "everything written before the backup is back"
+        assert after == live[:len(after)], "one moment: the tickets made up to it, none skipped, none after"
+        assert len(after) < len(live), "deliveries made after the backup are gone"
+        assert IncomingRequest.select().count() == len(after), "no ticket without its delivery, nor the reverse"
+        assert not Task.select().where(Task.id == later.id).exists()
+        assert Account.by_username("after-backup") is None
+        assert Configuration.default().ticket_type == "incident"
+        assert {row.version for row in SchemaVersion.select()} == {version for version, _d, _s in MIGRATIONS}
+
+    # The broker works on the restored database: a new delivery gets the next ticket number.
+    newest = make_ticket()
+    assert newest.number not in {number for _id, number, _request in after}
+    assert "epm\tapi\tactive" in runner.invoke(args=["users", "list"]).output
+
+
+def test_a_backup_does_not_overwrite_a_file_unless_told(app, runner, tmp_path):
+    target = tmp_path / "kept.backup"
+    target.write_text("an older backup")
+    result = runner.invoke(args=["backup", str(target)])
+    assert result.exit_code != 0 and "--overwrite" in result.output
+    assert target.read_text() == "an older backup"
+    assert runner.invoke(args=["backup", str(target), "--overwrite"]).exit_code == 0
+    assert target.read_text(errors="replace") != "an older backup"
+    assert [path.name for path in tmp_path.iterdir() if "partial" in path.name] == []
+
+
+def test_a_backup_into_a_missing_folder_says_so(app, runner, tmp_path):
+    result = runner.invoke(args=["backup", str(tmp_path / "nowhere" / "broker.backup")])
+    assert result.exit_code != 0 and "does not exist" in result.output
+
+
+def test_restoring_something_that_is_not_a_backup_changes_nothing(app, runner, tmp_path, ticket):
+    bogus = tmp_path / "not-a-backup"
+    bogus.write_bytes(b"hello, this is not a database\n" * 100)
+    close_pools()
+    result = runner.invoke(args=["restore", str(bogus), "--yes"])
+    assert result.exit_code != 0
+    assert "is not a SQLite database" in result.output or "is not a JIT Broker backup" in result.output
+    with database.connection_context():
+        assert Task.select().where(Task.id == ticket.id).exists()
+
+
+def test_restore_refuses_while_the_database_is_in_use(app, runner, tmp_path, ticket):
+    backup_path = tmp_path / "broker.backup"
+    assert runner.invoke(args=["backup", str(backup_path)]).exit_code == 0
+    close_pools()
+    holder = _other_connection(app)
+    try:
+        result = runner.invoke(args=["restore", str(backup_path), "--yes"])
+    finally:
+        holder.close()
+    assert result.exit_code != 0 and "stop the web and scheduler processes" in result.output
+    assert "Nothing was changed" in result.output
+
+
+def _other_connection(app):
+    """A connection another process would hold: an idle web worker's."""
+    url = app.extensions["settings"].database_url
+    if url.startswith("sqlite"):
+        connection = sqlite3.connect(url.removeprefix("sqlite:///"))
+        connection.execute("SELECT count(*) FROM task").fetchone()
+        return connection
+    import psycopg2
+
+    return psycopg2.connect(url)
+
+
+POSTGRES_WITH_PASSWORD = "postgresql://broker:n0t-for-your-eyes@127.0.0.1:5432/jitbroker"
+
+
+def test_a_missing_pg_dump_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(BackupError, match="pg_dump was not found on PATH: install the PostgreSQL client"):
+        backup(POSTGRES_WITH_PASSWORD, tmp_path / "broker.backup")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_pg_dump_shows_what_it_said_but_never_the_password(tmp_path, monkeypatch):
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "pg_dump"
+    fake.write_text('#!/bin/sh\necho "pg_dump: error: password $PGPASSWORD refused for $*" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    with pytest.raises(BackupError) as failure:
+        backup(POSTGRES_WITH_PASSWORD, tmp_path / "broker.backup")
+    message = str(failure.value)
+    assert "pg_dump could not back up PostgreSQL database 'jitbroker' on 127.0.0.1:5432 (exit status 1)" in message
+    assert "pg_dump: error: password ******** refused for --no-password" in message
+    assert "n0t-for-your-eyes" not in message
+    assert not (tmp_path / "broker.backup").exists()
+
+
+def test_pg_dump_gets_the_password_from_the_environment_not_its_arguments(tmp_path, monkeypatch):
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "pg_dump"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tools}/arguments\necho "$PGPASSWORD" > {tools}/password\n'
+                    'for argument; do case "$argument" in --file=*) echo dump > "${argument#--file=}";; esac; done\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    written = backup(POSTGRES_WITH_PASSWORD, tmp_path / "broker.backup")
+    assert written.read_text() == "dump\n"
+    arguments = (tools / "arguments").read_text()
+    assert "--format=custom" in arguments and "--dbname=postgresql://broker@127.0.0.1:5432/jitbroker" in arguments
+    assert "n0t-for-your-eyes" not in arguments
+    assert (tools / "password").read_text() == "n0t-for-your-eyes\n"
+
+
+def test_restoring_a_sqlite_file_of_another_application_is_refused(tmp_path):
+    other = tmp_path / "other.db"
+    connection = sqlite3.connect(other)
+    connection.execute("CREATE TABLE notes (text)")
+    connection.commit()
+    connection.close()
+    database_file = tmp_path / "jitbroker.db"
+    database_file.write_bytes(b"stays as it is")
+    with pytest.raises(BackupError, match="is a SQLite database but not a JIT Broker one"):
+        restore(f"sqlite:///{database_file}", other)
+    assert database_file.read_bytes() == b"stays as it is"
