@@ -196,7 +196,8 @@ def _record_update(jit, event, fields):
     """(task, IncomingRequest status) of an update applied to its ticket: a true duplicate changes nothing;
     a newer, an older re-sent or a conflicting update is recorded on the ticket (tickets.record_update)."""
     task, outcome = tickets.record_update(jit, event, fields)
-    return task, contract.INCOMING_DUPLICATE if outcome == tickets.UPDATE_DUPLICATE else contract.INCOMING_PROCESSED
+    duplicate = outcome == tickets.UPDATE_DUPLICATE
+    return task, contract.INCOMING_DUPLICATE if duplicate else contract.INCOMING_PROCESSED
 
 
 def waiting_updates(kind, request_id):
