@@ -116,9 +116,9 @@ def conflict_rows(jit):
     if jit.conflict_decision is None:
         return []
     rows = [
-        ("EPM's update said", jit.conflict_decision),
-        ("Its decision time", timestamp(jit.conflict_decision_time)),
-        ("Its end time", timestamp(jit.conflict_end_time)),
+        ("Decision EPM sent", jit.conflict_decision),
+        ("Decision time sent", timestamp(jit.conflict_decision_time)),
+        ("End time sent", timestamp(jit.conflict_end_time)),
         ("Performed by", jit.conflict_by),
         ("Received", timestamp(jit.conflict_at)),
         ("The ticket keeps", jit.final_decision),

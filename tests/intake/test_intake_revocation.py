@@ -1,10 +1,7 @@
 """Updates after EPM's final decision (contract/epm.md 5.3): revocations and early ends are newer events, an older
 update re-sent changes nothing, a true duplicate stays one, and an approval after an acknowledged denial is a conflict.
 None of them sends anything to EPM."""
-import copy
-import json
 import logging
-from pathlib import Path
 
 from app import contract
 from app.audit.models import AuditEntry
@@ -12,17 +9,15 @@ from app.models import AdminTicket, ApplicationAccessTicket, Decision, IncomingR
 from app.tickets import service as tickets
 from tests import factories
 
-REVOKED = json.loads((Path(__file__).resolve().parents[1] / "fixtures" / "admin_ticket_revoked.json").read_text())
 CONFLICT_LOGGER = "app.tickets.service"
 
 
-def revocation(request_id, **fields):
-    """EPM's update for an approved Admin Access request later set to Denied (fixture admin_ticket_revoked)."""
-    return {**copy.deepcopy(REVOKED), "RequestId": request_id, **fields}
+def incoming(answer):
+    return IncomingRequest.get(IncomingRequest.sys_id == answer.json["result"]["incoming_request"])
 
 
 def status_of(answer):
-    return IncomingRequest.get(IncomingRequest.sys_id == answer.json["result"]["incoming_request"]).status
+    return incoming(answer).status
 
 
 def admin_jit(request_id):
@@ -48,7 +43,7 @@ def acknowledged_denial(jit):
 def test_a_revocation_after_the_approval_is_recorded_as_the_newer_state(deliver):
     deliver(factories.admin_request(request_id="rev-1"))
     approval = deliver(factories.admin_decision("rev-1"))
-    revoked = deliver(revocation("rev-1"))
+    revoked = deliver(factories.admin_revocation("rev-1"))
     assert [status_of(approval), status_of(revoked)] == [contract.INCOMING_PROCESSED] * 2
     assert revoked.json["result"]["ticket"] == approval.json["result"]["ticket"]
     jit = admin_jit("rev-1")
@@ -68,11 +63,11 @@ def test_a_revocation_after_the_approval_is_recorded_as_the_newer_state(deliver)
 def test_the_approval_resent_after_its_revocation_changes_nothing(deliver):
     deliver(factories.admin_request(request_id="rev-2"))
     deliver(factories.admin_decision("rev-2"))
-    deliver(revocation("rev-2"))
+    deliver(factories.admin_revocation("rev-2"))
     again = deliver(factories.admin_decision("rev-2", Timestamp="2026-11-20T15:30:00Z"))
     assert status_of(again) == contract.INCOMING_PROCESSED
     jit = admin_jit("rev-2")
-    assert IncomingRequest.get(IncomingRequest.sys_id == again.json["result"]["incoming_request"]).task_id == jit.task_id
+    assert incoming(again).task_id == jit.task_id
     assert (jit.final_decision, jit.epm_outcome, jit.final_end_time.isoformat()) == (
         "Denied", "Revoked", "2026-11-20T15:20:41")
     assert notes(jit)[-1] == ("EPM re-sent an older update (Approved by jchen at 2026-11-20 15:12:02 UTC) that "
@@ -83,9 +78,10 @@ def test_the_approval_resent_after_its_revocation_changes_nothing(deliver):
 def test_the_same_revocation_twice_is_a_duplicate_and_adds_no_note(deliver):
     deliver(factories.admin_request(request_id="rev-3"))
     deliver(factories.admin_decision("rev-3"))
-    deliver(revocation("rev-3"))
+    deliver(factories.admin_revocation("rev-3"))
     before = notes(admin_jit("rev-3"))
-    again = deliver(revocation("rev-3", Timestamp="2026-11-20T15:25:00Z", DecisionPerformedByUser="someone-else"))
+    again = deliver(factories.admin_revocation("rev-3", Timestamp="2026-11-20T15:25:00Z",
+                                               DecisionPerformedByUser="someone-else"))
     assert status_of(again) == contract.INCOMING_DUPLICATE
     jit = admin_jit("rev-3")
     assert notes(jit) == before
@@ -95,7 +91,8 @@ def test_the_same_revocation_twice_is_a_duplicate_and_adds_no_note(deliver):
 def test_ending_the_session_early_keeps_the_approval_and_reads_ended_early(deliver):
     deliver(factories.admin_request(request_id="rev-4"))
     deliver(factories.admin_decision("rev-4"))
-    ended = deliver(factories.admin_decision("rev-4", EndTime="2026-11-20T15:25:10Z", Timestamp="2026-11-20T15:25:11Z"))
+    ended = deliver(factories.admin_decision("rev-4", EndTime="2026-11-20T15:25:10Z",
+                                             Timestamp="2026-11-20T15:25:11Z"))
     assert status_of(ended) == contract.INCOMING_PROCESSED
     jit = admin_jit("rev-4")
     assert (jit.final_decision, jit.epm_outcome, jit.final_end_time.isoformat()) == (
@@ -113,10 +110,10 @@ def test_ending_the_session_early_keeps_the_approval_and_reads_ended_early(deliv
 def test_a_missing_time_on_either_side_matches(deliver):
     # A decision known without its times (as reconciled from EPM's list) and its late webhook with them.
     deliver(factories.admin_request(request_id="rev-5"))
-    bare = revocation("rev-5")
+    bare = factories.admin_revocation("rev-5")
     del bare["DecisionTime"], bare["EndTime"]
     deliver(bare)
-    late = deliver(revocation("rev-5"))
+    late = deliver(factories.admin_revocation("rev-5"))
     assert status_of(late) == contract.INCOMING_DUPLICATE
     assert admin_jit("rev-5").final_decision == "Denied"
     assert sum("finalized" in text for text in notes(admin_jit("rev-5"))) == 1
@@ -154,8 +151,8 @@ def test_an_approval_after_epms_own_denial_is_a_conflict(deliver, caplog):
 
 
 def test_waiting_updates_follow_the_same_rules_in_arrival_order(deliver):
-    answers = [deliver(factories.admin_decision("rev-8")), deliver(revocation("rev-8")),
-               deliver(factories.admin_decision("rev-8")), deliver(revocation("rev-8"))]
+    answers = [deliver(factories.admin_decision("rev-8")), deliver(factories.admin_revocation("rev-8")),
+               deliver(factories.admin_decision("rev-8")), deliver(factories.admin_revocation("rev-8"))]
     assert {status_of(answer) for answer in answers} == {contract.INCOMING_RECEIVED}
     deliver(factories.admin_request(request_id="rev-8"))
     assert [status_of(answer) for answer in answers] == [contract.INCOMING_PROCESSED] * 3 + [
@@ -169,7 +166,7 @@ def test_waiting_updates_follow_the_same_rules_in_arrival_order(deliver):
 
 
 def test_a_revocation_waiting_before_its_approval_keeps_the_ticket_denied(deliver):
-    deliver(revocation("rev-9"))
+    deliver(factories.admin_revocation("rev-9"))
     deliver(factories.admin_decision("rev-9"))
     deliver(factories.admin_request(request_id="rev-9"))
     jit = admin_jit("rev-9")
