@@ -1,4 +1,5 @@
-"""Creating tickets from EPM requests and recording EPM's finalized decisions.
+"""Creating tickets from EPM requests and recording EPM's finalized decisions and its later updates
+(revoked, ended early, conflicting: contract/epm.md 5.3), none of which is ever sent back to EPM.
 
 Callers hold the write transaction: intake creates the incoming-request row, the
 ticket and its notes together, so a delivery is stored with all its effects or not
@@ -191,7 +192,9 @@ def finalize_decision(jit, event, fields):
 def record_update(jit, event, fields):
     """Apply an update event to its ticket by contract/epm.md 5.3; returns (task, UPDATE_* for what it did).
 
-    The first final decision is recorded as EPM sent it (and may auto-close the ticket). After it, an update
+    The first final decision is recorded as EPM sent it (and may auto-close the ticket); an approval contradicting
+    the broker's denial EPM acknowledged is a conflict, and a denial after its acknowledged approval reads
+    Revoked (Admin Access). After it, an update
     is a true duplicate (changes nothing), an older state re-sent (noted, changes nothing), a conflict (noted,
     warned, the ticket keeps its decision) or a newer state (recorded: revoked, ended early, changed).
     Nothing here sends anything to EPM: these are EPM's own decisions."""
@@ -205,7 +208,16 @@ def record_update(jit, event, fields):
             _keep_acknowledged(jit, acknowledged)
             _record_conflict(jit, values, f"the Denied decision by {acknowledged.decided_by} that EPM acknowledged")
             return jit.task, UPDATE_CONFLICT
-        _finalize_first(jit, values)
+        # EPM acknowledged the broker's approval, so a Denied is that approval revoked in EPM (its own
+        # update for the approval was lost or is late).
+        revoked = (event.kind == contract.KIND_ADMIN and acknowledged is not None
+                   and _is(acknowledged.decision, contract.DECISION_APPROVED)
+                   and _is(values["final_decision"], contract.DECISION_DENIED))
+        _finalize_first(jit, values, epm_outcome=contract.EPM_OUTCOME_REVOKED if revoked else None)
+        if revoked:
+            add_work_note(jit.task, f"EPM revoked the approval by {acknowledged.decided_by} it had acknowledged: "
+                                    f"Denied by {_who(values)} at {_when(values['final_decision_time'])}. "
+                                    "Nothing is sent to EPM for it.")
         return jit.task, UPDATE_FIRST
     recorded = _recorded_state(jit)
     # What the update leaves out (a template without EndTime, say) is what the ticket holds.
@@ -238,9 +250,9 @@ def _store(jit, values, **columns):
     Task.update(updated_at=utcnow()).where(Task.id == jit.task_id).execute()
 
 
-def _finalize_first(jit, values):
-    """Record EPM's first final decision; auto-close the ticket when configured."""
-    _store(jit, values, decision_final=True)
+def _finalize_first(jit, values, **columns):
+    """Record EPM's first final decision (and any other `columns`); auto-close the ticket when configured."""
+    _store(jit, values, decision_final=True, **columns)
     task = jit.task
     window = ""
     if values["final_start_time"] and values["final_end_time"]:
@@ -312,7 +324,8 @@ def _note_older(jit, values):
 
 
 def _keep_acknowledged(jit, acknowledged):
-    """The broker's decision EPM acknowledged becomes the ticket's final one, EPM's update having contradicted it."""
+    """The broker's Denied that EPM acknowledged becomes the ticket's final decision, EPM's first update having
+    contradicted it; its time stays unknown, so EPM's own Denied update arriving later is a duplicate of it."""
     _store(jit, {}, decision_final=True, final_decision=contract.DECISION_DENIED,
            final_decision_by=_clip(acknowledged.decided_by))
 

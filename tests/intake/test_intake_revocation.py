@@ -184,3 +184,18 @@ def test_an_application_decision_denied_after_approval_is_changed_not_revoked(de
     assert (jit.final_decision, jit.epm_outcome) == ("Denied", "Changed")
     assert notes(jit)[-1].startswith("EPM changed its final decision from Approved to Denied")
     assert Decision.select().count() == 0
+
+
+def test_a_denial_after_the_approval_epm_acknowledged_reads_revoked(deliver):
+    deliver(factories.admin_request(request_id="rev-10"))
+    jit = admin_jit("rev-10")
+    Decision.create(task=jit.task_id, decision=contract.DECISION_APPROVED, reason="Patch Tuesday", decided_by="jchen",
+                    ticket_url="https://broker.example/tickets/x", status=contract.DELIVERY_DELIVERED,
+                    delivered_at=utcnow())
+    deliver(factories.admin_revocation("rev-10"))
+    deliver(factories.admin_decision("rev-10"))  # EPM's update for the approval, late
+    jit = admin_jit("rev-10")
+    assert (jit.final_decision, jit.epm_outcome, jit.conflict_decision) == ("Denied", "Revoked", None)
+    assert notes(jit)[-2].startswith("EPM revoked the approval by jchen it had acknowledged: Denied by secops-lead")
+    assert "re-sent an older update" in notes(jit)[-1]
+    assert Decision.select().count() == 1
