@@ -168,6 +168,12 @@ DECISION_APPROVED = "Approved"
 DECISION_DENIED = "Denied"
 DECISIONS = (DECISION_APPROVED, DECISION_DENIED)
 
+# What a later update from EPM made of its final decision (contract/epm.md 5.3); none of them is sent to EPM.
+EPM_OUTCOME_REVOKED = "Revoked"          # Admin Access: approved, then set to Denied
+EPM_OUTCOME_ENDED_EARLY = "Ended early"  # Admin Access: still approved, the session ended before its end time
+EPM_OUTCOME_CHANGED = "Changed"          # Application Access (no revocation there): a newer, different decision
+EPM_OUTCOMES = (EPM_OUTCOME_REVOKED, EPM_OUTCOME_ENDED_EARLY, EPM_OUTCOME_CHANGED)
+
 DURATION_ONCE = "once"
 DURATION_MINUTES = "minutes"
 DURATION_HOURS = "hours"

@@ -240,6 +240,19 @@ def _token_request_and_correlation(migrator):
                  (call, "answered_correlation_id", peewee.CharField(max_length=128, null=True)))
 
 
+def _epm_outcome_and_conflict(migrator):
+    """An update after EPM's final decision: the outcome it made (revoked, ended early) and a conflicting one
+    (contract/epm.md 5.3)."""
+    columns = (("epm_outcome", peewee.CharField(max_length=32, null=True)),
+               ("conflict_decision", peewee.CharField(max_length=32, null=True)),
+               ("conflict_decision_time", peewee.DateTimeField(null=True)),
+               ("conflict_end_time", peewee.DateTimeField(null=True)),
+               ("conflict_by", peewee.CharField(max_length=255, null=True)),
+               ("conflict_at", peewee.DateTimeField(null=True)))
+    _add_columns(migrator, *((model._meta.table_name, name, field) for model in models.JIT_MODELS.values()
+                             for name, field in columns))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -256,6 +269,8 @@ MIGRATIONS = [
     (15, "the number of approvers a ticket needs, kept on the ticket", _approvals_on_the_ticket),
     (16, "deliveries queued intake left become tickets; its table and column go", _apply_queued_deliveries),
     (17, "token request authentication and scope; correlation ids of EPM calls", _token_request_and_correlation),
+    (19, "what a later EPM update made of the final decision: revoked, ended early, conflict",
+     _epm_outcome_and_conflict),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

@@ -221,6 +221,14 @@ class JitRequest(BaseModel):
     final_start_time = peewee.DateTimeField(null=True)
     final_end_time = peewee.DateTimeField(null=True)
     decision_final = peewee.BooleanField(default=False)
+    # What a later update made of the final decision (contract.EPM_OUTCOMES): Revoked, Ended early, Changed.
+    epm_outcome = peewee.CharField(max_length=32, null=True)
+    # The latest update that contradicted what EPM had acknowledged; the final_* columns keep the decision.
+    conflict_decision = peewee.CharField(max_length=32, null=True)
+    conflict_decision_time = peewee.DateTimeField(null=True)
+    conflict_end_time = peewee.DateTimeField(null=True)
+    conflict_by = peewee.CharField(max_length=255, null=True)
+    conflict_at = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
 

@@ -52,3 +52,11 @@ def admin_decision(request_id, **fields):
     body["RequestId"] = request_id
     body.update(fields)
     return body
+
+
+def admin_revocation(request_id, **fields):
+    """EPM's update for an approved Admin Access request later set to Denied (contract/epm.md 5.3)."""
+    body = copy.deepcopy(_fixture("admin_ticket_revoked"))
+    body["RequestId"] = request_id
+    body.update(fields)
+    return body

@@ -187,12 +187,17 @@ def apply_event(delivery, event, fields):
     if jit is None:
         # The update outran its created event: keep it; the created event applies it.
         return delivery.record(event_type=event.name, request_id=request_id, status=contract.INCOMING_RECEIVED)
-    if tickets.is_same_final_decision(jit, tickets.decision_fields(event, fields)):
-        return delivery.record(event_type=event.name, request_id=request_id, task=jit.task,
-                               status=contract.INCOMING_DUPLICATE, processed_at=utcnow())
-    task = tickets.finalize_decision(jit, event, fields)
-    return delivery.record(event_type=event.name, request_id=request_id, task=task,
-                           status=contract.INCOMING_PROCESSED, processed_at=utcnow())
+    task, status = _record_update(jit, event, fields)
+    return delivery.record(event_type=event.name, request_id=request_id, task=task, status=status,
+                           processed_at=utcnow())
+
+
+def _record_update(jit, event, fields):
+    """(task, IncomingRequest status) of an update applied to its ticket: a true duplicate changes nothing;
+    a newer, an older re-sent or a conflicting update is recorded on the ticket (tickets.record_update)."""
+    task, outcome = tickets.record_update(jit, event, fields)
+    duplicate = outcome == tickets.UPDATE_DUPLICATE
+    return task, contract.INCOMING_DUPLICATE if duplicate else contract.INCOMING_PROCESSED
 
 
 def waiting_updates(kind, request_id):
@@ -206,15 +211,12 @@ def waiting_updates(kind, request_id):
 
 
 def _apply_waiting_updates(kind, request_id):
+    """Apply the updates that arrived before their created event in arrival order, by the rules of any update
+    (tickets.record_update): a resend is a duplicate, an older state arriving after a newer one changes nothing."""
     waiting = waiting_updates(kind, request_id)
     for incoming in waiting:
         event, fields = load_event(parse_json_object(bytes(incoming.raw_body)))
         jit = tickets.find_jit_request(kind, request_id)
-        if tickets.is_same_final_decision(jit, tickets.decision_fields(event, fields)):
-            # EPM sent the update again (a resend, or a retry of an answer lost) before its created event.
-            incoming.task, incoming.status = jit.task, contract.INCOMING_DUPLICATE
-        else:
-            incoming.task = tickets.finalize_decision(jit, event, fields)
-            incoming.status = contract.INCOMING_PROCESSED
+        incoming.task, incoming.status = _record_update(jit, event, fields)
         incoming.processed_at = utcnow()
         incoming.save()

@@ -14,7 +14,7 @@ from app.audit import service as audit
 from app.audit.models import AuditEntry
 from app.logs.models import AppLog, OutboundCall
 from app.logs.setup import WEBHOOK_AUTH_LOGGER
-from app.models import Decision, IncomingRequest, Task, utcnow
+from app.models import Decision, IncomingRequest, JIT_MODELS, Task, utcnow
 
 bp = Blueprint("metrics", __name__)
 
@@ -31,13 +31,15 @@ def event_label(name):
 
 
 class DatabaseCollector:
-    """Counts deliveries, decisions, EPM calls, tickets and refused authentications from the database."""
+    """Counts deliveries, decisions, EPM calls, tickets, EPM's later updates and refused authentications
+    from the database."""
 
     def collect(self):
         yield self._webhook_deliveries()
         yield from self._decisions()
         yield from self._epm_calls()
         yield self._tickets()
+        yield from self._epm_later_updates()
         yield CounterMetricFamily(
             "jitbroker_sign_in_failures", "Refused browser sign-ins, from the audit log",
             value=AuditEntry.select().where(AuditEntry.action == audit.SIGN_IN_FAILED).count())
@@ -106,6 +108,24 @@ class DatabaseCollector:
             ticket_type = contract.TICKET_TYPES.get(table)
             family.add_metric([table, ticket_type.state_label(state) if ticket_type else str(state)], count)
         return family
+
+    @staticmethod
+    def _epm_later_updates():
+        conflicts = GaugeMetricFamily(
+            "jitbroker_epm_decision_conflicts",
+            "Tickets holding an EPM update that contradicted the decision EPM acknowledged, by kind",
+            labels=["kind"])
+        outcomes = GaugeMetricFamily("jitbroker_epm_later_outcomes",
+                                     "Tickets whose EPM decision a later update revoked, ended early or changed",
+                                     labels=["kind", "outcome"])
+        for kind, model in JIT_MODELS.items():
+            conflicts.add_metric([kind], model.select().where(model.conflict_decision.is_null(False)).count())
+            counted = dict(model.select(model.epm_outcome, fn.COUNT(model.id))
+                           .where(model.epm_outcome.is_null(False)).group_by(model.epm_outcome).tuples())
+            for outcome in contract.EPM_OUTCOMES:
+                outcomes.add_metric([kind, outcome], counted.get(outcome, 0))
+        yield conflicts
+        yield outcomes
 
 
 def status_class(status):

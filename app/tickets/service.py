@@ -1,16 +1,31 @@
-"""Creating tickets from EPM requests and recording EPM's finalized decisions.
+"""Creating tickets from EPM requests and recording EPM's finalized decisions and its later updates
+(revoked, ended early, conflicting: contract/epm.md 5.3), none of which is ever sent back to EPM.
 
 Callers hold the write transaction: intake creates the incoming-request row, the
 ticket and its notes together, so a delivery is stored with all its effects or not
 at all.
 """
+import logging
+
 from app import contract, events
 from app.audit import service as audit
 from app.errors import NotFound
-from app.models import AdminTicket, ApplicationAccessTicket, Configuration, JIT_MODELS, Task, WorkNote, utcnow
+from app.models import (AdminTicket, ApplicationAccessTicket, Configuration, Decision, JIT_MODELS, Task, WorkNote,
+                        utcnow)
 from app.tickets.numbers import allocate_number
 
+log = logging.getLogger(__name__)
+
 SYSTEM_AUTHOR = "system"
+AUDIT_EPM_UPDATE = "epm_decision_updated"
+AUDIT_EPM_CONFLICT = "epm_decision_conflict"
+
+# What an update event did to its ticket (record_update's answer).
+UPDATE_FIRST = "first"          # EPM's first final decision, recorded
+UPDATE_NEWER = "newer"          # a later state (revoked, ended early, changed), recorded
+UPDATE_OLDER = "older"          # an earlier state re-sent after a newer one: noted, changes nothing
+UPDATE_DUPLICATE = "duplicate"  # the recorded state again: changes nothing
+UPDATE_CONFLICT = "conflict"    # contradicts what EPM acknowledged: noted and warned, the ticket keeps its decision
 
 
 def add_work_note(task, text, author=SYSTEM_AUTHOR, system=True):
@@ -107,6 +122,11 @@ def _clip(value, length=255):
     return None if value is None else value[:length]
 
 
+# The JIT record's columns an update event fills (decision_fields).
+DECISION_COLUMNS = ("final_decision", "final_decision_time", "final_decision_by", "final_duration",
+                    "final_start_time", "final_end_time")
+
+
 def decision_fields(event, fields):
     """The finalized-decision columns an update event carries, by kind."""
     if event.kind == contract.KIND_APPLICATION:
@@ -123,18 +143,116 @@ def decision_fields(event, fields):
     }
 
 
-def is_same_final_decision(jit, values):
-    return jit.decision_final and all(getattr(jit, name) == value for name, value in values.items())
+def _is(decision, expected):
+    """EPM's decision text compared without regard to letter case; None is no decision."""
+    return decision is not None and decision.casefold() == expected.casefold()
+
+
+def compare_states(new, recorded):
+    """1 when the decision columns `new` are a later state than `recorded`, -1 an earlier one, 0 when no time tells.
+
+    States are ordered by DecisionTime, then EndTime, then arrival (0 here: the one arriving later is newer).
+    A time missing on either side is unknown and tells nothing: a decision reconciled from EPM's list may lack
+    the decision time its late webhook carries. For one DecisionTime, an EndTime earlier than the recorded one
+    is the later state: EPM only ever ends a session early (End Session, contract/epm.md 5.3), it never
+    lengthens one."""
+    for name, later_is_newer in (("final_decision_time", True), ("final_end_time", False)):
+        mine, theirs = new.get(name), recorded.get(name)
+        if mine is not None and theirs is not None and mine != theirs:
+            return 1 if (mine > theirs) == later_is_newer else -1
+    return 0
+
+
+def is_same_state(new, recorded):
+    """A true duplicate: the same decision, and no known DecisionTime or EndTime tells the two apart."""
+    decision, kept = new.get("final_decision") or "", recorded.get("final_decision") or ""
+    return decision.casefold() == kept.casefold() and compare_states(new, recorded) == 0
+
+
+def _recorded_state(jit):
+    return {name: getattr(jit, name) for name in DECISION_COLUMNS}
+
+
+def _recorded_conflict(jit):
+    return {"final_decision": jit.conflict_decision, "final_decision_time": jit.conflict_decision_time,
+            "final_end_time": jit.conflict_end_time}
+
+
+def acknowledged_decision(task):
+    """The broker's latest decision on `task` that EPM acknowledged (delivered), or None."""
+    return (Decision.select().where(Decision.task == task, Decision.status == contract.DELIVERY_DELIVERED)
+            .order_by(Decision.delivered_at.desc(), Decision.id.desc()).first())
 
 
 def finalize_decision(jit, event, fields):
-    """Record EPM's finalized decision on the ticket; auto-close it when configured."""
+    """Record an update event from EPM on the ticket (see record_update); returns the task."""
+    return record_update(jit, event, fields)[0]
+
+
+def record_update(jit, event, fields):
+    """Apply an update event to its ticket by contract/epm.md 5.3; returns (task, UPDATE_* for what it did).
+
+    The first final decision is recorded as EPM sent it (and may auto-close the ticket); an approval contradicting
+    the broker's denial EPM acknowledged is a conflict, and a denial after its acknowledged approval reads
+    Revoked (Admin Access). After it, an update
+    is a true duplicate (changes nothing), an older state re-sent (noted, changes nothing), a conflict (noted,
+    warned, the ticket keeps its decision) or a newer state (recorded: revoked, ended early, changed).
+    Nothing here sends anything to EPM: these are EPM's own decisions."""
     values = decision_fields(event, fields)
-    for name, value in values.items():
+    if jit.conflict_decision is not None and is_same_state(values, _recorded_conflict(jit)):
+        return jit.task, UPDATE_DUPLICATE
+    if not jit.decision_final:
+        acknowledged = acknowledged_decision(jit.task)
+        if (acknowledged is not None and _is(acknowledged.decision, contract.DECISION_DENIED)
+                and _is(values["final_decision"], contract.DECISION_APPROVED)):
+            _keep_acknowledged(jit, acknowledged)
+            _record_conflict(jit, values, f"the Denied decision by {acknowledged.decided_by} that EPM acknowledged")
+            return jit.task, UPDATE_CONFLICT
+        # EPM acknowledged the broker's approval, so a Denied is that approval revoked in EPM (its own
+        # update for the approval was lost or is late).
+        revoked = (event.kind == contract.KIND_ADMIN and acknowledged is not None
+                   and _is(acknowledged.decision, contract.DECISION_APPROVED)
+                   and _is(values["final_decision"], contract.DECISION_DENIED))
+        _finalize_first(jit, values, epm_outcome=contract.EPM_OUTCOME_REVOKED if revoked else None)
+        if revoked:
+            add_work_note(jit.task, f"EPM revoked the approval by {acknowledged.decided_by} it had acknowledged: "
+                                    f"Denied by {_who(values)} at {_when(values['final_decision_time'])}. "
+                                    "Nothing is sent to EPM for it.")
+        return jit.task, UPDATE_FIRST
+    recorded = _recorded_state(jit)
+    # What the update leaves out (a template without EndTime, say) is what the ticket holds.
+    values = {name: recorded[name] if value is None else value for name, value in values.items()}
+    if is_same_state(values, recorded):
+        return jit.task, UPDATE_DUPLICATE
+    if compare_states(values, recorded) < 0:
+        _note_older(jit, values)
+        return jit.task, UPDATE_OLDER
+    if _is(values["final_decision"], contract.DECISION_APPROVED) and _is(jit.final_decision, contract.DECISION_DENIED):
+        _record_conflict(jit, values, "EPM's final decision Denied")
+        return jit.task, UPDATE_CONFLICT
+    _apply_newer(jit, event.kind, values)
+    return jit.task, UPDATE_NEWER
+
+
+def _when(moment):
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "an unknown time"
+
+
+def _who(values):
+    return values["final_decision_by"] or "unknown"
+
+
+def _store(jit, values, **columns):
+    for name, value in {**values, **columns}.items():
         setattr(jit, name, value)
-    jit.decision_final = True
     jit.updated_at = utcnow()
     jit.save()
+    Task.update(updated_at=utcnow()).where(Task.id == jit.task_id).execute()
+
+
+def _finalize_first(jit, values, **columns):
+    """Record EPM's first final decision (and any other `columns`); auto-close the ticket when configured."""
+    _store(jit, values, decision_final=True, **columns)
     task = jit.task
     window = ""
     if values["final_start_time"] and values["final_end_time"]:
@@ -155,4 +273,73 @@ def finalize_decision(jit, event, fields):
     if closed_from is not None:
         audit.record(audit.STATE_CHANGE, audit.SYSTEM_ACTOR, "ticket", task.number,
                      {"old": closed_from, "new": task.state_label, "why": "auto-close after EPM's final decision"})
-    return task
+
+
+def later_outcome(kind, recorded, values, outcome):
+    """What a newer update makes of the final decision: an EPM_OUTCOME_*, or `outcome` (the one recorded) unchanged.
+
+    Revoked applies to Admin Access only: Application Access has no revocation in any source, so an
+    Application update from Approved to Denied is recorded as the newer decision and reads "Changed"."""
+    before, after = recorded["final_decision"], values["final_decision"]
+    if _is(before, contract.DECISION_APPROVED) and _is(after, contract.DECISION_APPROVED):
+        ended, planned = values["final_end_time"], recorded["final_end_time"]
+        return contract.EPM_OUTCOME_ENDED_EARLY if ended and planned and ended < planned else outcome
+    if before is not None and after is not None and before.casefold() != after.casefold():
+        if kind == contract.KIND_ADMIN and _is(before, contract.DECISION_APPROVED):
+            return contract.EPM_OUTCOME_REVOKED
+        return contract.EPM_OUTCOME_CHANGED
+    return outcome
+
+
+def _apply_newer(jit, kind, values):
+    recorded = _recorded_state(jit)
+    outcome = later_outcome(kind, recorded, values, jit.epm_outcome)
+    changed = outcome != jit.epm_outcome
+    _store(jit, values, epm_outcome=outcome)
+    decision = values["final_decision"] or "unknown"
+    if changed and outcome == contract.EPM_OUTCOME_REVOKED:
+        text = (f"EPM revoked the approval: Denied by {_who(values)} at {_when(values['final_decision_time'])}; "
+                f"the session ended at {_when(values['final_end_time'])}.")
+    elif changed and outcome == contract.EPM_OUTCOME_ENDED_EARLY:
+        text = (f"EPM ended the session early: it ended at {_when(values['final_end_time'])} instead of "
+                f"{_when(recorded['final_end_time'])} (reported by {_who(values)}).")
+    elif changed:
+        text = (f"EPM changed its final decision from {recorded['final_decision']} to {decision} by {_who(values)} "
+                f"at {_when(values['final_decision_time'])}; the newer decision is recorded.")
+    else:
+        text = (f"EPM updated its final decision: {decision} by {_who(values)} at "
+                f"{_when(values['final_decision_time'])}, ending at {_when(values['final_end_time'])}.")
+    add_work_note(jit.task, text + " Nothing is sent to EPM for it.")
+    audit.record(AUDIT_EPM_UPDATE, audit.SYSTEM_ACTOR, "ticket", jit.task.number,
+                 {"request_id": jit.request_id, "outcome": outcome, "old": recorded["final_decision"],
+                  "new": values["final_decision"], "decision_time": values["final_decision_time"],
+                  "end_time": values["final_end_time"]})
+
+
+def _note_older(jit, values):
+    kept = jit.epm_outcome or jit.final_decision or "its decision"
+    add_work_note(jit.task, f"EPM re-sent an older update ({values['final_decision'] or 'no decision'} by "
+                            f"{_who(values)} at {_when(values['final_decision_time'])}) that changes nothing: "
+                            f"the ticket keeps {kept}.")
+
+
+def _keep_acknowledged(jit, acknowledged):
+    """The broker's Denied that EPM acknowledged becomes the ticket's final decision, EPM's first update having
+    contradicted it; its time stays unknown, so EPM's own Denied update arriving later is a duplicate of it."""
+    _store(jit, {}, decision_final=True, final_decision=contract.DECISION_DENIED,
+           final_decision_by=_clip(acknowledged.decided_by))
+
+
+def _record_conflict(jit, values, contradicted):
+    """Keep the ticket's decision, record the contradicting update on it, and tell ops once (a WARNING line)."""
+    _store(jit, {}, conflict_decision=values["final_decision"], conflict_decision_time=values["final_decision_time"],
+           conflict_end_time=values["final_end_time"], conflict_by=values["final_decision_by"], conflict_at=utcnow())
+    task = jit.task
+    add_work_note(task, f"Conflict: EPM sent {values['final_decision']} by {_who(values)} at "
+                        f"{_when(values['final_decision_time'])}, contradicting {contradicted}. EPM does not do this; "
+                        f"the ticket keeps {jit.final_decision}. Check the request in EPM; nothing is sent to EPM.")
+    log.warning("EPM decision conflict on ticket %s: RequestId %s, EPM's update says %s, the ticket keeps %s",
+                task.number, jit.request_id, values["final_decision"], jit.final_decision)
+    audit.record(AUDIT_EPM_CONFLICT, audit.SYSTEM_ACTOR, "ticket", task.number,
+                 {"request_id": jit.request_id, "update": values["final_decision"], "kept": jit.final_decision,
+                  "decision_time": values["final_decision_time"], "contradicted": contradicted})

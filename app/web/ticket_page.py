@@ -84,17 +84,44 @@ def decision_rows(decision):
     return [(label, value) for label, value in rows if value not in (None, "")]
 
 
+def latest_state(jit):
+    """`Revoked at 2026-11-20 15:20:40 UTC by secops-lead`: what a later update made of EPM's decision, or None.
+
+    Revoked and Changed are dated by their decision time, an early end by the session's end."""
+    if jit.epm_outcome is None:
+        return None
+    moment = jit.final_end_time if jit.epm_outcome == contract.EPM_OUTCOME_ENDED_EARLY else jit.final_decision_time
+    text = jit.epm_outcome + (f" at {timestamp(moment)}" if moment else "")
+    return text + (f" by {jit.final_decision_by}" if jit.final_decision_by else "")
+
+
 def epm_decision_rows(jit):
-    """EPM's finalized decision, once its update event has arrived."""
+    """EPM's finalized decision, once its update event has arrived, led by its latest state when one changed it."""
     if not jit.decision_final:
         return []
     rows = [
+        ("Latest state", latest_state(jit)),
         ("Decision", jit.final_decision),
         ("Decision time", timestamp(jit.final_decision_time)),
         ("Performed by", jit.final_decision_by),
         ("Duration", jit.final_duration),
         ("Start time", timestamp(jit.final_start_time)),
         ("End time", timestamp(jit.final_end_time)),
+    ]
+    return [(label, value) for label, value in rows if value not in (None, "")]
+
+
+def conflict_rows(jit):
+    """The latest update from EPM that contradicted the decision EPM acknowledged, kept aside from the decision."""
+    if jit.conflict_decision is None:
+        return []
+    rows = [
+        ("Decision EPM sent", jit.conflict_decision),
+        ("Decision time sent", timestamp(jit.conflict_decision_time)),
+        ("End time sent", timestamp(jit.conflict_end_time)),
+        ("Performed by", jit.conflict_by),
+        ("Received", timestamp(jit.conflict_at)),
+        ("The ticket keeps", jit.final_decision),
     ]
     return [(label, value) for label, value in rows if value not in (None, "")]
 
@@ -138,6 +165,7 @@ def ticket_view(task, account):
         "decision": latest,
         "decision_rows": decision_rows(latest),
         "epm_rows": epm_decision_rows(jit),
+        "conflict_rows": conflict_rows(jit),
         "actions": available_actions(task, account, jit, latest, active),
         "notice": decision_notice(jit, latest, active),
         "can_retry": (account.role == contract.ROLE_ADMIN and latest is not None

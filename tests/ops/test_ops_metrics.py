@@ -1,4 +1,5 @@
 """`GET /metrics`: counts read from the database at scrape time, so every worker tells the same story."""
+import logging
 from datetime import timedelta
 
 import prometheus_client
@@ -163,3 +164,39 @@ def test_refused_webhook_credentials_are_counted(client, deliver):
 def test_metrics_live_in_the_apps_own_registry_not_the_global_one(app):
     assert "jitbroker_outbox_depth" not in prometheus_client.generate_latest().decode()
     assert app.extensions["metrics_registry"] is not prometheus_client.REGISTRY
+
+
+def test_an_approval_after_a_denial_epm_acknowledged_is_a_counted_conflict(client, deliver, approver_auth, epm,
+                                                                          caplog):
+    ticket = make_ticket(deliver)
+    denied = client.post(f"/api/x_bets_pmc_jit/tickets/{ticket.number}/decision", headers=approver_auth,
+                         json={"decision": "Denied", "reason": "Not on the change calendar"})
+    assert denied.status_code == 201
+    assert scrape(client)[("jitbroker_epm_decision_conflicts", (("kind", "application"),))] == 0
+
+    with caplog.at_level(logging.WARNING):
+        deliver(factories.application_decision(ticket.request_id))
+        deliver(factories.application_decision(ticket.request_id))  # a resend: the same conflict, counted once
+    samples = scrape(client)
+
+    assert value(samples, "jitbroker_epm_decision_conflicts", kind="application") == 1
+    assert value(samples, "jitbroker_epm_decision_conflicts", kind="admin") == 0
+    [warning] = [record for record in caplog.records if record.levelno == logging.WARNING]
+    assert (f"ticket {ticket.number}: RequestId {ticket.request_id}, EPM's update says Approved, "
+            "the ticket keeps Denied") in warning.getMessage()
+    assert ticket.jit_request.final_decision == "Denied"
+    assert Decision.select().count() == 1
+    assert len([call for call in epm.calls if "notification" in call.request.url]) == 1
+
+
+def test_revocations_and_early_ends_are_counted_by_outcome(client, deliver):
+    for request_id, update in (("adm-r", factories.admin_revocation("adm-r")),
+                               ("adm-e", factories.admin_decision("adm-e", EndTime="2026-11-20T15:25:10Z"))):
+        deliver(factories.admin_request(request_id=request_id))
+        deliver(factories.admin_decision(request_id))
+        deliver(update)
+    samples = scrape(client)
+
+    assert value(samples, "jitbroker_epm_later_outcomes", kind="admin", outcome="Revoked") == 1
+    assert value(samples, "jitbroker_epm_later_outcomes", kind="admin", outcome="Ended early") == 1
+    assert value(samples, "jitbroker_epm_later_outcomes", kind="application", outcome="Changed") == 0

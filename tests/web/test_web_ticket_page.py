@@ -4,7 +4,7 @@ import re
 from markupsafe import escape
 
 from app import contract
-from app.models import Task
+from app.models import Decision, Task, utcnow
 from app.web import labels
 from tests import factories
 
@@ -125,3 +125,66 @@ def test_epm_finalized_decision_is_shown(as_approver, deliver, make_ticket):
         assert text in page
     assert "Approve Admin Access" not in page
     assert contract.MSG_FINAL in page
+
+
+# --- EPM's later updates (contract/epm.md 5.3) ---------------------------------------
+
+
+def epm_section(page):
+    """The page from the EPM decision heading to the end of the decision panel."""
+    return page[page.index("EPM's finalized decision"):page.index('aria-labelledby="ticket-heading"')]
+
+
+def test_a_revocation_shows_revoked_and_both_events_in_the_history(as_admin, deliver, make_ticket):
+    task = make_ticket(factories.admin_request(request_id="adm-revoked"))
+    deliver(factories.admin_decision("adm-revoked"))
+    deliver(factories.admin_revocation("adm-revoked"))
+    page = text_of(as_admin.get(f"/tickets/{task.number}"))
+    section = epm_section(page)
+    assert "<dt>Latest state</dt><dd>Revoked at 2026-11-20 15:20:40 UTC by secops-lead</dd>" in section
+    assert "<dt>Decision</dt><dd>Denied</dd>" in section
+    history = page[page.index('id="history"'):]
+    assert history.index("EPM finalized the decision: Approved by jchen") < history.index(
+        "EPM revoked the approval: Denied by secops-lead")
+    assert "Conflicting update" not in page
+    assert Decision.select().count() == 0
+
+
+def test_the_approval_resent_after_its_revocation_leaves_the_page_revoked(as_approver, deliver, make_ticket):
+    task = make_ticket(factories.admin_request(request_id="adm-resent"))
+    deliver(factories.admin_decision("adm-resent"))
+    deliver(factories.admin_revocation("adm-resent"))
+    deliver(factories.admin_decision("adm-resent"))
+    page = text_of(as_approver.get(f"/tickets/{task.number}"))
+    assert "<dd>Revoked at 2026-11-20 15:20:40 UTC by secops-lead</dd>" in epm_section(page)
+    assert "EPM re-sent an older update (Approved by jchen at 2026-11-20 15:12:02 UTC) that changes nothing" in page
+
+
+def test_an_early_end_shows_ended_early_with_its_end_time(as_approver, deliver, make_ticket):
+    task = make_ticket(factories.admin_request(request_id="adm-ended"))
+    deliver(factories.admin_decision("adm-ended"))
+    deliver(factories.admin_decision("adm-ended", EndTime="2026-11-20T15:25:10Z"))
+    section = epm_section(text_of(as_approver.get(f"/tickets/{task.number}")))
+    assert "<dt>Latest state</dt><dd>Ended early at 2026-11-20 15:25:10 UTC by jchen</dd>" in section
+    assert "<dt>Decision</dt><dd>Approved</dd>" in section
+
+
+def test_a_final_decision_nothing_changed_shows_no_latest_state(as_approver, deliver, make_ticket):
+    task = make_ticket(factories.admin_request(request_id="adm-plain"))
+    deliver(factories.admin_decision("adm-plain"))
+    assert "Latest state" not in text_of(as_approver.get(f"/tickets/{task.number}"))
+
+
+def test_an_approval_after_an_acknowledged_denial_shows_the_conflict(as_approver, deliver, make_ticket):
+    task = make_ticket(factories.admin_request(request_id="adm-conflict"))
+    Decision.create(task=task, decision=contract.DECISION_DENIED, reason="Not today", decided_by="jchen",
+                    ticket_url="https://broker.example/x", status=contract.DELIVERY_DELIVERED, delivered_at=utcnow())
+    deliver(factories.admin_decision("adm-conflict", DecisionPerformedByUser="<b>mallory</b>"))
+    section = epm_section(text_of(as_approver.get(f"/tickets/{task.number}")))
+    assert "Conflicting update from EPM" in section
+    for row in ("<dt>Decision EPM sent</dt><dd>Approved</dd>", "<dt>The ticket keeps</dt><dd>Denied</dd>",
+                "<dt>Decision time sent</dt><dd>2026-11-20 15:12:02 UTC</dd>",
+                "<dt>Performed by</dt><dd>&lt;b&gt;mallory&lt;/b&gt;</dd>"):
+        assert row in section
+    assert "<b>mallory</b>" not in section
+    assert Decision.select().count() == 1
