@@ -104,9 +104,9 @@ def epm_check_text(task, jit, configuration):
     """What EPM said when its record of the request was last read ("Check with EPM", reconciliation), or None."""
     if jit.epm_checked_at is None:
         return None
-    record = None
-    if isinstance(jit.epm_record, dict):
-        record = records.read_record(task.kind, jit.epm_record, records.StatusMapping.of(configuration))
+    if not isinstance(jit.epm_record, dict):
+        return f"EPM said it does not know request {jit.request_id}"
+    record = records.read_record(task.kind, jit.epm_record, records.StatusMapping.of(configuration))
     return f"EPM said: {records.describe(record, jit.request_id)}"
 
 
