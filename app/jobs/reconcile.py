@@ -90,10 +90,11 @@ def _as_text(document):
     return result
 
 
-def _created_document(record):
+def _created_document(record, tenant_id):
     """The created webhook EPM would have sent for this record, so the intake's schema reads it; an Application
-    ticket keeps the record's whole requestInfo, unknown keys included."""
-    common = {"EventType": CREATED_EVENT[record.kind].name, "RequestId": record.request_id,
+    ticket keeps the record's whole requestInfo, unknown keys included. Records carry no tenant: the one
+    configured, whose API listed them, is the ticket's."""
+    common = {"EventType": CREATED_EVENT[record.kind].name, "RequestId": record.request_id, "TenantId": tenant_id,
               "Timestamp": record.created, "TicketNumber": record.epm_ticket_number}
     if record.kind == contract.KIND_APPLICATION:
         info = record.request_info
@@ -165,18 +166,18 @@ def _records(client, kind, report):
     report.problems.append(f"EPM's {kind} request list did not end after {MAX_PAGES} pages")
 
 
-def _reconcile_one(kind, raw, mapping, report, dry_run, actor):
+def _reconcile_one(kind, raw, configuration, report, dry_run, actor):
     if not isinstance(raw, dict):
         report.problems.append(f"a {kind} record is not an object: {str(raw)[:100]}")
         return
-    record = records.read_record(kind, raw, mapping)
+    record = records.read_record(kind, raw, records.StatusMapping.of(configuration))
     request_id = record.request_id
     if request_id is None:
         report.problems.append(f"a {kind} record has no request id: {str(raw)[:200]}")
         return
     decision = record.decision
     try:
-        created_event, created_fields = load_event(_as_text(_created_document(record)))
+        created_event, created_fields = load_event(_as_text(_created_document(record, configuration.tenant_id)))
         update = decision_event(record, request_id)
     except ValidationError as error:
         report.problems.append(f"{kind} request {request_id}: unusable record ({error.messages})")
@@ -225,13 +226,13 @@ def reconcile(client=None, dry_run=False, actor=audit.SYSTEM_ACTOR):
 
     Each repair is audited as `actor`'s; EpmError and ValueError (unconfigured) propagate; a bad record is reported."""
     client = client or _configured_client()
-    mapping = records.StatusMapping.of(Configuration.default())
+    configuration = Configuration.default()
     report = ReconcileReport(dry_run=dry_run)
     for kind in KINDS:
         for record in _records(client, kind, report):
             report.seen[kind] += 1
             try:
-                _reconcile_one(kind, record, mapping, report, dry_run, actor)
+                _reconcile_one(kind, record, configuration, report, dry_run, actor)
             except peewee.IntegrityError:
                 # A webhook created the same ticket meanwhile (SQLite, or a race the lock
                 # cannot see): nothing left to repair for this request.

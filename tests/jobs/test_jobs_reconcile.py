@@ -30,6 +30,7 @@ def test_requests_epm_lists_but_the_broker_never_saw_become_tickets_once(epm_api
     application = epm_api.add(APPLICATION, application_record())
     application["requestInfo"]["riskScore"] = "7"  # a key no source shows: kept
     admin = epm_api.add(ADMIN, admin_record())
+    update_configuration({"tenant_id": "0d3c2b1a-tenant"})
 
     report = reconcile()
 
@@ -40,6 +41,7 @@ def test_requests_epm_lists_but_the_broker_never_saw_become_tickets_once(epm_api
     assert app_jit.requested_at == datetime(2026, 11, 22, 5, 0, 0, 123456)
     assert app_jit.request_info["riskScore"] == "7" and app_jit.request_info["publisher"] == "Contoso Ltd"
     assert app_jit.epm_ticket_number is None, "serviceTicket.ticketId is the broker's own number echoed back"
+    assert app_jit.tenant_id == "0d3c2b1a-tenant", "records name no tenant: the configured one listed them"
     assert app_jit.epm_record == application and app_jit.epm_checked_at is not None
     assert any("reconciled from EPM" in text for text in notes(app_jit.task))
     admin_jit = jit_of(ADMIN, admin)
