@@ -127,3 +127,16 @@ def test_the_check_needs_the_csrf_token(as_approver, epm_api, application_ticket
 def test_the_page_offers_the_check_and_says_when_never_checked(as_approver, application_ticket):
     page = page_text(as_approver.get(f"/tickets/{application_ticket.number}"))
     assert f'action="/tickets/{application_ticket.number}/check"' in page and "Not checked with EPM yet." in page
+
+
+def test_a_decision_whose_record_cannot_be_read_is_reported_not_recorded(as_approver, epm_api, admin_ticket):
+    record = admin_record(admin_ticket.request_id, status="Denied")
+    record["requestInfo"]["ticketId"] = "10\x0142"
+    epm_api.mock.get(f"{LIST_URLS[contract.KIND_ADMIN]}/{admin_ticket.request_id}", json=record)
+
+    page = page_text(check(as_approver, admin_ticket))
+
+    assert "Checked with EPM: status Denied, Denied. EPM's decision could not be read from its record" in page
+    assert "TicketNumber must not contain control characters" in page
+    jit = Task.get_by_id(admin_ticket.id).jit_request
+    assert not jit.decision_final and jit.epm_record == record
