@@ -197,7 +197,8 @@ def update_configuration(raw, actor=None, source_address=None):
                 field = FIELDS_BY_NAME[name]
                 changes[name] = {"old": _shown(field, old), "new": _shown(field, value)}
             setattr(record, name, value)
-        _check_statuses_differ(record)
+        if cleaned.keys() & {"epm_approved_statuses", "epm_denied_statuses"}:
+            _check_statuses_differ(record)
         record.updated_at = utcnow()
         record.save()
         if changes.keys() & EPM_CREDENTIAL_FIELDS:
