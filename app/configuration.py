@@ -4,7 +4,9 @@ from app import contract
 from app.audit import service as audit
 from app.db import write_transaction
 from app.epm import tokens
+from app.epm.records import statuses
 from app.epm.hosts import host_warnings as pmc_host_warnings, validate_host
+from app.errors import BadRequest
 from app.fields import Field, clean_boolean, clean_choice, clean_text, clean_values as clean_fields
 from app.models import Configuration, utcnow
 
@@ -46,6 +48,16 @@ def _clean_active_states(value):
     return ", ".join(dict.fromkeys(by_casefold[label.casefold()] for label in labels))
 
 
+
+
+def _clean_statuses(value):
+    named = statuses(value)
+    if not named:
+        raise ValueError("name at least one status, comma-separated")
+    text = ", ".join(named)
+    if len(text) > 255:
+        raise ValueError("at most 255 characters")
+    return text
 
 
 def _clean_path(value):
@@ -125,6 +137,10 @@ FIELDS = (
     Field("application_decision_path", "Application Access Decision Path", _clean_path),
     Field("admin_decision_path", "Admin Access Decision Path", _clean_path),
     Field("admin_once_duration", "Admin Access \"Once\" Duration Value", clean_text(32)),
+    Field("epm_approved_statuses", "EPM Statuses Meaning Approved", _clean_statuses,
+          help="Comma-separated accessDecision.status values (any letter case) read as approved"),
+    Field("epm_denied_statuses", "EPM Statuses Meaning Denied", _clean_statuses,
+          help="Comma-separated accessDecision.status values read as denied; any other status is undecided"),
     Field("smtp_host", "SMTP Server", _clean_smtp_host,
                 help="Mail server for ticket notifications; empty sends no e-mail"),
     Field("smtp_port", "SMTP Port", _clean_whole_number(1, 65535), help="587 with STARTTLS, 25 without"),
@@ -155,6 +171,16 @@ def clean_values(raw):
     return clean_fields(FIELDS_BY_NAME, raw, "Invalid configuration")
 
 
+def _check_statuses_differ(record):
+    """A status meaning both approved and denied would leave EPM's decision unreadable: refused."""
+    approved = {status.casefold() for status in statuses(record.epm_approved_statuses)}
+    both = [status for status in statuses(record.epm_denied_statuses) if status.casefold() in approved]
+    if both:
+        message = f"{both[0]!r} is also an approved status; a status means one decision"
+        raise BadRequest("Invalid configuration", f"epm_denied_statuses: {message}",
+                         extra={"fields": {"epm_denied_statuses": message}})
+
+
 def _shown(field, value):
     return (MASK if value else "") if field.secret else value
 
@@ -171,6 +197,8 @@ def update_configuration(raw, actor=None, source_address=None):
                 field = FIELDS_BY_NAME[name]
                 changes[name] = {"old": _shown(field, old), "new": _shown(field, value)}
             setattr(record, name, value)
+        if cleaned.keys() & {"epm_approved_statuses", "epm_denied_statuses"}:
+            _check_statuses_differ(record)
         record.updated_at = utcnow()
         record.save()
         if changes.keys() & EPM_CREDENTIAL_FIELDS:

@@ -253,6 +253,17 @@ def _epm_outcome_and_conflict(migrator):
                              for name, field in columns))
 
 
+def _epm_records(migrator):
+    """What EPM's record statuses mean (contract/epm.md §5.1), and EPM's record of each request as last read."""
+    configuration = models.Configuration._meta.table_name
+    columns = [(configuration, "epm_approved_statuses", peewee.CharField(max_length=255, default="Approved, 2000")),
+               (configuration, "epm_denied_statuses", peewee.CharField(max_length=255, default="Denied, 2001"))]
+    for model in (models.ApplicationAccessTicket, models.AdminTicket):
+        columns += [(model._meta.table_name, "epm_record", models.JSONField(null=True)),
+                    (model._meta.table_name, "epm_checked_at", peewee.DateTimeField(null=True))]
+    _add_columns(migrator, *columns)
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -269,6 +280,7 @@ MIGRATIONS = [
     (15, "the number of approvers a ticket needs, kept on the ticket", _approvals_on_the_ticket),
     (16, "deliveries queued intake left become tickets; its table and column go", _apply_queued_deliveries),
     (17, "token request authentication and scope; correlation ids of EPM calls", _token_request_and_correlation),
+    (18, "EPM record statuses as decisions; EPM's last record of each request", _epm_records),
     (19, "what a later EPM update made of the final decision: revoked, ended early, conflict",
      _epm_outcome_and_conflict),
 ]

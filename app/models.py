@@ -16,6 +16,11 @@ from app.db import database
 from app.secrets import EncryptedTextField
 
 
+# What EPM's unconfirmed `accessDecision.status` values mean (contract/epm.md §5.1): a setting, these its defaults.
+DEFAULT_APPROVED_STATUSES = f"{contract.DECISION_APPROVED}, {contract.EPM_STATUS_APPROVED}"
+DEFAULT_DENIED_STATUSES = f"{contract.DECISION_DENIED}, {contract.EPM_STATUS_DENIED}"
+
+
 def utcnow():
     """The current UTC time, naive, as every timestamp column stores it."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -117,6 +122,9 @@ class Configuration(BaseModel):
     admin_once_duration = peewee.CharField(max_length=32, default=contract.EPM_ADMIN_ONCE_DURATION)
     token_auth_method = peewee.CharField(max_length=32, default=contract.TOKEN_AUTH_POST)
     token_scope = peewee.CharField(max_length=255, default="")
+    # Comma-separated accessDecision.status values read as approved and as denied (app/epm/records.py).
+    epm_approved_statuses = peewee.CharField(max_length=255, default=DEFAULT_APPROVED_STATUSES)
+    epm_denied_statuses = peewee.CharField(max_length=255, default=DEFAULT_DENIED_STATUSES)
     # Notifications (app/notify), SLA reminders, retention (app/jobs) and the log level switch.
     smtp_host = peewee.CharField(max_length=255, default="")
     smtp_port = peewee.IntegerField(default=587)
@@ -231,6 +239,10 @@ class JitRequest(BaseModel):
     conflict_at = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)
+    # EPM's record of the request as last read from its API ("Check with EPM", reconciliation), and when;
+    # read at with no record: EPM did not know the request.
+    epm_record = JSONField(null=True)
+    epm_checked_at = peewee.DateTimeField(null=True)
 
 
 class ApplicationAccessTicket(JitRequest):

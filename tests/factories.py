@@ -60,3 +60,18 @@ def admin_revocation(request_id, **fields):
     body["RequestId"] = request_id
     body.update(fields)
     return body
+
+
+def epm_api_record(name, request_id=None, **request_info):
+    """A copy of an EPM API answer from tests/fixtures (`epm_api_<name>.json`, contract/epm.md §5 "Example
+    records"); `request_id` replaces the request id in every record, `request_info` updates their requestInfo."""
+    document = copy.deepcopy(_fixture(f"epm_api_{name}"))
+    records = document["data"] if isinstance(document, dict) and "data" in document else (
+        document if isinstance(document, list) else [document])
+    for record in records:
+        if request_id is not None:
+            record["requestInfo"]["requestId"] = request_id
+            if "id" in record:
+                record["id"] = request_id
+        record["requestInfo"].update(request_info)
+    return document

@@ -116,3 +116,27 @@ def test_init_adds_the_token_request_settings_and_correlation_columns_keeping_th
     assert (record.client_id, record.token_auth_method, record.token_scope) == (
         "kept-client", contract.TOKEN_AUTH_POST, "")
     assert {"correlation_id", "answered_correlation_id"} <= {column.name for column in database.get_columns(call)}
+
+
+def test_init_adds_the_status_mapping_settings_and_epm_record_columns_keeping_what_is_stored(app, runner, make_ticket):
+    from app.models import AdminTicket, ApplicationAccessTicket
+
+    update_configuration({"client_id": "kept-client"})
+    task = make_ticket(factories.admin_request())
+    configuration = Configuration._meta.table_name
+    migrator = SchemaMigrator.from_database(database.obj)
+    migrate(migrator.drop_column(configuration, "epm_approved_statuses"),
+            migrator.drop_column(configuration, "epm_denied_statuses"),
+            *(migrator.drop_column(model._meta.table_name, column) for model in (ApplicationAccessTicket, AdminTicket)
+              for column in ("epm_record", "epm_checked_at")))
+    SchemaVersion.delete().where(SchemaVersion.version == 18).execute()
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: EPM record statuses as decisions" in result.output
+    record = Configuration.default()
+    assert (record.client_id, record.epm_approved_statuses, record.epm_denied_statuses) == (
+        "kept-client", "Approved, 2000", "Denied, 2001")
+    jit = Task.get_by_id(task.id).jit_request
+    assert (jit.epm_record, jit.epm_checked_at) == (None, None)

@@ -17,7 +17,7 @@ from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
 
 from app import contract
-from app.epm import tokens
+from app.epm import records, tokens
 from app.epm.errors import (
     EpmAuthFailed, EpmRejected, error_for_exception, error_for_status, json_answer, response_body, token_refusal,
 )
@@ -176,15 +176,32 @@ class EpmClient:
         return self._json_document(response, "the request list")
 
     def get_request(self, kind, request_id):
-        """EPM's record of one request (by its RequestId) as a dict; EpmRejected with status 404 if unknown."""
+        """EPM's record of one request (by its RequestId) as a dict, or None when EPM does not know it
+        (a 404, or an empty array: contract/epm.md §5.2); EpmRejected when the answer is not one record."""
         path = f"{self._list_path(kind)}/{quote(str(request_id), safe='')}"
-        response = self._call("GET", path, what=f"the {kind} request {request_id}")
-        return self._json_document(response, "the request")
+        try:
+            response = self._call("GET", path, what=f"the {kind} request {request_id}")
+        except EpmRejected as error:
+            if error.status == 404:
+                return None
+            raise
+        document = json_answer(response)
+        if document is None:
+            self._json_document(response, "the request")  # raises: not JSON
+        try:
+            return records.one_record(document)
+        except EpmRejected as error:
+            raise EpmRejected(f"{error.message} ({self.base_url}{path}, HTTP {response.status_code})",
+                              status=response.status_code, body=response_body(response)) from None
 
     def test_connection(self):
-        """Fetch a token and read one page of size 1; returns "Connection OK" or raises EpmError."""
+        """Fetch a token and read one page of size 1, which must be a page ({"data": [...]}); returns
+        "Connection OK" or raises EpmError."""
         self._access_token()
-        self.list_requests(contract.KIND_APPLICATION, page_size=1, page_number=1)
+        document = self.list_requests(contract.KIND_APPLICATION, page_size=1, page_number=1)
+        if records.page_records(document) is None:
+            raise EpmRejected("EPM answered the request list without a data list: is the host EPM's management "
+                              f"API? {' '.join(host_warnings(self.base_url))}".strip())
         return CONNECTION_OK
 
     def _list_path(self, kind):

@@ -1,7 +1,9 @@
-"""Reconciliation with EPM: create the tickets and record the final decisions that lost webhooks left out.
+"""Reconciliation with EPM: create the tickets and record the final decisions that lost webhooks left out;
+and "Check with EPM", the same repair for one ticket on request.
 
-Running it again changes nothing, and nothing is deleted or reopened. ASSUMPTION: EPM's read records are
-unpublished; they are read in the fake EPM's shape and, case-insensitively, by the webhooks' field names."""
+EPM's records are read as contract/epm.md §5 shows them (app/epm/records.py) and turned into the webhooks EPM
+would have sent, so the intake's schemas and ticket service do the rest. Running it again changes nothing,
+and nothing is deleted or reopened."""
 import logging
 from dataclasses import dataclass, field
 
@@ -14,17 +16,19 @@ from app.audit import service as audit
 from app.claims import lock_request
 from app.db import write_transaction
 from app.decisions.service import latest_decision
+from app.epm import records
 from app.epm.client import MAX_PAGE_SIZE, EpmClient
 from app.intake import service as intake
 from app.intake.schemas import load_event
 from app.logs.outbound import outbound_call_recorder
-from app.models import Configuration
+from app.models import Configuration, utcnow
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
 
 AUDIT_TICKET_CREATED = "reconcile_ticket_created"
 AUDIT_DECISION_FINALIZED = "reconcile_decision_finalized"
+AUDIT_CHECKED = "epm_check"
 # A tenant with more pages than this is a paging loop (EPM ignoring PageNumber), not data.
 MAX_PAGES = 5000
 KINDS = (contract.KIND_APPLICATION, contract.KIND_ADMIN)
@@ -32,29 +36,6 @@ CREATED_EVENT = {contract.KIND_APPLICATION: contract.URM_TICKET_CREATED, contrac
                  contract.ADMIN_TICKET_CREATED}
 UPDATE_EVENT = {contract.KIND_APPLICATION: contract.URM_DECISION_UPDATE, contract.KIND_ADMIN:
                 contract.ADMIN_TICKET_UPDATED}
-
-# Names an EPM read record may use for each fact, most likely first (see the ASSUMPTION above).
-ALIASES = {
-    "request_id": ("id", "requestId", "itsmRequestId", "authorizationRequestId", "adminAccessRequestId"),
-    "ticket_number": ("ticketNumber", "ticketId"),
-    "tenant_id": ("tenantId",),
-    "created": ("createdDate", "created", "createdAt", "requestDate", "requestedDate", "timestamp"),
-    "decision": ("decision", "status", "state", "decisionStatus"),
-    "decided_by": ("decisionPerformedByUser", "decidedBy", "approver"),
-    "decision_time": ("decisionTime", "decisionDate", "decidedAt"),
-    "duration": ("duration", "approvedDuration"),
-    "start_time": ("startTime",),
-    "end_time": ("endTime",),
-    "user": ("user", "userName", "accountName"),
-    "user_id": ("userId",),
-    "host": ("hostName", "computerName", "host"),
-    "computer_id": ("computerId",),
-    "group_id": ("groupId", "computerGroupId"),
-    "reason": ("reason",),
-    "duration_requested": ("durationRequested", "requestedDuration"),
-}
-_APPROVED = {"approved", "approve", contract.EPM_STATUS_APPROVED}
-_DENIED = {"denied", "deny", "rejected", "declined", contract.EPM_STATUS_DENIED}
 
 
 @dataclass
@@ -96,74 +77,64 @@ class ReconcileReport:
                 f"{len(self.awaiting)} awaiting EPM, {len(self.problems)} problems")
 
 
-def _lookup(record):
-    """A case-insensitive view of a record, with a nested requestInfo's keys as a fallback."""
-    folded = {}
-    nested = next((value for key, value in record.items() if str(key).casefold() == "requestinfo"), None)
-    for source in (record, nested if isinstance(nested, dict) else {}):
-        for key, value in source.items():
-            folded.setdefault(str(key).casefold(), value)
-    return folded
-
-
-def _value(folded, name):
-    for alias in ALIASES[name]:
-        value = folded.get(alias.casefold())
-        if value is not None and not isinstance(value, (dict, list)) and str(value).strip():
-            return value
-    return None
-
-
-def final_decision(folded):
-    """EPM's decision as the contract names it (Approved/Denied), or None while pending."""
-    value = _value(folded, "decision")
-    text = str(value).strip().casefold() if value is not None else ""
-    if text in _APPROVED:
-        return contract.DECISION_APPROVED
-    if text in _DENIED:
-        return contract.DECISION_DENIED
-    return None
-
-
-def _created_document(kind, folded):
-    """The webhook EPM would have sent for this request, so the intake's schema reads it."""
-    common = {"EventType": CREATED_EVENT[kind].name, "RequestId": _value(folded, "request_id"),
-              "TenantId": _value(folded, "tenant_id"), "Timestamp": _value(folded, "created"),
-              "TicketNumber": _value(folded, "ticket_number")}
-    if kind == contract.KIND_APPLICATION:
-        info = {key: folded[key.casefold()] for key in contract.URM_REQUEST_INFO_KEYS
-                if key.casefold() in folded and not isinstance(folded[key.casefold()], (dict, list))}
-        info.setdefault("user", _value(folded, "user"))
-        info.setdefault("hostName", _value(folded, "host"))
-        info.setdefault("reason", _value(folded, "reason"))
-        return {**common, "requestInfo": {key: value for key, value in info.items() if value is not None}}
-    return {**common, "ComputerId": _value(folded, "computer_id") or _value(folded, "host"),
-            "GroupId": _value(folded, "group_id"), "Reason": _value(folded, "reason"),
-            "UserId": _value(folded, "user_id"), "UserName": _value(folded, "user"),
-            "DurationRequested": _value(folded, "duration_requested")}
-
-
-def _update_document(kind, folded, decision):
-    """The update event EPM would have sent for its final decision."""
-    decided = {"Decision": decision, "DecisionTime": _value(folded, "decision_time"),
-               "DecisionPerformedByUser": _value(folded, "decided_by"), "Duration": _value(folded, "duration")}
-    common = {"EventType": UPDATE_EVENT[kind].name, "RequestId": _value(folded, "request_id"),
-              "TenantId": _value(folded, "tenant_id"), "TicketNumber": _value(folded, "ticket_number")}
-    if kind == contract.KIND_APPLICATION:
-        return {**common, "requestInfo": decided}
-    return {**common, **decided, "StartTime": _value(folded, "start_time"), "EndTime": _value(folded, "end_time"),
-            "DurationRequested": _value(folded, "duration_requested")}
-
-
 def _as_text(document):
-    """Every value as text, as EPM's webhooks send them; None left out."""
+    """Every scalar as text, as EPM's webhooks send them; objects read the same way, arrays kept, no value left out."""
     result = {}
     for key, value in document.items():
         if isinstance(value, dict):
             result[key] = _as_text(value)
-        elif value is not None:
-            result[key] = ("True" if value else "False") if isinstance(value, bool) else str(value)
+        elif isinstance(value, list):
+            result[key] = value
+        elif records.text(value) is not None:
+            result[key] = records.text(value)
     return result
+
+
+def _created_document(record, tenant_id):
+    """The created webhook EPM would have sent for this record, so the intake's schema reads it; an Application
+    ticket keeps the record's whole requestInfo, unknown keys included. Records carry no tenant: the one
+    configured, whose API listed them, is the ticket's."""
+    common = {"EventType": CREATED_EVENT[record.kind].name, "RequestId": record.request_id, "TenantId": tenant_id,
+              "Timestamp": record.created, "TicketNumber": record.epm_ticket_number}
+    if record.kind == contract.KIND_APPLICATION:
+        info = record.request_info
+        for key, value in (("user", record.user), ("hostName", record.host), ("reason", record.reason)):
+            if records.text(info.get(key)) is None:
+                info[key] = value
+        return {**common, "requestInfo": info}
+    return {**common, "ComputerId": record.computer_id or record.host, "Reason": record.reason,
+            "UserId": record.user_id, "UserName": record.user, "DurationRequested": record.duration_requested}
+
+
+def _update_document(record, request_id):
+    """The update webhook EPM would have sent for the decision its record shows."""
+    decided = {"Decision": record.decision, "DecisionTime": record.decision_time,
+               "DecisionPerformedByUser": record.decided_by, "Duration": record.duration}
+    common = {"EventType": UPDATE_EVENT[record.kind].name, "RequestId": request_id,
+              "TicketNumber": record.epm_ticket_number}
+    if record.kind == contract.KIND_APPLICATION:
+        return {**common, "requestInfo": decided}
+    return {**common, **decided, "StartTime": record.start_time, "EndTime": record.end_time,
+            "DurationRequested": record.duration_requested}
+
+
+def decision_event(record, request_id):
+    """(event, fields) of the update webhook for the final decision `record` shows, or None while EPM shows
+    none; ValidationError when the record's values are unusable."""
+    if record.decision is None:
+        return None
+    return load_event(_as_text(_update_document(record, request_id)))
+
+
+def finalize_from_record(jit, update, record, when):
+    """Keep EPM's `record` (read at `when`) on the ticket and, when `update` (decision_event) is given and
+    the ticket lacks a final decision, finalize it as the lost update webhook would have; True if finalized."""
+    jit.epm_record, jit.epm_checked_at = record.raw, when
+    jit.save(only=[type(jit).epm_record, type(jit).epm_checked_at])
+    if update is None or jit.decision_final:
+        return False
+    tickets.finalize_decision(jit, *update)
+    return True
 
 
 class _Reconciled:
@@ -175,42 +146,39 @@ class _Reconciled:
 
 
 def _records(client, kind, report):
-    """Every record EPM lists for `kind`, page after page."""
-    page = 1
+    """Every record EPM lists for `kind`, page after page (contract/epm.md §5.10): stops on an empty page,
+    at pageCount, or once totalRecordCount records were read, whichever comes first."""
+    page, read = 1, 0
     while page <= MAX_PAGES:
         document = client.list_requests(kind, page_size=MAX_PAGE_SIZE, page_number=page)
-        folded = {str(key).casefold(): value for key, value in document.items()}
-        data = folded.get("data")
-        if not isinstance(data, list):
+        data = records.page_records(document)
+        if data is None:
             report.problems.append(f"EPM's {kind} request list, page {page}, has no data list")
             return
-        yield from data
-        page_count = folded.get("pagecount")
-        if isinstance(page_count, (int, str)) and str(page_count).isdigit():
-            if page >= int(page_count):
-                return
-        elif len(data) < MAX_PAGE_SIZE:
-            return
         if not data:
+            return
+        yield from data
+        read += len(data)
+        page_count, total = records.page_totals(document)
+        if (page_count is not None and page >= page_count) or (total is not None and read >= total):
             return
         page += 1
     report.problems.append(f"EPM's {kind} request list did not end after {MAX_PAGES} pages")
 
 
-def _reconcile_one(kind, record, report, dry_run, actor):
-    if not isinstance(record, dict):
-        report.problems.append(f"a {kind} record is not an object: {str(record)[:100]}")
+def _reconcile_one(kind, raw, configuration, report, dry_run, actor):
+    if not isinstance(raw, dict):
+        report.problems.append(f"a {kind} record is not an object: {str(raw)[:100]}")
         return
-    folded = _lookup(record)
-    request_id = _value(folded, "request_id")
+    record = records.read_record(kind, raw, records.StatusMapping.of(configuration))
+    request_id = record.request_id
     if request_id is None:
-        report.problems.append(f"a {kind} record has no request id: {str(record)[:200]}")
+        report.problems.append(f"a {kind} record has no request id: {str(raw)[:200]}")
         return
-    request_id = str(request_id).strip()
-    decision = final_decision(folded)
+    decision = record.decision
     try:
-        created_event, created_fields = load_event(_as_text(_created_document(kind, folded)))
-        update = load_event(_as_text(_update_document(kind, folded, decision))) if decision else None
+        created_event, created_fields = load_event(_as_text(_created_document(record, configuration.tenant_id)))
+        update = decision_event(record, request_id)
     except ValidationError as error:
         report.problems.append(f"{kind} request {request_id}: unusable record ({error.messages})")
         return
@@ -227,9 +195,7 @@ def _reconcile_one(kind, record, report, dry_run, actor):
                 task = intake.apply_event(_Reconciled(), created_event, created_fields)["task"]
                 tickets.add_work_note(task, f"Ticket reconciled from EPM: its request {request_id} was listed by "
                                             "EPM but its webhook never arrived.")
-                jit = tickets.find_jit_request(kind, request_id)
-                if update and not jit.decision_final:
-                    tickets.finalize_decision(jit, *update)
+                finalize_from_record(tickets.find_jit_request(kind, request_id), update, record, utcnow())
                 ticket = task.number
                 audit.record(AUDIT_TICKET_CREATED, actor, "ticket", ticket,
                              {"kind": kind, "request_id": request_id, "epm_decision": decision})
@@ -247,7 +213,7 @@ def _reconcile_one(kind, record, report, dry_run, actor):
                if sent is not None and sent.status == contract.DELIVERY_DELIVERED
                else "decided in EPM; its update never arrived")
         if not dry_run:
-            tickets.finalize_decision(jit, *update)
+            finalize_from_record(jit, update, record, utcnow())
             tickets.add_work_note(task, f"EPM's final decision reconciled from EPM ({why}).")
             audit.record(AUDIT_DECISION_FINALIZED, actor, "ticket", task.number,
                          {"kind": kind, "request_id": request_id, "epm_decision": decision, "why": why})
@@ -260,12 +226,13 @@ def reconcile(client=None, dry_run=False, actor=audit.SYSTEM_ACTOR):
 
     Each repair is audited as `actor`'s; EpmError and ValueError (unconfigured) propagate; a bad record is reported."""
     client = client or _configured_client()
+    configuration = Configuration.default()
     report = ReconcileReport(dry_run=dry_run)
     for kind in KINDS:
         for record in _records(client, kind, report):
             report.seen[kind] += 1
             try:
-                _reconcile_one(kind, record, report, dry_run, actor)
+                _reconcile_one(kind, record, configuration, report, dry_run, actor)
             except peewee.IntegrityError:
                 # A webhook created the same ticket meanwhile (SQLite, or a race the lock
                 # cannot see): nothing left to repair for this request.
@@ -281,6 +248,54 @@ def reconcile_job():
     except ValueError as error:
         return f"skipped: {error}"
     return str(reconcile(client))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What "Check with EPM" found: EPM's record (None when EPM does not know the request), the work note
+    written, the decision finalized from it (or None) and why a decision EPM shows could not be used."""
+
+    record: object
+    note: str
+    finalized: str = None
+    problem: str = None
+
+
+def check_with_epm(task, actor, client=None):
+    """Read `task`'s request from EPM and record what EPM says on the ticket (a work note, the record and when it
+    was read, an audit entry as `actor`); a final decision EPM shows that the ticket lacks is finalized as
+    reconciliation does. EpmError, and ValueError while EPM is not configured, propagate with nothing changed."""
+    client = client or _configured_client()
+    request_id = task.request_id
+    raw = client.get_request(task.kind, request_id)
+    record = None if raw is None else records.read_record(task.kind, raw, records.StatusMapping.of(
+        Configuration.default()))
+    update, problem = None, None
+    if record is not None:
+        try:
+            update = decision_event(record, request_id)
+        except ValidationError as error:
+            problem = f"EPM's decision could not be read from its record ({error.messages})"
+    note = f"Checked with EPM: {records.describe(record, request_id)}."
+    if problem:
+        note = f"{note} {problem}."
+    with write_transaction():
+        lock_request(request_id)
+        jit = tickets.find_jit_request(task.kind, request_id)
+        when = utcnow()
+        finalized = None
+        tickets.add_work_note(task, note)
+        if record is None:
+            jit.epm_record, jit.epm_checked_at = None, when
+            jit.save(only=[type(jit).epm_record, type(jit).epm_checked_at])
+        elif finalize_from_record(jit, update, record, when):
+            finalized = record.decision
+            tickets.add_work_note(task, "EPM's final decision recorded from its record, read by Check with EPM.")
+        audit.record(AUDIT_CHECKED, actor, "ticket", task.number,
+                     {"kind": task.kind, "request_id": request_id, "found": record is not None,
+                      "status": record and record.status, "epm_decision": record and record.decision,
+                      "finalized": finalized})
+    return CheckResult(record, note, finalized, problem)
 
 
 def _configured_client():

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from app import contract
 from app.decisions import service as decisions
+from app.epm import records
 from app.models import Configuration, WorkNote
 from app.ops.history import ticket_history
 from app.web import labels
@@ -126,6 +127,16 @@ def conflict_rows(jit):
     return [(label, value) for label, value in rows if value not in (None, "")]
 
 
+def epm_check_text(task, jit, configuration):
+    """What EPM said when its record of the request was last read ("Check with EPM", reconciliation), or None."""
+    if jit.epm_checked_at is None:
+        return None
+    if not isinstance(jit.epm_record, dict):
+        return f"EPM said it does not know request {jit.request_id}"
+    record = records.read_record(task.kind, jit.epm_record, records.StatusMapping.of(configuration))
+    return f"EPM said: {records.describe(record, jit.request_id)}"
+
+
 def available_actions(task, account, jit, latest, active):
     """The decision buttons `account` may use now: approvers, active state, nothing final or in flight."""
     if account.role not in contract.APPROVER_ROLES or not active or jit.decision_final:
@@ -166,6 +177,8 @@ def ticket_view(task, account):
         "decision_rows": decision_rows(latest),
         "epm_rows": epm_decision_rows(jit),
         "conflict_rows": conflict_rows(jit),
+        "epm_check": epm_check_text(task, jit, configuration),
+        "epm_checked_at": jit.epm_checked_at,
         "actions": available_actions(task, account, jit, latest, active),
         "notice": decision_notice(jit, latest, active),
         "can_retry": (account.role == contract.ROLE_ADMIN and latest is not None

@@ -1,4 +1,5 @@
-"""Ticket pages: the list, one ticket, the decision form, state changes, notes and delivery retries."""
+"""Ticket pages: the list, one ticket, the decision form, state changes, notes, delivery retries and
+Check with EPM."""
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -7,7 +8,9 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from app import contract
 from app.auth.access import require_page_roles
 from app.decisions import approvals, service as decisions
+from app.epm.errors import EpmError
 from app.errors import BadRequest, Conflict
+from app.jobs.reconcile import check_with_epm
 from app.models import utcnow
 from app.tickets.documents import ticket_url
 from app.tickets.rows import ListedTicket, row_page
@@ -147,4 +150,19 @@ def retry_delivery(number):
     result = decisions.retry_now(latest)
     flash(f"Delivery: {labels.DELIVERY_LABELS.get(result.status, result.status)}.",
           "error" if result.status != contract.DELIVERY_DELIVERED else "ok")
+    return redirect(url_for("web_tickets.ticket", number=task.number))
+
+
+@bp.post("/tickets/<number>/check")
+@approvers
+def check_epm(number):
+    """Read the ticket's request from EPM and record what EPM says; an EPM failure changes nothing."""
+    task = find_task(number)
+    try:
+        result = check_with_epm(task, g.account)
+    except (EpmError, ValueError) as error:
+        flash(f"Could not check with EPM: {getattr(error, 'message', str(error))}", "error")
+    else:
+        finalized = f" Recorded EPM's final decision: {result.finalized}." if result.finalized else ""
+        flash(f"{result.note}{finalized}", "error" if result.problem else "ok")
     return redirect(url_for("web_tickets.ticket", number=task.number))

@@ -17,6 +17,7 @@ from app.epm.client import EpmClient
 from app.epm.errors import (
     EpmAuthFailed, EpmError, EpmForbidden, EpmRejected, EpmRetryable, EpmUnreachable,
 )
+from tests import factories
 from tests.epm.conftest import (
     ADMIN_LIST_URL, ADMIN_URL, APPLICATION_LIST_URL, APPLICATION_URL, CLIENT_ID, CLIENT_SECRET, EPM, TOKEN,
     TOKEN_URL, api_calls, token_answer, token_calls,
@@ -400,13 +401,48 @@ def test_list_requests_refuses_pages_larger_than_epm_allows(epm_client):
 def test_get_request_reads_one_record_by_its_request_id(epm_mock, epm_client):
     epm_mock.get(f"{APPLICATION_LIST_URL}/6b1f3a52%2F1", json={"id": "6b1f3a52/1"})
     assert epm_client.get_request(contract.KIND_APPLICATION, "6b1f3a52/1") == {"id": "6b1f3a52/1"}
+    [call] = api_calls(epm_mock)
+    assert (call.request.method, call.request.headers["Authorization"]) == ("GET", f"Bearer {TOKEN}")
 
 
-def test_an_unknown_request_is_a_404_rejection(epm_mock, epm_client):
-    epm_mock.get(f"{APPLICATION_LIST_URL}/nope", status=404)
-    with pytest.raises(EpmRejected) as raised:
-        epm_client.get_request(contract.KIND_APPLICATION, "nope")
-    assert raised.value.status == 404
+ADMIN_RECORD = factories.epm_api_record("admin_access_request_v2_single")[0]
+
+
+@pytest.mark.parametrize("answer", [ADMIN_RECORD, [ADMIN_RECORD], {"data": [ADMIN_RECORD]}, {"Data": [ADMIN_RECORD]}],
+                         ids=["object", "one-element array", "data envelope", "Data envelope"])
+def test_a_single_read_is_one_record_whatever_its_wrapping(epm_mock, epm_client, answer):
+    request_id = ADMIN_RECORD["requestInfo"]["requestId"]
+    epm_mock.get(f"{ADMIN_LIST_URL}/{request_id}", json=answer)
+    record = epm_client.get_request(contract.KIND_ADMIN, request_id)
+    assert record == ADMIN_RECORD and record["requestInfo"]["computerId"] == ADMIN_RECORD["requestInfo"]["computerId"]
+
+
+@pytest.mark.parametrize("answer", [dict(json=[]), dict(json={"data": []}), dict(status=404, json={"error": "x"})],
+                         ids=["empty array", "empty data", "404"])
+def test_an_unknown_request_is_none(epm_mock, epm_client, answer):
+    epm_mock.get(f"{APPLICATION_LIST_URL}/nope", **answer)
+    assert epm_client.get_request(contract.KIND_APPLICATION, "nope") is None
+
+
+@pytest.mark.parametrize("answer, said", [([{"id": "a"}, {"id": "b"}], "2 records instead of one"),
+                                          ("Approved", "a string, not a record")])
+def test_a_single_read_answered_with_something_else_is_rejected_naming_the_url(epm_mock, epm_client, answer, said):
+    epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", json=answer)
+    with pytest.raises(EpmRejected, match=said) as raised:
+        epm_client.get_request(contract.KIND_APPLICATION, "req-1")
+    assert f"{APPLICATION_LIST_URL}/req-1" in raised.value.message and raised.value.status == 200
+
+
+def test_a_refused_single_read_is_still_an_error(epm_mock, epm_client):
+    epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", status=403)
+    with pytest.raises(EpmForbidden):
+        epm_client.get_request(contract.KIND_APPLICATION, "req-1")
+
+
+def test_a_single_read_that_is_not_json_is_rejected(epm_mock, epm_client):
+    epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", body="<html>sign in</html>")
+    with pytest.raises(EpmRejected, match="other than a JSON object"):
+        epm_client.get_request(contract.KIND_APPLICATION, "req-1")
 
 
 def test_a_read_that_is_not_json_is_rejected(epm_mock, epm_client):
@@ -415,12 +451,22 @@ def test_a_read_that_is_not_json_is_rejected(epm_mock, epm_client):
         epm_client.list_requests(contract.KIND_APPLICATION)
 
 
-def test_test_connection_fetches_a_token_and_reads_one_record(epm_mock, epm_client):
-    epm_mock.get(APPLICATION_LIST_URL, json={"data": [], "pageCount": 0, "totalRecordCount": 0})
+@pytest.mark.parametrize("page", [{"data": [], "pageCount": 0, "totalRecordCount": 0},
+                                  {"Data": [{"id": "x"}], "PageCount": 9}])
+def test_test_connection_fetches_a_token_and_reads_one_page_of_one(epm_mock, epm_client, page):
+    epm_mock.get(APPLICATION_LIST_URL, json=page)
     assert epm_client.test_connection() == "Connection OK"
     assert len(token_calls(epm_mock)) == 1
     [call] = api_calls(epm_mock)
-    assert parse_qs(urlsplit(call.request.url).query)["Pagination.PageSize"] == ["1"]
+    assert parse_qs(urlsplit(call.request.url).query) == {"Pagination.PageSize": ["1"],
+                                                         "Pagination.PageNumber": ["1"]}
+
+
+@pytest.mark.parametrize("answer", [{"id": "a record, not a page"}, {"data": "none"}])
+def test_test_connection_refuses_an_answer_that_is_not_a_page(epm_mock, epm_client, answer):
+    epm_mock.get(APPLICATION_LIST_URL, json=answer)
+    with pytest.raises(EpmRejected, match="without a data list"):
+        epm_client.test_connection()
 
 
 # --- The call log and logging --------------------------------------------------------------

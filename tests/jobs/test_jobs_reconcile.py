@@ -1,74 +1,148 @@
-"""Reconciliation against the fake EPM on loopback: what webhooks missed is repaired, once."""
+"""Reconciliation against EPM's lists in the shapes of contract/epm.md §5 (served with `responses`):
+what webhooks missed is repaired, once, and a record the broker cannot use is reported, not fatal."""
+from datetime import datetime
+
 from app import contract
 from app.audit.models import AuditEntry
+from app.configuration import update_configuration
 from app.decisions import service as decisions
 from app.jobs.reconcile import reconcile
 from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, Task, WorkNote
 from tests import factories
+from tests.jobs.conftest import EPM, admin_record, application_record
+
+APPLICATION, ADMIN = contract.KIND_APPLICATION, contract.KIND_ADMIN
 
 
 def notes(task):
     return [note.text for note in WorkNote.select().where(WorkNote.task == task).order_by(WorkNote.id)]
 
 
-def test_a_request_epm_has_but_the_broker_missed_becomes_a_ticket_once(fake_epm):
-    application = fake_epm.add_request(contract.KIND_APPLICATION, user="CORP\\dlee")
-    admin = fake_epm.add_request(contract.KIND_ADMIN)
+def jit_of(kind, record):
+    model = ApplicationAccessTicket if kind == APPLICATION else AdminTicket
+    return model.get(model.request_id == record["requestInfo"]["requestId"])
+
+
+# --- Tickets for requests the broker never saw -----------------------------------------------------
+
+
+def test_requests_epm_lists_but_the_broker_never_saw_become_tickets_once(epm_api):
+    application = epm_api.add(APPLICATION, application_record())
+    application["requestInfo"]["riskScore"] = "7"  # a key no source shows: kept
+    admin = epm_api.add(ADMIN, admin_record())
+    update_configuration({"tenant_id": "0d3c2b1a-tenant"})
 
     report = reconcile()
 
-    assert [item["request_id"] for item in report.created] == [application["RequestId"], admin["RequestId"]]
-    app_jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == application["RequestId"])
-    # The fake's list records carry the user and reason, not the host: the ticket has what EPM listed.
-    assert app_jit.task.requester == "CORP\\dlee"
-    assert app_jit.epm_ticket_number == application["TicketNumber"] and app_jit.tenant_id == application["TenantId"]
-    assert app_jit.reason == application["requestInfo"]["reason"]
+    assert [item["request_id"] for item in report.created] == [application["id"], admin["requestInfo"]["requestId"]]
+    app_jit = jit_of(APPLICATION, application)
+    assert (app_jit.task.requester, app_jit.task.host, app_jit.task.subject, app_jit.reason) == (
+        "ACME\\jdoe", "WS-0042", "Contoso Printer Setup", "Install printer driver")
+    assert app_jit.requested_at == datetime(2026, 11, 22, 5, 0, 0, 123456)
+    assert app_jit.request_info["riskScore"] == "7" and app_jit.request_info["publisher"] == "Contoso Ltd"
+    assert app_jit.epm_ticket_number is None, "serviceTicket.ticketId is the broker's own number echoed back"
+    assert app_jit.tenant_id == "0d3c2b1a-tenant", "records name no tenant: the configured one listed them"
+    assert app_jit.epm_record == application and app_jit.epm_checked_at is not None
     assert any("reconciled from EPM" in text for text in notes(app_jit.task))
-    admin_jit = AdminTicket.get(AdminTicket.request_id == admin["RequestId"])
-    assert admin_jit.task.requester == admin["UserName"] and not admin_jit.decision_final
+    admin_jit = jit_of(ADMIN, admin)
+    assert (admin_jit.task.requester, admin_jit.epm_ticket_number, admin_jit.duration_requested) == (
+        "ACME\\jdoe", "1042", "1800")
+    assert (admin_jit.user_id, admin_jit.computer_id) == (admin["requestInfo"]["userId"],
+                                                          admin["requestInfo"]["computerId"])
+    assert not admin_jit.decision_final and not app_jit.decision_final
 
     again = reconcile()
-    assert again.changes == 0 and again.seen == {contract.KIND_APPLICATION: 1, contract.KIND_ADMIN: 1}
-    assert Task.select().count() == 2
+    assert again.changes == 0 and again.seen == {APPLICATION: 1, ADMIN: 1}
+    assert Task.select().count() == 2 and WorkNote.select().count() == len(notes(app_jit.task)) * 2
 
 
-def test_a_dry_run_reports_without_creating(fake_epm):
-    request = fake_epm.add_request(contract.KIND_APPLICATION)
+def test_requests_decided_in_epm_become_tickets_with_their_decisions(epm_api):
+    approved = epm_api.add(APPLICATION, application_record(status="Approved", decisionPerformedByUser="alice",
+                                                           decisionTime="2026-11-22 05:03:10", duration="Once"))
+    denied = epm_api.add(APPLICATION, application_record(status="2001"))
+    admin = epm_api.add(ADMIN, admin_record(status="2000", duration="1800", startTime="2026-11-22T05:05:00Z",
+                                            endTime="2026-11-22T05:35:00Z"))
+
+    report = reconcile()
+
+    assert [item["decision"] for item in report.created] == ["Approved", "Denied", "Approved"]
+    first = jit_of(APPLICATION, approved)
+    assert (first.decision_final, first.final_decision, first.final_decision_by, first.final_duration) == (
+        True, "Approved", "alice", "Once")
+    assert first.final_decision_time == datetime(2026, 11, 22, 5, 3, 10)
+    second = jit_of(APPLICATION, denied)
+    assert (second.decision_final, second.final_decision, second.final_decision_by) == (True, "Denied", None)
+    elevated = jit_of(ADMIN, admin)
+    assert (elevated.final_decision, elevated.final_duration) == ("Approved", "1800")
+    assert (elevated.final_start_time, elevated.final_end_time) == (datetime(2026, 11, 22, 5, 5),
+                                                                   datetime(2026, 11, 22, 5, 35))
+    assert any("EPM finalized the decision: Approved" in text for text in notes(elevated.task))
+    assert reconcile().changes == 0
+
+
+def test_statuses_are_read_through_the_configured_mapping(epm_api):
+    update_configuration({"epm_approved_statuses": "Granted", "epm_denied_statuses": "Refused"})
+    granted = epm_api.add(ADMIN, admin_record(status="granted"))
+    default_word = epm_api.add(ADMIN, admin_record(status="Approved"))
+
+    reconcile()
+
+    assert jit_of(ADMIN, granted).final_decision == "Approved"
+    assert not jit_of(ADMIN, default_word).decision_final, "Approved is no longer a status meaning approved"
+
+
+def test_a_late_webhook_after_reconciliation_creates_nothing_twice(epm_api, deliver):
+    record = epm_api.add(APPLICATION, application_record(status="Denied"))
+    reconcile()
+
+    answer = deliver(factories.application_request(record["id"]))
+
+    assert answer.status_code == 200 and answer.json["result"]["status"] == contract.INCOMING_DUPLICATE
+    assert Task.select().count() == 1
+
+
+def test_a_dry_run_reports_without_creating(epm_api):
+    record = epm_api.add(APPLICATION, application_record())
     report = reconcile(dry_run=True)
-    assert report.created == [{"kind": contract.KIND_APPLICATION, "request_id": request["RequestId"],
-                               "ticket": None, "decision": None}]
+    assert report.created == [{"kind": APPLICATION, "request_id": record["id"], "ticket": None, "decision": None}]
     assert "Would create a ticket for application request" in "\n".join(report.lines())
     assert Task.select().count() == 0
 
 
-def test_a_ticket_reconciled_is_audited(fake_epm):
-    fake_epm.add_request(contract.KIND_ADMIN)
+def test_a_ticket_reconciled_is_audited(epm_api):
+    epm_api.add(ADMIN, admin_record())
     report = reconcile(actor="cli:ops")
     entry = AuditEntry.get(AuditEntry.action == "reconcile_ticket_created")
     assert entry.actor == "cli:ops" and entry.object_id == report.created[0]["ticket"]
 
 
-def test_a_decision_taken_in_epm_whose_update_was_lost_is_finalized(fake_epm, make_ticket):
-    event = fake_epm.add_request(contract.KIND_APPLICATION)
+# --- Decisions on tickets the broker has ----------------------------------------------------------
+
+
+def test_a_decision_taken_in_epm_whose_update_was_lost_is_finalized(epm_api, make_ticket):
+    event = factories.application_request()
     task = make_ticket(event)  # the created webhook did arrive
-    fake_epm.requests[event["RequestId"]].decision = {"decision": "Denied", "decisionPerformedByUser": "epm-admin",
-                                                      "duration": "Once"}
+    record = epm_api.add(APPLICATION, application_record(event["RequestId"], status="Denied",
+                                                         decisionPerformedByUser="epm-admin"))
 
     report = reconcile()
 
     jit = task.jit_request
     assert jit.decision_final and jit.final_decision == "Denied" and jit.final_decision_by == "epm-admin"
+    assert jit.epm_record == record
+    assert jit.request_info["user"] == event["requestInfo"]["user"], "the ticket keeps what its webhook said"
     assert report.finalized[0]["why"] == "decided in EPM; its update never arrived"
     assert any("reconciled from EPM" in text for text in notes(task))
     assert reconcile().changes == 0
 
 
-def test_a_decision_sent_from_here_whose_update_never_came_is_finalized(fake_epm, make_ticket, approver):
-    event = fake_epm.add_request(contract.KIND_ADMIN)
+def test_a_decision_sent_from_here_whose_update_never_came_is_finalized(epm_api, make_ticket, approver):
+    event = factories.admin_request()
     task = make_ticket(event)
+    epm_api.mock.post(f"{EPM}{contract.EPM_ADMIN_DECISION_PATH}", status=200)
     sent = decisions.decide(task, approver, "Approved", "printer driver", "hours", 2, ticket_url="http://b/t")
-    assert sent.status == contract.DELIVERY_DELIVERED  # EPM acknowledged; the fake sends no update event
-    assert not task.jit_request.decision_final
+    assert sent.status == contract.DELIVERY_DELIVERED  # EPM acknowledged; no update event came
+    epm_api.add(ADMIN, admin_record(event["RequestId"], status="Approved", duration="7200"))
 
     report = reconcile()
 
@@ -77,28 +151,129 @@ def test_a_decision_sent_from_here_whose_update_never_came_is_finalized(fake_epm
     assert report.finalized[0]["why"] == "the update for the decision sent from here never arrived"
 
 
-def test_a_request_decided_before_its_ticket_existed_is_created_finalized(fake_epm, app):
-    from app.configuration import update_configuration
+def test_a_decision_sent_from_here_that_epm_still_shows_pending_is_reported(epm_api, make_ticket, approver):
+    event = factories.admin_request()
+    task = make_ticket(event)
+    epm_api.mock.post(f"{EPM}{contract.EPM_ADMIN_DECISION_PATH}", status=200)
+    decisions.decide(task, approver, "Denied", "not now", ticket_url="http://b/t")
+    epm_api.add(ADMIN, admin_record(event["RequestId"]))
 
+    report = reconcile()
+
+    assert report.awaiting == [{"kind": ADMIN, "request_id": event["RequestId"], "ticket": task.number}]
+    assert not task.jit_request.decision_final
+
+
+def test_a_request_decided_before_its_ticket_existed_is_created_finalized_and_closed(epm_api):
     update_configuration({"auto_close": "true"})
-    event = fake_epm.add_request(contract.KIND_APPLICATION)
-    fake_epm.requests[event["RequestId"]].decision = {"decision": "Approved", "decisionPerformedByUser": "epm-admin",
-                                                      "duration": "3600"}
+    record = epm_api.add(APPLICATION, application_record(status="Approved", duration="3600"))
     reconcile()
-    task = Task.get(Task.request_id == event["RequestId"])
+    task = Task.get(Task.request_id == record["id"])
     assert task.jit_request.final_decision == "Approved" and task.state == task.ticket_type.closed_state
 
 
-def test_every_page_of_epm_s_list_is_read(fake_epm):
-    for _ in range(201):
-        fake_epm.add_request(contract.KIND_ADMIN)
+def test_a_pending_request_is_left_pending(epm_api, make_ticket):
+    event = factories.application_request()
+    make_ticket(event)
+    epm_api.add(APPLICATION, application_record(event["RequestId"], status="Pending"))
     report = reconcile()
-    assert report.seen[contract.KIND_ADMIN] == 201 and len(report.created) == 201
+    assert report.changes == 0 and not Task.get().jit_request.decision_final
+    assert Task.get().jit_request.epm_record is None, "nothing changed, nothing stored"
+
+
+def test_an_update_that_arrived_without_its_created_event_is_applied_to_the_reconciled_ticket(epm_api, deliver):
+    record = epm_api.add(APPLICATION, application_record())
+    deliver(factories.application_decision(record["id"]))  # the created webhook was lost
+    waiting = IncomingRequest.get()
+    assert waiting.status == contract.INCOMING_RECEIVED
+
+    reconcile()
+
+    task = Task.get(Task.request_id == record["id"])
+    assert task.jit_request.decision_final
+    assert IncomingRequest.get_by_id(waiting.id).status == contract.INCOMING_PROCESSED
+    assert IncomingRequest.select().count() == 1, "reconciliation stores no delivery of its own"
+
+
+# --- Paging -------------------------------------------------------------------------------------
+
+
+def test_every_page_of_epm_s_list_is_read_with_epm_s_paging_parameters(epm_api):
+    epm_api.add(ADMIN, *(admin_record() for _ in range(201)))
+    report = reconcile()
+    assert report.seen[ADMIN] == 201 and len(report.created) == 201
     assert AdminTicket.select().count() == 201
+    assert [ask for ask in epm_api.asked if ask[0] == ADMIN] == [(ADMIN, 1, 200), (ADMIN, 2, 200)]
 
 
-def test_the_reconcile_command_prints_what_it_changed(fake_epm, runner):
-    fake_epm.add_request(contract.KIND_APPLICATION)
+def test_paging_stops_on_an_empty_page(epm_api):
+    epm_api.pages[ADMIN] = [{"data": [admin_record()]}, {"data": [admin_record()]}, {"data": []},
+                            {"data": [admin_record()]}]
+    report = reconcile()
+    assert report.seen[ADMIN] == 2 and [n for kind, n, _ in epm_api.asked if kind == ADMIN] == [1, 2, 3]
+
+
+def test_paging_stops_at_the_page_count(epm_api):
+    epm_api.pages[ADMIN] = [{"data": [admin_record()], "pageCount": "2", "totalRecordCount": 999},
+                            {"data": [admin_record()], "pageCount": 2, "totalRecordCount": 999},
+                            {"data": [admin_record()]}]
+    report = reconcile()
+    assert report.seen[ADMIN] == 2 and [n for kind, n, _ in epm_api.asked if kind == ADMIN] == [1, 2]
+
+
+def test_paging_stops_once_the_total_record_count_is_read(epm_api):
+    epm_api.pages[APPLICATION] = [{"data": [application_record(), application_record()], "TotalRecordCount": 3},
+                                  {"data": [application_record()], "TotalRecordCount": 3},
+                                  {"data": [application_record()], "TotalRecordCount": 3}]
+    report = reconcile()
+    assert report.seen[APPLICATION] == 3 and [n for kind, n, _ in epm_api.asked if kind == APPLICATION] == [1, 2]
+
+
+def test_a_page_without_a_data_list_is_a_problem(epm_api):
+    epm_api.pages[ADMIN] = [{"items": []}]
+    report = reconcile()
+    assert report.problems == ["EPM's admin request list, page 1, has no data list"]
+
+
+# --- Records the broker cannot use ------------------------------------------------------------------
+
+
+def test_a_record_without_a_usable_request_id_is_a_problem_not_a_crash(epm_api):
+    good = epm_api.add(ADMIN, admin_record())
+    no_id = admin_record()
+    del no_id["requestInfo"]["requestId"]
+    flat = {"id": "flat-1", "status": "Approved"}  # admin ids come from requestInfo.requestId only
+    bad_id = admin_record("bad\x00id")
+    epm_api.add(ADMIN, no_id, flat, bad_id, "not a record")
+
+    report = reconcile()
+
+    assert [item["request_id"] for item in report.created] == [good["requestInfo"]["requestId"]]
+    assert len(report.problems) == 4
+    assert "no request id" in report.problems[0] and "no request id" in report.problems[1]
+    assert "unusable record" in report.problems[2] and "not an object" in report.problems[3]
+    assert AdminTicket.select().count() == 1
+
+
+def test_records_are_read_whatever_the_key_case_and_value_types(epm_api):
+    request_id = "3f0c9a52-7d1e-4b8a-9c2f-1a2b3c4d5e6f"
+    epm_api.add(APPLICATION, {"Id": request_id, "RequestInfo": {"User": "CORP\\kpatel", "hostName": "LT-1",
+                                                                "productName": "Tool", "uacTriggered": True},
+                              "AccessDecision": {"Status": 2001, "DecisionPerformedByUser": "lead"}})
+
+    reconcile()
+
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == request_id)
+    assert jit.task.requester == "CORP\\kpatel" and jit.task.subject == "Tool"
+    assert jit.request_info["uacTriggered"] == "True"
+    assert jit.final_decision == "Denied" and jit.final_decision_by == "lead"
+
+
+# --- The command -----------------------------------------------------------------------------------
+
+
+def test_the_reconcile_command_prints_what_it_changed(epm_api, runner):
+    epm_api.add(APPLICATION, application_record())
     dry = runner.invoke(args=["reconcile", "--dry-run"])
     assert dry.exit_code == 0 and "Would create a ticket" in dry.output and "dry run: 1 tickets created" in dry.output
     real = runner.invoke(args=["reconcile"])
@@ -110,53 +285,3 @@ def test_the_reconcile_command_prints_what_it_changed(fake_epm, runner):
 def test_the_reconcile_command_explains_a_missing_connection(runner):
     result = runner.invoke(args=["reconcile"])
     assert result.exit_code == 1 and "PMC Service Host Name" in result.output
-
-
-class ListingClient:
-    """Stands in for EpmClient: one page per kind, with records shaped as a test needs."""
-
-    def __init__(self, application=(), admin=()):
-        self.pages = {contract.KIND_APPLICATION: list(application), contract.KIND_ADMIN: list(admin)}
-
-    def list_requests(self, kind, page_size, page_number):
-        return {"data": self.pages[kind] if page_number == 1 else [], "pageCount": 1,
-                "totalRecordCount": len(self.pages[kind])}
-
-
-def test_records_are_read_defensively_whatever_the_key_case_and_value_types(app):
-    request_id = "3f0c9a52-7d1e-4b8a-9c2f-1a2b3c4d5e6f"
-    client = ListingClient(application=[
-        {"RequestId": request_id, "TicketNumber": 100999, "Status": "2001", "DecisionPerformedByUser": "lead",
-         "requestInfo": {"User": "CORP\\kpatel", "hostName": "LT-1", "productName": "Tool", "uacTriggered": True}},
-        {"ticketNumber": "no id here"},
-        "not a record",
-    ])
-
-    report = reconcile(client)
-
-    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == request_id)
-    assert jit.task.requester == "CORP\\kpatel" and jit.task.subject == "Tool" and jit.epm_ticket_number == "100999"
-    assert jit.request_info["uacTriggered"] == "True"
-    assert jit.final_decision == "Denied" and jit.final_decision_by == "lead"
-    assert len(report.problems) == 2 and "no request id" in report.problems[0]
-
-
-def test_a_pending_request_is_left_pending(app, deliver):
-    body = factories.application_request()
-    deliver(body)
-    report = reconcile(ListingClient(application=[{"id": body["RequestId"], "status": "Pending"}]))
-    assert report.changes == 0 and not Task.get().jit_request.decision_final
-
-
-def test_an_update_that_arrived_without_its_created_event_is_applied_to_the_reconciled_ticket(fake_epm, deliver):
-    event = fake_epm.add_request(contract.KIND_APPLICATION)
-    deliver(factories.application_decision(event["RequestId"]))  # the created webhook was lost
-    waiting = IncomingRequest.get()
-    assert waiting.status == contract.INCOMING_RECEIVED
-
-    reconcile()
-
-    task = Task.get(Task.request_id == event["RequestId"])
-    assert task.jit_request.decision_final
-    assert IncomingRequest.get_by_id(waiting.id).status == contract.INCOMING_PROCESSED
-    assert IncomingRequest.select().count() == 1, "reconciliation stores no delivery of its own"

@@ -67,8 +67,8 @@ def test_a_request_recovered_by_reconciliation_meets_the_policies(http, add_rule
 
     add_rule(name="Deny all", outcome="auto_deny")
     request_id = str(uuid.uuid4())
-    reconcile(ListingClient([{"RequestId": request_id, "Status": "Pending",
-                              "requestInfo": {"User": "CORP\\kpatel", "reason": "lost webhook"}}]))
+    reconcile(ListingClient([{"id": request_id, "accessDecision": {"status": "Pending"},
+                              "requestInfo": {"user": "CORP\\kpatel", "reason": "lost webhook"}}]))
 
     run_job(JOBS["evaluate_policies"])
 
@@ -85,8 +85,9 @@ def test_a_request_epm_decided_before_its_policies_ran_is_left_as_epm_decided(ht
 
     add_rule(name="Deny all", outcome="auto_deny")
     request_id = str(uuid.uuid4())
-    reconcile(ListingClient([{"RequestId": request_id, "Status": "Approved", "decisionTime": "2026-12-01T10:00:00Z",
-                              "requestInfo": {"User": "CORP\\kpatel", "reason": "lost webhook"}}]))
+    reconcile(ListingClient([{"id": request_id,
+                              "accessDecision": {"status": "Approved", "decisionTime": "2026-12-01T10:00:00Z"},
+                              "requestInfo": {"user": "CORP\\kpatel", "reason": "lost webhook"}}]))
 
     run_job(JOBS["evaluate_policies"])
 

@@ -134,3 +134,12 @@ def test_token_request_settings_are_offered_and_saved(as_admin):
     assert (record.token_auth_method, record.token_scope) == ("client_secret_basic", "urn:management:api")
     refused = as_admin.post("/admin/configuration", form_values(token_auth_method="private_key_jwt"))
     assert refused.status_code == 400 and "choose one of client_secret_post, client_secret_basic" in text_of(refused)
+
+
+def test_the_epm_status_mapping_is_set_on_the_page_and_a_status_meaning_both_is_refused(as_admin):
+    as_admin.post("/admin/configuration", form_values(epm_approved_statuses="Granted, 3"))
+    assert Configuration.default().epm_approved_statuses == "Granted, 3"
+    response = as_admin.post("/admin/configuration", form_values(epm_denied_statuses="Refused, granted"))
+    assert response.status_code == 400
+    assert re.search(r'id="epm_denied_statuses-error"\s*>[^<]*also an approved status', text_of(response))
+    assert Configuration.default().epm_denied_statuses == "Denied, 2001"

@@ -1,0 +1,108 @@
+"""What EPM did while the broker heard nothing, against the strict fake EPM on real processes: requests
+decided in EPM's console and found by `jitbroker reconcile`, their late webhooks, and an Admin Access
+approval revoked in EPM (contract/epm.md §5.3, §5.10)."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from app import contract
+from app.epm.fake import FakeEpm
+from app.epm.tokens import clear_token_cache
+from app.models import Configuration, Decision, IncomingRequest, JIT_MODELS, Task, WorkNote
+from tests import factories
+from tests.live import ROOT, LiveServer
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.e2e
+
+JITBROKER = str(Path(sys.executable).parent / "jitbroker")
+
+
+@pytest.fixture
+def tenant(app, database_url, api_account):
+    """A gunicorn broker and a strict fake EPM tenant, each configured with the other's address."""
+    with LiveServer(database_url, workers=2) as server:
+        with FakeEpm(broker_url=server.url, webhook_user="epm", webhook_password=factories.PASSWORD,
+                     auto_finalize=True, strict=True) as fake:
+            Configuration.default()
+            Configuration.update(pmc_host=fake.url, client_id=fake.client_id,
+                                 client_secret=fake.client_secret).execute()
+            clear_token_cache()
+            yield server, fake
+            clear_token_cache()
+
+
+def jitbroker(server, *args):
+    """Run the `jitbroker` command against the live server's database; returns what it printed."""
+    done = subprocess.run([JITBROKER, *args], cwd=ROOT, env=server.env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def _finalized_notes(task):
+    return WorkNote.select().where(WorkNote.task == task, WorkNote.text.startswith("EPM finalized")).count()
+
+
+def test_requests_decided_in_epm_without_webhooks_become_tickets_with_their_decisions_once(tenant):
+    server, fake = tenant
+    expected = {}
+    for index in range(20):
+        request_id = fake.add_request(contract.KIND_APPLICATION)["RequestId"]
+        decision = contract.DECISION_APPROVED if index % 2 == 0 else contract.DECISION_DENIED
+        fake.decide(request_id, decision, by="epm-console", notify=False)
+        expected[request_id] = (contract.KIND_APPLICATION, decision)
+    for index in range(10):
+        request_id = fake.add_request(contract.KIND_ADMIN)["RequestId"]
+        decision = contract.DECISION_APPROVED if index % 3 else contract.DECISION_DENIED
+        fake.decide(request_id, decision, by="epm-console", duration="1800", notify=False)
+        expected[request_id] = (contract.KIND_ADMIN, decision)
+    assert fake.webhooks == []
+
+    printed = jitbroker(server, "reconcile")
+
+    assert "30 tickets created" in printed
+    assert Task.select().count() == 30
+    for request_id, (kind, decision) in expected.items():
+        jit = JIT_MODELS[kind].get(JIT_MODELS[kind].request_id == request_id)
+        assert (jit.decision_final, jit.final_decision) == (True, decision), request_id
+    assert Decision.select().count() == 0  # EPM decided: nothing is sent back
+
+    for request_id in expected:
+        fake.send_missed(request_id)
+
+    assert Task.select().count() == 30
+    statuses = [row.status for row in IncomingRequest.select()]
+    assert len(statuses) == 60
+    assert set(statuses) == {contract.INCOMING_DUPLICATE}
+    for task in Task.select():
+        assert _finalized_notes(task) == 1, task.number
+    assert "0 tickets created, 0 decisions finalized" in jitbroker(server, "reconcile")
+
+
+def test_an_approval_revoked_in_epm_shows_on_the_ticket_page_and_in_its_history(tenant, as_approver):
+    server, fake = tenant
+    request_id = fake.fire_admin_request()
+    task = Task.get(Task.request_id == request_id)
+    factories.account("alice", "user")
+    answer = requests.post(f"{server.url}/api/x_bets_pmc_jit/tickets/{task.number}/decision",
+                           auth=("alice", factories.PASSWORD), timeout=30,
+                           json={"decision": "Approved", "reason": "maintenance window",
+                                 "duration_unit": "minutes", "duration_value": 30})
+    assert answer.status_code == 201, answer.text
+    wait_until(lambda: JIT_MODELS[contract.KIND_ADMIN].get(request_id=request_id).decision_final,
+               message="EPM's approval to reach the ticket")
+
+    fake.revoke(request_id, by="secops-lead")
+
+    wait_until(lambda: JIT_MODELS[contract.KIND_ADMIN].get(request_id=request_id).final_decision
+               == contract.DECISION_DENIED, message="the revocation to reach the ticket")
+    page = as_approver.get(f"/tickets/{task.number}").get_data(as_text=True)
+    assert "Revoked" in page
+    assert "secops-lead" in page
+    history = [note.text for note in WorkNote.select().where(WorkNote.task == task).order_by(WorkNote.id)]
+    assert any("Approved" in text for text in history if text.startswith("EPM finalized"))
+    assert any("secops-lead" in text for text in history)
+    assert Decision.select().count() == 1  # the approver's; the revocation sends nothing to EPM
