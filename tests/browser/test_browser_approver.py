@@ -41,7 +41,7 @@ def broker(app, database_url):
 def epm(broker):
     """A fake EPM tenant that sends its update event after it applies a decision."""
     with FakeEpm(broker_url=broker.url, webhook_user="epm", webhook_password=factories.PASSWORD,
-                 auto_finalize=True) as fake:
+                 auto_finalize=True, strict=True) as fake:
         update_configuration({"pmc_host": fake.url, "client_id": fake.client_id,
                               "client_secret": fake.client_secret})
         yield fake

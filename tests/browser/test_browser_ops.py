@@ -44,7 +44,7 @@ def broker(app, database_url, api_account):
 def epm(broker, api_account):
     """A fake EPM tenant that sends its update event after it applies a decision; tickets close on it."""
     with FakeEpm(client_secret=CLIENT_SECRET, broker_url=broker.url, webhook_user=api_account.username,
-                 webhook_password=factories.PASSWORD, auto_finalize=True) as fake:
+                 webhook_password=factories.PASSWORD, auto_finalize=True, strict=True) as fake:
         update_configuration({"pmc_host": fake.url, "client_id": fake.client_id, "client_secret": fake.client_secret,
                               "auto_close": "true"})
         yield fake

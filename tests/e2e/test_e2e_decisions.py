@@ -28,7 +28,7 @@ def loop(app, database_url, api_account, tmp_path):
     config.write_text(f"[epm]\ntimeout_seconds = {EPM_TIMEOUT_SECONDS}\n")
     with LiveServer(database_url, workers=2, env={"JITBROKER_CONFIG": str(config)}) as server:
         with FakeEpm(broker_url=server.url, webhook_user="epm", webhook_password=factories.PASSWORD,
-                     auto_finalize=True) as fake:
+                     auto_finalize=True, strict=True) as fake:
             Configuration.default()
             Configuration.update(pmc_host=fake.url, client_id=fake.client_id,
                                  client_secret=fake.client_secret).execute()

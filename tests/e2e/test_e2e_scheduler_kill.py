@@ -23,7 +23,6 @@ from app.jobs import lease
 from app.jobs.registry import Job
 from app.jobs.scheduler import LeasedScheduler
 from app.models import Decision, Task, utcnow
-from tests import factories
 from tests.live import ROOT
 from tests.waiting import wait_until
 
@@ -82,10 +81,12 @@ def schedulers(database_url, tmp_path):
 
 @pytest.fixture
 def pending_decisions(deliver, approver_auth, client, fake_epm):
-    """DECISIONS tickets approved while EPM refuses: decisions waiting in the outbox, not due for an hour."""
+    """DECISIONS tickets approved while EPM refuses: decisions waiting in the outbox, not due for an hour.
+    The fake is strict: it refuses a decision for a request it never announced, as EPM does."""
+    fake_epm.strict = True
     fake_epm.fail_next(DECISIONS, 503)
     for _ in range(DECISIONS):
-        number = deliver(factories.admin_request()).json["result"]["ticket"]
+        number = deliver(fake_epm.add_request(contract.KIND_ADMIN)).json["result"]["ticket"]
         decided = client.post(f"/api/x_bets_pmc_jit/tickets/{number}/decision", headers=approver_auth,
                               json={"decision": "Approved", "reason": "scheduler kill", "duration_unit": "once"})
         assert decided.status_code == 202, decided.get_data(as_text=True)

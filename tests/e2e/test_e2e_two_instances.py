@@ -79,7 +79,7 @@ def test_the_same_deliveries_on_both_instances_make_each_ticket_once(two_instanc
 def test_decisions_taken_on_both_instances_reach_epm_exactly_once(two_instances, scheduler):
     first, second = two_instances
     with FakeEpm(broker_url=first.url, webhook_user="epm", webhook_password=factories.PASSWORD,
-                 auto_finalize=True) as fake:
+                 auto_finalize=True, strict=True) as fake:
         Configuration.default()
         Configuration.update(pmc_host=fake.url, client_id=fake.client_id, client_secret=fake.client_secret).execute()
         clear_token_cache()
