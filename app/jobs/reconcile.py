@@ -127,14 +127,19 @@ def decision_event(record, request_id):
 
 
 def finalize_from_record(jit, update, record, when):
-    """Keep EPM's `record` (read at `when`) on the ticket and, when `update` (decision_event) is given and
-    the ticket lacks a final decision, finalize it as the lost update webhook would have; True if finalized."""
+    """Keep EPM's `record` (read at `when`) on the ticket and apply `update` (decision_event) as the lost update
+    webhook would have: a first final decision, or a later state (an Admin Access approval revoked or ended early,
+    a conflict). Returns tickets.UPDATE_FIRST, UPDATE_NEWER or UPDATE_CONFLICT when the ticket changed, else None:
+    a record showing the state the ticket holds, or an older one, changes nothing however often it is read."""
     jit.epm_record, jit.epm_checked_at = record.raw, when
     jit.save(only=[type(jit).epm_record, type(jit).epm_checked_at])
-    if update is None or jit.decision_final:
-        return False
-    tickets.finalize_decision(jit, *update)
-    return True
+    if update is None:
+        return None
+    if jit.decision_final and tickets.later_update(jit, tickets.decision_fields(*update))[1] in (
+            tickets.UPDATE_DUPLICATE, tickets.UPDATE_OLDER):
+        return None
+    effect = tickets.record_update(jit, *update)[1]
+    return effect if effect in (tickets.UPDATE_FIRST, tickets.UPDATE_NEWER, tickets.UPDATE_CONFLICT) else None
 
 
 class _Reconciled:
@@ -201,9 +206,10 @@ def _reconcile_one(kind, raw, configuration, report, dry_run, actor):
                              {"kind": kind, "request_id": request_id, "epm_decision": decision})
             report.created.append({"kind": kind, "request_id": request_id, "ticket": ticket, "decision": decision})
             return
-        if jit.decision_final:
-            return
         task = jit.task
+        if jit.decision_final:
+            _later_state(jit, update, record, report, dry_run, actor)
+            return
         sent = latest_decision(task)
         if decision is None:
             if sent is not None and sent.status == contract.DELIVERY_DELIVERED:
@@ -219,6 +225,23 @@ def _reconcile_one(kind, raw, configuration, report, dry_run, actor):
                          {"kind": kind, "request_id": request_id, "epm_decision": decision, "why": why})
         report.finalized.append({"kind": kind, "request_id": request_id, "ticket": task.number,
                                  "decision": decision, "why": why})
+
+
+def _later_state(jit, update, record, report, dry_run, actor):
+    """A final ticket whose record in EPM shows a later state (contract/epm.md 5.3) whose update never arrived."""
+    if update is None or tickets.later_update(jit, tickets.decision_fields(*update))[1] in (
+            tickets.UPDATE_DUPLICATE, tickets.UPDATE_OLDER):
+        return
+    task, kept = jit.task, jit.final_decision
+    why = f"EPM shows {record.decision} where the ticket holds {kept}; its update never arrived"
+    if not dry_run:
+        if finalize_from_record(jit, update, record, utcnow()) is None:
+            return  # a conflict already recorded
+        why = f"{why}: {jit.epm_outcome or 'kept as a conflict'}"
+        audit.record(AUDIT_DECISION_FINALIZED, actor, "ticket", task.number,
+                     {"kind": task.kind, "request_id": jit.request_id, "epm_decision": record.decision, "why": why})
+    report.finalized.append({"kind": task.kind, "request_id": jit.request_id, "ticket": task.number,
+                             "decision": record.decision, "why": why})
 
 
 def reconcile(client=None, dry_run=False, actor=audit.SYSTEM_ACTOR):
@@ -288,9 +311,9 @@ def check_with_epm(task, actor, client=None):
         if record is None:
             jit.epm_record, jit.epm_checked_at = None, when
             jit.save(only=[type(jit).epm_record, type(jit).epm_checked_at])
-        elif finalize_from_record(jit, update, record, when):
+        elif finalize_from_record(jit, update, record, when) is not None:
             finalized = record.decision
-            tickets.add_work_note(task, "EPM's final decision recorded from its record, read by Check with EPM.")
+            tickets.add_work_note(task, "EPM's decision recorded from its record, read by Check with EPM.")
         audit.record(AUDIT_CHECKED, actor, "ticket", task.number,
                      {"kind": task.kind, "request_id": request_id, "found": record is not None,
                       "status": record and record.status, "epm_decision": record and record.decision,

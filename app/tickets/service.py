@@ -219,19 +219,31 @@ def record_update(jit, event, fields):
                                     f"Denied by {_who(values)} at {_when(values['final_decision_time'])}. "
                                     "Nothing is sent to EPM for it.")
         return jit.task, UPDATE_FIRST
-    recorded = _recorded_state(jit)
-    # What the update leaves out (a template without EndTime, say) is what the ticket holds.
-    values = {name: recorded[name] if value is None else value for name, value in values.items()}
-    if is_same_state(values, recorded):
-        return jit.task, UPDATE_DUPLICATE
-    if compare_states(values, recorded) < 0:
+    values, effect = later_update(jit, values)
+    if effect == UPDATE_OLDER:
         _note_older(jit, values)
-        return jit.task, UPDATE_OLDER
-    if _is(values["final_decision"], contract.DECISION_APPROVED) and _is(jit.final_decision, contract.DECISION_DENIED):
+    elif effect == UPDATE_CONFLICT:
         _record_conflict(jit, values, "EPM's final decision Denied")
-        return jit.task, UPDATE_CONFLICT
-    _apply_newer(jit, event.kind, values)
-    return jit.task, UPDATE_NEWER
+    elif effect == UPDATE_NEWER:
+        _apply_newer(jit, event.kind, values)
+    return jit.task, effect
+
+
+def later_update(jit, values):
+    """(values, UPDATE_*): what the decision columns `values` of an update would do to a ticket whose EPM decision is
+    final, changing nothing. For the same decision, what the update leaves out (a template without EndTime, say) is
+    what the ticket holds; a different decision keeps its own unknowns (a revocation read from EPM's record has no
+    decision time, and must not show the approval's)."""
+    recorded = _recorded_state(jit)
+    if (values["final_decision"] or "").casefold() == (recorded["final_decision"] or "").casefold():
+        values = {name: recorded[name] if value is None else value for name, value in values.items()}
+    if is_same_state(values, recorded):
+        return values, UPDATE_DUPLICATE
+    if compare_states(values, recorded) < 0:
+        return values, UPDATE_OLDER
+    if _is(values["final_decision"], contract.DECISION_APPROVED) and _is(jit.final_decision, contract.DECISION_DENIED):
+        return values, UPDATE_CONFLICT
+    return values, UPDATE_NEWER
 
 
 def _when(moment):

@@ -285,3 +285,38 @@ def test_the_reconcile_command_prints_what_it_changed(epm_api, runner):
 def test_the_reconcile_command_explains_a_missing_connection(runner):
     result = runner.invoke(args=["reconcile"])
     assert result.exit_code == 1 and "PMC Service Host Name" in result.output
+
+
+# --- Later states EPM shows on a final ticket (contract/epm.md 5.3) -----------------------------------
+
+
+def test_an_approval_revoked_in_epm_whose_update_was_lost_reads_revoked_once(epm_api, make_ticket, deliver):
+    event = factories.admin_request()
+    task = make_ticket(event)
+    assert deliver(factories.admin_decision(event["RequestId"])).status_code == 200  # EPM's approval arrived
+    epm_api.add(ADMIN, admin_record(event["RequestId"], status="Denied", duration="1800",
+                                    startTime="2026-11-20T15:12:03Z", endTime="2026-11-20T15:20:41Z"))
+
+    report = reconcile()
+
+    jit = AdminTicket.get(AdminTicket.request_id == event["RequestId"])
+    assert (jit.final_decision, jit.epm_outcome) == ("Denied", contract.EPM_OUTCOME_REVOKED)
+    assert jit.final_decision_time is None, "EPM's record names no decision time: not the approval's"
+    assert jit.final_end_time == datetime(2026, 11, 20, 15, 20, 41)
+    assert [item["ticket"] for item in report.finalized] == [task.number]
+    assert any(text.startswith("EPM revoked the approval") for text in notes(task))
+    assert reconcile().changes == 0
+    assert deliver(factories.admin_revocation(event["RequestId"])).json["result"]["status"] == "duplicate", \
+        "the revocation's late webhook changes nothing twice"
+
+
+def test_a_record_showing_the_state_the_ticket_holds_changes_nothing(epm_api, make_ticket, deliver):
+    event = factories.admin_request()
+    task = make_ticket(event)
+    deliver(factories.admin_decision(event["RequestId"]))
+    before = notes(task)
+    epm_api.add(ADMIN, admin_record(event["RequestId"], status="Approved", duration="1800",
+                                    startTime="2026-11-20T15:12:03Z", endTime="2026-11-20T15:42:03Z"))
+
+    assert reconcile().changes == 0
+    assert notes(task) == before
