@@ -86,7 +86,7 @@ def _kept(recorded, outcome):
     return outcome or recorded["final_decision"] or "its decision"
 
 
-def what_it_did(task, kind, values, recorded, outcome, processed_at):
+def _what_it_did(task, kind, values, recorded, outcome, processed_at):
     """(UPDATE_*, summary, recorded, outcome) for one update applied on top of the `recorded` decision columns
     (None before the first) and EPM `outcome`, by the rules tickets.record_update applied (contract/epm.md 5.3);
     the last two are the ticket's state after it."""
@@ -141,7 +141,7 @@ def _update_steps(task, updates):
                                       detail, **place))
             continue
         values = tickets.decision_fields(event, fields)
-        what, summary, recorded, outcome = what_it_did(task, event.kind, values, recorded, outcome,
+        what, summary, recorded, outcome = _what_it_did(task, event.kind, values, recorded, outcome,
                                                        incoming.processed_at)
         detail.update(update=what, decision=values["final_decision"], performed_by=values["final_decision_by"],
                       decision_time=_iso(values["final_decision_time"]), end_time=_iso(values["final_end_time"]),
