@@ -80,8 +80,7 @@ class ReplayRequestSchema(RequestBody):
 class ReplayResultSchema(Document):
     incoming_request = fields.String(metadata=SYS_ID)
     dry_run = fields.Boolean()
-    result = fields.String(validate=validate.OneOf([replay.CREATED, replay.FINALIZED, replay.DUPLICATE,
-                                                    replay.WAITING, replay.INVALID, replay.FAILED]))
+    result = fields.String(validate=validate.OneOf(replay.RESULTS))
     message = fields.String()
     changed = fields.Boolean()
     status = fields.String(validate=validate.OneOf(contract.INCOMING_STATUSES))

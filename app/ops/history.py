@@ -1,11 +1,13 @@
 """A ticket's processing history, in order, from what the broker stored: deliveries, ticket, notes,
-decisions and calls to EPM."""
+decisions and calls to EPM. Each update EPM sent is a step saying what that update said and what it did."""
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from app import contract
+from app.intake.service import read_stored
 from app.models import Decision, IncomingRequest, WorkNote
 from app.logs.models import OutboundCall
+from app.tickets import service as tickets
 
 # The kinds of step, in the order two steps at the same instant are shown.
 RECEIVED = "delivery received"
@@ -14,9 +16,16 @@ DECISION = "decision recorded"
 DELIVERY_ATTEMPT = "delivery attempt"
 DELIVERED = "decision delivered"
 FINALIZED = "finalized by EPM"
+UPDATED = "updated by EPM"                # a newer state: revoked, ended early, changed
+OLDER = "older update from EPM"           # re-sent after a newer one: changed nothing
+CONFLICT = "conflicting update from EPM"  # contradicted what EPM acknowledged: the ticket kept its decision
 CLOSED = "closed"
 NOTE = "work note"
-KIND_ORDER = (RECEIVED, CREATED, DECISION, DELIVERY_ATTEMPT, DELIVERED, FINALIZED, CLOSED, NOTE)
+KIND_ORDER = (RECEIVED, CREATED, DECISION, DELIVERY_ATTEMPT, DELIVERED, FINALIZED, UPDATED, OLDER, CONFLICT, CLOSED,
+              NOTE)
+# The step of each thing an update did (tickets.record_update's UPDATE_*).
+UPDATE_KINDS = {tickets.UPDATE_FIRST: FINALIZED, tickets.UPDATE_NEWER: UPDATED, tickets.UPDATE_OLDER: OLDER,
+                tickets.UPDATE_CONFLICT: CONFLICT}
 
 
 @dataclass(frozen=True)
@@ -34,7 +43,7 @@ class HistoryEvent:
 
 
 def _deliveries(task):
-    events = []
+    events, updates = [], []
     incoming_rows = (IncomingRequest.select().where(IncomingRequest.task == task)
                      .order_by(IncomingRequest.received_at, IncomingRequest.id))
     for incoming in incoming_rows:
@@ -44,14 +53,101 @@ def _deliveries(task):
         event = contract.EVENT_TYPES.get(incoming.event_type or "")
         if (event is not None and not event.is_created and incoming.status == contract.INCOMING_PROCESSED
                 and incoming.processed_at is not None):
-            jit = task.jit_request
-            # processed_at is stamped after the finalizing work notes; the step belongs right
-            # after the update's arrival (or the ticket's creation, for an update that waited).
-            events.append(HistoryEvent(incoming.processed_at, FINALIZED,
-                                       f"EPM finalized the decision: {jit.final_decision or 'unknown'} by "
-                                       f"{jit.final_decision_by or 'unknown'}", detail, incoming.id,
-                                       order_at=max(incoming.received_at, task.opened_at)))
-    return events
+            updates.append(incoming)
+    return events + _update_steps(task, updates)
+
+
+def _when(moment):
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def said(values):
+    """`Approved by jchen at 2026-11-20 15:12:02 UTC`: what one update said (tickets.decision_fields' columns)."""
+    text = f"{values['final_decision'] or 'no decision'} by {values['final_decision_by'] or 'unknown'}"
+    return text + (f" at {_when(values['final_decision_time'])}" if values["final_decision_time"] else "")
+
+
+def _iso(moment):
+    return None if moment is None else moment.isoformat()
+
+
+def _acknowledged_at(task, moment):
+    """The broker's latest decision on `task` EPM had acknowledged by `moment`, or None."""
+    return (Decision.select().where(Decision.task == task, Decision.status == contract.DELIVERY_DELIVERED,
+                                    Decision.delivered_at <= moment)
+            .order_by(Decision.delivered_at.desc(), Decision.id.desc()).first())
+
+
+def _is(decision, expected):
+    return decision is not None and decision.casefold() == expected.casefold()
+
+
+def _kept(recorded, outcome):
+    return outcome or recorded["final_decision"] or "its decision"
+
+
+def _what_it_did(task, kind, values, recorded, outcome, processed_at):
+    """(UPDATE_*, summary, recorded, outcome) for one update applied on top of the `recorded` decision columns
+    (None before the first) and EPM `outcome`, by the rules tickets.record_update applied (contract/epm.md 5.3);
+    the last two are the ticket's state after it."""
+    own = said(values)
+    if recorded is None:
+        acknowledged = _acknowledged_at(task, processed_at)
+        acknowledged_as = acknowledged.decision if acknowledged is not None else None
+        if _is(acknowledged_as, contract.DECISION_DENIED) and _is(values["final_decision"], contract.DECISION_APPROVED):
+            kept = {**dict.fromkeys(tickets.DECISION_COLUMNS), "final_decision": contract.DECISION_DENIED,
+                    "final_decision_by": acknowledged.decided_by}
+            return (tickets.UPDATE_CONFLICT, f"EPM sent a conflicting update: {own}, contradicting the Denied "
+                                             f"decision by {acknowledged.decided_by} that EPM acknowledged; "
+                                             f"the ticket kept Denied", kept, None)
+        if (kind == contract.KIND_ADMIN and _is(acknowledged_as, contract.DECISION_APPROVED)
+                and _is(values["final_decision"], contract.DECISION_DENIED)):
+            return (tickets.UPDATE_FIRST, f"EPM revoked the approval by {acknowledged.decided_by} it had "
+                                          f"acknowledged: {own}", values, contract.EPM_OUTCOME_REVOKED)
+        return tickets.UPDATE_FIRST, f"EPM finalized the decision: {own}", values, None
+    # What the update leaves out is what the ticket held, as record_update reads it.
+    filled = {name: recorded[name] if value is None else value for name, value in values.items()}
+    if tickets.compare_states(filled, recorded) < 0:
+        return (tickets.UPDATE_OLDER, f"EPM re-sent an older update: {own}; it changed nothing, the ticket kept "
+                                      f"{_kept(recorded, outcome)}", recorded, outcome)
+    if _is(filled["final_decision"], contract.DECISION_APPROVED) and _is(recorded["final_decision"],
+                                                                        contract.DECISION_DENIED):
+        return (tickets.UPDATE_CONFLICT, f"EPM sent a conflicting update: {own}, contradicting its final decision "
+                                         f"Denied; the ticket kept {_kept(recorded, outcome)}", recorded, outcome)
+    later = tickets.later_outcome(kind, recorded, filled, outcome)
+    if later != outcome and later == contract.EPM_OUTCOME_REVOKED:
+        summary = f"EPM revoked the approval: {own}"
+    elif later != outcome and later == contract.EPM_OUTCOME_ENDED_EARLY:
+        summary = f"EPM ended the session early: {own}, the session ending at {_when(filled['final_end_time'])}"
+    elif later != outcome:
+        summary = f"EPM changed its final decision: {own}"
+    else:
+        summary = f"EPM updated its final decision: {own}"
+    return tickets.UPDATE_NEWER, summary, filled, later
+
+
+def _update_steps(task, updates):
+    """One step per processed update delivery, saying what that delivery said (read from its stored body) and
+    what it did, worked out again in the order the deliveries were processed."""
+    steps, recorded, outcome = [], None, None
+    for incoming in sorted(updates, key=lambda row: (row.processed_at, row.id)):
+        detail = {"incoming_request": incoming.sys_id, "event_type": incoming.event_type, "status": incoming.status}
+        # processed_at is stamped after the update's work notes; the step belongs right after the
+        # update's arrival (or the ticket's creation, for an update that waited).
+        place = dict(sequence=incoming.id, order_at=max(incoming.received_at, task.opened_at))
+        event, fields = read_stored(incoming)
+        if event is None:
+            steps.append(HistoryEvent(incoming.processed_at, UPDATED, f"EPM's update, no longer readable: {fields}",
+                                      detail, **place))
+            continue
+        values = tickets.decision_fields(event, fields)
+        what, summary, recorded, outcome = _what_it_did(task, event.kind, values, recorded, outcome,
+                                                       incoming.processed_at)
+        detail.update(update=what, decision=values["final_decision"], performed_by=values["final_decision_by"],
+                      decision_time=_iso(values["final_decision_time"]), end_time=_iso(values["final_end_time"]),
+                      outcome=outcome)
+        steps.append(HistoryEvent(incoming.processed_at, UPDATE_KINDS[what], summary, detail, **place))
+    return steps
 
 
 def _decisions(task):

@@ -1,8 +1,11 @@
 """Re-processing a stored webhook delivery through the intake's own code once its failure's cause is fixed.
 
 A dry run does the same and rolls back; a replay that would change nothing leaves the row as it was,
-and every real replay is audited."""
+and every real replay is audited. Replaying a delivery already applied is idempotent: an update older than
+the ticket's state, or one already kept as a conflict, changes nothing and adds no note."""
 import logging
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import peewee
@@ -13,6 +16,7 @@ from app.db import UNAVAILABLE_ERRORS, write_transaction
 from app.errors import NotFound
 from app.intake.service import StoredDelivery, apply_event, read_stored, waiting_updates
 from app.models import IncomingRequest
+from app.ops.history import said
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
@@ -22,10 +26,16 @@ AUDIT_ACTION = "incoming_request_replay"
 # What a replay found, as `ReplayOutcome.result`.
 CREATED = "created"
 FINALIZED = "finalized"
+UPDATED = "updated"    # EPM's newer state recorded: revoked, ended early, changed
+OLDER = "older"        # an update older than the ticket's state: changes nothing on the ticket
+CONFLICT = "conflict"  # an update contradicting what EPM acknowledged: kept as a conflict
 DUPLICATE = "duplicate"
 WAITING = "waiting"
 INVALID = "invalid"
 FAILED = "failed"
+RESULTS = (CREATED, FINALIZED, UPDATED, OLDER, CONFLICT, DUPLICATE, WAITING, INVALID, FAILED)
+# A delivery in one of these states has been applied to its ticket already.
+APPLIED = (contract.INCOMING_PROCESSED, contract.INCOMING_DUPLICATE)
 
 
 @dataclass(frozen=True)
@@ -57,30 +67,63 @@ def find_incoming_request(sys_id):
     return incoming
 
 
-def _describe(incoming, event, fields, status_before, closed_before, after, waiting_before, dry_run):
+@dataclass(frozen=True)
+class _Before:
+    """The stored row and its ticket as they were before the replay applied the row."""
+
+    status: str
+    closed: bool
+    waiting: int
+    ticket_state: dict  # _ticket_state of the row's ticket; None when there was none
+
+
+# A JIT record's columns an update may change: its decision, EPM's outcome and a conflict kept aside.
+_STATE_COLUMNS = tickets.DECISION_COLUMNS + ("decision_final", "epm_outcome", "conflict_decision",
+                                             "conflict_decision_time", "conflict_end_time", "conflict_by",
+                                             "conflict_at")
+
+
+def _ticket_state(jit):
+    return {name: getattr(jit, name) for name in _STATE_COLUMNS}
+
+
+def _is_the_conflict(jit, values):
+    """Whether an update the intake found a duplicate repeats the conflict kept on `jit` (not its decision)."""
+    decision = values["final_decision"]
+    return (jit.conflict_decision is not None and decision is not None
+            and decision.casefold() != (jit.final_decision or "").casefold())
+
+
+def _describe(incoming, event, fields, before, after, dry_run):
     """The outcome of apply_event on the stored row, in the words the replay page shows."""
-    would = "would " if dry_run else ""
     request_id = fields["request_id"]
     task = after.task if after.task_id else None
     base = dict(incoming_request=incoming.sys_id, dry_run=dry_run, status=after.status,
                 ticket=task.number if task is not None else None)
+    unchanged = {**base, "status": before.status, "changed": False}
     if after.status == contract.INCOMING_DUPLICATE:
         number = f" ({task.number})" if task is not None else ""
-        what = "a ticket" if event.is_created else "the same final decision"
-        if status_before in (contract.INCOMING_ERROR, contract.INCOMING_RECEIVED):
+        conflict = not event.is_created and _is_the_conflict(task.jit_request, tickets.decision_fields(event, fields))
+        if conflict and before.status in APPLIED:
+            return ReplayOutcome(result=CONFLICT, message=f"changed nothing: already kept as a conflict on "
+                                                          f"{task.number} ({_conflict_text(task, event, fields)})",
+                                 **unchanged)
+        what = "a ticket" if event.is_created else "the same conflicting update" if conflict else \
+            "the same final decision"
+        if before.status in (contract.INCOMING_ERROR, contract.INCOMING_RECEIVED):
             # The delivery failed or waited, and EPM's resend (or another update) did the work
             # meanwhile: marking it a duplicate settles it, and changes no ticket.
             marked = "would mark it" if dry_run else "marked it"
             return ReplayOutcome(result=DUPLICATE, changed=True,
                                  message=f"{marked} as a duplicate: {what} for RequestId {request_id} "
                                          f"already exists{number}", **base)
-        return ReplayOutcome(result=DUPLICATE, changed=False,
+        return ReplayOutcome(result=DUPLICATE,
                              message=f"duplicate: {what} for RequestId {request_id} already exists{number}; no change",
-                             **{**base, "status": status_before})
+                             **unchanged)
     if after.status == contract.INCOMING_RECEIVED:
-        return ReplayOutcome(result=WAITING, changed=False,
+        return ReplayOutcome(result=WAITING,
                              message=f"still waiting: there is no ticket for RequestId {request_id} yet; no change",
-                             **{**base, "status": status_before})
+                             **unchanged)
     if event.is_created:
         kind = contract.KIND_LABELS[event.kind]
         if dry_run:
@@ -88,16 +131,53 @@ def _describe(incoming, event, fields, status_before, closed_before, after, wait
             base["ticket"] = None
         else:
             message = f"created {task.ticket_type.label} {task.number} for {kind} request {request_id}"
-        applied = waiting_before - waiting_updates(event.kind, request_id).count()
+        applied = before.waiting - waiting_updates(event.kind, request_id).count()
         if applied:
             message += f", and {'apply' if dry_run else 'applied'} {applied} waiting update(s)"
         return ReplayOutcome(result=CREATED, changed=True, message=message, **base)
+    return _describe_update(task, event, fields, before, dry_run, base, unchanged)
+
+
+def _conflict_text(task, event, fields):
+    return f"EPM's update says {said(tickets.decision_fields(event, fields))}; the ticket keeps " \
+           f"{task.jit_request.final_decision}"
+
+
+def _describe_update(task, event, fields, before, dry_run, base, unchanged):
+    """What a processed update did to its ticket (tickets.record_update), read from the ticket before and after:
+    an update already applied that is older than the ticket's state or a conflict again changes nothing."""
     jit = task.jit_request
-    message = f"{would}finalize {task.number} with {jit.final_decision or 'no decision given'}" if dry_run else \
-        f"finalized {task.number} with {jit.final_decision or 'no decision given'}"
-    if task.closed_at is not None and not closed_before:
-        message += " and close it (auto-close)" if dry_run else " and closed it (auto-close)"
-    return ReplayOutcome(result=FINALIZED, changed=True, message=message, **base)
+    after = _ticket_state(jit)
+    applied = before.status in APPLIED
+    if after["conflict_at"] != before.ticket_state["conflict_at"]:
+        if applied:
+            return ReplayOutcome(result=CONFLICT, message=f"changed nothing: already kept as a conflict on "
+                                                          f"{task.number} ({_conflict_text(task, event, fields)})",
+                                 **unchanged)
+        return ReplayOutcome(result=CONFLICT, changed=True,
+                             message=f"{'would keep' if dry_run else 'kept'} it as a conflict on {task.number}: "
+                                     f"{_conflict_text(task, event, fields)}", **base)
+    if not before.ticket_state["decision_final"]:
+        decision = jit.final_decision or "no decision given"
+        if jit.epm_outcome:
+            decision += f" ({jit.epm_outcome})"
+        message = f"would finalize {task.number} with {decision}" if dry_run else \
+            f"finalized {task.number} with {decision}"
+        if task.closed_at is not None and not before.closed:
+            message += " and close it (auto-close)" if dry_run else " and closed it (auto-close)"
+        return ReplayOutcome(result=FINALIZED, changed=True, message=message, **base)
+    if after != before.ticket_state:
+        state = jit.epm_outcome or jit.final_decision or "no decision given"
+        return ReplayOutcome(result=UPDATED, changed=True,
+                             message=f"{'would record' if dry_run else 'recorded'} EPM's newer state on "
+                                     f"{task.number}: {state} ({said(tickets.decision_fields(event, fields))})",
+                             **base)
+    older = f"older than the recorded state; {task.number} keeps {jit.epm_outcome or jit.final_decision}"
+    if applied:
+        return ReplayOutcome(result=OLDER, message=f"changed nothing: {older}", **unchanged)
+    return ReplayOutcome(result=OLDER, changed=True,
+                         message=f"{'would mark' if dry_run else 'marked'} it processed, changing nothing: {older}",
+                         **base)
 
 
 def _unchanged(incoming, dry_run, result, message):
@@ -108,18 +188,38 @@ def _unchanged(incoming, dry_run, result, message):
 def _apply(incoming, event, fields, actor, dry_run, source_address):
     with write_transaction():
         row = IncomingRequest.get_by_id(incoming.id)
-        status_before = row.status
         jit = tickets.find_jit_request(event.kind, fields["request_id"])
-        closed_before = jit is not None and jit.task.closed_at is not None
-        waiting_before = waiting_updates(event.kind, fields["request_id"]).count() if event.is_created else 0
+        before = _Before(
+            status=row.status, closed=jit is not None and jit.task.closed_at is not None,
+            waiting=waiting_updates(event.kind, fields["request_id"]).count() if event.is_created else 0,
+            ticket_state=None if jit is None else _ticket_state(jit))
         after = apply_event(StoredDelivery(row), event, fields)
-        outcome = _describe(incoming, event, fields, status_before, closed_before, after, waiting_before, dry_run)
+        outcome = _describe(incoming, event, fields, before, after, dry_run)
         if dry_run or not outcome.changed:
             raise _RollBack(outcome)
         tickets.add_work_note(after.task, f"Stored delivery {row.sys_id} ({event.name}) replayed by "
                                           f"{getattr(actor, 'username', actor) or 'an admin'}: {outcome.message}.")
         audit.record(AUDIT_ACTION, actor, "incoming_request", row.sys_id, outcome.as_dict(), source_address)
         return outcome
+
+
+@contextmanager
+def _ticket_log_held(held):
+    """Hold what the ticket service logs on this thread (a conflict's WARNING) in `held` while a replay may still
+    roll back: a dry run, or a replay changing nothing, must not warn ops of a conflict it did not keep."""
+    thread = threading.get_ident()
+
+    def hold(record):
+        if record.thread != thread:
+            return True
+        held.append(record)
+        return False
+
+    tickets.log.addFilter(hold)
+    try:
+        yield
+    finally:
+        tickets.log.removeFilter(hold)
 
 
 def replay(incoming, actor=None, dry_run=False, source_address=None):
@@ -130,8 +230,12 @@ def replay(incoming, actor=None, dry_run=False, source_address=None):
     if event is None:
         outcome = _unchanged(incoming, dry_run, INVALID, f"still not a valid delivery: {fields}; no change")
     else:
+        held = []
         try:
-            outcome = _apply(incoming, event, fields, actor, dry_run, source_address)
+            with _ticket_log_held(held):
+                outcome = _apply(incoming, event, fields, actor, dry_run, source_address)
+            for record in held:
+                tickets.log.handle(record)
         except _RollBack as rolled_back:
             outcome = rolled_back.outcome
         except peewee.IntegrityError:

@@ -16,16 +16,44 @@ def _text(**kwargs):
     return fields.String(allow_none=True, **kwargs)
 
 
-class EpmDecisionSchema(Document):
-    """The decision as EPM finalized it (empty until then)."""
+class EpmConflictSchema(Document):
+    """The latest update from EPM that contradicted the decision EPM acknowledged (contract/epm.md 5.3)."""
 
-    decision = _text(attribute="final_decision")
+    decision = fields.String(attribute="conflict_decision", metadata={"description": "what the update said"})
+    decision_time = NaiveUtc(attribute="conflict_decision_time", allow_none=True)
+    end_time = NaiveUtc(attribute="conflict_end_time", allow_none=True)
+    performed_by = _text(attribute="conflict_by")
+    received_at = NaiveUtc(attribute="conflict_at", allow_none=True, metadata={
+        "description": "when the broker received it (UTC, ISO 8601 without an offset)"})
+
+
+class _Conflict(fields.Nested):
+    """The JIT record itself, dumped through EpmConflictSchema when it keeps a conflict; otherwise null."""
+
+    def get_value(self, obj, attr, accessor=None, default=None):
+        return obj if obj.conflict_decision is not None else None
+
+
+class EpmDecisionSchema(Document):
+    """The decision as EPM finalized it (empty until then), what EPM's later updates made of it, and an update
+    that contradicted it. None of these was sent by the broker, and none is sent back to EPM."""
+
+    decision = _text(attribute="final_decision", metadata={
+        "description": "EPM's latest final decision: after a revocation, Denied"})
     decision_time = NaiveUtc(attribute="final_decision_time", allow_none=True)
     performed_by = _text(attribute="final_decision_by")
     duration = _text(attribute="final_duration")
     start_time = NaiveUtc(attribute="final_start_time", allow_none=True)
     end_time = NaiveUtc(attribute="final_end_time", allow_none=True)
     final = fields.Boolean(attribute="decision_final")
+    epm_outcome = fields.String(allow_none=True, validate=validate.OneOf(contract.EPM_OUTCOMES), metadata={
+        "description": "EPM's latest state when an update after its final decision changed it: `Revoked` (Admin "
+                       "Access approved, then set to Denied), `Ended early` (the session ended before its end time) "
+                       "or `Changed` (Application Access: a newer, different decision); null otherwise. An older "
+                       "update re-sent after a newer one changes nothing."})
+    conflict = _Conflict(EpmConflictSchema, allow_none=True, metadata={
+        "description": "the latest update that contradicted the decision EPM acknowledged (an approval after a "
+                       "denial, which EPM does not do): kept aside, the decision above stands; null when none"})
 
 
 class TicketSchema(Document):

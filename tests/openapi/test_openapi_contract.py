@@ -77,7 +77,8 @@ def api_routes(app):
 @pytest.fixture(scope="module", params=BACKENDS)
 def broker(request, tmp_path_factory):
     """One broker per backend for the whole module: accounts, a fake EPM on loopback to take
-    decisions, and tickets of both kinds (INC0010001, the description's example, first)."""
+    decisions, and tickets of both kinds (INC0010001, the description's example, first; INC0010002
+    revoked by EPM and holding a conflicting update)."""
     backend = request.param
     url = (f"sqlite:///{tmp_path_factory.mktemp('openapi')}/jitbroker.db" if backend == "sqlite"
            else request.getfixturevalue("postgres_url"))
@@ -95,8 +96,11 @@ def broker(request, tmp_path_factory):
                                   "client_secret": fake.client_secret})
             webhook_auth = basic_auth("epm", factories.PASSWORD)
             client = app.test_client()
-            for body in (factories.application_request(), factories.admin_request(),
-                         factories.application_request()):
+            admin = factories.admin_request()
+            for body in (factories.application_request(), admin, factories.application_request(),
+                         # INC0010002: approved, revoked in EPM, then an approval EPM does not send (a conflict).
+                         factories.admin_decision(admin["RequestId"]), factories.admin_revocation(admin["RequestId"]),
+                         factories.admin_decision(admin["RequestId"], DecisionTime="2026-11-20T15:30:00Z")):
                 assert client.post(contract.WEBHOOK_PATH, json=body, headers=webhook_auth).status_code == 200
             yield {"app": app, "backend": backend}
         figures = TRIED.get(backend, {})
@@ -133,6 +137,17 @@ def test_the_description_is_a_valid_openapi_document(broker):
     loaded = schemathesis.openapi.from_wsgi("/openapi.json", broker["app"], config=_config(1))
     assert loaded.raw_schema["openapi"] == "3.1.0"
     assert sum(1 for _ in loaded.get_all_operations()) == len(OPERATIONS)
+
+
+def test_a_revoked_ticket_holding_a_conflict_keeps_to_its_description(broker):
+    answer = broker["app"].test_client().get(f"{contract.API_PREFIX}/tickets/INC0010002",
+                                             headers=basic_auth("root", factories.PASSWORD))
+    assert answer.status_code == 200
+    decision = answer.json["result"]["epm_decision"]
+    assert (decision["decision"], decision["epm_outcome"], decision["conflict"]["decision"]) == (
+        "Denied", "Revoked", "Approved")
+    operation = schemathesis.openapi.from_dict(build_spec())[f"{contract.API_PREFIX}/tickets/{{number}}"]["GET"]
+    operation.validate_response(answer)
 
 
 # What schemathesis found answering 500 (PostgreSQL refuses NUL in any text, neither

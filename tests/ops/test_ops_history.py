@@ -3,7 +3,7 @@ import responses
 
 from app.configuration import update_configuration
 from app.decisions import delivery
-from app.models import Decision, Task
+from app.models import Decision, Task, utcnow
 from tests import factories
 from tests.ops.conftest import APPLICATION_URL
 
@@ -43,7 +43,8 @@ def test_history_of_a_ticket_from_delivery_to_closing(app, epm, client, deliver,
     attempts = [event["summary"] for event in events if event["kind"] == "delivery attempt"]
     assert attempts[0].startswith("token: POST /oauth/connect/token → 200")
     assert attempts[1].startswith("application decision: POST /management-api/v2/AuthorizationRequest/notification → 200")
-    assert by_kind["finalized by EPM"]["summary"] == "EPM finalized the decision: Approved by jchen"
+    assert by_kind["finalized by EPM"]["summary"] == ("EPM finalized the decision: Approved by jchen at "
+                                                      "2026-11-20 14:20:44 UTC")
     notes = [event["summary"] for event in events if event["kind"] == "work note"]
     assert notes[0].startswith("Application Access request") and notes[-1].startswith("Closed automatically")
 
@@ -102,3 +103,73 @@ def test_approvers_do_not_see_the_history(app, as_approver, make_ticket):
     page = as_approver.get(f"/tickets/{task.number}").get_data(as_text=True)
     assert "Processing history" not in page
     assert Task.select().count() == 1
+
+
+def update_steps(events):
+    return [(event["kind"], event["summary"]) for event in events
+            if event["kind"] not in ("work note", "delivery received", "ticket created")]
+
+
+def test_each_update_step_says_what_its_own_delivery_said(app, client, deliver, admin_auth):
+    request_id = "a9e1c2d3-0000-4000-8000-000000000003"
+    number = deliver(factories.admin_request(request_id)).json["result"]["ticket"]
+    deliver(factories.admin_decision(request_id))
+    deliver(factories.admin_revocation(request_id))
+    deliver(factories.admin_decision(request_id, Timestamp="2026-11-20T15:30:00Z"))  # the approval re-sent
+
+    events = steps(client, admin_auth, number)
+
+    assert update_steps(events) == [
+        ("finalized by EPM", "EPM finalized the decision: Approved by jchen at 2026-11-20 15:12:02 UTC"),
+        ("updated by EPM", "EPM revoked the approval: Denied by secops-lead at 2026-11-20 15:20:40 UTC"),
+        ("older update from EPM", "EPM re-sent an older update: Approved by jchen at 2026-11-20 15:12:02 UTC; "
+                                  "it changed nothing, the ticket kept Revoked"),
+    ]
+    details = [event["detail"] for event in events if "update" in event["detail"]]
+    assert [(detail["update"], detail["decision"], detail["performed_by"], detail["decision_time"], detail["outcome"])
+            for detail in details] == [
+        ("first", "Approved", "jchen", "2026-11-20T15:12:02", None),
+        ("newer", "Denied", "secops-lead", "2026-11-20T15:20:40", "Revoked"),
+        ("older", "Approved", "jchen", "2026-11-20T15:12:02", "Revoked"),
+    ]
+
+
+def test_an_early_end_is_a_step_with_the_sessions_new_end(app, client, deliver, admin_auth):
+    request_id = "a9e1c2d3-0000-4000-8000-000000000004"
+    number = deliver(factories.admin_request(request_id)).json["result"]["ticket"]
+    deliver(factories.admin_decision(request_id))
+    deliver(factories.admin_decision(request_id, EndTime="2026-11-20T15:25:10Z", Timestamp="2026-11-20T15:25:11Z"))
+
+    assert update_steps(steps(client, admin_auth, number))[-1] == (
+        "updated by EPM", "EPM ended the session early: Approved by jchen at 2026-11-20 15:12:02 UTC, the session "
+                          "ending at 2026-11-20 15:25:10 UTC")
+
+
+def test_a_conflicting_update_is_a_step_saying_what_it_was_and_what_the_ticket_kept(app, client, deliver,
+                                                                                      admin_auth):
+    request_id = "a9e1c2d3-0000-4000-8000-000000000005"
+    number = deliver(factories.admin_request(request_id)).json["result"]["ticket"]
+    deliver(factories.admin_decision(request_id, Decision="Denied", DecisionPerformedByUser="secops-lead"))
+    deliver(factories.admin_decision(request_id, DecisionTime="2026-11-20T15:30:00Z"))
+
+    assert update_steps(steps(client, admin_auth, number)) == [
+        ("finalized by EPM", "EPM finalized the decision: Denied by secops-lead at 2026-11-20 15:12:02 UTC"),
+        ("conflicting update from EPM", "EPM sent a conflicting update: Approved by jchen at 2026-11-20 15:30:00 UTC, "
+                                        "contradicting its final decision Denied; the ticket kept Denied"),
+    ]
+
+
+def test_an_approval_after_the_denial_epm_acknowledged_is_a_conflict_step(app, client, deliver, admin_auth):
+    request_id = "a9e1c2d3-0000-4000-8000-000000000006"
+    number = deliver(factories.admin_request(request_id)).json["result"]["ticket"]
+    Decision.create(task=Task.get(Task.number == number), decision="Denied", reason="Not on the change calendar",
+                    decided_by="mlopez", ticket_url="https://broker.example/tickets/x", status="delivered",
+                    delivered_at=utcnow())
+    deliver(factories.admin_decision(request_id))
+    deliver(factories.admin_revocation(request_id))  # EPM's own Denied: a duplicate of the kept denial, no step
+
+    assert [step for step in update_steps(steps(client, admin_auth, number))
+            if step[0] not in ("decision recorded", "decision delivered")] == [
+        ("conflicting update from EPM", "EPM sent a conflicting update: Approved by jchen at 2026-11-20 15:12:02 UTC, "
+                                        "contradicting the Denied decision by mlopez that EPM acknowledged; the "
+                                        "ticket kept Denied")]

@@ -1,5 +1,6 @@
 """Replaying a stored delivery: a dry run says what would change and changes nothing; a replay applies it."""
 import json
+import logging
 import re
 
 import pytest
@@ -221,3 +222,151 @@ def test_a_failed_delivery_that_epm_sent_again_is_marked_a_duplicate(app, unknow
     stored = IncomingRequest.get_by_id(unknown_admin_delivery.id)
     assert (outcome.changed, stored.status, stored.task.number) == (True, contract.INCOMING_DUPLICATE, resent["ticket"])
     assert Task.select().count() == 1
+
+
+# --- Updates after EPM's final decision (contract/epm.md 5.3) ------------------------------------
+
+def stored_as_error(deliver, monkeypatch, body):
+    """`body` delivered while its event type was unknown to the broker: an error row to replay."""
+    with monkeypatch.context() as unknown:
+        unknown.delitem(contract.EVENT_TYPES, body["EventType"])
+        assert deliver(body).status_code == 400
+    return IncomingRequest.select().order_by(IncomingRequest.id.desc()).get()
+
+
+def delivered(deliver, body):
+    return IncomingRequest.get(IncomingRequest.sys_id == deliver(body).json["result"]["incoming_request"])
+
+
+def admin_notes(request_id):
+    jit = AdminTicket.get(AdminTicket.request_id == request_id)
+    return [note.text for note in WorkNote.select().where(WorkNote.task == jit.task_id).order_by(WorkNote.id)]
+
+
+def conflict_warnings(caplog):
+    return [record for record in caplog.records
+            if record.name == tickets.log.name and record.levelno == logging.WARNING]
+
+
+@pytest.fixture
+def revoked(deliver):
+    """An Admin Access ticket approved, then revoked in EPM, then sent the approval again; the approval's rows."""
+    deliver(factories.admin_request(request_id="replay-rev"))
+    approval = delivered(deliver, factories.admin_decision("replay-rev"))
+    deliver(factories.admin_revocation("replay-rev"))
+    resent = delivered(deliver, factories.admin_decision("replay-rev", Timestamp="2026-11-20T15:30:00Z"))
+    return approval, resent
+
+
+def test_replaying_an_older_update_again_changes_nothing_and_adds_no_note(app, revoked, admin):
+    notes_before = admin_notes("replay-rev")
+
+    for row in revoked:
+        for dry_run in (True, False, False):
+            outcome = replays.replay(row, admin, dry_run=dry_run)
+            assert (outcome.result, outcome.changed, outcome.status) == (
+                replays.OLDER, False, contract.INCOMING_PROCESSED)
+            assert outcome.message == "changed nothing: older than the recorded state; INC0010001 keeps Revoked"
+
+    assert admin_notes("replay-rev") == notes_before
+    jit = AdminTicket.get(AdminTicket.request_id == "replay-rev")
+    assert (jit.final_decision, jit.epm_outcome) == ("Denied", "Revoked")
+
+
+def test_an_older_update_stored_as_an_error_is_marked_processed_once(app, deliver, monkeypatch, admin):
+    deliver(factories.admin_request(request_id="replay-old"))
+    deliver(factories.admin_decision("replay-old"))
+    deliver(factories.admin_revocation("replay-old"))
+    failed = stored_as_error(deliver, monkeypatch, factories.admin_decision("replay-old"))
+
+    preview = replays.replay(failed, admin, dry_run=True)
+    assert (preview.result, preview.changed) == (replays.OLDER, True)
+    assert preview.message == ("would mark it processed, changing nothing: older than the recorded state; "
+                               "INC0010001 keeps Revoked")
+
+    outcome = replays.replay(failed, admin)
+    assert (outcome.result, outcome.status) == (replays.OLDER, contract.INCOMING_PROCESSED)
+    assert outcome.message.startswith("marked it processed, changing nothing: older than the recorded state")
+    notes = admin_notes("replay-old")
+    assert sum("re-sent an older update" in text for text in notes) == 1
+    assert sum("replayed by" in text for text in notes) == 1
+
+    again = replays.replay(failed, admin)
+    assert (again.result, again.changed) == (replays.OLDER, False)
+    assert admin_notes("replay-old") == notes
+
+
+def test_a_revocation_stored_as_an_error_is_recorded_as_the_newer_state(app, deliver, monkeypatch, admin):
+    deliver(factories.admin_request(request_id="replay-new"))
+    deliver(factories.admin_decision("replay-new"))
+    failed = stored_as_error(deliver, monkeypatch, factories.admin_revocation("replay-new"))
+
+    preview = replays.replay(failed, admin, dry_run=True)
+    assert preview.message == ("would record EPM's newer state on INC0010001: Revoked (Denied by secops-lead at "
+                               "2026-11-20 15:20:40 UTC)")
+    assert AdminTicket.get(AdminTicket.request_id == "replay-new").epm_outcome is None
+
+    outcome = replays.replay(failed, admin)
+    assert (outcome.result, outcome.changed, outcome.status) == (replays.UPDATED, True, contract.INCOMING_PROCESSED)
+    assert outcome.message.startswith("recorded EPM's newer state on INC0010001: Revoked")
+    assert AdminTicket.get(AdminTicket.request_id == "replay-new").epm_outcome == "Revoked"
+
+    again = replays.replay(failed, admin)
+    assert (again.result, again.changed) == (replays.DUPLICATE, False)
+
+
+def test_a_conflict_stored_as_an_error_is_kept_as_a_conflict_and_warned_once(app, deliver, monkeypatch, admin,
+                                                                              caplog):
+    deliver(factories.admin_request(request_id="replay-conflict"))
+    deliver(factories.admin_decision("replay-conflict", Decision="Denied", DecisionPerformedByUser="secops-lead"))
+    failed = stored_as_error(deliver, monkeypatch,
+                             factories.admin_decision("replay-conflict", DecisionTime="2026-11-20T15:30:00Z"))
+
+    with caplog.at_level(logging.WARNING):
+        preview = replays.replay(failed, admin, dry_run=True)
+        assert (preview.result, preview.changed) == (replays.CONFLICT, True)
+        assert preview.message == ("would keep it as a conflict on INC0010001: EPM's update says Approved by jchen "
+                                   "at 2026-11-20 15:30:00 UTC; the ticket keeps Denied")
+        assert conflict_warnings(caplog) == []
+        assert AdminTicket.get(AdminTicket.request_id == "replay-conflict").conflict_decision is None
+
+        outcome = replays.replay(failed, admin)
+        assert (outcome.result, outcome.changed) == (replays.CONFLICT, True)
+        assert outcome.message.startswith("kept it as a conflict on INC0010001: EPM's update says Approved by jchen")
+        assert len(conflict_warnings(caplog)) == 1
+        notes = admin_notes("replay-conflict")
+
+        again = replays.replay(failed, admin)
+        assert (again.result, again.changed, again.status) == (replays.CONFLICT, False, contract.INCOMING_PROCESSED)
+        assert again.message.startswith("changed nothing: already kept as a conflict on INC0010001 (EPM's update "
+                                        "says Approved by jchen")
+        assert len(conflict_warnings(caplog)) == 1
+    jit = AdminTicket.get(AdminTicket.request_id == "replay-conflict")
+    assert (jit.final_decision, jit.conflict_decision) == ("Denied", "Approved")
+    assert admin_notes("replay-conflict") == notes
+
+
+def test_replaying_an_earlier_conflict_keeps_the_latest_one(app, deliver, admin, caplog):
+    deliver(factories.admin_request(request_id="replay-conflicts"))
+    deliver(factories.admin_decision("replay-conflicts", Decision="Denied", DecisionPerformedByUser="secops-lead"))
+    first = delivered(deliver, factories.admin_decision("replay-conflicts", DecisionTime="2026-11-20T15:30:00Z"))
+    deliver(factories.admin_decision("replay-conflicts", DecisionTime="2026-11-20T15:40:00Z"))
+    notes = admin_notes("replay-conflicts")
+    caplog.clear()
+
+    with caplog.at_level(logging.WARNING):
+        outcome = replays.replay(first, admin)
+
+    assert (outcome.result, outcome.changed) == (replays.CONFLICT, False)
+    assert outcome.message.startswith("changed nothing: already kept as a conflict on INC0010001")
+    assert conflict_warnings(caplog) == []
+    jit = AdminTicket.get(AdminTicket.request_id == "replay-conflicts")
+    assert jit.conflict_decision_time.isoformat() == "2026-11-20T15:40:00"
+    assert admin_notes("replay-conflicts") == notes
+
+
+def test_the_replay_api_answers_an_older_update_as_older(app, client, admin_auth, revoked):
+    answer = client.post(f"/api/x_bets_pmc_jit/ops/incoming_requests/{revoked[1].sys_id}/replay",
+                         json={"dry_run": True}, headers=admin_auth)
+    assert answer.status_code == 200
+    assert (answer.json["result"]["result"], answer.json["result"]["changed"]) == ("older", False)
