@@ -335,11 +335,14 @@ def main(argv=None):
                         help="send N Application Access requests to the broker at start")
     parser.add_argument("--fire-admin", type=int, default=0, metavar="N",
                         help="send N Admin Access requests to the broker at start")
+    parser.add_argument("--strict", action=argparse.BooleanOptionalAction, default=False,
+                        help="serve only the record keys contract/epm.md section 5 confirms and refuse what the real "
+                             "API refuses: a decision missing a field or for an unknown request (default: off)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     fake = FakeEpm(args.client_id, args.client_secret, broker_url=args.broker_url, webhook_user=args.webhook_user,
                    webhook_password=args.webhook_password, auto_finalize=args.auto_finalize, host=args.host,
-                   port=args.port)
+                   port=args.port, strict=args.strict)
     with fake:
         print(f"Fake EPM listening on {fake.url}: enter it as the PMC Service Host Name, with client ID "
               f"{args.client_id!r} and the client secret given (default {DEFAULT_CLIENT_SECRET!r}).", flush=True)
