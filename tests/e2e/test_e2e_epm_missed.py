@@ -1,6 +1,7 @@
 """What EPM did while the broker heard nothing, against the strict fake EPM on real processes: requests
-decided in EPM's console and found by `jitbroker reconcile`, their late webhooks, and an Admin Access
-approval revoked in EPM (contract/epm.md §5.3, §5.10)."""
+decided in EPM's console and found by `jitbroker reconcile`, their late webhooks, an Admin Access
+approval revoked in EPM, and deliveries under whatever Content-Type EPM's administrator chose
+(contract/epm.md §5.3, §5.5, §5.10)."""
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 import requests
 
 from app import contract
-from app.epm.fake import FakeEpm
+from app.epm.fake import FakeEpm, FakeEpmError
 from app.epm.tokens import clear_token_cache
 from app.models import Configuration, Decision, IncomingRequest, JIT_MODELS, Task, WorkNote
 from tests import factories
@@ -106,3 +107,27 @@ def test_an_approval_revoked_in_epm_shows_on_the_ticket_page_and_in_its_history(
     assert any("Approved" in text for text in history if text.startswith("EPM finalized"))
     assert any("secops-lead" in text for text in history)
     assert Decision.select().count() == 1  # the approver's; the revocation sends nothing to EPM
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", ""])
+def test_a_delivery_under_the_content_type_epm_s_administrator_chose_becomes_a_ticket(tenant, content_type):
+    server, fake = tenant
+    event = fake.add_request(contract.KIND_ADMIN)
+
+    fake.send_event(event, content_type=content_type)
+
+    [row] = IncomingRequest.select()
+    assert (row.status, row.content_type) == (contract.INCOMING_PROCESSED, content_type or None)
+    assert Task.get(Task.request_id == event["RequestId"]).requester == event["UserName"]
+
+
+@pytest.mark.parametrize("body", [b"[1,2]", b"not json"])
+def test_a_body_that_is_not_a_json_object_is_refused_and_stored_as_an_error(tenant, body):
+    server, fake = tenant
+    with pytest.raises(FakeEpmError, match="HTTP 400"):
+        fake.send_event(body, content_type="application/json")
+
+    [row] = IncomingRequest.select()
+    assert row.status == contract.INCOMING_ERROR
+    assert bytes(row.raw_body) == body
+    assert Task.select().count() == 0
