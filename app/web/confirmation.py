@@ -21,7 +21,7 @@ class Confirmation(NamedTuple):
     consequences: tuple
     confirm_label: str
     cancel_url: str
-    carry: dict = {}
+    carry: dict = None
 
 
 def is_confirmed():
