@@ -103,6 +103,11 @@ def change_role(account_id):
 def _confirm_reset(account):
     if account.id == g.account.id:
         who = ["Your current password stops working at once; this session stays signed in."]
+    elif account.role == contract.ROLE_API:
+        who = [f"{account.username}'s current password stops working at once: EPM's webhook deliveries are refused "
+               "until EPM is given the new one.",
+               "To rotate EPM's credentials without refusing a delivery, use `jitbroker users set-password "
+               f"{account.username} --keep-previous-hours N` instead."]
     else:
         who = [f"{account.username}'s current password stops working at once, and their open sessions end."]
     return Confirmation(f"Reset the password of {account.username}?",

@@ -82,6 +82,13 @@ def _reset_password(request):
                        lambda: Account.get_by_id(account.id).password_hash != account.password_hash)
 
 
+def _reset_api_password(request):
+    account = request.getfixturevalue("api_account")
+    return Destructive(f"/admin/users/{account.id}/password", {}, f"Reset the password of {account.username}?",
+                       "EPM's webhook deliveries are refused until EPM is given the new one.",
+                       lambda: Account.get_by_id(account.id).password_hash != account.password_hash)
+
+
 def _delete_rule(request):
     rule = policy_rules.create_rule({"name": "Block games", "outcome": "auto_deny"}, "root")
     return Destructive(f"/admin/policies/rules/{rule.id}/delete", {}, "Delete rule 'Block games'?",
@@ -127,7 +134,7 @@ def _retry_all(request):
 
 
 ACTIONS = {"deactivate": _deactivate, "deactivate-api-account": _deactivate_api_account,
-           "reset-password": _reset_password, "delete-rule": _delete_rule, "revoke-bypass-code": _revoke_bypass_code,
+           "reset-password": _reset_password, "reset-api-password": _reset_api_password, "delete-rule": _delete_rule, "revoke-bypass-code": _revoke_bypass_code,
            "delete-itsm-connection": _delete_itsm_connection, "replay": _replay, "retry-all": _retry_all}
 
 
