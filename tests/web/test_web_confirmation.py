@@ -134,7 +134,8 @@ def _retry_all(request):
 
 
 ACTIONS = {"deactivate": _deactivate, "deactivate-api-account": _deactivate_api_account,
-           "reset-password": _reset_password, "reset-api-password": _reset_api_password, "delete-rule": _delete_rule, "revoke-bypass-code": _revoke_bypass_code,
+           "reset-password": _reset_password, "reset-api-password": _reset_api_password,
+           "delete-rule": _delete_rule, "revoke-bypass-code": _revoke_bypass_code,
            "delete-itsm-connection": _delete_itsm_connection, "replay": _replay, "retry-all": _retry_all}
 
 
