@@ -1,7 +1,11 @@
 """The Flask test client used the way a browser uses the pages: sign in, then post forms with their CSRF token."""
 import re
 
+from app.web.confirmation import CONFIRM_FIELD, CONFIRM_VALUE
 from tests import factories
+
+# What the confirmation page's Confirm button adds to a destructive action's form.
+CONFIRMED = {CONFIRM_FIELD: CONFIRM_VALUE}
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 

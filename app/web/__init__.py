@@ -1,4 +1,4 @@
-"""The browser interface: sign-in, the ticket list and page, decisions, configuration, users,
+"""The browser interface: sign-in, the ticket list and page, decisions, who is elevated now, configuration, users,
 and the admin pages for policies, ITSM connections, operations and the audit log.
 
 `init_app` wires it into the app: session cookie rules, CSRF protection for every
@@ -20,7 +20,7 @@ CSRF_EXEMPT_BLUEPRINTS = ("intake", "decisions_api", "ops_api")
 
 def init_app(app):
     """Register the browser pages on `app` (after the API blueprints, which CSRF must skip)."""
-    from app.web import audit, configuration, itsm, ops, policies, signin, tickets, users
+    from app.web import audit, configuration, elevated, itsm, ops, policies, signin, tickets, users
 
     sessions.init_app(app)
     # The token lives as long as the session it is bound to, which sign-in renews;
@@ -31,7 +31,8 @@ def init_app(app):
     for name in CSRF_EXEMPT_BLUEPRINTS:
         csrf.exempt(app.blueprints[name])
 
-    for blueprint in (signin.bp, tickets.bp, configuration.bp, users.bp, policies.bp, itsm.bp, audit.bp, ops.bp):
+    for blueprint in (signin.bp, tickets.bp, elevated.bp, configuration.bp, users.bp, policies.bp, itsm.bp, audit.bp,
+                      ops.bp):
         app.register_blueprint(blueprint)
 
     formatting.register(app)
@@ -44,4 +45,5 @@ def init_app(app):
         return {
             "current_account": account,
             "is_admin": account is not None and account.role == contract.ROLE_ADMIN,
+            "is_approver": account is not None and account.role in contract.APPROVER_ROLES,
         }

@@ -1,7 +1,7 @@
 """The admin configuration page: every integration setting, Test Connection and delivery retries.
 
 The client secret is write-only: the page never renders it, and a blank secret
-field keeps the stored one.
+field keeps the stored one. "Retry all now" asks for confirmation first (app/web/confirmation.py).
 """
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
@@ -12,8 +12,9 @@ from app.decisions import service as decisions
 from app.epm.client import EpmClient
 from app.epm.errors import EpmError
 from app.errors import BadRequest
-from app.models import Configuration
+from app.models import Configuration, Decision
 from app.logs.outbound import outbound_call_recorder
+from app.web.confirmation import Confirmation, ask, is_confirmed
 from app.web.forms import field_views, submitted_values
 
 bp = Blueprint("web_configuration", __name__, url_prefix="/admin")
@@ -72,6 +73,15 @@ def test_connection():
 @bp.post("/deliveries/retry")
 @admins
 def retry_deliveries():
+    if not is_confirmed():
+        waiting = Decision.select().where(Decision.status == contract.DELIVERY_PENDING).count()
+        return ask(Confirmation(
+            f"Send all {waiting} waiting decision(s) to EPM now?",
+            (f"Each of the {waiting} decision(s) EPM has not acknowledged is sent again at once, instead of at its "
+             "next scheduled attempt.",
+             "A decision EPM accepts is final and cannot be changed afterwards; one it refuses is retried later "
+             "as usual, or marked failed when EPM refuses it for good."),
+            "Retry all now", url_for("web_configuration.configuration", _anchor="deliveries")))
     tried = decisions.retry_all()
     delivered = sum(1 for decision in tried if decision.status == contract.DELIVERY_DELIVERED)
     flash(f"Tried {len(tried)} waiting decision(s); {delivered} delivered to EPM.",

@@ -1,7 +1,7 @@
 """The admin pages for ITSM connections: list, create, edit, delete and "Validate Settings".
 
 Secrets are write-only: the form never renders them, and a blank secret field
-keeps the stored one.
+keeps the stored one. Deleting a connection asks for confirmation first (app/web/confirmation.py).
 """
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
@@ -11,6 +11,7 @@ from app.itsm import CONNECTOR_TYPES
 from app.itsm import connections as service
 from app.itsm.models import ItsmConnection
 from app.auth.access import require_page_roles
+from app.web.confirmation import Confirmation, ask, is_confirmed
 from app.web.forms import field_views, submitted_values
 
 bp = Blueprint("itsm_admin", __name__, url_prefix="/admin/policies/itsm")
@@ -75,8 +76,18 @@ def validate(name):
 @bp.post("/<name>/delete")
 @admins
 def delete(name):
+    connection = _find(name)
+    if not is_confirmed():
+        kind = CONNECTOR_TYPES[connection.kind].label if connection.kind in CONNECTOR_TYPES else connection.kind
+        return ask(Confirmation(
+            f"Delete ITSM connection {name!r}?",
+            (f"Its address and stored credentials are erased; ticket references are no longer looked up in "
+             f"{kind} at {connection.base_url}.",
+             "A rule whose ticket source is this connection keeps it from being deleted until the rule changes.",
+             "This cannot be undone."),
+            f"Delete connection {name}", url_for("itsm_admin.edit_connection", name=name)))
     try:
-        service.delete_connection(_find(name), g.account)
+        service.delete_connection(connection, g.account)
     except BrokerError as error:
         flash(error.described(), "error")
         return redirect(url_for("itsm_admin.edit_connection", name=name))

@@ -1,4 +1,8 @@
-"""The operations pages for admins: dashboard, incoming requests (with replay), calls to EPM, the log."""
+"""The operations pages for admins: dashboard, incoming requests (with replay), calls to EPM, the log.
+
+A replay is confirmed on its dry run: the page shows what it would change, with Replay now and Cancel;
+a replay posted without that confirmation gets the dry run, not the replay.
+"""
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from app import contract
@@ -6,6 +10,7 @@ from app.ops import dashboard as metrics
 from app.ops import queries, replay as replays
 from app.ops.documents import pretty_body
 from app.auth.access import require_page_roles
+from app.web.confirmation import CONFIRM_FIELD, CONFIRM_VALUE, is_confirmed
 
 bp = Blueprint("ops", __name__, url_prefix="/admin")
 
@@ -37,7 +42,7 @@ def incoming_list():
 
 def _incoming_page(incoming, preview=None, status=200):
     return render_template("ops/incoming_detail.html", incoming=incoming, body=pretty_body(incoming.body_text),
-                           preview=preview), status
+                           preview=preview, confirm_field=CONFIRM_FIELD, confirm_value=CONFIRM_VALUE), status
 
 
 @bp.get("/incoming/<sys_id>")
@@ -50,7 +55,7 @@ def incoming_detail(sys_id):
 @admins
 def incoming_replay(sys_id):
     incoming = replays.find_incoming_request(sys_id)
-    if request.form.get("mode") != APPLY:
+    if request.form.get("mode") != APPLY or not is_confirmed():
         return _incoming_page(incoming, preview=replays.replay(incoming, g.account, dry_run=True))
     outcome = replays.replay(incoming, g.account, source_address=request.remote_addr)
     flash(f"Replay: {outcome.message}.", "ok" if outcome.changed else "warning")

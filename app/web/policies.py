@@ -1,5 +1,7 @@
 """The admin policies page: rules in order (create, edit, reorder, dry run, delete), settings, bypass codes.
 
+Deleting a rule and revoking a bypass code ask for confirmation first (app/web/confirmation.py).
+
 A newly issued bypass code is shown once, in the answer to the request that made
 it, and the page is kept out of caches; only its last four characters are shown
 afterwards.
@@ -18,6 +20,7 @@ from app.policies.models import (
     PolicySettings,
 )
 from app.auth.access import require_page_roles
+from app.web.confirmation import Confirmation, ask, is_confirmed
 from app.web.forms import field_views, submitted_values
 
 bp = Blueprint("policies", __name__, url_prefix="/admin/policies")
@@ -120,10 +123,23 @@ def toggle_dry_run(rule_id):
     return redirect(url_for("policies.index"))
 
 
+def _confirm_delete_rule(rule):
+    outcome = OUTCOME_LABELS.get(rule.outcome, rule.outcome)
+    return Confirmation(
+        f"Delete rule {rule.name!r}?",
+        (f"New requests are no longer checked against it: what it matches stops getting \"{outcome}\", and "
+         "the next matching rule decides, or an approver does.",
+         f"It runs at position {rule.position} of {PolicyRule.select().count()}; the rules below it move up one place.",
+         "This cannot be undone; the audit log keeps its name."),
+        f"Delete rule {rule.name}", url_for("policies.index"))
+
+
 @bp.post("/rules/<int:rule_id>/delete")
 @admins
 def delete_rule(rule_id):
     rule = policy_rules.find_rule(rule_id)
+    if not is_confirmed():
+        return ask(_confirm_delete_rule(rule))
     policy_rules.delete_rule(rule, g.account)
     flash(f"Rule {rule.name!r} deleted.", "ok")
     return redirect(url_for("policies.index"))
@@ -160,8 +176,16 @@ def issue_bypass():
 @bp.post("/bypass/<sys_id>/revoke")
 @admins
 def revoke_bypass(sys_id):
+    record = bypass.find_code(sys_id)
+    # An already revoked code needs no confirmation: revoking it again changes nothing and says so.
+    if record.revoked_at is None and not is_confirmed():
+        return ask(Confirmation(
+            f"Revoke bypass code …{record.hint}?",
+            ("From now on a JIT reason quoting it no longer counts as a valid ticket reference.",
+             "This cannot be undone; issue a new code if one is still needed."),
+            f"Revoke code …{record.hint}", url_for("policies.index", _anchor="bypass")))
     try:
-        record = bypass.revoke_code(bypass.find_code(sys_id), g.account)
+        record = bypass.revoke_code(record, g.account)
     except BrokerError as error:
         flash(error.message, "error")
     else:

@@ -1,6 +1,7 @@
 """The admin users page: create accounts, set roles, reset passwords, deactivate and reactivate,
 and set where an approver's notifications go (e-mail address, assignment groups).
 
+Deactivating an account and resetting a password ask for confirmation first (app/web/confirmation.py).
 A generated password is shown once, in the answer to the request that made it; it
 is never stored in the session or put in a URL. An admin cannot change their own
 role or deactivate themselves, so the last admin cannot lock everyone out.
@@ -16,6 +17,7 @@ from app.db import write_transaction
 from app.errors import BadRequest, BrokerError, NotFound
 from app.models import Account
 from app.notify.settings import set_notification_settings
+from app.web.confirmation import Confirmation, ask, is_confirmed
 
 bp = Blueprint("web_users", __name__, url_prefix="/admin")
 
@@ -98,10 +100,37 @@ def change_role(account_id):
     return redirect(url_for("web_users.users"))
 
 
+def _confirm_reset(account):
+    if account.id == g.account.id:
+        who = ["Your current password stops working at once; this session stays signed in."]
+    elif account.role == contract.ROLE_API:
+        who = [f"{account.username}'s current password stops working at once: EPM's webhook deliveries are refused "
+               "until EPM is given the new one.",
+               "To rotate EPM's credentials without refusing a delivery, use `jitbroker users set-password "
+               f"{account.username} --keep-previous-hours N` instead."]
+    else:
+        who = [f"{account.username}'s current password stops working at once, and their open sessions end."]
+    return Confirmation(f"Reset the password of {account.username}?",
+                        (*who, "The new password is shown only once, on the next page."),
+                        f"Reset password of {account.username}", url_for("web_users.users"))
+
+
+def _confirm_deactivate(account):
+    if account.role == contract.ROLE_API:
+        what = "EPM can no longer deliver requests with this account: its webhook deliveries are refused."
+    else:
+        what = "They can no longer sign in, decide requests or call the API; their open sessions end at once."
+    return Confirmation(f"Deactivate {account.username}?",
+                        (what, "You can reactivate the account later; nothing else about it changes."),
+                        f"Deactivate {account.username}", url_for("web_users.users"), {"active": "false"})
+
+
 @bp.post("/users/<int:account_id>/password")
 @admins
 def reset_password(account_id):
     account = _find_account(account_id)
+    if not is_confirmed():
+        return ask(_confirm_reset(account))
     password = generate_password()
     with write_transaction():
         set_password(account, password)
@@ -117,6 +146,12 @@ def reset_password(account_id):
 def change_active(account_id):
     account = _find_account(account_id)
     active = request.form.get("active") == "true"
+    if not active and not is_confirmed():
+        try:
+            _refuse_self(account, "deactivate")
+        except BrokerError as error:
+            return _render(error=error.message, status=error.status)
+        return ask(_confirm_deactivate(account))
     try:
         set_active(account, active)
     except BrokerError as error:

@@ -4,6 +4,7 @@ from app.configuration import FIELDS, MASK, update_configuration
 from app.models import Account, Configuration
 from tests import factories
 from tests.conftest import basic_auth
+from tests.webclient import CONFIRMED
 
 LOOPBACK = "127.0.0.1"
 
@@ -57,7 +58,7 @@ def test_a_role_change_is_recorded_old_to_new(as_admin, approver, audit_entries)
 
 
 def test_a_password_reset_is_recorded_without_the_password(as_admin, approver, audit_entries):
-    page = as_admin.post(f"/admin/users/{approver.id}/password").get_data(as_text=True)
+    page = as_admin.post(f"/admin/users/{approver.id}/password", CONFIRMED).get_data(as_text=True)
 
     [entry] = audit_entries(audit.USER_PASSWORD_RESET)
     assert (entry.actor, entry.object_id, entry.detail) == ("root", "jchen", {})
@@ -66,7 +67,7 @@ def test_a_password_reset_is_recorded_without_the_password(as_admin, approver, a
 
 
 def test_deactivating_and_reactivating_are_recorded(as_admin, approver, audit_entries):
-    as_admin.post(f"/admin/users/{approver.id}/active", {"active": "false"})
+    as_admin.post(f"/admin/users/{approver.id}/active", {"active": "false", **CONFIRMED})
     as_admin.post(f"/admin/users/{approver.id}/active", {"active": "true"})
 
     assert [(e.action, e.object_id) for e in audit_entries() if e.action.startswith("user_")] == [

@@ -6,6 +6,7 @@ from app.audit.models import AuditEntry
 from app.errors import BadRequest
 from app.itsm.connections import create_connection
 from app.itsm.models import ItsmConnection
+from tests.webclient import CONFIRMED
 
 SN = "https://corp.service-now.com"
 SN_ADD = ["itsm", "add", "corp", "servicenow", f"base_url={SN}", "auth_method=basic", "username=svc-jit",
@@ -134,7 +135,7 @@ def test_the_admin_page_refuses_to_delete_a_connection_a_rule_uses(as_admin, add
                       "root")
     add_rule(name="Changes", outcome="auto_approve", ticket_source="corp")
 
-    answer = as_admin.post("/admin/policies/itsm/corp/delete", follow_redirects=True)
+    answer = as_admin.post("/admin/policies/itsm/corp/delete", CONFIRMED, follow_redirects=True)
 
     assert "is the ticket source of rule" in answer.get_data(as_text=True)
     assert ItsmConnection.select().count() == 1

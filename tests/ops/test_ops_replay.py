@@ -13,6 +13,7 @@ from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, Ta
 from app.ops import replay as replays
 from app.tickets import service as tickets
 from tests import factories
+from tests.webclient import CONFIRMED
 
 
 @pytest.fixture
@@ -176,7 +177,7 @@ def test_replay_page_previews_then_applies(app, as_admin, unknown_admin_delivery
     assert re.search(r'name="mode" value="apply"', page)
     assert Task.select().count() == 0
 
-    applied = as_admin.post(path, {"mode": "apply"})
+    applied = as_admin.post(path, {"mode": "apply", **CONFIRMED})
     assert applied.status_code == 302
     assert IncomingRequest.get_by_id(unknown_admin_delivery.id).status == contract.INCOMING_PROCESSED
     follow = as_admin.get(applied.headers["Location"]).get_data(as_text=True)

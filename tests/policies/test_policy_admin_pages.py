@@ -3,6 +3,7 @@ import re
 
 from app.audit.models import AuditEntry
 from app.policies.models import BypassCode, PolicyRule, PolicySettings
+from tests.webclient import CONFIRMED
 
 
 def test_only_admins_open_the_policies_page(as_approver):
@@ -65,7 +66,7 @@ def test_an_admin_edits_moves_toggles_dry_run_and_deletes_a_rule(as_admin, add_r
     assert [rule.name for rule in PolicyRule.ordered()] == ["Two", "One renamed"]
     assert PolicyRule.get_by_id(first.id).dry_run is True
 
-    assert as_admin.post(f"/admin/policies/rules/{second.id}/delete").status_code == 302
+    assert as_admin.post(f"/admin/policies/rules/{second.id}/delete", CONFIRMED).status_code == 302
     assert [(rule.name, rule.position) for rule in PolicyRule.ordered()] == [("One renamed", 1)]
 
 
@@ -97,7 +98,7 @@ def test_an_admin_revokes_a_bypass_code(as_admin):
 
     record, _code = issue_code("root", "spare", True, None)
 
-    assert as_admin.post(f"/admin/policies/bypass/{record.sys_id}/revoke").status_code == 302
+    assert as_admin.post(f"/admin/policies/bypass/{record.sys_id}/revoke", CONFIRMED).status_code == 302
     assert status(BypassCode.get_by_id(record.id)) == "revoked"
 
 
@@ -107,7 +108,7 @@ def test_revoking_a_revoked_code_says_so(as_admin):
     record, _code = issue_code("root", "spare", True, None)
     revoke_code(record, "root")
 
-    answer = as_admin.post(f"/admin/policies/bypass/{record.sys_id}/revoke", follow_redirects=True)
+    answer = as_admin.post(f"/admin/policies/bypass/{record.sys_id}/revoke", CONFIRMED, follow_redirects=True)
 
     assert f"Bypass code …{record.hint} is already revoked" in answer.get_data(as_text=True)
     assert AuditEntry.select().where(AuditEntry.action == "bypass_code_revoke").count() == 1

@@ -7,6 +7,7 @@ from markupsafe import escape
 from app import contract
 from app.models import Decision, Task
 from tests import factories
+from tests.webclient import CONFIRMED
 
 
 def text_of(response):
@@ -154,7 +155,7 @@ def test_users_cannot_retry_deliveries(as_approver, application_ticket):
 def test_retry_all_from_the_configuration_page(as_admin, application_ticket, fake_epm):
     Decision.create(task=application_ticket, decision="Approved", reason="r", duration_unit="once",
                     duration_sent="Once", decided_by="root", ticket_url="http://x/tickets/1")
-    response = as_admin.post("/admin/deliveries/retry", follow_redirects=True)
+    response = as_admin.post("/admin/deliveries/retry", CONFIRMED, follow_redirects=True)
     assert "Tried 1 waiting decision(s); 1 delivered to EPM." in text_of(response)
 
 

@@ -3,6 +3,7 @@ import re
 
 from app.models import Account
 from tests import factories
+from tests.webclient import CONFIRMED
 
 
 def text_of(response):
@@ -55,7 +56,7 @@ def test_admin_cannot_change_their_own_role(as_admin, admin):
 
 
 def test_reset_password_shows_a_new_password(as_admin, approver, web):
-    response = as_admin.post(f"/admin/users/{approver.id}/password")
+    response = as_admin.post(f"/admin/users/{approver.id}/password", CONFIRMED)
     assert response.status_code == 200
     password = shown_password(response)
     assert password != factories.PASSWORD
@@ -65,7 +66,7 @@ def test_reset_password_shows_a_new_password(as_admin, approver, web):
 
 
 def test_deactivate_and_reactivate(as_admin, approver):
-    as_admin.post(f"/admin/users/{approver.id}/active", {"active": "false"})
+    as_admin.post(f"/admin/users/{approver.id}/active", {"active": "false", **CONFIRMED})
     assert Account.get_by_id(approver.id).active is False
     assert "Reactivate" in text_of(as_admin.get("/admin/users"))
     as_admin.post(f"/admin/users/{approver.id}/active", {"active": "true"})
@@ -73,13 +74,13 @@ def test_deactivate_and_reactivate(as_admin, approver):
 
 
 def test_admin_cannot_deactivate_themselves(as_admin, admin):
-    response = as_admin.post(f"/admin/users/{admin.id}/active", {"active": "false"})
+    response = as_admin.post(f"/admin/users/{admin.id}/active", {"active": "false", **CONFIRMED})
     assert response.status_code == 400
     assert Account.get_by_id(admin.id).active is True
 
 
 def test_unknown_account_is_404(as_admin):
-    assert as_admin.post("/admin/users/99999/password").status_code == 404
+    assert as_admin.post("/admin/users/99999/password", CONFIRMED).status_code == 404
 
 
 def test_users_page_is_for_admins_only(as_approver, approver):
@@ -89,7 +90,7 @@ def test_users_page_is_for_admins_only(as_approver, approver):
 
 
 def test_admin_resetting_their_own_password_stays_signed_in(as_admin, admin):
-    response = as_admin.post(f"/admin/users/{admin.id}/password")
+    response = as_admin.post(f"/admin/users/{admin.id}/password", CONFIRMED)
     assert response.status_code == 200
     assert as_admin.get("/admin/users").status_code == 200
 
