@@ -13,7 +13,7 @@ from app.db import database, write_transaction
 from app.decisions import delivery
 from app.jobs import lease, reconcile, retention
 from app.jobs.models import JobRun
-from app.notify import service as notify
+from app.notify import alerts, service as notify
 from app.policies import queue as policy_queue
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,7 @@ JOBS = {job.name: job for job in (
     Job("reconcile", reconcile.reconcile_job, 15 * 60),  # what missed webhooks left out
     Job("purge", retention.purge, 60 * 60),  # rows past their retention, in small batches
     Job("evaluate_policies", policy_queue.evaluate_due, 5),  # left queued after the webhook's answer
+    Job("ops_alerts", alerts.check_alerts, 60),  # EPM refusing the credentials, no webhook for hours
 )}
 
 
