@@ -16,6 +16,15 @@ def test_init_is_idempotent_and_prints_the_first_admin_password(runner):
     assert Configuration.select().where(Configuration.name == "Default").count() == 1
 
 
+def test_init_prints_the_first_admin_password_last_and_set_apart(runner):
+    lines = runner.invoke(args=["init"]).output.rstrip("\n").splitlines()
+    password_line = next(index for index, line in enumerate(lines) if "with password:" in line)
+    assert lines[password_line - 1].startswith("=" * 40) and lines[password_line - 2] == ""
+    assert lines[-1].startswith("=" * 40), "nothing follows the password's block"
+    assert all("Applied migration" not in line for line in lines[password_line:])
+    assert "with password:" not in runner.invoke(args=["init"]).output
+
+
 def test_the_printed_password_signs_in(runner, client):
     output = runner.invoke(args=["init"]).output
     password = re.search(r"password: (\S+)", output).group(1)
