@@ -234,3 +234,23 @@ def test_no_webhook_hours_is_read_from_the_alerts_section(tmp_path):
     with pytest.raises(SettingsError, match="no_webhook_hours"):
         Settings.load(environ={"JITBROKER_CONFIG": str(config)})
     assert Settings().no_webhook_hours == 24
+
+
+def test_a_secret_regenerated_in_epm_alerts_once_from_test_connection_and_reconciliation(
+        fake_epm, mail_configured, make_approver, as_admin):
+    """End to end with the loopback fake EPM: the web page's Test Connection and the reconcile job meet the
+    same refusal streak."""
+    make_approver("ops-admin", "ops@example.com", role="admin")
+    assert as_admin.post("/admin/configuration/test").status_code == 302
+    assert run("ops_alerts") is None, "EPM accepted the credentials"
+
+    fake_epm.rotate_secret("regenerated-in-epm")
+    as_admin.post("/admin/configuration/test")
+    assert run_job(JOBS["reconcile"]).error is not None
+    assert "epm-token-refused" in run("ops_alerts")
+    assert run("ops_alerts") is None
+
+    [(recipients, message)] = alert_mails(mail_configured)
+    assert recipients == ["ops@example.com"]
+    assert "Test Connection" in message.get_content()
+    assert fake_epm.client_secret not in message.get_content() and "broker-secret" not in message.get_content()
