@@ -1,10 +1,17 @@
 """`jitbroker demo-setup`: the fake EPM's account and connection, never at an existing account's expense."""
 import stat
 
+import pytest
+import requests
+
 from app.auth.accounts import password_matches
 from app.demo import DEMO_API_ACCOUNT, stored_password
-from app.models import Account, Configuration
+from app.epm.fake import FakeEpm
+from app.epm.tokens import clear_token_cache
+from app.models import Account, Configuration, Task
 from tests import factories
+from tests.live import LiveServer, free_port
+from tests.waiting import wait_until
 
 FAKE_URL = "http://127.0.0.1:8200"
 
@@ -76,3 +83,29 @@ def test_a_broker_connected_to_a_real_epm_is_left_alone(runner, tmp_path):
     assert "leaves it alone" in result.output
     configuration = Configuration.default()
     assert (configuration.pmc_host, configuration.auto_close) == ("acme-services.pm.beyondtrustcloud.com", False)
+
+
+@pytest.mark.e2e
+def test_the_readme_demo_loop_ends_in_a_closed_ticket(app, database_url, runner, tmp_path):
+    """demo-setup, then the fake EPM firing at a gunicorn broker as Procfile.demo runs them: an approval
+    reaches EPM, EPM's update comes back, and auto-close closes the ticket."""
+    fake_port = free_port()
+    env_file = tmp_path / "demo.env"
+    result = runner.invoke(args=["demo-setup", "--env-file", str(env_file),
+                                 "--fake-epm-url", f"http://127.0.0.1:{fake_port}"])
+    assert result.exit_code == 0, result.output
+    factories.account("anna", "user")
+    clear_token_cache()
+    with LiveServer(database_url, workers=1) as server:
+        with FakeEpm(broker_url=server.url, webhook_user=DEMO_API_ACCOUNT,
+                     webhook_password=stored_password(env_file), auto_finalize=True, port=fake_port) as fake:
+            assert fake.url == f"http://127.0.0.1:{fake_port}", "the fake listens on loopback only"
+            fake.fire_application_request()
+            [task] = Task.select()
+            answer = requests.post(f"{server.url}/api/x_bets_pmc_jit/tickets/{task.number}/decision",
+                                   auth=("anna", factories.PASSWORD), timeout=30,
+                                   json={"decision": "Approved", "reason": "demo", "duration_unit": "once"})
+            assert answer.status_code == 201, answer.text
+            wait_until(lambda: Task.get_by_id(task.id).closed_at is not None, timeout=30,
+                       message="EPM's update to close the ticket")
+    clear_token_cache()
