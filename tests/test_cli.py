@@ -130,7 +130,8 @@ _SPAN = re.compile(r"`(?:\.venv/bin/)?jitbroker ([^`]+)`")
 
 def _readme_commands():
     """Each `jitbroker …` span of the README, as written (with or without .venv/bin/), and each span of the
-    first paragraph of its "Command line" section that starts with a lower-case word (a command named without `jitbroker`)."""
+    first paragraph of its "Command line" section that starts with a lower-case word (a command named
+    without `jitbroker`)."""
     text = README.read_text()
     spans = [" ".join(match.group(1).split()) for match in _SPAN.finditer(text)]
     section = text.split("## Command line", 1)[1].strip().split("\n\n", 1)[0]

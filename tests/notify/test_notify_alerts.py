@@ -13,7 +13,6 @@ from app.jobs.registry import JOBS, run_job
 from app.models import Decision, IncomingRequest, utcnow
 from app.notify.models import KIND_DELIVERY_FAILED, STATUS_SENT, STATUS_SKIPPED, Notification
 from app.settings import Settings, SettingsError
-from tests import factories
 
 EPM = "https://acme-services.pm.beyondtrustcloud.com"
 TOKEN_URL = f"{EPM}/oauth/connect/token"
