@@ -54,10 +54,17 @@ def init_command():
                 account, password = create_account("admin", contract.ROLE_ADMIN)
                 audit.record(audit.USER_CREATE, audit.cli_actor(), "account", account.username,
                              {"role": account.role}, source_address="local")
-            click.echo(f"Created admin account {account.username!r} with password: {password}")
         else:
-            click.echo("An admin account exists; `jitbroker users set-password admin` gives it a new password.")
-        click.echo("Database is ready.")
+            account = password = None
+    click.echo("Database is ready.")
+    if password is None:
+        click.echo("An admin account exists; `jitbroker users set-password admin` gives it a new password.")
+        return
+    # Last and set apart, so it is not lost among the migrations (or the demo's output after it).
+    rule = "=" * 72
+    click.echo(f"\n{rule}\n  Created admin account {account.username!r} with password: {password}\n"
+               f"  Sign in with it now: it is shown only this once (`jitbroker users set-password "
+               f"{account.username}` sets a new one).\n{rule}\n")
 
 
 users = click.Group("users", help="Manage broker accounts.")

@@ -15,3 +15,5 @@ account_changed = _signals.signal("account-changed")
 connection_renamed = _signals.signal("itsm-connection-renamed")
 # Sender: an ITSM connection, inside the transaction that deletes it; a receiver keeps it by raising.
 connection_deleting = _signals.signal("itsm-connection-deleting")
+# Sender: the Decision EPM refused for good, inside the transaction that marks it failed.
+decision_delivery_failed = _signals.signal("decision-delivery-failed")

@@ -25,6 +25,7 @@ TOML_KEYS = {
     "trusted_proxies": ("server", "trusted_proxies"),
     "epm_timeout_seconds": ("epm", "timeout_seconds"),
     "retry_schedule": ("epm", "retry_schedule"),
+    "no_webhook_hours": ("alerts", "no_webhook_hours"),
 }
 
 # Environment variables that override the file (12-factor names).
@@ -60,6 +61,8 @@ class Settings:
     epm_timeout_seconds: int = 10
     # Seconds between delivery attempts to EPM; the last gap repeats until EPM answers.
     retry_schedule: str = "5,15,30,60,120,300"
+    # Alert ops when no webhook has arrived from EPM for this many hours (0: never).
+    no_webhook_hours: int = 24
 
     @property
     def retry_delays(self):
@@ -86,6 +89,9 @@ class Settings:
                 raise ValueError
         except ValueError:
             raise SettingsError(f"retry_schedule must list seconds, like 5,15,60, not {settings.retry_schedule!r}") from None
+        if settings.no_webhook_hours < 0:
+            raise SettingsError(f"[alerts] no_webhook_hours must be 0 (off) or a number of hours, "
+                                f"not {settings.no_webhook_hours}")
         return settings
 
     def _coerced(self, values):

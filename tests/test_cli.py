@@ -1,5 +1,8 @@
 """The jitbroker command line: init, users and configuration."""
 import re
+from pathlib import Path
+
+import click
 
 from app.models import Account, Configuration
 
@@ -14,6 +17,15 @@ def test_init_is_idempotent_and_prints_the_first_admin_password(runner):
     assert "Created admin" not in second.output
     assert Account.select().count() == 1
     assert Configuration.select().where(Configuration.name == "Default").count() == 1
+
+
+def test_init_prints_the_first_admin_password_last_and_set_apart(runner):
+    lines = runner.invoke(args=["init"]).output.rstrip("\n").splitlines()
+    password_line = next(index for index, line in enumerate(lines) if "with password:" in line)
+    assert lines[password_line - 1].startswith("=" * 40) and lines[password_line - 2] == ""
+    assert lines[-1].startswith("=" * 40), "nothing follows the password's block"
+    assert all("Applied migration" not in line for line in lines[password_line:])
+    assert "with password:" not in runner.invoke(args=["init"]).output
 
 
 def test_the_printed_password_signs_in(runner, client):
@@ -110,3 +122,52 @@ def test_users_set_password_replaces_the_password(runner):
     new_password = re.search(r"New password for 'ann': (\S+)", result.output).group(1)
     assert password_matches(Account.by_username("ann"), new_password)
     assert runner.invoke(args=["users", "set-password", "nobody"]).exit_code != 0
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+_SPAN = re.compile(r"`(?:\.venv/bin/)?jitbroker ([^`]+)`")
+
+
+def _readme_commands():
+    """Each `jitbroker …` span of the README, as written (with or without .venv/bin/), and each span of the
+    first paragraph of its "Command line" section that starts with a lower-case word (a command named
+    without `jitbroker`)."""
+    text = README.read_text()
+    spans = [" ".join(match.group(1).split()) for match in _SPAN.finditer(text)]
+    section = text.split("## Command line", 1)[1].strip().split("\n\n", 1)[0]
+    spans += [" ".join(span.split()) for span in re.findall(r"`([a-z][a-z-]*(?: [^`]*)?)`", section)
+              if span.split()[0] not in ("jitbroker", "flask")]
+    return spans
+
+
+def _resolve(group, words, span):
+    """Walk `words` down the command groups; every alternative (a|b) must be a command, every --option
+    one of the command it follows."""
+    command = group
+    for word in words:
+        if isinstance(command, click.Group):
+            names = word.split("|")
+            if not all(name in command.commands for name in names):
+                raise AssertionError(f"README: `jitbroker {span}`: no command {word!r} under {command.name!r}")
+            if len(names) > 1:
+                return
+            command = command.commands[names[0]]
+            continue
+        option = re.match(r"\[?(--[a-z][a-z-]*)", word)
+        if option:
+            known = {name for param in command.params for name in getattr(param, "opts", [])}
+            assert option.group(1) in known, f"README: `jitbroker {span}`: {command.name} has no {option.group(1)}"
+
+
+def test_every_jitbroker_command_in_the_readme_exists(app):
+    spans = _readme_commands()
+    assert len(spans) > 20
+    for span in spans:
+        words = [word for word in span.split() if word not in ("…", "...")]
+        _resolve(app.cli, words, span)
+
+
+def test_the_readme_says_how_to_run_jitbroker_on_a_fresh_machine():
+    text = README.read_text()
+    assert ". .venv/bin/activate" in text and ".venv/bin/jitbroker users set-password admin" in text
+    assert "http://127.0.0.1:8200" in text, "the fake EPM's address"

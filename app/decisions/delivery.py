@@ -9,7 +9,7 @@ from datetime import timedelta
 import peewee
 from flask import current_app
 
-from app import claims, contract
+from app import claims, contract, events
 from app.db import write_transaction
 from app.epm.client import EpmClient
 from app.epm.errors import EpmError
@@ -152,6 +152,7 @@ def _record_failure(decision, message, status, retryable, retry_after, calls=())
                             last_error=message[:2000]).where(Decision.id == decision.id).execute()
             tickets.add_work_note(decision.task, f"Delivery to EPM failed permanently: {message}. "
                                                  "The ticket can be decided again.")
+            events.decision_delivery_failed.send(decision)
 
 
 def deliver_due(limit=100):

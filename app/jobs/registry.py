@@ -11,9 +11,10 @@ from flask import current_app
 from app.claims import database_now, new_holder_id
 from app.db import database, write_transaction
 from app.decisions import delivery
+from app.epm.errors import EpmError
 from app.jobs import lease, reconcile, retention
 from app.jobs.models import JobRun
-from app.notify import service as notify
+from app.notify import alerts, service as notify
 from app.policies import queue as policy_queue
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ JOBS = {job.name: job for job in (
     Job("reconcile", reconcile.reconcile_job, 15 * 60),  # what missed webhooks left out
     Job("purge", retention.purge, 60 * 60),  # rows past their retention, in small batches
     Job("evaluate_policies", policy_queue.evaluate_due, 5),  # left queued after the webhook's answer
+    Job("ops_alerts", alerts.check_alerts, 60),  # EPM refusing the credentials, no webhook for hours
 )}
 
 
@@ -89,8 +91,21 @@ def run_job(job, due_after_seconds=None):
             log.warning("job %s: could not record its start: %s", job.name, error)
             return JobOutcome(job.name, ran=False, error=f"database unavailable: {error}")
         result = error = None
+        # Jobs of this app whose last run could not use EPM: told once as a WARNING, then at INFO until
+        # EPM answers again.
+        epm_failing = current_app.extensions.setdefault("jobs_epm_failing", set())
         try:
             result = job.function()
+            epm_failing.discard(job.name)
+        except EpmError as failure:
+            # EPM down or not reachable yet (a scheduler started before it): one line, no traceback.
+            level = logging.INFO if job.name in epm_failing else logging.WARNING
+            epm_failing.add(job.name)
+            log.log(level, "job %s could not use EPM; it runs again in %s s: %s", job.name, job.interval_seconds,
+                    failure)
+            error = f"{failure.__class__.__name__}: {failure}"
+            if database.in_transaction():
+                database.rollback()
         except Exception as failure:  # noqa: BLE001 - one failing job must not stop the others
             log.exception("job %s failed", job.name)
             error = f"{failure.__class__.__name__}: {failure}"

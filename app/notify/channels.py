@@ -7,6 +7,8 @@ from email.utils import formatdate, make_msgid, parseaddr
 
 import requests
 
+from app.notify.models import CHANNEL_EMAIL, CHANNEL_WEBHOOK
+
 TIMEOUT_SECONDS = 10
 IMPLICIT_TLS_PORT = 465
 
@@ -26,6 +28,16 @@ def email_configured(configuration):
 
 def webhook_configured(configuration):
     return bool(configuration.notify_webhook_url.strip())
+
+
+def configured_channels(configuration):
+    """The channels `configuration` can send on: e-mail (an SMTP host is set), the chat webhook (a URL is set)."""
+    found = []
+    if email_configured(configuration):
+        found.append(CHANNEL_EMAIL)
+    if webhook_configured(configuration):
+        found.append(CHANNEL_WEBHOOK)
+    return found
 
 
 def _sender(configuration):

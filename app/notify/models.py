@@ -8,7 +8,10 @@ from app.models import QueuedWork, Task, utcnow
 
 KIND_TICKET_CREATED = "ticket_created"
 KIND_SLA_REMINDER = "sla_reminder"
-KINDS = (KIND_TICKET_CREATED, KIND_SLA_REMINDER)
+# An ops alert about a ticket: its decision could not be delivered to EPM (to admins, not approvers).
+KIND_DELIVERY_FAILED = "delivery_failed"
+KINDS = (KIND_TICKET_CREATED, KIND_SLA_REMINDER, KIND_DELIVERY_FAILED)
+OPS_KINDS = (KIND_DELIVERY_FAILED,)
 
 CHANNEL_EMAIL = "email"
 CHANNEL_WEBHOOK = "webhook"
@@ -23,7 +26,8 @@ STATUSES = (STATUS_PENDING, STATUS_SENDING, STATUS_SENT, STATUS_SKIPPED, STATUS_
 
 
 class Notification(QueuedWork):
-    """A message about a ticket to its approvers over one channel, and its delivery state."""
+    """A message about a ticket over one channel (to its approvers, or to ops for OPS_KINDS), and its
+    delivery state."""
 
     task = peewee.ForeignKeyField(Task, backref="notifications", on_delete="CASCADE")
     kind = peewee.CharField(max_length=16)

@@ -1,5 +1,6 @@
 """Who is told about a ticket: active approvers with an e-mail address in its assignment group (all of them
-when it has none); `groups` is a comma-separated list matched without regard to case."""
+when it has none); `groups` is a comma-separated list matched without regard to case. Ops alerts go to
+active admins with an e-mail address."""
 from app import contract
 from app.models import Account
 
@@ -35,3 +36,12 @@ def approvers_for(task):
 def email_addresses(task):
     """The distinct e-mail addresses of `approvers_for(task)`."""
     return list(dict.fromkeys(account.email for account in approvers_for(task)))
+
+
+def ops_addresses():
+    """The distinct e-mail addresses of active admins: where ops alerts go by e-mail."""
+    admins = (Account.select(Account.email)
+              .where(Account.role == contract.ROLE_ADMIN, Account.active == True,  # noqa: E712
+                     Account.email != "")
+              .order_by(Account.username))
+    return list(dict.fromkeys(account.email for account in admins))

@@ -16,10 +16,10 @@ from flask import current_app
 from app import claims, contract, events
 from app.db import database, write_transaction
 from app.models import AdminTicket, ApplicationAccessTicket, Configuration, Decision, Task, utcnow
-from app.notify import channels, messages, recipients
+from app.notify import alerts, channels, messages, recipients
 from app.notify.models import (
-    CHANNEL_EMAIL, CHANNEL_WEBHOOK, KIND_SLA_REMINDER, KIND_TICKET_CREATED, STATUS_FAILED, STATUS_PENDING,
-    STATUS_SENT, STATUS_SKIPPED, Notification,
+    CHANNEL_EMAIL, CHANNEL_WEBHOOK, KIND_SLA_REMINDER, KIND_TICKET_CREATED, OPS_KINDS, STATUS_FAILED,
+    STATUS_PENDING, STATUS_SENT, STATUS_SKIPPED, Notification,
 )
 
 log = logging.getLogger(__name__)
@@ -32,13 +32,7 @@ SEND_BATCH = 50
 SLA_BATCH = 200
 
 
-def configured_channels(configuration):
-    found = []
-    if channels.email_configured(configuration):
-        found.append(CHANNEL_EMAIL)
-    if channels.webhook_configured(configuration):
-        found.append(CHANNEL_WEBHOOK)
-    return found
+configured_channels = channels.configured_channels
 
 
 def _queue(task, kind, configuration):
@@ -63,9 +57,10 @@ def queue_ticket_created(task, configuration=None):
 
 
 def init_app(app):
-    """Queue a notification for every ticket created, by whichever path creates it; offer the pages
-    `public_url_notice()`."""
+    """Queue a notification for every ticket created, by whichever path creates it, and an ops alert for every
+    decision EPM refused for good; offer the pages `public_url_notice()`."""
     events.ticket_created.connect(queue_ticket_created)
+    events.decision_delivery_failed.connect(alerts.queue_delivery_failed)
     app.add_template_global(messages.public_url_notice, "public_url_notice")
 
 
@@ -124,17 +119,24 @@ def _finish(notification, **values):
 def _deliver(notification, configuration):
     """Send one notification; returns (status, recipients, note)."""
     task = notification.task
-    if notification.kind == KIND_SLA_REMINDER:
+    if notification.kind in OPS_KINDS:
+        message = alerts.delivery_failed_message(task)
+    elif notification.kind == KIND_SLA_REMINDER:
         message = messages.ticket_message(task, notification.kind, configuration.sla_minutes)
     else:
         message = messages.ticket_message(task, notification.kind)
     if notification.channel == CHANNEL_EMAIL:
         if not channels.email_configured(configuration):
             return STATUS_SKIPPED, None, "e-mail is no longer configured"
-        addresses = recipients.email_addresses(task)
-        if not addresses:
-            group = task.assignment_group or "any group"
-            return STATUS_SKIPPED, None, f"no active approver with an e-mail address in {group}"
+        if notification.kind in OPS_KINDS:
+            addresses = recipients.ops_addresses()
+            if not addresses:
+                return STATUS_SKIPPED, None, alerts.NO_RECIPIENTS
+        else:
+            addresses = recipients.email_addresses(task)
+            if not addresses:
+                group = task.assignment_group or "any group"
+                return STATUS_SKIPPED, None, f"no active approver with an e-mail address in {group}"
         # Addresses an earlier attempt reached are not written to again.
         already = _sent_to(notification)
         remaining = [address for address in addresses if address not in already]
