@@ -83,6 +83,13 @@ class _KeepAliveHandler(WSGIRequestHandler):
     def log_request(self, code="-", size="-"):
         log.debug("fake EPM: %s -> %s", self.requestline, code)
 
+    def log_error(self, format, *args):
+        if format.startswith("Request timed out"):
+            # A kept-alive connection left idle for KEEPALIVE_SECONDS: closing it is routine, not an error.
+            log.debug("fake EPM: closed a connection idle for %s s", KEEPALIVE_SECONDS)
+            return
+        super().log_error(format, *args)
+
 
 class FakeEpm(FakeEpmRoutes, FakeEpmConsole):
     """One fake tenant. Use as a context manager, or start()/stop(); `url` is its base URL.

@@ -1,4 +1,6 @@
 """EPM calls reuse one kept-alive connection per thread, and the fake EPM keeps connections as EPM does."""
+import logging
+import socket
 import threading
 import uuid
 from datetime import datetime
@@ -93,3 +95,15 @@ def test_a_client_asking_to_close_gets_its_connection_closed(fake):
         for _ in range(2):
             assert session.get(f"{fake.url}/_fake/state", headers={"Connection": "close"}, timeout=5).ok
     assert fake.connections_opened == 2
+
+
+def test_an_idle_kept_alive_connection_is_closed_without_an_error_in_the_log(monkeypatch, caplog):
+    monkeypatch.setattr("app.epm.fake._KeepAliveHandler.timeout", 0.2)
+    with FakeEpm() as idle_fake, socket.create_connection(("127.0.0.1", int(idle_fake.url.rsplit(":", 1)[1]))) as sock:
+        sock.sendall(b"GET /_fake/state HTTP/1.1\r\nHost: fake\r\n\r\n")
+        sock.settimeout(10)
+        received = b""
+        while chunk := sock.recv(4096):  # the answer, then the fake closing the idle connection
+            received += chunk
+    assert received.startswith(b"HTTP/1.1 200")
+    assert [record for record in caplog.records if record.levelno >= logging.WARNING] == []
