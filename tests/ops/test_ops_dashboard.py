@@ -174,7 +174,7 @@ def test_dashboard_page_draws_each_chart_with_a_title_description_and_table(seed
     page = as_admin.get("/admin/dashboard").get_data(as_text=True)
     for chart, title in (("requests-chart", "Requests per day"), ("outcomes-chart", "Decisions by outcome"),
                          ("decision-time-chart", "Time to decision")):
-        assert re.search(rf'<svg class="chart" id="{chart}"[^>]*role="img"\s+aria-labelledby="{chart}-title {chart}-desc"',
+        assert re.search(rf'<svg class="chart" id="{chart}"[^>]*role="img"\s+aria-labelledby="{chart}-title" aria-describedby="{chart}-desc"',
                          page), chart
         assert f'<title id="{chart}-title">{title}</title>' in page
         assert re.search(rf'<desc id="{chart}-desc">[^<]+</desc>', page)
