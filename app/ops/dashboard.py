@@ -25,10 +25,13 @@ FLAG_LIST_LIMIT = 20
 DECISION_TIME_BINS = ((5 * 60, "< 5 min"), (15 * 60, "5–15 min"), (60 * 60, "15–60 min"),
                       (4 * 3600, "1–4 h"), (24 * 3600, "4–24 h"), (None, "≥ 1 day"))
 OUTCOME_LABELS = {"approved": "Approved", "denied": "Denied", "refused": "Refused by EPM"}
-# Chart geometry in viewBox units: the plot sits between CHART_LEFT and CHART_WIDTH - CHART_RIGHT,
-# from CHART_TOP down to CHART_BASELINE; the bars' labels go below the baseline.
+# Column chart geometry in viewBox units: the plot sits between CHART_LEFT and CHART_WIDTH - CHART_RIGHT,
+# from CHART_TOP down to CHART_BASELINE; the columns' labels go below the baseline.
 CHART_WIDTH, CHART_HEIGHT = 600, 250
-CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BASELINE = 44, 8, 14, 214
+CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BASELINE = 44, 30, 14, 214
+# Row chart geometry (a few labelled bars, narrow panels and phones): labels end at ROW_LABEL_END, bars
+# run from ROW_BAR_START up to ROW_CHART_WIDTH - ROW_VALUE_ROOM, each count printed after its bar.
+ROW_CHART_WIDTH, ROW_HEIGHT, ROW_LABEL_END, ROW_BAR_START, ROW_VALUE_ROOM = 360, 34, 118, 126, 44
 DAY_LABEL_EVERY = 7
 
 
@@ -186,11 +189,28 @@ def bar_chart(title, description, columns, series):
                      "label_x": round(x + width / 2, 1)})
     ticks = sorted({0, top} | ({top // 2} if top % 2 == 0 else set()))
     return {
-        "title": title, "description": description, "bars": bars,
+        "kind": "columns", "title": title, "description": description, "bars": bars,
         "width": CHART_WIDTH, "height": CHART_HEIGHT, "left": CHART_LEFT, "right": CHART_WIDTH - CHART_RIGHT,
         "baseline": CHART_BASELINE,
         "ticks": [{"value": value, "y": round(CHART_BASELINE - value / top * plot_height, 1)} for value in ticks],
     }
+
+
+def row_chart(title, description, rows):
+    """A bar per row, laid out in viewBox units. `rows`: [{label, tip, key, count}]; bars scale to the largest."""
+    largest = max((row["count"] for row in rows), default=0) or 1
+    room = ROW_CHART_WIDTH - ROW_VALUE_ROOM - ROW_BAR_START
+    bars = []
+    for index, row in enumerate(rows):
+        top = index * ROW_HEIGHT + 4
+        width = row["count"] / largest * room
+        segments = [{"series": row["key"], "x": ROW_BAR_START, "y": top, "width": round(width, 1),
+                     "height": ROW_HEIGHT - 10}] if row["count"] else []
+        bars.append({"label": row["label"], "tip": row["tip"], "total": row["count"], "segments": segments,
+                     "label_x": ROW_LABEL_END, "value_x": round(ROW_BAR_START + width + 6, 1),
+                     "text_y": top + (ROW_HEIGHT - 10) / 2})
+    return {"kind": "rows", "title": title, "description": description, "bars": bars,
+            "width": ROW_CHART_WIDTH, "height": len(rows) * ROW_HEIGHT, "axis_x": ROW_BAR_START}
 
 
 def _requests_chart(board):
@@ -216,10 +236,9 @@ def _requests_chart(board):
 def _outcomes_chart(board):
     outcomes = board["decision_outcomes"]
     counts = ", ".join(f"{label} {outcomes[key]}" for key, label in OUTCOME_LABELS.items())
-    columns = [{"label": label, "tip": f"{label}: {outcomes[key]}", "values": {key: outcomes[key]}}
-               for key, label in OUTCOME_LABELS.items()]
-    return bar_chart("Decisions by outcome", f"Decisions in the last {board['window_days']} days: {counts}.",
-                     columns, list(OUTCOME_LABELS))
+    rows = [{"label": label, "tip": f"{label}: {outcomes[key]}", "key": key, "count": outcomes[key]}
+            for key, label in OUTCOME_LABELS.items()]
+    return row_chart("Decisions by outcome", f"Decisions in the last {board['window_days']} days: {counts}.", rows)
 
 
 def _decision_time_chart(board):
@@ -228,9 +247,9 @@ def _decision_time_chart(board):
     counts = ", ".join(f"{row['label']}: {row['count']}" for row in spread)
     description = (f"{decided} tickets decided, by the time their first decision took: {counts}." if decided
                    else f"No ticket opened in the last {board['window_days']} days was decided.")
-    columns = [{"label": row["label"], "tip": f"{row['label']}: {row['count']} tickets",
-                "values": {"tickets": row["count"]}} for row in spread]
-    return bar_chart("Time to decision", description, columns, ["tickets"])
+    rows = [{"label": row["label"], "tip": f"{row['label']}: {row['count']} tickets", "key": "tickets",
+             "count": row["count"]} for row in spread]
+    return row_chart("Time to decision", description, rows)
 
 
 def charts(board):

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app import contract
-from tests.browser.test_browser_approver import LAPTOP
+from tests.browser.test_browser_approver import LAPTOP, SCREENSHOTS, screenshot
 from tests.browser.test_browser_dashboard import PHONE_375, csp_violations
 from tests.browser.test_browser_ops import ADMIN, broker, epm, sign_in  # noqa: F401
 
@@ -51,6 +51,7 @@ def test_configuration_is_grouped_and_names_each_error_beside_its_field(broker, 
     expect(page.get_by_label("Default Assignment Group")).to_have_value("Service Desk EMEA")
     expect(port).to_have_value("99999")
 
+    screenshot(page, "configuration-errors.png")
     summary = page.locator("#error-summary")
     expect(summary).to_contain_text("fix the fields marked below")
     summary.get_by_role("link", name="SMTP Port").click()
@@ -94,4 +95,6 @@ def test_test_connection_answers_beside_its_button_with_the_fix_to_try(broker, e
         expect(result).to_contain_text("Check the client ID and client secret")
         expect(result).to_be_in_viewport()
         assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # what the viewport shows, not the whole page
+        page.screenshot(path=str(SCREENSHOTS / f"test-connection-{viewport['width']}.png"))
         page.close()

@@ -12,7 +12,7 @@ from playwright.sync_api import expect
 
 from app import contract
 from app.models import Decision, Task
-from tests.browser.test_browser_approver import LAPTOP
+from tests.browser.test_browser_approver import LAPTOP, screenshot
 from tests.browser.test_browser_ops import ADMIN, broker, epm, open_operations_page, sign_in  # noqa: F401
 from tests.waiting import wait_until
 
@@ -82,6 +82,7 @@ def test_dashboard_draws_charts_with_names_descriptions_and_tables(broker, decid
     page.keyboard.press("Enter")
     expect(page.locator("table.decision-time").get_by_role("row", name="1–4 h 1")).to_be_visible()
     assert violations == []
+    screenshot(page, "dashboard.png")
 
     phone = browser.new_page(viewport=PHONE_375)
     phone_violations = csp_violations(phone)
@@ -94,3 +95,4 @@ def test_dashboard_draws_charts_with_names_descriptions_and_tables(broker, decid
     expect(phone.locator("table.per-day")).to_be_visible()
     assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE_375["width"]
     assert phone_violations == []
+    screenshot(phone, "dashboard-phone.png")

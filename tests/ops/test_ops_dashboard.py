@@ -116,7 +116,10 @@ def test_charts_scale_bars_to_a_round_axis_and_describe_themselves(seeded):
     assert per_day["bars"][-1]["label"] == f"{seeded.now.day} {seeded.now:%b}"
     assert f"the busiest day was {seeded.day_a.isoformat()} with 12" in per_day["description"]
     assert charts["outcomes"]["description"] == "Decisions in the last 30 days: Approved 3, Denied 6, Refused by EPM 1."
-    assert [bar["total"] for bar in charts["decision_time"]["bars"]] == [0, 1, 1, 7, 0, 0]
+    time_bars = charts["decision_time"]["bars"]
+    assert [bar["total"] for bar in time_bars] == [0, 1, 1, 7, 0, 0]
+    # Rows scale to the largest count: 7 tickets fill the room for bars, 1 ticket a seventh of it.
+    assert time_bars[3]["segments"][0]["width"] == pytest.approx(7 * time_bars[1]["segments"][0]["width"], abs=0.5)
     assert charts["decision_time"]["description"].startswith("9 tickets decided")
 
 
@@ -124,7 +127,9 @@ def test_empty_charts_say_so(app):
     charts = dashboard()["charts"]
     assert charts["requests"]["description"] == "No requests in the last 30 days."
     assert all(not bar["segments"] for bar in charts["requests"]["bars"])
-    assert [tick["value"] for tick in charts["outcomes"]["ticks"]] == [0, 1]
+    assert [tick["value"] for tick in charts["requests"]["ticks"]] == [0, 1]
+    assert [bar["total"] for bar in charts["outcomes"]["bars"]] == [0, 0, 0]
+    assert all(not bar["segments"] for bar in charts["outcomes"]["bars"])
     assert charts["decision_time"]["description"] == "No ticket opened in the last 30 days was decided."
 
 
@@ -174,8 +179,8 @@ def test_dashboard_page_draws_each_chart_with_a_title_description_and_table(seed
     page = as_admin.get("/admin/dashboard").get_data(as_text=True)
     for chart, title in (("requests-chart", "Requests per day"), ("outcomes-chart", "Decisions by outcome"),
                          ("decision-time-chart", "Time to decision")):
-        assert re.search(rf'<svg class="chart" id="{chart}"[^>]*role="img"\s+aria-labelledby="{chart}-title" aria-describedby="{chart}-desc"',
-                         page), chart
+        assert re.search(rf'<svg class="chart chart-(?:columns|rows)" id="{chart}"[^>]*role="img"\s+'
+                         rf'aria-labelledby="{chart}-title" aria-describedby="{chart}-desc"', page), chart
         assert f'<title id="{chart}-title">{title}</title>' in page
         assert re.search(rf'<desc id="{chart}-desc">[^<]+</desc>', page)
     assert "style=" not in page
