@@ -55,10 +55,11 @@ def _render(record, submitted=None, errors=None, message=None, status=200):
     host = submitted.get("pmc_host", record.pmc_host) if submitted else record.pmc_host
     views = field_views(FIELDS, {field.name: getattr(record, field.name) for field in FIELDS}, submitted, errors,
                         CHOICE_FIELDS, CHECKBOX_FIELDS)
+    groups = grouped(views)
     return render_template(
         "admin/configuration.html",
-        groups=grouped(views),
-        invalid=[view for view in views if view["error"]],
+        groups=groups,
+        invalid=[view for group in groups for view in group["fields"] if view["error"]],
         warnings=pmc_host_warnings(host) if not errors else [],
         message=message,
         connection_test=session.pop(CONNECTION_TEST_KEY, None),
