@@ -1,7 +1,8 @@
 """The operations dashboard: the last 30 days of requests, decisions and failures, and patterns to watch.
 
 Figures are computed in Python so they read the same on SQLite and PostgreSQL; percentiles use the
-nearest rank, a real time some ticket had."""
+nearest rank, a real time some ticket had. `charts` lays three of them out as bar charts, in the
+coordinates of an SVG viewBox, so the page draws them without a script or a chart library."""
 import math
 import statistics
 from collections import Counter, defaultdict
@@ -20,6 +21,18 @@ DENIAL_BURST_WINDOW = timedelta(hours=1)
 SPREAD_REQUESTERS = 3
 SPREAD_WINDOW = timedelta(hours=24)
 FLAG_LIST_LIMIT = 20
+# The time-to-decision chart's bars: (upper bound in seconds, exclusive, or None for no bound; label).
+DECISION_TIME_BINS = ((5 * 60, "< 5 min"), (15 * 60, "5–15 min"), (60 * 60, "15–60 min"),
+                      (4 * 3600, "1–4 h"), (24 * 3600, "4–24 h"), (None, "≥ 1 day"))
+OUTCOME_LABELS = {"approved": "Approved", "denied": "Denied", "refused": "Refused by EPM"}
+# Column chart geometry in viewBox units: the plot sits between CHART_LEFT and CHART_WIDTH - CHART_RIGHT,
+# from CHART_TOP down to CHART_BASELINE; the columns' labels go below the baseline.
+CHART_WIDTH, CHART_HEIGHT = 600, 250
+CHART_LEFT, CHART_RIGHT, CHART_TOP, CHART_BASELINE = 44, 30, 14, 214
+# Row chart geometry (a few labelled bars, narrow panels and phones): labels end at ROW_LABEL_END, bars
+# run from ROW_BAR_START up to ROW_CHART_WIDTH - ROW_VALUE_ROOM, each count printed after its bar.
+ROW_CHART_WIDTH, ROW_HEIGHT, ROW_LABEL_END, ROW_BAR_START, ROW_VALUE_ROOM = 360, 34, 118, 126, 44
+DAY_LABEL_EVERY = 7
 
 
 
@@ -44,7 +57,7 @@ def _requests_per_day(tasks, first_day, days):
     return rows
 
 
-def _time_to_decision(since):
+def _decision_seconds(since):
     """Seconds from opening to the first decision that was not refused for good, per ticket opened since `since`."""
     rows = (Decision.select(Decision.task, Decision.decided_at, Task.opened_at)
             .join(Task)
@@ -54,12 +67,23 @@ def _time_to_decision(since):
     first = {}
     for task_id, decided_at, opened_at in rows:
         first.setdefault(task_id, (decided_at - opened_at).total_seconds())
-    seconds = list(first.values())
+    return list(first.values())
+
+
+def _time_to_decision(seconds):
     return {
         "decided_tickets": len(seconds),
         "median_seconds": statistics.median(seconds) if seconds else None,
         "p90_seconds": nearest_rank(seconds, 90),
     }
+
+
+def _decision_time_spread(seconds):
+    """How many tickets were decided within each of DECISION_TIME_BINS: [{label, count}]."""
+    counts = Counter()
+    for value in seconds:
+        counts[next(label for bound, label in DECISION_TIME_BINS if bound is None or value < bound)] += 1
+    return [{"label": label, "count": counts[label]} for _, label in DECISION_TIME_BINS]
 
 
 def _spans(times, wanted, window):
@@ -131,6 +155,109 @@ def widely_requested(tasks):
     return sorted(flagged, key=lambda flag: flag["end"], reverse=True)
 
 
+def axis_top(largest):
+    """The top of a count axis: the smallest 1, 2 or 5 times a power of ten at or above `largest` (1 for none)."""
+    power = 1
+    while True:
+        for factor in (1, 2, 5):
+            if factor * power >= largest:
+                return factor * power
+        power *= 10
+
+
+def bar_chart(title, description, columns, series):
+    """A bar chart laid out in viewBox units. `columns`: [{label, tip, values: {series key: count}}], each
+    drawn as one bar stacked in `series` order; `series`: the keys, bottom first."""
+    top = axis_top(max((sum(column["values"].values()) for column in columns), default=0))
+    plot_height = CHART_BASELINE - CHART_TOP
+    band = (CHART_WIDTH - CHART_LEFT - CHART_RIGHT) / len(columns)
+    width = band * 0.7
+    bars = []
+    for index, column in enumerate(columns):
+        x = CHART_LEFT + index * band + (band - width) / 2
+        y = CHART_BASELINE
+        segments = []
+        for key in series:
+            value = column["values"].get(key, 0)
+            if value:
+                height = value / top * plot_height
+                y -= height
+                segments.append({"series": key, "x": round(x, 1), "y": round(y, 1), "width": round(width, 1),
+                                 "height": round(height, 1)})
+        bars.append({"label": column["label"], "tip": column["tip"], "segments": segments,
+                     "total": sum(column["values"].values()),
+                     "label_x": round(x + width / 2, 1)})
+    ticks = sorted({0, top} | ({top // 2} if top % 2 == 0 else set()))
+    return {
+        "kind": "columns", "title": title, "description": description, "bars": bars,
+        "width": CHART_WIDTH, "height": CHART_HEIGHT, "left": CHART_LEFT, "right": CHART_WIDTH - CHART_RIGHT,
+        "baseline": CHART_BASELINE,
+        "ticks": [{"value": value, "y": round(CHART_BASELINE - value / top * plot_height, 1)} for value in ticks],
+    }
+
+
+def row_chart(title, description, rows):
+    """A bar per row, laid out in viewBox units. `rows`: [{label, tip, key, count}]; bars scale to the largest."""
+    largest = max((row["count"] for row in rows), default=0) or 1
+    room = ROW_CHART_WIDTH - ROW_VALUE_ROOM - ROW_BAR_START
+    bars = []
+    for index, row in enumerate(rows):
+        top = index * ROW_HEIGHT + 4
+        width = row["count"] / largest * room
+        segments = [{"series": row["key"], "x": ROW_BAR_START, "y": top, "width": round(width, 1),
+                     "height": ROW_HEIGHT - 10}] if row["count"] else []
+        bars.append({"label": row["label"], "tip": row["tip"], "total": row["count"], "segments": segments,
+                     "label_x": ROW_LABEL_END, "value_x": round(ROW_BAR_START + width + 6, 1),
+                     "text_y": top + (ROW_HEIGHT - 10) / 2})
+    return {"kind": "rows", "title": title, "description": description, "bars": bars,
+            "width": ROW_CHART_WIDTH, "height": len(rows) * ROW_HEIGHT, "axis_x": ROW_BAR_START}
+
+
+def _requests_chart(board):
+    days = board["requests_per_day"]
+    total = sum(day["total"] for day in days)
+    if total:
+        busiest = max(reversed(days), key=lambda day: day["total"])
+        kinds = ", ".join(f"{board['requests'][kind]} {label}" for kind, label in contract.KIND_LABELS.items())
+        description = (f"{total} requests in the last {len(days)} days ({kinds}); the busiest day was "
+                       f"{busiest['date'].isoformat()} with {busiest['total']}.")
+    else:
+        description = f"No requests in the last {len(days)} days."
+    columns = []
+    for index, day in enumerate(days):
+        counts = ", ".join(f"{day[kind]} {label}" for kind, label in contract.KIND_LABELS.items())
+        labelled = (len(days) - 1 - index) % DAY_LABEL_EVERY == 0
+        columns.append({"label": f"{day['date'].day} {day['date']:%b}" if labelled else "",
+                        "tip": f"{day['date'].isoformat()}: {counts}",
+                        "values": {kind: day[kind] for kind in contract.KIND_LABELS}})
+    return bar_chart("Requests per day", description, columns, list(contract.KIND_LABELS))
+
+
+def _outcomes_chart(board):
+    outcomes = board["decision_outcomes"]
+    counts = ", ".join(f"{label} {outcomes[key]}" for key, label in OUTCOME_LABELS.items())
+    rows = [{"label": label, "tip": f"{label}: {outcomes[key]}", "key": key, "count": outcomes[key]}
+            for key, label in OUTCOME_LABELS.items()]
+    return row_chart("Decisions by outcome", f"Decisions in the last {board['window_days']} days: {counts}.", rows)
+
+
+def _decision_time_chart(board):
+    spread = board["time_to_decision_spread"]
+    decided = board["time_to_decision"]["decided_tickets"]
+    counts = ", ".join(f"{row['label']}: {row['count']}" for row in spread)
+    description = (f"{decided} tickets decided, by the time their first decision took: {counts}." if decided
+                   else f"No ticket opened in the last {board['window_days']} days was decided.")
+    rows = [{"label": row["label"], "tip": f"{row['label']}: {row['count']} tickets", "key": "tickets",
+             "count": row["count"]} for row in spread]
+    return row_chart("Time to decision", description, rows)
+
+
+def charts(board):
+    """The dashboard's three charts (requests per day, decisions by outcome, time to decision) for `board`."""
+    return {"requests": _requests_chart(board), "outcomes": _outcomes_chart(board),
+            "decision_time": _decision_time_chart(board)}
+
+
 def dashboard(now=None):
     """Every figure and flag of the dashboard for the WINDOW_DAYS days up to `now` (naive UTC)."""
     now = now or utcnow()
@@ -148,13 +275,14 @@ def dashboard(now=None):
     auth_failures = list(AppLog.select(AppLog.created_at)
                          .where(AppLog.logger == WEBHOOK_AUTH_LOGGER, AppLog.created_at >= since)
                          .order_by(AppLog.created_at.desc()).tuples())
+    seconds = _decision_seconds(since)
     failed_attempts = (OutboundCall.select()
                        .where(OutboundCall.created_at >= since, OutboundCall.decision.is_null(False),
                               OutboundCall.status.is_null() | ~OutboundCall.status.between(200, 299)
                               | OutboundCall.error.is_null(False))
                        .count())
 
-    return {
+    board = {
         "window_days": WINDOW_DAYS,
         "since": since,
         "now": now,
@@ -164,7 +292,13 @@ def dashboard(now=None):
             "approved": sum(1 for decision in effective if decision.decision == contract.DECISION_APPROVED),
             "denied": len(denials),
         },
-        "time_to_decision": _time_to_decision(since),
+        "decision_outcomes": {
+            "approved": sum(1 for decision in effective if decision.decision == contract.DECISION_APPROVED),
+            "denied": len(denials),
+            "refused": len(decisions) - len(effective),
+        },
+        "time_to_decision": _time_to_decision(seconds),
+        "time_to_decision_spread": _decision_time_spread(seconds),
         "failures": {
             "incoming_errors": IncomingRequest.select().where(IncomingRequest.received_at >= since,
                                                               IncomingRequest.status == contract.INCOMING_ERROR).count(),
@@ -187,3 +321,5 @@ def dashboard(now=None):
             "widely_requested_applications": widely_requested(tasks)[:FLAG_LIST_LIMIT],
         },
     }
+    board["charts"] = charts(board)
+    return board

@@ -1,9 +1,11 @@
-"""The admin configuration page: every integration setting, Test Connection and delivery retries.
+"""The admin configuration page: every integration setting in groups, Test Connection and delivery retries.
 
 The client secret is write-only: the page never renders it, and a blank secret
-field keeps the stored one. "Retry all now" asks for confirmation first (app/web/confirmation.py).
+field keeps the stored one. Test Connection's result is shown beside its button: the
+answer redirects to the button's section and the page shows the result there once.
+"Retry all now" asks for confirmation first (app/web/confirmation.py).
 """
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 
 from app import contract
 from app.auth.access import require_page_roles
@@ -22,18 +24,48 @@ bp = Blueprint("web_configuration", __name__, url_prefix="/admin")
 admins = require_page_roles(contract.ROLE_ADMIN)
 
 CHECKBOX_FIELDS = {"auto_close", "smtp_starttls", "debug_logging"}
+# The page's fieldsets, in order: (legend, field names). A field missing here still shows, in OTHER_GROUP.
+GROUPS = (
+    ("EPM connection", ("pmc_host", "tenant_id", "client_id", "client_secret", "token_path", "token_auth_method",
+                        "token_scope", "application_decision_path", "admin_decision_path")),
+    ("Tickets", ("ticket_type", "active_states", "default_short_description", "default_assignment_group",
+                 "default_category", "auto_close")),
+    ("Notifications", ("smtp_host", "smtp_port", "smtp_username", "smtp_password", "smtp_starttls", "mail_from",
+                       "notify_webhook_url", "sla_minutes")),
+    ("Policies", ("admin_once_duration", "epm_approved_statuses", "epm_denied_statuses")),
+    ("Retention", ("retention_incoming_days", "retention_outbound_days", "retention_closed_ticket_days",
+                   "retention_app_log_days", "debug_logging")),
+)
+OTHER_GROUP = "Other settings"
+NOTIFICATIONS_GROUP = "Notifications"
+CONNECTION_TEST_KEY = "connection_test"
 CHOICE_FIELDS = {"ticket_type": [(t.table, t.label) for t in contract.TICKET_TYPES.values()],
                  "token_auth_method": [(method, method) for method in contract.TOKEN_AUTH_METHODS]}
 
 
+def grouped(views):
+    """The field views in GROUPS' fieldsets: [{legend, id, fields, errors}], empty groups left out."""
+    by_name = {view["name"]: view for view in views}
+    groups = [(legend, [by_name.pop(name) for name in names if name in by_name]) for legend, names in GROUPS]
+    groups.append((OTHER_GROUP, list(by_name.values())))
+    return [{"legend": legend, "id": "group-" + legend.lower().replace(" ", "-"), "fields": fields,
+             "errors": sum(1 for view in fields if view["error"])}
+            for legend, fields in groups if fields]
+
+
 def _render(record, submitted=None, errors=None, message=None, status=200):
     host = submitted.get("pmc_host", record.pmc_host) if submitted else record.pmc_host
+    views = field_views(FIELDS, {field.name: getattr(record, field.name) for field in FIELDS}, submitted, errors,
+                        CHOICE_FIELDS, CHECKBOX_FIELDS)
+    groups = grouped(views)
     return render_template(
         "admin/configuration.html",
-        fields=field_views(FIELDS, {field.name: getattr(record, field.name) for field in FIELDS}, submitted, errors,
-                           CHOICE_FIELDS, CHECKBOX_FIELDS),
+        groups=groups,
+        invalid=[view for group in groups for view in group["fields"] if view["error"]],
         warnings=pmc_host_warnings(host) if not errors else [],
         message=message,
+        connection_test=session.pop(CONNECTION_TEST_KEY, None),
+        notifications_group=NOTIFICATIONS_GROUP,
     ), status
 
 
@@ -64,9 +96,9 @@ def test_connection():
         configuration = Configuration.default()
         result = EpmClient.from_configuration(configuration, outbound_call_recorder(configuration)).test_connection()
     except (EpmError, ValueError) as error:
-        flash(f"Test Connection failed: {error}", "error")
+        session[CONNECTION_TEST_KEY] = {"ok": False, "message": f"Test Connection failed: {error}"}
     else:
-        flash(result, "ok")
+        session[CONNECTION_TEST_KEY] = {"ok": True, "message": result}
     return redirect(url_for("web_configuration.configuration", _anchor="test-connection"))
 
 

@@ -1,4 +1,5 @@
 """The operations dashboard: requests per day, decisions, time to decision, failures and patterns to watch."""
+import re
 from datetime import datetime, time, timedelta
 
 import pytest
@@ -6,7 +7,7 @@ import pytest
 from app import contract
 from app.models import Decision, Task, utcnow
 from app.logs import store as log_store
-from app.ops.dashboard import dashboard, denial_bursts, nearest_rank
+from app.ops.dashboard import axis_top, dashboard, denial_bursts, nearest_rank
 from app.logs.models import OutboundCall
 from tests import factories
 
@@ -91,6 +92,52 @@ def test_approvals_denials_and_time_to_decision(seeded):
     assert board["time_to_decision"] == {"decided_tickets": 9, "median_seconds": 4200, "p90_seconds": 7200}
 
 
+def test_decisions_by_outcome_and_time_to_decision_spread(seeded):
+    board = dashboard(seeded.now)
+    assert board["decision_outcomes"] == {"approved": 3, "denied": 6, "refused": 1}
+    # 10 and 30 minutes, 60 to 110 minutes for the burst and the rest, 120 minutes.
+    assert [(row["label"], row["count"]) for row in board["time_to_decision_spread"]] == [
+        ("< 5 min", 0), ("5–15 min", 1), ("15–60 min", 1), ("1–4 h", 7), ("4–24 h", 0), ("≥ 1 day", 0)]
+
+
+def test_charts_scale_bars_to_a_round_axis_and_describe_themselves(seeded):
+    charts = dashboard(seeded.now)["charts"]
+    per_day = charts["requests"]
+    assert len(per_day["bars"]) == 30
+    assert [tick["value"] for tick in per_day["ticks"]] == [0, 10, 20]
+    day_a = next(bar for bar in per_day["bars"] if bar["tip"].startswith(seeded.day_a.isoformat()))
+    assert day_a["tip"] == f"{seeded.day_a.isoformat()}: 5 Application Access, 7 Admin Access"
+    application, admin = day_a["segments"]
+    # 12 of 20 fills 60% of the plot's 200 units; the admin part sits on the application part.
+    assert (application["series"], admin["series"]) == ("application", "admin")
+    assert application["height"] + admin["height"] == pytest.approx(120, abs=0.2)
+    assert admin["y"] + admin["height"] == pytest.approx(application["y"], abs=0.2)
+    assert [bar["label"] for bar in per_day["bars"]].count("") == 25  # a label every seventh day, the last one too
+    assert per_day["bars"][-1]["label"] == f"{seeded.now.day} {seeded.now:%b}"
+    assert f"the busiest day was {seeded.day_a.isoformat()} with 12" in per_day["description"]
+    assert charts["outcomes"]["description"] == "Decisions in the last 30 days: Approved 3, Denied 6, Refused by EPM 1."
+    time_bars = charts["decision_time"]["bars"]
+    assert [bar["total"] for bar in time_bars] == [0, 1, 1, 7, 0, 0]
+    # Rows scale to the largest count: 7 tickets fill the room for bars, 1 ticket a seventh of it.
+    assert time_bars[3]["segments"][0]["width"] == pytest.approx(7 * time_bars[1]["segments"][0]["width"], abs=0.5)
+    assert charts["decision_time"]["description"].startswith("9 tickets decided")
+
+
+def test_empty_charts_say_so(app):
+    charts = dashboard()["charts"]
+    assert charts["requests"]["description"] == "No requests in the last 30 days."
+    assert all(not bar["segments"] for bar in charts["requests"]["bars"])
+    assert [tick["value"] for tick in charts["requests"]["ticks"]] == [0, 1]
+    assert [bar["total"] for bar in charts["outcomes"]["bars"]] == [0, 0, 0]
+    assert all(not bar["segments"] for bar in charts["outcomes"]["bars"])
+    assert charts["decision_time"]["description"] == "No ticket opened in the last 30 days was decided."
+
+
+@pytest.mark.parametrize(("largest", "top"), [(0, 1), (1, 1), (3, 5), (6, 10), (12, 20), (51, 100)])
+def test_axis_top_is_one_two_or_five_times_a_power_of_ten(largest, top):
+    assert axis_top(largest) == top
+
+
 def test_failures(seeded):
     failures = dashboard(seeded.now)["failures"]
     assert failures["incoming_errors"] == 1
@@ -126,6 +173,22 @@ def test_dashboard_page_shows_the_figures(seeded, as_admin):
     assert 'data-figure="p90">2 h<' in page
     assert 'data-figure="auth-failures">2' in page
     assert "5 denials from" in page and "<strong>Visual Studio Code</strong>: 3 users" in page
+
+
+def test_dashboard_page_draws_each_chart_with_a_title_description_and_table(seeded, as_admin):
+    page = as_admin.get("/admin/dashboard").get_data(as_text=True)
+    for chart, title in (("requests-chart", "Requests per day"), ("outcomes-chart", "Decisions by outcome"),
+                         ("decision-time-chart", "Time to decision")):
+        assert re.search(rf'<svg class="chart chart-(?:columns|rows)" id="{chart}"[^>]*role="img"\s+'
+                         rf'aria-labelledby="{chart}-title" aria-describedby="{chart}-desc"', page), chart
+        assert f'<title id="{chart}-title">{title}</title>' in page
+        assert re.search(rf'<desc id="{chart}-desc">[^<]+</desc>', page)
+    assert "style=" not in page
+    assert "<summary>Decisions by outcome as a table</summary>" in page
+    assert re.search(r'<th scope="row">Refused by EPM</th><td>1</td>', page)
+    assert re.search(r'<th scope="row">1–4 h</th><td>7</td>', page)
+    # Day A has both kinds, two earlier days Application Access only; three outcomes; three bins hold tickets.
+    assert page.count('<rect class="bar bar-') == 4 + 3 + 3
 
 
 def test_dashboard_api_answers_in_the_result_envelope(seeded, client, admin_auth):

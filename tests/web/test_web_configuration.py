@@ -8,6 +8,8 @@ import responses
 from app.configuration import FIELDS, update_configuration
 from app.epm.tokens import clear_token_cache
 from app.models import Configuration
+from app.web import configuration as web_configuration
+from app.web.configuration import GROUPS
 
 SECRET = "s3cr3t-value-never-shown"
 
@@ -143,3 +145,56 @@ def test_the_epm_status_mapping_is_set_on_the_page_and_a_status_meaning_both_is_
     assert response.status_code == 400
     assert re.search(r'id="epm_denied_statuses-error"\s*>[^<]*also an approved status', text_of(response))
     assert Configuration.default().epm_denied_statuses == "Denied, 2001"
+
+
+def fieldsets(page):
+    """{legend: [field names]} of the configuration form's fieldsets, in page order."""
+    found = {}
+    for legend, body in re.findall(r'<fieldset id="group-[a-z-]+" class="config-group[^"]*">\s*<legend>([^<]+)'
+                                   r'(.*?)</fieldset>', page, re.DOTALL):
+        found[legend.strip()] = re.findall(r'<(?:input|select) id="([a-z_]+)"', body)
+    return found
+
+
+def test_every_field_is_in_one_named_group():
+    named = [name for _, names in GROUPS for name in names]
+    assert sorted(named) == sorted(field.name for field in FIELDS)
+
+
+def test_the_form_is_grouped_into_fieldsets(as_admin):
+    groups = fieldsets(text_of(as_admin.get("/admin/configuration")))
+    assert list(groups) == ["EPM connection", "Tickets", "Notifications", "Policies", "Retention"]
+    assert groups["EPM connection"][:4] == ["pmc_host", "tenant_id", "client_id", "client_secret"]
+    assert "smtp_host" in groups["Notifications"] and "retention_app_log_days" in groups["Retention"]
+    assert sorted(name for names in groups.values() for name in names) == sorted(field.name for field in FIELDS)
+
+
+def test_a_field_missing_from_the_groups_still_shows(as_admin, monkeypatch):
+    monkeypatch.setattr(web_configuration, "GROUPS", web_configuration.GROUPS[1:])
+    groups = fieldsets(text_of(as_admin.get("/admin/configuration")))
+    assert groups[web_configuration.OTHER_GROUP][:2] == ["pmc_host", "tenant_id"]
+
+
+def test_each_error_is_beside_its_field_and_summarised_with_a_link(as_admin):
+    response = as_admin.post("/admin/configuration", form_values(smtp_port="99999", token_path="no slash"))
+    assert response.status_code == 400
+    page = text_of(response)
+    for name, message in (("smtp_port", "a whole number from 1 to 65535"), ("token_path", "a path starting with /")):
+        assert re.search(rf'<input id="{name}" name="{name}"[^>]*aria-describedby="[^"]*{name}-error"'
+                         rf'\s+aria-invalid="true"', page), name
+        assert re.search(rf'<p class="field-error" id="{name}-error"\s*>{message}', page), name
+        assert re.search(rf'<li><a href="#{name}">[^<]+</a>: {message}', page), name
+    groups = dict(re.findall(r'<legend>([^<]+?) <span class="group-errors">\((\d+) to fix\)', page))
+    assert groups == {"EPM connection": "1", "Notifications": "1"}
+    assert 'id="error-summary"' in page and "fix the fields marked below" in page
+
+
+def test_test_connection_shows_its_result_beside_the_button_once(as_admin):
+    response = as_admin.post("/admin/configuration/test")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/admin/configuration#test-connection")
+    page = text_of(as_admin.get("/admin/configuration"))
+    section = page[page.index('id="test-connection"'):]
+    assert re.search(r'>Test Connection</button>\s*<p id="test-result" class="flash test-result error"\s+role="alert"'
+                     r'[^>]*>Test Connection failed: The PMC Service Host Name is empty', section)
+    assert "Test Connection failed" not in page[:page.index('id="test-connection"')]
+    assert "Test Connection failed" not in text_of(as_admin.get("/admin/configuration"))
