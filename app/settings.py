@@ -25,6 +25,7 @@ TOML_KEYS = {
     "trusted_proxies": ("server", "trusted_proxies"),
     "epm_timeout_seconds": ("epm", "timeout_seconds"),
     "retry_schedule": ("epm", "retry_schedule"),
+    "expire_pending_hours": ("tickets", "expire_pending_hours"),
 }
 
 # Environment variables that override the file (12-factor names).
@@ -60,6 +61,8 @@ class Settings:
     epm_timeout_seconds: int = 10
     # Seconds between delivery attempts to EPM; the last gap repeats until EPM answers.
     retry_schedule: str = "5,15,30,60,120,300"
+    # A request still awaiting a decision this many hours after it arrived is marked expired (0: never).
+    expire_pending_hours: int = 24
 
     @property
     def retry_delays(self):

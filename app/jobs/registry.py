@@ -11,7 +11,7 @@ from flask import current_app
 from app.claims import database_now, new_holder_id
 from app.db import database, write_transaction
 from app.decisions import delivery
-from app.jobs import lease, reconcile, retention
+from app.jobs import expiry, lease, reconcile, retention
 from app.jobs.models import JobRun
 from app.notify import service as notify
 from app.policies import queue as policy_queue
@@ -35,6 +35,7 @@ JOBS = {job.name: job for job in (
     Job("reconcile", reconcile.reconcile_job, 15 * 60),  # what missed webhooks left out
     Job("purge", retention.purge, 60 * 60),  # rows past their retention, in small batches
     Job("evaluate_policies", policy_queue.evaluate_due, 5),  # left queued after the webhook's answer
+    Job("expire_pending", expiry.expire_pending, 60),  # requests undecided past [tickets] expire_pending_hours
 )}
 
 

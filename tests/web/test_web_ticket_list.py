@@ -52,8 +52,8 @@ def test_list_filters_by_kind(as_approver, three_tickets):
 def test_list_filters_by_ticket_type(as_approver, three_tickets):
     _, admin, _ = three_tickets
     Task.update(sys_class_name=contract.CHANGE_REQUEST.table).where(Task.id == admin.id).execute()
-    assert numbers_on(as_approver.get("/tickets?ticket_type=change_request")) == [admin.number]
-    assert admin.number not in numbers_on(as_approver.get("/tickets?ticket_type=incident"))
+    assert numbers_on(as_approver.get("/tickets?decision=all&ticket_type=change_request")) == [admin.number]
+    assert admin.number not in numbers_on(as_approver.get("/tickets?decision=all&ticket_type=incident"))
 
 
 def test_list_filters_by_assignment_group(as_approver, three_tickets):
