@@ -93,3 +93,29 @@ def test_an_expired_request_leaves_awaiting_decision(as_approver, make_ticket):
     expiry.expire_pending()
     assert old.number not in as_approver.get("/tickets").get_data(as_text=True)
     assert old.number in as_approver.get("/tickets?decision=expired").get_data(as_text=True)
+
+
+def test_init_adds_the_expiry_column_keeping_the_tickets(app, runner, make_ticket):
+    from playhouse.migrate import SchemaMigrator, migrate
+
+    from app.db import database
+    from app.models import SchemaVersion
+
+    task = make_ticket(factories.application_request())
+    migrate(SchemaMigrator.from_database(database.obj).drop_column(Task._meta.table_name, "expired_at"))
+    SchemaVersion.delete().where(SchemaVersion.version == 20).execute()
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: requests left undecided too long are marked expired" in result.output
+    assert expired_at(task) is None and Task.get_by_id(task.id).number == task.number
+
+
+def test_the_expiry_setting_reads_from_the_tickets_section(tmp_path):
+    from app.settings import Settings
+
+    path = tmp_path / "config.toml"
+    path.write_text("[tickets]\nexpire_pending_hours = 8\n")
+    assert Settings.load(environ={"JITBROKER_CONFIG": str(path)}).expire_pending_hours == 8
+    assert Settings.load(environ={}).expire_pending_hours == 24
