@@ -264,6 +264,11 @@ def _epm_records(migrator):
     _add_columns(migrator, *columns)
 
 
+def _pending_expiry(migrator):
+    """When a request left undecided too long was marked expired (app/jobs/expiry.py)."""
+    _add_columns(migrator, (models.Task._meta.table_name, "expired_at", peewee.DateTimeField(null=True)))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -283,6 +288,7 @@ MIGRATIONS = [
     (18, "EPM record statuses as decisions; EPM's last record of each request", _epm_records),
     (19, "what a later EPM update made of the final decision: revoked, ended early, conflict",
      _epm_outcome_and_conflict),
+    (20, "requests left undecided too long are marked expired", _pending_expiry),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

@@ -194,6 +194,9 @@ class Task(BaseModel):
     # How many approvers must agree (2 when a policy says so); None while the ticket's policies
     # are queued or running, when nobody may approve. DEFAULT 1 for rows bulk-loaded with SQL.
     approvals_required = peewee.IntegerField(null=True, default=1, constraints=[peewee.SQL("DEFAULT 1")])
+    # When the expiry job found the request still waiting for a decision past [tickets] expire_pending_hours
+    # (app/jobs/expiry.py); no decision is taken on it after.
+    expired_at = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "task"

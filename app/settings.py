@@ -26,6 +26,7 @@ TOML_KEYS = {
     "epm_timeout_seconds": ("epm", "timeout_seconds"),
     "retry_schedule": ("epm", "retry_schedule"),
     "no_webhook_hours": ("alerts", "no_webhook_hours"),
+    "expire_pending_hours": ("tickets", "expire_pending_hours"),
 }
 
 # Environment variables that override the file (12-factor names).
@@ -63,6 +64,8 @@ class Settings:
     retry_schedule: str = "5,15,30,60,120,300"
     # Alert ops when no webhook has arrived from EPM for this many hours (0: never).
     no_webhook_hours: int = 24
+    # A request still awaiting a decision this many hours after it arrived is marked expired (0: never).
+    expire_pending_hours: int = 24
 
     @property
     def retry_delays(self):

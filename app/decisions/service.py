@@ -11,6 +11,9 @@ from app.errors import BadRequest, Conflict
 from app.models import Configuration, Decision, Task, utcnow
 from app.tickets import service as tickets
 
+MSG_EXPIRED = ("This request expired without a decision: EPM no longer waits for one. "
+               "The user can ask again from the endpoint")
+
 
 def is_active(task, configuration=None):
     """Whether the ticket's state is one of the configured active states (by label)."""
@@ -24,10 +27,12 @@ def latest_decision(task):
 
 
 def check_may_decide(task, configuration=None):
-    """Conflict when the ticket is final, inactive, or has a decision on its way to EPM; else its JIT record."""
+    """Conflict when the ticket is final, expired, inactive, or has a decision on its way to EPM; else its JIT record."""
     previous, jit = latest_decision(task), task.jit_request
     if (previous is not None and previous.status == contract.DELIVERY_DELIVERED) or jit.decision_final:
         raise Conflict(contract.MSG_FINAL)
+    if task.expired_at is not None:
+        raise Conflict(MSG_EXPIRED)
     if not is_active(task, configuration):
         raise Conflict(contract.MSG_INACTIVE)
     if previous is not None and previous.is_open:

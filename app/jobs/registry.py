@@ -12,7 +12,7 @@ from app.claims import database_now, new_holder_id
 from app.db import database, write_transaction
 from app.decisions import delivery
 from app.epm.errors import EpmError
-from app.jobs import lease, reconcile, retention
+from app.jobs import expiry, lease, reconcile, retention
 from app.jobs.models import JobRun
 from app.notify import alerts, service as notify
 from app.policies import queue as policy_queue
@@ -37,6 +37,7 @@ JOBS = {job.name: job for job in (
     Job("purge", retention.purge, 60 * 60),  # rows past their retention, in small batches
     Job("evaluate_policies", policy_queue.evaluate_due, 5),  # left queued after the webhook's answer
     Job("ops_alerts", alerts.check_alerts, 60),  # EPM refusing the credentials, no webhook for hours
+    Job("expire_pending", expiry.expire_pending, 60),  # requests undecided past [tickets] expire_pending_hours
 )}
 
 

@@ -21,6 +21,10 @@ from app.jobs.registry import JOBS, run_job
 log = logging.getLogger(__name__)
 
 
+# Database connections the scheduler process needs outside its jobs: the lease heartbeat and the log store.
+RESERVED_CONNECTIONS = 2
+
+
 class LeasedScheduler:
     """Runs `jobs` on their intervals while holding the scheduler lease; see the module docstring."""
 
@@ -77,11 +81,17 @@ class LeasedScheduler:
         if outcome.ran and outcome.error is None and outcome.result:
             log.debug("job %s: %s", job.name, outcome)
 
+    def _workers(self):
+        """Threads for jobs: one per job, but never more than the database pool holds beside the heartbeat's and
+        the log store's connections, so a busy minute queues a job instead of failing it for a connection."""
+        pool = self.app.extensions["settings"].max_connections
+        return max(1, min(len(self.jobs), pool - RESERVED_CONNECTIONS))
+
     def run(self, stop_event):
         """Block until `stop_event` is set; then let running jobs finish and release the lease."""
         self._scheduler = BackgroundScheduler(
             timezone=timezone.utc,
-            executors={"default": ThreadPoolExecutor(max_workers=max(1, len(self.jobs)))},
+            executors={"default": ThreadPoolExecutor(max_workers=self._workers())},
             # One instance of a job at a time; runs missed while paused or busy merge into one.
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": None},
         )

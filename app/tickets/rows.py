@@ -2,14 +2,14 @@
 
 A peewee model per row and strptime on SQLite's timestamps cost several times the query itself."""
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
 
-from peewee import SQL
+from peewee import SQL, fn
 
 from app import contract
 from app.db import database
-from app.models import Task
+from app.models import AdminTicket, ApplicationAccessTicket, Decision, Task, utcnow
 from app.tickets.cursors import decode_cursor, encode_cursor, newer_than, older_than
 
 # Each ticket type's state labels by value, looked up once rather than per row.
@@ -52,7 +52,7 @@ class TicketRow(NamedTuple):
 
 
 class ListedTicket(NamedTuple):
-    """The ten columns of a ticket the browser's list and its cursor need: each one of 51 rows costs a conversion."""
+    """The eleven columns of a ticket the browser's list and its cursor need: each one of 51 rows costs a conversion."""
 
     id: int
     number: str
@@ -64,11 +64,12 @@ class ListedTicket(NamedTuple):
     subject: str
     requested_duration: str | None
     opened_at: datetime
+    expired_at: datetime | None
 
     state_label = property(_state_label)
 
 
-_MOMENTS = ("opened_at", "updated_at", "closed_at")
+_MOMENTS = ("opened_at", "updated_at", "closed_at", "expired_at")
 
 
 def _columns(row_type):
@@ -131,3 +132,89 @@ def row_page(query, after=None, before=None, size=50, row_type=TicketRow):
     rows = found[:size]
     return RowPage(rows, newer=encode_cursor(rows[0]) if after and rows else None,
                    older=encode_cursor(rows[-1]) if len(found) > size else None)
+
+
+# What became of a ticket's request, in the words the list shows beside its state.
+STATUS_AWAITING = "Awaiting decision"
+STATUS_SENDING = "{decision} - sending to EPM"
+STATUS_FAILED = "Failed to send"
+STATUS_EXPIRED = "Expired"
+STATUS_NO_DECISION = "No decision"
+_SHOWN_OUTCOMES = (contract.EPM_OUTCOME_REVOKED, contract.EPM_OUTCOME_ENDED_EARLY)
+
+
+def decision_statuses(rows, is_active):
+    """{ticket id: decision status} for a page of ListedTicket rows: two queries, whatever the page's size.
+
+    EPM's word wins (its final decision, or a revocation or early end after it), then the latest decision's
+    delivery; a ticket nobody decided awaits a decision while `is_active(row)`, and expired ones say so."""
+    ids = [row.id for row in rows]
+    if not ids:
+        return {}
+    final = {}
+    for model in (ApplicationAccessTicket, AdminTicket):
+        for task_id, decision, is_final, outcome in (
+                model.select(model.task, model.final_decision, model.decision_final, model.epm_outcome)
+                .where(model.task.in_(ids)).tuples()):
+            if outcome in _SHOWN_OUTCOMES:
+                final[task_id] = outcome
+            elif is_final and decision:
+                final[task_id] = decision
+    latest = {}
+    # Oldest first, so each ticket's latest decision is the one left.
+    for task_id, decision, status in (Decision.select(Decision.task, Decision.decision, Decision.status)
+                                      .where(Decision.task.in_(ids))
+                                      .order_by(Decision.decided_at, Decision.id).tuples()):
+        latest[task_id] = (decision, status)
+    return {row.id: _status(row, final.get(row.id), latest.get(row.id), is_active) for row in rows}
+
+
+def _status(row, final, latest, is_active):
+    if final:
+        return final
+    if latest is not None:
+        decision, status = latest
+        if status == contract.DELIVERY_DELIVERED:
+            return decision
+        if status == contract.DELIVERY_FAILED:
+            return STATUS_FAILED
+        return STATUS_SENDING.format(decision=decision)
+    if row.expired_at is not None:
+        return STATUS_EXPIRED
+    return STATUS_AWAITING if is_active(row) else STATUS_NO_DECISION
+
+
+def active_states(labels):
+    """{(ticket table, state value)} of the configured active state labels, in every ticket type."""
+    return {(ticket_type.table, value) for ticket_type in contract.TICKET_TYPES.values()
+            for value, label in ticket_type.states if label.casefold() in {text.casefold() for text in labels}}
+
+
+def _in_states(states):
+    condition = None
+    for table in sorted({table for table, _value in states}):
+        clause = (Task.sys_class_name == table) & Task.state.in_(sorted(v for t, v in states if t == table))
+        condition = clause if condition is None else condition | clause
+    return condition if condition is not None else Task.id.in_([])
+
+
+def undecided_condition(labels):
+    """Tickets in an active state that nobody decided (no decision taken here, no final one from EPM), unexpired."""
+    condition = _in_states(active_states(labels)) & Task.expired_at.is_null()
+    condition &= ~fn.EXISTS(Decision.select(SQL("1")).where(Decision.task == Task.id))
+    for model in (ApplicationAccessTicket, AdminTicket):
+        condition &= ~fn.EXISTS(model.select(SQL("1")).where((model.task == Task.id) & model.decision_final))
+    return condition
+
+
+def expiry_cutoff(hours, now=None):
+    """When a request must have arrived after to still await a decision; None when requests never expire."""
+    return (now or utcnow()) - timedelta(hours=hours) if hours > 0 else None
+
+
+def awaiting_condition(labels, hours):
+    """Tickets awaiting a decision: undecided, and younger than `hours` (0: any age). The age bound also keeps
+    the newest-first walk short when few of a long history await anyone."""
+    condition = undecided_condition(labels)
+    cutoff = expiry_cutoff(hours)
+    return condition if cutoff is None else condition & (Task.opened_at >= cutoff)

@@ -10,9 +10,9 @@ from flask import current_app
 
 from app import contract
 from app.db import database
-from app.models import Task
+from app.models import Configuration, Task
 from app.tickets.api import state_condition
-from app.tickets import search
+from app.tickets import rows, search
 from app.tickets.cursors import encode_cursor  # noqa: F401 - bench/listing.py reads it from here
 
 PAGE_SIZE = 50
@@ -21,6 +21,13 @@ MAX_QUERY_LENGTH = 100
 # first ticket for it brings appears in the choices up to this much later. The list of
 # tickets itself is never cached.
 GROUP_CHOICES_SECONDS = 5.0
+
+# The list's first filter: what became of the request. An approver lands on what awaits a decision.
+DECISION_AWAITING = "awaiting"
+DECISION_EXPIRED = "expired"
+DECISION_ANY = "all"
+DECISION_CHOICES = ((DECISION_AWAITING, rows.STATUS_AWAITING), (DECISION_EXPIRED, rows.STATUS_EXPIRED),
+                    (DECISION_ANY, "All tickets"))
 
 
 @dataclass
@@ -32,13 +39,17 @@ class TicketFilters:
     ticket_type: str = ""
     group: str = ""
     q: str = ""
+    decision: str = ""  # one of DECISION_CHOICES' values; empty: any ticket
 
     @classmethod
     def from_args(cls, args):
+        """The filters a URL asks for; without `decision`, what awaits a decision."""
         state = args.get("state", "")
         kind = args.get("kind", "")
         ticket_type = args.get("ticket_type", "")
+        decision = args.get("decision", DECISION_AWAITING)
         return cls(
+            decision=decision if decision in (DECISION_AWAITING, DECISION_EXPIRED) else "",
             state=state if state in contract.ALL_STATE_LABELS else "",
             kind=kind if kind in contract.KIND_LABELS else "",
             ticket_type=ticket_type if ticket_type in contract.TICKET_TYPES else "",
@@ -47,8 +58,15 @@ class TicketFilters:
         )
 
     def as_args(self):
-        """The non-empty filters, for links that keep them."""
-        return {name: value for name, value in vars(self).items() if value}
+        """The filters a link needs to keep them (what awaits a decision needs no argument)."""
+        args = {name: value for name, value in vars(self).items() if value and name != "decision"}
+        if self.decision != DECISION_AWAITING:
+            args["decision"] = self.decision or DECISION_ANY
+        return args
+
+    @property
+    def decision_choice(self):
+        return self.decision or DECISION_ANY
 
 
 def _search_condition(text):
@@ -57,8 +75,27 @@ def _search_condition(text):
     return (Task.request_id == text) | search.text_condition(text)
 
 
-def filtered_query(filters):
+def _settings():
+    return current_app.extensions["settings"]
+
+
+def awaiting_condition(configuration=None):
+    """Tickets awaiting a decision under the configured active states and the expiry setting."""
+    configuration = configuration or Configuration.default()
+    return rows.awaiting_condition(configuration.active_state_labels, _settings().expire_pending_hours)
+
+
+def awaiting_count():
+    """How many tickets await a decision, for the main navigation."""
+    return Task.select().where(awaiting_condition()).count()
+
+
+def filtered_query(filters, configuration=None):
     query = Task.select()
+    if filters.decision == DECISION_AWAITING:
+        query = query.where(awaiting_condition(configuration))
+    elif filters.decision == DECISION_EXPIRED:
+        query = query.where(Task.expired_at.is_null(False))
     if filters.state:
         query = query.where(state_condition(filters.state))
     if filters.kind:

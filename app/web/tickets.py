@@ -1,8 +1,10 @@
 """Ticket pages: the list, one ticket, the decision form, state changes, notes, delivery retries and
 Check with EPM."""
+import logging
 from typing import NamedTuple
 from urllib.parse import quote
 
+import peewee
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from app import contract
@@ -11,9 +13,9 @@ from app.decisions import approvals, service as decisions
 from app.epm.errors import EpmError
 from app.errors import BadRequest, Conflict
 from app.jobs.reconcile import check_with_epm
-from app.models import utcnow
+from app.models import Configuration, utcnow
 from app.tickets.documents import ticket_url
-from app.tickets.rows import ListedTicket, row_page
+from app.tickets.rows import ListedTicket, active_states, decision_statuses, row_page
 from app.tickets.service import find_task
 from app.web import decision_form, labels
 from app.web import ticket_list as listing
@@ -21,8 +23,24 @@ from app.web.formatting import age, timestamps
 from app.web.ticket_page import ticket_view
 
 bp = Blueprint("web_tickets", __name__)
+log = logging.getLogger(__name__)
 
 approvers = require_page_roles(*contract.APPROVER_ROLES)
+
+
+def _awaiting_count():
+    """The navigation's count of tickets awaiting a decision; None (no count shown) when it cannot be read."""
+    try:
+        return listing.awaiting_count()
+    except peewee.PeeweeException:
+        log.warning("could not count the tickets awaiting a decision", exc_info=True)
+        return None
+
+
+@bp.app_context_processor
+def _navigation_context():
+    # A function, called only by pages that show the navigation to a signed-in account.
+    return {"awaiting_count": _awaiting_count}
 
 
 @bp.get("/")
@@ -41,16 +59,22 @@ _TICKET_TYPE_CHOICES = tuple((t.table, t.label) for t in contract.TICKET_TYPES.v
 @approvers
 def ticket_list():
     filters = listing.TicketFilters.from_args(request.args)
-    page = row_page(listing.filtered_query(filters), after=request.args.get("after"),
+    configuration = Configuration.default()
+    page = row_page(listing.filtered_query(filters, configuration), after=request.args.get("after"),
                     before=request.args.get("before"), size=listing.PAGE_SIZE, row_type=ListedTicket)
     link = url_for("web_tickets.ticket", number="-").removesuffix("-")
     now = utcnow()
+    active = active_states(configuration.active_state_labels)
+    statuses = decision_statuses(page.rows, lambda row: (row.sys_class_name, row.state) in active)
+    filter_args = filters.as_args()
     return render_template(
         "tickets/list.html",
         filters=filters,
-        filter_args=filters.as_args(),
+        filter_args=filter_args,
+        all_tickets_args={**filter_args, "decision": listing.DECISION_ANY},
         page=page,
-        rows=[_list_row(row, link, now) for row in page.rows],
+        rows=[_list_row(row, link, now, statuses[row.id]) for row in page.rows],
+        decision_choices=listing.DECISION_CHOICES,
         state_choices=_STATE_CHOICES,
         kind_choices=_KIND_CHOICES,
         ticket_type_choices=_TICKET_TYPE_CHOICES,
@@ -71,18 +95,19 @@ class ListRow(NamedTuple):
     application: str
     duration: str
     state: str
+    decision_status: str
     opened_at: str  # for <time datetime>
     opened_at_text: str
     age: str
 
 
-def _list_row(row, link, now):
+def _list_row(row, link, now, decision_status):
     number = row.number
     opened_at_text, opened_at = timestamps(row.opened_at)
     # Broker-made numbers are letters and digits, which quote() would return unchanged.
     path = number if number.isascii() and number.isalnum() else quote(number)
     return ListRow(link + path, number, contract.KIND_LABELS[row.kind], row.requester or "", row.host or "",
-                   row.subject, row.requested_duration or "", row.state_label, opened_at, opened_at_text,
+                   row.subject, row.requested_duration or "", row.state_label, decision_status, opened_at, opened_at_text,
                    age(row.opened_at, now))
 
 

@@ -20,7 +20,10 @@ from tests.conftest import empty_tables
 @pytest.fixture
 def pg_app(postgres_url):
     """An app on PostgreSQL only: what several scheduler hosts share."""
-    app = create_app({"database_url": postgres_url, "secret_key": "test-secret-key", "TESTING": True})
+    # Tests run two schedulers in this one process: their jobs, heartbeats and the test itself share one pool,
+    # where a scheduler process has it to itself (one connection per job running, one for its heartbeat).
+    app = create_app({"database_url": postgres_url, "secret_key": "test-secret-key", "TESTING": True,
+                      "max_connections": 16})
     with app.app_context():
         with database.connection_context():
             upgrade()

@@ -183,3 +183,11 @@ def test_a_scheduler_that_stops_cleanly_hands_over_at_once(pg_app, scheduler_pro
         wait_until(lambda: "host-b:2" in runs(), timeout=5, message="the standby to take over within seconds")
     finally:
         standby.stop()
+
+
+def test_job_threads_leave_the_heartbeat_and_the_log_store_their_database_connections(app):
+    pool = app.extensions["settings"].max_connections
+    every_job = LeasedScheduler(app)
+    assert len(every_job.jobs) >= pool - 2, "the registry outgrew the pool: this test would not tell"
+    assert every_job._workers() == pool - 2
+    assert LeasedScheduler(app, jobs=list(every_job.jobs)[:2])._workers() == 2

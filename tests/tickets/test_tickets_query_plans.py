@@ -198,3 +198,26 @@ def test_perf_generated_history_is_settled_before_it_is_measured(history):
         pages, visible = database.execute_sql(
             "SELECT relpages, relallvisible FROM pg_class WHERE relname = 'task'").fetchone()
         assert pages > 0 and visible == pages
+
+
+def awaiting_filters(app):
+    with app.test_request_context():
+        return ticket_list.filtered_query(ticket_list.TicketFilters(decision=ticket_list.DECISION_AWAITING))
+
+
+def test_perf_awaiting_decision_reads_the_newest_index(app, history):
+    text = plan(newest_first(awaiting_filters(app)))
+    assert "task_newest" in text
+    if is_sqlite():
+        # Each ticket's decisions and EPM record are looked up by index, never read in full.
+        assert "SCAN" not in text.replace("SCAN t1 USING INDEX task_newest", "")
+
+
+def test_perf_awaiting_decision_deep_page_seeks_the_newest_index(app, history):
+    query = newest_first(awaiting_filters(app).where(older_than((history.opened_at, history.id))))
+    if is_sqlite():
+        assert_seeks_the_newest_index(query)
+    else:
+        # The seek's range has two ends here: the expiry's cut-off and the cursor.
+        seek = r"Index Scan( Backward)? using task_newest on task t1\s+\([^)]*\)\s+Index Cond: \(+opened_at [<>]="
+        assert re.search(seek, plan(query))

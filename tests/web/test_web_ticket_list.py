@@ -1,10 +1,13 @@
 """The ticket list: newest first, its columns, filters, search, keyset pages, escaping."""
 import re
+from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 
 from app import contract
-from app.models import Task
+from app.db import database
+from app.models import JIT_MODELS, Decision, Task, utcnow
 from app.web import ticket_list
 from tests import factories
 
@@ -52,8 +55,8 @@ def test_list_filters_by_kind(as_approver, three_tickets):
 def test_list_filters_by_ticket_type(as_approver, three_tickets):
     _, admin, _ = three_tickets
     Task.update(sys_class_name=contract.CHANGE_REQUEST.table).where(Task.id == admin.id).execute()
-    assert numbers_on(as_approver.get("/tickets?ticket_type=change_request")) == [admin.number]
-    assert admin.number not in numbers_on(as_approver.get("/tickets?ticket_type=incident"))
+    assert numbers_on(as_approver.get("/tickets?decision=all&ticket_type=change_request")) == [admin.number]
+    assert admin.number not in numbers_on(as_approver.get("/tickets?decision=all&ticket_type=incident"))
 
 
 def test_list_filters_by_assignment_group(as_approver, three_tickets):
@@ -157,3 +160,134 @@ def test_list_escapes_epm_values(as_approver, make_ticket):
 
 def test_empty_list_says_so(as_approver):
     assert "No tickets" in as_approver.get("/tickets").get_data(as_text=True)
+
+
+def decide(task, decision=contract.DECISION_APPROVED, status=contract.DELIVERY_DELIVERED):
+    return Decision.create(task=task, decision=decision, reason="seen", decided_by="jchen", ticket_url="x",
+                           status=status)
+
+
+def finalize(task, decision=contract.DECISION_APPROVED, outcome=None):
+    model = JIT_MODELS[task.kind]
+    model.update(decision_final=True, final_decision=decision, epm_outcome=outcome).where(model.task == task).execute()
+
+
+def statuses_on(response):
+    """{number: decision status} of the rows shown."""
+    page = response.get_data(as_text=True)
+    return dict(re.findall(r'<a href="/tickets/([A-Z]+\d{7})">.*?<span class="decision-status">([^<]*)</span>',
+                           page, re.S))
+
+
+def test_list_lands_on_the_tickets_awaiting_a_decision(as_approver, three_tickets):
+    vpn, admin, editor = three_tickets
+    decide(vpn)
+    finalize(admin, contract.DECISION_DENIED)
+    landing = as_approver.get("/tickets")
+    assert numbers_on(landing) == [editor.number]
+    assert statuses_on(landing) == {editor.number: "Awaiting decision"}
+    page = landing.get_data(as_text=True)
+    assert '<a href="/tickets?decision=all"' in page and ">All tickets</a>" in page
+    assert numbers_on(as_approver.get("/tickets?decision=all")) == [editor.number, admin.number, vpn.number]
+
+
+def test_list_shows_each_decision_status_in_words(as_approver, make_ticket):
+    def ticket(body=None):
+        return make_ticket(body or factories.application_request())
+
+    expected = {}
+    expected[ticket().number] = "Awaiting decision"
+    sending = ticket()
+    decide(sending, status=contract.DELIVERY_PENDING)
+    expected[sending.number] = "Approved - sending to EPM"
+    sent = ticket()
+    decide(sent, status=contract.DELIVERY_DELIVERED)
+    expected[sent.number] = "Approved"
+    denied = ticket()
+    decide(denied, contract.DECISION_DENIED, contract.DELIVERY_DELIVERED)
+    finalize(denied, contract.DECISION_DENIED)
+    expected[denied.number] = "Denied"
+    failed = ticket()
+    decide(failed, status=contract.DELIVERY_FAILED)
+    expected[failed.number] = "Failed to send"
+    for outcome in (contract.EPM_OUTCOME_REVOKED, contract.EPM_OUTCOME_ENDED_EARLY):
+        ended = ticket(factories.admin_request())
+        decide(ended)
+        finalize(ended, outcome=outcome)
+        expected[ended.number] = outcome
+    expired = ticket()
+    Task.update(expired_at=utcnow()).where(Task.id == expired.id).execute()
+    expected[expired.number] = "Expired"
+    closed = ticket()
+    Task.update(state=contract.INCIDENT.closed_state).where(Task.id == closed.id).execute()
+    expected[closed.number] = "No decision"
+
+    response = as_approver.get("/tickets?decision=all")
+    assert statuses_on(response) == expected
+    page = response.get_data(as_text=True)
+    assert '<td data-label="State"><span class="state">New</span></td>' in page  # the ticket state stays beside it
+
+
+def test_list_filters_expired_tickets(as_approver, three_tickets):
+    vpn, _, _ = three_tickets
+    Task.update(expired_at=utcnow()).where(Task.id == vpn.id).execute()
+    assert numbers_on(as_approver.get("/tickets?decision=expired")) == [vpn.number]
+    assert vpn.number not in numbers_on(as_approver.get("/tickets"))
+
+
+def test_awaiting_decision_leaves_out_requests_older_than_the_expiry(app, as_approver, make_ticket):
+    old = make_ticket(factories.application_request(), age=timedelta(hours=25))
+    new = make_ticket(factories.application_request(), age=timedelta(hours=23))
+    assert numbers_on(as_approver.get("/tickets")) == [new.number]
+    app.extensions["settings"] = replace(app.extensions["settings"], expire_pending_hours=0)
+    assert numbers_on(as_approver.get("/tickets")) == [new.number, old.number]
+
+
+def awaiting_in_navigation(response):
+    match = re.search(r'class="awaiting">Awaiting decision\s*<span class="count">(\d+)</span>',
+                      response.get_data(as_text=True))
+    return match and int(match.group(1))
+
+
+def test_navigation_counts_the_tickets_awaiting_a_decision(as_approver, three_tickets):
+    vpn, admin, _ = three_tickets
+    assert awaiting_in_navigation(as_approver.get("/tickets?decision=all")) == 3
+    decide(vpn)
+    finalize(admin)
+    assert awaiting_in_navigation(as_approver.get("/tickets?decision=all")) == 1
+
+
+def test_list_filters_keep_the_decision_choice(as_approver, three_tickets):
+    page = as_approver.get("/tickets?decision=all&kind=admin").get_data(as_text=True)
+    assert '<option value="all" selected>' in page
+    first = as_approver.get("/tickets").get_data(as_text=True)
+    assert '<option value="awaiting" selected>' in first
+
+
+def count_queries(patch):
+    sent = []
+    original = type(database.obj).execute_sql
+
+    def counting(self, sql, params=None, *args, **kwargs):
+        sent.append(sql)
+        return original(self, sql, params, *args, **kwargs)
+
+    patch.setattr(type(database.obj), "execute_sql", counting)
+    return sent
+
+
+def test_list_reads_every_row_s_status_in_a_fixed_number_of_queries(as_approver, make_ticket, monkeypatch):
+    monkeypatch.setattr(ticket_list, "group_choices", lambda: ())  # cached for seconds: not part of the rows' cost
+
+    def queries_for_the_page():
+        with monkeypatch.context() as patch:
+            sent = count_queries(patch)
+            assert as_approver.get("/tickets?decision=all").status_code == 200
+        return len(sent)
+
+    for _ in range(2):
+        decide(make_ticket(factories.application_request()))
+    few = queries_for_the_page()
+    for _ in range(6):
+        decide(make_ticket(factories.admin_request()), status=contract.DELIVERY_PENDING)
+    assert queries_for_the_page() == few
