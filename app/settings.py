@@ -25,6 +25,7 @@ TOML_KEYS = {
     "trusted_proxies": ("server", "trusted_proxies"),
     "epm_timeout_seconds": ("epm", "timeout_seconds"),
     "retry_schedule": ("epm", "retry_schedule"),
+    "policy_suggestion_approvals": ("tickets", "policy_suggestion_approvals"),
 }
 
 # Environment variables that override the file (12-factor names).
@@ -60,6 +61,8 @@ class Settings:
     epm_timeout_seconds: int = 10
     # Seconds between delivery attempts to EPM; the last gap repeats until EPM answers.
     retry_schedule: str = "5,15,30,60,120,300"
+    # The ticket page suggests an EPM policy for an application approved this many times in 30 days (0: never).
+    policy_suggestion_approvals: int = 5
 
     @property
     def retry_delays(self):

@@ -5,13 +5,19 @@ EPM sent is ever turned into a link.
 """
 from dataclasses import dataclass
 
+from flask import current_app
+from markupsafe import Markup
+
 from app import contract
 from app.decisions import service as decisions
 from app.epm import records
 from app.models import Configuration, WorkNote
 from app.ops.history import ticket_history
+from app.tickets.context import decision_context
 from app.web import labels
-from app.web.formatting import timestamp
+from app.web.formatting import duration_words, time_element
+
+UNIT_SECONDS = {contract.DURATION_MINUTES: 60, contract.DURATION_HOURS: 3600}
 
 
 @dataclass(frozen=True)
@@ -29,15 +35,26 @@ def detail_rows(task, jit):
         info = {**(jit.request_info or {})}
         info["reason"] = info.get("reason") or jit.reason
         rows = [(label, info.get(key)) for label, key in labels.APPLICATION_DETAILS]
+        host_at = next(index for index, (label, _) in enumerate(rows) if label == "Host") + 1
+        rows.insert(host_at, ("Computer group", name_with_id(info.get("ComputerGroup"), info.get("GroupId"))))
     else:
         rows = [(label, getattr(jit, name)) for label, name in labels.ADMIN_DETAILS]
+        rows = [(label, duration_words(value) if name == "duration_requested" else value)
+                for (label, value), (_, name) in zip(rows, labels.ADMIN_DETAILS)]
     rows += [
-        ("Request time", timestamp(jit.requested_at)),
+        ("Request time", time_element(jit.requested_at)),
         ("EPM ticket number", jit.epm_ticket_number),
         ("EPM request ID", jit.request_id),
         ("Tenant ID", jit.tenant_id),
     ]
     return [(label, value) for label, value in rows if value not in (None, "")]
+
+
+def name_with_id(name, raw_id):
+    """`Finance laptops (7e5d...)`: the name a person knows with EPM's id beside it; either alone when only one came."""
+    if name and raw_id and name != raw_id:
+        return f"{name} ({raw_id})"
+    return name or raw_id
 
 
 def all_request_info(jit):
@@ -56,15 +73,16 @@ def ticket_rows(task):
         ("Short description", task.short_description),
         ("Assignment group", task.assignment_group),
         ("Category", task.category),
-        ("Opened", timestamp(task.opened_at)),
-        ("Closed", timestamp(task.closed_at)),
+        ("Opened", time_element(task.opened_at)),
+        ("Closed", time_element(task.closed_at)),
     ]
 
 
 def duration_text(decision):
+    """The duration an approver chose, in words: `Once`, `30 minutes`, `2 hours`; empty for a denial."""
     if decision.duration_unit in (None, contract.DURATION_ONCE):
         return labels.DURATION_UNIT_LABELS[contract.DURATION_ONCE] if decision.duration_unit else ""
-    return f"{decision.duration_value} {labels.DURATION_UNIT_LABELS[decision.duration_unit].lower()}"
+    return duration_words((decision.duration_value or 0) * UNIT_SECONDS[decision.duration_unit])
 
 
 def decision_rows(decision):
@@ -76,10 +94,10 @@ def decision_rows(decision):
         ("Reason", decision.reason),
         ("Duration", duration_text(decision)),
         ("Decided by", decision.decided_by),
-        ("Decided at", timestamp(decision.decided_at)),
+        ("Decided at", time_element(decision.decided_at)),
         ("Delivery to EPM", labels.DELIVERY_LABELS.get(decision.status, decision.status)),
         ("Delivery attempts", str(decision.attempts)),
-        ("Delivered at", timestamp(decision.delivered_at)),
+        ("Delivered at", time_element(decision.delivered_at)),
         ("Last delivery error", decision.last_error if decision.status != contract.DELIVERY_DELIVERED else None),
     ]
     return [(label, value) for label, value in rows if value not in (None, "")]
@@ -88,12 +106,17 @@ def decision_rows(decision):
 def latest_state(jit):
     """`Revoked at 2026-11-20 15:20:40 UTC by secops-lead`: what a later update made of EPM's decision, or None.
 
-    Revoked and Changed are dated by their decision time, an early end by the session's end."""
+    Revoked and Changed are dated by their decision time, an early end by the session's end.
+    Markup, with EPM's text escaped, so the time is a <time> element."""
     if jit.epm_outcome is None:
         return None
     moment = jit.final_end_time if jit.epm_outcome == contract.EPM_OUTCOME_ENDED_EARLY else jit.final_decision_time
-    text = jit.epm_outcome + (f" at {timestamp(moment)}" if moment else "")
-    return text + (f" by {jit.final_decision_by}" if jit.final_decision_by else "")
+    text = Markup("{}").format(jit.epm_outcome)
+    if moment:
+        text += Markup(" at {}").format(time_element(moment))
+    if jit.final_decision_by:
+        text += Markup(" by {}").format(jit.final_decision_by)
+    return text
 
 
 def epm_decision_rows(jit):
@@ -103,11 +126,11 @@ def epm_decision_rows(jit):
     rows = [
         ("Latest state", latest_state(jit)),
         ("Decision", jit.final_decision),
-        ("Decision time", timestamp(jit.final_decision_time)),
+        ("Decision time", time_element(jit.final_decision_time)),
         ("Performed by", jit.final_decision_by),
-        ("Duration", jit.final_duration),
-        ("Start time", timestamp(jit.final_start_time)),
-        ("End time", timestamp(jit.final_end_time)),
+        ("Duration", duration_words(jit.final_duration)),
+        ("Start time", time_element(jit.final_start_time)),
+        ("End time", time_element(jit.final_end_time)),
     ]
     return [(label, value) for label, value in rows if value not in (None, "")]
 
@@ -118,10 +141,10 @@ def conflict_rows(jit):
         return []
     rows = [
         ("Decision EPM sent", jit.conflict_decision),
-        ("Decision time sent", timestamp(jit.conflict_decision_time)),
-        ("End time sent", timestamp(jit.conflict_end_time)),
+        ("Decision time sent", time_element(jit.conflict_decision_time)),
+        ("End time sent", time_element(jit.conflict_end_time)),
         ("Performed by", jit.conflict_by),
-        ("Received", timestamp(jit.conflict_at)),
+        ("Received", time_element(jit.conflict_at)),
         ("The ticket keeps", jit.final_decision),
     ]
     return [(label, value) for label, value in rows if value not in (None, "")]
@@ -186,4 +209,5 @@ def ticket_view(task, account):
         "states": [(label, label) for _, label in task.ticket_type.states],
         "notes": notes,
         "history": ticket_history(task) if account.role == contract.ROLE_ADMIN else [],
+        "context": decision_context(task, current_app.extensions["settings"].policy_suggestion_approvals),
     }
