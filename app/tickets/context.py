@@ -10,10 +10,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from peewee import OP, Expression, Value
+
 from app import contract
 from app.models import AdminTicket, ApplicationAccessTicket, Decision, Task, utcnow
 
 POLICY_WINDOW = timedelta(days=30)
+# How far back earlier requests are looked for: a range of the task_newest index, so a page view
+# reads a bounded slice of the history rather than all of it.
+LOOKBACK = timedelta(days=90)
 SHOWN = 10  # earlier requests listed per group; the counts cover up to SCANNED
 SCANNED = 500
 AWAITING = "Awaiting decision"
@@ -78,7 +83,8 @@ def _latest_decisions(task_ids):
 def _earlier(model, task, condition):
     """(task, jit) pairs of `model` matching `condition`, opened before `task`, newest first."""
     query = (model.select(model, Task).join(Task)
-             .where(condition, Task.id != task.id, Task.opened_at <= task.opened_at)
+             .where(condition, Task.id != task.id, Task.opened_at <= task.opened_at,
+                    Task.opened_at >= task.opened_at - LOOKBACK)
              .order_by(Task.opened_at.desc(), Task.id.desc()).limit(SCANNED))
     return [(jit.task, jit) for jit in query]
 
@@ -104,8 +110,10 @@ def application_condition(task, jit):
     for key in _HASH_KEYS:
         value = info.get(key)
         if isinstance(value, str) and _HASH.match(value):
-            # request_info is stored as sorted-key JSON text (app/models.JSONField): match the pair exactly.
-            conditions.append(ApplicationAccessTicket.request_info.contains(f'"{key}": "{value}"'))
+            # request_info is stored as JSON text (app/models.JSONField): match the key and value as written there,
+            # bypassing the field's JSON encoding of the pattern; hex needs no LIKE escaping.
+            pattern = Value(f'%"{key}": "{value}"%', converter=False)
+            conditions.append(Expression(ApplicationAccessTicket.request_info, OP.ILIKE, pattern))
     if task.publisher and info.get("productName"):
         conditions.append((Task.publisher == task.publisher) & (Task.subject == task.subject))
     if not conditions:

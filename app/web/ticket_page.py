@@ -13,7 +13,7 @@ from app.decisions import service as decisions
 from app.epm import records
 from app.models import Configuration, WorkNote
 from app.ops.history import ticket_history
-from app.tickets.context import decision_context
+from app.tickets.context import LOOKBACK, decision_context
 from app.web import labels
 from app.web.formatting import duration_words, time_element
 
@@ -209,5 +209,6 @@ def ticket_view(task, account):
         "states": [(label, label) for _, label in task.ticket_type.states],
         "notes": notes,
         "history": ticket_history(task) if account.role == contract.ROLE_ADMIN else [],
+        "lookback_days": LOOKBACK.days,
         "context": decision_context(task, current_app.extensions["settings"].policy_suggestion_approvals),
     }
