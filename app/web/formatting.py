@@ -78,9 +78,13 @@ def duration_words(value):
     text = str(value).strip()
     if text.casefold() == contract.EPM_DURATION_ONCE.casefold():
         return contract.EPM_DURATION_ONCE
-    if not text.isdigit():
+    try:
+        number = float(text)
+    except ValueError:
         return text
-    seconds = int(text)
+    if not number.is_integer() or number < 0:
+        return text
+    seconds = int(number)
     if seconds == 0:
         return "0 seconds"
     parts = []

@@ -1,11 +1,15 @@
 """The ticket page: every detail an approver needs, EPM's final decision, notes, state, escaping."""
 import re
+from dataclasses import replace
+from datetime import datetime, timedelta
 
+import pytest
 from markupsafe import escape
 
 from app import contract
-from app.models import Decision, Task, utcnow
+from app.models import ApplicationAccessTicket, Decision, Task, utcnow
 from app.web import labels
+from app.web.formatting import duration_words, time_element, timestamp
 from tests import factories
 
 
@@ -193,3 +197,99 @@ def test_an_approval_after_an_acknowledged_denial_shows_the_conflict(as_approver
         assert row in section
     assert "<b>mallory</b>" not in section
     assert Decision.select().count() == 1
+
+
+# --- Words a person reads ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, words", [
+    ("1800", "30 minutes"), ("2700", "45 minutes"), ("7200", "2 hours"), ("3600", "1 hour"),
+    ("5400", "1 hour 30 minutes"), ("86400", "24 hours"), ("86400.0", "24 hours"), ("60", "1 minute"),
+    ("1830", "30 minutes 30 seconds"), (1800, "30 minutes"), ("Once", "Once"), ("once", "Once"),
+    (None, ""), ("", ""), ("soon", "soon"), ("-5", "-5"), ("1.5", "1.5"),
+])
+def test_durations_are_words_never_bare_seconds(value, words):
+    assert duration_words(value) == words
+
+
+def test_a_time_is_utc_text_with_utc_on_hover_for_the_local_time_script():
+    element = time_element(datetime(2026, 11, 20, 15, 10))
+    assert element == ('<time class="local-time" datetime="2026-11-20T15:10:00Z" '
+                       'title="2026-11-20 15:10:00 UTC">2026-11-20 15:10:00 UTC</time>')
+    assert time_element(None) == ""
+
+
+def test_ticket_page_times_are_time_elements_and_load_the_local_time_script(as_approver, admin_ticket):
+    page = as_approver.get(f"/tickets/{admin_ticket.number}").get_data(as_text=True)
+    assert ('<dt>Request time</dt><dd><time class="local-time" datetime="2026-11-20T15:10:00Z" '
+            'title="2026-11-20 15:10:00 UTC">2026-11-20 15:10:00 UTC</time></dd>') in page
+    assert '<script src="/static/local-time.js" defer></script>' in page
+    assert "<script>" not in page
+
+
+def test_epm_durations_are_words_on_the_ticket_page(as_approver, deliver, make_ticket):
+    task = make_ticket(factories.admin_request(request_id="adm-45", DurationRequested="2700"))
+    deliver(factories.admin_decision("adm-45", Duration="2700", DurationRequested="2700"))
+    page = text_of(as_approver.get(f"/tickets/{task.number}"))
+    assert "<dt>Duration requested</dt><dd>45 minutes</dd>" in page
+    assert "<dt>Duration</dt><dd>45 minutes</dd>" in page
+    assert "2700" not in page[:page.index('id="notes"')]
+
+
+def test_application_ticket_names_the_computer_group_with_its_id(as_approver, make_ticket):
+    task = make_ticket(factories.application_request(ComputerGroup="Lisbon laptops"))
+    page = text_of(as_approver.get(f"/tickets/{task.number}"))
+    assert "<dt>Host</dt><dd>LT-LIS-0142</dd>" in page
+    assert "<dt>Computer group</dt><dd>Lisbon laptops (7e5d4c3b-2a19-4807-b6f5-e4d3c2b1a098)</dd>" in page
+
+
+def test_a_computer_group_without_a_name_shows_its_id(as_approver, application_ticket):
+    page = text_of(as_approver.get(f"/tickets/{application_ticket.number}"))
+    assert "<dt>Computer group</dt><dd>7e5d4c3b-2a19-4807-b6f5-e4d3c2b1a098</dd>" in page
+
+
+# --- Forms only where a decision is possible --------------------------------------------
+
+
+def test_a_decided_ticket_shows_decision_who_when_and_reason_without_a_form(as_approver, admin_ticket, fake_epm):
+    as_approver.post(f"/tickets/{admin_ticket.number}/deny", {"reason": "No change ticket"})
+    decision = Decision.get()
+    page = text_of(as_approver.get(f"/tickets/{admin_ticket.number}"))
+    for row in ("<dt>Decision</dt><dd>Denied</dd>", "<dt>Reason</dt><dd>No change ticket</dd>",
+                "<dt>Decided by</dt><dd>jchen</dd>", f"<dt>Decided at</dt><dd>{timestamp(decision.decided_at)}</dd>"):
+        assert row in page
+    assert f"/tickets/{admin_ticket.number}/approve" not in page
+    assert f"/tickets/{admin_ticket.number}/deny" not in page
+    assert contract.MSG_FINAL in page
+
+
+# --- Context for the decision ----------------------------------------------------------
+
+
+def test_earlier_requests_for_the_same_application_are_linked_with_their_outcome(as_approver, make_ticket, deliver):
+    earlier = make_ticket(factories.application_request(request_id="app-earlier"), age=timedelta(days=2))
+    deliver(factories.application_decision("app-earlier"))
+    current = make_ticket(factories.application_request())
+    page = text_of(as_approver.get(f"/tickets/{current.number}"))
+    assert "The same application: 1 earlier request" in page
+    assert "The same user (CORP\\mrivera): 1 earlier request" in page
+    assert f'<a href="/tickets/{earlier.number}">{earlier.number}</a>' in page
+    assert re.search(r'<span class="outcome">Approved</span> by jchen', page)
+    assert "Approved: 1" in page
+
+
+def test_a_first_request_shows_no_earlier_requests(as_approver, application_ticket):
+    assert "Earlier requests" not in text_of(as_approver.get(f"/tickets/{application_ticket.number}"))
+
+
+def test_repeated_approvals_suggest_an_epm_policy(as_approver, make_ticket, app):
+    app.extensions["settings"] = replace(app.extensions["settings"], policy_suggestion_approvals=2)
+    for days_ago in (1, 2):
+        task = make_ticket(factories.application_request(), age=timedelta(days=days_ago))
+        ApplicationAccessTicket.update(decision_final=True, final_decision="Approved", final_decision_by="jchen",
+                                       final_decision_time=utcnow() - timedelta(days=days_ago)).where(
+            ApplicationAccessTicket.task == task).execute()
+    current = make_ticket(factories.application_request())
+    page = text_of(as_approver.get(f"/tickets/{current.number}"))
+    assert "Approved 2 times in the last 30 days." in page
+    assert "Consider an EPM policy that allows this application from Example Networks Inc. (Example VPN Client)" in page
