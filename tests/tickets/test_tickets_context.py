@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 
 from app import contract
-from app.models import ApplicationAccessTicket, Decision, Task, utcnow
+from app.models import ApplicationAccessTicket, Decision, Task, database, utcnow
 from app.tickets.context import AWAITING, LOOKBACK, decision_context
 from tests import factories
 
@@ -114,3 +114,29 @@ def test_requests_before_the_lookback_window_are_not_searched(opened):
     opened(days_ago=LOOKBACK.days + 1)
     current = opened(days_ago=0)
     assert decision_context(current, 5).same_application is None
+
+
+def queries_for(task, monkeypatch):
+    """How many SQL statements working out `task`'s context runs."""
+    statements = []
+    bound = database.obj
+    real = bound.execute_sql
+
+    def counted(sql, *args, **kwargs):
+        statements.append(sql)
+        return real(sql, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(bound, "execute_sql", counted)
+        decision_context(task, 5)
+    return len(statements)
+
+
+def test_the_number_of_queries_does_not_grow_with_earlier_requests(opened, monkeypatch):
+    for days_ago in (5, 4):
+        decide_in_epm(opened(days_ago=days_ago), days_ago=days_ago)
+    few = queries_for(opened(days_ago=3), monkeypatch)
+    assert few >= 4
+    for days_ago in (2, 2, 2, 1):
+        decide_in_epm(opened(days_ago=days_ago), days_ago=days_ago)
+    assert queries_for(opened(), monkeypatch) == few
