@@ -146,3 +146,20 @@ def test_earlier_requests_sit_beside_the_decision_and_repeated_approvals_suggest
     expect(page.locator("#same-user")).to_contain_text(contract.DECISION_APPROVED)
     expect(page.locator("#same-user")).to_contain_text("Awaiting decision")
     assert fits_the_width(page)
+
+
+def test_a_closed_ticket_offers_no_decision_and_says_why(broker, epm, browser):
+    epm.fire_admin_request()
+    page = signed_in(browser, broker, viewport=PHONE)
+    page.goto(f"{broker.url}/tickets/INC0010001/approve")
+    expect(page.locator(".requested-duration")).to_have_text("Requested duration: 30 minutes")
+    assert fits_the_width(page)
+
+    page.goto(f"{broker.url}/tickets/INC0010001")
+    page.get_by_label("Set the state").select_option("Closed")
+    page.get_by_role("button", name="Change state").press("Enter")
+    expect(page.locator(".ticket-head .state")).to_have_text("Closed")
+    expect(page.locator(".decision-panel .notice").first).to_have_text(contract.MSG_INACTIVE)
+    expect(page.get_by_role("link", name=APPROVE_ADMIN)).to_have_count(0)
+    assert fits_the_width(page)
+    assert epm.received_count == 0
