@@ -29,8 +29,11 @@ class Action:
     decision: str
 
 
-def detail_rows(task, jit):
-    """(label, value) pairs of what EPM sent, in the order an approver reads them."""
+def detail_rows(task, jit, host=None):
+    """(label, value) pairs of what EPM sent, in the order an approver reads them.
+
+    `host` is the computer's name when EPM's API record of an Admin Access request gave one
+    (its webhook sends only the id): it is shown with the id beside it."""
     if task.kind == contract.KIND_APPLICATION:
         info = {**(jit.request_info or {})}
         info["reason"] = info.get("reason") or jit.reason
@@ -41,6 +44,9 @@ def detail_rows(task, jit):
         rows = [(label, getattr(jit, name)) for label, name in labels.ADMIN_DETAILS]
         rows = [(label, duration_words(value) if name == "duration_requested" else value)
                 for (label, value), (_, name) in zip(rows, labels.ADMIN_DETAILS)]
+        if host:
+            rows = [("Computer", name_with_id(host, value)) if label == "Computer ID" else (label, value)
+                    for label, value in rows]
     rows += [
         ("Request time", time_element(jit.requested_at)),
         ("EPM ticket number", jit.epm_ticket_number),
@@ -150,6 +156,13 @@ def conflict_rows(jit):
     return [(label, value) for label, value in rows if value not in (None, "")]
 
 
+def epm_record_host(task, jit, configuration):
+    """The host name in EPM's API record of the request, when one was read and names it; else None."""
+    if not isinstance(jit.epm_record, dict):
+        return None
+    return records.read_record(task.kind, jit.epm_record, records.StatusMapping.of(configuration)).host
+
+
 def epm_check_text(task, jit, configuration):
     """What EPM said when its record of the request was last read ("Check with EPM", reconciliation), or None."""
     if jit.epm_checked_at is None:
@@ -192,7 +205,7 @@ def ticket_view(task, account):
         "task": task,
         "kind_label": contract.KIND_LABELS[task.kind],
         "title": task.subject,
-        "details": detail_rows(task, jit),
+        "details": detail_rows(task, jit, epm_record_host(task, jit, configuration)),
         "request_info": all_request_info(jit) if task.kind == contract.KIND_APPLICATION else [],
         "ticket_rows": [(label, value) for label, value in ticket_rows(task) if value],
         "active": active,

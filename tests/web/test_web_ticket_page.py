@@ -7,7 +7,7 @@ import pytest
 from markupsafe import escape
 
 from app import contract
-from app.models import ApplicationAccessTicket, Decision, Task, utcnow
+from app.models import AdminTicket, ApplicationAccessTicket, Decision, Task, utcnow
 from app.web import labels
 from app.web.formatting import duration_words, time_element, timestamp
 from tests import factories
@@ -293,3 +293,16 @@ def test_repeated_approvals_suggest_an_epm_policy(as_approver, make_ticket, app)
     page = text_of(as_approver.get(f"/tickets/{current.number}"))
     assert "Approved 2 times in the last 30 days." in page
     assert "Consider an EPM policy that allows this application from Example Networks Inc. (Example VPN Client)" in page
+
+
+def test_an_admin_ticket_names_its_computer_when_epms_record_gave_a_host_name(as_approver, admin_ticket):
+    record = factories.epm_api_record("admin_access_request_v2_single", admin_ticket.request_id,
+                                      hostName="WS-FIN-0042")[0]
+    AdminTicket.update(epm_record=record, epm_checked_at=utcnow()).where(AdminTicket.task == admin_ticket).execute()
+    page = text_of(as_approver.get(f"/tickets/{admin_ticket.number}"))
+    assert "<dt>Computer</dt><dd>WS-FIN-0042 (5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d)</dd>" in page
+
+
+def test_an_admin_ticket_without_a_host_name_shows_the_computer_id(as_approver, admin_ticket):
+    page = text_of(as_approver.get(f"/tickets/{admin_ticket.number}"))
+    assert "<dt>Computer ID</dt><dd>5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d</dd>" in page
