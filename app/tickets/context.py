@@ -21,7 +21,9 @@ POLICY_WINDOW = timedelta(days=30)
 LOOKBACK = timedelta(days=90)
 SHOWN = 10  # earlier requests listed per group; the counts cover up to SCANNED
 SCANNED = 500
+# Outcome words as the ticket list shows a decision status.
 AWAITING = "Awaiting decision"
+FAILED_TO_SEND = "Failed to send"
 _HASH = re.compile(r"^[0-9A-Fa-f]{32,128}$")
 _HASH_KEYS = ("sha256Hash", "sha1Hash")
 
@@ -63,8 +65,12 @@ def _outcome(jit, latest):
     if jit.decision_final and jit.final_decision:
         return jit.final_decision, jit.final_decision_by or "", jit.final_decision_time
     if latest is not None:
-        words = latest.decision if latest.status == contract.DELIVERY_DELIVERED else (
-            f"{latest.decision} - {'failed to send' if latest.status == contract.DELIVERY_FAILED else 'sending to EPM'}")
+        if latest.status == contract.DELIVERY_DELIVERED:
+            words = latest.decision
+        elif latest.status == contract.DELIVERY_FAILED:
+            words = FAILED_TO_SEND
+        else:
+            words = f"{latest.decision} - sending to EPM"
         return words, latest.decided_by, latest.decided_at
     return AWAITING, "", None
 
@@ -125,7 +131,9 @@ def application_condition(task, jit):
 
 
 def decision_context(task, policy_suggestion_approvals, now=None):
-    """What earlier requests say about this one; `policy_suggestion_approvals` approvals in POLICY_WINDOW suggest a policy."""
+    """What earlier requests say about this one.
+
+    `policy_suggestion_approvals` approvals of the same application within POLICY_WINDOW suggest a policy (0: never)."""
     jit = task.jit_request
     same_application, application_requests = None, []
     if task.kind == contract.KIND_APPLICATION:
@@ -139,7 +147,7 @@ def decision_context(task, policy_suggestion_approvals, now=None):
             pairs += _earlier(model, task, Task.requester == task.requester)
         same_user, _ = _group(pairs)
     since = (now or utcnow()) - POLICY_WINDOW
-    recent = sum(1 for request in application_requests
-                 if request.outcome == contract.DECISION_APPROVED and request.decided_at and request.decided_at >= since)
+    recent = sum(1 for request in application_requests if request.outcome == contract.DECISION_APPROVED
+                 and request.decided_at is not None and request.decided_at >= since)
     return DecisionContext(same_application, same_user, recent,
                            policy_suggestion_approvals > 0 and recent >= policy_suggestion_approvals)

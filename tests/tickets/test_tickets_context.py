@@ -5,7 +5,7 @@ import pytest
 
 from app import contract
 from app.models import ApplicationAccessTicket, Decision, Task, database, utcnow
-from app.tickets.context import AWAITING, LOOKBACK, decision_context
+from app.tickets.context import AWAITING, FAILED_TO_SEND, LOOKBACK, decision_context
 from tests import factories
 
 OTHER_HASHES = {"sha1Hash": "0" * 40, "sha256Hash": "1" * 64}
@@ -140,3 +140,11 @@ def test_the_number_of_queries_does_not_grow_with_earlier_requests(opened, monke
     for days_ago in (2, 2, 2, 1):
         decide_in_epm(opened(days_ago=days_ago), days_ago=days_ago)
     assert queries_for(opened(), monkeypatch) == few
+
+
+def test_a_decision_epm_refused_says_it_failed_to_send(opened, approver):
+    earlier = opened(days_ago=1)
+    Decision.create(task=earlier, decision=contract.DECISION_APPROVED, reason="ok", duration_unit="once",
+                    decided_by=approver.username, ticket_url="https://broker.example/t",
+                    status=contract.DELIVERY_FAILED)
+    assert decision_context(opened(), 5).same_application.requests[0].outcome == FAILED_TO_SEND
