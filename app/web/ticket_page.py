@@ -194,6 +194,18 @@ def decision_notice(jit, latest, active):
     return None
 
 
+POLICY_MATCH_KEYS = (("Publisher", "publisher"), ("Product name", "productName"), ("SHA-256", "sha256Hash"),
+                     ("Application group that asks for approval today", "applicationGroup"))
+
+
+def policy_rows(task, jit):
+    """What an EPM policy allowing this application would match on, as EPM described the application."""
+    if task.kind != contract.KIND_APPLICATION:
+        return []
+    info = jit.request_info or {}
+    return [(label, info[key]) for label, key in POLICY_MATCH_KEYS if info.get(key)]
+
+
 def ticket_view(task, account):
     """Everything the ticket page template displays."""
     jit = task.jit_request
@@ -223,5 +235,6 @@ def ticket_view(task, account):
         "notes": notes,
         "history": ticket_history(task) if account.role == contract.ROLE_ADMIN else [],
         "lookback_days": LOOKBACK.days,
+        "policy_rows": policy_rows(task, jit),
         "context": decision_context(task, current_app.extensions["settings"].policy_suggestion_approvals),
     }

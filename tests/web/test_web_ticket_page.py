@@ -293,6 +293,11 @@ def test_repeated_approvals_suggest_an_epm_policy(as_approver, make_ticket, app)
     page = text_of(as_approver.get(f"/tickets/{current.number}"))
     assert "Approved 2 times in the last 30 days." in page
     assert "Consider an EPM policy that allows this application from Example Networks Inc. (Example VPN Client)" in page
+    suggestion = page[page.index('class="notice policy-suggestion"'):page.index('id="same-application"')]
+    for row in ("<dt>Publisher</dt><dd>Example Networks Inc.</dd>", "<dt>Product name</dt><dd>Example VPN Client</dd>",
+                "<dt>SHA-256</dt><dd>9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08</dd>",
+                "<dt>Application group that asks for approval today</dt><dd>Installers - Approval Required</dd>"):
+        assert row in suggestion
 
 
 def test_an_admin_ticket_names_its_computer_when_epms_record_gave_a_host_name(as_approver, admin_ticket):
