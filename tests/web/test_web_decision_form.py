@@ -193,6 +193,17 @@ def test_a_stale_form_posted_after_the_decision_gets_a_message_and_no_second_dec
     assert approve(as_approver, application_ticket, duration_unit="once").status_code == 302
     response = approve(as_approver, application_ticket, duration_unit="hours", duration_value="2")
     assert response.status_code == 409
-    assert f'<p class="flash error" role="alert" id="form-message">{contract.MSG_FINAL}</p>' in text_of(response)
+    page = text_of(response)
+    assert f'<p class="flash error" role="alert" id="form-message">{contract.MSG_FINAL}</p>' in page
+    assert f'<a href="/tickets/{application_ticket.number}">Open {application_ticket.number} to see its decision</a>' in page
+    assert "<form method=\"post\" class=\"decision-form\"" not in page
     assert Decision.select().count() == 1
     assert fake_epm.received_count == 1
+
+
+def test_a_form_with_a_field_to_fix_is_shown_again_with_what_was_typed(as_approver, application_ticket):
+    response = approve(as_approver, application_ticket, duration_unit="minutes", duration_value="3")
+    assert response.status_code == 400
+    page = text_of(response)
+    assert 'class="decision-form"' in page and "Needed for work</textarea>" in page
+    assert "to see its decision" not in page
