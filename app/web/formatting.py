@@ -4,7 +4,7 @@ A time is rendered as `<time datetime="...Z" title="... UTC">... UTC</time>`; st
 rewrites the text into the viewer's time zone and the title keeps UTC, so without JavaScript
 the page still reads in UTC.
 """
-from markupsafe import Markup, escape
+from markupsafe import Markup
 
 from app import contract
 from app.models import utcnow

@@ -53,7 +53,7 @@ def test_later_requests_are_not_earlier_ones(opened):
     assert decision_context(current, 5).same_application is None
 
 
-def test_outcomes_say_how_each_was_decided_and_by_whom(opened, make_ticket):
+def test_outcomes_say_how_each_was_decided_and_by_whom(opened):
     approved, denied, waiting = opened(days_ago=4), opened(days_ago=3), opened(days_ago=2)
     decide_in_epm(approved, by="jchen")
     decide_in_epm(denied, contract.DECISION_DENIED, by="mlopez")
