@@ -27,6 +27,7 @@ TOML_KEYS = {
     "retry_schedule": ("epm", "retry_schedule"),
     "no_webhook_hours": ("alerts", "no_webhook_hours"),
     "expire_pending_hours": ("tickets", "expire_pending_hours"),
+    "policy_suggestion_approvals": ("tickets", "policy_suggestion_approvals"),
 }
 
 # Environment variables that override the file (12-factor names).
@@ -66,6 +67,8 @@ class Settings:
     no_webhook_hours: int = 24
     # A request still awaiting a decision this many hours after it arrived is marked expired (0: never).
     expire_pending_hours: int = 24
+    # The ticket page suggests an EPM policy for an application approved this many times in 30 days (0: never).
+    policy_suggestion_approvals: int = 5
 
     @property
     def retry_delays(self):

@@ -1,5 +1,15 @@
-"""How pages show times and ages: every stored timestamp is naive UTC and is labelled so."""
+"""How pages show times, ages and durations: every stored timestamp is naive UTC and is labelled so.
+
+A time is rendered as `<time datetime="...Z" title="... UTC">... UTC</time>`; static/local-time.js
+rewrites the text into the viewer's time zone and the title keeps UTC, so without JavaScript
+the page still reads in UTC.
+"""
+from markupsafe import Markup
+
+from app import contract
 from app.models import utcnow
+
+LOCAL_TIME_CLASS = "local-time"
 
 
 def timestamps(value):
@@ -22,6 +32,15 @@ def timestamp(value):
 def machine_timestamp(value):
     """The value for a <time datetime> attribute."""
     return timestamps(value)[1]
+
+
+def time_element(value):
+    """A `<time>` element for a naive UTC time that the viewer's browser shows in its own zone; empty for none."""
+    text, machine = timestamps(value)
+    if not text:
+        return Markup("")
+    return Markup('<time class="{}" datetime="{}" title="{}">{}</time>').format(
+        LOCAL_TIME_CLASS, machine, text, text)
 
 
 def age(value, now=None):
@@ -47,8 +66,39 @@ def duration_text(seconds):
     return f"{seconds} s"
 
 
+_WORD_UNITS = (("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def duration_words(value):
+    """A duration EPM or the broker states in seconds, in words: `Once`, `30 minutes`, `2 hours`, `1 hour 30 minutes`.
+
+    Text that is neither "Once" nor a whole number of seconds is shown as EPM sent it, escaped by the page."""
+    if value is None or str(value).strip() == "":
+        return ""
+    text = str(value).strip()
+    if text.casefold() == contract.EPM_DURATION_ONCE.casefold():
+        return contract.EPM_DURATION_ONCE
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    if not number.is_integer() or number < 0:
+        return text
+    seconds = int(number)
+    if seconds == 0:
+        return "0 seconds"
+    parts = []
+    for unit, size in _WORD_UNITS:
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}" + ("" if count == 1 else "s"))
+    return " ".join(parts)
+
+
 def register(app):
     app.add_template_filter(timestamp)
     app.add_template_filter(duration_text)
     app.add_template_filter(machine_timestamp)
     app.add_template_filter(age)
+    app.add_template_filter(duration_words)
+    app.add_template_filter(time_element)

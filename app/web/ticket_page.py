@@ -5,13 +5,19 @@ EPM sent is ever turned into a link.
 """
 from dataclasses import dataclass
 
+from flask import current_app
+from markupsafe import Markup
+
 from app import contract
 from app.decisions import service as decisions
 from app.epm import records
 from app.models import Configuration, WorkNote
 from app.ops.history import ticket_history
+from app.tickets.context import LOOKBACK, decision_context
 from app.web import labels
-from app.web.formatting import timestamp
+from app.web.formatting import duration_words, time_element
+
+UNIT_SECONDS = {contract.DURATION_MINUTES: 60, contract.DURATION_HOURS: 3600}
 
 
 @dataclass(frozen=True)
@@ -23,21 +29,38 @@ class Action:
     decision: str
 
 
-def detail_rows(task, jit):
-    """(label, value) pairs of what EPM sent, in the order an approver reads them."""
+def detail_rows(task, jit, host=None):
+    """(label, value) pairs of what EPM sent, in the order an approver reads them.
+
+    `host` is the computer's name when EPM's API record of an Admin Access request gave one
+    (its webhook sends only the id): it is shown with the id beside it."""
     if task.kind == contract.KIND_APPLICATION:
         info = {**(jit.request_info or {})}
         info["reason"] = info.get("reason") or jit.reason
         rows = [(label, info.get(key)) for label, key in labels.APPLICATION_DETAILS]
+        host_at = next(index for index, (label, _) in enumerate(rows) if label == "Host") + 1
+        rows.insert(host_at, ("Computer group", name_with_id(info.get("ComputerGroup"), info.get("GroupId"))))
     else:
         rows = [(label, getattr(jit, name)) for label, name in labels.ADMIN_DETAILS]
+        rows = [(label, duration_words(value) if name == "duration_requested" else value)
+                for (label, value), (_, name) in zip(rows, labels.ADMIN_DETAILS)]
+        if host:
+            rows = [("Computer", name_with_id(host, value)) if label == "Computer ID" else (label, value)
+                    for label, value in rows]
     rows += [
-        ("Request time", timestamp(jit.requested_at)),
+        ("Request time", time_element(jit.requested_at)),
         ("EPM ticket number", jit.epm_ticket_number),
         ("EPM request ID", jit.request_id),
         ("Tenant ID", jit.tenant_id),
     ]
     return [(label, value) for label, value in rows if value not in (None, "")]
+
+
+def name_with_id(name, raw_id):
+    """`Finance laptops (7e5d...)`: the name a person knows with EPM's id beside it; either alone when only one came."""
+    if name and raw_id and name != raw_id:
+        return f"{name} ({raw_id})"
+    return name or raw_id
 
 
 def all_request_info(jit):
@@ -56,15 +79,16 @@ def ticket_rows(task):
         ("Short description", task.short_description),
         ("Assignment group", task.assignment_group),
         ("Category", task.category),
-        ("Opened", timestamp(task.opened_at)),
-        ("Closed", timestamp(task.closed_at)),
+        ("Opened", time_element(task.opened_at)),
+        ("Closed", time_element(task.closed_at)),
     ]
 
 
 def duration_text(decision):
+    """The duration an approver chose, in words: `Once`, `30 minutes`, `2 hours`; empty for a denial."""
     if decision.duration_unit in (None, contract.DURATION_ONCE):
         return labels.DURATION_UNIT_LABELS[contract.DURATION_ONCE] if decision.duration_unit else ""
-    return f"{decision.duration_value} {labels.DURATION_UNIT_LABELS[decision.duration_unit].lower()}"
+    return duration_words((decision.duration_value or 0) * UNIT_SECONDS[decision.duration_unit])
 
 
 def decision_rows(decision):
@@ -76,10 +100,10 @@ def decision_rows(decision):
         ("Reason", decision.reason),
         ("Duration", duration_text(decision)),
         ("Decided by", decision.decided_by),
-        ("Decided at", timestamp(decision.decided_at)),
+        ("Decided at", time_element(decision.decided_at)),
         ("Delivery to EPM", labels.DELIVERY_LABELS.get(decision.status, decision.status)),
         ("Delivery attempts", str(decision.attempts)),
-        ("Delivered at", timestamp(decision.delivered_at)),
+        ("Delivered at", time_element(decision.delivered_at)),
         ("Last delivery error", decision.last_error if decision.status != contract.DELIVERY_DELIVERED else None),
     ]
     return [(label, value) for label, value in rows if value not in (None, "")]
@@ -88,12 +112,17 @@ def decision_rows(decision):
 def latest_state(jit):
     """`Revoked at 2026-11-20 15:20:40 UTC by secops-lead`: what a later update made of EPM's decision, or None.
 
-    Revoked and Changed are dated by their decision time, an early end by the session's end."""
+    Revoked and Changed are dated by their decision time, an early end by the session's end.
+    Markup, with EPM's text escaped, so the time is a <time> element."""
     if jit.epm_outcome is None:
         return None
     moment = jit.final_end_time if jit.epm_outcome == contract.EPM_OUTCOME_ENDED_EARLY else jit.final_decision_time
-    text = jit.epm_outcome + (f" at {timestamp(moment)}" if moment else "")
-    return text + (f" by {jit.final_decision_by}" if jit.final_decision_by else "")
+    text = Markup("{}").format(jit.epm_outcome)
+    if moment:
+        text += Markup(" at {}").format(time_element(moment))
+    if jit.final_decision_by:
+        text += Markup(" by {}").format(jit.final_decision_by)
+    return text
 
 
 def epm_decision_rows(jit):
@@ -103,11 +132,11 @@ def epm_decision_rows(jit):
     rows = [
         ("Latest state", latest_state(jit)),
         ("Decision", jit.final_decision),
-        ("Decision time", timestamp(jit.final_decision_time)),
+        ("Decision time", time_element(jit.final_decision_time)),
         ("Performed by", jit.final_decision_by),
-        ("Duration", jit.final_duration),
-        ("Start time", timestamp(jit.final_start_time)),
-        ("End time", timestamp(jit.final_end_time)),
+        ("Duration", duration_words(jit.final_duration)),
+        ("Start time", time_element(jit.final_start_time)),
+        ("End time", time_element(jit.final_end_time)),
     ]
     return [(label, value) for label, value in rows if value not in (None, "")]
 
@@ -118,13 +147,20 @@ def conflict_rows(jit):
         return []
     rows = [
         ("Decision EPM sent", jit.conflict_decision),
-        ("Decision time sent", timestamp(jit.conflict_decision_time)),
-        ("End time sent", timestamp(jit.conflict_end_time)),
+        ("Decision time sent", time_element(jit.conflict_decision_time)),
+        ("End time sent", time_element(jit.conflict_end_time)),
         ("Performed by", jit.conflict_by),
-        ("Received", timestamp(jit.conflict_at)),
+        ("Received", time_element(jit.conflict_at)),
         ("The ticket keeps", jit.final_decision),
     ]
     return [(label, value) for label, value in rows if value not in (None, "")]
+
+
+def epm_record_host(task, jit, configuration):
+    """The host name in EPM's API record of the request, when one was read and names it; else None."""
+    if not isinstance(jit.epm_record, dict):
+        return None
+    return records.read_record(task.kind, jit.epm_record, records.StatusMapping.of(configuration)).host
 
 
 def epm_check_text(task, jit, configuration):
@@ -158,6 +194,18 @@ def decision_notice(jit, latest, active):
     return None
 
 
+POLICY_MATCH_KEYS = (("Publisher", "publisher"), ("Product name", "productName"), ("SHA-256", "sha256Hash"),
+                     ("Application group that asks for approval today", "applicationGroup"))
+
+
+def policy_rows(task, jit):
+    """What an EPM policy allowing this application would match on, as EPM described the application."""
+    if task.kind != contract.KIND_APPLICATION:
+        return []
+    info = jit.request_info or {}
+    return [(label, info[key]) for label, key in POLICY_MATCH_KEYS if info.get(key)]
+
+
 def ticket_view(task, account):
     """Everything the ticket page template displays."""
     jit = task.jit_request
@@ -169,7 +217,7 @@ def ticket_view(task, account):
         "task": task,
         "kind_label": contract.KIND_LABELS[task.kind],
         "title": task.subject,
-        "details": detail_rows(task, jit),
+        "details": detail_rows(task, jit, epm_record_host(task, jit, configuration)),
         "request_info": all_request_info(jit) if task.kind == contract.KIND_APPLICATION else [],
         "ticket_rows": [(label, value) for label, value in ticket_rows(task) if value],
         "active": active,
@@ -186,4 +234,7 @@ def ticket_view(task, account):
         "states": [(label, label) for _, label in task.ticket_type.states],
         "notes": notes,
         "history": ticket_history(task) if account.role == contract.ROLE_ADMIN else [],
+        "lookback_days": LOOKBACK.days,
+        "policy_rows": policy_rows(task, jit),
+        "context": decision_context(task, current_app.extensions["settings"].policy_suggestion_approvals),
     }

@@ -124,7 +124,7 @@ def test_approver_signs_in_approves_and_sees_epms_final_decision(broker, epm, br
 
     # EPM's update event for Application Access carries the decision, who and the duration.
     reload_until(page, panel, "Performed by")
-    expect(panel.locator("dl").last).to_contain_text("1800")
+    expect(panel.locator("dl").last).to_contain_text("30 minutes")
     expect(panel).to_contain_text(contract.MSG_FINAL)
     expect(page.get_by_role("link", name=approve_label)).to_have_count(0)
     expect(page.locator(".note-list")).to_contain_text("EPM finalized the decision: Approved")
@@ -161,4 +161,4 @@ def test_admin_access_by_keyboard_on_a_phone_shows_epms_start_and_end(broker, ep
     panel = page.locator(".decision-panel")
     reload_until(page, panel, "End time")
     expect(panel).to_contain_text("Start time")
-    expect(panel.locator("dl").last).to_contain_text("3600")
+    expect(panel.locator("dl").last).to_contain_text("1 hour")

@@ -179,3 +179,32 @@ def test_unknown_decision_slug_is_404(as_approver, application_ticket):
 def test_work_note_from_another_ticket_number_is_404(as_approver, app):
     assert as_approver.post("/tickets/INC0000000/notes", {"work_note": "x"}).status_code == 404
 
+
+
+def test_approve_form_states_the_requested_duration_in_words_and_the_opening_time(as_approver, make_ticket):
+    task = make_ticket(factories.admin_request(DurationRequested="2700"))
+    page = text_of(as_approver.get(f"/tickets/{task.number}/approve"))
+    assert '<p class="requested-duration">Requested duration: 45 minutes</p>' in page
+    assert '<time class="local-time" datetime="' in page and 'title="' in page
+    assert "local-time.js" in page
+
+
+def test_a_stale_form_posted_after_the_decision_gets_a_message_and_no_second_decision(
+        as_approver, application_ticket, fake_epm):
+    assert approve(as_approver, application_ticket, duration_unit="once").status_code == 302
+    response = approve(as_approver, application_ticket, duration_unit="hours", duration_value="2")
+    assert response.status_code == 409
+    page = text_of(response)
+    assert f'<p class="flash error" role="alert" id="form-message">{contract.MSG_FINAL}</p>' in page
+    assert f'<a href="/tickets/{application_ticket.number}">Open {application_ticket.number} to see its decision</a>' in page
+    assert "<form method=\"post\" class=\"decision-form\"" not in page
+    assert Decision.select().count() == 1
+    assert fake_epm.received_count == 1
+
+
+def test_a_form_with_a_field_to_fix_is_shown_again_with_what_was_typed(as_approver, application_ticket):
+    response = approve(as_approver, application_ticket, duration_unit="minutes", duration_value="3")
+    assert response.status_code == 400
+    page = text_of(response)
+    assert 'class="decision-form"' in page and "Needed for work</textarea>" in page
+    assert "to see its decision" not in page

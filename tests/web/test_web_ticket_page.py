@@ -1,16 +1,24 @@
 """The ticket page: every detail an approver needs, EPM's final decision, notes, state, escaping."""
 import re
+from dataclasses import replace
+from datetime import datetime, timedelta
 
+import pytest
 from markupsafe import escape
 
 from app import contract
-from app.models import Decision, Task, utcnow
+from app.models import AdminTicket, ApplicationAccessTicket, Decision, Task, utcnow
 from app.web import labels
+from app.web.formatting import duration_words, time_element, timestamp
 from tests import factories
 
 
+TIME_TAGS = re.compile(r"<time [^>]*>|</time>")
+
+
 def text_of(response):
-    return response.get_data(as_text=True)
+    """The page's HTML with its <time> elements unwrapped, so assertions read the UTC text a person sees."""
+    return TIME_TAGS.sub("", response.get_data(as_text=True))
 
 
 def test_application_ticket_shows_everything_an_approver_needs(as_approver, make_ticket):
@@ -33,8 +41,9 @@ def test_admin_ticket_shows_user_computer_group_duration_reason_and_times(as_app
     body = factories.admin_request()
     task = make_ticket(body)
     page = text_of(as_approver.get(f"/tickets/{task.number}"))
-    for key in ("UserName", "UserId", "ComputerId", "GroupId", "DurationRequested", "Reason", "TicketNumber"):
+    for key in ("UserName", "UserId", "ComputerId", "GroupId", "Reason", "TicketNumber"):
         assert body[key] in page, key
+    assert "<dt>Duration requested</dt><dd>30 minutes</dd>" in page
     for label in ("User name", "User ID", "Computer ID", "Group ID", "Duration requested", "Request time",
                   "EPM ticket number"):
         assert f"<dt>{label}</dt>" in page
@@ -121,7 +130,7 @@ def test_epm_finalized_decision_is_shown(as_approver, deliver, make_ticket):
     page = text_of(as_approver.get(f"/tickets/{task.number}"))
     assert "EPM's finalized decision" in page
     for text in ("Approved", "2026-11-20 15:12:02 UTC", "2026-11-20 15:12:03 UTC", "2026-11-20 15:42:03 UTC",
-                 "jchen", "1800"):
+                 "jchen", "<dt>Duration</dt><dd>30 minutes</dd>"):
         assert text in page
     assert "Approve Admin Access" not in page
     assert contract.MSG_FINAL in page
@@ -188,3 +197,117 @@ def test_an_approval_after_an_acknowledged_denial_shows_the_conflict(as_approver
         assert row in section
     assert "<b>mallory</b>" not in section
     assert Decision.select().count() == 1
+
+
+# --- Words a person reads ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value, words", [
+    ("1800", "30 minutes"), ("2700", "45 minutes"), ("7200", "2 hours"), ("3600", "1 hour"),
+    ("5400", "1 hour 30 minutes"), ("86400", "24 hours"), ("86400.0", "24 hours"), ("60", "1 minute"),
+    ("1830", "30 minutes 30 seconds"), (1800, "30 minutes"), ("Once", "Once"), ("once", "Once"),
+    (None, ""), ("", ""), ("soon", "soon"), ("-5", "-5"), ("1.5", "1.5"),
+])
+def test_durations_are_words_never_bare_seconds(value, words):
+    assert duration_words(value) == words
+
+
+def test_a_time_is_utc_text_with_utc_on_hover_for_the_local_time_script():
+    element = time_element(datetime(2026, 11, 20, 15, 10))
+    assert element == ('<time class="local-time" datetime="2026-11-20T15:10:00Z" '
+                       'title="2026-11-20 15:10:00 UTC">2026-11-20 15:10:00 UTC</time>')
+    assert time_element(None) == ""
+
+
+def test_ticket_page_times_are_time_elements_and_load_the_local_time_script(as_approver, admin_ticket):
+    page = as_approver.get(f"/tickets/{admin_ticket.number}").get_data(as_text=True)
+    assert ('<dt>Request time</dt><dd><time class="local-time" datetime="2026-11-20T15:10:00Z" '
+            'title="2026-11-20 15:10:00 UTC">2026-11-20 15:10:00 UTC</time></dd>') in page
+    assert '<script src="/static/local-time.js" defer></script>' in page
+    assert "<script>" not in page
+
+
+def test_epm_durations_are_words_on_the_ticket_page(as_approver, deliver, make_ticket):
+    task = make_ticket(factories.admin_request(request_id="adm-45", DurationRequested="2700"))
+    deliver(factories.admin_decision("adm-45", Duration="2700", DurationRequested="2700"))
+    page = text_of(as_approver.get(f"/tickets/{task.number}"))
+    assert "<dt>Duration requested</dt><dd>45 minutes</dd>" in page
+    assert "<dt>Duration</dt><dd>45 minutes</dd>" in page
+    assert "2700" not in page[:page.index('id="notes"')]
+
+
+def test_application_ticket_names_the_computer_group_with_its_id(as_approver, make_ticket):
+    task = make_ticket(factories.application_request(ComputerGroup="Lisbon laptops"))
+    page = text_of(as_approver.get(f"/tickets/{task.number}"))
+    assert "<dt>Host</dt><dd>LT-LIS-0142</dd>" in page
+    assert "<dt>Computer group</dt><dd>Lisbon laptops (7e5d4c3b-2a19-4807-b6f5-e4d3c2b1a098)</dd>" in page
+
+
+def test_a_computer_group_without_a_name_shows_its_id(as_approver, application_ticket):
+    page = text_of(as_approver.get(f"/tickets/{application_ticket.number}"))
+    assert "<dt>Computer group</dt><dd>7e5d4c3b-2a19-4807-b6f5-e4d3c2b1a098</dd>" in page
+
+
+# --- Forms only where a decision is possible --------------------------------------------
+
+
+def test_a_decided_ticket_shows_decision_who_when_and_reason_without_a_form(as_approver, admin_ticket, fake_epm):
+    as_approver.post(f"/tickets/{admin_ticket.number}/deny", {"reason": "No change ticket"})
+    decision = Decision.get()
+    page = text_of(as_approver.get(f"/tickets/{admin_ticket.number}"))
+    for row in ("<dt>Decision</dt><dd>Denied</dd>", "<dt>Reason</dt><dd>No change ticket</dd>",
+                "<dt>Decided by</dt><dd>jchen</dd>", f"<dt>Decided at</dt><dd>{timestamp(decision.decided_at)}</dd>"):
+        assert row in page
+    assert f"/tickets/{admin_ticket.number}/approve" not in page
+    assert f"/tickets/{admin_ticket.number}/deny" not in page
+    assert contract.MSG_FINAL in page
+
+
+# --- Context for the decision ----------------------------------------------------------
+
+
+def test_earlier_requests_for_the_same_application_are_linked_with_their_outcome(as_approver, make_ticket, deliver):
+    earlier = make_ticket(factories.application_request(request_id="app-earlier"), age=timedelta(days=2))
+    deliver(factories.application_decision("app-earlier"))
+    current = make_ticket(factories.application_request())
+    page = text_of(as_approver.get(f"/tickets/{current.number}"))
+    assert "The same application: 1 earlier request" in page
+    assert "The same user (CORP\\mrivera): 1 earlier request" in page
+    assert f'<a href="/tickets/{earlier.number}">{earlier.number}</a>' in page
+    assert re.search(r'<span class="outcome">Approved</span> by jchen', page)
+    assert "Approved: 1" in page
+
+
+def test_a_first_request_shows_no_earlier_requests(as_approver, application_ticket):
+    assert "Earlier requests" not in text_of(as_approver.get(f"/tickets/{application_ticket.number}"))
+
+
+def test_repeated_approvals_suggest_an_epm_policy(as_approver, make_ticket, app):
+    app.extensions["settings"] = replace(app.extensions["settings"], policy_suggestion_approvals=2)
+    for days_ago in (1, 2):
+        task = make_ticket(factories.application_request(), age=timedelta(days=days_ago))
+        ApplicationAccessTicket.update(decision_final=True, final_decision="Approved", final_decision_by="jchen",
+                                       final_decision_time=utcnow() - timedelta(days=days_ago)).where(
+            ApplicationAccessTicket.task == task).execute()
+    current = make_ticket(factories.application_request())
+    page = text_of(as_approver.get(f"/tickets/{current.number}"))
+    assert "Approved 2 times in the last 30 days." in page
+    assert "Consider an EPM policy that allows this application from Example Networks Inc. (Example VPN Client)" in page
+    suggestion = page[page.index('class="notice policy-suggestion"'):page.index('id="same-application"')]
+    for row in ("<dt>Publisher</dt><dd>Example Networks Inc.</dd>", "<dt>Product name</dt><dd>Example VPN Client</dd>",
+                "<dt>SHA-256</dt><dd>9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08</dd>",
+                "<dt>Application group that asks for approval today</dt><dd>Installers - Approval Required</dd>"):
+        assert row in suggestion
+
+
+def test_an_admin_ticket_names_its_computer_when_epms_record_gave_a_host_name(as_approver, admin_ticket):
+    record = factories.epm_api_record("admin_access_request_v2_single", admin_ticket.request_id,
+                                      hostName="WS-FIN-0042")[0]
+    AdminTicket.update(epm_record=record, epm_checked_at=utcnow()).where(AdminTicket.task == admin_ticket).execute()
+    page = text_of(as_approver.get(f"/tickets/{admin_ticket.number}"))
+    assert "<dt>Computer</dt><dd>WS-FIN-0042 (5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d)</dd>" in page
+
+
+def test_an_admin_ticket_without_a_host_name_shows_the_computer_id(as_approver, admin_ticket):
+    page = text_of(as_approver.get(f"/tickets/{admin_ticket.number}"))
+    assert "<dt>Computer ID</dt><dd>5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d</dd>" in page

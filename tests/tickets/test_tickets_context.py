@@ -1,0 +1,150 @@
+"""Earlier requests for the same application and by the same user, and when to suggest an EPM policy."""
+from datetime import timedelta
+
+import pytest
+
+from app import contract
+from app.models import ApplicationAccessTicket, Decision, Task, database, utcnow
+from app.tickets.context import AWAITING, FAILED_TO_SEND, LOOKBACK, decision_context
+from tests import factories
+
+OTHER_HASHES = {"sha1Hash": "0" * 40, "sha256Hash": "1" * 64}
+
+
+@pytest.fixture
+def opened(make_ticket):
+    """Open an application ticket `days_ago` days back, as EPM would deliver it."""
+    def open_ticket(days_ago=0, **request_info):
+        return make_ticket(factories.application_request(**request_info), age=timedelta(days=days_ago, minutes=1))
+    return open_ticket
+
+
+def decide_in_epm(task, decision=contract.DECISION_APPROVED, by="jchen", days_ago=1):
+    """Record EPM's final decision on `task`, made `days_ago` days back."""
+    ApplicationAccessTicket.update(decision_final=True, final_decision=decision, final_decision_by=by,
+                                   final_decision_time=utcnow() - timedelta(days=days_ago)).where(
+        ApplicationAccessTicket.task == task).execute()
+
+
+def test_a_first_request_has_no_earlier_requests(opened):
+    context = decision_context(opened(), 5)
+    assert context.same_application is None and context.same_user is None
+    assert not context.suggest_policy
+
+
+def test_the_same_hash_is_the_same_application_whatever_its_name(opened):
+    earlier = opened(days_ago=3, productName="Renamed installer", publisher="Someone else", user="CORP\\other")
+    current = opened()
+    group = decision_context(current, 5).same_application
+    assert group.total == 1
+    assert [request.number for request in group.requests] == [earlier.number]
+
+
+def test_the_same_publisher_and_product_is_the_same_application_whatever_its_hash(opened):
+    earlier = opened(days_ago=2, user="CORP\\other", **OTHER_HASHES)
+    opened(days_ago=1, productName="Another product", user="CORP\\other", **OTHER_HASHES)
+    group = decision_context(opened(), 5).same_application
+    assert [request.number for request in group.requests] == [earlier.number]
+
+
+def test_later_requests_are_not_earlier_ones(opened):
+    current = opened(days_ago=2)
+    opened(days_ago=1)
+    assert decision_context(current, 5).same_application is None
+
+
+def test_outcomes_say_how_each_was_decided_and_by_whom(opened):
+    approved, denied, waiting = opened(days_ago=4), opened(days_ago=3), opened(days_ago=2)
+    decide_in_epm(approved, by="jchen")
+    decide_in_epm(denied, contract.DECISION_DENIED, by="mlopez")
+    group = decision_context(opened(), 5).same_application
+    by_number = {request.number: (request.outcome, request.decided_by) for request in group.requests}
+    assert by_number == {approved.number: ("Approved", "jchen"), denied.number: ("Denied", "mlopez"),
+                         waiting.number: (AWAITING, "")}
+    assert dict(group.outcomes) == {"Approved": 1, "Denied": 1, AWAITING: 1}
+
+
+def test_a_broker_decision_not_yet_acknowledged_says_it_is_being_sent(opened, approver):
+    earlier = opened(days_ago=1)
+    Decision.create(task=earlier, decision=contract.DECISION_APPROVED, reason="ok", duration_unit="once",
+                    decided_by=approver.username, ticket_url="https://broker.example/t")
+    request = decision_context(opened(), 5).same_application.requests[0]
+    assert (request.outcome, request.decided_by) == ("Approved - sending to EPM", approver.username)
+
+
+def test_requests_by_the_same_user_include_other_applications_and_admin_access(opened, make_ticket):
+    other_app = opened(days_ago=2, productName="Another product", user="CORP\\mrivera", **OTHER_HASHES)
+    admin = make_ticket(factories.admin_request(UserName="CORP\\mrivera"), age=timedelta(days=1))
+    opened(days_ago=1, productName="Third product", user="CORP\\somebody", sha1Hash="2" * 40, sha256Hash="3" * 64)
+    group = decision_context(opened(user="CORP\\mrivera"), 5).same_user
+    assert {request.number for request in group.requests} == {other_app.number, admin.number}
+
+
+def test_repeated_approvals_in_30_days_suggest_a_policy(opened):
+    for days_ago in (1, 2, 3, 4, 5):
+        decide_in_epm(opened(days_ago=days_ago), days_ago=days_ago)
+    context = decision_context(opened(), 5)
+    assert context.recent_approvals == 5
+    assert context.suggest_policy
+
+
+def test_approvals_older_than_30_days_and_denials_do_not_count(opened):
+    for days_ago in (1, 2, 3):
+        decide_in_epm(opened(days_ago=days_ago), days_ago=days_ago)
+    decide_in_epm(opened(days_ago=40), days_ago=40)
+    decide_in_epm(opened(days_ago=4), contract.DECISION_DENIED, days_ago=4)
+    context = decision_context(opened(), 4)
+    assert context.recent_approvals == 3
+    assert not context.suggest_policy
+
+
+def test_a_threshold_of_zero_never_suggests_a_policy(opened):
+    decide_in_epm(opened(days_ago=1))
+    assert not decision_context(opened(), 0).suggest_policy
+
+
+def test_a_hash_that_is_not_hex_is_not_matched_as_text(opened):
+    opened(days_ago=1, sha256Hash="%", sha1Hash="%", publisher="P1", productName="X1", user="CORP\\a")
+    current = opened(sha256Hash="%", sha1Hash="%", publisher="P2", productName="X2", user="CORP\\b")
+    assert Task.select().count() == 2
+    assert decision_context(current, 5).same_application is None
+
+
+def test_requests_before_the_lookback_window_are_not_searched(opened):
+    opened(days_ago=LOOKBACK.days + 1)
+    current = opened(days_ago=0)
+    assert decision_context(current, 5).same_application is None
+
+
+def queries_for(task, monkeypatch):
+    """How many SQL statements working out `task`'s context runs."""
+    statements = []
+    bound = database.obj
+    real = bound.execute_sql
+
+    def counted(sql, *args, **kwargs):
+        statements.append(sql)
+        return real(sql, *args, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(bound, "execute_sql", counted)
+        decision_context(task, 5)
+    return len(statements)
+
+
+def test_the_number_of_queries_does_not_grow_with_earlier_requests(opened, monkeypatch):
+    for days_ago in (5, 4):
+        decide_in_epm(opened(days_ago=days_ago), days_ago=days_ago)
+    few = queries_for(opened(days_ago=3), monkeypatch)
+    assert few >= 4
+    for days_ago in (2, 2, 2, 1):
+        decide_in_epm(opened(days_ago=days_ago), days_ago=days_ago)
+    assert queries_for(opened(), monkeypatch) == few
+
+
+def test_a_decision_epm_refused_says_it_failed_to_send(opened, approver):
+    earlier = opened(days_ago=1)
+    Decision.create(task=earlier, decision=contract.DECISION_APPROVED, reason="ok", duration_unit="once",
+                    decided_by=approver.username, ticket_url="https://broker.example/t",
+                    status=contract.DELIVERY_FAILED)
+    assert decision_context(opened(), 5).same_application.requests[0].outcome == FAILED_TO_SEND
