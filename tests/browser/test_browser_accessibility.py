@@ -7,9 +7,12 @@ whose URL needs a value (a ticket number, a rule id) fails the sweep until SAMPL
 """
 import pytest
 import requests
+from flask import url_for
 from playwright.sync_api import expect
 
 from app import contract
+from app.configuration import update_configuration
+from app.epm.fake import FakeEpm
 from app.itsm.connections import create_connection
 from app.logs.models import OutboundCall
 from app.models import Account, Decision, IncomingRequest, Task
@@ -47,9 +50,6 @@ def broker(app, database_url, api_account):
 @pytest.fixture
 def epm(broker, api_account):
     """A fake EPM tenant that sends its update event after it applies a decision."""
-    from app.configuration import update_configuration
-    from app.epm.fake import FakeEpm
-
     with FakeEpm(broker_url=broker.url, webhook_user=api_account.username, webhook_password=factories.PASSWORD,
                  auto_finalize=True, strict=True) as fake:
         update_configuration({"pmc_host": fake.url, "client_id": fake.client_id, "client_secret": fake.client_secret})
@@ -100,8 +100,6 @@ def pages(app, samples):
     """The URL of every page (a GET route answering people) in the url_map, with sample values filled in."""
     urls = []
     with app.test_request_context():
-        from flask import url_for
-
         for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
             if "GET" not in rule.methods or rule.endpoint in NOT_PAGES or rule.rule.startswith(API_PREFIX):
                 continue
@@ -141,12 +139,15 @@ def post_from(page, path, fields, csrf=True):
 
 
 def check(page, axe_violations, found, what=None):
+    """Run axe on the page shown and keep its serious and critical violations under `what`, so one run
+    reports every page that has any."""
     violations = axe_violations(page)
     if violations:
         found[what or page.url] = violations
 
 
 def report(found):
+    """The violations found, page by page, each with the elements axe points at and what to fix."""
     return "\n".join(f"{where}:\n" + "\n".join(f"  {v['impact']} {v['id']} ({v['help']}): {node}"
                                                   for v in violations for node in v["nodes"])
                      for where, violations in found.items())
