@@ -22,8 +22,9 @@ from app.web import labels
 from app.web.confirmation import CONFIRM_FIELD
 from tests import factories
 from tests.browser.test_browser_approver import LAPTOP
-from tests.browser.test_browser_confirmation import is_focused, sign_in_with_the_keyboard, tab_to
+from tests.browser.test_browser_confirmation import end_time_of, is_focused, sign_in_with_the_keyboard, tab_to
 from tests.live import LiveServer
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -35,6 +36,8 @@ APPROVE_APPLICATION = labels.ACTION_LABELS[(contract.DECISION_APPROVED, contract
 # GET routes that answer JSON or plain text to programs, not pages to people.
 NOT_PAGES = {"static", "health.healthz", "health.readyz", "metrics.metrics", "openapi.openapi_document"}
 API_PREFIX = "/api/"
+# How many tickets the estate opens.
+TICKETS = 5
 
 
 @pytest.fixture
@@ -62,13 +65,16 @@ def ticket_for(request_id):
 
 @pytest.fixture
 def estate(broker, epm):
-    """Something on every page: open and decided tickets of both kinds, a decision waiting for EPM, the
-    deliveries and calls behind them, a rule, a bypass code and an ITSM connection. Returns the values
-    the pages' URLs need, by endpoint."""
+    """Something on every page: open and decided tickets of both kinds, a decision waiting for EPM, someone
+    elevated now, the deliveries and calls behind them, a rule, a bypass code and an ITSM connection.
+    Returns the values the pages' URLs need, by endpoint."""
     decided = ticket_for(epm.fire_application_request(user="CORP\\tlee", hostName="WS-PRT-0007"))
     admin_ticket = ticket_for(epm.fire_admin_request())
     application = ticket_for(epm.fire_application_request())
     waiting = Task.get(Task.number == ticket_for(epm.fire_application_request(productName="Waiting App")))
+    elevated = epm.fire_admin_request(UserName="CORP\\akowalski", ComputerId="WS-RUNNING-01", DurationRequested="3600")
+    epm.decide(elevated, contract.DECISION_APPROVED, by="secops-lead", notify=True)
+    wait_until(lambda: end_time_of(elevated) is not None, timeout=20, message="EPM's approval to arrive")
     answer = requests.post(f"{broker.url}/api/x_bets_pmc_jit/tickets/{decided}/decision", timeout=30,
                            auth=(ADMIN, factories.PASSWORD),
                            json={"decision": contract.DECISION_APPROVED, "reason": "Agreed with the manager",
@@ -84,7 +90,8 @@ def estate(broker, epm):
     outbound = OutboundCall.select().order_by(OutboundCall.id).first()
     return {
         "samples": {
-            "web_tickets.ticket": [{"number": number} for number in (decided, admin_ticket, application)],
+            "web_tickets.ticket": [{"number": number}
+                                   for number in (decided, admin_ticket, application, ticket_for(elevated))],
             "web_tickets.decide": [{"number": number, "slug": slug}
                                    for number in (admin_ticket, application) for slug in ("approve", "deny")],
             "ops.incoming_detail": [{"sys_id": incoming.sys_id}],
@@ -169,6 +176,8 @@ def test_every_page_in_the_url_map_has_no_serious_accessibility_violation(app, b
         check(page, axe_violations, found)
         checked.append(url)
 
+    page.goto(f"{broker.url}/elevated")
+    expect(page.locator("table.elevated tbody tr")).to_have_count(1)
     assert {"/sign-in", "/tickets", "/elevated", "/admin/users", "/admin/configuration", "/admin/policies",
             "/admin/dashboard", "/admin/logs", "/admin/audit"} <= set(checked)
     assert not found, report(found)
@@ -250,7 +259,7 @@ def test_list_ticket_and_decision_form_fit_375_px_and_stay_accessible(broker, es
     found = {}
     sign_in(page, broker, APPROVER)
     expect(page.get_by_role("heading", name="Tickets")).to_be_visible()
-    expect(page.locator("table.tickets tbody tr")).to_have_count(4)
+    expect(page.locator("table.tickets tbody tr")).to_have_count(TICKETS)
     assert fits(page), "ticket list"
     check(page, axe_violations, found, "ticket list")
 
@@ -273,7 +282,7 @@ def test_an_approver_signs_in_from_the_keyboard(broker, estate, browser):
     page = browser.new_page(viewport=LAPTOP)
     sign_in_with_the_keyboard(page, broker, APPROVER)
 
-    expect(page.locator("table.tickets tbody tr")).to_have_count(4)
+    expect(page.locator("table.tickets tbody tr")).to_have_count(TICKETS)
 
 
 def test_an_approver_filters_the_list_from_the_keyboard(broker, estate, browser):
@@ -290,7 +299,7 @@ def test_an_approver_filters_the_list_from_the_keyboard(broker, estate, browser)
     expect(page.locator("table.tickets tbody")).to_contain_text("WS-PRT-0007")
     tab_to(page, page.get_by_role("link", name="Clear filters"))
     page.keyboard.press("Enter")
-    expect(page.locator("table.tickets tbody tr")).to_have_count(4)
+    expect(page.locator("table.tickets tbody tr")).to_have_count(TICKETS)
 
 
 def test_an_approver_opens_a_ticket_from_the_keyboard(broker, estate, browser):
