@@ -1,5 +1,5 @@
-"""Alerts pushed to ops: a decision EPM refused for good, EPM refusing the broker's credentials, no webhook
-from EPM for `[alerts] no_webhook_hours`.
+"""Alerts pushed to ops: a decision EPM refused for good, decisions still undelivered after every step of the
+retry schedule, EPM refusing the broker's credentials, no webhook from EPM for `[alerts] no_webhook_hours`.
 
 They go to active admins with an e-mail address and to the chat webhook, once per occurrence: a failed
 decision is a queued Notification (sent and retried by `send_due`); the other two are found by the
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 AUDIT_ACTION = "ops_alert"
 TOKEN_REFUSED = "epm-token-refused"
 NO_WEBHOOK = "no-webhook"
+UNDELIVERED = "decisions-undelivered"
+LISTED_TICKETS = 10
 NO_RECIPIENTS = "no active admin has an e-mail address"
 
 
@@ -154,7 +156,35 @@ def no_webhook_alert(now=None):
     return key, Message(subject, body + "\n")
 
 
-DETECTORS = (token_refused_alert, no_webhook_alert)
+def undelivered_alert(now=None):
+    """(occurrence key, Message) while decisions are still pending after every step of the retry schedule
+    (EPM unreachable or answering 5xx for that long), else None. The broker goes on retrying them; the key
+    is the oldest such decision, so one outage gives one alert however many decisions it holds."""
+    steps = len(current_app.extensions["settings"].retry_delays)
+    waiting = Decision.select().where(Decision.status == contract.DELIVERY_PENDING, Decision.attempts >= steps)
+    first = waiting.order_by(Decision.id).first()
+    if first is None:
+        return None
+    tickets = [decision.task.number for decision in waiting.order_by(Decision.id).limit(LISTED_TICKETS)]
+    count = waiting.count()
+    more = f" and {count - len(tickets)} more" if count > len(tickets) else ""
+    subject = f"{SUBJECT_PREFIX} Alert: {count} decision(s) not delivered to EPM after {steps} attempts"
+    body = "\n".join([
+        f"{count} decision(s) could not reach EPM after every retry of the schedule ({steps} attempts): "
+        f"{', '.join(tickets)}{more}. Their users are still waiting in EPM.",
+        f"The latest answer: {_masked(first.last_error or 'none recorded')}",
+        "",
+        "The broker keeps retrying at the schedule's longest interval; nothing is lost.",
+        "",
+        "What to try: check that EPM's API host answers from the broker (DNS, proxy, firewall, TLS), and "
+        "EPM's status page; `jitbroker outbox list` shows each waiting decision and `jitbroker outbox retry-all` "
+        "sends them at once when EPM is back.",
+        "This alert is sent once per outage; another comes only after these decisions are delivered or refused.",
+    ])
+    return f"{UNDELIVERED}:{first.sys_id}", Message(subject, body + "\n")
+
+
+DETECTORS = (token_refused_alert, undelivered_alert, no_webhook_alert)
 
 
 def check_alerts(now=None):

@@ -253,3 +253,35 @@ def test_a_secret_regenerated_in_epm_alerts_once_from_test_connection_and_reconc
     assert recipients == ["ops@example.com"]
     assert "Test Connection" in message.get_content()
     assert fake_epm.client_secret not in message.get_content() and "broker-secret" not in message.get_content()
+
+
+def _retry_now():
+    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+    run("deliver_outbox")
+
+
+def test_decisions_undelivered_after_every_retry_alert_ops_once_per_outage(ops, smtp_server, client, approver_auth,
+                                                                          make_ticket, app):
+    ops.post(TOKEN_URL, json=TOKEN_OK)
+    ops.post(APPLICATION_URL, status=503, body="Service Unavailable")
+    tasks = [make_ticket(), make_ticket()]
+    for task in tasks:
+        approve(client, approver_auth, task.number)
+    steps = len(app.extensions["settings"].retry_delays)
+    while Decision.select().where(Decision.attempts < steps).exists():
+        assert run("ops_alerts") is None, "not before the retry schedule ran out"
+        _retry_now()
+
+    run("ops_alerts")
+    run("ops_alerts")
+    _retry_now()  # still down: the broker goes on retrying, and the outage is not alerted twice
+    run("ops_alerts")
+
+    [(recipients, message)] = alert_mails(smtp_server)
+    assert recipients == ["ops@example.com"]
+    assert message["Subject"].endswith(f"2 decision(s) not delivered to EPM after {steps} attempts")
+    body = message.get_content()
+    assert all(task.number in body for task in tasks) and "HTTP 503" in body and "outbox retry-all" in body
+    [post] = alert_posts(ops)
+    assert tasks[0].number in post
+    assert {decision.status for decision in Decision.select()} == {contract.DELIVERY_PENDING}
