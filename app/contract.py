@@ -1,8 +1,14 @@
 """The EPM and ticket contracts in code (see ../shared/contract/): every other module refers to these names."""
+import re
 from dataclasses import dataclass
 
 WEBHOOK_PATH = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"
 API_PREFIX = "/api/x_bets_pmc_jit"
+
+# An unreplaced template placeholder, in any letter case, as a whole value means "no value" (epm.md §5.4).
+PLACEHOLDER = re.compile(r"^%%[A-Za-z0-9_]+%%$")
+# A number EPM writes with a zero fraction ("1800.0") is the whole number.
+ZERO_FRACTION = re.compile(r"^([+-]?\d+)\.0*$")
 
 # --- Roles --------------------------------------------------------------------
 

@@ -10,8 +10,6 @@ from app import contract
 from app.epm.errors import EpmRejected
 from app.models import DEFAULT_APPROVED_STATUSES, DEFAULT_DENIED_STATUSES
 
-_PLACEHOLDER = re.compile(r"^%%[A-Za-z0-9_]+%%$")
-_ZERO_FRACTION = re.compile(r"^([+-]?\d+)\.0*$")
 _WHOLE_NUMBER = re.compile(r"^\d+$")
 
 # Where each fact sits in a record of each kind, most likely first. Application Access records name no
@@ -54,14 +52,14 @@ def text(value):
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     result = str(value).strip()
-    return None if not result or _PLACEHOLDER.match(result) else result
+    return None if not result or contract.PLACEHOLDER.match(result) else result
 
 
 def count(value):
     """A whole number EPM may send as a number or as text ("1800", 1800, "1800.0" are "1800");
     other text ("Once") is kept as it came."""
     result = text(value)
-    match = _ZERO_FRACTION.match(result or "")
+    match = contract.ZERO_FRACTION.match(result or "")
     return str(int(match[1])) if match else result
 
 

@@ -11,13 +11,10 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, pre
 from app import contract
 from app.errors import BadRequest
 
-# An unreplaced template placeholder, in any letter case, is the whole value or nothing (contract 5.4).
-_PLACEHOLDER = re.compile(r"^%%[A-Za-z0-9_]+%%$")
 # What an id may not carry: C0 and C1 controls, DEL, and U+FFFD (what `_storable` made of a NUL
 # or an unpaired surrogate). Stripping them could leave an empty or a different id: it is refused.
 _CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f\ufffd"
 _NOT_IN_AN_ID = re.compile(f"[{_CONTROL_CHARACTERS}]")
-_ZERO_FRACTION = re.compile(r"^([+-]?\d+)\.0*$")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _TIMESTAMP = re.compile(
     r"^(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<time>\d{2}:\d{2}(?::\d{2})?)"
@@ -31,7 +28,8 @@ _JSON_KINDS = {list: "an array", str: "a string", bool: "true or false", type(No
 
 
 def _is_blank(value):
-    return value is None or (isinstance(value, str) and (not value.strip() or _PLACEHOLDER.match(value.strip())))
+    return value is None or (isinstance(value, str)
+                             and (not value.strip() or contract.PLACEHOLDER.match(value.strip())))
 
 
 def _keep_first_filled(pairs):
@@ -182,7 +180,7 @@ class EpmCount(EpmText):
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        match = _ZERO_FRACTION.match(text or "")
+        match = contract.ZERO_FRACTION.match(text or "")
         return str(int(match[1])) if match else text
 
 
@@ -243,7 +241,7 @@ class EventSchema(EpmSchema):
     request_id = EpmRequestId(data_key="RequestId", required=True, allow_none=False, error_messages={
         "null": REQUEST_ID_EMPTY}, metadata={
         **EPM_VALUE, "maxLength": MAX_REQUEST_ID_LENGTH, "pattern": ID_PATTERN, "allOf": [{"pattern": r"\S"}],
-        "not": {"type": "string", "pattern": _PLACEHOLDER.pattern.replace("^", r"^\s*").replace("$", r"\s*$")},
+        "not": {"type": "string", "pattern": contract.PLACEHOLDER.pattern.replace("^", r"^\s*").replace("$", r"\s*$")},
         "description": "EPM's request GUID: one ticket per RequestId and kind of request"})
     tenant_id = _id("TenantId")
     timestamp = _timestamp("Timestamp")
