@@ -172,12 +172,17 @@ def ticket_live(number):
 @approvers
 def decide_live(number, slug):
     """Polled by an open decision form: 204 while this account may still decide the ticket (the form and
-    the text typed in it stay); once it cannot (EPM or another approver decided meanwhile), 286, which
-    stops the polling, with the decision to show in place of the form."""
+    the text typed in it stay); once it cannot (EPM or another approver decided meanwhile), the decision
+    to show in place of the form, brought up to date (a decision being sent, then delivered) until it
+    reads the same (304)."""
     parts = live_parts(find_task(number), g.account)
     if parts["actions"]:
-        return _live_answer("", _etag("open"), 304 if request.if_none_match.contains(_etag("open")) else 204)
-    return _live_answer(render_template("tickets/_decided_meanwhile.html", **parts), _etag(live_signature(parts)), 286)
+        etag = _etag("open")
+        return _live_answer("", etag, 304 if request.if_none_match.contains(etag) else 204)
+    etag = _etag(live_signature(parts))
+    if request.if_none_match.contains(etag):
+        return _live_answer("", etag, 304)
+    return _live_answer(render_template("tickets/_decided_meanwhile.html", **parts), etag)
 
 
 @bp.route("/tickets/<number>/<any(approve, deny):slug>", methods=["GET", "POST"])
