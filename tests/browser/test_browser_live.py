@@ -1,6 +1,8 @@
 """Real Chromium against a real gunicorn and the fake EPM: the list and the ticket page follow changes
 within 5 seconds without a reload, text being typed stays, a form that can no longer be sent gives way to
 the decision, a page whose session ended goes to sign-in, and the Content-Security-Policy holds."""
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -42,7 +44,7 @@ class Tab:
     """A page in its own browser context (its own session), signed in, noting every console error."""
 
     def __init__(self, browser, broker, username="jchen"):
-        self.context = browser.new_context(viewport=LAPTOP, locale="en-US")
+        self.context = browser.new_context(viewport=LAPTOP, locale="en-US", timezone_id="America/New_York")
         self.page = self.context.new_page()
         self.errors = []
         # Chromium logs a refused script, style or eval to the console; the event names the directive too.
@@ -109,6 +111,8 @@ def test_the_ticket_page_shows_epms_update_while_typed_text_stays(broker, epm, b
     expect(panel.get_by_role("link", name=APPROVE_APP)).to_have_count(0)
     expect(panel).not_to_contain_text("EPM has not reported a final decision yet")
     expect(note).to_have_value("Asked the user why they ne")
+    # The times in the new parts read in the viewer's zone, as the page's own do.
+    expect(panel.locator("time.local-time").last).to_have_attribute("data-local", re.compile(r".+"))
     # The text box kept the focus: typing goes on where it stopped.
     page.keyboard.type("ed it")
     expect(note).to_have_value("Asked the user why they need it")
