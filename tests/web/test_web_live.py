@@ -7,7 +7,6 @@ import pytest
 
 from app import contract
 from app.auth import sessions
-from app.models import Task
 from app.web import tickets as ticket_views
 from tests import factories
 
