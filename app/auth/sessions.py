@@ -14,12 +14,14 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
-from flask import current_app, redirect, request, session, url_for
+from flask import current_app, make_response, redirect, request, session, url_for
 from flask_login import LoginManager, login_user, logout_user
 
 from app.models import Account
 
 OPENED, SEEN, STAMP, NONCE = "opened_at", "seen_at", "stamp", "nonce"
+# Sent with htmx's HX-Request by a page's own polling (static/live.js): not a person's activity.
+BACKGROUND_HEADER = "X-Background-Refresh"
 
 login_manager = LoginManager()
 login_manager.login_view = "web_auth.sign_in"
@@ -64,9 +66,14 @@ def _within_limits():
         return False
     if now - opened > settings.session_max_hours * 3600 or now - seen > settings.session_idle_minutes * 60:
         return False
-    if now - seen >= 30:  # no need to rewrite the cookie on every click
+    if now - seen >= 30 and not is_background_refresh():  # no need to rewrite the cookie on every click
         session[SEEN] = now
     return True
+
+
+def is_background_refresh():
+    """True for a page's own polling, which must not keep an idle session alive."""
+    return request.headers.get("HX-Request") == "true" and request.headers.get(BACKGROUND_HEADER) == "1"
 
 
 def password_stamp(account):
@@ -99,6 +106,15 @@ def safe_next(target):
 
 @login_manager.unauthorized_handler
 def to_sign_in():
-    """Anonymous page requests go to sign-in and come back afterwards; a form post comes back to nothing."""
+    """Anonymous page requests go to sign-in and come back afterwards; a form post comes back to nothing.
+
+    A request htmx sent from a page (its polling) gets 401 with HX-Redirect, so the whole page goes to
+    sign-in and comes back to itself rather than a fragment holding the sign-in form."""
+    if request.headers.get("HX-Request") == "true":
+        page = urlsplit(request.headers.get("HX-Current-URL", ""))
+        back = page.path + (f"?{page.query}" if page.query else "")
+        response = make_response("Signed out: sign in again.", 401)
+        response.headers["HX-Redirect"] = url_for(login_manager.login_view, next=safe_next(back))
+        return response
     back = request.full_path.rstrip("?") if request.method == "GET" else None
     return redirect(url_for(login_manager.login_view, next=safe_next(back)))

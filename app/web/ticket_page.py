@@ -206,8 +206,8 @@ def policy_rows(task, jit):
     return [(label, info[key]) for label, key in POLICY_MATCH_KEYS if info.get(key)]
 
 
-def ticket_view(task, account):
-    """Everything the ticket page template displays."""
+def live_parts(task, account):
+    """What the ticket page's live parts show (state, decision, ticket rows, notes, history): what a poll re-reads."""
     jit = task.jit_request
     configuration = Configuration.default()
     active = decisions.is_active(task, configuration)
@@ -215,10 +215,6 @@ def ticket_view(task, account):
     notes = list(task.work_notes.order_by(WorkNote.created_at.desc(), WorkNote.id.desc()))
     return {
         "task": task,
-        "kind_label": contract.KIND_LABELS[task.kind],
-        "title": task.subject,
-        "details": detail_rows(task, jit, epm_record_host(task, jit, configuration)),
-        "request_info": all_request_info(jit) if task.kind == contract.KIND_APPLICATION else [],
         "ticket_rows": [(label, value) for label, value in ticket_rows(task) if value],
         "active": active,
         "decision": latest,
@@ -231,9 +227,35 @@ def ticket_view(task, account):
         "notice": decision_notice(jit, latest, active),
         "can_retry": (account.role == contract.ROLE_ADMIN and latest is not None
                       and latest.status == contract.DELIVERY_PENDING),
-        "states": [(label, label) for _, label in task.ticket_type.states],
         "notes": notes,
         "history": ticket_history(task) if account.role == contract.ROLE_ADMIN else [],
+    }
+
+
+def live_signature(parts):
+    """Everything `live_parts` shows, as one string: equal strings render equal parts, so it makes the ETag."""
+    task = parts["task"]
+    shown = (
+        task.number, task.state_label, task.ticket_type.label, parts["ticket_rows"], parts["decision_rows"],
+        parts["epm_rows"], parts["conflict_rows"], parts["epm_check"], parts["epm_checked_at"], parts["actions"],
+        parts["notice"], parts["can_retry"],
+        [(note.id, note.author, note.system, note.created_at, note.text) for note in parts["notes"]],
+        [(event.at, event.kind, event.summary) for event in parts["history"]],
+    )
+    return repr(shown)
+
+
+def ticket_view(task, account):
+    """Everything the ticket page template displays."""
+    jit = task.jit_request
+    configuration = Configuration.default()
+    return {
+        **live_parts(task, account),
+        "kind_label": contract.KIND_LABELS[task.kind],
+        "title": task.subject,
+        "details": detail_rows(task, jit, epm_record_host(task, jit, configuration)),
+        "request_info": all_request_info(jit) if task.kind == contract.KIND_APPLICATION else [],
+        "states": [(label, label) for _, label in task.ticket_type.states],
         "lookback_days": LOOKBACK.days,
         "policy_rows": policy_rows(task, jit),
         "context": decision_context(task, current_app.extensions["settings"].policy_suggestion_approvals),

@@ -1,11 +1,12 @@
 """Ticket pages: the list, one ticket, the decision form, state changes, notes, delivery retries and
 Check with EPM."""
+import hashlib
 import logging
 from typing import NamedTuple
 from urllib.parse import quote
 
 import peewee
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, make_response, redirect, render_template, request, url_for
 
 from app import contract
 from app.auth.access import require_page_roles
@@ -20,7 +21,7 @@ from app.tickets.service import find_task
 from app.web import decision_form, labels
 from app.web import ticket_list as listing
 from app.web.formatting import age, timestamps
-from app.web.ticket_page import ticket_view
+from app.web.ticket_page import live_parts, live_signature, ticket_view
 
 bp = Blueprint("web_tickets", __name__)
 log = logging.getLogger(__name__)
@@ -55,31 +56,68 @@ _KIND_CHOICES = tuple(contract.KIND_LABELS.items())
 _TICKET_TYPE_CHOICES = tuple((t.table, t.label) for t in contract.TICKET_TYPES.values())
 
 
-@bp.get("/tickets")
-@approvers
-def ticket_list():
-    filters = listing.TicketFilters.from_args(request.args)
+def _list_page(args):
+    """What the list shows for `args` (its filters and cursor), every row already text."""
+    filters = listing.TicketFilters.from_args(args)
     configuration = Configuration.default()
-    page = row_page(listing.filtered_query(filters, configuration), after=request.args.get("after"),
-                    before=request.args.get("before"), size=listing.PAGE_SIZE, row_type=ListedTicket)
+    page = row_page(listing.filtered_query(filters, configuration), after=args.get("after"),
+                    before=args.get("before"), size=listing.PAGE_SIZE, row_type=ListedTicket)
     link = url_for("web_tickets.ticket", number="-").removesuffix("-")
     now = utcnow()
     active = active_states(configuration.active_state_labels)
     statuses = decision_statuses(page.rows, lambda row: (row.sys_class_name, row.state) in active)
     filter_args = filters.as_args()
+    rows = [_list_row(row, link, now, statuses[row.id]) for row in page.rows]
+    cursor = {name: args[name] for name in ("after", "before") if args.get(name)}
+    return {
+        "filters": filters,
+        "filter_args": filter_args,
+        "page_args": {**filter_args, **cursor},
+        "all_tickets_args": {**filter_args, "decision": listing.DECISION_ANY},
+        "page": page,
+        "rows": rows,
+        # Every cell is text, so equal tuples render equal rows: the ETag needs no rendering.
+        "rows_etag": _etag(repr((rows, page.newer, page.older, filter_args))),
+    }
+
+
+@bp.get("/tickets")
+@approvers
+def ticket_list():
+    view = _list_page(request.args)
     return render_template(
         "tickets/list.html",
-        filters=filters,
-        filter_args=filter_args,
-        all_tickets_args={**filter_args, "decision": listing.DECISION_ANY},
-        page=page,
-        rows=[_list_row(row, link, now, statuses[row.id]) for row in page.rows],
+        **view,
         decision_choices=listing.DECISION_CHOICES,
         state_choices=_STATE_CHOICES,
         kind_choices=_KIND_CHOICES,
         ticket_type_choices=_TICKET_TYPE_CHOICES,
         group_choices=[(group, group) for group in listing.group_choices()],
     )
+
+
+@bp.get("/tickets/rows")
+@approvers
+def ticket_rows():
+    """The list's rows for the same filters and cursor, polled by the open list: 304 while they read the same."""
+    view = _list_page(request.args)
+    etag = view["rows_etag"]
+    if request.if_none_match.contains(etag):
+        return _live_answer("", etag, 304)
+    return _live_answer(render_template("tickets/_rows.html", **view), etag)
+
+
+def _etag(signature):
+    """A short strong ETag for what a live part shows, given as one string."""
+    return hashlib.blake2b(signature.encode(), digest_size=12).hexdigest()
+
+
+def _live_answer(body, etag, status=200):
+    """A live part's answer: never cached by the browser (static/live.js sends If-None-Match itself)."""
+    response = make_response(body, status)
+    response.set_etag(etag)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 class ListRow(NamedTuple):
@@ -114,7 +152,37 @@ def _list_row(row, link, now, decision_status):
 @bp.get("/tickets/<number>")
 @approvers
 def ticket(number):
-    return render_template("tickets/detail.html", **ticket_view(find_task(number), g.account))
+    view = ticket_view(find_task(number), g.account)
+    return render_template("tickets/detail.html", **view, live_etag=_etag(live_signature(view)))
+
+
+@bp.get("/tickets/<number>/live")
+@approvers
+def ticket_live(number):
+    """The ticket page's live parts (state, decision, ticket rows, notes, history), polled by the open page:
+    304 while they read the same, else each part to swap by its id; never a form a person types in."""
+    parts = live_parts(find_task(number), g.account)
+    etag = _etag(live_signature(parts))
+    if request.if_none_match.contains(etag):
+        return _live_answer("", etag, 304)
+    return _live_answer(render_template("tickets/_live.html", **parts), etag)
+
+
+@bp.get("/tickets/<number>/<any(approve, deny):slug>/live")
+@approvers
+def decide_live(number, slug):
+    """Polled by an open decision form: 204 while this account may still decide the ticket (the form and
+    the text typed in it stay); once it cannot (EPM or another approver decided meanwhile), the decision
+    to show in place of the form, brought up to date (a decision being sent, then delivered) until it
+    reads the same (304)."""
+    parts = live_parts(find_task(number), g.account)
+    if parts["actions"]:
+        etag = _etag("open")
+        return _live_answer("", etag, 304 if request.if_none_match.contains(etag) else 204)
+    etag = _etag(live_signature(parts))
+    if request.if_none_match.contains(etag):
+        return _live_answer("", etag, 304)
+    return _live_answer(render_template("tickets/_decided_meanwhile.html", **parts), etag)
 
 
 @bp.route("/tickets/<number>/<any(approve, deny):slug>", methods=["GET", "POST"])
