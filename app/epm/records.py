@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from app import contract
 from app.epm.errors import EpmRejected
+from app.fields import duration_words
 from app.models import DEFAULT_APPROVED_STATUSES, DEFAULT_DENIED_STATUSES
 
 _WHOLE_NUMBER = re.compile(r"^\d+$")
@@ -220,7 +221,7 @@ def describe(record, request_id):
     if record.decision_time:
         parts.append(f"at {record.decision_time}")
     if record.duration:
-        parts.append(f"duration {record.duration}")
+        parts.append(f"duration {duration_words(record.duration)}")
     if record.start_time or record.end_time:
         parts.append(f"from {record.start_time or '?'} to {record.end_time or '?'}")
     return ", ".join(parts)

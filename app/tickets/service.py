@@ -10,6 +10,7 @@ import logging
 from app import contract, events
 from app.audit import service as audit
 from app.errors import NotFound
+from app.fields import duration_words
 from app.models import (AdminTicket, ApplicationAccessTicket, Configuration, Decision, JIT_MODELS, Task, WorkNote,
                         utcnow)
 from app.tickets.numbers import allocate_number
@@ -268,10 +269,11 @@ def _finalize_first(jit, values, **columns):
     task = jit.task
     window = ""
     if values["final_start_time"] and values["final_end_time"]:
-        window = f", from {values['final_start_time']:%Y-%m-%d %H:%M:%S} to {values['final_end_time']:%Y-%m-%d %H:%M:%S} UTC"
+        window = (f", from {values['final_start_time']:%Y-%m-%d %H:%M:%S} "
+                  f"to {values['final_end_time']:%Y-%m-%d %H:%M:%S} UTC")
+    duration = duration_words(values["final_duration"]) or "not given"
     add_work_note(task, f"EPM finalized the decision: {values['final_decision'] or 'unknown'} by "
-                        f"{values['final_decision_by'] or 'unknown'}, duration {values['final_duration'] or 'not given'}"
-                        f"{window}.")
+                        f"{values['final_decision_by'] or 'unknown'}, duration {duration}{window}.")
     configuration = Configuration.default()
     task.updated_at = utcnow()
     closed_from = None

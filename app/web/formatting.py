@@ -6,7 +6,7 @@ the page still reads in UTC.
 """
 from markupsafe import Markup
 
-from app import contract
+from app.fields import duration_words
 from app.models import utcnow
 
 LOCAL_TIME_CLASS = "local-time"
@@ -64,35 +64,6 @@ def duration_text(seconds):
             rest = (seconds % size) // smaller_size
             return f"{seconds // size} {unit}" + (f" {rest} {smaller}" if rest else "")
     return f"{seconds} s"
-
-
-_WORD_UNITS = (("hour", 3600), ("minute", 60), ("second", 1))
-
-
-def duration_words(value):
-    """A duration EPM or the broker states in seconds, in words: `Once`, `30 minutes`, `2 hours`, `1 hour 30 minutes`.
-
-    Text that is neither "Once" nor a whole number of seconds is shown as EPM sent it, escaped by the page."""
-    if value is None or str(value).strip() == "":
-        return ""
-    text = str(value).strip()
-    if text.casefold() == contract.EPM_DURATION_ONCE.casefold():
-        return contract.EPM_DURATION_ONCE
-    try:
-        number = float(text)
-    except ValueError:
-        return text
-    if not number.is_integer() or number < 0:
-        return text
-    seconds = int(number)
-    if seconds == 0:
-        return "0 seconds"
-    parts = []
-    for unit, size in _WORD_UNITS:
-        count, seconds = divmod(seconds, size)
-        if count:
-            parts.append(f"{count} {unit}" + ("" if count == 1 else "s"))
-    return " ".join(parts)
 
 
 def register(app):

@@ -200,7 +200,7 @@ def test_the_mapping_is_set_with_jitbroker_config_set(runner):
     ({"accessDecision": {"status": "Pending"}}, "status Pending, undecided"),
     ({"accessDecision": {"status": "2000", "decisionPerformedByUser": "alice", "duration": 1800,
                          "startTime": "2026-11-22T05:05:00Z", "endTime": "2026-11-22T05:35:00Z"}},
-     "status 2000, Approved, by alice, duration 1800, from 2026-11-22T05:05:00Z to 2026-11-22T05:35:00Z"),
+     "status 2000, Approved, by alice, duration 30 minutes, from 2026-11-22T05:05:00Z to 2026-11-22T05:35:00Z"),
 ])
 def test_a_record_is_described_for_a_person(raw, said):
     record = None if raw is None else records.read_record(contract.KIND_ADMIN, raw)

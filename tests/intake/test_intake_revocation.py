@@ -51,7 +51,8 @@ def test_a_revocation_after_the_approval_is_recorded_as_the_newer_state(deliver)
     assert (jit.final_decision_time.isoformat(), jit.final_end_time.isoformat()) == (
         "2026-11-20T15:20:40", "2026-11-20T15:20:41")
     texts = notes(jit)
-    assert any(text.startswith("EPM finalized the decision: Approved by jchen") for text in texts)
+    assert any(text.startswith("EPM finalized the decision: Approved by jchen, duration 30 minutes, from ")
+               for text in texts), "durations read in words, not EPM's seconds"
     assert ("EPM revoked the approval: Denied by secops-lead at 2026-11-20 15:20:40 UTC; the session ended at "
             "2026-11-20 15:20:41 UTC. Nothing is sent to EPM for it.") in texts
     entry = AuditEntry.get(AuditEntry.action == tickets.AUDIT_EPM_UPDATE)
