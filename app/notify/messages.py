@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from app import contract
+from app.fields import duration_words
 from app.notify.models import KIND_SLA_REMINDER
 
 SUBJECT_PREFIX = "[JIT Broker]"
@@ -67,7 +68,7 @@ def _details(task):
         ("Host", task.host),
         ("Application" if task.kind == contract.KIND_APPLICATION else "Access", task.subject),
         ("Publisher", task.publisher),
-        ("Requested duration", task.requested_duration),
+        ("Requested duration", duration_words(task.requested_duration)),
         ("Reason", jit.reason),
         ("Assignment group", task.assignment_group),
         ("Opened", f"{task.opened_at:%Y-%m-%d %H:%M} UTC"),

@@ -20,7 +20,7 @@ from app.tickets.rows import ListedTicket, active_states, decision_statuses, row
 from app.tickets.service import find_task
 from app.web import decision_form, labels
 from app.web import ticket_list as listing
-from app.web.formatting import age, timestamps
+from app.web.formatting import age, duration_words, timestamps
 from app.web.ticket_page import live_parts, live_signature, ticket_view
 
 bp = Blueprint("web_tickets", __name__)
@@ -145,8 +145,8 @@ def _list_row(row, link, now, decision_status):
     # Broker-made numbers are letters and digits, which quote() would return unchanged.
     path = number if number.isascii() and number.isalnum() else quote(number)
     return ListRow(link + path, number, contract.KIND_LABELS[row.kind], row.requester or "", row.host or "",
-                   row.subject, row.requested_duration or "", row.state_label, decision_status, opened_at, opened_at_text,
-                   age(row.opened_at, now))
+                   row.subject, duration_words(row.requested_duration), row.state_label, decision_status, opened_at,
+                   opened_at_text, age(row.opened_at, now))
 
 
 @bp.get("/tickets/<number>")

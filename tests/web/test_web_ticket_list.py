@@ -34,7 +34,7 @@ def test_list_is_newest_first_with_every_column(as_approver, three_tickets):
     assert numbers_on(response) == [editor.number, admin.number, vpn.number]
     page = response.get_data(as_text=True)
     for text in ("Application Access", "Admin Access", "CORP\\akowalski", "PC-ADMIN-7", "Example VPN Client",
-                 "Admin access", "1800", "New"):
+                 "Admin access", "30 minutes", "New"):
         assert text in page
     assert re.search(r'<time datetime="[^"]+Z"\s+title="[^"]+ UTC">\d+ s</time>', page)
 
