@@ -1,11 +1,8 @@
 """`jitbroker audit verify` and `jitbroker audit export`: check the chain, copy entries out."""
-import csv
-import json
-
 import click
 from flask.cli import with_appcontext
 
-from app.audit import service
+from app.audit import export, service
 from app.db import database
 
 audit = click.Group("audit", help="Check and export the audit log.")
@@ -39,11 +36,12 @@ def _bound(_context, parameter, value):
 @click.option("--until", callback=_bound, help="To this date, inclusive, or before this UTC time.")
 @with_appcontext
 def export_command(output_format, since, until):
-    """Write entries, oldest first, with their hashes to standard output as CSV or a JSON array."""
+    """Write entries, oldest first, with their hashes to standard output as CSV or a JSON array.
+
+    CSV cells that a spreadsheet would run as a formula start with a single quote (app/audit/export.py)."""
     with database.connection_context():
-        entries = (service.entry_document(entry) for entry in service.entries_between(since, until).iterator())
-        write = _write_csv if output_format == "csv" else _write_json
-        write(entries, _Output())
+        write = export.write_csv if output_format == "csv" else export.write_json
+        write(service.entries_between(since, until).iterator(), _Output())
 
 
 class _Output:
@@ -53,21 +51,3 @@ class _Output:
     def write(text):
         click.echo(text, nl=False)
 
-
-COLUMNS = ("id", *service.HASHED_FIELDS, "entry_hash")
-
-
-def _write_csv(documents, stream):
-    writer = csv.DictWriter(stream, fieldnames=COLUMNS)
-    writer.writeheader()
-    for document in documents:
-        writer.writerow({**document, "detail": json.dumps(document["detail"], sort_keys=True, ensure_ascii=False)})
-
-
-def _write_json(documents, stream):
-    # One entry per line inside the array, written as it is read: a large export
-    # never sits in memory whole.
-    stream.write("[")
-    for index, document in enumerate(documents):
-        stream.write(("," if index else "") + "\n" + json.dumps(document, ensure_ascii=False))
-    stream.write("\n]\n")

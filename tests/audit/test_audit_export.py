@@ -6,6 +6,7 @@ from datetime import datetime
 
 import pytest
 
+from app.audit import export
 from app.audit import service as audit
 
 
@@ -79,3 +80,41 @@ def test_a_date_that_is_not_one_is_refused(runner, app):
 
     assert result.exit_code == 2
     assert "is not a date (YYYY-MM-DD) or an ISO 8601 time" in result.output
+
+
+FORMULAS = ['=HYPERLINK("http://evil","x")', "+1+1", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "'=quoted"]
+
+
+@pytest.mark.parametrize("value", FORMULAS)
+def test_a_csv_cell_a_spreadsheet_would_run_starts_with_a_quote(value):
+    assert export.neutralize_cell(value) == "'" + value
+    assert export.restore_cell(export.neutralize_cell(value)) == value
+
+
+@pytest.mark.parametrize("value", ["ann", "", "192.0.2.7", '{"a": "=1"}', "a=b", None])
+def test_a_harmless_csv_cell_is_written_as_it_is(value):
+    assert export.neutralize_cell(value) == ("" if value is None else value)
+
+
+def test_csv_export_neutralizes_formulas_in_every_cell(runner, app):
+    audit.record("sign_in_failed", '=HYPERLINK("http://evil","x")', "account", "@evil", {"reason": "x"},
+                 source_address="-1")
+    result = runner.invoke(args=["audit", "export", "--format", "csv"])
+
+    row = list(csv.DictReader(io.StringIO(result.output)))[0]
+    assert row["actor"] == '\'=HYPERLINK("http://evil","x")'
+    assert (row["object_id"], row["source_address"]) == ("'@evil", "'-1")
+
+
+def test_a_csv_export_can_be_rechecked_without_the_database(runner, three_days):
+    audit.record("sign_in_failed", "=cmd|' /C calc'!A0", "account", "+x", {"reason": "unknown user name"})
+    audit.record("sign_out", "'quoted", "account", "q")
+    result = runner.invoke(args=["audit", "export", "--format", "csv"])
+
+    rows = list(csv.DictReader(io.StringIO(result.output)))
+    assert len(rows) == 5
+    for row in rows:
+        fields = export.csv_row_fields(row)
+        assert audit.compute_hash(fields) == row["entry_hash"]
+    assert export.csv_row_fields(rows[3])["actor"] == "=cmd|' /C calc'!A0"
+    assert export.csv_row_fields(rows[4])["actor"] == "'quoted"
