@@ -1,15 +1,22 @@
-"""What every request passes: the trusted proxies, the parameter check, and the headers every answer carries.
+"""What every request passes: the trusted proxies, the body size limit, the parameter check, and the headers
+every answer carries.
 
 Requests are held to what the JSON API's description can mean, with a 400: a query
 parameter given twice on the JSON API, and a NUL character in a query or path parameter
 or a form field anywhere (PostgreSQL refuses NUL in any text, even to compare, so pages
 and API alike would answer 500).
+
+A body over `[intake] max_body_bytes` gets a 413 on every route, whether its size was
+announced (Content-Length) or not (Transfer-Encoding: chunked). The webhook applies the
+limit itself, after checking who is sending, so that it can store the refusal.
 """
-from flask import g, request
+import io
+
+from flask import current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import contract
-from app.errors import BadRequest
+from app.errors import BadRequest, BrokerError
 
 # Only over HTTPS (directly, or via a trusted proxy): over plain HTTP it would be ignored.
 HSTS = "max-age=31536000; includeSubDomains"
@@ -23,6 +30,64 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
 }
+
+# Every dynamic answer, not only those for a signed-in session or Basic credentials:
+# error pages and redirects for a signed-in account count too, and nothing the broker
+# computes is worth keeping in a shared or browser cache. Static files are the same for
+# everyone and keep their caching.
+NO_STORE = "no-store"
+
+
+class BodyTooLarge(BrokerError):
+    status = 413
+
+
+def too_large(limit):
+    """The 413 for a body over `limit` bytes, worded as the webhook's refusal is."""
+    return BodyTooLarge("Payload too large", f"The body is larger than the {limit} byte limit")
+
+
+class ChunkedBodyLimit:
+    """WSGI middleware giving a chunked body (no Content-Length) the size it turned out to have.
+
+    Werkzeug stops reading such a body at the limit without saying that more followed, so a
+    view would see a truncated body (a 400 for broken JSON, or worse, a shorter valid one).
+    Reading one byte past the limit here tells the two apart: the request then carries a
+    Content-Length of what was read (over the limit when it was, with nothing kept), and every
+    route treats it as it treats an announced body. Nothing past the limit is read.
+    """
+
+    def __init__(self, wsgi_app, limit):
+        self.wsgi_app = wsgi_app
+        self.limit = limit
+
+    def __call__(self, environ, start_response):
+        chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        if chunked and not environ.get("CONTENT_LENGTH"):
+            body = _read_at_most(environ["wsgi.input"], self.limit + 1)
+            # Werkzeug ignores Content-Length beside Transfer-Encoding: chunked; the body is no longer chunked.
+            del environ["HTTP_TRANSFER_ENCODING"]
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ["wsgi.input"] = io.BytesIO(b"" if len(body) > self.limit else body)
+        return self.wsgi_app(environ, start_response)
+
+
+def _read_at_most(stream, size):
+    parts, remaining = [], size
+    while remaining > 0:
+        part = stream.read(min(remaining, 64 * 1024))
+        if not part:
+            break
+        parts.append(part)
+        remaining -= len(part)
+    return b"".join(parts)
+
+
+def check_body_size():
+    """413 for a body over the limit, before any view runs (the webhook refuses it itself, see above)."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.path != contract.WEBHOOK_PATH and limit is not None and (request.content_length or 0) > limit:
+        raise too_large(limit)
 
 
 def check_parameters():
@@ -49,7 +114,11 @@ def check_parameters():
 
 
 def answer_headers(response):
-    """HSTS over HTTPS, the security headers on every HTML page, and when to come back after a 429."""
+    """HSTS over HTTPS, nosniff and no-store everywhere (static files are cached), the security headers on
+    every HTML page, and when to come back after a 429."""
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    if request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", NO_STORE)
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
     if response.mimetype == "text/html":
@@ -68,5 +137,8 @@ def init_app(app):
         # Only then are X-Forwarded-* believed: otherwise any client could pick the
         # address that throttling and the logs see, or claim HTTPS.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count, x_port=count)
+    if app.config["MAX_CONTENT_LENGTH"] is not None:
+        app.wsgi_app = ChunkedBodyLimit(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
+    app.before_request(check_body_size)
     app.before_request(check_parameters)
     app.after_request(answer_headers)

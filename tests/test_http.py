@@ -1,4 +1,7 @@
 """Security headers on every HTML answer, and X-Forwarded-* only from trusted proxies."""
+import io
+import json
+
 import pytest
 
 from app import create_app, http
@@ -66,3 +69,57 @@ def test_x_forwarded_headers_are_ignored_by_default(database_url):
 def test_x_forwarded_headers_are_honoured_from_a_configured_proxy(database_url):
     app = create_app({"database_url": database_url, "secret_key": "k", "TESTING": True, "trusted_proxies": 1})
     assert _client_address_seen(app) == {"address": "203.0.113.5", "secure": True}
+
+
+def test_json_answers_carry_nosniff_and_no_store(app, client, admin_auth):
+    for answer in (client.get("/api/x_bets_pmc_jit/tickets", headers=admin_auth), client.get("/healthz"),
+                   client.get("/api/x_bets_pmc_jit/tickets")):
+        assert answer.mimetype == "application/json"
+        assert answer.headers["X-Content-Type-Options"] == "nosniff"
+        assert answer.headers["Cache-Control"] == http.NO_STORE
+
+
+def test_pages_for_a_signed_in_account_are_not_stored(admin_client):
+    for path in PAGES:
+        answer = admin_client.get(path)
+        assert answer.headers["Cache-Control"] == http.NO_STORE, path
+
+
+def test_static_files_keep_their_caching(admin_client):
+    answer = admin_client.get("/static/style.css")
+    answer.close()
+    assert answer.status_code == 200
+    assert answer.headers.get("Cache-Control") != http.NO_STORE
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def _chunked(client, path, body, auth):
+    """`body` as gunicorn hands a chunked request on: no Content-Length, a stream the server ends."""
+    return client.post(path, input_stream=io.BytesIO(body), headers={**auth, "Transfer-Encoding": "chunked",
+                                                                      "Content-Type": "application/json"},
+                       environ_overrides={"CONTENT_LENGTH": "", "wsgi.input_terminated": True})
+
+
+def test_a_chunked_body_over_the_limit_is_refused_with_413(app, client, admin_auth):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    answer = _chunked(client, "/api/x_bets_pmc_jit/tickets/NOPE0000001/decision", b"x" * (limit + 1), admin_auth)
+
+    assert answer.status_code == 413
+    assert answer.get_json()["error"]["detail"] == f"The body is larger than the {limit} byte limit"
+
+
+def test_a_chunked_body_at_the_limit_reaches_the_view_whole(app, client, admin_auth):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    body = json.dumps({"decision": "Approved", "reason": ""}).encode()
+    body += b" " * (limit - len(body))
+    answer = _chunked(client, "/api/x_bets_pmc_jit/tickets/NOPE0000001/decision", body, admin_auth)
+
+    assert answer.status_code == 404  # the body was read as JSON; the ticket does not exist
+
+
+def test_an_announced_body_over_the_limit_is_refused_before_the_view(app, client, admin_auth):
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    answer = client.post("/api/x_bets_pmc_jit/tickets/NOPE0000001/decision", data=b"x" * (limit + 1),
+                         headers=admin_auth, content_type="application/json")
+
+    assert answer.status_code == 413
