@@ -148,3 +148,15 @@ def test_with_the_setting_on_the_requester_approves_and_turning_it_on_is_audited
     assert over_form.status_code == 200 and over_form.history, over_form.status_code
     assert Decision.select().where(Decision.task.in_([api_task, form_task])).count() == 2
     assert _refusals(api_task.number).count() == _refusals(form_task.number).count() == 0
+
+
+def test_the_setting_is_offered_off_among_the_policies_on_the_configuration_page(loop):
+    server, _fake = loop
+    factories.account("root", contract.ROLE_ADMIN)
+
+    page = _browser(server, user="root").get(f"{server.url}/admin/configuration", timeout=30).text
+
+    policies, retention = page.index('id="group-policies"'), page.index('id="group-retention"')
+    field = re.search(r'<input[^>]*name="allow_self_approval"[^>]*>', page)
+    assert field and policies < field.start() < retention
+    assert "checked" not in field.group(0)
