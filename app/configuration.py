@@ -162,6 +162,8 @@ FIELDS = (
     Field("retention_app_log_days", "Keep Application Log Records (days)", _clean_whole_number(0, 36500),
                 help="0 keeps them"),
     Field("debug_logging", "Debug Logging", clean_boolean, help="Log at DEBUG level (secrets stay masked)"),
+    Field("allow_self_approval", "Allow Self-Approval", clean_boolean,
+          help="Let an approver approve a request they made themselves (small teams only; refused when off)"),
 )
 FIELDS_BY_NAME = {field.name: field for field in FIELDS}
 

@@ -221,3 +221,5 @@ DELIVERY_DELIVERED = "delivered"  # EPM answered 2xx: the decision is final
 DELIVERY_FAILED = "failed"        # EPM refused it for good (4xx other than 401/408/429)
 DELIVERY_STATUSES = (DELIVERY_PENDING, DELIVERY_SENDING, DELIVERY_DELIVERED, DELIVERY_FAILED)
 MSG_DECISION_IN_FLIGHT = "A decision on this request is already being sent to EPM"
+MSG_SELF_APPROVAL = ("You asked for this access yourself: another approver must approve it. "
+                     "You may still deny it")

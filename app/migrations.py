@@ -269,6 +269,12 @@ def _pending_expiry(migrator):
     _add_columns(migrator, (models.Task._meta.table_name, "expired_at", peewee.DateTimeField(null=True)))
 
 
+def _self_approval_setting(migrator):
+    """Whether an approver may approve their own request (off: refused, app/decisions/service.py)."""
+    _add_columns(migrator, (models.Configuration._meta.table_name, "allow_self_approval",
+                            peewee.BooleanField(default=False)))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -289,6 +295,7 @@ MIGRATIONS = [
     (19, "what a later EPM update made of the final decision: revoked, ended early, conflict",
      _epm_outcome_and_conflict),
     (20, "requests left undecided too long are marked expired", _pending_expiry),
+    (21, "a setting allowing approvers to approve their own requests", _self_approval_setting),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

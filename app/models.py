@@ -139,6 +139,8 @@ class Configuration(BaseModel):
     retention_closed_ticket_days = peewee.IntegerField(default=365)
     retention_app_log_days = peewee.IntegerField(default=30)
     debug_logging = peewee.BooleanField(default=False)
+    # Small teams only: lets an approver approve a request EPM names them as the requester of (app/decisions).
+    allow_self_approval = peewee.BooleanField(default=False)
     updated_at = peewee.DateTimeField(default=utcnow)
 
     DEFAULT_NAME = "Default"

@@ -140,3 +140,18 @@ def test_init_adds_the_status_mapping_settings_and_epm_record_columns_keeping_wh
         "kept-client", "Approved, 2000", "Denied, 2001")
     jit = Task.get_by_id(task.id).jit_request
     assert (jit.epm_record, jit.epm_checked_at) == (None, None)
+
+
+def test_init_adds_the_self_approval_setting_off_keeping_the_configuration(app, runner):
+    Configuration.default()
+    update_configuration({"client_id": "kept-client"})
+    table = Configuration._meta.table_name
+    migrate(SchemaMigrator.from_database(database.obj).drop_column(table, "allow_self_approval"))
+    SchemaVersion.delete().where(SchemaVersion.version == 21).execute()
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: a setting allowing approvers to approve their own requests" in result.output
+    record = Configuration.default()
+    assert (record.client_id, record.allow_self_approval) == ("kept-client", False)

@@ -13,6 +13,7 @@ from app.tickets import service as tickets
 
 MSG_EXPIRED = ("This request expired without a decision: EPM no longer waits for one. "
                "The user can ask again from the endpoint")
+SELF_APPROVAL_REFUSED = "self_approval_refused"
 
 
 def is_active(task, configuration=None):
@@ -40,6 +41,30 @@ def check_may_decide(task, configuration=None):
     return jit
 
 
+def is_own_request(account, task):
+    """Whether `account` is the user EPM names as the requester: the same user name (ignoring case and any
+    DOMAIN\\ prefix or @domain suffix), or the account's e-mail address equal to the requester's name."""
+    # An admin request also names its user on the JIT record; an application request only in `requester`.
+    names = {name.strip() for name in (task.requester, getattr(task.jit_request, "user_name", None))
+             if name and name.strip()}
+    email = (account.email or "").strip().casefold()
+    return any(contract.user_key(name) == contract.user_key(account.username)
+               or (email and name.casefold() == email) for name in names)
+
+
+def check_not_own_approval(task, account, decision, configuration):
+    """Conflict, recorded in the audit log, when `account` approves its own request and the setting does not allow it.
+
+    A denial is let through: it gives the requester nothing they could not give up themselves."""
+    if decision != contract.DECISION_APPROVED or configuration.allow_self_approval:
+        return
+    if is_own_request(account, task):
+        # Recorded on its own: the refusal must outlive the transaction it stops.
+        audit.record(SELF_APPROVAL_REFUSED, account, "ticket", task.number, {
+            "requester": task.requester, "request_id": task.request_id})
+        raise Conflict(contract.MSG_SELF_APPROVAL)
+
+
 def lock_task(task):
     """Re-read the ticket holding its row lock, so two approvers take turns."""
     query = Task.select().where(Task.id == task.id)
@@ -59,10 +84,12 @@ def _duration_text(unit, value):
 def decide(task, account, decision, reason, duration_unit=None, duration_value=None, ticket_url=""):
     """Record `account`'s decision on `task` and send it to EPM; returns the Decision.
 
-    BadRequest for a broken form rule; Conflict when the ticket is inactive, final, or has a decision on its way."""
+    BadRequest for a broken form rule; Conflict when the ticket is inactive, final, or has a decision on its way,
+    or when `account` approves its own request."""
     decision, reason, unit, value = clean_decision(decision, reason, duration_unit, duration_value)
     # Read before the write lock is taken, so the transaction holds it for less time.
     configuration = Configuration.default()
+    check_not_own_approval(task, account, decision, configuration)
     with write_transaction():
         task = lock_task(task)
         jit = check_may_decide(task, configuration)

@@ -23,7 +23,7 @@ bp = Blueprint("web_configuration", __name__, url_prefix="/admin")
 
 admins = require_page_roles(contract.ROLE_ADMIN)
 
-CHECKBOX_FIELDS = {"auto_close", "smtp_starttls", "debug_logging"}
+CHECKBOX_FIELDS = {"auto_close", "smtp_starttls", "debug_logging", "allow_self_approval"}
 # The page's fieldsets, in order: (legend, field names). A field missing here still shows, in OTHER_GROUP.
 GROUPS = (
     ("EPM connection", ("pmc_host", "tenant_id", "client_id", "client_secret", "token_path", "token_auth_method",
@@ -32,7 +32,7 @@ GROUPS = (
                  "default_category", "auto_close")),
     ("Notifications", ("smtp_host", "smtp_port", "smtp_username", "smtp_password", "smtp_starttls", "mail_from",
                        "notify_webhook_url", "sla_minutes")),
-    ("Policies", ("admin_once_duration", "epm_approved_statuses", "epm_denied_statuses")),
+    ("Policies", ("admin_once_duration", "epm_approved_statuses", "epm_denied_statuses", "allow_self_approval")),
     ("Retention", ("retention_incoming_days", "retention_outbound_days", "retention_closed_ticket_days",
                    "retention_app_log_days", "debug_logging")),
 )
