@@ -190,7 +190,7 @@ def _record_failure(notification, reason, sent_to=None):
 
 def send_due(limit=SEND_BATCH):
     """One attempt for each due notification (or one abandoned mid-send); returns how many were sent."""
-    warn_once_without_public_url()  # before sending: the process sending notifications says it in any case
+    warn_once_without_public_url()  # the sending process says it even when nothing is due
     due = Notification.select(Notification.id).where(claims.due(Notification)).order_by(Notification.next_attempt_at)
     sent = 0
     for row in list(due.limit(limit)):
