@@ -1,8 +1,10 @@
 """Process settings: defaults, then a TOML file, then the environment, then explicit overrides.
 
 What a process needs before it reaches its database; the integration settings live in the database."""
+import functools
 import os
 import secrets
+import socket
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
@@ -36,6 +38,7 @@ ENV_KEYS = {
     "SECRET_KEY": "secret_key",
     "JITBROKER_PUBLIC_URL": "public_url",
     "JITBROKER_LOG_LEVEL": "log_level",
+    "PORT": "port",
 }
 
 
@@ -51,6 +54,8 @@ class Settings:
     max_connections: int = 8
     secret_key: str = ""
     public_url: str = ""
+    # The port gunicorn listens on (PORT, as the Procfile binds it): only for links while public_url is unset.
+    port: int = 8000
     max_body_bytes: int = 1024 * 1024
     auth_cache_seconds: int = 300
     log_level: str = "INFO"
@@ -69,6 +74,13 @@ class Settings:
     expire_pending_hours: int = 24
     # The ticket page suggests an EPM policy for an application approved this many times in 30 days (0: never).
     policy_suggestion_approvals: int = 5
+
+    @property
+    def link_base(self):
+        """Where links that leave the broker point (EPM's ticketUrl, e-mail, chat): server.public_url, else
+        http://<this host's fully qualified name>:<PORT>. Never a request's Host header: whoever sends the
+        request chooses it."""
+        return self.public_url.rstrip("/") or f"http://{_fully_qualified_name()}:{self.port}"
 
     @property
     def retry_delays(self):
@@ -125,6 +137,12 @@ class Settings:
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(secrets.token_hex(32))
         return replace(self, secret_key=key_file.read_text().strip())
+
+
+@functools.cache
+def _fully_qualified_name():
+    # socket.getfqdn() may ask DNS: once per process.
+    return socket.getfqdn()
 
 
 def _read_toml(path):

@@ -19,6 +19,7 @@ from app.logs.models import OutboundCall
 from app.logs.setup import log_context
 from app.models import Configuration, Decision, utcnow
 from app.tickets import service as tickets
+from app.tickets.documents import ticket_url
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +48,16 @@ def retry_delay(attempts, retry_after=None):
 
 
 def request_body(decision, configuration, jit=None):
-    """The JSON EPM receives for `decision` (contract/epm.md §3); `jit` is its task's jit_request if at hand."""
+    """The JSON EPM receives for `decision` (contract/epm.md §3); `jit` is its task's jit_request if at hand.
+
+    The ticket link is made from the settings at each attempt (ticket_url), never taken from the stored
+    decision, whose link an older version may have made from the deciding request's Host header."""
     task = decision.task
     jit = jit or task.jit_request
     common = dict(
         decision=decision.decision, performed_by=decision.decided_by, request_id=jit.request_id,
         decision_time=decision.decided_at, reason=decision.reason, sys_id=task.sys_id,
-        ticket_number=task.number, ticket_url=decision.ticket_url,
+        ticket_number=task.number, ticket_url=ticket_url(task),
     )
     if task.kind == contract.KIND_APPLICATION:
         return application_decision_body(duration=decision.duration_sent or contract.EPM_DURATION_ONCE, **common)

@@ -22,10 +22,11 @@ from app.logs.models import OutboundCall
 from app.logs.redaction import MASK, redact
 from app.models import Configuration, Decision, IncomingRequest, utcnow
 from app.notify import channels, recipients
-from app.notify.messages import SUBJECT_PREFIX, Message, plain, ticket_link
+from app.notify.messages import SUBJECT_PREFIX, Message, plain
 from app.notify.models import (
     CHANNEL_EMAIL, KIND_DELIVERY_FAILED, STATUS_PENDING, STATUS_SENDING, Notification,
 )
+from app.tickets.documents import ticket_url
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,7 @@ def delivery_failed_message(task):
                   "\"JIT — Full Access\" permission; HTTP 404: the request may have expired or been decided in "
                   "EPM already), then decide the ticket again: it accepts a new decision. "
                   "`jitbroker outbox list --all` shows every delivery."]
-    link = ticket_link(task)
-    lines += ["", f"Ticket: {link}" if link else f"Ticket: {task.number} in JIT Broker."]
+    lines += ["", f"Ticket: {ticket_url(task)}"]
     return Message(plain(subject, 250), "\n".join(lines) + "\n")
 
 

@@ -5,11 +5,10 @@ no e-mail header and become no link, mention or HTML."""
 import re
 from dataclasses import dataclass
 
-from flask import current_app
-
 from app import contract
 from app.fields import duration_words
 from app.notify.models import KIND_SLA_REMINDER
+from app.tickets.documents import ticket_url
 
 SUBJECT_PREFIX = "[JIT Broker]"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
@@ -36,27 +35,6 @@ class Message:
     @property
     def chat_text(self):
         return chat_escape(f"{self.subject}\n{self.body}")
-
-
-# What approvers lose while server.public_url is unset: said on the configuration page beside the
-# notification settings, and once in the log of the process sending notifications.
-PUBLIC_URL_UNSET = (
-    "The public URL is not set ([server] public_url in config.toml, or JITBROKER_PUBLIC_URL), so notification "
-    "e-mails and chat messages name their ticket but carry no link to it: approvers have to find the ticket in "
-    "JIT Broker themselves. The broker cannot guess the address approvers reach it at (a proxy, a TLS "
-    "terminator or another port may stand in front of it). Set it to that address, e.g. https://jit.example.com; "
-    "an https:// address also keeps the session cookie to HTTPS.")
-
-
-def public_url_notice():
-    """PUBLIC_URL_UNSET while server.public_url is unset, else None."""
-    return None if current_app.extensions["settings"].public_url else PUBLIC_URL_UNSET
-
-
-def ticket_link(task):
-    """The ticket's page, when the broker knows its public address (server.public_url)."""
-    base = current_app.extensions["settings"].public_url
-    return f"{base.rstrip('/')}/tickets/{task.number}" if base else None
 
 
 def _details(task):
@@ -87,8 +65,7 @@ def ticket_message(task, kind, waited_minutes=None):
         subject = f"{SUBJECT_PREFIX} {task.number} needs a decision: {summary}"
         opening = "A new just-in-time access request is waiting for a decision."
     lines = [opening, "", *_details(task)]
-    link = ticket_link(task)
-    lines += ["", f"Decide at: {link}" if link else f"Decide in JIT Broker: ticket {task.number}."]
+    lines += ["", f"Decide at: {ticket_url(task)}"]
     return Message(plain(subject, 250), "\n".join(lines) + "\n")
 
 

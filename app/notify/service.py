@@ -11,7 +11,6 @@ from datetime import timedelta
 from email.utils import parseaddr
 
 import peewee
-from flask import current_app
 
 from app import claims, contract, events
 from app.db import database, write_transaction
@@ -21,6 +20,7 @@ from app.notify.models import (
     CHANNEL_EMAIL, CHANNEL_WEBHOOK, KIND_SLA_REMINDER, KIND_TICKET_CREATED, OPS_KINDS, STATUS_FAILED,
     STATUS_PENDING, STATUS_SENT, STATUS_SKIPPED, Notification,
 )
+from app.tickets.documents import public_url_notice, warn_once_without_public_url
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def init_app(app):
     decision EPM refused for good; offer the pages `public_url_notice()`."""
     events.ticket_created.connect(queue_ticket_created)
     events.decision_delivery_failed.connect(alerts.queue_delivery_failed)
-    app.add_template_global(messages.public_url_notice, "public_url_notice")
+    app.add_template_global(public_url_notice, "public_url_notice")
 
 
 # --- SLA reminders ------------------------------------------------------------------------------
@@ -188,17 +188,9 @@ def _record_failure(notification, reason, sent_to=None):
             next_attempt_at=utcnow() + timedelta(seconds=delay))
 
 
-def warn_once_without_public_url():
-    """Log PUBLIC_URL_UNSET as one WARNING the first time this app sends notifications, not once per message."""
-    state = current_app.extensions.setdefault("notify", {})
-    if not state.get("public_url_warned") and messages.public_url_notice():
-        state["public_url_warned"] = True
-        log.warning(messages.PUBLIC_URL_UNSET)
-
-
 def send_due(limit=SEND_BATCH):
     """One attempt for each due notification (or one abandoned mid-send); returns how many were sent."""
-    warn_once_without_public_url()
+    warn_once_without_public_url()  # the sending process says it even when nothing is due
     due = Notification.select(Notification.id).where(claims.due(Notification)).order_by(Notification.next_attempt_at)
     sent = 0
     for row in list(due.limit(limit)):

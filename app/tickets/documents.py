@@ -1,7 +1,9 @@
 """The JSON documents of tickets and of EPM's deliveries, as the API answers them, and the
 ticket's link. The schemas are the contract: the views dump through them and
 app/openapi/spec.py describes the API from them."""
-from flask import current_app, has_request_context, request
+import logging
+
+from flask import current_app
 from marshmallow import fields, validate
 
 from app import contract
@@ -10,6 +12,18 @@ from app.models import WorkNote
 
 _ADMIN_DETAILS = ("computer_id", "group_id", "user_id", "user_name", "duration_requested")
 TEXT = {"type": "string"}
+
+log = logging.getLogger(__name__)
+
+# Said on the configuration page and once in the log of each process while server.public_url is unset.
+PUBLIC_URL_UNSET = (
+    "The public URL is not set ([server] public_url in config.toml, or JITBROKER_PUBLIC_URL), so the links that "
+    "leave the broker (the ticket link sent to EPM with each decision, and the links in notification e-mails and "
+    "chat messages) point at {base}: this host's fully qualified name and the port in PORT (8000 when unset). "
+    "Approvers reaching the broker through a proxy, a TLS terminator, another name or another port cannot follow "
+    "them. The broker never takes the address from a request, whose Host header whoever sends it can choose. Set "
+    "it to the address approvers reach the broker at, e.g. https://jit.example.com; an https:// address also keeps "
+    "the session cookie to HTTPS.")
 
 
 def _text(**kwargs):
@@ -166,10 +180,24 @@ class IncomingRequestSchema(Document):
         "optional": True, "description": "the body as received; none when it was over the size limit"})
 
 
+def public_url_notice():
+    """PUBLIC_URL_UNSET with the address links use while server.public_url is unset, else None."""
+    settings = current_app.extensions["settings"]
+    return None if settings.public_url else PUBLIC_URL_UNSET.format(base=settings.link_base)
+
+
+def warn_once_without_public_url():
+    """Log PUBLIC_URL_UNSET as one WARNING the first time this app makes a link, not once per link."""
+    state = current_app.extensions.setdefault("tickets", {})
+    if not state.get("public_url_warned"):
+        notice = public_url_notice()
+        if notice:
+            state["public_url_warned"] = True
+            log.warning(notice)
+
+
 def ticket_url(task):
-    """The ticket's page for EPM's link: as the request saw the broker, else server.public_url, else the path
-    alone (outside a request, EPM needs a value and no host can be guessed)."""
-    base = current_app.extensions["settings"].public_url
-    if has_request_context():
-        base = base or request.host_url
-    return f"{(base or '').rstrip('/')}/tickets/{task.number}"
+    """The ticket's page, for every link that leaves the broker (EPM's ticketUrl, e-mail, chat): from
+    server.public_url, else this host's name and PORT (Settings.link_base); never from the request."""
+    warn_once_without_public_url()
+    return f"{current_app.extensions['settings'].link_base}/tickets/{task.number}"

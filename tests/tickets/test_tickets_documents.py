@@ -1,11 +1,15 @@
 """The ticket documents: the list API's summaries are built without a marshmallow schema per row and must
 still say exactly what TicketSchema says; one ticket's document carries EPM's latest state and a conflicting
 update, as /openapi.json describes them."""
+import socket
+
 import jsonschema_rs
+import pytest
 
 from app import contract
 from app.models import Task
 from app.openapi.spec import build_spec
+from app.settings import Settings, SettingsError
 from app.tickets.documents import TicketSchema, ticket_summary, ticket_url
 from bench import generate
 from tests import factories
@@ -18,11 +22,29 @@ def test_perf_ticket_summary_is_what_the_schema_dumps(app):
     assert [ticket_summary(task) for task in tasks] == TicketSchema(many=True).dump(tasks)
 
 
-def test_a_ticket_link_made_outside_a_request_is_the_path_alone_without_a_public_url(app, make_ticket):
-    task = make_ticket()  # reconciliation, a CLI replay or an upgrade make links with no request to ask
+def test_without_a_public_url_a_ticket_link_is_this_hosts_name_and_port_in_a_request_or_not(app, make_ticket):
+    task = make_ticket()
+    expected = f"http://{socket.getfqdn()}:8000/tickets/{task.number}"
 
     assert app.extensions["settings"].public_url == ""
-    assert ticket_url(task) == f"/tickets/{task.number}"
+    assert ticket_url(task) == expected  # reconciliation, a CLI replay, the scheduler: no request to ask
+    with app.test_request_context("/", headers={"Host": "evil.example", "X-Forwarded-Host": "evil.example"}):
+        assert ticket_url(task) == expected
+
+
+@pytest.mark.parametrize("app_settings", [{"public_url": "https://jit.example.com/broker/"}])
+def test_a_ticket_link_is_made_from_the_public_url_never_from_the_request(app, make_ticket):
+    task = make_ticket()
+
+    with app.test_request_context("/", headers={"Host": "evil.example"}):
+        assert ticket_url(task) == f"https://jit.example.com/broker/tickets/{task.number}"
+
+
+def test_the_port_for_links_comes_from_the_port_gunicorn_is_given():
+    assert Settings.load(environ={"PORT": "5100"}).port == 5100
+    assert Settings.load(environ={}).port == 8000
+    with pytest.raises(SettingsError, match="port must be an integer"):
+        Settings.load(environ={"PORT": "http"})
 
 
 # --- EPM's latest state and a conflicting update in the ticket document (contract/epm.md 5.3) ----
