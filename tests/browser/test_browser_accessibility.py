@@ -357,3 +357,18 @@ def test_an_approver_approves_with_a_reason_and_a_duration_from_the_keyboard(bro
     expect(page.locator(".flash.ok")).to_contain_text("Delivered to EPM")
     expect(page.locator(".decision-panel")).to_contain_text("2 hours")
     assert epm.decision_for(request_id)["duration"] == "7200"
+
+
+def test_an_api_account_is_told_why_it_cannot_sign_in_only_after_its_right_password(broker, api_account, browser,
+                                                                                     axe_violations):
+    page = browser.new_page(viewport=NARROW_PHONE)
+    sign_in(page, broker, api_account.username, password="not-the-password")
+    expect(page.get_by_role("alert")).to_contain_text("Invalid user name or password")
+    expect(page.get_by_role("alert")).not_to_contain_text("role (api)")
+
+    sign_in(page, broker, api_account.username)
+
+    expect(page.get_by_role("alert")).to_contain_text(
+        "This account's role (api) is for EPM's deliveries: it cannot sign in here.")
+    assert fits(page)
+    assert axe_violations(page) == []
