@@ -23,11 +23,6 @@ def pending_approval(task):
             .order_by(PendingApproval.id).first())
 
 
-def is_requester(account, task):
-    """Whether the broker account is the EPM user who asked (compared without domain and case)."""
-    return bool(task.requester) and contract.user_key(account.username) == contract.user_key(task.requester)
-
-
 def submit_decision(task, account, decision, reason, duration_unit=None, duration_value=None, ticket_url=""):
     """Decide, or record a first approval; returns the Decision, or the PendingApproval when one is recorded."""
     is_approval = str(decision or "").strip().capitalize() == contract.DECISION_APPROVED
@@ -39,7 +34,10 @@ def submit_decision(task, account, decision, reason, duration_unit=None, duratio
     if not (is_approval and required >= 2):
         return decisions.decide(task, account, decision, reason, duration_unit, duration_value, ticket_url)
     _decision, reason, unit, value = clean_decision(decision, reason, duration_unit, duration_value)
-    if is_requester(account, task):
+    if decisions.is_own_request(account, task):
+        # A policy requiring two approvers refuses the requester whatever allow_self_approval says.
+        audit.record(decisions.SELF_APPROVAL_REFUSED, account, "ticket", task.number,
+                     {"requester": task.requester, "request_id": task.request_id, "policy": "two approvers"})
         raise Conflict(MSG_REQUESTER)
 
     with write_transaction():

@@ -4,6 +4,7 @@ import json
 import pytest
 
 from app.models import Task
+from app.audit.models import AuditEntry
 from app.decisions.approvals import MSG_EVALUATING, MSG_REQUESTER, MSG_SAME_APPROVER
 from app.decisions.models import PendingApproval
 from tests import factories
@@ -72,6 +73,8 @@ def test_the_requester_can_approve_neither_first_nor_second(http, client, ticket
     assert first.status_code == second.status_code == 409
     assert first.json["error"]["message"] == MSG_REQUESTER
     assert epm_decisions(http) == []
+    refusals = AuditEntry.select().where(AuditEntry.action == "self_approval_refused")
+    assert [(entry.actor, entry.object_id) for entry in refusals] == [("mrivera", ticket.number)] * 2
 
 
 def test_one_approver_may_deny(http, client, ticket):
