@@ -275,6 +275,11 @@ def _self_approval_setting(migrator):
                             peewee.BooleanField(default=False)))
 
 
+def _session_epoch(migrator):
+    """The account's session epoch: moving it ends every browser session of the account (app/auth/sessions.py)."""
+    _add_columns(migrator, (models.Account._meta.table_name, "session_epoch", peewee.IntegerField(default=0)))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -296,6 +301,7 @@ MIGRATIONS = [
      _epm_outcome_and_conflict),
     (20, "requests left undecided too long are marked expired", _pending_expiry),
     (21, "a setting allowing approvers to approve their own requests", _self_approval_setting),
+    (22, "a session epoch on each account, so sign-out ends its sessions on the server", _session_epoch),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

@@ -77,6 +77,9 @@ class Account(BaseModel, UserMixin):  # UserMixin last: peewee's equality, hash 
     # expiry, so EPM's credentials can be rotated without dropping a delivery.
     previous_password_hash = peewee.CharField(max_length=255, null=True)
     previous_password_expires_at = peewee.DateTimeField(null=True)
+    # Moved by sign-out, a new password, a new role, deactivation or an admin's "End sessions":
+    # a browser session opened at another epoch is over (app/auth/sessions.py).
+    session_epoch = peewee.IntegerField(default=0)
 
     class Meta:
         table_name = "sys_user"

@@ -63,6 +63,7 @@ def set_password(account, password, keep_previous_for=None):
         account.previous_password_expires_at = None
     account.password_hash = new_hash
     account.updated_at = utcnow()
+    account.session_epoch += 1  # every browser session opened with the old password ends
     account.save()
 
 

@@ -3,9 +3,13 @@
 Flask-Login keeps the account's id in Flask's signed session cookie and `load_account`
 reads it back on each page. Beside it the session holds when it was opened and last
 used (seconds since the epoch, signed, so a client cannot move them) and a keyed stamp
-of the password it was opened with. Past the idle or the absolute limit from the
-settings, or once the account is deactivated, deleted or given a new password, the
-loader answers None and the session is over. No remember-me cookie is ever set.
+of the password it was opened with, and the account's session epoch at sign-in. Past
+the idle or the absolute limit from the settings, or once the account is deactivated,
+deleted, given a new password or its epoch has moved (sign-out, a new password or role,
+deactivation, an admin's "End sessions": `end_all_sessions`), the loader answers None
+and the session is over, a copy of the cookie included. Every route a session cookie
+opens, pages (app/auth/access.py) and the JSON API (app/auth/basic.py) alike, goes
+through this loader. No remember-me cookie is ever set.
 """
 import hashlib
 import hmac
@@ -15,11 +19,11 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app, make_response, redirect, request, session, url_for
-from flask_login import LoginManager, login_user, logout_user
+from flask_login import LoginManager, current_user, login_user, logout_user
 
 from app.models import Account
 
-OPENED, SEEN, STAMP, NONCE = "opened_at", "seen_at", "stamp", "nonce"
+OPENED, SEEN, STAMP, NONCE, EPOCH = "opened_at", "seen_at", "stamp", "nonce", "epoch"
 # Sent with htmx's HX-Request by a page's own polling (static/live.js): not a person's activity.
 BACKGROUND_HEADER = "X-Background-Refresh"
 
@@ -45,13 +49,10 @@ def init_app(app):
 
 @login_manager.user_loader
 def load_account(account_id):
-    """The account signed in to this session while it is within its limits; None ends the session.
-
-    A later per-account check (a session epoch that sign-out moves) belongs here too.
-    """
+    """The account signed in to this session while it is within its limits; None ends the session."""
     account = Account.get_or_none(Account.id == int(account_id))
-    if account is None or not account.active or not _within_limits() or \
-            not hmac.compare_digest(session.get(STAMP, ""), password_stamp(account)):
+    if account is None or not account.active or session.get(EPOCH) != account.session_epoch or \
+            not _within_limits() or not hmac.compare_digest(session.get(STAMP, ""), password_stamp(account)):
         session.clear()
         return None
     return account
@@ -88,10 +89,21 @@ def start_session(account):
     session.permanent = True
     login_user(account)
     now = int(time.time())
-    session.update({NONCE: secrets.token_urlsafe(24), STAMP: password_stamp(account), OPENED: now, SEEN: now})
+    # Read again: a password just set in this request has moved the epoch the caller's copy holds.
+    epoch = Account.select(Account.session_epoch).where(Account.id == account.id).scalar()
+    session.update({NONCE: secrets.token_urlsafe(24), STAMP: password_stamp(account), OPENED: now, SEEN: now,
+                    EPOCH: epoch})
+
+
+def end_all_sessions(account):
+    """End every browser session of `account`, on every device, copies of its cookie included."""
+    Account.change(account.id, session_epoch=Account.session_epoch + 1)
 
 
 def end_session():
+    """Sign out: every session of the signed-in account ends, a copy of this cookie included."""
+    if current_user.is_authenticated:
+        end_all_sessions(current_user)
     logout_user()
     session.clear()
 

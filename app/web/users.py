@@ -1,5 +1,6 @@
 """The admin users page: create accounts, set roles, reset passwords, deactivate and reactivate,
-and set where an approver's notifications go (e-mail address, assignment groups).
+set where an approver's notifications go (e-mail address, assignment groups), and end an
+account's browser sessions everywhere.
 
 Deactivating an account and resetting a password ask for confirmation first (app/web/confirmation.py).
 A generated password is shown once, in the answer to the request that made it; it
@@ -12,7 +13,7 @@ from app import contract
 from app.audit import service as audit
 from app.auth.access import require_page_roles
 from app.auth.accounts import create_account, generate_password, set_password
-from app.auth.sessions import start_session
+from app.auth.sessions import end_all_sessions, start_session
 from app.db import write_transaction
 from app.errors import BadRequest, BrokerError, NotFound
 from app.models import Account
@@ -20,6 +21,9 @@ from app.notify.settings import set_notification_settings
 from app.web.confirmation import Confirmation, ask, is_confirmed
 
 bp = Blueprint("web_users", __name__, url_prefix="/admin")
+
+# The audit action of an admin's "End sessions" (beside app/audit/service.py's user_* actions).
+USER_SESSIONS_END = "user_sessions_end"
 
 admins = require_page_roles(contract.ROLE_ADMIN)
 
@@ -43,6 +47,7 @@ def set_role(account, role):
     _refuse_self(account, "change the role of")
     with write_transaction():
         Account.change(account.id, role=role)
+        end_all_sessions(account)
         audit.record(audit.USER_ROLE_CHANGE, g.account, "account", account.username,
                      {"old": account.role, "new": role})
 
@@ -53,6 +58,7 @@ def set_active(account, active):
         _refuse_self(account, "deactivate")
     with write_transaction():
         Account.change(account.id, active=active)
+        end_all_sessions(account)
         audit.record(audit.USER_REACTIVATE if active else audit.USER_DEACTIVATE, g.account, "account",
                      account.username)
 
@@ -139,6 +145,30 @@ def reset_password(account_id):
         # A new password ends the sessions opened with the old one; keep this one.
         start_session(account)
     return _render(new_password={"username": account.username, "password": password, "created": False})
+
+
+def _confirm_end_sessions(account):
+    if account.id == g.account.id:
+        what = "Every session of your account ends, this one included: you sign in again."
+    else:
+        what = f"{account.username} is signed out everywhere at once and must sign in again."
+    return Confirmation(f"End every session of {account.username}?",
+                        (what, "Their password, role and account stay as they are; HTTP Basic is not affected."),
+                        f"End sessions of {account.username}", url_for("web_users.users"))
+
+
+@bp.post("/users/<int:account_id>/sessions/end")
+@admins
+def end_sessions(account_id):
+    """End every browser session of an account (a copied or forgotten cookie included), audited."""
+    account = _find_account(account_id)
+    if not is_confirmed():
+        return ask(_confirm_end_sessions(account))
+    with write_transaction():
+        end_all_sessions(account)
+        audit.record(USER_SESSIONS_END, g.account, "account", account.username)
+    flash(f"Every session of {account.username} has ended.", "ok")
+    return redirect(url_for("web_users.users"))
 
 
 @bp.post("/users/<int:account_id>/active")
