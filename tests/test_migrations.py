@@ -9,7 +9,7 @@ from app import contract
 from app.db import database
 from app.migrations import _QueuedDelivery
 from app.configuration import update_configuration
-from app.models import Configuration, IncomingRequest, SchemaVersion, Task, new_sys_id, utcnow
+from app.models import Account, Configuration, IncomingRequest, SchemaVersion, Task, new_sys_id, utcnow
 from app.policies import rules as policy_rules
 from app.policies.models import PolicyEvaluation
 from tests import factories
@@ -155,3 +155,18 @@ def test_init_adds_the_self_approval_setting_off_keeping_the_configuration(app, 
     assert "Applied migration: a setting allowing approvers to approve their own requests" in result.output
     record = Configuration.default()
     assert (record.client_id, record.allow_self_approval) == ("kept-client", False)
+
+
+def test_init_adds_the_session_epoch_keeping_the_accounts(app, runner):
+    factories.account("kept", contract.ROLE_USER)
+    table = Account._meta.table_name
+    migrate(SchemaMigrator.from_database(database.obj).drop_column(table, "session_epoch"))
+    SchemaVersion.delete().where(SchemaVersion.version == 22).execute()
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: a session epoch on each account, so sign-out ends its sessions on the server" \
+        in result.output
+    account = Account.by_username("kept")
+    assert (account.role, account.session_epoch) == (contract.ROLE_USER, 0)

@@ -57,3 +57,22 @@ def test_time_outs_are_configurable(app, monkeypatch):
     monkeypatch.setattr(sessions.time, "time", lambda: now + 6 * 60)
     assert client.get("/tickets").status_code == 302
     assert app.config["PERMANENT_SESSION_LIFETIME"].total_seconds() == 3600
+
+
+def test_background_polling_does_not_keep_an_idle_session_alive(app, admin_client, monkeypatch):
+    start = time.time()
+    polling = {"HX-Request": "true", sessions.BACKGROUND_HEADER: "1"}
+    for minutes in (10, 20, 29):
+        monkeypatch.setattr(sessions.time, "time", lambda minutes=minutes: start + minutes * 60)
+        assert admin_client.get("/tickets", headers=polling).status_code == 200
+    monkeypatch.setattr(sessions.time, "time", lambda: start + 31 * 60)
+    assert admin_client.get("/tickets", headers=polling).status_code == 401
+
+
+def test_moving_the_epoch_ends_the_session_and_a_new_sign_in_opens_one(app, admin, admin_client):
+    assert admin_client.get("/tickets").status_code == 200
+    with app.app_context():
+        sessions.end_all_sessions(admin)
+    assert admin_client.get("/tickets").status_code == 302
+    assert admin_client.sign_in(admin.username).status_code == 302
+    assert admin_client.get("/tickets").status_code == 200
