@@ -181,7 +181,8 @@ def test_an_approval_after_a_denial_epm_acknowledged_is_a_counted_conflict(clien
 
     assert value(samples, "jitbroker_epm_decision_conflicts", kind="application") == 1
     assert value(samples, "jitbroker_epm_decision_conflicts", kind="admin") == 0
-    [warning] = [record for record in caplog.records if record.levelno == logging.WARNING]
+    [warning] = [record for record in caplog.records
+                 if record.levelno == logging.WARNING and record.name == "app.tickets.service"]
     assert (f"ticket {ticket.number}: RequestId {ticket.request_id}, EPM's update says Approved, "
             "the ticket keeps Denied") in warning.getMessage()
     assert ticket.jit_request.final_decision == "Denied"
