@@ -3,6 +3,7 @@
 from app import contract
 from app.audit import service as audit
 from app.db import write_transaction
+from app.egress import EgressRefused, check_url
 from app.epm import tokens
 from app.epm.records import statuses
 from app.epm.hosts import host_warnings as pmc_host_warnings, validate_host
@@ -13,12 +14,24 @@ from app.models import Configuration, utcnow
 MASK = "********"
 # Fields that make a different set of EPM credentials: a change deletes the stored access tokens.
 EPM_CREDENTIAL_FIELDS = {"pmc_host", "client_id", "client_secret", "token_path", "token_scope"}
+# Fields that decide where the client secret is sent: a change must carry the secret again, so a stored
+# secret only ever goes to the host it was entered for.
+SECRET_DESTINATION_FIELDS = ("pmc_host", "token_path")
+SECRET_AGAIN = "Enter the client secret again: it is only sent to the host it was entered for"
 
 
 
 def clean_pmc_host(value):
-    """A bare host name (the contract's form) or a full http(s) URL; empty clears it."""
-    return validate_host(value) if value.strip() else ""
+    """A bare host name (the contract's form) or a full http(s) URL, not a link-local, cloud metadata or
+    private-network address (EPM is a cloud service); empty clears it."""
+    if not value.strip():
+        return ""
+    host = validate_host(value)
+    try:
+        check_url(host)
+    except EgressRefused as error:
+        raise ValueError(str(error)) from None
+    return host
 
 
 
@@ -110,6 +123,10 @@ def _clean_webhook_url(value):
         raise ValueError("an https:// URL (the incoming-webhook address Slack or Teams gives)")
     if len(text) > 2000:
         raise ValueError("at most 2000 characters")
+    try:
+        check_url(text)
+    except EgressRefused as error:
+        raise ValueError(str(error)) from None
     return text
 
 
@@ -183,6 +200,15 @@ def _check_statuses_differ(record):
                          extra={"fields": {"epm_denied_statuses": message}})
 
 
+def _check_secret_entered_again(record, cleaned):
+    """A change of where the client secret goes, with a secret stored, must carry the secret again."""
+    moved = [name for name in SECRET_DESTINATION_FIELDS
+             if name in cleaned and cleaned[name] != getattr(record, name)]
+    if moved and record.client_secret and not cleaned.get("client_secret"):
+        raise BadRequest("Invalid configuration", f"client_secret: {SECRET_AGAIN}",
+                         extra={"fields": {"client_secret": SECRET_AGAIN}})
+
+
 def _shown(field, value):
     return (MASK if value else "") if field.secret else value
 
@@ -192,6 +218,7 @@ def update_configuration(raw, actor=None, source_address=None):
     cleaned = clean_values(raw)
     with write_transaction():
         record = Configuration.default()
+        _check_secret_entered_again(record, cleaned)
         changes = {}
         for name, value in cleaned.items():
             old = getattr(record, name)

@@ -17,9 +17,11 @@ from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
 
 from app import contract
+from app.egress import EgressRefused, check_host
 from app.epm import records, tokens
 from app.epm.errors import (
-    EpmAuthFailed, EpmRejected, error_for_exception, error_for_status, json_answer, response_body, token_refusal,
+    EpmAuthFailed, EpmRejected, EpmUnreachable, error_for_exception, error_for_status, json_answer, response_body,
+    token_refusal,
 )
 from app.epm.hosts import (  # noqa: F401 - validate_host is part of this module's public API
     base_url_for_host, host_name, host_warnings, is_loopback, validate_host,
@@ -246,6 +248,7 @@ class EpmClient:
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _attempt(self, method, url, path, attempt, what, *, json_body, params, headers):
+        self._check_destination()
         started = time.perf_counter()
         request_body = json.dumps(redact(json_body), ensure_ascii=False) if json_body is not None else None
         try:
@@ -274,6 +277,7 @@ class EpmClient:
         HTTP Basic when configured; the scope only when configured (contract/epm.md §5.6)."""
         token_url = f"{self.base_url}{self.token_path}"
         self._allow_plain_http_if_loopback(token_url)
+        self._check_destination()
         started = time.perf_counter()
         answered = []
 
@@ -328,6 +332,14 @@ class EpmClient:
     def _masked(self, text):
         """`text` without the client secret, should EPM echo it where redact() cannot tell it is one."""
         return text.replace(self._client_secret, MASK) if text and self._client_secret else text
+
+    def _check_destination(self):
+        """Refuse to connect when the host resolves, right now, to a link-local, metadata or private address."""
+        try:
+            check_host(self.host)
+        except EgressRefused as error:
+            log.warning("refused to call EPM: %s", error)
+            raise EpmUnreachable(f"Refusing to connect to {self.host}: {error}") from None
 
     def _allow_plain_http_if_loopback(self, token_url):
         if not token_url.lower().startswith("http://"):

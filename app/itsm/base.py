@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from app.egress import EgressRefused, check_url
+
 log = logging.getLogger(__name__)
 
 APPROVED = "approved"
@@ -110,6 +112,14 @@ class TokenCache:
 tokens = TokenCache()
 
 
+INTERNAL_OPTION = "internal"
+
+
+def is_internal(connection):
+    """Whether an admin marked the connection internal (option internal=true): private addresses allowed."""
+    return str(connection.option(INTERNAL_OPTION) or "").strip().lower() in ("true", "yes", "1", "on")
+
+
 class Connector:
     """Base class: subclasses set `kind`, `label`, `auth_methods`, and implement `lookup` and `check`."""
 
@@ -167,6 +177,10 @@ class Connector:
     def request(self, method, url, *, what, expect_json=True, not_found_ok=False, **kwargs):
         """One HTTP call; returns the decoded JSON (or the response), None for an allowed 404."""
         parts = urlsplit(url)
+        try:
+            check_url(url, internal=is_internal(self.connection))
+        except EgressRefused as error:
+            raise ItsmSettingsError(f"{self.describe()}: refusing to connect for {what}: {error}") from None
         started = time.perf_counter()
         try:
             response = requests.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)

@@ -12,10 +12,11 @@ from urllib.parse import urlsplit
 from app import events
 from app.audit import service as audit
 from app.db import write_transaction
+from app.egress import EgressRefused, check_url
 from app.errors import BadRequest, Conflict
 from app.fields import Field, clean_boolean, clean_choice, clean_text, clean_values as clean_fields
 from app.itsm import CONNECTOR_TYPES, connector_for
-from app.itsm.base import ItsmError
+from app.itsm.base import INTERNAL_OPTION, ItsmError
 from app.itsm.models import ItsmConnection
 from app.models import utcnow
 
@@ -125,6 +126,26 @@ def _check_auth_method(values):
     values["auth_method"] = method
 
 
+URL_FIELDS = ("base_url", "token_url")
+SECRET_AGAIN = "Enter the secret again: it is only sent to the host it was entered for"
+
+
+def _check_destinations(values, internal):
+    """Each URL must not be, or resolve to, a link-local or metadata address, nor a private one unless internal."""
+    for name in URL_FIELDS:
+        if values.get(name):
+            try:
+                check_url(values[name], internal=internal)
+            except EgressRefused as error:
+                raise BadRequest("Invalid ITSM connection", f"{name}: {error}",
+                                 extra={"fields": {name: str(error)}}) from None
+
+
+def _internal(values, connection=None):
+    options = values.get("options", connection.options if connection is not None else {})
+    return str((options or {}).get(INTERNAL_OPTION, "")).strip().lower() in ("true", "yes", "1", "on")
+
+
 def find_connection(name):
     return ItsmConnection.get_or_none(ItsmConnection.name == name)
 
@@ -137,12 +158,13 @@ def create_connection(raw, actor):
             raise BadRequest("Invalid ITSM connection", f"{required}: required",
                              extra={"fields": {required: "required"}})
     _check_auth_method(values)
+    _check_destinations(values, _internal(values))
     with write_transaction():
         if find_connection(values["name"]) is not None:
             raise Conflict(f"An ITSM connection named {values['name']!r} already exists")
         connection = ItsmConnection.create(**values)
         audit.record("itsm_connection_create", actor, "itsm_connection", connection.name,
-                     {"kind": connection.kind, "fields": sorted(values)})
+                     {"kind": connection.kind, "fields": sorted(values), "internal": _internal(values)})
     return connection
 
 
@@ -154,6 +176,13 @@ def update_connection(connection, raw, actor):
                                                                                      connection.auth_method)}
     _check_auth_method(merged)
     values["auth_method"] = merged["auth_method"]
+    internal = _internal(values, connection)
+    _check_destinations(values, internal)
+    moved = [name for name in URL_FIELDS if name in values and values[name] != getattr(connection, name)]
+    stored = [name for name in SECRET_FIELDS if getattr(connection, name)]
+    if moved and stored and not any(values.get(name) for name in SECRET_FIELDS):
+        raise BadRequest("Invalid ITSM connection", f"{stored[0]}: {SECRET_AGAIN}",
+                         extra={"fields": {name: SECRET_AGAIN for name in stored}})
     with write_transaction():
         if "name" in values and values["name"] != connection.name and find_connection(values["name"]) is not None:
             raise Conflict(f"An ITSM connection named {values['name']!r} already exists")
@@ -163,7 +192,8 @@ def update_connection(connection, raw, actor):
         if "name" in changed:
             events.connection_renamed.send(connection, new_name=values["name"])
         connection = ItsmConnection.get_by_id(connection.id)
-        audit.record("itsm_connection_update", actor, "itsm_connection", connection.name, {"fields": changed})
+        audit.record("itsm_connection_update", actor, "itsm_connection", connection.name,
+                     {"fields": changed, "internal": internal})
     return connection
 
 

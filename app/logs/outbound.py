@@ -18,6 +18,9 @@ from app.models import new_sys_id, utcnow
 log = logging.getLogger(__name__)
 
 BODY_LIMIT = 20_000
+# A foreign answer is kept only as a short excerpt: enough to tell what went wrong, too little to make
+# the log a way of reading whatever a misdirected URL answers.
+RESPONSE_EXCERPT = 300
 
 TOKEN = "token"
 APPLICATION_DECISION = "application decision"
@@ -62,7 +65,8 @@ def call_row(call, what, decision=None):
         # The client redacts already; masking again costs little and protects against a
         # client that forgets to.
         "request_body": truncate(redact(call.get("request_body")), BODY_LIMIT) if call.get("request_body") else None,
-        "response_body": truncate(redact(call.get("response_body")), BODY_LIMIT) if call.get("response_body") else None,
+        "response_body": (truncate(redact(call.get("response_body")), RESPONSE_EXCERPT)
+                          if call.get("response_body") else None),
         "error": call.get("error"),
         "correlation_id": str(call.get("correlation_id") or "")[:128] or None,
         "answered_correlation_id": str(call.get("answered_correlation_id") or "")[:128] or None,

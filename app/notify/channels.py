@@ -7,6 +7,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 
 import requests
 
+from app.egress import EgressRefused, check_url
 from app.notify.models import CHANNEL_EMAIL, CHANNEL_WEBHOOK
 
 TIMEOUT_SECONDS = 10
@@ -122,7 +123,12 @@ def _command(error):
 
 
 def send_webhook(url, text, timeout=TIMEOUT_SECONDS):
-    """POST {"text": text} as JSON, the body Slack and Teams incoming webhooks accept."""
+    """POST {"text": text} as JSON, the body Slack and Teams incoming webhooks accept; never to a link-local,
+    metadata or private address (checked on what the host resolves to now)."""
+    try:
+        check_url(url)
+    except EgressRefused as error:
+        raise NotificationError(f"refused to call the notification webhook: {error}") from None
     try:
         response = requests.post(url, json={"text": text}, timeout=timeout, allow_redirects=False)
     except requests.RequestException as error:

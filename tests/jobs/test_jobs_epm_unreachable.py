@@ -28,11 +28,12 @@ def test_epm_answering_again_makes_the_next_outage_a_warning_again(app, caplog, 
     caplog.set_level(logging.INFO)
     port = free_port()
     configured = fake_epm.url
-    update_configuration({"pmc_host": f"http://127.0.0.1:{port}"})
+    secret = {"client_secret": fake_epm.client_secret}  # a moved host needs the secret again
+    update_configuration({"pmc_host": f"http://127.0.0.1:{port}", **secret})
     run_job(JOBS["reconcile"])
-    update_configuration({"pmc_host": configured})
+    update_configuration({"pmc_host": configured, **secret})
     assert run_job(JOBS["reconcile"]).error is None
-    update_configuration({"pmc_host": f"http://127.0.0.1:{port}"})
+    update_configuration({"pmc_host": f"http://127.0.0.1:{port}", **secret})
     run_job(JOBS["reconcile"])
 
     warnings = [record for record in caplog.records
