@@ -57,7 +57,8 @@ class TooManyAttempts(BrokerError):
     def __init__(self, retry_after, until):
         self.retry_after = retry_after
         self.until = until
-        super().__init__(f"Too many failed attempts; try again after {until_text(until)}", f"retry after {retry_after} seconds", extra={"retry_after": retry_after})
+        super().__init__(f"Too many failed attempts; try again after {until_text(until)}",
+                         f"retry after {retry_after} seconds", extra={"retry_after": retry_after})
 
 
 @dataclass(frozen=True)

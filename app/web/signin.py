@@ -50,8 +50,9 @@ def sign_in():
     try:
         throttle.check(username, request.remote_addr, throttle.SIGN_IN)
     except throttle.TooManyAttempts as error:
+        message = MSG_TOO_MANY.format(until=throttle.until_text(error.until))
         return render_template("auth/sign_in.html", next_page=next_page, username=username,
-                               error=MSG_TOO_MANY.format(until=throttle.until_text(error.until))), error.status, {"Retry-After": str(error.retry_after)}
+                               error=message), error.status, {"Retry-After": str(error.retry_after)}
     account = Account.by_username(username) if username else None
     refusal = _refusal(account, request.form.get("password", ""))
     if refusal is not None:

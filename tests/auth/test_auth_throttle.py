@@ -136,7 +136,8 @@ def test_basic_failures_count_against_a_person_for_sign_in_too(app, api_account)
 
 def test_sign_in_failures_lock_basic_for_the_same_person(browser, approver):
     fail(browser, approver.username, throttle.ACCOUNT_LIMIT)
-    answer = browser.client.get(f"{contract.API_PREFIX}/tickets/NOSUCH", headers=basic_auth(approver.username, factories.PASSWORD),
+    answer = browser.client.get(f"{contract.API_PREFIX}/tickets/NOSUCH",
+                                headers=basic_auth(approver.username, factories.PASSWORD),
                                 environ_base={"REMOTE_ADDR": "192.0.2.99"})
     assert answer.status_code == 429
     assert re.fullmatch(r"Too many failed attempts; try again after \d\d:\d\d UTC", answer.json["error"]["message"])

@@ -96,7 +96,7 @@ def test_an_admin_unlocks_a_locked_account(server, approver, admin):
     browser, signed_in = _sign_in(server, admin.username)
     assert signed_in.status_code == 302
     page = browser.get(f"{server.url}/admin/users", timeout=30).text
-    assert re.search(rf"Unlock \(locked until \d\d:\d\d UTC\)", page)
+    assert re.search(r"Unlock \(locked until \d\d:\d\d UTC\)", page)
     unlock_url = f"{server.url}/admin/users/{approver.id}/unlock"
     token = _TOKEN.search(page).group(1)
     asked = browser.post(unlock_url, data={"csrf_token": token}, timeout=30, allow_redirects=False)
