@@ -6,11 +6,13 @@ HMAC of user name, password and the stored hash: the password itself is never
 kept, and changing the password (a new stored hash) invalidates the entry.
 
 Reading the account and the sign-in throttle on every request would still cost two
-queries each time, so each process keeps the accounts it read, and the addresses
-it found not throttled, for ACCOUNT_CACHE_SECONDS (one second). The broker's own
+queries each time, so each process keeps the accounts it read, and the (name, address)
+pairs it found not throttled, for ACCOUNT_CACHE_SECONDS (one second). The broker's own
 account changes forget them at once in the process that made them (`forget_accounts`);
 every other worker and host sees a deactivation, a new role or password within that
-second. A wrong password is never answered from memory: it always meets the throttle.
+second. A wrong password is never answered from memory: it always meets the throttle,
+which counts it with the browser's failures (app/auth/throttle.py: one lock per person's
+account across every door; the `api` account's failures count per address).
 """
 import hashlib
 import hmac
@@ -42,8 +44,8 @@ def forget_accounts(_sender=None):
 
 
 class AccountCache:
-    """Accounts read in the last `lifetime` seconds, by user name, and the addresses
-    the sign-in throttle let through in that time; one per app."""
+    """Accounts read in the last `lifetime` seconds, by user name, and the (name, address)
+    pairs the sign-in throttle let through in that time; one per app."""
 
     def __init__(self, lifetime=ACCOUNT_CACHE_SECONDS):
         self.lifetime = lifetime
@@ -70,19 +72,20 @@ class AccountCache:
                 self._remember(account)
         return account
 
-    def recently_unthrottled(self, address):
-        """True when `address` passed the sign-in throttle within the lifetime."""
-        return self._remembered(self._unthrottled, address) is not None
+    def recently_unthrottled(self, username, address):
+        """True when `username` from `address` passed the sign-in throttle within the lifetime."""
+        return self._remembered(self._unthrottled, (username, address)) is not None
 
     def check_throttle(self, username, address):
         """throttle.check for an HTTP Basic attempt; remembers an address it let through."""
         throttle.check(username, address, throttle.BASIC)
         with self._lock:
-            self._unthrottled[address] = (True, time.monotonic() + self.lifetime)
+            self._unthrottled[(username, address)] = (True, time.monotonic() + self.lifetime)
 
     def record_failure(self, username, address):
+        # A failure may lock an account or an address: whatever passed a moment ago meets the throttle again.
         with self._lock:
-            self._unthrottled.pop(address, None)
+            self._unthrottled.clear()
         throttle.record_failure(username, address, throttle.BASIC)
 
     def forget(self):
@@ -169,8 +172,6 @@ def basic_account():
     if credentials is None or credentials.type != "basic":
         return None
     username, password = credentials.username or "", credentials.password or ""
-    # Failed Basic checks count against the address only, never the account: EPM's
-    # `api` account must not be lockable by someone guessing wrong on purpose.
     accounts = current_app.extensions["account_cache"]
     cache = current_app.extensions["verification_cache"]
     account = accounts.by_username(username)
@@ -178,7 +179,7 @@ def basic_account():
     # verified a moment ago, from an address the throttle let through a moment ago. Anything
     # else, a wrong password above all, meets the throttle.
     if account is not None and account.active and cache.remembers(account, username, password) and \
-            accounts.recently_unthrottled(request.remote_addr):
+            accounts.recently_unthrottled(username, request.remote_addr):
         return account
     accounts.check_throttle(username, request.remote_addr)
     if not cache.verify(account, username, password) or not account.active:

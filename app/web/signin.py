@@ -12,7 +12,7 @@ from app.models import Account
 bp = Blueprint("web_auth", __name__)
 
 MSG_SIGN_IN_FAILED = "Invalid user name or password"
-MSG_TOO_MANY = "Too many failed sign-ins; wait a few minutes and try again"
+MSG_TOO_MANY = "Too many failed sign-ins; try again after {until}"
 ROLE_REFUSAL = "the {!r} role may not sign in"
 MSG_ROLE_REFUSED = "This account's role ({role}) is for {purpose}: it cannot sign in here. Use an approver's account."
 ROLE_PURPOSES = {contract.ROLE_API: "EPM's deliveries", contract.ROLE_READER: "reading the Table API"}
@@ -50,8 +50,9 @@ def sign_in():
     try:
         throttle.check(username, request.remote_addr, throttle.SIGN_IN)
     except throttle.TooManyAttempts as error:
+        message = MSG_TOO_MANY.format(until=throttle.until_text(error.until))
         return render_template("auth/sign_in.html", next_page=next_page, username=username,
-                               error=MSG_TOO_MANY), error.status, {"Retry-After": str(error.retry_after)}
+                               error=message), error.status, {"Retry-After": str(error.retry_after)}
     account = Account.by_username(username) if username else None
     refusal = _refusal(account, request.form.get("password", ""))
     if refusal is not None:

@@ -2,7 +2,8 @@
 set where an approver's notifications go (e-mail address, assignment groups), and end an
 account's browser sessions everywhere.
 
-Deactivating an account and resetting a password ask for confirmation first (app/web/confirmation.py).
+Deactivating an account, resetting a password and ending a sign-in lock-out ask for confirmation
+first (app/web/confirmation.py).
 A generated password is shown once, in the answer to the request that made it; it
 is never stored in the session or put in a URL. An admin cannot change their own
 role or deactivate themselves, so the last admin cannot lock everyone out.
@@ -12,6 +13,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from app import contract
 from app.audit import service as audit
 from app.auth.access import require_page_roles
+from app.auth import throttle
 from app.auth.accounts import create_account, generate_password, set_password
 from app.auth.sessions import end_all_sessions, start_session
 from app.db import write_transaction
@@ -26,6 +28,8 @@ bp = Blueprint("web_users", __name__, url_prefix="/admin")
 USER_SESSIONS_END = "user_sessions_end"
 
 admins = require_page_roles(contract.ROLE_ADMIN)
+
+AUDIT_UNLOCK = "user_unlock"
 
 
 def _find_account(account_id):
@@ -65,7 +69,9 @@ def set_active(account, active):
 
 def _render(new_password=None, error=None, status=200, form=None):
     accounts = list(Account.select().order_by(Account.username))
-    response = render_template("admin/users.html", accounts=accounts, roles=contract.ROLES,
+    locked = {account.username: throttle.until_text(until) for account in accounts
+              if (until := throttle.locked_until(account.username))}
+    response = render_template("admin/users.html", accounts=accounts, locked=locked, roles=contract.ROLES,
                                approver_roles=contract.APPROVER_ROLES,
                                role_choices=[(role, role) for role in contract.ROLES],
                                new_password=new_password, error=error, form=form or {})
@@ -201,4 +207,22 @@ def change_notifications(account_id):
         return _render(error=error.message, status=error.status)
     flash(f"{account.username}: e-mail and groups saved." if changes else f"{account.username}: nothing changed.",
           "ok")
+    return redirect(url_for("web_users.users"))
+
+
+@bp.post("/users/<int:account_id>/unlock")
+@admins
+def unlock(account_id):
+    """End the lock-out failed sign-ins put on an account (app/auth/throttle.py), before it runs out."""
+    account = _find_account(account_id)
+    if not is_confirmed():
+        return ask(Confirmation(
+            f"Unlock {account.username}?",
+            ("Their failed sign-ins are forgotten: the browser form and HTTP Basic accept their password again "
+             "at once.", "Do this only once you know the failures were theirs, not someone guessing."),
+            f"Unlock {account.username}", url_for("web_users.users")))
+    with write_transaction():
+        forgotten = throttle.unlock(account.username)
+        audit.record(AUDIT_UNLOCK, g.account, "account", account.username, {"failures_forgotten": forgotten})
+    flash(f"{account.username} is unlocked.", "ok")
     return redirect(url_for("web_users.users"))
