@@ -18,7 +18,7 @@ from app.epm.fake import FakeEpm
 from app.models import IncomingRequest, Task
 from app.web import labels
 from tests import factories
-from tests.live import LiveServer
+from tests.live import LiveServer, free_port
 from tests.browser.test_browser_approver import LAPTOP, PHONE, reload_until
 from tests.waiting import wait_until
 
@@ -32,11 +32,15 @@ APPROVE = labels.ACTION_LABELS[(contract.DECISION_APPROVED, contract.KIND_APPLIC
 
 
 @pytest.fixture
-def broker(app, database_url, api_account):
-    """gunicorn serving the broker, with an admin, an approver and the account EPM delivers with."""
+def broker(app, database_url, api_account, tmp_path):
+    """gunicorn serving the broker at its public_url, as deployed, with an admin, an approver and the account EPM
+    delivers with."""
     factories.account(ADMIN, contract.ROLE_ADMIN)
     factories.account(APPROVER, contract.ROLE_USER)
-    with LiveServer(database_url, workers=2) as server:
+    port = free_port()
+    config = tmp_path / "broker.toml"
+    config.write_text(f'[server]\npublic_url = "http://127.0.0.1:{port}"\n')
+    with LiveServer(database_url, workers=2, port=port, env={"JITBROKER_CONFIG": str(config)}) as server:
         yield server
 
 
