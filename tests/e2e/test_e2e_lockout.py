@@ -13,10 +13,11 @@ import requests
 
 from app import contract
 from app.audit.models import AuditEntry
-from app.auth import throttle
+from app.auth import basic, throttle
 from tests import factories
 from tests.conftest import WEBHOOK, basic_auth
 from tests.live import LiveServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -54,8 +55,13 @@ def _lock_in_the_browser(server, username):
 def test_failed_browser_sign_ins_lock_basic_on_the_json_api(server, approver):
     assert _api(server, approver.username, factories.PASSWORD).status_code == 404  # the door works before
     _lock_in_the_browser(server, approver.username)
-    answer = _api(server, approver.username, factories.PASSWORD)
-    assert answer.status_code == 429
+    # A worker that let this name through within the last second may do so once more (auth.basic's
+    # ACCOUNT_CACHE_SECONDS, docs/security.md): the lock holds on every worker after that.
+    answers = []
+    wait_until(lambda: answers.append(_api(server, approver.username, factories.PASSWORD))
+               or answers[-1].status_code == 429, timeout=basic.ACCOUNT_CACHE_SECONDS * 5,
+               message="the lock to reach Basic on the JSON API")
+    answer = answers[-1]
     assert int(answer.headers["Retry-After"]) > 0
     assert _UNTIL.search(answer.json()["error"]["message"])
 

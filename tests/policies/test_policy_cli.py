@@ -353,7 +353,7 @@ def test_itsm_set_changes_fields_keeps_a_blank_secret_and_merges_options(runner)
     assert connection.options == {"start_field": "customfield_10058", "end_field": "customfield_10059"}
     assert (connection.enabled, connection.secret, connection.auth_method) == (False, "tok", "api_token")
     assert "jsm\tjira\tdisabled" in invoke(runner, "itsm", "list").output
-    assert audited("itsm_connection_update")[0].detail == {"fields": ["enabled", "options"]}
+    assert audited("itsm_connection_update")[0].detail == {"fields": ["enabled", "options"], "internal": False}
 
 
 def test_itsm_set_refuses_bad_input_and_unknown_connections(runner):
