@@ -28,7 +28,8 @@ def latest_decision(task):
 
 
 def check_may_decide(task, configuration=None):
-    """Conflict when the ticket is final, expired, inactive, or has a decision on its way to EPM; else its JIT record."""
+    """Conflict when the ticket is final, expired, inactive, or has a decision on its way to EPM; else its
+    JIT record."""
     previous, jit = latest_decision(task), task.jit_request
     if (previous is not None and previous.status == contract.DELIVERY_DELIVERED) or jit.decision_final:
         raise Conflict(contract.MSG_FINAL)
