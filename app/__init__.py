@@ -57,6 +57,8 @@ def create_app(config=None):
 
     from app import db, errors, http, openapi, policies, secrets, servicenow_api, web
     from app.auth import basic
+    from app.chat import outbox as chat
+    from app.chat.interactions import bp as slack_bp
     from app.commands import register_commands
     from app.decisions.api import bp as decisions_api_bp
     from app.health import bp as health_bp
@@ -77,11 +79,13 @@ def create_app(config=None):
     app.register_blueprint(tickets_api_bp)
     app.register_blueprint(decisions_api_bp)
     app.register_blueprint(ops_api_bp)
+    app.register_blueprint(slack_bp)
     web.init_app(app)
     app.register_blueprint(servicenow_api.bp)
     configure_logging(app)
     metrics.init_app(app)
     notify.init_app(app)
+    chat.init_app(app)
     policies.init_app(app)
     openapi.init_app(app)
     http.init_app(app)

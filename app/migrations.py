@@ -280,6 +280,13 @@ def _session_epoch(migrator):
     _add_columns(migrator, (models.Account._meta.table_name, "session_epoch", peewee.IntegerField(default=0)))
 
 
+def _chat(_migrator):
+    """Slack and Teams (app/chat): the chat outbox, Slack signatures seen (replay protection) and linked users."""
+    from app.chat.models import ChatPost, SlackLink, SlackSignature
+
+    database.create_tables([ChatPost, SlackSignature, SlackLink])
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -302,6 +309,7 @@ MIGRATIONS = [
     (20, "requests left undecided too long are marked expired", _pending_expiry),
     (21, "a setting allowing approvers to approve their own requests", _self_approval_setting),
     (22, "a session epoch on each account, so sign-out ends its sessions on the server", _session_epoch),
+    (26, "Slack and Teams: the chat outbox, Slack signatures seen, Slack users linked to accounts", _chat),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

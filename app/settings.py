@@ -6,7 +6,7 @@ import os
 import secrets
 import socket
 import tomllib
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field as dataclass_field, fields, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,6 +30,11 @@ TOML_KEYS = {
     "no_webhook_hours": ("alerts", "no_webhook_hours"),
     "expire_pending_hours": ("tickets", "expire_pending_hours"),
     "policy_suggestion_approvals": ("tickets", "policy_suggestion_approvals"),
+    "slack_bot_token": ("slack", "bot_token"),
+    "slack_signing_secret": ("slack", "signing_secret"),
+    "slack_channel": ("slack", "channel"),
+    "slack_api_url": ("slack", "api_url"),
+    "teams_webhook_url": ("teams", "webhook_url"),
 }
 
 # Environment variables that override the file (12-factor names).
@@ -39,6 +44,11 @@ ENV_KEYS = {
     "JITBROKER_PUBLIC_URL": "public_url",
     "JITBROKER_LOG_LEVEL": "log_level",
     "PORT": "port",
+    "JITBROKER_SLACK_BOT_TOKEN": "slack_bot_token",
+    "JITBROKER_SLACK_SIGNING_SECRET": "slack_signing_secret",
+    "JITBROKER_SLACK_CHANNEL": "slack_channel",
+    "JITBROKER_SLACK_API_URL": "slack_api_url",
+    "JITBROKER_TEAMS_WEBHOOK_URL": "teams_webhook_url",
 }
 
 
@@ -74,6 +84,15 @@ class Settings:
     expire_pending_hours: int = 24
     # The ticket page suggests an EPM policy for an application approved this many times in 30 days (0: never).
     policy_suggestion_approvals: int = 5
+    # The Slack app (app/chat): its bot token and signing secret (never logged or shown), the channel id new
+    # tickets are posted to, and the Web API's base URL. Slack is on when the token, secret and channel are set.
+    slack_bot_token: str = dataclass_field(default="", repr=False)
+    slack_signing_secret: str = dataclass_field(default="", repr=False)
+    slack_channel: str = ""
+    slack_api_url: str = "https://slack.com/api/"
+    # A Microsoft Teams Workflows webhook ("Post to a channel when a webhook request is received"): a card per new
+    # ticket and one when its decision is final. Its URL carries a signature, so it is a secret too.
+    teams_webhook_url: str = dataclass_field(default="", repr=False)
 
     @property
     def link_base(self):

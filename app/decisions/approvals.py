@@ -23,8 +23,10 @@ def pending_approval(task):
             .order_by(PendingApproval.id).first())
 
 
-def submit_decision(task, account, decision, reason, duration_unit=None, duration_value=None, ticket_url=""):
-    """Decide, or record a first approval; returns the Decision, or the PendingApproval when one is recorded."""
+def submit_decision(task, account, decision, reason, duration_unit=None, duration_value=None, ticket_url="",
+                    via=None, send_now=True):
+    """Decide, or record a first approval; returns the Decision, or the PendingApproval when one is recorded.
+    `via` and `send_now` as for decisions.decide."""
     is_approval = str(decision or "").strip().capitalize() == contract.DECISION_APPROVED
     # Read now, not from `task`: the policies may have finished since it was read.
     required = Task.select(Task.approvals_required).where(Task.id == task.id).scalar()
@@ -32,7 +34,8 @@ def submit_decision(task, account, decision, reason, duration_unit=None, duratio
         # Queued or running: the rules may yet require two approvers.
         raise Conflict(MSG_EVALUATING)
     if not (is_approval and required >= 2):
-        return decisions.decide(task, account, decision, reason, duration_unit, duration_value, ticket_url)
+        return decisions.decide(task, account, decision, reason, duration_unit, duration_value, ticket_url, via,
+                                send_now)
     _decision, reason, unit, value = clean_decision(decision, reason, duration_unit, duration_value)
     if decisions.is_own_request(account, task):
         # A policy requiring two approvers refuses the requester whatever allow_self_approval says.
@@ -49,16 +52,18 @@ def submit_decision(task, account, decision, reason, duration_unit=None, duratio
         if first is None:
             pending = PendingApproval.create(task=task, approver=account.username, reason=reason,
                                              duration_unit=unit, duration_value=value)
-            tickets.add_work_note(task, f"First approval by {account.username}: {reason}. A policy requires a "
+            tickets.add_work_note(task, f"First approval by {account.username}{f' via {via}' if via else ''}: "
+                                        f"{reason}. A policy requires a "
                                         "second approver (not the first, not the requester) before it goes to EPM.",
                                   author=account.username, system=False)
             Task.update(updated_at=utcnow()).where(Task.id == task.id).execute()
-            audit.record("first_approval", account, "ticket", task.number, {"reason": reason})
+            audit.record("first_approval", account, "ticket", task.number,
+                         {"reason": reason, **({"via": via} if via else {})})
             return pending
         if first.approver.casefold() == account.username.casefold():
             raise Conflict(MSG_SAME_APPROVER)
     second_reason = f"{reason} (second approval; first by {first.approver}: {first.reason})"
     result = decisions.decide(task, account, contract.DECISION_APPROVED, second_reason[:4000], unit, value,
-                              ticket_url)
+                              ticket_url, via, send_now)
     PendingApproval.update(status=APPROVAL_USED).where(PendingApproval.id == first.id).execute()
     return result

@@ -68,3 +68,17 @@ def clean_decision(decision, reason, duration_unit=None, duration_value=None):
     value = None if unit == contract.DURATION_ONCE else _duration_number(data["duration_value"], unit)
     return decision, data["reason"].strip(), unit, value
 
+
+def requested_duration(seconds):
+    """(unit, value) for the duration an Admin Access user requested, in seconds (contract/epm.md 5.8):
+    hours when whole, else minutes; None when missing, unreadable, not whole minutes or out of range."""
+    try:
+        minutes, rest = divmod(float(seconds), 60)
+    except (TypeError, ValueError):
+        return None
+    low, high = contract.DURATION_LIMITS[contract.DURATION_MINUTES]
+    if rest or not low <= minutes <= high:  # NaN and infinity fail here too
+        return None
+    if minutes % 60:
+        return contract.DURATION_MINUTES, str(int(minutes))
+    return contract.DURATION_HOURS, str(int(minutes // 60))

@@ -82,9 +82,13 @@ def _duration_text(unit, value):
     return f"{value} {unit}"
 
 
-def decide(task, account, decision, reason, duration_unit=None, duration_value=None, ticket_url=""):
+def decide(task, account, decision, reason, duration_unit=None, duration_value=None, ticket_url="", via=None,
+           send_now=True):
     """Record `account`'s decision on `task` and send it to EPM; returns the Decision.
 
+    `via` names the door it came through when not the broker's own ("Slack"): said in the work note and the audit
+    entry. Without `send_now` the decision waits in the outbox for the `deliver_outbox` job (a caller that must
+    answer within seconds, as Slack's interactions must, cannot wait for EPM).
     BadRequest for a broken form rule; Conflict when the ticket is inactive, final, or has a decision on its way,
     or when `account` approves its own request."""
     decision, reason, unit, value = clean_decision(decision, reason, duration_unit, duration_value)
@@ -99,17 +103,19 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
             duration_sent=duration_seconds(unit, value) if decision == contract.DECISION_APPROVED else None,
             decided_by=account.username, ticket_url=ticket_url[:500],
             # Claimed for its first attempt right away: one commit fewer than claiming it after.
-            **first_claim(),
+            **(first_claim() if send_now else {}),
         )
         duration = _duration_text(unit, value)
-        tickets.add_work_note(task, f"{decision} by {account.username}"
+        tickets.add_work_note(task, f"{decision} by {account.username}{f' via {via}' if via else ''}"
                                     f"{f' for {duration}' if duration else ''}: {reason}")
         task.updated_at = utcnow()
         task.save(only=[Task.updated_at])
         audit.record(audit.DECISION, account, "ticket", task.number, {
             "decision": decision, "reason": reason, "duration": duration, "request_id": task.request_id,
-            "decision_sys_id": record.sys_id,
+            "decision_sys_id": record.sys_id, **({"via": via} if via else {}),
         })
+    if not send_now:
+        return record
     return deliver_claimed(record, configuration, jit)
 
 

@@ -8,6 +8,7 @@ from typing import Callable
 import peewee
 from flask import current_app
 
+from app.chat import outbox as chat
 from app.claims import database_now, new_holder_id
 from app.db import database, write_transaction
 from app.decisions import delivery
@@ -32,6 +33,7 @@ class Job:
 JOBS = {job.name: job for job in (
     Job("deliver_outbox", delivery.deliver_due, 5),  # decisions due (or abandoned mid-send)
     Job("send_notifications", notify.send_due, 15),  # e-mail and chat webhook
+    Job("send_chat", chat.send_due, 5),  # Slack messages kept up to date, Teams cards
     Job("sla_reminders", notify.queue_sla_reminders, 60),  # one per ticket waiting past the SLA
     Job("reconcile", reconcile.reconcile_job, 15 * 60),  # what missed webhooks left out
     Job("purge", retention.purge, 60 * 60),  # rows past their retention, in small batches

@@ -30,7 +30,11 @@ UPDATE_CONFLICT = "conflict"    # contradicts what EPM acknowledged: noted and w
 
 
 def add_work_note(task, text, author=SYSTEM_AUTHOR, system=True):
-    return WorkNote.create(task=task, text=text, author=author, system=system)
+    """A line in the ticket's history, in the caller's transaction; `ticket_changed` tells who shows the ticket
+    elsewhere (the Slack message) that it moved."""
+    note = WorkNote.create(task=task, text=text, author=author, system=system)
+    events.ticket_changed.send(task)
+    return note
 
 
 def find_task(number):

@@ -5,6 +5,7 @@ attributes this module prepares, so the browser and the server (app.decisions,
 the authority) say the same thing.
 """
 from app import contract
+from app.decisions.rules import requested_duration
 from app.web import labels
 
 FIELD_NAMES = ("reason", "duration_unit", "duration_value")
@@ -26,21 +27,6 @@ def validation_attributes():
         attributes[f"data-max-{unit}"] = str(high)
         attributes[f"data-msg-{unit}"] = contract.DURATION_MESSAGES[unit]
     return attributes
-
-
-def requested_duration(seconds):
-    """(unit, value) for the duration an Admin Access user requested, in seconds (contract/epm.md 5.8):
-    hours when whole, else minutes; None when missing, unreadable, not whole minutes or out of range."""
-    try:
-        minutes, rest = divmod(float(seconds), 60)
-    except (TypeError, ValueError):
-        return None
-    low, high = contract.DURATION_LIMITS[contract.DURATION_MINUTES]
-    if rest or not low <= minutes <= high:  # NaN and infinity fail here too
-        return None
-    if minutes % 60:
-        return contract.DURATION_MINUTES, str(int(minutes))
-    return contract.DURATION_HOURS, str(int(minutes // 60))
 
 
 def form_values(form=None, requested=None):

@@ -1,0 +1,66 @@
+"""The chat outbox (one row per ticket and chat service), Slack request signatures already seen, and the
+Slack users an admin linked to accounts."""
+import peewee
+
+from app.models import Account, BaseModel, QueuedWork, Task, utcnow
+
+SERVICE_SLACK = "slack"
+SERVICE_TEAMS = "teams"
+SERVICES = (SERVICE_SLACK, SERVICE_TEAMS)
+
+STATUS_PENDING = QueuedWork.PENDING   # the ticket changed since the chat last showed it
+STATUS_SENDING = QueuedWork.WORKING   # claimed by a process talking to the chat service now
+STATUS_SENT = "sent"                  # the chat shows the ticket as it is
+STATUS_FAILED = "failed"              # gave up after MAX_ATTEMPTS; the next change of the ticket tries again
+
+
+class ChatPost(QueuedWork):
+    """What one chat service shows of one ticket, and whether it is up to date.
+
+    `revision` counts the ticket's changes; `sent_revision` is the one the chat shows. A change while a
+    process is sending bumps `revision`, and the sender leaves the row pending for the next attempt:
+    the chat always ends up showing the ticket as it last was, and never sends a change twice."""
+
+    task = peewee.ForeignKeyField(Task, backref="chat_posts", on_delete="CASCADE")
+    service = peewee.CharField(max_length=16)
+    revision = peewee.IntegerField(default=1)
+    sent_revision = peewee.IntegerField(default=0)
+    # Slack: where the ticket's message is, once posted (chat.update needs both).
+    channel_id = peewee.CharField(max_length=32, null=True)
+    message_ts = peewee.CharField(max_length=32, null=True)
+    # Teams: which of the two cards went out (a Workflows webhook cannot change a card).
+    created_card_sent = peewee.BooleanField(default=False)
+    final_card_sent = peewee.BooleanField(default=False)
+    last_error = peewee.TextField(null=True)
+    created_at = peewee.DateTimeField(default=utcnow)
+    sent_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        table_name = "x_bets_pmc_jit_chat_post"
+        indexes = (
+            (("task", "service"), True),
+            (("status", "next_attempt_at"), False),
+            (("channel_id", "message_ts"), False),
+        )
+
+
+class SlackSignature(BaseModel):
+    """A Slack request signature accepted in the last five minutes, so a replay is refused on every host."""
+
+    signature = peewee.CharField(max_length=80, unique=True)
+    seen_at = peewee.DateTimeField(default=utcnow, index=True)
+
+    class Meta:
+        table_name = "x_bets_pmc_jit_slack_signature"
+
+
+class SlackLink(BaseModel):
+    """A Slack user an admin linked to a broker account, for a user whose Slack e-mail is not the account's."""
+
+    slack_user_id = peewee.CharField(max_length=32, unique=True)
+    account = peewee.ForeignKeyField(Account, unique=True, on_delete="CASCADE")
+    linked_by = peewee.CharField(max_length=150)
+    linked_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        table_name = "x_bets_pmc_jit_slack_link"

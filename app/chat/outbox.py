@@ -1,0 +1,145 @@
+"""The chat outbox: what Slack and Teams show of each ticket, brought up to date by the `send_chat` job (and,
+in a request, right after the answer), never inside the transaction that changed the ticket.
+
+`ticket_created` queues a row per enabled service; `ticket_changed` counts a change on the ticket's rows. A
+row is claimed for each attempt (app/claims.py), so two processes never post one message twice."""
+import logging
+import random
+from datetime import timedelta
+
+import peewee
+from flask import after_this_request, current_app, g, has_request_context
+
+from app import claims, events
+from app.chat import blocks, slack, teams
+from app.chat.models import SERVICE_SLACK, SERVICE_TEAMS, STATUS_FAILED, STATUS_PENDING, STATUS_SENT, ChatPost
+from app.db import database, write_transaction
+from app.models import Task, utcnow
+from app.tickets.documents import ticket_url
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS = (10, 30, 60, 120, 300, 600)
+MAX_ATTEMPTS = 20
+CLAIM_SECONDS = slack.TIMEOUT_SECONDS * 3 + 5
+SEND_BATCH = 50
+
+
+def enabled_services(settings=None):
+    settings = settings or current_app.extensions["settings"]
+    return [service for service, on in ((SERVICE_SLACK, slack.slack_enabled(settings)),
+                                        (SERVICE_TEAMS, teams.teams_enabled(settings))) if on]
+
+
+def queue_new_ticket(task, **_):
+    """`ticket_created`'s receiver: a row per enabled service, in the creating transaction."""
+    for service in enabled_services():
+        try:
+            with database.atomic():  # a savepoint: a duplicate must not abort the caller's transaction
+                ChatPost.create(task=task, service=service)
+        except peewee.IntegrityError:
+            pass
+    _send_after_answer(task.id)
+
+
+def queue_change(task, **_):
+    """`ticket_changed`'s receiver: the ticket's chat rows are due again, in the changing transaction."""
+    if not enabled_services():
+        return
+    changed = ChatPost.update(revision=ChatPost.revision + 1, next_attempt_at=utcnow()).where(
+        ChatPost.task == task.id).execute()
+    if changed:
+        # A row being sent stays claimed: its sender sees the new revision and leaves it pending.
+        ChatPost.update(status=STATUS_PENDING, attempts=0).where(
+            ChatPost.task == task.id, ChatPost.status.in_([STATUS_SENT, STATUS_FAILED])).execute()
+        _send_after_answer(task.id)
+
+
+def _send_after_answer(task_id):
+    """In a request, send the ticket's chat rows once the answer is out (the job catches anything left)."""
+    if not has_request_context():
+        return
+    waiting = g.setdefault("chat_tasks_after_answer", set())
+    if task_id in waiting:
+        return
+    waiting.add(task_id)
+    app = current_app._get_current_object()
+
+    @after_this_request
+    def _later(response):
+        response.call_on_close(lambda: send_in_background(app, task_id))
+        return response
+
+
+def send_in_background(app, task_id, before=None):
+    """Send one ticket's due chat rows in their own app context and connection (after an answer), after running
+    `before` there (a decision's first attempt at EPM, whose outcome the message then shows)."""
+    try:
+        with app.app_context(), database.connection_context():
+            if before is not None:
+                before()
+            send_ticket(task_id)
+    except Exception:  # noqa: BLE001 - runs after the answer was sent: nobody else would see it
+        log.exception("sending the chat messages of ticket %s failed", task_id)
+
+
+def send_ticket(task_id):
+    """One attempt for each of the ticket's due chat rows."""
+    for row in list(ChatPost.select(ChatPost.id).where(ChatPost.task == task_id, claims.due(ChatPost))):
+        send_post(row)
+
+
+def init_app(app):
+    events.ticket_created.connect(queue_new_ticket)
+    events.ticket_changed.connect(queue_change)
+
+
+def _show(post, task):
+    """Bring one chat up to date with the ticket."""
+    link = ticket_url(task)
+    if post.service == SERVICE_SLACK:
+        text, ticket_blocks = blocks.summary_text(task), blocks.ticket_blocks(task, link)
+        if post.message_ts:
+            slack.update_ticket(post.channel_id, post.message_ts, text, ticket_blocks)
+        else:
+            channel_id, ts = slack.post_ticket(text, ticket_blocks)
+            ChatPost.update(channel_id=channel_id, message_ts=ts).where(ChatPost.id == post.id).execute()
+    else:
+        teams.send_cards(post, task, link)
+
+
+def send_post(row):
+    """One attempt at a due chat row, if this process wins its claim; returns it re-read."""
+    if not claims.claim_attempt(ChatPost, row.id, CLAIM_SECONDS):
+        return ChatPost.get_by_id(row.id)
+    post = ChatPost.get_by_id(row.id)
+    revision = post.revision
+    try:
+        _show(post, Task.get_by_id(post.task_id))
+    except slack.ChatError as error:
+        _record_failure(post, str(error))
+    else:
+        with write_transaction():
+            claims.release(ChatPost, ChatPost.id == post.id, status=STATUS_SENT, sent_revision=revision,
+                           sent_at=utcnow(), last_error=None)
+            # Changed while it was being sent: due again, showing the newer ticket.
+            ChatPost.update(status=STATUS_PENDING).where(ChatPost.id == post.id,
+                                                         ChatPost.revision > ChatPost.sent_revision).execute()
+    return ChatPost.get_by_id(row.id)
+
+
+def _record_failure(post, reason):
+    log.warning("%s message for ticket %s failed (attempt %s): %s", post.service, post.task.number, post.attempts,
+                reason)
+    if post.attempts >= MAX_ATTEMPTS:
+        claims.release(ChatPost, ChatPost.id == post.id, status=STATUS_FAILED, last_error=reason[:2000])
+        return
+    delay = RETRY_DELAYS[min(post.attempts, len(RETRY_DELAYS)) - 1] * random.uniform(0.8, 1.2)
+    claims.release(ChatPost, ChatPost.id == post.id, status=STATUS_PENDING, last_error=reason[:2000],
+                   next_attempt_at=utcnow() + timedelta(seconds=delay))
+
+
+def send_due(limit=SEND_BATCH):
+    """One attempt for each due chat row; returns how many are now up to date."""
+    due = ChatPost.select(ChatPost.id).where(claims.due(ChatPost)).order_by(ChatPost.next_attempt_at).limit(limit)
+    return sum(1 for row in list(due) if send_post(row).status == STATUS_SENT)
