@@ -10,6 +10,7 @@ from flask.cli import with_appcontext
 from app import contract
 from app.audit import service as audit
 from app.audit.commands import audit as audit_commands
+from app.chat.commands import slack as slack_commands
 from app.db import close_pools, database, is_sqlite, write_transaction
 from app.errors import BrokerError
 from app.ops.commands import COMMANDS as OPS_COMMANDS
@@ -306,7 +307,7 @@ def _other_postgres_sessions():
 
 COMMANDS = [init_command, users, config, outbox, test_connection_command, fake_epm_command,
             demo_setup_command, backup_command, restore_command, *JOB_COMMANDS, *NOTIFY_COMMANDS, audit_commands,
-            policy_commands, itsm_commands, *OPS_COMMANDS]
+            policy_commands, itsm_commands, slack_commands, *OPS_COMMANDS]
 
 users.add_command(users_set)
 

@@ -1,0 +1,57 @@
+"""The ticket's message in the Slack channel: posted once per new ticket, with its facts and buttons."""
+from app.chat import outbox
+from app.chat.models import ChatPost
+from tests import factories
+
+
+def _texts(blocks):
+    found = []
+    for block in blocks:
+        for part in [block.get("text"), *block.get("fields", []), *block.get("elements", [])]:
+            if isinstance(part, dict) and "text" in part:
+                found.append(part["text"] if isinstance(part["text"], str) else part["text"]["text"])
+    return "\n".join(found)
+
+
+def test_a_new_ticket_posts_one_message_with_its_facts_and_buttons(ticket, fake_slack):
+    assert outbox.send_due() == 1
+    assert outbox.send_due() == 0
+    assert len(fake_slack.calls_to("chat.postMessage")) == 1
+    message = fake_slack.message()
+    text = _texts(message["blocks"])
+    for fact in (ticket.number, ticket.requester, ticket.host, ticket.subject, "Application Access",
+                 ticket.jit_request.reason, "No policy rule applies", "Requested duration"):
+        assert fact in text
+    buttons = next(block for block in message["blocks"] if block["type"] == "actions")["elements"]
+    assert [button["text"]["text"] for button in buttons] == [
+        "Approve Application Access", "Deny Application Access", "Open ticket"]
+    assert buttons[2]["url"] == f"https://jit.example.com/tickets/{ticket.number}"
+    assert ChatPost.get().message_ts in fake_slack.messages
+
+
+def test_an_admin_request_offers_the_admin_access_buttons_and_its_duration(make_ticket, fake_slack):
+    task = make_ticket(factories.admin_request(duration_requested="7200"))
+    outbox.send_due()
+    message = fake_slack.message()
+    assert "2 hours" in _texts(message["blocks"])
+    assert "Administrative elevation" in _texts(message["blocks"])
+    buttons = next(block for block in message["blocks"] if block["type"] == "actions")["elements"]
+    assert [button["text"]["text"] for button in buttons][:2] == ["Approve Admin Access", "Deny Admin Access"]
+    assert task.number in message["text"]
+
+
+def test_an_epm_value_becomes_no_link_or_mention_and_stays_within_slack_limits(make_ticket, fake_slack):
+    hostile = "<!channel> <https://evil.example|click> " + "x" * 3900
+    make_ticket(factories.application_request(reason=hostile, productName=hostile, user="<@U0BOSS>"))
+    assert outbox.send_due() == 1  # the fake refuses anything over Slack's limits
+    text = _texts(fake_slack.message()["blocks"])
+    assert "<!channel>" not in text and "<https://" not in text and "<@U0BOSS>" not in text
+    assert "&lt;!channel&gt;" in text
+
+
+def test_a_refused_message_is_retried_and_says_why(ticket, fake_slack):
+    fake_slack.token = "xoxb-rotated"
+    assert outbox.send_due() == 0
+    post = ChatPost.get()
+    assert post.status == "pending" and "invalid_auth" in post.last_error
+    assert "xoxb" not in post.last_error
