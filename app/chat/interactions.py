@@ -86,7 +86,7 @@ def interaction():
     if not slack.slack_enabled(settings):
         log.warning("a Slack interaction arrived but Slack is not configured")
         raise SlackRefused("Slack is not configured")
-    body = request.get_data(cache=False)
+    body = request.get_data(cache=True)
     _verify(body)
     try:
         payload = json.loads(parse_qs(body.decode("utf-8"), strict_parsing=True)["payload"][0])
