@@ -1,0 +1,76 @@
+"""Teams through a Workflows webhook: a card per new ticket with an "Open ticket" action, and a second card once
+the decision is final."""
+import pytest
+
+from app.chat import outbox
+from app.chat.models import ChatPost
+from app.decisions import delivery
+from app.decisions.service import decide
+from app.models import Task
+from tests import factories
+from tests.chat.fake_teams import FakeTeams
+
+
+@pytest.fixture
+def fake_teams():
+    with FakeTeams() as fake:
+        yield fake
+
+
+@pytest.fixture
+def app_settings(fake_teams):
+    return {"teams_webhook_url": fake_teams.url, "public_url": "https://jit.example.com"}
+
+
+def _facts(card):
+    return {fact["title"]: fact["value"] for element in card["body"] if element["type"] == "FactSet"
+            for fact in element["facts"]}
+
+
+def test_a_new_ticket_posts_a_card_with_its_facts_and_an_open_ticket_action(ticket, fake_teams):
+    assert outbox.send_due() == 1
+    assert outbox.send_due() == 0
+    [card] = fake_teams.cards
+    assert card["version"] == "1.4"
+    assert ticket.number in card["body"][0]["text"]
+    facts = _facts(card)
+    assert facts["Requested by"] == ticket.requester and facts["Host"] == ticket.host
+    assert facts["Reason"] == ticket.jit_request.reason
+    assert card["actions"] == [{"type": "Action.OpenUrl", "title": "Open ticket",
+                                "url": f"https://jit.example.com/tickets/{ticket.number}"}]
+
+
+def test_a_second_card_says_the_decision_is_final(ticket, fake_teams, approver, fake_epm):
+    outbox.send_due()
+    decide(Task.get_by_id(ticket.id), approver, "Denied", "Not now")
+    outbox.send_due()
+    assert len(fake_teams.cards) == 2
+    assert "decision final" in fake_teams.cards[1]["body"][0]["text"]
+    assert "Denied by jchen: sent to EPM and acknowledged" in _facts(fake_teams.cards[1])["Outcome"]
+    outbox.queue_change(ticket)
+    outbox.send_due()
+    assert len(fake_teams.cards) == 2  # one final card, whatever happens after
+
+
+def test_a_decision_not_yet_final_sends_no_card(ticket, fake_teams, approver):
+    outbox.send_due()
+    decide(Task.get_by_id(ticket.id), approver, "Denied", "Not now", send_now=False)
+    outbox.send_due()
+    assert len(fake_teams.cards) == 1
+    assert delivery.Decision.get().status == "pending"
+
+
+def test_a_huge_request_still_fits_teams_limit(make_ticket, fake_teams):
+    long = "y" * 3900
+    make_ticket(factories.application_request(reason=long, productName=long, productDescription=long,
+                                              user=long[:200], hostName=long[:200]))
+    assert outbox.send_due() == 1
+    assert fake_teams.refused == []
+
+
+def test_a_webhook_that_fails_is_retried_without_its_url_in_the_error(ticket, fake_teams, caplog):
+    fake_teams.status = 503
+    assert outbox.send_due() == 0
+    post = ChatPost.get()
+    assert post.status == "pending" and "HTTP 503" in post.last_error
+    assert "secret-signature" not in post.last_error and "secret-signature" not in caplog.text
