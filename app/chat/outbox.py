@@ -108,8 +108,18 @@ def _show(post, task):
         teams.send_cards(post, task, link)
 
 
-def send_post(row):
-    """One attempt at a due chat row, if this process wins its claim; returns it re-read."""
+def send_post(row, rounds=3):
+    """Bring a due chat row up to date, if this process wins its claim; returns it re-read. A ticket that moved
+    while its message was being sent (another process could not claim the row meanwhile) is sent again at
+    once, up to `rounds` times in all; the `send_chat` job takes over after."""
+    for _round in range(rounds):
+        post = _attempt(row)
+        if post.status != STATUS_PENDING or post.next_attempt_at > utcnow():
+            break
+    return post
+
+
+def _attempt(row):
     if not claims.claim_attempt(ChatPost, row.id, CLAIM_SECONDS):
         return ChatPost.get_by_id(row.id)
     post = ChatPost.get_by_id(row.id)
