@@ -19,6 +19,9 @@ from tests.conftest import basic_auth
 # Routes anyone may call: probes, assets, signing in and out, the API description.
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/static/<path:filename>", "/sign-in", "/sign-out",
                 "/openapi.json"}
+# Routes no account calls: each request proves where it comes from with a signature (Slack's, with the signing
+# secret), and anything else gets 401, whoever is signed in.
+SIGNED_PATHS = {"/integrations/slack/interactions"}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 ROLES = ("anonymous", contract.ROLE_API, contract.ROLE_USER, contract.ROLE_ADMIN, "deactivated")
 
@@ -114,7 +117,7 @@ def is_refused(answer):
 
 def test_every_route_declares_its_roles(app):
     undeclared = [f"{method} {rule.rule} ({rule.endpoint})" for rule, method in routes(app)
-                  if required_roles(app, rule) is None and rule.rule not in PUBLIC_PATHS]
+                  if required_roles(app, rule) is None and rule.rule not in PUBLIC_PATHS | SIGNED_PATHS]
     assert undeclared == [], "routes without a role rule; wrap them in require_roles or require_page_roles"
     declared_public = [rule.rule for rule, _ in routes(app)
                        if rule.rule in PUBLIC_PATHS and required_roles(app, rule) is not None]
@@ -145,6 +148,15 @@ def test_every_role_gets_exactly_the_routes_it_is_allowed(app, world):
     assert wrong == [], "\n".join(wrong)
 
 
+def test_signed_routes_refuse_every_role_without_a_signature(app, world):
+    for rule, method in routes(app):
+        if rule.rule in SIGNED_PATHS:
+            assert required_roles(app, rule) is None
+            for role in ROLES:
+                answer = world["callers"][role].open(method, url_for_rule(rule, world), data={"payload": "{}"})
+                assert answer.status_code == 401, f"{role} {method} {rule.rule}: {answer.status_code}"
+
+
 def test_public_routes_answer_anonymous_visitors(app, world):
     anonymous = world["callers"]["anonymous"]
     for rule, method in routes(app):
@@ -173,7 +185,7 @@ def test_every_state_changing_browser_route_needs_a_csrf_token(app, world):
         elif answer.status_code != 400 or "CSRF" not in answer.get_data(as_text=True):
             wrong.append(f"{method} {rule.rule}: {answer.status_code}")
     assert wrong == []
-    assert all(path.startswith(contract.API_PREFIX) for path in basic_only)
+    assert all(path.startswith(contract.API_PREFIX) or path in SIGNED_PATHS for path in basic_only)
     assert contract.WEBHOOK_PATH in basic_only
 
 
