@@ -90,7 +90,7 @@ def account_for(user_id):
     email = user_email(user_id).strip()
     if not email:
         return None, ""
-    matches = list(Account.select().where(fn.LOWER(Account.email) == email.lower(), Account.active == True)  # noqa: E712
-                   .limit(2))
+    active = Account.active == True  # noqa: E712
+    matches = list(Account.select().where(fn.LOWER(Account.email) == email.lower(), active).limit(2))
     # Two accounts with one address: nobody can tell which is meant, so neither decides from Slack.
     return (matches[0] if len(matches) == 1 else None), email

@@ -15,7 +15,8 @@ def test_slack_and_teams_settings_come_from_the_file_and_the_environment(tmp_pat
     settings = Settings.load(environ={
         "JITBROKER_CONFIG": str(path), "JITBROKER_SLACK_BOT_TOKEN": "xoxb-env",
         "JITBROKER_SLACK_SIGNING_SECRET": "env-secret", "JITBROKER_SLACK_CHANNEL": "C0ENV",
-        "JITBROKER_SLACK_API_URL": "http://127.0.0.1:8/api/", "JITBROKER_TEAMS_WEBHOOK_URL": "https://teams.example/env"})
+        "JITBROKER_SLACK_API_URL": "http://127.0.0.1:8/api/",
+        "JITBROKER_TEAMS_WEBHOOK_URL": "https://teams.example/env"})
     assert (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_channel,
             settings.slack_api_url, settings.teams_webhook_url) == (
         "xoxb-env", "env-secret", "C0ENV", "http://127.0.0.1:8/api/", "https://teams.example/env")
