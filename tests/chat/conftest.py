@@ -9,7 +9,7 @@ from slack_sdk.signature import SignatureVerifier
 
 from app.chat import outbox
 from app.models import Account
-from tests.chat.fake_slack import FakeSlack
+from tests.chat.fake_slack import FakeSlack, validate_view
 
 SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 INTERACTIONS = "/integrations/slack/interactions"
@@ -73,7 +73,16 @@ def interact(client):
 
     def interact(payload, **signing):
         body, headers = signed(payload, **signing)
-        return client.post(INTERACTIONS, data=body, headers=headers)
+        answer = client.post(INTERACTIONS, data=body, headers=headers)
+        if answer.status_code == 200 and answer.get_data():
+            # What Slack would do with the answer: show a valid view, or errors beside the modal's inputs.
+            document = answer.json
+            if document["response_action"] == "update":
+                validate_view(document["view"])
+            else:
+                inputs = {block["block_id"] for block in payload["view"]["blocks"] if block["type"] == "input"}
+                assert document["response_action"] == "errors" and set(document["errors"]) <= inputs
+        return answer
 
     return interact
 
