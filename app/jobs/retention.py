@@ -10,6 +10,7 @@ import peewee
 
 from app import contract
 from app.audit import service as audit
+from app.chat.models import ChatPost
 from app.db import write_transaction
 from app.logs.models import AppLog, OutboundCall
 from app.models import (
@@ -77,6 +78,7 @@ def _delete_tickets(ids):
     # Dependents first, explicitly, so the purge does not rely on every database
     # enforcing ON DELETE CASCADE; deliveries outlive their ticket (their own period).
     Notification.delete().where(Notification.task.in_(ids)).execute()
+    ChatPost.delete().where(ChatPost.task.in_(ids)).execute()
     Decision.delete().where(Decision.task.in_(ids)).execute()
     WorkNote.delete().where(WorkNote.task.in_(ids)).execute()
     ApplicationAccessTicket.delete().where(ApplicationAccessTicket.task.in_(ids)).execute()

@@ -55,3 +55,15 @@ def test_a_refused_message_is_retried_and_says_why(ticket, fake_slack):
     post = ChatPost.get()
     assert post.status == "pending" and "invalid_auth" in post.last_error
     assert "xoxb" not in post.last_error
+
+
+def test_a_purged_ticket_takes_its_chat_rows_with_it(posted):
+    from datetime import timedelta
+
+    from app.jobs.retention import purge
+    from app.models import Task, utcnow
+
+    Task.update(state=posted.ticket_type.closed_state, closed_at=utcnow() - timedelta(days=400)).where(
+        Task.id == posted.id).execute()
+    purge()
+    assert not Task.select().exists() and not ChatPost.select().exists()
