@@ -92,12 +92,18 @@ def interaction():
         payload = json.loads(parse_qs(body.decode("utf-8"), strict_parsing=True)["payload"][0])
     except (KeyError, ValueError, UnicodeDecodeError):
         raise BadRequest("Expected a form-encoded `payload` holding JSON") from None
-    kind = payload.get("type") if isinstance(payload, dict) else None
-    if kind == "block_actions":
-        _button(payload)
-        return "", 200
-    if kind == "view_submission" and payload.get("view", {}).get("callback_id") == blocks.CALLBACK_DECIDE:
-        return jsonify(_submission(payload))
+    if not isinstance(payload, dict):
+        raise BadRequest("Expected a form-encoded `payload` holding a JSON object")
+    try:
+        kind = payload.get("type")
+        if kind == "block_actions":
+            _button(payload)
+            return "", 200
+        if kind == "view_submission" and payload.get("view", {}).get("callback_id") == blocks.CALLBACK_DECIDE:
+            return jsonify(_submission(payload))
+    except (AttributeError, TypeError):
+        # Signed, yet not shaped as Slack documents its payloads: nothing was recorded.
+        raise BadRequest("The payload is not shaped as Slack sends it") from None
     return "", 200  # other interactions (a link button's click, a closed modal) need only the acknowledgement
 
 

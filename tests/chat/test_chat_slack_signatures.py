@@ -66,3 +66,24 @@ def test_signatures_older_than_the_window_are_forgotten(click, interact):
     SlackSignature.create(signature="v0=old", seen_at=SlackSignature.seen_at.default().replace(year=2020))
     assert interact(click).status_code == 200
     assert not SlackSignature.select().where(SlackSignature.signature == "v0=old").exists()
+
+
+@pytest.mark.parametrize("payload", [[], {"type": "block_actions", "actions": "approve"},
+                                     {"type": "view_submission", "view": ["decide"]}])
+def test_a_signed_payload_of_the_wrong_shape_is_a_clear_400(posted, interact, payload):
+    answer = interact(payload)
+    assert answer.status_code == 400
+
+
+def test_a_signed_body_without_a_payload_is_a_clear_400(posted, client):
+    from urllib.parse import urlencode
+
+    from slack_sdk.signature import SignatureVerifier
+
+    from tests.chat.conftest import SIGNING_SECRET
+
+    body, timestamp = urlencode({"token": "x"}), str(int(time.time()))
+    signature = SignatureVerifier(SIGNING_SECRET).generate_signature(timestamp=timestamp, body=body)
+    answer = client.post(INTERACTIONS, data=body, content_type="application/x-www-form-urlencoded",
+                         headers={"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature})
+    assert answer.status_code == 400
