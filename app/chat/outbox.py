@@ -8,7 +8,7 @@ import random
 from datetime import timedelta
 
 import peewee
-from flask import after_this_request, current_app, g, has_request_context
+from flask import after_this_request, current_app, g, has_app_context, has_request_context
 
 from app import claims, events
 from app.chat import blocks, slack, teams
@@ -26,6 +26,9 @@ SEND_BATCH = 50
 
 
 def enabled_services(settings=None):
+    """The chat services set up: Slack, Teams, both or none (outside an app there are no settings: none)."""
+    if settings is None and not has_app_context():
+        return []
     settings = settings or current_app.extensions["settings"]
     return [service for service, on in ((SERVICE_SLACK, slack.slack_enabled(settings)),
                                         (SERVICE_TEAMS, teams.teams_enabled(settings))) if on]
