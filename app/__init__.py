@@ -56,6 +56,7 @@ def create_app(config=None):
     app.extensions["settings"] = settings
 
     from app import db, errors, http, openapi, policies, secrets, servicenow_api, web
+    from app.audit import keys as audit_keys
     from app.auth import basic
     from app.commands import register_commands
     from app.decisions.api import bp as decisions_api_bp
@@ -80,6 +81,7 @@ def create_app(config=None):
     web.init_app(app)
     app.register_blueprint(servicenow_api.bp)
     configure_logging(app)
+    audit_keys.init_app(app, settings)
     metrics.init_app(app)
     notify.init_app(app)
     policies.init_app(app)

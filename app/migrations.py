@@ -280,6 +280,16 @@ def _session_epoch(migrator):
     _add_columns(migrator, (models.Account._meta.table_name, "session_epoch", peewee.IntegerField(default=0)))
 
 
+def _keyed_audit_chain(migrator):
+    """Audit entries are signed with a key kept outside the database and name it (app/audit/keys.py); the
+    entries from before stay one legacy segment, closed by a signed entry that records its head."""
+    from app.audit.models import AuditEntry
+    from app.audit.service import close_legacy_segment
+
+    _add_columns(migrator, (AuditEntry._meta.table_name, "key_id", peewee.CharField(max_length=16, null=True)))
+    close_legacy_segment()
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -302,6 +312,8 @@ MIGRATIONS = [
     (20, "requests left undecided too long are marked expired", _pending_expiry),
     (21, "a setting allowing approvers to approve their own requests", _self_approval_setting),
     (22, "a session epoch on each account, so sign-out ends its sessions on the server", _session_epoch),
+    (23, "audit entries signed with a key kept outside the database; earlier entries closed as one segment",
+     _keyed_audit_chain),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from app.audit import export
+from app.audit import chain, export, keys
 from app.audit import service as audit
 
 
@@ -41,9 +41,11 @@ def test_json_export_holds_every_entry_oldest_first_with_its_hashes(runner, thre
 
 
 def test_an_export_can_be_rechecked_without_the_database(runner, three_days):
-    for entry in _json_export(runner):
-        fields = {name: entry[name] for name in audit.HASHED_FIELDS}
-        assert audit.compute_hash(fields) == entry["entry_hash"]
+    exported = _json_export(runner)
+    for entry in exported:
+        fields = {name: entry[name] for name in (*audit.HASHED_FIELDS, "key_id")}
+        assert chain.seal(fields, keys.current()) == entry["entry_hash"]
+    assert {entry["key_id"] for entry in exported} == {keys.current().current_id}
 
 
 def test_until_takes_in_the_whole_day(runner, three_days):
@@ -64,7 +66,7 @@ def test_csv_export_has_a_header_and_one_row_per_entry(runner, three_days):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.output)))
     assert [row["actor"] for row in rows] == ["bob", "cy"]
-    assert list(rows[0]) == ["id", *audit.HASHED_FIELDS, "entry_hash"]
+    assert list(rows[0]) == ["id", *audit.HASHED_FIELDS, "key_id", "entry_hash"]
     assert json.loads(rows[0]["detail"]) == {"note": "day 2, «ünïcode»"}
     assert rows[0]["entry_hash"] == three_days[1].entry_hash
 
@@ -72,7 +74,7 @@ def test_csv_export_has_a_header_and_one_row_per_entry(runner, three_days):
 def test_an_empty_range_exports_no_entries(runner, three_days):
     assert _json_export(runner, "--since", "2027-01-01") == []
     result = runner.invoke(args=["audit", "export", "--format", "csv", "--since", "2027-01-01"])
-    assert result.output.strip() == ",".join(["id", *audit.HASHED_FIELDS, "entry_hash"])
+    assert result.output.strip() == ",".join(["id", *audit.HASHED_FIELDS, "key_id", "entry_hash"])
 
 
 def test_a_date_that_is_not_one_is_refused(runner, app):
@@ -115,6 +117,6 @@ def test_a_csv_export_can_be_rechecked_without_the_database(runner, three_days):
     assert len(rows) == 5
     for row in rows:
         fields = export.csv_row_fields(row)
-        assert audit.compute_hash(fields) == row["entry_hash"]
+        assert chain.seal(fields, keys.current()) == row["entry_hash"]
     assert export.csv_row_fields(rows[3])["actor"] == "=cmd|' /C calc'!A0"
     assert export.csv_row_fields(rows[4])["actor"] == "'quoted"
