@@ -1,4 +1,6 @@
 """`jitbroker audit verify` and `jitbroker audit export`: check the chain (or an export of it), copy entries out."""
+from pathlib import Path
+
 import click
 from flask.cli import with_appcontext
 
@@ -10,7 +12,7 @@ audit = click.Group("audit", help="Check and export the audit log.")
 
 
 @audit.command("verify")
-@click.option("--file", "export_file", type=click.File("r", encoding="utf-8"),
+@click.option("--file", "export_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Check an export (`audit export`, CSV or JSON) instead of the database.")
 @with_appcontext
 def verify_command(export_file):
@@ -18,9 +20,11 @@ def verify_command(export_file):
     entry. The keys are this process's: JITBROKER_AUDIT_KEY (or the generated one) and the previous keys."""
     if export_file is not None:
         try:
-            links = export.read_links(export_file)
-        except ValueError as error:
-            raise click.ClickException(f"{export_file.name} is not an audit export: {error}") from None
+            # newline="": a CSV cell keeps the line breaks it was exported with.
+            with export_file.open(encoding="utf-8", newline="") as stream:
+                links = export.read_links(stream)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise click.ClickException(f"{export_file} is not an audit export: {error}") from None
         # An export may start mid-chain (a date range) and end before keying.
         result = check(links, keys.current(), previous_hash=None, legacy_may_end=True)
     else:

@@ -10,6 +10,7 @@ JSON export carries every value as hashed and needs nothing undone. Both carry e
 key id beside its hash, so `jitbroker audit verify --file` re-checks an export with the keys.
 """
 import csv
+import io
 import json
 
 from app.audit.chain import HASHED_FIELDS, KEY_ID, Link
@@ -70,11 +71,13 @@ def read_links(stream):
     text = stream.read()
     if text.lstrip().startswith("["):
         return [_json_link(document) for document in json.loads(text)]
-    rows = list(csv.DictReader(text.splitlines()))
-    if rows and set(COLUMNS) - set(rows[0]):
-        raise ValueError(f"the CSV lacks the columns {', '.join(sorted(set(COLUMNS) - set(rows[0])))}")
+    # newline="": a quoted cell keeps the line breaks it was written with, as the csv module asks.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = set(COLUMNS) - set(reader.fieldnames or ())
+    if missing:
+        raise ValueError(f"the CSV lacks the columns {', '.join(sorted(missing))}")
     try:
-        return [Link(int(row["id"]), csv_row_fields(row), restore_cell(row["entry_hash"])) for row in rows]
+        return [Link(int(row["id"]), csv_row_fields(row), restore_cell(row["entry_hash"])) for row in reader]
     except (TypeError, json.JSONDecodeError) as error:
         raise ValueError(f"a row cannot be read: {error}") from None
 

@@ -120,3 +120,58 @@ def test_a_csv_export_can_be_rechecked_without_the_database(runner, three_days):
         assert chain.seal(fields, keys.current()) == row["entry_hash"]
     assert export.csv_row_fields(rows[3])["actor"] == "=cmd|' /C calc'!A0"
     assert export.csv_row_fields(rows[4])["actor"] == "'quoted"
+
+
+@pytest.mark.parametrize("output_format", ["json", "csv"])
+def test_audit_verify_checks_an_export_file_with_the_keys(runner, three_days, tmp_path, output_format):
+    audit.record("sign_in_failed", "=cmd|' /C calc'!A0", "account", "+x", {"reason": "unknown user name"})
+    path = tmp_path / f"audit.{output_format}"
+    path.write_text(runner.invoke(args=["audit", "export", "--format", output_format]).output, encoding="utf-8")
+
+    result = runner.invoke(args=["audit", "verify", "--file", str(path)])
+
+    assert result.exit_code == 0, result.output
+    assert "Audit chain intact: 4 entries" in result.output
+
+
+@pytest.mark.parametrize("output_format", ["json", "csv"])
+def test_an_export_file_edited_without_the_key_fails_verify(runner, three_days, tmp_path, output_format):
+    exported = runner.invoke(args=["audit", "export", "--format", output_format]).output
+    path = tmp_path / f"audit.{output_format}"
+    path.write_text(exported.replace("day 2", "day 9"), encoding="utf-8")
+
+    result = runner.invoke(args=["audit", "verify", "--file", str(path)])
+
+    assert result.exit_code != 0
+    assert f"Audit chain broken at entry {three_days[1].id}" in result.output
+    assert "signature" in result.output
+
+
+def test_a_range_exported_alone_verifies_from_its_first_link(runner, three_days, tmp_path):
+    path = tmp_path / "audit.json"
+    path.write_text(runner.invoke(args=["audit", "export", "--format", "json", "--since", "2026-03-02"]).output)
+
+    result = runner.invoke(args=["audit", "verify", "--file", str(path)])
+
+    assert result.exit_code == 0 and "Audit chain intact: 2 entries" in result.output
+
+
+def test_a_file_that_is_no_export_is_refused_clearly(runner, app, tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text("name,age\nann,3\n")
+
+    result = runner.invoke(args=["audit", "verify", "--file", str(path)])
+
+    assert result.exit_code != 0
+    assert "is not an audit export: the CSV lacks the columns" in result.output
+
+
+def test_a_csv_export_with_line_breaks_in_a_cell_verifies(runner, app, tmp_path):
+    audit.record("sign_in_failed", "two\r\nlines", "account", "x", {"typed": "a\nb"})
+    path = tmp_path / "audit.csv"
+    # The bytes as written: the runner's `output` would turn the cell's CR LF into LF.
+    path.write_bytes(runner.invoke(args=["audit", "export", "--format", "csv"]).stdout_bytes)
+
+    result = runner.invoke(args=["audit", "verify", "--file", str(path)])
+
+    assert result.exit_code == 0, result.output
