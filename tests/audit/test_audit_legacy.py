@@ -2,12 +2,14 @@
 
 The entries are written as the unkeyed chain wrote them (no key id, SHA-256), then migration 23
 runs as `jitbroker init` would after an upgrade."""
+from playhouse.migrate import SchemaMigrator, migrate
+
 from app.audit import keys
 from app.audit import service as audit
 from app.audit.models import AuditEntry
 from app.db import database
 from app.migrations import MIGRATIONS
-from app.models import new_sys_id, utcnow
+from app.models import SchemaVersion, new_sys_id, utcnow
 
 KEYED_CHAIN_STEP = dict((version, step) for version, _description, step in MIGRATIONS)[23]
 
@@ -90,3 +92,27 @@ def test_a_chain_cut_back_to_its_legacy_part_fails_verify(app, runner):
     assert result.exit_code != 0
     assert f"Audit chain broken at entry {first.id}" in result.output
     assert "no keyed entry follows them" in result.output
+
+
+def test_init_on_a_database_from_before_keying_adds_the_key_id_and_closes_the_legacy_segment(app, runner):
+    table = AuditEntry._meta.table_name
+    migrate(SchemaMigrator.from_database(database.obj).drop_column(table, "key_id"))
+    SchemaVersion.delete().where(SchemaVersion.version == 23).execute()
+    previous = audit.GENESIS_HASH
+    for actor in ("ann", "bob"):
+        entry = AuditEntry(sys_id=new_sys_id(), created_at=utcnow(), actor=actor, action=audit.SIGN_IN,
+                           object_type="account", object_id=actor, detail={}, previous_hash=previous, key_id=None)
+        entry.entry_hash = previous = audit.compute_hash(audit.entry_fields(entry))
+        # The columns the table had then: no key_id.
+        AuditEntry.insert({getattr(AuditEntry, name): getattr(entry, name) for name in (
+            *audit.HASHED_FIELDS, "entry_hash")}).execute()
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: audit entries signed with a key kept outside the database" in result.output
+    marker = AuditEntry.get(AuditEntry.action == audit.CHAIN_KEYED)
+    assert marker.previous_hash == previous and marker.detail["legacy_entries"] == 2
+    verified = runner.invoke(args=["audit", "verify"])
+    assert verified.exit_code == 0, verified.output
+    assert "before keying (unsigned): 2 entries" in verified.output
