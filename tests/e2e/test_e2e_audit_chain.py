@@ -79,7 +79,7 @@ def _rehash_from(position, previous_hash, **values):
 
 
 def test_an_entry_rewritten_with_every_hash_recomputed_the_unkeyed_way_fails_verify(server, admin):
-    first, second, sign_in = _audited_actions(server, admin)
+    first, *_later = _audited_actions(server, admin)
     assert _verify(server).returncode == 0  # intact before the attack
 
     # The attacker's own failed guesses become someone else's, and every hash after them is recomputed.
@@ -92,7 +92,7 @@ def test_an_entry_rewritten_with_every_hash_recomputed_the_unkeyed_way_fails_ver
 
 
 def test_a_chain_rewritten_as_unsigned_entries_with_one_deleted_fails_verify(server, admin):
-    first, second, sign_in = _audited_actions(server, admin)
+    first, second, _sign_in_entry = _audited_actions(server, admin)
     assert _verify(server).returncode == 0
 
     # Passing every entry off as one from before keying, then dropping the second and relinking the rest.
