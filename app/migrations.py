@@ -280,6 +280,13 @@ def _session_epoch(migrator):
     _add_columns(migrator, (models.Account._meta.table_name, "session_epoch", peewee.IntegerField(default=0)))
 
 
+def _internal_marks(migrator):
+    """Marks allowing a private-network address for EPM and for the mail server (app/egress.py)."""
+    table = models.Configuration._meta.table_name
+    _add_columns(migrator, (table, "epm_internal", peewee.BooleanField(default=False)),
+                 (table, "smtp_internal", peewee.BooleanField(default=False)))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -302,6 +309,7 @@ MIGRATIONS = [
     (20, "requests left undecided too long are marked expired", _pending_expiry),
     (21, "a setting allowing approvers to approve their own requests", _self_approval_setting),
     (22, "a session epoch on each account, so sign-out ends its sessions on the server", _session_epoch),
+    (30, "marks allowing private addresses for EPM and the mail server", _internal_marks),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)
