@@ -290,6 +290,13 @@ def _keyed_audit_chain(migrator):
     close_legacy_segment()
 
 
+def _internal_marks(migrator):
+    """Marks allowing a private-network address for EPM and for the mail server (app/egress.py)."""
+    table = models.Configuration._meta.table_name
+    _add_columns(migrator, (table, "epm_internal", peewee.BooleanField(default=False)),
+                 (table, "smtp_internal", peewee.BooleanField(default=False)))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -314,6 +321,7 @@ MIGRATIONS = [
     (22, "a session epoch on each account, so sign-out ends its sessions on the server", _session_epoch),
     (23, "audit entries signed with a key kept outside the database; earlier entries closed as one segment",
      _keyed_audit_chain),
+    (30, "marks allowing private addresses for EPM and the mail server", _internal_marks),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)
