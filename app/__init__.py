@@ -56,6 +56,7 @@ def create_app(config=None):
     app.extensions["settings"] = settings
 
     from app import db, errors, http, openapi, policies, secrets, servicenow_api, web
+    from app.audit import keys as audit_keys
     from app.auth import basic
     from app.chat import outbox as chat
     from app.chat.interactions import bp as slack_bp
@@ -83,6 +84,7 @@ def create_app(config=None):
     web.init_app(app)
     app.register_blueprint(servicenow_api.bp)
     configure_logging(app)
+    audit_keys.init_app(app, settings)
     metrics.init_app(app)
     notify.init_app(app)
     chat.init_app(app)

@@ -14,24 +14,22 @@ from app.models import Configuration, utcnow
 MASK = "********"
 # Fields that make a different set of EPM credentials: a change deletes the stored access tokens.
 EPM_CREDENTIAL_FIELDS = {"pmc_host", "client_id", "client_secret", "token_path", "token_scope"}
-# Fields that decide where the client secret is sent: a change must carry the secret again, so a stored
-# secret only ever goes to the host it was entered for.
-SECRET_DESTINATION_FIELDS = ("pmc_host", "token_path")
-SECRET_AGAIN = "Enter the client secret again: it is only sent to the host it was entered for"
+# Secret field -> the fields that decide where it is sent: a change of those must carry the secret again, so a
+# stored secret only ever goes to the host it was entered for.
+SECRET_DESTINATIONS = {"client_secret": ("pmc_host", "token_path"), "smtp_password": ("smtp_host", "smtp_port")}
+SECRET_AGAIN = {"client_secret": "Enter the client secret again: it is only sent to the host it was entered for",
+                "smtp_password": "Enter the SMTP password again: it is only sent to the server it was entered for"}
+# Host field -> the setting that marks it as on the organisation's own network, allowing private addresses.
+INTERNAL_MARKS = {"pmc_host": "epm_internal", "smtp_host": "smtp_internal"}
 
 
 
 def clean_pmc_host(value):
-    """A bare host name (the contract's form) or a full http(s) URL, not a link-local, cloud metadata or
-    private-network address (EPM is a cloud service); empty clears it."""
+    """A bare host name (the contract's form) or a full http(s) URL; empty clears it. Where it may lead is
+    checked with the record's epm_internal mark (`_check_destinations`)."""
     if not value.strip():
         return ""
-    host = validate_host(value)
-    try:
-        check_url(host)
-    except EgressRefused as error:
-        raise ValueError(str(error)) from None
-    return host
+    return validate_host(value)
 
 
 
@@ -154,6 +152,8 @@ FIELDS = (
     Field("application_decision_path", "Application Access Decision Path", _clean_path),
     Field("admin_decision_path", "Admin Access Decision Path", _clean_path),
     Field("admin_once_duration", "Admin Access \"Once\" Duration Value", clean_text(32)),
+    Field("epm_internal", "EPM Is Internal", clean_boolean,
+          help="Allow a private-network address for the PMC host (EPM is normally a cloud service); audited"),
     Field("epm_approved_statuses", "EPM Statuses Meaning Approved", _clean_statuses,
           help="Comma-separated accessDecision.status values (any letter case) read as approved"),
     Field("epm_denied_statuses", "EPM Statuses Meaning Denied", _clean_statuses,
@@ -165,6 +165,8 @@ FIELDS = (
     Field("smtp_password", "SMTP Password", _clean_secret, secret=True),
     Field("smtp_starttls", "SMTP STARTTLS", clean_boolean,
                 help="Encrypt the connection with STARTTLS before signing in"),
+    Field("smtp_internal", "SMTP Server Is Internal", clean_boolean,
+          help="Allow a private-network address for the mail server (a relay on your own network); audited"),
     Field("mail_from", "Mail From", _clean_mail_from, help="Sender address, e.g. JIT Broker <jit@example.com>"),
     Field("notify_webhook_url", "Notification Webhook URL", _clean_webhook_url, secret=True,
                 help="Slack or Teams incoming-webhook URL; receives {\"text\": ...}. Empty sends none"),
@@ -201,12 +203,26 @@ def _check_statuses_differ(record):
 
 
 def _check_secret_entered_again(record, cleaned):
-    """A change of where the client secret goes, with a secret stored, must carry the secret again."""
-    moved = [name for name in SECRET_DESTINATION_FIELDS
-             if name in cleaned and cleaned[name] != getattr(record, name)]
-    if moved and record.client_secret and not cleaned.get("client_secret"):
-        raise BadRequest("Invalid configuration", f"client_secret: {SECRET_AGAIN}",
-                         extra={"fields": {"client_secret": SECRET_AGAIN}})
+    """A change of where a stored secret goes must carry the secret again."""
+    for secret, destinations in SECRET_DESTINATIONS.items():
+        moved = [name for name in destinations if name in cleaned and cleaned[name] != getattr(record, name)]
+        if moved and getattr(record, secret) and not cleaned.get(secret):
+            message = SECRET_AGAIN[secret]
+            raise BadRequest("Invalid configuration", f"{secret}: {message}", extra={"fields": {secret: message}})
+
+
+def _check_destinations(record, cleaned):
+    """A host saved, or a host whose internal mark is taken away, must not be or resolve to a link-local or
+    cloud metadata address, nor a private one unless marked internal. Checked again on each connection."""
+    for name, mark in INTERNAL_MARKS.items():
+        if name not in cleaned and mark not in cleaned:
+            continue
+        host = cleaned.get(name, getattr(record, name))
+        try:
+            check_url(host, internal=cleaned.get(mark, getattr(record, mark)))
+        except EgressRefused as error:
+            raise BadRequest("Invalid configuration", f"{name}: {error}",
+                             extra={"fields": {name: str(error)}}) from None
 
 
 def _shown(field, value):
@@ -219,6 +235,7 @@ def update_configuration(raw, actor=None, source_address=None):
     with write_transaction():
         record = Configuration.default()
         _check_secret_entered_again(record, cleaned)
+        _check_destinations(record, cleaned)
         changes = {}
         for name, value in cleaned.items():
             old = getattr(record, name)

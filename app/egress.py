@@ -2,13 +2,21 @@
 
 Link-local and cloud metadata addresses are always refused: a request there can read the host's cloud
 credentials. Private-range addresses are refused unless the connection is marked internal (an on-premises
-server). Loopback stays allowed (the bundled fake EPM, tests). The check runs when a URL is saved and again
-right before each outbound call, on what the name resolves to then, so a name re-pointed after saving
-(DNS rebinding) is refused too.
+server). Loopback stays allowed (the bundled fake EPM, tests). The check runs when a URL is saved, and again
+on the socket of every outbound HTTP connection (`checked_session`, `mount`) and SMTP connection
+(`CheckedSMTP`): the name is resolved once, every answer checked, and the connection made to the checked
+address, so a name re-pointed after saving (DNS rebinding) cannot lead the broker where the check refuses.
 """
 import ipaddress
+import smtplib
 import socket
+from functools import lru_cache
 from urllib.parse import urlsplit
+
+import requests
+from requests.utils import select_proxy
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 METADATA_NAMES = {"metadata.google.internal", "metadata.google.internal.", "metadata", "instance-data"}
 METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
@@ -59,15 +67,8 @@ def resolve(host):
 
 def check_host(host, internal=False):
     """Raise EgressRefused when `host` (a name or address) is, or resolves to, a refused address."""
-    name = (host or "").strip().strip("[]").lower()
-    if not name:
-        return
-    if name in METADATA_NAMES:
-        raise EgressRefused(f"{name} is a cloud metadata host; the broker never connects there.")
-    for address in resolve(name):
-        reason = refusal(name, address, internal)
-        if reason:
-            raise EgressRefused(reason)
+    if (host or "").strip():
+        connect_address(host, internal)
 
 
 def check_url(url, internal=False):
@@ -80,3 +81,96 @@ def check_url(url, internal=False):
     except ValueError:
         return
     check_host(host or "", internal)
+
+
+def connect_address(host, internal=False):
+    """The address to connect to for `host`: what it resolves to now, each answer checked (EgressRefused when
+    one is refused). Connecting to this address, not to the name again, leaves DNS no second answer to give.
+    A name that does not resolve comes back as it is, for the connection to fail as it would."""
+    name = (host or "").strip().strip("[]").rstrip(".").lower()
+    if name in METADATA_NAMES:
+        raise EgressRefused(f"{name} is a cloud metadata host; the broker never connects there.")
+    addresses = resolve(name)
+    for address in addresses:
+        reason = refusal(name, address, internal)
+        if reason:
+            raise EgressRefused(reason)
+    return str(addresses[0]) if addresses else host
+
+
+@lru_cache(maxsize=None)
+def _pool_classes(internal):
+    """HTTP and HTTPS connection pools whose connections connect only to a checked address."""
+
+    def checked(connection_class):
+        class Checked(connection_class):
+            def _new_conn(self):
+                # urllib3 connects to _dns_host; the name itself (self.host, from the same attribute) stays
+                # what TLS verifies and the Host header carries, so it is swapped only for the connect.
+                name = self._dns_host
+                self._dns_host = connect_address(name, internal)
+                try:
+                    return super()._new_conn()
+                finally:
+                    self._dns_host = name
+        return Checked
+
+    class CheckedHTTPPool(HTTPConnectionPool):
+        ConnectionCls = checked(HTTPConnection)
+
+    class CheckedHTTPSPool(HTTPSConnectionPool):
+        ConnectionCls = checked(HTTPSConnection)
+
+    return {"http": CheckedHTTPPool, "https": CheckedHTTPSPool}
+
+
+class CheckedAdapter(requests.adapters.HTTPAdapter):
+    """A requests transport that only connects to an address `refusal` allows, checked as it connects.
+
+    Through an HTTP proxy the socket leads to the proxy, which resolves the target itself: there the target's
+    name is checked on what it resolves to just before the request instead."""
+
+    def __init__(self, internal=False, **kwargs):
+        self.internal = internal
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _pool_classes(self.internal)
+
+    def send(self, request, *args, proxies=None, **kwargs):
+        if select_proxy(request.url, proxies):
+            check_url(request.url, self.internal)
+        return super().send(request, *args, proxies=proxies, **kwargs)
+
+
+def mount(session, internal=False):
+    """Route every http(s) request of `session` through CheckedAdapter; returns the session."""
+    adapter = CheckedAdapter(internal)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def checked_session(internal=False):
+    """A requests.Session that only connects where `refusal` allows (use it as a context manager)."""
+    return mount(requests.Session(), internal)
+
+
+class CheckedSMTP(smtplib.SMTP):
+    """smtplib.SMTP that only connects to an address `refusal` allows (the server name stays for TLS)."""
+
+    def __init__(self, *args, internal=False, **kwargs):
+        self.internal = internal
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host, port, timeout):
+        return super()._get_socket(connect_address(host, self.internal), port, timeout)
+
+
+class CheckedSMTPSSL(smtplib.SMTP_SSL, CheckedSMTP):
+    """CheckedSMTP over implicit TLS (port 465): SMTP_SSL wraps the socket CheckedSMTP connected."""
+
+    def __init__(self, *args, internal=False, **kwargs):
+        self.internal = internal
+        super().__init__(*args, **kwargs)

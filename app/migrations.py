@@ -280,6 +280,23 @@ def _session_epoch(migrator):
     _add_columns(migrator, (models.Account._meta.table_name, "session_epoch", peewee.IntegerField(default=0)))
 
 
+def _keyed_audit_chain(migrator):
+    """Audit entries are signed with a key kept outside the database and name it (app/audit/keys.py); the
+    entries from before stay one legacy segment, closed by a signed entry that records its head."""
+    from app.audit.models import AuditEntry
+    from app.audit.service import close_legacy_segment
+
+    _add_columns(migrator, (AuditEntry._meta.table_name, "key_id", peewee.CharField(max_length=16, null=True)))
+    close_legacy_segment()
+
+
+def _internal_marks(migrator):
+    """Marks allowing a private-network address for EPM and for the mail server (app/egress.py)."""
+    table = models.Configuration._meta.table_name
+    _add_columns(migrator, (table, "epm_internal", peewee.BooleanField(default=False)),
+                 (table, "smtp_internal", peewee.BooleanField(default=False)))
+
+
 def _chat(_migrator):
     """Slack and Teams (app/chat): the chat outbox, Slack signatures seen (replay protection) and linked users."""
     from app.chat.models import ChatPost, SlackLink, SlackSignature
@@ -309,7 +326,10 @@ MIGRATIONS = [
     (20, "requests left undecided too long are marked expired", _pending_expiry),
     (21, "a setting allowing approvers to approve their own requests", _self_approval_setting),
     (22, "a session epoch on each account, so sign-out ends its sessions on the server", _session_epoch),
+    (23, "audit entries signed with a key kept outside the database; earlier entries closed as one segment",
+     _keyed_audit_chain),
     (26, "Slack and Teams: the chat outbox, Slack signatures seen, Slack users linked to accounts", _chat),
+    (30, "marks allowing private addresses for EPM and the mail server", _internal_marks),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

@@ -144,6 +144,10 @@ class Configuration(BaseModel):
     debug_logging = peewee.BooleanField(default=False)
     # Small teams only: lets an approver approve a request EPM names them as the requester of (app/decisions).
     allow_self_approval = peewee.BooleanField(default=False)
+    # An admin's mark that EPM or the mail server is on the organisation's own network: private addresses
+    # are then allowed for it (app/egress.py); link-local and cloud metadata addresses never are.
+    epm_internal = peewee.BooleanField(default=False)
+    smtp_internal = peewee.BooleanField(default=False)
     updated_at = peewee.DateTimeField(default=utcnow)
 
     DEFAULT_NAME = "Default"

@@ -30,6 +30,8 @@ TOML_KEYS = {
     "no_webhook_hours": ("alerts", "no_webhook_hours"),
     "expire_pending_hours": ("tickets", "expire_pending_hours"),
     "policy_suggestion_approvals": ("tickets", "policy_suggestion_approvals"),
+    "audit_key": ("audit", "key"),
+    "audit_previous_keys": ("audit", "previous_keys"),
     "slack_bot_token": ("slack", "bot_token"),
     "slack_signing_secret": ("slack", "signing_secret"),
     "slack_channel": ("slack", "channel"),
@@ -44,12 +46,17 @@ ENV_KEYS = {
     "JITBROKER_PUBLIC_URL": "public_url",
     "JITBROKER_LOG_LEVEL": "log_level",
     "PORT": "port",
+    "JITBROKER_AUDIT_KEY": "audit_key",
+    "JITBROKER_AUDIT_PREVIOUS_KEYS": "audit_previous_keys",
     "JITBROKER_SLACK_BOT_TOKEN": "slack_bot_token",
     "JITBROKER_SLACK_SIGNING_SECRET": "slack_signing_secret",
     "JITBROKER_SLACK_CHANNEL": "slack_channel",
     "JITBROKER_SLACK_API_URL": "slack_api_url",
     "JITBROKER_TEAMS_WEBHOOK_URL": "teams_webhook_url",
 }
+
+# An audit key shorter than this is refused: HMAC-SHA256 wants 32 bytes of secret.
+AUDIT_KEY_MIN_LENGTH = 32
 
 
 class SettingsError(ValueError):
@@ -84,6 +91,10 @@ class Settings:
     expire_pending_hours: int = 24
     # The ticket page suggests an EPM policy for an application approved this many times in 30 days (0: never).
     policy_suggestion_approvals: int = 5
+    # Signs the audit chain (HMAC-SHA256, app/audit/keys.py). Empty: a key is generated once into
+    # instance/audit_key. Previous keys (comma-separated) still verify the entries they signed.
+    audit_key: str = ""
+    audit_previous_keys: str = ""
     # The Slack app (app/chat): its bot token and signing secret (never logged or shown), the channel id new
     # tickets are posted to, and the Web API's base URL. Slack is on when the token, secret and channel are set.
     slack_bot_token: str = dataclass_field(default="", repr=False)
@@ -104,6 +115,10 @@ class Settings:
     @property
     def retry_delays(self):
         return [max(1, int(part)) for part in self.retry_schedule.replace(" ", "").split(",") if part]
+
+    @property
+    def audit_previous_key_list(self):
+        return [key.strip() for key in self.audit_previous_keys.split(",") if key.strip()]
 
     @classmethod
     def load(cls, overrides=None, environ=None):
@@ -126,6 +141,10 @@ class Settings:
                 raise ValueError
         except ValueError:
             raise SettingsError(f"retry_schedule must list seconds, like 5,15,60, not {settings.retry_schedule!r}") from None
+        for key in ([settings.audit_key] if settings.audit_key else []) + settings.audit_previous_key_list:
+            if len(key) < AUDIT_KEY_MIN_LENGTH:
+                raise SettingsError(f"an audit key (JITBROKER_AUDIT_KEY, JITBROKER_AUDIT_PREVIOUS_KEYS or [audit]) must "
+                                    f"be at least {AUDIT_KEY_MIN_LENGTH} characters; one has {len(key)}")
         if settings.no_webhook_hours < 0:
             raise SettingsError(f"[alerts] no_webhook_hours must be 0 (off) or a number of hours, "
                                 f"not {settings.no_webhook_hours}")
@@ -149,13 +168,27 @@ class Settings:
         (every worker must share the key that signs sessions)."""
         if self.secret_key:
             return self
-        key_file = Path(instance_path) / "secret_key"
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        return replace(self, secret_key=generated_secret(Path(instance_path) / "secret_key"))
+
+
+def generated_secret(key_file):
+    """The secret kept in `key_file`, generated (64 hex digits, mode 0600) by the first process that asks.
+
+    Workers starting together all read the one secret the first of them wrote: it is written whole
+    to a file of its own and then linked into place, which fails for every writer but one."""
+    if not key_file.exists():
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        draft = key_file.with_name(f".{key_file.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(secrets.token_hex(32))
-        return replace(self, secret_key=key_file.read_text().strip())
+            os.link(draft, key_file)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return key_file.read_text().strip()
 
 
 @functools.cache

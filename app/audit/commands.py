@@ -1,26 +1,45 @@
-"""`jitbroker audit verify` and `jitbroker audit export`: check the chain, copy entries out."""
+"""`jitbroker audit verify` and `jitbroker audit export`: check the chain (or an export of it), copy entries out."""
+from pathlib import Path
+
 import click
 from flask.cli import with_appcontext
 
-from app.audit import export, service
+from app.audit import export, keys, service
+from app.audit.chain import check
 from app.db import database
 
 audit = click.Group("audit", help="Check and export the audit log.")
 
 
 @audit.command("verify")
+@click.option("--file", "export_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Check an export (`audit export`, CSV or JSON) instead of the database.")
 @with_appcontext
-def verify_command():
-    """Check every entry's hash and link; exits non-zero naming the first edited or orphaned entry."""
-    with database.connection_context():
-        result = service.verify()
+def verify_command(export_file):
+    """Check every entry's signature and link; exits non-zero naming the first edited, moved, unsigned or orphaned
+    entry. The keys are this process's: JITBROKER_AUDIT_KEY (or the generated one) and the previous keys."""
+    if export_file is not None:
+        try:
+            # newline="": a CSV cell keeps the line breaks it was exported with.
+            with export_file.open(encoding="utf-8", newline="") as stream:
+                links = export.read_links(stream)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise click.ClickException(f"{export_file} is not an audit export: {error}") from None
+        # An export may start mid-chain (a date range) and end before keying.
+        result = check(links, keys.current(), previous_hash=None, legacy_may_end=True)
+    else:
+        with database.connection_context():
+            result = service.verify()
     if not result.intact:
-        entry = result.bad_entry
+        fields = result.bad.fields
         raise click.ClickException(
-            f"Audit chain broken at entry {entry.id} ({entry.created_at:%Y-%m-%d %H:%M:%S} UTC, {entry.action} by "
-            f"{entry.actor}): {result.problem}. {result.checked} entries before it are intact."
+            f"Audit chain broken at entry {result.bad.position} ({fields.get('created_at', '?')}, "
+            f"{fields.get('action', '?')} by {fields.get('actor', '?')}): {result.problem}. "
+            f"{result.checked} entries before it are intact."
         )
     click.echo(f"Audit chain intact: {result.checked} entries; head hash {result.head_hash}.")
+    for segment in result.segments:
+        click.echo(f"  {segment.describe()}")
 
 
 def _bound(_context, parameter, value):

@@ -6,14 +6,17 @@ cell that starts with one of those, or with a single quote, gets a single quote 
 (OWASP's CSV injection rule): the spreadsheet shows the text as it was, and the quote that
 also guards a leading quote makes the change reversible. A reader re-checking the chain
 from a CSV export reads its rows with `csv_row_fields`, which removes that one quote; the
-JSON export carries every value as hashed and needs nothing undone.
+JSON export carries every value as hashed and needs nothing undone. Both carry each entry's
+key id beside its hash, so `jitbroker audit verify --file` re-checks an export with the keys.
 """
 import csv
+import io
 import json
 
-from app.audit.service import HASHED_FIELDS, entry_document
+from app.audit.chain import HASHED_FIELDS, KEY_ID, Link
+from app.audit.service import entry_document
 
-COLUMNS = ("id", *HASHED_FIELDS, "entry_hash")
+COLUMNS = ("id", *HASHED_FIELDS, KEY_ID, "entry_hash")
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 QUOTE = "'"
@@ -50,9 +53,40 @@ def write_json(entries, stream):
 
 
 def csv_row_fields(row):
-    """The hashed fields of a CSV export's row (a `csv.DictReader` row) exactly as hashed, for `compute_hash`."""
+    """The hashed fields of a CSV export's row (a `csv.DictReader` row) exactly as hashed, key id included."""
     fields = {name: restore_cell(row[name]) for name in HASHED_FIELDS}
     fields["detail"] = json.loads(fields["detail"])
-    # CSV has no null: an entry without a source address exports an empty cell.
+    # CSV has no null: an entry without a source address (or made before keying) exports an empty cell.
     fields["source_address"] = fields["source_address"] or None
+    key_id = restore_cell(row.get(KEY_ID) or "")
+    if key_id:
+        fields[KEY_ID] = key_id
     return fields
+
+
+def read_links(stream):
+    """The entries of an export (JSON array or CSV with a header) as `chain.Link`s, for `chain.check`.
+
+    Raises ValueError when the text is neither."""
+    text = stream.read()
+    if text.lstrip().startswith("["):
+        return [_json_link(document) for document in json.loads(text)]
+    # newline="": a quoted cell keeps the line breaks it was written with, as the csv module asks.
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    missing = set(COLUMNS) - set(reader.fieldnames or ())
+    if missing:
+        raise ValueError(f"the CSV lacks the columns {', '.join(sorted(missing))}")
+    try:
+        return [Link(int(row["id"]), csv_row_fields(row), restore_cell(row["entry_hash"])) for row in reader]
+    except (TypeError, json.JSONDecodeError) as error:
+        raise ValueError(f"a row cannot be read: {error}") from None
+
+
+def _json_link(document):
+    try:
+        fields = {name: document[name] for name in HASHED_FIELDS}
+        if document.get(KEY_ID) is not None:
+            fields[KEY_ID] = document[KEY_ID]
+        return Link(int(document["id"]), fields, document["entry_hash"])
+    except (KeyError, TypeError) as error:
+        raise ValueError(f"an entry lacks {error}") from None

@@ -7,8 +7,9 @@ from app.models import BaseModel, JSONField, utcnow
 class AuditEntry(BaseModel):
     """One recorded action: when (UTC), who, from which address, on what, and the details.
 
-    Rows are only ever inserted. `entry_hash` is the SHA-256 of the entry's fields and
-    `previous_hash`, so editing or deleting a row breaks the chain (app/audit/service.py).
+    Rows are only ever inserted. `entry_hash` is the HMAC-SHA256, under the key `key_id` names, of
+    the entry's fields and `previous_hash` (a plain SHA-256 for entries made before keying, whose
+    `key_id` is null), so editing or deleting a row breaks the chain (app/audit/chain.py).
     """
 
     created_at = peewee.DateTimeField(default=utcnow, index=True)
@@ -19,6 +20,7 @@ class AuditEntry(BaseModel):
     source_address = peewee.CharField(max_length=64, null=True)
     detail = JSONField(default=dict)
     previous_hash = peewee.CharField(max_length=64)
+    key_id = peewee.CharField(max_length=16, null=True)
     entry_hash = peewee.CharField(max_length=64, unique=True)
 
     class Meta:

@@ -1,22 +1,26 @@
-"""Appending to the hash-chained audit log and checking that nobody edited or deleted an entry.
+"""Appending to the signed, hash-chained audit log and checking that nobody edited or deleted an entry.
 
-Entries removed from the end leave a shorter chain that still verifies: keep the head hash `verify()`
-reports elsewhere to catch that too."""
+The chain's rules live in chain.py, its keys in keys.py. Entries removed from the end leave a shorter
+chain that still verifies: keep the head hash `verify()` reports (and each retention run logs)
+elsewhere to catch that too."""
 import getpass
-import hashlib
 import json
-from dataclasses import dataclass
+import logging
 from datetime import date, datetime, time, timedelta, timezone
 
 from flask import g, has_request_context, request
 from marshmallow import Schema, ValidationError, fields, post_load
 
+from app.audit import keys as audit_keys
+from app.audit.chain import (  # noqa: F401 (the chain's names, as callers know them)
+    GENESIS_HASH, HASHED_FIELDS, KEY_ID, Link, check, compute_hash, entry_fields, seal, signed_fields,
+)
 from app.audit.models import AuditEntry
 from app.db import database, is_sqlite, write_transaction
 from app.fields import SYS_ID, Document
 from app.models import new_sys_id, utcnow
 
-GENESIS_HASH = "0" * 64
+log = logging.getLogger(__name__)
 
 # Arbitrary constant naming the PostgreSQL advisory lock that makes appends take turns.
 _APPEND_LOCK_KEY = 73_015_203
@@ -33,12 +37,12 @@ USER_REACTIVATE = "user_reactivate"
 DECISION = "decision"
 STATE_CHANGE = "state_change"
 CONFIGURATION_CHANGE = "configuration_change"
+CHAIN_KEYED = "audit_chain_keyed"
 
 SYSTEM_ACTOR = "system"
 
-# The fields the hash covers, in the order exports show them.
-HASHED_FIELDS = ("sys_id", "created_at", "actor", "action", "object_type", "object_id", "source_address", "detail",
-                 "previous_hash")
+# Key ids of earlier entries this process has warned it cannot verify (once each).
+_UNKNOWN_KEYS_WARNED = set()
 
 
 def cli_actor():
@@ -53,32 +57,6 @@ def cli_actor():
 def _request_actor():
     account = g.get("account") if has_request_context() else None
     return account.username if account is not None else SYSTEM_ACTOR
-
-
-def _timestamp(moment):
-    """UTC, to the microsecond the database keeps, with the Z that says so."""
-    return moment.isoformat(timespec="microseconds") + "Z"
-
-
-def entry_fields(entry):
-    """The hashed fields of an entry, as plain JSON values."""
-    return {
-        "sys_id": entry.sys_id,
-        "created_at": _timestamp(entry.created_at),
-        "actor": entry.actor,
-        "action": entry.action,
-        "object_type": entry.object_type,
-        "object_id": entry.object_id,
-        "source_address": entry.source_address,
-        "detail": entry.detail,
-        "previous_hash": entry.previous_hash,
-    }
-
-
-def compute_hash(fields):
-    """SHA-256 (hex) of the canonical JSON of `fields`: sorted keys, no spaces, UTF-8."""
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _text(value, limit):
@@ -103,45 +81,60 @@ def record(action, actor, object_type, object_id, detail=None, source_address=No
         # writers; PostgreSQL appends queue on this advisory lock until commit.
         if not is_sqlite():
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK_KEY,))
-        previous = AuditEntry.select(AuditEntry.entry_hash).order_by(AuditEntry.id.desc()).first()
+        previous = AuditEntry.select(AuditEntry.entry_hash, AuditEntry.key_id).order_by(AuditEntry.id.desc()).first()
+        keys = audit_keys.current()
         entry = AuditEntry(
             sys_id=new_sys_id(), created_at=utcnow(), actor=_text(actor, 150), action=_text(action, 64),
             object_type=_text(object_type, 64), object_id=_text(object_id, 255),
             source_address=_text(source_address, 64) if source_address else None, detail=detail,
-            previous_hash=previous.entry_hash if previous else GENESIS_HASH,
+            previous_hash=previous.entry_hash if previous else GENESIS_HASH, key_id=keys.current_id,
         )
-        entry.entry_hash = compute_hash(entry_fields(entry))
+        entry.entry_hash = seal(signed_fields(entry), keys)
         entry.save(force_insert=True)
+    if previous is not None and previous.key_id is not None and not keys.knows(previous.key_id):
+        _warn_unknown_key(previous.key_id)
     return entry
 
 
-@dataclass
-class VerifyResult:
-    """What `verify` found: how many entries it checked, the last good hash, and the first bad entry."""
+def _warn_unknown_key(key_id):
+    # Another process signs with a key this one lacks: each host generated its own, or a rotation
+    # reached only some. `audit verify` here would fail on that process's entries.
+    if key_id not in _UNKNOWN_KEYS_WARNED:
+        _UNKNOWN_KEYS_WARNED.add(key_id)
+        log.warning("the audit entry before this process's last was signed with key id %s, which this process does "
+                    "not know: every process sharing the database needs the same JITBROKER_AUDIT_KEY "
+                    "(and the previous keys)", key_id)
 
-    checked: int
-    head_hash: str
-    bad_entry: AuditEntry = None
-    problem: str = None
 
-    @property
-    def intact(self):
-        return self.bad_entry is None
+def close_legacy_segment():
+    """Sign an entry recording the head of the entries made before keying, if the chain ends with such entries.
+
+    Migration 23 calls it: from then on the legacy segment is closed by a signed entry, so entries
+    appended (or rewritten) later without the key are found by `verify`."""
+    last = AuditEntry.select(AuditEntry.key_id).order_by(AuditEntry.id.desc()).first()
+    if last is None or last.key_id is not None:
+        return None
+    legacy = AuditEntry.select().where(AuditEntry.key_id.is_null())
+    head = legacy.order_by(AuditEntry.id.desc()).first()
+    return record(CHAIN_KEYED, SYSTEM_ACTOR, "audit_log", AuditEntry._meta.table_name,
+                  {"legacy_entries": legacy.count(), "legacy_head_hash": head.entry_hash,
+                   "key_id": audit_keys.current().current_id})
+
+
+def links(entries):
+    """AuditEntry rows as the chain checker reads them."""
+    return (Link(entry.id, signed_fields(entry), entry.entry_hash) for entry in entries)
+
+
+def head():
+    """The newest entry (its id, hash and key id), or None for an empty log: what to anchor elsewhere."""
+    return AuditEntry.select(AuditEntry.id, AuditEntry.entry_hash, AuditEntry.key_id).order_by(
+        AuditEntry.id.desc()).first()
 
 
 def verify():
-    """Walk the whole chain in order; stop at the first entry that was edited or follows a deleted one."""
-    expected_previous = GENESIS_HASH
-    checked = 0
-    for entry in AuditEntry.select().order_by(AuditEntry.id).iterator():
-        if entry.previous_hash != expected_previous:
-            return VerifyResult(checked, expected_previous, entry,
-                                "its link to the entry before does not match: an entry before it was deleted or changed")
-        if compute_hash(entry_fields(entry)) != entry.entry_hash:
-            return VerifyResult(checked, expected_previous, entry, "its content does not match its hash: it was edited")
-        expected_previous = entry.entry_hash
-        checked += 1
-    return VerifyResult(checked, expected_previous)
+    """Walk the whole chain in order under this process's keys (a `chain.ChainResult`); stops at the first bad entry."""
+    return check(links(AuditEntry.select().order_by(AuditEntry.id).iterator()), audit_keys.current())
 
 
 def parse_bound(text, end=False):
@@ -234,9 +227,11 @@ class AuditEntrySchema(Document):
     source_address = fields.String(allow_none=True)
     detail = fields.Dict()
     previous_hash = fields.String(metadata={"pattern": "^[0-9a-f]{64}$"})
+    key_id = fields.String(allow_none=True, metadata={
+        "description": "the id of the key whose HMAC entry_hash is; null for an entry made before keying"})
     entry_hash = fields.String(metadata={"pattern": "^[0-9a-f]{64}$"})
 
 
 def entry_document(entry):
-    """An entry as exported: every hashed field, its hash and its position."""
-    return {"id": entry.id, **entry_fields(entry), "entry_hash": entry.entry_hash}
+    """An entry as exported: every hashed field, the id of the key that signed it, its hash and its position."""
+    return {"id": entry.id, **entry_fields(entry), KEY_ID: entry.key_id, "entry_hash": entry.entry_hash}

@@ -8,12 +8,11 @@ import json
 import requests
 from flask import current_app
 
-from app import contract
+from app import contract, egress
 from app.chat import status
 from app.chat.blocks import facts, what_is_requested
 from app.chat.models import ChatPost
 from app.chat.slack import ChatError
-from app.egress import EgressRefused, check_url
 from app.notify.messages import chat_escape, plain
 
 SCHEMA_VERSION = "1.4"
@@ -67,12 +66,12 @@ def post(card):
     if len(body.encode()) > SIZE_LIMIT_BYTES:
         raise ChatError(f"the Teams card is {len(body.encode())} bytes, over Teams' {SIZE_LIMIT_BYTES}")
     try:
-        check_url(url)
-    except EgressRefused as error:
+        # Only where app/egress.py allows, checked on the address connected to.
+        with egress.checked_session() as session:
+            response = session.post(url, data=body, headers={"Content-Type": "application/json"},
+                                    timeout=TIMEOUT_SECONDS, allow_redirects=False)
+    except egress.EgressRefused as error:
         raise ChatError(f"refused to call the Teams webhook: {error}") from None
-    try:
-        response = requests.post(url, data=body, headers={"Content-Type": "application/json"},
-                                 timeout=TIMEOUT_SECONDS, allow_redirects=False)
     except requests.RequestException as error:
         raise ChatError(f"could not reach the Teams webhook: {error.__class__.__name__}") from None
     if not 200 <= response.status_code < 300:

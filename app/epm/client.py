@@ -16,8 +16,7 @@ from requests.auth import HTTPBasicAuth
 from oauthlib.oauth2 import BackendApplicationClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
 
-from app import contract
-from app.egress import EgressRefused, check_host
+from app import contract, egress
 from app.epm import records, tokens
 from app.epm.errors import (
     EpmAuthFailed, EpmRejected, EpmUnreachable, error_for_exception, error_for_status, json_answer, response_body,
@@ -74,16 +73,18 @@ def _forget_sessions_after_fork():
 os.register_at_fork(after_in_child=_forget_sessions_after_fork)
 
 
-def http_session():
+def http_session(internal=False):
     """This thread's requests.Session for EPM's API: one per thread (a Session is not
-    thread-safe), with its connections dropped once they have been idle too long."""
+    thread-safe), with its connections dropped once they have been idle too long. It only
+    connects where app/egress.py allows (private addresses only when `internal`)."""
     now = time.monotonic()
     session = getattr(_local, "session", None)
-    if session is not None and now - _local.last_used > KEEPALIVE_IDLE_SECONDS:
+    if session is not None and (now - _local.last_used > KEEPALIVE_IDLE_SECONDS or _local.internal != internal):
         session.close()
         session = None
     if session is None:
-        session = _local.session = requests.Session()
+        session = _local.session = egress.checked_session(internal)
+        _local.internal = internal
     _local.last_used = now
     return session
 
@@ -122,7 +123,7 @@ class EpmClient:
     def __init__(self, base_url, client_id, client_secret, *, token_path=contract.EPM_TOKEN_PATH,
                  application_decision_path=contract.EPM_APPLICATION_DECISION_PATH,
                  admin_decision_path=contract.EPM_ADMIN_DECISION_PATH, timeout=DEFAULT_TIMEOUT, on_call=None,
-                 shared_token=False, token_auth_method=contract.TOKEN_AUTH_POST, token_scope=""):
+                 shared_token=False, token_auth_method=contract.TOKEN_AUTH_POST, token_scope="", internal=False):
         self.base_url = base_url.rstrip("/")
         self.host = host_name(self.base_url)
         self.client_id = client_id
@@ -139,6 +140,8 @@ class EpmClient:
         self._token_key = tokens.cache_key(self.base_url, self.token_path, client_id, client_secret)
         # shared_token: take the access token from, and store it in, the database for every process.
         self.shared_token = shared_token
+        # internal: the admin marked EPM as on a private network (`epm_internal`), so private addresses are allowed.
+        self.internal = internal
 
     @classmethod
     def from_configuration(cls, config, on_call=None, *, timeout=DEFAULT_TIMEOUT, shared_token=None):
@@ -153,6 +156,7 @@ class EpmClient:
                    application_decision_path=config.application_decision_path,
                    admin_decision_path=config.admin_decision_path, timeout=timeout, on_call=on_call,
                    token_auth_method=config.token_auth_method, token_scope=config.token_scope,
+                   internal=bool(getattr(config, "epm_internal", False)),
                    shared_token=isinstance(config, peewee.Model) if shared_token is None else shared_token)
 
     def __repr__(self):
@@ -248,12 +252,17 @@ class EpmClient:
         raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
     def _attempt(self, method, url, path, attempt, what, *, json_body, params, headers):
-        self._check_destination()
         started = time.perf_counter()
         request_body = json.dumps(redact(json_body), ensure_ascii=False) if json_body is not None else None
         try:
-            response = http_session().request(method, url, json=json_body, params=params, headers=headers,
-                                              timeout=self.timeout, allow_redirects=False)
+            response = http_session(self.internal).request(method, url, json=json_body, params=params,
+                                                           headers=headers, timeout=self.timeout,
+                                                           allow_redirects=False)
+        except egress.EgressRefused as error:
+            failure = self._refused(error)
+            self._report(method, url, path, attempt, started, None, request_body, None, failure.message,
+                         correlation=(headers.get(contract.CORRELATION_HEADER), None))
+            raise failure from None
         except requests.RequestException as error:
             failure = error_for_exception(error, host=self.host, what=what, timeout=self.timeout)
             self._report(method, url, path, attempt, started, None, request_body, None, failure.message,
@@ -277,7 +286,6 @@ class EpmClient:
         HTTP Basic when configured; the scope only when configured (contract/epm.md §5.6)."""
         token_url = f"{self.base_url}{self.token_path}"
         self._allow_plain_http_if_loopback(token_url)
-        self._check_destination()
         started = time.perf_counter()
         answered = []
 
@@ -298,9 +306,14 @@ class EpmClient:
         session = OAuth2Session(client=BackendApplicationClient(client_id=self.client_id,
                                                                 scope=self.token_scope or None))
         session.register_compliance_hook("access_token_response", check_answer)
+        egress.mount(session, self.internal)
         try:
             with session:
                 token = session.fetch_token(token_url, timeout=self.timeout, **self._token_credentials)
+        except egress.EgressRefused as error:
+            failure = self._refused(error)
+            self._report("POST", token_url, self.token_path, attempt, started, None, None, None, failure.message)
+            raise failure from None
         except requests.RequestException as error:
             failure = error_for_exception(error, host=self.host, what="the token request", timeout=self.timeout)
             self._report("POST", token_url, self.token_path, attempt, started, None,
@@ -333,13 +346,10 @@ class EpmClient:
         """`text` without the client secret, should EPM echo it where redact() cannot tell it is one."""
         return text.replace(self._client_secret, MASK) if text and self._client_secret else text
 
-    def _check_destination(self):
-        """Refuse to connect when the host resolves, right now, to a link-local, metadata or private address."""
-        try:
-            check_host(self.host)
-        except EgressRefused as error:
-            log.warning("refused to call EPM: %s", error)
-            raise EpmUnreachable(f"Refusing to connect to {self.host}: {error}") from None
+    def _refused(self, error):
+        """The error for a connection app/egress.py refused (to a link-local, metadata or private address)."""
+        log.warning("refused to call EPM: %s", error)
+        return EpmUnreachable(f"Refusing to connect to {self.host}: {error}")
 
     def _allow_plain_http_if_loopback(self, token_url):
         if not token_url.lower().startswith("http://"):

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from app.egress import EgressRefused, check_url
+from app.egress import EgressRefused, checked_session
 
 log = logging.getLogger(__name__)
 
@@ -177,13 +177,13 @@ class Connector:
     def request(self, method, url, *, what, expect_json=True, not_found_ok=False, **kwargs):
         """One HTTP call; returns the decoded JSON (or the response), None for an allowed 404."""
         parts = urlsplit(url)
-        try:
-            check_url(url, internal=is_internal(self.connection))
-        except EgressRefused as error:
-            raise ItsmSettingsError(f"{self.describe()}: refusing to connect for {what}: {error}") from None
         started = time.perf_counter()
         try:
-            response = requests.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
+            # Only where app/egress.py allows, checked on the address connected to (private: internal=true).
+            with checked_session(internal=is_internal(self.connection)) as session:
+                response = session.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
+        except EgressRefused as error:
+            raise ItsmSettingsError(f"{self.describe()}: refusing to connect for {what}: {error}") from None
         except requests.Timeout:
             raise ItsmError(f"{self.describe()} did not answer {what} within {self.timeout} s") from None
         except requests.RequestException as error:

@@ -1,7 +1,8 @@
 """Retention: delete what is older than the configuration's periods keep (0 keeps forever), in small batches.
 
 An open ticket, or one whose decision is still on its way to EPM, is never deleted; Resolved is not terminal
-(it can be reopened). Each batch is its own short transaction, so a purge never holds the intake up for long."""
+(it can be reopened). Each batch is its own short transaction, so a purge never holds the intake up for long.
+Each run also logs the audit chain's head hash, to be anchored outside the database."""
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -158,4 +159,16 @@ def purge(dry_run=False, now=None, batch_size=BATCH_SIZE, actor=audit.SYSTEM_ACT
                          {"deleted": report.counts[rule.table], "older_than": cutoff, "retention_days": days})
     if report.total:
         log.info("retention purge: %s", report)
+    if not dry_run:
+        log_audit_head()
     return report
+
+
+def log_audit_head():
+    """Write the audit chain's newest entry and hash to the app log, so it can be kept (anchored) elsewhere:
+    an entry deleted from the end of the chain leaves one that still verifies, but not this head."""
+    head = audit.head()
+    if head is None:
+        log.info("audit chain head: no entries yet")
+    else:
+        log.info("audit chain head: entry %s, hash %s, key id %s", head.id, head.entry_hash, head.key_id)

@@ -7,7 +7,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 
 import requests
 
-from app.egress import EgressRefused, check_url
+from app import egress
 from app.notify.models import CHANNEL_EMAIL, CHANNEL_WEBHOOK
 
 TIMEOUT_SECONDS = 10
@@ -72,10 +72,12 @@ def send_email(configuration, recipients, message, timeout=TIMEOUT_SECONDS):
     context = ssl.create_default_context()
     sent, refused, deferred = [], [], []
     try:
+        # Only where app/egress.py allows, checked on the address connected to (private: smtp_internal).
         if port == IMPLICIT_TLS_PORT:
-            smtp = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+            smtp = egress.CheckedSMTPSSL(host, port, timeout=timeout, context=context,
+                                         internal=configuration.smtp_internal)
         else:
-            smtp = smtplib.SMTP(host, port, timeout=timeout)
+            smtp = egress.CheckedSMTP(host, port, timeout=timeout, internal=configuration.smtp_internal)
         with smtp:
             if port != IMPLICIT_TLS_PORT and configuration.smtp_starttls:
                 smtp.starttls(context=context)
@@ -94,6 +96,8 @@ def send_email(configuration, recipients, message, timeout=TIMEOUT_SECONDS):
                         deferred.append(f"{recipient} ({error.smtp_code} {_text(error.smtp_error)})")
                 else:
                     sent.append(recipient)
+    except egress.EgressRefused as error:
+        raise NotificationError(f"refused to connect to the mail server: {error}", sent) from None
     except smtplib.SMTPNotSupportedError as error:
         raise NotificationError(f"the mail server {host}:{port} does not support {_command(error)}; "
                                 "turn smtp_starttls off only for a server on a trusted network", sent) from error
@@ -124,13 +128,12 @@ def _command(error):
 
 def send_webhook(url, text, timeout=TIMEOUT_SECONDS):
     """POST {"text": text} as JSON, the body Slack and Teams incoming webhooks accept; never to a link-local,
-    metadata or private address (checked on what the host resolves to now)."""
+    metadata or private address (checked on the address connected to)."""
     try:
-        check_url(url)
-    except EgressRefused as error:
+        with egress.checked_session() as session:
+            response = session.post(url, json={"text": text}, timeout=timeout, allow_redirects=False)
+    except egress.EgressRefused as error:
         raise NotificationError(f"refused to call the notification webhook: {error}") from None
-    try:
-        response = requests.post(url, json={"text": text}, timeout=timeout, allow_redirects=False)
     except requests.RequestException as error:
         raise NotificationError(f"could not reach the notification webhook: {error.__class__.__name__}") from error
     if not 200 <= response.status_code < 300:

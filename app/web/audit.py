@@ -6,7 +6,7 @@ from flask import Blueprint, render_template, request
 from marshmallow import EXCLUDE, fields, validate
 
 from app import contract
-from app.audit import service
+from app.audit import keys, service
 from app.auth.access import require_page_roles
 from app.errors import BadRequest
 from app.fields import load_query
@@ -54,5 +54,5 @@ def audit_page():
     return render_template(
         "admin/audit.html", rows=rows, form=form, error=error, older=older, is_first_page=not before,
         filter_args={name: value for name, value in form.items() if value},
-        action_choices=[(action, action) for action in service.action_names()],
+        action_choices=[(action, action) for action in service.action_names()], audit_keys=keys.current(),
     ), 400 if error else 200

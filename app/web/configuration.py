@@ -14,6 +14,7 @@ from app.decisions import service as decisions
 from app.epm.client import EpmClient
 from app.epm.errors import EpmError
 from app.errors import BadRequest
+from app.fields import clean_boolean
 from app.models import Configuration, Decision
 from app.logs.outbound import outbound_call_recorder
 from app.web.confirmation import Confirmation, ask, is_confirmed
@@ -23,15 +24,15 @@ bp = Blueprint("web_configuration", __name__, url_prefix="/admin")
 
 admins = require_page_roles(contract.ROLE_ADMIN)
 
-CHECKBOX_FIELDS = {"auto_close", "smtp_starttls", "debug_logging", "allow_self_approval"}
+CHECKBOX_FIELDS = {field.name for field in FIELDS if field.clean is clean_boolean}
 # The page's fieldsets, in order: (legend, field names). A field missing here still shows, in OTHER_GROUP.
 GROUPS = (
     ("EPM connection", ("pmc_host", "tenant_id", "client_id", "client_secret", "token_path", "token_auth_method",
-                        "token_scope", "application_decision_path", "admin_decision_path")),
+                        "token_scope", "application_decision_path", "admin_decision_path", "epm_internal")),
     ("Tickets", ("ticket_type", "active_states", "default_short_description", "default_assignment_group",
                  "default_category", "auto_close")),
-    ("Notifications", ("smtp_host", "smtp_port", "smtp_username", "smtp_password", "smtp_starttls", "mail_from",
-                       "notify_webhook_url", "sla_minutes")),
+    ("Notifications", ("smtp_host", "smtp_port", "smtp_username", "smtp_password", "smtp_starttls", "smtp_internal",
+                       "mail_from", "notify_webhook_url", "sla_minutes")),
     ("Policies", ("admin_once_duration", "epm_approved_statuses", "epm_denied_statuses", "allow_self_approval")),
     ("Retention", ("retention_incoming_days", "retention_outbound_days", "retention_closed_ticket_days",
                    "retention_app_log_days", "debug_logging")),

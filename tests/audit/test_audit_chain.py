@@ -55,7 +55,7 @@ def test_an_edited_detail_is_found(app):
 
     result = audit.verify()
 
-    assert not result.intact and result.bad_entry.id == entry.id
+    assert not result.intact and result.bad.position == entry.id
 
 
 def test_a_deleted_entry_breaks_the_link_of_the_next(runner, app):
@@ -69,16 +69,17 @@ def test_a_deleted_entry_breaks_the_link_of_the_next(runner, app):
     assert "deleted" in result.output
 
 
-def test_an_entry_whose_hash_was_recomputed_still_breaks_the_next_link(app):
-    _first, second, third = _record_three()
+def test_an_entry_whose_hash_was_recomputed_without_the_key_is_named(app):
+    _first, second, _third = _record_three()
     AuditEntry.update(actor="mallory").where(AuditEntry.id == second.id).execute()
     edited = AuditEntry.get_by_id(second.id)
-    AuditEntry.update(entry_hash=audit.compute_hash(audit.entry_fields(edited))).where(
+    AuditEntry.update(entry_hash=audit.compute_hash(audit.signed_fields(edited))).where(
         AuditEntry.id == second.id).execute()
 
     result = audit.verify()
 
-    assert result.bad_entry.id == third.id
+    assert result.bad.position == second.id
+    assert "recomputed without the key" in result.problem
 
 
 def test_concurrent_appends_form_one_unbroken_chain(app):

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from app.audit import export
+from app.audit import chain, export, keys
 from app.audit import service as audit
 
 
@@ -41,9 +41,11 @@ def test_json_export_holds_every_entry_oldest_first_with_its_hashes(runner, thre
 
 
 def test_an_export_can_be_rechecked_without_the_database(runner, three_days):
-    for entry in _json_export(runner):
-        fields = {name: entry[name] for name in audit.HASHED_FIELDS}
-        assert audit.compute_hash(fields) == entry["entry_hash"]
+    exported = _json_export(runner)
+    for entry in exported:
+        fields = {name: entry[name] for name in (*audit.HASHED_FIELDS, "key_id")}
+        assert chain.seal(fields, keys.current()) == entry["entry_hash"]
+    assert {entry["key_id"] for entry in exported} == {keys.current().current_id}
 
 
 def test_until_takes_in_the_whole_day(runner, three_days):
@@ -64,7 +66,7 @@ def test_csv_export_has_a_header_and_one_row_per_entry(runner, three_days):
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.output)))
     assert [row["actor"] for row in rows] == ["bob", "cy"]
-    assert list(rows[0]) == ["id", *audit.HASHED_FIELDS, "entry_hash"]
+    assert list(rows[0]) == ["id", *audit.HASHED_FIELDS, "key_id", "entry_hash"]
     assert json.loads(rows[0]["detail"]) == {"note": "day 2, «ünïcode»"}
     assert rows[0]["entry_hash"] == three_days[1].entry_hash
 
@@ -72,7 +74,7 @@ def test_csv_export_has_a_header_and_one_row_per_entry(runner, three_days):
 def test_an_empty_range_exports_no_entries(runner, three_days):
     assert _json_export(runner, "--since", "2027-01-01") == []
     result = runner.invoke(args=["audit", "export", "--format", "csv", "--since", "2027-01-01"])
-    assert result.output.strip() == ",".join(["id", *audit.HASHED_FIELDS, "entry_hash"])
+    assert result.output.strip() == ",".join(["id", *audit.HASHED_FIELDS, "key_id", "entry_hash"])
 
 
 def test_a_date_that_is_not_one_is_refused(runner, app):
@@ -115,6 +117,61 @@ def test_a_csv_export_can_be_rechecked_without_the_database(runner, three_days):
     assert len(rows) == 5
     for row in rows:
         fields = export.csv_row_fields(row)
-        assert audit.compute_hash(fields) == row["entry_hash"]
+        assert chain.seal(fields, keys.current()) == row["entry_hash"]
     assert export.csv_row_fields(rows[3])["actor"] == "=cmd|' /C calc'!A0"
     assert export.csv_row_fields(rows[4])["actor"] == "'quoted"
+
+
+@pytest.mark.parametrize("output_format", ["json", "csv"])
+def test_audit_verify_checks_an_export_file_with_the_keys(runner, three_days, tmp_path, output_format):
+    audit.record("sign_in_failed", "=cmd|' /C calc'!A0", "account", "+x", {"reason": "unknown user name"})
+    path = tmp_path / f"audit.{output_format}"
+    path.write_text(runner.invoke(args=["audit", "export", "--format", output_format]).output, encoding="utf-8")
+
+    result = runner.invoke(args=["audit", "verify", "--file", str(path)])
+
+    assert result.exit_code == 0, result.output
+    assert "Audit chain intact: 4 entries" in result.output
+
+
+@pytest.mark.parametrize("output_format", ["json", "csv"])
+def test_an_export_file_edited_without_the_key_fails_verify(runner, three_days, tmp_path, output_format):
+    exported = runner.invoke(args=["audit", "export", "--format", output_format]).output
+    path = tmp_path / f"audit.{output_format}"
+    path.write_text(exported.replace("day 2", "day 9"), encoding="utf-8")
+
+    result = runner.invoke(args=["audit", "verify", "--file", str(path)])
+
+    assert result.exit_code != 0
+    assert f"Audit chain broken at entry {three_days[1].id}" in result.output
+    assert "signature" in result.output
+
+
+def test_a_range_exported_alone_verifies_from_its_first_link(runner, three_days, tmp_path):
+    path = tmp_path / "audit.json"
+    path.write_text(runner.invoke(args=["audit", "export", "--format", "json", "--since", "2026-03-02"]).output)
+
+    result = runner.invoke(args=["audit", "verify", "--file", str(path)])
+
+    assert result.exit_code == 0 and "Audit chain intact: 2 entries" in result.output
+
+
+def test_a_file_that_is_no_export_is_refused_clearly(runner, app, tmp_path):
+    path = tmp_path / "notes.csv"
+    path.write_text("name,age\nann,3\n")
+
+    result = runner.invoke(args=["audit", "verify", "--file", str(path)])
+
+    assert result.exit_code != 0
+    assert "is not an audit export: the CSV lacks the columns" in result.output
+
+
+def test_a_csv_export_with_line_breaks_in_a_cell_verifies(runner, app, tmp_path):
+    audit.record("sign_in_failed", "two\r\nlines", "account", "x", {"typed": "a\nb"})
+    path = tmp_path / "audit.csv"
+    # The bytes as written: the runner's `output` would turn the cell's CR LF into LF.
+    path.write_bytes(runner.invoke(args=["audit", "export", "--format", "csv"]).stdout_bytes)
+
+    result = runner.invoke(args=["audit", "verify", "--file", str(path)])
+
+    assert result.exit_code == 0, result.output

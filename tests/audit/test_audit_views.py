@@ -122,3 +122,20 @@ def test_the_page_is_for_admins_only(web, approver, client, logged):
 
 def test_admins_see_the_audit_log_in_the_navigation(as_admin):
     assert 'href="/admin/audit"' in as_admin.get("/admin/users").get_data(as_text=True)
+
+
+def test_the_page_names_the_signing_key_by_id_and_asks_to_keep_a_generated_one_apart(as_admin, app):
+    page = as_admin.get("/admin/audit").get_data(as_text=True)
+
+    ring = app.extensions["audit_keys"]
+    assert f'<code id="audit-key-id">{ring.current_id}</code>' in page
+    assert ring.generated and 'id="audit-key-notice"' in page and "JITBROKER_AUDIT_KEY" in page
+    assert all(key.decode() not in page for key in ring.keys.values())
+
+
+@pytest.mark.parametrize("app_settings", [{"audit_key": "k" * 40}])
+def test_a_configured_key_needs_no_notice(as_admin, app):
+    page = as_admin.get("/admin/audit").get_data(as_text=True)
+
+    assert app.extensions["audit_keys"].current_id in page
+    assert 'id="audit-key-notice"' not in page and "k" * 40 not in page

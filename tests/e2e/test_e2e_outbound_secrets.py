@@ -14,6 +14,7 @@ import requests
 from app.configuration import FIELDS, SECRET_AGAIN
 from app.epm.fake import FakeEpm
 from app.epm.tokens import clear_token_cache
+from app.audit.models import AuditEntry
 from app.logs.models import OutboundCall
 from app.logs.outbound import RESPONSE_EXCERPT
 from app.models import Configuration
@@ -23,7 +24,7 @@ from tests.live import LiveServer
 pytestmark = pytest.mark.e2e
 
 _TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
-CHECKBOXES = {"auto_close", "smtp_starttls", "debug_logging", "allow_self_approval"}
+CHECKBOXES = {"auto_close", "smtp_starttls", "debug_logging", "allow_self_approval", "epm_internal", "smtp_internal"}
 BIG_ANSWER = '{"error": "invalid_client", "detail": "' + "internal-data " * 800 + '"}'
 
 
@@ -82,12 +83,13 @@ def broker(app, database_url, api_account, admin):
             clear_token_cache()
 
 
-def _save(server, browser, **changes):
-    """Post the configuration form as the page shows it (secrets blank: kept), with `changes`."""
+def _save(server, browser, unchecked=(), **changes):
+    """Post the configuration form as the page shows it (secrets blank: kept), with `changes` and the boxes
+    named in `unchecked` cleared."""
     record = Configuration.default()
     form = {field.name: str(getattr(record, field.name)) for field in FIELDS
             if not field.secret and field.name not in CHECKBOXES}
-    form.update({name: "on" for name in CHECKBOXES if getattr(record, name)})
+    form.update({name: "on" for name in CHECKBOXES if getattr(record, name) and name not in unchecked})
     page = browser.get(f"{server.url}/admin/configuration", timeout=30).text
     form.update(csrf_token=_TOKEN.search(page).group(1), **changes)
     return browser.post(f"{server.url}/admin/configuration", data=form, timeout=30, allow_redirects=False)
@@ -103,7 +105,7 @@ def test_moving_the_host_without_typing_the_secret_again_is_refused_and_the_new_
     server, fake, listener, browser = broker
     answer = _save(server, browser, pmc_host=listener.url)
     assert answer.status_code == 400, answer.status_code
-    assert SECRET_AGAIN in answer.text
+    assert SECRET_AGAIN["client_secret"] in answer.text
     assert fake.client_secret not in answer.text
     assert Configuration.default().pmc_host == fake.url
     _test_connection(server, browser)
@@ -114,7 +116,7 @@ def test_changing_the_token_path_without_typing_the_secret_again_is_refused(brok
     server, _fake, _listener, browser = broker
     answer = _save(server, browser, token_path="/collect")
     assert answer.status_code == 400, answer.status_code
-    assert SECRET_AGAIN in answer.text
+    assert SECRET_AGAIN["client_secret"] in answer.text
     assert Configuration.default().token_path != "/collect"
 
 
@@ -147,3 +149,35 @@ def test_a_foreign_answer_of_10_kb_is_kept_as_a_short_excerpt(broker):
     assert call.response_body.startswith(BIG_ANSWER[:RESPONSE_EXCERPT])
     assert call.response_body.count("internal-data") < 30
     assert len(call.response_body) < RESPONSE_EXCERPT + 50
+
+
+def test_moving_the_mail_server_without_typing_the_smtp_password_again_is_refused(broker):
+    server, _fake, listener, browser = broker
+    Configuration.update(smtp_host="127.0.0.1", smtp_port=2525, smtp_password="mail-secret").execute()
+    moved_port = listener.url.rsplit(":", 1)[1]
+    answer = _save(server, browser, smtp_port=moved_port)
+    assert answer.status_code == 400, answer.status_code
+    assert SECRET_AGAIN["smtp_password"] in answer.text
+    assert "mail-secret" not in answer.text
+    assert Configuration.default().smtp_port == 2525
+    answer = _save(server, browser, smtp_port=moved_port, smtp_password="mail-secret-again")
+    assert answer.status_code == 302, answer.text
+
+
+@pytest.mark.parametrize("field, mark, host", [("pmc_host", "epm_internal", "10.1.2.3"),
+                                               ("smtp_host", "smtp_internal", "192.168.7.25")])
+def test_a_private_address_is_saved_only_with_its_internal_mark_which_is_audited(broker, field, mark, host):
+    server, _fake, _listener, browser = broker
+    secret = {"pmc_host": {"client_secret": "typed-again"}, "smtp_host": {}}[field]
+    refused = _save(server, browser, **{field: host}, **secret)
+    assert refused.status_code == 400, refused.status_code
+    assert "mark the connection as internal" in refused.text
+    saved = _save(server, browser, **{field: host, mark: "on"}, **secret)
+    assert saved.status_code == 302, saved.text
+    assert getattr(Configuration.default(), field) == host
+    entry = (AuditEntry.select().where(AuditEntry.action == "configuration_change")
+             .order_by(AuditEntry.id.desc()).get())
+    assert entry.detail[mark] == {"old": False, "new": True}
+    unmarked = _save(server, browser, unchecked=(mark,))
+    assert unmarked.status_code == 400, "the mark was taken away while the address is private"
+    assert getattr(Configuration.default(), mark) is True

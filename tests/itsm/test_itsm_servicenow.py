@@ -49,13 +49,13 @@ def test_a_change_maps_to_the_one_ticket_shape():
 @responses.activate
 def test_the_lookup_queries_by_number_with_basic_auth_and_a_time_out(monkeypatch):
     seen = {}
-    original = requests.request
+    original = requests.Session.request
 
-    def spy(method, url, **kwargs):
+    def spy(session, method, url, **kwargs):
         seen.update(kwargs)
-        return original(method, url, **kwargs)
+        return original(session, method, url, **kwargs)
 
-    monkeypatch.setattr("app.itsm.base.requests.request", spy)
+    monkeypatch.setattr(requests.Session, "request", spy)
     responses.get(f"{SN}/api/now/table/change_request", json={"result": [CHANGE]})
 
     ServiceNowConnector(connection(timeout_seconds=7)).lookup("CHG0000024")
