@@ -69,7 +69,7 @@ class Settings:
     sqlite_busy_timeout_ms: int = 5000
     sqlite_synchronous: str = "FULL"
     max_connections: int = 8
-    secret_key: str = ""
+    secret_key: str = dataclass_field(default="", repr=False)
     public_url: str = ""
     # The port gunicorn listens on (PORT, as the Procfile binds it): only for links while public_url is unset.
     port: int = 8000
@@ -93,8 +93,8 @@ class Settings:
     policy_suggestion_approvals: int = 5
     # Signs the audit chain (HMAC-SHA256, app/audit/keys.py). Empty: a key is generated once into
     # instance/audit_key. Previous keys (comma-separated) still verify the entries they signed.
-    audit_key: str = ""
-    audit_previous_keys: str = ""
+    audit_key: str = dataclass_field(default="", repr=False)
+    audit_previous_keys: str = dataclass_field(default="", repr=False)
     # The Slack app (app/chat): its bot token and signing secret (never logged or shown), the channel id new
     # tickets are posted to, and the Web API's base URL. Slack is on when the token, secret and channel are set.
     slack_bot_token: str = dataclass_field(default="", repr=False)

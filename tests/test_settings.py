@@ -57,3 +57,11 @@ def test_a_config_still_naming_a_retired_setting_is_refused_with_the_key_named(t
     config.write_text(text)
     with pytest.raises(SettingsError, match=rf"unknown key in {named} \(config.example.toml lists every key\)"):
         Settings.load(environ={"JITBROKER_CONFIG": str(config)})
+
+
+def test_the_secret_key_and_audit_keys_are_not_in_the_settings_text():
+    settings = Settings.load(environ={"SECRET_KEY": "session-signing-secret", "JITBROKER_AUDIT_KEY": "a" * 40,
+                                      "JITBROKER_AUDIT_PREVIOUS_KEYS": "b" * 40})
+    assert settings.audit_key == "a" * 40
+    for secret in ("session-signing-secret", "a" * 40, "b" * 40):
+        assert secret not in repr(settings)
