@@ -280,6 +280,12 @@ def _session_epoch(migrator):
     _add_columns(migrator, (models.Account._meta.table_name, "session_epoch", peewee.IntegerField(default=0)))
 
 
+def _accounts(migrator):
+    """Accounts as ASVS L2 expects: an admin-set password must be changed (app/auth/steps.py)."""
+    _add_columns(migrator, (models.Account._meta.table_name, "must_change_password",
+                            peewee.BooleanField(default=False)))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -302,6 +308,7 @@ MIGRATIONS = [
     (20, "requests left undecided too long are marked expired", _pending_expiry),
     (21, "a setting allowing approvers to approve their own requests", _self_approval_setting),
     (22, "a session epoch on each account, so sign-out ends its sessions on the server", _session_epoch),
+    (24, "password change at next sign-in, two-factor sign-in, a record of each browser session", _accounts),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

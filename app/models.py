@@ -80,6 +80,8 @@ class Account(BaseModel, UserMixin):  # UserMixin last: peewee's equality, hash 
     # Moved by sign-out, a new password, a new role, deactivation or an admin's "End sessions":
     # a browser session opened at another epoch is over (app/auth/sessions.py).
     session_epoch = peewee.IntegerField(default=0)
+    # Set when an admin sets the password (creation, reset): the person must choose their own (app/auth/steps.py).
+    must_change_password = peewee.BooleanField(default=False)
 
     class Meta:
         table_name = "sys_user"

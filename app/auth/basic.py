@@ -26,6 +26,7 @@ from flask import current_app, g, request
 from flask_login import current_user
 
 from app import events
+from app.auth import steps
 from app.auth.accounts import password_matches, previous_password_matches
 from app.errors import Forbidden, Unauthorized
 from app.models import Account
@@ -192,7 +193,9 @@ def require_roles(*roles, allow_session=True):
     """Let a view run only for an account holding one of `roles` (401 unknown, 403 wrong role).
 
     Basic credentials come first; with `allow_session`, a signed-in browser session
-    (app/auth/sessions.py) serves too.
+    (app/auth/sessions.py) serves too. A person's account that owes a step (app/auth/steps.py:
+    an admin-set password still unchanged) is refused by either door: whoever set that password
+    knows it. The `api` and `reader` accounts owe none (their passwords are set by admins on purpose).
     """
 
     def decorate(view):
@@ -205,6 +208,9 @@ def require_roles(*roles, allow_session=True):
                 raise Unauthorized("Authentication required")
             if account.role not in roles:
                 raise Forbidden(f"The {account.role!r} role may not do this")
+            step = steps.outstanding_step(account)
+            if step is not None:
+                raise Forbidden(steps.STEP_MESSAGES[step])
             g.account = account
             return view(*args, **kwargs)
 

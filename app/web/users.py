@@ -145,7 +145,8 @@ def reset_password(account_id):
         return ask(_confirm_reset(account))
     password = generate_password()
     with write_transaction():
-        set_password(account, password)
+        # Another person must choose their own at the next sign-in; an admin resetting their own has just chosen it.
+        set_password(account, password, set_by_admin=account.id != g.account.id)
         audit.record(audit.USER_PASSWORD_RESET, g.account, "account", account.username)
     if account.id == g.account.id:
         # A new password ends the sessions opened with the old one; keep this one.
