@@ -30,6 +30,7 @@ TOML_KEYS = {
     "no_webhook_hours": ("alerts", "no_webhook_hours"),
     "expire_pending_hours": ("tickets", "expire_pending_hours"),
     "policy_suggestion_approvals": ("tickets", "policy_suggestion_approvals"),
+    "require_mfa_for_admins": ("accounts", "require_mfa_for_admins"),
 }
 
 # Environment variables that override the file (12-factor names).
@@ -74,6 +75,8 @@ class Settings:
     expire_pending_hours: int = 24
     # The ticket page suggests an EPM policy for an application approved this many times in 30 days (0: never).
     policy_suggestion_approvals: int = 5
+    # Admins must sign in with a second factor (TOTP); one without is sent to enrol after the password.
+    require_mfa_for_admins: bool = False
 
     @property
     def link_base(self):
@@ -118,6 +121,9 @@ class Settings:
             if field.name not in values:
                 continue
             value = values[field.name]
+            if field.type is bool:
+                typed[field.name] = _boolean(field.name, value)
+                continue
             try:
                 typed[field.name] = int(value) if field.type is int else (
                     ",".join(map(str, value)) if isinstance(value, list) else str(value))
@@ -137,6 +143,18 @@ class Settings:
             with os.fdopen(descriptor, "w") as handle:
                 handle.write(secrets.token_hex(32))
         return replace(self, secret_key=key_file.read_text().strip())
+
+
+def _boolean(name, value):
+    """A TOML boolean (or true/false, yes/no, 1/0 given as text, as an override may be)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise SettingsError(f"setting {name} must be true or false, not {value!r}")
 
 
 @functools.cache

@@ -57,3 +57,13 @@ def test_a_config_still_naming_a_retired_setting_is_refused_with_the_key_named(t
     config.write_text(text)
     with pytest.raises(SettingsError, match=rf"unknown key in {named} \(config.example.toml lists every key\)"):
         Settings.load(environ={"JITBROKER_CONFIG": str(config)})
+
+
+def test_requiring_mfa_for_admins_is_off_unless_the_file_turns_it_on(tmp_path):
+    config = tmp_path / "config.toml"
+    assert Settings.load(environ={}).require_mfa_for_admins is False
+    config.write_text("[accounts]\nrequire_mfa_for_admins = true\n")
+    assert Settings.load(environ={"JITBROKER_CONFIG": str(config)}).require_mfa_for_admins is True
+    config.write_text('[accounts]\nrequire_mfa_for_admins = "maybe"\n')
+    with pytest.raises(SettingsError, match="require_mfa_for_admins must be true or false"):
+        Settings.load(environ={"JITBROKER_CONFIG": str(config)})

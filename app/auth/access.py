@@ -2,7 +2,7 @@
 
 Anonymous visitors are sent to the sign-in page; a signed-in account without the
 page's role gets 403. An account that owes a step (app/auth/steps.py: an admin-set
-password to change) is sent to the page for it from every other page.
+password to change, a second factor to enrol) is sent to the page for it from every other page.
 """
 from functools import wraps
 
@@ -10,11 +10,12 @@ from flask import g, redirect, url_for
 from flask_login import current_user
 
 from app.auth import steps
-from app.auth.sessions import login_manager
+from app.auth.sessions import login_manager, signed_in_through_idp
 from app.errors import Forbidden
 
 # The page where each outstanding step is taken.
-STEP_PAGES = {steps.CHANGE_PASSWORD: "web_account.password"}
+STEP_PAGES = {steps.CHANGE_PASSWORD: "web_account.password",
+              steps.ENROL_SECOND_FACTOR: "web_two_factor.two_factor_page"}
 
 
 def require_page_roles(*roles, before_outstanding_steps=False):
@@ -32,7 +33,8 @@ def require_page_roles(*roles, before_outstanding_steps=False):
             account = g.account = current_user._get_current_object()
             if account.role not in roles:
                 raise Forbidden(f"The {account.role!r} role may not open this page")
-            step = None if before_outstanding_steps else steps.outstanding_step(account)
+            step = None if before_outstanding_steps else steps.outstanding_step(
+                account, assured_by_idp=signed_in_through_idp())
             if step is not None:
                 return redirect(url_for(STEP_PAGES[step]))
             return view(*args, **kwargs)

@@ -1,8 +1,8 @@
-"""The table behind sign-in throttling: one row per failed authentication, shared by every worker."""
+"""The tables of authentication: failed attempts (throttling), recovery codes (two-factor sign-in)."""
 import peewee
 
 from app.db import database
-from app.models import utcnow
+from app.models import Account, utcnow
 
 
 class AuthFailure(peewee.Model):
@@ -20,3 +20,15 @@ class AuthFailure(peewee.Model):
             (("username", "kind", "created_at"), False),
             (("source_address", "created_at"), False),
         )
+
+
+class RecoveryCode(peewee.Model):
+    """One of an account's single-use recovery codes, stored as a SHA-256 digest (the code is random and long)."""
+
+    account = peewee.ForeignKeyField(Account, on_delete="CASCADE", index=True)
+    code_digest = peewee.CharField(max_length=64)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        database = database
+        table_name = "jitbroker_recovery_code"

@@ -24,6 +24,11 @@ from flask_login import LoginManager, current_user, login_user, logout_user
 from app.models import Account
 
 OPENED, SEEN, STAMP, NONCE, EPOCH = "opened_at", "seen_at", "stamp", "nonce", "epoch"
+# Set by a sign-in through an identity provider, whose MFA stands for ours (app/auth/steps.py).
+THROUGH_IDP = "through_idp"
+# Between a right password and the second factor: who, the password stamp, when (no session yet).
+HALF_SIGNED_IN = "half_signed_in"
+SECOND_FACTOR_SECONDS = 300
 # Sent with htmx's HX-Request by a page's own polling (static/live.js): not a person's activity.
 BACKGROUND_HEADER = "X-Background-Refresh"
 
@@ -83,7 +88,30 @@ def password_stamp(account):
     return hmac.new(key, account.password_hash.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def start_session(account):
+def signed_in_through_idp():
+    """True when this session was opened by an identity provider's sign-in."""
+    return bool(session.get(THROUGH_IDP))
+
+
+def await_second_factor(account):
+    """The password was right and a second factor is due: remember who, for a few minutes, signing nobody in."""
+    session.clear()
+    session[HALF_SIGNED_IN] = {"account": account.id, "stamp": password_stamp(account), "at": int(time.time())}
+
+
+def awaiting_second_factor():
+    """The account whose second factor this browser owes, or None (none owed, too late, or the password changed)."""
+    pending = session.get(HALF_SIGNED_IN)
+    if not isinstance(pending, dict) or int(time.time()) - pending.get("at", 0) > SECOND_FACTOR_SECONDS:
+        return None
+    account = Account.get_or_none(Account.id == pending.get("account"))
+    if account is None or not account.active or not hmac.compare_digest(pending.get("stamp", ""),
+                                                                        password_stamp(account)):
+        return None
+    return account
+
+
+def start_session(account, through_idp=False):
     """Sign `account` in: a fresh session (new nonce, new CSRF token), nothing kept from before."""
     session.clear()
     session.permanent = True
@@ -92,7 +120,7 @@ def start_session(account):
     # Read again: a password just set in this request has moved the epoch the caller's copy holds.
     epoch = Account.select(Account.session_epoch).where(Account.id == account.id).scalar()
     session.update({NONCE: secrets.token_urlsafe(24), STAMP: password_stamp(account), OPENED: now, SEEN: now,
-                    EPOCH: epoch})
+                    EPOCH: epoch, THROUGH_IDP: through_idp})
 
 
 def end_all_sessions(account):

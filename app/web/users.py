@@ -1,6 +1,6 @@
 """The admin users page: create accounts, set roles, reset passwords, deactivate and reactivate,
-set where an approver's notifications go (e-mail address, assignment groups), and end an
-account's browser sessions everywhere.
+set where an approver's notifications go (e-mail address, assignment groups), end an
+account's browser sessions everywhere, and reset a person's second factor.
 
 Deactivating an account, resetting a password and ending a sign-in lock-out ask for confirmation
 first (app/web/confirmation.py).
@@ -13,7 +13,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from app import contract
 from app.audit import service as audit
 from app.auth.access import require_page_roles
-from app.auth import throttle
+from app.auth import throttle, two_factor
 from app.auth.accounts import create_account, generate_password, set_password
 from app.auth.sessions import end_all_sessions, start_session
 from app.db import write_transaction
@@ -30,6 +30,7 @@ USER_SESSIONS_END = "user_sessions_end"
 admins = require_page_roles(contract.ROLE_ADMIN)
 
 AUDIT_UNLOCK = "user_unlock"
+USER_MFA_RESET = "user_mfa_reset"
 
 
 def _find_account(account_id):
@@ -226,4 +227,24 @@ def unlock(account_id):
         forgotten = throttle.unlock(account.username)
         audit.record(AUDIT_UNLOCK, g.account, "account", account.username, {"failures_forgotten": forgotten})
     flash(f"{account.username} is unlocked.", "ok")
+    return redirect(url_for("web_users.users"))
+
+
+@bp.post("/users/<int:account_id>/two-factor/reset")
+@admins
+def reset_two_factor(account_id):
+    """Turn off a person's second factor (a lost phone), audited; their sessions end, and they enrol again."""
+    account = _find_account(account_id)
+    if not is_confirmed():
+        return ask(Confirmation(
+            f"Reset two-factor sign-in of {account.username}?",
+            ("Their authenticator app and recovery codes stop working, and their open sessions end: they sign in "
+             "with their password alone and can enrol a new app.",
+             "Do this only once you know who is asking: the password becomes the only factor until then."),
+            f"Reset two-factor of {account.username}", url_for("web_users.users")))
+    with write_transaction():
+        two_factor.turn_off(account)
+        end_all_sessions(account)
+        audit.record(USER_MFA_RESET, g.account, "account", account.username)
+    flash(f"Two-factor sign-in of {account.username} is reset.", "ok")
     return redirect(url_for("web_users.users"))
