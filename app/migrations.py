@@ -282,15 +282,16 @@ def _session_epoch(migrator):
 
 def _accounts(migrator):
     """Accounts as ASVS L2 expects: an admin-set password must be changed (app/auth/steps.py), two-factor
-    sign-in with recovery codes (app/auth/two_factor.py)."""
-    from app.auth.models import RecoveryCode
+    sign-in with recovery codes (app/auth/two_factor.py), a server-side record of each browser session
+    (app/auth/sessions.py)."""
+    from app.auth.models import BrowserSession, RecoveryCode
 
     table = models.Account._meta.table_name
     _add_columns(migrator, (table, "must_change_password", peewee.BooleanField(default=False)),
                  (table, "totp_secret", secrets.EncryptedTextField(default="")),
                  (table, "totp_enabled_at", peewee.DateTimeField(null=True)),
                  (table, "totp_last_step", peewee.BigIntegerField(default=0)))
-    database.create_tables([RecoveryCode])
+    database.create_tables([RecoveryCode, BrowserSession])
 
 
 MIGRATIONS = [

@@ -1,4 +1,5 @@
-"""The tables of authentication: failed attempts (throttling), recovery codes (two-factor sign-in)."""
+"""The tables of authentication: failed attempts (throttling), recovery codes (two-factor sign-in), and the
+record of each browser session."""
 import peewee
 
 from app.db import database
@@ -32,3 +33,21 @@ class RecoveryCode(peewee.Model):
     class Meta:
         database = database
         table_name = "jitbroker_recovery_code"
+
+
+class BrowserSession(peewee.Model):
+    """A signed-in browser session, kept on the server: the signed cookie holds only an opaque id, of which
+    this row keeps a digest. Deleting the row ends the session (an admin's "End"); moving the account's
+    epoch ends all of them ("End all", sign-out, a new password or role), `epoch` says at which it began."""
+
+    key_digest = peewee.CharField(max_length=64, unique=True)
+    account = peewee.ForeignKeyField(Account, on_delete="CASCADE", index=True)
+    epoch = peewee.IntegerField()
+    created_at = peewee.DateTimeField(default=utcnow)
+    last_seen_at = peewee.DateTimeField(default=utcnow)
+    source_address = peewee.CharField(max_length=64, default="")
+    user_agent = peewee.CharField(max_length=255, default="")
+
+    class Meta:
+        database = database
+        table_name = "jitbroker_browser_session"

@@ -15,7 +15,7 @@ from app.audit import service as audit
 from app.auth.access import require_page_roles
 from app.auth import throttle, two_factor
 from app.auth.accounts import create_account, generate_password, set_password
-from app.auth.sessions import end_all_sessions, start_session
+from app.auth.sessions import end_all_sessions, end_one_session, is_this_session, live_sessions, start_session
 from app.db import write_transaction
 from app.errors import BadRequest, BrokerError, NotFound
 from app.models import Account
@@ -24,8 +24,9 @@ from app.web.confirmation import Confirmation, ask, is_confirmed
 
 bp = Blueprint("web_users", __name__, url_prefix="/admin")
 
-# The audit action of an admin's "End sessions" (beside app/audit/service.py's user_* actions).
+# The audit actions of an admin's "End all" and "End" (beside app/audit/service.py's user_* actions).
 USER_SESSIONS_END = "user_sessions_end"
+USER_SESSION_END = "user_session_end"
 
 admins = require_page_roles(contract.ROLE_ADMIN)
 
@@ -72,7 +73,13 @@ def _render(new_password=None, error=None, status=200, form=None):
     accounts = list(Account.select().order_by(Account.username))
     locked = {account.username: throttle.until_text(until) for account in accounts
               if (until := throttle.locked_until(account.username))}
+    sessions = [{"id": record.id, "username": record.account.username, "account_id": record.account.id,
+                 "created_at": record.created_at, "last_seen_at": record.last_seen_at,
+                 "source_address": record.source_address, "user_agent": record.user_agent,
+                 "is_this": is_this_session(record)} for record in live_sessions()]
+    sessions.sort(key=lambda row: row["username"])  # stable: newest first within each account
     response = render_template("admin/users.html", accounts=accounts, locked=locked, roles=contract.ROLES,
+                               sessions=sessions,
                                approver_roles=contract.APPROVER_ROLES,
                                role_choices=[(role, role) for role in contract.ROLES],
                                new_password=new_password, error=error, form=form or {})
@@ -247,4 +254,17 @@ def reset_two_factor(account_id):
         end_all_sessions(account)
         audit.record(USER_MFA_RESET, g.account, "account", account.username)
     flash(f"Two-factor sign-in of {account.username} is reset.", "ok")
+    return redirect(url_for("web_users.users"))
+
+
+@bp.post("/users/<int:account_id>/sessions/<int:session_id>/end")
+@admins
+def end_one(account_id, session_id):
+    """End one browser session of an account (a device left signed in), audited; its others go on."""
+    account = _find_account(account_id)
+    with write_transaction():
+        if not end_one_session(account, session_id):
+            raise NotFound("No such session: it has ended already")
+        audit.record(USER_SESSION_END, g.account, "account", account.username, {"session": session_id})
+    flash(f"One session of {account.username} has ended.", "ok")
     return redirect(url_for("web_users.users"))
