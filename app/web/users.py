@@ -242,6 +242,10 @@ def unlock(account_id):
 def reset_two_factor(account_id):
     """Turn off a person's second factor (a lost phone), audited; their sessions end, and they enrol again."""
     account = _find_account(account_id)
+    try:
+        _refuse_self(account, "reset two-factor sign-in of")
+    except BrokerError as error:  # yours needs a current code, on your Account page
+        return _render(error=error.message, status=error.status)
     if not is_confirmed():
         return ask(Confirmation(
             f"Reset two-factor sign-in of {account.username}?",
