@@ -181,7 +181,8 @@ def test_the_readme_says_how_to_run_jitbroker_on_a_fresh_machine():
 
 
 def test_a_person_given_a_password_on_the_command_line_must_change_it(runner):
-    runner.invoke(args=["users", "create", "ann", "--role", "user", "--password-stdin"], input="a-long-enough-password\n")
+    runner.invoke(args=["users", "create", "ann", "--role", "user", "--password-stdin"],
+                  input="a-long-enough-password\n")
     runner.invoke(args=["users", "create", "epm", "--role", "api"])
     assert Account.by_username("ann").must_change_password and not Account.by_username("epm").must_change_password
     Account.change(Account.by_username("ann").id, must_change_password=False)
