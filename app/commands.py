@@ -65,7 +65,7 @@ def init_command():
     rule = "=" * 72
     click.echo(f"\n{rule}\n  Created admin account {account.username!r} with password: {password}\n"
                f"  Sign in with it now: it is shown only this once (`jitbroker users set-password "
-               f"{account.username}` sets a new one).\n{rule}\n")
+               f"{account.username}` sets a new one), and choose your own at that first sign-in.\n{rule}\n")
 
 
 users = click.Group("users", help="Manage broker accounts.")
@@ -90,6 +90,8 @@ def users_create(name, role, password_stdin):
         click.echo(f"Created {account.role} account {account.username!r}.")
     else:
         click.echo(f"Created {account.role} account {account.username!r} with password: {password_set}")
+    if account.must_change_password:
+        click.echo(f"{account.username!r} must choose a new password at the first sign-in.")
 
 
 @users.command("set-password")
@@ -116,6 +118,8 @@ def users_set_password(name, password_stdin, keep_previous_hours):
             audit.record(audit.USER_PASSWORD_RESET, audit.cli_actor(), "account", account.username,
                          source_address="local")
     click.echo(f"Password changed for {name!r}." if password_stdin else f"New password for {name!r}: {password}")
+    if account.must_change_password:
+        click.echo(f"{name!r} must choose a new password at the next sign-in.")
 
 
 @users.command("list")

@@ -304,6 +304,20 @@ def _chat(_migrator):
     database.create_tables([ChatPost, SlackSignature, SlackLink])
 
 
+def _accounts(migrator):
+    """Accounts as ASVS L2 expects: an admin-set password must be changed (app/auth/steps.py), two-factor
+    sign-in with recovery codes (app/auth/two_factor.py), a server-side record of each browser session
+    (app/auth/sessions.py)."""
+    from app.auth.models import BrowserSession, RecoveryCode
+
+    table = models.Account._meta.table_name
+    _add_columns(migrator, (table, "must_change_password", peewee.BooleanField(default=False)),
+                 (table, "totp_secret", secrets.EncryptedTextField(default="")),
+                 (table, "totp_enabled_at", peewee.DateTimeField(null=True)),
+                 (table, "totp_last_step", peewee.BigIntegerField(default=0)))
+    database.create_tables([RecoveryCode, BrowserSession])
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -328,6 +342,7 @@ MIGRATIONS = [
     (22, "a session epoch on each account, so sign-out ends its sessions on the server", _session_epoch),
     (23, "audit entries signed with a key kept outside the database; earlier entries closed as one segment",
      _keyed_audit_chain),
+    (24, "password change at next sign-in, two-factor sign-in, a record of each browser session", _accounts),
     (26, "Slack and Teams: the chat outbox, Slack signatures seen, Slack users linked to accounts", _chat),
     (30, "marks allowing private addresses for EPM and the mail server", _internal_marks),
 ]

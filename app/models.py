@@ -80,6 +80,13 @@ class Account(BaseModel, UserMixin):  # UserMixin last: peewee's equality, hash 
     # Moved by sign-out, a new password, a new role, deactivation or an admin's "End sessions":
     # a browser session opened at another epoch is over (app/auth/sessions.py).
     session_epoch = peewee.IntegerField(default=0)
+    # Set when an admin sets the password (creation, reset): the person must choose their own (app/auth/steps.py).
+    must_change_password = peewee.BooleanField(default=False)
+    # Two-factor sign-in (app/auth/two_factor.py): the TOTP secret, encrypted like every stored secret; in use
+    # once confirmed with a code (`totp_enabled_at`); the last time step a code was accepted for (no replays).
+    totp_secret = EncryptedTextField(default="")
+    totp_enabled_at = peewee.DateTimeField(null=True)
+    totp_last_step = peewee.BigIntegerField(default=0)
 
     class Meta:
         table_name = "sys_user"

@@ -37,6 +37,7 @@ TOML_KEYS = {
     "slack_channel": ("slack", "channel"),
     "slack_api_url": ("slack", "api_url"),
     "teams_webhook_url": ("teams", "webhook_url"),
+    "require_mfa_for_admins": ("accounts", "require_mfa_for_admins"),
 }
 
 # Environment variables that override the file (12-factor names).
@@ -104,6 +105,8 @@ class Settings:
     # A Microsoft Teams Workflows webhook ("Post to a channel when a webhook request is received"): a card per new
     # ticket and one when its decision is final. Its URL carries a signature, so it is a secret too.
     teams_webhook_url: str = dataclass_field(default="", repr=False)
+    # Admins must sign in with a second factor (TOTP); one without is sent to enrol after the password.
+    require_mfa_for_admins: bool = False
 
     @property
     def link_base(self):
@@ -156,6 +159,9 @@ class Settings:
             if field.name not in values:
                 continue
             value = values[field.name]
+            if field.type is bool:
+                typed[field.name] = _boolean(field.name, value)
+                continue
             try:
                 typed[field.name] = int(value) if field.type is int else (
                     ",".join(map(str, value)) if isinstance(value, list) else str(value))
@@ -189,6 +195,18 @@ def generated_secret(key_file):
         finally:
             draft.unlink()
     return key_file.read_text().strip()
+
+
+def _boolean(name, value):
+    """A TOML boolean (or true/false, yes/no, 1/0 given as text, as an override may be)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes", "on"):
+        return True
+    if text in ("false", "0", "no", "off"):
+        return False
+    raise SettingsError(f"setting {name} must be true or false, not {value!r}")
 
 
 @functools.cache

@@ -28,11 +28,18 @@ def test_init_prints_the_first_admin_password_last_and_set_apart(runner):
     assert "with password:" not in runner.invoke(args=["init"]).output
 
 
-def test_the_printed_password_signs_in(runner, client):
+def test_the_printed_password_signs_in_to_choose_a_new_one(runner, client):
+    """The first admin's password was printed on a terminal: it signs in, but opens only the change page."""
+    from tests.conftest import basic_auth
+    from tests.webclient import WebClient
+
     output = runner.invoke(args=["init"]).output
     password = re.search(r"password: (\S+)", output).group(1)
-    from tests.conftest import basic_auth
-    assert client.get("/api/x_bets_pmc_jit/tickets", headers=basic_auth("admin", password)).status_code == 200
+    assert "choose your own at that first sign-in" in output
+    web = WebClient(client)
+    assert web.sign_in("admin", password).status_code == 302
+    assert web.get("/tickets").headers["Location"].endswith("/account/password")
+    assert client.get("/api/x_bets_pmc_jit/tickets", headers=basic_auth("admin", password)).status_code == 403
 
 
 def test_users_create_prints_a_generated_password(runner):
@@ -171,3 +178,16 @@ def test_the_readme_says_how_to_run_jitbroker_on_a_fresh_machine():
     text = README.read_text()
     assert ". .venv/bin/activate" in text and ".venv/bin/jitbroker users set-password admin" in text
     assert "http://127.0.0.1:8200" in text, "the fake EPM's address"
+
+
+def test_a_person_given_a_password_on_the_command_line_must_change_it(runner):
+    runner.invoke(args=["users", "create", "ann", "--role", "user", "--password-stdin"],
+                  input="a-long-enough-password\n")
+    runner.invoke(args=["users", "create", "epm", "--role", "api"])
+    assert Account.by_username("ann").must_change_password and not Account.by_username("epm").must_change_password
+    Account.change(Account.by_username("ann").id, must_change_password=False)
+
+    result = runner.invoke(args=["users", "set-password", "ann"])
+
+    assert result.exit_code == 0 and "must choose a new password at the next sign-in" in result.output
+    assert Account.by_username("ann").must_change_password

@@ -170,3 +170,24 @@ def test_init_adds_the_session_epoch_keeping_the_accounts(app, runner):
         in result.output
     account = Account.by_username("kept")
     assert (account.role, account.session_epoch) == (contract.ROLE_USER, 0)
+
+
+def test_init_adds_the_account_columns_and_tables_of_migration_24_keeping_the_accounts(app, runner):
+    from app.auth.models import BrowserSession, RecoveryCode
+
+    factories.account("kept", contract.ROLE_USER)
+    table = Account._meta.table_name
+    database.drop_tables([BrowserSession, RecoveryCode])
+    migrator = SchemaMigrator.from_database(database.obj)
+    migrate(*(migrator.drop_column(table, column)
+              for column in ("must_change_password", "totp_secret", "totp_enabled_at", "totp_last_step")))
+    SchemaVersion.delete().where(SchemaVersion.version == 24).execute()
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: password change at next sign-in, two-factor sign-in, a record of each browser " \
+           "session" in result.output
+    account = Account.by_username("kept")
+    assert (account.role, account.must_change_password, account.totp_enabled_at) == (contract.ROLE_USER, False, None)
+    assert BrowserSession.table_exists() and RecoveryCode.table_exists()

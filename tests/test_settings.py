@@ -65,3 +65,13 @@ def test_the_secret_key_and_audit_keys_are_not_in_the_settings_text():
     assert settings.audit_key == "a" * 40
     for secret in ("session-signing-secret", "a" * 40, "b" * 40):
         assert secret not in repr(settings)
+
+
+def test_requiring_mfa_for_admins_is_off_unless_the_file_turns_it_on(tmp_path):
+    config = tmp_path / "config.toml"
+    assert Settings.load(environ={}).require_mfa_for_admins is False
+    config.write_text("[accounts]\nrequire_mfa_for_admins = true\n")
+    assert Settings.load(environ={"JITBROKER_CONFIG": str(config)}).require_mfa_for_admins is True
+    config.write_text('[accounts]\nrequire_mfa_for_admins = "maybe"\n')
+    with pytest.raises(SettingsError, match="require_mfa_for_admins must be true or false"):
+        Settings.load(environ={"JITBROKER_CONFIG": str(config)})

@@ -26,7 +26,9 @@ from flask import current_app, g, request
 from flask_login import current_user
 
 from app import events
+from app.auth import steps
 from app.auth.accounts import password_matches, previous_password_matches
+from app.auth.sessions import signed_in_through_idp
 from app.errors import Forbidden, Unauthorized
 from app.models import Account
 from app.auth import throttle
@@ -192,19 +194,27 @@ def require_roles(*roles, allow_session=True):
     """Let a view run only for an account holding one of `roles` (401 unknown, 403 wrong role).
 
     Basic credentials come first; with `allow_session`, a signed-in browser session
-    (app/auth/sessions.py) serves too.
+    (app/auth/sessions.py) serves too. A person's account that owes a step (app/auth/steps.py:
+    an admin-set password still unchanged, a second factor the settings require) is refused by
+    either door; Basic also refuses a person who signs in with a second factor (it carries only
+    the password). The `api` and `reader` accounts owe none (admins set them on purpose).
     """
 
     def decorate(view):
         @wraps(view)
         def wrapper(*args, **kwargs):
             account = basic_account()
+            refusal = None if account is None else steps.basic_refusal(account)
             if account is None and allow_session and current_user.is_authenticated:
                 account = current_user._get_current_object()
+                step = steps.outstanding_step(account, assured_by_idp=signed_in_through_idp())
+                refusal = steps.STEP_MESSAGES[step] if step else None
             if account is None:
                 raise Unauthorized("Authentication required")
             if account.role not in roles:
                 raise Forbidden(f"The {account.role!r} role may not do this")
+            if refusal is not None:
+                raise Forbidden(refusal)
             g.account = account
             return view(*args, **kwargs)
 

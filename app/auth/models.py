@@ -1,8 +1,9 @@
-"""The table behind sign-in throttling: one row per failed authentication, shared by every worker."""
+"""The tables of authentication: failed attempts (throttling), recovery codes (two-factor sign-in), and the
+record of each browser session."""
 import peewee
 
 from app.db import database
-from app.models import utcnow
+from app.models import Account, utcnow
 
 
 class AuthFailure(peewee.Model):
@@ -20,3 +21,33 @@ class AuthFailure(peewee.Model):
             (("username", "kind", "created_at"), False),
             (("source_address", "created_at"), False),
         )
+
+
+class RecoveryCode(peewee.Model):
+    """One of an account's single-use recovery codes, stored as a SHA-256 digest (the code is random and long)."""
+
+    account = peewee.ForeignKeyField(Account, on_delete="CASCADE", index=True)
+    code_digest = peewee.CharField(max_length=64)
+    created_at = peewee.DateTimeField(default=utcnow)
+
+    class Meta:
+        database = database
+        table_name = "jitbroker_recovery_code"
+
+
+class BrowserSession(peewee.Model):
+    """A signed-in browser session, kept on the server: the signed cookie holds only an opaque id, of which
+    this row keeps a digest. Deleting the row ends the session (an admin's "End"); moving the account's
+    epoch ends all of them ("End all", sign-out, a new password or role), `epoch` says at which it began."""
+
+    key_digest = peewee.CharField(max_length=64, unique=True)
+    account = peewee.ForeignKeyField(Account, on_delete="CASCADE", index=True)
+    epoch = peewee.IntegerField()
+    created_at = peewee.DateTimeField(default=utcnow)
+    last_seen_at = peewee.DateTimeField(default=utcnow)
+    source_address = peewee.CharField(max_length=64, default="")
+    user_agent = peewee.CharField(max_length=255, default="")
+
+    class Meta:
+        database = database
+        table_name = "jitbroker_browser_session"

@@ -1,12 +1,15 @@
 """Browser sessions through Flask-Login: who a session signs in, and for how long.
 
 Flask-Login keeps the account's id in Flask's signed session cookie and `load_account`
-reads it back on each page. Beside it the session holds when it was opened and last
+reads it back on each page. Each session also has a record on the server (BrowserSession:
+account, when opened and last seen, source address, user agent), named in the cookie by an
+opaque id; an admin sees them on the users page and ends one ("End") by deleting its record.
+Beside that the session holds when it was opened and last
 used (seconds since the epoch, signed, so a client cannot move them) and a keyed stamp
 of the password it was opened with, and the account's session epoch at sign-in. Past
 the idle or the absolute limit from the settings, or once the account is deactivated,
-deleted, given a new password or its epoch has moved (sign-out, a new password or role,
-deactivation, an admin's "End sessions": `end_all_sessions`), the loader answers None
+deleted, given a new password, its epoch has moved (sign-out, a new password or role,
+deactivation, an admin's "End all": `end_all_sessions`) or its record is gone, the loader answers None
 and the session is over, a copy of the cookie included. Every route a session cookie
 opens, pages (app/auth/access.py) and the JSON API (app/auth/basic.py) alike, goes
 through this loader. No remember-me cookie is ever set.
@@ -21,9 +24,17 @@ from urllib.parse import urlsplit
 from flask import current_app, make_response, redirect, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
 
-from app.models import Account
+from app.auth.models import BrowserSession
+from app.models import Account, utcnow
 
 OPENED, SEEN, STAMP, NONCE, EPOCH = "opened_at", "seen_at", "stamp", "nonce", "epoch"
+# The opaque id naming this session's record on the server (BrowserSession keeps only its digest).
+SESSION_ID = "sid"
+# Set by a sign-in through an identity provider, whose MFA stands for ours (app/auth/steps.py).
+THROUGH_IDP = "through_idp"
+# Between a right password and the second factor: who, the password stamp, when (no session yet).
+HALF_SIGNED_IN = "half_signed_in"
+SECOND_FACTOR_SECONDS = 300
 # Sent with htmx's HX-Request by a page's own polling (static/live.js): not a person's activity.
 BACKGROUND_HEADER = "X-Background-Refresh"
 
@@ -52,23 +63,41 @@ def load_account(account_id):
     """The account signed in to this session while it is within its limits; None ends the session."""
     account = Account.get_or_none(Account.id == int(account_id))
     if account is None or not account.active or session.get(EPOCH) != account.session_epoch or \
-            not _within_limits() or not hmac.compare_digest(session.get(STAMP, ""), password_stamp(account)):
+            not hmac.compare_digest(session.get(STAMP, ""), password_stamp(account)) or \
+            not _within_limits() or not _record_kept(account):
         session.clear()
         return None
     return account
 
 
 def _within_limits():
-    """True when this session is within the idle and absolute limits (and notes this use)."""
+    """True when this session is within the idle and absolute limits."""
     settings = current_app.extensions["settings"]
     now = int(time.time())
     opened, seen = session.get(OPENED), session.get(SEEN)
     if not isinstance(opened, int) or not isinstance(seen, int):
         return False
-    if now - opened > settings.session_max_hours * 3600 or now - seen > settings.session_idle_minutes * 60:
+    return now - opened <= settings.session_max_hours * 3600 and now - seen <= settings.session_idle_minutes * 60
+
+
+def _key_digest(session_id):
+    return hashlib.sha256(session_id.encode()).hexdigest()
+
+
+def _record_kept(account):
+    """True while this session's record exists (an admin's "End" deletes it); notes this use in the cookie
+    and the record, at most every 30 s and never for a page's own polling."""
+    session_id = session.get(SESSION_ID)
+    if not isinstance(session_id, str):
         return False
-    if now - seen >= 30 and not is_background_refresh():  # no need to rewrite the cookie on every click
+    record = BrowserSession.get_or_none(BrowserSession.key_digest == _key_digest(session_id),
+                                        BrowserSession.account == account.id)
+    if record is None:
+        return False
+    now = int(time.time())
+    if now - session[SEEN] >= 30 and not is_background_refresh():  # no need to rewrite the cookie on every click
         session[SEEN] = now
+        BrowserSession.update(last_seen_at=utcnow()).where(BrowserSession.id == record.id).execute()
     return True
 
 
@@ -83,7 +112,30 @@ def password_stamp(account):
     return hmac.new(key, account.password_hash.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def start_session(account):
+def signed_in_through_idp():
+    """True when this session was opened by an identity provider's sign-in."""
+    return bool(session.get(THROUGH_IDP))
+
+
+def await_second_factor(account):
+    """The password was right and a second factor is due: remember who, for a few minutes, signing nobody in."""
+    session.clear()
+    session[HALF_SIGNED_IN] = {"account": account.id, "stamp": password_stamp(account), "at": int(time.time())}
+
+
+def awaiting_second_factor():
+    """The account whose second factor this browser owes, or None (none owed, too late, or the password changed)."""
+    pending = session.get(HALF_SIGNED_IN)
+    if not isinstance(pending, dict) or int(time.time()) - pending.get("at", 0) > SECOND_FACTOR_SECONDS:
+        return None
+    account = Account.get_or_none(Account.id == pending.get("account"))
+    if account is None or not account.active or not hmac.compare_digest(pending.get("stamp", ""),
+                                                                        password_stamp(account)):
+        return None
+    return account
+
+
+def start_session(account, through_idp=False):
     """Sign `account` in: a fresh session (new nonce, new CSRF token), nothing kept from before."""
     session.clear()
     session.permanent = True
@@ -91,13 +143,49 @@ def start_session(account):
     now = int(time.time())
     # Read again: a password just set in this request has moved the epoch the caller's copy holds.
     epoch = Account.select(Account.session_epoch).where(Account.id == account.id).scalar()
+    session_id = secrets.token_urlsafe(32)
+    _forget_expired_records()
+    BrowserSession.create(key_digest=_key_digest(session_id), account=account.id, epoch=epoch,
+                          source_address=(request.remote_addr or "")[:64],
+                          user_agent=request.headers.get("User-Agent", "")[:255])
     session.update({NONCE: secrets.token_urlsafe(24), STAMP: password_stamp(account), OPENED: now, SEEN: now,
-                    EPOCH: epoch})
+                    EPOCH: epoch, THROUGH_IDP: through_idp, SESSION_ID: session_id})
+
+
+def _forget_expired_records():
+    """Drop the records of sessions past the absolute limit (they can no longer open anything)."""
+    oldest = utcnow() - timedelta(hours=current_app.extensions["settings"].session_max_hours)
+    BrowserSession.delete().where(BrowserSession.created_at < oldest).execute()
+
+
+def live_sessions():
+    """The records of sessions that may still be in use (within their epoch and both time limits), newest
+    first: what the users page lists."""
+    settings = current_app.extensions["settings"]
+    now = utcnow()
+    return list(BrowserSession.select(BrowserSession, Account).join(Account).where(
+        BrowserSession.epoch == Account.session_epoch, Account.active == True,  # noqa: E712 (SQL)
+        BrowserSession.created_at > now - timedelta(hours=settings.session_max_hours),
+        BrowserSession.last_seen_at > now - timedelta(minutes=settings.session_idle_minutes, seconds=30),
+    ).order_by(BrowserSession.created_at.desc()))
+
+
+def end_one_session(account, record_id):
+    """End one session of `account` (its record goes); True when there was one."""
+    return BrowserSession.delete().where(BrowserSession.id == record_id,
+                                         BrowserSession.account == account.id).execute() == 1
+
+
+def is_this_session(record):
+    """True when `record` is the session of the request being answered."""
+    session_id = session.get(SESSION_ID)
+    return isinstance(session_id, str) and hmac.compare_digest(record.key_digest, _key_digest(session_id))
 
 
 def end_all_sessions(account):
     """End every browser session of `account`, on every device, copies of its cookie included."""
     Account.change(account.id, session_epoch=Account.session_epoch + 1)
+    BrowserSession.delete().where(BrowserSession.account == account.id).execute()
 
 
 def end_session():

@@ -16,7 +16,7 @@ def system_account():
         return account
     try:
         with write_transaction():
-            account, _password = create_account(name, contract.ROLE_USER)
+            account, _password = create_account(name, contract.ROLE_USER, set_by_admin=False)
     except Conflict:
         # Another process created it first.
         account = Account.by_username(name)

@@ -20,7 +20,7 @@ CSRF_EXEMPT_BLUEPRINTS = ("intake", "decisions_api", "ops_api", "slack_interacti
 
 def init_app(app):
     """Register the browser pages on `app` (after the API blueprints, which CSRF must skip)."""
-    from app.web import audit, configuration, elevated, itsm, ops, policies, signin, tickets, users
+    from app.web import account, audit, configuration, elevated, itsm, ops, policies, signin, tickets, two_factor, users
 
     sessions.init_app(app)
     # The token lives as long as the session it is bound to, which sign-in renews;
@@ -31,8 +31,8 @@ def init_app(app):
     for name in CSRF_EXEMPT_BLUEPRINTS:
         csrf.exempt(app.blueprints[name])
 
-    for blueprint in (signin.bp, tickets.bp, elevated.bp, configuration.bp, users.bp, policies.bp, itsm.bp, audit.bp,
-                      ops.bp):
+    for blueprint in (signin.bp, account.bp, two_factor.bp, tickets.bp, elevated.bp, configuration.bp, users.bp,
+                      policies.bp, itsm.bp, audit.bp, ops.bp):
         app.register_blueprint(blueprint)
 
     formatting.register(app)

@@ -1,18 +1,21 @@
-"""Signing in and out of the browser interface with a broker account."""
+"""Signing in and out of the browser interface with a broker account: the password, then the second factor
+for an account that has one (app/auth/two_factor.py). Wrong codes count with wrong passwords."""
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from app import contract
 from app.audit import service as audit
-from app.auth import throttle
+from app.auth import steps, throttle, two_factor
 from app.auth.accounts import password_matches
-from app.auth.sessions import end_session, safe_next, start_session
+from app.auth.sessions import (await_second_factor, awaiting_second_factor, end_session, safe_next,
+                               start_session)
 from app.models import Account
 
 bp = Blueprint("web_auth", __name__)
 
 MSG_SIGN_IN_FAILED = "Invalid user name or password"
 MSG_TOO_MANY = "Too many failed sign-ins; try again after {until}"
+MSG_CODE_FAILED = "That code is not right, or was used already: type the 6 digits the app shows now, or a recovery code"
 ROLE_REFUSAL = "the {!r} role may not sign in"
 MSG_ROLE_REFUSED = "This account's role ({role}) is for {purpose}: it cannot sign in here. Use an approver's account."
 ROLE_PURPOSES = {contract.ROLE_API: "EPM's deliveries", contract.ROLE_READER: "reading the Table API"}
@@ -62,8 +65,45 @@ def sign_in():
         if account is not None and refusal == ROLE_REFUSAL.format(account.role):
             error = MSG_ROLE_REFUSED.format(role=account.role, purpose=ROLE_PURPOSES[account.role])
         return render_template("auth/sign_in.html", next_page=next_page, username=username, error=error), 401
+    if two_factor.is_enabled(account) and steps.needs_second_factor(account):
+        await_second_factor(account)
+        return redirect(url_for("web_auth.second_factor", next=next_page))
     audit.record(audit.SIGN_IN, account, "account", account.username)
     start_session(account)
+    return redirect(next_page or url_for("web_tickets.ticket_list"))
+
+
+def _code_page(account, next_page, error=None, status=200, headers=None):
+    return render_template("auth/second_factor.html", next_page=next_page, error=error,
+                           username=account.username), status, headers or {}
+
+
+@bp.route("/sign-in/code", methods=["GET", "POST"])
+def second_factor():
+    """The second step of signing in: a code from the authenticator app, or a recovery code."""
+    next_page = safe_next(request.values.get("next"))
+    account = awaiting_second_factor()
+    if account is None:
+        flash("Sign in with your password first (the code must follow within 5 minutes).", "error")
+        return redirect(url_for("web_auth.sign_in", next=next_page))
+    if request.method == "GET":
+        return _code_page(account, next_page)
+    try:
+        throttle.check(account.username, request.remote_addr, throttle.SIGN_IN)
+    except throttle.TooManyAttempts as error:
+        return _code_page(account, next_page, MSG_TOO_MANY.format(until=throttle.until_text(error.until)),
+                          error.status, {"Retry-After": str(error.retry_after)})
+    used = two_factor.verify(account, request.form.get("code", ""))
+    if used is None:
+        throttle.record_failure(account.username, request.remote_addr, throttle.SIGN_IN)
+        audit.record(audit.SIGN_IN_FAILED, account.username, "account", account.username,
+                     {"reason": "wrong second-factor code"})
+        return _code_page(account, next_page, MSG_CODE_FAILED, 401)
+    audit.record(audit.SIGN_IN, account, "account", account.username, {"second_factor": used})
+    start_session(account)
+    if used == "recovery":
+        flash(f"You signed in with a recovery code; {two_factor.recovery_codes_left(account)} are left. "
+              "Each works once.", "warning")
     return redirect(next_page or url_for("web_tickets.ticket_list"))
 
 

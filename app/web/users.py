@@ -1,6 +1,6 @@
 """The admin users page: create accounts, set roles, reset passwords, deactivate and reactivate,
-set where an approver's notifications go (e-mail address, assignment groups), and end an
-account's browser sessions everywhere.
+set where an approver's notifications go (e-mail address, assignment groups), end an
+account's browser sessions everywhere, and reset a person's second factor.
 
 Deactivating an account, resetting a password and ending a sign-in lock-out ask for confirmation
 first (app/web/confirmation.py).
@@ -13,9 +13,9 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from app import contract
 from app.audit import service as audit
 from app.auth.access import require_page_roles
-from app.auth import throttle
+from app.auth import throttle, two_factor
 from app.auth.accounts import create_account, generate_password, set_password
-from app.auth.sessions import end_all_sessions, start_session
+from app.auth.sessions import end_all_sessions, end_one_session, is_this_session, live_sessions, start_session
 from app.db import write_transaction
 from app.errors import BadRequest, BrokerError, NotFound
 from app.models import Account
@@ -24,12 +24,14 @@ from app.web.confirmation import Confirmation, ask, is_confirmed
 
 bp = Blueprint("web_users", __name__, url_prefix="/admin")
 
-# The audit action of an admin's "End sessions" (beside app/audit/service.py's user_* actions).
+# The audit actions of an admin's "End all" and "End" (beside app/audit/service.py's user_* actions).
 USER_SESSIONS_END = "user_sessions_end"
+USER_SESSION_END = "user_session_end"
 
 admins = require_page_roles(contract.ROLE_ADMIN)
 
 AUDIT_UNLOCK = "user_unlock"
+USER_MFA_RESET = "user_mfa_reset"
 
 
 def _find_account(account_id):
@@ -71,7 +73,13 @@ def _render(new_password=None, error=None, status=200, form=None):
     accounts = list(Account.select().order_by(Account.username))
     locked = {account.username: throttle.until_text(until) for account in accounts
               if (until := throttle.locked_until(account.username))}
+    sessions = [{"id": record.id, "username": record.account.username, "account_id": record.account.id,
+                 "created_at": record.created_at, "last_seen_at": record.last_seen_at,
+                 "source_address": record.source_address, "user_agent": record.user_agent,
+                 "is_this": is_this_session(record)} for record in live_sessions()]
+    sessions.sort(key=lambda row: row["username"])  # stable: newest first within each account
     response = render_template("admin/users.html", accounts=accounts, locked=locked, roles=contract.ROLES,
+                               sessions=sessions,
                                approver_roles=contract.APPROVER_ROLES,
                                role_choices=[(role, role) for role in contract.ROLES],
                                new_password=new_password, error=error, form=form or {})
@@ -145,7 +153,8 @@ def reset_password(account_id):
         return ask(_confirm_reset(account))
     password = generate_password()
     with write_transaction():
-        set_password(account, password)
+        # Another person must choose their own at the next sign-in; an admin resetting their own has just chosen it.
+        set_password(account, password, set_by_admin=account.id != g.account.id)
         audit.record(audit.USER_PASSWORD_RESET, g.account, "account", account.username)
     if account.id == g.account.id:
         # A new password ends the sessions opened with the old one; keep this one.
@@ -225,4 +234,41 @@ def unlock(account_id):
         forgotten = throttle.unlock(account.username)
         audit.record(AUDIT_UNLOCK, g.account, "account", account.username, {"failures_forgotten": forgotten})
     flash(f"{account.username} is unlocked.", "ok")
+    return redirect(url_for("web_users.users"))
+
+
+@bp.post("/users/<int:account_id>/two-factor/reset")
+@admins
+def reset_two_factor(account_id):
+    """Turn off a person's second factor (a lost phone), audited; their sessions end, and they enrol again."""
+    account = _find_account(account_id)
+    try:
+        _refuse_self(account, "reset two-factor sign-in of")
+    except BrokerError as error:  # yours needs a current code, on your Account page
+        return _render(error=error.message, status=error.status)
+    if not is_confirmed():
+        return ask(Confirmation(
+            f"Reset two-factor sign-in of {account.username}?",
+            ("Their authenticator app and recovery codes stop working, and their open sessions end: they sign in "
+             "with their password alone and can enrol a new app.",
+             "Do this only once you know who is asking: the password becomes the only factor until then."),
+            f"Reset two-factor of {account.username}", url_for("web_users.users")))
+    with write_transaction():
+        two_factor.turn_off(account)
+        end_all_sessions(account)
+        audit.record(USER_MFA_RESET, g.account, "account", account.username)
+    flash(f"Two-factor sign-in of {account.username} is reset.", "ok")
+    return redirect(url_for("web_users.users"))
+
+
+@bp.post("/users/<int:account_id>/sessions/<int:session_id>/end")
+@admins
+def end_one(account_id, session_id):
+    """End one browser session of an account (a device left signed in), audited; its others go on."""
+    account = _find_account(account_id)
+    with write_transaction():
+        if not end_one_session(account, session_id):
+            raise NotFound("No such session: it has ended already")
+        audit.record(USER_SESSION_END, g.account, "account", account.username, {"session": session_id})
+    flash(f"One session of {account.username} has ended.", "ok")
     return redirect(url_for("web_users.users"))

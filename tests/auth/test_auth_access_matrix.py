@@ -16,12 +16,14 @@ from app.models import Account
 from tests import factories
 from tests.conftest import basic_auth
 
-# Routes anyone may call: probes, assets, signing in and out, the API description.
-PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/static/<path:filename>", "/sign-in", "/sign-out",
-                "/openapi.json"}
 # Routes no account calls: each request proves where it comes from with a signature (Slack's, with the signing
 # secret), and anything else gets 401, whoever is signed in.
 SIGNED_PATHS = {"/integrations/slack/interactions"}
+# Routes anyone may call: probes, assets, signing in (its second step too) and out, the API description.
+PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/static/<path:filename>", "/sign-in", "/sign-in/code",
+                "/sign-out", "/openapi.json"}
+# Public, but only after a right password in the same browser: anyone else is sent to sign in.
+AFTER_A_PASSWORD = {"/sign-in/code"}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 ROLES = ("anonymous", contract.ROLE_API, contract.ROLE_USER, contract.ROLE_ADMIN, "deactivated")
 
@@ -162,6 +164,9 @@ def test_public_routes_answer_anonymous_visitors(app, world):
     for rule, method in routes(app):
         if rule.rule in PUBLIC_PATHS and method == "GET":
             answer = anonymous.open("GET", url_for_rule(rule, world))
+            if rule.rule in AFTER_A_PASSWORD:
+                assert is_refused(answer), rule.rule
+                continue
             # Readiness may honestly answer 503 (no scheduler in a test); what matters is nobody is turned away.
             assert answer.status_code in (200, 503) and not is_refused(answer), rule.rule
 

@@ -202,6 +202,7 @@ def test_confirmation_error_and_form_error_pages_have_no_serious_accessibility_v
         "deactivate": (f"/admin/users/{target.id}/active", {"active": "false"}),
         "reset password": (f"/admin/users/{target.id}/password", {}),
         "end sessions": (f"/admin/users/{target.id}/sessions/end", {}),
+        "reset two-factor": (f"/admin/users/{target.id}/two-factor/reset", {}),
         "delete rule": (f"/admin/policies/rules/{estate['rule'].id}/delete", {}),
         "revoke bypass code": (f"/admin/policies/bypass/{estate['code'].sys_id}/revoke", {}),
         "delete ITSM connection": ("/admin/policies/itsm/corp/delete", {}),

@@ -14,7 +14,7 @@ import requests
 from app import contract
 from app.audit.models import AuditEntry
 from app.models import Account
-from app.web.users import USER_SESSIONS_END
+from app.web.users import USER_SESSION_END, USER_SESSIONS_END
 from tests import factories
 from tests.live import LiveServer
 from tests.waiting import wait_until
@@ -32,8 +32,10 @@ def server(app, database_url, admin):
         yield live
 
 
-def _sign_in(server, username):
+def _sign_in(server, username, user_agent=None):
     browser = requests.Session()
+    if user_agent:
+        browser.headers["User-Agent"] = user_agent
     page = browser.get(f"{server.url}/sign-in", timeout=30).text
     answer = browser.post(f"{server.url}/sign-in", timeout=30, allow_redirects=False, data={
         "csrf_token": _TOKEN.search(page).group(1), "username": username, "password": factories.PASSWORD})
@@ -126,6 +128,49 @@ def test_a_copied_cookie_is_refused_after_an_admin_ends_the_sessions(server):
     assert _opens(server, admin.cookies.get_dict(), "/admin/users"), "the admin's own session goes on"
     ended = AuditEntry.get(AuditEntry.action == USER_SESSIONS_END)
     assert (ended.actor, ended.object_id) == ("root", "victim")
+
+
+def _session_rows(admin, server):
+    """(account, user agent, the End form's path) of each session the users page lists."""
+    page = admin.get(f"{server.url}/admin/users", timeout=30).text
+    table = page[page.index("Signed-in sessions"):]
+    return re.findall(r'<th scope="row">(\w+)[^<]*</th>.*?class="user-agent">([^<]*)</td>.*?action="([^"]+/end)"',
+                      table, re.S)
+
+
+def test_admins_see_each_session_and_end_one_while_the_others_go_on(server):
+    laptop = _sign_in(server, "victim", user_agent="Laptop-Browser/1.0")
+    phone = _sign_in(server, "victim", user_agent="Phone-Browser/2.0")
+    admin = _sign_in(server, "root")
+
+    rows = _session_rows(admin, server)
+
+    assert {(name, agent) for name, agent, _path in rows} >= {("victim", "Laptop-Browser/1.0"),
+                                                              ("victim", "Phone-Browser/2.0")}
+    assert "127.0.0.1" in admin.get(f"{server.url}/admin/users", timeout=30).text
+    laptop_end = next(path for name, agent, path in rows if agent == "Laptop-Browser/1.0")
+    for copy in (laptop, phone):  # the opaque id in the cookie names nothing on the page
+        assert copy.cookies["session"] not in admin.get(f"{server.url}/admin/users", timeout=30).text
+
+    assert _post(admin, server, laptop_end).status_code == 302
+
+    _assert_refused(server, laptop.cookies.get_dict())
+    assert _opens(server, phone.cookies.get_dict(), "/tickets") and _opens(server, phone.cookies.get_dict(),
+                                                                          f"{API}/tickets")
+    assert "Laptop-Browser/1.0" not in [agent for _name, agent, _path in _session_rows(admin, server)]
+    ended = AuditEntry.get(AuditEntry.action == USER_SESSION_END)
+    assert (ended.actor, ended.object_id) == ("root", "victim")
+
+
+def test_signed_out_and_ended_sessions_leave_the_list(server):
+    browser = _sign_in(server, "victim", user_agent="Shared-Kiosk/1.0")
+    admin = _sign_in(server, "root")
+    assert "Shared-Kiosk/1.0" in [agent for _name, agent, _path in _session_rows(admin, server)]
+    token = _TOKEN.search(browser.get(f"{server.url}/tickets", timeout=30).text).group(1)
+
+    browser.post(f"{server.url}/sign-out", data={"csrf_token": token}, timeout=30)
+
+    assert "Shared-Kiosk/1.0" not in [agent for _name, agent, _path in _session_rows(admin, server)]
 
 
 @pytest.fixture

@@ -1,0 +1,61 @@
+"""A person's own account: changing their password (and, app/web/two_factor.py, their second factor).
+
+Changing the password asks for the current one, checks the new one by the rules an admin-set
+password meets, ends the account's other sessions and keeps this one signed in. A wrong
+current password counts as a failed sign-in (app/auth/throttle.py), so a session left open
+on a shared machine is no way around the lock-out.
+"""
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+
+from app import contract
+from app.audit import service as audit
+from app.auth import throttle
+from app.auth.access import require_page_roles
+from app.auth.accounts import MIN_PASSWORD_LENGTH, change_own_password
+from app.auth.sessions import start_session
+from app.db import write_transaction
+from app.errors import BrokerError, Unauthorized
+
+bp = Blueprint("web_account", __name__, url_prefix="/account")
+
+USER_PASSWORD_CHANGE = "user_password_change"
+
+# Open while the account still has to change its password or enrol a second factor.
+people = require_page_roles(*contract.APPROVER_ROLES, before_outstanding_steps=True)
+
+
+def _render(error=None, status=200):
+    return render_template("account/password.html", error=error, min_length=MIN_PASSWORD_LENGTH,
+                           must_change=g.account.must_change_password), status
+
+
+@bp.get("/password")
+@people
+def password():
+    return _render()
+
+
+@bp.post("/password")
+@people
+def change_password():
+    account = g.account
+    try:
+        throttle.check(account.username, request.remote_addr, throttle.SIGN_IN)
+    except throttle.TooManyAttempts as error:
+        return _render(f"Too many failed attempts; try again after {throttle.until_text(error.until)}", error.status)
+    new, repeated = request.form.get("new_password", ""), request.form.get("new_password_again", "")
+    if new != repeated:
+        return _render("The two new passwords differ; type the same one twice", 400)
+    try:
+        with write_transaction():
+            change_own_password(account, request.form.get("current_password", ""), new)
+            audit.record(USER_PASSWORD_CHANGE, account, "account", account.username)
+    except Unauthorized as error:
+        throttle.record_failure(account.username, request.remote_addr, throttle.SIGN_IN)
+        return _render(error.message, 400)
+    except BrokerError as error:
+        return _render(error.message, error.status)
+    # The new password ended every session opened with the old one, this one too: open a fresh one here.
+    start_session(account)
+    flash("Your password is changed. Your other sessions have ended.", "ok")
+    return redirect(url_for("web_tickets.ticket_list"))

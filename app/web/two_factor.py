@@ -1,0 +1,74 @@
+"""A person's second factor: enrol an authenticator app (TOTP), see how many recovery codes are left, turn it off.
+
+Enrolment shows the secret as text, as an otpauth:// URI and as a QR image made on the
+broker; it is on once the person types a code from the app, and the ten recovery codes are
+shown then, once. Turning it off (to move to a new phone: off, then enrol again) needs a
+current code or a recovery code; a wrong one counts as a failed sign-in. An admin can reset
+it for a person who lost their phone (app/web/users.py).
+"""
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+
+from app import contract
+from app.audit import service as audit
+from app.auth import steps, throttle, two_factor
+from app.auth.access import require_page_roles
+from app.errors import BrokerError
+
+bp = Blueprint("web_two_factor", __name__, url_prefix="/account")
+
+USER_MFA_ENABLE = "user_mfa_enable"
+USER_MFA_DISABLE = "user_mfa_disable"
+
+# Open to an admin the settings send here to enrol (never before an admin-set password is changed:
+# the access check sends that one to the password page first).
+people = require_page_roles(*contract.APPROVER_ROLES, before_outstanding_steps=True)
+
+
+def _render(error=None, status=200, recovery_codes=None):
+    account = g.account
+    if steps.owes_password_change(account):
+        return redirect(url_for("web_account.password"))
+    page = {"account": account, "error": error, "recovery_codes": recovery_codes,
+            "enabled": two_factor.is_enabled(account), "required": steps.needs_second_factor(account)}
+    if page["enabled"]:
+        page["codes_left"] = two_factor.recovery_codes_left(account)
+    else:
+        secret = two_factor.pending_secret(account)
+        uri = two_factor.provisioning_uri(account, secret)
+        page.update(secret=secret, uri=uri, qr_image=two_factor.qr_image_data_uri(uri))
+    return render_template("account/two_factor.html", **page), status
+
+
+@bp.get("/two-factor")
+@people
+def two_factor_page():
+    return _render()
+
+
+@bp.post("/two-factor")
+@people
+def enable():
+    account = g.account
+    try:
+        codes = two_factor.enable(account, request.form.get("code", ""))
+    except BrokerError as error:
+        return _render(error.message, error.status)
+    audit.record(USER_MFA_ENABLE, account, "account", account.username)
+    return _render(recovery_codes=codes)
+
+
+@bp.post("/two-factor/off")
+@people
+def disable():
+    account = g.account
+    try:
+        throttle.check(account.username, request.remote_addr, throttle.SIGN_IN)
+    except throttle.TooManyAttempts as error:
+        return _render(f"Too many failed attempts; try again after {throttle.until_text(error.until)}", error.status)
+    if two_factor.verify(account, request.form.get("code", "")) is None:
+        throttle.record_failure(account.username, request.remote_addr, throttle.SIGN_IN)
+        return _render("That code is not right, or was used already", 400)
+    two_factor.turn_off(account)
+    audit.record(USER_MFA_DISABLE, account, "account", account.username)
+    flash("Two-factor sign-in is off. To use a new phone, enrol it below.", "ok")
+    return redirect(url_for("web_two_factor.two_factor_page"))
