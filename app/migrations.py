@@ -280,6 +280,20 @@ def _session_epoch(migrator):
     _add_columns(migrator, (models.Account._meta.table_name, "session_epoch", peewee.IntegerField(default=0)))
 
 
+def _identity_provider_accounts(migrator):
+    """Accounts keyed on the OpenID provider's (issuer, subject), their re-check tokens, and the switch keeping
+    local sign-in for admins only (app/auth/oidc.py)."""
+    account = models.Account._meta.table_name
+    _add_columns(migrator, (account, "idp_issuer", peewee.CharField(max_length=255, null=True)),
+                 (account, "idp_subject", peewee.CharField(max_length=255, null=True)),
+                 (account, "idp_tokens", peewee.TextField(null=True)),
+                 (account, "idp_checked_at", peewee.DateTimeField(null=True)),
+                 (models.Configuration._meta.table_name, "local_sign_in_admins_only",
+                  peewee.BooleanField(default=False)))
+    if not any(index.columns == ["idp_issuer", "idp_subject"] for index in database.get_indexes(account)):
+        migrate(migrator.add_index(account, ("idp_issuer", "idp_subject"), True))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -302,6 +316,7 @@ MIGRATIONS = [
     (20, "requests left undecided too long are marked expired", _pending_expiry),
     (21, "a setting allowing approvers to approve their own requests", _self_approval_setting),
     (22, "a session epoch on each account, so sign-out ends its sessions on the server", _session_epoch),
+    (25, "accounts of the OpenID Connect provider, keyed on its issuer and subject", _identity_provider_accounts),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

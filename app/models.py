@@ -80,9 +80,22 @@ class Account(BaseModel, UserMixin):  # UserMixin last: peewee's equality, hash 
     # Moved by sign-out, a new password, a new role, deactivation or an admin's "End sessions":
     # a browser session opened at another epoch is over (app/auth/sessions.py).
     session_epoch = peewee.IntegerField(default=0)
+    # An account that signs in through the OpenID Connect provider is the provider's (issuer, subject)
+    # pair; its user name only names it. `idp_tokens` holds the tokens the broker re-checks the person's
+    # groups with (JSON, encrypted), `idp_checked_at` when that last succeeded (app/auth/oidc_client.py).
+    idp_issuer = peewee.CharField(max_length=255, null=True)
+    idp_subject = peewee.CharField(max_length=255, null=True)
+    idp_tokens = EncryptedTextField(null=True)
+    idp_checked_at = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "sys_user"
+        indexes = ((("idp_issuer", "idp_subject"), True),)
+
+    @property
+    def signs_in_with_provider(self):
+        """True for an account the identity provider vouches for: it has no local password."""
+        return self.idp_subject is not None
 
     def save(self, *args, **kwargs):
         saved = super().save(*args, **kwargs)
@@ -144,6 +157,8 @@ class Configuration(BaseModel):
     debug_logging = peewee.BooleanField(default=False)
     # Small teams only: lets an approver approve a request EPM names them as the requester of (app/decisions).
     allow_self_approval = peewee.BooleanField(default=False)
+    # With sign-in through the identity provider: only admins may still use a local password (break-glass).
+    local_sign_in_admins_only = peewee.BooleanField(default=False)
     updated_at = peewee.DateTimeField(default=utcnow)
 
     DEFAULT_NAME = "Default"

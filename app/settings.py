@@ -30,6 +30,17 @@ TOML_KEYS = {
     "no_webhook_hours": ("alerts", "no_webhook_hours"),
     "expire_pending_hours": ("tickets", "expire_pending_hours"),
     "policy_suggestion_approvals": ("tickets", "policy_suggestion_approvals"),
+    "oidc_issuer": ("oidc", "issuer"),
+    "oidc_client_id": ("oidc", "client_id"),
+    "oidc_client_secret": ("oidc", "client_secret"),
+    "oidc_scopes": ("oidc", "scopes"),
+    "oidc_roles_claim": ("oidc", "roles_claim"),
+    "oidc_admin_groups": ("oidc", "admin_groups"),
+    "oidc_approver_groups": ("oidc", "approver_groups"),
+    "oidc_username_claim": ("oidc", "username_claim"),
+    "oidc_button_label": ("oidc", "button_label"),
+    "oidc_step_up_max_age": ("oidc", "step_up_max_age"),
+    "oidc_sign_in_max_age": ("oidc", "sign_in_max_age"),
 }
 
 # Environment variables that override the file (12-factor names).
@@ -39,6 +50,18 @@ ENV_KEYS = {
     "JITBROKER_PUBLIC_URL": "public_url",
     "JITBROKER_LOG_LEVEL": "log_level",
     "PORT": "port",
+    "JITBROKER_OIDC_ISSUER": "oidc_issuer",
+    "JITBROKER_OIDC_CLIENT_ID": "oidc_client_id",
+    "JITBROKER_OIDC_CLIENT_SECRET": "oidc_client_secret",
+    "JITBROKER_OIDC_SCOPES": "oidc_scopes",
+    "JITBROKER_OIDC_ROLES_CLAIM": "oidc_roles_claim",
+    # Comma-separated group names (or Entra ID object ids, or app role values).
+    "JITBROKER_OIDC_ADMIN_GROUPS": "oidc_admin_groups",
+    "JITBROKER_OIDC_APPROVER_GROUPS": "oidc_approver_groups",
+    "JITBROKER_OIDC_USERNAME_CLAIM": "oidc_username_claim",
+    "JITBROKER_OIDC_BUTTON_LABEL": "oidc_button_label",
+    "JITBROKER_OIDC_STEP_UP_MAX_AGE": "oidc_step_up_max_age",
+    "JITBROKER_OIDC_SIGN_IN_MAX_AGE": "oidc_sign_in_max_age",
 }
 
 
@@ -74,6 +97,26 @@ class Settings:
     expire_pending_hours: int = 24
     # The ticket page suggests an EPM policy for an application approved this many times in 30 days (0: never).
     policy_suggestion_approvals: int = 5
+    # Sign-in through the organisation's OpenID Connect provider (app/auth/oidc.py); off while the issuer is empty.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scopes: str = "openid profile email"
+    # The claim listing the person's groups (or app roles), and the groups that make an admin or an approver.
+    oidc_roles_claim: str = "groups"
+    oidc_admin_groups: str = ""
+    oidc_approver_groups: str = ""
+    # Names the account on pages and in the audit log only; the account is the provider's (iss, sub).
+    oidc_username_claim: str = "preferred_username"
+    oidc_button_label: str = ""
+    # An Admin Access approval needs a provider sign-in at most this many seconds old.
+    oidc_step_up_max_age: int = 300
+    # How long a person may take at the provider's sign-in page before the broker refuses the answer.
+    oidc_sign_in_max_age: int = 600
+
+    @property
+    def oidc_enabled(self):
+        return bool(self.oidc_issuer)
 
     @property
     def link_base(self):
@@ -107,6 +150,10 @@ class Settings:
                 raise ValueError
         except ValueError:
             raise SettingsError(f"retry_schedule must list seconds, like 5,15,60, not {settings.retry_schedule!r}") from None
+        if settings.oidc_enabled and not settings.oidc_client_id:
+            raise SettingsError("[oidc] client_id (JITBROKER_OIDC_CLIENT_ID) is needed when an issuer is set")
+        if settings.oidc_step_up_max_age < 0 or settings.oidc_sign_in_max_age < 1:
+            raise SettingsError("[oidc] step_up_max_age must be 0 or more seconds, and sign_in_max_age 1 or more")
         if settings.no_webhook_hours < 0:
             raise SettingsError(f"[alerts] no_webhook_hours must be 0 (off) or a number of hours, "
                                 f"not {settings.no_webhook_hours}")

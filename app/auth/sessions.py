@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from flask import current_app, make_response, redirect, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
 
+from app.auth.oidc_client import still_vouched_for
 from app.models import Account
 
 OPENED, SEEN, STAMP, NONCE, EPOCH = "opened_at", "seen_at", "stamp", "nonce", "epoch"
@@ -53,6 +54,9 @@ def load_account(account_id):
     account = Account.get_or_none(Account.id == int(account_id))
     if account is None or not account.active or session.get(EPOCH) != account.session_epoch or \
             not _within_limits() or not hmac.compare_digest(session.get(STAMP, ""), password_stamp(account)):
+        session.clear()
+        return None
+    if not still_vouched_for(account):  # an identity provider's account: re-checked with it when due
         session.clear()
         return None
     return account

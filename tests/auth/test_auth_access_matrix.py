@@ -17,7 +17,10 @@ from tests import factories
 from tests.conftest import basic_auth
 
 # Routes anyone may call: probes, assets, signing in and out, the API description.
-PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/static/<path:filename>", "/sign-in", "/sign-out",
+# The trip to the identity provider and back: a redirect, and a page refusing an answer nobody asked for
+# (tests/browser/test_browser_oidc.py follows them through).
+PROVIDER_PATHS = {"/sign-in/oidc", "/sign-in/oidc/callback"}
+PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/static/<path:filename>", "/sign-in", "/sign-out", *PROVIDER_PATHS,
                 "/openapi.json"}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 ROLES = ("anonymous", contract.ROLE_API, contract.ROLE_USER, contract.ROLE_ADMIN, "deactivated")
@@ -148,7 +151,7 @@ def test_every_role_gets_exactly_the_routes_it_is_allowed(app, world):
 def test_public_routes_answer_anonymous_visitors(app, world):
     anonymous = world["callers"]["anonymous"]
     for rule, method in routes(app):
-        if rule.rule in PUBLIC_PATHS and method == "GET":
+        if rule.rule in PUBLIC_PATHS - PROVIDER_PATHS and method == "GET":
             answer = anonymous.open("GET", url_for_rule(rule, world))
             # Readiness may honestly answer 503 (no scheduler in a test); what matters is nobody is turned away.
             assert answer.status_code in (200, 503) and not is_refused(answer), rule.rule
