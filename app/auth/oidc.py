@@ -103,14 +103,16 @@ def sign_in_account(claims, settings):
     role = role_for_claims(claims, settings)
     name = display_name(claims, settings)
     email = claims.get("email") if isinstance(claims.get("email"), str) else ""
+    account = find_account(issuer, subject)
+    if role is None or (account is not None and not account.active):
+        # Recorded on its own: nothing else is written for a refused sign-in.
+        reason = "in none of the admin or approver groups" if role is None else "account deactivated"
+        audit.record(SIGN_IN_DENIED, account or name, "account", name,
+                     {"issuer": issuer, "subject": subject, "reason": reason,
+                      "groups": sorted(claimed_groups(claims, settings.oidc_roles_claim))[:50]})
+        raise NoAccess(MSG_NO_ACCESS if role is None else "This account is deactivated")
     with write_transaction():
         account = find_account(issuer, subject)
-        if role is None or (account is not None and not account.active):
-            reason = "in none of the admin or approver groups" if role is None else "account deactivated"
-            audit.record(SIGN_IN_DENIED, account or name, "account", name,
-                         {"issuer": issuer, "subject": subject, "reason": reason,
-                          "groups": sorted(claimed_groups(claims, settings.oidc_roles_claim))[:50]})
-            raise NoAccess(MSG_NO_ACCESS if role is None else "This account is deactivated")
         if account is None:
             account = Account.create(username=_free_username(name, issuer), role=role, password_hash=NO_PASSWORD,
                                      email=email[:254], idp_issuer=issuer, idp_subject=subject)
