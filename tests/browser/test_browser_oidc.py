@@ -94,12 +94,16 @@ def test_each_group_gives_its_role_and_admin_wins(broker, provider, browser, axe
         assert audit_actions(login)[-2:] == [oidc.ROLE_FROM_PROVIDER, "sign_in"]
         page.context.close()
 
-    # The configuration page shows the redirect URI to register at the provider.
+    # The sign-in page with its provider button passes the accessibility check, and the configuration page
+    # shows the redirect URI to register at the provider.
     page = browser.new_context().new_page()
+    page.goto(f"{broker.url}/sign-in")
+    expect(page.get_by_role("link", name=BUTTON)).to_be_visible()
+    assert axe_violations(page) == []
     sign_in(page, broker, "ana")
     page.goto(f"{broker.url}/admin/configuration")
     expect(page.locator("#oidc-redirect-uri")).to_have_text(f"{broker.url}/sign-in/oidc/callback")
-    page.goto(f"{broker.url}/sign-in")  # signed in: on to the tickets
+    assert axe_violations(page) == []
     page.context.close()
 
 
