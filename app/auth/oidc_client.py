@@ -60,6 +60,14 @@ def client():
     return current_app.extensions.get("oidc_client")
 
 
+def issuer():
+    """The issuer as the provider's discovery document names it (the ID token's `iss` must equal it)."""
+    try:
+        return client().load_server_metadata().get("issuer")
+    except PROVIDER_ERRORS:
+        return current_app.extensions["settings"].oidc_issuer
+
+
 def authorization_request(redirect_uri, **parameters):
     """The provider's authorization URL with a new state, nonce and PKCE verifier: {url, state, nonce, code_verifier}."""
     return client().create_authorization_url(redirect_uri, **parameters)

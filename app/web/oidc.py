@@ -105,6 +105,10 @@ def callback():
     settings = current_app.extensions["settings"]
     if time.time() - entry["started"] > settings.oidc_sign_in_max_age:
         return _problem("expired", f"{int(time.time() - entry['started'])} s after the trip started")
+    answered_by = request.args.get("iss")
+    if answered_by and answered_by != oidc_client.issuer():
+        # RFC 9207: an answer naming another issuer is a mix-up attack, or a misconfiguration.
+        return _problem("token", f"the answer names the issuer {answered_by[:200]!r}")
     if request.args.get("error"):
         error = request.args["error"][:100]
         description = request.args.get("error_description", "")[:300]
