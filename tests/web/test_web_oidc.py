@@ -98,3 +98,47 @@ def test_without_an_issuer_there_is_no_provider_button(database_url):
     page = WebClient(app.test_client()).get("/sign-in").get_data(as_text=True)
     assert "Sign in with" not in page
     assert app.test_client().get("/sign-in/oidc").status_code == 302
+
+
+def test_the_users_page_offers_no_password_reset_for_a_provider_account(as_admin):
+    from app.auth import oidc
+    from app.settings import Settings
+    settings = Settings.load(environ={}, overrides={"oidc_issuer": ISSUER, "oidc_client_id": "broker",
+                                                    "oidc_approver_groups": "jit-approvers"})
+    account = oidc.sign_in_account({"iss": ISSUER, "sub": "u-1", "preferred_username": "bo",
+                                    "groups": ["jit-approvers"]}, settings)
+    page = as_admin.get("/admin/users").get_data(as_text=True)
+    assert "Reset password of bo" not in page and "Signs in through the identity provider" in page
+    refused = as_admin.post(f"/admin/users/{account.id}/password", {"confirmed": "yes"})
+    assert refused.status_code == 400 and "has no local password" in refused.get_data(as_text=True)
+
+
+def _provider_account(checked_minutes_ago):
+    from datetime import timedelta
+
+    from app.models import Account, utcnow
+    account = factories.account("bo", contract.ROLE_USER)
+    Account.update(idp_issuer=ISSUER, idp_subject="u-2", idp_tokens='{"refresh_token": "r"}',
+                   idp_checked_at=utcnow() - timedelta(minutes=checked_minutes_ago)).where(
+        Account.id == account.id).execute()
+    return Account.get_by_id(account.id)
+
+
+def test_an_unreachable_provider_is_asked_again_until_the_idle_time_has_passed(app, caplog):
+    """[session] idle_minutes is 30: re-checked after 15 minutes; unanswered for 30, the session ends."""
+    from app.auth.oidc_client import still_vouched_for
+    from app.models import Account
+    account = _provider_account(checked_minutes_ago=20)
+    assert still_vouched_for(account)
+    assert Account.get_by_id(account.id).idp_checked_at == account.idp_checked_at  # asked again next time
+    assert "asked again later" in caplog.text
+    late = Account.get_by_id(account.id)
+    Account.update(idp_checked_at=late.idp_checked_at.replace(year=2020)).where(Account.id == late.id).execute()
+    assert not still_vouched_for(Account.get_by_id(account.id))
+    assert "their session ends" in caplog.text
+
+
+def test_a_recent_check_is_not_repeated(app, caplog):
+    from app.auth.oidc_client import still_vouched_for
+    assert still_vouched_for(_provider_account(checked_minutes_ago=5))
+    assert "could not re-check" not in caplog.text  # the provider was not asked
