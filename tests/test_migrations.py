@@ -170,3 +170,24 @@ def test_init_adds_the_session_epoch_keeping_the_accounts(app, runner):
         in result.output
     account = Account.by_username("kept")
     assert (account.role, account.session_epoch) == (contract.ROLE_USER, 0)
+
+
+def test_init_adds_the_identity_provider_columns_keeping_the_accounts(app, runner):
+    factories.account("kept", contract.ROLE_USER)
+    table = Account._meta.table_name
+    for index in database.get_indexes(table):
+        if "idp_issuer" in index.columns:
+            database.execute_sql(f'DROP INDEX "{index.name}"')
+    schema = SchemaMigrator.from_database(database.obj)
+    migrate(*(schema.drop_column(table, name) for name in ("idp_issuer", "idp_subject", "idp_tokens", "idp_checked_at")),
+            schema.drop_column(Configuration._meta.table_name, "local_sign_in_admins_only"))
+    SchemaVersion.delete().where(SchemaVersion.version == 25).execute()
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: accounts of the OpenID Connect provider" in result.output
+    account = Account.by_username("kept")
+    assert (account.role, account.idp_subject, account.signs_in_with_provider) == (contract.ROLE_USER, None, False)
+    assert Configuration.default().local_sign_in_admins_only is False
+    assert any(index.unique and index.columns == ["idp_issuer", "idp_subject"] for index in database.get_indexes(table))
