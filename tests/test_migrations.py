@@ -179,7 +179,8 @@ def test_init_adds_the_identity_provider_columns_keeping_the_accounts(app, runne
         if "idp_issuer" in index.columns:
             database.execute_sql(f'DROP INDEX "{index.name}"')
     schema = SchemaMigrator.from_database(database.obj)
-    migrate(*(schema.drop_column(table, name) for name in ("idp_issuer", "idp_subject", "idp_tokens", "idp_checked_at")),
+    columns = ("idp_issuer", "idp_subject", "idp_tokens", "idp_checked_at")
+    migrate(*(schema.drop_column(table, name) for name in columns),
             schema.drop_column(Configuration._meta.table_name, "local_sign_in_admins_only"))
     SchemaVersion.delete().where(SchemaVersion.version == 25).execute()
 

@@ -69,7 +69,8 @@ def issuer():
 
 
 def authorization_request(redirect_uri, **parameters):
-    """The provider's authorization URL with a new state, nonce and PKCE verifier: {url, state, nonce, code_verifier}."""
+    """The provider's authorization URL with a new state, nonce and PKCE verifier:
+    {url, state, nonce, code_verifier}."""
     return client().create_authorization_url(redirect_uri, **parameters)
 
 

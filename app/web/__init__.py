@@ -32,8 +32,8 @@ def init_app(app):
     for name in CSRF_EXEMPT_BLUEPRINTS:
         csrf.exempt(app.blueprints[name])
 
-    for blueprint in (signin.bp, oidc.bp, tickets.bp, elevated.bp, configuration.bp, users.bp, policies.bp, itsm.bp, audit.bp,
-                      ops.bp):
+    for blueprint in (signin.bp, oidc.bp, tickets.bp, elevated.bp, configuration.bp, users.bp, policies.bp, itsm.bp,
+                      audit.bp, ops.bp):
         app.register_blueprint(blueprint)
 
     formatting.register(app)

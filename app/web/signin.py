@@ -38,7 +38,8 @@ def _refusal(account, password):
         return "account deactivated"
     if account.role not in contract.APPROVER_ROLES:
         return ROLE_REFUSAL.format(account.role)
-    if account.role != contract.ROLE_ADMIN and oidc.page_context() and Configuration.default().local_sign_in_admins_only:
+    if (account.role != contract.ROLE_ADMIN and oidc.page_context()
+            and Configuration.default().local_sign_in_admins_only):
         return LOCAL_ADMINS_ONLY
     return None
 
@@ -57,8 +58,9 @@ def sign_in():
         throttle.check(username, request.remote_addr, throttle.SIGN_IN)
     except throttle.TooManyAttempts as error:
         message = MSG_TOO_MANY.format(until=throttle.until_text(error.until))
-        return render_template("auth/sign_in.html", next_page=next_page, username=username, error=message,
-                               provider_button=oidc.page_context()), error.status, {"Retry-After": str(error.retry_after)}
+        page = render_template("auth/sign_in.html", next_page=next_page, username=username, error=message,
+                               provider_button=oidc.page_context())
+        return page, error.status, {"Retry-After": str(error.retry_after)}
     account = Account.by_username(username) if username else None
     refusal = _refusal(account, request.form.get("password", ""))
     if refusal is not None:

@@ -143,6 +143,7 @@ def test_step_up_is_for_admin_access_approvals_by_provider_accounts(app, make_ti
     assert not approval_needs_step_up(local, admin_ticket)
 
 
-@pytest.mark.parametrize(("auth_time", "fresh"), [(1000, True), (700, True), (699, False), (None, False), ("1000", False)])
+@pytest.mark.parametrize(("auth_time", "fresh"), [
+    (1000, True), (700, True), (699, False), (None, False), ("1000", False)])
 def test_an_authentication_is_fresh_within_max_age(auth_time, fresh):
     assert is_fresh(auth_time, 300, now=1000) is fresh

@@ -219,7 +219,8 @@ def test_an_admin_access_approval_by_a_provider_account_answers_a_link_to_the_ti
         epm, client, approver, approver_auth, admin_ticket, application_ticket):
     """Only a fresh browser authentication may record it (app/auth/step_up.py); a denial and Application Access
     go through."""
-    Account.update(idp_issuer="https://login.example.com", idp_subject="00u7").where(Account.id == approver.id).execute()
+    Account.update(idp_issuer="https://login.example.com", idp_subject="00u7").where(
+        Account.id == approver.id).execute()
     epm.post(APPLICATION_URL, json={})
     answer = client.post(f"{API}/tickets/{admin_ticket}/decision", headers=approver_auth,
                          json={"decision": "Approved", "reason": "ok", "duration_unit": "once"})

@@ -24,8 +24,8 @@ def app_settings():
 
 def _with_pending(web, state, started=None, **entry):
     with web.client.session_transaction() as session:
-        session[oidc_pages.PENDING] = {state: {"nonce": "n", "code_verifier": "v", "started": started or int(time.time()),
-                                               "next": None, **entry}}
+        session[oidc_pages.PENDING] = {state: {"nonce": "n", "code_verifier": "v", "next": None,
+                                               "started": started or int(time.time()), **entry}}
 
 
 def test_the_sign_in_page_offers_the_provider_beside_the_local_form(web):
