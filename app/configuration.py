@@ -183,6 +183,9 @@ FIELDS = (
     Field("debug_logging", "Debug Logging", clean_boolean, help="Log at DEBUG level (secrets stay masked)"),
     Field("allow_self_approval", "Allow Self-Approval", clean_boolean,
           help="Let an approver approve a request they made themselves (small teams only; refused when off)"),
+    Field("local_sign_in_admins_only", "Local Sign-In for Admins Only", clean_boolean,
+          help="With sign-in through the identity provider: only admins may still sign in with a local password "
+               "(break-glass accounts)"),
 )
 FIELDS_BY_NAME = {field.name: field for field in FIELDS}
 

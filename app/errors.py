@@ -68,6 +68,8 @@ class ErrorSchema(Schema):
                                                "description": "the stored record of a refused delivery"})
     retry_after = fields.Integer(validate=validate.Range(min=1))
     ticket = fields.String(metadata={"description": "the ticket a refused replay concerns"})
+    ticket_url = fields.String(metadata={"description": "the ticket page, where a decision this door may not record "
+                                                        "can be made (an Admin Access approval needing step-up)"})
 
 
 _ERROR = ErrorSchema()

@@ -12,6 +12,8 @@ limit itself, after checking who is sending, so that it can store the refusal.
 """
 import io
 
+from urllib.parse import urlsplit
+
 from flask import current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -126,15 +128,27 @@ def answer_headers(response):
         response.headers.setdefault("Strict-Transport-Security", HSTS)
     if response.mimetype == "text/html":
         for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+            response.headers.setdefault(name, current_app.extensions.get(name, value))
     if response.status_code == 429 and "Retry-After" not in response.headers:
         # The sign-in throttle (app/auth/throttle.py) leaves its wait in g.
         response.headers["Retry-After"] = str(g.get("throttle_retry_after") or 60)
     return response
 
 
+def content_security_policy(settings):
+    """The policy, with the identity provider's origin allowed as a form's destination when sign-in through it is on:
+    Chromium holds the redirects that follow a form post to `form-action` (sign-out to the provider's end-session
+    endpoint, a decision form sent on to the provider for step-up)."""
+    policy = SECURITY_HEADERS["Content-Security-Policy"]
+    if not settings.oidc_issuer:
+        return policy
+    issuer = urlsplit(settings.oidc_issuer)
+    return policy.replace("form-action 'self'", f"form-action 'self' {issuer.scheme}://{issuer.netloc}")
+
+
 def init_app(app):
     """Wire the checks into `app`; called last, so the request id is set before a 400 is logged."""
+    app.extensions["Content-Security-Policy"] = content_security_policy(app.extensions["settings"])
     count = app.extensions["settings"].trusted_proxies
     if count > 0:
         # Only then are X-Forwarded-* believed: otherwise any client could pick the

@@ -318,6 +318,20 @@ def _accounts(migrator):
     database.create_tables([RecoveryCode, BrowserSession])
 
 
+def _identity_provider_accounts(migrator):
+    """Accounts keyed on the OpenID provider's (issuer, subject), their re-check tokens, and the switch keeping
+    local sign-in for admins only (app/auth/oidc.py)."""
+    account = models.Account._meta.table_name
+    _add_columns(migrator, (account, "idp_issuer", peewee.CharField(max_length=255, null=True)),
+                 (account, "idp_subject", peewee.CharField(max_length=255, null=True)),
+                 (account, "idp_tokens", peewee.TextField(null=True)),
+                 (account, "idp_checked_at", peewee.DateTimeField(null=True)),
+                 (models.Configuration._meta.table_name, "local_sign_in_admins_only",
+                  peewee.BooleanField(default=False)))
+    if not any(index.columns == ["idp_issuer", "idp_subject"] for index in database.get_indexes(account)):
+        migrate(migrator.add_index(account, ("idp_issuer", "idp_subject"), True))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -343,6 +357,7 @@ MIGRATIONS = [
     (23, "audit entries signed with a key kept outside the database; earlier entries closed as one segment",
      _keyed_audit_chain),
     (24, "password change at next sign-in, two-factor sign-in, a record of each browser session", _accounts),
+    (25, "accounts of the OpenID Connect provider, keyed on its issuer and subject", _identity_provider_accounts),
     (26, "Slack and Teams: the chat outbox, Slack signatures seen, Slack users linked to accounts", _chat),
     (30, "marks allowing private addresses for EPM and the mail server", _internal_marks),
 ]

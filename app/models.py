@@ -87,9 +87,22 @@ class Account(BaseModel, UserMixin):  # UserMixin last: peewee's equality, hash 
     totp_secret = EncryptedTextField(default="")
     totp_enabled_at = peewee.DateTimeField(null=True)
     totp_last_step = peewee.BigIntegerField(default=0)
+    # An account that signs in through the OpenID Connect provider is the provider's (issuer, subject)
+    # pair; its user name only names it. `idp_tokens` holds the tokens the broker re-checks the person's
+    # groups with (JSON, encrypted), `idp_checked_at` when that last succeeded (app/auth/oidc_client.py).
+    idp_issuer = peewee.CharField(max_length=255, null=True)
+    idp_subject = peewee.CharField(max_length=255, null=True)
+    idp_tokens = EncryptedTextField(null=True)
+    idp_checked_at = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "sys_user"
+        indexes = ((("idp_issuer", "idp_subject"), True),)
+
+    @property
+    def signs_in_with_provider(self):
+        """True for an account the identity provider vouches for: it has no local password."""
+        return self.idp_subject is not None
 
     def save(self, *args, **kwargs):
         saved = super().save(*args, **kwargs)
@@ -155,6 +168,8 @@ class Configuration(BaseModel):
     # are then allowed for it (app/egress.py); link-local and cloud metadata addresses never are.
     epm_internal = peewee.BooleanField(default=False)
     smtp_internal = peewee.BooleanField(default=False)
+    # With sign-in through the identity provider: only admins may still use a local password (break-glass).
+    local_sign_in_admins_only = peewee.BooleanField(default=False)
     updated_at = peewee.DateTimeField(default=utcnow)
 
     DEFAULT_NAME = "Default"

@@ -38,6 +38,17 @@ TOML_KEYS = {
     "slack_api_url": ("slack", "api_url"),
     "teams_webhook_url": ("teams", "webhook_url"),
     "require_mfa_for_admins": ("accounts", "require_mfa_for_admins"),
+    "oidc_issuer": ("oidc", "issuer"),
+    "oidc_client_id": ("oidc", "client_id"),
+    "oidc_client_secret": ("oidc", "client_secret"),
+    "oidc_scopes": ("oidc", "scopes"),
+    "oidc_roles_claim": ("oidc", "roles_claim"),
+    "oidc_admin_groups": ("oidc", "admin_groups"),
+    "oidc_approver_groups": ("oidc", "approver_groups"),
+    "oidc_username_claim": ("oidc", "username_claim"),
+    "oidc_button_label": ("oidc", "button_label"),
+    "oidc_step_up_max_age": ("oidc", "step_up_max_age"),
+    "oidc_sign_in_max_age": ("oidc", "sign_in_max_age"),
 }
 
 # Environment variables that override the file (12-factor names).
@@ -54,6 +65,18 @@ ENV_KEYS = {
     "JITBROKER_SLACK_CHANNEL": "slack_channel",
     "JITBROKER_SLACK_API_URL": "slack_api_url",
     "JITBROKER_TEAMS_WEBHOOK_URL": "teams_webhook_url",
+    "JITBROKER_OIDC_ISSUER": "oidc_issuer",
+    "JITBROKER_OIDC_CLIENT_ID": "oidc_client_id",
+    "JITBROKER_OIDC_CLIENT_SECRET": "oidc_client_secret",
+    "JITBROKER_OIDC_SCOPES": "oidc_scopes",
+    "JITBROKER_OIDC_ROLES_CLAIM": "oidc_roles_claim",
+    # Comma-separated group names (or Entra ID object ids, or app role values).
+    "JITBROKER_OIDC_ADMIN_GROUPS": "oidc_admin_groups",
+    "JITBROKER_OIDC_APPROVER_GROUPS": "oidc_approver_groups",
+    "JITBROKER_OIDC_USERNAME_CLAIM": "oidc_username_claim",
+    "JITBROKER_OIDC_BUTTON_LABEL": "oidc_button_label",
+    "JITBROKER_OIDC_STEP_UP_MAX_AGE": "oidc_step_up_max_age",
+    "JITBROKER_OIDC_SIGN_IN_MAX_AGE": "oidc_sign_in_max_age",
 }
 
 # An audit key shorter than this is refused: HMAC-SHA256 wants 32 bytes of secret.
@@ -107,6 +130,26 @@ class Settings:
     teams_webhook_url: str = dataclass_field(default="", repr=False)
     # Admins must sign in with a second factor (TOTP); one without is sent to enrol after the password.
     require_mfa_for_admins: bool = False
+    # Sign-in through the organisation's OpenID Connect provider (app/auth/oidc.py); off while the issuer is empty.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = dataclass_field(default="", repr=False)
+    oidc_scopes: str = "openid profile email"
+    # The claim listing the person's groups (or app roles), and the groups that make an admin or an approver.
+    oidc_roles_claim: str = "groups"
+    oidc_admin_groups: str = ""
+    oidc_approver_groups: str = ""
+    # Names the account on pages and in the audit log only; the account is the provider's (iss, sub).
+    oidc_username_claim: str = "preferred_username"
+    oidc_button_label: str = ""
+    # An Admin Access approval needs a provider sign-in at most this many seconds old.
+    oidc_step_up_max_age: int = 300
+    # How long a person may take at the provider's sign-in page before the broker refuses the answer.
+    oidc_sign_in_max_age: int = 600
+
+    @property
+    def oidc_enabled(self):
+        return bool(self.oidc_issuer)
 
     @property
     def link_base(self):
@@ -148,6 +191,10 @@ class Settings:
             if len(key) < AUDIT_KEY_MIN_LENGTH:
                 raise SettingsError(f"an audit key (JITBROKER_AUDIT_KEY, JITBROKER_AUDIT_PREVIOUS_KEYS or [audit]) must "
                                     f"be at least {AUDIT_KEY_MIN_LENGTH} characters; one has {len(key)}")
+        if settings.oidc_enabled and not settings.oidc_client_id:
+            raise SettingsError("[oidc] client_id (JITBROKER_OIDC_CLIENT_ID) is needed when an issuer is set")
+        if settings.oidc_step_up_max_age < 0 or settings.oidc_sign_in_max_age < 1:
+            raise SettingsError("[oidc] step_up_max_age must be 0 or more seconds, and sign_in_max_age 1 or more")
         if settings.no_webhook_hours < 0:
             raise SettingsError(f"[alerts] no_webhook_hours must be 0 (off) or a number of hours, "
                                 f"not {settings.no_webhook_hours}")

@@ -123,3 +123,13 @@ def test_an_announced_body_over_the_limit_is_refused_before_the_view(app, client
                          headers=admin_auth, content_type="application/json")
 
     assert answer.status_code == 413
+
+
+def test_forms_may_lead_to_the_identity_provider_only_when_it_is_configured(database_url):
+    """Chromium holds the redirects after a form post (sign-out, step-up) to form-action: the issuer's origin only."""
+    plain = create_app({"database_url": database_url, "secret_key": "k", "TESTING": True})
+    assert "form-action 'self';" in plain.test_client().get("/sign-in").headers["Content-Security-Policy"]
+    with_provider = create_app({"database_url": database_url, "secret_key": "k", "TESTING": True,
+                                "oidc_issuer": "https://login.example.com/tenant/v2.0", "oidc_client_id": "b"})
+    csp = with_provider.test_client().get("/sign-in").headers["Content-Security-Policy"]
+    assert "form-action 'self' https://login.example.com;" in csp

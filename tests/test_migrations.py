@@ -191,3 +191,25 @@ def test_init_adds_the_account_columns_and_tables_of_migration_24_keeping_the_ac
     account = Account.by_username("kept")
     assert (account.role, account.must_change_password, account.totp_enabled_at) == (contract.ROLE_USER, False, None)
     assert BrowserSession.table_exists() and RecoveryCode.table_exists()
+
+
+def test_init_adds_the_identity_provider_columns_keeping_the_accounts(app, runner):
+    factories.account("kept", contract.ROLE_USER)
+    table = Account._meta.table_name
+    for index in database.get_indexes(table):
+        if "idp_issuer" in index.columns:
+            database.execute_sql(f'DROP INDEX "{index.name}"')
+    schema = SchemaMigrator.from_database(database.obj)
+    columns = ("idp_issuer", "idp_subject", "idp_tokens", "idp_checked_at")
+    migrate(*(schema.drop_column(table, name) for name in columns),
+            schema.drop_column(Configuration._meta.table_name, "local_sign_in_admins_only"))
+    SchemaVersion.delete().where(SchemaVersion.version == 25).execute()
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: accounts of the OpenID Connect provider" in result.output
+    account = Account.by_username("kept")
+    assert (account.role, account.idp_subject, account.signs_in_with_provider) == (contract.ROLE_USER, None, False)
+    assert Configuration.default().local_sign_in_admins_only is False
+    assert any(index.unique and index.columns == ["idp_issuer", "idp_subject"] for index in database.get_indexes(table))

@@ -75,3 +75,26 @@ def test_requiring_mfa_for_admins_is_off_unless_the_file_turns_it_on(tmp_path):
     config.write_text('[accounts]\nrequire_mfa_for_admins = "maybe"\n')
     with pytest.raises(SettingsError, match="require_mfa_for_admins must be true or false"):
         Settings.load(environ={"JITBROKER_CONFIG": str(config)})
+
+
+def test_oidc_settings_come_from_the_file_and_the_environment(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[oidc]\nissuer = "https://idp.example/a"\nclient_id = "broker"\n'
+                    'admin_groups = ["jit-admins", "platform"]\napprover_groups = ["jit-approvers"]\n')
+    settings = Settings.load(environ={"JITBROKER_CONFIG": str(path)})
+    assert (settings.oidc_admin_groups, settings.oidc_approver_groups) == ("jit-admins,platform", "jit-approvers")
+    assert (settings.oidc_scopes, settings.oidc_roles_claim, settings.oidc_step_up_max_age) == (
+        "openid profile email", "groups", 300)
+    settings = Settings.load(environ={
+        "JITBROKER_CONFIG": str(path), "JITBROKER_OIDC_ISSUER": "https://idp.example/b",
+        "JITBROKER_OIDC_CLIENT_ID": "other", "JITBROKER_OIDC_CLIENT_SECRET": "s", "JITBROKER_OIDC_ROLES_CLAIM": "roles",
+        "JITBROKER_OIDC_ADMIN_GROUPS": "a1,a2", "JITBROKER_OIDC_APPROVER_GROUPS": "u1",
+        "JITBROKER_OIDC_STEP_UP_MAX_AGE": "60"})
+    assert (settings.oidc_issuer, settings.oidc_client_id, settings.oidc_client_secret, settings.oidc_roles_claim,
+            settings.oidc_admin_groups, settings.oidc_approver_groups, settings.oidc_step_up_max_age) == (
+        "https://idp.example/b", "other", "s", "roles", "a1,a2", "u1", 60)
+
+
+def test_an_issuer_without_a_client_id_is_a_named_error():
+    with pytest.raises(SettingsError, match="client_id"):
+        Settings.load(environ={"JITBROKER_OIDC_ISSUER": "https://idp.example"})

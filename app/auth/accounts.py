@@ -62,6 +62,8 @@ def set_password(account, password, keep_previous_for=None, set_by_admin=True):
     webhook credentials can then be changed in EPM after the broker, with both
     passwords accepted meanwhile, so no delivery is refused during the rotation.
     """
+    if account.signs_in_with_provider:
+        raise BadRequest(f"{account.username} signs in through the identity provider and has no local password")
     new_hash = hash_password(validate_password(password))
     if keep_previous_for and account.role == contract.ROLE_API:
         account.previous_password_hash = account.password_hash

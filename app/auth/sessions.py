@@ -25,6 +25,7 @@ from flask import current_app, make_response, redirect, request, session, url_fo
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 from app.auth.models import BrowserSession
+from app.auth.oidc_client import still_vouched_for
 from app.models import Account, utcnow
 
 OPENED, SEEN, STAMP, NONCE, EPOCH = "opened_at", "seen_at", "stamp", "nonce", "epoch"
@@ -65,6 +66,9 @@ def load_account(account_id):
     if account is None or not account.active or session.get(EPOCH) != account.session_epoch or \
             not hmac.compare_digest(session.get(STAMP, ""), password_stamp(account)) or \
             not _within_limits() or not _record_kept(account):
+        session.clear()
+        return None
+    if not still_vouched_for(account):  # an identity provider's account: re-checked with it when due
         session.clear()
         return None
     return account

@@ -30,8 +30,8 @@ def owes_password_change(account):
 
 def needs_second_factor(account):
     """True when this person must sign in with a second factor: they enrolled one, or they are an admin
-    and the settings require it of admins."""
-    if account.role not in contract.APPROVER_ROLES:
+    and the settings require it of admins. The identity provider's accounts get theirs from the provider."""
+    if account.role not in contract.APPROVER_ROLES or account.signs_in_with_provider:
         return False
     required = account.role == contract.ROLE_ADMIN and current_app.extensions["settings"].require_mfa_for_admins
     return required or two_factor.is_enabled(account)

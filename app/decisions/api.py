@@ -7,10 +7,11 @@ from marshmallow import Schema, fields, validate
 
 from app import contract
 from app.auth.basic import require_roles
+from app.auth.step_up import MSG_STEP_UP_ELSEWHERE, approval_needs_step_up
 from app.decisions.approvals import submit_decision
 from app.decisions.models import PendingApproval
 from app.decisions.service import add_work_note, change_state
-from app.errors import BadRequest, Conflict
+from app.errors import BadRequest, Conflict, Forbidden
 from app.fields import NO_NUL, SYS_ID, Document, NaiveUtc, RequestBody
 from app.tickets.documents import TicketDocumentSchema, ticket_document, ticket_url
 from app.tickets.service import find_task
@@ -122,6 +123,9 @@ class TicketChangeSchema(Schema):
 def post_decision(number):
     task = find_task(number)
     body = _json_body("decision", "reason", "duration_unit", "duration_value")
+    if str(body.get("decision") or "").strip().capitalize() == contract.DECISION_APPROVED and \
+            approval_needs_step_up(g.account, task):
+        raise Forbidden(MSG_STEP_UP_ELSEWHERE, ticket_url(task), extra={"ticket_url": ticket_url(task)})
     # A policy may require two approvers: the first approval is then stored, not sent.
     decision = submit_decision(task, g.account, body.get("decision"), body.get("reason"), body.get("duration_unit"),
                                body.get("duration_value"), ticket_url(task))

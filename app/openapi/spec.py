@@ -141,7 +141,7 @@ def _operation(summary, roles, responses, parameters=(), body=None, description=
         "summary": summary,
         "x-roles": list(roles),
         "parameters": list(parameters),
-        "responses": {**responses, **COMMON_ANSWERS},
+        "responses": {**COMMON_ANSWERS, **responses},  # an operation may say more of a common answer
     }
     if description:
         operation["description"] = description
@@ -182,6 +182,9 @@ OPERATIONS = {
          "202": _ok(envelope(ref("DecisionResult")), "Decided and queued for delivery (EPM did not acknowledge it yet), "
                                        "or a first approval waiting for a second approver"),
          **NOT_FOUND,
+         "403": _error("The account's role may not do this, or an Admin Access approval by an account that signs in "
+                       "through the identity provider, which needs a fresh sign-in: `ticket_url` is the page to "
+                       "approve it on"),
          "409": _error("The ticket is inactive, already decided, or another decision is on its way to EPM")},
         [NUMBER], body=DECISION_REQUEST, description="Basic auth only.")),
     (f"{API}/tickets/{{number}}/history", "get"): ("ops_api.history", _operation(

@@ -9,7 +9,7 @@ from flask import g
 from flask_wtf.csrf import CSRFProtect
 
 from app import contract
-from app.auth import sessions
+from app.auth import oidc_client, sessions
 from app.web import formatting
 
 csrf = CSRFProtect()
@@ -20,9 +20,11 @@ CSRF_EXEMPT_BLUEPRINTS = ("intake", "decisions_api", "ops_api", "slack_interacti
 
 def init_app(app):
     """Register the browser pages on `app` (after the API blueprints, which CSRF must skip)."""
-    from app.web import account, audit, configuration, elevated, itsm, ops, policies, signin, tickets, two_factor, users
+    from app.web import (account, audit, configuration, elevated, itsm, oidc, ops, policies, signin, tickets,
+                         two_factor, users)
 
     sessions.init_app(app)
+    oidc_client.init_app(app)
     # The token lives as long as the session it is bound to, which sign-in renews;
     # an approver's form left open over lunch should still submit.
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)
@@ -31,8 +33,8 @@ def init_app(app):
     for name in CSRF_EXEMPT_BLUEPRINTS:
         csrf.exempt(app.blueprints[name])
 
-    for blueprint in (signin.bp, account.bp, two_factor.bp, tickets.bp, elevated.bp, configuration.bp, users.bp,
-                      policies.bp, itsm.bp, audit.bp, ops.bp):
+    for blueprint in (signin.bp, oidc.bp, account.bp, two_factor.bp, tickets.bp, elevated.bp, configuration.bp,
+                      users.bp, policies.bp, itsm.bp, audit.bp, ops.bp):
         app.register_blueprint(blueprint)
 
     formatting.register(app)

@@ -5,13 +5,16 @@ password meets, ends the account's other sessions and keeps this one signed in. 
 current password counts as a failed sign-in (app/auth/throttle.py), so a session left open
 on a shared machine is no way around the lock-out.
 """
-from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from functools import wraps
+
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 
 from app import contract
 from app.audit import service as audit
 from app.auth import throttle
 from app.auth.access import require_page_roles
 from app.auth.accounts import MIN_PASSWORD_LENGTH, change_own_password
+from app.auth.oidc import button_label
 from app.auth.sessions import start_session
 from app.db import write_transaction
 from app.errors import BrokerError, Unauthorized
@@ -24,6 +27,23 @@ USER_PASSWORD_CHANGE = "user_password_change"
 people = require_page_roles(*contract.APPROVER_ROLES, before_outstanding_steps=True)
 
 
+def provider_page(account, status=200):
+    """The answer to a password or second-factor page for an account the identity provider signs in."""
+    settings = current_app.extensions["settings"]
+    label = button_label(settings) if settings.oidc_enabled else "your identity provider"
+    return render_template("account/provider_managed.html", label=label), status
+
+
+def local_accounts_only(view):
+    """Below the role check: an account the identity provider signs in has no password or second factor here."""
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        if g.account.signs_in_with_provider:
+            return provider_page(g.account, 200 if request.method == "GET" else 409)
+        return view(*args, **kwargs)
+    return wrapper
+
+
 def _render(error=None, status=200):
     return render_template("account/password.html", error=error, min_length=MIN_PASSWORD_LENGTH,
                            must_change=g.account.must_change_password), status
@@ -31,12 +51,14 @@ def _render(error=None, status=200):
 
 @bp.get("/password")
 @people
+@local_accounts_only
 def password():
     return _render()
 
 
 @bp.post("/password")
 @people
+@local_accounts_only
 def change_password():
     account = g.account
     try:

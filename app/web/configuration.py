@@ -5,7 +5,7 @@ field keeps the stored one. Test Connection's result is shown beside its button:
 answer redirects to the button's section and the page shows the result there once.
 "Retry all now" asks for confirmation first (app/web/confirmation.py).
 """
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 
 from app import contract
 from app.auth.access import require_page_roles
@@ -17,6 +17,7 @@ from app.errors import BadRequest
 from app.fields import clean_boolean
 from app.models import Configuration, Decision
 from app.logs.outbound import outbound_call_recorder
+from app.web import oidc
 from app.web.confirmation import Confirmation, ask, is_confirmed
 from app.web.forms import field_views, submitted_values
 
@@ -36,6 +37,7 @@ GROUPS = (
     ("Policies", ("admin_once_duration", "epm_approved_statuses", "epm_denied_statuses", "allow_self_approval")),
     ("Retention", ("retention_incoming_days", "retention_outbound_days", "retention_closed_ticket_days",
                    "retention_app_log_days", "debug_logging")),
+    ("Sign-in", ("local_sign_in_admins_only",)),
 )
 OTHER_GROUP = "Other settings"
 NOTIFICATIONS_GROUP = "Notifications"
@@ -67,7 +69,18 @@ def _render(record, submitted=None, errors=None, message=None, status=200):
         message=message,
         connection_test=session.pop(CONNECTION_TEST_KEY, None),
         notifications_group=NOTIFICATIONS_GROUP,
+        identity_provider=_identity_provider(),
     ), status
+
+
+def _identity_provider():
+    """What the page says of sign-in through the identity provider: its issuer and the URIs to register there."""
+    settings = current_app.extensions["settings"]
+    if not settings.oidc_enabled:
+        return None
+    return {"issuer": settings.oidc_issuer, "client_id": settings.oidc_client_id,
+            "redirect_uri": oidc.redirect_uri(), "post_logout_redirect_uri": oidc.post_logout_uri(),
+            "roles_claim": settings.oidc_roles_claim}
 
 
 @bp.get("/configuration")

@@ -4,8 +4,13 @@ The browser's script reads the limits and the contract's messages from data-
 attributes this module prepares, so the browser and the server (app.decisions,
 the authority) say the same thing.
 """
+from flask import flash, redirect, render_template, url_for
+
 from app import contract
+from app.decisions import approvals
 from app.decisions.rules import requested_duration
+from app.errors import BadRequest, Conflict
+from app.tickets.documents import ticket_url
 from app.web import labels
 
 FIELD_NAMES = ("reason", "duration_unit", "duration_value")
@@ -54,3 +59,26 @@ def form_view(task, decision, values, errors=None, message=None):
         "units": unit_choices(),
         "validation": validation_attributes(),
     }
+
+
+def submit(task, decision, values, account):
+    """Record `account`'s decision from the form's `values`: back to the ticket, or the form again with the refusal."""
+    is_approval = decision == contract.DECISION_APPROVED
+    try:
+        # A policy may require two approvers: the first approval is then stored, not sent.
+        recorded = approvals.submit_decision(
+            task, account, decision, values["reason"],
+            values["duration_unit"] if is_approval else None,
+            values["duration_value"] if is_approval else None,
+            ticket_url(task),
+        )
+    except (BadRequest, Conflict) as error:
+        errors = error.extra.get("fields", {}) if isinstance(error, BadRequest) else {}
+        view = form_view(task, decision, values, errors=errors, message=error.message)
+        return render_template("tickets/decision.html", **view), error.status
+    if isinstance(recorded, approvals.PendingApproval):
+        flash("First approval recorded. A second approver must approve before the decision goes to EPM.", "ok")
+        return redirect(url_for("web_tickets.ticket", number=task.number))
+    flash(f"{recorded.decision}: {labels.DELIVERY_LABELS.get(recorded.status, recorded.status)}.",
+          "error" if recorded.status == contract.DELIVERY_FAILED else "ok")
+    return redirect(url_for("web_tickets.ticket", number=task.number))

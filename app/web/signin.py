@@ -9,7 +9,8 @@ from app.auth import steps, throttle, two_factor
 from app.auth.accounts import password_matches
 from app.auth.sessions import (await_second_factor, awaiting_second_factor, end_session, safe_next,
                                start_session)
-from app.models import Account
+from app.models import Account, Configuration
+from app.web import oidc
 
 bp = Blueprint("web_auth", __name__)
 
@@ -18,6 +19,8 @@ MSG_TOO_MANY = "Too many failed sign-ins; try again after {until}"
 MSG_CODE_FAILED = "That code is not right, or was used already: type the 6 digits the app shows now, or a recovery code"
 ROLE_REFUSAL = "the {!r} role may not sign in"
 MSG_ROLE_REFUSED = "This account's role ({role}) is for {purpose}: it cannot sign in here. Use an approver's account."
+MSG_LOCAL_ADMINS_ONLY = "Local sign-in is for admins only: use \"{label}\""
+LOCAL_ADMINS_ONLY = "local sign-in is for admins only"
 ROLE_PURPOSES = {contract.ROLE_API: "EPM's deliveries", contract.ROLE_READER: "reading the Table API"}
 
 
@@ -38,6 +41,9 @@ def _refusal(account, password):
         return "account deactivated"
     if account.role not in contract.APPROVER_ROLES:
         return ROLE_REFUSAL.format(account.role)
+    if (account.role != contract.ROLE_ADMIN and oidc.page_context()
+            and Configuration.default().local_sign_in_admins_only):
+        return LOCAL_ADMINS_ONLY
     return None
 
 
@@ -47,15 +53,17 @@ def sign_in():
     if request.method == "GET":
         if current_user.is_authenticated:
             return redirect(next_page or url_for("web_tickets.ticket_list"))
-        return render_template("auth/sign_in.html", next_page=next_page, username="", error=None)
+        return render_template("auth/sign_in.html", next_page=next_page, username="", error=None,
+                               provider_button=oidc.page_context())
 
     username = request.form.get("username", "").strip()
     try:
         throttle.check(username, request.remote_addr, throttle.SIGN_IN)
     except throttle.TooManyAttempts as error:
         message = MSG_TOO_MANY.format(until=throttle.until_text(error.until))
-        return render_template("auth/sign_in.html", next_page=next_page, username=username,
-                               error=message), error.status, {"Retry-After": str(error.retry_after)}
+        page = render_template("auth/sign_in.html", next_page=next_page, username=username, error=message,
+                               provider_button=oidc.page_context())
+        return page, error.status, {"Retry-After": str(error.retry_after)}
     account = Account.by_username(username) if username else None
     refusal = _refusal(account, request.form.get("password", ""))
     if refusal is not None:
@@ -64,7 +72,10 @@ def sign_in():
         error = MSG_SIGN_IN_FAILED
         if account is not None and refusal == ROLE_REFUSAL.format(account.role):
             error = MSG_ROLE_REFUSED.format(role=account.role, purpose=ROLE_PURPOSES[account.role])
-        return render_template("auth/sign_in.html", next_page=next_page, username=username, error=error), 401
+        if refusal == LOCAL_ADMINS_ONLY:
+            error = MSG_LOCAL_ADMINS_ONLY.format(label=oidc.page_context())
+        return render_template("auth/sign_in.html", next_page=next_page, username=username, error=error,
+                               provider_button=oidc.page_context()), 401
     if two_factor.is_enabled(account) and steps.needs_second_factor(account):
         await_second_factor(account)
         return redirect(url_for("web_auth.second_factor", next=next_page))
@@ -109,8 +120,10 @@ def second_factor():
 
 @bp.post("/sign-out")
 def sign_out():
+    provider_logout = None
     if current_user.is_authenticated:
         audit.record(audit.SIGN_OUT, current_user._get_current_object(), "account", current_user.username)
+        provider_logout = oidc.sign_out_redirect(current_user._get_current_object())
     end_session()
     flash("You are signed out.", "ok")
-    return redirect(url_for("web_auth.sign_in"))
+    return redirect(provider_logout or url_for("web_auth.sign_in"))

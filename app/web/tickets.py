@@ -10,15 +10,16 @@ from flask import Blueprint, flash, g, make_response, redirect, render_template,
 
 from app import contract
 from app.auth.access import require_page_roles
-from app.decisions import approvals, service as decisions
+from app.auth.step_up import approval_needs_step_up
+from app.decisions import service as decisions
+from app.decisions.rules import clean_decision
 from app.epm.errors import EpmError
-from app.errors import BadRequest, Conflict
+from app.errors import BadRequest
 from app.jobs.reconcile import check_with_epm
 from app.models import Configuration, utcnow
-from app.tickets.documents import ticket_url
 from app.tickets.rows import ListedTicket, active_states, decision_statuses, row_page
 from app.tickets.service import find_task
-from app.web import decision_form, labels
+from app.web import decision_form, labels, oidc
 from app.web import ticket_list as listing
 from app.web.formatting import age, duration_words, timestamps
 from app.web.ticket_page import live_parts, live_signature, ticket_view
@@ -194,25 +195,15 @@ def decide(number, slug):
         values = decision_form.form_values(requested=task.requested_duration)  # Application Access has none
         return render_template("tickets/decision.html", **decision_form.form_view(task, decision, values))
     values = decision_form.form_values(request.form)
-    is_approval = decision == contract.DECISION_APPROVED
-    try:
-        # A policy may require two approvers: the first approval is then stored, not sent.
-        recorded = approvals.submit_decision(
-            task, g.account, decision, values["reason"],
-            values["duration_unit"] if is_approval else None,
-            values["duration_value"] if is_approval else None,
-            ticket_url(task),
-        )
-    except (BadRequest, Conflict) as error:
-        errors = error.extra.get("fields", {}) if isinstance(error, BadRequest) else {}
-        view = decision_form.form_view(task, decision, values, errors=errors, message=error.message)
-        return render_template("tickets/decision.html", **view), error.status
-    if isinstance(recorded, approvals.PendingApproval):
-        flash("First approval recorded. A second approver must approve before the decision goes to EPM.", "ok")
-        return redirect(url_for("web_tickets.ticket", number=task.number))
-    flash(f"{recorded.decision}: {labels.DELIVERY_LABELS.get(recorded.status, recorded.status)}.",
-          "error" if recorded.status == contract.DELIVERY_FAILED else "ok")
-    return redirect(url_for("web_tickets.ticket", number=task.number))
+    if decision == contract.DECISION_APPROVED and approval_needs_step_up(g.account, task) and not oidc.fresh_enough():
+        try:  # a form the server would refuse is shown again now, not after the trip to the provider
+            clean_decision(decision, values["reason"], values["duration_unit"], values["duration_value"])
+        except BadRequest as error:
+            view = decision_form.form_view(task, decision, values, errors=error.extra.get("fields", {}),
+                                           message=error.message)
+            return render_template("tickets/decision.html", **view), error.status
+        return oidc.begin_step_up(task, slug, values)
+    return decision_form.submit(task, decision, values, g.account)
 
 
 @bp.post("/tickets/<number>/state")

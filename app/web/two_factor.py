@@ -13,6 +13,7 @@ from app.audit import service as audit
 from app.auth import steps, throttle, two_factor
 from app.auth.access import require_page_roles
 from app.errors import BrokerError
+from app.web.account import local_accounts_only
 
 bp = Blueprint("web_two_factor", __name__, url_prefix="/account")
 
@@ -41,12 +42,14 @@ def _render(error=None, status=200, recovery_codes=None):
 
 @bp.get("/two-factor")
 @people
+@local_accounts_only
 def two_factor_page():
     return _render()
 
 
 @bp.post("/two-factor")
 @people
+@local_accounts_only
 def enable():
     account = g.account
     try:
@@ -59,6 +62,7 @@ def enable():
 
 @bp.post("/two-factor/off")
 @people
+@local_accounts_only
 def disable():
     account = g.account
     try:

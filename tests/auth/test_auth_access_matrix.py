@@ -19,9 +19,12 @@ from tests.conftest import basic_auth
 # Routes no account calls: each request proves where it comes from with a signature (Slack's, with the signing
 # secret), and anything else gets 401, whoever is signed in.
 SIGNED_PATHS = {"/integrations/slack/interactions"}
+# The trip to the identity provider and back: a redirect, and a page refusing an answer nobody asked for
+# (tests/browser/test_browser_oidc.py follows them through).
+PROVIDER_PATHS = {"/sign-in/oidc", "/sign-in/oidc/callback"}
 # Routes anyone may call: probes, assets, signing in (its second step too) and out, the API description.
 PUBLIC_PATHS = {"/healthz", "/readyz", "/metrics", "/static/<path:filename>", "/sign-in", "/sign-in/code",
-                "/sign-out", "/openapi.json"}
+                "/sign-out", *PROVIDER_PATHS, "/openapi.json"}
 # Public, but only after a right password in the same browser: anyone else is sent to sign in.
 AFTER_A_PASSWORD = {"/sign-in/code"}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -162,7 +165,7 @@ def test_signed_routes_refuse_every_role_without_a_signature(app, world):
 def test_public_routes_answer_anonymous_visitors(app, world):
     anonymous = world["callers"]["anonymous"]
     for rule, method in routes(app):
-        if rule.rule in PUBLIC_PATHS and method == "GET":
+        if rule.rule in PUBLIC_PATHS - PROVIDER_PATHS and method == "GET":
             answer = anonymous.open("GET", url_for_rule(rule, world))
             if rule.rule in AFTER_A_PASSWORD:
                 assert is_refused(answer), rule.rule

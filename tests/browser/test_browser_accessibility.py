@@ -36,7 +36,11 @@ APPROVE_APPLICATION = labels.ACTION_LABELS[(contract.DECISION_APPROVED, contract
 # GET routes that answer JSON or plain text to programs, not pages to people.
 NOT_PAGES = {"static", "health.healthz", "health.readyz", "metrics.metrics", "openapi.openapi_document",
              # Parts of the list, ticket and decision pages their htmx polling swaps in: checked within those pages.
-             "web_tickets.ticket_rows", "web_tickets.ticket_live", "web_tickets.decide_live"}
+             "web_tickets.ticket_rows", "web_tickets.ticket_live", "web_tickets.decide_live",
+             # The trip to the identity provider and back: a redirect, and an answer only a provider's sign-in
+             # makes. The pages it shows (the provider button, "No access", a refused answer) pass axe in
+             # tests/browser/test_browser_oidc.py, against a real provider.
+             "web_oidc.start", "web_oidc.callback"}
 API_PREFIX = "/api/"
 # How many tickets the estate opens.
 TICKETS = 5

@@ -152,24 +152,14 @@ def test_two_approvers_are_needed_when_a_policy_says_so(posted, interact, fake_s
     assert Decision.get().decided_by == "mlee"
 
 
-class SteppedUp:
-    """An account signed in at the identity provider, as the step-up rule reads it."""
-
-    def __init__(self, account):
-        self.__dict__.update(account.__data__, idp_subject="00u1abcd", username=account.username,
-                             role=account.role)
-
-
 def test_an_admin_access_approval_needing_step_up_links_to_the_ticket_page(make_ticket, interact, fake_slack,
-                                                                          slack_approver, monkeypatch):
-    from app.chat import slack
-
+                                                                          slack_approver):
     Task.delete().execute()
     fake_slack.messages.clear()
     task = make_ticket(factories.admin_request())
     outbox.send_due()
-    real = slack.account_for
-    monkeypatch.setattr(slack, "account_for", lambda user_id: (SteppedUp(real(user_id)[0]), "email"))
+    Account.update(idp_issuer="https://idp.corp.example", idp_subject="00u1abcd").where(
+        Account.id == slack_approver.id).execute()
     view = _open(interact, fake_slack, "U0JCHEN")
     assert not [block for block in view["blocks"] if block["type"] == "input"]
     assert "fresh sign-in" in view["blocks"][0]["text"]["text"]

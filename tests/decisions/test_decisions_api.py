@@ -4,7 +4,7 @@ import socket
 import pytest
 
 from app import contract
-from app.models import Configuration, Decision, Task, WorkNote
+from app.models import Account, Configuration, Decision, Task, WorkNote
 from app.decisions import delivery
 from tests import factories
 from tests.decisions.conftest import ADMIN_URL, APPLICATION_URL, decision_calls, sent_body
@@ -213,3 +213,21 @@ def test_epms_update_after_the_decision_shows_the_finalized_decision(epm, decide
     ticket = Task.get(Task.number == application_ticket)
     assert ticket.jit_request.final_decision == "Approved"
     assert ticket.jit_request.final_duration == "3600"
+
+
+def test_an_admin_access_approval_by_a_provider_account_answers_a_link_to_the_ticket_page(
+        epm, client, approver, approver_auth, admin_ticket, application_ticket):
+    """Only a fresh browser authentication may record it (app/auth/step_up.py); a denial and Application Access
+    go through."""
+    Account.update(idp_issuer="https://login.example.com", idp_subject="00u7").where(
+        Account.id == approver.id).execute()
+    epm.post(APPLICATION_URL, json={})
+    answer = client.post(f"{API}/tickets/{admin_ticket}/decision", headers=approver_auth,
+                         json={"decision": "Approved", "reason": "ok", "duration_unit": "once"})
+    assert answer.status_code == 403
+    assert answer.json["ticket_url"].endswith(f"/tickets/{admin_ticket}")
+    assert "fresh sign-in" in answer.json["error"]["message"]
+    assert Decision.select().count() == 0 and decision_calls(epm) == []
+    approved = client.post(f"{API}/tickets/{application_ticket}/decision", headers=approver_auth,
+                           json={"decision": "Approved", "reason": "ok", "duration_unit": "once"})
+    assert approved.status_code == 201

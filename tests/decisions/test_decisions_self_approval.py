@@ -83,3 +83,18 @@ def test_the_json_api_answers_409_with_the_message(client, epm, ticket):
                            json={"decision": "Approved", "reason": "mine", "duration_unit": "once"})
     assert response.status_code == 409, response.json
     assert response.json["error"]["message"] == contract.MSG_SELF_APPROVAL
+
+
+def test_an_identity_provider_account_is_matched_by_its_e_mail_claim(app, epm, ticket):
+    """The provider's e-mail claim is the account's e-mail: a self-approval is refused whatever the account is named."""
+    from app.auth import oidc
+    from app.settings import Settings
+    Task.update(requester="mrivera@corp.example").where(Task.id == ticket.id).execute()
+    provider = Settings.load(environ={}, overrides={"oidc_issuer": "https://login.example.com", "oidc_client_id": "b",
+                                                     "oidc_approver_groups": "approvers"})
+    account = oidc.sign_in_account({"iss": provider.oidc_issuer, "sub": "00u9", "preferred_username": "maria.r",
+                                    "email": "mrivera@corp.example", "groups": ["approvers"]}, provider)
+    with pytest.raises(Conflict) as refused:
+        decisions.decide(Task.get_by_id(ticket.id), account, "Approved", "mine", "once")
+    assert refused.value.message == contract.MSG_SELF_APPROVAL
+    assert Decision.select().count() == 0

@@ -163,7 +163,7 @@ def test_every_field_is_in_one_named_group():
 
 def test_the_form_is_grouped_into_fieldsets(as_admin):
     groups = fieldsets(text_of(as_admin.get("/admin/configuration")))
-    assert list(groups) == ["EPM connection", "Tickets", "Notifications", "Policies", "Retention"]
+    assert list(groups) == ["EPM connection", "Tickets", "Notifications", "Policies", "Retention", "Sign-in"]
     assert groups["EPM connection"][:4] == ["pmc_host", "tenant_id", "client_id", "client_secret"]
     assert "smtp_host" in groups["Notifications"] and "retention_app_log_days" in groups["Retention"]
     assert sorted(name for names in groups.values() for name in names) == sorted(field.name for field in FIELDS)

@@ -1,0 +1,186 @@
+"""The OpenID Connect client, through Authlib: discovery, the code exchange with the ID token's checks, and the
+re-check that ends the sessions of a person the provider no longer vouches for.
+
+Authlib reads the provider's discovery document once per process and its signing keys (JWKS) when
+first needed; an ID token signed with a key it does not know yet makes it read the keys again, so a
+provider that rotates its key is followed without a restart. Checks on the ID token: signature,
+issuer, audience, expiry and issue time with CLOCK_SKEW_SECONDS of tolerance, nonce, and at_hash.
+
+A signed-in person is re-checked with the provider at least once per half idle time
+(`[session] idle_minutes`): the refresh token (or, without one, the access token at the userinfo
+endpoint) must still be honoured and the groups claim must still give a role. A provider that
+refuses ends every session of the account at once; one that cannot be reached is asked again
+on the next request, and past the idle time without an answer the session ends too.
+"""
+import json
+import logging
+from datetime import timedelta
+
+import requests
+from authlib.common.errors import AuthlibBaseError
+from authlib.integrations.flask_client import OAuth
+from flask import current_app
+from joserfc.errors import JoseError
+
+from app.auth import oidc
+from app.models import Account, utcnow
+
+log = logging.getLogger(__name__)
+
+PROVIDER = "idp"
+CLOCK_SKEW_SECONDS = 120
+TIMEOUT_SECONDS = 10
+# What a call to the provider can raise: its refusal (OAuthError), a token failing a check, or no answer.
+PROVIDER_ERRORS = (AuthlibBaseError, JoseError, requests.RequestException, ValueError, KeyError)
+
+
+class ProviderRefused(Exception):
+    """The provider answered, and no longer vouches for the person (refused refresh, rejected token)."""
+
+
+def init_app(app):
+    """Register the provider's client on `app` when an issuer is set."""
+    settings = app.extensions["settings"]
+    if not settings.oidc_enabled:
+        return
+    registry = OAuth(app)
+    registry.register(
+        PROVIDER,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret or None,
+        server_metadata_url=settings.oidc_issuer.rstrip("/") + "/.well-known/openid-configuration",
+        client_kwargs={"scope": " ".join(oidc.scope_list(settings)), "code_challenge_method": "S256",
+                       "default_timeout": TIMEOUT_SECONDS},
+    )
+    app.extensions["oidc_client"] = registry.create_client(PROVIDER)
+
+
+def client():
+    """This app's provider client (Authlib's FlaskOAuth2App), None when sign-in through a provider is off."""
+    return current_app.extensions.get("oidc_client")
+
+
+def issuer():
+    """The issuer as the provider's discovery document names it (the ID token's `iss` must equal it)."""
+    try:
+        return client().load_server_metadata().get("issuer")
+    except PROVIDER_ERRORS:
+        return current_app.extensions["settings"].oidc_issuer
+
+
+def authorization_request(redirect_uri, **parameters):
+    """The provider's authorization URL with a new state, nonce and PKCE verifier:
+    {url, state, nonce, code_verifier}."""
+    return client().create_authorization_url(redirect_uri, **parameters)
+
+
+def exchange_code(code, redirect_uri, code_verifier, nonce):
+    """(claims, token) for an authorization code: the token endpoint's answer, its ID token checked.
+
+    The claims are the ID token's, with the userinfo endpoint's added when the ID token lacks the roles claim
+    (providers that keep groups out of the ID token)."""
+    token = client().fetch_access_token(redirect_uri=redirect_uri, code=code, code_verifier=code_verifier)
+    if "id_token" not in token:
+        raise ValueError("the provider's token answer has no ID token")
+    claims = dict(client().parse_id_token(token, nonce=nonce, leeway=CLOCK_SKEW_SECONDS))
+    return _with_userinfo(claims, token), token
+
+
+def _with_userinfo(claims, token):
+    settings = current_app.extensions["settings"]
+    if settings.oidc_roles_claim in claims or not client().load_server_metadata().get("userinfo_endpoint"):
+        return claims
+    userinfo = dict(client().userinfo(token=token))
+    if userinfo.get("sub") != claims["sub"]:
+        raise ValueError("the userinfo endpoint answered for another subject")
+    return {**userinfo, **claims, settings.oidc_roles_claim: userinfo.get(settings.oidc_roles_claim)}
+
+
+def store_tokens(account, token):
+    """Keep the tokens the re-check and sign-out need, encrypted (app/secrets.py), and mark the account checked."""
+    kept = {name: token[name] for name in ("access_token", "refresh_token", "id_token", "expires_at") if name in token}
+    Account.update(idp_tokens=json.dumps(kept), idp_checked_at=utcnow()).where(Account.id == account.id).execute()
+
+
+def stored_tokens(account):
+    try:
+        return json.loads(account.idp_tokens or "{}")
+    except ValueError:
+        return {}
+
+
+def logout_url(account, post_logout_redirect_uri):
+    """The provider's end-session URL for `account` (RP-initiated logout), or None when it offers none."""
+    if client() is None or not account.signs_in_with_provider:
+        return None
+    try:
+        if not client().load_server_metadata().get("end_session_endpoint"):
+            return None
+        tokens = stored_tokens(account)
+        return client().create_logout_url(post_logout_redirect_uri=post_logout_redirect_uri,
+                                          id_token_hint=tokens.get("id_token"),
+                                          client_id=client().client_id)["url"]
+    except PROVIDER_ERRORS:
+        log.warning("the identity provider's end-session endpoint could not be read; signed out of the broker only",
+                    exc_info=True)
+        return None
+
+
+def still_vouched_for(account):
+    """True while the provider vouches for `account` (re-checked when due, see the module's docstring)."""
+    if not account.signs_in_with_provider:
+        return True
+    settings = current_app.extensions["settings"]
+    if client() is None:
+        return False  # sign-in through the provider was turned off: nothing vouches for these accounts now
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    previous, now = account.idp_checked_at, utcnow()
+    if previous is not None and now - previous < idle / 2:
+        return True
+    # One worker re-checks; the others go on with the last answer meanwhile.
+    unchanged = Account.idp_checked_at.is_null() if previous is None else Account.idp_checked_at == previous
+    if not Account.update(idp_checked_at=now).where(Account.id == account.id, unchanged).execute():
+        return True
+    try:
+        claims, token = _fresh_claims(account)
+    except ProviderRefused as refusal:
+        log.warning("the identity provider no longer vouches for %s: %s; their sessions end",
+                    account.username, refusal)
+        oidc.end_access(account, str(refusal))
+        return False
+    except PROVIDER_ERRORS as error:
+        Account.update(idp_checked_at=previous).where(Account.id == account.id).execute()
+        late = previous is None or now - previous >= idle
+        log.warning("the identity provider could not re-check %s (%s)%s", account.username, error,
+                    "; past the idle time without an answer, their session ends" if late else "; asked again later")
+        return not late
+    store_tokens(account, token)
+    return oidc.apply_recheck(account, claims, settings)
+
+
+def _fresh_claims(account):
+    """(claims, token) as the provider gives them now: through the refresh token, else the access token."""
+    tokens = stored_tokens(account)
+    try:
+        if tokens.get("refresh_token"):
+            token = client().fetch_access_token(grant_type="refresh_token", refresh_token=tokens["refresh_token"])
+            token.setdefault("refresh_token", tokens["refresh_token"])
+            token.setdefault("id_token", tokens.get("id_token"))
+            claims = {}
+            if token.get("id_token") and token["id_token"] != tokens.get("id_token"):
+                claims = dict(client().parse_id_token(token, nonce=None, leeway=CLOCK_SKEW_SECONDS))
+        elif tokens.get("access_token"):
+            token, claims = tokens, {}
+        else:
+            raise ProviderRefused("no token to re-check with; sign in again")
+        if current_app.extensions["settings"].oidc_roles_claim not in claims:
+            claims = {**claims, **dict(client().userinfo(token=token))}
+    except requests.HTTPError as error:
+        if error.response is not None and error.response.status_code in (400, 401, 403):
+            raise ProviderRefused(f"the provider answered {error.response.status_code}") from None
+        raise
+    except AuthlibBaseError as error:  # the token endpoint's refusal, e.g. invalid_grant
+        raise ProviderRefused(getattr(error, "error", None) or str(error)) from None
+    if claims.get("sub") != account.idp_subject:
+        raise ProviderRefused("the provider answered for another subject")
+    return claims, token
