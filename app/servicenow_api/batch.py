@@ -1,0 +1,73 @@
+"""The Batch API subset pysnc sends long queries through: `POST /api/now/v1/batch`.
+
+pysnc moves a Table API GET whose parameters pass about 10,000 characters into a batch, as
+ServiceNow's REST Batch API takes it: `{"batch_request_id", "rest_requests": [{"id", "method",
+"url", "headers": [{"name", "value"}], "body"}]}`, bodies base64-encoded. Each GET of a Table or
+Aggregate API URL is served as if sent alone, with the batch's own credentials and address;
+anything else is answered in the batch with ServiceNow's 400 error, never run."""
+import base64
+import json
+import re
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+from app.auth.basic import require_roles
+from app.errors import BadRequest
+from app.servicenow_api.views import TABLE_API_ROLES
+
+bp = Blueprint("batch", __name__)
+
+SERVED_PATH = re.compile(r"^/api/now/(?:v[12]/)?(?:table|stats)/[^/]+(?:/[^/]+)?$")
+MAX_REQUESTS = 100
+
+
+def _failure(message, detail):
+    return json.dumps({"error": {"message": message, "detail": detail}, "status": "failure"}).encode()
+
+
+def _serve(rest_request):
+    """One inner request's answer as (status, headers, body bytes)."""
+    url = str(rest_request.get("url", ""))
+    parts = urlsplit(url)
+    method = str(rest_request.get("method", "GET")).upper()
+    if method != "GET" or not SERVED_PATH.match(parts.path):
+        return 400, [("Content-Type", "application/json")], _failure(
+            "Request not served", "a batch here serves GET requests of the Table and Aggregate APIs")
+    headers = [(str(h.get("name", "")), str(h.get("value", ""))) for h in rest_request.get("headers", [])
+               if isinstance(h, dict) and str(h.get("name", "")).lower() != "authorization"]
+    # The inner request runs as the batch's caller, from the batch's address.
+    headers.append(("Authorization", request.headers.get("Authorization", "")))
+    environ = EnvironBuilder(path=parts.path, query_string=parts.query, method="GET", headers=headers,
+                             environ_base={"REMOTE_ADDR": request.remote_addr or ""}).get_environ()
+    # The request line cap (app/http.py) holds for what came over the wire: the batch itself.
+    environ.pop("RAW_URI", None)
+    environ.pop("REQUEST_URI", None)
+    body, status, answer_headers = run_wsgi_app(current_app.wsgi_app, environ, buffered=True)
+    payload = b"".join(body)
+    return int(status.split(" ", 1)[0]), list(answer_headers.items()), payload
+
+
+@bp.post("/v1/batch")
+@bp.post("/batch")
+@require_roles(*TABLE_API_ROLES, allow_session=False)
+def batch():
+    document = request.get_json(silent=True)
+    if not isinstance(document, dict) or not isinstance(document.get("rest_requests"), list):
+        raise BadRequest("Invalid batch", "a JSON object with batch_request_id and a rest_requests list")
+    rest_requests = document["rest_requests"]
+    if len(rest_requests) > MAX_REQUESTS:
+        raise BadRequest("Invalid batch", f"at most {MAX_REQUESTS} requests in one batch")
+    serviced = []
+    for rest_request in rest_requests:
+        if not isinstance(rest_request, dict):
+            raise BadRequest("Invalid batch", "each of rest_requests is an object with id, method and url")
+        status, headers, payload = _serve(rest_request)
+        serviced.append({
+            "id": str(rest_request.get("id", "")), "status_code": status,
+            "headers": [{"name": name, "value": value} for name, value in headers],
+            "body": base64.b64encode(payload).decode(),
+        })
+    return jsonify(batch_request_id=str(document.get("batch_request_id", "")), serviced_requests=serviced,
+                   unserviced_requests=[])

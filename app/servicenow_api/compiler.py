@@ -1,0 +1,206 @@
+"""A parsed encoded query (app/servicenow_api/query.py) as one peewee WHERE expression, on SQLite and PostgreSQL.
+
+How each kind of field compares, as an instance does:
+- text: `=`, `!=`, IN and the orderings compare exactly; LIKE, NOT LIKE, STARTSWITH and ENDSWITH
+  compare case-insensitively, as `lower(column) LIKE lower(pattern)` on both databases, with `%`, `_`
+  and `\\` in the value taken literally. Empty and NULL are the same "empty".
+- date-time: at whole seconds in UTC, as ServiceNow shows them: a stored 10:00:00.4 equals
+  `10:00:00`; values are `YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DD` or `javascript:gs.dateGenerate('d','t')`.
+- choice (state, approval, active): the operator runs over the few (value, label) choices and the
+  column is compared with the values that match, so `state=In Progress` and `state=2` agree.
+- reference: compared by the referenced record's sys_id or its name.
+A query naming a field the table lacks answers no rows (ServiceNow with
+`glide.invalid_query.returns_no_rows`), never every row."""
+import re
+from datetime import datetime, timedelta
+from functools import reduce
+from operator import and_, or_
+
+from peewee import SQL, NodeList, fn
+
+ONE_SECOND = timedelta(seconds=1)
+TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+_DATE_GENERATE = re.compile(r"^javascript:gs\.dateGenerate\('(\d{4}-\d{2}-\d{2})','([^']*)'\)$")
+NEGATIVE = ("!=", "NOT LIKE", "NOT IN")
+
+TRUE = SQL("1 = 1")
+FALSE = SQL("1 = 0")
+
+
+class NoRows(Exception):
+    """The query names something the table does not have: the answer is empty."""
+
+
+def compile_query(query, fields, context):
+    """The WHERE expression for `query` over `fields` (name -> Field), or raise NoRows."""
+    for name, _descending in query.order_by:
+        if name not in fields:
+            raise NoRows(name)
+    groups = []
+    for group in query.groups:
+        clauses = [reduce(or_, [_condition(fields, condition, context) for condition in clause])
+                   for clause in group if clause]
+        groups.append(reduce(and_, clauses) if clauses else TRUE)
+    return reduce(or_, groups) if groups else TRUE
+
+
+def _condition(fields, condition, context):
+    field = fields.get(condition.field)
+    if field is None:
+        raise NoRows(condition.field)
+    if condition.operator == "ANYTHING":
+        return TRUE
+    return field.kind.compile(field, condition, context)
+
+
+def split_list(value):
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def like_pattern(operator, value):
+    escaped = value.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return {"STARTSWITH": f"{escaped}%", "ENDSWITH": f"%{escaped}"}.get(operator, f"%{escaped}%")
+
+
+def lower_like(expression, pattern):
+    return NodeList((fn.LOWER(expression), SQL("LIKE"), pattern, SQL("ESCAPE '\\'")))
+
+
+def is_empty(expression):
+    return expression.is_null() | (expression == "")
+
+
+class Text:
+    """Strings; `normalize` turns a value into how the column stores it (ticket numbers are upper case)."""
+
+    def __init__(self, normalize=None):
+        self.normalize = normalize or (lambda value: value)
+
+    def compile(self, field, condition, _context):
+        column, operator, value = field.expression, condition.operator, condition.value
+        if operator == "BETWEEN":
+            low, high = (self.normalize(bound) for bound in value)
+            return (column >= low) & (column <= high)
+        if operator in ("ISEMPTY", "ISNOTEMPTY") or (operator in ("=", "!=") and value == ""):
+            empty = is_empty(column)
+            return empty if operator in ("ISEMPTY", "=") else ~empty
+        if operator in ("LIKE", "NOT LIKE", "STARTSWITH", "ENDSWITH"):
+            matches = lower_like(column, like_pattern(operator, value))
+            return ~lower_like(fn.COALESCE(column, ""), like_pattern("LIKE", value)) if operator == "NOT LIKE" \
+                else matches
+        if operator in ("IN", "NOT IN"):
+            values = [self.normalize(item) for item in split_list(value)]
+            if operator == "IN":
+                return column.in_(values) if values else FALSE
+            return (column.not_in(values) | column.is_null()) if values else TRUE
+        value = self.normalize(value)
+        return {"=": lambda: column == value, "!=": lambda: (column != value) | column.is_null(),
+                "<": lambda: column < value, "<=": lambda: column <= value,
+                ">": lambda: column > value, ">=": lambda: column >= value}[operator]()
+
+
+def parse_time(text):
+    """A ServiceNow date-time value as a naive UTC datetime at whole seconds, or None."""
+    text = text.strip()
+    generated = _DATE_GENERATE.match(text)
+    if generated:
+        day, time = generated.groups()
+        time = {"start": "00:00:00", "end": "23:59:59"}.get(time, time)
+        text = f"{day} {time}"
+    for layout in TIME_FORMATS:
+        try:
+            return datetime.strptime(text, layout)
+        except ValueError:
+            continue
+    return None
+
+
+class DateTime:
+    """Stored with microseconds, compared at the second: `t` means [t, t + 1s)."""
+
+    def compile(self, field, condition, _context):
+        column, operator, value = field.expression, condition.operator, condition.value
+        if operator in ("ISEMPTY", "ISNOTEMPTY"):
+            return column.is_null() if operator == "ISEMPTY" else column.is_null(False)
+        if operator == "BETWEEN":
+            low, high = parse_time(value[0]), parse_time(value[1])
+            return FALSE if low is None or high is None else (column >= low) & (column < high + ONE_SECOND)
+        if operator in ("IN", "NOT IN"):
+            times = [parse_time(item) for item in split_list(value)]
+            within = reduce(or_, [(column >= t) & (column < t + ONE_SECOND) for t in times if t], FALSE)
+            return within if operator == "IN" else ~within | column.is_null()
+        moment = parse_time(value)
+        if moment is None or operator not in ("=", "!=", "<", "<=", ">", ">="):
+            # Not a time, or a text operator on a time: it matches nothing rather than everything.
+            return FALSE
+        after = moment + ONE_SECOND
+        return {"=": lambda: (column >= moment) & (column < after),
+                "!=": lambda: (column < moment) | (column >= after) | column.is_null(),
+                "<": lambda: column < moment, "<=": lambda: column < after,
+                ">": lambda: column >= after, ">=": lambda: column >= moment}[operator]()
+
+
+def choice_matches(operator, value, choice_value, label):
+    """Whether one choice (value, label) satisfies `operator value`, by value or by label, case-insensitively."""
+    texts = (str(choice_value).casefold(), str(label).casefold())
+    wanted = value.casefold() if isinstance(value, str) else value
+    if operator in ("=", "!="):
+        return (wanted in texts) == (operator == "=")
+    if operator in ("IN", "NOT IN"):
+        return any(item.casefold() in texts for item in split_list(value)) == (operator == "IN")
+    if operator in ("LIKE", "NOT LIKE"):
+        return any(wanted in text for text in texts) == (operator == "LIKE")
+    if operator == "STARTSWITH":
+        return any(text.startswith(wanted) for text in texts)
+    if operator == "ENDSWITH":
+        return any(text.endswith(wanted) for text in texts)
+    if operator in ("ISEMPTY", "ISNOTEMPTY"):
+        return (str(choice_value) == "") == (operator == "ISEMPTY")
+    return _ordered(operator, value, choice_value)
+
+
+def _ordered(operator, value, choice_value):
+    """<, <=, >, >=, BETWEEN on a choice's value: numerically where both are numbers."""
+    def number(text):
+        try:
+            return int(str(text).strip())
+        except ValueError:
+            return None
+
+    have = number(choice_value)
+    bounds = value if operator == "BETWEEN" else (value,)
+    wanted = [number(bound) for bound in bounds]
+    if have is None or None in wanted:
+        return False
+    if operator == "BETWEEN":
+        return wanted[0] <= have <= wanted[1]
+    return {"<": have < wanted[0], "<=": have <= wanted[0], ">": have > wanted[0], ">=": have >= wanted[0]}[operator]
+
+
+class Choice:
+    """A field with a few known values: `choices(context)` gives (value, label) pairs."""
+
+    def __init__(self, choices):
+        self.choices = choices
+
+    def compile(self, field, condition, context):
+        matching = [value for value, label in self.choices(context)
+                    if choice_matches(condition.operator, condition.value, value, label)]
+        return field.expression.in_(matching) if matching else FALSE
+
+
+class Reference:
+    """A reference held by its key (the user or group name): a value is the referenced sys_id or that name."""
+
+    def __init__(self, resolve):
+        self.resolve = resolve  # sys_ids -> {sys_id: key} of the referenced records
+        self.text = Text()
+
+    def compile(self, field, condition, context):
+        operator, value = condition.operator, condition.value
+        if operator in ("=", "!=", "IN", "NOT IN") and value:
+            items = split_list(value) if "IN" in operator else [value]
+            keys = self.resolve(items)
+            inside = field.expression.in_([keys.get(item, item) for item in items])
+            return inside if operator in ("=", "IN") else (~inside | field.expression.is_null())
+        return self.text.compile(field, condition, context)
