@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from app import contract
 from app.auth.basic import require_roles
 from app.errors import BadRequest
 from app.servicenow_api.views import TABLE_API_ROLES
@@ -39,11 +40,10 @@ def _serve(rest_request):
                if isinstance(h, dict) and str(h.get("name", "")).lower() != "authorization"]
     # The inner request runs as the batch's caller, from the batch's address.
     headers.append(("Authorization", request.headers.get("Authorization", "")))
-    environ = EnvironBuilder(path=parts.path, query_string=parts.query, method="GET", headers=headers,
-                             environ_base={"REMOTE_ADDR": request.remote_addr or ""}).get_environ()
     # The request line cap (app/http.py) holds for what came over the wire: the batch itself.
-    environ.pop("RAW_URI", None)
-    environ.pop("REQUEST_URI", None)
+    environ = EnvironBuilder(path=parts.path, query_string=parts.query, method="GET", headers=headers,
+                             environ_base={"REMOTE_ADDR": request.remote_addr or "", contract.BATCHED_REQUEST: True},
+                             ).get_environ()
     body, status, answer_headers = run_wsgi_app(current_app.wsgi_app, environ, buffered=True)
     payload = b"".join(body)
     return int(status.split(" ", 1)[0]), list(answer_headers.items()), payload

@@ -13,9 +13,6 @@ A query naming a field the table lacks answers no rows (ServiceNow with
 `glide.invalid_query.returns_no_rows`), never every row."""
 import re
 from datetime import datetime, timedelta
-from functools import reduce
-from operator import and_, or_
-
 from peewee import SQL, NodeList, fn
 
 ONE_SECOND = timedelta(seconds=1)
@@ -38,10 +35,16 @@ def compile_query(query, fields, context):
             raise NoRows(name)
     groups = []
     for group in query.groups:
-        clauses = [reduce(or_, [_condition(fields, condition, context) for condition in clause])
+        clauses = [joined([_condition(fields, condition, context) for condition in clause], "OR")
                    for clause in group if clause]
-        groups.append(reduce(and_, clauses) if clauses else TRUE)
-    return reduce(or_, groups) if groups else TRUE
+        groups.append(joined(clauses, "AND") if clauses else TRUE)
+    return joined(groups, "OR") if groups else TRUE
+
+
+def joined(expressions, glue):
+    """`(a glue b glue ...)` as one flat SQL node: a query of thousands of ^OR terms (pysnc sends
+    them through the Batch API) would nest too deep for peewee as a chain of binary expressions."""
+    return expressions[0] if len(expressions) == 1 else NodeList(expressions, f" {glue} ", parens=True)
 
 
 def _condition(fields, condition, context):
@@ -127,7 +130,8 @@ class DateTime:
             return FALSE if low is None or high is None else (column >= low) & (column < high + ONE_SECOND)
         if operator in ("IN", "NOT IN"):
             times = [parse_time(item) for item in split_list(value)]
-            within = reduce(or_, [(column >= t) & (column < t + ONE_SECOND) for t in times if t], FALSE)
+            ranges = [(column >= t) & (column < t + ONE_SECOND) for t in times if t]
+            within = joined(ranges, "OR") if ranges else FALSE
             return within if operator == "IN" else ~within | column.is_null()
         moment = parse_time(value)
         if moment is None or operator not in ("=", "!=", "<", "<=", ">", ">="):
