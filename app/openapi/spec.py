@@ -87,7 +87,7 @@ TABLE_RECORD = {"type": "object", "additionalProperties": {"anyOf": [
     {"type": "object", "minProperties": 1, "additionalProperties": False,
      "properties": {"value": {"type": "string"}, "display_value": {"type": "string"}, "link": {"type": "string"}}}]}}
 COUNT = {"type": "object", "required": ["stats"], "properties": {"stats": {
-    "type": "object", "required": ["count"], "properties": {"count": {"type": "string", "pattern": "^[0-9]+$"}}}}}
+    "type": "object", "properties": {"count": {"type": "string", "pattern": "^[0-9]+$"}}}}}
 GROUPED_COUNT = {**COUNT, "required": ["stats", "groupby_fields"], "properties": {
     **COUNT["properties"], "groupby_fields": {"type": "array", "items": {
         "type": "object", "required": ["field", "value"],
@@ -257,12 +257,18 @@ def _table_parameters(table_names):
                             + ", ORDERBY/ORDERBYDESC; a query naming an unknown field answers no rows"}]
 
 
+def _any_case(words):
+    """One of `words` in any letter case (pysnow sends `True`), as a pattern JSON Schema's regular expressions read."""
+    spelled = "|".join("".join(f"[{c.upper()}{c}]" for c in word) for word in words)
+    return {"type": "string", "pattern": f"^(?:{spelled})$"}
+
+
 def _servicenow_operations():
     """The Table API at each of its versioned paths, and its Aggregate and Batch subsets."""
     fields = {"in": "query", "name": "sysparm_fields", "schema": {"type": "string"},
               "description": "comma-separated field names, dot-walked ones too; unknown names are left out"}
-    display = {"in": "query", "name": "sysparm_display_value", "schema": {"enum": list(DISPLAY_MODES)}}
-    flags = [{"in": "query", "name": name, "schema": {"enum": ["true", "false"]}}
+    display = {"in": "query", "name": "sysparm_display_value", "schema": _any_case(DISPLAY_MODES)}
+    flags = [{"in": "query", "name": name, "schema": _any_case(("true", "false"))}
              for name in ("sysparm_exclude_reference_link", "sysparm_suppress_pagination_header")]
     operations = {}
     for prefix in ("/api/now", "/api/now/v1", "/api/now/v2"):
@@ -288,7 +294,8 @@ def _servicenow_operations():
             "ServiceNow Aggregate API: count tickets, optionally per field value", TABLE_API_ROLES,
             {"200": _ok(envelope({"oneOf": [COUNT, {"type": "array", "items": GROUPED_COUNT}]}))},
             [*_table_parameters(TICKET_TABLES),
-             {"in": "query", "name": "sysparm_count", "required": True, "schema": {"const": "true"}},
+             {"in": "query", "name": "sysparm_count", "schema": _any_case(("true", "false")),
+              "description": "true to count; without it the stats are empty"},
              {"in": "query", "name": "sysparm_group_by", "schema": {"type": "string"},
               "description": "comma-separated fields to count per value of"}],
             description="Basic auth only."))

@@ -24,6 +24,17 @@ SERVED_PATH = re.compile(r"^/api/now/(?:v[12]/)?(?:table|stats)/[^/]+(?:/[^/]+)?
 MAX_REQUESTS = 100
 
 
+def _well_formed(rest_request):
+    """Whether one of rest_requests has ServiceNow's shape: string id, method, url and body, headers as name/value."""
+    if not isinstance(rest_request, dict) or not all(
+            isinstance(rest_request.get(key), str) for key in ("id", "method", "url")):
+        return False
+    headers = rest_request.get("headers", [])
+    return (isinstance(rest_request.get("body", ""), str) and isinstance(headers, list)
+            and all(isinstance(h, dict) and all(isinstance(h.get(k, ""), str) for k in ("name", "value"))
+                    for h in headers))
+
+
 def _failure(message, detail):
     return json.dumps({"error": {"message": message, "detail": detail}, "status": "failure"}).encode()
 
@@ -36,8 +47,8 @@ def _serve(rest_request):
     if method != "GET" or not SERVED_PATH.match(parts.path):
         return 400, [("Content-Type", "application/json")], _failure(
             "Request not served", "a batch here serves GET requests of the Table and Aggregate APIs")
-    headers = [(str(h.get("name", "")), str(h.get("value", ""))) for h in rest_request.get("headers", [])
-               if isinstance(h, dict) and str(h.get("name", "")).lower() != "authorization"]
+    headers = [(h.get("name", ""), h.get("value", "")) for h in rest_request.get("headers", [])
+               if h.get("name", "").lower() != "authorization"]
     # The inner request runs as the batch's caller, from the batch's address.
     headers.append(("Authorization", request.headers.get("Authorization", "")))
     # The request line cap (app/http.py) holds for what came over the wire: the batch itself.
@@ -60,9 +71,11 @@ def batch():
     if len(rest_requests) > MAX_REQUESTS:
         raise BadRequest("Invalid batch", f"at most {MAX_REQUESTS} requests in one batch")
     serviced = []
+    if not all(_well_formed(rest_request) for rest_request in rest_requests) or not isinstance(
+            document.get("batch_request_id", ""), (str, int)) or isinstance(document.get("batch_request_id"), bool):
+        raise BadRequest("Invalid batch", "each of rest_requests is an object with string id, method and url, "
+                                          "headers as name/value pairs, and a base64 body")
     for rest_request in rest_requests:
-        if not isinstance(rest_request, dict):
-            raise BadRequest("Invalid batch", "each of rest_requests is an object with id, method and url")
         status, headers, payload = _serve(rest_request)
         serviced.append({
             "id": str(rest_request.get("id", "")), "status_code": status,

@@ -5,7 +5,7 @@ How each kind of field compares, as an instance does:
   compare case-insensitively, as `lower(column) LIKE lower(pattern)` on both databases, with `%`, `_`
   and `\\` in the value taken literally. Empty and NULL are the same "empty".
 - date-time: at whole seconds in UTC, as ServiceNow shows them: a stored 10:00:00.4 equals
-  `10:00:00`; values are `YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DD` or `javascript:gs.dateGenerate('d','t')`.
+  `10:00:00`; values are `YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DD` or `javascript:gs.dateGenerate(...)`.
 - choice (state, approval, active): the operator runs over the few (value, label) choices and the
   column is compared with the values that match, so `state=In Progress` and `state=2` agree.
 - reference: compared by the referenced record's sys_id or its name.
@@ -16,8 +16,10 @@ from datetime import datetime, timedelta
 from peewee import SQL, NodeList, fn
 
 ONE_SECOND = timedelta(seconds=1)
+DAY_BOUNDS = {"start": "00:00:00", "end": "23:59:59"}
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
-_DATE_GENERATE = re.compile(r"^javascript:gs\.dateGenerate\('(\d{4}-\d{2}-\d{2})','([^']*)'\)$")
+# gs.dateGenerate('2026-01-01','10:00:00') as ServiceNow's filters write it, or ("2026-01-01 10:00:00") as pysnow does.
+_DATE_GENERATE = re.compile(r"""^javascript:gs\.dateGenerate\(\s*(['"])([^'"]*)\1\s*(?:,\s*(['"])([^'"]*)\3\s*)?\)$""")
 NEGATIVE = ("!=", "NOT LIKE", "NOT IN")
 
 TRUE = SQL("1 = 1")
@@ -42,9 +44,13 @@ def compile_query(query, fields, context):
 
 
 def joined(expressions, glue):
-    """`(a glue b glue ...)` as one flat SQL node: a query of thousands of ^OR terms (pysnc sends
-    them through the Batch API) would nest too deep for peewee as a chain of binary expressions."""
-    return expressions[0] if len(expressions) == 1 else NodeList(expressions, f" {glue} ", parens=True)
+    """`a glue b glue ...` as a balanced tree of parenthesized pairs: a query of thousands of ^OR terms (pysnc
+    sends them through the Batch API) would, as a chain, nest deeper than peewee's recursion and SQLite's
+    expression depth limit (1,000) allow; balanced, it nests log2(n) deep."""
+    if len(expressions) == 1:
+        return expressions[0]
+    middle = len(expressions) // 2
+    return NodeList((joined(expressions[:middle], glue), SQL(glue), joined(expressions[middle:], glue)), parens=True)
 
 
 def _condition(fields, condition, context):
@@ -107,9 +113,11 @@ def parse_time(text):
     text = text.strip()
     generated = _DATE_GENERATE.match(text)
     if generated:
-        day, time = generated.groups()
-        time = {"start": "00:00:00", "end": "23:59:59"}.get(time, time)
-        text = f"{day} {time}"
+        _quote, day, _quote, time = generated.groups()
+        if time is not None:
+            text = f"{day} {DAY_BOUNDS.get(time, time)}"
+        else:
+            text = day
     for layout in TIME_FORMATS:
         try:
             return datetime.strptime(text, layout)

@@ -1,6 +1,7 @@
 """The Aggregate API subset dashboards use to count tickets: `GET /api/now/stats/{table}`.
 
-`sysparm_count=true` counts the records `sysparm_query` matches; `sysparm_group_by` (comma-separated
+`sysparm_count=true` counts the records `sysparm_query` matches (without it the stats are empty,
+as an instance answers a request for no aggregate); `sysparm_group_by` (comma-separated
 fields) counts per distinct value, one database query either way. The answer has ServiceNow's
 shape: `{"result": {"stats": {"count": "n"}}}`, or with grouping a list of
 `{"stats": {"count": "n"}, "groupby_fields": [{"field": f, "value": v}]}`."""
@@ -43,21 +44,20 @@ def aggregate(table):
     fields = served.fields(context)
     query = parsed_query()
     group_by = [name.strip() for name in request.args.get("sysparm_group_by", "").split(",") if name.strip()]
-    if not flag("sysparm_count"):
-        raise BadRequest("Invalid aggregate", "this subset counts: give sysparm_count=true")
+    counted = flag("sysparm_count")
     try:
         unknown = [name for name in group_by if name not in fields]
         if unknown:
             raise compiler.NoRows(unknown[0])
         where = (Task.sys_class_name == served.ticket_type.table) & compiler.compile_query(query, fields, context)
     except compiler.NoRows:
-        return jsonify(result=[] if group_by else {"stats": {"count": "0"}})
+        return jsonify(result=[] if group_by else {"stats": {"count": "0"} if counted else {}})
     if not group_by:
-        return jsonify(result={"stats": {"count": str(Task.select().where(where).count())}})
+        return jsonify(result={"stats": {"count": str(Task.select().where(where).count())} if counted else {}})
     columns = [fields[name].expression for name in group_by]
     select = (Task.select(*columns, fn.COUNT(Task.id)).where(where).group_by(*columns)
               .order_by(*columns).tuples())
     return jsonify(result=[
-        {"stats": {"count": str(row[-1])},
+        {"stats": {"count": str(row[-1])} if counted else {},
          "groupby_fields": [{"field": name, "value": _group_value(name, value)} for name, value in zip(group_by, row)]}
         for row in select])

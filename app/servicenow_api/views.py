@@ -34,25 +34,31 @@ def table_named(name):
     return TABLES[name]
 
 
-def whole_number(name, default, low, high):
+def whole_number(name, default, low, high, capped=False):
+    """A whole-number parameter from `low` to `high`; above `high` refused, or answered as `high` when `capped`."""
     text = request.args.get(name, "").strip()
     if not text:
         return default
     # ASCII only: "²" is a digit to isdigit() but not to int().
-    if not (text.isascii() and text.isdigit()) or int(text) < low:
-        raise BadRequest(f"Invalid {name}", f"a whole number from {low}")
+    if not (text.isascii() and text.isdigit()) or int(text) < low or (int(text) > high and not capped):
+        raise BadRequest(f"Invalid {name}", f"a whole number from {low}" + ("" if capped else f" to {high}"))
     return min(int(text), high)
 
 
 def display_mode():
-    mode = request.args.get("sysparm_display_value", "false").strip().lower() or "false"
+    mode = request.args.get("sysparm_display_value", "false").lower() or "false"
     if mode not in DISPLAY_MODES:
         raise BadRequest("Invalid sysparm_display_value", "use true, false or all")
     return mode
 
 
 def flag(name):
-    return request.args.get(name, "false").strip().lower() == "true"
+    """A true/false parameter in any case, as pysnow sends `True` (absent or empty: false); anything else is
+    refused rather than guessed."""
+    text = request.args.get(name, "").lower()
+    if text not in ("", "true", "false"):
+        raise BadRequest(f"Invalid {name}", "use true or false")
+    return text == "true"
 
 
 def asked_fields(table, context):
@@ -100,7 +106,7 @@ def list_records(table):
     served = table_named(table)
     context = served.context(base_url())
     query = parsed_query()
-    limit = whole_number("sysparm_limit", DEFAULT_LIMIT, 1, MAX_LIMIT)
+    limit = whole_number("sysparm_limit", DEFAULT_LIMIT, 1, MAX_LIMIT, capped=True)
     offset = whole_number("sysparm_offset", 0, 0, MAX_OFFSET)
     names = asked_fields(served, context)
     try:

@@ -108,6 +108,9 @@ CASES = {
                 ("opened_atBETWEENjavascript:gs.dateGenerate('2026-01-01','start')@"
                  "javascript:gs.dateGenerate('2026-01-31','end')", lambda r: second(r).month == 1 and
                  second(r).year == 2026),
+                ('opened_atBETWEENjavascript:gs.dateGenerate("2026-01-01 10:00:01")@'
+                 'javascript:gs.dateGenerate("2026-01-03 00:00:00")',
+                 lambda r: datetime(2026, 1, 1, 10, 0, 1) <= second(r) <= datetime(2026, 1, 3)),
                 ("stateBETWEEN2@6", lambda r: 2 <= r["state"] <= 6)],
     "ISEMPTY": [("opened_byISEMPTY", lambda r: not r["opened_by"]),
                 ("short_descriptionISEMPTY", lambda r: not r["short_description"])],
