@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -168,3 +169,21 @@ def test_pysnow_query_builder_against_the_broker(broker):
         "link": f"{server.url}/api/now/table/sys_user/{asmith}", "value": asmith}}
     assert found["shown"]["state"] == "On Hold"
     assert found["shown"]["opened_by"]["display_value"] == "CORP\\asmith"
+
+
+def test_gunicorn_takes_a_long_request_line_and_the_broker_caps_it_in_json(broker):
+    server, ca_file = broker
+    table = f"{server.url}/api/now/table/incident"
+    credentials = ("pam360", factories.PASSWORD)
+    long_query = "^OR".join(f"number=INC{n:07d}" for n in range(20000, 21000)) + "^ORnumber=INC0010001"
+
+    served = requests.get(table, params={"sysparm_query": long_query, "sysparm_fields": "number"},
+                          auth=credentials, verify=ca_file, timeout=60)
+    refused = requests.get(table, params={"sysparm_query": "number=" + "X" * 40000}, auth=credentials,
+                           verify=ca_file, timeout=60)
+
+    assert len(served.request.url) > 8190  # past what gunicorn's own limit can be raised to
+    assert served.status_code == 200 and served.json() == {"result": [{"number": "INC0010001"}]}
+    assert refused.status_code == 414
+    assert refused.json()["error"]["message"] == "Request line too long"
+    assert refused.json()["status"] == "failure"
