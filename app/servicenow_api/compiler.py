@@ -15,6 +15,8 @@ import re
 from datetime import datetime, timedelta
 from peewee import SQL, NodeList, fn
 
+from app.tickets import search
+
 ONE_SECOND = timedelta(seconds=1)
 DAY_BOUNDS = {"start": "00:00:00", "end": "23:59:59"}
 TIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
@@ -80,10 +82,15 @@ def is_empty(expression):
 
 
 class Text:
-    """Strings; `normalize` turns a value into how the column stores it (ticket numbers are upper case)."""
+    """Strings; `normalize` turns a value into how the column stores it (ticket numbers are upper case).
 
-    def __init__(self, normalize=None):
+    `searched`: the column is one the ticket search's trigram index covers (app/tickets/search.py), so
+    LIKE, STARTSWITH and ENDSWITH first narrow to the tickets holding the text anywhere in those
+    columns through the index, then check the column itself."""
+
+    def __init__(self, normalize=None, searched=False):
         self.normalize = normalize or (lambda value: value)
+        self.searched = searched
 
     def compile(self, field, condition, _context):
         column, operator, value = field.expression, condition.operator, condition.value
@@ -93,10 +100,11 @@ class Text:
         if operator in ("ISEMPTY", "ISNOTEMPTY") or (operator in ("=", "!=") and value == ""):
             empty = is_empty(column)
             return empty if operator in ("ISEMPTY", "=") else ~empty
-        if operator in ("LIKE", "NOT LIKE", "STARTSWITH", "ENDSWITH"):
+        if operator == "NOT LIKE":
+            return ~lower_like(fn.COALESCE(column, ""), like_pattern("LIKE", value))
+        if operator in ("LIKE", "STARTSWITH", "ENDSWITH"):
             matches = lower_like(column, like_pattern(operator, value))
-            return ~lower_like(fn.COALESCE(column, ""), like_pattern("LIKE", value)) if operator == "NOT LIKE" \
-                else matches
+            return search.text_condition(value) & matches if self.searched and value else matches
         if operator in ("IN", "NOT IN"):
             values = [self.normalize(item) for item in split_list(value)]
             if operator == "IN":
@@ -204,9 +212,9 @@ class Choice:
 class Reference:
     """A reference held by its key (the user or group name): a value is the referenced sys_id or that name."""
 
-    def __init__(self, resolve):
+    def __init__(self, resolve, searched=False):
         self.resolve = resolve  # sys_ids -> {sys_id: key} of the referenced records
-        self.text = Text()
+        self.text = Text(searched=searched)
 
     def compile(self, field, condition, context):
         operator, value = condition.operator, condition.value

@@ -39,10 +39,11 @@ user_sys_ids = _resolver(USER_TABLE, Task.requester)
 group_sys_ids = _resolver(GROUP_TABLE, Task.assignment_group)
 
 # Dot-walkable fields of a reference: name -> (kind, expression made from the Task column holding the name).
+# The requester is one of the columns the ticket search indexes.
 USER_WALKS = {
-    "sys_id": (compiler.Reference(user_sys_ids), lambda column: column),
-    "user_name": (compiler.Text(), lambda column: column),
-    "name": (compiler.Text(), lambda column: column),
+    "sys_id": (compiler.Reference(user_sys_ids, searched=True), lambda column: column),
+    "user_name": (compiler.Text(searched=True), lambda column: column),
+    "name": (compiler.Text(searched=True), lambda column: column),
     "email": (compiler.Text(), _email_of),
 }
 GROUP_WALKS = {

@@ -55,13 +55,13 @@ def task_fields(context):
     """Every queryable field of a ticket table, dot-walked reference fields included."""
     text, when = compiler.Text(), compiler.DateTime()
     fields = [
-        Field("sys_id", text, Task.sys_id), Field("number", compiler.Text(str.upper), Task.number),
+        Field("sys_id", text, Task.sys_id), Field("number", compiler.Text(str.upper, searched=True), Task.number),
         Field("sys_class_name", text, Task.sys_class_name),
         Field("state", compiler.Choice(lambda c: c.ticket_type.states), Task.state),
         Field("approval", compiler.Choice(lambda _c: APPROVAL_CHOICES), _approval_expression()),
         Field("active", compiler.Choice(lambda _c: (("true", "true"), ("false", "false"))),
               _active_expression(context)),
-        Field("opened_by", compiler.Reference(user_sys_ids), Task.requester),
+        Field("opened_by", compiler.Reference(user_sys_ids, searched=True), Task.requester),
         Field("assignment_group", compiler.Reference(group_sys_ids), Task.assignment_group),
         Field("short_description", text, Task.short_description), Field("category", text, Task.category),
         Field("correlation_id", text, Task.request_id),
