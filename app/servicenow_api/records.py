@@ -91,29 +91,39 @@ def _time(value):
 
 
 def record_values(task, context, names):
-    """The fields in `names` of one ticket: (value, display value) pairs, references as Reference."""
-    jit = task.jit_request
-    approval = approval_of(task, jit)
-    active = "true" if is_active(task, context.configuration or Configuration.default()) else "false"
+    """The fields in `names` of one ticket: (value, display value) pairs, references as Reference.
+
+    The JIT record, the approval and the active flag cost queries of their own: read only when asked for."""
+    wanted = set(names)
+    values = {}
+    if wanted & {"start_date", "end_date", "approval"}:
+        jit = task.jit_request
+        values["start_date"] = _pair(_time(jit.final_start_time))
+        values["end_date"] = _pair(_time(jit.final_end_time))
+        if "approval" in wanted:
+            approval = approval_of(task, jit)
+            values["approval"] = (approval, dict(APPROVAL_CHOICES).get(approval, approval))
+    if "active" in wanted:
+        values["active"] = _pair("true" if is_active(task, context.configuration or Configuration.default())
+                                 else "false")
     plain = {
         "sys_id": task.sys_id, "number": task.number, "sys_class_name": task.sys_class_name,
         "short_description": task.short_description or "", "category": task.category or "",
-        "start_date": _time(jit.final_start_time), "end_date": _time(jit.final_end_time),
         "opened_at": _time(task.opened_at), "closed_at": _time(task.closed_at),
         "sys_created_on": _time(task.opened_at), "sys_updated_on": _time(task.updated_at),
-        "correlation_id": task.request_id or "", "active": active,
+        "correlation_id": task.request_id or "",
     }
-    values = {name: (value, value) for name, value in plain.items()}
+    values.update({name: _pair(value) for name, value in plain.items()})
     values["state"] = (str(task.state), task.state_label)
-    values["approval"] = (approval, dict(APPROVAL_CHOICES).get(approval, approval))
-    for name, (table, column, _walks) in REFERENCES.items():
+    for name, (table, column, walks) in REFERENCES.items():
         key = getattr(task, column.name) or ""
         values[name] = reference(table, key) or ("", "")
-        ref = values[name]
-        walked = {"sys_id": ref.sys_id if key else "", "name": key, "user_name": key}
-        if table == USER_TABLE and f"{name}.email" in names:
+        walked = {"sys_id": values[name].sys_id if key else "", "name": key, "user_name": key}
+        if f"{name}.email" in wanted:
             walked["email"] = user_email(key)
-        for walk in REFERENCES[name][2]:
-            if walk in walked:
-                values[f"{name}.{walk}"] = (walked[walk], walked[walk])
+        values.update({f"{name}.{walk}": _pair(walked[walk]) for walk in walks if walk in walked})
     return {name: values[name] for name in names if name in values}
+
+
+def _pair(value):
+    return (value, value)
