@@ -75,9 +75,14 @@ def parsed_query():
         raise BadRequest("Invalid sysparm_query", str(error)) from None
 
 
-def document(table, row, names, context):
+def answer_format():
+    """(display mode, whether references carry links), checked before any record is read."""
+    return display_mode(), not flag("sysparm_exclude_reference_link")
+
+
+def document(table, row, names, context, answer):
     values = table.values(row, context, names)
-    mode, links = display_mode(), not flag("sysparm_exclude_reference_link")
+    mode, links = answer
     return {name: written(values[name], mode, links, context) for name in names if name in values}
 
 
@@ -108,14 +113,15 @@ def list_records(table):
     query = parsed_query()
     limit = whole_number("sysparm_limit", DEFAULT_LIMIT, 1, MAX_LIMIT, capped=True)
     offset = whole_number("sysparm_offset", 0, 0, MAX_OFFSET)
-    names = asked_fields(served, context)
+    names, answer = asked_fields(served, context), answer_format()
+    suppress_links = flag("sysparm_suppress_pagination_header")
     try:
         rows, total = served.find(query, limit, offset, context)
     except NoRows:
         rows, total = [], 0
-    response = jsonify(result=[document(served, row, names, context) for row in rows])
+    response = jsonify(result=[document(served, row, names, context, answer) for row in rows])
     response.headers["X-Total-Count"] = str(total)
-    if not flag("sysparm_suppress_pagination_header"):
+    if not suppress_links:
         response.headers["Link"] = page_links(limit, offset, total)
     return response
 
@@ -124,10 +130,11 @@ def list_records(table):
 def get_record(table, sys_id):
     served = table_named(table)
     context = served.context(base_url())
+    answer = answer_format()
     row = served.get(sys_id)
     if row is None:
         raise NotFound("No Record found", "Record doesn't exist or ACL restricts the record retrieval")
-    return jsonify(result=document(served, row, asked_fields(served, context), context))
+    return jsonify(result=document(served, row, asked_fields(served, context), context, answer))
 
 
 for _path in TABLE_PATHS:

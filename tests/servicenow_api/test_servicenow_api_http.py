@@ -161,3 +161,26 @@ def test_a_request_line_over_32_kib_gets_a_json_414(client, reader_auth):
     assert answer.json["status"] == "failure"
     assert answer.json["error"]["message"] == "Request line too long"
     assert get(client, reader_auth, sysparm_query="number=" + "X" * (30 * 1024)).status_code == 200
+
+
+def test_the_aggregate_api_groups_by_computed_fields_and_several_at_once(client, reader_auth, tickets):
+    from app.models import Task
+
+    Task.update(state=2).where(Task.number == "INC0010005").execute()
+
+    grouped = get(client, reader_auth, "/api/now/v1/stats/incident", sysparm_count="true",
+                  sysparm_group_by="approval,state", sysparm_query="stateIN1,2")
+    uncounted = get(client, reader_auth, "/api/now/stats/incident", sysparm_group_by="state")
+
+    assert [(row["stats"]["count"], [f["value"] for f in row["groupby_fields"]]) for row in grouped.json["result"]] \
+        == [("4", ["requested", "1"]), ("1", ["requested", "2"])]
+    assert uncounted.json["result"][0]["stats"] == {}
+
+
+@pytest.mark.parametrize("parameter", ["sysparm_display_value", "sysparm_exclude_reference_link",
+                                       "sysparm_suppress_pagination_header"])
+def test_a_bad_answer_parameter_is_refused_even_when_no_record_matches(client, reader_auth, parameter):
+    answer = get(client, reader_auth, **{parameter: "\x14", "sysparm_query": "number=INC0019999"})
+
+    assert answer.status_code == 400
+    assert answer.json["error"]["message"] == f"Invalid {parameter}"
