@@ -106,16 +106,20 @@ def record_values(task, context, names):
     if "active" in wanted:
         values["active"] = _pair("true" if is_active(task, context.configuration or Configuration.default())
                                  else "false")
+    # Each value is made only when asked for: a page of thousands of records pays for the fields it shows.
     plain = {
-        "sys_id": task.sys_id, "number": task.number, "sys_class_name": task.sys_class_name,
-        "short_description": task.short_description or "", "category": task.category or "",
-        "opened_at": _time(task.opened_at), "closed_at": _time(task.closed_at),
-        "sys_created_on": _time(task.opened_at), "sys_updated_on": _time(task.updated_at),
-        "correlation_id": task.request_id or "",
+        "sys_id": lambda: task.sys_id, "number": lambda: task.number, "sys_class_name": lambda: task.sys_class_name,
+        "short_description": lambda: task.short_description or "", "category": lambda: task.category or "",
+        "opened_at": lambda: _time(task.opened_at), "closed_at": lambda: _time(task.closed_at),
+        "sys_created_on": lambda: _time(task.opened_at), "sys_updated_on": lambda: _time(task.updated_at),
+        "correlation_id": lambda: task.request_id or "",
     }
-    values.update({name: _pair(value) for name, value in plain.items()})
-    values["state"] = (str(task.state), task.state_label)
+    values.update({name: _pair(plain[name]()) for name in wanted if name in plain})
+    if "state" in wanted:
+        values["state"] = (str(task.state), task.state_label)
     for name, (table, column, walks) in REFERENCES.items():
+        if not any(asked == name or asked.startswith(f"{name}.") for asked in wanted):
+            continue
         key = getattr(task, column.name) or ""
         values[name] = reference(table, key) or ("", "")
         walked = {"sys_id": values[name].sys_id if key else "", "name": key, "user_name": key}
