@@ -8,9 +8,14 @@ several times slower than others (docs/performance.md, "Worker class"), and kept
 that accepted them, however busy it is. Each thread holds at most one pooled database
 connection, so WEB_THREADS must not exceed `[database] max_connections` (8 by default).
 WEB_CONCURRENCY sets the number of workers.
+
+gunicorn clamps limit_request_line to 8,190 bytes and answers a longer line with an HTML 414;
+0 lifts its limit so the application caps the line itself at 32 KiB with a JSON error
+(app/http.py), as Table API clients sending long encoded queries need.
 """
 import os
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("WEB_THREADS", "1"))
 worker_class = "gthread" if threads > 1 else "sync"
+limit_request_line = 0

@@ -3,6 +3,9 @@ import re
 from dataclasses import dataclass
 
 WEBHOOK_PATH = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"
+# The WSGI environ key marking a request the ServiceNow Batch API runs on its caller's behalf
+# (app/servicenow_api/batch.py); app/http.py holds only requests that came over the wire to the request line cap.
+BATCHED_REQUEST = "jitbroker.batched_request"
 API_PREFIX = "/api/x_bets_pmc_jit"
 
 # An unreplaced template placeholder, in any letter case, as a whole value means "no value" (epm.md §5.4).

@@ -80,6 +80,13 @@ def _lists(backend, options):
 
 
 
+def _table_api(backend, options):
+    """The ServiceNow Table API's LIKE and IN lookups over the large history (bench/table_api.py)."""
+    from bench import table_api
+
+    return table_api.measure(backend, options.large, options)
+
+
 def decision_round_trip(options):
     """Approvals through the JSON API on SQLite (the default store), delivered to the fake EPM."""
     with servers.database_for("sqlite", options.scratch, "decisions") as db:
@@ -115,5 +122,7 @@ RUNNERS = {
     "two_instances": two_instances,
     "lists_sqlite": partial(_lists, "sqlite"),
     "lists_postgresql": partial(_lists, "postgresql"),
+    "table_api_sqlite": partial(_table_api, "sqlite"),
+    "table_api_postgresql": partial(_table_api, "postgresql"),
 }
 ORDER = list(RUNNERS)

@@ -22,10 +22,12 @@ def free_port():
 class LiveServer:
     """`gunicorn 'app:create_app()'` with `workers` sync workers on a free loopback port."""
 
-    def __init__(self, database_url, workers=2, env=None, secret_key="test-secret-key", port=None):
+    def __init__(self, database_url, workers=2, env=None, secret_key="test-secret-key", port=None, tls=None):
         # A fixed `port` brings a server back where its clients expect it after a crash.
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        # tls: (certificate file, key file) to serve HTTPS with, the certificate being what clients trust.
+        self.tls = tls
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.database_url = database_url
         self.workers = workers
         self.env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": secret_key, **(env or {})}
@@ -34,7 +36,9 @@ class LiveServer:
     def start(self, timeout=60):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{self.port}", "--workers", str(self.workers),
-             "--graceful-timeout", "5", "--log-level", "warning", "app:create_app()"],
+             "--graceful-timeout", "5", "--log-level", "warning",
+             *(("--certfile", str(self.tls[0]), "--keyfile", str(self.tls[1])) if self.tls else ()),
+             "app:create_app()"],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         def answers():
@@ -44,7 +48,8 @@ class LiveServer:
                 raise RuntimeError(f"gunicorn exited: {error}")
             try:
                 # Generous: on a busy machine the socket accepts before a worker has booted.
-                return requests.get(f"{self.url}/healthz", timeout=5).status_code == 200
+                return requests.get(f"{self.url}/healthz", timeout=5,
+                                    verify=str(self.tls[0]) if self.tls else True).status_code == 200
             except requests.RequestException:
                 return False
 

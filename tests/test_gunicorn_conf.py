@@ -21,3 +21,10 @@ def test_threads_make_gthread_workers_and_each_thread_can_have_a_pooled_connecti
     settings = conf(monkeypatch, WEB_CONCURRENCY="3", WEB_THREADS="8")
     assert (settings["worker_class"], settings["workers"], settings["threads"]) == ("gthread", 3, 8)
     assert settings["threads"] <= Settings().max_connections
+
+
+def test_gunicorn_leaves_the_request_line_limit_to_the_application(monkeypatch):
+    from app.http import MAX_REQUEST_LINE
+
+    assert conf(monkeypatch)["limit_request_line"] == 0
+    assert MAX_REQUEST_LINE >= 32 * 1024

@@ -16,8 +16,9 @@ from app.fields import MAX_OFFSET, NO_NUL, NaiveUtc
 from app.intake.schemas import SCHEMAS as EPM_EVENTS, DeliveryResultSchema
 from app.ops import documents as ops
 from app.ops.queries import AppLogFilterSchema, AuditQuerySchema, IncomingFilterSchema, OutboundFilterSchema
-from app.servicenow_api import DISPLAY_MODES, MAX_LIMIT as TABLE_MAX_LIMIT, TABLE_API_ROLES
-from app.servicenow_api.records import QUERYABLE
+from app.servicenow_api import DISPLAY_MODES, TABLE_API_ROLES
+from app.servicenow_api.query import OPERATORS, UNARY_OPERATORS
+from app.servicenow_api.tables import TABLES, TICKET_TABLES
 from app.tickets import api as tickets
 from app.tickets.cursors import CURSOR_PATTERN
 from app.tickets.documents import IncomingRequestSchema, TicketDocumentSchema, TicketSchema
@@ -34,10 +35,15 @@ CURSOR = {"type": "string", "pattern": f"^{CURSOR_PATTERN}$",
 
 
 def encoded_query_pattern():
-    """The grammar app/servicenow_api/query.py reads, as a regular expression over its fields."""
-    field = "(?:" + "|".join(re.escape(name) for name in sorted(QUERYABLE)) + ")"
-    term = rf"\s*(?:EQ|ORDERBY(?:DESC)?\s*{field}|{field}!?=[^^]*)?\s*"
-    return rf"^{term}(?:\^{term})*$"
+    """A regular expression every query of which app/servicenow_api/query.py's grammar reads (a subset of it)."""
+    field = r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*"
+    valued = "|".join(op for op in sorted(set(OPERATORS) - set(UNARY_OPERATORS) - {"BETWEEN"},
+                                                     key=len, reverse=True))
+    unary = "|".join(UNARY_OPERATORS)
+    term = rf"{field}(?:(?:{valued})[^^]*|(?:{unary})|BETWEEN[^^@]+@[^^@]+)"
+    clause = rf"(?:{term}(?:\^OR(?!DERBY){term})*|ORDERBY(?:DESC)?{field}|EQ)"
+    group = rf"{clause}?(?:\^(?!NQ)(?!OR(?!DERBY)){clause}?)*"
+    return rf"^{group}(?:\^NQ{group})*$"
 
 
 def ref(name):
@@ -74,11 +80,34 @@ COMPONENTS = {
     **{event: (schema, {"title": event}) for event, schema in EPM_EVENTS.items()},
     **{schema.__name__.removesuffix("Schema"): (schema, {}) for schema in decisions.DECISION_REQUEST_SCHEMAS},
 }
-# ServiceNow's record: the fields asked for in `sysparm_fields`, as values, display values, or both.
+# ServiceNow's record: the fields asked for in `sysparm_fields`, as values, display values, or both;
+# a reference as an object with its Table API `link` unless sysparm_exclude_reference_link.
 TABLE_RECORD = {"type": "object", "additionalProperties": {"anyOf": [
     {"type": "string"},
-    {"type": "object", "required": ["value", "display_value"],
-     "properties": {"value": {"type": "string"}, "display_value": {"type": "string"}}}]}}
+    {"type": "object", "minProperties": 1, "additionalProperties": False,
+     "properties": {"value": {"type": "string"}, "display_value": {"type": "string"}, "link": {"type": "string"}}}]}}
+COUNT = {"type": "object", "required": ["stats"], "properties": {"stats": {
+    "type": "object", "properties": {"count": {"type": "string", "pattern": "^[0-9]+$"}}}}}
+GROUPED_COUNT = {**COUNT, "required": ["stats", "groupby_fields"], "properties": {
+    **COUNT["properties"], "groupby_fields": {"type": "array", "items": {
+        "type": "object", "required": ["field", "value"],
+        "properties": {"field": {"type": "string"}, "value": {"type": "string"}}}}}}
+BATCH_REQUEST = {"type": "object", "required": ["rest_requests"], "properties": {
+    "batch_request_id": {"type": ["string", "integer"]},
+    "rest_requests": {"type": "array", "maxItems": 100, "items": {
+        "type": "object", "required": ["id", "method", "url"], "properties": {
+            "id": {"type": "string"}, "method": {"type": "string"}, "url": {"type": "string"},
+            "headers": {"type": "array", "items": {"type": "object", "properties": {
+                "name": {"type": "string"}, "value": {"type": "string"}}}},
+            "body": {"type": "string"}}}}}}
+BATCH_RESULT = {"type": "object", "required": ["batch_request_id", "serviced_requests", "unserviced_requests"],
+                "properties": {"batch_request_id": {"type": "string"},
+                               "serviced_requests": {"type": "array", "items": {
+                                   "type": "object", "required": ["id", "status_code", "headers", "body"],
+                                   "properties": {"id": {"type": "string"}, "status_code": {"type": "integer"},
+                                                  "headers": {"type": "array"},
+                                                  "body": {"type": "string", "contentEncoding": "base64"}}}},
+                               "unserviced_requests": {"type": "array"}}}
 EPM_EVENT = {"description": "One of EPM's four events. Keys match without regard to case; keys not listed here are "
                             "kept with the delivery; a repeated key keeps its first filled value.",
              "oneOf": [ref(event) for event in EPM_EVENTS]}
@@ -221,35 +250,72 @@ OPERATIONS = {
         "Audit entries, oldest first, with their hash chain", ADMIN,
         {"200": _ok(_list("AuditEntry"))},
         _query(AuditQuerySchema))),
-    ("/api/now/table/{table}", "get"): ("servicenow_table_api.list_records", _operation(
-        "ServiceNow Table API: the broker's tickets of one table", TABLE_API_ROLES,
-        {"200": _ok(_list("TableRecord"), headers={
-            "X-Total-Count": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}}}),
-        }, [
-            _path_parameter("table", "the ticket table", {"enum": list(contract.TICKET_TYPES)}),
-            {"in": "query", "name": "sysparm_query", "schema": {"type": "string", "pattern": encoded_query_pattern()},
-             "description": "`field=value` and `field!=value` terms joined by `^`, and ORDERBY/ORDERBYDESC"},
-            {"in": "query", "name": "sysparm_fields", "schema": {"type": "string"},
-             "description": "comma-separated field names; unknown names are left out"},
-            {"in": "query", "name": "sysparm_limit",
-             "schema": {"type": "integer", "minimum": 1, "maximum": TABLE_MAX_LIMIT}},
-            {"in": "query", "name": "sysparm_offset", "schema": {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET}},
-            {"in": "query", "name": "sysparm_display_value", "schema": {"enum": list(DISPLAY_MODES)}},
-        ], description="Basic auth only; also for the read-only `reader` role.")),
-    ("/api/now/table/{table}/{sys_id}", "get"): ("servicenow_table_api.get_record", _operation(
-        "ServiceNow Table API: one ticket by sys_id", TABLE_API_ROLES,
-        {"200": _ok(envelope(ref("TableRecord"))), **NOT_FOUND}, [
-            _path_parameter("table", "the ticket table", {"enum": list(contract.TICKET_TYPES)}), SYS_ID,
-            {"in": "query", "name": "sysparm_fields", "schema": {"type": "string"}},
-            {"in": "query", "name": "sysparm_display_value", "schema": {"enum": list(DISPLAY_MODES)}},
-        ], description="Basic auth only.")),
 }
 
+
+def _table_parameters(table_names):
+    return [_path_parameter("table", "the table", {"enum": list(table_names)}),
+            {"in": "query", "name": "sysparm_query", "schema": {"type": "string", "pattern": encoded_query_pattern()},
+             "description": "an encoded query: `^` (AND), `^OR`, `^NQ`, the operators " + ", ".join(OPERATORS)
+                            + ", ORDERBY/ORDERBYDESC; a query naming an unknown field answers no rows"}]
+
+
+def _any_case(words):
+    """One of `words` in any letter case (pysnow sends `True`), as a pattern JSON Schema's regular expressions read."""
+    spelled = "|".join("".join(f"[{c.upper()}{c}]" for c in word) for word in words)
+    return {"type": "string", "pattern": f"^(?:{spelled})$"}
+
+
+def _servicenow_operations():
+    """The Table API at each of its versioned paths, and its Aggregate and Batch subsets."""
+    fields = {"in": "query", "name": "sysparm_fields", "schema": {"type": "string"},
+              "description": "comma-separated field names, dot-walked ones too; unknown names are left out"}
+    display = {"in": "query", "name": "sysparm_display_value", "schema": _any_case(DISPLAY_MODES)}
+    flags = [{"in": "query", "name": name, "schema": _any_case(("true", "false"))}
+             for name in ("sysparm_exclude_reference_link", "sysparm_suppress_pagination_header")]
+    operations = {}
+    for prefix in ("/api/now", "/api/now/v1", "/api/now/v2"):
+        operations[(f"{prefix}/table/{{table}}", "get")] = ("servicenow_table_api.list_records", _operation(
+            "ServiceNow Table API: records of one table", TABLE_API_ROLES,
+            {"200": _ok(_list("TableRecord"), headers={
+                "X-Total-Count": {"required": True, "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+                "Link": {"schema": {"type": "string"}, "description": "first, prev, next and last pages"}})},
+            [*_table_parameters(TABLES), fields,
+             {"in": "query", "name": "sysparm_limit", "schema": {"type": "integer", "minimum": 1},
+              "description": "records per page, at most 10,000 (more is answered with 10,000)"},
+             {"in": "query", "name": "sysparm_offset", "schema": {"type": "integer", "minimum": 0,
+                                                                  "maximum": MAX_OFFSET}},
+             display, *flags],
+            description="Basic auth only; also for the read-only `reader` role."))
+        operations[(f"{prefix}/table/{{table}}/{{sys_id}}", "get")] = ("servicenow_table_api.get_record", _operation(
+            "ServiceNow Table API: one record by sys_id", TABLE_API_ROLES,
+            {"200": _ok(envelope(ref("TableRecord"))), **NOT_FOUND},
+            [_path_parameter("table", "the table", {"enum": list(TABLES)}), SYS_ID, fields, display, flags[0]],
+            description="Basic auth only."))
+    for path in ("/api/now/stats/{table}", "/api/now/v1/stats/{table}"):
+        operations[(path, "get")] = ("servicenow_table_api.stats.aggregate", _operation(
+            "ServiceNow Aggregate API: count tickets, optionally per field value", TABLE_API_ROLES,
+            {"200": _ok(envelope({"oneOf": [COUNT, {"type": "array", "items": GROUPED_COUNT}]}))},
+            [*_table_parameters(TICKET_TABLES),
+             {"in": "query", "name": "sysparm_count", "schema": _any_case(("true", "false")),
+              "description": "true to count; without it the stats are empty"},
+             {"in": "query", "name": "sysparm_group_by", "schema": {"type": "string"},
+              "description": "comma-separated fields to count per value of"}],
+            description="Basic auth only."))
+    for path in ("/api/now/batch", "/api/now/v1/batch"):
+        operations[(path, "post")] = ("servicenow_table_api.batch.batch", _operation(
+            "ServiceNow Batch API: Table and Aggregate API GETs sent in one POST", TABLE_API_ROLES,
+            {"200": _ok(BATCH_RESULT)}, body=BATCH_REQUEST,
+            description="Basic auth only; each request runs with the batch's credentials."))
+    return operations
+
+
+OPERATIONS.update(_servicenow_operations())
 
 # Operations whose views read an empty query parameter as one not given, as the
 # browser's filter forms send them (OpenAPI's allowEmptyValue).
 BLANK_MEANS_ABSENT = {f"{API}/ops/incoming_requests", f"{API}/ops/outbound_calls", f"{API}/ops/app_log",
-                      f"{API}/audit", "/api/now/table/{table}", "/api/now/table/{table}/{sys_id}"}
+                      f"{API}/audit", *(path for path, _method in _servicenow_operations())}
 
 
 def _finish_parameters(path, parameters):

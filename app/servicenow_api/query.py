@@ -1,59 +1,133 @@
-"""The part of ServiceNow's encoded query language the Table API subset understands: `=`, `!=`, `^` and ORDERBY.
+"""ServiceNow's encoded query language (`sysparm_query`), parsed by a lark grammar into a Query.
 
-Anything else is refused with a 400 saying so, rather than answering a different question."""
-import re
+Precedence as on an instance: `^NQ` separates queries whose results are ORed together, `^`
+ANDs the clauses of one query, and `^OR` binds tighter than `^` (`a^b^ORc` is `a AND (b OR c)`).
+ORDERBY/ORDERBYDESC may appear anywhere and order the whole answer. Field names are lower
+case, as ServiceNow's column names always are, which is what tells a field from the operator
+written right after it (`short_descriptionLIKEvpn`). What a name means is not decided here:
+app/servicenow_api/compiler.py answers a query naming an unknown field with no rows."""
 from dataclasses import dataclass, field
 
-_TERM = re.compile(r"^([A-Za-z_][A-Za-z0-9_.]*)(!=|=)(.*)$", re.DOTALL)
-_UNSUPPORTED = ("LIKE", "STARTSWITH", "ENDSWITH", "NOT IN", "IN", ">=", "<=", ">", "<", "ISEMPTY", "ISNOTEMPTY",
-                "CONTAINS", "DOESNOTCONTAIN", "BETWEEN", "DATEPART", "SAMEAS", "NSAMEAS", "ANYTHING")
+from lark import Lark, Transformer
+from lark.exceptions import LarkError, VisitError
+
+GRAMMAR = r"""
+    query: group (NQ group)*
+    group: clause? (AND clause?)*
+    ?clause: disjunction | ordering | END_OF_QUERY
+    disjunction: term (OR term)*
+    term: FIELD operator VALUE?
+        | FIELD BETWEEN BOUND "@" BOUND
+    operator: EQUALS | NOT_EQUALS | LIKE | NOT_LIKE | STARTSWITH | ENDSWITH | IN | NOT_IN
+            | LESS | LESS_OR_EQUAL | GREATER | GREATER_OR_EQUAL | ISEMPTY | ISNOTEMPTY | ANYTHING
+    ordering: (ORDERBYDESC | ORDERBY) FIELD
+
+    FIELD: /[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*/
+    VALUE: /[^^]+/
+    BOUND: /[^^@]+/
+    NQ: "^NQ"
+    OR: /\^OR(?!DERBY)/
+    AND: "^"
+    END_OF_QUERY: "EQ"
+    ORDERBY: "ORDERBY"
+    ORDERBYDESC: "ORDERBYDESC"
+    BETWEEN: "BETWEEN"
+    EQUALS: "="
+    NOT_EQUALS: "!="
+    LIKE: "LIKE"
+    NOT_LIKE: "NOT LIKE"
+    STARTSWITH: "STARTSWITH"
+    ENDSWITH: "ENDSWITH"
+    IN: "IN"
+    NOT_IN: "NOT IN"
+    LESS: "<"
+    LESS_OR_EQUAL: "<="
+    GREATER: ">"
+    GREATER_OR_EQUAL: ">="
+    ISEMPTY: "ISEMPTY"
+    ISNOTEMPTY: "ISNOTEMPTY"
+    ANYTHING: "ANYTHING"
+"""
+# The contextual lexer only tries the terminals the parser can take next, so a value may hold
+# anything but `^` (an operator word inside a value stays part of the value).
+_PARSER = Lark(GRAMMAR, start="query", parser="lalr", lexer="contextual")
+OPERATORS = ("=", "!=", "LIKE", "NOT LIKE", "STARTSWITH", "ENDSWITH", "IN", "NOT IN", "<", "<=", ">", ">=",
+             "ISEMPTY", "ISNOTEMPTY", "ANYTHING", "BETWEEN")
+UNARY_OPERATORS = ("ISEMPTY", "ISNOTEMPTY", "ANYTHING")
 
 
 class QueryError(ValueError):
-    """A query the subset cannot answer exactly; the message says which part."""
+    """A query that is not ServiceNow's encoded query syntax; the message says where it stops making sense."""
 
 
 @dataclass(frozen=True)
 class Condition:
+    """`field operator value`; BETWEEN's value is the pair of bounds, IN's the comma-separated list."""
+
     field: str
-    operator: str  # "=" or "!="
-    value: str
+    operator: str
+    value: object = ""
 
 
 @dataclass
 class Query:
-    conditions: list = field(default_factory=list)
+    """`groups` are ORed (one per `^NQ`); a group is a list of clauses ANDed; a clause a list of Conditions ORed."""
+
+    groups: list = field(default_factory=list)
     order_by: list = field(default_factory=list)  # (field, descending)
 
-
-def parse_query(text, fields):
-    """Parse `text` into a Query over `fields` (the names a condition or ordering may use)."""
-    query = Query()
-    if not text:
-        return query
-    for term in text.split("^"):
-        term = term.strip()
-        if not term or term == "EQ":
-            continue
-        if term.startswith("ORDERBYDESC"):
-            query.order_by.append((_known(term[len("ORDERBYDESC"):], fields), True))
-            continue
-        if term.startswith("ORDERBY"):
-            query.order_by.append((_known(term[len("ORDERBY"):], fields), False))
-            continue
-        if term.startswith(("OR", "NQ")):
-            raise QueryError(f"{term!r}: only AND (^) is supported, not OR or NQ")
-        match = _TERM.match(term)
-        if match is None:
-            operator = next((op for op in _UNSUPPORTED if op in term.upper()), None)
-            raise QueryError(f"{term!r}: the operator {operator or 'used'} is not supported; use = or !=")
-        name, operator, value = match.groups()
-        query.conditions.append(Condition(_known(name, fields), operator, value))
-    return query
+    @property
+    def conditions(self):
+        return [condition for group in self.groups for clause in group for condition in clause]
 
 
-def _known(name, fields):
-    name = name.strip()
-    if name not in fields:
-        raise QueryError(f"{name!r} cannot be queried; fields are {', '.join(sorted(fields))}")
-    return name
+class _ToQuery(Transformer):
+    def __init__(self):
+        super().__init__()
+        self.order_by = []
+
+    def query(self, items):
+        return Query([item for item in items if isinstance(item, list)], self.order_by)
+
+    def group(self, items):
+        return [item for item in items if isinstance(item, list)]
+
+    def disjunction(self, items):
+        return [item for item in items if isinstance(item, Condition)]
+
+    def term(self, items):
+        name = str(items[0])
+        if str(items[1]) == "BETWEEN":
+            return Condition(name, "BETWEEN", (str(items[2]), str(items[3])))
+        operator = items[1]
+        value = str(items[2]) if len(items) > 2 else ""
+        if operator in UNARY_OPERATORS and value:
+            raise QueryError(f"{name}{operator}{value!r}: {operator} takes no value")
+        return Condition(name, operator, value)
+
+    def operator(self, items):
+        return str(items[0])
+
+    def ordering(self, items):
+        self.order_by.append((str(items[1]), str(items[0]) == "ORDERBYDESC"))
+        return None
+
+    def END_OF_QUERY(self, _token):
+        return None
+
+
+def parse_query(text):
+    """Parse `text` into a Query; QueryError with the position where the syntax fails."""
+    if not text or not text.strip():
+        return Query()
+    try:
+        tree = _PARSER.parse(text)
+    except LarkError as error:
+        where = getattr(error, "column", None)
+        detail = f" at character {where}" if where else ""
+        raise QueryError(f"not an encoded query{detail}: each term is a lower-case field name, an operator "
+                         f"({', '.join(OPERATORS)}) and a value, joined by ^, ^OR or ^NQ") from None
+    try:
+        return _ToQuery().transform(tree)
+    except VisitError as error:
+        raise error.orig_exc from None

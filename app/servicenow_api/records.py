@@ -1,133 +1,133 @@
-"""The broker's tickets as Table API records: which fields exist, their values, and queries over them."""
-from datetime import datetime
+"""The broker's tickets as Table API records of incident, change_request, sc_task and sc_req_item.
 
-from peewee import DateTimeField
+Every field a record shows can be queried and ordered by: computed ones (`approval`, `active`,
+the access window) as SQL expressions, so a query, its count and its page are one database
+answer however the conditions are combined."""
+from peewee import Case, fn
 
+from app import contract
 from app.decisions.service import is_active
 from app.itsm.base import APPROVED, NOT_REQUESTED, REJECTED, REQUESTED
 from app.itsm.broker import approval_of
-from app.models import Configuration, Task
+from app.models import AdminTicket, ApplicationAccessTicket, Configuration, Decision, Task
+from app.servicenow_api import compiler
+from app.servicenow_api.fields import GROUP_TABLE, USER_TABLE, Field, reference
+from app.servicenow_api.people import GROUP_WALKS, USER_WALKS, group_sys_ids, user_email, user_sys_ids
 
-APPROVAL_LABELS = {APPROVED: "Approved", REJECTED: "Rejected", REQUESTED: "Requested",
-                   NOT_REQUESTED: "Not Yet Requested"}
+APPROVAL_CHOICES = ((APPROVED, "Approved"), (REJECTED, "Rejected"), (REQUESTED, "Requested"),
+                    (NOT_REQUESTED, "Not Yet Requested"))
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-
-# Table API field -> Task column, for conditions and orderings the database can do.
-COLUMNS = {
-    "number": Task.number, "sys_id": Task.sys_id, "state": Task.state, "opened_by": Task.requester,
-    "correlation_id": Task.request_id, "assignment_group": Task.assignment_group,
-    "short_description": Task.short_description, "category": Task.category,
-    "opened_at": Task.opened_at, "sys_created_on": Task.opened_at, "sys_updated_on": Task.updated_at,
-    "opened_by.user_name": Task.requester,
-}
-# Fields computed per record: conditions on them are applied after reading.
-COMPUTED = ("approval", "active")
-QUERYABLE = set(COLUMNS) | set(COMPUTED)
+# The answer's fields when `sysparm_fields` names none, in ServiceNow's order.
 FIELDS = ("sys_id", "number", "sys_class_name", "state", "approval", "active", "opened_by", "short_description",
           "start_date", "end_date", "opened_at", "closed_at", "sys_created_on", "sys_updated_on", "assignment_group",
           "category", "correlation_id")
-# Dot-walked fields a ServiceNow client may ask for by name (never in the default
-# answer, as on an instance): the requester's user name, which PAM products and the
-# broker's own ServiceNow connector read as `opened_by.user_name`.
-DOT_WALKED = {"opened_by.user_name": "opened_by"}
-# How many rows a query on a computed field may read before filtering.
-COMPUTED_SCAN_LIMIT = 20000
+# Reference field -> (referenced table, the Task column holding the name, its dot-walkable fields).
+REFERENCES = {"opened_by": (USER_TABLE, Task.requester, USER_WALKS),
+              "assignment_group": (GROUP_TABLE, Task.assignment_group, GROUP_WALKS)}
+
+
+def _jit_column(name):
+    """A column of the ticket's JIT record (application or admin access), as a correlated subquery."""
+    return fn.COALESCE(*(model.select(getattr(model, name)).where(model.task == Task.id)
+                         for model in (ApplicationAccessTicket, AdminTicket)))
+
+
+def _approval_expression():
+    """approval_of() in SQL: EPM's final decision, else the latest decision not refused for good, else requested."""
+    final = fn.COALESCE(*(model.select(model.final_decision).where((model.task == Task.id) & model.decision_final)
+                          for model in (ApplicationAccessTicket, AdminTicket)))
+    latest = fn.COALESCE(Decision.select(Decision.decision)
+                         .where((Decision.task == Task.id) & (Decision.status != contract.DELIVERY_FAILED))
+                         .order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(1), "")
+    decided = final.is_null(False) & (final != "")
+    return Case(None, [
+        (decided & (fn.LOWER(fn.TRIM(final)) == "approved"), APPROVED), (decided, REJECTED),
+        (latest == contract.DECISION_APPROVED, APPROVED), (latest != "", REJECTED)], REQUESTED)
+
+
+def _active_expression(context):
+    labels = {label.casefold() for label in context.configuration.active_state_labels}
+    values = [value for value, label in context.ticket_type.states if label.casefold() in labels]
+    return Case(None, [(Task.state.in_(values), "true")], "false") if values else Case(None, [], "false")
+
+
+def task_fields(context):
+    """Every queryable field of a ticket table, dot-walked reference fields included."""
+    text, when = compiler.Text(), compiler.DateTime()
+    fields = [
+        Field("sys_id", text, Task.sys_id), Field("number", compiler.Text(str.upper, searched=True), Task.number),
+        Field("sys_class_name", text, Task.sys_class_name),
+        Field("state", compiler.Choice(lambda c: c.ticket_type.states), Task.state),
+        Field("approval", compiler.Choice(lambda _c: APPROVAL_CHOICES), _approval_expression()),
+        Field("active", compiler.Choice(lambda _c: (("true", "true"), ("false", "false"))),
+              _active_expression(context)),
+        Field("opened_by", compiler.Reference(user_sys_ids, searched=True), Task.requester),
+        Field("assignment_group", compiler.Reference(group_sys_ids), Task.assignment_group),
+        Field("short_description", text, Task.short_description), Field("category", text, Task.category),
+        Field("correlation_id", text, Task.request_id),
+        Field("start_date", when, _jit_column("final_start_time")),
+        Field("end_date", when, _jit_column("final_end_time")),
+        Field("opened_at", when, Task.opened_at), Field("closed_at", when, Task.closed_at),
+        Field("sys_created_on", when, Task.opened_at), Field("sys_updated_on", when, Task.updated_at),
+    ]
+    for name, (_table, column, walks) in REFERENCES.items():
+        fields += [Field(f"{name}.{walk}", kind, make(column)) for walk, (kind, make) in walks.items()]
+    return {field.name: field for field in fields}
+
+
+def find_records(ticket_type, query, limit, offset, context):
+    """(tasks of `ticket_type` matching `query`, one page; how many match in all)."""
+    fields = task_fields(context)
+    select = Task.select().where((Task.sys_class_name == ticket_type.table)
+                                 & compiler.compile_query(query, fields, context))
+    orderings = [fields[name].expression.desc() if descending else fields[name].expression.asc()
+                 for name, descending in query.order_by]
+    select = select.order_by(*orderings, Task.id) if orderings else select.order_by(Task.opened_at, Task.id)
+    return list(select.limit(limit).offset(offset)), select.order_by().count()
 
 
 def _time(value):
     return value.strftime(TIME_FORMAT) if value else ""
 
 
-def _values(task, configuration):
-    """Every field as (value, display_value) strings."""
-    jit = task.jit_request
-    approval = approval_of(task, jit)
-    active = "true" if is_active(task, configuration) else "false"
-    pairs = {
-        "sys_id": task.sys_id, "number": task.number, "sys_class_name": task.sys_class_name,
-        "opened_by": task.requester or "", "short_description": task.short_description or "",
-        "start_date": _time(jit.final_start_time), "end_date": _time(jit.final_end_time),
-        "opened_at": _time(task.opened_at), "closed_at": _time(task.closed_at),
-        "sys_created_on": _time(task.opened_at), "sys_updated_on": _time(task.updated_at),
-        "assignment_group": task.assignment_group or "", "category": task.category or "",
-        "correlation_id": task.request_id or "",
+def record_values(task, context, names):
+    """The fields in `names` of one ticket: (value, display value) pairs, references as Reference.
+
+    The JIT record, the approval and the active flag cost queries of their own: read only when asked for."""
+    wanted = set(names)
+    values = {}
+    if wanted & {"start_date", "end_date", "approval"}:
+        jit = task.jit_request
+        values["start_date"] = _pair(_time(jit.final_start_time))
+        values["end_date"] = _pair(_time(jit.final_end_time))
+        if "approval" in wanted:
+            approval = approval_of(task, jit)
+            values["approval"] = (approval, dict(APPROVAL_CHOICES).get(approval, approval))
+    if "active" in wanted:
+        values["active"] = _pair("true" if is_active(task, context.configuration or Configuration.default())
+                                 else "false")
+    # Each value is made only when asked for: a page of thousands of records pays for the fields it shows.
+    plain = {
+        "sys_id": lambda: task.sys_id, "number": lambda: task.number, "sys_class_name": lambda: task.sys_class_name,
+        "short_description": lambda: task.short_description or "", "category": lambda: task.category or "",
+        "opened_at": lambda: _time(task.opened_at), "closed_at": lambda: _time(task.closed_at),
+        "sys_created_on": lambda: _time(task.opened_at), "sys_updated_on": lambda: _time(task.updated_at),
+        "correlation_id": lambda: task.request_id or "",
     }
-    values = {name: (value, value) for name, value in pairs.items()}
-    values["state"] = (str(task.state), task.state_label)
-    values["approval"] = (approval, APPROVAL_LABELS.get(approval, approval))
-    values["active"] = (active, active)
-    for name, base in DOT_WALKED.items():
-        values[name] = values[base]
-    return values
+    values.update({name: _pair(plain[name]()) for name in wanted if name in plain})
+    if "state" in wanted:
+        values["state"] = (str(task.state), task.state_label)
+    for name, (table, column, walks) in REFERENCES.items():
+        if not any(asked == name or asked.startswith(f"{name}.") for asked in wanted):
+            continue
+        key = getattr(task, column.name) or ""
+        values[name] = reference(table, key) or ("", "")
+        walked = {"sys_id": values[name].sys_id if key else "", "name": key, "user_name": key}
+        if f"{name}.email" in wanted:
+            walked["email"] = user_email(key)
+        values.update({f"{name}.{walk}": _pair(walked[walk]) for walk in walks if walk in walked})
+    return {name: values[name] for name in names if name in values}
 
 
-def record_document(task, fields, mode, configuration=None):
-    """One record: values (mode "false"), display values ("true"), or both as objects ("all")."""
-    values = _values(task, configuration or Configuration.default())
-    if mode == "all":
-        return {name: {"value": values[name][0], "display_value": values[name][1]} for name in fields}
-    index = 1 if mode == "true" else 0
-    return {name: values[name][index] for name in fields}
-
-
-def _state_values(ticket_type, text):
-    value = ticket_type.state_value(text)
-    if value is None:
-        return []
-    return [value]
-
-
-def _condition(ticket_type, condition):
-    column = COLUMNS[condition.field]
-    if condition.field == "state":
-        values = _state_values(ticket_type, condition.value)
-        if condition.operator == "=":
-            return column.in_(values) if values else (Task.id < 0)
-        return column.not_in(values) if values else (Task.id > 0)
-    value = condition.value
-    if condition.field == "number":
-        value = value.upper()
-    if isinstance(column, DateTimeField):
-        # A value that is not a time equals no record (PostgreSQL would refuse the comparison).
-        value = _time_value(value)
-        if value is None:
-            return (Task.id < 0) if condition.operator == "=" else (Task.id > 0)
-    return (column == value) if condition.operator == "=" else (column != value)
-
-
-def _time_value(text):
-    try:
-        return datetime.strptime(text.strip(), TIME_FORMAT)
-    except ValueError:
-        return None
-
-
-def _computed_matches(task, conditions, configuration):
-    if not conditions:
-        return True
-    values = _values(task, configuration)
-    for condition in conditions:
-        value, display = values[condition.field]
-        equal = condition.value.casefold() in (value.casefold(), display.casefold())
-        if equal != (condition.operator == "="):
-            return False
-    return True
-
-
-def find_records(ticket_type, query, limit, offset):
-    """(tasks of `ticket_type` matching `query`, page limit/offset applied; total matches)."""
-    select = Task.select().where(Task.sys_class_name == ticket_type.table)
-    computed = []
-    for condition in query.conditions:
-        if condition.field in COMPUTED:
-            computed.append(condition)
-        else:
-            select = select.where(_condition(ticket_type, condition))
-    orderings = [COLUMNS[name].desc() if descending else COLUMNS[name].asc()
-                 for name, descending in query.order_by if name in COLUMNS]
-    select = select.order_by(*orderings, Task.id) if orderings else select.order_by(Task.opened_at, Task.id)
-    if not computed:
-        return list(select.limit(limit).offset(offset)), select.count()
-    configuration = Configuration.default()
-    matching = [task for task in select.limit(COMPUTED_SCAN_LIMIT) if _computed_matches(task, computed, configuration)]
-    return matching[offset:offset + limit], len(matching)
+def _pair(value):
+    return (value, value)

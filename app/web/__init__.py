@@ -15,7 +15,7 @@ from app.web import formatting
 csrf = CSRFProtect()
 
 # Blueprints that authenticate with HTTP Basic and take JSON, never a browser form.
-CSRF_EXEMPT_BLUEPRINTS = ("intake", "decisions_api", "ops_api", "slack_interactions")
+CSRF_EXEMPT_BLUEPRINTS = ("intake", "decisions_api", "ops_api", "slack_interactions", "servicenow_table_api.batch")
 
 
 def init_app(app):

@@ -5,6 +5,7 @@ import pytest
 
 from app.configuration import update_configuration
 from tests import factories
+from app.servicenow_api.fields import reference_sys_id
 from tests.conftest import WEBHOOK, basic_auth
 
 TABLE = "/api/now/table/incident"
@@ -42,7 +43,8 @@ def test_a_query_by_number_answers_in_servicenows_shape(client, reader_auth, tic
     assert record["number"] == "INC0010002"
     assert record["state"] == "1"
     assert record["approval"] == "requested"
-    assert record["opened_by"] == "CORP\\mrivera"
+    assert record["opened_by"] == {"link": f"http://localhost/api/now/table/sys_user/{record['opened_by']['value']}",
+                                   "value": reference_sys_id("sys_user", "CORP\\mrivera")}
     assert record["start_date"] == "" and record["end_date"] == ""
     assert len(record["sys_id"]) == 32
     assert record["short_description"].startswith("Application Access")
@@ -115,16 +117,25 @@ def test_each_table_holds_only_its_own_tickets(client, reader_auth, tickets):
     assert len(get(client, reader_auth).json["result"]) == 3
 
 
-@pytest.mark.parametrize("query", ["numberLIKEINC", "number=INC0010001^ORnumber=INC0010002", "priority=1"])
-def test_unsupported_queries_are_refused_not_misread(client, reader_auth, tickets, query):
+@pytest.mark.parametrize("query", ["priority=1", "state=1^ORpriority=1", "ORDERBYpriority"])
+def test_a_query_naming_an_unknown_field_answers_no_rows(client, reader_auth, tickets, query):
     answer = get(client, reader_auth, sysparm_query=query)
 
+    assert answer.status_code == 200
+    assert answer.json["result"] == [] and answer.headers["X-Total-Count"] == "0"
+
+
+def test_text_that_is_no_encoded_query_is_refused_in_servicenows_shape(client, reader_auth, tickets):
+    answer = get(client, reader_auth, sysparm_query="=INC0010001")
+
     assert answer.status_code == 400
+    assert answer.json["status"] == "failure"
     assert answer.json["error"]["message"] == "Invalid sysparm_query"
+    assert "at character 1" in answer.json["error"]["detail"]
 
 
 def test_unknown_tables_and_bad_limits_are_refused(client, reader_auth):
-    assert get(client, reader_auth, "/api/now/table/sys_user").status_code == 400
+    assert get(client, reader_auth, "/api/now/table/cmdb_ci").status_code == 400
     assert get(client, reader_auth, sysparm_limit="0").status_code == 400
     assert get(client, reader_auth, sysparm_limit="lots").status_code == 400
 
@@ -168,10 +179,10 @@ def test_catalog_tasks_and_requested_items_are_served_too(client, api_auth, read
                 headers=api_auth)
 
     answer = get(client, reader_auth, f"/api/now/table/{table}", sysparm_query=f"number={prefix}0010001^state=Open",
-                 sysparm_fields="number,state,approval,opened_by")
+                 sysparm_fields="number,state,approval,opened_by", sysparm_exclude_reference_link="true")
 
     assert answer.json == {"result": [{"number": f"{prefix}0010001", "state": "1", "approval": "requested",
-                                       "opened_by": "CORP\\mrivera"}]}
+                                       "opened_by": reference_sys_id("sys_user", "CORP\\mrivera")}]}
     assert get(client, reader_auth, "/api/now/table/sc_task" if table != "sc_task" else TABLE).json == {"result": []}
 
 

@@ -1,0 +1,61 @@
+"""The tables the Table API serves: the four ticket tables, read-only sys_user and sys_user_group.
+
+Each answers the same questions, so the views treat them alike: which fields it has, which it
+shows by default, a page of records matching a query with the total, one record by sys_id, and
+a record's values."""
+from app import contract
+from app.models import Configuration, Task
+from app.servicenow_api import records
+from app.servicenow_api.fields import Context
+from app.servicenow_api.people import GROUPS, USERS
+
+
+class TicketTable:
+    """incident, change_request, sc_task or sc_req_item: the broker's tickets of one type."""
+
+    def __init__(self, ticket_type):
+        self.ticket_type = ticket_type
+        self.default_fields = records.FIELDS
+
+    def context(self, base_url):
+        return Context(self.ticket_type, Configuration.default(), base_url)
+
+    def fields(self, context):
+        return records.task_fields(context)
+
+    def find(self, query, limit, offset, context):
+        return records.find_records(self.ticket_type, query, limit, offset, context)
+
+    def get(self, sys_id):
+        return Task.get_or_none((Task.sys_id == sys_id) & (Task.sys_class_name == self.ticket_type.table))
+
+    def values(self, task, context, names):
+        return records.record_values(task, context, names)
+
+
+class PeopleTable:
+    """sys_user or sys_user_group: names the tickets hold, as records."""
+
+    def __init__(self, names):
+        self.names = names
+        self.default_fields = names.default_fields
+
+    def context(self, base_url):
+        return Context(base_url=base_url)
+
+    def fields(self, context):
+        return self.names.fields(context)
+
+    def find(self, query, limit, offset, context):
+        return self.names.find(query, limit, offset, context)
+
+    def get(self, sys_id):
+        return self.names.get(sys_id)
+
+    def values(self, name, context, names):
+        return self.names.values(name, context, names)
+
+
+TABLES = {**{name: TicketTable(ticket_type) for name, ticket_type in contract.TICKET_TYPES.items()},
+          "sys_user": PeopleTable(USERS), "sys_user_group": PeopleTable(GROUPS)}
+TICKET_TABLES = tuple(contract.TICKET_TYPES)

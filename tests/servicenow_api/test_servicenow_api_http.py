@@ -1,0 +1,186 @@
+"""The Table API's HTTP behaviour as ServiceNow clients rely on it: versioned paths, paging headers, the limit cap,
+references and dot-walking, sys_user and sys_user_group, the Aggregate and Batch subsets, long request lines."""
+import base64
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from app.servicenow_api.fields import reference_sys_id
+from tests import factories
+from tests.conftest import WEBHOOK, basic_auth
+
+TABLE = "/api/now/table/incident"
+
+
+@pytest.fixture
+def reader_auth(app):
+    factories.account("pam360", "reader")
+    return basic_auth("pam360", factories.PASSWORD)
+
+
+@pytest.fixture
+def tickets(client, api_auth):
+    """Five incidents INC0010001..5: mrivera opened the first three, jdoe the last two."""
+    for user in ("CORP\\mrivera",) * 3 + ("CORP\\jdoe",) * 2:
+        answer = client.post(WEBHOOK, data=json.dumps(factories.application_request(user=user)),
+                             content_type="application/json", headers=api_auth)
+        assert answer.status_code == 200
+    from app.models import Task
+
+    Task.update(assignment_group="Windows Admins").where(Task.number.in_(["INC0010001", "INC0010004"])).execute()
+
+
+def get(client, auth, path=TABLE, **params):
+    return client.get(path, query_string=params, headers=auth)
+
+
+def links(answer):
+    """rel -> (offset, limit) of each page the Link header names."""
+    pages = {}
+    for part in answer.headers["Link"].split(","):
+        url, rel = part.split(";")
+        args = parse_qs(urlsplit(url.strip("<>")).query)
+        pages[rel.split("=")[1].strip('"')] = (int(args["sysparm_offset"][0]), int(args["sysparm_limit"][0]))
+    return pages
+
+
+@pytest.mark.parametrize("path", ["/api/now/table/incident", "/api/now/v1/table/incident",
+                                  "/api/now/v2/table/incident"])
+def test_every_versioned_path_answers_alike(client, reader_auth, tickets, path):
+    answer = get(client, reader_auth, path, sysparm_fields="number", sysparm_query="ORDERBYnumber")
+
+    assert [r["number"] for r in answer.json["result"]] == [f"INC001000{n}" for n in range(1, 6)]
+
+
+def test_pages_are_linked_first_prev_next_last_with_the_total(client, reader_auth, tickets):
+    middle = get(client, reader_auth, sysparm_limit="2", sysparm_offset="2", sysparm_fields="number")
+    first = get(client, reader_auth, sysparm_limit="2", sysparm_fields="number")
+
+    assert middle.headers["X-Total-Count"] == "5"
+    assert links(middle) == {"first": (0, 2), "prev": (0, 2), "next": (4, 2), "last": (4, 2)}
+    assert links(first) == {"first": (0, 2), "next": (2, 2), "last": (4, 2)}
+    assert "Link" not in get(client, reader_auth, sysparm_suppress_pagination_header="true").headers
+
+
+def test_a_limit_above_ten_thousand_is_capped_not_refused(client, reader_auth, tickets):
+    answer = get(client, reader_auth, sysparm_limit="50000", sysparm_fields="number")
+
+    assert answer.status_code == 200
+    assert len(answer.json["result"]) == 5
+    assert links(answer)["first"] == (0, 10000)
+
+
+def test_references_carry_link_and_value_unless_links_are_excluded(client, reader_auth, tickets):
+    jdoe = reference_sys_id("sys_user", "CORP\\jdoe")
+    query = {"sysparm_query": "number=INC0010004", "sysparm_fields": "opened_by,assignment_group"}
+    link = f"http://localhost/api/now/table/sys_user/{jdoe}"
+
+    plain = get(client, reader_auth, **query).json["result"][0]
+    shown = get(client, reader_auth, sysparm_display_value="true", **query).json["result"][0]
+    both = get(client, reader_auth, sysparm_display_value="all", sysparm_exclude_reference_link="true",
+               **query).json["result"][0]
+
+    assert plain["opened_by"] == {"link": link, "value": jdoe}
+    assert plain["assignment_group"]["value"] == reference_sys_id("sys_user_group", "Windows Admins")
+    assert shown["opened_by"] == {"link": link, "display_value": "CORP\\jdoe"}
+    assert both["opened_by"] == {"value": jdoe, "display_value": "CORP\\jdoe"}
+
+
+def test_the_referenced_user_is_a_sys_user_record_with_the_accounts_email(client, reader_auth, tickets):
+    from app.models import Account
+
+    Account.update(email="jdoe@example.com").where(Account.username == "pam360").execute()
+    factories.account("CORP\\jdoe", "user")
+    Account.update(email="jdoe@corp.example").where(Account.username == "CORP\\jdoe").execute()
+    jdoe = reference_sys_id("sys_user", "CORP\\jdoe")
+
+    user = get(client, reader_auth, f"/api/now/table/sys_user/{jdoe}").json["result"]
+    people = get(client, reader_auth, "/api/now/v2/table/sys_user", sysparm_fields="user_name")
+    walked = get(client, reader_auth, sysparm_query="opened_by.emailLIKEcorp.example",
+                 sysparm_fields="number,opened_by.email,opened_by.user_name")
+
+    assert user == {"sys_id": jdoe, "user_name": "CORP\\jdoe", "name": "CORP\\jdoe", "email": "jdoe@corp.example"}
+    assert people.json["result"] == [{"user_name": "CORP\\jdoe"}, {"user_name": "CORP\\mrivera"}]
+    assert [r["number"] for r in walked.json["result"]] == ["INC0010004", "INC0010005"]
+    assert walked.json["result"][0]["opened_by.email"] == "jdoe@corp.example"
+    assert get(client, reader_auth, f"/api/now/table/sys_user/{'f' * 32}").status_code == 404
+
+
+def test_assignment_groups_are_sys_user_group_records(client, reader_auth, tickets):
+    groups = get(client, reader_auth, "/api/now/table/sys_user_group").json["result"]
+
+    assert groups == [{"sys_id": reference_sys_id("sys_user_group", "Windows Admins"), "name": "Windows Admins"}]
+
+
+def test_the_aggregate_api_counts_tickets_in_all_and_per_value(client, reader_auth, tickets):
+    total = get(client, reader_auth, "/api/now/stats/incident", sysparm_count="true",
+                sysparm_query="short_descriptionLIKEapplication")
+    grouped = get(client, reader_auth, "/api/now/stats/incident", sysparm_count="true", sysparm_group_by="opened_by")
+    unknown = get(client, reader_auth, "/api/now/stats/incident", sysparm_count="true", sysparm_query="priority=1")
+
+    assert total.json == {"result": {"stats": {"count": "5"}}}
+    assert grouped.json["result"] == [
+        {"stats": {"count": "2"}, "groupby_fields": [{"field": "opened_by",
+                                                       "value": reference_sys_id("sys_user", "CORP\\jdoe")}]},
+        {"stats": {"count": "3"}, "groupby_fields": [{"field": "opened_by",
+                                                       "value": reference_sys_id("sys_user", "CORP\\mrivera")}]}]
+    assert unknown.json == {"result": {"stats": {"count": "0"}}}
+
+
+def test_a_batch_serves_table_api_gets_as_pysnc_sends_them(client, reader_auth, tickets):
+    long_query = "^OR".join(["number=INC0010002"] * 1500)  # past SQLite's expression depth of 1,000
+    body = {"batch_request_id": "1", "rest_requests": [
+        {"id": "a", "method": "GET", "headers": [{"name": "Accept", "value": "application/json"}],
+         "url": f"/api/now/table/incident?sysparm_query={long_query}&sysparm_fields=number"},
+        {"id": "b", "method": "DELETE", "url": "/api/now/table/incident/x", "headers": []}]}
+
+    answer = client.post("/api/now/v1/batch", json=body, headers=reader_auth)
+
+    assert answer.status_code == 200
+    served = {item["id"]: item for item in answer.json["serviced_requests"]}
+    assert answer.json["batch_request_id"] == "1" and answer.json["unserviced_requests"] == []
+    assert served["a"]["status_code"] == 200
+    assert json.loads(base64.b64decode(served["a"]["body"])) == {"result": [{"number": "INC0010002"}]}
+    assert served["b"]["status_code"] == 400
+    assert json.loads(base64.b64decode(served["b"]["body"]))["status"] == "failure"
+
+
+def test_a_batch_runs_with_the_callers_credentials_only(client, api_auth, tickets):
+    body = {"batch_request_id": "1", "rest_requests": [{"id": "a", "method": "GET", "url": TABLE, "headers": [
+        {"name": "Authorization", "value": basic_auth("pam360", factories.PASSWORD)["Authorization"]}]}]}
+
+    assert client.post("/api/now/v1/batch", json=body).status_code == 401
+    assert client.post("/api/now/v1/batch", json=body, headers=api_auth).status_code == 403
+
+
+def test_a_request_line_over_32_kib_gets_a_json_414(client, reader_auth):
+    answer = get(client, reader_auth, sysparm_query="number=" + "X" * (33 * 1024))
+
+    assert answer.status_code == 414
+    assert answer.json["status"] == "failure"
+    assert answer.json["error"]["message"] == "Request line too long"
+    assert get(client, reader_auth, sysparm_query="number=" + "X" * (30 * 1024)).status_code == 200
+
+
+def test_the_aggregate_api_groups_by_computed_fields_and_several_at_once(client, reader_auth, tickets):
+    from app.models import Task
+
+    Task.update(state=2).where(Task.number == "INC0010005").execute()
+
+    grouped = get(client, reader_auth, "/api/now/v1/stats/incident", sysparm_count="true",
+                  sysparm_group_by="approval,state", sysparm_query="stateIN1,2")
+    uncounted = get(client, reader_auth, "/api/now/stats/incident", sysparm_group_by="state")
+
+    assert [(row["stats"]["count"], [f["value"] for f in row["groupby_fields"]]) for row in grouped.json["result"]] \
+        == [("4", ["requested", "1"]), ("1", ["requested", "2"])]
+    assert uncounted.json["result"][0]["stats"] == {}
+
+
+@pytest.mark.parametrize("parameter", ["sysparm_display_value", "sysparm_exclude_reference_link",
+                                       "sysparm_suppress_pagination_header"])
+def test_a_bad_answer_parameter_is_refused_even_when_no_record_matches(client, reader_auth, parameter):
+    answer = get(client, reader_auth, **{parameter: "\x14", "sysparm_query": "number=INC0019999"})
+
+    assert answer.status_code == 400
+    assert answer.json["error"]["message"] == f"Invalid {parameter}"

@@ -1,0 +1,162 @@
+"""Each encoded-query operator, compiled to SQL, selects exactly the tickets a plain Python filter over the same rows
+selects, on SQLite and PostgreSQL."""
+from datetime import datetime
+
+import pytest
+
+from app import contract
+from app.models import ApplicationAccessTicket, Configuration, Task
+from app.servicenow_api.compiler import NoRows, compile_query
+from app.servicenow_api.fields import Context, reference_sys_id
+from app.servicenow_api.query import parse_query
+from app.servicenow_api.records import task_fields
+
+# (short_description, requester, assignment_group, state, opened_at, EPM's final decision)
+ROWS = [
+    ("VPN access for Jane", "CORP\\mrivera", "Windows Admins", 1, datetime(2026, 1, 1, 10, 0, 0, 400000), None),
+    ("vpn Access", "CORP\\jdoe", "", 2, datetime(2026, 1, 1, 10, 0, 1), "Approved"),
+    ("Printer 50% off_line \\ now", None, "Linux", 3, datetime(2026, 1, 2, 9, 30, 0, 999999), "Denied"),
+    ("", "corp\\mrivera", "Windows Admins", 6, datetime(2026, 1, 3, 0, 0, 0), None),
+    ("Access to payroll", "CORP\\jdoe", "Linux", 7, datetime(2026, 2, 1, 12, 0, 0, 1), "approved"),
+    ("printer 500 offline", "CORP\\asmith", "", 1, datetime(2025, 12, 31, 23, 59, 59, 500000), None),
+]
+STATE_LABELS = dict(contract.INCIDENT.states)
+
+
+@pytest.fixture
+def stored(app):
+    """The ROWS as incidents INC0010001.., each with its JIT record; the plain rows, keyed by number."""
+    plain = {}
+    for index, (description, requester, group, state, opened_at, final) in enumerate(ROWS, start=1):
+        number = f"INC{10000 + index:07d}"
+        task = Task.create(sys_class_name="incident", number=number, state=state, short_description=description,
+                           assignment_group=group, kind=contract.KIND_APPLICATION, request_id=f"r{index}",
+                           requester=requester, subject="app", opened_at=opened_at, updated_at=opened_at)
+        ApplicationAccessTicket.create(task=task, request_id=f"r{index}", final_decision=final,
+                                       decision_final=final is not None)
+        plain[number] = {"number": number, "short_description": description, "opened_by": requester, "assignment_group": group,
+                         "state": state, "opened_at": opened_at, "final": final}
+    return plain
+
+
+def selected(query):
+    """The numbers of the incidents `query` selects, through the SQL it compiles to."""
+    context = Context(contract.INCIDENT, Configuration.default(), "https://jit.example.com")
+    try:
+        where = compile_query(parse_query(query), task_fields(context), context)
+    except NoRows:
+        return set()
+    return {task.number for task in Task.select(Task.number).where(where)}
+
+
+def expected(stored, predicate):
+    return {number for number, row in stored.items() if predicate(row)}
+
+
+def text(row, name):
+    return row[name] or ""
+
+
+def second(row):
+    return row["opened_at"].replace(microsecond=0)
+
+
+def approval(row):
+    if row["final"]:
+        return "approved" if row["final"].casefold() == "approved" else "rejected"
+    return "requested"
+
+
+CASES = {
+    "=": [("short_description=vpn Access", lambda r: r["short_description"] == "vpn Access"),
+          ("opened_by=CORP\\jdoe", lambda r: r["opened_by"] == "CORP\\jdoe"),
+          ("assignment_group=", lambda r: not r["assignment_group"]),
+          ("number=inc0010002", lambda r: r["number"] == "INC0010002"),
+          ("state=In Progress", lambda r: r["state"] == 2),
+          ("approval=approved", lambda r: approval(r) == "approved"),
+          ("opened_at=2026-01-01 10:00:00", lambda r: second(r) == datetime(2026, 1, 1, 10, 0, 0))],
+    "!=": [("opened_by!=CORP\\jdoe", lambda r: r["opened_by"] != "CORP\\jdoe"),
+           ("state!=1", lambda r: r["state"] != 1),
+           ("opened_at!=2026-01-01 10:00:00", lambda r: second(r) != datetime(2026, 1, 1, 10, 0, 0))],
+    "LIKE": [("short_descriptionLIKEvpn", lambda r: "vpn" in text(r, "short_description").lower()),
+             ("short_descriptionLIKE50%", lambda r: "50%" in text(r, "short_description")),
+             ("short_descriptionLIKEoff_line", lambda r: "off_line" in text(r, "short_description")),
+             ("short_descriptionLIKE\\", lambda r: "\\" in text(r, "short_description")),
+             ("opened_by.user_nameLIKEMRIVERA", lambda r: "mrivera" in text(r, "opened_by").lower())],
+    "NOT LIKE": [("short_descriptionNOT LIKEprinter",
+                  lambda r: "printer" not in text(r, "short_description").lower())],
+    "STARTSWITH": [("short_descriptionSTARTSWITHprinter",
+                    lambda r: text(r, "short_description").lower().startswith("printer")),
+                   ("opened_bySTARTSWITHcorp\\j", lambda r: text(r, "opened_by").lower().startswith("corp\\j"))],
+    "ENDSWITH": [("short_descriptionENDSWITHACCESS", lambda r: text(r, "short_description").lower().endswith("access"))],
+    "IN": [("stateIN1,3", lambda r: r["state"] in (1, 3)),
+           ("opened_byINCORP\\jdoe,CORP\\asmith", lambda r: r["opened_by"] in ("CORP\\jdoe", "CORP\\asmith")),
+           ("numberINinc0010001,INC0010006", lambda r: r["number"] in ("INC0010001", "INC0010006"))],
+    "NOT IN": [("assignment_groupNOT INLinux,Windows Admins",
+                lambda r: r["assignment_group"] not in ("Linux", "Windows Admins")),
+               ("stateNOT INNew,Closed", lambda r: r["state"] not in (1, 7))],
+    "<": [("opened_at<2026-01-01 10:00:01", lambda r: r["opened_at"] < datetime(2026, 1, 1, 10, 0, 1)),
+          ("state<3", lambda r: r["state"] < 3)],
+    "<=": [("opened_at<=2026-01-01 10:00:00", lambda r: second(r) <= datetime(2026, 1, 1, 10, 0, 0))],
+    ">": [("opened_at>2026-01-02 09:30:00", lambda r: second(r) > datetime(2026, 1, 2, 9, 30, 0)),
+          ("opened_at>javascript:gs.dateGenerate('2026-01-01','10:00:00')",
+           lambda r: second(r) > datetime(2026, 1, 1, 10, 0, 0))],
+    ">=": [("opened_at>=2026-01-02 09:30:00", lambda r: second(r) >= datetime(2026, 1, 2, 9, 30, 0)),
+           ("state>=6", lambda r: r["state"] >= 6)],
+    "BETWEEN": [("opened_atBETWEEN2026-01-01 10:00:00@2026-01-02 09:30:00",
+                 lambda r: datetime(2026, 1, 1, 10) <= second(r) <= datetime(2026, 1, 2, 9, 30)),
+                ("opened_atBETWEENjavascript:gs.dateGenerate('2026-01-01','start')@"
+                 "javascript:gs.dateGenerate('2026-01-31','end')", lambda r: second(r).month == 1 and
+                 second(r).year == 2026),
+                ('opened_atBETWEENjavascript:gs.dateGenerate("2026-01-01 10:00:01")@'
+                 'javascript:gs.dateGenerate("2026-01-03 00:00:00")',
+                 lambda r: datetime(2026, 1, 1, 10, 0, 1) <= second(r) <= datetime(2026, 1, 3)),
+                ("stateBETWEEN2@6", lambda r: 2 <= r["state"] <= 6)],
+    "ISEMPTY": [("opened_byISEMPTY", lambda r: not r["opened_by"]),
+                ("short_descriptionISEMPTY", lambda r: not r["short_description"])],
+    "ISNOTEMPTY": [("assignment_groupISNOTEMPTY", lambda r: bool(r["assignment_group"]))],
+    "ANYTHING": [("opened_byANYTHING", lambda r: True)],
+}
+
+
+@pytest.mark.parametrize("operator", list(CASES))
+def test_each_operator_selects_what_a_python_filter_selects(stored, operator):
+    for query, predicate in CASES[operator]:
+        assert selected(query) == expected(stored, predicate), query
+
+
+def test_or_binds_tighter_than_and_and_nq_joins_whole_queries(stored):
+    query = "state=1^short_descriptionLIKEvpn^ORshort_descriptionLIKEprinter^NQopened_by=CORP\\jdoe^state=7"
+
+    assert selected(query) == expected(stored, lambda r: (
+        r["state"] == 1 and ("vpn" in text(r, "short_description").lower()
+                             or "printer" in text(r, "short_description").lower()))
+        or (r["opened_by"] == "CORP\\jdoe" and r["state"] == 7))
+
+
+def test_a_time_stored_with_microseconds_equals_its_second(stored):
+    assert selected("opened_at=2026-01-02 09:30:00") == {"INC0010003"}
+    assert selected("opened_at=2026-01-02 09:30:01") == set()
+
+
+def test_a_reference_matches_by_sys_id_or_name(stored):
+    jdoe = reference_sys_id("sys_user", "CORP\\jdoe")
+
+    assert selected(f"opened_by={jdoe}") == selected("opened_by=CORP\\jdoe") == {"INC0010002", "INC0010005"}
+    assert selected(f"opened_by.sys_id={jdoe}^ORassignment_group.name=Linux") == {
+        "INC0010002", "INC0010003", "INC0010005"}
+
+
+def test_an_unknown_field_selects_no_rows_never_all(stored):
+    assert selected("priority=1") == set()
+    assert selected("state=1^ORpriority=1") == set()
+    assert selected("ORDERBYpriority") == set()
+
+
+def test_text_that_is_not_an_encoded_query_is_refused_with_where():
+    from app.servicenow_api.query import QueryError
+
+    with pytest.raises(QueryError, match="at character 1"):
+        parse_query("=x")
+    with pytest.raises(QueryError, match="ISEMPTY takes no value"):
+        parse_query("opened_byISEMPTYx")
