@@ -280,6 +280,26 @@ def _session_epoch(migrator):
     _add_columns(migrator, (models.Account._meta.table_name, "session_epoch", peewee.IntegerField(default=0)))
 
 
+def _configuration_version(migrator):
+    """A version on the configuration record that the database moves on every change of the row, however
+    made (the admin page, the CLI, SQL), so each process can keep the record and check it cheaply."""
+    table = models.Configuration._meta.table_name
+    column = models.CONFIGURATION_VERSION
+    _add_columns(migrator, (table, column, peewee.BigIntegerField(
+        default=1, constraints=[peewee.SQL("DEFAULT 1")])))
+    if is_sqlite():
+        # SQLite's triggers cannot change NEW: the row is updated again, which fires no trigger
+        # (recursive_triggers is off) and would not pass the WHEN if it did.
+        database.execute_sql(f'CREATE TRIGGER configuration_version AFTER UPDATE ON "{table}" '
+                             f'WHEN NEW."{column}" IS OLD."{column}" BEGIN '
+                             f'UPDATE "{table}" SET "{column}" = OLD."{column}" + 1 WHERE id = NEW.id; END')
+        return
+    database.execute_sql(f'CREATE FUNCTION configuration_version() RETURNS trigger LANGUAGE plpgsql AS '
+                         f'$$ BEGIN NEW."{column}" := OLD."{column}" + 1; RETURN NEW; END $$')
+    database.execute_sql(f'CREATE TRIGGER configuration_version BEFORE UPDATE ON "{table}" '
+                         'FOR EACH ROW EXECUTE FUNCTION configuration_version()')
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -302,6 +322,8 @@ MIGRATIONS = [
     (20, "requests left undecided too long are marked expired", _pending_expiry),
     (21, "a setting allowing approvers to approve their own requests", _self_approval_setting),
     (22, "a session epoch on each account, so sign-out ends its sessions on the server", _session_epoch),
+    (27, "a configuration version the database moves on every change, so processes can keep the record",
+     _configuration_version),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

@@ -4,6 +4,7 @@ import threading
 from contextlib import contextmanager
 
 from app.db import database, is_sqlite
+from app.models import Configuration
 from tests import factories
 
 WRITES = ("INSERT", "UPDATE", "DELETE")
@@ -52,6 +53,10 @@ def test_one_delivery_is_one_transaction_of_a_fixed_number_of_statements(app, de
         writes = [(sql, inside) for sql, inside in sent if sql.lstrip().upper().startswith(WRITES)]
         assert writes and all(inside for _, inside in writes), "every write is inside that one transaction"
     assert [sql for sql, _ in with_a_hundred] == [sql for sql, _ in with_one]
-    # BEGIN, the RequestId's lock (PostgreSQL), its ticket?, the configuration, the next number,
-    # the ticket's 3 rows, enabled policies?, the delivery's row, updates waiting for it?, COMMIT
-    assert len(with_one) == (11 if is_sqlite() else 12), with_one
+    # BEGIN, the RequestId's lock (PostgreSQL), one look-up (the configuration's version, the ticket,
+    # updates waiting), the next number, the ticket's 3 rows, enabled policies?, the delivery's row, COMMIT
+    assert len(with_one) == (9 if is_sqlite() else 10), with_one
+    inserts = [sql.split('"')[1] for sql, _ in with_one if sql.startswith("INSERT")]
+    assert len(inserts) == len(set(inserts)) == 4, "one INSERT per table"
+    assert not any(sql.startswith("SELECT") and Configuration._meta.table_name in sql and "version" not in sql
+                   for sql, _ in with_one), "the configuration is kept, only its version is read"

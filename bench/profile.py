@@ -1,0 +1,122 @@
+"""`python -m bench.profile [--backend sqlite|postgresql] [--deliveries N]`: where one delivery's time goes.
+
+Runs N deliveries (the intake phase's mix: a created event, then its update, alternating
+Application Access and Admin Access) through the broker's WSGI app in this process under
+cProfile, and splits the wall time of one delivery into the parts a reader can act on:
+HTTP Basic (auth), JSON parsing, validation (marshmallow), building SQL text (peewee),
+the database executing statements, the commit (where the durable write waits for the disk),
+and the rest (Flask, the answer, the request log). Each part is the cumulative time of the
+functions that do it, so the parts do not overlap.
+"""
+import argparse
+import base64
+import cProfile
+import inspect
+import json
+import pstats
+import sys
+import tempfile
+import time
+import uuid
+
+import peewee
+
+from app import contract
+from bench import broker, inprocess, intake, servers
+
+# (part, [(file suffix, function name)]): the functions whose cumulative time is the part.
+CALLED = (
+    ("auth (HTTP Basic, the account cache)", [("app/auth/basic.py", "basic_account")]),
+    ("parse (JSON)", [("app/intake/schemas.py", "parse_json_object")]),
+    ("validate (marshmallow)", [("app/intake/schemas.py", "load_event")]),
+    ("BEGIN and COMMIT (the durable write waits in COMMIT)", [("peewee.py", "begin"), ("peewee.py", "commit")]),
+    ("SQL statements executed (the database's work and the round trips)", [("peewee.py", "execute_sql")]),
+)
+SQL_BUILT = "SQL text built by peewee"
+REST = "the rest: Flask, the service's own code (rendering rows), the answer, the request log"
+
+
+def _bodies():
+    """The intake phase's deliveries, in its order, each pair with a new RequestId."""
+    documents = [(intake.FIXTURES / f"{name}.json").read_text() for name in intake.FIXTURE_ORDER]
+    templates = []
+    for text in documents:
+        document = json.loads(text)
+        document["RequestId"] = "@@"
+        templates.append(json.dumps(document).split("@@"))
+    while True:
+        for pair in (templates[0:2], templates[2:4]):
+            request_id = str(uuid.uuid4())
+            for prefix, suffix in pair:
+                yield (prefix + request_id + suffix).encode()
+
+
+def _cumulative(stats, suffix, name):
+    """Cumulative seconds of the functions `name` in files ending with `suffix`."""
+    return sum(row[3] for (filename, _line, function), row in stats.stats.items()
+               if function == name and filename.endswith(suffix))
+
+
+def _sql_built(stats):
+    """Seconds peewee's Database.execute spent outside execute_sql: turning a query into SQL text."""
+    execute = next((key, row) for key, row in stats.stats.items()
+                   if key[2] == "execute" and key[0].endswith("peewee.py")
+                   and key[1] == inspect.getsourcelines(peewee.Database.execute)[1])
+    execute_sql = next(row for key, row in stats.stats.items()
+                       if key[2] == "execute_sql" and key[0].endswith("peewee.py"))
+    return execute[1][3] - execute_sql[4].get(execute[0], (0, 0, 0, 0))[3]
+
+
+def profile(database_url, deliveries):
+    """Run `deliveries` deliveries under cProfile; returns (ms per delivery by part, total ms, statuses)."""
+    from app import create_app
+
+    broker.prepare(database_url)
+    app = create_app({"database_url": database_url, "secret_key": broker.SECRET_KEY, "log_level": "WARNING"})
+    token = base64.b64encode(f"{broker.API_USER}:{broker.PASSWORD}".encode()).decode()
+    bodies = _bodies()
+
+    def environ():
+        return inprocess._environ(contract.WEBHOOK_PATH, "POST", next(bodies),
+                                  {"HTTP_AUTHORIZATION": f"Basic {token}"})
+
+    statuses = []
+    for _ in range(50):  # warm: imports, the first password check, the caches
+        inprocess._call(app, environ(), statuses)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    for _ in range(deliveries):
+        inprocess._call(app, environ(), statuses)
+    profiler.disable()
+    total = (time.perf_counter() - started) / deliveries * 1000
+    stats = pstats.Stats(profiler)
+    parts = {part: sum(_cumulative(stats, suffix, name) for suffix, name in functions) / deliveries * 1000
+             for part, functions in CALLED}
+    parts[SQL_BUILT] = _sql_built(stats) / deliveries * 1000
+    parts[REST] = max(0.0, total - sum(parts.values()))
+    return parts, total, sorted(set(statuses)), stats
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument("--deliveries", type=int, default=2000)
+    parser.add_argument("--top", type=int, default=0, help="also print the N functions with the most own time")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="jitbroker-profile-") as folder, \
+            servers.database_for(args.backend, folder, "profile") as db:
+        parts, total, statuses, stats = profile(db.url, args.deliveries)
+    print(f"{args.deliveries} deliveries on {args.backend}, statuses {statuses}: {total:.2f} ms per delivery "
+          "(wall time under cProfile, which slows Python code more than waits)")
+    print("| part | ms per delivery | share |")
+    print("|---|---|---|")
+    for part, ms in parts.items():
+        print(f"| {part} | {ms:.2f} | {ms / total:.0%} |")
+    if args.top:
+        stats.sort_stats("tottime").print_stats(args.top)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
