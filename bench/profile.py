@@ -11,7 +11,6 @@ functions that do it, so the parts do not overlap.
 import argparse
 import base64
 import cProfile
-import inspect
 import json
 import pstats
 import sys
@@ -22,15 +21,18 @@ import uuid
 import peewee
 
 from app import contract
+from app.auth import basic
+from app.intake import schemas
 from bench import broker, inprocess, intake, servers
 
-# (part, [(file suffix, function name)]): the functions whose cumulative time is the part.
+# (part, [functions]): the functions whose cumulative time is the part.
 CALLED = (
-    ("auth (HTTP Basic, the account cache)", [("app/auth/basic.py", "basic_account")]),
-    ("parse (JSON)", [("app/intake/schemas.py", "parse_json_object")]),
-    ("validate (marshmallow)", [("app/intake/schemas.py", "load_event")]),
-    ("BEGIN and COMMIT (the durable write waits in COMMIT)", [("peewee.py", "begin"), ("peewee.py", "commit")]),
-    ("SQL statements executed (the database's work and the round trips)", [("peewee.py", "execute_sql")]),
+    ("auth (HTTP Basic, the account cache)", [basic.basic_account]),
+    ("parse (JSON)", [schemas.parse_json_object]),
+    ("validate (marshmallow)", [schemas.load_event]),
+    ("BEGIN and COMMIT (the durable write waits in COMMIT)",
+     [peewee.Database.begin, peewee.SqliteDatabase.begin, peewee.PostgresqlDatabase.begin, peewee.Database.commit]),
+    ("SQL statements executed (the database's work and the round trips)", [peewee.Database.execute_sql]),
 )
 SQL_BUILT = "SQL text built by peewee"
 REST = "the rest: Flask, the service's own code (rendering rows), the answer, the request log"
@@ -51,20 +53,23 @@ def _bodies():
                 yield (prefix + request_id + suffix).encode()
 
 
-def _cumulative(stats, suffix, name):
-    """Cumulative seconds of the functions `name` in files ending with `suffix`."""
-    return sum(row[3] for (filename, _line, function), row in stats.stats.items()
-               if function == name and filename.endswith(suffix))
+def _key(function):
+    """pstats' key of a Python function: (file, first line, name)."""
+    code = function.__code__
+    return code.co_filename, code.co_firstlineno, code.co_name
+
+
+def _cumulative(stats, function):
+    """Cumulative seconds spent in `function` (0 when it never ran)."""
+    row = stats.stats.get(_key(function))
+    return row[3] if row else 0.0
 
 
 def _sql_built(stats):
     """Seconds peewee's Database.execute spent outside execute_sql: turning a query into SQL text."""
-    execute = next((key, row) for key, row in stats.stats.items()
-                   if key[2] == "execute" and key[0].endswith("peewee.py")
-                   and key[1] == inspect.getsourcelines(peewee.Database.execute)[1])
-    execute_sql = next(row for key, row in stats.stats.items()
-                       if key[2] == "execute_sql" and key[0].endswith("peewee.py"))
-    return execute[1][3] - execute_sql[4].get(execute[0], (0, 0, 0, 0))[3]
+    execute, execute_sql = _key(peewee.Database.execute), stats.stats.get(_key(peewee.Database.execute_sql))
+    from_execute = execute_sql[4].get(execute, (0, 0, 0, 0))[3] if execute_sql else 0.0
+    return _cumulative(stats, peewee.Database.execute) - from_execute
 
 
 def profile(database_url, deliveries):
@@ -91,7 +96,7 @@ def profile(database_url, deliveries):
     profiler.disable()
     total = (time.perf_counter() - started) / deliveries * 1000
     stats = pstats.Stats(profiler)
-    parts = {part: sum(_cumulative(stats, suffix, name) for suffix, name in functions) / deliveries * 1000
+    parts = {part: sum(_cumulative(stats, function) for function in functions) / deliveries * 1000
              for part, functions in CALLED}
     parts[SQL_BUILT] = _sql_built(stats) / deliveries * 1000
     parts[REST] = max(0.0, total - sum(parts.values()))

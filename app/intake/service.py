@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 
 from app import contract
 from app.claims import lock_request
-from app.db import UNAVAILABLE_ERRORS, database, write_transaction
+from app.db import UNAVAILABLE_ERRORS, database, insert_row, write_transaction
 from app.errors import BadRequest
 from app.intake.schemas import load_event, parse_json_object
 from app.models import CONFIGURATION_VERSION, JIT_MODELS, Configuration, IncomingRequest, utcnow
@@ -41,8 +41,8 @@ class Delivery:
         self.received_at = utcnow()
 
     def record(self, **values):
-        return IncomingRequest.create(
-            raw_body=self.raw_body, content_type=self.content_type, headers=self.headers,
+        return insert_row(
+            IncomingRequest, raw_body=self.raw_body, content_type=self.content_type, headers=self.headers,
             source_address=self.source_address, received_at=self.received_at, **values,
         )
 

@@ -9,6 +9,7 @@ import logging
 
 from app import contract, events
 from app.audit import service as audit
+from app.db import insert_row
 from app.errors import NotFound
 from app.fields import duration_words
 from peewee import SQL
@@ -31,7 +32,7 @@ UPDATE_CONFLICT = "conflict"    # contradicts what EPM acknowledged: noted and w
 
 
 def add_work_note(task, text, author=SYSTEM_AUTHOR, system=True):
-    return WorkNote.create(task=task, text=text, author=author, system=system)
+    return insert_row(WorkNote, task=task, text=text, author=author, system=system)
 
 
 def find_task(number):
@@ -137,8 +138,8 @@ def create_ticket(event, fields, configuration=None, rendered=None):
     configuration = configuration or Configuration.default()
     if rendered is None or rendered.configuration is not configuration:
         rendered = RenderedTicket(event, fields, configuration)
-    task = Task.create(number=allocate_number(rendered.ticket_type), **rendered.task)
-    JIT_MODELS[event.kind].create(task=task, **rendered.jit)
+    task = insert_row(Task, number=allocate_number(rendered.ticket_type), **rendered.task)
+    insert_row(JIT_MODELS[event.kind], task=task, **rendered.jit)
     add_work_note(task, f"{rendered.note}{task.number} created.")
     # Receivers only queue rows here (notifications, policy evaluations): nothing slow runs
     # inside the transaction.
