@@ -42,6 +42,10 @@ def _median_run(runs):
         result[name] = sum(run[name] for run in runs)
     result["socket_errors"] = {name: sum(run["socket_errors"].get(name, 0) for run in runs)
                                for name in middle["socket_errors"]}
+    result["statuses"] = {}
+    for run in runs:
+        for status, count in run["statuses"].items():
+            result["statuses"][status] = result["statuses"].get(status, 0) + count
     result["rounds"] = [{"requests_per_second": run["requests_per_second"], "p99_ms": run["latency_ms"]["p99"]}
                         for run in runs]
     return result
@@ -112,6 +116,20 @@ def two_instances(options):
     return cluster.run(options)
 
 
+def profile(options):
+    """Where one delivery's time goes, by part, under cProfile in this process (bench/profile.py), per database."""
+    from bench import profile as measurement
+
+    deliveries = 300 if options.quick else 2000
+    results = {"deliveries": deliveries}
+    for backend in ("sqlite", "postgresql"):
+        with servers.database_for(backend, options.scratch, "profile") as db:
+            parts, total, statuses, _stats = measurement.profile(db.url, deliveries)
+        results[backend] = {"ms_per_delivery": round(total, 2), "statuses": statuses,
+                            "parts_ms": {part: round(ms, 2) for part, ms in parts.items()}}
+    return results
+
+
 def inprocess(options):
     """CPU per request without a server: the roof, /healthz, a delivery, the first list pages."""
     from bench import inprocess as measurement
@@ -122,6 +140,7 @@ def inprocess(options):
 # The phases in the order a whole run takes them; `--phase` names them.
 RUNNERS = {
     "inprocess": inprocess,
+    "profile": profile,
     "roof": roof,
     "intake_sqlite": partial(_intake, "sqlite"),
     "intake_postgresql": partial(_intake, "postgresql"),

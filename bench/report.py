@@ -279,9 +279,35 @@ def write_markdown(results, path):
             reason = next((text for prefix, text in WHY_MISSED.items() if target["what"].startswith(prefix)),
                           "Not analysed yet.")
             lines.append(f"- **{target['what']}** ({target['measured']}; target {target['target']}): {reason}")
+    lines += _profile_table(results)
     lines += ["", "## Numbers", ""] + _phase_tables(results) + ["", METHOD]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines) + "\n")
+
+
+def _profile_table(results):
+    """Where one delivery's time goes (the `profile` phase), per database."""
+    measured = results["phases"].get("profile")
+    if not measured:
+        return []
+    backends = [backend for backend in ("sqlite", "postgresql") if backend in measured]
+    lines = ["", "## Where one delivery's time goes", "",
+             f"`python -m bench.profile --backend sqlite --deliveries {measured['deliveries']}` (and `--backend "
+             "postgresql`; the `profile` phase of `scripts/bench` runs both): the intake phase's deliveries through "
+             "the broker's WSGI app in one process under cProfile, one after another, each part the cumulative "
+             "time of the functions doing it. cProfile slows Python code (auth, parsing, building SQL) more "
+             "than waits (the commit), so the shares are a guide to where to look, not a budget.", "",
+             "| part | " + " | ".join(f"{backend} ms | share" for backend in backends) + " |",
+             "|---|" + "---|---|" * len(backends)]
+    for part in measured[backends[0]]["parts_ms"]:
+        cells = []
+        for backend in backends:
+            ms, total = measured[backend]["parts_ms"][part], measured[backend]["ms_per_delivery"]
+            cells += [ms, f"{ms / total:.0%}"]
+        lines.append(_row(part, *cells))
+    lines.append(_row("one delivery", *(cell for backend in backends
+                                        for cell in (measured[backend]["ms_per_delivery"], "100%"))))
+    return lines
 
 
 PAGE_REASON = (
@@ -297,6 +323,18 @@ PAGE_REASON = (
 # What a missed target means, shown only for the targets a run misses. Causes found by
 # profiling the broker on this machine (see the notes in each reason).
 WHY_MISSED = {
+    "intake throughput against the durable write reference": (
+        "the reference does one statement per request; a delivery is one transaction of 8 statements on "
+        "SQLite and 9 on PostgreSQL for a created event (the RequestId's lock on PostgreSQL, one look-up, the "
+        "number, the ticket's three rows, the enabled-policies check, the delivery's row) and about as many for "
+        "an update event, plus marshmallow validation and building the statements' SQL (see \"Where one "
+        "delivery's time goes\"). With 2 sync workers and wrk on 2 cores, throughput is CPU per delivery; on "
+        "PostgreSQL each statement is also a round trip to a server process that needs the same cores, so "
+        "when other work keeps them busy every round trip waits for a core, and the gap grows with the load "
+        "average (stated at the top of this page)."),
+    "intake p99 against the durable write reference": (
+        "p99 follows the CPU a delivery costs: 16 connections queue on 2 sync workers, so a request waits "
+        "behind up to 7 others, each several times the reference's own cost (see the throughput target)."),
     "intake tickets": (
         "some stored deliveries did not become their ticket after the load: see the deliveries by status "
         "and the scheduler's log."),

@@ -60,3 +60,21 @@ def test_one_delivery_is_one_transaction_of_a_fixed_number_of_statements(app, de
     assert len(inserts) == len(set(inserts)) == 4, "one INSERT per table"
     assert not any(sql.startswith("SELECT") and Configuration._meta.table_name in sql and "version" not in sql
                    for sql, _ in with_one), "the configuration is kept, only its version is read"
+
+
+def test_an_update_event_is_one_transaction_that_reads_its_ticket_once(app, deliver, monkeypatch):
+    monkeypatch.setattr(app.extensions["account_cache"], "lifetime", 3600)
+    deliver(factories.admin_request("req-earlier"))
+    deliver(factories.admin_decision("req-earlier"))  # the first update: the configuration is kept from here on
+    deliver(factories.admin_request("req-updated"))
+    with statements_sent(monkeypatch) as sent:
+        assert deliver(factories.admin_decision("req-updated")).status_code == 200
+
+    assert [what for what, _ in sent if what in ("BEGIN", "COMMIT", "ROLLBACK")] == ["BEGIN", "COMMIT"]
+    # BEGIN, the RequestId's lock (PostgreSQL), the record with its task and the configuration's version,
+    # the decision EPM acknowledged?, the record's new columns, the work note, the task's state, the
+    # delivery's row, COMMIT
+    assert len(sent) == (8 if is_sqlite() else 9), sent
+    reads = [sql for sql, _ in sent if sql.startswith("SELECT")]
+    assert not any(sql.startswith('SELECT "t1"."id", "t1"."sys_id", "t1"."sys_class_name"') for sql in reads), \
+        "the task is read with its record, not on its own"
