@@ -1,11 +1,14 @@
-"""Each process keeps the configuration and checks its version in every delivery's transaction:
-a change made anywhere (another process or host, the CLI, SQL) applies to the very next delivery."""
+"""Each process keeps the configuration (and whether any policy rule is enabled) and checks its version in
+every delivery's transaction: a change made anywhere (another process or host, the CLI, SQL) applies to the
+very next delivery."""
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 from app.models import Configuration, Task
+from app.policies.models import OUTCOME_TWO_APPROVERS, PolicyEvaluation
+from app.policies.rules import create_rule
 from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,3 +67,24 @@ def test_every_change_of_the_record_moves_its_version(app):
     record.debug_logging = True
     record.save()
     assert first < second < version()
+
+
+def test_a_policy_rule_added_after_a_delivery_applies_to_the_next_one(deliver):
+    before = deliver(factories.application_request("req-before")).json["result"]["ticket"]
+    create_rule({"name": "two approvers", "outcome": OUTCOME_TWO_APPROVERS}, "root")
+
+    after = deliver(factories.application_request("req-after")).json["result"]["ticket"]
+
+    evaluated = {number for number, in PolicyEvaluation.select(Task.number).join(Task).tuples()}
+    assert evaluated == {after}, (before, after)
+
+
+def test_a_policy_rule_disabled_in_another_process_no_longer_applies(deliver, database_url):
+    rule = create_rule({"name": "two approvers", "outcome": OUTCOME_TWO_APPROVERS}, "root")
+    before = deliver(factories.application_request("req-before")).json["result"]["ticket"]
+
+    jitbroker(database_url, "policy", "set", str(rule.id), "enabled=false")
+    after = deliver(factories.application_request("req-after")).json["result"]["ticket"]
+
+    evaluated = {number for number, in PolicyEvaluation.select(Task.number).join(Task).tuples()}
+    assert evaluated == {before}, (before, after)

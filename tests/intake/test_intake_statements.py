@@ -54,8 +54,8 @@ def test_one_delivery_is_one_transaction_of_a_fixed_number_of_statements(app, de
         assert writes and all(inside for _, inside in writes), "every write is inside that one transaction"
     assert [sql for sql, _ in with_a_hundred] == [sql for sql, _ in with_one]
     # BEGIN, the RequestId's lock (PostgreSQL), one look-up (the configuration's version, the ticket,
-    # updates waiting), the next number, the ticket's 3 rows, enabled policies?, the delivery's row, COMMIT
-    assert len(with_one) == (9 if is_sqlite() else 10), with_one
+    # updates waiting), the next number, the ticket's 3 rows, the delivery's row, COMMIT
+    assert len(with_one) == (8 if is_sqlite() else 9), with_one
     inserts = [sql.split('"')[1] for sql, _ in with_one if sql.startswith("INSERT")]
     assert len(inserts) == len(set(inserts)) == 4, "one INSERT per table"
     assert not any(sql.startswith("SELECT") and Configuration._meta.table_name in sql and "version" not in sql
