@@ -282,34 +282,22 @@ def _session_epoch(migrator):
 
 def _configuration_version(migrator):
     """A version on the configuration record that the database moves on every change of the row, however
-    made (the admin page, the CLI, SQL), and on every change of the policy rules, so each process can keep
-    what a delivery depends on and check it with one value."""
-    from app.policies.models import PolicyRule
-
+    made (the admin page, the CLI, SQL), so each process can keep the record and check it with one value."""
     table = models.Configuration._meta.table_name
     column = models.CONFIGURATION_VERSION
-    rules = PolicyRule._meta.table_name
     _add_columns(migrator, (table, column, peewee.BigIntegerField(
         default=1, constraints=[peewee.SQL("DEFAULT 1")])))
-    move = f'UPDATE "{table}" SET "{column}" = "{column}" + 1'
     if is_sqlite():
         # SQLite's triggers cannot change NEW: the row is updated again, which fires no trigger
         # (recursive_triggers is off) and would not pass the WHEN if it did.
         database.execute_sql(f'CREATE TRIGGER configuration_version AFTER UPDATE ON "{table}" '
                              f'WHEN NEW."{column}" IS OLD."{column}" BEGIN '
                              f'UPDATE "{table}" SET "{column}" = OLD."{column}" + 1 WHERE id = NEW.id; END')
-        for change in ("INSERT", "UPDATE", "DELETE"):
-            database.execute_sql(f'CREATE TRIGGER policy_rules_version_{change.lower()} AFTER {change} ON "{rules}" '
-                                 f'BEGIN {move}; END')
         return
     database.execute_sql(f'CREATE FUNCTION configuration_version() RETURNS trigger LANGUAGE plpgsql AS '
                          f'$$ BEGIN NEW."{column}" := OLD."{column}" + 1; RETURN NEW; END $$')
     database.execute_sql(f'CREATE TRIGGER configuration_version BEFORE UPDATE ON "{table}" '
                          'FOR EACH ROW EXECUTE FUNCTION configuration_version()')
-    database.execute_sql(f'CREATE FUNCTION policy_rules_version() RETURNS trigger LANGUAGE plpgsql AS '
-                         f'$$ BEGIN {move}; RETURN NULL; END $$')
-    database.execute_sql(f'CREATE TRIGGER policy_rules_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE '
-                         f'ON "{rules}" FOR EACH STATEMENT EXECUTE FUNCTION policy_rules_version()')
 
 
 MIGRATIONS = [
@@ -334,7 +322,7 @@ MIGRATIONS = [
     (20, "requests left undecided too long are marked expired", _pending_expiry),
     (21, "a setting allowing approvers to approve their own requests", _self_approval_setting),
     (22, "a session epoch on each account, so sign-out ends its sessions on the server", _session_epoch),
-    (27, "a configuration version the database moves on every change of it or of the policy rules",
+    (27, "a configuration version the database moves on every change, so processes can keep the record",
      _configuration_version),
 ]
 

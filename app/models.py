@@ -177,6 +177,12 @@ class Configuration(BaseModel):
         return record
 
     @classmethod
+    def move_version(cls):
+        """Move the version without changing a value (an UPDATE of the row is enough): for settings kept with
+        it that live in other tables (whether any policy rule is enabled, app/policies/queue.py)."""
+        cls.update(name=cls.name).where(cls.name == cls.DEFAULT_NAME).execute()
+
+    @classmethod
     def last_kept(cls):
         """This process's copy of the `Default` record at the version it last saw, or None; read nothing.
         Good for work done before a transaction that then checks the version (`as_of`)."""

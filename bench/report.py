@@ -324,10 +324,10 @@ PAGE_REASON = (
 # profiling the broker on this machine (see the notes in each reason).
 WHY_MISSED = {
     "intake throughput against the durable write reference": (
-        "the reference does one statement per request; a delivery is one transaction of 7 statements "
-        "between BEGIN and COMMIT on SQLite and 8 on PostgreSQL for a created event (the RequestId's lock on "
-        "PostgreSQL, one look-up, the number, the ticket's three rows, the enabled-policies check, the "
-        "delivery's row; tests/intake/test_intake_statements.py) and 6 and 7 for an update event, plus marshmallow validation and building the statements' SQL (see \"Where one "
+        "the reference does one statement per request; a delivery is one transaction of 6 statements "
+        "between BEGIN and COMMIT on SQLite and 7 on PostgreSQL for a created event (the RequestId's lock on "
+        "PostgreSQL, one look-up, the number, the ticket's three rows, the delivery's row; "
+        "tests/intake/test_intake_statements.py) and as many for an update event, plus marshmallow validation and building the statements' SQL (see \"Where one "
         "delivery's time goes\"). With 2 sync workers and wrk on 2 cores, throughput is CPU per delivery; on "
         "PostgreSQL each statement is also a round trip to a server process that needs the same cores, so "
         "when other work keeps them busy every round trip waits for a core, and the gap grows with the load "

@@ -28,8 +28,8 @@ CLAIM_SECONDS = 180
 MAX_ATTEMPTS = 3
 
 
-# (configuration version, whether any rule is enabled), by database: the version moves with every
-# change of the rules (app/migrations.py step 27), so the answer holds while the version does.
+# (configuration version, whether any rule is enabled), by database: the rules service moves the
+# version with every change of a rule (app/policies/rules.py), so the answer holds while the version does.
 _rules_enabled = weakref.WeakKeyDictionary()
 
 
