@@ -88,10 +88,19 @@ def _intake(backend, options):
     result["rows"] = rows
     result["backend"] = backend
     result["sqlite_synchronous"] = "FULL" if backend == "sqlite" else None
-    reference_result = result["reference"]
-    result["ratio_to_reference"] = round(result["requests_per_second"] / reference_result["requests_per_second"], 2)
-    result["p99_to_reference"] = round(result["latency_ms"]["p99"] / reference_result["latency_ms"]["p99"], 2)
+    result.update(ratios_to_reference(result))
     return result
+
+
+def ratios_to_reference(result):
+    """The intake's throughput and p99 as ratios of the reference's: each round's intake over the reference run
+    just before it, and the median of the rounds (a change in the machine's load touches a pair alike)."""
+    pairs = list(zip(result["rounds"], result["reference"]["rounds"]))
+    throughput = sorted(mine["requests_per_second"] / theirs["requests_per_second"] for mine, theirs in pairs)
+    p99 = sorted(mine["p99_ms"] / theirs["p99_ms"] for mine, theirs in pairs)
+    return {"ratio_to_reference": round(throughput[len(pairs) // 2], 2),
+            "p99_to_reference": round(p99[len(pairs) // 2], 2),
+            "ratios_by_round": [round(ratio, 2) for ratio in throughput]}
 
 
 def _lists(backend, options):
