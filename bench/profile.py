@@ -103,6 +103,32 @@ def profile(database_url, deliveries):
     return parts, total, sorted(set(statuses)), stats
 
 
+def markdown(measured):
+    """The performance page's section on where one delivery's time goes, from the `profile` phase's results."""
+    backends = [backend for backend in ("sqlite", "postgresql") if backend in measured]
+    lines = ["", "## Where one delivery's time goes", "",
+             f"`python -m bench.profile --backend sqlite --deliveries {measured['deliveries']}` (and `--backend "
+             "postgresql`; the `profile` phase of `scripts/bench` runs both): the intake phase's deliveries through "
+             "the broker's WSGI app in one process under cProfile, one after another, each part the cumulative "
+             "time of the functions doing it. cProfile slows Python code (auth, parsing, building SQL) more "
+             "than waits (the commit), so the shares are a guide to where to look, not a budget.", "",
+             "| part | " + " | ".join(f"{backend} ms | share" for backend in backends) + " |",
+             "|---|" + "---|---|" * len(backends)]
+    for part in measured[backends[0]]["parts_ms"]:
+        cells = []
+        for backend in backends:
+            ms, total = measured[backend]["parts_ms"][part], measured[backend]["ms_per_delivery"]
+            cells += [ms, f"{ms / total:.0%}"]
+        lines.append(_markdown_row(part, *cells))
+    totals = [cell for backend in backends for cell in (measured[backend]["ms_per_delivery"], "100%")]
+    lines.append(_markdown_row("one delivery", *totals))
+    return lines
+
+
+def _markdown_row(*cells):
+    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__.splitlines()[0])
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")

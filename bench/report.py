@@ -5,6 +5,8 @@ absolute speed depends on the machine; the page prints the absolute numbers too.
 """
 from pathlib import Path
 
+from bench import profile
+
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
 PAGES = ("api_first_page", "api_deep_page", "list_first_page", "list_deep_page")
 LARGE_PAGE_P95_MS = 50
@@ -280,35 +282,11 @@ def write_markdown(results, path):
             reason = next((text for prefix, text in WHY_MISSED.items() if target["what"].startswith(prefix)),
                           "Not analysed yet.")
             lines.append(f"- **{target['what']}** ({target['measured']}; target {target['target']}): {reason}")
-    lines += _profile_table(results)
+    if results["phases"].get("profile"):
+        lines += profile.markdown(results["phases"]["profile"])
     lines += ["", "## Numbers", ""] + _phase_tables(results) + ["", METHOD]
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text("\n".join(lines) + "\n")
-
-
-def _profile_table(results):
-    """Where one delivery's time goes (the `profile` phase), per database."""
-    measured = results["phases"].get("profile")
-    if not measured:
-        return []
-    backends = [backend for backend in ("sqlite", "postgresql") if backend in measured]
-    lines = ["", "## Where one delivery's time goes", "",
-             f"`python -m bench.profile --backend sqlite --deliveries {measured['deliveries']}` (and `--backend "
-             "postgresql`; the `profile` phase of `scripts/bench` runs both): the intake phase's deliveries through "
-             "the broker's WSGI app in one process under cProfile, one after another, each part the cumulative "
-             "time of the functions doing it. cProfile slows Python code (auth, parsing, building SQL) more "
-             "than waits (the commit), so the shares are a guide to where to look, not a budget.", "",
-             "| part | " + " | ".join(f"{backend} ms | share" for backend in backends) + " |",
-             "|---|" + "---|---|" * len(backends)]
-    for part in measured[backends[0]]["parts_ms"]:
-        cells = []
-        for backend in backends:
-            ms, total = measured[backend]["parts_ms"][part], measured[backend]["ms_per_delivery"]
-            cells += [ms, f"{ms / total:.0%}"]
-        lines.append(_row(part, *cells))
-    lines.append(_row("one delivery", *(cell for backend in backends
-                                        for cell in (measured[backend]["ms_per_delivery"], "100%"))))
-    return lines
 
 
 PAGE_REASON = (
@@ -328,7 +306,8 @@ WHY_MISSED = {
         "the reference does one statement per request; a delivery is one transaction of 6 statements "
         "between BEGIN and COMMIT on SQLite and 7 on PostgreSQL for a created event (the RequestId's lock on "
         "PostgreSQL, one look-up, the number, the ticket's three rows, the delivery's row; "
-        "tests/intake/test_intake_statements.py) and as many for an update event, plus marshmallow validation and building the statements' SQL (see \"Where one "
+        "tests/intake/test_intake_statements.py) and as many for an update event, plus marshmallow validation "
+        "and building the statements' SQL (see \"Where one "
         "delivery's time goes\"). With 2 sync workers and wrk on 2 cores, throughput is CPU per delivery; on "
         "PostgreSQL each statement is also a round trip to a server process that needs the same cores, so "
         "when other work keeps them busy every round trip waits for a core, and the gap grows with the load "

@@ -64,7 +64,8 @@ def queue_new_ticket(task, configuration=None, **_):
     """`ticket_created`'s receiver: queue the new ticket's evaluation and, in a request, run it once
     the answer is sent. Never raises: a problem is logged, and the delivery keeps its answer."""
     try:
-        evaluation = queue_evaluation(task, configuration=configuration)  # its writes in a savepoint: a failure leaves the ticket's intact
+        # Its writes in a savepoint: a failure leaves the ticket's intact.
+        evaluation = queue_evaluation(task, configuration=configuration)
     except Exception:  # noqa: BLE001 - the webhook's answer must not depend on the policies
         log.exception("could not queue the policy evaluation of %s", task.number)
         return

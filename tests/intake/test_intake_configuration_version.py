@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def jitbroker(database_url, *arguments):
     """Run the broker's CLI in a process of its own on the test's database."""
-    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key", "JITBROKER_LOG_LEVEL": "WARNING"}
+    env = {**os.environ, "DATABASE_URL": database_url, "SECRET_KEY": "test-secret-key",
+           "JITBROKER_LOG_LEVEL": "WARNING"}
     completed = subprocess.run([sys.executable, "-m", "flask", "--app", "app:create_app()", *arguments], cwd=ROOT,
                                env=env, capture_output=True, text=True, timeout=60)
     assert completed.returncode == 0, completed.stderr
