@@ -332,6 +332,26 @@ def _identity_provider_accounts(migrator):
         migrate(migrator.add_index(account, ("idp_issuer", "idp_subject"), True))
 
 
+def _configuration_version(migrator):
+    """A version on the configuration record that the database moves on every change of the row, however
+    made (the admin page, the CLI, SQL), so each process can keep the record and check it with one value."""
+    table = models.Configuration._meta.table_name
+    column = models.CONFIGURATION_VERSION
+    _add_columns(migrator, (table, column, peewee.BigIntegerField(
+        default=1, constraints=[peewee.SQL("DEFAULT 1")])))
+    if is_sqlite():
+        # SQLite's triggers cannot change NEW: the row is updated again, which fires no trigger
+        # (recursive_triggers is off) and would not pass the WHEN if it did.
+        database.execute_sql(f'CREATE TRIGGER configuration_version AFTER UPDATE ON "{table}" '
+                             f'WHEN NEW."{column}" IS OLD."{column}" BEGIN '
+                             f'UPDATE "{table}" SET "{column}" = OLD."{column}" + 1 WHERE id = NEW.id; END')
+        return
+    database.execute_sql(f'CREATE FUNCTION configuration_version() RETURNS trigger LANGUAGE plpgsql AS '
+                         f'$$ BEGIN NEW."{column}" := OLD."{column}" + 1; RETURN NEW; END $$')
+    database.execute_sql(f'CREATE TRIGGER configuration_version BEFORE UPDATE ON "{table}" '
+                         'FOR EACH ROW EXECUTE FUNCTION configuration_version()')
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -359,6 +379,8 @@ MIGRATIONS = [
     (24, "password change at next sign-in, two-factor sign-in, a record of each browser session", _accounts),
     (25, "accounts of the OpenID Connect provider, keyed on its issuer and subject", _identity_provider_accounts),
     (26, "Slack and Teams: the chat outbox, Slack signatures seen, Slack users linked to accounts", _chat),
+    (27, "a configuration version the database moves on every change, so processes can keep the record",
+     _configuration_version),
     (30, "marks allowing private addresses for EPM and the mail server", _internal_marks),
 ]
 

@@ -6,6 +6,7 @@ ticket types read one indexed table. The two JIT tables hold what EPM sent.
 """
 import json
 import uuid
+import weakref
 from datetime import datetime, timezone
 
 import peewee
@@ -183,9 +184,49 @@ class Configuration(BaseModel):
         record, _ = cls.get_or_create(name=cls.DEFAULT_NAME)
         return record
 
+    @classmethod
+    def as_of(cls, version):
+        """The `Default` record at `version` (CONFIGURATION_VERSION, read by the caller in its transaction):
+        this process's copy when it is that version, else read again and kept. Shared: never change it."""
+        kept = _kept_configurations.get(database.obj)
+        if kept is not None and version is not None and kept[0] == version:
+            return kept[1]
+        def read():
+            return (cls.select(cls, peewee.SQL(f'"{CONFIGURATION_VERSION}"').alias("configuration_version"))
+                    .where(cls.name == cls.DEFAULT_NAME).first())
+
+        record = read()
+        if record is None:  # created with its defaults, then read with the version the database gave it
+            cls.default()
+            record = read()
+        _kept_configurations[database.obj] = (record.configuration_version, record)
+        return record
+
+    @classmethod
+    def move_version(cls):
+        """Move the version without changing a value (an UPDATE of the row is enough): for settings kept with
+        it that live in other tables (whether any policy rule is enabled, app/policies/queue.py)."""
+        cls.update(name=cls.name).where(cls.name == cls.DEFAULT_NAME).execute()
+
+    @classmethod
+    def last_kept(cls):
+        """This process's copy of the `Default` record at the version it last saw, or None; read nothing.
+        Good for work done before a transaction that then checks the version (`as_of`)."""
+        kept = _kept_configurations.get(database.obj)
+        return None if kept is None else kept[1]
+
     @property
     def active_state_labels(self):
         return [label.strip() for label in self.active_states.split(",") if label.strip()]
+
+
+# A column of the configuration table the model does not declare, so no save writes it: the database
+# moves it on every change of the row (a trigger, app/migrations.py step 27). A delivery reads it in
+# its own transaction and reuses its process's copy of the record while it is unchanged, so a change
+# made by any process on any host applies to the next delivery everywhere.
+CONFIGURATION_VERSION = "version"
+# The `Default` record each process read last, by database, with its version.
+_kept_configurations = weakref.WeakKeyDictionary()
 
 
 class NumberCounter(peewee.Model):

@@ -26,24 +26,59 @@ def roof(options):
     return result
 
 
-def _deliveries(server, options):
-    """The intake load on `server`: wrk's results for the warm-up and the measured run (with the worker's RSS)."""
-    warm = intake.load(server.url, broker.API_USER, broker.PASSWORD, WARM_UP_SECONDS)
-    result = intake.load(server.url, broker.API_USER, broker.PASSWORD, options.seconds)
-    result["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
-    return warm, result
+ROUNDS = 3
+
+
+def _deliveries(server, seconds):
+    """wrk's result for `seconds` of deliveries on `server`."""
+    return intake.load(server.url, broker.API_USER, broker.PASSWORD, seconds)
+
+
+def _median_run(runs):
+    """One result for several runs of the same load: the median run by throughput, the counts summed."""
+    middle = sorted(runs, key=lambda run: run["requests_per_second"])[len(runs) // 2]
+    result = dict(middle)
+    for name in ("requests", "ok", "non_2xx", "database_locked"):
+        result[name] = sum(run[name] for run in runs)
+    result["socket_errors"] = {name: sum(run["socket_errors"].get(name, 0) for run in runs)
+                               for name in middle["socket_errors"]}
+    result["statuses"] = {}
+    for run in runs:
+        for status, count in run["statuses"].items():
+            result["statuses"][status] = result["statuses"].get(status, 0) + count
+    result["rounds"] = [{"requests_per_second": run["requests_per_second"], "p99_ms": run["latency_ms"]["p99"]}
+                        for run in runs]
+    return result
 
 
 def _intake(backend, options):
-    """The webhook under load on the default path: each delivery becomes its ticket before its 2xx,
-    with SQLite's shipped `synchronous = FULL` (PostgreSQL: synchronous_commit on), and the
-    scheduler running beside it as a deployment runs it."""
-    with servers.database_for(backend, options.scratch, "intake") as db:
+    """The webhook on the default path against the durable write reference (bench/reference.py), in one run.
+
+    Both servers run side by side on databases of their own; their loads alternate over ROUNDS rounds
+    (reference, intake, reference, ...), so a change in what else the machine runs touches both alike.
+    The broker runs as shipped: each delivery becomes its ticket before its 2xx, with SQLite's
+    `synchronous = FULL` (PostgreSQL: synchronous_commit on), and the scheduler beside it."""
+    from bench import reference
+
+    with servers.database_for(backend, options.scratch, "intake") as db, \
+            servers.database_for(backend, options.scratch, "reference") as reference_db:
         broker.prepare(db.url)
+        reference.prepare(reference_db.url)
         env = broker.server_env(db.url)
         with servers.Gunicorn("app:create_app()", env=env) as server, \
+                servers.Gunicorn("bench.reference:create_app()",
+                                 env={"REFERENCE_DATABASE_URL": reference_db.url}) as reference_server, \
                 servers.Process([sys.executable, "-m", "flask", "--app", "app:create_app()", "scheduler"], env=env):
-            warm, result = _deliveries(server, options)
+            warm = _deliveries(server, WARM_UP_SECONDS)
+            _deliveries(reference_server, WARM_UP_SECONDS)
+            reference_runs, intake_runs = [], []
+            for _ in range(ROUNDS):
+                reference_runs.append(_deliveries(reference_server, options.seconds))
+                intake_runs.append(_deliveries(server, options.seconds))
+            result = _median_run(intake_runs)
+            result["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
+            result["reference"] = _median_run(reference_runs)
+            result["reference"]["worker_peak_rss_mb"] = reference_server.worker_peak_rss_mb()
         with broker.broker_app(db.url):
             rows = intake.stored_rows()
     answered_2xx = warm["ok"] + result["ok"]
@@ -53,24 +88,19 @@ def _intake(backend, options):
     result["rows"] = rows
     result["backend"] = backend
     result["sqlite_synchronous"] = "FULL" if backend == "sqlite" else None
+    result.update(ratios_to_reference(result))
     return result
 
 
-def _reference(backend, options, synchronous="FULL"):
-    """bench/reference.py (one INSERT of the body, nothing else) loaded with the intake phase's deliveries."""
-    from bench import reference
-
-    with servers.database_for(backend, options.scratch, "reference") as db:
-        reference.prepare(db.url)
-        env = {"REFERENCE_DATABASE_URL": db.url, "REFERENCE_SYNCHRONOUS": synchronous}
-        with servers.Gunicorn("bench.reference:create_app()", env=env) as server:
-            _warm, result = _deliveries(server, options)
-    result["backend"] = backend
-    result["sqlite_synchronous"] = synchronous if backend == "sqlite" else None
-    return result
-
-
-
+def ratios_to_reference(result):
+    """The intake's throughput and p99 as ratios of the reference's: each round's intake over the reference run
+    just before it, and the median of the rounds (a change in the machine's load touches a pair alike)."""
+    pairs = list(zip(result["rounds"], result["reference"]["rounds"]))
+    throughput = sorted(mine["requests_per_second"] / theirs["requests_per_second"] for mine, theirs in pairs)
+    p99 = sorted(mine["p99_ms"] / theirs["p99_ms"] for mine, theirs in pairs)
+    return {"ratio_to_reference": round(throughput[len(pairs) // 2], 2),
+            "p99_to_reference": round(p99[len(pairs) // 2], 2),
+            "ratios_by_round": [round(ratio, 2) for ratio in throughput]}
 
 
 def _lists(backend, options):
@@ -102,6 +132,20 @@ def two_instances(options):
     return cluster.run(options)
 
 
+def profile(options):
+    """Where one delivery's time goes, by part, under cProfile in this process (bench/profile.py), per database."""
+    from bench import profile as measurement
+
+    deliveries = 300 if options.quick else 2000
+    results = {"deliveries": deliveries}
+    for backend in ("sqlite", "postgresql"):
+        with servers.database_for(backend, options.scratch, "profile") as db:
+            parts, total, statuses, _stats = measurement.profile(db.url, deliveries)
+        results[backend] = {"ms_per_delivery": round(total, 2), "statuses": statuses,
+                            "parts_ms": {part: round(ms, 2) for part, ms in parts.items()}}
+    return results
+
+
 def inprocess(options):
     """CPU per request without a server: the roof, /healthz, a delivery, the first list pages."""
     from bench import inprocess as measurement
@@ -112,10 +156,8 @@ def inprocess(options):
 # The phases in the order a whole run takes them; `--phase` names them.
 RUNNERS = {
     "inprocess": inprocess,
+    "profile": profile,
     "roof": roof,
-    "reference_sqlite": partial(_reference, "sqlite"),
-    "reference_sqlite_normal": partial(_reference, "sqlite", synchronous="NORMAL"),
-    "reference_postgresql": partial(_reference, "postgresql"),
     "intake_sqlite": partial(_intake, "sqlite"),
     "intake_postgresql": partial(_intake, "postgresql"),
     "decision_round_trip": decision_round_trip,

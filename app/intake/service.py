@@ -10,10 +10,10 @@ from marshmallow import ValidationError
 
 from app import contract
 from app.claims import lock_request
-from app.db import UNAVAILABLE_ERRORS, database, write_transaction
+from app.db import UNAVAILABLE_ERRORS, database, insert_row, write_transaction
 from app.errors import BadRequest
 from app.intake.schemas import load_event, parse_json_object
-from app.models import IncomingRequest, utcnow
+from app.models import CONFIGURATION_VERSION, JIT_MODELS, Configuration, IncomingRequest, utcnow
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,8 @@ class Delivery:
         self.received_at = utcnow()
 
     def record(self, **values):
-        return IncomingRequest.create(
-            raw_body=self.raw_body, content_type=self.content_type, headers=self.headers,
+        return insert_row(
+            IncomingRequest, raw_body=self.raw_body, content_type=self.content_type, headers=self.headers,
             source_address=self.source_address, received_at=self.received_at, **values,
         )
 
@@ -113,13 +113,21 @@ def describe_invalid(error):
 
 
 def receive(delivery):
-    """Validate and process a delivery; returns its row, or raises BadRequest once it is stored as an error."""
+    """Validate and process a delivery; returns its row, or raises BadRequest once it is stored as an error.
+
+    Parsing, validation and the ticket's rows are done before the write transaction begins, so the
+    transaction holds its locks (SQLite's write lock, the ticket number's row) only for the writes."""
     event, fields = _load(delivery, _parse(delivery))
+    try:
+        rendered = _render(event, fields)
+    except Exception:
+        _record_failure(delivery, event, fields)
+        raise
 
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with write_transaction():
-                return apply_event(delivery, event, fields)
+                return apply_event(delivery, event, fields, rendered)
         except peewee.IntegrityError:
             if attempt == _ATTEMPTS:
                 raise
@@ -127,9 +135,22 @@ def receive(delivery):
         except UNAVAILABLE_ERRORS:
             raise
         except Exception:
-            log.exception("delivery for RequestId %s failed", fields["request_id"])
-            record_rejected(delivery, _processing_failed(), event.name, fields["request_id"])
+            _record_failure(delivery, event, fields)
             raise
+
+
+def _render(event, fields):
+    """A created event's ticket rows, made with the configuration this process read last (None before
+    it read one); apply_event checks that configuration's version in its transaction."""
+    configuration = Configuration.last_kept()
+    if not event.is_created or configuration is None:
+        return None
+    return tickets.RenderedTicket(event, fields, configuration)
+
+
+def _record_failure(delivery, event, fields):
+    log.exception("delivery for RequestId %s failed", fields["request_id"])
+    record_rejected(delivery, _processing_failed(), event.name, fields["request_id"])
 
 
 def read_stored(incoming):
@@ -167,29 +188,59 @@ def apply_stored(incoming):
                                error=_processing_failed())
 
 
-def apply_event(delivery, event, fields):
+def apply_event(delivery, event, fields, rendered=None):
     """Apply a validated event inside the caller's write transaction; returns the delivery's row.
 
-    `delivery.record(**values)` stores the outcome: a new row, or the stored one an ops replay passes."""
+    `delivery.record(**values)` stores the outcome: a new row, or the stored one an ops replay passes.
+    `rendered` is a created event's ticket made before the transaction (receive)."""
     request_id = fields["request_id"]
     lock_request(request_id)
-    jit = tickets.find_jit_request(event.kind, request_id)
     if event.is_created:
-        if jit is not None:
-            return delivery.record(event_type=event.name, request_id=request_id, task=jit.task,
-                                   status=contract.INCOMING_DUPLICATE, processed_at=utcnow())
-        task = tickets.create_ticket(event, fields)
-        incoming = delivery.record(event_type=event.name, request_id=request_id, task=task,
-                                   status=contract.INCOMING_PROCESSED, processed_at=utcnow())
-        _apply_waiting_updates(event.kind, request_id)
-        return incoming
-
+        return _apply_created(delivery, event, fields, rendered)
+    jit = tickets.find_jit_request(event.kind, request_id)
     if jit is None:
         # The update outran its created event: keep it; the created event applies it.
         return delivery.record(event_type=event.name, request_id=request_id, status=contract.INCOMING_RECEIVED)
     task, status = _record_update(jit, event, fields)
     return delivery.record(event_type=event.name, request_id=request_id, task=task, status=status,
                            processed_at=utcnow())
+
+
+def _apply_created(delivery, event, fields, rendered):
+    request_id = fields["request_id"]
+    configuration_version, task_id, updates_waiting = _look_up_created(event.kind, request_id)
+    if task_id is not None:
+        return delivery.record(event_type=event.name, request_id=request_id, task=task_id,
+                               status=contract.INCOMING_DUPLICATE, processed_at=utcnow())
+    task = tickets.create_ticket(event, fields, Configuration.as_of(configuration_version), rendered)
+    incoming = delivery.record(event_type=event.name, request_id=request_id, task=task,
+                               status=contract.INCOMING_PROCESSED, processed_at=utcnow())
+    if updates_waiting:
+        _apply_waiting_updates(event.kind, request_id)
+    return incoming
+
+
+# The SQL of _look_up_created, by (kind, the database's parameter mark): written once per process.
+_LOOKUP_SQL = {}
+
+
+def _look_up_created(kind, request_id):
+    """(the configuration's version, the task of the request's ticket or None, whether update events wait for
+    it): what a created event needs to know, in one SELECT inside its transaction (after lock_request)."""
+    param = database.obj.param
+    update_names = _update_names(kind)
+    sql = _LOOKUP_SQL.get((kind, param))
+    if sql is None:
+        sql = _LOOKUP_SQL[(kind, param)] = (
+            f'SELECT (SELECT "{CONFIGURATION_VERSION}" FROM "{Configuration._meta.table_name}" '
+            f'WHERE "name" = {param}), '
+            f'(SELECT "task_id" FROM "{JIT_MODELS[kind]._meta.table_name}" WHERE "request_id" = {param}), '
+            f'EXISTS (SELECT 1 FROM "{IncomingRequest._meta.table_name}" WHERE "request_id" = {param} '
+            f'AND "status" = {param} AND "event_type" IN ({", ".join([param] * len(update_names))}))')
+    version, task_id, waiting = database.execute_sql(
+        sql, (Configuration.DEFAULT_NAME, request_id, request_id, contract.INCOMING_RECEIVED, *update_names),
+    ).fetchone()
+    return version, task_id, bool(waiting)
 
 
 def _record_update(jit, event, fields):
@@ -200,12 +251,15 @@ def _record_update(jit, event, fields):
     return task, contract.INCOMING_DUPLICATE if duplicate else contract.INCOMING_PROCESSED
 
 
+def _update_names(kind):
+    return [event.name for event in contract.EVENT_TYPES.values() if event.kind == kind and not event.is_created]
+
+
 def waiting_updates(kind, request_id):
     """The update events of `kind` stored for `request_id` that wait for their created event, oldest first."""
-    update_names = [event.name for event in contract.EVENT_TYPES.values() if event.kind == kind and not event.is_created]
     return (IncomingRequest.select()
             .where(IncomingRequest.request_id == request_id,
-                   IncomingRequest.event_type.in_(update_names),
+                   IncomingRequest.event_type.in_(_update_names(kind)),
                    IncomingRequest.status == contract.INCOMING_RECEIVED)
             .order_by(IncomingRequest.received_at, IncomingRequest.id))
 

@@ -10,6 +10,7 @@ logged and noted on the ticket; it never fails the delivery.
 """
 import logging
 import traceback
+import weakref
 
 from flask import after_this_request, current_app, has_request_context
 
@@ -27,9 +28,27 @@ CLAIM_SECONDS = 180
 MAX_ATTEMPTS = 3
 
 
-def queue_evaluation(task, ticket_url=None):
+# (configuration version, whether any rule is enabled), by database: the rules service moves the
+# version with every change of a rule (app/policies/rules.py), so the answer holds while the version does.
+_rules_enabled = weakref.WeakKeyDictionary()
+
+
+def any_rule_enabled(configuration=None):
+    """Whether any rule is enabled; read once per configuration version when `configuration` carries the
+    version it was read at in the caller's transaction (Configuration.as_of), else read now."""
+    version = getattr(configuration, "configuration_version", None)
+    kept = _rules_enabled.get(database.obj)
+    if version is not None and kept is not None and kept[0] == version:
+        return kept[1]
+    enabled = PolicyRule.select().where(PolicyRule.enabled == True).exists()  # noqa: E712
+    if version is not None:
+        _rules_enabled[database.obj] = (version, enabled)
+    return enabled
+
+
+def queue_evaluation(task, ticket_url=None, configuration=None):
     """Queue `task` for evaluation when any rule is enabled; returns the row, or None."""
-    if not PolicyRule.select().where(PolicyRule.enabled == True).exists():  # noqa: E712
+    if not any_rule_enabled(configuration):
         return None
     with write_transaction():
         evaluation = PolicyEvaluation.get_or_none(PolicyEvaluation.task == task)
@@ -41,11 +60,12 @@ def queue_evaluation(task, ticket_url=None):
     return evaluation
 
 
-def queue_new_ticket(task, **_):
+def queue_new_ticket(task, configuration=None, **_):
     """`ticket_created`'s receiver: queue the new ticket's evaluation and, in a request, run it once
     the answer is sent. Never raises: a problem is logged, and the delivery keeps its answer."""
     try:
-        evaluation = queue_evaluation(task)  # its writes in a savepoint: a failure leaves the ticket's intact
+        # Its writes in a savepoint: a failure leaves the ticket's intact.
+        evaluation = queue_evaluation(task, configuration=configuration)
     except Exception:  # noqa: BLE001 - the webhook's answer must not depend on the policies
         log.exception("could not queue the policy evaluation of %s", task.number)
         return

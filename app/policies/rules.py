@@ -9,7 +9,7 @@ from app.db import write_transaction
 from app.errors import BadRequest, Conflict, NotFound
 from app.fields import Field, clean_boolean, clean_choice, clean_text, clean_values as clean_fields
 from app.itsm import connections
-from app.models import utcnow
+from app.models import Configuration, utcnow
 from app.policies import models
 from app.policies.matching import MATCHERS
 from app.policies.models import PolicyRule, PolicySettings
@@ -130,6 +130,7 @@ def create_rule(raw, actor, position=None):
     with write_transaction():
         last = PolicyRule.select().count()
         rule = PolicyRule.create(position=last + 1, **values)
+        Configuration.move_version()  # every process asks again whether a rule is enabled
         if position is not None:
             _place(rule, position)
         audit.record("policy_rule_create", actor, "policy_rule", str(rule.id), _rule_detail(rule))
@@ -143,6 +144,7 @@ def update_rule(rule, raw, actor):
     with write_transaction():
         changed = {name: value for name, value in values.items() if getattr(rule, name) != value}
         PolicyRule.update(updated_at=utcnow(), **values).where(PolicyRule.id == rule.id).execute()
+        Configuration.move_version()
         audit.record("policy_rule_update", actor, "policy_rule", str(rule.id), {"changed": changed})
     return PolicyRule.get_by_id(rule.id)
 
@@ -150,6 +152,7 @@ def update_rule(rule, raw, actor):
 def delete_rule(rule, actor):
     with write_transaction():
         PolicyRule.delete().where(PolicyRule.id == rule.id).execute()
+        Configuration.move_version()
         _renumber()
         audit.record("policy_rule_delete", actor, "policy_rule", str(rule.id), {"name": rule.name})
 

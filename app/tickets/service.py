@@ -9,10 +9,12 @@ import logging
 
 from app import contract, events
 from app.audit import service as audit
+from app.db import insert_row
 from app.errors import NotFound
 from app.fields import duration_words
-from app.models import (AdminTicket, ApplicationAccessTicket, Configuration, Decision, JIT_MODELS, Task, WorkNote,
-                        utcnow)
+from peewee import SQL
+
+from app.models import CONFIGURATION_VERSION, Configuration, Decision, JIT_MODELS, Task, WorkNote, utcnow
 from app.tickets.numbers import allocate_number
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ UPDATE_CONFLICT = "conflict"    # contradicts what EPM acknowledged: noted and w
 def add_work_note(task, text, author=SYSTEM_AUTHOR, system=True):
     """A line in the ticket's history, in the caller's transaction; `ticket_changed` tells who shows the ticket
     elsewhere (the Slack message) that it moved."""
-    note = WorkNote.create(task=task, text=text, author=author, system=system)
+    note = insert_row(WorkNote, task=task, text=text, author=author, system=system)
     events.ticket_changed.send(task)
     return note
 
@@ -46,7 +48,19 @@ def find_task(number):
 
 
 def find_jit_request(kind, request_id):
-    return JIT_MODELS[kind].get_or_none(JIT_MODELS[kind].request_id == request_id)
+    """The JIT record of `request_id` with its task, read in one SELECT with the configuration's version
+    (`configuration_version`, for Configuration.as_of); None when there is none."""
+    model = JIT_MODELS[kind]
+    version = (Configuration.select(SQL(f'"{CONFIGURATION_VERSION}"'))
+               .where(Configuration.name == Configuration.DEFAULT_NAME))
+    return (model.select(model, Task, version.alias("configuration_version")).join(Task)
+            .where(model.request_id == request_id).first())
+
+
+def _configuration(jit):
+    """The configuration at the version read with `jit` (find_jit_request), or read now."""
+    version = getattr(jit, "configuration_version", None)
+    return Configuration.default() if version is None else Configuration.as_of(version)
 
 
 def _application_columns(fields):
@@ -82,41 +96,55 @@ def _short_description(configuration, kind, columns):
     return f"{label}: {who} requests {what}"[:160]
 
 
-def create_ticket(event, fields):
-    """Create the task and its JIT record for a created event; returns the task."""
-    configuration = Configuration.default()
-    ticket_type = contract.find_ticket_type(configuration.ticket_type) or contract.INCIDENT
-    columns = _application_columns(fields) if event.kind == contract.KIND_APPLICATION else _admin_columns(fields)
-    task = Task.create(
-        sys_class_name=ticket_type.table,
-        number=allocate_number(ticket_type),
-        state=ticket_type.new_state,
-        short_description=_short_description(configuration, event.kind, columns),
-        assignment_group=configuration.default_assignment_group,
-        category=configuration.default_category,
-        kind=event.kind,
-        request_id=fields["request_id"],
-        requester=_clip(columns["requester"]),
-        host=_clip(columns["host"]),
-        subject=_clip(columns["subject"]),
-        publisher=_clip(columns["publisher"]),
-        requested_duration=_clip(columns["requested_duration"], 32),
-    )
-    common = dict(
-        task=task, request_id=fields["request_id"], tenant_id=_clip(fields.get("tenant_id"), 100),
-        epm_ticket_number=_clip(fields.get("epm_ticket_number"), 100), requested_at=fields.get("timestamp"),
-        reason=columns["reason"],
-    )
-    if event.kind == contract.KIND_APPLICATION:
-        ApplicationAccessTicket.create(request_info=fields.get("request_info") or {}, **common)
-    else:
-        AdminTicket.create(
-            computer_id=_clip(fields.get("computer_id"), 100), group_id=_clip(fields.get("group_id"), 100),
-            user_id=_clip(fields.get("user_id")), user_name=_clip(fields.get("user_name")),
-            duration_requested=_clip(fields.get("duration_requested"), 32), **common,
+class RenderedTicket:
+    """A created event made into the rows of its ticket with one configuration, before any transaction:
+    what is left to the write transaction is the number and the INSERTs."""
+
+    def __init__(self, event, fields, configuration):
+        self.event, self.configuration = event, configuration
+        self.ticket_type = contract.find_ticket_type(configuration.ticket_type) or contract.INCIDENT
+        columns = _application_columns(fields) if event.kind == contract.KIND_APPLICATION else _admin_columns(fields)
+        self.task = dict(
+            sys_class_name=self.ticket_type.table,
+            state=self.ticket_type.new_state,
+            short_description=_short_description(configuration, event.kind, columns),
+            assignment_group=configuration.default_assignment_group,
+            category=configuration.default_category,
+            kind=event.kind,
+            request_id=fields["request_id"],
+            requester=_clip(columns["requester"]),
+            host=_clip(columns["host"]),
+            subject=_clip(columns["subject"]),
+            publisher=_clip(columns["publisher"]),
+            requested_duration=_clip(columns["requested_duration"], 32),
         )
-    add_work_note(task, f"{contract.KIND_LABELS[event.kind]} request {fields['request_id']} received from EPM; "
-                        f"{ticket_type.label} {task.number} created.")
+        self.jit = dict(
+            request_id=fields["request_id"], tenant_id=_clip(fields.get("tenant_id"), 100),
+            epm_ticket_number=_clip(fields.get("epm_ticket_number"), 100), requested_at=fields.get("timestamp"),
+            reason=columns["reason"],
+        )
+        if event.kind == contract.KIND_APPLICATION:
+            self.jit["request_info"] = fields.get("request_info") or {}
+        else:
+            self.jit.update(
+                computer_id=_clip(fields.get("computer_id"), 100), group_id=_clip(fields.get("group_id"), 100),
+                user_id=_clip(fields.get("user_id")), user_name=_clip(fields.get("user_name")),
+                duration_requested=_clip(fields.get("duration_requested"), 32),
+            )
+        self.note = (f"{contract.KIND_LABELS[event.kind]} request {fields['request_id']} received from EPM; "
+                     f"{self.ticket_type.label} ")
+
+
+def create_ticket(event, fields, configuration=None, rendered=None):
+    """Create the task and its JIT record for a created event, one INSERT per table; returns the task.
+
+    `rendered` (render_ticket's, made before the transaction) is used when it was made with `configuration`."""
+    configuration = configuration or Configuration.default()
+    if rendered is None or rendered.configuration is not configuration:
+        rendered = RenderedTicket(event, fields, configuration)
+    task = insert_row(Task, number=allocate_number(rendered.ticket_type), **rendered.task)
+    insert_row(JIT_MODELS[event.kind], task=task, **rendered.jit)
+    add_work_note(task, f"{rendered.note}{task.number} created.")
     # Receivers only queue rows here (notifications, policy evaluations): nothing slow runs
     # inside the transaction.
     events.ticket_created.send(task, configuration=configuration)
@@ -259,17 +287,21 @@ def _who(values):
     return values["final_decision_by"] or "unknown"
 
 
-def _store(jit, values, **columns):
-    for name, value in {**values, **columns}.items():
+def _store(jit, values, touch_task=True, **columns):
+    """Write `values` and `columns` on the JIT record (and the task's updated_at, unless the caller saves the task)."""
+    changed = {**values, **columns}
+    for name, value in changed.items():
         setattr(jit, name, value)
     jit.updated_at = utcnow()
-    jit.save()
-    Task.update(updated_at=utcnow()).where(Task.id == jit.task_id).execute()
+    model = type(jit)
+    jit.save(only=[model.updated_at, *(getattr(model, name) for name in changed)])
+    if touch_task:
+        Task.update(updated_at=utcnow()).where(Task.id == jit.task_id).execute()
 
 
 def _finalize_first(jit, values, **columns):
     """Record EPM's first final decision (and any other `columns`); auto-close the ticket when configured."""
-    _store(jit, values, decision_final=True, **columns)
+    _store(jit, values, touch_task=False, decision_final=True, **columns)
     task = jit.task
     window = ""
     if values["final_start_time"] and values["final_end_time"]:
@@ -278,7 +310,7 @@ def _finalize_first(jit, values, **columns):
     duration = duration_words(values["final_duration"]) or "not given"
     add_work_note(task, f"EPM finalized the decision: {values['final_decision'] or 'unknown'} by "
                         f"{values['final_decision_by'] or 'unknown'}, duration {duration}{window}.")
-    configuration = Configuration.default()
+    configuration = _configuration(jit)
     task.updated_at = utcnow()
     closed_from = None
     if configuration.auto_close and task.state != task.ticket_type.closed_state:
@@ -287,7 +319,7 @@ def _finalize_first(jit, values, **columns):
         task.closed_at = utcnow()
         add_work_note(task, f"Closed automatically ({task.ticket_type.state_label(task.state)}) "
                             "because EPM finalized the decision and auto-close is on.")
-    task.save()
+    task.save(only=[Task.updated_at, Task.state, Task.closed_at])
     if closed_from is not None:
         audit.record(audit.STATE_CHANGE, audit.SYSTEM_ACTOR, "ticket", task.number,
                      {"old": closed_from, "new": task.state_label, "why": "auto-close after EPM's final decision"})

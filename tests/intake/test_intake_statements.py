@@ -4,6 +4,7 @@ import threading
 from contextlib import contextmanager
 
 from app.db import database, is_sqlite
+from app.models import Configuration
 from tests import factories
 
 WRITES = ("INSERT", "UPDATE", "DELETE")
@@ -52,6 +53,28 @@ def test_one_delivery_is_one_transaction_of_a_fixed_number_of_statements(app, de
         writes = [(sql, inside) for sql, inside in sent if sql.lstrip().upper().startswith(WRITES)]
         assert writes and all(inside for _, inside in writes), "every write is inside that one transaction"
     assert [sql for sql, _ in with_a_hundred] == [sql for sql, _ in with_one]
-    # BEGIN, the RequestId's lock (PostgreSQL), its ticket?, the configuration, the next number,
-    # the ticket's 3 rows, enabled policies?, the delivery's row, updates waiting for it?, COMMIT
-    assert len(with_one) == (11 if is_sqlite() else 12), with_one
+    # BEGIN, the RequestId's lock (PostgreSQL), one look-up (the configuration's version, the ticket,
+    # updates waiting), the next number, the ticket's 3 rows, the delivery's row, COMMIT
+    assert len(with_one) == (8 if is_sqlite() else 9), with_one
+    inserts = [sql.split('"')[1] for sql, _ in with_one if sql.startswith("INSERT")]
+    assert len(inserts) == len(set(inserts)) == 4, "one INSERT per table"
+    assert not any(sql.startswith("SELECT") and Configuration._meta.table_name in sql and "version" not in sql
+                   for sql, _ in with_one), "the configuration is kept, only its version is read"
+
+
+def test_an_update_event_is_one_transaction_that_reads_its_ticket_once(app, deliver, monkeypatch):
+    monkeypatch.setattr(app.extensions["account_cache"], "lifetime", 3600)
+    deliver(factories.admin_request("req-earlier"))
+    deliver(factories.admin_decision("req-earlier"))  # the first update: the configuration is kept from here on
+    deliver(factories.admin_request("req-updated"))
+    with statements_sent(monkeypatch) as sent:
+        assert deliver(factories.admin_decision("req-updated")).status_code == 200
+
+    assert [what for what, _ in sent if what in ("BEGIN", "COMMIT", "ROLLBACK")] == ["BEGIN", "COMMIT"]
+    # BEGIN, the RequestId's lock (PostgreSQL), the record with its task and the configuration's version,
+    # the decision EPM acknowledged?, the record's new columns, the work note, the task's state, the
+    # delivery's row, COMMIT
+    assert len(sent) == (8 if is_sqlite() else 9), sent
+    reads = [sql for sql, _ in sent if sql.startswith("SELECT")]
+    assert not any(sql.startswith('SELECT "t1"."id", "t1"."sys_id", "t1"."sys_class_name"') for sql in reads), \
+        "the task is read with its record, not on its own"
