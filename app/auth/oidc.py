@@ -102,7 +102,9 @@ def sign_in_account(claims, settings):
     issuer, subject = claims["iss"], claims["sub"]
     role = role_for_claims(claims, settings)
     name = display_name(claims, settings)
-    email = claims.get("email") if isinstance(claims.get("email"), str) else ""
+    # An address the provider says it has not verified names nobody: Slack maps people by it (app/chat/slack.py).
+    verified = claims.get("email_verified") is not False and str(claims.get("email_verified")).lower() != "false"
+    email = claims.get("email") if isinstance(claims.get("email"), str) and verified else ""
     account = find_account(issuer, subject)
     if role is None or (account is not None and not account.active):
         # Recorded on its own: nothing else is written for a refused sign-in.

@@ -166,3 +166,35 @@ def test_an_admin_access_approval_needing_step_up_links_to_the_ticket_page(make_
     link = view["blocks"][1]["elements"][0]["url"]
     assert link == f"https://jit.example.com/tickets/{task.number}"
     assert Decision.select().count() == 0
+
+
+def _provider_settings():
+    from app.settings import Settings
+
+    return Settings.load(environ={}, overrides={"oidc_issuer": "https://idp.corp.example", "oidc_client_id": "broker",
+                                                "oidc_approver_groups": "jit-approvers"})
+
+
+def test_a_person_signing_in_through_the_identity_provider_is_mapped_by_the_e_mail_it_verified(
+        posted, interact, fake_slack):
+    from app.auth import oidc
+
+    oidc.sign_in_account({"iss": "https://idp.corp.example", "sub": "00u9", "preferred_username": "pat",
+                          "email": "Pat@corp.example", "email_verified": True, "groups": ["jit-approvers"]},
+                         _provider_settings())
+    fake_slack.add_user("U0PAT", "pat@corp.example")
+    view = _open(interact, fake_slack, "U0PAT")
+    interact(submission(view, "U0PAT", "Needed for the release", "once"))
+    assert Decision.get().decided_by == "pat"
+
+
+def test_an_e_mail_the_identity_provider_has_not_verified_maps_nobody(posted, interact, fake_slack):
+    from app.auth import oidc
+
+    oidc.sign_in_account({"iss": "https://idp.corp.example", "sub": "00u9", "preferred_username": "pat",
+                          "email": "pat@corp.example", "email_verified": False, "groups": ["jit-approvers"]},
+                         _provider_settings())
+    fake_slack.add_user("U0PAT", "pat@corp.example")
+    interact(button(fake_slack, "U0PAT", "approve"))
+    assert fake_slack.views == []
+    assert "not linked to a JIT Broker account" in _ephemeral(fake_slack)[0]
