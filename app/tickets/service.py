@@ -13,6 +13,7 @@ from app.errors import NotFound
 from app.fields import duration_words
 from app.models import (AdminTicket, ApplicationAccessTicket, Configuration, Decision, JIT_MODELS, Task, WorkNote,
                         utcnow)
+from app.tickets import search
 from app.tickets.numbers import allocate_number
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ def create_ticket(event, fields):
         host=_clip(columns["host"]),
         subject=_clip(columns["subject"]),
         publisher=_clip(columns["publisher"]),
+        search_details=search.search_details(columns["reason"], fields.get("request_info")),
         requested_duration=_clip(columns["requested_duration"], 32),
     )
     common = dict(
