@@ -207,9 +207,12 @@ def action_names():
     return [row.action for row in AuditEntry.select(AuditEntry.action).distinct().order_by(AuditEntry.action)]
 
 
-def entries_between(since=None, until=None, actor=None, action=None):
-    """Entries oldest first, created at or after `since` and before `until` (naive UTC datetimes)."""
+def entries_between(since=None, until=None, actor=None, action=None, after=None):
+    """Entries oldest first, created at or after `since` and before `until` (naive UTC datetimes),
+    with ids above `after` when given (a seek on the primary key)."""
     query = AuditEntry.select().order_by(AuditEntry.id)
+    if after is not None:
+        query = query.where(AuditEntry.id > after)
     if since is not None:
         query = query.where(AuditEntry.created_at >= since)
     if until is not None:
