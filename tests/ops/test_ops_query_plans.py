@@ -112,3 +112,18 @@ def test_perf_audit_pages_seek_the_primary_key(long_logs, as_admin, admin_auth):
         assert_reads_only_its_page(text, table)
         if index % 2:
             assert_seeks_the_primary_key(text)
+
+
+def test_perf_audit_action_choices_seek_the_action_index(long_logs):
+    from app.audit import service
+
+    table = AuditEntry._meta.table_name
+    assert service.action_names() == sorted({entry.action for entry in AuditEntry.select(AuditEntry.action)})
+    text = plan(service._DISTINCT_ACTIONS, ())
+    # A seek per action (SEARCH; under a Limit), never a walk of the whole index (SCAN; Unique over it).
+    if is_sqlite():
+        assert not re.search(rf"^SCAN {table}", text, re.M), text
+        assert re.search(rf"SEARCH {table} USING COVERING INDEX \w+ \(action>\?\)", text), text
+    else:
+        assert f"Seq Scan on {table}" not in text and "Unique" not in text, text
+        assert re.search(r"Limit .*\n\s+->  Index Only Scan using \w+ on " + table, text), text
