@@ -335,11 +335,13 @@ WHY_MISSED = {
         "costly case for both."),
     "ticket page": (
         "the page's decision context (app/tickets/context.py) counts up to 500 earlier requests of the same "
-        "person and of the same application within 90 days by walking the newest-first index and checking each "
-        "ticket (the person and application have no index of their own, the file hash is matched in the JSON "
-        "of each JIT record), so its cost grows with the tickets of those 90 days: a million tickets over two "
-        "years put 120,000 there. It needs indexes on (requester, opened_at) and (publisher, subject, "
-        "opened_at) and the hash found through the search index; not done yet."),
+        "person and of the same application within 90 days by walking the newest-first index over those days "
+        "and checking each ticket: the person and the publisher and product have no index of their own, so the "
+        "cost grows with the tickets of 90 days (a million tickets over two years put 120,000 there). Measured "
+        "when the file hash was still matched in each JIT record's JSON, which read every record on PostgreSQL "
+        "(a hash join over the whole table); the hash is now found through the search index (Task.search_details), "
+        "which leaves the 90-day walk. Flat needs indexes on (requester, opened_at) and (publisher, subject, "
+        "opened_at), at a cost on every delivery: not done yet."),
     **{page.replace("_", " "): PAGE_REASON for page in PAGES if page != "ticket_page"},
 }
 
