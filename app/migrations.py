@@ -350,6 +350,70 @@ def _configuration_version(migrator):
                          f'$$ BEGIN NEW."{column}" := OLD."{column}" + 1; RETURN NEW; END $$')
     database.execute_sql(f'CREATE TRIGGER configuration_version BEFORE UPDATE ON "{table}" '
                          'FOR EACH ROW EXECUTE FUNCTION configuration_version()')
+# Migration 28's search document: the searched columns one a line, so a text of one line
+# matches within one of them. app/tickets/search.py spells it the same way (the PostgreSQL
+# planner uses an expression index only for the same expression).
+_SEARCHED = ("number", "short_description", "requester", "host", "subject", "publisher", "search_details")
+
+
+def _search_document(prefix=""):
+    return " || chr(10) || ".join(f"coalesce({prefix}{column}, '')" for column in _SEARCHED)
+
+
+def _search_details_backfill():
+    """SQL setting each ticket's search_details from its JIT record: the reason, then the file hashes."""
+    newline = "char(10)" if is_sqlite() else "chr(10)"
+
+    def hash_of(key):
+        if is_sqlite():
+            return f"json_extract(request_info, '$.{key}')"
+        return f"(request_info::json ->> '{key}')"
+
+    joined = f" || {newline} || ".join(f"coalesce({piece}, '')" for piece in
+                                       ("reason", hash_of("sha256Hash"), hash_of("sha1Hash")))
+    # A missing piece leaves an empty line: trimmed at the ends, folded in the middle.
+    trim = "trim" if is_sqlite() else "btrim"
+    application = f"replace({trim}({joined}, {newline}), {newline} || {newline}, {newline})"
+    return [f"UPDATE task SET search_details = (SELECT nullif({details}, '') FROM \"{table}\" jit "
+            f"WHERE jit.task_id = task.id) WHERE kind = '{kind}'"
+            for table, kind, details in (("x_bets_pmc_jit_application_access_ticket", "application", application),
+                                         ("x_bets_pmc_jit_admin_ticket", "admin", "reason"))]
+
+
+def _one_search_document(migrator):
+    """Search also finds the short description, the reason and the file hashes, through one index
+    over one document per ticket. SQLite: a contentless FTS5 trigram table, kept by triggers that
+    skip updates leaving the document as it was (a decision saves the whole ticket). PostgreSQL:
+    a pg_trgm GIN index on the document's expression, kept by PostgreSQL itself."""
+    _add_columns(migrator, (models.Task._meta.table_name, "search_details", peewee.TextField(null=True)))
+    for update in _search_details_backfill():
+        database.execute_sql(update)
+    if is_sqlite():
+        for trigger in ("task_search_insert", "task_search_delete", "task_search_update"):
+            database.execute_sql(f"DROP TRIGGER IF EXISTS {trigger}")
+        database.execute_sql("DROP TABLE IF EXISTS task_search")
+        new, old = _search_document("new.").replace("chr(", "char("), _search_document("old.").replace("chr(", "char(")
+        database.execute_sql("CREATE VIRTUAL TABLE task_search USING fts5(document, content='', tokenize='trigram')")
+        database.execute_sql(f"INSERT INTO task_search (rowid, document) "
+                             f"SELECT id, {_search_document().replace('chr(', 'char(')} FROM task")
+        database.execute_sql(f"CREATE TRIGGER task_search_insert AFTER INSERT ON task BEGIN "
+                             f"INSERT INTO task_search (rowid, document) VALUES (new.id, {new}); END")
+        database.execute_sql(f"CREATE TRIGGER task_search_delete AFTER DELETE ON task BEGIN "
+                             f"INSERT INTO task_search (task_search, rowid, document) "
+                             f"VALUES ('delete', old.id, {old}); END")
+        database.execute_sql(f"CREATE TRIGGER task_search_update AFTER UPDATE OF {', '.join(_SEARCHED)} ON task "
+                             f"WHEN ({old}) IS NOT ({new}) BEGIN "
+                             f"INSERT INTO task_search (task_search, rowid, document) "
+                             f"VALUES ('delete', old.id, {old}); "
+                             f"INSERT INTO task_search (rowid, document) VALUES (new.id, {new}); END")
+        return
+    database.execute_sql("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    database.execute_sql("DROP INDEX IF EXISTS task_search_trgm")
+    database.execute_sql(f"CREATE INDEX task_search_trgm ON task USING gin (({_search_document()}) gin_trgm_ops)")
+    from app.tickets import search
+
+    search.keep_search_statistics()
+    database.execute_sql("ANALYZE task")
 
 
 MIGRATIONS = [
@@ -381,6 +445,8 @@ MIGRATIONS = [
     (26, "Slack and Teams: the chat outbox, Slack signatures seen, Slack users linked to accounts", _chat),
     (27, "a configuration version the database moves on every change, so processes can keep the record",
      _configuration_version),
+    (28, "search also finds the short description, reason and file hashes, through one document per ticket",
+     _one_search_document),
     (30, "marks allowing private addresses for EPM and the mail server", _internal_marks),
 ]
 

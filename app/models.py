@@ -259,6 +259,9 @@ class Task(BaseModel):
     host = peewee.CharField(max_length=255, null=True)
     subject = peewee.CharField(max_length=255)
     publisher = peewee.CharField(max_length=255, null=True)
+    # The request's reason and file hashes, one a line: searched with the columns above
+    # (app/tickets/search.py) through the one search index, so search reads no other table.
+    search_details = peewee.TextField(null=True)
     requested_duration = peewee.CharField(max_length=32, null=True)
     opened_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)

@@ -9,6 +9,7 @@ from app.models import Account, Configuration
 
 API_USER = "epm"
 APPROVER = "approver"
+ADMIN = "admin"
 PASSWORD = "bench-password-0123"
 SECRET_KEY = "bench-secret-key"
 
@@ -26,11 +27,11 @@ def broker_app(database_url):
 
 
 def prepare(database_url):
-    """Create the schema, an `api` and a `user` account with PASSWORD, and the Default configuration."""
+    """Create the schema, an `api`, a `user` and an `admin` account with PASSWORD, and the Default configuration."""
     with broker_app(database_url):
         upgrade()
         password_hash = hash_password(PASSWORD)
-        for username, role in ((API_USER, "api"), (APPROVER, "user")):
+        for username, role in ((API_USER, "api"), (APPROVER, "user"), (ADMIN, "admin")):
             if Account.by_username(username) is None:
                 Account.create(username=username, role=role, password_hash=password_hash)
         Configuration.default()

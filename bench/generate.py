@@ -10,6 +10,7 @@ Work notes and raw deliveries are left out: the list and search never read them.
 """
 import argparse
 import csv
+import hashlib
 import io
 import json
 import random
@@ -41,6 +42,8 @@ GROUPS = ["Service Desk", "Workplace Lisbon", "Workplace Berlin", "Engineering L
 SURNAMES = ["rivera", "kowalski", "chen", "novak", "silva", "muller", "smith", "garcia", "ivanova", "okafor",
             "tanaka", "haddad", "larsen", "moreau", "rossi", "santos", "nguyen", "cohen", "fischer", "khan"]
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
+REASONS = ["Needed for work", "Customer demo tomorrow", "Installing the update IT asked for",
+           "Debugging a production incident", "Quarterly report", "New laptop setup"]
 
 
 def requester(index):
@@ -65,33 +68,40 @@ def _rows(count, first_id, first_number, now, rng):
         machine = host(rng.randrange(20_000))
         recent = offset >= count - 200
         state = INCIDENT.new_state if recent else closed
+        reason = rng.choice(REASONS)
         if is_admin:
             subject, publisher, duration = "Admin access", None, str(rng.choice((900, 1800, 3600)))
             description = f"Admin Access: {person} requests administrative elevation"
+            file_hash, details = None, reason
         else:
             app_index = rng.randrange(len(APPLICATIONS))
             subject, duration = APPLICATIONS[app_index].strip(), None
             publisher = PUBLISHERS[app_index // 3 % len(PUBLISHERS)]
             description = f"Application Access: {person} requests {subject}"
+            # One of a few builds of each application: a hash finds a few thousand tickets.
+            file_hash = hashlib.sha256(f"{subject} {rng.randrange(8)}".encode()).hexdigest()
+            details = search.search_details(reason, {"sha256Hash": file_hash})
         bits = f"{rng.getrandbits(128):032x}"
         request_id = f"{bits[:8]}-{bits[8:12]}-4{bits[13:16]}-8{bits[17:20]}-{bits[20:]}"
         kind = contract.KIND_ADMIN if is_admin else contract.KIND_APPLICATION
         task = (task_id, f"{task_id:08x}{bits[8:]}", INCIDENT.table, INCIDENT.format_number(first_number + offset),
                 state, description[:160], rng.choice(GROUPS), "", kind, request_id, person, machine, subject,
-                publisher, duration, opened, opened, None if recent else opened + timedelta(minutes=30))
+                publisher, details, duration, opened, opened, None if recent else opened + timedelta(minutes=30))
         common = (f"{bits[8:]}{task_id:08x}", task_id, request_id, TENANT_ID, str(100000 + task_id),
-                  opened, "Needed for work", not recent, opened, opened)
+                  opened, reason, not recent, opened, opened)
         if is_admin:
             jit = common + (machine, "7e5d4c3b-2a19-4807-b6f5-e4d3c2b1a098", f"S-1-5-21-{task_id}", person, duration)
         else:
             jit = common + (json.dumps({"user": person, "hostName": machine, "productName": subject,
-                                        "publisher": publisher, "action": "Elevate"}, sort_keys=True),)
+                                        "publisher": publisher, "action": "Elevate",
+                                        "reason": reason, "sha256Hash": file_hash}, sort_keys=True),)
         yield is_admin, task, jit
 
 
 INCIDENT = contract.INCIDENT
 TASK_COLUMNS = ("id", "sys_id", "sys_class_name", "number", "state", "short_description", "assignment_group",
-                "category", "kind", "request_id", "requester", "host", "subject", "publisher", "requested_duration",
+                "category", "kind", "request_id", "requester", "host", "subject", "publisher", "search_details",
+                "requested_duration",
                 "opened_at", "updated_at", "closed_at")
 JIT_COLUMNS = ("sys_id", "task_id", "request_id", "tenant_id", "epm_ticket_number", "requested_at", "reason",
                "decision_final", "created_at", "updated_at")
@@ -204,7 +214,7 @@ def _bulk_load(models):
         for _kind, _name, sql in saved:
             database.execute_sql(sql)
         if is_sqlite() and database.table_exists("task_search"):
-            database.execute_sql("INSERT INTO task_search (task_search) VALUES ('rebuild')")
+            search.refill_sqlite_index()
         if not is_sqlite() and any(name == "task_search_trgm" for _kind, name, _sql in saved):
             # An index's definition does not carry its statistics target.
             search.keep_search_statistics()

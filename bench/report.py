@@ -8,12 +8,23 @@ from pathlib import Path
 from bench import profile
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
-PAGES = ("api_first_page", "api_deep_page", "list_first_page", "list_deep_page")
+# Every page but search: one client's p95 at the large history, and its growth from the small one.
+PAGES = ("list_first_page", "list_deep_page", "ticket_page", "api_first_page", "api_deep_page", "incoming_log",
+         "outbound_log", "app_log", "audit_log", "api_incoming_log", "api_outbound_log", "api_app_log",
+         "api_audit_log", "api_incoming_requests")
 LARGE_PAGE_P95_MS = 50
-PAGE_GROWTH = 1.5
-SEARCH_P95_MS = 150
+PAGE_GROWTH = 1.3
+SEARCH_P95_MS = 100
 DECISION_P95_MS = 50
 WORKER_RSS_MB = 120
+
+
+def _one_client_p95(size, page):
+    """One client's p95 (ms); infinite when no request was answered within the run."""
+    result = size["pages"][page]
+    # Reports from before one-client runs hold only the 16-connection figures.
+    result = result.get("one_client") or result
+    return result["latency_ms"]["p95"] if result["requests"] else float("inf")
 
 
 def _target(what, target, measured, met):
@@ -49,15 +60,17 @@ def check_targets(results):
         if not lists:
             continue
         small, large = lists["small"], lists["large"]
-        for page in PAGES:
-            big, little = large["pages"][page]["latency_ms"]["p95"], small["pages"][page]["latency_ms"]["p95"]
-            growth = big / little if little else float("inf")
-            checks.append(_target(f"{page.replace('_', ' ')} at {large['tickets']:,} tickets, {backend}",
-                                  f"p95 <= {LARGE_PAGE_P95_MS} ms and <= {PAGE_GROWTH} x at {small['tickets']:,}",
-                                  f"p95 {big} ms, {growth:.2f} x", big <= LARGE_PAGE_P95_MS and growth <= PAGE_GROWTH))
-        search = large["pages"]["search"]["latency_ms"]["p95"]
-        checks.append(_target(f"free-text search at {large['tickets']:,} tickets, {backend}",
-                              f"p95 <= {SEARCH_P95_MS} ms", f"p95 {search} ms", search <= SEARCH_P95_MS))
+        at = f"{large['tickets']:,} tickets and {large.get('log_rows', 0):,} log rows"
+        for page in (*PAGES, "search"):
+            if page not in large["pages"] or page not in small["pages"]:
+                continue
+            big, little = (_one_client_p95(large, page), _one_client_p95(small, page))
+            growth = big / little if little and big != float("inf") else float("inf")
+            limit = SEARCH_P95_MS if page == "search" else LARGE_PAGE_P95_MS
+            checks.append(_target(f"{page.replace('_', ' ')} at {at}, {backend}",
+                                  f"one client p95 <= {limit} ms and <= {PAGE_GROWTH} x at {small['tickets']:,}",
+                                  f"p95 {big} ms, {growth:.2f} x" if big != float("inf") else
+                                  "no request answered within the run", big <= limit and growth <= PAGE_GROWTH))
         checks.append(_target(f"web worker peak RSS after the {large['tickets']:,}-ticket phase, {backend}",
                               f"<= {WORKER_RSS_MB} MB", f"{large['worker_peak_rss_mb']} MB",
                               (large["worker_peak_rss_mb"] or 0) <= WORKER_RSS_MB))
@@ -130,6 +143,11 @@ def _row(*cells):
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
 
 
+def _percentiles(result):
+    """`p50 / p95 ms`, or that no request was answered within the run."""
+    return f"{_latency(result, 'p50', 'p95')} ms" if result["requests"] else "no answer"
+
+
 def _latency(result, *names):
     return " / ".join(f"{result['latency_ms'][name]}" for name in names)
 
@@ -150,18 +168,29 @@ def _phase_tables(results):
         lists = phases.get(f"lists_{backend}")
         if not lists:
             continue
-        lines += ["", f"Ticket list and search, {backend} (16 connections; p50 / p95 ms, req/s):", "",
-                  "| page | " + " | ".join(f"{lists[size]['tickets']:,} tickets" for size in ("small", "large")) + " |",
-                  "|---|---|---|"]
+        lines += ["", f"Pages, {backend} (p50 / p95 ms with one client; with 16 connections; req/s with 16):", "",
+                  "| page | " + " | ".join(f"{lists[size]['tickets']:,} tickets, {lists[size].get('log_rows', 0):,} "
+                                          f"log rows" for size in ("small", "large")) + " | one client p95 ratio |",
+                  "|---|---|---|---|"]
         for page in (*PAGES, "search"):
+            if any(page not in lists[size]["pages"] for size in ("small", "large")):
+                continue
             cells = []
             for size in ("small", "large"):
                 result = lists[size]["pages"][page]
-                cells.append(f"{_latency(result, 'p50', 'p95')} ms, {result['requests_per_second']}/s"
-                             + (f", {result['non_2xx']} non-2xx" if result["non_2xx"] else ""))
-            lines.append(_row(page.replace("_", " "), *cells))
-        lines.append(_row("generator (s)", *(lists[size]["generate_seconds"] for size in ("small", "large"))))
-        lines.append(_row("worker peak RSS (MB)", *(lists[size]["worker_peak_rss_mb"] for size in ("small", "large"))))
+                one, many = result.get("one_client") or result, result.get("connections_16") or result
+                errors = one["non_2xx"] + many["non_2xx"]
+                cells.append(f"{_percentiles(one)}; {_percentiles(many)}; "
+                             f"{many['requests_per_second']}/s" + (f", {errors} non-2xx" if errors else ""))
+            little = _one_client_p95(lists["small"], page)
+            big = _one_client_p95(lists["large"], page)
+            ratio = f"{big / little:.2f} x" if little and big != float("inf") and little != float("inf") else "-"
+            lines.append(_row(page.replace("_", " "), *cells, ratio))
+        lines.append(_row("generator (s)", *(lists[size]["generate_seconds"] for size in ("small", "large")), ""))
+        lines.append(_row("log generator (s)", *(lists[size].get("generate_logs_seconds") for size in ("small", "large")),
+                          ""))
+        lines.append(_row("worker peak RSS (MB)", *(lists[size]["worker_peak_rss_mb"] for size in ("small", "large")),
+                          ""))
     trip = phases.get("decision_round_trip")
     if trip:
         lines += ["", f"Decision round trip: {trip['decisions']} approvals one after another, p50 "
@@ -290,14 +319,11 @@ def write_markdown(results, path):
 
 
 PAGE_REASON = (
-        "the cost does not grow with history (compare the 10,000-ticket column: the ratio part of the target "
-        "is met), but p95 is measured with 16 connections on 2 sync workers, so each request waits behind up "
-        "to 7 others in its worker's queue: p95 is about 8 × the time one page takes. The JSON pages read plain "
-        "rows through a keyset seek on task_newest (tests/tickets/test_tickets_query_plans.py checks the "
-        "plans); the HTML page also renders 50 "
-        "rows, the filter form and the navigation in Jinja, reads the signed session and signs a CSRF token, "
-        "and on PostgreSQL the database's own backend shares the 2 cores with the workers and wrk, so one page "
-        "costs about as much as 50 / 8 ms of a worker allows.")
+        "each list and log page reads its 50 rows through one index seek (task_newest for tickets, the primary "
+        "key for the logs: tests/tickets/test_tickets_query_plans.py and tests/ops/test_ops_query_plans.py check "
+        "the plans), so read the p50 and the ratio to the small history: a page that grew with history lost its "
+        "index; one slow at both sizes spends its time outside the database; one slow only at p95 waited for "
+        "the CPU the other work on this host had.")
 
 # What a missed target means, shown only for the targets a run misses. Causes found by
 # profiling the broker on this machine (see the notes in each reason).
@@ -328,14 +354,21 @@ WHY_MISSED = {
         "commit, and many small queries whose SQL peewee builds anew on every call; "
         "EPM's update event for the previous decision reaches the other worker at the same moment and its "
         "inline processing holds the write lock meanwhile. The margin is a few ms either way on this machine."),
-    "free-text search": (
-        "text matching few tickets (a person, a machine) is looked up through its rarest trigrams and text "
-        "matching thousands walks the newest-first index (app/tickets/search.py); either is a few ms in "
-        "process, so what is left is the HTML page's own cost (see the list pages) in the 16-connection queue."),
-    "api first page": PAGE_REASON,
-    "api deep page": PAGE_REASON,
-    "list first page": PAGE_REASON,
-    "list deep page": PAGE_REASON,
+    "search": (
+        "text matching few tickets (a person, a machine, a file hash) is looked up through its rarest trigrams "
+        "in the search index (migration 28) and text matching thousands walks the newest-first index "
+        "(app/tickets/search.py); a text whose trigrams are all common but which few tickets hold is the "
+        "costly case for both."),
+    "ticket page": (
+        "the page's decision context (app/tickets/context.py) counts up to 500 earlier requests of the same "
+        "person and of the same application within 90 days by walking the newest-first index over those days "
+        "and checking each ticket: the person and the publisher and product have no index of their own, so the "
+        "cost grows with the tickets of 90 days (a million tickets over two years put 120,000 there). Measured "
+        "when the file hash was still matched in each JIT record's JSON, which read every record on PostgreSQL "
+        "(a hash join over the whole table); the hash is now found through the search index (Task.search_details), "
+        "which leaves the 90-day walk. Flat needs indexes on (requester, opened_at) and (publisher, subject, "
+        "opened_at), at a cost on every delivery: not done yet."),
+    **{page.replace("_", " "): PAGE_REASON for page in PAGES if page != "ticket_page"},
 }
 
 METHOD = """## How it is measured
@@ -387,11 +420,18 @@ METHOD = """## How it is measured
   few more rows than 2xx answers are requests wrk had in flight when it stopped), every created
   RequestId must have exactly one ticket, no delivery may have failed, and ticket
   numbers must be gap-free.
-- **Ticket list and search**: `python -m bench.generate --database-url URL --tickets N` fills
-  a database with bulk inserts in transactions of 50,000 tickets (COPY on PostgreSQL). Pages
-  are the JSON API's first page and a deep page (its `cursor`, 90% down the history), and the
-  approvers' browser list: first page, deep page (`after` cursor) and free-text searches for a
-  person, a machine and an application in rotation.
+- **Pages** (`lists_sqlite`, `lists_postgresql`): `python -m bench.generate --database-url URL
+  --tickets N` fills a database with bulk inserts in transactions of 50,000 tickets (COPY on
+  PostgreSQL), and `python -m bench.logs --database-url URL --rows M` its four logs, ten rows per
+  ticket (a million tickets: ten million log rows), each table by the database itself from a
+  series (INSERT ... SELECT), then ANALYZE. Each page is loaded by one client (one wrk connection:
+  what one person waits for; the targets) and by 16 connections. Ticket pages: the approvers'
+  browser list (first page; deep page, its `after` cursor 90% down the history; free-text searches
+  for a person, a machine, an application and a file hash in rotation), a ticket's page, and the
+  JSON list's first and deep page (`cursor`). Log pages, for an admin: the incoming-request,
+  outbound-call, application and audit logs' browser pages and JSON twins, each the first page
+  and the page `before` the entry 90% down in rotation. The ratio is one client's p95 at the
+  large history over the small one's.
 - **Decision round trip**: tickets arrive from the fake EPM (`app/epm/fake.py`, on loopback)
   through the webhook; each is approved with `POST /api/x_bets_pmc_jit/tickets/<number>/decision`,
   one after another, timed until the 201 that means EPM acknowledged it. The fake counts the

@@ -195,14 +195,29 @@ def newest_entries(filters, before, count):
     return list(query.limit(count))
 
 
+# A loose index scan: one seek in the action index per distinct action, where SELECT DISTINCT
+# reads the action of every entry (millions of index entries for a dozen actions).
+_DISTINCT_ACTIONS = (
+    "WITH RECURSIVE found (name) AS ("
+    " SELECT MIN(action) FROM x_bets_pmc_jit_audit_log"
+    " UNION ALL"
+    " SELECT (SELECT MIN(action) FROM x_bets_pmc_jit_audit_log WHERE action > found.name)"
+    " FROM found WHERE found.name IS NOT NULL"
+    ") SELECT name FROM found WHERE name IS NOT NULL"
+)
+
+
 def action_names():
     """Every action the log holds, in order: the choices of the page's action filter."""
-    return [row.action for row in AuditEntry.select(AuditEntry.action).distinct().order_by(AuditEntry.action)]
+    return [name for name, in database.execute_sql(_DISTINCT_ACTIONS)]
 
 
-def entries_between(since=None, until=None, actor=None, action=None):
-    """Entries oldest first, created at or after `since` and before `until` (naive UTC datetimes)."""
+def entries_between(since=None, until=None, actor=None, action=None, after=None):
+    """Entries oldest first, created at or after `since` and before `until` (naive UTC datetimes),
+    with ids above `after` when given (a seek on the primary key)."""
     query = AuditEntry.select().order_by(AuditEntry.id)
+    if after is not None:
+        query = query.where(AuditEntry.id > after)
     if since is not None:
         query = query.where(AuditEntry.created_at >= since)
     if until is not None:

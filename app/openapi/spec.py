@@ -29,6 +29,9 @@ API = contract.API_PREFIX
 ADMIN = (contract.ROLE_ADMIN,)
 APPROVERS = contract.APPROVER_ROLES
 
+# A list read in keyset pages names its next page in a Link header when there is one.
+NEXT_PAGE = {"Link": {"schema": {"type": "string"}, "description": "the next page (rel=\"next\"), when there is one"}}
+
 # `cursor` is the `opened_at` and id of the previous page's last ticket (app/tickets/cursors.py).
 CURSOR = {"type": "string", "pattern": f"^{CURSOR_PATTERN}$",
           "description": "the cursor in the previous page's `Link: <…>; rel=\"next\"` header"}
@@ -220,11 +223,11 @@ OPERATIONS = {
         "A ticket's processing history, oldest step first", ADMIN, {"200": _ok(envelope(ref("History"))), **NOT_FOUND}, [NUMBER])),
     (f"{API}/incoming_requests", "get"): ("tickets_api.list_incoming_requests", _operation(
         "Webhook deliveries with their bodies, newest first", ADMIN,
-        {"200": _ok(_list("IncomingRequest"))},
+        {"200": _ok(_list("IncomingRequest"), headers=NEXT_PAGE)},
         _query(tickets.IncomingQuerySchema))),
     (f"{API}/ops/incoming_requests", "get"): ("ops_api.incoming_requests", _operation(
         "Webhook deliveries, newest first", ADMIN,
-        {"200": _ok(_list("IncomingRequest"))},
+        {"200": _ok(_list("IncomingRequest"), headers=NEXT_PAGE)},
         _query(IncomingFilterSchema))),
     (f"{API}/ops/incoming_requests/{{sys_id}}", "get"): ("ops_api.incoming_request", _operation(
         "One webhook delivery with its kept headers and raw body", ADMIN,
@@ -235,20 +238,20 @@ OPERATIONS = {
         body=ref("ReplayRequest"), body_required=False, description="Basic auth only; audited unless a dry run.")),
     (f"{API}/ops/outbound_calls", "get"): ("ops_api.outbound_calls", _operation(
         "Calls the broker made to EPM, newest first", ADMIN,
-        {"200": _ok(_list("OutboundCall"))},
+        {"200": _ok(_list("OutboundCall"), headers=NEXT_PAGE)},
         _query(OutboundFilterSchema))),
     (f"{API}/ops/outbound_calls/{{sys_id}}", "get"): ("ops_api.outbound_call", _operation(
         "One call to EPM with its (redacted) bodies", ADMIN,
         {"200": _ok(envelope(ref("OutboundCall"))), **NOT_FOUND}, [SYS_ID])),
     (f"{API}/ops/app_log", "get"): ("ops_api.app_log", _operation(
         "The service's own log records, newest first", ADMIN,
-        {"200": _ok(_list("AppLogEntry"))},
+        {"200": _ok(_list("AppLogEntry"), headers=NEXT_PAGE)},
         _query(AppLogFilterSchema))),
     (f"{API}/ops/dashboard", "get"): ("ops_api.dashboard", _operation(
         "The operations dashboard's figures and flags", ADMIN, {"200": _ok(envelope(ref("Dashboard")))})),
     (f"{API}/audit", "get"): ("ops_api.audit_log", _operation(
         "Audit entries, oldest first, with their hash chain", ADMIN,
-        {"200": _ok(_list("AuditEntry"))},
+        {"200": _ok(_list("AuditEntry"), headers=NEXT_PAGE)},
         _query(AuditQuerySchema))),
 }
 

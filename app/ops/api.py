@@ -1,5 +1,5 @@
 """The JSON twins of the operations and audit log pages (admins only); replay, the one write, takes Basic auth only."""
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify, request, url_for
 
 from app import contract
 from app.audit import service as audit
@@ -19,12 +19,27 @@ bp = Blueprint("ops_api", __name__, url_prefix=contract.API_PREFIX)
 
 admins = require_roles(contract.ROLE_ADMIN)
 
+
+def _listed(documents, endpoint, **following):
+    """The list answer; with `following` (the next page's start), a Link rel="next" header to it, as the ticket
+    list gives: the query string as sent, where the page starts replaced."""
+    response = jsonify(result=documents)
+    if following:
+        args = {key: value for key, value in request.args.items() if key not in ("offset", "before", "after")}
+        response.headers["Link"] = f'<{url_for(endpoint, **args, **following)}>; rel="next"'
+    return response
+
+
+def _log_page(page, schema, endpoint):
+    return _listed(schema.dump(page.rows), endpoint, **({"before": page.older} if page.older else {}))
+
+
 @bp.get("/ops/incoming_requests")
 @admins
 def incoming_requests():
     filters = queries.load_filters(queries.IncomingFilterSchema, request.args)
-    return jsonify(result=IncomingRequestSchema(many=True, exclude=("headers", "body")).dump(
-        queries.incoming_requests(filters)))
+    return _log_page(queries.incoming_requests(filters), IncomingRequestSchema(many=True, exclude=("headers", "body")),
+                     "ops_api.incoming_requests")
 
 
 @bp.get("/ops/incoming_requests/<sys_id>")
@@ -50,8 +65,8 @@ def replay_incoming_request(sys_id):
 @admins
 def outbound_calls():
     filters = queries.load_filters(queries.OutboundFilterSchema, request.args)
-    return jsonify(result=OutboundCallSchema(many=True, exclude=("request_body", "response_body")).dump(
-        queries.outbound_calls(filters)))
+    return _log_page(queries.outbound_calls(filters),
+                     OutboundCallSchema(many=True, exclude=("request_body", "response_body")), "ops_api.outbound_calls")
 
 
 @bp.get("/ops/outbound_calls/<sys_id>")
@@ -65,7 +80,7 @@ def outbound_call(sys_id):
 @admins
 def app_log():
     filters = queries.load_filters(queries.AppLogFilterSchema, request.args)
-    return jsonify(result=AppLogEntrySchema(many=True).dump(queries.app_log(filters)))
+    return _log_page(queries.app_log(filters), AppLogEntrySchema(many=True), "ops_api.app_log")
 
 
 @bp.get("/ops/dashboard")
@@ -86,6 +101,7 @@ def history(number):
 def audit_log():
     """Audit entries oldest first, in the order the chain runs and exports use; new entries do not shift pages."""
     filters = load_query(queries.AuditQuerySchema(), request.args, blank_is_missing=True)
-    limit, offset = filters.pop("limit"), filters.pop("offset")
-    query = audit.entries_between(**filters).limit(limit).offset(offset)
-    return jsonify(result=[audit.entry_document(entry) for entry in query])
+    limit, offset, after = filters.pop("limit"), filters.pop("offset"), filters.pop("after", None)
+    entries = list(audit.entries_between(after=after, **filters).limit(limit).offset(offset))
+    return _listed([audit.entry_document(entry) for entry in entries], "ops_api.audit_log",
+                   **({"after": entries[-1].id} if len(entries) == limit else {}))

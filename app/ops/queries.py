@@ -1,28 +1,26 @@
-"""The filters of the operations lists (one marshmallow schema each), shared by the pages and their JSON twins."""
+"""The filters of the operations lists (one marshmallow schema each), shared by the pages and their JSON twins;
+each list is read in keyset pages, newest first (app/pages.py)."""
 import logging
 from datetime import datetime, time, timedelta
 
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 from peewee import JOIN
 
 from app import contract
 from app.audit.service import AuditFilterSchema
 from app.errors import NotFound
-from app.fields import MAX_OFFSET, load_query
+from app.fields import load_query
 from app.logs.models import AppLog, OutboundCall
 from app.logs.outbound import PURPOSES
 from app.models import Decision, IncomingRequest, Task
+from app.pages import PAGE_SIZE, KeysetPageSchema, keyset_page
 
-PAGE_SIZE = 50
-MAX_LIMIT = 500
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 CALL_OUTCOMES = ("ok", "failed")
 
 
-class _PageSchema(Schema):
+class _PageSchema(KeysetPageSchema):
     date = fields.Date(format="%Y-%m-%d")
-    limit = fields.Integer(load_default=PAGE_SIZE, validate=validate.Range(1, MAX_LIMIT))
-    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
 
 
 class IncomingFilterSchema(_PageSchema):
@@ -46,10 +44,13 @@ class AppLogFilterSchema(_PageSchema):
 
 
 class AuditQuerySchema(AuditFilterSchema):
-    """The audit entries' filters and page for the JSON API (oldest first, by offset)."""
+    """The audit entries' filters and page for the JSON API (oldest first; `after` an entry's id
+    seeks the primary key, `offset` reads every entry it skips)."""
 
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 12))
+    after = fields.Integer(validate=validate.Range(0, 2 ** 63 - 1), metadata={
+        "description": "the entries after the one with this id (the previous page's last: its Link rel=\"next\")"})
 
 
 def load_filters(schema, args):
@@ -60,10 +61,6 @@ def load_filters(schema, args):
 def _day(column, day):
     start = datetime.combine(day, time.min)
     return (column >= start) & (column < start + timedelta(days=1))
-
-
-def _page(query, filters):
-    return list(query.limit(filters["limit"]).offset(filters["offset"]))
 
 
 def incoming_requests(filters):
@@ -77,7 +74,7 @@ def incoming_requests(filters):
         query = query.where(IncomingRequest.request_id == filters["request_id"].strip())
     if "date" in filters:
         query = query.where(_day(IncomingRequest.received_at, filters["date"]))
-    return _page(query.order_by(IncomingRequest.received_at.desc(), IncomingRequest.id.desc()), filters)
+    return keyset_page(query, IncomingRequest, filters)
 
 
 def outbound_calls(filters):
@@ -95,7 +92,7 @@ def outbound_calls(filters):
         query = query.where(Task.number == filters["ticket"].strip().upper())
     if "date" in filters:
         query = query.where(_day(OutboundCall.created_at, filters["date"]))
-    return _page(query.order_by(OutboundCall.created_at.desc(), OutboundCall.id.desc()), filters)
+    return keyset_page(query, OutboundCall, filters)
 
 
 def find_outbound_call(sys_id):
@@ -120,17 +117,11 @@ def app_log(filters):
         query = query.where(AppLog.message.contains(filters["q"]))
     if "date" in filters:
         query = query.where(_day(AppLog.created_at, filters["date"]))
-    return _page(query.order_by(AppLog.created_at.desc(), AppLog.id.desc()), filters)
-
-
-def page_links(filters, count):
-    """The offsets of the newer and older pages (None when there is none)."""
-    newer = max(filters["offset"] - filters["limit"], 0) if filters["offset"] > 0 else None
-    older = filters["offset"] + filters["limit"] if count == filters["limit"] else None
-    return newer, older
+    return keyset_page(query, AppLog, filters)
 
 
 def filter_args(filters):
-    """The filters as query-string arguments for links (without paging)."""
+    """The filters as query-string arguments for links (without where the page starts)."""
     return {key: (value.isoformat() if hasattr(value, "isoformat") else value)
-            for key, value in filters.items() if key not in ("limit", "offset")}
+            for key, value in filters.items() if key not in ("offset", "before", "after")
+            and not (key == "limit" and value == PAGE_SIZE)}

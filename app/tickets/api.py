@@ -6,6 +6,7 @@ from app import contract
 from app.auth.basic import require_roles
 from app.fields import MAX_OFFSET, load_query
 from app.models import IncomingRequest, Task
+from app.pages import KeysetPageSchema, keyset_page
 from app.tickets.cursors import decode_cursor, encode_cursor, older_than
 from app.tickets.documents import IncomingRequestSchema, ticket_document, ticket_summary
 from app.tickets.rows import newest_first, read_rows
@@ -31,11 +32,10 @@ def _check_cursor(text):
         raise ValidationError("Not a cursor; use the one in the previous page's Link header.")
 
 
-class IncomingQuerySchema(Schema):
+class IncomingQuerySchema(KeysetPageSchema):
     status = fields.String(validate=validate.OneOf(contract.INCOMING_STATUSES))
     request_id = fields.String()
     limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_LIMIT))
-    offset = fields.Integer(load_default=0, validate=validate.Range(0, MAX_OFFSET))
 
 
 # Built once: a marshmallow schema deep-copies its fields on every instantiation.
@@ -90,6 +90,10 @@ def list_incoming_requests():
         query = query.where(IncomingRequest.status == args["status"])
     if "request_id" in args:
         query = query.where(IncomingRequest.request_id == args["request_id"])
-    query = (query.order_by(IncomingRequest.received_at.desc(), IncomingRequest.id.desc())
-             .limit(args["limit"]).offset(args["offset"]))
-    return jsonify(result=IncomingRequestSchema(many=True, exclude=("headers",)).dump(query))
+    page = keyset_page(query, IncomingRequest, args)
+    response = jsonify(result=IncomingRequestSchema(many=True, exclude=("headers",)).dump(page.rows))
+    if page.older:
+        following = {key: value for key, value in request.args.items() if key not in ("offset", "before", "after")}
+        response.headers["Link"] = (f'<{url_for("tickets_api.list_incoming_requests", **following, before=page.older)}>;'
+                                    ' rel="next"')
+    return response

@@ -10,10 +10,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from peewee import OP, Expression, Value
-
 from app import contract
 from app.models import AdminTicket, ApplicationAccessTicket, Decision, Task, utcnow
+from app.tickets import search
 
 POLICY_WINDOW = timedelta(days=30)
 # How far back earlier requests are looked for: a range of the task_newest index, so a page view
@@ -116,10 +115,9 @@ def application_condition(task, jit):
     for key in _HASH_KEYS:
         value = info.get(key)
         if isinstance(value, str) and _HASH.match(value):
-            # request_info is stored as JSON text (app/models.JSONField): match the key and value as written there,
-            # bypassing the field's JSON encoding of the pattern; hex needs no LIKE escaping.
-            pattern = Value(f'%"{key}": "{value}"%', converter=False)
-            conditions.append(Expression(ApplicationAccessTicket.request_info, OP.ILIKE, pattern))
+            # The ticket's search document holds its file hashes (Task.search_details): found through
+            # the search index, where matching each JIT record's JSON read every one of them.
+            conditions.append(search.text_condition(value))
     if task.publisher and info.get("productName"):
         conditions.append((Task.publisher == task.publisher) & (Task.subject == task.subject))
     if not conditions:

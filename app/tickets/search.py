@@ -1,4 +1,5 @@
-"""Free-text ticket search (LIKE '%text%' over number, requester, host, application, publisher) through an index.
+"""Free-text ticket search through an index: LIKE '%text%', ignoring case, over each ticket's search document,
+its number, short description, requester, host, application, publisher, reason and file hashes one a line.
 
 Common text is cheapest found walking the newest-first list; rare text through the trigram index, but only its
 rarer trigrams: every common one ("LT-" is in every host name) would make a machine's search read most of the index.
@@ -35,13 +36,35 @@ POSTGRES_INDEXED_WORDS = 3
 # in fewer than one ANALYZE in 20,000.
 POSTGRES_SEARCH_STATISTICS = 1000
 
-# The indexed expression of migration 8's `task_search_trgm`; the query must spell it the
-# same way for PostgreSQL to use the index (tests/tickets/test_tickets_query_plans.py checks the plan).
-POSTGRES_DOCUMENT = ("(coalesce(number, '') || ' ' || coalesce(requester, '') || ' ' || coalesce(host, '') || ' ' "
-                     "|| coalesce(subject, '') || ' ' || coalesce(publisher, ''))")
-SEARCHED_COLUMNS = (Task.number, Task.requester, Task.host, Task.subject, Task.publisher)
+SEARCHED_COLUMNS = (Task.number, Task.short_description, Task.requester, Task.host, Task.subject, Task.publisher,
+                    Task.search_details)
+# The indexed expression of migration 28's `task_search_trgm` (and what SQLite's `task_search` holds);
+# the query must spell it the same way for PostgreSQL to use the index
+# (tests/tickets/test_tickets_query_plans.py checks the plan).
+POSTGRES_DOCUMENT = "(" + " || chr(10) || ".join(f"coalesce({column.column_name}, '')"
+                                                 for column in SEARCHED_COLUMNS) + ")"
+SQLITE_DOCUMENT = POSTGRES_DOCUMENT.replace("chr(10)", "char(10)")
+# The request's details a ticket is also found by, from its JIT record's request_info.
+HASH_KEYS = ("sha256Hash", "sha1Hash")
 # pg_trgm's words: runs of letters and digits.
 _WORD = re.compile(r"[^\W_]+")
+
+
+def search_details(reason, request_info):
+    """What Task.search_details holds: the reason and the file hashes EPM sent, one a line (None without any)."""
+    pieces = [reason] + [(request_info or {}).get(key) for key in HASH_KEYS]
+    return "\n".join(str(piece) for piece in pieces if piece) or None
+
+
+def document(values):
+    """A ticket's search document from its SEARCHED_COLUMNS values, as the index holds it."""
+    return "\n".join(value or "" for value in values)
+
+
+def refill_sqlite_index():
+    """SQLite: index every ticket's document again in one pass (after a bulk load without the triggers)."""
+    database.execute_sql("INSERT INTO task_search (task_search) VALUES ('delete-all')")
+    database.execute_sql(f"INSERT INTO task_search (rowid, document) SELECT id, {SQLITE_DOCUMENT} FROM task")
 
 
 def _like_pattern(text):
@@ -134,13 +157,13 @@ def _sqlite_condition(text):
 
 
 def _containing_on_sqlite(candidates, text):
-    """The candidates with `text` inside one of the searched columns, ignoring case as FTS5's
+    """The candidates with `text` inside their search document, ignoring case as FTS5's
     trigram tokenizer does (for every alphabet, where SQLite's LIKE folds only ASCII)."""
     needle = text.lower()
     columns = ", ".join(column.column_name for column in SEARCHED_COLUMNS)
     rows = database.execute_sql(f"SELECT id, {columns} FROM task WHERE id IN (SELECT value FROM json_each(?))",
                                 (json.dumps(candidates),))
-    return [row[0] for row in rows if any(needle in value.lower() for value in row[1:] if value)]
+    return [row[0] for row in rows if needle in document(row[1:]).lower()]
 
 
 def _estimated_matches_on_postgres(pattern):

@@ -15,6 +15,7 @@ from app.fields import duration_words
 from peewee import SQL
 
 from app.models import CONFIGURATION_VERSION, Configuration, Decision, JIT_MODELS, Task, WorkNote, utcnow
+from app.tickets import search
 from app.tickets.numbers import allocate_number
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class RenderedTicket:
             host=_clip(columns["host"]),
             subject=_clip(columns["subject"]),
             publisher=_clip(columns["publisher"]),
+            search_details=search.search_details(columns["reason"], fields.get("request_info")),
             requested_duration=_clip(columns["requested_duration"], 32),
         )
         self.jit = dict(

@@ -19,10 +19,9 @@ admins = require_page_roles(contract.ROLE_ADMIN)
 APPLY = "apply"
 
 
-def _list_page(template, rows, filters, **extra):
-    newer, older = queries.page_links(filters, len(rows))
-    return render_template(template, rows=rows, filters=filters, filter_args=queries.filter_args(filters),
-                           newer=newer, older=older, **extra)
+def _list_page(template, page, filters, **extra):
+    return render_template(template, rows=page.rows, filters=filters, filter_args=queries.filter_args(filters),
+                           newer=page.newer, older=page.older, **extra)
 
 
 @bp.get("/dashboard")

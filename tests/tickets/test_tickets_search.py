@@ -22,8 +22,7 @@ def containing(text):
     """Every ticket holding `text` in a searched column, newest first: read from all of them."""
     needle = text.lower()
     tasks = [task for task in Task.select().order_by(Task.opened_at.desc(), Task.id.desc())
-             if any(needle in (value or "").lower()
-                    for value in (task.number, task.requester, task.host, task.subject, task.publisher))]
+             if any(needle in (getattr(task, column.name) or "").lower() for column in search.SEARCHED_COLUMNS)]
     return [task.id for task in tasks]
 
 
@@ -39,10 +38,15 @@ def every_page(text, size=20):
 
 def texts_of(task):
     return {"person": task.requester.split("\\")[-1], "machine": task.host, "application": "VPN Client",
-            "part of a machine": task.host[3:], "number": task.number[3:]}
+            "part of a machine": task.host[3:], "number": task.number[3:],
+            "short description": task.short_description[-25:], "reason": task.jit_request.reason[3:15],
+            "hash": task.jit_request.request_info["sha256Hash"][5:25].upper()}
 
 
-@pytest.mark.parametrize("kind", ["person", "machine", "application", "part of a machine", "number"])
+KINDS = ["person", "machine", "application", "part of a machine", "number", "short description", "reason", "hash"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_search_pages_through_exactly_the_tickets_holding_the_text(history, kind):
     text = texts_of(history)[kind]
     expected = containing(text)
@@ -50,7 +54,7 @@ def test_search_pages_through_exactly_the_tickets_holding_the_text(history, kind
     assert every_page(text) == expected
 
 
-@pytest.mark.parametrize("kind", ["person", "machine", "application"])
+@pytest.mark.parametrize("kind", ["person", "machine", "application", "hash"])
 def test_search_finds_the_same_tickets_by_index_and_by_walking_the_list(history, monkeypatch, kind):
     text = texts_of(history)[kind]
     expected = containing(text)
