@@ -193,9 +193,12 @@ def end_all_sessions(account):
 
 
 def end_session():
-    """Sign out: every session of the signed-in account ends, a copy of this cookie included."""
-    if current_user.is_authenticated:
-        end_all_sessions(current_user)
+    """Sign out: this session's record goes, so this cookie and every copy of it open nothing more. The
+    account's sessions on other devices go on; "End all" on the users page or a new password ends those."""
+    session_id = session.get(SESSION_ID)
+    if current_user.is_authenticated and isinstance(session_id, str):
+        BrowserSession.delete().where(BrowserSession.key_digest == _key_digest(session_id),
+                                      BrowserSession.account == current_user.id).execute()
     logout_user()
     session.clear()
 

@@ -84,6 +84,17 @@ def test_a_copied_cookie_is_refused_after_sign_out(server):
     _assert_refused(server, copy)
 
 
+def test_signing_out_on_one_device_leaves_the_other_signed_in(server):
+    other_device = _sign_in(server, "victim")
+    browser, copy = _copied_cookie(server)
+    token = _TOKEN.search(browser.get(f"{server.url}/tickets", timeout=30).text).group(1)
+
+    browser.post(f"{server.url}/sign-out", data={"csrf_token": token}, timeout=30, allow_redirects=False)
+
+    _assert_refused(server, copy)
+    assert _opens(server, other_device.cookies.get_dict(), "/admin/users")
+
+
 def test_a_copied_cookie_is_refused_after_an_admin_resets_the_password(server):
     _browser, copy = _copied_cookie(server)
     admin = _sign_in(server, "root")
