@@ -4,10 +4,15 @@ import signal
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
+from app.epm.fake import FakeEpm
+from app.epm.tokens import clear_token_cache
+from app.models import Configuration
+from tests import factories
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,3 +128,19 @@ def is_running(pid):
     """True while `pid` exists and is not a zombie."""
     stat = _stat(pid)
     return stat is not None and stat[0] != "Z"
+
+
+@contextmanager
+def connected_epm(server, **options):
+    """A strict fake EPM tenant that delivers to `server` as the `api` account (factories.PASSWORD), stored as
+    the broker's EPM connection; the shared token cache is cleared on the way in and out. `options` go to
+    FakeEpm (auto_finalize=True, say)."""
+    with FakeEpm(broker_url=server.url, webhook_user="epm", webhook_password=factories.PASSWORD, strict=True,
+                 **options) as epm:
+        Configuration.default()
+        Configuration.update(pmc_host=epm.url, client_id=epm.client_id, client_secret=epm.client_secret).execute()
+        clear_token_cache()
+        try:
+            yield epm
+        finally:
+            clear_token_cache()

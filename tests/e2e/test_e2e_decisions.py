@@ -6,11 +6,9 @@ import requests
 
 from app import contract
 from app.decisions import delivery
-from app.epm.fake import FakeEpm
-from app.epm.tokens import clear_token_cache
-from app.models import Configuration, Decision, Task
+from app.models import Decision, Task
 from tests import factories
-from tests.live import LiveServer
+from tests.live import LiveServer, connected_epm
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -27,14 +25,8 @@ def loop(app, database_url, api_account, tmp_path):
     config = tmp_path / "broker.toml"
     config.write_text(f"[epm]\ntimeout_seconds = {EPM_TIMEOUT_SECONDS}\n")
     with LiveServer(database_url, workers=2, env={"JITBROKER_CONFIG": str(config)}) as server:
-        with FakeEpm(broker_url=server.url, webhook_user="epm", webhook_password=factories.PASSWORD,
-                     auto_finalize=True, strict=True) as fake:
-            Configuration.default()
-            Configuration.update(pmc_host=fake.url, client_id=fake.client_id,
-                                 client_secret=fake.client_secret).execute()
-            clear_token_cache()
+        with connected_epm(server, auto_finalize=True) as fake:
             yield server, fake
-            clear_token_cache()
 
 
 

@@ -10,11 +10,10 @@ import pytest
 import requests
 
 from app import contract
-from app.epm.fake import FakeEpm, FakeEpmError
-from app.epm.tokens import clear_token_cache
-from app.models import Configuration, Decision, IncomingRequest, JIT_MODELS, Task, WorkNote
+from app.epm.fake import FakeEpmError
+from app.models import Decision, IncomingRequest, JIT_MODELS, Task, WorkNote
 from tests import factories
-from tests.live import ROOT, LiveServer
+from tests.live import ROOT, LiveServer, connected_epm
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -26,14 +25,8 @@ JITBROKER = str(Path(sys.executable).parent / "jitbroker")
 def tenant(app, database_url, api_account):
     """A gunicorn broker and a strict fake EPM tenant, each configured with the other's address."""
     with LiveServer(database_url, workers=2) as server:
-        with FakeEpm(broker_url=server.url, webhook_user="epm", webhook_password=factories.PASSWORD,
-                     auto_finalize=True, strict=True) as fake:
-            Configuration.default()
-            Configuration.update(pmc_host=fake.url, client_id=fake.client_id,
-                                 client_secret=fake.client_secret).execute()
-            clear_token_cache()
+        with connected_epm(server, auto_finalize=True) as fake:
             yield server, fake
-            clear_token_cache()
 
 
 def jitbroker(server, *args):

@@ -8,11 +8,9 @@ import requests
 from app import contract
 from app.audit.models import AuditEntry
 from app.decisions.service import SELF_APPROVAL_REFUSED
-from app.epm.fake import FakeEpm
-from app.epm.tokens import clear_token_cache
-from app.models import Account, Configuration, Decision, Task
+from app.models import Account, Decision, Task
 from tests import factories
-from tests.live import LiveServer
+from tests.live import LiveServer, connected_epm
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -26,14 +24,8 @@ def loop(app, database_url, api_account):
     """A gunicorn broker and a fake EPM that knows it; `mrivera` is an approver and the EPM user who asks."""
     factories.account("mrivera", contract.ROLE_USER)
     with LiveServer(database_url, workers=2) as server:
-        with FakeEpm(broker_url=server.url, webhook_user="epm", webhook_password=factories.PASSWORD,
-                     auto_finalize=True, strict=True) as fake:
-            Configuration.default()
-            Configuration.update(pmc_host=fake.url, client_id=fake.client_id,
-                                 client_secret=fake.client_secret).execute()
-            clear_token_cache()
+        with connected_epm(server, auto_finalize=True) as fake:
             yield server, fake
-            clear_token_cache()
 
 
 def _ticket(fake, user=REQUESTER):

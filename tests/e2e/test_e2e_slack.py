@@ -8,13 +8,11 @@ import pytest
 import requests
 
 from app import contract
-from app.epm.fake import FakeEpm
-from app.epm.tokens import clear_token_cache
-from app.models import Account, Configuration, Decision, Task
+from app.models import Account, Decision, Task
 from tests import factories
 from tests.chat.conftest import INTERACTIONS, SIGNING_SECRET, button, signed, submission
 from tests.chat.fake_slack import FakeSlack
-from tests.live import LiveServer
+from tests.live import LiveServer, connected_epm
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -37,14 +35,8 @@ def slack_loop(app, database_url, api_account, tmp_path):
                "JITBROKER_SLACK_SIGNING_SECRET": SIGNING_SECRET, "JITBROKER_SLACK_CHANNEL": slack.channel,
                "JITBROKER_SLACK_API_URL": slack.url}
         with LiveServer(database_url, workers=2, env=env) as server:
-            with FakeEpm(broker_url=server.url, webhook_user="epm", webhook_password=factories.PASSWORD,
-                         auto_finalize=True, strict=True) as epm:
-                Configuration.default()
-                Configuration.update(pmc_host=epm.url, client_id=epm.client_id,
-                                     client_secret=epm.client_secret).execute()
-                clear_token_cache()
+            with connected_epm(server, auto_finalize=True) as epm:
                 yield server, epm, slack
-                clear_token_cache()
 
 
 def _send(server, payload):
