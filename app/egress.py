@@ -19,7 +19,12 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 METADATA_NAMES = {"metadata.google.internal", "metadata.google.internal.", "metadata", "instance-data"}
-METADATA_ADDRESSES = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+# AWS, GCP and Azure (169.254.169.254, fd00:ec2::254), Azure's host agent (168.63.129.16), Alibaba Cloud
+# (100.100.100.200).
+METADATA_ADDRESSES = {ipaddress.ip_address(text) for text in
+                      ("169.254.169.254", "fd00:ec2::254", "168.63.129.16", "100.100.100.200")}
+# "This network" (0.0.0.0/8) reaches the host itself on many systems.
+THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
 LINK_LOCAL = (ipaddress.ip_network("169.254.0.0/16"), ipaddress.ip_network("fe80::/10"))
 PRIVATE = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("172.16.0.0/12"),
            ipaddress.ip_network("192.168.0.0/16"), ipaddress.ip_network("fc00::/7"))
@@ -42,6 +47,8 @@ def refusal(host, address, internal=False):
     """Why `address` (what `host` resolves to) may not be reached, or None when it may."""
     if address in METADATA_ADDRESSES:
         return f"{host} is a cloud metadata address ({address}); the broker never connects there."
+    if address in THIS_NETWORK or address.is_unspecified:
+        return f"{host} is an unspecified address ({address}); the broker never connects there."
     if any(address in network for network in LINK_LOCAL):
         return f"{host} is a link-local address ({address}); the broker never connects there."
     if address.is_loopback:

@@ -69,12 +69,6 @@ def check_request_line():
         raise RequestLineTooLong("Request line too long", f"the request line has {line} bytes; the limit is "
                                  f"{MAX_REQUEST_LINE}. Send a long Table API query through POST /api/now/v1/batch")
     return None
-    line = len(request.method) + 1 + len(target.encode("latin-1", "replace")) + 1 + len(
-        request.environ.get("SERVER_PROTOCOL", "HTTP/1.1"))
-    if line > MAX_REQUEST_LINE:
-        raise RequestLineTooLong("Request line too long", f"the request line has {line} bytes; the limit is "
-                                 f"{MAX_REQUEST_LINE}. Send a long Table API query through POST /api/now/v1/batch")
-    return None
 
 
 def too_large(limit):

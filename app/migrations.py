@@ -1,6 +1,8 @@
 """Schema creation and upgrades: an ordered list of steps, each run once per database.
 
 A released step is never edited: a change is a new step appended to MIGRATIONS."""
+import copy
+
 import peewee
 from playhouse.migrate import migrate
 
@@ -16,8 +18,29 @@ def _add_columns(migrator, *columns):
     """Add each (table, name, field) its table lacks: step 1 creates tables from the current models,
     so a new database has them already."""
     existing = {table: _columns(table) for table, _name, _field in columns}
-    migrate(*(migrator.add_column(table, name, field) for table, name, field in columns
-              if name not in existing[table]))
+    missing = [(table, name, field) for table, name, field in columns if name not in existing[table]]
+    if is_sqlite():
+        # peewee adds a NOT NULL column as NULL and then rebuilds an SQLite table to forbid NULL, and the
+        # rebuild drops the table's triggers (the configuration version, the ticket search index).
+        missing = [(table, name, _not_null_with_its_default(field)) for table, name, field in missing]
+    migrate(*(migrator.add_column(table, name, field) for table, name, field in missing))
+
+
+def _not_null_with_its_default(field):
+    """`field` as a column SQLite adds NOT NULL with its constant default in one ALTER TABLE, when it has one."""
+    if field.null or field.default is None or callable(field.default):
+        return field
+    value = field.db_value(field.default)
+    if isinstance(value, (bool, int)):
+        literal = str(int(value))
+    elif isinstance(value, str):
+        literal = "'" + value.replace("'", "''") + "'"
+    else:
+        return field
+    column = copy.copy(field)
+    column.null = True  # peewee then adds it in one statement; the constraint makes it NOT NULL
+    column.constraints = [peewee.SQL(f"NOT NULL DEFAULT {literal}")]
+    return column
 
 
 def _initial_schema(_migrator):
@@ -342,14 +365,17 @@ def _configuration_version(migrator):
     if is_sqlite():
         # SQLite's triggers cannot change NEW: the row is updated again, which fires no trigger
         # (recursive_triggers is off) and would not pass the WHEN if it did.
-        database.execute_sql(f'CREATE TRIGGER configuration_version AFTER UPDATE ON "{table}" '
+        database.execute_sql(f'CREATE TRIGGER IF NOT EXISTS configuration_version AFTER UPDATE ON "{table}" '
                              f'WHEN NEW."{column}" IS OLD."{column}" BEGIN '
                              f'UPDATE "{table}" SET "{column}" = OLD."{column}" + 1 WHERE id = NEW.id; END')
         return
-    database.execute_sql(f'CREATE FUNCTION configuration_version() RETURNS trigger LANGUAGE plpgsql AS '
+    database.execute_sql(f'CREATE OR REPLACE FUNCTION configuration_version() RETURNS trigger LANGUAGE plpgsql AS '
                          f'$$ BEGIN NEW."{column}" := OLD."{column}" + 1; RETURN NEW; END $$')
+    database.execute_sql(f'DROP TRIGGER IF EXISTS configuration_version ON "{table}"')
     database.execute_sql(f'CREATE TRIGGER configuration_version BEFORE UPDATE ON "{table}" '
                          'FOR EACH ROW EXECUTE FUNCTION configuration_version()')
+
+
 # Migration 28's search document: the searched columns one a line, so a text of one line
 # matches within one of them. app/tickets/search.py spells it the same way (the PostgreSQL
 # planner uses an expression index only for the same expression).
@@ -447,7 +473,7 @@ MIGRATIONS = [
      _configuration_version),
     (28, "search also finds the short description, reason and file hashes, through one document per ticket",
      _one_search_document),
-    (30, "marks allowing private addresses for EPM and the mail server", _internal_marks),
+    (29, "marks allowing private addresses for EPM and the mail server", _internal_marks),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

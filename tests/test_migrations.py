@@ -9,9 +9,11 @@ from app import contract
 from app.db import database
 from app.migrations import _QueuedDelivery
 from app.configuration import update_configuration
-from app.models import Account, Configuration, IncomingRequest, SchemaVersion, Task, new_sys_id, utcnow
+from app.models import (CONFIGURATION_VERSION, Account, Configuration, IncomingRequest, SchemaVersion, Task, new_sys_id,
+                        utcnow)
 from app.policies import rules as policy_rules
 from app.policies.models import PolicyEvaluation
+from app.tickets import search
 from tests import factories
 
 INCOMING = IncomingRequest._meta.table_name
@@ -213,3 +215,40 @@ def test_init_adds_the_identity_provider_columns_keeping_the_accounts(app, runne
     assert (account.role, account.idp_subject, account.signs_in_with_provider) == (contract.ROLE_USER, None, False)
     assert Configuration.default().local_sign_in_admins_only is False
     assert any(index.unique and index.columns == ["idp_issuer", "idp_subject"] for index in database.get_indexes(table))
+
+
+def _configuration_version():
+    table = Configuration._meta.table_name
+    return database.execute_sql(f'SELECT "{CONFIGURATION_VERSION}" FROM "{table}"').fetchone()[0]
+
+
+def test_an_upgrade_adding_configuration_columns_keeps_the_version_trigger_and_search_triggers(app, runner,
+                                                                                              make_ticket):
+    """An SQLite table rebuilt to add a NOT NULL column loses its triggers: columns are added without one."""
+    Configuration.default()
+    table = Configuration._meta.table_name
+    for column in ("epm_internal", "smtp_internal"):
+        database.execute_sql(f'ALTER TABLE "{table}" DROP COLUMN "{column}"')
+    SchemaVersion.delete().where(SchemaVersion.version == 29).execute()
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: marks allowing private addresses" in result.output
+    before = _configuration_version()
+    Configuration.update(auto_close=True).execute()
+    assert _configuration_version() == before + 1
+    assert Configuration.default().epm_internal is False
+    ticket = make_ticket(short_description="Trigger kept after the upgrade")
+    assert [task.id for task in Task.select().where(search.text_condition("kept after the upgr"))] == [ticket.id]
+
+
+def test_the_configuration_version_step_runs_again_without_error(app):
+    from app.migrations import MIGRATIONS
+
+    Configuration.default()
+    [step] = [step for version, _description, step in MIGRATIONS if version == 27]
+    step(SchemaMigrator.from_database(database.obj))
+    before = _configuration_version()
+    Configuration.update(auto_close=True).execute()
+    assert _configuration_version() == before + 1

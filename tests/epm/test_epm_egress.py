@@ -28,7 +28,8 @@ def resolves_to(monkeypatch):
     return point
 
 
-@pytest.mark.parametrize("address", ["169.254.169.254", "fd00:ec2::254", "169.254.1.1", "fe80::1"])
+@pytest.mark.parametrize("address", ["169.254.169.254", "fd00:ec2::254", "169.254.1.1", "fe80::1", "168.63.129.16",
+                                     "100.100.100.200", "0.0.0.0", "0.1.2.3", "::"])
 def test_link_local_and_metadata_addresses_are_always_refused(resolves_to, address):
     resolves_to(address)
     with pytest.raises(egress.EgressRefused):
