@@ -22,6 +22,8 @@ bp = Blueprint("batch", __name__)
 
 SERVED_PATH = re.compile(r"^/api/now/(?:v[12]/)?(?:table|stats)/[^/]+(?:/[^/]+)?$")
 MAX_REQUESTS = 100
+# The inner request headers passed on; any other (Host, X-Forwarded-*, Cookie) is dropped.
+INNER_HEADERS = {"accept", "content-type"}
 
 
 def _well_formed(rest_request):
@@ -47,12 +49,14 @@ def _serve(rest_request):
     if method != "GET" or not SERVED_PATH.match(parts.path):
         return 400, [("Content-Type", "application/json")], _failure(
             "Request not served", "a batch here serves GET requests of the Table and Aggregate APIs")
+    # Only what says how to answer: a Host or X-Forwarded-* header would set the links the answer carries.
     headers = [(h.get("name", ""), h.get("value", "")) for h in rest_request.get("headers", [])
-               if h.get("name", "").lower() != "authorization"]
-    # The inner request runs as the batch's caller, from the batch's address.
+               if h.get("name", "").lower() in INNER_HEADERS]
+    # The inner request runs as the batch's caller, from the batch's address, at the batch's host.
     headers.append(("Authorization", request.headers.get("Authorization", "")))
     # The request line cap (app/http.py) holds for what came over the wire: the batch itself.
     environ = EnvironBuilder(path=parts.path, query_string=parts.query, method="GET", headers=headers,
+                             base_url=request.host_url,
                              environ_base={"REMOTE_ADDR": request.remote_addr or "", contract.BATCHED_REQUEST: True},
                              ).get_environ()
     body, status, answer_headers = run_wsgi_app(current_app.wsgi_app, environ, buffered=True)

@@ -184,3 +184,16 @@ def test_a_bad_answer_parameter_is_refused_even_when_no_record_matches(client, r
 
     assert answer.status_code == 400
     assert answer.json["error"]["message"] == f"Invalid {parameter}"
+
+
+def test_a_batchs_inner_request_cannot_choose_the_host_its_links_name(client, reader_auth, tickets):
+    body = {"batch_request_id": "1", "rest_requests": [{"id": "a", "method": "GET", "headers": [
+        {"name": "Host", "value": "evil.example"}, {"name": "X-Forwarded-Host", "value": "evil.example"},
+        {"name": "Accept", "value": "application/json"}],
+        "url": f"{TABLE}?sysparm_limit=1&sysparm_fields=number"}]}
+
+    answer = client.post("/api/now/v1/batch", json=body, headers=reader_auth)
+
+    [served] = answer.json["serviced_requests"]
+    links = [header["value"] for header in served["headers"] if header["name"] == "Link"]
+    assert links and "evil.example" not in links[0] and links[0].startswith("<http://localhost/api/now/")
