@@ -7,7 +7,7 @@ broker account's of the same user name where there is one. sys_user_group holds 
 per distinct assignment group."""
 import re
 
-from peewee import fn
+from peewee import SQL, fn
 
 from app.models import Account, Task
 from app.servicenow_api import compiler
@@ -52,13 +52,11 @@ GROUP_WALKS = {
 }
 
 
-def user_email(name):
-    account = Account.get_or_none(Account.username == name) if name else None
-    return account.email if account else ""
-
-
 class NameTable:
-    """A table whose records are the distinct non-empty values of one Task column."""
+    """A table whose records are the distinct non-empty values of one Task column.
+
+    A row is (name, email): the email of the broker account of that user name, read with the page
+    when asked for (sys_user's `email`), '' otherwise."""
 
     def __init__(self, table, column, walks, default_fields):
         self.table, self.column, self.walks, self.default_fields = table, column, walks, default_fields
@@ -66,28 +64,31 @@ class NameTable:
     def fields(self, _context=None):
         return {name: Field(name, kind, make(self.column)) for name, (kind, make) in self.walks.items()}
 
-    def _select(self):
-        return (Task.select(self.column).where(self.column.is_null(False) & (self.column != ""))
+    def _select(self, names=()):
+        email = _email_of(self.column) if "email" in names and "email" in self.walks else SQL("''")
+        return (Task.select(self.column, email).where(self.column.is_null(False) & (self.column != ""))
                 .group_by(self.column))
 
-    def find(self, query, limit, offset, context):
-        """(names matching `query`, one page; how many match)."""
+    def find(self, query, limit, offset, context, names):
+        """(rows matching `query`, one page; how many match)."""
         fields = self.fields(context)
-        select = self._select().where(compiler.compile_query(query, fields, context))
+        condition = compiler.compile_query(query, fields, context)
+        select = self._select(names).where(condition)
         orderings = [fields[name].expression.desc() if descending else fields[name].expression.asc()
                      for name, descending in query.order_by]
         page = select.order_by(*orderings, self.column) if orderings else select.order_by(self.column)
-        names = [name for (name,) in page.limit(limit).offset(offset).tuples()]
-        return names, select.count()
+        return list(page.limit(limit).offset(offset).tuples()), self._select().where(condition).count()
 
-    def get(self, sys_id):
-        return _resolver(self.table, self.column)([sys_id]).get(sys_id)
+    def get(self, sys_id, names):
+        name = _resolver(self.table, self.column)([sys_id]).get(sys_id)
+        return self._select(names).where(self.column == name).tuples().first() if name else None
 
-    def values(self, name, _context, names):
+    def values(self, row, _context, names):
+        name, email = row
         item = reference(self.table, name)
         walked = {"sys_id": item.sys_id, "user_name": name, "name": name}
-        if "email" in names and "email" in self.walks:
-            walked["email"] = user_email(name)
+        if "email" in self.walks:
+            walked["email"] = email
         return {field: (walked[field], walked[field]) for field in names if field in walked}
 
 
