@@ -73,3 +73,66 @@ def measure(backend, size, options):
                 results["queries"][name] = query
             results["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
     return results
+
+
+# The report (bench/report.py): the target per query and backend, and the table of numbers.
+
+def _run(query, clients):
+    """One load run of a query; reports from before the one-client runs hold only the 16-connection one."""
+    return query.get(clients) or query
+
+
+def _p95(result):
+    return result["latency_ms"]["p95"] if result["requests"] else float("inf")
+
+
+def check_targets(phases, target):
+    """One target per query and backend the run measured, made by `target(what, target, measured, met)`."""
+    checks = []
+    for backend in ("sqlite", "postgresql"):
+        phase = phases.get(f"table_api_{backend}")
+        for name, query in (phase or {}).get("queries", {}).items():
+            one = _run(query, "one_client")
+            p95 = _p95(one)
+            clients = "" if "one_client" in query else " with 16 connections (one client not measured)"
+            checks.append(target(
+                f"Table API {name.replace('_', ' ')} at {phase['tickets']:,} tickets, {backend}",
+                f"one client p95 <= {TARGET_P95_MS} ms, no error",
+                f"p95 {p95} ms{clients}, {one['non_2xx']} non-2xx" if p95 != float("inf") else
+                "no request answered within the run", p95 <= TARGET_P95_MS and one["non_2xx"] == 0))
+    return checks
+
+
+def markdown_lines(phases, row):
+    """The numbers of the table_api phases as Markdown lines (none when the run had neither), rows made by `row`."""
+    measured = [(backend, phases[f"table_api_{backend}"]) for backend in ("sqlite", "postgresql")
+                if f"table_api_{backend}" in phases]
+    if not measured:
+        return []
+    lines = ["", "ServiceNow Table API lookups (`like_person`: `opened_byLIKE<person>^ORDERBYDESCopened_at`, "
+             "`in_numbers`: `numberIN` ten numbers; the default fields of every match in one page; p50 / p95 ms):", "",
+             "| query | backend | tickets | records per answer | one client p50 / p95 | 16 connections p50 / p95 "
+             "| req/s with 16 | non-2xx |", "|---|---|---|---|---|---|---|---|"]
+    for backend, phase in measured:
+        for name, query in phase["queries"].items():
+            one, many = query.get("one_client"), _run(query, "connections_16")
+            records = query.get("records")
+            lines.append(row(name, backend, f"{phase['tickets']:,}",
+                             f"{min(records)} to {max(records)}" if records else "-",
+                             _percentiles(one) if one else "not measured", _percentiles(many),
+                             many["requests_per_second"], many["non_2xx"] + (one["non_2xx"] if one else 0)))
+    return lines
+
+
+def _percentiles(result):
+    return f"{result['latency_ms']['p50']} / {result['latency_ms']['p95']}" if result["requests"] else "no answer"
+
+
+METHOD = """- **ServiceNow Table API** (`table_api_sqlite`, `table_api_postgresql`): the large history
+  (1,000,000 tickets by `bench/generate.py`), then `GET /api/now/table/incident` with Basic auth
+  (an approver account) in rotation: `like_person`, `opened_byLIKE<person>^ORDERBYDESCopened_at`
+  for five people taken from tickets spread over the history, and `in_numbers`, `numberIN` ten
+  ticket numbers, five sets. No `sysparm_fields` and no `sysparm_limit`, as pysnc reads records:
+  the default fields (references with links, approval, active, the access window) of every match
+  in one page (the records per answer are in the table). Each query is loaded by one client (the
+  target: what a PAM product checking a ticket waits for) and by 16 connections, after a 1 s warm-up."""
