@@ -107,3 +107,39 @@ def test_a_people_page_costs_the_same_queries_for_one_record_and_for_many(client
     assert [person["name"]["value"] for person in many] == ["CORP\\jdoe", "CORP\\kim", "CORP\\lee", "CORP\\mrivera"]
     if table == "sys_user":
         assert [user["email"]["value"] for user in many] == ["jdoe@example.com", "", "", ""]
+
+
+def test_a_requester_is_found_by_sys_id_hashing_only_names_not_seen_before(client, api_auth, monkeypatch):
+    from app.servicenow_api import people
+    from app.servicenow_api.fields import reference_sys_id
+
+    hashed = []
+
+    def counted(table, name):
+        hashed.append(name)
+        return reference_sys_id(table, name)
+
+    monkeypatch.setattr(people, "reference_sys_id", counted)
+    open_tickets(client, api_auth, ["CORP\\mrivera", "CORP\\jdoe", "CORP\\kim"])
+    served = TABLES["incident"]
+    context = served.context("http://localhost")
+
+    def opened_by(name):
+        query = parse_query(f"opened_by={reference_sys_id('sys_user', name)}")
+        rows, _total = served.find(query, 100, 0, context, ("number",))
+        return [row.number for row in rows]
+
+    first = opened_by("CORP\\jdoe")
+    names_at_first = len(hashed)
+    open_tickets(client, api_auth, ["CORP\\lee", "CORP\\jdoe"])
+    again = opened_by("CORP\\jdoe")
+    newcomer = opened_by("CORP\\lee")
+
+    assert first == ["INC0010002"]
+    assert again == ["INC0010002", "INC0010005"]
+    assert newcomer == ["INC0010004"]
+    # The first lookup learns each name it has not seen once (none twice); later ones hash only the newcomer.
+    learned = hashed[:names_at_first]
+    assert set(learned) <= {"CORP\\jdoe", "CORP\\kim", "CORP\\mrivera"} and len(learned) == len(set(learned))
+    assert hashed[names_at_first:] == ["CORP\\lee"]
+    assert opened_by("CORP\\nobody") == [] and hashed[names_at_first:] == ["CORP\\lee"]
