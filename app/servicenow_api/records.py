@@ -39,9 +39,10 @@ def _approval_expression():
     latest = fn.COALESCE(Decision.select(Decision.decision)
                          .where((Decision.task == Task.id) & (Decision.status != contract.DELIVERY_FAILED))
                          .order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(1), "")
-    decided = final.is_null(False) & (final != "")
+    # Each subquery runs per record, so each is written twice, not more: a NULL compares as neither true
+    # nor false, so `final != ''` alone is "EPM finalized a decision".
     return Case(None, [
-        (decided & (fn.LOWER(fn.TRIM(final)) == "approved"), APPROVED), (decided, REJECTED),
+        (fn.LOWER(fn.TRIM(final)) == "approved", APPROVED), (final != "", REJECTED),
         (latest == contract.DECISION_APPROVED, APPROVED), (latest != "", REJECTED)], REQUESTED)
 
 
