@@ -5,6 +5,7 @@ names on a ticket, so their sys_ids are derived from the name (`reference_sys_id
 person has the same sys_id in every answer, with or without a broker account."""
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Fixed, so a person's or group's sys_id never changes between releases or instances.
 REFERENCE_NAMESPACE = uuid.UUID("6d1f3c0e-5b8a-4f51-9a57-1c2b6a0e4f77")
@@ -39,8 +40,11 @@ class Context:
     base_url: str = ""
 
 
+@lru_cache(maxsize=65536)
 def reference_sys_id(table, name):
-    """The sys_id of the user or group called `name`: 32 hex characters, the same every time."""
+    """The sys_id of the user or group called `name`: 32 hex characters, the same every time.
+
+    Remembered: a page names the same few people and groups on most of its records."""
     return uuid.uuid5(REFERENCE_NAMESPACE, f"{table}:{name}").hex
 
 

@@ -6,9 +6,12 @@ name (app/servicenow_api/fields.py), `user_name` and `name` the requester's name
 broker account's of the same user name where there is one. sys_user_group holds one record
 per distinct assignment group."""
 import re
+import threading
+import weakref
 
-from peewee import fn
+from peewee import SQL, fn
 
+from app.db import database
 from app.models import Account, Task
 from app.servicenow_api import compiler
 from app.servicenow_api.fields import GROUP_TABLE, USER_TABLE, Field, reference, reference_sys_id
@@ -23,20 +26,52 @@ def _email_of(name_column):
     return fn.COALESCE(Account.select(Account.email).where(Account.username == name_column), "")
 
 
-def _resolver(table, column):
-    def resolve(items):
+# Tickets being written at once may commit out of id order (PostgreSQL's sequence hands out ids
+# before commit): each catch-up reads again the names of this many ids below the newest it saw.
+CATCH_UP_IDS = 1000
+
+
+class NameIndex:
+    """{sys_id: name} of the names one Task column holds, kept per process and database.
+
+    A sys_id is a hash of the name (app/servicenow_api/fields.py), so finding the name of one means
+    hashing names. A ticket's requester and assignment group are set when the ticket is made and never
+    change, so the index only grows: a lookup reads the names of the tickets made since the last one
+    (by id, through the primary key) and hashes the names it has not seen, instead of every distinct
+    name on every lookup. Names whose tickets were deleted stay: they match no ticket."""
+
+    def __init__(self, table, column):
+        self.table, self.column = table, column
+        self._indexes = weakref.WeakKeyDictionary()  # database -> (by sys_id, newest id read)
+        self._lock = threading.Lock()
+
+    def resolve(self, items):
         """{sys_id: name} for the items that are sys_ids of a `table` record."""
         wanted = {item for item in items if _SYS_ID.match(item)}
         if not wanted:
             return {}
-        names = Task.select(column).where(column.is_null(False) & (column != "")).distinct().tuples()
-        found = {reference_sys_id(table, name): name for (name,) in names}
-        return {sys_id: found[sys_id] for sys_id in wanted if sys_id in found}
-    return resolve
+        with self._lock:
+            by_sys_id = self._caught_up()
+            return {sys_id: by_sys_id[sys_id] for sys_id in wanted if sys_id in by_sys_id}
+
+    def _caught_up(self):
+        by_sys_id, seen = self._indexes.get(database.obj, ({}, None))
+        newest = Task.select(fn.MAX(Task.id)).scalar() or 0
+        names = Task.select(self.column).where(self.column.is_null(False) & (self.column != ""))
+        if seen is not None and newest >= seen:
+            names = names.where(Task.id > seen - CATCH_UP_IDS)
+        known = set(by_sys_id.values())
+        for (name,) in names.distinct().tuples():
+            if name not in known:
+                by_sys_id[reference_sys_id(self.table, name)] = name
+        self._indexes[database.obj] = (by_sys_id, newest)
+        return by_sys_id
 
 
-user_sys_ids = _resolver(USER_TABLE, Task.requester)
-group_sys_ids = _resolver(GROUP_TABLE, Task.assignment_group)
+USER_NAMES = NameIndex(USER_TABLE, Task.requester)
+GROUP_NAMES = NameIndex(GROUP_TABLE, Task.assignment_group)
+user_sys_ids = USER_NAMES.resolve
+group_sys_ids = GROUP_NAMES.resolve
 
 # Dot-walkable fields of a reference: name -> (kind, expression made from the Task column holding the name).
 # The requester is one of the columns the ticket search indexes.
@@ -52,44 +87,46 @@ GROUP_WALKS = {
 }
 
 
-def user_email(name):
-    account = Account.get_or_none(Account.username == name) if name else None
-    return account.email if account else ""
-
-
 class NameTable:
-    """A table whose records are the distinct non-empty values of one Task column."""
+    """A table whose records are the distinct non-empty values of one Task column.
 
-    def __init__(self, table, column, walks, default_fields):
-        self.table, self.column, self.walks, self.default_fields = table, column, walks, default_fields
+    A row is (name, email): the email of the broker account of that user name, read with the page
+    when asked for (sys_user's `email`), '' otherwise."""
+
+    def __init__(self, table, column, walks, default_fields, index):
+        self.table, self.column, self.walks, self.default_fields, self.index = (
+            table, column, walks, default_fields, index)
 
     def fields(self, _context=None):
         return {name: Field(name, kind, make(self.column)) for name, (kind, make) in self.walks.items()}
 
-    def _select(self):
-        return (Task.select(self.column).where(self.column.is_null(False) & (self.column != ""))
+    def _select(self, names=()):
+        email = _email_of(self.column) if "email" in names and "email" in self.walks else SQL("''")
+        return (Task.select(self.column, email).where(self.column.is_null(False) & (self.column != ""))
                 .group_by(self.column))
 
-    def find(self, query, limit, offset, context):
-        """(names matching `query`, one page; how many match)."""
+    def find(self, query, limit, offset, context, names):
+        """(rows matching `query`, one page; how many match)."""
         fields = self.fields(context)
-        select = self._select().where(compiler.compile_query(query, fields, context))
+        condition = compiler.compile_query(query, fields, context)
+        select = self._select(names).where(condition)
         orderings = [fields[name].expression.desc() if descending else fields[name].expression.asc()
                      for name, descending in query.order_by]
         page = select.order_by(*orderings, self.column) if orderings else select.order_by(self.column)
-        names = [name for (name,) in page.limit(limit).offset(offset).tuples()]
-        return names, select.count()
+        return list(page.limit(limit).offset(offset).tuples()), self._select().where(condition).count()
 
-    def get(self, sys_id):
-        return _resolver(self.table, self.column)([sys_id]).get(sys_id)
+    def get(self, sys_id, names):
+        name = self.index.resolve([sys_id]).get(sys_id)
+        return self._select(names).where(self.column == name).tuples().first() if name else None
 
-    def values(self, name, _context, names):
+    def values(self, row, _context, names):
+        name, email = row
         item = reference(self.table, name)
         walked = {"sys_id": item.sys_id, "user_name": name, "name": name}
-        if "email" in names and "email" in self.walks:
-            walked["email"] = user_email(name)
+        if "email" in self.walks:
+            walked["email"] = email
         return {field: (walked[field], walked[field]) for field in names if field in walked}
 
 
-USERS = NameTable(USER_TABLE, Task.requester, USER_WALKS, USER_FIELDS)
-GROUPS = NameTable(GROUP_TABLE, Task.assignment_group, GROUP_WALKS, GROUP_FIELDS)
+USERS = NameTable(USER_TABLE, Task.requester, USER_WALKS, USER_FIELDS, USER_NAMES)
+GROUPS = NameTable(GROUP_TABLE, Task.assignment_group, GROUP_WALKS, GROUP_FIELDS, GROUP_NAMES)

@@ -2,10 +2,12 @@
 
 Precedence as on an instance: `^NQ` separates queries whose results are ORed together, `^`
 ANDs the clauses of one query, and `^OR` binds tighter than `^` (`a^b^ORc` is `a AND (b OR c)`).
-ORDERBY/ORDERBYDESC may appear anywhere and order the whole answer. Field names are lower
-case, as ServiceNow's column names always are, which is what tells a field from the operator
-written right after it (`short_descriptionLIKEvpn`). What a name means is not decided here:
-app/servicenow_api/compiler.py answers a query naming an unknown field with no rows."""
+ORDERBY/ORDERBYDESC may appear anywhere and order the whole answer. A field name runs up to the
+first operator (`short_descriptionLIKEvpn`): ServiceNow's column names are lower case, so an
+operator word is where a name ends. A name with capitals (`Number=...`) is still a name, of no
+field: what a name means is not decided here, and app/servicenow_api/compiler.py answers a query
+naming an unknown field with no rows (ServiceNow with `glide.invalid_query.returns_no_rows`). Only
+text that is no encoded query (a term without a field or an operator) is a QueryError."""
 from dataclasses import dataclass, field
 
 from lark import Lark, Transformer
@@ -22,7 +24,7 @@ GRAMMAR = r"""
             | LESS | LESS_OR_EQUAL | GREATER | GREATER_OR_EQUAL | ISEMPTY | ISNOTEMPTY | ANYTHING
     ordering: (ORDERBYDESC | ORDERBY) FIELD
 
-    FIELD: /[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*/
+    FIELD: /(?!ORDERBY|EQ(?:\^|$))[A-Za-z_](?:(?!LIKE|NOT |STARTSWITH|ENDSWITH|IN|ISEMPTY|ISNOTEMPTY|ANYTHING|BETWEEN)[A-Za-z0-9_.])*/
     VALUE: /[^^]+/
     BOUND: /[^^@]+/
     NQ: "^NQ"
@@ -125,7 +127,7 @@ def parse_query(text):
     except LarkError as error:
         where = getattr(error, "column", None)
         detail = f" at character {where}" if where else ""
-        raise QueryError(f"not an encoded query{detail}: each term is a lower-case field name, an operator "
+        raise QueryError(f"not an encoded query{detail}: each term is a field name, an operator "
                          f"({', '.join(OPERATORS)}) and a value, joined by ^, ^OR or ^NQ") from None
     try:
         return _ToQuery().transform(tree)

@@ -3,16 +3,16 @@
 Every field a record shows can be queried and ordered by: computed ones (`approval`, `active`,
 the access window) as SQL expressions, so a query, its count and its page are one database
 answer however the conditions are combined."""
-from peewee import Case, fn
+from datetime import datetime
+
+from peewee import Case, Value, fn
 
 from app import contract
-from app.decisions.service import is_active
 from app.itsm.base import APPROVED, NOT_REQUESTED, REJECTED, REQUESTED
-from app.itsm.broker import approval_of
-from app.models import AdminTicket, ApplicationAccessTicket, Configuration, Decision, Task
+from app.models import AdminTicket, ApplicationAccessTicket, Decision, Task
 from app.servicenow_api import compiler
 from app.servicenow_api.fields import GROUP_TABLE, USER_TABLE, Field, reference
-from app.servicenow_api.people import GROUP_WALKS, USER_WALKS, group_sys_ids, user_email, user_sys_ids
+from app.servicenow_api.people import GROUP_WALKS, USER_WALKS, group_sys_ids, user_sys_ids
 
 APPROVAL_CHOICES = ((APPROVED, "Approved"), (REJECTED, "Rejected"), (REQUESTED, "Requested"),
                     (NOT_REQUESTED, "Not Yet Requested"))
@@ -39,21 +39,23 @@ def _approval_expression():
     latest = fn.COALESCE(Decision.select(Decision.decision)
                          .where((Decision.task == Task.id) & (Decision.status != contract.DELIVERY_FAILED))
                          .order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(1), "")
-    decided = final.is_null(False) & (final != "")
+    # Each subquery runs per record, so each is written twice, not more: a NULL compares as neither true
+    # nor false, so `final != ''` alone is "EPM finalized a decision".
     return Case(None, [
-        (decided & (fn.LOWER(fn.TRIM(final)) == "approved"), APPROVED), (decided, REJECTED),
+        (fn.LOWER(fn.TRIM(final)) == "approved", APPROVED), (final != "", REJECTED),
         (latest == contract.DECISION_APPROVED, APPROVED), (latest != "", REJECTED)], REQUESTED)
 
 
 def _active_expression(context):
     labels = {label.casefold() for label in context.configuration.active_state_labels}
     values = [value for value, label in context.ticket_type.states if label.casefold() in labels]
-    return Case(None, [(Task.state.in_(values), "true")], "false") if values else Case(None, [], "false")
+    return Case(None, [(Task.state.in_(values), "true")], "false") if values else Value("false")
 
 
 def task_fields(context):
     """Every queryable field of a ticket table, dot-walked reference fields included."""
-    text, when = compiler.Text(), compiler.DateTime()
+    # LIKE on the columns the ticket search document holds goes through its index (compiler.Text).
+    text, searched, when = compiler.Text(), compiler.Text(searched=True), compiler.DateTime()
     fields = [
         Field("sys_id", text, Task.sys_id), Field("number", compiler.Text(str.upper, searched=True), Task.number),
         Field("sys_class_name", text, Task.sys_class_name),
@@ -63,7 +65,7 @@ def task_fields(context):
               _active_expression(context)),
         Field("opened_by", compiler.Reference(user_sys_ids, searched=True), Task.requester),
         Field("assignment_group", compiler.Reference(group_sys_ids), Task.assignment_group),
-        Field("short_description", text, Task.short_description), Field("category", text, Task.category),
+        Field("short_description", searched, Task.short_description), Field("category", text, Task.category),
         Field("correlation_id", text, Task.request_id),
         Field("start_date", when, _jit_column("final_start_time")),
         Field("end_date", when, _jit_column("final_end_time")),
@@ -75,46 +77,73 @@ def task_fields(context):
     return {field.name: field for field in fields}
 
 
-def find_records(ticket_type, query, limit, offset, context):
-    """(tasks of `ticket_type` matching `query`, one page; how many match in all)."""
+# Fields computed in SQL (subqueries on the JIT record, the decisions, the accounts): selected with the page
+# under these names, so a page of thousands of records is one query, not one or more per record.
+COMPUTED = {"approval": "snow_approval", "active": "snow_active", "start_date": "snow_start_date",
+            "end_date": "snow_end_date", "opened_by.email": "snow_opened_by_email"}
+
+
+# The Task columns a record's fields come from (the search document's columns are never shown).
+RECORD_COLUMNS = (Task.id, Task.sys_id, Task.number, Task.sys_class_name, Task.state, Task.short_description,
+                  Task.category, Task.request_id, Task.requester, Task.assignment_group, Task.opened_at,
+                  Task.closed_at, Task.updated_at)
+
+
+def _page_select(fields, names):
+    """Task rows with the computed fields among `names` as extra columns."""
+    extra = [fields[name].expression.alias(alias) for name, alias in COMPUTED.items() if name in names]
+    return Task.select(*RECORD_COLUMNS, *extra)
+
+
+def find_records(ticket_type, query, limit, offset, context, names):
+    """(tasks of `ticket_type` matching `query`, one page with the fields in `names`; how many match in all)."""
     fields = task_fields(context)
-    select = Task.select().where((Task.sys_class_name == ticket_type.table)
-                                 & compiler.compile_query(query, fields, context))
+    condition = (Task.sys_class_name == ticket_type.table) & compiler.compile_query(query, fields, context)
     orderings = [fields[name].expression.desc() if descending else fields[name].expression.asc()
                  for name, descending in query.order_by]
-    select = select.order_by(*orderings, Task.id) if orderings else select.order_by(Task.opened_at, Task.id)
-    return list(select.limit(limit).offset(offset)), select.order_by().count()
+    page = _page_select(fields, names).where(condition)
+    page = page.order_by(*orderings, Task.id) if orderings else page.order_by(Task.opened_at, Task.id)
+    return list(page.limit(limit).offset(offset)), Task.select(Task.id).where(condition).count()
+
+
+def get_record(ticket_type, sys_id, context, names):
+    """The task of `ticket_type` with `sys_id` and the fields in `names`, or None."""
+    return (_page_select(task_fields(context), names)
+            .where((Task.sys_id == sys_id) & (Task.sys_class_name == ticket_type.table)).first())
 
 
 def _time(value):
+    if isinstance(value, str):
+        # SQLite answers a computed date-time column as its stored text.
+        value = datetime.fromisoformat(value)
     return value.strftime(TIME_FORMAT) if value else ""
 
 
-def record_values(task, context, names):
-    """The fields in `names` of one ticket: (value, display value) pairs, references as Reference.
+# Fields read straight off the task: each made only when asked for, so a page of thousands of records pays
+# for the fields it shows.
+PLAIN = {
+    "sys_id": lambda task: task.sys_id, "number": lambda task: task.number,
+    "sys_class_name": lambda task: task.sys_class_name,
+    "short_description": lambda task: task.short_description or "", "category": lambda task: task.category or "",
+    "opened_at": lambda task: _time(task.opened_at), "closed_at": lambda task: _time(task.closed_at),
+    "sys_created_on": lambda task: _time(task.opened_at), "sys_updated_on": lambda task: _time(task.updated_at),
+    "correlation_id": lambda task: task.request_id or "",
+}
 
-    The JIT record, the approval and the active flag cost queries of their own: read only when asked for."""
+
+def record_values(task, context, names):
+    """The fields in `names` of one ticket read by find_records or get_record: (value, display value) pairs,
+    references as Reference. Nothing here reads the database."""
     wanted = set(names)
+    computed = {name: getattr(task, alias) for name, alias in COMPUTED.items() if name in wanted}
     values = {}
-    if wanted & {"start_date", "end_date", "approval"}:
-        jit = task.jit_request
-        values["start_date"] = _pair(_time(jit.final_start_time))
-        values["end_date"] = _pair(_time(jit.final_end_time))
-        if "approval" in wanted:
-            approval = approval_of(task, jit)
-            values["approval"] = (approval, dict(APPROVAL_CHOICES).get(approval, approval))
-    if "active" in wanted:
-        values["active"] = _pair("true" if is_active(task, context.configuration or Configuration.default())
-                                 else "false")
-    # Each value is made only when asked for: a page of thousands of records pays for the fields it shows.
-    plain = {
-        "sys_id": lambda: task.sys_id, "number": lambda: task.number, "sys_class_name": lambda: task.sys_class_name,
-        "short_description": lambda: task.short_description or "", "category": lambda: task.category or "",
-        "opened_at": lambda: _time(task.opened_at), "closed_at": lambda: _time(task.closed_at),
-        "sys_created_on": lambda: _time(task.opened_at), "sys_updated_on": lambda: _time(task.updated_at),
-        "correlation_id": lambda: task.request_id or "",
-    }
-    values.update({name: _pair(plain[name]()) for name in wanted if name in plain})
+    if "approval" in computed:
+        values["approval"] = (computed["approval"], dict(APPROVAL_CHOICES).get(computed["approval"],
+                                                                                computed["approval"]))
+    values.update({name: _pair(_time(computed[name])) for name in ("start_date", "end_date") if name in computed})
+    if "active" in computed:
+        values["active"] = _pair(computed["active"])
+    values.update({name: _pair(PLAIN[name](task)) for name in wanted if name in PLAIN})
     if "state" in wanted:
         values["state"] = (str(task.state), task.state_label)
     for name, (table, column, walks) in REFERENCES.items():
@@ -122,9 +151,8 @@ def record_values(task, context, names):
             continue
         key = getattr(task, column.name) or ""
         values[name] = reference(table, key) or ("", "")
-        walked = {"sys_id": values[name].sys_id if key else "", "name": key, "user_name": key}
-        if f"{name}.email" in wanted:
-            walked["email"] = user_email(key)
+        walked = {"sys_id": values[name].sys_id if key else "", "name": key, "user_name": key,
+                  "email": computed.get(f"{name}.email", "")}
         values.update({f"{name}.{walk}": _pair(walked[walk]) for walk in walks if walk in walked})
     return {name: values[name] for name in names if name in values}
 

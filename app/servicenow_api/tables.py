@@ -2,9 +2,11 @@
 
 Each answers the same questions, so the views treat them alike: which fields it has, which it
 shows by default, a page of records matching a query with the total, one record by sys_id, and
-a record's values."""
+a record's values.
+A page is read in one query with every field it shows (no query per record): `find` and `get` are
+told the fields asked for, and `values` only arranges what they read."""
 from app import contract
-from app.models import Configuration, Task
+from app.models import Configuration
 from app.servicenow_api import records
 from app.servicenow_api.fields import Context
 from app.servicenow_api.people import GROUPS, USERS
@@ -23,11 +25,11 @@ class TicketTable:
     def fields(self, context):
         return records.task_fields(context)
 
-    def find(self, query, limit, offset, context):
-        return records.find_records(self.ticket_type, query, limit, offset, context)
+    def find(self, query, limit, offset, context, names):
+        return records.find_records(self.ticket_type, query, limit, offset, context, names)
 
-    def get(self, sys_id):
-        return Task.get_or_none((Task.sys_id == sys_id) & (Task.sys_class_name == self.ticket_type.table))
+    def get(self, sys_id, context, names):
+        return records.get_record(self.ticket_type, sys_id, context, names)
 
     def values(self, task, context, names):
         return records.record_values(task, context, names)
@@ -46,11 +48,11 @@ class PeopleTable:
     def fields(self, context):
         return self.names.fields(context)
 
-    def find(self, query, limit, offset, context):
-        return self.names.find(query, limit, offset, context)
+    def find(self, query, limit, offset, context, names):
+        return self.names.find(query, limit, offset, context, names)
 
-    def get(self, sys_id):
-        return self.names.get(sys_id)
+    def get(self, sys_id, _context, names):
+        return self.names.get(sys_id, names)
 
     def values(self, name, context, names):
         return self.names.values(name, context, names)

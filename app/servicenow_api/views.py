@@ -116,7 +116,7 @@ def list_records(table):
     names, answer = asked_fields(served, context), answer_format()
     suppress_links = flag("sysparm_suppress_pagination_header")
     try:
-        rows, total = served.find(query, limit, offset, context)
+        rows, total = served.find(query, limit, offset, context, names)
     except NoRows:
         rows, total = [], 0
     response = jsonify(result=[document(served, row, names, context, answer) for row in rows])
@@ -130,11 +130,11 @@ def list_records(table):
 def get_record(table, sys_id):
     served = table_named(table)
     context = served.context(base_url())
-    answer = answer_format()
-    row = served.get(sys_id)
+    names, answer = asked_fields(served, context), answer_format()
+    row = served.get(sys_id, context, names)
     if row is None:
         raise NotFound("No Record found", "Record doesn't exist or ACL restricts the record retrieval")
-    return jsonify(result=document(served, row, asked_fields(served, context), context, answer))
+    return jsonify(result=document(served, row, names, context, answer))
 
 
 for _path in TABLE_PATHS:

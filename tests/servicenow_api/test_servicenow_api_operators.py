@@ -151,6 +151,7 @@ def test_an_unknown_field_selects_no_rows_never_all(stored):
     assert selected("priority=1") == set()
     assert selected("state=1^ORpriority=1") == set()
     assert selected("ORDERBYpriority") == set()
+    assert selected("Number=INC0010002") == selected("number=INC0010002^ORShort_Description=x") == set()
 
 
 def test_text_that_is_not_an_encoded_query_is_refused_with_where():

@@ -117,7 +117,13 @@ def test_each_table_holds_only_its_own_tickets(client, reader_auth, tickets):
     assert len(get(client, reader_auth).json["result"]) == 3
 
 
-@pytest.mark.parametrize("query", ["priority=1", "state=1^ORpriority=1", "ORDERBYpriority"])
+@pytest.mark.parametrize("query", [
+    "priority=1", "state=1^ORpriority=1", "ORDERBYpriority",
+    # Names with capitals are no field of a ServiceNow table (its column names are lower case): no rows, not a 400.
+    "Number=INC0010001", "NUMBER=INC0010001", "number=INC0010001^ORShort_DescriptionLIKEaccess",
+    "SHORT_DESCRIPTIONLIKEAccess", "opened_by.User_Name=CORP\\jdoe", "number=INC0010001^ORDERBYNumber",
+    "u_Ticket_IdININC0010001,INC0010002^NQnumber=INC0010003^state=7",
+])
 def test_a_query_naming_an_unknown_field_answers_no_rows(client, reader_auth, tickets, query):
     answer = get(client, reader_auth, sysparm_query=query)
 
@@ -125,13 +131,16 @@ def test_a_query_naming_an_unknown_field_answers_no_rows(client, reader_auth, ti
     assert answer.json["result"] == [] and answer.headers["X-Total-Count"] == "0"
 
 
-def test_text_that_is_no_encoded_query_is_refused_in_servicenows_shape(client, reader_auth, tickets):
-    answer = get(client, reader_auth, sysparm_query="=INC0010001")
+# A term without a field or an operator, a BETWEEN without its second bound, an ^OR with nothing after it.
+@pytest.mark.parametrize("query, where", [("=INC0010001", 1), ("number^state=1", 7), ("state=1^!=2", 9),
+                                          ("numberBETWEENINC0010001", 14), ("state=1^OR", 8)])
+def test_text_that_is_no_encoded_query_is_refused_in_servicenows_shape(client, reader_auth, tickets, query, where):
+    answer = get(client, reader_auth, sysparm_query=query)
 
     assert answer.status_code == 400
     assert answer.json["status"] == "failure"
     assert answer.json["error"]["message"] == "Invalid sysparm_query"
-    assert "at character 1" in answer.json["error"]["detail"]
+    assert f"at character {where}" in answer.json["error"]["detail"]
 
 
 def test_unknown_tables_and_bad_limits_are_refused(client, reader_auth):
