@@ -9,7 +9,7 @@ import logging
 
 from app import contract, events
 from app.audit import service as audit
-from app.db import insert_row
+from app.db import insert_row, insert_row_unread
 from app.errors import NotFound
 from app.fields import duration_words
 from peewee import SQL
@@ -34,7 +34,7 @@ UPDATE_CONFLICT = "conflict"    # contradicts what EPM acknowledged: noted and w
 def add_work_note(task, text, author=SYSTEM_AUTHOR, system=True):
     """A line in the ticket's history, in the caller's transaction; `ticket_changed` tells who shows the ticket
     elsewhere (the Slack message) that it moved."""
-    note = insert_row(WorkNote, task=task, text=text, author=author, system=system)
+    note = insert_row_unread(WorkNote, task=task, text=text, author=author, system=system)
     events.ticket_changed.send(task)
     return note
 
@@ -143,7 +143,7 @@ def create_ticket(event, fields, configuration=None, rendered=None):
     if rendered is None or rendered.configuration is not configuration:
         rendered = RenderedTicket(event, fields, configuration)
     task = insert_row(Task, number=allocate_number(rendered.ticket_type), **rendered.task)
-    insert_row(JIT_MODELS[event.kind], task=task, **rendered.jit)
+    insert_row_unread(JIT_MODELS[event.kind], task=task, **rendered.jit)
     add_work_note(task, f"{rendered.note}{task.number} created.")
     # Receivers only queue rows here (notifications, policy evaluations): nothing slow runs
     # inside the transaction.
