@@ -175,6 +175,11 @@ def send_with_next(sql, params=()):
         database.execute_sql(sql, params)
 
 
+def write_with_next(query):
+    """Run peewee write `query` (an UPDATE, an INSERT) whose row count and keys nobody reads, by send_with_next."""
+    send_with_next(*query.sql())
+
+
 # The SQL text of insert_row's INSERTs, by (model, columns, the database's parameter mark).
 _INSERT_SQL = {}
 
@@ -186,7 +191,7 @@ def insert_row(model, **values):
     For the statements every delivery makes: peewee builds a query's text anew on every call, about
     half of an INSERT's CPU time (docs/performance.md). A model whose `save` does more than store the
     row (Account's) must keep using `create`."""
-    row, sql, params = _insert_statement(model, values)
+    row, sql, params = insert_statement(model, values)
     cursor = database.execute_sql(sql, params)
     data, primary_key = row.__data__, model._meta.primary_key
     if primary_key.name not in data or data[primary_key.name] is None:
@@ -197,12 +202,12 @@ def insert_row(model, **values):
 def insert_row_unread(model, **values):
     """insert_row for a row whose database-made key nobody reads in this transaction (its `id` stays None):
     its INSERT goes with the transaction's next statement or its COMMIT (send_with_next)."""
-    row, sql, params = _insert_statement(model, values)
+    row, sql, params = insert_statement(model, values)
     send_with_next(sql, params)
     return row
 
 
-def _insert_statement(model, values):
+def insert_statement(model, values):
     """(the row, its INSERT's SQL text, its parameters): the text written by peewee once per column set."""
     row = model(**values)
     data = row.__data__

@@ -117,7 +117,8 @@ def markdown(measured):
              "postgresql`; the `profile` phase of `scripts/bench` runs both): the intake phase's deliveries through "
              "the broker's WSGI app in one process under cProfile, one after another, each part the cumulative "
              "time of the functions doing it. cProfile slows Python code (auth, parsing, building SQL) more "
-             "than waits (the commit), so the shares are a guide to where to look, not a budget.", "",
+             "than waits (the commit), so the shares are a guide to where to look, not a budget. On PostgreSQL "
+             "the statements that go with the COMMIT in its round trip (app/db.py) count in BEGIN and COMMIT.", "",
              "| part | " + " | ".join(f"{backend} ms | share" for backend in backends) + " |",
              "|---|" + "---|---|" * len(backends)]
     for part in measured[backends[0]]["parts_ms"]:

@@ -9,13 +9,13 @@ import logging
 
 from app import contract, events
 from app.audit import service as audit
-from app.db import insert_row, insert_row_unread
+from app.db import insert_row_unread, write_with_next
 from app.errors import NotFound
 from app.fields import duration_words
 from peewee import SQL
 
 from app.models import CONFIGURATION_VERSION, Configuration, Decision, JIT_MODELS, Task, WorkNote, utcnow
-from app.tickets.numbers import allocate_number
+from app.tickets.numbers import insert_numbered_task
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +142,7 @@ def create_ticket(event, fields, configuration=None, rendered=None):
     configuration = configuration or Configuration.default()
     if rendered is None or rendered.configuration is not configuration:
         rendered = RenderedTicket(event, fields, configuration)
-    task = insert_row(Task, number=allocate_number(rendered.ticket_type), **rendered.task)
+    task = insert_numbered_task(rendered.ticket_type, **rendered.task)
     insert_row_unread(JIT_MODELS[event.kind], task=task, **rendered.jit)
     add_work_note(task, f"{rendered.note}{task.number} created.")
     # Receivers only queue rows here (notifications, policy evaluations): nothing slow runs
@@ -294,9 +294,10 @@ def _store(jit, values, touch_task=True, **columns):
         setattr(jit, name, value)
     jit.updated_at = utcnow()
     model = type(jit)
-    jit.save(only=[model.updated_at, *(getattr(model, name) for name in changed)])
+    # Sent with the transaction's next statement: nothing reads how many rows changed.
+    write_with_next(model.update(updated_at=jit.updated_at, **changed).where(model.id == jit.id))
     if touch_task:
-        Task.update(updated_at=utcnow()).where(Task.id == jit.task_id).execute()
+        write_with_next(Task.update(updated_at=utcnow()).where(Task.id == jit.task_id))
 
 
 def _finalize_first(jit, values, **columns):
@@ -319,7 +320,8 @@ def _finalize_first(jit, values, **columns):
         task.closed_at = utcnow()
         add_work_note(task, f"Closed automatically ({task.ticket_type.state_label(task.state)}) "
                             "because EPM finalized the decision and auto-close is on.")
-    task.save(only=[Task.updated_at, Task.state, Task.closed_at])
+    write_with_next(Task.update(updated_at=task.updated_at, state=task.state, closed_at=task.closed_at)
+                    .where(Task.id == task.id))
     if closed_from is not None:
         audit.record(audit.STATE_CHANGE, audit.SYSTEM_ACTOR, "ticket", task.number,
                      {"old": closed_from, "new": task.state_label, "why": "auto-close after EPM's final decision"})
