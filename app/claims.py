@@ -19,7 +19,7 @@ import socket
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from app.db import database, is_sqlite, write_transaction
+from app.db import database, is_sqlite, send_with_next, write_transaction
 
 
 def database_now():
@@ -79,4 +79,6 @@ def lock_request(request_id):
     already admits one writer at a time.
     """
     if not is_sqlite():
-        database.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (request_id,))
+        # Sent with the transaction's next statement: that statement, and each one after it, reads
+        # what the RequestId's previous writer committed.
+        send_with_next("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (request_id,))

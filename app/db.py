@@ -9,6 +9,7 @@ mode with `synchronous` FULL (the `sqlite_synchronous` setting), PostgreSQL with
 server's `synchronous_commit` (on unless the server's configuration turns it off).
 """
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlparse
@@ -43,6 +44,74 @@ class BrokerSqliteDatabase(PooledSqliteDatabase):
                 time.sleep(0.01)
 
 
+class BrokerPostgresqlDatabase(PooledPostgresqlDatabase):
+    """The broker's PostgreSQL connections: pooled, and a transaction's statements whose answer nobody
+    waits for (its BEGIN, a lock, an INSERT whose row is not read back) held and sent with the next
+    statement or the COMMIT, in one round trip.
+
+    psycopg2 sends `;`-separated statements as one query message and answers with the last one's
+    result; each statement still runs on its own (its own snapshot, in order), so what is held runs
+    exactly as if it had been sent alone, only later. A delivery's transaction makes three round
+    trips instead of nine (docs/performance.md); the COMMIT is the same COMMIT, answered once the
+    server has made the transaction durable."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._held = threading.local()
+
+    def _take_held(self):
+        held = getattr(self._held, "statements", None) or []
+        self._held.statements = []
+        return held
+
+    def hold(self, sql, params=()):
+        """Send `sql` with this transaction's next statement (or its COMMIT); call inside a transaction."""
+        held = getattr(self._held, "statements", None)
+        if held is None:
+            held = self._held.statements = []
+        held.append((sql, tuple(params or ())))
+
+    def begin(self, isolation_level=None):
+        if isolation_level or self._isolation_level:
+            return super().begin(isolation_level)
+        if self.is_closed():
+            # Connecting resets this thread's transaction state: it must happen before the
+            # transaction is pushed, as when BEGIN is sent at once.
+            self.connect()
+        self._take_held()  # nothing from before this transaction belongs to it
+        return self.hold("BEGIN")
+
+    def execute_sql(self, sql, params=None):
+        held = self._take_held()
+        statement = sql.lstrip()[:9].upper()
+        if statement.startswith("ROLLBACK"):
+            held = []  # held since the savepoint it rolls back to: undone unsent
+        elif held and statement == "SAVEPOINT":
+            # A savepoint's caller may catch its block's errors: what was held before the block
+            # must fail outside it, as it would have when sent on its own.
+            self._send(held)
+            held = []
+        return self._send([*held, (sql, tuple(params or ()))])
+
+    def _send(self, statements):
+        sql = "; ".join(statement for statement, _ in statements)
+        return self._execute_cursor(sql, [value for _, values in statements for value in values])
+
+    def commit(self):
+        held = self._take_held()
+        if held == [("BEGIN", ())]:
+            return None  # the transaction sent nothing: there is nothing to commit
+        if self.is_closed():
+            raise peewee.InterfaceError("Cannot commit, database connection not open.")
+        return self._send([*held, ("COMMIT", ())])
+
+    def rollback(self):
+        held = self._take_held()
+        if held and held[0][0] == "BEGIN":
+            return None  # the server never saw this transaction
+        return super().rollback()
+
+
 def create_database(settings):
     """A pooled peewee database for `settings.database_url` (sqlite:/// or postgresql://)."""
     url = settings.database_url
@@ -68,7 +137,7 @@ def create_database(settings):
             },
         )
     if scheme in ("postgres", "postgresql", "postgres+pool", "postgresql+pool"):
-        return PooledPostgresqlDatabase(name, max_connections=settings.max_connections, stale_timeout=300, **options)
+        return BrokerPostgresqlDatabase(name, max_connections=settings.max_connections, stale_timeout=300, **options)
     raise ValueError(f"unsupported DATABASE_URL scheme {scheme!r}: use sqlite:/// or postgresql://")
 
 
@@ -95,6 +164,22 @@ def write_transaction():
     return database.atomic()
 
 
+def send_with_next(sql, params=()):
+    """Run `sql`, whose answer the caller does not need, in the current transaction: on PostgreSQL it
+    is sent with the transaction's next statement or its COMMIT (BrokerPostgresqlDatabase), so its
+    error, if any, is raised there; elsewhere (SQLite, in process, or outside a transaction) now."""
+    concrete = database.obj
+    if isinstance(concrete, BrokerPostgresqlDatabase) and concrete.in_transaction():
+        concrete.hold(sql, params)
+    else:
+        database.execute_sql(sql, params)
+
+
+def write_with_next(query):
+    """Run peewee write `query` (an UPDATE, an INSERT) whose row count and keys nobody reads, by send_with_next."""
+    send_with_next(*query.sql())
+
+
 # The SQL text of insert_row's INSERTs, by (model, columns, the database's parameter mark).
 _INSERT_SQL = {}
 
@@ -106,6 +191,24 @@ def insert_row(model, **values):
     For the statements every delivery makes: peewee builds a query's text anew on every call, about
     half of an INSERT's CPU time (docs/performance.md). A model whose `save` does more than store the
     row (Account's) must keep using `create`."""
+    row, sql, params = insert_statement(model, values)
+    cursor = database.execute_sql(sql, params)
+    data, primary_key = row.__data__, model._meta.primary_key
+    if primary_key.name not in data or data[primary_key.name] is None:
+        data[primary_key.name] = cursor.fetchone()[0] if " RETURNING " in sql else cursor.lastrowid
+    return row
+
+
+def insert_row_unread(model, **values):
+    """insert_row for a row whose database-made key nobody reads in this transaction (its `id` stays None):
+    its INSERT goes with the transaction's next statement or its COMMIT (send_with_next)."""
+    row, sql, params = insert_statement(model, values)
+    send_with_next(sql, params)
+    return row
+
+
+def insert_statement(model, values):
+    """(the row, its INSERT's SQL text, its parameters): the text written by peewee once per column set."""
     row = model(**values)
     data = row.__data__
     primary_key = model._meta.primary_key
@@ -115,11 +218,8 @@ def insert_row(model, **values):
     sql = _INSERT_SQL.get(key)
     if sql is None:
         sql = _INSERT_SQL[key] = model.insert_many([[data[field.name] for field in fields]], fields=fields).sql()[0]
-    cursor = database.execute_sql(sql, [field.db_value(data[field.name]) for field in fields])
-    if primary_key.name not in data or data[primary_key.name] is None:
-        data[primary_key.name] = cursor.fetchone()[0] if " RETURNING " in sql else cursor.lastrowid
     row._dirty.clear()
-    return row
+    return row, sql, [field.db_value(data[field.name]) for field in fields]
 
 
 def init_app(app):

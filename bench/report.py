@@ -331,13 +331,16 @@ PAGE_REASON = (
 # profiling the broker on this machine (see the notes in each reason).
 WHY_MISSED = {
     "intake throughput against the durable write reference": (
-        "the reference does one statement per request; a delivery is one transaction of 6 statements "
-        "between BEGIN and COMMIT on SQLite and 7 on PostgreSQL for a created event (the RequestId's lock on "
-        "PostgreSQL, one look-up, the number, the ticket's three rows, the delivery's row; "
-        "tests/intake/test_intake_statements.py) and as many for an update event, plus marshmallow validation "
-        "and building the statements' SQL (see \"Where one "
+        "the reference does one autocommitted INSERT per request, one round trip; a created delivery is one "
+        "transaction of 8 statements on either database (BEGIN, the RequestId's lock on PostgreSQL, one "
+        "look-up, the number and the ticket (one statement on PostgreSQL, two on SQLite), the JIT record, the "
+        "work note, the delivery's row, COMMIT), an update event 8 on SQLite and 9 on PostgreSQL; PostgreSQL "
+        "gets either in 3 round trips, as "
+        "what needs no answer goes with the next statement or the COMMIT (app/db.py; "
+        "tests/intake/test_intake_statements.py pins statements and round trips). Add marshmallow validation "
+        "and building the SQL of an update event's statements (see \"Where one "
         "delivery's time goes\"). With 2 sync workers and wrk on 2 cores, throughput is CPU per delivery; on "
-        "PostgreSQL each statement is also a round trip to a server process that needs the same cores, so "
+        "PostgreSQL each round trip also waits for a server process that needs the same cores, so "
         "when other work keeps them busy every round trip waits for a core, and the gap grows with the load "
         "average (stated at the top of this page)."),
     "intake p99 against the durable write reference": (

@@ -36,7 +36,10 @@ def enabled_services(settings=None):
 
 def queue_new_ticket(task, **_):
     """`ticket_created`'s receiver: a row per enabled service, in the creating transaction."""
-    for service in enabled_services():
+    services = enabled_services()
+    if not services:
+        return  # no message to send: nothing to do after the answer either
+    for service in services:
         try:
             with database.atomic():  # a savepoint: a duplicate must not abort the caller's transaction
                 ChatPost.create(task=task, service=service)

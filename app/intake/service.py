@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 
 from app import contract
 from app.claims import lock_request
-from app.db import UNAVAILABLE_ERRORS, database, insert_row, write_transaction
+from app.db import UNAVAILABLE_ERRORS, database, insert_row_unread, write_transaction
 from app.errors import BadRequest
 from app.intake.schemas import load_event, parse_json_object
 from app.models import CONFIGURATION_VERSION, JIT_MODELS, Configuration, IncomingRequest, utcnow
@@ -41,7 +41,8 @@ class Delivery:
         self.received_at = utcnow()
 
     def record(self, **values):
-        return insert_row(
+        # Its answer names it by sys_id (made here), so its INSERT goes with the COMMIT.
+        return insert_row_unread(
             IncomingRequest, raw_body=self.raw_body, content_type=self.content_type, headers=self.headers,
             source_address=self.source_address, received_at=self.received_at, **values,
         )

@@ -9,14 +9,14 @@ import logging
 
 from app import contract, events
 from app.audit import service as audit
-from app.db import insert_row
+from app.db import insert_row_unread, write_with_next
 from app.errors import NotFound
 from app.fields import duration_words
 from peewee import SQL
 
 from app.models import CONFIGURATION_VERSION, Configuration, Decision, JIT_MODELS, Task, WorkNote, utcnow
 from app.tickets import search
-from app.tickets.numbers import allocate_number
+from app.tickets.numbers import insert_numbered_task
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ UPDATE_CONFLICT = "conflict"    # contradicts what EPM acknowledged: noted and w
 def add_work_note(task, text, author=SYSTEM_AUTHOR, system=True):
     """A line in the ticket's history, in the caller's transaction; `ticket_changed` tells who shows the ticket
     elsewhere (the Slack message) that it moved."""
-    note = insert_row(WorkNote, task=task, text=text, author=author, system=system)
+    note = insert_row_unread(WorkNote, task=task, text=text, author=author, system=system)
     events.ticket_changed.send(task)
     return note
 
@@ -144,8 +144,8 @@ def create_ticket(event, fields, configuration=None, rendered=None):
     configuration = configuration or Configuration.default()
     if rendered is None or rendered.configuration is not configuration:
         rendered = RenderedTicket(event, fields, configuration)
-    task = insert_row(Task, number=allocate_number(rendered.ticket_type), **rendered.task)
-    insert_row(JIT_MODELS[event.kind], task=task, **rendered.jit)
+    task = insert_numbered_task(rendered.ticket_type, **rendered.task)
+    insert_row_unread(JIT_MODELS[event.kind], task=task, **rendered.jit)
     add_work_note(task, f"{rendered.note}{task.number} created.")
     # Receivers only queue rows here (notifications, policy evaluations): nothing slow runs
     # inside the transaction.
@@ -296,9 +296,10 @@ def _store(jit, values, touch_task=True, **columns):
         setattr(jit, name, value)
     jit.updated_at = utcnow()
     model = type(jit)
-    jit.save(only=[model.updated_at, *(getattr(model, name) for name in changed)])
+    # Sent with the transaction's next statement: nothing reads how many rows changed.
+    write_with_next(model.update(updated_at=jit.updated_at, **changed).where(model.id == jit.id))
     if touch_task:
-        Task.update(updated_at=utcnow()).where(Task.id == jit.task_id).execute()
+        write_with_next(Task.update(updated_at=utcnow()).where(Task.id == jit.task_id))
 
 
 def _finalize_first(jit, values, **columns):
@@ -321,7 +322,8 @@ def _finalize_first(jit, values, **columns):
         task.closed_at = utcnow()
         add_work_note(task, f"Closed automatically ({task.ticket_type.state_label(task.state)}) "
                             "because EPM finalized the decision and auto-close is on.")
-    task.save(only=[Task.updated_at, Task.state, Task.closed_at])
+    write_with_next(Task.update(updated_at=task.updated_at, state=task.state, closed_at=task.closed_at)
+                    .where(Task.id == task.id))
     if closed_from is not None:
         audit.record(audit.STATE_CHANGE, audit.SYSTEM_ACTOR, "ticket", task.number,
                      {"old": closed_from, "new": task.state_label, "why": "auto-close after EPM's final decision"})
