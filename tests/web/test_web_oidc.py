@@ -196,21 +196,27 @@ def test_an_unreachable_provider_is_not_asked_again_for_a_minute(app, caplog):
     assert caplog.text.count("could not re-check") == 2
 
 
-def test_a_pages_own_polling_never_waits_for_the_provider(web, caplog):
-    """A provider user's open page polls in the background: that request answers from the last check, past half
-    the idle time too, and never asks the provider; the person's own click does."""
-    from datetime import timedelta
-
+def _open_provider_session(web, account):
+    """A session the provider's sign-in opened for `account`, in this test client's cookie."""
     from flask import session as opened
 
-    from app.auth.sessions import BACKGROUND_HEADER, start_session
-    from app.models import Account, utcnow
-    account = _provider_account(checked_minutes_ago=1)
+    from app.auth.sessions import start_session
     with web.client.application.test_request_context():
         start_session(account, through_idp=True)
         cookie = dict(opened)
     with web.client.session_transaction() as session:
         session.update(cookie)
+
+
+def test_a_pages_own_polling_never_waits_for_the_provider(web, caplog):
+    """A provider user's open page polls in the background: that request answers from the last check, past half
+    the idle time too, and never asks the provider; the person's own click does."""
+    from datetime import timedelta
+
+    from app.auth.sessions import BACKGROUND_HEADER
+    from app.models import Account, utcnow
+    account = _provider_account(checked_minutes_ago=1)
+    _open_provider_session(web, account)
     assert web.get("/tickets").status_code == 200
     Account.update(idp_checked_at=utcnow() - timedelta(minutes=20)).where(Account.id == account.id).execute()
     polled = web.get("/tickets", headers={"HX-Request": "true", BACKGROUND_HEADER: "1"})
@@ -218,3 +224,24 @@ def test_a_pages_own_polling_never_waits_for_the_provider(web, caplog):
     assert "could not re-check" not in caplog.text
     assert web.get("/tickets").status_code == 200
     assert "could not re-check" in caplog.text
+
+
+def test_signing_out_of_the_last_session_forgets_the_providers_tokens(app, client):
+    """The refresh token is kept only while a session may need the provider's re-check."""
+    from app.models import Account
+    account = _provider_account(checked_minutes_ago=1)
+    laptop, phone = WebClient(client), WebClient(app.test_client())
+    _open_provider_session(laptop, account)
+    _open_provider_session(phone, account)
+    assert laptop.post("/sign-out").status_code == 302
+    assert Account.get_by_id(account.id).idp_tokens  # the phone's session still needs them
+    assert phone.post("/sign-out").status_code == 302
+    assert Account.get_by_id(account.id).idp_tokens is None
+
+
+def test_access_ended_by_the_provider_forgets_its_tokens(app):
+    from app.auth import oidc
+    from app.models import Account
+    account = _provider_account(checked_minutes_ago=1)
+    oidc.end_access(account, "invalid_grant")
+    assert Account.get_by_id(account.id).idp_tokens is None
