@@ -19,7 +19,6 @@ USER_MFA_ENABLE = "user_mfa_enable"
 USER_MFA_DISABLE = "user_mfa_disable"
 
 
-
 def _render(error=None, status=200, recovery_codes=None):
     account = g.account
     if steps.owes_password_change(account):
