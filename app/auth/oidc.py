@@ -139,7 +139,8 @@ def apply_recheck(account, claims, settings):
     role = role_for_claims(claims, settings)
     with write_transaction():
         if role is None:
-            Account.change(account.id, session_epoch=Account.session_epoch + 1, idp_checked_at=utcnow())
+            Account.change(account.id, session_epoch=Account.session_epoch + 1, idp_checked_at=utcnow(),
+                           idp_tokens=None)
             audit.record(ACCESS_ENDED, account, "account", account.username,
                          {"reason": "no longer in an admin or approver group"})
             return False
@@ -152,7 +153,8 @@ def apply_recheck(account, claims, settings):
 
 
 def end_access(account, reason):
-    """End every session of `account` when the provider can no longer vouch for it (refused refresh, no token)."""
+    """End every session of `account` when the provider can no longer vouch for it (refused refresh, no token),
+    and forget its tokens: nothing is left for them to re-check."""
     with write_transaction():
-        Account.change(account.id, session_epoch=Account.session_epoch + 1)
+        Account.change(account.id, session_epoch=Account.session_epoch + 1, idp_tokens=None)
         audit.record(ACCESS_ENDED, account, "account", account.username, {"reason": reason})

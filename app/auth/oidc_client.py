@@ -10,10 +10,14 @@ A signed-in person is re-checked with the provider at least once per half idle t
 (`[session] idle_minutes`): the refresh token (or, without one, the access token at the userinfo
 endpoint) must still be honoured and the groups claim must still give a role. A provider that
 refuses ends every session of the account at once; one that cannot be reached is asked again
-on the next request, and past the idle time without an answer the session ends too.
+no sooner than RETRY_SECONDS later (by this process), each time for at most RECHECK_TIMEOUT_SECONDS,
+and past the idle time without an answer the session ends too. A page's own polling never asks
+(`may_ask=False`): with a few sync workers, provider users waiting on an outage must not hold
+the workers EPM's webhooks need.
 """
 import json
 import logging
+import time
 from datetime import timedelta
 
 import requests
@@ -30,6 +34,10 @@ log = logging.getLogger(__name__)
 PROVIDER = "idp"
 CLOCK_SKEW_SECONDS = 120
 TIMEOUT_SECONDS = 10
+# The re-check runs inside a person's request: it waits briefly, and an unreachable provider is not asked again
+# for a while (per process: app.extensions["oidc_retry_not_before"], account id -> monotonic time).
+RECHECK_TIMEOUT_SECONDS = 3
+RETRY_SECONDS = 60
 # What a call to the provider can raise: its refusal (OAuthError), a token failing a check, or no answer.
 PROVIDER_ERRORS = (AuthlibBaseError, JoseError, requests.RequestException, ValueError, KeyError)
 
@@ -102,6 +110,11 @@ def store_tokens(account, token):
     Account.update(idp_tokens=json.dumps(kept), idp_checked_at=utcnow()).where(Account.id == account.id).execute()
 
 
+def forget_tokens(account):
+    """Drop the provider's tokens kept for `account` (its last session ended): no secret is kept past its use."""
+    Account.update(idp_tokens=None).where(Account.id == account.id).execute()
+
+
 def stored_tokens(account):
     try:
         return json.loads(account.idp_tokens or "{}")
@@ -126,17 +139,28 @@ def logout_url(account, post_logout_redirect_uri):
         return None
 
 
-def still_vouched_for(account):
-    """True while the provider vouches for `account` (re-checked when due, see the module's docstring)."""
+def still_vouched_for(account, may_ask=True):
+    """True while the provider vouches for `account` (re-checked when due, see the module's docstring).
+    With `may_ask=False`, or within RETRY_SECONDS of an unanswered re-check, the provider is not asked: the last
+    answer stands until the idle time has passed since it."""
     if not account.signs_in_with_provider:
         return True
     settings = current_app.extensions["settings"]
     if client() is None:
         return False  # sign-in through the provider was turned off: nothing vouches for these accounts now
+    if not account.idp_tokens:
+        return False  # forgotten (signed out of the last session, left the groups): nothing to vouch with
+    retry_not_before = current_app.extensions.setdefault("oidc_retry_not_before", {})
     idle = timedelta(minutes=settings.session_idle_minutes)
     previous, now = account.idp_checked_at, utcnow()
     if previous is not None and now - previous < idle / 2:
         return True
+    late = previous is None or now - previous >= idle
+    if not may_ask or time.monotonic() < retry_not_before.get(account.id, 0):
+        if late:
+            log.warning("the identity provider has not vouched for %s within the idle time; their session ends",
+                        account.username)
+        return not late
     # One worker re-checks; the others go on with the last answer meanwhile.
     unchanged = Account.idp_checked_at.is_null() if previous is None else Account.idp_checked_at == previous
     if not Account.update(idp_checked_at=now).where(Account.id == account.id, unchanged).execute():
@@ -150,10 +174,11 @@ def still_vouched_for(account):
         return False
     except PROVIDER_ERRORS as error:
         Account.update(idp_checked_at=previous).where(Account.id == account.id).execute()
-        late = previous is None or now - previous >= idle
+        retry_not_before[account.id] = time.monotonic() + RETRY_SECONDS
         log.warning("the identity provider could not re-check %s (%s)%s", account.username, error,
                     "; past the idle time without an answer, their session ends" if late else "; asked again later")
         return not late
+    retry_not_before.pop(account.id, None)
     store_tokens(account, token)
     return oidc.apply_recheck(account, claims, settings)
 
@@ -163,7 +188,8 @@ def _fresh_claims(account):
     tokens = stored_tokens(account)
     try:
         if tokens.get("refresh_token"):
-            token = client().fetch_access_token(grant_type="refresh_token", refresh_token=tokens["refresh_token"])
+            token = client().fetch_access_token(grant_type="refresh_token", refresh_token=tokens["refresh_token"],
+                                                timeout=RECHECK_TIMEOUT_SECONDS)
             token.setdefault("refresh_token", tokens["refresh_token"])
             token.setdefault("id_token", tokens.get("id_token"))
             claims = {}
@@ -174,7 +200,7 @@ def _fresh_claims(account):
         else:
             raise ProviderRefused("no token to re-check with; sign in again")
         if current_app.extensions["settings"].oidc_roles_claim not in claims:
-            claims = {**claims, **dict(client().userinfo(token=token))}
+            claims = {**claims, **dict(client().userinfo(token=token, timeout=RECHECK_TIMEOUT_SECONDS))}
     except requests.HTTPError as error:
         if error.response is not None and error.response.status_code in (400, 401, 403):
             raise ProviderRefused(f"the provider answered {error.response.status_code}") from None

@@ -9,7 +9,9 @@ used (seconds since the epoch, signed, so a client cannot move them) and a keyed
 of the password it was opened with, and the account's session epoch at sign-in. Past
 the idle or the absolute limit from the settings, or once the account is deactivated,
 deleted, given a new password, its epoch has moved (sign-out, a new password or role,
-deactivation, an admin's "End all": `end_all_sessions`) or its record is gone, the loader answers None
+deactivation, an admin's "End all": `end_all_sessions`), its record is gone, or the rule every door
+applies refuses the account (`steps.decider_refusal`: local sign-in turned to admins only for a local
+non-admin, an identity provider no longer vouching for it), the loader answers None
 and the session is over, a copy of the cookie included. Every route a session cookie
 opens, pages (app/auth/access.py) and the JSON API (app/auth/basic.py) alike, goes
 through this loader. No remember-me cookie is ever set.
@@ -24,8 +26,8 @@ from urllib.parse import urlsplit
 from flask import current_app, make_response, redirect, request, session, url_for
 from flask_login import LoginManager, current_user, login_user, logout_user
 
+from app.auth import oidc_client, steps
 from app.auth.models import BrowserSession
-from app.auth.oidc_client import still_vouched_for
 from app.models import Account, utcnow
 
 OPENED, SEEN, STAMP, NONCE, EPOCH = "opened_at", "seen_at", "stamp", "nonce", "epoch"
@@ -68,7 +70,11 @@ def load_account(account_id):
             not _within_limits() or not _record_kept(account):
         session.clear()
         return None
-    if not still_vouched_for(account):  # an identity provider's account: re-checked with it when due
+    # The rule every door applies (app/auth/steps.py): a refusal that no step on a page can lift ends the
+    # session, the identity provider's re-check (when due) among them; a page's polling never waits for it.
+    refusal = steps.decider_refusal(account, assured_by_idp=signed_in_through_idp(),
+                                    may_ask_provider=not is_background_refresh())
+    if refusal is not None and refusal.step is None:
         session.clear()
         return None
     return account
@@ -194,11 +200,16 @@ def end_all_sessions(account):
 
 def end_session():
     """Sign out: this session's record goes, so this cookie and every copy of it open nothing more. The
-    account's sessions on other devices go on; "End all" on the users page or a new password ends those."""
+    account's sessions on other devices go on; "End all" on the users page or a new password ends those.
+    The identity provider's tokens, kept for re-checking the account's sessions, go with its last one."""
     session_id = session.get(SESSION_ID)
     if current_user.is_authenticated and isinstance(session_id, str):
+        account = current_user._get_current_object()
         BrowserSession.delete().where(BrowserSession.key_digest == _key_digest(session_id),
-                                      BrowserSession.account == current_user.id).execute()
+                                      BrowserSession.account == account.id).execute()
+        if account.signs_in_with_provider and not BrowserSession.select().where(
+                BrowserSession.account == account.id).exists():
+            oidc_client.forget_tokens(account)
     logout_user()
     session.clear()
 

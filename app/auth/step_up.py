@@ -20,7 +20,8 @@ def approval_needs_step_up(account, task):
 
 
 def is_fresh(auth_time, max_age, now=None):
-    """Whether a provider authentication at `auth_time` (seconds since the epoch, or None: unknown) is recent enough."""
-    if not isinstance(auth_time, (int, float)):
+    """Whether a provider authentication at `auth_time` (seconds since the epoch, or None: unknown) is recent enough.
+    A `max_age` of 0 asks for a fresh authentication before every such approval."""
+    if not isinstance(auth_time, (int, float)) or max_age <= 0:
         return False
     return (time.time() if now is None else now) - auth_time <= max_age

@@ -162,3 +162,26 @@ def unlock(username):
     """Forget every failure counted against `username`, ending its lock at once; returns how many."""
     with write_transaction():
         return AuthFailure.delete().where(AuthFailure.username == _account_key(username)).execute()
+
+
+class Attempt:
+    """One attempt at a person's credential (password or second-factor code) from `address`, under the throttle.
+
+    Made before the credential is checked: `refused` is the TooManyAttempts that stops it there (None when it may
+    go on); `failed()` counts a wrong credential. Every form that takes a credential uses it, so none forgets
+    either half."""
+
+    def __init__(self, username, address, door=SIGN_IN):
+        self.username, self.address, self.door = username, address, door
+        try:
+            check(username, address, door)
+            self.refused = None
+        except TooManyAttempts as error:
+            self.refused = error
+
+    @property
+    def retry_headers(self):
+        return {"Retry-After": str(self.refused.retry_after)} if self.refused else {}
+
+    def failed(self):
+        record_failure(self.username, self.address, self.door)

@@ -2,7 +2,9 @@
 
 The secret is stored encrypted like every stored secret (app/secrets.py). Enrolment keeps a
 new secret on the account and turns it on only once the person has typed a code from it; the
-recovery codes are made then and shown once, stored as digests. A code is accepted for its
+recovery codes are made then and shown once, stored as HMAC-SHA256 digests keyed with the app's
+secret key (a copy of the table alone cannot be searched offline for the ~49-bit codes; codes
+stored by earlier versions as plain SHA-256 digests still work, each once). A code is accepted for its
 30-second step and the ones either side (clock drift), and never twice: the last step used is
 kept, so a code seen over a shoulder or in a proxy log cannot be replayed. Failed codes count
 against the account with failed passwords (app/auth/throttle.py), by the caller.
@@ -17,6 +19,7 @@ import time
 import pyotp
 import qrcode
 import qrcode.image.svg
+from flask import current_app
 
 from app.auth.models import RecoveryCode
 from app.db import write_transaction
@@ -73,6 +76,12 @@ def _accept_totp(account, secret, code):
 
 
 def _digest(code):
+    key = b"recovery-code:" + current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, _normalized(code).encode(), hashlib.sha256).hexdigest()
+
+
+def _unkeyed_digest(code):
+    """How earlier versions stored a recovery code: accepted, so codes already handed out keep working."""
     return hashlib.sha256(_normalized(code).encode()).hexdigest()
 
 
@@ -112,9 +121,9 @@ def verify(account, code):
         return None
     if _accept_totp(account, account.totp_secret, code):
         return "totp"
-    digest = _digest(code)
     if len(_normalized(code)) == 2 * _RECOVERY_HALF and RecoveryCode.delete().where(
-            RecoveryCode.account == account.id, RecoveryCode.code_digest == digest).execute() == 1:
+            RecoveryCode.account == account.id,
+            RecoveryCode.code_digest.in_([_digest(code), _unkeyed_digest(code)])).execute() == 1:
         return "recovery"
     return None
 

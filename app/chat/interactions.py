@@ -17,6 +17,7 @@ from flask import Blueprint, after_this_request, current_app, jsonify, request
 from slack_sdk.signature import SignatureVerifier
 
 from app import contract
+from app.auth import steps
 from app.auth.step_up import approval_needs_step_up
 from app.chat import blocks, outbox, slack, status
 from app.chat.models import SlackSignature
@@ -38,6 +39,7 @@ MSG_UNMAPPED = ("Your Slack account is not linked to a JIT Broker account: nothi
                 "set your e-mail address on your broker account (jitbroker users set NAME --email ...) or to link "
                 "your Slack user (jitbroker slack link NAME SLACK_USER_ID).")
 MSG_ROLE = "Your JIT Broker account {name} ({role}) may not decide requests: nothing was recorded."
+MSG_REFUSED = "Your JIT Broker account {name} may not decide requests now: {why}. Nothing was recorded."
 MSG_STEP_UP = ("Approving Admin Access needs a fresh sign-in at your identity provider, which Slack cannot do. "
                "Nothing was recorded: approve it on the ticket page.")
 MSG_NO_TICKET = "There is no ticket {number} any more: nothing was recorded."
@@ -118,6 +120,11 @@ def _decider(user_id):
         return None, MSG_UNMAPPED
     if account.role not in contract.APPROVER_ROLES:
         return None, MSG_ROLE.format(name=account.username, role=account.role)
+    # The rule every door applies (app/auth/steps.py): a step owed, local sign-in for admins only, the identity
+    # provider no longer vouching for the person.
+    refusal = steps.decider_refusal(account)
+    if refusal is not None:
+        return None, MSG_REFUSED.format(name=account.username, why=refusal.message)
     return account, None
 
 

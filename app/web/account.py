@@ -23,7 +23,8 @@ bp = Blueprint("web_account", __name__, url_prefix="/account")
 
 USER_PASSWORD_CHANGE = "user_password_change"
 
-# Open while the account still has to change its password or enrol a second factor.
+# The person's own account pages (here and app/web/two_factor.py): open while the account still has to change its
+# password or enrol a second factor (the access check still sends an admin-set password here first).
 people = require_page_roles(*contract.APPROVER_ROLES, before_outstanding_steps=True)
 
 
@@ -61,10 +62,9 @@ def password():
 @local_accounts_only
 def change_password():
     account = g.account
-    try:
-        throttle.check(account.username, request.remote_addr, throttle.SIGN_IN)
-    except throttle.TooManyAttempts as error:
-        return _render(f"Too many failed attempts; try again after {throttle.until_text(error.until)}", error.status)
+    attempt = throttle.Attempt(account.username, request.remote_addr)
+    if attempt.refused:
+        return _render(attempt.refused.message, attempt.refused.status)
     new, repeated = request.form.get("new_password", ""), request.form.get("new_password_again", "")
     if new != repeated:
         return _render("The two new passwords differ; type the same one twice", 400)
@@ -73,7 +73,7 @@ def change_password():
             change_own_password(account, request.form.get("current_password", ""), new)
             audit.record(USER_PASSWORD_CHANGE, account, "account", account.username)
     except Unauthorized as error:
-        throttle.record_failure(account.username, request.remote_addr, throttle.SIGN_IN)
+        attempt.failed()
         return _render(error.message, 400)
     except BrokerError as error:
         return _render(error.message, error.status)

@@ -5,7 +5,8 @@ in the signed session beside when the trip started; `/sign-in/oidc/callback` tak
 (a second use of the same state, a state this browser never got, one older than
 `[oidc] sign_in_max_age`, or the provider's error each get a page saying so and a log line). A
 step-up keeps the typed reason and duration in the same session entry, not in the URL, and records
-the decision only when the provider has authenticated the same person again since it was asked.
+the decision only when the provider has authenticated the same person again since it was asked and
+its fresh ID token still puts them in an admin or approver group (their role follows it).
 """
 import logging
 import time
@@ -150,6 +151,12 @@ def _finish_step_up(entry, claims, token):
         log.warning("step-up for %s answered by another identity (%s); nothing recorded", account.username,
                     claims.get("sub"))
         return _step_up_failed(entry, "The identity provider signed in someone else: the approval was not recorded")
+    settings = current_app.extensions["settings"]
+    if not oidc.apply_recheck(account, claims, settings):
+        # The fresh ID token gives no role: the person left the groups. Every session of theirs ended with it.
+        log.warning("step-up for %s: no longer in an admin or approver group; nothing recorded", account.username)
+        return render_template("auth/no_access.html", message=oidc.MSG_NO_ACCESS,
+                               label=oidc.button_label(settings)), 403
     if not isinstance(auth_time, (int, float)) or auth_time < started - oidc_client.CLOCK_SKEW_SECONDS:
         log.warning("step-up for %s came back without a new authentication (auth_time %s)", account.username,
                     auth_time)

@@ -47,6 +47,10 @@ def _refusal(account, password):
     return None
 
 
+def _too_many(attempt):
+    return MSG_TOO_MANY.format(until=throttle.until_text(attempt.refused.until))
+
+
 @bp.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
     next_page = safe_next(request.values.get("next"))
@@ -57,17 +61,15 @@ def sign_in():
                                provider_button=oidc.page_context())
 
     username = request.form.get("username", "").strip()
-    try:
-        throttle.check(username, request.remote_addr, throttle.SIGN_IN)
-    except throttle.TooManyAttempts as error:
-        message = MSG_TOO_MANY.format(until=throttle.until_text(error.until))
-        page = render_template("auth/sign_in.html", next_page=next_page, username=username, error=message,
-                               provider_button=oidc.page_context())
-        return page, error.status, {"Retry-After": str(error.retry_after)}
+    attempt = throttle.Attempt(username, request.remote_addr)
+    if attempt.refused:
+        page = render_template("auth/sign_in.html", next_page=next_page, username=username,
+                               error=_too_many(attempt), provider_button=oidc.page_context())
+        return page, attempt.refused.status, attempt.retry_headers
     account = Account.by_username(username) if username else None
     refusal = _refusal(account, request.form.get("password", ""))
     if refusal is not None:
-        throttle.record_failure(username, request.remote_addr, throttle.SIGN_IN)
+        attempt.failed()
         audit.record(audit.SIGN_IN_FAILED, username or "(blank)", "account", username, {"reason": refusal})
         error = MSG_SIGN_IN_FAILED
         if account is not None and refusal == ROLE_REFUSAL.format(account.role):
@@ -99,14 +101,12 @@ def second_factor():
         return redirect(url_for("web_auth.sign_in", next=next_page))
     if request.method == "GET":
         return _code_page(account, next_page)
-    try:
-        throttle.check(account.username, request.remote_addr, throttle.SIGN_IN)
-    except throttle.TooManyAttempts as error:
-        return _code_page(account, next_page, MSG_TOO_MANY.format(until=throttle.until_text(error.until)),
-                          error.status, {"Retry-After": str(error.retry_after)})
+    attempt = throttle.Attempt(account.username, request.remote_addr)
+    if attempt.refused:
+        return _code_page(account, next_page, _too_many(attempt), attempt.refused.status, attempt.retry_headers)
     used = two_factor.verify(account, request.form.get("code", ""))
     if used is None:
-        throttle.record_failure(account.username, request.remote_addr, throttle.SIGN_IN)
+        attempt.failed()
         audit.record(audit.SIGN_IN_FAILED, account.username, "account", account.username,
                      {"reason": "wrong second-factor code"})
         return _code_page(account, next_page, MSG_CODE_FAILED, 401)

@@ -8,21 +8,15 @@ it for a person who lost their phone (app/web/users.py).
 """
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
-from app import contract
 from app.audit import service as audit
 from app.auth import steps, throttle, two_factor
-from app.auth.access import require_page_roles
 from app.errors import BrokerError
-from app.web.account import local_accounts_only
+from app.web.account import local_accounts_only, people
 
 bp = Blueprint("web_two_factor", __name__, url_prefix="/account")
 
 USER_MFA_ENABLE = "user_mfa_enable"
 USER_MFA_DISABLE = "user_mfa_disable"
-
-# Open to an admin the settings send here to enrol (never before an admin-set password is changed:
-# the access check sends that one to the password page first).
-people = require_page_roles(*contract.APPROVER_ROLES, before_outstanding_steps=True)
 
 
 def _render(error=None, status=200, recovery_codes=None):
@@ -65,12 +59,11 @@ def enable():
 @local_accounts_only
 def disable():
     account = g.account
-    try:
-        throttle.check(account.username, request.remote_addr, throttle.SIGN_IN)
-    except throttle.TooManyAttempts as error:
-        return _render(f"Too many failed attempts; try again after {throttle.until_text(error.until)}", error.status)
+    attempt = throttle.Attempt(account.username, request.remote_addr)
+    if attempt.refused:
+        return _render(attempt.refused.message, attempt.refused.status)
     if two_factor.verify(account, request.form.get("code", "")) is None:
-        throttle.record_failure(account.username, request.remote_addr, throttle.SIGN_IN)
+        attempt.failed()
         return _render("That code is not right, or was used already", 400)
     two_factor.turn_off(account)
     audit.record(USER_MFA_DISABLE, account, "account", account.username)

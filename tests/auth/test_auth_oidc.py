@@ -147,3 +147,7 @@ def test_step_up_is_for_admin_access_approvals_by_provider_accounts(app, make_ti
     (1000, True), (700, True), (699, False), (None, False), ("1000", False)])
 def test_an_authentication_is_fresh_within_max_age(auth_time, fresh):
     assert is_fresh(auth_time, 300, now=1000) is fresh
+
+
+def test_a_max_age_of_zero_steps_up_before_every_admin_access_approval():
+    assert not is_fresh(1000, 0, now=1000)

@@ -1,4 +1,5 @@
 """Two-factor sign-in's rules (app/auth/two_factor.py): which codes count, and that none counts twice."""
+import hashlib
 import time
 
 import pyotp
@@ -46,6 +47,20 @@ def test_recovery_codes_are_stored_as_digests_and_each_counts_once(approver):
     assert two_factor.verify(account, f" {codes[3].upper()} ") == "recovery"
     assert two_factor.verify(account, codes[3]) is None
     assert two_factor.recovery_codes_left(account) == two_factor.RECOVERY_CODES - 1
+
+
+def test_a_copy_of_the_recovery_code_table_cannot_be_searched_without_the_secret_key(approver):
+    """Plain SHA-256 of a ~49-bit code can be brute-forced from a database copy; the stored digest is keyed."""
+    _account, _totp, codes = _enrolled(approver)
+    stored = {row.code_digest for row in RecoveryCode.select()}
+    assert not stored & {hashlib.sha256(code.replace("-", "").encode()).hexdigest() for code in codes}
+
+
+def test_a_recovery_code_stored_unkeyed_by_an_earlier_version_still_counts_once(approver):
+    account, _totp, _codes = _enrolled(approver)
+    RecoveryCode.create(account=account.id, code_digest=hashlib.sha256(b"abcdefghjk").hexdigest())
+    assert two_factor.verify(account, "abcde-fghjk") == "recovery"
+    assert two_factor.verify(account, "abcde-fghjk") is None
 
 
 def test_turning_it_off_forgets_the_secret_and_the_codes(approver):

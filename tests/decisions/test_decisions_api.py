@@ -4,7 +4,7 @@ import socket
 import pytest
 
 from app import contract
-from app.models import Account, Configuration, Decision, Task, WorkNote
+from app.models import Account, Configuration, Decision, Task, WorkNote, utcnow
 from app.decisions import delivery
 from tests import factories
 from tests.decisions.conftest import ADMIN_URL, APPLICATION_URL, decision_calls, sent_body
@@ -215,12 +215,14 @@ def test_epms_update_after_the_decision_shows_the_finalized_decision(epm, decide
     assert ticket.jit_request.final_duration == "3600"
 
 
+@pytest.mark.parametrize("app_settings", [{"oidc_issuer": "http://127.0.0.1:9/idp", "oidc_client_id": "broker",
+                                           "oidc_approver_groups": "approvers"}])
 def test_an_admin_access_approval_by_a_provider_account_answers_a_link_to_the_ticket_page(
         epm, client, approver, approver_auth, admin_ticket, application_ticket):
     """Only a fresh browser authentication may record it (app/auth/step_up.py); a denial and Application Access
-    go through."""
-    Account.update(idp_issuer="https://login.example.com", idp_subject="00u7").where(
-        Account.id == approver.id).execute()
+    go through. (The approver keeps a password here only to reach the API door; the provider vouched a moment ago.)"""
+    Account.update(idp_issuer="http://127.0.0.1:9/idp", idp_subject="00u7", idp_tokens='{"refresh_token": "r"}',
+                   idp_checked_at=utcnow()).where(Account.id == approver.id).execute()
     epm.post(APPLICATION_URL, json={})
     answer = client.post(f"{API}/tickets/{admin_ticket}/decision", headers=approver_auth,
                          json={"decision": "Approved", "reason": "ok", "duration_unit": "once"})

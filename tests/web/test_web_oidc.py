@@ -134,7 +134,7 @@ def test_an_unreachable_provider_is_asked_again_until_the_idle_time_has_passed(a
     assert "asked again later" in caplog.text
     late = Account.get_by_id(account.id)
     Account.update(idp_checked_at=late.idp_checked_at.replace(year=2020)).where(Account.id == late.id).execute()
-    assert not still_vouched_for(Account.get_by_id(account.id))
+    assert not still_vouched_for(Account.get_by_id(account.id))  # within the minute's rest: not asked again
     assert "their session ends" in caplog.text
 
 
@@ -142,3 +142,106 @@ def test_a_recent_check_is_not_repeated(app, caplog):
     from app.auth.oidc_client import still_vouched_for
     assert still_vouched_for(_provider_account(checked_minutes_ago=5))
     assert "could not re-check" not in caplog.text  # the provider was not asked
+
+
+def _admins_only():
+    Configuration.default()
+    Configuration.update(local_sign_in_admins_only=True).execute()
+
+
+@pytest.mark.parametrize("path", [f"{contract.API_PREFIX}/tickets", "/api/now/table/incident"])
+def test_basic_refuses_a_local_approver_while_local_sign_in_is_for_admins_only(client, path):
+    """The JSON API and the Table API: the switch closes HTTP Basic to a local non-admin as it closes the form."""
+    from app.auth import steps
+    from tests.conftest import basic_auth
+    factories.account("jchen", contract.ROLE_USER)
+    factories.account("root", contract.ROLE_ADMIN)
+    factories.account("pam360", contract.ROLE_READER)
+    assert client.get(path, headers=basic_auth("jchen", factories.PASSWORD)).status_code == 200
+    _admins_only()
+    refused = client.get(path, headers=basic_auth("jchen", factories.PASSWORD))
+    assert refused.status_code == 403 and steps.MSG_LOCAL_ADMINS_ONLY in refused.get_data(as_text=True)
+    assert client.get(path, headers=basic_auth("root", factories.PASSWORD)).status_code == 200
+    if "table" in path:  # the reader machine account is never affected
+        assert client.get(path, headers=basic_auth("pam360", factories.PASSWORD)).status_code == 200
+
+
+def test_the_api_machine_account_keeps_delivering_while_local_sign_in_is_for_admins_only(client):
+    from tests.conftest import WEBHOOK, basic_auth
+    factories.account("epm", contract.ROLE_API)
+    _admins_only()
+    answer = client.post(WEBHOOK, json=factories.application_request(), headers=basic_auth("epm", factories.PASSWORD))
+    assert answer.status_code in (200, 201)
+
+
+def test_a_local_approvers_open_session_ends_when_local_sign_in_turns_to_admins_only(web):
+    factories.account("jchen", contract.ROLE_USER)
+    assert web.sign_in("jchen").status_code == 302
+    assert web.get("/tickets").status_code == 200
+    _admins_only()
+    assert web.get("/tickets").status_code == 302  # to sign-in: the session is over
+    assert web.get(f"{contract.API_PREFIX}/tickets").status_code == 401
+
+
+def test_an_unreachable_provider_is_not_asked_again_for_a_minute(app, caplog):
+    """An outage must not make every request of a provider user wait for it: one try, then RETRY_SECONDS' rest."""
+    from app.auth import oidc_client
+    account = _provider_account(checked_minutes_ago=20)
+    assert oidc_client.still_vouched_for(account)
+    assert caplog.text.count("could not re-check") == 1
+    assert oidc_client.still_vouched_for(account)
+    assert caplog.text.count("could not re-check") == 1  # not asked again within the minute
+    app.extensions["oidc_retry_not_before"][account.id] -= oidc_client.RETRY_SECONDS
+    assert oidc_client.still_vouched_for(account)
+    assert caplog.text.count("could not re-check") == 2
+
+
+def _open_provider_session(web, account):
+    """A session the provider's sign-in opened for `account`, in this test client's cookie."""
+    from flask import session as opened
+
+    from app.auth.sessions import start_session
+    with web.client.application.test_request_context():
+        start_session(account, through_idp=True)
+        cookie = dict(opened)
+    with web.client.session_transaction() as session:
+        session.update(cookie)
+
+
+def test_a_pages_own_polling_never_waits_for_the_provider(web, caplog):
+    """A provider user's open page polls in the background: that request answers from the last check, past half
+    the idle time too, and never asks the provider; the person's own click does."""
+    from datetime import timedelta
+
+    from app.auth.sessions import BACKGROUND_HEADER
+    from app.models import Account, utcnow
+    account = _provider_account(checked_minutes_ago=1)
+    _open_provider_session(web, account)
+    assert web.get("/tickets").status_code == 200
+    Account.update(idp_checked_at=utcnow() - timedelta(minutes=20)).where(Account.id == account.id).execute()
+    polled = web.get("/tickets", headers={"HX-Request": "true", BACKGROUND_HEADER: "1"})
+    assert polled.status_code == 200
+    assert "could not re-check" not in caplog.text
+    assert web.get("/tickets").status_code == 200
+    assert "could not re-check" in caplog.text
+
+
+def test_signing_out_of_the_last_session_forgets_the_providers_tokens(app, client):
+    """The refresh token is kept only while a session may need the provider's re-check."""
+    from app.models import Account
+    account = _provider_account(checked_minutes_ago=1)
+    laptop, phone = WebClient(client), WebClient(app.test_client())
+    _open_provider_session(laptop, account)
+    _open_provider_session(phone, account)
+    assert laptop.post("/sign-out").status_code == 302
+    assert Account.get_by_id(account.id).idp_tokens  # the phone's session still needs them
+    assert phone.post("/sign-out").status_code == 302
+    assert Account.get_by_id(account.id).idp_tokens is None
+
+
+def test_access_ended_by_the_provider_forgets_its_tokens(app):
+    from app.auth import oidc
+    from app.models import Account
+    account = _provider_account(checked_minutes_ago=1)
+    oidc.end_access(account, "invalid_grant")
+    assert Account.get_by_id(account.id).idp_tokens is None
