@@ -442,6 +442,50 @@ def _one_search_document(migrator):
     database.execute_sql("ANALYZE task")
 
 
+# Rows of the file hash backfill per UPDATE (three parameters each: within SQLite's oldest limit of 999).
+_HASH_BACKFILL_ROWS = 300
+
+
+def _file_hashes_backfill():
+    """Copy each application ticket's file hashes from its JIT record onto the ticket, in batches."""
+    from app.tickets.context import file_hashes
+
+    jit = models.ApplicationAccessTicket
+    last = 0
+    while True:
+        rows = list(jit.select(jit.task, jit.request_info).where(jit.task > last).order_by(jit.task)
+                    .limit(_HASH_BACKFILL_ROWS).tuples())
+        if not rows:
+            return
+        last = rows[-1][0]
+        values = []
+        for task_id, request_info in rows:
+            hashes = file_hashes(request_info)
+            if hashes["sha256_hash"] or hashes["sha1_hash"]:
+                values += [task_id, hashes["sha256_hash"], hashes["sha1_hash"]]
+        if values:
+            mark = database.obj.param
+            rows_sql = ", ".join([f"({mark}, {mark}, {mark})"] * (len(values) // 3))
+            database.execute_sql(f"UPDATE task SET sha256_hash = v.column2, sha1_hash = v.column3 "
+                                 f"FROM (VALUES {rows_sql}) AS v WHERE task.id = v.column1", values)
+
+
+def _earlier_request_indexes(migrator):
+    """The ticket page's earlier requests of the same person, the same file hash and the same publisher
+    and product (app/tickets/context.py), newest first from the ticket's own time: a range of an index
+    of their own rather than a walk of every ticket of the last 90 days, or of every ticket holding the
+    hash in the search index. Partial: a ticket without the value costs that index nothing."""
+    task = models.Task._meta.table_name
+    _add_columns(migrator, (task, "sha256_hash", peewee.CharField(max_length=128, null=True)),
+                 (task, "sha1_hash", peewee.CharField(max_length=128, null=True)))
+    _file_hashes_backfill()
+    for name, columns in (("task_requester_newest", ("requester",)), ("task_sha256_newest", ("sha256_hash",)),
+                          ("task_sha1_newest", ("sha1_hash",)),
+                          ("task_application_newest", ("publisher", "subject"))):
+        database.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON task ({', '.join(columns)}, opened_at DESC, "
+                             f"id DESC) WHERE {columns[0]} IS NOT NULL")
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -474,6 +518,8 @@ MIGRATIONS = [
     (28, "search also finds the short description, reason and file hashes, through one document per ticket",
      _one_search_document),
     (29, "marks allowing private addresses for EPM and the mail server", _internal_marks),
+    (31, "earlier requests of the same person, file and application found through their own indexes",
+     _earlier_request_indexes),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

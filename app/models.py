@@ -262,6 +262,10 @@ class Task(BaseModel):
     # The request's reason and file hashes, one a line: searched with the columns above
     # (app/tickets/search.py) through the one search index, so search reads no other table.
     search_details = peewee.TextField(null=True)
+    # The file hashes EPM sent (sha256Hash, sha1Hash), lower-cased: the ticket page finds earlier requests
+    # for the same file through an index on each (migration 31, app/tickets/context.py).
+    sha256_hash = peewee.CharField(max_length=128, null=True)
+    sha1_hash = peewee.CharField(max_length=128, null=True)
     requested_duration = peewee.CharField(max_length=32, null=True)
     opened_at = peewee.DateTimeField(default=utcnow)
     updated_at = peewee.DateTimeField(default=utcnow)

@@ -86,7 +86,8 @@ def _rows(count, first_id, first_number, now, rng):
         kind = contract.KIND_ADMIN if is_admin else contract.KIND_APPLICATION
         task = (task_id, f"{task_id:08x}{bits[8:]}", INCIDENT.table, INCIDENT.format_number(first_number + offset),
                 state, description[:160], rng.choice(GROUPS), "", kind, request_id, person, machine, subject,
-                publisher, details, duration, opened, opened, None if recent else opened + timedelta(minutes=30))
+                publisher, details, file_hash, duration, opened, opened,
+                None if recent else opened + timedelta(minutes=30))
         common = (f"{bits[8:]}{task_id:08x}", task_id, request_id, TENANT_ID, str(100000 + task_id),
                   opened, reason, not recent, opened, opened)
         if is_admin:
@@ -101,7 +102,7 @@ def _rows(count, first_id, first_number, now, rng):
 INCIDENT = contract.INCIDENT
 TASK_COLUMNS = ("id", "sys_id", "sys_class_name", "number", "state", "short_description", "assignment_group",
                 "category", "kind", "request_id", "requester", "host", "subject", "publisher", "search_details",
-                "requested_duration",
+                "sha256_hash", "requested_duration",
                 "opened_at", "updated_at", "closed_at")
 JIT_COLUMNS = ("sys_id", "task_id", "request_id", "tenant_id", "epm_ticket_number", "requested_at", "reason",
                "decision_final", "created_at", "updated_at")

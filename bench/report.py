@@ -370,14 +370,15 @@ WHY_MISSED = {
         "index (app/tickets/search.py), the IN through the number's unique index; what is left is rendering "
         "each record and, under load, the CPU the other work on this host takes (the load average above)."),
     "ticket page": (
-        "the page's decision context (app/tickets/context.py) counts up to 500 earlier requests of the same "
-        "person and of the same application within 90 days by walking the newest-first index over those days "
-        "and checking each ticket: the person and the publisher and product have no index of their own, so the "
-        "cost grows with the tickets of 90 days (a million tickets over two years put 120,000 there). Measured "
-        "when the file hash was still matched in each JIT record's JSON, which read every record on PostgreSQL "
-        "(a hash join over the whole table); the hash is now found through the search index (Task.search_details), "
-        "which leaves the 90-day walk. Flat needs indexes on (requester, opened_at) and (publisher, subject, "
-        "opened_at), at a cost on every delivery: not done yet."),
+        "the page's decision context (app/tickets/context.py) finds the earlier requests of the same person, "
+        "the same file hash and the same publisher and product of the 90 days before the ticket as a range of "
+        "an index of each (migration 31; tests/tickets/test_tickets_query_plans.py checks the plans), at most "
+        "501 each, so finding them no longer grows with history. Telling how each of up to 500 of them ended "
+        "still reads its ticket and its JIT record: at a million tickets an application has 500 requests in "
+        "those 90 days, scattered over about a thousand pages that a new SQLite connection reads from the "
+        "file, where the 10,000-ticket history has a few dozen; that reading, not the search, is what grows "
+        "until the 500 are reached. An outcome kept on the ticket beside these indexes would make the counts "
+        "flat: not done."),
     **{page.replace("_", " "): PAGE_REASON for page in PAGES if page != "ticket_page"},
 }
 

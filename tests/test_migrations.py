@@ -252,3 +252,25 @@ def test_the_configuration_version_step_runs_again_without_error(app):
     before = _configuration_version()
     Configuration.update(auto_close=True).execute()
     assert _configuration_version() == before + 1
+
+
+def test_upgrade_copies_each_application_tickets_file_hashes_onto_it(app, make_ticket):
+    """A database from before step 31: its tickets' hashes are read from their JIT records, and the
+    ticket page finds an earlier request for the same file through them."""
+    from app.migrations import upgrade
+    from app.tickets.context import decision_context
+
+    earlier = make_ticket(factories.application_request(sha256Hash="AB" * 32, sha1Hash="cd" * 20,
+                                                        productName="Renamed"))
+    admin = make_ticket(factories.admin_request())
+    current = make_ticket(factories.application_request(sha256Hash="ab" * 32, sha1Hash=None))
+    Task.update(sha256_hash=None, sha1_hash=None).execute()
+    for index in ("task_requester_newest", "task_sha256_newest", "task_sha1_newest", "task_application_newest"):
+        database.execute_sql(f"DROP INDEX {index}")
+    SchemaVersion.delete().where(SchemaVersion.version == 31).execute()
+
+    assert upgrade() == ["earlier requests of the same person, file and application found through their own indexes"]
+    hashes = {task.id: (task.sha256_hash, task.sha1_hash) for task in Task.select()}
+    assert hashes == {earlier.id: ("ab" * 32, "cd" * 20), admin.id: (None, None), current.id: ("ab" * 32, None)}
+    found = decision_context(Task.get_by_id(current.id), 5).same_application
+    assert [request.number for request in found.requests] == [earlier.number]

@@ -10,13 +10,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from peewee import JOIN, fn
+
 from app import contract
 from app.models import AdminTicket, ApplicationAccessTicket, Decision, Task, utcnow
-from app.tickets import search
 
 POLICY_WINDOW = timedelta(days=30)
-# How far back earlier requests are looked for: a range of the task_newest index, so a page view
-# reads a bounded slice of the history rather than all of it.
+# How far back earlier requests are looked for: with the indexes of migration 31 a page view reads
+# a range of the person's or the application's tickets, at most SCANNED + 1 of them.
 LOOKBACK = timedelta(days=90)
 SHOWN = 10  # earlier requests listed per group; the counts cover up to SCANNED
 SCANNED = 500
@@ -24,7 +25,8 @@ SCANNED = 500
 AWAITING = "Awaiting decision"
 FAILED_TO_SEND = "Failed to send"
 _HASH = re.compile(r"^[0-9A-Fa-f]{32,128}$")
-_HASH_KEYS = ("sha256Hash", "sha1Hash")
+# request_info's hash keys and the Task columns holding them.
+_HASH_COLUMNS = (("sha256Hash", "sha256_hash"), ("sha1Hash", "sha1_hash"))
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class RequestGroup:
     total: int
     outcomes: list
     requests: list = field(default_factory=list)
+    more: bool = False  # more than `total` (SCANNED): the counts cover the newest SCANNED
 
 
 @dataclass(frozen=True)
@@ -85,67 +88,107 @@ def _latest_decisions(task_ids):
     return latest
 
 
-def _earlier(model, task, condition):
-    """(task, jit) pairs of `model` matching `condition`, opened before `task`, newest first."""
-    query = (model.select(model, Task).join(Task)
-             .where(condition, Task.id != task.id, Task.opened_at <= task.opened_at,
-                    Task.opened_at >= task.opened_at - LOOKBACK)
-             .order_by(Task.opened_at.desc(), Task.id.desc()).limit(SCANNED))
-    return [(jit.task, jit) for jit in query]
+@dataclass(frozen=True)
+class _Earlier:
+    """One earlier ticket as read: its task columns and its JIT record's final word (either kind)."""
+
+    id: int
+    number: str
+    opened_at: object
+    requester: str
+    subject: str
+    epm_outcome: str
+    decision_final: bool
+    final_decision: str
+    final_decision_by: str
+    final_decision_time: object
 
 
-def _group(pairs):
-    if not pairs:
+def earlier_ids(task, condition):
+    """Ids of up to SCANNED + 1 tickets matching `condition`, opened in the LOOKBACK before `task`, newest first.
+
+    One more than are counted tells "more than SCANNED" from "exactly SCANNED". A range of an index
+    leading with what `condition` compares (migration 31) finds them: the count
+    is bounded, never a COUNT of every match."""
+    return (Task.select(Task.id)
+            .where(condition, Task.id != task.id, Task.opened_at <= task.opened_at,
+                   Task.opened_at >= task.opened_at - LOOKBACK)
+            .order_by(Task.opened_at.desc(), Task.id.desc()).limit(SCANNED + 1))
+
+
+def earlier_query(task, condition):
+    """The tickets of earlier_ids() with their JIT record's final word (either kind), newest first, as tuples."""
+    columns = [Task.id, Task.number, Task.opened_at, Task.requester, Task.subject]
+    columns += [fn.COALESCE(getattr(ApplicationAccessTicket, name), getattr(AdminTicket, name))
+                for name in ("epm_outcome", "decision_final", "final_decision", "final_decision_by",
+                             "final_decision_time")]
+    return (Task.select(*columns)
+            .join(ApplicationAccessTicket, JOIN.LEFT_OUTER, on=(ApplicationAccessTicket.task == Task.id))
+            .join_from(Task, AdminTicket, JOIN.LEFT_OUTER, on=(AdminTicket.task == Task.id))
+            .where(Task.id.in_(earlier_ids(task, condition)))
+            .order_by(Task.opened_at.desc(), Task.id.desc()).tuples())
+
+
+def _earlier(task, condition):
+    return [_Earlier(*row) for row in earlier_query(task, condition)]
+
+
+def _newest(*lists):
+    """The newest SCANNED + 1 of the tickets in `lists`, each once."""
+    merged = {earlier.id: earlier for found in lists for earlier in found}
+    return sorted(merged.values(), key=lambda earlier: (earlier.opened_at, earlier.id), reverse=True)[:SCANNED + 1]
+
+
+def _group(found, latest):
+    """The group of the earlier tickets `found`: the outcomes of the newest SCANNED, the newest SHOWN listed."""
+    if not found:
         return None, []
-    latest = _latest_decisions([task.id for task, _ in pairs])
     requests = []
-    for task, jit in pairs:
-        outcome, by, at = _outcome(jit, latest.get(task.id))
-        requests.append(EarlierRequest(task.number, task.opened_at, task.requester or "", task.subject,
+    for earlier in found[:SCANNED]:
+        outcome, by, at = _outcome(earlier, latest.get(earlier.id))
+        requests.append(EarlierRequest(earlier.number, earlier.opened_at, earlier.requester or "", earlier.subject,
                                        outcome, by, at))
-    requests.sort(key=lambda request: request.opened_at, reverse=True)
     counts = Counter(request.outcome for request in requests)
-    return RequestGroup(len(requests), counts.most_common(), requests[:SHOWN]), requests
+    return RequestGroup(len(requests), counts.most_common(), requests[:SHOWN], more=len(found) > SCANNED), requests
 
 
-def application_condition(task, jit):
-    """Where-clause for the same application as `jit` (hash, or publisher + product name), or None."""
-    info = jit.request_info or {}
-    conditions = []
-    for key in _HASH_KEYS:
-        value = info.get(key)
-        if isinstance(value, str) and _HASH.match(value):
-            # The ticket's search document holds its file hashes (Task.search_details): found through
-            # the search index, where matching each JIT record's JSON read every one of them.
-            conditions.append(search.text_condition(value))
-    if task.publisher and info.get("productName"):
+def file_hashes(request_info):
+    """Task's sha256_hash and sha1_hash from what EPM sent: each hexadecimal hash lower-cased (the same
+    file whatever case EPM writes it in), anything else None."""
+    hashes = {}
+    for key, column in _HASH_COLUMNS:
+        value = (request_info or {}).get(key)
+        hashes[column] = value.lower() if isinstance(value, str) and _HASH.match(value) else None
+    return hashes
+
+
+def application_conditions(task, jit):
+    """Where-clauses for the same application as `jit`: each file hash, then publisher + product name.
+
+    Each is asked on its own, as a range of its own index (migration 31): a query ORing them would
+    collect every match of the 90 days to sort them."""
+    conditions = [getattr(Task, column) == getattr(task, column) for _key, column in _HASH_COLUMNS
+                  if getattr(task, column)]
+    if task.publisher and (jit.request_info or {}).get("productName"):
         conditions.append((Task.publisher == task.publisher) & (Task.subject == task.subject))
-    if not conditions:
-        return None
-    condition = conditions[0]
-    for other in conditions[1:]:
-        condition |= other
-    return condition
+    return conditions
 
 
 def decision_context(task, policy_suggestion_approvals, now=None):
     """What earlier requests say about this one.
 
     `policy_suggestion_approvals` approvals of the same application within POLICY_WINDOW suggest a policy (0: never)."""
-    jit = task.jit_request
-    same_application, application_requests = None, []
+    same_application = []
     if task.kind == contract.KIND_APPLICATION:
-        condition = application_condition(task, jit)
-        if condition is not None:
-            same_application, application_requests = _group(_earlier(ApplicationAccessTicket, task, condition))
-    same_user = None
-    if task.requester:
-        pairs = []
-        for model in (ApplicationAccessTicket, AdminTicket):
-            pairs += _earlier(model, task, Task.requester == task.requester)
-        same_user, _ = _group(pairs)
+        same_application = _newest(*(_earlier(task, condition)
+                                     for condition in application_conditions(task, task.jit_request)))
+    # The index of migration 31 leads with the requester.
+    same_user = _earlier(task, Task.requester == task.requester) if task.requester else []
+    latest = _latest_decisions(sorted({earlier.id for earlier in same_application[:SCANNED] + same_user[:SCANNED]}))
+    application_group, application_requests = _group(same_application, latest)
+    user_group, _ = _group(same_user, latest)
     since = (now or utcnow()) - POLICY_WINDOW
     recent = sum(1 for request in application_requests if request.outcome == contract.DECISION_APPROVED
                  and request.decided_at is not None and request.decided_at >= since)
-    return DecisionContext(same_application, same_user, recent,
+    return DecisionContext(application_group, user_group, recent,
                            policy_suggestion_approvals > 0 and recent >= policy_suggestion_approvals)

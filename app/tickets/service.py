@@ -16,6 +16,7 @@ from peewee import SQL
 
 from app.models import CONFIGURATION_VERSION, Configuration, Decision, JIT_MODELS, Task, WorkNote, utcnow
 from app.tickets import search
+from app.tickets.context import file_hashes
 from app.tickets.numbers import insert_numbered_task
 
 log = logging.getLogger(__name__)
@@ -118,6 +119,7 @@ class RenderedTicket:
             subject=_clip(columns["subject"]),
             publisher=_clip(columns["publisher"]),
             search_details=search.search_details(columns["reason"], fields.get("request_info")),
+            **(file_hashes(fields.get("request_info")) if event.kind == contract.KIND_APPLICATION else {}),
             requested_duration=_clip(columns["requested_duration"], 32),
         )
         self.jit = dict(

@@ -148,3 +148,15 @@ def test_a_decision_epm_refused_says_it_failed_to_send(opened, approver):
                     decided_by=approver.username, ticket_url="https://broker.example/t",
                     status=contract.DELIVERY_FAILED)
     assert decision_context(opened(), 5).same_application.requests[0].outcome == FAILED_TO_SEND
+
+
+def test_a_hash_in_other_letters_is_the_same_file(opened):
+    earlier = opened(days_ago=1, sha256Hash="AB" * 32, sha1Hash="0" * 40, productName="Other", user="CORP\\a")
+    current = opened(sha256Hash="ab" * 32, sha1Hash="1" * 40, productName="Another", user="CORP\\b")
+    assert [request.number for request in decision_context(current, 5).same_application.requests] == [earlier.number]
+
+
+def test_the_same_sha1_alone_is_the_same_file(opened):
+    earlier = opened(days_ago=1, sha256Hash=None, sha1Hash="c" * 40, productName="Other", user="CORP\\a")
+    current = opened(sha256Hash="d" * 64, sha1Hash="C" * 40, productName="Another", user="CORP\\b")
+    assert [request.number for request in decision_context(current, 5).same_application.requests] == [earlier.number]

@@ -216,3 +216,56 @@ def test_perf_awaiting_decision_deep_page_seeks_the_newest_index(app, history):
         # The seek's range has two ends here: the expiry's cut-off and the cursor.
         seek = r"Index Scan( Backward)? using task_newest on task t1\s+\([^)]*\)\s+Index Cond: \(+opened_at [<>]="
         assert re.search(seek, plan(query))
+
+
+# --- The ticket page's earlier requests (app/tickets/context.py) --------------------------
+
+
+def application_ticket(history):
+    """An application ticket from the middle of the history: earlier requests on both sides of it."""
+    return list(Task.select().where(Task.kind == "application", Task.id >= history.id).order_by(Task.id).limit(1))[0]
+
+
+def assert_reads_range_of(index, query):
+    """The earlier requests are a range of `index` from the ticket's own time back, nothing scanned."""
+    text = plan(query)
+    if is_sqlite():
+        assert re.search(rf"SEARCH t1 USING (COVERING )?INDEX {index} \([^)]*=\? AND opened_at>\? AND opened_at<\?\)",
+                         text), text
+        assert "SCAN" not in text
+    else:
+        # An ordered walk of the range, or (when the planner expects a few rows) a bitmap of it.
+        seek = (rf"(Index (Only )?Scan( Backward)? using {index} on task t[\d_]+|Bitmap Index Scan on {index})"
+                rf"\s+\([^)]*\)\s+Index Cond: \(.* AND \(opened_at <= ")
+        assert re.search(seek, text), text
+        assert "Seq Scan" not in text
+
+
+def test_perf_earlier_requests_of_the_person_read_their_index(history):
+    from app.tickets import context
+
+    task = application_ticket(history)
+    assert_reads_range_of("task_requester_newest", context.earlier_query(task, Task.requester == task.requester))
+
+
+def test_perf_earlier_requests_of_the_application_read_their_index(history):
+    from app.tickets import context
+
+    task = application_ticket(history)
+    by_hash, by_name = context.application_conditions(task, task.jit_request)  # generated: a SHA-256 only
+    assert_reads_range_of("task_sha256_newest", context.earlier_query(task, by_hash))
+    assert_reads_range_of("task_application_newest", context.earlier_query(task, by_name))
+
+
+def test_perf_earlier_requests_are_counted_to_one_more_than_are_shown(history, monkeypatch):
+    """Past SCANNED, a page says "more than" rather than counting every earlier request."""
+    from app.tickets import context
+
+    task = application_ticket(history)
+    Task.update(requester=task.requester, opened_at=task.opened_at).where(
+        Task.id.in_([row.id for row in Task.select(Task.id).where(Task.id < task.id).order_by(Task.id.desc())
+                     .limit(12)])).execute()
+    monkeypatch.setattr(context, "SCANNED", 10)
+    group = context.decision_context(task, 0).same_user
+    assert (group.total, group.more) == (10, True)
+    assert sum(count for _outcome, count in group.outcomes) == 10

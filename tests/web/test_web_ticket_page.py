@@ -278,6 +278,17 @@ def test_earlier_requests_for_the_same_application_are_linked_with_their_outcome
     assert "Approved: 1" in page
 
 
+def test_more_earlier_requests_than_are_counted_say_so(as_approver, make_ticket, monkeypatch):
+    from app.tickets import context
+
+    monkeypatch.setattr(context, "SCANNED", 2)
+    for days_ago in (3, 2, 1):
+        make_ticket(factories.application_request(), age=timedelta(days=days_ago))
+    page = text_of(as_approver.get(f"/tickets/{make_ticket(factories.application_request()).number}"))
+    assert "The same application: more than 2 earlier requests" in page
+    assert "The latest 2: Awaiting decision: 2" in page
+
+
 def test_a_first_request_shows_no_earlier_requests(as_approver, application_ticket):
     assert "Earlier requests" not in text_of(as_approver.get(f"/tickets/{application_ticket.number}"))
 
