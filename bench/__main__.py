@@ -23,14 +23,18 @@ def main(argv=None):
     parser.add_argument("--output", type=Path, default=RESULTS / "latest.json")
     parser.add_argument("--docs", type=Path, default=report.DOCS, help="the Markdown page to write")
     parser.add_argument("--no-docs", action="store_true", help="write only the JSON report")
-    parser.add_argument("--from-json", type=Path, help="measure nothing: write the docs from this saved report")
+    parser.add_argument("--from-json", type=Path, nargs="+",
+                        help="measure nothing: write the docs from these saved reports (a later report's phases "
+                             "replace an earlier one's; each run is named with its time, load and commit)")
     args = parser.parse_args(argv)
     if args.from_json:
-        results = json.loads(args.from_json.read_text())
+        results = report.merge([json.loads(path.read_text()) for path in args.from_json])
         results["targets"] = report.check_targets(results)
+        if args.output != RESULTS / "latest.json" or len(args.from_json) > 1:
+            args.output.write_text(json.dumps(results, indent=2) + "\n")
         report.write_markdown(results, args.docs)
         report.write_deployment_numbers(results)
-        print(f"[bench] wrote {args.docs} from {args.from_json}")
+        print(f"[bench] wrote {args.docs} from {', '.join(map(str, args.from_json))}")
         return 0
     wrk.ensure_wrk()
     options = phases.Options(
@@ -41,6 +45,7 @@ def main(argv=None):
     )
     results = {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": _commit(),
         "machine": {"cpus": _cpus(), "python": platform.python_version(), "wrk": _wrk_version(),
                     "load_average_at_start": _load_average()},
         "settings": {**_gunicorn_settings(), "connections": wrk.CONNECTIONS,
@@ -85,6 +90,18 @@ def _write(results, args, started, complete):
     args.output.write_text(json.dumps(results, indent=2) + "\n")
     if complete:
         print(f"[bench] wrote {args.output}")
+
+
+def _commit():
+    """The commit measured, with "+changes" when the work tree differs from it; None outside a git checkout."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=RESULTS.parent.parent).stdout.strip()
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                                 text=True, check=True, cwd=RESULTS.parent.parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return f"{head}+changes" if changed else head
 
 
 def _cpus():

@@ -273,6 +273,34 @@ def write_deployment_numbers(results, path=DEPLOYMENT):
     return True
 
 
+def _run_line(run):
+    """One run's header: when, on which commit, and how loaded the host was."""
+    machine = run["machine"]
+    commit = f" on {run['commit']}" if run.get("commit") else ""
+    return (f"Run of {run['started_at']}{commit} ({', '.join(run['phase_names'])}), "
+            f"{run['settings']['seconds_per_run']} s per measurement: load average "
+            f"{machine['load_average_at_start']} at the start and {machine['load_average_at_end']} at the end.")
+
+
+def merge(reports):
+    """One report of several saved runs: a later run's phases replace an earlier one's, and `runs` names each
+    run with the phases it contributed, so the page says when and on what each figure was measured."""
+    merged = {**reports[0], "phases": {}, "runs": []}
+    for run in reports:
+        merged["phases"].update(run["phases"])
+        merged["complete"] = merged.get("complete", True) and run.get("complete", True)
+    for run in reports:
+        names = [name for name in run["phases"] if merged["phases"][name] is run["phases"][name]]
+        if names:
+            merged["runs"].append({"started_at": run["started_at"], "commit": run.get("commit"),
+                                   "machine": run["machine"], "settings": run["settings"], "phase_names": names})
+    if len(merged["runs"]) == 1:
+        only = merged.pop("runs")[0]
+        merged.update(started_at=only["started_at"], commit=only["commit"], machine=only["machine"],
+                      settings=only["settings"])
+    return merged
+
+
 def write_markdown(results, path):
     """docs/performance.md: method, targets and every measured number of `results`."""
     settings, machine = results["settings"], results["machine"]
@@ -284,16 +312,19 @@ def write_markdown(results, path):
         "and this page. Every number below comes from that file; nothing here is typed by hand except",
         "the explanations.",
         "",
-        f"Run of {results['started_at']}: {machine['cpus']} CPUs, Python {machine['python']}, {machine['wrk']};",
+        f"{machine['cpus']} CPUs, Python {machine['python']}, {machine['wrk']};",
         f"gunicorn {settings['gunicorn_workers']} {settings['worker_class']} workers"
         f"{' of ' + str(settings['gunicorn_threads']) + ' threads' if settings.get('gunicorn_threads', 1) > 1 else ''},"
         f" wrk {settings['connections']}"
-        f" connections over {settings['wrk_threads']} threads, {settings['seconds_per_run']} s per measurement"
-        f" after a warm-up; load average {machine['load_average_at_start']} at the start and"
-        f" {machine['load_average_at_end']} at the end (other work shares this machine, so absolute numbers"
-        " drift; the targets are ratios measured in the same run).",
+        f" connections over {settings['wrk_threads']} threads; each measurement after a warm-up. The load average is the host's: other work on it slows absolute numbers; the ratio"
+        " targets compare figures measured side by side in one run.",
         "",
     ]
+    if not results.get("runs"):
+        lines += [_run_line({**results, "phase_names": list(results["phases"])}), ""]
+    if results.get("runs"):
+        lines += [f"**{len(results['runs'])} runs on this page**, each measuring the phases named:", ""]
+        lines += [f"- {_run_line(run)}" for run in results["runs"]] + [""]
     if results.get("note"):  # set by hand on a saved report, e.g. what code its figures were measured on
         lines += [results["note"], ""]
     if not results.get("complete", True):
