@@ -4,8 +4,13 @@ Bulk inserts in big transactions (executemany on SQLite, COPY on PostgreSQL) of
 Incident tickets opened over the last two years, 80% Application Access and 20%
 Admin Access, each with its JIT record, and the number counter moved past them, so
 the ticket list, search and decision pages see a broker with that much history.
-Requesters, hosts and applications repeat the way they do in a real estate: a
-search for a person or a machine finds tens of tickets, for an application thousands.
+Requesters, hosts and applications repeat the way they do in a real estate: by default
+10,000 people, 20,000 machines and 8 builds of each of 60 applications, so at a million
+tickets a search for a person finds about a hundred tickets, a machine fifty, a build
+thousands. `Estate.grown_to(count)` makes an estate that grew with its history instead (the
+pages phase compares 10,000 tickets with 1,000,000 on it): the same tickets per person,
+machine and build at every size, so a page shows as many rows at either size and the ratio
+between them is what the history alone costs.
 Work notes and raw deliveries are left out: the list and search never read them.
 """
 import argparse
@@ -46,6 +51,18 @@ REASONS = ["Needed for work", "Customer demo tomorrow", "Installing the update I
            "Debugging a production incident", "Quarterly report", "New laptop setup"]
 
 
+class Estate:
+    """How many people, machines and builds of each application the tickets are spread over."""
+
+    def __init__(self, people=10_000, machines=20_000, builds=8):
+        self.people, self.machines, self.builds = people, machines, builds
+
+    @classmethod
+    def grown_to(cls, count):
+        """The default estate's tickets per person, machine and build (at 1,000,000 tickets) for `count` tickets."""
+        return cls(people=max(count // 100, 1), machines=max(count // 50, 1), builds=max(count // 125_000, 1))
+
+
 def requester(index):
     """One of 10,000 people: CORP\\<initial><surname><n>."""
     return f"CORP\\{LETTERS[index % 26]}{SURNAMES[index % 20]}{index // 520}"
@@ -56,7 +73,7 @@ def host(index):
     return f"LT-{SITES[index % 10]}-{index // 10:04d}"
 
 
-def _rows(count, first_id, first_number, now, rng):
+def _rows(count, first_id, first_number, now, rng, estate):
     start = now - SPAN
     step = SPAN / max(count, 1)
     closed = INCIDENT.closed_state
@@ -64,8 +81,8 @@ def _rows(count, first_id, first_number, now, rng):
         task_id = first_id + offset
         opened = start + step * offset
         is_admin = rng.random() < 0.2
-        person = requester(rng.randrange(10_000))
-        machine = host(rng.randrange(20_000))
+        person = requester(rng.randrange(estate.people))
+        machine = host(rng.randrange(estate.machines))
         recent = offset >= count - 200
         state = INCIDENT.new_state if recent else closed
         reason = rng.choice(REASONS)
@@ -79,7 +96,7 @@ def _rows(count, first_id, first_number, now, rng):
             publisher = PUBLISHERS[app_index // 3 % len(PUBLISHERS)]
             description = f"Application Access: {person} requests {subject}"
             # One of a few builds of each application: a hash finds a few thousand tickets.
-            file_hash = hashlib.sha256(f"{subject} {rng.randrange(8)}".encode()).hexdigest()
+            file_hash = hashlib.sha256(f"{subject} {rng.randrange(estate.builds)}".encode()).hexdigest()
             details = search.search_details(reason, {"sha256Hash": file_hash})
         bits = f"{rng.getrandbits(128):032x}"
         request_id = f"{bits[:8]}-{bits[8:12]}-4{bits[13:16]}-8{bits[17:20]}-{bits[20:]}"
@@ -126,15 +143,16 @@ def _insert(table, columns, rows):
         f'COPY "{table}" ({", ".join(columns)}) FROM STDIN WITH (FORMAT csv, NULL \'\\N\')', buffer)
 
 
-def generate(count, seed=1):
-    """Add `count` Incident tickets after any already there; returns seconds taken."""
+def generate(count, seed=1, estate=None):
+    """Add `count` Incident tickets after any already there, spread over `estate` (the default Estate);
+    returns seconds taken."""
     started = time.monotonic()
     rng = random.Random(seed)
     first_id = (Task.select(Task.id).order_by(Task.id.desc()).scalar() or 0) + 1
     counter = NumberCounter.get_or_none(NumberCounter.table == INCIDENT.table)
     first_number = counter.next_number if counter else INCIDENT.first_number
     now = datetime.utcnow().replace(microsecond=0)
-    generated = _rows(count, first_id, first_number, now, rng)
+    generated = _rows(count, first_id, first_number, now, rng, estate or Estate())
     if is_sqlite():
         # A bulk load: a big page cache, and no fsync until the end (the benchmark's own database).
         database.execute_sql("PRAGMA cache_size = -262144")

@@ -1,7 +1,10 @@
 """The pages phase: every list, log and API page with a small and a large history.
 
 A history is N tickets (bench/generate.py) and ten log rows per ticket over the four logs
-(bench/logs.py): 1,000,000 tickets come with 10,000,000 log rows. Each page is loaded with wrk
+(bench/logs.py): 1,000,000 tickets come with 10,000,000 log rows. The tickets come from an estate
+that grew with its history (generate.Estate.grown_to: about 100 tickets per person and 50 per
+machine at either size), so a search or a ticket page shows as many rows with the small history as
+with the large one and the ratio between them is what the history costs, not a fuller page. Each page is loaded with wrk
 by one client (one connection: what one person waits for) and by 16 connections (a busy
 hour on 2 sync workers). Ticket pages: the approvers' browser list (first page, deep page at
 90% of the history, free-text searches for a person, a machine, an application and a file
@@ -103,7 +106,7 @@ def measure(backend, size, options):
     with servers.database_for(backend, options.scratch, f"list{size}") as db:
         broker.prepare(db.url)
         with broker.broker_app(db.url):
-            seconds = generate.generate(size)
+            seconds = generate.generate(size, estate=generate.Estate.grown_to(size))
             log_seconds = logs.generate_logs(size * LOG_ROWS_PER_TICKET)
             paths = {**ticket_targets(size), **log_targets()}
         results = {"tickets": size, "log_rows": size * LOG_ROWS_PER_TICKET, "generate_seconds": seconds,
