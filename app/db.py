@@ -8,6 +8,8 @@ restart leaves no dead connection behind). Commits wait for the disk: SQLite in 
 mode with `synchronous` FULL (the `sqlite_synchronous` setting), PostgreSQL with the
 server's `synchronous_commit` (on unless the server's configuration turns it off).
 """
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -25,9 +27,24 @@ database = peewee.DatabaseProxy()
 UNAVAILABLE_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
 
 
+class _LockFile:
+    """One open descriptor of a lock file, closed when the thread or the database holding it goes."""
+
+    def __init__(self, path):
+        self.pid, self.fd = os.getpid(), os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+
+    def __del__(self):
+        os.close(self.fd)
+
+
 class BrokerSqliteDatabase(PooledSqliteDatabase):
     """The broker's SQLite connections: pooled (init_app hands one back at the end of its request),
-    their pragmas retried while the file is locked."""
+    their pragmas retried while the file is locked, write transactions queued on a lock file (begin)."""
+
+    def __init__(self, database, *args, **kwargs):
+        super().__init__(database, *args, **kwargs)
+        self._writer = threading.local()
+        self.writer_lock_path = None if database == ":memory:" else f"{database}-writer.lock"
 
     def _set_pragmas(self, conn):
         # Seen once in the test suite: a new connection's pragmas failed with "database is
@@ -42,6 +59,51 @@ class BrokerSqliteDatabase(PooledSqliteDatabase):
                 if "locked" not in str(error) or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.01)
+
+    def _writer_lock(self):
+        """This thread's descriptor of the writers' lock file (None for an in-memory database), opened
+        again in a forked process: a descriptor inherited across fork shares its lock with the parent."""
+        if self.writer_lock_path is None:
+            return None
+        opened = getattr(self._writer, "opened", None)
+        if opened is None or opened.pid != os.getpid():
+            opened = self._writer.opened = _LockFile(self.writer_lock_path)
+        return opened.fd
+
+    def begin(self, lock_type=None):
+        """BEGIN (IMMEDIATE) once this thread holds the writers' lock.
+
+        SQLite's own busy handler makes a writer that finds the write lock taken sleep 1, 2, 5, 10 ms
+        and more between tries, while a transaction holds it for a millisecond or two: under load the
+        workers sleep with the lock free (docs/performance.md). Writers of this database queue on an
+        exclusive flock of one file beside it instead, and the kernel wakes the next as the lock is
+        released. A write transaction waits only on the database, and a process that dies lets its
+        lock go with its files; a writer outside the broker still meets SQLite's busy timeout."""
+        fd = self._writer_lock()
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            return super().begin(lock_type)
+        except BaseException:
+            self._release_writer_lock()
+            raise
+
+    def _release_writer_lock(self):
+        opened = getattr(self._writer, "opened", None)
+        if opened is not None and opened.pid == os.getpid():
+            fcntl.flock(opened.fd, fcntl.LOCK_UN)
+
+    def commit(self):
+        try:
+            return super().commit()
+        finally:
+            self._release_writer_lock()
+
+    def rollback(self):
+        try:
+            return super().rollback()
+        finally:
+            self._release_writer_lock()
 
 
 class BrokerPostgresqlDatabase(PooledPostgresqlDatabase):

@@ -1,11 +1,17 @@
 """app/db.py: a request takes a pooled connection with its first query; a new SQLite connection waits out a lock."""
+import fcntl
+import os
 import sqlite3
+import threading
+from contextlib import nullcontext
 
+import peewee
 import pytest
 
 from app import create_app
 from app.db import BrokerSqliteDatabase
 from tests.live import free_port
+from tests.waiting import wait_until
 
 
 def test_a_request_that_needs_no_query_takes_no_connection_and_is_served_while_the_database_is_down():
@@ -55,3 +61,97 @@ def test_a_new_sqlite_connection_gives_up_on_a_lock_after_the_busy_timeout(tmp_p
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         db._set_pragmas(connection)
     assert 1 < len(connection.statements) < 10_000
+
+
+def _sqlite(path, timeout=5):
+    database = BrokerSqliteDatabase(str(path), lock_type="IMMEDIATE", timeout=timeout, check_same_thread=False,
+                                    pragmas={"journal_mode": "wal", "busy_timeout": int(timeout * 1000)})
+    database.execute_sql("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+    return database
+
+
+def _writers_lock_is_free(database):
+    """True when another process could take the writers' lock of `database` now."""
+    with open(database.writer_lock_path, "rb") as other:  # its own open file: excluded like another process
+        try:
+            fcntl.flock(other.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(other.fileno(), fcntl.LOCK_UN)
+        return True
+
+
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+def test_a_sqlite_write_transaction_holds_the_writers_lock_until_it_ends(tmp_path, outcome):
+    database = _sqlite(tmp_path / "broker.db")
+
+    with pytest.raises(RuntimeError) if outcome == "rollback" else nullcontext():
+        with database.atomic():
+            database.execute_sql("INSERT INTO t VALUES (1)")
+            assert not _writers_lock_is_free(database)
+            if outcome == "rollback":
+                raise RuntimeError("undo")
+
+    assert _writers_lock_is_free(database)
+    assert database.execute_sql("SELECT count(*) FROM t").fetchone()[0] == (1 if outcome == "commit" else 0)
+
+
+def test_a_writer_waits_for_the_lock_and_begins_as_soon_as_the_first_commits(tmp_path):
+    first, second = _sqlite(tmp_path / "broker.db"), _sqlite(tmp_path / "broker.db")
+    order, began = [], threading.Event()
+
+    def write_second():
+        with second.atomic():
+            order.append("second began")
+            second.execute_sql("INSERT INTO t VALUES (2)")
+        began.set()
+
+    with first.atomic():
+        first.execute_sql("INSERT INTO t VALUES (1)")
+        waiting = threading.Thread(target=write_second)
+        waiting.start()
+        # The second writer queues on the lock file, not on SQLite: its BEGIN is not sent while the first holds it.
+        wait_until(lambda: not _writers_lock_is_free(first) and waiting.is_alive())
+        order.append("first commits")
+
+    assert began.wait(10)
+    waiting.join(10)
+    assert order == ["first commits", "second began"]
+    assert sorted(v for v, in first.execute_sql("SELECT v FROM t").fetchall()) == [1, 2]
+
+
+def test_a_begin_that_fails_lets_the_writers_lock_go(tmp_path):
+    database = _sqlite(tmp_path / "broker.db", timeout=0.05)
+    outsider = sqlite3.connect(str(tmp_path / "broker.db"), isolation_level=None)
+    outsider.execute("BEGIN IMMEDIATE")  # a writer outside the broker: it knows nothing of the lock file
+
+    with pytest.raises(peewee.OperationalError, match="locked"):
+        with database.atomic():
+            pass
+
+    assert _writers_lock_is_free(database)
+    outsider.execute("ROLLBACK")
+    with database.atomic():
+        database.execute_sql("INSERT INTO t VALUES (1)")
+
+
+def test_a_forked_process_opens_the_lock_file_again(tmp_path, monkeypatch):
+    database = _sqlite(tmp_path / "broker.db")
+    with database.atomic():
+        pass
+    inherited = database._writer.opened
+
+    monkeypatch.setattr(os, "getpid", lambda: -1)  # what a forked child sees: another process id
+    with database.atomic():
+        assert database._writer.opened is not inherited
+        assert not _writers_lock_is_free(database)
+    assert _writers_lock_is_free(database)
+
+
+def test_an_in_memory_database_has_no_lock_file():
+    database = BrokerSqliteDatabase(":memory:", lock_type="IMMEDIATE")
+
+    with database.atomic():
+        database.execute_sql("CREATE TABLE t (v INTEGER)")
+
+    assert database.writer_lock_path is None
