@@ -314,3 +314,59 @@ def ping():
         return True
     except UNAVAILABLE_ERRORS:
         return False
+
+
+# The SQL text of update_row_unread's UPDATEs, by (model, columns, the database's parameter mark).
+_UPDATE_SQL = {}
+
+
+def update_row_unread(model, row_id, **values):
+    """`model.update(**values).where(model.id == row_id)` by send_with_next (nobody reads its row count), with
+    its SQL text written once per process and column set: peewee would write it anew on every call, inside
+    the write transaction the other writers queue behind."""
+    fields = [model._meta.fields[name] for name in values]
+    param = database.obj.param
+    key = (model, tuple(values), param)
+    sql = _UPDATE_SQL.get(key)
+    if sql is None:
+        left, right = database.obj.quote
+
+        def quote(name):
+            return f"{left}{name}{right}"
+
+        assignments = ", ".join(f"{quote(field.column_name)} = {param}" for field in fields)
+        primary_key = model._meta.primary_key
+        sql = _UPDATE_SQL[key] = (f"UPDATE {quote(model._meta.table_name)} SET {assignments} "
+                                  f"WHERE {quote(primary_key.column_name)} = {param}")
+    send_with_next(sql, [field.db_value(value) for field, value in zip(fields, values.values())] + [row_id])
+
+
+# prepared_select's queries, by (the caller's key, the database's class).
+_PREPARED = {}
+_TEXT_SLOT = "\x00slot {}\x00"
+_NUMBER_SLOT = -7_340_000_000_000_000
+
+
+def prepared_select(key, build, *values):
+    """The rows (as the query reads them: models, joined models) of the SELECT `build(*slots)` makes, run
+    with `values` in its slots, its SQL text written by peewee once per process and kind of database.
+
+    Each value is text or an integer as its column stores it (passed to the database unconverted), and
+    `build` compares each slot to a column (`Model.column == slot`). For the reads inside a delivery's
+    write transaction, where writing a join's SQL took longer than the database took to answer it."""
+    cache_key = (key, type(database.obj))
+    entry = _PREPARED.get(cache_key)
+    if entry is None:
+        slots = [_NUMBER_SLOT - index if isinstance(value, int) else _TEXT_SLOT.format(index)
+                 for index, value in enumerate(values)]
+        query = build(*slots)
+        sql, params = query.sql()
+        positions = {index: slots.index(param) for index, param in enumerate(params) if param in slots}
+        if sorted(set(positions.values())) != list(range(len(slots))):
+            raise ValueError(f"prepared_select {key!r}: a slot is missing from its query's parameters")
+        entry = _PREPARED[cache_key] = (query, sql, params, positions)
+    query, sql, params, positions = entry
+    bound = list(params)
+    for index, slot in positions.items():
+        bound[index] = values[slot]
+    return query._get_cursor_wrapper(database.execute_sql(sql, bound))

@@ -9,7 +9,7 @@ import logging
 
 from app import contract, events
 from app.audit import service as audit
-from app.db import insert_row_unread, write_with_next
+from app.db import insert_row_unread, prepared_select, update_row_unread, write_with_next
 from app.errors import NotFound
 from app.fields import duration_words
 from peewee import SQL
@@ -52,11 +52,18 @@ def find_task(number):
 def find_jit_request(kind, request_id):
     """The JIT record of `request_id` with its task, read in one SELECT with the configuration's version
     (`configuration_version`, for Configuration.as_of); None when there is none."""
+    return next(iter(prepared_select(("find_jit_request", kind), _jit_request_query(kind), request_id)), None)
+
+
+def _jit_request_query(kind):
     model = JIT_MODELS[kind]
-    version = (Configuration.select(SQL(f'"{CONFIGURATION_VERSION}"'))
-               .where(Configuration.name == Configuration.DEFAULT_NAME))
-    return (model.select(model, Task, version.alias("configuration_version")).join(Task)
-            .where(model.request_id == request_id).first())
+
+    def build(request_id):
+        version = (Configuration.select(SQL(f'"{CONFIGURATION_VERSION}"'))
+                   .where(Configuration.name == Configuration.DEFAULT_NAME))
+        return (model.select(model, Task, version.alias("configuration_version")).join(Task)
+                .where(model.request_id == request_id).limit(1))
+    return build
 
 
 def _configuration(jit):
@@ -217,8 +224,12 @@ def _recorded_conflict(jit):
 
 def acknowledged_decision(task):
     """The broker's latest decision on `task` that EPM acknowledged (delivered), or None."""
-    return (Decision.select().where(Decision.task == task, Decision.status == contract.DELIVERY_DELIVERED)
-            .order_by(Decision.delivered_at.desc(), Decision.id.desc()).first())
+    return next(iter(prepared_select("acknowledged_decision", _acknowledged_query, task.id)), None)
+
+
+def _acknowledged_query(task_id):
+    return (Decision.select().where(Decision.task == task_id, Decision.status == contract.DELIVERY_DELIVERED)
+            .order_by(Decision.delivered_at.desc(), Decision.id.desc()).limit(1))
 
 
 def finalize_decision(jit, event, fields):
@@ -297,11 +308,10 @@ def _store(jit, values, touch_task=True, **columns):
     for name, value in changed.items():
         setattr(jit, name, value)
     jit.updated_at = utcnow()
-    model = type(jit)
     # Sent with the transaction's next statement: nothing reads how many rows changed.
-    write_with_next(model.update(updated_at=jit.updated_at, **changed).where(model.id == jit.id))
+    update_row_unread(type(jit), jit.id, updated_at=jit.updated_at, **changed)
     if touch_task:
-        write_with_next(Task.update(updated_at=utcnow()).where(Task.id == jit.task_id))
+        update_row_unread(Task, jit.task_id, updated_at=utcnow())
 
 
 def _finalize_first(jit, values, **columns):
