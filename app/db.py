@@ -349,7 +349,8 @@ _NUMBER_SLOT = -7_340_000_000_000_000
 
 def prepared_select(key, build, *values):
     """The rows (as the query reads them: models, joined models) of the SELECT `build(*slots)` makes, run
-    with `values` in its slots, its SQL text written by peewee once per process and kind of database.
+    with `values` in its slots, as a list; its SQL text written by peewee once per process and kind of
+    database, and how a row becomes models worked out once too.
 
     Each value is text or an integer as its column stores it (passed to the database unconverted), and
     `build` compares each slot to a column (`Model.column == slot`). For the reads inside a delivery's
@@ -364,9 +365,23 @@ def prepared_select(key, build, *values):
         positions = {index: slots.index(param) for index, param in enumerate(params) if param in slots}
         if sorted(set(positions.values())) != list(range(len(slots))):
             raise ValueError(f"prepared_select {key!r}: a slot is missing from its query's parameters")
-        entry = _PREPARED[cache_key] = (query, sql, params, positions)
-    query, sql, params, positions = entry
-    bound = list(params)
-    for index, slot in positions.items():
+        entry = _PREPARED[cache_key] = {"query": query, "sql": sql, "params": params, "positions": positions}
+    bound = list(entry["params"])
+    for index, slot in entry["positions"].items():
         bound[index] = values[slot]
-    return query._get_cursor_wrapper(database.execute_sql(sql, bound))
+    cursor = database.execute_sql(entry["sql"], bound)
+    rows = cursor.fetchall()
+    if not rows:
+        return []
+    wrapper = entry["query"]._get_cursor_wrapper(cursor)
+    reading = entry.get("reading")
+    if reading is None:
+        # What the wrapper works out from the query and the cursor's columns before its first row: the same
+        # for every run of the same SQL, and only read while rows are made.
+        before = set(vars(wrapper))
+        wrapper.initialize()
+        reading = entry["reading"] = {name: value for name, value in vars(wrapper).items()
+                                      if name not in before}
+    else:
+        vars(wrapper).update(reading)
+    return [wrapper.process_row(row) for row in rows]

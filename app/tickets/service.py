@@ -9,7 +9,7 @@ import logging
 
 from app import contract, events
 from app.audit import service as audit
-from app.db import insert_row_unread, prepared_select, update_row_unread, write_with_next
+from app.db import insert_row_unread, prepared_select, update_row_unread
 from app.errors import NotFound
 from app.fields import duration_words
 from peewee import SQL
@@ -52,7 +52,8 @@ def find_task(number):
 def find_jit_request(kind, request_id):
     """The JIT record of `request_id` with its task, read in one SELECT with the configuration's version
     (`configuration_version`, for Configuration.as_of); None when there is none."""
-    return next(iter(prepared_select(("find_jit_request", kind), _jit_request_query(kind), request_id)), None)
+    found = prepared_select(("find_jit_request", kind), _jit_request_query(kind), request_id)
+    return found[0] if found else None
 
 
 def _jit_request_query(kind):
@@ -224,7 +225,8 @@ def _recorded_conflict(jit):
 
 def acknowledged_decision(task):
     """The broker's latest decision on `task` that EPM acknowledged (delivered), or None."""
-    return next(iter(prepared_select("acknowledged_decision", _acknowledged_query, task.id)), None)
+    found = prepared_select("acknowledged_decision", _acknowledged_query, task.id)
+    return found[0] if found else None
 
 
 def _acknowledged_query(task_id):
@@ -334,8 +336,7 @@ def _finalize_first(jit, values, **columns):
         task.closed_at = utcnow()
         add_work_note(task, f"Closed automatically ({task.ticket_type.state_label(task.state)}) "
                             "because EPM finalized the decision and auto-close is on.")
-    write_with_next(Task.update(updated_at=task.updated_at, state=task.state, closed_at=task.closed_at)
-                    .where(Task.id == task.id))
+    update_row_unread(Task, task.id, updated_at=task.updated_at, state=task.state, closed_at=task.closed_at)
     if closed_from is not None:
         audit.record(audit.STATE_CHANGE, audit.SYSTEM_ACTOR, "ticket", task.number,
                      {"old": closed_from, "new": task.state_label, "why": "auto-close after EPM's final decision"})
