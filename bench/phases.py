@@ -30,8 +30,21 @@ ROUNDS = 3
 
 
 def _deliveries(server, seconds):
-    """wrk's result for `seconds` of deliveries on `server`."""
-    return intake.load(server.url, broker.API_USER, broker.PASSWORD, seconds)
+    """wrk's result for `seconds` of deliveries on `server`, with the CPU each delivery cost: its gunicorn
+    workers', the PostgreSQL server's (every `postgres` process: nothing else loads it meanwhile), and how
+    busy the host was."""
+    workers, host = server.worker_pids(), servers.host_busy_seconds()
+    before, database = servers.cpu_seconds(workers), servers.cpu_seconds(name="postgres")
+    result = intake.load(server.url, broker.API_USER, broker.PASSWORD, seconds)
+    deliveries = max(result["requests"], 1)
+    host_after = servers.host_busy_seconds()
+    result["cpu_ms_per_delivery"] = {
+        "workers": round(1000 * servers.cpu_used_since(before, servers.cpu_seconds(workers)) / deliveries, 3),
+        "postgres": round(1000 * servers.cpu_used_since(database, servers.cpu_seconds(name="postgres"))
+                          / deliveries, 3),
+    }
+    result["host_busy_share"] = round((host_after[1] - host[1]) / max(host_after[0] - host[0], 1e-9), 2)
+    return result
 
 
 def _median_run(runs):
@@ -46,7 +59,8 @@ def _median_run(runs):
     for run in runs:
         for status, count in run["statuses"].items():
             result["statuses"][status] = result["statuses"].get(status, 0) + count
-    result["rounds"] = [{"requests_per_second": run["requests_per_second"], "p99_ms": run["latency_ms"]["p99"]}
+    result["rounds"] = [{"requests_per_second": run["requests_per_second"], "p99_ms": run["latency_ms"]["p99"],
+                         **{name: run[name] for name in ("cpu_ms_per_delivery", "host_busy_share") if name in run}}
                         for run in runs]
     return result
 

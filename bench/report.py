@@ -155,7 +155,8 @@ def _latency(result, *names):
 
 def _phase_tables(results):
     phases = results["phases"]
-    lines = ["| phase | req/s | p50 / p95 / p99 ms | non-2xx | worker RSS MB |", "|---|---|---|---|---|"]
+    lines = ["| phase | req/s | p50 / p95 / p99 ms | non-2xx | worker RSS MB | CPU ms per delivery: workers, "
+             "PostgreSQL; host busy |", "|---|---|---|---|---|---|"]
     intake_names = [name.format(backend=backend) for backend in ("sqlite", "postgresql") for name in INTAKE_PHASES]
     for name in ("roof", *intake_names):
         if name in phases:
@@ -163,8 +164,11 @@ def _phase_tables(results):
             label = intake_label(result) if name.startswith("intake") else name.replace("_", " ")
             runs = [result, result["reference"]] if "reference" in result else [result]
             for run, run_label in zip(runs, (label, f"durable write reference {result.get('backend')}")):
+                cpu = run.get("cpu_ms_per_delivery")
+                spent = (f"{cpu['workers']}, {cpu['postgres']}; {round(100 * run['host_busy_share'])} %"
+                         if cpu else "-")
                 lines.append(_row(run_label, run["requests_per_second"], _latency(run, "p50", "p95", "p99"),
-                                  run["non_2xx"], run["worker_peak_rss_mb"]))
+                                  run["non_2xx"], run["worker_peak_rss_mb"], spent))
     for backend in ("sqlite", "postgresql"):
         lists = phases.get(f"lists_{backend}")
         if not lists:

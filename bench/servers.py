@@ -105,6 +105,38 @@ class Gunicorn:
         self.stop()
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids=None, name=None):
+    """{pid: CPU seconds (user and system) used so far} of the processes `pids`, or of every process called `name`."""
+    used = {}
+    for entry in (map(str, pids) if pids is not None else os.listdir("/proc")):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if name is not None and stat[stat.index("(") + 1:stat.rindex(")")] != name:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        used[int(entry)] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return used
+
+
+def cpu_used_since(before, after):
+    """CPU seconds used between two cpu_seconds() readings by the processes alive at the second
+    (what a process that ended in between used is not counted)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def host_busy_seconds():
+    """(seconds every CPU of the host has run, and of them busy: not idle nor waiting for the disk)."""
+    values = list(map(int, Path("/proc/stat").read_text().splitlines()[0].split()[1:]))
+    return sum(values) / _TICKS, (sum(values) - values[3] - values[4]) / _TICKS
+
+
 class Process:
     """A long-running helper process (the scheduler), stopped with SIGTERM."""
 
