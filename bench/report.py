@@ -232,11 +232,13 @@ def two_instances_summary(results):
     if not pair:
         return None
     intake, decided = pair["intake"], pair["decisions"]
-    single = results["phases"].get("intake_postgresql")
+    run = _run_of(results, "two_instances")
+    # One instance's figure compares only when the same run measured it.
+    single = results["phases"].get("intake_postgresql") if _run_of(results, "intake_postgresql") is run else None
     lines = [
-        f"Run of {results['started_at']} ({results['machine']['cpus']} CPUs shared by both instances, the scheduler,",
+        f"Run of {run['started_at']} ({run['machine']['cpus']} CPUs shared by both instances, the scheduler,",
         "PostgreSQL and wrk; load average "
-        f"{results['machine']['load_average_at_start']} at the start):",
+        f"{run['machine']['load_average_at_start']} at the start):",
         "",
         "| | measured |",
         "|---|---|",
@@ -261,6 +263,11 @@ def two_instances_summary(results):
         "the PostgreSQL primary's commit rate is the limit.",
     ]
     return "\n".join(lines)
+
+
+def _run_of(results, phase):
+    """The run (started_at, machine) that measured `phase` of `results` (the report itself unless merged)."""
+    return next((run for run in results.get("runs", []) if phase in run["phase_names"]), results)
 
 
 def write_deployment_numbers(results, path=DEPLOYMENT):

@@ -33,3 +33,20 @@ def test_a_merge_with_a_cut_short_run_is_cut_short():
     cut = {**_run("T2", "bbb", {"lists_sqlite": 2}), "complete": False}
 
     assert report.merge([_run("T1", "aaa", {"intake_sqlite": 1}), cut])["complete"] is False
+
+
+def test_the_deployment_page_compares_two_instances_with_one_only_from_the_same_run():
+    pair = {"intake": {"requests_per_second": 300, "rows": {"tickets": 1, "duplicate_request_ids": 0},
+                       "numbers_gap_free": True, "non_2xx": 0, "every_2xx_stored": True},
+            "decisions": {"tickets_decided": 1, "answers": {"200": 1}, "delivered": 1,
+                          "epm": {"applied": 1, "received": 1, "token_fetches": 1}}}
+    earlier = {**_run("T1", "aaa", {"two_instances": 0, "intake_postgresql": 0})}
+    earlier["phases"] = {"two_instances": pair, "intake_postgresql": {"requests_per_second": 111}}
+    later = _run("T2", "bbb", {"intake_postgresql": 0})
+    later["phases"]["intake_postgresql"] = {"requests_per_second": 999}
+
+    alone = report.two_instances_summary(earlier)
+    merged = report.two_instances_summary(report.merge([earlier, later]))
+
+    assert "Run of T1" in alone and "| 111 |" in alone
+    assert "Run of T1" in merged and "999" not in merged and "one instance" not in merged
