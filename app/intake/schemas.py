@@ -61,7 +61,9 @@ def parse_json_object(raw_body):
     if not isinstance(document, dict):
         kind = _JSON_KINDS.get(type(document), "a number")
         raise BadRequest(NOT_AN_OBJECT, f"the body is JSON but {kind}, not an object")
-    return _storable(document)
+    # Only a \u escape can put a NUL or an unpaired surrogate into the parsed text: UTF-8 carries no
+    # surrogates and JSON no raw control characters inside a string.
+    return _storable(document) if "\\u" in text else document
 
 
 def _storable(value):

@@ -9,6 +9,8 @@ from app.intake import service
 from app.intake.schemas import DeliveryResultSchema
 
 bp = Blueprint("intake", __name__)
+# One instance: a marshmallow schema copies its declared fields each time one is made.
+_RESULT = DeliveryResultSchema()
 
 
 class PayloadTooLarge(BrokerError):
@@ -27,7 +29,7 @@ def webhook():
     except RequestEntityTooLarge:
         _reject_too_large(delivery, limit)
     incoming = service.receive(delivery)
-    return jsonify(result=DeliveryResultSchema().dump(incoming))
+    return jsonify(result=_RESULT.dump(incoming))
 
 
 def _reject_too_large(delivery, limit):
