@@ -143,3 +143,36 @@ def test_a_requester_is_found_by_sys_id_hashing_only_names_not_seen_before(clien
     assert set(learned) <= {"CORP\\jdoe", "CORP\\kim", "CORP\\mrivera"} and len(learned) == len(set(learned))
     assert hashed[names_at_first:] == ["CORP\\lee"]
     assert opened_by("CORP\\nobody") == [] and hashed[names_at_first:] == ["CORP\\lee"]
+
+
+def test_a_recent_requester_is_found_by_sys_id_without_reading_every_name(client, api_auth, monkeypatch):
+    from app.servicenow_api import people
+    from app.servicenow_api.fields import reference_sys_id
+
+    hashed = []
+
+    def counted(table, name):
+        hashed.append(name)
+        return reference_sys_id(table, name)
+
+    monkeypatch.setattr(people, "reference_sys_id", counted)
+    monkeypatch.setattr(people, "FIRST_OLDER_IDS", 2)
+    monkeypatch.setattr(people, "CATCH_UP_IDS", 1)
+    users = [f"CORP\\user{n}" for n in range(8)]
+    open_tickets(client, api_auth, users)
+    served = TABLES["incident"]
+    context = served.context("http://localhost")
+
+    def opened_by(name):
+        query = parse_query(f"opened_by={reference_sys_id('sys_user', name)}")
+        return [row.number for row in served.find(query, 100, 0, context, ("number",))[0]]
+
+    assert opened_by("CORP\\user7") == ["INC0010008"]
+    # Only the names of the newest tickets were read: the requester was among them.
+    assert sorted(hashed) == ["CORP\\user6", "CORP\\user7"]
+    hashed.clear()
+    # A sys_id of nobody's reads back to the oldest ticket, learning each older name once.
+    assert opened_by("CORP\\nobody") == []
+    assert sorted(hashed) == users[:6]
+    hashed.clear()
+    assert opened_by("CORP\\user0") == ["INC0010001"] and hashed == []
