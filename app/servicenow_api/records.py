@@ -136,7 +136,11 @@ def page_queries(ticket_type, query, limit, offset, context, names):
 def find_records(ticket_type, query, limit, offset, context, names):
     """(tasks of `ticket_type` matching `query`, one page with the fields in `names`; how many match in all)."""
     page, matching = page_queries(ticket_type, query, limit, offset, context, names)
-    return _read(page, computed_fields(names)), matching.count()
+    rows = _read(page, computed_fields(names))
+    if len(rows) < limit and (rows or not offset):
+        # The last page: what matches is what came before it and on it, without counting again.
+        return rows, offset + len(rows)
+    return rows, matching.count()
 
 
 def get_record(ticket_type, sys_id, context, names):

@@ -4,6 +4,8 @@ A person's tickets by name (`opened_byLIKE<name>^ORDERBYDESCopened_at`) through 
 migration 28, ticket numbers (`numberIN...`) through their unique index, and a person by sys_id through
 the requester's index: checked with EXPLAIN on ten thousand generated tickets, statistics gathered, so a
 change that makes one of them read every ticket fails here rather than at a million tickets."""
+import re
+
 import pytest
 
 from app import contract
@@ -49,10 +51,14 @@ def page_and_count(text):
 
 
 def assert_reads_no_table_in_full(text):
+    """No table holding rows is read in full: the tickets by an index, their JIT records and decisions by ticket.
+    (PostgreSQL reads an empty table, as the decisions are here, in full: nothing is cheaper.)"""
     if is_sqlite():
         assert "SCAN" not in text.replace("SCAN json_each", ""), text
     else:
-        assert "Seq Scan" not in text, text
+        scanned = set(re.findall(r"Seq Scan on (\w+)", text))
+        assert not [table for table in scanned
+                    if database.execute_sql(f'SELECT EXISTS (SELECT 1 FROM "{table}")').fetchone()[0]], text
 
 
 def test_perf_a_persons_tickets_by_name_read_the_search_index(history):

@@ -70,12 +70,29 @@ def test_a_ticket_page_costs_the_same_queries_for_one_record_and_for_many(client
     many, many_total, many_queries = read_page("incident", "", EVERY_TICKET_FIELD)
 
     assert (one_total, len(one), many_total, len(many)) == (1, 1, 6, 6)
-    # The page and its count: approval, active, the window and the email come with the page.
-    assert len(one_queries) == len(many_queries) == 2, many_queries
+    # The page alone (it is the last page: it holds the total): approval, active, the window and the email
+    # come with it.
+    assert len(one_queries) == len(many_queries) == 1, many_queries
     mrivera = "mrivera@example.com"
     assert [record["opened_by.email"]["value"] for record in many] == [mrivera, mrivera, "", "", mrivera, ""]
     assert {record["approval"]["value"] for record in many} == {"requested"}
     assert {record["active"]["value"] for record in many} == {"true"}
+
+
+def test_a_full_page_is_counted_and_the_last_page_counts_itself(client, api_auth):
+    open_tickets(client, api_auth, ["CORP\\mrivera", "CORP\\jdoe", "CORP\\kim"])
+    served = TABLES["incident"]
+    context = served.context("http://localhost")
+
+    def page(limit, offset):
+        with counted_queries() as statements:
+            rows, total = served.find(parse_query("ORDERBYnumber"), limit, offset, context, ("number",))
+        return [row.number for row in rows], total, len(statements)
+
+    assert page(2, 0) == (["INC0010001", "INC0010002"], 3, 2)
+    assert page(2, 2) == (["INC0010003"], 3, 1)
+    assert page(3, 0) == (["INC0010001", "INC0010002", "INC0010003"], 3, 2)
+    assert page(2, 4) == ([], 3, 2)
 
 
 def test_one_record_by_sys_id_is_one_query(client, api_auth):
