@@ -126,3 +126,13 @@ def test_a_page_of_people_is_written_as_its_values_are(client, reader_auth, vari
 
     assert answer.json["result"]
     assert answer.data == expected_answer(table, "", TABLES[table].default_fields, ("all", True))
+
+
+def test_an_app_writing_indented_json_answers_indented_as_before(app, client, reader_auth, varied_tickets):
+    """Flask in debug mode (or with compact JSON turned off) indents its answers: the records' text is too."""
+    app.json.compact = False
+    answer = client.get("/api/now/table/incident", headers=reader_auth,
+                        query_string={"sysparm_display_value": "all", "sysparm_query": "ORDERBYDESCopened_at"})
+
+    assert b'\n  "result": [\n    {\n      "active": {\n' in answer.data
+    assert answer.data == expected_answer("incident", "ORDERBYDESCopened_at", FIELDS, ("all", True))
