@@ -29,17 +29,18 @@ def _email_of(name_column):
 # Tickets being written at once may commit out of id order (PostgreSQL's sequence hands out ids
 # before commit): each catch-up reads again the names of this many ids below the newest it saw.
 CATCH_UP_IDS = 1000
-# Ids read back at first when a sys_id is not among the names learned; each further step reads twice as many.
-FIRST_OLDER_IDS = 10_000
+# Ids read below those already read when a sys_id is not among the names learned, before every name is read.
+RECENT_IDS = 2000
 
 
 class _Learned:
     """What one process has learned of one database's names: {sys_id: name} of the tickets with ids
-    from `lowest` to `newest`, read newest first."""
+    from `lowest` to `newest` (RECENT_IDS below the first lookup's newest once `recent_read`), or of every
+    ticket once `complete`."""
 
     def __init__(self, newest):
         self.by_sys_id, self.names = {}, set()
-        self.newest, self.lowest, self.step = newest, newest + 1, FIRST_OLDER_IDS
+        self.newest, self.lowest, self.recent_read, self.complete = newest, newest + 1, False, False
 
 
 class NameIndex:
@@ -47,11 +48,11 @@ class NameIndex:
 
     A sys_id is a hash of the name (app/servicenow_api/fields.py), so finding the name of one means
     hashing names. A ticket's requester and assignment group are set when the ticket is made and never
-    change, so what is learned stays true: a lookup reads the names of the tickets made since the last one
-    (by id, through the primary key), and only when a sys_id is not among the names learned, those of older
-    tickets, newest first, in growing steps until it is found or every ticket's name has been read. The
-    sys_ids clients ask about come from recent answers, so a process rarely reads the whole history.
-    Each name is hashed once; names whose tickets were deleted stay: they match no ticket."""
+    change, so what is learned stays true: a lookup reads the names of the tickets made since the last one,
+    and only when a sys_id is not among the names learned, those of the RECENT_IDS tickets before them
+    (the sys_ids clients ask about come from recent answers), then, still not found, every distinct name
+    once. Recent tickets are read by id through the primary key; every name in one pass of the column's
+    index. Each name is hashed once; names whose tickets were deleted stay: they match no ticket."""
 
     def __init__(self, table, column):
         self.table, self.column = table, column
@@ -73,10 +74,16 @@ class NameIndex:
         return Task.select(self.column).where(self.column.is_null(False) & (self.column != ""))
 
     def _learn(self, learned, names):
-        for (name,) in names.distinct().tuples():
+        for (name,) in names.tuples():
             if name not in learned.names:
                 learned.names.add(name)
                 learned.by_sys_id[reference_sys_id(self.table, name)] = name
+
+    def _learn_ids(self, learned, low, high=None):
+        """Learn the names of the tickets with ids from `low` (below `high`): a range of the primary key,
+        in its order (a DISTINCT would have the planner walk the whole of the column's index instead)."""
+        ids = (Task.id >= low) if high is None else (Task.id >= low) & (Task.id < high)
+        self._learn(learned, self._names().where(ids).order_by(Task.id))
 
     def _caught_up(self):
         newest = Task.select(fn.MAX(Task.id)).scalar() or 0
@@ -85,19 +92,21 @@ class NameIndex:
             # First lookup here, or a database made again: nothing read yet.
             learned = self._indexes[database.obj] = _Learned(newest)
         else:
-            self._learn(learned, self._names().where(Task.id > learned.newest - CATCH_UP_IDS))
+            self._learn_ids(learned, learned.newest - CATCH_UP_IDS + 1)
             learned.lowest = min(learned.lowest, learned.newest - CATCH_UP_IDS + 1)
             learned.newest = newest
         return learned
 
     def _read_older(self, learned):
-        """Learn the names of the next older tickets; False once every ticket's name has been read."""
-        oldest = Task.select(fn.MIN(Task.id)).scalar()
-        if oldest is None or learned.lowest <= oldest:
+        """Learn more names: the recent tickets' below those read, else every name; False once all are known."""
+        if learned.complete:
             return False
-        low = learned.lowest - learned.step
-        self._learn(learned, self._names().where((Task.id >= low) & (Task.id < learned.lowest)))
-        learned.lowest, learned.step = low, learned.step * 2
+        if not learned.recent_read:
+            self._learn_ids(learned, learned.lowest - RECENT_IDS, learned.lowest)
+            learned.lowest, learned.recent_read = learned.lowest - RECENT_IDS, True
+        else:
+            self._learn(learned, self._names().distinct())
+            learned.complete = True
         return True
 
 

@@ -173,7 +173,7 @@ def test_a_recent_requester_is_found_by_sys_id_without_reading_every_name(client
         return reference_sys_id(table, name)
 
     monkeypatch.setattr(people, "reference_sys_id", counted)
-    monkeypatch.setattr(people, "FIRST_OLDER_IDS", 2)
+    monkeypatch.setattr(people, "RECENT_IDS", 2)
     monkeypatch.setattr(people, "CATCH_UP_IDS", 1)
     users = [f"CORP\\user{n}" for n in range(8)]
     open_tickets(client, api_auth, users)
@@ -188,7 +188,7 @@ def test_a_recent_requester_is_found_by_sys_id_without_reading_every_name(client
     # Only the names of the newest tickets were read: the requester was among them.
     assert sorted(hashed) == ["CORP\\user6", "CORP\\user7"]
     hashed.clear()
-    # A sys_id of nobody's reads back to the oldest ticket, learning each older name once.
+    # A sys_id of nobody's has every name read, each older one learned once.
     assert opened_by("CORP\\nobody") == []
     assert sorted(hashed) == users[:6]
     hashed.clear()
