@@ -3,6 +3,7 @@
 A reference field's value is the referenced record's sys_id; people and assignment groups are
 names on a ticket, so their sys_ids are derived from the name (`reference_sys_id`): the same
 person has the same sys_id in every answer, with or without a broker account."""
+import json
 import uuid
 from dataclasses import dataclass
 from functools import lru_cache
@@ -73,3 +74,15 @@ def written(value, mode, with_links, context):
     if mode == "all":
         return {"value": actual, "display_value": display}
     return display if mode == "true" else actual
+
+
+def written_record(values, names, answer, context):
+    """A record's fields in `names` as the answer holds them: {field: written value}."""
+    mode, links = answer
+    return {name: written(values[name], mode, links, context) for name in names if name in values}
+
+
+def dumps(value):
+    """`value` as JSON text as the answers write it (Flask's jsonify out of debug mode): keys sorted,
+    ASCII only, no spaces."""
+    return json.dumps(value, ensure_ascii=True, sort_keys=True, separators=(",", ":"))

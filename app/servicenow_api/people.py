@@ -29,20 +29,34 @@ def _email_of(name_column):
 # Tickets being written at once may commit out of id order (PostgreSQL's sequence hands out ids
 # before commit): each catch-up reads again the names of this many ids below the newest it saw.
 CATCH_UP_IDS = 1000
+# Ids read below those already read when a sys_id is not among the names learned, before every name is read.
+RECENT_IDS = 2000
+
+
+class _Learned:
+    """What one process has learned of one database's names: {sys_id: name} of the tickets with ids
+    from `lowest` to `newest` (RECENT_IDS below the first lookup's newest once `recent_read`), or of every
+    ticket once `complete`."""
+
+    def __init__(self, newest):
+        self.by_sys_id, self.names = {}, set()
+        self.newest, self.lowest, self.recent_read, self.complete = newest, newest + 1, False, False
 
 
 class NameIndex:
-    """{sys_id: name} of the names one Task column holds, kept per process and database.
+    """{sys_id: name} of the names one Task column holds, learned per process and database as lookups need it.
 
     A sys_id is a hash of the name (app/servicenow_api/fields.py), so finding the name of one means
     hashing names. A ticket's requester and assignment group are set when the ticket is made and never
-    change, so the index only grows: a lookup reads the names of the tickets made since the last one
-    (by id, through the primary key) and hashes the names it has not seen, instead of every distinct
-    name on every lookup. Names whose tickets were deleted stay: they match no ticket."""
+    change, so what is learned stays true: a lookup reads the names of the tickets made since the last one,
+    and only when a sys_id is not among the names learned, those of the RECENT_IDS tickets before them
+    (the sys_ids clients ask about come from recent answers), then, still not found, every distinct name
+    once. Recent tickets are read by id through the primary key; every name in one pass of the column's
+    index. Each name is hashed once; names whose tickets were deleted stay: they match no ticket."""
 
     def __init__(self, table, column):
         self.table, self.column = table, column
-        self._indexes = weakref.WeakKeyDictionary()  # database -> (by sys_id, newest id read)
+        self._indexes = weakref.WeakKeyDictionary()  # database -> _Learned
         self._lock = threading.Lock()
 
     def resolve(self, items):
@@ -51,21 +65,49 @@ class NameIndex:
         if not wanted:
             return {}
         with self._lock:
-            by_sys_id = self._caught_up()
-            return {sys_id: by_sys_id[sys_id] for sys_id in wanted if sys_id in by_sys_id}
+            learned = self._caught_up()
+            while not wanted <= learned.by_sys_id.keys() and self._read_older(learned):
+                pass
+            return {sys_id: learned.by_sys_id[sys_id] for sys_id in wanted if sys_id in learned.by_sys_id}
+
+    def _names(self):
+        return Task.select(self.column).where(self.column.is_null(False) & (self.column != ""))
+
+    def _learn(self, learned, names):
+        for (name,) in names.tuples():
+            if name not in learned.names:
+                learned.names.add(name)
+                learned.by_sys_id[reference_sys_id(self.table, name)] = name
+
+    def _learn_ids(self, learned, low, high=None):
+        """Learn the names of the tickets with ids from `low` (below `high`): a range of the primary key,
+        in its order (a DISTINCT would have the planner walk the whole of the column's index instead)."""
+        ids = (Task.id >= low) if high is None else (Task.id >= low) & (Task.id < high)
+        self._learn(learned, self._names().where(ids).order_by(Task.id))
 
     def _caught_up(self):
-        by_sys_id, seen = self._indexes.get(database.obj, ({}, None))
         newest = Task.select(fn.MAX(Task.id)).scalar() or 0
-        names = Task.select(self.column).where(self.column.is_null(False) & (self.column != ""))
-        if seen is not None and newest >= seen:
-            names = names.where(Task.id > seen - CATCH_UP_IDS)
-        known = set(by_sys_id.values())
-        for (name,) in names.distinct().tuples():
-            if name not in known:
-                by_sys_id[reference_sys_id(self.table, name)] = name
-        self._indexes[database.obj] = (by_sys_id, newest)
-        return by_sys_id
+        learned = self._indexes.get(database.obj)
+        if learned is None or newest < learned.newest:
+            # First lookup here, or a database made again: nothing read yet.
+            learned = self._indexes[database.obj] = _Learned(newest)
+        else:
+            self._learn_ids(learned, learned.newest - CATCH_UP_IDS + 1)
+            learned.lowest = min(learned.lowest, learned.newest - CATCH_UP_IDS + 1)
+            learned.newest = newest
+        return learned
+
+    def _read_older(self, learned):
+        """Learn more names: the recent tickets' below those read, else every name; False once all are known."""
+        if learned.complete:
+            return False
+        if not learned.recent_read:
+            self._learn_ids(learned, learned.lowest - RECENT_IDS, learned.lowest)
+            learned.lowest, learned.recent_read = learned.lowest - RECENT_IDS, True
+        else:
+            self._learn(learned, self._names().distinct())
+            learned.complete = True
+        return True
 
 
 USER_NAMES = NameIndex(USER_TABLE, Task.requester)

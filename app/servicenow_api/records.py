@@ -3,15 +3,19 @@
 Every field a record shows can be queried and ordered by: computed ones (`approval`, `active`,
 the access window) as SQL expressions, so a query, its count and its page are one database
 answer however the conditions are combined."""
+import re
+from collections import namedtuple
 from datetime import datetime
+from functools import lru_cache
 
 from peewee import Case, Value, fn
 
 from app import contract
+from app.db import database
 from app.itsm.base import APPROVED, NOT_REQUESTED, REJECTED, REQUESTED
 from app.models import AdminTicket, ApplicationAccessTicket, Decision, Task
 from app.servicenow_api import compiler
-from app.servicenow_api.fields import GROUP_TABLE, USER_TABLE, Field, reference
+from app.servicenow_api.fields import GROUP_TABLE, USER_TABLE, Field, reference, reference_sys_id
 from app.servicenow_api.people import GROUP_WALKS, USER_WALKS, group_sys_ids, user_sys_ids
 
 APPROVAL_CHOICES = ((APPROVED, "Approved"), (REJECTED, "Rejected"), (REQUESTED, "Requested"),
@@ -89,71 +93,134 @@ RECORD_COLUMNS = (Task.id, Task.sys_id, Task.number, Task.sys_class_name, Task.s
                   Task.closed_at, Task.updated_at)
 
 
-def _page_select(fields, names):
-    """Task rows with the computed fields among `names` as extra columns."""
-    extra = [fields[name].expression.alias(alias) for name, alias in COMPUTED.items() if name in names]
+@lru_cache(maxsize=None)
+def row_type(computed):
+    """The row a page is read into: the Task columns, then the computed fields in `computed` (their aliases).
+
+    A plain tuple with names, not a model instance: a page of thousands of records is read as the
+    database answers it, and the values are written from it (ticket_json.py)."""
+    return namedtuple("TaskRow", [column.name for column in RECORD_COLUMNS] + [COMPUTED[name] for name in computed])
+
+
+def computed_fields(names):
+    """The computed fields among `names`, in COMPUTED's order: what `row_type` is made for."""
+    wanted = set(names)
+    return tuple(name for name in COMPUTED if name in wanted)
+
+
+def _page_select(fields, computed):
+    """Task rows with the fields in `computed` as extra columns."""
+    extra = [fields[name].expression.alias(COMPUTED[name]) for name in computed]
     return Task.select(*RECORD_COLUMNS, *extra)
 
 
-def find_records(ticket_type, query, limit, offset, context, names):
-    """(tasks of `ticket_type` matching `query`, one page with the fields in `names`; how many match in all)."""
+def _read(select, computed):
+    """The rows of `select` as `row_type(computed)`, values as the database driver answers them."""
+    sql, params = select.sql()
+    make = row_type(computed)._make
+    return [make(row) for row in database.execute_sql(sql, params).fetchall()]
+
+
+def page_queries(ticket_type, query, limit, offset, context, names):
+    """(the SELECT of one page of tasks of `ticket_type` matching `query` with the fields in `names`,
+    the SELECT counting them all)."""
     fields = task_fields(context)
     condition = (Task.sys_class_name == ticket_type.table) & compiler.compile_query(query, fields, context)
     orderings = [fields[name].expression.desc() if descending else fields[name].expression.asc()
                  for name, descending in query.order_by]
-    page = _page_select(fields, names).where(condition)
+    page = _page_select(fields, computed_fields(names)).where(condition)
     page = page.order_by(*orderings, Task.id) if orderings else page.order_by(Task.opened_at, Task.id)
-    return list(page.limit(limit).offset(offset)), Task.select(Task.id).where(condition).count()
+    return page.limit(limit).offset(offset), Task.select(Task.id).where(condition)
+
+
+def find_records(ticket_type, query, limit, offset, context, names):
+    """(tasks of `ticket_type` matching `query`, one page with the fields in `names`; how many match in all)."""
+    page, matching = page_queries(ticket_type, query, limit, offset, context, names)
+    rows = _read(page, computed_fields(names))
+    if len(rows) < limit and (rows or not offset):
+        # The last page: what matches is what came before it and on it, without counting again.
+        return rows, offset + len(rows)
+    return rows, matching.count()
 
 
 def get_record(ticket_type, sys_id, context, names):
     """The task of `ticket_type` with `sys_id` and the fields in `names`, or None."""
-    return (_page_select(task_fields(context), names)
-            .where((Task.sys_id == sys_id) & (Task.sys_class_name == ticket_type.table)).first())
+    computed = computed_fields(names)
+    rows = _read(_page_select(task_fields(context), computed)
+                 .where((Task.sys_id == sys_id) & (Task.sys_class_name == ticket_type.table)).limit(1), computed)
+    return rows[0] if rows else None
 
 
-def _time(value):
+# A date-time as SQLite stores it: its first 19 characters are the value at the second.
+_STORED_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?")
+
+
+def time_text(value):
+    """A date-time column's value as ServiceNow writes it, at the second: '' for none."""
     if isinstance(value, str):
-        # SQLite answers a computed date-time column as its stored text.
+        if _STORED_TIME.fullmatch(value):
+            return value[:19]
         value = datetime.fromisoformat(value)
-    return value.strftime(TIME_FORMAT) if value else ""
+    if not value:
+        return ""
+    # isoformat() is several times cheaper than strftime(), and the same from year 1000 on.
+    return value.isoformat(" ")[:19] if value.year >= 1000 else value.strftime(TIME_FORMAT)
 
 
-# Fields read straight off the task: each made only when asked for, so a page of thousands of records pays
-# for the fields it shows.
+def _text(value):
+    return value or ""
+
+
+def _same(value):
+    return value
+
+
+# Fields read straight off the task: field -> (row attribute, how its value is written as text).
 PLAIN = {
-    "sys_id": lambda task: task.sys_id, "number": lambda task: task.number,
-    "sys_class_name": lambda task: task.sys_class_name,
-    "short_description": lambda task: task.short_description or "", "category": lambda task: task.category or "",
-    "opened_at": lambda task: _time(task.opened_at), "closed_at": lambda task: _time(task.closed_at),
-    "sys_created_on": lambda task: _time(task.opened_at), "sys_updated_on": lambda task: _time(task.updated_at),
-    "correlation_id": lambda task: task.request_id or "",
+    "sys_id": ("sys_id", _same), "number": ("number", _same), "sys_class_name": ("sys_class_name", _same),
+    "short_description": ("short_description", _text), "category": ("category", _text),
+    "opened_at": ("opened_at", time_text), "closed_at": ("closed_at", time_text),
+    "sys_created_on": ("opened_at", time_text), "sys_updated_on": ("updated_at", time_text),
+    "correlation_id": ("request_id", _text),
+    "start_date": (COMPUTED["start_date"], time_text), "end_date": (COMPUTED["end_date"], time_text),
+    "active": (COMPUTED["active"], _same),
 }
+
+
+def state_pair(sys_class_name, state):
+    """A ticket's state as (value, display value)."""
+    return str(state), contract.TICKET_TYPES[sys_class_name].state_label(state)
+
+
+def approval_pair(approval):
+    return approval, dict(APPROVAL_CHOICES).get(approval, approval)
+
+
+def reference_walks(name, key, email):
+    """The dot-walked fields of reference `name` naming `key` ('' for none): {field: value}."""
+    table, _column, walks = REFERENCES[name]
+    walked = {"sys_id": reference_sys_id(table, key) if key else "", "name": key, "user_name": key, "email": email}
+    return {f"{name}.{walk}": walked[walk] for walk in walks if walk in walked}
 
 
 def record_values(task, context, names):
     """The fields in `names` of one ticket read by find_records or get_record: (value, display value) pairs,
     references as Reference. Nothing here reads the database."""
     wanted = set(names)
-    computed = {name: getattr(task, alias) for name, alias in COMPUTED.items() if name in wanted}
-    values = {}
-    if "approval" in computed:
-        values["approval"] = (computed["approval"], dict(APPROVAL_CHOICES).get(computed["approval"],
-                                                                                computed["approval"]))
-    values.update({name: _pair(_time(computed[name])) for name in ("start_date", "end_date") if name in computed})
-    if "active" in computed:
-        values["active"] = _pair(computed["active"])
-    values.update({name: _pair(PLAIN[name](task)) for name in wanted if name in PLAIN})
+    values = {name: _pair(write(getattr(task, attribute))) for name, (attribute, write) in PLAIN.items()
+              if name in wanted}
+    if "approval" in wanted:
+        values["approval"] = approval_pair(getattr(task, COMPUTED["approval"]))
     if "state" in wanted:
-        values["state"] = (str(task.state), task.state_label)
-    for name, (table, column, walks) in REFERENCES.items():
+        values["state"] = state_pair(task.sys_class_name, task.state)
+    for name, (table, column, _walks) in REFERENCES.items():
         if not any(asked == name or asked.startswith(f"{name}.") for asked in wanted):
             continue
         key = getattr(task, column.name) or ""
         values[name] = reference(table, key) or ("", "")
-        walked = {"sys_id": values[name].sys_id if key else "", "name": key, "user_name": key,
-                  "email": computed.get(f"{name}.email", "")}
-        values.update({f"{name}.{walk}": _pair(walked[walk]) for walk in walks if walk in walked})
+        email_alias = COMPUTED.get(f"{name}.email")
+        email = getattr(task, email_alias) if email_alias and f"{name}.email" in wanted else ""
+        values.update({walk: _pair(value) for walk, value in reference_walks(name, key, email).items()})
     return {name: values[name] for name in names if name in values}
 
 

@@ -1,14 +1,14 @@
 """The tables the Table API serves: the four ticket tables, read-only sys_user and sys_user_group.
 
 Each answers the same questions, so the views treat them alike: which fields it has, which it
-shows by default, a page of records matching a query with the total, one record by sys_id, and
-a record's values.
+shows by default, a page of records matching a query with the total, one record by sys_id, a
+record's values, and a writer of a record's JSON text for the fields and display mode asked.
 A page is read in one query with every field it shows (no query per record): `find` and `get` are
 told the fields asked for, and `values` only arranges what they read."""
 from app import contract
 from app.models import Configuration
-from app.servicenow_api import records
-from app.servicenow_api.fields import Context
+from app.servicenow_api import records, ticket_json
+from app.servicenow_api.fields import Context, dumps, written_record
 from app.servicenow_api.people import GROUPS, USERS
 
 
@@ -34,6 +34,9 @@ class TicketTable:
     def values(self, task, context, names):
         return records.record_values(task, context, names)
 
+    def writer(self, names, context, answer):
+        return ticket_json.record_writer(names, context, answer)
+
 
 class PeopleTable:
     """sys_user or sys_user_group: names the tickets hold, as records."""
@@ -56,6 +59,9 @@ class PeopleTable:
 
     def values(self, name, context, names):
         return self.names.values(name, context, names)
+
+    def writer(self, names, context, answer):
+        return lambda row: dumps(written_record(self.values(row, context, names), names, answer, context))
 
 
 TABLES = {**{name: TicketTable(ticket_type) for name, ticket_type in contract.TICKET_TYPES.items()},

@@ -4,16 +4,18 @@ A PAM product or a script using pysnc or pysnow can check a JIT ticket against t
 would against an instance: `/api/now/table`, `/api/now/v1/table` and `/api/now/v2/table` alike,
 encoded queries, paging with `Link` and `X-Total-Count`, references, dot-walking, display values,
 and the Batch (app/servicenow_api/batch.py) and Aggregate (app/servicenow_api/stats.py) subsets."""
+import json
 from urllib.parse import urlencode
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 
 from app import contract
 from app.auth.basic import require_roles
 from app.errors import BadRequest, NotFound
 from app.fields import MAX_OFFSET
 from app.servicenow_api.compiler import NoRows
-from app.servicenow_api.fields import written
+from app.servicenow_api.fields import written_record
 from app.servicenow_api.query import QueryError, parse_query
 from app.servicenow_api.tables import TABLES
 
@@ -81,9 +83,22 @@ def answer_format():
 
 
 def document(table, row, names, context, answer):
-    values = table.values(row, context, names)
-    mode, links = answer
-    return {name: written(values[name], mode, links, context) for name in names if name in values}
+    """One record as the answer holds it: {field: written value}."""
+    return written_record(table.values(row, context, names), names, answer, context)
+
+
+def _writes_compact_json():
+    """Whether jsonify writes as fields.dumps does: Flask's own JSON, out of debug mode."""
+    provider = current_app.json
+    compact = provider.compact if provider.compact is not None else not current_app.debug
+    return isinstance(provider, DefaultJSONProvider) and provider.sort_keys and provider.ensure_ascii and compact
+
+
+def result_answer(text):
+    """The answer `{"result": ...}` around the JSON text of its records, as jsonify(result=...) writes it."""
+    if not _writes_compact_json():
+        return jsonify(result=json.loads(text))
+    return current_app.response_class(f'{{"result":{text}}}\n', mimetype=current_app.json.mimetype)
 
 
 def base_url():
@@ -119,7 +134,8 @@ def list_records(table):
         rows, total = served.find(query, limit, offset, context, names)
     except NoRows:
         rows, total = [], 0
-    response = jsonify(result=[document(served, row, names, context, answer) for row in rows])
+    write = served.writer(names, context, answer)
+    response = result_answer("[" + ",".join([write(row) for row in rows]) + "]")
     response.headers["X-Total-Count"] = str(total)
     if not suppress_links:
         response.headers["Link"] = page_links(limit, offset, total)
@@ -134,7 +150,7 @@ def get_record(table, sys_id):
     row = served.get(sys_id, context, names)
     if row is None:
         raise NotFound("No Record found", "Record doesn't exist or ACL restricts the record retrieval")
-    return jsonify(result=document(served, row, names, context, answer))
+    return result_answer(served.writer(names, context, answer)(row))
 
 
 for _path in TABLE_PATHS:

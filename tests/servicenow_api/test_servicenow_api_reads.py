@@ -70,12 +70,29 @@ def test_a_ticket_page_costs_the_same_queries_for_one_record_and_for_many(client
     many, many_total, many_queries = read_page("incident", "", EVERY_TICKET_FIELD)
 
     assert (one_total, len(one), many_total, len(many)) == (1, 1, 6, 6)
-    # The page and its count: approval, active, the window and the email come with the page.
-    assert len(one_queries) == len(many_queries) == 2, many_queries
+    # The page alone (it is the last page: it holds the total): approval, active, the window and the email
+    # come with it.
+    assert len(one_queries) == len(many_queries) == 1, many_queries
     mrivera = "mrivera@example.com"
     assert [record["opened_by.email"]["value"] for record in many] == [mrivera, mrivera, "", "", mrivera, ""]
     assert {record["approval"]["value"] for record in many} == {"requested"}
     assert {record["active"]["value"] for record in many} == {"true"}
+
+
+def test_a_full_page_is_counted_and_the_last_page_counts_itself(client, api_auth):
+    open_tickets(client, api_auth, ["CORP\\mrivera", "CORP\\jdoe", "CORP\\kim"])
+    served = TABLES["incident"]
+    context = served.context("http://localhost")
+
+    def page(limit, offset):
+        with counted_queries() as statements:
+            rows, total = served.find(parse_query("ORDERBYnumber"), limit, offset, context, ("number",))
+        return [row.number for row in rows], total, len(statements)
+
+    assert page(2, 0) == (["INC0010001", "INC0010002"], 3, 2)
+    assert page(2, 2) == (["INC0010003"], 3, 1)
+    assert page(3, 0) == (["INC0010001", "INC0010002", "INC0010003"], 3, 2)
+    assert page(2, 4) == ([], 3, 2)
 
 
 def test_one_record_by_sys_id_is_one_query(client, api_auth):
@@ -143,3 +160,36 @@ def test_a_requester_is_found_by_sys_id_hashing_only_names_not_seen_before(clien
     assert set(learned) <= {"CORP\\jdoe", "CORP\\kim", "CORP\\mrivera"} and len(learned) == len(set(learned))
     assert hashed[names_at_first:] == ["CORP\\lee"]
     assert opened_by("CORP\\nobody") == [] and hashed[names_at_first:] == ["CORP\\lee"]
+
+
+def test_a_recent_requester_is_found_by_sys_id_without_reading_every_name(client, api_auth, monkeypatch):
+    from app.servicenow_api import people
+    from app.servicenow_api.fields import reference_sys_id
+
+    hashed = []
+
+    def counted(table, name):
+        hashed.append(name)
+        return reference_sys_id(table, name)
+
+    monkeypatch.setattr(people, "reference_sys_id", counted)
+    monkeypatch.setattr(people, "RECENT_IDS", 2)
+    monkeypatch.setattr(people, "CATCH_UP_IDS", 1)
+    users = [f"CORP\\user{n}" for n in range(8)]
+    open_tickets(client, api_auth, users)
+    served = TABLES["incident"]
+    context = served.context("http://localhost")
+
+    def opened_by(name):
+        query = parse_query(f"opened_by={reference_sys_id('sys_user', name)}")
+        return [row.number for row in served.find(query, 100, 0, context, ("number",))[0]]
+
+    assert opened_by("CORP\\user7") == ["INC0010008"]
+    # Only the names of the newest tickets were read: the requester was among them.
+    assert sorted(hashed) == ["CORP\\user6", "CORP\\user7"]
+    hashed.clear()
+    # A sys_id of nobody's has every name read, each older one learned once.
+    assert opened_by("CORP\\nobody") == []
+    assert sorted(hashed) == users[:6]
+    hashed.clear()
+    assert opened_by("CORP\\user0") == ["INC0010001"] and hashed == []
