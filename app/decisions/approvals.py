@@ -4,6 +4,7 @@ Neither approver may be the requester; a denial needs one person. Nobody approve
 are being evaluated (`Task.approvals_required` is None until then): nobody knows yet if one is enough."""
 from app import contract
 from app.audit import service as audit
+from app.auth import step_up
 from app.db import write_transaction
 from app.decisions import service as decisions
 from app.decisions.models import APPROVAL_PENDING, APPROVAL_USED, PendingApproval
@@ -24,10 +25,13 @@ def pending_approval(task):
 
 
 def submit_decision(task, account, decision, reason, duration_unit=None, duration_value=None, ticket_url="",
-                    via=None, send_now=True):
+                    via=None, send_now=True, authenticated_at=None):
     """Decide, or record a first approval; returns the Decision, or the PendingApproval when one is recorded.
-    `via` and `send_now` as for decisions.decide."""
+    `via` and `send_now` as for decisions.decide; `authenticated_at`, when the identity provider last
+    authenticated the person (seconds since the epoch), for the approvals that need it fresh (app/auth/step_up.py)."""
     is_approval = str(decision or "").strip().capitalize() == contract.DECISION_APPROVED
+    if is_approval:
+        step_up.require_fresh(account, task, authenticated_at)
     # Read now, not from `task`: the policies may have finished since it was read.
     required = Task.select(Task.approvals_required).where(Task.id == task.id).scalar()
     if is_approval and required is None:

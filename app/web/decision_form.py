@@ -61,8 +61,9 @@ def form_view(task, decision, values, errors=None, message=None):
     }
 
 
-def submit(task, decision, values, account):
-    """Record `account`'s decision from the form's `values`: back to the ticket, or the form again with the refusal."""
+def submit(task, decision, values, account, authenticated_at=None):
+    """Record `account`'s decision from the form's `values`: back to the ticket, or the form again with the refusal.
+    `authenticated_at`: when the identity provider last authenticated the person (approvals.submit_decision)."""
     is_approval = decision == contract.DECISION_APPROVED
     try:
         # A policy may require two approvers: the first approval is then stored, not sent.
@@ -70,7 +71,7 @@ def submit(task, decision, values, account):
             task, account, decision, values["reason"],
             values["duration_unit"] if is_approval else None,
             values["duration_value"] if is_approval else None,
-            ticket_url(task),
+            ticket_url(task), authenticated_at=authenticated_at,
         )
     except (BadRequest, Conflict) as error:
         errors = error.extra.get("fields", {}) if isinstance(error, BadRequest) else {}

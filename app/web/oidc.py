@@ -84,9 +84,14 @@ def start():
     return _send_to_provider({"next": safe_next(request.args.get("next"))})
 
 
+def authenticated_at():
+    """When the identity provider last authenticated this session's person (seconds since the epoch), or None."""
+    return session.get(AUTH_TIME)
+
+
 def fresh_enough():
     """Whether this session's provider authentication is recent enough to record an Admin Access approval."""
-    return step_up.is_fresh(session.get(AUTH_TIME), current_app.extensions["settings"].oidc_step_up_max_age)
+    return step_up.is_fresh(authenticated_at(), current_app.extensions["settings"].oidc_step_up_max_age)
 
 
 def begin_step_up(task, slug, values):
@@ -167,7 +172,8 @@ def _finish_step_up(entry, claims, token):
     stash = entry["step_up"]
     task = find_task(stash["number"])
     audit.record(oidc.STEP_UP, account, "ticket", task.number, {"auth_time": auth_time})
-    return decision_form.submit(task, labels.DECISIONS_BY_SLUG[stash["slug"]], stash["values"], account)
+    return decision_form.submit(task, labels.DECISIONS_BY_SLUG[stash["slug"]], stash["values"], account,
+                                authenticated_at=auth_time)
 
 
 def sign_out_redirect(account):

@@ -203,7 +203,7 @@ def decide(number, slug):
                                            message=error.message)
             return render_template("tickets/decision.html", **view), error.status
         return oidc.begin_step_up(task, slug, values)
-    return decision_form.submit(task, decision, values, g.account)
+    return decision_form.submit(task, decision, values, g.account, authenticated_at=oidc.authenticated_at())
 
 
 @bp.post("/tickets/<number>/state")
