@@ -172,8 +172,17 @@ class _RowWriter(logging.Handler):
         try:
             with self.own.connection_context(), self.own.atomic():
                 record.model.insert(record.row).execute(self.own)
-        except Exception as error:  # noqa: BLE001 - e.g. the table is not there before `init`
+        except Exception as error:  # noqa: BLE001
+            if not self._table_exists(record.model):
+                return  # a new database before its first migration (`init`): the line went to stdout
             _complain(f"a {record.model._meta.table_name} row could not be stored: {error!r}")
+
+    def _table_exists(self, model):
+        try:
+            with self.own.connection_context():
+                return self.own.table_exists(model._meta.table_name)
+        except Exception:  # noqa: BLE001 - the database does not answer: that is worth the complaint
+            return True
 
 
 class _Listener(QueueListener):

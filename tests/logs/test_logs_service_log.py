@@ -184,3 +184,39 @@ def test_refused_webhook_authentications_are_stored_for_the_dashboard(app, clien
     assert len(refused) == 2
     assert "(HTTP 401)" in refused[0] and "'nobody'" in refused[0]
     assert "(HTTP 403)" in refused[1] and "'jchen'" in refused[1]
+
+
+def test_a_new_database_before_its_first_migration_logs_to_stdout_without_a_complaint(tmp_path, capfd, monkeypatch):
+    """What `jitbroker init` prints first (the audit key it generated) comes before the app-log table exists."""
+    from app import create_app
+
+    monkeypatch.setattr(log_store, "_complained_at", None)
+    app = create_app({"database_url": f"sqlite:///{tmp_path}/new.db", "secret_key": "test-secret-key"})
+    with app.app_context():
+        log.warning("logged before the first migration")
+        assert log_store.flush(5)
+
+    assert "could not be stored" not in capfd.readouterr().err
+
+
+def test_a_row_the_database_refuses_is_complained_about(app, capfd, monkeypatch):
+    from app.db import database
+    from app.logs.models import AppLog
+
+    monkeypatch.setattr(log_store, "_complained_at", None)
+    table = AppLog._meta.table_name
+    sqlite = app.extensions["settings"].database_url.startswith("sqlite")
+    if sqlite:
+        database.execute_sql(f'CREATE TRIGGER refuse BEFORE INSERT ON "{table}" BEGIN SELECT RAISE(ABORT, \'refused\'); END')
+    else:
+        database.execute_sql("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ "
+                             "LANGUAGE plpgsql")
+        database.execute_sql(f'CREATE TRIGGER refuse BEFORE INSERT ON "{table}" FOR EACH ROW EXECUTE FUNCTION refuse()')
+    try:
+        log.warning("a line the table refuses")
+        log_store.flush(5)
+        assert "row could not be stored" in capfd.readouterr().err
+    finally:
+        database.execute_sql(f'DROP TRIGGER refuse{"" if sqlite else f" ON {table}"}')
+        if not sqlite:
+            database.execute_sql("DROP FUNCTION refuse()")
