@@ -12,12 +12,12 @@ limit itself, after checking who is sending, so that it can store the refusal.
 """
 import io
 
-from urllib.parse import urlsplit
 
 from flask import current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import contract
+from app.auth import oidc_client
 from app.errors import BadRequest, BrokerError
 
 # Only over HTTPS (directly, or via a trusted proxy): over plain HTTP it would be ignored.
@@ -154,6 +154,7 @@ def answer_headers(response):
     if request.is_secure:
         response.headers.setdefault("Strict-Transport-Security", HSTS)
     if response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", _page_policy())
         for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, current_app.extensions.get(name, value))
     if response.status_code == 429 and "Retry-After" not in response.headers:
@@ -162,20 +163,30 @@ def answer_headers(response):
     return response
 
 
-def content_security_policy(settings):
-    """The policy, with the identity provider's origin allowed as a form's destination when sign-in through it is on:
-    Chromium holds the redirects that follow a form post to `form-action` (sign-out to the provider's end-session
-    endpoint, a decision form sent on to the provider for step-up)."""
+def content_security_policy(form_action_origins=()):
+    """The policy, with the identity provider's origins (oidc_client.form_action_origins) allowed as a form's
+    destination: Chromium holds the redirects that follow a form post to `form-action` (sign-out to the
+    provider's end-session endpoint, a decision form sent on to the provider for step-up)."""
     policy = SECURITY_HEADERS["Content-Security-Policy"]
-    if not settings.oidc_issuer:
+    if not form_action_origins:
         return policy
-    issuer = urlsplit(settings.oidc_issuer)
-    return policy.replace("form-action 'self'", f"form-action 'self' {issuer.scheme}://{issuer.netloc}")
+    return policy.replace("form-action 'self'", "form-action 'self' " + " ".join(form_action_origins))
+
+
+def _page_policy():
+    """This page's policy. A page shown to someone who signs in through the provider may hold a form that
+    leads there (sign-out, an Admin Access approval): the provider's discovery is read for it first."""
+    settings = current_app.extensions["settings"]
+    if not settings.oidc_enabled:
+        return current_app.extensions["Content-Security-Policy"]
+    account = g.get("account")
+    signs_in_there = account is not None and getattr(account, "signs_in_with_provider", False)
+    return content_security_policy(oidc_client.form_action_origins(settings, discover=signs_in_there))
 
 
 def init_app(app):
     """Wire the checks into `app`; called last, so the request id is set before a 400 is logged."""
-    app.extensions["Content-Security-Policy"] = content_security_policy(app.extensions["settings"])
+    app.extensions["Content-Security-Policy"] = content_security_policy()
     count = app.extensions["settings"].trusted_proxies
     if count > 0:
         # Only then are X-Forwarded-* believed: otherwise any client could pick the

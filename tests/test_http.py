@@ -133,3 +133,38 @@ def test_forms_may_lead_to_the_identity_provider_only_when_it_is_configured(data
                                 "oidc_issuer": "https://login.example.com/tenant/v2.0", "oidc_client_id": "b"})
     csp = with_provider.test_client().get("/sign-in").headers["Content-Security-Policy"]
     assert "form-action 'self' https://login.example.com;" in csp
+
+
+def test_forms_may_lead_to_the_providers_own_sign_in_and_sign_out_origins_once_discovery_names_them(
+        database_url, monkeypatch):
+    """A provider may serve its authorization and end-session endpoints away from the issuer (Cognito's hosted UI):
+    the page of someone who signs in there reads the discovery document, and its forms may lead to both."""
+    import responses
+
+    from app.auth import oidc_client
+    from app.db import database
+    from app.migrations import upgrade
+    from app.models import Account
+
+    issuer = "https://cognito-idp.example.com/pool-1"
+    app = create_app({"database_url": database_url, "secret_key": "k", "TESTING": True, "oidc_issuer": issuer,
+                      "oidc_client_id": "b", "oidc_approver_groups": "approvers"})
+    with app.app_context(), responses.RequestsMock() as provider:
+        provider.get(f"{issuer}/.well-known/openid-configuration", json={
+            "issuer": issuer, "authorization_endpoint": "https://login.example.com/oauth2/authorize",
+            "end_session_endpoint": "https://logout.example.net/logout", "jwks_uri": f"{issuer}/jwks"})
+        with database.connection_context():
+            upgrade()
+            person = Account.create(username="pat", role="user", password_hash="!", idp_issuer=issuer,
+                                    idp_subject="00u1")
+        with app.test_request_context("/tickets"):
+            from flask import g
+            g.account = person
+            policy = http._page_policy()
+        assert len(provider.calls) == 1
+        with app.test_request_context("/sign-in"):
+            unchanged = http._page_policy()  # nobody signed in: no discovery needed, what was read is kept
+
+    for csp in (policy, unchanged):
+        assert ("form-action 'self' https://cognito-idp.example.com https://login.example.com "
+                "https://logout.example.net;") in csp

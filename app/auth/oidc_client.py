@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import requests
 from authlib.common.errors import AuthlibBaseError
@@ -66,6 +67,40 @@ def init_app(app):
 def client():
     """This app's provider client (Authlib's FlaskOAuth2App), None when sign-in through a provider is off."""
     return current_app.extensions.get("oidc_client")
+
+
+def form_action_origins(settings, discover=False):
+    """Where a form post may be redirected to at the provider (CSP form-action): the issuer's origin and, once
+    discovery has read them, the origins of its authorization and end-session endpoints, which some providers
+    serve elsewhere (Cognito's hosted UI, custom sign-in domains). With `discover`, the discovery document is
+    read now if it was not (at most once a RETRY_SECONDS while the provider does not answer)."""
+    provider = client() if settings.oidc_enabled else None
+    if provider is None:
+        return []
+    if discover:
+        _discover_once(provider)
+    metadata = provider.server_metadata
+    origins = []
+    for url in (settings.oidc_issuer, metadata.get("authorization_endpoint"), metadata.get("end_session_endpoint")):
+        parts = urlsplit(url or "")
+        origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+        if origin and origin not in origins:
+            origins.append(origin)
+    return origins
+
+
+_discovery_retry_at = {}
+
+
+def _discover_once(provider):
+    if "_loaded_at" in provider.server_metadata or time.monotonic() < _discovery_retry_at.get(id(provider), 0):
+        return
+    try:
+        provider.load_server_metadata()
+    except PROVIDER_ERRORS:
+        log.warning("the identity provider's discovery document could not be read; retrying in %s s",
+                    RETRY_SECONDS, exc_info=True)
+        _discovery_retry_at[id(provider)] = time.monotonic() + RETRY_SECONDS
 
 
 def issuer():
