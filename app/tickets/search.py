@@ -160,10 +160,10 @@ def _containing_on_sqlite(candidates, text):
     """The candidates with `text` inside their search document, ignoring case as FTS5's
     trigram tokenizer does (for every alphabet, where SQLite's LIKE folds only ASCII)."""
     needle = text.lower()
-    columns = ", ".join(column.column_name for column in SEARCHED_COLUMNS)
-    rows = database.execute_sql(f"SELECT id, {columns} FROM task WHERE id IN (SELECT value FROM json_each(?))",
+    # The document as the index holds it, put together by SQLite: one text a row to fold and search.
+    rows = database.execute_sql(f"SELECT id, {SQLITE_DOCUMENT} FROM task WHERE id IN (SELECT value FROM json_each(?))",
                                 (json.dumps(candidates),))
-    return [row[0] for row in rows if needle in document(row[1:]).lower()]
+    return [task_id for task_id, text in rows if needle in text.lower()]
 
 
 def _estimated_matches_on_postgres(pattern):
