@@ -223,6 +223,10 @@ DELIVERY_SENDING = "sending"      # claimed by a process that is calling EPM now
 DELIVERY_DELIVERED = "delivered"  # EPM answered 2xx: the decision is final
 DELIVERY_FAILED = "failed"        # EPM refused it for good (4xx other than 401/408/429)
 DELIVERY_STATUSES = (DELIVERY_PENDING, DELIVERY_SENDING, DELIVERY_DELIVERED, DELIVERY_FAILED)
+# How a request ended, in the words the ticket page lists earlier requests with (app/tickets/outcome.py).
+OUTCOME_AWAITING = "Awaiting decision"
+OUTCOME_SENDING = "{decision} - sending to EPM"
+OUTCOME_FAILED_TO_SEND = "Failed to send"
 MSG_DECISION_IN_FLIGHT = "A decision on this request is already being sent to EPM"
 MSG_SELF_APPROVAL = ("You asked for this access yourself: another approver must approve it. "
                      "You may still deny it")

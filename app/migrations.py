@@ -486,6 +486,85 @@ def _earlier_request_indexes(migrator):
                              f"id DESC) WHERE {columns[0]} IS NOT NULL")
 
 
+# Tickets read per batch of the outcome backfill, and tickets written per UPDATE (four parameters each:
+# within SQLite's oldest limit of 999).
+_OUTCOME_BACKFILL_READ = 5000
+_OUTCOME_BACKFILL_WRITTEN = 240
+
+
+def _outcome_backfill():
+    """Keep on each ticket what app/tickets/outcome.py says of its JIT record and its latest decision, in
+    batches of tickets; a ticket awaiting a decision keeps the columns' defaults."""
+    from app.tickets import outcome
+
+    task, decision = models.Task, models.Decision
+    last = 0
+    while True:
+        ids = [task_id for (task_id,) in task.select(task.id).where(task.id > last).order_by(task.id)
+               .limit(_OUTCOME_BACKFILL_READ).tuples()]
+        if not ids:
+            return
+        first, last = ids[0], ids[-1]
+        jits = {}
+        for model in models.JIT_MODELS.values():
+            columns = [model.task] + [getattr(model, name) for name in outcome.JIT_COLUMNS]
+            jits.update((jit.task_id, jit) for jit in model.select(*columns).where(model.task.between(first, last)))
+        latest = {}
+        # Oldest first, so each ticket's latest decision is the one left.
+        for row in (decision.select(decision.task, decision.decision, decision.status, decision.decided_by,
+                                    decision.decided_at, decision.id)
+                    .where(decision.task.between(first, last)).order_by(decision.decided_at, decision.id)):
+            latest[row.task_id] = row
+        values = []
+        for task_id in ids:
+            # A ticket without its JIT record (none is made so) reads as one EPM said nothing on.
+            words = outcome.of(jits.get(task_id) or models.ApplicationAccessTicket(), latest.get(task_id))
+            if words != outcome.AWAITING:
+                values.append([task_id, *words])
+        for start in range(0, len(values), _OUTCOME_BACKFILL_WRITTEN):
+            _set_outcomes(values[start:start + _OUTCOME_BACKFILL_WRITTEN])
+
+
+def _set_outcomes(rows):
+    """UPDATE the tickets of `rows`, each [id, outcome, by, at], in one statement."""
+    mark = database.obj.param
+    at = "v.column4" if is_sqlite() else "CAST(v.column4 AS timestamp)"  # a batch of NULLs alone reads as text
+    marks = ", ".join([f"({mark}, {mark}, {mark}, {mark})"] * len(rows))
+    database.execute_sql(f"UPDATE task SET outcome = v.column2, outcome_by = v.column3, outcome_at = {at} "
+                         f"FROM (VALUES {marks}) AS v WHERE task.id = v.column1",
+                         [value for row in rows for value in row])
+
+
+# The ticket page's earlier requests (app/tickets/context.py): each range's index by what it compares, and the
+# columns it shows, so the range is read from the index alone.
+_EARLIER_REQUEST_INDEXES = (("task_requester_earlier", ("requester",)), ("task_sha256_earlier", ("sha256_hash",)),
+                            ("task_sha1_earlier", ("sha1_hash",)),
+                            ("task_application_earlier", ("publisher", "subject")))
+_EARLIER_REQUEST_SHOWN = ("number", "requester", "subject", "outcome", "outcome_by", "outcome_at")
+
+
+def _outcome_on_the_ticket(migrator):
+    """How each request ended, who decided and when, kept on its ticket (app/tickets/outcome.py), and the
+    indexes of step 31 holding them beside what each range compares: the ticket page lists up to 500 earlier
+    requests per range from the index alone, reading no task row, JIT record or decision. PostgreSQL holds the
+    shown columns as INCLUDE columns, SQLite as trailing ones."""
+    task = models.Task._meta.table_name
+    # NOT NULL with a constant default, added in one ALTER TABLE on both databases (PostgreSQL 11+ then
+    # rewrites no row).
+    _add_columns(migrator, *((task, name, _not_null_with_its_default(field)) for name, field in (
+        ("outcome", peewee.CharField(max_length=64, default=contract.OUTCOME_AWAITING)),
+        ("outcome_by", peewee.CharField(max_length=255, default="")),
+        ("outcome_at", peewee.DateTimeField(null=True)))))
+    _outcome_backfill()
+    for old in ("task_requester_newest", "task_sha256_newest", "task_sha1_newest", "task_application_newest"):
+        database.execute_sql(f"DROP INDEX IF EXISTS {old}")
+    for name, keys in _EARLIER_REQUEST_INDEXES:
+        ordered = ", ".join((*keys, "opened_at DESC", "id DESC"))
+        shown = ", ".join(column for column in _EARLIER_REQUEST_SHOWN if column not in keys)
+        columns = f"({ordered}, {shown})" if is_sqlite() else f"({ordered}) INCLUDE ({shown})"
+        database.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON task {columns} WHERE {keys[0]} IS NOT NULL")
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -520,6 +599,8 @@ MIGRATIONS = [
     (29, "marks allowing private addresses for EPM and the mail server", _internal_marks),
     (31, "earlier requests of the same person, file and application found through their own indexes",
      _earlier_request_indexes),
+    (32, "how each request ended kept on its ticket; earlier requests read from their indexes alone",
+     _outcome_on_the_ticket),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

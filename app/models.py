@@ -276,6 +276,13 @@ class Task(BaseModel):
     # When the expiry job found the request still waiting for a decision past [tickets] expire_pending_hours
     # (app/jobs/expiry.py); no decision is taken on it after.
     expired_at = peewee.DateTimeField(null=True)
+    # How the request ended (EPM's final word, else the broker's latest decision and its delivery), who decided
+    # and when: kept by every write that changes them (app/tickets/outcome.py), so the ticket page lists earlier
+    # requests from an index alone (app/tickets/context.py). DEFAULTs for rows bulk-loaded with SQL.
+    outcome = peewee.CharField(max_length=64, default=contract.OUTCOME_AWAITING,
+                               constraints=[peewee.SQL(f"DEFAULT '{contract.OUTCOME_AWAITING}'")])
+    outcome_by = peewee.CharField(max_length=255, default="", constraints=[peewee.SQL("DEFAULT ''")])
+    outcome_at = peewee.DateTimeField(null=True)
 
     class Meta:
         table_name = "task"

@@ -412,15 +412,12 @@ WHY_MISSED = {
         "index (app/tickets/search.py), the IN through the number's unique index; what is left is rendering "
         "each record and, under load, the CPU the other work on this host takes (the load average above)."),
     "ticket page": (
-        "the page's decision context (app/tickets/context.py) finds the earlier requests of the same person, "
+        "the page's decision context (app/tickets/context.py) reads the earlier requests of the same person, "
         "the same file hash and the same publisher and product of the 90 days before the ticket as a range of "
-        "an index of each (migration 31; tests/tickets/test_tickets_query_plans.py checks the plans), at most "
-        "501 each, so finding them no longer grows with history. Telling how each of up to 500 of them ended "
-        "still reads its ticket and its JIT record: at a million tickets an application has 500 requests in "
-        "those 90 days, scattered over about a thousand pages that a new SQLite connection reads from the "
-        "file, where the 10,000-ticket history has a few dozen; that reading, not the search, is what grows "
-        "until the 500 are reached. An outcome kept on the ticket beside these indexes would make the counts "
-        "flat: not done."),
+        "an index of each, at most 501 each, with how each ended kept on its ticket (migration 32, "
+        "app/tickets/outcome.py) among the index's columns: each range is read from its index alone, no "
+        "ticket, JIT record or decision (tests/tickets/test_tickets_query_plans.py checks the plans), so what "
+        "the page reads stops growing once an application has its 500 requests in those 90 days."),
     **{page.replace("_", " "): PAGE_REASON for page in PAGES if page != "ticket_page"},
 }
 

@@ -1,6 +1,7 @@
 """Schema upgrades: `jitbroker init` on a database queued intake left deliveries in turns them into
 tickets, each keeping its sys_id, and its table and column go; nothing stored is lost."""
 import json
+from datetime import timedelta
 
 import peewee
 from playhouse.migrate import SchemaMigrator, migrate
@@ -9,8 +10,8 @@ from app import contract
 from app.db import database
 from app.migrations import _QueuedDelivery
 from app.configuration import update_configuration
-from app.models import (CONFIGURATION_VERSION, Account, Configuration, IncomingRequest, SchemaVersion, Task, new_sys_id,
-                        utcnow)
+from app.models import (CONFIGURATION_VERSION, Account, Configuration, Decision, IncomingRequest, SchemaVersion, Task,
+                        new_sys_id, utcnow)
 from app.policies import rules as policy_rules
 from app.policies.models import PolicyEvaluation
 from app.tickets import search
@@ -266,7 +267,7 @@ def test_upgrade_copies_each_application_tickets_file_hashes_onto_it(app, make_t
     current = make_ticket(factories.application_request(sha256Hash="ab" * 32, sha1Hash=None))
     Task.update(sha256_hash=None, sha1_hash=None).execute()
     for index in ("task_requester_newest", "task_sha256_newest", "task_sha1_newest", "task_application_newest"):
-        database.execute_sql(f"DROP INDEX {index}")
+        database.execute_sql(f"DROP INDEX IF EXISTS {index}")  # step 32 replaced them
     SchemaVersion.delete().where(SchemaVersion.version == 31).execute()
 
     assert upgrade() == ["earlier requests of the same person, file and application found through their own indexes"]
@@ -274,3 +275,65 @@ def test_upgrade_copies_each_application_tickets_file_hashes_onto_it(app, make_t
     assert hashes == {earlier.id: ("ab" * 32, "cd" * 20), admin.id: (None, None), current.id: ("ab" * 32, None)}
     found = decision_context(Task.get_by_id(current.id), 5).same_application
     assert [request.number for request in found.requests] == [earlier.number]
+    for index in ("task_requester_newest", "task_sha256_newest", "task_sha1_newest", "task_application_newest"):
+        database.execute_sql(f"DROP INDEX {index}")  # the schema as step 32 leaves it, for the tests after
+
+
+OUTCOME_COLUMNS = ("outcome", "outcome_by", "outcome_at")
+EARLIER_INDEXES = ("task_requester_earlier", "task_sha256_earlier", "task_sha1_earlier", "task_application_earlier")
+STEP_31_INDEXES = (("task_requester_newest", "requester"), ("task_sha256_newest", "sha256_hash"),
+                   ("task_sha1_newest", "sha1_hash"), ("task_application_newest", "publisher, subject"))
+
+
+def as_step_31_left_it():
+    """The schema before step 32: no outcome columns on the task, the earlier requests' indexes of step 31."""
+    for index in EARLIER_INDEXES:
+        database.execute_sql(f"DROP INDEX {index}")
+    for column in OUTCOME_COLUMNS:
+        database.execute_sql(f"ALTER TABLE task DROP COLUMN {column}")
+    for index, columns in STEP_31_INDEXES:
+        database.execute_sql(f"CREATE INDEX IF NOT EXISTS {index} ON task ({columns}, opened_at DESC, id DESC) "
+                             f"WHERE {columns.split(',')[0]} IS NOT NULL")
+    SchemaVersion.delete().where(SchemaVersion.version == 32).execute()
+
+
+def test_upgrade_keeps_each_tickets_outcome_on_it_as_its_records_say(app, make_ticket, deliver, approver):
+    """A database from before step 32: each ticket's outcome is worked out from its JIT record and its decisions,
+    the indexes of step 31 give way to ones holding it, and the ticket page lists earlier requests from them."""
+    from app.decisions import service as decisions
+    from app.migrations import MIGRATIONS, upgrade
+    from app.tickets.context import decision_context
+    from tests.outcomes import fresh_outcome, kept_outcome
+
+    same_file = {"sha256Hash": "ab" * 32}
+    make_ticket(factories.application_request("up-approved", **same_file), age=timedelta(days=6))
+    deliver(factories.application_decision("up-approved"))
+    make_ticket(factories.admin_request("up-revoked", UserName="CORP\\mrivera"), age=timedelta(days=5))
+    deliver(factories.admin_decision("up-revoked"))
+    deliver(factories.admin_revocation("up-revoked"))
+    sending = make_ticket(factories.application_request("up-sending", **same_file), age=timedelta(days=4))
+    decisions.decide(sending, approver, contract.DECISION_APPROVED, "ok", "once", send_now=False)
+    refused = make_ticket(factories.application_request("up-refused", **same_file), age=timedelta(days=3))
+    Decision.create(task=refused, decision=contract.DECISION_DENIED, reason="no", decided_by=approver.username,
+                    ticket_url="https://broker/t", status=contract.DELIVERY_FAILED)
+    make_ticket(factories.application_request("up-waiting", **same_file), age=timedelta(days=2))
+    current = make_ticket(factories.application_request("up-current", **same_file))
+    expected = {task.id: fresh_outcome(task) for task in Task.select()}
+    assert sorted(words for words, _by, _at in expected.values()) == sorted([
+        "Approved", contract.EPM_OUTCOME_REVOKED, "Approved - sending to EPM", "Failed to send",
+        contract.OUTCOME_AWAITING, contract.OUTCOME_AWAITING])
+    as_step_31_left_it()
+
+    assert upgrade() == ["how each request ended kept on its ticket; earlier requests read from their indexes alone"]
+
+    assert {task.id: kept_outcome(task) for task in Task.select()} == expected
+    indexes = {index.name for index in database.get_indexes("task")}
+    assert set(EARLIER_INDEXES) <= indexes and not indexes & {name for name, _columns in STEP_31_INDEXES}
+    context = decision_context(Task.get_by_id(current.id), 5)
+    assert dict(context.same_application.outcomes) == {"Approved": 1, "Approved - sending to EPM": 1,
+                                                       "Failed to send": 1, contract.OUTCOME_AWAITING: 1}
+    assert dict(context.same_user.outcomes)[contract.EPM_OUTCOME_REVOKED] == 1
+
+    [step] = [step for version, _description, step in MIGRATIONS if version == 32]
+    step(SchemaMigrator.from_database(database.obj))  # again: changes nothing
+    assert {task.id: kept_outcome(task) for task in Task.select()} == expected

@@ -18,7 +18,7 @@ from app.logs import outbound
 from app.logs.models import OutboundCall
 from app.logs.setup import log_context
 from app.models import Configuration, Decision, utcnow
-from app.tickets import service as tickets
+from app.tickets import outcome as ticket_outcome, service as tickets
 from app.tickets.documents import ticket_url
 
 log = logging.getLogger(__name__)
@@ -134,6 +134,7 @@ def _record_success(decision, calls):
         _store_calls(calls)
         Decision.update(status=contract.DELIVERY_DELIVERED, delivered_at=now, claimed_until=None,
                         last_status=200, last_error=None).where(Decision.id == decision.id).execute()
+        ticket_outcome.refresh(decision.task)
         tickets.add_work_note(decision.task, f"Decision sent to EPM and acknowledged "
                                              f"(attempt {decision.attempts}). It is now final.")
     decision.status, decision.delivered_at, decision.claimed_until = contract.DELIVERY_DELIVERED, now, None
@@ -145,6 +146,7 @@ def _record_failure(decision, message, status, retryable, retry_after, calls=())
     with write_transaction():
         _store_calls(list(calls))
         if retryable:
+            # Pending again: the ticket's outcome still reads "<decision> - sending to EPM", nothing to keep.
             next_at = utcnow() + timedelta(seconds=retry_delay(decision.attempts, retry_after))
             Decision.update(status=contract.DELIVERY_PENDING, next_attempt_at=next_at, claimed_until=None,
                             last_status=status, last_error=message[:2000]).where(Decision.id == decision.id).execute()
@@ -154,6 +156,7 @@ def _record_failure(decision, message, status, retryable, retry_after, calls=())
         else:
             Decision.update(status=contract.DELIVERY_FAILED, claimed_until=None, last_status=status,
                             last_error=message[:2000]).where(Decision.id == decision.id).execute()
+            ticket_outcome.refresh(decision.task)
             tickets.add_work_note(decision.task, f"Delivery to EPM failed permanently: {message}. "
                                                  "The ticket can be decided again.")
             events.decision_delivery_failed.send(decision)

@@ -9,7 +9,7 @@ from app.decisions.rules import clean_decision
 from app.epm.payloads import duration_seconds
 from app.errors import BadRequest, Conflict
 from app.models import Configuration, Decision, Task, utcnow
-from app.tickets import service as tickets
+from app.tickets import outcome as ticket_outcome, service as tickets
 
 MSG_EXPIRED = ("This request expired without a decision: EPM no longer waits for one. "
                "The user can ask again from the endpoint")
@@ -109,7 +109,8 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
         tickets.add_work_note(task, f"{decision} by {account.username}{f' via {via}' if via else ''}"
                                     f"{f' for {duration}' if duration else ''}: {reason}")
         task.updated_at = utcnow()
-        task.save(only=[Task.updated_at])
+        task.outcome, task.outcome_by, task.outcome_at = ticket_outcome.of(jit, record)
+        task.save(only=[Task.updated_at, Task.outcome, Task.outcome_by, Task.outcome_at])
         audit.record(audit.DECISION, account, "ticket", task.number, {
             "decision": decision, "reason": reason, "duration": duration, "request_id": task.request_id,
             "decision_sys_id": record.sys_id, **({"via": via} if via else {}),

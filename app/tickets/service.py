@@ -17,6 +17,7 @@ from peewee import SQL
 from app.models import CONFIGURATION_VERSION, Configuration, Decision, JIT_MODELS, Task, WorkNote, utcnow
 from app.tickets import search
 from app.tickets.context import file_hashes
+from app.tickets.outcome import JIT_COLUMNS as OUTCOME_INPUTS, update_task
 from app.tickets.numbers import insert_numbered_task
 
 log = logging.getLogger(__name__)
@@ -305,7 +306,8 @@ def _who(values):
 
 
 def _store(jit, values, touch_task=True, **columns):
-    """Write `values` and `columns` on the JIT record (and the task's updated_at, unless the caller saves the task)."""
+    """Write `values` and `columns` on the JIT record, and on its task the updated_at and, when they change what
+    the ticket's outcome says, the outcome columns (unless the caller saves the task: _finalize_first)."""
     changed = {**values, **columns}
     for name, value in changed.items():
         setattr(jit, name, value)
@@ -313,7 +315,10 @@ def _store(jit, values, touch_task=True, **columns):
     # Sent with the transaction's next statement: nothing reads how many rows changed.
     update_row_unread(type(jit), jit.id, updated_at=jit.updated_at, **changed)
     if touch_task:
-        update_row_unread(Task, jit.task_id, updated_at=utcnow())
+        if set(changed) & set(OUTCOME_INPUTS):
+            update_task(jit, updated_at=utcnow())
+        else:
+            update_row_unread(Task, jit.task_id, updated_at=utcnow())
 
 
 def _finalize_first(jit, values, **columns):
@@ -336,7 +341,7 @@ def _finalize_first(jit, values, **columns):
         task.closed_at = utcnow()
         add_work_note(task, f"Closed automatically ({task.ticket_type.state_label(task.state)}) "
                             "because EPM finalized the decision and auto-close is on.")
-    update_row_unread(Task, task.id, updated_at=task.updated_at, state=task.state, closed_at=task.closed_at)
+    update_task(jit, updated_at=task.updated_at, state=task.state, closed_at=task.closed_at)
     if closed_from is not None:
         audit.record(audit.STATE_CHANGE, audit.SYSTEM_ACTOR, "ticket", task.number,
                      {"old": closed_from, "new": task.state_label, "why": "auto-close after EPM's final decision"})

@@ -10,6 +10,7 @@ from app.jobs.reconcile import reconcile
 from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, Task, WorkNote
 from tests import factories
 from tests.jobs.conftest import EPM, admin_record, application_record
+from tests.outcomes import assert_outcome_kept
 
 APPLICATION, ADMIN = contract.KIND_APPLICATION, contract.KIND_ADMIN
 
@@ -193,6 +194,27 @@ def test_an_update_that_arrived_without_its_created_event_is_applied_to_the_reco
     assert task.jit_request.decision_final
     assert IncomingRequest.get_by_id(waiting.id).status == contract.INCOMING_PROCESSED
     assert IncomingRequest.select().count() == 1, "reconciliation stores no delivery of its own"
+
+
+def test_each_ticket_reconciliation_decides_keeps_its_outcome(epm_api, make_ticket, deliver):
+    created = epm_api.add(APPLICATION, application_record(status="Approved", decisionPerformedByUser="alice",
+                                                          decisionTime="2026-11-22 05:03:10"))
+    event = factories.application_request()
+    finalized = make_ticket(event)
+    epm_api.add(APPLICATION, application_record(event["RequestId"], status="Denied",
+                                                decisionPerformedByUser="epm-admin"))
+    admin_event = factories.admin_request()
+    revoked = make_ticket(admin_event)
+    deliver(factories.admin_decision(admin_event["RequestId"]))
+    epm_api.add(ADMIN, admin_record(admin_event["RequestId"], status="Denied", duration="1800",
+                                    startTime="2026-11-20T15:12:03Z", endTime="2026-11-20T15:20:41Z"))
+
+    reconcile()
+
+    assert assert_outcome_kept(jit_of(APPLICATION, created).task_id) == (
+        "Approved", "alice", datetime(2026, 11, 22, 5, 3, 10))
+    assert assert_outcome_kept(finalized)[:2] == ("Denied", "epm-admin")
+    assert assert_outcome_kept(revoked)[0] == contract.EPM_OUTCOME_REVOKED
 
 
 # --- Paging -------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, Ta
 from app.ops import replay as replays
 from app.tickets import service as tickets
 from tests import factories
+from tests.outcomes import assert_outcome_kept
 from tests.webclient import CONFIRMED
 
 
@@ -122,6 +123,14 @@ def test_replay_finalizes_a_waiting_update_after_its_ticket_appeared(app, waitin
     assert jit.decision_final and (jit.final_decision, jit.final_decision_by) == ("Approved", "jchen")
     stored = IncomingRequest.get_by_id(update.id)
     assert (stored.status, stored.task_id) == (contract.INCOMING_PROCESSED, task.id)
+
+
+def test_a_replayed_update_keeps_its_ticket_s_outcome_and_a_dry_run_leaves_it(app, waiting_update, admin):
+    update, task = waiting_update
+    replays.replay(update, admin, dry_run=True)
+    assert assert_outcome_kept(task) == (contract.OUTCOME_AWAITING, "", None)
+    replays.replay(update, admin)
+    assert assert_outcome_kept(task)[:2] == ("Approved", "jchen")
 
 
 def test_replaying_a_processed_delivery_is_a_duplicate_and_changes_nothing(app, make_ticket, admin):
@@ -314,6 +323,15 @@ def test_a_revocation_stored_as_an_error_is_recorded_as_the_newer_state(app, del
 
     again = replays.replay(failed, admin)
     assert (again.result, again.changed) == (replays.DUPLICATE, False)
+
+
+def test_a_replayed_revocation_is_kept_as_its_ticket_s_outcome(app, deliver, monkeypatch, admin):
+    deliver(factories.admin_request(request_id="replay-kept"))
+    deliver(factories.admin_decision("replay-kept"))
+    failed = stored_as_error(deliver, monkeypatch, factories.admin_revocation("replay-kept"))
+    replays.replay(failed, admin)
+    task_id = AdminTicket.get(AdminTicket.request_id == "replay-kept").task_id
+    assert assert_outcome_kept(task_id)[:2] == (contract.EPM_OUTCOME_REVOKED, "secops-lead")
 
 
 def test_a_conflict_stored_as_an_error_is_kept_as_a_conflict_and_warned_once(app, deliver, monkeypatch, admin,

@@ -4,7 +4,10 @@ from datetime import timedelta
 import pytest
 
 from app import contract
+from app.db import write_transaction
+from app.decisions import service as decisions
 from app.models import ApplicationAccessTicket, Decision, Task, database, utcnow
+from app.tickets import outcome
 from app.tickets.context import AWAITING, FAILED_TO_SEND, LOOKBACK, decision_context
 from tests import factories
 
@@ -19,11 +22,15 @@ def opened(make_ticket):
     return open_ticket
 
 
-def decide_in_epm(task, decision=contract.DECISION_APPROVED, by="jchen", days_ago=1):
-    """Record EPM's final decision on `task`, made `days_ago` days back."""
-    ApplicationAccessTicket.update(decision_final=True, final_decision=decision, final_decision_by=by,
-                                   final_decision_time=utcnow() - timedelta(days=days_ago)).where(
-        ApplicationAccessTicket.task == task).execute()
+@pytest.fixture
+def decide_in_epm(deliver):
+    """Deliver EPM's final decision on `task`, made `days_ago` days back."""
+    def decide(task, decision=contract.DECISION_APPROVED, by="jchen", days_ago=1):
+        made = f"{utcnow() - timedelta(days=days_ago):%Y-%m-%dT%H:%M:%SZ}"
+        answer = deliver(factories.application_decision(task.request_id, Decision=decision,
+                                                        DecisionPerformedByUser=by, DecisionTime=made))
+        assert answer.status_code == 200, answer.get_data(as_text=True)
+    return decide
 
 
 def test_a_first_request_has_no_earlier_requests(opened):
@@ -53,7 +60,7 @@ def test_later_requests_are_not_earlier_ones(opened):
     assert decision_context(current, 5).same_application is None
 
 
-def test_outcomes_say_how_each_was_decided_and_by_whom(opened):
+def test_outcomes_say_how_each_was_decided_and_by_whom(opened, decide_in_epm):
     approved, denied, waiting = opened(days_ago=4), opened(days_ago=3), opened(days_ago=2)
     decide_in_epm(approved, by="jchen")
     decide_in_epm(denied, contract.DECISION_DENIED, by="mlopez")
@@ -66,8 +73,7 @@ def test_outcomes_say_how_each_was_decided_and_by_whom(opened):
 
 def test_a_broker_decision_not_yet_acknowledged_says_it_is_being_sent(opened, approver):
     earlier = opened(days_ago=1)
-    Decision.create(task=earlier, decision=contract.DECISION_APPROVED, reason="ok", duration_unit="once",
-                    decided_by=approver.username, ticket_url="https://broker.example/t")
+    decisions.decide(earlier, approver, contract.DECISION_APPROVED, "ok", "once", send_now=False)
     request = decision_context(opened(), 5).same_application.requests[0]
     assert (request.outcome, request.decided_by) == ("Approved - sending to EPM", approver.username)
 
@@ -80,7 +86,7 @@ def test_requests_by_the_same_user_include_other_applications_and_admin_access(o
     assert {request.number for request in group.requests} == {other_app.number, admin.number}
 
 
-def test_repeated_approvals_in_30_days_suggest_a_policy(opened):
+def test_repeated_approvals_in_30_days_suggest_a_policy(opened, decide_in_epm):
     for days_ago in (1, 2, 3, 4, 5):
         decide_in_epm(opened(days_ago=days_ago), days_ago=days_ago)
     context = decision_context(opened(), 5)
@@ -88,7 +94,7 @@ def test_repeated_approvals_in_30_days_suggest_a_policy(opened):
     assert context.suggest_policy
 
 
-def test_approvals_older_than_30_days_and_denials_do_not_count(opened):
+def test_approvals_older_than_30_days_and_denials_do_not_count(opened, decide_in_epm):
     for days_ago in (1, 2, 3):
         decide_in_epm(opened(days_ago=days_ago), days_ago=days_ago)
     decide_in_epm(opened(days_ago=40), days_ago=40)
@@ -98,7 +104,7 @@ def test_approvals_older_than_30_days_and_denials_do_not_count(opened):
     assert not context.suggest_policy
 
 
-def test_a_threshold_of_zero_never_suggests_a_policy(opened):
+def test_a_threshold_of_zero_never_suggests_a_policy(opened, decide_in_epm):
     decide_in_epm(opened(days_ago=1))
     assert not decision_context(opened(), 0).suggest_policy
 
@@ -118,6 +124,11 @@ def test_requests_before_the_lookback_window_are_not_searched(opened):
 
 def queries_for(task, monkeypatch):
     """How many SQL statements working out `task`'s context runs."""
+    return len(statements_for(task, monkeypatch))
+
+
+def statements_for(task, monkeypatch):
+    """The SQL statements working out `task`'s context runs."""
     statements = []
     bound = database.obj
     real = bound.execute_sql
@@ -129,10 +140,18 @@ def queries_for(task, monkeypatch):
     with monkeypatch.context() as patch:
         patch.setattr(bound, "execute_sql", counted)
         decision_context(task, 5)
-    return len(statements)
+    return statements
 
 
-def test_the_number_of_queries_does_not_grow_with_earlier_requests(opened, monkeypatch):
+def test_earlier_requests_are_read_from_their_tickets_alone(opened, decide_in_epm, approver, monkeypatch):
+    decide_in_epm(opened(days_ago=3))
+    decisions.decide(opened(days_ago=2), approver, contract.DECISION_APPROVED, "ok", "once", send_now=False)
+    sent = statements_for(opened(), monkeypatch)
+    assert not any(Decision._meta.table_name in sql for sql in sent), "no decision is read"
+    assert sum(ApplicationAccessTicket._meta.table_name in sql for sql in sent) == 1, "only the ticket's own record"
+
+
+def test_the_number_of_queries_does_not_grow_with_earlier_requests(opened, decide_in_epm, monkeypatch):
     for days_ago in (5, 4):
         decide_in_epm(opened(days_ago=days_ago), days_ago=days_ago)
     few = queries_for(opened(days_ago=3), monkeypatch)
@@ -144,9 +163,11 @@ def test_the_number_of_queries_does_not_grow_with_earlier_requests(opened, monke
 
 def test_a_decision_epm_refused_says_it_failed_to_send(opened, approver):
     earlier = opened(days_ago=1)
-    Decision.create(task=earlier, decision=contract.DECISION_APPROVED, reason="ok", duration_unit="once",
-                    decided_by=approver.username, ticket_url="https://broker.example/t",
-                    status=contract.DELIVERY_FAILED)
+    with write_transaction():  # as the delivery records EPM's refusal
+        Decision.create(task=earlier, decision=contract.DECISION_APPROVED, reason="ok", duration_unit="once",
+                        decided_by=approver.username, ticket_url="https://broker.example/t",
+                        status=contract.DELIVERY_FAILED)
+        outcome.refresh(earlier)
     assert decision_context(opened(), 5).same_application.requests[0].outcome == FAILED_TO_SEND
 
 

@@ -7,7 +7,7 @@ import pytest
 from markupsafe import escape
 
 from app import contract
-from app.models import AdminTicket, ApplicationAccessTicket, Decision, Task, utcnow
+from app.models import AdminTicket, Decision, Task, utcnow
 from app.web import labels
 from app.web.formatting import duration_words, time_element, timestamp
 from tests import factories
@@ -293,13 +293,12 @@ def test_a_first_request_shows_no_earlier_requests(as_approver, application_tick
     assert "Earlier requests" not in text_of(as_approver.get(f"/tickets/{application_ticket.number}"))
 
 
-def test_repeated_approvals_suggest_an_epm_policy(as_approver, make_ticket, app):
+def test_repeated_approvals_suggest_an_epm_policy(as_approver, make_ticket, deliver, app):
     app.extensions["settings"] = replace(app.extensions["settings"], policy_suggestion_approvals=2)
     for days_ago in (1, 2):
         task = make_ticket(factories.application_request(), age=timedelta(days=days_ago))
-        ApplicationAccessTicket.update(decision_final=True, final_decision="Approved", final_decision_by="jchen",
-                                       final_decision_time=utcnow() - timedelta(days=days_ago)).where(
-            ApplicationAccessTicket.task == task).execute()
+        made = f"{utcnow() - timedelta(days=days_ago):%Y-%m-%dT%H:%M:%SZ}"  # EPM's approval, `days_ago` days back
+        assert deliver(factories.application_decision(task.request_id, DecisionTime=made)).status_code == 200
     current = make_ticket(factories.application_request())
     page = text_of(as_approver.get(f"/tickets/{current.number}"))
     assert "Approved 2 times in the last 30 days." in page

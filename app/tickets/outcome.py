@@ -1,0 +1,100 @@
+"""How each ticket's request ended, kept on the ticket: Task.outcome, outcome_by and outcome_at.
+
+`of` says it from the ticket's JIT record and its latest broker decision: EPM's final word first (the
+later outcome it recorded, else its final decision), then the broker's decision and its delivery, else
+awaiting. Every write that changes what `of` says keeps the columns in its own transaction: the EPM
+update path folds them into the UPDATE of the task it makes anyway (`update_task`), a
+decision taken saves them with the task (`of`), its delivery's end calls `refresh`. A new ticket awaits a
+decision by the columns' defaults.
+So the ticket page lists a person's or an application's earlier requests from one range of an index
+holding these columns (app/tickets/context.py), reading no JIT record and no decision.
+"""
+from peewee import Case, fn
+
+from app import contract
+from app.db import is_sqlite, update_row_unread, write_with_next
+from app.models import Decision, JIT_MODELS, Task
+
+COLUMNS = ("outcome", "outcome_by", "outcome_at")
+AWAITING = (contract.OUTCOME_AWAITING, "", None)
+# The JIT record's columns `of` reads: a write of any of them changes what the ticket keeps.
+JIT_COLUMNS = ("epm_outcome", "decision_final", "final_decision", "final_decision_by", "final_decision_time")
+
+
+def epm_word(jit):
+    """(outcome, by, at) from EPM's final word on `jit`, or None while EPM has said none."""
+    if jit.epm_outcome:
+        return jit.epm_outcome, jit.final_decision_by or "", jit.final_decision_time
+    if jit.decision_final and jit.final_decision:
+        return jit.final_decision, jit.final_decision_by or "", jit.final_decision_time
+    return None
+
+
+def decision_words(decision, status):
+    """The outcome of the broker's decision `decision` whose delivery is at `status`."""
+    if status == contract.DELIVERY_DELIVERED:
+        return decision
+    if status == contract.DELIVERY_FAILED:
+        return contract.OUTCOME_FAILED_TO_SEND
+    return contract.OUTCOME_SENDING.format(decision=decision)
+
+
+def of(jit, latest):
+    """(outcome, decided by, decided at) of a ticket with JIT record `jit` and latest broker decision `latest`
+    (None when nobody decided here)."""
+    said = epm_word(jit)
+    if said is not None:
+        return said
+    if latest is not None:
+        return decision_words(latest.decision, latest.status), latest.decided_by, latest.decided_at
+    return AWAITING
+
+
+def latest_decision(task_id):
+    """The broker's latest decision on task `task_id`, or None."""
+    return (Decision.select().where(Decision.task == task_id)
+            .order_by(Decision.decided_at.desc(), Decision.id.desc()).first())
+
+
+def as_columns(words):
+    """{column: value} of (outcome, by, at) `words`, for Task.update."""
+    return dict(zip(COLUMNS, words))
+
+
+def _of_latest_decision(task_id, column):
+    return (Decision.select(column).where(Decision.task == task_id)
+            .order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(1))
+
+
+def update_task(jit, **values):
+    """UPDATE the task of `jit` with `values` and the outcome its JIT record now says, by send_with_next: the
+    UPDATE of the task that a write of `jit` makes anyway, so keeping the outcome costs an EPM update no
+    statement. EPM's word goes as values; while it has none, what the latest decision says is worked out by
+    this UPDATE itself, reading nothing before it."""
+    said = epm_word(jit)
+    if said is not None:
+        update_row_unread(Task, jit.task_id, **values, **as_columns(said))
+        return
+    words = Case(Decision.status, ((contract.DELIVERY_DELIVERED, Decision.decision),
+                                   (contract.DELIVERY_FAILED, contract.OUTCOME_FAILED_TO_SEND)),
+                 Decision.decision.concat(contract.OUTCOME_SENDING.format(decision="")))
+    write_with_next(Task.update(
+        **values, outcome=fn.COALESCE(_of_latest_decision(jit.task_id, words), contract.OUTCOME_AWAITING),
+        outcome_by=fn.COALESCE(_of_latest_decision(jit.task_id, Decision.decided_by), ""),
+        outcome_at=_of_latest_decision(jit.task_id, Decision.decided_at)).where(Task.id == jit.task_id))
+
+
+def refresh(task):
+    """Keep on `task` (a Task) what its JIT record and its latest decision now say, in the caller's write
+    transaction; returns (outcome, by, at).
+
+    PostgreSQL: the JIT record is read holding its row lock, the lock an EPM update of the ticket takes first.
+    An update committing meanwhile is then read once it has, rather than written over with what it replaced,
+    and one starting meanwhile waits, then keeps its own word on the task."""
+    model = JIT_MODELS[task.kind]
+    query = model.select(*(getattr(model, name) for name in JIT_COLUMNS)).where(model.task == task.id)
+    if not is_sqlite():
+        query = query.for_update("FOR NO KEY UPDATE")
+    words = of(query.get(), latest_decision(task.id))
+    update_row_unread(Task, task.id, **as_columns(words))
+    return words
