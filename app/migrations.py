@@ -536,18 +536,19 @@ def _set_outcomes(rows):
 
 
 # The ticket page's earlier requests (app/tickets/context.py): each range's index by what it compares, and the
-# columns it shows, so the range is read from the index alone.
+# columns it counts with, so the range is read from the index alone (the few it lists are read by id: names of
+# any length in the index could pass PostgreSQL's limit of an index entry, about 2.7 kB).
 _EARLIER_REQUEST_INDEXES = (("task_requester_earlier", ("requester",)), ("task_sha256_earlier", ("sha256_hash",)),
                             ("task_sha1_earlier", ("sha1_hash",)),
                             ("task_application_earlier", ("publisher", "subject")))
-_EARLIER_REQUEST_SHOWN = ("number", "requester", "subject", "outcome", "outcome_by", "outcome_at")
+_EARLIER_REQUEST_COUNTED = ("outcome", "outcome_at")
 
 
 def _outcome_on_the_ticket(migrator):
     """How each request ended, who decided and when, kept on its ticket (app/tickets/outcome.py), and the
-    indexes of step 31 holding them beside what each range compares: the ticket page lists up to 500 earlier
-    requests per range from the index alone, reading no task row, JIT record or decision. PostgreSQL holds the
-    shown columns as INCLUDE columns, SQLite as trailing ones."""
+    indexes of step 31 holding them beside what each range compares: the ticket page counts up to 500 earlier
+    requests per range from the index alone, reading no JIT record or decision, and reads only the few it lists
+    by id. PostgreSQL holds the counted columns as INCLUDE columns, SQLite as trailing ones."""
     task = models.Task._meta.table_name
     # NOT NULL with a constant default, added in one ALTER TABLE on both databases (PostgreSQL 11+ then
     # rewrites no row).
@@ -560,8 +561,8 @@ def _outcome_on_the_ticket(migrator):
         database.execute_sql(f"DROP INDEX IF EXISTS {old}")
     for name, keys in _EARLIER_REQUEST_INDEXES:
         ordered = ", ".join((*keys, "opened_at DESC", "id DESC"))
-        shown = ", ".join(column for column in _EARLIER_REQUEST_SHOWN if column not in keys)
-        columns = f"({ordered}, {shown})" if is_sqlite() else f"({ordered}) INCLUDE ({shown})"
+        counted = ", ".join(column for column in _EARLIER_REQUEST_COUNTED if column not in keys)
+        columns = f"({ordered}, {counted})" if is_sqlite() else f"({ordered}) INCLUDE ({counted})"
         database.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON task {columns} WHERE {keys[0]} IS NOT NULL")
 
 

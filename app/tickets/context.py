@@ -61,21 +61,18 @@ class DecisionContext:
 
 @dataclass(frozen=True)
 class _Earlier:
-    """One earlier ticket as read: its task columns, the outcome kept on it (app/tickets/outcome.py) among them."""
+    """One earlier ticket as its range's index holds it: enough to count how it ended (app/tickets/outcome.py)."""
 
     id: int
-    number: str
     opened_at: object
-    requester: str
-    subject: str
     outcome: str
-    outcome_by: str
     outcome_at: object
 
 
 # What an earlier ticket is read with: every column is in the index each range is read from (migration 32).
-EARLIER_COLUMNS = (Task.id, Task.number, Task.opened_at, Task.requester, Task.subject, Task.outcome, Task.outcome_by,
-                   Task.outcome_at)
+# The index holds no more than counting needs: the shown ones' number, requester, product and decider are read
+# by id (SHOWN a group), which keeps an index entry well under PostgreSQL's limit whatever the names' lengths.
+EARLIER_COLUMNS = (Task.id, Task.opened_at, Task.outcome, Task.outcome_at)
 
 
 def earlier_query(task, condition):
@@ -101,14 +98,27 @@ def _newest(*lists):
     return sorted(merged.values(), key=lambda earlier: (earlier.opened_at, earlier.id), reverse=True)[:SCANNED + 1]
 
 
-def _group(found):
+def _shown_details(*groups):
+    """{id: (number, requester, subject, outcome_by)} of the SHOWN newest tickets of each group, in one query."""
+    ids = sorted({earlier.id for found in groups for earlier in found[:SHOWN]})
+    if not ids:
+        return {}
+    rows = Task.select(Task.id, Task.number, Task.requester, Task.subject, Task.outcome_by).where(Task.id.in_(ids))
+    return {row[0]: row[1:] for row in rows.tuples()}
+
+
+def _group(found, details):
     """The group of the earlier tickets `found`: the outcomes of the newest SCANNED, the newest SHOWN listed."""
     if not found:
         return None, []
-    requests = [EarlierRequest(earlier.number, earlier.opened_at, earlier.requester or "", earlier.subject,
-                               earlier.outcome, earlier.outcome_by, earlier.outcome_at) for earlier in found[:SCANNED]]
-    counts = Counter(request.outcome for request in requests)
-    return RequestGroup(len(requests), counts.most_common(), requests[:SHOWN], more=len(found) > SCANNED), requests
+    counted = found[:SCANNED]
+    counts = Counter(earlier.outcome for earlier in counted)
+    shown = []
+    for earlier in counted[:SHOWN]:
+        number, requester, subject, outcome_by = details[earlier.id]
+        shown.append(EarlierRequest(number, earlier.opened_at, requester or "", subject, earlier.outcome, outcome_by,
+                                    earlier.outcome_at))
+    return RequestGroup(len(counted), counts.most_common(), shown, more=len(found) > SCANNED), counted
 
 
 def file_hashes(request_info):
@@ -143,10 +153,11 @@ def decision_context(task, policy_suggestion_approvals, now=None):
                                      for condition in application_conditions(task, task.jit_request)))
     # The index of migration 32 leads with the requester.
     same_user = _earlier(task, Task.requester == task.requester) if task.requester else []
-    application_group, application_requests = _group(same_application)
-    user_group, _ = _group(same_user)
+    details = _shown_details(same_application, same_user)
+    application_group, application_requests = _group(same_application, details)
+    user_group, _ = _group(same_user, details)
     since = (now or utcnow()) - POLICY_WINDOW
-    recent = sum(1 for request in application_requests if request.outcome == contract.DECISION_APPROVED
-                 and request.decided_at is not None and request.decided_at >= since)
+    recent = sum(1 for earlier in application_requests if earlier.outcome == contract.DECISION_APPROVED
+                 and earlier.outcome_at is not None and earlier.outcome_at >= since)
     return DecisionContext(application_group, user_group, recent,
                            policy_suggestion_approvals > 0 and recent >= policy_suggestion_approvals)

@@ -181,3 +181,21 @@ def test_the_same_sha1_alone_is_the_same_file(opened):
     earlier = opened(days_ago=1, sha256Hash=None, sha1Hash="c" * 40, productName="Other", user="CORP\\a")
     current = opened(sha256Hash="d" * 64, sha1Hash="C" * 40, productName="Another", user="CORP\\b")
     assert [request.number for request in decision_context(current, 5).same_application.requests] == [earlier.number]
+
+
+def test_names_as_long_as_a_ticket_keeps_them_in_any_script_are_stored_and_listed(opened, decide_in_epm):
+    """An earlier-request index entry holds what it compares and the outcome, never the listed names: a
+    publisher, product and user of 255 characters of four bytes each would pass PostgreSQL's limit of an index
+    entry (about 2.7 kB) and fail the delivery."""
+    def scattered(first, step):  # characters that do not repeat in a pattern PostgreSQL's compression could fold
+        return "".join(chr(first + (index * step) % 1500) for index in range(300))
+
+    names = {"publisher": scattered(0x1F300, 7919), "productName": scattered(0x20000, 104729),
+             "user": "CORP\\" + scattered(0x1F900, 1299709)}
+    earlier = opened(days_ago=2, **names)
+    decide_in_epm(earlier, by=scattered(0x2A000, 15485863))
+    group = decision_context(opened(**names), 5).same_application
+
+    (listed,) = group.requests
+    assert (listed.number, listed.outcome) == (earlier.number, contract.DECISION_APPROVED)
+    assert listed.subject == names["productName"][:255] and listed.requester == names["user"][:255]
