@@ -373,21 +373,18 @@ PAGE_REASON = (
 # profiling the broker on this machine (see the notes in each reason).
 WHY_MISSED = {
     "intake throughput against the durable write reference": (
-        "the reference does one autocommitted INSERT per request, one round trip; a created delivery is one "
-        "transaction of 8 statements on either database (BEGIN, the RequestId's lock on PostgreSQL, one "
-        "look-up, the number and the ticket (one statement on PostgreSQL, two on SQLite), the JIT record, the "
-        "work note, the delivery's row, COMMIT), an update event 8 on SQLite and 9 on PostgreSQL; PostgreSQL "
-        "gets either in 3 round trips, as "
-        "what needs no answer goes with the next statement or the COMMIT (app/db.py; "
-        "tests/intake/test_intake_statements.py pins statements and round trips). Add marshmallow validation "
-        "and building the SQL of an update event's statements (see \"Where one "
-        "delivery's time goes\"). With 2 sync workers and wrk on 2 cores, throughput is CPU per delivery; on "
-        "PostgreSQL each round trip also waits for a server process that needs the same cores, so "
-        "when other work keeps them busy every round trip waits for a core, and the gap grows with the load "
-        "average (stated at the top of this page)."),
+        "on SQLite, writes queue on the database's one write lock (app/db.py: writers wait on a lock file, so "
+        "the next begins as the lock is released): a delivery holds it for its statements and its fsync, "
+        "the reference for one INSERT and its fsync, so the ratio is the share of the lock's time that is "
+        "the fsync. On PostgreSQL the throughput is CPU: with 2 workers, wrk and the server on 2 cores, the "
+        "numbers table's last column shows what a delivery costs in the workers (Flask, Basic, marshmallow, "
+        "the ticket's rows) and in the server, against the reference's; a created delivery is 8 statements in "
+        "3 round trips (tests/intake/test_intake_statements.py), each parsed and planned, into tables of 4 to "
+        "11 indexes (the ticket's trigram search index among them), where the reference makes one INSERT "
+        "into a table of one index."),
     "intake p99 against the durable write reference": (
-        "p99 follows the CPU a delivery costs: 16 connections queue on 2 sync workers, so a request waits "
-        "behind up to 7 others, each several times the reference's own cost (see the throughput target)."),
+        "p99 follows throughput: 16 connections queue on 2 sync workers, so a request waits behind up to 7 "
+        "others, each costing what the throughput target's reason says."),
     "intake tickets": (
         "some stored deliveries did not become their ticket after the load: see the deliveries by status "
         "and the scheduler's log."),
@@ -403,21 +400,24 @@ WHY_MISSED = {
         "inline processing holds the write lock meanwhile. The margin is a few ms either way on this machine."),
     "search": (
         "text matching few tickets (a person, a machine, a file hash) is looked up through its rarest trigrams "
-        "in the search index (migration 28) and text matching thousands walks the newest-first index "
-        "(app/tickets/search.py); a text whose trigrams are all common but which few tickets hold is the "
-        "costly case for both."),
+        "in the search index (migration 28), each candidate's document checked for the text, and text matching "
+        "thousands walks the newest-first index (app/tickets/search.py). A trigram's list of tickets grows with "
+        "the history, and so do the candidates of a text whose rarest trigrams are shared (a file hash: each "
+        "of its trigrams is in other hashes too; the candidates are every ticket of those builds), so a page "
+        "of search costs more at a million tickets than at 10,000 though it shows as many rows."),
     "Table API": (
         "an answer is two queries (the page with every field it shows, and its count; "
         "tests/servicenow_api/test_servicenow_api_reads.py), the LIKE narrowed through the ticket search "
         "index (app/tickets/search.py), the IN through the number's unique index; what is left is rendering "
         "each record and, under load, the CPU the other work on this host takes (the load average above)."),
     "ticket page": (
-        "the page's decision context (app/tickets/context.py) reads the earlier requests of the same person, "
+        "the page's decision context (app/tickets/context.py) counts the earlier requests of the same person, "
         "the same file hash and the same publisher and product of the 90 days before the ticket as a range of "
         "an index of each, at most 501 each, with how each ended kept on its ticket (migration 32, "
-        "app/tickets/outcome.py) among the index's columns: each range is read from its index alone, no "
-        "ticket, JIT record or decision (tests/tickets/test_tickets_query_plans.py checks the plans), so what "
-        "the page reads stops growing once an application has its 500 requests in those 90 days."),
+        "app/tickets/outcome.py) in the index: each range is read from its index alone "
+        "(tests/tickets/test_tickets_query_plans.py checks the plans), and the ten listed per group by id. "
+        "What still grows with history: the depth of those indexes, and at a million tickets a page of the "
+        "ticket table is more often outside the database's cache than at 10,000."),
     **{page.replace("_", " "): PAGE_REASON for page in PAGES if page != "ticket_page"},
 }
 
