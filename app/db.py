@@ -22,9 +22,34 @@ from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
 database = peewee.DatabaseProxy()
 
-# Errors that mean "the database could not do this now" (locked, restarting,
-# unreachable): the caller should try again later, nothing was stored.
+# The error classes that may mean "the database could not do this now" (locked, restarting,
+# unreachable): is_unavailable tells which of their errors do. The caller should try again later,
+# nothing was stored.
 UNAVAILABLE_ERRORS = (peewee.OperationalError, peewee.InterfaceError)
+# PostgreSQL's SQLSTATE classes of that kind: connection, transaction rollback (serialization, deadlock),
+# insufficient resources, object not in prerequisite state (a lock not available), operator intervention
+# (shutdown, a cancelled statement), system and internal errors. Not 54, program limit exceeded: a value
+# too large for an index fails again however often it is sent.
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "40", "53", "55", "57", "58", "XX")
+# SQLite's messages of that kind: the file locked or busy, the disk failing or full, the file not opened.
+_UNAVAILABLE_SQLITE_WORDS = ("locked", "busy", "disk", "unable to open", "i/o")
+
+
+def is_unavailable(error):
+    """True when the database error `error` says the database could not do this now, so the same request may
+    succeed later (503 with Retry-After); False when it is about what was asked (a value over a limit, a
+    missing table: 500), which sending it again never mends. An error the driver gives without a code
+    (the connection dropped) is of the first kind."""
+    if isinstance(error, peewee.InterfaceError):
+        return True
+    if not isinstance(error, peewee.OperationalError):
+        return False
+    cause = error.args[0] if error.args and isinstance(error.args[0], BaseException) else error.__context__
+    if isinstance(cause, sqlite3.Error):
+        message = str(cause).lower()
+        return any(word in message for word in _UNAVAILABLE_SQLITE_WORDS)
+    code = getattr(cause, "pgcode", None)
+    return code is None or code[:2] in _UNAVAILABLE_SQLSTATE_CLASSES
 
 
 class _LockFile:

@@ -10,7 +10,7 @@ from flask import jsonify, render_template, request
 from marshmallow import Schema, fields, validate
 from werkzeug.exceptions import HTTPException
 
-from app.db import UNAVAILABLE_ERRORS
+from app.db import UNAVAILABLE_ERRORS, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +108,10 @@ def init_app(app):
     for error_class in UNAVAILABLE_ERRORS:
         @app.errorhandler(error_class)
         def _database_unavailable(error):
+            if not is_unavailable(error):
+                # About what was asked, not the database's state: sending it again fails again.
+                log.error("database refused the request: %s", error, exc_info=error)
+                return error_response(500, "The database refused this request", "it fails the same way if sent again")
             # EPM retries a delivery that got a 503; a 500 might be final for it.
             log.warning("database unavailable: %s", error)
             response, status = error_response(503, "The database is unavailable; try again shortly")

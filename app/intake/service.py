@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 
 from app import contract
 from app.claims import lock_request
-from app.db import UNAVAILABLE_ERRORS, database, insert_row_unread, write_transaction
+from app.db import database, insert_row_unread, is_unavailable, write_transaction
 from app.errors import BadRequest
 from app.intake.schemas import load_event, parse_json_object
 from app.models import CONFIGURATION_VERSION, JIT_MODELS, Configuration, IncomingRequest, utcnow
@@ -133,10 +133,10 @@ def receive(delivery):
             if attempt == _ATTEMPTS:
                 raise
             log.info("concurrent delivery for RequestId %s; retrying", fields["request_id"])
-        except UNAVAILABLE_ERRORS:
-            raise
-        except Exception:
-            _record_failure(delivery, event, fields)
+        except Exception as error:
+            if not is_unavailable(error):
+                # Kept as an error with its raw body, for ops to replay once what refused it is mended.
+                _record_failure(delivery, event, fields)
             raise
 
 
@@ -181,9 +181,9 @@ def apply_stored(incoming):
     try:
         with database.atomic():  # a savepoint: a failure undoes this delivery's work only
             return apply_event(delivery, event, fields)
-    except UNAVAILABLE_ERRORS:
-        raise
-    except Exception:
+    except Exception as error:
+        if is_unavailable(error):
+            raise
         log.exception("stored delivery %s failed", incoming.sys_id)
         return delivery.record(status=contract.INCOMING_ERROR, task=None, processed_at=utcnow(),
                                error=_processing_failed())

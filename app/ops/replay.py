@@ -12,7 +12,7 @@ import peewee
 
 from app import contract
 from app.audit import service as audit
-from app.db import UNAVAILABLE_ERRORS, write_transaction
+from app.db import is_unavailable, write_transaction
 from app.errors import NotFound
 from app.intake.service import StoredDelivery, apply_event, read_stored, waiting_updates
 from app.models import IncomingRequest
@@ -241,9 +241,9 @@ def replay(incoming, actor=None, dry_run=False, source_address=None):
         except peewee.IntegrityError:
             outcome = _unchanged(incoming, dry_run, FAILED, "another delivery for this RequestId was being "
                                                             "processed at the same moment; try again")
-        except UNAVAILABLE_ERRORS:
-            raise
         except Exception as error:  # noqa: BLE001 - the processing itself failed: report it, change nothing
+            if is_unavailable(error):
+                raise
             log.exception("replay of incoming request %s failed", incoming.sys_id)
             outcome = _unchanged(incoming, dry_run, FAILED, f"processing failed: {error.__class__.__name__}: "
                                                             f"{str(error)[:500]}; no change")
