@@ -138,8 +138,10 @@ def verify():
 
 
 def parse_bound(text, end=False):
-    """A naive UTC datetime from `YYYY-MM-DD` or ISO 8601; as an `end` bound a bare date takes in that whole day."""
-    text = (text or "").strip()
+    """A naive UTC datetime from `YYYY-MM-DD` or ISO 8601; as an `end` bound a bare date takes in that whole day.
+    Empty (a form's blank field) is no bound; only ASCII spaces around it are ignored, so a value of other
+    whitespace (U+0085, U+00A0) is refused rather than read as no bound."""
+    text = (text or "").strip(" \t\r\n")
     if not text:
         return None
     try:

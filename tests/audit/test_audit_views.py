@@ -58,6 +58,14 @@ def test_the_api_refuses_a_bad_date_with_the_field_named(client, admin_auth, log
     assert "since" in answer.json["fields"]
 
 
+@pytest.mark.parametrize("value", ["%C2%85", "%C2%A0", "%E2%80%A8"], ids=["next line", "no-break space", "line sep"])
+def test_a_bound_of_other_whitespace_is_refused_not_read_as_none(client, admin_auth, logged, value):
+    answer = client.get(f"{API}?until={value}", headers=admin_auth)
+
+    assert answer.status_code == 400
+    assert "until" in answer.json["fields"]
+
+
 def test_the_api_is_for_admins_only(client, app, approver_auth, api_auth, logged):
     assert client.get(API).status_code == 401
     assert client.get(API, headers=approver_auth).status_code == 403
