@@ -9,11 +9,12 @@ EPM policy instead of a ticket each time.
 import re
 from collections import Counter, namedtuple
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from app import contract
 from app.db import database
 from app.models import Task, utcnow
+from app.tickets.rows import stored_moment
 
 POLICY_WINDOW = timedelta(days=30)
 # How far back earlier requests are looked for: with the indexes of migration 32 a page view reads
@@ -86,14 +87,9 @@ def earlier_query(task, condition):
 
 def _earlier(task, condition):
     """earlier_query's rows as _Earlier, as the driver answers them: on SQLite a date-time is its stored text, which
-    orders as the time does; only the few that are shown or compared become datetimes (`_moment`), where peewee
+    orders as the time does; only the few shown or compared become datetimes (rows.stored_moment), where peewee
     would try each format it knows on every one (most of a 501-row range's cost)."""
     return list(map(_Earlier._make, database.execute_sql(*earlier_query(task, condition).sql())))
-
-
-def _moment(value):
-    """A date-time column's value as read by `_earlier`, as a datetime."""
-    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def _newest(*lists):
@@ -120,8 +116,8 @@ def _group(found, details):
     shown = []
     for earlier in counted[:SHOWN]:
         number, requester, subject, outcome_by = details[earlier.id]
-        shown.append(EarlierRequest(number, _moment(earlier.opened_at), requester or "", subject, earlier.outcome,
-                                    outcome_by, _moment(earlier.outcome_at)))
+        shown.append(EarlierRequest(number, stored_moment(earlier.opened_at), requester or "", subject, earlier.outcome,
+                                    outcome_by, stored_moment(earlier.outcome_at)))
     return RequestGroup(len(counted), counts.most_common(), shown, more=len(found) > SCANNED), counted
 
 
@@ -162,6 +158,6 @@ def decision_context(task, policy_suggestion_approvals, now=None):
     user_group, _ = _group(same_user, details)
     since = (now or utcnow()) - POLICY_WINDOW
     recent = sum(1 for earlier in application_requests if earlier.outcome == contract.DECISION_APPROVED
-                 and earlier.outcome_at is not None and _moment(earlier.outcome_at) >= since)
+                 and earlier.outcome_at is not None and stored_moment(earlier.outcome_at) >= since)
     return DecisionContext(application_group, user_group, recent,
                            policy_suggestion_approvals > 0 and recent >= policy_suggestion_approvals)

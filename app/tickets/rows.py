@@ -85,7 +85,7 @@ def _columns(row_type):
 _COLUMNS = {row_type: _columns(row_type) for row_type in (TicketRow, ListedTicket)}
 
 
-def _moment(value):
+def stored_moment(value):
     """A stored timestamp as a datetime: SQLite hands back the text it stored, PostgreSQL a datetime."""
     if value is None or isinstance(value, datetime):
         return value
@@ -99,7 +99,7 @@ def read_rows(query, row_type=TicketRow):
     """The tickets a query over `task` alone selects (its columns replaced by `row_type`'s), in its order."""
     select_list, first = _COLUMNS[row_type]
     cursor = database.execute_sql(*query.select(select_list).sql())
-    return [row_type(*row[:first], *map(_moment, row[first:])) for row in cursor.fetchall()]
+    return [row_type(*row[:first], *map(stored_moment, row[first:])) for row in cursor.fetchall()]
 
 
 def newest_first(query):

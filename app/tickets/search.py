@@ -56,11 +56,6 @@ def search_details(reason, request_info):
     return "\n".join(str(piece) for piece in pieces if piece) or None
 
 
-def document(values):
-    """A ticket's search document from its SEARCHED_COLUMNS values, as the index holds it."""
-    return "\n".join(value or "" for value in values)
-
-
 def refill_sqlite_index():
     """SQLite: index every ticket's document again in one pass (after a bulk load without the triggers)."""
     database.execute_sql("INSERT INTO task_search (task_search) VALUES ('delete-all')")
