@@ -176,6 +176,17 @@ def epm(broker):
         yield fake
 
 
+def approve_admin_access(page, unit, amount=None):
+    """Open the first ticket and send its Admin Access approval form with a reason and `unit` (and `amount`)."""
+    page.get_by_role("link", name="INC0010001").click()
+    page.get_by_role("link", name="Approve Admin Access").click()
+    page.get_by_label("Reason").fill("Printer driver install, change CHG0042")
+    page.locator(f"input[name=duration_unit][value={unit}]").check()
+    if amount is not None:
+        page.get_by_label("Number of minutes or hours").fill(amount)
+    page.get_by_role("button", name="Approve Admin Access").click()
+
+
 # step_up_max_age 0: every Admin Access approval steps up, however recent the sign-in (no waiting for it to age).
 @pytest.mark.parametrize("broker_env", [{"JITBROKER_OIDC_STEP_UP_MAX_AGE": "0"}])
 def test_an_admin_access_approval_steps_up_first_and_keeps_the_reason_and_duration(broker, epm, browser):
@@ -183,12 +194,7 @@ def test_an_admin_access_approval_steps_up_first_and_keeps_the_reason_and_durati
     page = browser.new_page()
     sign_in(page, broker, "bo")
 
-    page.get_by_role("link", name="INC0010001").click()
-    page.get_by_role("link", name="Approve Admin Access").click()
-    page.get_by_label("Reason").fill("Printer driver install, change CHG0042")
-    page.locator("input[name=duration_unit][value=hours]").check()
-    page.get_by_label("Number of minutes or hours").fill("2")
-    page.get_by_role("button", name="Approve Admin Access").click()
+    approve_admin_access(page, "hours", "2")
 
     # The provider asks for the password again (prompt=login), then the broker records what was typed.
     expect(page.locator("input[name=login]")).to_be_visible()
@@ -208,11 +214,7 @@ def test_a_step_up_by_a_person_removed_from_the_groups_records_nothing(broker, e
     epm.fire_admin_request()
     page = browser.new_page()
     sign_in(page, broker, "bo")
-    page.get_by_role("link", name="INC0010001").click()
-    page.get_by_role("link", name="Approve Admin Access").click()
-    page.get_by_label("Reason").fill("Printer driver install, change CHG0042")
-    page.locator("input[name=duration_unit][value=once]").check()
-    page.get_by_role("button", name="Approve Admin Access").click()
+    approve_admin_access(page, "once")
     expect(page.locator("input[name=login]")).to_be_visible()
     provider.set_groups("bo", ["finance"])
     log_in_at_provider(page, "bo")

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import pytest
 
 from app.models import Account, Task
+from app.servicenow_api.fields import reference_sys_id
 from app.servicenow_api.query import parse_query
 from app.servicenow_api.tables import TABLES
 from app.servicenow_api.views import document
@@ -126,25 +127,31 @@ def test_a_people_page_costs_the_same_queries_for_one_record_and_for_many(client
         assert [user["email"]["value"] for user in many] == ["jdoe@example.com", "", "", ""]
 
 
-def test_a_requester_is_found_by_sys_id_hashing_only_names_not_seen_before(client, api_auth, monkeypatch):
+@pytest.fixture
+def hashed(monkeypatch):
+    """The requester names people.py hashes to sys_ids, in order."""
     from app.servicenow_api import people
-    from app.servicenow_api.fields import reference_sys_id
 
-    hashed = []
+    names = []
 
     def counted(table, name):
-        hashed.append(name)
+        names.append(name)
         return reference_sys_id(table, name)
 
     monkeypatch.setattr(people, "reference_sys_id", counted)
-    open_tickets(client, api_auth, ["CORP\\mrivera", "CORP\\jdoe", "CORP\\kim"])
-    served = TABLES["incident"]
-    context = served.context("http://localhost")
+    return names
 
-    def opened_by(name):
-        query = parse_query(f"opened_by={reference_sys_id('sys_user', name)}")
-        rows, _total = served.find(query, 100, 0, context, ("number",))
-        return [row.number for row in rows]
+
+def opened_by(name):
+    """The numbers of the incidents whose opened_by is `name`'s sys_id, as the Table API finds them."""
+    served = TABLES["incident"]
+    query = parse_query(f"opened_by={reference_sys_id('sys_user', name)}")
+    rows, _total = served.find(query, 100, 0, served.context("http://localhost"), ("number",))
+    return [row.number for row in rows]
+
+
+def test_a_requester_is_found_by_sys_id_hashing_only_names_not_seen_before(client, api_auth, hashed):
+    open_tickets(client, api_auth, ["CORP\\mrivera", "CORP\\jdoe", "CORP\\kim"])
 
     first = opened_by("CORP\\jdoe")
     names_at_first = len(hashed)
@@ -162,27 +169,13 @@ def test_a_requester_is_found_by_sys_id_hashing_only_names_not_seen_before(clien
     assert opened_by("CORP\\nobody") == [] and hashed[names_at_first:] == ["CORP\\lee"]
 
 
-def test_a_recent_requester_is_found_by_sys_id_without_reading_every_name(client, api_auth, monkeypatch):
+def test_a_recent_requester_is_found_by_sys_id_without_reading_every_name(client, api_auth, hashed, monkeypatch):
     from app.servicenow_api import people
-    from app.servicenow_api.fields import reference_sys_id
 
-    hashed = []
-
-    def counted(table, name):
-        hashed.append(name)
-        return reference_sys_id(table, name)
-
-    monkeypatch.setattr(people, "reference_sys_id", counted)
     monkeypatch.setattr(people, "RECENT_IDS", 2)
     monkeypatch.setattr(people, "CATCH_UP_IDS", 1)
     users = [f"CORP\\user{n}" for n in range(8)]
     open_tickets(client, api_auth, users)
-    served = TABLES["incident"]
-    context = served.context("http://localhost")
-
-    def opened_by(name):
-        query = parse_query(f"opened_by={reference_sys_id('sys_user', name)}")
-        return [row.number for row in served.find(query, 100, 0, context, ("number",))[0]]
 
     assert opened_by("CORP\\user7") == ["INC0010008"]
     # Only the names of the newest tickets were read: the requester was among them.
