@@ -481,7 +481,10 @@ METHOD = """## How it is measured
   JSON list's first and deep page (`cursor`). Log pages, for an admin: the incoming-request,
   outbound-call, application and audit logs' browser pages and JSON twins, each the first page
   and the page `before` the entry 90% down in rotation. The ratio is one client's p95 at the
-  large history over the small one's.
+  large history over the small one's. Both histories come from an estate that grew with them
+  (`generate.Estate.grown_to`: about 100 tickets per person and 50 per machine at either size), so
+  a search or a ticket page shows as many rows with either and the ratio is the history's cost;
+  runs before 2026-12-06T10:00 used one estate for both sizes and are not the same measure.
 - **Decision round trip**: tickets arrive from the fake EPM (`app/epm/fake.py`, on loopback)
   through the webhook; each is approved with `POST /api/x_bets_pmc_jit/tickets/<number>/decision`,
   one after another, timed until the 201 that means EPM acknowledged it. The fake counts the
