@@ -1,6 +1,7 @@
 """Schema upgrades: `jitbroker init` on a database queued intake left deliveries in turns them into
 tickets, each keeping its sys_id, and its table and column go; nothing stored is lost."""
 import json
+import uuid
 from datetime import timedelta
 
 import peewee
@@ -337,3 +338,42 @@ def test_upgrade_keeps_each_tickets_outcome_on_it_as_its_records_say(app, make_t
     [step] = [step for version, _description, step in MIGRATIONS if version == 32]
     step(SchemaMigrator.from_database(database.obj))  # again: changes nothing
     assert {task.id: kept_outcome(task) for task in Task.select()} == expected
+
+
+def test_a_new_postgresql_installation_checks_a_ticket_reference_by_index_as_tickets_arrive(postgres_url):
+    """The foreign-key check of each work note, delivery and JIT record keeps its plan for the connection's
+    life; on a new installation it must not be a plan for an empty ticket table, which reads every ticket."""
+    from app import create_app
+    from app.db import close_pools
+    from app.intake import service as intake
+    from app.migrations import upgrade
+    from app.models import WorkNote
+    from tests.conftest import _admin_connection
+
+    name = f"jitbroker_fresh_{uuid.uuid4().hex[:8]}"
+    admin = _admin_connection()
+    admin.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        app = create_app({"database_url": f"{postgres_url.rsplit('/', 1)[0]}/{name}", "secret_key": "test",
+                          "TESTING": True})
+        with app.app_context(), database.connection_context():
+            upgrade()
+            for number in range(6):  # past the executions after which a kept plan stays generic
+                body = json.dumps(factories.application_request(f"req-{number}")).encode()
+                intake.receive(intake.Delivery(body, "application/json"))
+            columns = [field.column_name for field in Task._meta.sorted_fields
+                       if field.name not in ("id", "sys_id", "number")]
+            database.execute_sql(
+                f'INSERT INTO task (sys_id, number, {", ".join(columns)}) '
+                f'SELECT md5(n::text), \'INC\' || lpad(n::text, 7, \'0\'), {", ".join(columns)} '
+                f'FROM (SELECT * FROM task LIMIT 1) AS one, generate_series(10, 3009) AS n')
+            newest = Task.select().order_by(Task.id.desc()).get()
+            with database.atomic():
+                WorkNote.create(task=newest, text="on the newest of 3,000 tickets", author="system")
+                (scanned,) = database.execute_sql(
+                    "SELECT coalesce(seq_tup_read, 0) FROM pg_stat_xact_user_tables WHERE relname = 'task'").fetchone()
+            assert scanned < 100, f"the work note's check of its ticket read {scanned} tickets"
+        close_pools()
+    finally:
+        admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
