@@ -19,7 +19,7 @@ import socket
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from app.db import database, is_sqlite, send_with_next, write_transaction
+from app.db import database, is_sqlite, prepared, send_with_next, write_transaction
 
 
 def database_now():
@@ -71,6 +71,9 @@ def claim_attempt(model, row_id, seconds):
                  attempts=model.attempts + 1)
 
 
+_REQUEST_LOCK_SQL = prepared("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))")
+
+
 def lock_request(request_id):
     """Make writers for one EPM RequestId take turns until the caller's transaction ends.
 
@@ -81,4 +84,4 @@ def lock_request(request_id):
     if not is_sqlite():
         # Sent with the transaction's next statement: that statement, and each one after it, reads
         # what the RequestId's previous writer committed.
-        send_with_next("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (request_id,))
+        send_with_next(_REQUEST_LOCK_SQL, (request_id,))

@@ -10,6 +10,7 @@ server's `synchronous_commit` (on unless the server's configuration turns it off
 """
 import fcntl
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -17,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import peewee
+import psycopg2.extensions
 from playhouse.db_url import parse as parse_database_url
 from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
 
@@ -131,6 +133,58 @@ class BrokerSqliteDatabase(PooledSqliteDatabase):
             self._release_writer_lock()
 
 
+# The statements PostgreSQL parses and plans once per connection (`prepared`): their text, by their SQL as peewee
+# writes it, as (name, the text with PostgreSQL's numbered parameters, the number of parameters).
+_PREPARABLE = {}
+_PARAMETER_MARK = re.compile(r"%%|%s")
+
+
+def prepared(sql):
+    """Mark `sql`, a statement's text written once per process, to be parsed and planned once per connection:
+    PostgreSQL prepares it the first time a connection sends it (PREPARE) and runs it by name after that
+    (EXECUTE), instead of parsing, analysing and planning the same text on every call (a delivery's statements
+    spent about as long there as running). SQLite's driver already keeps each connection's statements
+    compiled. Returns `sql`."""
+    if sql not in _PREPARABLE:
+        count = 0
+
+        def number(mark):
+            nonlocal count
+            if mark.group() == "%%":
+                return "%%"
+            count += 1
+            return f"${count}"
+
+        numbered = _PARAMETER_MARK.sub(number, sql)
+        _PREPARABLE[sql] = (f"jitbroker_{len(_PREPARABLE) + 1}", numbered, count)
+    return sql
+
+
+def as_written(round_trip):
+    """The statements of a round trip's SQL as the code wrote them: each prepared statement's run (EXECUTE) as
+    its text, without the PREPAREs and the DEALLOCATE that go with them."""
+    names = {name: sql for sql, (name, _numbered, _count) in _PREPARABLE.items()}
+    written = []
+    for statement in round_trip.split("; "):
+        if statement.startswith("PREPARE jitbroker_") or statement == "DEALLOCATE ALL":
+            continue
+        if statement.startswith("EXECUTE jitbroker_"):
+            statement = names[statement.split()[1].partition("(")[0]]
+        written.append(statement)
+    return "; ".join(written)
+
+
+class _Connection(psycopg2.extensions.connection):
+    """A psycopg2 connection that knows which statements its server session has prepared (`prepared`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.prepared_statements = set()
+        # A round trip that carried a PREPARE failed: which of its statements ran is unknown, so the
+        # session's prepared statements go (DEALLOCATE ALL) with the next round trip.
+        self.prepared_unknown = False
+
+
 class BrokerPostgresqlDatabase(PooledPostgresqlDatabase):
     """The broker's PostgreSQL connections: pooled, and a transaction's statements whose answer nobody
     waits for (its BEGIN, a lock, an INSERT whose row is not read back) held and sent with the next
@@ -143,6 +197,7 @@ class BrokerPostgresqlDatabase(PooledPostgresqlDatabase):
     server has made the transaction durable."""
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("connection_factory", _Connection)
         super().__init__(*args, **kwargs)
         self._held = threading.local()
 
@@ -181,8 +236,34 @@ class BrokerPostgresqlDatabase(PooledPostgresqlDatabase):
         return self._send([*held, (sql, tuple(params or ()))])
 
     def _send(self, statements):
-        sql = "; ".join(statement for statement, _ in statements)
-        return self._execute_cursor(sql, [value for _, values in statements for value in values])
+        connection = self.connection()
+        known = getattr(connection, "prepared_statements", None)
+        if known is None:  # a connection made elsewhere: statements go as written
+            sql = "; ".join(statement for statement, _ in statements)
+            return self._execute_cursor(sql, [value for _, values in statements for value in values])
+        parts, values, preparing = [], [], []
+        if connection.prepared_unknown:
+            parts.append("DEALLOCATE ALL")
+            known.clear()
+            connection.prepared_unknown = False
+        for statement, params in statements:
+            entry = _PREPARABLE.get(statement)
+            if entry is None or entry[2] != len(params):
+                parts.append(statement)
+            else:
+                name, numbered, count = entry
+                if name not in known:
+                    parts.append(f"PREPARE {name} AS {numbered}")
+                    preparing.append(name)
+                parts.append(f"EXECUTE {name}({', '.join(['%s'] * count)})" if count else f"EXECUTE {name}")
+            values.extend(params)
+        try:
+            cursor = self._execute_cursor("; ".join(parts), values)
+        except Exception:
+            connection.prepared_unknown = connection.prepared_unknown or bool(preparing)
+            raise
+        known.update(preparing)
+        return cursor
 
     def commit(self):
         held = self._take_held()
@@ -304,7 +385,8 @@ def insert_statement(model, values):
     key = (model, tuple(field.name for field in fields), database.obj.param)
     sql = _INSERT_SQL.get(key)
     if sql is None:
-        sql = _INSERT_SQL[key] = model.insert_many([[data[field.name] for field in fields]], fields=fields).sql()[0]
+        sql = _INSERT_SQL[key] = prepared(
+            model.insert_many([[data[field.name] for field in fields]], fields=fields).sql()[0])
     row._dirty.clear()
     return row, sql, [field.db_value(data[field.name]) for field in fields]
 
@@ -361,8 +443,8 @@ def update_row_unread(model, row_id, **values):
 
         assignments = ", ".join(f"{quote(field.column_name)} = {param}" for field in fields)
         primary_key = model._meta.primary_key
-        sql = _UPDATE_SQL[key] = (f"UPDATE {quote(model._meta.table_name)} SET {assignments} "
-                                  f"WHERE {quote(primary_key.column_name)} = {param}")
+        sql = _UPDATE_SQL[key] = prepared(f"UPDATE {quote(model._meta.table_name)} SET {assignments} "
+                                          f"WHERE {quote(primary_key.column_name)} = {param}")
     send_with_next(sql, [field.db_value(value) for field, value in zip(fields, values.values())] + [row_id])
 
 
@@ -390,7 +472,8 @@ def prepared_select(key, build, *values):
         positions = {index: slots.index(param) for index, param in enumerate(params) if param in slots}
         if sorted(set(positions.values())) != list(range(len(slots))):
             raise ValueError(f"prepared_select {key!r}: a slot is missing from its query's parameters")
-        entry = _PREPARED[cache_key] = {"query": query, "sql": sql, "params": params, "positions": positions}
+        entry = _PREPARED[cache_key] = {"query": query, "sql": prepared(sql), "params": params,
+                                        "positions": positions}
     bound = list(entry["params"])
     for index, slot in entry["positions"].items():
         bound[index] = values[slot]

@@ -85,6 +85,15 @@ def app(database_url, app_settings):
 
 
 @pytest.fixture
+def postgres_app(postgres_url):
+    """An app on PostgreSQL alone, for what only PostgreSQL does (its pool's checks, statements prepared by name)."""
+    app = create_app({"database_url": postgres_url, "secret_key": "test-secret-key", "TESTING": True})
+    with app.app_context():
+        yield app
+        database.close_all()
+
+
+@pytest.fixture
 def client(app):
     return app.test_client()
 

@@ -7,14 +7,6 @@ from app.db import database
 from tests.conftest import _admin_connection
 
 
-@pytest.fixture
-def pg_app(postgres_url):
-    app = create_app({"database_url": postgres_url, "secret_key": "test-secret-key", "TESTING": True})
-    with app.app_context():
-        yield app
-        database.close_all()
-
-
 def backend_pid():
     return database.execute_sql("SELECT pg_backend_pid()").fetchone()[0]
 
@@ -32,7 +24,7 @@ def pooled_connection_dropped_by_the_server():
     return pid
 
 
-def test_a_pooled_connection_the_server_dropped_is_replaced_when_handed_out(pg_app):
+def test_a_pooled_connection_the_server_dropped_is_replaced_when_handed_out(postgres_app):
     dropped = pooled_connection_dropped_by_the_server()
     database.connect()
     assert backend_pid() != dropped

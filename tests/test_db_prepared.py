@@ -1,10 +1,11 @@
 """Statements of a delivery's write transaction whose SQL text is written once per process (app/db.py)."""
 from datetime import datetime
 
+import peewee
 import pytest
 from peewee import JOIN
 
-from app.db import database, prepared_select, update_row_unread, write_transaction
+from app.db import database, prepared, prepared_select, update_row_unread, write_transaction
 from app.models import Account, Task
 
 
@@ -51,3 +52,40 @@ def test_an_update_by_id_changes_that_row_only_with_each_value_stored_as_its_fie
         update_row_unread(Task, second.id, state=3, closed_at=None)
     assert Task.get_by_id(second.id).state == 3
     assert database.execute_sql("SELECT count(*) FROM task WHERE closed_at IS NOT NULL").fetchone()[0] == 1
+
+
+
+# A statement marked for preparing, as the code's own are (insert_statement, update_row_unread, prepared_select).
+_NAMED_SQL = prepared("SELECT upper(%s::text), %s::integer + 1")
+
+
+def _runs_on_this_connection(sql):
+    """How often this connection's server session ran `sql` prepared (None: not prepared there)."""
+    # A statement's source is the whole query string it came in: the PREPARE is somewhere in it.
+    row = database.execute_sql("SELECT generic_plans + custom_plans FROM pg_prepared_statements "
+                               "WHERE strpos(statement, %s) > 0",
+                               [" AS " + sql.replace("%s", "$1", 1).replace("%s", "$2")]).fetchone()
+    return row[0] if row else None
+
+
+def test_postgresql_parses_a_marked_statement_once_per_connection_and_runs_it_by_name(postgres_app):
+    with database.connection_context():
+        assert _runs_on_this_connection(_NAMED_SQL) is None
+        answers = [database.execute_sql(_NAMED_SQL, (text, number)).fetchall()
+                   for text, number in (("one", 1), ("two", 2), ("%s;", 3))]
+        assert _runs_on_this_connection(_NAMED_SQL) == 3
+    assert answers == [[("ONE", 2)], [("TWO", 3)], [("%S;", 4)]]
+
+
+@pytest.mark.parametrize("failing", ["after", "before"])
+def test_a_round_trip_that_fails_while_preparing_leaves_the_connection_able_to_prepare_again(postgres_app, failing):
+    """Whether the PREPARE ran before the error or never ran, the statement runs on that connection afterwards."""
+    with database.connection_context():
+        connection = database.connection()
+        with pytest.raises(peewee.DataError):
+            with database.atomic():
+                statements = [(_NAMED_SQL, ("text", 1)), ("SELECT 1 / 0", ())]
+                database.obj._send(statements if failing == "after" else statements[::-1])
+        assert database.connection() is connection
+        assert database.execute_sql(_NAMED_SQL, ("again", 2)).fetchall() == [("AGAIN", 3)]
+        assert _runs_on_this_connection(_NAMED_SQL) == 1

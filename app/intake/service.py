@@ -10,7 +10,7 @@ from marshmallow import ValidationError
 
 from app import contract
 from app.claims import lock_request
-from app.db import database, insert_row_unread, is_unavailable, write_transaction
+from app.db import database, insert_row_unread, is_unavailable, prepared, write_transaction
 from app.errors import BadRequest
 from app.intake.schemas import load_event, parse_json_object
 from app.models import CONFIGURATION_VERSION, JIT_MODELS, Configuration, IncomingRequest, utcnow
@@ -232,7 +232,7 @@ def _look_up_created(kind, request_id):
     update_names = _update_names(kind)
     sql = _LOOKUP_SQL.get((kind, param))
     if sql is None:
-        sql = _LOOKUP_SQL[(kind, param)] = (
+        sql = _LOOKUP_SQL[(kind, param)] = prepared(
             f'SELECT (SELECT "{CONFIGURATION_VERSION}" FROM "{Configuration._meta.table_name}" '
             f'WHERE "name" = {param}), '
             f'(SELECT "task_id" FROM "{JIT_MODELS[kind]._meta.table_name}" WHERE "request_id" = {param}), '

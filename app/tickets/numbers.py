@@ -2,7 +2,7 @@
 
 The counter is incremented in the ticket's own transaction: its lock orders concurrent requests,
 and a rolled-back ticket gives its number back."""
-from app.db import database, insert_row, insert_statement, is_sqlite
+from app.db import database, insert_row, insert_statement, is_sqlite, prepared
 from app.models import NumberCounter, Task
 
 # The increment's SQL text, by the database's parameter mark: written by peewee once per process.
@@ -19,7 +19,7 @@ def _increment_sql():
     param = database.obj.param
     sql = _INCREMENT_SQL.get(param)
     if sql is None:
-        sql = _INCREMENT_SQL[param] = (NumberCounter.update(next_number=NumberCounter.next_number + 1)
+        sql = _INCREMENT_SQL[param] = prepared(NumberCounter.update(next_number=NumberCounter.next_number + 1)
                                        .where(NumberCounter.table == "")
                                        .returning(NumberCounter.next_number).sql()[0])
     return sql
@@ -58,7 +58,7 @@ def insert_numbered_task(ticket_type, **values):
     row, sql, params = insert_statement(Task, values)
     numbered = _NUMBERED_SQL.get(sql)
     if numbered is None:
-        numbered = _NUMBERED_SQL[sql] = _numbered(sql)
+        numbered = _NUMBERED_SQL[sql] = prepared(_numbered(sql))
     for _ in range(2):
         taken = database.execute_sql(numbered, (1, ticket_type.table, *params, ticket_type.prefix)).fetchone()
         if taken:

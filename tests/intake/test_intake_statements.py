@@ -4,7 +4,7 @@ import re
 import threading
 from contextlib import contextmanager
 
-from app.db import database, is_sqlite
+from app.db import as_written, database, is_sqlite
 from app.models import Configuration
 from tests import factories
 
@@ -12,13 +12,13 @@ WRITES = ("INSERT", "UPDATE", "DELETE")
 
 
 class _RecordingCursor:
-    """A driver cursor that notes the SQL of each call to `execute` in `sent`."""
+    """A driver cursor that notes the SQL of each call to `execute` in `sent`, its prepared statements as written."""
 
     def __init__(self, cursor, sent):
         self._cursor, self._sent = cursor, sent
 
     def execute(self, sql, params=()):
-        self._sent.append(sql)
+        self._sent.append(as_written(sql))
         return self._cursor.execute(sql, params)
 
     def __iter__(self):
