@@ -4,13 +4,15 @@ Models bind to `database`, a proxy that `init_database` points at a concrete
 database when an app is created, so nothing connects at import time. Connections
 come from peewee's pool: a request takes one with its first query and hands it back
 at teardown; the PostgreSQL pool checks a connection as it hands it out (a server
-restart leaves no dead connection behind). Commits wait for the disk: SQLite in WAL
-mode with `synchronous` FULL (the `sqlite_synchronous` setting), PostgreSQL with the
-server's `synchronous_commit` (on unless the server's configuration turns it off).
+restart leaves no dead connection behind), asking it to answer only when the server sent
+it something. Commits wait for the disk: SQLite in WAL mode with `synchronous` FULL (the
+`sqlite_synchronous` setting), PostgreSQL with the server's `synchronous_commit` (on unless
+the server's configuration turns it off).
 """
 import fcntl
 import os
 import re
+import select
 import sqlite3
 import threading
 import time
@@ -212,6 +214,21 @@ class BrokerPostgresqlDatabase(PooledPostgresqlDatabase):
         if held is None:
             held = self._held.statements = []
         held.append((sql, tuple(params or ())))
+
+    def _is_closed(self, conn):
+        """Whether a pooled connection is dead as the pool hands it out, without a round trip in the common case.
+
+        A healthy connection waiting in the pool has nothing to read; one the server ended (a restart, a
+        terminated backend, a failover) holds its last message or the end of the stream. Only then is it asked
+        to answer (peewee's SELECT 1), which also tells a harmless message (a setting the server reports)
+        from a dead connection. peewee's own check made that round trip on every request."""
+        if conn.closed:
+            return True
+        waiting = select.poll()
+        waiting.register(conn.fileno(), select.POLLIN)
+        if not waiting.poll(0):
+            return False
+        return super()._is_closed(conn)
 
     def begin(self, isolation_level=None):
         if isolation_level or self._isolation_level:

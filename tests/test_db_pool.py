@@ -1,5 +1,9 @@
 """The PostgreSQL pool checks a connection as it hands it out (peewee's pool, app/db.py):
-one the server dropped while it sat in the pool is replaced without anyone seeing it."""
+one the server dropped while it sat in the pool is replaced without anyone seeing it, and one
+the server sent nothing is handed out without a round trip."""
+import select
+
+import psycopg2
 import pytest
 
 from app import create_app
@@ -29,3 +33,41 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_when_handed_out(post
     database.connect()
     assert backend_pid() != dropped
     database.close()
+
+
+def round_trips_at_hand_out(connection):
+    """The queries `connection`, back in the pool, is asked as the pool hands it out again (peewee asks on a cursor)."""
+    asked, cursor = [], connection.cursor
+
+    def counted(*args, **kwargs):
+        asked.append(1)
+        return cursor(*args, **kwargs)
+
+    connection.cursor = counted
+    database.connect()
+    assert database.connection() is connection, "the pooled connection is handed out again"
+    del connection.cursor
+    database.close()
+    return len(asked)
+
+
+def test_a_healthy_pooled_connection_is_handed_out_without_a_round_trip(postgres_app):
+    database.connect()
+    connection = database.connection()
+    database.close()
+    assert round_trips_at_hand_out(connection) == 0
+
+
+def test_a_pooled_connection_the_server_sent_a_message_is_asked_to_answer_and_kept_when_it_does(postgres_app,
+                                                                                              postgres_url):
+    database.connect()
+    connection = database.connection()
+    database.execute_sql("LISTEN jitbroker_pool_test")
+    database.close()
+    other = psycopg2.connect(postgres_url)  # a notification stays within its database
+    other.autocommit = True
+    with other.cursor() as cursor:
+        cursor.execute("NOTIFY jitbroker_pool_test")
+    other.close()
+    assert select.select([connection], [], [], 5)[0], "the notification reached the pooled connection"
+    assert round_trips_at_hand_out(connection) == 1
