@@ -52,7 +52,9 @@ def find_task(number):
 
 def find_jit_request(kind, request_id):
     """The JIT record of `request_id` with its task, read in one SELECT with the configuration's version
-    (`configuration_version`, for Configuration.as_of); None when there is none."""
+    (`configuration_version`, for Configuration.as_of) and the decision and decider of the broker's latest
+    decision EPM acknowledged (`acknowledged_decision`, `acknowledged_by`: None without one), which an
+    update event weighs; None when there is none."""
     found = prepared_select(("find_jit_request", kind), _jit_request_query(kind), request_id)
     return found[0] if found else None
 
@@ -63,7 +65,9 @@ def _jit_request_query(kind):
     def build(request_id):
         version = (Configuration.select(SQL(f'"{CONFIGURATION_VERSION}"'))
                    .where(Configuration.name == Configuration.DEFAULT_NAME))
-        return (model.select(model, Task, version.alias("configuration_version")).join(Task)
+        acknowledged = [_acknowledged_query(Task.id, column).alias(name) for column, name in (
+            (Decision.decision, "acknowledged_decision"), (Decision.decided_by, "acknowledged_by"))]
+        return (model.select(model, Task, version.alias("configuration_version"), *acknowledged).join(Task)
                 .where(model.request_id == request_id).limit(1))
     return build
 
@@ -224,14 +228,19 @@ def _recorded_conflict(jit):
             "final_end_time": jit.conflict_end_time}
 
 
-def acknowledged_decision(task):
-    """The broker's latest decision on `task` that EPM acknowledged (delivered), or None."""
-    found = prepared_select("acknowledged_decision", _acknowledged_query, task.id)
+def acknowledged_decision(jit):
+    """The broker's latest decision on `jit`'s ticket that EPM acknowledged (delivered), or None: as read with
+    the record (find_jit_request), its decision and decider, or read now."""
+    if hasattr(jit, "acknowledged_decision"):
+        if jit.acknowledged_decision is None:
+            return None
+        return Decision(decision=jit.acknowledged_decision, decided_by=jit.acknowledged_by)
+    found = prepared_select("acknowledged_decision", _acknowledged_query, jit.task_id)
     return found[0] if found else None
 
 
-def _acknowledged_query(task_id):
-    return (Decision.select().where(Decision.task == task_id, Decision.status == contract.DELIVERY_DELIVERED)
+def _acknowledged_query(task_id, *columns):
+    return (Decision.select(*columns).where(Decision.task == task_id, Decision.status == contract.DELIVERY_DELIVERED)
             .order_by(Decision.delivered_at.desc(), Decision.id.desc()).limit(1))
 
 
@@ -253,7 +262,7 @@ def record_update(jit, event, fields):
     if jit.conflict_decision is not None and is_same_state(values, _recorded_conflict(jit)):
         return jit.task, UPDATE_DUPLICATE
     if not jit.decision_final:
-        acknowledged = acknowledged_decision(jit.task)
+        acknowledged = acknowledged_decision(jit)
         if (acknowledged is not None and _is(acknowledged.decision, contract.DECISION_DENIED)
                 and _is(values["final_decision"], contract.DECISION_APPROVED)):
             _keep_acknowledged(jit, acknowledged)

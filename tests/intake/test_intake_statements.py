@@ -109,14 +109,14 @@ def test_an_update_event_is_one_transaction_that_reads_its_ticket_once(app, deli
     sql = statements(sent)
     assert boundaries(sql) == ["BEGIN", "COMMIT"], sent
     assert sql[0].startswith("BEGIN") and sql[-1] == "COMMIT", sent
-    # BEGIN, the RequestId's lock (PostgreSQL), the record with its task and the configuration's version,
-    # the decision EPM acknowledged?, the record's new columns, the work note, the task's state, the
+    # BEGIN, the RequestId's lock (PostgreSQL), the record with its task, the configuration's version and
+    # the decision EPM acknowledged, the record's new columns, the work note, the task's state, the
     # delivery's row, COMMIT
-    assert len(sql) == (8 if is_sqlite() else 9), sent
+    assert len(sql) == (7 if is_sqlite() else 8), sent
     if not is_sqlite():
-        # Round trips: BEGIN with the lock and the record; the acknowledged decision; the record's new
-        # columns, the note, the task's state and the delivery's row with the COMMIT.
-        assert len(sent) == 3, sent
+        # Round trips: BEGIN with the lock and the record; the record's new columns, the note, the task's
+        # state and the delivery's row with the COMMIT.
+        assert len(sent) == 2, sent
     reads = [statement for statement in sql if statement.startswith("SELECT")]
     assert not any(statement.startswith('SELECT "t1"."id", "t1"."sys_id", "t1"."sys_class_name"')
                    for statement in reads), "the task is read with its record, not on its own"
