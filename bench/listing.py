@@ -9,7 +9,8 @@ by one client (one connection: what one person waits for) and by 16 connections 
 hour on 2 sync workers). Ticket pages: the approvers' browser list (first page, deep page at
 90% of the history, free-text searches for a person, a machine, an application and a file
 hash), one ticket's page, and the JSON list's first and deep page. Log pages, for admins: each
-log's browser page and JSON twin, the first page and one 90% down in rotation.
+log's browser page and JSON twin, the first page and one 90% down in rotation. Both histories are
+served side by side and one client's load alternates between them over ROUNDS rounds (measure).
 """
 from urllib.parse import quote, urlencode
 
@@ -21,7 +22,6 @@ from bench import broker, generate, logs, servers, wrk
 
 PAGE = 50
 LOG_ROWS_PER_TICKET = 10
-CLIENTS = {"one_client": 1, "connections_16": wrk.CONNECTIONS}
 TICKET_PAGES = ("list_first_page", "list_deep_page", "search", "ticket_page", "api_first_page", "api_deep_page")
 LOG_PAGES = ("incoming_log", "outbound_log", "app_log", "audit_log", "api_incoming_log", "api_outbound_log",
              "api_app_log", "api_audit_log", "api_incoming_requests")
@@ -101,34 +101,77 @@ def log_targets():
     return targets
 
 
-def measure(backend, size, options):
-    """Generate `size` tickets and ten log rows per ticket on `backend`, then load each page; numbers per page."""
-    with servers.database_for(backend, options.scratch, f"list{size}") as db:
-        broker.prepare(db.url)
-        with broker.broker_app(db.url):
-            seconds = generate.generate(size, estate=generate.Estate.grown_to(size))
-            log_seconds = logs.generate_logs(size * LOG_ROWS_PER_TICKET)
-            paths = {**ticket_targets(size), **log_targets()}
-        results = {"tickets": size, "log_rows": size * LOG_ROWS_PER_TICKET, "generate_seconds": seconds,
-                   "generate_logs_seconds": log_seconds, "pages": {}}
-        with servers.Gunicorn("app:create_app()", env=broker.server_env(db.url)) as server:
-            for name, rotation in paths.items():
-                username = broker.APPROVER if name in TICKET_PAGES else broker.ADMIN
-                if name.startswith("api"):
-                    headers = {"Authorization": _basic(username, broker.PASSWORD)}
-                else:
-                    with broker.broker_app(db.url) as app:
-                        headers = {"Cookie": session_cookie(app, username)}
-                wrk.run(server.url, "paths.lua", 1, script_args=rotation, headers=headers)
-                page = {"paths": rotation}
-                for clients, connections in CLIENTS.items():
-                    page[clients] = wrk.run(server.url, "paths.lua", options.seconds, script_args=rotation,
-                                            headers=headers, connections=connections,
-                                            threads=min(connections, wrk.THREADS))
-                results["pages"][name] = page
-                _drain(server.url)
-            results["worker_peak_rss_mb"] = server.worker_peak_rss_mb()
-    return results
+# One client's load of each page alternates between the two histories over this many rounds (small, large,
+# small, ...), both servers up side by side, and the page's figures are the round whose ratio is the median: a
+# change in what the machine does touches both sides of a round alike. The 16-connection load runs once.
+ROUNDS = 3
+
+
+def _prepared_history(backend, size, options, stack):
+    """A database of `size` tickets and ten log rows per ticket, its pages, and its gunicorn serving it."""
+    db = stack.enter_context(servers.database_for(backend, options.scratch, f"list{size}"))
+    broker.prepare(db.url)
+    with broker.broker_app(db.url):
+        seconds = generate.generate(size, estate=generate.Estate.grown_to(size))
+        log_seconds = logs.generate_logs(size * LOG_ROWS_PER_TICKET)
+        paths = {**ticket_targets(size), **log_targets()}
+    headers = {}
+    for name in paths:
+        username = broker.APPROVER if name in TICKET_PAGES else broker.ADMIN
+        if name.startswith("api"):
+            headers[name] = {"Authorization": _basic(username, broker.PASSWORD)}
+        else:
+            with broker.broker_app(db.url) as app:
+                headers[name] = {"Cookie": session_cookie(app, username)}
+    results = {"tickets": size, "log_rows": size * LOG_ROWS_PER_TICKET, "generate_seconds": seconds,
+               "generate_logs_seconds": log_seconds, "pages": {}}
+    server = stack.enter_context(servers.Gunicorn("app:create_app()", env=broker.server_env(db.url)))
+    return {"results": results, "paths": paths, "headers": headers, "server": server}
+
+
+def _load(history, name, seconds, connections=1):
+    server = history["server"]
+    result = wrk.run(server.url, "paths.lua", seconds, script_args=history["paths"][name],
+                     headers=history["headers"][name], connections=connections, threads=min(connections, wrk.THREADS))
+    _drain(server.url)
+    return result
+
+
+def measure(backend, small, large, options):
+    """Generate a small and a large history on `backend` (`small` and `large` tickets, ten log rows per ticket),
+    serve both, and load each page on both; returns {"small": numbers per page, "large": ...}."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        histories = {"small": _prepared_history(backend, small, options, stack),
+                     "large": _prepared_history(backend, large, options, stack)}
+        for name in histories["small"]["paths"]:
+            for history in histories.values():
+                _load(history, name, 1)  # warm
+            rounds = []
+            for _ in range(ROUNDS):
+                little, big = (_load(histories[size], name, options.seconds) for size in ("small", "large"))
+                rounds.append({"small": little, "large": big, "ratio": _ratio(little, big)})
+            median = sorted(rounds, key=lambda round_: round_["ratio"])[len(rounds) // 2]
+            for size, history in histories.items():
+                history["results"]["pages"][name] = {
+                    "paths": history["paths"][name], "one_client": median[size],
+                    "connections_16": _load(history, name, options.seconds, wrk.CONNECTIONS),
+                    "one_client_rounds": [{"p50": round_[size]["latency_ms"]["p50"],
+                                           "p95": round_[size]["latency_ms"]["p95"]} for round_ in rounds],
+                }
+            histories["large"]["results"]["pages"][name]["ratios_by_round"] = [
+                round(round_["ratio"], 2) for round_ in rounds]
+        for history in histories.values():
+            history["results"]["worker_peak_rss_mb"] = history["server"].worker_peak_rss_mb()
+        return {size: history["results"] for size, history in histories.items()}
+
+
+def _ratio(little, big):
+    """The large history's one-client p95 over the small one's (infinite when either answered nothing)."""
+    if not little["requests"] or not big["requests"] or not little["latency_ms"]["p95"]:
+        return float("inf")
+    return big["latency_ms"]["p95"] / little["latency_ms"]["p95"]
 
 
 def _drain(url, quick_seconds=0.5, limit_seconds=300):

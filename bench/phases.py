@@ -118,8 +118,7 @@ def ratios_to_reference(result):
 
 
 def _lists(backend, options):
-    return {"small": listing.measure(backend, options.small, options),
-            "large": listing.measure(backend, options.large, options)}
+    return listing.measure(backend, options.small, options.large, options)
 
 
 
