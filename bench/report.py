@@ -423,8 +423,12 @@ WHY_MISSED = {
         "an index of each, at most 501 each, with how each ended kept on its ticket (migration 32, "
         "app/tickets/outcome.py) in the index: each range is read from its index alone "
         "(tests/tickets/test_tickets_query_plans.py checks the plans), and the ten listed per group by id. "
-        "What still grows with history: the depth of those indexes, and at a million tickets a page of the "
-        "ticket table is more often outside the database's cache than at 10,000."),
+        "What grows with history is the count of tickets awaiting a decision that every page's navigation "
+        "shows (app/web/ticket_list.py, awaiting_count: undecided tickets of the last expire_pending_hours, "
+        "each checked for a decision and for EPM's final one): the benchmark's histories span two years with "
+        "no ticket decided, so the last day holds 13 such tickets at 10,000 and 200 at 1,000,000, and on "
+        "SQLite the count took 0.06 ms and 0.79 ms (timed per statement in process). SQLite's page cache "
+        "is not it: a 16 MB cache_size changed nothing measurable."),
     **{page.replace("_", " "): PAGE_REASON for page in PAGES if page != "ticket_page"},
 }
 
