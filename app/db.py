@@ -253,11 +253,8 @@ class BrokerPostgresqlDatabase(PooledPostgresqlDatabase):
         return self._send([*held, (sql, tuple(params or ()))])
 
     def _send(self, statements):
-        connection = self.connection()
-        known = getattr(connection, "prepared_statements", None)
-        if known is None:  # a connection made elsewhere: statements go as written
-            sql = "; ".join(statement for statement, _ in statements)
-            return self._execute_cursor(sql, [value for _, values in statements for value in values])
+        connection = self.connection()  # a _Connection: __init__ makes it the connection factory
+        known = connection.prepared_statements
         parts, values, preparing = [], [], []
         if connection.prepared_unknown:
             parts.append("DEALLOCATE ALL")
