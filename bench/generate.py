@@ -1,16 +1,19 @@
 """`python -m bench.generate --database-url URL --tickets N`: fill a broker database with tickets, fast.
 
 Bulk inserts in big transactions (executemany on SQLite, COPY on PostgreSQL) of
-Incident tickets opened over the last two years, 80% Application Access and 20%
-Admin Access, each with its JIT record, and the number counter moved past them, so
-the ticket list, search and decision pages see a broker with that much history.
+Incident tickets, 80% Application Access and 20% Admin Access, each with its JIT record, and
+the number counter moved past them, so the ticket list, search and decision pages see a
+broker with that much history. The newest RECENT tickets await a decision, one a minute up to
+now, at every size (the queue approvers work is a day's traffic, not a share of the history);
+the others were closed, opened evenly over the two years before them.
 Requesters, hosts and applications repeat the way they do in a real estate: by default
 10,000 people, 20,000 machines and 8 builds of each of 60 applications, so at a million
 tickets a search for a person finds about a hundred tickets, a machine fifty, a build
 thousands. `Estate.grown_to(count)` makes an estate that grew with its history instead (the
 pages phase compares 10,000 tickets with 1,000,000 on it): the same tickets per person,
-machine and build at every size, so a page shows as many rows at either size and the ratio
-between them is what the history alone costs.
+machine and build at every size (a build is requested for a while, then replaced by the
+next: a longer history holds more builds, not more requests of each), so a page shows as
+many rows at either size and the ratio between them is what the history alone costs.
 Work notes and raw deliveries are left out: the list and search never read them.
 """
 import argparse
@@ -33,6 +36,9 @@ from app.tickets import search
 BATCH = 50_000
 TENANT_ID = "0d3c2b1a-5f4e-4d3c-9b2a-1f0e9d8c7b6a"
 SPAN = timedelta(days=730)
+# The newest tickets, awaiting a decision, and how far apart they arrived.
+RECENT = 200
+RECENT_STEP = timedelta(minutes=1)
 APPLICATIONS = [f"{name} {edition}" for name in (
     "Example VPN Client", "Zoom", "Visual Studio Code", "Python", "Wireshark", "Notepad++", "7-Zip", "Git",
     "Docker Desktop", "PuTTY", "WinSCP", "Postman", "Slack", "Teams", "Firefox", "Chrome", "Acrobat Reader",
@@ -59,8 +65,9 @@ class Estate:
 
     @classmethod
     def grown_to(cls, count):
-        """The default estate's tickets per person, machine and build (at 1,000,000 tickets) for `count` tickets."""
-        return cls(people=max(count // 100, 1), machines=max(count // 50, 1), builds=max(count // 125_000, 1))
+        """About 100 tickets per person, 50 per machine and 130 per build of each of the 60 applications
+        (80% of the tickets ask for one) for `count` tickets."""
+        return cls(people=max(count // 100, 1), machines=max(count // 50, 1), builds=max(count // 10_000, 1))
 
 
 def requester(index):
@@ -74,16 +81,18 @@ def host(index):
 
 
 def _rows(count, first_id, first_number, now, rng, estate):
-    start = now - SPAN
-    step = SPAN / max(count, 1)
+    recent_count = min(RECENT, count)
+    closed_until = now - RECENT_STEP * recent_count
+    start = closed_until - SPAN
+    step = SPAN / max(count - recent_count, 1)
     closed = INCIDENT.closed_state
     for offset in range(count):
         task_id = first_id + offset
-        opened = start + step * offset
+        recent = offset >= count - recent_count
+        opened = now - RECENT_STEP * (count - 1 - offset) if recent else start + step * offset
         is_admin = rng.random() < 0.2
         person = requester(rng.randrange(estate.people))
         machine = host(rng.randrange(estate.machines))
-        recent = offset >= count - 200
         state = INCIDENT.new_state if recent else closed
         reason = rng.choice(REASONS)
         if is_admin:
@@ -95,7 +104,7 @@ def _rows(count, first_id, first_number, now, rng, estate):
             subject, duration = APPLICATIONS[app_index].strip(), None
             publisher = PUBLISHERS[app_index // 3 % len(PUBLISHERS)]
             description = f"Application Access: {person} requests {subject}"
-            # One of a few builds of each application: a hash finds a few thousand tickets.
+            # One of the builds of each application the estate has.
             file_hash = hashlib.sha256(f"{subject} {rng.randrange(estate.builds)}".encode()).hexdigest()
             details = search.search_details(reason, {"sha256Hash": file_hash})
         bits = f"{rng.getrandbits(128):032x}"
