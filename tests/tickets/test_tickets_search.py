@@ -84,3 +84,15 @@ def test_search_in_a_short_history_finds_its_tickets(app):
     task = Task.select().order_by(Task.id).first()
     assert every_page(task.host) == containing(task.host)
     assert task.id in every_page(task.host)
+
+
+def test_sqlite_ands_a_trigram_past_the_two_rarest_only_when_its_list_costs_less_than_the_checks_it_saves():
+    """Shares of tickets holding each trigram, as probed at a million tickets. A trigram apart from the
+    rarest ones is ANDed while the checks it should rule out cost more than reading its list; past that,
+    one in a tenth of the tickets is left out though the candidates are still a few dozen."""
+    machine = {(8, "490"): 0.0155, (7, "149"): 0.0401, (1, "T-P"): 0.0956, (4, "AR-"): 0.0956}
+    assert search._selective_trigrams(machine, 1_000_000) == ["490", "149", "T-P"]
+    person = {(0, "ela"): 0.004, (6, "n16"): 0.0137, (3, "rse"): 0.0575}
+    assert search._selective_trigrams(person, 1_000_000) == ["ela", "n16"]
+    # A small history: the two rarest already leave a few candidates.
+    assert search._selective_trigrams(machine, 10_000) == ["490", "149"]
