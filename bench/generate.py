@@ -3,9 +3,10 @@
 Bulk inserts in big transactions (executemany on SQLite, COPY on PostgreSQL) of
 Incident tickets, 80% Application Access and 20% Admin Access, each with its JIT record, and
 the number counter moved past them, so the ticket list, search and decision pages see a
-broker with that much history. The newest RECENT tickets await a decision, one a minute up to
-now, at every size (the queue approvers work is a day's traffic, not a share of the history);
-the others were closed, opened evenly over the two years before them.
+broker with that much history. The last day is the same at every size: the newest RECENT
+tickets await a decision, one a minute up to now; the others were closed, opened evenly over
+the two years before that day. So what differs between sizes is the history, not the day's
+traffic that the list of what awaits a decision and its count read.
 Requesters, hosts and applications repeat the way they do in a real estate: by default
 10,000 people, 20,000 machines and 8 builds of each of 60 applications, so at a million
 tickets a search for a person finds about a hundred tickets, a machine fifty, a build
@@ -36,9 +37,11 @@ from app.tickets import search
 BATCH = 50_000
 TENANT_ID = "0d3c2b1a-5f4e-4d3c-9b2a-1f0e9d8c7b6a"
 SPAN = timedelta(days=730)
-# The newest tickets, awaiting a decision, and how far apart they arrived.
+# The newest tickets, awaiting a decision, and how far apart they arrived; the closed history ends a
+# LAST_DAY before now.
 RECENT = 200
 RECENT_STEP = timedelta(minutes=1)
+LAST_DAY = timedelta(days=1)
 APPLICATIONS = [f"{name} {edition}" for name in (
     "Example VPN Client", "Zoom", "Visual Studio Code", "Python", "Wireshark", "Notepad++", "7-Zip", "Git",
     "Docker Desktop", "PuTTY", "WinSCP", "Postman", "Slack", "Teams", "Firefox", "Chrome", "Acrobat Reader",
@@ -82,7 +85,7 @@ def host(index):
 
 def _rows(count, first_id, first_number, now, rng, estate):
     recent_count = min(RECENT, count)
-    closed_until = now - RECENT_STEP * recent_count
+    closed_until = now - max(LAST_DAY, RECENT_STEP * recent_count)
     start = closed_until - SPAN
     step = SPAN / max(count - recent_count, 1)
     closed = INCIDENT.closed_state
