@@ -304,10 +304,33 @@ def test_the_fake_runs_on_its_own_and_keeps_serving_when_the_broker_is_not_up_ye
         try:
             process.wait(10)
         except subprocess.TimeoutExpired:
-            # Seen once under the whole suite's load. Never leave it running into the next test.
+            # Never leave it running into the next test.
             process.send_signal(signal.SIGABRT)
             process.wait(10)
             pytest.fail("the fake did not stop within 10 s of SIGINT; its stderr and threads:\n"
                         + errors.read_text()[-8000:])
         finally:
             process.stdout.close()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_the_fake_stops_on_its_signal_though_its_parent_ignores_sigint(stop_signal):
+    """Started from a process ignoring SIGINT (a script's background job; pytest-xdist's workers, where the
+    test above once waited 10 s on a fake that never saw its Ctrl-C), the fake still stops on either signal."""
+    def ignoring_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    process = subprocess.Popen([sys.executable, "-m", "app.epm.fake", "--port", str(free_port())], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                               preexec_fn=ignoring_sigint)
+    try:
+        assert "Fake EPM listening" in process.stdout.readline()
+        process.stdout.readline()
+        process.send_signal(stop_signal)
+        assert process.wait(10) == 0
+        assert process.stdout.read().strip() == "stopping"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        process.stdout.close()
