@@ -67,10 +67,10 @@ def _deep_entry(model, attribute="sys_id"):
 
 
 def ticket_targets(total):
-    from app.web.ticket_list import encode_cursor
+    from app.web import ticket_list
 
     deep = deep_task(total)
-    cursor = encode_cursor(deep)
+    cursor = ticket_list.encode_cursor(deep)
     sample = list(Task.select().where(Task.kind == contract.KIND_APPLICATION).order_by(Task.id)
                   .offset(total // 2).limit(1))[0]
     numbers = [task.number for task in Task.select(Task.number).order_by(Task.id).offset(total // 3).limit(5)]
@@ -80,7 +80,8 @@ def ticket_targets(total):
         "list_deep_page": [f"/tickets?after={quote(cursor)}"],
         # Over all tickets: the list's own filter (what awaits a decision) would leave a search for a
         # ticket of a year ago an empty page.
-        "search": [f"/tickets?{urlencode({'decision': 'all', 'q': term})}" for term in search_terms(sample)],
+        "search": [f"/tickets?{urlencode({'decision': ticket_list.DECISION_ANY, 'q': term})}"
+                   for term in search_terms(sample)],
         "ticket_page": [f"/tickets/{number}" for number in numbers],
         "api_first_page": [f"{api}?limit={PAGE}"],
         "api_deep_page": [f"{api}?{urlencode({'limit': PAGE, 'cursor': cursor})}"],
