@@ -410,10 +410,10 @@ WHY_MISSED = {
         "in the search index (migration 28), each candidate's document checked for the text, and text matching "
         "thousands walks the newest-first index (app/tickets/search.py). A trigram's share of the tickets stays "
         "the same as the history grows, so its list of tickets grows with it: a machine's name ANDs lists of "
-        "15,000, 40,000 and 96,000 tickets at a million where it reads a hundredth of that at 10,000 (on SQLite "
-        "about 12 ns an entry, against 2.6 us to check a candidate; measured in process). Every page's "
-        "navigation also counts the tickets awaiting a decision, 200 in either history, through deeper trees "
-        "at a million (0.3 against 0.8 ms on SQLite)."),
+        "15,000, 40,000 and 96,000 tickets at a million where it reads a hundredth of that at 10,000, and "
+        "reading an entry costs a small share of checking a candidate (app/tickets/search.py, "
+        "SQLITE_CHECK_COST_IN_ENTRIES). Every page's navigation also counts the tickets awaiting a decision, "
+        "200 in either history, through deeper trees at a million."),
     "Table API": (
         "an answer is two queries (the page with every field it shows, and its count; "
         "tests/servicenow_api/test_servicenow_api_reads.py), the LIKE narrowed through the ticket search "
@@ -427,8 +427,7 @@ WHY_MISSED = {
         "(tests/tickets/test_tickets_query_plans.py checks the plans), and the ten listed per group by id. "
         "Every page's navigation also counts the tickets awaiting a decision (app/web/ticket_list.py, "
         "awaiting_count: undecided tickets of the last expire_pending_hours, each checked for a decision and "
-        "for EPM's final one), 200 in either history, through deeper trees at a million (0.3 against 0.8 ms "
-        "on SQLite, timed per statement in process)."),
+        "for EPM's final one), 200 in either history, through deeper trees at a million."),
     **{page.replace("_", " "): PAGE_REASON for page in PAGES if page != "ticket_page"},
 }
 

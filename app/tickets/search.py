@@ -27,8 +27,9 @@ SQLITE_MAX_CANDIDATES = 2000
 SQLITE_ANDED_TRIGRAMS = 4
 SQLITE_FEW_CANDIDATES = 50
 # SQLite: checking a candidate's document costs what reading this many entries of a trigram's list of
-# tickets does (at 1,000,000 tickets: about 2.6 us against 12 ns). Past the two rarest, a trigram is ANDed
-# only when the checks it is expected to save cost more than reading its list, which grows with the history.
+# tickets does (a check reads and matches a ticket's document; an entry is a few bytes of a list; set on
+# the bench's million-ticket history). Past the two rarest, a trigram is ANDed only when the checks it is
+# expected to save cost more than reading its list, which grows with the history.
 SQLITE_CHECK_COST_IN_ENTRIES = 200
 # PostgreSQL: estimated matches from which the newest-first walk finds a page sooner.
 POSTGRES_COMMON_MATCHES = 1000
