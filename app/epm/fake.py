@@ -9,7 +9,6 @@ import itertools
 import json
 import logging
 import os
-import signal
 import socket
 import threading
 import uuid
@@ -24,6 +23,7 @@ from app.epm.fake_records import DEFAULT_STATUS_TEXT, KnownRequest
 from app.epm.fake_routes import (  # noqa: F401 - TOKEN, DecisionCall: the fake's API
     API, CONTROL_PREFIX, TOKEN, DecisionCall, FakeEpmError, FakeEpmRoutes,
 )
+from app.stopping import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +351,7 @@ def main(argv=None):
     fake = FakeEpm(args.client_id, args.client_secret, broker_url=args.broker_url, webhook_user=args.webhook_user,
                    webhook_password=args.webhook_password, auto_finalize=args.auto_finalize, host=args.host,
                    port=args.port, strict=args.strict)
-    stop = _stop_on_signals()  # before the first line: whoever reads it may signal at once
+    stop = stop_on_signals()  # before the first line: whoever reads it may signal at once
     with fake:
         print(f"Fake EPM listening on {fake.url}: enter it as the PMC Service Host Name, with client ID "
               f"{args.client_id!r} and the client secret given (default {DEFAULT_CLIENT_SECRET!r}).", flush=True)
@@ -367,24 +367,9 @@ def main(argv=None):
                 except (FakeEpmError, requests.RequestException) as error:
                     # Keep serving: the broker may not be up yet, and decisions can still arrive.
                     print(f"could not fire a request: {error}", flush=True)
-        while not stop.wait(0.5):
-            pass
+        stop.wait()
         print("stopping", flush=True)
     return 0
-
-
-def _stop_on_signals():
-    """An event set by SIGINT (Ctrl-C) or SIGTERM, whatever the process inherited: a parent that ignores
-    SIGINT (a background job of a script, a test runner) would otherwise leave it running after either."""
-    stop = threading.Event()
-
-    def request_stop(_signum, _frame):
-        stop.set()
-
-    signal.signal(signal.SIGINT, request_stop)
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
-    return stop
 
 
 if __name__ == "__main__":

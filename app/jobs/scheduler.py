@@ -3,8 +3,6 @@
 Each process keeps its own in-memory APScheduler (its job stores must never be shared); the lease holder
 runs the jobs, and work is claimed row by row (app/claims.py), so a process that lost its lease sends nothing twice."""
 import logging
-import signal
-import threading
 import time
 from collections import deque
 from datetime import datetime, timezone
@@ -17,6 +15,7 @@ from app.claims import new_holder_id
 from app.db import database
 from app.jobs import lease
 from app.jobs.registry import JOBS, run_job
+from app.stopping import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -123,12 +122,5 @@ def run_until_signalled(app):
     if not logging.getLogger().handlers:
         logging.basicConfig(level=app.extensions["settings"].log_level,
                             format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    stop = threading.Event()
-
-    def request_stop(signum, _frame):
-        log.info("received signal %s; stopping after running jobs finish", signum)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = stop_on_signals(lambda signum: log.info("received signal %s; stopping after running jobs finish", signum))
     LeasedScheduler(app).run(stop)
