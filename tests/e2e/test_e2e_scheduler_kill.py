@@ -39,7 +39,7 @@ EPM_TIMEOUT_SECONDS = 2
 class SchedulerProcess:
     """`jitbroker scheduler` in a process of its own, its log in a file."""
 
-    def __init__(self, database_url, directory, name):
+    def __init__(self, database_url, directory, name, preexec_fn=None):
         config = directory / "scheduler.toml"
         config.write_text(f'[epm]\ntimeout_seconds = {EPM_TIMEOUT_SECONDS}\nretry_schedule = "1"\n')
         self.log_path = directory / f"{name}.log"
@@ -49,7 +49,7 @@ class SchedulerProcess:
                "JITBROKER_SCHEDULER_LEASE_SECONDS": str(LEASE_SECONDS),
                "JITBROKER_SCHEDULER_HEARTBEAT_SECONDS": str(HEARTBEAT_SECONDS)}
         self.process = subprocess.Popen([str(Path(sys.executable).parent / "jitbroker"), "scheduler"], cwd=ROOT,
-                                        env=env, stdout=self._log, stderr=subprocess.STDOUT)
+                                        env=env, stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn)
 
     @property
     def log(self):
@@ -70,8 +70,8 @@ class SchedulerProcess:
 def schedulers(database_url, tmp_path):
     started = []
 
-    def start(name):
-        started.append(SchedulerProcess(database_url, tmp_path, name))
+    def start(name, **options):
+        started.append(SchedulerProcess(database_url, tmp_path, name, **options))
         return started[-1]
 
     yield start
@@ -132,6 +132,24 @@ def test_a_scheduler_killed_mid_job_is_replaced_and_every_decision_is_delivered_
     assert standby.process.poll() is None
     print(f"\nscheduler killed mid-job: {DECISIONS} decisions, 1 kill, standby sent again after {took:.1f} s, "
           f"{fake_epm.applied_count} applied, 0 lost, 0 applied twice")
+
+
+def _ignoring_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_jitbroker_scheduler_stops_on_its_signal_and_hands_its_lease_back_though_its_parent_ignores_sigint(
+        app, schedulers, stop_signal):
+    """systemd stops a service with SIGTERM, a terminal with Ctrl-C; a parent ignoring SIGINT (a script's
+    background job) must not leave it running. A clean stop releases the lease for the next scheduler at once."""
+    scheduler = schedulers("only", preexec_fn=_ignoring_sigint)
+    wait_until(scheduler.holds_lease, timeout=60, message=lambda: "the scheduler to take the lease:\n" + scheduler.log)
+    scheduler.process.send_signal(stop_signal)
+    assert scheduler.process.wait(15) == 0, scheduler.log
+    assert f"received signal {int(stop_signal)}; stopping" in scheduler.log
+    state = lease.scheduler_lease()
+    assert state is None or state["expired"], "the lease was handed back, not left to run out"
 
 
 def test_a_job_overrunning_its_interval_never_runs_twice_at_once_and_runs_again_after(app):
