@@ -102,6 +102,12 @@ class LiveServer:
         self.stop()
 
 
+def ignoring_sigint():
+    """A `preexec_fn` starting the child with SIGINT ignored, as a script's background job (or an xdist worker)
+    starts it: what a process that must stop on Ctrl-C has to undo itself."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _stat(pid):
     """(state, parent pid, start time in clock ticks) of `pid` from /proc, or None once it is gone."""
     try:

@@ -1,5 +1,6 @@
 """A `jitbroker scheduler` SIGKILLed mid-job: the standby takes over once the lease runs out and
-finishes the job; every decision reaches EPM, none is applied twice.
+finishes the job; every decision reaches EPM, none is applied twice. Stopped by SIGTERM or SIGINT
+instead, it exits at once and hands its lease back.
 
 Two real scheduler processes share the database with a short lease (set through the
 environment). The active one is killed while EPM holds the answer to
@@ -23,7 +24,7 @@ from app.jobs import lease
 from app.jobs.registry import Job
 from app.jobs.scheduler import LeasedScheduler
 from app.models import Decision, Task, utcnow
-from tests.live import ROOT
+from tests.live import ROOT, ignoring_sigint
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.e2e
@@ -134,16 +135,12 @@ def test_a_scheduler_killed_mid_job_is_replaced_and_every_decision_is_delivered_
           f"{fake_epm.applied_count} applied, 0 lost, 0 applied twice")
 
 
-def _ignoring_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
 def test_jitbroker_scheduler_stops_on_its_signal_and_hands_its_lease_back_though_its_parent_ignores_sigint(
         app, schedulers, stop_signal):
     """systemd stops a service with SIGTERM, a terminal with Ctrl-C; a parent ignoring SIGINT (a script's
     background job) must not leave it running. A clean stop releases the lease for the next scheduler at once."""
-    scheduler = schedulers("only", preexec_fn=_ignoring_sigint)
+    scheduler = schedulers("only", preexec_fn=ignoring_sigint)
     wait_until(scheduler.holds_lease, timeout=60, message=lambda: "the scheduler to take the lease:\n" + scheduler.log)
     scheduler.process.send_signal(stop_signal)
     assert scheduler.process.wait(15) == 0, scheduler.log

@@ -1,9 +1,7 @@
 """The fake EPM on a real loopback socket, driven by the real EpmClient and firing real webhooks."""
 import base64
-import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,8 +17,7 @@ from app.epm.client import EpmClient
 from app.epm.errors import EpmAuthFailed, EpmRejected, EpmRetryable, EpmUnreachable
 from app.epm.fake import CONTROL_PREFIX, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeEpm, FakeEpmError
 from app.epm.payloads import admin_decision_body, application_decision_body
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.live import ROOT, free_port, ignoring_sigint
 
 
 @pytest.fixture
@@ -279,12 +276,6 @@ def test_the_control_route_fires_a_request(webhook_receiver):
     assert state["requests"] == 1
 
 
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_the_fake_runs_on_its_own_and_keeps_serving_when_the_broker_is_not_up_yet(tmp_path):
     port, broker_port = free_port(), free_port()
     errors = tmp_path / "stderr"
@@ -317,9 +308,6 @@ def test_the_fake_runs_on_its_own_and_keeps_serving_when_the_broker_is_not_up_ye
 def test_the_fake_stops_on_its_signal_though_its_parent_ignores_sigint(stop_signal):
     """Started from a process ignoring SIGINT (a script's background job; pytest-xdist's workers, where the
     test above once waited 10 s on a fake that never saw its Ctrl-C), the fake still stops on either signal."""
-    def ignoring_sigint():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
     process = subprocess.Popen([sys.executable, "-m", "app.epm.fake", "--port", str(free_port())], cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                preexec_fn=ignoring_sigint)
