@@ -21,6 +21,7 @@ from app.policies import rules as policy_rules
 from app.web import labels
 from app.web.confirmation import CONFIRM_FIELD
 from tests import factories
+from tests.browser.layout import fits
 from tests.browser.test_browser_approver import LAPTOP
 from tests.browser.test_browser_confirmation import end_time_of, is_focused, sign_in_with_the_keyboard, tab_to
 from tests.live import LiveServer
@@ -257,10 +258,6 @@ def test_confirmation_error_and_form_error_pages_have_no_serious_accessibility_v
     check(approver, axe_violations, found, "error 403: an approver on an admin page")
 
     assert not found, report(found)
-
-
-def fits(page):
-    return page.evaluate("document.scrollingElement.scrollWidth <= window.innerWidth")
 
 
 def test_list_ticket_and_decision_form_fit_375_px_and_stay_accessible(broker, estate, browser, axe_violations):

@@ -15,6 +15,7 @@ from app.configuration import update_configuration
 from app.epm.fake import FakeEpm
 from app.web import labels
 from tests import factories
+from tests.browser.layout import fits
 from tests.live import LiveServer
 from tests.waiting import wait_until
 
@@ -143,7 +144,7 @@ def test_admin_access_by_keyboard_on_a_phone_shows_epms_start_and_end(broker, ep
     page.get_by_role("link", name="INC0010001").click()
     approve = page.get_by_role("link", name="Approve Admin Access")
     expect(approve).to_be_visible()
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits(page)
     approve.focus()
     assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") != "none"
     page.keyboard.press("Enter")

@@ -10,6 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from app import contract
+from tests.browser.layout import fits
 from tests.browser.test_browser_approver import LAPTOP, SCREENSHOTS, screenshot
 from tests.browser.test_browser_dashboard import PHONE_375, csp_violations
 from tests.browser.test_browser_ops import ADMIN, broker, epm, sign_in  # noqa: F401
@@ -78,7 +79,7 @@ def test_test_connection_answers_beside_its_button_with_the_fix_to_try(broker, e
         expect(result).to_have_text("Connection OK")
         expect(result).to_be_in_viewport()
         expect(page.get_by_role("button", name="Test Connection")).to_be_in_viewport()
-        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        assert fits(page)
         # Shown once: the page opened afresh has no stale result.
         open_configuration(page)
         expect(result).to_be_hidden()
@@ -94,7 +95,7 @@ def test_test_connection_answers_beside_its_button_with_the_fix_to_try(broker, e
         result = page.get_by_role("alert").filter(has_text="Test Connection failed")
         expect(result).to_contain_text("Check the client ID and client secret")
         expect(result).to_be_in_viewport()
-        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        assert fits(page)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)  # what the viewport shows, not the whole page
         page.screenshot(path=str(SCREENSHOTS / f"test-connection-{viewport['width']}.png"))
         page.close()

@@ -8,6 +8,7 @@ from app.configuration import update_configuration
 from app.epm.fake import FakeEpm
 from app.models import Account, AdminTicket, Task
 from tests import factories
+from tests.browser.layout import fits
 from tests.browser.test_browser_approver import LAPTOP, PHONE, reload_until
 from tests.live import LiveServer
 from tests.waiting import wait_until
@@ -135,7 +136,7 @@ def test_elevated_now_shows_a_running_session_and_not_an_ended_one(broker, epm, 
     expect(page.locator("main")).not_to_contain_text("WS-ENDED-02")
 
     page.set_viewport_size(PHONE)
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    assert fits(page)
     rows.first.get_by_role("link", name=running_ticket).click()
     expect(page.get_by_role("heading", name=running_ticket)).to_be_visible()
 

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from app import contract
 from app.models import Decision, Task
+from tests.browser.layout import fits
 from tests.browser.test_browser_approver import LAPTOP, screenshot
 from tests.browser.test_browser_ops import ADMIN, broker, epm, open_operations_page, sign_in  # noqa: F401
 from tests.waiting import wait_until
@@ -93,6 +94,6 @@ def test_dashboard_draws_charts_with_names_descriptions_and_tables(broker, decid
         assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE_375["width"], name
     phone.get_by_text("Requests per day as a table").click()
     expect(phone.locator("table.per-day")).to_be_visible()
-    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE_375["width"]
+    assert fits(phone)
     assert phone_violations == []
     screenshot(phone, "dashboard-phone.png")

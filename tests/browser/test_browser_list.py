@@ -10,6 +10,7 @@ from playwright.sync_api import expect
 from app import contract
 from app.jobs import expiry
 from app.models import JIT_MODELS, Decision, Task, utcnow
+from tests.browser.layout import fits
 from tests.browser.test_browser_approver import LAPTOP, broker, epm, screenshot, sign_in  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -93,4 +94,4 @@ def test_list_with_decision_status_does_not_scroll_sideways_on_a_phone(broker, e
     sign_in(page, broker)
     page.goto(f"{broker.url}/tickets{view}")
     expect(page.locator(".decision-status").first).to_be_visible()
-    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE_375["width"]
+    assert fits(page)

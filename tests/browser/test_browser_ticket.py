@@ -12,6 +12,7 @@ from app.configuration import update_configuration
 from app.epm.fake import FakeEpm
 from app.web import labels
 from tests import factories
+from tests.browser.layout import fits
 from tests.live import LiveServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -54,10 +55,6 @@ def signed_in(browser, broker, **context_options):
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name="Tickets")).to_be_visible()
     return page
-
-
-def fits_the_width(page):
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
 
 def test_a_decided_ticket_shows_its_decision_and_a_stale_form_is_refused(broker, epm, browser):
@@ -133,7 +130,7 @@ def test_earlier_requests_sit_beside_the_decision_and_repeated_approvals_suggest
     expect(context.locator("#same-application li").first).to_contain_text("Approved by jchen")
     expect(context.locator(".policy-suggestion")).to_contain_text("Approved 2 times in the last 30 days.")
     expect(context.locator(".policy-suggestion")).to_contain_text("Consider an EPM policy")
-    assert fits_the_width(page)
+    assert fits(page)
 
     earlier = context.locator("#same-application").get_by_role("link", name="INC0010001")
     earlier.focus()
@@ -146,7 +143,7 @@ def test_earlier_requests_sit_beside_the_decision_and_repeated_approvals_suggest
     expect(page.get_by_role("heading", name="The same user (CORP\\mrivera): 3 earlier requests")).to_be_visible()
     expect(page.locator("#same-user")).to_contain_text(contract.DECISION_APPROVED)
     expect(page.locator("#same-user")).to_contain_text("Awaiting decision")
-    assert fits_the_width(page)
+    assert fits(page)
 
 
 def test_a_closed_ticket_offers_no_decision_and_says_why(broker, epm, browser):
@@ -154,7 +151,7 @@ def test_a_closed_ticket_offers_no_decision_and_says_why(broker, epm, browser):
     page = signed_in(browser, broker, viewport=PHONE)
     page.goto(f"{broker.url}/tickets/INC0010001/approve")
     expect(page.locator(".requested-duration")).to_have_text("Requested duration: 30 minutes")
-    assert fits_the_width(page)
+    assert fits(page)
 
     page.goto(f"{broker.url}/tickets/INC0010001")
     page.get_by_label("Set the state").select_option("Closed")
@@ -162,5 +159,5 @@ def test_a_closed_ticket_offers_no_decision_and_says_why(broker, epm, browser):
     expect(page.locator(".ticket-head .state")).to_have_text("Closed")
     expect(page.locator(".decision-panel .notice").first).to_have_text(contract.MSG_INACTIVE)
     expect(page.get_by_role("link", name=APPROVE_ADMIN)).to_have_count(0)
-    assert fits_the_width(page)
+    assert fits(page)
     assert epm.received_count == 0
