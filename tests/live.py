@@ -1,4 +1,5 @@
 """A real gunicorn serving the broker on loopback, for end-to-end tests."""
+import itertools
 import os
 import signal
 import socket
@@ -18,10 +19,26 @@ from tests.waiting import wait_until
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Ports come from below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768 up by default). A
+# port from there, as bind(("", 0)) gives, can be handed to any client's outgoing connection between the probe
+# and the server's own bind ("Address already in use"). Each xdist worker takes its own band, in turn.
+PORT_BANDS_START, PORT_BAND_SIZE = 10_000, 2_000
+_next_ports = itertools.count()
+
+
 def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    """A loopback port that nothing listens on, for a server a test starts next."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    band_start = PORT_BANDS_START + int(worker.removeprefix("gw")) % 10 * PORT_BAND_SIZE
+    for _ in range(PORT_BAND_SIZE):
+        port = band_start + next(_next_ports) % PORT_BAND_SIZE
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError(f"no free loopback port in {band_start}..{band_start + PORT_BAND_SIZE - 1}")
 
 
 class LiveServer:

@@ -22,6 +22,7 @@ from tests.epm.conftest import (
     ADMIN_LIST_URL, ADMIN_URL, APPLICATION_LIST_URL, APPLICATION_URL, CLIENT_ID, CLIENT_SECRET, EPM, TOKEN,
     TOKEN_URL, api_calls, token_answer, token_calls,
 )
+from tests.live import free_port
 
 DECISION = {"status": "2000", "decision": "Approved", "itsmRequestId": "req-1"}
 
@@ -368,10 +369,7 @@ def test_a_failed_certificate_check_is_unreachable_and_says_so(epm_mock, epm_cli
 
 
 def test_a_refused_connection_is_unreachable_and_says_so():
-    with socket.socket() as listener:  # a port that was free a moment ago: nothing listens on it
-        listener.bind(("127.0.0.1", 0))
-        port = listener.getsockname()[1]
-    client = EpmClient(f"http://127.0.0.1:{port}", CLIENT_ID, CLIENT_SECRET, timeout=2)
+    client = EpmClient(f"http://127.0.0.1:{free_port()}", CLIENT_ID, CLIENT_SECRET, timeout=2)
     with pytest.raises(EpmUnreachable, match="Connection refused by 127.0.0.1"):
         client.test_connection()
 
