@@ -46,7 +46,7 @@ def create_app(config=None):
     flask_options = {key: value for key, value in config.items() if key not in SETTING_NAMES}
 
     app = BrokerFlask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"),
-                instance_path=str(ROOT / "instance"))
+                      instance_path=str(ROOT / "instance"))
     settings = Settings.load(overrides).with_secret_key(app.instance_path)
     app.config.update(
         SECRET_KEY=settings.secret_key,

@@ -23,15 +23,12 @@ SECRET_AGAIN = {"client_secret": "Enter the client secret again: it is only sent
 INTERNAL_MARKS = {"pmc_host": "epm_internal", "smtp_host": "smtp_internal"}
 
 
-
 def clean_pmc_host(value):
     """A bare host name (the contract's form) or a full http(s) URL; empty clears it. Where it may lead is
     checked with the record's epm_internal mark (`_check_destinations`)."""
     if not value.strip():
         return ""
     return validate_host(value)
-
-
 
 
 def _clean_secret(value):
@@ -57,8 +54,6 @@ def _clean_active_states(value):
     if unknown:
         raise ValueError(f"unknown state {unknown[0]!r}; states are {', '.join(contract.ALL_STATE_LABELS)}")
     return ", ".join(dict.fromkeys(by_casefold[label.casefold()] for label in labels))
-
-
 
 
 def _clean_statuses(value):
@@ -130,19 +125,19 @@ def _clean_webhook_url(value):
 
 FIELDS = (
     Field("pmc_host", "PMC Service Host Name", clean_pmc_host,
-                help="The tenant host with the -services suffix, e.g. acme-services.pm.beyondtrustcloud.com"),
+          help="The tenant host with the -services suffix, e.g. acme-services.pm.beyondtrustcloud.com"),
     Field("tenant_id", "Tenant ID", clean_text(100)),
     Field("client_id", "Client ID", clean_text(255)),
     Field("client_secret", "Client Secret", _clean_secret, secret=True),
     Field("ticket_type", "Ticket Type", _clean_ticket_type,
-                help="incident, change_request, sc_task or sc_req_item; affects new requests only"),
+          help="incident, change_request, sc_task or sc_req_item; affects new requests only"),
     Field("active_states", "Active States", _clean_active_states,
-                help="Comma-separated state labels in which approve and deny are allowed"),
+          help="Comma-separated state labels in which approve and deny are allowed"),
     Field("default_short_description", "Default Short Description", clean_text(160)),
     Field("default_assignment_group", "Default Assignment Group", clean_text(100)),
     Field("default_category", "Default Category", clean_text(100)),
     Field("auto_close", "Auto-close", clean_boolean,
-                help="Close the ticket once EPM has finalized the decision"),
+          help="Close the ticket once EPM has finalized the decision"),
     Field("token_path", "Token Path", _clean_path),
     Field("token_auth_method", "Token Client Authentication", clean_choice(contract.TOKEN_AUTH_METHODS),
           help=f"{contract.TOKEN_AUTH_POST} (EPM's documented form: credentials in the body) or "
@@ -159,27 +154,27 @@ FIELDS = (
     Field("epm_denied_statuses", "EPM Statuses Meaning Denied", _clean_statuses,
           help="Comma-separated accessDecision.status values read as denied; any other status is undecided"),
     Field("smtp_host", "SMTP Server", _clean_smtp_host,
-                help="Mail server for ticket notifications; empty sends no e-mail"),
+          help="Mail server for ticket notifications; empty sends no e-mail"),
     Field("smtp_port", "SMTP Port", _clean_whole_number(1, 65535), help="587 with STARTTLS, 25 without"),
     Field("smtp_username", "SMTP User Name", clean_text(255), help="Empty: send without signing in"),
     Field("smtp_password", "SMTP Password", _clean_secret, secret=True),
     Field("smtp_starttls", "SMTP STARTTLS", clean_boolean,
-                help="Encrypt the connection with STARTTLS before signing in"),
+          help="Encrypt the connection with STARTTLS before signing in"),
     Field("smtp_internal", "SMTP Server Is Internal", clean_boolean,
           help="Allow a private-network address for the mail server (a relay on your own network); audited"),
     Field("mail_from", "Mail From", _clean_mail_from, help="Sender address, e.g. JIT Broker <jit@example.com>"),
     Field("notify_webhook_url", "Notification Webhook URL", _clean_webhook_url, secret=True,
-                help="Slack or Teams incoming-webhook URL; receives {\"text\": ...}. Empty sends none"),
+          help="Slack or Teams incoming-webhook URL; receives {\"text\": ...}. Empty sends none"),
     Field("sla_minutes", "Reminder After (minutes)", _clean_whole_number(0, 525600),
-                help="Remind approvers once when a ticket waits this long; 0 turns reminders off"),
+          help="Remind approvers once when a ticket waits this long; 0 turns reminders off"),
     Field("retention_incoming_days", "Keep Incoming Requests (days)", _clean_whole_number(0, 36500),
-                help="Deliveries older than this are purged unless their ticket is open; 0 keeps them"),
+          help="Deliveries older than this are purged unless their ticket is open; 0 keeps them"),
     Field("retention_outbound_days", "Keep Outbound Call Logs (days)", _clean_whole_number(0, 36500),
-                help="0 keeps them"),
+          help="0 keeps them"),
     Field("retention_closed_ticket_days", "Keep Closed Tickets (days)", _clean_whole_number(0, 36500),
-                help="Closed or canceled tickets are purged this long after closing; 0 keeps them"),
+          help="Closed or canceled tickets are purged this long after closing; 0 keeps them"),
     Field("retention_app_log_days", "Keep Application Log Records (days)", _clean_whole_number(0, 36500),
-                help="0 keeps them"),
+          help="0 keeps them"),
     Field("debug_logging", "Debug Logging", clean_boolean, help="Log at DEBUG level (secrets stay masked)"),
     Field("allow_self_approval", "Allow Self-Approval", clean_boolean,
           help="Let an approver approve a request they made themselves (small teams only; refused when off)"),

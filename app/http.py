@@ -1,5 +1,5 @@
-"""What every request passes: the trusted proxies, the request line and body size limits, the parameter check, and the headers
-every answer carries.
+"""What every request passes: the trusted proxies, the request line and body size limits, the parameter check,
+and the headers every answer carries.
 
 Requests are held to what the JSON API's description can mean, with a 400: a query
 parameter given twice on the JSON API, and a NUL character in a query or path parameter

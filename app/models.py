@@ -191,6 +191,7 @@ class Configuration(BaseModel):
         kept = _kept_configurations.get(database.obj)
         if kept is not None and version is not None and kept[0] == version:
             return kept[1]
+
         def read():
             return (cls.select(cls, peewee.SQL(f'"{CONFIGURATION_VERSION}"').alias("configuration_version"))
                     .where(cls.name == cls.DEFAULT_NAME).first())

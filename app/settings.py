@@ -186,11 +186,12 @@ class Settings:
             if not settings.retry_delays:
                 raise ValueError
         except ValueError:
-            raise SettingsError(f"retry_schedule must list seconds, like 5,15,60, not {settings.retry_schedule!r}") from None
+            raise SettingsError(
+                f"retry_schedule must list seconds, like 5,15,60, not {settings.retry_schedule!r}") from None
         for key in ([settings.audit_key] if settings.audit_key else []) + settings.audit_previous_key_list:
             if len(key) < AUDIT_KEY_MIN_LENGTH:
-                raise SettingsError(f"an audit key (JITBROKER_AUDIT_KEY, JITBROKER_AUDIT_PREVIOUS_KEYS or [audit]) must "
-                                    f"be at least {AUDIT_KEY_MIN_LENGTH} characters; one has {len(key)}")
+                raise SettingsError("an audit key (JITBROKER_AUDIT_KEY, JITBROKER_AUDIT_PREVIOUS_KEYS or [audit]) "
+                                    f"must be at least {AUDIT_KEY_MIN_LENGTH} characters; one has {len(key)}")
         if settings.oidc_enabled and not settings.oidc_client_id:
             raise SettingsError("[oidc] client_id (JITBROKER_OIDC_CLIENT_ID) is needed when an issuer is set")
         if settings.oidc_step_up_max_age < 0 or settings.oidc_sign_in_max_age < 1:

@@ -65,4 +65,3 @@ def round_trips(server, count):
             "update_events_sent": finalized and not fake.finalize_errors,
             "sequential": True,
         }
-

@@ -25,7 +25,8 @@ def _dialect():
     """SQL pieces of each database: (series of `n` from `first` to `last`, a random sys_id, time of row n, text)."""
     if is_sqlite():
         return {
-            "series": "WITH RECURSIVE series(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM series WHERE n < {last}) ",
+            "series": ("WITH RECURSIVE series(n) AS (SELECT {first} UNION ALL SELECT n + 1 FROM series "
+                       "WHERE n < {last}) "),
             "from": " FROM series",
             "sys_id": "printf('%016x%016x', random(), n)",
             "at": "strftime('%Y-%m-%d %H:%M:%f', 'now', '-{span} seconds', '+' || (n * {step}) || ' seconds')",
@@ -62,10 +63,11 @@ def _columns(model, sql, step):
     number = sql["text"]
     if model is IncomingRequest:
         body = f"'{{\"RequestId\": \"bench-' || {number} || '\", \"EventType\": \"URM_Native_Ticket_Created\"}}'"
-        return {"sys_id": sys_id, "event_type": _pick(sql, _texts(["URM_Native_Ticket_Created", "URM_Native_Ticket_Updated"])),
+        return {"sys_id": sys_id,
+                "event_type": _pick(sql, _texts(["URM_Native_Ticket_Created", "URM_Native_Ticket_Updated"])),
                 "request_id": f"'bench-' || {sql['hex'].format(n='n / 2')}",
-                "status": _pick(sql, _texts(["processed"] * 30 + ["duplicate", "error"])), "raw_body": sql["blob"].format(
-                    text=body), "content_type": "'application/json'", "headers": "'{}'",
+                "status": _pick(sql, _texts(["processed"] * 30 + ["duplicate", "error"])),
+                "raw_body": sql["blob"].format(text=body), "content_type": "'application/json'", "headers": "'{}'",
                 "source_address": "'10.0.0.5'", "received_at": at, "processed_at": at}
     if model is OutboundCall:
         return {"sys_id": sys_id, "method": "'POST'", "url": "'https://epm.example/api/v1/decision'",

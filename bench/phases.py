@@ -121,8 +121,6 @@ def _lists(backend, options):
     return listing.measure(backend, options.small, options.large, options)
 
 
-
-
 def _table_api(backend, options):
     """The ServiceNow Table API's LIKE and IN lookups over the large history (bench/table_api.py)."""
     from bench import table_api

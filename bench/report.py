@@ -142,7 +142,8 @@ def _stored_everything(intake):
 
 
 def _counts(by_status):
-    """`201: 45, 409: 60`: the same text whether the counts come from this run or a saved report (JSON keys are text)."""
+    """`201: 45, 409: 60`: the same text whether the counts come from this run or a saved report (JSON keys are
+    text)."""
     return ", ".join(f"{status}: {count}" for status, count in by_status.items())
 
 
@@ -181,7 +182,7 @@ def _phase_tables(results):
             continue
         lines += ["", f"Pages, {backend} (p50 / p95 ms with one client; with 16 connections; req/s with 16):", "",
                   "| page | " + " | ".join(f"{lists[size]['tickets']:,} tickets, {lists[size].get('log_rows', 0):,} "
-                                          f"log rows" for size in ("small", "large")) + " | one client p95 ratio |",
+                                           f"log rows" for size in ("small", "large")) + " | one client p95 ratio |",
                   "|---|---|---|---|"]
         for page in (*PAGES, "search"):
             if any(page not in lists[size]["pages"] for size in ("small", "large")):
@@ -198,15 +199,16 @@ def _phase_tables(results):
             ratio = f"{big / little:.2f} x" if little and big != float("inf") and little != float("inf") else "-"
             lines.append(_row(page.replace("_", " "), *cells, ratio))
         lines.append(_row("generator (s)", *(lists[size]["generate_seconds"] for size in ("small", "large")), ""))
-        lines.append(_row("log generator (s)", *(lists[size].get("generate_logs_seconds") for size in ("small", "large")),
-                          ""))
+        lines.append(_row("log generator (s)",
+                          *(lists[size].get("generate_logs_seconds") for size in ("small", "large")), ""))
         lines.append(_row("worker peak RSS (MB)", *(lists[size]["worker_peak_rss_mb"] for size in ("small", "large")),
                           ""))
     lines += table_api.markdown_lines(phases, _row)
     trip = phases.get("decision_round_trip")
     if trip:
         lines += ["", f"Decision round trip: {trip['decisions']} approvals one after another, p50 "
-                  f"{trip['latency_ms']['p50']} ms, p95 {trip['latency_ms']['p95']} ms, answers {_counts(trip['statuses'])}, "
+                  f"{trip['latency_ms']['p50']} ms, p95 {trip['latency_ms']['p95']} ms, "
+                  f"answers {_counts(trip['statuses'])}, "
                   f"{trip['token_fetches']} token fetches, EPM applied {trip['epm_applied']}, worker RSS "
                   f"{trip['worker_peak_rss_mb']} MB."]
     cpu = phases.get("inprocess")
@@ -333,7 +335,8 @@ def write_markdown(results, path):
         f"gunicorn {settings['gunicorn_workers']} {settings['worker_class']} workers"
         f"{' of ' + str(settings['gunicorn_threads']) + ' threads' if settings.get('gunicorn_threads', 1) > 1 else ''},"
         f" wrk {settings['connections']}"
-        f" connections over {settings['wrk_threads']} threads; each measurement after a warm-up. The load average is the host's: other work on it slows absolute numbers; the ratio"
+        f" connections over {settings['wrk_threads']} threads; each measurement after a warm-up. The load average"
+        " is the host's: other work on it slows absolute numbers; the ratio"
         " targets compare figures measured side by side in one run.",
         "",
     ]

@@ -38,7 +38,8 @@ def free_port():
 
 
 class Gunicorn:
-    """One gunicorn master with `workers` workers (gunicorn.conf.py's class) serving `app_spec` on a free loopback port."""
+    """One gunicorn master with `workers` workers (gunicorn.conf.py's class) serving `app_spec` on a free loopback
+    port."""
 
     def __init__(self, app_spec, env=None, workers=WORKERS):
         self.app_spec = app_spec

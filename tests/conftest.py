@@ -160,7 +160,6 @@ def deliver(client, api_auth):
     return deliver
 
 
-
 @pytest.fixture
 def make_ticket(deliver):
     """Deliver a created event as EPM would and return the ticket it became (opened `age` ago)."""

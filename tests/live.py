@@ -63,6 +63,7 @@ class LiveServer:
              "app:create_app()"],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
+
         def answers():
             if self.process.poll() is not None:
                 error = self.process.stderr.read()

@@ -4,9 +4,7 @@ the server sent nothing is handed out without a round trip."""
 import select
 
 import psycopg2
-import pytest
 
-from app import create_app
 from app.db import database
 from tests.conftest import _admin_connection
 
@@ -59,7 +57,7 @@ def test_a_healthy_pooled_connection_is_handed_out_without_a_round_trip(postgres
 
 
 def test_a_pooled_connection_the_server_sent_a_message_is_asked_to_answer_and_kept_when_it_does(postgres_app,
-                                                                                              postgres_url):
+                                                                                                postgres_url):
     database.connect()
     connection = database.connection()
     database.execute_sql("LISTEN jitbroker_pool_test")

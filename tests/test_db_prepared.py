@@ -54,7 +54,6 @@ def test_an_update_by_id_changes_that_row_only_with_each_value_stored_as_its_fie
     assert database.execute_sql("SELECT count(*) FROM task WHERE closed_at IS NOT NULL").fetchone()[0] == 1
 
 
-
 # A statement marked for preparing, as the code's own are (insert_statement, update_row_unread, prepared_select).
 _NAMED_SQL = prepared("SELECT upper(%s::text), %s::integer + 1")
 

@@ -96,7 +96,7 @@ def test_static_files_keep_their_caching(admin_client):
 def _chunked(client, path, body, auth):
     """`body` as gunicorn hands a chunked request on: no Content-Length, a stream the server ends."""
     return client.post(path, input_stream=io.BytesIO(body), headers={**auth, "Transfer-Encoding": "chunked",
-                                                                      "Content-Type": "application/json"},
+                                                                     "Content-Type": "application/json"},
                        environ_overrides={"CONTENT_LENGTH": "", "wsgi.input_terminated": True})
 
 
@@ -141,7 +141,6 @@ def test_forms_may_lead_to_the_providers_own_sign_in_and_sign_out_origins_once_d
     the page of someone who signs in there reads the discovery document, and its forms may lead to both."""
     import responses
 
-    from app.auth import oidc_client
     from app.db import database
     from app.migrations import upgrade
     from app.models import Account

@@ -26,7 +26,8 @@ def as_queued_intake_left_it():
     SchemaVersion.delete().where(SchemaVersion.version == 16).execute()
     migrator = SchemaMigrator.from_database(database.obj)
     # A default in the table itself, so rows written through today's model (without the column) fit.
-    migrate(migrator.add_column(INCOMING, "queued", peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT FALSE")])))
+    migrate(migrator.add_column(INCOMING, "queued",
+                                peewee.BooleanField(default=False, constraints=[peewee.SQL("DEFAULT FALSE")])))
     database.execute_sql(f'CREATE INDEX incomingrequest_queued_id ON "{INCOMING}" (queued, id)')
     database.create_tables([_QueuedDelivery])
 
@@ -76,7 +77,7 @@ def test_init_turns_the_deliveries_queued_intake_left_into_tickets_and_drops_its
     assert rows[early_update].task == rows[admin_created].task and rows[admin_created].task.jit_request.decision_final
     # The new tickets meet the policies as if their webhook had made them.
     assert {evaluation.task for evaluation in PolicyEvaluation.select()} == {rows[created].task,
-                                                                            rows[admin_created].task}
+                                                                             rows[admin_created].task}
     assert not database.table_exists(_QueuedDelivery._meta.table_name)
     assert "queued" not in {column.name for column in database.get_columns(INCOMING)}
     assert runner.invoke(args=["init"]).exit_code == 0, "and a second init finds nothing to do"
@@ -108,7 +109,8 @@ def test_init_adds_the_token_request_settings_and_correlation_columns_keeping_th
     update_configuration({"client_id": "kept-client"})
     configuration, call = Configuration._meta.table_name, OutboundCall._meta.table_name
     migrator = SchemaMigrator.from_database(database.obj)
-    migrate(migrator.drop_column(configuration, "token_auth_method"), migrator.drop_column(configuration, "token_scope"),
+    migrate(migrator.drop_column(configuration, "token_auth_method"),
+            migrator.drop_column(configuration, "token_scope"),
             migrator.drop_column(call, "correlation_id"), migrator.drop_column(call, "answered_correlation_id"))
     SchemaVersion.delete().where(SchemaVersion.version == 17).execute()
 
@@ -225,7 +227,7 @@ def _configuration_version():
 
 
 def test_an_upgrade_adding_configuration_columns_keeps_the_version_trigger_and_search_triggers(app, runner,
-                                                                                              make_ticket):
+                                                                                               make_ticket):
     """An SQLite table rebuilt to add a NOT NULL column loses its triggers: columns are added without one."""
     Configuration.default()
     table = Configuration._meta.table_name

@@ -131,8 +131,9 @@ def check(links, keys, previous_hash=GENESIS_HASH, legacy_may_end=False):
         tail = result.segments.pop()
         result.checked -= tail.count
         result.head_hash = result.segments[-1].head_hash if result.segments else previous_hash or GENESIS_HASH
-        return _broken(result, tail.first, f"it and the {tail.count - 1} entries after it carry no key signature and no "
-                                      "keyed entry follows them: they were written or rewritten without the key")
+        return _broken(result, tail.first,
+                       f"it and the {tail.count - 1} entries after it carry no key signature and no "
+                       "keyed entry follows them: they were written or rewritten without the key")
     return result
 
 

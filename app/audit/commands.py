@@ -69,4 +69,3 @@ class _Output:
     @staticmethod
     def write(text):
         click.echo(text, nl=False)
-

@@ -129,7 +129,7 @@ def sign_in_account(claims, settings):
                              {"role": role, "previous": previous})
             account = Account.get_by_id(account.id)
         audit.record(audit.SIGN_IN, account, "account", account.username, {"via": "identity provider",
-                                                                             "issuer": issuer})
+                                                                           "issuer": issuer})
     return account
 
 

@@ -214,4 +214,3 @@ def _deliver_after_answer(decision):
     def _later(response):
         response.call_on_close(lambda: outbox.send_in_background(app, task_id, before=_deliver))
         return response
-

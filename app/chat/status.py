@@ -81,4 +81,3 @@ def is_final(task):
     """Whether the decision is final: EPM acknowledged the broker's decision or sent its own."""
     latest = decisions.latest_decision(task)
     return task.jit_request.decision_final or (latest is not None and latest.status == contract.DELIVERY_DELIVERED)
-

@@ -31,7 +31,8 @@ def _json_body(*stored):
     unstorable = sorted(name for name in stored if isinstance(body.get(name), str) and _UNSTORABLE.search(body[name]))
     if unstorable:
         raise BadRequest("Text cannot contain NUL characters or unpaired surrogates",
-                         f"in {', '.join(unstorable)}", extra={"fields": {name: "unstorable text" for name in unstorable}})
+                         f"in {', '.join(unstorable)}",
+                         extra={"fields": {name: "unstorable text" for name in unstorable}})
     return body
 
 
@@ -76,7 +77,8 @@ _NOT_BLANK = {"pattern": r"\S", **NO_NUL}
 
 
 def _reason():
-    return fields.String(required=True, metadata={**_NOT_BLANK, "description": "why; shown to EPM and in the audit log"})
+    return fields.String(required=True,
+                         metadata={**_NOT_BLANK, "description": "why; shown to EPM and in the audit log"})
 
 
 def _decision(name, unit=None, value=None):

@@ -135,7 +135,7 @@ def change_state(task, account, state_label):
         task.state = value
         task.updated_at = utcnow()
         closed = {task.ticket_type.closed_state} | {v for v, label in task.ticket_type.states
-                                                      if label.startswith(("Closed", "Canceled", "Resolved"))}
+                                                    if label.startswith(("Closed", "Canceled", "Resolved"))}
         task.closed_at = utcnow() if value in closed else None
         task.save()
         tickets.add_work_note(task, f"State changed from {before} to {task.state_label} by {account.username}.")

@@ -165,7 +165,7 @@ class FakeEpmRoutes:
             return jsonify(error="unsupported_grant_type"), 400
         with self._lock:
             if (request.form.get("client_id"), request.form.get("client_secret")) != (self.client_id,
-                                                                                       self.client_secret):
+                                                                                      self.client_secret):
                 return jsonify(error="invalid_client"), 401
             token = secrets.token_urlsafe(24)
             self._tokens[token] = time.monotonic() + self.token_lifetime
@@ -291,4 +291,3 @@ class FakeEpmRoutes:
             return jsonify(tokenRequests=self.token_requests, received=self.received_count,
                            applied=self.applied_count, requests=len(self.requests), webhooks=self.webhooks,
                            finalizeErrors=self.finalize_errors)
-

@@ -309,7 +309,8 @@ def load_event(document):
     event = contract.find_event_type(text_value(raw_type))
     if event is None:
         expected = ", ".join(contract.EVENT_TYPES)
-        raise ValidationError({"EventType": [f"Unknown event type {str(raw_type)[:100]!r}; expected one of {expected}."]})
+        raise ValidationError(
+            {"EventType": [f"Unknown event type {str(raw_type)[:100]!r}; expected one of {expected}."]})
     return event, _SCHEMA_INSTANCES[event.name].load(document)
 
 

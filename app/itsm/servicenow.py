@@ -81,4 +81,3 @@ class ServiceNowConnector(Connector):
         if not isinstance(answer, dict) or "result" not in answer:
             raise ItsmError(f"{self.describe()} answered without a Table API result; check the base URL")
         return "Table API readable"
-

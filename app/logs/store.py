@@ -251,4 +251,3 @@ def _after_fork():
             handler.queue = _queue
     if listener is not None:
         start(listener.handlers[0].app_database, listener.handlers[0].settings)
-

@@ -52,7 +52,8 @@ def _queue(task, kind, configuration):
 
 
 def queue_ticket_created(task, configuration=None):
-    """Queue the new-ticket notification on every configured channel (`ticket_created`, inside the creating transaction)."""
+    """Queue the new-ticket notification on every configured channel (`ticket_created`, inside the creating
+    transaction)."""
     return _queue(task, KIND_TICKET_CREATED, configuration or Configuration.default())
 
 

@@ -3,7 +3,6 @@
 OPERATIONS names the view behind each path; the security tests check it against the URL map
 and run schemathesis on it."""
 import copy
-import re
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -41,7 +40,7 @@ def encoded_query_pattern():
     """A regular expression every query of which app/servicenow_api/query.py's grammar reads (a subset of it)."""
     field = r"[a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*"
     valued = "|".join(op for op in sorted(set(OPERATORS) - set(UNARY_OPERATORS) - {"BETWEEN"},
-                                                     key=len, reverse=True))
+                                          key=len, reverse=True))
     unary = "|".join(UNARY_OPERATORS)
     term = rf"{field}(?:(?:{valued})[^^]*|(?:{unary})|BETWEEN[^^@]+@[^^@]+)"
     clause = rf"(?:{term}(?:\^OR(?!DERBY){term})*|ORDERBY(?:DESC)?{field}|EQ)"
@@ -186,9 +185,9 @@ def _operation(summary, roles, responses, parameters=(), body=None, description=
 OPERATIONS = {
     (contract.WEBHOOK_PATH, "post"): ("intake.webhook", _operation(
         "EPM's webhook: one JIT request event", [contract.ROLE_API],
-        {"200": _ok(envelope(ref("DeliveryResult")), "Stored and processed (or stored as a duplicate, or waiting for its "
-                                       "created event)"),
-        
+        {"200": _ok(envelope(ref("DeliveryResult")),
+                    "Stored and processed (or stored as a duplicate, or waiting for its created event)"),
+
          "413": _error("The body is over the configured size limit")},
         body=EPM_EVENT,
         description="Every authenticated delivery is stored first; a refused one is stored with its reason. "
@@ -211,8 +210,9 @@ OPERATIONS = {
     (f"{API}/tickets/{{number}}/decision", "post"): ("decisions_api.post_decision", _operation(
         "Approve or deny the ticket's request and send the decision to EPM", APPROVERS,
         {"201": _ok(envelope(ref("DecisionResult")), "Decided and delivered to EPM: final"),
-         "202": _ok(envelope(ref("DecisionResult")), "Decided and queued for delivery (EPM did not acknowledge it yet), "
-                                       "or a first approval waiting for a second approver"),
+         "202": _ok(envelope(ref("DecisionResult")),
+                    "Decided and queued for delivery (EPM did not acknowledge it yet), "
+                    "or a first approval waiting for a second approver"),
          **NOT_FOUND,
          "403": _error("The account's role may not do this, or an Admin Access approval by an account that signs in "
                        "through the identity provider, which needs a fresh sign-in: `ticket_url` is the page to "
@@ -220,7 +220,8 @@ OPERATIONS = {
          "409": _error("The ticket is inactive, already decided, or another decision is on its way to EPM")},
         [NUMBER], body=DECISION_REQUEST, description="Basic auth only.")),
     (f"{API}/tickets/{{number}}/history", "get"): ("ops_api.history", _operation(
-        "A ticket's processing history, oldest step first", ADMIN, {"200": _ok(envelope(ref("History"))), **NOT_FOUND}, [NUMBER])),
+        "A ticket's processing history, oldest step first", ADMIN,
+        {"200": _ok(envelope(ref("History"))), **NOT_FOUND}, [NUMBER])),
     (f"{API}/incoming_requests", "get"): ("tickets_api.list_incoming_requests", _operation(
         "Webhook deliveries with their bodies, newest first", ADMIN,
         {"200": _ok(_list("IncomingRequest"), headers=NEXT_PAGE)},

@@ -35,7 +35,6 @@ ROW_CHART_WIDTH, ROW_HEIGHT, ROW_LABEL_END, ROW_BAR_START, ROW_VALUE_ROOM = 360,
 DAY_LABEL_EVERY = 7
 
 
-
 def nearest_rank(values, percent):
     """The `percent`th percentile of `values` by nearest rank, or None for no values."""
     if not values:
@@ -300,8 +299,8 @@ def dashboard(now=None):
         "time_to_decision": _time_to_decision(seconds),
         "time_to_decision_spread": _decision_time_spread(seconds),
         "failures": {
-            "incoming_errors": IncomingRequest.select().where(IncomingRequest.received_at >= since,
-                                                              IncomingRequest.status == contract.INCOMING_ERROR).count(),
+            "incoming_errors": IncomingRequest.select().where(
+                IncomingRequest.received_at >= since, IncomingRequest.status == contract.INCOMING_ERROR).count(),
             "decision_deliveries_failed": sum(1 for d in decisions if d.status == contract.DELIVERY_FAILED),
             "decision_delivery_attempts_failed": failed_attempts,
             "decisions_waiting": Decision.select().where(

@@ -111,7 +111,7 @@ def _what_it_did(task, kind, values, recorded, outcome, processed_at):
         return (tickets.UPDATE_OLDER, f"EPM re-sent an older update: {own}; it changed nothing, the ticket kept "
                                       f"{_kept(recorded, outcome)}", recorded, outcome)
     if _is(filled["final_decision"], contract.DECISION_APPROVED) and _is(recorded["final_decision"],
-                                                                        contract.DECISION_DENIED):
+                                                                         contract.DECISION_DENIED):
         return (tickets.UPDATE_CONFLICT, f"EPM sent a conflicting update: {own}, contradicting its final decision "
                                          f"Denied; the ticket kept {_kept(recorded, outcome)}", recorded, outcome)
     later = tickets.later_outcome(kind, recorded, filled, outcome)
@@ -142,7 +142,7 @@ def _update_steps(task, updates):
             continue
         values = tickets.decision_fields(event, fields)
         what, summary, recorded, outcome = _what_it_did(task, event.kind, values, recorded, outcome,
-                                                       incoming.processed_at)
+                                                        incoming.processed_at)
         detail.update(update=what, decision=values["final_decision"], performed_by=values["final_decision_by"],
                       decision_time=_iso(values["final_decision_time"]), end_time=_iso(values["final_end_time"]),
                       outcome=outcome)

@@ -65,7 +65,7 @@ def _day(column, day):
 
 def incoming_requests(filters):
     query = IncomingRequest.select(IncomingRequest, Task).join(Task, on=(IncomingRequest.task == Task.id),
-                                                                join_type=JOIN.LEFT_OUTER)
+                                                               join_type=JOIN.LEFT_OUTER)
     if "status" in filters:
         query = query.where(IncomingRequest.status == filters["status"])
     if "event_type" in filters:

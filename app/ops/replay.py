@@ -182,7 +182,8 @@ def _describe_update(task, event, fields, before, dry_run, base, unchanged):
 
 def _unchanged(incoming, dry_run, result, message):
     return ReplayOutcome(incoming_request=incoming.sys_id, dry_run=dry_run, result=result, message=message,
-                         changed=False, status=incoming.status, ticket=incoming.task.number if incoming.task_id else None)
+                         changed=False, status=incoming.status,
+                         ticket=incoming.task.number if incoming.task_id else None)
 
 
 def _apply(incoming, event, fields, actor, dry_run, source_address):

@@ -15,11 +15,6 @@ from app.policies.matching import MATCHERS
 from app.policies.models import PolicyRule, PolicySettings
 
 
-
-
-
-
-
 def _clean_kind(value):
     text = str(value).strip().lower()
     if text in ("", "any"):
@@ -75,23 +70,23 @@ FIELDS = (
     *(Field(name, label, clean_text(255), _GLOB_HELP) for name, label in MATCHERS.items() if name != "kind"),
     Field("outcome", "Outcome", clean_choice(tuple(models.OUTCOME_LABELS))),
     Field("reference_pattern", "Ticket reference pattern",
-              clean_choice((models.PATTERN_SERVICENOW, models.PATTERN_REGEX)),
-              "servicenow: INC, CHG, CTASK, REQ, RITM, PRB, PRJ, PRJTASK, TASK (and SCTASK) + 7 digits; "
-              "regex: the custom regex below"),
+          clean_choice((models.PATTERN_SERVICENOW, models.PATTERN_REGEX)),
+          "servicenow: INC, CHG, CTASK, REQ, RITM, PRB, PRJ, PRJTASK, TASK (and SCTASK) + 7 digits; "
+          "regex: the custom regex below"),
     Field("custom_regex", "Custom reference regex", _clean_regex,
-              "Case-insensitive; a capture group, if any, is the number looked up"),
+          "Case-insensitive; a capture group, if any, is the number looked up"),
     Field("ticket_source", "Where the referenced ticket lives", _clean_source,
-              "any (the broker, then each enabled ITSM connection), broker, or a connection's name"),
+          "any (the broker, then each enabled ITSM connection), broker, or a connection's name"),
     *(Field(f"check_{check}", f"Check: {label}", clean_boolean)
       for check, label in models.CHECK_LABELS.items()),
     Field("allowed_states", "Allowed states", _clean_states, "Comma-separated state labels, any case"),
     Field("max_duration_minutes", "Maximum duration (minutes)", _clean_minutes,
-              "The approval lasts the smaller of this and the time left in the ticket's window"),
+          "The approval lasts the smaller of this and the time left in the ticket's window"),
     Field("deny_reason", "Denial reason", clean_text(1000),
-              "Sent to EPM when this rule denies (auto-deny, a missing reference, or a failed check with "
-              "'deny when invalid')"),
+          "Sent to EPM when this rule denies (auto-deny, a missing reference, or a failed check with "
+          "'deny when invalid')"),
     Field("deny_on_failure", "Deny when the ticket is invalid", clean_boolean,
-              "Auto-approve only: deny instead of leaving the request to approvers"),
+          "Auto-approve only: deny instead of leaving the request to approvers"),
 )
 FIELDS_BY_NAME = {field.name: field for field in FIELDS}
 

@@ -49,7 +49,7 @@ GRAMMAR = r"""
     ISEMPTY: "ISEMPTY"
     ISNOTEMPTY: "ISNOTEMPTY"
     ANYTHING: "ANYTHING"
-"""
+"""  # noqa: E501 - the FIELD terminal is one regular expression
 # The contextual lexer only tries the terminals the parser can take next, so a value may hold
 # anything but `^` (an operator word inside a value stays part of the value).
 _PARSER = Lark(GRAMMAR, start="query", parser="lalr", lexer="contextual")

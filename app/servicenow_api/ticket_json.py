@@ -71,7 +71,7 @@ def _field_writers(names, context, answer, position):
         read = itemgetter(position[column.name])
         if name in wanted:
             writers[name] = _remembered(read, lambda key, table=table: pair_text(reference(table, key or "")
-                                                                                  or ("", "")))
+                                                                                 or ("", "")))
         for field in sorted(records.reference_walks(name, "", "").keys() & wanted):
             if field in records.COMPUTED:  # the email, read with the page
                 writers[field] = _plain(itemgetter(position[records.COMPUTED[field]]), _as_read, mode)

@@ -1,4 +1,5 @@
-"""The Table API views: a read-only subset of ServiceNow's Table API over the broker's tickets and the people they name, Basic auth only.
+"""The Table API views: a read-only subset of ServiceNow's Table API over the broker's tickets and the people
+they name, Basic auth only.
 
 A PAM product or a script using pysnc or pysnow can check a JIT ticket against the broker as it
 would against an instance: `/api/now/table`, `/api/now/v1/table` and `/api/now/v2/table` alike,

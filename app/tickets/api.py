@@ -94,6 +94,6 @@ def list_incoming_requests():
     response = jsonify(result=IncomingRequestSchema(many=True, exclude=("headers",)).dump(page.rows))
     if page.older:
         following = {key: value for key, value in request.args.items() if key not in ("offset", "before", "after")}
-        response.headers["Link"] = (f'<{url_for("tickets_api.list_incoming_requests", **following, before=page.older)}>;'
-                                    ' rel="next"')
+        older = url_for("tickets_api.list_incoming_requests", **following, before=page.older)
+        response.headers["Link"] = f'<{older}>; rel="next"'
     return response

@@ -20,8 +20,8 @@ def _increment_sql():
     sql = _INCREMENT_SQL.get(param)
     if sql is None:
         sql = _INCREMENT_SQL[param] = prepared(NumberCounter.update(next_number=NumberCounter.next_number + 1)
-                                       .where(NumberCounter.table == "")
-                                       .returning(NumberCounter.next_number).sql()[0])
+                                               .where(NumberCounter.table == "")
+                                               .returning(NumberCounter.next_number).sql()[0])
     return sql
 
 

@@ -186,4 +186,3 @@ def page_context():
     if oidc_client.client() is None:
         return None
     return f"Sign in with {oidc.button_label(current_app.extensions['settings'])}"
-

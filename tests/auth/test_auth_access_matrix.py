@@ -73,7 +73,7 @@ class Caller:
 
     def sign_in(self, username):
         answer = self.open("POST", "/sign-in", data={"csrf_token": self.token(), "username": username,
-                                                      "password": factories.PASSWORD})
+                                                     "password": factories.PASSWORD})
         assert answer.status_code == 302, answer.get_data(as_text=True)
         return self
 

@@ -164,7 +164,7 @@ def check(page, axe_violations, found, what=None):
 def report(found):
     """The violations found, page by page, each with the elements axe points at and what to fix."""
     return "\n".join(f"{where}:\n" + "\n".join(f"  {v['impact']} {v['id']} ({v['help']}): {node}"
-                                                  for v in violations for node in v["nodes"])
+                                               for v in violations for node in v["nodes"])
                      for where, violations in found.items())
 
 
@@ -241,7 +241,7 @@ def test_confirmation_error_and_form_error_pages_have_no_serious_accessibility_v
     expect(page.locator("#reason-error")).to_have_text(contract.MSG_REASON_REQUIRED)
     check(page, axe_violations, found, "decision form with the browser's errors")
     post_from(page, f"/tickets/{estate['application']}/approve", {"reason": "", "duration_unit": "minutes",
-                                                                   "duration_value": "2"})
+                                                                  "duration_value": "2"})
     check(page, axe_violations, found, "decision form with the server's errors")
 
     for url, status in (("/tickets/INC9999999", 404), ("/no-such-page", 404), ("/tickets?q=%00", 400)):
@@ -363,7 +363,7 @@ def test_an_approver_approves_with_a_reason_and_a_duration_from_the_keyboard(bro
 
 
 def test_an_api_account_is_told_why_it_cannot_sign_in_only_after_its_right_password(broker, api_account, browser,
-                                                                                     axe_violations):
+                                                                                    axe_violations):
     page = browser.new_page(viewport=NARROW_PHONE)
     sign_in(page, broker, api_account.username, password="not-the-password")
     expect(page.get_by_role("alert")).to_contain_text("Invalid user name or password")

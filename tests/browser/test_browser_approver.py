@@ -23,7 +23,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
 # Screenshots refresh the README's pictures only when asked (JITBROKER_UPDATE_SCREENSHOTS=1),
 # so an ordinary test run leaves the checkout clean.
-SCREENSHOTS = (Path(__file__).resolve().parents[2] / "docs" / "screenshots" if os.environ.get("JITBROKER_UPDATE_SCREENSHOTS")
+SCREENSHOTS = (Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+               if os.environ.get("JITBROKER_UPDATE_SCREENSHOTS")
                else Path(os.environ.get("TMPDIR", "/tmp")) / "jitbroker-screenshots")
 LAPTOP = {"width": 1280, "height": 860}
 PHONE = {"width": 390, "height": 844}
@@ -91,7 +92,8 @@ def test_approver_signs_in_approves_and_sees_epms_final_decision(broker, epm, br
     page.get_by_role("link", name="INC0010003").click()
     panel = page.locator(".decision-panel")
     expect(page.get_by_role("heading", name="INC0010003 Application Access: Example VPN Client")).to_be_visible()
-    expect(page.locator(".details").first).to_contain_text("9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
+    expect(page.locator(".details").first).to_contain_text(
+        "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08")
     screenshot(page, "ticket.png")
 
     approve_label = labels.ACTION_LABELS[(contract.DECISION_APPROVED, contract.KIND_APPLICATION)]

@@ -60,7 +60,6 @@ class Tab:
         self.page.get_by_role("button", name="Sign in").click()
         expect(self.page.get_by_role("heading", name="Tickets")).to_be_visible()
 
-
     def _console(self, message):
         # A failed load is logged without its address: _response notes it with one.
         if message.type == "error" and not message.text.startswith("Failed to load resource"):

@@ -192,6 +192,7 @@ def test_admin_follows_a_request_through_dashboard_history_calls_log_and_audit(b
 
     # The audit log: this admin's sign-in and decision.
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Audit log").click()
+
     def audited(action):
         return page.locator("table.audit tbody tr").filter(has=page.locator("th", has_text=re.compile(f"^{action}$")))
 

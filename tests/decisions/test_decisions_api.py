@@ -96,7 +96,8 @@ def test_admin_access_denial_leaves_out_the_duration(epm, decide, admin_ticket):
 @pytest.mark.parametrize("body, message", [
     ({"decision": "Approved", "reason": "  ", "duration_unit": "once"}, contract.MSG_REASON_REQUIRED),
     ({"decision": "Denied"}, contract.MSG_REASON_REQUIRED),
-    ({"decision": "Approved", "reason": "x", "duration_unit": "minutes", "duration_value": 4}, contract.MSG_MINUTES_RANGE),
+    ({"decision": "Approved", "reason": "x", "duration_unit": "minutes", "duration_value": 4},
+     contract.MSG_MINUTES_RANGE),
     ({"decision": "Approved", "reason": "x", "duration_unit": "minutes", "duration_value": 1441},
      contract.MSG_MINUTES_RANGE),
     ({"decision": "Approved", "reason": "x", "duration_unit": "minutes", "duration_value": "ten"},

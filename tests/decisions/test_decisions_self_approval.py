@@ -91,7 +91,7 @@ def test_an_identity_provider_account_is_matched_by_its_e_mail_claim(app, epm, t
     from app.settings import Settings
     Task.update(requester="mrivera@corp.example").where(Task.id == ticket.id).execute()
     provider = Settings.load(environ={}, overrides={"oidc_issuer": "https://login.example.com", "oidc_client_id": "b",
-                                                     "oidc_approver_groups": "approvers"})
+                                                    "oidc_approver_groups": "approvers"})
     account = oidc.sign_in_account({"iss": provider.oidc_issuer, "sub": "00u9", "preferred_username": "maria.r",
                                     "email": "mrivera@corp.example", "groups": ["approvers"]}, provider)
     with pytest.raises(Conflict) as refused:

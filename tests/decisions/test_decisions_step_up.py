@@ -30,7 +30,8 @@ def _approve(task, account, authenticated_at):
 
 
 @pytest.mark.parametrize("authenticated_at", [None, time.time() - 3600, "yesterday"],
-                         ids=["no provider authentication", "an hour old (past step_up_max_age and sign_in_max_age)", "not a time"])
+                         ids=["no provider authentication", "an hour old (past step_up_max_age and sign_in_max_age)",
+                              "not a time"])
 def test_an_admin_access_approval_by_a_provider_account_needs_a_fresh_authentication(
         epm, make_ticket, provider_approver, authenticated_at):
     task = make_ticket(factories.admin_request("step-up-1"))

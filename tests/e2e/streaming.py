@@ -66,7 +66,6 @@ class Epm:
         self.gave_up.set()
 
 
-
 def make_deliveries(count):
     """(request ids, updated request ids, shuffled deliveries) for `count` requests.
 

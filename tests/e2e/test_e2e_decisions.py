@@ -29,7 +29,6 @@ def loop(app, database_url, api_account, tmp_path):
             yield server, fake
 
 
-
 def _decision_url(server, number):
     return f"{server.url}/api/x_bets_pmc_jit/tickets/{number}/decision"
 

@@ -67,5 +67,6 @@ def assert_one_ticket_each(request_ids, deliveries):
         request_ids)
     # Every update was applied, whether it came before or after its ticket.
     assert IncomingRequest.select().where(IncomingRequest.status == contract.INCOMING_RECEIVED).count() == 0
-    finalized = sum(model.select().where(model.decision_final).count() for model in (AdminTicket, ApplicationAccessTicket))
+    finalized = sum(model.select().where(model.decision_final).count()
+                    for model in (AdminTicket, ApplicationAccessTicket))
     assert finalized == len([i for i in range(len(request_ids)) if i % 5 == 0])

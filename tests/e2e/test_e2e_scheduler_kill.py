@@ -36,7 +36,6 @@ LEASE_SECONDS, HEARTBEAT_SECONDS = 3, 1
 EPM_TIMEOUT_SECONDS = 2
 
 
-
 class SchedulerProcess:
     """`jitbroker scheduler` in a process of its own, its log in a file."""
 
@@ -98,7 +97,7 @@ def pending_decisions(deliver, approver_auth, client, fake_epm):
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_scheduler_killed_mid_job_is_replaced_and_every_decision_is_delivered_once(fake_epm, pending_decisions,
-                                                                                   schedulers):
+                                                                                     schedulers):
     first, second = schedulers("first"), schedulers("second")
     wait_until(lambda: "started with jobs" in first.log and "started with jobs" in second.log, timeout=60,
                message="both schedulers to start")

@@ -158,7 +158,7 @@ def test_pysnow_query_builder_against_the_broker(broker):
 
     assert found["contains"] == numbers_where(lambda t: "vpn" in t["short_description"].lower())
     assert found["starts_with_or"] == numbers_where(lambda t: t["short_description"] in ("Printer driver",
-                                                                                          "Payroll app"))
+                                                                                         "Payroll app"))
     assert found["greater_than"] == numbers_where(lambda t: t["opened_at"].replace(microsecond=0)
                                                   > dt.datetime(2026, 1, 20, 8))
     assert found["between"] == ["INC0010003", "INC0010004", "INC0010005"]

@@ -167,7 +167,7 @@ def test_admins_see_each_session_and_end_one_while_the_others_go_on(server):
 
     _assert_refused(server, laptop.cookies.get_dict())
     assert _opens(server, phone.cookies.get_dict(), "/tickets") and _opens(server, phone.cookies.get_dict(),
-                                                                          f"{API}/tickets")
+                                                                           f"{API}/tickets")
     assert "Laptop-Browser/1.0" not in [agent for _name, agent, _path in _session_rows(admin, server)]
     ended = AuditEntry.get(AuditEntry.action == USER_SESSION_END)
     assert (ended.actor, ended.object_id) == ("root", "victim")

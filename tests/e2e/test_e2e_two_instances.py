@@ -57,7 +57,6 @@ def _post_to_both(instances, body):
     return [answer.status_code for answer in answers]
 
 
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_the_same_deliveries_on_both_instances_make_each_ticket_once(two_instances):
     created = [factories.application_request() for _ in range(8)] + [factories.admin_request() for _ in range(8)]
@@ -97,7 +96,7 @@ def test_decisions_taken_on_both_instances_reach_epm_exactly_once(two_instances,
         for number in numbers:
             with ThreadPoolExecutor(2) as pool:
                 answers.append(sorted(r.status_code for r in pool.map(decide, [(first, "alice", number),
-                                                                                (second, "bob", number)])))
+                                                                               (second, "bob", number)])))
         assert all(pair in ([201, 409], [202, 409]) for pair in answers), answers
         wait_until(lambda: Decision.select().where(Decision.status == contract.DELIVERY_DELIVERED).count()
                    == len(numbers), timeout=60, message="every decision to be delivered")

@@ -95,7 +95,7 @@ def test_a_401_fetches_a_new_token_once_and_retries_once(epm_mock, epm_client):
     epm_client.send_application_decision(DECISION, "key-1")
     assert len(token_calls(epm_mock)) == 2
     assert [c.request.headers["Authorization"] for c in api_calls(epm_mock)] == ["Bearer old-token",
-                                                                              "Bearer new-token"]
+                                                                                 "Bearer new-token"]
     assert {c.request.headers[contract.IDEMPOTENCY_HEADER] for c in api_calls(epm_mock)} == {"key-1"}
 
 
@@ -247,7 +247,7 @@ def test_a_decision_is_posted_as_json_with_the_idempotency_key(epm_mock, epm_cli
 
 
 def test_a_decision_carries_the_request_id_as_correlation_id_and_keeps_the_answered_one(epm_mock, epm_client,
-                                                                                      calls_log):
+                                                                                        calls_log):
     epm_mock.post(APPLICATION_URL, json={}, headers={"x-correlation-id": "epm-trace-7"})
     epm_mock.post(ADMIN_URL, body="")
     epm_client.send_application_decision(DECISION, "key-1")
@@ -388,7 +388,7 @@ def test_list_requests_asks_for_one_page(epm_mock, epm_client):
     assert epm_client.list_requests(contract.KIND_ADMIN, page_size=1, page_number=2) == page
     [call] = api_calls(epm_mock)
     assert parse_qs(urlsplit(call.request.url).query) == {"Pagination.PageSize": ["1"],
-                                                         "Pagination.PageNumber": ["2"]}
+                                                          "Pagination.PageNumber": ["2"]}
 
 
 def test_list_requests_refuses_pages_larger_than_epm_allows(epm_client):
@@ -457,7 +457,7 @@ def test_test_connection_fetches_a_token_and_reads_one_page_of_one(epm_mock, epm
     assert len(token_calls(epm_mock)) == 1
     [call] = api_calls(epm_mock)
     assert parse_qs(urlsplit(call.request.url).query) == {"Pagination.PageSize": ["1"],
-                                                         "Pagination.PageNumber": ["1"]}
+                                                          "Pagination.PageNumber": ["1"]}
 
 
 @pytest.mark.parametrize("answer", [{"id": "a record, not a page"}, {"data": "none"}])

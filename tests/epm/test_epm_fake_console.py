@@ -180,7 +180,7 @@ def test_send_missed_sends_the_created_and_the_current_update_event(fake, webhoo
     created, update = fake.send_missed(request_id)
     assert webhook_receiver.events() == [created, update]
     assert (created["EventType"], update["EventType"]) == (contract.ADMIN_TICKET_CREATED.name,
-                                                         contract.ADMIN_TICKET_UPDATED.name)
+                                                           contract.ADMIN_TICKET_UPDATED.name)
     assert (update["Decision"], update["DecisionPerformedByUser"]) == ("Denied", "secops-lead")
 
 

@@ -83,7 +83,7 @@ def test_an_admin_record_is_read_by_path():
     assert (record.status, record.decision, record.duration, record.start_time, record.end_time) == (
         "Approved", "Approved", "1800", "2026-11-22T05:05:00Z", "2026-11-22T05:35:00Z")
     assert (record.user_id, record.computer_id) == ("S-1-5-21-1897974175-2172897935-264522243-4835",
-                                                   "e4b4453a-302c-45c4-b64d-272e632f2beb")
+                                                    "e4b4453a-302c-45c4-b64d-272e632f2beb")
 
 
 def test_an_admin_record_s_request_id_comes_from_requestinfo_only():
@@ -165,7 +165,7 @@ def test_a_status_named_as_both_is_undecided():
 def test_the_configuration_starts_with_the_default_mapping(app):
     configuration = Configuration.default()
     assert (configuration.epm_approved_statuses, configuration.epm_denied_statuses) == ("Approved, 2000",
-                                                                                         "Denied, 2001")
+                                                                                        "Denied, 2001")
     assert records.StatusMapping.of(configuration) == records.DEFAULT_MAPPING
 
 

@@ -59,7 +59,8 @@ def test_a_delivery_the_database_refuses_for_its_content_is_a_500_kept_with_its_
         undo = f'ALTER TABLE "{table}_elsewhere" RENAME TO "{table}"'
     else:
         # What a ticket's index entry over PostgreSQL's limit raises, from the ticket's own INSERT.
-        database.execute_sql("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'index row too large' "
+        database.execute_sql("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                             "RAISE EXCEPTION 'index row too large' "
                              "USING ERRCODE = 'program_limit_exceeded'; END $$ LANGUAGE plpgsql")
         database.execute_sql(f'CREATE TRIGGER refuse BEFORE INSERT ON "{Task._meta.table_name}" FOR EACH ROW '
                              "EXECUTE FUNCTION refuse()")

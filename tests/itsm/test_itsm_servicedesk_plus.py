@@ -120,7 +120,7 @@ def test_cloud_reports_a_refused_refresh_token():
 @responses.activate
 def test_validate_settings_lists_one_change():
     responses.get(f"{SDP}/api/v3/changes", json={"changes": [], "response_status": [{"status_code": 2000}],
-                                                  "list_info": {"row_count": 0}})
+                                                 "list_info": {"row_count": 0}})
 
     assert ServiceDeskPlusConnector(connection()).validate_settings().startswith("Settings OK")
     assert json.loads(responses.calls[0].request.params["input_data"]) == {"list_info": {"row_count": 1}}

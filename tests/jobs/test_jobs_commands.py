@@ -94,7 +94,7 @@ def test_upgrading_an_older_database_adds_the_new_columns_with_their_defaults(ap
 def test_upgrading_adds_the_application_log_retention_with_its_default(app):
     Configuration.default()
     migrate(SchemaMigrator.from_database(database.obj).drop_column(Configuration._meta.table_name,
-                                                                     "retention_app_log_days"))
+                                                                   "retention_app_log_days"))
     SchemaVersion.delete().where(SchemaVersion.version == 9).execute()
 
     assert upgrade() == ["application log retention setting"]

@@ -76,7 +76,7 @@ def test_requests_decided_in_epm_become_tickets_with_their_decisions(epm_api):
     elevated = jit_of(ADMIN, admin)
     assert (elevated.final_decision, elevated.final_duration) == ("Approved", "1800")
     assert (elevated.final_start_time, elevated.final_end_time) == (datetime(2026, 11, 22, 5, 5),
-                                                                   datetime(2026, 11, 22, 5, 35))
+                                                                    datetime(2026, 11, 22, 5, 35))
     assert any("EPM finalized the decision: Approved" in text for text in notes(elevated.task))
     assert reconcile().changes == 0
 

@@ -97,7 +97,8 @@ def test_closed_tickets_are_kept_for_365_days_with_everything_they_carry(app, ma
 
     assert report.counts["task"] == 1
     assert [task.id for task in Task.select()] == [recent.id]
-    assert ApplicationAccessTicket.select().count() == 1 and WorkNote.select().where(WorkNote.task == expired.id).count() == 0
+    assert ApplicationAccessTicket.select().count() == 1
+    assert WorkNote.select().where(WorkNote.task == expired.id).count() == 0
 
 
 def test_an_open_ticket_is_never_purged_however_old(app, make_ticket):

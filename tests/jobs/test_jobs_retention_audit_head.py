@@ -45,4 +45,3 @@ def test_a_dry_run_logs_no_head(app, head_lines):
     purge(dry_run=True)
 
     assert head_lines() == []
-

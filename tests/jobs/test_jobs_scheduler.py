@@ -115,7 +115,7 @@ def test_two_schedulers_run_a_job_once_and_only_the_lease_holder_runs_it(pg_app,
 
 def test_two_schedulers_run_each_real_job_once(pg_app):
     first, second = Running(pg_app, "host-a:1", jobs=list(JOBS.values())), Running(pg_app, "host-b:2",
-                                                                               jobs=list(JOBS.values()))
+                                                                                   jobs=list(JOBS.values()))
     first.start(), second.start()
     try:
         wait_until(lambda: JobRun.select().where(JobRun.last_finished_at.is_null(False)).count() == len(JOBS),

@@ -32,7 +32,7 @@ def approve(client, auth, number):
 
 
 def test_a_delivered_decision_records_the_token_call_and_the_decision_call(app, epm, client, approver_auth,
-                                                                          make_ticket):
+                                                                           make_ticket):
     ticket = make_ticket()
     decision = approve(client, approver_auth, ticket.number)
 

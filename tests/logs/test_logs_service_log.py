@@ -207,7 +207,8 @@ def test_a_row_the_database_refuses_is_complained_about(app, capfd, monkeypatch)
     table = AppLog._meta.table_name
     sqlite = app.extensions["settings"].database_url.startswith("sqlite")
     if sqlite:
-        database.execute_sql(f'CREATE TRIGGER refuse BEFORE INSERT ON "{table}" BEGIN SELECT RAISE(ABORT, \'refused\'); END')
+        database.execute_sql(f'CREATE TRIGGER refuse BEFORE INSERT ON "{table}" '
+                             "BEGIN SELECT RAISE(ABORT, 'refused'); END")
     else:
         database.execute_sql("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ "
                              "LANGUAGE plpgsql")

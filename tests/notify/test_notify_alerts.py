@@ -261,7 +261,7 @@ def _retry_now():
 
 
 def test_decisions_undelivered_after_every_retry_alert_ops_once_per_outage(ops, smtp_server, client, approver_auth,
-                                                                          make_ticket, app):
+                                                                           make_ticket, app):
     ops.post(TOKEN_URL, json=TOKEN_OK)
     ops.post(APPLICATION_URL, status=503, body="Service Unavailable")
     tasks = [make_ticket(), make_ticket()]

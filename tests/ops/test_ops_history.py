@@ -42,7 +42,8 @@ def test_history_of_a_ticket_from_delivery_to_closing(app, epm, client, deliver,
     assert by_kind["decision recorded"]["summary"] == "Approved by jchen: Release night"
     attempts = [event["summary"] for event in events if event["kind"] == "delivery attempt"]
     assert attempts[0].startswith("token: POST /oauth/connect/token → 200")
-    assert attempts[1].startswith("application decision: POST /management-api/v2/AuthorizationRequest/notification → 200")
+    assert attempts[1].startswith(
+        "application decision: POST /management-api/v2/AuthorizationRequest/notification → 200")
     assert by_kind["finalized by EPM"]["summary"] == ("EPM finalized the decision: Approved by jchen at "
                                                       "2026-11-20 14:20:44 UTC")
     notes = [event["summary"] for event in events if event["kind"] == "work note"]
@@ -66,8 +67,10 @@ def test_each_delivery_attempt_is_a_step_of_its_own(app, epm, client, deliver, a
     ]
     attempts = [event["summary"] for event in events if event["kind"] == "delivery attempt"]
     assert attempts[0].startswith("token: POST /oauth/connect/token → 200")
-    assert attempts[1].startswith("application decision: POST /management-api/v2/AuthorizationRequest/notification → 503")
-    assert attempts[2].startswith("application decision: POST /management-api/v2/AuthorizationRequest/notification → 200")
+    assert attempts[1].startswith(
+        "application decision: POST /management-api/v2/AuthorizationRequest/notification → 503")
+    assert attempts[2].startswith(
+        "application decision: POST /management-api/v2/AuthorizationRequest/notification → 200")
     assert [event["detail"]["status"] for event in events if event["kind"] == "delivery attempt"] == [200, 503, 200]
     delivered = next(event for event in events if event["kind"] == "decision delivered")
     assert delivered["summary"] == "EPM acknowledged the denied decision"
@@ -146,7 +149,7 @@ def test_an_early_end_is_a_step_with_the_sessions_new_end(app, client, deliver, 
 
 
 def test_a_conflicting_update_is_a_step_saying_what_it_was_and_what_the_ticket_kept(app, client, deliver,
-                                                                                      admin_auth):
+                                                                                    admin_auth):
     request_id = "a9e1c2d3-0000-4000-8000-000000000005"
     number = deliver(factories.admin_request(request_id)).json["result"]["ticket"]
     deliver(factories.admin_decision(request_id, Decision="Denied", DecisionPerformedByUser="secops-lead"))

@@ -82,7 +82,8 @@ def test_an_event_type_nobody_defined_is_counted_as_unknown(client, deliver):
     deliver({"EventType": "made-up-event-" + "x" * 50, "RequestId": "r-1"})
 
     samples = scrape(client)
-    names = {dict(labels).get("event_type") for (name, labels) in samples if name == "jitbroker_webhook_deliveries_total"}
+    names = {dict(labels).get("event_type") for (name, labels) in samples
+             if name == "jitbroker_webhook_deliveries_total"}
     assert names == {"unknown"}
 
 
@@ -167,7 +168,7 @@ def test_metrics_live_in_the_apps_own_registry_not_the_global_one(app):
 
 
 def test_an_approval_after_a_denial_epm_acknowledged_is_a_counted_conflict(client, deliver, approver_auth, epm,
-                                                                          caplog):
+                                                                           caplog):
     ticket = make_ticket(deliver)
     denied = client.post(f"/api/x_bets_pmc_jit/tickets/{ticket.number}/decision", headers=approver_auth,
                          json={"decision": "Denied", "reason": "Not on the change calendar"})

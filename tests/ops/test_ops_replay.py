@@ -54,7 +54,8 @@ def test_dry_run_says_a_ticket_would_be_created_and_changes_nothing(app, unknown
     assert outcome.message.startswith("would create a ticket of type Incident for Admin Access request")
     assert outcome.ticket is None
     stored = IncomingRequest.get_by_id(unknown_admin_delivery.id)
-    assert (stored.status, stored.task_id, stored.error) == (contract.INCOMING_ERROR, None, unknown_admin_delivery.error)
+    assert (stored.status, stored.task_id, stored.error) == (contract.INCOMING_ERROR, None,
+                                                             unknown_admin_delivery.error)
     assert Task.select().count() == 0 and AdminTicket.select().count() == 0
     assert WorkNote.select().count() == notes_before
     assert not AuditEntry.select().where(AuditEntry.action == replays.AUDIT_ACTION).exists()
@@ -335,7 +336,7 @@ def test_a_replayed_revocation_is_kept_as_its_ticket_s_outcome(app, deliver, mon
 
 
 def test_a_conflict_stored_as_an_error_is_kept_as_a_conflict_and_warned_once(app, deliver, monkeypatch, admin,
-                                                                              caplog):
+                                                                             caplog):
     deliver(factories.admin_request(request_id="replay-conflict"))
     deliver(factories.admin_decision("replay-conflict", Decision="Denied", DecisionPerformedByUser="secops-lead"))
     failed = stored_as_error(deliver, monkeypatch,

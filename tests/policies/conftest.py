@@ -65,7 +65,7 @@ def add_rule():
 
     def add(**values):
         raw = {"name": values.pop("name", "rule"), **{k: str(v) if not isinstance(v, str) else v
-                                                       for k, v in values.items()}}
+                                                      for k, v in values.items()}}
         return policy_rules.create_rule(raw, "root")
 
     return add
@@ -77,5 +77,3 @@ def notes(task):
 
 def application(reason, **info):
     return factories.application_request(reason=reason, **info)
-
-

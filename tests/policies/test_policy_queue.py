@@ -118,7 +118,7 @@ def test_a_ticket_created_by_replaying_a_stored_delivery_meets_the_policies(http
 
 
 def test_an_evaluation_that_keeps_failing_leaves_the_request_to_one_approver(http, submit, add_rule, client,
-                                                                            approver_auth, monkeypatch):
+                                                                             approver_auth, monkeypatch):
     from app.policies import engine
     from app.policies.queue import MAX_ATTEMPTS, run_evaluation
 

@@ -149,7 +149,7 @@ def test_require_ticket_denies_a_reason_without_a_reference(http, submit, add_ru
     ("catalog task SCTASK0010003", "SCTASK0010003"),
 ])
 def test_require_ticket_lets_servicenow_references_through_to_the_next_rule(http, submit, add_rule, reason,
-                                                                           reference):
+                                                                            reference):
     add_rule(name="Ticket required", outcome="require_ticket")
 
     task = submit(application(reason))

@@ -122,9 +122,9 @@ def test_the_aggregate_api_counts_tickets_in_all_and_per_value(client, reader_au
     assert total.json == {"result": {"stats": {"count": "5"}}}
     assert grouped.json["result"] == [
         {"stats": {"count": "2"}, "groupby_fields": [{"field": "opened_by",
-                                                       "value": reference_sys_id("sys_user", "CORP\\jdoe")}]},
+                                                      "value": reference_sys_id("sys_user", "CORP\\jdoe")}]},
         {"stats": {"count": "3"}, "groupby_fields": [{"field": "opened_by",
-                                                       "value": reference_sys_id("sys_user", "CORP\\mrivera")}]}]
+                                                      "value": reference_sys_id("sys_user", "CORP\\mrivera")}]}]
     assert unknown.json == {"result": {"stats": {"count": "0"}}}
 
 

@@ -34,8 +34,8 @@ def stored(app):
                            requester=requester, subject="app", opened_at=opened_at, updated_at=opened_at)
         ApplicationAccessTicket.create(task=task, request_id=f"r{index}", final_decision=final,
                                        decision_final=final is not None)
-        plain[number] = {"number": number, "short_description": description, "opened_by": requester, "assignment_group": group,
-                         "state": state, "opened_at": opened_at, "final": final}
+        plain[number] = {"number": number, "short_description": description, "opened_by": requester,
+                         "assignment_group": group, "state": state, "opened_at": opened_at, "final": final}
     return plain
 
 
@@ -88,7 +88,8 @@ CASES = {
     "STARTSWITH": [("short_descriptionSTARTSWITHprinter",
                     lambda r: text(r, "short_description").lower().startswith("printer")),
                    ("opened_bySTARTSWITHcorp\\j", lambda r: text(r, "opened_by").lower().startswith("corp\\j"))],
-    "ENDSWITH": [("short_descriptionENDSWITHACCESS", lambda r: text(r, "short_description").lower().endswith("access"))],
+    "ENDSWITH": [("short_descriptionENDSWITHACCESS",
+                  lambda r: text(r, "short_description").lower().endswith("access"))],
     "IN": [("stateIN1,3", lambda r: r["state"] in (1, 3)),
            ("opened_byINCORP\\jdoe,CORP\\asmith", lambda r: r["opened_by"] in ("CORP\\jdoe", "CORP\\asmith")),
            ("numberINinc0010001,INC0010006", lambda r: r["number"] in ("INC0010001", "INC0010006"))],

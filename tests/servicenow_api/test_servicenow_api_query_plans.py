@@ -109,7 +109,7 @@ def test_perf_the_lookups_find_what_they_ask_for(client, history, reader_auth):
     assert person in named and all(user_name.lower() in name.lower() for name in named)
     assert len(named) == Task.select().where(Task.requester.contains(user_name)).count()
     assert [record["opened_at"] for record in by_name] == sorted((record["opened_at"] for record in by_name),
-                                                                  reverse=True)
+                                                                 reverse=True)
     assert sorted(record["number"] for record in by_number) == sorted(numbers)
     assert [record["opened_by.name"] for record in by_sys_id] == [person] * Task.select().where(
         Task.requester == person).count()

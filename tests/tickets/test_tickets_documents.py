@@ -129,4 +129,4 @@ def test_the_description_documents_the_latest_state_and_the_conflict():
     assert conflict["anyOf"] == [{"$ref": "#/components/schemas/EpmConflict"}, {"type": "null"}]
     assert "contradicted" in conflict["description"]
     assert set(schemas["EpmConflict"]["required"]) == {"decision", "decision_time", "end_time", "performed_by",
-                                                        "received_at"}
+                                                       "received_at"}

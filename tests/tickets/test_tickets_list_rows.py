@@ -39,7 +39,7 @@ def test_a_listed_ticket_says_what_its_ticket_says(tickets_sharing_a_moment):
     tasks = list(newest_first(Task.select()))
     listed = read_rows(newest_first(Task.select()), ListedTicket)
     assert [tuple(row) for row in listed] == [tuple(getattr(task, name) for name in ListedTicket._fields)
-                                               for task in tasks]
+                                              for task in tasks]
     assert [row.state_label for row in listed] == [task.state_label for task in tasks]
     assert "99" in [row.state_label for row in listed]
 
@@ -76,7 +76,7 @@ def test_api_next_links_walk_tickets_sharing_a_moment_once(client, approver_auth
 
 
 def test_api_list_shows_a_whole_second_opening_time_as_the_schema_does(client, approver_auth,
-                                                                        tickets_sharing_a_moment):
+                                                                       tickets_sharing_a_moment):
     shared = {task.number for task in Task.select().where(Task.opened_at == SAME_MOMENT)}
     tickets = client.get(f"{API}?limit=100", headers=approver_auth).json["result"]
     assert len(shared) == 8

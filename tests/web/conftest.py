@@ -1,4 +1,5 @@
-"""Fixtures for the browser pages: tickets from EPM (`make_ticket` and the signed-in `web` client are in tests/conftest.py)."""
+"""Fixtures for the browser pages: tickets from EPM (`make_ticket` and the signed-in `web` client are in
+tests/conftest.py)."""
 import pytest
 
 from tests import factories
@@ -12,4 +13,3 @@ def application_ticket(make_ticket):
 @pytest.fixture
 def admin_ticket(make_ticket):
     return make_ticket(factories.admin_request())
-

@@ -130,7 +130,7 @@ def test_token_request_settings_are_offered_and_saved(as_admin):
     page = text_of(as_admin.get("/admin/configuration"))
     assert '<option value="client_secret_basic"' in page
     response = as_admin.post("/admin/configuration", form_values(token_auth_method="client_secret_basic",
-                                                                   token_scope="urn:management:api"))
+                                                                 token_scope="urn:management:api"))
     assert response.status_code == 302
     record = Configuration.default()
     assert (record.token_auth_method, record.token_scope) == ("client_secret_basic", "urn:management:api")

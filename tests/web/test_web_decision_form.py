@@ -180,7 +180,6 @@ def test_work_note_from_another_ticket_number_is_404(as_approver, app):
     assert as_approver.post("/tickets/INC0000000/notes", {"work_note": "x"}).status_code == 404
 
 
-
 def test_approve_form_states_the_requested_duration_in_words_and_the_opening_time(as_approver, make_ticket):
     task = make_ticket(factories.admin_request(DurationRequested="2700"))
     page = text_of(as_approver.get(f"/tickets/{task.number}/approve"))
@@ -196,7 +195,8 @@ def test_a_stale_form_posted_after_the_decision_gets_a_message_and_no_second_dec
     assert response.status_code == 409
     page = text_of(response)
     assert f'<p class="flash error" role="alert" id="form-message">{contract.MSG_FINAL}</p>' in page
-    assert f'<a href="/tickets/{application_ticket.number}">Open {application_ticket.number} to see its decision</a>' in page
+    number = application_ticket.number
+    assert f'<a href="/tickets/{number}">Open {number} to see its decision</a>' in page
     assert "<form method=\"post\" class=\"decision-form\"" not in page
     assert Decision.select().count() == 1
     assert fake_epm.received_count == 1

@@ -33,7 +33,8 @@ def test_a_decision_epm_shows_is_recorded_and_finalized(as_approver, epm_api, ad
 
     page = page_text(check(as_approver, admin_ticket))
 
-    said = ("status Approved, Approved, by alice, duration 30 minutes, from 2026-11-22T05:05:00Z to 2026-11-22T05:35:00Z")
+    said = ("status Approved, Approved, by alice, duration 30 minutes, "
+            "from 2026-11-22T05:05:00Z to 2026-11-22T05:35:00Z")
     assert f"Checked with EPM: {said}." in page and "Recorded EPM's final decision: Approved." in page
     assert f"EPM said: {said} at" in page
     jit = Task.get_by_id(admin_ticket.id).jit_request
