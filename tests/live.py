@@ -21,8 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Ports come from below the kernel's ephemeral range (net.ipv4.ip_local_port_range, 32768 up by default). A
 # port from there, as bind(("", 0)) gives, can be handed to any client's outgoing connection between the probe
-# and the server's own bind ("Address already in use"). Each xdist worker takes its own band, in turn.
-PORT_BANDS_START, PORT_BAND_SIZE = 10_000, 2_000
+# and the server's own bind ("Address already in use"). Each xdist worker takes its own band, in turn. The bands
+# start above 10080, the highest of the ports browsers refuse to open (net::ERR_UNSAFE_PORT).
+PORT_BANDS_START, PORT_BAND_SIZE = 20_000, 1_000
 _next_ports = itertools.count()
 
 
