@@ -36,6 +36,9 @@ def axe_violations(axe_source):
     forbids inline script, and it stays in force for the check (no bypass_csp)."""
 
     def violations(page):
+        # The page as its reader sees it: styled (a page reached by a click may hold its elements before its
+        # stylesheet has arrived; tests/browser/layout.py).
+        page.wait_for_load_state("load")
         if not page.evaluate("typeof window.axe === 'object'"):
             page.evaluate(f"{axe_source}\n;undefined")
         found = page.evaluate("""impacts => axe.run(document, {resultTypes: ["violations"]}).then(
