@@ -86,12 +86,12 @@ FIELDS = (
     Field("enabled", "Enabled", clean_boolean),
     Field("base_url", "Base URL", _clean_url,
           help="ServiceNow: https://<instance>.service-now.com; Jira: https://<site>.atlassian.net; "
-          "ServiceDesk Plus: https://sdp.example.com:8080 "
-          "(Cloud: blank for sdpondemand.manageengine.com); "
-          "Remedyforce: your My Domain URL, or blank for login.salesforce.com"),
+               "ServiceDesk Plus: https://sdp.example.com:8080 "
+               "(Cloud: blank for sdpondemand.manageengine.com); "
+               "Remedyforce: your My Domain URL, or blank for login.salesforce.com"),
     Field("auth_method", "Authentication", clean_text(32),
           help="servicenow: basic or oauth; jira: api_token or oauth; sdp and sdp_msp: technician_key; "
-                         "sdp_cloud: zoho_oauth; remedyforce: oauth"),
+               "sdp_cloud: zoho_oauth; remedyforce: oauth"),
     Field("username", "User name / account e-mail", clean_text(255)),
     Field("secret", "Password / API token / technician key", _clean_secret, secret=True),
     Field("client_id", "OAuth client ID", clean_text(255)),
@@ -100,7 +100,7 @@ FIELDS = (
     Field("token_url", "Token URL", _clean_url, help="Blank for the ITSM's usual token endpoint"),
     Field("options", "Options", parse_options,
           help="key=value per line: jira cloud_id, start_field, end_field, api_version; sdp module, "
-          "portal, accounts_url; remedyforce object and field names, api_version"),
+               "portal, accounts_url; remedyforce object and field names, api_version"),
     Field("timeout_seconds", "Time-out (seconds)", _clean_timeout),
 )
 FIELDS_BY_NAME = {field.name: field for field in FIELDS}

@@ -8,8 +8,8 @@ notify = click.Group("notify", help="Ticket notifications by e-mail and webhook.
 
 
 @notify.command("test")
-@click.option("--to", "addresses", multiple=True, help="Send the test e-mail here (repeatable); "
-              "default: the mail_from address.")
+@click.option("--to", "addresses", multiple=True,
+              help="Send the test e-mail here (repeatable); default: the mail_from address.")
 @with_appcontext
 def notify_test(addresses):
     """Send a test e-mail and webhook message with the current settings."""
