@@ -5,6 +5,7 @@ Keys match without regard to case and undeclared keys are kept; a value of the w
 import json
 import re
 from datetime import datetime, timezone
+from functools import cached_property
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
 
@@ -28,8 +29,13 @@ _JSON_KINDS = {list: "an array", str: "a string", bool: "true or false", type(No
 
 
 def _is_blank(value):
-    return value is None or (isinstance(value, str)
-                             and (not value.strip() or contract.PLACEHOLDER.match(value.strip())))
+    return value is None or (isinstance(value, str) and _filled(value) is None)
+
+
+def _filled(text):
+    """`text` stripped, or None when that leaves nothing or an unreplaced `%%placeholder%%`."""
+    text = text.strip()
+    return None if not text or (text.startswith("%%") and contract.PLACEHOLDER.match(text)) else text
 
 
 def _keep_first_filled(pairs):
@@ -85,7 +91,7 @@ def text_value(value):
     if isinstance(value, (int, float)):
         return str(value)
     if isinstance(value, str):
-        return None if _is_blank(value) else value.strip()
+        return _filled(value)
     return value
 
 
@@ -200,15 +206,31 @@ class EpmSchema(Schema):
     class Meta:
         unknown = INCLUDE
 
+    @cached_property
+    def _declared_keys(self):
+        """Each declared key by its case-folded spelling."""
+        return {(field.data_key or name).casefold(): field.data_key or name for name, field in self.fields.items()}
+
+    @cached_property
+    def _declared_attributes(self):
+        """The names declared fields load into: never read from the delivery (`_canonical_keys`), and what
+        `_no_placeholders_kept` leaves to the fields."""
+        return frozenset(field.attribute or name for name, field in self.load_fields.items())
+
     @pre_load
     def _canonical_keys(self, data, **kwargs):
         if not isinstance(data, dict):
             raise ValidationError("Expected a JSON object.")
-        declared = {(field.data_key or name).casefold(): field.data_key or name
-                    for name, field in self.fields.items()}
+        declared, loaded_names = self._declared_keys, self._declared_attributes
         result = {}
         for key, value in data.items():
-            canonical = declared.get(str(key).casefold(), key)
+            canonical = declared.get(str(key).casefold())
+            if canonical is None:
+                if key in loaded_names:
+                    # An undeclared key spelled as a field's loaded name ("request_id") would replace the
+                    # value read from the declared key ("RequestId") unvalidated: not read (the raw body keeps it).
+                    continue
+                canonical = key
             # Two spellings of one key: the first filled one wins, as for duplicates.
             if canonical not in result or text_value(result[canonical]) is None:
                 result[canonical] = value
@@ -217,7 +239,10 @@ class EpmSchema(Schema):
     @post_load
     def _no_placeholders_kept(self, data, **kwargs):
         # Declared fields are read already; a kept extra that is empty or a placeholder is no value too.
-        return {key: None if isinstance(value, str) and _is_blank(value) else value for key, value in data.items()}
+        for key in data.keys() - self._declared_attributes:
+            if isinstance(data[key], str) and _filled(data[key]) is None:
+                data[key] = None
+        return data
 
 
 def _text(name):

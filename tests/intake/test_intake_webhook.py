@@ -442,6 +442,18 @@ def test_keys_match_without_regard_to_case(deliver):
     assert AdminTicket.get(AdminTicket.request_id == body["requestid"]).user_name == "CORP\\akowalski"
 
 
+def test_a_key_spelled_as_a_fields_inner_name_does_not_replace_what_was_read(deliver):
+    # "request_id" and "user_name" are not EPM's keys ("RequestId", "UserName"), but the names the
+    # validated values are kept under: such a key is not read, and nothing unvalidated takes their place.
+    body = factories.admin_request(user_name={"a": 1}, UserName="CORP\\kept")
+    body["request_id"] = ["not", "an", "id"]
+    response = deliver(body)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    ticket = AdminTicket.get(AdminTicket.request_id == body["RequestId"])
+    assert ticket.user_name == "CORP\\kept"
+    assert json.loads(incoming_rows()[0].body_text)["request_id"] == ["not", "an", "id"]
+
+
 def test_numbers_and_booleans_where_strings_belong_are_read_as_text(deliver):
     body = factories.admin_request(DurationRequested=1800, TicketNumber=100232)
     body["requestInfo"] = None
