@@ -327,10 +327,11 @@ _SCHEMA_INSTANCES = {name: schema() for name, schema in SCHEMAS.items()}
 
 def load_event(document):
     """Validate a delivery: returns (EventType, fields) or raises ValidationError by field."""
-    if "EventType" not in {str(key) for key in document} and not any(
-            str(key).casefold() == "eventtype" for key in document):
+    spellings = [value for key, value in document.items() if str(key).casefold() == "eventtype"]
+    if not spellings:
         raise ValidationError({"EventType": ["Missing data for required field."]})
-    raw_type = next(value for key, value in document.items() if str(key).casefold() == "eventtype")
+    # Two spellings of the key: the first filled one wins, as for every other key (EpmSchema._canonical_keys).
+    raw_type = next((value for value in spellings if text_value(value) is not None), spellings[0])
     event = contract.find_event_type(text_value(raw_type))
     if event is None:
         expected = ", ".join(contract.EVENT_TYPES)

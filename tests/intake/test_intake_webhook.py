@@ -454,6 +454,16 @@ def test_a_key_spelled_as_a_fields_inner_name_does_not_replace_what_was_read(del
     assert json.loads(incoming_rows()[0].body_text)["request_id"] == ["not", "an", "id"]
 
 
+@pytest.mark.parametrize("first", ["", "%%EventType%%", None])
+def test_the_event_type_is_the_first_filled_of_its_spellings(deliver, first):
+    request_id = f"event-type-spellings-{first}"
+    raw = ('{"eventtype": %s, "EventType": "JIT_ADMIN_TICKET_CREATED", "RequestId": "%s", "UserName": "u"}'
+           % (json.dumps(first), request_id))
+    response = deliver(raw.encode())
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert AdminTicket.get(AdminTicket.request_id == request_id).user_name == "u"
+
+
 def test_numbers_and_booleans_where_strings_belong_are_read_as_text(deliver):
     body = factories.admin_request(DurationRequested=1800, TicketNumber=100232)
     body["requestInfo"] = None
