@@ -24,6 +24,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app, make_response, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager, current_user, login_user, logout_user
 
 from app.auth import oidc_client, steps
@@ -47,6 +48,16 @@ login_manager.login_view = "web_auth.sign_in"
 login_manager.session_protection = None
 
 
+class CookieSessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie session, opened without making the cookie's signer for a request that carries no
+    session cookie (EPM's deliveries and API clients never do): what Flask opens then is the same new session."""
+
+    def open_session(self, app, request):
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app):
     """Session cookie rules and the login manager (its `current_user` is not put in templates:
     an error page, a database outage's among them, must render without loading the account)."""
@@ -58,6 +69,7 @@ def init_app(app):
     # The cookie is rewritten when the session changes (sign-in, and the idle stamp every
     # 30 s), not re-signed on every page: the limits live inside it, not in its expiry.
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False
+    app.session_interface = CookieSessionInterface()
     login_manager.init_app(app, add_context_processor=False)
 
 
