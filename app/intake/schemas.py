@@ -139,6 +139,11 @@ class EpmText(fields.Field):
         kwargs.setdefault("metadata", EPM_VALUE)
         super().__init__(**kwargs)
 
+    def _validate(self, value):
+        # marshmallow combines the field's validators into a new And() for each value; EPM's fields declare none.
+        if self.validators:
+            super()._validate(value)
+
     def _deserialize(self, value, attr, data, **kwargs):
         text = text_value(value)
         if text is not None and not isinstance(text, str):
