@@ -472,6 +472,12 @@ METHOD = """## How it is measured
   ticket, and the
   first page of the JSON API and of the HTML list over 2,000 tickets, so the broker's own cost
   can be read apart from gunicorn's, the kernel's and wrk's.
+- **Instructions**: `python -m bench.instructions [--backend sqlite|postgresql] [--deliveries 200]`
+  counts, with valgrind's callgrind, the instructions the broker's process runs per delivery of
+  the intake mix, in process (a run of N deliveries minus a run of none, from the same start and
+  hash seed). Unlike a time, the count does not move with the host's load, so it is how two
+  versions of the broker's code are compared on a shared host, to well under a per cent. It
+  leaves out the PostgreSQL server's work and every wait: it is no measure of throughput.
 - **Intake**: the real webhook with real Basic auth (an `api` account, scrypt-hashed). Each
   request is a new delivery built from the fixtures' bodies (`tests/fixtures`): a created event,
   then the update event for the same RequestId, alternating Application Access and Admin Access.
