@@ -24,22 +24,37 @@ ROOT = Path(__file__).resolve().parent.parent
 # and the server's own bind ("Address already in use"). Each xdist worker takes its own band, in turn. The bands
 # start above 10080, the highest of the ports browsers refuse to open (net::ERR_UNSAFE_PORT).
 PORT_BANDS_START, PORT_BAND_SIZE = 20_000, 1_000
+EPHEMERAL_PORTS_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _next_ports = itertools.count()
 
 
+def ephemeral_ports():
+    """The ports this host's kernel hands outgoing connections (Linux's default where it cannot be read)."""
+    try:
+        low, high = map(int, EPHEMERAL_PORTS_FILE.read_text().split())
+    except (OSError, ValueError):
+        low, high = 32768, 60999
+    return range(low, high + 1)
+
+
 def free_port():
-    """A loopback port that nothing listens on, for a server a test starts next."""
+    """A loopback port that nothing listens on and no outgoing connection can take, for a server a test starts
+    next."""
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
     band_start = PORT_BANDS_START + int(worker.removeprefix("gw")) % 10 * PORT_BAND_SIZE
+    ephemeral = ephemeral_ports()
     for _ in range(PORT_BAND_SIZE):
         port = band_start + next(_next_ports) % PORT_BAND_SIZE
+        if port in ephemeral:
+            continue  # on a host whose range starts lower than Linux's default
         with socket.socket() as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
         return port
-    raise RuntimeError(f"no free loopback port in {band_start}..{band_start + PORT_BAND_SIZE - 1}")
+    raise RuntimeError(f"no free loopback port in {band_start}..{band_start + PORT_BAND_SIZE - 1} outside the "
+                       f"ephemeral ports {ephemeral.start}..{ephemeral.stop - 1} ({EPHEMERAL_PORTS_FILE})")
 
 
 class LiveServer:
