@@ -362,7 +362,7 @@ def write_with_next(query):
     send_with_next(*query.sql())
 
 
-# The SQL text of insert_row's INSERTs, by (model, columns, the database's parameter mark).
+# insert_row's columns and INSERT text, by (model, the row's keys, no key of its own yet, the parameter mark).
 _INSERT_SQL = {}
 
 
@@ -390,17 +390,19 @@ def insert_row_unread(model, **values):
 
 
 def insert_statement(model, values):
-    """(the row, its INSERT's SQL text, its parameters): the text written by peewee once per column set."""
+    """(the row, its INSERT's SQL text, its parameters): the columns and the text worked out once per set of
+    columns the row holds (its defaults and `values`), the text written by peewee."""
     row = model(**values)
     data = row.__data__
     primary_key = model._meta.primary_key
-    fields = [field for field in model._meta.sorted_fields
-              if field.name in data and not (field is primary_key and data[field.name] is None)]
-    key = (model, tuple(field.name for field in fields), database.obj.param)
-    sql = _INSERT_SQL.get(key)
-    if sql is None:
-        sql = _INSERT_SQL[key] = prepared(
-            model.insert_many([[data[field.name] for field in fields]], fields=fields).sql()[0])
+    key = (model, tuple(data), data.get(primary_key.name) is None, database.obj.param)
+    found = _INSERT_SQL.get(key)
+    if found is None:
+        fields = [field for field in model._meta.sorted_fields
+                  if field.name in data and not (field is primary_key and data[field.name] is None)]
+        found = _INSERT_SQL[key] = (fields, prepared(
+            model.insert_many([[data[field.name] for field in fields]], fields=fields).sql()[0]))
+    fields, sql = found
     row._dirty.clear()
     return row, sql, [field.db_value(data[field.name]) for field in fields]
 
