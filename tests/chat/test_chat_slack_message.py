@@ -30,7 +30,7 @@ def test_a_new_ticket_posts_one_message_with_its_facts_and_buttons(ticket, fake_
 
 
 def test_an_admin_request_offers_the_admin_access_buttons_and_its_duration(make_ticket, fake_slack):
-    task = make_ticket(factories.admin_request(duration_requested="7200"))
+    task = make_ticket(factories.admin_request(DurationRequested="7200"))
     outbox.send_due()
     message = fake_slack.message()
     assert "2 hours" in _texts(message["blocks"])
