@@ -49,8 +49,11 @@ def count(database_url, deliveries):
     command = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-m",
                "bench.instructions", "--deliver", database_url, str(deliveries)]
     environment = {**os.environ, "PYTHONHASHSEED": "0"}
-    done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], env=environment,
-                          capture_output=True, text=True, check=False)
+    try:
+        done = subprocess.run(command, cwd=Path(__file__).resolve().parents[1], env=environment,
+                              capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)") from None
     found = _COLLECTED.search(done.stderr)
     if done.returncode != 0 or found is None:
         raise SystemExit(f"valgrind run failed ({done.returncode}):\n{done.stderr[-3000:]}")

@@ -24,3 +24,9 @@ def test_the_driver_stops_when_a_delivery_is_not_answered_200(tmp_path):
         Account.delete().where(Account.username == broker.API_USER).execute()
     with pytest.raises(SystemExit, match="not only 200"):
         instructions.deliver(url, 1)
+
+
+def test_without_valgrind_the_count_says_what_to_install(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(SystemExit, match="valgrind is not installed"):
+        instructions.count("sqlite:///unused.db", 1)
