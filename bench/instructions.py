@@ -13,7 +13,6 @@ wait, so it compares changes to the broker's own code, not throughput; bench's i
 measure that. valgrind slows Python some fifty times: 200 deliveries take about two minutes.
 """
 import argparse
-import base64
 import os
 import re
 import subprocess
@@ -21,7 +20,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from app import contract
 from bench import broker, inprocess, profile, servers
 
 WARM_UP = 40
@@ -33,13 +31,10 @@ def deliver(database_url, deliveries):
     from app import create_app
 
     app = create_app({"database_url": database_url, "secret_key": broker.SECRET_KEY, "log_level": "WARNING"})
-    token = base64.b64encode(f"{broker.API_USER}:{broker.PASSWORD}".encode()).decode()
-    bodies = profile._bodies()
+    environs = profile.delivery_environs()
     statuses = []
     for _ in range(WARM_UP + deliveries):
-        environ = inprocess._environ(contract.WEBHOOK_PATH, "POST", next(bodies),
-                                     {"HTTP_AUTHORIZATION": f"Basic {token}"})
-        inprocess._call(app, environ, statuses)
+        inprocess._call(app, next(environs), statuses)
     if set(statuses) != {200}:
         raise SystemExit(f"deliveries answered {sorted(set(statuses))}, not only 200")
 

@@ -57,6 +57,13 @@ def _bodies():
                 yield (prefix + request_id + suffix).encode()
 
 
+def delivery_environs():
+    """WSGI environs of the intake phase's deliveries (`_bodies`), each with the bench's api account's HTTP Basic."""
+    token = base64.b64encode(f"{broker.API_USER}:{broker.PASSWORD}".encode()).decode()
+    for body in _bodies():
+        yield inprocess._environ(contract.WEBHOOK_PATH, "POST", body, {"HTTP_AUTHORIZATION": f"Basic {token}"})
+
+
 def _key(function):
     """pstats' key of a Python function: (file, first line, name)."""
     code = function.__code__
@@ -84,21 +91,16 @@ def profile(database_url, deliveries):
 
     broker.prepare(database_url)
     app = create_app({"database_url": database_url, "secret_key": broker.SECRET_KEY, "log_level": "WARNING"})
-    token = base64.b64encode(f"{broker.API_USER}:{broker.PASSWORD}".encode()).decode()
-    bodies = _bodies()
-
-    def environ():
-        return inprocess._environ(contract.WEBHOOK_PATH, "POST", next(bodies),
-                                  {"HTTP_AUTHORIZATION": f"Basic {token}"})
+    environs = delivery_environs()
 
     statuses = []
     for _ in range(50):  # warm: imports, the first password check, the caches
-        inprocess._call(app, environ(), statuses)
+        inprocess._call(app, next(environs), statuses)
     profiler = cProfile.Profile()
     started = time.perf_counter()
     profiler.enable()
     for _ in range(deliveries):
-        inprocess._call(app, environ(), statuses)
+        inprocess._call(app, next(environs), statuses)
     profiler.disable()
     total = (time.perf_counter() - started) / deliveries * 1000
     stats = pstats.Stats(profiler)

@@ -245,7 +245,7 @@ class EpmSchema(Schema):
     def _no_placeholders_kept(self, data, **kwargs):
         # Declared fields are read already; a kept extra that is empty or a placeholder is no value too.
         for key in data.keys() - self._declared_attributes:
-            if isinstance(data[key], str) and _filled(data[key]) is None:
+            if _is_blank(data[key]):
                 data[key] = None
         return data
 
