@@ -113,9 +113,10 @@ def parse_timestamp(value):
         zone = f"{zone[:3]}:{zone[3:] or '00'}"
     try:
         moment = datetime.fromisoformat(f"{match['date']}T{clock}.{fraction}{zone}")
-    except ValueError:
+        # .NET's DateTime.MinValue or MaxValue written with an offset falls outside the years 1 to 9999 in UTC.
+        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    except (ValueError, OverflowError):
         return None
-    return moment.astimezone(timezone.utc).replace(tzinfo=None)
 
 
 # EPM's RequestIds are GUIDs; the column holding them is 100 characters wide.

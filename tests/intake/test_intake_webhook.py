@@ -477,6 +477,10 @@ def test_numbers_and_booleans_where_strings_belong_are_read_as_text(deliver):
     ("2026-11-20T17:10:00+02:00", "2026-11-20T15:10:00"),
     ("not a time", None),
     ("", None),
+    # .NET's DateTime.MinValue and MaxValue with an offset: before year 1 or after 9999 in UTC.
+    ("0001-01-01T00:00:00+01:00", None),
+    ("9999-12-31T23:59:59.9999999-05:00", None),
+    ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00"),
 ])
 def test_timestamps_are_read_as_utc_and_never_fatal(deliver, timestamp, stored):
     body = factories.admin_request(Timestamp=timestamp)
