@@ -1,5 +1,6 @@
 """A delivery the database refuses for what it holds is a 500, stored as an error with its body for ops to replay;
 only a database that cannot answer now gets EPM a 503 to send it again (app/db.is_unavailable)."""
+import json
 import sqlite3
 
 import peewee
@@ -74,3 +75,21 @@ def test_a_delivery_the_database_refuses_for_its_content_is_a_500_kept_with_its_
     assert "Retry-After" not in answer.headers
     (stored,) = IncomingRequest.select().where(IncomingRequest.request_id == "refused-1")
     assert stored.status == contract.INCOMING_ERROR and b"refused-1" in bytes(stored.raw_body)
+
+
+def test_a_delivery_its_reading_fails_on_unforeseen_is_a_500_kept_with_its_body(app, deliver, monkeypatch):
+    from app.intake import schemas
+
+    def unforeseen(value):
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(schemas, "parse_timestamp", unforeseen)
+    monkeypatch.setitem(app.config, "TESTING", False)  # answered as in production, not raised into the test
+    body = factories.admin_request(request_id="adm-unforeseen")
+    response = deliver(body)
+    assert response.status_code == 500
+    [row] = IncomingRequest.select()
+    assert (row.status, row.event_type, row.request_id) == (
+        contract.INCOMING_ERROR, contract.ADMIN_TICKET_CREATED.name, "adm-unforeseen")
+    assert "OverflowError: date value out of range" in row.error
+    assert json.loads(bytes(row.raw_body)) == body, "kept with its body, for a replay once mended"
