@@ -295,7 +295,10 @@ def later_update(jit, values):
     what the ticket holds; a different decision keeps its own unknowns (a revocation read from EPM's record has no
     decision time, and must not show the approval's)."""
     recorded = _recorded_state(jit)
-    if (values["final_decision"] or "").casefold() == (recorded["final_decision"] or "").casefold():
+    # An update without a decision (empty, or its placeholder unreplaced: no value) cannot change the decision:
+    # it is the recorded one, as told by the values it does carry (an End Session's earlier EndTime, say).
+    if values["final_decision"] is None or \
+            values["final_decision"].casefold() == (recorded["final_decision"] or "").casefold():
         values = {name: recorded[name] if value is None else value for name, value in values.items()}
     if is_same_state(values, recorded):
         return values, UPDATE_DUPLICATE

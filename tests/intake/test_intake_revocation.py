@@ -3,6 +3,8 @@ update re-sent changes nothing, a true duplicate stays one, and an approval afte
 None of them sends anything to EPM."""
 import logging
 
+import pytest
+
 from app import contract
 from app.audit.models import AuditEntry
 from app.models import AdminTicket, ApplicationAccessTicket, Decision, IncomingRequest, WorkNote, utcnow
@@ -106,6 +108,33 @@ def test_ending_the_session_early_keeps_the_approval_and_reads_ended_early(deliv
     assert (jit.epm_outcome, jit.final_end_time.isoformat()) == ("Ended early", "2026-11-20T15:25:10")
     assert "re-sent an older update" in notes(jit)[-1]
     assert Decision.select().count() == 0
+
+
+@pytest.mark.parametrize("blank", ["", "%%Decision%%", "%%DECISION%%"])
+def test_a_later_update_without_a_decision_keeps_the_recorded_one(deliver, blank):
+    # EPM's template with its Decision placeholder left unfilled: no value, so not a change of decision.
+    deliver(factories.admin_request(request_id="rev-blank"))
+    deliver(factories.admin_decision("rev-blank"))
+    before = notes(admin_jit("rev-blank"))
+    again = deliver(factories.admin_decision("rev-blank", Decision=blank))
+    assert status_of(again) == contract.INCOMING_DUPLICATE
+    jit = admin_jit("rev-blank")
+    assert (jit.final_decision, jit.epm_outcome, jit.task.outcome) == ("Approved", None, "Approved")
+    assert notes(jit) == before
+    # ... and what it does carry still tells: the session ended early.
+    ended = deliver(factories.admin_decision("rev-blank", Decision=blank, EndTime="2026-11-20T15:25:10Z"))
+    assert status_of(ended) == contract.INCOMING_PROCESSED
+    jit = admin_jit("rev-blank")
+    assert (jit.final_decision, jit.epm_outcome, jit.task.outcome) == ("Approved", "Ended early", "Ended early")
+
+
+def test_a_later_application_update_without_a_decision_keeps_the_denial(deliver):
+    deliver(factories.application_request(request_id="app-blank"))
+    deliver(factories.application_decision("app-blank", Decision="Denied"))
+    again = deliver(factories.application_decision("app-blank", Decision="%%decision%%"))
+    assert status_of(again) == contract.INCOMING_DUPLICATE
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == "app-blank")
+    assert (jit.final_decision, jit.task.outcome) == ("Denied", "Denied")
 
 
 def test_a_missing_time_on_either_side_matches(deliver):
