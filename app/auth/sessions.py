@@ -227,10 +227,15 @@ def end_session():
 
 
 def safe_next(target):
-    """`target` when it is a path on this site, else None (no open redirects)."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """`target` when it is a path on this site, else None (no open redirects). A control character is
+    refused: urlsplit drops tabs and line breaks, so "/<tab>/host" would read as another site."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target or \
+            any(character < " " or character == "\x7f" for character in target):
         return None
-    parts = urlsplit(target)
+    try:
+        parts = urlsplit(target)
+    except ValueError:  # an unbalanced "[" where a host would be
+        return None
     return None if parts.scheme or parts.netloc else target
 
 
@@ -241,8 +246,11 @@ def to_sign_in():
     A request htmx sent from a page (its polling) gets 401 with HX-Redirect, so the whole page goes to
     sign-in and comes back to itself rather than a fragment holding the sign-in form."""
     if request.headers.get("HX-Request") == "true":
-        page = urlsplit(request.headers.get("HX-Current-URL", ""))
-        back = page.path + (f"?{page.query}" if page.query else "")
+        try:
+            page = urlsplit(request.headers.get("HX-Current-URL", ""))
+            back = page.path + (f"?{page.query}" if page.query else "")
+        except ValueError:  # a header no page sends ("http://[broker/"): the page comes back to nothing
+            back = None
         response = make_response("Signed out: sign in again.", 401)
         response.headers["HX-Redirect"] = url_for(login_manager.login_view, next=safe_next(back))
         return response

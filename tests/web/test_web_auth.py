@@ -32,8 +32,10 @@ def test_sign_in_redirect_comes_back_to_the_page_asked_for(web, approver):
     assert response.headers["Location"] == "/tickets?state=New"
 
 
-@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example"])
+@pytest.mark.parametrize("target", ["//evil.example/", "https://evil.example/", "/\\evil.example",
+                                    "/\t/evil.example", "/\n/evil.example", "/\t/[x", "/\r/[::1"])
 def test_sign_in_never_redirects_off_site(web, approver, target):
+    assert web.get("/sign-in", query_string={"next": target}).status_code == 200
     response = web.sign_in(approver.username, next=target)
     assert response.headers["Location"] == "/tickets"
 

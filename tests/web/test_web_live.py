@@ -170,6 +170,13 @@ def test_a_poll_after_the_session_ended_sends_the_page_to_sign_in(web, path):
     assert "<form" not in answer.get_data(as_text=True)
 
 
+@pytest.mark.parametrize("page", ["http://[broker/tickets", "http://[::1/x"])
+def test_a_poll_from_a_page_address_that_cannot_be_read_goes_to_sign_in_without_coming_back(web, page):
+    answer = web.get(ROWS, headers={**POLL, "HX-Current-URL": page})
+    assert answer.status_code == 401
+    assert answer.headers["HX-Redirect"] == "/sign-in"
+
+
 def test_a_page_request_after_the_session_ended_still_redirects(web):
     answer = web.get("/tickets")
     assert answer.status_code == 302 and "/sign-in" in answer.headers["Location"]
