@@ -70,6 +70,7 @@ def create_app(config=None):
     from app.ops.api import bp as ops_api_bp
     from app.tickets.api import bp as tickets_api_bp
 
+    app.url_map.converters["int"] = http.RowIdConverter  # before any route is added
     db.init_database(settings)
     secrets.configure(settings.secret_key)
     db.init_app(app)

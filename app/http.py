@@ -15,6 +15,7 @@ import io
 
 from flask import current_app, g, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import IntegerConverter
 
 from app import contract
 from app.auth import oidc_client
@@ -110,6 +111,15 @@ def _read_at_most(stream, size):
         parts.append(part)
         remaining -= len(part)
     return b"".join(parts)
+
+
+class RowIdConverter(IntegerConverter):
+    """`<int:...>` in every route: a row id, at most a 64-bit integer as both databases store it; a longer
+    number matches no route (404) instead of overflowing in the query (500)."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", 2 ** 63 - 1)
+        super().__init__(map, *args, **kwargs)
 
 
 def check_body_size():

@@ -167,3 +167,19 @@ def test_forms_may_lead_to_the_providers_own_sign_in_and_sign_out_origins_once_d
     for csp in (policy, unchanged):
         assert ("form-action 'self' https://cognito-idp.example.com https://login.example.com "
                 "https://logout.example.net;") in csp
+
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", "/admin/policies/rules/{id}"),
+    ("POST", "/admin/policies/rules/{id}/delete"),
+    ("POST", "/admin/policies/rules/{id}/move"),
+    ("POST", "/admin/users/{id}/role"),
+    ("POST", "/admin/users/{id}/active"),
+    ("POST", "/admin/users/1/sessions/{id}/end"),
+])
+def test_an_id_beyond_what_a_row_can_have_is_404_not_500(app, admin_client, method, path):
+    # The largest id a row can have, then one past it (beyond PostgreSQL's bigint and SQLite's INTEGER).
+    for row_id in (2 ** 63 - 1, 2 ** 63, 10 ** 20):
+        url = path.format(id=row_id)
+        answer = admin_client.get(url) if method == "GET" else admin_client.post(url, {"role": "user"})
+        assert answer.status_code == 404, (url, answer.status_code)
