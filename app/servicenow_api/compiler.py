@@ -134,6 +134,23 @@ def parse_time(text):
     return None
 
 
+def _up_to_its_second(column, moment):
+    """`column` at or before `moment`'s second: before the next one, or every time when there is no next
+    (9999-12-31 23:59:59, a common "end of time")."""
+    try:
+        return column < moment + ONE_SECOND
+    except OverflowError:
+        return column.is_null(False)
+
+
+def _after_its_second(column, moment):
+    """`column` after `moment`'s second: none after the last second there is."""
+    try:
+        return column >= moment + ONE_SECOND
+    except OverflowError:
+        return FALSE
+
+
 class DateTime:
     """Stored with microseconds, compared at the second: `t` means [t, t + 1s)."""
 
@@ -143,21 +160,20 @@ class DateTime:
             return column.is_null() if operator == "ISEMPTY" else column.is_null(False)
         if operator == "BETWEEN":
             low, high = parse_time(value[0]), parse_time(value[1])
-            return FALSE if low is None or high is None else (column >= low) & (column < high + ONE_SECOND)
+            return FALSE if low is None or high is None else (column >= low) & _up_to_its_second(column, high)
         if operator in ("IN", "NOT IN"):
             times = [parse_time(item) for item in split_list(value)]
-            ranges = [(column >= t) & (column < t + ONE_SECOND) for t in times if t]
+            ranges = [(column >= t) & _up_to_its_second(column, t) for t in times if t]
             within = joined(ranges, "OR") if ranges else FALSE
             return within if operator == "IN" else ~within | column.is_null()
         moment = parse_time(value)
         if moment is None or operator not in ("=", "!=", "<", "<=", ">", ">="):
             # Not a time, or a text operator on a time: it matches nothing rather than everything.
             return FALSE
-        after = moment + ONE_SECOND
-        return {"=": lambda: (column >= moment) & (column < after),
-                "!=": lambda: (column < moment) | (column >= after) | column.is_null(),
-                "<": lambda: column < moment, "<=": lambda: column < after,
-                ">": lambda: column >= after, ">=": lambda: column >= moment}[operator]()
+        return {"=": lambda: (column >= moment) & _up_to_its_second(column, moment),
+                "!=": lambda: (column < moment) | _after_its_second(column, moment) | column.is_null(),
+                "<": lambda: column < moment, "<=": lambda: _up_to_its_second(column, moment),
+                ">": lambda: _after_its_second(column, moment), ">=": lambda: column >= moment}[operator]()
 
 
 def choice_matches(operator, value, choice_value, label):

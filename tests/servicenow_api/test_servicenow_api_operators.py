@@ -140,6 +140,18 @@ def test_a_time_stored_with_microseconds_equals_its_second(stored):
     assert selected("opened_at=2026-01-02 09:30:01") == set()
 
 
+def test_the_last_second_there_is_bounds_a_time_as_any_other(stored):
+    # 9999-12-31 23:59:59: a common "end of time" in filters; there is no second after it.
+    every = set(stored)
+    end = "9999-12-31 23:59:59"
+    assert selected(f"opened_at<={end}") == selected(f"opened_at<{end}") == every
+    assert selected(f"opened_at>{end}") == selected(f"opened_at={end}") == selected(f"opened_atIN{end}") == set()
+    assert selected(f"opened_at!={end}") == every
+    assert selected("opened_atBETWEENjavascript:gs.dateGenerate('2026-01-01','start')@"
+                    "javascript:gs.dateGenerate('9999-12-31','end')") == expected(
+        stored, lambda r: r["opened_at"] >= datetime(2026, 1, 1))
+
+
 def test_a_reference_matches_by_sys_id_or_name(stored):
     jdoe = reference_sys_id("sys_user", "CORP\\jdoe")
 
