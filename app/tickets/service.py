@@ -281,7 +281,7 @@ def record_update(jit, event, fields):
         return jit.task, UPDATE_FIRST
     values, effect = later_update(jit, values)
     if effect == UPDATE_OLDER:
-        _note_older(jit, values)
+        _apply_older(jit, event.kind, values)
     elif effect == UPDATE_CONFLICT:
         _record_conflict(jit, values, "EPM's final decision Denied")
     elif effect == UPDATE_NEWER:
@@ -398,6 +398,19 @@ def _apply_newer(jit, kind, values):
                  {"request_id": jit.request_id, "outcome": outcome, "old": recorded["final_decision"],
                   "new": values["final_decision"], "decision_time": values["final_decision_time"],
                   "end_time": values["final_end_time"]})
+
+
+def _apply_older(jit, kind, values):
+    """An older update arriving after a newer one changes no decision, but can tell what the newer one was, as
+    the ticket reads when they come in order: an approval arriving after the Denied that followed it makes the
+    ticket read Revoked (Admin Access) or Changed (Application Access), the original end after an early one
+    Ended early. (A denial arriving after a later approval stays a note: in order, that approval is a conflict.)"""
+    outcome = later_outcome(kind, values, _recorded_state(jit), jit.epm_outcome)
+    told = outcome in (contract.EPM_OUTCOME_REVOKED, contract.EPM_OUTCOME_ENDED_EARLY) or (
+        outcome == contract.EPM_OUTCOME_CHANGED and _is(values["final_decision"], contract.DECISION_APPROVED))
+    if told and outcome != jit.epm_outcome:
+        _store(jit, {}, epm_outcome=outcome)
+    _note_older(jit, values)
 
 
 def _note_older(jit, values):

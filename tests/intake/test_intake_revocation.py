@@ -201,7 +201,35 @@ def test_a_revocation_waiting_before_its_approval_keeps_the_ticket_denied(delive
     deliver(factories.admin_request(request_id="rev-9"))
     jit = admin_jit("rev-9")
     assert (jit.final_decision, jit.final_decision_by, jit.conflict_decision) == ("Denied", "secops-lead", None)
+    assert (jit.epm_outcome, jit.task.outcome) == ("Revoked", "Revoked"), "the approval tells the denial revoked it"
     assert "re-sent an older update" in notes(jit)[-1]
+
+
+def test_updates_arriving_out_of_order_read_as_they_do_in_order(deliver):
+    # The revocation before the approval it revoked: Revoked, as in order.
+    deliver(factories.admin_request(request_id="rev-late-approval"))
+    deliver(factories.admin_revocation("rev-late-approval"))
+    late = deliver(factories.admin_decision("rev-late-approval"))
+    assert status_of(late) == contract.INCOMING_PROCESSED
+    jit = admin_jit("rev-late-approval")
+    assert (jit.final_decision, jit.epm_outcome, jit.task.outcome) == ("Denied", "Revoked", "Revoked")
+    assert notes(jit)[-1] == ("EPM re-sent an older update (Approved by jchen at 2026-11-20 15:12:02 UTC) that "
+                              "changes nothing: the ticket keeps Revoked.")
+    # The early end before the approval's original end: Ended early, as in order.
+    deliver(factories.admin_request(request_id="rev-late-end"))
+    deliver(factories.admin_decision("rev-late-end", EndTime="2026-11-20T15:25:10Z"))
+    deliver(factories.admin_decision("rev-late-end"))
+    jit = admin_jit("rev-late-end")
+    assert (jit.final_decision, jit.epm_outcome, jit.final_end_time.isoformat()) == (
+        "Approved", "Ended early", "2026-11-20T15:25:10")
+    assert jit.task.outcome == "Ended early"
+    # Application Access has no revocation: a Denied before the earlier approval it followed reads Changed,
+    # as in order (test_an_application_decision_denied_after_approval_is_changed_not_revoked).
+    deliver(factories.application_request(request_id="app-late"))
+    deliver(factories.application_decision("app-late", Decision="Denied", DecisionTime="2026-11-20T16:00:00Z"))
+    deliver(factories.application_decision("app-late"))
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == "app-late")
+    assert (jit.final_decision, jit.epm_outcome, jit.task.outcome) == ("Denied", "Changed", "Changed")
 
 
 def test_an_application_decision_denied_after_approval_is_changed_not_revoked(deliver):
