@@ -66,12 +66,22 @@ class _LockFile:
         os.close(self.fd)
 
 
+# SQLite's lower() folds ASCII letters only; this function every alphabet, as PostgreSQL's lower() does
+# under the UTF-8 locales it runs with (fn.jitbroker_lower in a query; SQLite only).
+UNICODE_LOWER = "jitbroker_lower"
+
+
+def _unicode_lower(value):
+    return value.lower() if isinstance(value, str) else value
+
+
 class BrokerSqliteDatabase(PooledSqliteDatabase):
     """The broker's SQLite connections: pooled (init_app hands one back at the end of its request),
     their pragmas retried while the file is locked, write transactions queued on a lock file (begin)."""
 
     def __init__(self, database, *args, **kwargs):
         super().__init__(database, *args, **kwargs)
+        self.register_function(_unicode_lower, UNICODE_LOWER, 1, deterministic=True)
         self._writer = threading.local()
         self.writer_lock_path = None if database == ":memory:" else f"{database}-writer.lock"
 

@@ -15,6 +15,7 @@ import re
 from datetime import datetime, timedelta
 from peewee import SQL, NodeList, fn
 
+from app.db import UNICODE_LOWER, is_sqlite
 from app.tickets import search
 
 ONE_SECOND = timedelta(seconds=1)
@@ -74,7 +75,10 @@ def like_pattern(operator, value):
 
 
 def lower_like(expression, pattern):
-    return NodeList((fn.LOWER(expression), SQL("LIKE"), pattern, SQL("ESCAPE '\\'")))
+    # A pattern beyond ASCII is compared on SQLite through a lower() that folds every alphabet, as like_pattern
+    # folded the pattern: SQLite's own folds ASCII letters only, so "Ödegaard" would never meet "ödegaard".
+    lower = fn.LOWER if pattern.isascii() or not is_sqlite() else getattr(fn, UNICODE_LOWER)
+    return NodeList((lower(expression), SQL("LIKE"), pattern, SQL("ESCAPE '\\'")))
 
 
 def is_empty(expression):

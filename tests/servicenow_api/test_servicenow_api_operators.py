@@ -140,6 +140,16 @@ def test_a_time_stored_with_microseconds_equals_its_second(stored):
     assert selected("opened_at=2026-01-02 09:30:01") == set()
 
 
+def test_text_operators_ignore_case_in_every_alphabet(stored):
+    Task.update(requester="CORP\\Ödegaard", short_description="Zugang für Élodie").where(
+        Task.number == "INC0010006").execute()
+    for query in ("opened_byLIKEÖdegaard", "opened_byLIKEödegaard", "opened_byLIKEÖDEGAARD",
+                  "opened_bySTARTSWITHcorp\\ö", "short_descriptionENDSWITHélodie", "short_descriptionLIKEFÜR É"):
+        assert selected(query) == {"INC0010006"}, query
+    assert "INC0010006" not in selected("opened_byNOT LIKEödegaard")
+    assert selected("opened_byLIKEdegaard") == {"INC0010006"}, "the ASCII part alone still finds it"
+
+
 def test_the_last_second_there_is_bounds_a_time_as_any_other(stored):
     # 9999-12-31 23:59:59: a common "end of time" in filters; there is no second after it.
     every = set(stored)
