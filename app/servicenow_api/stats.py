@@ -23,14 +23,26 @@ bp = Blueprint("stats", __name__)
 
 
 def _group_value(name, value):
-    """A grouped value as the Table API writes it: a reference as its sys_id, a time at the second."""
+    """A grouped value as the Table API writes it: a reference (or its dot-walked sys_id) as its sys_id, a time
+    at the second."""
     if value is None:
         return ""
     if isinstance(value, datetime):
         return value.strftime(TIME_FORMAT)
-    if name in REFERENCES and value:
-        return reference_sys_id(REFERENCES[name][0], value)
+    reference = REFERENCES.get(name.removesuffix(".sys_id"))
+    if reference is not None and value:
+        return reference_sys_id(reference[0], value)
     return str(value)
+
+
+def _groups(group_by, rows):
+    """{the values shown: count} of the database's groups (rows of values, then a count), in their order. Groups
+    showing the same values are one: times stored with microseconds are shown, and so grouped, at the second."""
+    counts = {}
+    for row in rows:
+        shown = tuple(_group_value(name, value) for name, value in zip(group_by, row))
+        counts[shown] = counts.get(shown, 0) + row[-1]
+    return counts
 
 
 @bp.get("/stats/<table>")
@@ -58,6 +70,6 @@ def aggregate(table):
     select = (Task.select(*columns, fn.COUNT(Task.id)).where(where).group_by(*columns)
               .order_by(*columns).tuples())
     return jsonify(result=[
-        {"stats": {"count": str(row[-1])} if counted else {},
-         "groupby_fields": [{"field": name, "value": _group_value(name, value)} for name, value in zip(group_by, row)]}
-        for row in select])
+        {"stats": {"count": str(count)} if counted else {},
+         "groupby_fields": [{"field": name, "value": value} for name, value in zip(group_by, shown)]}
+        for shown, count in _groups(group_by, select).items()])

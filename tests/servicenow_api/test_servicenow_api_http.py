@@ -177,6 +177,30 @@ def test_the_aggregate_api_groups_by_computed_fields_and_several_at_once(client,
     assert uncounted.json["result"][0]["stats"] == {}
 
 
+def test_the_aggregate_api_groups_times_at_the_second_and_walked_sys_ids_as_sys_ids(client, reader_auth, tickets):
+    from datetime import datetime
+
+    from app.models import Task
+
+    # Three tickets opened within one second, as the Table API shows and compares them.
+    for microsecond, number in ((100, "INC0010001"), (200_000, "INC0010002"), (999_999, "INC0010003")):
+        Task.update(opened_at=datetime(2026, 11, 20, 14, 3, 11, microsecond)).where(Task.number == number).execute()
+    query = "numberININC0010001,INC0010002,INC0010003"
+    by_time = get(client, reader_auth, "/api/now/stats/incident", sysparm_count="true", sysparm_group_by="opened_at",
+                  sysparm_query=query)
+    by_sys_id = get(client, reader_auth, "/api/now/stats/incident", sysparm_count="true",
+                    sysparm_group_by="opened_by.sys_id")
+    by_reference = get(client, reader_auth, "/api/now/stats/incident", sysparm_count="true",
+                       sysparm_group_by="opened_by")
+
+    assert by_time.json["result"] == [
+        {"stats": {"count": "3"}, "groupby_fields": [{"field": "opened_at", "value": "2026-11-20 14:03:11"}]}]
+    assert get(client, reader_auth, "/api/now/stats/incident", sysparm_count="true",
+               sysparm_query="opened_at=2026-11-20 14:03:11").json["result"]["stats"]["count"] == "3"
+    assert [(row["stats"], row["groupby_fields"][0]["value"]) for row in by_sys_id.json["result"]] == [
+        (row["stats"], row["groupby_fields"][0]["value"]) for row in by_reference.json["result"]]
+
+
 @pytest.mark.parametrize("parameter", ["sysparm_display_value", "sysparm_exclude_reference_link",
                                        "sysparm_suppress_pagination_header"])
 def test_a_bad_answer_parameter_is_refused_even_when_no_record_matches(client, reader_auth, parameter):
