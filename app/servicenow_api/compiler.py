@@ -244,3 +244,32 @@ class Reference:
             inside = field.expression.in_([keys.get(item, item) for item in items])
             return inside if operator in ("=", "IN") else (~inside | field.expression.is_null())
         return self.text.compile(field, condition, context)
+
+
+# How a sys_id's own text meets a value, by operator (sys_ids are lower-case hex; ServiceNow compares ignoring case).
+_SYS_ID_TESTS = {
+    "LIKE": lambda sys_id, value: value in sys_id, "NOT LIKE": lambda sys_id, value: value in sys_id,
+    "STARTSWITH": str.startswith, "ENDSWITH": str.endswith,
+    "<": str.__lt__, "<=": str.__le__, ">": str.__gt__, ">=": str.__ge__,
+    "BETWEEN": lambda sys_id, bounds: bounds[0] <= sys_id <= bounds[1],
+}
+
+
+class SysIdOf(Reference):
+    """The sys_id of a record held by its name (sys_user's, or a ticket's `opened_by.sys_id`): = and IN find the
+    names of the sys_ids given (Reference); a text operator or a comparison meets the sys_id's own text, through
+    the names whose sys_id it accepts (`matching(accepts)`, which reads every name once per process)."""
+
+    def __init__(self, resolve, matching, searched=False):
+        super().__init__(resolve, searched)
+        self.matching = matching
+
+    def compile(self, field, condition, context):
+        operator, value = condition.operator, condition.value
+        test = _SYS_ID_TESTS.get(operator)
+        if test is None or not value:
+            return super().compile(field, condition, context)
+        value = [bound.lower() for bound in value] if operator == "BETWEEN" else value.lower()
+        names = self.matching(lambda sys_id: test(sys_id, value))
+        inside = field.expression.in_(names) if names else FALSE
+        return ~inside | field.expression.is_null() if operator == "NOT LIKE" else inside

@@ -70,6 +70,15 @@ class NameIndex:
                 pass
             return {sys_id: learned.by_sys_id[sys_id] for sys_id in wanted if sys_id in learned.by_sys_id}
 
+    def matching(self, accepts):
+        """The names whose sys_id `accepts(sys_id)` takes, every name read (the first time in a process and
+        database; after that, only the names of tickets made since)."""
+        with self._lock:
+            learned = self._caught_up()
+            while self._read_older(learned):
+                pass
+            return sorted(name for sys_id, name in learned.by_sys_id.items() if accepts(sys_id))
+
     def _names(self):
         return Task.select(self.column).where(self.column.is_null(False) & (self.column != ""))
 
@@ -118,13 +127,13 @@ group_sys_ids = GROUP_NAMES.resolve
 # Dot-walkable fields of a reference: name -> (kind, expression made from the Task column holding the name).
 # The requester is one of the columns the ticket search indexes.
 USER_WALKS = {
-    "sys_id": (compiler.Reference(user_sys_ids, searched=True), lambda column: column),
+    "sys_id": (compiler.SysIdOf(user_sys_ids, USER_NAMES.matching, searched=True), lambda column: column),
     "user_name": (compiler.Text(searched=True), lambda column: column),
     "name": (compiler.Text(searched=True), lambda column: column),
     "email": (compiler.Text(), _email_of),
 }
 GROUP_WALKS = {
-    "sys_id": (compiler.Reference(group_sys_ids), lambda column: column),
+    "sys_id": (compiler.SysIdOf(group_sys_ids, GROUP_NAMES.matching), lambda column: column),
     "name": (compiler.Text(), lambda column: column),
 }
 

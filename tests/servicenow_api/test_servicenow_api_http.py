@@ -107,6 +107,26 @@ def test_the_referenced_user_is_a_sys_user_record_with_the_accounts_email(client
     assert get(client, reader_auth, f"/api/now/table/sys_user/{'f' * 32}").status_code == 404
 
 
+def test_text_operators_on_a_sys_id_meet_the_sys_id_itself(client, reader_auth, tickets):
+    jdoe, group = reference_sys_id("sys_user", "CORP\\jdoe"), reference_sys_id("sys_user_group", "Windows Admins")
+
+    def users(query):
+        answer = get(client, reader_auth, "/api/now/table/sys_user", sysparm_query=query, sysparm_fields="user_name")
+        return [record["user_name"] for record in answer.json["result"]]
+
+    def numbers(query):
+        return [record["number"] for record in get(client, reader_auth, sysparm_query=query,
+                                                   sysparm_fields="number").json["result"]]
+
+    assert users(f"sys_idSTARTSWITH{jdoe[:8]}") == users(f"sys_idLIKE{jdoe[10:20].upper()}") == ["CORP\\jdoe"]
+    assert users(f"sys_idENDSWITH{jdoe[-6:]}") == users(f"sys_id={jdoe}") == ["CORP\\jdoe"]
+    assert users(f"sys_idNOT LIKE{jdoe[:8]}") == ["CORP\\mrivera"]
+    assert users(f"sys_idBETWEEN{jdoe}@{jdoe}") == ["CORP\\jdoe"]
+    assert numbers(f"opened_by.sys_idSTARTSWITH{jdoe[:8]}") == numbers(f"opened_by={jdoe}") != []
+    assert numbers(f"assignment_group.sys_idLIKE{group[5:15]}") == numbers("assignment_group=Windows Admins") != []
+    assert users("sys_idSTARTSWITHnot-hex") == []
+
+
 def test_assignment_groups_are_sys_user_group_records(client, reader_auth, tickets):
     groups = get(client, reader_auth, "/api/now/table/sys_user_group").json["result"]
 
