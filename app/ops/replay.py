@@ -33,7 +33,8 @@ DUPLICATE = "duplicate"
 WAITING = "waiting"
 INVALID = "invalid"
 FAILED = "failed"
-RESULTS = (CREATED, FINALIZED, UPDATED, OLDER, CONFLICT, DUPLICATE, WAITING, INVALID, FAILED)
+PURGED = "purged"      # applied to a ticket that retention has since deleted: replaying it would make another
+RESULTS = (CREATED, FINALIZED, UPDATED, OLDER, CONFLICT, DUPLICATE, WAITING, INVALID, FAILED, PURGED)
 # A delivery in one of these states has been applied to its ticket already.
 APPLIED = (contract.INCOMING_PROCESSED, contract.INCOMING_DUPLICATE)
 
@@ -230,6 +231,11 @@ def replay(incoming, actor=None, dry_run=False, source_address=None):
     event, fields = read_stored(incoming)
     if event is None:
         outcome = _unchanged(incoming, dry_run, INVALID, f"still not a valid delivery: {fields}; no change")
+    elif incoming.status in APPLIED and incoming.task_id is None:
+        # Its ticket was applied, then deleted by retention (app/jobs/retention.py): applied again, a created
+        # event would open a new ticket EPM already decided, and an update would wait for one forever.
+        outcome = _unchanged(incoming, dry_run, PURGED, "changed nothing: this delivery was applied to a ticket "
+                                                        "that retention has since deleted")
     else:
         held = []
         try:

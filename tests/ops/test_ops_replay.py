@@ -148,6 +148,28 @@ def test_replaying_a_processed_delivery_is_a_duplicate_and_changes_nothing(app, 
     assert AuditEntry.select().where(AuditEntry.action == replays.AUDIT_ACTION).count() == 1
 
 
+def test_replaying_a_delivery_whose_ticket_retention_deleted_changes_nothing(app, deliver, admin):
+    from datetime import timedelta
+
+    from app.jobs import retention
+
+    created = deliver(factories.application_request("purged-1")).json["result"]
+    decided = deliver(factories.application_decision("purged-1")).json["result"]
+    task = Task.get(Task.number == created["ticket"])
+    long_ago = utcnow() - timedelta(days=400)
+    Task.update(state=task.ticket_type.closed_state, closed_at=long_ago, updated_at=long_ago).where(
+        Task.id == task.id).execute()
+    retention.purge()
+    assert Task.select().count() == 0, "the closed ticket is past its retention (365 days by default)"
+
+    for sys_id in (created["incoming_request"], decided["incoming_request"]):
+        for dry_run in (True, False):
+            outcome = replays.replay(sys_id, admin, dry_run=dry_run)
+            assert (outcome.result, outcome.changed) == (replays.PURGED, False), outcome
+            assert IncomingRequest.get(IncomingRequest.sys_id == sys_id).status == contract.INCOMING_PROCESSED
+    assert Task.select().count() == 0, "no second ticket for a request EPM already decided"
+
+
 def test_a_body_that_is_still_invalid_stays_an_error(app, deliver, admin):
     assert deliver({"EventType": "URM_Native_Ticket_Created"}).status_code == 400
     incoming = IncomingRequest.get()
