@@ -148,12 +148,18 @@ def parse_bound(text, end=False):
         if len(text) == 10:
             day = date.fromisoformat(text)
             moment = datetime.combine(day, time.min)
-            return moment + timedelta(days=1) if end else moment
+            if not end:
+                return moment
+            # The end of the day: of 9999-12-31, the last moment there is.
+            return moment + timedelta(days=1) if day < date.max else datetime.max
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
     except ValueError:
         raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        except OverflowError:  # before year 1 or after 9999 in UTC: the first or the last moment there is
+            moment = datetime.min if moment.year == 1 else datetime.max
     return moment
 
 

@@ -1,7 +1,7 @@
 """The filters of the operations lists (one marshmallow schema each), shared by the pages and their JSON twins;
 each list is read in keyset pages, newest first (app/pages.py)."""
 import logging
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 
 from marshmallow import fields, validate
 from peewee import JOIN
@@ -60,6 +60,8 @@ def load_filters(schema, args):
 
 def _day(column, day):
     start = datetime.combine(day, time.min)
+    if day == date.max:  # 9999-12-31: there is no day after it
+        return column >= start
     return (column >= start) & (column < start + timedelta(days=1))
 
 

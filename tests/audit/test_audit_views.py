@@ -44,6 +44,21 @@ def test_the_api_filters_by_actor_action_and_dates(client, admin_auth, logged):
     assert actions("actor=bob&action=sign_in&since=2026-03-01&until=2026-03-02") == [("bob", "sign_in")]
 
 
+def test_bounds_at_the_ends_of_the_calendar_take_in_everything(client, admin_auth, logged):
+    def actions(query):
+        answer = client.get(f"{API}?{query}", headers=admin_auth)
+        assert answer.status_code == 200, (query, answer.status_code)
+        return [(e["actor"], e["action"]) for e in answer.json["result"]]
+
+    everything = actions("")
+    assert len(everything) == 4
+    # The last day there is (no day after it), and times that fall outside years 1-9999 in UTC.
+    for query in ("until=9999-12-31", "since=0001-01-01", "since=0001-01-01T00:00:00%2B01:00",
+                  "until=9999-12-31T23:59:59-05:00"):
+        assert actions(query) == everything, query
+    assert actions("since=9999-12-31") == []
+
+
 def test_the_api_pages_with_limit_and_offset(client, admin_auth, logged):
     answer = client.get(f"{API}?limit=2&offset=1", headers=admin_auth)
 

@@ -40,6 +40,7 @@ def test_filters_by_status_event_type_request_id_and_date(app, deliver, client, 
     assert listed(f"date={(today - timedelta(days=1)).isoformat()}") == []
     assert client.get(f"{LIST}?status=lost", headers=admin_auth).status_code == 400
     assert client.get(f"{LIST}?date=yesterday", headers=admin_auth).status_code == 400
+    assert listed("date=9999-12-31") == listed("date=0001-01-01") == [], "the calendar's ends: no day after or before"
 
 
 def test_one_delivery_carries_its_body(app, deliver, client, admin_auth):
