@@ -76,10 +76,17 @@ def read_links(stream):
     missing = set(COLUMNS) - set(reader.fieldnames or ())
     if missing:
         raise ValueError(f"the CSV lacks the columns {', '.join(sorted(missing))}")
-    try:
-        return [Link(int(row["id"]), csv_row_fields(row), restore_cell(row["entry_hash"])) for row in reader]
-    except (TypeError, json.JSONDecodeError) as error:
-        raise ValueError(f"a row cannot be read: {error}") from None
+    links = []
+    for row in reader:
+        # csv fills a short row's missing cells with None and keeps a long row's extra ones under None.
+        if None in row or None in row.values():
+            raise ValueError(f"the row ending on line {reader.line_num} has {'more' if None in row else 'fewer'} "
+                             f"cells than the header (a cut or an edited export?)")
+        try:
+            links.append(Link(int(row["id"]), csv_row_fields(row), restore_cell(row["entry_hash"])))
+        except (TypeError, json.JSONDecodeError) as error:
+            raise ValueError(f"a row cannot be read: {error}") from None
+    return links
 
 
 def _json_link(document):

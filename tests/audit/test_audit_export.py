@@ -166,6 +166,21 @@ def test_a_file_that_is_no_export_is_refused_clearly(runner, app, tmp_path):
     assert "is not an audit export: the CSV lacks the columns" in result.output
 
 
+@pytest.mark.parametrize("edit, told", [
+    (lambda lines: lines[:-1] + [",".join(lines[-1].split(",")[:3])], "fewer cells than the header"),
+    (lambda lines: lines[:-1] + [lines[-1] + ",extra"], "more cells than the header"),
+], ids=["cut short", "a cell added"])
+def test_a_csv_export_whose_last_row_was_cut_or_grown_is_refused_clearly(runner, three_days, tmp_path, edit, told):
+    lines = runner.invoke(args=["audit", "export", "--format", "csv"]).output.splitlines()
+    path = tmp_path / "audit.csv"
+    path.write_text("\n".join(edit(lines)) + "\n", encoding="utf-8")
+
+    result = runner.invoke(args=["audit", "verify", "--file", str(path)])
+
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.exception  # no traceback
+    assert "is not an audit export: the row ending on line 4 has " + told in result.output
+
+
 def test_a_csv_export_with_line_breaks_in_a_cell_verifies(runner, app, tmp_path):
     audit.record("sign_in_failed", "two\r\nlines", "account", "x", {"typed": "a\nb"})
     path = tmp_path / "audit.csv"
