@@ -189,6 +189,9 @@ DURATION_HOURS = "hours"
 DURATION_LIMITS = {DURATION_MINUTES: (5, 1440), DURATION_HOURS: (1, 24)}
 
 MSG_REASON_REQUIRED = "Please enter a reason"
+# Not in the contract: a bound on the reason EPM shows the requester, so no decision carries megabytes to it.
+MAX_REASON_LENGTH = 2000
+MSG_REASON_TOO_LONG = f"Keep the reason to {MAX_REASON_LENGTH} characters or fewer"
 MSG_MINUTES_RANGE = "Enter a number between 5 and 1440"
 MSG_HOURS_RANGE = "Enter a number between 1 and 24"
 MSG_INACTIVE = "You cannot modify the decision because this request is inactive"

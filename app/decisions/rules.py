@@ -18,8 +18,11 @@ class DecisionSchema(Schema):
         decision = str(data.get("decision") or "").strip().capitalize()
         if decision not in contract.DECISIONS:
             errors["decision"] = ["Choose Approved or Denied"]
-        if not str(data.get("reason") or "").strip():
+        reason = str(data.get("reason") or "").strip()
+        if not reason:
             errors["reason"] = [contract.MSG_REASON_REQUIRED]
+        elif len(reason) > contract.MAX_REASON_LENGTH:
+            errors["reason"] = [contract.MSG_REASON_TOO_LONG]
         if decision == contract.DECISION_APPROVED:
             unit = str(data.get("duration_unit") or "").strip().lower()
             if unit not in (contract.DURATION_ONCE, *contract.DURATION_LIMITS):
@@ -45,7 +48,10 @@ def _duration_number(value, unit):
             return None
     elif not isinstance(value, int):
         return None
-    number = int(value)
+    try:
+        number = int(value)
+    except ValueError:  # over Python's 4,300 digits for a conversion
+        return None
     low, high = contract.DURATION_LIMITS[unit]
     return number if low <= number <= high else None
 

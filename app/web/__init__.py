@@ -48,4 +48,5 @@ def init_app(app):
             "current_account": account,
             "is_admin": account is not None and account.role == contract.ROLE_ADMIN,
             "is_approver": account is not None and account.role in contract.APPROVER_ROLES,
+            "max_reason_length": contract.MAX_REASON_LENGTH,
         }

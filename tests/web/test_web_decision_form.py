@@ -75,6 +75,17 @@ def test_blank_reason_is_refused_with_the_contract_message(as_approver, applicat
     assert Decision.select().count() == 0
 
 
+def test_a_reason_over_its_length_is_refused_and_the_form_says_so(as_approver, application_ticket):
+    form = text_of(as_approver.get(f"/tickets/{application_ticket.number}/approve"))
+    assert f'maxlength="{contract.MAX_REASON_LENGTH}"' in form
+    longest = "x" * contract.MAX_REASON_LENGTH
+    response = approve(as_approver, application_ticket, reason=longest + "y", duration_unit="once")
+    assert response.status_code == 400
+    assert contract.MSG_REASON_TOO_LONG in text_of(response)
+    assert Decision.select().count() == 0
+    assert approve(as_approver, application_ticket, reason=longest, duration_unit="once").status_code == 302
+
+
 @pytest.mark.parametrize("unit, value, message", [
     ("minutes", "4", contract.MSG_MINUTES_RANGE),
     ("minutes", "1441", contract.MSG_MINUTES_RANGE),
@@ -82,6 +93,7 @@ def test_blank_reason_is_refused_with_the_contract_message(as_approver, applicat
     ("hours", "0", contract.MSG_HOURS_RANGE),
     ("hours", "25", contract.MSG_HOURS_RANGE),
     ("hours", "2.5", contract.MSG_HOURS_RANGE),
+    ("minutes", "0" * 5000 + "30", contract.MSG_MINUTES_RANGE),  # past Python's 4,300 digits for int()
 ])
 def test_duration_out_of_range_is_refused(as_approver, application_ticket, unit, value, message):
     response = approve(as_approver, application_ticket, duration_unit=unit, duration_value=value)
