@@ -14,6 +14,7 @@ from app import contract
 from app.errors import BadRequest
 
 SYS_ID = {"pattern": "^[0-9a-f]{32}$"}
+MAX_ROW_ID = 2 ** 63 - 1  # the largest id a row can have: PostgreSQL's bigint, SQLite's INTEGER
 MAX_OFFSET = 10 ** 9  # the largest list offset any API takes; beyond 2**63 the databases cannot take the number
 NO_NUL = {"not": {"type": "string", "pattern": r"\x00"}}  # JSON Schema: text without a NUL
 

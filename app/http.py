@@ -20,6 +20,7 @@ from werkzeug.routing import IntegerConverter
 from app import contract
 from app.auth import oidc_client
 from app.errors import BadRequest, BrokerError
+from app.fields import MAX_ROW_ID
 
 # Only over HTTPS (directly, or via a trusted proxy): over plain HTTP it would be ignored.
 HSTS = "max-age=31536000; includeSubDomains"
@@ -118,7 +119,7 @@ class RowIdConverter(IntegerConverter):
     number matches no route (404) instead of overflowing in the query (500)."""
 
     def __init__(self, map, *args, **kwargs):
-        kwargs.setdefault("max", 2 ** 63 - 1)
+        kwargs.setdefault("max", MAX_ROW_ID)
         super().__init__(map, *args, **kwargs)
 
 

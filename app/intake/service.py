@@ -97,20 +97,25 @@ def _parse(delivery):
 
 def _load(delivery, document):
     """(event, fields) of a parsed delivery; raises BadRequest (stored as an error first) when invalid."""
-    event_type = _first_value(document, "EventType", IncomingRequest.event_type.max_length)
-    request_id = _first_value(document, "RequestId", IncomingRequest.request_id.max_length)
     try:
         return load_event(document)
     except ValidationError as error:
         reason = describe_invalid(error)
-        incoming = record_rejected(delivery, reason, event_type, request_id)
+        incoming = _record_unread(delivery, document, reason)
         raise BadRequest("Invalid delivery", reason,
                          extra={"fields": error.messages, "incoming_request": incoming.sys_id}) from None
     except Exception:
         # A value reading it does not foresee: kept as an error with its raw body, for ops to replay once mended.
-        log.exception("reading the delivery for RequestId %s failed", request_id)
-        record_rejected(delivery, _processing_failed(), event_type, request_id)
+        log.exception("reading a delivery failed")
+        _record_unread(delivery, document, _processing_failed())
         raise
+
+
+def _record_unread(delivery, document, reason):
+    """Store a delivery its reading refused, with the EventType and RequestId it gives as text."""
+    return record_rejected(delivery, reason,
+                           _first_value(document, "EventType", IncomingRequest.event_type.max_length),
+                           _first_value(document, "RequestId", IncomingRequest.request_id.max_length))
 
 
 def describe_invalid(error):

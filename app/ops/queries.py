@@ -9,7 +9,7 @@ from peewee import JOIN
 from app import contract
 from app.audit.service import AuditFilterSchema
 from app.errors import NotFound
-from app.fields import load_query
+from app.fields import MAX_ROW_ID, load_query
 from app.logs.models import AppLog, OutboundCall
 from app.logs.outbound import PURPOSES
 from app.models import Decision, IncomingRequest, Task
@@ -49,7 +49,7 @@ class AuditQuerySchema(AuditFilterSchema):
 
     limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
     offset = fields.Integer(load_default=0, validate=validate.Range(0, 10 ** 12))
-    after = fields.Integer(validate=validate.Range(0, 2 ** 63 - 1), metadata={
+    after = fields.Integer(validate=validate.Range(0, MAX_ROW_ID), metadata={
         "description": "the entries after the one with this id (the previous page's last: its Link rel=\"next\")"})
 
 

@@ -9,7 +9,7 @@ from app import contract
 from app.audit import keys, service
 from app.auth.access import require_page_roles
 from app.errors import BadRequest
-from app.fields import load_query
+from app.fields import MAX_ROW_ID, load_query
 
 bp = Blueprint("audit", __name__)
 
@@ -17,7 +17,7 @@ PAGE_SIZE = 50
 
 
 class _PageQuery(service.AuditFilterSchema):
-    before = fields.Integer(load_default=0, validate=validate.Range(0, 2**63 - 1))
+    before = fields.Integer(load_default=0, validate=validate.Range(0, MAX_ROW_ID))
 
     class Meta:
         unknown = EXCLUDE
