@@ -13,17 +13,32 @@ from urllib.parse import parse_qsl, urlencode
 MASK = "********"
 
 _EXACT_NAMES = {"client_secret", "access_token", "refresh_token", "id_token", "password", "authorization"}
-_NAME_PARTS = ("secret", "token", "password")
+_NAME_PARTS = ("secret", "token", "password", "cookie")
 _NOT_SECRET = {"token_type"}  # OAuth's "Bearer": useful in a log, and no credential
+
+# Text is scanned in time proportional to its length, whatever it holds: a log line or body
+# may carry a run of hundreds of thousands of letters. A pattern that can start a match
+# anywhere in such a run and look through the rest of it from each start takes time growing
+# with the square of the run; these start a name only where a run of word characters starts
+# (the lookbehind), find the secret word in it once (the lookahead) and never give back what
+# they took (the possessive `++`).
 
 # For text that is neither JSON nor a form: a secret-named key followed by its value,
 # as it appears in truncated JSON (`"access_token": "abc`) or in `key=value` lists.
+# A quoted value runs to its closing quote (or the end of the line, where JSON was cut),
+# spaces and all; an unquoted one to the first space, quote, `&`, `,` or `}`.
 _KEY_VALUE = re.compile(
-    r"""(?P<key>["']?[\w-]*(?:secret|token|password|authorization)[\w-]*["']?\s*[:=]\s*["']?)"""
-    r"""(?P<value>[^"'&\s,}]+)""",
+    r"""(?P<key>["']?(?<![\w-])(?=[\w-]*?(?:secret|token|password|authorization|cookie))[\w-]++"""
+    r"""["']?\s*[:=]\s*(?P<quote>["'])?)"""
+    r"""(?P<value>(?(quote)(?:(?!(?P=quote))[^\\\r\n]|\\.)++|[^"'&\s,}]+))""",
     re.IGNORECASE,
 )
 _BEARER = re.compile(r"(?P<key>\b(?:Bearer|Basic)\s+)(?P<value>[A-Za-z0-9._~+/=-]+)", re.IGNORECASE)
+# A Cookie or Set-Cookie header's whole value: every cookie in it, to the end of the line.
+_COOKIE_HEADER = re.compile(r"(?P<key>\b(?:Set-)?Cookie[ \t]*:[ \t]*)(?P<value>\S[^\r\n]*)", re.IGNORECASE)
+# The password in a URL's `user:password@` (the user name stays, as the client ID does). A `"`
+# ends it, so a URL inside JSON text is masked without touching the JSON around it.
+_URL_PASSWORD = re.compile(r"""(?P<key>://[^\s/?#@:"]*:)(?P<value>[^\s/?#@"]++)(?=@)""")
 
 
 def is_secret_name(name):
@@ -39,8 +54,9 @@ def redact(value):
 
     Dicts and lists are copied with secret-named keys masked at any depth; text is
     treated as JSON if it parses, else as a form-encoded body, else scanned for
-    `key: value` / `key=value` pairs and Bearer/Basic credentials. Bytes are decoded
-    as UTF-8. Anything else is returned unchanged.
+    `key: value` / `key=value` pairs, Bearer/Basic credentials and Cookie/Set-Cookie
+    headers. A URL's password (`user:password@`) is masked in any text. Bytes are
+    decoded as UTF-8. Anything else is returned unchanged.
     """
     if isinstance(value, Mapping):
         return {key: (MASK if is_secret_name(key) and item not in (None, "") else redact(item))
@@ -55,6 +71,7 @@ def redact(value):
 
 
 def _redact_text(text):
+    text = _URL_PASSWORD.sub(_masked, text)
     stripped = text.strip()
     if stripped[:1] in ("{", "["):
         try:
@@ -73,8 +90,14 @@ def _redact_text(text):
             return urlencode([(key, MASK if is_secret_name(key) and item else item) for key, item in pairs],
                              safe="*")
     # Credentials after Bearer/Basic first, so "Authorization: Bearer x" loses both parts.
-    masked = _BEARER.sub(lambda m: m.group("key") + MASK, text)
-    return _KEY_VALUE.sub(lambda m: m.group("key") + MASK, masked)
+    masked = _BEARER.sub(_masked, text)
+    masked = _COOKIE_HEADER.sub(_masked, masked)
+    return _KEY_VALUE.sub(_masked, masked)
+
+
+def _masked(match):
+    """A match of one of the patterns above with its value replaced by the mask."""
+    return match.group("key") + MASK
 
 
 def truncate(text, limit=1000):

@@ -1,7 +1,30 @@
 """Secrets masked before anything is logged: dicts, JSON, form bodies and plain text."""
 import json
+import signal
+from contextlib import contextmanager
+
+import pytest
 
 from app.logs.redaction import MASK, redact, truncate
+
+
+@contextmanager
+def cpu_seconds_at_most(seconds):
+    """Fail the test once the block has used `seconds` of this process's CPU time.
+
+    CPU time rather than wall-clock time, so a busy machine does not make the bound flaky;
+    the signal interrupts a regular expression still running.
+    """
+    def too_slow(*_):
+        pytest.fail(f"took more than {seconds} s of CPU time")
+
+    previous = signal.signal(signal.SIGPROF, too_slow)
+    signal.setitimer(signal.ITIMER_PROF, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def test_secret_named_keys_are_masked_at_any_depth():
@@ -29,6 +52,40 @@ def test_truncated_json_and_headers_in_plain_text_are_masked():
     masked = redact(text)
     assert "abc.def" not in masked and "urn:management:api" in masked
     assert redact("Authorization: Bearer abc.def") == f"Authorization: {MASK} {MASK}"
+
+
+def test_a_cut_json_secret_value_is_masked_past_its_spaces():
+    text = '{"client_secret": "correct horse battery staple", "scope": "urn:management:api", "trunc'
+    assert redact(text) == f'{{"client_secret": "{MASK}", "scope": "urn:management:api", "trunc'
+    assert redact('{"password": "correct horse battery') == f'{{"password": "{MASK}'
+    assert redact('{"password": "say \\"hi\\" twice", "trunc') == f'{{"password": "{MASK}", "trunc'
+
+
+def test_cookie_headers_are_masked_whole():
+    assert redact("Cookie: session=abc123; theme=dark") == f"Cookie: {MASK}"
+    assert redact("Set-Cookie: sid=abc123; Path=/; HttpOnly\nnext line") == f"Set-Cookie: {MASK}\nnext line"
+    assert redact("{'Set-Cookie': 'sid=abc123; Path=/', 'Accept': 'json'}") == (
+        f"{{'Set-Cookie': '{MASK}', 'Accept': 'json'}}")
+    assert redact({"Cookie": "session=abc123", "Accept": "json"}) == {"Cookie": MASK, "Accept": "json"}
+
+
+def test_a_urls_password_is_masked_and_the_rest_kept():
+    assert redact("could not reach https://broker:p4ss-w0rd@epm.example/api (timed out)") == (
+        f"could not reach https://broker:{MASK}@epm.example/api (timed out)")
+    assert json.loads(redact('{"url": "postgresql://jit:p4ss@db/jit"}')) == {"url": f"postgresql://jit:{MASK}@db/jit"}
+    assert redact("callback=https://broker:p4ss@epm.example&client_id=broker") == (
+        f"callback=https%3A%2F%2Fbroker%3A{MASK}%40epm.example&client_id=broker")
+    assert redact("GET https://epm.example:8443/api failed") == "GET https://epm.example:8443/api failed"
+
+
+def test_a_long_unbroken_run_is_masked_in_time_growing_with_its_length():
+    """Near-misses of a secret's shape in runs of 198,000 characters: scanning each run from each
+    of its characters takes tens of minutes of CPU time here, a linear scan well under a second."""
+    run = "x" * 60_000 + "7" * 60_000 + "client_secret" * 6_000
+    text = f"{run} {run}: {run}-value https://user{run}@host Cookie{run}"
+    with cpu_seconds_at_most(10):
+        masked = redact(text)
+    assert masked == f"{run} {run}: {MASK} https://user{run}@host Cookie{run}"
 
 
 def test_text_without_secrets_is_unchanged():
