@@ -16,12 +16,12 @@ _EXACT_NAMES = {"client_secret", "access_token", "refresh_token", "id_token", "p
 _NAME_PARTS = ("secret", "token", "password", "cookie")
 _NOT_SECRET = {"token_type"}  # OAuth's "Bearer": useful in a log, and no credential
 
-# Text is scanned in time proportional to its length, whatever it holds: a log line or body
-# may carry a run of hundreds of thousands of letters. A pattern that can start a match
-# anywhere in such a run and look through the rest of it from each start takes time growing
-# with the square of the run; these start a name only where a run of word characters starts
-# (the lookbehind), find the secret word in it once (the lookahead) and never give back what
-# they took (the possessive `++`).
+# Text is scanned in time proportional to its length, whatever it holds (a body may carry a
+# run of hundreds of thousands of letters): no pattern here may start at each character of a
+# run and look through the rest of it from there, which takes time growing with the square of
+# the run. So _KEY_VALUE starts a name only where a run of word characters starts (the
+# lookbehind), finds the secret word in the run once (the lookahead) and never gives back what
+# it took (the possessive `++`).
 
 # For text that is neither JSON nor a form: a secret-named key followed by its value,
 # as it appears in truncated JSON (`"access_token": "abc`) or in `key=value` lists.
