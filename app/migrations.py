@@ -576,6 +576,21 @@ def _outcome_on_the_ticket(migrator):
         database.execute_sql(f"CREATE INDEX IF NOT EXISTS {name} ON task {columns} WHERE {keys[0]} IS NOT NULL")
 
 
+def _purged_requests(_migrator):
+    """The RequestIds whose closed ticket retention deleted (models.PurgedRequest), so that neither EPM sending a
+    delivery again nor reconciliation opens a second ticket for them. Those deleted before are known from their
+    deliveries still kept: applied to a ticket (processed or duplicate), now of none."""
+    database.create_tables([models.PurgedRequest])
+    incoming, purged = models.IncomingRequest, models.PurgedRequest
+    for kind in (contract.KIND_APPLICATION, contract.KIND_ADMIN):
+        names = [event.name for event in contract.EVENT_TYPES.values() if event.kind == kind]
+        deleted = (incoming.select(incoming.request_id, peewee.Value(kind)).distinct()
+                   .where(incoming.status.in_([contract.INCOMING_PROCESSED, contract.INCOMING_DUPLICATE]),
+                          incoming.task.is_null(), incoming.request_id.is_null(False),
+                          incoming.event_type.in_(names)))
+        purged.insert_from(deleted, [purged.request_id, purged.kind]).on_conflict_ignore().execute()
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -612,6 +627,8 @@ MIGRATIONS = [
      _earlier_request_indexes),
     (32, "how each request ended kept on its ticket; earlier requests read from their indexes alone",
      _outcome_on_the_ticket),
+    (33, "the RequestIds of tickets retention deleted are kept, so no request gets a second ticket",
+     _purged_requests),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

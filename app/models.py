@@ -429,6 +429,27 @@ class IncomingRequest(BaseModel):
         return None if self.raw_body is None else bytes(self.raw_body).decode("utf-8", "replace")
 
 
+class PurgedRequest(peewee.Model):
+    """An EPM request whose closed ticket the retention purge deleted (app/jobs/retention.py), with the JIT record
+    that knew its RequestId. Kept with no end: EPM lists its requests for longer (reconciliation) and may send a
+    delivery again, and neither may open a second ticket for a request already handled here. It holds no
+    personal data: the RequestId, the ticket's number and when it went."""
+
+    request_id = peewee.CharField(max_length=100)
+    kind = peewee.CharField(max_length=16)
+    number = peewee.CharField(max_length=16, null=True)  # None: deleted before the purge kept this record
+    purged_at = peewee.DateTimeField(null=True)
+
+    class Meta:
+        database = database
+        table_name = "jitbroker_purged_request"
+        primary_key = peewee.CompositeKey("request_id", "kind")
+
+    @classmethod
+    def find(cls, kind, request_id):
+        return cls.get_or_none(cls.request_id == request_id, cls.kind == kind)
+
+
 class SchemaVersion(peewee.Model):
     """Which migrations have run (see app/migrations.py)."""
 

@@ -11,8 +11,8 @@ from app import contract
 from app.db import database
 from app.migrations import _QueuedDelivery
 from app.configuration import update_configuration
-from app.models import (CONFIGURATION_VERSION, Account, Configuration, Decision, IncomingRequest, SchemaVersion, Task,
-                        new_sys_id, utcnow)
+from app.models import (CONFIGURATION_VERSION, Account, Configuration, Decision, IncomingRequest, PurgedRequest,
+                        SchemaVersion, Task, new_sys_id, utcnow)
 from app.policies import rules as policy_rules
 from app.policies.models import PolicyEvaluation
 from app.tickets import search
@@ -100,6 +100,30 @@ def test_init_on_a_database_that_never_ran_queued_intake_only_records_the_step(a
     result = runner.invoke(args=["init"])
     assert result.exit_code == 0, result.output
     assert SchemaVersion.get_or_none(SchemaVersion.version == 16) is not None
+
+
+def test_init_keeps_the_request_ids_of_tickets_retention_deleted_before_from_their_deliveries(app, runner, deliver):
+    from app.jobs import retention
+
+    for body in (factories.admin_request("req-purged"), factories.admin_decision("req-purged"),
+                 factories.application_request("req-open")):
+        assert deliver(body).status_code == 200
+    long_ago, task = utcnow() - timedelta(days=400), Task.get(Task.request_id == "req-purged")
+    Task.update(state=task.ticket_type.closed_state, closed_at=long_ago, updated_at=long_ago).where(
+        Task.id == task.id).execute()
+    retention.purge()  # the deliveries, received today, outlive their ticket
+    assert [task.request_id for task in Task.select()] == ["req-open"]
+    SchemaVersion.delete().where(SchemaVersion.version == 33).execute()
+    database.drop_tables([PurgedRequest])  # as the purge left it before step 33
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: the RequestIds of tickets retention deleted are kept" in result.output
+    assert [(row.kind, row.request_id) for row in PurgedRequest.select()] == [(contract.KIND_ADMIN, "req-purged")]
+    again = deliver(factories.admin_request("req-purged")).json["result"]
+    assert (again["status"], again["ticket"]) == (contract.INCOMING_DUPLICATE, None)
+    assert [task.request_id for task in Task.select()] == ["req-open"]
 
 
 def test_init_adds_the_token_request_settings_and_correlation_columns_keeping_the_configuration(app, runner):

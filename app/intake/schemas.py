@@ -353,4 +353,5 @@ class DeliveryResultSchema(Schema):
     status = fields.String(required=True, validate=validate.OneOf(contract.INCOMING_STATUSES))
     ticket = fields.Function(
         lambda incoming: incoming.task.number if incoming.task_id else None, required=True, allow_none=True,
-        metadata={"type": "string", "description": "none while an update waits for its created event"})
+        metadata={"type": "string", "description": "none while an update waits for its created event, and for a "
+                                                   "request whose ticket retention deleted"})

@@ -13,7 +13,7 @@ from app.claims import lock_request
 from app.db import database, insert_row_unread, is_unavailable, prepared, write_transaction
 from app.errors import BadRequest
 from app.intake.schemas import load_event, parse_json_object
-from app.models import CONFIGURATION_VERSION, JIT_MODELS, Configuration, IncomingRequest, utcnow
+from app.models import CONFIGURATION_VERSION, JIT_MODELS, Configuration, IncomingRequest, PurgedRequest, utcnow
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
@@ -210,6 +210,8 @@ def apply_event(delivery, event, fields, rendered=None):
         return _apply_created(delivery, event, fields, rendered)
     jit = tickets.find_jit_request(event.kind, request_id)
     if jit is None:
+        if (purged := PurgedRequest.find(event.kind, request_id)) is not None:
+            return _record_purged(delivery, event, purged)
         # The update outran its created event: keep it; the created event applies it.
         return delivery.record(event_type=event.name, request_id=request_id, status=contract.INCOMING_RECEIVED)
     task, status = _record_update(jit, event, fields)
@@ -219,10 +221,12 @@ def apply_event(delivery, event, fields, rendered=None):
 
 def _apply_created(delivery, event, fields, rendered):
     request_id = fields["request_id"]
-    configuration_version, task_id, updates_waiting = _look_up_created(event.kind, request_id)
+    configuration_version, task_id, updates_waiting, purged = _look_up_created(event.kind, request_id)
     if task_id is not None:
         return delivery.record(event_type=event.name, request_id=request_id, task=task_id,
                                status=contract.INCOMING_DUPLICATE, processed_at=utcnow())
+    if purged:
+        return _record_purged(delivery, event, PurgedRequest.find(event.kind, request_id))
     task = tickets.create_ticket(event, fields, Configuration.as_of(configuration_version), rendered)
     incoming = delivery.record(event_type=event.name, request_id=request_id, task=task,
                                status=contract.INCOMING_PROCESSED, processed_at=utcnow())
@@ -237,7 +241,8 @@ _LOOKUP_SQL = {}
 
 def _look_up_created(kind, request_id):
     """(the configuration's version, the task of the request's ticket or None, whether update events wait for
-    it): what a created event needs to know, in one SELECT inside its transaction (after lock_request)."""
+    it, whether retention deleted its ticket): what a created event needs to know, in one SELECT inside its
+    transaction (after lock_request). A new RequestId costs the purged requests' key one probe."""
     param = database.obj.param
     update_names = _update_names(kind)
     sql = _LOOKUP_SQL.get((kind, param))
@@ -247,11 +252,26 @@ def _look_up_created(kind, request_id):
             f'WHERE "name" = {param}), '
             f'(SELECT "task_id" FROM "{JIT_MODELS[kind]._meta.table_name}" WHERE "request_id" = {param}), '
             f'EXISTS (SELECT 1 FROM "{IncomingRequest._meta.table_name}" WHERE "request_id" = {param} '
-            f'AND "status" = {param} AND "event_type" IN ({", ".join([param] * len(update_names))}))')
-    version, task_id, waiting = database.execute_sql(
-        sql, (Configuration.DEFAULT_NAME, request_id, request_id, contract.INCOMING_RECEIVED, *update_names),
+            f'AND "status" = {param} AND "event_type" IN ({", ".join([param] * len(update_names))})), '
+            f'EXISTS (SELECT 1 FROM "{PurgedRequest._meta.table_name}" WHERE "request_id" = {param} '
+            f'AND "kind" = {param})')
+    version, task_id, waiting, purged = database.execute_sql(
+        sql, (Configuration.DEFAULT_NAME, request_id, request_id, contract.INCOMING_RECEIVED, *update_names,
+              request_id, kind),
     ).fetchone()
-    return version, task_id, bool(waiting)
+    return version, task_id, bool(waiting), bool(purged)
+
+
+def _record_purged(delivery, event, purged):
+    """A delivery for a request whose closed ticket retention deleted: stored as the duplicate it is (EPM sends
+    again what it sent before, or a later state of a request handled here), saying why it has no ticket. A new
+    ticket would let approvers decide the request again and send EPM a second decision."""
+    number = f" {purged.number}" if purged.number else ""
+    when = f" on {purged.purged_at:%Y-%m-%d}" if purged.purged_at else ""
+    reason = (f"RequestId {purged.request_id} was handled here before: its ticket{number} was closed and then "
+              f"deleted by retention{when}, so no new ticket is opened and nothing changes")
+    return delivery.record(event_type=event.name, request_id=purged.request_id, status=contract.INCOMING_DUPLICATE,
+                           error=reason, processed_at=utcnow())
 
 
 def _record_update(jit, event, fields):

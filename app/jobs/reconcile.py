@@ -1,5 +1,6 @@
 """Reconciliation with EPM: create the tickets and record the final decisions that lost webhooks left out;
-and "Check with EPM", the same repair for one ticket on request.
+and "Check with EPM", the same repair for one ticket on request. A request whose ticket retention deleted
+is left alone.
 
 EPM's records are read as contract/epm.md §5 shows them (app/epm/records.py) and turned into the webhooks EPM
 would have sent, so the intake's schemas and ticket service do the rest. Running it again changes nothing,
@@ -21,7 +22,7 @@ from app.epm.client import MAX_PAGE_SIZE, EpmClient
 from app.intake import service as intake
 from app.intake.schemas import load_event
 from app.logs.outbound import outbound_call_recorder
-from app.models import Configuration, utcnow
+from app.models import Configuration, PurgedRequest, utcnow
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,10 @@ def _reconcile_one(kind, raw, configuration, report, dry_run, actor):
         # A webhook for the same request arriving meanwhile waits, then finds the ticket created here.
         lock_request(request_id)
         jit = tickets.find_jit_request(kind, request_id)
+        if jit is None and PurgedRequest.find(kind, request_id) is not None:
+            # Its closed ticket was deleted by retention, and EPM still lists it: nothing was lost, and a new
+            # ticket would have approvers decide it again.
+            return
         if jit is None:
             ticket = None
             if not dry_run:

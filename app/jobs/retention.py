@@ -1,8 +1,9 @@
 """Retention: delete what is older than the configuration's periods keep (0 keeps forever), in small batches.
 
 An open ticket, or one whose decision is still on its way to EPM, is never deleted; Resolved is not terminal
-(it can be reopened). Each batch is its own short transaction, so a purge never holds the intake up for long.
-Each run also logs the audit chain's head hash, to be anchored outside the database."""
+(it can be reopened). A deleted ticket's RequestId is kept (PurgedRequest), so its request never gets a second
+ticket. Each batch is its own short transaction, so a purge never holds the intake up for long. Each run also
+logs the audit chain's head hash, to be anchored outside the database."""
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -15,7 +16,8 @@ from app.chat.models import ChatPost
 from app.db import write_transaction
 from app.logs.models import AppLog, OutboundCall
 from app.models import (
-    AdminTicket, ApplicationAccessTicket, Configuration, Decision, IncomingRequest, Task, WorkNote, utcnow,
+    AdminTicket, ApplicationAccessTicket, Configuration, Decision, IncomingRequest, PurgedRequest, Task, WorkNote,
+    utcnow,
 )
 from app.notify.models import Notification
 
@@ -76,6 +78,14 @@ def _delete_incoming(ids):
 
 
 def _delete_tickets(ids):
+    # Each request's RequestId stays known (PurgedRequest): EPM may send it again or list it, and a new ticket
+    # would have approvers decide it twice.
+    purged_at = utcnow()
+    purged = [(*row, purged_at) for row in Task.select(Task.request_id, Task.kind, Task.number)
+              .where(Task.id.in_(ids)).tuples()]
+    if purged:
+        PurgedRequest.insert_many(purged, fields=[PurgedRequest.request_id, PurgedRequest.kind, PurgedRequest.number,
+                                                  PurgedRequest.purged_at]).on_conflict_ignore().execute()
     # Dependents first, explicitly, so the purge does not rely on every database
     # enforcing ON DELETE CASCADE; deliveries outlive their ticket (their own period).
     Notification.delete().where(Notification.task.in_(ids)).execute()

@@ -33,7 +33,7 @@ DUPLICATE = "duplicate"
 WAITING = "waiting"
 INVALID = "invalid"
 FAILED = "failed"
-PURGED = "purged"      # applied to a ticket that retention has since deleted: replaying it would make another
+PURGED = "purged"      # its request's ticket retention has deleted: replaying it makes no other
 RESULTS = (CREATED, FINALIZED, UPDATED, OLDER, CONFLICT, DUPLICATE, WAITING, INVALID, FAILED, PURGED)
 # A delivery in one of these states has been applied to its ticket already.
 APPLIED = (contract.INCOMING_PROCESSED, contract.INCOMING_DUPLICATE)
@@ -102,6 +102,11 @@ def _describe(incoming, event, fields, before, after, dry_run):
     base = dict(incoming_request=incoming.sys_id, dry_run=dry_run, status=after.status,
                 ticket=task.number if task is not None else None)
     unchanged = {**base, "status": before.status, "changed": False}
+    if after.status == contract.INCOMING_DUPLICATE and task is None:
+        # A delivery that failed or waited, for a request whose ticket retention deleted meanwhile (the intake
+        # says so in the row's error): settled as a duplicate, making no ticket.
+        marked = "would mark it" if dry_run else "marked it"
+        return ReplayOutcome(result=PURGED, changed=True, message=f"{marked} as a duplicate: {after.error}", **base)
     if after.status == contract.INCOMING_DUPLICATE:
         number = f" ({task.number})" if task is not None else ""
         conflict = not event.is_created and _is_the_conflict(task.jit_request, tickets.decision_fields(event, fields))
@@ -199,8 +204,9 @@ def _apply(incoming, event, fields, actor, dry_run, source_address):
         outcome = _describe(incoming, event, fields, before, after, dry_run)
         if dry_run or not outcome.changed:
             raise _RollBack(outcome)
-        tickets.add_work_note(after.task, f"Stored delivery {row.sys_id} ({event.name}) replayed by "
-                                          f"{getattr(actor, 'username', actor) or 'an admin'}: {outcome.message}.")
+        if after.task_id is not None:
+            tickets.add_work_note(after.task, f"Stored delivery {row.sys_id} ({event.name}) replayed by "
+                                              f"{getattr(actor, 'username', actor) or 'an admin'}: {outcome.message}.")
         audit.record(AUDIT_ACTION, actor, "incoming_request", row.sys_id, outcome.as_dict(), source_address)
         return outcome
 

@@ -11,6 +11,7 @@ from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, Ta
 from tests import factories
 from tests.jobs.conftest import EPM, admin_record, application_record
 from tests.outcomes import assert_outcome_kept
+from tests.purging import purge_tickets
 
 APPLICATION, ADMIN = contract.KIND_APPLICATION, contract.KIND_ADMIN
 
@@ -115,6 +116,20 @@ def test_a_ticket_reconciled_is_audited(epm_api):
     report = reconcile(actor="cli:ops")
     entry = AuditEntry.get(AuditEntry.action == "reconcile_ticket_created")
     assert entry.actor == "cli:ops" and entry.object_id == report.created[0]["ticket"]
+
+
+def test_a_request_epm_still_lists_after_retention_deleted_its_ticket_gets_no_new_one(epm_api, deliver):
+    epm_api.add(APPLICATION, application_record(status="Approved", duration="3600"))
+    admin = epm_api.add(ADMIN, admin_record(status="Denied"))
+    deliver(factories.admin_request(admin["requestInfo"]["requestId"]))  # this one's webhook came
+    assert len(reconcile().created) == 1
+    purge_tickets()
+
+    for dry_run in (True, False):
+        report = reconcile(dry_run=dry_run)
+        assert report.seen == {APPLICATION: 1, ADMIN: 1} and report.changes == 0, report.lines()
+    assert Task.select().count() == 0, "approvers would decide them again, and EPM would get a second decision"
+    assert AuditEntry.select().where(AuditEntry.action == "reconcile_ticket_created").count() == 1
 
 
 # --- Decisions on tickets the broker has ----------------------------------------------------------

@@ -170,6 +170,32 @@ def test_replaying_a_delivery_whose_ticket_retention_deleted_changes_nothing(app
     assert Task.select().count() == 0, "no second ticket for a request EPM already decided"
 
 
+def test_replaying_an_update_left_waiting_for_a_request_whose_ticket_retention_deleted_settles_it(
+        app, deliver, admin):
+    from tests.purging import purge_tickets
+
+    deliver(factories.admin_request("purged-2"))
+    deliver(factories.admin_decision("purged-2"))
+    [number] = purge_tickets()
+    # EPM's update sent again after the purge, as the intake kept it before it knew purged RequestIds: waiting.
+    body = json.dumps(factories.admin_decision("purged-2")).encode()
+    waiting = IncomingRequest.create(raw_body=body, content_type="application/json", request_id="purged-2",
+                                     event_type=contract.ADMIN_TICKET_UPDATED.name)
+
+    rehearsed = replays.replay(waiting.sys_id, admin, dry_run=True)
+    assert (rehearsed.result, rehearsed.changed) == (replays.PURGED, True), rehearsed
+    assert rehearsed.message.startswith("would mark it as a duplicate: RequestId purged-2 was handled here before: "
+                                        f"its ticket {number} was closed and then deleted by retention")
+    assert IncomingRequest.get_by_id(waiting.id).status == contract.INCOMING_RECEIVED
+    outcome = replays.replay(waiting.sys_id, admin)
+    assert (outcome.result, outcome.changed, outcome.ticket) == (replays.PURGED, True, None), outcome
+    stored = IncomingRequest.get_by_id(waiting.id)
+    assert (stored.status, stored.task_id) == (contract.INCOMING_DUPLICATE, None)
+    assert stored.processed_at is not None and "deleted by retention" in stored.error
+    assert Task.select().count() == 0
+    assert AuditEntry.select().where(AuditEntry.action == replays.AUDIT_ACTION).count() == 1
+
+
 def test_a_body_that_is_still_invalid_stays_an_error(app, deliver, admin):
     assert deliver({"EventType": "URM_Native_Ticket_Created"}).status_code == 400
     incoming = IncomingRequest.get()
