@@ -81,8 +81,8 @@ def test_one_delivery_is_one_transaction_of_a_fixed_number_of_statements(app, de
         assert sql[0].startswith("BEGIN") and sql[-1] == "COMMIT", "every write is inside that one transaction"
     assert with_a_hundred == with_one
     # BEGIN, the RequestId's lock (PostgreSQL), one look-up (the configuration's version, the ticket,
-    # updates waiting), the next number and the task (one statement on PostgreSQL), the JIT record, the
-    # work note, the delivery's row, COMMIT
+    # updates waiting, whether retention deleted its ticket), the next number and the task (one statement
+    # on PostgreSQL), the JIT record, the work note, the delivery's row, COMMIT
     sql = statements(with_one)
     assert len(sql) == 8, with_one
     if not is_sqlite():
