@@ -199,9 +199,11 @@ def _in_states(states):
 
 
 def undecided_condition(labels):
-    """Tickets in an active state that nobody decided (no decision taken here, no final one from EPM), unexpired."""
+    """Tickets in an active state that nobody decided (no decision taken here that EPM did not refuse for good, no
+    final one from EPM), unexpired: a decision EPM refused leaves its ticket to be decided again."""
     condition = _in_states(active_states(labels)) & Task.expired_at.is_null()
-    condition &= ~fn.EXISTS(Decision.select(SQL("1")).where(Decision.task == Task.id))
+    taken = (Decision.task == Task.id) & (Decision.status != contract.DELIVERY_FAILED)
+    condition &= ~fn.EXISTS(Decision.select(SQL("1")).where(taken))
     for model in (ApplicationAccessTicket, AdminTicket):
         condition &= ~fn.EXISTS(model.select(SQL("1")).where((model.task == Task.id) & model.decision_final))
     return condition

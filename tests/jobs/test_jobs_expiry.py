@@ -47,6 +47,16 @@ def test_decided_final_and_closed_requests_do_not_expire(app, make_ticket):
     assert [expired_at(task) for task in (decided, final, closed)] == [None, None, None]
 
 
+def test_a_request_whose_decision_epm_refused_for_good_still_expires(app, make_ticket):
+    refused = old_request(make_ticket, 30)
+    Decision.create(task=refused, decision=contract.DECISION_APPROVED, reason="ok", decided_by="jchen",
+                    ticket_url="x", status=contract.DELIVERY_FAILED, last_status=400,
+                    last_error="EPM rejected the Application Access decision (HTTP 400)")
+    assert expiry.expire_pending() == 1  # the refusal left it to be decided again, and nobody did in time
+    assert expired_at(refused) is not None
+    assert expiry.expiry_note(24) in notes(refused)
+
+
 def test_expiry_follows_the_setting_and_zero_never_expires(app, make_ticket):
     old = old_request(make_ticket, 5)
     settings = app.extensions["settings"]

@@ -257,6 +257,14 @@ def test_navigation_counts_the_tickets_awaiting_a_decision(as_approver, three_ti
     assert awaiting_in_navigation(as_approver.get("/tickets?decision=all")) == 1
 
 
+def test_a_request_whose_decision_epm_refused_awaits_a_decision_again(as_approver, three_tickets):
+    vpn, admin, editor = three_tickets
+    decide(vpn, status=contract.DELIVERY_FAILED)  # "The ticket can be decided again."
+    decide(admin)
+    assert awaiting_in_navigation(as_approver.get("/tickets?decision=all")) == 2
+    assert numbers_on(as_approver.get("/tickets")) == [editor.number, vpn.number]
+
+
 def test_list_filters_keep_the_decision_choice(as_approver, three_tickets):
     page = as_approver.get("/tickets?decision=all&kind=admin").get_data(as_text=True)
     assert '<option value="all" selected>' in page
