@@ -81,6 +81,9 @@ ENV_KEYS = {
 
 # An audit key shorter than this is refused: HMAC-SHA256 wants 32 bytes of secret.
 AUDIT_KEY_MIN_LENGTH = 32
+# The longest [tickets] expire_pending_hours (10 years): far beyond any wait EPM keeps, and well inside the dates
+# a database stores (the moment a request must be younger than is computed from it).
+MAX_EXPIRE_PENDING_HOURS = 87600
 
 
 class SettingsError(ValueError):
@@ -199,6 +202,9 @@ class Settings:
         if settings.no_webhook_hours < 0:
             raise SettingsError(f"[alerts] no_webhook_hours must be 0 (off) or a number of hours, "
                                 f"not {settings.no_webhook_hours}")
+        if not 0 <= settings.expire_pending_hours <= MAX_EXPIRE_PENDING_HOURS:
+            raise SettingsError(f"[tickets] expire_pending_hours must be 0 (never) to {MAX_EXPIRE_PENDING_HOURS} "
+                                f"hours (10 years), not {settings.expire_pending_hours}")
         return settings
 
     def _coerced(self, values):

@@ -129,3 +129,20 @@ def test_the_expiry_setting_reads_from_the_tickets_section(tmp_path):
     path.write_text("[tickets]\nexpire_pending_hours = 8\n")
     assert Settings.load(environ={"JITBROKER_CONFIG": str(path)}).expire_pending_hours == 8
     assert Settings.load(environ={}).expire_pending_hours == 24
+
+
+def test_an_expiry_setting_beyond_ten_years_is_refused_with_its_bounds(tmp_path):
+    from app.settings import MAX_EXPIRE_PENDING_HOURS, Settings, SettingsError
+
+    path = tmp_path / "config.toml"
+    path.write_text(f"[tickets]\nexpire_pending_hours = {MAX_EXPIRE_PENDING_HOURS}\n")
+    assert Settings.load(environ={"JITBROKER_CONFIG": str(path)}).expire_pending_hours == 87600
+    for hours in (100_000_000, MAX_EXPIRE_PENDING_HOURS + 1, -1):
+        path.write_text(f"[tickets]\nexpire_pending_hours = {hours}\n")
+        try:
+            Settings.load(environ={"JITBROKER_CONFIG": str(path)})
+        except SettingsError as refusal:
+            assert str(refusal) == ("[tickets] expire_pending_hours must be 0 (never) to 87600 hours (10 years), "
+                                    f"not {hours}")
+        else:
+            raise AssertionError(f"expire_pending_hours = {hours} was taken")
