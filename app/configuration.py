@@ -172,7 +172,8 @@ FIELDS = (
     Field("retention_outbound_days", "Keep Outbound Call Logs (days)", _clean_whole_number(0, 36500),
           help="0 keeps them"),
     Field("retention_closed_ticket_days", "Keep Closed Tickets (days)", _clean_whole_number(0, 36500),
-          help="Closed or canceled tickets are purged this long after closing; 0 keeps them"),
+          help="Closed or canceled tickets, and expired ones, are purged this long after closing or expiring; "
+               "0 keeps them"),
     Field("retention_app_log_days", "Keep Application Log Records (days)", _clean_whole_number(0, 36500),
           help="0 keeps them"),
     Field("debug_logging", "Debug Logging", clean_boolean, help="Log at DEBUG level (secrets stay masked)"),

@@ -49,11 +49,17 @@ def _closed_condition():
     return condition
 
 
+def _over_condition():
+    """Tickets that are over: closed or canceled, or expired without a decision (app/jobs/expiry.py), whose state
+    stays active but which nobody can decide any more."""
+    return _closed_condition() | Task.expired_at.is_null(False)
+
+
 def _incoming_candidates(cutoff):
-    closed_tasks = Task.select(Task.id).where(_closed_condition())
+    over_tasks = Task.select(Task.id).where(_over_condition())
     return (IncomingRequest.select(IncomingRequest.id)
             .where(IncomingRequest.received_at < cutoff,
-                   IncomingRequest.task.is_null() | IncomingRequest.task.in_(closed_tasks)))
+                   IncomingRequest.task.is_null() | IncomingRequest.task.in_(over_tasks)))
 
 
 def _log_candidates(model):
@@ -67,10 +73,11 @@ def _log_deleter(model):
 def _ticket_candidates(cutoff):
     in_flight = (Decision.select(Decision.task)
                  .where(Decision.status.in_([contract.DELIVERY_PENDING, contract.DELIVERY_SENDING])))
-    return (Task.select(Task.id)
-            .where(_closed_condition(),
-                   peewee.fn.COALESCE(Task.closed_at, Task.updated_at) < cutoff,
-                   Task.id.not_in(in_flight)))
+    # Gone once over for longer than the period: since it closed, or, never closed, since it expired.
+    closed = _closed_condition()
+    over_before = ((closed & (peewee.fn.COALESCE(Task.closed_at, Task.updated_at) < cutoff))
+                   | (~closed & (Task.expired_at < cutoff)))
+    return Task.select(Task.id).where(over_before, Task.id.not_in(in_flight))
 
 
 def _delete_incoming(ids):
@@ -161,12 +168,14 @@ def purge(dry_run=False, now=None, batch_size=BATCH_SIZE, actor=audit.SYSTEM_ACT
                 ids = [row.id for row in rule.candidates(cutoff).limit(batch_size)]
                 if not ids:
                     break
-                report.counts[rule.table] += rule.delete(ids)
+                deleted = rule.delete(ids)
+                report.counts[rule.table] += deleted
+                # In the batch's own transaction: the rows go with their audit entry, or neither does, so a
+                # purge stopped between batches leaves no deletion unaudited.
+                audit.record(AUDIT_ACTION, actor, "table", rule.table,
+                             {"deleted": deleted, "older_than": cutoff, "retention_days": days})
             if len(ids) < batch_size:
                 break
-        if report.counts[rule.table]:
-            audit.record(AUDIT_ACTION, actor, "table", rule.table,
-                         {"deleted": report.counts[rule.table], "older_than": cutoff, "retention_days": days})
     if report.total:
         log.info("retention purge: %s", report)
     if not dry_run:

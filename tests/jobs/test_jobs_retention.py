@@ -1,8 +1,12 @@
 """Retention: rows past their period go, in batches; open tickets and what they need stay."""
+from dataclasses import replace
 from datetime import timedelta
+
+import pytest
 
 from app.audit.models import AuditEntry
 from app.configuration import update_configuration
+from app.jobs import expiry, retention
 from app.jobs.retention import purge
 from app.models import ApplicationAccessTicket, IncomingRequest, Task, WorkNote, utcnow
 from app.logs.models import AppLog, OutboundCall
@@ -149,6 +153,30 @@ def test_periods_are_configurable_and_zero_keeps_forever(app, make_ticket):
     assert IncomingRequest.select().count() == 1
 
 
+def test_an_expired_request_goes_with_its_deliveries_once_expired_longer_than_the_period(app, make_ticket):
+    task = make_ticket(factories.application_request(), age=days(400))
+    assert expiry.expire_pending() == 1  # its state stays active: nobody decided it in time
+    age_deliveries(task, days(91))
+
+    report = purge()
+
+    # Over, like a closed ticket: its deliveries go after 90 days, the ticket itself 365 days after it expired.
+    assert report.counts[IncomingRequest._meta.table_name] == 1 and report.counts["task"] == 0
+    assert IncomingRequest.select().where(IncomingRequest.task == task).count() == 0
+    Task.update(expired_at=utcnow() - days(365) - timedelta(seconds=1)).where(Task.id == task.id).execute()
+    assert purge().counts["task"] == 1
+    assert Task.get_or_none(Task.id == task.id) is None
+    assert ApplicationAccessTicket.select().count() == 0 and WorkNote.select().count() == 0
+
+
+def test_a_ticket_closed_after_it_expired_is_kept_for_the_period_from_its_closing(app, make_ticket):
+    task = make_ticket(factories.application_request(), age=days(800))
+    Task.update(expired_at=utcnow() - days(700)).where(Task.id == task.id).execute()
+    close(task, days(10))
+    assert purge().counts["task"] == 0
+    assert Task.get_or_none(Task.id == task.id) is not None
+
+
 def test_purging_works_through_many_small_batches(app):
     for _ in range(7):
         outbound_call(days(40))
@@ -167,6 +195,36 @@ def test_a_purge_is_audited(app):
     purge(actor="cli:ops")
     entry = AuditEntry.get(AuditEntry.action == "retention_purge")
     assert entry.actor == "cli:ops" and entry.detail["deleted"] == 1
+
+
+def test_each_batch_is_audited_with_its_own_deletions(app):
+    for _ in range(5):
+        outbound_call(days(40))
+    purge(batch_size=2)
+    entries = AuditEntry.select().where(AuditEntry.action == "retention_purge").order_by(AuditEntry.id)
+    assert [entry.detail["deleted"] for entry in entries] == [2, 2, 1]
+
+
+def test_a_purge_stopped_between_batches_leaves_no_deletion_unaudited(app, monkeypatch):
+    for _ in range(5):
+        outbound_call(days(40))
+    batches = []
+
+    def delete_then_stop(ids):
+        batches.append(ids)
+        if len(batches) == 2:
+            raise RuntimeError("the scheduler host lost power")
+        return OutboundCall.delete().where(OutboundCall.id.in_(ids)).execute()
+
+    monkeypatch.setattr(retention, "RULES", tuple(
+        replace(rule, delete=delete_then_stop) if rule.table == OutboundCall._meta.table_name else rule
+        for rule in retention.RULES))
+    with pytest.raises(RuntimeError):
+        purge(batch_size=2)
+
+    assert OutboundCall.select().count() == 3
+    [entry] = AuditEntry.select().where(AuditEntry.action == "retention_purge")
+    assert entry.detail["deleted"] == 2 and entry.object_id == OutboundCall._meta.table_name
 
 
 def test_the_purge_command_prints_counts_per_table(app, runner, make_ticket):
