@@ -12,7 +12,7 @@ from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, pre
 from app import contract
 from app.errors import BadRequest
 
-# What an id may not carry: C0 and C1 controls, DEL, and U+FFFD (what `_storable` made of a NUL
+# What an id may not carry: C0 and C1 controls, DEL, and U+FFFD (what `storable` made of a NUL
 # or an unpaired surrogate). Stripping them could leave an empty or a different id: it is refused.
 _CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f\ufffd"
 _NOT_IN_AN_ID = re.compile(f"[{_CONTROL_CHARACTERS}]")
@@ -52,7 +52,7 @@ def _keep_first_filled(pairs):
 
 
 def parse_json_object(raw_body):
-    """The delivery's top-level JSON object, its text made storable (`_storable`); BadRequest
+    """The delivery's top-level JSON object, its text made storable (`storable`); BadRequest
     with the reason otherwise. The Content-Type is not consulted: EPM's administrator chooses
     it per webhook (contract 5.5), so the body alone says whether it is a delivery."""
     try:
@@ -69,18 +69,18 @@ def parse_json_object(raw_body):
         raise BadRequest(NOT_AN_OBJECT, f"the body is JSON but {kind}, not an object")
     # Only a \u escape can put a NUL or an unpaired surrogate into the parsed text: UTF-8 carries no
     # surrogates and JSON no raw control characters inside a string.
-    return _storable(document) if "\\u" in text else document
+    return storable(document) if "\\u" in text else document
 
 
-def _storable(value):
+def storable(value):
     """`value` with NUL characters and unpaired surrogates replaced by U+FFFD: no text column stores them
     (the raw body keeps the original)."""
     if isinstance(value, str):
         return _UNSTORABLE.sub("\ufffd", value)
     if isinstance(value, dict):
-        return {_storable(key): _storable(item) for key, item in value.items()}
+        return {storable(key): storable(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_storable(item) for item in value]
+        return [storable(item) for item in value]
     return value
 
 

@@ -70,8 +70,9 @@ def jobs_status():
             outcome = "running now" if state is not None and not state["expired"] else "did not finish"
         else:
             outcome = f"failed: {row.last_error}" if row.last_error else (row.last_result or "")
+        # A result of several lines (a reconciliation's problems) continues indented under its job.
         click.echo(f"{name}: every {job.interval_seconds} s, last started {row.last_started_at:%Y-%m-%d %H:%M:%S} "
-                   f"UTC; {outcome}")
+                   f"UTC; {outcome}".replace("\n", "\n  "))
 
 
 @click.command("reconcile")

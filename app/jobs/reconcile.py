@@ -20,7 +20,7 @@ from app.decisions.service import latest_decision
 from app.epm import records
 from app.epm.client import MAX_PAGE_SIZE, EpmClient
 from app.intake import service as intake
-from app.intake.schemas import load_event
+from app.intake.schemas import load_event, storable
 from app.logs.outbound import outbound_call_recorder
 from app.models import Configuration, PurgedRequest, utcnow
 from app.tickets import service as tickets
@@ -32,6 +32,9 @@ AUDIT_DECISION_FINALIZED = "reconcile_decision_finalized"
 AUDIT_CHECKED = "epm_check"
 # A tenant with more pages than this is a paging loop (EPM ignoring PageNumber), not data.
 MAX_PAGES = 5000
+# The problems a scheduled run keeps in its last result (`jitbroker jobs status`); the log has each one.
+PROBLEMS_KEPT = 20
+PROBLEM_LENGTH = 300
 KINDS = (contract.KIND_APPLICATION, contract.KIND_ADMIN)
 CREATED_EVENT = {contract.KIND_APPLICATION: contract.URM_TICKET_CREATED, contract.KIND_ADMIN:
                  contract.ADMIN_TICKET_CREATED}
@@ -49,6 +52,11 @@ class ReconcileReport:
     finalized: list = field(default_factory=list)   # {kind, request_id, ticket, decision, why}
     awaiting: list = field(default_factory=list)    # decisions delivered here that EPM still shows pending
     problems: list = field(default_factory=list)    # records or pages that could not be used
+
+    def problem(self, text):
+        """Note a record or page that could not be used; each is logged at WARNING for the operator."""
+        self.problems.append(text)
+        log.warning("reconcile%s: %s", " (dry run)" if self.dry_run else "", text)
 
     @property
     def changes(self):
@@ -76,6 +84,13 @@ class ReconcileReport:
         prefix = "dry run: " if self.dry_run else ""
         return (f"{prefix}{len(self.created)} tickets created, {len(self.finalized)} decisions finalized, "
                 f"{len(self.awaiting)} awaiting EPM, {len(self.problems)} problems")
+
+    def result(self):
+        """The totals, then the first PROBLEMS_KEPT problems: what a scheduled run keeps as its last result."""
+        lines = [str(self)] + [f"Problem: {problem[:PROBLEM_LENGTH]}" for problem in self.problems[:PROBLEMS_KEPT]]
+        if len(self.problems) > PROBLEMS_KEPT:
+            lines.append(f"... and {len(self.problems) - PROBLEMS_KEPT} more problems (each is in the app log)")
+        return "\n".join(lines)
 
 
 def _as_text(document):
@@ -159,7 +174,7 @@ def _records(client, kind, report):
         document = client.list_requests(kind, page_size=MAX_PAGE_SIZE, page_number=page)
         data = records.page_records(document)
         if data is None:
-            report.problems.append(f"EPM's {kind} request list, page {page}, has no data list")
+            report.problem(f"EPM's {kind} request list, page {page}, has no data list")
             return
         if not data:
             return
@@ -169,26 +184,40 @@ def _records(client, kind, report):
         if (page_count is not None and page >= page_count) or (total is not None and read >= total):
             return
         page += 1
-    report.problems.append(f"EPM's {kind} request list did not end after {MAX_PAGES} pages")
+    report.problem(f"EPM's {kind} request list did not end after {MAX_PAGES} pages")
 
 
 def _reconcile_one(kind, raw, configuration, report, dry_run, actor):
+    raw = storable(raw)  # as a webhook's text is: no database stores a NUL
     if not isinstance(raw, dict):
-        report.problems.append(f"a {kind} record is not an object: {str(raw)[:100]}")
+        report.problem(f"a {kind} record is not an object: {str(raw)[:100]}")
         return
     record = records.read_record(kind, raw, records.StatusMapping.of(configuration))
     request_id = record.request_id
     if request_id is None:
-        report.problems.append(f"a {kind} record has no request id: {str(raw)[:200]}")
+        report.problem(f"a {kind} record has no request id: {str(raw)[:200]}")
         return
-    decision = record.decision
     try:
-        created_event, created_fields = load_event(_as_text(_created_document(record, configuration.tenant_id)))
+        created = load_event(_as_text(_created_document(record, configuration.tenant_id)))
         update = decision_event(record, request_id)
     except ValidationError as error:
-        report.problems.append(f"{kind} request {request_id}: unusable record ({error.messages})")
+        report.problem(f"{kind} request {request_id}: unusable record ({error.messages})")
         return
+    try:
+        _repair(kind, record, created, update, report, dry_run, actor)
+    except (peewee.IntegrityError, peewee.OperationalError, peewee.InterfaceError):
+        raise  # a ticket created meanwhile (the caller's to tell), or the database itself, which fails every record
+    except Exception as error:  # noqa: BLE001 - one record must not stop the others
+        log.debug("reconcile: %s request %s failed", kind, request_id, exc_info=True)
+        report.problem(f"{kind} request {request_id}: could not be reconciled "
+                       f"({error.__class__.__name__}: {str(error)[:200]})")
 
+
+def _repair(kind, record, created, update, report, dry_run, actor):
+    """Create the ticket EPM's `record` shows, or record the decision it shows, in one transaction of its own (or
+    a savepoint), so a failure undoes this record's repair alone. `created` is the created event's (event, fields)."""
+    request_id, decision = record.request_id, record.decision
+    created_event, created_fields = created
     with write_transaction():
         # A webhook for the same request arriving meanwhile waits, then finds the ticket created here.
         lock_request(request_id)
@@ -252,7 +281,9 @@ def _later_state(jit, update, record, report, dry_run, actor):
 def reconcile(client=None, dry_run=False, actor=audit.SYSTEM_ACTOR):
     """Compare EPM's request lists with the broker's tickets and repair the differences; returns a ReconcileReport.
 
-    Each repair is audited as `actor`'s; EpmError and ValueError (unconfigured) propagate; a bad record is reported."""
+    Each repair is audited as `actor`'s; EpmError and ValueError (unconfigured) propagate, and so does a database
+    that cannot be reached. A record that cannot be used or repaired is reported (each in its own transaction,
+    undone alone) and the others are reconciled."""
     client = client or _configured_client()
     configuration = Configuration.default()
     report = ReconcileReport(dry_run=dry_run)
@@ -275,7 +306,7 @@ def reconcile_job():
         client = _configured_client()
     except ValueError as error:
         return f"skipped: {error}"
-    return str(reconcile(client))
+    return reconcile(client).result()
 
 
 @dataclass(frozen=True)
@@ -295,7 +326,7 @@ def check_with_epm(task, actor, client=None):
     reconciliation does. EpmError, and ValueError while EPM is not configured, propagate with nothing changed."""
     client = client or _configured_client()
     request_id = task.request_id
-    raw = client.get_request(task.kind, request_id)
+    raw = storable(client.get_request(task.kind, request_id))  # as a webhook's text is: no database stores a NUL
     record = None if raw is None else records.read_record(task.kind, raw, records.StatusMapping.of(
         Configuration.default()))
     update, problem = None, None

@@ -20,6 +20,9 @@ from app.policies import queue as policy_queue
 
 log = logging.getLogger(__name__)
 
+# How much of a run's result and error is kept (`jitbroker jobs status`): a reconciliation's keeps its first problems.
+KEPT_CHARACTERS = 8000
+
 
 @dataclass(frozen=True)
 class Job:
@@ -117,8 +120,8 @@ def run_job(job, due_after_seconds=None):
         try:
             with write_transaction():
                 (JobRun.update(last_finished_at=database_now(),
-                               last_result=None if result is None else str(result)[:2000],
-                               last_error=None if error is None else error[:2000])
+                               last_result=None if result is None else str(result)[:KEPT_CHARACTERS],
+                               last_error=None if error is None else error[:KEPT_CHARACTERS])
                  .where(JobRun.name == job.name).execute())
         except peewee.PeeweeException:
             log.exception("job %s: could not record how its run ended", job.name)

@@ -1,12 +1,16 @@
 """Reconciliation against EPM's lists in the shapes of contract/epm.md §5 (served with `responses`):
 what webhooks missed is repaired, once, and a record the broker cannot use is reported, not fatal."""
+import logging
 from datetime import datetime
 
 from app import contract
 from app.audit.models import AuditEntry
 from app.configuration import update_configuration
 from app.decisions import service as decisions
+from app.intake import service as intake
+from app.jobs.models import JobRun
 from app.jobs.reconcile import reconcile
+from app.jobs.registry import JOBS, run_job
 from app.models import AdminTicket, ApplicationAccessTicket, IncomingRequest, Task, WorkNote
 from tests import factories
 from tests.jobs.conftest import EPM, admin_record, application_record
@@ -290,6 +294,80 @@ def test_a_record_without_a_usable_request_id_is_a_problem_not_a_crash(epm_api):
     assert "no request id" in report.problems[0] and "no request id" in report.problems[1]
     assert "unusable record" in report.problems[2] and "not an object" in report.problems[3]
     assert AdminTicket.select().count() == 1
+
+
+def test_a_record_whose_text_holds_a_nul_is_reconciled_with_its_text_made_storable(epm_api):
+    bad = application_record()
+    bad["requestInfo"]["reason"] = "printer\u0000driver"  # JSON's \\u0000: no database text stores it
+    epm_api.add(APPLICATION, bad, application_record())
+    epm_api.add(ADMIN, admin_record(), admin_record())
+
+    outcome = run_job(JOBS["reconcile"])
+
+    assert outcome.error is None and outcome.result.startswith("4 tickets created")
+    assert ApplicationAccessTicket.select().count() == 2 and AdminTicket.select().count() == 2
+    jit = jit_of(APPLICATION, bad)
+    assert jit.reason == "printer\ufffddriver"  # as a webhook's text is stored
+    assert jit.epm_record["requestInfo"]["reason"] == "printer\ufffddriver"
+
+
+def test_a_record_that_fails_to_be_reconciled_is_a_problem_and_the_others_are_reconciled(epm_api, monkeypatch):
+    first, failing, last = epm_api.add(ADMIN, admin_record(), admin_record(), admin_record())
+    failing_id = failing["requestInfo"]["requestId"]
+    real_apply = intake.apply_event
+
+    def apply_then_fail(delivery, event, fields):
+        applied = real_apply(delivery, event, fields)
+        if fields["request_id"] == failing_id:
+            raise RuntimeError("the ticket service broke")
+        return applied
+
+    monkeypatch.setattr(intake, "apply_event", apply_then_fail)
+
+    report = reconcile()
+
+    assert [item["request_id"] for item in report.created] == [
+        first["requestInfo"]["requestId"], last["requestInfo"]["requestId"]]
+    assert report.problems == [f"admin request {failing_id}: could not be reconciled "
+                               "(RuntimeError: the ticket service broke)"]
+    # Its ticket was undone with the rest of its repair: the next run creates it whole.
+    assert AdminTicket.get_or_none(AdminTicket.request_id == failing_id) is None
+    assert Task.select().count() == 2
+    assert AuditEntry.select().where(AuditEntry.action == "reconcile_ticket_created").count() == 2
+    monkeypatch.setattr(intake, "apply_event", real_apply)
+    assert [item["request_id"] for item in reconcile().created] == [failing_id]
+
+
+def test_each_problem_is_logged_and_kept_in_the_job_s_last_result(epm_api, runner, caplog):
+    no_id = admin_record()
+    del no_id["requestInfo"]["requestId"]
+    epm_api.add(ADMIN, admin_record(), no_id, admin_record("bad\x00id"))
+
+    outcome = run_job(JOBS["reconcile"])
+
+    assert outcome.error is None
+    warnings = [record.getMessage() for record in caplog.records
+                if record.name == "app.jobs.reconcile" and record.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert warnings[0].startswith("reconcile: a admin record has no request id: {")
+    assert warnings[1].startswith("reconcile: admin request bad\ufffdid: unusable record (")
+    status = runner.invoke(args=["jobs", "status"]).output.splitlines()
+    at = next(index for index, line in enumerate(status) if line.startswith("reconcile: "))
+    assert status[at].endswith("1 tickets created, 0 decisions finalized, 0 awaiting EPM, 2 problems")
+    assert status[at + 1].startswith("  Problem: a admin record has no request id: {")
+    assert status[at + 2].startswith("  Problem: admin request bad\ufffdid: unusable record (")
+
+
+def test_the_job_s_last_result_keeps_the_first_twenty_problems(epm_api, runner):
+    epm_api.add(ADMIN, *({"requestInfo": {"note": f"record {n}"}} for n in range(25)))
+
+    run_job(JOBS["reconcile"])
+
+    kept = JobRun.get(JobRun.name == "reconcile").last_result.splitlines()
+    assert kept[0].endswith("25 problems")
+    assert [line.startswith("Problem: a admin record has no request id") for line in kept[1:21]] == [True] * 20
+    assert "'record 19'" in kept[20]
+    assert kept[21:] == ["... and 5 more problems (each is in the app log)"]
 
 
 def test_records_are_read_whatever_the_key_case_and_value_types(epm_api):

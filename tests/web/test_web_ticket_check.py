@@ -48,6 +48,19 @@ def test_a_decision_epm_shows_is_recorded_and_finalized(as_approver, epm_api, ad
     assert read.request.url == f"{LIST_URLS[contract.KIND_ADMIN]}/{request_id}"
 
 
+def test_a_record_whose_text_holds_a_nul_is_recorded_with_its_text_made_storable(as_approver, epm_api, admin_ticket):
+    request_id = admin_ticket.request_id
+    record = admin_record(request_id, status="Denied", decisionPerformedByUser="ali\u0000ce")
+    epm_api.mock.get(f"{LIST_URLS[contract.KIND_ADMIN]}/{request_id}", json=[record])
+
+    response = check(as_approver, admin_ticket)
+
+    assert response.status_code == 200 and "Recorded EPM's final decision: Denied." in page_text(response)
+    jit = Task.get_by_id(admin_ticket.id).jit_request
+    assert jit.final_decision_by == "ali\ufffdce"  # as a webhook's text is stored
+    assert jit.epm_record["accessDecision"]["decisionPerformedByUser"] == "ali\ufffdce"
+
+
 def test_a_pending_request_is_recorded_without_a_decision(as_approver, epm_api, application_ticket):
     request_id = application_ticket.request_id
     record = application_record(request_id, status="Pending")
