@@ -6,6 +6,21 @@ from flask.cli import with_appcontext
 from app.db import database
 
 
+class LeaseTimesRefused(click.ClickException):
+    """Scheduler lease times that cannot work: a message, no traceback, exit status 2 (a usage error)."""
+
+    exit_code = 2
+
+
+def _check_lease_times():
+    from app.jobs import lease
+
+    try:
+        lease.check_lease_times()
+    except ValueError as error:
+        raise LeaseTimesRefused(f"{error}; nothing was run") from None
+
+
 @click.command("scheduler")
 @with_appcontext
 def scheduler_command():
@@ -13,6 +28,7 @@ def scheduler_command():
     and takes over when the first stops renewing its lease."""
     from app.jobs.scheduler import run_until_signalled
 
+    _check_lease_times()
     run_until_signalled(current_app._get_current_object())
 
 
@@ -27,6 +43,7 @@ def run_jobs_command(force, names):
     unknown = [name for name in names if name not in JOBS]
     if unknown:
         raise click.UsageError(f"unknown job {unknown[0]!r}; jobs are {', '.join(JOBS)}")
+    _check_lease_times()
     try:
         outcomes = run_due_jobs(force=force, names=names or None)
     except LeaseHeld as held:

@@ -31,6 +31,17 @@ LEASE_SECONDS = _seconds_from_environment("JITBROKER_SCHEDULER_LEASE_SECONDS", 3
 STALE_AFTER_SECONDS = LEASE_SECONDS
 
 
+def check_lease_times(lease_seconds=None, heartbeat_seconds=None):
+    """ValueError, naming both environment variables and their values, unless the lease (LEASE_SECONDS by default)
+    outlasts at least two heartbeats (HEARTBEAT_SECONDS): one renewal late must not hand the jobs over."""
+    lease_seconds = LEASE_SECONDS if lease_seconds is None else lease_seconds
+    heartbeat_seconds = HEARTBEAT_SECONDS if heartbeat_seconds is None else heartbeat_seconds
+    if heartbeat_seconds * 2 > lease_seconds:
+        raise ValueError(f"JITBROKER_SCHEDULER_LEASE_SECONDS ({lease_seconds}) must be at least twice "
+                         f"JITBROKER_SCHEDULER_HEARTBEAT_SECONDS ({heartbeat_seconds}): the lease must outlast "
+                         "at least two heartbeats")
+
+
 def acquire_scheduler_lease(holder, lease_seconds=LEASE_SECONDS):
     """Take or renew the scheduler lease for `holder` (free, expired, or already its own); True if it holds it now."""
     now = database_now()

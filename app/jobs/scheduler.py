@@ -29,8 +29,7 @@ class LeasedScheduler:
 
     def __init__(self, app, jobs=None, holder=None, lease_seconds=lease.LEASE_SECONDS,
                  heartbeat_seconds=lease.HEARTBEAT_SECONDS):
-        if heartbeat_seconds * 2 > lease_seconds:
-            raise ValueError("the lease must outlast at least two heartbeats")
+        lease.check_lease_times(lease_seconds, heartbeat_seconds)
         self.app = app
         self.jobs = list(JOBS.values() if jobs is None else jobs)
         self.holder = holder or new_holder_id("scheduler")

@@ -1,5 +1,9 @@
 """`jitbroker run-jobs` and `jobs status`, and the upgrade that adds the settings these jobs read."""
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 from playhouse.migrate import SchemaMigrator, migrate
 
@@ -12,6 +16,7 @@ from app.models import Account, Configuration, SchemaVersion, utcnow
 from app.notify.models import Notification
 from app.logs.models import OutboundCall
 from tests import factories
+from tests.live import ROOT
 
 
 def old_outbound_call():
@@ -50,6 +55,19 @@ def test_run_jobs_exits_non_zero_when_a_job_fails(app, runner, monkeypatch):
 def test_run_jobs_refuses_an_unknown_job(app, runner):
     result = runner.invoke(args=["run-jobs", "--job", "backup"])
     assert result.exit_code == 2 and "unknown job 'backup'" in result.output
+
+
+def test_a_lease_shorter_than_two_heartbeats_is_refused_with_both_variables_and_no_traceback(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path}/jitbroker.db",
+           "SECRET_KEY": "test-secret-key", "JITBROKER_SCHEDULER_LEASE_SECONDS": "15"}
+    env.pop("JITBROKER_SCHEDULER_HEARTBEAT_SECONDS", None)  # its default: 10
+    for command in ("scheduler", "run-jobs"):
+        ended = subprocess.run([str(Path(sys.executable).parent / "jitbroker"), command], cwd=tmp_path, env=env,
+                               capture_output=True, text=True, timeout=120)
+        assert ended.returncode == 2, (command, ended.stderr)
+        assert ended.stderr == ("Error: JITBROKER_SCHEDULER_LEASE_SECONDS (15) must be at least twice "
+                                "JITBROKER_SCHEDULER_HEARTBEAT_SECONDS (10): the lease must outlast at least two "
+                                "heartbeats; nothing was run\n"), command
 
 
 def test_jobs_status_shows_the_active_scheduler_and_last_runs(app, runner):
