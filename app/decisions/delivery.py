@@ -8,12 +8,16 @@ from datetime import timedelta
 
 import peewee
 from flask import current_app
+from marshmallow import ValidationError
 
 from app import claims, contract, events
+from app.audit import service as audit
 from app.db import write_transaction
+from app.epm import records
 from app.epm.client import EpmClient
-from app.epm.errors import EpmError
+from app.epm.errors import EpmDecidedOtherwise, EpmError
 from app.epm.payloads import admin_decision_body, application_decision_body
+from app.intake.epm_records import decision_event, finalize_from_record
 from app.logs import outbound
 from app.logs.models import OutboundCall
 from app.logs.setup import log_context
@@ -22,6 +26,8 @@ from app.tickets import outcome as ticket_outcome, service as tickets
 from app.tickets.documents import ticket_url
 
 log = logging.getLogger(__name__)
+
+AUDIT_NOT_APPLIED = "decision_not_applied"
 
 
 def _settings():
@@ -91,6 +97,8 @@ def deliver_claimed(decision, configuration=None, jit=None):
 
     try:
         _send(decision, configuration, jit, record_call)
+    except EpmDecidedOtherwise as error:
+        _record_decided_otherwise(decision, error, calls)
     except EpmError as error:
         _record_failure(decision, str(error), error.status, error.retryable, error.retry_after, calls)
     except ValueError as error:
@@ -160,6 +168,42 @@ def _record_failure(decision, message, status, retryable, retry_after, calls=())
             tickets.add_work_note(decision.task, f"Delivery to EPM failed permanently: {message}. "
                                                  "The ticket can be decided again.")
             events.decision_delivery_failed.send(decision)
+
+
+def _record_decided_otherwise(decision, error, calls):
+    """EPM had already decided the request the other way (in its console, say, its update webhook not here yet):
+    `decision` was not applied. It is refused for good (delivery failed, EPM's answer kept as its error), and the
+    ticket shows EPM's decision as that webhook would have made it (final, auto-closed when configured), with a
+    work note naming the decision not applied. The ticket takes no new decision: EPM's is final.
+
+    Not the delivery-failed alert, which tells ops the request still waits in EPM for a new decision: it does
+    not. As for an EPM update contradicting the broker, the conflict is logged as a WARNING and audited."""
+    record, task = error.record, decision.task
+    request_id = task.request_id
+    try:
+        update, unusable = decision_event(record, request_id), ""
+    except ValidationError as invalid:
+        # The decision is still known (record.decision), only its details are not: the ticket keeps the refusal
+        # and names the problem; Check with EPM or reconciliation records EPM's decision once they read.
+        update, unusable = None, f" EPM's decision could not be recorded from its record ({invalid.messages})."
+    what = records.describe(record, request_id)
+    with write_transaction():
+        claims.lock_request(request_id)  # EPM's own update webhook for the request waits, then finds this
+        _store_calls(calls)
+        Decision.update(status=contract.DELIVERY_FAILED, claimed_until=None, last_status=error.status,
+                        last_error=error.message[:2000]).where(Decision.id == decision.id).execute()
+        tickets.add_work_note(task, f"Not applied in EPM: EPM had already decided this request ({what}). The "
+                                    f"{decision.decision} by {decision.decided_by} was not applied; the ticket "
+                                    f"shows EPM's decision, {record.decision}. Nothing more is sent to EPM."
+                                    f"{unusable}")
+        finalize_from_record(tickets.find_jit_request(task.kind, request_id), update, record, utcnow())
+        ticket_outcome.refresh(task)
+        audit.record(AUDIT_NOT_APPLIED, audit.SYSTEM_ACTOR, "ticket", task.number, {
+            "request_id": request_id, "decision_sys_id": decision.sys_id, "decision": decision.decision,
+            "decided_by": decision.decided_by, "epm_decision": record.decision, "epm_status": record.status,
+            "epm_decided_by": record.decided_by})
+    log.warning("decision %s on ticket %s was not applied: EPM had already decided request %s otherwise (%s)",
+                decision.sys_id, task.number, request_id, what)
 
 
 def deliver_due(limit=100):

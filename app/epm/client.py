@@ -19,8 +19,8 @@ from requests_oauthlib import OAuth2Session
 from app import contract, egress
 from app.epm import records, tokens
 from app.epm.errors import (
-    EpmAuthFailed, EpmRejected, EpmUnreachable, error_for_exception, error_for_status, json_answer, response_body,
-    token_refusal,
+    EpmAuthFailed, EpmDecidedOtherwise, EpmError, EpmRejected, EpmRetryable, EpmUnreachable, error_for_exception,
+    error_for_status, json_answer, response_body, token_refusal,
 )
 from app.epm.hosts import (  # noqa: F401 - validate_host is part of this module's public API
     base_url_for_host, host_name, host_warnings, is_loopback, validate_host,
@@ -46,7 +46,9 @@ TOKEN_ERROR_HINTS = {
 }
 
 # ASSUMPTION (EPM documents only 200 and 500): a 409 saying the request was already
-# decided/processed is the answer to a re-send after a lost 2xx, so it counts as success.
+# decided/processed may be the answer to a re-send after a lost 2xx, or EPM's own decision taken
+# meanwhile (an admin in EPM's console). It counts as success only once EPM's record of the request
+# shows the decision sent (_confirm_already_decided).
 _ALREADY_DECIDED = re.compile(r"\balready\s+(?:been\s+)?(?:decided|processed|approved|denied|completed|final)",
                               re.IGNORECASE)
 
@@ -123,7 +125,8 @@ class EpmClient:
     def __init__(self, base_url, client_id, client_secret, *, token_path=contract.EPM_TOKEN_PATH,
                  application_decision_path=contract.EPM_APPLICATION_DECISION_PATH,
                  admin_decision_path=contract.EPM_ADMIN_DECISION_PATH, timeout=DEFAULT_TIMEOUT, on_call=None,
-                 shared_token=False, token_auth_method=contract.TOKEN_AUTH_POST, token_scope="", internal=False):
+                 shared_token=False, token_auth_method=contract.TOKEN_AUTH_POST, token_scope="", internal=False,
+                 status_mapping=records.DEFAULT_MAPPING):
         self.base_url = base_url.rstrip("/")
         self.host = host_name(self.base_url)
         self.client_id = client_id
@@ -142,6 +145,8 @@ class EpmClient:
         self.shared_token = shared_token
         # internal: the admin marked EPM as on a private network (`epm_internal`), so private addresses are allowed.
         self.internal = internal
+        # Which accessDecision.status values mean Approved and Denied (the configuration's settings).
+        self.status_mapping = status_mapping
 
     @classmethod
     def from_configuration(cls, config, on_call=None, *, timeout=DEFAULT_TIMEOUT, shared_token=None):
@@ -157,21 +162,23 @@ class EpmClient:
                    admin_decision_path=config.admin_decision_path, timeout=timeout, on_call=on_call,
                    token_auth_method=config.token_auth_method, token_scope=config.token_scope,
                    internal=bool(getattr(config, "epm_internal", False)),
+                   status_mapping=records.StatusMapping.of(config),
                    shared_token=isinstance(config, peewee.Model) if shared_token is None else shared_token)
 
     def __repr__(self):
         return f"EpmClient({self.base_url!r}, client_id={self.client_id!r})"
 
     def send_application_decision(self, body, idempotency_key):
-        """POST an Application Access decision; returns EPM's JSON or {} once acknowledged
-        (a 2xx, or a 409 saying it was already decided); x-correlation-id is the RequestId (§5.7)."""
-        return self._send_decision(self.application_decision_path, body, idempotency_key,
-                                   "the Application Access decision", body.get("itsmRequestId"))
+        """POST an Application Access decision; returns EPM's JSON or {} once acknowledged: a 2xx, or a 409
+        saying it was already decided when EPM's record of the request shows this decision. EpmDecidedOtherwise
+        when the record shows the other one. x-correlation-id is the RequestId (§5.7)."""
+        return self._send_decision(contract.KIND_APPLICATION, self.application_decision_path, body,
+                                   idempotency_key, "the Application Access decision", body.get("itsmRequestId"))
 
     def send_admin_decision(self, body, idempotency_key):
         """POST an Admin Access decision (payloads.admin_decision_body); same answers as above."""
-        return self._send_decision(self.admin_decision_path, body, idempotency_key, "the Admin Access decision",
-                                   body.get("requestId"))
+        return self._send_decision(contract.KIND_ADMIN, self.admin_decision_path, body, idempotency_key,
+                                   "the Admin Access decision", body.get("requestId"))
 
     def list_requests(self, kind, page_size=MAX_PAGE_SIZE, page_number=1):
         """One page of EPM's requests of `kind`: {"data": [...], "pageCount": N, "totalRecordCount": N}."""
@@ -216,14 +223,48 @@ class EpmClient:
         except KeyError:
             raise ValueError(f"Unknown request kind {kind!r}; expected one of {sorted(LIST_PATHS)}") from None
 
-    def _send_decision(self, path, body, idempotency_key, what, request_id):
+    def _send_decision(self, kind, path, body, idempotency_key, what, request_id):
         if not idempotency_key:
             raise ValueError("A decision needs an idempotency key so a re-send cannot apply twice")
         headers = {contract.IDEMPOTENCY_HEADER: str(idempotency_key), contract.CORRELATION_HEADER: request_id}
         response = self._call("POST", path, what=what, json_body=body, headers=headers,
                               accept=lambda r: r.status_code == 409 and _ALREADY_DECIDED.search(r.text or ""))
+        if response.status_code == 409:
+            self._confirm_already_decided(kind, request_id, records.text(records.child(body, "decision")), response)
         document = json_answer(response)
         return document if isinstance(document, dict) else {} if document is None else {"result": document}
+
+    def _confirm_already_decided(self, kind, request_id, decision, answer):
+        """Return when EPM's record of `request_id` shows `decision`: the 409 `answer` then acknowledges it (the
+        answer to a re-send whose 2xx was lost). EpmDecidedOtherwise when the record shows the other decision.
+
+        Anything else leaves the decision unacknowledged and retryable (EpmRetryable), as a failed call does:
+        the record could not be read, EPM does not know the request, or its record shows no decision yet (still
+        pending, or a status the EPM Statuses Meaning Approved/Denied settings do not name). A 409 alone tells
+        neither that EPM applied this decision nor that it applied the other one, so neither is recorded."""
+        said = f"EPM answered that request {request_id} was already decided (HTTP {answer.status_code})"
+        try:
+            raw = self.get_request(kind, request_id)
+        except EpmError as error:
+            raise EpmRetryable(f"{said}, but its record could not be read to tell which decision: {error.message}",
+                               status=answer.status_code, body=response_body(answer),
+                               retry_after=error.retry_after) from error
+        record = None if raw is None else records.read_record(kind, raw, self.status_mapping)
+        if record is None or record.decision is None:
+            unmapped = (" (check the EPM Statuses Meaning Approved and Denied settings)"
+                        if record is not None and record.status else "")
+            raise EpmRetryable(f"{said}, but its record does not show the decision: "
+                               f"{records.describe(record, request_id)}{unmapped}",
+                               status=answer.status_code, body=response_body(answer))
+        if record.decision.casefold() != (decision or "").casefold():
+            log.warning("EPM had already decided %s request %s otherwise: %s, not %s", kind, request_id,
+                        record.decision, decision)
+            raise EpmDecidedOtherwise(f"EPM had already decided request {request_id}: "
+                                      f"{records.describe(record, request_id)}. The {decision or 'other'} "
+                                      "decision sent from here was not applied", record=record,
+                                      status=answer.status_code, body=response_body(answer))
+        log.info("EPM's record of %s request %s shows the %s sent: its 409 acknowledges it", kind, request_id,
+                 decision)
 
     def _json_document(self, response, what):
         document = json_answer(response)

@@ -44,6 +44,16 @@ class EpmRejected(EpmError):
     """EPM refused the request for good (a 4xx other than 401/403/408/429)."""
 
 
+class EpmDecidedOtherwise(EpmRejected):
+    """EPM had already decided the request, and its record shows the other decision: the one sent was not
+    applied. `record` is what EPM's record says (app.epm.records.RequestRecord); permanent, as re-sending
+    cannot change EPM's decision."""
+
+    def __init__(self, message, *, record, status=None, body=None):
+        super().__init__(message, status=status, body=body)
+        self.record = record
+
+
 class EpmAuthFailed(EpmError):
     """EPM refused the client credentials, or an access token even after a refresh.
 

@@ -153,8 +153,9 @@ class StatusMapping:
 
     @classmethod
     def of(cls, configuration):
-        """The mapping a Configuration record sets."""
-        return cls.from_settings(configuration.epm_approved_statuses, configuration.epm_denied_statuses)
+        """The mapping a Configuration record sets (the defaults for settings it lacks)."""
+        return cls.from_settings(getattr(configuration, "epm_approved_statuses", DEFAULT_APPROVED_STATUSES),
+                                 getattr(configuration, "epm_denied_statuses", DEFAULT_DENIED_STATUSES))
 
     def decision(self, status):
         key = (status or "").strip().casefold()

@@ -20,6 +20,7 @@ from app.decisions.service import latest_decision
 from app.epm import records
 from app.epm.client import MAX_PAGE_SIZE, EpmClient
 from app.intake import service as intake
+from app.intake.epm_records import as_text, decision_event, finalize_from_record
 from app.intake.schemas import load_event, storable
 from app.logs.outbound import outbound_call_recorder
 from app.models import Configuration, PurgedRequest, utcnow
@@ -38,8 +39,6 @@ PROBLEM_LENGTH = 300
 KINDS = (contract.KIND_APPLICATION, contract.KIND_ADMIN)
 CREATED_EVENT = {contract.KIND_APPLICATION: contract.URM_TICKET_CREATED, contract.KIND_ADMIN:
                  contract.ADMIN_TICKET_CREATED}
-UPDATE_EVENT = {contract.KIND_APPLICATION: contract.URM_DECISION_UPDATE, contract.KIND_ADMIN:
-                contract.ADMIN_TICKET_UPDATED}
 
 
 @dataclass
@@ -93,19 +92,6 @@ class ReconcileReport:
         return "\n".join(lines)
 
 
-def _as_text(document):
-    """Every scalar as text, as EPM's webhooks send them; objects read the same way, arrays kept, no value left out."""
-    result = {}
-    for key, value in document.items():
-        if isinstance(value, dict):
-            result[key] = _as_text(value)
-        elif isinstance(value, list):
-            result[key] = value
-        elif records.text(value) is not None:
-            result[key] = records.text(value)
-    return result
-
-
 def _created_document(record, tenant_id):
     """The created webhook EPM would have sent for this record, so the intake's schema reads it; an Application
     ticket keeps the record's whole requestInfo, unknown keys included. Records carry no tenant: the one
@@ -120,42 +106,6 @@ def _created_document(record, tenant_id):
         return {**common, "requestInfo": info}
     return {**common, "ComputerId": record.computer_id or record.host, "Reason": record.reason,
             "UserId": record.user_id, "UserName": record.user, "DurationRequested": record.duration_requested}
-
-
-def _update_document(record, request_id):
-    """The update webhook EPM would have sent for the decision its record shows."""
-    decided = {"Decision": record.decision, "DecisionTime": record.decision_time,
-               "DecisionPerformedByUser": record.decided_by, "Duration": record.duration}
-    common = {"EventType": UPDATE_EVENT[record.kind].name, "RequestId": request_id,
-              "TicketNumber": record.epm_ticket_number}
-    if record.kind == contract.KIND_APPLICATION:
-        return {**common, "requestInfo": decided}
-    return {**common, **decided, "StartTime": record.start_time, "EndTime": record.end_time,
-            "DurationRequested": record.duration_requested}
-
-
-def decision_event(record, request_id):
-    """(event, fields) of the update webhook for the final decision `record` shows, or None while EPM shows
-    none; ValidationError when the record's values are unusable."""
-    if record.decision is None:
-        return None
-    return load_event(_as_text(_update_document(record, request_id)))
-
-
-def finalize_from_record(jit, update, record, when):
-    """Keep EPM's `record` (read at `when`) on the ticket and apply `update` (decision_event) as the lost update
-    webhook would have: a first final decision, or a later state (an Admin Access approval revoked or ended early,
-    a conflict). Returns tickets.UPDATE_FIRST, UPDATE_NEWER or UPDATE_CONFLICT when the ticket changed, else None:
-    a record showing the state the ticket holds, or an older one, changes nothing however often it is read."""
-    jit.epm_record, jit.epm_checked_at = record.raw, when
-    jit.save(only=[type(jit).epm_record, type(jit).epm_checked_at])
-    if update is None:
-        return None
-    if jit.decision_final and tickets.later_update(jit, tickets.decision_fields(*update))[1] in (
-            tickets.UPDATE_DUPLICATE, tickets.UPDATE_OLDER):
-        return None
-    effect = tickets.record_update(jit, *update)[1]
-    return effect if effect in (tickets.UPDATE_FIRST, tickets.UPDATE_NEWER, tickets.UPDATE_CONFLICT) else None
 
 
 class _Reconciled:
@@ -198,7 +148,7 @@ def _reconcile_one(kind, raw, configuration, report, dry_run, actor):
         report.problem(f"a {kind} record has no request id: {str(raw)[:200]}")
         return
     try:
-        created = load_event(_as_text(_created_document(record, configuration.tenant_id)))
+        created = load_event(as_text(_created_document(record, configuration.tenant_id)))
         update = decision_event(record, request_id)
     except ValidationError as error:
         report.problem(f"{kind} request {request_id}: unusable record ({error.messages})")

@@ -11,6 +11,7 @@ EPM = "https://acme-services.pm.beyondtrustcloud.com"
 TOKEN_URL = f"{EPM}/oauth/connect/token"
 APPLICATION_URL = f"{EPM}/management-api/v2/AuthorizationRequest/notification"
 ADMIN_URL = f"{EPM}/management-api/v3/AdminAccessRequest/approval"
+APPLICATION_RECORDS_URL = f"{EPM}/management-api/v3/AuthorizationRequest"
 
 
 @pytest.fixture(autouse=True)

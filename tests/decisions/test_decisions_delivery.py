@@ -5,13 +5,15 @@ import peewee
 import pytest
 
 from app import contract
+from app.audit.models import AuditEntry
 from app.decisions import delivery
 from app.epm.client import EpmClient
-from app.models import Decision, WorkNote, utcnow
+from app.models import Configuration, Decision, Task, WorkNote, utcnow
 from app.decisions.api import DecisionDocumentSchema
 from app.logs.models import OutboundCall
 from tests import factories
-from tests.decisions.conftest import APPLICATION_URL, decision_calls
+from tests.decisions.conftest import APPLICATION_RECORDS_URL, APPLICATION_URL, decision_calls
+from tests.outcomes import assert_outcome_kept
 
 API = "/api/x_bets_pmc_jit"
 
@@ -111,3 +113,105 @@ def test_the_acknowledged_answer_shows_the_decision_as_stored(epm, client, appro
                            json={"decision": "Approved", "reason": "  ok  ", **duration})
     assert response.status_code == 201
     assert response.json["result"]["decision"] == DecisionDocumentSchema().dump(Decision.get())
+
+
+# --- A 409 "already decided": EPM's record tells whose decision stands ----------------------------------
+
+ALREADY_DECIDED = {"message": "Request app-claim has already been decided"}
+RECORD_URL = f"{APPLICATION_RECORDS_URL}/app-claim"
+
+
+def epm_record(status, **decided):
+    """EPM's AuthorizationRequest for the ticket's request (contract/epm.md §5.1)."""
+    return {"id": "app-claim", "requestInfo": {"user": "ACME\\jdoe", "created": "2026-11-22T05:00:00Z"},
+            "serviceTicket": {}, "accessDecision": {"status": status, **decided}}
+
+
+def denied_in_epm():
+    """EPM's record after an admin denied the request in EPM's console: a one-element array (§5.2)."""
+    return [epm_record("Denied", decisionPerformedByUser="epm-admin", decisionTime="2026-11-22 05:01:00")]
+
+
+def notes(number):
+    return [note.text for note in Task.get(Task.number == number).work_notes.order_by(WorkNote.id)]
+
+
+def test_an_approval_epm_had_already_denied_shows_epm_s_denial_and_is_not_applied(epm, approve, ticket):
+    epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, json=denied_in_epm())
+    response = approve(ticket)
+
+    assert response.status_code == 202
+    decision = Decision.get()
+    assert (decision.status, decision.last_status, decision.delivered_at) == (contract.DELIVERY_FAILED, 409, None)
+    assert "EPM had already decided request app-claim" in decision.last_error
+    task = Task.get(Task.number == ticket)
+    jit = task.jit_request
+    assert (jit.decision_final, jit.final_decision, jit.final_decision_by) == (True, "Denied", "epm-admin")
+    assert assert_outcome_kept(task)[:2] == ("Denied", "epm-admin")
+    [not_applied] = [text for text in notes(ticket) if text.startswith("Not applied in EPM")]
+    assert "The Approved by jchen was not applied" in not_applied and "epm-admin" in not_applied
+    assert not [text for text in notes(ticket) if "acknowledged" in text]
+    audit = AuditEntry.get(AuditEntry.action == delivery.AUDIT_NOT_APPLIED)
+    assert (audit.detail["decision"], audit.detail["epm_decision"]) == ("Approved", "Denied")
+
+
+def test_a_ticket_epm_had_already_decided_takes_no_new_decision(epm, approve, ticket, client, approver_auth):
+    epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, json=denied_in_epm())
+    approve(ticket)
+    again = client.post(f"{API}/tickets/{ticket}/decision", headers=approver_auth,
+                        json={"decision": "Denied", "reason": "as EPM did"})
+    assert again.status_code == 409
+    assert again.json["error"]["message"] == contract.MSG_FINAL
+    assert len(decision_calls(epm)) == 2  # the approval and the read; nothing more went to EPM
+
+
+def test_epm_s_decision_read_after_a_409_auto_closes_the_ticket_when_configured(epm, approve, ticket):
+    Configuration.update(auto_close=True).execute()
+    epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, json=denied_in_epm())
+    approve(ticket)
+    task = Task.get(Task.number == ticket)
+    assert task.state == task.ticket_type.closed_state
+
+
+def test_epm_s_own_update_arriving_after_the_409_changes_nothing_more(epm, approve, ticket, deliver):
+    epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, json=denied_in_epm())
+    approve(ticket)
+    before = notes(ticket)
+    update = factories.application_decision("app-claim", Decision="Denied", DecisionPerformedByUser="epm-admin",
+                                            DecisionTime="2026-11-22T05:01:00Z", Duration="")
+    assert deliver(update).status_code == 200
+    jit = Task.get(Task.number == ticket).jit_request
+    assert (jit.final_decision, jit.conflict_decision, notes(ticket)) == ("Denied", None, before)
+
+
+def test_a_409_whose_record_shows_the_decision_sent_acknowledges_it(epm, approve, ticket):
+    epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, json=epm_record("Approved"))
+    response = approve(ticket)
+    assert response.status_code == 201
+    assert Decision.get().status == contract.DELIVERY_DELIVERED
+    assert [text for text in notes(ticket) if "acknowledged" in text]
+
+
+def test_a_409_whose_record_cannot_be_read_is_retried_like_any_failed_delivery(epm, approve, ticket):
+    epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, status=503)
+    response = approve(ticket)
+
+    assert response.status_code == 202
+    decision = Decision.get()
+    assert (decision.status, decision.last_status) == (contract.DELIVERY_PENDING, 409)
+    assert "its record could not be read" in decision.last_error
+    task = Task.get(Task.number == ticket)
+    assert not task.jit_request.decision_final
+    assert assert_outcome_kept(task)[0] == "Approved - sending to EPM"
+    assert [text for text in notes(ticket) if "It will be retried automatically" in text]
+
+    epm.replace("GET", RECORD_URL, json=epm_record("Approved"))
+    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+    assert delivery.deliver_due() == 1
+    assert Decision.get().status == contract.DELIVERY_DELIVERED

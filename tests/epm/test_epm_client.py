@@ -15,7 +15,7 @@ from app import contract
 from app.epm import tokens
 from app.epm.client import EpmClient
 from app.epm.errors import (
-    EpmAuthFailed, EpmError, EpmForbidden, EpmRejected, EpmRetryable, EpmUnreachable,
+    EpmAuthFailed, EpmDecidedOtherwise, EpmError, EpmForbidden, EpmRejected, EpmRetryable, EpmUnreachable,
 )
 from tests import factories
 from tests.epm.conftest import (
@@ -276,11 +276,63 @@ def test_configured_paths_replace_the_defaults(epm_mock):
         "/auth/token", "/management-api/v3/AuthorizationRequest/notification"]
 
 
+def application_record(status, **decided):
+    """An AuthorizationRequest as §5.1 shows it (the decision's details are dagger keys)."""
+    return {"id": "req-1", "requestInfo": {"user": "ACME\\jdoe", "created": "2026-11-22T05:00:00Z"},
+            "serviceTicket": {}, "accessDecision": {"status": status, **decided}}
+
+
 @pytest.mark.parametrize("answer", ['{"message": "Request already decided"}',
                                     '{"error": "This request has already been processed"}'])
-def test_a_409_saying_already_decided_counts_as_acknowledged(epm_mock, epm_client, answer):
+def test_a_409_saying_already_decided_counts_as_acknowledged_when_epm_s_record_shows_the_decision(
+        epm_mock, epm_client, answer):
     epm_mock.post(APPLICATION_URL, status=409, body=answer)
+    epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", json=application_record("Approved"))
     assert epm_client.send_application_decision(DECISION, "key-1") == json.loads(answer)
+    assert [(call.request.method, call.request.url) for call in api_calls(epm_mock)] == [
+        ("POST", APPLICATION_URL), ("GET", f"{APPLICATION_LIST_URL}/req-1")]
+
+
+@pytest.mark.parametrize("answer", [
+    {"json": application_record("Denied", decisionPerformedByUser="epm-admin", decisionTime="2026-11-22 05:01:00")},
+    {"json": [application_record("2001")]},  # §5.2: a one-element array; 2001 is Denied's status code
+    {"json": {"data": [application_record("denied")]}},
+])
+def test_a_409_whose_record_in_epm_shows_the_other_decision_is_decided_otherwise(epm_mock, epm_client, answer):
+    epm_mock.post(APPLICATION_URL, status=409, json={"message": "Request req-1 has already been decided"})
+    epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", **answer)
+    with pytest.raises(EpmDecidedOtherwise,
+                       match="already decided request req-1.*The Approved decision sent from here was not applied"
+                       ) as raised:
+        epm_client.send_application_decision(DECISION, "key-1")
+    assert (raised.value.record.decision, raised.value.status, raised.value.retryable) == ("Denied", 409, False)
+
+
+def test_an_admin_409_reads_the_admin_record_which_may_be_a_one_element_array(epm_mock, epm_client):
+    epm_mock.post(ADMIN_URL, status=409, json={"message": "already decided"})
+    epm_mock.get(f"{ADMIN_LIST_URL}/adm-1", json=[{"requestInfo": {"requestId": "adm-1"},
+                                                   "accessDecision": {"status": "Approved", "duration": "1800"}}])
+    with pytest.raises(EpmDecidedOtherwise) as raised:
+        epm_client.send_admin_decision({"requestId": "adm-1", "decision": "Denied"}, "key-1")
+    assert raised.value.record.decision == "Approved"
+
+
+@pytest.mark.parametrize("answer, said", [
+    ({"status": 503}, "could not be read"),
+    ({"status": 404}, "EPM does not know request req-1"),
+    ({"json": []}, "EPM does not know request req-1"),
+    ({"json": application_record("Pending")}, "status Pending, undecided"),
+    ({"json": application_record("Closed")}, "check the EPM Statuses Meaning Approved and Denied settings"),
+    ({"body": "<html>sign in</html>"}, "could not be read"),
+])
+def test_a_409_whose_record_does_not_tell_the_decision_is_not_acknowledged_but_retryable(
+        epm_mock, epm_client, answer, said):
+    epm_mock.post(APPLICATION_URL, status=409, json={"message": "already decided"})
+    epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", **answer)
+    with pytest.raises(EpmRetryable, match="EPM answered that request req-1 was already decided") as raised:
+        epm_client.send_application_decision(DECISION, "key-1")
+    assert said in raised.value.message
+    assert raised.value.status == 409 and not isinstance(raised.value, EpmDecidedOtherwise)
 
 
 def test_another_409_is_a_permanent_rejection(epm_mock, epm_client):

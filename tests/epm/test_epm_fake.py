@@ -14,7 +14,7 @@ import requests
 from app import contract
 from app.epm import tokens
 from app.epm.client import EpmClient
-from app.epm.errors import EpmAuthFailed, EpmRejected, EpmRetryable, EpmUnreachable
+from app.epm.errors import EpmAuthFailed, EpmDecidedOtherwise, EpmRejected, EpmRetryable, EpmUnreachable
 from app.epm.fake import CONTROL_PREFIX, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeEpm, FakeEpmError
 from app.epm.payloads import admin_decision_body, application_decision_body
 from tests.live import ROOT, free_port, ignoring_sigint
@@ -67,13 +67,25 @@ def test_a_resent_decision_is_acknowledged_but_applied_once(fake):
     assert (fake.received_count, fake.applied_count) == (2, 1)
 
 
-def test_another_decision_for_a_decided_request_counts_as_already_decided(fake):
+def test_another_decision_for_a_decided_request_is_refused_with_epm_s_own(fake):
     request_id = new_application_request(fake)
     client = client_for(fake)
     client.send_application_decision(application_body(request_id), "key-1")
-    client.send_application_decision(application_body(request_id, "Denied", None), "key-2")
+    with pytest.raises(EpmDecidedOtherwise, match="The Denied decision sent from here was not applied") as raised:
+        client.send_application_decision(application_body(request_id, "Denied", None), "key-2")
     assert fake.calls[1].status == 409
-    assert fake.decision_for(request_id)["decision"] == "Approved"
+    assert raised.value.record.decision == fake.decision_for(request_id)["decision"] == "Approved"
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_the_same_decision_answered_already_decided_is_acknowledged_by_the_record(strict):
+    with FakeEpm(strict=strict) as fake:
+        request_id = new_application_request(fake)
+        client = client_for(fake)
+        client.send_application_decision(application_body(request_id), "key-1")
+        answer = client.send_application_decision(application_body(request_id), "key-2")
+        assert answer == {"message": f"Request {request_id} has already been decided"}
+        assert [call.status for call in fake.calls] == [200, 409]
 
 
 def test_a_2xx_after_the_client_timed_out_is_applied_once_when_resent(fake):

@@ -9,6 +9,7 @@ import requests
 
 from app import contract
 from app.epm.client import EpmClient
+from app.epm.errors import EpmDecidedOtherwise
 from app.epm.fake import CONTROL_PREFIX, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, FakeEpm, FakeEpmError
 from app.epm.payloads import admin_decision_body
 from tests.epm.fake_http import V3_ADMIN, V3_APPLICATION, Api
@@ -77,8 +78,10 @@ def test_the_broker_cannot_decide_a_request_decided_in_the_console(fake):
     body = admin_decision_body(decision="Denied", performed_by="alice", duration=None, request_id=request_id,
                                reason="no", sys_id="1" * 32, ticket_number="INC0010002",
                                ticket_url="http://127.0.0.1:8000/tickets/INC0010002")
-    EpmClient(fake.url, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, timeout=5).send_admin_decision(body, "key-1")
+    with pytest.raises(EpmDecidedOtherwise) as raised:
+        EpmClient(fake.url, DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET, timeout=5).send_admin_decision(body, "key-1")
     assert (fake.calls[0].status, fake.applied_count) == (409, 0)
+    assert (raised.value.record.decision, raised.value.record.decided_by) == ("Approved", "jchen")
 
 
 def test_deciding_twice_in_the_console_is_refused(fake):
