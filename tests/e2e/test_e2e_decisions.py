@@ -101,3 +101,26 @@ def test_an_acknowledgement_after_the_time_out_is_not_applied_twice(loop):
     assert Decision.get().status == contract.DELIVERY_DELIVERED
     assert fake.received_count == 2
     assert fake.applied_count == 1
+
+
+def test_an_approval_of_a_request_denied_in_epm_s_console_shows_epm_s_denial_not_the_approval(loop):
+    server, fake = loop
+    request_id = fake.fire_application_request()
+    number = Task.get(Task.request_id == request_id).number
+    fake.decide(request_id, contract.DECISION_DENIED, by="epm-admin")  # its update webhook is not sent yet
+
+    response = requests.post(_decision_url(server, number), auth=("alice", factories.PASSWORD), timeout=30,
+                             json={"decision": "Approved", "reason": "needed today", "duration_unit": "once"})
+
+    assert response.status_code == 202
+    assert response.json()["result"]["decision"]["delivery_status"] == contract.DELIVERY_FAILED
+    assert ([call.status for call in fake.calls], fake.applied_count) == ([409], 0)
+    ticket = requests.get(f"{server.url}/api/x_bets_pmc_jit/tickets/{number}", auth=("alice", factories.PASSWORD),
+                          timeout=30).json()["result"]
+    assert (ticket["epm_decision"]["decision"], ticket["epm_decision"]["final"]) == ("Denied", True)
+    assert [note["text"] for note in ticket["work_notes"] if note["text"].startswith("Not applied in EPM")]
+    assert Task.get(Task.number == number).outcome == contract.DECISION_DENIED
+
+    fake.send_missed(request_id)  # EPM's own webhooks, late: they change nothing more
+    jit = Task.get(Task.number == number).jit_request
+    assert (jit.final_decision, jit.conflict_decision) == ("Denied", None)
