@@ -13,6 +13,8 @@ DELIVERY_WORDS = {
     contract.DELIVERY_DELIVERED: "sent to EPM and acknowledged",
     contract.DELIVERY_FAILED: "refused by EPM; it can be decided again",
 }
+# A refused decision on a ticket whose request EPM decided itself: EPM's decision stands, none is taken again.
+REFUSED_AFTER_EPM_DECIDED = "not applied: EPM had already decided the request"
 ACTION_VERBS = {contract.DECISION_APPROVED: "Approve", contract.DECISION_DENIED: "Deny"}
 
 
@@ -61,8 +63,10 @@ def progress_lines(task):
             duration = " (once)"
         elif latest.duration_unit:
             duration = f" ({latest.duration_value} {latest.duration_unit})"
-        lines.append(f"{latest.decision}{duration} by {latest.decided_by}: "
-                     f"{DELIVERY_WORDS.get(latest.status, latest.status)}")
+        words = DELIVERY_WORDS.get(latest.status, latest.status)
+        if latest.status == contract.DELIVERY_FAILED and jit.decision_final:
+            words = REFUSED_AFTER_EPM_DECIDED
+        lines.append(f"{latest.decision}{duration} by {latest.decided_by}: {words}")
     if jit.decision_final:
         final = f"EPM finalized: {jit.final_decision or 'unknown'} by {jit.final_decision_by or 'unknown'}"
         if jit.final_duration:

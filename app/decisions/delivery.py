@@ -180,22 +180,23 @@ def _record_decided_otherwise(decision, error, calls):
     not. As for an EPM update contradicting the broker, the conflict is logged as a WARNING and audited."""
     record, task = error.record, decision.task
     request_id = task.request_id
-    try:
-        update, unusable = decision_event(record, request_id), ""
-    except ValidationError as invalid:
-        # The decision is still known (record.decision), only its details are not: the ticket keeps the refusal
-        # and names the problem; Check with EPM or reconciliation records EPM's decision once they read.
-        update, unusable = None, f" EPM's decision could not be recorded from its record ({invalid.messages})."
     what = records.describe(record, request_id)
+    try:
+        update = decision_event(record, request_id)
+    except ValidationError:
+        # Details the intake refuses (a control character in EPM's ticket id, say): EPM's decision alone, so the
+        # ticket shows it all the same; EPM's update webhook or Check with EPM can tell the rest.
+        update = decision_event(records.RequestRecord(record.kind, record.raw, status=record.status,
+                                                      decision=record.decision), request_id)
     with write_transaction():
         claims.lock_request(request_id)  # EPM's own update webhook for the request waits, then finds this
         _store_calls(calls)
         Decision.update(status=contract.DELIVERY_FAILED, claimed_until=None, last_status=error.status,
                         last_error=error.message[:2000]).where(Decision.id == decision.id).execute()
         tickets.add_work_note(task, f"Not applied in EPM: EPM had already decided this request ({what}). The "
-                                    f"{decision.decision} by {decision.decided_by} was not applied; the ticket "
-                                    f"shows EPM's decision, {record.decision}. Nothing more is sent to EPM."
-                                    f"{unusable}")
+                                    f"{decision.decision} decision by {decision.decided_by} was not applied; "
+                                    f"the ticket shows EPM's decision, {record.decision}. Nothing more is sent "
+                                    "to EPM.")
         finalize_from_record(tickets.find_jit_request(task.kind, request_id), update, record, utcnow())
         ticket_outcome.refresh(task)
         audit.record(AUDIT_NOT_APPLIED, audit.SYSTEM_ACTOR, "ticket", task.number, {

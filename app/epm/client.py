@@ -257,8 +257,8 @@ class EpmClient:
                                f"{records.describe(record, request_id)}{unmapped}",
                                status=answer.status_code, body=response_body(answer))
         if record.decision.casefold() != (decision or "").casefold():
-            log.warning("EPM had already decided %s request %s otherwise: %s, not %s", kind, request_id,
-                        record.decision, decision)
+            log.info("EPM's record of %s request %s shows %s, not the %s sent", kind, request_id, record.decision,
+                     decision)
             raise EpmDecidedOtherwise(f"EPM had already decided request {request_id}: "
                                       f"{records.describe(record, request_id)}. The {decision or 'other'} "
                                       "decision sent from here was not applied", record=record,

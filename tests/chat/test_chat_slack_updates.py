@@ -1,6 +1,7 @@
 """The ticket's message updates in place as the ticket moves: decided by whom, sent to EPM, acknowledged,
 finalized by EPM's update event, revoked, closed; a decision taken in the browser updates it too. Changes are
 sent by the outbox after the answer, never while Slack or EPM waits."""
+from app import contract
 from app.chat import outbox
 from app.chat.models import ChatPost
 from app.decisions import delivery
@@ -45,6 +46,23 @@ def test_the_message_follows_a_slack_decision_through_acknowledgement_and_finali
     assert "EPM since: Revoked" in _status(fake_slack)[0]
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
     assert len(fake_slack.calls_to("chat.update")) == 4
+
+
+def test_an_approval_epm_had_already_denied_shows_epm_s_denial_and_not_the_approval(
+        make_ticket, interact, fake_slack, slack_approver, fake_epm):
+    task = make_ticket(factories.application_request())
+    fake_epm.add_request(contract.KIND_APPLICATION, task.request_id)
+    fake_epm.decide(task.request_id, contract.DECISION_DENIED, by="epm-admin")  # its webhook is not here yet
+    outbox.send_due()
+    interact(button(fake_slack, "U0JCHEN", "approve"))
+    interact(submission(fake_slack.views[-1], "U0JCHEN", "Needed today", "once", ""))
+    assert delivery.deliver_due() == 1
+    outbox.send_due()
+    line, buttons = _status(fake_slack)
+    assert line.startswith("Approved (once) by jchen: not applied: EPM had already decided the request; "
+                           "EPM finalized: Denied by epm-admin")
+    assert "it can be decided again" not in line
+    assert buttons == ["Open ticket"]
 
 
 def test_a_decision_taken_in_the_browser_updates_the_message(posted, as_approver, fake_slack):

@@ -150,10 +150,21 @@ def test_an_approval_epm_had_already_denied_shows_epm_s_denial_and_is_not_applie
     assert (jit.decision_final, jit.final_decision, jit.final_decision_by) == (True, "Denied", "epm-admin")
     assert assert_outcome_kept(task)[:2] == ("Denied", "epm-admin")
     [not_applied] = [text for text in notes(ticket) if text.startswith("Not applied in EPM")]
-    assert "The Approved by jchen was not applied" in not_applied and "epm-admin" in not_applied
+    assert "The Approved decision by jchen was not applied" in not_applied and "epm-admin" in not_applied
     assert not [text for text in notes(ticket) if "acknowledged" in text]
     audit = AuditEntry.get(AuditEntry.action == delivery.AUDIT_NOT_APPLIED)
     assert (audit.detail["decision"], audit.detail["epm_decision"]) == ("Approved", "Denied")
+
+
+def test_epm_s_decision_is_shown_even_when_its_record_holds_a_value_the_intake_refuses(epm, approve, ticket):
+    epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    record = epm_record("Denied", decisionPerformedByUser="epm-admin")
+    record["requestInfo"]["ticketId"] = "100\u0007231"  # an id with a control character
+    epm.get(RECORD_URL, json=record)
+    approve(ticket)
+    jit = Task.get(Task.number == ticket).jit_request
+    assert (jit.decision_final, jit.final_decision, jit.final_decision_by) == (True, "Denied", None)
+    assert Decision.get().status == contract.DELIVERY_FAILED
 
 
 def test_a_ticket_epm_had_already_decided_takes_no_new_decision(epm, approve, ticket, client, approver_auth):
