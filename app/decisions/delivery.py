@@ -2,6 +2,7 @@
 
 Each attempt is claimed (app/claims.py) and carries the decision's sys_id as its idempotency key,
 so a re-send after a lost answer cannot apply twice in EPM."""
+import dataclasses
 import logging
 import random
 from datetime import timedelta
@@ -18,6 +19,7 @@ from app.epm.client import EpmClient
 from app.epm.errors import EpmDecidedOtherwise, EpmError
 from app.epm.payloads import admin_decision_body, application_decision_body
 from app.intake.epm_records import decision_event, finalize_from_record
+from app.intake.schemas import storable
 from app.logs import outbound
 from app.logs.models import OutboundCall
 from app.logs.setup import log_context
@@ -178,7 +180,8 @@ def _record_decided_otherwise(decision, error, calls):
 
     Not the delivery-failed alert, which tells ops the request still waits in EPM for a new decision: it does
     not. As for an EPM update contradicting the broker, the conflict is logged as a WARNING and audited."""
-    record, task = error.record, decision.task
+    # Read as a webhook's text is: no text column stores a NUL (the intake replaces it the same way).
+    record, task = dataclasses.replace(error.record, **storable(dataclasses.asdict(error.record))), decision.task
     request_id = task.request_id
     what = records.describe(record, request_id)
     try:
@@ -192,7 +195,7 @@ def _record_decided_otherwise(decision, error, calls):
         claims.lock_request(request_id)  # EPM's own update webhook for the request waits, then finds this
         _store_calls(calls)
         Decision.update(status=contract.DELIVERY_FAILED, claimed_until=None, last_status=error.status,
-                        last_error=error.message[:2000]).where(Decision.id == decision.id).execute()
+                        last_error=storable(error.message)[:2000]).where(Decision.id == decision.id).execute()
         tickets.add_work_note(task, f"Not applied in EPM: EPM had already decided this request ({what}). The "
                                     f"{decision.decision} decision by {decision.decided_by} was not applied; "
                                     f"the ticket shows EPM's decision, {record.decision}. Nothing more is sent "

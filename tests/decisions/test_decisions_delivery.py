@@ -226,3 +226,15 @@ def test_a_409_whose_record_cannot_be_read_is_retried_like_any_failed_delivery(e
     Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
     assert delivery.deliver_due() == 1
     assert Decision.get().status == contract.DELIVERY_DELIVERED
+
+
+def test_epm_s_decision_is_shown_even_when_its_record_holds_a_nul(epm, approve, ticket):
+    # No text column stores a NUL (PostgreSQL refuses it): read as the webhook's text is, replaced by U+FFFD.
+    epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, json=epm_record("Denied", decisionPerformedByUser="epm\u0000admin"))
+    approve(ticket)
+    jit = Task.get(Task.number == ticket).jit_request
+    assert (jit.decision_final, jit.final_decision, jit.final_decision_by) == (True, "Denied", "epm\ufffdadmin")
+    assert Decision.get().status == contract.DELIVERY_FAILED
+    [not_applied] = [text for text in notes(ticket) if text.startswith("Not applied in EPM")]
+    assert "\x00" not in not_applied
