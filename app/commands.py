@@ -1,5 +1,6 @@
 """The `jitbroker` commands: init, users, config and the outbox here, each package's group beside them,
 all registered on the app by `register_commands`."""
+import re
 import sys
 from pathlib import Path
 
@@ -20,8 +21,80 @@ from app.itsm.commands import itsm as itsm_commands
 from app.policies.commands import policy as policy_commands
 
 
+# Bytes that are not UTF-8 (a Latin-1 terminal's "é") reach Python as lone surrogates (surrogateescape);
+# no database, audit hash or log line can encode them.
+_NOT_UTF8 = re.compile("[\ud800-\udfff]")
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+NOT_UTF8_ADVICE = "set the terminal to UTF-8 and enter it again. Nothing was changed."
+
+
 def _fail(message):
     raise click.ClickException(message)
+
+
+def _not_utf8(text, what=None):
+    """Why `text` is not UTF-8 text, or None when it is. Names the byte, never the value (it may be a secret);
+    `key=value` text is named by its key."""
+    match = _NOT_UTF8.search(text)
+    if match is None:
+        return None
+    start = 0
+    if what is None:
+        key, separator, _value = text.partition("=")
+        if separator and _FIELD_NAME.fullmatch(key.strip()):
+            what, start = f"the value of {key.strip()}", len(key) + 1
+        else:
+            what = "the value"
+    code = ord(match.group())
+    found = f"byte 0x{code - 0xDC00:02X}" if 0xDC80 <= code <= 0xDCFF else f"unpaired surrogate U+{code:04X}"
+    return f"{what} is not UTF-8 text ({found} at character {match.start() - start + 1}): {NOT_UTF8_ADVICE}"
+
+
+class Utf8Text(click.ParamType):
+    """A command's text parameter, refused as a usage error (exit status 2) when it is not UTF-8."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+
+    def convert(self, value, param, ctx):
+        value = self.inner.convert(value, param, ctx)
+        reason = _not_utf8(value) if isinstance(value, str) else None
+        if reason:
+            self.fail(reason, param, ctx)
+        return value
+
+    def get_metavar(self, param, ctx):
+        return self.inner.get_metavar(param, ctx)
+
+    def shell_complete(self, ctx, param, incomplete):
+        return self.inner.shell_complete(ctx, param, incomplete)
+
+    def to_info_dict(self):
+        return self.inner.to_info_dict()
+
+
+def _text_parameters_refuse_non_utf8(command):
+    """Give each text parameter of `command` and its subcommands the UTF-8 check; paths stay as the system has them."""
+    for param in command.params:
+        if isinstance(param.type, (click.types.StringParamType, click.types.UnprocessedParamType)):
+            param.type = Utf8Text(param.type)
+    for subcommand in getattr(command, "commands", {}).values():
+        _text_parameters_refuse_non_utf8(subcommand)
+
+
+def _password_from_stdin():
+    """The first line of standard input; a usage error when it is not UTF-8."""
+    what = "The password on standard input"
+    try:
+        line = sys.stdin.readline().rstrip("\r\n")
+    except UnicodeDecodeError as error:
+        raise click.UsageError(f"{what} is not UTF-8 text (byte 0x{error.object[error.start]:02X} at byte "
+                               f"{error.start + 1}): {NOT_UTF8_ADVICE}") from None
+    reason = _not_utf8(line, what)
+    if reason:
+        raise click.UsageError(reason)
+    return line
 
 
 def _broker_errors(function):
@@ -81,7 +154,7 @@ def users_create(name, role, password_stdin):
     """Create an account; prints a generated password unless one is given on stdin."""
     from app.auth.accounts import create_account
 
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    password = _password_from_stdin() if password_stdin else None
     with database.connection_context(), write_transaction():
         account, password_set = create_account(name, role, password)
         audit.record(audit.USER_CREATE, audit.cli_actor(), "account", account.username, {"role": account.role},
@@ -108,7 +181,7 @@ def users_set_password(name, password_stdin, keep_previous_hours):
     from app.auth.accounts import generate_password, set_password
     from app.models import Account
 
-    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else generate_password()
+    password = _password_from_stdin() if password_stdin else generate_password()
     with database.connection_context():
         account = Account.by_username(name)
         if account is None:
@@ -317,6 +390,7 @@ users.add_command(users_set)
 
 
 def register_commands(app):
-    """Add every `jitbroker` command to `app.cli`."""
+    """Add every `jitbroker` command to `app.cli`, its text parameters refusing what is not UTF-8."""
     for command in COMMANDS:
+        _text_parameters_refuse_non_utf8(command)
         app.cli.add_command(command)

@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 import click
+import pytest
 
 from app.models import Account, Configuration
 
@@ -119,6 +120,48 @@ def test_config_set_rejects_bad_keys_and_values_with_one_line(runner):
         assert result.exit_code != 0, assignment
         assert len(result.output.strip().splitlines()) == 1, result.output
     assert Configuration.default().ticket_type == "incident"
+
+
+# What Python makes of `caf\xe9` typed on a Latin-1 terminal: the byte it cannot decode as a lone surrogate.
+LATIN1_CAFE = b"caf\xe9".decode("utf-8", "surrogateescape")
+NOT_UTF8 = "is not UTF-8 text (byte 0xE9 at character 4): set the terminal to UTF-8 and enter it again"
+
+
+def test_config_set_refuses_a_value_that_is_not_utf8_and_stores_nothing(runner):
+    from app.audit.models import AuditEntry
+
+    entries = AuditEntry.select().count()
+    result = runner.invoke(args=["config", "set", "default_category=Hardware", f"tenant_id={LATIN1_CAFE}"])
+    assert result.exit_code == 2, result.output
+    assert f"the value of tenant_id {NOT_UTF8}" in result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    assert (Configuration.default().tenant_id, Configuration.default().default_category) == ("", "")
+    assert AuditEntry.select().count() == entries
+
+
+@pytest.mark.parametrize("args", [
+    ["users", "create", LATIN1_CAFE, "--role", "user"],
+    ["users", "set", "ann", "--groups", LATIN1_CAFE],
+    ["policy", "add", LATIN1_CAFE, "approve"],
+    ["policy", "settings", f"exempt_users={LATIN1_CAFE}"],
+    ["itsm", "add", LATIN1_CAFE, "jira"],
+    ["slack", "link", "ann", LATIN1_CAFE],
+])
+def test_every_command_refuses_text_that_is_not_utf8_as_a_usage_error(runner, args):
+    runner.invoke(args=["users", "create", "ann", "--role", "user"])
+    result = runner.invoke(args=args)
+    assert result.exit_code == 2, result.output
+    assert NOT_UTF8 in result.output and "Nothing was changed." in result.output
+    assert isinstance(result.exception, SystemExit)
+    assert Account.select().count() == 1
+
+
+def test_a_password_on_stdin_that_is_not_utf8_is_refused_as_a_usage_error(runner):
+    result = runner.invoke(args=["users", "create", "bea", "--role", "user", "--password-stdin"],
+                           input=b"caf\xe9-and-long-enough\n")
+    assert result.exit_code == 2, result.output
+    assert "The password on standard input is not UTF-8 text (byte 0xE9 at byte 4)" in result.output
+    assert Account.by_username("bea") is None
 
 
 def test_users_set_password_replaces_the_password(runner):

@@ -24,6 +24,7 @@ SERVED_PATH = re.compile(r"^/api/now/(?:v[12]/)?(?:table|stats)/[^/]+(?:/[^/]+)?
 MAX_REQUESTS = 100
 # The inner request headers passed on; any other (Host, X-Forwarded-*, Cookie) is dropped.
 INNER_HEADERS = {"accept", "content-type"}
+_UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _well_formed(rest_request):
@@ -35,6 +36,16 @@ def _well_formed(rest_request):
     return (isinstance(rest_request.get("body", ""), str) and isinstance(headers, list)
             and all(isinstance(h, dict) and all(isinstance(h.get(k, ""), str) for k in ("name", "value"))
                     for h in headers))
+
+
+def _has_unpaired_surrogate(document):
+    """Whether any text the batch reads holds an unpaired surrogate: legal as a JSON escape (`"\\udce9"`), yet no
+    URL or header of an inner request can be encoded with one. `document` is well formed (`_well_formed`)."""
+    texts = [str(document.get("batch_request_id", ""))]
+    for rest_request in document["rest_requests"]:
+        texts += [rest_request[key] for key in ("id", "method", "url")] + [rest_request.get("body", "")]
+        texts += [header.get(key, "") for header in rest_request.get("headers", []) for key in ("name", "value")]
+    return any(_UNPAIRED_SURROGATE.search(text) for text in texts)
 
 
 def _failure(message, detail):
@@ -79,6 +90,9 @@ def batch():
             document.get("batch_request_id", ""), (str, int)) or isinstance(document.get("batch_request_id"), bool):
         raise BadRequest("Invalid batch", "each of rest_requests is an object with string id, method and url, "
                                           "headers as name/value pairs, and a base64 body")
+    if _has_unpaired_surrogate(document):
+        raise BadRequest("Invalid batch", "text cannot contain unpaired surrogates (\\ud800-\\udfff escapes); "
+                                          "send it as UTF-8")
     for rest_request in rest_requests:
         status, headers, payload = _serve(rest_request)
         serviced.append({

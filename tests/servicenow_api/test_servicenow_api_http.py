@@ -166,6 +166,21 @@ def test_a_batch_serves_table_api_gets_as_pysnc_sends_them(client, reader_auth, 
     assert json.loads(base64.b64decode(served["b"]["body"]))["status"] == "failure"
 
 
+@pytest.mark.parametrize("where", ["url", "header"])
+def test_a_batch_with_text_that_is_not_unicode_gets_a_400(client, reader_auth, tickets, where):
+    """A JSON \\u escape can name half a surrogate pair, which no URL or header can carry."""
+    url = "/api/now/table/incident?sysparm_query=short_description=caf\\udce9" if where == "url" else TABLE
+    header = "application/json\\udce9" if where == "header" else "application/json"
+    body = ('{"batch_request_id": "1", "rest_requests": [{"id": "a", "method": "GET", "url": "%s", '
+            '"headers": [{"name": "Accept", "value": "%s"}]}]}' % (url, header))
+
+    answer = client.post("/api/now/v1/batch", data=body, content_type="application/json", headers=reader_auth)
+
+    assert answer.status_code == 400
+    assert answer.json["status"] == "failure" and answer.json["error"]["message"] == "Invalid batch"
+    assert "unpaired surrogates" in answer.json["error"]["detail"]
+
+
 def test_a_batch_runs_with_the_callers_credentials_only(client, api_auth, tickets):
     body = {"batch_request_id": "1", "rest_requests": [{"id": "a", "method": "GET", "url": TABLE, "headers": [
         {"name": "Authorization", "value": basic_auth("pam360", factories.PASSWORD)["Authorization"]}]}]}
