@@ -19,13 +19,14 @@ FINALIZED = "finalized by EPM"
 UPDATED = "updated by EPM"                # a newer state: revoked, ended early, changed
 OLDER = "older update from EPM"           # re-sent after a newer one: changed nothing
 CONFLICT = "conflicting update from EPM"  # contradicted what EPM acknowledged: the ticket kept its decision
+UNDECIDED = "update from EPM without a decision"  # before the first decision: the ticket kept awaiting it
 CLOSED = "closed"
 NOTE = "work note"
-KIND_ORDER = (RECEIVED, CREATED, DECISION, DELIVERY_ATTEMPT, DELIVERED, FINALIZED, UPDATED, OLDER, CONFLICT, CLOSED,
-              NOTE)
+KIND_ORDER = (RECEIVED, CREATED, DECISION, DELIVERY_ATTEMPT, DELIVERED, FINALIZED, UPDATED, OLDER, CONFLICT,
+              UNDECIDED, CLOSED, NOTE)
 # The step of each thing an update did (tickets.record_update's UPDATE_*).
 UPDATE_KINDS = {tickets.UPDATE_FIRST: FINALIZED, tickets.UPDATE_NEWER: UPDATED, tickets.UPDATE_OLDER: OLDER,
-                tickets.UPDATE_CONFLICT: CONFLICT}
+                tickets.UPDATE_CONFLICT: CONFLICT, tickets.UPDATE_UNDECIDED: UNDECIDED}
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,9 @@ def _what_it_did(task, kind, values, recorded, outcome, processed_at):
     (None before the first) and EPM `outcome`, by the rules tickets.record_update applied (contract/epm.md 5.3);
     the last two are the ticket's state after it."""
     own = said(values)
+    if recorded is None and values["final_decision"] is None:
+        return (tickets.UPDATE_UNDECIDED, f"EPM sent an update without a decision: {own}; the ticket kept awaiting "
+                                          "EPM's final decision", None, outcome)
     if recorded is None:
         acknowledged = _acknowledged_at(task, processed_at)
         acknowledged_as = acknowledged.decision if acknowledged is not None else None

@@ -29,12 +29,13 @@ FINALIZED = "finalized"
 UPDATED = "updated"    # EPM's newer state recorded: revoked, ended early, changed
 OLDER = "older"        # an update older than the ticket's state: changes nothing on the ticket
 CONFLICT = "conflict"  # an update contradicting what EPM acknowledged: kept as a conflict
+UNDECIDED = "undecided"  # an update without a decision before the first: noted, the ticket still awaits it
 DUPLICATE = "duplicate"
 WAITING = "waiting"
 INVALID = "invalid"
 FAILED = "failed"
 PURGED = "purged"      # its request's ticket retention has deleted: replaying it makes no other
-RESULTS = (CREATED, FINALIZED, UPDATED, OLDER, CONFLICT, DUPLICATE, WAITING, INVALID, FAILED, PURGED)
+RESULTS = (CREATED, FINALIZED, UPDATED, OLDER, CONFLICT, UNDECIDED, DUPLICATE, WAITING, INVALID, FAILED, PURGED)
 # A delivery in one of these states has been applied to its ticket already.
 APPLIED = (contract.INCOMING_PROCESSED, contract.INCOMING_DUPLICATE)
 
@@ -163,6 +164,13 @@ def _describe_update(task, event, fields, before, dry_run, base, unchanged):
         return ReplayOutcome(result=CONFLICT, changed=True,
                              message=f"{'would keep' if dry_run else 'kept'} it as a conflict on {task.number}: "
                                      f"{_conflict_text(task, event, fields)}", **base)
+    if not jit.decision_final:
+        if applied:
+            return ReplayOutcome(result=UNDECIDED, message=f"changed nothing: an update without a decision, noted "
+                                                           f"already; {task.number} awaits EPM's decision", **unchanged)
+        return ReplayOutcome(result=UNDECIDED, changed=True,
+                             message=f"{'would note' if dry_run else 'noted'} an update without a decision on "
+                                     f"{task.number}; it awaits EPM's decision", **base)
     if not before.ticket_state["decision_final"]:
         decision = jit.final_decision or "no decision given"
         if jit.epm_outcome:

@@ -32,6 +32,7 @@ UPDATE_NEWER = "newer"          # a later state (revoked, ended early, changed),
 UPDATE_OLDER = "older"          # an earlier state re-sent after a newer one: noted, changes nothing
 UPDATE_DUPLICATE = "duplicate"  # the recorded state again: changes nothing
 UPDATE_CONFLICT = "conflict"    # contradicts what EPM acknowledged: noted and warned, the ticket keeps its decision
+UPDATE_UNDECIDED = "undecided"  # carries no decision before any did: noted, the ticket still awaits its decision
 
 
 def add_work_note(task, text, author=SYSTEM_AUTHOR, system=True):
@@ -254,7 +255,9 @@ def record_update(jit, event, fields):
 
     The first final decision is recorded as EPM sent it (and may auto-close the ticket); an approval contradicting
     the broker's denial EPM acknowledged is a conflict, and a denial after its acknowledged approval reads
-    Revoked (Admin Access). After it, an update
+    Revoked (Admin Access). An update before it that carries no decision (none, empty or an unreplaced
+    placeholder: contract/epm.md 1, 5.4) decides nothing: it is noted and the ticket awaits its decision as
+    before. After the first final decision, an update
     is a true duplicate (changes nothing), an older state re-sent (noted, changes nothing), a conflict (noted,
     warned, the ticket keeps its decision) or a newer state (recorded: revoked, ended early, changed).
     Nothing here sends anything to EPM: these are EPM's own decisions."""
@@ -262,6 +265,9 @@ def record_update(jit, event, fields):
     if jit.conflict_decision is not None and is_same_state(values, _recorded_conflict(jit)):
         return jit.task, UPDATE_DUPLICATE
     if not jit.decision_final:
+        if values["final_decision"] is None:
+            _note_undecided(jit, values)
+            return jit.task, UPDATE_UNDECIDED
         acknowledged = acknowledged_decision(jit)
         if (acknowledged is not None and _is(acknowledged.decision, contract.DECISION_DENIED)
                 and _is(values["final_decision"], contract.DECISION_APPROVED)):
@@ -418,6 +424,14 @@ def _note_older(jit, values):
     add_work_note(jit.task, f"EPM re-sent an older update ({values['final_decision'] or 'no decision'} by "
                             f"{_who(values)} at {_when(values['final_decision_time'])}) that changes nothing: "
                             f"the ticket keeps {kept}.")
+
+
+def _note_undecided(jit, values):
+    """Note an update that decides nothing on a ticket still awaiting EPM's decision; the ticket stays as it was."""
+    told = f" (reported by {values['final_decision_by']})" if values["final_decision_by"] else ""
+    add_work_note(jit.task, f"EPM sent an update without a decision{told}: the ticket keeps awaiting EPM's "
+                            "final decision. Nothing is sent to EPM for it.")
+    update_row_unread(Task, jit.task_id, updated_at=utcnow())
 
 
 def _keep_acknowledged(jit, acknowledged):

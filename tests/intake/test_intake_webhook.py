@@ -339,7 +339,7 @@ def test_request_info_null_or_a_placeholder_is_no_value(deliver, request_info):
     decision = {**factories.application_decision("app-null"), "requestInfo": request_info}
     assert deliver(decision).json["result"]["status"] == contract.INCOMING_PROCESSED
     jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == "app-null")
-    assert (jit.decision_final, jit.final_decision) == (True, None)
+    assert (jit.decision_final, jit.final_decision) == (False, None)  # no decision: still awaiting EPM's
 
 
 @pytest.mark.parametrize("event", [contract.URM_DECISION_UPDATE, contract.ADMIN_TICKET_UPDATED])
@@ -348,7 +348,8 @@ def test_an_update_with_only_event_type_and_request_id_is_recorded(deliver, even
     deliver(created(request_id="bare-2"))
     response = deliver({"EventType": event.name, "RequestId": "bare-2"})
     assert response.json["result"]["status"] == contract.INCOMING_PROCESSED
-    assert JIT_MODELS[event.kind].get(JIT_MODELS[event.kind].request_id == "bare-2").decision_final
+    assert response.json["result"]["ticket"] is not None
+    assert not JIT_MODELS[event.kind].get(JIT_MODELS[event.kind].request_id == "bare-2").decision_final
 
 
 @pytest.mark.parametrize("value, stored", [
@@ -539,6 +540,61 @@ def test_the_same_update_twice_is_a_duplicate(deliver):
     again = deliver(factories.admin_decision("adm-4")).json["result"]
     assert again["status"] == contract.INCOMING_DUPLICATE
     assert WorkNote.select().where(WorkNote.text.contains("finalized")).count() == 1
+
+
+MISSING = object()
+
+
+def _update_saying(kind, request_id, decision):
+    """An update event of `kind` whose Decision is `decision` (MISSING: no Decision key at all)."""
+    if kind == contract.KIND_ADMIN:
+        body = factories.admin_decision(request_id)
+        fields = body
+    else:
+        body = factories.application_decision(request_id)
+        fields = body["requestInfo"]
+    del fields["Decision"]
+    if decision is not MISSING:
+        fields["Decision"] = decision
+    return body
+
+
+@pytest.mark.parametrize("kind", [contract.KIND_APPLICATION, contract.KIND_ADMIN])
+@pytest.mark.parametrize("decision", [MISSING, "", "  ", None, "%%Decision%%", "%%DECISION%%", "%%decision%%"])
+def test_a_first_update_without_a_decision_is_noted_and_the_ticket_awaits_its_decision(deliver, kind, decision):
+    Configuration.default()
+    Configuration.update(auto_close=True).execute()
+    created = factories.admin_request if kind == contract.KIND_ADMIN else factories.application_request
+    deliver(created(request_id="undecided-1"))
+
+    answer = deliver(_update_saying(kind, "undecided-1", decision)).json["result"]
+
+    model = JIT_MODELS[kind]
+    jit = model.get(model.request_id == "undecided-1")
+    assert answer["status"] == contract.INCOMING_PROCESSED and answer["ticket"] == jit.task.number
+    assert (jit.decision_final, jit.final_decision, jit.final_decision_by) == (False, None, None)
+    assert (jit.task.state_label, jit.task.closed_at) == ("New", None)
+    notes = [note.text for note in WorkNote.select().where(WorkNote.task == jit.task)]
+    assert not any("finalized" in text for text in notes)
+    assert sum("EPM sent an update without a decision" in text for text in notes) == 1
+
+    decided = (factories.admin_decision if kind == contract.KIND_ADMIN else factories.application_decision)
+    deliver(decided("undecided-1"))
+
+    jit = model.get(model.request_id == "undecided-1")
+    assert (jit.decision_final, jit.final_decision) == (True, "Approved")
+    assert jit.task.state_label == "Closed"
+    assert WorkNote.select().where(WorkNote.task == jit.task,
+                                   WorkNote.text.startswith("EPM finalized the decision: Approved")).count() == 1
+
+
+def test_an_update_without_a_decision_before_its_created_event_leaves_the_ticket_awaiting(deliver):
+    early = deliver(_update_saying(contract.KIND_ADMIN, "undecided-2", "%%Decision%%")).json["result"]
+    deliver(factories.admin_request(request_id="undecided-2"))
+    jit = AdminTicket.get(AdminTicket.request_id == "undecided-2")
+    assert (jit.decision_final, jit.final_decision, jit.task.state_label) == (False, None, "New")
+    assert IncomingRequest.get(IncomingRequest.sys_id == early["incoming_request"]).status == \
+        contract.INCOMING_PROCESSED
 
 
 def test_auto_close_moves_the_ticket_to_its_closed_state(deliver):
