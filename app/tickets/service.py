@@ -431,7 +431,7 @@ def _note_undecided(jit, values):
     told = f" (reported by {values['final_decision_by']})" if values["final_decision_by"] else ""
     add_work_note(jit.task, f"EPM sent an update without a decision{told}: the ticket keeps awaiting EPM's "
                             "final decision. Nothing is sent to EPM for it.")
-    update_row_unread(Task, jit.task_id, updated_at=utcnow())
+    update_task(jit, updated_at=utcnow())  # the outcome stays what the broker's latest decision says
 
 
 def _keep_acknowledged(jit, acknowledged):

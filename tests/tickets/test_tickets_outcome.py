@@ -105,14 +105,14 @@ SENDING_WORDS = "Approved - sending to EPM"
     ((contract.DELIVERY_FAILED, contract.DELIVERY_PENDING), SENDING_WORDS),
     ((contract.DELIVERY_DELIVERED, contract.DELIVERY_FAILED), contract.OUTCOME_FAILED_TO_SEND)])
 def test_an_update_without_a_decision_keeps_what_the_latest_broker_decision_says(make_ticket, statuses, words):
-    """EPM's update names no decision: the broker's latest decision speaks, worked out by the task's UPDATE."""
+    """EPM's update names no decision: the ticket still awaits EPM's, and the broker's latest decision speaks."""
     task = make_ticket(factories.application_request("req-silent"))
     for minutes_ago, status in zip(range(len(statuses), 0, -1), statuses):
         decision(task, status, minutes_ago)
     with write_transaction():
         jit = tickets.find_jit_request(contract.KIND_APPLICATION, "req-silent")
         tickets.record_update(jit, contract.URM_DECISION_UPDATE, {"request_id": "req-silent", "request_info": {}})
-    assert tickets.find_jit_request(contract.KIND_APPLICATION, "req-silent").decision_final
+    assert not tickets.find_jit_request(contract.KIND_APPLICATION, "req-silent").decision_final
     assert assert_outcome_kept(task)[:2] == ((words, "approver-1") if statuses else (words, ""))
 
 
