@@ -15,6 +15,7 @@ rows are given are the queuing host's); SQLite serves one host and uses its cloc
 one way writers for one EPM RequestId take turns.
 """
 import os
+import random
 import socket
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -62,6 +63,19 @@ def due(model, now=None):
     now = now or database_now()
     return (((model.status == model.PENDING) & (model.next_attempt_at <= now))
             | ((model.status == model.WORKING) & (model.claimed_until < now)))
+
+
+# The longest wait a Retry-After is followed for: a server asking for more (a date years away, a number of
+# hundreds of digits) is asked again after an hour rather than never.
+RETRY_AFTER_LIMIT_SECONDS = 3600
+
+
+def retry_delay(delays, attempts, retry_after=None):
+    """Seconds before a queued-work row's next attempt after its `attempts`-th failed: the `delays` schedule
+    (its last gap repeating) with ±20% jitter, or the wait the other side asked for (`retry_after`, from a
+    Retry-After header) when that is longer, up to RETRY_AFTER_LIMIT_SECONDS."""
+    delay = delays[min(attempts, len(delays)) - 1] * random.uniform(0.8, 1.2)
+    return max(delay, min(retry_after or 0, RETRY_AFTER_LIMIT_SECONDS))
 
 
 def claim_attempt(model, row_id, seconds):

@@ -591,6 +591,24 @@ def _purged_requests(_migrator):
         purged.insert_from(deleted, [purged.request_id, purged.kind]).on_conflict_ignore().execute()
 
 
+def _chat_retry_after(migrator):
+    """When Slack or Teams asked not to be called again before (Retry-After), kept on each chat row so that a
+    change of its ticket does not make it due sooner (app/chat/outbox.py)."""
+    _add_columns(migrator, ("x_bets_pmc_jit_chat_post", "not_before", peewee.DateTimeField(null=True)))
+
+
+def _void_settled_first_approvals(_migrator):
+    """A first approval left waiting on a ticket decided after it, or expired, counts for nothing: it no longer
+    shows as waiting for a second approver, nor completes a later approval once EPM refused the decision taken.
+    Deciding and expiring now void it themselves (app/decisions/service.py, app/jobs/expiry.py)."""
+    database.execute_sql(
+        "UPDATE x_bets_pmc_jit_pending_approval SET status = 'void' WHERE status = 'pending' AND ("
+        "EXISTS (SELECT 1 FROM x_bets_pmc_jit_decision d WHERE d.task_id = x_bets_pmc_jit_pending_approval.task_id"
+        " AND d.decided_at >= x_bets_pmc_jit_pending_approval.created_at)"
+        " OR EXISTS (SELECT 1 FROM task t WHERE t.id = x_bets_pmc_jit_pending_approval.task_id"
+        " AND t.expired_at IS NOT NULL))")
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -629,6 +647,8 @@ MIGRATIONS = [
      _outcome_on_the_ticket),
     (33, "the RequestIds of tickets retention deleted are kept, so no request gets a second ticket",
      _purged_requests),
+    (34, "chat messages wait as long as Slack or Teams asked, whatever changes meanwhile", _chat_retry_after),
+    (35, "first approvals of tickets decided or expired since count for nothing", _void_settled_first_approvals),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

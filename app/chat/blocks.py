@@ -17,7 +17,9 @@ SECTION_TEXT_LIMIT = 3000
 FIELD_TEXT_LIMIT = 2000
 HEADER_LIMIT = 150
 MODAL_TITLE_LIMIT = 24
-REASON_MAX_LENGTH = 3000  # plain_text_input's own ceiling
+# The decision form's rule (under plain_text_input's own ceiling of 3,000), so Slack stops the typing where the
+# broker would refuse it.
+REASON_MAX_LENGTH = contract.MAX_REASON_LENGTH
 
 ACTION_APPROVE = "approve"
 ACTION_DENY = "deny"

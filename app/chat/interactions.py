@@ -1,15 +1,15 @@
 """`POST /integrations/slack/interactions`: Slack's Interactivity Request URL.
 
 Every request is verified with the signing secret (slack_sdk's SignatureVerifier: v0 signature, timestamp
-within 5 minutes) and its signature may be used once: a signature already seen in those 5 minutes is a replay,
-refused on every host because the seen ones are kept in the database. A refused request gets 401 and a log
-line. Each interaction is answered within Slack's 3 seconds: a button opens the decision modal there and then
-(its trigger id lasts 3 seconds); a submitted modal records the decision in the outbox, the same service the
-browser uses, and the decision goes to EPM and the message updates after the answer."""
+within 5 minutes) and its signature may be used once: a signature seen before is a replay, refused on every host
+because the seen ones are kept in the database while their requests' timestamps still pass. A refused request gets
+401 and a log line. Each interaction is answered within Slack's 3 seconds: a button opens the decision modal
+there and then (its trigger id lasts 3 seconds); a submitted modal records the decision in the outbox, the same
+service the browser uses, and the decision goes to EPM and the message updates after the answer."""
 import json
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs
 
 import peewee
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 INTERACTIONS_PATH = "/integrations/slack/interactions"
 REPLAY_WINDOW_SECONDS = 5 * 60
+# Seconds since 1970 need 10 digits until the year 2286; a longer "timestamp" is no timestamp (nor a number
+# worth converting: thousands of digits are beyond int() and float arithmetic).
+MAX_TIMESTAMP_DIGITS = 12
 VIA = "Slack"
 
 MSG_UNMAPPED = ("Your Slack account is not linked to a JIT Broker account: nothing was recorded. Ask an admin to "
@@ -55,28 +58,35 @@ def _verify(body):
     timestamp = request.headers.get("X-Slack-Request-Timestamp", "")
     signature = request.headers.get("X-Slack-Signature", "")
     why = None
-    if not timestamp.isascii() or not timestamp.isdigit():
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > MAX_TIMESTAMP_DIGITS:
         why = "no request timestamp"
-    elif abs(time.time() - int(timestamp)) > REPLAY_WINDOW_SECONDS:
+    elif abs(int(time.time()) - int(timestamp)) > REPLAY_WINDOW_SECONDS:
         why = "its timestamp is more than 5 minutes away"
     elif not SignatureVerifier(current_app.extensions["settings"].slack_signing_secret).is_valid(
             body, timestamp, signature):
         why = "a bad signature"
-    elif not _first_use(signature):
+    elif not _first_use(signature, int(timestamp)):
         why = "a replayed signature"
     if why:
         log.warning("refused a Slack interaction from %s: %s", request.remote_addr, why)
         raise SlackRefused("Not a request from Slack", f"Refused: {why}")
 
 
-def _first_use(signature):
-    """Record `signature` as seen; False when it was already seen within the replay window."""
+def _first_use(signature, timestamp):
+    """Record `signature`, of a request timestamped `timestamp` (seconds since the epoch), as seen; False when it
+    was seen before.
+
+    Kept until the request could no longer pass the timestamp check, 5 minutes after the later of its own
+    timestamp and now: a request whose sender's clock runs ahead is accepted until 5 minutes after its
+    timestamp, so forgetting it 5 minutes after it was seen would let the same bytes in again."""
     now = utcnow()
+    sent_at = datetime.fromtimestamp(timestamp, timezone.utc).replace(tzinfo=None)
     try:
         with write_transaction():
             SlackSignature.delete().where(SlackSignature.seen_at < now - timedelta(seconds=REPLAY_WINDOW_SECONDS)
                                           ).execute()
-            SlackSignature.create(signature=signature[:80], seen_at=now)
+            # `seen_at` is the moment its window runs from: the later of the two.
+            SlackSignature.create(signature=signature[:80], seen_at=max(now, sent_at))
     except peewee.IntegrityError:
         return False
     return True

@@ -7,11 +7,13 @@ from app.models import Account, BaseModel, QueuedWork, Task, utcnow
 SERVICE_SLACK = "slack"
 SERVICE_TEAMS = "teams"
 SERVICES = (SERVICE_SLACK, SERVICE_TEAMS)
+SERVICE_NAMES = {SERVICE_SLACK: "Slack", SERVICE_TEAMS: "Teams"}
 
 STATUS_PENDING = QueuedWork.PENDING   # the ticket changed since the chat last showed it
 STATUS_SENDING = QueuedWork.WORKING   # claimed by a process talking to the chat service now
 STATUS_SENT = "sent"                  # the chat shows the ticket as it is
 STATUS_FAILED = "failed"              # gave up after MAX_ATTEMPTS; the next change of the ticket tries again
+STATUS_SKIPPED = "skipped"            # its service was switched off; the next change once it is back tries again
 
 
 class ChatPost(QueuedWork):
@@ -32,6 +34,8 @@ class ChatPost(QueuedWork):
     created_card_sent = peewee.BooleanField(default=False)
     final_card_sent = peewee.BooleanField(default=False)
     last_error = peewee.TextField(null=True)
+    # Not to be tried before: the service asked (Retry-After), so a change of the ticket does not make it due sooner.
+    not_before = peewee.DateTimeField(null=True)
     created_at = peewee.DateTimeField(default=utcnow)
     sent_at = peewee.DateTimeField(null=True)
 
@@ -45,9 +49,11 @@ class ChatPost(QueuedWork):
 
 
 class SlackSignature(BaseModel):
-    """A Slack request signature accepted in the last five minutes, so a replay is refused on every host."""
+    """A Slack request signature accepted while its request can still pass the timestamp check, so a replay is
+    refused on every host."""
 
     signature = peewee.CharField(max_length=80, unique=True)
+    # When the 5 minutes it is kept for start: when it was seen, or its request's timestamp if that is later.
     seen_at = peewee.DateTimeField(default=utcnow, index=True)
 
     class Meta:

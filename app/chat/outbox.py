@@ -4,7 +4,6 @@ in a request, right after the answer), never inside the transaction that changed
 `ticket_created` queues a row per enabled service; `ticket_changed` counts a change on the ticket's rows. A
 row is claimed for each attempt (app/claims.py), so two processes never post one message twice."""
 import logging
-import random
 from datetime import timedelta
 
 import peewee
@@ -12,7 +11,9 @@ from flask import after_this_request, current_app, g, has_app_context, has_reque
 
 from app import claims, events
 from app.chat import blocks, slack, teams
-from app.chat.models import SERVICE_SLACK, SERVICE_TEAMS, STATUS_FAILED, STATUS_PENDING, STATUS_SENT, ChatPost
+from app.chat.models import (
+    SERVICE_NAMES, SERVICE_SLACK, SERVICE_TEAMS, STATUS_FAILED, STATUS_PENDING, STATUS_SENT, STATUS_SKIPPED, ChatPost,
+)
 from app.db import database, write_transaction
 from app.models import Task, utcnow
 from app.tickets.documents import ticket_url
@@ -49,15 +50,19 @@ def queue_new_ticket(task, **_):
 
 
 def queue_change(task, **_):
-    """`ticket_changed`'s receiver: the ticket's chat rows are due again, in the changing transaction."""
-    if not enabled_services():
+    """`ticket_changed`'s receiver: the ticket's chat rows for the enabled services are due again (or once the
+    service's Retry-After has passed), in the changing transaction."""
+    services = enabled_services()
+    if not services:
         return
-    changed = ChatPost.update(revision=ChatPost.revision + 1, next_attempt_at=utcnow()).where(
-        ChatPost.task == task.id).execute()
+    now = utcnow()
+    rows = (ChatPost.task == task.id) & ChatPost.service.in_(services)
+    due = peewee.Case(None, ((ChatPost.not_before > now, ChatPost.not_before),), now)
+    changed = ChatPost.update(revision=ChatPost.revision + 1, next_attempt_at=due).where(rows).execute()
     if changed:
         # A row being sent stays claimed: its sender sees the new revision and leaves it pending.
         ChatPost.update(status=STATUS_PENDING, attempts=0).where(
-            ChatPost.task == task.id, ChatPost.status.in_([STATUS_SENT, STATUS_FAILED])).execute()
+            rows, ChatPost.status.in_([STATUS_SENT, STATUS_FAILED, STATUS_SKIPPED])).execute()
         _send_after_answer(task.id)
 
 
@@ -129,30 +134,40 @@ def _attempt(row):
     if not claims.claim_attempt(ChatPost, row.id, CLAIM_SECONDS):
         return ChatPost.get_by_id(row.id)
     post = ChatPost.get_by_id(row.id)
+    if post.service not in enabled_services():
+        # Switched off since it was queued: nothing to send it with (the next change once it is back sends it).
+        claims.release(ChatPost, ChatPost.id == post.id, status=STATUS_SKIPPED,
+                       last_error=f"{SERVICE_NAMES[post.service]} is no longer configured")
+        return ChatPost.get_by_id(row.id)
     revision = post.revision
     try:
         _show(post, Task.get_by_id(post.task_id))
     except slack.ChatError as error:
-        _record_failure(post, str(error))
+        _record_failure(post, str(error), error.retry_after)
     else:
         with write_transaction():
             claims.release(ChatPost, ChatPost.id == post.id, status=STATUS_SENT, sent_revision=revision,
-                           sent_at=utcnow(), last_error=None)
+                           sent_at=utcnow(), last_error=None, not_before=None)
             # Changed while it was being sent: due again, showing the newer ticket.
             ChatPost.update(status=STATUS_PENDING).where(ChatPost.id == post.id,
                                                          ChatPost.revision > ChatPost.sent_revision).execute()
     return ChatPost.get_by_id(row.id)
 
 
-def _record_failure(post, reason):
+def _record_failure(post, reason, retry_after=None):
     log.warning("%s message for ticket %s failed (attempt %s): %s", post.service, post.task.number, post.attempts,
                 reason)
+    now = utcnow()
+    # What the service asked (its rate limit's Retry-After) holds even when the ticket changes meanwhile.
+    not_before = (now + timedelta(seconds=min(retry_after, claims.RETRY_AFTER_LIMIT_SECONDS))
+                  if retry_after else None)
     if post.attempts >= MAX_ATTEMPTS:
-        claims.release(ChatPost, ChatPost.id == post.id, status=STATUS_FAILED, last_error=reason[:2000])
+        claims.release(ChatPost, ChatPost.id == post.id, status=STATUS_FAILED, last_error=reason[:2000],
+                       not_before=not_before)
         return
-    delay = RETRY_DELAYS[min(post.attempts, len(RETRY_DELAYS)) - 1] * random.uniform(0.8, 1.2)
+    delay = claims.retry_delay(RETRY_DELAYS, post.attempts, retry_after)
     claims.release(ChatPost, ChatPost.id == post.id, status=STATUS_PENDING, last_error=reason[:2000],
-                   next_attempt_at=utcnow() + timedelta(seconds=delay))
+                   next_attempt_at=now + timedelta(seconds=delay), not_before=not_before)
 
 
 def send_due(limit=SEND_BATCH):

@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 
 from app.chat.models import SlackLink
 from app.models import Account
+from app.notify.channels import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,12 @@ INTERACTION_TIMEOUT_SECONDS = 2
 
 
 class ChatError(Exception):
-    """A chat service could not be used; the message says why (never with a token, secret or webhook URL)."""
+    """A chat service could not be used; the message says why (never with a token, secret or webhook URL).
+    `retry_after`: the seconds the service asked to be left alone (Retry-After, as on its rate limits), or None."""
+
+    def __init__(self, message, retry_after=None):
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 def _settings():
@@ -46,7 +52,8 @@ def call(method, timeout=TIMEOUT_SECONDS, **arguments):
         return getattr(client(timeout), method)(**arguments).data
     except SlackApiError as error:
         code = error.response.get("error") if error.response is not None else None
-        raise ChatError(f"Slack refused {method}: {code or error.response.status_code}") from None
+        wait = retry_after(error.response.headers) if error.response is not None else None
+        raise ChatError(f"Slack refused {method}: {code or error.response.status_code}", wait) from None
     except SlackClientError as error:
         raise ChatError(f"could not reach Slack for {method}: {error.__class__.__name__}") from None
     except OSError as error:

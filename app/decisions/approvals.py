@@ -7,7 +7,7 @@ from app.audit import service as audit
 from app.auth import step_up
 from app.db import write_transaction
 from app.decisions import service as decisions
-from app.decisions.models import APPROVAL_PENDING, APPROVAL_USED, PendingApproval
+from app.decisions.models import APPROVAL_PENDING, PendingApproval
 from app.decisions.rules import clean_decision
 from app.errors import Conflict
 from app.models import Task, utcnow
@@ -51,7 +51,7 @@ def submit_decision(task, account, decision, reason, duration_unit=None, duratio
         # Row lock on PostgreSQL (SQLite's write lock already serialises): two first
         # approvals at once must not both be stored as "first".
         task = decisions.lock_task(task)
-        decisions.check_may_decide(task)  # the refusals `decide` gives, before a first approval is stored
+        jit = decisions.check_may_decide(task)  # the refusals `decide` gives, before a first approval is stored
         first = pending_approval(task)
         if first is None:
             pending = PendingApproval.create(task=task, approver=account.username, reason=reason,
@@ -66,8 +66,16 @@ def submit_decision(task, account, decision, reason, duration_unit=None, duratio
             return pending
         if first.approver.casefold() == account.username.casefold():
             raise Conflict(MSG_SAME_APPROVER)
-    second_reason = f"{reason} (second approval; first by {first.approver}: {first.reason})"
-    result = decisions.decide(task, account, contract.DECISION_APPROVED, second_reason[:4000], unit, value,
-                              ticket_url, via, send_now)
-    PendingApproval.update(status=APPROVAL_USED).where(PendingApproval.id == first.id).execute()
-    return result
+        # Each approver's reason was held to the limit on its own; EPM's message and the stored reason carry both
+        # whole (neither has a length limit), so nothing either approver wrote is cut.
+        record = decisions.record_decision(task, jit, account, contract.DECISION_APPROVED,
+                                           second_approval_reason(reason, first), unit, value, ticket_url, via,
+                                           send_now, second_to=first)
+    if not send_now:
+        return record
+    return decisions.deliver_claimed(record, jit=jit)
+
+
+def second_approval_reason(reason, first):
+    """The reason a second approval goes to EPM with: the second approver's, then the first's."""
+    return f"{reason} (second approval; first by {first.approver}: {first.reason})"

@@ -4,7 +4,6 @@ Each attempt is claimed (app/claims.py) and carries the decision's sys_id as its
 so a re-send after a lost answer cannot apply twice in EPM."""
 import dataclasses
 import logging
-import random
 from datetime import timedelta
 
 import peewee
@@ -49,10 +48,9 @@ def first_claim():
 
 
 def retry_delay(attempts, retry_after=None):
-    """Seconds until the next attempt: the configured schedule with ±20% jitter."""
-    delays = _settings().retry_delays
-    delay = delays[min(attempts, len(delays)) - 1] * random.uniform(0.8, 1.2)
-    return max(delay, retry_after or 0)
+    """Seconds until the next attempt: the configured schedule with ±20% jitter, or EPM's Retry-After when
+    longer (app/claims.py)."""
+    return claims.retry_delay(_settings().retry_delays, attempts, retry_after)
 
 
 def request_body(decision, configuration, jit=None):

@@ -3,8 +3,9 @@ import peewee
 
 from app.models import BaseModel, Task, utcnow
 
-APPROVAL_PENDING = "pending"
-APPROVAL_USED = "used"
+APPROVAL_PENDING = "pending"  # waiting for a second approver
+APPROVAL_USED = "used"        # the second approval took it to EPM
+APPROVAL_VOID = "void"        # the ticket was decided otherwise, or expired: it counts for nothing any more
 
 
 class PendingApproval(BaseModel):

@@ -1,44 +1,28 @@
 """Taking a decision on a ticket (into the outbox, then one attempt at once), and changing its state or notes."""
 from app import contract
 from app.audit import service as audit
-from app.db import is_sqlite, write_transaction
+from app.db import is_sqlite, write_transaction, write_with_next
 from app.decisions.delivery import (  # noqa: F401 (the service's interface)
     deliver_claimed, deliver_decision, first_claim, retry_all, retry_now,
 )
+from app.decisions.models import APPROVAL_PENDING, APPROVAL_USED, APPROVAL_VOID, PendingApproval
 from app.decisions.rules import clean_decision
 from app.epm.payloads import duration_seconds
 from app.errors import BadRequest, Conflict
 from app.models import Configuration, Decision, Task, utcnow
-from app.tickets import outcome as ticket_outcome, service as tickets
+from app.tickets import decidable, outcome as ticket_outcome, service as tickets
+from app.tickets.decidable import MSG_EXPIRED, is_active, latest_decision  # noqa: F401 (the service's interface)
 
-MSG_EXPIRED = ("This request expired without a decision: EPM no longer waits for one. "
-               "The user can ask again from the endpoint")
 SELF_APPROVAL_REFUSED = "self_approval_refused"
-
-
-def is_active(task, configuration=None):
-    """Whether the ticket's state is one of the configured active states (by label)."""
-    configuration = configuration or Configuration.default()
-    labels = {label.casefold() for label in configuration.active_state_labels}
-    return task.state_label.casefold() in labels
-
-
-def latest_decision(task):
-    return task.decisions.order_by(Decision.decided_at.desc(), Decision.id.desc()).first()
 
 
 def check_may_decide(task, configuration=None):
     """Conflict when the ticket is final, expired, inactive, or has a decision on its way to EPM; else its
     JIT record."""
-    previous, jit = latest_decision(task), task.jit_request
-    if (previous is not None and previous.status == contract.DELIVERY_DELIVERED) or jit.decision_final:
-        raise Conflict(contract.MSG_FINAL)
-    if task.expired_at is not None:
-        raise Conflict(MSG_EXPIRED)
-    if not is_active(task, configuration):
-        raise Conflict(contract.MSG_INACTIVE)
-    if previous is not None and previous.is_open:
-        raise Conflict(contract.MSG_DECISION_IN_FLIGHT, f"{previous.decision} by {previous.decided_by}")
+    jit = task.jit_request
+    refused = decidable.refusal(task, configuration, jit)
+    if refused is not None:
+        raise Conflict(*refused)
     return jit
 
 
@@ -98,26 +82,40 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
     with write_transaction():
         task = lock_task(task)
         jit = check_may_decide(task, configuration)
-        record = Decision.create(
-            task=task, decision=decision, reason=reason, duration_unit=unit, duration_value=value,
-            duration_sent=duration_seconds(unit, value) if decision == contract.DECISION_APPROVED else None,
-            decided_by=account.username, ticket_url=ticket_url[:500],
-            # Claimed for its first attempt right away: one commit fewer than claiming it after.
-            **(first_claim() if send_now else {}),
-        )
-        duration = _duration_text(unit, value)
-        tickets.add_work_note(task, f"{decision} by {account.username}{f' via {via}' if via else ''}"
-                                    f"{f' for {duration}' if duration else ''}: {reason}")
-        task.updated_at = utcnow()
-        task.outcome, task.outcome_by, task.outcome_at = ticket_outcome.of(jit, record)
-        task.save(only=[Task.updated_at, Task.outcome, Task.outcome_by, Task.outcome_at])
-        audit.record(audit.DECISION, account, "ticket", task.number, {
-            "decision": decision, "reason": reason, "duration": duration, "request_id": task.request_id,
-            "decision_sys_id": record.sys_id, **({"via": via} if via else {}),
-        })
+        record = record_decision(task, jit, account, decision, reason, unit, value, ticket_url, via, send_now)
     if not send_now:
         return record
     return deliver_claimed(record, configuration, jit)
+
+
+def record_decision(task, jit, account, decision, reason, unit, value, ticket_url="", via=None, send_now=True,
+                    second_to=None):
+    """Store `account`'s checked decision on `task`, which the caller's transaction locked and found decidable
+    (`jit`: its JIT record), with its work note, outcome and audit entry; returns the Decision (claimed for its
+    first attempt with `send_now`). The first approvals waiting on the ticket end with it: the one this approval
+    is the second of (`second_to`) is used, any other is void, so none is left waiting beside a decision."""
+    record = Decision.create(
+        task=task, decision=decision, reason=reason, duration_unit=unit, duration_value=value,
+        duration_sent=duration_seconds(unit, value) if decision == contract.DECISION_APPROVED else None,
+        decided_by=account.username, ticket_url=ticket_url[:500],
+        # Claimed for its first attempt right away: one commit fewer than claiming it after.
+        **(first_claim() if send_now else {}),
+    )
+    waiting = (PendingApproval.task == task.id) & (PendingApproval.status == APPROVAL_PENDING)
+    if second_to is not None:
+        PendingApproval.update(status=APPROVAL_USED).where(waiting, PendingApproval.id == second_to.id).execute()
+    write_with_next(PendingApproval.update(status=APPROVAL_VOID).where(waiting))
+    duration = _duration_text(unit, value)
+    tickets.add_work_note(task, f"{decision} by {account.username}{f' via {via}' if via else ''}"
+                                f"{f' for {duration}' if duration else ''}: {reason}")
+    task.updated_at = utcnow()
+    task.outcome, task.outcome_by, task.outcome_at = ticket_outcome.of(jit, record)
+    task.save(only=[Task.updated_at, Task.outcome, Task.outcome_by, Task.outcome_at])
+    audit.record(audit.DECISION, account, "ticket", task.number, {
+        "decision": decision, "reason": reason, "duration": duration, "request_id": task.request_id,
+        "decision_sys_id": record.sys_id, **({"via": via} if via else {}),
+    })
+    return record
 
 
 def change_state(task, account, state_label):

@@ -8,6 +8,7 @@ import logging
 from flask import current_app
 
 from app.db import is_sqlite, write_transaction
+from app.decisions.models import APPROVAL_PENDING, APPROVAL_VOID, PendingApproval
 from app.models import Configuration, Task, utcnow
 from app.tickets import service as tickets
 from app.tickets.rows import expiry_cutoff, undecided_condition
@@ -59,4 +60,7 @@ def _expire(ids, due, now, hours):
         marked = list(Task.select().where(Task.id.in_(ids) & (Task.expired_at == now)))
         for task in marked:
             tickets.add_work_note(task, expiry_note(hours))
+        # A first approval waiting for a second one counts for nothing once its request expired.
+        PendingApproval.update(status=APPROVAL_VOID).where(PendingApproval.task.in_([task.id for task in marked]),
+                                                           PendingApproval.status == APPROVAL_PENDING).execute()
     return len(marked)

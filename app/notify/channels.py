@@ -8,6 +8,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 import requests
 
 from app import egress
+from app.epm.errors import retry_after_seconds
 from app.notify.models import CHANNEL_EMAIL, CHANNEL_WEBHOOK
 
 TIMEOUT_SECONDS = 10
@@ -18,9 +19,20 @@ class NotificationError(Exception):
     """A notification could not be sent; the message says why. `sent` lists the e-mail addresses that were
     sent to before the failure, so a later attempt need not write to them again."""
 
-    def __init__(self, message, sent=()):
+    def __init__(self, message, sent=(), retry_after=None):
         super().__init__(message)
         self.sent = list(sent)
+        self.retry_after = retry_after  # seconds the receiver asked to be left alone (Retry-After), or None
+
+
+def retry_after(headers):
+    """The seconds a failing answer's Retry-After header asks for (delta-seconds or an HTTP date, read as EPM's
+    is), or None: absent, unreadable, or a number of more digits than int() reads."""
+    value = next((value for name, value in (headers or {}).items() if name.lower() == "retry-after"), None)
+    try:
+        return retry_after_seconds(value)
+    except ValueError:
+        return None
 
 
 def email_configured(configuration):
@@ -138,4 +150,4 @@ def send_webhook(url, text, timeout=TIMEOUT_SECONDS):
         raise NotificationError(f"could not reach the notification webhook: {error.__class__.__name__}") from error
     if not 200 <= response.status_code < 300:
         raise NotificationError(f"the notification webhook answered HTTP {response.status_code}: "
-                                f"{response.text[:200]}")
+                                f"{response.text[:200]}", retry_after=retry_after(response.headers))

@@ -6,7 +6,6 @@ writes rows; `send_due` (a scheduler job) claims due rows one at a time
 with growing gaps until MAX_ATTEMPTS.
 """
 import logging
-import random
 from datetime import timedelta
 from email.utils import parseaddr
 
@@ -20,6 +19,7 @@ from app.notify.models import (
     CHANNEL_EMAIL, CHANNEL_WEBHOOK, KIND_SLA_REMINDER, KIND_TICKET_CREATED, OPS_KINDS, STATUS_FAILED,
     STATUS_PENDING, STATUS_SENT, STATUS_SKIPPED, Notification,
 )
+from app.tickets import decidable
 from app.tickets.documents import public_url_notice, warn_once_without_public_url
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ MAX_ATTEMPTS = 30
 CLAIM_SECONDS = channels.TIMEOUT_SECONDS * 3 + 5
 SEND_BATCH = 50
 SLA_BATCH = 200
+# The notifications asking approvers for a decision.
+ASKING_KINDS = (KIND_TICKET_CREATED, KIND_SLA_REMINDER)
 
 
 configured_channels = channels.configured_channels
@@ -120,6 +122,12 @@ def _finish(notification, **values):
 def _deliver(notification, configuration):
     """Send one notification; returns (status, recipients, note)."""
     task = notification.task
+    if notification.kind in ASKING_KINDS:
+        # Queued while the ticket awaited a decision, and held up since (a channel down): approvers are not
+        # asked for a decision the ticket no longer takes.
+        refused = decidable.refusal(task, configuration)
+        if refused is not None:
+            return STATUS_SKIPPED, None, f"the ticket no longer awaits a decision: {': '.join(filter(None, refused))}"
     if notification.kind in OPS_KINDS:
         message = alerts.delivery_failed_message(task)
     elif notification.kind == KIND_SLA_REMINDER:
@@ -166,7 +174,7 @@ def send_notification(notification):
     try:
         status, sent_to, note = _deliver(notification, Configuration.default())
     except channels.NotificationError as error:
-        _record_failure(notification, str(error), ", ".join(error.sent) or None)
+        _record_failure(notification, str(error), ", ".join(error.sent) or None, error.retry_after)
     else:
         _finish(notification, status=status, recipients=sent_to, last_error=note,
                 sent_at=utcnow() if status == STATUS_SENT else None)
@@ -178,13 +186,13 @@ def _sent_to(notification):
     return [address.strip() for address in (notification.recipients or "").split(",") if address.strip()]
 
 
-def _record_failure(notification, reason, sent_to=None):
+def _record_failure(notification, reason, sent_to=None, retry_after=None):
     log.warning("%s notification %s for ticket %s failed (attempt %s): %s", notification.channel,
                 notification.kind, notification.task.number, notification.attempts, reason)
     if notification.attempts >= MAX_ATTEMPTS:
         _finish(notification, status=STATUS_FAILED, last_error=reason[:2000], recipients=sent_to)
         return
-    delay = RETRY_DELAYS[min(notification.attempts, len(RETRY_DELAYS)) - 1] * random.uniform(0.8, 1.2)
+    delay = claims.retry_delay(RETRY_DELAYS, notification.attempts, retry_after)
     _finish(notification, status=STATUS_PENDING, last_error=reason[:2000], recipients=sent_to,
             next_attempt_at=utcnow() + timedelta(seconds=delay))
 

@@ -155,6 +155,7 @@ class FakeSlack:
     triggers: dict = field(default_factory=dict)  # trigger id -> time given
     views: list = field(default_factory=list)
     delay_seconds: float = 0
+    retry_after: int | None = None  # set: every call is rate-limited, HTTP 429 with this Retry-After, as Slack does
 
     def __post_init__(self):
         self._lock = threading.Lock()
@@ -200,10 +201,14 @@ class FakeSlack:
             arguments.update({key: values[0] for key, values in parse_qs(request.get_data(as_text=True)).items()})
         if self.delay_seconds:
             time.sleep(self.delay_seconds)
-        answer = self._answer(method, arguments, request.headers.get("Authorization", ""))
+        if self.retry_after is not None:
+            answer, status, headers = {"ok": False, "error": "ratelimited"}, 429, {"Retry-After": str(self.retry_after)}
+        else:
+            answer, status, headers = self._answer(method, arguments, request.headers.get("Authorization", "")), 200, {}
         with self._lock:
             self.calls.append(Call(method, arguments, answer["ok"], answer.get("error")))
-        return Response(json.dumps(answer), content_type="application/json")(environ, start_response)
+        return Response(json.dumps(answer), status=status, headers=headers,
+                        content_type="application/json")(environ, start_response)
 
     def _answer(self, method, arguments, authorization):
         if authorization != f"Bearer {self.token}":

@@ -150,3 +150,26 @@ def test_two_approvers_are_needed_when_a_policy_says_so(posted, interact, fake_s
     assert MSG_SAME_APPROVER in again.json["view"]["blocks"][0]["text"]["text"]
     interact(submission(_open(interact, fake_slack, "U0MLEE"), "U0MLEE", "second", "once"))
     assert Decision.get().decided_by == "mlee"
+
+
+def test_the_modal_holds_the_reason_to_the_decision_forms_limit(posted, interact, fake_slack, slack_approver):
+    view = _open(interact, fake_slack, "U0JCHEN", "deny")
+    reason = next(block for block in view["blocks"] if block.get("block_id") == "reason")
+    assert reason["element"]["max_length"] == contract.MAX_REASON_LENGTH
+
+
+def test_a_denial_after_a_first_approval_leaves_no_approval_waiting_on_the_message(
+        posted, interact, fake_slack, slack_approver, fake_epm):
+    Task.update(approvals_required=2).where(Task.id == posted.id).execute()
+    second = factories.account("mlee", "admin")
+    Account.update(email="mlee@corp.example").where(Account.id == second.id).execute()
+    fake_slack.add_user("U0MLEE", "mlee@corp.example")
+    interact(submission(_open(interact, fake_slack, "U0JCHEN"), "U0JCHEN", "first", "once"))
+    interact(submission(_open(interact, fake_slack, "U0MLEE", "deny"), "U0MLEE", "no"))
+    delivery.deliver_due()
+    outbox.send_due()
+
+    blocks = fake_slack.message()["blocks"]
+    line = next(block for block in blocks if block["type"] == "context")["elements"][0]["text"]
+    assert "Denied by mlee" in line
+    assert "second approver" not in line

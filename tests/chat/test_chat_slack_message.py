@@ -1,6 +1,9 @@
 """The ticket's message in the Slack channel: posted once per new ticket, with its facts and buttons."""
+from datetime import timedelta
+
 from app.chat import outbox
 from app.chat.models import ChatPost
+from app.models import utcnow
 from tests import factories
 
 
@@ -67,3 +70,17 @@ def test_a_purged_ticket_takes_its_chat_rows_with_it(posted):
         Task.id == posted.id).execute()
     purge()
     assert not Task.select().exists() and not ChatPost.select().exists()
+
+
+def test_slacks_rate_limit_is_waited_out_even_when_the_ticket_changes(ticket, fake_slack):
+    fake_slack.retry_after = 120
+    assert outbox.send_due() == 0
+    post = ChatPost.get()
+    assert post.status == "pending" and "ratelimited" in post.last_error
+    assert post.next_attempt_at >= utcnow() + timedelta(seconds=110)
+
+    outbox.queue_change(ticket)  # the ticket moved meanwhile
+
+    assert ChatPost.get().next_attempt_at >= utcnow() + timedelta(seconds=110)
+    assert outbox.send_due() == 0
+    assert len(fake_slack.calls_to("chat.postMessage", ok=None)) == 1

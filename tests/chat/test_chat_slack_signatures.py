@@ -1,6 +1,7 @@
 """Every request from Slack is verified: v0 signature with the signing secret, a timestamp within 5 minutes,
 and a signature used once (kept in the database, so every host refuses a replay)."""
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -87,3 +88,24 @@ def test_a_signed_body_without_a_payload_is_a_clear_400(posted, client):
     answer = client.post(INTERACTIONS, data=body, content_type="application/x-www-form-urlencoded",
                          headers={"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature})
     assert answer.status_code == 400
+
+
+@pytest.mark.parametrize("digits", [400, 5000])  # beyond float arithmetic; beyond int() itself
+def test_a_timestamp_of_hundreds_of_digits_gets_401_as_no_timestamp(click, client, fake_slack, caplog, digits):
+    body, headers = signed(click)
+    answer = client.post(INTERACTIONS, data=body, headers={**headers, "X-Slack-Request-Timestamp": "1" * digits})
+    assert answer.status_code == 401
+    assert "no request timestamp" in caplog.text
+    assert fake_slack.views == []
+
+
+def test_a_request_from_a_clock_running_ahead_cannot_be_replayed_while_its_timestamp_passes(click, client,
+                                                                                            fake_slack):
+    body, headers = signed(click, timestamp=int(time.time()) + 240)  # Slack's clock 4 minutes ahead of ours
+    assert client.post(INTERACTIONS, data=body, headers=headers).status_code == 200
+    # Over 5 minutes since it was seen; its timestamp passes for a while yet (now + 4 minutes is within 5).
+    for row in SlackSignature.select():
+        SlackSignature.update(seen_at=row.seen_at - timedelta(seconds=310)).where(SlackSignature.id == row.id).execute()
+
+    assert client.post(INTERACTIONS, data=body, headers=headers).status_code == 401
+    assert len(fake_slack.views) == 1

@@ -1,12 +1,15 @@
 """Teams through a Workflows webhook: a card per new ticket with an "Open ticket" action, and a second card once
 the decision is final."""
+import dataclasses
+from datetime import timedelta
+
 import pytest
 
 from app.chat import outbox
 from app.chat.models import ChatPost
 from app.decisions import delivery
 from app.decisions.service import decide
-from app.models import Task
+from app.models import Task, utcnow
 from tests import factories
 from tests.chat.fake_teams import FakeTeams
 
@@ -74,3 +77,22 @@ def test_a_webhook_that_fails_is_retried_without_its_url_in_the_error(ticket, fa
     post = ChatPost.get()
     assert post.status == "pending" and "HTTP 503" in post.last_error
     assert "secret-signature" not in post.last_error and "secret-signature" not in caplog.text
+
+
+def test_a_webhook_asking_to_wait_is_left_alone_that_long(ticket, fake_teams):
+    fake_teams.status, fake_teams.retry_after = 429, 300
+    assert outbox.send_due() == 0
+    post = ChatPost.get()
+    assert post.status == "pending" and "HTTP 429" in post.last_error
+    assert post.next_attempt_at >= utcnow() + timedelta(seconds=290)
+
+
+def test_cards_queued_for_teams_are_skipped_once_it_is_switched_off(app, ticket, fake_teams, caplog):
+    app.extensions["settings"] = dataclasses.replace(app.extensions["settings"], teams_webhook_url="")
+    assert outbox.send_due() == 0
+    post = ChatPost.get()
+    assert (post.status, post.last_error) == ("skipped", "Teams is no longer configured")
+    ChatPost.update(next_attempt_at=post.created_at).execute()
+    assert outbox.send_due() == 0
+    assert ChatPost.get().attempts == 1, "nothing left to try"
+    assert fake_teams.cards == [] and "failed" not in caplog.text

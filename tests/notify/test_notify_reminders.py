@@ -7,7 +7,7 @@ from app import contract
 from app.configuration import update_configuration
 from app.jobs.registry import JOBS, run_job
 from app.models import Decision
-from app.notify.models import KIND_SLA_REMINDER, KIND_TICKET_CREATED, STATUS_SENT, Notification
+from app.notify.models import KIND_SLA_REMINDER, KIND_TICKET_CREATED, STATUS_SENT, STATUS_SKIPPED, Notification
 
 
 @pytest.fixture
@@ -61,3 +61,18 @@ def test_reminders_are_off_at_zero_minutes(app, mail_configured, make_ticket):
     assert run("sla_reminders") == 0
     assert not reminders().exists()
     assert Notification.select().where(Notification.kind == KIND_TICKET_CREATED).count() == 1
+
+
+def test_a_reminder_held_up_until_the_ticket_was_decided_is_skipped(sla, make_ticket):
+    task = make_ticket(age=timedelta(hours=2))
+    assert run("sla_reminders") == 1
+    Decision.create(task=task, decision=contract.DECISION_DENIED, reason="no", decided_by="ana", ticket_url="x",
+                    status=contract.DELIVERY_PENDING)  # decided before the reminder could go: on its way to EPM
+
+    run("send_notifications")
+
+    assert not any("Reminder" in message["Subject"] for _recipients, message in sla.handler.received())
+    reminder = reminders().get()
+    assert reminder.status == STATUS_SKIPPED
+    assert reminder.last_error == ("the ticket no longer awaits a decision: "
+                                   f"{contract.MSG_DECISION_IN_FLIGHT}: Denied by ana")

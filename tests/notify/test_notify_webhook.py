@@ -1,12 +1,16 @@
 """The chat webhook notification: {"text": ...} as Slack and Teams incoming webhooks take it."""
 import json
+from datetime import timedelta
 
 import pytest
 import responses
 
+from app import contract
 from app.configuration import update_configuration
+from app.decisions import delivery
 from app.jobs.registry import JOBS, run_job
-from app.notify.models import CHANNEL_WEBHOOK, STATUS_PENDING, STATUS_SENT, Notification
+from app.models import utcnow
+from app.notify.models import CHANNEL_WEBHOOK, STATUS_PENDING, STATUS_SENT, STATUS_SKIPPED, Notification
 from tests import factories
 
 HOOK = "https://hooks.slack.com/services/T000/B000/secret-token"
@@ -76,3 +80,39 @@ def test_notify_test_posts_to_the_webhook(webhook, runner):
     result = runner.invoke(args=["notify", "test"])
     assert result.exit_code == 0 and "webhook: OK: sent" in result.output
     assert "Test notification" in posted(webhook)[0]["text"]
+
+
+def test_a_webhook_asking_to_wait_is_left_alone_that_long(webhook, make_ticket):
+    webhook.post(HOOK, status=429, body="rate_limited", headers={"Retry-After": "900"})
+    make_ticket()
+    send_notifications()
+    notification = Notification.get()
+    assert notification.status == STATUS_PENDING and "HTTP 429" in notification.last_error
+    assert notification.next_attempt_at >= utcnow() + timedelta(seconds=890)
+
+
+def test_a_wait_asked_for_is_followed_for_an_hour_at_most(webhook, make_ticket):
+    webhook.post(HOOK, status=503, body="down", headers={"Retry-After": "9" * 400})
+    make_ticket()
+    send_notifications()
+    wait = Notification.get().next_attempt_at - utcnow()
+    assert timedelta(minutes=59) < wait <= timedelta(hours=1)
+
+
+def test_a_request_for_a_decision_held_up_until_the_ticket_was_decided_is_skipped(
+        webhook, make_ticket, as_approver, fake_epm):
+    webhook.add_passthru("http://")  # the fake EPM on loopback
+    webhook.post(HOOK, status=503, body="down")
+    task = make_ticket()
+    send_notifications()
+    assert as_approver.post(f"/tickets/{task.number}/deny", data={"reason": "Not today"}).status_code == 302
+    delivery.deliver_due()
+    webhook.replace(responses.POST, HOOK, body="ok")  # the webhook is back
+    Notification.update(next_attempt_at=utcnow()).execute()
+
+    send_notifications()
+
+    assert [call.response.status_code for call in webhook.calls if call.request.url == HOOK] == [503]
+    notification = Notification.get()
+    assert notification.status == STATUS_SKIPPED
+    assert notification.last_error == f"the ticket no longer awaits a decision: {contract.MSG_FINAL}"

@@ -1,15 +1,19 @@
 """Two-person approval: the first approval waits; the second, from someone else, goes to EPM."""
 import json
+from datetime import timedelta
 
 import pytest
+import responses
 
-from app.models import Task
+from app import contract
+from app.models import Decision, Task, utcnow
 from app.audit.models import AuditEntry
 from app.decisions.approvals import MSG_EVALUATING, MSG_REQUESTER, MSG_SAME_APPROVER
-from app.decisions.models import PendingApproval
+from app.decisions.models import APPROVAL_PENDING, APPROVAL_VOID, PendingApproval
+from app.jobs import expiry
 from tests import factories
 from tests.conftest import basic_auth
-from tests.policies.conftest import WEBHOOK, application, epm_decisions, notes
+from tests.policies.conftest import APPLICATION_URL, WEBHOOK, application, epm_decisions, notes
 
 APPROVAL = {"decision": "Approved", "reason": "Looks fine", "duration_unit": "minutes", "duration_value": 30}
 
@@ -154,3 +158,72 @@ def test_upgrading_keeps_what_each_ticket_requires_of_approvers(http, client, su
     assert decide(client, two, jchen).status_code == 202
     assert decide(client, queued, jchen).json["error"]["message"] == MSG_EVALUATING
     assert [body["decisionPerformedByUser"] for body in epm_decisions(http)] == ["jchen"]
+
+
+def test_a_long_first_reason_leaves_the_second_approver_their_own_limit(http, client, ticket):
+    first_reason, second_reason = "a" * contract.MAX_REASON_LENGTH, "b" * contract.MAX_REASON_LENGTH
+    decide(client, ticket, as_user("jchen"), {**APPROVAL, "reason": first_reason})
+
+    answer = decide(client, ticket, as_user("akim"), {**APPROVAL, "reason": second_reason})
+
+    assert answer.status_code == 201
+    [body] = epm_decisions(http)
+    assert body["message"] == f"{second_reason} (second approval; first by jchen: {first_reason})"
+    assert Decision.get().reason == body["message"]
+
+
+def test_the_second_approvers_own_reason_is_held_to_the_limit(http, client, ticket):
+    decide(client, ticket, as_user("jchen"))
+
+    answer = decide(client, ticket, as_user("akim"), {**APPROVAL, "reason": "b" * (contract.MAX_REASON_LENGTH + 1)})
+
+    assert answer.status_code == 400
+    assert answer.json["error"]["message"] == contract.MSG_REASON_TOO_LONG
+    assert PendingApproval.get().status == APPROVAL_PENDING
+
+
+def test_a_denial_voids_the_first_approval_so_approving_after_epm_refused_it_takes_two_again(http, client, ticket):
+    decide(client, ticket, as_user("jchen"))
+    http.replace(responses.POST, APPLICATION_URL, status=400, json={"message": "itsmRequestId unknown"})
+    denied = decide(client, ticket, as_user("akim"), {"decision": "Denied", "reason": "Not now"})
+    assert denied.json["result"]["decision"]["delivery_status"] == contract.DELIVERY_FAILED  # decidable again
+    http.replace(responses.POST, APPLICATION_URL, json={})
+
+    again = decide(client, ticket, as_user("mlee"))
+
+    assert again.status_code == 202  # a first approval, not the second of jchen's
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
+    approvals = PendingApproval.select().order_by(PendingApproval.id)
+    assert [(approval.approver, approval.status) for approval in approvals] == [
+        ("jchen", APPROVAL_VOID), ("mlee", APPROVAL_PENDING)]
+
+
+def test_an_expired_request_voids_its_first_approval(http, client, ticket):
+    decide(client, ticket, as_user("jchen"))
+    Task.update(opened_at=utcnow() - timedelta(hours=30)).where(Task.id == ticket.id).execute()
+
+    assert expiry.expire_pending(hours=24) == 1
+
+    assert PendingApproval.get().status == APPROVAL_VOID
+
+
+def test_upgrading_voids_first_approvals_left_beside_a_later_decision_or_an_expiry(http, client, submit, ticket):
+    from app.migrations import MIGRATIONS, _void_settled_first_approvals, upgrade
+    from app.models import SchemaVersion
+
+    denied, expired, waiting = ticket, submit(application("second")), submit(application("third"))
+    jchen = as_user("jchen")
+    for task in (denied, expired, waiting):
+        decide(client, task, jchen)
+    decide(client, denied, as_user("akim"), {"decision": "Denied", "reason": "Not now"})
+    Task.update(expired_at=utcnow()).where(Task.id == expired.id).execute()
+    # As an earlier version left them: still waiting for a second approver.
+    PendingApproval.update(status=APPROVAL_PENDING).execute()
+    [(version, description)] = [(number, text) for number, text, step in MIGRATIONS
+                                if step is _void_settled_first_approvals]
+    SchemaVersion.delete().where(SchemaVersion.version == version).execute()
+
+    assert upgrade() == [description]
+
+    statuses = {approval.task_id: approval.status for approval in PendingApproval.select()}
+    assert statuses == {denied.id: APPROVAL_VOID, expired.id: APPROVAL_VOID, waiting.id: APPROVAL_PENDING}
