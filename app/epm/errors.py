@@ -66,13 +66,18 @@ class EpmForbidden(EpmError):
     """The API account lacks the permission the call needs (403); permanent, as for every 4xx but 401/408/429."""
 
 
+# What a Retry-After of more digits than any wait reads as.
+RETRY_AFTER_BEYOND = 10 ** 12
+
+
 def retry_after_seconds(value, now=None):
     """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None if absent/invalid."""
     if value is None or not str(value).strip():
         return None
     text = str(value).strip()
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():
+        # Beyond a dozen digits (over 30,000 years) it is only "much later": each queue caps its wait anyway.
+        return int(text) if len(text) <= 12 else RETRY_AFTER_BEYOND
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError):

@@ -373,6 +373,16 @@ def test_retry_after_as_a_date_becomes_seconds(epm_mock, epm_client):
     assert raised.value.retry_after > 86400
 
 
+@pytest.mark.parametrize("value, seconds", [("9" * 5000, 10 ** 12), ("\u00b2", None)])
+def test_a_retry_after_beyond_reason_or_not_ascii_digits_is_still_a_retryable_answer(
+        epm_mock, epm_client, value, seconds):
+    # Thousands of digits are "much later" (each queue caps the wait); a superscript two (Latin-1) is no number.
+    epm_mock.post(APPLICATION_URL, status=429, headers={"Retry-After": value})
+    with pytest.raises(EpmRetryable) as raised:
+        epm_client.send_application_decision(DECISION, "key-1")
+    assert raised.value.retry_after == seconds
+
+
 @pytest.mark.parametrize("status", [400, 404, 422])
 def test_other_client_errors_are_permanent_and_show_epms_answer(epm_mock, epm_client, status):
     epm_mock.post(APPLICATION_URL, status=status, json={"message": "itsmRequestId unknown"})
