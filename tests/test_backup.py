@@ -205,3 +205,41 @@ def test_restoring_a_sqlite_file_of_another_application_is_refused(tmp_path):
     with pytest.raises(BackupError, match="is a SQLite database but not a JIT Broker one"):
         restore(f"sqlite:///{database_file}", other)
     assert database_file.read_bytes() == b"stays as it is"
+
+
+def _damage_index(backup_path, index, key):
+    """A copy of the SQLite backup whose `index` no longer matches its table: the bytes of `key` in the
+    index's page changed, as a disk or a copy gone wrong would. quick_check does not notice."""
+    connection = sqlite3.connect(backup_path)
+    try:
+        page, page_size = connection.execute("SELECT pageno, pgsize FROM dbstat WHERE name = ?", (index,)).fetchone()
+    finally:
+        connection.close()
+    data = bytearray(backup_path.read_bytes())
+    cells = data[(page - 1) * page_size:page * page_size]
+    found = cells.rfind(key)
+    assert found > 0, f"{key!r} is in the index's page"
+    start = (page - 1) * page_size + found
+    data[start:start + 1] = b"z"
+    damaged = backup_path.with_name(f"damaged-{backup_path.name}")
+    damaged.write_bytes(data)
+    return damaged
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_sqlite_backup_with_a_damaged_index_is_refused_and_the_database_kept(app, runner, tmp_path):
+    factories.account("alice", "user")
+    good = tmp_path / "broker.backup"
+    assert runner.invoke(args=["backup", str(good)]).exit_code == 0
+    damaged = _damage_index(good, "account_username", b"alice")
+    checked = sqlite3.connect(damaged)
+    assert checked.execute("PRAGMA quick_check").fetchone()[0] == "ok", "damage only an index check finds"
+    checked.close()
+    close_pools()
+
+    result = runner.invoke(args=["restore", str(damaged), "--yes"])
+
+    assert result.exit_code != 0
+    assert f"{damaged} is damaged (SQLite's integrity_check:" in result.output
+    with database.connection_context():
+        assert Account.by_username("alice") is not None, "the database in place is kept, its look-ups intact"
