@@ -112,8 +112,14 @@ def _clean_webhook_url(value):
     if not text:
         return ""
     parsed = urlparse(text)
-    if parsed.scheme not in ("https", "http") or not parsed.netloc or any(c.isspace() for c in text):
+    if parsed.scheme not in ("https", "http") or not parsed.hostname or any(c.isspace() for c in text):
         raise ValueError("an https:// URL (the incoming-webhook address Slack or Teams gives)")
+    try:
+        port = parsed.port
+    except ValueError:  # not a number, or past 65535
+        port = 0
+    if port is not None and not 1 <= port <= 65535:
+        raise ValueError("a port from 1 to 65535 after the host name, or none (https: 443)")
     if len(text) > 2000:
         raise ValueError("at most 2000 characters")
     try:

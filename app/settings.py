@@ -8,6 +8,7 @@ import socket
 import tomllib
 from dataclasses import dataclass, field as dataclass_field, fields, replace
 from pathlib import Path
+from urllib.parse import urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -78,6 +79,27 @@ ENV_KEYS = {
     "JITBROKER_OIDC_STEP_UP_MAX_AGE": "oidc_step_up_max_age",
     "JITBROKER_OIDC_SIGN_IN_MAX_AGE": "oidc_sign_in_max_age",
 }
+
+# The whole numbers a setting may be: (lowest, highest, what it is). Outside them a setting would break the
+# service rather than tune it (a body limit below any webhook's size, a pool of no connections, a session that
+# ends before it starts), so the process refuses to start and names the setting.
+INTEGER_RANGES = {
+    "sqlite_busy_timeout_ms": (0, 3_600_000, "a number of milliseconds"),
+    "max_connections": (1, 1000, "a number of connections"),
+    "port": (1, 65535, "a TCP port"),
+    "max_body_bytes": (1024, 1 << 30, "a number of bytes"),
+    "auth_cache_seconds": (0, 86_400, "a number of seconds"),
+    "session_idle_minutes": (1, 525_600, "a number of minutes"),
+    "session_max_hours": (1, 8784, "a number of hours"),
+    "trusted_proxies": (0, 100, "a number of proxies"),
+    "epm_timeout_seconds": (1, 3600, "a number of seconds"),
+    "no_webhook_hours": (0, 8784, "a number of hours"),
+    "policy_suggestion_approvals": (0, 1_000_000, "a number of approvals"),
+    "oidc_step_up_max_age": (0, 86_400, "a number of seconds"),
+    "oidc_sign_in_max_age": (1, 86_400, "a number of seconds"),
+}
+# The database kinds DATABASE_URL may name (app/db.py).
+DATABASE_SCHEMES = ("sqlite", "sqlite+pool", "postgres", "postgresql", "postgres+pool", "postgresql+pool")
 
 # An audit key shorter than this is refused: HMAC-SHA256 wants 32 bytes of secret.
 AUDIT_KEY_MIN_LENGTH = 32
@@ -197,14 +219,17 @@ class Settings:
                                     f"must be at least {AUDIT_KEY_MIN_LENGTH} characters; one has {len(key)}")
         if settings.oidc_enabled and not settings.oidc_client_id:
             raise SettingsError("[oidc] client_id (JITBROKER_OIDC_CLIENT_ID) is needed when an issuer is set")
-        if settings.oidc_step_up_max_age < 0 or settings.oidc_sign_in_max_age < 1:
-            raise SettingsError("[oidc] step_up_max_age must be 0 or more seconds, and sign_in_max_age 1 or more")
-        if settings.no_webhook_hours < 0:
-            raise SettingsError(f"[alerts] no_webhook_hours must be 0 (off) or a number of hours, "
-                                f"not {settings.no_webhook_hours}")
         if not 0 <= settings.expire_pending_hours <= MAX_EXPIRE_PENDING_HOURS:
             raise SettingsError(f"[tickets] expire_pending_hours must be 0 (never) to {MAX_EXPIRE_PENDING_HOURS} "
                                 f"hours (10 years), not {settings.expire_pending_hours}")
+        for name, (low, high, what) in INTEGER_RANGES.items():
+            value = getattr(settings, name)
+            if not low <= value <= high:
+                raise SettingsError(f"{where(name)} must be {what} from {low} to {high}, not {value}")
+        scheme = urlparse(settings.database_url).scheme
+        if scheme not in DATABASE_SCHEMES:
+            raise SettingsError(f"{where('database_url')} names a {scheme or 'scheme-less'} database: use "
+                                "sqlite:///path/to/file.db or postgresql://user:password@host:5432/name")
         return settings
 
     def _coerced(self, values):
@@ -220,7 +245,8 @@ class Settings:
                 typed[field.name] = int(value) if field.type is int else (
                     ",".join(map(str, value)) if isinstance(value, list) else str(value))
             except (TypeError, ValueError):
-                raise SettingsError(f"setting {field.name} must be an integer, not {value!r}") from None
+                raise SettingsError(f"setting {field.name} must be an integer, not {value!r} "
+                                    f"({where(field.name)})") from None
         return replace(self, **typed)
 
     def with_secret_key(self, instance_path):
@@ -229,6 +255,13 @@ class Settings:
         if self.secret_key:
             return self
         return replace(self, secret_key=generated_secret(Path(instance_path) / "secret_key"))
+
+
+def where(name):
+    """Where a person sets `name`: its TOML key, its environment variable, or both."""
+    places = [f"[{TOML_KEYS[name][0]}] {TOML_KEYS[name][1]}"] if name in TOML_KEYS else []
+    places += [variable for variable, setting in ENV_KEYS.items() if setting == name]
+    return " or ".join(places) or name
 
 
 def generated_secret(key_file):

@@ -98,3 +98,33 @@ def test_oidc_settings_come_from_the_file_and_the_environment(tmp_path):
 def test_an_issuer_without_a_client_id_is_a_named_error():
     with pytest.raises(SettingsError, match="client_id"):
         Settings.load(environ={"JITBROKER_OIDC_ISSUER": "https://idp.example"})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[intake]\nmax_body_bytes = -1\n",
+     r"\[intake\] max_body_bytes must be a number of bytes from 1024 to 1073741824, not -1"),
+    ("[database]\nmax_connections = 0\n",
+     r"\[database\] max_connections must be a number of connections from 1 to 1000, not 0"),
+    ("[session]\nidle_minutes = -5\n",
+     r"\[session\] idle_minutes must be a number of minutes from 1 to 525600, not -5"),
+    ("[session]\nmax_hours = 0\n", r"\[session\] max_hours must be a number of hours from 1 to 8784, not 0"),
+    ("[epm]\ntimeout_seconds = 0\n", r"\[epm\] timeout_seconds must be a number of seconds from 1 to 3600, not 0"),
+    ("[server]\ntrusted_proxies = -1\n", r"\[server\] trusted_proxies must be a number of proxies from 0 to 100"),
+])
+def test_a_number_out_of_its_range_is_refused_with_the_setting_named(tmp_path, text, message):
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(SettingsError, match=message):
+        Settings.load(environ={"JITBROKER_CONFIG": str(path)})
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"PORT": "99999"}, "PORT must be a TCP port from 1 to 65535, not 99999"),
+    ({"PORT": "abc"}, r"setting port must be an integer, not 'abc' \(PORT\)"),
+    ({"DATABASE_URL": "mysql://broker:pw@db/jit"},
+     r"\[database\] url or DATABASE_URL names a mysql database: use sqlite:///path/to/file.db or postgresql://"),
+])
+def test_a_variable_the_broker_cannot_use_is_refused_with_its_name(environ, message):
+    with pytest.raises(SettingsError, match=message) as refused:
+        Settings.load(environ=environ)
+    assert "pw" not in str(refused.value)

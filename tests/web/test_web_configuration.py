@@ -81,6 +81,14 @@ def test_invalid_host_is_refused_with_its_reason(as_admin):
     assert Configuration.default().pmc_host == ""
 
 
+@pytest.mark.parametrize("url", ["https://127.0.0.1:99999/hook", "https://127.0.0.1:0/hook", "https://:443/hook"])
+def test_a_notification_webhook_url_without_a_usable_host_and_port_is_refused(as_admin, url):
+    response = as_admin.post("/admin/configuration", form_values(notify_webhook_url=url))
+    assert response.status_code == 400
+    assert re.search(r'id="notify_webhook_url-error"\s*>[^<]*(port from 1 to 65535|https:// URL)', text_of(response))
+    assert Configuration.default().notify_webhook_url == ""
+
+
 def test_host_without_services_suffix_is_saved_with_a_warning(as_admin):
     response = as_admin.post("/admin/configuration", form_values(pmc_host="acme.pm.beyondtrustcloud.com"),
                              follow_redirects=True)
