@@ -609,6 +609,12 @@ def _void_settled_first_approvals(_migrator):
         " AND t.expired_at IS NOT NULL))")
 
 
+def _encrypted_webhook_url(_migrator):
+    """The notification webhook URL (its path is the credential Slack or Teams checks) is encrypted at rest like
+    the passwords, so a backup no longer carries it readable."""
+    encrypt_stored(models.Configuration._meta.table_name, ["notify_webhook_url"])
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -649,6 +655,7 @@ MIGRATIONS = [
      _purged_requests),
     (34, "chat messages wait as long as Slack or Teams asked, whatever changes meanwhile", _chat_retry_after),
     (35, "first approvals of tickets decided or expired since count for nothing", _void_settled_first_approvals),
+    (36, "the notification webhook URL encrypted at rest, like the passwords", _encrypted_webhook_url),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

@@ -156,7 +156,8 @@ class Configuration(BaseModel):
     smtp_password = EncryptedTextField(default="")
     smtp_starttls = peewee.BooleanField(default=True)
     mail_from = peewee.CharField(max_length=254, default="")
-    notify_webhook_url = peewee.TextField(default="")
+    # A Slack or Teams incoming-webhook URL carries its own credential: stored encrypted, like the passwords.
+    notify_webhook_url = EncryptedTextField(default="")
     sla_minutes = peewee.IntegerField(default=0)
     retention_incoming_days = peewee.IntegerField(default=90)
     retention_outbound_days = peewee.IntegerField(default=30)

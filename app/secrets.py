@@ -1,4 +1,5 @@
-"""Secrets at rest: the EPM client secret and the SMTP password are stored encrypted.
+"""Secrets at rest: the EPM client secret, the SMTP password and the notification webhook URL are stored
+encrypted.
 
 Values are encrypted with Fernet (AES-128-CBC with HMAC-SHA256, from `cryptography`)
 and stored as `fernet:<token>`. The key comes from the environment:

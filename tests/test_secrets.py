@@ -99,3 +99,28 @@ def test_the_secret_never_reaches_the_log(app, caplog, monkeypatch):
     assert caplog.records
     for record in caplog.records:
         assert SECRET not in record.getMessage() and "a-wrong-secret-value" not in record.getMessage()
+
+
+WEBHOOK_URL = "https://hooks.slack.com/services/T0/B0/XoxWebhookToken"
+
+
+def test_the_notification_webhook_url_is_stored_encrypted_and_init_encrypts_one_stored_in_clear(app, runner):
+    from app.models import SchemaVersion
+
+    update_configuration({"notify_webhook_url": WEBHOOK_URL})
+    assert "XoxWebhookToken" not in stored_column("notify_webhook_url")
+    assert stored_column("notify_webhook_url").startswith(secrets.PREFIX)
+    assert Configuration.default().notify_webhook_url == WEBHOOK_URL
+
+    # As a release before its encryption stored it: in clear.
+    table = Configuration._meta.table_name
+    database.execute_sql(f'UPDATE "{table}" SET notify_webhook_url = {database.param}', (WEBHOOK_URL,))
+    SchemaVersion.delete().where(SchemaVersion.version == 34).execute()
+    assert Configuration.default().notify_webhook_url == WEBHOOK_URL, "read as it is until init"
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: the notification webhook URL encrypted at rest" in result.output
+    assert "XoxWebhookToken" not in stored_column("notify_webhook_url")
+    assert Configuration.default().notify_webhook_url == WEBHOOK_URL
