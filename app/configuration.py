@@ -1,15 +1,16 @@
 """The integration settings record (`Default`): its fields, checked the same for the CLI and the admin page."""
+import peewee
 
 from app import contract
 from app.audit import service as audit
-from app.db import write_transaction
+from app.db import is_sqlite, write_transaction
 from app.egress import EgressRefused, check_url
 from app.epm import tokens
 from app.epm.records import statuses
 from app.epm.hosts import host_warnings as pmc_host_warnings, validate_host
-from app.errors import BadRequest
+from app.errors import BadRequest, Conflict
 from app.fields import Field, clean_boolean, clean_choice, clean_text, clean_values as clean_fields
-from app.models import Configuration, utcnow
+from app.models import CONFIGURATION_VERSION, Configuration, utcnow
 
 MASK = "********"
 # Fields that make a different set of EPM credentials: a change deletes the stored access tokens.
@@ -234,11 +235,43 @@ def _shown(field, value):
     return (MASK if value else "") if field.secret else value
 
 
-def update_configuration(raw, actor=None, source_address=None):
-    """Check and save values on the Default record; returns (record, warnings); changes are audited, secrets masked."""
+class ConfigurationChanged(Conflict):
+    """Values entered on a page read at one version of the configuration, saved after it changed: nothing saved."""
+
+
+def versioned_configuration():
+    """The `Default` record with its version (`configuration_version`, moved by the database on every change of
+    the row however it is made), read in one statement. A page shows the record and carries the version."""
+    return _with_version().get()
+
+
+def _with_version():
+    Configuration.default()  # created with its defaults when missing
+    version = peewee.SQL(f'"{CONFIGURATION_VERSION}"').alias("configuration_version")
+    return Configuration.select(Configuration, version).where(Configuration.name == Configuration.DEFAULT_NAME)
+
+
+def _locked_configuration():
+    """The `Default` record with its version, its row locked until the transaction ends (PostgreSQL; SQLite's
+    write transaction holds the database's write lock already): no other change lands between reading the
+    record and saving it."""
+    query = _with_version()
+    return (query if is_sqlite() else query.for_update()).get()
+
+
+def update_configuration(raw, actor=None, source_address=None, expected_version=None):
+    """Check and save values on the Default record; returns (record, warnings); changes are audited, secrets masked.
+
+    `expected_version`: the version the values were entered against (the configuration page's form carries it).
+    When the record has changed since, ConfigurationChanged is raised and nothing is saved, so a page loaded
+    before another admin's (or `jitbroker config set`'s) change cannot put the old values back."""
     cleaned = clean_values(raw)
     with write_transaction():
-        record = Configuration.default()
+        record = _locked_configuration()
+        if expected_version is not None and record.configuration_version != expected_version:
+            raise ConfigurationChanged("The configuration changed after this page was loaded",
+                                       "another admin or `jitbroker config set` saved it meanwhile; nothing was "
+                                       "saved")
         _check_secret_entered_again(record, cleaned)
         _check_destinations(record, cleaned)
         changes = {}

@@ -1,7 +1,12 @@
 """The admin configuration page: every integration setting in groups, Test Connection and delivery retries.
 
 The client secret is write-only: the page never renders it, and a blank secret
-field keeps the stored one. Test Connection's result is shown beside its button: the
+field keeps the stored one. The form carries the configuration's version: saved after the configuration
+changed (another admin, `jitbroker config set` on any host), it is refused and shown again with what the
+admin entered, each field that differs from the saved configuration marked with the saved value, so
+nothing changed meanwhile is put back unseen. Refused rather than merged: the fields depend on each other
+(a host and its secret, the statuses meaning approved and denied), and a merge could save a combination
+nobody chose. Test Connection's result is shown beside its button: the
 answer redirects to the button's section and the page shows the result there once.
 "Retry all now" asks for confirmation first (app/web/confirmation.py).
 """
@@ -9,7 +14,8 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 
 from app import contract
 from app.auth.access import require_page_roles
-from app.configuration import FIELDS, pmc_host_warnings, update_configuration
+from app.configuration import (FIELDS, FIELDS_BY_NAME, ConfigurationChanged, masked_values, pmc_host_warnings,
+                               update_configuration, versioned_configuration)
 from app.decisions import service as decisions
 from app.epm.client import EpmClient
 from app.epm.errors import EpmError
@@ -42,6 +48,10 @@ GROUPS = (
 OTHER_GROUP = "Other settings"
 NOTIFICATIONS_GROUP = "Notifications"
 CONNECTION_TEST_KEY = "connection_test"
+# The hidden form field carrying the version of the configuration the page was rendered from.
+VERSION_FIELD = "configuration_version"
+CHANGED_MEANWHILE = ("The configuration was changed after this page was loaded (by another admin, or `jitbroker "
+                     "config set`), so nothing was saved. What you entered is shown again")
 CHOICE_FIELDS = {"ticket_type": [(t.table, t.label) for t in contract.TICKET_TYPES.values()],
                  "token_auth_method": [(method, method) for method in contract.TOKEN_AUTH_METHODS]}
 
@@ -56,7 +66,9 @@ def grouped(views):
             for legend, fields in groups if fields]
 
 
-def _render(record, submitted=None, errors=None, message=None, status=200):
+def _render(record, version, submitted=None, errors=None, message=None, status=200, review=False):
+    """The page for `record`, its form carrying `version`: the record's own, or the one the admin's form was
+    loaded at while its entries are shown again with an error."""
     host = submitted.get("pmc_host", record.pmc_host) if submitted else record.pmc_host
     views = field_views(FIELDS, {field.name: getattr(record, field.name) for field in FIELDS}, submitted, errors,
                         CHOICE_FIELDS, CHECKBOX_FIELDS)
@@ -67,6 +79,9 @@ def _render(record, submitted=None, errors=None, message=None, status=200):
         invalid=[view for group in groups for view in group["fields"] if view["error"]],
         warnings=pmc_host_warnings(host) if not errors else [],
         message=message,
+        review=review,
+        version_field=VERSION_FIELD,
+        version=version,
         connection_test=session.pop(CONNECTION_TEST_KEY, None),
         notifications_group=NOTIFICATIONS_GROUP,
         identity_provider=_identity_provider(),
@@ -83,20 +98,53 @@ def _identity_provider():
             "roles_claim": settings.oidc_roles_claim}
 
 
+def _submitted_version():
+    """The version the form was loaded at; 0 (no version the database gives) when the form carries none."""
+    text = request.form.get(VERSION_FIELD, "").strip()
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 19 else 0
+
+
+def _differences(record, submitted):
+    """Field name -> a notice, for each field of the form that differs from the saved `record`."""
+    saved = masked_values(record)
+    notices = {}
+    for name, value in submitted.items():
+        field = FIELDS_BY_NAME[name]
+        if field.secret:
+            notices[name] = "Type it again to change it: a secret is never shown on the page"
+            continue
+        try:
+            entered = field.clean(value)
+        except ValueError:
+            entered = value
+        if entered != getattr(record, name):
+            shown = ("on" if saved[name] else "off") if name in CHECKBOX_FIELDS else saved[name]
+            notices[name] = f"The saved value is {shown if shown != '' else '(empty)'}"
+    return notices
+
+
 @bp.get("/configuration")
 @admins
 def configuration():
-    return _render(Configuration.default())
+    record = versioned_configuration()
+    return _render(record, record.configuration_version)
 
 
 @bp.post("/configuration")
 @admins
 def save_configuration():
     raw = submitted_values(FIELDS, request.form, CHECKBOX_FIELDS)
+    version = _submitted_version()
     try:
-        _, warnings = update_configuration(raw)
+        _, warnings = update_configuration(raw, expected_version=version)
+    except ConfigurationChanged as error:
+        # Shown again at the current version: saving once more, after a look at the marked fields, is a choice.
+        record = versioned_configuration()
+        return _render(record, record.configuration_version, raw, _differences(record, raw), CHANGED_MEANWHILE,
+                       error.status, review=True)
     except BadRequest as error:
-        return _render(Configuration.default(), raw, error.extra.get("fields", {}), error.message, error.status)
+        return _render(Configuration.default(), version, raw, error.extra.get("fields", {}), error.message,
+                       error.status)
     flash("Configuration saved.", "ok")
     for warning in warnings:
         flash(warning, "warning")

@@ -91,7 +91,8 @@ def _save(server, browser, unchecked=(), **changes):
             if not field.secret and field.name not in CHECKBOXES}
     form.update({name: "on" for name in CHECKBOXES if getattr(record, name) and name not in unchecked})
     page = browser.get(f"{server.url}/admin/configuration", timeout=30).text
-    form.update(csrf_token=_TOKEN.search(page).group(1), **changes)
+    version = re.search(r'name="configuration_version" value="(\d+)"', page).group(1)
+    form.update(csrf_token=_TOKEN.search(page).group(1), configuration_version=version, **changes)
     return browser.post(f"{server.url}/admin/configuration", data=form, timeout=30, allow_redirects=False)
 
 

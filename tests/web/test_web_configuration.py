@@ -5,7 +5,7 @@ import re
 import pytest
 import responses
 
-from app.configuration import FIELDS, update_configuration
+from app.configuration import FIELDS, update_configuration, versioned_configuration
 from app.epm.tokens import clear_token_cache
 from app.models import Configuration
 from app.web import configuration as web_configuration
@@ -20,11 +20,23 @@ def text_of(response):
 
 def form_values(**changes):
     """The form as the page submits it unchanged, with `changes` applied."""
-    record = Configuration.default()
+    record = versioned_configuration()
     values = {field.name: getattr(record, field.name) for field in FIELDS if not field.secret}
     values["auto_close"] = "true" if record.auto_close else ""
+    values[web_configuration.VERSION_FIELD] = str(record.configuration_version)
     values.update(changes)
     return {name: value for name, value in values.items() if value is not False}
+
+
+def form_of(page):
+    """The form's fields as a browser would submit the configuration page `page` (its HTML) unchanged."""
+    values = {name: html.unescape(value) for name, value in
+              re.findall(r'<input id="[^"]+" name="([^"]+)" type="text" value="([^"]*)"', page)}
+    values.update(re.findall(r'<input id="[^"]+" name="([^"]+)" type="checkbox" value="(true)"[^>]*checked', page))
+    for name, options in re.findall(r'<select id="[^"]+" name="([^"]+)"[^>]*>(.*?)</select>', page, re.DOTALL):
+        values[name] = re.search(r'<option value="([^"]*)"\s*selected', options).group(1)
+    values.update(re.findall(r'<input type="hidden" name="(configuration_version)" value="(\d+)"', page))
+    return values
 
 
 def test_configuration_page_shows_every_field(as_admin):
@@ -206,3 +218,51 @@ def test_test_connection_shows_its_result_beside_the_button_once(as_admin):
                      r'[^>]*>Test Connection failed: The PMC Service Host Name is empty', section)
     assert "Test Connection failed" not in page[:page.index('id="test-connection"')]
     assert "Test Connection failed" not in text_of(as_admin.get("/admin/configuration"))
+
+
+def test_a_page_saved_after_a_change_elsewhere_keeps_that_change_and_shows_the_entries_again(as_admin):
+    loaded = form_of(text_of(as_admin.get("/admin/configuration")))
+    assert loaded["configuration_version"] and loaded["ticket_type"] == "incident" and "auto_close" not in loaded
+    # Meanwhile, on another host: `jitbroker config set auto_close=true retention_closed_ticket_days=30`.
+    update_configuration({"auto_close": "true", "retention_closed_ticket_days": "30"})
+
+    # The admin changes the reminder time on the page loaded before, and saves.
+    refused = as_admin.post("/admin/configuration", {**loaded, "sla_minutes": "45"})
+
+    assert refused.status_code == 409
+    page = text_of(refused)
+    assert "changed after this page was loaded" in page and "nothing was saved" in page
+    assert "review the fields marked below, which differ from the saved configuration, then save again" in page
+    assert re.search(r'id="auto_close-error"\s*>The saved value is on<', page)
+    assert re.search(r'id="retention_closed_ticket_days-error"\s*>The saved value is 30<', page)
+    assert re.search(r'id="sla_minutes-error"\s*>The saved value is 0<', page)
+    assert 'name="sla_minutes" type="text" value="45"' in page, "what the admin typed is kept"
+    saved = Configuration.default()
+    assert (saved.auto_close, saved.retention_closed_ticket_days, saved.sla_minutes) == (True, 30, 0)
+
+    # Having looked, the admin keeps the other change and saves the form shown again.
+    again = form_of(page)
+    assert again["configuration_version"] != loaded["configuration_version"]
+    assert as_admin.post("/admin/configuration", {**again, "auto_close": "true",
+                                                  "retention_closed_ticket_days": "30"}).status_code == 302
+    saved = Configuration.default()
+    assert (saved.auto_close, saved.retention_closed_ticket_days, saved.sla_minutes) == (True, 30, 45)
+
+
+def test_a_page_shown_again_for_an_error_still_knows_when_it_was_loaded(as_admin):
+    loaded = form_of(text_of(as_admin.get("/admin/configuration")))
+    update_configuration({"default_category": "Endpoint"})
+    invalid = as_admin.post("/admin/configuration", {**loaded, "smtp_port": "99999"})
+    assert invalid.status_code == 400
+    corrected = {**form_of(text_of(invalid)), "smtp_port": "25"}
+    assert corrected["configuration_version"] == loaded["configuration_version"]
+
+    assert as_admin.post("/admin/configuration", corrected).status_code == 409
+    assert (Configuration.default().default_category, Configuration.default().smtp_port) == ("Endpoint", 587)
+
+
+def test_a_form_without_the_version_it_was_loaded_at_is_not_saved(as_admin):
+    stale = form_values(sla_minutes="45")
+    del stale[web_configuration.VERSION_FIELD]
+    assert as_admin.post("/admin/configuration", stale).status_code == 409
+    assert Configuration.default().sla_minutes == 0
