@@ -2,15 +2,27 @@
 
 SQLite is copied with its online backup API, in one step: the copy is one consistent
 snapshot, and in WAL mode the service keeps reading and writing meanwhile. PostgreSQL is
-dumped with `pg_dump` (custom format) and restored with `pg_restore --clean`. Either way a
-backup is first written beside its destination and renamed into place, so a failure never
-leaves half a backup under the name asked for. The database password reaches pg_dump and
-pg_restore through the environment, never their command line, and never appears in an error.
+dumped with `pg_dump` (custom format). Either way a backup is first written beside its
+destination and renamed into place, so a failure never leaves half a backup under the name
+asked for.
+
+A PostgreSQL restore runs in one transaction (psql reading `pg_restore`'s script): it drops
+the broker's own tables, those of this release's schema, restores the backup into the schema
+left clean, and commits only when all of it succeeded. Dropping this release's tables, not
+only the backup's, is what lets a backup taken before an upgrade go back: tables added since
+would otherwise still hold keys on the backup's tables. Nothing that is not the broker's is
+dropped, and nothing is dropped with CASCADE: should another application's object depend on a
+broker table, the restore stops there and changes nothing. `jitbroker restore` then brings the
+schema up to date. The database password reaches pg_dump, pg_restore and psql through the
+environment, never their command line, and never appears in an error.
 """
+import importlib
 import os
+import pkgutil
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
 
@@ -219,16 +231,91 @@ def _backup_postgres(database_url, destination):
     _run_postgres_tool(database_url, "pg_dump", ["--format=custom", f"--file={destination}"], "back up")
 
 
+# PostgreSQL objects of the broker's that are not tables (nor go with one): migration 27's trigger function.
+BROKER_FUNCTIONS = ("configuration_version()",)
+
+
+def broker_tables():
+    """The tables the broker's schema has in this release: those its models declare (every `models` module under
+    app/, and the migrations' own), the schema version's among them. A model another one extends (BaseModel,
+    QueuedWork, JitRequest) is a base with no table of its own."""
+    import peewee
+
+    import app
+    from app.db import database
+
+    importlib.import_module("app.models")
+    importlib.import_module("app.migrations")
+    for module in pkgutil.walk_packages(app.__path__, "app."):
+        if module.name.rsplit(".", 1)[-1] == "models":
+            importlib.import_module(module.name)
+
+    def models(base):
+        for model in base.__subclasses__():
+            yield model
+            yield from models(model)
+
+    return sorted({model._meta.table_name for model in models(peewee.Model)
+                   if model._meta.database is database and not model.__subclasses__()})
+
+
+def _tool(name):
+    executable = shutil.which(name)
+    if executable is None:
+        raise BackupError(f"{name} was not found on PATH: {POSTGRES_CLIENT_HINT}")
+    return executable
+
+
 def _restore_postgres(source, database_url):
-    pg_restore = shutil.which("pg_restore")
-    if pg_restore is None:
-        raise BackupError(f"pg_restore was not found on PATH: {POSTGRES_CLIENT_HINT}")
+    pg_restore, psql = _tool("pg_restore"), _tool("psql")
     listing = subprocess.run([pg_restore, "--list", str(source)], stdin=subprocess.DEVNULL, capture_output=True,
                              text=True, check=False)
     if listing.returncode != 0 or f" {SCHEMA_TABLE} " not in listing.stdout:
         said = listing.stderr.strip() or f"no {SCHEMA_TABLE} table in it"
         raise BackupError(f"{source} is not a JIT Broker backup made by pg_dump (custom format): {said}")
-    # --single-transaction: the restore is whole, or the database is left as it was.
-    _run_postgres_tool(database_url, "pg_restore",
-                       ["--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
-                        str(source)], "restore")
+    tables = ", ".join(f'"{name}"' for name in broker_tables())
+    functions = "".join(f"DROP FUNCTION IF EXISTS {function};\n" for function in BROKER_FUNCTIONS)
+    clean_schema = f"BEGIN;\nDROP TABLE IF EXISTS {tables};\n{functions}".encode()
+    uri, environment = _postgres_target(database_url)
+    with tempfile.TemporaryFile() as read_errors, tempfile.TemporaryFile() as restore_errors:
+        # pg_restore writes the backup as SQL; psql runs it after the drops, in the transaction they began.
+        reader = subprocess.Popen([pg_restore, "--no-owner", "--file=-", str(source)], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.PIPE, stderr=read_errors)
+        try:
+            writer = subprocess.Popen([psql, "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1",
+                                       f"--dbname={uri}", "--file=-"], env=environment, stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=restore_errors)
+        except OSError as error:
+            reader.kill()
+            reader.wait()
+            raise BackupError(f"could not run {psql}: {error}") from error
+        psql_stopped = False
+        try:
+            writer.stdin.write(clean_schema)
+            shutil.copyfileobj(reader.stdout, writer.stdin)
+            # COMMIT only after the whole script: a script cut short (pg_restore failing) ends the session
+            # with the transaction open, and PostgreSQL rolls it back.
+            if reader.wait() == 0:
+                writer.stdin.write(b"COMMIT;\n")
+            writer.stdin.close()
+        except BrokenPipeError:
+            psql_stopped = True  # at an error (ON_ERROR_STOP): its transaction is rolled back
+        finally:
+            reader.kill()  # still writing only when psql stopped
+            reader.wait()
+            reader.stdout.close()
+            try:
+                writer.stdin.close()
+            except BrokenPipeError:
+                pass
+            writer.wait()
+        if reader.returncode != 0 and not psql_stopped:
+            read_errors.seek(0)
+            said = read_errors.read().decode(errors="replace").strip() or "(it printed nothing)"
+            raise BackupError(f"pg_restore could not read {source} (exit status {reader.returncode}); nothing was "
+                              f"changed:\n{said}")
+        if writer.returncode != 0:
+            restore_errors.seek(0)
+            said = _redacted(restore_errors.read().decode(errors="replace").strip(), database_url)
+            raise BackupError(f"psql could not restore {source} into {describe(database_url)} (exit status "
+                              f"{writer.returncode}); nothing was changed:\n{said or '(it printed nothing)'}")

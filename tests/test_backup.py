@@ -1,12 +1,16 @@
 """`jitbroker backup` and `jitbroker restore`, end to end on SQLite and PostgreSQL: a backup taken while
 deliveries keep arriving holds one consistent moment, and restoring it brings back exactly that moment."""
+import os
+import shutil
 import sqlite3
 import threading
 
 import pytest
 
 from app.backup import BackupError, backup, restore
+from app.chat.models import ChatPost, SlackLink, SlackSignature
 from app.db import close_pools, database
+from app.logs import store as log_store
 from app.migrations import MIGRATIONS
 from app.models import Account, Configuration, IncomingRequest, SchemaVersion, Task
 from tests import factories
@@ -98,6 +102,110 @@ def test_a_backup_taken_during_writes_restores_exactly_that_moment(app, runner, 
     newest = make_ticket()
     assert newest.number not in {number for _id, number, _request in after}
     assert "epm\tapi\tactive" in runner.invoke(args=["users", "list"]).output
+
+
+def as_a_stopped_service_leaves_it(app):
+    """No connection of this process's left open, the app-log writer's included, as after stopping the service."""
+    log_store.flush(5)
+    log_store.stop()
+    close_pools()
+    log_store.start(database.obj, app.extensions["settings"])
+
+
+def as_a_release_before_chat_left_it():
+    """The schema before step 26: no chat tables (one of them holds a key on the tickets), step 26 not recorded."""
+    cascade = "" if database.obj.__class__.__name__.endswith("SqliteDatabase") else " CASCADE"
+    for model in (ChatPost, SlackLink, SlackSignature):
+        database.execute_sql(f'DROP TABLE "{model._meta.table_name}"{cascade}')
+    SchemaVersion.delete().where(SchemaVersion.version == 26).execute()
+
+
+def test_a_backup_taken_before_an_upgrade_restores_into_the_upgraded_database(app, runner, tmp_path, make_ticket):
+    before = make_ticket()
+    as_a_release_before_chat_left_it()
+    backup_path = tmp_path / "before-upgrade.backup"
+    assert runner.invoke(args=["backup", str(backup_path)]).exit_code == 0
+    # The upgrade adds the chat tables back; tickets made since are posted to chat.
+    upgraded = runner.invoke(args=["init"])
+    assert "Applied migration: Slack and Teams" in upgraded.output, upgraded.output
+    after = make_ticket()
+    ChatPost.create(task=after, service="slack")
+    ChatPost.create(task=before, service="teams")
+    as_a_stopped_service_leaves_it(app)
+
+    restored = runner.invoke(args=["restore", str(backup_path), "--yes"])
+
+    assert restored.exit_code == 0, restored.output
+    assert "Applied migration: Slack and Teams" in restored.output, "the backup brought up to date"
+    with database.connection_context():
+        assert [task.id for task in Task.select()] == [before.id]
+        assert ChatPost.select().count() == 0, "the upgraded tables hold nothing from after the backup"
+        assert {row.version for row in SchemaVersion.select()} == {version for version, _d, _s in MIGRATIONS}
+    newest = make_ticket()
+    ChatPost.create(task=newest, service="slack")
+
+
+def test_a_postgresql_restore_drops_nothing_that_is_not_the_brokers(postgres_app, tmp_path):
+    runner = postgres_app.test_cli_runner()
+    assert runner.invoke(args=["init"]).exit_code == 0
+    backup_path = tmp_path / "broker.backup"
+    assert runner.invoke(args=["backup", str(backup_path)]).exit_code == 0
+    with database.connection_context():
+        # Another application's table in the same database, made after the backup.
+        database.execute_sql("CREATE TABLE other_application_notes (note text)")
+        database.execute_sql("INSERT INTO other_application_notes VALUES ('kept')")
+        factories.account("after-backup", "user")
+    as_a_stopped_service_leaves_it(postgres_app)
+
+    restored = runner.invoke(args=["restore", str(backup_path), "--yes"])
+
+    assert restored.exit_code == 0, restored.output
+    with database.connection_context():
+        assert database.execute_sql("SELECT note FROM other_application_notes").fetchall() == [("kept",)]
+        assert Account.by_username("after-backup") is None
+        # Another application's view reading a broker table: the restore would have to drop it too, so it stops.
+        database.execute_sql("CREATE VIEW other_application_people AS SELECT username FROM sys_user")
+        factories.account("after-the-view", "user")
+    as_a_stopped_service_leaves_it(postgres_app)
+
+    refused = runner.invoke(args=["restore", str(backup_path), "--yes"])
+
+    assert refused.exit_code == 1
+    assert "nothing was changed" in refused.output and "other_application_people depends on table sys_user" in (
+        refused.output)
+    with database.connection_context():
+        assert Account.by_username("after-the-view") is not None
+        assert database.execute_sql("SELECT count(*) FROM other_application_people").fetchone()[0] > 0
+    close_pools()
+
+
+def test_a_postgresql_backup_read_only_in_part_changes_nothing(postgres_app, tmp_path, monkeypatch):
+    runner = postgres_app.test_cli_runner()
+    assert runner.invoke(args=["init"]).exit_code == 0
+    backup_path = tmp_path / "broker.backup"
+    assert runner.invoke(args=["backup", str(backup_path)]).exit_code == 0
+    with database.connection_context():
+        factories.account("after-backup", "user")
+    as_a_stopped_service_leaves_it(postgres_app)
+    # pg_restore giving up in the middle of the backup's data (a file cut short, a disk error).
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "pg_restore"
+    real = shutil.which("pg_restore")
+    fake.write_text(f'#!/bin/sh\ncase "$1" in --list) exec {real} "$@";; esac\n'
+                    f'{real} "$@" | awk \'{{print}} /^COPY /{{copy=1; next}} copy{{exit}}\'\n'
+                    'echo "pg_restore: error: could not read from input file: end of file" >&2\nexit 1\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}:{os.environ['PATH']}")
+
+    result = runner.invoke(args=["restore", str(backup_path), "--yes"])
+
+    assert result.exit_code == 1
+    assert f"pg_restore could not read {backup_path} (exit status 1); nothing was changed" in result.output
+    with database.connection_context():
+        assert Account.by_username("after-backup") is not None
+        assert {row.version for row in SchemaVersion.select()} == {version for version, _d, _s in MIGRATIONS}
+    close_pools()
 
 
 def test_a_backup_does_not_overwrite_a_file_unless_told(app, runner, tmp_path):
