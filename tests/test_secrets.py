@@ -115,7 +115,7 @@ def test_the_notification_webhook_url_is_stored_encrypted_and_init_encrypts_one_
     # As a release before its encryption stored it: in clear.
     table = Configuration._meta.table_name
     database.execute_sql(f'UPDATE "{table}" SET notify_webhook_url = {database.param}', (WEBHOOK_URL,))
-    SchemaVersion.delete().where(SchemaVersion.version == 34).execute()
+    SchemaVersion.delete().where(SchemaVersion.version == 36).execute()
     assert Configuration.default().notify_webhook_url == WEBHOOK_URL, "read as it is until init"
 
     result = runner.invoke(args=["init"])
