@@ -89,7 +89,7 @@ INTEGER_RANGES = {
     "port": (1, 65535, "a TCP port"),
     "max_body_bytes": (1024, 1 << 30, "a number of bytes"),
     "auth_cache_seconds": (0, 86_400, "a number of seconds"),
-    "session_idle_minutes": (1, 525_600, "a number of minutes"),
+    "session_idle_minutes": (0, 525_600, "a number of minutes"),
     "session_max_hours": (1, 8784, "a number of hours"),
     "trusted_proxies": (0, 100, "a number of proxies"),
     "epm_timeout_seconds": (1, 3600, "a number of seconds"),

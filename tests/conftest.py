@@ -38,6 +38,12 @@ def _admin_connection():
 @pytest.fixture(scope="session")
 def postgres_url():
     """A PostgreSQL database of its own for this test run (and xdist worker), dropped afterwards."""
+    yield from scratch_postgres_database()
+
+
+def scratch_postgres_database():
+    """Make an empty PostgreSQL database, yield its URL, then drop it: a module that needs a database of each
+    test's own (one with no schema yet, or nothing another test left in it) overrides `postgres_url` with it."""
     name = f"jitbroker_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     connection = _admin_connection()
     with connection.cursor() as cursor:

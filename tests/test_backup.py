@@ -14,8 +14,15 @@ from app.logs import store as log_store
 from app.migrations import MIGRATIONS
 from app.models import Account, Configuration, IncomingRequest, SchemaVersion, Task
 from tests import factories
-from tests.conftest import WEBHOOK, basic_auth
+from tests.conftest import WEBHOOK, basic_auth, scratch_postgres_database
 from tests.waiting import wait_until
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL database of this test's own: a backup of the whole database then holds nothing another test
+    left in it."""
+    yield from scratch_postgres_database()
 
 
 class DeliveryWriter(threading.Thread):

@@ -6,6 +6,13 @@ from click.testing import CliRunner
 from app.cli import cli
 from app.db import close_pools, database
 from app.models import SchemaVersion
+from tests.conftest import scratch_postgres_database
+
+
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL database of this test's own: one `jitbroker init` has not prepared yet."""
+    yield from scratch_postgres_database()
 
 
 def jitbroker(*args, **environ):

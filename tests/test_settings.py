@@ -106,7 +106,7 @@ def test_an_issuer_without_a_client_id_is_a_named_error():
     ("[database]\nmax_connections = 0\n",
      r"\[database\] max_connections must be a number of connections from 1 to 1000, not 0"),
     ("[session]\nidle_minutes = -5\n",
-     r"\[session\] idle_minutes must be a number of minutes from 1 to 525600, not -5"),
+     r"\[session\] idle_minutes must be a number of minutes from 0 to 525600, not -5"),
     ("[session]\nmax_hours = 0\n", r"\[session\] max_hours must be a number of hours from 1 to 8784, not 0"),
     ("[epm]\ntimeout_seconds = 0\n", r"\[epm\] timeout_seconds must be a number of seconds from 1 to 3600, not 0"),
     ("[server]\ntrusted_proxies = -1\n", r"\[server\] trusted_proxies must be a number of proxies from 0 to 100"),

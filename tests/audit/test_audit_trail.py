@@ -1,6 +1,6 @@
 """Each action an auditor asks about leaves one entry: who, from where, on what, and what changed."""
 from app.audit import service as audit
-from app.configuration import FIELDS, MASK, update_configuration
+from app.configuration import FIELDS, MASK, update_configuration, versioned_configuration
 from app.models import Account, Configuration
 from tests import factories
 from tests.conftest import basic_auth
@@ -155,7 +155,8 @@ def test_configuration_saved_on_the_page_is_recorded_as_the_admin(as_admin, audi
     # The form as the page submits it: every field as stored, checkboxes only when on.
     form = {field.name: getattr(record, field.name) for field in FIELDS if not field.secret}
     form = {name: "true" if value is True else value for name, value in form.items() if value is not False}
-    form.update(default_category="Security", client_secret="second-secret")
+    form.update(default_category="Security", client_secret="second-secret",
+                configuration_version=str(versioned_configuration().configuration_version))
     assert as_admin.post("/admin/configuration", form).status_code == 302
 
     entry = audit_entries(audit.CONFIGURATION_CHANGE)[-1]
