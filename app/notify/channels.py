@@ -27,12 +27,9 @@ class NotificationError(Exception):
 
 def retry_after(headers):
     """The seconds a failing answer's Retry-After header asks for (delta-seconds or an HTTP date, read as EPM's
-    is), or None: absent, unreadable, or a number of more digits than int() reads."""
+    is), or None: absent or unreadable."""
     value = next((value for name, value in (headers or {}).items() if name.lower() == "retry-after"), None)
-    try:
-        return retry_after_seconds(value)
-    except ValueError:
-        return None
+    return retry_after_seconds(value)
 
 
 def email_configured(configuration):
