@@ -13,12 +13,19 @@ from app.jobs.models import SchedulerLease
 SCHEDULER_LEASE = "scheduler"
 
 
+# What the environment set that cannot be used, one message each: the scheduler and `run-jobs` refuse to run with
+# them (check_lease_times); every other command and the web service, which only read how stale a heartbeat may get,
+# go on with the defaults rather than fail at import.
+REFUSED_FROM_ENVIRONMENT = []
+
+
 def _seconds_from_environment(variable, default):
     value = os.environ.get(variable, "").strip()
     if not value:
         return default
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{variable} must be a whole number of seconds (1 or more), not {value!r}")
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        REFUSED_FROM_ENVIRONMENT.append(f"{variable} must be a whole number of seconds (1 or more), not {value!r}")
+        return default
     return int(value)
 
 
@@ -32,8 +39,11 @@ STALE_AFTER_SECONDS = LEASE_SECONDS
 
 
 def check_lease_times(lease_seconds=None, heartbeat_seconds=None):
-    """ValueError, naming both environment variables and their values, unless the lease (LEASE_SECONDS by default)
-    outlasts at least two heartbeats (HEARTBEAT_SECONDS): one renewal late must not hand the jobs over."""
+    """ValueError, naming the environment variables and their values, when the environment set a time that is not
+    a whole number of seconds, or unless the lease (LEASE_SECONDS by default) outlasts at least two heartbeats
+    (HEARTBEAT_SECONDS): one renewal late must not hand the jobs over."""
+    if REFUSED_FROM_ENVIRONMENT:
+        raise ValueError("; ".join(REFUSED_FROM_ENVIRONMENT))
     lease_seconds = LEASE_SECONDS if lease_seconds is None else lease_seconds
     heartbeat_seconds = HEARTBEAT_SECONDS if heartbeat_seconds is None else heartbeat_seconds
     if heartbeat_seconds * 2 > lease_seconds:

@@ -70,6 +70,26 @@ def test_a_lease_shorter_than_two_heartbeats_is_refused_with_both_variables_and_
                                 "heartbeats; nothing was run\n"), command
 
 
+def test_a_lease_time_that_is_no_number_is_refused_by_the_scheduler_and_breaks_no_other_command(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": f"sqlite:///{tmp_path}/jitbroker.db",
+           "SECRET_KEY": "test-secret-key", "JITBROKER_SCHEDULER_HEARTBEAT_SECONDS": "ten"}
+    env.pop("JITBROKER_SCHEDULER_LEASE_SECONDS", None)
+    jitbroker = str(Path(sys.executable).parent / "jitbroker")
+    for command in ("scheduler", "run-jobs"):
+        ended = subprocess.run([jitbroker, command], cwd=tmp_path, env=env, capture_output=True, text=True,
+                               timeout=120)
+        assert ended.returncode == 2, (command, ended.stderr)
+        assert ended.stderr == ("Error: JITBROKER_SCHEDULER_HEARTBEAT_SECONDS must be a whole number of seconds "
+                                "(1 or more), not 'ten'; nothing was run\n"), command
+    # A command that runs no job is not stopped by it (before, every command failed at import with a traceback).
+    initialised = subprocess.run([jitbroker, "init"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                                 timeout=120)
+    assert initialised.returncode == 0 and "Traceback" not in initialised.stderr, initialised.stderr
+    status = subprocess.run([jitbroker, "jobs", "status"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert status.returncode == 0 and "scheduler:" in status.stdout, status.stderr
+
+
 def test_jobs_status_shows_the_active_scheduler_and_last_runs(app, runner):
     runner.invoke(args=["run-jobs", "--job", "sla_reminders"])
     lease.acquire_scheduler_lease("host-a:1:scheduler:00ff")
