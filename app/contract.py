@@ -192,6 +192,8 @@ MSG_REASON_REQUIRED = "Please enter a reason"
 # Not in the contract: a bound on the reason EPM shows the requester, so no decision carries megabytes to it.
 MAX_REASON_LENGTH = 2000
 MSG_REASON_TOO_LONG = f"Keep the reason to {MAX_REASON_LENGTH} characters or fewer"
+# A NUL (PostgreSQL stores none) or an unpaired surrogate (legal as a JSON escape, no UTF-8): no database takes it.
+MSG_REASON_UNSTORABLE = "The reason cannot contain NUL characters or unpaired surrogates"
 MSG_MINUTES_RANGE = "Enter a number between 5 and 1440"
 MSG_HOURS_RANGE = "Enter a number between 1 and 24"
 MSG_INACTIVE = "You cannot modify the decision because this request is inactive"

@@ -1,9 +1,14 @@
 """The decision form's rules (contract/tickets.md "Decisions") as a marshmallow schema, the authority
 the browser's checks copy; each broken rule answers with the contract's exact message."""
+import re
+
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
 from app import contract
 from app.errors import BadRequest
+
+# What no database stores: NUL (PostgreSQL refuses it) and unpaired surrogates (JSON may escape them, UTF-8 has none).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class DecisionSchema(Schema):
@@ -23,6 +28,8 @@ class DecisionSchema(Schema):
             errors["reason"] = [contract.MSG_REASON_REQUIRED]
         elif len(reason) > contract.MAX_REASON_LENGTH:
             errors["reason"] = [contract.MSG_REASON_TOO_LONG]
+        elif _UNSTORABLE.search(reason):
+            errors["reason"] = [contract.MSG_REASON_UNSTORABLE]
         if decision == contract.DECISION_APPROVED:
             unit = str(data.get("duration_unit") or "").strip().lower()
             if unit not in (contract.DURATION_ONCE, *contract.DURATION_LIMITS):

@@ -173,3 +173,16 @@ def test_a_denial_after_a_first_approval_leaves_no_approval_waiting_on_the_messa
     line = next(block for block in blocks if block["type"] == "context")["elements"][0]["text"]
     assert "Denied by mlee" in line
     assert "second approver" not in line
+
+
+@pytest.mark.parametrize("unstorable", ["\x00", "\udce9"], ids=["nul", "unpaired-surrogate"])
+def test_a_reason_no_database_can_store_is_shown_beside_the_field_and_nothing_is_recorded(
+        posted, interact, fake_slack, slack_approver, unstorable):
+    view = _open(interact, fake_slack, "U0JCHEN", "deny")
+    # Slack's payload is JSON: a \u0000 or \udce9 escape in it is legal and reaches the reason as that character.
+    answer = interact(submission(view, "U0JCHEN", f"not needed{unstorable}"))
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert answer.json == {"response_action": "errors", "errors": {"reason": contract.MSG_REASON_UNSTORABLE}}
+    assert Decision.select().count() == 0
+    assert interact(submission(view, "U0JCHEN", "not needed")).json["response_action"] == "update"
+    assert Decision.get().reason == "not needed"
