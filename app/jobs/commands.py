@@ -83,8 +83,11 @@ def jobs_status():
             click.echo(f"{name}: every {job.interval_seconds} s, never ran")
             continue
         if row.last_finished_at is None or row.last_finished_at < row.last_started_at:
-            # Unfinished: running while a live lease holds the jobs; else its runner died mid-job.
-            outcome = "running now" if state is not None and not state["expired"] else "did not finish"
+            # Unfinished: running while the live lease's holder, which took the lease before the run started, holds
+            # the jobs; else its runner died mid-job (a standby that took over since holds the lease now).
+            running = (state is not None and not state["expired"] and state["acquired_at"] is not None
+                       and row.last_started_at >= state["acquired_at"])
+            outcome = "running now" if running else "did not finish"
         else:
             outcome = f"failed: {row.last_error}" if row.last_error else (row.last_result or "")
         # A result of several lines (a reconciliation's problems) continues indented under its job.

@@ -9,7 +9,7 @@ from playhouse.migrate import SchemaMigrator, migrate
 
 from app.db import database
 from app.jobs import lease
-from app.jobs.models import JobRun
+from app.jobs.models import JobRun, SchedulerLease
 from app.jobs.registry import JOBS, Job
 from app.migrations import upgrade
 from app.models import Account, Configuration, SchemaVersion, utcnow
@@ -99,16 +99,28 @@ def test_jobs_status_shows_the_active_scheduler_and_last_runs(app, runner):
 
 
 def test_jobs_status_says_a_run_whose_runner_died_did_not_finish(app, runner):
-    from app.jobs.models import JobRun
-    from app.models import utcnow
+    from app.claims import database_now
 
-    JobRun.create(name="purge", last_started_at=utcnow(), runs=1)  # started, never finished
     lease.acquire_scheduler_lease("host-a:1:scheduler:00ff")
+    JobRun.create(name="purge", last_started_at=database_now(), runs=1)  # started by host-a, not finished yet
     assert "purge: every 3600 s, last started" in runner.invoke(args=["jobs", "status"]).output
     assert "; running now" in runner.invoke(args=["jobs", "status"]).output
 
     lease.release_scheduler_lease("host-a:1:scheduler:00ff")
     assert "; did not finish" in runner.invoke(args=["jobs", "status"]).output
+
+
+def test_jobs_status_says_a_crashed_schedulers_run_did_not_finish_while_the_standby_holds_the_lease(app, runner):
+    from app.claims import database_now
+
+    lease.acquire_scheduler_lease("host-a:1:scheduler:00ff")
+    JobRun.create(name="purge", last_started_at=database_now(), runs=1)
+    # host-a dies mid-job; once its lease ran out, the standby on host-b takes over and holds a live lease.
+    SchedulerLease.update(claimed_until=database_now() - timedelta(seconds=1)).execute()
+    assert lease.acquire_scheduler_lease("host-b:2:scheduler:11ee")
+    output = runner.invoke(args=["jobs", "status"]).output
+    assert "scheduler: active, holder host-b:2:scheduler:11ee" in output
+    assert "; did not finish" in output and "running now" not in output, output
 
 
 def test_upgrading_an_older_database_adds_the_new_columns_with_their_defaults(app):
