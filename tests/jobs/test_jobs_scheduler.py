@@ -137,6 +137,14 @@ def _start_process(postgres_url, holder):
                             stderr=subprocess.PIPE, text=True)
 
 
+def _stderr_of(process):
+    """What `process` wrote to stderr, for a failure message. It is killed first: reading the pipe of a process
+    that still runs waits for it to end, which a scheduler never does by itself."""
+    if process.poll() is None:
+        process.kill()
+    return process.communicate(timeout=10)[1]
+
+
 @pytest.fixture
 def scheduler_process(postgres_url, runs_table):
     process = _start_process(postgres_url, "host-a:1")
@@ -149,7 +157,7 @@ def scheduler_process(postgres_url, runs_table):
 
 def test_a_standby_takes_over_once_the_active_scheduler_died(pg_app, scheduler_process):
     # Both run a job every second: the standby's runs show when it took over.
-    wait_until(lambda: "host-a:1" in runs(), timeout=30, message=lambda: scheduler_process.stderr.read())
+    wait_until(lambda: "host-a:1" in runs(), timeout=30, message=lambda: _stderr_of(scheduler_process))
     standby = Running(pg_app, "host-b:2", jobs=[record_job("host-b:2", interval=1)], lease_seconds=3,
                       heartbeat_seconds=1).start()
     try:
@@ -171,7 +179,7 @@ def test_a_standby_takes_over_once_the_active_scheduler_died(pg_app, scheduler_p
 
 
 def test_a_scheduler_that_stops_cleanly_hands_over_at_once(pg_app, scheduler_process):
-    wait_until(lambda: "host-a:1" in runs(), timeout=30, message=lambda: scheduler_process.stderr.read())
+    wait_until(lambda: "host-a:1" in runs(), timeout=30, message=lambda: _stderr_of(scheduler_process))
     standby = Running(pg_app, "host-b:2", jobs=[record_job("host-b:2", interval=1)], lease_seconds=30,
                       heartbeat_seconds=1).start()
     try:
