@@ -259,7 +259,8 @@ def record_update(jit, event, fields):
     placeholder: contract/epm.md 1, 5.4) decides nothing: it is noted and the ticket awaits its decision as
     before. After the first final decision, an update
     is a true duplicate (changes nothing), an older state re-sent (noted, changes nothing), a conflict (noted,
-    warned, the ticket keeps its decision) or a newer state (recorded: revoked, ended early, changed).
+    warned, the ticket keeps its decision) or a newer state (recorded: revoked, ended early, changed, or the same
+    decision naming the decider the ticket lacked).
     Nothing here sends anything to EPM: these are EPM's own decisions."""
     values = decision_fields(event, fields)
     if jit.conflict_decision is not None and is_same_state(values, _recorded_conflict(jit)):
@@ -307,6 +308,11 @@ def later_update(jit, values):
             values["final_decision"].casefold() == (recorded["final_decision"] or "").casefold():
         values = {name: recorded[name] if value is None else value for name, value in values.items()}
     if is_same_state(values, recorded):
+        # The same state naming who decided where the ticket names nobody (EPM's record, read by reconciliation
+        # or after a 409, names no decider; a template's placeholder may come back unreplaced) is recorded as a
+        # newer update is: the decider and the times the ticket lacked are filled in.
+        if recorded["final_decision_by"] is None and values["final_decision_by"] is not None:
+            return values, UPDATE_NEWER
         return values, UPDATE_DUPLICATE
     if compare_states(values, recorded) < 0:
         return values, UPDATE_OLDER

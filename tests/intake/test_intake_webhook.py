@@ -2,6 +2,7 @@
 import json
 import re
 import threading
+from datetime import datetime
 
 import pytest
 
@@ -540,6 +541,29 @@ def test_the_same_update_twice_is_a_duplicate(deliver):
     again = deliver(factories.admin_decision("adm-4")).json["result"]
     assert again["status"] == contract.INCOMING_DUPLICATE
     assert WorkNote.select().where(WorkNote.text.contains("finalized")).count() == 1
+
+
+def test_a_resend_naming_who_decided_fills_in_what_the_recorded_decision_lacked(deliver):
+    # EPM's record (reconciliation, a 409) and a template whose placeholders came back unreplaced both leave a
+    # final decision without its decider and time: the update that names them fills them in, once.
+    deliver(factories.admin_request(request_id="adm-fill"))
+    bare = deliver(factories.admin_decision("adm-fill", DecisionPerformedByUser="%%DecisionPerformedByUser%%",
+                                            DecisionTime="")).json["result"]
+    assert bare["status"] == contract.INCOMING_PROCESSED
+    jit = AdminTicket.get(AdminTicket.request_id == "adm-fill")
+    assert jit.final_decision == "Approved" and jit.final_decision_by is None and jit.final_decision_time is None
+
+    named = deliver(factories.admin_decision("adm-fill")).json["result"]
+    assert named["status"] == contract.INCOMING_PROCESSED
+    jit = AdminTicket.get(AdminTicket.request_id == "adm-fill")
+    assert jit.final_decision == "Approved" and jit.final_decision_by == "jchen"
+    assert jit.final_decision_time == datetime(2026, 11, 20, 15, 12, 2)
+    assert Task.get_by_id(jit.task_id).outcome_by == "jchen"
+    assert WorkNote.select().where(WorkNote.text.contains("EPM updated its final decision: Approved by jchen"),
+                                   WorkNote.task == jit.task_id).count() == 1
+
+    again = deliver(factories.admin_decision("adm-fill")).json["result"]
+    assert again["status"] == contract.INCOMING_DUPLICATE, "nothing left to fill in"
 
 
 MISSING = object()

@@ -421,8 +421,15 @@ def test_an_approval_revoked_in_epm_whose_update_was_lost_reads_revoked_once(epm
     assert [item["ticket"] for item in report.finalized] == [task.number]
     assert any(text.startswith("EPM revoked the approval") for text in notes(task))
     assert reconcile().changes == 0
-    assert deliver(factories.admin_revocation(event["RequestId"])).json["result"]["status"] == "duplicate", \
-        "the revocation's late webhook changes nothing twice"
+    # The revocation's late webhook names who revoked it, and when, which EPM's record does not: it fills them in
+    # and the ticket still reads Revoked; sent again, it changes nothing.
+    assert deliver(factories.admin_revocation(event["RequestId"])).json["result"]["status"] == "processed"
+    jit = AdminTicket.get(AdminTicket.request_id == event["RequestId"])
+    assert (jit.final_decision, jit.final_decision_by, jit.epm_outcome) == (
+        "Denied", "secops-lead", contract.EPM_OUTCOME_REVOKED)
+    assert jit.final_decision_time == datetime(2026, 11, 20, 15, 20, 40)
+    assert deliver(factories.admin_revocation(event["RequestId"])).json["result"]["status"] == "duplicate"
+    assert reconcile().changes == 0
 
 
 def test_a_record_showing_the_state_the_ticket_holds_changes_nothing(epm_api, make_ticket, deliver):
