@@ -12,7 +12,7 @@ from marshmallow import ValidationError
 
 from app import claims, contract, events
 from app.audit import service as audit
-from app.db import write_transaction
+from app.db import update_row_unread, write_transaction
 from app.epm import records
 from app.epm.client import EpmClient
 from app.epm.errors import EpmDecidedOtherwise, EpmError
@@ -22,7 +22,7 @@ from app.intake.schemas import storable
 from app.logs import outbound
 from app.logs.models import OutboundCall
 from app.logs.setup import log_context
-from app.models import Configuration, Decision, utcnow
+from app.models import Configuration, Decision, Task, utcnow
 from app.tickets import outcome as ticket_outcome, service as tickets
 from app.tickets.documents import ticket_url
 
@@ -165,6 +165,9 @@ def _record_failure(decision, message, status, retryable, retry_after, calls=())
             Decision.update(status=contract.DELIVERY_FAILED, claimed_until=None, last_status=status,
                             last_error=message[:2000]).where(Decision.id == decision.id).execute()
             ticket_outcome.refresh(decision.task)
+            # The ticket reads as undecided again (its Table API `approval`): a client syncing by sys_updated_on
+            # must see it move.
+            update_row_unread(Task, decision.task_id, updated_at=utcnow())
             tickets.add_work_note(decision.task, f"Delivery to EPM failed permanently: {message}. "
                                                  "The ticket can be decided again.")
             events.decision_delivery_failed.send(decision)

@@ -1,5 +1,5 @@
 """The first delivery attempt of a new decision: claimed with the decision, recorded with its calls."""
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import peewee
 import pytest
@@ -12,6 +12,7 @@ from app.models import Configuration, Decision, Task, WorkNote, utcnow
 from app.decisions.api import DecisionDocumentSchema
 from app.logs.models import OutboundCall
 from tests import factories
+from tests.conftest import basic_auth
 from tests.decisions.conftest import APPLICATION_RECORDS_URL, APPLICATION_URL, decision_calls
 from tests.outcomes import assert_outcome_kept
 
@@ -238,3 +239,54 @@ def test_epm_s_decision_is_shown_even_when_its_record_holds_a_nul(epm, approve, 
     assert Decision.get().status == contract.DELIVERY_FAILED
     [not_applied] = [text for text in notes(ticket) if text.startswith("Not applied in EPM")]
     assert "\x00" not in not_applied
+
+
+# --- A Table API client syncing by sys_updated_on sees every change a delivery's end makes ---------------
+
+LONG_AGO = datetime(2026, 1, 1, 9, 0, 0)
+SYNCED = {"sysparm_fields": "approval,sys_updated_on"}
+
+
+@pytest.fixture
+def reader():
+    factories.account("pam360", "reader")
+    return basic_auth("pam360", factories.PASSWORD)
+
+
+def table_record(client, reader, number):
+    return client.get("/api/now/table/incident", headers=reader,
+                      query_string={"sysparm_query": f"number={number}", **SYNCED}).json["result"]
+
+
+def changed_since_long_ago(client, reader):
+    return client.get("/api/now/table/incident", headers=reader, query_string={
+        "sysparm_query": f"sys_updated_on>{LONG_AGO:%Y-%m-%d %H:%M:%S}", "sysparm_fields": "number"}).json["result"]
+
+
+def test_a_decision_refused_for_good_on_retry_moves_sys_updated_on(client, epm, approve, ticket, reader):
+    epm.post(APPLICATION_URL, status=503)
+    approve(ticket)
+    Task.update(updated_at=LONG_AGO).where(Task.number == ticket).execute()
+    assert table_record(client, reader, ticket) == [{"approval": "approved", "sys_updated_on": "2026-01-01 09:00:00"}]
+
+    epm.replace("POST", APPLICATION_URL, status=400, json={"message": "itsmRequestId unknown"})
+    Decision.update(next_attempt_at=Decision.decided_at).execute()
+    assert delivery.deliver_due() == 1
+
+    assert table_record(client, reader, ticket)[0]["approval"] == "requested"
+    assert changed_since_long_ago(client, reader) == [{"number": ticket}]
+
+
+def test_a_decision_epm_had_already_decided_otherwise_on_retry_moves_sys_updated_on(client, epm, approve, ticket,
+                                                                                    reader):
+    epm.post(APPLICATION_URL, status=503)
+    approve(ticket)
+    Task.update(updated_at=LONG_AGO).where(Task.number == ticket).execute()
+
+    epm.replace("POST", APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, json=denied_in_epm())
+    Decision.update(next_attempt_at=Decision.decided_at).execute()
+    assert delivery.deliver_due() == 1
+
+    assert table_record(client, reader, ticket)[0]["approval"] == "rejected"
+    assert changed_since_long_ago(client, reader) == [{"number": ticket}]
