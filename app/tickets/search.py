@@ -5,11 +5,13 @@ Common text is cheapest found walking the newest-first list; rare text through t
 rarer trigrams: every common one ("LT-" is in every host name) would make a machine's search read most of the index.
 SQLite probes the FTS5 trigram table for the rarest; PostgreSQL's planner estimate tells common text apart."""
 import json
+import operator
 import re
+from functools import reduce
 
-from peewee import SQL
+from peewee import SQL, NodeList, fn
 
-from app.db import database, is_sqlite
+from app.db import UNICODE_LOWER, database, is_sqlite
 from app.models import Task
 
 MIN_INDEXED_LENGTH = 3
@@ -72,10 +74,16 @@ def _like_pattern(text):
 
 
 def _like_condition(text):
-    condition = None
-    for column in SEARCHED_COLUMNS:
-        condition = column.contains(text) if condition is None else condition | column.contains(text)
-    return condition
+    """Tickets with `text` in a searched column, ignoring case: for text too short for the trigram index, and
+    for common text walked newest first."""
+    if is_sqlite() and not text.isascii():
+        # SQLite's LIKE folds ASCII letters only: both sides are folded by the lower() that folds every alphabet,
+        # as the trigram index and _containing_on_sqlite do, so "ös" meets "ÖSTERBERG".
+        pattern, lower = _like_pattern(text.lower()), getattr(fn, UNICODE_LOWER)
+        matches = [NodeList((lower(column), SQL("LIKE"), pattern, SQL("ESCAPE '\\'"))) for column in SEARCHED_COLUMNS]
+    else:
+        matches = [column.contains(text) for column in SEARCHED_COLUMNS]
+    return reduce(operator.or_, matches)
 
 
 def text_condition(text):

@@ -1,5 +1,6 @@
 """Each encoded-query operator, compiled to SQL, selects exactly the tickets a plain Python filter over the same rows
 selects, on SQLite and PostgreSQL."""
+import json
 from datetime import datetime
 
 import pytest
@@ -10,6 +11,9 @@ from app.servicenow_api.compiler import NoRows, compile_query
 from app.servicenow_api.fields import Context, reference_sys_id
 from app.servicenow_api.query import parse_query
 from app.servicenow_api.records import task_fields
+from app.tickets import search
+from tests import factories
+from tests.conftest import WEBHOOK, basic_auth
 
 # (short_description, requester, assignment_group, state, opened_at, EPM's final decision)
 ROWS = [
@@ -148,6 +152,25 @@ def test_text_operators_ignore_case_in_every_alphabet(stored):
         assert selected(query) == {"INC0010006"}, query
     assert "INC0010006" not in selected("opened_byNOT LIKEödegaard")
     assert selected("opened_byLIKEdegaard") == {"INC0010006"}, "the ASCII part alone still finds it"
+
+
+@pytest.mark.parametrize("query, common", [
+    ("opened_byLIKEösterberg", True), ("short_descriptionLIKEösterberg", True), ("opened_byLIKEös", False),
+    ("opened_bySTARTSWITHcorp\\ös", True), ("opened_byENDSWITHösterberg", True), ("opened_byLIKEösterberg", False)])
+def test_like_ignores_case_beyond_ascii_on_every_search_path(client, api_auth, monkeypatch, query, common):
+    # A searched field's LIKE narrows through the ticket search first: by the trigram index for rare text, by
+    # walking the tickets for common text (more candidates than SQLITE_MAX_CANDIDATES) and for a short one.
+    factories.account("pam360", "reader")
+    reader = basic_auth("pam360", factories.PASSWORD)
+    for _ in range(2):
+        client.post(WEBHOOK, data=json.dumps(factories.application_request(user="CORP\\ÖSTERBERG")),
+                    content_type="application/json", headers=api_auth)
+    if common:
+        monkeypatch.setattr(search, "SQLITE_MAX_CANDIDATES", 1)
+        monkeypatch.setattr(search, "POSTGRES_COMMON_MATCHES", 0)
+    answer = client.get("/api/now/table/incident", headers=reader,
+                        query_string={"sysparm_query": query, "sysparm_fields": "number"})
+    assert answer.json["result"] == [{"number": "INC0010001"}, {"number": "INC0010002"}]
 
 
 def test_the_last_second_there_is_bounds_a_time_as_any_other(stored):

@@ -7,6 +7,7 @@ from app.tickets import search
 from app.tickets.rows import row_page
 from app.web import ticket_list
 from bench import generate
+from tests import factories
 
 TICKETS = 3000
 
@@ -76,6 +77,17 @@ def test_search_for_text_no_ticket_holds_finds_nothing(history):
 def test_search_ignores_case_beyond_ascii(history):
     Task.update(requester="CORP\\jürgen.größe").where(Task.id == history.id).execute()
     assert every_page("JÜRGEN.GRÖ") == [history.id]
+
+
+@pytest.mark.parametrize("text, common", [("österberg", False), ("österberg", True), ("ös", False)])
+def test_search_ignores_case_beyond_ascii_for_short_and_common_text(deliver, monkeypatch, text, common):
+    # Text under three characters, and common text, are found walking the list rather than through the index.
+    for _ in range(2):
+        deliver(factories.application_request(user="CORP\\ÖSTERBERG"))
+    if common:
+        monkeypatch.setattr(search, "SQLITE_MAX_CANDIDATES", 1)
+        monkeypatch.setattr(search, "POSTGRES_COMMON_MATCHES", 0)
+    assert [Task.get_by_id(found).number for found in every_page(text)] == ["INC0010002", "INC0010001"]
 
 
 def test_search_in_a_short_history_finds_its_tickets(app):
