@@ -5,8 +5,6 @@ as an instance answers a request for no aggregate); `sysparm_group_by` (comma-se
 fields) counts per distinct value, one database query either way. The answer has ServiceNow's
 shape: `{"result": {"stats": {"count": "n"}}}`, or with grouping a list of
 `{"stats": {"count": "n"}, "groupby_fields": [{"field": f, "value": v}]}`."""
-from datetime import datetime
-
 from flask import Blueprint, jsonify, request
 from peewee import fn
 
@@ -15,32 +13,33 @@ from app.errors import BadRequest
 from app.models import Task
 from app.servicenow_api import compiler
 from app.servicenow_api.fields import reference_sys_id
-from app.servicenow_api.records import REFERENCES, TIME_FORMAT
+from app.servicenow_api.records import REFERENCES, time_text
 from app.servicenow_api.tables import TICKET_TABLES
 from app.servicenow_api.views import TABLE_API_ROLES, base_url, flag, parsed_query, table_named
 
 bp = Blueprint("stats", __name__)
 
 
-def _group_value(name, value):
-    """A grouped value as the Table API writes it: a reference (or its dot-walked sys_id) as its sys_id, a time
-    at the second."""
+def _group_value(name, kind, value):
+    """A grouped value of field `name` (of `kind`) as the Table API writes it: a reference (or its dot-walked
+    sys_id) as its sys_id, a time at the second (SQLite answers a computed one, as start_date, as text)."""
     if value is None:
         return ""
-    if isinstance(value, datetime):
-        return value.strftime(TIME_FORMAT)
+    if isinstance(kind, compiler.DateTime):
+        return time_text(value)
     reference = REFERENCES.get(name.removesuffix(".sys_id"))
     if reference is not None and value:
         return reference_sys_id(reference[0], value)
     return str(value)
 
 
-def _groups(group_by, rows):
-    """{the values shown: count} of the database's groups (rows of values, then a count), in their order. Groups
-    showing the same values are one: times stored with microseconds are shown, and so grouped, at the second."""
+def _groups(group_by, kinds, rows):
+    """{the values shown: count} of the database's groups (rows of values, then a count), in their order; `kinds`:
+    the kind of each field grouped by. Groups showing the same values are one: times stored with microseconds are
+    shown, and so grouped, at the second."""
     counts = {}
     for row in rows:
-        shown = tuple(_group_value(name, value) for name, value in zip(group_by, row))
+        shown = tuple(_group_value(name, kind, value) for name, kind, value in zip(group_by, kinds, row))
         counts[shown] = counts.get(shown, 0) + row[-1]
     return counts
 
@@ -72,4 +71,4 @@ def aggregate(table):
     return jsonify(result=[
         {"stats": {"count": str(count)} if counted else {},
          "groupby_fields": [{"field": name, "value": value} for name, value in zip(group_by, shown)]}
-        for shown, count in _groups(group_by, select).items()])
+        for shown, count in _groups(group_by, [fields[name].kind for name in group_by], select).items()])

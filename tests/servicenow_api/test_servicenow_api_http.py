@@ -236,6 +236,22 @@ def test_the_aggregate_api_groups_times_at_the_second_and_walked_sys_ids_as_sys_
         (row["stats"], row["groupby_fields"][0]["value"]) for row in by_reference.json["result"]]
 
 
+@pytest.mark.parametrize("field", ["start_date", "end_date"])
+def test_grouping_by_the_access_window_groups_at_the_second(client, api_auth, reader_auth, field):
+    # EPM's times carry fractions of a second; the window comes from the JIT record (SQLite answers it as text).
+    for fraction in ("1234567", "7654321"):
+        created = factories.admin_request()
+        client.post(WEBHOOK, data=json.dumps(created), content_type="application/json", headers=api_auth)
+        decided = factories.admin_decision(created["RequestId"], StartTime=f"2026-11-20T15:12:03.{fraction}Z",
+                                           EndTime=f"2026-11-20T16:12:03.{fraction}Z")
+        client.post(WEBHOOK, data=json.dumps(decided), content_type="application/json", headers=api_auth)
+    shown = get(client, reader_auth, sysparm_fields=field)
+    grouped = get(client, reader_auth, "/api/now/stats/incident", sysparm_count="true", sysparm_group_by=field)
+    value = {"start_date": "2026-11-20 15:12:03", "end_date": "2026-11-20 16:12:03"}[field]
+    assert shown.json["result"] == [{field: value}] * 2
+    assert grouped.json["result"] == [{"groupby_fields": [{"field": field, "value": value}], "stats": {"count": "2"}}]
+
+
 @pytest.mark.parametrize("parameter", ["sysparm_display_value", "sysparm_exclude_reference_link",
                                        "sysparm_suppress_pagination_header"])
 def test_a_bad_answer_parameter_is_refused_even_when_no_record_matches(client, reader_auth, parameter):
