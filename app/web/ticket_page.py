@@ -13,6 +13,7 @@ from app.decisions import service as decisions
 from app.epm import records
 from app.models import Configuration, WorkNote
 from app.ops.history import ticket_history
+from app.tickets import decidable
 from app.tickets.context import LOOKBACK, decision_context
 from app.web import labels
 from app.web.formatting import duration_words, time_element
@@ -173,25 +174,18 @@ def epm_check_text(task, jit, configuration):
     return f"EPM said: {records.describe(record, jit.request_id)}"
 
 
-def available_actions(task, account, jit, latest, active):
-    """The decision buttons `account` may use now: approvers, active state, nothing final or in flight."""
-    if account.role not in contract.APPROVER_ROLES or not active or jit.decision_final:
-        return []
-    if latest is not None and latest.is_open:
+def available_actions(task, account, refused):
+    """The decision buttons `account` may use now: approvers, on a ticket that takes a decision (`refused` is
+    None: the rule the decision service enforces, app/tickets/decidable.py)."""
+    if account.role not in contract.APPROVER_ROLES or refused is not None:
         return []
     return [Action(labels.ACTION_LABELS[(decision, task.kind)], labels.DECISION_SLUGS[decision], decision)
             for decision in contract.DECISIONS]
 
 
-def decision_notice(jit, latest, active):
-    """Why no decision buttons are offered, in the contract's words, or None."""
-    if jit.decision_final or (latest is not None and latest.status == contract.DELIVERY_DELIVERED):
-        return contract.MSG_FINAL
-    if not active:
-        return contract.MSG_INACTIVE
-    if latest is not None and latest.is_open:
-        return contract.MSG_DECISION_IN_FLIGHT
-    return None
+def decision_notice(refused):
+    """Why no decision buttons are offered, in the words the decision service refuses with, or None."""
+    return None if refused is None else refused[0]
 
 
 POLICY_MATCH_KEYS = (("Publisher", "publisher"), ("Product name", "productName"), ("SHA-256", "sha256Hash"),
@@ -212,6 +206,8 @@ def live_parts(task, account):
     configuration = Configuration.default()
     active = decisions.is_active(task, configuration)
     latest = decisions.latest_decision(task)
+    # The page offers a decision exactly when the server would take one, so the two never disagree.
+    refused = decidable.refusal(task, configuration, jit)
     notes = list(task.work_notes.order_by(WorkNote.created_at.desc(), WorkNote.id.desc()))
     return {
         "task": task,
@@ -223,8 +219,8 @@ def live_parts(task, account):
         "conflict_rows": conflict_rows(jit),
         "epm_check": epm_check_text(task, jit, configuration),
         "epm_checked_at": jit.epm_checked_at,
-        "actions": available_actions(task, account, jit, latest, active),
-        "notice": decision_notice(jit, latest, active),
+        "actions": available_actions(task, account, refused),
+        "notice": decision_notice(refused),
         "can_retry": (account.role == contract.ROLE_ADMIN and latest is not None
                       and latest.status == contract.DELIVERY_PENDING),
         "notes": notes,

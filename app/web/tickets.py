@@ -173,9 +173,9 @@ def ticket_live(number):
 @approvers
 def decide_live(number, slug):
     """Polled by an open decision form: 204 while this account may still decide the ticket (the form and
-    the text typed in it stay); once it cannot (EPM or another approver decided meanwhile), the decision
-    to show in place of the form, brought up to date (a decision being sent, then delivered) until it
-    reads the same (304)."""
+    the text typed in it stay); once it cannot (EPM or another approver decided meanwhile, or the request
+    expired), why not and the decision to show in place of the form, brought up to date (a decision being
+    sent, then delivered) until it reads the same (304)."""
     parts = live_parts(find_task(number), g.account)
     if parts["actions"]:
         etag = _etag("open")

@@ -2,11 +2,14 @@
 when the ticket was decided meanwhile, and polling that neither keeps an idle session alive nor shows a
 sign-in form inside a page."""
 import time
+from datetime import timedelta
 
 import pytest
 
 from app import contract
 from app.auth import sessions
+from app.jobs import expiry
+from app.tickets.decidable import MSG_EXPIRED
 from app.web import tickets as ticket_views
 from tests import factories
 
@@ -137,6 +140,19 @@ def test_a_decision_made_meanwhile_replaces_the_form(as_approver, make_ticket, d
     assert "<form" not in body
     assert f"Open {task.number} to see its decision" in body
     assert poll(as_approver, f"/tickets/{task.number}/deny/live", etag_of(answer)).status_code == 304
+
+
+def test_an_expired_request_offers_no_decision_buttons(as_approver, make_ticket):
+    old = make_ticket(factories.application_request(), age=timedelta(hours=30))
+    assert expiry.expire_pending() == 1
+    page = as_approver.get(f"/tickets/{old.number}").get_data(as_text=True)
+    assert f"/tickets/{old.number}/approve" not in page
+    assert "This request expired without a decision" in page
+    # An open form is told why it can no longer be sent, as it is for a ticket decided meanwhile.
+    answer = poll(as_approver, f"/tickets/{old.number}/approve/live")
+    assert answer.status_code == 200
+    body = answer.get_data(as_text=True)
+    assert MSG_EXPIRED in body and "<form" not in body
 
 
 def test_polling_does_not_renew_the_idle_stamp(as_approver, make_ticket, monkeypatch):
