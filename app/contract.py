@@ -232,6 +232,7 @@ DELIVERY_STATUSES = (DELIVERY_PENDING, DELIVERY_SENDING, DELIVERY_DELIVERED, DEL
 OUTCOME_AWAITING = "Awaiting decision"
 OUTCOME_SENDING = "{decision} - sending to EPM"
 OUTCOME_FAILED_TO_SEND = "Failed to send"
+OUTCOME_EXPIRED = "Expired"  # nobody decided within `[tickets] expire_pending_hours` (app/jobs/expiry.py)
 MSG_DECISION_IN_FLIGHT = "A decision on this request is already being sent to EPM"
 MSG_SELF_APPROVAL = ("You asked for this access yourself: another approver must approve it. "
                      "You may still deny it")

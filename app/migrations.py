@@ -615,6 +615,15 @@ def _encrypted_webhook_url(_migrator):
     encrypt_stored(models.Configuration._meta.table_name, ["notify_webhook_url"])
 
 
+def _expired_outcomes(_migrator):
+    """A request that expired before the expiry job kept its outcome still read "Awaiting decision" where the
+    ticket page lists earlier requests: it reads Expired, as of its expiry (app/tickets/outcome.py). One whose
+    decision EPM refused for good keeps saying so."""
+    task = models.Task
+    (task.update(outcome=contract.OUTCOME_EXPIRED, outcome_by="", outcome_at=task.expired_at)
+     .where(task.expired_at.is_null(False), task.outcome == contract.OUTCOME_AWAITING).execute())
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -656,6 +665,8 @@ MIGRATIONS = [
     (34, "chat messages wait as long as Slack or Teams asked, whatever changes meanwhile", _chat_retry_after),
     (35, "first approvals of tickets decided or expired since count for nothing", _void_settled_first_approvals),
     (36, "the notification webhook URL encrypted at rest, like the passwords", _encrypted_webhook_url),
+    (37, "requests that expired before their outcome was kept read Expired, not Awaiting decision",
+     _expired_outcomes),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

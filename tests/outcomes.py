@@ -1,6 +1,7 @@
 """The outcome a ticket keeps (Task.outcome, outcome_by, outcome_at: app/tickets/outcome.py) checked against
 one worked out afresh from its JIT record and its decisions, spelled out here as the ticket page told it
-before the outcome was kept: EPM's final word first, then the broker's latest decision, else awaiting."""
+before the outcome was kept: EPM's final word first, then the broker's latest decision, then its expiry, else
+awaiting (the order the ticket list tells a ticket's decision in)."""
 from app import contract
 from app.models import JIT_MODELS, Decision, Task
 
@@ -21,6 +22,8 @@ def fresh_outcome(task):
     if jit.decision_final and jit.final_decision:
         return jit.final_decision, jit.final_decision_by or "", jit.final_decision_time
     decisions = list(Decision.select().where(Decision.task == task.id))
+    if not decisions and task.expired_at is not None:
+        return contract.OUTCOME_EXPIRED, "", task.expired_at
     if not decisions:
         return contract.OUTCOME_AWAITING, "", None
     latest = max(decisions, key=lambda decision: (decision.decided_at, decision.id))

@@ -366,6 +366,34 @@ def test_upgrade_keeps_each_tickets_outcome_on_it_as_its_records_say(app, make_t
     assert {task.id: kept_outcome(task) for task in Task.select()} == expected
 
 
+def test_upgrade_keeps_requests_that_expired_before_as_expired_not_awaiting(app, make_ticket):
+    """A database from before step 37: its expiry job marked requests expired and left them awaiting a decision;
+    the upgrade makes them read Expired as of their expiry, and leaves the others alone."""
+    from app.migrations import MIGRATIONS, upgrade
+    from tests.outcomes import fresh_outcome, kept_outcome
+
+    expired = make_ticket(factories.application_request("up-expired"), age=timedelta(hours=30))
+    refused = make_ticket(factories.application_request("up-refused"), age=timedelta(hours=30))
+    Decision.create(task=refused, decision=contract.DECISION_DENIED, reason="no", decided_by="jchen",
+                    ticket_url="https://broker/t", status=contract.DELIVERY_FAILED)
+    waiting = make_ticket(factories.application_request("up-waiting"))
+    now = utcnow()
+    # As the expiry job of an earlier version left them: expired, the outcome untouched.
+    Task.update(expired_at=now).where(Task.id.in_([expired.id, refused.id])).execute()
+    Task.update(outcome=contract.OUTCOME_FAILED_TO_SEND, outcome_by="jchen").where(Task.id == refused.id).execute()
+    assert kept_outcome(expired)[0] == contract.OUTCOME_AWAITING
+    [(version, description)] = [(number, text) for number, text, step in MIGRATIONS if number == 37]
+    SchemaVersion.delete().where(SchemaVersion.version == version).execute()
+
+    assert upgrade() == [description]
+
+    assert kept_outcome(expired) == (contract.OUTCOME_EXPIRED, "", Task.get_by_id(expired.id).expired_at)
+    assert kept_outcome(refused)[:2] == (contract.OUTCOME_FAILED_TO_SEND, "jchen")
+    assert kept_outcome(waiting) == (contract.OUTCOME_AWAITING, "", None)
+    for task in (expired, waiting):
+        assert kept_outcome(task) == fresh_outcome(task)
+
+
 def test_a_new_postgresql_installation_checks_a_ticket_reference_by_index_as_tickets_arrive(postgres_url):
     """The foreign-key check of each work note, delivery and JIT record keeps its plan for the connection's
     life; on a new installation it must not be a plan for an empty ticket table, which reads every ticket."""

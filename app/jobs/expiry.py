@@ -1,12 +1,15 @@
 """Expiry: a request nobody decided within `[tickets] expire_pending_hours` of its arrival is marked expired.
 
 EPM stops waiting for an answer long before an approver comes back to it; an expired ticket leaves the
-"Awaiting decision" list, says why in its history, and refuses a decision (app/decisions/service.py).
+"Awaiting decision" list, says why in its history, reads Expired where earlier requests are listed
+(app/tickets/outcome.py), and refuses a decision (app/decisions/service.py).
 Each batch is its own short transaction; a decision taken meanwhile wins (its ticket is left alone)."""
 import logging
 
 from flask import current_app
+from peewee import Case
 
+from app import contract
 from app.db import is_sqlite, write_transaction
 from app.decisions.models import APPROVAL_PENDING, APPROVAL_VOID, PendingApproval
 from app.models import Configuration, Task, utcnow
@@ -56,7 +59,14 @@ def _expire(ids, due, now, hours):
         if not is_sqlite():
             # Wait for a decision being taken on one of them; the update below then sees it and skips its ticket.
             list(Task.select(Task.id).where(Task.id.in_(ids)).for_update())
-        Task.update(expired_at=now, updated_at=now).where(Task.id.in_(ids) & due).execute()
+        # How the request ended, kept on the ticket by this UPDATE (app/tickets/outcome.py): an undecided one
+        # reads Expired; one whose decision EPM refused for good keeps telling that, as the ticket list does.
+        undecided = Task.outcome == contract.OUTCOME_AWAITING
+        Task.update(expired_at=now, updated_at=now,
+                    outcome=Case(None, ((undecided, contract.OUTCOME_EXPIRED),), Task.outcome),
+                    outcome_by=Case(None, ((undecided, ""),), Task.outcome_by),
+                    outcome_at=Case(None, ((undecided, Task.outcome_at.to_value(now)),), Task.outcome_at),
+                    ).where(Task.id.in_(ids) & due).execute()
         marked = list(Task.select().where(Task.id.in_(ids) & (Task.expired_at == now)))
         for task in marked:
             tickets.add_work_note(task, expiry_note(hours))

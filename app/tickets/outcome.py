@@ -1,11 +1,12 @@
 """How each ticket's request ended, kept on the ticket: Task.outcome, outcome_by and outcome_at.
 
-`of` says it from the ticket's JIT record and its latest broker decision: EPM's final word first (the
-later outcome it recorded, else its final decision), then the broker's decision and its delivery, else
-awaiting. Every write that changes what `of` says keeps the columns in its own transaction: the EPM
-update path folds them into the UPDATE of the task it makes anyway (`update_task`), a
-decision taken saves them with the task (`of`), its delivery's end calls `refresh`. A new ticket awaits a
-decision by the columns' defaults.
+`of` says it from the ticket's JIT record, its latest broker decision and its expiry: EPM's final word first
+(the later outcome it recorded, else its final decision), then the broker's decision and its delivery, then
+expired (nobody decided in time), else awaiting; the order the ticket list tells each ticket's decision in
+(app/tickets/rows.py). Every write that changes what `of` says keeps the columns in its own transaction: the
+EPM update path folds them into the UPDATE of the task it makes anyway (`update_task`), a decision taken
+saves them with the task (`of`), its delivery's end calls `refresh`, the expiry job writes them with the
+expiry (app/jobs/expiry.py). A new ticket awaits a decision by the columns' defaults.
 So the ticket page lists a person's or an application's earlier requests from one range of an index
 holding these columns (app/tickets/context.py), reading no JIT record and no decision.
 """
@@ -39,14 +40,21 @@ def decision_words(decision, status):
     return contract.OUTCOME_SENDING.format(decision=decision)
 
 
-def of(jit, latest):
-    """(outcome, decided by, decided at) of a ticket with JIT record `jit` and latest broker decision `latest`
-    (None when nobody decided here)."""
+def expired(expired_at):
+    """(outcome, by, at) of a request nobody decided before it expired at `expired_at`."""
+    return contract.OUTCOME_EXPIRED, "", expired_at
+
+
+def of(jit, latest, expired_at=None):
+    """(outcome, decided by, decided at) of a ticket with JIT record `jit`, latest broker decision `latest`
+    (None when nobody decided here) and expiry time `expired_at` (None while it has not expired)."""
     said = epm_word(jit)
     if said is not None:
         return said
     if latest is not None:
         return decision_words(latest.decision, latest.status), latest.decided_by, latest.decided_at
+    if expired_at is not None:
+        return expired(expired_at)
     return AWAITING
 
 
@@ -69,8 +77,8 @@ def _of_latest_decision(task_id, column):
 def update_task(jit, **values):
     """UPDATE the task of `jit` with `values` and the outcome its JIT record now says, by send_with_next: the
     UPDATE of the task that a write of `jit` makes anyway, so keeping the outcome costs an EPM update no
-    statement. EPM's word goes as values; while it has none, what the latest decision says is worked out by
-    this UPDATE itself, reading nothing before it."""
+    statement. EPM's word goes as values; while it has none, what the latest decision says, else the ticket's
+    expiry, is worked out by this UPDATE itself, reading nothing before it."""
     said = epm_word(jit)
     if said is not None:
         update_row_unread(Task, jit.task_id, **values, **as_columns(said))
@@ -78,15 +86,17 @@ def update_task(jit, **values):
     words = Case(Decision.status, ((contract.DELIVERY_DELIVERED, Decision.decision),
                                    (contract.DELIVERY_FAILED, contract.OUTCOME_FAILED_TO_SEND)),
                  Decision.decision.concat(contract.OUTCOME_SENDING.format(decision="")))
+    undecided = Case(None, ((Task.expired_at.is_null(), contract.OUTCOME_AWAITING),), contract.OUTCOME_EXPIRED)
     write_with_next(Task.update(
-        **values, outcome=fn.COALESCE(_of_latest_decision(jit.task_id, words), contract.OUTCOME_AWAITING),
+        **values, outcome=fn.COALESCE(_of_latest_decision(jit.task_id, words), undecided),
         outcome_by=fn.COALESCE(_of_latest_decision(jit.task_id, Decision.decided_by), ""),
-        outcome_at=_of_latest_decision(jit.task_id, Decision.decided_at)).where(Task.id == jit.task_id))
+        outcome_at=fn.COALESCE(_of_latest_decision(jit.task_id, Decision.decided_at), Task.expired_at))
+        .where(Task.id == jit.task_id))
 
 
 def refresh(task):
-    """Keep on `task` (a Task) what its JIT record and its latest decision now say, in the caller's write
-    transaction; returns (outcome, by, at).
+    """Keep on `task` (a Task) what its JIT record, its latest decision and its expiry now say, in the caller's
+    write transaction; returns (outcome, by, at).
 
     PostgreSQL: the JIT record is read holding its row lock, the lock an EPM update of the ticket takes first.
     An update committing meanwhile is then read once it has, rather than written over with what it replaced,
@@ -95,6 +105,6 @@ def refresh(task):
     query = model.select(*(getattr(model, name) for name in JIT_COLUMNS)).where(model.task == task.id)
     if not is_sqlite():
         query = query.for_update("FOR NO KEY UPDATE")
-    words = of(query.get(), latest_decision(task.id))
+    words = of(query.get(), latest_decision(task.id), task.expired_at)
     update_row_unread(Task, task.id, **as_columns(words))
     return words

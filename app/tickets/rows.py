@@ -138,7 +138,7 @@ def row_page(query, after=None, before=None, size=50, row_type=TicketRow):
 STATUS_AWAITING = "Awaiting decision"
 STATUS_SENDING = "{decision} - sending to EPM"
 STATUS_FAILED = "Failed to send"
-STATUS_EXPIRED = "Expired"
+STATUS_EXPIRED = contract.OUTCOME_EXPIRED
 STATUS_NO_DECISION = "No decision"
 _SHOWN_OUTCOMES = (contract.EPM_OUTCOME_REVOKED, contract.EPM_OUTCOME_ENDED_EARLY)
 

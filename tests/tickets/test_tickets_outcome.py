@@ -7,6 +7,7 @@ import pytest
 from app import contract
 from app.configuration import update_configuration
 from app.db import write_transaction
+from app.jobs import expiry
 from app.models import Decision, Task, utcnow
 from app.tickets import outcome, service as tickets
 from tests import factories
@@ -114,6 +115,41 @@ def test_an_update_without_a_decision_keeps_what_the_latest_broker_decision_says
         tickets.record_update(jit, contract.URM_DECISION_UPDATE, {"request_id": "req-silent", "request_info": {}})
     assert not tickets.find_jit_request(contract.KIND_APPLICATION, "req-silent").decision_final
     assert assert_outcome_kept(task)[:2] == ((words, "approver-1") if statuses else (words, ""))
+
+
+def silent_update(request_id):
+    """EPM's Application Access update naming no decision, applied."""
+    with write_transaction():
+        jit = tickets.find_jit_request(contract.KIND_APPLICATION, request_id)
+        tickets.record_update(jit, contract.URM_DECISION_UPDATE, {"request_id": request_id, "request_info": {}})
+
+
+def test_an_expired_request_is_kept_as_expired_through_an_update_naming_no_decision(make_ticket):
+    task = make_ticket(factories.application_request("req-expired"), age=timedelta(hours=30))
+    assert expiry.expire_pending() == 1
+    expired_at = Task.get_by_id(task.id).expired_at
+    assert assert_outcome_kept(task) == (contract.OUTCOME_EXPIRED, "", expired_at)
+    silent_update("req-expired")
+    assert assert_outcome_kept(task) == (contract.OUTCOME_EXPIRED, "", expired_at)
+    with write_transaction():
+        assert outcome.refresh(Task.get_by_id(task.id)) == (contract.OUTCOME_EXPIRED, "", expired_at)
+    assert assert_outcome_kept(task) == (contract.OUTCOME_EXPIRED, "", expired_at)
+
+
+def test_epm_s_final_decision_after_the_expiry_wins(make_ticket, deliver):
+    task = make_ticket(factories.application_request("req-late"), age=timedelta(hours=30))
+    assert expiry.expire_pending() == 1
+    deliver(factories.application_decision("req-late"))
+    assert assert_outcome_kept(task) == ("Approved", "jchen", APPROVED_AT)
+
+
+def test_a_request_whose_decision_epm_refused_keeps_saying_so_once_it_expired(make_ticket):
+    task = make_ticket(factories.application_request("req-refused"), age=timedelta(hours=30))
+    with write_transaction():
+        decision(task, contract.DELIVERY_FAILED, 60)
+        outcome.refresh(task)
+    assert expiry.expire_pending() == 1
+    assert assert_outcome_kept(task)[:2] == (contract.OUTCOME_FAILED_TO_SEND, "approver-60")
 
 
 def test_a_kept_outcome_can_disagree_with_a_change_made_behind_its_back(make_ticket):

@@ -278,6 +278,20 @@ def test_earlier_requests_for_the_same_application_are_linked_with_their_outcome
     assert "Approved: 1" in page
 
 
+def test_an_earlier_request_that_expired_is_not_shown_as_awaiting_a_decision(as_approver, make_ticket):
+    from app.jobs import expiry
+
+    old = make_ticket(factories.application_request(user="CORP\\mrivera"), age=timedelta(hours=30))
+    assert expiry.expire_pending() == 1
+    new = make_ticket(factories.application_request(user="CORP\\mrivera"))
+    page = as_approver.get(f"/tickets/{new.number}").get_data(as_text=True)
+    earlier = re.search(rf'{old.number}.*?<span class="outcome">([^<]*)</span>', page, re.S)
+    assert earlier is not None
+    assert earlier.group(1) != "Awaiting decision"
+    assert earlier.group(1) == "Expired"  # the word the ticket list shows for it
+    assert "Awaiting decision: 1" not in page
+
+
 def test_more_earlier_requests_than_are_counted_say_so(as_approver, make_ticket, monkeypatch):
     from app.tickets import context
 
