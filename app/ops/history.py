@@ -17,7 +17,7 @@ DELIVERY_ATTEMPT = "delivery attempt"
 DELIVERED = "decision delivered"
 FINALIZED = "finalized by EPM"
 UPDATED = "updated by EPM"                # a newer state: revoked, ended early, changed
-OLDER = "older update from EPM"           # re-sent after a newer one: changed nothing
+OLDER = "older update from EPM"           # after a newer one: changed no decision (it may tell what that was)
 CONFLICT = "conflicting update from EPM"  # contradicted what EPM acknowledged: the ticket kept its decision
 UNDECIDED = "update from EPM without a decision"  # before the first decision: the ticket kept awaiting it
 CLOSED = "closed"
@@ -112,6 +112,10 @@ def _what_it_did(task, kind, values, recorded, outcome, processed_at):
     # What the update leaves out is what the ticket held, as record_update reads it.
     filled = {name: recorded[name] if value is None else value for name, value in values.items()}
     if tickets.compare_states(filled, recorded) < 0:
+        told = tickets.older_update_outcome(kind, filled, recorded, outcome)
+        if told != outcome:
+            return (tickets.UPDATE_OLDER, f"EPM sent an older update after the newer one: {own}; the ticket "
+                                          f"read {told}, as it would have in order", recorded, told)
         return (tickets.UPDATE_OLDER, f"EPM re-sent an older update: {own}; it changed nothing, the ticket kept "
                                       f"{_kept(recorded, outcome)}", recorded, outcome)
     if _is(filled["final_decision"], contract.DECISION_APPROVED) and _is(recorded["final_decision"],

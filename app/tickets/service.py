@@ -29,7 +29,7 @@ AUDIT_EPM_CONFLICT = "epm_decision_conflict"
 # What an update event did to its ticket (record_update's answer).
 UPDATE_FIRST = "first"          # EPM's first final decision, recorded
 UPDATE_NEWER = "newer"          # a later state (revoked, ended early, changed), recorded
-UPDATE_OLDER = "older"          # an earlier state re-sent after a newer one: noted, changes nothing
+UPDATE_OLDER = "older"          # an earlier state after a newer one: noted, changes no decision (older_update_outcome)
 UPDATE_DUPLICATE = "duplicate"  # the recorded state again: changes nothing
 UPDATE_CONFLICT = "conflict"    # contradicts what EPM acknowledged: noted and warned, the ticket keeps its decision
 UPDATE_UNDECIDED = "undecided"  # carries no decision before any did: noted, the ticket still awaits its decision
@@ -412,24 +412,37 @@ def _apply_newer(jit, kind, values):
                   "end_time": values["final_end_time"]})
 
 
+def older_update_outcome(kind, older, recorded, outcome):
+    """What an older update tells: the EPM outcome a ticket holding the newer decision columns `recorded` and EPM
+    `outcome` reads once the older update `older` arrives after them. It changes no decision, but can tell what
+    the newer one was, as the ticket reads when they come in order: an approval arriving after the Denied that
+    followed it makes the ticket read Revoked (Admin Access) or Changed (Application Access), the original end
+    after an early one Ended early. A denial arriving after a later approval tells nothing (in order, that
+    approval is a conflict): `outcome` unchanged. The rule the intake applies and the processing history tells."""
+    told = later_outcome(kind, older, recorded, outcome)
+    if told in (contract.EPM_OUTCOME_REVOKED, contract.EPM_OUTCOME_ENDED_EARLY) or (
+            told == contract.EPM_OUTCOME_CHANGED and _is(older["final_decision"], contract.DECISION_APPROVED)):
+        return told
+    return outcome
+
+
 def _apply_older(jit, kind, values):
-    """An older update arriving after a newer one changes no decision, but can tell what the newer one was, as
-    the ticket reads when they come in order: an approval arriving after the Denied that followed it makes the
-    ticket read Revoked (Admin Access) or Changed (Application Access), the original end after an early one
-    Ended early. (A denial arriving after a later approval stays a note: in order, that approval is a conflict.)"""
-    outcome = later_outcome(kind, values, _recorded_state(jit), jit.epm_outcome)
-    told = outcome in (contract.EPM_OUTCOME_REVOKED, contract.EPM_OUTCOME_ENDED_EARLY) or (
-        outcome == contract.EPM_OUTCOME_CHANGED and _is(values["final_decision"], contract.DECISION_APPROVED))
-    if told and outcome != jit.epm_outcome:
+    """An older update arriving after a newer one: noted, and the ticket reads what it tells (older_update_outcome)."""
+    outcome = older_update_outcome(kind, values, _recorded_state(jit), jit.epm_outcome)
+    told = outcome != jit.epm_outcome
+    if told:
         _store(jit, {}, epm_outcome=outcome)
-    _note_older(jit, values)
+    _note_older(jit, values, told)
 
 
-def _note_older(jit, values):
+def _note_older(jit, values, told):
+    own = f"{values['final_decision'] or 'no decision'} by {_who(values)} at {_when(values['final_decision_time'])}"
+    if told:
+        add_work_note(jit.task, f"EPM sent an older update ({own}) after the newer one: the ticket now reads "
+                                f"{jit.epm_outcome}, as it would have in order. Nothing is sent to EPM for it.")
+        return
     kept = jit.epm_outcome or jit.final_decision or "its decision"
-    add_work_note(jit.task, f"EPM re-sent an older update ({values['final_decision'] or 'no decision'} by "
-                            f"{_who(values)} at {_when(values['final_decision_time'])}) that changes nothing: "
-                            f"the ticket keeps {kept}.")
+    add_work_note(jit.task, f"EPM re-sent an older update ({own}) that changes nothing: the ticket keeps {kept}.")
 
 
 def _note_undecided(jit, values):

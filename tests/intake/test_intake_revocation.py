@@ -202,7 +202,7 @@ def test_a_revocation_waiting_before_its_approval_keeps_the_ticket_denied(delive
     jit = admin_jit("rev-9")
     assert (jit.final_decision, jit.final_decision_by, jit.conflict_decision) == ("Denied", "secops-lead", None)
     assert (jit.epm_outcome, jit.task.outcome) == ("Revoked", "Revoked"), "the approval tells the denial revoked it"
-    assert "re-sent an older update" in notes(jit)[-1]
+    assert "after the newer one: the ticket now reads Revoked" in notes(jit)[-1]
 
 
 def test_updates_arriving_out_of_order_read_as_they_do_in_order(deliver):
@@ -213,8 +213,9 @@ def test_updates_arriving_out_of_order_read_as_they_do_in_order(deliver):
     assert status_of(late) == contract.INCOMING_PROCESSED
     jit = admin_jit("rev-late-approval")
     assert (jit.final_decision, jit.epm_outcome, jit.task.outcome) == ("Denied", "Revoked", "Revoked")
-    assert notes(jit)[-1] == ("EPM re-sent an older update (Approved by jchen at 2026-11-20 15:12:02 UTC) that "
-                              "changes nothing: the ticket keeps Revoked.")
+    assert notes(jit)[-1] == ("EPM sent an older update (Approved by jchen at 2026-11-20 15:12:02 UTC) after the "
+                              "newer one: the ticket now reads Revoked, as it would have in order. Nothing is sent "
+                              "to EPM for it.")
     # The early end before the approval's original end: Ended early, as in order.
     deliver(factories.admin_request(request_id="rev-late-end"))
     deliver(factories.admin_decision("rev-late-end", EndTime="2026-11-20T15:25:10Z"))

@@ -137,6 +137,22 @@ def test_each_update_step_says_what_its_own_delivery_said(app, client, deliver, 
     ]
 
 
+def test_an_older_approval_arriving_after_the_revocation_is_told_as_making_the_ticket_revoked(app, client, deliver,
+                                                                                              admin_auth):
+    request_id = "a9e1c2d3-0000-4000-8000-0000000000a1"
+    number = deliver(factories.admin_request(request_id)).json["result"]["ticket"]
+    deliver(factories.admin_revocation(request_id))
+    deliver(factories.admin_decision(request_id))
+    jit = Task.get(Task.number == number).jit_request
+    assert jit.epm_outcome == "Revoked"
+    events = steps(client, admin_auth, number)
+    last = [event for event in events if "update" in event["detail"]][-1]
+    assert last["detail"]["outcome"] == "Revoked"
+    assert "changed nothing" not in last["summary"]
+    assert last["summary"] == ("EPM sent an older update after the newer one: Approved by jchen at 2026-11-20 "
+                               "15:12:02 UTC; the ticket read Revoked, as it would have in order")
+
+
 def test_an_early_end_is_a_step_with_the_sessions_new_end(app, client, deliver, admin_auth):
     request_id = "a9e1c2d3-0000-4000-8000-000000000004"
     number = deliver(factories.admin_request(request_id)).json["result"]["ticket"]
