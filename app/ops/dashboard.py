@@ -1,4 +1,5 @@
-"""The operations dashboard: the last 30 days of requests, decisions and failures, and patterns to watch.
+"""The operations dashboard: the last 30 days (UTC, today included) of requests, decisions and failures, and
+patterns to watch.
 
 Figures are computed in Python so they read the same on SQLite and PostgreSQL; percentiles use the
 nearest rank, a real time some ticket had. `charts` lays three of them out as bar charts, in the
@@ -6,7 +7,7 @@ coordinates of an SVG viewBox, so the page draws them without a script or a char
 import math
 import statistics
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 
 from app import contract
 from app.logs.models import AppLog, OutboundCall
@@ -258,10 +259,12 @@ def charts(board):
 
 
 def dashboard(now=None):
-    """Every figure and flag of the dashboard for the WINDOW_DAYS days up to `now` (naive UTC)."""
+    """Every figure and flag of the dashboard for the WINDOW_DAYS calendar days (UTC) up to `now` (naive UTC),
+    today included: from midnight of the first day the requests chart shows."""
     now = now or utcnow()
     first_day = (now - timedelta(days=WINDOW_DAYS - 1)).date()
-    since = now - timedelta(days=WINDOW_DAYS)
+    # Every figure counts from the first day the requests chart shows, so the totals are its bars' sum.
+    since = datetime.combine(first_day, time.min)
 
     tasks = list(Task.select(Task.id, Task.number, Task.kind, Task.opened_at, Task.requester, Task.subject)
                  .where(Task.opened_at >= since).order_by(Task.opened_at, Task.id))

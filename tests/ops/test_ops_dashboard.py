@@ -216,3 +216,13 @@ def test_percentiles_are_nearest_rank():
     assert nearest_rank([5], 90) == 5
     assert nearest_rank(list(range(1, 11)), 90) == 9
     assert nearest_rank(list(range(1, 11)), 50) == 5
+
+
+def test_the_request_totals_agree_with_the_days_the_chart_shows(app, deliver):
+    now = datetime(2026, 3, 31, 12, 0)
+    number = deliver(factories.application_request()).json["result"]["ticket"]
+    Task.update(opened_at=datetime(2026, 3, 1, 18, 0)).where(Task.number == number).execute()
+    board = dashboard(now)
+    shown = sum(day["total"] for day in board["requests_per_day"])
+    assert board["requests_per_day"][0]["date"].isoformat() == "2026-03-02"
+    assert sum(board["requests"].values()) == shown, board["charts"]["requests"]["description"]
