@@ -3,7 +3,8 @@
 Flask-Login keeps the account's id in Flask's signed session cookie and `load_account`
 reads it back on each page. Each session also has a record on the server (BrowserSession:
 account, when opened and last seen, source address, user agent), named in the cookie by an
-opaque id; an admin sees them on the users page and ends one ("End") by deleting its record.
+opaque id; an admin sees them on the users page and ends one ("End") by deleting its record; a session that
+ends any other way (sign-out, a time limit, a refusal found by the loader) loses its record too.
 Beside that the session holds when it was opened and last
 used (seconds since the epoch, signed, so a client cannot move them) and a keyed stamp
 of the password it was opened with, and the account's session epoch at sign-in. Past
@@ -80,16 +81,29 @@ def load_account(account_id):
     if account is None or not account.active or session.get(EPOCH) != account.session_epoch or \
             not hmac.compare_digest(session.get(STAMP, ""), password_stamp(account)) or \
             not _within_limits() or not _record_kept(account):
-        session.clear()
+        _end_this_session()
         return None
     # The rule every door applies (app/auth/steps.py): a refusal that no step on a page can lift ends the
     # session, the identity provider's re-check (when due) among them; a page's polling never waits for it.
     refusal = steps.decider_refusal(account, assured_by_idp=signed_in_through_idp(),
                                     may_ask_provider=not is_background_refresh())
     if refusal is not None and refusal.step is None:
-        session.clear()
+        _end_this_session()
         return None
     return account
+
+
+def _end_this_session():
+    """This session is over: its record goes with it, so a copy of the cookie (whose own stamps may still be
+    within the limits) opens nothing either, and the cookie forgets everything."""
+    _forget_record(session.get(SESSION_ID))
+    session.clear()
+
+
+def _forget_record(session_id):
+    """Delete the record the cookie's session id names (none for a cookie that names none)."""
+    if isinstance(session_id, str):
+        BrowserSession.delete().where(BrowserSession.key_digest == _key_digest(session_id)).execute()
 
 
 def _within_limits():
@@ -214,14 +228,13 @@ def end_session():
     """Sign out: this session's record goes, so this cookie and every copy of it open nothing more. The
     account's sessions on other devices go on; "End all" on the users page or a new password ends those.
     The identity provider's tokens, kept for re-checking the account's sessions, go with its last one."""
+    # Read before the account is loaded: a session the loader finds over is cleared by then.
     session_id = session.get(SESSION_ID)
-    if current_user.is_authenticated and isinstance(session_id, str):
-        account = current_user._get_current_object()
-        BrowserSession.delete().where(BrowserSession.key_digest == _key_digest(session_id),
-                                      BrowserSession.account == account.id).execute()
-        if account.signs_in_with_provider and not BrowserSession.select().where(
-                BrowserSession.account == account.id).exists():
-            oidc_client.forget_tokens(account)
+    account = current_user._get_current_object() if current_user.is_authenticated else None
+    _forget_record(session_id)  # whatever the loader said of this session, a copy of its cookie must end here
+    if account is not None and account.signs_in_with_provider and not BrowserSession.select().where(
+            BrowserSession.account == account.id).exists():
+        oidc_client.forget_tokens(account)
     logout_user()
     session.clear()
 

@@ -1,4 +1,5 @@
 """Browser sessions: the idle and absolute time-outs, and a cookie rewritten only when the session changes."""
+import re
 import time
 
 import pytest
@@ -7,6 +8,8 @@ from app import contract
 from app.auth import sessions
 from tests import factories
 from tests.webclient import WebClient
+
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def sign_in(app, username):
@@ -76,3 +79,31 @@ def test_moving_the_epoch_ends_the_session_and_a_new_sign_in_opens_one(app, admi
     assert admin_client.get("/tickets").status_code == 302
     assert admin_client.sign_in(admin.username).status_code == 302
     assert admin_client.get("/tickets").status_code == 200
+
+
+def test_signing_out_after_the_idle_time_out_still_ends_a_copy_of_the_cookie(app, as_approver):
+    with as_approver.client.session_transaction() as session:
+        stolen = dict(session)
+    copy = WebClient(app.test_client())
+    with copy.client.session_transaction() as session:
+        session.update(stolen)
+    token = _TOKEN.search(as_approver.get("/tickets").get_data(as_text=True)).group(1)
+    with as_approver.client.session_transaction() as session:
+        session[sessions.SEEN] -= 31 * 60
+    signed_out = as_approver.request("POST", "/sign-out", data={"csrf_token": token})
+    assert signed_out.status_code == 302
+    assert copy.get("/tickets").status_code != 200, "the copy of the cookie still opens the ticket list"
+
+
+def test_a_session_found_past_its_idle_time_out_loses_its_record(app, approver, as_approver):
+    """Ended by the time-out, not by sign-out: a copy of the cookie whose idle stamp is newer opens nothing."""
+    with as_approver.client.session_transaction() as session:
+        stolen = dict(session)
+        session[sessions.SEEN] -= 31 * 60
+    assert as_approver.get("/tickets").status_code == 302
+    copy = WebClient(app.test_client())
+    with copy.client.session_transaction() as session:
+        session.update(stolen)
+    assert copy.get("/tickets").status_code == 302
+    with app.test_request_context():
+        assert [record for record in sessions.live_sessions() if record.account_id == approver.id] == []

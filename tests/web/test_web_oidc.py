@@ -196,14 +196,16 @@ def test_an_unreachable_provider_is_not_asked_again_for_a_minute(app, caplog):
     assert caplog.text.count("could not re-check") == 2
 
 
-def _open_provider_session(web, account):
-    """A session the provider's sign-in opened for `account`, in this test client's cookie."""
+def _open_provider_session(web, account, idle_minutes=0):
+    """A session the provider's sign-in opened for `account`, in this test client's cookie, last used
+    `idle_minutes` ago."""
     from flask import session as opened
 
-    from app.auth.sessions import start_session
+    from app.auth.sessions import SEEN, start_session
     with web.client.application.test_request_context():
         start_session(account, through_idp=True)
         cookie = dict(opened)
+    cookie[SEEN] -= idle_minutes * 60
     with web.client.session_transaction() as session:
         session.update(cookie)
 
@@ -237,6 +239,22 @@ def test_signing_out_of_the_last_session_forgets_the_providers_tokens(app, clien
     assert Account.get_by_id(account.id).idp_tokens  # the phone's session still needs them
     assert phone.post("/sign-out").status_code == 302
     assert Account.get_by_id(account.id).idp_tokens is None
+
+
+def test_signing_out_of_the_only_live_session_forgets_the_providers_tokens(app, client):
+    """A session found past its idle limit is over, its record too: signing out of the only live one forgets the
+    tokens, so Slack stops taking this person's decisions."""
+    from app.auth import steps
+    from app.models import Account
+    account = _provider_account(checked_minutes_ago=1)
+    phone, laptop = WebClient(app.test_client()), WebClient(client)
+    _open_provider_session(phone, account, idle_minutes=31)
+    assert phone.get("/tickets").status_code == 302
+    _open_provider_session(laptop, account)
+    assert laptop.get("/tickets").status_code == 200
+    assert laptop.post("/sign-out").status_code == 302
+    assert Account.get_by_id(account.id).idp_tokens is None
+    assert steps.decider_refusal(Account.get_by_id(account.id)) is not None
 
 
 def test_access_ended_by_the_provider_forgets_its_tokens(app):
