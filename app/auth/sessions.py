@@ -194,16 +194,20 @@ def _forget_expired_records():
     BrowserSession.delete().where(BrowserSession.created_at < oldest).execute()
 
 
-def live_sessions():
-    """The records of sessions that may still be in use (within their epoch and both time limits), newest
-    first: what the users page lists."""
+def _live_records():
+    """The records of sessions that may still be in use: of an active account, within its epoch and both time
+    limits (the last use is noted at most every 30 s, hence the margin on the idle one)."""
     settings = current_app.extensions["settings"]
     now = utcnow()
-    return list(BrowserSession.select(BrowserSession, Account).join(Account).where(
+    return BrowserSession.select(BrowserSession, Account).join(Account).where(
         BrowserSession.epoch == Account.session_epoch, Account.active == True,  # noqa: E712 (SQL)
         BrowserSession.created_at > now - timedelta(hours=settings.session_max_hours),
-        BrowserSession.last_seen_at > now - timedelta(minutes=settings.session_idle_minutes, seconds=30),
-    ).order_by(BrowserSession.created_at.desc()))
+        BrowserSession.last_seen_at > now - timedelta(minutes=settings.session_idle_minutes, seconds=30))
+
+
+def live_sessions():
+    """The records of sessions that may still be in use, newest first: what the users page lists."""
+    return list(_live_records().order_by(BrowserSession.created_at.desc()))
 
 
 def end_one_session(account, record_id):
@@ -227,12 +231,13 @@ def end_all_sessions(account):
 def end_session():
     """Sign out: this session's record goes, so this cookie and every copy of it open nothing more. The
     account's sessions on other devices go on; "End all" on the users page or a new password ends those.
-    The identity provider's tokens, kept for re-checking the account's sessions, go with its last one."""
+    The identity provider's tokens, kept for re-checking the account's sessions, go with its last live one: the
+    record of a session that ended by itself (idle, past the absolute limit) and was not used since needs none."""
     # Read before the account is loaded: a session the loader finds over is cleared by then.
     session_id = session.get(SESSION_ID)
     account = current_user._get_current_object() if current_user.is_authenticated else None
     _forget_record(session_id)  # whatever the loader said of this session, a copy of its cookie must end here
-    if account is not None and account.signs_in_with_provider and not BrowserSession.select().where(
+    if account is not None and account.signs_in_with_provider and not _live_records().where(
             BrowserSession.account == account.id).exists():
         oidc_client.forget_tokens(account)
     logout_user()

@@ -198,14 +198,22 @@ def test_an_unreachable_provider_is_not_asked_again_for_a_minute(app, caplog):
 
 def _open_provider_session(web, account, idle_minutes=0):
     """A session the provider's sign-in opened for `account`, in this test client's cookie, last used
-    `idle_minutes` ago."""
+    `idle_minutes` ago (by its cookie and its record on the server)."""
+    from datetime import timedelta
+
     from flask import session as opened
 
-    from app.auth.sessions import SEEN, start_session
+    from app.auth.models import BrowserSession
+    from app.auth.sessions import SEEN, is_this_session, start_session
+    from app.models import utcnow
     with web.client.application.test_request_context():
         start_session(account, through_idp=True)
         cookie = dict(opened)
+        record = next(record for record in BrowserSession.select().where(BrowserSession.account == account.id)
+                      if is_this_session(record))
     cookie[SEEN] -= idle_minutes * 60
+    BrowserSession.update(last_seen_at=utcnow() - timedelta(minutes=idle_minutes)).where(
+        BrowserSession.id == record.id).execute()
     with web.client.session_transaction() as session:
         session.update(cookie)
 
@@ -255,6 +263,22 @@ def test_signing_out_of_the_only_live_session_forgets_the_providers_tokens(app, 
     assert laptop.post("/sign-out").status_code == 302
     assert Account.get_by_id(account.id).idp_tokens is None
     assert steps.decider_refusal(Account.get_by_id(account.id)) is not None
+
+
+def test_a_session_left_past_its_idle_limit_does_not_keep_the_providers_tokens(app, client):
+    """A session nobody came back to after the idle limit keeps its record until someone does; signing out of
+    the only live one still forgets the tokens."""
+    from app.auth import steps
+    from app.models import Account
+    account = _provider_account(checked_minutes_ago=1)
+    phone, laptop = WebClient(app.test_client()), WebClient(client)
+    _open_provider_session(phone, account, idle_minutes=31)
+    _open_provider_session(laptop, account)
+    assert laptop.get("/tickets").status_code == 200
+    assert laptop.post("/sign-out").status_code == 302
+    assert Account.get_by_id(account.id).idp_tokens is None
+    assert steps.decider_refusal(Account.get_by_id(account.id)) is not None
+    assert phone.get("/tickets").status_code == 302
 
 
 def test_access_ended_by_the_provider_forgets_its_tokens(app):
