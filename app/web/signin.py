@@ -1,7 +1,13 @@
 """Signing in and out of the browser interface with a broker account: the password, then the second factor
-for an account that has one (app/auth/two_factor.py). Wrong codes count with wrong passwords."""
+for an account that has one (app/auth/two_factor.py). Wrong codes count with wrong passwords.
+
+Sign out from a page opened before this session began (another tab, before a password change or a fresh
+sign-in) carries the old session's CSRF token: it is refused like any such form, and answered with a page
+asking "Sign out?" whose form carries this session's token, so the person can still sign out and a forged
+sign-out still signs nobody out by itself."""
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from flask_wtf.csrf import CSRFError
 
 from app import contract
 from app.audit import service as audit
@@ -9,13 +15,16 @@ from app.auth import steps, throttle, two_factor
 from app.auth.accounts import password_matches
 from app.auth.sessions import (await_second_factor, awaiting_second_factor, end_session, safe_next,
                                start_session)
+from app.errors import error_response
 from app.models import Account, Configuration
 from app.web import oidc
+from app.web.confirmation import Confirmation, ask
 
 bp = Blueprint("web_auth", __name__)
 
 MSG_SIGN_IN_FAILED = "Invalid user name or password"
 MSG_TOO_MANY = "Too many failed sign-ins; try again after {until}"
+MSG_SIGNED_OUT = "You are signed out."
 MSG_CODE_FAILED = "That code is not right, or was used already: type the 6 digits the app shows now, or a recovery code"
 ROLE_REFUSAL = "the {!r} role may not sign in"
 MSG_ROLE_REFUSED = "This account's role ({role}) is for {purpose}: it cannot sign in here. Use an approver's account."
@@ -125,5 +134,24 @@ def sign_out():
         audit.record(audit.SIGN_OUT, current_user._get_current_object(), "account", current_user.username)
         provider_logout = oidc.sign_out_redirect(current_user._get_current_object())
     end_session()
-    flash("You are signed out.", "ok")
+    flash(MSG_SIGNED_OUT, "ok")
     return redirect(provider_logout or url_for("web_auth.sign_in"))
+
+
+@bp.errorhandler(CSRFError)
+def _form_from_another_session(error):
+    """A sign-out whose token is not this session's: "Sign out?" with this session's token (still 400: the form
+    sent did nothing), or, with no session left to end, the sign-in page. Other forms here: the CSRF refusal."""
+    if request.endpoint != "web_auth.sign_out":
+        return error_response(error.code, error.description)
+    if not current_user.is_authenticated:
+        flash(MSG_SIGNED_OUT, "ok")
+        return redirect(url_for("web_auth.sign_in"))
+    page, _status, headers = ask(Confirmation(
+        question="Sign out?",
+        consequences=(f"You are signed in as {current_user.username}. The Sign out you pressed came from a page "
+                      "opened before this session began (before a sign-in or a password change), so it did "
+                      "nothing.",
+                      "Sign out here ends this session. Your sessions on other devices go on."),
+        confirm_label="Sign out", cancel_url=url_for("web_tickets.home")))
+    return page, 400, headers

@@ -80,3 +80,30 @@ def test_a_person_changes_an_admin_set_password_then_signs_in_with_a_totp_code(b
     check(page, axe_violations, found, "signed in with a recovery code")
 
     assert not found, report(found)
+
+
+def test_sign_out_in_a_tab_opened_before_a_password_change_asks_once_more_and_signs_out(broker, browser,
+                                                                                        axe_violations):
+    context = browser.new_context(viewport=LAPTOP)
+    tab_a, tab_b = context.new_page(), context.new_page()
+    found = {}
+    sign_in(tab_a, broker, PERSON)
+    expect(tab_a.get_by_role("heading", name="Change password")).to_be_visible()
+    tab_b.goto(f"{broker.url}/account/password")
+    tab_b.get_by_label("Current password").fill(factories.PASSWORD)
+    tab_b.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
+    tab_b.get_by_label("New password again").fill(NEW_PASSWORD)
+    tab_b.get_by_role("button", name="Change password").click()
+    expect(tab_b.get_by_role("heading", name="Tickets")).to_be_visible()
+
+    tab_a.get_by_role("button", name="Sign out").click()
+    expect(tab_a.get_by_role("heading", name="Sign out?")).to_be_visible()
+    check(tab_a, axe_violations, found, "sign out from a page opened before a password change")
+    tab_b.reload()
+    expect(tab_b.get_by_role("heading", name="Tickets")).to_be_visible()  # nothing ended yet
+    tab_a.locator("main").get_by_role("button", name="Sign out").click()
+    expect(tab_a.get_by_role("heading", name="Sign in")).to_be_visible()
+    expect(tab_a.get_by_text("You are signed out.")).to_be_visible()
+    tab_b.goto(f"{broker.url}/tickets")
+    expect(tab_b.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert not found, report(found)

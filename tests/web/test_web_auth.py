@@ -1,4 +1,6 @@
 """Signing in and out, the session cookie, CSRF, and who may open which page."""
+import re
+
 import pytest
 from flask import session
 
@@ -9,6 +11,7 @@ from app.models import Account
 from tests import factories
 
 PAGES = ("/", "/tickets", "/admin/configuration", "/admin/users")
+_TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def signed_in(web):
@@ -108,6 +111,40 @@ def test_sign_out_needs_a_post_with_a_token(as_approver):
     assert as_approver.get("/sign-out").status_code == 405
     assert as_approver.request("POST", "/sign-out").status_code == 400
     assert as_approver.get("/tickets").status_code == 200
+
+
+def test_sign_out_from_a_page_opened_before_a_password_change_signs_out(as_approver):
+    page = as_approver.get("/tickets").get_data(as_text=True)
+    token_in_tab_a = _TOKEN.search(page).group(1)
+    changed = as_approver.post("/account/password", {"current_password": factories.PASSWORD,
+                                                     "new_password": "a-new-password-1",
+                                                     "new_password_again": "a-new-password-1"})
+    assert changed.status_code == 302
+    assert signed_in(as_approver)
+    answer = as_approver.request("POST", "/sign-out", data={"csrf_token": token_in_tab_a})
+    body = answer.get_data(as_text=True)
+    offered = _TOKEN.search(body)
+    assert offered and 'action="/sign-out"' in body, f"Sign out answered {answer.status} and offered no way out"
+    assert "Sign out?" in body and answer.headers["Cache-Control"] == "no-store"
+    assert signed_in(as_approver), "the out-of-date form alone signs nobody out"
+    assert as_approver.request("POST", "/sign-out", data={"csrf_token": offered.group(1)}).status_code == 302
+    assert not signed_in(as_approver)
+
+
+def test_sign_out_from_a_page_opened_before_signing_out_elsewhere_says_so(as_approver):
+    token_in_tab_a = _TOKEN.search(as_approver.get("/tickets").get_data(as_text=True)).group(1)
+    assert as_approver.post("/sign-out").status_code == 302
+    answer = as_approver.request("POST", "/sign-out", data={"csrf_token": token_in_tab_a})
+    assert answer.status_code == 302 and answer.headers["Location"] == "/sign-in"
+    assert "You are signed out." in as_approver.get("/sign-in").get_data(as_text=True)
+
+
+def test_other_forms_with_an_out_of_date_token_are_still_refused(web, approver):
+    stale = web.token()
+    assert web.sign_in(approver.username).status_code == 302
+    answer = web.request("POST", "/sign-in", data={"csrf_token": stale, "username": approver.username,
+                                                   "password": factories.PASSWORD})
+    assert answer.status_code == 400 and "CSRF" in answer.get_data(as_text=True)
 
 
 def test_deactivated_account_loses_its_session(as_approver, approver):
