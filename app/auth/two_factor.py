@@ -1,7 +1,8 @@
 """Two-factor sign-in for local accounts: a TOTP app (RFC 6238, pyotp) and ten single-use recovery codes.
 
 The secret is stored encrypted like every stored secret (app/secrets.py). Enrolment keeps a
-new secret on the account and turns it on only once the person has typed a code from it; the
+new secret on the account and turns it on only once the person has typed their current password and a code
+from it; the
 recovery codes are made then and shown once, stored as HMAC-SHA256 digests keyed with the app's
 secret key (a copy of the table alone cannot be searched offline for the ~49-bit codes; codes
 stored by earlier versions as plain SHA-256 digests still work, each once). A code is accepted for its
@@ -21,9 +22,10 @@ import qrcode
 import qrcode.image.svg
 from flask import current_app
 
+from app.auth.accounts import password_matches
 from app.auth.models import RecoveryCode
 from app.db import write_transaction
-from app.errors import BadRequest
+from app.errors import BadRequest, Unauthorized
 from app.models import Account, utcnow
 
 ISSUER = "JIT Broker"
@@ -101,11 +103,16 @@ def _replace_recovery_codes(account):
     return codes
 
 
-def enable(account, code):
-    """Turn two-factor sign-in on with the first code from the pending secret; returns the recovery codes
-    (to show once). Raises BadRequest for a wrong code."""
+def enable(account, current_password, code):
+    """Turn two-factor sign-in on with the account's current password and the first code from the pending
+    secret; returns the recovery codes (to show once). The password keeps a session left open from binding
+    someone else's app (and locking the owner out); the caller counts a wrong one with the sign-in failures
+    (app/auth/throttle.py). Raises Unauthorized for a wrong password (the code is left unused), BadRequest for
+    a wrong code."""
     if is_enabled(account) or not account.totp_secret:
         raise BadRequest("Start the enrolment again: no new app is waiting for its first code")
+    if not password_matches(account, current_password or ""):
+        raise Unauthorized("The current password is not right")
     if not _accept_totp(account, account.totp_secret, code):
         raise BadRequest("That code is not right: type the 6 digits the app shows now")
     with write_transaction():

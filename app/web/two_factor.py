@@ -1,16 +1,18 @@
 """A person's second factor: enrol an authenticator app (TOTP), see how many recovery codes are left, turn it off.
 
 Enrolment shows the secret as text, as an otpauth:// URI and as a QR image made on the
-broker; it is on once the person types a code from the app, and the ten recovery codes are
-shown then, once. Turning it off (to move to a new phone: off, then enrol again) needs a
-current code or a recovery code; a wrong one counts as a failed sign-in. An admin can reset
-it for a person who lost their phone (app/web/users.py).
+broker; it is on once the person types their current password and a code from the app, and
+the ten recovery codes are shown then, once. A wrong password counts as a failed sign-in, as
+on the password page: a session left open is no way to bind someone else's app. Turning it
+off (to move to a new phone: off, then enrol again) needs a current code or a recovery code;
+a wrong one counts as a failed sign-in. An admin can reset it for a person who lost their
+phone (app/web/users.py).
 """
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from app.audit import service as audit
 from app.auth import steps, throttle, two_factor
-from app.errors import BrokerError
+from app.errors import BrokerError, Unauthorized
 from app.web.account import local_accounts_only, people
 
 bp = Blueprint("web_two_factor", __name__, url_prefix="/account")
@@ -46,8 +48,14 @@ def two_factor_page():
 @local_accounts_only
 def enable():
     account = g.account
+    attempt = throttle.Attempt(account.username, request.remote_addr)
+    if attempt.refused:
+        return _render(attempt.refused.message, attempt.refused.status)
     try:
-        codes = two_factor.enable(account, request.form.get("code", ""))
+        codes = two_factor.enable(account, request.form.get("current_password", ""), request.form.get("code", ""))
+    except Unauthorized as error:
+        attempt.failed()
+        return _render(error.message, 400)
     except BrokerError as error:
         return _render(error.message, error.status)
     audit.record(USER_MFA_ENABLE, account, "account", account.username)

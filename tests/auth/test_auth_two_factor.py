@@ -1,19 +1,24 @@
-"""Two-factor sign-in's rules (app/auth/two_factor.py): which codes count, and that none counts twice."""
+"""Two-factor sign-in's rules (app/auth/two_factor.py): which codes count, and that none counts twice; and the
+enrolment page (app/web/two_factor.py): who may turn it on."""
 import hashlib
+import re
 import time
 
 import pyotp
 import pytest
 
-from app.auth import steps, two_factor
+from app.auth import steps, throttle, two_factor
 from app.auth.models import RecoveryCode
-from app.errors import BadRequest
+from app.errors import BadRequest, Unauthorized
 from app.models import Account
+from tests import factories
+
+_SECRET = re.compile(r'<code class="secret">([A-Z2-7]+)</code>')
 
 
 def _enrolled(account):
     secret = two_factor.pending_secret(account)
-    codes = two_factor.enable(account, pyotp.TOTP(secret).now())
+    codes = two_factor.enable(account, factories.PASSWORD, pyotp.TOTP(secret).now())
     return Account.get_by_id(account.id), pyotp.TOTP(secret), codes
 
 
@@ -22,9 +27,56 @@ def test_enrolment_needs_a_right_code_from_the_new_secret(approver):
     assert two_factor.pending_secret(Account.get_by_id(approver.id)) == secret, "the same secret until enrolled"
 
     with pytest.raises(BadRequest, match="not right"):
-        two_factor.enable(approver, "000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
+        two_factor.enable(approver, factories.PASSWORD,
+                          "000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
 
     assert not two_factor.is_enabled(Account.get_by_id(approver.id))
+
+
+def test_enrolment_needs_the_current_password_and_leaves_the_code_unused_without_it(approver):
+    totp = pyotp.TOTP(two_factor.pending_secret(approver))
+    code = totp.now()
+
+    with pytest.raises(Unauthorized, match="current password"):
+        two_factor.enable(approver, "not-the-password", code)
+
+    assert not two_factor.is_enabled(Account.get_by_id(approver.id))
+    assert two_factor.enable(Account.get_by_id(approver.id), factories.PASSWORD, code)
+
+
+def test_a_session_left_open_cannot_bind_someone_elses_authenticator(as_approver, approver):
+    page = as_approver.get("/account/two-factor").get_data(as_text=True)
+    secret = _SECRET.search(page).group(1)
+    enrolled = as_approver.post("/account/two-factor", {"code": pyotp.TOTP(secret).now()})
+    assert enrolled.status_code in (400, 401)
+    assert not two_factor.is_enabled(Account.get_by_id(approver.id))
+
+    wrong = as_approver.post("/account/two-factor", {"code": pyotp.TOTP(secret).now(),
+                                                     "current_password": "not-the-password"})
+    assert wrong.status_code == 400
+    assert "The current password is not right" in wrong.get_data(as_text=True)
+    assert _SECRET.search(wrong.get_data(as_text=True)).group(1) == secret, "the page again, the same key"
+    assert not two_factor.is_enabled(Account.get_by_id(approver.id))
+
+
+def test_a_wrong_current_password_at_enrolment_counts_as_a_failed_sign_in(as_approver, approver):
+    secret = _SECRET.search(as_approver.get("/account/two-factor").get_data(as_text=True)).group(1)
+    for _ in range(throttle.ACCOUNT_LIMIT):
+        assert as_approver.post("/account/two-factor", {"code": pyotp.TOTP(secret).now(),
+                                                        "current_password": "a-guess"}).status_code == 400
+    locked = as_approver.post("/account/two-factor", {"code": pyotp.TOTP(secret).now(),
+                                                      "current_password": factories.PASSWORD})
+    assert locked.status_code == 429
+    assert not two_factor.is_enabled(Account.get_by_id(approver.id))
+
+
+def test_enrolling_with_the_current_password_turns_it_on(as_approver, approver):
+    secret = _SECRET.search(as_approver.get("/account/two-factor").get_data(as_text=True)).group(1)
+    enrolled = as_approver.post("/account/two-factor", {"code": pyotp.TOTP(secret).now(),
+                                                        "current_password": factories.PASSWORD})
+    assert enrolled.status_code == 200
+    assert "Your recovery codes" in enrolled.get_data(as_text=True)
+    assert two_factor.is_enabled(Account.get_by_id(approver.id))
 
 
 def test_a_code_from_the_neighbouring_steps_counts_once(approver):

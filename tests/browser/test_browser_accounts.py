@@ -58,6 +58,13 @@ def test_a_person_changes_an_admin_set_password_then_signs_in_with_a_totp_code(b
     expect(page.get_by_role("img", name="QR code of the key below")).to_be_visible()
     check(page, axe_violations, found, "two-factor enrolment")
     secret = page.locator("code.secret").inner_text()
+    page.get_by_label("Current password").fill("not-my-password")
+    page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on two-factor sign-in").click()
+    expect(page.get_by_role("alert")).to_contain_text("The current password is not right")
+    check(page, axe_violations, found, "two-factor enrolment, refused")
+    assert page.locator("code.secret").inner_text() == secret
+    page.get_by_label("Current password").fill(NEW_PASSWORD)
     page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="Turn on two-factor sign-in").click()
     expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()

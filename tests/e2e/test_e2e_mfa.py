@@ -74,7 +74,8 @@ def _enrolled(server, username):
     assert f"otpauth://totp/JIT%20Broker:{username}?secret={secret}" in html.unescape(page)
     assert 'src="data:image/svg+xml;base64,' in page
     turned_on = browser.post(f"{server.url}/account/two-factor", timeout=30, data={
-        "csrf_token": _token(browser, server, "/account/two-factor"), "code": pyotp.TOTP(secret).now()})
+        "csrf_token": _token(browser, server, "/account/two-factor"), "code": pyotp.TOTP(secret).now(),
+        "current_password": factories.PASSWORD})
     assert turned_on.status_code == 200, turned_on.text
     codes = _RECOVERY.findall(turned_on.text)
     assert len(codes) == two_factor.RECOVERY_CODES
@@ -197,6 +198,7 @@ def test_with_the_setting_an_admin_enrols_before_anything_else(strict_server, ad
     page = browser.get(f"{server.url}/account/two-factor", timeout=30).text
     secret = _SECRET.search(page).group(1)
     browser.post(f"{server.url}/account/two-factor", timeout=30, data={
-        "csrf_token": _TOKEN.search(page).group(1), "code": pyotp.TOTP(secret).now()})
+        "csrf_token": _TOKEN.search(page).group(1), "code": pyotp.TOTP(secret).now(),
+        "current_password": factories.PASSWORD})
 
     assert _opens(server, browser.cookies.get_dict(), "/admin/users")
