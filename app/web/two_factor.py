@@ -4,14 +4,17 @@ Enrolment shows the secret as text, as an otpauth:// URI and as a QR image made 
 broker; it is on once the person types their current password and a code from the app, and
 the ten recovery codes are shown then, once. A wrong password counts as a failed sign-in, as
 on the password page: a session left open is no way to bind someone else's app. Turning it
-off (to move to a new phone: off, then enrol again) needs a current code or a recovery code;
-a wrong one counts as a failed sign-in. An admin can reset it for a person who lost their
-phone (app/web/users.py).
+on ends the account's other sessions, opened with the password alone, as a new password does;
+this one is opened again. Turning it off (to move to a new phone: off, then enrol again)
+needs a current code or a recovery code; a wrong one counts as a failed sign-in. An admin
+can reset it for a person who lost their phone (app/web/users.py).
 """
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 
 from app.audit import service as audit
 from app.auth import steps, throttle, two_factor
+from app.auth.sessions import end_all_sessions, start_session
+from app.db import write_transaction
 from app.errors import BrokerError, Unauthorized
 from app.web.account import local_accounts_only, people
 
@@ -52,13 +55,19 @@ def enable():
     if attempt.refused:
         return _render(attempt.refused.message, attempt.refused.status)
     try:
-        codes = two_factor.enable(account, request.form.get("current_password", ""), request.form.get("code", ""))
+        with write_transaction():
+            codes = two_factor.enable(account, request.form.get("current_password", ""),
+                                      request.form.get("code", ""))
+            # Sessions opened with the password alone end (this one too): each signs in again with a code.
+            end_all_sessions(account)
+            audit.record(USER_MFA_ENABLE, account, "account", account.username)
     except Unauthorized as error:
         attempt.failed()
         return _render(error.message, 400)
     except BrokerError as error:
         return _render(error.message, error.status)
-    audit.record(USER_MFA_ENABLE, account, "account", account.username)
+    start_session(account)
+    flash("Your other sessions have ended: they sign in again with a code from the app.", "ok")
     return _render(recovery_codes=codes)
 
 

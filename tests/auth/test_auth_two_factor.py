@@ -141,3 +141,24 @@ def test_an_admin_set_password_comes_first_and_machines_owe_nothing(approver, ap
 
     assert steps.outstanding_step(Account.get_by_id(approver.id), assured_by_idp=True) == steps.CHANGE_PASSWORD
     assert steps.basic_refusal(Account.get_by_id(api_account.id)) is None
+
+
+def test_enrolling_a_second_factor_ends_sessions_opened_with_the_password_alone(app, client, approver):
+    from tests.webclient import WebClient
+    elsewhere = WebClient(app.test_client())
+    assert elsewhere.sign_in(approver.username).status_code == 302
+    here = WebClient(client)
+    assert here.sign_in(approver.username).status_code == 302
+    here.get("/account/two-factor")
+    secret = Account.get_by_id(approver.id).totp_secret
+    enrolled = here.post("/account/two-factor", {"code": pyotp.TOTP(secret).now(),
+                                                 "current_password": factories.PASSWORD})
+    assert enrolled.status_code == 200
+    assert two_factor.is_enabled(Account.get_by_id(approver.id))
+    assert elsewhere.get("/tickets").status_code == 302, "a session opened with the password alone goes on"
+    page = enrolled.get_data(as_text=True)
+    assert "Your recovery codes" in page and "Your other sessions have ended" in page
+    assert here.get("/tickets").status_code == 200, "this one goes on"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    assert here.request("POST", "/sign-out", data={"csrf_token": token}).status_code == 302, \
+        "the page's forms carry this session's token"

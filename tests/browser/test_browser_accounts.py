@@ -68,6 +68,7 @@ def test_a_person_changes_an_admin_set_password_then_signs_in_with_a_totp_code(b
     page.get_by_label("Code from the app").fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="Turn on two-factor sign-in").click()
     expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
+    expect(page.get_by_text("Your other sessions have ended")).to_be_visible()
     expect(page.locator("ul.recovery-codes li")).to_have_count(two_factor.RECOVERY_CODES)
     check(page, axe_violations, found, "recovery codes shown once")
     recovery = page.locator("ul.recovery-codes li").first.inner_text()
