@@ -16,7 +16,7 @@ from app.policies.models import (
     OUTCOME_AUTO_DENY, OUTCOME_EXEMPT, OUTCOME_REQUIRE_TICKET, OUTCOME_TWO_APPROVERS,
     PATTERN_SERVICENOW, PolicyRule, PolicySettings,
 )
-from app.policies.validation import granted_minutes, quoted, validate_reference
+from app.policies.validation import granted_minutes, quoted, shown_reference, validate_reference
 from app.tickets import service as tickets
 
 log = logging.getLogger(__name__)
@@ -81,10 +81,11 @@ def judge(rule, facts, now, claimed_code=None):
         return Verdict(TWO_APPROVERS, "two different approvers, neither of them the requester, must approve")
 
     reference = find_reference(rule, facts.reason)
+    shown = shown_reference(reference)
     code = claimed_code or bypass.valid_code_in(facts.reason)
     if rule.outcome == OUTCOME_REQUIRE_TICKET:
         if reference:
-            return Verdict(CONTINUE, f"the reason quotes {reference}")
+            return Verdict(CONTINUE, f"the reason quotes {shown}")
         if code is not None:
             return Verdict(CONTINUE, f"the reason quotes a valid {_code_text(code)}", code=code)
         return Verdict(DENY, "the reason quotes no ticket reference and no valid bypass code",
@@ -102,13 +103,21 @@ def judge(rule, facts, now, claimed_code=None):
     result = validate_reference(rule, facts, reference, now)
     if not result.ok:
         passed = f" (passed: {'; '.join(result.passed)})" if result.passed else ""
-        return _not_valid(rule, f"{reference} is not valid: {result.failed}{passed}")
+        return _not_valid(rule, f"{shown} is not valid: {result.failed}{passed}")
     checks = "; ".join(f"✓ {line}" for line in result.passed) or "no checks are switched on"
-    return Verdict(APPROVE, f"{reference} is valid. Checks passed: {checks}. Approved for {result.duration_minutes} "
+    return Verdict(APPROVE, f"{shown} is valid. Checks passed: {checks}. Approved for {result.duration_minutes} "
                             f"minutes (the smaller of the rule's {rule.max_duration_minutes}-minute maximum and "
                             "the time left in the ticket's window)",
-                   reason=f"Approved automatically by policy rule {quoted(rule.name)}: {reference} is valid",
+                   reason=f"Approved automatically by policy rule {quoted(rule.name)}: {shown} is valid",
                    minutes=result.duration_minutes)
+
+
+def _reason_to_send(reason):
+    """`reason` within the reason limit EPM and the decision form share, cut with "…" when over it."""
+    reason = reason.strip()
+    if len(reason) <= contract.MAX_REASON_LENGTH:
+        return reason
+    return reason[:contract.MAX_REASON_LENGTH - 1].rstrip() + "…"
 
 
 def _not_valid(rule, why):
@@ -199,7 +208,7 @@ def _act(task, settings, rule, verdict, report, ticket_url):
         report.outcome = f"{decision.lower()} by {_label(rule)}"
         try:
             report.decision = decisions.decide(
-                task, system_account(), decision, verdict.reason[:4000],
+                task, system_account(), decision, _reason_to_send(verdict.reason),
                 contract.DURATION_MINUTES if decision == contract.DECISION_APPROVED else None,
                 verdict.minutes if decision == contract.DECISION_APPROVED else None, ticket_url)
         except BrokerError as error:

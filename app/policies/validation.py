@@ -20,6 +20,19 @@ def quoted(value):
     return f"'{value}'"
 
 
+SHOWN_REFERENCE_LENGTH = 100
+
+
+def shown_reference(reference):
+    """A ticket reference as a work note or a reason quotes it: one longer than 100 characters (a custom pattern
+    may match any length, and the requester writes it) cut to its first 100 and "…", so the texts that quote it
+    keep within their limits."""
+    reference = reference or ""
+    if len(reference) <= SHOWN_REFERENCE_LENGTH:
+        return reference
+    return reference[:SHOWN_REFERENCE_LENGTH] + "…"
+
+
 @dataclass
 class Lookup:
     """Where a reference was looked for, what was found, and what went wrong on the way."""
@@ -86,10 +99,10 @@ def _window_text(ticket):
 
 def check_exists(rule, facts, ticket, now, found):
     if ticket is not None:
-        return True, f"{ticket.number} exists in {_source_label(ticket.source)}"
+        return True, f"{shown_reference(ticket.number)} exists in {_source_label(ticket.source)}"
     where = ", ".join(found.searched) or "nowhere"
     problems = f" ({'; '.join(found.errors)})" if found.errors else ""
-    return False, f"{found.reference} was not found in {where}{problems}"
+    return False, f"{shown_reference(found.reference)} was not found in {where}{problems}"
 
 
 def check_state(rule, facts, ticket, now, found):
@@ -139,7 +152,8 @@ def validate_reference(rule, facts, reference, now):
     for name in checks:
         if ticket is None and name != "exists":
             where = "; ".join(found.errors) or "in " + (", ".join(found.searched) or "nowhere")
-            return CheckResult(passed, f"{CHECK_LABELS[name]} cannot be checked: {reference} was not found ({where})")
+            return CheckResult(passed, f"{CHECK_LABELS[name]} cannot be checked: {shown_reference(reference)} "
+                                       f"was not found ({where})")
         ok, text = CHECK_FUNCTIONS[name](rule, facts, ticket, now, found)
         if not ok:
             return CheckResult(passed, text, ticket)

@@ -1,5 +1,6 @@
 """Auto-approve: each check on the referenced ticket, each switchable, the duration, and EPM receiving it."""
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -150,6 +151,39 @@ def test_deny_when_invalid_denies_with_the_failed_check(http, submit, approve_ru
     [body] = epm_decisions(http)
     assert body["decision"] == "Denied"
     assert "its approval is 'rejected', not approved" in body["message"]
+
+
+def test_deny_when_invalid_denies_a_long_custom_reference(http, submit, add_rule):
+    # docs/connectors.md's Jira pattern has no length limit, and the requester writes the reference.
+    add_rule(name="Jira changes", outcome="auto_approve", reference_pattern="regex",
+             custom_regex=r"\b([A-Z][A-Z0-9]+-\d+)\b", ticket_source="broker", deny_on_failure="true")
+    reference = "A" * 1100 + "-1"
+
+    task = submit(application(f"Per {reference}, install the tool"))
+
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Denied", notes(task)
+    shown = reference[:100] + "…"
+    assert f"{shown} is not valid: {shown} was not found in the broker" in body["message"]
+    assert reference not in body["message"]
+    assert any(f"{shown} is not valid" in note for note in notes(task))
+
+
+def test_a_denial_reason_over_the_limit_is_cut_and_still_sent(http, submit, add_rule):
+    # Each ITSM's error names the key it looked up in full: the reason sent keeps to the limit.
+    for name in ("jsm", "jsm-eu"):
+        create_connection({"name": name, "kind": "jira", "base_url": f"https://{name}.atlassian.net",
+                           "username": "svc-jit@acme.example", "secret": "api-token"}, "root")
+        http.get(re.compile(rf"https://{name}\.atlassian\.net/.*"), status=500)
+    add_rule(name="Jira changes", outcome="auto_approve", reference_pattern="regex",
+             custom_regex=r"\b([A-Z][A-Z0-9]+-\d+)\b", deny_on_failure="true")
+
+    task = submit(application("Per " + "A" * 1100 + "-1, install the tool"))
+
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Denied", notes(task)
+    assert len(body["message"]) == 2000 and body["message"].endswith("…")
+    assert body["message"].startswith("Denied by policy rule 'Jira changes': " + "A" * 100 + "…")
 
 
 def test_an_unreachable_itsm_never_approves_and_never_fails_the_delivery(http, submit, approve_rule):
