@@ -67,12 +67,14 @@ def _duration_text(unit, value):
 
 
 def decide(task, account, decision, reason, duration_unit=None, duration_value=None, ticket_url="", via=None,
-           send_now=True):
+           send_now=True, within=None):
     """Record `account`'s decision on `task` and send it to EPM; returns the Decision.
 
     `via` names the door it came through when not the broker's own ("Slack"): said in the work note and the audit
     entry. Without `send_now` the decision waits in the outbox for the `deliver_outbox` job (a caller that must
-    answer within seconds, as Slack's interactions must, cannot wait for EPM).
+    answer within seconds, as Slack's interactions must, cannot wait for EPM). `within`, if given, is called
+    with the locked ticket inside the decision's transaction once the ticket is found decidable: what it writes
+    is stored with the decision or not at all, and an exception it raises takes no decision.
     BadRequest for a broken form rule; Conflict when the ticket is inactive, final, or has a decision on its way,
     or when `account` approves its own request."""
     decision, reason, unit, value = clean_decision(decision, reason, duration_unit, duration_value)
@@ -82,6 +84,8 @@ def decide(task, account, decision, reason, duration_unit=None, duration_value=N
     with write_transaction():
         task = lock_task(task)
         jit = check_may_decide(task, configuration)
+        if within is not None:
+            within(task)
         record = record_decision(task, jit, account, decision, reason, unit, value, ticket_url, via, send_now)
     if not send_now:
         return record

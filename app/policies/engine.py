@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from app import contract
 from app.decisions import service as decisions
 from app.errors import BrokerError
-from app.models import utcnow
+from app.db import write_transaction
+from app.models import Task, utcnow
 from app.policies import bypass
 from app.policies.identity import system_account
 from app.policies.matching import RequestFacts, find_reference, glob_matches, rule_matches
@@ -17,7 +18,7 @@ from app.policies.models import (
     PATTERN_SERVICENOW, PolicyRule, PolicySettings,
 )
 from app.policies.validation import granted_minutes, quoted, shown_reference, validate_reference
-from app.tickets import service as tickets
+from app.tickets import decidable, service as tickets
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +164,16 @@ def evaluate(task, ticket_url=""):
             continue
         if verdict.action == CONTINUE:
             report.lines.append(f"{_label(rule)} matched: {verdict.why}; the next rule decides.")
-            if verdict.code is not None and not _use_code(verdict.code, task, rule, report):
-                return _finish_denied_gate(task, settings, rule, report, ticket_url)
+            if verdict.code is not None and not _claimed(report, verdict.code):
+                refused, used = _use_code_at_gate(verdict.code, task, rule)
+                if refused is not None:
+                    return _no_longer_decidable(task, settings, report, refused, verdict.code)
+                if not used:
+                    report.lines.append(f"The {_code_text(verdict.code)} stopped being valid before it could be "
+                                        "used.")
+                    return _finish_denied_gate(task, settings, rule, report, ticket_url)
+                report.claimed_code = verdict.code
+                report.lines.append(f"The {_code_text(verdict.code)} was used (audited).")
             continue
         return _act(task, settings, rule, verdict, report, ticket_url)
     report.lines.append("No rule decided; the request is left to approvers.")
@@ -172,15 +181,31 @@ def evaluate(task, ticket_url=""):
     return report
 
 
-def _use_code(code, task, rule, report):
-    if report.claimed_code is not None and report.claimed_code.id == code.id:
-        return True
-    if bypass.use_code(code, system_account(), task, rule):
-        report.claimed_code = code
-        report.lines.append(f"The {_code_text(code)} was used (audited).")
-        return True
-    report.lines.append(f"The {_code_text(code)} stopped being valid before it could be used.")
-    return False
+class _CodeNotUsable(Exception):
+    """The bypass code an approval relies on stopped being usable before the approval was stored."""
+
+
+def _claimed(report, code):
+    return report.claimed_code is not None and report.claimed_code.id == code.id
+
+
+def _use_code_at_gate(code, task, rule):
+    """Count one use of `code` for `task` if the ticket still takes a decision, holding the ticket's lock as
+    decide() does, so no decision slips in between; returns (why the ticket takes none, or None; whether used)."""
+    with write_transaction():
+        locked = decisions.lock_task(task)
+        refused = decidable.refusal(locked)
+        if refused is not None:
+            return refused[0], False
+        return None, bypass.use_code(code, system_account(), locked, rule)
+
+
+def _no_longer_decidable(task, settings, report, refused, code=None):
+    report.outcome = f"no rule decided: the request can no longer take a decision ({refused})"
+    unused = f"; the {_code_text(code)} was not used" if code is not None else ""
+    report.lines.append(f"No rule decided: the request can no longer take a decision ({refused}){unused}.")
+    _note(task, settings, report)
+    return report
 
 
 def _finish_denied_gate(task, settings, rule, report, ticket_url):
@@ -196,27 +221,65 @@ def _act(task, settings, rule, verdict, report, ticket_url):
         report.outcome = f"two approvers required by {_label(rule)}"
         report.required_approvals = 2
         report.lines.append(f"{_label(rule)} matched: {verdict.why}.")
-    elif verdict.action == APPROVE and verdict.code is not None and not _use_code(verdict.code, task, rule, report):
-        report.outcome = "left to approvers"
-        report.lines.append("No rule decided; the request is left to approvers.")
     else:
-        decision = contract.DECISION_APPROVED if verdict.action == APPROVE else contract.DECISION_DENIED
-        report.lines.append(f"{_label(rule)} matched and {_WOULD[verdict.action]} the request automatically: "
-                            f"{verdict.why}.")
+        return _decide(task, settings, rule, verdict, report, ticket_url)
+    _note(task, settings, report)
+    return report
+
+
+def _code_use(code, settings, rule, report):
+    """What decide() runs in the approval's transaction: one use of `code`, and the work note saying so."""
+    def use(locked):
+        if not bypass.use_code(code, system_account(), locked, rule):
+            raise _CodeNotUsable
+        report.lines.append(f"The {_code_text(code)} was used (audited).")
+        _note(locked, settings, report)
+    return use
+
+
+def _decide(task, settings, rule, verdict, report, ticket_url):
+    """Take the verdict's decision as the system identity. A bypass code the approval relies on is counted
+    in the decision's transaction, with the work note saying so: both are stored, or neither."""
+    decision = contract.DECISION_APPROVED if verdict.action == APPROVE else contract.DECISION_DENIED
+    code = verdict.code if verdict.action == APPROVE and verdict.code is not None else None
+    if code is not None and _claimed(report, code):
+        code = None
+    earlier = list(report.lines)
+    report.lines.append(f"{_label(rule)} matched and {_WOULD[verdict.action]} the request automatically: "
+                        f"{verdict.why}.")
+    if code is None:
         _note(task, settings, report)
         report.lines = []
-        report.outcome = f"{decision.lower()} by {_label(rule)}"
-        try:
-            report.decision = decisions.decide(
-                task, system_account(), decision, _reason_to_send(verdict.reason),
-                contract.DURATION_MINUTES if decision == contract.DECISION_APPROVED else None,
-                verdict.minutes if decision == contract.DECISION_APPROVED else None, ticket_url)
-        except BrokerError as error:
-            report.outcome = f"{_label(rule)} could not {verdict.action}: {error.message}"
-            tickets.add_work_note(task, f"The policy decision could not be taken: {error.message}. "
-                                        "The request is left to approvers.", author=settings.system_account)
+    report.outcome = f"{decision.lower()} by {_label(rule)}"
+    try:
+        report.decision = decisions.decide(
+            task, system_account(), decision, _reason_to_send(verdict.reason),
+            contract.DURATION_MINUTES if decision == contract.DECISION_APPROVED else None,
+            verdict.minutes if decision == contract.DECISION_APPROVED else None, ticket_url,
+            within=_code_use(code, settings, rule, report) if code is not None else None)
+    except _CodeNotUsable:
+        report.outcome = "left to approvers"
+        report.lines = earlier + [f"The {_code_text(code)} stopped being valid before it could be used.",
+                                  "No rule decided; the request is left to approvers."]
+        _note(task, settings, report)
         return report
-    _note(task, settings, report)
+    except BrokerError as error:
+        report.outcome = f"{_label(rule)} could not {verdict.action}: {error.message}"
+        refused = decidable.refusal(Task.get_by_id(task.id))
+        if refused is not None:  # a person's decision, or the request's end, came first: nobody is left to act
+            text = f"The policy decision could not be taken: {refused[0]}."
+            if code is not None:
+                text += f" The {_code_text(code)} was not used."
+        else:
+            text = f"The policy decision could not be taken: {error.message}. The request is left to approvers."
+        if code is not None:
+            report.lines = earlier + [f"{_label(rule)} matched and would have approved the request: {verdict.why}."]
+            _note(task, settings, report)
+        tickets.add_work_note(task, text, author=settings.system_account)
+        return report
+    if code is not None:
+        report.claimed_code = code
+    report.lines = []
     return report
 
 

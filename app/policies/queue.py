@@ -18,8 +18,10 @@ from app import claims
 from app.db import database, write_transaction
 from app.models import Task, utcnow
 from app.policies import engine
-from app.policies.models import EVALUATION_DONE, EVALUATION_ERROR, EVALUATION_PENDING, PolicyEvaluation, PolicyRule
-from app.tickets import documents, service as tickets
+from app.policies.models import (
+    EVALUATION_DONE, EVALUATION_ERROR, EVALUATION_PENDING, PolicyEvaluation, PolicyRule, PolicySettings,
+)
+from app.tickets import decidable, documents, service as tickets
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +97,34 @@ def run_in_background(app, evaluation_id):
         log.exception("policy evaluation %s failed", evaluation_id)
 
 
+def _why_no_rule_runs(task):
+    """Why the rules have nothing to decide on `task`, as (the evaluation's outcome, a work note or None), or None:
+    EPM decided first (e.g. a reconciled request), or the ticket takes no decision any more (a person decided
+    while the rules waited, the request expired, the ticket was closed)."""
+    if task.jit_request.decision_final:
+        return "EPM had decided the request; no rule ran.", None
+    refused = decidable.refusal(task)
+    if refused is not None:
+        return (f"The request could no longer take a decision ({refused[0]}); no rule ran.",
+                f"No policy rule ran: the request could no longer take a decision ({refused[0]}).")
+    return None
+
+
 def run_evaluation(evaluation_id):
     """Evaluate one queued ticket if this process wins the claim; returns the row re-read, or None."""
     if not claims.claim_attempt(PolicyEvaluation, evaluation_id, CLAIM_SECONDS):
         return None
     evaluation = PolicyEvaluation.get_by_id(evaluation_id)
     task = Task.get_by_id(evaluation.task_id)
-    if task.jit_request.decision_final:  # EPM decided first (e.g. a reconciled request): nothing to decide
+    skipped = _why_no_rule_runs(task)
+    if skipped is not None:  # nothing left to decide: no rule runs, and no bypass code is spent on it
+        outcome, note = skipped
         with write_transaction():
             claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id, status=EVALUATION_DONE,
-                           finished_at=utcnow(), outcome="EPM had decided the request; no rule ran.", error=None)
+                           finished_at=utcnow(), outcome=outcome, error=None)
             Task.update(approvals_required=1).where(Task.id == task.id).execute()
+            if note:
+                tickets.add_work_note(task, note, author=PolicySettings.current().system_account)
         return PolicyEvaluation.get_by_id(evaluation_id)
     try:
         report = engine.evaluate(task, evaluation.ticket_url or documents.ticket_url(task))

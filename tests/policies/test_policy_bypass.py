@@ -1,15 +1,18 @@
 """Failsafe bypass codes: a quoted valid code counts as a valid ticket; single use, expiry, revocation, audit."""
+import json
 import re
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
 from app.audit.models import AuditEntry
+from app.decisions import approvals
 from app.errors import BadRequest
 from app.models import Task, utcnow
-from app.policies import bypass
-from app.policies.models import BypassCode
-from tests.policies.conftest import application, epm_decisions, notes
+from app.policies import bypass, engine
+from app.policies.models import BypassCode, PolicyEvaluation
+from tests.policies.conftest import WEBHOOK, application, epm_decisions, notes
 
 
 @pytest.fixture
@@ -106,6 +109,111 @@ def test_dry_run_does_not_use_up_a_code(http, submit, add_rule):
     assert epm_decisions(http) == []
     assert BypassCode.get_by_id(record.id).used_count == 0
     assert any("would have approved" in note for note in notes(task))
+
+
+def _queued(client, api_auth, body):
+    """Deliver a created event and keep the answer open, so the ticket's rules wait in the queue."""
+    response = client.post(WEBHOOK, data=json.dumps(body), content_type="application/json", headers=api_auth)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response, Task.get(Task.number == response.json["result"]["ticket"])
+
+
+def _code_unused(record):
+    return (bypass.status(BypassCode.get_by_id(record.id)) == "active"
+            and not AuditEntry.select().where(AuditEntry.action == "bypass_code_use").exists())
+
+
+def test_a_bypass_code_is_not_spent_on_a_request_a_person_already_denied(http, client, api_auth, approver,
+                                                                         approve_rule):
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+    response, task = _queued(client, api_auth, application(f"ITSM is down, bypass {code}"))
+    # While the rules are queued a person may deny (a denial needs one person); EPM receives it.
+    approvals.submit_decision(task, approver, "Denied", "Not on this machine")
+
+    response.close()  # the queued evaluation runs now
+
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
+    assert _code_unused(record), notes(task)
+    said = notes(task)[-1]
+    assert said.startswith("No policy rule ran: the request could no longer take a decision") and \
+        "left to approvers" not in said
+    assert PolicyEvaluation.get(PolicyEvaluation.task == task).outcome.endswith("no rule ran.")
+
+
+def test_a_bypass_code_is_not_spent_on_a_request_that_expired_in_the_queue(http, client, api_auth, approve_rule):
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+    response, task = _queued(client, api_auth, application(f"ITSM is down, bypass {code}"))
+    Task.update(expired_at=utcnow()).where(Task.id == task.id).execute()
+
+    response.close()
+
+    assert epm_decisions(http) == []
+    assert _code_unused(record), notes(task)
+    assert "expired without a decision" in notes(task)[-1]
+
+
+def _person_denies_while_rules_run(monkeypatch, approver, rule_name):
+    """A person denies the request while `rule_name` is judged (as during a slow ITSM look-up)."""
+    judge = engine.judge
+
+    def judge_meanwhile(rule, facts, now, claimed_code=None):
+        if rule.name == rule_name:
+            approvals.submit_decision(Task.select().get(), approver, "Denied", "Not on this machine")
+        return judge(rule, facts, now, claimed_code)
+
+    monkeypatch.setattr(engine, "judge", judge_meanwhile)
+
+
+def test_a_person_denying_while_the_rules_run_keeps_the_code_unspent(http, submit, approver, approve_rule,
+                                                                     monkeypatch):
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+    _person_denies_while_rules_run(monkeypatch, approver, "Approve valid tickets")
+
+    task = submit(application(f"ITSM is down, bypass {code}"))
+
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
+    assert _code_unused(record), notes(task)
+    said = notes(task)[-1]
+    assert said.startswith("The policy decision could not be taken: The server has accepted the decision")
+    assert f"The failsafe bypass code …{record.hint} was not used." in said and "left to approvers" not in said
+    assert not any("was used (audited)" in note for note in notes(task))
+
+
+def test_a_require_ticket_rule_does_not_spend_a_code_on_a_request_a_person_denied(http, submit, approver,
+                                                                                  add_rule, monkeypatch):
+    add_rule(name="Ticket required", outcome="require_ticket")
+    add_rule(name="Approve valid tickets", outcome="auto_approve", ticket_source="broker")
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+    _person_denies_while_rules_run(monkeypatch, approver, "Ticket required")
+
+    task = submit(application(f"no ITSM today: {code}"))
+
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
+    assert _code_unused(record), notes(task)
+    assert (f"No rule decided: the request can no longer take a decision (The server has accepted the decision. "
+            f"It is now final and cannot be changed); the failsafe bypass code …{record.hint} was not used."
+            in notes(task)[-1])
+
+
+def test_a_code_another_request_spends_meanwhile_approves_nothing(http, submit, approve_rule, monkeypatch):
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+    judge = engine.judge
+
+    def judge_meanwhile(rule, facts, now, claimed_code=None):
+        verdict = judge(rule, facts, now, claimed_code)
+        other = SimpleNamespace(number="INC0099999", request_id="another-request", requester="CORP\\kpatel")
+        assert bypass.use_code(record, "policy-engine", other, rule)  # another request's rules, a moment sooner
+        return verdict
+
+    monkeypatch.setattr(engine, "judge", judge_meanwhile)
+
+    task = submit(application(f"ITSM is down, bypass {code}"))
+
+    assert epm_decisions(http) == [] and task.decisions.count() == 0
+    assert BypassCode.get_by_id(record.id).used_count == 1
+    said = notes(task)[-1]
+    assert f"The failsafe bypass code …{record.hint} stopped being valid before it could be used." in said
+    assert "No rule decided; the request is left to approvers." in said and "approved" not in said
 
 
 def test_a_code_must_be_single_use_or_time_limited(app):
