@@ -4,6 +4,7 @@ approval revoked in EPM, and deliveries under whatever Content-Type EPM's admini
 (contract/epm.md §5.3, §5.5, §5.10)."""
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -68,11 +69,21 @@ def test_requests_decided_in_epm_without_webhooks_become_tickets_with_their_deci
         fake.send_missed(request_id)
 
     assert Task.select().count() == 30
-    statuses = [row.status for row in IncomingRequest.select()]
-    assert len(statuses) == 60
-    assert set(statuses) == {contract.INCOMING_DUPLICATE}
+    rows = list(IncomingRequest.select())
+    assert len(rows) == 60
+    # Each created event is a duplicate. Each update names who decided in EPM, which EPM's record did not: it fills
+    # that in, and changes nothing else.
+    assert Counter((contract.EVENT_TYPES[row.event_type].is_created, row.status) for row in rows) == {
+        (True, contract.INCOMING_DUPLICATE): 30, (False, contract.INCOMING_PROCESSED): 30}
+    for request_id, (kind, decision) in expected.items():
+        jit = JIT_MODELS[kind].get(JIT_MODELS[kind].request_id == request_id)
+        assert (jit.final_decision, jit.final_decision_by) == (decision, "epm-console"), request_id
     for task in Task.select():
         assert _finalized_notes(task) == 1, task.number
+    for request_id in expected:
+        fake.send_missed(request_id)
+    assert IncomingRequest.select().where(IncomingRequest.status == contract.INCOMING_PROCESSED).count() == 30, \
+        "sent again, nothing is left to fill in"
     assert "0 tickets created, 0 decisions finalized" in jitbroker(server, "reconcile")
 
 
