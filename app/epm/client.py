@@ -8,7 +8,7 @@ import os
 import re
 import threading
 import time
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import peewee
 import requests
@@ -23,7 +23,7 @@ from app.epm.errors import (
     error_for_status, json_answer, response_body, token_refusal,
 )
 from app.epm.hosts import (  # noqa: F401 - validate_host is part of this module's public API
-    base_url_for_host, host_name, host_warnings, is_loopback, validate_host,
+    EXAMPLE_HOST, base_url_for_host, host_name, host_warnings, is_loopback, validate_host,
 )
 from app.logs.redaction import MASK, redact
 
@@ -343,10 +343,24 @@ class EpmClient:
                 raise failure
             return _readable_token_answer(response)
 
+        def refuse_redirect(response, **_):
+            # A session's response hooks run before requests follows a redirect, and fetch_token offers no
+            # allow_redirects: requests would re-post the form, client secret included, wherever it points
+            # (plain http:// too). The API calls refuse redirects the same way (_attempt).
+            if response.is_redirect:
+                failure = self._token_redirect(response, token_url)
+                self._report("POST", token_url, self.token_path, attempt, started, response.status_code,
+                             redact(response.request.body), self._masked(response_body(response)), failure.message)
+                log.warning("%s", failure.message)
+                raise failure
+            return response
+
         tokens.count_fetch()
         session = OAuth2Session(client=BackendApplicationClient(client_id=self.client_id,
                                                                 scope=self.token_scope or None))
         session.register_compliance_hook("access_token_response", check_answer)
+        session.hooks["response"].append(refuse_redirect)
+        session.max_redirects = 0  # should the hook ever be bypassed: a TooManyRedirects, never a re-post
         egress.mount(session, self.internal)
         try:
             with session:
@@ -382,6 +396,19 @@ class EpmClient:
             return EpmRejected(f"There is no token endpoint at {token_url} (HTTP {status}). Check the PMC Service "
                                f"Host Name and the token path. {advice}".strip(), status=status, body=body)
         return error_for_status(response, what="the token request")
+
+    def _token_redirect(self, response, token_url):
+        """The error for a token request answered with a redirect, which is never followed: it names the status
+        and the host the redirect points to (not its path or query), never the secret."""
+        location = urljoin(token_url, response.headers.get("Location", ""))
+        target = host_name(location) or "another address"
+        if location.lower().startswith("http://"):
+            target = f"{target} over plain http://"
+        advice = " ".join(host_warnings(self.base_url))
+        return EpmRejected(f"EPM answered the token request (POST {token_url}) with a redirect (HTTP "
+                           f"{response.status_code}) to {target}; it was not followed and the client secret was not "
+                           f"sent there. Check the PMC Service Host Name (e.g. {EXAMPLE_HOST}) and the token path. "
+                           f"{advice}".strip(), status=response.status_code, body=self._masked(response_body(response)))
 
     def _masked(self, text):
         """`text` without the client secret, should EPM echo it where redact() cannot tell it is one."""

@@ -226,6 +226,28 @@ def test_a_token_answer_without_an_access_token_is_rejected(epm_mock, epm_client
         epm_client.send_application_decision(DECISION, "key-1")
 
 
+@pytest.mark.parametrize(("elsewhere", "named"), [
+    ("https://collector.example.net/steal", "collector.example.net"),
+    ("http://collector.example.net/steal", "collector.example.net over plain http://"),
+])
+def test_a_redirected_token_request_never_carries_the_client_secret_to_another_host(calls_log, elsewhere, named):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.post(TOKEN_URL, status=307, headers={"Location": elsewhere})
+        mock.post(elsewhere, json=token_answer())
+        mock.post(APPLICATION_URL, json={})
+        client = EpmClient(EPM, CLIENT_ID, CLIENT_SECRET, timeout=7, on_call=calls_log.append)
+        with pytest.raises(EpmRejected) as raised:
+            client.send_application_decision(DECISION, "key-1")
+        assert [call.request.body for call in mock.calls if call.request.url == elsewhere] == []
+        assert api_calls(mock) == []
+    message = str(raised.value)
+    assert f"redirect (HTTP 307) to {named};" in message and "the client secret was not sent there" in message
+    assert "Check the PMC Service Host Name" in message
+    assert raised.value.status == 307 and not raised.value.retryable
+    assert [(c["status"], c["error"]) for c in calls_log] == [(307, message)]
+    assert CLIENT_SECRET not in json.dumps(calls_log) + message
+
+
 def test_the_secret_is_never_sent_over_plain_http_to_another_machine():
     client = EpmClient("http://epm.example.org", CLIENT_ID, CLIENT_SECRET)
     with pytest.raises(EpmRejected, match="plain http://"):
