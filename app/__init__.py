@@ -61,6 +61,7 @@ def create_app(config=None):
     from app.chat import outbox as chat
     from app.chat.interactions import bp as slack_bp
     from app.commands import register_commands
+    from app.decisions import delivery as decisions_delivery
     from app.decisions.api import bp as decisions_api_bp
     from app.health import bp as health_bp
     from app.intake.views import bp as intake_bp
@@ -87,6 +88,7 @@ def create_app(config=None):
     configure_logging(app)
     audit_keys.init_app(app, settings)
     metrics.init_app(app)
+    decisions_delivery.init_app(app)
     notify.init_app(app)
     chat.init_app(app)
     policies.init_app(app)

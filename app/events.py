@@ -17,6 +17,10 @@ connection_renamed = _signals.signal("itsm-connection-renamed")
 connection_deleting = _signals.signal("itsm-connection-deleting")
 # Sender: the Decision EPM refused for good, inside the transaction that marks it failed.
 decision_delivery_failed = _signals.signal("decision-delivery-failed")
+# Sender: the JIT record whose first final decision from EPM was just recorded on it (final_decision, by, time),
+# inside that transaction and under its RequestId's lock: a decision of the broker's still waiting to be sent
+# is settled by it, never sent after it.
+epm_decision_final = _signals.signal("epm-decision-final")
 # Sender: the Task, inside the transaction that changed it. Every change a ticket goes through (a decision, its
 # delivery, EPM's final decision or a later update, a state change, expiry) writes a work note, so the note is
 # where it is announced: see app/tickets/service.add_work_note.

@@ -22,7 +22,7 @@ from app.intake.schemas import storable
 from app.logs import outbound
 from app.logs.models import OutboundCall
 from app.logs.setup import log_context
-from app.models import Configuration, Decision, Task, utcnow
+from app.models import Configuration, Decision, JIT_MODELS, Task, utcnow
 from app.tickets import outcome as ticket_outcome, service as tickets
 from app.tickets.documents import ticket_url
 
@@ -95,6 +95,8 @@ def deliver_claimed(decision, configuration=None, jit=None):
     def record_call(call):
         calls.append(outbound.call_row(call, outbound.call_purpose(call.get("path"), configuration), decision))
 
+    if _settled_by_epm(decision):
+        return Decision.get_by_id(decision.id)
     try:
         _send(decision, configuration, jit, record_call)
     except EpmDecidedOtherwise as error:
@@ -173,6 +175,88 @@ def _record_failure(decision, message, status, retryable, retry_after, calls=())
             events.decision_delivery_failed.send(decision)
 
 
+def _not_open(decision_id):
+    """Settled meanwhile: delivered or failed (each process settles a decision once)."""
+    return Decision.select().where(Decision.id == decision_id,
+                                   Decision.status.in_((contract.DELIVERY_DELIVERED, contract.DELIVERY_FAILED)))
+
+
+def _settled_by_epm(decision):
+    """True when EPM's final decision on the request came in while `decision` waited (EPM's update webhook,
+    reconciliation): `decision`, claimed for this attempt, is then settled by it (settle_by_epm) instead of sent.
+    Re-sending would post an approval after EPM's denial, or the same decision again, and retry it for ever
+    should EPM answer 5xx."""
+    task = decision.task
+    model = JIT_MODELS[task.kind]
+    if not model.select().where(model.task == task.id, model.decision_final == True).exists():  # noqa: E712
+        return False
+    with write_transaction():
+        claims.lock_request(task.request_id)
+        jit = model.get(model.task == task.id)
+        if not _not_open(decision.id).exists():
+            settle_by_epm(jit, Decision.get_by_id(decision.id))
+    return True
+
+
+def settle_open_decisions(jit):
+    """Settle every decision on `jit`'s ticket still waiting to be sent by EPM's final decision just recorded on
+    `jit` (events.epm_decision_final, in that transaction, under the RequestId's lock). A decision whose attempt
+    is under way (claimed) is left to that attempt: whatever EPM answers, its next one finds the request final.
+    A record read knowing no decision waits (tickets.find_jit_request's `waiting_decision`) costs no query."""
+    if getattr(jit, "waiting_decision", True) is None:
+        return
+    now = claims.database_now()
+    waiting = Decision.select().where(
+        Decision.task == jit.task_id,
+        (Decision.status == contract.DELIVERY_PENDING)
+        | ((Decision.status == contract.DELIVERY_SENDING) & (Decision.claimed_until < now)))
+    for decision in list(waiting):
+        settle_by_epm(jit, decision)
+
+
+def settle_by_epm(jit, decision):
+    """Settle `decision`, not acknowledged yet, by EPM's final decision on `jit`, in the caller's transaction:
+    the same decision is acknowledged by it (delivered: EPM applied it, its answer was lost or is still to come);
+    another one was not applied, as after a 409 whose record shows it (_record_decided_otherwise). Nothing is
+    sent to EPM either way."""
+    task, final = decision.task, jit.final_decision or ""
+    by = f" by {jit.final_decision_by}" if jit.final_decision_by else ""
+    if final.casefold() == (decision.decision or "").casefold():
+        Decision.update(status=contract.DELIVERY_DELIVERED, delivered_at=utcnow(), claimed_until=None,
+                        last_error=None).where(Decision.id == decision.id).execute()
+        tickets.add_work_note(task, f"EPM's update shows it applied the {decision.decision} decision by "
+                                    f"{decision.decided_by} (EPM's final decision: {final}{by}): it counts as "
+                                    "acknowledged and is not sent again. It is now final.")
+        log.info("decision %s on ticket %s acknowledged by EPM's final decision", decision.sys_id, task.number)
+        return
+    what = f"{final or 'a decision'}{by}"
+    message = (f"EPM had already decided request {task.request_id}: {what}. The {decision.decision} decision sent "
+               "from here was not applied")
+    Decision.update(status=contract.DELIVERY_FAILED, claimed_until=None,
+                    last_error=storable(message)[:2000]).where(Decision.id == decision.id).execute()
+    _note_not_applied(decision, what, final, None, jit.final_decision_by)
+
+
+def _note_not_applied(decision, what, epm_decision, epm_status, epm_decided_by):
+    """The work note, audit entry and WARNING of a decision EPM had already taken otherwise (not applied)."""
+    task = decision.task
+    tickets.add_work_note(task, f"Not applied in EPM: EPM had already decided this request ({what}). The "
+                                f"{decision.decision} decision by {decision.decided_by} was not applied; "
+                                f"the ticket shows EPM's decision, {epm_decision}. Nothing more is sent "
+                                "to EPM.")
+    audit.record(AUDIT_NOT_APPLIED, audit.SYSTEM_ACTOR, "ticket", task.number, {
+        "request_id": task.request_id, "decision_sys_id": decision.sys_id, "decision": decision.decision,
+        "decided_by": decision.decided_by, "epm_decision": epm_decision, "epm_status": epm_status,
+        "epm_decided_by": epm_decided_by})
+    log.warning("decision %s on ticket %s was not applied: EPM had already decided request %s otherwise (%s)",
+                decision.sys_id, task.number, task.request_id, what)
+
+
+def init_app(app):
+    """Settle the decisions waiting in the outbox when EPM's own final decision comes in, by whichever path."""
+    events.epm_decision_final.connect(settle_open_decisions)
+
+
 def _record_decided_otherwise(decision, error, calls):
     """EPM had already decided the request the other way (in its console, say, its update webhook not here yet):
     `decision` was not applied. It is refused for good (delivery failed, EPM's answer kept as its error), and the
@@ -197,18 +281,9 @@ def _record_decided_otherwise(decision, error, calls):
         _store_calls(calls)
         Decision.update(status=contract.DELIVERY_FAILED, claimed_until=None, last_status=error.status,
                         last_error=storable(error.message)[:2000]).where(Decision.id == decision.id).execute()
-        tickets.add_work_note(task, f"Not applied in EPM: EPM had already decided this request ({what}). The "
-                                    f"{decision.decision} decision by {decision.decided_by} was not applied; "
-                                    f"the ticket shows EPM's decision, {record.decision}. Nothing more is sent "
-                                    "to EPM.")
+        _note_not_applied(decision, what, record.decision, record.status, record.decided_by)
         finalize_from_record(tickets.find_jit_request(task.kind, request_id), update, record, utcnow())
         ticket_outcome.refresh(task)
-        audit.record(AUDIT_NOT_APPLIED, audit.SYSTEM_ACTOR, "ticket", task.number, {
-            "request_id": request_id, "decision_sys_id": decision.sys_id, "decision": decision.decision,
-            "decided_by": decision.decided_by, "epm_decision": record.decision, "epm_status": record.status,
-            "epm_decided_by": record.decided_by})
-    log.warning("decision %s on ticket %s was not applied: EPM had already decided request %s otherwise (%s)",
-                decision.sys_id, task.number, request_id, what)
 
 
 def deliver_due(limit=100):

@@ -53,9 +53,10 @@ def find_task(number):
 
 def find_jit_request(kind, request_id):
     """The JIT record of `request_id` with its task, read in one SELECT with the configuration's version
-    (`configuration_version`, for Configuration.as_of) and the decision and decider of the broker's latest
+    (`configuration_version`, for Configuration.as_of), the decision and decider of the broker's latest
     decision EPM acknowledged (`acknowledged_decision`, `acknowledged_by`: None without one), which an
-    update event weighs; None when there is none."""
+    update event weighs, and the id of a decision still waiting to be sent or being sent (`waiting_decision`:
+    None without one), which EPM's final decision settles (events.epm_decision_final); None when there is none."""
     found = prepared_select(("find_jit_request", kind), _jit_request_query(kind), request_id)
     return found[0] if found else None
 
@@ -68,7 +69,11 @@ def _jit_request_query(kind):
                    .where(Configuration.name == Configuration.DEFAULT_NAME))
         acknowledged = [_acknowledged_query(Task.id, column).alias(name) for column, name in (
             (Decision.decision, "acknowledged_decision"), (Decision.decided_by, "acknowledged_by"))]
-        return (model.select(model, Task, version.alias("configuration_version"), *acknowledged).join(Task)
+        waiting = (Decision.select(Decision.id).where(
+            Decision.task == Task.id, Decision.status.in_((contract.DELIVERY_PENDING, contract.DELIVERY_SENDING)))
+            .limit(1))
+        return (model.select(model, Task, version.alias("configuration_version"), *acknowledged,
+                             waiting.alias("waiting_decision")).join(Task)
                 .where(model.request_id == request_id).limit(1))
     return build
 
@@ -261,7 +266,8 @@ def record_update(jit, event, fields):
     is a true duplicate (changes nothing), an older state re-sent (noted, changes nothing), a conflict (noted,
     warned, the ticket keeps its decision) or a newer state (recorded: revoked, ended early, changed, or the same
     decision naming the decider the ticket lacked).
-    Nothing here sends anything to EPM: these are EPM's own decisions."""
+    Nothing here sends anything to EPM: these are EPM's own decisions. With the first final decision, a decision
+    of the broker's still waiting in the outbox is settled by EPM's (events.epm_decision_final)."""
     values = decision_fields(event, fields)
     if jit.conflict_decision is not None and is_same_state(values, _recorded_conflict(jit)):
         return jit.task, UPDATE_DUPLICATE
@@ -285,6 +291,8 @@ def record_update(jit, event, fields):
             add_work_note(jit.task, f"EPM revoked the approval by {acknowledged.decided_by} it had acknowledged: "
                                     f"Denied by {_who(values)} at {_when(values['final_decision_time'])}. "
                                     "Nothing is sent to EPM for it.")
+        # A decision of the broker's still queued for EPM is settled by EPM's: never sent after it.
+        events.epm_decision_final.send(jit)
         return jit.task, UPDATE_FIRST
     values, effect = later_update(jit, values)
     if effect == UPDATE_OLDER:

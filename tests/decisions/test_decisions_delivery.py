@@ -2,6 +2,7 @@
 from datetime import datetime, timedelta
 
 import peewee
+import requests
 import pytest
 
 from app import contract
@@ -290,3 +291,79 @@ def test_a_decision_epm_had_already_decided_otherwise_on_retry_moves_sys_updated
 
     assert table_record(client, reader, ticket)[0]["approval"] == "rejected"
     assert changed_since_long_ago(client, reader) == [{"number": ticket}]
+
+
+# --- EPM's own final decision settles a decision still waiting in the outbox -----------------------------
+
+def decide_approved(client, approver_auth, number):
+    return client.post(f"{API}/tickets/{number}/decision", headers=approver_auth,
+                       json={"decision": "Approved", "reason": "ok", "duration_unit": "once"})
+
+
+def test_a_pending_decision_is_not_sent_after_epm_finalized_the_request(epm, deliver, client, approver_auth):
+    number = deliver(factories.application_request("decided-in-epm")).json["result"]["ticket"]
+    epm.post(APPLICATION_URL, status=503)
+    assert decide_approved(client, approver_auth, number).status_code == 202
+    update = deliver(factories.application_decision("decided-in-epm", Decision="Denied",
+                                                    DecisionPerformedByUser="epm-admin"))
+    assert update.status_code == 200
+
+    decision = Decision.get()
+    assert (decision.status, decision.delivered_at) == (contract.DELIVERY_FAILED, None)
+    assert "not applied" in decision.last_error and "Denied" in decision.last_error
+    [not_applied] = [text for text in notes(number) if text.startswith("Not applied in EPM")]
+    assert "The Approved decision by jchen was not applied" in not_applied and "epm-admin" in not_applied
+    audit = AuditEntry.get(AuditEntry.action == delivery.AUDIT_NOT_APPLIED)
+    assert (audit.detail["decision"], audit.detail["epm_decision"]) == ("Approved", "Denied")
+    assert not [text for text in notes(number) if "failed permanently" in text]
+    assert assert_outcome_kept(Task.get(Task.number == number))[:2] == ("Denied", "epm-admin")
+
+    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+    epm.replace("POST", APPLICATION_URL, status=500)
+    assert delivery.deliver_due() == 0
+    assert delivery.deliver_due() == 0
+    assert len(decision_calls(epm)) == 1, [c.request.body for c in decision_calls(epm)]
+
+
+def test_a_decision_whose_answer_was_lost_is_not_re_sent_once_epm_s_update_shows_it_applied(
+        epm, deliver, client, approver, approver_auth):
+    number = deliver(factories.application_request("answer-lost")).json["result"]["ticket"]
+    epm.post(APPLICATION_URL, body=requests.exceptions.ReadTimeout("read timed out"))
+    assert decide_approved(client, approver_auth, number).status_code == 202
+    update = deliver(factories.application_decision("answer-lost", Decision="Approved",
+                                                    DecisionPerformedByUser=approver.username))
+    assert update.status_code == 200
+
+    epm.replace("POST", APPLICATION_URL, status=500)
+    for _ in range(3):
+        Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+        delivery.deliver_due()
+    decision = Decision.get()
+    assert len(decision_calls(epm)) == 1, (decision.status, decision.attempts, len(decision_calls(epm)))
+    assert (decision.status, decision.attempts, decision.last_error) == (contract.DELIVERY_DELIVERED, 1, None)
+    assert decision.delivered_at is not None
+    assert [text for text in notes(number) if "EPM's update shows it applied" in text]
+    assert assert_outcome_kept(Task.get(Task.number == number))[:2] == ("Approved", approver.username)
+
+
+def test_a_decision_under_way_when_epm_s_decision_came_in_is_settled_by_its_next_attempt(
+        epm, deliver, client, approver_auth):
+    # EPM's update was recorded while the attempt was under way (claimed): the attempt's 503 queued the decision
+    # again, and its next attempt finds the request final in EPM and sends nothing.
+    number = deliver(factories.application_request("decided-meanwhile")).json["result"]["ticket"]
+
+    def answer(_request):
+        deliver(factories.application_decision("decided-meanwhile", Decision="Denied",
+                                               DecisionPerformedByUser="epm-admin"))
+        return 503, {}, ""
+
+    epm.add_callback("POST", APPLICATION_URL, callback=answer)
+    assert decide_approved(client, approver_auth, number).status_code == 202
+    assert Decision.get().status == contract.DELIVERY_PENDING
+
+    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+    assert delivery.deliver_due() == 1
+    decision = Decision.get()
+    assert (decision.status, len(decision_calls(epm))) == (contract.DELIVERY_FAILED, 1)
+    assert "not applied" in decision.last_error
+    assert AuditEntry.select().where(AuditEntry.action == delivery.AUDIT_NOT_APPLIED).count() == 1

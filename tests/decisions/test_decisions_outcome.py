@@ -59,11 +59,28 @@ def test_a_refused_decision_reads_failed_to_send_until_the_ticket_is_decided_aga
     assert assert_outcome_kept(task) == (contract.DECISION_DENIED, approver.username, again.decided_at)
 
 
-def test_epm_s_final_word_stays_when_a_delivery_is_recorded_after_it(epm, task, approver, deliver):
+def epm_decides_during_the_attempt(epm, deliver, **answer):
+    """EPM's final decision comes in while the attempt waits for EPM's answer, which is then `answer`."""
+    def decided_meanwhile(_request):
+        assert deliver(factories.application_decision("req-decided", DecisionPerformedByUser="epm-admin")
+                       ).status_code == 200
+        return answer.get("status", 200), {}, answer.get("body", "{}")
+    epm.add_callback("POST", APPLICATION_URL, callback=decided_meanwhile)
+
+
+def test_a_decision_waiting_when_epm_s_final_word_comes_in_is_settled_by_it(epm, task, approver, deliver):
     decide(task, approver, send_now=False)
     answer = deliver(factories.application_decision("req-decided", DecisionPerformedByUser="epm-admin"))
     assert answer.status_code == 200
-    epm.post(APPLICATION_URL, json={})
+    make_due()
+    assert delivery.deliver_due() == 0
+    assert Decision.get().status == contract.DELIVERY_DELIVERED
+    assert assert_outcome_kept(task)[:2] == ("Approved", "epm-admin")
+
+
+def test_epm_s_final_word_stays_when_a_delivery_is_recorded_after_it(epm, task, approver, deliver):
+    decide(task, approver, send_now=False)
+    epm_decides_during_the_attempt(epm, deliver)
     make_due()
     assert delivery.deliver_due() == 1
     assert Decision.get().status == contract.DELIVERY_DELIVERED
@@ -72,8 +89,7 @@ def test_epm_s_final_word_stays_when_a_delivery_is_recorded_after_it(epm, task, 
 
 def test_epm_s_final_word_stays_when_a_delivery_is_refused_after_it(epm, task, approver, deliver):
     decide(task, approver, send_now=False)
-    deliver(factories.application_decision("req-decided", DecisionPerformedByUser="epm-admin"))
-    epm.post(APPLICATION_URL, status=400, json={"message": "already decided"})
+    epm_decides_during_the_attempt(epm, deliver, status=400, body='{"message": "itsmRequestId unknown"}')
     make_due()
     assert delivery.deliver_due() == 1
     assert Decision.get().status == contract.DELIVERY_FAILED
