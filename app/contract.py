@@ -210,6 +210,9 @@ EPM_APPLICATION_LIST_PATH = "/management-api/v3/AuthorizationRequest"
 EPM_ADMIN_LIST_PATH = "/management-api/v3/AdminAccessRequest"
 EPM_STATUS_APPROVED = "2000"
 EPM_STATUS_DENIED = "2001"
+# accessDecision.status of a request EPM has not decided: the name, and its code in one public client ([XSOAR-AR]
+# maps "Pending" to "1000"; contract/epm.md 5.9). Unconfirmed as record values, like every status.
+EPM_STATUSES_PENDING = ("Pending", "1000")
 EPM_DURATION_ONCE = "Once"
 EPM_DECISION_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 EPM_SERVICES_SUFFIX = "-services"

@@ -5,7 +5,6 @@ so a decision pays for no new TLS handshake; every call has a time-out and failu
 import json
 import logging
 import os
-import re
 import threading
 import time
 from urllib.parse import quote, urljoin
@@ -45,12 +44,10 @@ TOKEN_ERROR_HINTS = {
     "invalid_request": f"Check the Token Client Authentication setting (EPM documents {contract.TOKEN_AUTH_POST}).",
 }
 
-# ASSUMPTION (EPM documents only 200 and 500): a 409 saying the request was already
-# decided/processed may be the answer to a re-send after a lost 2xx, or EPM's own decision taken
-# meanwhile (an admin in EPM's console). It counts as success only once EPM's record of the request
-# shows the decision sent (_confirm_already_decided).
-_ALREADY_DECIDED = re.compile(r"\balready\s+(?:been\s+)?(?:decided|processed|approved|denied|completed|final)",
-                              re.IGNORECASE)
+# ASSUMPTION (EPM documents only 200 and 500, and no 409 body): a 409 may answer a re-send after a lost 2xx,
+# or tell of EPM's own decision taken meanwhile (an admin in EPM's console). EPM is an ASP.NET API, whose bare
+# Conflict() says no more than {"title": "Conflict", "status": 409, ...}: whatever its body, EPM's record of the
+# request tells what happened (_check_conflict).
 
 
 # requests-oauthlib logs the token request (the client secret, Basic credentials) and the token at DEBUG;
@@ -170,8 +167,8 @@ class EpmClient:
 
     def send_application_decision(self, body, idempotency_key):
         """POST an Application Access decision; returns EPM's JSON or {} once acknowledged: a 2xx, or a 409
-        saying it was already decided when EPM's record of the request shows this decision. EpmDecidedOtherwise
-        when the record shows the other one. x-correlation-id is the RequestId (§5.7)."""
+        (whatever its body) when EPM's record of the request shows this decision. EpmDecidedOtherwise when the
+        record shows the other one (_check_conflict). x-correlation-id is the RequestId (§5.7)."""
         return self._send_decision(contract.KIND_APPLICATION, self.application_decision_path, body,
                                    idempotency_key, "the Application Access decision", body.get("itsmRequestId"))
 
@@ -228,32 +225,38 @@ class EpmClient:
             raise ValueError("A decision needs an idempotency key so a re-send cannot apply twice")
         headers = {contract.IDEMPOTENCY_HEADER: str(idempotency_key), contract.CORRELATION_HEADER: request_id}
         response = self._call("POST", path, what=what, json_body=body, headers=headers,
-                              accept=lambda r: r.status_code == 409 and _ALREADY_DECIDED.search(r.text or ""))
+                              accept=lambda r: r.status_code == 409)
         if response.status_code == 409:
-            self._confirm_already_decided(kind, request_id, records.text(records.child(body, "decision")), response)
+            self._check_conflict(kind, request_id, records.text(records.child(body, "decision")), response, what)
         document = json_answer(response)
         return document if isinstance(document, dict) else {} if document is None else {"result": document}
 
-    def _confirm_already_decided(self, kind, request_id, decision, answer):
+    def _check_conflict(self, kind, request_id, decision, answer, what):
         """Return when EPM's record of `request_id` shows `decision`: the 409 `answer` then acknowledges it (the
-        answer to a re-send whose 2xx was lost). EpmDecidedOtherwise when the record shows the other decision.
+        answer to a re-send whose 2xx was lost). EpmDecidedOtherwise when the record shows the other decision;
+        EpmRejected (permanent) when it shows the request still pending: EPM refused the decision, and
+        re-sending it would only be refused again.
 
         Anything else leaves the decision unacknowledged and retryable (EpmRetryable), as a failed call does:
-        the record could not be read, EPM does not know the request, or its record shows no decision yet (still
-        pending, or a status the EPM Statuses Meaning Approved/Denied settings do not name). A 409 alone tells
-        neither that EPM applied this decision nor that it applied the other one, so neither is recorded."""
-        said = f"EPM answered that request {request_id} was already decided (HTTP {answer.status_code})"
+        the record could not be read, EPM does not know the request, or its record shows a status the EPM
+        Statuses Meaning Approved/Denied settings do not name. The 409 alone tells neither that EPM applied this
+        decision nor that it applied the other one, so neither is recorded."""
+        said = error_for_status(answer, what=what).message
         try:
             raw = self.get_request(kind, request_id)
         except EpmError as error:
-            raise EpmRetryable(f"{said}, but its record could not be read to tell which decision: {error.message}",
-                               status=answer.status_code, body=response_body(answer),
-                               retry_after=error.retry_after) from error
+            raise EpmRetryable(f"{said}. Its record of request {request_id} could not be read to tell whether the "
+                               f"decision was applied: {error.message}", status=answer.status_code,
+                               body=response_body(answer), retry_after=error.retry_after) from error
         record = None if raw is None else records.read_record(kind, raw, self.status_mapping)
+        if record is not None and record.is_pending:
+            raise EpmRejected(f"{said}. Its record shows request {request_id} still undecided "
+                              f"({records.describe(record, request_id)}): EPM refused the decision sent from here, "
+                              "which was not applied", status=answer.status_code, body=response_body(answer))
         if record is None or record.decision is None:
             unmapped = (" (check the EPM Statuses Meaning Approved and Denied settings)"
                         if record is not None and record.status else "")
-            raise EpmRetryable(f"{said}, but its record does not show the decision: "
+            raise EpmRetryable(f"{said}. Its record of request {request_id} does not show the decision: "
                                f"{records.describe(record, request_id)}{unmapped}",
                                status=answer.status_code, body=response_body(answer))
         if record.decision.casefold() != (decision or "").casefold():

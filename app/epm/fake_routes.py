@@ -35,6 +35,7 @@ STATUS_FOR = {contract.DECISION_APPROVED: contract.EPM_STATUS_APPROVED, contract
 VALIDATION_TITLE = "One or more validation errors occurred."
 _VALIDATION_TYPE = "https://tools.ietf.org/html/rfc9110#section-15.5.1"
 _NOT_FOUND_TYPE = "https://tools.ietf.org/html/rfc9110#section-15.5.5"
+CONFLICT_TYPE = "https://tools.ietf.org/html/rfc9110#section-15.5.10"
 
 
 class FakeEpmError(Exception):
@@ -84,10 +85,23 @@ def _contract_problem(kind, body):
     return None
 
 
+def _trace_id():
+    return f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00"
+
+
+def conflict_problem():
+    """ASP.NET Core's answer to a bare Conflict() (ProblemDetails): EPM documents no 409 body, so the fake's
+    says nothing of why, and the broker must read EPM's record to tell what happened."""
+    response = jsonify({"type": CONFLICT_TYPE, "title": "Conflict", "status": 409, "traceId": _trace_id()})
+    response.status_code = 409
+    response.mimetype = "application/problem+json"
+    return response
+
+
 def validation_problem(field, message):
     """ASP.NET Core's 400 answer to a body its model binding refused (ValidationProblemDetails)."""
     response = jsonify({"type": _VALIDATION_TYPE, "title": VALIDATION_TITLE, "status": 400,
-                        "errors": {field: [message]}, "traceId": f"00-{uuid.uuid4().hex}-{uuid.uuid4().hex[:16]}-00"})
+                        "errors": {field: [message]}, "traceId": _trace_id()})
     response.status_code = 400
     response.mimetype = "application/problem+json"
     return response
@@ -201,7 +215,7 @@ class FakeEpmRoutes:
         if status == 404:
             return self._invalid(_REQUEST_ID_FIELD[kind], f"Request {request_id} not found")
         if status == 409:
-            return self._refuse(409, f"Request {request_id} has already been decided")
+            return conflict_problem()
         if status == 400:
             return self._invalid(_REQUEST_ID_FIELD[kind], f"Request {request_id} is not an {kind} access request")
         if delay:

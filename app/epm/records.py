@@ -196,6 +196,13 @@ class RequestRecord:
     decision_time: str = None
 
     @property
+    def is_pending(self):
+        """True when the record shows the request undecided in so many words (contract.EPM_STATUSES_PENDING),
+        not merely a status the StatusMapping does not name."""
+        return self.decision is None and (self.status or "").strip().casefold() in {
+            status.casefold() for status in contract.EPM_STATUSES_PENDING}
+
+    @property
     def request_info(self):
         """The record's `requestInfo` object as EPM sent it ({} when it has none)."""
         info = child(self.raw, "requestInfo")

@@ -218,7 +218,7 @@ def test_a_409_whose_record_cannot_be_read_is_retried_like_any_failed_delivery(e
     assert response.status_code == 202
     decision = Decision.get()
     assert (decision.status, decision.last_status) == (contract.DELIVERY_PENDING, 409)
-    assert "its record could not be read" in decision.last_error
+    assert "record of request app-claim could not be read" in decision.last_error
     task = Task.get(Task.number == ticket)
     assert not task.jit_request.decision_final
     assert assert_outcome_kept(task)[0] == "Approved - sending to EPM"
@@ -367,3 +367,35 @@ def test_a_decision_under_way_when_epm_s_decision_came_in_is_settled_by_its_next
     assert (decision.status, len(decision_calls(epm))) == (contract.DELIVERY_FAILED, 1)
     assert "not applied" in decision.last_error
     assert AuditEntry.select().where(AuditEntry.action == delivery.AUDIT_NOT_APPLIED).count() == 1
+
+
+# --- Any 409 is checked against EPM's record: ASP.NET's bare Conflict() says nothing of why ---------------
+
+BARE_CONFLICT = {"type": "https://tools.ietf.org/html/rfc9110#section-15.5.10", "title": "Conflict", "status": 409,
+                 "traceId": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}
+
+
+def test_a_bare_asp_net_409_after_a_lost_answer_is_checked_against_epm_s_record(epm, deliver, client, approver_auth):
+    number = deliver(factories.application_request("bare-409")).json["result"]["ticket"]
+    epm.post(APPLICATION_URL, body=requests.exceptions.ReadTimeout("read timed out"))
+    assert decide_approved(client, approver_auth, number).status_code == 202
+    epm.replace("POST", APPLICATION_URL, status=409, content_type="application/problem+json", json=BARE_CONFLICT)
+    epm.get(f"{APPLICATION_RECORDS_URL}/bare-409", json={"id": "bare-409", "requestInfo": {}, "serviceTicket": {},
+                                                         "accessDecision": {"status": "Approved"}})
+    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+    delivery.deliver_due()
+    decision = Decision.get()
+    assert decision.status == contract.DELIVERY_DELIVERED, (decision.status, decision.last_error)
+    assert [text for text in notes(number) if "acknowledged" in text]
+
+
+def test_a_bare_409_while_epm_s_record_shows_the_request_pending_fails_for_good(epm, deliver, client, approver_auth):
+    number = deliver(factories.application_request("bare-409")).json["result"]["ticket"]
+    epm.post(APPLICATION_URL, status=409, content_type="application/problem+json", json=BARE_CONFLICT)
+    epm.get(f"{APPLICATION_RECORDS_URL}/bare-409", json={"id": "bare-409", "requestInfo": {}, "serviceTicket": {},
+                                                         "accessDecision": {"status": "Pending"}})
+    assert decide_approved(client, approver_auth, number).status_code == 202
+    decision = Decision.get()
+    assert (decision.status, decision.last_status) == (contract.DELIVERY_FAILED, 409)
+    assert "still undecided" in decision.last_error
+    assert [text for text in notes(number) if "The ticket can be decided again" in text]

@@ -304,13 +304,19 @@ def application_record(status, **decided):
             "serviceTicket": {}, "accessDecision": {"status": status, **decided}}
 
 
+# ASP.NET Core's answer to a bare Conflict(): EPM documents no 409 body, and this one says nothing of why.
+BARE_CONFLICT = {"type": "https://tools.ietf.org/html/rfc9110#section-15.5.10", "title": "Conflict", "status": 409,
+                 "traceId": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00"}
+
+
 @pytest.mark.parametrize("answer", ['{"message": "Request already decided"}',
-                                    '{"error": "This request has already been processed"}'])
-def test_a_409_saying_already_decided_counts_as_acknowledged_when_epm_s_record_shows_the_decision(
+                                    '{"error": "This request has already been processed"}',
+                                    json.dumps(BARE_CONFLICT), ""])
+def test_a_409_counts_as_acknowledged_when_epm_s_record_shows_the_decision(
         epm_mock, epm_client, answer):
     epm_mock.post(APPLICATION_URL, status=409, body=answer)
     epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", json=application_record("Approved"))
-    assert epm_client.send_application_decision(DECISION, "key-1") == json.loads(answer)
+    assert epm_client.send_application_decision(DECISION, "key-1") == (json.loads(answer) if answer else {})
     assert [(call.request.method, call.request.url) for call in api_calls(epm_mock)] == [
         ("POST", APPLICATION_URL), ("GET", f"{APPLICATION_LIST_URL}/req-1")]
 
@@ -320,8 +326,10 @@ def test_a_409_saying_already_decided_counts_as_acknowledged_when_epm_s_record_s
     {"json": [application_record("2001")]},  # §5.2: a one-element array; 2001 is Denied's status code
     {"json": {"data": [application_record("denied")]}},
 ])
-def test_a_409_whose_record_in_epm_shows_the_other_decision_is_decided_otherwise(epm_mock, epm_client, answer):
-    epm_mock.post(APPLICATION_URL, status=409, json={"message": "Request req-1 has already been decided"})
+@pytest.mark.parametrize("conflict", [{"message": "Request req-1 has already been decided"}, BARE_CONFLICT])
+def test_a_409_whose_record_in_epm_shows_the_other_decision_is_decided_otherwise(epm_mock, epm_client, answer,
+                                                                                 conflict):
+    epm_mock.post(APPLICATION_URL, status=409, json=conflict)
     epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", **answer)
     with pytest.raises(EpmDecidedOtherwise,
                        match="already decided request req-1.*The Approved decision sent from here was not applied"
@@ -343,25 +351,32 @@ def test_an_admin_409_reads_the_admin_record_which_may_be_a_one_element_array(ep
     ({"status": 503}, "could not be read"),
     ({"status": 404}, "EPM does not know request req-1"),
     ({"json": []}, "EPM does not know request req-1"),
-    ({"json": application_record("Pending")}, "status Pending, undecided"),
     ({"json": application_record("Closed")}, "check the EPM Statuses Meaning Approved and Denied settings"),
+    ({"json": application_record(None)}, "status (none), undecided"),
     ({"body": "<html>sign in</html>"}, "could not be read"),
 ])
+@pytest.mark.parametrize("conflict", [{"message": "already decided"}, BARE_CONFLICT])
 def test_a_409_whose_record_does_not_tell_the_decision_is_not_acknowledged_but_retryable(
-        epm_mock, epm_client, answer, said):
-    epm_mock.post(APPLICATION_URL, status=409, json={"message": "already decided"})
+        epm_mock, epm_client, answer, said, conflict):
+    epm_mock.post(APPLICATION_URL, status=409, json=conflict)
     epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", **answer)
-    with pytest.raises(EpmRetryable, match="EPM answered that request req-1 was already decided") as raised:
+    with pytest.raises(EpmRetryable, match=r"EPM rejected the Application Access decision .* \(HTTP 409\)") as raised:
         epm_client.send_application_decision(DECISION, "key-1")
     assert said in raised.value.message
     assert raised.value.status == 409 and not isinstance(raised.value, EpmDecidedOtherwise)
 
 
-def test_another_409_is_a_permanent_rejection(epm_mock, epm_client):
-    epm_mock.post(APPLICATION_URL, status=409, json={"message": "Request is locked by another approver"})
-    with pytest.raises(EpmRejected, match="locked by another approver") as raised:
+@pytest.mark.parametrize("status", ["Pending", "pending", "1000"])
+@pytest.mark.parametrize("conflict", [{"message": "Request is locked by another approver"}, BARE_CONFLICT])
+def test_a_409_whose_record_shows_the_request_still_pending_is_a_permanent_rejection(
+        epm_mock, epm_client, status, conflict):
+    epm_mock.post(APPLICATION_URL, status=409, json=conflict)
+    epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", json=application_record(status))
+    with pytest.raises(EpmRejected, match=r"\(HTTP 409\): .*Its record shows request req-1 still undecided "
+                                          rf"\(status {status}, undecided\)") as raised:
         epm_client.send_application_decision(DECISION, "key-1")
-    assert not raised.value.retryable
+    assert json.dumps(conflict)[:40] in raised.value.message
+    assert not raised.value.retryable and not isinstance(raised.value, EpmDecidedOtherwise)
 
 
 def test_a_decision_without_an_idempotency_key_is_refused_before_any_call(epm_mock, epm_client):

@@ -84,7 +84,8 @@ def test_the_same_decision_answered_already_decided_is_acknowledged_by_the_recor
         client = client_for(fake)
         client.send_application_decision(application_body(request_id), "key-1")
         answer = client.send_application_decision(application_body(request_id), "key-2")
-        assert answer == {"message": f"Request {request_id} has already been decided"}
+        assert {key: answer[key] for key in ("type", "title", "status")} == {
+            "type": "https://tools.ietf.org/html/rfc9110#section-15.5.10", "title": "Conflict", "status": 409}
         assert [call.status for call in fake.calls] == [200, 409]
 
 
