@@ -119,13 +119,15 @@ def parse_timestamp(value):
         return None
 
 
-# EPM's RequestIds are GUIDs; the column holding them is 100 characters wide.
+# EPM's RequestIds are GUIDs; the column holding them is 100 characters wide. RequestId is the one value with a
+# length limit: it is the key joining a request's events, never cut. Any other value is kept whole however long
+# (a PowerShell -EncodedCommand in cmdArgs runs to Windows' 32,767 characters): the raw body and request_info
+# hold it, and only a narrow column takes a clipped copy (app/tickets/service.py). The body's size is limited.
 MAX_REQUEST_ID_LENGTH = 100
-MAX_TEXT_LENGTH = 4000
 REQUEST_ID_EMPTY = "RequestId must not be empty."
 # A value EPM fills in from a template: text (numbers and true/false are read as text), or
 # nothing; empty text and an unfilled `%%placeholder%%` count as nothing (OpenAPI's words).
-EPM_VALUE = {"type": ["string", "number", "boolean"], "maxLength": MAX_TEXT_LENGTH}
+EPM_VALUE = {"type": ["string", "number", "boolean"]}
 # An id's text: no control characters (`_NOT_IN_AN_ID`).
 ID_PATTERN = f"^[^{_CONTROL_CHARACTERS}]*$"
 
@@ -149,8 +151,6 @@ class EpmText(fields.Field):
         text = text_value(value)
         if text is not None and not isinstance(text, str):
             raise ValidationError("Expected a text value.")
-        if text is not None and len(text) > MAX_TEXT_LENGTH:
-            raise ValidationError(f"Longer than {MAX_TEXT_LENGTH} characters.")
         return text
 
 

@@ -144,6 +144,20 @@ def test_arbitrary_bytes_answer_4xx(deliver, body, content_type):
     _check(deliver(body, content_type=content_type))
 
 
+@settings(FUZZ_SETTINGS, max_examples=40)
+@given(build=st.sampled_from(BUILDERS), size=st.sampled_from([4001, 32_767, 70_000]), data=st.data())
+def test_a_long_value_anywhere_but_the_request_id_is_kept_not_refused(deliver, build, size, data):
+    """Real deliveries vary (a PowerShell -EncodedCommand in cmdArgs runs to 32,767 characters): a value is never
+    a reason to refuse one; only RequestId, the key joining a request's events, has a length limit."""
+    document = build(data.draw(st.sampled_from(REQUEST_IDS)))
+    path = data.draw(st.sampled_from([path for path in _keys(document)
+                                      if path not in (("RequestId",), ("EventType",), ("requestInfo",))]))
+    (document["requestInfo"] if len(path) == 2 else document)[path[-1]] = "A" * size
+    answer = deliver(document)
+    _check(answer)
+    assert answer.status_code == 200, (path, answer.get_json())
+
+
 def test_the_same_junk_in_any_order_leaves_whole_tickets(deliver):
     """Created and update events for the same requests, spoiled and shuffled, several times over."""
     rng = random.Random(6)

@@ -195,6 +195,46 @@ def test_request_info_that_is_not_an_object_is_a_field_error(deliver):
     assert "requestInfo" in response.json["fields"]
 
 
+# A PowerShell -EncodedCommand runs to Windows' 32,767 characters: far over any column, and still a request.
+LONG_COMMAND = "-EncodedCommand " + "A" * 6000
+
+
+def test_a_long_command_line_still_becomes_a_ticket(deliver, as_approver):
+    body = factories.application_request("long-cmd", cmdArgs=LONG_COMMAND)
+    answer = deliver(body)
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.json["result"]["status"] == contract.INCOMING_PROCESSED
+    jit = ApplicationAccessTicket.get(ApplicationAccessTicket.request_id == "long-cmd")
+    assert jit.request_info["cmdArgs"] == LONG_COMMAND
+    assert json.loads(bytes(incoming_rows()[0].raw_body))["requestInfo"]["cmdArgs"] == LONG_COMMAND
+    page = as_approver.get(f"/tickets/{answer.json['result']['ticket']}")
+    assert page.status_code == 200
+    assert LONG_COMMAND in page.get_data(as_text=True)
+
+
+def test_long_values_are_kept_whole_and_clipped_only_where_a_column_is_narrow(deliver):
+    long_text = "x" * 5000
+    body = factories.admin_request("long-admin", UserName=long_text, Reason=long_text, TicketNumber=long_text,
+                                   ComputerId=long_text, DurationRequested=long_text)
+    answer = deliver(body)
+    assert answer.status_code == 200, answer.get_json()
+    jit = AdminTicket.get(AdminTicket.request_id == "long-admin")
+    assert (jit.reason, len(jit.user_name), len(jit.epm_ticket_number), len(jit.computer_id),
+            len(jit.duration_requested)) == (long_text, 255, 100, 100, 32)
+    assert len(jit.task.requester) == 255
+    update = factories.admin_decision("long-admin", DecisionPerformedByUser=long_text, Duration=long_text)
+    assert deliver(update).status_code == 200
+    jit = AdminTicket.get_by_id(jit.id)
+    assert (jit.decision_final, len(jit.final_decision_by), len(jit.final_duration)) == (True, 255, 32)
+
+
+def test_a_request_id_over_its_column_is_still_a_field_error(deliver):
+    response = deliver(factories.application_request("r" * 101))
+    assert response.status_code == 400
+    assert response.json["fields"] == {"RequestId": ["RequestId is longer than 100 characters."]}
+    assert Task.select().count() == 0
+
+
 # --- Created events become tickets -------------------------------------------------
 
 
