@@ -5,6 +5,7 @@ so a decision pays for no new TLS handshake; every call has a time-out and failu
 import json
 import logging
 import os
+import re
 import threading
 import time
 from urllib.parse import quote, urljoin
@@ -47,7 +48,10 @@ TOKEN_ERROR_HINTS = {
 # ASSUMPTION (EPM documents only 200 and 500, and no 409 body): a 409 may answer a re-send after a lost 2xx,
 # or tell of EPM's own decision taken meanwhile (an admin in EPM's console). EPM is an ASP.NET API, whose bare
 # Conflict() says no more than {"title": "Conflict", "status": 409, ...}: whatever its body, EPM's record of the
-# request tells what happened (_check_conflict).
+# request tells what happened (_check_conflict). A 409 that says in words the request was already decided while
+# the record still shows it pending tells of a record lagging EPM's answer: retried, not refused.
+_SAYS_DECIDED = re.compile(r"\balready\s+(?:been\s+)?(?:decided|processed|approved|denied|completed|final)",
+                           re.IGNORECASE)
 
 
 # requests-oauthlib logs the token request (the client secret, Basic credentials) and the token at DEBUG;
@@ -234,8 +238,8 @@ class EpmClient:
     def _check_conflict(self, kind, request_id, decision, answer, what):
         """Return when EPM's record of `request_id` shows `decision`: the 409 `answer` then acknowledges it (the
         answer to a re-send whose 2xx was lost). EpmDecidedOtherwise when the record shows the other decision;
-        EpmRejected (permanent) when it shows the request still pending: EPM refused the decision, and
-        re-sending it would only be refused again.
+        EpmRejected (permanent) when it shows the request still pending and the 409 does not say it was
+        already decided: EPM refused the decision, and re-sending it would only be refused again.
 
         Anything else leaves the decision unacknowledged and retryable (EpmRetryable), as a failed call does:
         the record could not be read, EPM does not know the request, or its record shows a status the EPM
@@ -249,7 +253,7 @@ class EpmClient:
                                f"decision was applied: {error.message}", status=answer.status_code,
                                body=response_body(answer), retry_after=error.retry_after) from error
         record = None if raw is None else records.read_record(kind, raw, self.status_mapping)
-        if record is not None and record.is_pending:
+        if record is not None and record.is_pending and not _SAYS_DECIDED.search(answer.text or ""):
             raise EpmRejected(f"{said}. Its record shows request {request_id} still undecided "
                               f"({records.describe(record, request_id)}): EPM refused the decision sent from here, "
                               "which was not applied", status=answer.status_code, body=response_body(answer))

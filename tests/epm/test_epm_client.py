@@ -379,6 +379,17 @@ def test_a_409_whose_record_shows_the_request_still_pending_is_a_permanent_rejec
     assert not raised.value.retryable and not isinstance(raised.value, EpmDecidedOtherwise)
 
 
+@pytest.mark.parametrize("status", ["Pending", "1000"])
+def test_a_409_saying_already_decided_while_the_record_still_shows_pending_is_retried(epm_mock, epm_client, status):
+    # EPM's answer and its record disagree: the record lags the answer (the decision sent before, whose 2xx was
+    # lost, may be what EPM applied). Refusing for good would let the ticket be decided again.
+    epm_mock.post(APPLICATION_URL, status=409, json={"message": "Request req-1 has already been decided"})
+    epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", json=application_record(status))
+    with pytest.raises(EpmRetryable, match="does not show the decision") as raised:
+        epm_client.send_application_decision(DECISION, "key-1")
+    assert raised.value.status == 409 and not isinstance(raised.value, EpmDecidedOtherwise)
+
+
 def test_a_decision_without_an_idempotency_key_is_refused_before_any_call(epm_mock, epm_client):
     with pytest.raises(ValueError, match="idempotency key"):
         epm_client.send_application_decision(DECISION, "")
