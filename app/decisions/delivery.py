@@ -95,7 +95,9 @@ def deliver_claimed(decision, configuration=None, jit=None):
     def record_call(call):
         calls.append(outbound.call_row(call, outbound.call_purpose(call.get("path"), configuration), decision))
 
-    if _settled_by_epm(decision):
+    # A JIT record given was read in the decision's own transaction, which found it not final: only an attempt
+    # after it (a retry, the outbox) may find EPM's own decision come in meanwhile.
+    if jit is None and _settled_by_epm(decision):
         return Decision.get_by_id(decision.id)
     try:
         _send(decision, configuration, jit, record_call)

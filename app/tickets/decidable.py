@@ -19,10 +19,15 @@ def latest_decision(task):
     return task.decisions.order_by(Decision.decided_at.desc(), Decision.id.desc()).first()
 
 
-def refusal(task, configuration=None, jit=None):
+_UNREAD = object()
+
+
+def refusal(task, configuration=None, jit=None, latest=_UNREAD):
     """Why `task` takes no decision now, as (message, detail): it is final, expired or inactive, or has a decision
-    on its way to EPM; None when it takes one. `jit`: its JIT record, if at hand."""
-    previous, jit = latest_decision(task), jit or task.jit_request
+    on its way to EPM; None when it takes one. `jit`: its JIT record, and `latest`: its latest decision (None for
+    none), when the caller has read them."""
+    previous = latest_decision(task) if latest is _UNREAD else latest
+    jit = jit or task.jit_request
     if (previous is not None and previous.status == contract.DELIVERY_DELIVERED) or jit.decision_final:
         return contract.MSG_FINAL, None
     if task.expired_at is not None:

@@ -207,7 +207,7 @@ def live_parts(task, account):
     active = decisions.is_active(task, configuration)
     latest = decisions.latest_decision(task)
     # The page offers a decision exactly when the server would take one, so the two never disagree.
-    refused = decidable.refusal(task, configuration, jit)
+    refused = decidable.refusal(task, configuration, jit, latest)
     notes = list(task.work_notes.order_by(WorkNote.created_at.desc(), WorkNote.id.desc()))
     return {
         "task": task,
