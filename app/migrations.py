@@ -624,6 +624,19 @@ def _expired_outcomes(_migrator):
      .where(task.expired_at.is_null(False), task.outcome == contract.OUTCOME_AWAITING).execute())
 
 
+# Indexes on a ticket's foreign key where another index of the table leads with the same column: that one
+# finds a ticket's rows (and serves ON DELETE CASCADE) as well, and each insert kept both.
+_REDUNDANT_TASK_INDEXES = ("sys_journal_field_task_id", "x_bets_pmc_jit_pending_approval_task_id",
+                           "x_bets_pmc_jit_notification_task_id", "x_bets_pmc_jit_chat_post_task_id")
+
+
+def _redundant_task_indexes(_migrator):
+    """Work notes, first approvals, notifications and chat posts lose their index on the ticket alone: the index
+    on (the ticket, ...) each already has finds the same rows, and every work note a delivery writes updated both."""
+    for name in _REDUNDANT_TASK_INDEXES:
+        database.execute_sql(f"DROP INDEX IF EXISTS {name}")
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -667,6 +680,8 @@ MIGRATIONS = [
     (36, "the notification webhook URL encrypted at rest, like the passwords", _encrypted_webhook_url),
     (37, "requests that expired before their outcome was kept read Expired, not Awaiting decision",
      _expired_outcomes),
+    (38, "work notes, first approvals, notifications and chat posts keep one index on their ticket, not two",
+     _redundant_task_indexes),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

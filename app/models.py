@@ -364,7 +364,8 @@ JIT_MODELS = {contract.KIND_APPLICATION: ApplicationAccessTicket, contract.KIND_
 class WorkNote(BaseModel):
     """A line in a ticket's activity: an approver's note or one the system adds for an event."""
 
-    task = peewee.ForeignKeyField(Task, backref="work_notes", on_delete="CASCADE")
+    # Found through the (task, created_at) index below, which serves the foreign key too (migration 38).
+    task = peewee.ForeignKeyField(Task, backref="work_notes", on_delete="CASCADE", index=False)
     author = peewee.CharField(max_length=150)
     text = peewee.TextField()
     system = peewee.BooleanField(default=False)

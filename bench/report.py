@@ -390,7 +390,7 @@ WHY_MISSED = {
         "costs in the workers (Flask, Basic, marshmallow, the ticket's rows) and in the server, against the "
         "reference's; a created delivery is 8 statements in 3 round trips and an update 8 in 2 "
         "(tests/intake/test_intake_statements.py), each statement planned once per connection (app/db.py, "
-        "prepared), into tables of 4 to 11 indexes (the ticket's trigram search index among them), where the "
+        "prepared), into tables of 3 to 11 indexes (the ticket's trigram search index among them), where the "
         "reference makes one INSERT into a table of one index."),
     "intake p99 against the durable write reference": (
         "p99 follows throughput: 16 connections queue on 2 sync workers, so a request waits behind up to 7 "

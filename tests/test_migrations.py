@@ -431,3 +431,36 @@ def test_a_new_postgresql_installation_checks_a_ticket_reference_by_index_as_tic
     finally:
         admin.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
+
+
+def test_upgrade_keeps_one_index_on_the_ticket_per_table_and_a_deleted_ticket_still_takes_its_rows(
+        app, make_ticket, approver):
+    """A database from before step 38 indexed each work note, first approval, notification and chat post by its
+    ticket twice (the foreign key's own index, and one leading with the ticket); the upgrade drops the first, and
+    a ticket's rows are still found, and go with it, through the other."""
+    from app.chat.models import ChatPost
+    from app.decisions.models import PendingApproval
+    from app.migrations import MIGRATIONS, upgrade
+    from app.models import WorkNote
+    from app.notify.models import Notification
+
+    models = (WorkNote, PendingApproval, Notification, ChatPost)
+    for model in models:  # as an earlier version's create_tables left them
+        table = model._meta.table_name
+        database.execute_sql(f'CREATE INDEX "{table}_task_id" ON "{table}" ("task_id")')
+    ticket = make_ticket(factories.application_request("up-indexes"))
+    PendingApproval.create(task=ticket, approver=approver.username, reason="first")
+    Notification.create(task=ticket, kind="created", channel="email")
+    ChatPost.create(task=ticket, service="slack")
+    [(version, description)] = [(number, text) for number, text, step in MIGRATIONS if number == 38]
+    SchemaVersion.delete().where(SchemaVersion.version == version).execute()
+
+    assert upgrade() == [description]
+
+    for model in models:
+        leading = [index.columns for index in database.get_indexes(model._meta.table_name)
+                   if index.columns[0] == "task_id"]
+        assert len(leading) == 1 and len(leading[0]) > 1, (model, leading)
+        assert model.select().where(model.task == ticket).count() >= 1
+    Task.delete_by_id(ticket.id)
+    assert [model.select().where(model.task == ticket.id).count() for model in models] == [0, 0, 0, 0]

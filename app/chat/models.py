@@ -23,7 +23,8 @@ class ChatPost(QueuedWork):
     process is sending bumps `revision`, and the sender leaves the row pending for the next attempt:
     the chat always ends up showing the ticket as it last was, and never sends a change twice."""
 
-    task = peewee.ForeignKeyField(Task, backref="chat_posts", on_delete="CASCADE")
+    # The unique (task, service) index leads with it.
+    task = peewee.ForeignKeyField(Task, backref="chat_posts", on_delete="CASCADE", index=False)
     service = peewee.CharField(max_length=16)
     revision = peewee.IntegerField(default=1)
     sent_revision = peewee.IntegerField(default=0)

@@ -11,7 +11,7 @@ APPROVAL_VOID = "void"        # the ticket was decided otherwise, or expired: it
 class PendingApproval(BaseModel):
     """The first of two approvals a rule requires: kept until a second, different approver agrees."""
 
-    task = peewee.ForeignKeyField(Task, on_delete="CASCADE")
+    task = peewee.ForeignKeyField(Task, on_delete="CASCADE", index=False)  # the (task, status) index leads with it
     approver = peewee.CharField(max_length=150)
     reason = peewee.TextField()
     duration_unit = peewee.CharField(max_length=16, null=True)

@@ -29,7 +29,8 @@ class Notification(QueuedWork):
     """A message about a ticket over one channel (to its approvers, or to ops for OPS_KINDS), and its
     delivery state."""
 
-    task = peewee.ForeignKeyField(Task, backref="notifications", on_delete="CASCADE")
+    # The unique (task, kind, channel) index leads with it.
+    task = peewee.ForeignKeyField(Task, backref="notifications", on_delete="CASCADE", index=False)
     kind = peewee.CharField(max_length=16)
     channel = peewee.CharField(max_length=16)
     recipients = peewee.TextField(null=True)
