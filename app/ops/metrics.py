@@ -1,7 +1,12 @@
 """`GET /metrics`: Prometheus metrics counted from the database at scrape time.
 
 Several workers and hosts serve one deployment, so no counter is kept in a process's memory; the endpoint
-shows counts only and needs no sign-in, so expose it to the Prometheus server alone."""
+shows counts only and needs no sign-in, so expose it to the Prometheus server alone.
+
+A counter counts rows that, once stored, keep what it counts them by (a delivery's event type, a decision's
+final outcome, an EPM call's answer): it goes down only when retention deletes rows. What a row is now (a
+delivery waiting for its ticket, then processed) is a gauge: Prometheus reads a counter going down as a reset
+and would count the rest again."""
 from collections import Counter
 
 from flask import Blueprint, Response, current_app
@@ -35,7 +40,7 @@ class DatabaseCollector:
     from the database."""
 
     def collect(self):
-        yield self._webhook_deliveries()
+        yield from self._webhook_deliveries()
         yield from self._decisions()
         yield from self._epm_calls()
         yield self._tickets()
@@ -47,17 +52,23 @@ class DatabaseCollector:
 
     @staticmethod
     def _webhook_deliveries():
-        family = CounterMetricFamily("jitbroker_webhook_deliveries",
-                                     "Webhook deliveries stored, by event type and what became of them",
-                                     labels=["event_type", "outcome"])
-        rows = (IncomingRequest
-                .select(IncomingRequest.event_type, IncomingRequest.status, fn.COUNT(IncomingRequest.id))
-                .group_by(IncomingRequest.event_type, IncomingRequest.status).tuples())
-        return _summed(family, (((event_label(event_type), status), count) for event_type, status, count in rows))
+        rows = list(IncomingRequest
+                    .select(IncomingRequest.event_type, IncomingRequest.status, fn.COUNT(IncomingRequest.id))
+                    .group_by(IncomingRequest.event_type, IncomingRequest.status).tuples())
+        # A replay or a late created event changes a delivery's status, never the event type its label reads.
+        stored = CounterMetricFamily("jitbroker_webhook_deliveries", "Webhook deliveries stored, by event type",
+                                     labels=["event_type"])
+        yield _summed(stored, (((event_label(event_type),), count) for event_type, _status, count in rows))
+        by_status = GaugeMetricFamily("jitbroker_webhook_deliveries_by_status",
+                                      "Stored webhook deliveries by event type and current status "
+                                      "(received: waiting for its ticket; error: to mend and replay)",
+                                      labels=["event_type", "status"])
+        yield _summed(by_status, (((event_label(event_type), status), count) for event_type, status, count in rows))
 
     @staticmethod
     def _decisions():
         by_status = dict(Decision.select(Decision.status, fn.COUNT(Decision.id)).group_by(Decision.status).tuples())
+        # Delivered and failed are final: a decision settled either way stays so (a new decision is a new row).
         deliveries = CounterMetricFamily("jitbroker_decision_deliveries",
                                          "Decisions whose delivery to EPM ended, by outcome", labels=["outcome"])
         for outcome in (contract.DELIVERY_DELIVERED, contract.DELIVERY_FAILED):

@@ -7,10 +7,12 @@ import pytest
 import responses
 from prometheus_client.parser import text_string_to_metric_families
 
+from app import contract
 from app.epm.tokens import clear_token_cache
-from app.models import Configuration, Decision, Task, utcnow
+from app.models import Configuration, Decision, IncomingRequest, Task, utcnow
 from app.logs import store as log_store
 from app.logs.models import OutboundCall
+from app.ops import replay as replays
 from tests import factories
 from tests.conftest import basic_auth
 
@@ -61,7 +63,7 @@ def test_metrics_need_no_sign_in_and_use_the_prometheus_text_format(client, app)
     assert "# TYPE jitbroker_webhook_deliveries_total counter" in answer.get_data(as_text=True)
 
 
-def test_a_delivered_webhook_moves_its_counter(client, deliver):
+def test_a_delivered_webhook_moves_its_counter_and_its_status_gauge(client, deliver):
     created = factories.application_request()
     before = scrape(client)
 
@@ -70,12 +72,58 @@ def test_a_delivered_webhook_moves_its_counter(client, deliver):
     deliver("{not json")
     after = scrape(client)
 
-    name = "jitbroker_webhook_deliveries_total"
+    counter, gauge = "jitbroker_webhook_deliveries_total", "jitbroker_webhook_deliveries_by_status"
     event = "URM_Native_Ticket_Created"
-    assert value(before, name, event_type=event, outcome="processed") == 0
-    assert value(after, name, event_type=event, outcome="processed") == 1
-    assert value(after, name, event_type=event, outcome="duplicate") == 1
-    assert value(after, name, event_type="unknown", outcome="error") == 1
+    assert value(before, counter, event_type=event) == 0
+    assert value(after, counter, event_type=event) == 2
+    assert value(after, counter, event_type="unknown") == 1
+    assert value(after, gauge, event_type=event, status="processed") == 1
+    assert value(after, gauge, event_type=event, status="duplicate") == 1
+    assert value(after, gauge, event_type="unknown", status="error") == 1
+
+
+def counter_samples(client):
+    """Every sample of every counter family, by name and labels."""
+    answer = client.get("/metrics").get_data(as_text=True)
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(answer) if family.type in ("counter", "histogram")
+            for sample in family.samples}
+
+
+def decreased(before, after):
+    return {key: (was, after.get(key, 0.0)) for key, was in before.items() if after.get(key, 0.0) < was}
+
+
+def test_no_counter_goes_down_when_a_waiting_update_is_applied(client, deliver):
+    request_id = "6b1f3a52-0000-4e0b-8a57-2f0c3d9e4a99"
+    for waiting in (request_id, "6b1f3a52-0000-4e0b-8a57-2f0c3d9e4a98"):  # two updates that outran their tickets
+        assert deliver(factories.application_decision(waiting)).json["result"]["status"] == "received"
+    before = counter_samples(client)
+
+    assert deliver(factories.application_request(request_id)).status_code == 200
+    after = scrape(client)
+
+    assert decreased(before, counter_samples(client)) == {}
+    gauge, event = "jitbroker_webhook_deliveries_by_status", contract.URM_DECISION_UPDATE.name
+    assert (value(after, gauge, event_type=event, status="received"),
+            value(after, gauge, event_type=event, status="processed")) == (1, 1)
+
+
+def test_no_counter_goes_down_when_an_error_delivery_is_replayed(client, deliver, admin, monkeypatch):
+    with monkeypatch.context() as unknown:  # two deliveries refused while their event type was unknown
+        unknown.delitem(contract.EVENT_TYPES, contract.ADMIN_TICKET_CREATED.name)
+        assert deliver(factories.admin_request()).status_code == 400
+        assert deliver(factories.admin_request()).status_code == 400
+    before = counter_samples(client)
+
+    first = IncomingRequest.select().order_by(IncomingRequest.id).first()
+    assert replays.replay(first.sys_id, admin).result == replays.CREATED
+    after = scrape(client)
+
+    assert decreased(before, counter_samples(client)) == {}
+    gauge, event = "jitbroker_webhook_deliveries_by_status", contract.ADMIN_TICKET_CREATED.name
+    assert (value(after, gauge, event_type=event, status="error"),
+            value(after, gauge, event_type=event, status="processed")) == (1, 1)
 
 
 def test_an_event_type_nobody_defined_is_counted_as_unknown(client, deliver):
