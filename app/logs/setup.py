@@ -86,7 +86,18 @@ class JsonFormatter(logging.Formatter):
 
 
 class _StdoutHandler(logging.StreamHandler):
-    """JSON lines to stdout; a stream closed under it (a finished test's capture) is not an error worth a traceback."""
+    """JSON lines to stdout from `shown_level` up, and every record of the broker's loggers while the debug switch
+    is on; a stream closed under it (a finished test's capture) is not an error worth a traceback."""
+
+    def __init__(self, stream, shown_level):
+        super().__init__(stream)
+        # Not the handler's own level: that would hide the debug switch's records before filter() saw them.
+        self.shown_level = shown_level
+
+    def filter(self, record):
+        shown = record.levelno >= self.shown_level or (
+            store.debug_switch.enabled and (record.name + ".").startswith(store.BROKER_LOGGER + "."))
+        return shown and super().filter(record)
 
     def handleError(self, record):
         if getattr(self.stream, "closed", False):
@@ -100,10 +111,11 @@ def _level(name):
 
 
 def configure_logging(app):
-    """Send every record to stdout as JSON and WARNING+ to the app-log table; give requests an id.
+    """Send records to stdout as JSON and WARNING+ to the app-log table; give requests an id.
 
-    The root logger's level comes from the `[logging] level` setting; the configuration's
-    debug switch lowers the broker's own loggers to DEBUG and stores INFO+ while it is on.
+    The `[logging] level` setting decides what reaches stdout, never what is stored; the
+    configuration's debug switch lowers the broker's own loggers to DEBUG (on stdout too)
+    and stores INFO+ while it is on.
     Refused webhook deliveries are logged as warnings of WEBHOOK_AUTH_LOGGER.
     """
     install_log_handlers(app)
@@ -116,8 +128,9 @@ def install_log_handlers(app):
     for handler in [h for h in root.handlers if getattr(h, _MARK, False)]:
         root.removeHandler(handler)
 
+    level = _level(app.extensions["settings"].log_level)
     context = LogContextFilter()
-    stdout_handler = _StdoutHandler(sys.stdout)
+    stdout_handler = _StdoutHandler(sys.stdout, level)
     stdout_handler.setFormatter(JsonFormatter())
     stdout_handler.addFilter(context)
     store_handler = store.StoreHandler()
@@ -125,10 +138,12 @@ def install_log_handlers(app):
     for handler in (stdout_handler, store_handler):
         setattr(handler, _MARK, True)
         root.addHandler(handler)
-    level = _level(app.extensions["settings"].log_level)
-    root.setLevel(level)
+    # Low enough for both handlers: a level above WARNING for stdout must not keep warnings from the
+    # store (refused webhook deliveries are counted from it).
+    root.setLevel(min(level, store.STORE_LEVEL))
     # APScheduler logs "Running job" and "executed successfully" at INFO for each run of each
     # job, some 80 lines a minute from an idle scheduler; `jitbroker jobs status` has each last run.
+    # Its warnings go to the store and, at a level that shows them, to stdout like any other.
     logging.getLogger("apscheduler").setLevel(logging.WARNING if level > logging.DEBUG else logging.NOTSET)
     store.debug_switch.reset()
     store.start(database.obj, app.extensions["settings"])
