@@ -21,7 +21,8 @@ def jitbroker(*args, **environ):
     try:
         return CliRunner().invoke(cli, list(args), env=environ)
     finally:
-        close_pools()
+        if database.obj is not None:  # None while this process has made no app yet (settings refused)
+            close_pools()
 
 
 def one_line(result):
@@ -81,3 +82,17 @@ def test_settings_the_broker_cannot_use_are_one_line_and_exit_status_2(tmp_path,
         assert one_line(result) == said
     listed = jitbroker("--help", **environ)
     assert listed.exit_code == 0 and said in listed.output and "Traceback" not in listed.output
+
+
+@pytest.mark.parametrize("database_url", ["postgresql://broker:pa55-w0rd@127.0.0.1:1/jitbroker",
+                                          "sqlite:////proc/jitbroker.db"])
+@pytest.mark.parametrize("args", [["purge", "--dry-run"], ["jobs", "status"], ["users", "list"],
+                                  ["replay", "0123456789abcdef0123456789abcdef"]])
+def test_a_command_while_the_database_is_down_is_one_line_and_exit_status_1(database_url, args):
+    result = jitbroker(*args, DATABASE_URL=database_url)
+
+    assert result.exit_code == 1
+    line = one_line(result)
+    assert line.startswith("Error: the database cannot be reached: "), line
+    assert ("Connection refused" if database_url.startswith("postgresql") else "unable to open") in line
+    assert "pa55-w0rd" not in line
