@@ -11,9 +11,12 @@ from app.errors import BrokerError
 @click.option("--dry-run", is_flag=True, help="Show what the replay would change, and change nothing.")
 @with_appcontext
 def replay_command(sys_id, dry_run):
-    """Re-process the stored delivery SYS_ID (see the Incoming requests page) with today's code and configuration."""
+    """Re-process the stored delivery SYS_ID (see the Incoming requests page) with today's code and configuration.
+
+    Exits 1 when its processing fails again or it is still not a valid delivery (nothing changed), as for an
+    unknown SYS_ID; a replay that changes nothing because nothing is left to do exits 0."""
     from app.audit.service import cli_actor
-    from app.ops.replay import replay
+    from app.ops.replay import FAILED, INVALID, replay
 
     with database.connection_context():
         try:
@@ -25,6 +28,8 @@ def replay_command(sys_id, dry_run):
     if outcome.ticket:
         click.echo(f"Ticket: {outcome.ticket}")
     click.echo(f"Status: {outcome.status}")
+    if outcome.result in (FAILED, INVALID):
+        click.get_current_context().exit(1)
 
 
 COMMANDS = [replay_command]

@@ -219,6 +219,43 @@ def test_cli_replay_dry_run_then_apply(app, runner, unknown_admin_delivery):
     assert AuditEntry.get(AuditEntry.action == replays.AUDIT_ACTION).actor.startswith("cli:")
 
 
+def test_a_cli_replay_that_fails_again_exits_non_zero(app, runner, deliver, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("ticket numbering is broken")
+
+    monkeypatch.setattr(tickets, "create_ticket", broken)
+    with pytest.raises(RuntimeError):  # the test client re-raises what the webhook answered 500 for
+        deliver(factories.admin_request())
+    incoming = IncomingRequest.get()
+    assert incoming.status == contract.INCOMING_ERROR
+
+    result = runner.invoke(args=["replay", incoming.sys_id])
+
+    assert result.exit_code == 1, result.output
+    assert "processing failed: RuntimeError: ticket numbering is broken; no change" in result.output
+    assert "Status: error" in result.output
+    assert Task.select().count() == 0
+
+
+def test_a_cli_replay_of_a_delivery_that_is_still_invalid_exits_non_zero(app, runner, deliver):
+    assert deliver({"EventType": "URM_Native_Ticket_Created"}).status_code == 400
+    incoming = IncomingRequest.get()
+
+    for args in (["replay", incoming.sys_id, "--dry-run"], ["replay", incoming.sys_id]):
+        result = runner.invoke(args=args)
+        assert result.exit_code == 1, result.output
+        assert "still not a valid delivery" in result.output
+
+
+def test_a_cli_replay_that_changes_nothing_but_did_not_fail_exits_zero(app, runner, make_ticket):
+    incoming = IncomingRequest.get(IncomingRequest.task == make_ticket().id)
+
+    result = runner.invoke(args=["replay", incoming.sys_id])
+
+    assert result.exit_code == 0, result.output
+    assert "duplicate" in result.output and "no change" in result.output
+
+
 def test_cli_replay_of_an_unknown_delivery_fails(app, runner):
     result = runner.invoke(args=["replay", "0" * 32])
     assert result.exit_code != 0
