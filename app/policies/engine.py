@@ -53,6 +53,9 @@ class Report:
     decision: object = None
     steps: list = field(default_factory=list)
     claimed_code: object = None
+    # (code, rule): the bypass code a "requires a ticket reference" rule let the request through on, not yet counted:
+    # it is counted with the decision that follows (in its transaction), or when the request is left to approvers.
+    gate: tuple = None
 
 
 def _label(rule):
@@ -72,7 +75,7 @@ def _code_text(code):
 
 def judge(rule, facts, now, claimed_code=None):
     """The rule's verdict on a request it matches; `claimed_code`, a bypass code an earlier rule of this
-    evaluation used, still counts."""
+    evaluation used or let the request through on, still counts."""
     if rule.outcome == OUTCOME_EXEMPT:
         return Verdict(EXEMPT, "the request is exempt from later rules and left to approvers")
     if rule.outcome == OUTCOME_AUTO_DENY:
@@ -149,12 +152,12 @@ def evaluate(task, ticket_url=""):
         return report
 
     now = utcnow()
-    report.claimed_code = None
+    report.claimed_code = report.gate = None
     for rule in rules:
         if not rule_matches(rule, facts):
             report.steps.append({"rule": rule.name, "matched": False})
             continue
-        verdict = judge(rule, facts, now, report.claimed_code)
+        verdict = judge(rule, facts, now, _held_code(report))
         report.steps.append({"rule": rule.name, "matched": True, "verdict": verdict.action,
                              "dry_run": bool(settings.dry_run or rule.dry_run)})
         if settings.dry_run or rule.dry_run:
@@ -164,29 +167,53 @@ def evaluate(task, ticket_url=""):
             continue
         if verdict.action == CONTINUE:
             report.lines.append(f"{_label(rule)} matched: {verdict.why}; the next rule decides.")
-            if verdict.code is not None and not _claimed(report, verdict.code):
-                refused, used = _use_code_at_gate(verdict.code, task, rule)
-                if refused is not None:
-                    return _no_longer_decidable(task, settings, report, refused, verdict.code)
-                if not used:
-                    report.lines.append(f"The {_code_text(verdict.code)} stopped being valid before it could be "
-                                        "used.")
-                    return _finish_denied_gate(task, settings, rule, report, ticket_url)
-                report.claimed_code = verdict.code
-                report.lines.append(f"The {_code_text(verdict.code)} was used (audited).")
+            if verdict.code is not None and not _held(report, verdict.code):
+                report.gate = (verdict.code, rule)  # counted with what the next rules do, not before
             continue
         return _act(task, settings, rule, verdict, report, ticket_url)
+    ended = _use_gate_code(task, settings, report, ticket_url)
+    if ended is not None:
+        return ended
     report.lines.append("No rule decided; the request is left to approvers.")
     _note(task, settings, report)
     return report
 
 
 class _CodeNotUsable(Exception):
-    """The bypass code an approval relies on stopped being usable before the approval was stored."""
+    """The bypass code a decision relies on stopped being usable before the decision was stored."""
+
+    def __init__(self, code):
+        super().__init__(code.hint)
+        self.code = code
 
 
-def _claimed(report, code):
-    return report.claimed_code is not None and report.claimed_code.id == code.id
+def _held_code(report):
+    """The bypass code this evaluation relies on so far (counted, or waiting at a gate to be), or None."""
+    return report.claimed_code or (report.gate[0] if report.gate else None)
+
+
+def _held(report, code):
+    held = _held_code(report)
+    return held is not None and held.id == code.id
+
+
+def _use_gate_code(task, settings, report, ticket_url):
+    """Count the bypass code a "requires a ticket reference" rule let the request through on, now that no rule
+    decides (the request is left to approvers); returns the report when that ends the evaluation instead (the
+    ticket took no decision any more, or the code stopped being valid: the gate then denies)."""
+    if report.gate is None:
+        return None
+    code, rule = report.gate
+    report.gate = None
+    refused, used = _use_code_at_gate(code, task, rule)
+    if refused is not None:
+        return _no_longer_decidable(task, settings, report, refused, code)
+    if not used:
+        report.lines.append(f"The {_code_text(code)} stopped being valid before it could be used.")
+        return _finish_denied_gate(task, settings, rule, report, ticket_url)
+    report.claimed_code = code
+    report.lines.append(f"The {_code_text(code)} was used (audited).")
+    return None
 
 
 def _use_code_at_gate(code, task, rule):
@@ -223,31 +250,37 @@ def _act(task, settings, rule, verdict, report, ticket_url):
         report.lines.append(f"{_label(rule)} matched: {verdict.why}.")
     else:
         return _decide(task, settings, rule, verdict, report, ticket_url)
+    ended = _use_gate_code(task, settings, report, ticket_url)
+    if ended is not None:
+        return ended
     _note(task, settings, report)
     return report
 
 
-def _code_use(code, settings, rule, report):
-    """What decide() runs in the approval's transaction: one use of `code`, and the work note saying so."""
+def _code_uses(uses, settings, report):
+    """What decide() runs in the decision's transaction: one use of each (code, rule) in `uses`, and the work
+    note saying so."""
     def use(locked):
-        if not bypass.use_code(code, system_account(), locked, rule):
-            raise _CodeNotUsable
-        report.lines.append(f"The {_code_text(code)} was used (audited).")
+        for code, rule in uses:
+            if not bypass.use_code(code, system_account(), locked, rule):
+                raise _CodeNotUsable(code)
+            report.lines.append(f"The {_code_text(code)} was used (audited).")
         _note(locked, settings, report)
     return use
 
 
 def _decide(task, settings, rule, verdict, report, ticket_url):
-    """Take the verdict's decision as the system identity. A bypass code the approval relies on is counted
-    in the decision's transaction, with the work note saying so: both are stored, or neither."""
+    """Take the verdict's decision as the system identity. The bypass codes it relies on (the one a "requires a
+    ticket reference" rule let the request through on, the one an approval quotes) are counted in the decision's
+    transaction, with the work note saying so: the decision, the uses and the note are stored together, or none."""
     decision = contract.DECISION_APPROVED if verdict.action == APPROVE else contract.DECISION_DENIED
-    code = verdict.code if verdict.action == APPROVE and verdict.code is not None else None
-    if code is not None and _claimed(report, code):
-        code = None
+    uses = [report.gate] if report.gate is not None else []
+    if verdict.action == APPROVE and verdict.code is not None and not _held(report, verdict.code):
+        uses.append((verdict.code, rule))
     earlier = list(report.lines)
     report.lines.append(f"{_label(rule)} matched and {_WOULD[verdict.action]} the request automatically: "
                         f"{verdict.why}.")
-    if code is None:
+    if not uses:
         _note(task, settings, report)
         report.lines = []
     report.outcome = f"{decision.lower()} by {_label(rule)}"
@@ -256,29 +289,34 @@ def _decide(task, settings, rule, verdict, report, ticket_url):
             task, system_account(), decision, _reason_to_send(verdict.reason),
             contract.DURATION_MINUTES if decision == contract.DECISION_APPROVED else None,
             verdict.minutes if decision == contract.DECISION_APPROVED else None, ticket_url,
-            within=_code_use(code, settings, rule, report) if code is not None else None)
-    except _CodeNotUsable:
+            within=_code_uses(uses, settings, report) if uses else None)
+    except _CodeNotUsable as stopped:
+        report.lines = earlier + [f"The {_code_text(stopped.code)} stopped being valid before it could be used."]
+        if report.gate is not None and report.gate[0].id == stopped.code.id:
+            # The request got past the gate on this code alone: without it, the gate denies.
+            gate_rule, report.gate = report.gate[1], None
+            return _finish_denied_gate(task, settings, gate_rule, report, ticket_url)
         report.outcome = "left to approvers"
-        report.lines = earlier + [f"The {_code_text(code)} stopped being valid before it could be used.",
-                                  "No rule decided; the request is left to approvers."]
+        report.lines.append("No rule decided; the request is left to approvers.")
         _note(task, settings, report)
         return report
     except BrokerError as error:
         report.outcome = f"{_label(rule)} could not {verdict.action}: {error.message}"
+        unused = "".join(f" The {_code_text(code)} was not used." for code, _rule in uses)
         refused = decidable.refusal(Task.get_by_id(task.id))
         if refused is not None:  # a person's decision, or the request's end, came first: nobody is left to act
-            text = f"The policy decision could not be taken: {refused[0]}."
-            if code is not None:
-                text += f" The {_code_text(code)} was not used."
+            text = f"The policy decision could not be taken: {refused[0]}.{unused}"
         else:
-            text = f"The policy decision could not be taken: {error.message}. The request is left to approvers."
-        if code is not None:
-            report.lines = earlier + [f"{_label(rule)} matched and would have approved the request: {verdict.why}."]
+            text = (f"The policy decision could not be taken: {error.message}.{unused} "
+                    "The request is left to approvers.")
+        if uses:
+            report.lines = earlier + [f"{_label(rule)} matched and would have {_WOULD[verdict.action]} the request: "
+                                      f"{verdict.why}."]
             _note(task, settings, report)
         tickets.add_work_note(task, text, author=settings.system_account)
         return report
-    if code is not None:
-        report.claimed_code = code
+    if uses:
+        report.claimed_code, report.gate = uses[-1][0], None
     report.lines = []
     return report
 

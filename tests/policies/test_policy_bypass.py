@@ -182,7 +182,7 @@ def test_a_person_denying_while_the_rules_run_keeps_the_code_unspent(http, submi
 def test_a_require_ticket_rule_does_not_spend_a_code_on_a_request_a_person_denied(http, submit, approver,
                                                                                   add_rule, monkeypatch):
     add_rule(name="Ticket required", outcome="require_ticket")
-    add_rule(name="Approve valid tickets", outcome="auto_approve", ticket_source="broker")
+    add_rule(name="Two for installers", outcome="two_approvers")  # no decision follows: the code counts at the end
     record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
     _person_denies_while_rules_run(monkeypatch, approver, "Ticket required")
 
@@ -232,3 +232,85 @@ def test_codes_are_listed_and_revoked_from_the_cli(runner):
     assert revoked.exit_code == 0 and "Revoked" in revoked.output
     assert f"…{record.hint}\trevoked" in after.output
     assert AuditEntry.get(AuditEntry.action == "bypass_code_revoke").object_id == record.sys_id
+
+
+# A code a "requires a ticket reference" rule lets the request through on counts with what follows.
+
+@pytest.fixture
+def gate(add_rule):
+    return add_rule(name="Ticket required", outcome="require_ticket")
+
+
+def test_a_code_a_require_ticket_rule_accepted_stays_unused_when_the_approval_after_it_is_refused(
+        http, submit, approver, gate, approve_rule, monkeypatch):
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+    _person_denies_while_rules_run(monkeypatch, approver, "Approve valid tickets")
+
+    task = submit(application(f"no ITSM today: {code}"))
+
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
+    assert _code_unused(record), notes(task)
+    said = notes(task)[-1]
+    assert said.startswith("The policy decision could not be taken: The server has accepted the decision")
+    assert f"The failsafe bypass code …{record.hint} was not used." in said
+    assert not any("was used (audited)" in note for note in notes(task))
+
+
+def test_a_code_a_require_ticket_rule_accepted_stays_unused_when_the_denial_after_it_is_refused(
+        http, submit, approver, gate, add_rule, monkeypatch):
+    add_rule(name="No installers", outcome="auto_deny")
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+    _person_denies_while_rules_run(monkeypatch, approver, "No installers")
+
+    task = submit(application(f"no ITSM today: {code}"))
+
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
+    assert _code_unused(record), notes(task)
+    assert f"The failsafe bypass code …{record.hint} was not used." in notes(task)[-1]
+
+
+def test_a_code_a_require_ticket_rule_accepted_is_used_with_the_denial_after_it(http, submit, gate, add_rule):
+    add_rule(name="No installers", outcome="auto_deny")
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+
+    task = submit(application(f"no ITSM today: {code}"))
+
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]
+    assert BypassCode.get_by_id(record.id).used_count == 1
+    assert AuditEntry.get(AuditEntry.action == "bypass_code_use").detail["rule"] == "Ticket required"
+    assert any(f"The failsafe bypass code …{record.hint} was used (audited)." in note for note in notes(task))
+
+
+def test_a_code_a_require_ticket_rule_accepted_is_used_when_the_request_is_left_to_two_approvers(
+        http, submit, gate, add_rule):
+    add_rule(name="Two for installers", outcome="two_approvers")
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+
+    task = submit(application(f"no ITSM today: {code}"))
+
+    assert epm_decisions(http) == []
+    assert Task.get_by_id(task.id).approvals_required == 2
+    assert BypassCode.get_by_id(record.id).used_count == 1
+    assert f"The failsafe bypass code …{record.hint} was used (audited)." in notes(task)[-1]
+
+
+def test_a_require_ticket_rule_denies_when_its_code_is_spent_elsewhere_before_the_approval(
+        http, submit, gate, approve_rule, monkeypatch):
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+    judge = engine.judge
+
+    def judge_meanwhile(rule, facts, now, claimed_code=None):
+        if rule.name == "Approve valid tickets":  # another request's rules spend the code a moment sooner
+            other = SimpleNamespace(number="INC0099999", request_id="another-request", requester="CORP\\kpatel")
+            bypass.use_code(record, "policy-engine", other, rule)
+        return judge(rule, facts, now, claimed_code)
+
+    monkeypatch.setattr(engine, "judge", judge_meanwhile)
+
+    task = submit(application(f"no ITSM today: {code}"))
+
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Denied" and body["message"].startswith("A ticket reference is required")
+    assert BypassCode.get_by_id(record.id).last_used_on == "INC0099999"
+    assert f"The failsafe bypass code …{record.hint} stopped being valid before it could be used." in \
+        "\n".join(notes(task))
