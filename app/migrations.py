@@ -637,6 +637,20 @@ def _redundant_task_indexes(_migrator):
         database.execute_sql(f"DROP INDEX IF EXISTS {name}")
 
 
+def _waiting_policy_evaluations(_migrator):
+    """An evaluation skipped because its ticket took no decision for a while (inactive, a decision on its way to
+    EPM) was done, and a reopened ticket then needed one approver whatever its rules said: it waits for the ticket
+    to take a decision again, and nobody approves the ticket until its rules have run (app/policies/queue.py)."""
+    from app.policies.models import EVALUATION_DONE, EVALUATION_WAITING, PolicyEvaluation
+
+    outcomes = [f"The request could no longer take a decision ({message}); no rule ran."
+                for message in (contract.MSG_INACTIVE, contract.MSG_DECISION_IN_FLIGHT)]
+    skipped = (PolicyEvaluation.status == EVALUATION_DONE) & PolicyEvaluation.outcome.in_(outcomes)
+    (models.Task.update(approvals_required=None)
+     .where(models.Task.id.in_(PolicyEvaluation.select(PolicyEvaluation.task).where(skipped))).execute())
+    PolicyEvaluation.update(status=EVALUATION_WAITING, finished_at=None).where(skipped).execute()
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -682,6 +696,8 @@ MIGRATIONS = [
      _expired_outcomes),
     (38, "work notes, first approvals, notifications and chat posts keep one index on their ticket, not two",
      _redundant_task_indexes),
+    (39, "policy evaluations skipped while a ticket took no decision wait for it to take one again",
+     _waiting_policy_evaluations),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

@@ -5,7 +5,7 @@ from app.decisions import service as decisions
 from app.decisions.approvals import pending_approval
 from app.fields import duration_words
 from app.errors import Conflict
-from app.policies.models import EVALUATION_DONE, EVALUATION_ERROR, PolicyEvaluation
+from app.policies.models import EVALUATION_DONE, EVALUATION_ERROR, EVALUATION_WAITING, PolicyEvaluation
 
 DELIVERY_WORDS = {
     contract.DELIVERY_PENDING: "waiting to be sent to EPM",
@@ -28,7 +28,7 @@ def policy_result(task):
     evaluation = PolicyEvaluation.get_or_none(PolicyEvaluation.task == task)
     if evaluation is None:
         result = "No policy rule applies"
-    elif evaluation.status == EVALUATION_DONE:
+    elif evaluation.status in (EVALUATION_DONE, EVALUATION_WAITING):  # waiting: its outcome says for what
         result = evaluation.outcome or "No policy rule matched"
     elif evaluation.status == EVALUATION_ERROR:
         result = "The evaluation failed; left to approvers"

@@ -1,7 +1,8 @@
 """Two-person approval: when the policies require it, the first approval waits for a second approver.
 
 Neither approver may be the requester; a denial needs one person. Nobody approves while the policies
-are being evaluated (`Task.approvals_required` is None until then): nobody knows yet if one is enough."""
+are being evaluated, or wait for the ticket to take a decision again (`Task.approvals_required` is None until
+they have run): nobody knows yet if one is enough."""
 from app import contract
 from app.audit import service as audit
 from app.auth import step_up
@@ -35,7 +36,9 @@ def submit_decision(task, account, decision, reason, duration_unit=None, duratio
     # Read now, not from `task`: the policies may have finished since it was read.
     required = Task.select(Task.approvals_required).where(Task.id == task.id).scalar()
     if is_approval and required is None:
-        # Queued or running: the rules may yet require two approvers.
+        # Queued, running, or waiting for the ticket to take a decision again: the rules may yet require two
+        # approvers. A ticket that takes no decision now (inactive, say) says so rather than that they run.
+        decisions.check_may_decide(task)
         raise Conflict(MSG_EVALUATING)
     if not (is_approval and required >= 2):
         return decisions.decide(task, account, decision, reason, duration_unit, duration_value, ticket_url, via,

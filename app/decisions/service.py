@@ -1,5 +1,5 @@
 """Taking a decision on a ticket (into the outbox, then one attempt at once), and changing its state or notes."""
-from app import contract
+from app import contract, events
 from app.audit import service as audit
 from app.db import is_sqlite, write_transaction, write_with_next
 from app.decisions.delivery import (  # noqa: F401 (the service's interface)
@@ -142,6 +142,7 @@ def change_state(task, account, state_label):
         task.save()
         tickets.add_work_note(task, f"State changed from {before} to {task.state_label} by {account.username}.")
         audit.record(audit.STATE_CHANGE, account, "ticket", task.number, {"old": before, "new": task.state_label})
+        events.ticket_state_changed.send(task)
     return task
 
 

@@ -40,6 +40,9 @@ EVALUATION_PENDING = QueuedWork.PENDING
 EVALUATION_RUNNING = "running"
 EVALUATION_DONE = "done"
 EVALUATION_ERROR = "error"
+# Skipped while its ticket took no decision for a while (inactive, a decision on its way to EPM): queued again when
+# the ticket takes one (app/policies/queue.py), and until then nobody approves (Task.approvals_required is None).
+EVALUATION_WAITING = "waiting"
 
 
 class PolicyRule(BaseModel):

@@ -7,6 +7,11 @@ and an ITSM call never happens inside the intake transaction.
 The scheduler's `evaluate_policies` job picks up anything left behind (a process
 that stopped first, an evaluation whose claim expired). A policy that fails is
 logged and noted on the ticket; it never fails the delivery.
+
+A ticket that takes no decision when its turn comes only for a while (a person set it inactive, a decision is on
+its way to EPM) keeps its evaluation waiting, and nobody may approve it: when it takes a decision again (a person
+reopens it, EPM refuses that decision for good, the configuration makes its state active) the evaluation is
+queued again, so its rules apply to it as to a new ticket.
 """
 import logging
 import traceback
@@ -14,20 +19,24 @@ import weakref
 
 from flask import after_this_request, current_app, has_request_context
 
-from app import claims
+from app import claims, contract
 from app.db import database, write_transaction
-from app.models import Task, utcnow
+from app.models import Configuration, Task, utcnow
 from app.policies import engine
 from app.policies.models import (
-    EVALUATION_DONE, EVALUATION_ERROR, EVALUATION_PENDING, PolicyEvaluation, PolicyRule, PolicySettings,
+    EVALUATION_DONE, EVALUATION_ERROR, EVALUATION_PENDING, EVALUATION_WAITING, PolicyEvaluation, PolicyRule,
+    PolicySettings,
 )
 from app.tickets import decidable, documents, service as tickets
+from app.tickets.rows import undecided_condition
 
 log = logging.getLogger(__name__)
 
 # Long enough for several ITSM look-ups and a decision sent to EPM, each with time-outs.
 CLAIM_SECONDS = 180
 MAX_ATTEMPTS = 3
+# Why a ticket may take no decision now and one later: its evaluation waits rather than ends.
+PASSING_REFUSALS = (contract.MSG_INACTIVE, contract.MSG_DECISION_IN_FLIGHT)
 
 
 # (configuration version, whether any rule is enabled), by database: the rules service moves the
@@ -71,14 +80,70 @@ def queue_new_ticket(task, configuration=None, **_):
     except Exception:  # noqa: BLE001 - the webhook's answer must not depend on the policies
         log.exception("could not queue the policy evaluation of %s", task.number)
         return
-    if evaluation is None or not has_request_context():
-        return  # the evaluate_policies job runs it
-    app, evaluation_id = current_app._get_current_object(), evaluation.id
+    if evaluation is not None:
+        _run_after_answer(evaluation.id)
+
+
+def _run_after_answer(evaluation_id):
+    """In a request, run the evaluation once the answer is sent; elsewhere the evaluate_policies job runs it."""
+    if not has_request_context():
+        return
+    app = current_app._get_current_object()
 
     @after_this_request
-    def _run_after_answer(response):
+    def _later(response):
         response.call_on_close(lambda: run_in_background(app, evaluation_id))
         return response
+
+
+def requeue_if_decidable(task):
+    """Queue again `task`'s evaluation that waits for it to take a decision, if it takes one now (in a savepoint of
+    the caller's transaction when there is one); returns the evaluation's id, or None."""
+    with write_transaction():
+        evaluation = PolicyEvaluation.get_or_none((PolicyEvaluation.task == task.id)
+                                                  & (PolicyEvaluation.status == EVALUATION_WAITING))
+        if evaluation is None or decidable.refusal(task) is not None:
+            return None
+        queued = (PolicyEvaluation
+                  .update(status=EVALUATION_PENDING, next_attempt_at=utcnow(), attempts=0, finished_at=None)
+                  .where(PolicyEvaluation.id == evaluation.id, PolicyEvaluation.status == EVALUATION_WAITING)
+                  .execute())
+    return evaluation.id if queued else None
+
+
+def _requeue_and_run(task):
+    """Queue `task`'s waiting evaluation again if it takes a decision now, and in a request run it once the answer
+    is sent. Never raises: a receiver's problem is logged, and the change that sent the signal keeps its answer."""
+    try:
+        # Its writes in a savepoint: a failure leaves the caller's intact (the job's sweep tries again).
+        evaluation_id = requeue_if_decidable(task)
+    except Exception:  # noqa: BLE001 - a state change or a delivery must not depend on the policies
+        log.exception("could not queue the policy evaluation of %s again", task.number)
+        return
+    if evaluation_id is not None:
+        _run_after_answer(evaluation_id)
+
+
+def requeue_changed_ticket(task, **_):
+    """`ticket_state_changed`'s receiver: a ticket reopened meets the rules it was skipped by."""
+    _requeue_and_run(task)
+
+
+def requeue_refused_decision(decision, **_):
+    """`decision_delivery_failed`'s receiver: a ticket whose decision EPM refused for good can be decided again, so
+    it meets the rules skipped while that decision was on its way."""
+    _requeue_and_run(decision.task)
+
+
+def requeue_decidable(limit=50):
+    """Queue again the waiting evaluations whose tickets take a decision again by a route that sends no signal (the
+    configuration's active states changed, a receiver that failed); returns how many."""
+    configuration = Configuration.default()
+    waiting = (PolicyEvaluation.select(PolicyEvaluation.id, Task).join(Task)
+               .where((PolicyEvaluation.status == EVALUATION_WAITING)
+                      & undecided_condition(configuration.active_state_labels))
+               .order_by(PolicyEvaluation.queued_at).limit(limit))
+    return sum(requeue_if_decidable(row.task) is not None for row in list(waiting))
 
 
 def run_in_background(app, evaluation_id):
@@ -98,16 +163,22 @@ def run_in_background(app, evaluation_id):
 
 
 def _why_no_rule_runs(task):
-    """Why the rules have nothing to decide on `task`, as (the evaluation's outcome, a work note or None), or None:
-    EPM decided first (e.g. a reconciled request), or the ticket takes no decision any more (a person decided
-    while the rules waited, the request expired, the ticket was closed)."""
+    """Why the rules have nothing to decide on `task` now, as (the evaluation's status, its outcome, a work note or
+    None), or None. Done: EPM decided first (e.g. a reconciled request), or the ticket takes no decision any more
+    (a person decided while the rules waited, the request expired). Waiting: it takes none for now (a person set
+    it inactive, a decision is on its way to EPM), and its rules run when it takes one again."""
     if task.jit_request.decision_final:
-        return "EPM had decided the request; no rule ran.", None
+        return EVALUATION_DONE, "EPM had decided the request; no rule ran.", None
     refused = decidable.refusal(task)
-    if refused is not None:
-        return (f"The request could no longer take a decision ({refused[0]}); no rule ran.",
-                f"No policy rule ran: the request could no longer take a decision ({refused[0]}).")
-    return None
+    if refused is None:
+        return None
+    if refused[0] in PASSING_REFUSALS:
+        return (EVALUATION_WAITING,
+                f"The request cannot take a decision now ({refused[0]}); its rules run when it can take one again.",
+                f"No policy rule ran yet: the request cannot take a decision now ({refused[0]}); "
+                "the rules run when it can take one again.")
+    return (EVALUATION_DONE, f"The request could no longer take a decision ({refused[0]}); no rule ran.",
+            f"No policy rule ran: the request could no longer take a decision ({refused[0]}).")
 
 
 def run_evaluation(evaluation_id):
@@ -117,12 +188,15 @@ def run_evaluation(evaluation_id):
     evaluation = PolicyEvaluation.get_by_id(evaluation_id)
     task = Task.get_by_id(evaluation.task_id)
     skipped = _why_no_rule_runs(task)
-    if skipped is not None:  # nothing left to decide: no rule runs, and no bypass code is spent on it
-        outcome, note = skipped
+    if skipped is not None:  # nothing to decide now: no rule runs, and no bypass code is spent on it
+        status, outcome, note = skipped
+        done = status == EVALUATION_DONE
         with write_transaction():
-            claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id, status=EVALUATION_DONE,
-                           finished_at=utcnow(), outcome=outcome, error=None)
-            Task.update(approvals_required=1).where(Task.id == task.id).execute()
+            claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id, status=status,
+                           finished_at=utcnow() if done else None, outcome=outcome, error=None)
+            # Waiting: nobody approves before the rules have run (should the ticket be reopened just now, the
+            # evaluate_policies job's sweep queues it again).
+            Task.update(approvals_required=1 if done else None).where(Task.id == task.id).execute()
             if note:
                 tickets.add_work_note(task, note, author=PolicySettings.current().system_account)
         return PolicyEvaluation.get_by_id(evaluation_id)
@@ -148,7 +222,9 @@ def run_evaluation(evaluation_id):
 
 
 def evaluate_due(limit=50):
-    """Run every queued (or abandoned) evaluation; returns how many were tried."""
+    """Run every queued (or abandoned) evaluation, those of tickets that take a decision again among them; returns
+    how many were tried."""
+    requeue_decidable(limit)
     due = (PolicyEvaluation.select(PolicyEvaluation.id).where(claims.due(PolicyEvaluation))
            .order_by(PolicyEvaluation.queued_at).limit(limit))
     tried = 0

@@ -4,7 +4,7 @@ import json
 from app.jobs.registry import JOBS, run_job
 from app.models import Task
 from app.policies.models import PolicyEvaluation
-from tests.policies.conftest import WEBHOOK, application, epm_decisions
+from tests.policies.conftest import WEBHOOK, application, epm_decisions, notes
 
 
 def deliver_without_closing(client, api_auth, body):
@@ -139,3 +139,150 @@ def test_an_evaluation_that_keeps_failing_leaves_the_request_to_one_approver(htt
     assert PolicyEvaluation.get(PolicyEvaluation.task == task).status == "error"
     assert given_up.status_code == 201
     assert [body["decision"] for body in epm_decisions(http)] == ["Approved"]
+
+
+# A ticket whose rules were skipped because it could not take a decision meets them when it can take one again.
+
+APPROVAL = {"decision": "Approved", "reason": "Looks fine", "duration_unit": "once"}
+
+
+def _as_user(username):
+    from tests import factories
+    from tests.conftest import basic_auth
+
+    factories.account(username, "user")
+    return basic_auth(username, factories.PASSWORD)
+
+
+def _approve(client, task, auth):
+    return client.post(f"/api/x_bets_pmc_jit/tickets/{task.number}/decision", json=APPROVAL, headers=auth)
+
+
+def _set_state(client, auth, task, state):
+    """Move the ticket to `state` through the API and let the answer close (anything it queued then runs)."""
+    answer = client.patch(f"/api/x_bets_pmc_jit/tickets/{task.number}", json={"state": state}, headers=auth)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    answer.close()
+
+
+def _skipped_while_resolved(client, api_auth, auth, body):
+    """Deliver `body`; a person resolves the ticket before its queued rules run, so they are skipped."""
+    delivery = deliver_without_closing(client, api_auth, body)
+    task = Task.get(Task.number == delivery.json["result"]["ticket"])
+    _set_state(client, auth, task, "Resolved")
+    delivery.close()  # the queued evaluation runs now, on a ticket that takes no decision
+    return task
+
+
+def test_a_ticket_reopened_after_its_rules_were_skipped_requires_two_approvers(http, client, api_auth, add_rule,
+                                                                               approver_auth):
+    add_rule(name="Two for installers", outcome="two_approvers")
+    task = _skipped_while_resolved(client, api_auth, approver_auth, application("please"))
+    skipped = notes(task)[-1]
+
+    _set_state(client, approver_auth, task, "In Progress")
+    first = _approve(client, task, _as_user("akim"))
+
+    assert first.status_code == 202, first.get_data(as_text=True)
+    assert epm_decisions(http) == [] and task.decisions.count() == 0
+    assert skipped.endswith("the rules run when it can take one again."), skipped
+    assert PolicyEvaluation.get(PolicyEvaluation.task == task).outcome == \
+        "two approvers required by Rule 1 'Two for installers'"
+
+
+def test_a_ticket_reopened_on_its_page_meets_a_require_ticket_rule(http, client, api_auth, add_rule, approver_auth,
+                                                                   as_approver):
+    add_rule(name="Ticket required", outcome="require_ticket")
+    task = _skipped_while_resolved(client, api_auth, approver_auth, application("no reference"))
+
+    reopened = as_approver.post(f"/tickets/{task.number}/state", {"state": "In Progress"})
+    reopened.close()
+
+    assert reopened.status_code == 302
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Denied" and body["decisionPerformedByUser"] == "policy-engine"
+
+
+def test_an_approval_while_the_skipped_ticket_is_resolved_is_refused_as_inactive(http, client, api_auth, add_rule,
+                                                                                 approver_auth):
+    from app import contract
+    from app.chat.status import policy_result
+
+    add_rule(name="Two for installers", outcome="two_approvers")
+    task = _skipped_while_resolved(client, api_auth, approver_auth, application("please"))
+
+    refused = _approve(client, task, approver_auth)
+
+    assert refused.status_code == 409
+    assert refused.json["error"]["message"] == contract.MSG_INACTIVE
+    assert policy_result(task).startswith("The request cannot take a decision now (")  # what Slack and Teams show
+
+
+def test_a_ticket_made_active_by_the_configuration_meets_its_rules_in_the_job(http, client, api_auth, add_rule,
+                                                                              approver_auth):
+    from app.configuration import update_configuration
+    from app.decisions.approvals import MSG_EVALUATING
+
+    add_rule(name="Deny when invalid", outcome="auto_approve", ticket_source="broker", deny_on_failure="true")
+    task = _skipped_while_resolved(client, api_auth, approver_auth, application("no reference"))
+
+    update_configuration({"active_states": "New, In Progress, On Hold, Resolved"})
+    before_the_job = _approve(client, task, approver_auth)
+    run_job(JOBS["evaluate_policies"])
+
+    assert before_the_job.status_code == 409 and before_the_job.json["error"]["message"] == MSG_EVALUATING
+    [body] = epm_decisions(http)
+    assert body["decision"] == "Denied" and body["decisionPerformedByUser"] == "policy-engine"
+
+
+def test_rules_skipped_for_a_decision_on_its_way_run_when_epm_refuses_it(http, client, api_auth, add_rule,
+                                                                         approver_auth):
+    from app.decisions import service as decisions
+    from tests.policies.conftest import APPLICATION_URL
+
+    add_rule(name="Two for installers", outcome="two_approvers")
+    delivery = deliver_without_closing(client, api_auth, application("please"))
+    task = Task.get(Task.number == delivery.json["result"]["ticket"])
+    http.replace("POST", APPLICATION_URL, status=503)  # EPM busy: the denial waits in the outbox
+    denied = client.post(f"/api/x_bets_pmc_jit/tickets/{task.number}/decision", headers=approver_auth,
+                         json={"decision": "Denied", "reason": "Not now"})
+    assert denied.status_code == 202, denied.get_data(as_text=True)
+    delivery.close()  # the rules are skipped: a decision is on its way to EPM
+
+    http.replace("POST", APPLICATION_URL, status=400, json={"message": "Unknown request"})
+    decisions.retry_now(task.decisions.get())  # EPM refuses the denial for good: the ticket takes a decision again
+    requeued = PolicyEvaluation.get(PolicyEvaluation.task == task).status
+    run_job(JOBS["evaluate_policies"])
+    first = _approve(client, task, _as_user("akim"))
+
+    assert first.status_code == 202, first.get_data(as_text=True)
+    assert requeued == "pending"
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied", "Denied"]
+
+
+def test_upgrading_makes_an_evaluation_skipped_while_the_ticket_was_resolved_wait(http, client, api_auth, add_rule,
+                                                                                  approver_auth, submit):
+    from app import contract
+    from app.migrations import MIGRATIONS, _waiting_policy_evaluations, upgrade
+    from app.models import SchemaVersion, utcnow
+
+    add_rule(name="Two for installers", outcome="two_approvers")
+    evaluated = submit(application("evaluated"))
+    task = _skipped_while_resolved(client, api_auth, approver_auth, application("please"))
+    # As an earlier version left it: done, one approver enough.
+    PolicyEvaluation.update(status="done", finished_at=utcnow(), outcome=(
+        f"The request could no longer take a decision ({contract.MSG_INACTIVE}); no rule ran.")).where(
+        PolicyEvaluation.task == task).execute()
+    Task.update(approvals_required=1).where(Task.id == task.id).execute()
+    [(version, description)] = [(number, text) for number, text, step in MIGRATIONS
+                                if step is _waiting_policy_evaluations]
+    SchemaVersion.delete().where(SchemaVersion.version == version).execute()
+
+    assert upgrade() == [description]
+    _set_state(client, approver_auth, task, "In Progress")
+    first = _approve(client, task, _as_user("akim"))
+
+    assert first.status_code == 202, first.get_data(as_text=True)
+    assert epm_decisions(http) == []
+    assert PolicyEvaluation.get(PolicyEvaluation.task == evaluated).status == "done"
+    assert Task.get_by_id(evaluated.id).approvals_required == 2
