@@ -1,12 +1,16 @@
 """Test data: accounts with a known password (hashed once per run), and EPM deliveries."""
 import copy
 import json
+import secrets
 import uuid
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
+from app import contract
 from app.auth.accounts import hash_password
-from app.models import Account
+from app.auth.models import BrowserSession
+from app.models import Account, utcnow
 
 PASSWORD = "correct-horse-battery"
 # Copies of ../shared/fixtures, so a clean clone of the project carries its own.
@@ -20,6 +24,22 @@ def password_hash():
 
 def account(username, role, active=True):
     return Account.create(username=username, role=role, password_hash=password_hash(), active=active)
+
+
+def provider_account(username, issuer, subject, checked_minutes_ago=0):
+    """An account the identity provider at `issuer` signs in, its tokens kept, last re-checked
+    `checked_minutes_ago`; it has no session yet."""
+    created = account(username, contract.ROLE_USER)
+    Account.update(idp_issuer=issuer, idp_subject=subject, idp_tokens='{"refresh_token": "r"}',
+                   idp_checked_at=utcnow() - timedelta(minutes=checked_minutes_ago)).where(
+        Account.id == created.id).execute()
+    return Account.get_by_id(created.id)
+
+
+def browser_session(account, idle_minutes=0):
+    """The server's record of a session of `account` (no cookie names it), last used `idle_minutes` ago."""
+    return BrowserSession.create(key_digest=secrets.token_hex(32), account=account.id, epoch=account.session_epoch,
+                                 last_seen_at=utcnow() - timedelta(minutes=idle_minutes))
 
 
 def _fixture(name):

@@ -1,6 +1,9 @@
 """The Flask test client used the way a browser uses the pages: sign in, then post forms with their CSRF token."""
 import re
+from datetime import timedelta
 
+from app.auth import sessions
+from app.auth.models import BrowserSession
 from app.web.confirmation import CONFIRM_FIELD, CONFIRM_VALUE
 from tests import factories
 
@@ -40,3 +43,23 @@ class WebClient:
     def session(self):
         with self.client.session_transaction() as session:
             return dict(session)
+
+    def open_session(self, account, through_idp=False, idle_minutes=0):
+        """A session opened for `account` as its sign-in opens one (the identity provider's trip has no page here),
+        in this client's cookie, last used `idle_minutes` ago."""
+        from flask import session as opened
+        with self.client.application.test_request_context():
+            sessions.start_session(account, through_idp=through_idp)
+            cookie = dict(opened)
+        with self.client.session_transaction() as session:
+            session.update(cookie)
+        self.leave_idle(idle_minutes)
+
+    def leave_idle(self, minutes):
+        """Nobody uses this session for `minutes`: its last use moves back, in the cookie and in its record."""
+        with self.client.session_transaction() as session:
+            session[sessions.SEEN] -= minutes * 60
+            digest = sessions._key_digest(session[sessions.SESSION_ID])
+        record = BrowserSession.get(BrowserSession.key_digest == digest)
+        BrowserSession.update(last_seen_at=record.last_seen_at - timedelta(minutes=minutes)).where(
+            BrowserSession.id == record.id).execute()

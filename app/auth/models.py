@@ -1,5 +1,7 @@
 """The tables of authentication: failed attempts (throttling), recovery codes (two-factor sign-in), and the
 record of each browser session."""
+from datetime import timedelta
+
 import peewee
 
 from app.db import database
@@ -51,3 +53,13 @@ class BrowserSession(peewee.Model):
     class Meta:
         database = database
         table_name = "jitbroker_browser_session"
+
+    @classmethod
+    def live(cls, settings):
+        """The sessions that may still be in use: of an active account, within its epoch and both time limits of
+        `settings` (the last use is noted at most every 30 s, hence the margin on the idle one)."""
+        now = utcnow()
+        return cls.select(cls, Account).join(Account).where(
+            cls.epoch == Account.session_epoch, Account.active == True,  # noqa: E712 (SQL)
+            cls.created_at > now - timedelta(hours=settings.session_max_hours),
+            cls.last_seen_at > now - timedelta(minutes=settings.session_idle_minutes, seconds=30))

@@ -28,6 +28,7 @@ from flask import current_app
 from joserfc.errors import JoseError
 
 from app.auth import oidc
+from app.auth.models import BrowserSession
 from app.models import Account, utcnow
 
 log = logging.getLogger(__name__)
@@ -145,9 +146,21 @@ def store_tokens(account, token):
     Account.update(idp_tokens=json.dumps(kept), idp_checked_at=utcnow()).where(Account.id == account.id).execute()
 
 
-def forget_tokens(account):
-    """Drop the provider's tokens kept for `account` (its last session ended): no secret is kept past its use."""
-    Account.update(idp_tokens=None).where(Account.id == account.id).execute()
+def forget_unused_tokens(account_id=None):
+    """Drop the provider's tokens of `account_id` (else of every account) when none of its sessions may still be in
+    use: each has ended (signed out, timed out, ended by an admin), so no re-check needs them, and no secret is kept
+    past its use. Returns how many accounts' tokens went."""
+    started = utcnow()
+    in_use = BrowserSession.live(current_app.extensions["settings"]).select(BrowserSession.account)
+    query = Account.update(idp_tokens=None).where(
+        Account.idp_tokens.is_null(False), Account.id.not_in(in_use),
+        # A sign-in opens its session, then stores its tokens and marks them checked: tokens checked after this
+        # began may belong to a session opened too late for `in_use` to list (PostgreSQL, having waited for the
+        # sign-in's update, re-reads the account row but not the sessions).
+        Account.idp_checked_at.is_null() | (Account.idp_checked_at <= started))
+    if account_id is not None:
+        query = query.where(Account.id == account_id)
+    return query.execute()
 
 
 def stored_tokens(account):
@@ -175,9 +188,10 @@ def logout_url(account, post_logout_redirect_uri):
 
 
 def still_vouched_for(account, may_ask=True):
-    """True while the provider vouches for `account` (re-checked when due, see the module's docstring).
-    With `may_ask=False`, or within RETRY_SECONDS of an unanswered re-check, the provider is not asked: the last
-    answer stands until the idle time has passed since it."""
+    """True while the provider vouches for `account` (re-checked when due, see the module's docstring) and one of
+    its sessions may still be in use (without one its tokens go, as at sign-out). With `may_ask=False`, or within
+    RETRY_SECONDS of an unanswered re-check, the provider is not asked: the last answer stands until the idle time
+    has passed since it."""
     if not account.signs_in_with_provider:
         return True
     settings = current_app.extensions["settings"]
@@ -185,6 +199,11 @@ def still_vouched_for(account, may_ask=True):
         return False  # sign-in through the provider was turned off: nothing vouches for these accounts now
     if not account.idp_tokens:
         return False  # forgotten (signed out of the last session, left the groups): nothing to vouch with
+    if not BrowserSession.live(settings).where(BrowserSession.account == account.id).exists():
+        # Every session of theirs has ended by itself, unnoticed so far (Slack asks for the person, not a
+        # session): as after sign-out, the tokens go and nothing vouches for them until they sign in again.
+        forget_unused_tokens(account.id)
+        return False
     retry_not_before = current_app.extensions.setdefault("oidc_retry_not_before", {})
     idle = timedelta(minutes=settings.session_idle_minutes)
     previous, now = account.idp_checked_at, utcnow()

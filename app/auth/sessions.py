@@ -4,7 +4,9 @@ Flask-Login keeps the account's id in Flask's signed session cookie and `load_ac
 reads it back on each page. Each session also has a record on the server (BrowserSession:
 account, when opened and last seen, source address, user agent), named in the cookie by an
 opaque id; an admin sees them on the users page and ends one ("End") by deleting its record; a session that
-ends any other way (sign-out, a time limit, a refusal found by the loader) loses its record too.
+ends any other way (sign-out, a time limit, a refusal found by the loader) loses its record too, and a time-out
+nobody comes back to loses it to the `forget_ended_sessions` job. The identity provider's tokens of an account
+(app/auth/oidc_client.py) go with its last live session, whichever way it ends.
 Beside that the session holds when it was opened and last
 used (seconds since the epoch, signed, so a client cannot move them) and a keyed stamp
 of the password it was opened with, and the account's session epoch at sign-in. Past
@@ -81,23 +83,31 @@ def load_account(account_id):
     if account is None or not account.active or session.get(EPOCH) != account.session_epoch or \
             not hmac.compare_digest(session.get(STAMP, ""), password_stamp(account)) or \
             not _within_limits() or not _record_kept(account):
-        _end_this_session()
+        _end_this_session(account)
         return None
     # The rule every door applies (app/auth/steps.py): a refusal that no step on a page can lift ends the
     # session, the identity provider's re-check (when due) among them; a page's polling never waits for it.
     refusal = steps.decider_refusal(account, assured_by_idp=signed_in_through_idp(),
                                     may_ask_provider=not is_background_refresh())
     if refusal is not None and refusal.step is None:
-        _end_this_session()
+        _end_this_session(account)
         return None
     return account
 
 
-def _end_this_session():
+def _end_this_session(account):
     """This session is over: its record goes with it, so a copy of the cookie (whose own stamps may still be
-    within the limits) opens nothing either, and the cookie forgets everything."""
+    within the limits) opens nothing either, and the cookie forgets everything. When it was the account's last
+    live one (Sign out pressed on a page left open past the idle time comes here first), the provider's tokens go."""
     _forget_record(session.get(SESSION_ID))
     session.clear()
+    _forget_tokens_unless_in_use(account)
+
+
+def _forget_tokens_unless_in_use(account):
+    """The provider's tokens of `account` go unless one of its sessions may still be in use."""
+    if account is not None and account.idp_tokens:
+        oidc_client.forget_unused_tokens(account.id)
 
 
 def _forget_record(session_id):
@@ -194,26 +204,19 @@ def _forget_expired_records():
     BrowserSession.delete().where(BrowserSession.created_at < oldest).execute()
 
 
-def _live_records():
-    """The records of sessions that may still be in use: of an active account, within its epoch and both time
-    limits (the last use is noted at most every 30 s, hence the margin on the idle one)."""
-    settings = current_app.extensions["settings"]
-    now = utcnow()
-    return BrowserSession.select(BrowserSession, Account).join(Account).where(
-        BrowserSession.epoch == Account.session_epoch, Account.active == True,  # noqa: E712 (SQL)
-        BrowserSession.created_at > now - timedelta(hours=settings.session_max_hours),
-        BrowserSession.last_seen_at > now - timedelta(minutes=settings.session_idle_minutes, seconds=30))
-
-
 def live_sessions():
     """The records of sessions that may still be in use, newest first: what the users page lists."""
-    return list(_live_records().order_by(BrowserSession.created_at.desc()))
+    return list(BrowserSession.live(current_app.extensions["settings"]).order_by(BrowserSession.created_at.desc()))
 
 
 def end_one_session(account, record_id):
-    """End one session of `account` (its record goes); True when there was one."""
-    return BrowserSession.delete().where(BrowserSession.id == record_id,
-                                         BrowserSession.account == account.id).execute() == 1
+    """End one session of `account` (its record goes, and with its last live one the provider's tokens); True when
+    there was one."""
+    ended = BrowserSession.delete().where(BrowserSession.id == record_id,
+                                          BrowserSession.account == account.id).execute() == 1
+    if ended:
+        _forget_tokens_unless_in_use(account)
+    return ended
 
 
 def is_this_session(record):
@@ -223,9 +226,21 @@ def is_this_session(record):
 
 
 def end_all_sessions(account):
-    """End every browser session of `account`, on every device, copies of its cookie included."""
+    """End every browser session of `account`, on every device, copies of its cookie included; the provider's
+    tokens go with them."""
     Account.change(account.id, session_epoch=Account.session_epoch + 1)
     BrowserSession.delete().where(BrowserSession.account == account.id).execute()
+    _forget_tokens_unless_in_use(account)
+
+
+def forget_ended_sessions():
+    """The `forget_ended_sessions` job: drop the records of sessions that ended by themselves (idle, past the
+    absolute limit) or with their account's epoch, which nobody came back to, and the provider's tokens of every
+    account left with no live session."""
+    live = BrowserSession.live(current_app.extensions["settings"]).select(BrowserSession.id)
+    records = BrowserSession.delete().where(BrowserSession.id.not_in(live)).execute()
+    tokens = oidc_client.forget_unused_tokens()
+    return f"{records} ended session record(s) dropped, provider tokens of {tokens} account(s) forgotten"
 
 
 def end_session():
@@ -233,13 +248,11 @@ def end_session():
     account's sessions on other devices go on; "End all" on the users page or a new password ends those.
     The identity provider's tokens, kept for re-checking the account's sessions, go with its last live one: the
     record of a session that ended by itself (idle, past the absolute limit) and was not used since needs none."""
-    # Read before the account is loaded: a session the loader finds over is cleared by then.
+    # Read before the account is loaded: a session the loader finds over is cleared by then (its tokens handled).
     session_id = session.get(SESSION_ID)
     account = current_user._get_current_object() if current_user.is_authenticated else None
     _forget_record(session_id)  # whatever the loader said of this session, a copy of its cookie must end here
-    if account is not None and account.signs_in_with_provider and not _live_records().where(
-            BrowserSession.account == account.id).exists():
-        oidc_client.forget_tokens(account)
+    _forget_tokens_unless_in_use(account)
     logout_user()
     session.clear()
 

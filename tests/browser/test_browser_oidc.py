@@ -3,15 +3,17 @@
 Each person signs in on the provider's login page: the group claim gives the role, a person in
 no group gets no account, a replayed answer gets a page saying so, a rotated signing key
 is followed, an Admin Access approval is sent back to the provider first, sign-out ends the
-provider's session too, and a person removed from the groups loses the open session and records no
-step-up. A late answer (an expired state) is tested without waiting in tests/web/test_web_oidc.py.
+provider's session too, Sign out on a page left open past the idle time forgets the provider's tokens, and a
+person removed from the groups loses the open session and records no step-up. A late answer (an expired state)
+is tested without waiting in tests/web/test_web_oidc.py.
 """
 import pytest
 from playwright.sync_api import expect
 
 from app import contract
 from app.audit.models import AuditEntry
-from app.auth import oidc
+from app.auth import oidc, sessions
+from app.auth.models import BrowserSession
 from app.configuration import update_configuration
 from app.epm.fake import FakeEpm
 from app.models import Account, utcnow
@@ -237,6 +239,30 @@ def test_sign_out_ends_the_providers_session_too(broker, browser):
     # The provider asks who is there again: its session ended with the broker's.
     page.get_by_role("link", name=BUTTON).click()
     expect(page.locator("input[name=login]")).to_be_visible()
+
+
+def leave_idle(page, app, minutes):
+    """Nobody uses the page's session for `minutes`: its last use moves back in the signed cookie (the broker's
+    key) and in its record."""
+    serializer = app.session_interface.get_signing_serializer(app)
+    cookie = next(cookie for cookie in page.context.cookies() if cookie["name"] == app.config["SESSION_COOKIE_NAME"])
+    values = serializer.loads(cookie["value"])
+    values[sessions.SEEN] -= minutes * 60
+    page.context.add_cookies([{**cookie, "value": serializer.dumps(values)}])
+    record = BrowserSession.get(BrowserSession.key_digest == sessions._key_digest(values[sessions.SESSION_ID]))
+    BrowserSession.update(last_seen_at=record.last_seen_at.replace(year=2020)).where(
+        BrowserSession.id == record.id).execute()
+
+
+def test_sign_out_on_a_page_left_open_past_the_idle_time_forgets_the_providers_tokens(app, broker, browser):
+    """The only session timed out while the page stayed open; its Sign out still drops the tokens kept for it."""
+    page = browser.new_page()
+    sign_in(page, broker, "bo")
+    assert Account.get(Account.idp_subject == "bo").idp_tokens
+    leave_idle(page, app, 31)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    assert Account.get(Account.idp_subject == "bo").idp_tokens is None
 
 
 def test_a_person_removed_from_the_groups_loses_the_open_session(broker, provider, browser):

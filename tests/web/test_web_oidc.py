@@ -114,14 +114,7 @@ def test_the_users_page_offers_no_password_reset_for_a_provider_account(as_admin
 
 
 def _provider_account(checked_minutes_ago):
-    from datetime import timedelta
-
-    from app.models import Account, utcnow
-    account = factories.account("bo", contract.ROLE_USER)
-    Account.update(idp_issuer=ISSUER, idp_subject="u-2", idp_tokens='{"refresh_token": "r"}',
-                   idp_checked_at=utcnow() - timedelta(minutes=checked_minutes_ago)).where(
-        Account.id == account.id).execute()
-    return Account.get_by_id(account.id)
+    return factories.provider_account("bo", ISSUER, "u-2", checked_minutes_ago)
 
 
 def test_an_unreachable_provider_is_asked_again_until_the_idle_time_has_passed(app, caplog):
@@ -129,6 +122,7 @@ def test_an_unreachable_provider_is_asked_again_until_the_idle_time_has_passed(a
     from app.auth.oidc_client import still_vouched_for
     from app.models import Account
     account = _provider_account(checked_minutes_ago=20)
+    factories.browser_session(account)  # a session in use, whose pages ask
     assert still_vouched_for(account)
     assert Account.get_by_id(account.id).idp_checked_at == account.idp_checked_at  # asked again next time
     assert "asked again later" in caplog.text
@@ -140,7 +134,9 @@ def test_an_unreachable_provider_is_asked_again_until_the_idle_time_has_passed(a
 
 def test_a_recent_check_is_not_repeated(app, caplog):
     from app.auth.oidc_client import still_vouched_for
-    assert still_vouched_for(_provider_account(checked_minutes_ago=5))
+    account = _provider_account(checked_minutes_ago=5)
+    factories.browser_session(account)
+    assert still_vouched_for(account)
     assert "could not re-check" not in caplog.text  # the provider was not asked
 
 
@@ -187,6 +183,7 @@ def test_an_unreachable_provider_is_not_asked_again_for_a_minute(app, caplog):
     """An outage must not make every request of a provider user wait for it: one try, then RETRY_SECONDS' rest."""
     from app.auth import oidc_client
     account = _provider_account(checked_minutes_ago=20)
+    factories.browser_session(account)
     assert oidc_client.still_vouched_for(account)
     assert caplog.text.count("could not re-check") == 1
     assert oidc_client.still_vouched_for(account)
@@ -194,28 +191,6 @@ def test_an_unreachable_provider_is_not_asked_again_for_a_minute(app, caplog):
     app.extensions["oidc_retry_not_before"][account.id] -= oidc_client.RETRY_SECONDS
     assert oidc_client.still_vouched_for(account)
     assert caplog.text.count("could not re-check") == 2
-
-
-def _open_provider_session(web, account, idle_minutes=0):
-    """A session the provider's sign-in opened for `account`, in this test client's cookie, last used
-    `idle_minutes` ago (by its cookie and its record on the server)."""
-    from datetime import timedelta
-
-    from flask import session as opened
-
-    from app.auth.models import BrowserSession
-    from app.auth.sessions import SEEN, is_this_session, start_session
-    from app.models import utcnow
-    with web.client.application.test_request_context():
-        start_session(account, through_idp=True)
-        cookie = dict(opened)
-        record = next(record for record in BrowserSession.select().where(BrowserSession.account == account.id)
-                      if is_this_session(record))
-    cookie[SEEN] -= idle_minutes * 60
-    BrowserSession.update(last_seen_at=utcnow() - timedelta(minutes=idle_minutes)).where(
-        BrowserSession.id == record.id).execute()
-    with web.client.session_transaction() as session:
-        session.update(cookie)
 
 
 def test_a_pages_own_polling_never_waits_for_the_provider(web, caplog):
@@ -226,7 +201,7 @@ def test_a_pages_own_polling_never_waits_for_the_provider(web, caplog):
     from app.auth.sessions import BACKGROUND_HEADER
     from app.models import Account, utcnow
     account = _provider_account(checked_minutes_ago=1)
-    _open_provider_session(web, account)
+    web.open_session(account, through_idp=True)
     assert web.get("/tickets").status_code == 200
     Account.update(idp_checked_at=utcnow() - timedelta(minutes=20)).where(Account.id == account.id).execute()
     polled = web.get("/tickets", headers={"HX-Request": "true", BACKGROUND_HEADER: "1"})
@@ -241,8 +216,8 @@ def test_signing_out_of_the_last_session_forgets_the_providers_tokens(app, clien
     from app.models import Account
     account = _provider_account(checked_minutes_ago=1)
     laptop, phone = WebClient(client), WebClient(app.test_client())
-    _open_provider_session(laptop, account)
-    _open_provider_session(phone, account)
+    laptop.open_session(account, through_idp=True)
+    phone.open_session(account, through_idp=True)
     assert laptop.post("/sign-out").status_code == 302
     assert Account.get_by_id(account.id).idp_tokens  # the phone's session still needs them
     assert phone.post("/sign-out").status_code == 302
@@ -256,9 +231,10 @@ def test_signing_out_of_the_only_live_session_forgets_the_providers_tokens(app, 
     from app.models import Account
     account = _provider_account(checked_minutes_ago=1)
     phone, laptop = WebClient(app.test_client()), WebClient(client)
-    _open_provider_session(phone, account, idle_minutes=31)
+    laptop.open_session(account, through_idp=True)
+    phone.open_session(account, through_idp=True, idle_minutes=31)
     assert phone.get("/tickets").status_code == 302
-    _open_provider_session(laptop, account)
+    assert Account.get_by_id(account.id).idp_tokens  # the laptop's session still needs them
     assert laptop.get("/tickets").status_code == 200
     assert laptop.post("/sign-out").status_code == 302
     assert Account.get_by_id(account.id).idp_tokens is None
@@ -266,14 +242,14 @@ def test_signing_out_of_the_only_live_session_forgets_the_providers_tokens(app, 
 
 
 def test_a_session_left_past_its_idle_limit_does_not_keep_the_providers_tokens(app, client):
-    """A session nobody came back to after the idle limit keeps its record until someone does; signing out of
-    the only live one still forgets the tokens."""
+    """A session nobody came back to after the idle limit keeps its record until someone does (or the
+    `forget_ended_sessions` job runs); signing out of the only live one still forgets the tokens."""
     from app.auth import steps
     from app.models import Account
     account = _provider_account(checked_minutes_ago=1)
     phone, laptop = WebClient(app.test_client()), WebClient(client)
-    _open_provider_session(phone, account, idle_minutes=31)
-    _open_provider_session(laptop, account)
+    phone.open_session(account, through_idp=True, idle_minutes=31)
+    laptop.open_session(account, through_idp=True)
     assert laptop.get("/tickets").status_code == 200
     assert laptop.post("/sign-out").status_code == 302
     assert Account.get_by_id(account.id).idp_tokens is None

@@ -1,0 +1,110 @@
+"""The identity provider's tokens go with the last live session of their account, whichever way it ends: sign-out
+(from a tab whose session had already timed out too), a time-out the next page finds, a time-out nobody comes back
+to (the `forget_ended_sessions` job), an admin ending one or all of them. Slack, which re-checks with them, refuses
+the person then as after sign-out (tests/chat/test_chat_slack_deciders.py)."""
+from datetime import timedelta
+
+import pytest
+
+from app.auth.models import BrowserSession
+from app.jobs.registry import JOBS, run_job
+from app.models import Account, utcnow
+from tests import factories
+from tests.webclient import CONFIRMED, WebClient
+
+ISSUER = "http://127.0.0.1:9/realms/corp"
+
+
+@pytest.fixture
+def app_settings():
+    return {"oidc_issuer": ISSUER, "oidc_client_id": "broker", "oidc_approver_groups": "jit-approvers",
+            "public_url": "https://jit.example.com"}
+
+
+def _provider_account(username="bo"):
+    return factories.provider_account(username, ISSUER, f"sub-{username}", checked_minutes_ago=1)
+
+
+def _tokens(account):
+    return Account.get_by_id(account.id).idp_tokens
+
+
+def _signed_in(app, account, idle_minutes=0):
+    browser = WebClient(app.test_client())
+    browser.open_session(account, through_idp=True, idle_minutes=idle_minutes)
+    return browser
+
+
+def test_signing_out_of_a_tab_whose_only_session_timed_out_forgets_the_tokens(app):
+    """The page was open past the idle time; Sign out still knows whose session its cookie named."""
+    account = _provider_account()
+    laptop = _signed_in(app, account)
+    token = laptop.token()
+    laptop.leave_idle(31)
+    assert laptop.request("POST", "/sign-out", data={"csrf_token": token}).status_code == 302
+    assert _tokens(account) is None
+
+
+def test_signing_out_of_a_timed_out_tab_keeps_the_tokens_a_live_session_needs(app):
+    account = _provider_account()
+    laptop, phone = _signed_in(app, account), _signed_in(app, account)
+    token = laptop.token()
+    laptop.leave_idle(31)
+    assert laptop.request("POST", "/sign-out", data={"csrf_token": token}).status_code == 302
+    assert _tokens(account)
+    assert phone.get("/tickets").status_code == 200
+
+
+def test_a_page_finding_the_last_session_timed_out_forgets_the_tokens(app):
+    account = _provider_account()
+    laptop = _signed_in(app, account, idle_minutes=31)
+    assert laptop.get("/tickets").status_code == 302
+    assert _tokens(account) is None
+
+
+def test_the_job_forgets_the_tokens_of_accounts_whose_sessions_all_ended_by_themselves(app):
+    """Nobody came back to the timed-out sessions: the job drops their records and the tokens nothing needs now."""
+    idle, aged, unused, busy = (_provider_account(name) for name in ("idle", "aged", "unused", "busy"))
+    factories.browser_session(idle, idle_minutes=31)
+    # Used a minute ago, opened past the absolute limit (12 hours).
+    past_limit = factories.browser_session(aged, idle_minutes=1)
+    BrowserSession.update(created_at=utcnow() - timedelta(hours=12, minutes=1)).where(
+        BrowserSession.id == past_limit.id).execute()
+    factories.browser_session(busy, idle_minutes=31)
+    live = factories.browser_session(busy, idle_minutes=1)
+
+    outcome = run_job(JOBS["forget_ended_sessions"])
+
+    assert outcome.ran and outcome.error is None
+    assert [_tokens(account) for account in (idle, aged, unused)] == [None, None, None]
+    assert _tokens(busy)
+    assert [record.id for record in BrowserSession.select()] == [live.id]
+
+
+def test_the_job_leaves_the_tokens_a_sign_in_stores_while_it_runs(app):
+    """A sign-in opens its session, then stores its tokens: when both land after the job read the live sessions,
+    the tokens, checked after the job began, are the new session's and stay."""
+    from app.auth import sessions
+    account = _provider_account()
+    Account.update(idp_checked_at=utcnow() + timedelta(seconds=5)).where(Account.id == account.id).execute()
+    sessions.forget_ended_sessions()
+    assert _tokens(account)
+
+
+def test_an_admin_ending_the_last_session_forgets_the_tokens(app, as_admin):
+    account = _provider_account()
+    _signed_in(app, account)
+    _signed_in(app, account)
+    first, second = BrowserSession.select().where(BrowserSession.account == account.id).order_by(BrowserSession.id)
+    assert as_admin.post(f"/admin/users/{account.id}/sessions/{first.id}/end").status_code == 302
+    assert _tokens(account)  # the other session still needs them
+    assert as_admin.post(f"/admin/users/{account.id}/sessions/{second.id}/end").status_code == 302
+    assert _tokens(account) is None
+
+
+def test_an_admin_ending_every_session_forgets_the_tokens(app, as_admin):
+    account = _provider_account()
+    phone = _signed_in(app, account)
+    assert as_admin.post(f"/admin/users/{account.id}/sessions/end", CONFIRMED).status_code == 302
+    assert _tokens(account) is None
+    assert phone.get("/tickets").status_code == 302
