@@ -146,21 +146,19 @@ def store_tokens(account, token):
     Account.update(idp_tokens=json.dumps(kept), idp_checked_at=utcnow()).where(Account.id == account.id).execute()
 
 
-def forget_unused_tokens(account_id=None):
-    """Drop the provider's tokens of `account_id` (else of every account) when none of its sessions may still be in
-    use: each has ended (signed out, timed out, ended by an admin), so no re-check needs them, and no secret is kept
-    past its use. Returns how many accounts' tokens went."""
+def forget_unused_tokens(account_id):
+    """Drop the provider's tokens of `account_id` unless one of its sessions may still be in use: called when a
+    session is ended on purpose (sign-out, an admin's End or End all), so no secret is kept past its use. A
+    time-out keeps them (the provider goes on vouching for the person's chat decisions). Returns how many
+    accounts' tokens went (0 or 1)."""
     started = utcnow()
     in_use = BrowserSession.live(current_app.extensions["settings"]).select(BrowserSession.account)
-    query = Account.update(idp_tokens=None).where(
-        Account.idp_tokens.is_null(False), Account.id.not_in(in_use),
+    return Account.update(idp_tokens=None).where(
+        Account.id == account_id, Account.idp_tokens.is_null(False), Account.id.not_in(in_use),
         # A sign-in opens its session, then stores its tokens and marks them checked: tokens checked after this
         # began may belong to a session opened too late for `in_use` to list (PostgreSQL, having waited for the
         # sign-in's update, re-reads the account row but not the sessions).
-        Account.idp_checked_at.is_null() | (Account.idp_checked_at <= started))
-    if account_id is not None:
-        query = query.where(Account.id == account_id)
-    return query.execute()
+        Account.idp_checked_at.is_null() | (Account.idp_checked_at <= started)).execute()
 
 
 def stored_tokens(account):
@@ -188,22 +186,16 @@ def logout_url(account, post_logout_redirect_uri):
 
 
 def still_vouched_for(account, may_ask=True):
-    """True while the provider vouches for `account` (re-checked when due, see the module's docstring) and one of
-    its sessions may still be in use (without one its tokens go, as at sign-out). With `may_ask=False`, or within
-    RETRY_SECONDS of an unanswered re-check, the provider is not asked: the last answer stands until the idle time
-    has passed since it."""
+    """True while the provider vouches for `account` (re-checked when due, see the module's docstring).
+    With `may_ask=False`, or within RETRY_SECONDS of an unanswered re-check, the provider is not asked: the last
+    answer stands until the idle time has passed since it."""
     if not account.signs_in_with_provider:
         return True
     settings = current_app.extensions["settings"]
     if client() is None:
         return False  # sign-in through the provider was turned off: nothing vouches for these accounts now
     if not account.idp_tokens:
-        return False  # forgotten (signed out of the last session, left the groups): nothing to vouch with
-    if not BrowserSession.live(settings).where(BrowserSession.account == account.id).exists():
-        # Every session of theirs has ended by itself, unnoticed so far (Slack asks for the person, not a
-        # session): as after sign-out, the tokens go and nothing vouches for them until they sign in again.
-        forget_unused_tokens(account.id)
-        return False
+        return False  # forgotten (signed out, ended by an admin, left the groups): nothing to vouch with
     retry_not_before = current_app.extensions.setdefault("oidc_retry_not_before", {})
     idle = timedelta(minutes=settings.session_idle_minutes)
     previous, now = account.idp_checked_at, utcnow()

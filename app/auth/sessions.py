@@ -6,7 +6,9 @@ account, when opened and last seen, source address, user agent), named in the co
 opaque id; an admin sees them on the users page and ends one ("End") by deleting its record; a session that
 ends any other way (sign-out, a time limit, a refusal found by the loader) loses its record too, and a time-out
 nobody comes back to loses it to the `forget_ended_sessions` job. The identity provider's tokens of an account
-(app/auth/oidc_client.py) go with its last live session, whichever way it ends.
+(app/auth/oidc_client.py) go when its last live session is ended on purpose (sign-out, from a tab whose session
+already timed out too; an admin's End or End all) or the provider ends its access; a time-out keeps them, so the
+provider goes on vouching for the person's chat decisions through its re-checks.
 Beside that the session holds when it was opened and last
 used (seconds since the epoch, signed, so a client cannot move them) and a keyed stamp
 of the password it was opened with, and the account's session epoch at sign-in. Past
@@ -28,13 +30,15 @@ from urllib.parse import urlsplit
 
 from flask import current_app, make_response, redirect, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
-from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_login import LoginManager, login_user, logout_user
 
 from app.auth import oidc_client, steps
 from app.auth.models import BrowserSession
 from app.models import Account, utcnow
 
 OPENED, SEEN, STAMP, NONCE, EPOCH = "opened_at", "seen_at", "stamp", "nonce", "epoch"
+# Where Flask-Login keeps the signed-in account's id in the session.
+USER_ID = "_user_id"
 # The opaque id naming this session's record on the server (BrowserSession keeps only its digest).
 SESSION_ID = "sid"
 # Set by a sign-in through an identity provider, whose MFA stands for ours (app/auth/steps.py).
@@ -83,31 +87,24 @@ def load_account(account_id):
     if account is None or not account.active or session.get(EPOCH) != account.session_epoch or \
             not hmac.compare_digest(session.get(STAMP, ""), password_stamp(account)) or \
             not _within_limits() or not _record_kept(account):
-        _end_this_session(account)
+        _end_this_session()
         return None
     # The rule every door applies (app/auth/steps.py): a refusal that no step on a page can lift ends the
     # session, the identity provider's re-check (when due) among them; a page's polling never waits for it.
     refusal = steps.decider_refusal(account, assured_by_idp=signed_in_through_idp(),
                                     may_ask_provider=not is_background_refresh())
     if refusal is not None and refusal.step is None:
-        _end_this_session(account)
+        _end_this_session()
         return None
     return account
 
 
-def _end_this_session(account):
+def _end_this_session():
     """This session is over: its record goes with it, so a copy of the cookie (whose own stamps may still be
-    within the limits) opens nothing either, and the cookie forgets everything. When it was the account's last
-    live one (Sign out pressed on a page left open past the idle time comes here first), the provider's tokens go."""
+    within the limits) opens nothing either, and the cookie forgets everything. The provider's tokens stay (a
+    time-out is no sign-out): only sign-out, an admin or the provider ending access forgets them."""
     _forget_record(session.get(SESSION_ID))
     session.clear()
-    _forget_tokens_unless_in_use(account)
-
-
-def _forget_tokens_unless_in_use(account):
-    """The provider's tokens of `account` go unless one of its sessions may still be in use."""
-    if account is not None and account.idp_tokens:
-        oidc_client.forget_unused_tokens(account.id)
 
 
 def _forget_record(session_id):
@@ -215,7 +212,7 @@ def end_one_session(account, record_id):
     ended = BrowserSession.delete().where(BrowserSession.id == record_id,
                                           BrowserSession.account == account.id).execute() == 1
     if ended:
-        _forget_tokens_unless_in_use(account)
+        oidc_client.forget_unused_tokens(account.id)
     return ended
 
 
@@ -230,29 +227,37 @@ def end_all_sessions(account):
     tokens go with them."""
     Account.change(account.id, session_epoch=Account.session_epoch + 1)
     BrowserSession.delete().where(BrowserSession.account == account.id).execute()
-    _forget_tokens_unless_in_use(account)
+    oidc_client.forget_unused_tokens(account.id)
 
 
 def forget_ended_sessions():
     """The `forget_ended_sessions` job: drop the records of sessions that ended by themselves (idle, past the
-    absolute limit) or with their account's epoch, which nobody came back to, and the provider's tokens of every
-    account left with no live session."""
+    absolute limit) or with their account's epoch, which nobody came back to (the users page no longer lists them
+    either). The provider's tokens stay: a time-out is no sign-out."""
     live = BrowserSession.live(current_app.extensions["settings"]).select(BrowserSession.id)
     records = BrowserSession.delete().where(BrowserSession.id.not_in(live)).execute()
-    tokens = oidc_client.forget_unused_tokens()
-    return f"{records} ended session record(s) dropped, provider tokens of {tokens} account(s) forgotten"
+    return f"{records} ended session record(s) dropped"
 
 
-def end_session():
-    """Sign out: this session's record goes, so this cookie and every copy of it open nothing more. The
-    account's sessions on other devices go on; "End all" on the users page or a new password ends those.
-    The identity provider's tokens, kept for re-checking the account's sessions, go with its last live one: the
-    record of a session that ended by itself (idle, past the absolute limit) and was not used since needs none."""
-    # Read before the account is loaded: a session the loader finds over is cleared by then (its tokens handled).
-    session_id = session.get(SESSION_ID)
-    account = current_user._get_current_object() if current_user.is_authenticated else None
-    _forget_record(session_id)  # whatever the loader said of this session, a copy of its cookie must end here
-    _forget_tokens_unless_in_use(account)
+def signed_in_account_id():
+    """The id of the account this session's cookie names (signed: a client cannot change it), whether or not the
+    session is still within its limits; None when it names none. Read it before `current_user`, whose loader
+    clears a session it finds over."""
+    try:
+        return int(session.get(USER_ID))
+    except (TypeError, ValueError):
+        return None
+
+
+def end_session(account_id):
+    """Sign out of the session of `account_id` (`signed_in_account_id()`, read before the loader ran): its record
+    goes, so this cookie and every copy of it open nothing more. The account's sessions on other devices go on;
+    "End all" on the users page or a new password ends those. The identity provider's tokens go unless another
+    session of the account may still be in use, also when this one had already timed out on an open page."""
+    # Whatever the loader said of this session, a copy of its cookie must end here.
+    _forget_record(session.get(SESSION_ID))
+    if account_id is not None:
+        oidc_client.forget_unused_tokens(account_id)
     logout_user()
     session.clear()
 

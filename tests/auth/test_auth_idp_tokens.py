@@ -1,7 +1,7 @@
-"""The identity provider's tokens go with the last live session of their account, whichever way it ends: sign-out
-(from a tab whose session had already timed out too), a time-out the next page finds, a time-out nobody comes back
-to (the `forget_ended_sessions` job), an admin ending one or all of them. Slack, which re-checks with them, refuses
-the person then as after sign-out (tests/chat/test_chat_slack_deciders.py)."""
+"""The identity provider's tokens go when the last live session of their account is ended on purpose: sign-out
+(from a tab whose session had already timed out too), an admin ending one or all of them. A time-out keeps them,
+whether a page, a tab's own polling or nobody (the `forget_ended_sessions` job) comes back to it: with them the
+provider goes on vouching for the person's Slack decisions (tests/chat/test_chat_slack_deciders.py)."""
 from datetime import timedelta
 
 import pytest
@@ -55,15 +55,25 @@ def test_signing_out_of_a_timed_out_tab_keeps_the_tokens_a_live_session_needs(ap
     assert phone.get("/tickets").status_code == 200
 
 
-def test_a_page_finding_the_last_session_timed_out_forgets_the_tokens(app):
+def test_a_page_finding_the_last_session_timed_out_keeps_the_tokens(app):
+    """A time-out is no sign-out: the tokens stay for the provider's re-checks of the person's chat decisions."""
     account = _provider_account()
     laptop = _signed_in(app, account, idle_minutes=31)
     assert laptop.get("/tickets").status_code == 302
-    assert _tokens(account) is None
+    assert _tokens(account)
 
 
-def test_the_job_forgets_the_tokens_of_accounts_whose_sessions_all_ended_by_themselves(app):
-    """Nobody came back to the timed-out sessions: the job drops their records and the tokens nothing needs now."""
+def test_a_tabs_own_polling_finding_the_last_session_timed_out_keeps_the_tokens(app):
+    from app.auth.sessions import BACKGROUND_HEADER
+    account = _provider_account()
+    tab = _signed_in(app, account, idle_minutes=31)
+    assert tab.get("/tickets", headers={"HX-Request": "true", BACKGROUND_HEADER: "1"}).status_code == 401
+    assert _tokens(account)
+
+
+def test_the_job_drops_the_records_of_sessions_that_ended_by_themselves_and_keeps_the_tokens(app):
+    """Nobody came back to the timed-out sessions: the job drops their records; the tokens stay, so the provider
+    goes on vouching for chat decisions."""
     idle, aged, unused, busy = (_provider_account(name) for name in ("idle", "aged", "unused", "busy"))
     factories.browser_session(idle, idle_minutes=31)
     # Used a minute ago, opened past the absolute limit (12 hours).
@@ -76,18 +86,17 @@ def test_the_job_forgets_the_tokens_of_accounts_whose_sessions_all_ended_by_them
     outcome = run_job(JOBS["forget_ended_sessions"])
 
     assert outcome.ran and outcome.error is None
-    assert [_tokens(account) for account in (idle, aged, unused)] == [None, None, None]
-    assert _tokens(busy)
+    assert all(_tokens(account) for account in (idle, aged, unused, busy))
     assert [record.id for record in BrowserSession.select()] == [live.id]
 
 
-def test_the_job_leaves_the_tokens_a_sign_in_stores_while_it_runs(app):
-    """A sign-in opens its session, then stores its tokens: when both land after the job read the live sessions,
-    the tokens, checked after the job began, are the new session's and stay."""
-    from app.auth import sessions
+def test_a_sign_out_leaves_the_tokens_a_sign_in_elsewhere_stores_meanwhile(app):
+    """A sign-in opens its session, then stores its tokens: when both land after a sign-out elsewhere read the live
+    sessions, the tokens, checked after that began, are the new session's and stay."""
+    from app.auth import oidc_client
     account = _provider_account()
     Account.update(idp_checked_at=utcnow() + timedelta(seconds=5)).where(Account.id == account.id).execute()
-    sessions.forget_ended_sessions()
+    assert oidc_client.forget_unused_tokens(account.id) == 0
     assert _tokens(account)
 
 
