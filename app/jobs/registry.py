@@ -44,7 +44,7 @@ JOBS = {job.name: job for job in (
     Job("evaluate_policies", policy_queue.evaluate_due, 5),  # left queued after the webhook's answer
     Job("ops_alerts", alerts.check_alerts, 60),  # EPM refusing the credentials, no webhook for hours
     Job("expire_pending", expiry.expire_pending, 60),  # requests undecided past [tickets] expire_pending_hours
-    Job("forget_ended_sessions", sessions.forget_ended_sessions, 60),  # timed out, and the provider tokens they kept
+    Job("forget_ended_sessions", sessions.forget_ended_sessions, 60),  # records of timed-out sessions (tokens stay)
 )}
 
 
