@@ -45,16 +45,18 @@ def decision_event(record, request_id):
 
 def finalize_from_record(jit, update, record, when):
     """Keep EPM's `record` (read at `when`) on the ticket and apply `update` (decision_event) as the lost update
-    webhook would have: a first final decision, or a later state (an Admin Access approval revoked or ended early,
-    a conflict). Returns tickets.UPDATE_FIRST, UPDATE_NEWER or UPDATE_CONFLICT when the ticket changed, else None:
-    a record showing the state the ticket holds, or an older one, changes nothing however often it is read.
+    webhook would have: a first final decision, a later state (an Admin Access approval revoked or ended early,
+    a conflict), or an older one telling what the later state was (the approval after its revocation: Revoked).
+    Returns tickets.UPDATE_FIRST, UPDATE_NEWER, UPDATE_OLDER or UPDATE_CONFLICT when the ticket changed, else
+    None: a record showing the state the ticket holds, or an older one telling nothing new, changes nothing
+    however often it is read (tickets.later_effect).
     The caller holds the write transaction and the RequestId's lock (app.claims.lock_request)."""
     jit.epm_record, jit.epm_checked_at = record.raw, when
     jit.save(only=[type(jit).epm_record, type(jit).epm_checked_at])
     if update is None:
         return None
-    if jit.decision_final and tickets.later_update(jit, tickets.decision_fields(*update))[1] in (
-            tickets.UPDATE_DUPLICATE, tickets.UPDATE_OLDER):
+    if jit.decision_final and tickets.later_effect(jit, *update) is None:
         return None
     effect = tickets.record_update(jit, *update)[1]
-    return effect if effect in (tickets.UPDATE_FIRST, tickets.UPDATE_NEWER, tickets.UPDATE_CONFLICT) else None
+    return effect if effect in (tickets.UPDATE_FIRST, tickets.UPDATE_NEWER, tickets.UPDATE_OLDER,
+                                tickets.UPDATE_CONFLICT) else None

@@ -212,16 +212,20 @@ def _repair(kind, record, created, update, report, dry_run, actor):
 
 
 def _later_state(jit, update, record, report, dry_run, actor):
-    """A final ticket whose record in EPM shows a later state (contract/epm.md 5.3) whose update never arrived."""
-    if update is None or tickets.later_update(jit, tickets.decision_fields(*update))[1] in (
-            tickets.UPDATE_DUPLICATE, tickets.UPDATE_OLDER):
+    """A final ticket whose record in EPM shows a later state (contract/epm.md 5.3) whose update never arrived, or
+    an older one telling what the later state was (an approval listed after its revocation came: Revoked), as its
+    webhook would (tickets.later_effect)."""
+    effect = None if update is None else tickets.later_effect(jit, *update)
+    if effect is None:
         return
-    task, kept = jit.task, jit.final_decision
-    why = f"EPM shows {record.decision} where the ticket holds {kept}; its update never arrived"
+    task, kept, older = jit.task, jit.final_decision, effect == tickets.UPDATE_OLDER
+    why = (f"EPM shows {record.decision}, older than the {kept} the ticket holds" if older else
+           f"EPM shows {record.decision} where the ticket holds {kept}; its update never arrived")
     if not dry_run:
         if finalize_from_record(jit, update, record, utcnow()) is None:
             return  # a conflict already recorded
-        why = f"{why}: {jit.epm_outcome or 'kept as a conflict'}"
+        why = f"{why}: the ticket reads {jit.epm_outcome}" if older else \
+            f"{why}: {jit.epm_outcome or 'kept as a conflict'}"
         audit.record(AUDIT_DECISION_FINALIZED, actor, "ticket", task.number,
                      {"kind": task.kind, "request_id": jit.request_id, "epm_decision": record.decision, "why": why})
     report.finalized.append({"kind": task.kind, "request_id": jit.request_id, "ticket": task.number,
@@ -297,7 +301,8 @@ def check_with_epm(task, actor, client=None):
         if record is None:
             jit.epm_record, jit.epm_checked_at = None, when
             jit.save(only=[type(jit).epm_record, type(jit).epm_checked_at])
-        elif finalize_from_record(jit, update, record, when) is not None:
+        # An older state than the ticket's decides nothing: its own work note tells what the ticket now reads.
+        elif finalize_from_record(jit, update, record, when) not in (None, tickets.UPDATE_OLDER):
             finalized = record.decision
             tickets.add_work_note(task, "EPM's decision recorded from its record, read by Check with EPM.")
         audit.record(AUDIT_CHECKED, actor, "ticket", task.number,

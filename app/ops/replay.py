@@ -27,7 +27,7 @@ AUDIT_ACTION = "incoming_request_replay"
 CREATED = "created"
 FINALIZED = "finalized"
 UPDATED = "updated"    # EPM's newer state recorded: revoked, ended early, changed
-OLDER = "older"        # an update older than the ticket's state: changes nothing on the ticket
+OLDER = "older"        # an update older than the ticket's state: changes no decision (may tell what the newer was)
 CONFLICT = "conflict"  # an update contradicting what EPM acknowledged: kept as a conflict
 UNDECIDED = "undecided"  # an update without a decision before the first: noted, the ticket still awaits it
 DUPLICATE = "duplicate"
@@ -152,7 +152,8 @@ def _conflict_text(task, event, fields):
 
 def _describe_update(task, event, fields, before, dry_run, base, unchanged):
     """What a processed update did to its ticket (tickets.record_update), read from the ticket before and after:
-    an update already applied that is older than the ticket's state or a conflict again changes nothing."""
+    an update already applied that is older than the ticket's state or a conflict again changes nothing; an older
+    one arriving late may tell what the newer one was (Revoked), changing no decision."""
     jit = task.jit_request
     after = _ticket_state(jit)
     applied = before.status in APPLIED
@@ -180,6 +181,15 @@ def _describe_update(task, event, fields, before, dry_run, base, unchanged):
         if task.closed_at is not None and not before.closed:
             message += " and close it (auto-close)" if dry_run else " and closed it (auto-close)"
         return ReplayOutcome(result=FINALIZED, changed=True, message=message, **base)
+    decided = [name for name in tickets.DECISION_COLUMNS if after[name] != before.ticket_state[name]]
+    if after != before.ticket_state and not decided:
+        # An older update changes no decision, only what the ticket reads: what it tells of the newer one
+        # (tickets.older_update_outcome), as the webhook's late arrival does.
+        reads = "would read" if dry_run else "now reads"
+        return ReplayOutcome(result=OLDER, changed=True,
+                             message=f"{'would record' if dry_run else 'recorded'} EPM's older update on "
+                                     f"{task.number}, after the newer one: it {reads} {jit.epm_outcome}, as in "
+                                     f"order ({said(tickets.decision_fields(event, fields))})", **base)
     if after != before.ticket_state:
         state = jit.epm_outcome or jit.final_decision or "no decision given"
         return ReplayOutcome(result=UPDATED, changed=True,

@@ -329,6 +329,19 @@ def later_update(jit, values):
     return values, UPDATE_NEWER
 
 
+def later_effect(jit, event, fields):
+    """What the update (event, fields) would do to `jit`'s final ticket, changing nothing: UPDATE_NEWER,
+    UPDATE_CONFLICT, UPDATE_OLDER when it tells what the newer state was (older_update_outcome: the ticket
+    would read Revoked, Ended early or Changed), or None when it changes nothing (the state the ticket holds,
+    or an older one telling nothing new). A decision read from EPM's record is applied by this rule, the
+    webhook's, and read again it adds no note."""
+    values, effect = later_update(jit, decision_fields(event, fields))
+    if effect == UPDATE_DUPLICATE or (effect == UPDATE_OLDER and older_update_outcome(
+            event.kind, values, _recorded_state(jit), jit.epm_outcome) == jit.epm_outcome):
+        return None
+    return effect
+
+
 def _when(moment):
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC" if moment else "an unknown time"
 

@@ -442,3 +442,35 @@ def test_a_record_showing_the_state_the_ticket_holds_changes_nothing(epm_api, ma
 
     assert reconcile().changes == 0
     assert notes(task) == before
+
+
+def test_an_approval_listed_after_its_revocation_arrived_reads_revoked_as_its_late_webhook_makes_it(
+        epm_api, make_ticket, deliver):
+    # The approval's webhook was lost and the revocation's came first (a list read before it came shows the same):
+    # EPM's list still shows the approval. Its late webhook makes the ticket read Revoked; so does reconciliation.
+    reconciled, delivered = factories.admin_request(), factories.admin_request()
+    for event in (reconciled, delivered):
+        make_ticket(event)
+        deliver(factories.admin_revocation(event["RequestId"]))
+    deliver(factories.admin_decision(delivered["RequestId"]))
+    epm_api.add(ADMIN, admin_record(reconciled["RequestId"], status="Approved", decisionPerformedByUser="jchen",
+                                    decisionTime="2026-11-20T15:12:02Z", duration="1800",
+                                    startTime="2026-11-20T15:12:03Z", endTime="2026-11-20T15:42:03Z"))
+
+    report = reconcile()
+
+    jits = [AdminTicket.get(AdminTicket.request_id == event["RequestId"]) for event in (reconciled, delivered)]
+    for jit in jits:
+        assert (jit.final_decision, jit.final_decision_by, jit.epm_outcome) == (
+            "Denied", "secops-lead", contract.EPM_OUTCOME_REVOKED)
+        assert assert_outcome_kept(jit.task)[0] == contract.EPM_OUTCOME_REVOKED
+    told = ("EPM sent an older update (Approved by jchen at 2026-11-20 15:12:02 UTC) after the newer one: the ticket "
+            "now reads Revoked, as it would have in order. Nothing is sent to EPM for it.")
+    assert notes(jits[0].task)[-1] == notes(jits[1].task)[-1] == told
+    assert [(item["ticket"], item["decision"]) for item in report.finalized] == [(jits[0].task.number, "Approved")]
+    assert report.finalized[0]["why"] == ("EPM shows Approved, older than the Denied the ticket holds: the ticket "
+                                          "reads Revoked")
+    # Read again, the record tells nothing new.
+    before = notes(jits[0].task)
+    assert reconcile().changes == 0
+    assert notes(jits[0].task) == before

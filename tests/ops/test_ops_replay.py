@@ -411,6 +411,45 @@ def test_a_revocation_stored_as_an_error_is_recorded_as_the_newer_state(app, del
     assert (again.result, again.changed) == (replays.DUPLICATE, False)
 
 
+def test_an_approval_replayed_after_its_revocation_arrived_reads_revoked_as_its_late_webhook_makes_it(
+        app, deliver, monkeypatch, admin):
+    # The approval failed (stored as an error) and its revocation came: replayed, the approval tells the ticket
+    # what its late webhook tells it (tickets.older_update_outcome), and the replay says so.
+    for request_id in ("replay-late", "webhook-late"):
+        deliver(factories.admin_request(request_id=request_id))
+    failed = stored_as_error(deliver, monkeypatch, factories.admin_decision("replay-late"))
+    for request_id in ("replay-late", "webhook-late"):
+        deliver(factories.admin_revocation(request_id))
+    deliver(factories.admin_decision("webhook-late"))
+
+    preview = replays.replay(failed, admin, dry_run=True)
+    assert (preview.result, preview.changed) == (replays.OLDER, True)
+    assert preview.message == ("would record EPM's older update on INC0010001, after the newer one: it would read "
+                               "Revoked, as in order (Approved by jchen at 2026-11-20 15:12:02 UTC)")
+    assert AdminTicket.get(AdminTicket.request_id == "replay-late").epm_outcome is None
+
+    outcome = replays.replay(failed, admin)
+    assert (outcome.result, outcome.changed, outcome.status) == (replays.OLDER, True, contract.INCOMING_PROCESSED)
+    assert outcome.message == ("recorded EPM's older update on INC0010001, after the newer one: it now reads "
+                               "Revoked, as in order (Approved by jchen at 2026-11-20 15:12:02 UTC)")
+    replayed, delivered = (AdminTicket.get(AdminTicket.request_id == request_id)
+                           for request_id in ("replay-late", "webhook-late"))
+    for jit in (replayed, delivered):
+        assert (jit.final_decision, jit.final_decision_by, jit.epm_outcome) == (
+            "Denied", "secops-lead", contract.EPM_OUTCOME_REVOKED)
+        assert assert_outcome_kept(jit.task_id)[0] == contract.EPM_OUTCOME_REVOKED
+    told = ("EPM sent an older update (Approved by jchen at 2026-11-20 15:12:02 UTC) after the newer one: the ticket "
+            "now reads Revoked, as it would have in order. Nothing is sent to EPM for it.")
+    assert admin_notes("replay-late")[-2:] == [
+        told, f"Stored delivery {failed.sys_id} (JIT_ADMIN_TICKET_UPDATED) replayed by {admin.username}: "
+              f"{outcome.message}."]
+    assert admin_notes("webhook-late")[-1] == told
+
+    again = replays.replay(failed, admin)
+    assert (again.result, again.changed) == (replays.OLDER, False)
+    assert again.message == "changed nothing: older than the recorded state; INC0010001 keeps Revoked"
+
+
 def test_a_replayed_revocation_is_kept_as_its_ticket_s_outcome(app, deliver, monkeypatch, admin):
     deliver(factories.admin_request(request_id="replay-kept"))
     deliver(factories.admin_decision("replay-kept"))

@@ -106,6 +106,26 @@ def test_a_ticket_already_final_is_not_finalized_again(as_approver, epm_api, del
     assert Task.get_by_id(admin_ticket.id).jit_request.final_decision_by == "jchen"
 
 
+def test_an_approval_epm_shows_after_its_revocation_arrived_makes_the_ticket_read_revoked(as_approver, epm_api, deliver,
+                                                                                          admin_ticket):
+    request_id = admin_ticket.request_id
+    deliver(factories.admin_revocation(request_id))  # the approval's webhook was lost: EPM's record still shows it
+    epm_api.mock.get(f"{LIST_URLS[contract.KIND_ADMIN]}/{request_id}", json=[admin_record(
+        request_id, status="Approved", decisionPerformedByUser="jchen", decisionTime="2026-11-20T15:12:02Z",
+        duration="1800", startTime="2026-11-20T15:12:03Z", endTime="2026-11-20T15:42:03Z")])
+
+    page = page_text(check(as_approver, admin_ticket))
+
+    assert "Recorded EPM's final decision" not in page, "an older state decides nothing"
+    jit = Task.get_by_id(admin_ticket.id).jit_request
+    assert (jit.final_decision, jit.final_decision_by, jit.epm_outcome) == ("Denied", "secops-lead", "Revoked")
+    told = ("EPM sent an older update (Approved by jchen at 2026-11-20 15:12:02 UTC) after the newer one: the ticket "
+            "now reads Revoked, as it would have in order. Nothing is sent to EPM for it.")
+    assert notes(admin_ticket)[-1] == told and told in page
+    check(as_approver, admin_ticket)
+    assert notes(admin_ticket).count(told) == 1, "checked again, the record tells nothing new"
+
+
 def test_an_epm_error_is_shown_and_changes_nothing(as_approver, epm_api, admin_ticket):
     epm_api.mock.replace("POST", TOKEN_URL, status=401, json={"error": "invalid_client"})
     before = notes(admin_ticket)
