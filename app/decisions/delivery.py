@@ -15,7 +15,7 @@ from app.audit import service as audit
 from app.db import update_row_unread, write_transaction
 from app.epm import records
 from app.epm.client import EpmClient
-from app.epm.errors import EpmDecidedOtherwise, EpmError
+from app.epm.errors import EpmDecidedOtherwise, EpmError, EpmRecordLags
 from app.epm.payloads import admin_decision_body, application_decision_body
 from app.intake.epm_records import decision_event, finalize_from_record
 from app.intake.schemas import storable
@@ -103,6 +103,9 @@ def deliver_claimed(decision, configuration=None, jit=None):
         _send(decision, configuration, jit, record_call)
     except EpmDecidedOtherwise as error:
         _record_decided_otherwise(decision, error, calls)
+    except EpmRecordLags as error:
+        message, retryable = _lagging_outcome(decision, error)
+        _record_failure(decision, message, error.status, retryable, error.retry_after, calls)
     except EpmError as error:
         _record_failure(decision, str(error), error.status, error.retryable, error.retry_after, calls)
     except ValueError as error:
@@ -116,6 +119,18 @@ def deliver_claimed(decision, configuration=None, jit=None):
         _record_success(decision, calls)
         return decision
     return Decision.get_by_id(decision.id)
+
+
+def _lagging_outcome(decision, error):
+    """(message, retryable) of an attempt EPM answered "already decided" while its record showed the request
+    pending. A record lagging EPM's answer catches up within minutes; one still pending after every step of
+    `[epm] retry_schedule` (where a 5xx outage is alerted) is not lagging, and retrying at the last interval
+    would go on for ever: the decision is given up, a failed send with its alert, and the ticket can be decided
+    again."""
+    if decision.attempts < len(_settings().retry_delays):
+        return error.message, True
+    return (f"{error.message}. It still showed the request undecided after {decision.attempts} attempts (every "
+            "step of [epm] retry_schedule): given up"), False
 
 
 def _store_calls(calls):

@@ -19,8 +19,8 @@ from requests_oauthlib import OAuth2Session
 from app import contract, egress
 from app.epm import records, tokens
 from app.epm.errors import (
-    EpmAuthFailed, EpmDecidedOtherwise, EpmError, EpmRejected, EpmRetryable, EpmUnreachable, error_for_exception,
-    error_for_status, json_answer, response_body, token_refusal,
+    EpmAuthFailed, EpmDecidedOtherwise, EpmError, EpmRecordLags, EpmRejected, EpmRetryable, EpmUnreachable,
+    error_for_exception, error_for_status, json_answer, response_body, token_refusal,
 )
 from app.epm.hosts import (  # noqa: F401 - validate_host is part of this module's public API
     EXAMPLE_HOST, base_url_for_host, host_name, host_warnings, is_loopback, validate_host,
@@ -49,7 +49,7 @@ TOKEN_ERROR_HINTS = {
 # or tell of EPM's own decision taken meanwhile (an admin in EPM's console). EPM is an ASP.NET API, whose bare
 # Conflict() says no more than {"title": "Conflict", "status": 409, ...}: whatever its body, EPM's record of the
 # request tells what happened (_check_conflict). A 409 that says in words the request was already decided while
-# the record still shows it pending tells of a record lagging EPM's answer: retried, not refused.
+# the record still shows it pending tells of a record lagging EPM's answer: retried, not refused (EpmRecordLags).
 _SAYS_DECIDED = re.compile(r"\balready\s+(?:been\s+)?(?:decided|processed|approved|denied|completed|final)",
                            re.IGNORECASE)
 
@@ -239,7 +239,8 @@ class EpmClient:
         """Return when EPM's record of `request_id` shows `decision`: the 409 `answer` then acknowledges it (the
         answer to a re-send whose 2xx was lost). EpmDecidedOtherwise when the record shows the other decision;
         EpmRejected (permanent) when it shows the request still pending and the 409 does not say it was
-        already decided: EPM refused the decision, and re-sending it would only be refused again.
+        already decided: EPM refused the decision, and re-sending it would only be refused again; EpmRecordLags
+        (retryable, up to the outbox's bound) when the 409 says so.
 
         Anything else leaves the decision unacknowledged and retryable (EpmRetryable), as a failed call does:
         the record could not be read, EPM does not know the request, or its record shows a status the EPM
@@ -253,7 +254,12 @@ class EpmClient:
                                f"decision was applied: {error.message}", status=answer.status_code,
                                body=response_body(answer), retry_after=error.retry_after) from error
         record = None if raw is None else records.read_record(kind, raw, self.status_mapping)
-        if record is not None and record.is_pending and not _SAYS_DECIDED.search(answer.text or ""):
+        if record is not None and record.is_pending:
+            if _SAYS_DECIDED.search(answer.text or ""):
+                raise EpmRecordLags(f"{said}. It says the request was already decided, but its record shows request "
+                                    f"{request_id} still undecided ({records.describe(record, request_id)}): the "
+                                    "record may lag EPM's answer",
+                                    status=answer.status_code, body=response_body(answer))
             raise EpmRejected(f"{said}. Its record shows request {request_id} still undecided "
                               f"({records.describe(record, request_id)}): EPM refused the decision sent from here, "
                               "which was not applied", status=answer.status_code, body=response_body(answer))

@@ -54,6 +54,12 @@ class EpmDecidedOtherwise(EpmRejected):
         self.record = record
 
 
+class EpmRecordLags(EpmRetryable):
+    """EPM answered a decision 409 saying the request was already decided, while its record still shows the request
+    pending: the record may lag EPM's answer, so the decision is tried again, up to a bound (the outbox gives it up
+    after every step of the retry schedule: app/decisions/delivery.py)."""
+
+
 class EpmAuthFailed(EpmError):
     """EPM refused the client credentials, or an access token even after a refresh.
 

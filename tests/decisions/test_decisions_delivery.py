@@ -230,6 +230,50 @@ def test_a_409_whose_record_cannot_be_read_is_retried_like_any_failed_delivery(e
     assert Decision.get().status == contract.DELIVERY_DELIVERED
 
 
+def _retry_due():
+    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+    assert delivery.deliver_due() == 1
+
+
+def test_a_409_saying_already_decided_is_acknowledged_once_epm_s_lagging_record_shows_the_decision(epm, approve,
+                                                                                                   ticket):
+    epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, json=epm_record("Pending"))
+    assert approve(ticket).status_code == 202
+    _retry_due()
+    assert Decision.get().status == contract.DELIVERY_PENDING
+    assert "the record may lag EPM's answer" in Decision.get().last_error
+
+    epm.replace("GET", RECORD_URL, json=epm_record("Approved"))
+    _retry_due()
+    assert (Decision.get().status, Decision.get().attempts) == (contract.DELIVERY_DELIVERED, 3)
+
+
+def test_a_409_saying_already_decided_whose_record_stays_pending_is_given_up_after_every_retry(
+        app, epm, approve, ticket, client, approver_auth):
+    epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, json=epm_record("Pending"))
+    approve(ticket)
+    steps = len(app.extensions["settings"].retry_delays)
+    for _ in range(steps - 1):
+        assert Decision.get().status == contract.DELIVERY_PENDING
+        _retry_due()
+
+    decision = Decision.get()
+    assert (decision.status, decision.attempts, decision.last_status) == (contract.DELIVERY_FAILED, steps, 409)
+    task = Task.get(Task.number == ticket)
+    assert assert_outcome_kept(task)[0] == "Failed to send"
+    assert not task.jit_request.decision_final
+    [given_up] = [text for text in notes(ticket) if text.startswith("Delivery to EPM failed permanently")]
+    assert given_up.endswith(f"It still showed the request undecided after {steps} attempts (every step of "
+                             "[epm] retry_schedule): given up. The ticket can be decided again.")
+    assert delivery.deliver_due() == 0
+    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+    assert delivery.deliver_due() == 0, "a failed send is not retried"
+    epm.replace("POST", APPLICATION_URL, json={})
+    assert approve(ticket).status_code == 201, "the ticket takes a new decision"
+
+
 def test_epm_s_decision_is_shown_even_when_its_record_holds_a_nul(epm, approve, ticket):
     # No text column stores a NUL (PostgreSQL refuses it): read as the webhook's text is, replaced by U+FFFD.
     epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)

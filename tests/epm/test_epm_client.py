@@ -15,7 +15,8 @@ from app import contract
 from app.epm import tokens
 from app.epm.client import EpmClient
 from app.epm.errors import (
-    EpmAuthFailed, EpmDecidedOtherwise, EpmError, EpmForbidden, EpmRejected, EpmRetryable, EpmUnreachable,
+    EpmAuthFailed, EpmDecidedOtherwise, EpmError, EpmForbidden, EpmRecordLags, EpmRejected, EpmRetryable,
+    EpmUnreachable,
 )
 from tests import factories
 from tests.epm.conftest import (
@@ -385,9 +386,12 @@ def test_a_409_saying_already_decided_while_the_record_still_shows_pending_is_re
     # lost, may be what EPM applied). Refusing for good would let the ticket be decided again.
     epm_mock.post(APPLICATION_URL, status=409, json={"message": "Request req-1 has already been decided"})
     epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", json=application_record(status))
-    with pytest.raises(EpmRetryable, match="does not show the decision") as raised:
+    with pytest.raises(EpmRecordLags, match=r"It says the request was already decided, but its record shows request "
+                                            r"req-1 still undecided \(status \w+, undecided\): the record may lag "
+                                            "EPM's answer$") as raised:
         epm_client.send_application_decision(DECISION, "key-1")
-    assert raised.value.status == 409 and not isinstance(raised.value, EpmDecidedOtherwise)
+    assert raised.value.status == 409 and raised.value.retryable
+    assert "EPM Statuses Meaning" not in raised.value.message, "a pending status is mapped: nothing to check"
 
 
 def test_a_decision_without_an_idempotency_key_is_refused_before_any_call(epm_mock, epm_client):

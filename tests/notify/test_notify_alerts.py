@@ -285,3 +285,36 @@ def test_decisions_undelivered_after_every_retry_alert_ops_once_per_outage(ops, 
     [post] = alert_posts(ops)
     assert tasks[0].number in post
     assert {decision.status for decision in Decision.select()} == {contract.DELIVERY_PENDING}
+
+
+def test_a_409_saying_already_decided_whose_record_stays_pending_fails_after_every_retry_with_its_alert(
+        ops, smtp_server, client, approver_auth, make_ticket, app):
+    # EPM says the request was already decided, its record keeps showing it pending: retried while the record may
+    # lag the answer, then given up where a 5xx outage is alerted, as a decision EPM refused for good.
+    task = make_ticket()
+    ops.post(TOKEN_URL, json=TOKEN_OK)
+    ops.post(APPLICATION_URL, status=409, json={"message": f"Request {task.request_id} has already been decided"})
+    ops.get(f"{LIST_URL}/{task.request_id}", json={"id": task.request_id, "requestInfo": {}, "serviceTicket": {},
+                                                   "accessDecision": {"status": "Pending"}})
+    approve(client, approver_auth, task.number)
+    steps = len(app.extensions["settings"].retry_delays)
+    while Decision.select().where(Decision.attempts < steps).exists():
+        assert Decision.get().status == contract.DELIVERY_PENDING
+        run("send_notifications")
+        assert not alert_mails(smtp_server), "not before the retry schedule ran out"
+        _retry_now()
+
+    decision = Decision.get()
+    assert (decision.status, decision.attempts, decision.last_status) == (contract.DELIVERY_FAILED, steps, 409)
+    assert decision.last_error.endswith(f"the record may lag EPM's answer. It still showed the request undecided "
+                                        f"after {steps} attempts (every step of [epm] retry_schedule): given up")
+    run("send_notifications")
+    run("ops_alerts")
+    [(recipients, message)] = alert_mails(smtp_server)
+    assert recipients == ["ops@example.com"]
+    assert task.number in message["Subject"] and "could not be delivered to EPM" in message["Subject"]
+    body = message.get_content()
+    assert "already been decided" in body and f"after {steps} attempt(s)" in body
+    assert "decide the ticket again" in body
+    _retry_now()
+    assert Decision.get().attempts == steps, "not sent again"
