@@ -3,9 +3,13 @@ decisions and calls to EPM. Each update EPM sent is a step saying what that upda
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from marshmallow import ValidationError
+
 from app import contract
+from app.epm import records
+from app.intake.epm_records import decision_event
 from app.intake.service import read_stored
-from app.models import Decision, IncomingRequest, WorkNote
+from app.models import Configuration, Decision, IncomingRequest, WorkNote
 from app.logs.models import OutboundCall
 from app.tickets import service as tickets
 
@@ -26,7 +30,8 @@ KIND_ORDER = (RECEIVED, CREATED, DECISION, DELIVERY_ATTEMPT, DELIVERED, FINALIZE
               UNDECIDED, CLOSED, NOTE)
 # The step of each thing an update did (tickets.record_update's UPDATE_*).
 UPDATE_KINDS = {tickets.UPDATE_FIRST: FINALIZED, tickets.UPDATE_NEWER: UPDATED, tickets.UPDATE_OLDER: OLDER,
-                tickets.UPDATE_CONFLICT: CONFLICT, tickets.UPDATE_UNDECIDED: UNDECIDED}
+                tickets.UPDATE_DUPLICATE: OLDER, tickets.UPDATE_CONFLICT: CONFLICT,
+                tickets.UPDATE_UNDECIDED: UNDECIDED}
 
 
 @dataclass(frozen=True)
@@ -79,47 +84,45 @@ def _acknowledged_at(task, moment):
             .order_by(Decision.delivered_at.desc(), Decision.id.desc()).first())
 
 
-def _is(decision, expected):
-    return decision is not None and decision.casefold() == expected.casefold()
-
-
 def _kept(recorded, outcome):
     return outcome or recorded["final_decision"] or "its decision"
 
 
 def _what_it_did(task, kind, values, recorded, outcome, processed_at):
     """(UPDATE_*, summary, recorded, outcome) for one update applied on top of the `recorded` decision columns
-    (None before the first) and EPM `outcome`, by the rules tickets.record_update applied (contract/epm.md 5.3);
-    the last two are the ticket's state after it."""
+    (None before the first) and EPM `outcome`, by the rules tickets.record_update applies (contract/epm.md 5.3:
+    tickets.first_update, later_state, later_outcome, older_update_outcome); the last two are the ticket's state
+    after it."""
     own = said(values)
     if recorded is None and values["final_decision"] is None:
         return (tickets.UPDATE_UNDECIDED, f"EPM sent an update without a decision: {own}; the ticket kept awaiting "
                                           "EPM's final decision", None, outcome)
     if recorded is None:
         acknowledged = _acknowledged_at(task, processed_at)
-        acknowledged_as = acknowledged.decision if acknowledged is not None else None
-        if _is(acknowledged_as, contract.DECISION_DENIED) and _is(values["final_decision"], contract.DECISION_APPROVED):
+        effect, first_outcome = tickets.first_update(kind, values, acknowledged)
+        if effect == tickets.UPDATE_CONFLICT:
             kept = {**dict.fromkeys(tickets.DECISION_COLUMNS), "final_decision": contract.DECISION_DENIED,
                     "final_decision_by": acknowledged.decided_by}
             return (tickets.UPDATE_CONFLICT, f"EPM sent a conflicting update: {own}, contradicting the Denied "
                                              f"decision by {acknowledged.decided_by} that EPM acknowledged; "
                                              f"the ticket kept Denied", kept, None)
-        if (kind == contract.KIND_ADMIN and _is(acknowledged_as, contract.DECISION_APPROVED)
-                and _is(values["final_decision"], contract.DECISION_DENIED)):
+        if first_outcome == contract.EPM_OUTCOME_REVOKED:
             return (tickets.UPDATE_FIRST, f"EPM revoked the approval by {acknowledged.decided_by} it had "
-                                          f"acknowledged: {own}", values, contract.EPM_OUTCOME_REVOKED)
+                                          f"acknowledged: {own}", values, first_outcome)
         return tickets.UPDATE_FIRST, f"EPM finalized the decision: {own}", values, None
     # What the update leaves out is what the ticket held, as record_update reads it.
-    filled = {name: recorded[name] if value is None else value for name, value in values.items()}
-    if tickets.compare_states(filled, recorded) < 0:
+    filled, effect = tickets.later_state(recorded, values)
+    if effect == tickets.UPDATE_DUPLICATE:
+        return (tickets.UPDATE_DUPLICATE, f"EPM re-sent the state the ticket held: {own}; it changed nothing, the "
+                                          f"ticket kept {_kept(recorded, outcome)}", recorded, outcome)
+    if effect == tickets.UPDATE_OLDER:
         told = tickets.older_update_outcome(kind, filled, recorded, outcome)
         if told != outcome:
             return (tickets.UPDATE_OLDER, f"EPM sent an older update after the newer one: {own}; the ticket "
                                           f"read {told}, as it would have in order", recorded, told)
         return (tickets.UPDATE_OLDER, f"EPM re-sent an older update: {own}; it changed nothing, the ticket kept "
                                       f"{_kept(recorded, outcome)}", recorded, outcome)
-    if _is(filled["final_decision"], contract.DECISION_APPROVED) and _is(recorded["final_decision"],
-                                                                         contract.DECISION_DENIED):
+    if effect == tickets.UPDATE_CONFLICT:
         return (tickets.UPDATE_CONFLICT, f"EPM sent a conflicting update: {own}, contradicting its final decision "
                                          f"Denied; the ticket kept {_kept(recorded, outcome)}", recorded, outcome)
     later = tickets.later_outcome(kind, recorded, filled, outcome)
@@ -134,11 +137,45 @@ def _what_it_did(task, kind, values, recorded, outcome, processed_at):
     return tickets.UPDATE_NEWER, summary, filled, later
 
 
+def _read_from_epm(task):
+    """(when, decision columns) of the final decision EPM's record of the request showed when the broker last read
+    it (reconciliation, Check with EPM, a decision EPM had taken otherwise: intake.epm_records.finalize_from_record
+    keeps that record on the ticket before recording what it shows), read as it was then; None when no record
+    with a usable decision was read."""
+    jit = task.jit_request
+    if jit.epm_checked_at is None or not isinstance(jit.epm_record, dict):
+        return None
+    record = records.read_record(task.kind, jit.epm_record, records.StatusMapping.of(Configuration.default()))
+    try:
+        update = decision_event(record, jit.request_id)
+    except ValidationError:
+        return None  # unusable: nothing was recorded from it
+    return None if update is None else (jit.epm_checked_at, tickets.decision_fields(*update))
+
+
+def _recorded_from_epm(task, values, recorded, outcome, when):
+    """(recorded, outcome) once the decision columns `values` read from EPM's record at `when` are applied as
+    finalize_from_record applies them: a state the ticket holds, or an older one, changes nothing."""
+    if recorded is not None and tickets.later_state(recorded, values)[1] in (tickets.UPDATE_DUPLICATE,
+                                                                             tickets.UPDATE_OLDER):
+        return recorded, outcome
+    return _what_it_did(task, task.kind, values, recorded, outcome, when)[2:]
+
+
 def _update_steps(task, updates):
     """One step per processed update delivery, saying what that delivery said (read from its stored body) and
-    what it did, worked out again in the order the deliveries were processed."""
+    what it did, worked out again in the order the deliveries were processed. A final decision recorded from
+    EPM's record rather than delivered (its lost update reconciled, say) takes its place in that order: the
+    updates after it are worked out on top of it, as the ticket recorded them."""
+    inputs = [(incoming.processed_at, incoming.id, incoming, None) for incoming in updates]
+    read = _read_from_epm(task) if updates else None
+    if read is not None:
+        inputs.append((read[0], 0, None, read[1]))
     steps, recorded, outcome = [], None, None
-    for incoming in sorted(updates, key=lambda row: (row.processed_at, row.id)):
+    for when, _, incoming, read_values in sorted(inputs, key=lambda entry: entry[:2]):
+        if incoming is None:
+            recorded, outcome = _recorded_from_epm(task, read_values, recorded, outcome, when)
+            continue
         detail = {"incoming_request": incoming.sys_id, "event_type": incoming.event_type, "status": incoming.status}
         # processed_at is stamped after the update's work notes; the step belongs right after the
         # update's arrival (or the ticket's creation, for an update that waited).

@@ -276,18 +276,13 @@ def record_update(jit, event, fields):
             _note_undecided(jit, values)
             return jit.task, UPDATE_UNDECIDED
         acknowledged = acknowledged_decision(jit)
-        if (acknowledged is not None and _is(acknowledged.decision, contract.DECISION_DENIED)
-                and _is(values["final_decision"], contract.DECISION_APPROVED)):
+        effect, outcome = first_update(event.kind, values, acknowledged)
+        if effect == UPDATE_CONFLICT:
             _keep_acknowledged(jit, acknowledged)
             _record_conflict(jit, values, f"the Denied decision by {acknowledged.decided_by} that EPM acknowledged")
             return jit.task, UPDATE_CONFLICT
-        # EPM acknowledged the broker's approval, so a Denied is that approval revoked in EPM (its own
-        # update for the approval was lost or is late).
-        revoked = (event.kind == contract.KIND_ADMIN and acknowledged is not None
-                   and _is(acknowledged.decision, contract.DECISION_APPROVED)
-                   and _is(values["final_decision"], contract.DECISION_DENIED))
-        _finalize_first(jit, values, epm_outcome=contract.EPM_OUTCOME_REVOKED if revoked else None)
-        if revoked:
+        _finalize_first(jit, values, epm_outcome=outcome)
+        if outcome == contract.EPM_OUTCOME_REVOKED:
             add_work_note(jit.task, f"EPM revoked the approval by {acknowledged.decided_by} it had acknowledged: "
                                     f"Denied by {_who(values)} at {_when(values['final_decision_time'])}. "
                                     "Nothing is sent to EPM for it.")
@@ -304,12 +299,33 @@ def record_update(jit, event, fields):
     return jit.task, effect
 
 
+def first_update(kind, values, acknowledged):
+    """(UPDATE_FIRST or UPDATE_CONFLICT, EPM outcome): what EPM's first update with a decision, its decision columns
+    `values`, does to a ticket whose decision by the broker EPM acknowledged is `acknowledged` (a Decision, or None).
+
+    An approval contradicting the acknowledged denial is a conflict (the ticket keeps Denied). A denial after the
+    acknowledged approval is that approval revoked in EPM (Admin Access; EPM's own update for the approval was lost
+    or is late). Anything else is recorded as EPM sent it."""
+    decision = acknowledged.decision if acknowledged is not None else None
+    if _is(decision, contract.DECISION_DENIED) and _is(values["final_decision"], contract.DECISION_APPROVED):
+        return UPDATE_CONFLICT, None
+    if (kind == contract.KIND_ADMIN and _is(decision, contract.DECISION_APPROVED)
+            and _is(values["final_decision"], contract.DECISION_DENIED)):
+        return UPDATE_FIRST, contract.EPM_OUTCOME_REVOKED
+    return UPDATE_FIRST, None
+
+
 def later_update(jit, values):
     """(values, UPDATE_*): what the decision columns `values` of an update would do to a ticket whose EPM decision is
-    final, changing nothing. For the same decision, what the update leaves out (a template without EndTime, say) is
-    what the ticket holds; a different decision keeps its own unknowns (a revocation read from EPM's record has no
+    final, changing nothing (later_state on the ticket's recorded columns)."""
+    return later_state(_recorded_state(jit), values)
+
+
+def later_state(recorded, values):
+    """(values, UPDATE_*): what the decision columns `values` of an update do to the final decision columns
+    `recorded`. For the same decision, what the update leaves out (a template without EndTime, say) is what
+    `recorded` holds; a different decision keeps its own unknowns (a revocation read from EPM's record has no
     decision time, and must not show the approval's)."""
-    recorded = _recorded_state(jit)
     # An update without a decision (empty, or its placeholder unreplaced: no value) cannot change the decision:
     # it is the recorded one, as told by the values it does carry (an End Session's earlier EndTime, say).
     if values["final_decision"] is None or \
@@ -324,7 +340,8 @@ def later_update(jit, values):
         return values, UPDATE_DUPLICATE
     if compare_states(values, recorded) < 0:
         return values, UPDATE_OLDER
-    if _is(values["final_decision"], contract.DECISION_APPROVED) and _is(jit.final_decision, contract.DECISION_DENIED):
+    if _is(values["final_decision"], contract.DECISION_APPROVED) and _is(recorded["final_decision"],
+                                                                         contract.DECISION_DENIED):
         return values, UPDATE_CONFLICT
     return values, UPDATE_NEWER
 

@@ -1,10 +1,13 @@
 """A ticket's processing history: every step from EPM's delivery to its closing, in the order it happened."""
 import responses
 
+from app import contract
 from app.configuration import update_configuration
 from app.decisions import delivery
-from app.models import Decision, Task, utcnow
+from app.jobs.reconcile import check_with_epm, reconcile
+from app.models import AdminTicket, Decision, Task, utcnow
 from tests import factories
+from tests.jobs.conftest import LIST_URLS, admin_record, epm_api  # noqa: F401 - `epm_api` is a fixture
 from tests.ops.conftest import APPLICATION_URL
 
 DECISION = "/api/x_bets_pmc_jit/tickets/{}/decision"
@@ -192,3 +195,69 @@ def test_an_approval_after_the_denial_epm_acknowledged_is_a_conflict_step(app, c
         ("conflicting update from EPM", "EPM sent a conflicting update: Approved by jchen at 2026-11-20 15:12:02 UTC, "
                                         "contradicting the Denied decision by mlopez that EPM acknowledged; the "
                                         "ticket kept Denied")]
+
+
+def reconciled_approval(request_id):
+    """EPM's record of an Admin Access request approved by jchen, as factories.admin_decision tells it."""
+    return admin_record(request_id, status="Approved", duration="1800", decisionTime="2026-11-20T15:12:02Z",
+                        decisionPerformedByUser="jchen", startTime="2026-11-20T15:12:03Z",
+                        endTime="2026-11-20T15:42:03Z")
+
+
+def update_events(events):
+    return [event for event in events if event["detail"].get("event_type") == contract.ADMIN_TICKET_UPDATED.name
+            and event["kind"] != "delivery received"]
+
+
+def test_a_revocation_after_a_reconciled_approval_is_a_revocation_step(
+        epm_api, deliver, client, admin_auth):  # noqa: F811 - the fixture
+    event = factories.admin_request()
+    number = deliver(event).json["result"]["ticket"]
+    # EPM's approval webhook was lost; reconciliation records it from EPM's record.
+    epm_api.add(contract.KIND_ADMIN, reconciled_approval(event["RequestId"]))
+    assert [item["ticket"] for item in reconcile().finalized] == [number]
+    assert deliver(factories.admin_revocation(event["RequestId"])).json["result"]["status"] == "processed"
+    jit = AdminTicket.get(AdminTicket.request_id == event["RequestId"])
+    assert (jit.final_decision, jit.epm_outcome) == ("Denied", contract.EPM_OUTCOME_REVOKED)
+
+    [step] = update_events(steps(client, admin_auth, number))
+
+    assert (step["kind"], step["summary"], step["detail"]["update"], step["detail"]["outcome"]) == (
+        "updated by EPM", "EPM revoked the approval: Denied by secops-lead at 2026-11-20 15:20:40 UTC", "newer",
+        contract.EPM_OUTCOME_REVOKED)
+
+
+def test_a_revocation_after_an_approval_read_by_check_with_epm_is_a_revocation_step(
+        epm_api, deliver, client, admin_auth):  # noqa: F811 - the fixture
+    event = factories.admin_request()
+    number = deliver(event).json["result"]["ticket"]
+    epm_api.mock.get(f"{LIST_URLS[contract.KIND_ADMIN]}/{event['RequestId']}",
+                     json=[reconciled_approval(event["RequestId"])])
+    assert check_with_epm(Task.get(Task.number == number), "root").finalized == "Approved"
+    deliver(factories.admin_revocation(event["RequestId"]))
+
+    [step] = update_events(steps(client, admin_auth, number))
+
+    assert (step["kind"], step["detail"]["outcome"]) == ("updated by EPM", contract.EPM_OUTCOME_REVOKED)
+    assert step["summary"].startswith("EPM revoked the approval: Denied by secops-lead")
+
+
+def test_an_approval_arriving_after_a_reconciled_revocation_is_told_as_the_ticket_reads_it(
+        epm_api, deliver, client, admin_auth):  # noqa: F811 - the fixture
+    event = factories.admin_request()
+    number = deliver(event).json["result"]["ticket"]
+    # Both webhooks late: reconciliation finds the approval already revoked in EPM, then the approval arrives.
+    epm_api.add(contract.KIND_ADMIN, admin_record(event["RequestId"], status="Denied", duration="1800",
+                                                  decisionTime="2026-11-20T15:20:40Z",
+                                                  decisionPerformedByUser="secops-lead",
+                                                  startTime="2026-11-20T15:12:03Z", endTime="2026-11-20T15:20:41Z"))
+    reconcile()
+    deliver(factories.admin_decision(event["RequestId"]))
+    jit = AdminTicket.get(AdminTicket.request_id == event["RequestId"])
+    assert (jit.final_decision, jit.epm_outcome) == ("Denied", contract.EPM_OUTCOME_REVOKED)
+
+    [step] = update_events(steps(client, admin_auth, number))
+
+    assert (step["kind"], step["detail"]["outcome"]) == ("older update from EPM", contract.EPM_OUTCOME_REVOKED)
+    assert step["summary"] == ("EPM sent an older update after the newer one: Approved by jchen at 2026-11-20 "
+                               "15:12:02 UTC; the ticket read Revoked, as it would have in order")
