@@ -129,6 +129,9 @@ class Connector:
     # Whether the mapping below was checked against the vendor's published API. A
     # connector whose answers could not be confirmed says which parts in its docstring.
     confirmed = True
+    # Options whose value is an address the connector sends a secret, or a token made from one, to: saved only
+    # as an http(s) URL the broker may connect to, like the base URL (app/itsm/connections.py).
+    host_options = ()
 
     def __init__(self, connection):
         self.connection = connection
@@ -155,6 +158,16 @@ class Connector:
     def required_settings(self):
         """(field, label) pairs this connection must have set, for its auth method."""
         return [("base_url", "Base URL")]
+
+    def default_token_url(self):
+        """Where the token request goes when the connection sets no token URL; "" for a connector without one."""
+        return ""
+
+    def secret_destinations(self):
+        """Every address this connection may send a stored secret, or a token made from one, to, whichever its
+        auth method: the base URL, the token URL and the host options, or this kind's defaults for them. A change
+        that moves any of them must carry the secrets again (app/itsm/connections.py)."""
+        return {self.base_url, self.token_url()} - {""}
 
     # --- Shared ---------------------------------------------------------------------
 
@@ -265,10 +278,14 @@ class Connector:
             raise ItsmError(f"{self.describe()} answered {what} without a `{key}` list")
         return records[0] if records else None
 
-    def request_token(self, default_url, what, advice, **body):
-        """POST a token request to the connection's token URL (else `default_url`); the answer's JSON object,
-        ItsmError ending in `advice` when it holds no access token."""
-        answer = self.request("POST", (self.connection.token_url or "").strip() or default_url, what=what, **body)
+    def token_url(self):
+        """The connection's token URL, else this kind's default (default_token_url)."""
+        return (self.connection.token_url or "").strip() or self.default_token_url()
+
+    def request_token(self, what, advice, **body):
+        """POST a token request to token_url(); the answer's JSON object, ItsmError ending in `advice` when it
+        holds no access token."""
+        answer = self.request("POST", self.token_url(), what=what, **body)
         if not isinstance(answer, dict) or not answer.get("access_token"):
             error = answer.get("error") if isinstance(answer, dict) else None
             raise ItsmError(f"{self.describe()} gave no access token{f' ({error})' if error else ''}; {advice}")

@@ -126,15 +126,47 @@ URL_FIELDS = ("base_url", "token_url")
 SECRET_AGAIN = "Enter the secret again: it is only sent to the host it was entered for"
 
 
-def _check_destinations(values, internal):
-    """Each URL must not be, or resolve to, a link-local or metadata address, nor a private one unless internal."""
+def _refused(field, message):
+    return BadRequest("Invalid ITSM connection", f"{field}: {message}", extra={"fields": {field: message}})
+
+
+def _check_destinations(values, kind, internal):
+    """Each address entered (the URL fields, and the options of `kind` naming a host: Connector.host_options)
+    must not be, or resolve to, a link-local or metadata address, nor a private one unless internal. A host option
+    is kept as an http(s) URL, as the URL fields are."""
     for name in URL_FIELDS:
         if values.get(name):
             try:
                 check_url(values[name], internal=internal)
             except EgressRefused as error:
-                raise BadRequest("Invalid ITSM connection", f"{name}: {error}",
-                                 extra={"fields": {name: str(error)}}) from None
+                raise _refused(name, str(error)) from None
+    options = values.get("options") or {}
+    for name in CONNECTOR_TYPES[kind].host_options:
+        if options.get(name):
+            try:
+                options[name] = _clean_url(options[name])
+                check_url(options[name], internal=internal)
+            except ValueError as error:  # EgressRefused is one
+                raise _refused("options", f"{name}: {error}") from None
+
+
+def _secret_destinations(connection):
+    """Where `connection`'s stored secrets may be sent (Connector.secret_destinations); None for an unknown kind."""
+    connector = CONNECTOR_TYPES.get(connection.kind)
+    return None if connector is None else connector(connection).secret_destinations()
+
+
+def _check_secrets_entered_again(connection, values):
+    """A change that moves where the stored secrets may go (the base or token URL, an option naming a host, the
+    kind and with it its default addresses) must carry each stored secret again: a secret goes only where it was
+    entered (docs/security.md)."""
+    changed = ItsmConnection(**{**{field.name: getattr(connection, field.name) for field in FIELDS}, **values})
+    if _secret_destinations(changed) == _secret_destinations(connection):
+        return
+    missing = [name for name in SECRET_FIELDS if getattr(connection, name) and not values.get(name)]
+    if missing:
+        raise BadRequest("Invalid ITSM connection", f"{missing[0]}: {SECRET_AGAIN}",
+                         extra={"fields": {name: SECRET_AGAIN for name in missing}})
 
 
 def _internal(values, connection=None):
@@ -154,7 +186,7 @@ def create_connection(raw, actor):
             raise BadRequest("Invalid ITSM connection", f"{required}: required",
                              extra={"fields": {required: "required"}})
     _check_auth_method(values)
-    _check_destinations(values, _internal(values))
+    _check_destinations(values, values["kind"], _internal(values))
     with write_transaction():
         if find_connection(values["name"]) is not None:
             raise Conflict(f"An ITSM connection named {values['name']!r} already exists")
@@ -173,12 +205,8 @@ def update_connection(connection, raw, actor):
     _check_auth_method(merged)
     values["auth_method"] = merged["auth_method"]
     internal = _internal(values, connection)
-    _check_destinations(values, internal)
-    moved = [name for name in URL_FIELDS if name in values and values[name] != getattr(connection, name)]
-    stored = [name for name in SECRET_FIELDS if getattr(connection, name)]
-    if moved and stored and not any(values.get(name) for name in SECRET_FIELDS):
-        raise BadRequest("Invalid ITSM connection", f"{stored[0]}: {SECRET_AGAIN}",
-                         extra={"fields": {name: SECRET_AGAIN for name in stored}})
+    _check_destinations(values, merged["kind"], internal)
+    _check_secrets_entered_again(connection, values)
     with write_transaction():
         if "name" in values and values["name"] != connection.name and find_connection(values["name"]) is not None:
             raise Conflict(f"An ITSM connection named {values['name']!r} already exists")

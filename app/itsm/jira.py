@@ -28,6 +28,12 @@ class JiraConnector(Connector):
         return [("base_url", "Base URL (https://<site>.atlassian.net)"), ("username", "Account e-mail"),
                 ("secret", "API token")]
 
+    def default_token_url(self):
+        return ATLASSIAN_TOKEN_URL
+
+    def secret_destinations(self):
+        return super().secret_destinations() | {ATLASSIAN_API}
+
     @property
     def api_root(self):
         if self.connection.auth_method == AUTH_OAUTH:
@@ -36,8 +42,7 @@ class JiraConnector(Connector):
 
     def fetch_token(self):
         connection = self.connection
-        answer = self.request_token(ATLASSIAN_TOKEN_URL, "the OAuth token refresh",
-                                    "the refresh token may have expired",
+        answer = self.request_token("the OAuth token refresh", "the refresh token may have expired",
                                     json={"grant_type": "refresh_token", "client_id": connection.client_id,
                                           "client_secret": connection.client_secret,
                                           "refresh_token": connection.refresh_token})

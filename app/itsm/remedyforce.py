@@ -45,10 +45,13 @@ class RemedyforceConnector(Connector):
             raise ItsmError(f"{self.describe()}: option {name} {value!r} is not a Salesforce field name")
         return value
 
+    def default_token_url(self):
+        return f"{self.base_url or SALESFORCE_LOGIN}/services/oauth2/token"
+
     def fetch_token(self):
-        """(instance URL, access token): the session, cached until it nearly expires."""
-        answer = self.request_token(f"{self.base_url or SALESFORCE_LOGIN}/services/oauth2/token",
-                                    "the OAuth token request", "check the connected app and grant",
+        """(instance URL, access token): the session, cached until it nearly expires. The instance URL is the one
+        the token endpoint answers with: the secrets went there, the session goes where it says."""
+        answer = self.request_token("the OAuth token request", "check the connected app and grant",
                                     data=self.oauth_form())
         # Salesforce does not say how long a token lives; the session timeout is 2 h by default.
         return ((answer.get("instance_url") or self.base_url).rstrip("/"), answer["access_token"]), 3600

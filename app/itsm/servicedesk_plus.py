@@ -107,6 +107,7 @@ class ServiceDeskPlusCloudConnector(ServiceDeskPlusConnector):
     kind = "sdp_cloud"
     label = "ServiceDesk Plus Cloud"
     auth_methods = (AUTH_ZOHO_OAUTH,)
+    host_options = ("accounts_url",)  # Zoho's accounts server for the region (accounts.zoho.eu, ...)
 
     def required_settings(self):
         return [("client_id", "Zoho client ID"), ("client_secret", "Zoho client secret"),
@@ -116,6 +117,12 @@ class ServiceDeskPlusCloudConnector(ServiceDeskPlusConnector):
         base = self.base_url or SDP_CLOUD
         return f"{base}/app/{quote(str(self.connection.option('portal')))}/api/v3"
 
+    def default_token_url(self):
+        return f"{self.connection.option('accounts_url', ZOHO_ACCOUNTS)}/oauth/v2/token"
+
+    def secret_destinations(self):
+        return super().secret_destinations() | {self.base_url or SDP_CLOUD}
+
     def _headers(self):
         return {"Accept": ACCEPT, "Authorization": f"Zoho-oauthtoken {self.access_token()}"}
 
@@ -123,9 +130,7 @@ class ServiceDeskPlusCloudConnector(ServiceDeskPlusConnector):
         connection = self.connection
         # Sent as a form body, not the query string Zoho's examples use, so no
         # secret ever appears in a URL (or a log line that prints one).
-        answer = self.request_token(f"{connection.option('accounts_url', ZOHO_ACCOUNTS)}/oauth/v2/token",
-                                    "the Zoho token refresh", "check the client and the refresh token", data={
-                                        "grant_type": "refresh_token", "client_id": connection.client_id,
-                                        "client_secret": connection.client_secret,
-                                        "refresh_token": connection.refresh_token})
+        answer = self.request_token("the Zoho token refresh", "check the client and the refresh token", data={
+            "grant_type": "refresh_token", "client_id": connection.client_id,
+            "client_secret": connection.client_secret, "refresh_token": connection.refresh_token})
         return answer["access_token"], answer.get("expires_in")

@@ -45,9 +45,12 @@ class ServiceNowConnector(Connector):
             return required + [("client_id", "OAuth client ID"), ("client_secret", "OAuth client secret")]
         return required + [("username", "User name"), ("secret", "Password")]
 
+    def default_token_url(self):
+        return f"{self.base_url}/oauth_token.do" if self.base_url else ""
+
     def fetch_token(self):
-        answer = self.request_token(f"{self.base_url}/oauth_token.do", "the OAuth token request",
-                                    "check the OAuth client and grant", data=self.oauth_form(password_grant=True))
+        answer = self.request_token("the OAuth token request", "check the OAuth client and grant",
+                                    data=self.oauth_form(password_grant=True))
         return answer["access_token"], answer.get("expires_in")
 
     def _read(self, table, params, what):

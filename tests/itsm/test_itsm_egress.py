@@ -1,21 +1,25 @@
-"""ITSM connections send their secrets only where they were entered: a moved URL needs the secret again,
+"""ITSM connections send their secrets only where they were entered: a moved URL, an option naming a host
+(ServiceDesk Plus Cloud's accounts_url) or a kind with other token endpoints needs each stored secret again,
 link-local and metadata addresses are refused, private ones only for a connection marked internal (audited),
 and the check is repeated on the address each connection is made to."""
 import socket
 
 import pytest
+import responses
 
 from app import egress
 from app.audit.models import AuditEntry
 from app.errors import BadRequest
 from app.itsm import connector_for
 from app.itsm.base import ItsmSettingsError
-from app.itsm.connections import SECRET_AGAIN, create_connection, update_connection
+from app.itsm.connections import SECRET_AGAIN, create_connection, update_connection, validate_connection
 from app.itsm.models import ItsmConnection
 from tests.resolving import answers  # noqa: F401 - a fixture
 
 SN = "https://corp.service-now.com"
 SDP = "https://sdp.corp.example"
+COLLECTOR = "https://collector.example"
+SDP_CLOUD_CHANGES = "https://sdpondemand.manageengine.com/app/itdesk/api/v3/changes"
 
 
 @pytest.fixture
@@ -69,3 +73,94 @@ def test_a_base_url_rebound_to_the_metadata_address_is_refused_when_connecting(a
     answers("corp.service-now.test", "169.254.169.254")
     with pytest.raises(ItsmSettingsError, match="metadata"):
         connector_for(connection).check()
+
+
+def _zoho(**extra):
+    return create_connection({"name": "sdp", "kind": "sdp_cloud", "auth_method": "zoho_oauth",
+                              "client_id": "1000.CID", "client_secret": "zoho-secret",
+                              "refresh_token": "1000.refresh", "options": {"portal": "itdesk"}, **extra}, "root")
+
+
+def test_moving_the_zoho_accounts_url_without_the_secrets_is_refused(app):
+    connection = _zoho()
+    with pytest.raises(BadRequest) as refused:
+        update_connection(connection, {"options": {"portal": "itdesk", "accounts_url": COLLECTOR}}, "root")
+    assert refused.value.extra["fields"] == {"client_secret": SECRET_AGAIN, "refresh_token": SECRET_AGAIN}
+    assert "accounts_url" not in ItsmConnection.get().options
+
+
+def test_moving_the_zoho_accounts_url_needs_each_stored_secret_again(app):
+    connection = _zoho()
+    with pytest.raises(BadRequest) as refused:
+        update_connection(connection, {"options": {"portal": "itdesk", "accounts_url": COLLECTOR},
+                                       "client_secret": "zoho-secret"}, "root")
+    assert refused.value.extra["fields"] == {"refresh_token": SECRET_AGAIN}
+
+
+@responses.activate
+def test_the_secrets_typed_again_with_a_moved_accounts_url_go_there(app):
+    connection = _zoho()
+    update_connection(connection, {"options": {"portal": "itdesk", "accounts_url": "https://accounts.zoho.eu/"},
+                                   "client_secret": "eu-secret", "refresh_token": "1000.eu-refresh"}, "root")
+    responses.post("https://accounts.zoho.eu/oauth/v2/token", json={"access_token": "x", "expires_in": 3600})
+    responses.get(SDP_CLOUD_CHANGES, json={"changes": [], "response_status": [{"status_code": 2000}]})
+
+    assert validate_connection(ItsmConnection.get())[0] is True
+    assert "client_secret=eu-secret" in responses.calls[0].request.body
+
+
+def test_naming_the_default_accounts_url_moves_no_secret(app):
+    connection = _zoho()
+    update_connection(connection, {"options": {"portal": "itdesk", "accounts_url": "https://accounts.zoho.com"}},
+                      "root")
+    assert ItsmConnection.get().client_secret == "zoho-secret"
+
+
+@pytest.mark.parametrize("address, why", [("http://collector.example", "https://"),
+                                          ("https://169.254.169.254", "metadata")])
+def test_an_accounts_url_is_an_https_address_the_broker_may_reach(app, address, why):
+    with pytest.raises(BadRequest) as refused:
+        _zoho(options={"portal": "itdesk", "accounts_url": address})
+    assert refused.value.extra["fields"]["options"].startswith("accounts_url: ")
+    assert why in refused.value.extra["fields"]["options"]
+
+
+def test_changing_the_kind_to_one_with_another_token_endpoint_needs_the_secrets_again(app):
+    connection = create_connection({"name": "corp", "kind": "servicenow", "base_url": SN, "auth_method": "oauth",
+                                    "client_id": "cid", "client_secret": "sn-client-secret"}, "root")
+    with pytest.raises(BadRequest) as refused:
+        update_connection(connection, {"kind": "jira", "options": {"cloud_id": "11111111"}}, "root")
+    assert refused.value.extra["fields"] == {"client_secret": SECRET_AGAIN}
+    assert ItsmConnection.get().kind == "servicenow"
+
+
+def test_changing_the_kind_to_one_sending_its_secret_to_the_same_host_keeps_it(app):
+    connection = create_connection({"name": "sdp", "kind": "sdp", "base_url": "https://sdp.example.com",
+                                    "secret": "technician-key"}, "root")
+    update_connection(connection, {"kind": "sdp_msp"}, "root")
+    assert (ItsmConnection.get().kind, ItsmConnection.get().secret) == ("sdp_msp", "technician-key")
+
+
+def test_the_admin_page_refuses_a_moved_accounts_url_without_the_secrets(as_admin, app):
+    _zoho()
+    answer = as_admin.post("/admin/policies/itsm/sdp", {
+        "name": "sdp", "kind": "sdp_cloud", "enabled": "true", "base_url": "", "auth_method": "zoho_oauth",
+        "username": "", "secret": "", "client_id": "1000.CID", "client_secret": "", "refresh_token": "",
+        "token_url": "", "options": f"portal=itdesk\naccounts_url={COLLECTOR}", "timeout_seconds": "10"})
+
+    assert answer.status_code == 400
+    assert SECRET_AGAIN in answer.get_data(as_text=True)
+    assert ItsmConnection.get().options == {"portal": "itdesk"}
+
+
+def test_the_cli_refuses_a_moved_accounts_url_without_the_secrets(runner):
+    with runner.app.app_context():
+        _zoho()
+    refused = runner.invoke(args=["itsm", "set", "sdp", f"option.accounts_url={COLLECTOR}"])
+    saved = runner.invoke(args=["itsm", "set", "sdp", f"option.accounts_url={COLLECTOR}",
+                                "client_secret=new-secret", "refresh_token=new-refresh"])
+
+    assert refused.exit_code != 0 and SECRET_AGAIN in refused.output
+    assert saved.exit_code == 0, saved.output
+    with runner.app.app_context():
+        assert ItsmConnection.get().options == {"portal": "itdesk", "accounts_url": COLLECTOR}
