@@ -69,7 +69,14 @@ def parse_json_object(raw_body):
         raise BadRequest(NOT_AN_OBJECT, f"the body is JSON but {kind}, not an object")
     # Only a \u escape can put a NUL or an unpaired surrogate into the parsed text: UTF-8 carries no
     # surrogates and JSON no raw control characters inside a string.
-    return storable(document) if "\\u" in text else document
+    if "\\u" not in text:
+        return document
+    try:
+        return storable(document)
+    except RecursionError:
+        # storable takes two Python frames a level where json.loads takes one, so a body nested some hundreds
+        # of levels deep parses but is not walked. No EPM template nests so.
+        raise BadRequest(NOT_AN_OBJECT, "the body nests its arrays and objects too deeply to read") from None
 
 
 def storable(value):

@@ -93,6 +93,11 @@ def _parse(delivery):
     except BadRequest as error:
         record_rejected(delivery, error.described())
         raise
+    except Exception:
+        # A body parsing does not foresee: kept as an error with its raw body, as _load keeps one, for ops to replay.
+        log.exception("parsing a delivery failed")
+        record_rejected(delivery, _processing_failed())
+        raise
 
 
 def _load(delivery, document):

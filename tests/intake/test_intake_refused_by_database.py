@@ -93,3 +93,20 @@ def test_a_delivery_its_reading_fails_on_unforeseen_is_a_500_kept_with_its_body(
         contract.INCOMING_ERROR, contract.ADMIN_TICKET_CREATED.name, "adm-unforeseen")
     assert "OverflowError: date value out of range" in row.error
     assert json.loads(bytes(row.raw_body)) == body, "kept with its body, for a replay once mended"
+
+
+def test_a_delivery_its_parsing_fails_on_unforeseen_is_a_500_kept_with_its_body(app, deliver, monkeypatch):
+    from app.intake import schemas
+
+    def unforeseen(value):
+        raise OverflowError("unforeseen")
+
+    monkeypatch.setattr(schemas, "storable", unforeseen)
+    monkeypatch.setitem(app.config, "TESTING", False)  # answered as in production, not raised into the test
+    raw = json.dumps(factories.admin_request(request_id="adm-unparsed", Reason="caf\u00e9")).encode()
+    response = deliver(raw)
+    assert response.status_code == 500
+    [row] = IncomingRequest.select()
+    assert row.status == contract.INCOMING_ERROR
+    assert "OverflowError: unforeseen" in row.error
+    assert bytes(row.raw_body) == raw, "kept with its body, for a replay once mended"

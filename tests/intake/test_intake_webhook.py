@@ -138,6 +138,20 @@ def test_malformed_json_is_400_and_the_raw_body_is_kept(deliver):
     assert row.body_text == '{"EventType": "URM_Native_Ticket_Created", '
 
 
+def test_a_body_nested_too_deeply_to_read_is_400_and_stored_as_error(deliver):
+    # With a \u escape (.NET writes "café" as "caf\u00e9") the parsed body is walked for what no column stores.
+    body = factories.admin_request(request_id="deep-1", Reason="caf\u00e9")
+    raw = json.dumps(body)[:-1] + ', "extra": ' + "[" * 600 + "]" * 600 + "}"
+    assert "\\u00e9" in raw
+    response = deliver(raw.encode())
+    assert response.status_code == 400
+    assert response.json["error"] == {"message": "The body is not a JSON object",
+                                      "detail": "the body nests its arrays and objects too deeply to read"}
+    [row] = incoming_rows()
+    assert (row.status, bytes(row.raw_body)) == (contract.INCOMING_ERROR, raw.encode())
+    assert Task.select().count() == 0
+
+
 def test_body_over_one_mebibyte_is_413_and_stored_without_body(deliver):
     body = factories.application_request(cmdArgs="x" * (1024 * 1024))
     response = deliver(body)
