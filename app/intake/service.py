@@ -32,7 +32,8 @@ class Delivery:
 
     def __init__(self, raw_body, content_type=None, headers=None, source_address=None):
         self.raw_body = raw_body
-        self.content_type = content_type
+        # Its column is narrow; EPM's administrator types it (contract 5.5), and `headers` keeps it whole.
+        self.content_type = None if content_type is None else content_type[:IncomingRequest.content_type.max_length]
         # Looked up by name, not copied whole (a request's headers are read from its environ).
         headers = {} if headers is None else headers
         self.headers = {name: value for name in KEPT_HEADERS if (value := headers.get(name)) is not None}

@@ -152,6 +152,20 @@ def test_a_body_nested_too_deeply_to_read_is_400_and_stored_as_error(deliver):
     assert Task.select().count() == 0
 
 
+def test_a_content_type_over_its_column_still_stores_the_delivery_and_keeps_it_whole(deliver):
+    # EPM's administrator types the webhook's Content-Type (contract 5.5): its column takes 255 characters.
+    content_type = "application/json; charset=utf-8; profile=" + "x" * 240
+    response = deliver(factories.admin_request(request_id="ct-1"), content_type=content_type)
+    assert response.status_code == 200
+    refused = deliver(b"not json", content_type=content_type)
+    assert refused.status_code == 400
+    made, rejected = incoming_rows()
+    assert (made.status, rejected.status) == (contract.INCOMING_PROCESSED, contract.INCOMING_ERROR)
+    assert AdminTicket.get(AdminTicket.request_id == "ct-1").task.number == response.json["result"]["ticket"]
+    assert made.content_type == rejected.content_type == content_type[:255]
+    assert made.headers["Content-Type"] == rejected.headers["Content-Type"] == content_type
+
+
 def test_body_over_one_mebibyte_is_413_and_stored_without_body(deliver):
     body = factories.application_request(cmdArgs="x" * (1024 * 1024))
     response = deliver(body)
