@@ -202,7 +202,13 @@ class EpmCount(EpmText):
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         match = contract.ZERO_FRACTION.match(text or "")
-        return str(int(match[1])) if match else text
+        if not match:
+            return text
+        try:
+            return str(int(match[1]))
+        except ValueError:
+            # Over Python's 4,300 digits for int(): no count of seconds is that long.
+            raise ValidationError(f"{self.data_key} is a number too long to be a count.") from None
 
 
 class EpmTimestamp(EpmText):

@@ -432,6 +432,15 @@ def test_a_count_with_a_zero_fraction_is_the_integer(deliver, value, stored):
     assert (jit.duration_requested, jit.task.requested_duration, jit.final_duration) == (stored, stored, stored)
 
 
+def test_a_count_too_long_to_read_is_a_field_error(deliver):
+    response = deliver(factories.admin_request(request_id="count-1", DurationRequested="1" * 5000 + ".0"))
+    assert response.status_code == 400
+    assert response.json["fields"] == {"DurationRequested": ["DurationRequested is a number too long to be a count."]}
+    [row] = incoming_rows()
+    assert (row.status, row.request_id) == (contract.INCOMING_ERROR, "count-1")
+    assert Task.select().count() == 0
+
+
 def test_an_application_decisions_duration_with_a_zero_fraction_is_the_integer(deliver):
     deliver(factories.application_request(request_id="app-n"))
     deliver(factories.application_decision("app-n", Duration="3600.0"))
