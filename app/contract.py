@@ -177,6 +177,16 @@ DECISION_APPROVED = "Approved"
 DECISION_DENIED = "Denied"
 DECISIONS = (DECISION_APPROVED, DECISION_DENIED)
 
+
+def find_decision(text):
+    """The decision (DECISIONS) `text` names, matched without regard to case, or None: EPM decides Approved or
+    Denied and nothing else (epm.md §3, §5.8), so other text (a template's `{decision}`) is no decision."""
+    if not isinstance(text, str):
+        return None
+    wanted = text.strip().casefold()
+    return next((decision for decision in DECISIONS if decision.casefold() == wanted), None)
+
+
 # What a later update from EPM made of its final decision (contract/epm.md 5.3); none of them is sent to EPM.
 EPM_OUTCOME_REVOKED = "Revoked"          # Admin Access: approved, then set to Denied
 EPM_OUTCOME_ENDED_EARLY = "Ended early"  # Admin Access: still approved, the session ended before its end time

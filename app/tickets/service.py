@@ -183,20 +183,30 @@ DECISION_COLUMNS = ("final_decision", "final_decision_time", "final_decision_by"
                     "final_start_time", "final_end_time")
 
 
+def _decided(event, fields):
+    """Where an update event of its kind carries its decision, decider and duration."""
+    return (fields.get("request_info") or {}) if event.kind == contract.KIND_APPLICATION else fields
+
+
 def decision_fields(event, fields):
-    """The finalized-decision columns an update event carries, by kind."""
-    if event.kind == contract.KIND_APPLICATION:
-        source = fields.get("request_info") or {}
-    else:
-        source = fields
+    """The finalized-decision columns an update event carries, by kind. Its decision is Approved or Denied in
+    the contract's spelling, or None: text naming neither (a template's `{decision}`) decides nothing, as an
+    EPM record's unknown status does (app/epm/records.StatusMapping); unreadable_decision names it."""
+    source = _decided(event, fields)
     return {
-        "final_decision": _clip(source.get("decision"), 32),
+        "final_decision": contract.find_decision(source.get("decision")),
         "final_decision_time": source.get("decision_time"),
         "final_decision_by": _clip(source.get("performed_by")),
         "final_duration": _clip(source.get("duration"), 32),
         "final_start_time": fields.get("start_time"),
         "final_end_time": fields.get("end_time"),
     }
+
+
+def unreadable_decision(event, fields):
+    """The Decision text of an update event when it names neither Approved nor Denied, else None."""
+    text = _decided(event, fields).get("decision")
+    return text if text is not None and contract.find_decision(text) is None else None
 
 
 def _is(decision, expected):
@@ -260,20 +270,25 @@ def record_update(jit, event, fields):
 
     The first final decision is recorded as EPM sent it (and may auto-close the ticket); an approval contradicting
     the broker's denial EPM acknowledged is a conflict, and a denial after its acknowledged approval reads
-    Revoked (Admin Access). An update before it that carries no decision (none, empty or an unreplaced
-    placeholder: contract/epm.md 1, 5.4) decides nothing: it is noted and the ticket awaits its decision as
-    before. After the first final decision, an update
+    Revoked (Admin Access). An update before it that carries no decision (none, empty, an unreplaced
+    placeholder: contract/epm.md 1, 5.4, or text naming neither Approved nor Denied: 3, 5.8) decides nothing: it is
+    noted and the ticket awaits its decision as before. After the first final decision, an update
     is a true duplicate (changes nothing), an older state re-sent (noted, changes nothing), a conflict (noted,
     warned, the ticket keeps its decision) or a newer state (recorded: revoked, ended early, changed, or the same
     decision naming the decider the ticket lacked).
     Nothing here sends anything to EPM: these are EPM's own decisions. With the first final decision, a decision
     of the broker's still waiting in the outbox is settled by EPM's (events.epm_decision_final)."""
     values = decision_fields(event, fields)
+    unreadable = unreadable_decision(event, fields)
+    if unreadable is not None:
+        # A template's typo, never EPM's decision: read as none, and told to ops, who can mend the template.
+        log.warning("EPM's update for ticket %s (RequestId %s) says Decision %r, neither Approved nor Denied: "
+                    "read as no decision", jit.task.number, jit.request_id, unreadable[:100])
     if jit.conflict_decision is not None and is_same_state(values, _recorded_conflict(jit)):
         return jit.task, UPDATE_DUPLICATE
     if not jit.decision_final:
         if values["final_decision"] is None:
-            _note_undecided(jit, values)
+            _note_undecided(jit, values, unreadable)
             return jit.task, UPDATE_UNDECIDED
         acknowledged = acknowledged_decision(jit)
         effect, outcome = first_update(event.kind, values, acknowledged)
@@ -483,10 +498,13 @@ def _note_older(jit, values, told):
     add_work_note(jit.task, f"EPM re-sent an older update ({own}) that changes nothing: the ticket keeps {kept}.")
 
 
-def _note_undecided(jit, values):
-    """Note an update that decides nothing on a ticket still awaiting EPM's decision; the ticket stays as it was."""
+def _note_undecided(jit, values, unreadable=None):
+    """Note an update that decides nothing (`unreadable`: its Decision text naming no decision) on a ticket still
+    awaiting EPM's decision; the ticket stays as it was."""
     told = f" (reported by {values['final_decision_by']})" if values["final_decision_by"] else ""
-    add_work_note(jit.task, f"EPM sent an update without a decision{told}: the ticket keeps awaiting EPM's "
+    what = ("without a decision" if unreadable is None
+            else f'whose Decision "{unreadable[:100]}" is neither Approved nor Denied')
+    add_work_note(jit.task, f"EPM sent an update {what}{told}: the ticket keeps awaiting EPM's "
                             "final decision. Nothing is sent to EPM for it.")
     update_task(jit, updated_at=utcnow())  # the outcome stays what the broker's latest decision says
 

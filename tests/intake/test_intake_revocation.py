@@ -110,7 +110,7 @@ def test_ending_the_session_early_keeps_the_approval_and_reads_ended_early(deliv
     assert Decision.select().count() == 0
 
 
-@pytest.mark.parametrize("blank", ["", "%%Decision%%", "%%DECISION%%"])
+@pytest.mark.parametrize("blank", ["", "%%Decision%%", "%%DECISION%%", "{decision}"])
 def test_a_later_update_without_a_decision_keeps_the_recorded_one(deliver, blank):
     # EPM's template with its Decision placeholder left unfilled: no value, so not a change of decision.
     deliver(factories.admin_request(request_id="rev-blank"))

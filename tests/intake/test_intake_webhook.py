@@ -7,8 +7,8 @@ from datetime import datetime
 import pytest
 
 from app import contract
-from app.models import (AdminTicket, ApplicationAccessTicket, Configuration, IncomingRequest, JIT_MODELS, Task,
-                        WorkNote)
+from app.models import (AdminTicket, ApplicationAccessTicket, Configuration, Decision, IncomingRequest, JIT_MODELS,
+                        Task, WorkNote, utcnow)
 from tests import factories
 from tests.conftest import WEBHOOK, basic_auth
 
@@ -687,6 +687,58 @@ def test_a_first_update_without_a_decision_is_noted_and_the_ticket_awaits_its_de
     assert jit.task.state_label == "Closed"
     assert WorkNote.select().where(WorkNote.task == jit.task,
                                    WorkNote.text.startswith("EPM finalized the decision: Approved")).count() == 1
+
+
+def _broker_decision(jit, status):
+    """The broker's approval on `jit`'s ticket, in the outbox with `status` (delivered: EPM answered 2xx)."""
+    return Decision.create(task=jit.task_id, decision=contract.DECISION_APPROVED, reason="ok", decided_by="jchen",
+                           ticket_url="https://broker.example/t", status=status,
+                           delivered_at=utcnow() if status == contract.DELIVERY_DELIVERED else None)
+
+
+@pytest.mark.parametrize("kind", [contract.KIND_APPLICATION, contract.KIND_ADMIN])
+@pytest.mark.parametrize("unreadable", ["{decision}", "{Decision}", "Pending", "Approve"])
+def test_a_first_update_whose_decision_is_neither_approved_nor_denied_decides_nothing(
+        deliver, caplog, kind, unreadable):
+    # EPM decides Approved or Denied (contract 3, 5.8); `{decision}` is no `%%placeholder%%` (5.4) but no decision.
+    Configuration.default()
+    Configuration.update(auto_close=True).execute()
+    created = factories.admin_request if kind == contract.KIND_ADMIN else factories.application_request
+    deliver(created(request_id="unreadable-1"))
+    model = JIT_MODELS[kind]
+    _broker_decision(model.get(model.request_id == "unreadable-1"), contract.DELIVERY_DELIVERED)
+
+    with caplog.at_level("WARNING", logger="app.tickets.service"):
+        answer = deliver(_update_saying(kind, "unreadable-1", unreadable)).json["result"]
+
+    jit = model.get(model.request_id == "unreadable-1")
+    assert answer["status"] == contract.INCOMING_PROCESSED
+    assert (jit.decision_final, jit.final_decision) == (False, None)
+    assert (jit.task.outcome, jit.task.state_label) == (contract.DECISION_APPROVED, "New")
+    notes = [note.text for note in WorkNote.select().where(WorkNote.task == jit.task)]
+    assert not any("finalized" in text for text in notes)
+    assert sum(f'EPM sent an update whose Decision "{unreadable}" is neither Approved nor Denied' in text
+               for text in notes) == 1
+    assert [record.getMessage() for record in caplog.records if record.levelname == "WARNING"] == [
+        f"EPM's update for ticket {jit.task.number} (RequestId unreadable-1) says Decision {unreadable!r}, "
+        "neither Approved nor Denied: read as no decision"]
+
+
+def test_an_update_whose_decision_is_unreadable_leaves_the_broker_s_decision_to_be_sent(deliver):
+    deliver(factories.admin_request(request_id="unreadable-2"))
+    waiting = _broker_decision(AdminTicket.get(AdminTicket.request_id == "unreadable-2"), contract.DELIVERY_PENDING)
+
+    deliver(factories.admin_decision("unreadable-2", Decision="{decision}"))
+
+    assert Decision.get_by_id(waiting.id).status == contract.DELIVERY_PENDING, "not settled as not applied"
+
+
+@pytest.mark.parametrize("spelled", ["approved", "APPROVED", " Approved "])
+def test_an_updates_decision_in_any_letter_case_is_recorded_in_the_contracts_spelling(deliver, spelled):
+    deliver(factories.admin_request(request_id="cased-1"))
+    deliver(factories.admin_decision("cased-1", Decision=spelled))
+    jit = AdminTicket.get(AdminTicket.request_id == "cased-1")
+    assert (jit.decision_final, jit.final_decision, jit.task.outcome) == (True, "Approved", "Approved")
 
 
 def test_an_update_without_a_decision_before_its_created_event_leaves_the_ticket_awaiting(deliver):
