@@ -347,10 +347,16 @@ def later_state(recorded, values):
             values["final_decision"].casefold() == (recorded["final_decision"] or "").casefold():
         values = {name: recorded[name] if value is None else value for name, value in values.items()}
     if is_same_state(values, recorded):
-        # The same state naming who decided where the ticket names nobody (EPM's record, read by reconciliation
-        # or after a 409, names no decider; a template's placeholder may come back unreplaced) is recorded as a
-        # newer update is: the decider and the times the ticket lacked are filled in.
-        if recorded["final_decision_by"] is None and values["final_decision_by"] is not None:
+        # The same state naming who decided or when where the ticket does not (EPM's record, read by reconciliation
+        # or after a 409, names no decider; a template's placeholder may come back unreplaced; an Admin Access
+        # approval may come before its session's times) is no duplicate (contract/epm.md 5.3): it is recorded as a
+        # newer update is, and what the ticket lacked is filled in, once. Naming another decider, it tells of
+        # another decision of that value, not of this one (EPM's own Denied after the broker's denial the ticket
+        # kept over EPM's approval: _keep_acknowledged), and fills in nothing.
+        decider = recorded["final_decision_by"]
+        if (decider is None or decider.casefold() == (values["final_decision_by"] or "").casefold()) and any(
+                recorded[name] is None and values[name] is not None
+                for name in ("final_decision_by", "final_decision_time", "final_start_time", "final_end_time")):
             return values, UPDATE_NEWER
         return values, UPDATE_DUPLICATE
     if compare_states(values, recorded) < 0:

@@ -137,16 +137,58 @@ def test_a_later_application_update_without_a_decision_keeps_the_denial(deliver)
     assert (jit.final_decision, jit.task.outcome) == ("Denied", "Denied")
 
 
-def test_a_missing_time_on_either_side_matches(deliver):
-    # A decision known without its times (as reconciled from EPM's list) and its late webhook with them.
+def test_a_missing_time_matches_but_one_the_ticket_lacks_is_filled_in(deliver):
+    # A decision known without its times (as reconciled from EPM's list) and its late webhook with them: the same
+    # decision, and not a duplicate (5.3: its DecisionTime and EndTime differ), so the times are filled in once.
     deliver(factories.admin_request(request_id="rev-5"))
     bare = factories.admin_revocation("rev-5")
     del bare["DecisionTime"], bare["EndTime"]
     deliver(bare)
     late = deliver(factories.admin_revocation("rev-5"))
-    assert status_of(late) == contract.INCOMING_DUPLICATE
-    assert admin_jit("rev-5").final_decision == "Denied"
-    assert sum("finalized" in text for text in notes(admin_jit("rev-5"))) == 1
+    assert status_of(late) == contract.INCOMING_PROCESSED
+    jit = admin_jit("rev-5")
+    assert (jit.final_decision, jit.final_decision_time.isoformat(), jit.final_end_time.isoformat()) == (
+        "Denied", "2026-11-20T15:20:40", "2026-11-20T15:20:41")
+    assert sum("finalized" in text for text in notes(jit)) == 1
+    # The other way round, an update lacking a time the ticket holds is the recorded state again.
+    for name in ("DecisionTime", "EndTime", "StartTime"):
+        again = factories.admin_revocation("rev-5")
+        del again[name]
+        assert status_of(deliver(again)) == contract.INCOMING_DUPLICATE
+    assert status_of(deliver(factories.admin_revocation("rev-5"))) == contract.INCOMING_DUPLICATE
+    assert len(notes(admin_jit("rev-5"))) == len(notes(jit))
+
+
+def test_an_approval_resent_with_the_session_times_the_ticket_lacks_fills_them_in(deliver):
+    # EPM's approval sent before the session started carries no times; the update that has them is recorded.
+    deliver(factories.admin_request(request_id="rev-times"))
+    deliver(factories.admin_decision("rev-times", StartTime="", EndTime="", DecisionTime=""))
+    later = deliver(factories.admin_decision("rev-times"))
+    assert status_of(later) == contract.INCOMING_PROCESSED
+    jit = admin_jit("rev-times")
+    assert (jit.final_decision, jit.epm_outcome, jit.final_decision_time.isoformat(),
+            jit.final_start_time.isoformat(), jit.final_end_time.isoformat()) == (
+        "Approved", None, "2026-11-20T15:12:02", "2026-11-20T15:12:03", "2026-11-20T15:42:03")
+    assert sum("finalized" in text for text in notes(jit)) == 1
+    assert notes(jit)[-1] == ("EPM updated its final decision: Approved by jchen at 2026-11-20 15:12:02 UTC, "
+                              "ending at 2026-11-20 15:42:03 UTC. Nothing is sent to EPM for it.")
+    assert status_of(deliver(factories.admin_decision("rev-times"))) == contract.INCOMING_DUPLICATE, \
+        "nothing left to fill in"
+
+
+def test_the_same_decision_by_another_decider_fills_in_nothing(deliver):
+    # The broker's denial EPM acknowledged is kept over EPM's approval; EPM's own Denied by someone else is another
+    # decision of that value, not the kept one told in full: its times are not the ticket's.
+    deliver(factories.admin_request(request_id="rev-kept"))
+    acknowledged_denial(admin_jit("rev-kept"))
+    deliver(factories.admin_decision("rev-kept"))
+    before = notes(admin_jit("rev-kept"))
+    own = deliver(factories.admin_revocation("rev-kept"))
+    assert status_of(own) == contract.INCOMING_DUPLICATE
+    jit = admin_jit("rev-kept")
+    assert (jit.final_decision, jit.final_decision_by, jit.final_decision_time, jit.final_end_time) == (
+        "Denied", "jchen", None, None)
+    assert notes(jit) == before
 
 
 def test_an_approval_after_a_denial_epm_acknowledged_is_a_conflict(deliver, caplog):
