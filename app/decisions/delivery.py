@@ -116,8 +116,8 @@ def deliver_claimed(decision, configuration=None, jit=None):
         _store_calls_alone(calls)
         raise
     else:
-        _record_success(decision, calls)
-        return decision
+        if _record_success(decision, calls):
+            return decision
     return Decision.get_by_id(decision.id)
 
 
@@ -154,18 +154,37 @@ def _store_calls_alone(calls):
             log.exception("could not record the EPM call %s %s", row.get("method"), row.get("path"))
 
 
+def _still_claimed(decision, **values):
+    """Store an attempt's outcome `values` on `decision` only while it is still the attempt this process claimed
+    (sending, and no later attempt claimed it since); True if stored.
+
+    An attempt that outlives its claim (_claim_seconds) may find the decision settled meanwhile: delivered by
+    another process's attempt, or by EPM's own final decision (settle_open_decisions). Its late answer must not
+    queue the decision again, nor undo that settlement; it is dropped with a log line."""
+    stored = Decision.update(**values).where(
+        Decision.id == decision.id, Decision.status == contract.DELIVERY_SENDING,
+        Decision.attempts == decision.attempts).execute()
+    if not stored:
+        log.info("decision %s on ticket %s was settled meanwhile: the outcome of its attempt %s is dropped",
+                 decision.sys_id, decision.task.number, decision.attempts)
+    return stored == 1
+
+
 def _record_success(decision, calls):
-    """Mark `decision` delivered (in the database and on the object) with the calls that delivered it."""
+    """Mark `decision` delivered (in the database and on the object) with the calls that delivered it; False
+    when it was settled meanwhile (_still_claimed)."""
     now = utcnow()
     with write_transaction():
         _store_calls(calls)
-        Decision.update(status=contract.DELIVERY_DELIVERED, delivered_at=now, claimed_until=None,
-                        last_status=200, last_error=None).where(Decision.id == decision.id).execute()
+        if not _still_claimed(decision, status=contract.DELIVERY_DELIVERED, delivered_at=now, claimed_until=None,
+                              last_status=200, last_error=None):
+            return False
         ticket_outcome.refresh(decision.task)
         tickets.add_work_note(decision.task, f"Decision sent to EPM and acknowledged "
                                              f"(attempt {decision.attempts}). It is now final.")
     decision.status, decision.delivered_at, decision.claimed_until = contract.DELIVERY_DELIVERED, now, None
     decision.last_status, decision.last_error = 200, None
+    return True
 
 
 def _record_failure(decision, message, status, retryable, retry_after, calls=()):
@@ -175,14 +194,16 @@ def _record_failure(decision, message, status, retryable, retry_after, calls=())
         if retryable:
             # Pending again: the ticket's outcome still reads "<decision> - sending to EPM", nothing to keep.
             next_at = utcnow() + timedelta(seconds=retry_delay(decision.attempts, retry_after))
-            Decision.update(status=contract.DELIVERY_PENDING, next_attempt_at=next_at, claimed_until=None,
-                            last_status=status, last_error=message[:2000]).where(Decision.id == decision.id).execute()
+            if not _still_claimed(decision, status=contract.DELIVERY_PENDING, next_attempt_at=next_at,
+                                  claimed_until=None, last_status=status, last_error=message[:2000]):
+                return
             if decision.attempts == 1:
                 tickets.add_work_note(decision.task, f"Delivery to EPM failed: {message}. "
                                                      "It will be retried automatically.")
         else:
-            Decision.update(status=contract.DELIVERY_FAILED, claimed_until=None, last_status=status,
-                            last_error=message[:2000]).where(Decision.id == decision.id).execute()
+            if not _still_claimed(decision, status=contract.DELIVERY_FAILED, claimed_until=None,
+                                  last_status=status, last_error=message[:2000]):
+                return
             ticket_outcome.refresh(decision.task)
             # The ticket reads as undecided again (its Table API `approval`): a client syncing by sys_updated_on
             # must see it move.
@@ -296,8 +317,9 @@ def _record_decided_otherwise(decision, error, calls):
     with write_transaction():
         claims.lock_request(request_id)  # EPM's own update webhook for the request waits, then finds this
         _store_calls(calls)
-        Decision.update(status=contract.DELIVERY_FAILED, claimed_until=None, last_status=error.status,
-                        last_error=storable(error.message)[:2000]).where(Decision.id == decision.id).execute()
+        if not _still_claimed(decision, status=contract.DELIVERY_FAILED, claimed_until=None, last_status=error.status,
+                              last_error=storable(error.message)[:2000]):
+            return
         _note_not_applied(decision, what, record.decision, record.status, record.decided_by)
         finalize_from_record(tickets.find_jit_request(task.kind, request_id), update, record, utcnow())
         ticket_outcome.refresh(task)

@@ -1,4 +1,5 @@
 """The first delivery attempt of a new decision: claimed with the decision, recorded with its calls."""
+import json
 from datetime import datetime, timedelta
 
 import peewee
@@ -410,6 +411,89 @@ def test_a_decision_under_way_when_epm_s_decision_came_in_is_settled_by_its_next
     decision = Decision.get()
     assert (decision.status, len(decision_calls(epm))) == (contract.DELIVERY_FAILED, 1)
     assert "not applied" in decision.last_error
+    assert AuditEntry.select().where(AuditEntry.action == delivery.AUDIT_NOT_APPLIED).count() == 1
+
+
+def _run_past_the_claim():
+    """The attempt under way outlives its claim (a stalled worker): others may now take the decision over."""
+    Decision.update(claimed_until=utcnow() - timedelta(seconds=1)).execute()
+
+
+@pytest.mark.parametrize("late_answer", [503, 400])  # retried, refused for good
+def test_a_late_failure_of_an_attempt_past_its_claim_leaves_epm_s_settlement_alone(
+        epm, deliver, client, approver, approver_auth, late_answer, caplog):
+    number = deliver(factories.application_request("settled-meanwhile")).json["result"]["ticket"]
+
+    def answer(_request):
+        _run_past_the_claim()
+        deliver(factories.application_decision("settled-meanwhile", Decision="Approved",
+                                               DecisionPerformedByUser=approver.username))
+        return late_answer, {}, ""
+
+    epm.add_callback("POST", APPLICATION_URL, callback=answer)
+    assert decide_approved(client, approver_auth, number).status_code == 201
+    decision = Decision.get()
+    assert (decision.status, decision.last_error) == (contract.DELIVERY_DELIVERED, None)
+    assert [record.levelname for record in caplog.records if "settled meanwhile" in record.getMessage()] == ["INFO"]
+
+    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+    assert delivery.deliver_due() == 0
+    assert len(decision_calls(epm)) == 1
+    assert len([text for text in notes(number) if "EPM's update shows it applied" in text]) == 1
+    assert not [text for text in notes(number) if "Delivery to EPM failed" in text]
+
+
+def test_a_late_failure_of_an_attempt_past_its_claim_leaves_another_attempt_s_delivery_alone(epm, approve, ticket):
+    answers = iter([lambda: (delivery.deliver_due(), (503, {}, ""))[1], lambda: (200, {}, "{}")])
+
+    def answer(_request):
+        _run_past_the_claim()  # the first attempt stalls; the outbox takes the decision over and delivers it
+        return next(answers)()
+
+    epm.add_callback("POST", APPLICATION_URL, callback=answer)
+    assert approve(ticket).status_code == 201
+    decision = Decision.get()
+    assert (decision.status, decision.attempts, decision.last_error) == (contract.DELIVERY_DELIVERED, 2, None)
+
+    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+    assert delivery.deliver_due() == 0
+    assert len(decision_calls(epm)) == 2
+    assert len([text for text in notes(ticket) if "acknowledged" in text]) == 1
+    assert not [text for text in notes(ticket) if "Delivery to EPM failed" in text]
+
+
+def test_a_late_success_of_an_attempt_past_its_claim_leaves_a_not_applied_decision_alone(
+        epm, deliver, client, approver_auth):
+    number = deliver(factories.application_request("denied-meanwhile")).json["result"]["ticket"]
+
+    def answer(_request):
+        _run_past_the_claim()
+        deliver(factories.application_decision("denied-meanwhile", Decision="Denied",
+                                               DecisionPerformedByUser="epm-admin"))
+        return 200, {}, "{}"
+
+    epm.add_callback("POST", APPLICATION_URL, callback=answer)
+    decide_approved(client, approver_auth, number)
+    decision = Decision.get()
+    assert (decision.status, decision.delivered_at) == (contract.DELIVERY_FAILED, None)
+    assert "not applied" in decision.last_error
+    assert not [text for text in notes(number) if "acknowledged" in text]
+    assert assert_outcome_kept(Task.get(Task.number == number))[:2] == ("Denied", "epm-admin")
+
+
+def test_a_late_409_of_an_attempt_past_its_claim_leaves_epm_s_settlement_alone(epm, deliver, client, approver_auth):
+    number = deliver(factories.application_request("app-claim")).json["result"]["ticket"]
+
+    def answer(_request):
+        _run_past_the_claim()
+        deliver(factories.application_decision("app-claim", Decision="Denied", DecisionPerformedByUser="epm-admin"))
+        return 409, {}, json.dumps(ALREADY_DECIDED)
+
+    epm.add_callback("POST", APPLICATION_URL, callback=answer)
+    epm.get(RECORD_URL, json=denied_in_epm())
+    decide_approved(client, approver_auth, number)
+    assert Decision.get().status == contract.DELIVERY_FAILED
+    assert len([text for text in notes(number) if text.startswith("Not applied in EPM")]) == 1
     assert AuditEntry.select().where(AuditEntry.action == delivery.AUDIT_NOT_APPLIED).count() == 1
 
 
