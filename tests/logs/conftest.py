@@ -1,10 +1,13 @@
 """Fixtures for the log tests: a faked EPM tenant whose calls are recorded, the stored log."""
+import json
+
 import pytest
 import responses
 
 from app.configuration import update_configuration
 from app.epm.tokens import clear_token_cache
 from app.logs import store as log_store
+from app.logs.setup import install_log_handlers
 
 EPM = "https://acme-services.pm.beyondtrustcloud.com"
 TOKEN_URL = f"{EPM}/oauth/connect/token"
@@ -35,3 +38,14 @@ def stored_log():
 
     assert log_store.flush(10)
     return list(AppLog.select().order_by(AppLog.id))
+
+
+def stdout_reader(app, capsys):
+    """Start writing log lines to the stdout capsys captures now; returns a reader of the JSON lines."""
+    install_log_handlers(app)  # again: capsys swaps stdout per test phase, and this is the test's
+    capsys.readouterr()
+
+    def lines():
+        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+
+    return lines

@@ -6,24 +6,13 @@ import re
 from app.configuration import update_configuration
 from app.logs import store as log_store
 from app.logs.setup import JsonFormatter, install_log_handlers, log_context
-from tests.logs.conftest import stored_log
+from tests.logs.conftest import stdout_reader, stored_log
 from tests.waiting import wait_until
 
 WEBHOOK = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"
 LINE_FIELDS = {"time", "level", "logger", "message", "request_id", "ticket"}
 
 log = logging.getLogger("app.tests.ops")
-
-
-def stdout_reader(app, capsys):
-    """Start writing log lines to the stdout capsys captures now; returns a reader of the JSON lines."""
-    install_log_handlers(app)  # again: capsys swaps stdout per test phase, and this is the test's
-    capsys.readouterr()
-
-    def lines():
-        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-
-    return lines
 
 
 def test_every_line_on_stdout_is_a_json_record(app, capsys):

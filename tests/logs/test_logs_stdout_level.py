@@ -1,6 +1,5 @@
 """`[logging] level` decides what reaches stdout only: records of level WARNING and above are stored whatever it
 says, so refused webhook deliveries stay counted (/metrics, the dashboard) and on the Application log page."""
-import json
 import logging
 import re
 
@@ -8,8 +7,8 @@ import pytest
 
 from app.configuration import update_configuration
 from app.logs import store as log_store
-from app.logs.setup import WEBHOOK_AUTH_LOGGER, install_log_handlers
-from tests.logs.conftest import stored_log
+from app.logs.setup import WEBHOOK_AUTH_LOGGER
+from tests.logs.conftest import stdout_reader, stored_log
 
 WEBHOOK = "/api/x_bets_pmc_jit/authorization_request_webhook_handler"
 
@@ -19,17 +18,6 @@ log = logging.getLogger("app.tests.level")
 @pytest.fixture
 def app_settings():
     return {"log_level": "ERROR"}
-
-
-def stdout_reader(app, capsys):
-    """Start writing log lines to the stdout capsys captures now; returns a reader of the JSON lines."""
-    install_log_handlers(app)  # again: capsys swaps stdout per test phase, and this is the test's
-    capsys.readouterr()
-
-    def lines():
-        return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
-
-    return lines
 
 
 def test_refused_webhook_deliveries_are_counted_whatever_the_stdout_level(app, client, approver_auth):
