@@ -4,10 +4,12 @@ Counts, with valgrind's callgrind, the machine instructions the broker's process
 intake phase's deliveries (bench.profile's mix: a created event, then its update, alternating
 Application Access and Admin Access) sent through its WSGI app in that process: a run of N
 deliveries minus a run of none, both after the same start (the app, a warm-up of WARM_UP
-deliveries), divided by N. A count of instructions, unlike a time, comes out the same on a busy
-host as on a quiet one (valgrind runs the code on a simulated CPU; the hash seed is fixed), so two
-versions of the code compare to within a fraction of a per cent, where timings on a shared host
-drift by tens of per cent between minutes. It counts the broker's process only: on PostgreSQL the
+deliveries), divided by N. A count of instructions moves far less than a time (valgrind runs the
+code on a simulated CPU; the hash seed is fixed), but not nothing: valgrind slows the process some
+fifty times, and time-based caches (the account cache's second, the configuration check) expire
+more often when other work shares the cores. Two versions of the code run side by side on a quiet
+host, each on its own core, compare to within a fraction of a per cent. It counts the broker's
+process only: on PostgreSQL the
 server's work is not in it (on SQLite the database engine runs in the process and is), nor is any
 wait, so it compares changes to the broker's own code, not throughput; bench's intake phases
 measure that. valgrind slows Python some fifty times: 200 deliveries take about two minutes.

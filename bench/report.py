@@ -475,9 +475,13 @@ METHOD = """## How it is measured
 - **Instructions**: `python -m bench.instructions [--backend sqlite|postgresql] [--deliveries 200]`
   counts, with valgrind's callgrind, the instructions the broker's process runs per delivery of
   the intake mix, in process (a run of N deliveries minus a run of none, from the same start and
-  hash seed). Unlike a time, the count does not move with the host's load, so it is how two
-  versions of the broker's code are compared on a shared host, to well under a per cent. It
-  leaves out the PostgreSQL server's work and every wait: it is no measure of throughput.
+  hash seed). It moves far less than a time, but it does move with the host's load: valgrind
+  slows the process some fifty times, so time-based caches (the one-second account cache, the
+  configuration check) expire more often when other work shares the cores (the same code has
+  counted 3.96 M a delivery on a quiet host and up to 4.59 M beside test runs). Two versions of
+  the broker's code are compared by runs made side by side on a quiet host, each on its own core,
+  where they agree to well under a per cent. It leaves out the PostgreSQL server's work and every
+  wait: it is no measure of throughput.
 - **Intake**: the real webhook with real Basic auth (an `api` account, scrypt-hashed). Each
   request is a new delivery built from the fixtures' bodies (`tests/fixtures`): a created event,
   then the update event for the same RequestId, alternating Application Access and Admin Access.
