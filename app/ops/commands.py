@@ -16,7 +16,7 @@ def replay_command(sys_id, dry_run):
     Exits 1 when its processing fails again or it is still not a valid delivery (nothing changed), as for an
     unknown SYS_ID; a replay that changes nothing because nothing is left to do exits 0."""
     from app.audit.service import cli_actor
-    from app.ops.replay import FAILED, INVALID, replay
+    from app.ops.replay import replay
 
     with database.connection_context():
         try:
@@ -28,7 +28,7 @@ def replay_command(sys_id, dry_run):
     if outcome.ticket:
         click.echo(f"Ticket: {outcome.ticket}")
     click.echo(f"Status: {outcome.status}")
-    if outcome.result in (FAILED, INVALID):
+    if outcome.failed:
         click.get_current_context().exit(1)
 
 

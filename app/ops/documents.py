@@ -83,6 +83,8 @@ class ReplayResultSchema(Document):
     result = fields.String(validate=validate.OneOf(replay.RESULTS))
     message = fields.String()
     changed = fields.Boolean()
+    failed = fields.Boolean(metadata={"description": "its processing failed again, or the delivery is still not "
+                                                     "valid (`result` failed or invalid)"})
     status = fields.String(validate=validate.OneOf(contract.INCOMING_STATUSES))
     ticket = _text()
 

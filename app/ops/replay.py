@@ -52,6 +52,11 @@ class ReplayOutcome:
     status: str
     ticket: str = None
 
+    @property
+    def failed(self):
+        """The replay did not do its work: its processing failed again, or the delivery is still not valid."""
+        return self.result in (FAILED, INVALID)
+
     def as_dict(self):
         return asdict(self)
 

@@ -57,7 +57,7 @@ def incoming_replay(sys_id):
     if request.form.get("mode") != APPLY or not is_confirmed():
         return _incoming_page(incoming, preview=replays.replay(incoming, g.account, dry_run=True))
     outcome = replays.replay(incoming, g.account, source_address=request.remote_addr)
-    flash(f"Replay: {outcome.message}.", "ok" if outcome.changed else "warning")
+    flash(f"Replay: {outcome.message}.", "error" if outcome.failed else "ok" if outcome.changed else "warning")
     return redirect(url_for("ops.incoming_detail", sys_id=incoming.sys_id))
 
 

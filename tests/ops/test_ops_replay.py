@@ -237,6 +237,36 @@ def test_a_cli_replay_that_fails_again_exits_non_zero(app, runner, deliver, monk
     assert Task.select().count() == 0
 
 
+def test_a_replay_page_replay_that_fails_again_says_so_as_an_error(app, as_admin, deliver, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("ticket numbering is broken")
+
+    monkeypatch.setattr(tickets, "create_ticket", broken)
+    with pytest.raises(RuntimeError):
+        deliver(factories.admin_request())
+    incoming = IncomingRequest.get()
+
+    applied = as_admin.post(f"/admin/incoming/{incoming.sys_id}/replay", {"mode": "apply", **CONFIRMED})
+
+    page = as_admin.get(applied.headers["Location"]).get_data(as_text=True)
+    flash = re.search(r'<p class="flash (\w+)" role="(\w+)">Replay: processing failed: RuntimeError', page)
+    assert flash, page
+    assert flash.groups() == ("error", "alert"), "a failed replay is an error, not a warning that nothing changed"
+    assert IncomingRequest.get_by_id(incoming.id).status == contract.INCOMING_ERROR
+
+
+def test_the_replay_api_says_whether_the_replay_failed(app, client, admin_auth, deliver, unknown_admin_delivery):
+    invalid = deliver({"EventType": "URM_Native_Ticket_Created"})
+    assert invalid.status_code == 400
+    still_invalid = IncomingRequest.get(IncomingRequest.request_id.is_null())
+
+    for incoming, failed in ((still_invalid, True), (unknown_admin_delivery, False)):
+        answer = client.post(f"/api/x_bets_pmc_jit/ops/incoming_requests/{incoming.sys_id}/replay", json={},
+                             headers=admin_auth)
+        assert answer.status_code == 200
+        assert answer.json["result"]["failed"] is failed, answer.json
+
+
 def test_a_cli_replay_of_a_delivery_that_is_still_invalid_exits_non_zero(app, runner, deliver):
     assert deliver({"EventType": "URM_Native_Ticket_Created"}).status_code == 400
     incoming = IncomingRequest.get()
