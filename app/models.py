@@ -406,6 +406,12 @@ class Decision(QueuedWork):
         """Pending, sending or delivered: no other decision may be taken meanwhile."""
         return self.status != contract.DELIVERY_FAILED
 
+    @classmethod
+    def latest_of(cls, task, *columns):
+        """A query of the latest decision taken on `task` (a Task or its id), with `columns` (all when none)."""
+        return (cls.select(*columns).where(cls.task == task)
+                .order_by(cls.decided_at.desc(), cls.id.desc()).limit(1))
+
 
 class IncomingRequest(BaseModel):
     """One webhook delivery exactly as received, and what became of it."""

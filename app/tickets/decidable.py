@@ -16,7 +16,8 @@ def is_active(task, configuration=None):
 
 
 def latest_decision(task):
-    return task.decisions.order_by(Decision.decided_at.desc(), Decision.id.desc()).first()
+    """The latest decision taken on `task`, or None."""
+    return Decision.latest_of(task).first()
 
 
 _UNREAD = object()

@@ -58,20 +58,9 @@ def of(jit, latest, expired_at=None):
     return AWAITING
 
 
-def latest_decision(task_id):
-    """The broker's latest decision on task `task_id`, or None."""
-    return (Decision.select().where(Decision.task == task_id)
-            .order_by(Decision.decided_at.desc(), Decision.id.desc()).first())
-
-
 def as_columns(words):
     """{column: value} of (outcome, by, at) `words`, for Task.update."""
     return dict(zip(COLUMNS, words))
-
-
-def _of_latest_decision(task_id, column):
-    return (Decision.select(column).where(Decision.task == task_id)
-            .order_by(Decision.decided_at.desc(), Decision.id.desc()).limit(1))
 
 
 def update_task(jit, **values):
@@ -88,9 +77,9 @@ def update_task(jit, **values):
                  Decision.decision.concat(contract.OUTCOME_SENDING.format(decision="")))
     undecided = Case(None, ((Task.expired_at.is_null(), contract.OUTCOME_AWAITING),), contract.OUTCOME_EXPIRED)
     write_with_next(Task.update(
-        **values, outcome=fn.COALESCE(_of_latest_decision(jit.task_id, words), undecided),
-        outcome_by=fn.COALESCE(_of_latest_decision(jit.task_id, Decision.decided_by), ""),
-        outcome_at=fn.COALESCE(_of_latest_decision(jit.task_id, Decision.decided_at), Task.expired_at))
+        **values, outcome=fn.COALESCE(Decision.latest_of(jit.task_id, words), undecided),
+        outcome_by=fn.COALESCE(Decision.latest_of(jit.task_id, Decision.decided_by), ""),
+        outcome_at=fn.COALESCE(Decision.latest_of(jit.task_id, Decision.decided_at), Task.expired_at))
         .where(Task.id == jit.task_id))
 
 
@@ -105,6 +94,6 @@ def refresh(task):
     query = model.select(*(getattr(model, name) for name in JIT_COLUMNS)).where(model.task == task.id)
     if not is_sqlite():
         query = query.for_update("FOR NO KEY UPDATE")
-    words = of(query.get(), latest_decision(task.id), task.expired_at)
+    words = of(query.get(), Decision.latest_of(task.id).first(), task.expired_at)
     update_row_unread(Task, task.id, **as_columns(words))
     return words
