@@ -155,10 +155,8 @@ def _read_from_epm(task):
 
 def _recorded_from_epm(task, values, recorded, outcome, when):
     """(recorded, outcome) once the decision columns `values` read from EPM's record at `when` are applied as
-    finalize_from_record applies them: a state the ticket holds, or an older one, changes nothing."""
-    if recorded is not None and tickets.later_state(recorded, values)[1] in (tickets.UPDATE_DUPLICATE,
-                                                                             tickets.UPDATE_OLDER):
-        return recorded, outcome
+    finalize_from_record applies them, by the webhook's rule (tickets.later_effect): a state the ticket holds
+    changes nothing, an older one can tell what the newer was (an approval read after its revocation: Revoked)."""
     return _what_it_did(task, task.kind, values, recorded, outcome, when)[2:]
 
 

@@ -5,7 +5,7 @@ from app import contract
 from app.configuration import update_configuration
 from app.decisions import delivery
 from app.jobs.reconcile import check_with_epm, reconcile
-from app.models import AdminTicket, Decision, Task, utcnow
+from app.models import AdminTicket, Decision, Task, WorkNote, utcnow
 from tests import factories
 from tests.jobs.conftest import LIST_URLS, admin_record, epm_api  # noqa: F401 - `epm_api` is a fixture
 from tests.ops.conftest import APPLICATION_URL
@@ -261,3 +261,49 @@ def test_an_approval_arriving_after_a_reconciled_revocation_is_told_as_the_ticke
     assert (step["kind"], step["detail"]["outcome"]) == ("older update from EPM", contract.EPM_OUTCOME_REVOKED)
     assert step["summary"] == ("EPM sent an older update after the newer one: Approved by jchen at 2026-11-20 "
                                "15:12:02 UTC; the ticket read Revoked, as it would have in order")
+
+
+def revoked_by_an_older_record(api, deliver, event):
+    """`event`'s revocation delivered first, then reconciliation reads EPM's record still showing the approval
+    (older than the revocation): the ticket reads Revoked."""
+    number = deliver(event).json["result"]["ticket"]
+    assert deliver(factories.admin_revocation(event["RequestId"])).json["result"]["status"] == "processed"
+    api.add(contract.KIND_ADMIN, reconciled_approval(event["RequestId"]))
+    assert [item["ticket"] for item in reconcile().finalized] == [number]
+    jit = AdminTicket.get(AdminTicket.request_id == event["RequestId"])
+    assert (jit.final_decision, jit.epm_outcome) == ("Denied", contract.EPM_OUTCOME_REVOKED)
+    return number
+
+
+def test_an_update_after_an_older_record_that_told_the_revocation_keeps_the_ticket_revoked(
+        epm_api, deliver, client, admin_auth):  # noqa: F811 - the fixture
+    event = factories.admin_request()
+    number = revoked_by_an_older_record(epm_api, deliver, event)
+    # EPM denies it again later: a newer Denied, which changes no outcome: the ticket still reads Revoked.
+    later = factories.admin_revocation(event["RequestId"], DecisionTime="2026-11-20T15:25:00Z",
+                                       Timestamp="2026-11-20T15:25:02Z")
+    assert deliver(later).json["result"]["status"] == "processed"
+    jit = AdminTicket.get(AdminTicket.request_id == event["RequestId"])
+    assert jit.epm_outcome == contract.EPM_OUTCOME_REVOKED
+
+    step = update_events(steps(client, admin_auth, number))[-1]
+
+    assert (step["kind"], step["detail"]["update"], step["detail"]["outcome"]) == (
+        "updated by EPM", "newer", contract.EPM_OUTCOME_REVOKED)
+    assert step["summary"] == "EPM updated its final decision: Denied by secops-lead at 2026-11-20 15:25:00 UTC"
+
+
+def test_the_approvals_late_webhook_after_an_older_record_that_told_the_revocation_changed_nothing(
+        epm_api, deliver, client, admin_auth):  # noqa: F811 - the fixture
+    event = factories.admin_request()
+    number = revoked_by_an_older_record(epm_api, deliver, event)
+    assert deliver(factories.admin_decision(event["RequestId"])).json["result"]["status"] == "processed"
+    last_note = WorkNote.select().join(Task).where(Task.number == number).order_by(WorkNote.id.desc()).first()
+    assert last_note.text.endswith("that changes nothing: the ticket keeps Revoked.")
+
+    step = update_events(steps(client, admin_auth, number))[-1]
+
+    assert (step["kind"], step["detail"]["update"], step["detail"]["outcome"]) == (
+        "older update from EPM", "older", contract.EPM_OUTCOME_REVOKED)
+    assert step["summary"] == ("EPM re-sent an older update: Approved by jchen at 2026-11-20 15:12:02 UTC; it changed "
+                               "nothing, the ticket kept Revoked")
