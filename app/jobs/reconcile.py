@@ -222,14 +222,38 @@ def _later_state(jit, update, record, report, dry_run, actor):
     why = (f"EPM shows {record.decision}, older than the {kept} the ticket holds" if older else
            f"EPM shows {record.decision} where the ticket holds {kept}; its update never arrived")
     if not dry_run:
-        if finalize_from_record(jit, update, record, utcnow()) is None:
+        before = {name: getattr(jit, name) for name in (*tickets.DECISION_COLUMNS, "epm_outcome")}
+        effect = finalize_from_record(jit, update, record, utcnow())
+        if effect is None:
             return  # a conflict already recorded
-        why = f"{why}: the ticket reads {jit.epm_outcome}" if older else \
-            f"{why}: {jit.epm_outcome or 'kept as a conflict'}"
+        why = f"{why}: {_what_the_record_did(jit, effect, before)}"
         audit.record(AUDIT_DECISION_FINALIZED, actor, "ticket", task.number,
                      {"kind": task.kind, "request_id": jit.request_id, "epm_decision": record.decision, "why": why})
     report.finalized.append({"kind": task.kind, "request_id": jit.request_id, "ticket": task.number,
                              "decision": record.decision, "why": why})
+
+
+# The decision columns a later record can fill in, as a person names them.
+FILLED_IN_WORDS = {"final_decision_by": "decider", "final_decision_time": "decision time",
+                   "final_duration": "duration", "final_start_time": "start time", "final_end_time": "end time"}
+
+
+def _what_the_record_did(jit, effect, before):
+    """What applying EPM's record (finalize_from_record's `effect`) did to `jit`, whose decision columns and EPM
+    outcome were `before`: the outcome the ticket now reads, the conflict kept beside its decision, or the values
+    the ticket lacked, filled in."""
+    if effect == tickets.UPDATE_OLDER:
+        return f"the ticket reads {jit.epm_outcome}"
+    if effect == tickets.UPDATE_CONFLICT:
+        return "kept as a conflict"
+    if jit.epm_outcome != before["epm_outcome"]:
+        return jit.epm_outcome
+    filled = [words for name, words in FILLED_IN_WORDS.items()
+              if before[name] is None and getattr(jit, name) is not None]
+    if filled:
+        listed = filled[0] if len(filled) == 1 else f"{', '.join(filled[:-1])} and {filled[-1]}"
+        return f"filled in the {listed} the ticket lacked"
+    return f"recorded as the newer state, the ticket reads {jit.epm_outcome or jit.final_decision}"
 
 
 def reconcile(client=None, dry_run=False, actor=audit.SYSTEM_ACTOR):

@@ -444,6 +444,47 @@ def test_a_record_showing_the_state_the_ticket_holds_changes_nothing(epm_api, ma
     assert notes(task) == before
 
 
+def test_a_record_filling_in_the_times_the_ticket_lacked_says_it_filled_them_in(epm_api, make_ticket, deliver):
+    event = factories.admin_request()
+    task = make_ticket(event)
+    approval = factories.admin_decision(event["RequestId"])
+    del approval["StartTime"], approval["EndTime"]  # a template without the session's times
+    deliver(approval)
+    epm_api.add(ADMIN, admin_record(event["RequestId"], status="Approved", duration="1800",
+                                    decisionTime="2026-11-20T15:12:02Z", decisionPerformedByUser="jchen",
+                                    startTime="2026-11-20T15:12:03Z", endTime="2026-11-20T15:42:03Z"))
+
+    report = reconcile()
+
+    jit = AdminTicket.get(AdminTicket.request_id == event["RequestId"])
+    assert (jit.final_decision, jit.epm_outcome, jit.conflict_decision) == ("Approved", None, None)
+    assert jit.final_end_time == datetime(2026, 11, 20, 15, 42, 3)
+    why = ("EPM shows Approved where the ticket holds Approved; its update never arrived: filled in the start time "
+           "and end time the ticket lacked")
+    assert [(item["ticket"], item["why"]) for item in report.finalized] == [(task.number, why)]
+    assert f"Finalized {task.number}: EPM shows Approved ({why})" in report.lines()
+    entry = AuditEntry.get(AuditEntry.action == "reconcile_decision_finalized")
+    assert entry.detail["why"] == why
+    assert reconcile().changes == 0
+
+
+def test_a_record_contradicting_the_ticket_s_denial_is_reported_as_kept_as_a_conflict(
+        epm_api, make_ticket, deliver):
+    event = factories.admin_request()
+    task = make_ticket(event)
+    deliver(factories.admin_decision(event["RequestId"], Decision="Denied", DecisionPerformedByUser="secops-lead"))
+    epm_api.add(ADMIN, admin_record(event["RequestId"], status="Approved", duration="1800",
+                                    decisionTime="2026-11-20T15:30:00Z", decisionPerformedByUser="jchen"))
+
+    report = reconcile()
+
+    jit = AdminTicket.get(AdminTicket.request_id == event["RequestId"])
+    assert (jit.final_decision, jit.conflict_decision) == ("Denied", "Approved")
+    assert [(item["ticket"], item["why"]) for item in report.finalized] == [
+        (task.number, "EPM shows Approved where the ticket holds Denied; its update never arrived: kept as a "
+                      "conflict")]
+
+
 def test_an_approval_listed_after_its_revocation_arrived_reads_revoked_as_its_late_webhook_makes_it(
         epm_api, make_ticket, deliver):
     # The approval's webhook was lost and the revocation's came first (a list read before it came shows the same):
