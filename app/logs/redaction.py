@@ -53,9 +53,9 @@ def redact(value):
     """A copy of `value` with every secret's value replaced by ********.
 
     Dicts and lists are copied with secret-named keys masked at any depth; text is
-    treated as JSON if it parses, else as a form-encoded body, else scanned for
-    `key: value` / `key=value` pairs, Bearer/Basic credentials and Cookie/Set-Cookie
-    headers. A URL's password (`user:password@`) is masked in any text. Bytes are
+    treated as JSON if it parses (and is not nested too deep to walk), else as a
+    form-encoded body, else scanned for `key: value` / `key=value` pairs, Bearer/Basic
+    credentials and Cookie/Set-Cookie headers. A URL's password (`user:password@`) is masked in any text. Bytes are
     decoded as UTF-8. Anything else is returned unchanged.
     """
     if isinstance(value, Mapping):
@@ -75,11 +75,11 @@ def _redact_text(text):
     stripped = text.strip()
     if stripped[:1] in ("{", "["):
         try:
-            parsed = json.loads(stripped)
+            return json.dumps(redact(json.loads(stripped)), ensure_ascii=False)
         except ValueError:
             pass
-        else:
-            return json.dumps(redact(parsed), ensure_ascii=False)
+        except RecursionError:
+            pass  # nested deeper than Python's stack lets it be walked: masked as text, below
     if "=" in stripped and not any(ch.isspace() for ch in stripped):
         try:
             pairs = parse_qsl(stripped, keep_blank_values=True, strict_parsing=True)

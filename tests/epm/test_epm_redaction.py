@@ -41,6 +41,18 @@ def test_json_text_is_masked_and_stays_json():
     assert json.loads(redact(text)) == {"access_token": MASK, "token_type": "Bearer", "expires_in": 3600}
 
 
+def test_json_text_nested_deeper_than_can_be_walked_is_masked_as_text():
+    deep = {"access_token": "abc.def"}
+    for _ in range(600):  # parses, but walking it key by key runs out of stack
+        deep = {"inner": deep}
+    text = json.dumps({"client_secret": "s3cr3t-value", "data": [deep]})
+
+    masked = redact(text)
+
+    assert "abc.def" not in masked and "s3cr3t-value" not in masked
+    assert masked.count(MASK) == 2 and masked.count('"inner"') == 600
+
+
 def test_form_encoded_text_is_masked():
     text = "grant_type=client_credentials&client_id=broker&client_secret=p%40ss"
     assert redact(text) == f"grant_type=client_credentials&client_id=broker&client_secret={MASK}"
