@@ -102,8 +102,15 @@ def page_records(document):
 
 def page_totals(document):
     """(pageCount, totalRecordCount) of a list page as integers; None for one missing or unreadable."""
-    values = (count(child(document, "pageCount")), count(child(document, "totalRecordCount")))
-    return tuple(int(value) if value and _WHOLE_NUMBER.match(value) else None for value in values)
+    return tuple(_total(child(document, name)) for name in ("pageCount", "totalRecordCount"))
+
+
+def _total(value):
+    try:
+        value = count(value)
+        return int(value) if value and _WHOLE_NUMBER.match(value) else None
+    except ValueError:
+        return None  # more digits than Python reads as a number: unreadable, as any other nonsense is
 
 
 def one_record(document):

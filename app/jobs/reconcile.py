@@ -138,21 +138,18 @@ def _records(client, kind, report):
 
 
 def _reconcile_one(kind, raw, configuration, report, dry_run, actor):
-    raw = storable(raw)  # as a webhook's text is: no database stores a NUL
-    if not isinstance(raw, dict):
-        report.problem(f"a {kind} record is not an object: {str(raw)[:100]}")
-        return
-    record = records.read_record(kind, raw, records.StatusMapping.of(configuration))
-    request_id = record.request_id
-    if request_id is None:
-        report.problem(f"a {kind} record has no request id: {str(raw)[:200]}")
-        return
     try:
-        created = load_event(as_text(_created_document(record, configuration.tenant_id)))
-        update = decision_event(record, request_id)
-    except ValidationError as error:
-        report.problem(f"{kind} request {request_id}: unusable record ({error.messages})")
+        read = _read_one(kind, raw, configuration, report)
+    except Exception as error:  # noqa: BLE001 - one record must not stop the others
+        # Reading touches no database: whatever fails here (a count too long to read as a number, a record
+        # nested deeper than Python's stack) is this record's alone.
+        log.debug("reconcile: a %s record could not be read", kind, exc_info=True)
+        report.problem(f"{_which(kind, raw)}: unreadable record ({error.__class__.__name__}: {str(error)[:200]})")
         return
+    if read is None:
+        return
+    record, created, update = read
+    request_id = record.request_id
     try:
         _repair(kind, record, created, update, report, dry_run, actor)
     except (peewee.IntegrityError, peewee.OperationalError, peewee.InterfaceError):
@@ -161,6 +158,33 @@ def _reconcile_one(kind, raw, configuration, report, dry_run, actor):
         log.debug("reconcile: %s request %s failed", kind, request_id, exc_info=True)
         report.problem(f"{kind} request {request_id}: could not be reconciled "
                        f"({error.__class__.__name__}: {str(error)[:200]})")
+
+
+def _read_one(kind, raw, configuration, report):
+    """(RequestRecord, created event, update event or None) of one listed record, or None when it cannot be
+    used (reported)."""
+    raw = storable(raw)  # as a webhook's text is: no database stores a NUL
+    if not isinstance(raw, dict):
+        report.problem(f"a {kind} record is not an object: {str(raw)[:100]}")
+        return None
+    record = records.read_record(kind, raw, records.StatusMapping.of(configuration))
+    request_id = record.request_id
+    if request_id is None:
+        report.problem(f"a {kind} record has no request id: {str(raw)[:200]}")
+        return None
+    try:
+        created = load_event(as_text(_created_document(record, configuration.tenant_id)))
+        update = decision_event(record, request_id)
+    except ValidationError as error:
+        report.problem(f"{kind} request {request_id}: unusable record ({error.messages})")
+        return None
+    return record, created, update
+
+
+def _which(kind, raw):
+    """The request a listed record names, for a problem with it, as far as it can be told."""
+    request_id = records.first_text(raw, records.PATHS[kind]["request_id"])
+    return f"a {kind} record" if request_id is None else f"{kind} request {storable(request_id)[:100]}"
 
 
 def _repair(kind, record, created, update, report, dry_run, actor):

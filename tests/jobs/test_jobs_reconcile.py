@@ -338,6 +338,47 @@ def test_a_record_that_fails_to_be_reconciled_is_a_problem_and_the_others_are_re
     assert [item["request_id"] for item in reconcile().created] == [failing_id]
 
 
+def nested(depth):
+    """An object `depth` levels deep: more than the broker's reading can follow."""
+    document = {}
+    for _ in range(depth):
+        document = {"inner": document}
+    return document
+
+
+def test_a_record_the_broker_cannot_read_is_a_logged_problem_and_the_others_are_reconciled(epm_api, caplog):
+    first, over_long, deep, last = (admin_record() for _ in range(4))
+    over_long["accessDecision"]["duration"] = "1" * 5000 + ".0"  # more digits than Python reads as a number
+    deep["requestInfo"]["details"] = nested(600)
+    epm_api.add(ADMIN, first, over_long, deep, last)
+
+    report = reconcile()
+
+    assert [item["request_id"] for item in report.created] == [
+        first["requestInfo"]["requestId"], last["requestInfo"]["requestId"]]
+    over_long_id, deep_id = over_long["requestInfo"]["requestId"], deep["requestInfo"]["requestId"]
+    assert [problem.split(" (")[0] for problem in report.problems] == [
+        f"admin request {over_long_id}: unreadable record", f"admin request {deep_id}: unreadable record"]
+    assert "ValueError" in report.problems[0] and "RecursionError" in report.problems[1]
+    assert all(len(problem) < 300 for problem in report.problems)
+    warnings = [record.getMessage() for record in caplog.records
+                if record.name == "app.jobs.reconcile" and record.levelno == logging.WARNING]
+    assert warnings == [f"reconcile: {problem}" for problem in report.problems]
+    assert AdminTicket.select().count() == 2
+
+
+def test_a_page_total_too_long_to_read_does_not_stop_the_run(epm_api):
+    too_long = "9" * 5000
+    epm_api.pages[ADMIN] = [{"data": [admin_record()], "pageCount": too_long, "totalRecordCount": too_long + ".0"},
+                            {"data": []}]
+    epm_api.add(APPLICATION, application_record())
+
+    report = reconcile()
+
+    assert report.seen == {APPLICATION: 1, ADMIN: 1} and len(report.created) == 2
+    assert [n for kind, n, _ in epm_api.asked if kind == ADMIN] == [1, 2]
+
+
 def test_each_problem_is_logged_and_kept_in_the_job_s_last_result(epm_api, runner, caplog):
     no_id = admin_record()
     del no_id["requestInfo"]["requestId"]
