@@ -67,9 +67,13 @@ def _when(moment):
     return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
 
 
-def said(values):
-    """`Approved by jchen at 2026-11-20 15:12:02 UTC`: what one update said (tickets.decision_fields' columns)."""
-    text = f"{values['final_decision'] or 'no decision'} by {values['final_decision_by'] or 'unknown'}"
+def said(values, unreadable=None):
+    """`Approved by jchen at 2026-11-20 15:12:02 UTC`: what one update said (tickets.decision_fields' columns), naming
+    its Decision text when that was `unreadable` (tickets.unreadable_decision)."""
+    decision = values["final_decision"] or "no decision"
+    if unreadable is not None:
+        decision = f'{decision} (Decision "{tickets.shown_decision(unreadable)}", neither Approved nor Denied)'
+    text = f"{decision} by {values['final_decision_by'] or 'unknown'}"
     return text + (f" at {_when(values['final_decision_time'])}" if values["final_decision_time"] else "")
 
 
@@ -88,14 +92,16 @@ def _kept(recorded, outcome):
     return outcome or recorded["final_decision"] or "its decision"
 
 
-def _what_it_did(task, kind, values, recorded, outcome, processed_at):
+def _what_it_did(task, kind, values, recorded, outcome, processed_at, unreadable=None):
     """(UPDATE_*, summary, recorded, outcome) for one update applied on top of the `recorded` decision columns
     (None before the first) and EPM `outcome`, by the rules tickets.record_update applies (contract/epm.md 5.3:
     tickets.first_update, later_state, later_outcome, older_update_outcome); the last two are the ticket's state
-    after it."""
-    own = said(values)
+    after it. `unreadable` is the update's Decision text naming neither Approved nor Denied, if it had one."""
+    own = said(values, unreadable)
     if recorded is None and values["final_decision"] is None:
-        return (tickets.UPDATE_UNDECIDED, f"EPM sent an update without a decision: {own}; the ticket kept awaiting "
+        what = ("without a decision" if unreadable is None else
+                f'whose Decision "{tickets.shown_decision(unreadable)}" is neither Approved nor Denied')
+        return (tickets.UPDATE_UNDECIDED, f"EPM sent an update {what}: {said(values)}; the ticket kept awaiting "
                                           "EPM's final decision", None, outcome)
     if recorded is None:
         acknowledged = _acknowledged_at(task, processed_at)
@@ -183,12 +189,14 @@ def _update_steps(task, updates):
             steps.append(HistoryEvent(incoming.processed_at, UPDATED, f"EPM's update, no longer readable: {fields}",
                                       detail, **place))
             continue
-        values = tickets.decision_fields(event, fields)
+        values, unreadable = tickets.decision_fields(event, fields), tickets.unreadable_decision(event, fields)
         what, summary, recorded, outcome = _what_it_did(task, event.kind, values, recorded, outcome,
-                                                        incoming.processed_at)
+                                                        incoming.processed_at, unreadable)
         detail.update(update=what, decision=values["final_decision"], performed_by=values["final_decision_by"],
                       decision_time=_iso(values["final_decision_time"]), end_time=_iso(values["final_end_time"]),
                       outcome=outcome)
+        if unreadable is not None:
+            detail["unreadable_decision"] = tickets.shown_decision(unreadable)
         steps.append(HistoryEvent(incoming.processed_at, UPDATE_KINDS[what], summary, detail, **place))
     return steps
 

@@ -209,6 +209,16 @@ def unreadable_decision(event, fields):
     return text if text is not None and contract.find_decision(text) is None else None
 
 
+# How much of an unreadable Decision text notes, the log and the processing history show.
+UNREADABLE_SHOWN = 100
+
+
+def shown_decision(text):
+    """An unreadable Decision text (unreadable_decision) as it is shown: up to UNREADABLE_SHOWN characters,
+    "…" ending one cut short."""
+    return text if len(text) <= UNREADABLE_SHOWN else text[:UNREADABLE_SHOWN - 1] + "…"
+
+
 def _is(decision, expected):
     """EPM's decision text compared without regard to letter case; None is no decision."""
     return decision is not None and decision.casefold() == expected.casefold()
@@ -283,7 +293,7 @@ def record_update(jit, event, fields):
     if unreadable is not None:
         # A template's typo, never EPM's decision: read as none, and told to ops, who can mend the template.
         log.warning("EPM's update for ticket %s (RequestId %s) says Decision %r, neither Approved nor Denied: "
-                    "read as no decision", jit.task.number, jit.request_id, unreadable[:100])
+                    "read as no decision", jit.task.number, jit.request_id, shown_decision(unreadable))
     if jit.conflict_decision is not None and is_same_state(values, _recorded_conflict(jit)):
         return jit.task, UPDATE_DUPLICATE
     if not jit.decision_final:
@@ -509,7 +519,7 @@ def _note_undecided(jit, values, unreadable=None):
     awaiting EPM's decision; the ticket stays as it was."""
     told = f" (reported by {values['final_decision_by']})" if values["final_decision_by"] else ""
     what = ("without a decision" if unreadable is None
-            else f'whose Decision "{unreadable[:100]}" is neither Approved nor Denied')
+            else f'whose Decision "{shown_decision(unreadable)}" is neither Approved nor Denied')
     add_work_note(jit.task, f"EPM sent an update {what}{told}: the ticket keeps awaiting EPM's "
                             "final decision. Nothing is sent to EPM for it.")
     update_task(jit, updated_at=utcnow())  # the outcome stays what the broker's latest decision says

@@ -307,3 +307,42 @@ def test_the_approvals_late_webhook_after_an_older_record_that_told_the_revocati
         "older update from EPM", "older", contract.EPM_OUTCOME_REVOKED)
     assert step["summary"] == ("EPM re-sent an older update: Approved by jchen at 2026-11-20 15:12:02 UTC; it changed "
                                "nothing, the ticket kept Revoked")
+
+
+def test_an_update_whose_decision_is_unreadable_is_a_step_naming_the_text_it_got(app, client, deliver, admin_auth):
+    request_id = "a9e1c2d3-0000-4000-8000-000000000007"
+    number = deliver(factories.admin_request(request_id)).json["result"]["ticket"]
+    deliver(factories.admin_decision(request_id, Decision="Aproved"))  # a template's typo: no decision
+
+    [step] = update_steps(steps(client, admin_auth, number))
+
+    assert step == ("update from EPM without a decision",
+                    'EPM sent an update whose Decision "Aproved" is neither Approved nor Denied: no decision by '
+                    "jchen at 2026-11-20 15:12:02 UTC; the ticket kept awaiting EPM's final decision")
+
+
+def test_an_unreadable_decision_after_the_final_one_is_named_in_its_step(app, client, deliver, admin_auth):
+    request_id = "a9e1c2d3-0000-4000-8000-000000000008"
+    number = deliver(factories.admin_request(request_id)).json["result"]["ticket"]
+    deliver(factories.admin_decision(request_id))
+    deliver(factories.admin_decision(request_id, Decision="{decision}", EndTime="2026-11-20T15:25:10Z",
+                                     Timestamp="2026-11-20T15:25:11Z"))  # End Session, its Decision unreplaced
+
+    step = update_steps(steps(client, admin_auth, number))[-1]
+
+    assert step == ("updated by EPM", 'EPM ended the session early: no decision (Decision "{decision}", neither '
+                                      "Approved nor Denied) by jchen at 2026-11-20 15:12:02 UTC, the session ending "
+                                      "at 2026-11-20 15:25:10 UTC")
+
+
+def test_a_long_unreadable_decision_is_clipped_in_its_step(app, client, deliver, admin_auth):
+    request_id = "a9e1c2d3-0000-4000-8000-000000000009"
+    number = deliver(factories.admin_request(request_id)).json["result"]["ticket"]
+    deliver(factories.admin_decision(request_id, Decision="Approved " + "x" * 500))
+
+    [event] = [event for event in steps(client, admin_auth, number)
+               if event["kind"] == "update from EPM without a decision"]
+
+    shown = "Approved " + "x" * 90 + "…"
+    assert f'whose Decision "{shown}" is neither' in event["summary"]
+    assert event["detail"]["unreadable_decision"] == shown
