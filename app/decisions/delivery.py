@@ -226,6 +226,9 @@ def _settled_by_epm(decision):
     should EPM answer 5xx."""
     task = decision.task
     model = JIT_MODELS[task.kind]
+    # Two reads on purpose: this unlocked one spares the common attempt (the request not final) the write
+    # transaction and the RequestId's lock; the one under the lock reads the EPM decision to settle by, which
+    # a later update (a revocation) may have changed since.
     if not model.select().where(model.task == task.id, model.decision_final == True).exists():  # noqa: E712
         return False
     with write_transaction():

@@ -69,7 +69,7 @@ def _when(moment):
 
 def said(values, unreadable=None):
     """`Approved by jchen at 2026-11-20 15:12:02 UTC`: what one update said (tickets.decision_fields' columns), naming
-    its Decision text when that was `unreadable` (tickets.unreadable_decision)."""
+    its Decision text when that was `unreadable` (tickets.read_update's)."""
     decision = values["final_decision"] or "no decision"
     if unreadable is not None:
         decision = f'{decision} (Decision "{tickets.shown_decision(unreadable)}", neither Approved nor Denied)'
@@ -189,7 +189,7 @@ def _update_steps(task, updates):
             steps.append(HistoryEvent(incoming.processed_at, UPDATED, f"EPM's update, no longer readable: {fields}",
                                       detail, **place))
             continue
-        values, unreadable = tickets.decision_fields(event, fields), tickets.unreadable_decision(event, fields)
+        values, unreadable = tickets.read_update(event, fields)
         what, summary, recorded, outcome = _what_it_did(task, event.kind, values, recorded, outcome,
                                                         incoming.processed_at, unreadable)
         detail.update(update=what, decision=values["final_decision"], performed_by=values["final_decision_by"],

@@ -189,24 +189,27 @@ def _decided(event, fields):
 
 
 def decision_fields(event, fields):
-    """The finalized-decision columns an update event carries, by kind. Its decision is Approved or Denied in
-    the contract's spelling, or None: text naming neither (a template's `{decision}`) decides nothing, as an
-    EPM record's unknown status does (app/epm/records.StatusMapping); unreadable_decision names it."""
+    """The finalized-decision columns an update event carries, by kind (read_update's first half)."""
+    return read_update(event, fields)[0]
+
+
+def read_update(event, fields):
+    """(decision columns, unreadable text) of an update event, its Decision text read once. The columns are the
+    finalized-decision ones it carries, by kind; their decision is Approved or Denied in the contract's spelling,
+    or None: text naming neither (a template's `{decision}`) decides nothing, as an EPM record's unknown status
+    does (app/epm/records.StatusMapping), and is the unreadable text (else None)."""
     source = _decided(event, fields)
-    return {
-        "final_decision": contract.find_decision(source.get("decision")),
+    text = source.get("decision")
+    decision = contract.find_decision(text)
+    values = {
+        "final_decision": decision,
         "final_decision_time": source.get("decision_time"),
         "final_decision_by": _clip(source.get("performed_by")),
         "final_duration": _clip(source.get("duration"), 32),
         "final_start_time": fields.get("start_time"),
         "final_end_time": fields.get("end_time"),
     }
-
-
-def unreadable_decision(event, fields):
-    """The Decision text of an update event when it names neither Approved nor Denied, else None."""
-    text = _decided(event, fields).get("decision")
-    return text if text is not None and contract.find_decision(text) is None else None
+    return values, (text if text is not None and decision is None else None)
 
 
 # How much of an unreadable Decision text notes, the log and the processing history show.
@@ -214,7 +217,7 @@ UNREADABLE_SHOWN = 100
 
 
 def shown_decision(text):
-    """An unreadable Decision text (unreadable_decision) as it is shown: up to UNREADABLE_SHOWN characters,
+    """An unreadable Decision text (read_update's) as it is shown: up to UNREADABLE_SHOWN characters,
     "…" ending one cut short."""
     return text if len(text) <= UNREADABLE_SHOWN else text[:UNREADABLE_SHOWN - 1] + "…"
 
@@ -288,8 +291,7 @@ def record_update(jit, event, fields):
     decision naming the decider the ticket lacked).
     Nothing here sends anything to EPM: these are EPM's own decisions. With the first final decision, a decision
     of the broker's still waiting in the outbox is settled by EPM's (events.epm_decision_final)."""
-    values = decision_fields(event, fields)
-    unreadable = unreadable_decision(event, fields)
+    values, unreadable = read_update(event, fields)
     if unreadable is not None:
         # A template's typo, never EPM's decision: read as none, and told to ops, who can mend the template.
         log.warning("EPM's update for ticket %s (RequestId %s) says Decision %r, neither Approved nor Denied: "
