@@ -42,7 +42,9 @@ def compile_query(query, fields, context):
     for group in query.groups:
         clauses = [joined([_condition(fields, condition, context) for condition in clause], "OR")
                    for clause in group if clause]
-        groups.append(joined(clauses, "AND") if clauses else TRUE)
+        # A group without a condition adds nothing to the ORed groups (query.py leaves such parts out).
+        if clauses:
+            groups.append(joined(clauses, "AND"))
     return joined(groups, "OR") if groups else TRUE
 
 

@@ -2,7 +2,10 @@
 
 Precedence as on an instance: `^NQ` separates queries whose results are ORed together, `^`
 ANDs the clauses of one query, and `^OR` binds tighter than `^` (`a^b^ORc` is `a AND (b OR c)`).
-ORDERBY/ORDERBYDESC may appear anywhere and order the whole answer. A field name runs up to the
+ORDERBY/ORDERBYDESC may appear anywhere and order the whole answer. An empty part adds nothing: `a^` is
+`a`, and so are `a^NQ` and `^NQa` (a `^NQ` part without a term, or with only an ORDERBY or EQ, is left out
+rather than ORing "every record" into the answer); a query whose parts are all empty selects every record,
+as no query does. A field name runs up to the
 first operator (`short_descriptionLIKEvpn`): ServiceNow's column names are lower case, so an
 operator word is where a name ends. A name with capitals (`Number=...`) is still a name, of no
 field: what a name means is not decided here, and app/servicenow_api/compiler.py answers a query
@@ -73,7 +76,8 @@ class Condition:
 
 @dataclass
 class Query:
-    """`groups` are ORed (one per `^NQ`); a group is a list of clauses ANDed; a clause a list of Conditions ORed."""
+    """`groups` are ORed (one per `^NQ` part with a term); a group is a list of clauses ANDed; a clause a list of
+    Conditions ORed. No groups: every record."""
 
     groups: list = field(default_factory=list)
     order_by: list = field(default_factory=list)  # (field, descending)
@@ -89,7 +93,8 @@ class _ToQuery(Transformer):
         self.order_by = []
 
     def query(self, items):
-        return Query([item for item in items if isinstance(item, list)], self.order_by)
+        # A part with no term (`a^NQ`, `^NQa`, `a^NQORDERBYb`) is no group: as a group it would select everything.
+        return Query([item for item in items if isinstance(item, list) and item], self.order_by)
 
     def group(self, items):
         return [item for item in items if isinstance(item, list)]

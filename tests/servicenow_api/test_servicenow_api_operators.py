@@ -139,6 +139,21 @@ def test_or_binds_tighter_than_and_and_nq_joins_whole_queries(stored):
         or (r["opened_by"] == "CORP\\jdoe" and r["state"] == 7))
 
 
+@pytest.mark.parametrize("query, wanted", [
+    ("state=1^NQ", {"INC0010001", "INC0010006"}), ("^NQnumber=INC0010002", {"INC0010002"}),
+    ("state=1^NQ^NQnumber=INC0010002", {"INC0010001", "INC0010006", "INC0010002"}),
+    ("number=INC0010002^NQ^", {"INC0010002"}), ("number=INC0010002^NQORDERBYnumber", {"INC0010002"}),
+    ("number=INC0010002^NQEQ", {"INC0010002"}),
+])
+def test_an_empty_nq_part_adds_nothing_to_the_answer(stored, query, wanted):
+    # An ^NQ part with no term is left out, as an empty ^ part is: it never ORs "every record" into the answer.
+    assert selected(query) == wanted
+
+
+def test_a_query_of_empty_nq_parts_only_selects_every_record_as_no_query_does(stored):
+    assert selected("^NQ") == selected("^NQ^") == selected("") == set(stored)
+
+
 def test_a_time_stored_with_microseconds_equals_its_second(stored):
     assert selected("opened_at=2026-01-02 09:30:00") == {"INC0010003"}
     assert selected("opened_at=2026-01-02 09:30:01") == set()

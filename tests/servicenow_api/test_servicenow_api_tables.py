@@ -131,6 +131,16 @@ def test_a_query_naming_an_unknown_field_answers_no_rows(client, reader_auth, ti
     assert answer.json["result"] == [] and answer.headers["X-Total-Count"] == "0"
 
 
+@pytest.mark.parametrize("query, wanted", [("state=2^NQ", ["INC0010003"]), ("^NQnumber=INC0010001", ["INC0010001"]),
+                                           ("state=2^NQ^NQnumber=INC0010001", ["INC0010001", "INC0010003"])])
+def test_an_empty_nq_part_never_widens_the_answer_to_every_record(client, reader_auth, tickets, query, wanted):
+    answer = get(client, reader_auth, sysparm_query=query, sysparm_fields="number")
+
+    assert answer.status_code == 200
+    assert [record["number"] for record in answer.json["result"]] == wanted
+    assert answer.headers["X-Total-Count"] == str(len(wanted))
+
+
 # A term without a field or an operator, a BETWEEN without its second bound, an ^OR with nothing after it.
 @pytest.mark.parametrize("query, where", [("=INC0010001", 1), ("number^state=1", 7), ("state=1^!=2", 9),
                                           ("numberBETWEENINC0010001", 14), ("state=1^OR", 8)])
