@@ -8,6 +8,7 @@ per distinct assignment group."""
 import re
 import threading
 import weakref
+from itertools import groupby
 
 from peewee import SQL, fn
 
@@ -19,6 +20,9 @@ from app.servicenow_api.fields import GROUP_TABLE, USER_TABLE, Field, reference,
 _SYS_ID = re.compile(r"^[0-9a-f]{32}$")
 USER_FIELDS = ("sys_id", "user_name", "name", "email")
 GROUP_FIELDS = ("sys_id", "name")
+# Fields no two records share (a record is one name; its sys_id is derived from the name): ordering by one
+# of them decides the whole order, and ORDERBY keys after it change nothing.
+UNIQUE_FIELDS = ("sys_id", "user_name", "name")
 
 
 def _email_of(name_column):
@@ -160,11 +164,31 @@ class NameTable:
         """(rows matching `query`, one page; how many match)."""
         fields = self.fields(context)
         condition = compiler.compile_query(query, fields, context)
+        deciding = _deciding_order(query.order_by)
+        if deciding and deciding[-1][0] == "sys_id":
+            return self._find_in_sys_id_order(condition, deciding, fields, limit, offset, names)
         select = self._select(names).where(condition)
         orderings = [fields[name].expression.desc() if descending else fields[name].expression.asc()
                      for name, descending in query.order_by]
         page = select.order_by(*orderings, self.column) if orderings else select.order_by(self.column)
         return list(page.limit(limit).offset(offset).tuples()), self._select().where(condition).count()
+
+    def _find_in_sys_id_order(self, condition, ordering, fields, limit, offset, names):
+        """`find` for an order that ends with sys_id: the sys_id is a hash of the name the database cannot
+        compute, so the column's own order would be the names' order. Every matching record is read, in the
+        order of the keys before sys_id (their values selected after the row's), and the records those keys
+        tie are put in sys_id order here. A table holds one record per distinct requester or group, so this
+        reads a few thousand short rows, not the tickets."""
+        *before, (_sys_id, descending) = ordering
+        keys = [fields[name].expression for name, _descending in before]
+        select = self._select(names).select_extend(*keys).where(condition)
+        if keys:
+            select = select.order_by(*[key.desc() if down else key.asc()
+                                       for key, (_name, down) in zip(keys, before)])
+        ordered = []
+        for _tied_on, tied in groupby(select.tuples(), key=lambda row: row[2:]):
+            ordered += sorted(tied, key=lambda row: reference_sys_id(self.table, row[0]), reverse=descending)
+        return [row[:2] for row in ordered[offset:offset + limit]], len(ordered)
 
     def get(self, sys_id, names):
         name = self.index.resolve([sys_id]).get(sys_id)
@@ -177,6 +201,16 @@ class NameTable:
         if "email" in self.walks:
             walked["email"] = email
         return {field: (walked[field], walked[field]) for field in names if field in walked}
+
+
+def _deciding_order(order_by):
+    """The (field, descending) keys of `order_by` up to the first of UNIQUE_FIELDS: those that decide the order."""
+    deciding = []
+    for name, descending in order_by:
+        deciding.append((name, descending))
+        if name in UNIQUE_FIELDS:
+            break
+    return deciding
 
 
 USERS = NameTable(USER_TABLE, Task.requester, USER_WALKS, USER_FIELDS, USER_NAMES)

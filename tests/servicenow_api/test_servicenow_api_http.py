@@ -133,6 +133,48 @@ def test_assignment_groups_are_sys_user_group_records(client, reader_auth, ticke
     assert groups == [{"sys_id": reference_sys_id("sys_user_group", "Windows Admins"), "name": "Windows Admins"}]
 
 
+@pytest.mark.parametrize("table", ["sys_user", "sys_user_group"])
+@pytest.mark.parametrize("query, descending", [("ORDERBYsys_id", False), ("ORDERBYDESCsys_id", True),
+                                               ("nameISNOTEMPTY^ORDERBYsys_id", False),
+                                               ("ORDERBYsys_id^ORDERBYname", False)])
+def test_people_are_ordered_by_their_sys_id_when_asked(client, reader_auth, tickets, table, query, descending):
+    from app.models import Task
+
+    # Five people and three groups, whose sys_ids are not in their names' order.
+    for number, person, group in (("INC0010002", "CORP\\kim", "Linux"), ("INC0010003", "CORP\\lee", "DBA"),
+                                  ("INC0010005", "CORP\\ann", "Windows Admins")):
+        Task.update(requester=person, assignment_group=group).where(Task.number == number).execute()
+    everyone = get(client, reader_auth, f"/api/now/table/{table}", sysparm_fields="sys_id").json["result"]
+    in_order = sorted((record["sys_id"] for record in everyone), reverse=descending)
+
+    answer = get(client, reader_auth, f"/api/now/table/{table}", sysparm_query=query, sysparm_fields="sys_id")
+    second_page = get(client, reader_auth, f"/api/now/table/{table}", sysparm_query=query, sysparm_fields="sys_id",
+                      sysparm_limit="2", sysparm_offset="2")
+
+    assert in_order != [record["sys_id"] for record in everyone], "the names' order is not the sys_ids' order"
+    assert [record["sys_id"] for record in answer.json["result"]] == in_order
+    assert answer.headers["X-Total-Count"] == second_page.headers["X-Total-Count"] == str(len(in_order))
+    assert [record["sys_id"] for record in second_page.json["result"]] == in_order[2:4]
+
+
+def test_users_of_the_same_email_are_ordered_by_their_sys_id_after_it(client, reader_auth, tickets):
+    from app.models import Account, Task
+
+    Task.update(requester="CORP\\kim").where(Task.number == "INC0010002").execute()
+    for name in ("CORP\\jdoe", "CORP\\kim"):
+        factories.account(name, "user")
+    Account.update(email="shared@corp.example").where(Account.username.in_(["CORP\\jdoe", "CORP\\kim"])).execute()
+    shared = sorted([reference_sys_id("sys_user", "CORP\\jdoe"), reference_sys_id("sys_user", "CORP\\kim")],
+                    reverse=True)
+
+    answer = get(client, reader_auth, "/api/now/table/sys_user", sysparm_query="ORDERBYDESCemail^ORDERBYDESCsys_id",
+                 sysparm_fields="sys_id,email")
+
+    assert answer.json["result"] == [{"sys_id": shared[0], "email": "shared@corp.example"},
+                                     {"sys_id": shared[1], "email": "shared@corp.example"},
+                                     {"sys_id": reference_sys_id("sys_user", "CORP\\mrivera"), "email": ""}]
+
+
 def test_the_aggregate_api_counts_tickets_in_all_and_per_value(client, reader_auth, tickets):
     total = get(client, reader_auth, "/api/now/stats/incident", sysparm_count="true",
                 sysparm_query="short_descriptionLIKEapplication")
