@@ -1,4 +1,12 @@
-"""ServiceNow: one Table API read per lookup (the number's prefix picks the table), basic auth or OAuth."""
+"""ServiceNow: one Table API read per lookup (the number's prefix picks the table), basic auth or OAuth.
+
+A lookup asks `sysparm_query=number=<reference>`, and the reference is what a requester wrote, found by the
+rule's pattern (a custom one may match anything). ServiceNow's encoded query has no escape for `^` inside a
+value, so `^`, `^OR` or `^NQ` in a reference would add terms of the requester's choosing (`^NQ` ORs in a whole
+second query: some other approved change), and a value starting `javascript:` is run as script by the
+instance. Encoding cannot help, so only a record number is looked up: letters, digits, `-`, `_` and `.`, at
+most 40 characters (the number field's length), as any prefix an instance is given is written."""
+import re
 from urllib.parse import quote
 
 from app.itsm.base import AUTH_OAUTH, Connector, ItsmError, RemoteTicket, parse_timestamp
@@ -12,6 +20,8 @@ REQUESTER_FIELDS = ("requested_by.user_name", "requested_for.user_name", "opened
 FIELDS = ("sys_id", "number", "state", "approval", "start_date", "end_date") + REQUESTER_FIELDS
 
 AUTH_BASIC = "basic"
+# A ServiceNow record number as a lookup may put it into sysparm_query (see the module's docstring).
+RECORD_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 
 
 def table_for(number):
@@ -59,6 +69,9 @@ class ServiceNowConnector(Connector):
                                                                  **self.oauth_auth()))
 
     def lookup(self, number):
+        if not RECORD_NUMBER.fullmatch(number):
+            raise ItsmError(f"{self.describe()}: the reference is no ServiceNow record number (letters, digits, "
+                            "'-', '_' and '.', at most 40 characters), so it was not looked up")
         table = table_for(number)
         answer = self._read(table, {
             "sysparm_query": f"number={number}", "sysparm_limit": "1", "sysparm_display_value": "all",

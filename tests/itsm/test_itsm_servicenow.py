@@ -100,6 +100,35 @@ def test_an_unknown_number_is_none():
     assert ServiceNowConnector(connection()).lookup("CHG0000099") is None
 
 
+# A custom reference pattern may match anything the requester writes; in `number=<reference>` each of these
+# would add terms of the requester's choosing (ServiceNow's encoded query has no escape for `^` in a value), or
+# have the instance run a script (a value starting `javascript:`).
+@pytest.mark.parametrize("reference", [
+    "CHG0000099^ORnumberSTARTSWITHCHG", "CHG0000099^NQACTIVE=TRUE", "CHG0000099^approval=approved",
+    "^NQ", "CHG0000099^", "JAVASCRIPT:GS.GETUSERID()", "CHG0000099\n", "CHG 0000099", "C" * 41,
+])
+@responses.activate
+def test_a_reference_that_is_no_record_number_adds_no_query_terms_and_is_not_looked_up(reference):
+    responses.get(f"{SN}/api/now/table/change_request", json={"result": [CHANGE]})
+    responses.get(f"{SN}/api/now/table/task", json={"result": [CHANGE]})
+
+    with pytest.raises(ItsmError, match="is no ServiceNow record number.*not looked up"):
+        ServiceNowConnector(connection()).lookup(reference)
+
+    assert len(responses.calls) == 0
+
+
+@pytest.mark.parametrize("reference", ["CHG0000024", "chg0000024", "ACME_CHG-0000024", "CHG.0000024", "C" * 40])
+@responses.activate
+def test_a_record_number_of_any_prefix_is_looked_up_as_one_term(reference):
+    responses.get(f"{SN}/api/now/table/task", json={"result": [CHANGE]})
+    responses.get(f"{SN}/api/now/table/change_request", json={"result": [CHANGE]})
+
+    ServiceNowConnector(connection()).lookup(reference)
+
+    assert responses.calls[0].request.params["sysparm_query"] == f"number={reference}"
+
+
 @responses.activate
 def test_oauth_password_grant_then_bearer_token_reused(caplog):
     caplog.set_level(logging.DEBUG)

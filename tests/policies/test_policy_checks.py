@@ -314,6 +314,21 @@ def test_an_automatic_decision_reaches_epm_exactly_as_a_persons(http, submit, ap
     assert decisions_audited == {"policy-engine": automatic.number, "jchen": human.number}
 
 
+def test_a_reference_cannot_widen_the_servicenow_lookup_to_another_change(http, submit, approve_rule):
+    # A permissive custom pattern hands the connector whatever follows "ticket:"; ServiceNow would answer the
+    # widened query (`^NQ` ORs a second query in) with some other, approved change of the same requester.
+    approve_rule(reference_pattern="regex", custom_regex=r"ticket:(\S+)")
+    for table in ("change_request", "task"):  # a number with no known prefix is looked up in `task`
+        http.get(f"{SN}/api/now/table/{table}", json={"result": [change_record()]})
+
+    task = submit(application("ticket:CHG0009999^NQnumberSTARTSWITHCHG"))
+
+    assert epm_decisions(http) == []
+    assert not [call for call in http.calls if call.request.url.startswith(f"{SN}/api/now/table/")]
+    [note] = [note for note in notes(task) if note.startswith("Policy evaluation")]
+    assert "is no ServiceNow record number" in note and "the request is left to approvers" in note
+
+
 def test_a_custom_regex_reference_is_looked_up_in_jira(http, submit, add_rule):
     create_connection({"name": "jsm", "kind": "jira", "base_url": "https://acme.atlassian.net",
                        "username": "svc-jit@acme.example", "secret": "api-token",
