@@ -150,6 +150,18 @@ def _check_destinations(values, kind, internal):
                 raise _refused("options", f"{name}: {error}") from None
 
 
+def _check_saved_destinations(connection, values, kind, internal):
+    """The addresses saved before this change and kept by it, checked again when the change takes the internal
+    mark away (a private address stays only on an internal connection) or changes the kind (which decides the
+    options naming a host): what is saved must pass the checks a new entry would."""
+    if internal == _internal({}, connection) and kind == connection.kind:
+        return
+    kept = {name: getattr(connection, name) for name in URL_FIELDS if name not in values}
+    if "options" not in values:
+        kept["options"] = dict(connection.options or {})
+    _check_destinations(kept, kind, internal)
+
+
 def _secret_destinations(connection):
     """Where `connection`'s stored secrets may be sent (Connector.secret_destinations); None for an unknown kind."""
     connector = CONNECTOR_TYPES.get(connection.kind)
@@ -206,6 +218,7 @@ def update_connection(connection, raw, actor):
     values["auth_method"] = merged["auth_method"]
     internal = _internal(values, connection)
     _check_destinations(values, merged["kind"], internal)
+    _check_saved_destinations(connection, values, merged["kind"], internal)
     _check_secrets_entered_again(connection, values)
     with write_transaction():
         if "name" in values and values["name"] != connection.name and find_connection(values["name"]) is not None:

@@ -164,3 +164,69 @@ def test_the_cli_refuses_a_moved_accounts_url_without_the_secrets(runner):
     assert saved.exit_code == 0, saved.output
     with runner.app.app_context():
         assert ItsmConnection.get().options == {"portal": "itdesk", "accounts_url": COLLECTOR}
+
+
+def _internal_sdp():
+    return create_connection({"name": "sdp", "kind": "sdp", "base_url": SDP, "secret": "key",
+                              "options": {"internal": "true", "module": "changes"}}, "root")
+
+
+def test_taking_the_internal_mark_away_rechecks_the_saved_private_base_url(app, resolves_to):
+    resolves_to("10.20.30.40")
+    connection = _internal_sdp()
+
+    with pytest.raises(BadRequest) as refused:
+        update_connection(connection, {"options": {"internal": "false", "module": "changes"}}, "root")
+
+    assert "private-network address" in refused.value.extra["fields"]["base_url"]
+    assert ItsmConnection.get().options == {"internal": "true", "module": "changes"}
+
+
+def test_taking_the_internal_mark_away_rechecks_the_saved_token_url(app, answers):
+    answers("sdp.corp.test", "203.0.113.7")
+    answers("tokens.corp.test", "192.168.1.5")
+    connection = create_connection({"name": "corp", "kind": "servicenow", "base_url": "https://sdp.corp.test",
+                                    "auth_method": "oauth", "client_id": "cid", "client_secret": "cs",
+                                    "token_url": "https://tokens.corp.test/oauth_token.do",
+                                    "options": {"internal": "true"}}, "root")
+
+    with pytest.raises(BadRequest) as refused:
+        update_connection(connection, {"options": {}}, "root")
+
+    assert "private-network address" in refused.value.extra["fields"]["token_url"]
+    assert ItsmConnection.get().options == {"internal": "true"}
+
+
+def test_taking_the_internal_mark_away_from_a_public_connection_is_saved(app, resolves_to):
+    resolves_to("203.0.113.7")
+    connection = _internal_sdp()
+
+    update_connection(connection, {"options": {"internal": "false", "module": "changes"}}, "root")
+
+    assert ItsmConnection.get().options["internal"] == "false"
+
+
+def test_the_cli_refuses_to_take_the_internal_mark_away_from_a_private_connection(runner, resolves_to):
+    resolves_to("10.20.30.40")
+    with runner.app.app_context():
+        _internal_sdp()
+
+    refused = runner.invoke(args=["itsm", "set", "sdp", "option.internal=false"])
+
+    assert refused.exit_code != 0
+    assert "base_url" in refused.output and "private-network address" in refused.output
+    with runner.app.app_context():
+        assert ItsmConnection.get().options["internal"] == "true"
+
+
+def test_changing_the_kind_checks_a_saved_option_that_now_names_a_host(app):
+    # accounts_url means nothing to on-premises ServiceDesk Plus, so it was saved unchecked; to Cloud it is where
+    # the client secret is posted.
+    connection = create_connection({"name": "sdp", "kind": "sdp", "base_url": SDP, "secret": "key",
+                                    "options": {"accounts_url": "https://169.254.169.254"}}, "root")
+
+    with pytest.raises(BadRequest) as refused:
+        update_connection(connection, {"kind": "sdp_cloud", "auth_method": "zoho_oauth", "secret": "key"}, "root")
+
+    assert "metadata" in refused.value.extra["fields"]["options"]
+    assert ItsmConnection.get().kind == "sdp"
