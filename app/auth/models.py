@@ -63,3 +63,19 @@ class BrowserSession(peewee.Model):
             cls.epoch == Account.session_epoch, Account.active == True,  # noqa: E712 (SQL)
             cls.created_at > now - timedelta(hours=settings.session_max_hours),
             cls.last_seen_at > now - timedelta(minutes=settings.session_idle_minutes, seconds=30))
+
+    @classmethod
+    def still_named(cls, settings):
+        """The sessions a browser's cookie may still name: the live ones, and those that only timed out (idle, or
+        past the absolute limit), whose tab's Sign out must still find them (app/auth/sessions.py). Not those ended
+        with their account's epoch or its deactivation, nor those opened before `named_since(settings)`."""
+        return cls.select(cls, Account).join(Account).where(
+            cls.epoch == Account.session_epoch, Account.active == True,  # noqa: E712 (SQL)
+            cls.created_at > cls.named_since(settings))
+
+    @staticmethod
+    def named_since(settings):
+        """The oldest sign-in a cookie presented now can be of: the signed cookie is accepted up to the absolute
+        limit after it was last written, and a session writes it only within its own absolute limit, so twice
+        that limit ago."""
+        return utcnow() - timedelta(hours=2 * settings.session_max_hours)

@@ -5,10 +5,12 @@ reads it back on each page. Each session also has a record on the server (Browse
 account, when opened and last seen, source address, user agent), named in the cookie by an
 opaque id; an admin sees them on the users page and ends one ("End") by deleting its record; a session that
 ends any other way (sign-out, a time limit, a refusal found by the loader) loses its record too, and a time-out
-nobody comes back to loses it to the `forget_ended_sessions` job. The identity provider's tokens of an account
-(app/auth/oidc_client.py) go when its last live session is ended on purpose (sign-out, from a tab whose session
-already timed out too; an admin's End or End all) or the provider ends its access; a time-out keeps them, so the
-provider goes on vouching for the person's chat decisions through its re-checks.
+nobody comes back to keeps it until no browser can present a cookie naming it any more, when the
+`forget_ended_sessions` job drops it. The identity provider's tokens of an account (app/auth/oidc_client.py) go
+when its last live session is ended on purpose (sign-out, from a tab whose session already timed out too; an
+admin's End or End all) or the provider ends its access; a time-out keeps them, so the provider goes on vouching
+for the person's chat decisions through its re-checks. Sign out forgets them only for a cookie whose session still
+has its record (`signing_out_account`): a copy of the cookie of a session ended on purpose forgets nothing.
 Beside that the session holds when it was opened and last
 used (seconds since the epoch, signed, so a client cannot move them) and a keyed stamp
 of the password it was opened with, and the account's session epoch at sign-in. Past
@@ -196,8 +198,8 @@ def start_session(account, through_idp=False):
 
 
 def _forget_expired_records():
-    """Drop the records of sessions past the absolute limit (they can no longer open anything)."""
-    oldest = utcnow() - timedelta(hours=current_app.extensions["settings"].session_max_hours)
+    """Drop the records of sessions no cookie presented now can name (BrowserSession.named_since)."""
+    oldest = BrowserSession.named_since(current_app.extensions["settings"])
     BrowserSession.delete().where(BrowserSession.created_at < oldest).execute()
 
 
@@ -231,33 +233,44 @@ def end_all_sessions(account):
 
 
 def forget_ended_sessions():
-    """The `forget_ended_sessions` job: drop the records of sessions that ended by themselves (idle, past the
-    absolute limit) or with their account's epoch, which nobody came back to (the users page no longer lists them
-    either). The provider's tokens stay: a time-out is no sign-out."""
-    live = BrowserSession.live(current_app.extensions["settings"]).select(BrowserSession.id)
-    records = BrowserSession.delete().where(BrowserSession.id.not_in(live)).execute()
+    """The `forget_ended_sessions` job: drop the records of sessions ended with their account's epoch or its
+    deactivation, and of those that ended by themselves (idle, past the absolute limit) once no browser can present
+    a cookie naming them (BrowserSession.still_named): until then a timed-out tab's Sign out must find its record.
+    The users page lists none of them. The provider's tokens stay: a time-out is no sign-out."""
+    named = BrowserSession.still_named(current_app.extensions["settings"]).select(BrowserSession.id)
+    records = BrowserSession.delete().where(BrowserSession.id.not_in(named)).execute()
     return f"{records} ended session record(s) dropped"
 
 
-def signed_in_account_id():
-    """The id of the account this session's cookie names (signed: a client cannot change it), whether or not the
-    session is still within its limits; None when it names none. Read it before `current_user`, whose loader
-    clears a session it finds over."""
+def signing_out_account():
+    """The account whose session this cookie names while that session still has its record (live, or only timed
+    out: BrowserSession.still_named), whether or not it is within its limits; None for a cookie naming no session,
+    or a copy of the cookie of a session ended on purpose (signed out, ended by an admin, End all), whose record is
+    gone. Read it before `current_user`, whose loader ends a session it finds timed out and drops its record."""
+    session_id = session.get(SESSION_ID)
     try:
-        return int(session.get(USER_ID))
+        account_id = int(session.get(USER_ID))
     except (TypeError, ValueError):
         return None
+    if not isinstance(session_id, str):
+        return None
+    record = (BrowserSession.still_named(current_app.extensions["settings"])
+              .where(BrowserSession.key_digest == _key_digest(session_id), BrowserSession.account == account_id)
+              .first())
+    return record.account if record is not None else None
 
 
-def end_session(account_id):
-    """Sign out of the session of `account_id` (`signed_in_account_id()`, read before the loader ran): its record
-    goes, so this cookie and every copy of it open nothing more. The account's sessions on other devices go on;
-    "End all" on the users page or a new password ends those. The identity provider's tokens go unless another
-    session of the account may still be in use, also when this one had already timed out on an open page."""
+def end_session(account):
+    """Sign out of this cookie's session, whose account is `account` (`signing_out_account()`, read before the
+    loader ran; None for a cookie naming no session that still has its record): its record goes, so this cookie and
+    every copy of it open nothing more. The account's sessions on other devices go on; "End all" on the users page
+    or a new password ends those. The identity provider's tokens go unless another session of the account may still
+    be in use, also when this one had already timed out on an open page; a cookie whose session was already ended
+    on purpose forgets nothing (whoever holds a copy of it is not the session's owner signing out)."""
     # Whatever the loader said of this session, a copy of its cookie must end here.
     _forget_record(session.get(SESSION_ID))
-    if account_id is not None:
-        oidc_client.forget_unused_tokens(account_id)
+    if account is not None:
+        oidc_client.forget_unused_tokens(account.id)
     logout_user()
     session.clear()
 

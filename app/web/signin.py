@@ -14,7 +14,7 @@ from app.audit import service as audit
 from app.auth import steps, throttle, two_factor
 from app.auth.accounts import password_matches
 from app.auth.sessions import (await_second_factor, awaiting_second_factor, end_session, safe_next,
-                               signed_in_account_id, start_session)
+                               signing_out_account, start_session)
 from app.errors import error_response
 from app.models import Account, Configuration
 from app.web import oidc
@@ -131,12 +131,12 @@ def second_factor():
 def sign_out():
     # Whose session the cookie names, read before `current_user`: its loader clears a session that timed out on a
     # page left open, and Sign out there must still forget the provider's tokens.
-    account_id = signed_in_account_id()
+    account = signing_out_account()
     provider_logout = None
     if current_user.is_authenticated:
         audit.record(audit.SIGN_OUT, current_user._get_current_object(), "account", current_user.username)
         provider_logout = oidc.sign_out_redirect(current_user._get_current_object())
-    end_session(account_id)
+    end_session(account)
     flash(MSG_SIGNED_OUT, "ok")
     return redirect(provider_logout or url_for("web_auth.sign_in"))
 

@@ -1,7 +1,8 @@
 """The identity provider's tokens go when the last live session of their account is ended on purpose: sign-out
 (from a tab whose session had already timed out too), an admin ending one or all of them. A time-out keeps them,
 whether a page, a tab's own polling or nobody (the `forget_ended_sessions` job) comes back to it: with them the
-provider goes on vouching for the person's Slack decisions (tests/chat/test_chat_slack_deciders.py)."""
+provider goes on vouching for the person's Slack decisions (tests/chat/test_chat_slack_deciders.py). A copy of the
+cookie of a session ended on purpose forgets nothing."""
 from datetime import timedelta
 
 import pytest
@@ -45,6 +46,55 @@ def test_signing_out_of_a_tab_whose_only_session_timed_out_forgets_the_tokens(ap
     assert _tokens(account) is None
 
 
+def _copy_of(app, browser):
+    """Another browser holding a copy of `browser`'s signed cookie, and a CSRF token of its session."""
+    token = browser.token()
+    copy = WebClient(app.test_client())
+    with copy.client.session_transaction() as session:
+        session.update(browser.session())
+    return copy, token
+
+
+@pytest.mark.parametrize("ended_by", ["sign-out", "an admin"])
+def test_an_old_cookie_of_a_session_ended_on_purpose_cannot_forget_the_tokens(app, as_admin, ended_by):
+    """The laptop's session was ended on purpose while the phone's went on; the phone's then only timed out, so the
+    tokens stay for the provider's re-checks. A copy of the laptop's old cookie, with its CSRF token, names no
+    session any more: its Sign out forgets nothing."""
+    account = _provider_account()
+    laptop, phone = _signed_in(app, account), _signed_in(app, account)
+    old_cookie, token = _copy_of(app, laptop)
+    if ended_by == "sign-out":
+        assert laptop.post("/sign-out").status_code == 302
+    else:
+        record = BrowserSession.get(BrowserSession.key_digest == _digest(laptop))
+        assert as_admin.post(f"/admin/users/{account.id}/sessions/{record.id}/end").status_code == 302
+    phone.leave_idle(31)
+    assert _tokens(account)
+
+    answer = old_cookie.request("POST", "/sign-out", data={"csrf_token": token})
+
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/sign-in")
+    assert _tokens(account)
+
+
+def test_signing_out_of_a_timed_out_tab_forgets_the_tokens_after_the_job_ran(app):
+    """The job keeps the record of a session that only timed out while a browser may still hold its cookie, so the
+    tab's Sign out still finds it."""
+    account = _provider_account()
+    laptop = _signed_in(app, account)
+    token = laptop.token()
+    laptop.leave_idle(31)
+    assert run_job(JOBS["forget_ended_sessions"]).error is None
+
+    assert laptop.request("POST", "/sign-out", data={"csrf_token": token}).status_code == 302
+    assert _tokens(account) is None
+
+
+def _digest(browser):
+    from app.auth import sessions
+    return sessions._key_digest(browser.session()[sessions.SESSION_ID])
+
+
 def test_signing_out_of_a_timed_out_tab_keeps_the_tokens_a_live_session_needs(app):
     account = _provider_account()
     laptop, phone = _signed_in(app, account), _signed_in(app, account)
@@ -71,23 +121,29 @@ def test_a_tabs_own_polling_finding_the_last_session_timed_out_keeps_the_tokens(
     assert _tokens(account)
 
 
-def test_the_job_drops_the_records_of_sessions_that_ended_by_themselves_and_keeps_the_tokens(app):
-    """Nobody came back to the timed-out sessions: the job drops their records; the tokens stay, so the provider
+def test_the_job_keeps_timed_out_records_while_a_cookie_may_name_them_and_keeps_the_tokens(app):
+    """Nobody came back to the timed-out sessions: the job keeps their records while a browser may still present a
+    cookie naming them (twice the absolute limit of 12 hours from sign-in), so a tab's Sign out finds them, then
+    drops them; records of sessions ended with their account's epoch go at once. The tokens stay, so the provider
     goes on vouching for chat decisions."""
-    idle, aged, unused, busy = (_provider_account(name) for name in ("idle", "aged", "unused", "busy"))
-    factories.browser_session(idle, idle_minutes=31)
-    # Used a minute ago, opened past the absolute limit (12 hours).
+    idle, aged, ancient, moved = (_provider_account(name) for name in ("idle", "aged", "ancient", "moved"))
+    timed_out = factories.browser_session(idle, idle_minutes=31)
+    # Used a minute ago, opened past the absolute limit.
     past_limit = factories.browser_session(aged, idle_minutes=1)
     BrowserSession.update(created_at=utcnow() - timedelta(hours=12, minutes=1)).where(
         BrowserSession.id == past_limit.id).execute()
-    factories.browser_session(busy, idle_minutes=31)
-    live = factories.browser_session(busy, idle_minutes=1)
+    no_cookie_left = factories.browser_session(ancient, idle_minutes=60 * 12 + 1)
+    BrowserSession.update(created_at=utcnow() - timedelta(hours=24, minutes=1)).where(
+        BrowserSession.id == no_cookie_left.id).execute()
+    factories.browser_session(moved, idle_minutes=31)
+    Account.update(session_epoch=Account.session_epoch + 1).where(Account.id == moved.id).execute()
+    live = factories.browser_session(idle, idle_minutes=1)
 
     outcome = run_job(JOBS["forget_ended_sessions"])
 
     assert outcome.ran and outcome.error is None
-    assert all(_tokens(account) for account in (idle, aged, unused, busy))
-    assert [record.id for record in BrowserSession.select()] == [live.id]
+    assert all(_tokens(account) for account in (idle, aged, ancient, moved))
+    assert sorted(record.id for record in BrowserSession.select()) == [timed_out.id, past_limit.id, live.id]
 
 
 def test_a_sign_out_leaves_the_tokens_a_sign_in_elsewhere_stores_meanwhile(app):
