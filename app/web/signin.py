@@ -130,12 +130,14 @@ def second_factor():
 @bp.post("/sign-out")
 def sign_out():
     # Whose session the cookie names, read before `current_user`: its loader clears a session that timed out on a
-    # page left open, and Sign out there must still forget the provider's tokens.
+    # page left open, and Sign out there must still forget the provider's tokens and sign out at the provider.
     account = signing_out_account()
     provider_logout = None
-    if current_user.is_authenticated:
-        audit.record(audit.SIGN_OUT, current_user._get_current_object(), "account", current_user.username)
-        provider_logout = oidc.sign_out_redirect(current_user._get_current_object())
+    if account is not None:
+        detail = None if current_user.is_authenticated else {"session": "timed out"}
+        audit.record(audit.SIGN_OUT, account, "account", account.username, detail)
+        # Before end_session: the provider's sign-out takes the ID token kept with the tokens it forgets.
+        provider_logout = oidc.sign_out_redirect(account)
     end_session(account)
     flash(MSG_SIGNED_OUT, "ok")
     return redirect(provider_logout or url_for("web_auth.sign_in"))

@@ -3,7 +3,9 @@
 whether a page, a tab's own polling or nobody (the `forget_ended_sessions` job) comes back to it: with them the
 provider goes on vouching for the person's Slack decisions (tests/chat/test_chat_slack_deciders.py). A copy of the
 cookie of a session ended on purpose forgets nothing."""
+import time
 from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -14,6 +16,7 @@ from tests import factories
 from tests.webclient import CONFIRMED, WebClient
 
 ISSUER = "http://127.0.0.1:9/realms/corp"
+END_SESSION = "https://idp.example.com/realms/corp/logout"
 
 
 @pytest.fixture
@@ -173,3 +176,58 @@ def test_an_admin_ending_every_session_forgets_the_tokens(app, as_admin):
     assert as_admin.post(f"/admin/users/{account.id}/sessions/end", CONFIRMED).status_code == 302
     assert _tokens(account) is None
     assert phone.get("/tickets").status_code == 302
+
+
+@pytest.fixture
+def provider_ends_sessions(app):
+    """The provider's discovery document, as read, names an end-session endpoint (RP-initiated logout)."""
+    from app.auth import oidc_client
+    oidc_client.client().server_metadata.update({"issuer": ISSUER, "end_session_endpoint": END_SESSION,
+                                                 "_loaded_at": time.time()})
+
+
+def _with_id_token(account):
+    Account.update(idp_tokens='{"refresh_token": "r", "id_token": "id-token-of-bo"}').where(
+        Account.id == account.id).execute()
+    return account
+
+
+def _provider_sign_out(answer):
+    """The end-session request a Sign out's redirect makes at the provider, as (endpoint, its parameters)."""
+    location = urlsplit(answer.headers["Location"])
+    return f"{location.scheme}://{location.netloc}{location.path}", parse_qs(location.query)
+
+
+@pytest.mark.parametrize("idle_minutes", [0, 31])
+def test_sign_out_ends_the_providers_session_too_also_on_a_timed_out_tab(app, provider_ends_sessions, idle_minutes):
+    """A tab left open past the idle time signs out at the provider as a live one does, with the ID token as the
+    hint, before the tokens are forgotten."""
+    account = _with_id_token(_provider_account())
+    laptop = _signed_in(app, account)
+    token = laptop.token()
+    laptop.leave_idle(idle_minutes)
+
+    answer = laptop.request("POST", "/sign-out", data={"csrf_token": token})
+
+    assert answer.status_code == 302
+    endpoint, parameters = _provider_sign_out(answer)
+    assert endpoint == END_SESSION
+    assert parameters["id_token_hint"] == ["id-token-of-bo"]
+    assert parameters["post_logout_redirect_uri"] == ["https://jit.example.com/sign-in"]
+    assert _tokens(account) is None
+    from app.audit.models import AuditEntry
+    [entry] = AuditEntry.select().where(AuditEntry.action == "sign_out")
+    assert entry.actor == account.username
+    assert entry.detail == ({"session": "timed out"} if idle_minutes else {})
+
+
+def test_an_old_cookie_of_a_session_already_signed_out_of_is_not_sent_to_the_provider(app, provider_ends_sessions):
+    account = _with_id_token(_provider_account())
+    laptop, phone = _signed_in(app, account), _signed_in(app, account)
+    old_cookie, token = _copy_of(app, laptop)
+    assert _provider_sign_out(laptop.post("/sign-out"))[0] == END_SESSION
+
+    answer = old_cookie.request("POST", "/sign-out", data={"csrf_token": token})
+
+    assert answer.status_code == 302 and answer.headers["Location"].endswith("/sign-in")
+    assert phone.get("/tickets").status_code == 200

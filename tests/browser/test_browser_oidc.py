@@ -255,14 +255,19 @@ def leave_idle(page, app, minutes):
 
 
 def test_sign_out_on_a_page_left_open_past_the_idle_time_forgets_the_providers_tokens(app, broker, browser):
-    """The only session timed out while the page stayed open; its Sign out still drops the tokens kept for it."""
+    """The only session timed out while the page stayed open; its Sign out still drops the tokens kept for it, and
+    ends the provider's session as a live one's does."""
     page = browser.new_page()
     sign_in(page, broker, "bo")
     assert Account.get(Account.idp_subject == "bo").idp_tokens
     leave_idle(page, app, 31)
     page.get_by_role("button", name="Sign out").click()
+    page.get_by_role("button", name="Yes, sign me out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
     assert Account.get(Account.idp_subject == "bo").idp_tokens is None
+    # The provider asks who is there again: its session ended with the broker's.
+    page.get_by_role("link", name=BUTTON).click()
+    expect(page.locator("input[name=login]")).to_be_visible()
 
 
 def test_a_person_removed_from_the_groups_loses_the_open_session(broker, provider, browser):
