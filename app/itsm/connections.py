@@ -27,7 +27,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 def _clean_name(value):
     text = value.strip()
-    if not _NAME.match(text) or text.lower() in RESERVED_NAMES:
+    if not _NAME.fullmatch(text) or text.lower() in RESERVED_NAMES:
         raise ValueError("1–64 letters, digits, '.', '_' or '-', starting with a letter or digit; "
                          "not 'any' or 'broker'")
     return text

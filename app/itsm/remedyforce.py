@@ -41,7 +41,7 @@ class RemedyforceConnector(Connector):
 
     def field(self, name):
         value = str(self.connection.option(name, DEFAULT_FIELDS[name]))
-        if not _API_NAME.match(value):
+        if not _API_NAME.fullmatch(value):
             raise ItsmError(f"{self.describe()}: option {name} {value!r} is not a Salesforce field name")
         return value
 
@@ -66,7 +66,7 @@ class RemedyforceConnector(Connector):
         return self.with_token_renewed_once(query)
 
     def lookup(self, number):
-        if not _NUMBER.match(number):
+        if not _NUMBER.fullmatch(number):
             return None
         names = {name: self.field(name) for name in DEFAULT_FIELDS}
         columns = ", ".join(["Id", "Name"] + [names[n] for n in DEFAULT_FIELDS if n != "object"])

@@ -151,7 +151,7 @@ def install_log_handlers(app):
 
 def usable_request_id(incoming):
     """A client's X-Request-Id when it is safe to log and echo; None for none or any other."""
-    return incoming if incoming and _USABLE_REQUEST_ID.match(incoming) else None
+    return incoming if incoming and _USABLE_REQUEST_ID.fullmatch(incoming) else None
 
 
 def _install_request_ids(app):

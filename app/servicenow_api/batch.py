@@ -57,7 +57,7 @@ def _serve(rest_request):
     url = str(rest_request.get("url", ""))
     parts = urlsplit(url)
     method = str(rest_request.get("method", "GET")).upper()
-    if method != "GET" or not SERVED_PATH.match(parts.path):
+    if method != "GET" or not SERVED_PATH.fullmatch(parts.path):
         return 400, [("Content-Type", "application/json")], _failure(
             "Request not served", "a batch here serves GET requests of the Table and Aggregate APIs")
     # Only what says how to answer: a Host or X-Forwarded-* header would set the links the answer carries.

@@ -65,7 +65,7 @@ class NameIndex:
 
     def resolve(self, items):
         """{sys_id: name} for the items that are sys_ids of a `table` record."""
-        wanted = {item for item in items if _SYS_ID.match(item)}
+        wanted = {item for item in items if _SYS_ID.fullmatch(item)}
         if not wanted:
             return {}
         with self._lock:

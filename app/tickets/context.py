@@ -127,7 +127,7 @@ def file_hashes(request_info):
     hashes = {}
     for key, column in _HASH_COLUMNS:
         value = (request_info or {}).get(key)
-        hashes[column] = value.lower() if isinstance(value, str) and _HASH.match(value) else None
+        hashes[column] = value.lower() if isinstance(value, str) and _HASH.fullmatch(value) else None
     return hashes
 
 

@@ -81,6 +81,17 @@ def test_a_reference_that_could_inject_soql_is_never_queried():
     assert RemedyforceConnector(connection()).lookup("1' OR Name != '") is None
 
 
+@responses.activate  # with no answer registered: any call would fail the test
+def test_a_reference_ending_in_a_line_break_is_never_queried():
+    assert RemedyforceConnector(connection()).lookup("00001234\n") is None
+    assert len(responses.calls) == 0
+
+
+def test_a_field_option_ending_in_a_line_break_is_refused():
+    with pytest.raises(ItsmError, match="not a Salesforce field name"):
+        RemedyforceConnector(connection(options={"object": "BMCServiceDesk__Change_Request__c\n"})).lookup("00001234")
+
+
 @responses.activate
 def test_field_names_can_be_corrected_per_org():
     token(responses)
