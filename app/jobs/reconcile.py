@@ -19,6 +19,7 @@ from app.db import write_transaction
 from app.decisions.service import latest_decision
 from app.epm import records
 from app.epm.client import MAX_PAGE_SIZE, EpmClient
+from app.epm.errors import EpmRejected
 from app.intake import service as intake
 from app.intake.epm_records import as_text, decision_event, finalize_from_record
 from app.intake.schemas import load_event, storable
@@ -36,6 +37,7 @@ MAX_PAGES = 5000
 # The problems a scheduled run keeps in its last result (`jitbroker jobs status`); the log has each one.
 PROBLEMS_KEPT = 20
 PROBLEM_LENGTH = 300
+UNREADABLE_RECORD = "EPM's record of the request could not be read"
 KINDS = (contract.KIND_APPLICATION, contract.KIND_ADMIN)
 CREATED_EVENT = {contract.KIND_APPLICATION: contract.URM_TICKET_CREATED, contract.KIND_ADMIN:
                  contract.ADMIN_TICKET_CREATED}
@@ -328,9 +330,7 @@ def check_with_epm(task, actor, client=None):
     reconciliation does. EpmError, and ValueError while EPM is not configured, propagate with nothing changed."""
     client = client or _configured_client()
     request_id = task.request_id
-    raw = storable(client.get_request(task.kind, request_id))  # as a webhook's text is: no database stores a NUL
-    record = None if raw is None else records.read_record(task.kind, raw, records.StatusMapping.of(
-        Configuration.default()))
+    record = _read_request(client, task.kind, request_id)
     update, problem = None, None
     if record is not None:
         try:
@@ -358,6 +358,21 @@ def check_with_epm(task, actor, client=None):
                       "status": record and record.status, "epm_decision": record and record.decision,
                       "finalized": finalized})
     return CheckResult(record, note, finalized, problem)
+
+
+def _read_request(client, kind, request_id):
+    """EPM's record of one request as a RequestRecord, its text made storable as a webhook's is (no database
+    stores a NUL); None when EPM does not know the request. A record the broker cannot read (nested deeper than
+    Python's stack, a number longer than Python converts) is EpmRejected, so the check changes nothing."""
+    try:
+        raw = storable(client.get_request(kind, request_id))
+        return None if raw is None else records.read_record(kind, raw, records.StatusMapping.of(
+            Configuration.default()))
+    except RecursionError:
+        raise EpmRejected(f"{UNREADABLE_RECORD}: it nests its arrays and objects too deeply.") from None
+    except ValueError:
+        # get_request raises ValueError only for an unknown kind, which a ticket never has.
+        raise EpmRejected(f"{UNREADABLE_RECORD}: it holds a number with more digits than can be read.") from None
 
 
 def _configured_client():

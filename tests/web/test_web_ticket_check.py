@@ -1,7 +1,9 @@
 """Check with EPM on the ticket page: reads the one request from EPM (served with `responses` in section 5's
 shapes), records what EPM says, finalizes a decision the ticket lacks, and changes nothing when EPM fails."""
 import html
+import json
 
+import pytest
 import requests
 
 from app import contract
@@ -174,3 +176,42 @@ def test_a_decision_whose_record_cannot_be_read_is_reported_not_recorded(as_appr
     assert "TicketNumber must not contain control characters" in page
     jit = Task.get_by_id(admin_ticket.id).jit_request
     assert not jit.decision_final and jit.epm_record == record
+
+
+def nested_record_body(record, depth):
+    """`record` as JSON text with one requestInfo key holding arrays nested `depth` deep (json.dumps would refuse)."""
+    text = json.dumps(record)
+    return text.replace('"requestInfo": {', '"requestInfo": {"deep": ' + "[" * depth + "]" * depth + ", ", 1)
+
+
+@pytest.mark.parametrize("depth", [600, 100_000])
+def test_a_record_nested_too_deeply_is_reported_and_changes_nothing(as_approver, epm_api, admin_ticket, depth):
+    request_id = admin_ticket.request_id
+    epm_api.mock.get(f"{LIST_URLS[contract.KIND_ADMIN]}/{request_id}",
+                     body=nested_record_body(admin_record(request_id, status="Denied"), depth),
+                     content_type="application/json")
+    before = notes(admin_ticket)
+
+    response = check(as_approver, admin_ticket)
+
+    assert response.status_code == 200
+    assert ("Could not check with EPM: EPM's record of the request could not be read: "
+            "it nests its arrays and objects too deeply.") in page_text(response)
+    jit = Task.get_by_id(admin_ticket.id).jit_request
+    assert jit.epm_checked_at is None and jit.epm_record is None and not jit.decision_final
+    assert notes(admin_ticket) == before
+    assert AuditEntry.select().where(AuditEntry.action == "epm_check").count() == 0
+
+
+def test_a_count_too_long_to_read_is_reported_and_changes_nothing(as_approver, epm_api, admin_ticket):
+    request_id = admin_ticket.request_id
+    epm_api.mock.get(f"{LIST_URLS[contract.KIND_ADMIN]}/{request_id}",
+                     json=[admin_record(request_id, status="Approved", duration="1" * 5000 + ".0")])
+    before = notes(admin_ticket)
+
+    page = page_text(check(as_approver, admin_ticket))
+
+    assert "Could not check with EPM: EPM's record of the request could not be read" in page
+    assert "4300" not in page and "Exceeds the limit" not in page
+    jit = Task.get_by_id(admin_ticket.id).jit_request
+    assert jit.epm_checked_at is None and not jit.decision_final and notes(admin_ticket) == before
