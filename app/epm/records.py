@@ -58,10 +58,15 @@ def text(value):
 
 def count(value):
     """A whole number EPM may send as a number or as text ("1800", 1800, "1800.0" are "1800");
-    other text ("Once") is kept as it came."""
+    other text ("Once"), and a number with more digits than Python converts, is kept as it came."""
     result = text(value)
     match = contract.ZERO_FRACTION.match(result or "")
-    return str(int(match[1])) if match else result
+    if not match:
+        return result
+    try:
+        return str(int(match[1]))
+    except ValueError:
+        return result  # more digits than Python converts (4300): unreadable as a number, kept as text
 
 
 def child(document, key):
@@ -106,8 +111,8 @@ def page_totals(document):
 
 
 def _total(value):
+    value = count(value)
     try:
-        value = count(value)
         return int(value) if value and _WHOLE_NUMBER.match(value) else None
     except ValueError:
         return None  # more digits than Python reads as a number: unreadable, as any other nonsense is

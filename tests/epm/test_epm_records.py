@@ -113,6 +113,15 @@ def test_numbers_may_be_strings_and_nulls_are_no_value(value, expected):
     assert (record.duration_requested, record.duration) == (expected, expected)
 
 
+def test_a_number_too_long_to_convert_is_kept_as_it_came_like_other_text():
+    too_long = "1" * 5000 + ".0"  # more digits than Python converts to an integer (4300)
+    record = records.read_record(contract.KIND_ADMIN, {"requestInfo": {"durationRequested": too_long},
+                                                       "accessDecision": {"duration": f" {too_long} "}})
+    assert (record.duration_requested, record.duration) == (too_long, too_long)
+    assert records.page_totals({"data": [], "pageCount": too_long, "totalRecordCount": too_long[:-2]}) == (
+        None, None)
+
+
 def test_the_record_is_kept_whole_with_keys_the_broker_does_not_know():
     raw = factories.epm_api_record("authorization_request")
     raw["requestInfo"]["someNewKey"] = {"nested": True}

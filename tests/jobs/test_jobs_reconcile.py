@@ -348,23 +348,33 @@ def nested(depth):
 
 def test_a_record_the_broker_cannot_read_is_a_logged_problem_and_the_others_are_reconciled(epm_api, caplog):
     first, over_long, deep, last = (admin_record() for _ in range(4))
-    over_long["accessDecision"]["duration"] = "1" * 5000 + ".0"  # more digits than Python reads as a number
+    over_long["accessDecision"]["duration"] = "1" * 5000 + ".0"  # more digits than Python reads: kept as text
     deep["requestInfo"]["details"] = nested(600)
     epm_api.add(ADMIN, first, over_long, deep, last)
 
     report = reconcile()
 
     assert [item["request_id"] for item in report.created] == [
-        first["requestInfo"]["requestId"], last["requestInfo"]["requestId"]]
-    over_long_id, deep_id = over_long["requestInfo"]["requestId"], deep["requestInfo"]["requestId"]
-    assert [problem.split(" (")[0] for problem in report.problems] == [
-        f"admin request {over_long_id}: unreadable record", f"admin request {deep_id}: unreadable record"]
-    assert "ValueError" in report.problems[0] and "RecursionError" in report.problems[1]
+        first["requestInfo"]["requestId"], over_long["requestInfo"]["requestId"], last["requestInfo"]["requestId"]]
+    deep_id = deep["requestInfo"]["requestId"]
+    assert [problem.split(" (")[0] for problem in report.problems] == [f"admin request {deep_id}: unreadable record"]
+    assert "RecursionError" in report.problems[0]
     assert all(len(problem) < 300 for problem in report.problems)
     warnings = [record.getMessage() for record in caplog.records
                 if record.name == "app.jobs.reconcile" and record.levelno == logging.WARNING]
     assert warnings == [f"reconcile: {problem}" for problem in report.problems]
-    assert AdminTicket.select().count() == 2
+    assert AdminTicket.select().count() == 3
+
+
+def test_a_decision_whose_count_is_too_long_to_read_is_an_unusable_record(epm_api):
+    record = admin_record(status="Approved", duration="1" * 5000 + ".0")
+    epm_api.add(ADMIN, record)
+
+    report = reconcile()
+
+    assert report.created == [] and len(report.problems) == 1
+    assert report.problems[0].startswith(f"admin request {record['requestInfo']['requestId']}: unusable record")
+    assert "Duration is a number too long to be a count" in report.problems[0]
 
 
 def test_a_page_total_too_long_to_read_does_not_stop_the_run(epm_api):
