@@ -151,8 +151,20 @@ def _describe(incoming, event, fields, before, after, dry_run):
 
 
 def _conflict_text(task, event, fields):
-    return f"EPM's update says {said(tickets.decision_fields(event, fields))}; the ticket keeps " \
-           f"{task.jit_request.final_decision}"
+    return f"EPM's update says {_said(event, fields)}; the ticket keeps {task.jit_request.final_decision}"
+
+
+def _said(event, fields):
+    """What an update said (history.said), naming its Decision text when that names neither Approved nor Denied,
+    as the work note and the processing history do."""
+    return said(*tickets.read_update(event, fields))
+
+
+def _undecided(event, fields):
+    """An update that decides nothing, as a person reads it: its unreadable Decision text named, if it had one."""
+    unreadable = tickets.read_update(event, fields)[1]
+    return ("an update without a decision" if unreadable is None else
+            f'an update whose Decision "{tickets.shown_decision(unreadable)}" is neither Approved nor Denied')
 
 
 def _describe_update(task, event, fields, before, dry_run, base, unchanged):
@@ -172,10 +184,10 @@ def _describe_update(task, event, fields, before, dry_run, base, unchanged):
                                      f"{_conflict_text(task, event, fields)}", **base)
     if not jit.decision_final:
         if applied:
-            return ReplayOutcome(result=UNDECIDED, message=f"changed nothing: an update without a decision, noted "
+            return ReplayOutcome(result=UNDECIDED, message=f"changed nothing: {_undecided(event, fields)}, noted "
                                                            f"already; {task.number} awaits EPM's decision", **unchanged)
         return ReplayOutcome(result=UNDECIDED, changed=True,
-                             message=f"{'would note' if dry_run else 'noted'} an update without a decision on "
+                             message=f"{'would note' if dry_run else 'noted'} {_undecided(event, fields)} on "
                                      f"{task.number}; it awaits EPM's decision", **base)
     if not before.ticket_state["decision_final"]:
         decision = jit.final_decision or "no decision given"
@@ -194,12 +206,12 @@ def _describe_update(task, event, fields, before, dry_run, base, unchanged):
         return ReplayOutcome(result=OLDER, changed=True,
                              message=f"{'would record' if dry_run else 'recorded'} EPM's older update on "
                                      f"{task.number}, after the newer one: it {reads} {jit.epm_outcome}, as in "
-                                     f"order ({said(tickets.decision_fields(event, fields))})", **base)
+                                     f"order ({_said(event, fields)})", **base)
     if after != before.ticket_state:
         state = jit.epm_outcome or jit.final_decision or "no decision given"
         return ReplayOutcome(result=UPDATED, changed=True,
                              message=f"{'would record' if dry_run else 'recorded'} EPM's newer state on "
-                                     f"{task.number}: {state} ({said(tickets.decision_fields(event, fields))})",
+                                     f"{task.number}: {state} ({_said(event, fields)})",
                              **base)
     older = f"older than the recorded state; {task.number} keeps {jit.epm_outcome or jit.final_decision}"
     if applied:

@@ -544,3 +544,32 @@ def test_the_replay_api_answers_an_older_update_as_older(app, client, admin_auth
                          json={"dry_run": True}, headers=admin_auth)
     assert answer.status_code == 200
     assert (answer.json["result"]["result"], answer.json["result"]["changed"]) == ("older", False)
+
+
+def test_a_replayed_update_whose_decision_is_unreadable_names_its_decision_text(app, deliver, monkeypatch, admin):
+    deliver(factories.admin_request(request_id="replay-typo"))
+    failed = stored_as_error(deliver, monkeypatch, factories.admin_decision("replay-typo", Decision="Aproved"))
+    what = 'an update whose Decision "Aproved" is neither Approved nor Denied'
+
+    preview = replays.replay(failed, admin, dry_run=True)
+    assert preview.message == f"would note {what} on INC0010001; it awaits EPM's decision"
+
+    outcome = replays.replay(failed, admin)
+    assert outcome.result == replays.UNDECIDED
+    assert outcome.message == f"noted {what} on INC0010001; it awaits EPM's decision"
+    again = replays.replay(failed, admin)
+    assert (again.result, again.changed) == (replays.UNDECIDED, False)
+    assert again.message == f"changed nothing: {what}, noted already; INC0010001 awaits EPM's decision"
+
+
+def test_a_replayed_later_state_whose_decision_is_unreadable_names_its_decision_text(
+        app, deliver, monkeypatch, admin):
+    deliver(factories.admin_request(request_id="replay-typo-later"))
+    deliver(factories.admin_decision("replay-typo-later"))
+    failed = stored_as_error(deliver, monkeypatch, factories.admin_revocation("replay-typo-later", Decision="Aproved"))
+    said = ('Ended early (no decision (Decision "Aproved", neither Approved nor Denied) by secops-lead at '
+            '2026-11-20 15:20:40 UTC)')
+
+    preview = replays.replay(failed, admin, dry_run=True)
+    assert preview.message == f"would record EPM's newer state on INC0010001: {said}"
+    assert replays.replay(failed, admin).message == f"recorded EPM's newer state on INC0010001: {said}"
