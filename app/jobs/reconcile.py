@@ -244,11 +244,19 @@ def _later_state(jit, update, record, report, dry_run, actor):
     effect = None if update is None else tickets.later_effect(jit, *update)
     if effect is None:
         return
-    task, kept, older = jit.task, jit.final_decision, effect == tickets.UPDATE_OLDER
-    why = (f"EPM shows {record.decision}, older than the {kept} the ticket holds" if older else
-           f"EPM shows {record.decision} where the ticket holds {kept}; its update never arrived")
+    task, kept = jit.task, jit.final_decision
+    before = {name: getattr(jit, name) for name in (*tickets.DECISION_COLUMNS, "epm_outcome")}
+    filled = _filled_in(before, tickets.decision_fields(*update))
+    if effect == tickets.UPDATE_OLDER:
+        why = f"EPM shows {record.decision}, older than the {kept} the ticket holds"
+    elif effect == tickets.UPDATE_NEWER and record.decision == kept and filled:
+        # The ticket's own update arrived, only without these values: nothing was lost but them.
+        why = f"EPM's record has the {_listed(filled)} the ticket lacked"
+    elif record.decision == kept:
+        why = f"EPM shows a later state of the {kept} decision the ticket holds; its update never arrived"
+    else:
+        why = f"EPM shows {record.decision} where the ticket holds {kept}; its update never arrived"
     if not dry_run:
-        before = {name: getattr(jit, name) for name in (*tickets.DECISION_COLUMNS, "epm_outcome")}
         effect = finalize_from_record(jit, update, record, utcnow())
         if effect is None:
             return  # a conflict already recorded
@@ -264,6 +272,15 @@ FILLED_IN_WORDS = {"final_decision_by": "decider", "final_decision_time": "decis
                    "final_duration": "duration", "final_start_time": "start time", "final_end_time": "end time"}
 
 
+def _filled_in(before, values):
+    """The decision columns (as a person names them) that `values` has and the ticket's columns `before` lacked."""
+    return [words for name, words in FILLED_IN_WORDS.items() if before[name] is None and values.get(name) is not None]
+
+
+def _listed(words):
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def _what_the_record_did(jit, effect, before):
     """What applying EPM's record (finalize_from_record's `effect`) did to `jit`, whose decision columns and EPM
     outcome were `before`: the outcome the ticket now reads, the conflict kept beside its decision, or the values
@@ -274,11 +291,8 @@ def _what_the_record_did(jit, effect, before):
         return "kept as a conflict"
     if jit.epm_outcome != before["epm_outcome"]:
         return jit.epm_outcome
-    filled = [words for name, words in FILLED_IN_WORDS.items()
-              if before[name] is None and getattr(jit, name) is not None]
-    if filled:
-        listed = filled[0] if len(filled) == 1 else f"{', '.join(filled[:-1])} and {filled[-1]}"
-        return f"filled in the {listed} the ticket lacked"
+    if _filled_in(before, {name: getattr(jit, name) for name in FILLED_IN_WORDS}):
+        return "filled them in"
     return f"recorded as the newer state, the ticket reads {jit.epm_outcome or jit.final_decision}"
 
 

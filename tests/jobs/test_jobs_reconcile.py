@@ -510,13 +510,46 @@ def test_a_record_filling_in_the_times_the_ticket_lacked_says_it_filled_them_in(
     jit = AdminTicket.get(AdminTicket.request_id == event["RequestId"])
     assert (jit.final_decision, jit.epm_outcome, jit.conflict_decision) == ("Approved", None, None)
     assert jit.final_end_time == datetime(2026, 11, 20, 15, 42, 3)
-    why = ("EPM shows Approved where the ticket holds Approved; its update never arrived: filled in the start time "
-           "and end time the ticket lacked")
+    why = "EPM's record has the start time and end time the ticket lacked: filled them in"
     assert [(item["ticket"], item["why"]) for item in report.finalized] == [(task.number, why)]
     assert f"Finalized {task.number}: EPM shows Approved ({why})" in report.lines()
     entry = AuditEntry.get(AuditEntry.action == "reconcile_decision_finalized")
     assert entry.detail["why"] == why
     assert reconcile().changes == 0
+
+
+def test_a_dry_run_says_which_times_the_record_would_fill_in(epm_api, make_ticket, deliver):
+    event = factories.admin_request()
+    task = make_ticket(event)
+    approval = factories.admin_decision(event["RequestId"])
+    del approval["StartTime"], approval["EndTime"]  # a template without the session's times
+    deliver(approval)
+    epm_api.add(ADMIN, admin_record(event["RequestId"], status="Approved", duration="1800",
+                                    decisionTime="2026-11-20T15:12:02Z", decisionPerformedByUser="jchen",
+                                    startTime="2026-11-20T15:12:03Z", endTime="2026-11-20T15:42:03Z"))
+
+    report = reconcile(dry_run=True)
+
+    why = "EPM's record has the start time and end time the ticket lacked"
+    assert [(item["ticket"], item["why"]) for item in report.finalized] == [(task.number, why)]
+    assert f"Would finalize {task.number}: EPM shows Approved ({why})" in report.lines()
+    assert AdminTicket.get(AdminTicket.request_id == event["RequestId"]).final_end_time is None
+
+
+def test_a_session_ended_early_in_epm_is_reported_as_a_later_state_of_the_same_decision(epm_api, make_ticket,
+                                                                                        deliver):
+    event = factories.admin_request()
+    task = make_ticket(event)
+    deliver(factories.admin_decision(event["RequestId"]))  # Approved, 15:12:03 to 15:42:03
+    epm_api.add(ADMIN, admin_record(event["RequestId"], status="Approved", duration="1800",
+                                    decisionTime="2026-11-20T15:12:02Z", decisionPerformedByUser="jchen",
+                                    startTime="2026-11-20T15:12:03Z", endTime="2026-11-20T15:20:00Z"))
+
+    report = reconcile()
+
+    why = "EPM shows a later state of the Approved decision the ticket holds; its update never arrived"
+    assert [(item["ticket"], item["why"]) for item in report.finalized] == [
+        (task.number, f"{why}: {contract.EPM_OUTCOME_ENDED_EARLY}")]
 
 
 def test_a_record_contradicting_the_ticket_s_denial_is_reported_as_kept_as_a_conflict(
