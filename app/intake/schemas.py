@@ -25,6 +25,10 @@ _TIMESTAMP = re.compile(
 
 
 NOT_AN_OBJECT = "The body is not a JSON object"
+# EPM's templates nest two levels (`requestInfo`). A body nested deeper than this is refused (400, its raw body
+# stored), whatever it holds: whether a body is read then depends neither on Python's stack nor on its escapes.
+MAX_NESTING = 64
+TOO_DEEP = f"the body nests its arrays and objects more than {MAX_NESTING} levels deep"
 _JSON_KINDS = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}
 
 
@@ -61,22 +65,34 @@ def parse_json_object(raw_body):
         raise BadRequest(NOT_AN_OBJECT, f"the body is not UTF-8: {error.reason} at byte {error.start}") from None
     try:
         document = json.loads(text, object_pairs_hook=_keep_first_filled)
-    except (ValueError, RecursionError) as error:
+    except RecursionError:
+        raise BadRequest(NOT_AN_OBJECT, TOO_DEEP) from None
+    except ValueError as error:
         # ValueError beyond JSONDecodeError: a number longer than Python converts (4300 digits).
         raise BadRequest(NOT_AN_OBJECT, f"the body is not JSON: {error}") from None
     if not isinstance(document, dict):
         kind = _JSON_KINDS.get(type(document), "a number")
         raise BadRequest(NOT_AN_OBJECT, f"the body is JSON but {kind}, not an object")
+    # Fewer brackets than the limit cannot nest beyond it: the common body is not walked for its depth.
+    if text.count("{") + text.count("[") > MAX_NESTING and _nests_deeper(document, MAX_NESTING):
+        raise BadRequest(NOT_AN_OBJECT, TOO_DEEP)
     # Only a \u escape can put a NUL or an unpaired surrogate into the parsed text: UTF-8 carries no
     # surrogates and JSON no raw control characters inside a string.
-    if "\\u" not in text:
-        return document
-    try:
-        return storable(document)
-    except RecursionError:
-        # storable takes two Python frames a level where json.loads takes one, so a body nested some hundreds
-        # of levels deep parses but is not walked. No EPM template nests so.
-        raise BadRequest(NOT_AN_OBJECT, "the body nests its arrays and objects too deeply to read") from None
+    return storable(document) if "\\u" in text else document
+
+
+def _nests_deeper(document, limit):
+    """True when `document`'s arrays and objects nest more than `limit` levels (the outermost is level 1)."""
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        children = value.values() if isinstance(value, dict) else value if isinstance(value, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return True
+        pending.extend((child, depth + 1) for child in children)
+    return False
 
 
 def storable(value):
