@@ -15,7 +15,7 @@ from app.audit import service as audit
 from app.db import update_row_unread, write_transaction
 from app.epm import records
 from app.epm.client import EpmClient
-from app.epm.errors import EpmDecidedOtherwise, EpmError, EpmRecordLags
+from app.epm.errors import EpmConflictUnresolved, EpmDecidedOtherwise, EpmError
 from app.epm.payloads import admin_decision_body, application_decision_body
 from app.intake.epm_records import decision_event, finalize_from_record
 from app.intake.schemas import storable
@@ -103,8 +103,8 @@ def deliver_claimed(decision, configuration=None, jit=None):
         _send(decision, configuration, jit, record_call)
     except EpmDecidedOtherwise as error:
         _record_decided_otherwise(decision, error, calls)
-    except EpmRecordLags as error:
-        message, retryable = _lagging_outcome(decision, error)
+    except EpmConflictUnresolved as error:
+        message, retryable = _unresolved_outcome(decision, error)
         _record_failure(decision, message, error.status, retryable, error.retry_after, calls)
     except EpmError as error:
         _record_failure(decision, str(error), error.status, error.retryable, error.retry_after, calls)
@@ -121,16 +121,17 @@ def deliver_claimed(decision, configuration=None, jit=None):
     return Decision.get_by_id(decision.id)
 
 
-def _lagging_outcome(decision, error):
-    """(message, retryable) of an attempt EPM answered "already decided" while its record showed the request
-    pending. A record lagging EPM's answer catches up within minutes; one still pending after every step of
-    `[epm] retry_schedule` (where a 5xx outage is alerted) is not lagging, and retrying at the last interval
-    would go on for ever: the decision is given up, a failed send with its alert, and the ticket can be decided
-    again."""
+def _unresolved_outcome(decision, error):
+    """(message, retryable) of an attempt EPM answered 409 while its record did not tell whether the decision was
+    applied (EpmConflictUnresolved): it showed the request pending though the 409 said it was already decided,
+    EPM did not know the request, or the record's status maps to no decision. A record lagging EPM's answer
+    catches up within minutes; one still telling nothing after every step of `[epm] retry_schedule` (where a 5xx
+    outage is alerted) will not, and retrying at the last interval would go on for ever: the decision is given
+    up, a failed send with its alert, and the ticket can be decided again."""
     if decision.attempts < len(_settings().retry_delays):
         return error.message, True
-    return (f"{error.message}. It still showed the request undecided after {decision.attempts} attempts (every "
-            "step of [epm] retry_schedule): given up"), False
+    return (f"{error.message}. {error.still} after {decision.attempts} attempts (every step of "
+            "[epm] retry_schedule): given up"), False
 
 
 def _store_calls(calls):

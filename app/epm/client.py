@@ -19,7 +19,8 @@ from requests_oauthlib import OAuth2Session
 from app import contract, egress
 from app.epm import records, tokens
 from app.epm.errors import (
-    EpmAuthFailed, EpmDecidedOtherwise, EpmError, EpmRecordLags, EpmRejected, EpmRetryable, EpmUnreachable,
+    EpmAuthFailed, EpmConflictUnresolved, EpmDecidedOtherwise, EpmError, EpmRecordLags, EpmRejected, EpmRetryable,
+    EpmUnreachable,
     error_for_exception, error_for_status, json_answer, response_body, token_refusal,
 )
 from app.epm.hosts import (  # noqa: F401 - validate_host is part of this module's public API
@@ -242,17 +243,20 @@ class EpmClient:
         already decided: EPM refused the decision, and re-sending it would only be refused again; EpmRecordLags
         (retryable, up to the outbox's bound) when the 409 says so.
 
-        Anything else leaves the decision unacknowledged and retryable (EpmRetryable), as a failed call does:
-        the record could not be read, EPM does not know the request, or its record shows a status the EPM
-        Statuses Meaning Approved/Denied settings do not name. The 409 alone tells neither that EPM applied this
-        decision nor that it applied the other one, so neither is recorded."""
+        Anything else leaves the decision unacknowledged and retryable, as a failed call does: EpmRetryable when
+        the record could not be read for now (a time-out, a 5xx: an outage, retried as long as it lasts);
+        EpmConflictUnresolved (retried up to the outbox's bound) when EPM does not know the request, its record
+        shows a status the EPM Statuses Meaning Approved/Denied settings do not name, or it cannot be read for
+        good. The 409 alone tells neither that EPM applied this decision nor that it applied the other one, so
+        neither is recorded."""
         said = error_for_status(answer, what=what).message
         try:
             raw = self.get_request(kind, request_id)
         except EpmError as error:
-            raise EpmRetryable(f"{said}. Its record of request {request_id} could not be read to tell whether the "
-                               f"decision was applied: {error.message}", status=answer.status_code,
-                               body=response_body(answer), retry_after=error.retry_after) from error
+            unreadable = EpmRetryable if error.retryable else EpmConflictUnresolved
+            raise unreadable(f"{said}. Its record of request {request_id} could not be read to tell whether the "
+                             f"decision was applied: {error.message}", status=answer.status_code,
+                             body=response_body(answer), retry_after=error.retry_after) from error
         record = None if raw is None else records.read_record(kind, raw, self.status_mapping)
         if record is not None and record.is_pending:
             if _SAYS_DECIDED.search(answer.text or ""):
@@ -266,9 +270,9 @@ class EpmClient:
         if record is None or record.decision is None:
             unmapped = (" (check the EPM Statuses Meaning Approved and Denied settings)"
                         if record is not None and record.status else "")
-            raise EpmRetryable(f"{said}. Its record of request {request_id} does not show the decision: "
-                               f"{records.describe(record, request_id)}{unmapped}",
-                               status=answer.status_code, body=response_body(answer))
+            raise EpmConflictUnresolved(f"{said}. Its record of request {request_id} does not show the decision: "
+                                        f"{records.describe(record, request_id)}{unmapped}",
+                                        status=answer.status_code, body=response_body(answer))
         if record.decision.casefold() != (decision or "").casefold():
             log.info("EPM's record of %s request %s shows %s, not the %s sent", kind, request_id, record.decision,
                      decision)

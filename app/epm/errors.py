@@ -54,10 +54,21 @@ class EpmDecidedOtherwise(EpmRejected):
         self.record = record
 
 
-class EpmRecordLags(EpmRetryable):
+class EpmConflictUnresolved(EpmRetryable):
+    """EPM answered a decision 409 and its record does not tell whether the decision was applied: EPM does not know
+    the request, its record shows a status the EPM Statuses Meaning Approved/Denied settings do not name, or it
+    cannot be read for good (not JSON, a 4xx). The record may yet catch up (or the settings be corrected), so the
+    decision is tried again, up to a bound: the outbox gives it up after every step of the retry schedule
+    (app/decisions/delivery.py). `still` says what its record kept showing, for the message giving it up."""
+
+    still = "Its record still did not show the decision"
+
+
+class EpmRecordLags(EpmConflictUnresolved):
     """EPM answered a decision 409 saying the request was already decided, while its record still shows the request
-    pending: the record may lag EPM's answer, so the decision is tried again, up to a bound (the outbox gives it up
-    after every step of the retry schedule: app/decisions/delivery.py)."""
+    pending: the record may lag EPM's answer, so the decision is tried again, up to the same bound."""
+
+    still = "It still showed the request undecided"
 
 
 class EpmAuthFailed(EpmError):

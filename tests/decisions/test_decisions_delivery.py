@@ -6,7 +6,7 @@ import peewee
 import requests
 import pytest
 
-from app import contract
+from app import contract, events
 from app.audit.models import AuditEntry
 from app.decisions import delivery
 from app.epm.client import EpmClient
@@ -269,6 +269,44 @@ def test_a_409_saying_already_decided_whose_record_stays_pending_is_given_up_aft
     assert given_up.endswith(f"It still showed the request undecided after {steps} attempts (every step of "
                              "[epm] retry_schedule): given up. The ticket can be decided again.")
     assert delivery.deliver_due() == 0
+    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+    assert delivery.deliver_due() == 0, "a failed send is not retried"
+    epm.replace("POST", APPLICATION_URL, json={})
+    assert approve(ticket).status_code == 201, "the ticket takes a new decision"
+
+
+@pytest.mark.parametrize("record, still", [
+    ({"status": 404}, "EPM does not know request app-claim"),
+    ({"json": []}, "EPM does not know request app-claim"),
+    ({"json": epm_record("Closed")}, "check the EPM Statuses Meaning Approved and Denied settings"),
+    ({"body": "<html>sign in</html>"}, "could not be read"),
+])
+def test_a_409_whose_record_never_tells_the_decision_is_given_up_after_every_retry(
+        app, epm, approve, ticket, record, still):
+    failed_for_good = []
+
+    def alerted(decision, **_):  # the delivery-failed alert's signal
+        failed_for_good.append(decision)
+
+    epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, **record)
+    steps = len(app.extensions["settings"].retry_delays)
+    with events.decision_delivery_failed.connected_to(alerted):
+        approve(ticket)
+        for _ in range(steps - 1):
+            assert Decision.get().status == contract.DELIVERY_PENDING
+            _retry_due()
+
+    decision = Decision.get()
+    assert (decision.status, decision.attempts, decision.last_status) == (contract.DELIVERY_FAILED, steps, 409)
+    assert still in decision.last_error
+    assert [failed.id for failed in failed_for_good] == [decision.id]
+    task = Task.get(Task.number == ticket)
+    assert assert_outcome_kept(task)[0] == "Failed to send"
+    assert not task.jit_request.decision_final
+    [given_up] = [text for text in notes(ticket) if text.startswith("Delivery to EPM failed permanently")]
+    assert given_up.endswith(f"after {steps} attempts (every step of [epm] retry_schedule): given up. "
+                             "The ticket can be decided again.")
     Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
     assert delivery.deliver_due() == 0, "a failed send is not retried"
     epm.replace("POST", APPLICATION_URL, json={})

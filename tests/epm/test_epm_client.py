@@ -15,8 +15,8 @@ from app import contract
 from app.epm import tokens
 from app.epm.client import EpmClient
 from app.epm.errors import (
-    EpmAuthFailed, EpmDecidedOtherwise, EpmError, EpmForbidden, EpmRecordLags, EpmRejected, EpmRetryable,
-    EpmUnreachable,
+    EpmAuthFailed, EpmConflictUnresolved, EpmDecidedOtherwise, EpmError, EpmForbidden, EpmRecordLags, EpmRejected,
+    EpmRetryable, EpmUnreachable,
 )
 from tests import factories
 from tests.epm.conftest import (
@@ -348,23 +348,25 @@ def test_an_admin_409_reads_the_admin_record_which_may_be_a_one_element_array(ep
     assert raised.value.record.decision == "Approved"
 
 
-@pytest.mark.parametrize("answer, said", [
-    ({"status": 503}, "could not be read"),
-    ({"status": 404}, "EPM does not know request req-1"),
-    ({"json": []}, "EPM does not know request req-1"),
-    ({"json": application_record("Closed")}, "check the EPM Statuses Meaning Approved and Denied settings"),
-    ({"json": application_record(None)}, "status (none), undecided"),
-    ({"body": "<html>sign in</html>"}, "could not be read"),
+@pytest.mark.parametrize("answer, said, bounded", [
+    ({"status": 503}, "could not be read", False),  # an outage: retried as long as it lasts
+    ({"status": 404}, "EPM does not know request req-1", True),
+    ({"json": []}, "EPM does not know request req-1", True),
+    ({"json": application_record("Closed")}, "check the EPM Statuses Meaning Approved and Denied settings", True),
+    ({"json": application_record(None)}, "status (none), undecided", True),
+    ({"body": "<html>sign in</html>"}, "could not be read", True),
 ])
 @pytest.mark.parametrize("conflict", [{"message": "already decided"}, BARE_CONFLICT])
 def test_a_409_whose_record_does_not_tell_the_decision_is_not_acknowledged_but_retryable(
-        epm_mock, epm_client, answer, said, conflict):
+        epm_mock, epm_client, answer, said, bounded, conflict):
     epm_mock.post(APPLICATION_URL, status=409, json=conflict)
     epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", **answer)
     with pytest.raises(EpmRetryable, match=r"EPM rejected the Application Access decision .* \(HTTP 409\)") as raised:
         epm_client.send_application_decision(DECISION, "key-1")
     assert said in raised.value.message
     assert raised.value.status == 409 and not isinstance(raised.value, EpmDecidedOtherwise)
+    # The outbox retries an unresolved 409 up to a bound (app/decisions/delivery.py), an outage without one.
+    assert isinstance(raised.value, EpmConflictUnresolved) == bounded
 
 
 @pytest.mark.parametrize("status", ["Pending", "pending", "1000"])
