@@ -651,6 +651,13 @@ def _waiting_policy_evaluations(_migrator):
     PolicyEvaluation.update(status=EVALUATION_WAITING, finished_at=None).where(skipped).execute()
 
 
+def _unresolved_conflicts(migrator):
+    """Each decision counts the attempts EPM answered 409 without its record telling whether the decision was
+    applied, apart from its attempts: their bound no longer counts an outage's attempts before them. A decision
+    such a 409 left waiting counts none yet, and is given the whole retry schedule from its next attempt."""
+    _add_columns(migrator, (models.Decision._meta.table_name, "unresolved_conflicts", peewee.IntegerField(default=0)))
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -698,6 +705,8 @@ MIGRATIONS = [
      _redundant_task_indexes),
     (39, "policy evaluations skipped while a ticket took no decision wait for it to take one again",
      _waiting_policy_evaluations),
+    (40, "a 409 whose EPM record does not tell the decision is given up after its own retries, not an outage's",
+     _unresolved_conflicts),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

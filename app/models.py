@@ -396,6 +396,10 @@ class Decision(QueuedWork):
     last_status = peewee.IntegerField(null=True)
     last_error = peewee.TextField(null=True)
     delivered_at = peewee.DateTimeField(null=True)
+    # The attempts EPM answered 409 without its record telling whether the decision was applied (a record lagging
+    # EPM's answer, say): the bound on those counts them alone, so an outage's attempts before them take none of
+    # the time the record is given to catch up (app/decisions/delivery.py).
+    unresolved_conflicts = peewee.IntegerField(default=0)
 
     class Meta:
         table_name = "x_bets_pmc_jit_decision"

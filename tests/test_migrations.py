@@ -202,6 +202,23 @@ def test_init_adds_the_session_epoch_keeping_the_accounts(app, runner):
     assert (account.role, account.session_epoch) == (contract.ROLE_USER, 0)
 
 
+def test_init_counts_unresolved_409s_apart_from_attempts_keeping_the_outbox(app, runner, make_ticket):
+    task = make_ticket(factories.application_request("kept-in-outbox"))
+    Decision.create(task=task, decision=contract.DECISION_APPROVED, reason="ok", decided_by="jchen",
+                    ticket_url="https://broker/t", status=contract.DELIVERY_PENDING, attempts=9, last_status=409)
+    migrate(SchemaMigrator.from_database(database.obj).drop_column(Decision._meta.table_name, "unresolved_conflicts"))
+    SchemaVersion.delete().where(SchemaVersion.version == 40).execute()
+
+    result = runner.invoke(args=["init"])
+
+    assert result.exit_code == 0, result.output
+    assert "Applied migration: a 409 whose EPM record does not tell the decision is given up after its own " \
+        "retries" in result.output
+    decision = Decision.get()
+    assert (decision.task_id, decision.status, decision.attempts, decision.last_status,
+            decision.unresolved_conflicts) == (task.id, contract.DELIVERY_PENDING, 9, 409, 0)
+
+
 def test_init_adds_the_account_columns_and_tables_of_migration_24_keeping_the_accounts(app, runner):
     from app.auth.models import BrowserSession, RecoveryCode
 

@@ -104,8 +104,9 @@ def deliver_claimed(decision, configuration=None, jit=None):
     except EpmDecidedOtherwise as error:
         _record_decided_otherwise(decision, error, calls)
     except EpmConflictUnresolved as error:
-        message, retryable = _unresolved_outcome(decision, error)
-        _record_failure(decision, message, error.status, retryable, error.retry_after, calls)
+        conflicts = decision.unresolved_conflicts + 1
+        message, retryable = _unresolved_outcome(error, conflicts)
+        _record_failure(decision, message, error.status, retryable, error.retry_after, calls, conflicts=conflicts)
     except EpmError as error:
         _record_failure(decision, str(error), error.status, error.retryable, error.retry_after, calls)
     except ValueError as error:
@@ -121,16 +122,19 @@ def deliver_claimed(decision, configuration=None, jit=None):
     return Decision.get_by_id(decision.id)
 
 
-def _unresolved_outcome(decision, error):
-    """(message, retryable) of an attempt EPM answered 409 while its record did not tell whether the decision was
-    applied (EpmConflictUnresolved): it showed the request pending though the 409 said it was already decided,
-    EPM did not know the request, or the record's status maps to no decision. A record lagging EPM's answer
-    catches up within minutes; one still telling nothing after every step of `[epm] retry_schedule` (where a 5xx
-    outage is alerted) will not, and retrying at the last interval would go on for ever: the decision is given
-    up, a failed send with its alert, and the ticket can be decided again."""
-    if decision.attempts < len(_settings().retry_delays):
+def _unresolved_outcome(error, conflicts):
+    """(message, retryable) of the `conflicts`-th attempt EPM answered 409 while its record did not tell whether
+    the decision was applied (EpmConflictUnresolved): it showed the request pending though the 409 said it was
+    already decided, EPM did not know the request, or the record's status maps to no decision. A record lagging
+    EPM's answer catches up within minutes; one still telling nothing after every step of `[epm] retry_schedule`
+    (where a 5xx outage is alerted) will not, and retrying at the last interval would go on for ever: the
+    decision is given up, a failed send with its alert, and the ticket can be decided again.
+
+    Only such attempts count (Decision.unresolved_conflicts), each waiting its step of the schedule: attempts an
+    outage failed before them would otherwise use up the bound, and the record would get no time at all."""
+    if conflicts < len(_settings().retry_delays):
         return error.message, True
-    return (f"{error.message}. {error.still} after {decision.attempts} attempts (every step of "
+    return (f"{error.message}. {error.still} after {conflicts} attempts (every step of "
             "[epm] retry_schedule): given up"), False
 
 
@@ -188,22 +192,25 @@ def _record_success(decision, calls):
     return True
 
 
-def _record_failure(decision, message, status, retryable, retry_after, calls=()):
+def _record_failure(decision, message, status, retryable, retry_after, calls=(), conflicts=None):
+    """Store a failed attempt: pending again (`retryable`), or failed for good with its alert. `conflicts`: the
+    count of unresolved 409s (_unresolved_outcome) this attempt makes, which also sets its step of the schedule."""
     log.warning("delivery of decision %s to EPM failed (attempt %s): %s", decision.sys_id, decision.attempts, message)
+    counted = {} if conflicts is None else {"unresolved_conflicts": conflicts}
     with write_transaction():
         _store_calls(list(calls))
         if retryable:
             # Pending again: the ticket's outcome still reads "<decision> - sending to EPM", nothing to keep.
-            next_at = utcnow() + timedelta(seconds=retry_delay(decision.attempts, retry_after))
+            next_at = utcnow() + timedelta(seconds=retry_delay(conflicts or decision.attempts, retry_after))
             if not _still_claimed(decision, status=contract.DELIVERY_PENDING, next_attempt_at=next_at,
-                                  claimed_until=None, last_status=status, last_error=message[:2000]):
+                                  claimed_until=None, last_status=status, last_error=message[:2000], **counted):
                 return
             if decision.attempts == 1:
                 tickets.add_work_note(decision.task, f"Delivery to EPM failed: {message}. "
                                                      "It will be retried automatically.")
         else:
             if not _still_claimed(decision, status=contract.DELIVERY_FAILED, claimed_until=None,
-                                  last_status=status, last_error=message[:2000]):
+                                  last_status=status, last_error=message[:2000], **counted):
                 return
             ticket_outcome.refresh(decision.task)
             # The ticket reads as undecided again (its Table API `approval`): a client syncing by sys_updated_on

@@ -275,6 +275,50 @@ def test_a_409_saying_already_decided_whose_record_stays_pending_is_given_up_aft
     assert approve(ticket).status_code == 201, "the ticket takes a new decision"
 
 
+def _outage_as_long_as_the_schedule(app, approve, ticket, epm):
+    """EPM answers 503 to every attempt of the retry schedule; returns its number of steps."""
+    epm.post(APPLICATION_URL, status=503)
+    approve(ticket)
+    steps = len(app.extensions["settings"].retry_delays)
+    for _ in range(steps - 1):
+        _retry_due()
+    assert (Decision.get().status, Decision.get().attempts, Decision.get().last_status) == (
+        contract.DELIVERY_PENDING, steps, 503)
+    return steps
+
+
+def test_a_lagging_record_after_an_outage_as_long_as_the_schedule_is_given_its_time(app, epm, approve, ticket):
+    _outage_as_long_as_the_schedule(app, approve, ticket, epm)
+    epm.replace("POST", APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, json=epm_record("Pending"))
+
+    _retry_due()
+    decision = Decision.get()
+    assert (decision.status, decision.last_status) == (contract.DELIVERY_PENDING, 409)
+    assert "the record may lag EPM's answer" in decision.last_error
+    # The record's first retry waits the schedule's first step (5 s, ±20%), not its last (300 s).
+    assert decision.next_attempt_at - utcnow() <= timedelta(seconds=app.extensions["settings"].retry_delays[0] * 1.2)
+
+    epm.replace("GET", RECORD_URL, json=epm_record("Approved"))
+    _retry_due()
+    assert Decision.get().status == contract.DELIVERY_DELIVERED
+
+
+def test_after_an_outage_a_lagging_record_is_given_up_after_every_step_of_its_own(app, epm, approve, ticket):
+    steps = _outage_as_long_as_the_schedule(app, approve, ticket, epm)
+    epm.replace("POST", APPLICATION_URL, status=409, json=ALREADY_DECIDED)
+    epm.get(RECORD_URL, json=epm_record("Pending"))
+
+    for _ in range(steps):
+        assert Decision.get().status == contract.DELIVERY_PENDING
+        _retry_due()
+
+    decision = Decision.get()
+    assert (decision.status, decision.attempts, decision.last_status) == (contract.DELIVERY_FAILED, 2 * steps, 409)
+    assert decision.last_error.endswith(f"It still showed the request undecided after {steps} attempts (every step "
+                                        "of [epm] retry_schedule): given up")
+
+
 @pytest.mark.parametrize("record, still", [
     ({"status": 404}, "EPM does not know request app-claim"),
     ({"json": []}, "EPM does not know request app-claim"),
