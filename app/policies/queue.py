@@ -9,9 +9,11 @@ that stopped first, an evaluation whose claim expired). A policy that fails is
 logged and noted on the ticket; it never fails the delivery.
 
 A ticket that takes no decision when its turn comes only for a while (a person set it inactive, a decision is on
-its way to EPM) keeps its evaluation waiting, and nobody may approve it: when it takes a decision again (a person
-reopens it, EPM refuses that decision for good, the configuration makes its state active) the evaluation is
-queued again, so its rules apply to it as to a new ticket.
+its way to EPM) keeps its evaluation waiting, and nobody may approve it. Once the wait is over the evaluation is
+queued again: when the ticket takes a decision again (a person reopens it, EPM refuses that decision for good, the
+configuration makes its state active) its rules apply to it as to a new ticket; when it never will (EPM
+acknowledged that decision, or decided itself, the request expired) the evaluation ends with no rule run, and
+Slack and Teams stop telling approvers it cannot take a decision *now*.
 """
 import logging
 import traceback
@@ -19,7 +21,7 @@ import weakref
 
 from flask import after_this_request, current_app, has_request_context
 
-from app import claims, contract
+from app import claims
 from app.db import database, write_transaction
 from app.models import Configuration, Task, utcnow
 from app.policies import engine
@@ -28,15 +30,13 @@ from app.policies.models import (
     PolicySettings,
 )
 from app.tickets import decidable, documents, service as tickets
-from app.tickets.rows import undecided_condition
+from app.tickets.rows import waiting_over_condition
 
 log = logging.getLogger(__name__)
 
 # Long enough for several ITSM look-ups and a decision sent to EPM, each with time-outs.
 CLAIM_SECONDS = 180
 MAX_ATTEMPTS = 3
-# Why a ticket may take no decision now and one later: its evaluation waits rather than ends.
-PASSING_REFUSALS = (contract.MSG_INACTIVE, contract.MSG_DECISION_IN_FLIGHT)
 
 
 # (configuration version, whether any rule is enabled), by database: the rules service moves the
@@ -96,13 +96,14 @@ def _run_after_answer(evaluation_id):
         return response
 
 
-def requeue_if_decidable(task):
-    """Queue again `task`'s evaluation that waits for it to take a decision, if it takes one now (in a savepoint of
-    the caller's transaction when there is one); returns the evaluation's id, or None."""
+def requeue_if_wait_over(task):
+    """Queue again `task`'s evaluation that waits for it to take a decision, if its wait is over (not
+    decidable.waits: it takes one now, or never will again), in a savepoint of the caller's transaction when there
+    is one; returns the evaluation's id, or None. Run, it applies the rules, or ends with none run."""
     with write_transaction():
         evaluation = PolicyEvaluation.get_or_none((PolicyEvaluation.task == task.id)
                                                   & (PolicyEvaluation.status == EVALUATION_WAITING))
-        if evaluation is None or decidable.refusal(task) is not None:
+        if evaluation is None or decidable.waits(task):
             return None
         queued = (PolicyEvaluation
                   .update(status=EVALUATION_PENDING, next_attempt_at=utcnow(), attempts=0, finished_at=None)
@@ -112,11 +113,11 @@ def requeue_if_decidable(task):
 
 
 def _requeue_and_run(task):
-    """Queue `task`'s waiting evaluation again if it takes a decision now, and in a request run it once the answer
-    is sent. Never raises: a receiver's problem is logged, and the change that sent the signal keeps its answer."""
+    """Queue `task`'s waiting evaluation again if its wait is over, and in a request run it once the answer is
+    sent. Never raises: a receiver's problem is logged, and the change that sent the signal keeps its answer."""
     try:
         # Its writes in a savepoint: a failure leaves the caller's intact (the job's sweep tries again).
-        evaluation_id = requeue_if_decidable(task)
+        evaluation_id = requeue_if_wait_over(task)
     except Exception:  # noqa: BLE001 - a state change or a delivery must not depend on the policies
         log.exception("could not queue the policy evaluation of %s again", task.number)
         return
@@ -125,7 +126,8 @@ def _requeue_and_run(task):
 
 
 def requeue_changed_ticket(task, **_):
-    """`ticket_state_changed`'s receiver: a ticket reopened meets the rules it was skipped by."""
+    """`ticket_state_changed`'s receiver: a ticket reopened meets the rules it was skipped by; one settled
+    meanwhile ends its wait."""
     _requeue_and_run(task)
 
 
@@ -135,15 +137,19 @@ def requeue_refused_decision(decision, **_):
     _requeue_and_run(decision.task)
 
 
-def requeue_decidable(limit=50):
-    """Queue again the waiting evaluations whose tickets take a decision again by a route that sends no signal (the
-    configuration's active states changed, a receiver that failed); returns how many."""
+def requeue_wait_over(limit=50):
+    """Queue again the waiting evaluations whose wait ended by a route that sends no signal here: the ticket takes a
+    decision again (the configuration's active states changed, a receiver that failed), or never will (EPM
+    acknowledged the decision it waited on, or decided itself); returns how many.
+
+    The query and the check of each ticket (decidable.waits) read the same definitions (app/tickets/rows.py), so
+    no row it finds is left waiting, to be found again ahead of the others at every run."""
     configuration = Configuration.default()
     waiting = (PolicyEvaluation.select(PolicyEvaluation.id, Task).join(Task)
                .where((PolicyEvaluation.status == EVALUATION_WAITING)
-                      & undecided_condition(configuration.active_state_labels))
+                      & waiting_over_condition(configuration.active_state_labels))
                .order_by(PolicyEvaluation.queued_at).limit(limit))
-    return sum(requeue_if_decidable(row.task) is not None for row in list(waiting))
+    return sum(requeue_if_wait_over(row.task) is not None for row in list(waiting))
 
 
 def run_in_background(app, evaluation_id):
@@ -172,7 +178,7 @@ def _why_no_rule_runs(task):
     refused = decidable.refusal(task)
     if refused is None:
         return None
-    if refused[0] in PASSING_REFUSALS:
+    if refused[0] in decidable.PASSING_REFUSALS:
         return (EVALUATION_WAITING,
                 f"The request cannot take a decision now ({refused[0]}); its rules run when it can take one again.",
                 f"No policy rule ran yet: the request cannot take a decision now ({refused[0]}); "
@@ -222,9 +228,9 @@ def run_evaluation(evaluation_id):
 
 
 def evaluate_due(limit=50):
-    """Run every queued (or abandoned) evaluation, those of tickets that take a decision again among them; returns
+    """Run every queued (or abandoned) evaluation, those whose wait for their ticket is over among them; returns
     how many were tried."""
-    requeue_decidable(limit)
+    requeue_wait_over(limit)
     due = (PolicyEvaluation.select(PolicyEvaluation.id).where(claims.due(PolicyEvaluation))
            .order_by(PolicyEvaluation.queued_at).limit(limit))
     tried = 0

@@ -11,6 +11,7 @@ from app import contract
 from app.db import database
 from app.models import AdminTicket, ApplicationAccessTicket, Decision, Task, utcnow
 from app.tickets.cursors import decode_cursor, encode_cursor, newer_than, older_than
+from app.tickets.decidable import open_decisions
 
 # Each ticket type's state labels by value, looked up once rather than per row.
 _STATE_LABELS = {(ticket_type.table, value): label
@@ -198,15 +199,33 @@ def _in_states(states):
     return condition if condition is not None else Task.id.in_([])
 
 
+def _epm_final():
+    condition = None
+    for model in (ApplicationAccessTicket, AdminTicket):
+        final = fn.EXISTS(model.select(SQL("1")).where((model.task == Task.id) & model.decision_final))
+        condition = final if condition is None else condition | final
+    return condition
+
+
 def undecided_condition(labels):
     """Tickets in an active state that nobody decided (no decision taken here that EPM did not refuse for good, no
-    final one from EPM), unexpired: a decision EPM refused leaves its ticket to be decided again."""
+    final one from EPM), unexpired: a decision EPM refused leaves its ticket to be decided again. The tickets
+    decidable.refusal lets take a decision, by the same definition of a decision taken (open_decisions)."""
     condition = _in_states(active_states(labels)) & Task.expired_at.is_null()
-    taken = (Decision.task == Task.id) & (Decision.status != contract.DELIVERY_FAILED)
-    condition &= ~fn.EXISTS(Decision.select(SQL("1")).where(taken))
-    for model in (ApplicationAccessTicket, AdminTicket):
-        condition &= ~fn.EXISTS(model.select(SQL("1")).where((model.task == Task.id) & model.decision_final))
-    return condition
+    condition &= ~fn.EXISTS(open_decisions(Task.id).select(SQL("1")))
+    return condition & ~_epm_final()
+
+
+def settled_condition():
+    """Tickets whose request is settled for good: a decision delivered to EPM, EPM's own final decision, or expired
+    (decidable.refusal's MSG_FINAL and MSG_EXPIRED)."""
+    delivered = open_decisions(Task.id).where(Decision.status == contract.DELIVERY_DELIVERED)
+    return Task.expired_at.is_null(False) | fn.EXISTS(delivered.select(SQL("1"))) | _epm_final()
+
+
+def waiting_over_condition(labels):
+    """Tickets that no longer wait to take a decision (not decidable.waits): they take one now, or never will."""
+    return undecided_condition(labels) | settled_condition()
 
 
 def expiry_cutoff(hours, now=None):

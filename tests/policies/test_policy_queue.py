@@ -286,3 +286,96 @@ def test_upgrading_makes_an_evaluation_skipped_while_the_ticket_was_resolved_wai
     assert epm_decisions(http) == []
     assert PolicyEvaluation.get(PolicyEvaluation.task == evaluated).status == "done"
     assert Task.get_by_id(evaluated.id).approvals_required == 2
+
+
+# An evaluation waiting on a decision on its way to EPM ends when that decision settles the request.
+
+def _waiting_on_a_denial(http, client, api_auth, approver_auth):
+    """A ticket denied while EPM is busy before its queued rules ran: they wait for the denial to settle."""
+    from tests.policies.conftest import APPLICATION_URL
+
+    delivery = deliver_without_closing(client, api_auth, application("please"))
+    task = Task.get(Task.number == delivery.json["result"]["ticket"])
+    http.replace("POST", APPLICATION_URL, status=503)  # EPM busy: the denial waits in the outbox
+    denied = client.post(f"/api/x_bets_pmc_jit/tickets/{task.number}/decision", headers=approver_auth,
+                         json={"decision": "Denied", "reason": "Not now"})
+    assert denied.status_code == 202, denied.get_data(as_text=True)
+    delivery.close()  # the rules are skipped: a decision is on its way to EPM
+    assert PolicyEvaluation.get(PolicyEvaluation.task == task).status == "waiting"
+    return task
+
+
+def test_rules_waiting_on_a_decision_end_once_epm_acknowledges_it(http, client, api_auth, add_rule, approver_auth):
+    from app import contract
+    from app.chat.status import policy_result
+    from app.decisions import service as decisions
+    from tests.policies.conftest import APPLICATION_URL
+
+    add_rule(name="Two for installers", outcome="two_approvers")
+    task = _waiting_on_a_denial(http, client, api_auth, approver_auth)
+
+    http.replace("POST", APPLICATION_URL, json={})
+    assert decisions.retry_now(task.decisions.get()).status == contract.DELIVERY_DELIVERED
+    run_job(JOBS["evaluate_policies"])
+
+    evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
+    assert evaluation.status == "done" and evaluation.finished_at is not None
+    assert evaluation.outcome == f"The request could no longer take a decision ({contract.MSG_FINAL}); no rule ran."
+    assert policy_result(task) == evaluation.outcome  # what Slack and Teams show: no longer "cannot take ... now"
+    assert Task.get_by_id(task.id).approvals_required == 1
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied", "Denied"]  # no rule decided anything
+
+
+def test_rules_waiting_on_a_decision_end_once_epm_s_own_decision_settles_it(
+        http, client, api_auth, add_rule, approver_auth, deliver):
+    from tests import factories
+
+    add_rule(name="Two for installers", outcome="two_approvers")
+    task = _waiting_on_a_denial(http, client, api_auth, approver_auth)
+
+    update = deliver(factories.application_decision(task.request_id, Decision="Denied",
+                                                    DecisionPerformedByUser="epm-admin"))
+    assert update.status_code == 200
+    run_job(JOBS["evaluate_policies"])
+
+    evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
+    assert (evaluation.status, evaluation.outcome) == ("done", "EPM had decided the request; no rule ran.")
+
+
+def test_rules_waiting_on_a_decision_end_when_a_person_closes_the_acknowledged_ticket(
+        http, client, api_auth, add_rule, approver_auth):
+    from app.decisions import service as decisions
+    from tests.policies.conftest import APPLICATION_URL
+
+    add_rule(name="Two for installers", outcome="two_approvers")
+    task = _waiting_on_a_denial(http, client, api_auth, approver_auth)
+    http.replace("POST", APPLICATION_URL, json={})
+    decisions.retry_now(task.decisions.get())
+
+    _set_state(client, approver_auth, task, "Closed")  # ticket_state_changed, in a request: no job needed
+
+    assert PolicyEvaluation.get(PolicyEvaluation.task == task).status == "done"
+
+
+def test_rules_keep_waiting_while_a_decision_is_on_its_way_whichever_decision_reads_latest(
+        http, client, api_auth, add_rule, approver_auth):
+    # A decision EPM refused, stamped later by a host whose clock runs ahead, does not hide the one still on its
+    # way: the ticket has a decision, for the job's query as for the check of each ticket.
+    from datetime import timedelta
+
+    from app import contract
+    from app.models import Decision, utcnow
+
+    add_rule(name="Two for installers", outcome="two_approvers")
+    task = _waiting_on_a_denial(http, client, api_auth, approver_auth)
+    Decision.create(task=task, decision=contract.DECISION_APPROVED, reason="ok", decided_by="akim",
+                    decided_at=utcnow() + timedelta(minutes=5), ticket_url="https://broker/t",
+                    status=contract.DELIVERY_FAILED, last_status=400)
+
+    _set_state(client, approver_auth, task, "On Hold")
+    run_job(JOBS["evaluate_policies"])
+    approval = _approve(client, task, _as_user("akim"))
+
+    assert PolicyEvaluation.get(PolicyEvaluation.task == task).status == "waiting"
+    assert approval.status_code == 409
+    assert approval.json["error"]["message"] == contract.MSG_DECISION_IN_FLIGHT
