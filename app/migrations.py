@@ -658,6 +658,21 @@ def _unresolved_conflicts(migrator):
     _add_columns(migrator, (models.Decision._meta.table_name, "unresolved_conflicts", peewee.IntegerField(default=0)))
 
 
+def _expired_refusals():
+    """A request whose decision EPM refused for good, and that expired since (nobody decided it again in time), read
+    "Failed to send" where the ticket page lists earlier requests: it reads Expired, as of its expiry, as the ticket
+    list and the expiry job now say (app/tickets/outcome.py)."""
+    task = models.Task
+    (task.update(outcome=contract.OUTCOME_EXPIRED, outcome_by="", outcome_at=task.expired_at)
+     .where(task.expired_at.is_null(False), task.outcome == contract.OUTCOME_FAILED_TO_SEND).execute())
+
+
+def _conflict_count_and_expired_refusals(migrator):
+    """The two changes of what is stored that step 40 makes: the count of unresolved 409s, the expired refusals."""
+    _unresolved_conflicts(migrator)
+    _expired_refusals()
+
+
 MIGRATIONS = [
     (1, "initial schema", _initial_schema),
     (2, "decisions and their delivery outbox", _decisions),
@@ -705,8 +720,8 @@ MIGRATIONS = [
      _redundant_task_indexes),
     (39, "policy evaluations skipped while a ticket took no decision wait for it to take one again",
      _waiting_policy_evaluations),
-    (40, "a 409 whose EPM record does not tell the decision is given up after its own retries, not an outage's",
-     _unresolved_conflicts),
+    (40, "a 409 whose EPM record does not tell the decision is given up after its own retries, not an outage's; "
+     "requests that expired after EPM refused their decision read Expired", _conflict_count_and_expired_refusals),
 ]
 
 LATEST_VERSION = max(version for version, _description, _step in MIGRATIONS)

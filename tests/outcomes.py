@@ -1,7 +1,8 @@
 """The outcome a ticket keeps (Task.outcome, outcome_by, outcome_at: app/tickets/outcome.py) checked against
 one worked out afresh from its JIT record and its decisions, spelled out here as the ticket page told it
-before the outcome was kept: EPM's final word first, then the broker's latest decision, then its expiry, else
-awaiting (the order the ticket list tells a ticket's decision in)."""
+before the outcome was kept: EPM's final word first, then the broker's latest decision (unless EPM refused it
+and the request expired since), then its expiry, else awaiting (the order the ticket list tells a ticket's
+decision in)."""
 from app import contract
 from app.models import JIT_MODELS, Decision, Task
 
@@ -27,6 +28,8 @@ def fresh_outcome(task):
     if not decisions:
         return contract.OUTCOME_AWAITING, "", None
     latest = max(decisions, key=lambda decision: (decision.decided_at, decision.id))
+    if latest.status == contract.DELIVERY_FAILED and task.expired_at is not None:
+        return contract.OUTCOME_EXPIRED, "", task.expired_at  # refused, then nobody decided it again in time
     words = {contract.DELIVERY_DELIVERED: latest.decision, contract.DELIVERY_FAILED: "Failed to send"}.get(
         latest.status, f"{latest.decision} - sending to EPM")
     return words, latest.decided_by, latest.decided_at

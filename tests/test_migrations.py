@@ -17,6 +17,7 @@ from app.policies import rules as policy_rules
 from app.policies.models import PolicyEvaluation
 from app.tickets import search
 from tests import factories
+from tests.outcomes import assert_outcome_kept
 
 INCOMING = IncomingRequest._meta.table_name
 
@@ -409,6 +410,30 @@ def test_upgrade_keeps_requests_that_expired_before_as_expired_not_awaiting(app,
     assert kept_outcome(waiting) == (contract.OUTCOME_AWAITING, "", None)
     for task in (expired, waiting):
         assert kept_outcome(task) == fresh_outcome(task)
+
+
+def test_upgrade_makes_requests_that_expired_after_epm_refused_their_decision_read_expired(app, make_ticket):
+    """A database from before step 40: a request whose decision EPM refused, expired since, kept "Failed to send";
+    the upgrade makes it read Expired as of its expiry, and leaves a refused one still open to a decision alone."""
+    from app.migrations import MIGRATIONS, upgrade
+    from tests.outcomes import kept_outcome
+
+    expired, refused = (make_ticket(factories.application_request(name), age=timedelta(hours=30))
+                        for name in ("up-expired-refused", "up-refused"))
+    for task in (expired, refused):
+        Decision.create(task=task, decision=contract.DECISION_DENIED, reason="no", decided_by="jchen",
+                        ticket_url="https://broker/t", status=contract.DELIVERY_FAILED)
+    Task.update(outcome=contract.OUTCOME_FAILED_TO_SEND, outcome_by="jchen").where(
+        Task.id.in_([expired.id, refused.id])).execute()
+    Task.update(expired_at=utcnow()).where(Task.id == expired.id).execute()  # as an earlier expiry job left it
+    [(version, description)] = [(number, text) for number, text, _step in MIGRATIONS if number == 40]
+    SchemaVersion.delete().where(SchemaVersion.version == version).execute()
+
+    assert upgrade() == [description]
+
+    assert kept_outcome(expired) == (contract.OUTCOME_EXPIRED, "", Task.get_by_id(expired.id).expired_at)
+    assert kept_outcome(refused)[:2] == (contract.OUTCOME_FAILED_TO_SEND, "jchen")
+    assert_outcome_kept(expired)
 
 
 def test_a_new_postgresql_installation_checks_a_ticket_reference_by_index_as_tickets_arrive(postgres_url):

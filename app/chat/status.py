@@ -15,6 +15,9 @@ DELIVERY_WORDS = {
 }
 # A refused decision on a ticket whose request EPM decided itself: EPM's decision stands, none is taken again.
 REFUSED_AFTER_EPM_DECIDED = "not applied: EPM had already decided the request"
+# A refused decision on a request that expired since: nobody decided it again in time, and none is taken now.
+REFUSED_THEN_EXPIRED = "refused by EPM"
+EXPIRED_LINE = "Expired: no decision in time"
 ACTION_VERBS = {contract.DECISION_APPROVED: "Approve", contract.DECISION_DENIED: "Deny"}
 
 
@@ -66,6 +69,8 @@ def progress_lines(task):
         words = DELIVERY_WORDS.get(latest.status, latest.status)
         if latest.status == contract.DELIVERY_FAILED and jit.decision_final:
             words = REFUSED_AFTER_EPM_DECIDED
+        elif latest.status == contract.DELIVERY_FAILED and task.expired_at is not None:
+            words = REFUSED_THEN_EXPIRED
         lines.append(f"{latest.decision}{duration} by {latest.decided_by}: {words}")
     if jit.decision_final:
         final = f"EPM finalized: {jit.final_decision or 'unknown'} by {jit.final_decision_by or 'unknown'}"
@@ -74,8 +79,8 @@ def progress_lines(task):
         lines.append(final)
     if jit.epm_outcome:
         lines.append(f"EPM since: {jit.epm_outcome}")
-    if task.expired_at is not None and latest is None:
-        lines.append("Expired: no decision in time")
+    if task.expired_at is not None and (latest is None or latest.status == contract.DELIVERY_FAILED):
+        lines.append(EXPIRED_LINE)
     if task.closed_at is not None:
         lines.append(f"Ticket {task.state_label}")
     return lines

@@ -59,9 +59,9 @@ def _expire(ids, due, now, hours):
         if not is_sqlite():
             # Wait for a decision being taken on one of them; the update below then sees it and skips its ticket.
             list(Task.select(Task.id).where(Task.id.in_(ids)).for_update())
-        # How the request ended, kept on the ticket by this UPDATE (app/tickets/outcome.py): an undecided one
-        # reads Expired; one whose decision EPM refused for good keeps telling that, as the ticket list does.
-        undecided = Task.outcome == contract.OUTCOME_AWAITING
+        # How the request ended, kept on the ticket by this UPDATE (app/tickets/outcome.py): an undecided one reads
+        # Expired, and so does one whose decision EPM refused for good (nobody decided it again in time).
+        undecided = Task.outcome.in_((contract.OUTCOME_AWAITING, contract.OUTCOME_FAILED_TO_SEND))
         Task.update(expired_at=now, updated_at=now,
                     outcome=Case(None, ((undecided, contract.OUTCOME_EXPIRED),), Task.outcome),
                     outcome_by=Case(None, ((undecided, ""),), Task.outcome_by),

@@ -2,7 +2,8 @@
 
 `of` says it from the ticket's JIT record, its latest broker decision and its expiry: EPM's final word first
 (the later outcome it recorded, else its final decision), then the broker's decision and its delivery, then
-expired (nobody decided in time), else awaiting; the order the ticket list tells each ticket's decision in
+expired (nobody decided in time, a decision EPM refused for good included: the request could be decided again,
+and nobody did before it expired), else awaiting; the order the ticket list tells each ticket's decision in
 (app/tickets/rows.py). Every write that changes what `of` says keeps the columns in its own transaction: the
 EPM update path folds them into the UPDATE of the task it makes anyway (`update_task`), a decision taken
 saves them with the task (`of`), its delivery's end calls `refresh`, the expiry job writes them with the
@@ -51,7 +52,7 @@ def of(jit, latest, expired_at=None):
     said = epm_word(jit)
     if said is not None:
         return said
-    if latest is not None:
+    if latest is not None and not (latest.status == contract.DELIVERY_FAILED and expired_at is not None):
         return decision_words(latest.decision, latest.status), latest.decided_by, latest.decided_at
     if expired_at is not None:
         return expired(expired_at)
@@ -72,14 +73,19 @@ def update_task(jit, **values):
     if said is not None:
         update_row_unread(Task, jit.task_id, **values, **as_columns(said))
         return
-    words = Case(Decision.status, ((contract.DELIVERY_DELIVERED, Decision.decision),
-                                   (contract.DELIVERY_FAILED, contract.OUTCOME_FAILED_TO_SEND)),
+    # A latest decision EPM refused on a request expired since says nothing (NULL): the expiry speaks.
+    refused_then_expired = (Decision.status == contract.DELIVERY_FAILED) & Task.expired_at.is_null(False)
+    words = Case(None, ((refused_then_expired, None),
+                        (Decision.status == contract.DELIVERY_DELIVERED, Decision.decision),
+                        (Decision.status == contract.DELIVERY_FAILED, contract.OUTCOME_FAILED_TO_SEND)),
                  Decision.decision.concat(contract.OUTCOME_SENDING.format(decision="")))
+    by = Case(None, ((refused_then_expired, None),), Decision.decided_by)
+    at = Case(None, ((refused_then_expired, None),), Decision.decided_at)
     undecided = Case(None, ((Task.expired_at.is_null(), contract.OUTCOME_AWAITING),), contract.OUTCOME_EXPIRED)
     write_with_next(Task.update(
         **values, outcome=fn.COALESCE(Decision.latest_of(jit.task_id, words), undecided),
-        outcome_by=fn.COALESCE(Decision.latest_of(jit.task_id, Decision.decided_by), ""),
-        outcome_at=fn.COALESCE(Decision.latest_of(jit.task_id, Decision.decided_at), Task.expired_at))
+        outcome_by=fn.COALESCE(Decision.latest_of(jit.task_id, by), ""),
+        outcome_at=fn.COALESCE(Decision.latest_of(jit.task_id, at), Task.expired_at))
         .where(Task.id == jit.task_id))
 
 

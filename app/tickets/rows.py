@@ -148,7 +148,8 @@ def decision_statuses(rows, is_active):
     """{ticket id: decision status} for a page of ListedTicket rows: two queries, whatever the page's size.
 
     EPM's word wins (its final decision, or a revocation or early end after it), then the latest decision's
-    delivery; a ticket nobody decided awaits a decision while `is_active(row)`, and expired ones say so."""
+    delivery; a ticket nobody decided awaits a decision while `is_active(row)`, and expired ones say so, those
+    whose decision EPM refused (nobody decided them again in time) among them."""
     ids = [row.id for row in rows]
     if not ids:
         return {}
@@ -177,10 +178,11 @@ def _status(row, final, latest, is_active):
         decision, status = latest
         if status == contract.DELIVERY_DELIVERED:
             return decision
-        if status == contract.DELIVERY_FAILED:
+        if status != contract.DELIVERY_FAILED:
+            return STATUS_SENDING.format(decision=decision)
+        if row.expired_at is None:
             return STATUS_FAILED
-        return STATUS_SENDING.format(decision=decision)
-    if row.expired_at is not None:
+    if row.expired_at is not None:  # refused by EPM or not, nobody decided it (again) in time
         return STATUS_EXPIRED
     return STATUS_AWAITING if is_active(row) else STATUS_NO_DECISION
 

@@ -111,3 +111,22 @@ def test_nothing_is_queued_for_slack_when_it_is_not_configured(make_ticket, app,
     app.extensions["settings"] = replace(app.extensions["settings"], slack_bot_token="")
     make_ticket()
     assert ChatPost.select().count() == 0
+
+
+def test_a_request_that_expired_after_epm_refused_its_decision_no_longer_says_it_can_be_decided_again(
+        make_ticket, fake_slack):
+    from datetime import timedelta
+
+    from app.jobs import expiry
+    from app.models import Decision
+
+    task = make_ticket(factories.application_request(), age=timedelta(hours=30))
+    Decision.create(task=task, decision=contract.DECISION_APPROVED, reason="ok", decided_by="jchen",
+                    ticket_url="https://broker.example/t", status=contract.DELIVERY_FAILED, last_status=400)
+    assert expiry.expire_pending() == 1  # nobody decided it again in time
+    outbox.send_due()
+
+    line, buttons = _status(fake_slack)
+    assert "it can be decided again" not in line
+    assert "Approved by jchen: refused by EPM" in line and "Expired: no decision in time" in line
+    assert buttons == ["Open ticket"]

@@ -143,13 +143,20 @@ def test_epm_s_final_decision_after_the_expiry_wins(make_ticket, deliver):
     assert assert_outcome_kept(task) == ("Approved", "jchen", APPROVED_AT)
 
 
-def test_a_request_whose_decision_epm_refused_keeps_saying_so_once_it_expired(make_ticket):
+def test_a_request_whose_decision_epm_refused_reads_expired_once_it_expired(make_ticket):
+    # EPM's refusal left the request to be decided again; nobody did in time, and EPM no longer waits for one.
     task = make_ticket(factories.application_request("req-refused"), age=timedelta(hours=30))
     with write_transaction():
         decision(task, contract.DELIVERY_FAILED, 60)
         outcome.refresh(task)
-    assert expiry.expire_pending() == 1
     assert assert_outcome_kept(task)[:2] == (contract.OUTCOME_FAILED_TO_SEND, "approver-60")
+    assert expiry.expire_pending() == 1
+    expired_at = Task.get_by_id(task.id).expired_at
+    assert assert_outcome_kept(task) == (contract.OUTCOME_EXPIRED, "", expired_at)
+    silent_update("req-refused")  # the outcome worked out by the task's UPDATE itself
+    assert assert_outcome_kept(task) == (contract.OUTCOME_EXPIRED, "", expired_at)
+    with write_transaction():
+        assert outcome.refresh(Task.get_by_id(task.id)) == (contract.OUTCOME_EXPIRED, "", expired_at)
 
 
 def test_a_kept_outcome_can_disagree_with_a_change_made_behind_its_back(make_ticket):

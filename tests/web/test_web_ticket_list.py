@@ -179,6 +179,16 @@ def statuses_on(response):
                            page, re.S))
 
 
+def test_a_request_that_expired_after_epm_refused_its_decision_is_listed_as_expired(as_approver, make_ticket):
+    from app.jobs import expiry
+
+    refused = make_ticket(factories.application_request(), age=timedelta(hours=30))
+    decide(refused, status=contract.DELIVERY_FAILED)  # the ticket could be decided again; nobody did in time
+    assert expiry.expire_pending() == 1
+
+    assert statuses_on(as_approver.get("/tickets?decision=all")) == {refused.number: "Expired"}
+
+
 def test_list_lands_on_the_tickets_awaiting_a_decision(as_approver, three_tickets):
     vpn, admin, editor = three_tickets
     decide(vpn)

@@ -292,6 +292,27 @@ def test_an_earlier_request_that_expired_is_not_shown_as_awaiting_a_decision(as_
     assert "Awaiting decision: 1" not in page
 
 
+def test_an_earlier_request_that_expired_after_epm_refused_its_decision_is_shown_as_expired(
+        as_approver, make_ticket, approver):
+    from app.db import write_transaction
+    from app.jobs import expiry
+    from app.tickets import outcome
+
+    old = make_ticket(factories.application_request(user="CORP\\mrivera"), age=timedelta(hours=30))
+    with write_transaction():  # as the delivery records EPM's refusal: the ticket can be decided again
+        Decision.create(task=old, decision=contract.DECISION_APPROVED, reason="ok", duration_unit="once",
+                        decided_by=approver.username, ticket_url="https://broker.example/t",
+                        status=contract.DELIVERY_FAILED)
+        outcome.refresh(old)
+    assert expiry.expire_pending() == 1  # nobody decided it again in time
+    new = make_ticket(factories.application_request(user="CORP\\mrivera"))
+    page = as_approver.get(f"/tickets/{new.number}").get_data(as_text=True)
+    earlier = re.search(rf'{old.number}.*?<span class="outcome">([^<]*)</span>([^<]*)</li>', page, re.S)
+    assert earlier is not None
+    assert (earlier.group(1), earlier.group(2).strip()) == ("Expired", "")  # as the ticket list says, by nobody
+    assert "Failed to send" not in page
+
+
 def test_more_earlier_requests_than_are_counted_say_so(as_approver, make_ticket, monkeypatch):
     from app.tickets import context
 
