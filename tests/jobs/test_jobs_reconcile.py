@@ -495,15 +495,21 @@ def test_a_record_showing_the_state_the_ticket_holds_changes_nothing(epm_api, ma
     assert notes(task) == before
 
 
-def test_a_record_filling_in_the_times_the_ticket_lacked_says_it_filled_them_in(epm_api, make_ticket, deliver):
+def approved_without_times_that_epm_has(epm_api, make_ticket, deliver):
+    """A ticket whose approval came by a template without the session's times, and EPM's record with them."""
     event = factories.admin_request()
     task = make_ticket(event)
     approval = factories.admin_decision(event["RequestId"])
-    del approval["StartTime"], approval["EndTime"]  # a template without the session's times
+    del approval["StartTime"], approval["EndTime"]
     deliver(approval)
     epm_api.add(ADMIN, admin_record(event["RequestId"], status="Approved", duration="1800",
                                     decisionTime="2026-11-20T15:12:02Z", decisionPerformedByUser="jchen",
                                     startTime="2026-11-20T15:12:03Z", endTime="2026-11-20T15:42:03Z"))
+    return event, task
+
+
+def test_a_record_filling_in_the_times_the_ticket_lacked_says_it_filled_them_in(epm_api, make_ticket, deliver):
+    event, task = approved_without_times_that_epm_has(epm_api, make_ticket, deliver)
 
     report = reconcile()
 
@@ -519,14 +525,7 @@ def test_a_record_filling_in_the_times_the_ticket_lacked_says_it_filled_them_in(
 
 
 def test_a_dry_run_says_which_times_the_record_would_fill_in(epm_api, make_ticket, deliver):
-    event = factories.admin_request()
-    task = make_ticket(event)
-    approval = factories.admin_decision(event["RequestId"])
-    del approval["StartTime"], approval["EndTime"]  # a template without the session's times
-    deliver(approval)
-    epm_api.add(ADMIN, admin_record(event["RequestId"], status="Approved", duration="1800",
-                                    decisionTime="2026-11-20T15:12:02Z", decisionPerformedByUser="jchen",
-                                    startTime="2026-11-20T15:12:03Z", endTime="2026-11-20T15:42:03Z"))
+    event, task = approved_without_times_that_epm_has(epm_api, make_ticket, deliver)
 
     report = reconcile(dry_run=True)
 
