@@ -241,13 +241,7 @@ def test_rules_skipped_for_a_decision_on_its_way_run_when_epm_refuses_it(http, c
     from tests.policies.conftest import APPLICATION_URL
 
     add_rule(name="Two for installers", outcome="two_approvers")
-    delivery = deliver_without_closing(client, api_auth, application("please"))
-    task = Task.get(Task.number == delivery.json["result"]["ticket"])
-    http.replace("POST", APPLICATION_URL, status=503)  # EPM busy: the denial waits in the outbox
-    denied = client.post(f"/api/x_bets_pmc_jit/tickets/{task.number}/decision", headers=approver_auth,
-                         json={"decision": "Denied", "reason": "Not now"})
-    assert denied.status_code == 202, denied.get_data(as_text=True)
-    delivery.close()  # the rules are skipped: a decision is on its way to EPM
+    task = _waiting_on_a_denial(http, client, api_auth, approver_auth)
 
     http.replace("POST", APPLICATION_URL, status=400, json={"message": "Unknown request"})
     decisions.retry_now(task.decisions.get())  # EPM refuses the denial for good: the ticket takes a decision again
