@@ -131,10 +131,18 @@ class Utc(fields.DateTime):
 _WORD_UNITS = (("hour", 3600), ("minute", 60), ("second", 1))
 
 
+DURATION_SHOWN = 40
+
+
+def _shown(words):
+    return words if len(words) <= DURATION_SHOWN else words[:DURATION_SHOWN - 1] + "…"
+
+
 def duration_words(value):
     """A duration EPM or the broker states in seconds, in words: `Once`, `30 minutes`, `2 hours`, `1 hour 30 minutes`.
 
-    Text that is neither "Once" nor a whole number of seconds is shown as EPM sent it, escaped by the page."""
+    Text that is neither "Once" nor a whole number of seconds is shown as EPM sent it, escaped by the page; words or
+    text over DURATION_SHOWN characters (a number of thousands of digits) are cut short with "…"."""
     if value is None or str(value).strip() == "":
         return ""
     text = str(value).strip()
@@ -143,9 +151,9 @@ def duration_words(value):
     try:
         number = float(text)
     except ValueError:
-        return text
+        return _shown(text)
     if not number.is_integer() or number < 0:
-        return text
+        return _shown(text)
     seconds = int(number)
     if seconds == 0:
         return "0 seconds"
@@ -154,4 +162,4 @@ def duration_words(value):
         count, seconds = divmod(seconds, size)
         if count:
             parts.append(f"{count} {unit}" + ("" if count == 1 else "s"))
-    return " ".join(parts)
+    return _shown(" ".join(parts))

@@ -212,6 +212,12 @@ def test_durations_are_words_never_bare_seconds(value, words):
     assert duration_words(value) == words
 
 
+@pytest.mark.parametrize("value", ["1" * 5000, "1" * 5000 + ".0", "1e300", "x" * 500])
+def test_a_duration_too_long_to_read_is_cut_short(value):
+    words = duration_words(value)
+    assert len(words) <= 40 and words.endswith("…"), words
+
+
 def test_a_time_is_utc_text_with_utc_on_hover_for_the_local_time_script():
     element = time_element(datetime(2026, 11, 20, 15, 10))
     assert element == ('<time class="local-time" datetime="2026-11-20T15:10:00Z" '
