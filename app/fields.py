@@ -134,8 +134,13 @@ _WORD_UNITS = (("hour", 3600), ("minute", 60), ("second", 1))
 DURATION_SHOWN = 40
 
 
+def clipped(text, limit):
+    """`text` of at most `limit` characters: cut short with "…" when longer."""
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def _shown(words):
-    return words if len(words) <= DURATION_SHOWN else words[:DURATION_SHOWN - 1] + "…"
+    return clipped(words, DURATION_SHOWN)
 
 
 def duration_words(value):

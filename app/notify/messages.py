@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 
 from app import contract
-from app.fields import duration_words
+from app.fields import clipped, duration_words
 from app.notify.models import KIND_SLA_REMINDER
 from app.tickets.documents import ticket_url
 
@@ -18,7 +18,7 @@ def plain(value, limit=500):
     """`value` as one line of plain text, at most `limit` characters."""
     text = _CONTROL.sub(" ", str(value if value is not None else "")).strip()
     text = re.sub(r" {2,}", " ", text)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    return clipped(text, limit)
 
 
 def chat_escape(text):

@@ -11,7 +11,7 @@ from app import contract, events
 from app.audit import service as audit
 from app.db import insert_row_unread, prepared_select, update_row_unread
 from app.errors import NotFound
-from app.fields import duration_words
+from app.fields import clipped, duration_words
 from peewee import SQL
 
 from app.models import CONFIGURATION_VERSION, Configuration, Decision, JIT_MODELS, Task, WorkNote, utcnow
@@ -219,7 +219,7 @@ UNREADABLE_SHOWN = 100
 def shown_decision(text):
     """An unreadable Decision text (read_update's) as it is shown: up to UNREADABLE_SHOWN characters,
     "…" ending one cut short."""
-    return text if len(text) <= UNREADABLE_SHOWN else text[:UNREADABLE_SHOWN - 1] + "…"
+    return clipped(text, UNREADABLE_SHOWN)
 
 
 def _is(decision, expected):
