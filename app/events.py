@@ -17,6 +17,9 @@ connection_renamed = _signals.signal("itsm-connection-renamed")
 connection_deleting = _signals.signal("itsm-connection-deleting")
 # Sender: the Decision EPM refused for good, inside the transaction that marks it failed.
 decision_delivery_failed = _signals.signal("decision-delivery-failed")
+# Sender: the Decision EPM acknowledged when it was sent (app/decisions/delivery.py), inside the transaction that
+# marks it delivered: the request is settled by it.
+decision_delivered = _signals.signal("decision-delivered")
 # Sender: the Task a person moved to another state (the ticket page, the API), inside the transaction that moved it.
 ticket_state_changed = _signals.signal("ticket-state-changed")
 # Sender: the JIT record whose first final decision from EPM was just recorded on it (final_decision, by, time),

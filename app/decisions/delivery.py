@@ -176,8 +176,9 @@ def _still_claimed(decision, **values):
 
 
 def _record_success(decision, calls):
-    """Mark `decision` delivered (in the database and on the object) with the calls that delivered it; False
-    when it was settled meanwhile (_still_claimed)."""
+    """Mark `decision` delivered (in the database and on the object) with the calls that delivered it, and tell
+    who waits for the request to settle (events.decision_delivered) in that transaction; False when it was settled
+    meanwhile (_still_claimed)."""
     now = utcnow()
     with write_transaction():
         _store_calls(calls)
@@ -187,8 +188,9 @@ def _record_success(decision, calls):
         ticket_outcome.refresh(decision.task)
         tickets.add_work_note(decision.task, f"Decision sent to EPM and acknowledged "
                                              f"(attempt {decision.attempts}). It is now final.")
-    decision.status, decision.delivered_at, decision.claimed_until = contract.DELIVERY_DELIVERED, now, None
-    decision.last_status, decision.last_error = 200, None
+        decision.status, decision.delivered_at, decision.claimed_until = contract.DELIVERY_DELIVERED, now, None
+        decision.last_status, decision.last_error = 200, None
+        events.decision_delivered.send(decision)
     return True
 
 

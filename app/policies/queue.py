@@ -9,10 +9,11 @@ that stopped first, an evaluation whose claim expired). A policy that fails is
 logged and noted on the ticket; it never fails the delivery.
 
 A ticket that takes no decision when its turn comes only for a while (a person set it inactive, a decision is on
-its way to EPM) keeps its evaluation waiting, and nobody may approve it. Once the wait is over the evaluation is
-queued again: when the ticket takes a decision again (a person reopens it, EPM refuses that decision for good, the
-configuration makes its state active) its rules apply to it as to a new ticket; when it never will (EPM
-acknowledged that decision, or decided itself, the request expired) the evaluation ends with no rule run, and
+its way to EPM) keeps its evaluation waiting, and nobody may approve it. Once the wait is over: when the ticket
+takes a decision again (a person reopens it, EPM refuses that decision for good, the configuration makes its state
+active) the evaluation is queued again and its rules apply to it as to a new ticket; when it never will (EPM
+acknowledged that decision, or decided itself, the request expired) the evaluation ends with no rule run, in the
+transaction that settled the request when a signal tells of it (events.decision_delivered, epm_decision_final), and
 Slack and Teams stop telling approvers it cannot take a decision *now*.
 """
 import logging
@@ -96,30 +97,40 @@ def _run_after_answer(evaluation_id):
         return response
 
 
-def requeue_if_wait_over(task):
-    """Queue again `task`'s evaluation that waits for it to take a decision, if its wait is over (not
-    decidable.waits: it takes one now, or never will again), in a savepoint of the caller's transaction when there
-    is one; returns the evaluation's id, or None. Run, it applies the rules, or ends with none run."""
+def end_wait_if_over(task):
+    """End `task`'s evaluation that waits for it to take a decision, if its wait is over (not decidable.waits), in a
+    savepoint of the caller's transaction when there is one: queued again when the ticket takes a decision now
+    (its id is returned, to run it), ended with no rule run when it never will again (None, as while it waits)."""
     with write_transaction():
         evaluation = PolicyEvaluation.get_or_none((PolicyEvaluation.task == task.id)
                                                   & (PolicyEvaluation.status == EVALUATION_WAITING))
-        if evaluation is None or decidable.waits(task):
+        if evaluation is None:
             return None
-        queued = (PolicyEvaluation
-                  .update(status=EVALUATION_PENDING, next_attempt_at=utcnow(), attempts=0, finished_at=None)
-                  .where(PolicyEvaluation.id == evaluation.id, PolicyEvaluation.status == EVALUATION_WAITING)
-                  .execute())
-    return evaluation.id if queued else None
+        task = Task.get_by_id(task.id)  # as it is now: the sender's copy may predate a change of state
+        skipped = _why_no_rule_runs(task)
+        still_waiting = PolicyEvaluation.status == EVALUATION_WAITING
+        if skipped is None:
+            queued = (PolicyEvaluation
+                      .update(status=EVALUATION_PENDING, next_attempt_at=utcnow(), attempts=0, finished_at=None)
+                      .where(PolicyEvaluation.id == evaluation.id, still_waiting)
+                      .execute())
+            return evaluation.id if queued else None
+        if skipped[0] == EVALUATION_DONE and PolicyEvaluation.update(
+                status=EVALUATION_DONE, finished_at=utcnow(), outcome=skipped[1], error=None).where(
+                PolicyEvaluation.id == evaluation.id, still_waiting).execute():
+            _record_no_rule_run(task, EVALUATION_DONE, skipped[2])
+    return None
 
 
-def _requeue_and_run(task):
-    """Queue `task`'s waiting evaluation again if its wait is over, and in a request run it once the answer is
-    sent. Never raises: a receiver's problem is logged, and the change that sent the signal keeps its answer."""
+def _end_wait_and_run(task):
+    """End `task`'s waiting evaluation if its wait is over (end_wait_if_over), and in a request run it once the
+    answer is sent when it was queued again. Never raises: a receiver's problem is logged, and the change that sent
+    the signal keeps its answer."""
     try:
         # Its writes in a savepoint: a failure leaves the caller's intact (the job's sweep tries again).
-        evaluation_id = requeue_if_wait_over(task)
+        evaluation_id = end_wait_if_over(task)
     except Exception:  # noqa: BLE001 - a state change or a delivery must not depend on the policies
-        log.exception("could not queue the policy evaluation of %s again", task.number)
+        log.exception("could not end the wait of the policy evaluation of %s", task.number)
         return
     if evaluation_id is not None:
         _run_after_answer(evaluation_id)
@@ -128,19 +139,37 @@ def _requeue_and_run(task):
 def requeue_changed_ticket(task, **_):
     """`ticket_state_changed`'s receiver: a ticket reopened meets the rules it was skipped by; one settled
     meanwhile ends its wait."""
-    _requeue_and_run(task)
+    _end_wait_and_run(task)
 
 
 def requeue_refused_decision(decision, **_):
     """`decision_delivery_failed`'s receiver: a ticket whose decision EPM refused for good can be decided again, so
     it meets the rules skipped while that decision was on its way."""
-    _requeue_and_run(decision.task)
+    _end_wait_and_run(decision.task)
 
 
-def requeue_wait_over(limit=50):
-    """Queue again the waiting evaluations whose wait ended by a route that sends no signal here: the ticket takes a
-    decision again (the configuration's active states changed, a receiver that failed), or never will (EPM
-    acknowledged the decision it waited on, or decided itself); returns how many.
+def end_wait_on_delivered_decision(decision, **_):
+    """`decision_delivered`'s receiver: the decision EPM acknowledged settles the request, so rules that waited
+    for it to be sent end with none run, in the transaction that marks it delivered."""
+    _end_wait_and_run(decision.task)
+
+
+def end_wait_on_epm_decision(jit, **_):
+    """`epm_decision_final`'s receiver: EPM's own final decision (its update webhook, reconciliation, its answer to
+    a decision sent from here) settles the request, so rules waiting on its ticket end with none run.
+
+    On the intake's path (a record read with the configuration's version) it reads nothing more while no rule is
+    enabled: an evaluation left waiting from when one was ends at the evaluate_policies job's next sweep."""
+    version = getattr(jit, "configuration_version", None)
+    if version is not None and not any_rule_enabled(Configuration.as_of(version)):
+        return
+    _end_wait_and_run(jit.task)
+
+
+def end_waits_over(limit=50):
+    """End the waits that ended by a route that sends no signal here (end_wait_if_over): the ticket takes a decision
+    again (the configuration's active states changed), or never will (the request expired, EPM decided while no
+    rule was enabled), or a receiver failed; returns how many it found.
 
     The query and the check of each ticket (decidable.waits) read the same definitions (app/tickets/rows.py), so
     no row it finds is left waiting, to be found again ahead of the others at every run."""
@@ -149,7 +178,10 @@ def requeue_wait_over(limit=50):
                .where((PolicyEvaluation.status == EVALUATION_WAITING)
                       & waiting_over_condition(configuration.active_state_labels))
                .order_by(PolicyEvaluation.queued_at).limit(limit))
-    return sum(requeue_if_wait_over(row.task) is not None for row in list(waiting))
+    waiting = list(waiting)
+    for row in waiting:
+        end_wait_if_over(row.task)
+    return len(waiting)
 
 
 def run_in_background(app, evaluation_id):
@@ -187,6 +219,15 @@ def _why_no_rule_runs(task):
             f"No policy rule ran: the request could no longer take a decision ({refused[0]}).")
 
 
+def _record_no_rule_run(task, status, note):
+    """On the ticket, what an evaluation that ran no rule (_why_no_rule_runs) leaves: one approver is enough once it
+    is done; while it waits nobody approves before the rules have run (should the ticket be reopened just now, the
+    evaluate_policies job's sweep queues it again). Its work note, if any."""
+    Task.update(approvals_required=1 if status == EVALUATION_DONE else None).where(Task.id == task.id).execute()
+    if note:
+        tickets.add_work_note(task, note, author=PolicySettings.current().system_account)
+
+
 def run_evaluation(evaluation_id):
     """Evaluate one queued ticket if this process wins the claim; returns the row re-read, or None."""
     if not claims.claim_attempt(PolicyEvaluation, evaluation_id, CLAIM_SECONDS):
@@ -196,15 +237,10 @@ def run_evaluation(evaluation_id):
     skipped = _why_no_rule_runs(task)
     if skipped is not None:  # nothing to decide now: no rule runs, and no bypass code is spent on it
         status, outcome, note = skipped
-        done = status == EVALUATION_DONE
         with write_transaction():
             claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id, status=status,
-                           finished_at=utcnow() if done else None, outcome=outcome, error=None)
-            # Waiting: nobody approves before the rules have run (should the ticket be reopened just now, the
-            # evaluate_policies job's sweep queues it again).
-            Task.update(approvals_required=1 if done else None).where(Task.id == task.id).execute()
-            if note:
-                tickets.add_work_note(task, note, author=PolicySettings.current().system_account)
+                           finished_at=utcnow() if status == EVALUATION_DONE else None, outcome=outcome, error=None)
+            _record_no_rule_run(task, status, note)
         return PolicyEvaluation.get_by_id(evaluation_id)
     try:
         report = engine.evaluate(task, evaluation.ticket_url or documents.ticket_url(task))
@@ -230,7 +266,7 @@ def run_evaluation(evaluation_id):
 def evaluate_due(limit=50):
     """Run every queued (or abandoned) evaluation, those whose wait for their ticket is over among them; returns
     how many were tried."""
-    requeue_wait_over(limit)
+    end_waits_over(limit)
     due = (PolicyEvaluation.select(PolicyEvaluation.id).where(claims.due(PolicyEvaluation))
            .order_by(PolicyEvaluation.queued_at).limit(limit))
     tried = 0

@@ -373,3 +373,42 @@ def test_rules_keep_waiting_while_a_decision_is_on_its_way_whichever_decision_re
     assert PolicyEvaluation.get(PolicyEvaluation.task == task).status == "waiting"
     assert approval.status_code == 409
     assert approval.json["error"]["message"] == contract.MSG_DECISION_IN_FLIGHT
+
+
+def test_rules_waiting_on_a_decision_end_as_the_outbox_delivers_it(http, client, api_auth, add_rule, approver_auth):
+    from app import contract
+    from app.chat.status import policy_result
+    from app.models import Decision, utcnow
+    from tests.policies.conftest import APPLICATION_URL
+
+    add_rule(name="Two for installers", outcome="two_approvers")
+    task = _waiting_on_a_denial(http, client, api_auth, approver_auth)
+    http.replace("POST", APPLICATION_URL, json={})  # EPM is back
+    Decision.update(next_attempt_at=utcnow()).where(Decision.task == task.id).execute()
+
+    run_job(JOBS["deliver_outbox"])  # the scheduler's outbox, no request: evaluate_policies does not run
+
+    evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
+    assert task.decisions.get().status == contract.DELIVERY_DELIVERED
+    assert evaluation.status == "done" and evaluation.finished_at is not None
+    assert evaluation.outcome == f"The request could no longer take a decision ({contract.MSG_FINAL}); no rule ran."
+    assert policy_result(task) == evaluation.outcome  # Slack and Teams no longer say "cannot take a decision now"
+    assert Task.get_by_id(task.id).approvals_required == 1
+
+
+def test_rules_waiting_on_a_decision_end_as_epm_s_update_webhook_settles_it(
+        http, client, api_auth, add_rule, approver_auth, deliver):
+    from app.chat.status import policy_result
+    from tests import factories
+
+    add_rule(name="Two for installers", outcome="two_approvers")
+    task = _waiting_on_a_denial(http, client, api_auth, approver_auth)
+
+    update = deliver(factories.application_decision(task.request_id, Decision="Denied",
+                                                    DecisionPerformedByUser="epm-admin"))
+
+    evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
+    assert update.status_code == 200
+    assert (evaluation.status, evaluation.outcome) == ("done", "EPM had decided the request; no rule ran.")
+    assert evaluation.finished_at is not None and policy_result(task) == evaluation.outcome
+    assert Task.get_by_id(task.id).approvals_required == 1
