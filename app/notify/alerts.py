@@ -1,5 +1,5 @@
-"""Alerts pushed to ops: a decision EPM refused for good, decisions still undelivered after every step of the
-retry schedule, EPM refusing the broker's credentials, no webhook from EPM for `[alerts] no_webhook_hours`.
+"""Alerts pushed to ops: a decision EPM refused for good, decisions still undelivered after an outage as long as
+the retry schedule, EPM refusing the broker's credentials, no webhook from EPM for `[alerts] no_webhook_hours`.
 
 They go to active admins with an e-mail address and to the chat webhook, once per occurrence: a failed
 decision is a queued Notification (sent and retried by `send_due`); the other two are found by the
@@ -157,11 +157,20 @@ def no_webhook_alert(now=None):
 
 
 def undelivered_alert(now=None):
-    """(occurrence key, Message) while decisions are still pending after every step of the retry schedule
-    (EPM unreachable or answering 5xx for that long), else None. The broker goes on retrying them; the key
-    is the oldest such decision, so one outage gives one alert however many decisions it holds."""
+    """(occurrence key, Message) while decisions are still pending after an outage as long as the retry schedule
+    (EPM unreachable or answering 5xx at every step), else None. The broker goes on retrying them; the key
+    is the oldest such decision, so one outage gives one alert however many decisions it holds.
+
+    Only the outage's attempts count: not those EPM answered 409 without its record telling the decision
+    (Decision.unresolved_conflicts, app/decisions/delivery.py), and not a decision whose latest answer is such a
+    409. EPM answers those; they are retried within their own bound, then fail for good with their own alert."""
     steps = len(current_app.extensions["settings"].retry_delays)
-    waiting = Decision.select().where(Decision.status == contract.DELIVERY_PENDING, Decision.attempts >= steps)
+    outage_attempts = Decision.attempts - Decision.unresolved_conflicts
+    # The latest answer a 409 after such 409s: one whose record could not be read for now reads the same, and EPM
+    # answered it too. No column tells them apart, and the call log that could may be emptied by retention.
+    in_conflict_retries = (Decision.unresolved_conflicts > 0) & (peewee.fn.COALESCE(Decision.last_status, 0) == 409)
+    waiting = Decision.select().where(Decision.status == contract.DELIVERY_PENDING, outage_attempts >= steps,
+                                      ~in_conflict_retries)
     first = waiting.order_by(Decision.id).first()
     if first is None:
         return None

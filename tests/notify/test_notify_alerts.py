@@ -318,3 +318,72 @@ def test_a_409_saying_already_decided_whose_record_stays_pending_fails_after_eve
     assert "decide the ticket again" in body
     _retry_now()
     assert Decision.get().attempts == steps, "not sent again"
+
+
+# The undelivered alert speaks of an outage: decisions EPM did not answer (unreachable, 5xx) at every step of the
+# schedule. A 409 whose record lags is EPM answering; its retries are bounded and fail with their own alert.
+
+def _epm_answers_already_decided_with_a_pending_record(mock, task):
+    mock.upsert("POST", APPLICATION_URL, status=409,
+                json={"message": f"Request {task.request_id} has already been decided"})
+    mock.get(f"{LIST_URL}/{task.request_id}", json={"id": task.request_id, "requestInfo": {}, "serviceTicket": {},
+                                                    "accessDecision": {"status": "Pending"}})
+
+
+def test_a_decision_retried_for_a_lagging_record_after_a_short_outage_is_no_outage_alert(
+        ops, smtp_server, client, approver_auth, make_ticket, app):
+    ops.post(TOKEN_URL, json=TOKEN_OK)
+    ops.post(APPLICATION_URL, status=503, body="Service Unavailable")
+    task = make_ticket()
+    approve(client, approver_auth, task.number)  # one attempt in the outage
+    _epm_answers_already_decided_with_a_pending_record(ops, task)
+    steps = len(app.extensions["settings"].retry_delays)
+    while Decision.select().where(Decision.attempts < steps).exists():
+        _retry_now()
+
+    run("ops_alerts")
+
+    decision = Decision.get()
+    assert (decision.status, decision.attempts, decision.unresolved_conflicts) == (
+        contract.DELIVERY_PENDING, steps, steps - 1)
+    assert alert_mails(smtp_server) == [] and alert_posts(ops) == []
+
+
+def test_a_decision_retried_for_a_lagging_record_once_the_outage_ended_is_no_outage_alert(
+        ops, smtp_server, client, approver_auth, make_ticket, app):
+    ops.post(TOKEN_URL, json=TOKEN_OK)
+    ops.post(APPLICATION_URL, status=503, body="Service Unavailable")
+    task = make_ticket()
+    approve(client, approver_auth, task.number)
+    steps = len(app.extensions["settings"].retry_delays)
+    while Decision.select().where(Decision.attempts < steps).exists():
+        _retry_now()
+    _epm_answers_already_decided_with_a_pending_record(ops, task)  # EPM is back: its record lags its answer
+    _retry_now()
+
+    run("ops_alerts")
+
+    decision = Decision.get()
+    assert (decision.status, decision.unresolved_conflicts, decision.last_status) == (
+        contract.DELIVERY_PENDING, 1, 409)
+    assert alert_mails(smtp_server) == [] and alert_posts(ops) == []
+
+
+def test_an_outage_after_retries_for_a_lagging_record_is_alerted_once_it_lasted_the_whole_schedule(
+        ops, smtp_server, client, approver_auth, make_ticket, app):
+    ops.post(TOKEN_URL, json=TOKEN_OK)
+    task = make_ticket()
+    _epm_answers_already_decided_with_a_pending_record(ops, task)
+    approve(client, approver_auth, task.number)
+    _retry_now()  # two 409s: the record lags
+    ops.replace("POST", APPLICATION_URL, status=503, body="Service Unavailable")
+    steps = len(app.extensions["settings"].retry_delays)
+    while Decision.select().where(Decision.attempts < steps + 2).exists():
+        assert run("ops_alerts") is None, "not before the outage ran through the retry schedule"
+        _retry_now()
+
+    run("ops_alerts")
+
+    [(_, message)] = alert_mails(smtp_server)
+    assert message["Subject"].endswith(f"1 decision(s) not delivered to EPM after {steps} attempts")
+    assert task.number in message.get_content() and "HTTP 503" in message.get_content()
