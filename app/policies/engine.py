@@ -56,6 +56,8 @@ class Report:
     # (code, rule): the bypass code a "requires a ticket reference" rule let the request through on, not yet counted:
     # it is counted with the decision that follows (in its transaction), or when the request is left to approvers.
     gate: tuple = None
+    # Whether evaluate()'s `finish` ended the evaluation (with the work note, in one transaction).
+    finished: bool = False
 
 
 def _label(rule):
@@ -134,8 +136,13 @@ def _is_exempt(settings, facts):
     return next((pattern for pattern in settings.exempt_patterns if glob_matches(pattern, facts.user)), None)
 
 
-def evaluate(task, ticket_url=""):
-    """Apply the rules to `task` (a new ticket) and act on the outcome; returns a Report."""
+def evaluate(task, ticket_url="", finish=None):
+    """Apply the rules to `task` (a new ticket) and act on the outcome; returns a Report.
+
+    When no rule decides (the request is left to approvers), `finish(report)`, if given, ends the evaluation in the
+    transaction that writes its work note and counts the bypass code a "requires a ticket reference" rule let the
+    request through on (report.finished then says so): a process stopping in between leaves none of them, so the
+    evaluation run again counts that code once."""
     settings = PolicySettings.current()
     rules = [rule for rule in PolicyRule.ordered() if rule.enabled]
     report = Report()
@@ -148,8 +155,7 @@ def evaluate(task, ticket_url=""):
         report.outcome = "requester exempt; left to approvers"
         report.lines.append(f"The requester {quoted(facts.user)} is on the exempt list ({quoted(exempt_by)}): "
                             "no rule applies; the request is left to approvers.")
-        _note(task, settings, report)
-        return report
+        return _leave_to_approvers(task, settings, report, ticket_url, finish)
 
     now = utcnow()
     report.claimed_code = report.gate = None
@@ -170,13 +176,9 @@ def evaluate(task, ticket_url=""):
             if verdict.code is not None and not _held(report, verdict.code):
                 report.gate = (verdict.code, rule)  # counted with what the next rules do, not before
             continue
-        return _act(task, settings, rule, verdict, report, ticket_url)
-    ended = _use_gate_code(task, settings, report, ticket_url)
-    if ended is not None:
-        return ended
-    report.lines.append("No rule decided; the request is left to approvers.")
-    _note(task, settings, report)
-    return report
+        return _act(task, settings, rule, verdict, report, ticket_url, finish)
+    return _leave_to_approvers(task, settings, report, ticket_url, finish,
+                               last_line="No rule decided; the request is left to approvers.")
 
 
 class _CodeNotUsable(Exception):
@@ -197,34 +199,35 @@ def _held(report, code):
     return held is not None and held.id == code.id
 
 
-def _use_gate_code(task, settings, report, ticket_url):
-    """Count the bypass code a "requires a ticket reference" rule let the request through on, now that no rule
-    decides (the request is left to approvers); returns the report when that ends the evaluation instead (the
-    ticket took no decision any more, or the code stopped being valid: the gate then denies)."""
-    if report.gate is None:
-        return None
-    code, rule = report.gate
-    report.gate = None
-    refused, used = _use_code_at_gate(code, task, rule)
-    if refused is not None:
-        return _no_longer_decidable(task, settings, report, refused, code)
-    if not used:
-        report.lines.append(f"The {_code_text(code)} stopped being valid before it could be used.")
-        return _finish_denied_gate(task, settings, rule, report, ticket_url)
-    report.claimed_code = code
-    report.lines.append(f"The {_code_text(code)} was used (audited).")
-    return None
-
-
-def _use_code_at_gate(code, task, rule):
-    """Count one use of `code` for `task` if the ticket still takes a decision, holding the ticket's lock as
-    decide() does, so no decision slips in between; returns (why the ticket takes none, or None; whether used)."""
+def _leave_to_approvers(task, settings, report, ticket_url, finish, last_line=None):
+    """End an evaluation no rule decided: the request is left to approvers. The bypass code a "requires a ticket
+    reference" rule let it through on is counted, the work note written and the evaluation ended (`finish`) in one
+    transaction, holding the ticket's lock as decide() does, so no decision slips in between. Should the ticket
+    take no decision any more, or the code have stopped being valid (the gate then denies), the evaluation ends
+    that way instead, with the code unused."""
+    gate, report.gate = report.gate, None
     with write_transaction():
-        locked = decisions.lock_task(task)
-        refused = decidable.refusal(locked)
-        if refused is not None:
-            return refused[0], False
-        return None, bypass.use_code(code, system_account(), locked, rule)
+        refused = used = None
+        if gate is not None:
+            code, rule = gate
+            locked = decisions.lock_task(task)
+            refused = decidable.refusal(locked)
+            used = refused is None and bypass.use_code(code, system_account(), locked, rule)
+            if used:
+                report.claimed_code = code
+                report.lines.append(f"The {_code_text(code)} was used (audited).")
+        if gate is None or used:
+            if last_line:
+                report.lines.append(last_line)
+            _note(task, settings, report)
+            if finish is not None:
+                finish(report)
+                report.finished = True
+            return report
+    if refused is not None:
+        return _no_longer_decidable(task, settings, report, refused[0], code)
+    report.lines.append(f"The {_code_text(code)} stopped being valid before it could be used.")
+    return _finish_denied_gate(task, settings, rule, report, ticket_url)
 
 
 def _no_longer_decidable(task, settings, report, refused, code=None):
@@ -240,7 +243,7 @@ def _finish_denied_gate(task, settings, rule, report, ticket_url):
     return _act(task, settings, rule, verdict, report, ticket_url)
 
 
-def _act(task, settings, rule, verdict, report, ticket_url):
+def _act(task, settings, rule, verdict, report, ticket_url, finish=None):
     if verdict.action == EXEMPT:
         report.outcome = f"exempt by {_label(rule)}"
         report.lines.append(f"{_label(rule)} matched: {verdict.why}.")
@@ -250,11 +253,7 @@ def _act(task, settings, rule, verdict, report, ticket_url):
         report.lines.append(f"{_label(rule)} matched: {verdict.why}.")
     else:
         return _decide(task, settings, rule, verdict, report, ticket_url)
-    ended = _use_gate_code(task, settings, report, ticket_url)
-    if ended is not None:
-        return ended
-    _note(task, settings, report)
-    return report
+    return _leave_to_approvers(task, settings, report, ticket_url, finish)
 
 
 def _code_uses(uses, settings, report):

@@ -6,12 +6,15 @@ from types import SimpleNamespace
 
 import pytest
 
+from app import claims
 from app.audit.models import AuditEntry
 from app.decisions import approvals
 from app.errors import BadRequest
+from app.jobs.registry import JOBS, run_job
 from app.models import Task, utcnow
 from app.policies import bypass, engine
 from app.policies.models import BypassCode, PolicyEvaluation
+from app.policies.queue import run_evaluation
 from tests.policies.conftest import WEBHOOK, application, epm_decisions, notes
 
 
@@ -292,6 +295,40 @@ def test_a_code_a_require_ticket_rule_accepted_is_used_when_the_request_is_left_
     assert Task.get_by_id(task.id).approvals_required == 2
     assert BypassCode.get_by_id(record.id).used_count == 1
     assert f"The failsafe bypass code …{record.hint} was used (audited)." in notes(task)[-1]
+
+
+class _Killed(BaseException):
+    """The process stops here, as when it is killed: no handler of the broker's runs."""
+
+
+@pytest.mark.parametrize("single_use, valid_hours", [(True, None), (False, 8)], ids=["single-use", "time-limited"])
+def test_a_code_a_require_ticket_rule_accepted_counts_once_when_the_process_stops_before_the_evaluation_ends(
+        http, client, api_auth, gate, add_rule, monkeypatch, single_use, valid_hours):
+    add_rule(name="Two for installers", outcome="two_approvers")
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=single_use, valid_hours=valid_hours)
+    response, task = _queued(client, api_auth, application(f"no ITSM today: {code}"))
+    evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
+    release = claims.release
+
+    def killed_before_the_evaluation_ends(model, where, **values):
+        monkeypatch.setattr(claims, "release", release)  # once: the process that runs it again is a new one
+        raise _Killed()
+
+    monkeypatch.setattr(claims, "release", killed_before_the_evaluation_ends)
+    with pytest.raises(_Killed):
+        run_evaluation(evaluation.id)
+    PolicyEvaluation.update(claimed_until=utcnow() - timedelta(seconds=1)).where(
+        PolicyEvaluation.id == evaluation.id).execute()  # the dead process's claim runs out
+    run_job(JOBS["evaluate_policies"])
+    response.close()
+
+    assert epm_decisions(http) == []
+    assert PolicyEvaluation.get_by_id(evaluation.id).status == "done"
+    assert Task.get_by_id(task.id).approvals_required == 2
+    assert BypassCode.get_by_id(record.id).used_count == 1
+    assert AuditEntry.select().where(AuditEntry.action == "bypass_code_use").count() == 1
+    [said] = [note for note in notes(task) if note.startswith("Policy evaluation:")]
+    assert f"The failsafe bypass code …{record.hint} was used (audited)." in said
 
 
 def test_a_require_ticket_rule_denies_when_its_code_is_spent_elsewhere_before_the_approval(
