@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from app import contract
 from app.decisions import service as decisions
 from app.errors import BrokerError
+from app.fields import clipped
 from app.db import write_transaction
 from app.models import Task, utcnow
 from app.policies import bypass
@@ -119,11 +120,11 @@ def judge(rule, facts, now, claimed_code=None):
 
 
 def _reason_to_send(reason):
-    """`reason` within the reason limit EPM and the decision form share, cut with "…" when over it."""
+    """`reason` within the reason limit EPM and the decision form share, cut short with "…" when over it
+    (fields.clipped), with no space left before the "…"."""
     reason = reason.strip()
-    if len(reason) <= contract.MAX_REASON_LENGTH:
-        return reason
-    return reason[:contract.MAX_REASON_LENGTH - 1].rstrip() + "…"
+    sent = clipped(reason, contract.MAX_REASON_LENGTH)
+    return sent if sent == reason else sent[:-1].rstrip() + sent[-1]
 
 
 def _not_valid(rule, why):

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from app import contract
+from app.fields import clipped
 from app.itsm import connector_for
 from app.itsm.base import APPROVED, ItsmError
 from app.itsm.broker import BROKER_SOURCE, broker_ticket
@@ -20,17 +21,14 @@ def quoted(value):
     return f"'{value}'"
 
 
-SHOWN_REFERENCE_LENGTH = 100
+SHOWN_REFERENCE_LENGTH = 101
 
 
 def shown_reference(reference):
-    """A ticket reference as a work note or a reason quotes it: one longer than 100 characters (a custom pattern
-    may match any length, and the requester writes it) cut to its first 100 and "…", so the texts that quote it
-    keep within their limits."""
-    reference = reference or ""
-    if len(reference) <= SHOWN_REFERENCE_LENGTH:
-        return reference
-    return reference[:SHOWN_REFERENCE_LENGTH] + "…"
+    """A ticket reference as a work note or a reason quotes it: at most 101 characters, one longer (a custom pattern
+    may match any length, and the requester writes it) cut to its first 100 and "…" (fields.clipped), so the texts
+    that quote it keep within their limits."""
+    return clipped(reference or "", SHOWN_REFERENCE_LENGTH)
 
 
 @dataclass

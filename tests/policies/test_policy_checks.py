@@ -153,19 +153,22 @@ def test_deny_when_invalid_denies_with_the_failed_check(http, submit, approve_ru
     assert "its approval is 'rejected', not approved" in body["message"]
 
 
-def test_deny_when_invalid_denies_a_long_custom_reference(http, submit, add_rule):
+@pytest.mark.parametrize("reference, shown", [
+    ("A" * 1100 + "-1", "A" * 100 + "…"),
+    # 101 characters: its first 100 and "…" would be as long, and drop the number that names the ticket.
+    ("A" * 99 + "-7", "A" * 99 + "-7"),
+], ids=["longer", "101-characters"])
+def test_deny_when_invalid_denies_a_long_custom_reference(http, submit, add_rule, reference, shown):
     # docs/connectors.md's Jira pattern has no length limit, and the requester writes the reference.
     add_rule(name="Jira changes", outcome="auto_approve", reference_pattern="regex",
              custom_regex=r"\b([A-Z][A-Z0-9]+-\d+)\b", ticket_source="broker", deny_on_failure="true")
-    reference = "A" * 1100 + "-1"
 
     task = submit(application(f"Per {reference}, install the tool"))
 
     [body] = epm_decisions(http)
     assert body["decision"] == "Denied", notes(task)
-    shown = reference[:100] + "…"
     assert f"{shown} is not valid: {shown} was not found in the broker" in body["message"]
-    assert reference not in body["message"]
+    assert (reference in body["message"]) == (shown == reference)
     assert any(f"{shown} is not valid" in note for note in notes(task))
 
 
