@@ -128,6 +128,15 @@ class Utc(fields.DateTime):
         return None if value is None else f"{value.isoformat()}Z"
 
 
+def later_by(moment, step):
+    """`moment` + `step`, or None past the calendar's last moment (datetime.max, 9999-12-31 23:59:59.999999):
+    a range ending there has no later bound."""
+    try:
+        return moment + step
+    except OverflowError:
+        return None
+
+
 _WORD_UNITS = (("hour", 3600), ("minute", 60), ("second", 1))
 
 

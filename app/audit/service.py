@@ -17,7 +17,7 @@ from app.audit.chain import (  # noqa: F401 (the chain's names, as callers know 
 )
 from app.audit.models import AuditEntry
 from app.db import database, is_sqlite, write_transaction
-from app.fields import SYS_ID, Document
+from app.fields import SYS_ID, Document, later_by
 from app.models import new_sys_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ def parse_bound(text, end=False):
             if not end:
                 return moment
             # The end of the day: of 9999-12-31, the last moment there is.
-            return moment + timedelta(days=1) if day < date.max else datetime.max
+            return later_by(moment, timedelta(days=1)) or datetime.max
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
     except ValueError:
         raise ValueError(f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time") from None

@@ -1,7 +1,7 @@
 """The filters of the operations lists (one marshmallow schema each), shared by the pages and their JSON twins;
 each list is read in keyset pages, newest first (app/pages.py)."""
 import logging
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from marshmallow import fields, validate
 from peewee import JOIN
@@ -9,7 +9,7 @@ from peewee import JOIN
 from app import contract
 from app.audit.service import AuditFilterSchema
 from app.errors import NotFound
-from app.fields import MAX_ROW_ID, load_query
+from app.fields import MAX_ROW_ID, later_by, load_query
 from app.logs.models import AppLog, OutboundCall
 from app.logs.outbound import PURPOSES
 from app.models import Decision, IncomingRequest, Task
@@ -60,9 +60,10 @@ def load_filters(schema, args):
 
 def _day(column, day):
     start = datetime.combine(day, time.min)
-    if day == date.max:  # 9999-12-31: there is no day after it
+    end = later_by(start, timedelta(days=1))
+    if end is None:  # 9999-12-31: there is no day after it
         return column >= start
-    return (column >= start) & (column < start + timedelta(days=1))
+    return (column >= start) & (column < end)
 
 
 def incoming_requests(filters):

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from peewee import SQL, NodeList, fn
 
 from app.db import UNICODE_LOWER, is_sqlite
+from app.fields import later_by
 from app.tickets import search
 
 ONE_SECOND = timedelta(seconds=1)
@@ -143,18 +144,14 @@ def parse_time(text):
 def _up_to_its_second(column, moment):
     """`column` at or before `moment`'s second: before the next one, or every time when there is no next
     (9999-12-31 23:59:59, a common "end of time")."""
-    try:
-        return column < moment + ONE_SECOND
-    except OverflowError:
-        return column.is_null(False)
+    later = later_by(moment, ONE_SECOND)
+    return column.is_null(False) if later is None else column < later
 
 
 def _after_its_second(column, moment):
     """`column` after `moment`'s second: none after the last second there is."""
-    try:
-        return column >= moment + ONE_SECOND
-    except OverflowError:
-        return FALSE
+    later = later_by(moment, ONE_SECOND)
+    return FALSE if later is None else column >= later
 
 
 class DateTime:
