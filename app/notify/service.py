@@ -11,9 +11,9 @@ from email.utils import parseaddr
 
 import peewee
 
-from app import claims, contract, events
+from app import claims, events
 from app.db import database, write_transaction
-from app.models import AdminTicket, ApplicationAccessTicket, Configuration, Decision, Task, utcnow
+from app.models import Configuration, Task, utcnow
 from app.notify import alerts, channels, messages, recipients
 from app.notify.models import (
     CHANNEL_EMAIL, CHANNEL_WEBHOOK, KIND_SLA_REMINDER, KIND_TICKET_CREATED, OPS_KINDS, STATUS_FAILED,
@@ -21,6 +21,7 @@ from app.notify.models import (
 )
 from app.tickets import decidable
 from app.tickets.documents import public_url_notice, warn_once_without_public_url
+from app.tickets.rows import undecided_condition
 
 log = logging.getLogger(__name__)
 
@@ -69,31 +70,14 @@ def init_app(app):
 
 # --- SLA reminders ------------------------------------------------------------------------------
 
-def _active_condition(configuration):
-    labels = {label.casefold() for label in configuration.active_state_labels}
-    condition = None
-    for ticket_type in contract.TICKET_TYPES.values():
-        states = [value for value, label in ticket_type.states if label.casefold() in labels]
-        if states:
-            clause = (Task.sys_class_name == ticket_type.table) & Task.state.in_(states)
-            condition = clause if condition is None else condition | clause
-    return condition
-
-
 def waiting_tickets(configuration, now=None):
-    """Tickets in an active state, opened more than `sla_minutes` ago, with no decision taken or
-    finalized and no reminder queued yet."""
+    """Tickets awaiting a decision (rows.undecided_condition: what decidable.refusal checks before a reminder
+    goes), opened more than `sla_minutes` ago, with no reminder queued yet."""
     cutoff = (now or utcnow()) - timedelta(minutes=configuration.sla_minutes)
-    active = _active_condition(configuration)
-    if active is None:
-        return Task.select().where(peewee.SQL("1 = 0"))
-    decided = Decision.select(Decision.task).where(Decision.status != contract.DELIVERY_FAILED)
-    finalized = [model.select(model.task).where(model.decision_final == True)  # noqa: E712
-                 for model in (ApplicationAccessTicket, AdminTicket)]
     reminded = Notification.select(Notification.task).where(Notification.kind == KIND_SLA_REMINDER)
     return (Task.select()
-            .where(active, Task.opened_at <= cutoff, Task.id.not_in(decided), Task.id.not_in(finalized[0]),
-                   Task.id.not_in(finalized[1]), Task.id.not_in(reminded))
+            .where(undecided_condition(configuration.active_state_labels), Task.opened_at <= cutoff,
+                   Task.id.not_in(reminded))
             .order_by(Task.opened_at)
             .limit(SLA_BATCH))
 

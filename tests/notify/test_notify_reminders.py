@@ -6,7 +6,7 @@ import pytest
 from app import contract
 from app.configuration import update_configuration
 from app.jobs.registry import JOBS, run_job
-from app.models import Decision
+from app.models import Decision, utcnow
 from app.notify.models import KIND_SLA_REMINDER, KIND_TICKET_CREATED, STATUS_SENT, STATUS_SKIPPED, Notification
 
 
@@ -54,6 +54,15 @@ def test_a_closed_ticket_gets_no_reminder(sla, make_ticket):
     task.state = task.ticket_type.closed_state
     task.save()
     assert run("sla_reminders") == 0
+
+
+def test_an_expired_ticket_gets_no_reminder(sla, make_ticket):
+    # A reminder longer than the expiry (or one switched on later) finds tickets EPM no longer waits on.
+    task = make_ticket(age=timedelta(hours=2))
+    task.expired_at = utcnow()
+    task.save()
+    assert run("sla_reminders") == 0
+    assert not reminders().exists()
 
 
 def test_reminders_are_off_at_zero_minutes(app, mail_configured, make_ticket):
