@@ -6,10 +6,15 @@ server). Loopback stays allowed (the bundled fake EPM, tests). The check runs wh
 on the socket of every outbound HTTP connection (`checked_session`, `mount`) and SMTP connection
 (`CheckedSMTP`): the name is resolved once, every answer checked, and the connection made to the checked
 address, so a name re-pointed after saving (DNS rebinding) cannot lead the broker where the check refuses.
+
+How long a refusing answer asks the broker to wait (`retry_after`) is read here too, one way for every upstream
+it calls: EPM, Slack, Teams and the chat webhook.
 """
 import ipaddress
 import smtplib
 import socket
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from urllib.parse import urlsplit
 
@@ -181,3 +186,33 @@ class CheckedSMTPSSL(smtplib.SMTP_SSL, CheckedSMTP):
     def __init__(self, *args, internal=False, **kwargs):
         self.internal = internal
         super().__init__(*args, **kwargs)
+
+
+# --- What an answer asks -------------------------------------------------------------------------
+
+# What a Retry-After of more digits than any wait reads as.
+RETRY_AFTER_BEYOND = 10 ** 12
+
+
+def retry_after_seconds(value, now=None):
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None if absent/invalid."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    if text.isascii() and text.isdigit():
+        # Beyond a dozen digits (over 30,000 years) it is only "much later": each queue caps its wait anyway.
+        return int(text) if len(text) <= 12 else RETRY_AFTER_BEYOND
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0, int((when - (now or datetime.now(timezone.utc))).total_seconds()))
+
+
+def retry_after(headers):
+    """The seconds a failing answer's Retry-After header asks for (EPM's, Slack's, Teams', a chat webhook's),
+    or None: absent or unreadable."""
+    value = next((value for name, value in (headers or {}).items() if name.lower() == "retry-after"), None)
+    return retry_after_seconds(value)

@@ -9,9 +9,9 @@ from peewee import fn
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from app import egress
 from app.chat.models import SlackLink
 from app.models import Account
-from app.notify.channels import retry_after
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def call(method, timeout=TIMEOUT_SECONDS, **arguments):
         return getattr(client(timeout), method)(**arguments).data
     except SlackApiError as error:
         code = error.response.get("error") if error.response is not None else None
-        wait = retry_after(error.response.headers) if error.response is not None else None
+        wait = egress.retry_after(error.response.headers) if error.response is not None else None
         raise ChatError(f"Slack refused {method}: {code or error.response.status_code}", wait) from None
     except SlackClientError as error:
         raise ChatError(f"could not reach Slack for {method}: {error.__class__.__name__}") from None

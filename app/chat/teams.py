@@ -13,7 +13,6 @@ from app.chat import status
 from app.chat.blocks import facts, what_is_requested
 from app.chat.models import ChatPost
 from app.chat.slack import ChatError
-from app.notify.channels import retry_after
 from app.notify.messages import chat_escape, plain
 
 SCHEMA_VERSION = "1.4"
@@ -77,7 +76,7 @@ def post(card):
         raise ChatError(f"could not reach the Teams webhook: {error.__class__.__name__}") from None
     if not 200 <= response.status_code < 300:
         raise ChatError(f"the Teams webhook answered HTTP {response.status_code}: {plain(response.text, 200)}",
-                        retry_after(response.headers))
+                        egress.retry_after(response.headers))
 
 
 def send_cards(post_row, task, link):

@@ -3,12 +3,11 @@
 Messages name the host and say what to check, because approvers and admins see them as they are."""
 import socket
 import ssl
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
 
 import requests
 from urllib3.exceptions import NameResolutionError
 
+from app import egress
 from app.epm.hosts import EXAMPLE_HOST
 from app.logs.redaction import redact, truncate
 
@@ -83,27 +82,6 @@ class EpmForbidden(EpmError):
     """The API account lacks the permission the call needs (403); permanent, as for every 4xx but 401/408/429."""
 
 
-# What a Retry-After of more digits than any wait reads as.
-RETRY_AFTER_BEYOND = 10 ** 12
-
-
-def retry_after_seconds(value, now=None):
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), or None if absent/invalid."""
-    if value is None or not str(value).strip():
-        return None
-    text = str(value).strip()
-    if text.isascii() and text.isdigit():
-        # Beyond a dozen digits (over 30,000 years) it is only "much later": each queue caps its wait anyway.
-        return int(text) if len(text) <= 12 else RETRY_AFTER_BEYOND
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0, int((when - (now or datetime.now(timezone.utc))).total_seconds()))
-
-
 def response_body(response):
     """EPM's answer as text for errors and logs: redacted, then truncated."""
     return truncate(redact(response.text or ""), BODY_LIMIT)
@@ -145,7 +123,7 @@ def error_for_status(response, *, what):
         return EpmForbidden(f"EPM refused {where} (HTTP 403): the API account needs the "
                             "\"JIT — Full Access\" permission in EPM.", status=status, body=body)
     if status in (408, 429) or status >= 500:
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        retry_after = egress.retry_after(response.headers)
         wait = f", asked to retry after {retry_after} s" if retry_after is not None else ""
         return EpmRetryable(f"EPM could not handle {where} right now (HTTP {status}{wait}){_snippet(body)}",
                             status=status, body=body, retry_after=retry_after)

@@ -8,7 +8,6 @@ from email.utils import formatdate, make_msgid, parseaddr
 import requests
 
 from app import egress
-from app.epm.errors import retry_after_seconds
 from app.notify.models import CHANNEL_EMAIL, CHANNEL_WEBHOOK
 
 TIMEOUT_SECONDS = 10
@@ -23,13 +22,6 @@ class NotificationError(Exception):
         super().__init__(message)
         self.sent = list(sent)
         self.retry_after = retry_after  # seconds the receiver asked to be left alone (Retry-After), or None
-
-
-def retry_after(headers):
-    """The seconds a failing answer's Retry-After header asks for (delta-seconds or an HTTP date, read as EPM's
-    is), or None: absent or unreadable."""
-    value = next((value for name, value in (headers or {}).items() if name.lower() == "retry-after"), None)
-    return retry_after_seconds(value)
 
 
 def email_configured(configuration):
@@ -147,4 +139,4 @@ def send_webhook(url, text, timeout=TIMEOUT_SECONDS):
         raise NotificationError(f"could not reach the notification webhook: {error.__class__.__name__}") from error
     if not 200 <= response.status_code < 300:
         raise NotificationError(f"the notification webhook answered HTTP {response.status_code}: "
-                                f"{response.text[:200]}", retry_after=retry_after(response.headers))
+                                f"{response.text[:200]}", retry_after=egress.retry_after(response.headers))
