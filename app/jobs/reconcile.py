@@ -246,7 +246,7 @@ def _later_state(jit, update, record, report, dry_run, actor):
         return
     task, kept = jit.task, jit.final_decision
     before = {name: getattr(jit, name) for name in (*tickets.DECISION_COLUMNS, "epm_outcome")}
-    filled = _filled_in(before, tickets.decision_fields(*update))
+    filled = _filled_in(before, tickets.read_update(*update)[0])
     if effect == tickets.UPDATE_OLDER:
         why = f"EPM shows {record.decision}, older than the {kept} the ticket holds"
     elif effect == tickets.UPDATE_NEWER and record.decision == kept and filled:

@@ -68,8 +68,8 @@ def _when(moment):
 
 
 def said(values, unreadable=None):
-    """`Approved by jchen at 2026-11-20 15:12:02 UTC`: what one update said (tickets.decision_fields' columns), naming
-    its Decision text when that was `unreadable` (tickets.read_update's)."""
+    """`Approved by jchen at 2026-11-20 15:12:02 UTC`: what one update said (the columns of tickets.read_update), naming
+    its Decision text when that was `unreadable` (read_update's too)."""
     decision = values["final_decision"] or "no decision"
     if unreadable is not None:
         decision = f'{decision} (Decision "{tickets.shown_decision(unreadable)}", neither Approved nor Denied)'
@@ -156,7 +156,7 @@ def _read_from_epm(task):
         update = decision_event(record, jit.request_id)
     except ValidationError:
         return None  # unusable: nothing was recorded from it
-    return None if update is None else (jit.epm_checked_at, tickets.decision_fields(*update))
+    return None if update is None else (jit.epm_checked_at, tickets.read_update(*update)[0])
 
 
 def _recorded_from_epm(task, values, recorded, outcome, when):

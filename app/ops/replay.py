@@ -115,7 +115,7 @@ def _describe(incoming, event, fields, before, after, dry_run):
         return ReplayOutcome(result=PURGED, changed=True, message=f"{marked} as a duplicate: {after.error}", **base)
     if after.status == contract.INCOMING_DUPLICATE:
         number = f" ({task.number})" if task is not None else ""
-        conflict = not event.is_created and _is_the_conflict(task.jit_request, tickets.decision_fields(event, fields))
+        conflict = not event.is_created and _is_the_conflict(task.jit_request, tickets.read_update(event, fields)[0])
         if conflict and before.status in APPLIED:
             return ReplayOutcome(result=CONFLICT, message=f"changed nothing: already kept as a conflict on "
                                                           f"{task.number} ({_conflict_text(task, event, fields)})",

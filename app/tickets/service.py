@@ -178,7 +178,7 @@ def _clip(value, length=255):
     return None if value is None else value[:length]
 
 
-# The JIT record's columns an update event fills (decision_fields).
+# The JIT record's columns an update event fills (read_update).
 DECISION_COLUMNS = ("final_decision", "final_decision_time", "final_decision_by", "final_duration",
                     "final_start_time", "final_end_time")
 
@@ -186,11 +186,6 @@ DECISION_COLUMNS = ("final_decision", "final_decision_time", "final_decision_by"
 def _decided(event, fields):
     """Where an update event of its kind carries its decision, decider and duration."""
     return (fields.get("request_info") or {}) if event.kind == contract.KIND_APPLICATION else fields
-
-
-def decision_fields(event, fields):
-    """The finalized-decision columns an update event carries, by kind (read_update's first half)."""
-    return read_update(event, fields)[0]
 
 
 def read_update(event, fields):
@@ -385,7 +380,7 @@ def later_effect(jit, event, fields):
     would read Revoked, Ended early or Changed), or None when it changes nothing (the state the ticket holds,
     or an older one telling nothing new). A decision read from EPM's record is applied by this rule, the
     webhook's, and read again it adds no note."""
-    values, effect = later_update(jit, decision_fields(event, fields))
+    values, effect = later_update(jit, read_update(event, fields)[0])
     if effect == UPDATE_DUPLICATE or (effect == UPDATE_OLDER and older_update_outcome(
             event.kind, values, _recorded_state(jit), jit.epm_outcome) == jit.epm_outcome):
         return None
