@@ -57,7 +57,8 @@ class Report:
     # (code, rule): the bypass code a "requires a ticket reference" rule let the request through on, not yet counted:
     # it is counted with the decision that follows (in its transaction), or when the request is left to approvers.
     gate: tuple = None
-    # Whether evaluate()'s `finish` ended the evaluation (with the work note, in one transaction).
+    # Whether evaluate()'s `finish` ended the evaluation (with the work note, and the decision if any, in one
+    # transaction).
     finished: bool = False
 
 
@@ -140,10 +141,11 @@ def _is_exempt(settings, facts):
 def evaluate(task, ticket_url="", finish=None):
     """Apply the rules to `task` (a new ticket) and act on the outcome; returns a Report.
 
-    When no rule decides (the request is left to approvers), `finish(report)`, if given, ends the evaluation in the
-    transaction that writes its work note and counts the bypass code a "requires a ticket reference" rule let the
-    request through on (report.finished then says so): a process stopping in between leaves none of them, so the
-    evaluation run again counts that code once."""
+    `finish(report)`, if given, ends the evaluation in the transaction that writes its work note (report.finished
+    then says so): the one that takes a rule's decision and counts the bypass codes it relies on, or, when no rule
+    decides (the request is left to approvers), the one that counts the code a "requires a ticket reference" rule
+    let the request through on. A process stopping in between leaves none of them, so the evaluation run again
+    counts each code once, and takes, or keeps as its outcome, the decision the rules made."""
     settings = PolicySettings.current()
     rules = [rule for rule in PolicyRule.ordered() if rule.enabled]
     report = Report()
@@ -226,22 +228,34 @@ def _leave_to_approvers(task, settings, report, ticket_url, finish, last_line=No
                 report.finished = True
             return report
     if refused is not None:
-        return _no_longer_decidable(task, settings, report, refused[0], code)
+        return _no_longer_decidable(task, settings, report, refused[0], code, finish)
     report.lines.append(f"The {_code_text(code)} stopped being valid before it could be used.")
-    return _finish_denied_gate(task, settings, rule, report, ticket_url)
+    return _finish_denied_gate(task, settings, rule, report, ticket_url, finish)
 
 
-def _no_longer_decidable(task, settings, report, refused, code=None):
+def _no_longer_decidable(task, settings, report, refused, code=None, finish=None):
     report.outcome = f"no rule decided: the request can no longer take a decision ({refused})"
     unused = f"; the {_code_text(code)} was not used" if code is not None else ""
     report.lines.append(f"No rule decided: the request can no longer take a decision ({refused}){unused}.")
-    _note(task, settings, report)
+    return _end(task, settings, report, finish)
+
+
+def _end(task, settings, report, finish, *texts):
+    """Write the work note, then each of `texts` as a note of its own, and end the evaluation (`finish`), in one
+    transaction: a process stopping in between leaves none of them, and the evaluation runs again."""
+    with write_transaction():
+        _note(task, settings, report)
+        for text in texts:
+            tickets.add_work_note(task, text, author=settings.system_account)
+        if finish is not None:
+            finish(report)
+    report.finished = finish is not None
     return report
 
 
-def _finish_denied_gate(task, settings, rule, report, ticket_url):
+def _finish_denied_gate(task, settings, rule, report, ticket_url, finish=None):
     verdict = Verdict(DENY, "the bypass code was no longer valid", reason=_missing_reference_reason(rule))
-    return _act(task, settings, rule, verdict, report, ticket_url)
+    return _act(task, settings, rule, verdict, report, ticket_url, finish)
 
 
 def _act(task, settings, rule, verdict, report, ticket_url, finish=None):
@@ -253,26 +267,29 @@ def _act(task, settings, rule, verdict, report, ticket_url, finish=None):
         report.required_approvals = 2
         report.lines.append(f"{_label(rule)} matched: {verdict.why}.")
     else:
-        return _decide(task, settings, rule, verdict, report, ticket_url)
+        return _decide(task, settings, rule, verdict, report, ticket_url, finish)
     return _leave_to_approvers(task, settings, report, ticket_url, finish)
 
 
-def _code_uses(uses, settings, report):
-    """What decide() runs in the decision's transaction: one use of each (code, rule) in `uses`, and the work
-    note saying so."""
-    def use(locked):
+def _in_decision(uses, settings, report, finish):
+    """What decide() runs in the decision's transaction: one use of each (code, rule) in `uses`, the work note
+    (saying so), and the evaluation's end (`finish`)."""
+    def within(locked):
         for code, rule in uses:
             if not bypass.use_code(code, system_account(), locked, rule):
                 raise _CodeNotUsable(code)
             report.lines.append(f"The {_code_text(code)} was used (audited).")
         _note(locked, settings, report)
-    return use
+        if finish is not None:
+            finish(report)
+    return within
 
 
-def _decide(task, settings, rule, verdict, report, ticket_url):
+def _decide(task, settings, rule, verdict, report, ticket_url, finish=None):
     """Take the verdict's decision as the system identity. The bypass codes it relies on (the one a "requires a
     ticket reference" rule let the request through on, the one an approval quotes) are counted in the decision's
-    transaction, with the work note saying so: the decision, the uses and the note are stored together, or none."""
+    transaction, with the work note saying so and the evaluation's end (`finish`): the decision, the uses, the note
+    and the evaluation's outcome are stored together, or none."""
     decision = contract.DECISION_APPROVED if verdict.action == APPROVE else contract.DECISION_DENIED
     uses = [report.gate] if report.gate is not None else []
     if verdict.action == APPROVE and verdict.code is not None and not _held(report, verdict.code):
@@ -280,26 +297,22 @@ def _decide(task, settings, rule, verdict, report, ticket_url):
     earlier = list(report.lines)
     report.lines.append(f"{_label(rule)} matched and {_WOULD[verdict.action]} the request automatically: "
                         f"{verdict.why}.")
-    if not uses:
-        _note(task, settings, report)
-        report.lines = []
     report.outcome = f"{decision.lower()} by {_label(rule)}"
     try:
         report.decision = decisions.decide(
             task, system_account(), decision, _reason_to_send(verdict.reason),
             contract.DURATION_MINUTES if decision == contract.DECISION_APPROVED else None,
             verdict.minutes if decision == contract.DECISION_APPROVED else None, ticket_url,
-            within=_code_uses(uses, settings, report) if uses else None)
+            within=_in_decision(uses, settings, report, finish))
     except _CodeNotUsable as stopped:
         report.lines = earlier + [f"The {_code_text(stopped.code)} stopped being valid before it could be used."]
         if report.gate is not None and report.gate[0].id == stopped.code.id:
             # The request got past the gate on this code alone: without it, the gate denies.
             gate_rule, report.gate = report.gate[1], None
-            return _finish_denied_gate(task, settings, gate_rule, report, ticket_url)
+            return _finish_denied_gate(task, settings, gate_rule, report, ticket_url, finish)
         report.outcome = "left to approvers"
         report.lines.append("No rule decided; the request is left to approvers.")
-        _note(task, settings, report)
-        return report
+        return _end(task, settings, report, finish)
     except BrokerError as error:
         report.outcome = f"{_label(rule)} could not {verdict.action}: {error.message}"
         unused = "".join(f" The {_code_text(code)} was not used." for code, _rule in uses)
@@ -309,12 +322,10 @@ def _decide(task, settings, rule, verdict, report, ticket_url):
         else:
             text = (f"The policy decision could not be taken: {error.message}.{unused} "
                     "The request is left to approvers.")
-        if uses:
-            report.lines = earlier + [f"{_label(rule)} matched and would have {_WOULD[verdict.action]} the request: "
-                                      f"{verdict.why}."]
-            _note(task, settings, report)
-        tickets.add_work_note(task, text, author=settings.system_account)
-        return report
+        report.lines = earlier + [f"{_label(rule)} matched and would have {_WOULD[verdict.action]} the request: "
+                                  f"{verdict.why}."]
+        return _end(task, settings, report, finish, text)
+    report.finished = finish is not None
     if uses:
         report.claimed_code, report.gate = uses[-1][0], None
     report.lines = []

@@ -301,16 +301,15 @@ class _Killed(BaseException):
     """The process stops here, as when it is killed: no handler of the broker's runs."""
 
 
-@pytest.mark.parametrize("single_use, valid_hours", [(True, None), (False, 8)], ids=["single-use", "time-limited"])
-def test_a_code_a_require_ticket_rule_accepted_counts_once_when_the_process_stops_before_the_evaluation_ends(
-        http, client, api_auth, gate, add_rule, monkeypatch, single_use, valid_hours):
-    add_rule(name="Two for installers", outcome="two_approvers")
-    record, code = bypass.issue_code("root", "ITSM outage", single_use=single_use, valid_hours=valid_hours)
-    response, task = _queued(client, api_auth, application(f"no ITSM today: {code}"))
+def _run_killed_before_the_evaluation_ends_then_again(monkeypatch, task):
+    """Run `task`'s queued evaluation in a process that stops as it marks the evaluation ended, then, once that
+    process's claim runs out, run the evaluate_policies job (a new process); returns the evaluation."""
     evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
     release = claims.release
 
     def killed_before_the_evaluation_ends(model, where, **values):
+        if model is not PolicyEvaluation:
+            return release(model, where, **values)
         monkeypatch.setattr(claims, "release", release)  # once: the process that runs it again is a new one
         raise _Killed()
 
@@ -320,6 +319,16 @@ def test_a_code_a_require_ticket_rule_accepted_counts_once_when_the_process_stop
     PolicyEvaluation.update(claimed_until=utcnow() - timedelta(seconds=1)).where(
         PolicyEvaluation.id == evaluation.id).execute()  # the dead process's claim runs out
     run_job(JOBS["evaluate_policies"])
+    return evaluation
+
+
+@pytest.mark.parametrize("single_use, valid_hours", [(True, None), (False, 8)], ids=["single-use", "time-limited"])
+def test_a_code_a_require_ticket_rule_accepted_counts_once_when_the_process_stops_before_the_evaluation_ends(
+        http, client, api_auth, gate, add_rule, monkeypatch, single_use, valid_hours):
+    add_rule(name="Two for installers", outcome="two_approvers")
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=single_use, valid_hours=valid_hours)
+    response, task = _queued(client, api_auth, application(f"no ITSM today: {code}"))
+    evaluation = _run_killed_before_the_evaluation_ends_then_again(monkeypatch, task)
     response.close()
 
     assert epm_decisions(http) == []
@@ -329,6 +338,87 @@ def test_a_code_a_require_ticket_rule_accepted_counts_once_when_the_process_stop
     assert AuditEntry.select().where(AuditEntry.action == "bypass_code_use").count() == 1
     [said] = [note for note in notes(task) if note.startswith("Policy evaluation:")]
     assert f"The failsafe bypass code …{record.hint} was used (audited)." in said
+
+
+@pytest.mark.parametrize("with_code", [False, True], ids=["denial", "approval-on-a-code"])
+def test_a_rule_s_decision_stays_the_evaluation_s_outcome_when_the_process_stops_before_the_evaluation_ends(
+        http, client, api_auth, add_rule, approve_rule, monkeypatch, with_code):
+    if with_code:
+        record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+        reason, expected = f"ITSM is down, bypass {code}", "approved by Rule 1 'Approve valid tickets'"
+    else:
+        approve_rule.delete_instance()
+        add_rule(name="Deny all", outcome="auto_deny")
+        reason, expected = "please", "denied by Rule 1 'Deny all'"
+    response, task = _queued(client, api_auth, application(reason))
+
+    evaluation = _run_killed_before_the_evaluation_ends_then_again(monkeypatch, task)
+    response.close()
+
+    ended = PolicyEvaluation.get_by_id(evaluation.id)
+    assert (ended.status, ended.outcome) == ("done", expected)
+    assert [step["verdict"] for step in ended.steps if step["matched"]] == ["approve" if with_code else "deny"]
+    assert [body["decision"] for body in epm_decisions(http)] == ["Approved" if with_code else "Denied"]
+    assert task.decisions.count() == 1
+    assert not [note for note in notes(task) if "No policy rule ran" in note]
+    if with_code:
+        assert BypassCode.get_by_id(record.id).used_count == 1
+        [said] = [note for note in notes(task) if note.startswith("Policy evaluation:")]
+        assert f"The failsafe bypass code …{record.hint} was used (audited)." in said
+
+
+@pytest.mark.parametrize("rules, reason", [
+    ([{"name": "Approve valid tickets", "outcome": "auto_approve", "ticket_source": "broker"}],
+     "ITSM is down, bypass {code}"),
+    ([{"name": "No installers", "outcome": "auto_deny"}], "please"),
+    ([{"name": "Ticket required", "outcome": "require_ticket"}, {"name": "Two for installers",
+                                                                 "outcome": "two_approvers"}],
+     "no ITSM today: {code}"),
+], ids=["approval", "denial", "left-to-approvers"])
+def test_the_notes_tell_one_outcome_when_a_person_decides_meanwhile_and_the_process_stops_before_the_evaluation_ends(
+        http, client, api_auth, approver, add_rule, monkeypatch, rules, reason):
+    for rule in rules:
+        add_rule(**rule)
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+    _person_denies_while_rules_run(monkeypatch, approver, rules[0]["name"])
+    response, task = _queued(client, api_auth, application(reason.format(code=code)))
+
+    evaluation = _run_killed_before_the_evaluation_ends_then_again(monkeypatch, task)
+    response.close()
+
+    # The stopped process left nothing of its rules' outcome; the run after it found the person's decision.
+    ended = PolicyEvaluation.get_by_id(evaluation.id)
+    assert ended.status == "done" and ended.outcome.endswith("no rule ran."), ended.outcome
+    assert [body["decision"] for body in epm_decisions(http)] == ["Denied"]  # the person's
+    assert _code_unused(record), notes(task)
+    said = [note for note in notes(task) if note.startswith(("Policy evaluation", "No policy rule ran"))]
+    assert [note.split(":")[0] for note in said] == ["No policy rule ran"], said
+
+
+def test_a_code_spent_elsewhere_leaves_the_request_to_approvers_once_when_the_process_stops_before_the_evaluation_ends(
+        http, client, api_auth, approve_rule, monkeypatch):
+    record, code = bypass.issue_code("root", "ITSM outage", single_use=True)
+    judge = engine.judge
+
+    def judge_meanwhile(rule, facts, now, claimed_code=None):
+        verdict = judge(rule, facts, now, claimed_code)
+        if bypass.status(BypassCode.get_by_id(record.id)) != "used":
+            other = SimpleNamespace(number="INC0099999", request_id="another-request", requester="CORP\\kpatel")
+            assert bypass.use_code(record, "policy-engine", other, rule)  # another request's rules, a moment sooner
+        return verdict
+
+    monkeypatch.setattr(engine, "judge", judge_meanwhile)
+    response, task = _queued(client, api_auth, application(f"ITSM is down, bypass {code}"))
+
+    evaluation = _run_killed_before_the_evaluation_ends_then_again(monkeypatch, task)
+    response.close()
+
+    # The stopped process left nothing of its rules' outcome; the run after it found the code spent.
+    ended = PolicyEvaluation.get_by_id(evaluation.id)
+    assert ended.status == "done" and ended.outcome.endswith("left to approvers"), ended.outcome
+    assert epm_decisions(http) == [] and task.decisions.count() == 0
+    [said] = [note for note in notes(task) if note.startswith("Policy evaluation:")]
+    assert said.endswith("No rule decided; the request is left to approvers.")
 
 
 def test_a_require_ticket_rule_denies_when_its_code_is_spent_elsewhere_before_the_approval(
