@@ -251,15 +251,20 @@ def run_evaluation(evaluation_id):
             Task.update(approvals_required=report.required_approvals).where(Task.id == task.id).execute()
 
     try:
-        # Left to approvers, it ends with its work note and the bypass code it counts (engine.evaluate's `finish`).
+        # It ends in the transaction that writes its work note (engine.evaluate's `finish`): with the rule's decision
+        # and the bypass codes it counts, or with the code counted for a request left to approvers.
         report = engine.evaluate(task, evaluation.ticket_url or documents.ticket_url(task), finish=finish)
     except Exception as error:  # noqa: BLE001 - a broken rule or ITSM must leave the request to approvers
         log.exception("policy evaluation of %s failed", task.number)
         final = evaluation.attempts >= MAX_ATTEMPTS
         with write_transaction():
-            claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id,
-                           status=EVALUATION_ERROR if final else EVALUATION_PENDING,
-                           error=traceback.format_exc(limit=3)[-2000:])
+            # Not once it ended: a rule's decision, stored with its end, failed after (on its way to EPM, where the
+            # outbox retries it); the evaluation keeps that outcome, and runs no rule again.
+            if not claims.release(PolicyEvaluation, (PolicyEvaluation.id == evaluation_id)
+                                  & (PolicyEvaluation.status == PolicyEvaluation.WORKING),
+                                  status=EVALUATION_ERROR if final else EVALUATION_PENDING,
+                                  error=traceback.format_exc(limit=3)[-2000:]):
+                return PolicyEvaluation.get_by_id(evaluation_id)
             if final:  # given up: left to approvers, one of them is enough
                 Task.update(approvals_required=1).where(Task.id == task.id).execute()
         tickets.add_work_note(task, f"Policy evaluation failed ({error.__class__.__name__}: {error}); "

@@ -141,6 +141,22 @@ def test_an_evaluation_that_keeps_failing_leaves_the_request_to_one_approver(htt
     assert [body["decision"] for body in epm_decisions(http)] == ["Approved"]
 
 
+def test_a_rule_s_decision_that_fails_unexpectedly_on_its_way_to_epm_stays_the_evaluation_s_outcome(
+        http, submit, add_rule, monkeypatch):
+    from app.decisions import delivery
+
+    add_rule(name="Deny all", outcome="auto_deny")
+    monkeypatch.setattr(delivery, "_send", lambda *args: 1 / 0)  # after the decision was stored
+    task = submit(application("please"))
+    monkeypatch.undo()
+    run_job(JOBS["evaluate_policies"])
+
+    evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
+    assert (evaluation.status, evaluation.outcome) == ("done", "denied by Rule 1 'Deny all'")
+    assert task.decisions.count() == 1
+    assert not [note for note in notes(task) if note.startswith(("Policy evaluation failed", "No policy rule ran"))]
+
+
 # A ticket whose rules were skipped because it could not take a decision meets them when it can take one again.
 
 APPROVAL = {"decision": "Approved", "reason": "Looks fine", "duration_unit": "once"}
