@@ -12,9 +12,10 @@ A ticket that takes no decision when its turn comes only for a while (a person s
 its way to EPM) keeps its evaluation waiting, and nobody may approve it. Once the wait is over: when the ticket
 takes a decision again (a person reopens it, EPM refuses that decision for good, the configuration makes its state
 active) the evaluation is queued again and its rules apply to it as to a new ticket; when it never will (EPM
-acknowledged that decision, or decided itself, the request expired) the evaluation ends with no rule run, in the
-transaction that settled the request when a signal tells of it (events.decision_delivered, epm_decision_final), and
-Slack and Teams stop telling approvers it cannot take a decision *now*.
+acknowledged that decision, or decided itself) the evaluation ends with no rule run, in the transaction that settled
+the request when a signal tells of it (events.decision_delivered, epm_decision_final), and Slack and Teams stop
+telling approvers it cannot take a decision *now*. Expiry ends no wait: expire_pending (app/jobs/expiry.py) passes
+over a ticket that is inactive or has a decision on its way to EPM, as every ticket whose evaluation waits is.
 """
 import logging
 import traceback
@@ -168,8 +169,9 @@ def end_wait_on_epm_decision(jit, **_):
 
 def end_waits_over(limit=50):
     """End the waits that ended by a route that sends no signal here (end_wait_if_over): the ticket takes a decision
-    again (the configuration's active states changed), or never will (the request expired, EPM decided while no
-    rule was enabled), or a receiver failed; returns how many it found.
+    again (the configuration's active states changed), or never will (EPM decided while no rule was enabled), or a
+    receiver failed; returns how many it found. (Expiry is not such a route: expire_pending passes over the tickets
+    whose evaluations wait.)
 
     The query and the check of each ticket (decidable.waits) read the same definitions (app/tickets/rows.py), so
     no row it finds is left waiting, to be found again ahead of the others at every run."""
