@@ -315,9 +315,19 @@ def _waiting_on_a_denial(http, client, api_auth, approver_auth):
     return task
 
 
+def _ended_with_no_rule_run(task, outcome):
+    """`task`'s evaluation is done with `outcome`, no rule run: Slack and Teams show that outcome (no longer "cannot
+    take a decision now"), and one approver is enough."""
+    from app.chat.status import policy_result
+
+    evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
+    assert (evaluation.status, evaluation.outcome) == ("done", outcome)
+    assert evaluation.finished_at is not None and policy_result(task) == outcome
+    assert Task.get_by_id(task.id).approvals_required == 1
+
+
 def test_rules_waiting_on_a_decision_end_once_epm_acknowledges_it(http, client, api_auth, add_rule, approver_auth):
     from app import contract
-    from app.chat.status import policy_result
     from app.decisions import service as decisions
     from tests.policies.conftest import APPLICATION_URL
 
@@ -328,28 +338,8 @@ def test_rules_waiting_on_a_decision_end_once_epm_acknowledges_it(http, client, 
     assert decisions.retry_now(task.decisions.get()).status == contract.DELIVERY_DELIVERED
     run_job(JOBS["evaluate_policies"])
 
-    evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
-    assert evaluation.status == "done" and evaluation.finished_at is not None
-    assert evaluation.outcome == f"The request could no longer take a decision ({contract.MSG_FINAL}); no rule ran."
-    assert policy_result(task) == evaluation.outcome  # what Slack and Teams show: no longer "cannot take ... now"
-    assert Task.get_by_id(task.id).approvals_required == 1
+    _ended_with_no_rule_run(task, f"The request could no longer take a decision ({contract.MSG_FINAL}); no rule ran.")
     assert [body["decision"] for body in epm_decisions(http)] == ["Denied", "Denied"]  # no rule decided anything
-
-
-def test_rules_waiting_on_a_decision_end_once_epm_s_own_decision_settles_it(
-        http, client, api_auth, add_rule, approver_auth, deliver):
-    from tests import factories
-
-    add_rule(name="Two for installers", outcome="two_approvers")
-    task = _waiting_on_a_denial(http, client, api_auth, approver_auth)
-
-    update = deliver(factories.application_decision(task.request_id, Decision="Denied",
-                                                    DecisionPerformedByUser="epm-admin"))
-    assert update.status_code == 200
-    run_job(JOBS["evaluate_policies"])
-
-    evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
-    assert (evaluation.status, evaluation.outcome) == ("done", "EPM had decided the request; no rule ran.")
 
 
 def test_rules_waiting_on_a_decision_end_when_a_person_closes_the_acknowledged_ticket(
@@ -393,7 +383,6 @@ def test_rules_keep_waiting_while_a_decision_is_on_its_way_whichever_decision_re
 
 def test_rules_waiting_on_a_decision_end_as_the_outbox_delivers_it(http, client, api_auth, add_rule, approver_auth):
     from app import contract
-    from app.chat.status import policy_result
     from app.models import Decision, utcnow
     from tests.policies.conftest import APPLICATION_URL
 
@@ -404,17 +393,12 @@ def test_rules_waiting_on_a_decision_end_as_the_outbox_delivers_it(http, client,
 
     run_job(JOBS["deliver_outbox"])  # the scheduler's outbox, no request: evaluate_policies does not run
 
-    evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
     assert task.decisions.get().status == contract.DELIVERY_DELIVERED
-    assert evaluation.status == "done" and evaluation.finished_at is not None
-    assert evaluation.outcome == f"The request could no longer take a decision ({contract.MSG_FINAL}); no rule ran."
-    assert policy_result(task) == evaluation.outcome  # Slack and Teams no longer say "cannot take a decision now"
-    assert Task.get_by_id(task.id).approvals_required == 1
+    _ended_with_no_rule_run(task, f"The request could no longer take a decision ({contract.MSG_FINAL}); no rule ran.")
 
 
 def test_rules_waiting_on_a_decision_end_as_epm_s_update_webhook_settles_it(
         http, client, api_auth, add_rule, approver_auth, deliver):
-    from app.chat.status import policy_result
     from tests import factories
 
     add_rule(name="Two for installers", outcome="two_approvers")
@@ -423,8 +407,5 @@ def test_rules_waiting_on_a_decision_end_as_epm_s_update_webhook_settles_it(
     update = deliver(factories.application_decision(task.request_id, Decision="Denied",
                                                     DecisionPerformedByUser="epm-admin"))
 
-    evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
     assert update.status_code == 200
-    assert (evaluation.status, evaluation.outcome) == ("done", "EPM had decided the request; no rule ran.")
-    assert evaluation.finished_at is not None and policy_result(task) == evaluation.outcome
-    assert Task.get_by_id(task.id).approvals_required == 1
+    _ended_with_no_rule_run(task, "EPM had decided the request; no rule ran.")
