@@ -244,7 +244,8 @@ class EpmClient:
         (retryable, up to the outbox's bound) when the 409 says so.
 
         Anything else leaves the decision unacknowledged and retryable, as a failed call does: EpmRetryable when
-        the record could not be read for now (a time-out, a 5xx: an outage, retried as long as it lasts);
+        the record could not be read for now (a time-out, a 5xx: an outage, retried as long as it lasts), with the
+        read's status and message first, as the latest answer;
         EpmConflictUnresolved (retried up to the outbox's bound) when EPM does not know the request, its record
         shows a status the EPM Statuses Meaning Approved/Denied settings do not name, or it cannot be read for
         good. The 409 alone tells neither that EPM applied this decision nor that it applied the other one, so
@@ -253,10 +254,17 @@ class EpmClient:
         try:
             raw = self.get_request(kind, request_id)
         except EpmError as error:
-            unreadable = EpmRetryable if error.retryable else EpmConflictUnresolved
-            raise unreadable(f"{said}. Its record of request {request_id} could not be read to tell whether the "
-                             f"decision was applied: {error.message}", status=answer.status_code,
-                             body=response_body(answer), retry_after=error.retry_after) from error
+            if error.retryable:
+                # An outage met by the read: the latest answer is the read's (its status, none for a time-out), so
+                # the decision stores it as any outage attempt does and the undelivered alert counts it; the 409
+                # follows as what came before.
+                raise EpmRetryable(f"EPM's record of request {request_id} could not be read to tell whether the "
+                                   f"decision was applied: {error.message.rstrip('.')}. EPM had answered the "
+                                   f"decision: {said}", status=error.status, body=error.body,
+                                   retry_after=error.retry_after) from error
+            raise EpmConflictUnresolved(f"{said}. Its record of request {request_id} could not be read to tell "
+                                        f"whether the decision was applied: {error.message}",
+                                        status=answer.status_code, body=response_body(answer)) from error
         record = None if raw is None else records.read_record(kind, raw, self.status_mapping)
         if record is not None and record.is_pending:
             if _SAYS_DECIDED.search(answer.text or ""):

@@ -166,8 +166,8 @@ def undelivered_alert(now=None):
     409. EPM answers those; they are retried within their own bound, then fail for good with their own alert."""
     steps = len(current_app.extensions["settings"].retry_delays)
     outage_attempts = Decision.attempts - Decision.unresolved_conflicts
-    # The latest answer a 409 after such 409s: one whose record could not be read for now reads the same, and EPM
-    # answered it too. No column tells them apart, and the call log that could may be emptied by retention.
+    # The latest answer a 409 after such 409s. A 409 whose record could not be read for now (an outage) stores the
+    # read's status instead (app/epm/client.py), so it counts here as any outage attempt does.
     in_conflict_retries = (Decision.unresolved_conflicts > 0) & (peewee.fn.COALESCE(Decision.last_status, 0) == 409)
     waiting = Decision.select().where(Decision.status == contract.DELIVERY_PENDING, outage_attempts >= steps,
                                       ~in_conflict_retries)

@@ -218,8 +218,9 @@ def test_a_409_whose_record_cannot_be_read_is_retried_like_any_failed_delivery(e
 
     assert response.status_code == 202
     decision = Decision.get()
-    assert (decision.status, decision.last_status) == (contract.DELIVERY_PENDING, 409)
-    assert "record of request app-claim could not be read" in decision.last_error
+    assert (decision.status, decision.last_status) == (contract.DELIVERY_PENDING, 503), "the read's answer, latest"
+    assert decision.last_error.startswith("EPM's record of request app-claim could not be read")
+    assert "(HTTP 503)" in decision.last_error and "EPM had answered the decision" in decision.last_error
     task = Task.get(Task.number == ticket)
     assert not task.jit_request.decision_final
     assert assert_outcome_kept(task)[0] == "Approved - sending to EPM"

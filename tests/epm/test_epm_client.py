@@ -348,23 +348,27 @@ def test_an_admin_409_reads_the_admin_record_which_may_be_a_one_element_array(ep
     assert raised.value.record.decision == "Approved"
 
 
-@pytest.mark.parametrize("answer, said, bounded", [
-    ({"status": 503}, "could not be read", False),  # an outage: retried as long as it lasts
-    ({"status": 404}, "EPM does not know request req-1", True),
-    ({"json": []}, "EPM does not know request req-1", True),
-    ({"json": application_record("Closed")}, "check the EPM Statuses Meaning Approved and Denied settings", True),
-    ({"json": application_record(None)}, "status (none), undecided", True),
-    ({"body": "<html>sign in</html>"}, "could not be read", True),
+@pytest.mark.parametrize("answer, said, bounded, status", [
+    # An outage met reading the record: retried as long as it lasts, the read's answer the latest (none for a
+    # time-out), as for any outage.
+    ({"status": 503}, "could not be read", False, 503),
+    ({"body": requests.exceptions.ReadTimeout("read timed out")}, "could not be read", False, None),
+    ({"status": 404}, "EPM does not know request req-1", True, 409),
+    ({"json": []}, "EPM does not know request req-1", True, 409),
+    ({"json": application_record("Closed")}, "check the EPM Statuses Meaning Approved and Denied settings", True,
+     409),
+    ({"json": application_record(None)}, "status (none), undecided", True, 409),
+    ({"body": "<html>sign in</html>"}, "could not be read", True, 409),
 ])
 @pytest.mark.parametrize("conflict", [{"message": "already decided"}, BARE_CONFLICT])
 def test_a_409_whose_record_does_not_tell_the_decision_is_not_acknowledged_but_retryable(
-        epm_mock, epm_client, answer, said, bounded, conflict):
+        epm_mock, epm_client, answer, said, bounded, status, conflict):
     epm_mock.post(APPLICATION_URL, status=409, json=conflict)
     epm_mock.get(f"{APPLICATION_LIST_URL}/req-1", **answer)
     with pytest.raises(EpmRetryable, match=r"EPM rejected the Application Access decision .* \(HTTP 409\)") as raised:
         epm_client.send_application_decision(DECISION, "key-1")
     assert said in raised.value.message
-    assert raised.value.status == 409 and not isinstance(raised.value, EpmDecidedOtherwise)
+    assert raised.value.status == status and not isinstance(raised.value, EpmDecidedOtherwise)
     # The outbox retries an unresolved 409 up to a bound (app/decisions/delivery.py), an outage without one.
     assert isinstance(raised.value, EpmConflictUnresolved) == bounded
 
