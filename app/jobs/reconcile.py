@@ -20,6 +20,7 @@ from app.decisions.service import latest_decision
 from app.epm import records
 from app.epm.client import MAX_PAGE_SIZE, EpmClient
 from app.epm.errors import EpmRejected
+from app.fields import clipped
 from app.intake import service as intake
 from app.intake.epm_records import as_text, decision_event, finalize_from_record
 from app.intake.schemas import load_event, storable
@@ -146,7 +147,8 @@ def _reconcile_one(kind, raw, configuration, report, dry_run, actor):
         # Reading touches no database: whatever fails here (a count too long to read as a number, a record
         # nested deeper than Python's stack) is this record's alone.
         log.debug("reconcile: a %s record could not be read", kind, exc_info=True)
-        report.problem(f"{_which(kind, raw)}: unreadable record ({error.__class__.__name__}: {str(error)[:200]})")
+        report.problem(f"{_which(kind, raw)}: unreadable record "
+                       f"({error.__class__.__name__}: {clipped(str(error), 200)})")
         return
     if read is None:
         return
@@ -159,7 +161,7 @@ def _reconcile_one(kind, raw, configuration, report, dry_run, actor):
     except Exception as error:  # noqa: BLE001 - one record must not stop the others
         log.debug("reconcile: %s request %s failed", kind, request_id, exc_info=True)
         report.problem(f"{kind} request {request_id}: could not be reconciled "
-                       f"({error.__class__.__name__}: {str(error)[:200]})")
+                       f"({error.__class__.__name__}: {clipped(str(error), 200)})")
 
 
 def _read_one(kind, raw, configuration, report):
@@ -167,12 +169,12 @@ def _read_one(kind, raw, configuration, report):
     used (reported)."""
     raw = storable(raw)  # as a webhook's text is: no database stores a NUL
     if not isinstance(raw, dict):
-        report.problem(f"a {kind} record is not an object: {str(raw)[:100]}")
+        report.problem(f"a {kind} record is not an object: {clipped(str(raw), 100)}")
         return None
     record = records.read_record(kind, raw, records.StatusMapping.of(configuration))
     request_id = record.request_id
     if request_id is None:
-        report.problem(f"a {kind} record has no request id: {str(raw)[:200]}")
+        report.problem(f"a {kind} record has no request id: {clipped(str(raw), 200)}")
         return None
     try:
         created = load_event(as_text(_created_document(record, configuration.tenant_id)))
@@ -186,7 +188,7 @@ def _read_one(kind, raw, configuration, report):
 def _which(kind, raw):
     """The request a listed record names, for a problem with it, as far as it can be told."""
     request_id = records.first_text(raw, records.PATHS[kind]["request_id"])
-    return f"a {kind} record" if request_id is None else f"{kind} request {storable(request_id)[:100]}"
+    return f"a {kind} record" if request_id is None else f"{kind} request {clipped(storable(request_id), 100)}"
 
 
 def _repair(kind, record, created, update, report, dry_run, actor):

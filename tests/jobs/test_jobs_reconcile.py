@@ -409,6 +409,19 @@ def test_each_problem_is_logged_and_kept_in_the_job_s_last_result(epm_api, runne
     assert status[at + 2].startswith("  Problem: admin request bad\ufffdid: unusable record (")
 
 
+def test_a_record_shown_in_a_problem_cut_short_says_so(epm_api):
+    no_id = admin_record()
+    del no_id["requestInfo"]["requestId"]
+    no_id["requestInfo"]["details"] = "x" * 500
+    epm_api.add(ADMIN, no_id)
+
+    report = reconcile()
+
+    [problem] = report.problems
+    assert problem.startswith("a admin record has no request id: {") and problem.endswith("…")
+    assert len(problem.split(": ", 1)[1]) == 200
+
+
 def test_the_job_s_last_result_keeps_the_first_twenty_problems(epm_api, runner):
     epm_api.add(ADMIN, *({"requestInfo": {"note": f"record {n}"}} for n in range(25)))
 

@@ -65,6 +65,15 @@ def test_a_failing_webhook_is_retried_and_its_address_never_logged(webhook, make
     assert "HTTP 500" in notification.last_error and "secret-token" not in notification.last_error
 
 
+def test_a_long_answer_from_a_failing_webhook_is_stored_cut_short_saying_so(webhook, make_ticket):
+    webhook.post(HOOK, status=500, body="upstream failure " + "x" * 300)
+    make_ticket()
+    send_notifications()
+    last_error = Notification.get().last_error
+    assert "HTTP 500: upstream failure x" in last_error
+    assert last_error.endswith("…") and len(last_error.split(": ", 1)[1]) == 200
+
+
 def test_the_webhook_address_is_masked_in_config_show(webhook, runner):
     output = runner.invoke(args=["config", "show"]).output
     assert "notify_webhook_url = ********" in output and "secret-token" not in output
