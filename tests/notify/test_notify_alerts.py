@@ -369,35 +369,27 @@ def test_a_decision_retried_for_a_lagging_record_once_the_outage_ended_is_no_out
     assert alert_mails(smtp_server) == [] and alert_posts(ops) == []
 
 
+# The outage meets the decision (EPM's answer to it is a 503), or the read of EPM's record after its 409 (the
+# latest answer is that read's 503, which the decision stores as any outage attempt does).
+OUTAGES = {
+    "decision": (lambda mock, task: mock.replace("POST", APPLICATION_URL, status=503, body="Service Unavailable"),
+                 "The latest answer: "),
+    "record read": (lambda mock, task: mock.replace("GET", f"{LIST_URL}/{task.request_id}", status=503,
+                                                    body="Service Unavailable"),
+                    "The latest answer: EPM's record of request"),
+}
+
+
+@pytest.mark.parametrize("outage", OUTAGES)
 def test_an_outage_after_retries_for_a_lagging_record_is_alerted_once_it_lasted_the_whole_schedule(
-        ops, smtp_server, client, approver_auth, make_ticket, app):
+        outage, ops, smtp_server, client, approver_auth, make_ticket, app):
+    begin_outage, latest_answer = OUTAGES[outage]
     ops.post(TOKEN_URL, json=TOKEN_OK)
     task = make_ticket()
     _epm_answers_already_decided_with_a_pending_record(ops, task)
     approve(client, approver_auth, task.number)
     _retry_now()  # two 409s: the record lags
-    ops.replace("POST", APPLICATION_URL, status=503, body="Service Unavailable")
-    steps = len(app.extensions["settings"].retry_delays)
-    while Decision.select().where(Decision.attempts < steps + 2).exists():
-        assert run("ops_alerts") is None, "not before the outage ran through the retry schedule"
-        _retry_now()
-
-    run("ops_alerts")
-
-    [(_, message)] = alert_mails(smtp_server)
-    assert message["Subject"].endswith(f"1 decision(s) not delivered to EPM after {steps} attempts")
-    assert task.number in message.get_content() and "HTTP 503" in message.get_content()
-
-
-def test_an_outage_met_reading_the_record_after_retries_for_a_lagging_record_is_alerted_after_the_whole_schedule(
-        ops, smtp_server, client, approver_auth, make_ticket, app):
-    ops.post(TOKEN_URL, json=TOKEN_OK)
-    task = make_ticket()
-    _epm_answers_already_decided_with_a_pending_record(ops, task)
-    approve(client, approver_auth, task.number)
-    _retry_now()  # two 409s: the record lags
-    # EPM still answers the decision 409, but its record cannot be read: an outage at every step of the schedule
-    ops.replace("GET", f"{LIST_URL}/{task.request_id}", status=503, body="Service Unavailable")
+    begin_outage(ops, task)
     steps = len(app.extensions["settings"].retry_delays)
     while Decision.select().where(Decision.attempts < steps + 2).exists():
         assert run("ops_alerts") is None, "not before the outage ran through the retry schedule"
@@ -407,9 +399,8 @@ def test_an_outage_met_reading_the_record_after_retries_for_a_lagging_record_is_
 
     decision = Decision.get()
     assert (decision.status, decision.unresolved_conflicts, decision.last_status) == (
-        contract.DELIVERY_PENDING, 2, 503), "the latest answer: the record's read, as any outage attempt stores it"
+        contract.DELIVERY_PENDING, 2, 503)
     [(_, message)] = alert_mails(smtp_server)
     assert message["Subject"].endswith(f"1 decision(s) not delivered to EPM after {steps} attempts")
     body = message.get_content()
-    assert task.number in body
-    assert "The latest answer: EPM's record of request" in body and "HTTP 503" in body
+    assert task.number in body and latest_answer in body and "HTTP 503" in body
