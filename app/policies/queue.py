@@ -205,8 +205,8 @@ def run_in_background(app, evaluation_id):
 def _why_no_rule_runs(task):
     """Why the rules have nothing to decide on `task` now, as (the evaluation's status, its outcome, a work note or
     None), or None. Done: EPM decided first (e.g. a reconciled request), or the ticket takes no decision any more
-    (a person decided while the rules waited, the request expired). Waiting: it takes none for now (a person set
-    it inactive, a decision is on its way to EPM), and its rules run when it takes one again."""
+    (a person decided while the evaluation was queued, the request expired). Waiting: it takes none for now (a person
+    set it inactive, a decision is on its way to EPM), and its rules run when it takes one again."""
     if task.jit_request.decision_final:
         return EVALUATION_DONE, "EPM had decided the request; no rule ran.", None
     refused = decidable.refusal(task)
