@@ -237,6 +237,20 @@ def _retry_due():
     assert delivery.deliver_due() == 1
 
 
+def _given_up(ticket, steps):
+    """The ticket's decision failed for good after `steps` attempts ending in 409s: the ticket reads "Failed to send"
+    (not EPM's decision), is never sent again, and its work note says so; returns that note."""
+    decision = Decision.get()
+    assert (decision.status, decision.attempts, decision.last_status) == (contract.DELIVERY_FAILED, steps, 409)
+    task = Task.get(Task.number == ticket)
+    assert assert_outcome_kept(task)[0] == "Failed to send"
+    assert not task.jit_request.decision_final
+    [given_up] = [text for text in notes(ticket) if text.startswith("Delivery to EPM failed permanently")]
+    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+    assert delivery.deliver_due() == 0, "a failed send is not retried"
+    return given_up
+
+
 def test_a_409_saying_already_decided_is_acknowledged_once_epm_s_lagging_record_shows_the_decision(epm, approve,
                                                                                                    ticket):
     epm.post(APPLICATION_URL, status=409, json=ALREADY_DECIDED)
@@ -261,17 +275,10 @@ def test_a_409_saying_already_decided_whose_record_stays_pending_is_given_up_aft
         assert Decision.get().status == contract.DELIVERY_PENDING
         _retry_due()
 
-    decision = Decision.get()
-    assert (decision.status, decision.attempts, decision.last_status) == (contract.DELIVERY_FAILED, steps, 409)
-    task = Task.get(Task.number == ticket)
-    assert assert_outcome_kept(task)[0] == "Failed to send"
-    assert not task.jit_request.decision_final
-    [given_up] = [text for text in notes(ticket) if text.startswith("Delivery to EPM failed permanently")]
-    assert given_up.endswith(f"It still showed the request undecided after {steps} attempts (every step of "
-                             "[epm] retry_schedule): given up. The ticket can be decided again.")
     assert delivery.deliver_due() == 0
-    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
-    assert delivery.deliver_due() == 0, "a failed send is not retried"
+    assert _given_up(ticket, steps).endswith(f"It still showed the request undecided after {steps} attempts (every "
+                                             "step of [epm] retry_schedule): given up. The ticket can be decided "
+                                             "again.")
     epm.replace("POST", APPLICATION_URL, json={})
     assert approve(ticket).status_code == 201, "the ticket takes a new decision"
 
@@ -343,17 +350,10 @@ def test_a_409_whose_record_never_tells_the_decision_is_given_up_after_every_ret
             _retry_due()
 
     decision = Decision.get()
-    assert (decision.status, decision.attempts, decision.last_status) == (contract.DELIVERY_FAILED, steps, 409)
     assert still in decision.last_error
     assert [failed.id for failed in failed_for_good] == [decision.id]
-    task = Task.get(Task.number == ticket)
-    assert assert_outcome_kept(task)[0] == "Failed to send"
-    assert not task.jit_request.decision_final
-    [given_up] = [text for text in notes(ticket) if text.startswith("Delivery to EPM failed permanently")]
-    assert given_up.endswith(f"after {steps} attempts (every step of [epm] retry_schedule): given up. "
-                             "The ticket can be decided again.")
-    Decision.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
-    assert delivery.deliver_due() == 0, "a failed send is not retried"
+    assert _given_up(ticket, steps).endswith(f"after {steps} attempts (every step of [epm] retry_schedule): given up. "
+                                             "The ticket can be decided again.")
     epm.replace("POST", APPLICATION_URL, json={})
     assert approve(ticket).status_code == 201, "the ticket takes a new decision"
 
