@@ -6,6 +6,7 @@ from app.decisions.approvals import pending_approval
 from app.fields import duration_words
 from app.errors import Conflict
 from app.policies.models import EVALUATION_DONE, EVALUATION_ERROR, EVALUATION_WAITING, PolicyEvaluation
+from app.tickets.outcome import undecided_in_time
 
 DELIVERY_WORDS = {
     contract.DELIVERY_PENDING: "waiting to be sent to EPM",
@@ -69,7 +70,7 @@ def progress_lines(task):
         words = DELIVERY_WORDS.get(latest.status, latest.status)
         if latest.status == contract.DELIVERY_FAILED and jit.decision_final:
             words = REFUSED_AFTER_EPM_DECIDED
-        elif latest.status == contract.DELIVERY_FAILED and task.expired_at is not None:
+        elif undecided_in_time(latest, task.expired_at):
             words = REFUSED_THEN_EXPIRED
         lines.append(f"{latest.decision}{duration} by {latest.decided_by}: {words}")
     if jit.decision_final:
@@ -79,7 +80,7 @@ def progress_lines(task):
         lines.append(final)
     if jit.epm_outcome:
         lines.append(f"EPM since: {jit.epm_outcome}")
-    if task.expired_at is not None and (latest is None or latest.status == contract.DELIVERY_FAILED):
+    if undecided_in_time(latest, task.expired_at):
         lines.append(EXPIRED_LINE)
     if task.closed_at is not None:
         lines.append(f"Ticket {task.state_label}")

@@ -46,13 +46,20 @@ def expired(expired_at):
     return contract.OUTCOME_EXPIRED, "", expired_at
 
 
+def undecided_in_time(latest, expired_at):
+    """Whether the request expired with no decision standing (expiry time `expired_at`, None while it has not
+    expired; `latest`, the latest broker decision or None): nobody decided it, or EPM refused that decision for good
+    and nobody decided it again before it expired."""
+    return expired_at is not None and (latest is None or latest.status == contract.DELIVERY_FAILED)
+
+
 def of(jit, latest, expired_at=None):
     """(outcome, decided by, decided at) of a ticket with JIT record `jit`, latest broker decision `latest`
     (None when nobody decided here) and expiry time `expired_at` (None while it has not expired)."""
     said = epm_word(jit)
     if said is not None:
         return said
-    if latest is not None and not (latest.status == contract.DELIVERY_FAILED and expired_at is not None):
+    if latest is not None and not undecided_in_time(latest, expired_at):
         return decision_words(latest.decision, latest.status), latest.decided_by, latest.decided_at
     if expired_at is not None:
         return expired(expired_at)
