@@ -13,7 +13,7 @@ from app.chat import status
 from app.chat.blocks import facts, what_is_requested
 from app.chat.models import ChatPost
 from app.chat.slack import ChatError
-from app.notify.messages import chat_escape, plain
+from app.notify.messages import chat_escape, plain, webhook_answer
 
 SCHEMA_VERSION = "1.4"
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -75,7 +75,7 @@ def post(card):
     except requests.RequestException as error:
         raise ChatError(f"could not reach the Teams webhook: {error.__class__.__name__}") from None
     if not 200 <= response.status_code < 300:
-        raise ChatError(f"the Teams webhook answered HTTP {response.status_code}: {plain(response.text, 200)}",
+        raise ChatError(f"the Teams webhook answered HTTP {response.status_code}: {webhook_answer(response.text, url)}",
                         egress.retry_after(response.headers))
 
 

@@ -8,7 +8,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 import requests
 
 from app import egress
-from app.fields import clipped
+from app.notify.messages import webhook_answer
 from app.notify.models import CHANNEL_EMAIL, CHANNEL_WEBHOOK
 
 TIMEOUT_SECONDS = 10
@@ -140,4 +140,5 @@ def send_webhook(url, text, timeout=TIMEOUT_SECONDS):
         raise NotificationError(f"could not reach the notification webhook: {error.__class__.__name__}") from error
     if not 200 <= response.status_code < 300:
         raise NotificationError(f"the notification webhook answered HTTP {response.status_code}: "
-                                f"{clipped(response.text, 200)}", retry_after=egress.retry_after(response.headers))
+                                f"{webhook_answer(response.text, url)}",
+                                retry_after=egress.retry_after(response.headers))

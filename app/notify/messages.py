@@ -4,13 +4,17 @@ Everything EPM supplied is flattened to one plain line and chat markup is escape
 no e-mail header and become no link, mention or HTML."""
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
 
 from app import contract
 from app.fields import clipped, duration_words
+from app.logs.redaction import MASK, redact
 from app.notify.models import KIND_SLA_REMINDER
 from app.tickets.documents import ticket_url
 
 SUBJECT_PREFIX = "[JIT Broker]"
+# A webhook address's path segment or query value this long may be its secret (webhook_answer).
+_SECRET_LOOKING = 8
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
 
 
@@ -19,6 +23,21 @@ def plain(value, limit=500):
     text = _CONTROL.sub(" ", str(value if value is not None else "")).strip()
     text = re.sub(r" {2,}", " ", text)
     return clipped(text, limit)
+
+
+def webhook_answer(answer, url, limit=200):
+    """A failing chat webhook's answer as it may be stored and shown (plain, at most `limit` characters):
+    redacted, and without the webhook's address should the answer echo it, whole or in part. The address is
+    the secret: Slack's holds a token in its path, a Teams workflow's a signature in its query."""
+    answer = redact(answer or "")
+    parts = urlsplit(url)
+    echoed = [url, parts.path + (f"?{parts.query}" if parts.query else ""), parts.query]
+    echoed += [segment for segment in parts.path.split("/") if len(segment) >= _SECRET_LOOKING]
+    echoed += [value for _name, value in parse_qsl(parts.query) if len(value) >= _SECRET_LOOKING]
+    for text in sorted(echoed, key=len, reverse=True):
+        if len(text) > 1:
+            answer = answer.replace(text, MASK)
+    return plain(answer, limit)
 
 
 def chat_escape(text):

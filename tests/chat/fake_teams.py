@@ -49,6 +49,7 @@ class FakeTeams:
         self.cards, self.refused = [], []
         self.status = 202
         self.retry_after = None  # the Retry-After sent with a failing status
+        self.answer = "busy"  # the body sent with a failing status
 
     def __enter__(self):
         self._server = make_server("127.0.0.1", 0, self._wsgi, threaded=True, request_handler=QuietHandler)
@@ -71,6 +72,6 @@ class FakeTeams:
             return Response(json.dumps({"error": found}), 400)(environ, start_response)
         if self.status >= 300:
             headers = {"Retry-After": str(self.retry_after)} if self.retry_after is not None else {}
-            return Response("busy", self.status, headers=headers)(environ, start_response)
+            return Response(self.answer, self.status, headers=headers)(environ, start_response)
         self.cards.append(json.loads(raw)["attachments"][0]["content"])
         return Response("", self.status)(environ, start_response)

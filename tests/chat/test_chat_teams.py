@@ -79,6 +79,17 @@ def test_a_webhook_that_fails_is_retried_without_its_url_in_the_error(ticket, fa
     assert "secret-signature" not in post.last_error and "secret-signature" not in caplog.text
 
 
+@pytest.mark.parametrize("echoed", ["the address", "the query", "the signature"])
+def test_a_webhook_answer_echoing_its_address_is_stored_without_its_signature(ticket, fake_teams, echoed):
+    query = fake_teams.url.split("?", 1)[1]
+    said = {"the address": fake_teams.url, "the query": query, "the signature": "secret-signature"}[echoed]
+    fake_teams.status, fake_teams.answer = 400, f"refused the workflow call: {said} is not valid"
+    assert outbox.send_due() == 0
+    last_error = ChatPost.get().last_error
+    assert last_error.startswith("the Teams webhook answered HTTP 400: refused the workflow call: ********")
+    assert "secret-signature" not in last_error
+
+
 def test_a_webhook_asking_to_wait_is_left_alone_that_long(ticket, fake_teams):
     fake_teams.status, fake_teams.retry_after = 429, 300
     assert outbox.send_due() == 0

@@ -65,6 +65,22 @@ def test_a_failing_webhook_is_retried_and_its_address_never_logged(webhook, make
     assert "HTTP 500" in notification.last_error and "secret-token" not in notification.last_error
 
 
+@pytest.mark.parametrize("answer", [
+    # A gateway that echoes the request it refused, address and all.
+    "invalid request to https://hooks.slack.com/services/T000/B000/secret-token",
+    "no webhook is known as secret-token",
+    "Authorization: Bearer secret-token-in-header",
+    '{"error": "invalid_token", "token": "secret-token-in-json"}',
+])
+def test_a_failing_webhook_answer_is_stored_without_the_secrets_it_echoes(webhook, make_ticket, answer):
+    webhook.post(HOOK, status=400, body=answer)
+    make_ticket()
+    send_notifications()
+    last_error = Notification.get().last_error
+    assert last_error.startswith("the notification webhook answered HTTP 400: ")
+    assert "secret-token" not in last_error and "********" in last_error
+
+
 def test_a_long_answer_from_a_failing_webhook_is_stored_cut_short_saying_so(webhook, make_ticket):
     webhook.post(HOOK, status=500, body="upstream failure " + "x" * 300)
     make_ticket()
