@@ -21,6 +21,11 @@ from app.policies import queue as policy_queue
 
 log = logging.getLogger(__name__)
 
+# A job whose run could not use EPM (down, or not listening yet: a scheduler started before it) runs again after
+# the next of these waits while it is shorter than the job's interval, under the scheduler; a run that reaches EPM
+# starts them over. Under cron (`run-jobs`) cron's own cadence decides.
+EPM_RETRY_SECONDS = (60, 120, 240, 480)
+
 # How much of a run's result and error is kept (`jitbroker jobs status`): a reconciliation's keeps its first problems.
 KEPT_CHARACTERS = 8000
 
@@ -57,6 +62,8 @@ class JobOutcome:
     result: object = None
     error: str | None = None
     skipped: str | None = None
+    # Seconds until the scheduler runs it again when that is sooner than its interval (EPM_RETRY_SECONDS).
+    run_again_in: float | None = None
 
     def __str__(self):
         if self.skipped:
@@ -87,10 +94,11 @@ def _start(name, due_after_seconds):
         return JobRun.update(last_started_at=now, runs=JobRun.runs + 1).where(condition).execute() == 1
 
 
-def run_job(job, due_after_seconds=None):
+def run_job(job, due_after_seconds=None, scheduled=False):
     """Run `job` once (with `due_after_seconds`, only if nobody started it that recently) and record
     how it ended. The caller holds the scheduler lease; runs inside its app context, on a
-    connection of its own."""
+    connection of its own. `scheduled`: the scheduler runs it, and runs it again sooner than its
+    interval when the outcome's `run_again_in` says so."""
     with database.connection_context():
         try:
             if not _start(job.name, due_after_seconds):
@@ -98,19 +106,20 @@ def run_job(job, due_after_seconds=None):
         except peewee.PeeweeException as error:
             log.warning("job %s: could not record its start: %s", job.name, error)
             return JobOutcome(job.name, ran=False, error=f"database unavailable: {error}")
-        result = error = None
-        # Jobs of this app whose last run could not use EPM: told once as a WARNING, then at INFO until
-        # EPM answers again.
-        epm_failing = current_app.extensions.setdefault("jobs_epm_failing", set())
+        result = error = run_again_in = None
+        # {job name: runs in a row} of this app's jobs whose last run could not use EPM: told once as a WARNING,
+        # then at INFO until EPM answers again.
+        epm_failing = current_app.extensions.setdefault("jobs_epm_failing", {})
         try:
             result = job.function()
-            epm_failing.discard(job.name)
+            epm_failing.pop(job.name, None)
         except EpmError as failure:
             # EPM down or not reachable yet (a scheduler started before it): one line, no traceback.
             level = logging.INFO if job.name in epm_failing else logging.WARNING
-            epm_failing.add(job.name)
-            log.log(level, "job %s could not use EPM; it runs again in %s s: %s", job.name, job.interval_seconds,
-                    failure)
+            epm_failing[job.name] = failures = epm_failing.get(job.name, 0) + 1
+            run_again_in = _sooner_after_epm_failed(job, failures) if scheduled else None
+            log.log(level, "job %s could not use EPM; it runs again in %s s: %s", job.name,
+                    run_again_in or job.interval_seconds, failure)
             error = f"{failure.__class__.__name__}: {failure}"
             if database.in_transaction():
                 database.rollback()
@@ -127,7 +136,15 @@ def run_job(job, due_after_seconds=None):
                  .where(JobRun.name == job.name).execute())
         except peewee.PeeweeException:
             log.exception("job %s: could not record how its run ended", job.name)
-        return JobOutcome(job.name, ran=True, result=result, error=error)
+        return JobOutcome(job.name, ran=True, result=result, error=error, run_again_in=run_again_in)
+
+
+def _sooner_after_epm_failed(job, failures):
+    """The wait before `job` runs again after its `failures`-th run in a row that could not use EPM, or None
+    when it is no shorter than its interval."""
+    if failures > len(EPM_RETRY_SECONDS) or EPM_RETRY_SECONDS[failures - 1] >= job.interval_seconds:
+        return None
+    return EPM_RETRY_SECONDS[failures - 1]
 
 
 def run_due_jobs(force=False, names=None):

@@ -5,7 +5,7 @@ runs the jobs, and work is claimed row by row (app/claims.py), so a process that
 import logging
 import time
 from collections import deque
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import peewee
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -40,6 +40,9 @@ class LeasedScheduler:
         self._active_until = 0.0
         self._scheduler = None
         self.outcomes = deque(maxlen=200)  # (job name, JobOutcome) of this process's latest runs
+        # {job name: seconds}: a job run again sooner than its interval (registry.EPM_RETRY_SECONDS) is skipped only
+        # if another process started it within half that wait.
+        self._due_after = {}
 
     @property
     def is_active(self):
@@ -74,7 +77,13 @@ class LeasedScheduler:
         with self.app.app_context():
             # Half an interval: APScheduler's own cadence always passes, while a job
             # another process (a previous active scheduler, cron) just ran is skipped.
-            outcome = run_job(job, due_after_seconds=job.interval_seconds / 2)
+            due_after = self._due_after.pop(job.name, job.interval_seconds / 2)
+            outcome = run_job(job, due_after_seconds=due_after, scheduled=True)
+        if outcome.run_again_in is not None:
+            # After that wait, then on its interval from there.
+            self._due_after[job.name] = outcome.run_again_in / 2
+            self._scheduler.modify_job(job.name, next_run_time=datetime.now(timezone.utc)
+                                       + timedelta(seconds=outcome.run_again_in))
         self.outcomes.append((job.name, outcome))
         if outcome.ran and outcome.error is None and outcome.result:
             log.debug("job %s: %s", job.name, outcome)
