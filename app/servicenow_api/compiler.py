@@ -10,7 +10,8 @@ How each kind of field compares, as an instance does:
   column is compared with the values that match, so `state=In Progress` and `state=2` agree.
 - reference: compared by the referenced record's sys_id or its name.
 A query naming a field the table lacks answers no rows (ServiceNow with
-`glide.invalid_query.returns_no_rows`), never every row."""
+`glide.invalid_query.returns_no_rows`), never every row; one ordering by a field whose order the database
+cannot give is refused (Unordered), never ordered by something else."""
 import re
 from datetime import datetime, timedelta
 from peewee import SQL, NodeList, fn
@@ -34,6 +35,10 @@ class NoRows(Exception):
     """The query names something the table does not have: the answer is empty."""
 
 
+class Unordered(ValueError):
+    """The query orders by a field its records cannot be ordered by; the message says what orders instead."""
+
+
 def compile_query(query, fields, context):
     """The WHERE expression for `query` over `fields` (name -> Field), or raise NoRows."""
     for name, _descending in query.order_by:
@@ -47,6 +52,20 @@ def compile_query(query, fields, context):
         if clauses:
             groups.append(joined(clauses, "AND"))
     return joined(groups, "OR") if groups else TRUE
+
+
+def order_keys(query, fields):
+    """The ORDER BY expressions of `query`'s ORDERBY and ORDERBYDESC fields, in its order; Unordered for a field
+    that cannot order (checked before any other: a refusal says what to send instead, even when nothing would
+    match), NoRows for a field the table lacks."""
+    for name, _descending in query.order_by:
+        if name in fields and fields[name].unordered:
+            raise Unordered(fields[name].unordered)
+    for name, _descending in query.order_by:
+        if name not in fields:
+            raise NoRows(name)
+    return [fields[name].expression.desc() if descending else fields[name].expression.asc()
+            for name, descending in query.order_by]
 
 
 def joined(expressions, glue):

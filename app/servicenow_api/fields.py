@@ -16,11 +16,13 @@ GROUP_TABLE = "sys_user_group"
 
 @dataclass(frozen=True)
 class Field:
-    """A queryable field: `kind` compiles conditions on `expression` (app/servicenow_api/compiler.py)."""
+    """A queryable field: `kind` compiles conditions on `expression` (app/servicenow_api/compiler.py), which also
+    orders the records unless `unordered` says why it cannot and what orders instead."""
 
     name: str
     kind: object
     expression: object
+    unordered: str = ""
 
 
 @dataclass(frozen=True)

@@ -168,8 +168,7 @@ class NameTable:
         if deciding and deciding[-1][0] == "sys_id":
             return self._find_in_sys_id_order(condition, deciding, fields, limit, offset, names)
         select = self._select(names).where(condition)
-        orderings = [fields[name].expression.desc() if descending else fields[name].expression.asc()
-                     for name, descending in query.order_by]
+        orderings = compiler.order_keys(query, fields)
         page = select.order_by(*orderings, self.column) if orderings else select.order_by(self.column)
         return list(page.limit(limit).offset(offset).tuples()), self._select().where(condition).count()
 

@@ -77,8 +77,17 @@ def task_fields(context):
         Field("sys_created_on", when, Task.opened_at), Field("sys_updated_on", when, Task.updated_at),
     ]
     for name, (_table, column, walks) in REFERENCES.items():
-        fields += [Field(f"{name}.{walk}", kind, make(column)) for walk, (kind, make) in walks.items()]
+        fields += [Field(f"{name}.{walk}", kind, make(column), _UNORDERED.get(walk, "").format(name))
+                   for walk, (kind, make) in walks.items()]
     return {field.name: field for field in fields}
+
+
+# A reference's sys_id is a hash of the name the ticket holds (fields.reference_sys_id): no column or index holds
+# it, so the database could order tickets by it only by reading and sorting every matching ticket for each page.
+# Clients order tickets by a person's or group's name, or by the ticket's own sys_id (pysnc's default), not by
+# that hash: the query is refused rather than ordered by the name, which would be another order than asked.
+_UNORDERED = {"sys_id": "tickets cannot be ordered by {0}.sys_id: use ORDERBY{0} or ORDERBY{0}.name (by the name), "
+                        "or ORDERBYsys_id (by the ticket's own sys_id) for a stable order to page through"}
 
 
 # Fields computed in SQL (subqueries on the JIT record, the decisions, the accounts): selected with the page
@@ -125,9 +134,8 @@ def page_queries(ticket_type, query, limit, offset, context, names):
     """(the SELECT of one page of tasks of `ticket_type` matching `query` with the fields in `names`,
     the SELECT counting them all)."""
     fields = task_fields(context)
+    orderings = compiler.order_keys(query, fields)
     condition = (Task.sys_class_name == ticket_type.table) & compiler.compile_query(query, fields, context)
-    orderings = [fields[name].expression.desc() if descending else fields[name].expression.asc()
-                 for name, descending in query.order_by]
     page = _page_select(fields, computed_fields(names)).where(condition)
     page = page.order_by(*orderings, Task.id) if orderings else page.order_by(Task.opened_at, Task.id)
     return page.limit(limit).offset(offset), Task.select(Task.id).where(condition)

@@ -15,7 +15,7 @@ from app import contract
 from app.auth.basic import require_roles
 from app.errors import BadRequest, NotFound
 from app.fields import MAX_OFFSET
-from app.servicenow_api.compiler import NoRows
+from app.servicenow_api.compiler import NoRows, Unordered
 from app.servicenow_api.fields import written_record
 from app.servicenow_api.query import QueryError, parse_query
 from app.servicenow_api.tables import TABLES
@@ -135,6 +135,8 @@ def list_records(table):
         rows, total = served.find(query, limit, offset, context, names)
     except NoRows:
         rows, total = [], 0
+    except Unordered as error:
+        raise BadRequest("Invalid sysparm_query", str(error)) from None
     write = served.writer(names, context, answer)
     response = result_answer("[" + ",".join([write(row) for row in rows]) + "]")
     response.headers["X-Total-Count"] = str(total)

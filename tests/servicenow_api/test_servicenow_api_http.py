@@ -157,6 +157,70 @@ def test_people_are_ordered_by_their_sys_id_when_asked(client, reader_auth, tick
     assert [record["sys_id"] for record in second_page.json["result"]] == in_order[2:4]
 
 
+def requesters_whose_names_and_sys_ids_order_apart():
+    """Give the five incidents requesters and groups whose names' order is not their sys_ids' order."""
+    from app.models import Task
+
+    for number, person, group in (("INC0010002", "CORP\\kim", "Linux"), ("INC0010003", "CORP\\lee", "DBA"),
+                                  ("INC0010005", "CORP\\ann", "Windows Admins")):
+        Task.update(requester=person, assignment_group=group).where(Task.number == number).execute()
+    people = sorted({task.requester for task in Task.select()})
+    groups = sorted({task.assignment_group for task in Task.select()})
+    assert people != sorted(people, key=lambda name: reference_sys_id("sys_user", name))
+    assert groups != sorted(groups, key=lambda name: reference_sys_id("sys_user_group", name))
+
+
+@pytest.mark.parametrize("table, query", [
+    ("incident", "ORDERBYopened_by.sys_id"), ("incident", "ORDERBYDESCopened_by.sys_id"),
+    ("incident", "ORDERBYassignment_group.sys_id"), ("incident", "ORDERBYDESCassignment_group.sys_id"),
+    ("incident", "active=true^ORDERBYnumber^ORDERBYopened_by.sys_id"),
+    ("incident", "priority=1^ORDERBYassignment_group.sys_id"),
+    ("change_request", "ORDERBYopened_by.sys_id"), ("sc_task", "ORDERBYDESCassignment_group.sys_id"),
+    ("sc_req_item", "ORDERBYopened_by.sys_id")])
+def test_tickets_are_not_ordered_by_a_references_sys_id_but_refused_naming_what_orders(
+        client, reader_auth, tickets, table, query):
+    requesters_whose_names_and_sys_ids_order_apart()
+    reference = query.rsplit("ORDERBY", 1)[1].removeprefix("DESC").removesuffix(".sys_id")
+
+    answer = get(client, reader_auth, f"/api/now/table/{table}", sysparm_query=query, sysparm_fields="number")
+
+    assert answer.status_code == 400
+    assert answer.json["status"] == "failure"
+    assert answer.json["error"]["message"] == "Invalid sysparm_query"
+    detail = answer.json["error"]["detail"]
+    assert f"{reference}.sys_id" in detail
+    assert f"ORDERBY{reference}" in detail and f"ORDERBY{reference}.name" in detail and "ORDERBYsys_id" in detail
+
+
+@pytest.mark.parametrize("query, descending", [("ORDERBYopened_by", False), ("ORDERBYDESCopened_by.name", True),
+                                               ("ORDERBYopened_by.user_name", False)])
+def test_tickets_are_ordered_by_their_requesters_name_then_as_made(client, reader_auth, tickets, query, descending):
+    requesters_whose_names_and_sys_ids_order_apart()
+    everyone = get(client, reader_auth, sysparm_query="ORDERBYnumber", sysparm_fields="number,opened_by.name")
+    in_order = [record["number"] for record in sorted(
+        sorted(everyone.json["result"], key=lambda record: record["number"]),
+        key=lambda record: record["opened_by.name"], reverse=descending)]
+
+    answer = get(client, reader_auth, sysparm_query=query, sysparm_fields="number")
+    second_page = get(client, reader_auth, sysparm_query=query, sysparm_fields="number", sysparm_limit="2",
+                      sysparm_offset="2")
+
+    assert [record["number"] for record in answer.json["result"]] == in_order
+    assert [record["number"] for record in second_page.json["result"]] == in_order[2:4]
+
+
+def test_a_batch_refuses_ordering_tickets_by_a_references_sys_id_as_the_table_api_does(client, reader_auth, tickets):
+    body = {"batch_request_id": "1", "rest_requests": [
+        {"id": "a", "method": "GET", "headers": [{"name": "Accept", "value": "application/json"}],
+         "url": f"{TABLE}?sysparm_query=ORDERBYopened_by.sys_id&sysparm_fields=number"}]}
+
+    answer = client.post("/api/now/v1/batch", json=body, headers=reader_auth)
+
+    [served] = answer.json["serviced_requests"]
+    assert served["status_code"] == 400
+    assert json.loads(base64.b64decode(served["body"]))["error"]["message"] == "Invalid sysparm_query"
+
+
 def test_users_of_the_same_email_are_ordered_by_their_sys_id_after_it(client, reader_auth, tickets):
     from app.models import Account, Task
 
