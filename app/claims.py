@@ -7,9 +7,11 @@ and the caller won when one row changed. On PostgreSQL a concurrent UPDATE waits
 row lock and then re-checks the condition; SQLite admits one writer at a time. So one of
 any number of claimers wins, across threads, processes and hosts, and nothing stays locked
 while the work runs (an HTTP call, an e-mail): a claimer that dies leaves a claim that runs
-out, and the next claimer takes it over. A claim's expiry comes from the database's clock on
-PostgreSQL, so hosts with skewed clocks agree on when a claim runs out (the due times queued
-rows are given are the queuing host's); SQLite serves one host and uses its clock.
+out, and the next claimer takes it over. An attempt at a queued-work row (claim_attempt) ends
+with `release_attempt`, fenced by the attempt number it claimed: one that outlived its claim
+stores nothing over the attempt that took the row over. A claim's expiry comes from the
+database's clock on PostgreSQL, so hosts with skewed clocks agree on when a claim runs out (the
+due times queued rows are given are the queuing host's); SQLite serves one host and uses its clock.
 
 `lock_request` is not a claim but a lock held to the end of the caller's transaction: the
 one way writers for one EPM RequestId take turns.
@@ -55,6 +57,17 @@ def release(model, where, **values):
     """End the claim on the row `where` selects, storing `values` (the work's outcome); returns rows changed."""
     with write_transaction():
         return model.update(claimed_until=None, **values).where(where).execute()
+
+
+def release_attempt(model, row_id, attempt, **values):
+    """End attempt `attempt` of queued-work row `row_id` (the attempts count its claim_attempt set, its fencing
+    token), storing `values` (its outcome), only while no later attempt has claimed the row; True if stored.
+
+    An attempt that outlives its claim (a slow call) may find the row claimed again meanwhile (due() counts it
+    abandoned), and that later attempt still working or done with it: the late outcome must not overwrite the
+    later one's, nor end its claim. In the caller's transaction when there is one."""
+    ours = (model.id == row_id) & (model.status == model.WORKING) & (model.attempts == attempt)
+    return model.update(claimed_until=None, **values).where(ours).execute() == 1
 
 
 def due(model, now=None):

@@ -145,7 +145,9 @@ def evaluate(task, ticket_url="", finish=None):
     then says so): the one that takes a rule's decision and counts the bypass codes it relies on, or, when no rule
     decides (the request is left to approvers), the one that counts the code a "requires a ticket reference" rule
     let the request through on. A process stopping in between leaves none of them, so the evaluation run again
-    counts each code once, and takes, or keeps as its outcome, the decision the rules made."""
+    counts each code once, and takes, or keeps as its outcome, the decision the rules made. `finish` may refuse to
+    end the evaluation by raising (a later attempt claimed it meanwhile): that transaction is rolled back, so none of
+    them is stored, and the exception leaves evaluate() unhandled."""
     settings = PolicySettings.current()
     rules = [rule for rule in PolicyRule.ordered() if rule.enabled]
     report = Report()

@@ -230,51 +230,83 @@ def _record_no_rule_run(task, status, note):
         tickets.add_work_note(task, note, author=PolicySettings.current().system_account)
 
 
+class _ClaimLost(Exception):
+    """A later attempt claimed the evaluation while this one ran past its claim: what this one would store with the
+    evaluation's end is rolled back."""
+
+
+def _drop_late_outcome(evaluation_id, attempt, task):
+    log.info("policy evaluation %s of ticket %s was claimed by a later attempt meanwhile: the outcome of its "
+             "attempt %s is dropped", evaluation_id, task.number, attempt)
+
+
 def run_evaluation(evaluation_id):
-    """Evaluate one queued ticket if this process wins the claim; returns the row re-read, or None."""
+    """Evaluate one queued ticket if this process wins the claim; returns the row re-read, or None.
+
+    What the run stores with the evaluation's end (its outcome and steps, the approvers it takes, its work note,
+    a rule's decision) it stores only while the evaluation is still its attempt's (claims.release_attempt): a run
+    that outlived its claim, the evaluation claimed again meanwhile, stores none of it and leaves the evaluation to
+    the later attempt."""
     if not claims.claim_attempt(PolicyEvaluation, evaluation_id, CLAIM_SECONDS):
         return None
     evaluation = PolicyEvaluation.get_by_id(evaluation_id)
+    attempt = evaluation.attempts  # the fencing token of this run's claim
     task = Task.get_by_id(evaluation.task_id)
     skipped = _why_no_rule_runs(task)
     if skipped is not None:  # nothing to decide now: no rule runs, and no bypass code is spent on it
         status, outcome, note = skipped
         with write_transaction():
-            claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id, status=status,
-                           finished_at=utcnow() if status == EVALUATION_DONE else None, outcome=outcome, error=None)
-            _record_no_rule_run(task, status, note)
+            ended = claims.release_attempt(PolicyEvaluation, evaluation_id, attempt, status=status,
+                                           finished_at=utcnow() if status == EVALUATION_DONE else None,
+                                           outcome=outcome, error=None)
+            if ended:
+                _record_no_rule_run(task, status, note)
+        if not ended:
+            _drop_late_outcome(evaluation_id, attempt, task)
         return PolicyEvaluation.get_by_id(evaluation_id)
 
     def finish(report):
-        """Mark the evaluation done with `report`'s outcome, in the caller's transaction when there is one."""
+        """Mark the evaluation done with `report`'s outcome, in the caller's transaction when there is one; _ClaimLost
+        when a later attempt claimed it meanwhile, which rolls that transaction back (engine.evaluate's contract)."""
         with write_transaction():
-            claims.release(PolicyEvaluation, PolicyEvaluation.id == evaluation_id, status=EVALUATION_DONE,
-                           finished_at=utcnow(), outcome=report.outcome[:2000], steps=report.steps, error=None)
+            if not claims.release_attempt(PolicyEvaluation, evaluation_id, attempt, status=EVALUATION_DONE,
+                                          finished_at=utcnow(), outcome=report.outcome[:2000], steps=report.steps,
+                                          error=None):
+                raise _ClaimLost()
             Task.update(approvals_required=report.required_approvals).where(Task.id == task.id).execute()
 
     try:
         # It ends in the transaction that writes its work note (engine.evaluate's `finish`): with the rule's decision
         # and the bypass codes it counts, or with the code counted for a request left to approvers.
         report = engine.evaluate(task, evaluation.ticket_url or documents.ticket_url(task), finish=finish)
+        if not report.finished:
+            finish(report)
+    except _ClaimLost:
+        _drop_late_outcome(evaluation_id, attempt, task)
     except Exception as error:  # noqa: BLE001 - a broken rule or ITSM must leave the request to approvers
         log.exception("policy evaluation of %s failed", task.number)
-        final = evaluation.attempts >= MAX_ATTEMPTS
-        with write_transaction():
-            # Not once it ended: a rule's decision, stored with its end, failed after (on its way to EPM, where the
-            # outbox retries it); the evaluation keeps that outcome, and runs no rule again.
-            if not claims.release(PolicyEvaluation, (PolicyEvaluation.id == evaluation_id)
-                                  & (PolicyEvaluation.status == PolicyEvaluation.WORKING),
-                                  status=EVALUATION_ERROR if final else EVALUATION_PENDING,
-                                  error=traceback.format_exc(limit=3)[-2000:]):
-                return PolicyEvaluation.get_by_id(evaluation_id)
-            if final:  # given up: left to approvers, one of them is enough
-                Task.update(approvals_required=1).where(Task.id == task.id).execute()
-        tickets.add_work_note(task, f"Policy evaluation failed ({error.__class__.__name__}: {error}); "
-                                    + ("the request is left to approvers." if final else "it will be retried."))
-        return PolicyEvaluation.get_by_id(evaluation_id)
-    if not report.finished:
-        finish(report)
+        _record_error(evaluation_id, attempt, task, error)
     return PolicyEvaluation.get_by_id(evaluation_id)
+
+
+def _record_error(evaluation_id, attempt, task, error):
+    """Store the failed `attempt` at the evaluation: queued again, or given up after MAX_ATTEMPTS and the request left
+    to one approver; with a work note saying which."""
+    final = attempt >= MAX_ATTEMPTS
+    with write_transaction():
+        # Not once it ended: a rule's decision, stored with its end, failed after (on its way to EPM, where the
+        # outbox retries it); the evaluation keeps that outcome, and runs no rule again. Nor once a later attempt
+        # claimed it (this one ran past its claim): that attempt's outcome stands.
+        if not claims.release_attempt(PolicyEvaluation, evaluation_id, attempt,
+                                      status=EVALUATION_ERROR if final else EVALUATION_PENDING,
+                                      error=traceback.format_exc(limit=3)[-2000:]):
+            if PolicyEvaluation.get_by_id(evaluation_id).attempts != attempt:
+                _drop_late_outcome(evaluation_id, attempt, task)
+            return
+        if final:  # given up: left to approvers, one of them is enough
+            Task.update(approvals_required=1).where(Task.id == task.id).execute()
+    tickets.add_work_note(task, f"Policy evaluation failed ({error.__class__.__name__}: {error}); "
+                                + ("the request is left to approvers." if final else "it will be retried."))
 
 
 def evaluate_due(limit=50):

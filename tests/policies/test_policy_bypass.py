@@ -305,15 +305,15 @@ def _run_killed_before_the_evaluation_ends_then_again(monkeypatch, task):
     """Run `task`'s queued evaluation in a process that stops as it marks the evaluation ended, then, once that
     process's claim runs out, run the evaluate_policies job (a new process); returns the evaluation."""
     evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
-    release = claims.release
+    release = claims.release_attempt
 
-    def killed_before_the_evaluation_ends(model, where, **values):
+    def killed_before_the_evaluation_ends(model, row_id, attempt, **values):
         if model is not PolicyEvaluation:
-            return release(model, where, **values)
-        monkeypatch.setattr(claims, "release", release)  # once: the process that runs it again is a new one
+            return release(model, row_id, attempt, **values)
+        monkeypatch.setattr(claims, "release_attempt", release)  # once: the process that runs it again is a new one
         raise _Killed()
 
-    monkeypatch.setattr(claims, "release", killed_before_the_evaluation_ends)
+    monkeypatch.setattr(claims, "release_attempt", killed_before_the_evaluation_ends)
     with pytest.raises(_Killed):
         run_evaluation(evaluation.id)
     PolicyEvaluation.update(claimed_until=utcnow() - timedelta(seconds=1)).where(
