@@ -100,7 +100,11 @@ def queue_sla_reminders(now=None):
 # --- Sending ------------------------------------------------------------------------------------
 
 def _finish(notification, **values):
-    claims.release(Notification, Notification.id == notification.id, **values)
+    """Store the outcome `values` of the attempt this process claimed `notification` for, unless a later attempt
+    claimed it meanwhile (this one outlived its claim: a slow mail server): that one's outcome stands."""
+    if not claims.release_attempt(Notification, notification.id, notification.attempts, **values):
+        log.info("notification %s (%s %s) was claimed by a later attempt meanwhile: the outcome of its attempt %s "
+                 "is dropped", notification.id, notification.channel, notification.kind, notification.attempts)
 
 
 def _deliver(notification, configuration):

@@ -5,12 +5,14 @@ from datetime import timedelta
 import pytest
 import responses
 
-from app import contract
+from app import claims, contract
 from app.configuration import update_configuration
 from app.decisions import delivery
 from app.jobs.registry import JOBS, run_job
 from app.models import utcnow
-from app.notify.models import CHANNEL_WEBHOOK, STATUS_PENDING, STATUS_SENT, STATUS_SKIPPED, Notification
+from app.notify.models import (
+    CHANNEL_WEBHOOK, STATUS_PENDING, STATUS_SENDING, STATUS_SENT, STATUS_SKIPPED, Notification,
+)
 from tests import factories
 
 HOOK = "https://hooks.slack.com/services/T000/B000/secret-token"
@@ -141,3 +143,32 @@ def test_a_request_for_a_decision_held_up_until_the_ticket_was_decided_is_skippe
     notification = Notification.get()
     assert notification.status == STATUS_SKIPPED
     assert notification.last_error == f"the ticket no longer awaits a decision: {contract.MSG_FINAL}"
+
+
+def _taken_over_then(status):
+    """A webhook answering `status` so late that the attempt outlived its claim, another process claiming the
+    notification for the next attempt meanwhile."""
+
+    def answer(_request):
+        Notification.update(claimed_until=claims.database_now() - timedelta(seconds=1)).execute()
+        assert claims.claim_attempt(Notification, Notification.get().id, 60)
+        return status, {}, "late"
+
+    return answer
+
+
+@pytest.mark.parametrize("late_answer", [200, 500], ids=["sent", "failed"])
+def test_a_late_outcome_of_an_attempt_past_its_claim_leaves_the_next_attempt_s_claim_alone(
+        webhook, make_ticket, caplog, late_answer):
+    webhook.add_callback(responses.POST, HOOK, callback=_taken_over_then(late_answer))
+    make_ticket()
+
+    send_notifications()
+
+    notification = Notification.get()
+    assert (notification.status, notification.attempts) == (STATUS_SENDING, 2)
+    assert notification.claimed_until > claims.database_now(), "still claimed by the attempt that took it over"
+    assert (notification.sent_at, notification.last_error, notification.recipients) == (None, None, None)
+    assert [record.levelname for record in caplog.records
+            if f"notification {notification.id} " in record.getMessage() and "attempt 1 is dropped"
+            in record.getMessage()] == ["INFO"]
