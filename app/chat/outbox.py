@@ -136,8 +136,7 @@ def _attempt(row):
     post = ChatPost.get_by_id(row.id)
     if post.service not in enabled_services():
         # Switched off since it was queued: nothing to send it with (the next change once it is back sends it).
-        claims.release(ChatPost, ChatPost.id == post.id, status=STATUS_SKIPPED,
-                       last_error=f"{SERVICE_NAMES[post.service]} is no longer configured")
+        _release(post, status=STATUS_SKIPPED, last_error=f"{SERVICE_NAMES[post.service]} is no longer configured")
         return ChatPost.get_by_id(row.id)
     revision = post.revision
     try:
@@ -146,12 +145,23 @@ def _attempt(row):
         _record_failure(post, str(error), error.retry_after)
     else:
         with write_transaction():
-            claims.release(ChatPost, ChatPost.id == post.id, status=STATUS_SENT, sent_revision=revision,
-                           sent_at=utcnow(), last_error=None, not_before=None)
-            # Changed while it was being sent: due again, showing the newer ticket.
-            ChatPost.update(status=STATUS_PENDING).where(ChatPost.id == post.id,
-                                                         ChatPost.revision > ChatPost.sent_revision).execute()
+            if _release(post, status=STATUS_SENT, sent_revision=revision, sent_at=utcnow(), last_error=None,
+                        not_before=None):
+                # Changed while it was being sent: due again, showing the newer ticket.
+                ChatPost.update(status=STATUS_PENDING).where(ChatPost.id == post.id,
+                                                             ChatPost.revision > ChatPost.sent_revision).execute()
     return ChatPost.get_by_id(row.id)
+
+
+def _release(post, **values):
+    """Store the outcome `values` of the attempt this process claimed `post` for (claims.release_attempt); False
+    when a later attempt claimed it meanwhile (this one outlived its claim: a slow chat service), whose outcome
+    stands."""
+    if claims.release_attempt(ChatPost, post.id, post.attempts, **values):
+        return True
+    log.info("%s chat row %s of ticket %s was claimed by a later attempt meanwhile: the outcome of its attempt %s "
+             "is dropped", post.service, post.id, post.task.number, post.attempts)
+    return False
 
 
 def _record_failure(post, reason, retry_after=None):
@@ -162,12 +172,11 @@ def _record_failure(post, reason, retry_after=None):
     not_before = (now + timedelta(seconds=min(retry_after, claims.RETRY_AFTER_LIMIT_SECONDS))
                   if retry_after else None)
     if post.attempts >= MAX_ATTEMPTS:
-        claims.release(ChatPost, ChatPost.id == post.id, status=STATUS_FAILED, last_error=reason[:2000],
-                       not_before=not_before)
+        _release(post, status=STATUS_FAILED, last_error=reason[:2000], not_before=not_before)
         return
     delay = claims.retry_delay(RETRY_DELAYS, post.attempts, retry_after)
-    claims.release(ChatPost, ChatPost.id == post.id, status=STATUS_PENDING, last_error=reason[:2000],
-                   next_attempt_at=now + timedelta(seconds=delay), not_before=not_before)
+    _release(post, status=STATUS_PENDING, last_error=reason[:2000], next_attempt_at=now + timedelta(seconds=delay),
+             not_before=not_before)
 
 
 def send_due(limit=SEND_BATCH):

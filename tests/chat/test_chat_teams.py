@@ -5,8 +5,9 @@ from datetime import timedelta
 
 import pytest
 
-from app.chat import outbox
-from app.chat.models import ChatPost
+from app import claims
+from app.chat import outbox, teams
+from app.chat.models import STATUS_SENDING, ChatPost
 from app.decisions import delivery
 from app.decisions.service import decide
 from app.models import Task, utcnow
@@ -107,3 +108,33 @@ def test_cards_queued_for_teams_are_skipped_once_it_is_switched_off(app, ticket,
     assert outbox.send_due() == 0
     assert ChatPost.get().attempts == 1, "nothing left to try"
     assert fake_teams.cards == [] and "failed" not in caplog.text
+
+
+def _taken_over_while_sending(monkeypatch):
+    """Teams answers so late that the attempt outlives its claim: another process claims the row for the next
+    attempt meanwhile."""
+    send_cards = teams.send_cards
+
+    def slow(*args):
+        ChatPost.update(claimed_until=claims.database_now() - timedelta(seconds=1)).execute()
+        assert claims.claim_attempt(ChatPost, ChatPost.get().id, 60)
+        return send_cards(*args)
+
+    monkeypatch.setattr(teams, "send_cards", slow)
+
+
+@pytest.mark.parametrize("late_answer", [202, 503], ids=["sent", "failed"])
+def test_a_late_outcome_of_an_attempt_past_its_claim_leaves_the_next_attempt_s_claim_alone(
+        ticket, fake_teams, monkeypatch, caplog, late_answer):
+    fake_teams.status = late_answer
+    _taken_over_while_sending(monkeypatch)
+
+    assert outbox.send_due() == 0
+
+    post = ChatPost.get()
+    assert (post.status, post.attempts) == (STATUS_SENDING, 2)
+    assert post.claimed_until > claims.database_now(), "still claimed by the attempt that took it over"
+    assert (post.sent_revision, post.sent_at, post.last_error, post.not_before) == (0, None, None, None)
+    assert [record.levelname for record in caplog.records
+            if f"chat row {post.id} " in record.getMessage() and "attempt 1 is dropped" in record.getMessage()
+            ] == ["INFO"]
