@@ -165,14 +165,12 @@ def _still_claimed(decision, **values):
 
     An attempt that outlives its claim (_claim_seconds) may find the decision settled meanwhile: delivered by
     another process's attempt, or by EPM's own final decision (settle_open_decisions). Its late answer must not
-    queue the decision again, nor undo that settlement; it is dropped with a log line."""
-    stored = Decision.update(**values).where(
-        Decision.id == decision.id, Decision.status == contract.DELIVERY_SENDING,
-        Decision.attempts == decision.attempts).execute()
+    queue the decision again, nor undo that settlement; it is dropped with a log line. Stored, the claim ends."""
+    stored = claims.release_attempt(Decision, decision.id, decision.attempts, **values)
     if not stored:
         log.info("decision %s on ticket %s was settled meanwhile: the outcome of its attempt %s is dropped",
                  decision.sys_id, decision.task.number, decision.attempts)
-    return stored == 1
+    return stored
 
 
 def _record_success(decision, calls):
@@ -182,8 +180,8 @@ def _record_success(decision, calls):
     now = utcnow()
     with write_transaction():
         _store_calls(calls)
-        if not _still_claimed(decision, status=contract.DELIVERY_DELIVERED, delivered_at=now, claimed_until=None,
-                              last_status=200, last_error=None):
+        if not _still_claimed(decision, status=contract.DELIVERY_DELIVERED, delivered_at=now, last_status=200,
+                              last_error=None):
             return False
         ticket_outcome.refresh(decision.task)
         tickets.add_work_note(decision.task, f"Decision sent to EPM and acknowledged "
@@ -205,14 +203,14 @@ def _record_failure(decision, message, status, retryable, retry_after, calls=(),
             # Pending again: the ticket's outcome still reads "<decision> - sending to EPM", nothing to keep.
             next_at = utcnow() + timedelta(seconds=retry_delay(conflicts or decision.attempts, retry_after))
             if not _still_claimed(decision, status=contract.DELIVERY_PENDING, next_attempt_at=next_at,
-                                  claimed_until=None, last_status=status, last_error=message[:2000], **counted):
+                                  last_status=status, last_error=message[:2000], **counted):
                 return
             if decision.attempts == 1:
                 tickets.add_work_note(decision.task, f"Delivery to EPM failed: {message}. "
                                                      "It will be retried automatically.")
         else:
-            if not _still_claimed(decision, status=contract.DELIVERY_FAILED, claimed_until=None,
-                                  last_status=status, last_error=message[:2000], **counted):
+            if not _still_claimed(decision, status=contract.DELIVERY_FAILED, last_status=status,
+                                  last_error=message[:2000], **counted):
                 return
             ticket_outcome.refresh(decision.task)
             # The ticket reads as undecided again (its Table API `approval`): a client syncing by sys_updated_on
@@ -330,7 +328,7 @@ def _record_decided_otherwise(decision, error, calls):
     with write_transaction():
         claims.lock_request(request_id)  # EPM's own update webhook for the request waits, then finds this
         _store_calls(calls)
-        if not _still_claimed(decision, status=contract.DELIVERY_FAILED, claimed_until=None, last_status=error.status,
+        if not _still_claimed(decision, status=contract.DELIVERY_FAILED, last_status=error.status,
                               last_error=storable(error.message)[:2000]):
             return
         _note_not_applied(decision, what, record.decision, record.status, record.decided_by)
