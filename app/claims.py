@@ -8,8 +8,9 @@ row lock and then re-checks the condition; SQLite admits one writer at a time. S
 any number of claimers wins, across threads, processes and hosts, and nothing stays locked
 while the work runs (an HTTP call, an e-mail): a claimer that dies leaves a claim that runs
 out, and the next claimer takes it over. An attempt at a queued-work row (claim_attempt) ends
-with `release_attempt`, fenced by the attempt number it claimed: one that outlived its claim
-stores nothing over the attempt that took the row over. A claim's expiry comes from the
+with `release_attempt`, fenced by its claim's expiry, which no other claim of the row has: one
+that outlived its claim stores nothing over the attempt that took the row over, nor over one
+that claimed it after it was queued again (its attempts counted from 0 again). A claim's expiry comes from the
 database's clock on PostgreSQL, so hosts with skewed clocks agree on when a claim runs out (the
 due times queued rows are given are the queuing host's); SQLite serves one host and uses its clock.
 
@@ -59,14 +60,16 @@ def release(model, where, **values):
         return model.update(claimed_until=None, **values).where(where).execute()
 
 
-def release_attempt(model, row_id, attempt, **values):
-    """End attempt `attempt` of queued-work row `row_id` (the attempts count its claim_attempt set, its fencing
-    token), storing `values` (its outcome), only while no later attempt has claimed the row; True if stored.
+def release_attempt(model, row, **values):
+    """End the attempt `row` is (as claim_attempt returned it), storing `values` (its outcome), only while its claim
+    is still the row's; True if stored.
 
     An attempt that outlives its claim (a slow call) may find the row claimed again meanwhile (due() counts it
-    abandoned), and that later attempt still working or done with it: the late outcome must not overwrite the
-    later one's, nor end its claim. In the caller's transaction when there is one."""
-    ours = (model.id == row_id) & (model.status == model.WORKING) & (model.attempts == attempt)
+    abandoned), and that later attempt still working or done with it, or the row queued again and claimed anew: the
+    late outcome must not overwrite the later one's, nor end its claim. The claim's expiry is the fence: the attempt
+    number is not, as queuing a row again counts its attempts from 0 again. In the caller's transaction when there
+    is one."""
+    ours = (model.id == row.id) & (model.status == model.WORKING) & (model.claimed_until == row.claimed_until)
     return model.update(claimed_until=None, **values).where(ours).execute() == 1
 
 
@@ -92,10 +95,16 @@ def retry_delay(delays, attempts, retry_after=None):
 
 
 def claim_attempt(model, row_id, seconds):
-    """Claim queued-work row `row_id` for one attempt: WORKING, one more attempt; True if won."""
+    """Claim queued-work row `row_id` for one attempt: WORKING, one more attempt. Returns the row as claimed, its
+    `claimed_until` this claim's expiry (release_attempt's fence, even should the row be claimed again before it is
+    read), or None when another process holds it or it is not due."""
     now = database_now()
-    return claim(model, (model.id == row_id) & due(model, now), seconds, now=now, status=model.WORKING,
-                 attempts=model.attempts + 1)
+    if not claim(model, (model.id == row_id) & due(model, now), seconds, now=now, status=model.WORKING,
+                 attempts=model.attempts + 1):
+        return None
+    row = model.get_by_id(row_id)
+    row.claimed_until = now + timedelta(seconds=seconds)  # what claim() stored
+    return row
 
 
 _REQUEST_LOCK_SQL = prepared("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))")

@@ -61,8 +61,10 @@ def test_one_attempt_per_due_row_however_many_workers_try(app, deliver):
 
     won = race(app, lambda _index: claims.claim_attempt(Notification, notification.id, 60))
 
-    assert won.count(True) == 1
+    [claimed] = [row for row in won if row is not None]
+    assert claimed.claimed_until > claims.database_now()
     row = Notification.get_by_id(notification.id)
+    assert row.claimed_until == claimed.claimed_until, "the row as claimed: its claim's expiry is its fence"
     assert (row.status, row.attempts) == (STATUS_SENDING, 1)
 
 

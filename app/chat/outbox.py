@@ -131,9 +131,9 @@ def send_post(row, rounds=3):
 
 
 def _attempt(row):
-    if not claims.claim_attempt(ChatPost, row.id, CLAIM_SECONDS):
+    post = claims.claim_attempt(ChatPost, row.id, CLAIM_SECONDS)
+    if post is None:
         return ChatPost.get_by_id(row.id)
-    post = ChatPost.get_by_id(row.id)
     if post.service not in enabled_services():
         # Switched off since it was queued: nothing to send it with (the next change once it is back sends it).
         _release(post, status=STATUS_SKIPPED, last_error=f"{SERVICE_NAMES[post.service]} is no longer configured")
@@ -157,7 +157,7 @@ def _release(post, **values):
     """Store the outcome `values` of the attempt this process claimed `post` for (claims.release_attempt); False
     when a later attempt claimed it meanwhile (this one outlived its claim: a slow chat service), whose outcome
     stands."""
-    if claims.release_attempt(ChatPost, post.id, post.attempts, **values):
+    if claims.release_attempt(ChatPost, post, **values):
         return True
     log.info("%s chat row %s of ticket %s was claimed by a later attempt meanwhile: the outcome of its attempt %s "
              "is dropped", post.service, post.id, post.task.number, post.attempts)

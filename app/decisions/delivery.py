@@ -82,9 +82,10 @@ def _send(decision, configuration, jit, on_call):
 
 def deliver_decision(decision):
     """Make one delivery attempt if the decision is due and unclaimed; returns it re-read."""
-    if not claims.claim_attempt(Decision, decision.id, _claim_seconds()):
+    claimed = claims.claim_attempt(Decision, decision.id, _claim_seconds())
+    if claimed is None:
         return Decision.get_by_id(decision.id)
-    return deliver_claimed(Decision.get_by_id(decision.id))
+    return deliver_claimed(claimed)
 
 
 def deliver_claimed(decision, configuration=None, jit=None):
@@ -166,7 +167,7 @@ def _still_claimed(decision, **values):
     An attempt that outlives its claim (_claim_seconds) may find the decision settled meanwhile: delivered by
     another process's attempt, or by EPM's own final decision (settle_open_decisions). Its late answer must not
     queue the decision again, nor undo that settlement; it is dropped with a log line. Stored, the claim ends."""
-    stored = claims.release_attempt(Decision, decision.id, decision.attempts, **values)
+    stored = claims.release_attempt(Decision, decision, **values)
     if not stored:
         log.info("decision %s on ticket %s was settled meanwhile: the outcome of its attempt %s is dropped",
                  decision.sys_id, decision.task.number, decision.attempts)

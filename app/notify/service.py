@@ -102,7 +102,7 @@ def queue_sla_reminders(now=None):
 def _finish(notification, **values):
     """Store the outcome `values` of the attempt this process claimed `notification` for, unless a later attempt
     claimed it meanwhile (this one outlived its claim: a slow mail server): that one's outcome stands."""
-    if not claims.release_attempt(Notification, notification.id, notification.attempts, **values):
+    if not claims.release_attempt(Notification, notification, **values):
         log.info("notification %s (%s %s) was claimed by a later attempt meanwhile: the outcome of its attempt %s "
                  "is dropped", notification.id, notification.channel, notification.kind, notification.attempts)
 
@@ -156,9 +156,10 @@ def _deliver(notification, configuration):
 
 def send_notification(notification):
     """One attempt at a due notification, if this process can claim it; returns it re-read."""
-    if not claims.claim_attempt(Notification, notification.id, CLAIM_SECONDS):
+    claimed = claims.claim_attempt(Notification, notification.id, CLAIM_SECONDS)
+    if claimed is None:
         return Notification.get_by_id(notification.id)
-    notification = Notification.get_by_id(notification.id)
+    notification = claimed
     try:
         status, sent_to, note = _deliver(notification, Configuration.default())
     except channels.NotificationError as error:

@@ -235,9 +235,9 @@ class _ClaimLost(Exception):
     evaluation's end is rolled back."""
 
 
-def _drop_late_outcome(evaluation_id, attempt, task):
+def _drop_late_outcome(evaluation, task):
     log.info("policy evaluation %s of ticket %s was claimed by a later attempt meanwhile: the outcome of its "
-             "attempt %s is dropped", evaluation_id, task.number, attempt)
+             "attempt %s is dropped", evaluation.id, task.number, evaluation.attempts)
 
 
 def run_evaluation(evaluation_id):
@@ -247,29 +247,28 @@ def run_evaluation(evaluation_id):
     a rule's decision) it stores only while the evaluation is still its attempt's (claims.release_attempt): a run
     that outlived its claim, the evaluation claimed again meanwhile, stores none of it and leaves the evaluation to
     the later attempt."""
-    if not claims.claim_attempt(PolicyEvaluation, evaluation_id, CLAIM_SECONDS):
+    evaluation = claims.claim_attempt(PolicyEvaluation, evaluation_id, CLAIM_SECONDS)
+    if evaluation is None:
         return None
-    evaluation = PolicyEvaluation.get_by_id(evaluation_id)
-    attempt = evaluation.attempts  # the fencing token of this run's claim
     task = Task.get_by_id(evaluation.task_id)
     skipped = _why_no_rule_runs(task)
     if skipped is not None:  # nothing to decide now: no rule runs, and no bypass code is spent on it
         status, outcome, note = skipped
         with write_transaction():
-            ended = claims.release_attempt(PolicyEvaluation, evaluation_id, attempt, status=status,
+            ended = claims.release_attempt(PolicyEvaluation, evaluation, status=status,
                                            finished_at=utcnow() if status == EVALUATION_DONE else None,
                                            outcome=outcome, error=None)
             if ended:
                 _record_no_rule_run(task, status, note)
         if not ended:
-            _drop_late_outcome(evaluation_id, attempt, task)
+            _drop_late_outcome(evaluation, task)
         return PolicyEvaluation.get_by_id(evaluation_id)
 
     def finish(report):
         """Mark the evaluation done with `report`'s outcome, in the caller's transaction when there is one; _ClaimLost
         when a later attempt claimed it meanwhile, which rolls that transaction back (engine.evaluate's contract)."""
         with write_transaction():
-            if not claims.release_attempt(PolicyEvaluation, evaluation_id, attempt, status=EVALUATION_DONE,
+            if not claims.release_attempt(PolicyEvaluation, evaluation, status=EVALUATION_DONE,
                                           finished_at=utcnow(), outcome=report.outcome[:2000], steps=report.steps,
                                           error=None):
                 raise _ClaimLost()
@@ -282,26 +281,27 @@ def run_evaluation(evaluation_id):
         if not report.finished:
             finish(report)
     except _ClaimLost:
-        _drop_late_outcome(evaluation_id, attempt, task)
+        _drop_late_outcome(evaluation, task)
     except Exception as error:  # noqa: BLE001 - a broken rule or ITSM must leave the request to approvers
         log.exception("policy evaluation of %s failed", task.number)
-        _record_error(evaluation_id, attempt, task, error)
+        _record_error(evaluation, task, error)
     return PolicyEvaluation.get_by_id(evaluation_id)
 
 
-def _record_error(evaluation_id, attempt, task, error):
-    """Store the failed `attempt` at the evaluation: queued again, or given up after MAX_ATTEMPTS and the request left
-    to one approver; with a work note saying which."""
-    final = attempt >= MAX_ATTEMPTS
+def _record_error(evaluation, task, error):
+    """Store the failed attempt `evaluation` (as claimed): queued again, or given up after MAX_ATTEMPTS and the
+    request left to one approver; with a work note saying which."""
+    final = evaluation.attempts >= MAX_ATTEMPTS
     with write_transaction():
         # Not once it ended: a rule's decision, stored with its end, failed after (on its way to EPM, where the
         # outbox retries it); the evaluation keeps that outcome, and runs no rule again. Nor once a later attempt
         # claimed it (this one ran past its claim): that attempt's outcome stands.
-        if not claims.release_attempt(PolicyEvaluation, evaluation_id, attempt,
+        if not claims.release_attempt(PolicyEvaluation, evaluation,
                                       status=EVALUATION_ERROR if final else EVALUATION_PENDING,
                                       error=traceback.format_exc(limit=3)[-2000:]):
-            if PolicyEvaluation.get_by_id(evaluation_id).attempts != attempt:
-                _drop_late_outcome(evaluation_id, attempt, task)
+            now = PolicyEvaluation.get_by_id(evaluation.id)
+            if now.claimed_until is not None or now.attempts != evaluation.attempts:
+                _drop_late_outcome(evaluation, task)
             return
         if final:  # given up: left to approvers, one of them is enough
             Task.update(approvals_required=1).where(Task.id == task.id).execute()

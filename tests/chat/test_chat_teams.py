@@ -138,3 +138,28 @@ def test_a_late_outcome_of_an_attempt_past_its_claim_leaves_the_next_attempt_s_c
     assert [record.levelname for record in caplog.records
             if f"chat row {post.id} " in record.getMessage() and "attempt 1 is dropped" in record.getMessage()
             ] == ["INFO"]
+
+
+def test_a_late_outcome_is_dropped_after_the_row_was_sent_queued_again_and_claimed_anew(
+        ticket, fake_teams, monkeypatch):
+    """Queuing a row again starts its attempts over: the attempt claiming it then has the late one's number, and
+    still the late outcome is not its own."""
+    send_cards = teams.send_cards
+
+    def slow(*args):
+        row = ChatPost.get()
+        ChatPost.update(claimed_until=claims.database_now() - timedelta(seconds=1)).execute()
+        taken_over = claims.claim_attempt(ChatPost, row.id, 60)  # attempt 2 takes it over and sends it
+        assert claims.release_attempt(ChatPost, taken_over, status="sent", sent_revision=row.revision)
+        outbox.queue_change(ticket)  # the ticket changed: due again, its attempts started over
+        ChatPost.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+        assert claims.claim_attempt(ChatPost, row.id, 60)  # attempt 1 again, by another process
+        return send_cards(*args)
+
+    monkeypatch.setattr(teams, "send_cards", slow)
+    fake_teams.status = 503
+    assert outbox.send_due() == 0
+
+    post = ChatPost.get()
+    assert (post.status, post.attempts, post.last_error) == (STATUS_SENDING, 1, None)
+    assert post.claimed_until > claims.database_now(), "still claimed by the attempt that claimed it anew"

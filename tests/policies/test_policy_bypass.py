@@ -307,9 +307,9 @@ def _run_killed_before_the_evaluation_ends_then_again(monkeypatch, task):
     evaluation = PolicyEvaluation.get(PolicyEvaluation.task == task)
     release = claims.release_attempt
 
-    def killed_before_the_evaluation_ends(model, row_id, attempt, **values):
+    def killed_before_the_evaluation_ends(model, row, **values):
         if model is not PolicyEvaluation:
-            return release(model, row_id, attempt, **values)
+            return release(model, row, **values)
         monkeypatch.setattr(claims, "release_attempt", release)  # once: the process that runs it again is a new one
         raise _Killed()
 
