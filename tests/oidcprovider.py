@@ -1,7 +1,10 @@
 """A real OpenID provider on loopback for the tests: oidc-provider (npm, pinned in package.json) run by Node."""
 import json
+import re
 import subprocess
+from html import unescape
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 
@@ -37,6 +40,36 @@ class OidcProvider:
         """Move a person to other groups, as a directory admin would (read at the next sign-in or refresh)."""
         self.users[login] = {**self.users[login], "groups": list(groups)}
         self._write()
+
+    def remove_user(self, login):
+        """Delete a person from the directory, as disabling their account does: the provider refuses their refresh
+        token from then on (invalid_grant)."""
+        del self.users[login]
+        self._write()
+
+    def grants(self, grant_type=None):
+        """The token requests the provider answered, oldest first: [{grant_type, account, error}], `error` None for
+        a token it issued, else its error code (e.g. invalid_grant)."""
+        answered = requests.get(f"{self.issuer}/_test/grants", timeout=5).json()
+        return [grant for grant in answered if grant_type in (None, grant["grant_type"])]
+
+    def sign_in(self, client, login):
+        """Sign `login` in to the broker behind `client` (a test client, e.g. tests/webclient.WebClient) through the
+        provider's login page, as a browser would, and return the broker's answer to the provider's redirect."""
+        location = client.get("/sign-in/oidc").headers["Location"]
+        with requests.Session() as browser:
+            for _hop in range(10):
+                if location.startswith(self.broker_url + "/"):
+                    return client.get(location.removeprefix(self.broker_url))
+                answer = browser.get(location, allow_redirects=False, timeout=5)
+                if not answer.is_redirect:
+                    # The development login page: any password.
+                    form = re.search(r'<form[^>]*action="([^"]+)"', answer.text)
+                    assert form, f"no login form at {location}: {answer.status_code} {answer.text[:300]}"
+                    answer = browser.post(urljoin(location, unescape(form.group(1))), allow_redirects=False,
+                                          timeout=5, data={"prompt": "login", "login": login, "password": "any"})
+                location = urljoin(answer.url, answer.headers["Location"])
+        raise AssertionError(f"the provider never sent the browser back to the broker: {location}")
 
     def broker_settings(self, **extra):
         """The broker's environment for this provider."""

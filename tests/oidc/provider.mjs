@@ -7,6 +7,8 @@
 // rewriting the file. The signing key is made at start: starting again on the same port rotates it.
 // Sign-in uses oidc-provider's development login page (any password); consent is taken as given, as an
 // organisation's own provider does for its own applications.
+// GET /_test/grants lists the token requests it answered ({grant_type, account, error}), oldest first, so a test
+// can tell that the broker asked it (a re-check is a refresh_token grant) and what it answered.
 import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 
@@ -50,6 +52,24 @@ const provider = new Provider(issuer, {
     await grant.save();
     return grant;
   },
+});
+
+const grants = [];
+// Whose token it was: the account, or the refresh token's when the account is gone.
+const accountOf = (ctx) => ctx.oidc?.entities?.Account?.accountId ?? ctx.oidc?.entities?.RefreshToken?.accountId ?? null;
+provider.on('grant.success', (ctx) => {
+  grants.push({ grant_type: ctx.oidc.params.grant_type, account: accountOf(ctx), error: null });
+});
+provider.on('grant.error', (ctx, error) => {
+  grants.push({ grant_type: ctx.oidc?.params?.grant_type ?? null, account: accountOf(ctx),
+                error: error.error ?? String(error) });
+});
+provider.use(async (ctx, next) => {
+  if (ctx.method === 'GET' && ctx.path === '/_test/grants') {
+    ctx.body = grants;
+    return;
+  }
+  await next();
 });
 
 provider.listen(Number(port), '127.0.0.1', () => {
