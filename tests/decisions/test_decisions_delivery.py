@@ -527,10 +527,14 @@ def test_a_late_failure_of_an_attempt_past_its_claim_leaves_epm_s_settlement_alo
 
 
 def test_a_late_failure_of_an_attempt_past_its_claim_leaves_another_attempt_s_delivery_alone(epm, approve, ticket):
-    answers = iter([lambda: (delivery.deliver_due(), (503, {}, ""))[1], lambda: (200, {}, "{}")])
+    def stalled():
+        _run_past_the_claim()  # the first attempt stalls; the outbox takes the decision over and delivers it
+        delivery.deliver_due()
+        return 503, {}, ""
+
+    answers = iter([stalled, lambda: (200, {}, "{}")])
 
     def answer(_request):
-        _run_past_the_claim()  # the first attempt stalls; the outbox takes the decision over and delivers it
         return next(answers)()
 
     epm.add_callback("POST", APPLICATION_URL, callback=answer)
