@@ -59,12 +59,23 @@ login_manager.session_protection = None
 
 class CookieSessionInterface(SecureCookieSessionInterface):
     """Flask's signed cookie session, opened without making the cookie's signer for a request that carries no
-    session cookie (EPM's deliveries and API clients never do): what Flask opens then is the same new session."""
+    session cookie (EPM's deliveries and API clients never do): what Flask opens then is the same new session.
+    A request without a Cookie header has its (absent) cookies not even parsed, and a session left empty and
+    unchanged is saved as Flask saves it (only `Vary: Cookie` when it was read) without reading the cookie's
+    settings first."""
 
     def open_session(self, app, request):
-        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+        if app.secret_key and ("HTTP_COOKIE" not in request.environ
+                               or not request.cookies.get(self.get_cookie_name(app))):
             return self.session_class()
         return super().open_session(app, request)
+
+    def save_session(self, app, session, response):
+        if not session and not session.modified:
+            if session.accessed:
+                response.vary.add("Cookie")
+            return
+        super().save_session(app, session, response)
 
 
 def init_app(app):

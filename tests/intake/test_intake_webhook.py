@@ -305,6 +305,20 @@ def test_application_request_becomes_an_incident_with_its_details(deliver):
     assert json.loads(row.body_text) == body
 
 
+def test_the_answer_to_a_delivery_is_its_json_result_with_the_headers_every_answer_carries(deliver):
+    response = deliver(factories.application_request(), headers={"X-Request-Id": "epm-delivery-7"})
+    incoming = IncomingRequest.get()
+    assert response.status_code == 200
+    assert response.get_data() == (b'{"result":{"incoming_request":"' + incoming.sys_id.encode()
+                                   + b'","status":"processed","ticket":"INC0010001"}}\n')
+    assert sorted(response.headers.items()) == sorted([
+        ("Content-Type", "application/json"), ("Content-Length", str(len(response.get_data()))),
+        ("X-Request-Id", "epm-delivery-7"), ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store"),
+        ("Vary", "Cookie"),
+    ])
+    assert "Set-Cookie" not in response.headers
+
+
 def test_admin_request_becomes_a_ticket_with_its_fields(deliver):
     deliver(factories.admin_request(request_id="adm-1"))
     jit = AdminTicket.get(AdminTicket.request_id == "adm-1")
