@@ -7,7 +7,7 @@ import re
 from datetime import datetime, timezone
 from functools import cached_property
 
-from marshmallow import INCLUDE, Schema, ValidationError, fields, post_load, pre_load, validate
+from marshmallow import INCLUDE, Schema, ValidationError, fields, missing as missing_, post_load, pre_load, validate
 
 from app import contract
 from app.errors import BadRequest
@@ -170,8 +170,16 @@ class EpmText(fields.Field):
         if self.validators:
             super()._validate(value)
 
+    def deserialize(self, value, attr=None, data=None, **kwargs):
+        # A value that is there, for a field with no validators and no pre- or post-load functions (every EPM
+        # field): marshmallow's steps around `_deserialize` (the missing and null checks, the validators) have
+        # nothing to do, and some twenty fields a delivery go through them.
+        if value is None or value is missing_ or self.validators or self.pre_load or self.post_load:
+            return super().deserialize(value, attr, data, **kwargs)
+        return self._deserialize(value, attr, data, **kwargs)
+
     def _deserialize(self, value, attr, data, **kwargs):
-        text = text_value(value)
+        text = _filled(value) if type(value) is str else text_value(value)
         if text is not None and not isinstance(text, str):
             raise ValidationError("Expected a text value.")
         return text
