@@ -4,12 +4,14 @@ import os
 import sqlite3
 import threading
 from contextlib import nullcontext
+from datetime import datetime, timedelta
 
 import peewee
 import pytest
 
-from app import create_app
-from app.db import BrokerSqliteDatabase
+from app import contract, create_app
+from app.db import BrokerSqliteDatabase, database, insert_row
+from app.models import IncomingRequest, utcnow
 from tests.live import free_port
 from tests.waiting import wait_until
 
@@ -155,3 +157,22 @@ def test_an_in_memory_database_has_no_lock_file():
         database.execute_sql("CREATE TABLE t (v INTEGER)")
 
     assert database.writer_lock_path is None
+
+
+def test_insert_row_stores_and_returns_the_row_create_would(app, make_ticket):
+    task = make_ticket()
+    values = {"raw_body": b"{}", "headers": {"User-Agent": "EPM"}, "task": task, "status": contract.INCOMING_ERROR,
+              "request_id": "r-1", "processed_at": datetime(2026, 12, 7, 10, 0)}
+    with database.atomic():
+        inserted = insert_row(IncomingRequest, **values)
+    made = IncomingRequest(**values)
+
+    def as_compared(row):
+        return {name: value for name, value in row.__data__.items() if name not in ("id", "sys_id", "received_at")}
+
+    assert as_compared(inserted) == as_compared(made)
+    assert inserted.task is task and inserted.task_id == task.id and not inserted.is_dirty()
+    stored = IncomingRequest.get_by_id(inserted.id)
+    assert (stored.sys_id, stored.task_id, stored.headers, bytes(stored.raw_body), stored.processed_at) == (
+        inserted.sys_id, task.id, {"User-Agent": "EPM"}, b"{}", datetime(2026, 12, 7, 10, 0))
+    assert abs(stored.received_at - utcnow()) < timedelta(minutes=1)
