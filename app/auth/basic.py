@@ -174,8 +174,8 @@ def basic_account():
     if credentials is None or credentials.type != "basic":
         return None
     username, password = credentials.username or "", credentials.password or ""
-    accounts = current_app.extensions["account_cache"]
-    cache = current_app.extensions["verification_cache"]
+    extensions = current_app.extensions
+    accounts, cache = extensions["account_cache"], extensions["verification_cache"]
     account = accounts.by_username(username)
     # The common case costs no query and no password check: the active account of a credential
     # verified a moment ago, from an address the throttle let through a moment ago. Anything

@@ -22,7 +22,8 @@ class PayloadTooLarge(BrokerError):
 def webhook():
     limit = current_app.config["MAX_CONTENT_LENGTH"]
     delivery = service.Delivery(None, request.content_type, request.headers, request.remote_addr)
-    if request.content_length is not None and request.content_length > limit:
+    length = request.content_length
+    if length is not None and length > limit:
         _reject_too_large(delivery, limit)
     try:
         delivery.raw_body = request.get_data(cache=False)
