@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import sys
+import uuid
 from contextlib import contextmanager
 
 from flask import g, has_request_context, request
@@ -18,7 +19,6 @@ from flask import g, has_request_context, request
 from app import contract
 from app.db import database
 from app.logs import store
-from app.models import new_sys_id
 
 REQUEST_ID_HEADER = "X-Request-Id"
 # What we accept from a caller as a request id: short, and nothing that could break a
@@ -149,12 +149,6 @@ def install_log_handlers(app):
     store.start(database.obj, app.extensions["settings"])
 
 
-def new_request_id():
-    """A request's own id when its client gave none it may keep: 32 random lowercase hex characters, as
-    `uuid.uuid4().hex` writes them (a sys_id's form)."""
-    return new_sys_id()
-
-
 def usable_request_id(incoming):
     """A client's X-Request-Id when it is safe to log and echo; None for none or any other."""
     return incoming if incoming and _USABLE_REQUEST_ID.fullmatch(incoming) else None
@@ -163,7 +157,7 @@ def usable_request_id(incoming):
 def _install_request_ids(app):
     @app.before_request
     def _start_request_log():
-        request_id = usable_request_id(request.headers.get(REQUEST_ID_HEADER)) or new_request_id()
+        request_id = usable_request_id(request.headers.get(REQUEST_ID_HEADER)) or uuid.uuid4().hex
         g.request_id = request_id
         g.request_id_token = _request_id.set(request_id)
 
