@@ -9,6 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import peewee
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from app.claims import new_holder_id
@@ -82,8 +83,11 @@ class LeasedScheduler:
         if outcome.run_again_in is not None:
             # After that wait, then on its interval from there.
             self._due_after[job.name] = outcome.run_again_in / 2
-            self._scheduler.modify_job(job.name, next_run_time=datetime.now(timezone.utc)
-                                       + timedelta(seconds=outcome.run_again_in))
+            try:
+                self._scheduler.modify_job(job.name, next_run_time=datetime.now(timezone.utc)
+                                           + timedelta(seconds=outcome.run_again_in))
+            except JobLookupError:  # the scheduler stopped while the job ran: nothing left to bring forward
+                pass
         self.outcomes.append((job.name, outcome))
         if outcome.ran and outcome.error is None and outcome.result:
             log.debug("job %s: %s", job.name, outcome)

@@ -2,11 +2,14 @@
 import logging
 import time
 
+from apscheduler.schedulers.background import BackgroundScheduler
+
 from app.configuration import update_configuration
 from app.epm.errors import EpmRetryable
 from app.epm.tokens import clear_token_cache
 from app.jobs import registry
 from app.jobs.registry import EPM_RETRY_SECONDS, JOBS, Job, run_job
+from app.jobs.scheduler import LeasedScheduler
 from tests.jobs.test_jobs_scheduler import Running
 from tests.live import free_port
 from tests.waiting import wait_until
@@ -95,3 +98,19 @@ def test_the_scheduler_runs_a_job_that_could_not_use_epm_again_after_the_shorter
     assert (first.error, first.run_again_in) == ("EpmRetryable: EPM is not listening yet", 0.5)
     assert (second.error, second.result, second.run_again_in) == (None, "reached", None)
     assert calls[1] - calls[0] >= 0.5
+
+
+def test_a_job_that_could_not_use_epm_as_the_scheduler_stops_is_not_rescheduled(app):
+    # The stop signal came while the job ran: its scheduler has stopped and holds no job to bring forward.
+    def reach_epm():
+        raise EpmRetryable("EPM is not listening yet")
+
+    job = Job("reach_epm", reach_epm, 3600)
+    scheduler = LeasedScheduler(app, jobs=[job], holder="host-a:1")
+    scheduler._scheduler = BackgroundScheduler()  # as after shutdown(): stopped, no job in it
+    scheduler._active_until = time.monotonic() + 60
+
+    scheduler._run(job)
+
+    [(name, outcome)] = scheduler.outcomes
+    assert (name, outcome.error, outcome.run_again_in) == ("reach_epm", "EpmRetryable: EPM is not listening yet", 60)
