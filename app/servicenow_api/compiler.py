@@ -40,10 +40,9 @@ class Unordered(ValueError):
 
 
 def compile_query(query, fields, context):
-    """The WHERE expression for `query` over `fields` (name -> Field), or raise NoRows."""
-    for name, _descending in query.order_by:
-        if name not in fields:
-            raise NoRows(name)
+    """The WHERE expression for `query` over `fields` (name -> Field), or raise NoRows (a field it compares or
+    orders by that the table lacks)."""
+    _check_order_fields(query, fields)
     groups = []
     for group in query.groups:
         clauses = [joined([_condition(fields, condition, context) for condition in clause], "OR")
@@ -61,11 +60,16 @@ def order_keys(query, fields):
     for name, _descending in query.order_by:
         if name in fields and fields[name].unordered:
             raise Unordered(fields[name].unordered)
+    _check_order_fields(query, fields)
+    return [fields[name].expression.desc() if descending else fields[name].expression.asc()
+            for name, descending in query.order_by]
+
+
+def _check_order_fields(query, fields):
+    """NoRows when `query` orders by a field the table lacks: ServiceNow answers such a query with no records."""
     for name, _descending in query.order_by:
         if name not in fields:
             raise NoRows(name)
-    return [fields[name].expression.desc() if descending else fields[name].expression.asc()
-            for name, descending in query.order_by]
 
 
 def joined(expressions, glue):
