@@ -8,7 +8,7 @@ from app import claims
 from app.db import database
 from app.epm.models import EpmToken
 from app.models import Task
-from app.notify.models import CHANNEL_EMAIL, KIND_TICKET_CREATED, STATUS_SENDING, Notification
+from app.notify.models import CHANNEL_EMAIL, KIND_TICKET_CREATED, STATUS_SENDING, STATUS_SENT, Notification
 from tests import factories
 
 CLAIMERS = 8
@@ -78,3 +78,18 @@ def test_a_row_abandoned_mid_attempt_is_claimed_again_once_its_claim_ran_out(app
 
     assert claims.claim_attempt(Notification, notification.id, 60)
     assert Notification.get_by_id(notification.id).attempts == 2
+
+
+def test_an_attempt_that_outlived_its_claim_still_stores_its_outcome_when_nobody_took_the_row_over(app, deliver):
+    deliver(factories.admin_request())
+    notification = Notification.create(task=Task.get(), kind=KIND_TICKET_CREATED, channel=CHANNEL_EMAIL)
+    attempt = claims.claim_attempt(Notification, notification.id, 0)  # a claim that runs out as it is made
+    assert attempt is not None
+    assert claims.database_now() >= attempt.claimed_until, "the attempt outlived its claim"
+    assert Notification.select().where(claims.due(Notification)).count() == 1, "anyone could take it over now"
+
+    assert claims.release_attempt(Notification, attempt, status=STATUS_SENT, last_error=None)
+
+    row = Notification.get_by_id(notification.id)
+    assert (row.status, row.claimed_until, row.attempts) == (STATUS_SENT, None, 1)
+    assert not Notification.select().where(claims.due(Notification)).exists(), "sent: nothing left to attempt"
