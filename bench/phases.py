@@ -151,9 +151,10 @@ def profile(options):
     results = {"deliveries": deliveries}
     for backend in ("sqlite", "postgresql"):
         with servers.database_for(backend, options.scratch, "profile") as db:
-            parts, total, statuses, _stats = measurement.profile(db.url, deliveries)
+            parts, total, statuses, _stats, collections = measurement.profile(db.url, deliveries)
         results[backend] = {"ms_per_delivery": round(total, 2), "statuses": statuses,
-                            "parts_ms": {part: round(ms, 2) for part, ms in parts.items()}}
+                            "parts_ms": {part: round(ms, 2) for part, ms in parts.items()},
+                            "garbage_collection": collections}
     return results
 
 

@@ -11,6 +11,7 @@ functions that do it, so the parts do not overlap.
 import argparse
 import base64
 import cProfile
+import gc
 import json
 import pstats
 import sys
@@ -91,24 +92,59 @@ def profile(database_url, deliveries):
 
     broker.prepare(database_url)
     app = create_app({"database_url": database_url, "secret_key": broker.SECRET_KEY, "log_level": "WARNING"})
+    servers.gunicorn_hooks()["post_worker_init"](None)  # as a worker does once its app is loaded
     environs = delivery_environs()
 
     statuses = []
     for _ in range(50):  # warm: imports, the first password check, the caches
         inprocess._call(app, next(environs), statuses)
+    collections = _Collections()
     profiler = cProfile.Profile()
     started = time.perf_counter()
-    profiler.enable()
-    for _ in range(deliveries):
-        inprocess._call(app, next(environs), statuses)
-    profiler.disable()
+    with collections:
+        profiler.enable()
+        for _ in range(deliveries):
+            inprocess._call(app, next(environs), statuses)
+        profiler.disable()
     total = (time.perf_counter() - started) / deliveries * 1000
     stats = pstats.Stats(profiler)
     parts = {part: sum(_cumulative(stats, function) for function in functions) / deliveries * 1000
              for part, functions in CALLED}
     parts[SQL_BUILT] = _sql_built(stats) / deliveries * 1000
     parts[REST] = max(0.0, total - sum(parts.values()))
-    return parts, total, sorted(set(statuses)), stats
+    return parts, total, sorted(set(statuses)), stats, collections.summary(deliveries)
+
+
+class _Collections:
+    """The garbage collector's runs while in use (gc.callbacks): how many of each generation, how long in all and
+    the longest. A collection runs inside whatever allocated last, so its time is inside the parts, not one of
+    them; the longest is how long one request, and every request queued behind it at the worker, waited on it."""
+
+    def __init__(self):
+        self.runs, self.seconds, self.longest, self._started = {}, 0.0, 0.0, None
+
+    def _note(self, phase, info):
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        spent = time.perf_counter() - self._started
+        generation = info["generation"]
+        self.runs[generation] = self.runs.get(generation, 0) + 1
+        self.seconds += spent
+        self.longest = max(self.longest, spent)
+
+    def __enter__(self):
+        gc.callbacks.append(self._note)
+        return self
+
+    def __exit__(self, *exc):
+        gc.callbacks.remove(self._note)
+
+    def summary(self, deliveries):
+        return {"runs_by_generation": {str(generation): runs for generation, runs in sorted(self.runs.items())},
+                "ms_per_delivery": round(self.seconds / deliveries * 1000, 3),
+                "longest_ms": round(self.longest * 1000, 2),
+                "tracked_objects": len(gc.get_objects())}
 
 
 def markdown(measured):
@@ -131,6 +167,16 @@ def markdown(measured):
         lines.append(_markdown_row(part, *cells))
     totals = [cell for backend in backends for cell in (measured[backend]["ms_per_delivery"], "100%")]
     lines.append(_markdown_row("one delivery", *totals))
+    collected = [backend for backend in backends if measured[backend].get("garbage_collection")]
+    if collected:
+        lines += ["", "The garbage collector during those deliveries (its time is inside the parts above; the longest "
+                  "run is how long a request, and every request queued behind it at the worker, waited on it):", ""]
+        for backend in collected:
+            runs = measured[backend]["garbage_collection"]
+            by_generation = ", ".join(f"{count} of generation {generation}"
+                                      for generation, count in runs["runs_by_generation"].items()) or "none"
+            lines.append(f"- {backend}: {by_generation}; {runs['ms_per_delivery']} ms per delivery, the longest "
+                         f"{runs['longest_ms']} ms; {runs['tracked_objects']} objects left in its reach.")
     return lines
 
 
@@ -146,9 +192,10 @@ def main(argv=None):
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="jitbroker-profile-") as folder, \
             servers.database_for(args.backend, folder, "profile") as db:
-        parts, total, statuses, stats = profile(db.url, args.deliveries)
+        parts, total, statuses, stats, collections = profile(db.url, args.deliveries)
     print(f"{args.deliveries} deliveries on {args.backend}, statuses {statuses}: {total:.2f} ms per delivery "
           "(wall time under cProfile, which slows Python code more than waits)")
+    print(f"garbage collection: {collections}")
     print("| part | ms per delivery | share |")
     print("|---|---|---|")
     for part, ms in parts.items():

@@ -467,6 +467,12 @@ METHOD = """## How it is measured
   PostgreSQL intake trial outside the bench (a lead, not a figure) one worker served nearly
   all of wrk's connections while the other idled.
   So the shipped default stays sync.
+- **Garbage collection**: a worker freezes what loading the app made (gunicorn.conf.py,
+  `post_worker_init`: Python's `gc.freeze`), some 90,000 objects that live as long as it does.
+  Python's full collection otherwise walks all of them every few thousand deliveries, and every
+  request queued at that worker waits for it. `python -m bench.profile` calls the same hook
+  after loading the app and reports the collector's runs during its deliveries ("Where one
+  delivery's time goes").
 - **In process**: `python -m bench.inprocess` (the `inprocess` phase) calls the WSGI apps directly
   and reports CPU per request for the roof, the broker's `/healthz`, a delivery made into its
   ticket, and the

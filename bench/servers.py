@@ -22,9 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get("JITBROKER_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 
 
+def gunicorn_hooks():
+    """Everything gunicorn.conf.py defines: its settings and its server hooks (post_worker_init)."""
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
 def gunicorn_settings():
     """The worker settings gunicorn.conf.py gives every gunicorn started in the project folder."""
-    settings = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    settings = gunicorn_hooks()
     return {"workers": settings["workers"], "worker_class": settings["worker_class"], "threads": settings["threads"]}
 
 

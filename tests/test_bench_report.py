@@ -50,3 +50,20 @@ def test_the_deployment_page_compares_two_instances_with_one_only_from_the_same_
 
     assert "Run of T1" in alone and "| 111 |" in alone
     assert "Run of T1" in merged and "999" not in merged and "one instance" not in merged
+
+
+def test_the_profile_section_says_how_the_garbage_collector_ran_and_an_older_run_without_it_still_renders():
+    from bench import profile
+
+    parts = {"auth": 0.5, "the rest": 1.5}
+    measured = {"deliveries": 10,
+                "sqlite": {"ms_per_delivery": 2.0, "parts_ms": parts},
+                "postgresql": {"ms_per_delivery": 2.0, "parts_ms": parts, "garbage_collection": {
+                    "runs_by_generation": {"0": 41, "1": 3}, "ms_per_delivery": 0.002, "longest_ms": 0.31,
+                    "tracked_objects": 2704}}}
+
+    lines = profile.markdown(measured)
+
+    assert ("- postgresql: 41 of generation 0, 3 of generation 1; 0.002 ms per delivery, the longest 0.31 ms; "
+            "2704 objects left in its reach.") in lines
+    assert not any(line.startswith("- sqlite:") for line in lines), "a run measured before it was reported"

@@ -28,3 +28,18 @@ def test_gunicorn_leaves_the_request_line_limit_to_the_application(monkeypatch):
 
     assert conf(monkeypatch)["limit_request_line"] == 0
     assert MAX_REQUEST_LINE >= 32 * 1024
+
+
+def test_a_worker_leaves_what_loading_the_app_made_out_of_its_full_collections(monkeypatch):
+    import gc
+
+    from app import create_app
+
+    create_app({"database_url": "sqlite:///:memory:", "secret_key": "gc-freeze-test"})
+    tracked = len(gc.get_objects())
+    try:
+        conf(monkeypatch)["post_worker_init"](None)
+        assert gc.get_freeze_count() >= tracked, "everything tracked after loading the app is frozen"
+        assert len(gc.get_objects()) < tracked // 10, "a full collection walks almost none of it"
+    finally:
+        gc.unfreeze()
