@@ -10,7 +10,8 @@ while the work runs (an HTTP call, an e-mail): a claimer that dies leaves a clai
 out, and the next claimer takes it over. An attempt at a queued-work row (claim_attempt) ends
 with `release_attempt`, fenced by its claim's expiry, which no other claim of the row has: one
 that outlived its claim stores nothing over the attempt that took the row over, nor over one
-that claimed it after it was queued again (its attempts counted from 0 again). A claim's expiry comes from the
+that claimed it after it was queued again (its attempts counted from 0 again); what it stores
+before it ends (`store_while_claimed`) is fenced the same way. A claim's expiry comes from the
 database's clock on PostgreSQL, so hosts with skewed clocks agree on when a claim runs out (the
 due times queued rows are given are the queuing host's); SQLite serves one host and uses its clock.
 
@@ -69,8 +70,19 @@ def release_attempt(model, row, **values):
     late outcome must not overwrite the later one's, nor end its claim. The claim's expiry is the fence: the attempt
     number is not, as queuing a row again counts its attempts from 0 again. In the caller's transaction when there
     is one."""
-    ours = (model.id == row.id) & (model.status == model.WORKING) & (model.claimed_until == row.claimed_until)
-    return model.update(claimed_until=None, **values).where(ours).execute() == 1
+    return model.update(claimed_until=None, **values).where(_still_claimed(model, row)).execute() == 1
+
+
+def store_while_claimed(model, row, **values):
+    """Store `values` (what the attempt `row` has done so far, such as where it posted a message) only while its
+    claim is still the row's, as release_attempt does, without ending the claim; True if stored. In the caller's
+    transaction when there is one."""
+    return model.update(**values).where(_still_claimed(model, row)).execute() == 1
+
+
+def _still_claimed(model, row):
+    """The attempt `row` (as claim_attempt returned it) still holds its row: WORKING under the expiry it stored."""
+    return (model.id == row.id) & (model.status == model.WORKING) & (model.claimed_until == row.claimed_until)
 
 
 def due(model, now=None):

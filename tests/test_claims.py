@@ -93,3 +93,18 @@ def test_an_attempt_that_outlived_its_claim_still_stores_its_outcome_when_nobody
     row = Notification.get_by_id(notification.id)
     assert (row.status, row.claimed_until, row.attempts) == (STATUS_SENT, None, 1)
     assert not Notification.select().where(claims.due(Notification)).exists(), "sent: nothing left to attempt"
+
+
+def test_what_an_attempt_stores_before_it_ends_is_kept_only_while_it_holds_the_row(app, deliver):
+    deliver(factories.admin_request())
+    notification = Notification.create(task=Task.get(), kind=KIND_TICKET_CREATED, channel=CHANNEL_EMAIL)
+    late = claims.claim_attempt(Notification, notification.id, 60)
+    assert claims.store_while_claimed(Notification, late, last_error="half done")
+    assert Notification.get_by_id(notification.id).claimed_until == late.claimed_until, "still its claim"
+
+    Notification.update(claimed_until=claims.database_now() - timedelta(seconds=1)).execute()  # it outlived it
+    later = claims.claim_attempt(Notification, notification.id, 60)
+
+    assert not claims.store_while_claimed(Notification, late, last_error="late")
+    row = Notification.get_by_id(notification.id)
+    assert (row.last_error, row.claimed_until) == ("half done", later.claimed_until)

@@ -114,9 +114,25 @@ def _show(post, task):
             slack.update_ticket(post.channel_id, post.message_ts, text, ticket_blocks)
         else:
             channel_id, ts = slack.post_ticket(text, ticket_blocks)
-            ChatPost.update(channel_id=channel_id, message_ts=ts).where(ChatPost.id == post.id).execute()
+            if not claims.store_while_claimed(ChatPost, post, channel_id=channel_id, message_ts=ts):
+                _take_back(post, task, channel_id, ts)
     else:
         teams.send_cards(post, task, link)
+
+
+def _take_back(post, task, channel_id, ts):
+    """Delete the message a late attempt posted (Slack answered after its claim ran out, and a later attempt
+    claimed the row meanwhile and posts or posted the message the row names), so the channel holds the ticket's
+    message once: the one kept up to date."""
+    try:
+        slack.delete_message(channel_id, ts)
+    except slack.ChatError as error:
+        log.warning("Slack message %s %s of ticket %s, posted by attempt %s after its claim ran out, could not be "
+                    "deleted and stays in the channel: %s", channel_id, ts, task.number, post.attempts, error)
+    else:
+        log.info("Slack message %s %s of ticket %s, posted by attempt %s after its claim ran out, was deleted: the "
+                 "row names the message of the attempt that took it over", channel_id, ts, task.number,
+                 post.attempts)
 
 
 def send_post(row, rounds=3):

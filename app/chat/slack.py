@@ -71,6 +71,11 @@ def update_ticket(channel_id, ts, text, blocks):
     call("chat_update", channel=channel_id, ts=ts, text=text, blocks=blocks)
 
 
+def delete_message(channel_id, ts):
+    """Delete a message the bot posted (chat.delete, under the chat:write scope that posted it)."""
+    call("chat_delete", channel=channel_id, ts=ts)
+
+
 def open_view(trigger_id, view):
     """Open a modal; Slack's trigger id is good for 3 seconds, so this runs inside the interaction's request."""
     call("views_open", timeout=INTERACTION_TIMEOUT_SECONDS, trigger_id=trigger_id, view=view)

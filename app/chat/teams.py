@@ -81,7 +81,13 @@ def post(card):
 
 def send_cards(post_row, task, link):
     """Send whichever of the ticket's two cards is due, each marked sent on `post_row` as soon as Teams took it
-    (so a failure of the second never sends the first again)."""
+    (so a failure of the second never sends the first again).
+
+    The marks are not fenced by the attempt's claim (claims.store_while_claimed), unlike Slack's message: a
+    Workflows webhook cannot delete or change a card, so a card an attempt posted after its claim ran out stays
+    in the channel, and its mark says so to whichever attempt holds the row now, which then does not post it
+    again (it may already have, having claimed the row before the mark). A mark is only ever set, never
+    cleared, so a late one cannot undo what the current attempt stored."""
     if not post_row.created_card_sent:
         post(created_card(task, link))
         ChatPost.update(created_card_sent=True).where(ChatPost.id == post_row.id).execute()

@@ -2,7 +2,8 @@
 
 It checks the bot token, refuses a message or view Slack would refuse (its documented Block Kit limits: block
 counts, text lengths, unique block and action ids, modal title and button lengths), knows the channel, the
-users and their e-mail addresses, gives trigger ids that last 3 seconds, and records every call."""
+users and their e-mail addresses, updates or deletes only a message it holds, gives trigger ids that last 3
+seconds, and records every call."""
 import json
 import threading
 import time
@@ -244,6 +245,14 @@ class FakeSlack:
         if arguments.get("ts") not in self.messages:
             raise LookupError("message_not_found")
         self.messages[arguments["ts"]] = {"text": arguments["text"], "blocks": arguments["blocks"]}
+        return {"channel": self.channel, "ts": arguments["ts"]}
+
+    def _chat_delete(self, arguments):
+        if arguments.get("channel") != self.channel:
+            raise LookupError("channel_not_found")
+        with self._lock:
+            if self.messages.pop(arguments.get("ts"), None) is None:
+                raise LookupError("message_not_found")
         return {"channel": self.channel, "ts": arguments["ts"]}
 
     def _chat_postEphemeral(self, arguments):

@@ -1,9 +1,10 @@
 """The ticket's message in the Slack channel: posted once per new ticket, with its facts and buttons."""
 from datetime import timedelta
 
-from app.chat import outbox
-from app.chat.models import ChatPost
-from app.models import utcnow
+from app import claims
+from app.chat import outbox, slack
+from app.chat.models import STATUS_SENT, ChatPost
+from app.models import Task, utcnow
 from tests import factories
 
 
@@ -84,3 +85,62 @@ def test_slacks_rate_limit_is_waited_out_even_when_the_ticket_changes(ticket, fa
     assert ChatPost.get().next_attempt_at >= utcnow() + timedelta(seconds=110)
     assert outbox.send_due() == 0
     assert len(fake_slack.calls_to("chat.postMessage", ok=None)) == 1
+
+
+def _answered_after_a_second_attempt_posted(fake_slack, monkeypatch, then=None):
+    """Slack answers the first attempt's chat.postMessage after its claim ran out: meanwhile a second attempt took
+    the row over and posted the ticket's message. `then` runs as the late answer comes back."""
+    post_ticket = slack.post_ticket
+
+    def slow(*args):
+        monkeypatch.setattr(slack, "post_ticket", post_ticket)
+        ChatPost.update(claimed_until=claims.database_now() - timedelta(seconds=1)).execute()
+        second = outbox.send_post(ChatPost.get())
+        assert second.status == STATUS_SENT and second.message_ts in fake_slack.messages
+        answer = post_ticket(*args)
+        if then is not None:
+            then()
+        return answer
+
+    monkeypatch.setattr(slack, "post_ticket", slow)
+
+
+def test_a_late_attempt_leaves_one_message_in_the_channel_the_one_kept_up_to_date(
+        ticket, fake_slack, monkeypatch, caplog):
+    _answered_after_a_second_attempt_posted(fake_slack, monkeypatch)
+
+    outbox.send_due()
+
+    assert len(fake_slack.calls_to("chat.postMessage")) == 2
+    [(ts, message)] = fake_slack.messages.items()
+    post = ChatPost.get()
+    assert (post.status, post.channel_id, post.message_ts) == (STATUS_SENT, fake_slack.channel, ts)
+    [deleted] = fake_slack.calls_to("chat.delete")
+    assert deleted.arguments["ts"] != ts
+    assert [record.levelname for record in caplog.records
+            if f"{fake_slack.channel} {deleted.arguments['ts']}" in record.getMessage()
+            and "deleted" in record.getMessage()] == ["INFO"]
+
+    Task.update(state=2).where(Task.id == ticket.id).execute()
+    outbox.queue_change(ticket)
+    assert outbox.send_due() == 1
+    assert "In Progress" in str(fake_slack.message()["blocks"])
+    assert fake_slack.calls_to("chat.update")[-1].arguments["ts"] == ts
+
+
+def test_a_late_message_slack_will_not_delete_is_named_in_a_warning_and_the_row_keeps_its_own(
+        ticket, fake_slack, monkeypatch, caplog):
+    def rate_limited():
+        fake_slack.retry_after = 30
+
+    _answered_after_a_second_attempt_posted(fake_slack, monkeypatch, then=rate_limited)
+
+    outbox.send_due()
+
+    [refused] = fake_slack.calls_to("chat.delete", ok=False)
+    late_ts = refused.arguments["ts"]
+    post = ChatPost.get()
+    assert post.status == STATUS_SENT and post.message_ts not in (None, late_ts)
+    [warning] = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert f"{fake_slack.channel} {late_ts}" in warning.getMessage()
+    assert fake_slack.token not in caplog.text

@@ -163,3 +163,24 @@ def test_a_late_outcome_is_dropped_after_the_row_was_sent_queued_again_and_claim
     post = ChatPost.get()
     assert (post.status, post.attempts, post.last_error) == (STATUS_SENDING, 1, None)
     assert post.claimed_until > claims.database_now(), "still claimed by the attempt that claimed it anew"
+
+
+def test_a_card_a_late_attempt_got_out_is_not_sent_again_when_the_attempt_that_took_over_failed(
+        ticket, fake_teams, monkeypatch):
+    """The card is in the channel and cannot be taken back: the row says so, whichever attempt posted it."""
+    post = teams.post
+
+    def slow(card):
+        monkeypatch.setattr(teams, "post", post)
+        ChatPost.update(claimed_until=claims.database_now() - timedelta(seconds=1)).execute()
+        fake_teams.status = 503
+        assert outbox.send_post(ChatPost.get()).status == "pending"  # the attempt that took over failed
+        fake_teams.status = 202
+        post(card)  # Teams' late answer to the first attempt: its card is in the channel
+
+    monkeypatch.setattr(teams, "post", slow)
+    outbox.send_due()
+    ChatPost.update(next_attempt_at=utcnow() - timedelta(seconds=1)).execute()
+
+    assert outbox.send_due() == 1
+    assert len(fake_teams.cards) == 1
