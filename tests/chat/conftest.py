@@ -68,12 +68,13 @@ def submission(view, user_id, reason="", unit=None, value=None):
 
 
 @pytest.fixture
-def interact(client):
-    """Send a signed interaction to the broker; returns the response."""
+def interact(web):
+    """Send a signed interaction to the broker, each in its own app context as a real request is (nothing in `g`,
+    such as the account Flask-Login loaded, carries over from the one before); returns the response."""
 
     def interact(payload, **signing):
         body, headers = signed(payload, **signing)
-        answer = client.post(INTERACTIONS, data=body, headers=headers)
+        answer = web.request("POST", INTERACTIONS, data=body, headers=headers)
         if answer.status_code == 200 and answer.get_data():
             # What Slack would do with the answer: show a valid view, or errors beside the modal's inputs.
             document = answer.json

@@ -26,10 +26,10 @@ def test_a_bad_signature_gets_401_a_log_line_and_no_action(click, interact, fake
     assert "refused a Slack interaction from 127.0.0.1: a bad signature" in caplog.text
 
 
-def test_a_replayed_request_gets_401(click, client, fake_slack, caplog):
+def test_a_replayed_request_gets_401(click, web, fake_slack, caplog):
     body, headers = signed(click)
-    assert client.post(INTERACTIONS, data=body, headers=headers).status_code == 200
-    assert client.post(INTERACTIONS, data=body, headers=headers).status_code == 401
+    assert web.request("POST", INTERACTIONS, data=body, headers=headers).status_code == 200
+    assert web.request("POST", INTERACTIONS, data=body, headers=headers).status_code == 401
     assert "a replayed signature" in caplog.text
     assert len(fake_slack.views) == 1
 
