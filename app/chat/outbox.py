@@ -55,15 +55,21 @@ def queue_change(task, **_):
     services = enabled_services()
     if not services:
         return
+    if _show_again((ChatPost.task == task.id) & ChatPost.service.in_(services)):
+        _send_after_answer(task.id)
+
+
+def _show_again(rows):
+    """Make the chat rows `rows` select due again (once the service's Retry-After has passed, if it asked for one):
+    the ticket they show moved on. Returns how many there were."""
     now = utcnow()
-    rows = (ChatPost.task == task.id) & ChatPost.service.in_(services)
     due = peewee.Case(None, ((ChatPost.not_before > now, ChatPost.not_before),), now)
     changed = ChatPost.update(revision=ChatPost.revision + 1, next_attempt_at=due).where(rows).execute()
     if changed:
         # A row being sent stays claimed: its sender sees the new revision and leaves it pending.
         ChatPost.update(status=STATUS_PENDING, attempts=0).where(
             rows, ChatPost.status.in_([STATUS_SENT, STATUS_FAILED, STATUS_SKIPPED])).execute()
-        _send_after_answer(task.id)
+    return changed
 
 
 def _send_after_answer(task_id):
@@ -106,18 +112,19 @@ def init_app(app):
 
 
 def _show(post, task):
-    """Bring one chat up to date with the ticket."""
+    """Bring one chat up to date with the ticket; True when it changed a message already in the channel."""
     link = ticket_url(task)
     if post.service == SERVICE_SLACK:
         text, ticket_blocks = blocks.summary_text(task), blocks.ticket_blocks(task, link)
         if post.message_ts:
             slack.update_ticket(post.channel_id, post.message_ts, text, ticket_blocks)
-        else:
-            channel_id, ts = slack.post_ticket(text, ticket_blocks)
-            if not claims.store_while_claimed(ChatPost, post, channel_id=channel_id, message_ts=ts):
-                _take_back(post, task, channel_id, ts)
+            return True
+        channel_id, ts = slack.post_ticket(text, ticket_blocks)
+        if not claims.store_while_claimed(ChatPost, post, channel_id=channel_id, message_ts=ts):
+            _take_back(post, task, channel_id, ts)
     else:
         teams.send_cards(post, task, link)
+    return False
 
 
 def _take_back(post, task, channel_id, ts):
@@ -156,7 +163,7 @@ def _attempt(row):
         return ChatPost.get_by_id(row.id)
     revision = post.revision
     try:
-        _show(post, Task.get_by_id(post.task_id))
+        changed_in_place = _show(post, Task.get_by_id(post.task_id))
     except slack.ChatError as error:
         _record_failure(post, str(error), error.retry_after)
     else:
@@ -166,6 +173,10 @@ def _attempt(row):
                 # Changed while it was being sent: due again, showing the newer ticket.
                 ChatPost.update(status=STATUS_PENDING).where(ChatPost.id == post.id,
                                                              ChatPost.revision > ChatPost.sent_revision).execute()
+            elif changed_in_place:
+                # Slack took this late update after the attempt that took the row over showed the ticket: the
+                # message may now show the ticket as this attempt read it, older than the row says was sent.
+                _show_again(ChatPost.id == post.id)
     return ChatPost.get_by_id(row.id)
 
 

@@ -144,3 +144,32 @@ def test_a_late_message_slack_will_not_delete_is_named_in_a_warning_and_the_row_
     [warning] = [record for record in caplog.records if record.levelname == "WARNING"]
     assert f"{fake_slack.channel} {late_ts}" in warning.getMessage()
     assert fake_slack.token not in caplog.text
+
+
+def test_a_late_update_that_lands_after_a_newer_one_is_followed_by_the_ticket_as_it_is(
+        ticket, fake_slack, monkeypatch):
+    assert outbox.send_due() == 1
+    Task.update(state=2).where(Task.id == ticket.id).execute()  # In Progress
+    outbox.queue_change(ticket)
+    update_ticket = slack.update_ticket
+
+    def slow(*args):
+        """Slack takes the first attempt's update (In Progress) after its claim ran out: meanwhile the ticket went
+        On Hold and a second attempt took the row over and showed that."""
+        monkeypatch.setattr(slack, "update_ticket", update_ticket)
+        ChatPost.update(claimed_until=claims.database_now() - timedelta(seconds=1)).execute()
+        Task.update(state=3).where(Task.id == ticket.id).execute()
+        outbox.queue_change(ticket)
+        second = outbox.send_post(ChatPost.get())
+        assert second.status == STATUS_SENT and "On Hold" in str(fake_slack.message()["blocks"])
+        update_ticket(*args)  # the late one lands last
+
+    monkeypatch.setattr(slack, "update_ticket", slow)
+    outbox.send_due()
+
+    # The late update (In Progress) was the last Slack took; the row's next round showed the ticket again.
+    updates = [str(call.arguments["blocks"]) for call in fake_slack.calls_to("chat.update")]
+    assert ["On Hold" in blocks for blocks in updates] == [True, False, True]
+    assert "On Hold" in str(fake_slack.message()["blocks"]) and len(fake_slack.messages) == 1
+    assert ChatPost.get().status == STATUS_SENT
+    assert outbox.send_due() == 0
