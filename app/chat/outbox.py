@@ -112,19 +112,31 @@ def init_app(app):
 
 
 def _show(post, task):
-    """Bring one chat up to date with the ticket; True when it changed a message already in the channel."""
+    """Bring one chat up to date with the ticket."""
     link = ticket_url(task)
     if post.service == SERVICE_SLACK:
         text, ticket_blocks = blocks.summary_text(task), blocks.ticket_blocks(task, link)
         if post.message_ts:
             slack.update_ticket(post.channel_id, post.message_ts, text, ticket_blocks)
-            return True
+            return
         channel_id, ts = slack.post_ticket(text, ticket_blocks)
-        if not claims.store_while_claimed(ChatPost, post, channel_id=channel_id, message_ts=ts):
+        if not claims.store_while_claimed(ChatPost, post, channel_id=channel_id, message_ts=ts) \
+                and not _adopt(post, channel_id, ts):
             _take_back(post, task, channel_id, ts)
     else:
         teams.send_cards(post, task, link)
-    return False
+
+
+def _adopt(post, channel_id, ts):
+    """Make the message a late attempt posted the row's when no attempt holds the row and none named a message (the
+    attempt that took it over failed before posting one): the next attempt updates it, and the ticket stays in the
+    channel meanwhile. True if adopted."""
+    adopted = ChatPost.update(channel_id=channel_id, message_ts=ts).where(
+        ChatPost.id == post.id, ChatPost.message_ts.is_null(), ChatPost.status != ChatPost.WORKING).execute() == 1
+    if adopted:
+        log.info("Slack message %s %s of ticket %s, posted by attempt %s after its claim ran out, is the row's: the "
+                 "attempt that took it over posted none", channel_id, ts, post.task.number, post.attempts)
+    return adopted
 
 
 def _take_back(post, task, channel_id, ts):
@@ -162,21 +174,25 @@ def _attempt(row):
         _release(post, status=STATUS_SKIPPED, last_error=f"{SERVICE_NAMES[post.service]} is no longer configured")
         return ChatPost.get_by_id(row.id)
     revision = post.revision
+    # This attempt changes the message already in the channel (Slack's chat.update).
+    in_place = post.service == SERVICE_SLACK and bool(post.message_ts)
     try:
-        changed_in_place = _show(post, Task.get_by_id(post.task_id))
+        _show(post, Task.get_by_id(post.task_id))
     except slack.ChatError as error:
-        _record_failure(post, str(error), error.retry_after)
+        stored = _record_failure(post, str(error), error.retry_after)
     else:
         with write_transaction():
-            if _release(post, status=STATUS_SENT, sent_revision=revision, sent_at=utcnow(), last_error=None,
-                        not_before=None):
+            stored = _release(post, status=STATUS_SENT, sent_revision=revision, sent_at=utcnow(), last_error=None,
+                              not_before=None)
+            if stored:
                 # Changed while it was being sent: due again, showing the newer ticket.
                 ChatPost.update(status=STATUS_PENDING).where(ChatPost.id == post.id,
                                                              ChatPost.revision > ChatPost.sent_revision).execute()
-            elif changed_in_place:
-                # Slack took this late update after the attempt that took the row over showed the ticket: the
-                # message may now show the ticket as this attempt read it, older than the row says was sent.
-                _show_again(ChatPost.id == post.id)
+    if in_place and not stored:
+        # A late update Slack took (or may have: a lost answer reads as a failure) after the attempt that took the
+        # row over showed the ticket: the message may now show the ticket as this attempt read it, older than the
+        # row says was sent.
+        _show_again(ChatPost.id == post.id)
     return ChatPost.get_by_id(row.id)
 
 
@@ -192,6 +208,8 @@ def _release(post, **values):
 
 
 def _record_failure(post, reason, retry_after=None):
+    """Store the attempt's failure: due again after a growing gap, or failed after MAX_ATTEMPTS; False when a later
+    attempt claimed the row meanwhile (_release)."""
     log.warning("%s message for ticket %s failed (attempt %s): %s", post.service, post.task.number, post.attempts,
                 reason)
     now = utcnow()
@@ -199,11 +217,10 @@ def _record_failure(post, reason, retry_after=None):
     not_before = (now + timedelta(seconds=min(retry_after, claims.RETRY_AFTER_LIMIT_SECONDS))
                   if retry_after else None)
     if post.attempts >= MAX_ATTEMPTS:
-        _release(post, status=STATUS_FAILED, last_error=reason[:2000], not_before=not_before)
-        return
+        return _release(post, status=STATUS_FAILED, last_error=reason[:2000], not_before=not_before)
     delay = claims.retry_delay(RETRY_DELAYS, post.attempts, retry_after)
-    _release(post, status=STATUS_PENDING, last_error=reason[:2000], next_attempt_at=now + timedelta(seconds=delay),
-             not_before=not_before)
+    return _release(post, status=STATUS_PENDING, last_error=reason[:2000],
+                    next_attempt_at=now + timedelta(seconds=delay), not_before=not_before)
 
 
 def send_due(limit=SEND_BATCH):

@@ -173,3 +173,58 @@ def test_a_late_update_that_lands_after_a_newer_one_is_followed_by_the_ticket_as
     assert "On Hold" in str(fake_slack.message()["blocks"]) and len(fake_slack.messages) == 1
     assert ChatPost.get().status == STATUS_SENT
     assert outbox.send_due() == 0
+
+
+def test_a_late_update_whose_answer_was_lost_is_followed_by_the_ticket_as_it_is(ticket, fake_slack, monkeypatch):
+    assert outbox.send_due() == 1
+    Task.update(state=2).where(Task.id == ticket.id).execute()  # In Progress
+    outbox.queue_change(ticket)
+    update_ticket = slack.update_ticket
+
+    def slow_then_lost(*args):
+        """As in the test above, but the late update's answer never comes back (a read timeout): Slack took it."""
+        monkeypatch.setattr(slack, "update_ticket", update_ticket)
+        ChatPost.update(claimed_until=claims.database_now() - timedelta(seconds=1)).execute()
+        Task.update(state=3).where(Task.id == ticket.id).execute()
+        outbox.queue_change(ticket)
+        assert outbox.send_post(ChatPost.get()).status == STATUS_SENT
+        update_ticket(*args)
+        raise slack.ChatError("could not reach Slack for chat_update: ReadTimeout")
+
+    monkeypatch.setattr(slack, "update_ticket", slow_then_lost)
+    outbox.send_due()
+
+    updates = [str(call.arguments["blocks"]) for call in fake_slack.calls_to("chat.update")]
+    assert ["On Hold" in blocks for blocks in updates] == [True, False, True]
+    assert "On Hold" in str(fake_slack.message()["blocks"])
+    post = ChatPost.get()
+    assert (post.status, post.last_error) == (STATUS_SENT, None), "the lost answer is not the row's failure"
+
+
+def test_a_late_message_is_kept_when_the_attempt_that_took_over_posted_none(ticket, fake_slack, monkeypatch):
+    post_ticket = slack.post_ticket
+
+    def slow(*args):
+        """The first attempt's chat.postMessage comes back after its claim ran out; the second attempt, which took
+        the row over meanwhile, was rate-limited and posted nothing."""
+        monkeypatch.setattr(slack, "post_ticket", post_ticket)
+        ChatPost.update(claimed_until=claims.database_now() - timedelta(seconds=1)).execute()
+        fake_slack.retry_after = 30
+        second = outbox.send_post(ChatPost.get())
+        assert second.status == "pending" and second.message_ts is None
+        fake_slack.retry_after = None
+        return post_ticket(*args)
+
+    monkeypatch.setattr(slack, "post_ticket", slow)
+    outbox.send_due()
+
+    [(ts, _message)] = fake_slack.messages.items()
+    post = ChatPost.get()
+    assert (post.status, post.message_ts, post.channel_id) == ("pending", ts, fake_slack.channel)
+    assert not fake_slack.calls_to("chat.delete", ok=None), "the ticket's only message stays in the channel"
+
+    Task.update(state=2).where(Task.id == ticket.id).execute()
+    ChatPost.update(not_before=None, next_attempt_at=utcnow()).execute()  # Slack's wait is over
+    assert outbox.send_due() == 1
+    assert fake_slack.calls_to("chat.update")[-1].arguments["ts"] == ts
+    assert "In Progress" in str(fake_slack.message()["blocks"]) and len(fake_slack.messages) == 1
