@@ -26,5 +26,7 @@ def post_worker_init(worker):
     """Move what loading the app made (the app, its models, schemas, templates and libraries: about 90,000
     objects) out of the garbage collector's reach: they live as long as the worker. A full collection then
     walks only what requests made, instead of pausing every request queued at the worker while it walks them
-    all (Python's gc.freeze; docs/performance.md, "How it is measured")."""
+    all (Python's gc.freeze; docs/performance.md, "How it is measured"). What loading left unreachable is
+    collected first, not kept for good."""
+    gc.collect()
     gc.freeze()

@@ -106,13 +106,15 @@ def profile(database_url, deliveries):
         for _ in range(deliveries):
             inprocess._call(app, next(environs), statuses)
         profiler.disable()
+    collected = collections.summary(deliveries)  # before pstats' own objects join the collector's reach
+    gc.unfreeze()  # the next backend's run freezes its own app's objects, not this one's
     total = (time.perf_counter() - started) / deliveries * 1000
     stats = pstats.Stats(profiler)
     parts = {part: sum(_cumulative(stats, function) for function in functions) / deliveries * 1000
              for part, functions in CALLED}
     parts[SQL_BUILT] = _sql_built(stats) / deliveries * 1000
     parts[REST] = max(0.0, total - sum(parts.values()))
-    return parts, total, sorted(set(statuses)), stats, collections.summary(deliveries)
+    return parts, total, sorted(set(statuses)), stats, collected
 
 
 class _Collections:

@@ -36,10 +36,11 @@ def test_a_worker_leaves_what_loading_the_app_made_out_of_its_full_collections(m
     from app import create_app
 
     create_app({"database_url": "sqlite:///:memory:", "secret_key": "gc-freeze-test"})
-    tracked = len(gc.get_objects())
+    gc.collect()
+    tracked = len(gc.get_objects())  # what loading the app left reachable
     try:
         conf(monkeypatch)["post_worker_init"](None)
-        assert gc.get_freeze_count() >= tracked, "everything tracked after loading the app is frozen"
+        assert gc.get_freeze_count() > tracked * 0.99, "what loading the app left is frozen"
         assert len(gc.get_objects()) < tracked // 10, "a full collection walks almost none of it"
     finally:
         gc.unfreeze()
