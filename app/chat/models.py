@@ -19,7 +19,8 @@ STATUS_SKIPPED = "skipped"            # its service was switched off; the next c
 class ChatPost(QueuedWork):
     """What one chat service shows of one ticket, and whether it is up to date.
 
-    `revision` counts the ticket's changes; `sent_revision` is the one the chat shows. A change while a
+    `revision` counts the ticket's changes, and the times a late attempt's update may have shown an older
+    ticket (app/chat/outbox.py, _show_again); `sent_revision` is the one the chat shows. A change while a
     process is sending bumps `revision`, and the sender leaves the row pending for the next attempt:
     the chat always ends up showing the ticket as it last was, and never sends a change twice."""
 
