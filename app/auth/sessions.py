@@ -60,30 +60,13 @@ login_manager.session_protection = None
 class CookieSessionInterface(SecureCookieSessionInterface):
     """Flask's signed cookie session, opened without making the cookie's signer for a request that carries no
     session cookie (EPM's deliveries and API clients never do): what Flask opens then is the same new session.
-    A request without a Cookie header has its (absent) cookies not even parsed, and a session left empty and
-    unchanged is saved as Flask saves it (only `Vary: Cookie` when it was read) without reading the cookie's
-    settings first."""
+    A request without a Cookie header has its (absent) cookies not even parsed."""
 
     def open_session(self, app, request):
         if app.secret_key and ("HTTP_COOKIE" not in request.environ
                                or not request.cookies.get(self.get_cookie_name(app))):
             return self.session_class()
         return super().open_session(app, request)
-
-    def save_session(self, app, session, response):
-        if not session and not session.modified:
-            if session.accessed:
-                _vary_on_cookie(response)
-            return
-        super().save_session(app, session, response)
-
-
-def _vary_on_cookie(response):
-    """`response.vary.add("Cookie")`, without parsing a Vary header into a set and writing it back if there is none."""
-    if "Vary" in response.headers:
-        response.vary.add("Cookie")
-    else:
-        response.headers["Vary"] = "Cookie"
 
 
 def init_app(app):
