@@ -10,7 +10,6 @@ it something. Commits wait for the disk: SQLite in WAL mode with `synchronous` F
 the server's configuration turns it off).
 """
 import fcntl
-import inspect
 import os
 import re
 import select
@@ -400,32 +399,11 @@ def insert_row_unread(model, **values):
     return row
 
 
-# The fields of a model, by name, whose value a row keeps as given (peewee's plain FieldAccessor, not a foreign
-# key's, which takes a row or its id): insert_statement puts their values into the row itself.
-_PLAIN_FIELDS = {}
-
-
-def _plain_fields(model):
-    found = _PLAIN_FIELDS.get(model)
-    if found is None:
-        found = _PLAIN_FIELDS[model] = frozenset(
-            name for name in model._meta.fields
-            if type(inspect.getattr_static(model, name, None)) is peewee.FieldAccessor)
-    return found
-
-
 def insert_statement(model, values):
     """(the row, its INSERT's SQL text, its parameters): the columns and the text worked out once per set of
-    columns the row holds (its defaults and `values`), the text written by peewee. The row is the one
-    `model(**values)` makes: a plain field's value goes into its data as its accessor would put it there."""
-    row = model()
+    columns the row holds (its defaults and `values`), the text written by peewee."""
+    row = model(**values)
     data = row.__data__
-    plain = _plain_fields(model)
-    for name, value in values.items():
-        if name in plain:
-            data[name] = value
-        else:
-            setattr(row, name, value)
     primary_key = model._meta.primary_key
     key = (model, tuple(data), data.get(primary_key.name) is None, database.obj.param)
     found = _INSERT_SQL.get(key)
