@@ -179,7 +179,7 @@ class EpmText(fields.Field):
         return self._deserialize(value, attr, data, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        text = _filled(value) if type(value) is str else text_value(value)
+        text = text_value(value)
         if text is not None and not isinstance(text, str):
             raise ValidationError("Expected a text value.")
         return text
